@@ -1,0 +1,191 @@
+"""Bulk batches: stream 10^6 fingerprints into the log in one transaction, checked against
+the items root the creator signed once.
+
+The stream is consumed in chunks; each chunk extends the batch's items tree (kept as tiles,
+for batch proofs) and the log's tree, and inserts its entries with their final leaf
+indices. The batch is valid only if, at the end, the stream's count and items root equal
+the signed ones; otherwise the caller's transaction rolls back and nothing is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, select
+
+from registry import log, merkle
+from registry.errors import InvalidInput
+from registry.leaf import EntryKind, encode_leaf
+from registry.log import TileStore, TreeAppender, batch_tiles_t, entries_t, tiles_t
+
+#: Most goods in one signed batch (THREATS 40: bulk endpoints are bounded).
+MAX_BATCH_SIZE = 10_000_000
+#: Fingerprints handled per database round trip: large enough to amortise the statement,
+#: small enough to stay under SQLite's bound-parameter limit in the lookup query.
+CHUNK_SIZE = 4_096
+
+_COLUMNS = (
+    "leaf_index",
+    "kind",
+    "good_type",
+    "fingerprint",
+    "actor",
+    "payload_hash",
+    "timestamp",
+    "leaf_hash",
+    "record_id",
+    "position",
+    "product_id",
+)
+
+
+def chunked(fingerprints: Iterable[bytes], size: int = CHUNK_SIZE) -> Iterator[list[bytes]]:
+    chunk: list[bytes] = []
+    for fingerprint in fingerprints:
+        chunk.append(fingerprint)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+@dataclass(frozen=True)
+class Existing:
+    """A good's accepted REGISTER entry, as a batch sees it."""
+
+    actor: bytes
+    record_id: int
+    position: int | None
+
+
+class BatchIngest:
+    """Appends one signed batch's entries to the log inside the caller's transaction."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        record_id: int,
+        good_type: int,
+        count: int,
+        items_root: bytes,
+        batch_payload_hash: bytes,
+        now: int,
+    ) -> None:
+        if not 1 <= count <= MAX_BATCH_SIZE:
+            raise InvalidInput(f"a batch holds 1 to {MAX_BATCH_SIZE:,} goods, not {count:,}")
+        self._conn = conn
+        self.record_id = record_id
+        self.good_type = good_type
+        self.count = count
+        self._items_root = items_root
+        self._batch_payload_hash = batch_payload_hash
+        self.now = now
+        self.position = 0
+        self.first_leaf_index = log.lock_log(conn)
+        self._log = TreeAppender(TileStore(conn, tiles_t), self.first_leaf_index)
+        self._items = TreeAppender(TileStore(conn, batch_tiles_t, record_id), 0)
+        self._insert_sql = _insert_statement(conn)
+
+    def take(self, chunk: list[bytes]) -> int:
+        """Account for the next chunk of the stream; returns its first position."""
+        first = self.position
+        for offset, fingerprint in enumerate(chunk):
+            if len(fingerprint) != 32:
+                raise InvalidInput(
+                    f"item {first + offset + 1}: a fingerprint is 32 bytes, not {len(fingerprint)}"
+                )
+        if first + len(chunk) > self.count:
+            raise InvalidInput(f"the batch signed {self.count:,} goods but more were sent")
+        sha256 = hashlib.sha256
+        self._items.append([sha256(b"\x00" + fp).digest() for fp in chunk])
+        self.position += len(chunk)
+        return first
+
+    def registered(self, chunk: list[bytes]) -> dict[bytes, Existing]:
+        """The accepted REGISTER entries among ``chunk`` (queued, sequenced, or this batch's)."""
+        c = entries_t.c
+        rows = self._conn.execute(
+            select(c.fingerprint, c.actor, c.record_id, c.position).where(
+                c.kind == int(EntryKind.REGISTER),
+                c.good_type == self.good_type,
+                c.fingerprint.in_(chunk),
+            )
+        )
+        return {
+            bytes(fp): Existing(bytes(actor), int(record_id), position)
+            for fp, actor, record_id, position in rows
+        }
+
+    def append(self, rows: list[tuple[int, bytes, bytes, int, int | None]]) -> None:
+        """Append entries ``(kind, fingerprint, actor, position, product_id)`` to the log."""
+        if not rows:
+            return
+        sha256 = hashlib.sha256
+        batch_hash = self._batch_payload_hash
+        good_type, now, record_id = self.good_type, self.now, self.record_id
+        leaf_index = self._log.size
+        params = []
+        leaf_hashes = []
+        for kind, fingerprint, actor, position, product_id in rows:
+            entry_payload_hash = sha256(batch_hash + position.to_bytes(4, "big")).digest()
+            leaf = encode_leaf(kind, good_type, fingerprint, actor, entry_payload_hash, now)
+            leaf_hash = sha256(b"\x00" + leaf).digest()
+            leaf_hashes.append(leaf_hash)
+            params.append(
+                (
+                    leaf_index,
+                    kind,
+                    good_type,
+                    fingerprint,
+                    actor,
+                    entry_payload_hash,
+                    now,
+                    leaf_hash,
+                    record_id,
+                    position,
+                    product_id,
+                )
+            )
+            leaf_index += 1
+        self._conn.exec_driver_sql(self._insert_sql, params)
+        self._log.append(leaf_hashes)
+
+    def finish(self) -> int:
+        """Check the stream against the signature's count and items root; returns the new size."""
+        if self.position != self.count:
+            raise InvalidInput(
+                f"the batch signed {self.count:,} goods but {self.position:,} were sent"
+            )
+        items_root = self._items.finish()
+        if items_root != self._items_root:
+            raise InvalidInput(
+                "the fingerprints sent do not hash to the signed itemsRoot "
+                f"(got 0x{items_root.hex()}); nothing was registered"
+            )
+        self._log.finish()
+        log.set_tree_size(self._conn, self._log.size)
+        return self._log.size
+
+
+def _insert_statement(conn: Connection) -> str:
+    # Driver-level executemany: the ORM does ~14k rows/s here, this path ~10x that.
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    return (
+        f"INSERT INTO {entries_t.name} ({', '.join(_COLUMNS)}) "
+        f"VALUES ({', '.join([marker] * len(_COLUMNS))})"
+    )
+
+
+def items_root(fingerprints: Iterable[bytes]) -> tuple[bytes, int]:
+    """The items root and count of fingerprints in upload order (RFC 9162 shape)."""
+    builder = merkle.RootBuilder()
+    sha256 = hashlib.sha256
+    count = 0
+    for fingerprint in fingerprints:
+        builder.append(sha256(b"\x00" + fingerprint).digest())
+        count += 1
+    return builder.root(), count

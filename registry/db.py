@@ -1,0 +1,84 @@
+"""One engine factory for SQLite (WAL) or PostgreSQL, and the write transaction every use case owns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
+
+from registry.errors import StorageBusy
+
+#: How long a SQLite writer waits for the lock before we answer "busy, retry" (THREATS 47).
+SQLITE_BUSY_TIMEOUT_MS = 5_000
+
+
+def is_sqlite(engine: Engine | Connection) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def create_db_engine(url: str, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Engine:
+    """An engine with the pragmas and transaction rules tracemark relies on."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        _configure_sqlite(engine, busy_timeout_ms)
+        return engine
+    if url.startswith("postgresql://"):
+        # One driver for PostgreSQL: psycopg 3.
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, emit BEGIN, so writers can BEGIN IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # NOTE: FULL, not NORMAL: an acknowledged registration must survive power loss
+        # too, not only a crash of the process (THREATS 49, 50).
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A writer takes SQLite's write lock up front. A DEFERRED transaction that reads and
+        # then writes can fail with SQLITE_BUSY without waiting, and two such transactions
+        # can both read "not consumed yet" (THREATS 46/47); IMMEDIATE serialises them.
+        write = conn.get_execution_options().get("tracemark_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _is_busy(exc: OperationalError) -> bool:
+    message = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+    return "database is locked" in message or "database is busy" in message
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A read-write transaction that commits on success and rolls back on any error.
+
+    On SQLite it holds the write lock from its first statement; a lock that cannot be had
+    within the busy timeout becomes ``StorageBusy`` (503 + retry), never a 500.
+    """
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(tracemark_write=True)
+            with conn.begin():
+                yield conn
+    except OperationalError as exc:
+        if _is_busy(exc):
+            raise StorageBusy("the database is busy with another writer; retry shortly") from exc
+        raise
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """A read-only transaction: one consistent snapshot, no write lock."""
+    with engine.connect() as conn, conn.begin():
+        yield conn

@@ -1,0 +1,536 @@
+"""EIP-712 typed data for tracemark: the domain, the seven struct types, digests and signatures.
+
+CONSENSUS-CRITICAL: the struct types below are what creators' wallets and the registry's key
+sign. Changing a field name, a type or the order of fields changes every digest and
+invalidates every stored signature; a change is a new domain ``version``, never an edit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+import coincurve
+
+from registry.errors import (
+    ExpiredDeadline,
+    InvalidInput,
+    MalformedSignature,
+    WrongSigner,
+)
+
+
+def _select_keccak() -> Callable[[bytes], bytes]:
+    # NOTE: eth_hash picks pycryptodome by default, ~4x slower than pysha3 (5.4 vs 1.3 us
+    # per hash here). Import the pysha3 backend directly when it is installed rather than set
+    # the process-wide ETH_HASH_BACKEND from a library module.
+    try:
+        from eth_hash.backends.pysha3 import keccak256
+    except ImportError:  # pragma: no cover - safe-pysha3 is a declared dependency
+        from eth_hash.auto import keccak
+
+        return keccak
+    return keccak256
+
+
+keccak: Final = _select_keccak()
+"""Keccak-256 (the Ethereum variant, not NIST SHA3-256)."""
+
+SECP256K1_N: Final = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+"""Order of the secp256k1 group (SEC 2 §2.4.1)."""
+
+SECP256K1_HALF_N: Final = SECP256K1_N // 2
+"""Largest accepted s (EIP-2, OpenZeppelin ECDSA): a higher s is the malleable twin."""
+
+SIGNATURE_SIZE: Final = 65
+"""r (32) || s (32) || v (1), the only signature form accepted (THREATS 15)."""
+
+MAX_STRING_LENGTH: Final = 256
+"""Longest string field of a signed message (product slug, revocation reason), in characters.
+
+Bounds what a client can make the registry hash and store per signature (THREATS 40).
+"""
+
+ZERO_ADDRESS: Final = "0x0000000000000000000000000000000000000000"
+"""What a failed ``ecrecover`` returns on chain; never a valid signer (THREATS 16)."""
+
+DOMAIN_NAME: Final = "tracemark"
+DOMAIN_VERSION: Final = "1"
+
+_MAX_UINT = {"uint8": 2**8 - 1, "uint32": 2**32 - 1, "uint64": 2**64 - 1, "uint256": 2**256 - 1}
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+# -- Addresses (EIP-55) ---------------------------------------------------------------------
+
+
+def checksum_address(address: bytes) -> str:
+    """The EIP-55 mixed-case checksum form of a 20-byte address."""
+    if not isinstance(address, bytes) or len(address) != 20:
+        raise InvalidInput("an address must be exactly 20 bytes")
+    lower = address.hex()
+    # EIP-55: upper-case the i-th hex letter when the i-th nibble of keccak(lower hex) >= 8.
+    hashed = keccak(lower.encode("ascii")).hex()
+    return "0x" + "".join(
+        char.upper() if nibble in "89abcdef" else char
+        for char, nibble in zip(lower, hashed, strict=False)
+    )
+
+
+def parse_address(text: str, *, what: str = "address") -> str:
+    """Parse "0x" and 40 hex digits into its EIP-55 checksummed form.
+
+    All-lower-case and all-upper-case input carry no checksum and are accepted; mixed case
+    must be the exact EIP-55 checksum, since a wrong one means a mistyped address.
+    """
+    if not isinstance(text, str) or len(text) != 42 or text[:2] != "0x":
+        raise InvalidInput(f"{what} must be 0x and 40 hex digits")
+    digits = text[2:]
+    if not all(char in _HEX_DIGITS for char in digits):
+        raise InvalidInput(f"{what} must be 0x and 40 hex digits")
+    checksummed = checksum_address(bytes.fromhex(digits))
+    if digits not in (digits.lower(), digits.upper()) and text != checksummed:
+        raise InvalidInput(f"{what} has a wrong EIP-55 checksum (mistyped?)")
+    return checksummed
+
+
+def address_bytes(address: str) -> bytes:
+    """The 20 bytes of an address given as text (see ``parse_address``)."""
+    return bytes.fromhex(parse_address(address)[2:])
+
+
+# -- Struct types (EIP-712 §"Definition of typed structured data") ---------------------------
+
+EIP712_DOMAIN_TYPE: Final[list[dict[str, str]]] = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+
+
+def _fields(spec: str) -> list[dict[str, str]]:
+    """ "uint8 goodType, bytes32 fingerprint" -> EIP-712 member list, in order."""
+    members = []
+    for member in spec.split(","):
+        solidity_type, name = member.split()
+        members.append({"name": name, "type": solidity_type})
+    return members
+
+
+STRUCT_TYPES: Final[dict[str, list[dict[str, str]]]] = {
+    # Copied from DESIGN.md "Signatures (EIP-712, eth-account)"; order is part of the format.
+    "Registration": _fields(
+        "uint8 goodType, bytes32 fingerprint, string product, uint8 use, "
+        "bytes32 royaltyPolicy, bytes32 metadata, uint64 nonce, uint64 deadline"
+    ),
+    "BatchRegistration": _fields(
+        "uint8 goodType, bytes32 itemsRoot, uint32 count, string product, uint8 use, "
+        "bytes32 royaltyPolicy, bytes32 metadata, uint64 nonce, uint64 deadline"
+    ),
+    "Revocation": _fields(
+        "uint8 goodType, bytes32 fingerprint, string reason, uint64 nonce, uint64 deadline"
+    ),
+    "BatchRevocation": _fields(
+        "uint8 goodType, bytes32 itemsRoot, uint32 count, string reason, "
+        "uint64 nonce, uint64 deadline"
+    ),
+    "CodeKeyEnrollment": _fields("bytes32 keyCommitment, uint64 nonce, uint64 deadline"),
+    "TreeHead": _fields("uint64 size, bytes32 root, uint64 timestamp"),
+    "TransferReceipt": _fields(
+        "uint8 goodType, bytes32 fingerprint, uint64 logIndex, "
+        "bytes32 transferHash, uint64 timestamp"
+    ),
+}
+"""The seven primary types a tracemark signature can cover, as EIP-712 member lists."""
+
+SUPPORTED_FIELD_TYPES: Final = frozenset({*_MAX_UINT, "bytes32", "string", "address"})
+"""The only Solidity types these structs use; anything else is refused up front (THREATS 18)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Struct:
+    name: str
+    members: tuple[tuple[str, str], ...]  # (name, solidity type)
+    type_hash: bytes
+
+
+def _compile(name: str, members: list[dict[str, str]]) -> _Struct:
+    pairs = tuple((member["name"], member["type"]) for member in members)
+    for _, solidity_type in pairs:
+        if solidity_type not in SUPPORTED_FIELD_TYPES:
+            raise InvalidInput(f"unsupported EIP-712 field type {solidity_type}")
+    # EIP-712 §"Definition of encodeType": Name(type1 name1,type2 name2); none of these
+    # structs references another, so there is nothing to append.
+    encoded_type = f"{name}({','.join(f'{t} {n}' for n, t in pairs)})"
+    return _Struct(name, pairs, keccak(encoded_type.encode("ascii")))
+
+
+# Compiled once, from copies: a caller mutating STRUCT_TYPES cannot change what is signed.
+_STRUCTS: Final = {name: _compile(name, members) for name, members in STRUCT_TYPES.items()}
+_DOMAIN_STRUCT: Final = _compile("EIP712Domain", EIP712_DOMAIN_TYPE)
+
+
+def _struct(primary_type: str) -> _Struct:
+    struct = _STRUCTS.get(primary_type) if isinstance(primary_type, str) else None
+    if struct is None:
+        raise InvalidInput(f"unknown primary type; expected one of {', '.join(_STRUCTS)}")
+    return struct
+
+
+def _encode_value(struct: str, name: str, solidity_type: str, value: object) -> bytes:
+    """One member's 32-byte slot, EIP-712 §"Definition of encodeData"."""
+    where = f"{struct}.{name}"
+    maximum = _MAX_UINT.get(solidity_type)
+    if maximum is not None:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= maximum:
+            raise InvalidInput(f"{where} must be an integer from 0 to {maximum} ({solidity_type})")
+        return value.to_bytes(32, "big")
+    if solidity_type == "bytes32":
+        if not isinstance(value, bytes) or len(value) != 32:
+            raise InvalidInput(f"{where} must be exactly 32 bytes (bytes32)")
+        return value
+    if solidity_type == "string":
+        if not isinstance(value, str) or len(value) > MAX_STRING_LENGTH:
+            raise InvalidInput(
+                f"{where} must be a string of at most {MAX_STRING_LENGTH} characters"
+            )
+        try:
+            # Dynamic types are encoded as the keccak256 of their contents.
+            return keccak(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise InvalidInput(f"{where} is not valid Unicode (lone surrogate)") from None
+    if solidity_type == "address":
+        if not isinstance(value, str):
+            raise InvalidInput(f"{where} must be an address string")
+        return bytes(12) + address_bytes(value)
+    raise InvalidInput(f"{where}: unsupported EIP-712 field type {solidity_type}")
+
+
+def _hash_struct(struct: _Struct, message: Mapping[str, object]) -> bytes:
+    if not isinstance(message, Mapping):
+        raise InvalidInput(f"a {struct.name} message must be an object")
+    names = {name for name, _ in struct.members}
+    extra = [key for key in message if key not in names]
+    if extra:
+        raise InvalidInput(f"{struct.name} has no field {sorted(map(str, extra))[0]!r}")
+    missing = [name for name in names if name not in message]
+    if missing:
+        raise InvalidInput(f"{struct.name} is missing field {sorted(missing)[0]!r}")
+    # hashStruct(s) = keccak256(typeHash || encodeData(s)), EIP-712 §"Definition of hashStruct".
+    encoded = [struct.type_hash]
+    encoded.extend(
+        _encode_value(struct.name, name, solidity_type, message[name])
+        for name, solidity_type in struct.members
+    )
+    return keccak(b"".join(encoded))
+
+
+def hash_struct(primary_type: str, message: Mapping[str, object]) -> bytes:
+    """EIP-712 ``hashStruct`` of a message of one of the ``STRUCT_TYPES``, validated."""
+    return _hash_struct(_struct(primary_type), message)
+
+
+# -- Domain -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The EIP-712 domain: which chain and anchor contract a signature is bound to.
+
+    Stored with every signed record, so a later deployment never invalidates old signatures,
+    and a signature made for another chain, contract or version never verifies here
+    (THREATS 12, 13).
+    """
+
+    chain_id: int
+    verifying_contract: str
+    name: str = DOMAIN_NAME
+    version: str = DOMAIN_VERSION
+    separator: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        chain_id = self.chain_id
+        if not isinstance(chain_id, int) or isinstance(chain_id, bool) or chain_id < 1:
+            raise InvalidInput("chainId must be a positive integer")
+        contract = parse_address(self.verifying_contract, what="verifyingContract")
+        if contract == ZERO_ADDRESS:
+            raise InvalidInput("verifyingContract may not be the zero address")
+        object.__setattr__(self, "verifying_contract", contract)
+        for what, text in (("name", self.name), ("version", self.version)):
+            if not isinstance(text, str) or not 0 < len(text) <= MAX_STRING_LENGTH:
+                raise InvalidInput(f"domain {what} must be a non-empty string")
+        # domainSeparator = hashStruct(eip712Domain), EIP-712 §"Definition of domainSeparator";
+        # computed once, since every digest needs it.
+        object.__setattr__(self, "separator", _hash_struct(_DOMAIN_STRUCT, self.as_dict()))
+
+    def as_dict(self) -> dict[str, object]:
+        """The domain as EIP-712 typed-data JSON: name, version, chainId, verifyingContract."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "chainId": self.chain_id,
+            "verifyingContract": self.verifying_contract,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Domain:
+        """Parse ``as_dict`` output strictly: exactly those four keys, of those types."""
+        if not isinstance(data, Mapping):
+            raise InvalidInput("an EIP-712 domain must be an object")
+        keys = {"name", "version", "chainId", "verifyingContract"}
+        if set(data) != keys:
+            raise InvalidInput(f"an EIP-712 domain has exactly the keys {', '.join(sorted(keys))}")
+        name, version = data["name"], data["version"]
+        chain_id, contract = data["chainId"], data["verifyingContract"]
+        if not isinstance(name, str) or not isinstance(version, str):
+            raise InvalidInput("domain name and version must be strings")
+        if not isinstance(chain_id, int) or not isinstance(contract, str):
+            raise InvalidInput("domain chainId must be an integer, verifyingContract a string")
+        return cls(chain_id=chain_id, verifying_contract=contract, name=name, version=version)
+
+
+DEV_DOMAIN: Final = Domain(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3")
+"""anvil's chain id and the address of the first contract anvil's account #0 deploys."""
+
+
+def digest(primary_type: str, message: Mapping[str, object], domain: Domain) -> bytes:
+    """The 32-byte EIP-712 signing hash: keccak256(0x19 0x01 || domainSeparator || hashStruct).
+
+    EIP-712 §"Specification of the eth_signTypedData JSON RPC"; equals eth-account's
+    ``encode_typed_data`` hash (tested for every struct type).
+    """
+    if not isinstance(domain, Domain):
+        raise InvalidInput("domain must be a Domain")
+    return keccak(b"\x19\x01" + domain.separator + hash_struct(primary_type, message))
+
+
+def typed_data(
+    primary_type: str, message: Mapping[str, object], domain: Domain
+) -> dict[str, object]:
+    """The full EIP-712 typed-data JSON a wallet signs (``eth_signTypedData_v4``).
+
+    bytes32 values become 0x-hex strings; integers stay integers.
+    """
+    struct = _struct(primary_type)
+    _hash_struct(struct, message)  # validates before anything is shown to a wallet
+    return {
+        "types": {
+            "EIP712Domain": [dict(member) for member in EIP712_DOMAIN_TYPE],
+            primary_type: [{"name": n, "type": t} for n, t in struct.members],
+        },
+        "primaryType": primary_type,
+        "domain": domain.as_dict(),
+        "message": {name: _json_value(message[name]) for name, _ in struct.members},
+    }
+
+
+def _json_value(value: object) -> object:
+    return "0x" + value.hex() if isinstance(value, bytes) else value
+
+
+def parse_message(primary_type: str, data: Mapping[str, object]) -> dict[str, object]:
+    """The inverse of ``typed_data``'s message: JSON values (0x-hex bytes32) to Python values.
+
+    Validated like ``digest``; unknown and missing fields are refused.
+    """
+    struct = _struct(primary_type)
+    if not isinstance(data, Mapping):
+        raise InvalidInput(f"a {primary_type} message must be an object")
+    message: dict[str, object] = dict(data)
+    for name, solidity_type in struct.members:
+        value = message.get(name)
+        if solidity_type == "bytes32" and isinstance(value, str):
+            digits = value[2:]
+            if value[:2] != "0x" or len(digits) != 64 or not set(digits) <= _HEX_DIGITS:
+                raise InvalidInput(f"{primary_type}.{name} must be 0x and 64 hex digits")
+            message[name] = bytes.fromhex(digits)
+    _hash_struct(struct, message)
+    return message
+
+
+# -- Signatures -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """A secp256k1 signature in the one form accepted: v in {27, 28}, 0 < r < n, 0 < s <= n/2.
+
+    Anything else cannot be built (``MalformedSignature``), so a malleable twin of a valid
+    signature never reaches recovery (THREATS 14).
+    """
+
+    r: int
+    s: int
+    v: int
+
+    def __post_init__(self) -> None:
+        for name in ("r", "s", "v"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise MalformedSignature(f"signature {name} must be an integer")
+        if self.v in (0, 1):
+            raise MalformedSignature("signature v must be 27 or 28; re-encode v = 0 / 1 as 27 / 28")
+        if self.v not in (27, 28):
+            raise MalformedSignature("signature v must be 27 or 28")
+        if not 0 < self.r < SECP256K1_N:
+            raise MalformedSignature("signature r is zero or not below the secp256k1 order n")
+        if not 0 < self.s < SECP256K1_N:
+            raise MalformedSignature("signature s is zero or not below the secp256k1 order n")
+        if self.s > SECP256K1_HALF_N:
+            # EIP-2: (r, n - s, v ^ 1) verifies too; only the low-s one of the pair is valid.
+            raise MalformedSignature(
+                "signature s is above n/2 (the malleable high-s twin); send the low-s form"
+            )
+
+    @classmethod
+    def parse(cls, signature: bytes | str) -> Signature:
+        """Parse 65 bytes r || s || v, raw or as 0x-hex."""
+        if isinstance(signature, str):
+            digits = signature[2:]
+            if signature[:2] != "0x" or not set(digits) <= _HEX_DIGITS or len(digits) % 2:
+                raise MalformedSignature("a signature as text must be 0x and hex digits")
+            signature = bytes.fromhex(digits)
+        if not isinstance(signature, bytes):
+            raise MalformedSignature("a signature must be bytes or 0x-hex text")
+        if len(signature) == 64:
+            raise MalformedSignature(
+                "64-byte compact signatures (EIP-2098) are not accepted; send 65 bytes r||s||v"
+            )
+        if len(signature) != SIGNATURE_SIZE:
+            raise MalformedSignature(
+                f"a signature must be 65 bytes r||s||v, got {len(signature)} bytes"
+            )
+        return cls(
+            r=int.from_bytes(signature[:32], "big"),
+            s=int.from_bytes(signature[32:64], "big"),
+            v=signature[64],
+        )
+
+    def to_bytes(self) -> bytes:
+        """65 bytes r || s || v."""
+        return self.r.to_bytes(32, "big") + self.s.to_bytes(32, "big") + bytes((self.v,))
+
+    def to_hex(self) -> str:
+        """0x-hex of ``to_bytes``."""
+        return "0x" + self.to_bytes().hex()
+
+
+def recover_signer(digest: bytes, signature: Signature) -> str:
+    """The checksummed address whose key made ``signature`` over ``digest``.
+
+    Raises ``WrongSigner`` when no key recovers or the recovery yields the zero address
+    (THREATS 16), never a third-party exception.
+    """
+    if not isinstance(digest, bytes) or len(digest) != 32:
+        raise InvalidInput("a digest must be exactly 32 bytes")
+    if not isinstance(signature, Signature):
+        raise MalformedSignature("signature must be a parsed Signature")
+    # libsecp256k1's recoverable form: r || s || recovery id, where v = 27 + recovery id.
+    recoverable = signature.to_bytes()[:64] + bytes((signature.v - 27,))
+    try:
+        public_key = coincurve.PublicKey.from_signature_and_message(
+            recoverable, digest, hasher=None
+        )
+    except ValueError:
+        raise WrongSigner("the signature does not recover to any public key") from None
+    # An Ethereum address is the last 20 bytes of keccak256 of the 64-byte public key.
+    address = keccak(public_key.format(compressed=False)[1:])[-20:]
+    if address == bytes(20):
+        raise WrongSigner("the signature recovers to the zero address")
+    return checksum_address(address)
+
+
+def verify_signature(
+    primary_type: str,
+    message: Mapping[str, object],
+    domain: Domain,
+    signature: bytes | str,
+    claimed_signer: str,
+) -> Signature:
+    """Check that ``claimed_signer`` signed ``message`` under ``domain``; return the signature.
+
+    1. The signature is 65 bytes, v in {27, 28}, low s (``MalformedSignature``).
+    2. The claimed signer is an address and not the zero address (``WrongSigner``).
+    3. The message matches its struct type (``InvalidInput``).
+    4. The address recovered from the EIP-712 digest equals the claimed signer
+       (``WrongSigner``); a signature made under another chain, contract or domain version
+       recovers another address and fails here (THREATS 12, 13).
+
+    Deadlines and nonces are the caller's (``check_deadline``, the (signer, nonce) table).
+    """
+    # 1.
+    parsed = Signature.parse(signature)
+    # 2.
+    signer = parse_address(claimed_signer, what="signer")
+    if signer == ZERO_ADDRESS:
+        raise WrongSigner("the zero address is never a signer")
+    # 3.
+    signing_hash = digest(primary_type, message, domain)
+    # 4. Both sides are checksummed, so comparing them is comparing the 20 bytes.
+    if recover_signer(signing_hash, parsed) != signer:
+        raise WrongSigner(
+            "the signature was not made by the claimed signer under this domain "
+            f"(chain {domain.chain_id}, contract {domain.verifying_contract}, "
+            f"version {domain.version})"
+        )
+    return parsed
+
+
+def check_deadline(deadline: int, now: int) -> None:
+    """Raise ``ExpiredDeadline`` when ``now`` is after ``deadline`` (both Unix seconds).
+
+    A deadline is the last second a signature is valid, as ``block.timestamp <= deadline`` in
+    EIP-2612's ``permit``.
+    """
+    for what, value in (("deadline", deadline), ("now", now)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidInput(f"{what} must be an integer (Unix seconds)")
+    if now > deadline:
+        raise ExpiredDeadline(f"the signed deadline {deadline} has passed (now {now})")
+
+
+def sign(
+    primary_type: str, message: Mapping[str, object], domain: Domain, private_key: bytes
+) -> bytes:
+    """Sign a message: 65 bytes r || s || v with v in {27, 28} and low s, like eth-account.
+
+    libsecp256k1 signs deterministically (RFC 6979) and always returns the low-s form.
+    """
+    if not isinstance(private_key, bytes) or len(private_key) != 32:
+        raise InvalidInput("a private key must be exactly 32 bytes")
+    signing_hash = digest(primary_type, message, domain)
+    try:
+        key = coincurve.PrivateKey(private_key)
+    except ValueError:
+        raise InvalidInput("a private key must be a secp256k1 scalar in 1..n-1") from None
+    recoverable = key.sign_recoverable(signing_hash, hasher=None)
+    return recoverable[:64] + bytes((27 + recoverable[64],))
+
+
+__all__ = [
+    "DEV_DOMAIN",
+    "EIP712_DOMAIN_TYPE",
+    "MAX_STRING_LENGTH",
+    "SECP256K1_HALF_N",
+    "SECP256K1_N",
+    "SIGNATURE_SIZE",
+    "STRUCT_TYPES",
+    "SUPPORTED_FIELD_TYPES",
+    "ZERO_ADDRESS",
+    "Domain",
+    "Signature",
+    "address_bytes",
+    "check_deadline",
+    "checksum_address",
+    "digest",
+    "hash_struct",
+    "keccak",
+    "parse_address",
+    "parse_message",
+    "recover_signer",
+    "sign",
+    "typed_data",
+    "verify_signature",
+]

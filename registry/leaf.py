@@ -1,0 +1,241 @@
+"""Log entries and their leaf encoding: the 224 bytes every Merkle leaf of the log hashes.
+
+CONSENSUS-CRITICAL: ``encode_leaf`` defines the bytes behind every leaf hash, every inclusion
+proof and every anchored root. Changing a byte of it breaks every proof ever issued; a new
+layout is a new ``LEAF_VERSION``, decoded side by side with the old one, never an edit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+
+from eth_utils.address import to_checksum_address
+
+from registry.errors import InvalidInput
+from registry.fingerprints import GoodType, canonical_json, to_good_type
+
+
+class EntryKind(IntEnum):
+    """What an entry does to a good (DESIGN "Entries and leaves")."""
+
+    REGISTER = 1
+    REVOKE = 2
+    TRANSFER = 3
+    CONFLICT = 4
+
+
+LEAF_VERSION = 1
+"""The only leaf layout there is; ``LeafData.decode`` refuses any other."""
+
+WORD_SIZE = 32
+"""One ABI word (Solidity ABI spec, "Formal Specification of the Encoding")."""
+
+LEAF_SIZE = 7 * WORD_SIZE
+"""Seven static ABI words: version, kind, good_type, fingerprint, actor, payload_hash, time."""
+
+ADDRESS_SIZE = 20
+HASH_SIZE = 32
+MAX_UINT64 = 2**64 - 1
+MAX_UINT32 = 2**32 - 1
+
+_ZERO_WORD_PREFIX = bytes(WORD_SIZE - 1)
+_ADDRESS_PADDING = bytes(WORD_SIZE - ADDRESS_SIZE)
+_UINT64_PADDING = bytes(WORD_SIZE - 8)
+_ENTRY_KIND_VALUES = frozenset(int(member) for member in EntryKind)
+
+
+def to_entry_kind(value: int) -> EntryKind:
+    """``EntryKind(value)`` for an int from the wire or a row, raising ``InvalidInput``."""
+    if isinstance(value, int) and not isinstance(value, bool) and value in _ENTRY_KIND_VALUES:
+        return EntryKind(value)
+    raise InvalidInput("kind must be 1 (register), 2 (revoke), 3 (transfer) or 4 (conflict)")
+
+
+def leaf_prefix(kind: int, good_type: int) -> bytes:
+    """The first three words of a leaf (version, kind, good_type), to reuse across a batch."""
+    prefix = _PREFIXES.get((kind, good_type))
+    if prefix is None or not _is_plain_int(kind) or not _is_plain_int(good_type):
+        to_entry_kind(kind)
+        to_good_type(good_type)
+        raise InvalidInput("kind and good_type must be integers")  # e.g. 1.0, True
+    return prefix
+
+
+def _is_plain_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _uint8_word(value: int) -> bytes:
+    # ABI encoding of a uint8: the value left-padded to a full word (a big-endian uint256).
+    return _ZERO_WORD_PREFIX + bytes((value,))
+
+
+# Twelve (kind, good_type) pairs: precomputed, as every leaf of a batch starts with one.
+_PREFIXES: dict[tuple[int, int], bytes] = {
+    (kind, good_type): _uint8_word(LEAF_VERSION) + _uint8_word(kind) + _uint8_word(good_type)
+    for kind in EntryKind
+    for good_type in GoodType
+}
+
+
+def encode_leaf(
+    kind: int,
+    good_type: int,
+    fingerprint: bytes,
+    actor: bytes,
+    payload_hash: bytes,
+    timestamp: int,
+) -> bytes:
+    """The leaf data of an entry (version ``LEAF_VERSION``): 224 bytes.
+
+    Byte for byte ``eth_abi.encode(["uint8", "uint8", "uint8", "bytes32", "address", "bytes32",
+    "uint64"], [1, kind, good_type, fingerprint, actor, payload_hash, timestamp])``: all seven
+    types are static, so the ABI head is the whole encoding, one word each; integers and
+    addresses are left-padded with zeros, a bytes32 is its 32 bytes (Solidity ABI spec,
+    "Formal Specification of the Encoding"). A fixed, typed layout also means a leaf can never
+    be chosen to look like an inner node (THREATS 6).
+    """
+    _check_bytes(fingerprint, HASH_SIZE, "fingerprint")
+    _check_bytes(actor, ADDRESS_SIZE, "actor")
+    _check_bytes(payload_hash, HASH_SIZE, "payload_hash")
+    _check_uint(timestamp, MAX_UINT64, "timestamp")
+    return b"".join(
+        (
+            leaf_prefix(kind, good_type),
+            fingerprint,
+            _ADDRESS_PADDING,
+            actor,
+            payload_hash,
+            _UINT64_PADDING,
+            timestamp.to_bytes(8, "big"),
+        )
+    )
+
+
+def hash_leaf_data(leaf_data: bytes) -> bytes:
+    """RFC 9162 §2.1.1 leaf hash: SHA-256(0x00 || leaf_data)."""
+    # NOTE: registry/merkle.py owns the tree's hasher; this is the same one-liner, kept here
+    # so leaf encoding does not depend on the tree code. tests/registry/test_leaf.py checks
+    # the two agree whenever registry.merkle exposes hash_leaf.
+    return hashlib.sha256(b"\x00" + leaf_data).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class LeafData:
+    """One entry's fields as they are committed to the log; invalid values cannot be built."""
+
+    version: int
+    kind: EntryKind
+    good_type: GoodType
+    fingerprint: bytes
+    actor: bytes
+    payload_hash: bytes
+    timestamp: int
+
+    def __post_init__(self) -> None:
+        if self.version != LEAF_VERSION or isinstance(self.version, bool):
+            raise InvalidInput(f"unknown leaf version; only {LEAF_VERSION} exists")
+        # Accept the plain ints a database row carries; store the enums.
+        object.__setattr__(self, "kind", to_entry_kind(self.kind))
+        object.__setattr__(self, "good_type", to_good_type(self.good_type))
+        _check_bytes(self.fingerprint, HASH_SIZE, "fingerprint")
+        _check_bytes(self.actor, ADDRESS_SIZE, "actor")
+        _check_bytes(self.payload_hash, HASH_SIZE, "payload_hash")
+        _check_uint(self.timestamp, MAX_UINT64, "timestamp")
+
+    @property
+    def actor_address(self) -> str:
+        """The actor as an EIP-55 checksummed address."""
+        return to_checksum_address(self.actor)
+
+    def encode(self) -> bytes:
+        """The 224-byte leaf data (see ``encode_leaf``)."""
+        return encode_leaf(
+            self.kind,
+            self.good_type,
+            self.fingerprint,
+            self.actor,
+            self.payload_hash,
+            self.timestamp,
+        )
+
+    def leaf_hash(self) -> bytes:
+        """The RFC 9162 leaf hash of this entry: SHA-256(0x00 || encode())."""
+        return hash_leaf_data(self.encode())
+
+    @classmethod
+    def decode(cls, data: bytes) -> LeafData:
+        """Parse leaf data strictly: exactly 224 bytes, zero padding, known version and enums.
+
+        Strict so that one leaf has exactly one encoding: a decoder that ignored padding would
+        accept many byte strings (so many leaf hashes) for the same entry.
+        """
+        if not isinstance(data, bytes):
+            raise InvalidInput("leaf data must be bytes")
+        if len(data) != LEAF_SIZE:
+            raise InvalidInput(f"leaf data must be {LEAF_SIZE} bytes, got {len(data)}")
+        words = [data[offset : offset + WORD_SIZE] for offset in range(0, LEAF_SIZE, WORD_SIZE)]
+        version_word, kind_word, good_type_word, fingerprint, actor_word, payload, time_word = words
+        for name, word, padding in (
+            ("version", version_word, _ZERO_WORD_PREFIX),
+            ("kind", kind_word, _ZERO_WORD_PREFIX),
+            ("good_type", good_type_word, _ZERO_WORD_PREFIX),
+            ("actor", actor_word, _ADDRESS_PADDING),
+            ("timestamp", time_word, _UINT64_PADDING),
+        ):
+            if not word.startswith(padding):
+                raise InvalidInput(f"leaf {name} word has non-zero padding")
+        return cls(
+            version=version_word[-1],
+            kind=to_entry_kind(kind_word[-1]),
+            good_type=to_good_type(good_type_word[-1]),
+            fingerprint=fingerprint,
+            actor=actor_word[len(_ADDRESS_PADDING) :],
+            payload_hash=payload,
+            timestamp=int.from_bytes(time_word, "big"),
+        )
+
+
+def payload_hash(payload: Mapping[str, object]) -> bytes:
+    """SHA-256 of the RFC 8785 JSON of an entry's payload (DESIGN "Entries and leaves")."""
+    if not isinstance(payload, Mapping):
+        raise InvalidInput("an entry payload must be a JSON object")
+    return hashlib.sha256(canonical_json(payload)).digest()
+
+
+def batch_entry_payload_hash(batch_payload_hash: bytes, position: int) -> bytes:
+    """The payload hash of the good at ``position`` (0-based) of a bulk batch.
+
+    SHA-256(batch_payload_hash || uint32 big-endian position): the batch payload is hashed
+    once, and each entry still gets a distinct payload hash, so no two leaves are equal.
+    """
+    _check_bytes(batch_payload_hash, HASH_SIZE, "batch_payload_hash")
+    _check_uint(position, MAX_UINT32, "position")
+    return hashlib.sha256(batch_payload_hash + position.to_bytes(4, "big")).digest()
+
+
+def _check_bytes(value: bytes, size: int, name: str) -> None:
+    if not isinstance(value, bytes) or len(value) != size:
+        raise InvalidInput(f"{name} must be exactly {size} bytes")
+
+
+def _check_uint(value: int, maximum: int, name: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= maximum:
+        raise InvalidInput(f"{name} must be an integer from 0 to {maximum}")
+
+
+__all__ = [
+    "LEAF_SIZE",
+    "LEAF_VERSION",
+    "EntryKind",
+    "LeafData",
+    "batch_entry_payload_hash",
+    "encode_leaf",
+    "hash_leaf_data",
+    "leaf_prefix",
+    "payload_hash",
+    "to_entry_kind",
+]

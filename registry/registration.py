@@ -1,0 +1,351 @@
+"""Registering goods: one signed ``Registration``, or a ``BatchRegistration`` of 10^6 codes.
+
+Rules (DESIGN.md, THREATS 5): one accepted REGISTER per (good_type, fingerprint); the same
+creator again gets the existing entry back and nothing is written; another creator's claim
+is logged as a CONFLICT entry, never applied, so log order proves who was first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc8785
+from sqlalchemy import Connection, Table, select
+from sqlalchemy.exc import IntegrityError
+
+from registry.batches import BatchIngest, Existing, chunked
+from registry.eip712 import Domain
+from registry.errors import InvalidInput, UnknownProduct
+from registry.fingerprints import GoodType, Use, fingerprint_hex
+from registry.leaf import EntryKind, payload_hash
+from registry.log import entries_t
+from registry.models import Product
+from registry.records import SignedMessage, checksum, insert_record, record_payload
+from registry.royalty import RoyaltyPolicy, policy_document, policy_hash
+
+products_t: Table = Product.__table__  # type: ignore[attr-defined]
+
+#: A product slug: lowercase, digits and dashes, as in a URL path segment.
+PRODUCT_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+#: Public metadata travels in every payload and proof bundle: keep it small.
+MAX_METADATA_BYTES = 4_096
+
+
+def metadata_hash(metadata: Mapping[str, Any]) -> bytes:
+    return payload_hash(metadata)
+
+
+def check_metadata(metadata: Mapping[str, Any]) -> None:
+    if not isinstance(metadata, Mapping):
+        raise InvalidInput("metadata must be a JSON object")
+    try:
+        size = len(rfc8785.dumps(dict(metadata)))
+    except (TypeError, ValueError, rfc8785.CanonicalizationError) as exc:
+        raise InvalidInput(f"metadata is not canonical JSON: {exc}") from exc
+    if size > MAX_METADATA_BYTES:
+        raise InvalidInput(f"metadata is {size:,} bytes; at most {MAX_METADATA_BYTES:,}")
+
+
+@dataclass(frozen=True)
+class RegistrationRequest:
+    """A signed ``Registration`` or ``BatchRegistration`` with the documents it commits to."""
+
+    signed: SignedMessage
+    royalty_policy: RoyaltyPolicy
+    metadata: Mapping[str, Any]
+
+    @property
+    def creator(self) -> bytes:
+        return self.signed.signer_bytes
+
+    @property
+    def good_type(self) -> GoodType:
+        try:
+            return GoodType(int(self.signed.message["goodType"]))
+        except ValueError as exc:
+            raise InvalidInput(f"goodType {self.signed.message['goodType']} is unknown") from exc
+
+    @property
+    def use(self) -> Use:
+        try:
+            return Use(int(self.signed.message["use"]))
+        except ValueError as exc:
+            raise InvalidInput(f"use {self.signed.message['use']} is unknown (1 or 2)") from exc
+
+    def check(self, domain: Domain, *, now: int) -> None:
+        """Steps: (1) the signature, (2) the documents match their signed hashes,
+        (3) the product and use make sense for the good type."""
+        # 1. Signature, signer and deadline.
+        self.signed.verify(domain, now=now)
+        message = self.signed.message
+        # 2. The policy and metadata that travel with the message are the signed ones.
+        if policy_hash(self.royalty_policy) != message["royaltyPolicy"]:
+            raise InvalidInput("royaltyPolicy is not the SHA-256 of the royalty policy sent")
+        check_metadata(self.metadata)
+        if metadata_hash(self.metadata) != message["metadata"]:
+            raise InvalidInput("metadata is not the SHA-256 of the metadata document sent")
+        # 3. Products: codes need one, because a product is how a platform names the key.
+        good_type, _ = self.good_type, self.use
+        product = str(message["product"])
+        if product and not PRODUCT_SLUG.match(product):
+            raise InvalidInput(
+                f"product {product!r} is not a slug (lowercase letters, digits, dashes)"
+            )
+        if good_type is GoodType.CODE and not product:
+            raise InvalidInput("a code must name its product")
+
+    def payload(self, domain: Domain) -> dict[str, Any]:
+        return record_payload(
+            self.signed,
+            domain,
+            {
+                "royalty_policy": policy_document(self.royalty_policy),
+                "metadata": dict(self.metadata),
+            },
+        )
+
+
+@dataclass(frozen=True)
+class EntryRef:
+    """Where a request landed in the log: the entry, and whether it is already sequenced."""
+
+    entry_id: int
+    kind: EntryKind
+    good_type: GoodType
+    fingerprint: bytes
+    actor: str
+    leaf_index: int | None
+    #: "queued", "already-registered" (idempotent repeat) or "conflict" (another's claim)
+    status: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "entry_id": self.entry_id,
+            "kind": self.kind.name,
+            "good_type": self.good_type.name.lower(),
+            "fingerprint": fingerprint_hex(self.fingerprint),
+            "actor": self.actor,
+            "leaf_index": self.leaf_index,
+            "status": self.status,
+        }
+
+
+def ensure_product(
+    conn: Connection, creator: bytes, slug: str, use: Use, record_id: int, now: int
+) -> int | None:
+    """The product's id, created by its first signed registration; ``use`` must not change."""
+    if not slug:
+        return None
+    c = products_t.c
+    row = conn.execute(
+        select(c.id, c.use).where(c.creator == creator, c.slug == slug)
+    ).first()
+    if row is not None:
+        if int(row.use) != int(use):
+            raise InvalidInput(
+                f"product {slug!r} is {Use(int(row.use)).name.lower()}; "
+                f"it cannot take {use.name.lower()} goods"
+            )
+        return int(row.id)
+    return int(
+        conn.execute(
+            products_t.insert()
+            .values(
+                creator=creator,
+                slug=slug,
+                use=int(use),
+                first_record_id=record_id,
+                created_at=datetime.fromtimestamp(now, UTC),
+            )
+            .returning(c.id)
+        ).scalar_one()
+    )
+
+
+def product_id(conn: Connection, creator: bytes, slug: str) -> int:
+    c = products_t.c
+    found = conn.execute(select(c.id).where(c.creator == creator, c.slug == slug)).scalar()
+    if found is None:
+        raise UnknownProduct(f"{checksum(creator)} has no product {slug!r}")
+    return int(found)
+
+
+def registered_entry(conn: Connection, good_type: int, fingerprint: bytes) -> EntryRef | None:
+    c = entries_t.c
+    row = conn.execute(
+        select(c.id, c.actor, c.leaf_index).where(
+            c.kind == int(EntryKind.REGISTER),
+            c.good_type == good_type,
+            c.fingerprint == fingerprint,
+        )
+    ).first()
+    if row is None:
+        return None
+    return EntryRef(
+        int(row.id),
+        EntryKind.REGISTER,
+        GoodType(good_type),
+        fingerprint,
+        checksum(bytes(row.actor)),
+        row.leaf_index,
+        "registered",
+    )
+
+
+def register_good(
+    conn: Connection, request: RegistrationRequest, domain: Domain, *, now: int
+) -> EntryRef:
+    """Queue one signed registration (or its CONFLICT entry); idempotent for its creator."""
+    request.check(domain, now=now)
+    message = request.signed.message
+    good_type = int(request.good_type)
+    fingerprint = bytes(message["fingerprint"])
+    creator = request.creator
+
+    existing = registered_entry(conn, good_type, fingerprint)
+    if existing is not None and existing.actor == request.signed.signer:
+        # The same creator again: hand back the original entry, consume nothing.
+        return EntryRef(**{**existing.__dict__, "status": "already-registered"})
+
+    payload = request.payload(domain)
+    record_id, digest = insert_record(conn, request.signed, payload, now=now)
+    product = ensure_product(conn, creator, str(message["product"]), request.use, record_id, now)
+    kind = EntryKind.CONFLICT if existing is not None else EntryKind.REGISTER
+    values = {
+        "kind": int(kind),
+        "good_type": good_type,
+        "fingerprint": fingerprint,
+        "actor": creator,
+        "payload_hash": digest,
+        "record_id": record_id,
+        "product_id": product,
+    }
+    try:
+        with conn.begin_nested():
+            entry_id = conn.execute(
+                entries_t.insert().values(**values).returning(entries_t.c.id)
+            ).scalar_one()
+    except IntegrityError:
+        # Another creator's REGISTER committed between our read and our insert (possible on
+        # PostgreSQL): the unique index decided who was first, so ours is the CONFLICT.
+        kind = EntryKind.CONFLICT
+        values["kind"] = int(kind)
+        entry_id = conn.execute(
+            entries_t.insert().values(**values).returning(entries_t.c.id)
+        ).scalar_one()
+    status = "conflict" if kind is EntryKind.CONFLICT else "queued"
+    return EntryRef(
+        int(entry_id),
+        kind,
+        GoodType(good_type),
+        fingerprint,
+        request.signed.signer,
+        None,
+        status,
+    )
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What a bulk batch did: how many goods it registered, skipped and conflicted."""
+
+    record_id: int
+    count: int
+    registered: int
+    already_registered: int
+    conflicts: int
+    first_leaf_index: int
+    tree_size: int
+    items_root: bytes
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "record_id": self.record_id,
+            "count": self.count,
+            "registered": self.registered,
+            "already_registered": self.already_registered,
+            "conflicts": self.conflicts,
+            "first_leaf_index": self.first_leaf_index,
+            "tree_size": self.tree_size,
+            "items_root": "0x" + self.items_root.hex(),
+        }
+
+
+Progress = Callable[[int], None]
+
+
+def register_batch(
+    conn: Connection,
+    request: RegistrationRequest,
+    fingerprints: Iterable[bytes],
+    domain: Domain,
+    *,
+    now: int,
+    progress: Progress | None = None,
+) -> BatchResult:
+    """Sequence a signed bulk batch straight into the log (it is already one transaction).
+
+    The signature is checked before the stream is read; the stream must then hash to the
+    signed items root, or the caller's transaction rolls back with nothing written.
+    """
+    request.check(domain, now=now)
+    message = request.signed.message
+    creator = request.creator
+    record_id, batch_payload_hash = insert_record(
+        conn, request.signed, request.payload(domain), now=now
+    )
+    product = ensure_product(conn, creator, str(message["product"]), request.use, record_id, now)
+    ingest = BatchIngest(
+        conn,
+        record_id=record_id,
+        good_type=int(request.good_type),
+        count=int(message["count"]),
+        items_root=bytes(message["itemsRoot"]),
+        batch_payload_hash=batch_payload_hash,
+        now=now,
+    )
+    registered = already = conflicts = 0
+    for chunk in chunked(fingerprints):
+        first = ingest.take(chunk)
+        existing = ingest.registered(chunk)
+        rows: list[tuple[int, bytes, bytes, int, int | None]] = []
+        seen: dict[bytes, int] = {}
+        for offset, fingerprint in enumerate(chunk):
+            position = first + offset
+            earlier = existing.get(fingerprint)
+            if fingerprint in seen or (earlier is not None and earlier.record_id == record_id):
+                repeat = seen.get(fingerprint, _position(earlier))
+                raise InvalidInput(
+                    f"item {position + 1} repeats item {repeat + 1} of the same batch; "
+                    "every good appears once"
+                )
+            seen[fingerprint] = position
+            if earlier is not None and earlier.actor == creator:
+                already += 1
+                continue
+            kind = EntryKind.CONFLICT if earlier is not None else EntryKind.REGISTER
+            conflicts += kind is EntryKind.CONFLICT
+            registered += kind is EntryKind.REGISTER
+            rows.append((int(kind), fingerprint, creator, position, product))
+        ingest.append(rows)
+        if progress is not None:
+            progress(ingest.position)
+    size = ingest.finish()
+    return BatchResult(
+        record_id=record_id,
+        count=ingest.count,
+        registered=registered,
+        already_registered=already,
+        conflicts=conflicts,
+        first_leaf_index=ingest.first_leaf_index,
+        tree_size=size,
+        items_root=bytes(message["itemsRoot"]),
+    )
+
+
+def _position(existing: Existing | None) -> int:
+    return existing.position if existing is not None and existing.position is not None else 0

@@ -1,0 +1,184 @@
+"""Revoking goods: a creator withdraws one good, or a batch of leaked codes, with a signature.
+
+Only the good's creator may revoke it. A good that is unknown and a good of another creator
+get the same answer (THREATS 35: no oracle for what others registered). Revoking twice
+returns the first REVOKE entry and writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from registry.batches import BatchIngest, chunked
+from registry.eip712 import Domain
+from registry.errors import InvalidInput, NotFound
+from registry.fingerprints import GoodType, fingerprint_hex
+from registry.leaf import EntryKind
+from registry.log import entries_t
+from registry.records import SignedMessage, insert_record, record_payload
+from registry.registration import BatchResult, EntryRef, Progress, registered_entry
+
+#: A revocation reason is public and travels in proofs: keep it short.
+MAX_REASON_LENGTH = 280
+
+
+@dataclass(frozen=True)
+class RevocationRequest:
+    """A signed ``Revocation`` or ``BatchRevocation``."""
+
+    signed: SignedMessage
+
+    @property
+    def good_type(self) -> GoodType:
+        try:
+            return GoodType(int(self.signed.message["goodType"]))
+        except ValueError as exc:
+            raise InvalidInput(f"goodType {self.signed.message['goodType']} is unknown") from exc
+
+    def check(self, domain: Domain, *, now: int) -> None:
+        self.signed.verify(domain, now=now)
+        reason = str(self.signed.message["reason"])
+        if not reason.strip() or len(reason) > MAX_REASON_LENGTH:
+            raise InvalidInput(f"a revocation needs a reason of 1 to {MAX_REASON_LENGTH} chars")
+
+    def payload(self, domain: Domain) -> dict[str, Any]:
+        return record_payload(self.signed, domain)
+
+
+def _not_theirs(good_type: int, fingerprint: bytes) -> NotFound:
+    return NotFound(
+        f"no {GoodType(good_type).name.lower()} {fingerprint_hex(fingerprint)} "
+        "is registered by the signer"
+    )
+
+
+def revoke_good(
+    conn: Connection, request: RevocationRequest, domain: Domain, *, now: int
+) -> EntryRef:
+    """Queue a REVOKE entry for one good of the signer's."""
+    request.check(domain, now=now)
+    good_type = int(request.good_type)
+    fingerprint = bytes(request.signed.message["fingerprint"])
+    registered = registered_entry(conn, good_type, fingerprint)
+    if registered is None or registered.actor != request.signed.signer:
+        raise _not_theirs(good_type, fingerprint)
+    c = entries_t.c
+    earlier = conn.execute(
+        select(c.id, c.leaf_index)
+        .where(
+            c.kind == int(EntryKind.REVOKE),
+            c.good_type == good_type,
+            c.fingerprint == fingerprint,
+        )
+        .order_by(c.id)
+        .limit(1)
+    ).first()
+    if earlier is not None:
+        return EntryRef(
+            int(earlier.id),
+            EntryKind.REVOKE,
+            GoodType(good_type),
+            fingerprint,
+            request.signed.signer,
+            earlier.leaf_index,
+            "already-revoked",
+        )
+    record_id, digest = insert_record(conn, request.signed, request.payload(domain), now=now)
+    entry_id = conn.execute(
+        entries_t.insert()
+        .values(
+            kind=int(EntryKind.REVOKE),
+            good_type=good_type,
+            fingerprint=fingerprint,
+            actor=request.signed.signer_bytes,
+            payload_hash=digest,
+            record_id=record_id,
+        )
+        .returning(c.id)
+    ).scalar_one()
+    return EntryRef(
+        int(entry_id),
+        EntryKind.REVOKE,
+        GoodType(good_type),
+        fingerprint,
+        request.signed.signer,
+        None,
+        "queued",
+    )
+
+
+def revoke_batch(
+    conn: Connection,
+    request: RevocationRequest,
+    fingerprints: Iterable[bytes],
+    domain: Domain,
+    *,
+    now: int,
+    progress: Progress | None = None,
+) -> BatchResult:
+    """Revoke a signed batch of the signer's goods (e.g. a leaked lot of codes) at once.
+
+    Every fingerprint must be a good of the signer's; the first that is not rejects the
+    whole batch with its position. Goods already revoked are skipped.
+    """
+    request.check(domain, now=now)
+    message = request.signed.message
+    signer = request.signed.signer_bytes
+    record_id, batch_payload_hash = insert_record(
+        conn, request.signed, request.payload(domain), now=now
+    )
+    ingest = BatchIngest(
+        conn,
+        record_id=record_id,
+        good_type=int(request.good_type),
+        count=int(message["count"]),
+        items_root=bytes(message["itemsRoot"]),
+        batch_payload_hash=batch_payload_hash,
+        now=now,
+    )
+    revoked = already = 0
+    c = entries_t.c
+    for chunk in chunked(fingerprints):
+        first = ingest.take(chunk)
+        registered = ingest.registered(chunk)
+        done = {
+            bytes(fp)
+            for (fp,) in conn.execute(
+                select(c.fingerprint).where(
+                    c.kind == int(EntryKind.REVOKE),
+                    c.good_type == ingest.good_type,
+                    c.fingerprint.in_(chunk),
+                )
+            )
+        }
+        rows: list[tuple[int, bytes, bytes, int, int | None]] = []
+        for offset, fingerprint in enumerate(chunk):
+            owner = registered.get(fingerprint)
+            if owner is None or owner.actor != signer:
+                raise InvalidInput(
+                    f"item {first + offset + 1}: {_not_theirs(ingest.good_type, fingerprint).detail}"
+                )
+            if fingerprint in done:
+                already += 1
+                continue
+            done.add(fingerprint)
+            rows.append((int(EntryKind.REVOKE), fingerprint, signer, first + offset, None))
+            revoked += 1
+        ingest.append(rows)
+        if progress is not None:
+            progress(ingest.position)
+    size = ingest.finish()
+    return BatchResult(
+        record_id=record_id,
+        count=ingest.count,
+        registered=revoked,
+        already_registered=already,
+        conflicts=0,
+        first_leaf_index=ingest.first_leaf_index,
+        tree_size=size,
+        items_root=bytes(message["itemsRoot"]),
+    )

@@ -1,0 +1,244 @@
+"""The registry's use cases behind one facade: what the CLI (and later the API) call.
+
+Each method owns its transaction (STYLE 8); the modules it calls only flush. The clock is
+injected so tests and the sequencer agree on time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import Engine, select
+
+from registry import codekeys, log, registration, revocation
+from registry.db import create_db_engine, read_transaction, write_transaction
+from registry.eip712 import Domain
+from registry.errors import NotFound
+from registry.fingerprints import GoodType, fingerprint_hex
+from registry.keyring import (
+    ensure_private_dir,
+    load_or_create_master_key,
+    load_or_create_registry_key,
+)
+from registry.leaf import EntryKind, encode_leaf
+from registry.log import TreeHead, entries_t
+from registry.records import SignedMessage, checksum
+from registry.registration import BatchResult, EntryRef, Progress, RegistrationRequest
+from registry.revocation import RevocationRequest
+from registry.settings import Settings
+
+Clock = Callable[[], int]
+
+
+def system_clock() -> int:
+    return int(time.time())
+
+
+@dataclass(frozen=True)
+class LoggedEntry:
+    """A sequenced (or queued) entry with everything needed to rebuild its leaf."""
+
+    entry_id: int
+    leaf_index: int | None
+    kind: EntryKind
+    good_type: GoodType
+    fingerprint: bytes
+    actor: bytes
+    payload_hash: bytes
+    timestamp: int | None
+    record_id: int
+    position: int | None
+
+    def leaf_data(self) -> bytes:
+        if self.timestamp is None:
+            raise NotFound("the entry is queued and has no leaf yet")
+        return encode_leaf(
+            int(self.kind),
+            int(self.good_type),
+            self.fingerprint,
+            self.actor,
+            self.payload_hash,
+            self.timestamp,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "entry_id": self.entry_id,
+            "leaf_index": self.leaf_index,
+            "kind": self.kind.name,
+            "good_type": self.good_type.name.lower(),
+            "fingerprint": fingerprint_hex(self.fingerprint),
+            "actor": checksum(self.actor),
+            "payload_hash": "0x" + self.payload_hash.hex(),
+            "timestamp": self.timestamp,
+            "batch_position": self.position,
+        }
+
+
+class Registry:
+    """The registry on one database, with its signing key and EIP-712 domain."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        domain: Domain,
+        account: LocalAccount,
+        master_key: bytes,
+        clock: Clock = system_clock,
+        sequencer_batch_size: int = 1000,
+    ) -> None:
+        self.engine = engine
+        self.domain = domain
+        self.account = account
+        self._master_key = master_key
+        self.clock = clock
+        self.sequencer_batch_size = sequencer_batch_size
+
+    @classmethod
+    def open(cls, settings: Settings, *, clock: Clock = system_clock) -> Registry:
+        """The composition root: data dir, keys, database (migrated to head)."""
+        from registry.migrate import upgrade
+
+        ensure_private_dir(settings.data_dir)
+        master = settings.master_key.get_secret_value() if settings.master_key else None
+        engine = create_db_engine(settings.resolved_database_url)
+        upgrade(engine)
+        return cls(
+            engine,
+            domain=settings.domain,
+            account=load_or_create_registry_key(settings.data_dir),
+            master_key=load_or_create_master_key(settings.data_dir, master),
+            clock=clock,
+            sequencer_batch_size=settings.sequencer_batch_size,
+        )
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    # -- creators ---------------------------------------------------------------------------
+
+    def enroll_code_key(self, signed: SignedMessage, code_key: bytes) -> codekeys.EnrollmentResult:
+        with write_transaction(self.engine) as conn:
+            return codekeys.enroll_code_key(
+                conn, signed, code_key, self.domain, self._master_key, now=self.clock()
+            )
+
+    def register(self, request: RegistrationRequest) -> EntryRef:
+        with write_transaction(self.engine) as conn:
+            return registration.register_good(conn, request, self.domain, now=self.clock())
+
+    def register_batch(
+        self,
+        request: RegistrationRequest,
+        fingerprints: Iterable[bytes],
+        *,
+        progress: Progress | None = None,
+    ) -> BatchResult:
+        with write_transaction(self.engine) as conn:
+            now = self.clock()
+            result = registration.register_batch(
+                conn, request, fingerprints, self.domain, now=now, progress=progress
+            )
+            log.publish_tree_head(conn, account=self.account, domain=self.domain, now=now)
+            return result
+
+    def revoke(self, request: RevocationRequest) -> EntryRef:
+        with write_transaction(self.engine) as conn:
+            return revocation.revoke_good(conn, request, self.domain, now=self.clock())
+
+    def revoke_batch(
+        self,
+        request: RevocationRequest,
+        fingerprints: Iterable[bytes],
+        *,
+        progress: Progress | None = None,
+    ) -> BatchResult:
+        with write_transaction(self.engine) as conn:
+            now = self.clock()
+            result = revocation.revoke_batch(
+                conn, request, fingerprints, self.domain, now=now, progress=progress
+            )
+            log.publish_tree_head(conn, account=self.account, domain=self.domain, now=now)
+            return result
+
+    def code_key_of(self, creator: bytes) -> bytes:
+        with read_transaction(self.engine) as conn:
+            return codekeys.code_key_of(conn, creator, self._master_key)
+
+    # -- the sequencer ----------------------------------------------------------------------
+
+    def sequence(self) -> TreeHead | None:
+        """Integrate one batch of queued entries and sign the new head (one transaction)."""
+        with write_transaction(self.engine) as conn:
+            now = self.clock()
+            integrated = log.integrate_queue(conn, limit=self.sequencer_batch_size, now=now)
+            if integrated == 0:
+                return None
+            return log.publish_tree_head(conn, account=self.account, domain=self.domain, now=now)
+
+    def sequence_all(self) -> TreeHead | None:
+        """Drain the queue; returns the last head published, if any."""
+        head = None
+        while (published := self.sequence()) is not None:
+            head = published
+        return head
+
+    # -- reading the log --------------------------------------------------------------------
+
+    def latest_tree_head(self) -> TreeHead | None:
+        with read_transaction(self.engine) as conn:
+            return log.latest_tree_head(conn)
+
+    def tree_head(self, size: int) -> TreeHead:
+        with read_transaction(self.engine) as conn:
+            head = log.tree_head_at(conn, size)
+        if head is None:
+            raise NotFound(f"no signed tree head of size {size}")
+        return head
+
+    def inclusion_proof(self, leaf_index: int, tree_size: int) -> list[bytes]:
+        with read_transaction(self.engine) as conn:
+            return log.inclusion_proof(conn, leaf_index, tree_size)
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        with read_transaction(self.engine) as conn:
+            return log.consistency_proof(conn, size1, size2)
+
+    def entry_at(self, leaf_index: int) -> LoggedEntry:
+        with read_transaction(self.engine) as conn:
+            row = conn.execute(select(entries_t).where(entries_t.c.leaf_index == leaf_index)).first()
+        if row is None:
+            raise NotFound(f"the log has no leaf {leaf_index}")
+        return _entry(row._mapping)
+
+    def history(self, good_type: GoodType, fingerprint: bytes) -> list[LoggedEntry]:
+        """Every entry naming the good, in log order (queued ones last)."""
+        c = entries_t.c
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(
+                select(entries_t)
+                .where(c.good_type == int(good_type), c.fingerprint == fingerprint)
+                .order_by(c.leaf_index.is_(None), c.leaf_index, c.id)
+            ).all()
+        return [_entry(row._mapping) for row in rows]
+
+
+def _entry(row: Any) -> LoggedEntry:
+    return LoggedEntry(
+        entry_id=int(row["id"]),
+        leaf_index=row["leaf_index"],
+        kind=EntryKind(int(row["kind"])),
+        good_type=GoodType(int(row["good_type"])),
+        fingerprint=bytes(row["fingerprint"]),
+        actor=bytes(row["actor"]),
+        payload_hash=bytes(row["payload_hash"]),
+        timestamp=row["timestamp"],
+        record_id=int(row["record_id"]),
+        position=row["position"],
+    )

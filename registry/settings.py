@@ -1,0 +1,56 @@
+"""tracemark's configuration: every ``TRACEMARK_*`` setting, built by a factory, never at import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from registry.eip712 import DEV_DOMAIN, Domain
+
+DEFAULT_DATA_DIR = Path(".tracemark")
+
+
+class Settings(BaseSettings):
+    """Settings read from the environment (``TRACEMARK_*``); each one is listed in the README."""
+
+    model_config = SettingsConfigDict(env_prefix="TRACEMARK_", extra="ignore", frozen=True)
+
+    #: Where the embedded default keeps its state: the SQLite database, the registry key,
+    #: the master key and the dev chain's state.
+    data_dir: Path = DEFAULT_DATA_DIR
+    #: SQLAlchemy URL; empty means SQLite at ``<data_dir>/registry.db``.
+    database_url: str = ""
+    #: 32-byte master key (hex or base64) for code keys at rest; empty means the file
+    #: ``<data_dir>/master.key``, created on first start with owner-only permissions.
+    master_key: SecretStr | None = None
+    #: EIP-712 domain: the chain id and anchor contract the signatures are bound to.
+    chain_id: int = DEV_DOMAIN.chain_id
+    contract_address: str = DEV_DOMAIN.verifying_contract
+    #: The sequencer integrates at most this many queued entries per transaction ...
+    sequencer_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    #: ... and looks at the queue this often (seconds).
+    sequencer_interval: float = Field(default=1.0, gt=0, le=3600)
+    #: Where ``tracemark keys new`` writes a creator's account and code key.
+    keys_dir: Path | None = None
+    log_level: str = "INFO"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'registry.db').as_posix()}"
+
+    @property
+    def domain(self) -> Domain:
+        return Domain(chain_id=self.chain_id, verifying_contract=self.contract_address)
+
+    @property
+    def resolved_keys_dir(self) -> Path:
+        return self.keys_dir if self.keys_dir is not None else self.data_dir / "keys"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings from the environment, with explicit overrides (tests, CLI flags)."""
+    return Settings(**overrides)  # type: ignore[arg-type]
