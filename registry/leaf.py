@@ -16,6 +16,7 @@ from eth_utils.address import to_checksum_address
 
 from registry.errors import InvalidInput
 from registry.fingerprints import GoodType, canonical_json, to_good_type
+from registry.merkle import hash_leaf
 
 
 class EntryKind(IntEnum):
@@ -34,7 +35,7 @@ WORD_SIZE = 32
 """One ABI word (Solidity ABI spec, "Formal Specification of the Encoding")."""
 
 LEAF_SIZE = 7 * WORD_SIZE
-"""Seven static ABI words: version, kind, good_type, fingerprint, actor, payload_hash, time."""
+"""Seven static ABI words, one per field of ``LeafData``."""
 
 ADDRESS_SIZE = 20
 HASH_SIZE = 32
@@ -115,14 +116,6 @@ def encode_leaf(
     )
 
 
-def hash_leaf_data(leaf_data: bytes) -> bytes:
-    """RFC 9162 §2.1.1 leaf hash: SHA-256(0x00 || leaf_data)."""
-    # NOTE: registry/merkle.py owns the tree's hasher; this is the same one-liner, kept here
-    # so leaf encoding does not depend on the tree code. tests/registry/test_leaf.py checks
-    # the two agree whenever registry.merkle exposes hash_leaf.
-    return hashlib.sha256(b"\x00" + leaf_data).digest()
-
-
 @dataclass(frozen=True, slots=True)
 class LeafData:
     """One entry's fields as they are committed to the log; invalid values cannot be built."""
@@ -136,7 +129,7 @@ class LeafData:
     timestamp: int
 
     def __post_init__(self) -> None:
-        if self.version != LEAF_VERSION or isinstance(self.version, bool):
+        if not _is_plain_int(self.version) or self.version != LEAF_VERSION:
             raise InvalidInput(f"unknown leaf version; only {LEAF_VERSION} exists")
         # Accept the plain ints a database row carries; store the enums.
         object.__setattr__(self, "kind", to_entry_kind(self.kind))
@@ -163,8 +156,8 @@ class LeafData:
         )
 
     def leaf_hash(self) -> bytes:
-        """The RFC 9162 leaf hash of this entry: SHA-256(0x00 || encode())."""
-        return hash_leaf_data(self.encode())
+        """The RFC 9162 §2.1.1 leaf hash of this entry: SHA-256(0x00 || encode())."""
+        return hash_leaf(self.encode())
 
     @classmethod
     def decode(cls, data: bytes) -> LeafData:
@@ -234,7 +227,6 @@ __all__ = [
     "LeafData",
     "batch_entry_payload_hash",
     "encode_leaf",
-    "hash_leaf_data",
     "leaf_prefix",
     "payload_hash",
     "to_entry_kind",

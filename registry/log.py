@@ -189,11 +189,11 @@ def integrate_queue(conn: Connection, *, limit: int, now: int) -> int:
         leaf = encode_leaf(kind, good_type, bytes(fingerprint), bytes(actor), bytes(payload_hash), now)
         leaf_hash = merkle.hash_leaf(leaf)
         leaf_hashes.append(leaf_hash)
-        updates.append({"eid": entry_id, "li": size + offset, "ts": now, "lh": leaf_hash})
+        updates.append({"eid": entry_id, "li": size + offset, "ts": now})
     conn.execute(
         update(entries_t)
         .where(c.id == bindparam("eid"))
-        .values(leaf_index=bindparam("li"), timestamp=bindparam("ts"), leaf_hash=bindparam("lh")),
+        .values(leaf_index=bindparam("li"), timestamp=bindparam("ts")),
         updates,
     )
     appender = TreeAppender(TileStore(conn, tiles_t), size)

@@ -30,7 +30,7 @@ MAX_TREE_SIZE = 2**64 - 1
 """Largest tree size (and so leaf index + 1) accepted: sizes are uint64 on the wire and chain."""
 
 NodeId = tuple[int, int]
-"""A perfect subtree as (level, index): the hash of leaves [index * 2^level, (index+1) * 2^level)."""
+"""A perfect subtree as (level, index): the leaves [index * 2^level, (index + 1) * 2^level)."""
 
 _LEAF_PREFIX = b"\x00"
 _NODE_PREFIX = b"\x01"
@@ -73,7 +73,9 @@ def root_from_leaf_hashes(leaf_hashes: Sequence[bytes]) -> bytes:
     sha256, prefix = hashlib.sha256, _NODE_PREFIX
     level = list(leaf_hashes)
     while len(level) > 1:
-        parents = [sha256(prefix + l + r).digest() for l, r in zip(level[0::2], level[1::2])]
+        # zip drops an odd last node: it is promoted below.
+        pairs = zip(level[0::2], level[1::2], strict=False)
+        parents = [sha256(prefix + left + right).digest() for left, right in pairs]
         if len(level) & 1:
             parents.append(level[-1])
         level = parents
@@ -107,7 +109,17 @@ class RootBuilder:
 
     def append(self, leaf_hash: bytes) -> None:
         """Append one leaf hash."""
-        self.extend((leaf_hash,))
+        # Same step as extend(), inlined: streaming callers append one hash at a time.
+        if len(leaf_hash) != HASH_SIZE:
+            raise InvalidInput(
+                f"leaf hash {self._size} has {len(leaf_hash)} bytes, expected {HASH_SIZE}"
+            )
+        stack, node, carry = self._stack, leaf_hash, self._size
+        while carry & 1:
+            node = hashlib.sha256(_NODE_PREFIX + stack.pop() + node).digest()
+            carry >>= 1
+        stack.append(node)
+        self._size += 1
 
     def extend(self, leaf_hashes: Iterable[bytes]) -> None:
         """Append leaf hashes in order; on a malformed hash, the ones before it stay appended."""

@@ -118,7 +118,6 @@ class Entry(SQLModel, table=True):
             sqlite_where=text("leaf_index IS NULL"),
             postgresql_where=text("leaf_index IS NULL"),
         ),
-        Index("ix_entries_record_position", "record_id", "position"),
     )
 
     id: int | None = Field(default=None, sa_column=_id_column())
@@ -128,9 +127,9 @@ class Entry(SQLModel, table=True):
     fingerprint: bytes = Field(sa_column=_blob())
     actor: bytes = Field(sa_column=_blob())
     payload_hash: bytes = Field(sa_column=_blob())
-    #: Set by the sequencer, together with leaf_index and leaf_hash.
+    #: Set by the sequencer, together with leaf_index. (The leaf hash is not stored here:
+    #: it is the bottom row of the tree's tiles.)
     timestamp: int | None = Field(default=None, sa_type=BigInteger)
-    leaf_hash: bytes | None = Field(default=None, sa_column=_blob(nullable=True))
     record_id: int = Field(sa_type=BigInteger, foreign_key="signed_records.id")
     #: Position of the good in its bulk batch (None for a single registration).
     position: int | None = Field(default=None)

@@ -111,7 +111,9 @@ def _pair_up(row: Sequence[bytes], start: int) -> list[bytes]:
     """Parents of row's complete pairs from pair number start on."""
     sha256, prefix = hashlib.sha256, b"\x01"
     begin = 2 * start
-    return [sha256(prefix + l + r).digest() for l, r in zip(row[begin::2], row[begin + 1 :: 2])]
+    # zip drops an odd last node: a tile stores only nodes whose both children exist.
+    pairs = zip(row[begin::2], row[begin + 1 :: 2], strict=False)
+    return [sha256(prefix + left + right).digest() for left, right in pairs]
 
 
 def _check_hashes(hashes: Sequence[bytes], what: str) -> None:

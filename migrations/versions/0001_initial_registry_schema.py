@@ -94,7 +94,6 @@ def upgrade() -> None:
     sa.Column('actor', sa.LargeBinary(), nullable=False),
     sa.Column('payload_hash', sa.LargeBinary(), nullable=False),
     sa.Column('timestamp', sa.BigInteger(), nullable=True),
-    sa.Column('leaf_hash', sa.LargeBinary(), nullable=True),
     sa.Column('record_id', sa.BigInteger(), nullable=False),
     sa.Column('position', sa.Integer(), nullable=True),
     sa.Column('product_id', sa.Integer(), nullable=True),
@@ -105,7 +104,6 @@ def upgrade() -> None:
     with op.batch_alter_table('entries', schema=None) as batch_op:
         batch_op.create_index('ix_entries_good_events', ['good_type', 'fingerprint'], unique=False, sqlite_where=sa.text('kind <> 1'), postgresql_where=sa.text('kind <> 1'))
         batch_op.create_index('ix_entries_queue', ['id'], unique=False, sqlite_where=sa.text('leaf_index IS NULL'), postgresql_where=sa.text('leaf_index IS NULL'))
-        batch_op.create_index('ix_entries_record_position', ['record_id', 'position'], unique=False)
         batch_op.create_index('uq_entries_leaf_index', ['leaf_index'], unique=True)
         batch_op.create_index('uq_entries_registered_good', ['good_type', 'fingerprint'], unique=True, sqlite_where=sa.text('kind = 1'), postgresql_where=sa.text('kind = 1'))
 
@@ -115,7 +113,6 @@ def downgrade() -> None:
     with op.batch_alter_table('entries', schema=None) as batch_op:
         batch_op.drop_index('uq_entries_registered_good', sqlite_where=sa.text('kind = 1'), postgresql_where=sa.text('kind = 1'))
         batch_op.drop_index('uq_entries_leaf_index')
-        batch_op.drop_index('ix_entries_record_position')
         batch_op.drop_index('ix_entries_queue', sqlite_where=sa.text('leaf_index IS NULL'), postgresql_where=sa.text('leaf_index IS NULL'))
         batch_op.drop_index('ix_entries_good_events', sqlite_where=sa.text('kind <> 1'), postgresql_where=sa.text('kind <> 1'))
 

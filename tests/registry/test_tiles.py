@@ -217,10 +217,11 @@ def test_a_proof_needs_a_handful_of_tiles() -> None:
     tree_size = 70_000
     tree = _built(_leaves(tree_size), 10_000)
     tile_levels = len(edge_tiles(tree_size))
-    for index in (0, 255, 256, 65_535, 65_536, 69_999):
-        plan = inclusion_plan(index, tree_size)
+    plans = [inclusion_plan(i, tree_size) for i in (0, 255, 256, 65_535, 65_536, 69_999)]
+    plans += [consistency_plan(12_345, tree_size), consistency_plan(65_537, tree_size)]
+    for plan in plans:
         assert len(tiles_for(plan)) <= 3 * tile_levels
-    assert len(tiles_for(consistency_plan(12_345, tree_size))) <= 3 * tile_levels
+        assert tiles_for(plan) <= set(tree.tiles)
     assert len(tiles_for(root_plan(tree_size))) <= tile_levels
 
 

@@ -1,0 +1,31 @@
+"""The pure domain core imports neither web3, an ORM nor a web framework (STYLE rule 1)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+PURE_MODULES = [
+    "registry.fingerprints",
+    "registry.leaf",
+    "registry.royalty",
+    "registry.eip712",
+    "registry.merkle",
+    "registry.tiles",
+]
+FORBIDDEN = ["web3", "sqlmodel", "sqlalchemy", "fastapi"]
+
+
+def test_pure_modules_import_no_infrastructure() -> None:
+    # A fresh interpreter: in this one, other tests may already have imported anything.
+    program = (
+        "import json, sys\n"
+        f"for name in {PURE_MODULES!r}:\n"
+        "    __import__(name)\n"
+        f"print(json.dumps(sorted(m for m in {FORBIDDEN!r} if m in sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], check=True, capture_output=True, text=True
+    )
+    assert json.loads(result.stdout) == []
