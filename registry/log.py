@@ -67,8 +67,14 @@ def lock_log(conn: Connection) -> int:
 
 
 def tree_size(conn: Connection) -> int:
-    size = conn.execute(select(log_state_t.c.tree_size).where(log_state_t.c.id == 1)).scalar()
-    return int(size or 0)
+    """The log's size: a primary-key read on the driver (this runs before every proof)."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(f"SELECT tree_size FROM {log_state_t.name} WHERE id = 1")
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    return int(row[0]) if row else 0
 
 
 def set_tree_size(conn: Connection, size: int) -> None:
@@ -92,16 +98,44 @@ class TileStore:
         return [self._table.c.record_id == self._record_id]
 
     def load(self, keys: Iterable[TileKey]) -> dict[TileKey, Tile]:
+        """The tiles among ``keys`` that exist (a handful: at most two per tile level)."""
         wanted = sorted(set(keys))
         if not wanted:
             return {}
-        c = self._table.c
-        query = select(c.tile_level, c.tile_index, c.width, c.hashes).where(
-            and_(*self._scope(), tuple_(c.tile_level, c.tile_index).in_(wanted))  # type: ignore[arg-type]
-        )
+        # NOTE: driver-level SQL. SQLAlchemy's statement machinery costs more than these
+        # primary-key lookups, and SQLite does not use the key for a row-value
+        # ``IN (VALUES ...)`` (it scanned the table: 5 ms per proof at 10^6 leaves).
+        scope = "" if self._record_id is None else "record_id = {m} AND "
+        cursor = self._conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        rows: list[tuple[int, int, int, bytes]] = []
+        try:
+            if self._conn.dialect.paramstyle == "qmark":
+                # SQLite: in-process point lookups on a cached statement beat one OR query.
+                sql = (
+                    f"SELECT tile_level, tile_index, width, hashes FROM {self._table.name} "
+                    f"WHERE {scope.format(m='?')}tile_level = ? AND tile_index = ?"
+                )
+                prefix = () if self._record_id is None else (self._record_id,)
+                for key in wanted:
+                    cursor.execute(sql, (*prefix, *key))
+                    rows.extend(cursor.fetchall())
+            else:
+                # PostgreSQL: one round trip.
+                term = "(tile_level = %s AND tile_index = %s)"
+                params: list[int] = [] if self._record_id is None else [self._record_id]
+                for level, index in wanted:
+                    params += (level, index)
+                cursor.execute(
+                    f"SELECT tile_level, tile_index, width, hashes FROM {self._table.name} "
+                    f"WHERE {scope.format(m='%s')}({' OR '.join([term] * len(wanted))})",
+                    params,
+                )
+                rows = cursor.fetchall()
+        finally:
+            cursor.close()
         return {
             (level, index): Tile(level=level, index=index, width=width, hashes=bytes(hashes))
-            for level, index, width, hashes in self._conn.execute(query)
+            for level, index, width, hashes in rows
         }
 
     def store(self, changed: Sequence[Tile]) -> None:

@@ -1,0 +1,1 @@
+"""Tests of the api package: the tracemark CLI (and later the HTTP API)."""
