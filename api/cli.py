@@ -13,18 +13,19 @@ import logging
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from registry import errors
+from registry.codekeys import key_commitment
 from registry.creator import (
     CreatorKeys,
     PreparedBatch,
@@ -46,7 +47,6 @@ from registry.fingerprints import (
     parse_good_type,
     parse_use,
 )
-from registry.codekeys import key_commitment
 from registry.merkle import verify_consistency, verify_inclusion
 from registry.royalty import RoyaltyPolicy
 from registry.service import Registry
@@ -73,8 +73,10 @@ log_app = typer.Typer(help="The log: signed tree heads and proofs.", no_args_is_
 app.add_typer(keys_app, name="keys")
 app.add_typer(log_app, name="log")
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# soft_wrap: a line is never broken at the console width (an error stays one line, a
+# fingerprint stays copyable) when the output is piped.
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
 
 
 class State:
@@ -98,15 +100,16 @@ def _main(
         overrides["data_dir"] = data_dir
     if keys_dir is not None:
         overrides["keys_dir"] = keys_dir
-    state.settings = load_settings(**overrides)
+    try:
+        state.settings = load_settings(**overrides)
+    except ValidationError as exc:
+        names = sorted({"TRACEMARK_" + str(e["loc"][0]).upper() for e in exc.errors() if e["loc"]})
+        # The message names the settings, never their values (one may be a key).
+        fail(errors.ConfigurationError(f"invalid setting(s): {', '.join(names)}"))
 
 
 def fail(exc: errors.TracemarkError) -> NoReturn:
-    for kind, code in EXIT_CODES.items():
-        if isinstance(exc, kind):
-            break
-    else:
-        code = 1
+    code = next((c for kind, c in EXIT_CODES.items() if isinstance(exc, kind)), 1)
     err.print(f"error: {exc.detail}", markup=False)
     raise typer.Exit(code)
 
@@ -179,9 +182,13 @@ def init(as_json: JsonFlag = False) -> None:
             "registry_address": registry.address,
             "domain": registry.domain.as_dict(),
         }
-    emit(data, as_json, lambda: out.print(
-        f"registry {data['registry_address']} ready in {data['data_dir']}", markup=False
-    ))
+    emit(
+        data,
+        as_json,
+        lambda: out.print(
+            f"registry {data['registry_address']} ready in {data['data_dir']}", markup=False
+        ),
+    )
 
 
 @keys_app.command("new")
@@ -190,9 +197,13 @@ def keys_new(as_json: JsonFlag = False) -> None:
     with reported():
         keys = CreatorKeys.create(state.settings.resolved_keys_dir)
     data = {"address": keys.address, "keys_dir": str(state.settings.resolved_keys_dir)}
-    emit(data, as_json, lambda: out.print(
-        f"creator {keys.address}; keys in {data['keys_dir']} (keep them secret)", markup=False
-    ))
+    emit(
+        data,
+        as_json,
+        lambda: out.print(
+            f"creator {keys.address}; keys in {data['keys_dir']} (keep them secret)", markup=False
+        ),
+    )
 
 
 @keys_app.command("show")
@@ -205,10 +216,14 @@ def keys_show(as_json: JsonFlag = False) -> None:
         "address": keys.address,
         "code_key_commitment": None if commitment is None else "0x" + commitment.hex(),
     }
-    emit(data, as_json, lambda: out.print(
-        f"creator {data['address']}\ncode key commitment {data['code_key_commitment']}",
-        markup=False,
-    ))
+    emit(
+        data,
+        as_json,
+        lambda: out.print(
+            f"creator {data['address']}\ncode key commitment {data['code_key_commitment']}",
+            markup=False,
+        ),
+    )
 
 
 @keys_app.command("enroll")
@@ -219,8 +234,11 @@ def keys_enroll(as_json: JsonFlag = False) -> None:
         keys = creator_keys()
         signed = sign_enrollment(keys, registry.domain, now=registry.clock())
         result = registry.enroll_code_key(signed, keys.require_code_key())
-    data = {"creator": result.creator, "status": result.status,
-            "key_commitment": "0x" + result.key_commitment.hex()}
+    data = {
+        "creator": result.creator,
+        "status": result.status,
+        "key_commitment": "0x" + result.key_commitment.hex(),
+    }
     emit(data, as_json, lambda: out.print(f"code key {result.status}", markup=False))
 
 
@@ -289,8 +307,14 @@ def register(
         prints = [(path, file_fingerprint_path(_existing(path))) for path in files]
         for path, value in prints:
             request = sign_registration(
-                keys, registry.domain, good_type=GoodType.FILE, fingerprint=value,
-                product=product, use=use_value, royalty_policy=policy, metadata=meta,
+                keys,
+                registry.domain,
+                good_type=GoodType.FILE,
+                fingerprint=value,
+                product=product,
+                use=use_value,
+                royalty_policy=policy,
+                metadata=meta,
                 now=registry.clock(),
             )
             results.append({"file": str(path), **registry.register(request).as_dict()})
@@ -298,9 +322,10 @@ def register(
 
 
 def _print_entries(results: list[dict[str, Any]]) -> None:
-    table = Table("file", "fingerprint", "status", "entry")
+    table = Table("file", "status", "entry")
+    table.add_column("fingerprint", no_wrap=True, overflow="fold")
     for row in results:
-        table.add_row(row["file"], row["fingerprint"], row["status"], str(row["entry_id"]))
+        table.add_row(row["file"], row["status"], str(row["entry_id"]), row["fingerprint"])
     out.print(table)
 
 
@@ -347,8 +372,15 @@ def register_codes(
         batch = _prepare(codes, keys.require_code_key(), skip_invalid, as_json)
         try:
             request = sign_batch_registration(
-                keys, registry.domain, batch, good_type=GoodType.CODE, product=product,
-                use=use_value, royalty_policy=policy, metadata=meta, now=registry.clock(),
+                keys,
+                registry.domain,
+                batch,
+                good_type=GoodType.CODE,
+                product=product,
+                use=use_value,
+                royalty_policy=policy,
+                metadata=meta,
+                now=registry.clock(),
             )
             with progress_bar(batch.count, "registering", as_json) as tick:
                 result = registry.register_batch(request, batch.fingerprints(), progress=tick)
@@ -431,9 +463,13 @@ def log_head(as_json: JsonFlag = False) -> None:
     """The latest signed tree head."""
     with reported():
         data = _head_dict(open_registry())
-    emit(data, as_json, lambda: out.print(
-        f"size {data['tree_size']:,} root {data['root']} at {data['timestamp']}", markup=False
-    ))
+    emit(
+        data,
+        as_json,
+        lambda: out.print(
+            f"size {data['tree_size']:,} root {data['root']} at {data['timestamp']}", markup=False
+        ),
+    )
 
 
 @log_app.command("sequence")
@@ -481,8 +517,12 @@ def log_proof(
             verify_inclusion(
                 hash_leaf(entry.leaf_data()), leaf_index, target.tree_size, proof, target.root
             )
-            data = {"leaf_index": leaf_index, "tree_size": target.tree_size,
-                    "entry": entry.as_dict(), "leaf_data": "0x" + entry.leaf_data().hex()}
+            data = {
+                "leaf_index": leaf_index,
+                "tree_size": target.tree_size,
+                "entry": entry.as_dict(),
+                "leaf_data": "0x" + entry.leaf_data().hex(),
+            }
         data.update({"root": "0x" + target.root.hex(), "proof": ["0x" + p.hex() for p in proof]})
     emit(data, as_json, lambda: out.print_json(json.dumps(data)))
 
@@ -529,11 +569,7 @@ def serve() -> None:
 
 
 def main() -> None:
-    started = time.monotonic()
-    try:
-        app()
-    finally:
-        del started
+    app()
 
 
 __all__ = ["Use", "app", "main"]

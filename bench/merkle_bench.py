@@ -55,7 +55,9 @@ def stored_log(entries: list[bytes], directory: Path) -> str:
     with write_transaction(engine) as conn:
         appender = log.TreeAppender(log.TileStore(conn, log.tiles_t), log.lock_log(conn))
         for start in range(0, len(entries), 100_000):
-            appender.append([sha256(b"\x00" + e).digest() for e in entries[start : start + 100_000]])
+            appender.append(
+                [sha256(b"\x00" + e).digest() for e in entries[start : start + 100_000]]
+            )
         appender.finish()
         log.set_tree_size(conn, appender.size)
     engine.dispose()
@@ -96,16 +98,14 @@ def main() -> None:
         pym = SqliteTree(str(Path(tmp) / "pymerkle.db"), algorithm="sha256")
         pym.append_entries(entries)
         with read_transaction(engine) as conn:
-            ours_inclusion = [
-                (lambda i=i: log.inclusion_proof(conn, i, n)) for i in indices
-            ]
-            ours_consistency = [
-                (lambda m=m: log.consistency_proof(conn, m, n)) for m in older
-            ]
+            ours_inclusion = [(lambda i=i: log.inclusion_proof(conn, i, n)) for i in indices]
+            ours_consistency = [(lambda m=m: log.consistency_proof(conn, m, n)) for m in older]
             # Same answers: spot-check our stored proofs against pymerkle's.
             for i in indices[:20]:
                 ours = log.inclusion_proof(conn, i, n)
-                merkle.verify_inclusion(hashlib.sha256(b"\x00" + entries[i]).digest(), i, n, ours, ours_root)
+                merkle.verify_inclusion(
+                    hashlib.sha256(b"\x00" + entries[i]).digest(), i, n, ours, ours_root
+                )
             pym_inclusion = [(lambda i=i: pym.prove_inclusion(i + 1, n)) for i in indices]
             pym_consistency = [(lambda m=m: pym.prove_consistency(m, n)) for m in older]
             for calls in (ours_inclusion, ours_consistency, pym_inclusion, pym_consistency):
@@ -119,18 +119,28 @@ def main() -> None:
             }
         pym.close()
         engine.dispose()
-    proofs["inclusion_speedup"] = proofs["pymerkle_sqlite_inclusion_us"] / proofs["ours_inclusion_us"]
+    proofs["inclusion_speedup"] = (
+        proofs["pymerkle_sqlite_inclusion_us"] / proofs["ours_inclusion_us"]
+    )
     proofs["consistency_speedup"] = (
         proofs["pymerkle_sqlite_consistency_us"] / proofs["ours_consistency_us"]
     )
-    path = save("merkle", {"leaves": n, "proof_samples": args.proofs, "build": build, "proofs": proofs})
+    path = save(
+        "merkle", {"leaves": n, "proof_samples": args.proofs, "build": build, "proofs": proofs}
+    )
     print(f"leaves: {n:,}")
-    print(f"build+root  ours {build['ours_s']:.2f} s | floor {build['floor_level_by_level_s']:.2f} s"
-          f" | pymerkle {build['pymerkle_inmemory_s']:.2f} s | x{build['speedup_vs_pymerkle']:.1f}")
-    print(f"inclusion   ours {proofs['ours_inclusion_us']:.0f} us | pymerkle "
-          f"{proofs['pymerkle_sqlite_inclusion_us']:.0f} us | x{proofs['inclusion_speedup']:.1f}")
-    print(f"consistency ours {proofs['ours_consistency_us']:.0f} us | pymerkle "
-          f"{proofs['pymerkle_sqlite_consistency_us']:.0f} us | x{proofs['consistency_speedup']:.1f}")
+    print(
+        f"build+root  ours {build['ours_s']:.2f} s | floor {build['floor_level_by_level_s']:.2f} s"
+        f" | pymerkle {build['pymerkle_inmemory_s']:.2f} s | x{build['speedup_vs_pymerkle']:.1f}"
+    )
+    print(
+        f"inclusion   ours {proofs['ours_inclusion_us']:.0f} us | pymerkle "
+        f"{proofs['pymerkle_sqlite_inclusion_us']:.0f} us | x{proofs['inclusion_speedup']:.1f}"
+    )
+    print(
+        f"consistency ours {proofs['ours_consistency_us']:.0f} us | pymerkle "
+        f"{proofs['pymerkle_sqlite_consistency_us']:.0f} us | x{proofs['consistency_speedup']:.1f}"
+    )
     print(f"written to {path}")
 
 

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, Table, select
 
 from registry.eip712 import Domain
-from registry.errors import Conflict, ConfigurationError, InvalidInput, NotFound
+from registry.errors import ConfigurationError, Conflict, InvalidInput, NotFound
 from registry.fingerprints import CODE_KEY_SIZE
 from registry.models import CodeKey
 from registry.records import SignedMessage, checksum, insert_record, record_payload

@@ -1,4 +1,4 @@
-"""One engine factory for SQLite (WAL) or PostgreSQL, and the write transaction every use case owns."""
+"""One engine factory for SQLite (WAL) or PostgreSQL, and the transactions use cases own."""
 
 from __future__ import annotations
 

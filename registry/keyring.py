@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import os
 import secrets
 import stat
@@ -56,14 +57,10 @@ def parse_key_text(text: str, *, size: int, what: str) -> bytes:
     """A key given as hex (optionally 0x-prefixed) or base64; the message never echoes it."""
     cleaned = text.strip()
     candidates: list[bytes] = []
-    try:
+    with contextlib.suppress(ValueError):
         candidates.append(bytes.fromhex(cleaned.removeprefix("0x")))
-    except ValueError:
-        pass
-    try:
+    with contextlib.suppress(binascii.Error, ValueError):
         candidates.append(base64.b64decode(cleaned, validate=True))
-    except (binascii.Error, ValueError):
-        pass
     for candidate in candidates:
         if len(candidate) == size:
             return candidate

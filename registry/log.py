@@ -9,11 +9,12 @@ with one query, never by rebuilding the tree.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import Connection, Table, and_, bindparam, select, tuple_, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from registry import merkle, tiles
@@ -220,7 +221,9 @@ def integrate_queue(conn: Connection, *, limit: int, now: int) -> int:
     updates = []
     leaf_hashes = []
     for offset, (entry_id, kind, good_type, fingerprint, actor, payload_hash) in enumerate(queued):
-        leaf = encode_leaf(kind, good_type, bytes(fingerprint), bytes(actor), bytes(payload_hash), now)
+        leaf = encode_leaf(
+            kind, good_type, bytes(fingerprint), bytes(actor), bytes(payload_hash), now
+        )
         leaf_hash = merkle.hash_leaf(leaf)
         leaf_hashes.append(leaf_hash)
         updates.append({"eid": entry_id, "li": size + offset, "ts": now})
@@ -277,13 +280,13 @@ def tree_head_at(conn: Connection, size: int) -> TreeHead | None:
     return None if row is None else _head_from_row(row._mapping)
 
 
-def _head_from_row(row: Mapping[str, object]) -> TreeHead:
+def _head_from_row(row: Any) -> TreeHead:
     return TreeHead(
-        tree_size=int(row["tree_size"]),  # type: ignore[call-overload]
-        root=bytes(row["root"]),  # type: ignore[call-overload]
-        timestamp=int(row["timestamp"]),  # type: ignore[call-overload]
-        signature=bytes(row["signature"]),  # type: ignore[call-overload]
-        signer=bytes(row["signer"]),  # type: ignore[call-overload]
+        tree_size=int(row["tree_size"]),
+        root=bytes(row["root"]),
+        timestamp=int(row["timestamp"]),
+        signature=bytes(row["signature"]),
+        signer=bytes(row["signer"]),
         domain=Domain.from_dict(json.loads(str(row["domain"]))),
     )
 

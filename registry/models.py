@@ -177,7 +177,9 @@ class LogState(SQLModel, table=True):
 
     __tablename__ = "log_state"
 
-    id: int = Field(default=1, sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
+    id: int = Field(
+        default=1, sa_column=Column(SmallInteger, primary_key=True, autoincrement=False)
+    )
     tree_size: int = Field(default=0, sa_type=BigInteger)
 
 

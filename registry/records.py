@@ -17,35 +17,29 @@ import rfc8785
 from sqlalchemy import Connection, Table
 from sqlalchemy.exc import IntegrityError
 
-from registry.eip712 import STRUCT_TYPES, Domain, check_deadline, verify_signature
+from registry.eip712 import (
+    STRUCT_TYPES,
+    Domain,
+    address_bytes,
+    check_deadline,
+    checksum_address,
+    verify_signature,
+)
 from registry.errors import InvalidInput, NonceReused, WrongSigner
 from registry.leaf import payload_hash
 from registry.models import SignedRecord
 
 records_t: Table = SignedRecord.__table__  # type: ignore[attr-defined]
 
-ZERO_ADDRESS = "0x" + "00" * 20
 
 #: Nonces are uint64 in the struct but stored in a signed 64-bit column: refusing the top
 #: half keeps the replay guard exact instead of wrapping around.
 MAX_NONCE = 2**63 - 1
 
 
-def address_bytes(address: str) -> bytes:
-    """20 bytes of a 0x-hex address (checksum case is not required at this layer)."""
-    text = address.strip()
-    if not (text.startswith("0x") and len(text) == 42):
-        raise InvalidInput(f"{address!r} is not a 0x-prefixed 20-byte address")
-    try:
-        return bytes.fromhex(text[2:])
-    except ValueError as exc:
-        raise InvalidInput(f"{address!r} is not a 0x-prefixed 20-byte address") from exc
-
-
 def checksum(address: bytes) -> str:
-    from eth_utils import to_checksum_address
-
-    return str(to_checksum_address(address))
+    """EIP-55 form of 20 address bytes."""
+    return checksum_address(address)
 
 
 def message_to_document(primary_type: str, message: Mapping[str, Any]) -> dict[str, Any]:

@@ -141,9 +141,7 @@ def ensure_product(
     if not slug:
         return None
     c = products_t.c
-    row = conn.execute(
-        select(c.id, c.use).where(c.creator == creator, c.slug == slug)
-    ).first()
+    row = conn.execute(select(c.id, c.use).where(c.creator == creator, c.slug == slug)).first()
     if row is not None:
         if int(row.use) != int(use):
             raise InvalidInput(

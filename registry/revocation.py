@@ -159,9 +159,8 @@ def revoke_batch(
         for offset, fingerprint in enumerate(chunk):
             owner = registered.get(fingerprint)
             if owner is None or owner.actor != signer:
-                raise InvalidInput(
-                    f"item {first + offset + 1}: {_not_theirs(ingest.good_type, fingerprint).detail}"
-                )
+                problem = _not_theirs(ingest.good_type, fingerprint).detail
+                raise NotFound(f"item {first + offset + 1}: {problem}; nothing was revoked")
             if fingerprint in done:
                 already += 1
                 continue

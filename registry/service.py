@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 from registry import codekeys, log, registration, revocation
 from registry.db import create_db_engine, read_transaction, write_transaction
 from registry.eip712 import Domain
-from registry.errors import NotFound
+from registry.errors import ConfigurationError, InvalidInput, NotFound
 from registry.fingerprints import GoodType, fingerprint_hex
 from registry.keyring import (
     ensure_private_dir,
@@ -105,12 +105,16 @@ class Registry:
         from registry.migrate import upgrade
 
         ensure_private_dir(settings.data_dir)
+        try:
+            domain = settings.domain
+        except InvalidInput as exc:
+            raise ConfigurationError(f"TRACEMARK_CHAIN_ID / CONTRACT_ADDRESS: {exc.detail}") from exc
         master = settings.master_key.get_secret_value() if settings.master_key else None
         engine = create_db_engine(settings.resolved_database_url)
         upgrade(engine)
         return cls(
             engine,
-            domain=settings.domain,
+            domain=domain,
             account=load_or_create_registry_key(settings.data_dir),
             master_key=load_or_create_master_key(settings.data_dir, master),
             clock=clock,
@@ -212,7 +216,9 @@ class Registry:
 
     def entry_at(self, leaf_index: int) -> LoggedEntry:
         with read_transaction(self.engine) as conn:
-            row = conn.execute(select(entries_t).where(entries_t.c.leaf_index == leaf_index)).first()
+            row = conn.execute(
+                select(entries_t).where(entries_t.c.leaf_index == leaf_index)
+            ).first()
         if row is None:
             raise NotFound(f"the log has no leaf {leaf_index}")
         return _entry(row._mapping)

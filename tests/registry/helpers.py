@@ -53,7 +53,9 @@ def counts(engine: Engine) -> dict[str, int]:
         "tree_heads",
     ]
     with engine.connect() as conn:
-        found = {t: int(conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()) for t in tables}
+        found = {
+            t: int(conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()) for t in tables
+        }
         found["tree_size"] = int(
             conn.execute(text("SELECT tree_size FROM log_state WHERE id = 1")).scalar_one()
         )

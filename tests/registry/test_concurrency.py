@@ -6,6 +6,7 @@ separate server processes would; a ``threading.Barrier`` releases them at the sa
 
 from __future__ import annotations
 
+import functools
 import secrets
 import sqlite3
 import threading
@@ -136,7 +137,9 @@ def test_concurrent_uses_of_one_nonce_accept_exactly_one(
     ]
     racers = registries(threads)
 
-    results = race([lambda r=r, q=q: r.register(q) for r, q in zip(racers, requests, strict=True)])
+    results = race(
+        [functools.partial(r.register, q) for r, q in zip(racers, requests, strict=True)]
+    )
 
     accepted = [r for r in results if isinstance(r, EntryRef)]
     refused = [r for r in results if isinstance(r, NonceReused)]
@@ -207,7 +210,7 @@ def test_creators_racing_for_one_fingerprint_get_one_register_and_conflicts(
         ]
 
         results = race(
-            [lambda r=r, q=q: r.register(q) for r, q in zip(racers, requests, strict=True)]
+            [functools.partial(r.register, q) for r, q in zip(racers, requests, strict=True)]
         )
 
         assert all(isinstance(r, EntryRef) for r in results), results

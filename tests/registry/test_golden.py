@@ -36,9 +36,13 @@ def _creator(seed: int) -> CreatorKeys:
 
 def _register(creator: CreatorKeys, fingerprint: bytes, nonce: int) -> RegistrationRequest:
     message = {
-        "goodType": int(GoodType.FILE), "fingerprint": fingerprint, "product": "art",
-        "use": int(Use.TRANSFERABLE), "royaltyPolicy": policy_hash(POLICY),
-        "metadata": metadata_hash({"title": f"work {nonce}"}), "nonce": nonce,
+        "goodType": int(GoodType.FILE),
+        "fingerprint": fingerprint,
+        "product": "art",
+        "use": int(Use.TRANSFERABLE),
+        "royaltyPolicy": policy_hash(POLICY),
+        "metadata": metadata_hash({"title": f"work {nonce}"}),
+        "nonce": nonce,
         "deadline": 1_900_000_000,
     }
     signature = sign("Registration", message, DEV_DOMAIN, bytes(creator.account.key))
@@ -51,18 +55,30 @@ def _register(creator: CreatorKeys, fingerprint: bytes, nonce: int) -> Registrat
 
 def test_golden_log(engine: Engine) -> None:
     clock = Clock(1_800_000_000)
-    registry = Registry(engine, domain=DEV_DOMAIN, account=Account.from_key(b"\x07" * 32),
-                        master_key=bytes(32), clock=clock)
+    registry = Registry(
+        engine,
+        domain=DEV_DOMAIN,
+        account=Account.from_key(b"\x07" * 32),
+        master_key=bytes(32),
+        clock=clock,
+    )
     alice, bob = _creator(1), _creator(2)
     for n in range(3):
         registry.register(_register(alice, bytes([n + 1]) * 32, nonce=n + 1))
     registry.register(_register(bob, bytes([1]) * 32, nonce=99))  # a CONFLICT
     clock.advance(10)
     registry.sequence_all()
-    revocation = {"goodType": int(GoodType.FILE), "fingerprint": bytes([2]) * 32,
-                  "reason": "leaked", "nonce": 7, "deadline": 1_900_000_000}
+    revocation = {
+        "goodType": int(GoodType.FILE),
+        "fingerprint": bytes([2]) * 32,
+        "reason": "leaked",
+        "nonce": 7,
+        "deadline": 1_900_000_000,
+    }
     signature = sign("Revocation", revocation, DEV_DOMAIN, bytes(alice.account.key))
-    registry.revoke(RevocationRequest(SignedMessage("Revocation", revocation, signature, alice.address)))
+    registry.revoke(
+        RevocationRequest(SignedMessage("Revocation", revocation, signature, alice.address))
+    )
     clock.advance(10)
     head = registry.sequence_all()
     assert head is not None

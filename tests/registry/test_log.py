@@ -11,7 +11,7 @@ import pytest
 from eth_account import Account
 
 from registry import merkle
-from registry.eip712 import DEV_DOMAIN, digest, recover_signer, Signature
+from registry.eip712 import DEV_DOMAIN, Signature, digest, recover_signer
 from registry.errors import NotFound, ProofOutOfRange
 from registry.leaf import LeafData
 from registry.service import Registry
@@ -50,8 +50,9 @@ def test_sequencing_assigns_contiguous_indices_and_signs_each_head(
     for size in (7, 14, 30):
         stored = registry.tree_head(size)
         message = {"size": stored.tree_size, "root": stored.root, "timestamp": stored.timestamp}
-        signer = recover_signer(digest("TreeHead", message, stored.domain),
-                                Signature.parse(stored.signature))
+        signer = recover_signer(
+            digest("TreeHead", message, stored.domain), Signature.parse(stored.signature)
+        )
         assert signer == registry.address
         assert stored.domain == DEV_DOMAIN
 
@@ -84,11 +85,15 @@ def test_inclusion_and_consistency_proofs_from_storage_verify(
         size = rng.randint(1, 280)
         index = rng.randrange(size)
         proof = registry.inclusion_proof(index, size)
-        merkle.verify_inclusion(merkle.hash_leaf(leaves[index]), index, size, proof, _root(leaves[:size]))
+        merkle.verify_inclusion(
+            merkle.hash_leaf(leaves[index]), index, size, proof, _root(leaves[:size])
+        )
         old = rng.randint(0, size)
         consistency = registry.consistency_proof(old, size)
         if old:
-            merkle.verify_consistency(old, size, consistency, _root(leaves[:old]), _root(leaves[:size]))
+            merkle.verify_consistency(
+                old, size, consistency, _root(leaves[:old]), _root(leaves[:size])
+            )
 
 
 def test_out_of_range_proofs_are_refused_cleanly(
@@ -110,10 +115,18 @@ def test_out_of_range_proofs_are_refused_cleanly(
 
 
 def test_sequencer_batches_by_size(
-    engine, make_creator: CreatorFactory, clock: Clock  # type: ignore[no-untyped-def]
+    engine,
+    make_creator: CreatorFactory,
+    clock: Clock,  # type: ignore[no-untyped-def]
 ) -> None:
-    registry = Registry(engine, domain=DEV_DOMAIN, account=Account.create(),
-                        master_key=bytes(32), clock=clock, sequencer_batch_size=4)
+    registry = Registry(
+        engine,
+        domain=DEV_DOMAIN,
+        account=Account.create(),
+        master_key=bytes(32),
+        clock=clock,
+        sequencer_batch_size=4,
+    )
     creator = make_creator()
     for _ in range(10):
         registry.register(registration(creator, clock()))

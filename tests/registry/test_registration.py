@@ -40,7 +40,9 @@ SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 def _with_signature(request: RegistrationRequest, signature: bytes) -> RegistrationRequest:
-    return dataclasses.replace(request, signed=dataclasses.replace(request.signed, signature=signature))
+    return dataclasses.replace(
+        request, signed=dataclasses.replace(request.signed, signature=signature)
+    )
 
 
 def _refused(registry: Registry, engine: Engine, request: RegistrationRequest, error: type) -> None:
@@ -53,7 +55,9 @@ def _refused(registry: Registry, engine: Engine, request: RegistrationRequest, e
 # -- one registration per good ------------------------------------------------------------------
 
 
-def test_register_queues_then_sequences(registry: Registry, creator: CreatorKeys, clock: Clock) -> None:
+def test_register_queues_then_sequences(
+    registry: Registry, creator: CreatorKeys, clock: Clock
+) -> None:
     fingerprint = os.urandom(32)
     entry = registry.register(registration(creator, clock(), fingerprint=fingerprint))
     assert (entry.kind, entry.status, entry.leaf_index) == (EntryKind.REGISTER, "queued", None)
@@ -96,14 +100,18 @@ def test_another_creators_claim_is_a_conflict_never_an_overwrite(
 def test_codes_need_a_product_and_a_product_keeps_its_use(
     registry: Registry, engine: Engine, creator: CreatorKeys, clock: Clock
 ) -> None:
-    _refused(registry, engine, registration(creator, clock(), good_type=GoodType.CODE), InvalidInput)
+    _refused(
+        registry, engine, registration(creator, clock(), good_type=GoodType.CODE), InvalidInput
+    )
     registry.register(
         registration(creator, clock(), good_type=GoodType.CODE, product="card", use=Use.SINGLE)
     )
     _refused(
         registry,
         engine,
-        registration(creator, clock(), good_type=GoodType.CODE, product="card", use=Use.TRANSFERABLE),
+        registration(
+            creator, clock(), good_type=GoodType.CODE, product="card", use=Use.TRANSFERABLE
+        ),
         InvalidInput,
     )
     _refused(registry, engine, registration(creator, clock(), product="Not A Slug"), InvalidInput)
@@ -115,10 +123,10 @@ def test_documents_must_match_their_signed_hashes(
     request = registration(creator, clock(), metadata={"title": "Sword"})
     tampered_metadata = dataclasses.replace(request, metadata={"title": "Shield"})
     _refused(registry, engine, tampered_metadata, InvalidInput)
-    other_policy = RoyaltyPolicy.parse(
-        {"recipients": [{"address": "0x" + "11" * 20, "bps": 500}]}
+    other_policy = RoyaltyPolicy.parse({"recipients": [{"address": "0x" + "11" * 20, "bps": 500}]})
+    _refused(
+        registry, engine, dataclasses.replace(request, royalty_policy=other_policy), InvalidInput
     )
-    _refused(registry, engine, dataclasses.replace(request, royalty_policy=other_policy), InvalidInput)
 
 
 # -- signatures (THREATS 12-17) -------------------------------------------------------------------
@@ -199,10 +207,19 @@ def _batch(creator: CreatorKeys, codes: list[str]) -> PreparedBatch:
     return prepare_code_batch(codes_source("\n".join(codes) + "\n"), creator.code_key)
 
 
-def _batch_request(creator: CreatorKeys, batch: PreparedBatch, now: int, product: str = "card") -> RegistrationRequest:
+def _batch_request(
+    creator: CreatorKeys, batch: PreparedBatch, now: int, product: str = "card"
+) -> RegistrationRequest:
     return sign_batch_registration(
-        creator, DEV_DOMAIN, batch, good_type=GoodType.CODE, product=product, use=Use.SINGLE,
-        royalty_policy=NO_ROYALTY, metadata={}, now=now,
+        creator,
+        DEV_DOMAIN,
+        batch,
+        good_type=GoodType.CODE,
+        product=product,
+        use=Use.SINGLE,
+        royalty_policy=NO_ROYALTY,
+        metadata={},
+        now=now,
     )
 
 
@@ -229,8 +246,12 @@ def test_bulk_batch_rechecks_items_root_and_count(
     request = _batch_request(creator, batch, clock())
     prints = list(batch.fingerprints())
     before = counts(engine)
-    for stream in (prints[:-1], [*prints, os.urandom(32)], [*prints[:-1], os.urandom(32)],
-                   [prints[1], prints[0], *prints[2:]]):
+    for stream in (
+        prints[:-1],
+        [*prints, os.urandom(32)],
+        [*prints[:-1], os.urandom(32)],
+        [prints[1], prints[0], *prints[2:]],
+    ):
         with pytest.raises(InvalidInput):
             registry.register_batch(request, iter(stream))
         assert counts(engine) == before, "no half-written batch"

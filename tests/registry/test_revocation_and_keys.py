@@ -18,7 +18,7 @@ from registry.creator import (
     sign_revocation,
 )
 from registry.eip712 import DEV_DOMAIN
-from registry.errors import Conflict, ConfigurationError, InvalidInput, NotFound
+from registry.errors import ConfigurationError, Conflict, InvalidInput, NotFound
 from registry.fingerprints import GoodType
 from registry.leaf import EntryKind
 from registry.service import Registry
@@ -29,11 +29,18 @@ from tests.registry.test_registration import _batch, _batch_request, _codes
 
 def _revocation(creator: CreatorKeys, now: int, fingerprint: bytes, reason: str = "leaked"):  # type: ignore[no-untyped-def]
     return sign_revocation(
-        creator, DEV_DOMAIN, good_type=GoodType.FILE, fingerprint=fingerprint, reason=reason, now=now
+        creator,
+        DEV_DOMAIN,
+        good_type=GoodType.FILE,
+        fingerprint=fingerprint,
+        reason=reason,
+        now=now,
     )
 
 
-def test_revoke_own_good_once(registry: Registry, engine: Engine, creator: CreatorKeys, clock: Clock) -> None:
+def test_revoke_own_good_once(
+    registry: Registry, engine: Engine, creator: CreatorKeys, clock: Clock
+) -> None:
     fingerprint = os.urandom(32)
     registry.register(registration(creator, clock(), fingerprint=fingerprint))
     entry = registry.revoke(_revocation(creator, clock(), fingerprint))
@@ -73,15 +80,17 @@ def test_batch_revocation_of_leaked_codes(
     registry.register_batch(_batch_request(owner, batch, clock()), batch.fingerprints())
     assert owner.code_key is not None
     leaked = prepare_code_batch(codes_source("\n".join(codes[100:200])), owner.code_key)
-    request = sign_batch_revocation(owner, DEV_DOMAIN, leaked, good_type=GoodType.CODE,
-                                    reason="leaked lot", now=clock())
+    request = sign_batch_revocation(
+        owner, DEV_DOMAIN, leaked, good_type=GoodType.CODE, reason="leaked lot", now=clock()
+    )
     result = registry.revoke_batch(request, leaked.fingerprints())
     assert (result.registered, result.tree_size) == (100, 600)
     # The stranger cannot revoke them: the batch is refused whole, with the item number.
-    theirs = sign_batch_revocation(stranger, DEV_DOMAIN, leaked, good_type=GoodType.CODE,
-                                   reason="grief", now=clock())
+    theirs = sign_batch_revocation(
+        stranger, DEV_DOMAIN, leaked, good_type=GoodType.CODE, reason="grief", now=clock()
+    )
     before = counts(engine)
-    with pytest.raises(InvalidInput, match="item 1:"):
+    with pytest.raises(NotFound, match="item 1:"):
         registry.revoke_batch(theirs, leaked.fingerprints())
     assert counts(engine) == before
 
@@ -90,20 +99,28 @@ def test_code_key_enrolment_is_sealed_and_idempotent(
     registry: Registry, engine: Engine, creator: CreatorKeys, clock: Clock
 ) -> None:
     assert creator.code_key is not None
-    result = registry.enroll_code_key(sign_enrollment(creator, DEV_DOMAIN, now=clock()), creator.code_key)
+    result = registry.enroll_code_key(
+        sign_enrollment(creator, DEV_DOMAIN, now=clock()), creator.code_key
+    )
     assert result.status == "enrolled" and result.key_commitment == key_commitment(creator.code_key)
-    again = registry.enroll_code_key(sign_enrollment(creator, DEV_DOMAIN, now=clock()), creator.code_key)
+    again = registry.enroll_code_key(
+        sign_enrollment(creator, DEV_DOMAIN, now=clock()), creator.code_key
+    )
     assert again.status == "already-enrolled"
     assert registry.code_key_of(bytes.fromhex(creator.address[2:])) == creator.code_key
     with engine.connect() as conn:
-        stored = b"".join(bytes(v) for (v,) in conn.execute(text("SELECT sealed_key FROM code_keys")))
+        stored = b"".join(
+            bytes(v) for (v,) in conn.execute(text("SELECT sealed_key FROM code_keys"))
+        )
         payloads = " ".join(p for (p,) in conn.execute(text("SELECT payload FROM signed_records")))
     assert creator.code_key not in stored, "the code key is never stored in clear"
     assert creator.code_key.hex() not in payloads
     # Another key for the same creator would orphan every registered code: refused.
     other = dataclasses.replace(creator, code_key=os.urandom(32))
     with pytest.raises(Conflict):
-        registry.enroll_code_key(sign_enrollment(other, DEV_DOMAIN, now=clock()), other.code_key or b"")
+        registry.enroll_code_key(
+            sign_enrollment(other, DEV_DOMAIN, now=clock()), other.code_key or b""
+        )
     # The commitment binds the key that travels with it.
     signed = sign_enrollment(creator, DEV_DOMAIN, now=clock())
     with pytest.raises(InvalidInput):

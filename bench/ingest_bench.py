@@ -1,0 +1,149 @@
+"""Bulk ingest of 1,000,000 codes on SQLite, end to end, against a bare sqlite3 floor.
+
+Run: ``.venv/bin/python -m bench.ingest_bench [--codes N]``. Each side runs in its own
+process (so peak memory is its own): ours = read the codes file, normalise + HMAC each code,
+items root, one signature, then the registry's bulk path (signature check, items-root
+re-check, insert, sequencing, tiles, signed tree head), ready to anchor. Floor = a bare
+sqlite3 ``executemany`` of the same 1M entry rows into one table with a unique index.
+Writes ``bench/results/ingest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import secrets
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import save
+
+ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def write_codes(path: Path, n: int) -> None:
+    rng = random.Random(1)
+    with path.open("w") as out:
+        for _ in range(n):
+            s = "".join(rng.choices(ALPHABET, k=16))
+            out.write(f"{s[:4]}-{s[4:8]}-{s[8:12]}-{s[12:]}\n")
+
+
+def run_ours(codes: Path, workdir: Path) -> dict[str, float]:
+    from eth_account import Account
+
+    from registry.creator import CreatorKeys, prepare_code_batch, sign_batch_registration
+    from registry.db import create_db_engine
+    from registry.eip712 import DEV_DOMAIN
+    from registry.fingerprints import GoodType, Use
+    from registry.migrate import upgrade
+    from registry.royalty import RoyaltyPolicy
+    from registry.service import Registry
+
+    engine = create_db_engine(f"sqlite:///{workdir / 'registry.db'}")
+    upgrade(engine)
+    registry = Registry(engine, domain=DEV_DOMAIN, account=Account.create(),
+                        master_key=secrets.token_bytes(32))
+    creator = CreatorKeys(Account.create(), secrets.token_bytes(32))
+    started = time.perf_counter()
+    with codes.open(newline="") as source:
+        batch = prepare_code_batch(source, creator.require_code_key())
+    prepared = time.perf_counter()
+    request = sign_batch_registration(
+        creator, DEV_DOMAIN, batch, good_type=GoodType.CODE, product="bench-card",
+        use=Use.SINGLE, royalty_policy=RoyaltyPolicy.parse({"recipients": []}), metadata={},
+        now=registry.clock(),
+    )
+    result = registry.register_batch(request, batch.fingerprints())
+    finished = time.perf_counter()
+    head = registry.latest_tree_head()
+    assert head is not None and head.tree_size == result.registered == batch.count
+    return {
+        "total_s": finished - started,
+        "client_fingerprint_s": prepared - started,
+        "registry_ingest_s": finished - prepared,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run_floor(n: int, workdir: Path) -> dict[str, float]:
+    rows = [
+        (i, 1, 2, os.urandom(32), os.urandom(20), os.urandom(32), 1_790_000_000, 1, i, 1)
+        for i in range(n)
+    ]
+    conn = sqlite3.connect(workdir / "floor.db")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute(
+        "CREATE TABLE entries (leaf_index INTEGER PRIMARY KEY, kind, good_type, fingerprint,"
+        " actor, payload_hash, timestamp, record_id, position, product_id)"
+    )
+    conn.execute("CREATE UNIQUE INDEX ix ON entries (good_type, fingerprint)")
+    started = time.perf_counter()
+    conn.executemany("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+    conn.commit()
+    return {"total_s": time.perf_counter() - started}
+
+
+def child(role: str, arg: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        if role == "ours":
+            result = run_ours(Path(arg), Path(tmp))
+        else:
+            result = run_floor(int(arg), Path(tmp))
+    print(json.dumps(result))
+
+
+def measure(role: str, arg: str) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ingest_bench", "--child", role, arg],
+        check=True, capture_output=True, text=True,
+    )
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--codes", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--child", nargs=2, metavar=("ROLE", "ARG"))
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        codes = Path(tmp) / "codes.csv"
+        write_codes(codes, args.codes)
+        ours, floor = [], []
+        for _ in range(args.rounds):  # interleaved, so machine noise hits both sides
+            ours.append(measure("ours", str(codes)))
+            floor.append(measure("floor", str(args.codes)))
+    med = {key: statistics.median(r[key] for r in ours) for key in ours[0]}
+    floor_s = statistics.median(r["total_s"] for r in floor)
+    data = {
+        "codes": args.codes,
+        "rounds": args.rounds,
+        "ours": med,
+        "floor_sqlite3_executemany_s": floor_s,
+        "ratio_to_floor": med["total_s"] / floor_s,
+        "ours_rows_per_s": args.codes / med["total_s"],
+        "floor_rows_per_s": args.codes / floor_s,
+    }
+    path = save("ingest", data)
+    print(f"codes: {args.codes:,} (median of {args.rounds})")
+    print(f"ours  {med['total_s']:.1f} s (fingerprint {med['client_fingerprint_s']:.1f} s, "
+          f"registry {med['registry_ingest_s']:.1f} s), peak {med['peak_rss_mb']:.0f} MB")
+    print(f"floor {floor_s:.1f} s  -> ratio {data['ratio_to_floor']:.2f}x")
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
