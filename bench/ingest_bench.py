@@ -50,16 +50,23 @@ def run_ours(codes: Path, workdir: Path) -> dict[str, float]:
 
     engine = create_db_engine(f"sqlite:///{workdir / 'registry.db'}")
     upgrade(engine)
-    registry = Registry(engine, domain=DEV_DOMAIN, account=Account.create(),
-                        master_key=secrets.token_bytes(32))
+    registry = Registry(
+        engine, domain=DEV_DOMAIN, account=Account.create(), master_key=secrets.token_bytes(32)
+    )
     creator = CreatorKeys(Account.create(), secrets.token_bytes(32))
     started = time.perf_counter()
     with codes.open(newline="") as source:
         batch = prepare_code_batch(source, creator.require_code_key())
     prepared = time.perf_counter()
     request = sign_batch_registration(
-        creator, DEV_DOMAIN, batch, good_type=GoodType.CODE, product="bench-card",
-        use=Use.SINGLE, royalty_policy=RoyaltyPolicy.parse({"recipients": []}), metadata={},
+        creator,
+        DEV_DOMAIN,
+        batch,
+        good_type=GoodType.CODE,
+        product="bench-card",
+        use=Use.SINGLE,
+        royalty_policy=RoyaltyPolicy.parse({"recipients": []}),
+        metadata={},
         now=registry.clock(),
     )
     result = registry.register_batch(request, batch.fingerprints())
@@ -105,7 +112,9 @@ def child(role: str, arg: str) -> None:
 def measure(role: str, arg: str) -> dict[str, float]:
     done = subprocess.run(
         [sys.executable, "-m", "bench.ingest_bench", "--child", role, arg],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
@@ -139,8 +148,10 @@ def main() -> None:
     }
     path = save("ingest", data)
     print(f"codes: {args.codes:,} (median of {args.rounds})")
-    print(f"ours  {med['total_s']:.1f} s (fingerprint {med['client_fingerprint_s']:.1f} s, "
-          f"registry {med['registry_ingest_s']:.1f} s), peak {med['peak_rss_mb']:.0f} MB")
+    print(
+        f"ours  {med['total_s']:.1f} s (fingerprint {med['client_fingerprint_s']:.1f} s, "
+        f"registry {med['registry_ingest_s']:.1f} s), peak {med['peak_rss_mb']:.0f} MB"
+    )
     print(f"floor {floor_s:.1f} s  -> ratio {data['ratio_to_floor']:.2f}x")
     print(f"written to {path}")
 

@@ -108,7 +108,9 @@ class Registry:
         try:
             domain = settings.domain
         except InvalidInput as exc:
-            raise ConfigurationError(f"TRACEMARK_CHAIN_ID / CONTRACT_ADDRESS: {exc.detail}") from exc
+            raise ConfigurationError(
+                f"TRACEMARK_CHAIN_ID / CONTRACT_ADDRESS: {exc.detail}"
+            ) from exc
         master = settings.master_key.get_secret_value() if settings.master_key else None
         engine = create_db_engine(settings.resolved_database_url)
         upgrade(engine)
