@@ -18,7 +18,8 @@ from sqlalchemy import Connection
 from registry import log, merkle
 from registry.errors import InvalidInput
 from registry.leaf import EntryKind, encode_leaf, leaf_prefix
-from registry.log import TileStore, TreeAppender, batch_tiles_t, entries_t, tiles_t
+from registry.log import entries_t
+from registry.tilestore import TileStore, TreeAppender, batch_tiles_t, tiles_t
 
 #: Most goods in one signed batch (THREATS 40: bulk endpoints are bounded).
 MAX_BATCH_SIZE = 10_000_000

@@ -9,26 +9,21 @@ with one query, never by rebuilding the tree.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Connection, Table, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from registry import merkle, tiles
 from registry.eip712 import Domain, sign
 from registry.errors import ProofOutOfRange
 from registry.leaf import encode_leaf
-from registry.models import BatchTile, Entry, LogState, TreeHeadRecord, TreeTile
-from registry.tiles import Tile
-
-TileKey = tuple[int, int]
+from registry.models import Entry, LogState, TreeHeadRecord
+from registry.tilestore import TileCache, TileStore, TreeAppender, batch_tiles_t, tiles_t
 
 entries_t: Table = Entry.__table__  # type: ignore[attr-defined]
-tiles_t: Table = TreeTile.__table__  # type: ignore[attr-defined]
-batch_tiles_t: Table = BatchTile.__table__  # type: ignore[attr-defined]
 heads_t: Table = TreeHeadRecord.__table__  # type: ignore[attr-defined]
 log_state_t: Table = LogState.__table__  # type: ignore[attr-defined]
 
@@ -80,124 +75,6 @@ def tree_size(conn: Connection) -> int:
 
 def set_tree_size(conn: Connection, size: int) -> None:
     conn.execute(update(log_state_t).where(log_state_t.c.id == 1).values(tree_size=size))
-
-
-# -- tiles -------------------------------------------------------------------------------------
-
-
-class TileStore:
-    """Reads and writes the tiles of one tree: the log's, or one bulk batch's items tree."""
-
-    def __init__(self, conn: Connection, table: Table, record_id: int | None = None) -> None:
-        self._conn = conn
-        self._table = table
-        self._record_id = record_id
-
-    def _scope(self) -> list[object]:
-        if self._record_id is None:
-            return []
-        return [self._table.c.record_id == self._record_id]
-
-    def load(self, keys: Iterable[TileKey]) -> dict[TileKey, Tile]:
-        """The tiles among ``keys`` that exist (a handful: at most two per tile level)."""
-        wanted = sorted(set(keys))
-        if not wanted:
-            return {}
-        # NOTE: driver-level SQL. SQLAlchemy's statement machinery costs more than these
-        # primary-key lookups, and SQLite does not use the key for a row-value
-        # ``IN (VALUES ...)`` (it scanned the table: 5 ms per proof at 10^6 leaves).
-        scope = "" if self._record_id is None else "record_id = {m} AND "
-        cursor = self._conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        rows: list[tuple[int, int, int, bytes]] = []
-        try:
-            if self._conn.dialect.paramstyle == "qmark":
-                # SQLite: in-process point lookups on a cached statement beat one OR query.
-                sql = (
-                    f"SELECT tile_level, tile_index, width, hashes FROM {self._table.name} "
-                    f"WHERE {scope.format(m='?')}tile_level = ? AND tile_index = ?"
-                )
-                prefix = () if self._record_id is None else (self._record_id,)
-                for key in wanted:
-                    cursor.execute(sql, (*prefix, *key))
-                    rows.extend(cursor.fetchall())
-            else:
-                # PostgreSQL: one round trip.
-                term = "(tile_level = %s AND tile_index = %s)"
-                params: list[int] = [] if self._record_id is None else [self._record_id]
-                for level, index in wanted:
-                    params += (level, index)
-                cursor.execute(
-                    f"SELECT tile_level, tile_index, width, hashes FROM {self._table.name} "
-                    f"WHERE {scope.format(m='%s')}({' OR '.join([term] * len(wanted))})",
-                    params,
-                )
-                rows = cursor.fetchall()
-        finally:
-            cursor.close()
-        return {
-            (level, index): Tile(level=level, index=index, width=width, hashes=bytes(hashes))
-            for level, index, width, hashes in rows
-        }
-
-    def store(self, changed: Sequence[Tile]) -> None:
-        if not changed:
-            return
-        rows = [
-            {"tile_level": t.level, "tile_index": t.index, "width": t.width, "hashes": t.hashes}
-            for t in changed
-        ]
-        if self._record_id is not None:
-            for row in rows:
-                row["record_id"] = self._record_id
-        keys = [k for k in ("record_id", "tile_level", "tile_index") if k in rows[0]]
-        dialect = sqlite if self._conn.dialect.name == "sqlite" else postgresql
-        stmt = dialect.insert(self._table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=keys, set_={"width": stmt.excluded.width, "hashes": stmt.excluded.hashes}
-        )
-        self._conn.execute(stmt, rows)
-
-
-class TreeAppender:
-    """Extends a stored tree by streams of leaf hashes within one transaction.
-
-    Full tiles are written as soon as they are complete (they never change again); the
-    partial right-edge tiles stay in memory and are written once by ``finish``, so a 10^6
-    leaf batch writes each tile once.
-    """
-
-    def __init__(self, store: TileStore, size: int) -> None:
-        self._store = store
-        self.size = size
-        self._edge = store.load(tiles.edge_tiles(size))
-
-    def append(self, leaf_hashes: Sequence[bytes]) -> None:
-        if not leaf_hashes:
-            return
-        changed = tiles.append_leaves(self.size, self._edge, leaf_hashes)
-        self.size += len(leaf_hashes)
-        full = [t for t in changed if t.width == tiles.TILE_WIDTH]
-        for t in changed:
-            if t.width == tiles.TILE_WIDTH:
-                self._edge.pop((t.level, t.index), None)
-            else:
-                self._edge[(t.level, t.index)] = t
-        self._store.store(full)
-
-    def root(self) -> bytes:
-        """The root of the tree so far: edge tiles from memory, full ones from the store."""
-        if self.size == 0:
-            return merkle.empty_root()
-        plan = merkle.root_plan(self.size)
-        needed = tiles.tiles_for(plan)
-        have = {key: tile for key, tile in self._edge.items() if key in needed}
-        have.update(self._store.load(needed - have.keys()))
-        return tiles.assemble_from_tiles(plan, have)[0]
-
-    def finish(self) -> bytes:
-        """Write the partial edge tiles and return the root of the extended tree."""
-        self._store.store(list(self._edge.values()))
-        return self.root()
 
 
 # -- integration -------------------------------------------------------------------------------
@@ -294,37 +171,50 @@ def _head_from_row(row: Any) -> TreeHead:
 # -- proofs ------------------------------------------------------------------------------------
 
 
-def _check_size(conn: Connection, size: int) -> None:
+def _check_size(conn: Connection, size: int) -> int:
+    """Refuse a size the log does not have (THREATS 9); returns the log's current size."""
     current = tree_size(conn)
     if size < 0 or size > current:
         raise ProofOutOfRange(f"tree size {size} is out of range: the log has {current} leaves")
+    return current
 
 
-def _read_plan(conn: Connection, plan: merkle.ProofPlan) -> list[bytes]:
-    loaded = TileStore(conn, tiles_t).load(tiles.tiles_for(plan))
-    return tiles.assemble_from_tiles(plan, loaded)
+def _read_plan(
+    conn: Connection, plan: merkle.ProofPlan, current: int, cache: TileCache | None
+) -> list[bytes]:
+    store = TileStore(conn, tiles_t)
+    if cache is None:
+        return tiles.assemble_from_tiles(plan, store.load(tiles.tiles_for(plan)))
+    return tiles.assemble_from_tiles(plan, store.for_plan(plan, current, cache))
 
 
-def root_at(conn: Connection, size: int) -> bytes:
+# NOTE: pass a ``cache`` only from read transactions (see TileCache).
+
+
+def root_at(conn: Connection, size: int, cache: TileCache | None = None) -> bytes:
     """The root of the log's first ``size`` leaves, from at most one tile per level."""
-    _check_size(conn, size)
+    current = _check_size(conn, size)
     if size == 0:
         return merkle.empty_root()
-    return _read_plan(conn, merkle.root_plan(size))[0]
+    return _read_plan(conn, merkle.root_plan(size), current, cache)[0]
 
 
-def inclusion_proof(conn: Connection, leaf_index: int, size: int) -> list[bytes]:
-    _check_size(conn, size)
+def inclusion_proof(
+    conn: Connection, leaf_index: int, size: int, cache: TileCache | None = None
+) -> list[bytes]:
+    current = _check_size(conn, size)
     if not 0 <= leaf_index < size:
         raise ProofOutOfRange(f"leaf index {leaf_index} is out of range for tree size {size}")
-    return _read_plan(conn, merkle.inclusion_plan(leaf_index, size))
+    return _read_plan(conn, merkle.inclusion_plan(leaf_index, size), current, cache)
 
 
-def consistency_proof(conn: Connection, size1: int, size2: int) -> list[bytes]:
-    _check_size(conn, size2)
+def consistency_proof(
+    conn: Connection, size1: int, size2: int, cache: TileCache | None = None
+) -> list[bytes]:
+    current = _check_size(conn, size2)
     if not 0 <= size1 <= size2:
         raise ProofOutOfRange(f"tree size {size1} is out of range for a proof to size {size2}")
-    return _read_plan(conn, merkle.consistency_plan(size1, size2))
+    return _read_plan(conn, merkle.consistency_plan(size1, size2), current, cache)
 
 
 def batch_inclusion_proof(
@@ -342,8 +232,6 @@ Clock = Callable[[], int]
 
 __all__ = [
     "Clock",
-    "TileStore",
-    "TreeAppender",
     "TreeHead",
     "batch_inclusion_proof",
     "consistency_proof",

@@ -30,6 +30,7 @@ from registry.records import SignedMessage, checksum
 from registry.registration import BatchResult, EntryRef, Progress, RegistrationRequest
 from registry.revocation import RevocationRequest
 from registry.settings import Settings
+from registry.tilestore import TileCache
 
 Clock = Callable[[], int]
 
@@ -98,6 +99,8 @@ class Registry:
         self._master_key = master_key
         self.clock = clock
         self.sequencer_batch_size = sequencer_batch_size
+        #: Immutable tiles read for proofs, shared by this registry's read transactions.
+        self.tile_cache = TileCache()
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Clock = system_clock) -> Registry:
@@ -210,11 +213,11 @@ class Registry:
 
     def inclusion_proof(self, leaf_index: int, tree_size: int) -> list[bytes]:
         with read_transaction(self.engine) as conn:
-            return log.inclusion_proof(conn, leaf_index, tree_size)
+            return log.inclusion_proof(conn, leaf_index, tree_size, self.tile_cache)
 
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
         with read_transaction(self.engine) as conn:
-            return log.consistency_proof(conn, size1, size2)
+            return log.consistency_proof(conn, size1, size2, self.tile_cache)
 
     def entry_at(self, leaf_index: int) -> LoggedEntry:
         with read_transaction(self.engine) as conn:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from registry.errors import InvalidInput, ProofOutOfRange
 from registry.merkle import (
@@ -222,7 +223,13 @@ def tiles_for(plan: ProofPlan) -> set[TileId]:
     }
 
 
-def assemble_from_tiles(plan: ProofPlan, tiles: Mapping[TileId, Tile]) -> list[bytes]:
+class TileSource(Protocol):
+    """Anything that hands out tiles by id: a dict, or a cache-backed loader."""
+
+    def get(self, key: TileId, /) -> Tile | None: ...
+
+
+def assemble_from_tiles(plan: ProofPlan, tiles: TileSource) -> list[bytes]:
     """The proof (or [root]) of plan, read from the tiles named by tiles_for(plan).
 
     NOTE: this is ``plan.assemble`` over ``node_hash`` with the arithmetic inlined: it runs
@@ -230,29 +237,33 @@ def assemble_from_tiles(plan: ProofPlan, tiles: Mapping[TileId, Tile]) -> list[b
     (the property tests compare both with the reference tree).
     """
     sha256 = hashlib.sha256
-    result = []
+    offsets = _OFFSETS
+    result: list[bytes] = []
+    append = result.append
     for element in plan.elements:
         parts = []
         for level, index in element:
             level_in_tile = level & 7
-            tile_id = (level >> 3, index >> (TILE_HEIGHT - level_in_tile))
-            tile = tiles.get(tile_id)
+            shift = TILE_HEIGHT - level_in_tile
+            tile = tiles.get((level >> 3, index >> shift))
             if tile is None:
+                tile_id = (level >> 3, index >> shift)
                 raise InvalidInput(f"tile {tile_id} holding node {(level, index)} was not supplied")
-            index_in_tile = index & ((TILE_WIDTH >> level_in_tile) - 1)
-            if index_in_tile >= tile.width >> level_in_tile:
-                raise ProofOutOfRange(
-                    f"tile {tile_id} of width {tile.width} does not hold node {(level, index)}"
-                )
-            start = (_OFFSETS[tile.width][level_in_tile] + index_in_tile) * HASH_SIZE
+            index_in_tile = index & ((1 << shift) - 1)
+            width = tile.width
+            if index_in_tile >= width >> level_in_tile:
+                raise ProofOutOfRange(f"tile of width {width} does not hold node {(level, index)}")
+            start = (offsets[width][level_in_tile] + index_in_tile) << 5
             parts.append(tile.hashes[start : start + HASH_SIZE])
-        if not parts:
-            result.append(sha256(b"").digest())
-            continue
-        folded = parts[-1]
-        for left in reversed(parts[:-1]):
-            folded = sha256(b"\x01" + left + folded).digest()
-        result.append(folded)
+        if len(parts) == 1:
+            append(parts[0])
+        elif not parts:
+            append(sha256(b"").digest())
+        else:
+            folded = parts[-1]
+            for left in reversed(parts[:-1]):
+                folded = sha256(b"\x01" + left + folded).digest()
+            append(folded)
     return result
 
 

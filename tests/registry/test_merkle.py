@@ -401,7 +401,14 @@ def test_an_inner_node_cannot_be_proved_as_a_leaf() -> None:
 
 # -- purity -------------------------------------------------------------------------------------
 
-ALLOWED_IMPORTS = {"__future__", "hashlib", "collections.abc", "dataclasses", "registry.errors"}
+ALLOWED_IMPORTS = {
+    "__future__",
+    "hashlib",
+    "collections.abc",
+    "dataclasses",
+    "typing",
+    "registry.errors",
+}
 
 
 @pytest.mark.parametrize("module", ["merkle", "tiles"])
