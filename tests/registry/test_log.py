@@ -135,3 +135,33 @@ def test_sequencer_batches_by_size(
         sizes.append(head.tree_size)
     assert sizes == [4, 8, 10]
     assert registry.sequence() is None  # an empty queue publishes nothing new
+
+
+def test_tile_cache_serves_the_same_proofs_as_the_database_while_the_log_grows(
+    registry: Registry, make_creator: CreatorFactory, clock: Clock
+) -> None:
+    """Cached tiles are keyed by width, so a growing right edge never serves stale hashes."""
+    from registry import log
+    from registry.db import read_transaction
+
+    rng = random.Random(3)
+    for _ in range(3):  # the right-edge tiles change width every round
+        _fill(registry, make_creator, clock, 100)
+        registry.sequence_all()
+        head = registry.latest_tree_head()
+        assert head is not None
+        leaves = _all_leaves(registry, head.tree_size)
+        for _ in range(40):
+            size = rng.randint(1, head.tree_size)
+            index = rng.randrange(size)
+            cached = registry.inclusion_proof(index, size)  # through registry.tile_cache
+            with read_transaction(registry.engine) as conn:
+                assert cached == log.inclusion_proof(conn, index, size)  # straight from disk
+            merkle.verify_inclusion(
+                merkle.hash_leaf(leaves[index]), index, size, cached, _root(leaves[:size])
+            )
+            old = rng.randint(1, size)
+            consistency = registry.consistency_proof(old, size)
+            merkle.verify_consistency(
+                old, size, consistency, _root(leaves[:old]), _root(leaves[:size])
+            )
