@@ -553,6 +553,8 @@ def serve() -> None:
         level=state.settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # alembic announces every plugin at INFO on each start; only its warnings matter here.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     with reported():
         registry = open_registry()
     stop = threading.Event()

@@ -1,0 +1,1 @@
+"""Benchmarks, each run with its peer or floor in the same run (see README)."""

@@ -10,8 +10,9 @@ the signed ones; otherwise the caller's transaction rolls back and nothing is wr
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -81,7 +82,7 @@ class BatchIngest:
         self.record_id = record_id
         self.good_type = good_type
         self.count = count
-        self._items_root = items_root
+        self.items_root = items_root
         self._batch_payload_hash = batch_payload_hash
         self.now = now
         self.position = 0
@@ -122,7 +123,7 @@ class BatchIngest:
             for fp, actor, record_id, position in rows
         }
 
-    def append(self, rows: list[tuple[int, bytes, bytes, int, int | None]]) -> None:
+    def append(self, rows: list[Row]) -> None:
         """Append entries ``(kind, fingerprint, actor, position, product_id)`` to the log."""
         if not rows:
             return
@@ -177,7 +178,7 @@ class BatchIngest:
                 f"the batch signed {self.count:,} goods but {self.position:,} were sent"
             )
         items_root = self._items.finish()
-        if items_root != self._items_root:
+        if items_root != self.items_root:
             raise InvalidInput(
                 "the fingerprints sent do not hash to the signed itemsRoot "
                 f"(got 0x{items_root.hex()}); nothing was registered"
@@ -185,6 +186,91 @@ class BatchIngest:
         self._log.finish()
         log.set_tree_size(self._conn, self._log.size)
         return self._log.size
+
+
+#: An entry a chunk appends: (kind, fingerprint, actor, position, product_id).
+Row = tuple[int, bytes, bytes, int, int | None]
+Progress = Callable[[int], None]
+
+
+@dataclass
+class Tally:
+    """What a batch did to its goods, counted by the rule that classifies each chunk."""
+
+    appended: int = 0
+    skipped: int = 0
+    conflicts: int = 0
+
+
+#: Decides, for one chunk starting at a position, which entries to append (and counts).
+ChunkRule = Callable[[BatchIngest, list[bytes], int, Tally], list[Row]]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What a bulk batch did: goods appended (registered or revoked), skipped, conflicting."""
+
+    record_id: int
+    count: int
+    registered: int
+    already_registered: int
+    conflicts: int
+    first_leaf_index: int
+    tree_size: int
+    items_root: bytes
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "record_id": self.record_id,
+            "count": self.count,
+            "registered": self.registered,
+            "already_registered": self.already_registered,
+            "conflicts": self.conflicts,
+            "first_leaf_index": self.first_leaf_index,
+            "tree_size": self.tree_size,
+            "items_root": "0x" + self.items_root.hex(),
+        }
+
+
+def run_batch(
+    conn: Connection,
+    message: Mapping[str, Any],
+    fingerprints: Iterable[bytes],
+    *,
+    record_id: int,
+    batch_payload_hash: bytes,
+    now: int,
+    rule: ChunkRule,
+    progress: Progress | None = None,
+) -> BatchResult:
+    """Stream a signed batch (``message``: a BatchRegistration or BatchRevocation) into the
+    log, chunk by chunk, as ``rule`` decides; checks count and items root at the end."""
+    ingest = BatchIngest(
+        conn,
+        record_id=record_id,
+        good_type=int(message["goodType"]),
+        count=int(message["count"]),
+        items_root=bytes(message["itemsRoot"]),
+        batch_payload_hash=batch_payload_hash,
+        now=now,
+    )
+    tally = Tally()
+    for chunk in chunked(fingerprints):
+        first = ingest.take(chunk)
+        ingest.append(rule(ingest, chunk, first, tally))
+        if progress is not None:
+            progress(ingest.position)
+    size = ingest.finish()
+    return BatchResult(
+        record_id=record_id,
+        count=ingest.count,
+        registered=tally.appended,
+        already_registered=tally.skipped,
+        conflicts=tally.conflicts,
+        first_leaf_index=ingest.first_leaf_index,
+        tree_size=size,
+        items_root=ingest.items_root,
+    )
 
 
 def _insert_statement(conn: Connection) -> str:

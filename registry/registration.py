@@ -8,7 +8,7 @@ is logged as a CONFLICT entry, never applied, so log order proves who was first.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +17,7 @@ import rfc8785
 from sqlalchemy import Connection, Table, select
 from sqlalchemy.exc import IntegrityError
 
-from registry.batches import BatchIngest, Existing, chunked
+from registry.batches import BatchIngest, BatchResult, Existing, Progress, Row, Tally, run_batch
 from registry.eip712 import Domain
 from registry.errors import InvalidInput, UnknownProduct
 from registry.fingerprints import GoodType, Use, fingerprint_hex
@@ -247,35 +247,6 @@ def register_good(
     )
 
 
-@dataclass(frozen=True)
-class BatchResult:
-    """What a bulk batch did: how many goods it registered, skipped and conflicted."""
-
-    record_id: int
-    count: int
-    registered: int
-    already_registered: int
-    conflicts: int
-    first_leaf_index: int
-    tree_size: int
-    items_root: bytes
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "record_id": self.record_id,
-            "count": self.count,
-            "registered": self.registered,
-            "already_registered": self.already_registered,
-            "conflicts": self.conflicts,
-            "first_leaf_index": self.first_leaf_index,
-            "tree_size": self.tree_size,
-            "items_root": "0x" + self.items_root.hex(),
-        }
-
-
-Progress = Callable[[int], None]
-
-
 def register_batch(
     conn: Connection,
     request: RegistrationRequest,
@@ -297,20 +268,10 @@ def register_batch(
         conn, request.signed, request.payload(domain), now=now
     )
     product = ensure_product(conn, creator, str(message["product"]), request.use, record_id, now)
-    ingest = BatchIngest(
-        conn,
-        record_id=record_id,
-        good_type=int(request.good_type),
-        count=int(message["count"]),
-        items_root=bytes(message["itemsRoot"]),
-        batch_payload_hash=batch_payload_hash,
-        now=now,
-    )
-    registered = already = conflicts = 0
-    for chunk in chunked(fingerprints):
-        first = ingest.take(chunk)
+
+    def rule(ingest: BatchIngest, chunk: list[bytes], first: int, tally: Tally) -> list[Row]:
         existing = ingest.registered(chunk)
-        rows: list[tuple[int, bytes, bytes, int, int | None]] = []
+        rows: list[Row] = []
         seen: dict[bytes, int] = {}
         for offset, fingerprint in enumerate(chunk):
             position = first + offset
@@ -323,25 +284,23 @@ def register_batch(
                 )
             seen[fingerprint] = position
             if earlier is not None and earlier.actor == creator:
-                already += 1
+                tally.skipped += 1  # the same creator again: idempotent
                 continue
             kind = EntryKind.CONFLICT if earlier is not None else EntryKind.REGISTER
-            conflicts += kind is EntryKind.CONFLICT
-            registered += kind is EntryKind.REGISTER
+            tally.conflicts += kind is EntryKind.CONFLICT
+            tally.appended += kind is EntryKind.REGISTER
             rows.append((int(kind), fingerprint, creator, position, product))
-        ingest.append(rows)
-        if progress is not None:
-            progress(ingest.position)
-    size = ingest.finish()
-    return BatchResult(
+        return rows
+
+    return run_batch(
+        conn,
+        message,
+        fingerprints,
         record_id=record_id,
-        count=ingest.count,
-        registered=registered,
-        already_registered=already,
-        conflicts=conflicts,
-        first_leaf_index=ingest.first_leaf_index,
-        tree_size=size,
-        items_root=bytes(message["itemsRoot"]),
+        batch_payload_hash=batch_payload_hash,
+        now=now,
+        rule=rule,
+        progress=progress,
     )
 
 

@@ -13,14 +13,14 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from registry.batches import BatchIngest, chunked
+from registry.batches import BatchIngest, BatchResult, Progress, Row, Tally, run_batch
 from registry.eip712 import Domain
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, fingerprint_hex
 from registry.leaf import EntryKind
 from registry.log import entries_t
 from registry.records import SignedMessage, insert_record, record_payload
-from registry.registration import BatchResult, EntryRef, Progress, registered_entry
+from registry.registration import EntryRef, registered_entry
 
 #: A revocation reason is public and travels in proofs: keep it short.
 MAX_REASON_LENGTH = 280
@@ -131,19 +131,9 @@ def revoke_batch(
     record_id, batch_payload_hash = insert_record(
         conn, request.signed, request.payload(domain), now=now
     )
-    ingest = BatchIngest(
-        conn,
-        record_id=record_id,
-        good_type=int(request.good_type),
-        count=int(message["count"]),
-        items_root=bytes(message["itemsRoot"]),
-        batch_payload_hash=batch_payload_hash,
-        now=now,
-    )
-    revoked = already = 0
     c = entries_t.c
-    for chunk in chunked(fingerprints):
-        first = ingest.take(chunk)
+
+    def rule(ingest: BatchIngest, chunk: list[bytes], first: int, tally: Tally) -> list[Row]:
         registered = ingest.registered(chunk)
         done = {
             bytes(fp)
@@ -155,29 +145,27 @@ def revoke_batch(
                 )
             )
         }
-        rows: list[tuple[int, bytes, bytes, int, int | None]] = []
+        rows: list[Row] = []
         for offset, fingerprint in enumerate(chunk):
             owner = registered.get(fingerprint)
             if owner is None or owner.actor != signer:
                 problem = _not_theirs(ingest.good_type, fingerprint).detail
                 raise NotFound(f"item {first + offset + 1}: {problem}; nothing was revoked")
             if fingerprint in done:
-                already += 1
+                tally.skipped += 1
                 continue
             done.add(fingerprint)
             rows.append((int(EntryKind.REVOKE), fingerprint, signer, first + offset, None))
-            revoked += 1
-        ingest.append(rows)
-        if progress is not None:
-            progress(ingest.position)
-    size = ingest.finish()
-    return BatchResult(
+            tally.appended += 1
+        return rows
+
+    return run_batch(
+        conn,
+        message,
+        fingerprints,
         record_id=record_id,
-        count=ingest.count,
-        registered=revoked,
-        already_registered=already,
-        conflicts=0,
-        first_leaf_index=ingest.first_leaf_index,
-        tree_size=size,
-        items_root=bytes(message["itemsRoot"]),
+        batch_payload_hash=batch_payload_hash,
+        now=now,
+        rule=rule,
+        progress=progress,
     )

@@ -15,6 +15,7 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import Engine, select
 
 from registry import codekeys, log, registration, revocation
+from registry.batches import BatchResult, Progress
 from registry.db import create_db_engine, read_transaction, write_transaction
 from registry.eip712 import Domain
 from registry.errors import ConfigurationError, InvalidInput, NotFound
@@ -27,7 +28,7 @@ from registry.keyring import (
 from registry.leaf import EntryKind, encode_leaf
 from registry.log import TreeHead, entries_t
 from registry.records import SignedMessage, checksum
-from registry.registration import BatchResult, EntryRef, Progress, RegistrationRequest
+from registry.registration import EntryRef, RegistrationRequest
 from registry.revocation import RevocationRequest
 from registry.settings import Settings
 from registry.tilestore import TileCache
