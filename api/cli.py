@@ -166,6 +166,9 @@ ProductOpt = Annotated[str, typer.Option(help="Product slug, e.g. 30-day-card.")
 UseOpt = Annotated[str, typer.Option(help="single or transferable.")]
 PolicyOpt = Annotated[Path | None, typer.Option(help="Royalty policy JSON file.")]
 MetadataOpt = Annotated[Path | None, typer.Option(help="Public metadata JSON file.")]
+NewProductOpt = Annotated[
+    bool, typer.Option("--new-product", help="Start a new product with this registration.")
+]
 
 
 # -- setup ---------------------------------------------------------------------------------------
@@ -296,6 +299,7 @@ def register(
     use: UseOpt = "transferable",
     royalty: PolicyOpt = None,
     metadata: MetadataOpt = None,
+    new_product: NewProductOpt = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Register files: each is fingerprinted locally and signed as one Registration."""
@@ -316,6 +320,7 @@ def register(
                 royalty_policy=policy,
                 metadata=meta,
                 now=registry.clock(),
+                new_product=new_product,
             )
             results.append({"file": str(path), **registry.register(request).as_dict()})
     emit({"entries": results}, as_json, lambda: _print_entries(results))
@@ -362,6 +367,7 @@ def register_codes(
     skip_invalid: Annotated[
         bool, typer.Option(help="Register the good lines and report the bad ones.")
     ] = False,
+    new_product: NewProductOpt = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Register a file of codes as one signed BatchRegistration (codes stay on this machine)."""
@@ -381,6 +387,7 @@ def register_codes(
                 royalty_policy=policy,
                 metadata=meta,
                 now=registry.clock(),
+                new_product=new_product,
             )
             with progress_bar(batch.count, "registering", as_json) as tick:
                 result = registry.register_batch(request, batch.fingerprints(), progress=tick)

@@ -101,6 +101,7 @@ def sign_registration(
     royalty_policy: RoyaltyPolicy,
     metadata: Mapping[str, Any],
     now: int,
+    new_product: bool = False,
 ) -> RegistrationRequest:
     message = {
         "goodType": int(good_type),
@@ -113,7 +114,7 @@ def sign_registration(
         "deadline": now + DEFAULT_VALIDITY_SECONDS,
     }
     return RegistrationRequest(
-        keys._sign("Registration", message, domain), royalty_policy, dict(metadata)
+        keys._sign("Registration", message, domain), royalty_policy, dict(metadata), new_product
     )
 
 
@@ -251,6 +252,7 @@ def sign_batch_registration(
     royalty_policy: RoyaltyPolicy,
     metadata: Mapping[str, Any],
     now: int,
+    new_product: bool = False,
 ) -> RegistrationRequest:
     message = {
         "goodType": int(good_type),
@@ -264,7 +266,10 @@ def sign_batch_registration(
         "deadline": now + DEFAULT_VALIDITY_SECONDS,
     }
     return RegistrationRequest(
-        keys._sign("BatchRegistration", message, domain), royalty_policy, dict(metadata)
+        keys._sign("BatchRegistration", message, domain),
+        royalty_policy,
+        dict(metadata),
+        new_product,
     )
 
 

@@ -57,6 +57,9 @@ class RegistrationRequest:
     signed: SignedMessage
     royalty_policy: RoyaltyPolicy
     metadata: Mapping[str, Any]
+    #: The caller means to start a new product with this registration. Not signed: a guard
+    #: against a mistyped slug silently starting a second product line, not an authority.
+    new_product: bool = False
 
     @property
     def creator(self) -> bytes:
@@ -135,13 +138,20 @@ class EntryRef:
 
 
 def ensure_product(
-    conn: Connection, creator: bytes, slug: str, use: Use, record_id: int, now: int
+    conn: Connection, request: RegistrationRequest, record_id: int, now: int
 ) -> int | None:
-    """The product's id, created by its first signed registration; ``use`` must not change."""
+    """The product's id; a new one is created by its first signed registration, when the
+    request says it means to. A product's ``use`` never changes."""
+    slug, creator, use = str(request.signed.message["product"]), request.creator, request.use
     if not slug:
         return None
     c = products_t.c
     row = conn.execute(select(c.id, c.use).where(c.creator == creator, c.slug == slug)).first()
+    if row is None and not request.new_product:
+        raise UnknownProduct(
+            f"{request.signed.signer} has no product {slug!r}; check the slug, or ask to "
+            "create it (tracemark: --new-product)"
+        )
     if row is not None:
         if int(row.use) != int(use):
             raise InvalidInput(
@@ -211,7 +221,7 @@ def register_good(
 
     payload = request.payload(domain)
     record_id, digest = insert_record(conn, request.signed, payload, now=now)
-    product = ensure_product(conn, creator, str(message["product"]), request.use, record_id, now)
+    product = ensure_product(conn, request, record_id, now)
     kind = EntryKind.CONFLICT if existing is not None else EntryKind.REGISTER
     values = {
         "kind": int(kind),
@@ -267,7 +277,7 @@ def register_batch(
     record_id, batch_payload_hash = insert_record(
         conn, request.signed, request.payload(domain), now=now
     )
-    product = ensure_product(conn, creator, str(message["product"]), request.use, record_id, now)
+    product = ensure_product(conn, request, record_id, now)
 
     def rule(ingest: BatchIngest, chunk: list[bytes], first: int, tally: Tally) -> list[Row]:
         existing = ingest.registered(chunk)

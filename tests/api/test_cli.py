@@ -396,7 +396,11 @@ def codes_file(cli: Cli, codes: list[str], name: str = "codes.csv") -> Path:
 def test_register_codes(creator_cli: Cli) -> None:
     codes = [random_code() for _ in range(25)]
     result = creator_cli.json(
-        "register-codes", codes_file(creator_cli, codes), "--product", "30-day-card"
+        "register-codes",
+        codes_file(creator_cli, codes),
+        "--product",
+        "30-day-card",
+        "--new-product",
     )
 
     assert result["count"] == result["registered"] == 25
@@ -429,13 +433,19 @@ def test_a_malformed_line_rejects_the_whole_file(creator_cli: Cli, bad: str, why
         codes_file(creator_cli, [random_code()], "first.csv"),
         "--product",
         "30-day-card",
+        "--new-product",
     )
     head = creator_cli.json("log", "head")
     counts = (creator_cli.count("entries"), creator_cli.count("signed_records"))
     codes = [random_code(), random_code(), bad, random_code()]
 
     stderr = creator_cli.error(
-        "register-codes", codes_file(creator_cli, codes), "--product", "30-day-card", expect=3
+        "register-codes",
+        codes_file(creator_cli, codes),
+        "--product",
+        "30-day-card",
+        "--new-product",
+        expect=3,
     )
 
     assert "line 3" in stderr and why in stderr
@@ -451,6 +461,7 @@ def test_skip_invalid_registers_the_good_lines_and_reports_the_bad(creator_cli: 
         codes_file(creator_cli, codes),
         "--product",
         "30-day-card",
+        "--new-product",
         "--skip-invalid",
     )
 
@@ -466,7 +477,12 @@ def test_a_repeated_code_rejects_the_file_with_both_line_numbers(creator_cli: Cl
     codes = [random_code(), code, random_code(), normalise_code(code).lower()]
 
     stderr = creator_cli.error(
-        "register-codes", codes_file(creator_cli, codes), "--product", "30-day-card", expect=3
+        "register-codes",
+        codes_file(creator_cli, codes),
+        "--product",
+        "30-day-card",
+        "--new-product",
+        expect=3,
     )
 
     assert "line 4" in stderr and "line 2" in stderr
@@ -478,7 +494,7 @@ def test_a_csv_with_a_header_takes_the_code_column(creator_cli: Cli) -> None:
     rows = "".join(f"{1000 + i},{code}\n" for i, code in enumerate(codes))
     path = creator_cli.write("codes.csv", "serial,code\n" + rows)
 
-    result = creator_cli.json("register-codes", path, "--product", "30-day-card")
+    result = creator_cli.json("register-codes", path, "--product", "30-day-card", "--new-product")
 
     assert result["registered"] == 3
     key = creator_cli.code_key()
@@ -504,11 +520,11 @@ def test_a_csv_with_a_header_takes_the_code_column(creator_cli: Cli) -> None:
 
 def test_registering_the_same_codes_again_is_idempotent(creator_cli: Cli) -> None:
     path = codes_file(creator_cli, [random_code() for _ in range(10)])
-    creator_cli("register-codes", path, "--product", "30-day-card")
+    creator_cli("register-codes", path, "--product", "30-day-card", "--new-product")
     head = creator_cli.json("log", "head")
     entries = creator_cli.count("entries")
 
-    again = creator_cli.json("register-codes", path, "--product", "30-day-card")
+    again = creator_cli.json("register-codes", path, "--product", "30-day-card", "--new-product")
 
     assert (again["registered"], again["already_registered"], again["conflicts"]) == (0, 10, 0)
     assert again["tree_size"] == head["tree_size"]
@@ -534,9 +550,19 @@ def test_no_secret_in_any_output_or_in_the_database(creator_cli: Cli) -> None:
         cli("fingerprint", "--code", "-", "--json", input=code + "\n")
     cli("fingerprint", "--code", "-", input=bad + "\n", expect=3)
     for args in ([], ["--json"]):
-        cli("register-codes", bad_path, "--product", "30-day-card", *args, expect=3)
-        cli("register-codes", path, "--product", "30-day-card", *args)
-        cli("register-codes", bad_path, "--product", "30-day-card", "--skip-invalid", *args)
+        cli(
+            "register-codes", bad_path, "--product", "30-day-card", "--new-product", *args, expect=3
+        )
+        cli("register-codes", path, "--product", "30-day-card", "--new-product", *args)
+        cli(
+            "register-codes",
+            bad_path,
+            "--product",
+            "30-day-card",
+            "--new-product",
+            "--skip-invalid",
+            *args,
+        )
         cli("revoke", "--codes", path, "--reason", "leaked", *args)
         cli("revoke", "--codes", bad_path, "--reason", "leaked", *args, expect=3)
     cli("log", "sequence")
@@ -623,9 +649,36 @@ def test_revoking_anothers_good_looks_like_revoking_an_unknown_one(creator_cli: 
     assert creator_cli.count("entries") == entries
 
 
+def test_a_mistyped_product_is_refused_with_exit_4(creator_cli: Cli) -> None:
+    codes = [random_code() for _ in range(3)]
+    creator_cli(
+        "register-codes",
+        codes_file(creator_cli, codes),
+        "--product",
+        "30-day-card",
+        "--new-product",
+    )
+    head = creator_cli.json("log", "head")
+    stderr = creator_cli.error(
+        "register-codes",
+        codes_file(creator_cli, [random_code()], "more.csv"),
+        "--product",
+        "30-day-crad",
+        expect=4,
+    )
+    assert "no product '30-day-crad'" in stderr and "--new-product" in stderr
+    assert creator_cli.json("log", "head") == head
+
+
 def test_revoke_a_batch_of_codes(creator_cli: Cli) -> None:
     codes = [random_code() for _ in range(8)]
-    creator_cli("register-codes", codes_file(creator_cli, codes), "--product", "30-day-card")
+    creator_cli(
+        "register-codes",
+        codes_file(creator_cli, codes),
+        "--product",
+        "30-day-card",
+        "--new-product",
+    )
     leaked = codes_file(creator_cli, codes[2:6], "leaked.csv")
 
     result = creator_cli.json("revoke", "--codes", leaked, "--reason", "leaked")
@@ -643,7 +696,13 @@ def test_revoke_a_batch_of_codes(creator_cli: Cli) -> None:
 
 def test_revoking_codes_that_are_not_yours_rejects_the_batch(creator_cli: Cli) -> None:
     codes = [random_code() for _ in range(3)]
-    creator_cli("register-codes", codes_file(creator_cli, codes), "--product", "30-day-card")
+    creator_cli(
+        "register-codes",
+        codes_file(creator_cli, codes),
+        "--product",
+        "30-day-card",
+        "--new-product",
+    )
     head = creator_cli.json("log", "head")
 
     stderr = creator_cli.error(
@@ -730,7 +789,12 @@ def test_exit_3_for_invalid_input(creator_cli: Cli) -> None:
     creator_cli.error("log", "proof", "--fingerprint", "nothex", expect=3)
     creator_cli.error("register", creator_cli.tmp_path / "missing.bin", expect=3)
     creator_cli.error(
-        "register-codes", creator_cli.write("e.csv", "\n\n"), "--product", "p", expect=3
+        "register-codes",
+        creator_cli.write("e.csv", "\n\n"),
+        "--product",
+        "p",
+        "--new-product",
+        expect=3,
     )
 
 
@@ -807,7 +871,11 @@ def test_console_script_works_and_is_quiet_when_piped(tmp_path: Path) -> None:
             [script, *map(str, args)], env=env, capture_output=True, text=True, timeout=60
         )
 
-    outputs = [run("init"), run("keys", "new"), run("register-codes", codes, "--product", "card")]
+    outputs = [
+        run("init"),
+        run("keys", "new"),
+        run("register-codes", codes, "--product", "card", "--new-product"),
+    ]
     outputs.append(run("log", "head"))
     failed = run("log", "proof", "--index", "99999")
 

@@ -67,6 +67,7 @@ def main(data_dir: Path) -> None:
                     royalty_policy=policy,
                     metadata={},
                     now=registry.clock(),
+                    new_product=True,
                 )
                 result = registry.register_batch(request, fingerprints)
             finally:

@@ -27,6 +27,7 @@ def registration(
     domain: Domain = DEV_DOMAIN,
     policy: RoyaltyPolicy = NO_ROYALTY,
     metadata: dict[str, Any] | None = None,
+    new_product: bool = True,
 ) -> RegistrationRequest:
     return sign_registration(
         creator,
@@ -38,6 +39,7 @@ def registration(
         royalty_policy=policy,
         metadata=metadata or {},
         now=now,
+        new_product=new_product,
     )
 
 

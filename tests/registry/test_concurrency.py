@@ -61,7 +61,7 @@ def registration(
     }
     signature = sign("Registration", message, DEV_DOMAIN, bytes(keys.account.key))
     return RegistrationRequest(
-        SignedMessage("Registration", message, signature, keys.address), policy, {}
+        SignedMessage("Registration", message, signature, keys.address), policy, {}, True
     )
 
 

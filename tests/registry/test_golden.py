@@ -50,6 +50,7 @@ def _register(creator: CreatorKeys, fingerprint: bytes, nonce: int) -> Registrat
         SignedMessage("Registration", message, signature, creator.address),
         POLICY,
         {"title": f"work {nonce}"},
+        new_product=True,
     )
 
 

@@ -25,6 +25,7 @@ from registry.errors import (
     InvalidInput,
     MalformedSignature,
     NonceReused,
+    UnknownProduct,
     WrongSigner,
 )
 from registry.fingerprints import GoodType, Use, code_fingerprint
@@ -115,6 +116,31 @@ def test_codes_need_a_product_and_a_product_keeps_its_use(
         InvalidInput,
     )
     _refused(registry, engine, registration(creator, clock(), product="Not A Slug"), InvalidInput)
+
+
+def test_a_mistyped_product_is_unknown_unless_it_is_meant_to_be_new(
+    registry: Registry, engine: Engine, creator: CreatorKeys, clock: Clock
+) -> None:
+    """A typo in a slug must not silently start a second product line."""
+    registry.register(registration(creator, clock(), product="30-day-card"))
+    _refused(
+        registry,
+        engine,
+        registration(creator, clock(), product="30-day-crad", new_product=False),
+        UnknownProduct,
+    )
+    existing = registry.register(
+        registration(creator, clock(), product="30-day-card", new_product=False)
+    )
+    assert existing.status == "queued"
+    batch = _batch(creator, _codes(10))
+    unknown = dataclasses.replace(
+        _batch_request(creator, batch, clock(), product="other"), new_product=False
+    )
+    before = counts(engine)
+    with pytest.raises(UnknownProduct):
+        registry.register_batch(unknown, batch.fingerprints())
+    assert counts(engine) == before
 
 
 def test_documents_must_match_their_signed_hashes(
@@ -220,6 +246,7 @@ def _batch_request(
         royalty_policy=NO_ROYALTY,
         metadata={},
         now=now,
+        new_product=True,
     )
 
 
