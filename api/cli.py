@@ -3,7 +3,7 @@
 Until the HTTP API exists the commands call the registry's service layer on the database
 directly (the operator's mode). Exit codes (README): 0 ok, 1 internal error, 2 usage,
 3 invalid input, 4 not found, 5 conflict, 6 signature refused, 7 database busy,
-8 configuration.
+8 configuration, 9 the stored log contradicts itself.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from registry import errors
+from registry.audit import LogCorrupt
 from registry.codekeys import key_commitment
 from registry.creator import (
     CreatorKeys,
@@ -53,6 +54,7 @@ from registry.service import Registry
 from registry.settings import Settings, load_settings
 
 EXIT_CODES: dict[type[errors.TracemarkError], int] = {
+    LogCorrupt: 9,
     errors.ConfigurationError: 8,
     errors.StorageBusy: 7,
     errors.SignatureError: 6,
@@ -487,6 +489,29 @@ def log_sequence(as_json: JsonFlag = False) -> None:
         registry.sequence_all()
         data = _head_dict(registry)
     emit(data, as_json, lambda: out.print(f"size {data['tree_size']:,} root {data['root']}"))
+
+
+@log_app.command("check")
+def log_check(as_json: JsonFlag = False) -> None:
+    """Rebuild the log from its entries; compare with the stored tree and every signed head."""
+    with reported():
+        report = open_registry().check_log()
+        data = {
+            "tree_size": report.tree_size,
+            "heads_checked": report.heads_checked,
+            "problems": report.problems,
+            "ok": not report.problems,
+        }
+        if not report.problems:
+            summary = f"ok: {report.tree_size:,} leaves, {report.heads_checked:,} heads agree"
+            emit(data, as_json, lambda: out.print(summary))
+            return
+        if as_json:
+            out.print_json(json.dumps(data))
+        for problem in report.problems:
+            err.print(f"problem: {problem}", markup=False)
+        if report.problems:
+            raise LogCorrupt(f"{len(report.problems)} problem(s) in the log")
 
 
 @log_app.command("proof")

@@ -15,6 +15,7 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import Engine, select
 
 from registry import codekeys, log, registration, revocation
+from registry.audit import LogReport, check_log
 from registry.batches import BatchResult, Progress
 from registry.db import create_db_engine, read_transaction, write_transaction
 from registry.eip712 import Domain
@@ -228,6 +229,11 @@ class Registry:
         if row is None:
             raise NotFound(f"the log has no leaf {leaf_index}")
         return _entry(row._mapping)
+
+    def check_log(self) -> LogReport:
+        """Rebuild the whole log from its entries and compare with tiles and signed heads."""
+        with read_transaction(self.engine) as conn:
+            return check_log(conn, self.address)
 
     def history(self, good_type: GoodType, fingerprint: bytes) -> list[LoggedEntry]:
         """Every entry naming the good, in log order (queued ones last)."""

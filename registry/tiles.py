@@ -238,6 +238,7 @@ def assemble_from_tiles(plan: ProofPlan, tiles: TileSource) -> list[bytes]:
     """
     sha256 = hashlib.sha256
     offsets = _OFFSETS
+    resolved: dict[TileId, Tile | None] = {}
     result: list[bytes] = []
     append = result.append
     for element in plan.elements:
@@ -245,9 +246,13 @@ def assemble_from_tiles(plan: ProofPlan, tiles: TileSource) -> list[bytes]:
         for level, index in element:
             level_in_tile = level & 7
             shift = TILE_HEIGHT - level_in_tile
-            tile = tiles.get((level >> 3, index >> shift))
+            tile_id = (level >> 3, index >> shift)
+            tile = resolved.get(tile_id)
             if tile is None:
-                tile_id = (level >> 3, index >> shift)
+                # One lookup per tile (a proof's ~20 nodes sit in ~5 tiles): ``tiles`` may
+                # be a cache-backed loader whose ``get`` is Python code.
+                tile = resolved[tile_id] = tiles.get(tile_id)
+            if tile is None:
                 raise InvalidInput(f"tile {tile_id} holding node {(level, index)} was not supplied")
             index_in_tile = index & ((1 << shift) - 1)
             width = tile.width

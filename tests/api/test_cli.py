@@ -890,3 +890,17 @@ def test_console_script_works_and_is_quiet_when_piped(tmp_path: Path) -> None:
             assert "fingerprinting" not in stream and "registering" not in stream
             assert "━" not in stream  # no progress bar
     assert all(p.stderr == "" for p in outputs)
+
+
+def test_log_check_passes_on_a_good_log_and_exits_9_on_a_tampered_one(creator_cli: Cli) -> None:
+    for n in range(3):
+        creator_cli("register", creator_cli.write(f"w{n}.bin", f"work {n}"))
+        creator_cli("log", "sequence")
+    report = creator_cli.json("log", "check")
+    assert report == {"tree_size": 3, "heads_checked": 3, "problems": [], "ok": True}
+    with sqlite3.connect(creator_cli.db_path) as conn:
+        conn.execute("UPDATE entries SET payload_hash = zeroblob(32) WHERE leaf_index = 1")
+    stderr = creator_cli.error("log", "check", expect=9)
+    *problems, last = stderr.splitlines()
+    assert last.startswith("error: ") and "problem(s) in the log" in last
+    assert problems and all(p.startswith("problem: head ") for p in problems)
