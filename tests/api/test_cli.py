@@ -900,7 +900,7 @@ def test_log_check_passes_on_a_good_log_and_exits_9_on_a_tampered_one(creator_cl
     assert report == {"tree_size": 3, "heads_checked": 3, "problems": [], "ok": True}
     with sqlite3.connect(creator_cli.db_path) as conn:
         conn.execute("UPDATE entries SET payload_hash = zeroblob(32) WHERE leaf_index = 1")
-    stderr = creator_cli.error("log", "check", expect=9)
+    stderr = creator_cli("log", "check", expect=9).stderr
     *problems, last = stderr.splitlines()
     assert last.startswith("error: ") and "problem(s) in the log" in last
     assert problems and all(p.startswith("problem: head ") for p in problems)
