@@ -37,7 +37,7 @@ def write_codes(path: Path, n: int) -> None:
             out.write(f"{s[:4]}-{s[4:8]}-{s[8:12]}-{s[12:]}\n")
 
 
-def run_ours(codes: Path, workdir: Path) -> dict[str, float]:
+def run_ours(codes: Path, workdir: Path, database_url: str | None = None) -> dict[str, float]:
     from eth_account import Account
 
     from registry.creator import CreatorKeys, prepare_code_batch, sign_batch_registration
@@ -48,7 +48,7 @@ def run_ours(codes: Path, workdir: Path) -> dict[str, float]:
     from registry.royalty import RoyaltyPolicy
     from registry.service import Registry
 
-    engine = create_db_engine(f"sqlite:///{workdir / 'registry.db'}")
+    engine = create_db_engine(database_url or f"sqlite:///{workdir / 'registry.db'}")
     upgrade(engine)
     registry = Registry(
         engine, domain=DEV_DOMAIN, account=Account.create(), master_key=secrets.token_bytes(32)
@@ -68,6 +68,7 @@ def run_ours(codes: Path, workdir: Path) -> dict[str, float]:
         royalty_policy=RoyaltyPolicy.parse({"recipients": []}),
         metadata={},
         now=registry.clock(),
+        new_product=True,
     )
     result = registry.register_batch(request, batch.fingerprints())
     finished = time.perf_counter()
@@ -100,10 +101,29 @@ def run_floor(n: int, workdir: Path) -> dict[str, float]:
     return {"total_s": time.perf_counter() - started}
 
 
+def run_ours_postgres(codes: Path, url: str, workdir: Path) -> dict[str, float]:
+    """The same ingest on PostgreSQL, in a schema of its own, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    schema = f"bench_{secrets.token_hex(4)}"
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        separator = "&" if "?" in url else "?"
+        return run_ours(codes, workdir, f"{url}{separator}options=-csearch_path%3D{schema}")
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+
+
 def child(role: str, arg: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if role == "ours":
             result = run_ours(Path(arg), Path(tmp))
+        elif role == "ours-postgres":
+            codes, url = arg.split("|", 1)
+            result = run_ours_postgres(Path(codes), url, Path(tmp))
         else:
             result = run_floor(int(arg), Path(tmp))
     print(json.dumps(result))
@@ -124,6 +144,9 @@ def main() -> None:
     parser.add_argument("--codes", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--child", nargs=2, metavar=("ROLE", "ARG"))
+    parser.add_argument(
+        "--postgres", metavar="URL", help="also time the same ingest on this PostgreSQL (1 run)"
+    )
     args = parser.parse_args()
     if args.child:
         child(*args.child)
@@ -135,6 +158,7 @@ def main() -> None:
         for _ in range(args.rounds):  # interleaved, so machine noise hits both sides
             ours.append(measure("ours", str(codes)))
             floor.append(measure("floor", str(args.codes)))
+        postgres = measure("ours-postgres", f"{codes}|{args.postgres}") if args.postgres else None
     med = {key: statistics.median(r[key] for r in ours) for key in ours[0]}
     floor_s = statistics.median(r["total_s"] for r in floor)
     data = {
@@ -145,6 +169,7 @@ def main() -> None:
         "ratio_to_floor": med["total_s"] / floor_s,
         "ours_rows_per_s": args.codes / med["total_s"],
         "floor_rows_per_s": args.codes / floor_s,
+        "ours_postgres": postgres,
     }
     path = save("ingest", data)
     print(f"codes: {args.codes:,} (median of {args.rounds})")
@@ -153,6 +178,10 @@ def main() -> None:
         f"registry {med['registry_ingest_s']:.1f} s), peak {med['peak_rss_mb']:.0f} MB"
     )
     print(f"floor {floor_s:.1f} s  -> ratio {data['ratio_to_floor']:.2f}x")
+    if postgres:
+        print(
+            f"postgres {postgres['total_s']:.1f} s (registry {postgres['registry_ingest_s']:.1f} s)"
+        )
     print(f"written to {path}")
 
 
