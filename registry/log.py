@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import Connection, Table, bindparam, select, update
+from sqlalchemy import Connection, Table, bindparam, func, select, update
 
 from registry import merkle, tiles
 from registry.eip712 import Domain, sign
@@ -118,6 +118,16 @@ def integrate_queue(conn: Connection, *, limit: int, now: int) -> int:
 
 
 # -- tree heads --------------------------------------------------------------------------------
+
+
+def sequencer_time(conn: Connection, now: int) -> int:
+    """The time to stamp new leaves and heads with: never before the last signed head's.
+
+    A server clock stepped backwards must not produce a head that looks older than the one
+    before it (auditors compare consecutive heads); the log's time only moves forward.
+    """
+    last = conn.execute(select(func.max(heads_t.c.timestamp))).scalar()
+    return max(now, int(last)) if last is not None else now
 
 
 def publish_tree_head(

@@ -152,7 +152,7 @@ class Registry:
         progress: Progress | None = None,
     ) -> BatchResult:
         with write_transaction(self.engine) as conn:
-            now = self.clock()
+            now = log.sequencer_time(conn, self.clock())
             result = registration.register_batch(
                 conn, request, fingerprints, self.domain, now=now, progress=progress
             )
@@ -171,7 +171,7 @@ class Registry:
         progress: Progress | None = None,
     ) -> BatchResult:
         with write_transaction(self.engine) as conn:
-            now = self.clock()
+            now = log.sequencer_time(conn, self.clock())
             result = revocation.revoke_batch(
                 conn, request, fingerprints, self.domain, now=now, progress=progress
             )
@@ -187,7 +187,7 @@ class Registry:
     def sequence(self) -> TreeHead | None:
         """Integrate one batch of queued entries and sign the new head (one transaction)."""
         with write_transaction(self.engine) as conn:
-            now = self.clock()
+            now = log.sequencer_time(conn, self.clock())
             integrated = log.integrate_queue(conn, limit=self.sequencer_batch_size, now=now)
             if integrated == 0:
                 return None

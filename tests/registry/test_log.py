@@ -165,3 +165,17 @@ def test_tile_cache_serves_the_same_proofs_as_the_database_while_the_log_grows(
             merkle.verify_consistency(
                 old, size, consistency, _root(leaves[:old]), _root(leaves[:size])
             )
+
+
+def test_head_timestamps_never_go_backwards_when_the_clock_does(
+    registry: Registry, make_creator: CreatorFactory, clock: Clock
+) -> None:
+    creator = make_creator()
+    registry.register(registration(creator, clock()))
+    first = registry.sequence()
+    clock.advance(-3_600)  # the server's clock is stepped back an hour
+    registry.register(registration(creator, clock()))
+    second = registry.sequence()
+    assert first is not None and second is not None
+    assert second.timestamp == first.timestamp
+    assert registry.entry_at(1).timestamp == first.timestamp
