@@ -8,6 +8,7 @@ Hypothesis properties.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -368,6 +369,13 @@ def perfect_subtrees(begin: int, end: int) -> list[NodeId]:
     return nodes
 
 
+@functools.lru_cache(maxsize=4096)
+def _subtrees(begin: int, end: int) -> tuple[NodeId, ...]:
+    # A proof's border and right-edge ranges take few distinct values per tree size (about
+    # one per level), while proofs are served by the thousand: memoise the decomposition.
+    return tuple(perfect_subtrees(begin, end))
+
+
 def _path(level: int, index: int, tree_size: int) -> list[tuple[NodeId, ...]]:
     """Proof elements, bottom up, for the perfect node (level, index) in a tree of tree_size."""
     # The fork is the lowest node above both this node and the last leaf; below it the
@@ -379,9 +387,9 @@ def _path(level: int, index: int, tree_size: int) -> list[tuple[NodeId, ...]]:
     ]
     if inner:
         right_begin = ((index >> (inner - 1)) + 1) << (level + inner - 1)
-        elements.append(tuple(perfect_subtrees(right_begin, tree_size)))
+        elements.append(_subtrees(right_begin, tree_size))
     fork_begin = (index >> inner) << (level + inner)
-    elements.extend((node,) for node in reversed(perfect_subtrees(0, fork_begin)))
+    elements.extend((node,) for node in reversed(_subtrees(0, fork_begin)))
     return elements
 
 

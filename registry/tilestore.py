@@ -7,7 +7,6 @@ bottom-row hashes has the same bytes forever. That makes every read cacheable by
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -54,8 +53,10 @@ class TileCache:
         cache_key = (key[0], key[1], width)
         tile = self._tiles.get(cache_key)
         if tile is not None:
-            with contextlib.suppress(KeyError):
+            try:  # noqa: SIM105 - suppress() costs ~1 us, and this runs per tile per proof
                 self._tiles.move_to_end(cache_key)
+            except KeyError:
+                pass
         return tile
 
     def put(self, tile: Tile) -> None:

@@ -403,6 +403,7 @@ def test_an_inner_node_cannot_be_proved_as_a_leaf() -> None:
 
 ALLOWED_IMPORTS = {
     "__future__",
+    "functools",
     "hashlib",
     "collections.abc",
     "dataclasses",
