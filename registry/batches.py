@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from registry import log, merkle
+from registry import log
 from registry.errors import InvalidInput
 from registry.leaf import EntryKind, encode_leaf, leaf_prefix
 from registry.log import entries_t
@@ -291,14 +291,3 @@ def _insert_statement(conn: Connection) -> str:
         f"INSERT INTO {entries_t.name} ({', '.join(_COLUMNS)}) "
         f"VALUES ({', '.join([marker] * len(_COLUMNS))})"
     )
-
-
-def items_root(fingerprints: Iterable[bytes]) -> tuple[bytes, int]:
-    """The items root and count of fingerprints in upload order (RFC 9162 shape)."""
-    builder = merkle.RootBuilder()
-    sha256 = hashlib.sha256
-    count = 0
-    for fingerprint in fingerprints:
-        builder.append(sha256(b"\x00" + fingerprint).digest())
-        count += 1
-    return builder.root(), count

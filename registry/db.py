@@ -15,10 +15,6 @@ from registry.errors import StorageBusy
 SQLITE_BUSY_TIMEOUT_MS = 5_000
 
 
-def is_sqlite(engine: Engine | Connection) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def create_db_engine(url: str, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Engine:
     """An engine with the pragmas and transaction rules tracemark relies on."""
     if url.startswith("sqlite"):

@@ -9,7 +9,6 @@ with one query, never by rebuilding the tree.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -238,10 +237,7 @@ def batch_inclusion_proof(
     return tiles.assemble_from_tiles(plan, loaded)
 
 
-Clock = Callable[[], int]
-
 __all__ = [
-    "Clock",
     "TreeHead",
     "batch_inclusion_proof",
     "consistency_proof",

@@ -174,14 +174,6 @@ def ensure_product(
     )
 
 
-def product_id(conn: Connection, creator: bytes, slug: str) -> int:
-    c = products_t.c
-    found = conn.execute(select(c.id).where(c.creator == creator, c.slug == slug)).scalar()
-    if found is None:
-        raise UnknownProduct(f"{checksum(creator)} has no product {slug!r}")
-    return int(found)
-
-
 def registered_entry(conn: Connection, good_type: int, fingerprint: bytes) -> EntryRef | None:
     c = entries_t.c
     row = conn.execute(

@@ -6,6 +6,7 @@ injected so tests and the sequencer agree on time.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from registry.keyring import (
 )
 from registry.leaf import EntryKind, encode_leaf
 from registry.log import TreeHead, entries_t
-from registry.records import SignedMessage, checksum
+from registry.records import SignedMessage, checksum, records_t
 from registry.registration import EntryRef, RegistrationRequest
 from registry.revocation import RevocationRequest
 from registry.settings import Settings
@@ -39,6 +40,24 @@ Clock = Callable[[], int]
 
 def system_clock() -> int:
     return int(time.time())
+
+
+@dataclass(frozen=True)
+class BatchProof:
+    """A fingerprint's place under a bulk batch's signed items root (RFC 9162 shape)."""
+
+    items_root: bytes
+    position: int
+    count: int
+    inclusion_proof: list[bytes]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "items_root": "0x" + self.items_root.hex(),
+            "position": self.position,
+            "count": self.count,
+            "inclusion_proof": ["0x" + node.hex() for node in self.inclusion_proof],
+        }
 
 
 @dataclass(frozen=True)
@@ -229,6 +248,26 @@ class Registry:
         if row is None:
             raise NotFound(f"the log has no leaf {leaf_index}")
         return _entry(row._mapping)
+
+    def batch_proof(self, entry: LoggedEntry) -> BatchProof:
+        """For a good registered (or revoked) in a bulk batch: the proof that the creator's one
+        signature over the batch's items root covers this very fingerprint (DESIGN.md,
+        "Proof bundle", ``batch_proof``)."""
+        if entry.position is None:
+            raise NotFound("the entry was not part of a bulk batch")
+        with read_transaction(self.engine) as conn:
+            payload = conn.execute(
+                select(records_t.c.payload).where(records_t.c.id == entry.record_id)
+            ).scalar_one()
+            message = json.loads(payload)["signed"]["message"]
+            count = int(message["count"])
+            proof = log.batch_inclusion_proof(conn, entry.record_id, entry.position, count)
+        return BatchProof(
+            items_root=bytes.fromhex(message["itemsRoot"][2:]),
+            position=entry.position,
+            count=count,
+            inclusion_proof=proof,
+        )
 
     def check_log(self) -> LogReport:
         """Rebuild the whole log from its entries and compare with tiles and signed heads."""

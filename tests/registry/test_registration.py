@@ -292,9 +292,11 @@ def test_bulk_batch_with_a_repeated_good_is_rejected_whole(
     batch = _batch(creator, codes)
     prints = list(batch.fingerprints())
     prints[4_500] = prints[10]  # a repeat across chunks
-    from registry.batches import items_root
+    from registry.merkle import RootBuilder, hash_leaf
 
-    root, count = items_root(prints)
+    builder = RootBuilder()
+    builder.extend(hash_leaf(fp) for fp in prints)
+    root, count = builder.root(), builder.size
     forged = dataclasses.replace(batch, items_root=root, count=count)
     before = counts(engine)
     with pytest.raises(InvalidInput, match="item 4501 repeats item 11"):
@@ -345,3 +347,40 @@ def test_bulk_batch_leaves_match_the_leaf_encoding(
         leaves.append(entry.leaf_data())
     head = registry.latest_tree_head()
     assert head is not None and head.root == mth([hash_leaf(leaf) for leaf in leaves])
+
+
+def test_batch_proof_shows_the_one_signature_covers_each_good(
+    registry: Registry, creator: CreatorKeys, clock: Clock
+) -> None:
+    """The bundle's batch_proof: fingerprint -> items root the creator signed, at its position."""
+    from registry.eip712 import Signature, digest, recover_signer
+    from registry.errors import InvalidProof, NotFound
+    from registry.merkle import hash_leaf, verify_inclusion
+
+    batch = _batch(creator, _codes(1_000))
+    request = _batch_request(creator, batch, clock())
+    registry.register_batch(request, batch.fingerprints())
+    signer = recover_signer(
+        digest("BatchRegistration", request.signed.message, DEV_DOMAIN),
+        Signature.parse(request.signed.signature),
+    )
+    for index in (0, 1, 255, 256, 511, 999):
+        entry = registry.entry_at(index)
+        proof = registry.batch_proof(entry)
+        assert (proof.position, proof.count) == (index, 1_000)
+        assert proof.items_root == request.signed.message["itemsRoot"] and signer == creator.address
+        verify_inclusion(
+            hash_leaf(entry.fingerprint), index, 1_000, proof.inclusion_proof, proof.items_root
+        )
+        with pytest.raises(InvalidProof):  # and not for another good of the batch
+            verify_inclusion(
+                hash_leaf(registry.entry_at((index + 1) % 1_000).fingerprint),
+                index,
+                1_000,
+                proof.inclusion_proof,
+                proof.items_root,
+            )
+    registry.register(registration(creator, clock()))  # a single registration: no batch
+    registry.sequence_all()
+    with pytest.raises(NotFound):
+        registry.batch_proof(registry.entry_at(1_000))
