@@ -48,7 +48,7 @@ from registry.fingerprints import (
     parse_good_type,
     parse_use,
 )
-from registry.merkle import verify_consistency, verify_inclusion
+from registry.merkle import hash_leaf, verify_consistency, verify_inclusion
 from registry.royalty import RoyaltyPolicy
 from registry.service import Registry
 from registry.settings import Settings, load_settings
@@ -544,8 +544,6 @@ def log_proof(
             leaf_index = _leaf_index(registry, index, fingerprint_, good_type)
             entry = registry.entry_at(leaf_index)
             proof = registry.inclusion_proof(leaf_index, target.tree_size)
-            from registry.merkle import hash_leaf
-
             verify_inclusion(
                 hash_leaf(entry.leaf_data()), leaf_index, target.tree_size, proof, target.root
             )
@@ -555,6 +553,8 @@ def log_proof(
                 "entry": entry.as_dict(),
                 "leaf_data": "0x" + entry.leaf_data().hex(),
             }
+            if entry.position is not None:
+                data["batch_proof"] = registry.batch_proof(entry).as_dict()
         data.update({"root": "0x" + target.root.hex(), "proof": ["0x" + p.hex() for p in proof]})
     emit(data, as_json, lambda: out.print_json(json.dumps(data)))
 

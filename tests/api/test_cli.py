@@ -904,3 +904,27 @@ def test_log_check_passes_on_a_good_log_and_exits_9_on_a_tampered_one(creator_cl
     *problems, last = stderr.splitlines()
     assert last.startswith("error: ") and "problem(s) in the log" in last
     assert problems and all(p.startswith("problem: head ") for p in problems)
+
+
+def test_log_proof_of_a_batch_code_carries_its_batch_proof(creator_cli: Cli) -> None:
+    codes = [random_code() for _ in range(5)]
+    creator_cli(
+        "register-codes",
+        codes_file(creator_cli, codes),
+        "--product",
+        "30-day-card",
+        "--new-product",
+    )
+    fingerprint = code_fingerprint(creator_cli.code_key(), codes[3])
+    shown = creator_cli.json(
+        "log", "proof", "--fingerprint", "0x" + fingerprint.hex(), "--type", "code"
+    )
+    batch = shown["batch_proof"]
+    assert (batch["position"], batch["count"]) == (3, 5)
+    verify_inclusion(
+        hash_leaf(fingerprint),
+        3,
+        5,
+        [bytes.fromhex(p[2:]) for p in batch["inclusion_proof"]],
+        bytes.fromhex(batch["items_root"][2:]),
+    )
