@@ -16,15 +16,21 @@ SQLITE_BUSY_TIMEOUT_MS = 5_000
 
 
 def create_db_engine(url: str, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Engine:
-    """An engine with the pragmas and transaction rules tracemark relies on."""
+    """An engine with the pragmas and transaction rules tracemark relies on.
+
+    ``hide_parameters``: a database error never carries the bound values (fingerprints,
+    sealed keys, payloads) into a log line or a message.
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False}, hide_parameters=True
+        )
         _configure_sqlite(engine, busy_timeout_ms)
         return engine
     if url.startswith("postgresql://"):
         # One driver for PostgreSQL: psycopg 3.
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

@@ -330,3 +330,24 @@ def test_a_locked_sqlite_database_is_busy_then_accepts_the_same_request(
 
     assert entry.status == "queued"
     assert head is not None and head.tree_size == 1
+
+
+def test_database_errors_never_carry_bound_values(db_url: str) -> None:
+    """No secret reaches a log or a message through an error's SQL parameters."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from registry.db import create_db_engine
+
+    engine = create_db_engine(db_url)
+    secret = "0x" + "5e" * 32
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT * FROM no_such_table WHERE x = :secret"), {"secret": secret})
+    except DBAPIError as exc:
+        assert secret not in str(exc)
+        assert "hidden due to hide_parameters" in str(exc)
+    else:
+        raise AssertionError("the query should have failed")
+    finally:
+        engine.dispose()
