@@ -1,0 +1,174 @@
+"""The ``tracemark`` command's frame: apps, settings, errors and exit codes, output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from registry import errors
+from registry.audit import LogCorrupt
+from registry.creator import (
+    CreatorKeys,
+)
+from registry.royalty import RoyaltyPolicy
+from registry.service import Registry
+from registry.settings import Settings, load_settings
+
+EXIT_CODES: dict[type[errors.TracemarkError], int] = {
+    LogCorrupt: 9,
+    errors.ConfigurationError: 8,
+    errors.StorageBusy: 7,
+    errors.SignatureError: 6,
+    errors.Conflict: 5,
+    errors.NotFound: 4,
+    errors.InvalidInput: 3,
+}
+
+app = typer.Typer(
+    name="tracemark",
+    help="Provenance registry for digital goods: fingerprints, an append-only log, anchors.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+keys_app = typer.Typer(help="A creator's account and code key.", no_args_is_help=True)
+log_app = typer.Typer(help="The log: signed tree heads and proofs.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(log_app, name="log")
+
+# soft_wrap: a line is never broken at the console width (an error stays one line, a
+# fingerprint stays copyable) when the output is piped.
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+class State:
+    settings: Settings
+
+
+state = State()
+
+
+@app.callback()
+def _main(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(envvar="TRACEMARK_DATA_DIR", help="Where the registry keeps its state."),
+    ] = None,
+    keys_dir: Annotated[
+        Path | None, typer.Option(envvar="TRACEMARK_KEYS_DIR", help="Where the creator's keys are.")
+    ] = None,
+) -> None:
+    overrides: dict[str, Any] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if keys_dir is not None:
+        overrides["keys_dir"] = keys_dir
+    try:
+        state.settings = load_settings(**overrides)
+    except ValidationError as exc:
+        names = sorted({"TRACEMARK_" + str(e["loc"][0]).upper() for e in exc.errors() if e["loc"]})
+        # The message names the settings, never their values (one may be a key).
+        fail(errors.ConfigurationError(f"invalid setting(s): {', '.join(names)}"))
+
+
+def fail(exc: errors.TracemarkError) -> NoReturn:
+    code = next((c for kind, c in EXIT_CODES.items() if isinstance(exc, kind)), 1)
+    err.print(f"error: {exc.detail}", markup=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """Turn tracemark errors into one line on stderr and a documented exit code."""
+    try:
+        yield
+    except errors.TracemarkError as exc:
+        fail(exc)
+
+
+def emit(data: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
+    if as_json:
+        out.print_json(json.dumps(data))
+    else:
+        human()
+
+
+def open_registry() -> Registry:
+    return Registry.open(state.settings)
+
+
+def creator_keys() -> CreatorKeys:
+    return CreatorKeys.load(state.settings.resolved_keys_dir)
+
+
+def read_json_file(path: Path | None, what: str) -> Any:
+    if path is None:
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise errors.InvalidInput(f"{what} {path}: {exc}") from exc
+
+
+def load_policy(path: Path | None) -> RoyaltyPolicy:
+    document = read_json_file(path, "royalty policy")
+    return RoyaltyPolicy.parse(document if document is not None else {"recipients": []})
+
+
+def load_metadata(path: Path | None) -> dict[str, Any]:
+    document = read_json_file(path, "metadata")
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise errors.InvalidInput(f"metadata {path} must hold a JSON object")
+    return document
+
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+ProductOpt = Annotated[str, typer.Option(help="Product slug, e.g. 30-day-card.")]
+UseOpt = Annotated[str, typer.Option(help="single or transferable.")]
+PolicyOpt = Annotated[Path | None, typer.Option(help="Royalty policy JSON file.")]
+MetadataOpt = Annotated[Path | None, typer.Option(help="Public metadata JSON file.")]
+NewProductOpt = Annotated[
+    bool, typer.Option("--new-product", help="Start a new product with this registration.")
+]
+
+
+# -- setup ---------------------------------------------------------------------------------------
+
+
+def existing_file(path: Path) -> Path:
+    if not path.is_file():
+        raise errors.InvalidInput(f"{path} is not a readable file")
+    return path
+
+
+def json_object(text: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise errors.InvalidInput(f"{what} is not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise errors.InvalidInput(f"{what} must be a JSON object")
+    return value
+
+
+@contextmanager
+def progress_bar(total: int | None, label: str, quiet: bool) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on a terminal; silent when piped or with --json."""
+    if quiet or not err.is_terminal:
+        yield lambda _done: None
+        return
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done: bar.update(task, completed=done)

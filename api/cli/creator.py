@@ -1,0 +1,284 @@
+"""Creator commands: keys, fingerprints, registering and revoking (signed locally)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from api.cli.app import (
+    JsonFlag,
+    MetadataOpt,
+    NewProductOpt,
+    PolicyOpt,
+    ProductOpt,
+    UseOpt,
+    app,
+    creator_keys,
+    emit,
+    err,
+    existing_file,
+    json_object,
+    keys_app,
+    load_metadata,
+    load_policy,
+    open_registry,
+    out,
+    progress_bar,
+    reported,
+    state,
+)
+from registry import errors
+from registry.codekeys import key_commitment
+from registry.creator import (
+    CreatorKeys,
+    PreparedBatch,
+    prepare_code_batch,
+    sign_batch_registration,
+    sign_batch_revocation,
+    sign_enrollment,
+    sign_registration,
+    sign_revocation,
+)
+from registry.fingerprints import (
+    GoodType,
+    code_fingerprint,
+    file_fingerprint_path,
+    fingerprint_hex,
+    item_fingerprint,
+    parse_fingerprint,
+    parse_good_type,
+    parse_use,
+)
+
+
+@keys_app.command("new")
+def keys_new(as_json: JsonFlag = False) -> None:
+    """Create a creator account and a code key (files with owner-only permissions)."""
+    with reported():
+        keys = CreatorKeys.create(state.settings.resolved_keys_dir)
+    data = {"address": keys.address, "keys_dir": str(state.settings.resolved_keys_dir)}
+    emit(
+        data,
+        as_json,
+        lambda: out.print(
+            f"creator {keys.address}; keys in {data['keys_dir']} (keep them secret)", markup=False
+        ),
+    )
+
+
+@keys_app.command("show")
+def keys_show(as_json: JsonFlag = False) -> None:
+    """Show the creator's address and the commitment to its code key (never the key)."""
+    with reported():
+        keys = creator_keys()
+        commitment = key_commitment(keys.code_key) if keys.code_key else None
+    data = {
+        "address": keys.address,
+        "code_key_commitment": None if commitment is None else "0x" + commitment.hex(),
+    }
+    emit(
+        data,
+        as_json,
+        lambda: out.print(
+            f"creator {data['address']}\ncode key commitment {data['code_key_commitment']}",
+            markup=False,
+        ),
+    )
+
+
+@keys_app.command("enroll")
+def keys_enroll(as_json: JsonFlag = False) -> None:
+    """Enrol the code key with the registry, so platforms can check codes (signed)."""
+    with reported():
+        registry = open_registry()
+        keys = creator_keys()
+        signed = sign_enrollment(keys, registry.domain, now=registry.clock())
+        result = registry.enroll_code_key(signed, keys.require_code_key())
+    data = {
+        "creator": result.creator,
+        "status": result.status,
+        "key_commitment": "0x" + result.key_commitment.hex(),
+    }
+    emit(data, as_json, lambda: out.print(f"code key {result.status}", markup=False))
+
+
+# -- fingerprints and registration ---------------------------------------------------------------
+
+
+@app.command()
+def fingerprint(
+    file: Annotated[Path | None, typer.Argument(help="A file to fingerprint.")] = None,
+    code: Annotated[
+        str | None,
+        typer.Option(help="A code to fingerprint under your code key; '-' reads it from stdin."),
+    ] = None,
+    item: Annotated[str | None, typer.Option(help="An item's identifying fields as JSON.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Print the fingerprint of a file, a code or an item (computed locally)."""
+    with reported():
+        chosen = [x for x in (file, code, item) if x is not None]
+        if len(chosen) != 1:
+            raise errors.InvalidInput("give exactly one of FILE, --code or --item")
+        if file is not None:
+            good_type, value = GoodType.FILE, file_fingerprint_path(existing_file(file))
+        elif code is not None:
+            text = sys.stdin.readline().rstrip("\n") if code == "-" else code
+            key = creator_keys().require_code_key()
+            good_type, value = GoodType.CODE, code_fingerprint(key, text)
+        else:
+            fields = json_object(str(item), "--item")
+            good_type, value = GoodType.ITEM, item_fingerprint(fields)
+    data = {"good_type": good_type.name.lower(), "fingerprint": fingerprint_hex(value)}
+    emit(data, as_json, lambda: out.print(data["fingerprint"], markup=False))
+
+
+@app.command()
+def register(
+    files: Annotated[list[Path], typer.Argument(help="Files to register.")],
+    product: ProductOpt = "",
+    use: UseOpt = "transferable",
+    royalty: PolicyOpt = None,
+    metadata: MetadataOpt = None,
+    new_product: NewProductOpt = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Register files: each is fingerprinted locally and signed as one Registration."""
+    results = []
+    with reported():
+        registry = open_registry()
+        keys = creator_keys()
+        policy, meta, use_value = load_policy(royalty), load_metadata(metadata), parse_use(use)
+        prints = [(path, file_fingerprint_path(existing_file(path))) for path in files]
+        for path, value in prints:
+            request = sign_registration(
+                keys,
+                registry.domain,
+                good_type=GoodType.FILE,
+                fingerprint=value,
+                product=product,
+                use=use_value,
+                royalty_policy=policy,
+                metadata=meta,
+                now=registry.clock(),
+                new_product=new_product,
+            )
+            results.append({"file": str(path), **registry.register(request).as_dict()})
+    emit({"entries": results}, as_json, lambda: _print_entries(results))
+
+
+def _print_entries(results: list[dict[str, Any]]) -> None:
+    table = Table("file", "status", "entry")
+    table.add_column("fingerprint", no_wrap=True, overflow="fold")
+    for row in results:
+        table.add_row(row["file"], row["status"], str(row["entry_id"]), row["fingerprint"])
+    out.print(table)
+
+
+def _prepare(codes: Path, key: bytes, skip_invalid: bool, quiet: bool) -> PreparedBatch:
+    with (
+        progress_bar(None, "fingerprinting", quiet) as tick,
+        existing_file(codes).open(newline="", encoding="utf-8") as source,
+    ):
+        try:
+            return prepare_code_batch(source, key, skip_invalid=skip_invalid, progress=tick)
+        except UnicodeDecodeError as exc:
+            raise errors.InvalidInput(f"{codes} is not UTF-8 text: {exc.reason}") from exc
+
+
+@app.command("register-codes")
+def register_codes(
+    codes: Annotated[Path, typer.Argument(help="Codes: one per line, or CSV with a code column.")],
+    product: ProductOpt,
+    use: UseOpt = "single",
+    royalty: PolicyOpt = None,
+    metadata: MetadataOpt = None,
+    skip_invalid: Annotated[
+        bool, typer.Option(help="Register the good lines and report the bad ones.")
+    ] = False,
+    new_product: NewProductOpt = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Register a file of codes as one signed BatchRegistration (codes stay on this machine)."""
+    with reported():
+        registry = open_registry()
+        keys = creator_keys()
+        policy, meta, use_value = load_policy(royalty), load_metadata(metadata), parse_use(use)
+        batch = _prepare(codes, keys.require_code_key(), skip_invalid, as_json)
+        try:
+            request = sign_batch_registration(
+                keys,
+                registry.domain,
+                batch,
+                good_type=GoodType.CODE,
+                product=product,
+                use=use_value,
+                royalty_policy=policy,
+                metadata=meta,
+                now=registry.clock(),
+                new_product=new_product,
+            )
+            with progress_bar(batch.count, "registering", as_json) as tick:
+                result = registry.register_batch(request, batch.fingerprints(), progress=tick)
+        finally:
+            batch.close()
+    data = {**result.as_dict(), "skipped": [s.__dict__ for s in batch.skipped]}
+    emit(data, as_json, lambda: _print_batch(data, "registered"))
+
+
+def _print_batch(data: dict[str, Any], verb: str) -> None:
+    out.print(
+        f"{data['registered']:,} {verb}, {data['already_registered']:,} already done, "
+        f"{data['conflicts']:,} conflicts; log size {data['tree_size']:,}",
+        markup=False,
+    )
+    for bad in data["skipped"]:
+        err.print(f"skipped line {bad['line']}: {bad['reason']}", markup=False)
+
+
+@app.command()
+def revoke(
+    reason: Annotated[str, typer.Option(help="Why (public, travels in proofs).")],
+    fingerprint_: Annotated[
+        str | None, typer.Option("--fingerprint", help="The good's 0x fingerprint.")
+    ] = None,
+    good_type: Annotated[str, typer.Option("--type", help="file, code or item.")] = "code",
+    file: Annotated[Path | None, typer.Option(help="Revoke this file.")] = None,
+    codes: Annotated[Path | None, typer.Option(help="Revoke every code of this file.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Revoke one good (by fingerprint or file), or a batch of codes, with a signature."""
+    with reported():
+        if sum(x is not None for x in (fingerprint_, file, codes)) != 1:
+            raise errors.InvalidInput("give exactly one of --fingerprint, --file or --codes")
+        registry = open_registry()
+        keys = creator_keys()
+        now = registry.clock()
+        if codes is not None:
+            batch = _prepare(codes, keys.require_code_key(), False, as_json)
+            try:
+                request = sign_batch_revocation(
+                    keys, registry.domain, batch, good_type=GoodType.CODE, reason=reason, now=now
+                )
+                result = registry.revoke_batch(request, batch.fingerprints())
+            finally:
+                batch.close()
+            data = {**result.as_dict(), "skipped": []}
+            emit(data, as_json, lambda: _print_batch(data, "revoked"))
+            return
+        if file is not None:
+            kind, value = GoodType.FILE, file_fingerprint_path(existing_file(file))
+        else:
+            kind, value = parse_good_type(good_type), parse_fingerprint(str(fingerprint_))
+        one = sign_revocation(
+            keys, registry.domain, good_type=kind, fingerprint=value, reason=reason, now=now
+        )
+        entry = registry.revoke(one).as_dict()
+    emit(entry, as_json, lambda: out.print(f"{entry['status']}: entry {entry['entry_id']}"))
+
+
+# -- the log -----------------------------------------------------------------------------------

@@ -1,0 +1,149 @@
+"""Operator commands on the log: heads, sequencing, proofs, the integrity check."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from api.cli.app import (
+    JsonFlag,
+    emit,
+    err,
+    log_app,
+    open_registry,
+    out,
+    reported,
+)
+from registry import errors
+from registry.audit import LogCorrupt
+from registry.fingerprints import (
+    parse_fingerprint,
+    parse_good_type,
+)
+from registry.merkle import hash_leaf, verify_consistency, verify_inclusion
+from registry.service import Registry
+
+
+def _head_dict(registry: Registry) -> dict[str, Any]:
+    head = registry.latest_tree_head()
+    if head is None:
+        raise errors.NotFound("the log is empty: no tree head signed yet")
+    return {
+        "tree_size": head.tree_size,
+        "root": "0x" + head.root.hex(),
+        "timestamp": head.timestamp,
+        "signer": registry.address,
+        "signature": "0x" + head.signature.hex(),
+        "domain": head.domain.as_dict(),
+    }
+
+
+@log_app.command("head")
+def log_head(as_json: JsonFlag = False) -> None:
+    """The latest signed tree head."""
+    with reported():
+        data = _head_dict(open_registry())
+    emit(
+        data,
+        as_json,
+        lambda: out.print(
+            f"size {data['tree_size']:,} root {data['root']} at {data['timestamp']}", markup=False
+        ),
+    )
+
+
+@log_app.command("sequence")
+def log_sequence(as_json: JsonFlag = False) -> None:
+    """Integrate every queued entry now and sign a head (what `serve` does continuously)."""
+    with reported():
+        registry = open_registry()
+        registry.sequence_all()
+        data = _head_dict(registry)
+    emit(data, as_json, lambda: out.print(f"size {data['tree_size']:,} root {data['root']}"))
+
+
+@log_app.command("check")
+def log_check(as_json: JsonFlag = False) -> None:
+    """Rebuild the log from its entries; compare with the stored tree and every signed head."""
+    with reported():
+        report = open_registry().check_log()
+        data = {
+            "tree_size": report.tree_size,
+            "heads_checked": report.heads_checked,
+            "problems": report.problems,
+            "ok": not report.problems,
+        }
+        if not report.problems:
+            summary = f"ok: {report.tree_size:,} leaves, {report.heads_checked:,} heads agree"
+            emit(data, as_json, lambda: out.print(summary))
+            return
+        if as_json:
+            out.print_json(json.dumps(data))
+        for problem in report.problems:
+            err.print(f"problem: {problem}", markup=False)
+        if report.problems:
+            raise LogCorrupt(f"{len(report.problems)} problem(s) in the log")
+
+
+@log_app.command("proof")
+def log_proof(
+    index: Annotated[int | None, typer.Option(help="Leaf index to prove.")] = None,
+    fingerprint_: Annotated[
+        str | None, typer.Option("--fingerprint", help="Prove this good's REGISTER entry.")
+    ] = None,
+    good_type: Annotated[str, typer.Option("--type", help="file, code or item.")] = "file",
+    size: Annotated[int | None, typer.Option(help="Tree size (default: latest head).")] = None,
+    from_size: Annotated[
+        int | None, typer.Option("--from", help="Consistency proof from this size.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """An inclusion proof (by --index or --fingerprint) or a consistency proof (--from)."""
+    with reported():
+        registry = open_registry()
+        head = registry.latest_tree_head()
+        if head is None:
+            raise errors.NotFound("the log is empty: no tree head signed yet")
+        target = registry.tree_head(size) if size is not None else head
+        if from_size is not None:
+            proof = registry.consistency_proof(from_size, target.tree_size)
+            old_root = registry.tree_head(from_size).root if from_size else b""
+            if from_size:
+                verify_consistency(from_size, target.tree_size, proof, old_root, target.root)
+            data: dict[str, Any] = {"from": from_size, "to": target.tree_size}
+        else:
+            leaf_index = _leaf_index(registry, index, fingerprint_, good_type)
+            entry = registry.entry_at(leaf_index)
+            proof = registry.inclusion_proof(leaf_index, target.tree_size)
+            verify_inclusion(
+                hash_leaf(entry.leaf_data()), leaf_index, target.tree_size, proof, target.root
+            )
+            data = {
+                "leaf_index": leaf_index,
+                "tree_size": target.tree_size,
+                "entry": entry.as_dict(),
+                "leaf_data": "0x" + entry.leaf_data().hex(),
+            }
+            if entry.position is not None:
+                data["batch_proof"] = registry.batch_proof(entry).as_dict()
+        data.update({"root": "0x" + target.root.hex(), "proof": ["0x" + p.hex() for p in proof]})
+    emit(data, as_json, lambda: out.print_json(json.dumps(data)))
+
+
+def _leaf_index(registry: Registry, index: int | None, fp: str | None, good_type: str) -> int:
+    if (index is None) == (fp is None):
+        raise errors.InvalidInput("give exactly one of --index or --fingerprint")
+    if index is not None:
+        return index
+    history = registry.history(parse_good_type(good_type), parse_fingerprint(str(fp)))
+    for entry in history:
+        if entry.kind.name == "REGISTER":
+            if entry.leaf_index is None:
+                raise errors.NotFound("the good is queued and not yet in a signed tree head")
+            return entry.leaf_index
+    raise errors.NotFound(f"no {good_type} {fp} is registered")
+
+
+# -- serving -------------------------------------------------------------------------------------
