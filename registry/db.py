@@ -22,9 +22,7 @@ def create_db_engine(url: str, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS)
     sealed keys, payloads) into a log line or a message.
     """
     if url.startswith("sqlite"):
-        engine = create_engine(
-            url, connect_args={"check_same_thread": False}, hide_parameters=True
-        )
+        engine = create_engine(url, connect_args={"check_same_thread": False}, hide_parameters=True)
         _configure_sqlite(engine, busy_timeout_ms)
         return engine
     if url.startswith("postgresql://"):
