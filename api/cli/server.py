@@ -59,5 +59,13 @@ def serve() -> None:
         registry.engine.url.render_as_string(hide_password=True),
         state.settings.data_dir,
     )
+    head = registry.latest_tree_head()
+    if head is None:
+        logging.getLogger("tracemark").info(
+            "the log is empty; in another shell try: . .venv/bin/activate && tracemark keys new"
+            " && tracemark register FILE --product demo --new-product"
+        )
+    else:
+        logging.getLogger("tracemark").info("log at size %d", head.tree_size)
     run_sequencer(registry, interval=state.settings.sequencer_interval, stop=stop)
     logging.getLogger("tracemark").info("stopped")
