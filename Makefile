@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 
-.PHONY: install run test lint typecheck bench clean
+.PHONY: install run test lint typecheck contracts-check bench clean
 
 install: $(PY_STAMP) $(NPM_STAMP)
 
@@ -30,9 +30,13 @@ lint: $(PY_STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(PY_STAMP)
-	$(BIN)/mypy registry anchoring verifier api migrations
+	$(BIN)/mypy registry anchoring verifier api migrations contracts
 
-test: install lint typecheck
+# The committed contract artifact must be exactly what the pinned solc makes of the source.
+contracts-check: $(NPM_STAMP)
+	node contracts/build.mjs --check
+
+test: install lint typecheck contracts-check
 	$(BIN)/pytest
 
 bench: install

@@ -1,0 +1,1 @@
+"""Tests of the anchor contract, on py-evm and on anvil."""
