@@ -6,7 +6,8 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
-import registry.models  # noqa: F401  (registers the registry's tables)
+import anchoring.models  # noqa: F401  (the anchoring worker's tables)
+import registry.models  # noqa: F401  (the registry's tables)
 
 target_metadata = SQLModel.metadata
 config = context.config

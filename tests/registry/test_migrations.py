@@ -7,6 +7,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 from sqlmodel import SQLModel
 
+import anchoring.models  # noqa: F401
 import registry.models  # noqa: F401
 from registry.migrate import upgrade
 

@@ -1,0 +1,350 @@
+"""The anchoring worker: a persisted state machine, never a loop of hope (DESIGN.md).
+
+    sealed -> signed -> broadcast -> mined -> final        (and reverted, fatal)
+
+Each ``step`` makes at most one transition, and commits it before the side effect that
+follows it: the head is sealed, then the raw transaction is signed and stored with its nonce,
+then it is broadcast, then its receipt is verified. A crash anywhere resumes from the stored
+state: a stored raw transaction is re-sent as is ("already known" and "nonce too low" mean
+"look up the receipt", never "sign again"), so no head is lost and none is anchored twice.
+One anchor is in flight at a time; its consistency proof starts at the last mined head.
+
+Not yet here (issue 3, next steps): reorg handling beyond the confirmation wait, fee bumps
+of stuck transactions, foreign use of our nonce, and the PostgreSQL advisory lock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import Connection, Table, func, insert, select, update
+
+from anchoring.chain import Chain, SignedAnchor
+from anchoring.classify import SendVerdict
+from anchoring.errors import ChainUnavailable, ReceiptMismatch, TransactionRejected
+from anchoring.models import AnchorAttempt, AnchorerState, AnchorEvent, AnchorRecord
+from registry import log
+from registry.db import read_transaction, write_transaction
+from registry.service import Registry
+
+logger = logging.getLogger("tracemark.anchoring")
+
+anchors_t: Table = AnchorRecord.__table__  # type: ignore[attr-defined]
+attempts_t: Table = AnchorAttempt.__table__  # type: ignore[attr-defined]
+events_t: Table = AnchorEvent.__table__  # type: ignore[attr-defined]
+state_t: Table = AnchorerState.__table__  # type: ignore[attr-defined]
+
+IN_FLIGHT = ("sealed", "signed", "broadcast", "mined")
+
+
+@dataclass(frozen=True)
+class AnchorPolicy:
+    """When to anchor and what to pay (defaults that make a demo feel alive)."""
+
+    #: Seal a head once this many entries wait ...
+    max_entries: int = 1_000
+    #: ... or once the oldest unanchored head is this old (seconds).
+    max_age_seconds: int = 5
+    #: A mined anchor is final after this many confirmations.
+    confirmations: int = 3
+    #: Fee cap (wei per gas): at the cap the worker stops and says so; nothing is lost.
+    max_fee_per_gas: int = 200 * 10**9
+    priority_fee_per_gas: int = 10**9
+    gas_limit: int = 300_000
+
+
+class AnchorWorker:
+    """Moves the registry's signed tree heads onto the chain, one transition per ``step``."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        chain: Chain,
+        account: LocalAccount,
+        policy: AnchorPolicy | None = None,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.chain = chain
+        self.account = account
+        self.policy = policy or AnchorPolicy()
+        self.clock = clock or registry.clock
+
+    # -- one transition -------------------------------------------------------------------------
+
+    def step(self) -> str | None:
+        """Make at most one transition; returns what happened (None: nothing to do).
+
+        A chain that is down changes nothing (THREATS 30): the error propagates for the
+        caller's back-off, and the stored state stays as it was.
+        """
+        anchor = self._in_flight()
+        if anchor is None:
+            return self._seal()
+        handler = {
+            "sealed": self._sign,
+            "signed": self._broadcast,
+            "broadcast": self._await_receipt,
+            "mined": self._await_finality,
+        }[anchor["state"]]
+        return handler(anchor)
+
+    def run_until_idle(self, max_steps: int = 100) -> list[str]:
+        """Step until nothing is left to do (tests, ``tracemark anchor --now``)."""
+        done = []
+        for _ in range(max_steps):
+            what = self.step()
+            if what is None:
+                break
+            done.append(what)
+        return done
+
+    # -- sealed ---------------------------------------------------------------------------------
+
+    def _seal(self) -> str | None:
+        """Seal the latest signed head if enough entries or time have piled up."""
+        with write_transaction(self.registry.engine) as conn:
+            head = log.latest_tree_head(conn)
+            anchored = self._last_mined_size(conn)
+            if head is None or head.tree_size <= anchored:
+                return None
+            waiting_since = conn.execute(
+                select(func.min(log.heads_t.c.timestamp)).where(log.heads_t.c.tree_size > anchored)
+            ).scalar_one()
+            now = self.clock()
+            due = (
+                head.tree_size - anchored >= self.policy.max_entries
+                or now - int(waiting_since) >= self.policy.max_age_seconds
+            )
+            if not due:
+                return None
+            anchor_id = conn.execute(
+                insert(anchors_t)
+                .values(
+                    tree_size=head.tree_size,
+                    root=head.root,
+                    previous_size=anchored,
+                    state="sealed",
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(anchors_t.c.id)
+            ).scalar_one()
+            self._event(conn, anchor_id, "-", "sealed", f"head {head.tree_size}")
+        return f"sealed head {head.tree_size}"
+
+    # -- sealed -> signed ---------------------------------------------------------------------
+
+    def _sign(self, anchor: dict[str, Any]) -> str:
+        size, previous = int(anchor["tree_size"]), int(anchor["previous_size"])
+        proof = self.registry.consistency_proof(previous, size) if previous else []
+        # The contract must be where we think it is, or the proof would not verify.
+        on_chain, _ = self.chain.last_anchored()
+        if on_chain != previous:
+            raise ReceiptMismatch(
+                f"the contract's last head is {on_chain}, the database's is {previous}"
+            )
+        self.chain.simulate_anchor(self.account.address, size, anchor["root"], proof)
+        max_fee = min(
+            self.policy.max_fee_per_gas,
+            2 * self.chain.base_fee() + self.policy.priority_fee_per_gas,
+        )
+        with write_transaction(self.registry.engine) as conn:
+            nonce = self._take_nonce(conn)
+            signed = self.chain.sign_anchor(
+                self.account,
+                size=size,
+                root=bytes(anchor["root"]),
+                proof=proof,
+                nonce=nonce,
+                max_fee_per_gas=max_fee,
+                max_priority_fee_per_gas=min(self.policy.priority_fee_per_gas, max_fee),
+                gas=self.policy.gas_limit,
+            )
+            # NOTE: stored before it is broadcast: after a crash the same bytes go out again.
+            self._store_attempt(conn, anchor["id"], signed)
+            self._move(conn, anchor, "signed", f"nonce {nonce}", nonce=nonce)
+        return f"signed head {size} at nonce {nonce}"
+
+    def _take_nonce(self, conn: Connection) -> int:
+        """Nonces come from the database, gapless (THREATS 26), seeded once from the chain."""
+        row = conn.execute(select(state_t.c.next_nonce).where(state_t.c.id == 1)).first()
+        if row is None or row.next_nonce is None:
+            nonce = self.chain.nonce(self.account.address, "pending")
+            if row is None:
+                conn.execute(
+                    insert(state_t).values(id=1, next_nonce=nonce + 1, heartbeat=0, failures=0)
+                )
+            else:
+                conn.execute(update(state_t).values(next_nonce=nonce + 1))
+            return nonce
+        conn.execute(update(state_t).values(next_nonce=int(row.next_nonce) + 1))
+        return int(row.next_nonce)
+
+    # -- signed -> broadcast ------------------------------------------------------------------
+
+    def _broadcast(self, anchor: dict[str, Any]) -> str:
+        attempt = self._latest_attempt(anchor["id"])
+        try:
+            self.chain.send_raw(bytes(attempt["raw"]))
+            detail = "sent"
+        except TransactionRejected as exc:
+            if exc.verdict in (SendVerdict.ALREADY_KNOWN, SendVerdict.NONCE_USED):
+                # Sent before a crash, or already mined: the receipt decides (THREATS 27).
+                detail = f"already with the node ({exc.verdict})"
+            elif exc.verdict == SendVerdict.FATAL:
+                with write_transaction(self.registry.engine) as conn:
+                    self._move(conn, anchor, "fatal", exc.detail)
+                return f"head {anchor['tree_size']}: fatal: {exc.detail}"
+            else:
+                # Underpriced or unfunded: stay signed, nothing lost; the caller backs off.
+                self._note_error(exc.detail)
+                raise
+        with write_transaction(self.registry.engine) as conn:
+            self._move(conn, anchor, "broadcast", detail)
+        return f"broadcast head {anchor['tree_size']} ({detail})"
+
+    # -- broadcast -> mined -------------------------------------------------------------------
+
+    def _await_receipt(self, anchor: dict[str, Any]) -> str | None:
+        for attempt in self._attempts(anchor["id"]):
+            receipt = self.chain.receipt(bytes(attempt["tx_hash"]))
+            if receipt is None:
+                continue
+            sealed = _sealed(anchor, attempt)
+            try:
+                mined = self.chain.verify_receipt(receipt, sealed)
+            except ReceiptMismatch as exc:
+                with write_transaction(self.registry.engine) as conn:
+                    state = "reverted" if receipt.get("status") == 0 else "fatal"
+                    self._move(conn, anchor, state, exc.detail)
+                return f"head {anchor['tree_size']}: {exc.detail}"
+            with write_transaction(self.registry.engine) as conn:
+                self._move(
+                    conn,
+                    anchor,
+                    "mined",
+                    f"block {mined.block_number}",
+                    tx_hash=mined.tx_hash,
+                    block_number=mined.block_number,
+                    block_hash=mined.block_hash,
+                )
+            return f"mined head {anchor['tree_size']} in block {mined.block_number}"
+        # No receipt yet. A transaction the node forgot (dropped) goes out again, same bytes.
+        latest = self._latest_attempt(anchor["id"])
+        if not self.chain.transaction_known(bytes(latest["tx_hash"])):
+            try:
+                self.chain.send_raw(bytes(latest["raw"]))
+            except TransactionRejected as exc:
+                if exc.verdict not in (SendVerdict.ALREADY_KNOWN, SendVerdict.NONCE_USED):
+                    raise
+            return f"rebroadcast head {anchor['tree_size']}"
+        return None
+
+    # -- mined -> final -----------------------------------------------------------------------
+
+    def _await_finality(self, anchor: dict[str, Any]) -> str | None:
+        block_number = int(anchor["block_number"])
+        receipt = self.chain.receipt(bytes(anchor["tx_hash"]))
+        if receipt is None or bytes(receipt["blockHash"]) != bytes(anchor["block_hash"]):
+            # The block that held it is gone (a reorg): look for the receipt again.
+            with write_transaction(self.registry.engine) as conn:
+                self._move(conn, anchor, "broadcast", "reorged out of its block")
+            return f"head {anchor['tree_size']} reorged out of block {block_number}"
+        latest = int(self.chain.rpc("eth_blockNumber"), 16)
+        if latest - block_number + 1 < self.policy.confirmations:
+            return None
+        with write_transaction(self.registry.engine) as conn:
+            self._move(conn, anchor, "final", f"{latest - block_number + 1} confirmations")
+        return f"final head {anchor['tree_size']}"
+
+    # -- storage helpers ------------------------------------------------------------------------
+
+    def _in_flight(self) -> dict[str, Any] | None:
+        with read_transaction(self.registry.engine) as conn:
+            row = conn.execute(
+                select(anchors_t)
+                .where(anchors_t.c.state.in_(IN_FLIGHT))
+                .order_by(anchors_t.c.id)
+                .limit(1)
+            ).first()
+        return None if row is None else dict(row._mapping)
+
+    def _last_mined_size(self, conn: Connection) -> int:
+        size = conn.execute(
+            select(func.max(anchors_t.c.tree_size)).where(anchors_t.c.state.in_(("mined", "final")))
+        ).scalar()
+        return int(size or 0)
+
+    def _attempts(self, anchor_id: int) -> list[dict[str, Any]]:
+        with read_transaction(self.registry.engine) as conn:
+            rows = conn.execute(
+                select(attempts_t)
+                .where(attempts_t.c.anchor_id == anchor_id)
+                .order_by(attempts_t.c.id)
+            ).all()
+        return [dict(row._mapping) for row in rows]
+
+    def _latest_attempt(self, anchor_id: int) -> dict[str, Any]:
+        return self._attempts(anchor_id)[-1]
+
+    def _store_attempt(self, conn: Connection, anchor_id: int, signed: SignedAnchor) -> None:
+        conn.execute(
+            insert(attempts_t).values(
+                anchor_id=anchor_id,
+                tx_hash=signed.tx_hash,
+                raw=signed.raw,
+                nonce=signed.nonce,
+                max_fee_per_gas=signed.max_fee_per_gas,
+                max_priority_fee_per_gas=signed.max_priority_fee_per_gas,
+                created_at=self.clock(),
+            )
+        )
+
+    def _move(
+        self, conn: Connection, anchor: dict[str, Any], state: str, detail: str, **values: Any
+    ) -> None:
+        conn.execute(
+            update(anchors_t)
+            .where(anchors_t.c.id == anchor["id"], anchors_t.c.state == anchor["state"])
+            .values(state=state, updated_at=self.clock(), **values)
+        )
+        self._event(conn, anchor["id"], anchor["state"], state, detail)
+        logger.info(
+            "anchor of head %s: %s -> %s (%s)", anchor["tree_size"], anchor["state"], state, detail
+        )
+
+    def _event(
+        self, conn: Connection, anchor_id: int, from_state: str, to_state: str, detail: str
+    ) -> None:
+        conn.execute(
+            insert(events_t).values(
+                anchor_id=anchor_id,
+                at=self.clock(),
+                from_state=from_state,
+                to_state=to_state,
+                detail=detail,
+            )
+        )
+
+    def _note_error(self, detail: str) -> None:
+        logger.warning("anchoring paused: %s", detail)
+
+
+def _sealed(anchor: dict[str, Any], attempt: dict[str, Any]) -> SignedAnchor:
+    return SignedAnchor(
+        raw=bytes(attempt["raw"]),
+        tx_hash=bytes(attempt["tx_hash"]),
+        nonce=int(attempt["nonce"]),
+        size=int(anchor["tree_size"]),
+        root=bytes(anchor["root"]),
+        max_fee_per_gas=int(attempt["max_fee_per_gas"]),
+        max_priority_fee_per_gas=int(attempt["max_priority_fee_per_gas"]),
+    )
+
+
+__all__ = ["AnchorPolicy", "AnchorWorker", "ChainUnavailable"]

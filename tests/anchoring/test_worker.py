@@ -1,0 +1,201 @@
+"""The anchoring worker on a real anvil and a real registry database: heads end up anchored
+exactly once, whatever step a crash interrupts (THREATS 27), with the node down (30) or the
+key out of funds (33)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import text
+
+from anchoring.chain import Chain
+from anchoring.classify import SendVerdict
+from anchoring.devchain import DevChain, free_port
+from anchoring.errors import ChainUnavailable, TransactionRejected
+from anchoring.worker import AnchorPolicy, AnchorWorker
+from registry.creator import CreatorKeys
+from registry.db import create_db_engine
+from registry.eip712 import DEV_DOMAIN
+from registry.migrate import upgrade
+from registry.service import Registry
+from tests.conftest import Clock
+from tests.registry.helpers import registration
+
+ANVIL_KEY_0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+POLICY = AnchorPolicy(max_entries=1_000, max_age_seconds=5, confirmations=3)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def devchain() -> Iterator[DevChain]:
+    with DevChain() as chain:
+        yield chain
+
+
+@pytest.fixture
+def operator() -> LocalAccount:
+    account: LocalAccount = Account.from_key(ANVIL_KEY_0)
+    return account
+
+
+@pytest.fixture
+def chain(devchain: DevChain, operator: LocalAccount) -> Chain:
+    address = Chain.connect(devchain.rpc_url, "0x" + "00" * 20).deploy(operator)
+    return Chain.connect(devchain.rpc_url, address)
+
+
+@pytest.fixture
+def registry(tmp_path: Path, clock: Clock) -> Registry:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'registry.db'}")
+    upgrade(engine)
+    return Registry(
+        engine,
+        domain=DEV_DOMAIN,
+        account=Account.create(),
+        master_key=secrets.token_bytes(32),
+        clock=clock,
+    )
+
+
+def _registered(registry: Registry, clock: Clock, n: int) -> int:
+    creator = CreatorKeys(Account.create(), secrets.token_bytes(32))
+    for _ in range(n):
+        registry.register(registration(creator, clock(), fingerprint=os.urandom(32)))
+    head = registry.sequence_all()
+    assert head is not None
+    clock.advance(POLICY.max_age_seconds)
+    return head.tree_size
+
+
+def _worker(registry: Registry, chain: Chain, operator: LocalAccount) -> AnchorWorker:
+    return AnchorWorker(registry, chain, operator, POLICY)
+
+
+def _states(registry: Registry) -> list[tuple[int, str]]:
+    with registry.engine.connect() as conn:
+        return [
+            (int(s), st)
+            for s, st in conn.execute(text("SELECT tree_size, state FROM anchors ORDER BY id"))
+        ]
+
+
+def _finish(worker: AnchorWorker, devchain: DevChain) -> None:
+    worker.run_until_idle()
+    devchain.rpc("anvil_mine", hex(POLICY.confirmations))
+    worker.run_until_idle()
+
+
+def test_heads_are_anchored_mined_and_final_each_extending_the_last(
+    registry: Registry, chain: Chain, devchain: DevChain, operator: LocalAccount, clock: Clock
+) -> None:
+    worker = _worker(registry, chain, operator)
+    first = _registered(registry, clock, 5)
+    steps = worker.run_until_idle()
+    assert [s.split(" ")[0] for s in steps] == ["sealed", "signed", "broadcast", "mined"]
+    devchain.rpc("anvil_mine", hex(POLICY.confirmations))
+    assert worker.step() == f"final head {first}"
+    second = _registered(registry, clock, 7)
+    _finish(worker, devchain)
+    assert _states(registry) == [(first, "final"), (second, "final")]
+    head = registry.latest_tree_head()
+    assert head is not None and chain.last_anchored() == (second, head.root)
+    assert worker.step() is None  # nothing left to anchor
+
+
+def test_nothing_is_sealed_before_the_size_or_age_trigger(
+    registry: Registry, chain: Chain, operator: LocalAccount, clock: Clock
+) -> None:
+    worker = _worker(registry, chain, operator)
+    _registered(registry, clock, 3)
+    clock.advance(-POLICY.max_age_seconds)  # the head is fresh and small
+    assert worker.step() is None
+    clock.advance(POLICY.max_age_seconds)
+    assert worker.step() is not None
+
+
+@pytest.mark.parametrize("crash_after", ["sealed", "signed"])
+def test_a_crash_after_any_step_resumes_and_anchors_once(
+    registry: Registry,
+    chain: Chain,
+    devchain: DevChain,
+    operator: LocalAccount,
+    clock: Clock,
+    crash_after: str,
+) -> None:
+    size = _registered(registry, clock, 4)
+    doomed = _worker(registry, chain, operator)
+    while _states(registry)[-1:] != [(size, crash_after)]:
+        doomed.step()
+    nonce_before = chain.nonce(operator.address, "latest")
+    _finish(_worker(registry, chain, operator), devchain)  # a fresh worker: a restart
+    assert _states(registry) == [(size, "final")]
+    assert chain.nonce(operator.address, "latest") == nonce_before + 1  # one transaction
+    with registry.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM anchor_attempts")).scalar_one() == 1
+
+
+def test_a_crash_between_sending_and_recording_never_signs_again(
+    registry: Registry, chain: Chain, devchain: DevChain, operator: LocalAccount, clock: Clock
+) -> None:
+    """THREATS 27: the stored raw transaction went out, then the worker died before it
+    recorded 'broadcast'. The restart re-sends the same bytes, hears 'already imported' (or
+    'nonce too low' once mined), and finds the receipt."""
+    size = _registered(registry, clock, 4)
+    worker = _worker(registry, chain, operator)
+    worker.step()
+    worker.step()  # signed
+    with registry.engine.connect() as conn:
+        raw = bytes(conn.execute(text("SELECT raw FROM anchor_attempts")).scalar_one())
+    devchain.rpc("evm_setAutomine", False)
+    chain.send_raw(raw)  # the broadcast that the crash hid
+    assert "already with the node (already-known)" in (worker.step() or "")
+    devchain.rpc("evm_setAutomine", True)
+    devchain.rpc("anvil_mine", hex(POLICY.confirmations))
+    worker.run_until_idle()
+    assert _states(registry) == [(size, "final")]
+    with registry.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM anchor_attempts")).scalar_one() == 1
+
+
+def test_a_node_that_is_down_changes_nothing(
+    registry: Registry, chain: Chain, devchain: DevChain, operator: LocalAccount, clock: Clock
+) -> None:
+    """THREATS 30: ChainUnavailable for the caller's back-off, no state change; registering
+    goes on; anchoring resumes when the node is back."""
+    size = _registered(registry, clock, 3)
+    down = Chain.connect(f"http://127.0.0.1:{free_port()}", chain.address, timeout=1)
+    offline = _worker(registry, down, operator)
+    offline.step()  # sealing needs only the database
+    with pytest.raises(ChainUnavailable):
+        offline.step()
+    assert _states(registry) == [(size, "sealed")]
+    _finish(_worker(registry, chain, operator), devchain)
+    assert _states(registry) == [(size, "final")]
+
+
+def test_an_unfunded_key_pauses_anchoring_and_loses_nothing(
+    registry: Registry, chain: Chain, devchain: DevChain, operator: LocalAccount, clock: Clock
+) -> None:
+    """THREATS 33."""
+    size = _registered(registry, clock, 3)
+    worker = _worker(registry, chain, operator)
+    worker.step()
+    worker.step()  # signed
+    balance = chain.w3.eth.get_balance(operator.address)
+    devchain.rpc("anvil_setBalance", operator.address, "0x0")
+    with pytest.raises(TransactionRejected) as refused:
+        worker.step()
+    assert refused.value.verdict == SendVerdict.INSUFFICIENT_FUNDS
+    assert _states(registry) == [(size, "signed")]
+    more = _registered(registry, clock, 2)  # registrations are still accepted
+    devchain.rpc("anvil_setBalance", operator.address, hex(balance))
+    _finish(worker, devchain)
+    _finish(worker, devchain)
+    assert _states(registry) == [(size, "final"), (more, "final")]
