@@ -110,6 +110,11 @@ class Chain:
                 f"{self.address} on chain {chain_id} does not hold the TracemarkAnchor contract"
             )
 
+    def has_contract(self) -> bool:
+        """Whether any code lives at the configured address."""
+        code = self._call("eth_getCode", lambda: self.w3.eth.get_code(self.address))
+        return len(code) > 0
+
     def deploy(self, account: LocalAccount, *, nonce: int | None = None) -> str:
         """Deploy the contract from ``account``; returns its address once mined."""
         artifact = anchor_artifact()

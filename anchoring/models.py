@@ -41,7 +41,9 @@ class AnchorAttempt(SQLModel, table=True):
     nonce. Old hashes are kept: any of them may be the one that gets mined."""
 
     __tablename__ = "anchor_attempts"
-    __table_args__ = (Index("uq_anchor_attempts_tx_hash", "tx_hash", unique=True),)
+    # NOTE: unique per anchor, not globally: after a chain lost its state, re-anchoring the
+    # same head at the same nonce and fees signs byte-identical bytes, hence the same hash.
+    __table_args__ = (Index("uq_anchor_attempts_anchor_tx", "anchor_id", "tx_hash", unique=True),)
 
     id: int | None = Field(default=None, sa_column=Column(ID_TYPE, primary_key=True))
     anchor_id: int = Field(sa_type=BigInteger, foreign_key="anchors.id")

@@ -103,6 +103,34 @@ class AnchorWorker:
             done.append(what)
         return done
 
+    # -- reconciling with the chain -------------------------------------------------------------
+
+    def reconcile(self) -> list[str]:
+        """Line the database up with the chain at start (THREATS 50, and a dev chain that
+        came back shorter than the database remembers): anchors the chain no longer holds are
+        marked reorged (recorded, never silently rewritten) and their heads anchored anew; with
+        nothing in flight, the nonce is re-seeded from the chain."""
+        on_chain, _ = self.chain.last_anchored()
+        notes = []
+        with write_transaction(self.registry.engine) as conn:
+            lost = conn.execute(
+                select(anchors_t).where(
+                    anchors_t.c.state.in_(("mined", "final")), anchors_t.c.tree_size > on_chain
+                )
+            ).all()
+            for row in lost:
+                anchor = dict(row._mapping)
+                self._move(conn, anchor, "reorged", f"the chain's last head is {on_chain}")
+                notes.append(f"head {anchor['tree_size']} is no longer on chain")
+            in_flight = conn.execute(
+                select(func.count()).where(anchors_t.c.state.in_(IN_FLIGHT))
+            ).scalar_one()
+            if not in_flight:
+                conn.execute(update(state_t).values(next_nonce=None))
+        for note in notes:
+            logger.error("anchoring: %s; it will be anchored again", note)
+        return notes
+
     # -- sealed ---------------------------------------------------------------------------------
 
     def _seal(self) -> str | None:
@@ -135,6 +163,7 @@ class AnchorWorker:
                 .returning(anchors_t.c.id)
             ).scalar_one()
             self._event(conn, anchor_id, "-", "sealed", f"head {head.tree_size}")
+        logger.info("anchor of head %s: sealed (extends %s)", head.tree_size, anchored)
         return f"sealed head {head.tree_size}"
 
     # -- sealed -> signed ---------------------------------------------------------------------
@@ -348,3 +377,33 @@ def _sealed(anchor: dict[str, Any], attempt: dict[str, Any]) -> SignedAnchor:
 
 
 __all__ = ["AnchorPolicy", "AnchorWorker", "ChainUnavailable"]
+
+
+#: Longest pause between attempts while the chain is down or the key cannot pay (seconds).
+MAX_BACKOFF_SECONDS = 30.0
+
+
+def run_anchoring(worker: AnchorWorker, *, interval: float, stop: Any) -> None:
+    """Step the worker until ``stop`` (a threading.Event) is set, backing off on errors.
+
+    Errors change nothing stored (each step commits only after its side effect succeeded),
+    so retrying is always safe; the rest of the registry keeps serving meanwhile.
+    """
+    backoff = interval
+    worker.reconcile()
+    while not stop.is_set():
+        try:
+            what = worker.step()
+        except (ChainUnavailable, TransactionRejected, ReceiptMismatch) as exc:
+            logger.warning("anchoring: %s; retrying in %.1fs", exc.detail, backoff)
+        except Exception:
+            logger.exception("anchoring step failed; retrying in %.1fs", backoff)
+        else:
+            backoff = interval
+            if what is not None:
+                logger.debug("anchoring: %s", what)  # each transition logs itself
+                continue
+            stop.wait(interval)
+            continue
+        stop.wait(backoff)
+        backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)

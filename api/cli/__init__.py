@@ -3,7 +3,7 @@
 Until the HTTP API exists the commands call the registry's service layer on the database
 directly (the operator's mode). Exit codes (README): 0 ok, 1 internal error, 2 usage,
 3 invalid input, 4 not found, 5 conflict, 6 signature refused, 7 database busy,
-8 configuration, 9 the stored log contradicts itself.
+8 configuration, 9 the stored log contradicts itself, 10 the chain is unreachable.
 """
 
 # Each module registers its commands, in this order in --help.

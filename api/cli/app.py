@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from anchoring.errors import ChainUnavailable
 from registry import errors
 from registry.audit import LogCorrupt
 from registry.creator import (
@@ -23,6 +24,7 @@ from registry.service import Registry
 from registry.settings import Settings, load_settings
 
 EXIT_CODES: dict[type[errors.TracemarkError], int] = {
+    ChainUnavailable: 10,
     LogCorrupt: 9,
     errors.ConfigurationError: 8,
     errors.StorageBusy: 7,

@@ -39,7 +39,11 @@ def init(as_json: JsonFlag = False) -> None:
 
 @app.command()
 def serve() -> None:
-    """Run the registry: the sequencer, logging each new signed tree head, until Ctrl-C."""
+    """Run the registry: the sequencer and the anchoring worker (with the embedded dev chain
+    unless TRACEMARK_CHAIN_RPC_URL is set), logging each signed and anchored head."""
+    from anchoring.runtime import start_anchoring
+    from anchoring.settings import load_anchoring_settings
+    from anchoring.worker import run_anchoring
     from registry.sequencer import run_sequencer
 
     logging.basicConfig(
@@ -50,6 +54,7 @@ def serve() -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     with reported():
         registry = open_registry()
+        runtime = start_anchoring(registry, state.settings, load_anchoring_settings())
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -67,5 +72,22 @@ def serve() -> None:
         )
     else:
         logging.getLogger("tracemark").info("log at size %d", head.tree_size)
-    run_sequencer(registry, interval=state.settings.sequencer_interval, stop=stop)
+    where = runtime.devchain.rpc_url + " (embedded dev chain)" if runtime.devchain else "chain"
+    logging.getLogger("tracemark").info(
+        "anchoring to %s on chain %s via %s", runtime.chain.address, runtime.chain.chain_id(), where
+    )
+    anchorer = threading.Thread(
+        target=run_anchoring,
+        args=(runtime.worker,),
+        kwargs={"interval": 1.0, "stop": stop},
+        name="anchoring",
+        daemon=True,
+    )
+    anchorer.start()
+    try:
+        run_sequencer(registry, interval=state.settings.sequencer_interval, stop=stop)
+    finally:
+        stop.set()
+        anchorer.join(timeout=30)
+        runtime.close()
     logging.getLogger("tracemark").info("stopped")

@@ -61,7 +61,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_anchor_attempts")),
     )
     with op.batch_alter_table("anchor_attempts", schema=None) as batch_op:
-        batch_op.create_index("uq_anchor_attempts_tx_hash", ["tx_hash"], unique=True)
+        batch_op.create_index("uq_anchor_attempts_anchor_tx", ["anchor_id", "tx_hash"], unique=True)
 
     op.create_table(
         "anchor_events",
@@ -81,7 +81,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("anchor_events")
     with op.batch_alter_table("anchor_attempts", schema=None) as batch_op:
-        batch_op.drop_index("uq_anchor_attempts_tx_hash")
+        batch_op.drop_index("uq_anchor_attempts_anchor_tx")
 
     op.drop_table("anchor_attempts")
     with op.batch_alter_table("anchors", schema=None) as batch_op:

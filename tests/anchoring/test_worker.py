@@ -199,3 +199,36 @@ def test_an_unfunded_key_pauses_anchoring_and_loses_nothing(
     _finish(worker, devchain)
     _finish(worker, devchain)
     assert _states(registry) == [(size, "final"), (more, "final")]
+
+
+def test_a_chain_that_comes_back_shorter_is_a_recorded_reorg_and_heads_are_reanchored(
+    registry: Registry, chain: Chain, operator: LocalAccount, clock: Clock
+) -> None:
+    """A dev chain whose state was lost (or a restored database, THREATS 50): anchors the
+    chain no longer holds are marked reorged, never silently rewritten, and anchored again."""
+    with DevChain() as first_life:
+        first = Chain.connect(
+            first_life.rpc_url, Chain.connect(first_life.rpc_url, chain.address).deploy(operator)
+        )
+        size = _registered(registry, clock, 3)
+        _finish(_worker(registry, first, operator), first_life)
+        assert _states(registry) == [(size, "final")]
+    with DevChain() as second_life:  # the same chain id, empty: the state file was lost
+        again = Chain.connect(
+            second_life.rpc_url, Chain.connect(second_life.rpc_url, chain.address).deploy(operator)
+        )
+        assert again.last_anchored() == (0, b"")
+        worker = _worker(registry, again, operator)
+        assert worker.reconcile() == [f"head {size} is no longer on chain"]
+        _finish(worker, second_life)
+        assert _states(registry) == [(size, "reorged"), (size, "final")]
+        head = registry.latest_tree_head()
+        assert head is not None and again.last_anchored() == (size, head.root)
+    with registry.engine.connect() as conn:
+        trail = [
+            tuple(r)
+            for r in conn.execute(
+                text("SELECT from_state, to_state FROM anchor_events ORDER BY id")
+            )
+        ]
+    assert ("final", "reorged") in trail
