@@ -154,6 +154,9 @@ class Chain:
             )
         )
 
+    def block_number(self) -> int:
+        return int(self._call("eth_blockNumber", lambda: self.w3.eth.block_number))
+
     def base_fee(self) -> int:
         block = self._call("eth_getBlockByNumber", lambda: self.w3.eth.get_block("latest"))
         return int(block.get("baseFeePerGas", 0))

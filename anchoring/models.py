@@ -53,6 +53,8 @@ class AnchorAttempt(SQLModel, table=True):
     max_fee_per_gas: int = Field(sa_type=BigInteger)
     max_priority_fee_per_gas: int = Field(sa_type=BigInteger)
     created_at: int = Field(sa_type=BigInteger)
+    #: The chain's block number when it was (last) sent: "stuck" is counted in blocks.
+    sent_block: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class AnchorEvent(SQLModel, table=True):

@@ -55,6 +55,9 @@ class AnchorPolicy:
     max_fee_per_gas: int = 200 * 10**9
     priority_fee_per_gas: int = 10**9
     gas_limit: int = 300_000
+    #: A broadcast anchor with no receipt after this many blocks is replaced at the same
+    #: nonce with higher fees (THREATS 22), up to ``max_fee_per_gas``.
+    stuck_blocks: int = 5
 
 
 class AnchorWorker:
@@ -168,7 +171,8 @@ class AnchorWorker:
 
     # -- sealed -> signed ---------------------------------------------------------------------
 
-    def _sign(self, anchor: dict[str, Any]) -> str:
+    def _sign(self, anchor: dict[str, Any]) -> str | None:
+        anchor = self._reseal(anchor)
         size, previous = int(anchor["tree_size"]), int(anchor["previous_size"])
         proof = self.registry.consistency_proof(previous, size) if previous else []
         # The contract must be where we think it is, or the proof would not verify.
@@ -178,10 +182,18 @@ class AnchorWorker:
                 f"the contract's last head is {on_chain}, the database's is {previous}"
             )
         self.chain.simulate_anchor(self.account.address, size, anchor["root"], proof)
-        max_fee = min(
-            self.policy.max_fee_per_gas,
-            2 * self.chain.base_fee() + self.policy.priority_fee_per_gas,
-        )
+        base_fee = self.chain.base_fee()
+        if base_fee + self.policy.priority_fee_per_gas > self.policy.max_fee_per_gas:
+            # THREATS 23/34: above the cap nothing is signed, no nonce is spent, the head
+            # stays sealed, and the next anchor covers everything that piles up meanwhile.
+            detail = (
+                f"max fee reached: the base fee is {base_fee} wei, the cap "
+                f"{self.policy.max_fee_per_gas}; waiting for fees to drop"
+            )
+            if anchor.get("error") != detail:
+                self._note_error(detail, anchor)
+            return None  # nothing moved: the caller waits its interval
+        max_fee = min(self.policy.max_fee_per_gas, 2 * base_fee + self.policy.priority_fee_per_gas)
         with write_transaction(self.registry.engine) as conn:
             nonce = self._take_nonce(conn)
             signed = self.chain.sign_anchor(
@@ -198,6 +210,25 @@ class AnchorWorker:
             self._store_attempt(conn, anchor["id"], signed)
             self._move(conn, anchor, "signed", f"nonce {nonce}", nonce=nonce)
         return f"signed head {size} at nonce {nonce}"
+
+    def _reseal(self, anchor: dict[str, Any]) -> dict[str, Any]:
+        """A sealed head that waited (fee cap, node down) grows to the latest signed head
+        before it is signed: nothing was signed or spent yet, and one transaction then covers
+        every entry that piled up meanwhile (THREATS 34)."""
+        with write_transaction(self.registry.engine) as conn:
+            head = log.latest_tree_head(conn)
+            if head is None or head.tree_size <= int(anchor["tree_size"]):
+                return anchor
+            conn.execute(
+                update(anchors_t)
+                .where(anchors_t.c.id == anchor["id"], anchors_t.c.state == "sealed")
+                .values(tree_size=head.tree_size, root=head.root, updated_at=self.clock())
+            )
+            self._event(
+                conn, anchor["id"], "sealed", "sealed", f"resealed at head {head.tree_size}"
+            )
+        logger.info("anchor of head %s: resealed at head %s", anchor["tree_size"], head.tree_size)
+        return {**anchor, "tree_size": head.tree_size, "root": head.root}
 
     def _take_nonce(self, conn: Connection) -> int:
         """Nonces come from the database, gapless (THREATS 26), seeded once from the chain."""
@@ -216,7 +247,7 @@ class AnchorWorker:
 
     # -- signed -> broadcast ------------------------------------------------------------------
 
-    def _broadcast(self, anchor: dict[str, Any]) -> str:
+    def _broadcast(self, anchor: dict[str, Any]) -> str | None:
         attempt = self._latest_attempt(anchor["id"])
         try:
             self.chain.send_raw(bytes(attempt["raw"]))
@@ -229,11 +260,22 @@ class AnchorWorker:
                 with write_transaction(self.registry.engine) as conn:
                     self._move(conn, anchor, "fatal", exc.detail)
                 return f"head {anchor['tree_size']}: fatal: {exc.detail}"
+            elif exc.verdict == SendVerdict.UNDERPRICED:
+                # Fees rose since signing: sign again at the same nonce (the next step
+                # broadcasts it), or wait at the cap (THREATS 23).
+                repriced = self._reprice(anchor, attempt)
+                return None if repriced is None else f"repriced head {anchor['tree_size']}"
             else:
                 # Underpriced or unfunded: stay signed, nothing lost; the caller backs off.
                 self._note_error(exc.detail)
                 raise
+        sent_block = self.chain.block_number()
         with write_transaction(self.registry.engine) as conn:
+            conn.execute(
+                update(attempts_t)
+                .where(attempts_t.c.id == attempt["id"])
+                .values(sent_block=sent_block)
+            )
             self._move(conn, anchor, "broadcast", detail)
         return f"broadcast head {anchor['tree_size']} ({detail})"
 
@@ -269,10 +311,79 @@ class AnchorWorker:
             try:
                 self.chain.send_raw(bytes(latest["raw"]))
             except TransactionRejected as exc:
+                if exc.verdict == SendVerdict.UNDERPRICED:
+                    # Evicted because fees rose past it: replace at the same nonce.
+                    return self._replace(anchor, latest)
                 if exc.verdict not in (SendVerdict.ALREADY_KNOWN, SendVerdict.NONCE_USED):
                     raise
             return f"rebroadcast head {anchor['tree_size']}"
+        sent_block = latest["sent_block"]
+        if (
+            sent_block is not None
+            and self.chain.block_number() - sent_block >= self.policy.stuck_blocks
+        ):
+            return self._replace(anchor, latest)
         return None
+
+    def _replace(self, anchor: dict[str, Any], stuck: dict[str, Any]) -> str | None:
+        """Replace a stuck transaction at the same nonce with higher fees (THREATS 22); the
+        old hashes stay on file, since any of them may still be the one mined."""
+        signed = self._reprice(anchor, stuck)
+        if signed is None:
+            return None
+        try:
+            self.chain.send_raw(signed.raw)
+        except TransactionRejected as exc:
+            if exc.verdict not in (SendVerdict.ALREADY_KNOWN, SendVerdict.NONCE_USED):
+                raise
+        sent_block = self.chain.block_number()
+        with write_transaction(self.registry.engine) as conn:
+            conn.execute(
+                update(attempts_t)
+                .where(
+                    attempts_t.c.tx_hash == signed.tx_hash, attempts_t.c.anchor_id == anchor["id"]
+                )
+                .values(sent_block=sent_block)
+            )
+        return f"replaced head {anchor['tree_size']} at max fee {signed.max_fee_per_gas}"
+
+    def _reprice(self, anchor: dict[str, Any], previous: dict[str, Any]) -> SignedAnchor | None:
+        """Sign and store a new attempt at the same nonce with fees raised enough to replace
+        the previous one and to be included now; None at the fee cap (nothing signed)."""
+        base_fee = self.chain.base_fee()
+        # Nodes want both fees raised by at least 10% to replace; and enough for the chain now.
+        tip = max(
+            previous["max_priority_fee_per_gas"] * 9 // 8 + 1, self.policy.priority_fee_per_gas
+        )
+        max_fee = max(previous["max_fee_per_gas"] * 9 // 8 + 1, 2 * base_fee + tip)
+        if max_fee > self.policy.max_fee_per_gas:
+            detail = (
+                f"max fee reached: the anchor needs {max_fee} wei per gas now, the cap is "
+                f"{self.policy.max_fee_per_gas}; waiting for fees to drop"
+            )
+            if anchor.get("error") != detail:
+                self._note_error(detail, anchor)
+            return None
+        size = int(anchor["tree_size"])
+        previous_size = int(anchor["previous_size"])
+        proof = self.registry.consistency_proof(previous_size, size) if previous_size else []
+        with write_transaction(self.registry.engine) as conn:
+            signed = self.chain.sign_anchor(
+                self.account,
+                size=size,
+                root=bytes(anchor["root"]),
+                proof=proof,
+                nonce=int(previous["nonce"]),
+                max_fee_per_gas=max_fee,
+                max_priority_fee_per_gas=tip,
+                gas=self.policy.gas_limit,
+            )
+            self._store_attempt(conn, anchor["id"], signed)
+            self._event(
+                conn, anchor["id"], anchor["state"], anchor["state"], f"repriced to {max_fee}"
+            )
+        logger.info("anchor of head %s: repriced to max fee %s wei", size, max_fee)
+        return signed
 
     # -- mined -> final -----------------------------------------------------------------------
 
@@ -360,8 +471,14 @@ class AnchorWorker:
             )
         )
 
-    def _note_error(self, detail: str) -> None:
+    def _note_error(self, detail: str, anchor: dict[str, Any] | None = None) -> None:
+        """Say why anchoring waits, on the anchor's row (visible in ``status``) and in the log."""
         logger.warning("anchoring paused: %s", detail)
+        if anchor is not None:
+            with write_transaction(self.registry.engine) as conn:
+                conn.execute(
+                    update(anchors_t).where(anchors_t.c.id == anchor["id"]).values(error=detail)
+                )
 
 
 def _sealed(anchor: dict[str, Any], attempt: dict[str, Any]) -> SignedAnchor:

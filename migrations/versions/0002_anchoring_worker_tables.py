@@ -55,6 +55,7 @@ def upgrade() -> None:
         sa.Column("max_fee_per_gas", sa.BigInteger(), nullable=False),
         sa.Column("max_priority_fee_per_gas", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("sent_block", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(
             ["anchor_id"], ["anchors.id"], name=op.f("fk_anchor_attempts_anchor_id_anchors")
         ),

@@ -232,3 +232,72 @@ def test_a_chain_that_comes_back_shorter_is_a_recorded_reorg_and_heads_are_reanc
             )
         ]
     assert ("final", "reorged") in trail
+
+
+def _gwei(n: float) -> int:
+    return int(n * 10**9)
+
+
+def _attempts(registry: Registry) -> list[tuple[int, int]]:
+    with registry.engine.connect() as conn:
+        return [
+            (int(n), int(f))
+            for n, f in conn.execute(
+                text("SELECT nonce, max_fee_per_gas FROM anchor_attempts ORDER BY id")
+            )
+        ]
+
+
+def test_a_stuck_anchor_is_replaced_at_the_same_nonce_with_higher_fees(
+    registry: Registry, chain: Chain, devchain: DevChain, operator: LocalAccount, clock: Clock
+) -> None:
+    """THREATS 22: no receipt after K blocks -> a replacement at the same nonce, higher fees,
+    both hashes kept; whichever is mined is the anchor."""
+    size = _registered(registry, clock, 3)
+    worker = _worker(registry, chain, operator)
+    devchain.rpc("evm_setAutomine", False)
+    worker.step()
+    worker.step()
+    worker.step()  # broadcast at today's low fees, pending
+    devchain.rpc("anvil_setNextBlockBaseFeePerGas", hex(_gwei(50)))
+    devchain.rpc("anvil_mine", "0x1")  # fees spike: our transaction is left out
+    devchain.rpc("anvil_mine", hex(POLICY.stuck_blocks))
+    replaced = [s for s in worker.run_until_idle() if s.startswith("replaced")]
+    attempts = _attempts(registry)
+    assert len(attempts) == 2 and attempts[0][0] == attempts[1][0]  # the same nonce
+    assert attempts[1][1] > attempts[0][1] and replaced
+    devchain.rpc("anvil_mine", "0x1")
+    _finish(worker, devchain)
+    assert _states(registry) == [(size, "final")]
+    assert chain.last_anchored()[0] == size
+
+
+def test_at_the_fee_cap_the_worker_waits_and_anchors_once_fees_drop(
+    registry: Registry, chain: Chain, devchain: DevChain, operator: LocalAccount, clock: Clock
+) -> None:
+    """THREATS 23/34: above the cap nothing is signed and no nonce is spent; when fees drop,
+    one anchor covers everything that piled up."""
+    capped = AnchorWorker(
+        registry,
+        chain,
+        operator,
+        AnchorPolicy(max_age_seconds=5, confirmations=3, max_fee_per_gas=_gwei(20)),
+    )
+    first = _registered(registry, clock, 3)
+    devchain.rpc("evm_setAutomine", False)
+    devchain.rpc("anvil_setNextBlockBaseFeePerGas", hex(_gwei(100)))
+    devchain.rpc("anvil_mine", "0x1")
+    assert capped.step() == f"sealed head {first}"
+    nonce = chain.nonce(operator.address)
+    assert capped.step() is None  # waits: nothing signed
+    assert _states(registry) == [(first, "sealed")] and _attempts(registry) == []
+    with registry.engine.connect() as conn:
+        assert "max fee reached" in conn.execute(text("SELECT error FROM anchors")).scalar_one()
+    more = _registered(registry, clock, 4)  # registrations go on meanwhile
+    devchain.rpc("anvil_mine", hex(40))  # empty blocks: the base fee decays 12.5% a block
+    devchain.rpc("evm_setAutomine", True)
+    _finish(capped, devchain)
+    # One transaction, at the nonce that was free all along, covers both batches.
+    assert _states(registry) == [(more, "final")]
+    assert [n for n, _ in _attempts(registry)] == [nonce]
+    assert chain.last_anchored()[0] == more
