@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Table, func, insert, select, update
 from anchoring.chain import Chain, SignedAnchor
 from anchoring.classify import SendVerdict
 from anchoring.errors import ChainUnavailable, ReceiptMismatch, TransactionRejected
+from anchoring.lease import AnchorLease
 from anchoring.models import AnchorAttempt, AnchorerState, AnchorEvent, AnchorRecord
 from registry import log
 from registry.db import read_transaction, write_transaction
@@ -503,24 +504,39 @@ MAX_BACKOFF_SECONDS = 30.0
 def run_anchoring(worker: AnchorWorker, *, interval: float, stop: Any) -> None:
     """Step the worker until ``stop`` (a threading.Event) is set, backing off on errors.
 
-    Errors change nothing stored (each step commits only after its side effect succeeded),
-    so retrying is always safe; the rest of the registry keeps serving meanwhile.
+    Only the holder of the anchoring lease steps (THREATS 28); the others stand by and take
+    over when it goes. Errors change nothing stored (each step commits only after its side
+    effect succeeded), so retrying is always safe; the registry keeps serving meanwhile.
     """
+    lease = AnchorLease(worker.registry.engine)
     backoff = interval
-    worker.reconcile()
-    while not stop.is_set():
-        try:
-            what = worker.step()
-        except (ChainUnavailable, TransactionRejected, ReceiptMismatch) as exc:
-            logger.warning("anchoring: %s; retrying in %.1fs", exc.detail, backoff)
-        except Exception:
-            logger.exception("anchoring step failed; retrying in %.1fs", backoff)
-        else:
-            backoff = interval
-            if what is not None:
-                logger.debug("anchoring: %s", what)  # each transition logs itself
+    reconciled = False
+    try:
+        while not stop.is_set():
+            if not lease.held and not lease.acquire():
+                stop.wait(interval)  # another worker anchors; stand by
                 continue
+            if not reconciled:
+                worker.reconcile()
+                reconciled = True
+            backoff = _step_once(worker, interval, backoff, stop)
+    finally:
+        lease.release()
+
+
+def _step_once(worker: AnchorWorker, interval: float, backoff: float, stop: Any) -> float:
+    """One step and the pause after it; returns the next back-off."""
+    try:
+        what = worker.step()
+    except (ChainUnavailable, TransactionRejected, ReceiptMismatch) as exc:
+        logger.warning("anchoring: %s; retrying in %.1fs", exc.detail, backoff)
+    except Exception:
+        logger.exception("anchoring step failed; retrying in %.1fs", backoff)
+    else:
+        if what is not None:
+            logger.debug("anchoring: %s", what)  # each transition logs itself
+        else:
             stop.wait(interval)
-            continue
-        stop.wait(backoff)
-        backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        return interval
+    stop.wait(backoff)
+    return min(backoff * 2, MAX_BACKOFF_SECONDS)

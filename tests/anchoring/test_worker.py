@@ -301,3 +301,37 @@ def test_at_the_fee_cap_the_worker_waits_and_anchors_once_fees_drop(
     assert _states(registry) == [(more, "final")]
     assert [n for n, _ in _attempts(registry)] == [nonce]
     assert chain.last_anchored()[0] == more
+
+
+def test_a_reorg_that_drops_the_anchor_sends_it_again_and_final_waits(
+    registry: Registry, chain: Chain, devchain: DevChain, operator: LocalAccount, clock: Clock
+) -> None:
+    """THREATS 19/20: the block that held the anchor is reorged away before finality; the
+    worker notices, re-sends the same raw transaction, and records the new block."""
+    size = _registered(registry, clock, 3)
+    worker = _worker(registry, chain, operator)
+    worker.run_until_idle()
+    assert _states(registry) == [(size, "mined")]
+    with registry.engine.connect() as conn:
+        first_block = conn.execute(text("SELECT block_hash FROM anchors")).scalar_one()
+    devchain.rpc("anvil_reorg", 1, [])  # the anchor's block is gone
+    assert chain.receipt(_tx_hash(registry)) is None
+    steps = worker.run_until_idle()
+    assert any("reorged out of its block" in s or "reorged out" in s for s in steps), steps
+    _finish(worker, devchain)
+    assert _states(registry) == [(size, "final")]
+    with registry.engine.connect() as conn:
+        assert conn.execute(text("SELECT block_hash FROM anchors")).scalar_one() != first_block
+        trail = [
+            tuple(r)
+            for r in conn.execute(
+                text("SELECT from_state, to_state FROM anchor_events ORDER BY id")
+            )
+        ]
+    assert ("mined", "broadcast") in trail and trail[-1] == ("mined", "final")
+    assert chain.last_anchored()[0] == size
+
+
+def _tx_hash(registry: Registry) -> bytes:
+    with registry.engine.connect() as conn:
+        return bytes(conn.execute(text("SELECT tx_hash FROM anchors")).scalar_one())
