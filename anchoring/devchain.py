@@ -37,6 +37,15 @@ def anvil_binary(root: Path = PROJECT_ROOT) -> Path:
     return path
 
 
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM anvil when its parent dies, even by SIGKILL, so a
+    killed ``serve`` never leaves a chain writing to its state file behind."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

@@ -16,6 +16,8 @@ of stuck transactions, foreign use of our nonce, and the PostgreSQL advisory loc
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +27,7 @@ from sqlalchemy import Connection, Table, func, insert, select, update
 
 from anchoring.chain import Chain, SignedAnchor
 from anchoring.classify import SendVerdict
-from anchoring.errors import ChainUnavailable, ReceiptMismatch, TransactionRejected
+from anchoring.errors import ChainMismatch, ChainUnavailable, ReceiptMismatch, TransactionRejected
 from anchoring.lease import AnchorLease
 from anchoring.models import AnchorAttempt, AnchorerState, AnchorEvent, AnchorRecord
 from registry import log
@@ -40,6 +42,15 @@ events_t: Table = AnchorEvent.__table__  # type: ignore[attr-defined]
 state_t: Table = AnchorerState.__table__  # type: ignore[attr-defined]
 
 IN_FLIGHT = ("sealed", "signed", "broadcast", "mined")
+
+#: Tests set this to a step boundary ("sealed", "signed", "sent", "mined") to have the worker
+#: SIGKILL itself right there, as a crash would.
+FAULT_POINT_ENV = "TRACEMARK_FAULT_POINT"
+
+
+def _fault(point: str) -> None:
+    if os.environ.get(FAULT_POINT_ENV) == point:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -114,9 +125,20 @@ class AnchorWorker:
         came back shorter than the database remembers): anchors the chain no longer holds are
         marked reorged (recorded, never silently rewritten) and their heads anchored anew; with
         nothing in flight, the nonce is re-seeded from the chain."""
-        on_chain, _ = self.chain.last_anchored()
+        on_chain, on_chain_root = self.chain.last_anchored()
         notes = []
         with write_transaction(self.registry.engine) as conn:
+            ours_in_flight = conn.execute(
+                select(anchors_t.c.id).where(
+                    anchors_t.c.state.in_(IN_FLIGHT),
+                    anchors_t.c.tree_size == on_chain,
+                    anchors_t.c.root == on_chain_root,
+                )
+            ).first()
+            # A head on chain that we have in flight is our own transaction, mined while we
+            # were down: the state machine finds its receipt. Anything else is adopted.
+            if on_chain > self._last_mined_size(conn) and ours_in_flight is None:
+                notes.append(self._adopt(conn, on_chain, on_chain_root))
             lost = conn.execute(
                 select(anchors_t).where(
                     anchors_t.c.state.in_(("mined", "final")), anchors_t.c.tree_size > on_chain
@@ -125,15 +147,44 @@ class AnchorWorker:
             for row in lost:
                 anchor = dict(row._mapping)
                 self._move(conn, anchor, "reorged", f"the chain's last head is {on_chain}")
-                notes.append(f"head {anchor['tree_size']} is no longer on chain")
+                notes.append(f"head {anchor['tree_size']} is no longer on chain; anchoring again")
             in_flight = conn.execute(
                 select(func.count()).where(anchors_t.c.state.in_(IN_FLIGHT))
             ).scalar_one()
             if not in_flight:
                 conn.execute(update(state_t).values(next_nonce=None))
         for note in notes:
-            logger.error("anchoring: %s; it will be anchored again", note)
+            logger.error("anchoring: %s", note)
         return notes
+
+    def _adopt(self, conn: Connection, size: int, root: bytes) -> str:
+        """The chain holds a head the database does not remember (a restored backup, THREATS
+        50). If the log has that head, the anchor is adopted (recorded, not re-sent); if not,
+        nothing is anchored over it: the log must be restored first."""
+        if log.tree_size(conn) < size or log.root_at(conn, size) != root:
+            raise ChainMismatch(
+                f"the chain anchored head {size} (root 0x{root.hex()}) that this database does "
+                "not hold: restore the log from a newer backup; nothing will be anchored over it"
+            )
+        # Anything this database still had in flight below it is superseded.
+        for row in conn.execute(select(anchors_t).where(anchors_t.c.state.in_(IN_FLIGHT))).all():
+            self._move(conn, dict(row._mapping), "reorged", f"superseded by head {size} on chain")
+        now = self.clock()
+        anchor_id = conn.execute(
+            insert(anchors_t)
+            .values(
+                tree_size=size,
+                root=root,
+                previous_size=self._last_mined_size(conn),
+                state="final",
+                created_at=now,
+                updated_at=now,
+                error="adopted from the chain after a restore",
+            )
+            .returning(anchors_t.c.id)
+        ).scalar_one()
+        self._event(conn, anchor_id, "-", "final", "adopted from the chain")
+        return f"head {size} was anchored on chain but unknown here: adopted"
 
     # -- sealed ---------------------------------------------------------------------------------
 
@@ -168,6 +219,7 @@ class AnchorWorker:
             ).scalar_one()
             self._event(conn, anchor_id, "-", "sealed", f"head {head.tree_size}")
         logger.info("anchor of head %s: sealed (extends %s)", head.tree_size, anchored)
+        _fault("sealed")
         return f"sealed head {head.tree_size}"
 
     # -- sealed -> signed ---------------------------------------------------------------------
@@ -210,6 +262,7 @@ class AnchorWorker:
             # NOTE: stored before it is broadcast: after a crash the same bytes go out again.
             self._store_attempt(conn, anchor["id"], signed)
             self._move(conn, anchor, "signed", f"nonce {nonce}", nonce=nonce)
+        _fault("signed")
         return f"signed head {size} at nonce {nonce}"
 
     def _reseal(self, anchor: dict[str, Any]) -> dict[str, Any]:
@@ -252,6 +305,7 @@ class AnchorWorker:
         attempt = self._latest_attempt(anchor["id"])
         try:
             self.chain.send_raw(bytes(attempt["raw"]))
+            _fault("sent")  # sent, not yet recorded: the case THREATS 27 is about
             detail = "sent"
         except TransactionRejected as exc:
             if exc.verdict in (SendVerdict.ALREADY_KNOWN, SendVerdict.NONCE_USED):
@@ -305,6 +359,7 @@ class AnchorWorker:
                     block_number=mined.block_number,
                     block_hash=mined.block_hash,
                 )
+            _fault("mined")
             return f"mined head {anchor['tree_size']} in block {mined.block_number}"
         # No receipt yet. A transaction the node forgot (dropped) goes out again, same bytes.
         latest = self._latest_attempt(anchor["id"])

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from anchoring.chain import Chain
 from anchoring.classify import SendVerdict
 from anchoring.devchain import DevChain, free_port
-from anchoring.errors import ChainUnavailable, TransactionRejected
+from anchoring.errors import ChainMismatch, ChainUnavailable, TransactionRejected
 from anchoring.worker import AnchorPolicy, AnchorWorker
 from registry.creator import CreatorKeys
 from registry.db import create_db_engine
@@ -219,7 +219,7 @@ def test_a_chain_that_comes_back_shorter_is_a_recorded_reorg_and_heads_are_reanc
         )
         assert again.last_anchored() == (0, b"")
         worker = _worker(registry, again, operator)
-        assert worker.reconcile() == [f"head {size} is no longer on chain"]
+        assert worker.reconcile() == [f"head {size} is no longer on chain; anchoring again"]
         _finish(worker, second_life)
         assert _states(registry) == [(size, "reorged"), (size, "final")]
         head = registry.latest_tree_head()
@@ -335,3 +335,55 @@ def test_a_reorg_that_drops_the_anchor_sends_it_again_and_final_waits(
 def _tx_hash(registry: Registry) -> bytes:
     with registry.engine.connect() as conn:
         return bytes(conn.execute(text("SELECT tx_hash FROM anchors")).scalar_one())
+
+
+def test_after_a_database_restore_the_chain_is_adopted_never_overwritten(
+    registry: Registry,
+    chain: Chain,
+    devchain: DevChain,
+    operator: LocalAccount,
+    clock: Clock,
+    tmp_path: Path,
+) -> None:
+    """THREATS 50: a backup taken before an anchor knows nothing of it. The worker finds the
+    chain ahead, adopts the anchor if the log holds that head, and refuses to anchor over it
+    if the log itself is older."""
+    import sqlite3
+
+    def backup(to: Path) -> None:  # SQLite's online backup: WAL contents included
+        with sqlite3.connect(db) as source, sqlite3.connect(to) as target:
+            source.backup(target)
+
+    engine_url = str(registry.engine.url)
+    db = Path(engine_url.removeprefix("sqlite:///"))
+    old_backup = tmp_path / "before-registrations.db"
+    backup(old_backup)  # a backup from before anything was registered
+    size = _registered(registry, clock, 3)
+    log_backup = tmp_path / "before-anchoring.db"
+    backup(log_backup)  # a backup with the log but not the anchor
+    _finish(_worker(registry, chain, operator), devchain)
+    head = registry.latest_tree_head()
+    assert head is not None
+
+    restored = Registry(
+        create_db_engine(f"sqlite:///{log_backup}"),
+        domain=DEV_DOMAIN,
+        account=registry.account,
+        master_key=secrets.token_bytes(32),
+        clock=clock,
+    )
+    worker = _worker(restored, chain, operator)
+    assert worker.reconcile() == [f"head {size} was anchored on chain but unknown here: adopted"]
+    assert _states(restored) == [(size, "final")]
+    assert worker.run_until_idle() == []  # nothing to re-anchor
+
+    stale = Registry(
+        create_db_engine(f"sqlite:///{old_backup}"),
+        domain=DEV_DOMAIN,
+        account=registry.account,
+        master_key=secrets.token_bytes(32),
+        clock=clock,
+    )
+    with pytest.raises(ChainMismatch, match="restore the log"):
+        _worker(stale, chain, operator).reconcile()
+    assert _states(stale) == []
