@@ -370,7 +370,9 @@ class AnchorWorker:
                 if exc.verdict == SendVerdict.UNDERPRICED:
                     # Evicted because fees rose past it: replace at the same nonce.
                     return self._replace(anchor, latest)
-                if exc.verdict not in (SendVerdict.ALREADY_KNOWN, SendVerdict.NONCE_USED):
+                if exc.verdict == SendVerdict.NONCE_USED:
+                    return self._nonce_taken(anchor, int(latest["nonce"]))
+                if exc.verdict != SendVerdict.ALREADY_KNOWN:
                     raise
             return f"rebroadcast head {anchor['tree_size']}"
         sent_block = latest["sent_block"]
@@ -381,10 +383,44 @@ class AnchorWorker:
             return self._replace(anchor, latest)
         return None
 
+    def _nonce_taken(self, anchor: dict[str, Any], nonce: int) -> str | None:
+        """Our nonce is used but none of our transactions has a receipt: a foreign transaction
+        signed with our key took it (THREATS 32). Alarm, and anchor again at a fresh nonce."""
+        if any(self.chain.receipt(bytes(a["tx_hash"])) for a in self._attempts(anchor["id"])):
+            return None  # ours was mined meanwhile: the next step records it
+        detail = f"nonce {nonce} was used by a foreign transaction from the anchoring key"
+        logger.error("ALARM anchor of head %s: %s; anchoring again", anchor["tree_size"], detail)
+        with write_transaction(self.registry.engine) as conn:
+            self._move(conn, anchor, "sealed", detail, nonce=None, error=detail)
+            conn.execute(update(state_t).values(next_nonce=None))  # re-seed from the chain
+        return f"head {anchor['tree_size']}: {detail}"
+
     def _replace(self, anchor: dict[str, Any], stuck: dict[str, Any]) -> str | None:
         """Replace a stuck transaction at the same nonce with higher fees (THREATS 22); the
-        old hashes stay on file, since any of them may still be the one mined."""
-        signed = self._reprice(anchor, stuck)
+        old hashes stay on file, since any of them may still be the one mined.
+
+        A nonce above the account's (a gap: THREATS 26) can never be mined: the lowest free
+        nonce is filled instead."""
+        chain_nonce = self.chain.nonce(self.account.address, "latest")
+        nonce = int(stuck["nonce"])
+        if nonce > chain_nonce:
+            logger.error(
+                "anchor of head %s: nonce %s leaves a gap at %s; filling it",
+                anchor["tree_size"],
+                nonce,
+                chain_nonce,
+            )
+            with write_transaction(self.registry.engine) as conn:
+                conn.execute(update(state_t).values(next_nonce=chain_nonce + 1))
+                self._event(
+                    conn,
+                    anchor["id"],
+                    "broadcast",
+                    "broadcast",
+                    f"nonce gap: {nonce} -> {chain_nonce}",
+                )
+            nonce = chain_nonce
+        signed = self._reprice(anchor, {**stuck, "nonce": nonce})
         if signed is None:
             return None
         try:

@@ -387,3 +387,62 @@ def test_after_a_database_restore_the_chain_is_adopted_never_overwritten(
     with pytest.raises(ChainMismatch, match="restore the log"):
         _worker(stale, chain, operator).reconcile()
     assert _states(stale) == []
+
+
+def test_a_foreign_transaction_on_our_nonce_raises_the_alarm_and_we_anchor_again(
+    registry: Registry, chain: Chain, devchain: DevChain, operator: LocalAccount, clock: Clock
+) -> None:
+    """THREATS 32: the nonce is consumed, none of our hashes has a receipt: alarm, and the
+    head is anchored at a fresh nonce."""
+    size = _registered(registry, clock, 3)
+    worker = _worker(registry, chain, operator)
+    worker.step()
+    worker.step()  # signed at nonce N
+    [(nonce, _)] = _attempts(registry)
+    # Someone else uses the anchoring key: a plain transfer takes nonce N.
+    foreign = operator.sign_transaction(
+        {
+            "type": 2,
+            "chainId": 31337,
+            "nonce": nonce,
+            "to": "0x" + "11" * 20,
+            "value": 1,
+            "gas": 21_000,
+            "maxFeePerGas": 10**10,
+            "maxPriorityFeePerGas": 10**9,
+        }
+    )
+    chain.send_raw(bytes(foreign.raw_transaction))
+    steps = worker.run_until_idle()
+    assert any("used by a foreign transaction" in s for s in steps), steps
+    _finish(worker, devchain)
+    assert _states(registry) == [(size, "final")]
+    assert [n for n, _ in _attempts(registry)] == [nonce, nonce + 1]
+    assert chain.last_anchored()[0] == size
+
+
+def test_a_nonce_gap_is_filled_from_the_lowest_free_nonce(
+    registry: Registry, chain: Chain, devchain: DevChain, operator: LocalAccount, clock: Clock
+) -> None:
+    """THREATS 26: a transaction above the account's nonce can never be mined; the worker
+    notices it is stuck and anchors at the lowest free nonce instead."""
+    size = _registered(registry, clock, 3)
+    worker = _worker(registry, chain, operator)
+    worker.step()  # sealed
+    free = chain.nonce(operator.address, "latest")
+    with registry.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO anchorer_state (id, next_nonce, heartbeat, failures) "
+                "VALUES (1, :n, 0, 0)"
+            ),
+            {"n": free + 3},
+        )
+    worker.step()  # signed at free + 3: a gap
+    worker.step()  # broadcast: anvil queues it, never mines it
+    devchain.rpc("anvil_mine", hex(POLICY.stuck_blocks))
+    worker.run_until_idle()
+    _finish(worker, devchain)
+    assert _states(registry) == [(size, "final")]
+    assert [n for n, _ in _attempts(registry)] == [free + 3, free]
+    assert chain.last_anchored()[0] == size
