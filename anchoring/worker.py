@@ -99,7 +99,7 @@ class AnchorWorker:
         """
         anchor = self._in_flight()
         if anchor is None:
-            return self._seal()
+            return self._watch_final() or self._seal()
         handler = {
             "sealed": self._sign,
             "signed": self._broadcast,
@@ -493,6 +493,30 @@ class AnchorWorker:
         with write_transaction(self.registry.engine) as conn:
             self._move(conn, anchor, "final", f"{latest - block_number + 1} confirmations")
         return f"final head {anchor['tree_size']}"
+
+    def _watch_final(self) -> str | None:
+        """A final anchor must stay where it was: if its block leaves the chain, finality was
+        violated (THREATS 21): a critical alarm, recorded, and the head is anchored again."""
+        with read_transaction(self.registry.engine) as conn:
+            row = conn.execute(
+                select(anchors_t)
+                .where(anchors_t.c.state == "final", anchors_t.c.tx_hash.is_not(None))
+                .order_by(anchors_t.c.id.desc())
+                .limit(1)
+            ).first()
+        if row is None:
+            return None
+        anchor = dict(row._mapping)
+        receipt = self.chain.receipt(bytes(anchor["tx_hash"]))
+        if receipt is not None and bytes(receipt["blockHash"]) == bytes(anchor["block_hash"]):
+            return None
+        detail = f"finality violated: block {anchor['block_number']} left the chain"
+        logger.critical("ALARM anchor of head %s: %s", anchor["tree_size"], detail)
+        with write_transaction(self.registry.engine) as conn:
+            self._move(conn, anchor, "reorged", detail, error=detail)
+            # Its nonce may be free again: nothing is in flight, so re-seed from the chain.
+            conn.execute(update(state_t).values(next_nonce=None))
+        return f"head {anchor['tree_size']}: {detail}"
 
     # -- storage helpers ------------------------------------------------------------------------
 

@@ -446,3 +446,29 @@ def test_a_nonce_gap_is_filled_from_the_lowest_free_nonce(
     assert _states(registry) == [(size, "final")]
     assert [n for n, _ in _attempts(registry)] == [free + 3, free]
     assert chain.last_anchored()[0] == size
+
+
+def test_a_reorg_past_finality_raises_the_alarm_and_re_anchors(
+    registry: Registry,
+    chain: Chain,
+    devchain: DevChain,
+    operator: LocalAccount,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """THREATS 21: history is kept (the final anchor is marked reorged, with the reason), a
+    critical alarm is logged, and the head is anchored again."""
+    devchain.rpc("anvil_mine", hex(20))  # the contract's deployment stays below the reorg
+    size = _registered(registry, clock, 3)
+    worker = _worker(registry, chain, operator)
+    _finish(worker, devchain)
+    assert _states(registry) == [(size, "final")]
+    devchain.rpc("anvil_reorg", POLICY.confirmations + 2, [])  # deeper than finality
+    steps = worker.run_until_idle()
+    assert any("finality violated" in s for s in steps), steps
+    assert any(
+        r.levelname == "CRITICAL" and "finality violated" in r.getMessage() for r in caplog.records
+    )
+    _finish(worker, devchain)
+    assert _states(registry) == [(size, "reorged"), (size, "final")]
+    assert chain.last_anchored()[0] == size
