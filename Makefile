@@ -40,8 +40,12 @@ test: install lint typecheck contracts-check
 	$(BIN)/pytest
 
 bench: install
+	npm ci --prefix bench --no-audit --no-fund --loglevel=error
 	$(BIN)/python -m bench.merkle_bench
 	$(BIN)/python -m bench.ingest_bench
+	$(BIN)/python -m bench.anchor_gas_bench
+	$(BIN)/python -m bench.gas_bench
+	$(BIN)/python -m bench.latency_bench
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
