@@ -18,6 +18,7 @@ from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import (
+    BadFunctionCallOutput,
     ContractCustomError,
     ContractLogicError,
     TimeExhausted,
@@ -139,6 +140,30 @@ class Chain:
         size = int(self._call("lastSize", lambda: self.contract.functions.lastSize().call()))
         root = self.root_at(size) if size else b""
         return size, root or b""
+
+    def confirmed_root(self, size: int, confirmations: int) -> bytes | None:
+        """The root the contract holds for ``size`` as of ``confirmations`` blocks ago, or
+        None (THREATS 8: a verifier takes a root only from the configured contract, on the
+        checked chain, at a block at least the confirmation depth deep, never from a request)."""
+        latest = self.block_number()
+        block = latest - confirmations + 1
+        if block < 0:
+            return None
+        try:
+            root = bytes(
+                self._call(
+                    "rootAt",
+                    lambda: self.contract.functions.rootAt(size).call(block_identifier=block),
+                )
+            )
+        except BadFunctionCallOutput:
+            return None  # at that depth the contract did not exist yet
+        return None if root == bytes(32) else root
+
+    def finalized_block(self) -> int:
+        """The chain's ``finalized`` block (where the network has a meaningful one)."""
+        block = self._call("eth_getBlockByNumber", lambda: self.w3.eth.get_block("finalized"))
+        return int(block["number"])
 
     def root_at(self, size: int) -> bytes | None:
         root = bytes(self._call("rootAt", lambda: self.contract.functions.rootAt(size).call()))

@@ -127,6 +127,7 @@ def anchor_policy(anchoring: AnchoringSettings) -> AnchorPolicy:
         max_entries=anchoring.anchor_max_entries,
         max_age_seconds=anchoring.anchor_max_age,
         confirmations=anchoring.anchor_confirmations,
+        use_finalized_tag=anchoring.anchor_use_finalized,
         max_fee_per_gas=int(anchoring.anchor_max_fee_gwei * 10**9),
     )
 

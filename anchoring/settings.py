@@ -22,8 +22,10 @@ class AnchoringSettings(BaseSettings):
     #: Seal a head once this many entries wait, or once the oldest waits this long (s).
     anchor_max_entries: int = Field(default=1_000, ge=1)
     anchor_max_age: int = Field(default=5, ge=0)
-    #: A mined anchor is final after this many confirmations.
+    #: A mined anchor is final after this many confirmations ...
     anchor_confirmations: int = Field(default=3, ge=1)
+    #: ... or once the network's `finalized` block covers it (real networks).
+    anchor_use_finalized: bool = False
     #: The fee cap, in gwei: at the cap the worker stops and says so.
     anchor_max_fee_gwei: float = Field(default=200.0, gt=0)
     #: Seconds between the dev chain's blocks (confirmations arrive on an idle chain).

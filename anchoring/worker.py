@@ -61,8 +61,11 @@ class AnchorPolicy:
     max_entries: int = 1_000
     #: ... or once the oldest unanchored head is this old (seconds).
     max_age_seconds: int = 5
-    #: A mined anchor is final after this many confirmations.
+    #: A mined anchor is final after this many confirmations ...
     confirmations: int = 3
+    #: ... or, where the network's ``finalized`` tag is meaningful, once that block is
+    #: finalized (on the dev chain it lags 64 blocks: there, confirmations are the rule).
+    use_finalized_tag: bool = False
     #: Fee cap (wei per gas): at the cap the worker stops and says so; nothing is lost.
     max_fee_per_gas: int = 200 * 10**9
     priority_fee_per_gas: int = 10**9
@@ -487,11 +490,18 @@ class AnchorWorker:
             with write_transaction(self.registry.engine) as conn:
                 self._move(conn, anchor, "broadcast", "reorged out of its block")
             return f"head {anchor['tree_size']} reorged out of block {block_number}"
-        latest = int(self.chain.rpc("eth_blockNumber"), 16)
-        if latest - block_number + 1 < self.policy.confirmations:
-            return None
+        if self.policy.use_finalized_tag:
+            finalized = self.chain.finalized_block()
+            if finalized < block_number:
+                return None
+            detail = f"block {block_number} finalized (finalized head {finalized})"
+        else:
+            latest = self.chain.block_number()
+            if latest - block_number + 1 < self.policy.confirmations:
+                return None
+            detail = f"{latest - block_number + 1} confirmations"
         with write_transaction(self.registry.engine) as conn:
-            self._move(conn, anchor, "final", f"{latest - block_number + 1} confirmations")
+            self._move(conn, anchor, "final", detail)
         return f"final head {anchor['tree_size']}"
 
     def _watch_final(self) -> str | None:

@@ -472,3 +472,38 @@ def test_a_reorg_past_finality_raises_the_alarm_and_re_anchors(
     _finish(worker, devchain)
     assert _states(registry) == [(size, "reorged"), (size, "final")]
     assert chain.last_anchored()[0] == size
+
+
+def test_roots_are_read_from_the_contract_only_at_the_confirmation_depth(
+    registry: Registry, chain: Chain, devchain: DevChain, operator: LocalAccount, clock: Clock
+) -> None:
+    """THREATS 8: a verifier's root comes from the configured contract at a block at least
+    the confirmation depth deep: a head mined a moment ago is not trusted yet."""
+    size = _registered(registry, clock, 3)
+    worker = _worker(registry, chain, operator)
+    worker.run_until_idle()  # mined, not yet deep
+    head = registry.latest_tree_head()
+    assert head is not None
+    assert chain.confirmed_root(size, POLICY.confirmations) is None
+    devchain.rpc("anvil_mine", hex(POLICY.confirmations))
+    assert chain.confirmed_root(size, POLICY.confirmations) == head.root
+    assert chain.confirmed_root(size + 1, POLICY.confirmations) is None  # never anchored
+
+
+def test_with_the_finalized_tag_final_waits_for_the_networks_finalized_block(
+    registry: Registry, chain: Chain, devchain: DevChain, operator: LocalAccount, clock: Clock
+) -> None:
+    size = _registered(registry, clock, 3)
+    worker = AnchorWorker(
+        registry,
+        chain,
+        operator,
+        AnchorPolicy(max_age_seconds=5, confirmations=1, use_finalized_tag=True),
+    )
+    worker.run_until_idle()
+    devchain.rpc("anvil_mine", hex(5))
+    worker.run_until_idle()
+    assert _states(registry) == [(size, "mined")]  # 5 confirmations, not yet finalized
+    devchain.rpc("anvil_mine", hex(80))  # anvil's finalized tag lags 64 blocks
+    worker.run_until_idle()
+    assert _states(registry) == [(size, "final")]
