@@ -111,6 +111,13 @@ class AnchorWorker:
         }[anchor["state"]]
         return handler(anchor)
 
+    def beat(self) -> None:
+        """Record that the worker is alive (``/readyz`` reads it): once per loop."""
+        with write_transaction(self.registry.engine) as conn:
+            updated = conn.execute(update(state_t).values(heartbeat=self.clock())).rowcount
+            if not updated:
+                conn.execute(insert(state_t).values(id=1, heartbeat=self.clock(), failures=0))
+
     def run_until_idle(self, max_steps: int = 100) -> list[str]:
         """Step until nothing is left to do (tests, ``tracemark anchor --now``)."""
         done = []
@@ -645,6 +652,7 @@ def run_anchoring(worker: AnchorWorker, *, interval: float, stop: Any) -> None:
                 worker.reconcile()
                 reconciled = True
             backoff = _step_once(worker, interval, backoff, stop)
+            worker.beat()
     finally:
         lease.release()
 

@@ -59,7 +59,10 @@ def status(as_json: JsonFlag = False) -> None:
                 if anchor["tx_hash"]
                 else ""
             )
-            out.print(f"  head {anchor['tree_size']:,}: {anchor['state']}{where}", markup=False)
+            note = f" ({anchor['error']})" if anchor["error"] else ""
+            out.print(
+                f"  head {anchor['tree_size']:,}: {anchor['state']}{where}{note}", markup=False
+            )
         if not anchors:
             out.print("  nothing anchored yet")
 

@@ -104,5 +104,7 @@ def test_two_workers_anchor_each_head_exactly_once(pg_engine: Engine) -> None:
             anchors = conn.execute(text("SELECT tree_size, state FROM anchors ORDER BY id")).all()
             attempts = conn.execute(text("SELECT count(*) FROM anchor_attempts")).scalar_one()
         assert [tuple(a) for a in anchors] == [(3, "final"), (6, "final"), (9, "final")]
+        with pg_engine.connect() as conn:  # the lease holder's heartbeat, for /readyz
+            assert conn.execute(text("SELECT heartbeat FROM anchorer_state")).scalar_one() > 0
         assert attempts == 3  # one transaction per head: nobody signed twice
         assert Chain.connect(devchain.rpc_url, address).last_anchored()[0] == 9
