@@ -1,0 +1,85 @@
+"""The one place domain errors become HTTP: RFC 9457 problem+json, never a stack trace.
+
+Every problem has a stable ``type`` (``https://tracemark.dev/problems/<code>``, from the
+error's ``code``), a ``title``, the ``status`` and a ``detail`` that says what to fix.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from anchoring.errors import ChainMismatch, ChainUnavailable
+from registry import errors
+
+logger = logging.getLogger("tracemark.api")
+
+PROBLEM_TYPE = "https://tracemark.dev/problems/{code}"
+MEDIA_TYPE = "application/problem+json"
+
+#: Most specific first: the first class an error is an instance of decides its status.
+STATUS: list[tuple[type[errors.TracemarkError], int]] = [
+    (errors.StorageBusy, 503),
+    (ChainUnavailable, 503),
+    (ChainMismatch, 503),
+    (errors.ConfigurationError, 500),
+    (errors.NonceReused, 409),
+    (errors.SignatureError, 400),
+    (errors.ProofOutOfRange, 400),
+    (errors.InvalidInput, 400),
+    (errors.NotFound, 404),
+    (errors.Conflict, 409),
+    (errors.InvalidProof, 400),
+]
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {
+        "type": PROBLEM_TYPE.format(code=code),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def status_of(exc: errors.TracemarkError) -> int:
+    return next((status for kind, status in STATUS if isinstance(exc, kind)), 500)
+
+
+def install(app: FastAPI) -> None:
+    """Route every error the app can raise through ``problem``."""
+
+    @app.exception_handler(errors.TracemarkError)
+    async def _domain(_: Request, exc: errors.TracemarkError) -> JSONResponse:
+        status = status_of(exc)
+        if status >= 500 and status != 503:
+            logger.error("%s: %s", exc.code, exc.detail)
+            return problem(status, exc.code, "Server error", "the registry is misconfigured")
+        return problem(status, exc.code, type(exc).__name__, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Field locations and messages only: never the submitted values (they may be codes).
+        fields = [
+            {"loc": [str(part) for part in error.get("loc", ())], "msg": error.get("msg", "")}
+            for error in exc.errors()
+        ]
+        detail = "; ".join(f"{'.'.join(f['loc'])}: {f['msg']}" for f in fields)
+        return problem(422, "validation-error", "Invalid request", detail, errors=fields)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, f"http-{exc.status_code}", str(exc.detail), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unexpected error")
+        return problem(500, "internal-error", "Server error", "an unexpected error; it was logged")
