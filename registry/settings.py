@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     #: Where ``tracemark keys new`` writes a creator's account and code key.
     keys_dir: Path | None = None
     log_level: str = "INFO"
+    #: Where ``serve`` answers HTTP: loopback unless told otherwise.
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
 
     @property
     def resolved_database_url(self) -> str:

@@ -39,11 +39,14 @@ def init(as_json: JsonFlag = False) -> None:
 
 @app.command()
 def serve() -> None:
-    """Run the registry: the sequencer and the anchoring worker (with the embedded dev chain
-    unless TRACEMARK_CHAIN_RPC_URL is set), logging each signed and anchored head."""
+    """Run the registry: the HTTP API on 127.0.0.1, the sequencer and the anchoring worker
+    (with the embedded dev chain unless TRACEMARK_CHAIN_RPC_URL is set)."""
+    import uvicorn
+
     from anchoring.runtime import start_anchoring
     from anchoring.settings import load_anchoring_settings
     from anchoring.worker import run_anchoring
+    from api.app import create_app
     from registry.sequencer import run_sequencer
 
     logging.basicConfig(
@@ -56,6 +59,9 @@ def serve() -> None:
         registry = open_registry()
         runtime = start_anchoring(registry, state.settings, load_anchoring_settings())
     stop = threading.Event()
+    # NOTE: uvicorn replaces these while it serves and, when it stops, re-raises the signal it
+    # caught into whatever handler was there before: ours, which only sets ``stop``, so the
+    # cleanup below runs (the default handler would end the process on the spot).
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     logging.getLogger("tracemark").info(
@@ -76,18 +82,42 @@ def serve() -> None:
     logging.getLogger("tracemark").info(
         "anchoring to %s on chain %s via %s", runtime.chain.address, runtime.chain.chain_id(), where
     )
-    anchorer = threading.Thread(
-        target=run_anchoring,
-        args=(runtime.worker,),
-        kwargs={"interval": 1.0, "stop": stop},
-        name="anchoring",
-        daemon=True,
+    workers = [
+        threading.Thread(
+            target=run_anchoring,
+            args=(runtime.worker,),
+            kwargs={"interval": 1.0, "stop": stop},
+            name="anchoring",
+            daemon=True,
+        ),
+        threading.Thread(
+            target=run_sequencer,
+            args=(registry,),
+            kwargs={"interval": state.settings.sequencer_interval, "stop": stop},
+            name="sequencer",
+            daemon=True,
+        ),
+    ]
+    for worker in workers:
+        worker.start()
+    # The API in the foreground: uvicorn (uvloop + httptools) owns SIGINT/SIGTERM and returns
+    # when asked to stop; then the sequencer and the worker finish their step and stop.
+    config = uvicorn.Config(
+        create_app(registry, runtime.chain),
+        host=state.settings.api_host,
+        port=state.settings.api_port,
+        log_level="warning",
+        lifespan="off",
     )
-    anchorer.start()
+    server = uvicorn.Server(config)
+    logging.getLogger("tracemark").info(
+        "API on http://%s:%d (docs at /docs)", state.settings.api_host, state.settings.api_port
+    )
     try:
-        run_sequencer(registry, interval=state.settings.sequencer_interval, stop=stop)
+        server.run()
     finally:
         stop.set()
-        anchorer.join(timeout=30)
+        for worker in workers:
+            worker.join(timeout=30)
         runtime.close()
     logging.getLogger("tracemark").info("stopped")

@@ -4,19 +4,27 @@ everything cleanly with nothing lost."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from anchoring.devchain import free_port
+
 TRACEMARK = str(Path(sys.executable).parent / "tracemark")
 
 
-def _serve_until(env: dict[str, str], marker: str) -> str:
-    """Run serve until a log line contains ``marker``, then SIGTERM it; returns its log."""
+def _serve_until(
+    env: dict[str, str], marker: str, while_up: Callable[[], None] | None = None
+) -> str:
+    """Run serve until a log line contains ``marker`` (then call ``while_up``), SIGTERM it;
+    returns its log."""
     server = subprocess.Popen([TRACEMARK, "serve"], env=env, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
     try:
@@ -27,6 +35,8 @@ def _serve_until(env: dict[str, str], marker: str) -> str:
                 break
         else:
             pytest.fail(f"serve exited before {marker!r}:\n" + "".join(lines))
+        if while_up is not None:
+            while_up()
         server.send_signal(signal.SIGTERM)
         lines.append(server.communicate(timeout=60)[1])
     finally:
@@ -38,8 +48,10 @@ def _serve_until(env: dict[str, str], marker: str) -> str:
 
 @pytest.mark.slow
 def test_serve_signs_anchors_and_survives_a_restart(tmp_path: Path) -> None:
+    port = free_port()
     env = {
         **os.environ,
+        "TRACEMARK_API_PORT": str(port),
         "TRACEMARK_DATA_DIR": str(tmp_path / "data"),
         "TRACEMARK_SEQUENCER_INTERVAL": "0.2",
         "TRACEMARK_ANCHOR_MAX_AGE": "0",
@@ -55,8 +67,23 @@ def test_serve_signs_anchors_and_survives_a_restart(tmp_path: Path) -> None:
     for name in ("a", "b"):
         (tmp_path / name).write_bytes(name.encode())
     run("register", str(tmp_path / "a"), "--product", "art", "--new-product")
-    first = _serve_until(env, "anchor of head 1: mined -> final")
+    answers: dict[str, object] = {}
+
+    def ask_the_api() -> None:
+        for path in ("/livez", "/readyz", "/v1/log/head"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
+                answers[path] = json.loads(reply.read())
+
+    first = _serve_until(env, "anchor of head 1: mined -> final", ask_the_api)
     assert "signed tree head size=1 " in first and "embedded dev chain" in first
+    assert f"API on http://127.0.0.1:{port}" in first
+    assert answers["/livez"] == {"status": "ok"}
+    assert answers["/readyz"]["checks"] == {  # type: ignore[index]
+        "database": "ok",
+        "anchoring_worker": "ok",
+        "chain": "ok",
+    }
+    assert answers["/v1/log/head"]["tree_size"] == 1  # type: ignore[index]
     assert "stopped" in first
 
     run("register", str(tmp_path / "b"), "--product", "art")
