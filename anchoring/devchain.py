@@ -39,7 +39,11 @@ def anvil_binary(root: Path = PROJECT_ROOT) -> Path:
 
 def _die_with_parent() -> None:
     """In the child: ask Linux to SIGTERM anvil when its parent dies, even by SIGKILL, so a
-    killed ``serve`` never leaves a chain writing to its state file behind."""
+    killed ``serve`` does not leave a chain writing to its state file behind.
+
+    NOTE: best effort. Some sandboxes accept the prctl and never deliver the signal (this
+    project's machines do: a SIGKILLed ``serve`` there leaves anvil running, to be stopped
+    by hand). ``serve`` stops anvil itself on SIGINT and SIGTERM."""
     import ctypes
 
     pr_set_pdeathsig = 1
