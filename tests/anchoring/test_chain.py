@@ -3,10 +3,7 @@ against the sealed head (THREATS 29, 32, 45), refusals classified (24, 27), node
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from anchoring.chain import Chain, SignedAnchor
@@ -15,36 +12,12 @@ from anchoring.devchain import ANVIL_CHAIN_ID, DevChain, free_port
 from anchoring.errors import ChainMismatch, ChainUnavailable, ReceiptMismatch, TransactionRejected
 from registry import merkle
 from registry.tiles import MemoryTree
-
-#: anvil's first dev account (public test key): deploying from it as its first transaction
-#: gives the fixed dev contract address of DESIGN.md.
-ANVIL_KEY_0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
-DEV_CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+from tests.anchoring.conftest import DEV_CONTRACT
 
 TREE = MemoryTree()
 TREE.append([merkle.hash_leaf(i.to_bytes(4, "big")) for i in range(64)])
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def devchain() -> Iterator[DevChain]:
-    with DevChain() as chain:
-        yield chain
-
-
-@pytest.fixture
-def operator() -> LocalAccount:
-    account: LocalAccount = Account.from_key(ANVIL_KEY_0)
-    return account
-
-
-@pytest.fixture
-def chain(devchain: DevChain, operator: LocalAccount) -> Chain:
-    bootstrap = Chain.connect(devchain.rpc_url, DEV_CONTRACT)
-    address = bootstrap.deploy(operator)
-    assert address == DEV_CONTRACT  # account #0's first transaction: the dev domain's contract
-    return Chain.connect(devchain.rpc_url, address)
 
 
 def _sign(

@@ -16,13 +16,13 @@ from sqlalchemy import Engine, text
 from anchoring.chain import Chain
 from anchoring.devchain import DevChain
 from anchoring.lease import AnchorLease
+from anchoring.runtime import ANVIL_ACCOUNT_0_KEY
 from anchoring.worker import AnchorPolicy, AnchorWorker, run_anchoring
 from registry.creator import CreatorKeys
 from registry.db import create_db_engine
 from registry.eip712 import DEV_DOMAIN
 from registry.migrate import upgrade
 from registry.service import Registry
-from tests.anchoring.test_worker import ANVIL_KEY_0
 from tests.registry.helpers import registration
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -46,7 +46,7 @@ def test_one_lease_at_a_time_and_it_passes_on(pg_engine: Engine) -> None:
 
 
 def test_two_workers_anchor_each_head_exactly_once(pg_engine: Engine) -> None:
-    operator = Account.from_key(ANVIL_KEY_0)
+    operator = Account.from_key(ANVIL_ACCOUNT_0_KEY)
     with DevChain(block_time=0.2) as devchain:
         address = Chain.connect(devchain.rpc_url, "0x" + "00" * 20).deploy(operator)
         registry = Registry(

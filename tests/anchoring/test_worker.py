@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,46 +21,13 @@ from anchoring.worker import AnchorPolicy, AnchorWorker
 from registry.creator import CreatorKeys
 from registry.db import create_db_engine
 from registry.eip712 import DEV_DOMAIN
-from registry.migrate import upgrade
 from registry.service import Registry
 from tests.conftest import Clock
 from tests.registry.helpers import registration
 
-ANVIL_KEY_0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 POLICY = AnchorPolicy(max_entries=1_000, max_age_seconds=5, confirmations=3)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def devchain() -> Iterator[DevChain]:
-    with DevChain() as chain:
-        yield chain
-
-
-@pytest.fixture
-def operator() -> LocalAccount:
-    account: LocalAccount = Account.from_key(ANVIL_KEY_0)
-    return account
-
-
-@pytest.fixture
-def chain(devchain: DevChain, operator: LocalAccount) -> Chain:
-    address = Chain.connect(devchain.rpc_url, "0x" + "00" * 20).deploy(operator)
-    return Chain.connect(devchain.rpc_url, address)
-
-
-@pytest.fixture
-def registry(tmp_path: Path, clock: Clock) -> Registry:
-    engine = create_db_engine(f"sqlite:///{tmp_path / 'registry.db'}")
-    upgrade(engine)
-    return Registry(
-        engine,
-        domain=DEV_DOMAIN,
-        account=Account.create(),
-        master_key=secrets.token_bytes(32),
-        clock=clock,
-    )
 
 
 def _registered(registry: Registry, clock: Clock, n: int) -> int:
