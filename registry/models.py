@@ -183,13 +183,131 @@ class LogState(SQLModel, table=True):
     tree_size: int = Field(default=0, sa_type=BigInteger)
 
 
+class Transfer(SQLModel, table=True):
+    """A hand-over or sale a platform reported, as the registry recorded it (a TRANSFER entry).
+
+    Parties are ``(platform, SHA-256 of the platform's reference)``; a seller with no platform
+    is the good's creator. UNIQUE (platform, idempotency_key): a retried report records once.
+    """
+
+    __tablename__ = "transfers"
+    __table_args__ = (
+        Index("uq_transfers_entry_id", "entry_id", unique=True),
+        Index("uq_transfers_platform_idempotency_key", "platform", "idempotency_key", unique=True),
+        Index("ix_transfers_good_type_fingerprint", "good_type", "fingerprint"),
+        Index("ix_transfers_creator_created_at", "creator", "created_at"),
+        Index("ix_transfers_platform_id", "platform", "id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=_id_column())
+    entry_id: int = Field(sa_type=BigInteger, foreign_key="entries.id")
+    good_type: int = Field(sa_type=SmallInteger)
+    fingerprint: bytes = Field(sa_column=_blob())
+    creator: bytes = Field(sa_column=_blob())
+    #: The platform that reported the transfer (an API key's platform id).
+    platform: str = Field(max_length=64)
+    seller_platform: str | None = Field(default=None, max_length=64)
+    seller_ref: bytes | None = Field(default=None, sa_column=_blob(nullable=True))
+    buyer_platform: str = Field(max_length=64)
+    buyer_ref: bytes = Field(sa_column=_blob())
+    #: Integer amounts in the currency's smallest unit, as decimal text: prices go up to
+    #: 2**256 - 1 (a uint256 of wei), beyond what either database's integers hold.
+    price: str | None = Field(default=None, max_length=80)
+    currency: str | None = Field(default=None, max_length=16)
+    final: bool = Field(default=False)
+    royalty_total: str | None = Field(default=None, max_length=80)
+    idempotency_key: str | None = Field(default=None, max_length=128)
+    #: SHA-256 of the request as the platform sent it, to tell a retry from a reused key.
+    request_hash: bytes = Field(sa_column=_blob())
+    #: The registry's EIP-712 ``TransferReceipt`` signature.
+    receipt_signature: bytes = Field(sa_column=_blob())
+    leaf_index: int = Field(sa_type=BigInteger)
+    created_at: int = Field(sa_type=BigInteger)
+
+
+class Holding(SQLModel, table=True):
+    """Who holds a good once it has left its creator (no row: the creator still holds it).
+
+    Moving a good is a conditional UPDATE on ``last_transfer_id`` (or an INSERT under the
+    primary key for its first move), so of two platforms racing for one good exactly one
+    wins even without the log's lock (THREATS 46, 47).
+    """
+
+    __tablename__ = "holdings"
+
+    good_type: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
+    fingerprint: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    holder_platform: str = Field(max_length=64)
+    holder_ref: bytes = Field(sa_column=_blob())
+    consumed: bool = Field(default=False)
+    last_transfer_id: int = Field(sa_type=BigInteger, foreign_key="transfers.id")
+
+
+class RoyaltyLine(SQLModel, table=True):
+    """One recipient's share of one priced transfer: the rows royalty statements add up."""
+
+    __tablename__ = "royalty_lines"
+    __table_args__ = (Index("ix_royalty_lines_creator_created_at", "creator", "created_at"),)
+
+    id: int | None = Field(default=None, sa_column=_id_column())
+    transfer_id: int = Field(sa_type=BigInteger, foreign_key="transfers.id")
+    creator: bytes = Field(sa_column=_blob())
+    recipient: bytes = Field(sa_column=_blob())
+    bps: int = Field(sa_type=Integer)
+    amount: str = Field(max_length=80)
+    currency: str = Field(max_length=16)
+    platform: str = Field(max_length=64)
+    good_type: int = Field(sa_type=SmallInteger)
+    fingerprint: bytes = Field(sa_column=_blob())
+    created_at: int = Field(sa_type=BigInteger)
+
+
+class VerificationCount(SQLModel, table=True):
+    """How often each platform verified a good, and when first and last: what a verify answer
+    reports as "verified N times by M platforms, first at T". Telemetry, written in batches
+    behind the requests (it may lag by about a second)."""
+
+    __tablename__ = "verification_counts"
+
+    good_type: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
+    fingerprint: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    platform: str = Field(sa_column=Column(Text, primary_key=True))
+    count: int = Field(sa_type=BigInteger)
+    first_at: int = Field(sa_type=BigInteger)
+    last_at: int = Field(sa_type=BigInteger)
+
+
+class VerificationEvent(SQLModel, table=True):
+    """One verification, for traces and fraud signals (who asked about what, and the answer)."""
+
+    __tablename__ = "verification_events"
+    __table_args__ = (
+        Index("ix_verification_events_good_type_fingerprint", "good_type", "fingerprint"),
+        Index("ix_verification_events_platform_at", "platform", "at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=_id_column())
+    at: int = Field(sa_type=BigInteger)
+    platform: str = Field(sa_column=Column(Text, nullable=False))
+    good_type: int = Field(sa_type=SmallInteger)
+    fingerprint: bytes = Field(sa_column=_blob())
+    #: How the good was named: "fingerprint", "code" or "file".
+    via: str = Field(max_length=16)
+    verdict: str = Field(max_length=16)
+
+
 __all__ = [
     "BatchTile",
     "CodeKey",
     "Entry",
+    "Holding",
     "LogState",
     "Product",
+    "RoyaltyLine",
     "SignedRecord",
+    "Transfer",
     "TreeHeadRecord",
     "TreeTile",
+    "VerificationCount",
+    "VerificationEvent",
 ]

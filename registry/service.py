@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Engine, select
 
-from registry import codekeys, log, registration, revocation
+from registry import codekeys, log, registration, revocation, transfers, verifications
 from registry.audit import LogReport, check_log
 from registry.batches import BatchResult, Progress
 from registry.db import create_db_engine, read_transaction, write_transaction
@@ -33,7 +35,10 @@ from registry.records import SignedMessage, checksum, records_t
 from registry.registration import EntryRef, RegistrationRequest
 from registry.revocation import RevocationRequest
 from registry.settings import Settings
+from registry.statements import Period, Statement, royalty_statement
 from registry.tilestore import TileCache
+from registry.transfers import TransferReceipt, TransferRequest
+from registry.verifications import VerificationRecord, VerificationStats
 
 Clock = Callable[[], int]
 
@@ -151,6 +156,13 @@ class Registry:
     def address(self) -> str:
         return str(self.account.address)
 
+    def derived_key(self, purpose: str) -> bytes:
+        """A 32-byte key for one purpose (e.g. signing session tokens), derived from the master
+        key with HKDF so that no two uses ever share key material."""
+        return HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"tracemark/" + purpose.encode()
+        ).derive(self._master_key)
+
     # -- creators ---------------------------------------------------------------------------
 
     def enroll_code_key(self, signed: SignedMessage, code_key: bytes) -> codekeys.EnrollmentResult:
@@ -200,6 +212,33 @@ class Registry:
     def code_key_of(self, creator: bytes) -> bytes:
         with read_transaction(self.engine) as conn:
             return codekeys.code_key_of(conn, creator, self._master_key)
+
+    # -- platforms ---------------------------------------------------------------------------
+
+    def transfer(self, request: TransferRequest) -> TransferReceipt:
+        """Record a hand-over or sale (sequenced at once) and return the signed receipt."""
+        with write_transaction(self.engine) as conn:
+            return transfers.record_transfer(
+                conn, request, account=self.account, domain=self.domain, now=self.clock()
+            )
+
+    def receipt(self, transfer_id: int) -> TransferReceipt:
+        with read_transaction(self.engine) as conn:
+            return transfers.load_receipt(conn, transfer_id, self.domain)
+
+    def record_verifications(self, records: Sequence[VerificationRecord]) -> None:
+        with write_transaction(self.engine) as conn:
+            verifications.record_verifications(conn, records)
+
+    def verification_stats(self, good_type: GoodType, fingerprint: bytes) -> VerificationStats:
+        with read_transaction(self.engine) as conn:
+            return verifications.verification_stats(conn, int(good_type), fingerprint)
+
+    def royalty_statement(
+        self, creator: bytes, *, since: int, until: int, period: Period
+    ) -> Statement:
+        with read_transaction(self.engine) as conn:
+            return royalty_statement(conn, creator, since=since, until=until, period=period)
 
     # -- the sequencer ----------------------------------------------------------------------
 

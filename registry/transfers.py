@@ -1,0 +1,558 @@
+"""Transfers: a platform reports that a good changed hands; the registry checks, logs, receipts.
+
+Rules (DESIGN.md "Holders, transfers, royalties"):
+
+- the holder of a good is a ``(platform, reference)`` pair, of which only a hash of the
+  reference is stored; the first holder is the creator;
+- a transfer is accepted only if its seller is the current holder; otherwise it is the
+  double-sale signal, refused with the transfer that made the real holder;
+- ``final`` on a single-use good consumes it; every later transfer is refused;
+- a priced transfer whose seller is not the creator owes royalties, split integer-exactly by
+  the policy the creator signed at registration (``registry.royalty.split``);
+- each accepted transfer is a TRANSFER entry (actor: the registry), sequenced at once so that
+  the registry can sign a ``TransferReceipt`` naming its log index.
+
+Races: the whole check-and-write runs under the log's lock (``lock_log``: one writer at a
+time on PostgreSQL, BEGIN IMMEDIATE on SQLite), and the holder moves by a conditional UPDATE
+or an INSERT under the primary key, so a lost race can never move a good twice (THREATS 46).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import rfc8785
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import Connection, Table, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from registry import log
+from registry.eip712 import Domain, address_bytes, sign
+from registry.errors import Conflict, InvalidInput, NotFound
+from registry.fingerprints import GoodType, Use, fingerprint_hex
+from registry.leaf import EntryKind, payload_hash
+from registry.log import entries_t
+from registry.models import Holding, RoyaltyLine, Transfer
+from registry.records import checksum, records_t
+from registry.royalty import MAX_PRICE, RoyaltyPolicy, split
+
+transfers_t: Table = Transfer.__table__  # type: ignore[attr-defined]
+holdings_t: Table = Holding.__table__  # type: ignore[attr-defined]
+royalty_lines_t: Table = RoyaltyLine.__table__  # type: ignore[attr-defined]
+
+#: Domain separation for the hash of a platform's reference to a party (a user, an agent).
+REFERENCE_TAG: Final = b"tracemark/party/v1\x00"
+MAX_REFERENCE_LENGTH: Final = 256
+#: Longest platform id (an API key's platform, e.g. "cardhub").
+MAX_PLATFORM_LENGTH: Final = 64
+
+
+class DoubleSale(Conflict):
+    """The seller is not the good's current holder: someone is selling what they do not hold."""
+
+    code = "double-sale"
+
+    def __init__(self, detail: str, earlier: dict[str, Any] | None) -> None:
+        super().__init__(detail)
+        self.earlier = earlier
+
+
+class GoodConsumed(Conflict):
+    """A single-use good was already sold to its end user."""
+
+    code = "consumed"
+
+
+class GoodRevoked(Conflict):
+    """The creator revoked the good; it may not change hands."""
+
+    code = "revoked"
+
+
+class IdempotencyKeyReused(InvalidInput):
+    """The same Idempotency-Key came back with a different request."""
+
+    code = "idempotency-key-reused"
+
+
+def reference_hash(platform: str, reference: str) -> bytes:
+    """What the registry keeps of a party: SHA-256 over the platform and its reference."""
+    return hashlib.sha256(
+        REFERENCE_TAG + platform.encode("utf-8") + b"\x00" + reference.encode("utf-8")
+    ).digest()
+
+
+@dataclass(frozen=True)
+class Party:
+    """A seller or buyer. ``platform=None`` names the good's creator as the party."""
+
+    platform: str | None
+    reference: str | None
+
+    def __post_init__(self) -> None:
+        if self.platform is None:
+            return
+        if not 1 <= len(self.platform) <= MAX_PLATFORM_LENGTH:
+            raise InvalidInput(f"a platform id has 1 to {MAX_PLATFORM_LENGTH} characters")
+        if self.reference is None or not 1 <= len(self.reference) <= MAX_REFERENCE_LENGTH:
+            raise InvalidInput(f"a party's reference has 1 to {MAX_REFERENCE_LENGTH} characters")
+
+    @property
+    def is_creator(self) -> bool:
+        return self.platform is None
+
+    @property
+    def ref_hash(self) -> bytes | None:
+        if self.platform is None or self.reference is None:
+            return None
+        return reference_hash(self.platform, self.reference)
+
+    def document(self) -> dict[str, Any]:
+        if self.platform is None:
+            return {"creator": True}
+        ref = self.ref_hash
+        assert ref is not None
+        return {"platform": self.platform, "reference_hash": "0x" + ref.hex()}
+
+
+@dataclass(frozen=True)
+class TransferRequest:
+    """What a platform reports: the good, seller and buyer, the price, and finality."""
+
+    platform: str
+    good_type: GoodType
+    fingerprint: bytes
+    seller: Party
+    buyer: Party
+    price: int | None = None
+    currency: str | None = None
+    final: bool = False
+    idempotency_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.platform) <= MAX_PLATFORM_LENGTH:
+            raise InvalidInput(f"a platform id has 1 to {MAX_PLATFORM_LENGTH} characters")
+        if self.buyer.is_creator:
+            raise InvalidInput("the buyer must be a party on a platform")
+        if (self.price is None) != (self.currency is None):
+            raise InvalidInput("give a price together with its currency, or neither")
+        if self.price is not None and not 0 <= self.price <= MAX_PRICE:
+            raise InvalidInput(f"a price is an integer from 0 to {MAX_PRICE} (minor units)")
+        if self.currency is not None and not (
+            1 <= len(self.currency) <= 16 and self.currency.isascii() and self.currency.isupper()
+        ):
+            raise InvalidInput("a currency is an upper-case code of 1 to 16 characters, e.g. EUR")
+
+    def request_hash(self) -> bytes:
+        """The request as the platform sent it (references included), to spot a reused key."""
+        document: dict[str, Any] = {
+            "platform": self.platform,
+            "good_type": int(self.good_type),
+            "fingerprint": fingerprint_hex(self.fingerprint),
+            "seller": [self.seller.platform, self.seller.reference],
+            "buyer": [self.buyer.platform, self.buyer.reference],
+            "price": None if self.price is None else str(self.price),
+            "currency": self.currency,
+            "final": self.final,
+        }
+        return hashlib.sha256(rfc8785.dumps(document)).digest()
+
+
+@dataclass(frozen=True)
+class RoyaltyShare:
+    recipient: str
+    bps: int
+    amount: int
+
+
+@dataclass(frozen=True)
+class TransferReceipt:
+    """The registry's signed word that it logged the transfer (EIP-712 ``TransferReceipt``)."""
+
+    transfer_id: int
+    good_type: GoodType
+    fingerprint: bytes
+    log_index: int
+    transfer_hash: bytes
+    timestamp: int
+    signature: bytes
+    signer: str
+    domain: Domain
+    platform: str
+    seller: dict[str, Any]
+    buyer: dict[str, Any]
+    price: int | None
+    currency: str | None
+    final: bool
+    creator: str
+    royalties: list[RoyaltyShare] = field(default_factory=list)
+    seller_amount: int | None = None
+    #: True when this answers a retried request (same Idempotency-Key and body).
+    replayed: bool = False
+
+    def message(self) -> dict[str, Any]:
+        return {
+            "goodType": int(self.good_type),
+            "fingerprint": self.fingerprint,
+            "logIndex": self.log_index,
+            "transferHash": self.transfer_hash,
+            "timestamp": self.timestamp,
+        }
+
+
+def _good_facts(conn: Connection, good_type: int, fingerprint: bytes) -> tuple[Any, Any]:
+    """The REGISTER entry (with its record's payload) and the first REVOKE entry, if any."""
+    c = entries_t.c
+    registered = conn.execute(
+        select(c.id, c.actor, c.record_id, records_t.c.payload)
+        .join(records_t, records_t.c.id == c.record_id)
+        .where(
+            c.kind == int(EntryKind.REGISTER),
+            c.good_type == good_type,
+            c.fingerprint == fingerprint,
+        )
+    ).first()
+    revoked = conn.execute(
+        select(c.id).where(
+            c.kind == int(EntryKind.REVOKE), c.good_type == good_type, c.fingerprint == fingerprint
+        )
+    ).first()
+    return registered, revoked
+
+
+def _transfer_summary(row: Any) -> dict[str, Any]:
+    """What a double-sale answer shows of the transfer that made the real holder."""
+    return {
+        "transfer_id": int(row.id),
+        "log_index": int(row.leaf_index),
+        "platform": row.platform,
+        "buyer_platform": row.buyer_platform,
+        "at": int(row.created_at),
+        "final": bool(row.final),
+    }
+
+
+def _existing(conn: Connection, request: TransferRequest) -> int | None:
+    if request.idempotency_key is None:
+        return None
+    c = transfers_t.c
+    row = conn.execute(
+        select(c.id, c.request_hash).where(
+            c.platform == request.platform, c.idempotency_key == request.idempotency_key
+        )
+    ).first()
+    if row is None:
+        return None
+    if bytes(row.request_hash) != request.request_hash():
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was used for a different transfer; use a new key"
+        )
+    return int(row.id)
+
+
+def _next_registry_nonce(conn: Connection, registry: bytes) -> int:
+    # Serialised by the log's lock, which the caller holds.
+    last = conn.execute(
+        select(func.max(records_t.c.nonce)).where(records_t.c.signer == registry)
+    ).scalar()
+    return int(last or 0) + 1
+
+
+def record_transfer(
+    conn: Connection,
+    request: TransferRequest,
+    *,
+    account: LocalAccount,
+    domain: Domain,
+    now: int,
+) -> TransferReceipt:
+    """Check and log one transfer, move the holder, write royalties; return the receipt."""
+    log.lock_log(conn)
+    replay = _existing(conn, request)
+    if replay is not None:
+        receipt = load_receipt(conn, replay, domain)
+        return TransferReceipt(**{**receipt.__dict__, "replayed": True})
+
+    good_type, fingerprint = int(request.good_type), request.fingerprint
+    good = f"{request.good_type.name.lower()} {fingerprint_hex(fingerprint)}"
+    registered, revoked = _good_facts(conn, good_type, fingerprint)
+    if registered is None:
+        raise NotFound(f"no {good} is registered")
+    if revoked is not None:
+        raise GoodRevoked(f"{good} was revoked by its creator; it may not change hands")
+    creator = bytes(registered.actor)
+    payload = json.loads(registered.payload)
+    use = Use(int(payload["signed"]["message"]["use"]))
+    policy = RoyaltyPolicy.parse(payload.get("royalty_policy", {"recipients": []}))
+
+    holding = conn.execute(
+        select(holdings_t).where(
+            holdings_t.c.good_type == good_type, holdings_t.c.fingerprint == fingerprint
+        )
+    ).first()
+    previous = None
+    if holding is not None:
+        previous = conn.execute(
+            select(transfers_t).where(transfers_t.c.id == holding.last_transfer_id)
+        ).first()
+        if holding.consumed:
+            raise GoodConsumed(f"{good} was consumed by a final sale; it may not change hands")
+    _check_seller(request, holding, previous, good)
+    if request.final and use is not Use.SINGLE:
+        raise InvalidInput("final applies to single-use goods (codes); this good is transferable")
+
+    shares: list[RoyaltyShare] = []
+    seller_amount = None
+    if request.price is not None and not request.seller.is_creator:
+        parts = split(request.price, policy)
+        shares = [
+            RoyaltyShare(address, recipient.bps, amount)
+            for (address, amount), recipient in zip(parts.royalties, policy.recipients, strict=True)
+        ]
+        seller_amount = parts.seller_amount
+    elif request.price is not None:
+        seller_amount = request.price
+
+    registry = address_bytes(account.address)
+    document: dict[str, Any] = {
+        "transfer": {
+            "good_type": good_type,
+            "fingerprint": fingerprint_hex(fingerprint),
+            "creator": checksum(creator),
+            "platform": request.platform,
+            "seller": request.seller.document(),
+            "buyer": request.buyer.document(),
+            "price": None if request.price is None else str(request.price),
+            "currency": request.currency,
+            "final": request.final,
+            "previous_transfer": None if previous is None else int(previous.id),
+        },
+        "royalty": {
+            "shares": [
+                {"recipient": s.recipient, "bps": s.bps, "amount": str(s.amount)} for s in shares
+            ],
+            "seller_amount": None if seller_amount is None else str(seller_amount),
+        },
+        "registry": checksum(registry),
+        "domain": domain.as_dict(),
+    }
+    digest = payload_hash(document)
+    record_id = conn.execute(
+        records_t.insert()
+        .values(
+            primary_type="Transfer",
+            signer=registry,
+            nonce=_next_registry_nonce(conn, registry),
+            deadline=0,
+            payload=rfc8785.dumps(document).decode("utf-8"),
+            payload_hash=digest,
+            created_at=datetime.fromtimestamp(now, UTC),
+        )
+        .returning(records_t.c.id)
+    ).scalar_one()
+    entry_id = conn.execute(
+        entries_t.insert()
+        .values(
+            kind=int(EntryKind.TRANSFER),
+            good_type=good_type,
+            fingerprint=fingerprint,
+            actor=registry,
+            payload_hash=digest,
+            record_id=record_id,
+        )
+        .returning(entries_t.c.id)
+    ).scalar_one()
+    leaf_index, timestamp = _sequence_through(conn, int(entry_id), now)
+    log.publish_tree_head(conn, account=account, domain=domain, now=timestamp)
+
+    message = {
+        "goodType": good_type,
+        "fingerprint": fingerprint,
+        "logIndex": leaf_index,
+        "transferHash": digest,
+        "timestamp": timestamp,
+    }
+    signature = sign("TransferReceipt", message, domain, account.key)
+    transfer_id = conn.execute(
+        transfers_t.insert()
+        .values(
+            entry_id=entry_id,
+            good_type=good_type,
+            fingerprint=fingerprint,
+            creator=creator,
+            platform=request.platform,
+            seller_platform=request.seller.platform,
+            seller_ref=request.seller.ref_hash,
+            buyer_platform=request.buyer.platform,
+            buyer_ref=request.buyer.ref_hash,
+            price=None if request.price is None else str(request.price),
+            currency=request.currency,
+            final=request.final,
+            royalty_total=str(sum(s.amount for s in shares)) if shares else None,
+            idempotency_key=request.idempotency_key,
+            request_hash=request.request_hash(),
+            receipt_signature=signature,
+            leaf_index=leaf_index,
+            created_at=timestamp,
+        )
+        .returning(transfers_t.c.id)
+    ).scalar_one()
+    _move_holder(conn, request, holding, int(transfer_id), good)
+    if shares:
+        assert request.currency is not None
+        conn.execute(
+            royalty_lines_t.insert(),
+            [
+                {
+                    "transfer_id": transfer_id,
+                    "creator": creator,
+                    "recipient": address_bytes(s.recipient),
+                    "bps": s.bps,
+                    "amount": str(s.amount),
+                    "currency": request.currency,
+                    "platform": request.platform,
+                    "good_type": good_type,
+                    "fingerprint": fingerprint,
+                    "created_at": timestamp,
+                }
+                for s in shares
+            ],
+        )
+    return load_receipt(conn, int(transfer_id), domain)
+
+
+def _check_seller(request: TransferRequest, holding: Any, previous: Any, good: str) -> None:
+    seller = request.seller
+    if holding is None:
+        if seller.is_creator:
+            return
+        raise DoubleSale(
+            f"the seller does not hold {good}: its creator still does", earlier=None
+        )
+    holds = (
+        not seller.is_creator
+        and seller.platform == holding.holder_platform
+        and seller.ref_hash == bytes(holding.holder_ref)
+    )
+    if not holds:
+        raise DoubleSale(
+            f"the seller does not hold {good}: it was transferred to another party",
+            earlier=_transfer_summary(previous) if previous is not None else None,
+        )
+
+
+def _move_holder(
+    conn: Connection, request: TransferRequest, holding: Any, transfer_id: int, good: str
+) -> None:
+    values = {
+        "holder_platform": request.buyer.platform,
+        "holder_ref": request.buyer.ref_hash,
+        "consumed": request.final,
+        "last_transfer_id": transfer_id,
+    }
+    if holding is None:
+        try:
+            with conn.begin_nested():
+                conn.execute(
+                    holdings_t.insert().values(
+                        good_type=int(request.good_type), fingerprint=request.fingerprint, **values
+                    )
+                )
+        except IntegrityError as exc:  # a racing first transfer committed first
+            raise DoubleSale(
+                f"the seller does not hold {good}: it was just transferred", earlier=None
+            ) from exc
+        return
+    h = holdings_t.c
+    moved = conn.execute(
+        update(holdings_t)
+        .where(
+            h.good_type == int(request.good_type),
+            h.fingerprint == request.fingerprint,
+            h.last_transfer_id == holding.last_transfer_id,
+            h.consumed.is_(False),
+        )
+        .values(**values)
+    ).rowcount
+    if moved != 1:  # the backstop: somebody moved it between our read and our write
+        raise DoubleSale(f"the seller does not hold {good}: it was just transferred", None)
+
+
+def _sequence_through(conn: Connection, entry_id: int, now: int) -> tuple[int, int]:
+    """Sequence the queue up to and including ``entry_id``; its (leaf index, timestamp)."""
+    stamp = log.sequencer_time(conn, now)
+    c = entries_t.c
+    while True:
+        row = conn.execute(select(c.leaf_index, c.timestamp).where(c.id == entry_id)).one()
+        if row.leaf_index is not None:
+            return int(row.leaf_index), int(row.timestamp)
+        log.integrate_queue(conn, limit=10_000, now=stamp)
+
+
+def load_receipt(conn: Connection, transfer_id: int, domain: Domain) -> TransferReceipt:
+    """A stored transfer as its receipt (the signature was made when it was recorded)."""
+    t = transfers_t.c
+    row = conn.execute(
+        select(transfers_t, records_t.c.payload, records_t.c.payload_hash, records_t.c.signer)
+        .join(entries_t, entries_t.c.id == t.entry_id)
+        .join(records_t, records_t.c.id == entries_t.c.record_id)
+        .where(t.id == transfer_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"no transfer {transfer_id}")
+    document = json.loads(row.payload)
+    stored_domain = Domain.from_dict(document["domain"])
+    royalty = document["royalty"]
+    return TransferReceipt(
+        transfer_id=int(row.id),
+        good_type=GoodType(int(row.good_type)),
+        fingerprint=bytes(row.fingerprint),
+        log_index=int(row.leaf_index),
+        transfer_hash=bytes(row.payload_hash),
+        timestamp=int(row.created_at),
+        signature=bytes(row.receipt_signature),
+        signer=checksum(bytes(row.signer)),
+        domain=stored_domain,
+        platform=row.platform,
+        seller=document["transfer"]["seller"],
+        buyer=document["transfer"]["buyer"],
+        price=None if row.price is None else int(row.price),
+        currency=row.currency,
+        final=bool(row.final),
+        creator=checksum(bytes(row.creator)),
+        royalties=[
+            RoyaltyShare(s["recipient"], int(s["bps"]), int(s["amount"]))
+            for s in royalty["shares"]
+        ],
+        seller_amount=None if royalty["seller_amount"] is None else int(royalty["seller_amount"]),
+    )
+
+
+def holder_of(conn: Connection, good_type: int, fingerprint: bytes) -> Mapping[str, Any] | None:
+    """The good's current holding row (platform, consumed), or None while its creator holds it."""
+    row = conn.execute(
+        select(holdings_t.c.holder_platform, holdings_t.c.consumed).where(
+            holdings_t.c.good_type == good_type, holdings_t.c.fingerprint == fingerprint
+        )
+    ).first()
+    return None if row is None else dict(row._mapping)
+
+
+__all__ = [
+    "DoubleSale",
+    "GoodConsumed",
+    "GoodRevoked",
+    "IdempotencyKeyReused",
+    "Party",
+    "RoyaltyShare",
+    "TransferReceipt",
+    "TransferRequest",
+    "load_receipt",
+    "record_transfer",
+    "reference_hash",
+]

@@ -1,0 +1,341 @@
+"""Transfers, holders, consumption, receipts and royalty statements (DESIGN "Holders,
+transfers, royalties"; THREATS 46-48), on real SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Callable
+
+import pytest
+from eth_account import Account
+from sqlalchemy import Engine, func, select
+
+from registry.creator import CreatorKeys, sign_revocation
+from registry.db import create_db_engine
+from registry.eip712 import DEV_DOMAIN, Signature, digest, recover_signer
+from registry.errors import InvalidInput, NotFound
+from registry.fingerprints import GoodType, Use
+from registry.leaf import EntryKind, payload_hash
+from registry.log import entries_t
+from registry.merkle import hash_leaf, verify_inclusion
+from registry.royalty import RoyaltyPolicy, split
+from registry.service import Registry
+from registry.transfers import (
+    DoubleSale,
+    GoodConsumed,
+    GoodRevoked,
+    IdempotencyKeyReused,
+    Party,
+    TransferRequest,
+    holdings_t,
+    royalty_lines_t,
+    transfers_t,
+)
+from registry.verifications import VerificationRecord
+from tests.conftest import Clock
+from tests.registry.helpers import registration
+from tests.registry.test_concurrency import race
+
+CREATOR = Party(None, None)
+POLICY = RoyaltyPolicy.parse(
+    {
+        "recipients": [
+            {"address": "0x" + "11" * 20, "bps": 500, "label": "studio"},
+            {"address": "0x" + "22" * 20, "bps": 333},
+        ]
+    }
+)
+
+
+def party(platform: str, reference: str) -> Party:
+    return Party(platform, reference)
+
+
+def sale(
+    fingerprint: bytes,
+    seller: Party,
+    buyer: Party,
+    *,
+    platform: str = "cardhub",
+    price: int | None = 1_000,
+    final: bool = False,
+    key: str | None = None,
+    good_type: GoodType = GoodType.CODE,
+) -> TransferRequest:
+    return TransferRequest(
+        platform=platform,
+        good_type=good_type,
+        fingerprint=fingerprint,
+        seller=seller,
+        buyer=buyer,
+        price=price,
+        currency=None if price is None else "EUR",
+        final=final,
+        idempotency_key=key,
+    )
+
+
+@pytest.fixture
+def code(registry: Registry, creator: CreatorKeys, clock: Clock) -> bytes:
+    """A registered single-use code with a two-recipient royalty policy, sequenced."""
+    fingerprint = os.urandom(32)
+    registry.register(
+        registration(
+            creator,
+            clock(),
+            fingerprint=fingerprint,
+            good_type=GoodType.CODE,
+            product="30-day-card",
+            use=Use.SINGLE,
+            policy=POLICY,
+        )
+    )
+    registry.sequence_all()
+    return fingerprint
+
+
+def count(engine: Engine, table: object) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
+
+
+def test_a_receipt_is_signed_by_the_registry_and_names_a_logged_entry(
+    registry: Registry, code: bytes
+) -> None:
+    receipt = registry.transfer(sale(code, CREATOR, party("cardhub", "agent-7")))
+
+    signed = digest("TransferReceipt", receipt.message(), DEV_DOMAIN)
+    assert recover_signer(signed, Signature.parse(receipt.signature)) == registry.address
+    assert receipt.signer == registry.address
+    entry = registry.entry_at(receipt.log_index)
+    assert entry.kind is EntryKind.TRANSFER
+    assert entry.actor == bytes.fromhex(registry.address[2:])
+    assert entry.payload_hash == receipt.transfer_hash
+    assert entry.timestamp == receipt.timestamp
+    # Sequenced at once, under a signed head that proves it.
+    head = registry.latest_tree_head()
+    assert head is not None and head.tree_size > receipt.log_index
+    proof = registry.inclusion_proof(receipt.log_index, head.tree_size)
+    verify_inclusion(
+        hash_leaf(entry.leaf_data()), receipt.log_index, head.tree_size, proof, head.root
+    )
+
+
+def test_the_transfer_payload_is_the_one_hashed_into_the_leaf(
+    registry: Registry, code: bytes
+) -> None:
+    receipt = registry.transfer(sale(code, CREATOR, party("cardhub", "agent-7")))
+    with registry.engine.connect() as conn:
+        from registry.records import records_t
+
+        entry = conn.execute(
+            select(entries_t.c.record_id).where(entries_t.c.leaf_index == receipt.log_index)
+        ).scalar_one()
+        payload = conn.execute(
+            select(records_t.c.payload).where(records_t.c.id == entry)
+        ).scalar_one()
+    document = json.loads(payload)
+    assert payload_hash(document) == receipt.transfer_hash
+    # Only a hash of each reference is kept: the agent's name appears nowhere.
+    assert "agent-7" not in payload
+    assert document["transfer"]["seller"] == {"creator": True}
+
+
+def test_royalties_apply_only_when_the_seller_is_not_the_creator(
+    registry: Registry, code: bytes
+) -> None:
+    agent, buyer = party("cardhub", "agent-7"), party("keyshop", "buyer-1")
+    first = registry.transfer(sale(code, CREATOR, agent, price=10_000))
+    assert first.royalties == [] and first.seller_amount == 10_000
+
+    second = registry.transfer(sale(code, agent, buyer, platform="keyshop", price=12_345))
+    expected = split(12_345, POLICY)
+    assert [(s.recipient, s.amount) for s in second.royalties] == list(expected.royalties)
+    assert second.seller_amount == expected.seller_amount
+    assert sum(s.amount for s in second.royalties) + second.seller_amount == 12_345
+    assert count(registry.engine, royalty_lines_t) == 2
+
+
+def test_a_seller_who_is_not_the_holder_gets_the_earlier_transfer(
+    registry: Registry, code: bytes
+) -> None:
+    agent, stranger = party("cardhub", "agent-7"), party("keyshop", "someone-else")
+    first = registry.transfer(sale(code, CREATOR, agent))
+    with pytest.raises(DoubleSale) as raised:
+        registry.transfer(sale(code, stranger, party("keyshop", "buyer-2"), platform="keyshop"))
+    assert raised.value.earlier is not None
+    assert raised.value.earlier["transfer_id"] == first.transfer_id
+    # The creator sold it already: the creator is not its holder any more either.
+    with pytest.raises(DoubleSale):
+        registry.transfer(sale(code, CREATOR, party("keyshop", "buyer-3")))
+    # Same reference on another platform is another party.
+    with pytest.raises(DoubleSale):
+        registry.transfer(sale(code, party("keyshop", "agent-7"), party("keyshop", "b")))
+
+
+def test_a_final_sale_consumes_a_single_use_good(registry: Registry, code: bytes) -> None:
+    agent, player = party("cardhub", "agent-7"), party("cardhub", "player-1")
+    registry.transfer(sale(code, CREATOR, agent))
+    registry.transfer(sale(code, agent, player, final=True))
+    before = count(registry.engine, transfers_t)
+    with pytest.raises(GoodConsumed):
+        registry.transfer(sale(code, player, party("cardhub", "player-2")))
+    assert count(registry.engine, transfers_t) == before
+
+
+def test_final_is_refused_for_a_transferable_good(
+    registry: Registry, creator: CreatorKeys, clock: Clock
+) -> None:
+    fingerprint = os.urandom(32)
+    registry.register(registration(creator, clock(), fingerprint=fingerprint))
+    with pytest.raises(InvalidInput, match="single-use"):
+        registry.transfer(
+            sale(fingerprint, CREATOR, party("a", "b"), final=True, good_type=GoodType.FILE)
+        )
+
+
+def test_revoked_and_unknown_goods_do_not_move(
+    registry: Registry, creator: CreatorKeys, code: bytes, clock: Clock
+) -> None:
+    registry.revoke(
+        sign_revocation(
+            creator,
+            DEV_DOMAIN,
+            good_type=GoodType.CODE,
+            fingerprint=code,
+            reason="leaked",
+            now=clock(),
+        )
+    )
+    with pytest.raises(GoodRevoked):
+        registry.transfer(sale(code, CREATOR, party("cardhub", "agent-7")))
+    with pytest.raises(NotFound):
+        registry.transfer(sale(os.urandom(32), CREATOR, party("cardhub", "agent-7")))
+    assert count(registry.engine, transfers_t) == 0
+
+
+def test_a_retried_transfer_records_once_and_a_reused_key_is_refused(
+    registry: Registry, code: bytes
+) -> None:
+    request = sale(code, CREATOR, party("cardhub", "agent-7"), key="order-981")
+    first = registry.transfer(request)
+    again = registry.transfer(request)
+    assert again.replayed and again.transfer_id == first.transfer_id
+    assert again.signature == first.signature
+    assert count(registry.engine, transfers_t) == 1
+    with pytest.raises(IdempotencyKeyReused):
+        registry.transfer(sale(code, CREATOR, party("cardhub", "agent-8"), key="order-981"))
+    # Keys are per platform: another platform's same key is another request.
+    with pytest.raises(DoubleSale):
+        registry.transfer(
+            sale(code, CREATOR, party("keyshop", "x"), platform="keyshop", key="order-981")
+        )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"price": 5, "currency": None},
+        {"price": -1, "currency": "EUR"},
+        {"price": 5, "currency": "eur"},
+        {"buyer": Party(None, None)},
+        {"platform": ""},
+    ],
+)
+def test_malformed_requests_are_refused(code: bytes, bad: dict[str, object]) -> None:
+    fields: dict[str, object] = {
+        "platform": "cardhub",
+        "good_type": GoodType.CODE,
+        "fingerprint": code,
+        "seller": CREATOR,
+        "buyer": party("cardhub", "x"),
+        "price": 5,
+        "currency": "EUR",
+    }
+    with pytest.raises(InvalidInput):
+        TransferRequest(**{**fields, **bad})  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput):
+        Party("cardhub", "")
+
+
+@pytest.mark.parametrize("threads", [2, 6])
+def test_platforms_racing_for_one_good_have_exactly_one_winner(
+    db_url: str, registry: Registry, code: bytes, clock: Clock, threads: int
+) -> None:
+    """THREATS 46/47: six platforms sell the same code at once; one wins, five get 409."""
+    racers = [
+        Registry(
+            create_db_engine(db_url),
+            domain=DEV_DOMAIN,
+            account=registry.account,
+            master_key=secrets.token_bytes(32),
+            clock=clock,
+        )
+        for _ in range(threads)
+    ]
+    for racer in racers:
+        racer.latest_tree_head()
+    calls: list[Callable[[], object]] = [
+        lambda r=racer, i=i: r.transfer(  # type: ignore[misc]
+            sale(code, CREATOR, party(f"platform-{i}", "buyer"), platform=f"platform-{i}")
+        )
+        for i, racer in enumerate(racers)
+    ]
+    results = race(calls)
+    winners = [r for r in results if not isinstance(r, Exception)]
+    losers = [r for r in results if isinstance(r, Exception)]
+    assert len(winners) == 1, results
+    assert all(isinstance(r, DoubleSale) for r in losers), losers
+    assert count(registry.engine, transfers_t) == 1
+    assert count(registry.engine, holdings_t) == 1
+    for racer in racers:
+        racer.engine.dispose()
+
+
+def test_royalty_statement_adds_up_per_good_platform_and_period(
+    registry: Registry, creator: CreatorKeys, code: bytes, clock: Clock
+) -> None:
+    agent, sub, player = party("cardhub", "a"), party("keyshop", "s"), party("keyshop", "p")
+    start = clock()
+    registry.transfer(sale(code, CREATOR, agent, price=1_000))
+    registry.transfer(sale(code, agent, sub, platform="keyshop", price=2_000))
+    clock.advance(40 * 86_400)
+    registry.transfer(sale(code, sub, player, platform="keyshop", price=3_001, final=True))
+
+    statement = registry.royalty_statement(
+        bytes.fromhex(creator.address[2:]),
+        since=start,
+        until=clock() + 1,
+        period="month",
+    )
+    owed = {t["recipient"]: int(str(t["amount"])) for t in statement.totals()}
+    studio, other = (r.address for r in POLICY.recipients)
+    assert owed[studio] == 2_000 * 500 // 10_000 + 3_001 * 500 // 10_000
+    assert owed[other] == 2_000 * 333 // 10_000 + 3_001 * 333 // 10_000
+    assert len({line.period for line in statement.lines}) == 2
+    assert all(line.platform == "keyshop" for line in statement.lines)
+    csv_text = "".join(statement.csv_rows())
+    assert csv_text.splitlines()[0].startswith("period,good_type,fingerprint,platform")
+    assert len(csv_text.splitlines()) == 1 + len(statement.lines)
+    # Another creator's statement is empty.
+    stranger = Account.create()
+    other_statement = registry.royalty_statement(
+        bytes.fromhex(stranger.address[2:]), since=start, until=clock() + 1, period="all"
+    )
+    assert other_statement.lines == []
+
+
+def test_verification_counts_fold_events(registry: Registry, code: bytes, clock: Clock) -> None:
+    now = clock()
+    records = [
+        VerificationRecord(now + i, platform, int(GoodType.CODE), code, "code", "authentic")
+        for i, platform in enumerate(["cardhub", "keyshop", "cardhub"])
+    ]
+    registry.record_verifications(records[:2])
+    registry.record_verifications(records[2:])
+    stats = registry.verification_stats(GoodType.CODE, code)
+    assert (stats.times, stats.platforms, stats.first_at, stats.last_at) == (3, 2, now, now + 2)
+    never = registry.verification_stats(GoodType.CODE, os.urandom(32))
+    assert (never.times, never.platforms, never.first_at) == (0, 0, None)
