@@ -1,3 +1,4 @@
-"""The front doors: the ``tracemark`` CLI (``api.cli``) and, from issue 4, the HTTP API."""
+"""The front doors: the HTTP API (``api.app``, routes by user in ``api.routes``) and the
+``tracemark`` CLI (``api.cli``)."""
 
 __all__: list[str] = []

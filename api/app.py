@@ -1,65 +1,96 @@
 """The HTTP API's composition root: ``create_app`` wires the registry (and chain) into routes.
 
-Issue 4 builds the creators', platforms' and auditors' routes on this; today it serves the
-health checks and the log's public reads (signed heads and proofs), problem+json throughout.
+Routes are grouped by who uses them (``api/routes``: creators, platforms, auditors); every
+error is RFC 9457 problem+json (``api/errors``); who is calling is decided once per request
+(``api/auth``), which also charges the caller's rate limit.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Query
-from pydantic import BaseModel, ConfigDict
+from fastapi import FastAPI
 from sqlalchemy import select, text
 
 from anchoring.chain import Chain
 from anchoring.models import AnchorerState
+from api import auth
 from api import errors as api_errors
+from api.chainwatch import ChainWatch
+from api.context import ApiContext
+from api.jobs import JobRunner
+from api.ratelimit import RateLimiter, RateLimits
+from api.routes import auditors, creators, platforms
+from api.telemetry import VerificationBuffer
 from registry.db import read_transaction
-from registry.errors import NotFound
 from registry.service import Registry
+from verifier.authenticity import GoodLookup
 
 #: The worker's heartbeat may be this old before ``/readyz`` says not ready (seconds).
 HEARTBEAT_MAX_AGE = 30
 
-
-class TreeHeadPublic(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    tree_size: int
-    root: str
-    timestamp: int
-    signature: str
-    signer: str
-    domain: dict[str, Any]
+TAGS = [
+    {"name": "creators", "description": "Register, revoke, enrol a code key, read statements."},
+    {"name": "platforms", "description": "Verify goods, report transfers, keep receipts."},
+    {"name": "auditors", "description": "Signed heads, proofs, histories, proof bundles."},
+    {"name": "health", "description": "Liveness and readiness."},
+]
 
 
-class ProofPublic(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def create_app(
+    registry: Registry,
+    chain: Chain | None = None,
+    *,
+    limits: RateLimits | None = None,
+    siwe_domain: str = "127.0.0.1:8000",
+    telemetry_interval: float = 0.5,
+) -> FastAPI:
+    jobs = JobRunner(registry)
 
-    tree_size: int
-    proof: list[str]
-    leaf_index: int | None = None
-    from_size: int | None = None
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        jobs.fail_interrupted()
+        yield
+        jobs.close()
+        ctx.close()
+        authenticator.close()
 
-
-def create_app(registry: Registry, chain: Chain | None = None) -> FastAPI:
     app = FastAPI(
         title="tracemark",
         version="0.1.0",
         summary="Provenance registry for digital goods: fingerprints, a Merkle log, anchors.",
-        openapi_tags=[
-            {"name": "health", "description": "Liveness and readiness."},
-            {"name": "auditors", "description": "The log's signed heads and proofs."},
-        ],
+        openapi_tags=TAGS,
+        lifespan=lifespan,
     )
     api_errors.install(app)
+    authenticator = auth.install(app, registry, limiter=RateLimiter(limits))
+    ctx = ApiContext(
+        registry=registry,
+        chain=chain,
+        limiter=app.state.limiter,
+        lookup=GoodLookup(registry.engine),
+        telemetry=VerificationBuffer(registry.record_verifications, interval=telemetry_interval),
+        chain_watch=ChainWatch(chain),
+        jobs=jobs,
+        siwe_domain=siwe_domain,
+    )
+    app.state.context = ctx
+    app.include_router(platforms.router)
+    app.include_router(creators.router)
+    app.include_router(auditors.router)
 
     @app.get("/livez", tags=["health"], operation_id="livez")
     def livez() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], operation_id="readyz")
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        operation_id="readyz",
+        responses={503: {"description": "Not ready: the failing checks are named"}},
+    )
     def readyz() -> Any:
         checks: dict[str, str] = {}
         with read_transaction(registry.engine) as conn:
@@ -81,39 +112,5 @@ def create_app(registry: Registry, chain: Chain | None = None) -> FastAPI:
                 503, "not-ready", "Not ready", "; ".join(f"{k}: {v}" for k, v in checks.items())
             )
         return {"status": "ok", "checks": checks}
-
-    @app.get("/v1/log/head", tags=["auditors"], operation_id="get_tree_head")
-    def tree_head() -> TreeHeadPublic:
-        head = registry.latest_tree_head()
-        if head is None:
-            raise NotFound("the log is empty: no tree head signed yet")
-        return TreeHeadPublic(
-            tree_size=head.tree_size,
-            root="0x" + head.root.hex(),
-            timestamp=head.timestamp,
-            signature="0x" + head.signature.hex(),
-            signer=registry.address,
-            domain=head.domain.as_dict(),
-        )
-
-    @app.get("/v1/log/proof/inclusion", tags=["auditors"], operation_id="get_inclusion_proof")
-    def inclusion(
-        leaf_index: Annotated[int, Query(ge=0, le=2**63 - 1)],
-        tree_size: Annotated[int, Query(ge=1, le=2**63 - 1)],
-    ) -> ProofPublic:
-        proof = registry.inclusion_proof(leaf_index, tree_size)
-        return ProofPublic(
-            tree_size=tree_size, leaf_index=leaf_index, proof=["0x" + p.hex() for p in proof]
-        )
-
-    @app.get("/v1/log/proof/consistency", tags=["auditors"], operation_id="get_consistency_proof")
-    def consistency(
-        from_size: Annotated[int, Query(ge=0, le=2**63 - 1)],
-        tree_size: Annotated[int, Query(ge=1, le=2**63 - 1)],
-    ) -> ProofPublic:
-        proof = registry.consistency_proof(from_size, tree_size)
-        return ProofPublic(
-            tree_size=tree_size, from_size=from_size, proof=["0x" + p.hex() for p in proof]
-        )
 
     return app

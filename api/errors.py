@@ -15,15 +15,38 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from anchoring.errors import ChainMismatch, ChainUnavailable
-from registry import errors
+from api.auth import Forbidden, Unauthorized
+from api.idempotency import IdempotencyKeyReused
+from api.ratelimit import RateLimited
+from registry import errors, transfers
 
 logger = logging.getLogger("tracemark.api")
 
 PROBLEM_TYPE = "https://tracemark.dev/problems/{code}"
 MEDIA_TYPE = "application/problem+json"
 
+
+class PayloadTooLarge(errors.InvalidInput):
+    """A body over its documented cap (413)."""
+
+    code = "payload-too-large"
+
+
+class UnsupportedMediaType(errors.InvalidInput):
+    """A body in a media type the route does not take (415)."""
+
+    code = "unsupported-media-type"
+
+
 #: Most specific first: the first class an error is an instance of decides its status.
 STATUS: list[tuple[type[errors.TracemarkError], int]] = [
+    (Unauthorized, 401),
+    (Forbidden, 403),
+    (RateLimited, 429),
+    (IdempotencyKeyReused, 422),
+    (transfers.IdempotencyKeyReused, 422),
+    (PayloadTooLarge, 413),
+    (UnsupportedMediaType, 415),
     (errors.StorageBusy, 503),
     (ChainUnavailable, 503),
     (ChainMismatch, 503),
@@ -38,7 +61,15 @@ STATUS: list[tuple[type[errors.TracemarkError], int]] = [
 ]
 
 
-def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     body = {
         "type": PROBLEM_TYPE.format(code=code),
         "title": title,
@@ -46,12 +77,23 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
         "detail": detail,
         **extra,
     }
-    headers = {"Retry-After": "1"} if status == 503 else None
+    if status == 503:
+        headers = {"Retry-After": "1", **(headers or {})}
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
 def status_of(exc: errors.TracemarkError) -> int:
     return next((status for kind, status in STATUS if isinstance(exc, kind)), 500)
+
+
+def headers_of(exc: errors.TracemarkError) -> dict[str, str] | None:
+    """401: the Bearer challenge (RFC 6750 §3); 429: Retry-After in whole seconds."""
+    if isinstance(exc, Unauthorized):
+        error = f' error="{exc.error}"' if exc.error else ""
+        return {"WWW-Authenticate": f'Bearer realm="tracemark"{"," if error else ""}{error}'}
+    if isinstance(exc, RateLimited):
+        return {"Retry-After": str(exc.retry_after)}
+    return None
 
 
 def install(app: FastAPI) -> None:
@@ -63,7 +105,13 @@ def install(app: FastAPI) -> None:
         if status >= 500 and status != 503:
             logger.error("%s: %s", exc.code, exc.detail)
             return problem(status, exc.code, "Server error", "the registry is misconfigured")
-        return problem(status, exc.code, type(exc).__name__, exc.detail)
+        extra = {}
+        if isinstance(exc, transfers.DoubleSale):
+            # The double-sale signal: the transfer that made the real holder.
+            extra["earlier"] = exc.earlier
+        return problem(
+            status, exc.code, type(exc).__name__, exc.detail, headers=headers_of(exc), **extra
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

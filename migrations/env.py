@@ -7,6 +7,7 @@ from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
 import anchoring.models  # noqa: F401  (the anchoring worker's tables)
+import api.models  # noqa: F401  (the API's tables: keys, nonces, idempotency, jobs)
 import registry.models  # noqa: F401  (the registry's tables)
 
 target_metadata = SQLModel.metadata

@@ -112,6 +112,14 @@ class Entry(SQLModel, table=True):
             sqlite_where=text("kind <> 1"),
             postgresql_where=text("kind <> 1"),
         ),
+        # A creator's goods, for their own listing (cursor-paginated by id).
+        Index(
+            "ix_entries_creator_goods",
+            "actor",
+            "id",
+            sqlite_where=text("kind = 1"),
+            postgresql_where=text("kind = 1"),
+        ),
         Index(
             "ix_entries_queue",
             "id",

@@ -106,6 +106,19 @@ class LoggedEntry:
         }
 
 
+@dataclass(frozen=True)
+class GoodRecord:
+    """One of a creator's goods, as their list shows it."""
+
+    entry_id: int
+    good_type: GoodType
+    fingerprint: bytes
+    product: str | None
+    leaf_index: int | None
+    registered_at: int | None
+    batch_position: int | None
+
+
 class Registry:
     """The registry on one database, with its signing key and EIP-712 domain."""
 
@@ -225,6 +238,55 @@ class Registry:
     def receipt(self, transfer_id: int) -> TransferReceipt:
         with read_transaction(self.engine) as conn:
             return transfers.load_receipt(conn, transfer_id, self.domain)
+
+    def transfer_ids(
+        self,
+        platform: str,
+        *,
+        after: int,
+        limit: int,
+        good: tuple[GoodType, bytes] | None = None,
+    ) -> list[int]:
+        """Ids of the transfers a platform reported, oldest first, after a cursor."""
+        c = transfers.transfers_t.c
+        query = select(c.id).where(c.platform == platform, c.id > after)
+        if good is not None:
+            query = query.where(c.good_type == int(good[0]), c.fingerprint == good[1])
+        with read_transaction(self.engine) as conn:
+            return [int(i) for i in conn.execute(query.order_by(c.id).limit(limit)).scalars()]
+
+    def goods_of(self, creator: bytes, *, after: int, limit: int) -> list[GoodRecord]:
+        """A creator's registered goods (REGISTER entries), oldest first, after a cursor."""
+        c = entries_t.c
+        products = registration.products_t.c
+        query = (
+            select(
+                c.id,
+                c.good_type,
+                c.fingerprint,
+                c.leaf_index,
+                c.timestamp,
+                c.position,
+                products.slug,
+            )
+            .outerjoin(registration.products_t, products.id == c.product_id)
+            .where(c.kind == int(EntryKind.REGISTER), c.actor == creator, c.id > after)
+            .order_by(c.id)
+            .limit(limit)
+        )
+        with read_transaction(self.engine) as conn:
+            return [
+                GoodRecord(
+                    entry_id=int(row.id),
+                    good_type=GoodType(int(row.good_type)),
+                    fingerprint=bytes(row.fingerprint),
+                    product=row.slug,
+                    leaf_index=row.leaf_index,
+                    registered_at=row.timestamp,
+                    batch_position=row.position,
+                )
+                for row in conn.execute(query)
+            ]
 
     def record_verifications(self, records: Sequence[VerificationRecord]) -> None:
         with write_transaction(self.engine) as conn:

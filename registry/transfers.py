@@ -431,9 +431,7 @@ def _check_seller(request: TransferRequest, holding: Any, previous: Any, good: s
     if holding is None:
         if seller.is_creator:
             return
-        raise DoubleSale(
-            f"the seller does not hold {good}: its creator still does", earlier=None
-        )
+        raise DoubleSale(f"the seller does not hold {good}: its creator still does", earlier=None)
     holds = (
         not seller.is_creator
         and seller.platform == holding.holder_platform
@@ -526,8 +524,7 @@ def load_receipt(conn: Connection, transfer_id: int, domain: Domain) -> Transfer
         final=bool(row.final),
         creator=checksum(bytes(row.creator)),
         royalties=[
-            RoyaltyShare(s["recipient"], int(s["bps"]), int(s["amount"]))
-            for s in royalty["shares"]
+            RoyaltyShare(s["recipient"], int(s["bps"]), int(s["amount"])) for s in royalty["shares"]
         ],
         seller_amount=None if royalty["seller_amount"] is None else int(royalty["seller_amount"]),
     )

@@ -26,9 +26,7 @@ _UPSERT = text(
     " first_at = MIN(verification_counts.first_at, excluded.first_at),"
     " last_at = MAX(verification_counts.last_at, excluded.last_at)"
 )
-_UPSERT_PG = text(
-    str(_UPSERT).replace("MIN(", "LEAST(").replace("MAX(", "GREATEST(")
-)
+_UPSERT_PG = text(str(_UPSERT).replace("MIN(", "LEAST(").replace("MAX(", "GREATEST("))
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +43,7 @@ class VerificationRecord:
 
 @dataclass(frozen=True, slots=True)
 class VerificationStats:
-    """"Verified N times, by M platforms, first at T" (None while never verified)."""
+    """ "Verified N times, by M platforms, first at T" (None while never verified)."""
 
     times: int
     platforms: int

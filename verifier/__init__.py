@@ -1,6 +1,10 @@
-"""What a platform or auditor needs without the server: proof-bundle checks, the client.
+"""What a platform or auditor needs without the server.
 
-Empty until issue 4.
+- ``bundle``: the ``tracemark-bundle/v1`` proof bundle (format, strict parsing, building it);
+- ``offline``: checking a bundle with nothing but the chain (``tracemark verify``);
+- ``authenticity``: a good's facts and the verdict on them (the verify endpoint's core);
+- ``schemas``: the HTTP API's wire models, shared by the server and the client;
+- ``client``: the typed Python client for platforms, creators and auditors.
 """
 
 __all__: list[str] = []

@@ -8,6 +8,8 @@ directly (the operator's mode). Exit codes (README): 0 ok, 1 internal error, 2 u
 
 # Each module registers its commands, in this order in --help.
 from api.cli import server, creator, log, chain  # noqa: F401, I001
+from api.cli import verify  # noqa: F401
+from api.cli import apikeys  # noqa: F401
 from api.cli.app import EXIT_CODES, app, fail
 
 

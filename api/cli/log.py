@@ -23,6 +23,7 @@ from registry.fingerprints import (
     parse_good_type,
 )
 from registry.merkle import hash_leaf, verify_consistency, verify_inclusion
+from registry.records import checksum
 from registry.service import Registry
 
 
@@ -34,7 +35,7 @@ def _head_dict(registry: Registry) -> dict[str, Any]:
         "tree_size": head.tree_size,
         "root": "0x" + head.root.hex(),
         "timestamp": head.timestamp,
-        "signer": registry.address,
+        "signer": checksum(head.signer),
         "signature": "0x" + head.signature.hex(),
         "domain": head.domain.as_dict(),
     }

@@ -103,11 +103,17 @@ def serve() -> None:
     # The API in the foreground: uvicorn (uvloop + httptools) owns SIGINT/SIGTERM and returns
     # when asked to stop; then the sequencer and the worker finish their step and stop.
     config = uvicorn.Config(
-        create_app(registry, runtime.chain),
+        create_app(
+            registry,
+            runtime.chain,
+            siwe_domain=f"{state.settings.api_host}:{state.settings.api_port}",
+        ),
         host=state.settings.api_host,
         port=state.settings.api_port,
+        # No access log: a request line may carry what a client wrongly put in a URL.
         log_level="warning",
-        lifespan="off",
+        access_log=False,
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     logging.getLogger("tracemark").info(

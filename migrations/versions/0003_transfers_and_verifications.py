@@ -17,6 +17,14 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("entries", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_entries_creator_goods",
+            ["actor", "id"],
+            unique=False,
+            sqlite_where=sa.text("kind = 1"),
+            postgresql_where=sa.text("kind = 1"),
+        )
 
     op.create_table(
         "verification_counts",
@@ -145,6 +153,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("entries", schema=None) as batch_op:
+        batch_op.drop_index("ix_entries_creator_goods")
 
     with op.batch_alter_table("royalty_lines", schema=None) as batch_op:
         batch_op.drop_index("ix_royalty_lines_creator_created_at")

@@ -8,6 +8,7 @@ from sqlalchemy import Engine, inspect
 from sqlmodel import SQLModel
 
 import anchoring.models  # noqa: F401
+import api.models  # noqa: F401
 import registry.models  # noqa: F401
 from registry.migrate import upgrade
 
@@ -20,3 +21,4 @@ def test_migrations_match_models_and_are_idempotent(engine: Engine) -> None:
     assert diff == []
     names = set(inspect(engine).get_table_names())
     assert {"entries", "signed_records", "tree_tiles", "tree_heads", "log_state"} <= names
+    assert {"platforms", "api_keys", "siwe_nonces", "idempotency_keys", "jobs"} <= names

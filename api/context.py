@@ -1,0 +1,57 @@
+"""What every route needs, built once per app and kept on ``app.state.context``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from anchoring.chain import Chain
+from api.chainwatch import ChainWatch
+from api.jobs import JobRunner
+from api.ratelimit import RateLimiter
+from api.telemetry import VerificationBuffer
+from registry.fingerprints import CodeFingerprinter
+from registry.service import Registry
+from verifier.authenticity import CodeKeyCache, GoodLookup
+
+#: Largest file a platform may upload to have it fingerprinted (bytes); bigger files are
+#: hashed by the caller (``tracemark fingerprint``, or the page in the browser).
+MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+#: Largest bulk upload (NDJSON/CSV of fingerprints): 10^6 codes at ~70 bytes a line and more.
+MAX_BULK_BYTES = 256 * 1024 * 1024
+#: Largest JSON body of any other request.
+MAX_JSON_BYTES = 64 * 1024
+
+
+@dataclass
+class ApiContext:
+    registry: Registry
+    chain: Chain | None
+    limiter: RateLimiter
+    lookup: GoodLookup
+    telemetry: VerificationBuffer
+    chain_watch: ChainWatch
+    jobs: JobRunner
+    code_keys: CodeKeyCache = field(default_factory=CodeKeyCache)
+    #: The host[:port] a Sign-In with Ethereum message must name.
+    siwe_domain: str = "127.0.0.1:8000"
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+    max_bulk_bytes: int = MAX_BULK_BYTES
+
+    def fingerprinter(self, creator: bytes) -> CodeFingerprinter:
+        found = self.code_keys.get(creator)
+        if found is None:
+            found = CodeFingerprinter(self.registry.code_key_of(creator))
+            self.code_keys.put(creator, found)
+        return found
+
+    def close(self) -> None:
+        self.telemetry.close()
+        self.chain_watch.close()
+        self.lookup.close()
+
+
+def context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.context
+    return ctx

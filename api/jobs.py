@@ -1,0 +1,179 @@
+"""Bulk uploads as jobs: the body is spooled to disk, then ingested by one background worker.
+
+A 10^6-code batch is one transaction of ~20 s on SQLite; the client gets ``202`` with a job
+id at once and polls it. One worker thread runs jobs in order, so two uploads never fight
+for the write lock. A job is all or nothing (the batch is one transaction): a job that a
+restart interrupted is marked failed, and nothing of it was written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import secrets
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from sqlalchemy import Table, select, update
+
+from api.models import Job
+from registry.batches import BatchResult
+from registry.db import read_transaction, write_transaction
+from registry.errors import InvalidInput, NotFound, TracemarkError
+from registry.fingerprints import parse_fingerprint
+from registry.service import Registry
+
+logger = logging.getLogger("tracemark.api.jobs")
+jobs_t: Table = Job.__table__  # type: ignore[attr-defined]
+
+
+@dataclass
+class JobSpec:
+    job_id: str
+    spool: IO[bytes]
+    csv: bool
+    #: Runs the batch over the spooled fingerprints, reporting progress.
+    run: Callable[[Iterator[bytes], Callable[[int], None]], BatchResult]
+
+
+def fingerprints_from(spool: IO[bytes], *, csv: bool) -> Iterator[bytes]:
+    """The spooled body's fingerprints: one per line, as ``0x``-hex (or JSON strings)."""
+    spool.seek(0)
+    header_seen = not csv
+    for number, raw in enumerate(spool, start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        text = line.decode("ascii", errors="replace")
+        if not header_seen:
+            header_seen = True
+            if text.lower().strip('"') == "fingerprint":
+                continue
+        text = text.strip('"').split(",")[0].strip('"')
+        try:
+            yield parse_fingerprint(text)
+        except InvalidInput as exc:
+            raise InvalidInput(f"line {number}: {exc.detail}") from exc
+
+
+class JobRunner:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._queue: queue.Queue[JobSpec | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        #: Live progress of the running job (fingerprints ingested so far).
+        self._progress: dict[str, list[int]] = {}
+
+    def spool(self) -> IO[bytes]:
+        return tempfile.TemporaryFile(prefix="tracemark-bulk-")
+
+    def create(self, owner: str, kind: str) -> str:
+        job_id = "job_" + secrets.token_urlsafe(16)
+        now = self.registry.clock()
+        with write_transaction(self.registry.engine) as conn:
+            conn.execute(
+                jobs_t.insert().values(
+                    id=job_id,
+                    owner=owner,
+                    kind=kind,
+                    state="queued",
+                    total=None,
+                    processed=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        return job_id
+
+    def submit(self, spec: JobSpec) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._work, name="tracemark-jobs", daemon=True
+                )
+                self._thread.start()
+        self._queue.put(spec)
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        with read_transaction(self.registry.engine) as conn:
+            row = conn.execute(select(jobs_t).where(jobs_t.c.id == job_id)).first()
+        if row is None:
+            raise NotFound(f"no job {job_id}")
+        return {
+            "job_id": row.id,
+            "kind": row.kind,
+            "state": row.state,
+            "total": row.total,
+            "processed": int(row.processed),
+            "result": None if row.result is None else json.loads(row.result),
+            "error": row.error,
+        }
+
+    def fail_interrupted(self) -> int:
+        """At start-up: jobs a restart cut short are failed (their batch rolled back)."""
+        with write_transaction(self.registry.engine) as conn:
+            return int(
+                conn.execute(
+                    update(jobs_t)
+                    .where(jobs_t.c.state.in_(["queued", "running"]))
+                    .values(
+                        state="failed",
+                        error="interrupted by a restart; nothing of it was written: upload again",
+                        updated_at=self.registry.clock(),
+                    )
+                ).rowcount
+            )
+
+    def _set(self, job_id: str, **values: Any) -> None:
+        with write_transaction(self.registry.engine) as conn:
+            conn.execute(
+                update(jobs_t)
+                .where(jobs_t.c.id == job_id)
+                .values(updated_at=self.registry.clock(), **values)
+            )
+
+    def _work(self) -> None:
+        while (spec := self._queue.get()) is not None:
+            self._run(spec)
+
+    def _run(self, spec: JobSpec) -> None:
+        reported = [0]
+
+        def progress(done: int) -> None:
+            # Progress rows are written outside the batch's own transaction, which on SQLite
+            # holds the write lock: so progress lives in memory until the batch commits.
+            reported[0] = done
+
+        self._progress[spec.job_id] = reported
+        try:
+            self._set(spec.job_id, state="running")
+            result = spec.run(fingerprints_from(spec.spool, csv=spec.csv), progress)
+            self._set(
+                spec.job_id,
+                state="done",
+                processed=result.count,
+                total=result.count,
+                result=json.dumps(result.as_dict()),
+            )
+        except TracemarkError as exc:
+            self._set(spec.job_id, state="failed", error=exc.detail, processed=0)
+        except Exception:
+            logger.exception("bulk job %s failed", spec.job_id)
+            self._set(spec.job_id, state="failed", error="an unexpected error; it was logged")
+        finally:
+            self._progress.pop(spec.job_id, None)
+            spec.spool.close()
+
+    def live_progress(self, job_id: str) -> int | None:
+        found = self._progress.get(job_id)
+        return None if found is None else found[0]
+
+    def close(self) -> None:
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout=60)

@@ -1,0 +1,304 @@
+"""Rate limits: in-process token buckets per API key, creator, IP, code fingerprint and probe.
+
+Why (THREATS 38): a code is a short secret, so ``/verify`` by code is an oracle that a bot
+can drain. The limits below make guessing slow, make the guesser visible, and keep one hot
+card from being polled to death, while letting honest platforms and auditors work.
+
+Named limits (``RateLimits``; each a token bucket of ``rate`` tokens a second up to ``burst``):
+
+=================  =========================================  ==============================
+bucket             keyed by                                   default
+=================  =========================================  ==============================
+``api_key``        a platform API key (``key:<id>``)          100/s, burst 200
+``auditor``        an API key with the ``audit`` scope        1000/s, burst 2000
+``creator``        a signed-in creator (SIWE)                 20/s, burst 40
+``anonymous``      the client IP of an unauthenticated call   5/s, burst 10
+``code_lookup``    the client IP of an anonymous code lookup  10/min, burst 10
+``fingerprint``    a code's fingerprint, across every caller  60/min, burst 60
+``probe``          lookups of codes that do not exist, per    20/min, burst 20
+                   key or IP (see ``record_probe_failure``)
+=================  =========================================  ==============================
+
+- Auditors get a higher limit than platforms: they read the whole log (every entry, every
+  proof) and must keep up with its growth, which a platform-sized budget would not allow.
+- A platform or IP that exhausts its ``probe`` budget is refused (429) until it refills and
+  is *flagged* in memory (``flags()``) with counts, for the API to report and log; the
+  signals work persists such flags later.
+- ``fingerprint`` is shared by everyone: a card polled far more than any honest resale
+  needs is the signature of a bot draining it. NOTE: the flip side is that a hostile caller
+  can exhaust one card's budget for a minute; the budget is per card, so that only delays
+  checks of that card.
+
+NOTE: the buckets live in this process. With several API replicas each replica enforces
+its own limits (the effective limit is multiplied by the replica count); a multi-replica
+deployment needs a shared store (DESIGN.md: Redis through ``limits``, or PostgreSQL).
+
+Memory is bounded: at most ``max_buckets`` buckets (least recently used evicted first;
+a bucket idle long enough to be full again is dropped early, which loses nothing) and
+``max_flags`` flags. A check is O(1) under one lock.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Final
+
+from registry.errors import TracemarkError
+
+API_KEY = "api_key"
+AUDITOR = "auditor"
+CREATOR = "creator"
+ANONYMOUS = "anonymous"
+CODE_LOOKUP = "code_lookup"
+FINGERPRINT = "fingerprint"
+PROBE = "probe"
+
+
+class RateLimited(TracemarkError):
+    """Too many requests for one bucket; retry after ``retry_after`` seconds (429)."""
+
+    code = "rate-limited"
+
+    def __init__(self, detail: str, *, retry_after: int, bucket: str) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+        self.bucket = bucket
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A token bucket: ``rate`` tokens a second, holding at most ``burst``."""
+
+    rate: float
+    burst: int
+
+    def __post_init__(self) -> None:
+        if not self.rate > 0 or self.burst < 1:
+            raise ValueError("a limit needs a positive rate and a burst of at least 1")
+
+    @classmethod
+    def per_second(cls, count: float, burst: int | None = None) -> Limit:
+        return cls(rate=float(count), burst=burst if burst is not None else max(1, int(count)))
+
+    @classmethod
+    def per_minute(cls, count: float, burst: int | None = None) -> Limit:
+        return cls(rate=count / 60.0, burst=burst if burst is not None else max(1, int(count)))
+
+
+#: A platform key: far above an honest integration's steady rate, with room for bursts.
+DEFAULT_API_KEY: Final = Limit.per_second(100, burst=200)
+#: An auditor's key: ten times a platform's, to read the log as fast as it grows.
+DEFAULT_AUDITOR: Final = Limit.per_second(1000, burst=2000)
+#: A signed-in creator reading their goods and statements.
+DEFAULT_CREATOR: Final = Limit.per_second(20, burst=40)
+#: One IP without credentials (public reads; refused credentials are charged here too).
+DEFAULT_ANONYMOUS: Final = Limit.per_second(5, burst=10)
+#: One IP looking codes up without a key: a code is a short secret (THREATS 11, 38).
+DEFAULT_CODE_LOOKUP: Final = Limit.per_minute(10)
+#: One code's fingerprint, whoever asks: a card polled harder is being drained.
+DEFAULT_FINGERPRINT: Final = Limit.per_minute(60)
+#: Lookups of codes that do not exist, per key or IP: a guesser's trace.
+DEFAULT_PROBE: Final = Limit.per_minute(20)
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Every named limit, with the defaults documented in the module docstring."""
+
+    api_key: Limit = DEFAULT_API_KEY
+    auditor: Limit = DEFAULT_AUDITOR
+    creator: Limit = DEFAULT_CREATOR
+    anonymous: Limit = DEFAULT_ANONYMOUS
+    code_lookup: Limit = DEFAULT_CODE_LOOKUP
+    fingerprint: Limit = DEFAULT_FINGERPRINT
+    probe: Limit = DEFAULT_PROBE
+    #: Most buckets held at once, all names together (~200 bytes each).
+    max_buckets: int = 100_000
+    #: Most probing flags held at once.
+    max_flags: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.max_buckets < 1 or self.max_flags < 1:
+            raise ValueError("max_buckets and max_flags must be at least 1")
+
+    def named(self) -> dict[str, Limit]:
+        """The bucket limits by name (every field that is a ``Limit``)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: value for name, value in values.items() if isinstance(value, Limit)}
+
+
+@dataclass(frozen=True)
+class ProbeFlag:
+    """A key (``Principal.rate_key``) that ran out of its failed-probe budget.
+
+    Times are the limiter's clock (Unix seconds by default); counts run from the flag on.
+    """
+
+    key: str
+    first_at: float
+    last_at: float
+    #: Failed code lookups reported for this key since it was flagged.
+    failed_probes: int
+    #: Requests refused (429) for this key's probe budget since it was flagged.
+    refused: int
+
+
+class RateLimiter:
+    """Token buckets keyed by (limit name, key); thread-safe; the clock is injectable."""
+
+    #: Buckets looked at, per new bucket, for early eviction of idle (full again) ones.
+    _SWEEP = 2
+
+    def __init__(
+        self, limits: RateLimits | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.limits = limits or RateLimits()
+        self._named = self.limits.named()
+        self._clock = clock
+        self._lock = threading.Lock()
+        # (name, key) -> [tokens, last refill time, rate, burst]
+        self._buckets: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
+        # key -> [first_at, last_at, failed_probes, refused]
+        self._flags: OrderedDict[str, list[float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def check(self, bucket: str, key: str, cost: float = 1.0) -> None:
+        """Take ``cost`` tokens from ``bucket`` for ``key``, or raise ``RateLimited``."""
+        wait = self._take(bucket, key, cost)
+        if wait is not None:
+            raise self._refusal(bucket, wait)
+
+    def peek(self, bucket: str, key: str) -> None:
+        """Raise ``RateLimited`` if ``key`` has no token left in ``bucket``; take nothing."""
+        wait = self._take(bucket, key, 1.0, consume=False)
+        if wait is not None:
+            raise self._refusal(bucket, wait)
+
+    # -- failed code probes -------------------------------------------------------------------
+
+    def ensure_probe_budget(self, key: str) -> None:
+        """Before a code lookup: refuse (429) a key whose failed-probe budget is spent."""
+        wait = self._take(PROBE, key, 1.0, consume=False)
+        if wait is not None:
+            self._flag(key, failed=0, refused=1)
+            raise self._refusal(PROBE, wait)
+
+    def record_probe_failure(self, key: str) -> None:
+        """After a lookup of a code that does not exist: spend one token of ``key``'s probe
+        budget; when none is left, flag the key and raise ``RateLimited``."""
+        wait = self._take(PROBE, key, 1.0)
+        with self._lock:
+            flagged = key in self._flags
+        if wait is not None or flagged:
+            self._flag(key, failed=1, refused=1 if wait is not None else 0)
+        if wait is not None:
+            raise self._refusal(PROBE, wait)
+
+    def flags(self) -> list[ProbeFlag]:
+        """Every key flagged for probing, oldest flag first (a snapshot)."""
+        with self._lock:
+            return [
+                ProbeFlag(key, first, last, int(failed), int(refused))
+                for key, (first, last, failed, refused) in self._flags.items()
+            ]
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _limit(self, bucket: str) -> tuple[float, int]:
+        try:
+            limit = self._named[bucket]
+        except KeyError:
+            raise ValueError(f"no rate limit named {bucket!r}") from None
+        return limit.rate, limit.burst
+
+    def _take(self, bucket: str, key: str, cost: float, *, consume: bool = True) -> float | None:
+        """Refill and (if ``consume``) take; the seconds to wait when short, else None."""
+        rate, burst = self._limit(bucket)
+        ident = (bucket, key)
+        buckets = self._buckets
+        with self._lock:
+            now = self._clock()
+            state = buckets.get(ident)
+            if state is None:
+                # Growth is what costs memory, so a new bucket pays for the sweep.
+                self._sweep(now)
+                tokens = float(burst)
+                state = [tokens, now, rate, burst]
+                buckets[ident] = state
+                while len(buckets) > self.limits.max_buckets:
+                    buckets.popitem(last=False)
+            else:
+                # A clock that steps back refills nothing, and the bucket keeps its later
+                # time, so stepping forward again refills nothing twice.
+                elapsed = now - state[1]
+                if elapsed > 0:
+                    tokens = state[0] + elapsed * rate
+                    if tokens > burst:
+                        tokens = burst
+                    state[1] = now
+                else:
+                    tokens = state[0]
+                buckets.move_to_end(ident)
+            if tokens >= cost:
+                state[0] = tokens - cost if consume else tokens
+                return None
+            state[0] = tokens
+            return (cost - tokens) / rate
+
+    def _sweep(self, now: float) -> None:
+        # The least recently used buckets first: one that has refilled completely is the
+        # same as no bucket at all, so dropping it changes no answer.
+        buckets = self._buckets
+        for _ in range(self._SWEEP):
+            if not buckets:
+                return
+            ident, (tokens, last, rate, burst) = next(iter(buckets.items()))
+            if tokens + (now - last) * rate < burst:
+                return
+            del buckets[ident]
+
+    def _flag(self, key: str, *, failed: int, refused: int) -> None:
+        with self._lock:
+            now = self._clock()
+            flag = self._flags.get(key)
+            if flag is None:
+                self._flags[key] = [now, now, float(failed), float(refused)]
+                while len(self._flags) > self.limits.max_flags:
+                    self._flags.popitem(last=False)
+                return
+            flag[1] = now
+            flag[2] += failed
+            flag[3] += refused
+
+    @staticmethod
+    def _refusal(bucket: str, wait: float) -> RateLimited:
+        # Retry-After is whole seconds (RFC 9110 §10.2.3): round up, never 0.
+        seconds = max(1, math.ceil(wait - 1e-9))
+        return RateLimited(
+            f"rate limit '{bucket}' exceeded; retry in {seconds} s",
+            retry_after=seconds,
+            bucket=bucket,
+        )
+
+
+__all__ = [
+    "ANONYMOUS",
+    "API_KEY",
+    "AUDITOR",
+    "CODE_LOOKUP",
+    "CREATOR",
+    "FINGERPRINT",
+    "PROBE",
+    "Limit",
+    "ProbeFlag",
+    "RateLimited",
+    "RateLimiter",
+    "RateLimits",
+]

@@ -1,0 +1,154 @@
+"""Auditors and anyone holding evidence: the log's signed heads and proofs, a good's history,
+and its proof bundle (``tracemark-bundle/v1``), which checks against the chain alone."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict
+
+from api.auth import Principal, authenticated, require_scope
+from api.context import ApiContext, context
+from api.pagination import decode_cursor, encode_cursor
+from api.routes.platforms import GOOD_TYPES
+from registry.errors import NotFound
+from registry.fingerprints import parse_fingerprint
+from registry.records import checksum
+from verifier.bundle import build_bundle
+from verifier.schemas import DEFAULT_PAGE, MAX_PAGE, GoodTypeName, Page
+
+router = APIRouter(tags=["auditors"])
+
+Context = Annotated[ApiContext, Depends(context)]
+Caller = Annotated[Principal, Depends(authenticated)]
+Auditor = Annotated[Principal, Depends(require_scope("audit"))]
+GoodTypePath = Annotated[GoodTypeName, Path()]
+FingerprintPath = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$")]
+
+
+class TreeHeadPublic(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tree_size: int
+    root: str
+    timestamp: int
+    signature: str
+    signer: str
+    domain: dict[str, Any]
+
+
+class ProofPublic(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tree_size: int
+    proof: list[str]
+    leaf_index: int | None = None
+    from_size: int | None = None
+
+
+class HistoryEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    entry_id: int
+    leaf_index: int | None
+    kind: str
+    good_type: str
+    fingerprint: str
+    actor: str
+    payload_hash: str
+    timestamp: int | None
+    batch_position: int | None
+
+
+@router.get("/v1/log/head", operation_id="get_tree_head", summary="The newest signed tree head.")
+def tree_head(ctx: Context, caller: Caller) -> TreeHeadPublic:
+    head = ctx.registry.latest_tree_head()
+    if head is None:
+        raise NotFound("the log is empty: no tree head signed yet")
+    return TreeHeadPublic(
+        tree_size=head.tree_size,
+        root="0x" + head.root.hex(),
+        timestamp=head.timestamp,
+        signature="0x" + head.signature.hex(),
+        signer=checksum(head.signer),
+        domain=head.domain.as_dict(),
+    )
+
+
+@router.get(
+    "/v1/log/proof/inclusion",
+    operation_id="get_inclusion_proof",
+    summary="RFC 9162 inclusion proof of a leaf in a tree size.",
+)
+def inclusion(
+    ctx: Context,
+    caller: Caller,
+    leaf_index: Annotated[int, Query(ge=0, le=2**63 - 1)],
+    tree_size: Annotated[int, Query(ge=1, le=2**63 - 1)],
+) -> ProofPublic:
+    proof = ctx.registry.inclusion_proof(leaf_index, tree_size)
+    return ProofPublic(
+        tree_size=tree_size, leaf_index=leaf_index, proof=["0x" + p.hex() for p in proof]
+    )
+
+
+@router.get(
+    "/v1/log/proof/consistency",
+    operation_id="get_consistency_proof",
+    summary="RFC 9162 consistency proof between two tree sizes.",
+)
+def consistency(
+    ctx: Context,
+    caller: Caller,
+    from_size: Annotated[int, Query(ge=0, le=2**63 - 1)],
+    tree_size: Annotated[int, Query(ge=1, le=2**63 - 1)],
+) -> ProofPublic:
+    proof = ctx.registry.consistency_proof(from_size, tree_size)
+    return ProofPublic(
+        tree_size=tree_size, from_size=from_size, proof=["0x" + p.hex() for p in proof]
+    )
+
+
+@router.get(
+    "/v1/goods/{good_type}/{fingerprint}/proof",
+    operation_id="get_proof_bundle",
+    summary="The good's proof bundle (tracemark-bundle/v1): check it with the chain alone.",
+    responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
+)
+async def proof_bundle(
+    good_type: GoodTypePath, fingerprint: FingerprintPath, ctx: Context, caller: Caller
+) -> Response:
+    bundle = await run_in_threadpool(
+        build_bundle, ctx.registry, GOOD_TYPES[good_type], parse_fingerprint(fingerprint)
+    )
+    return Response(
+        bundle.to_json(),
+        media_type="application/json",
+        headers={"Content-Disposition": 'attachment; filename="bundle.json"'},
+    )
+
+
+@router.get(
+    "/v1/goods/{good_type}/{fingerprint}/history",
+    operation_id="get_good_history",
+    summary="Every entry naming the good, in log order (auditors; cursor-paginated).",
+)
+def history(
+    good_type: GoodTypePath,
+    fingerprint: FingerprintPath,
+    ctx: Context,
+    auditor: Auditor,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+) -> Page[HistoryEntry]:
+    entries = ctx.registry.history(GOOD_TYPES[good_type], parse_fingerprint(fingerprint))
+    if not entries:
+        raise NotFound("no entry names this good")
+    position = decode_cursor(cursor)
+    page = entries[position : position + limit]
+    return Page[HistoryEntry](
+        items=[HistoryEntry(**entry.as_dict()) for entry in page],
+        next_cursor=encode_cursor(position + limit) if position + limit < len(entries) else None,
+    )

@@ -1,0 +1,378 @@
+"""Partner platforms: is this good authentic (by fingerprint, code or file), and transfers.
+
+``POST /v1/verify`` is the hot path: an async handler (no thread hop), the raw-driver lookup
+of ``verifier.authenticity``, the answer built as a plain dict, and the verification event
+handed to a buffer that writes behind the request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from api import ratelimit
+from api.auth import Forbidden, Principal, authenticated, require_scope
+from api.context import ApiContext, context
+from api.errors import PayloadTooLarge
+from api.pagination import decode_cursor, next_cursor
+from registry.eip712 import address_bytes, parse_address, typed_data
+from registry.errors import InvalidInput, NotFound
+from registry.fingerprints import GoodType, fingerprint_hex, parse_fingerprint
+from registry.transfers import Party, TransferReceipt, TransferRequest
+from registry.verifications import VerificationRecord
+from verifier import authenticity
+from verifier.schemas import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    GoodTypeName,
+    Page,
+    PartyIn,
+    ReceiptOut,
+    TransferIn,
+    VerifyIn,
+    VerifyOut,
+)
+
+router = APIRouter(tags=["platforms"])
+
+GOOD_TYPES: dict[str, GoodType] = {
+    "file": GoodType.FILE,
+    "code": GoodType.CODE,
+    "item": GoodType.ITEM,
+}
+USE_NAMES = {1: "single", 2: "transferable"}
+ANONYMOUS_PLATFORM = "anonymous"
+
+
+#: The fields of a verify answer that describe a registered good (null for an unknown one).
+EMPTY_FACTS: dict[str, Any] = dict.fromkeys(
+    ("creator", "product", "use", "leaf_index", "holder", "anchor", "verifications")
+)
+
+
+def verify_answer(
+    ctx: ApiContext,
+    good_type: GoodType,
+    fingerprint: bytes,
+    *,
+    claimed_creator: str | None,
+    claimed_product: str | None,
+) -> tuple[dict[str, Any], str]:
+    """The full answer as a dict matching ``VerifyOut``, and its verdict."""
+    facts = ctx.lookup.facts(good_type, fingerprint)
+    decision = authenticity.decide(
+        facts, claimed_creator=claimed_creator, claimed_product=claimed_product
+    )
+    block, seen_at = ctx.chain_watch.view()
+    answer: dict[str, Any] = {
+        "verdict": decision.verdict,
+        "good_type": good_type.name.lower(),
+        "fingerprint": fingerprint_hex(fingerprint),
+        "chain_block": block,
+        "chain_seen_at": seen_at,
+        "risk": {
+            "score": decision.score,
+            "signals": [{"code": s.code, "detail": s.detail} for s in decision.signals],
+        },
+        "coarse": False,
+        **EMPTY_FACTS,
+    }
+    if facts is not None:
+        anchor = None
+        if facts.anchor is not None:
+            a = facts.anchor
+            anchor = {
+                "chain_id": ctx.registry.domain.chain_id,
+                "contract": ctx.registry.domain.verifying_contract,
+                "tx_hash": "0x" + a.tx_hash.hex(),
+                "block_number": a.block_number,
+                "tree_size": a.tree_size,
+                "state": "final" if a.final else "unconfirmed",
+                "confirmations": None if block is None else max(0, block - a.block_number + 1),
+            }
+        answer.update(
+            creator=facts.creator,
+            product=facts.product,
+            use=USE_NAMES[int(facts.use)],
+            leaf_index=facts.leaf_index,
+            holder={"platform": facts.holder_platform, "since_transfer": facts.last_transfer_id},
+            anchor=anchor,
+            verifications={
+                "times": facts.times_verified,
+                "platforms": facts.platforms_verified,
+                "first_at": facts.first_verified_at,
+            },
+        )
+    return answer, decision.verdict
+
+
+def _record(
+    ctx: ApiContext,
+    principal: Principal,
+    good_type: GoodType,
+    fingerprint: bytes,
+    via: str,
+    verdict: str,
+) -> None:
+    ctx.telemetry.add(
+        VerificationRecord(
+            at=ctx.registry.clock(),
+            platform=principal.platform or ANONYMOUS_PLATFORM,
+            good_type=int(good_type),
+            fingerprint=fingerprint,
+            via=via,
+            verdict=verdict,
+        )
+    )
+
+
+@router.post(
+    "/v1/verify",
+    operation_id="verify_good",
+    response_model=VerifyOut,
+    summary="Is this good authentic? By fingerprint, or by code and the creator it claims.",
+    responses={429: {"description": "Rate limited (Retry-After says when to come back)"}},
+)
+async def verify(
+    body: VerifyIn,
+    ctx: Annotated[ApiContext, Depends(context)],
+    principal: Annotated[Principal, Depends(authenticated)],
+) -> Response:
+    if principal.kind == "platform" and "verify" not in principal.scopes:
+        raise Forbidden("this API key has no verify scope")
+    good_type = GOOD_TYPES[body.good_type]
+    if (body.fingerprint is None) == (body.code is None):
+        raise InvalidInput("give exactly one of fingerprint or code")
+    claimed_creator = None if body.creator is None else parse_address(body.creator)
+    if body.fingerprint is not None:
+        fingerprint = parse_fingerprint(body.fingerprint)
+        answer, verdict = verify_answer(
+            ctx,
+            good_type,
+            fingerprint,
+            claimed_creator=claimed_creator,
+            claimed_product=body.product,
+        )
+        _record(ctx, principal, good_type, fingerprint, "fingerprint", verdict)
+        return JSONResponse(answer)
+
+    # By code: the registry computes the keyed fingerprint under the claimed creator's key.
+    assert body.code is not None
+    if good_type is not GoodType.CODE:
+        raise InvalidInput("a code lookup needs good_type code")
+    if claimed_creator is None:
+        raise InvalidInput("a code lookup must name the creator it claims to be from")
+    probe_key = principal.rate_key
+    if principal.kind == "anonymous":
+        ctx.limiter.check(ratelimit.CODE_LOOKUP, probe_key)
+    ctx.limiter.ensure_probe_budget(probe_key)
+    try:
+        fingerprinter = ctx.fingerprinter(address_bytes(claimed_creator))
+    except NotFound:
+        fingerprinter = None
+    if fingerprinter is None:
+        # Uniform with "no such code": who has enrolled a key is not for probing either.
+        ctx.limiter.record_probe_failure(probe_key)
+        return JSONResponse(_unknown_code(principal))
+    fingerprint = fingerprinter.fingerprint(body.code)
+    ctx.limiter.check(ratelimit.FINGERPRINT, fingerprint.hex())
+    answer, verdict = verify_answer(
+        ctx,
+        good_type,
+        fingerprint,
+        claimed_creator=claimed_creator,
+        claimed_product=body.product,
+    )
+    _record(ctx, principal, good_type, fingerprint, "code", verdict)
+    if verdict == authenticity.UNKNOWN:
+        ctx.limiter.record_probe_failure(probe_key)
+    if principal.kind == "anonymous":
+        return JSONResponse(_coarse(answer))
+    return JSONResponse(answer)
+
+
+def _coarse(answer: dict[str, Any]) -> dict[str, Any]:
+    """What an anonymous code lookup learns: authentic or not, nothing to mine."""
+    verdict = answer["verdict"] if answer["verdict"] == authenticity.AUTHENTIC else "not_authentic"
+    return {"verdict": verdict, "good_type": answer["good_type"], "coarse": True}
+
+
+def _unknown_code(principal: Principal) -> dict[str, Any]:
+    answer = {
+        "verdict": authenticity.UNKNOWN,
+        "good_type": "code",
+        "fingerprint": None,
+        "chain_block": None,
+        "chain_seen_at": None,
+        **EMPTY_FACTS,
+        "risk": {
+            "score": authenticity.decide(None).score,
+            "signals": [{"code": "unregistered", "detail": "no creator registered this good"}],
+        },
+        "coarse": False,
+    }
+    return _coarse(answer) if principal.kind == "anonymous" else answer
+
+
+@router.post(
+    "/v1/verify/file",
+    operation_id="verify_file",
+    response_model=VerifyOut,
+    summary="Upload a file (raw body, streamed, size-capped); it is hashed, never stored.",
+    responses={413: {"description": "The file is larger than the upload cap"}},
+)
+async def verify_file(
+    request: Request,
+    ctx: Annotated[ApiContext, Depends(context)],
+    principal: Annotated[Principal, Depends(authenticated)],
+    creator: Annotated[str | None, Query(pattern=r"^0x[0-9a-fA-F]{40}$")] = None,
+) -> Response:
+    if principal.kind == "platform" and "verify" not in principal.scopes:
+        raise Forbidden("this API key has no verify scope")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > ctx.max_upload_bytes:
+        raise PayloadTooLarge(f"the file is over {ctx.max_upload_bytes:,} bytes")
+    digest = hashlib.sha256()
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > ctx.max_upload_bytes:
+            raise PayloadTooLarge(f"the file is over {ctx.max_upload_bytes:,} bytes")
+        digest.update(chunk)
+    fingerprint = digest.digest()
+    claimed = None if creator is None else parse_address(creator)
+    answer, verdict = verify_answer(
+        ctx, GoodType.FILE, fingerprint, claimed_creator=claimed, claimed_product=None
+    )
+    _record(ctx, principal, GoodType.FILE, fingerprint, "file", verdict)
+    return JSONResponse(answer)
+
+
+# -- transfers ---------------------------------------------------------------------------------
+
+
+def _party(value: PartyIn, default_platform: str, role: str) -> Party:
+    if value.creator:
+        if value.platform is not None or value.reference is not None:
+            raise InvalidInput(f"{role}: the creator is named by creator=true alone")
+        return Party(None, None)
+    if value.reference is None:
+        raise InvalidInput(f"{role}: give a reference (or creator=true)")
+    return Party(value.platform or default_platform, value.reference)
+
+
+def receipt_out(receipt: TransferReceipt) -> dict[str, Any]:
+    message = receipt.message()
+    return {
+        "transfer_id": receipt.transfer_id,
+        "good_type": receipt.good_type.name.lower(),
+        "fingerprint": fingerprint_hex(receipt.fingerprint),
+        "log_index": receipt.log_index,
+        "transfer_hash": "0x" + receipt.transfer_hash.hex(),
+        "timestamp": receipt.timestamp,
+        "signature": "0x" + receipt.signature.hex(),
+        "signer": receipt.signer,
+        "domain": receipt.domain.as_dict(),
+        "typed_data": typed_data("TransferReceipt", message, receipt.domain),
+        "platform": receipt.platform,
+        "seller": receipt.seller,
+        "buyer": receipt.buyer,
+        "price": None if receipt.price is None else str(receipt.price),
+        "currency": receipt.currency,
+        "final": receipt.final,
+        "creator": receipt.creator,
+        "royalties": [
+            {"recipient": s.recipient, "bps": s.bps, "amount": str(s.amount)}
+            for s in receipt.royalties
+        ],
+        "seller_amount": None if receipt.seller_amount is None else str(receipt.seller_amount),
+        "replayed": receipt.replayed,
+    }
+
+
+@router.post(
+    "/v1/transfers",
+    operation_id="record_transfer",
+    response_model=ReceiptOut,
+    status_code=201,
+    summary="Report a hand-over or sale; get the royalty split and a signed receipt.",
+    responses={
+        200: {"description": "A retry with the same Idempotency-Key: the original receipt"},
+        409: {"description": "Double sale (the seller is not the holder), revoked or consumed"},
+    },
+)
+def record_transfer(
+    body: TransferIn,
+    ctx: Annotated[ApiContext, Depends(context)],
+    principal: Annotated[Principal, Depends(require_scope("transfer"))],
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=128)
+    ] = None,
+) -> Response:
+    assert principal.platform is not None
+    request = TransferRequest(
+        platform=principal.platform,
+        good_type=GOOD_TYPES[body.good_type],
+        fingerprint=parse_fingerprint(body.fingerprint),
+        seller=_party(body.seller, principal.platform, "seller"),
+        buyer=_party(body.buyer, principal.platform, "buyer"),
+        price=None if body.price is None else int(body.price),
+        currency=body.currency,
+        final=body.final,
+        idempotency_key=idempotency_key,
+    )
+    receipt = ctx.registry.transfer(request)
+    return JSONResponse(receipt_out(receipt), status_code=200 if receipt.replayed else 201)
+
+
+@router.get(
+    "/v1/transfers/{transfer_id}",
+    operation_id="get_transfer",
+    response_model=ReceiptOut,
+    summary="One of your platform's transfers, as its receipt.",
+)
+def get_transfer(
+    transfer_id: Annotated[int, ...],
+    ctx: Annotated[ApiContext, Depends(context)],
+    principal: Annotated[Principal, Depends(require_scope("transfer"))],
+) -> Response:
+    try:
+        receipt = ctx.registry.receipt(transfer_id)
+    except NotFound:
+        receipt = None
+    if receipt is None or receipt.platform != principal.platform:
+        # The same answer for "not yours" and "does not exist" (THREATS 36).
+        raise NotFound(f"no transfer {transfer_id} of yours")
+    return JSONResponse(receipt_out(receipt))
+
+
+@router.get(
+    "/v1/transfers",
+    operation_id="list_transfers",
+    response_model=Page[ReceiptOut],
+    summary="Your platform's transfers, oldest first (cursor-paginated).",
+)
+def list_transfers(
+    ctx: Annotated[ApiContext, Depends(context)],
+    principal: Annotated[Principal, Depends(require_scope("transfer"))],
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    good_type: GoodTypeName | None = None,
+    fingerprint: Annotated[str | None, Query(pattern=r"^0x[0-9a-fA-F]{64}$")] = None,
+) -> Response:
+    assert principal.platform is not None
+    after = decode_cursor(cursor)
+    good = None
+    if fingerprint is not None:
+        if good_type is None:
+            raise InvalidInput("filtering by fingerprint needs good_type too")
+        good = (GOOD_TYPES[good_type], parse_fingerprint(fingerprint))
+    ids = ctx.registry.transfer_ids(principal.platform, after=after, limit=limit, good=good)
+    items = [receipt_out(ctx.registry.receipt(i)) for i in ids]
+    return JSONResponse({"items": items, "next_cursor": next_cursor(ids, limit)})
+
+
+__all__ = ["receipt_out", "router", "verify_answer"]

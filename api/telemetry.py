@@ -1,0 +1,77 @@
+"""Verification events are written behind the requests, in batches.
+
+A verify answer must not wait for a write (one upsert per request costs most of the
+endpoint's throughput), and the counts it reports are telemetry, not acknowledged writes:
+they may lag by about a second, and a crash may lose the last second of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+from registry.errors import TracemarkError
+from registry.verifications import VerificationRecord
+
+logger = logging.getLogger("tracemark.api.telemetry")
+
+#: Most events buffered; beyond this new ones are dropped (and counted) rather than growing.
+MAX_BUFFERED = 100_000
+
+
+class VerificationBuffer:
+    """Collects verification records and flushes them every ``interval`` seconds."""
+
+    def __init__(
+        self,
+        flush: Callable[[Sequence[VerificationRecord]], None],
+        *,
+        interval: float = 0.5,
+    ) -> None:
+        self._flush = flush
+        self.interval = interval
+        self._pending: list[VerificationRecord] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.dropped = 0
+
+    def add(self, record: VerificationRecord) -> None:
+        with self._lock:
+            if len(self._pending) >= MAX_BUFFERED:
+                self.dropped += 1
+                return
+            self._pending.append(record)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="tracemark-telemetry", daemon=True
+                )
+                self._thread.start()
+
+    def flush(self) -> None:
+        """Write everything buffered now (also what tests call to stop waiting)."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            self._flush(batch)
+        except TracemarkError as exc:  # busy database: keep them for the next round
+            logger.warning("verification telemetry not written yet: %s", exc.code)
+            with self._lock:
+                self._pending[:0] = batch[: MAX_BUFFERED - len(self._pending)]
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.flush()
+            except Exception:  # telemetry must never take the server down
+                logger.exception("verification telemetry flush failed")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.flush()

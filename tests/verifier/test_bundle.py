@@ -1,0 +1,622 @@
+"""Proof bundles end to end on a real anvil: built from a registry, checked with nothing but the
+chain, and every mutation of a good bundle refused with the reason (THREATS 2, 8, 12-16)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import Engine, text
+
+from anchoring.chain import Chain
+from anchoring.devchain import DevChain
+from anchoring.worker import AnchorWorker
+from registry.db import create_db_engine
+from registry.eip712 import DEV_DOMAIN, Domain
+from registry.errors import NotFound
+from registry.fingerprints import GoodType
+from registry.leaf import EntryKind, payload_hash
+from registry.migrate import upgrade
+from registry.service import Registry
+from registry.transfers import Party, TransferRequest
+from tests.conftest import Clock, CreatorFactory
+from tests.registry.helpers import registration
+from tests.verifier.conftest import CODES, CONFIRMATIONS, POLICY, Story, World
+from verifier.bundle import FORMAT, MAX_BUNDLE_BYTES, Bundle, MalformedBundle, build_bundle
+from verifier.offline import BundleReport, check_bundle
+
+pytestmark = pytest.mark.slow
+
+Document = dict[str, Any]
+
+
+def _bundle(story: Story, good_type: GoodType, fingerprint: bytes) -> Bundle:
+    """Built, written out and read back: what a verifier gets is the file, not the object."""
+    return Bundle.parse(build_bundle(story.world.registry, good_type, fingerprint).to_json())
+
+
+def _check(document: Document, chain: Chain | None) -> BundleReport:
+    return check_bundle(Bundle.parse(json.dumps(document)), chain)
+
+
+def _flip(text: str, nibble: int = -1) -> str:
+    """The hex string with one bit of one hex digit flipped."""
+    index = nibble % len(text)
+    return text[:index] + format(int(text[index], 16) ^ 1, "x") + text[index + 1 :]
+
+
+def _registry(tmp_path: Path, clock: Clock, domain: Domain, name: str) -> Registry:
+    engine = create_db_engine(f"sqlite:///{tmp_path / name}")
+    upgrade(engine)
+    return Registry(
+        engine,
+        domain=domain,
+        account=Account.create(),
+        master_key=secrets.token_bytes(32),
+        clock=clock,
+    )
+
+
+# -- what a good bundle proves ----------------------------------------------------------------
+
+
+def test_a_registered_and_revoked_file_is_proved_against_the_chain(story: Story) -> None:
+    world = story.world
+    bundle = _bundle(story, GoodType.FILE, story.revoked_file)
+    assert bundle.format == FORMAT
+    assert [(e.kind, e.leaf_index) for e in bundle.entries] == [
+        (EntryKind.REGISTER, 3),
+        (EntryKind.REVOKE, 6),
+    ]
+    assert bundle.tree_head.tree_size == 14 and bundle.pending_entries == 0
+    assert bundle.anchor is not None and bundle.anchor.state == "final"
+    assert bundle.entry.batch_proof is None
+
+    report = check_bundle(bundle, world.chain)
+    assert report.ok and report.status == "verified", report.failure
+    assert [(e.kind, e.leaf_index) for e in report.entries] == [
+        (EntryKind.REGISTER, 3),
+        (EntryKind.REVOKE, 6),
+    ]
+    assert report.entries[1].reason == "pirated copy"
+    assert report.chain is not None and report.chain.chain_id == 31337
+    assert report.chain.confirmations == CONFIRMATIONS + 1
+    creator = world.creator.address
+    summary = report.summary()
+    assert f"registered by {creator} at leaf 3, revoked by {creator} at leaf 6" in summary
+    assert f"in head 14 signed by {world.registry.address}" in summary
+    assert f"anchored on chain 31337 in contract {DEV_DOMAIN.verifying_contract}" in summary
+    assert f"({CONFIRMATIONS + 1} confirmations)" in summary
+
+
+def test_a_batch_registered_code_is_proved_by_the_creators_one_signature(story: Story) -> None:
+    bundle = _bundle(story, GoodType.CODE, story.codes[0])
+    assert bundle.later_entries == ()
+    batch = bundle.entry.batch_proof
+    assert batch is not None and (batch.position, batch.count) == (0, 5)
+    assert bundle.entry.payload["signed"]["type"] == "BatchRegistration"
+    report = check_bundle(bundle, story.world.chain)
+    assert report.status == "verified", report.failure
+    assert "registered by" in report.summary()
+    assert "at leaf 7 (item 1 of a batch of 5)" in report.summary()
+
+
+def test_a_batch_revoked_code_proves_its_revocation(story: Story) -> None:
+    bundle = _bundle(story, GoodType.CODE, story.codes[2])
+    assert [e.kind for e in bundle.entries] == [EntryKind.REGISTER, EntryKind.REVOKE]
+    revocation = bundle.later_entries[0]
+    assert revocation.batch_proof is not None and revocation.batch_proof.position == 1
+    report = check_bundle(bundle, story.world.chain)
+    assert report.status == "verified", report.failure
+    assert "at leaf 9 (item 3 of a batch of 5)" in report.summary()
+    assert "revoked by" in report.summary() and "at leaf 13 (item 2 of a batch of 2)" in (
+        report.summary()
+    )
+    assert report.entries[1].signed_type == "BatchRevocation"
+
+
+def test_a_code_sold_to_its_end_user_proves_its_consumption(story: Story) -> None:
+    world = story.world
+    world.registry.transfer(
+        TransferRequest(
+            platform="cardhub",
+            good_type=GoodType.CODE,
+            fingerprint=story.codes[0],
+            seller=Party(None, None),
+            buyer=Party("cardhub", "user-1"),
+            price=1_000,
+            currency="EUR",
+            final=True,
+        )
+    )
+    world.anchor()
+    bundle = _bundle(story, GoodType.CODE, story.codes[0])
+    assert [e.kind for e in bundle.entries] == [EntryKind.REGISTER, EntryKind.TRANSFER]
+    assert bundle.later_entries[0].actor == bytes.fromhex(world.registry.address[2:])
+    report = check_bundle(bundle, world.chain)
+    assert report.status == "verified", report.failure
+    assert "consumed by a final sale on cardhub (attested by the registry) at leaf 14" in (
+        report.summary()
+    )
+    # The registry attests a transfer only about this good, and only with the head's key.
+    document = json.loads(bundle.to_json())
+    forged = copy.deepcopy(document)
+    forged["later_entries"][0]["actor"] = world.creator.address
+    report = _check(forged, world.chain)
+    assert report.failed_step == "signature"
+    assert "a TRANSFER's actor" in str(report.failure)
+    forged = copy.deepcopy(document)
+    transfer = forged["later_entries"][0]
+    transfer["payload"]["transfer"]["fingerprint"] = "0x" + story.codes[1].hex()
+    transfer["payload_hash"] = "0x" + payload_hash(transfer["payload"]).hex()
+    report = _check(forged, world.chain)
+    assert report.failed_step == "signature"
+    assert "does not name this good, its creator and the registry" in str(report.failure)
+
+
+def test_without_a_chain_everything_else_is_checked_and_the_report_says_so(story: Story) -> None:
+    report = check_bundle(_bundle(story, GoodType.FILE, story.plain_file), None)
+    assert report.ok and report.status == "chain-not-checked"
+    assert report.chain is None
+    assert "chain not checked (the bundle says head 14 is final on chain 31337" in (
+        report.summary()
+    )
+
+
+def test_the_head_is_the_largest_anchored_one_and_later_entries_wait(world: World) -> None:
+    first = world.register_file()
+    world.anchor()  # head 1
+    second = world.register_file()
+    world.anchor()  # head 2
+    world.revoke_file(first)  # leaf 2, head 3: signed, not anchored
+    bundle = build_bundle(world.registry, GoodType.FILE, first)
+    assert (bundle.tree_head.tree_size, bundle.later_entries, bundle.pending_entries) == (2, (), 1)
+    assert bundle.anchor is not None and bundle.anchor.tree_size == 2
+    report = check_bundle(bundle, world.chain)
+    assert report.status == "verified", report.failure
+    assert "1 more entry of this good not under this head" in report.summary()
+    # A good newer than every anchor: the latest signed head, and no anchor yet.
+    third = world.register_file()
+    fresh = build_bundle(world.registry, GoodType.FILE, third)
+    assert (fresh.tree_head.tree_size, fresh.anchor) == (4, None)
+    unanchored = check_bundle(fresh, world.chain)
+    assert unanchored.ok and unanchored.status == "not-anchored"
+    assert "head 4 is not anchored on chain 31337" in unanchored.summary()
+    # Once anchored, the same bundle verifies: the root is read from the contract.
+    world.anchor()
+    later = check_bundle(fresh, world.chain)
+    assert later.status == "verified" and later.chain is not None
+    assert later.chain.confirmations is None  # the bundle named no transaction
+    assert second != third
+
+
+def test_queued_and_unknown_goods_have_no_bundle(world: World) -> None:
+    with pytest.raises(NotFound, match="is registered"):
+        build_bundle(world.registry, GoodType.FILE, os.urandom(32))
+    queued = os.urandom(32)
+    world.registry.register(registration(world.creator, world.clock(), fingerprint=queued))
+    with pytest.raises(NotFound, match="still queued"):
+        build_bundle(world.registry, GoodType.FILE, queued)
+
+
+def test_a_conflicting_claim_travels_with_the_good(
+    world: World, make_creator: CreatorFactory
+) -> None:
+    fingerprint = world.register_file()
+    rival = make_creator()
+    world.registry.register(registration(rival, world.clock(), fingerprint=fingerprint))
+    world.registry.sequence_all()
+    world.anchor()
+    bundle = build_bundle(world.registry, GoodType.FILE, fingerprint)
+    assert [e.kind for e in bundle.entries] == [EntryKind.REGISTER, EntryKind.CONFLICT]
+    report = check_bundle(bundle, world.chain)
+    assert report.status == "verified", report.failure
+    assert f"claimed again (conflict) by {rival.address} at leaf 1" in report.summary()
+
+
+def test_bundles_are_built_alike_on_every_database(
+    engine: Engine,
+    clock: Clock,
+    chain: Chain,
+    devchain: DevChain,
+    operator: LocalAccount,
+    make_creator: CreatorFactory,
+) -> None:
+    """The head and anchor lookup is SQL of its own: run it on SQLite and on PostgreSQL."""
+    registry = Registry(
+        engine,
+        domain=DEV_DOMAIN,
+        account=Account.create(),
+        master_key=secrets.token_bytes(32),
+        clock=clock,
+    )
+    world = World(registry, chain, devchain, make_creator(), clock, lambda: None)
+    worker = AnchorWorker(registry, chain, operator, POLICY)
+    fingerprint = world.register_file()
+    codes = world.register_codes(CODES[:3])
+    worker.run_until_idle()  # head 4 mined
+    world.revoke_codes(CODES[:1])  # head 5, not anchored
+    bundles = [build_bundle(registry, GoodType.FILE, fingerprint)]
+    bundles += [build_bundle(registry, GoodType.CODE, code) for code in codes]
+    assert [(b.tree_head.tree_size, b.pending_entries) for b in bundles] == [
+        (4, 0),
+        (4, 1),
+        (4, 0),
+        (4, 0),
+    ]
+    for bundle in bundles:
+        assert bundle.anchor is not None and bundle.anchor.state == "mined"
+        report = check_bundle(Bundle.parse(bundle.to_json()), chain)
+        assert report.status == "verified", report.failure
+
+
+# -- the format -------------------------------------------------------------------------------
+
+
+def test_the_format_is_strict(story: Story) -> None:
+    text = build_bundle(story.world.registry, GoodType.FILE, story.plain_file).to_json()
+    document = json.loads(text)
+    assert document["format"] == "tracemark-bundle/v1"
+    assert document["entry"]["kind"] == "REGISTER" and document["good"]["good_type"] == "file"
+    assert document["entry"]["actor"] == story.world.creator.address  # EIP-55 at the edge
+    assert Bundle.parse(text).to_json() == text  # round trip
+
+    def refused(mutate: Callable[[Document], object], match: str) -> None:
+        changed = copy.deepcopy(document)
+        mutate(changed)
+        with pytest.raises(MalformedBundle, match=match):
+            Bundle.parse(json.dumps(changed))
+
+    refused(lambda d: d.update(format="tracemark-bundle/v2"), "unknown bundle format")
+    refused(lambda d: d.update(extra=1), "extra")
+    refused(lambda d: d["entry"].update(version=2), "unknown leaf version")
+    refused(lambda d: d["entry"].update(leaf_index="3"), "leaf_index")
+    refused(lambda d: d["entry"].update(leaf_index=True), "leaf_index")
+    refused(lambda d: d["entry"].update(fingerprint="0x1234"), "64 hex digits")
+    refused(lambda d: d["entry"].update(kind="MINT"), "REGISTER, REVOKE")
+    refused(lambda d: d["entry"].update(inclusion_proof=["0x" + "00" * 32] * 65), "65")
+    refused(lambda d: d["tree_head"]["domain"].update(chainId=0), "chainId")
+    refused(lambda d: d["entry"].pop("batch_proof"), "batch_proof")
+    with pytest.raises(MalformedBundle, match="duplicate key"):
+        Bundle.parse(text.replace('"format":', '"pending_entries": 0, "format":', 1))
+    with pytest.raises(MalformedBundle, match="one JSON document"):
+        Bundle.parse(text + "{}")
+    with pytest.raises(MalformedBundle, match="at most"):
+        Bundle.parse(b" " * (MAX_BUNDLE_BYTES + 1))
+    with pytest.raises(MalformedBundle, match="NaN is not JSON"):
+        Bundle.parse(text.replace('"pending_entries": 0', '"pending_entries": NaN'))
+
+
+def test_the_format_and_the_check_import_no_web3_or_orm() -> None:
+    program = (
+        "import json, sys\n"
+        "import verifier.bundle, verifier.offline\n"
+        "print(json.dumps(sorted(m for m in ('web3', 'sqlmodel', 'sqlalchemy', 'fastapi')"
+        " if m in sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], check=True, capture_output=True, text=True
+    )
+    assert json.loads(result.stdout) == []
+
+
+# -- mutation probes --------------------------------------------------------------------------
+
+
+def _set(path: str, value: Any) -> Callable[[Document], None]:
+    """Set (or transform, given a callable) the value at a dotted path such as
+    ``entry.inclusion_proof.2``."""
+    *parents, last = [int(part) if part.isdigit() else part for part in path.split(".")]
+
+    def mutate(document: Document) -> None:
+        target: Any = document
+        for part in parents:
+            target = target[part]
+        target[last] = value(target[last]) if callable(value) else value
+
+    return mutate
+
+
+def _rehash(document: Document) -> None:
+    """Recompute the entry's payload hash after its payload changed, so the probe reaches the
+    checks after the leaf's (the leaf then no longer matches the log, which comes later)."""
+    entry = document["entry"]
+    entry["payload_hash"] = "0x" + payload_hash(entry["payload"]).hex()
+
+
+def _rehashed_signed(field: str, value: Any) -> Callable[[Document], None]:
+    def mutate(document: Document) -> None:
+        document["entry"]["payload"]["signed"][field] = value(
+            document["entry"]["payload"]["signed"][field]
+        )
+        _rehash(document)
+
+    return mutate
+
+
+def _payload_domain_chain(document: Document) -> None:
+    document["entry"]["payload"]["domain"]["chainId"] = 1
+    _rehash(document)
+
+
+def _payload_metadata(document: Document) -> None:
+    document["entry"]["payload"]["metadata"]["title"] = "another work"
+    _rehash(document)
+
+
+def _other_good(document: Document) -> None:
+    other = "0x" + "ab" * 32
+    document["good"]["fingerprint"] = other
+    for entry in [document["entry"], *document["later_entries"]]:
+        entry["fingerprint"] = other
+
+
+Probe = tuple[str, Callable[[Document], None], str, str]
+
+#: (probe, mutation of the revoked file's bundle, the step that fails, words of the reason)
+FILE_PROBES: list[Probe] = [
+    *[
+        (
+            f"modified-proof-node-{i}",
+            _set(f"entry.inclusion_proof.{i}", _flip),
+            "inclusion",
+            "leaf 3 is not in head 14",
+        )
+        for i in range(4)
+    ],
+    (
+        "later-entry-proof-node",
+        _set("later_entries.0.inclusion_proof.0", _flip),
+        "inclusion",
+        "leaf 6 is not in head 14",
+    ),
+    ("leaf-index-plus-1", _set("entry.leaf_index", lambda i: i + 1), "inclusion", "head 14"),
+    ("leaf-index-minus-1", _set("entry.leaf_index", lambda i: i - 1), "inclusion", "head 14"),
+    ("later-leaf-index", _set("later_entries.0.leaf_index", 5), "inclusion", "leaf 5 is not"),
+    ("later-same-leaf", _set("later_entries.0.leaf_index", 3), "entry", "not in log order"),
+    ("leaf-timestamp", _set("entry.timestamp", lambda t: t + 1), "inclusion", "leads to root"),
+    ("entry-fingerprint", _set("entry.fingerprint", _flip), "entry", "not the bundle's good"),
+    ("good-fingerprint", _other_good, "signature", "Registration is for another fingerprint"),
+    ("good-type", _set("good.good_type", "item"), "entry", "not the bundle's good"),
+    (
+        "modified-payload",
+        _set("entry.payload.metadata", {"title": "another"}),
+        "leaf",
+        "leaf 3: the leaf's payload_hash is not the SHA-256 of the payload",
+    ),
+    ("payload-hash", _set("entry.payload_hash", _flip), "leaf", "not the SHA-256 of the payload"),
+    (
+        "rehashed-payload-metadata",
+        _payload_metadata,
+        "signature",
+        "the payload's metadata is not the one the Registration signed",
+    ),
+    (
+        "creator-signature",
+        _rehashed_signed("signature", lambda s: _flip(s, 10)),
+        "signature",
+        "the Registration signature",
+    ),
+    (
+        "creator-signature-high-s",
+        _rehashed_signed("signature", lambda s: s[:66] + "f" + s[67:]),
+        "signature",
+        "above n/2",
+    ),
+    (
+        "creator-signer",
+        _rehashed_signed("signer", lambda _: "0x" + "22" * 20),
+        "signature",
+        "not made by the claimed signer",
+    ),
+    ("payload-domain", _payload_domain_chain, "signature", "not made by the claimed signer"),
+    ("leaf-actor", _set("entry.actor", "0x" + "22" * 20), "signature", "not the leaf's actor"),
+    ("entry-kind", _set("entry.kind", "CONFLICT"), "entry", "is a CONFLICT, not the REGISTER"),
+    ("tree-head-root", _set("tree_head.root", _flip), "inclusion", "leads to root"),
+    # NOTE: leaves 3 and 6 have the same audit path in trees of 13, 14 and 15 leaves (RFC
+    # 9162 binds the size only through the path's shape): the head's signature refuses these.
+    (
+        "tree-head-size-plus-1",
+        _set("tree_head.tree_size", lambda n: n + 1),
+        "tree-head",
+        "head 15: its signature",
+    ),
+    (
+        "tree-head-size-minus-1",
+        _set("tree_head.tree_size", lambda n: n - 1),
+        "tree-head",
+        "head 13: its signature",
+    ),
+    (
+        "tree-head-size-halved",
+        _set("tree_head.tree_size", 7),
+        "inclusion",
+        "leaf 3 is not in head 7",
+    ),
+    (
+        "tree-head-timestamp",
+        _set("tree_head.timestamp", lambda t: t + 1),
+        "tree-head",
+        "head 14: its signature: the signature was not made by the claimed signer",
+    ),
+    (
+        "tree-head-signature",
+        _set("tree_head.signature", lambda s: _flip(s, 10)),
+        "tree-head",
+        "head 14: its signature",
+    ),
+    (
+        "tree-head-signature-v",
+        _set("tree_head.signature", lambda s: s[:-2] + "1d"),
+        "tree-head",
+        "v must be 27 or 28",
+    ),
+    ("tree-head-signer", _set("tree_head.signer", "0x" + "33" * 20), "tree-head", "claimed"),
+    ("anchor-size", _set("anchor.tree_size", 5), "anchor", "the anchor names head 5"),
+    ("anchor-chain", _set("anchor.chain_id", 1), "anchor", "on chain 1 in"),
+    (
+        "anchor-tx-hash-unknown",
+        _set("anchor.tx_hash", "0x" + "77" * 32),
+        "chain",
+        "is not mined on chain 31337",
+    ),
+]
+
+
+def _refusals(original: Document, probes: list[Probe], chain: Chain | None) -> list[str]:
+    """Apply each probe to a copy of a good bundle; return what did not fail as expected."""
+    assert _check(original, chain).ok
+    wrong = []
+    for probe, mutate, step, reason in probes:
+        document = copy.deepcopy(original)
+        mutate(document)
+        report = _check(document, chain)
+        if report.failed_step != step or reason not in str(report.failure):
+            wrong.append(
+                f"{probe}: expected {step} ({reason}), got {report.failed_step}: {report.failure}"
+            )
+    return wrong
+
+
+def test_every_mutation_of_a_file_bundle_is_refused_with_its_reason(story: Story) -> None:
+    bundle = build_bundle(story.world.registry, GoodType.FILE, story.revoked_file)
+    document = json.loads(bundle.to_json())
+    assert len(document["entry"]["inclusion_proof"]) == 4  # leaf 3 of 14: four siblings
+    assert _refusals(document, FILE_PROBES, story.world.chain) == []
+
+
+def test_the_anchor_pointing_at_another_transaction_is_refused(story: Story) -> None:
+    """The pointer must name the transaction that anchored this head: the first anchor's
+    transaction (head 5) or the contract's deployment are real, but are not it."""
+    world = story.world
+    document = json.loads(build_bundle(world.registry, GoodType.FILE, story.revoked_file).to_json())
+    block: Any = world.devchain.rpc("eth_getBlockByNumber", "0x1", False)
+    deployment = block["transactions"][0]
+    with world.registry.engine.connect() as conn:
+        head_5 = conn.execute(text("SELECT tx_hash FROM anchors WHERE tree_size = 5")).scalar_one()
+    for tx_hash in (deployment, "0x" + bytes(head_5).hex()):
+        document["anchor"]["tx_hash"] = tx_hash
+        report = _check(document, world.chain)
+        assert report.failed_step == "chain", report.failure
+        assert report.failure is not None and "does not anchor head 14" in report.failure
+
+
+#: (probe, mutation of the bundle of a code registered and revoked in batches, step, reason)
+BATCH_PROBES: list[Probe] = [
+    (
+        "batch-position-plus-1",
+        _set("entry.batch_proof.position", lambda p: p + 1),
+        "leaf",
+        "not the SHA-256 of the batch payload at this position",
+    ),
+    (
+        "batch-proof-node",
+        _set("entry.batch_proof.inclusion_proof.0", _flip),
+        "batch",
+        "leaf 9: the fingerprint is not under the signed items root",
+    ),
+    (
+        "batch-items-root",
+        _set("entry.batch_proof.items_root", _flip),
+        "batch",
+        "items root and count are not the ones the BatchRegistration signed",
+    ),
+    (
+        "batch-count",
+        _set("entry.batch_proof.count", 6),
+        "batch",
+        "items root and count are not the ones the BatchRegistration signed",
+    ),
+    ("batch-proof-dropped", _set("entry.batch_proof", None), "leaf", "SHA-256 of the payload"),
+    (
+        "batch-revocation-position",
+        _set("later_entries.0.batch_proof.position", 0),
+        "leaf",
+        "leaf 13: the leaf's payload_hash",
+    ),
+]
+
+
+def test_every_mutation_of_a_batch_proof_is_refused_with_its_reason(story: Story) -> None:
+    bundle = build_bundle(story.world.registry, GoodType.CODE, story.codes[2])
+    assert _refusals(json.loads(bundle.to_json()), BATCH_PROBES, None) == []
+
+
+# -- heads the contract never anchored ----------------------------------------------------------
+
+
+def test_a_forged_log_under_a_real_anchor_pointer_is_refused_by_the_contract(
+    story: Story, tmp_path: Path, clock: Clock
+) -> None:
+    """Another key signs a log of the same size holding the same registration, and the real
+    anchor pointer is grafted on: every signature and proof checks out, but the root the
+    contract holds for that size is not this head's (THREATS 8)."""
+    world = story.world
+    genuine = build_bundle(world.registry, GoodType.FILE, story.plain_file)
+    forger = _registry(tmp_path, clock, DEV_DOMAIN, "forged.db")
+    for leaf_index in range(genuine.tree_head.tree_size):
+        fingerprint = story.plain_file if leaf_index == genuine.entry.leaf_index else None
+        forger.register(registration(world.creator, clock(), fingerprint=fingerprint))
+    forger.sequence_all()
+    forged = build_bundle(forger, GoodType.FILE, story.plain_file)
+    assert forged.tree_head.tree_size == 14 and forged.tree_head.root != genuine.tree_head.root
+    assert check_bundle(forged, None).ok  # self-consistent without the chain
+    grafted = forged.model_copy(update={"anchor": genuine.anchor})
+    for candidate in (forged, grafted):
+        report = check_bundle(Bundle.parse(candidate.to_json()), world.chain)
+        assert report.failed_step == "chain", report.failure
+        assert report.failure is not None and "never anchored this head" in report.failure
+    # Pinning the genuine registry's key refuses it before any chain is asked.
+    pinned = check_bundle(grafted, None, trusted_signer=world.registry.address)
+    assert pinned.failed_step == "tree-head" and f"not by {world.registry.address}" in str(
+        pinned.failure
+    )
+
+
+def test_a_bundle_from_a_registry_on_another_chain_fails_against_anvil(
+    world: World, tmp_path: Path, clock: Clock
+) -> None:
+    mainnet = Domain(1, DEV_DOMAIN.verifying_contract)
+    elsewhere = _registry(tmp_path, clock, mainnet, "mainnet.db")
+    fingerprint = os.urandom(32)
+    elsewhere.register(
+        registration(world.creator, clock(), fingerprint=fingerprint, domain=mainnet)
+    )
+    elsewhere.sequence_all()
+    bundle = build_bundle(elsewhere, GoodType.FILE, fingerprint)
+    assert check_bundle(bundle, None).ok
+    report = check_bundle(bundle, world.chain)
+    assert report.failed_step == "chain"
+    assert report.failure == "the node serves chain 31337, but head 1 was signed for chain 1"
+    # The right chain, but an address where nothing was deployed.
+    empty = Domain(31337, "0x" + "66" * 20)
+    nowhere = _registry(tmp_path, clock, empty, "nowhere.db")
+    nowhere.register(registration(world.creator, clock(), fingerprint=fingerprint, domain=empty))
+    nowhere.sequence_all()
+    report = check_bundle(
+        build_bundle(nowhere, GoodType.FILE, fingerprint),
+        Chain.connect(world.devchain.rpc_url, empty.verifying_contract),
+    )
+    assert report.failure == f"no contract at {empty.verifying_contract} on chain 31337"
+
+
+def test_a_contract_pinned_by_the_caller_must_be_the_heads(story: Story) -> None:
+    bundle = build_bundle(story.world.registry, GoodType.FILE, story.plain_file)
+    other = "0x" + "44" * 20
+    report = check_bundle(bundle, None, trusted_contract=other)
+    assert report.failed_step == "anchor" and "was signed for contract" in str(report.failure)
+    elsewhere = Chain.connect(story.world.devchain.rpc_url, other)
+    report = check_bundle(bundle, elsewhere)
+    assert report.failed_step == "chain" and "asked to check against contract" in str(
+        report.failure
+    )

@@ -1,0 +1,306 @@
+"""Is this good authentic? The facts the registry holds about a good, and the verdict on them.
+
+``GoodLookup`` is the verify endpoint's hot path: three indexed queries through the raw
+database driver on a connection kept per thread (no ORM, no pool checkout per request), since
+a platform's reseller bot asks this thousands of times a second. ``decide`` is pure: the same
+facts always give the same verdict, risk signals and score.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from sqlalchemy import Engine
+
+from registry.fingerprints import CodeFingerprinter, GoodType, Use
+from registry.records import checksum
+
+#: Verdicts, most severe first where several apply.
+AUTHENTIC: Final = "authentic"
+UNKNOWN: Final = "unknown"
+REVOKED: Final = "revoked"
+CONSUMED: Final = "consumed"
+CONFLICT: Final = "conflict"
+PENDING_ANCHOR: Final = "pending_anchor"
+
+#: A single-use code verified by more platforms than this is being offered in several
+#: places at once: the first sign of double selling.
+MANY_PLATFORMS: Final = 2
+
+_REGISTERED = """
+SELECT e.actor, e.leaf_index, e.timestamp, p.slug, r.payload_use,
+       h.holder_platform, h.consumed, h.last_transfer_id
+FROM entries e
+LEFT JOIN products p ON p.id = e.product_id
+LEFT JOIN holdings h ON h.good_type = e.good_type AND h.fingerprint = e.fingerprint
+CROSS JOIN (SELECT 0 AS payload_use) r
+WHERE e.kind = 1 AND e.good_type = {p} AND e.fingerprint = {p}
+"""
+# NOTE: "kind <> 1" repeats the partial index's condition so that SQLite can use it.
+_EVENTS = """
+SELECT SUM(CASE WHEN kind = 2 THEN 1 ELSE 0 END), SUM(CASE WHEN kind = 4 THEN 1 ELSE 0 END),
+       MIN(CASE WHEN kind = 2 THEN leaf_index END)
+FROM entries
+WHERE good_type = {p} AND fingerprint = {p} AND kind <> 1
+"""
+_STATS = """
+SELECT SUM(count), COUNT(*), MIN(first_at)
+FROM verification_counts
+WHERE good_type = {p} AND fingerprint = {p}
+"""
+_ANCHOR = """
+SELECT tree_size, state, tx_hash, block_number
+FROM anchors
+WHERE state IN ('mined', 'final') AND tree_size > {p}
+ORDER BY tree_size
+LIMIT 1
+"""
+_USE = """
+SELECT use FROM products WHERE id = (SELECT product_id FROM entries
+WHERE kind = 1 AND good_type = {p} AND fingerprint = {p})
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorFacts:
+    tree_size: int
+    final: bool
+    tx_hash: bytes
+    block_number: int
+
+
+@dataclass(frozen=True, slots=True)
+class GoodFacts:
+    """What the registry knows about one registered good, read in one go."""
+
+    good_type: GoodType
+    fingerprint: bytes
+    creator: str
+    product: str | None
+    use: Use
+    leaf_index: int | None
+    holder_platform: str | None
+    last_transfer_id: int | None
+    consumed: bool
+    revoked: bool
+    conflicts: int
+    anchor: AnchorFacts | None
+    times_verified: int
+    platforms_verified: int
+    first_verified_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    code: str
+    detail: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: str
+    signals: list[Signal] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        """0 (nothing suspicious) to 1: 1 - prod(1 - weight), so signals add up but saturate."""
+        remaining = 1.0
+        for signal in self.signals:
+            remaining *= 1.0 - signal.weight
+        return round(1.0 - remaining, 3)
+
+
+class GoodLookup:
+    """Reads a good's facts through the raw driver, one connection per thread."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        placeholder = "?" if engine.dialect.name == "sqlite" else "%s"
+        self._sql = {
+            name: sql.format(p=placeholder)
+            for name, sql in {
+                "registered": _REGISTERED,
+                "events": _EVENTS,
+                "stats": _STATS,
+                "anchor": _ANCHOR,
+                "use": _USE,
+            }.items()
+        }
+        self._local = threading.local()
+        self._connections: list[Any] = []
+        self._lock = threading.Lock()
+
+    def _connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            # Detached from the engine's pool: a thread keeps its connection for good, and
+            # must not hold one of the pool's few slots for ever.
+            conn = self.engine.raw_connection()
+            conn.detach()
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+
+    def facts(self, good_type: GoodType, fingerprint: bytes) -> GoodFacts | None:
+        conn = self._connection()
+        try:
+            cursor = conn.cursor()
+            key = (int(good_type), fingerprint)
+            cursor.execute(self._sql["registered"], key)
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            actor, leaf_index, _ts, slug, _unused, holder, consumed, last_transfer = row
+            cursor.execute(self._sql["events"], key)
+            revokes, conflicts, _first_revoke = cursor.fetchone()
+            cursor.execute(self._sql["stats"], key)
+            times, platforms, first_at = cursor.fetchone()
+            anchor = None
+            if leaf_index is not None:
+                cursor.execute(self._sql["anchor"], (int(leaf_index),))
+                found = cursor.fetchone()
+                if found is not None:
+                    anchor = AnchorFacts(
+                        int(found[0]), found[1] == "final", bytes(found[2]), int(found[3])
+                    )
+            use = Use.SINGLE if good_type is GoodType.CODE else Use.TRANSFERABLE
+            if slug is not None:
+                cursor.execute(self._sql["use"], key)
+                product_use = cursor.fetchone()
+                if product_use is not None:
+                    use = Use(int(product_use[0]))
+            cursor.close()
+        finally:
+            # End the read (PostgreSQL would otherwise keep one snapshot open for ever).
+            conn.rollback()
+        return GoodFacts(
+            good_type=good_type,
+            fingerprint=fingerprint,
+            creator=checksum(bytes(actor)),
+            product=slug,
+            use=use,
+            leaf_index=None if leaf_index is None else int(leaf_index),
+            holder_platform=holder,
+            last_transfer_id=None if last_transfer is None else int(last_transfer),
+            consumed=bool(consumed),
+            revoked=bool(revokes),
+            conflicts=int(conflicts or 0),
+            anchor=anchor,
+            times_verified=int(times or 0),
+            platforms_verified=int(platforms or 0),
+            first_verified_at=None if first_at is None else int(first_at),
+        )
+
+
+def decide(
+    facts: GoodFacts | None,
+    *,
+    claimed_creator: str | None = None,
+    claimed_product: str | None = None,
+) -> Decision:
+    """The verdict and the risk signals, each with the evidence that raised it."""
+    if facts is None:
+        return Decision(UNKNOWN, [Signal("unregistered", "no creator registered this good", 0.6)])
+    signals: list[Signal] = []
+    mismatch = False
+    if claimed_creator is not None and claimed_creator.lower() != facts.creator.lower():
+        mismatch = True
+        signals.append(
+            Signal("creator-mismatch", f"registered by {facts.creator}, not the one named", 0.9)
+        )
+    if claimed_product is not None and claimed_product != facts.product:
+        mismatch = True
+        signals.append(
+            Signal(
+                "product-mismatch",
+                f"registered as product {facts.product!r}, not {claimed_product!r}",
+                0.8,
+            )
+        )
+    if facts.conflicts:
+        signals.append(
+            Signal(
+                "contested",
+                f"{facts.conflicts} other creator(s) claimed this good after it was registered",
+                0.3,
+            )
+        )
+    if facts.use is Use.SINGLE and facts.platforms_verified > MANY_PLATFORMS:
+        signals.append(
+            Signal(
+                "many-platforms",
+                f"this single-use good was checked on {facts.platforms_verified} platforms",
+                0.4,
+            )
+        )
+    if facts.revoked:
+        signals.append(Signal("revoked", "its creator revoked it", 0.9))
+        return Decision(REVOKED, signals)
+    if facts.consumed:
+        signals.append(Signal("consumed", "a final sale consumed it", 0.7))
+        return Decision(CONSUMED, signals)
+    if mismatch:
+        return Decision(CONFLICT, signals)
+    if facts.anchor is None:
+        signals.append(Signal("unanchored", "not yet anchored on chain", 0.1))
+        return Decision(PENDING_ANCHOR, signals)
+    return Decision(AUTHENTIC, signals)
+
+
+class CodeKeyCache:
+    """Unsealed code keys, per creator, for code lookups (bounded LRU).
+
+    Unsealing (a read and an AES-GCM decryption) per request would cost the code path most of
+    its throughput; the keys stay in this process's memory only, never in a log.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[bytes, CodeFingerprinter] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, creator: bytes) -> CodeFingerprinter | None:
+        with self._lock:
+            found = self._items.get(creator)
+            if found is not None:
+                self._items.move_to_end(creator)
+            return found
+
+    def put(self, creator: bytes, fingerprinter: CodeFingerprinter) -> None:
+        with self._lock:
+            self._items[creator] = fingerprinter
+            self._items.move_to_end(creator)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+
+    def forget(self, creator: bytes) -> None:
+        with self._lock:
+            self._items.pop(creator, None)
+
+
+__all__ = [
+    "AUTHENTIC",
+    "CONFLICT",
+    "CONSUMED",
+    "PENDING_ANCHOR",
+    "REVOKED",
+    "UNKNOWN",
+    "AnchorFacts",
+    "CodeKeyCache",
+    "Decision",
+    "GoodFacts",
+    "GoodLookup",
+    "Signal",
+    "decide",
+]

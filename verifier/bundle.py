@@ -1,0 +1,523 @@
+"""The proof bundle ``tracemark-bundle/v1``: its JSON format, its parser, and building one.
+
+A bundle carries everything needed to check one good against the chain without the server
+(DESIGN.md, "Proof bundle"): the good's REGISTER entry and its later entries (REVOKE,
+TRANSFER, CONFLICT), each with its leaf fields, its full payload document, its leaf index and
+its RFC 9162 inclusion proof under one signed tree head; that head; a pointer to the head's
+anchor; and, for a good registered or revoked in a bulk batch, the proof that the creator's
+one signature covers this very fingerprint. ``verifier.offline`` checks it.
+
+Bytes inside, ``0x``-hex at the edges. The format is frozen: unknown fields and unknown
+format strings are refused, and a new layout is a new ``format`` string, never an edit.
+
+NOTE: this module stays pure (no web3, no ORM, no web framework) so that a platform can parse
+and check bundles with nothing but the chain; ``build_bundle`` imports the registry's storage
+only when it runs, on the server side.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from registry.eip712 import Domain, checksum_address, parse_address
+from registry.errors import InvalidInput, NotFound
+from registry.fingerprints import GoodType, canonical_json, fingerprint_hex, parse_good_type
+from registry.leaf import LEAF_VERSION, EntryKind, LeafData
+from registry.merkle import MAX_PROOF_LENGTH, MAX_TREE_SIZE
+
+if TYPE_CHECKING:
+    from registry.log import TreeHead
+    from registry.service import LoggedEntry, Registry
+
+FORMAT: Final = "tracemark-bundle/v1"
+"""The magic and version of this format; any other value is refused, never guessed at."""
+
+MAX_BUNDLE_BYTES: Final = 8 * 1024 * 1024
+"""Largest bundle file a parser reads, in bytes.
+
+Threat: a verifier fed an endless or gigantic file (a hostile seller's "evidence") would
+allocate and hash without bound. 8 MiB holds ``MAX_BUNDLE_ENTRIES`` entries of ordinary size.
+"""
+
+MAX_BUNDLE_ENTRIES: Final = 1_024
+"""Most entries (the REGISTER entry and its later entries together) one bundle carries.
+
+Threat: the same as ``MAX_BUNDLE_BYTES``, counted in signatures to recover and proofs to
+walk. A good with a longer history (an item resold over a thousand times) is out of scope for
+v1 bundles: ``build_bundle`` refuses it rather than cut its history short.
+"""
+
+MAX_PAYLOAD_BYTES: Final = 64 * 1024
+"""Largest payload document of one entry, as RFC 8785 JSON.
+
+A payload holds one signed message, its domain, a royalty policy of at most 16 recipients
+and at most 4 KiB of metadata: far below this. Threat: a payload crafted to be hashed
+expensively, or to inflate the report.
+"""
+
+MAX_UINT32: Final = 2**32 - 1
+MAX_UINT64: Final = 2**64 - 1
+
+ANCHORED_STATES: Final = ("mined", "final")
+"""Anchor states whose transaction is on chain: the only anchors a bundle points to."""
+
+
+class MalformedBundle(InvalidInput):
+    """The file is not a ``tracemark-bundle/v1`` document: fix or re-export it."""
+
+    code = "malformed-bundle"
+
+
+# -- edge types: 0x-hex outside, bytes inside -------------------------------------------------
+
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def _hex_of(size: int) -> Callable[[object], bytes]:
+    def parse(value: object) -> bytes:
+        if isinstance(value, bytes) and len(value) == size:
+            return value
+        if (
+            isinstance(value, str)
+            and len(value) == 2 + 2 * size
+            and value[:2] == "0x"
+            and set(value[2:]) <= _HEX_DIGITS
+        ):
+            return bytes.fromhex(value[2:])
+        raise ValueError(f"must be 0x and {2 * size} hex digits")
+
+    return parse
+
+
+def _to_hex(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+def _address(value: object) -> bytes:
+    if isinstance(value, bytes) and len(value) == 20:
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an address, 0x and 40 hex digits")
+    try:
+        return bytes.fromhex(parse_address(value)[2:])
+    except InvalidInput as exc:
+        raise ValueError(exc.detail) from None
+
+
+def _good_type(value: object) -> GoodType:
+    if isinstance(value, GoodType):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a good type name: file, code or item")
+    try:
+        return parse_good_type(value)
+    except InvalidInput as exc:
+        raise ValueError(exc.detail) from None
+
+
+def _entry_kind(value: object) -> EntryKind:
+    if isinstance(value, EntryKind):
+        return value
+    if isinstance(value, str) and value in EntryKind.__members__:
+        return EntryKind[value]
+    raise ValueError("must be one of REGISTER, REVOKE, TRANSFER, CONFLICT")
+
+
+Hash32 = Annotated[bytes, BeforeValidator(_hex_of(32)), PlainSerializer(_to_hex, return_type=str)]
+"""A SHA-256 digest (fingerprint, leaf field, root, proof node) or a transaction hash."""
+
+SignatureBytes = Annotated[
+    bytes, BeforeValidator(_hex_of(65)), PlainSerializer(_to_hex, return_type=str)
+]
+"""65 bytes r || s || v; the signature rules themselves are checked by the verifier."""
+
+Address = Annotated[
+    bytes, BeforeValidator(_address), PlainSerializer(checksum_address, return_type=str)
+]
+"""An EVM address: 20 bytes inside, EIP-55 checksummed text outside."""
+
+GoodTypeName = Annotated[
+    GoodType,
+    BeforeValidator(_good_type),
+    PlainSerializer(lambda value: value.name.lower(), return_type=str),
+]
+EntryKindName = Annotated[
+    EntryKind, BeforeValidator(_entry_kind), PlainSerializer(lambda v: v.name, return_type=str)
+]
+Uint32 = Annotated[StrictInt, Field(ge=0, le=MAX_UINT32)]
+Uint64 = Annotated[StrictInt, Field(ge=0, le=MAX_UINT64)]
+Proof = Annotated[tuple[Hash32, ...], Field(max_length=MAX_PROOF_LENGTH)]
+"""An RFC 9162 audit path; its exact length is bound to (index, size) by the verifier."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# -- the format -------------------------------------------------------------------------------
+
+
+class GoodRef(_Model):
+    """Which good the bundle is about."""
+
+    good_type: GoodTypeName
+    fingerprint: Hash32
+
+
+class BatchProof(_Model):
+    """The fingerprint's place under the items root the creator signed once for a bulk batch
+    (the same RFC 9162 tree shape, each leaf a 32-byte fingerprint)."""
+
+    items_root: Hash32
+    position: Uint32
+    count: Annotated[StrictInt, Field(ge=1, le=MAX_UINT32)]
+    inclusion_proof: Proof
+
+
+class BundleEntry(_Model):
+    """One log entry: its leaf fields, its payload document, where it is, and the proofs."""
+
+    version: StrictInt
+    kind: EntryKindName
+    good_type: GoodTypeName
+    fingerprint: Hash32
+    actor: Address
+    payload_hash: Hash32
+    timestamp: Uint64
+    leaf_index: Annotated[StrictInt, Field(ge=0, lt=MAX_TREE_SIZE)]
+    #: The entry's payload document; its RFC 8785 SHA-256 is (or, in a batch, seeds) the
+    #: leaf's ``payload_hash``.
+    payload: dict[str, Any]
+    inclusion_proof: Proof
+    #: Present for an entry of a bulk batch (BatchRegistration, BatchRevocation), else null.
+    batch_proof: BatchProof | None
+
+    @field_validator("version")
+    @classmethod
+    def _known_version(cls, value: int) -> int:
+        if value != LEAF_VERSION:
+            raise ValueError(f"unknown leaf version; only {LEAF_VERSION} exists")
+        return value
+
+    @field_validator("payload")
+    @classmethod
+    def _bounded_payload(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            canonical_json(value, max_bytes=MAX_PAYLOAD_BYTES)
+        except InvalidInput as exc:
+            raise ValueError(f"payload: {exc.detail}") from None
+        return value
+
+    def leaf(self) -> LeafData:
+        """The leaf as committed to the log, from the fields carried here."""
+        return LeafData(
+            version=self.version,
+            kind=self.kind,
+            good_type=self.good_type,
+            fingerprint=self.fingerprint,
+            actor=self.actor,
+            payload_hash=self.payload_hash,
+            timestamp=self.timestamp,
+        )
+
+
+class DomainFields(_Model):
+    """An EIP-712 domain as typed-data JSON (the keys of ``eip712.Domain.as_dict``)."""
+
+    name: StrictStr
+    version: StrictStr
+    chainId: Annotated[StrictInt, Field(ge=1)]
+    verifyingContract: StrictStr
+
+    @model_validator(mode="after")
+    def _valid_domain(self) -> DomainFields:
+        try:
+            self.domain()
+        except InvalidInput as exc:
+            raise ValueError(exc.detail) from None
+        return self
+
+    def domain(self) -> Domain:
+        return Domain(
+            chain_id=self.chainId,
+            verifying_contract=self.verifyingContract,
+            name=self.name,
+            version=self.version,
+        )
+
+    @classmethod
+    def of(cls, domain: Domain) -> DomainFields:
+        return cls.model_validate(domain.as_dict())
+
+
+class SignedTreeHead(_Model):
+    """An EIP-712 ``TreeHead(size, root, timestamp)`` with the registry's signature."""
+
+    tree_size: Annotated[StrictInt, Field(ge=1, le=MAX_TREE_SIZE)]
+    root: Hash32
+    timestamp: Uint64
+    signature: SignatureBytes
+    signer: Address
+    domain: DomainFields
+
+    def message(self) -> dict[str, object]:
+        return {"size": self.tree_size, "root": self.root, "timestamp": self.timestamp}
+
+
+class AnchorPointer(_Model):
+    """Where the registry says the head was anchored. Only a pointer: a verifier takes the
+    root from the contract itself (THREATS 8), and uses this to find the block."""
+
+    chain_id: Annotated[StrictInt, Field(ge=1)]
+    contract: Address
+    tree_size: Annotated[StrictInt, Field(ge=1, le=MAX_TREE_SIZE)]
+    #: Null for a head adopted from the chain after a restore (no transaction of ours).
+    tx_hash: Hash32 | None
+    block_number: Uint64 | None
+    state: Literal["mined", "final"]
+
+
+class Bundle(_Model):
+    """A ``tracemark-bundle/v1`` document."""
+
+    format: Literal["tracemark-bundle/v1"]
+    good: GoodRef
+    #: The good's REGISTER entry.
+    entry: BundleEntry
+    #: The good's other entries under the same head, in log order.
+    later_entries: Annotated[tuple[BundleEntry, ...], Field(max_length=MAX_BUNDLE_ENTRIES - 1)]
+    #: The good's entries the registry holds that are not under this head yet (still queued,
+    #: or logged after it): a later bundle carries them. Said by the server, proves nothing.
+    pending_entries: Annotated[StrictInt, Field(ge=0)]
+    tree_head: SignedTreeHead
+    anchor: AnchorPointer | None
+
+    @property
+    def entries(self) -> tuple[BundleEntry, ...]:
+        return (self.entry, *self.later_entries)
+
+    def to_json(self) -> str:
+        """The bundle as JSON text (2-space indented, keys in format order)."""
+        return self.model_dump_json(indent=2) + "\n"
+
+    @classmethod
+    def parse(cls, data: bytes | str) -> Bundle:
+        """Parse bundle JSON strictly: bounded size, one value, no duplicate keys, no NaN,
+        the v1 format string, no unknown fields, every value of its type and range."""
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+        if len(raw) > MAX_BUNDLE_BYTES:
+            raise MalformedBundle(f"a bundle is at most {MAX_BUNDLE_BYTES:,} bytes")
+        try:
+            document = json.loads(
+                raw, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants
+            )
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise MalformedBundle(f"a bundle must be one JSON document: {exc}") from None
+        if not isinstance(document, dict):
+            raise MalformedBundle("a bundle is a JSON object")
+        if document.get("format") != FORMAT:
+            found = document.get("format")
+            shown = repr(found) if isinstance(found, str) and len(found) <= 64 else "missing"
+            raise MalformedBundle(f"unknown bundle format {shown}; this verifier reads {FORMAT}")
+        try:
+            return cls.model_validate(document)
+        except ValidationError as exc:
+            raise MalformedBundle(_describe(exc)) from None
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Two values for one key would let two readers of the same file see two bundles.
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _describe(error: ValidationError) -> str:
+    """Pydantic's errors as "where: what", without echoing the (untrusted) values."""
+    problems = []
+    for item in error.errors(include_url=False, include_input=False)[:3]:
+        where = "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in item["loc"]
+        ).lstrip(".")
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    return "malformed bundle: " + "; ".join(problems)
+
+
+# -- building one (server side) ---------------------------------------------------------------
+
+
+def build_bundle(registry: Registry, good_type: GoodType, fingerprint: bytes) -> Bundle:
+    """The proof bundle of a good, against the best head there is.
+
+    The head: the largest anchored one (state mined or final) that covers the good's
+    REGISTER entry and has a signed tree head of exactly the anchored size and root; if none
+    does yet, the latest signed head, with ``anchor`` null. The good's other entries under
+    that head travel with it; the rest are counted in ``pending_entries``.
+
+    Raises ``NotFound`` for a good the log does not have, or whose registration is still
+    queued (nothing to prove yet).
+    """
+    history = registry.history(good_type, fingerprint)
+    register = next(
+        (e for e in history if e.kind is EntryKind.REGISTER and e.leaf_index is not None), None
+    )
+    if register is None:
+        what = f"{good_type.name.lower()} {fingerprint_hex(fingerprint)}"
+        if any(e.kind is EntryKind.REGISTER for e in history):
+            raise NotFound(f"{what} is registered but still queued: no proof until it is logged")
+        raise NotFound(f"no {what} is registered")
+    assert register.leaf_index is not None
+    head, anchor = _choose_head(registry, register.leaf_index)
+    later = [
+        e
+        for e in history
+        if e is not register and e.leaf_index is not None and e.leaf_index < head.tree_size
+    ]
+    if 1 + len(later) > MAX_BUNDLE_ENTRIES:
+        raise InvalidInput(
+            f"the good has {1 + len(later):,} entries; a v1 bundle carries at most "
+            f"{MAX_BUNDLE_ENTRIES:,}"
+        )
+    payloads = _payloads(registry, {e.record_id for e in (register, *later)})
+    return Bundle(
+        format=FORMAT,
+        good=GoodRef(good_type=good_type, fingerprint=fingerprint),
+        entry=_bundle_entry(registry, register, payloads, head.tree_size),
+        later_entries=tuple(_bundle_entry(registry, e, payloads, head.tree_size) for e in later),
+        pending_entries=len(history) - 1 - len(later),
+        tree_head=head,
+        anchor=anchor,
+    )
+
+
+def _choose_head(
+    registry: Registry, leaf_index: int
+) -> tuple[SignedTreeHead, AnchorPointer | None]:
+    from sqlalchemy import select
+
+    from anchoring.models import AnchorRecord
+    from registry.db import read_transaction
+    from registry.log import heads_t
+
+    anchors_t = AnchorRecord.__table__  # type: ignore[attr-defined]
+    a = anchors_t.c
+    # NOTE: the worker seals only signed heads (the latest one, also when it reseals), but a
+    # head adopted from the chain after a restore is checked against the log's root only: the
+    # join keeps to anchors whose exact (size, root) the registry signed.
+    with read_transaction(registry.engine) as conn:
+        row = conn.execute(
+            select(a.tree_size, a.tx_hash, a.block_number, a.state)
+            .join(heads_t, (heads_t.c.tree_size == a.tree_size) & (heads_t.c.root == a.root))
+            .where(a.state.in_(ANCHORED_STATES), a.tree_size > leaf_index)
+            .order_by(a.tree_size.desc())
+            .limit(1)
+        ).first()
+    if row is None:
+        latest = registry.latest_tree_head()
+        if latest is None or latest.tree_size <= leaf_index:  # pragma: no cover - a logged
+            raise NotFound("no signed tree head covers the entry yet")  # entry has a head
+        return _signed_head(latest), None
+    head = _signed_head(registry.tree_head(int(row.tree_size)))
+    domain = head.domain.domain()
+    anchor = AnchorPointer(
+        chain_id=domain.chain_id,
+        contract=bytes.fromhex(domain.verifying_contract[2:]),
+        tree_size=head.tree_size,
+        tx_hash=None if row.tx_hash is None else bytes(row.tx_hash),
+        block_number=row.block_number,
+        state=row.state,
+    )
+    return head, anchor
+
+
+def _signed_head(head: TreeHead) -> SignedTreeHead:
+    return SignedTreeHead(
+        tree_size=head.tree_size,
+        root=head.root,
+        timestamp=head.timestamp,
+        signature=head.signature,
+        signer=head.signer,
+        domain=DomainFields.of(head.domain),
+    )
+
+
+def _payloads(registry: Registry, record_ids: set[int]) -> dict[int, dict[str, Any]]:
+    from sqlalchemy import select
+
+    from registry.db import read_transaction
+    from registry.records import records_t
+
+    with read_transaction(registry.engine) as conn:
+        rows = conn.execute(
+            select(records_t.c.id, records_t.c.payload).where(records_t.c.id.in_(record_ids))
+        ).all()
+    return {int(row.id): json.loads(row.payload) for row in rows}
+
+
+def _bundle_entry(
+    registry: Registry, entry: LoggedEntry, payloads: dict[int, dict[str, Any]], tree_size: int
+) -> BundleEntry:
+    assert entry.leaf_index is not None and entry.timestamp is not None
+    batch_proof = None
+    if entry.position is not None:
+        proof = registry.batch_proof(entry)
+        batch_proof = BatchProof(
+            items_root=proof.items_root,
+            position=proof.position,
+            count=proof.count,
+            inclusion_proof=tuple(proof.inclusion_proof),
+        )
+    return BundleEntry(
+        version=LEAF_VERSION,
+        kind=entry.kind,
+        good_type=entry.good_type,
+        fingerprint=entry.fingerprint,
+        actor=entry.actor,
+        payload_hash=entry.payload_hash,
+        timestamp=entry.timestamp,
+        leaf_index=entry.leaf_index,
+        payload=payloads[entry.record_id],
+        inclusion_proof=tuple(registry.inclusion_proof(entry.leaf_index, tree_size)),
+        batch_proof=batch_proof,
+    )
+
+
+__all__ = [
+    "ANCHORED_STATES",
+    "FORMAT",
+    "MAX_BUNDLE_BYTES",
+    "MAX_BUNDLE_ENTRIES",
+    "MAX_PAYLOAD_BYTES",
+    "AnchorPointer",
+    "BatchProof",
+    "Bundle",
+    "BundleEntry",
+    "DomainFields",
+    "GoodRef",
+    "MalformedBundle",
+    "SignedTreeHead",
+    "build_bundle",
+]

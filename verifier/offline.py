@@ -1,0 +1,601 @@
+"""Checking a proof bundle with nothing but the chain: what it proves, or why it does not.
+
+Nothing the server said is trusted. Every leaf is re-encoded from its fields and every
+payload re-hashed; every creator's EIP-712 signature is recovered under the domain stored
+with it; every inclusion proof is walked to the head's root; the head's signature is
+recovered; and the root is read from the anchor contract itself (THREATS 8), never from the
+bundle, whose ``anchor`` only says where to look for the block.
+
+Pure except for the ``Chain`` a caller hands in: this module imports neither web3 nor an ORM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from anchoring.errors import ChainMismatch, ReceiptMismatch
+from registry.eip712 import (
+    STRUCT_TYPES,
+    Domain,
+    checksum_address,
+    parse_address,
+    parse_message,
+    verify_signature,
+)
+from registry.errors import InvalidInput, InvalidProof, SignatureError, TracemarkError
+from registry.fingerprints import GoodType, fingerprint_hex
+from registry.leaf import EntryKind, batch_entry_payload_hash, payload_hash
+from registry.merkle import hash_leaf, verify_inclusion
+from verifier.bundle import Bundle, BundleEntry, SignedTreeHead
+
+if TYPE_CHECKING:
+    from anchoring.chain import Chain
+
+Status = Literal["verified", "not-anchored", "chain-not-checked", "failed"]
+
+#: The signed struct each kind of entry carries, without and with a batch proof.
+SIGNED_TYPES: Final[dict[EntryKind, tuple[str, str]]] = {
+    EntryKind.REGISTER: ("Registration", "BatchRegistration"),
+    EntryKind.CONFLICT: ("Registration", "BatchRegistration"),
+    EntryKind.REVOKE: ("Revocation", "BatchRevocation"),
+}
+
+_VERBS: Final = {
+    EntryKind.REGISTER: "registered",
+    EntryKind.REVOKE: "revoked",
+    EntryKind.CONFLICT: "claimed again (conflict)",
+}
+
+
+class BundleInvalid(TracemarkError):
+    """The bundle does not prove what it claims; ``step`` names the check that failed."""
+
+    code = "bundle-invalid"
+
+    def __init__(self, step: str, detail: str) -> None:
+        super().__init__(detail)
+        self.step = step
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProvedEntry:
+    """One entry the bundle proves: what happened to the good, by whom, where in the log."""
+
+    kind: EntryKind
+    leaf_index: int
+    actor: str
+    #: The struct the actor signed (None for a TRANSFER, attested by the registry's key).
+    signed_type: str | None
+    #: For an entry of a bulk batch: its 0-based position and the batch's size.
+    batch_position: int | None
+    batch_count: int | None
+    #: A revocation's signed reason.
+    reason: str | None
+    #: A TRANSFER's platform, and whether it was the final sale that consumes a code.
+    platform: str | None = None
+    final: bool = False
+
+    def describe(self) -> str:
+        if self.kind is EntryKind.TRANSFER:
+            what = "consumed by a final sale" if self.final else "transferred"
+            on = f" on {self.platform}" if self.platform else ""
+            return f"{what}{on} (attested by the registry) at leaf {self.leaf_index:,}"
+        batch = ""
+        if self.batch_position is not None and self.batch_count is not None:
+            batch = f" (item {self.batch_position + 1:,} of a batch of {self.batch_count:,})"
+        return f"{_VERBS[self.kind]} by {self.actor} at leaf {self.leaf_index:,}{batch}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.name,
+            "leaf_index": self.leaf_index,
+            "actor": self.actor,
+            "signed_type": self.signed_type,
+            "batch_position": self.batch_position,
+            "batch_count": self.batch_count,
+            "reason": self.reason,
+            "platform": self.platform,
+            "final": self.final,
+        }
+
+
+@dataclass(frozen=True)
+class ChainFinding:
+    """What the chain itself says about the head."""
+
+    chain_id: int
+    contract: str
+    #: The contract holds the head's root for its size.
+    anchored: bool
+    #: The block of the anchoring transaction, from its receipt (None without a pointer).
+    block_number: int | None
+    confirmations: int | None
+
+    def describe(self, tree_size: int) -> str:
+        where = f"on chain {self.chain_id} in contract {self.contract}"
+        if not self.anchored:
+            return f"head {tree_size:,} is not anchored {where} yet"
+        if self.block_number is None or self.confirmations is None:
+            return f"head {tree_size:,} anchored {where} (block not named: confirmations unknown)"
+        plural = "" if self.confirmations == 1 else "s"
+        return (
+            f"head {tree_size:,} anchored {where} at block {self.block_number:,} "
+            f"({self.confirmations:,} confirmation{plural})"
+        )
+
+
+@dataclass(frozen=True)
+class BundleReport:
+    """Exactly what a bundle proved, and the first reason it failed, if it did."""
+
+    good_type: GoodType
+    fingerprint: bytes
+    #: The entries proved, in log order (all of them when the bundle verifies).
+    entries: tuple[ProvedEntry, ...]
+    tree_size: int
+    #: The head's signer, once its signature was recovered.
+    head_signer: str | None
+    #: What the chain said; None when no chain was checked.
+    chain: ChainFinding | None
+    #: The bundle's own anchor pointer, for the record (unverified without a chain).
+    claimed_anchor: str | None
+    pending_entries: int
+    failure: str | None = None
+    failed_step: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Every check passed (the chain's included, when there was one)."""
+        return self.failure is None
+
+    @property
+    def status(self) -> Status:
+        if self.failure is not None:
+            return "failed"
+        if self.chain is None:
+            return "chain-not-checked"
+        return "verified" if self.chain.anchored else "not-anchored"
+
+    def summary(self) -> str:
+        """One line: the failure, or what was proved."""
+        if self.failure is not None:
+            return self.failure
+        good = f"{self.good_type.name.lower()} {fingerprint_hex(self.fingerprint)}"
+        parts = [f"{good} " + ", ".join(entry.describe() for entry in self.entries)]
+        parts.append(f"in head {self.tree_size:,} signed by {self.head_signer}")
+        if self.chain is not None:
+            parts.append(self.chain.describe(self.tree_size))
+        elif self.claimed_anchor is not None:
+            parts.append(f"chain not checked (the bundle says {self.claimed_anchor})")
+        else:
+            parts.append("chain not checked (the bundle names no anchor yet)")
+        if self.pending_entries:
+            parts.append(
+                f"the registry reports {self.pending_entries:,} more entr"
+                f"{'y' if self.pending_entries == 1 else 'ies'} of this good not under this head"
+            )
+        return "; ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        chain = self.chain
+        return {
+            "status": self.status,
+            "summary": self.summary(),
+            "failure": self.failure,
+            "failed_step": self.failed_step,
+            "good_type": self.good_type.name.lower(),
+            "fingerprint": fingerprint_hex(self.fingerprint),
+            "entries": [entry.as_dict() for entry in self.entries],
+            "tree_size": self.tree_size,
+            "head_signer": self.head_signer,
+            "chain": None
+            if chain is None
+            else {
+                "chain_id": chain.chain_id,
+                "contract": chain.contract,
+                "anchored": chain.anchored,
+                "block_number": chain.block_number,
+                "confirmations": chain.confirmations,
+            },
+            "claimed_anchor": self.claimed_anchor,
+            "pending_entries": self.pending_entries,
+        }
+
+
+# -- the check --------------------------------------------------------------------------------
+
+
+def check_bundle(
+    bundle: Bundle,
+    chain: Chain | None,
+    *,
+    trusted_signer: str | None = None,
+    trusted_contract: str | None = None,
+) -> BundleReport:
+    """Check a bundle; the report says what it proves, or the first check that failed.
+
+    ``chain``, when given, is the anchor contract on the chain to check against; without it
+    everything but the chain is checked. ``trusted_signer`` / ``trusted_contract`` pin the
+    registry key and the anchor contract the caller trusts: without a pin, the report names
+    them and the caller must know them to be the registry it means.
+
+    Transport failures of the chain (``ChainUnavailable``) propagate: they prove nothing.
+    """
+    checker = _Checker(bundle)
+    try:
+        checker.run(chain, trusted_signer, trusted_contract)
+    except BundleInvalid as exc:
+        return checker.report(failure=exc.detail, step=exc.step)
+    return checker.report()
+
+
+class _Checker:
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+        self.proved: list[ProvedEntry] = []
+        self.head_signer: str | None = None
+        self.chain: ChainFinding | None = None
+
+    def report(self, *, failure: str | None = None, step: str | None = None) -> BundleReport:
+        bundle, anchor = self.bundle, self.bundle.anchor
+        claimed = None
+        if anchor is not None:
+            block = "" if anchor.block_number is None else f" at block {anchor.block_number:,}"
+            claimed = (
+                f"head {anchor.tree_size:,} is {anchor.state} on chain {anchor.chain_id} in "
+                f"contract {checksum_address(anchor.contract)}{block}"
+            )
+        return BundleReport(
+            good_type=bundle.good.good_type,
+            fingerprint=bundle.good.fingerprint,
+            entries=tuple(self.proved),
+            tree_size=bundle.tree_head.tree_size,
+            head_signer=self.head_signer,
+            chain=self.chain,
+            claimed_anchor=claimed,
+            pending_entries=bundle.pending_entries,
+            failure=failure,
+            failed_step=step,
+        )
+
+    def run(
+        self, chain: Chain | None, trusted_signer: str | None, trusted_contract: str | None
+    ) -> None:
+        bundle, head = self.bundle, self.bundle.tree_head
+        # 1. One good, one REGISTER entry first, the rest in log order.
+        _check_shape(bundle)
+        creator = bundle.entry.actor
+        for entry in bundle.entries:
+            where = f"leaf {entry.leaf_index:,}"
+            # 2. (a) The leaf is re-encoded from its fields, its payload hash recomputed.
+            leaf_hash = _leaf_hash(entry, where)
+            # 3. (b) Whoever the leaf names as actor signed it.
+            proved = _check_actor(entry, head, creator, where)
+            # 4. (c) The leaf is in the tree the head commits to.
+            try:
+                verify_inclusion(
+                    leaf_hash, entry.leaf_index, head.tree_size, entry.inclusion_proof, head.root
+                )
+            except (InvalidProof, InvalidInput) as exc:
+                raise BundleInvalid(
+                    "inclusion", f"{where} is not in head {head.tree_size:,}: {exc.detail}"
+                ) from None
+            self.proved.append(proved)
+        # 5. (d) The head is signed by its claimed signer (and that is the trusted one).
+        domain = head.domain.domain()
+        self.head_signer = _check_head(head, domain, trusted_signer)
+        # 6. The anchor pointer, if any, points at this head under this domain.
+        _check_pointer(bundle, domain, trusted_contract)
+        # 7. (e) The chain: the right chain and contract, holding this very root.
+        if chain is not None:
+            self.chain = _check_chain(bundle, domain, chain)
+
+
+def _check_shape(bundle: Bundle) -> None:
+    good = bundle.good
+    if bundle.entry.kind is not EntryKind.REGISTER:
+        raise BundleInvalid(
+            "entry", f"the bundle's entry is a {bundle.entry.kind.name}, not the REGISTER"
+        )
+    last = -1
+    for entry in bundle.entries:
+        if (entry.good_type, entry.fingerprint) != (good.good_type, good.fingerprint):
+            raise BundleInvalid(
+                "entry",
+                f"leaf {entry.leaf_index:,} is about {entry.good_type.name.lower()} "
+                f"{fingerprint_hex(entry.fingerprint)}, not the bundle's good",
+            )
+        if entry is not bundle.entry and entry.kind is EntryKind.REGISTER:
+            raise BundleInvalid("entry", f"leaf {entry.leaf_index:,} is a second REGISTER")
+    for entry in bundle.later_entries:
+        if entry.leaf_index == bundle.entry.leaf_index or entry.leaf_index <= last:
+            raise BundleInvalid(
+                "entry", f"later entries are not in log order at leaf {entry.leaf_index:,}"
+            )
+        last = entry.leaf_index
+
+
+def _leaf_hash(entry: BundleEntry, where: str) -> bytes:
+    try:
+        document_hash = payload_hash(entry.payload)
+        batch = entry.batch_proof
+        if batch is not None:
+            # A batch's payload is hashed once; each good's is SHA-256(that || uint32 position).
+            document_hash = batch_entry_payload_hash(document_hash, batch.position)
+        leaf_hash = entry.leaf().leaf_hash()
+    except InvalidInput as exc:
+        raise BundleInvalid("leaf", f"{where}: {exc.detail}") from None
+    if document_hash != entry.payload_hash:
+        what = "the batch payload at this position" if entry.batch_proof else "the payload"
+        raise BundleInvalid(
+            "leaf", f"{where}: the leaf's payload_hash is not the SHA-256 of {what}"
+        )
+    return leaf_hash
+
+
+def _check_actor(
+    entry: BundleEntry, head: SignedTreeHead, creator: bytes, where: str
+) -> ProvedEntry:
+    actor = checksum_address(entry.actor)
+    if entry.kind is EntryKind.TRANSFER:
+        return _check_transfer(entry, head, creator, where)
+    if entry.kind is EntryKind.REVOKE and entry.actor != creator:
+        raise BundleInvalid(
+            "signature",
+            f"{where}: a revocation by {actor}, not by the good's creator "
+            f"{checksum_address(creator)}",
+        )
+    try:
+        return _check_signed_payload(entry, actor)
+    except (InvalidInput, InvalidProof) as exc:  # SignatureError is an InvalidInput
+        step = "batch" if isinstance(exc, InvalidProof) else "signature"
+        raise BundleInvalid(step, f"{where}: {exc.detail}") from None
+
+
+def _check_transfer(
+    entry: BundleEntry, head: SignedTreeHead, creator: bytes, where: str
+) -> ProvedEntry:
+    """A TRANSFER is the registry's attestation of what a platform reported: its own key is
+    the actor, and the payload names this good, its creator and the registry."""
+    actor = checksum_address(entry.actor)
+    if entry.actor != head.signer:
+        raise BundleInvalid(
+            "signature",
+            f"{where}: a TRANSFER's actor {actor} is not the registry that signed the head "
+            f"({checksum_address(head.signer)})",
+        )
+    transfer = entry.payload.get("transfer")
+    if not isinstance(transfer, dict):
+        raise BundleInvalid("signature", f"{where}: the TRANSFER payload holds no transfer")
+    named = (
+        transfer.get("good_type"),
+        transfer.get("fingerprint"),
+        transfer.get("creator"),
+        entry.payload.get("registry"),
+    )
+    if named != (
+        int(entry.good_type),
+        fingerprint_hex(entry.fingerprint),
+        checksum_address(creator),
+        actor,
+    ):
+        raise BundleInvalid(
+            "signature",
+            f"{where}: the TRANSFER payload does not name this good, its creator and the registry",
+        )
+    final, platform = transfer.get("final"), transfer.get("platform")
+    return ProvedEntry(
+        EntryKind.TRANSFER,
+        entry.leaf_index,
+        actor,
+        None,
+        None,
+        None,
+        None,
+        final=final is True,
+        platform=platform if isinstance(platform, str) else None,
+    )
+
+
+def _check_signed_payload(entry: BundleEntry, actor: str) -> ProvedEntry:
+    """The creator's signed message in the payload covers this entry's good, and recovers to
+    the entry's actor under the domain stored with it."""
+    single, batched = SIGNED_TYPES[entry.kind]
+    batch = entry.batch_proof
+    expected = single if batch is None else batched
+    payload = entry.payload
+    signed = payload.get("signed")
+    if not isinstance(signed, dict) or set(signed) != {"type", "signer", "message", "signature"}:
+        raise InvalidInput("the payload holds no signed message {type, signer, message, signature}")
+    if signed["type"] != expected:
+        raise InvalidInput(f"a {entry.kind.name} entry here must carry a signed {expected}")
+    domain_document = payload.get("domain")
+    if not isinstance(domain_document, dict):
+        raise InvalidInput("the payload holds no EIP-712 domain")
+    domain = Domain.from_dict(domain_document)
+    message = _message(expected, signed["message"])
+    signer, signature = signed["signer"], signed["signature"]
+    if not isinstance(signer, str) or not isinstance(signature, str):
+        raise InvalidInput("the signed message's signer and signature must be 0x-hex text")
+    # The creator's signature: 65 bytes, low s, v in {27, 28}, recovering the claimed signer
+    # under the stored domain (THREATS 12-16); and that signer is the leaf's actor.
+    try:
+        verify_signature(expected, message, domain, signature, signer)
+    except SignatureError as exc:
+        raise SignatureError(f"the {expected} signature: {exc.detail}") from None
+    if parse_address(signer) != actor:
+        raise SignatureError(f"the {expected} was signed by {signer}, not the leaf's actor")
+    # What was signed is this good.
+    if message["goodType"] != int(entry.good_type):
+        raise InvalidInput(f"the {expected} is for good type {message['goodType']}")
+    if batch is None:
+        if message["fingerprint"] != entry.fingerprint:
+            raise InvalidInput(f"the {expected} is for another fingerprint")
+    else:
+        if (message["itemsRoot"], message["count"]) != (batch.items_root, batch.count):
+            raise InvalidProof(
+                f"the batch proof's items root and count are not the ones the {expected} signed"
+            )
+        try:
+            verify_inclusion(
+                hash_leaf(entry.fingerprint),
+                batch.position,
+                batch.count,
+                batch.inclusion_proof,
+                batch.items_root,
+            )
+        except InvalidProof as exc:
+            raise InvalidProof(
+                f"the fingerprint is not under the signed items root: {exc.detail}"
+            ) from None
+    if expected.endswith("Registration"):
+        # The policy and metadata shown are the ones the creator signed the hashes of.
+        for name, field in (("royalty_policy", "royaltyPolicy"), ("metadata", "metadata")):
+            document = payload.get(name)
+            if not isinstance(document, dict) or payload_hash(document) != message[field]:
+                raise InvalidInput(f"the payload's {name} is not the one the {expected} signed")
+    reason = message.get("reason")
+    return ProvedEntry(
+        entry.kind,
+        entry.leaf_index,
+        actor,
+        expected,
+        None if batch is None else batch.position,
+        None if batch is None else batch.count,
+        reason if isinstance(reason, str) else None,
+    )
+
+
+def _message(primary_type: str, document: object) -> dict[str, object]:
+    """A signed message from its payload form (bytes32 as 0x-hex, uint64 as canonical decimal
+    strings, DESIGN deviation 4), validated against its struct type."""
+    if not isinstance(document, dict):
+        raise InvalidInput(f"the {primary_type} message must be a JSON object")
+    message: dict[str, object] = dict(document)
+    for member in STRUCT_TYPES[primary_type]:
+        name = member["name"]
+        value = document.get(name)
+        if member["type"] == "uint64":
+            if not (isinstance(value, str) and value.isascii() and value.isdigit()) or (
+                str(int(value)) != value
+            ):
+                raise InvalidInput(f"{primary_type}.{name} must be a decimal string")
+            message[name] = int(value)
+    return parse_message(primary_type, message)
+
+
+def _check_head(head: SignedTreeHead, domain: Domain, trusted_signer: str | None) -> str:
+    signer = checksum_address(head.signer)
+    try:
+        verify_signature("TreeHead", head.message(), domain, head.signature, signer)
+    except (SignatureError, InvalidInput) as exc:
+        raise BundleInvalid(
+            "tree-head", f"head {head.tree_size:,}: its signature: {exc.detail}"
+        ) from None
+    if trusted_signer is not None and parse_address(trusted_signer) != signer:
+        raise BundleInvalid(
+            "tree-head", f"head {head.tree_size:,} is signed by {signer}, not by {trusted_signer}"
+        )
+    return signer
+
+
+def _check_pointer(bundle: Bundle, domain: Domain, trusted_contract: str | None) -> None:
+    head, anchor = bundle.tree_head, bundle.anchor
+    contract = domain.verifying_contract
+    if trusted_contract is not None and parse_address(trusted_contract) != contract:
+        raise BundleInvalid(
+            "anchor",
+            f"head {head.tree_size:,} was signed for contract {contract}, "
+            f"not {parse_address(trusted_contract)}",
+        )
+    if anchor is None:
+        return
+    pointed = (anchor.tree_size, anchor.chain_id, checksum_address(anchor.contract))
+    if pointed != (head.tree_size, domain.chain_id, contract):
+        raise BundleInvalid(
+            "anchor",
+            f"the anchor names head {anchor.tree_size:,} on chain {anchor.chain_id} in "
+            f"{checksum_address(anchor.contract)}, not head {head.tree_size:,} on chain "
+            f"{domain.chain_id} in {contract}",
+        )
+
+
+def _check_chain(bundle: Bundle, domain: Domain, chain: Chain) -> ChainFinding:
+    """Steps: (1) the node serves the head's chain, (2) the contract there is the head's and
+    holds the TracemarkAnchor code, (3) its root for the head's size is the head's root,
+    (4) the pointed transaction anchored it, and how deep its block is."""
+    head, anchor = bundle.tree_head, bundle.anchor
+    # 1.
+    chain_id = chain.chain_id()
+    if chain_id != domain.chain_id:
+        raise BundleInvalid(
+            "chain",
+            f"the node serves chain {chain_id}, but head {head.tree_size:,} was signed for "
+            f"chain {domain.chain_id}",
+        )
+    # 2.
+    if chain.address != domain.verifying_contract:
+        raise BundleInvalid(
+            "chain",
+            f"asked to check against contract {chain.address}, but head {head.tree_size:,} was "
+            f"signed for {domain.verifying_contract}",
+        )
+    if not chain.has_contract():
+        raise BundleInvalid("chain", f"no contract at {chain.address} on chain {chain_id}")
+    try:
+        chain.check(chain_id)
+    except ChainMismatch as exc:
+        raise BundleInvalid("chain", exc.detail) from None
+    # 3. The root comes from the contract, never from the bundle (THREATS 8).
+    root = chain.root_at(head.tree_size)
+    if root is None:
+        if anchor is not None:
+            raise BundleInvalid(
+                "chain",
+                f"the bundle says head {head.tree_size:,} is anchored, but contract "
+                f"{chain.address} on chain {chain_id} holds no root for that size",
+            )
+        return ChainFinding(chain_id, chain.address, False, None, None)
+    if root != head.root:
+        raise BundleInvalid(
+            "chain",
+            f"contract {chain.address} on chain {chain_id} anchored root 0x{root.hex()} for "
+            f"size {head.tree_size:,}, not the head's root 0x{head.root.hex()}: the contract "
+            "never anchored this head",
+        )
+    # 4. The block, from the pointed transaction's receipt (a pointer the chain confirms).
+    if anchor is None or anchor.tx_hash is None:
+        return ChainFinding(chain_id, chain.address, True, None, None)
+    # NOTE: imported here, where a Chain (and so web3) exists already: the module stays pure.
+    from anchoring.chain import SignedAnchor
+
+    receipt = chain.receipt(anchor.tx_hash)
+    if receipt is None:
+        raise BundleInvalid(
+            "chain", f"transaction 0x{anchor.tx_hash.hex()} is not mined on chain {chain_id}"
+        )
+    # Only tx_hash, size and root of the expected anchor are compared with the receipt.
+    expected = SignedAnchor(b"", anchor.tx_hash, 0, head.tree_size, head.root, 0, 0)
+    try:
+        mined = chain.verify_receipt(receipt, expected)
+    except ReceiptMismatch as exc:
+        raise BundleInvalid(
+            "chain",
+            f"transaction 0x{anchor.tx_hash.hex()} does not anchor head {head.tree_size:,}: "
+            f"{exc.detail}",
+        ) from None
+    confirmations = chain.block_number() - mined.block_number + 1
+    return ChainFinding(chain_id, chain.address, True, mined.block_number, confirmations)
+
+
+__all__ = [
+    "BundleInvalid",
+    "BundleReport",
+    "ChainFinding",
+    "ProvedEntry",
+    "check_bundle",
+]

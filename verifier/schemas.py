@@ -1,0 +1,307 @@
+"""The wire schemas of the HTTP API, shared by the server (``api/``) and the typed client.
+
+Every request model refuses unknown fields (THREATS 39: no mass assignment) and bounds every
+string and list (THREATS 40); every response model names exactly what is shown. Hex travels
+``0x``-prefixed; amounts that may exceed 2^53 travel as decimal strings, because JSON numbers
+that large lose digits in JavaScript.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+GoodTypeName = Literal["file", "code", "item"]
+Verdict = Literal[
+    "authentic", "unknown", "revoked", "pending_anchor", "conflict", "consumed", "not_authentic"
+]
+Hex32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")]
+Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
+HexBytes = Annotated[str, StringConstraints(pattern=r"^0x([0-9a-fA-F]{2}){0,1024}$")]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+PlatformId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Reference = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Amount = Annotated[str, StringConstraints(pattern=r"^(0|[1-9][0-9]{0,77})$")]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{1,16}$")]
+
+#: Most items one page of any list holds (THREATS 40); the default is smaller.
+MAX_PAGE = 200
+DEFAULT_PAGE = 50
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- creators -------------------------------------------------------------------------------------
+
+
+class SignedDocument(Strict):
+    """An EIP-712 message as the creator's CLI signed it (``registry.records.SignedMessage``)."""
+
+    type: Annotated[str, StringConstraints(max_length=32)]
+    signer: Address
+    message: dict[str, Any]
+    signature: HexBytes
+
+
+class RegistrationIn(Strict):
+    signed: SignedDocument
+    royalty_policy: dict[str, Any] = Field(default_factory=lambda: {"recipients": []})
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    new_product: bool = False
+
+
+class RevocationIn(Strict):
+    signed: SignedDocument
+
+
+class CodeKeyIn(Strict):
+    signed: SignedDocument
+    #: The 32-byte code key: sent once over TLS, kept sealed (AES-GCM) at rest.
+    code_key: Hex32
+
+
+class EntryOut(Strict):
+    entry_id: int
+    kind: str
+    good_type: GoodTypeName
+    fingerprint: Hex32
+    actor: Address
+    leaf_index: int | None
+    status: str
+
+
+class CodeKeyOut(Strict):
+    creator: Address
+    key_commitment: Hex32
+    status: str
+
+
+class JobOut(Strict):
+    """A bulk upload being ingested: poll it until ``state`` is done or failed."""
+
+    job_id: str
+    kind: str
+    state: Literal["receiving", "queued", "running", "done", "failed"]
+    total: int | None
+    processed: int
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class GoodOut(Strict):
+    good_type: GoodTypeName
+    fingerprint: Hex32
+    product: str | None
+    leaf_index: int | None
+    registered_at: int | None
+    batch_position: int | None
+
+
+class StatementLineOut(Strict):
+    period: str
+    good_type: GoodTypeName
+    fingerprint: Hex32
+    platform: str
+    recipient: Address
+    currency: str
+    amount: Amount
+    transfers: int
+
+
+class StatementTotalOut(Strict):
+    recipient: Address
+    currency: str
+    amount: Amount
+
+
+class StatementOut(Strict):
+    creator: Address
+    since: int
+    until: int
+    period: Literal["day", "month", "all"]
+    lines: list[StatementLineOut]
+    totals: list[StatementTotalOut]
+
+
+class SiweNonceOut(Strict):
+    nonce: str
+    expires_at: int
+    domain: str
+    chain_id: int
+    uri: str
+
+
+class SiweIn(Strict):
+    message: Annotated[str, StringConstraints(max_length=4096)]
+    signature: HexBytes
+
+
+class TokenOut(Strict):
+    token: str
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 (the scheme's name)
+    expires_at: int
+    creator: Address
+
+
+# -- platforms ------------------------------------------------------------------------------------
+
+
+class VerifyIn(Strict):
+    """Name the good by its fingerprint, or by its code and the creator it claims to be from
+    (one code key per creator; ``product`` narrows the claim to one product line)."""
+
+    good_type: GoodTypeName
+    fingerprint: Hex32 | None = None
+    code: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    creator: Address | None = None
+    product: Slug | None = None
+
+
+class AnchorOut(Strict):
+    chain_id: int
+    contract: Address
+    tx_hash: Hex32
+    block_number: int
+    tree_size: int
+    #: "final" after the confirmation rule; "unconfirmed" while mined but not yet final.
+    state: Literal["final", "unconfirmed"]
+    confirmations: int | None
+
+
+class HolderOut(Strict):
+    #: None while the creator still holds the good.
+    platform: str | None
+    since_transfer: int | None
+
+
+class VerificationsOut(Strict):
+    """ "Verified N times, by M platforms, first at T" (telemetry: may lag about a second)."""
+
+    times: int
+    platforms: int
+    first_at: int | None
+
+
+class SignalOut(Strict):
+    code: str
+    detail: str
+
+
+class RiskOut(Strict):
+    score: float
+    signals: list[SignalOut]
+
+
+class VerifyOut(Strict):
+    verdict: Verdict
+    good_type: GoodTypeName
+    #: Omitted for an anonymous code lookup (coarse answers only).
+    fingerprint: Hex32 | None = None
+    creator: Address | None = None
+    product: str | None = None
+    use: Literal["single", "transferable"] | None = None
+    leaf_index: int | None = None
+    holder: HolderOut | None = None
+    anchor: AnchorOut | None = None
+    #: The newest chain block this server saw, and when; while the chain is unreachable the
+    #: answer still comes from the database and says how old its view of the chain is.
+    chain_block: int | None = None
+    chain_seen_at: int | None = None
+    risk: RiskOut | None = None
+    verifications: VerificationsOut | None = None
+    coarse: bool = False
+
+
+class PartyIn(Strict):
+    """A seller or buyer: a reference on a platform (kept only as a hash), or the creator."""
+
+    platform: PlatformId | None = None
+    reference: Reference | None = None
+    creator: bool = False
+
+
+class TransferIn(Strict):
+    good_type: GoodTypeName
+    fingerprint: Hex32
+    seller: PartyIn
+    buyer: PartyIn
+    price: Amount | None = None
+    currency: Currency | None = None
+    final: bool = False
+
+
+class RoyaltyShareOut(Strict):
+    recipient: Address
+    bps: int
+    amount: Amount
+
+
+class ReceiptOut(Strict):
+    """A ``TransferReceipt``: verify it with the registry's address alone (EIP-712)."""
+
+    transfer_id: int
+    good_type: GoodTypeName
+    fingerprint: Hex32
+    log_index: int
+    transfer_hash: Hex32
+    timestamp: int
+    signature: HexBytes
+    signer: Address
+    domain: dict[str, Any]
+    typed_data: dict[str, Any]
+    platform: str
+    seller: dict[str, Any]
+    buyer: dict[str, Any]
+    price: Amount | None
+    currency: str | None
+    final: bool
+    creator: Address
+    royalties: list[RoyaltyShareOut]
+    seller_amount: Amount | None
+    replayed: bool
+
+
+# -- lists ----------------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class Page(Strict, Generic[T]):
+    items: list[T]
+    #: Pass as ``cursor`` for the next page; null on the last page.
+    next_cursor: str | None
+
+
+__all__ = [
+    "DEFAULT_PAGE",
+    "MAX_PAGE",
+    "AnchorOut",
+    "CodeKeyIn",
+    "CodeKeyOut",
+    "EntryOut",
+    "GoodOut",
+    "HolderOut",
+    "JobOut",
+    "Page",
+    "PartyIn",
+    "ReceiptOut",
+    "RegistrationIn",
+    "RevocationIn",
+    "RiskOut",
+    "RoyaltyShareOut",
+    "SignalOut",
+    "SignedDocument",
+    "SiweIn",
+    "SiweNonceOut",
+    "StatementLineOut",
+    "StatementOut",
+    "StatementTotalOut",
+    "TokenOut",
+    "TransferIn",
+    "VerificationsOut",
+    "VerifyIn",
+    "VerifyOut",
+]
