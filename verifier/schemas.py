@@ -264,6 +264,16 @@ class ReceiptOut(Strict):
     replayed: bool
 
 
+class RegistryOut(Strict):
+    """Who this registry is: the key that signs its heads and receipts, and the EIP-712 domain
+    (the chain and anchor contract) that creators sign under."""
+
+    address: Address
+    domain: dict[str, Any]
+    chain_id: int
+    contract: Address
+
+
 # -- lists ----------------------------------------------------------------------------------------
 
 T = TypeVar("T")
@@ -289,6 +299,7 @@ __all__ = [
     "PartyIn",
     "ReceiptOut",
     "RegistrationIn",
+    "RegistryOut",
     "RevocationIn",
     "RiskOut",
     "RoyaltyShareOut",

@@ -22,8 +22,11 @@ from registry.creator import (
 from registry.royalty import RoyaltyPolicy
 from registry.service import Registry
 from registry.settings import Settings, load_settings
+from verifier.client import NotAuthorized, RegistryUnreachable
 
 EXIT_CODES: dict[type[errors.TracemarkError], int] = {
+    RegistryUnreachable: 14,
+    NotAuthorized: 13,
     ChainUnavailable: 10,
     LogCorrupt: 9,
     errors.ConfigurationError: 8,
@@ -142,6 +145,15 @@ PolicyOpt = Annotated[Path | None, typer.Option(help="Royalty policy JSON file."
 MetadataOpt = Annotated[Path | None, typer.Option(help="Public metadata JSON file.")]
 NewProductOpt = Annotated[
     bool, typer.Option("--new-product", help="Start a new product with this registration.")
+]
+ApiOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api",
+        envvar="TRACEMARK_API_URL",
+        help="Send to the registry's HTTP API at this URL (signing stays here); "
+        "without it, write to the registry's database directly.",
+    ),
 ]
 
 

@@ -1,4 +1,8 @@
-"""Creator commands: keys, fingerprints, registering and revoking (signed locally)."""
+"""Creator commands: keys, fingerprints, registering and revoking (signed locally).
+
+The writes go to the registry's database, or with ``--api URL`` to a registry's HTTP API
+(``api/cli/remote.py``); only fingerprints and signed messages ever leave this machine.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import typer
 from rich.table import Table
 
 from api.cli.app import (
+    ApiOpt,
     JsonFlag,
     MetadataOpt,
     NewProductOpt,
@@ -25,12 +30,12 @@ from api.cli.app import (
     keys_app,
     load_metadata,
     load_policy,
-    open_registry,
     out,
     progress_bar,
     reported,
     state,
 )
+from api.cli.remote import open_backend
 from registry import errors
 from registry.codekeys import key_commitment
 from registry.creator import (
@@ -91,17 +96,16 @@ def keys_show(as_json: JsonFlag = False) -> None:
 
 
 @keys_app.command("enroll")
-def keys_enroll(as_json: JsonFlag = False) -> None:
+def keys_enroll(api: ApiOpt = None, as_json: JsonFlag = False) -> None:
     """Enrol the code key with the registry, so platforms can check codes (signed)."""
-    with reported():
-        registry = open_registry()
+    with reported(), open_backend(api) as backend:
         keys = creator_keys()
-        signed = sign_enrollment(keys, registry.domain, now=registry.clock())
-        result = registry.enroll_code_key(signed, keys.require_code_key())
+        signed = sign_enrollment(keys, backend.domain, now=backend.now())
+        result = backend.enroll(signed, keys.require_code_key())
     data = {
         "creator": result.creator,
         "status": result.status,
-        "key_commitment": "0x" + result.key_commitment.hex(),
+        "key_commitment": result.key_commitment,
     }
     emit(data, as_json, lambda: out.print(f"code key {result.status}", markup=False))
 
@@ -145,29 +149,29 @@ def register(
     royalty: PolicyOpt = None,
     metadata: MetadataOpt = None,
     new_product: NewProductOpt = False,
+    api: ApiOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Register files: each is fingerprinted locally and signed as one Registration."""
     results = []
-    with reported():
-        registry = open_registry()
+    with reported(), open_backend(api) as backend:
         keys = creator_keys()
         policy, meta, use_value = load_policy(royalty), load_metadata(metadata), parse_use(use)
         prints = [(path, file_fingerprint_path(existing_file(path))) for path in files]
         for path, value in prints:
             request = sign_registration(
                 keys,
-                registry.domain,
+                backend.domain,
                 good_type=GoodType.FILE,
                 fingerprint=value,
                 product=product,
                 use=use_value,
                 royalty_policy=policy,
                 metadata=meta,
-                now=registry.clock(),
+                now=backend.now(),
                 new_product=new_product,
             )
-            results.append({"file": str(path), **registry.register(request).as_dict()})
+            results.append({"file": str(path), **backend.register(request).model_dump()})
     emit({"entries": results}, as_json, lambda: _print_entries(results))
 
 
@@ -201,32 +205,32 @@ def register_codes(
         bool, typer.Option(help="Register the good lines and report the bad ones.")
     ] = False,
     new_product: NewProductOpt = False,
+    api: ApiOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Register a file of codes as one signed BatchRegistration (codes stay on this machine)."""
-    with reported():
-        registry = open_registry()
+    with reported(), open_backend(api) as backend:
         keys = creator_keys()
         policy, meta, use_value = load_policy(royalty), load_metadata(metadata), parse_use(use)
         batch = _prepare(codes, keys.require_code_key(), skip_invalid, as_json)
         try:
             request = sign_batch_registration(
                 keys,
-                registry.domain,
+                backend.domain,
                 batch,
                 good_type=GoodType.CODE,
                 product=product,
                 use=use_value,
                 royalty_policy=policy,
                 metadata=meta,
-                now=registry.clock(),
+                now=backend.now(),
                 new_product=new_product,
             )
             with progress_bar(batch.count, "registering", as_json) as tick:
-                result = registry.register_batch(request, batch.fingerprints(), progress=tick)
+                result = backend.register_batch(request, batch.fingerprints(), tick)
         finally:
             batch.close()
-    data = {**result.as_dict(), "skipped": [s.__dict__ for s in batch.skipped]}
+    data = {**result, "skipped": [s.__dict__ for s in batch.skipped]}
     emit(data, as_json, lambda: _print_batch(data, "registered"))
 
 
@@ -249,25 +253,27 @@ def revoke(
     good_type: Annotated[str, typer.Option("--type", help="file, code or item.")] = "code",
     file: Annotated[Path | None, typer.Option(help="Revoke this file.")] = None,
     codes: Annotated[Path | None, typer.Option(help="Revoke every code of this file.")] = None,
+    api: ApiOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Revoke one good (by fingerprint or file), or a batch of codes, with a signature."""
     with reported():
         if sum(x is not None for x in (fingerprint_, file, codes)) != 1:
             raise errors.InvalidInput("give exactly one of --fingerprint, --file or --codes")
-        registry = open_registry()
+    with reported(), open_backend(api) as backend:
         keys = creator_keys()
-        now = registry.clock()
+        now = backend.now()
         if codes is not None:
             batch = _prepare(codes, keys.require_code_key(), False, as_json)
             try:
                 request = sign_batch_revocation(
-                    keys, registry.domain, batch, good_type=GoodType.CODE, reason=reason, now=now
+                    keys, backend.domain, batch, good_type=GoodType.CODE, reason=reason, now=now
                 )
-                result = registry.revoke_batch(request, batch.fingerprints())
+                with progress_bar(batch.count, "revoking", as_json) as tick:
+                    result = backend.revoke_batch(request, batch.fingerprints(), tick)
             finally:
                 batch.close()
-            data = {**result.as_dict(), "skipped": []}
+            data = {**result, "skipped": []}
             emit(data, as_json, lambda: _print_batch(data, "revoked"))
             return
         if file is not None:
@@ -275,9 +281,9 @@ def revoke(
         else:
             kind, value = parse_good_type(good_type), parse_fingerprint(str(fingerprint_))
         one = sign_revocation(
-            keys, registry.domain, good_type=kind, fingerprint=value, reason=reason, now=now
+            keys, backend.domain, good_type=kind, fingerprint=value, reason=reason, now=now
         )
-        entry = registry.revoke(one).as_dict()
+        entry = backend.revoke(one).model_dump()
     emit(entry, as_json, lambda: out.print(f"{entry['status']}: entry {entry['entry_id']}"))
 
 

@@ -17,7 +17,7 @@ from registry.errors import NotFound
 from registry.fingerprints import parse_fingerprint
 from registry.records import checksum
 from verifier.bundle import build_bundle
-from verifier.schemas import DEFAULT_PAGE, MAX_PAGE, GoodTypeName, Page
+from verifier.schemas import DEFAULT_PAGE, MAX_PAGE, GoodTypeName, Page, RegistryOut
 
 router = APIRouter(tags=["auditors"])
 
@@ -60,6 +60,22 @@ class HistoryEntry(BaseModel):
     payload_hash: str
     timestamp: int | None
     batch_position: int | None
+
+
+@router.get(
+    "/v1/registry",
+    operation_id="get_registry",
+    response_model=RegistryOut,
+    summary="The registry's address and the EIP-712 domain creators sign under.",
+)
+def registry_identity(ctx: Context, caller: Caller) -> RegistryOut:
+    domain = ctx.registry.domain
+    return RegistryOut(
+        address=ctx.registry.address,
+        domain=domain.as_dict(),
+        chain_id=domain.chain_id,
+        contract=domain.verifying_contract,
+    )
 
 
 @router.get("/v1/log/head", operation_id="get_tree_head", summary="The newest signed tree head.")

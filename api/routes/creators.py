@@ -187,9 +187,15 @@ BULK_BODY = {
 
 
 async def _spool_bulk(
-    request: Request, ctx: ApiContext, header_request: str | None
+    request: Request,
+    ctx: ApiContext,
+    header_request: str | None,
+    accept: Callable[[dict[str, Any]], None],
 ) -> tuple[dict[str, Any], Any, bool]:
-    """Stream the body to a spool file within the cap; returns (request document, spool, csv)."""
+    """Stream the body to a spool file within the cap; returns (request document, spool, csv).
+
+    ``accept`` checks the signed request as soon as it is read (the header, or the first
+    line), so a bad signature is refused before a large body is spooled."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in (NDJSON, CSV):
         raise UnsupportedMediaType(f"send {NDJSON} or {CSV}")
@@ -202,6 +208,7 @@ async def _spool_bulk(
         if header_request is None:
             raise InvalidInput(f"a CSV upload carries the signed request in {REQUEST_HEADER}")
         document = _header_document(header_request)
+        accept(document)
     spool = ctx.jobs.spool()
     size = 0
     head = b""
@@ -218,10 +225,12 @@ async def _spool_bulk(
                         raise InvalidInput("the first line (the signed request) is too long")
                     continue
                 document = _json_document(head[:newline])
+                accept(document)
                 chunk, head = head[newline + 1 :], b""
             spool.write(chunk)
         if document is None:
             document = _json_document(head)
+            accept(document)
     except BaseException:
         spool.close()
         raise
@@ -262,26 +271,32 @@ async def _submit_bulk(
     header_request: str | None,
     kind: Literal["registration", "revocation"],
 ) -> JSONResponse:
-    document, spool, csv = await _spool_bulk(request, ctx, header_request)
-    try:
+    checked: list[Any] = []
+
+    def accept(document: dict[str, Any]) -> None:
         now = ctx.registry.clock()
+        if kind == "registration":
+            parsed: Any = registration_request(_parse(RegistrationIn, document), batch=True)
+        else:
+            parsed = revocation_request(_parse(RevocationIn, document), batch=True)
+        parsed.check(ctx.registry.domain, now=now)  # a bad signature is refused right here
+        checked.append(parsed)
+
+    _, spool, csv = await _spool_bulk(request, ctx, header_request, accept)
+    try:
+        signed_request = checked[0]
         run: Callable[[Iterator[bytes], Callable[[int], None]], BatchResult]
         if kind == "registration":
-            registration = registration_request(_parse(RegistrationIn, document), batch=True)
-            registration.check(ctx.registry.domain, now=now)  # refuse a bad signature now
 
             def run(fps: Iterator[bytes], progress: Callable[[int], None]) -> BatchResult:
-                return ctx.registry.register_batch(registration, fps, progress=progress)
+                return ctx.registry.register_batch(signed_request, fps, progress=progress)
 
-            owner = registration.signed.signer
         else:
-            revocation = revocation_request(_parse(RevocationIn, document), batch=True)
-            revocation.check(ctx.registry.domain, now=now)
 
             def run(fps: Iterator[bytes], progress: Callable[[int], None]) -> BatchResult:
-                return ctx.registry.revoke_batch(revocation, fps, progress=progress)
+                return ctx.registry.revoke_batch(signed_request, fps, progress=progress)
 
-            owner = revocation.signed.signer
+        owner = signed_request.signed.signer
         job_id = await run_in_threadpool(ctx.jobs.create, f"creator:{owner}", kind)
     except BaseException:
         spool.close()

@@ -42,6 +42,7 @@ from registry.merkle import hash_leaf, verify_consistency, verify_inclusion
 
 #: Settings the CLI reads from the environment; a test names its data dir and nothing else.
 _AMBIENT = (
+    "TRACEMARK_API_URL",
     "TRACEMARK_DATABASE_URL",
     "TRACEMARK_KEYS_DIR",
     "TRACEMARK_MASTER_KEY",

@@ -468,3 +468,9 @@ def test_verify_keeps_answering_from_the_database_when_the_chain_is_down(
         assert answer["chain_block"] is None and answer["anchor"]["confirmations"] is None  # type: ignore[index]
         ready = client.get("/readyz")
         assert ready.status_code == 503 and "chain" in ready.json()["detail"]
+
+
+def test_the_registry_says_who_it_is(client: TestClient, registry: Registry) -> None:
+    answer = client.get("/v1/registry").json()
+    assert answer["address"] == registry.address
+    assert Domain.from_dict(answer["domain"]) == registry.domain

@@ -1,0 +1,258 @@
+"""The whole product on the real stack: `tracemark serve` (uvicorn on a loopback port, the
+sequencer, the anchoring worker) on anvil, over SQLite and PostgreSQL.
+
+A creator bulk-registers codes through the CLI over HTTP; they get anchored; platform A
+verifies one and records its sale to an agent; the agent's sale on platform B succeeds; a
+third sale by a seller who is not the holder gets 409; the final sale consumes the code; the
+royalty statement shows the splits; the proof bundle verifies offline against anvil with the
+server stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from anchoring.chain import Chain
+from anchoring.devchain import DevChain, free_port
+from anchoring.runtime import ANVIL_ACCOUNT_0_KEY
+from registry.creator import CreatorKeys
+from registry.eip712 import DEV_DOMAIN
+from registry.fingerprints import CodeFingerprinter
+from verifier.client import ProblemConflict, TracemarkClient, verify_receipt
+
+TRACEMARK = str(Path(sys.executable).parent / "tracemark")
+STUDIO = "0x" + "5a" * 20
+POLICY = {"recipients": [{"address": STUDIO, "bps": 800, "label": "studio"}]}
+CODES = 300
+
+
+@pytest.fixture
+def anvil() -> Iterator[DevChain]:
+    """A chain that outlives the server (the bundle is checked after it stops)."""
+    with DevChain(block_time=1) as chain:
+        operator = Account.from_key(ANVIL_ACCOUNT_0_KEY)
+        address = Chain.connect(chain.rpc_url, DEV_DOMAIN.verifying_contract).deploy(operator)
+        assert address == DEV_DOMAIN.verifying_contract
+        yield chain
+
+
+def wait_until(what: str, check: Any, timeout: float = 90) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_codes_from_creator_to_player(
+    database: str, request: pytest.FixtureRequest, tmp_path: Path, anvil: DevChain
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "TRACEMARK_DATA_DIR": str(tmp_path / "server"),
+        "TRACEMARK_KEYS_DIR": str(tmp_path / "creator-keys"),
+        "TRACEMARK_API_PORT": str(port),
+        "TRACEMARK_CHAIN_RPC_URL": anvil.rpc_url,
+        "TRACEMARK_ANCHOR_KEY": ANVIL_ACCOUNT_0_KEY,
+        "TRACEMARK_SEQUENCER_INTERVAL": "0.2",
+        "TRACEMARK_ANCHOR_MAX_AGE": "0",
+        "TRACEMARK_ANCHOR_CONFIRMATIONS": "2",
+    }
+    if database == "postgres":
+        env["TRACEMARK_DATABASE_URL"] = request.getfixturevalue("postgres_url")
+
+    def tracemark(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [TRACEMARK, *args], env=env, capture_output=True, text=True, timeout=300
+        )
+        if check:
+            assert done.returncode == 0, f"tracemark {args[0]}: {done.stderr}"
+        return done
+
+    server_log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen([TRACEMARK, "serve"], env=env, stderr=server_log)
+    try:
+        wait_until("the API", lambda: _answers(f"{url}/livez"))
+
+        # -- the creator, over HTTP: codes never leave this machine ---------------------------
+        creator_env = {k: v for k, v in env.items() if k != "TRACEMARK_DATABASE_URL"}
+        creator_env["TRACEMARK_DATA_DIR"] = str(tmp_path / "creator-side")
+        creator_env["TRACEMARK_API_URL"] = url
+
+        def creator(*args: str) -> str:
+            done = subprocess.run(
+                [TRACEMARK, *args], env=creator_env, capture_output=True, text=True, timeout=300
+            )
+            assert done.returncode == 0, f"tracemark {args}: {done.stderr}"
+            return done.stdout
+
+        creator("keys", "new")
+        creator("keys", "enroll")
+        codes = [f"GAME-{i:06d}-{os.urandom(2).hex().upper()}" for i in range(CODES)]
+        (tmp_path / "codes.txt").write_text("\n".join(codes) + "\n")
+        (tmp_path / "policy.json").write_text(json.dumps(POLICY))
+        summary = json.loads(
+            creator(
+                "register-codes",
+                str(tmp_path / "codes.txt"),
+                "--product",
+                "30-day-card",
+                "--use",
+                "single",
+                "--new-product",
+                "--royalty",
+                str(tmp_path / "policy.json"),
+                "--json",
+            )
+        )
+        assert summary["registered"] == CODES
+        keys = CreatorKeys.load(tmp_path / "creator-keys")
+        code, fingerprint = (
+            codes[17],
+            CodeFingerprinter(keys.require_code_key()).fingerprint(codes[17]),
+        )
+
+        # -- the operator issues platform keys -------------------------------------------------
+        def api_key(platform: str) -> str:
+            made = tracemark(
+                "api-keys",
+                "create",
+                "--platform",
+                platform,
+                "--scope",
+                "verify",
+                "--scope",
+                "transfer",
+                "--json",
+            )
+            return str(json.loads(made.stdout)["key"])
+
+        a = TracemarkClient(url, api_key=api_key("cardhub"))
+        b = TracemarkClient(url, api_key=api_key("keyshop"))
+
+        # -- platform A verifies, once anchored ------------------------------------------------
+        answer = wait_until(
+            "the codes anchored",
+            lambda: (
+                (v := a.verify("code", code=code, creator=keys.address)).verdict == "authentic"
+                and v
+            ),
+        )
+        assert answer.fingerprint == "0x" + fingerprint.hex()
+        assert answer.anchor is not None and answer.anchor.chain_id == DEV_DOMAIN.chain_id
+
+        good = {"good_type": "code", "fingerprint": fingerprint}
+        to_agent = a.transfer(
+            **good,
+            seller={"creator": True},
+            buyer={"reference": "agent-7"},
+            price=1_000,
+            currency="EUR",
+            idempotency_key="a-1",
+        )
+        # Checked with the registry's address alone, known to the platform out of band.
+        registry_address = json.loads(tracemark("init", "--json").stdout)["registry_address"]
+        verify_receipt(to_agent, registry_address)
+        assert to_agent.royalties == []  # the creator sold it: no royalty
+        resale = b.transfer(
+            **good,
+            seller={"platform": "cardhub", "reference": "agent-7"},
+            buyer={"reference": "reseller-9"},
+            price=2_000,
+            currency="EUR",
+        )
+        assert [r.amount for r in resale.royalties] == [str(2_000 * 800 // 10_000)]
+        with pytest.raises(ProblemConflict) as double:
+            a.transfer(
+                **good,
+                seller={"platform": "cardhub", "reference": "agent-7"},
+                buyer={"reference": "victim"},
+                price=1_500,
+                currency="EUR",
+            )
+        assert double.value.status == 409
+        final = b.transfer(
+            **good,
+            seller={"platform": "keyshop", "reference": "reseller-9"},
+            buyer={"reference": "player-1"},
+            price=2_500,
+            currency="EUR",
+            final=True,
+        )
+        assert final.final
+        assert a.verify("code", fingerprint=fingerprint).verdict == "consumed"
+
+        # -- the creator's royalty statement ---------------------------------------------------
+        session = TracemarkClient(url)
+        session.sign_in(keys.account)
+        statement = session.royalty_statement(period="all")
+        assert [(t.recipient, t.amount) for t in statement.totals] == [
+            (_checksum(STUDIO), str(2_000 * 800 // 10_000 + 2_500 * 800 // 10_000))
+        ]
+
+        # -- the proof bundle, once its head (with the transfers) is anchored ------------------
+        bundle = wait_until(
+            "a bundle under an anchored head",
+            lambda: (
+                (bb := a.proof_bundle("code", fingerprint)).anchor is not None
+                and bb.pending_entries == 0
+                and bb
+            ),
+        )
+        (tmp_path / "bundle.json").write_text(bundle.to_json())
+        for client in (a, b, session):
+            client.close()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        finally:
+            if server.poll() is None:
+                server.kill()
+            server_log.close()
+    assert server.returncode == 0, (tmp_path / "serve.log").read_text()[-3000:]
+
+    # -- with the server stopped: the bundle against the chain alone ---------------------------
+    checked = tracemark("verify", str(tmp_path / "bundle.json"), "--rpc", anvil.rpc_url)
+    assert checked.stdout.startswith("OK: "), checked.stdout + checked.stderr
+    assert "consumed" in checked.stdout and "anchored on chain 31337" in checked.stdout
+    # The codes never reached the server: not in its database, not in its log.
+    server_files = (
+        b"".join(p.read_bytes() for p in (tmp_path / "server").rglob("*") if p.is_file())
+        + (tmp_path / "serve.log").read_bytes()
+    )
+    assert not any(c.encode() in server_files for c in codes[:50])
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False
+
+
+def _checksum(address: str) -> str:
+    from registry.eip712 import checksum_address
+
+    return checksum_address(bytes.fromhex(address[2:]))

@@ -1,0 +1,1041 @@
+"""A typed Python client for the tracemark HTTP API, and the offline check of its receipts.
+
+Platforms verify goods and report transfers with an API key; creators send what their own
+machine signed (codes never leave it: only fingerprints and signed messages travel) and sign
+in with Ethereum to read their goods and statements; auditors fetch signed heads, proofs and
+bundles. Every method returns a model of ``verifier.schemas`` (or a verified value) or raises:
+a problem+json answer becomes an ``ApiProblem`` whose class places it in the registry's own
+error family (``NotFound``, ``Conflict``, ``SignatureError``...), so a caller handles a remote
+registry exactly as a local one. No credential ever appears in an error, a repr or a URL.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Final, Literal, TypeVar, overload
+from urllib.parse import quote, urlsplit
+
+import httpx2
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from registry.eip712 import (
+    Domain,
+    checksum_address,
+    parse_address,
+    typed_data,
+    verify_signature,
+)
+from registry.errors import (
+    ConfigurationError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    SignatureError,
+    StorageBusy,
+    TracemarkError,
+)
+from registry.fingerprints import GoodType, fingerprint_hex, parse_fingerprint, parse_good_type
+from registry.records import SignedMessage
+from registry.registration import RegistrationRequest
+from registry.revocation import RevocationRequest
+from registry.royalty import policy_document
+from verifier.bundle import MAX_BUNDLE_BYTES, Bundle, SignedTreeHead
+from verifier.schemas import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    CodeKeyIn,
+    CodeKeyOut,
+    EntryOut,
+    GoodOut,
+    GoodTypeName,
+    JobOut,
+    Page,
+    PartyIn,
+    ReceiptOut,
+    RegistrationIn,
+    RevocationIn,
+    SiweIn,
+    SiweNonceOut,
+    StatementOut,
+    TokenOut,
+    TransferIn,
+    VerifyIn,
+    VerifyOut,
+)
+
+DEFAULT_TIMEOUT: Final = 10.0
+"""Seconds to wait for the registry to connect, accept a chunk or answer (each, not in all)."""
+
+MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
+"""Largest answer read into memory (a page of 200 receipts is well under 1 MiB).
+
+Threat: a hostile or broken server (or a proxy in front of it) streaming without end would
+exhaust the client's memory. Bundles have their own bound, ``MAX_BUNDLE_BYTES``.
+"""
+
+MAX_CSV_BYTES: Final = 256 * 1024 * 1024
+"""Largest royalty statement read as CSV (one line per good, platform and period)."""
+
+MAX_PROBLEM_DETAIL: Final = 1_000
+"""Characters of a problem's ``detail`` kept: an error stays one readable line."""
+
+MAX_RETRY_WAIT: Final = 30.0
+"""Longest a retry waits for ``Retry-After`` (seconds); a longer wait is the caller's call."""
+
+UPLOAD_CHUNK: Final = 1024 * 1024
+"""Bytes read from a file per chunk of a streamed upload."""
+
+NDJSON_LINES_PER_CHUNK: Final = 4_096
+"""Fingerprint lines per chunk of a bulk upload (~270 KiB): few writes, little memory."""
+
+MAX_POLL_INTERVAL: Final = 2.0
+"""Longest pause between two looks at a bulk job (seconds); polls start faster."""
+
+SIGN_IN_STATEMENT: Final = "Sign in to the tracemark registry to read your goods and statements."
+
+PROBLEM_PREFIX: Final = "https://tracemark.dev/problems/"
+
+#: Problem codes of refused signatures: the registry's ``SignatureError`` family (400/409).
+SIGNATURE_PROBLEMS: Final = frozenset(
+    {"bad-signature", "malformed-signature", "wrong-signer", "expired-deadline", "nonce-reused"}
+)
+#: Problems that are refused before anything is applied, so the same request may be resent.
+RETRYABLE_PROBLEMS: Final = frozenset({"rate-limited", "storage-busy"})
+
+_JOB_ID = re.compile(r"job_[A-Za-z0-9_-]{1,60}\Z")
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}\Z")
+
+Period = Literal["day", "month", "all"]
+M = TypeVar("M", bound=BaseModel)
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+class ApiProblem(TracemarkError):
+    """The registry answered with an RFC 9457 problem (``status`` >= 400).
+
+    ``code`` is the problem type's last segment (``not-found``, ``rate-limited``...);
+    ``retry_after`` is the server's Retry-After in seconds (429 and 503), when it sent one.
+    ``from_answer`` picks the subclass that matches the registry's own error family.
+    """
+
+    code = "api-problem"
+
+    def __init__(
+        self,
+        status: int,
+        type_: str,
+        title: str,
+        detail: str,
+        *,
+        code: str,
+        retry_after: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.type = type_
+        self.title = title
+        self.code = code
+        self.retry_after = retry_after
+        #: The problem's other members (e.g. ``errors`` of a validation problem).
+        self.extra: dict[str, Any] = dict(extra or {})
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status={self.status}, code={self.code!r})"
+
+    @classmethod
+    def from_answer(cls, status: int, headers: httpx2.Headers, body: bytes) -> ApiProblem:
+        """The problem a response carries (or a plain one for a non-problem error body)."""
+        document: Any = None
+        if headers.get("content-type", "").split(";")[0].strip().endswith("json"):
+            try:
+                document = json.loads(body)
+            except ValueError:
+                document = None
+        if not isinstance(document, dict):
+            document = {}
+        type_ = document.get("type")
+        type_ = type_ if isinstance(type_, str) else "about:blank"
+        code = type_.removeprefix(PROBLEM_PREFIX) if type_.startswith(PROBLEM_PREFIX) else ""
+        code = code if code and len(code) <= 64 else f"http-{status}"
+        title = document.get("title")
+        title = title if isinstance(title, str) else f"HTTP {status}"
+        detail = document.get("detail")
+        if not isinstance(detail, str) or not detail:
+            detail = f"the registry answered HTTP {status}"
+        detail = " ".join(detail.split())[:MAX_PROBLEM_DETAIL]
+        extra = {
+            k: v for k, v in document.items() if k not in ("type", "title", "status", "detail")
+        }
+        kind = _problem_class(status, code)
+        return kind(
+            status,
+            type_,
+            title[:200],
+            detail,
+            code=code,
+            retry_after=_retry_after(headers),
+            extra=extra,
+        )
+
+    @property
+    def retryable(self) -> bool:
+        """The registry refused before applying anything: the same request may be resent."""
+        return self.code in RETRYABLE_PROBLEMS
+
+
+class InvalidRequest(ApiProblem, InvalidInput):
+    """400, 413, 415, 422: the request was malformed or over a limit; fix it."""
+
+
+class SignatureRefused(ApiProblem, SignatureError):
+    """A signed message was refused: malformed, wrong signer, expired or its nonce reused."""
+
+
+class ProblemNotFound(ApiProblem, NotFound):
+    """404: no such good, entry, job or product (or it is not yours to know about)."""
+
+
+class ProblemConflict(ApiProblem, Conflict):
+    """409: the request contradicts the registry (a double sale, a revoked good...)."""
+
+
+class NotAuthorized(ApiProblem):
+    """401 or 403: missing, refused or insufficient credentials (the detail says which)."""
+
+
+class RetryLater(ApiProblem, StorageBusy):
+    """429, 503 (or a gateway's 502, 504): rate limited, busy, not ready or not there;
+    retry later, after ``retry_after`` seconds when the answer says."""
+
+
+def _problem_class(status: int, code: str) -> type[ApiProblem]:
+    if code in SIGNATURE_PROBLEMS:
+        return SignatureRefused
+    if status in (401, 403):
+        return NotAuthorized
+    if status in (429, 502, 503, 504):  # 502 and 504: a gateway in front of the registry
+        return RetryLater
+    if status == 404:
+        return ProblemNotFound
+    if status == 409:
+        return ProblemConflict
+    if 400 <= status < 500:
+        return InvalidRequest
+    return ApiProblem
+
+
+def _retry_after(headers: httpx2.Headers) -> int | None:
+    value = headers.get("retry-after", "").strip()
+    return int(value) if value.isdigit() and len(value) <= 9 else None
+
+
+class RegistryUnreachable(TracemarkError):
+    """The registry's API did not answer (refused, unresolvable, timed out, cut off)."""
+
+    code = "registry-unreachable"
+
+
+class UnexpectedAnswer(TracemarkError):
+    """The registry answered something this client does not understand (a version skew?)."""
+
+    code = "unexpected-answer"
+
+
+class VerificationError(TracemarkError):
+    """A registry's signed statement (a receipt, a tree head) does not verify."""
+
+    code = "verification-failed"
+
+
+class JobFailed(InvalidInput):
+    """A bulk job failed on the server; nothing of it was written. ``job`` is its last state."""
+
+    code = "job-failed"
+
+    def __init__(self, job: JobOut) -> None:
+        super().__init__(job.error or f"bulk job {job.job_id} failed")
+        self.job = job
+
+
+class JobStillRunning(TracemarkError):
+    """``wait_job`` gave up waiting; the job goes on on the server: poll it again later."""
+
+    code = "job-still-running"
+
+
+class SignInRefused(ConfigurationError):
+    """The client refused to sign a sign-in message that names another domain (phishing)."""
+
+    code = "sign-in-refused"
+
+
+# -- documents ------------------------------------------------------------------------------------
+
+
+def registration_document(request: RegistrationRequest) -> dict[str, Any]:
+    """A (batch) registration as the API takes it (``RegistrationIn``)."""
+    return {
+        "signed": request.signed.document(),
+        "royalty_policy": policy_document(request.royalty_policy),
+        "metadata": dict(request.metadata),
+        "new_product": request.new_product,
+    }
+
+
+def revocation_document(request: RevocationRequest) -> dict[str, Any]:
+    """A (batch) revocation as the API takes it (``RevocationIn``)."""
+    return {"signed": request.signed.document()}
+
+
+def enrollment_document(signed: SignedMessage, code_key: bytes) -> dict[str, Any]:
+    """A code-key enrolment as the API takes it (``CodeKeyIn``): the key travels once, over
+    TLS, and is kept sealed at rest."""
+    if len(code_key) != 32:
+        raise InvalidInput("a code key is exactly 32 bytes")
+    return {"signed": signed.document(), "code_key": "0x" + code_key.hex()}
+
+
+def ndjson_batch(document: Mapping[str, Any], fingerprints: Iterable[bytes]) -> Iterator[bytes]:
+    """A bulk body, lazily: the signed request on the first line, then one ``0x`` fingerprint
+    a line, in upload order; ``NDJSON_LINES_PER_CHUNK`` lines a chunk, so 10^6 fingerprints
+    never sit in memory."""
+    yield json.dumps(document, separators=(",", ":")).encode("utf-8") + b"\n"
+    lines: list[bytes] = []
+    for number, fingerprint in enumerate(fingerprints, start=1):
+        if not isinstance(fingerprint, bytes) or len(fingerprint) != 32:
+            raise InvalidInput(f"item {number}: a fingerprint is exactly 32 bytes")
+        lines.append(b"0x%s\n" % fingerprint.hex().encode("ascii"))
+        if len(lines) == NDJSON_LINES_PER_CHUNK:
+            yield b"".join(lines)
+            lines.clear()
+    if lines:
+        yield b"".join(lines)
+
+
+# -- Sign-In with Ethereum (EIP-4361) -------------------------------------------------------------
+
+
+def siwe_time(unix_seconds: int) -> str:
+    """An RFC 3339 UTC date-time with a Z, as EIP-4361 messages carry it."""
+    return datetime.fromtimestamp(unix_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def siwe_message(
+    *,
+    domain: str,
+    address: str,
+    uri: str,
+    chain_id: int,
+    nonce: str,
+    issued_at: int,
+    statement: str | None = None,
+) -> str:
+    """The EIP-4361 message text a creator signs, laid out as the EIP's ABNF (and the
+    server's parser, which accepts exactly one text per message) requires: header, address,
+    a blank line, the optional statement and a blank line, then the fields in order, LF line
+    ends and no trailing newline."""
+    lines = [f"{domain} wants you to sign in with your Ethereum account:", address, ""]
+    if statement is not None:
+        lines.append(statement)
+    lines += [
+        "",
+        f"URI: {uri}",
+        "Version: 1",
+        f"Chain ID: {chain_id}",
+        f"Nonce: {nonce}",
+        f"Issued At: {siwe_time(issued_at)}",
+    ]
+    return "\n".join(lines)
+
+
+# -- receipts --------------------------------------------------------------------------------------
+
+
+def verify_receipt(
+    receipt: ReceiptOut, registry_address: str, *, domain: Domain | None = None
+) -> None:
+    """Check a ``TransferReceipt`` offline, with the registry's address alone; raise
+    ``VerificationError`` if it does not verify.
+
+    ``domain`` pins the chain and contract the receipt must be signed under; without it the
+    receipt's own domain is used (a signature is valid only under the domain it was made for).
+    The other fields of the answer (price, royalties) are bound through ``transfer_hash``, the
+    TRANSFER entry's payload hash, which the log proves.
+    """
+    try:
+        registry = parse_address(registry_address, what="the registry's address")
+        # 1. The receipt names the registry as its signer.
+        if parse_address(receipt.signer, what="signer") != registry:
+            raise VerificationError(f"the receipt is signed by {receipt.signer}, not {registry}")
+        # 2. Its domain is well-formed, and the pinned one when a domain is pinned.
+        signed_under = Domain.from_dict(receipt.domain)
+        if domain is not None and signed_under != domain:
+            raise VerificationError(
+                f"the receipt is for chain {signed_under.chain_id} and contract "
+                f"{signed_under.verifying_contract}, not {domain.chain_id} and "
+                f"{domain.verifying_contract}"
+            )
+        # 3. The signed message is rebuilt from the receipt's fields ...
+        message: dict[str, object] = {
+            "goodType": int(parse_good_type(receipt.good_type)),
+            "fingerprint": parse_fingerprint(receipt.fingerprint),
+            "logIndex": receipt.log_index,
+            "transferHash": bytes.fromhex(receipt.transfer_hash[2:]),
+            "timestamp": receipt.timestamp,
+        }
+        # 4. ... and the typed data shown beside them is that very message, nothing else.
+        if receipt.typed_data != typed_data("TransferReceipt", message, signed_under):
+            raise VerificationError("the receipt's typed_data is not the message of its fields")
+        # 5. The EIP-712 signature (65 bytes, low s) recovers the registry's address.
+        verify_signature("TransferReceipt", message, signed_under, receipt.signature, registry)
+    except (SignatureError, InvalidInput) as exc:
+        raise VerificationError(f"the receipt does not verify: {exc.detail}") from None
+
+
+def verify_tree_head(head: SignedTreeHead, registry_address: str | None = None) -> None:
+    """Check a signed tree head's EIP-712 signature under its own domain (and, when given,
+    that the registry's address signed it); raise ``VerificationError`` otherwise."""
+    signer = checksum_address(head.signer)
+    try:
+        if registry_address is not None and parse_address(registry_address) != signer:
+            raise VerificationError(f"the head is signed by {signer}, not {registry_address}")
+        verify_signature("TreeHead", head.message(), head.domain.domain(), head.signature, signer)
+    except (SignatureError, InvalidInput) as exc:
+        raise VerificationError(f"the tree head does not verify: {exc.detail}") from None
+
+
+# -- the client ------------------------------------------------------------------------------------
+
+
+class _ProofOut(BaseModel):
+    """An RFC 9162 proof as ``/v1/log/proof/*`` answers it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tree_size: int
+    proof: list[str]
+    leaf_index: int | None = None
+    from_size: int | None = None
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: httpx2.Headers
+    body: bytes
+
+
+_GOOD_TYPE_NAMES: Final[dict[GoodType, GoodTypeName]] = {
+    GoodType.FILE: "file",
+    GoodType.CODE: "code",
+    GoodType.ITEM: "item",
+}
+
+
+def _good_type_name(good_type: GoodType | str) -> GoodTypeName:
+    parsed = good_type if isinstance(good_type, GoodType) else parse_good_type(good_type)
+    return _GOOD_TYPE_NAMES[parsed]
+
+
+def _fingerprint_text(fingerprint: bytes | str) -> str:
+    if isinstance(fingerprint, bytes):
+        return fingerprint_hex(fingerprint)
+    return fingerprint_hex(parse_fingerprint(fingerprint))
+
+
+def _base_url(url: str) -> tuple[str, str]:
+    """(the base URL without a trailing slash, its authority ``host[:port]``)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port  # raises ValueError for a port that is not a number
+    except ValueError:
+        parts, port = None, None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.password is not None
+        or parts.query
+        or parts.fragment
+    ):
+        raise ConfigurationError(
+            "the registry's URL must be http(s)://host[:port][/path], without credentials, "
+            "query or fragment"
+        )
+    del port
+    # Without userinfo the netloc is exactly the authority, host[:port], as typed.
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}", parts.netloc
+
+
+class TracemarkClient:
+    """The registry's HTTP API, typed. One credential at a time: a platform's API key
+    (``tm_live_...``), or a creator's session token (``tm_siwe_...``, see ``sign_in``);
+    creators' signed writes need neither.
+
+    ``max_retries`` resends a request the registry refused before applying it (429 rate
+    limited, 503 storage busy), after its Retry-After (at most ``MAX_RETRY_WAIT`` s); a
+    streamed body is never resent. ``http_client`` sends through an existing ``httpx2``
+    client (e.g. starlette's ``TestClient``), which the caller keeps and closes; ``clock``
+    gives the Unix time stamped on sign-in messages.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx2.BaseTransport | None = None,
+        http_client: httpx2.Client | None = None,
+        max_retries: int = 2,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
+        self.base_url, self.authority = _base_url(base_url)
+        if api_key is not None and token is not None:
+            raise ConfigurationError("give an API key or a session token, not both")
+        # The shape only, and never the value in the message: it may be a mistyped secret.
+        if api_key is not None and not api_key.startswith("tm_live_"):
+            raise ConfigurationError("an API key starts with tm_live_")
+        if token is not None and not token.startswith("tm_siwe_"):
+            raise ConfigurationError("a session token starts with tm_siwe_")
+        self._credential = api_key if api_key is not None else token
+        self._credential_kind = (
+            "API key" if api_key is not None else "session token" if token is not None else None
+        )
+        self.timeout = timeout
+        self.max_retries = max(0, max_retries)
+        self._clock = clock if clock is not None else lambda: int(time.time())
+        self._owns_http = http_client is None
+        self._http = (
+            http_client
+            if http_client is not None
+            else httpx2.Client(transport=transport, timeout=timeout, follow_redirects=False)
+        )
+
+    def __repr__(self) -> str:
+        return f"TracemarkClient({self.base_url!r}, credential={self._credential_kind})"
+
+    def __enter__(self) -> TracemarkClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    # -- transport ----------------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        document: Any = None,
+        body: Callable[[], Iterator[bytes]] | None = None,
+        replayable: bool = True,
+        content_type: str | None = None,
+        idempotency_key: str | None = None,
+        limit: int = MAX_RESPONSE_BYTES,
+    ) -> _Answer:
+        headers = {"Accept": "application/json, application/problem+json"}
+        if self._credential is not None:
+            headers["Authorization"] = f"Bearer {self._credential}"
+        if idempotency_key is not None:
+            if not _IDEMPOTENCY_KEY.match(idempotency_key):
+                raise InvalidInput("an Idempotency-Key is 1 to 128 printable ASCII characters")
+            headers["Idempotency-Key"] = idempotency_key
+        content: bytes | None = None
+        if document is not None:
+            content = json.dumps(document, separators=(",", ":")).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        elif content_type is not None:
+            headers["Content-Type"] = content_type
+        attempt = 0
+        while True:
+            try:
+                with self._http.stream(
+                    method,
+                    self.base_url + path,
+                    params=dict(params) if params else None,
+                    content=content if body is None else body(),
+                    headers=headers,
+                    timeout=self.timeout,
+                ) as response:
+                    data = self._read(response, limit)
+                    answer = _Answer(response.status_code, response.headers, data)
+            except httpx2.TransportError as exc:
+                raise self._unreachable(exc) from None
+            if answer.status < 400:
+                return answer
+            problem = ApiProblem.from_answer(answer.status, answer.headers, answer.body)
+            resendable = body is None or replayable
+            if not (problem.retryable and resendable) or attempt >= self.max_retries:
+                raise problem
+            attempt += 1
+            time.sleep(min(float(problem.retry_after or 1), MAX_RETRY_WAIT))
+
+    def _read(self, response: httpx2.Response, limit: int) -> bytes:
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise UnexpectedAnswer(f"the registry's answer is over {limit:,} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise UnexpectedAnswer(f"the registry's answer is over {limit:,} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _unreachable(self, exc: httpx2.TransportError) -> RegistryUnreachable:
+        # The reason from the exception's type and text: neither holds a header (the
+        # credential travels only there), and the URL is ours and holds none.
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        if isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout):
+            return RegistryUnreachable(f"cannot reach the registry at {self.base_url}: {reason}")
+        if isinstance(exc, httpx2.TimeoutException):
+            return RegistryUnreachable(
+                f"the registry at {self.base_url} did not answer within {self.timeout:g} s; "
+                "the request may have been applied: retry it with the same Idempotency-Key"
+            )
+        return RegistryUnreachable(
+            f"lost the connection to the registry at {self.base_url} ({reason}); "
+            "the request may have been applied"
+        )
+
+    @staticmethod
+    def _model(model: type[M], answer: _Answer) -> M:
+        try:
+            return model.model_validate_json(answer.body)
+        except ValidationError as exc:
+            where = "; ".join(
+                ".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in exc.errors()[:3]
+            )
+            raise UnexpectedAnswer(
+                f"the registry's answer is not a {model.__name__}: {where}"
+            ) from None
+
+    # -- platforms ----------------------------------------------------------------------------
+
+    def verify(
+        self,
+        good_type: GoodType | GoodTypeName,
+        *,
+        fingerprint: bytes | str | None = None,
+        code: str | None = None,
+        creator: str | None = None,
+        product: str | None = None,
+    ) -> VerifyOut:
+        """Is this good authentic? Name it by fingerprint, or by code and the creator (and
+        product) it claims to come from: the registry fingerprints the code under that
+        creator's enrolled key."""
+        if (fingerprint is None) == (code is None):
+            raise InvalidInput("give exactly one of fingerprint or code")
+        request = VerifyIn(
+            good_type=_good_type_name(good_type),
+            fingerprint=None if fingerprint is None else _fingerprint_text(fingerprint),
+            code=code,
+            creator=creator,
+            product=product,
+        )
+        answer = self._send("POST", "/v1/verify", document=request.model_dump(exclude_none=True))
+        return self._model(VerifyOut, answer)
+
+    def verify_file(
+        self, path_or_stream: str | Path | IO[bytes], creator: str | None = None
+    ) -> VerifyOut:
+        """Upload a file, streamed in ``UPLOAD_CHUNK`` chunks; the registry hashes it and keeps
+        nothing. (Hashing locally and calling ``verify`` sends less.)"""
+        params = {} if creator is None else {"creator": parse_address(creator)}
+        if isinstance(path_or_stream, str | Path):
+            path = Path(path_or_stream)
+            if not path.is_file():
+                raise InvalidInput(f"{path} is not a readable file")
+
+            def from_path() -> Iterator[bytes]:
+                with path.open("rb") as source:
+                    while chunk := source.read(UPLOAD_CHUNK):
+                        yield chunk
+
+            body, replayable = from_path, True
+        else:
+            stream = path_or_stream
+
+            def from_stream() -> Iterator[bytes]:
+                while chunk := stream.read(UPLOAD_CHUNK):
+                    yield chunk
+
+            body, replayable = from_stream, False
+        answer = self._send(
+            "POST",
+            "/v1/verify/file",
+            params=params,
+            body=body,
+            replayable=replayable,
+            content_type="application/octet-stream",
+        )
+        return self._model(VerifyOut, answer)
+
+    def transfer(
+        self,
+        request: TransferIn | None = None,
+        *,
+        good_type: GoodType | GoodTypeName | None = None,
+        fingerprint: bytes | str | None = None,
+        seller: PartyIn | Mapping[str, Any] | None = None,
+        buyer: PartyIn | Mapping[str, Any] | None = None,
+        price: int | str | None = None,
+        currency: str | None = None,
+        final: bool = False,
+        idempotency_key: str | None = None,
+    ) -> ReceiptOut:
+        """Report a hand-over or sale (a ``TransferIn``, or its fields); the answer is the
+        registry's signed receipt with the royalty split (check it with ``verify_receipt``).
+        Send an ``idempotency_key`` to make a retry return the same receipt."""
+        if request is None:
+            if good_type is None or fingerprint is None or seller is None or buyer is None:
+                raise InvalidInput("a transfer names good_type, fingerprint, seller and buyer")
+            try:
+                request = TransferIn(
+                    good_type=_good_type_name(good_type),
+                    fingerprint=_fingerprint_text(fingerprint),
+                    seller=PartyIn.model_validate(seller),
+                    buyer=PartyIn.model_validate(buyer),
+                    price=None if price is None else str(price),
+                    currency=currency,
+                    final=final,
+                )
+            except ValidationError as exc:
+                fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
+                raise InvalidInput(f"the transfer's fields are invalid: {fields}") from None
+        answer = self._send(
+            "POST",
+            "/v1/transfers",
+            document=request.model_dump(mode="json"),
+            idempotency_key=idempotency_key,
+        )
+        return self._model(ReceiptOut, answer)
+
+    def receipt(self, transfer_id: int) -> ReceiptOut:
+        """One of your platform's transfers, as its receipt."""
+        answer = self._send("GET", f"/v1/transfers/{int(transfer_id)}")
+        return self._model(ReceiptOut, answer)
+
+    def transfers(
+        self,
+        cursor: str | None = None,
+        limit: int = DEFAULT_PAGE,
+        *,
+        good_type: GoodType | GoodTypeName | None = None,
+        fingerprint: bytes | str | None = None,
+    ) -> Page[ReceiptOut]:
+        """One page of your platform's transfers, oldest first (``next_cursor`` continues)."""
+        params: dict[str, str | int] = {"limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        if good_type is not None:
+            params["good_type"] = _good_type_name(good_type)
+        if fingerprint is not None:
+            params["fingerprint"] = _fingerprint_text(fingerprint)
+        return self._model(Page[ReceiptOut], self._send("GET", "/v1/transfers", params=params))
+
+    def iter_transfers(
+        self,
+        *,
+        good_type: GoodType | GoodTypeName | None = None,
+        fingerprint: bytes | str | None = None,
+        page_size: int = MAX_PAGE,
+    ) -> Iterator[ReceiptOut]:
+        """Every transfer of your platform, oldest first, a page at a time."""
+        cursor: str | None = None
+        while True:
+            page = self.transfers(cursor, page_size, good_type=good_type, fingerprint=fingerprint)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    # -- auditors -----------------------------------------------------------------------------
+
+    def tree_head(self, *, registry_address: str | None = None) -> SignedTreeHead:
+        """The newest signed tree head, its signature checked (and its signer, if given)."""
+        answer = self._send("GET", "/v1/log/head")
+        head = self._model(SignedTreeHead, answer)
+        verify_tree_head(head, registry_address)
+        return head
+
+    def domain(self) -> Domain:
+        """The EIP-712 domain the registry signs under (from its newest tree head)."""
+        return self.tree_head().domain.domain()
+
+    def inclusion_proof(self, leaf_index: int, tree_size: int) -> list[bytes]:
+        """The RFC 9162 inclusion proof of a leaf in a tree size."""
+        params = {"leaf_index": leaf_index, "tree_size": tree_size}
+        answer = self._send("GET", "/v1/log/proof/inclusion", params=params)
+        return self._proof(answer)
+
+    def consistency_proof(self, from_size: int, tree_size: int) -> list[bytes]:
+        """The RFC 9162 consistency proof between two tree sizes."""
+        params = {"from_size": from_size, "tree_size": tree_size}
+        answer = self._send("GET", "/v1/log/proof/consistency", params=params)
+        return self._proof(answer)
+
+    def _proof(self, answer: _Answer) -> list[bytes]:
+        try:
+            return [parse_fingerprint(node) for node in self._model(_ProofOut, answer).proof]
+        except InvalidInput:
+            raise UnexpectedAnswer("a proof node is not 0x and 64 hex digits") from None
+
+    def proof_bundle(self, good_type: GoodType | GoodTypeName, fingerprint: bytes | str) -> Bundle:
+        """The good's proof bundle (``tracemark-bundle/v1``), parsed strictly; check it with
+        ``verifier.offline.check_bundle`` and the chain, trusting nothing the server said."""
+        path = f"/v1/goods/{_good_type_name(good_type)}/{_fingerprint_text(fingerprint)}/proof"
+        answer = self._send("GET", path, limit=MAX_BUNDLE_BYTES)
+        return Bundle.parse(answer.body)
+
+    # -- creators: signed writes -------------------------------------------------------------
+
+    def enroll_code_key(
+        self, signed: SignedMessage, code_key: bytes, *, idempotency_key: str | None = None
+    ) -> CodeKeyOut:
+        """Enrol the creator's code key (a signed ``CodeKeyEnrollment``), sent this once."""
+        document = CodeKeyIn.model_validate(enrollment_document(signed, code_key))
+        answer = self._send(
+            "POST",
+            "/v1/creators/code-key",
+            document=document.model_dump(),
+            idempotency_key=idempotency_key,
+        )
+        return self._model(CodeKeyOut, answer)
+
+    def register(
+        self, request: RegistrationRequest, *, idempotency_key: str | None = None
+    ) -> EntryOut:
+        """Register one good (a signed ``Registration``); queued until the sequencer logs it."""
+        document = self._document(RegistrationIn, registration_document(request))
+        answer = self._send(
+            "POST", "/v1/registrations", document=document, idempotency_key=idempotency_key
+        )
+        return self._model(EntryOut, answer)
+
+    def revoke(self, request: RevocationRequest, *, idempotency_key: str | None = None) -> EntryOut:
+        """Revoke one of your goods (a signed ``Revocation``)."""
+        document = self._document(RevocationIn, revocation_document(request))
+        answer = self._send(
+            "POST", "/v1/revocations", document=document, idempotency_key=idempotency_key
+        )
+        return self._model(EntryOut, answer)
+
+    def register_batch(self, request: RegistrationRequest, fingerprints: Iterable[bytes]) -> JobOut:
+        """Upload a signed ``BatchRegistration`` and its fingerprints (in the signed order) as
+        streamed NDJSON; the answer is the job ingesting it (``wait_job``)."""
+        document = self._document(RegistrationIn, registration_document(request))
+        return self._bulk("/v1/registrations/batches", document, fingerprints)
+
+    def revoke_batch(self, request: RevocationRequest, fingerprints: Iterable[bytes]) -> JobOut:
+        """Upload a signed ``BatchRevocation`` and its fingerprints as streamed NDJSON."""
+        document = self._document(RevocationIn, revocation_document(request))
+        return self._bulk("/v1/revocations/batches", document, fingerprints)
+
+    @staticmethod
+    def _document(model: type[BaseModel], document: dict[str, Any]) -> dict[str, Any]:
+        """Validate a request document against its wire schema before it is sent."""
+        try:
+            model.model_validate(document)
+        except ValidationError as exc:
+            fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
+            raise InvalidInput(f"the request does not fit the API's schema: {fields}") from None
+        return document
+
+    def _bulk(self, path: str, document: dict[str, Any], fingerprints: Iterable[bytes]) -> JobOut:
+        answer = self._send(
+            "POST",
+            path,
+            body=lambda: ndjson_batch(document, fingerprints),
+            replayable=False,
+            content_type="application/x-ndjson",
+        )
+        return self._model(JobOut, answer)
+
+    def job(self, job_id: str) -> JobOut:
+        """A bulk job's state and progress (``processed`` fingerprints so far)."""
+        if not _JOB_ID.match(job_id):
+            raise InvalidInput("a job id is job_ and up to 60 URL-safe characters")
+        return self._model(JobOut, self._send("GET", f"/v1/jobs/{quote(job_id)}"))
+
+    def wait_job(
+        self,
+        job_id: str,
+        timeout: float | None = None,
+        *,
+        progress: Callable[[int], None] | None = None,
+        interval: float = 0.1,
+    ) -> JobOut:
+        """Poll a job until it is done (returned), failed (``JobFailed``: nothing of it was
+        written) or ``timeout`` seconds passed (``JobStillRunning``); ``progress`` gets the
+        job's ``processed`` count at every look. Polls start every ``interval`` s and slow down
+        to ``MAX_POLL_INTERVAL``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = interval
+        while True:
+            job = self.job(job_id)
+            if progress is not None:
+                progress(job.processed)
+            if job.state == "done":
+                return job
+            if job.state == "failed":
+                raise JobFailed(job)
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise JobStillRunning(
+                        f"bulk job {job_id} is still {job.state} after {timeout:g} s "
+                        f"({job.processed:,} processed); poll it again later"
+                    )
+                pause = min(pause, left)
+            time.sleep(pause)
+            pause = min(pause * 1.5, MAX_POLL_INTERVAL)
+
+    # -- creators: sign-in and reads ----------------------------------------------------------
+
+    def sign_in(
+        self,
+        account: LocalAccount,
+        *,
+        statement: str | None = SIGN_IN_STATEMENT,
+        domain: str | None = None,
+    ) -> str:
+        """Sign in with Ethereum (EIP-4361) as ``account``; the session token is kept for this
+        client's next requests (replacing any credential) and returned.
+
+        The message is signed only if it names ``domain`` (default: this client's
+        ``host[:port]``), the EIP's guard against a site relaying another's sign-in.
+        """
+        offer = self._model(SiweNonceOut, self._send("POST", "/v1/auth/siwe/nonce"))
+        expected = domain if domain is not None else self.authority
+        if offer.domain != expected:
+            raise SignInRefused(
+                f"the registry at {self.base_url} asks to sign in for {offer.domain!r}, "
+                f"not {expected!r}: not signing (name the domain if it is right)"
+            )
+        text = siwe_message(
+            domain=offer.domain,
+            address=str(account.address),
+            uri=offer.uri,
+            chain_id=offer.chain_id,
+            nonce=offer.nonce,
+            issued_at=self._clock(),
+            statement=statement,
+        )
+        signature = bytes(account.sign_message(encode_defunct(text=text)).signature)
+        request = SiweIn(message=text, signature="0x" + signature.hex())
+        token = self._model(
+            TokenOut, self._send("POST", "/v1/auth/siwe", document=request.model_dump())
+        )
+        if token.creator.lower() != str(account.address).lower():
+            raise UnexpectedAnswer("the session the registry issued is for another address")
+        self._credential, self._credential_kind = token.token, "session token"
+        return token.token
+
+    def my_goods(self, cursor: str | None = None, limit: int = DEFAULT_PAGE) -> Page[GoodOut]:
+        """One page of the signed-in creator's goods, oldest first."""
+        params: dict[str, str | int] = {"limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        return self._model(Page[GoodOut], self._send("GET", "/v1/creators/me/goods", params=params))
+
+    def iter_my_goods(self, *, page_size: int = MAX_PAGE) -> Iterator[GoodOut]:
+        """Every good of the signed-in creator, oldest first, a page at a time."""
+        cursor: str | None = None
+        while True:
+            page = self.my_goods(cursor, page_size)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    @overload
+    def royalty_statement(
+        self,
+        *,
+        since: int = 0,
+        until: int | None = None,
+        period: Period = "month",
+        format: Literal["json"] = "json",
+    ) -> StatementOut: ...
+
+    @overload
+    def royalty_statement(
+        self,
+        *,
+        since: int = 0,
+        until: int | None = None,
+        period: Period = "month",
+        format: Literal["csv"],
+    ) -> str: ...
+
+    def royalty_statement(
+        self,
+        *,
+        since: int = 0,
+        until: int | None = None,
+        period: Period = "month",
+        format: Literal["json", "csv"] = "json",
+    ) -> StatementOut | str:
+        """Royalties owed on the signed-in creator's goods from ``since`` to ``until`` (Unix
+        seconds; until now by default), per good, platform, recipient and ``period``: a
+        ``StatementOut``, or the CSV text with ``format="csv"``."""
+        params: dict[str, str | int] = {"since": since, "period": period, "format": format}
+        if until is not None:
+            params["until"] = until
+        if format == "csv":
+            answer = self._send(
+                "GET", "/v1/creators/me/royalties", params=params, limit=MAX_CSV_BYTES
+            )
+            return answer.body.decode("utf-8")
+        answer = self._send("GET", "/v1/creators/me/royalties", params=params)
+        return self._model(StatementOut, answer)
+
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "MAX_RESPONSE_BYTES",
+    "ApiProblem",
+    "InvalidRequest",
+    "JobFailed",
+    "JobStillRunning",
+    "NotAuthorized",
+    "ProblemConflict",
+    "ProblemNotFound",
+    "RegistryUnreachable",
+    "RetryLater",
+    "SignInRefused",
+    "SignatureRefused",
+    "TracemarkClient",
+    "UnexpectedAnswer",
+    "VerificationError",
+    "enrollment_document",
+    "ndjson_batch",
+    "registration_document",
+    "revocation_document",
+    "siwe_message",
+    "siwe_time",
+    "verify_receipt",
+    "verify_tree_head",
+]
