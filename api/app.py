@@ -19,8 +19,9 @@ from anchoring.models import AnchorerState
 from api import auth
 from api import errors as api_errors
 from api.chainwatch import ChainWatch
-from api.context import ApiContext
+from api.context import MAX_JSON_BYTES, ApiContext
 from api.jobs import JobRunner
+from api.limits import BodyLimit
 from api.ratelimit import RateLimiter, RateLimits
 from api.routes import auditors, creators, platforms
 from api.telemetry import VerificationBuffer
@@ -77,6 +78,12 @@ def create_app(
         siwe_domain=siwe_domain,
     )
     app.state.context = ctx
+    # Every body is capped while it streams; these routes stream larger bodies to their own.
+    app.add_middleware(
+        BodyLimit,
+        limit=MAX_JSON_BYTES,
+        own_limit=("/v1/verify/file", "/v1/registrations/batches", "/v1/revocations/batches"),
+    )
     app.include_router(platforms.router)
     app.include_router(creators.router)
     app.include_router(auditors.router)

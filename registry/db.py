@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from registry.errors import StorageBusy
+
+T = TypeVar("T")
 
 #: How long a SQLite writer waits for the lock before we answer "busy, retry" (THREATS 47).
 SQLITE_BUSY_TIMEOUT_MS = 5_000
@@ -75,6 +79,33 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         if _is_busy(exc):
             raise StorageBusy("the database is busy with another writer; retry shortly") from exc
         raise
+
+
+#: PostgreSQL's "try the whole transaction again" errors: serialization failure, deadlock.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+#: How often a write is attempted before its error is let through (THREATS 48).
+WRITE_ATTEMPTS = 3
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+
+
+def retrying(operation: Callable[[], T], *, attempts: int = WRITE_ATTEMPTS) -> T:
+    """Run ``operation`` (which owns a whole write transaction) again, with jittered back-off,
+    when PostgreSQL aborted it as a serialization failure or a deadlock victim.
+
+    Only whole transactions are retried, so nothing is half applied; any other error, and
+    the last attempt's, goes to the caller.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return operation()
+        except DBAPIError as exc:
+            if attempt == attempts or _sqlstate(exc) not in RETRYABLE_SQLSTATES:
+                raise
+            time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 (jitter, not a secret)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @contextmanager

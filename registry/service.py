@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select
 from registry import codekeys, log, registration, revocation, transfers, verifications
 from registry.audit import LogReport, check_log
 from registry.batches import BatchResult, Progress
-from registry.db import create_db_engine, read_transaction, write_transaction
+from registry.db import create_db_engine, read_transaction, retrying, write_transaction
 from registry.eip712 import Domain
 from registry.errors import ConfigurationError, InvalidInput, NotFound
 from registry.fingerprints import GoodType, fingerprint_hex
@@ -230,10 +230,14 @@ class Registry:
 
     def transfer(self, request: TransferRequest) -> TransferReceipt:
         """Record a hand-over or sale (sequenced at once) and return the signed receipt."""
-        with write_transaction(self.engine) as conn:
-            return transfers.record_transfer(
-                conn, request, account=self.account, domain=self.domain, now=self.clock()
-            )
+
+        def attempt() -> TransferReceipt:
+            with write_transaction(self.engine) as conn:
+                return transfers.record_transfer(
+                    conn, request, account=self.account, domain=self.domain, now=self.clock()
+                )
+
+        return retrying(attempt)
 
     def receipt(self, transfer_id: int) -> TransferReceipt:
         with read_transaction(self.engine) as conn:

@@ -353,3 +353,21 @@ def test_a_million_codes_through_the_api(
     assert done["result"]["registered"] == 1_000_000  # type: ignore[index]
     head = registry.latest_tree_head()
     assert head is not None and head.tree_size == 1_000_000
+
+
+def test_every_json_body_is_capped_while_it_streams(client: TestClient) -> None:
+    """THREATS 40: a huge JSON document is refused before it is parsed or buffered."""
+    big = b'{"signed": {"type": "Registration", "message": {"x": "' + b"a" * 200_000 + b'"}}}'
+    declared = client.post(
+        "/v1/registrations", content=big, headers={"Content-Type": "application/json"}
+    )
+    assert declared.status_code == 413 and declared.headers["content-type"] == PROBLEM
+
+    def chunks():
+        for start in range(0, len(big), 8192):
+            yield big[start : start + 8192]
+
+    streamed = client.post(
+        "/v1/registrations", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert streamed.status_code == 413

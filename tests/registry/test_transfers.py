@@ -339,3 +339,45 @@ def test_verification_counts_fold_events(registry: Registry, code: bytes, clock:
     assert (stats.times, stats.platforms, stats.first_at, stats.last_at) == (3, 2, now, now + 2)
     never = registry.verification_stats(GoodType.CODE, os.urandom(32))
     assert (never.times, never.platforms, never.first_at) == (0, 0, None)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("sqlstate", ["40001", "40P01"])
+def test_serialization_failures_and_deadlocks_retry_the_whole_transaction(
+    postgres_url: str, sqlstate: str
+) -> None:
+    """THREATS 48: the server's own 40001/40P01 aborts one attempt; the retry commits once."""
+    from sqlalchemy import text
+
+    from registry.db import retrying, write_transaction
+
+    engine = create_db_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE once (n integer)"))
+    attempts = []
+
+    def operation() -> int:
+        attempts.append(1)
+        with write_transaction(engine) as conn:
+            conn.execute(text("INSERT INTO once VALUES (1)"))
+            if len(attempts) == 1:  # a real error from the server, not a Python fake
+                conn.execute(
+                    text(
+                        f"DO $$ BEGIN RAISE EXCEPTION 'abort' USING ERRCODE = '{sqlstate}'; END $$"
+                    )
+                )
+            return len(attempts)
+
+    assert retrying(operation) == 2
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM once")).scalar_one() == 1
+
+    def always_unique_violation() -> None:
+        with write_transaction(engine) as conn:
+            conn.execute(text("DO $$ BEGIN RAISE EXCEPTION 'dup' USING ERRCODE = '23505'; END $$"))
+
+    attempts.clear()
+    with pytest.raises(Exception, match="dup"):
+        retrying(lambda: (attempts.append(1), always_unique_violation())[1])
+    assert len(attempts) == 1  # not retried: a unique violation is an answer (409), not luck
+    engine.dispose()
