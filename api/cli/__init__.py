@@ -1,9 +1,12 @@
 """The ``tracemark`` command: creators register and revoke, operators run and inspect the log.
 
-Until the HTTP API exists the commands call the registry's service layer on the database
-directly (the operator's mode). Exit codes (README): 0 ok, 1 internal error, 2 usage,
-3 invalid input, 4 not found, 5 conflict, 6 signature refused, 7 database busy,
-8 configuration, 9 the stored log contradicts itself, 10 the chain is unreachable.
+The creator commands talk to a registry's HTTP API with ``--api URL`` (signing locally), or
+call the registry's service layer on the database directly (the operator's mode). Exit codes
+(README): 0 ok, 1 internal error, 2 usage, 3 invalid input, 4 not found, 5 conflict,
+6 signature refused, 7 busy (retry), 8 configuration, 9 the stored log contradicts itself,
+10 the chain is unreachable, 11 a bundle does not verify, 12 a bundle checks out but is not
+yet evidence against the chain, 13 the API refused the credentials, 14 the API is
+unreachable.
 """
 
 # Each module registers its commands, in this order in --help.
