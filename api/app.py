@@ -7,11 +7,13 @@ error is RFC 9457 problem+json (``api/errors``); who is calling is decided once 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import select, text
 
 from anchoring.chain import Chain
@@ -64,6 +66,8 @@ def create_app(
         summary="Provenance registry for digital goods: fingerprints, a Merkle log, anchors.",
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # Every route may answer a problem; "4XX" also replaces FastAPI's own 422 schema.
+        responses={"4XX": api_errors.PROBLEM_RESPONSE, "5XX": api_errors.PROBLEM_RESPONSE},
     )
     api_errors.install(app)
     authenticator = auth.install(app, registry, limiter=RateLimiter(limits))
@@ -89,16 +93,16 @@ def create_app(
     app.include_router(auditors.router)
 
     @app.get("/livez", tags=["health"], operation_id="livez")
-    def livez() -> dict[str, str]:
+    def livez(caller: Annotated[auth.Principal, Depends(auth.authenticated)]) -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get(
         "/readyz",
         tags=["health"],
         operation_id="readyz",
-        responses={503: {"description": "Not ready: the failing checks are named"}},
+        responses={503: api_errors.problem_response("Not ready: the failing checks are named")},
     )
-    def readyz() -> Any:
+    def readyz(caller: Annotated[auth.Principal, Depends(auth.authenticated)]) -> Any:
         checks: dict[str, str] = {}
         with read_transaction(registry.engine) as conn:
             conn.execute(text("SELECT 1"))
@@ -120,4 +124,46 @@ def create_app(
             )
         return {"status": "ok", "checks": checks}
 
+    document_security(app)
     return app
+
+
+def document_security(app: FastAPI) -> None:
+    """Say in the OpenAPI document which operations take a Bearer credential, and which need
+    one: derived from each route's dependencies, so the document cannot drift from the code."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "tm_live_... (a platform's API key) or tm_siwe_... (a creator's "
+                "Sign-In with Ethereum session)",
+            }
+        }
+        for context in iter_route_contexts(app.routes):
+            route = context.route
+            if not isinstance(route, APIRoute):
+                continue
+            names = set(_dependency_names(route.dependant))
+            if "authenticated" not in names:
+                continue
+            required = any(name.startswith("require_") for name in names)
+            for method in route.methods or ():
+                operation = schema["paths"][route.path_format][method.lower()]
+                operation["security"] = [{"bearer": []}] if required else [{}, {"bearer": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _dependency_names(dependant: Dependant) -> Iterator[str]:
+    for dependency in dependant.dependencies:
+        if dependency.call is not None:
+            yield getattr(dependency.call, "__name__", "")
+        yield from _dependency_names(dependency)

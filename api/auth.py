@@ -723,6 +723,7 @@ def require_creator() -> Callable[[Principal], Principal]:
             raise Forbidden("this needs a creator session (sign in with Ethereum), not an API key")
         return principal
 
+    dependency.__name__ = "require_creator"
     return dependency
 
 

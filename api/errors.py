@@ -61,6 +61,39 @@ STATUS: list[tuple[type[errors.TracemarkError], int]] = [
 ]
 
 
+#: The JSON Schema of every problem this API sends (RFC 9457), for the OpenAPI document.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "loc": {"type": "array", "items": {"type": "string"}},
+                    "msg": {"type": "string"},
+                },
+            },
+        },
+        "earlier": {"type": ["object", "null"]},
+    },
+}
+PROBLEM_RESPONSE: dict[str, Any] = {
+    "description": "A problem (RFC 9457 problem+json)",
+    "content": {MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}},
+}
+
+
+def problem_response(description: str) -> dict[str, Any]:
+    """An OpenAPI response entry for a documented problem status."""
+    return {**PROBLEM_RESPONSE, "description": description}
+
+
 def problem(
     status: int,
     code: str,

@@ -92,7 +92,7 @@ class JobRunner:
 
     def submit(self, spec: JobSpec) -> None:
         with self._lock:
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._work, name="tracemark-jobs", daemon=True
                 )
@@ -174,6 +174,6 @@ class JobRunner:
         return None if found is None else found[0]
 
     def close(self) -> None:
-        self._queue.put(None)
-        if self._thread is not None:
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(None)
             self._thread.join(timeout=60)

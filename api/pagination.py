@@ -11,6 +11,9 @@ import binascii
 
 from registry.errors import InvalidInput
 
+#: Ids are signed 64-bit integers in both databases.
+MAX_ID = 2**63 - 1
+
 
 def encode_cursor(last_id: int) -> str:
     return base64.urlsafe_b64encode(f"v1:{last_id}".encode()).decode().rstrip("=")
@@ -23,9 +26,12 @@ def decode_cursor(cursor: str | None) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         version, _, value = text.partition(":")
-        if version != "v1" or not value.isdigit():
+        if version != "v1" or not value.isascii() or not value.isdigit() or len(value) > 19:
             raise ValueError
-        return int(value)
+        last = int(value)
+        if last > MAX_ID:
+            raise ValueError
+        return last
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidInput("cursor is not one this API handed out") from exc
 

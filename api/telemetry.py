@@ -74,4 +74,6 @@ class VerificationBuffer:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        # Ready to start again (an app whose lifespan restarts, as test harnesses do).
+        self._thread, self._stop = None, threading.Event()
         self.flush()

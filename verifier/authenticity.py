@@ -151,6 +151,8 @@ class GoodLookup:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
+            # Threads that looked up before must open new connections, not use closed ones.
+            self._local = threading.local()
 
     def facts(self, good_type: GoodType, fingerprint: bytes) -> GoodFacts | None:
         conn = self._connection()

@@ -24,7 +24,7 @@ from api import siwe
 from api.auth import Principal, authenticated, require_creator
 from api.context import MAX_JSON_BYTES, ApiContext, context
 from api.documents import registration_request, revocation_request, signed
-from api.errors import PayloadTooLarge, UnsupportedMediaType
+from api.errors import PayloadTooLarge, UnsupportedMediaType, problem_response
 from api.idempotency import lookup_idempotent, request_hash, store_idempotent
 from api.jobs import JobSpec
 from api.pagination import decode_cursor, next_cursor
@@ -313,7 +313,7 @@ async def _submit_bulk(
     status_code=202,
     openapi_extra={"requestBody": BULK_BODY},
     summary="Bulk-register up to 10^6+ goods under one signed BatchRegistration (streamed).",
-    responses={413: {"description": "Over the bulk cap"}, 415: {"description": "Not NDJSON/CSV"}},
+    responses={413: problem_response("Over the bulk cap"), 415: problem_response("Not NDJSON/CSV")},
 )
 async def register_batch(
     request: Request,
@@ -331,7 +331,7 @@ async def register_batch(
     status_code=202,
     openapi_extra={"requestBody": BULK_BODY},
     summary="Bulk-revoke goods under one signed BatchRevocation (streamed).",
-    responses={413: {"description": "Over the bulk cap"}, 415: {"description": "Not NDJSON/CSV"}},
+    responses={413: problem_response("Over the bulk cap"), 415: problem_response("Not NDJSON/CSV")},
 )
 async def revoke_batch(
     request: Request,

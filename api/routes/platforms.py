@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from api import ratelimit
 from api.auth import Forbidden, Principal, authenticated, require_scope
 from api.context import ApiContext, context
-from api.errors import PayloadTooLarge
+from api.errors import PayloadTooLarge, problem_response
 from api.pagination import decode_cursor, next_cursor
 from registry.eip712 import address_bytes, parse_address, typed_data
 from registry.errors import InvalidInput, NotFound
@@ -134,7 +134,7 @@ def _record(
     operation_id="verify_good",
     response_model=VerifyOut,
     summary="Is this good authentic? By fingerprint, or by code and the creator it claims.",
-    responses={429: {"description": "Rate limited (Retry-After says when to come back)"}},
+    responses={429: problem_response("Rate limited (Retry-After says when to come back)")},
 )
 async def verify(
     body: VerifyIn,
@@ -222,7 +222,15 @@ def _unknown_code(principal: Principal) -> dict[str, Any]:
     operation_id="verify_file",
     response_model=VerifyOut,
     summary="Upload a file (raw body, streamed, size-capped); it is hashed, never stored.",
-    responses={413: {"description": "The file is larger than the upload cap"}},
+    responses={413: problem_response("The file is larger than the upload cap")},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
 )
 async def verify_file(
     request: Request,
@@ -301,7 +309,7 @@ def receipt_out(receipt: TransferReceipt) -> dict[str, Any]:
     summary="Report a hand-over or sale; get the royalty split and a signed receipt.",
     responses={
         200: {"description": "A retry with the same Idempotency-Key: the original receipt"},
-        409: {"description": "Double sale (the seller is not the holder), revoked or consumed"},
+        409: problem_response("Double sale (the seller is not the holder), revoked or consumed"),
     },
 )
 def record_transfer(
@@ -335,7 +343,7 @@ def record_transfer(
     summary="One of your platform's transfers, as its receipt.",
 )
 def get_transfer(
-    transfer_id: Annotated[int, ...],
+    transfer_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     ctx: Annotated[ApiContext, Depends(context)],
     principal: Annotated[Principal, Depends(require_scope("transfer"))],
 ) -> Response:
