@@ -40,6 +40,7 @@ a bucket idle long enough to be full again is dropped early, which loses nothing
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -49,6 +50,8 @@ from dataclasses import dataclass, fields
 from typing import Final
 
 from registry.errors import TracemarkError
+
+logger = logging.getLogger("tracemark.api.ratelimit")
 
 API_KEY = "api_key"
 AUDITOR = "auditor"
@@ -272,6 +275,9 @@ class RateLimiter:
                 self._flags[key] = [now, now, float(failed), float(refused)]
                 while len(self._flags) > self.limits.max_flags:
                     self._flags.popitem(last=False)
+                # The alert (THREATS 38): once per flag; the key is "key:<id>" or "ip:<addr>",
+                # never a credential, and no code is named.
+                logger.warning("probing: %s exhausted its failed-code-lookup budget", key)
                 return
             flag[1] = now
             flag[2] += failed

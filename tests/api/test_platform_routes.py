@@ -417,7 +417,7 @@ def test_anonymous_tier_coarse_code_answers_and_a_strict_budget(
 
 
 def test_probing_unknown_codes_is_throttled_and_flagged(
-    client: TestClient, code_good: CodeGood, make_key: KeyFactory
+    client: TestClient, code_good: CodeGood, make_key: KeyFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     """THREATS 38: a bot guessing codes under one key hits 429 and is flagged."""
     key = make_key("bot", "verify")
@@ -437,6 +437,9 @@ def test_probing_unknown_codes_is_throttled_and_flagged(
     flags = client.app.state.limiter.flags()  # type: ignore[attr-defined]
     flagged = [flag for flag in flags if flag.key.startswith("key:")]
     assert len(flagged) == 1 and flagged[0].failed_probes + flagged[0].refused >= 1
+    alerts = [r.getMessage() for r in caplog.records if "probing" in r.getMessage()]
+    assert alerts == [f"probing: {flagged[0].key} exhausted its failed-code-lookup budget"]
+    assert key not in caplog.text and "9999-" not in caplog.text
     # Honest lookups by another platform are unaffected.
     other = make_key("honest", "verify")
     ok = client.post(
