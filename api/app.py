@@ -7,6 +7,7 @@ error is RFC 9457 problem+json (``api/errors``); who is calling is decided once 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -28,6 +29,7 @@ from api.ratelimit import RateLimiter, RateLimits
 from api.routes import auditors, creators, platforms
 from api.telemetry import VerificationBuffer
 from registry.db import read_transaction
+from registry.errors import StorageBusy
 from registry.service import Registry
 from verifier.authenticity import GoodLookup
 
@@ -54,7 +56,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        jobs.fail_interrupted()
+        try:
+            jobs.fail_interrupted()
+        except StorageBusy:  # another writer holds the lock: the next start will do it
+            logging.getLogger("tracemark.api").warning("could not mark interrupted jobs yet")
         yield
         jobs.close()
         ctx.close()

@@ -477,3 +477,56 @@ def test_the_registry_says_who_it_is(client: TestClient, registry: Registry) -> 
     answer = client.get("/v1/registry").json()
     assert answer["address"] == registry.address
     assert Domain.from_dict(answer["domain"]) == registry.domain
+
+
+def test_a_locked_sqlite_database_is_a_503_with_retry_after(
+    tmp_path: object, clock: Clock, make_creator: CreatorFactory
+) -> None:
+    """THREATS 47: SQLITE_BUSY becomes 503 + Retry-After, never a 500, and nothing is written."""
+    import secrets
+    import sqlite3
+    from pathlib import Path
+
+    from eth_account import Account
+
+    from api.app import create_app
+    from api.auth import create_api_key
+    from registry.db import create_db_engine
+    from registry.eip712 import DEV_DOMAIN
+    from registry.migrate import upgrade
+
+    path = Path(str(tmp_path)) / "busy.db"
+    engine = create_db_engine(f"sqlite:///{path}", busy_timeout_ms=200)
+    upgrade(engine)
+    registry = Registry(
+        engine,
+        domain=DEV_DOMAIN,
+        account=Account.create(),
+        master_key=secrets.token_bytes(32),
+        clock=clock,
+    )
+    fingerprint = os.urandom(32)
+    registry.register(registration(make_creator(), clock(), fingerprint=fingerprint))
+    registry.sequence_all()
+    key, _ = create_api_key(engine, "cardhub", ["transfer"], "t", clock())
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        with TestClient(create_app(registry)) as client:
+            answer = client.post(
+                "/v1/transfers",
+                json={
+                    "good_type": "file",
+                    "fingerprint": "0x" + fingerprint.hex(),
+                    "seller": {"creator": True},
+                    "buyer": {"reference": "r"},
+                },
+                headers=bearer(key),
+            )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
+    assert answer.headers["content-type"] == PROBLEM
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(transfers_t)).scalar_one() == 0
