@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 
-.PHONY: install run test lint typecheck contracts-check bench clean
+.PHONY: install run test lint typecheck contracts-check browser bench clean
 
 install: $(PY_STAMP) $(NPM_STAMP)
 
@@ -36,7 +36,17 @@ typecheck: $(PY_STAMP)
 contracts-check: $(NPM_STAMP)
 	node contracts/build.mjs --check
 
-test: install lint typecheck contracts-check
+# Debian's Chromium and its driver, for the page's tests in tests/web (no browser download).
+# Installed only where missing; apt needs root (sudo otherwise).
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	    echo "installing Debian's chromium and chromium-driver for the page's browser tests"; \
+	    SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	    $$SUDO apt-get update -qq && \
+	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+
+test: install browser lint typecheck contracts-check
 	$(BIN)/pytest
 
 bench: install

@@ -19,7 +19,7 @@ from sqlalchemy import select, text
 
 from anchoring.chain import Chain
 from anchoring.models import AnchorerState
-from api import auth
+from api import auth, web
 from api import errors as api_errors
 from api.chainwatch import ChainWatch
 from api.context import MAX_JSON_BYTES, ApiContext
@@ -27,7 +27,10 @@ from api.jobs import JobRunner
 from api.limits import BodyLimit
 from api.ratelimit import RateLimiter, RateLimits
 from api.routes import auditors, creators, platforms
+from api.routes import trace as trace_routes
+from api.routes import webhooks as webhook_routes
 from api.telemetry import VerificationBuffer
+from api.webhooks import WebhookService, WebhookSettings, WebhookWorker, load_webhook_settings
 from registry.db import read_transaction
 from registry.errors import StorageBusy
 from registry.service import Registry
@@ -51,8 +54,11 @@ def create_app(
     limits: RateLimits | None = None,
     siwe_domain: str = "127.0.0.1:8000",
     telemetry_interval: float = 0.5,
+    webhook_settings: WebhookSettings | None = None,
 ) -> FastAPI:
     jobs = JobRunner(registry)
+    webhooks = WebhookService(registry, webhook_settings or load_webhook_settings())
+    webhook_worker = WebhookWorker(webhooks)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -60,7 +66,9 @@ def create_app(
             jobs.fail_interrupted()
         except StorageBusy:  # another writer holds the lock: the next start will do it
             logging.getLogger("tracemark.api").warning("could not mark interrupted jobs yet")
+        webhook_worker.start()
         yield
+        webhook_worker.close()
         jobs.close()
         ctx.close()
         authenticator.close()
@@ -96,6 +104,10 @@ def create_app(
     app.include_router(platforms.router)
     app.include_router(creators.router)
     app.include_router(auditors.router)
+    web.install(app)  # the page (``/``, ``/audit``, ``/label/...``) and ``/static``
+    app.include_router(trace_routes.router)
+    app.state.webhooks = webhooks
+    app.include_router(webhook_routes.router)
 
     @app.get("/livez", tags=["health"], operation_id="livez")
     def livez(caller: Annotated[auth.Principal, Depends(auth.authenticated)]) -> dict[str, str]:

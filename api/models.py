@@ -99,3 +99,84 @@ class Job(SQLModel, table=True):
 
 
 __all__ = ["PLATFORM_ID_MAX", "ApiKey", "IdempotencyKey", "Job", "Platform", "SiweNonce"]
+
+
+# -- webhooks (api/webhooks) -------------------------------------------------------------------
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """A platform's webhook endpoint: where to POST which events, with its sealed secret.
+
+    ``secret_sealed`` is AES-256-GCM under ``Registry.derived_key("webhook-secret")`` (HMAC
+    needs the secret itself, so it cannot be a hash); ``anchor_mark``/``transfer_mark`` are
+    the poller's high-water marks over ``anchors.id`` and ``transfers.id``.
+    """
+
+    __tablename__ = "webhook_subscriptions"
+    __table_args__ = (Index("ix_webhook_subscriptions_platform_id_id", "platform_id", "id"),)
+
+    id: int | None = Field(default=None, sa_column=Column(ID_TYPE, primary_key=True))
+    platform_id: str = Field(foreign_key="platforms.id", sa_type=Text)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    #: Space-separated, sorted: "anchor.final transfer.recorded".
+    event_types: str = Field(sa_column=Column(Text, nullable=False))
+    secret_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    anchor_mark: int = Field(sa_type=BigInteger)
+    transfer_mark: int = Field(sa_type=BigInteger)
+    created_at: int = Field(sa_type=BigInteger)
+    deleted_at: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one subscription (the outbox): the exact body, sent until a 2xx or the
+    attempts run out. ``msg_id`` is the ``webhook-id`` header, the same on every retry."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("uq_webhook_deliveries_msg_id", "msg_id", unique=True),
+        Index(
+            "uq_webhook_deliveries_subscription_id_event_key",
+            "subscription_id",
+            "event_key",
+            unique=True,
+        ),
+        Index("ix_webhook_deliveries_state_next_attempt_ms", "state", "next_attempt_ms"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(ID_TYPE, primary_key=True))
+    msg_id: str = Field(sa_column=Column(Text, nullable=False))
+    subscription_id: int = Field(sa_type=BigInteger, foreign_key="webhook_subscriptions.id")
+    event_type: str = Field(sa_column=Column(Text, nullable=False))
+    #: What the event is about ("transfer:12", "anchor:3", "signal:<id>"): one delivery each.
+    event_key: str = Field(sa_column=Column(Text, nullable=False))
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    #: pending, delivered, failed (attempts exhausted), cancelled (subscription deleted).
+    state: str = Field(sa_column=Column(Text, nullable=False))
+    attempts: int = Field(default=0, sa_type=Integer)
+    #: Wall-clock milliseconds: retries are scheduled finer than the registry's seconds.
+    next_attempt_ms: int | None = Field(default=None, sa_type=BigInteger)
+    #: A worker that claimed the delivery holds it until then (several API processes).
+    lease_until_ms: int | None = Field(default=None, sa_type=BigInteger)
+    last_status: int | None = Field(default=None, sa_type=Integer)
+    created_at: int = Field(sa_type=BigInteger)
+    updated_at: int = Field(sa_type=BigInteger)
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """One POST of a delivery (the delivery log): when, how long, the status or the error."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (
+        Index("uq_webhook_attempts_delivery_id_attempt", "delivery_id", "attempt", unique=True),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(ID_TYPE, primary_key=True))
+    delivery_id: int = Field(sa_type=BigInteger, foreign_key="webhook_deliveries.id")
+    attempt: int = Field(sa_type=Integer)
+    started_at: int = Field(sa_type=BigInteger)
+    duration_ms: int = Field(sa_type=Integer)
+    status_code: int | None = Field(default=None, sa_type=Integer)
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+__all__ += ["WebhookAttempt", "WebhookDelivery", "WebhookSubscription"]

@@ -304,6 +304,39 @@ class VerificationEvent(SQLModel, table=True):
     verdict: str = Field(max_length=16)
 
 
+class TransferAttempt(SQLModel, table=True):
+    """A transfer the registry refused (double sale, revoked, consumed), for fraud signals.
+
+    Written in its own short transaction after the refused one rolled back
+    (``Registry.transfer``): the refusal itself changes nothing in the log.
+    """
+
+    __tablename__ = "transfer_attempts"
+    __table_args__ = (
+        Index("ix_transfer_attempts_good_type_fingerprint", "good_type", "fingerprint"),
+        Index("ix_transfer_attempts_at", "at"),
+        Index("ix_transfer_attempts_platform_id", "platform", "id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=_id_column())
+    at: int = Field(sa_type=BigInteger)
+    #: The platform that reported the refused transfer.
+    platform: str = Field(max_length=64)
+    good_type: int = Field(sa_type=SmallInteger)
+    fingerprint: bytes = Field(sa_column=_blob())
+    seller_platform: str | None = Field(default=None, max_length=64)
+    seller_ref: bytes | None = Field(default=None, sa_column=_blob(nullable=True))
+    buyer_platform: str = Field(max_length=64)
+    buyer_ref: bytes = Field(sa_column=_blob())
+    price: str | None = Field(default=None, max_length=80)
+    currency: str | None = Field(default=None, max_length=16)
+    final: bool = Field(default=False)
+    #: The refusal's error code: "double-sale", "revoked" or "consumed".
+    reason: str = Field(max_length=32)
+    #: The transfer that made the real holder (or consumed the good), when there is one.
+    earlier_transfer_id: int | None = Field(default=None, sa_type=BigInteger)
+
+
 __all__ = [
     "BatchTile",
     "CodeKey",
@@ -314,6 +347,7 @@ __all__ = [
     "RoyaltyLine",
     "SignedRecord",
     "Transfer",
+    "TransferAttempt",
     "TreeHeadRecord",
     "TreeTile",
     "VerificationCount",

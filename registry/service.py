@@ -7,6 +7,7 @@ injected so tests and the sequencer agree on time.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -15,14 +16,15 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import DBAPIError
 
 from registry import codekeys, log, registration, revocation, transfers, verifications
 from registry.audit import LogReport, check_log
 from registry.batches import BatchResult, Progress
 from registry.db import create_db_engine, read_transaction, retrying, write_transaction
 from registry.eip712 import Domain
-from registry.errors import ConfigurationError, InvalidInput, NotFound
+from registry.errors import ConfigurationError, InvalidInput, NotFound, TracemarkError
 from registry.fingerprints import GoodType, fingerprint_hex
 from registry.keyring import (
     ensure_private_dir,
@@ -41,6 +43,7 @@ from registry.transfers import TransferReceipt, TransferRequest
 from registry.verifications import VerificationRecord, VerificationStats
 
 Clock = Callable[[], int]
+logger = logging.getLogger("tracemark.registry")
 
 
 def system_clock() -> int:
@@ -237,7 +240,20 @@ class Registry:
                     conn, request, account=self.account, domain=self.domain, now=self.clock()
                 )
 
-        return retrying(attempt)
+        try:
+            return retrying(attempt)
+        except (transfers.DoubleSale, transfers.GoodConsumed, transfers.GoodRevoked) as refusal:
+            self._record_refused(request, refusal)
+            raise
+
+    def _record_refused(self, request: TransferRequest, refusal: transfers.Refusal) -> None:
+        """The refused transfer rolled back; keep a trace of it in a short transaction of its
+        own (evidence for the fraud signals). Failing to keep it never changes the answer."""
+        try:
+            with write_transaction(self.engine) as conn:
+                transfers.record_refused(conn, request, refusal, now=self.clock())
+        except (TracemarkError, DBAPIError):
+            logger.warning("a refused transfer was not recorded (%s)", refusal.code)
 
     def receipt(self, transfer_id: int) -> TransferReceipt:
         with read_transaction(self.engine) as conn:
@@ -382,12 +398,15 @@ class Registry:
     def history(self, good_type: GoodType, fingerprint: bytes) -> list[LoggedEntry]:
         """Every entry naming the good, in log order (queued ones last)."""
         c = entries_t.c
+        good = (c.good_type == int(good_type), c.fingerprint == fingerprint)
+        # NOTE: "kind = 1" and "kind <> 1" as written terms, so that SQLite uses the two
+        # partial indexes; without a condition on kind it scans the whole table.
         with read_transaction(self.engine) as conn:
-            rows = conn.execute(
-                select(entries_t)
-                .where(c.good_type == int(good_type), c.fingerprint == fingerprint)
-                .order_by(c.leaf_index.is_(None), c.leaf_index, c.id)
-            ).all()
+            rows = [
+                *conn.execute(select(entries_t).where(*good, text("kind = 1"))).all(),
+                *conn.execute(select(entries_t).where(*good, text("kind <> 1"))).all(),
+            ]
+        rows.sort(key=lambda r: (r.leaf_index is None, r.leaf_index or 0, r.id))
         return [_entry(row._mapping) for row in rows]
 
 

@@ -37,13 +37,14 @@ from registry.errors import Conflict, InvalidInput, NotFound
 from registry.fingerprints import GoodType, Use, fingerprint_hex
 from registry.leaf import EntryKind, payload_hash
 from registry.log import entries_t
-from registry.models import Holding, RoyaltyLine, Transfer
+from registry.models import Holding, RoyaltyLine, Transfer, TransferAttempt
 from registry.records import checksum, records_t
 from registry.royalty import MAX_PRICE, RoyaltyPolicy, split
 
 transfers_t: Table = Transfer.__table__  # type: ignore[attr-defined]
 holdings_t: Table = Holding.__table__  # type: ignore[attr-defined]
 royalty_lines_t: Table = RoyaltyLine.__table__  # type: ignore[attr-defined]
+attempts_t: Table = TransferAttempt.__table__  # type: ignore[attr-defined]
 
 #: Domain separation for the hash of a platform's reference to a party (a user, an agent).
 REFERENCE_TAG: Final = b"tracemark/party/v1\x00"
@@ -530,6 +531,48 @@ def load_receipt(conn: Connection, transfer_id: int, domain: Domain) -> Transfer
     )
 
 
+#: The refusals worth keeping for fraud signals: someone tried to move what they could not.
+Refusal = DoubleSale | GoodConsumed | GoodRevoked
+
+
+def record_refused(
+    conn: Connection, request: TransferRequest, refusal: Refusal, *, now: int
+) -> int:
+    """Keep a refused transfer (the signals' evidence of a double sale, or of a revoked or
+    consumed good offered again). Called in its own transaction after the refused one rolled
+    back: nothing of the refused transfer itself is written."""
+    earlier = refusal.earlier if isinstance(refusal, DoubleSale) else None
+    if isinstance(refusal, GoodConsumed):
+        holding = conn.execute(
+            select(holdings_t.c.last_transfer_id).where(
+                holdings_t.c.good_type == int(request.good_type),
+                holdings_t.c.fingerprint == request.fingerprint,
+            )
+        ).first()
+        earlier = None if holding is None else {"transfer_id": int(holding.last_transfer_id)}
+    return int(
+        conn.execute(
+            attempts_t.insert()
+            .values(
+                at=now,
+                platform=request.platform,
+                good_type=int(request.good_type),
+                fingerprint=request.fingerprint,
+                seller_platform=request.seller.platform,
+                seller_ref=request.seller.ref_hash,
+                buyer_platform=request.buyer.platform,
+                buyer_ref=request.buyer.ref_hash,
+                price=None if request.price is None else str(request.price),
+                currency=request.currency,
+                final=request.final,
+                reason=refusal.code,
+                earlier_transfer_id=None if earlier is None else earlier["transfer_id"],
+            )
+            .returning(attempts_t.c.id)
+        ).scalar_one()
+    )
+
+
 def holder_of(conn: Connection, good_type: int, fingerprint: bytes) -> Mapping[str, Any] | None:
     """The good's current holding row (platform, consumed), or None while its creator holds it."""
     row = conn.execute(
@@ -550,6 +593,7 @@ __all__ = [
     "TransferReceipt",
     "TransferRequest",
     "load_receipt",
+    "record_refused",
     "record_transfer",
     "reference_hash",
 ]

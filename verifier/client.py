@@ -66,6 +66,7 @@ from verifier.schemas import (
     SiweNonceOut,
     StatementOut,
     TokenOut,
+    TraceOut,
     TransferIn,
     VerifyIn,
     VerifyOut,
@@ -1011,6 +1012,20 @@ class TracemarkClient:
             return answer.body.decode("utf-8")
         answer = self._send("GET", "/v1/creators/me/royalties", params=params)
         return self._model(StatementOut, answer)
+
+    # -- auditors: traces (issue 5) ----------------------------------------------------------
+
+    def trace(self, good_type: GoodType | GoodTypeName, fingerprint: bytes | str) -> TraceOut:
+        """The good's whole history in order (``tracemark-trace/v1``): an API key with the
+        audit scope, or the good's creator signed in."""
+        path = f"/v1/goods/{_good_type_name(good_type)}/{_fingerprint_text(fingerprint)}/trace"
+        return self._model(TraceOut, self._send("GET", path))
+
+    def trace_mermaid(self, good_type: GoodType | GoodTypeName, fingerprint: bytes | str) -> str:
+        """The good's holders as Mermaid ``graph LR`` text."""
+        path = f"/v1/goods/{_good_type_name(good_type)}/{_fingerprint_text(fingerprint)}/trace"
+        answer = self._send("GET", path, params={"format": "mermaid"})
+        return answer.body.decode("utf-8")
 
 
 __all__ = [

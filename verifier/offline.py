@@ -27,7 +27,7 @@ from registry.errors import InvalidInput, InvalidProof, SignatureError, Tracemar
 from registry.fingerprints import GoodType, fingerprint_hex
 from registry.leaf import EntryKind, batch_entry_payload_hash, payload_hash
 from registry.merkle import hash_leaf, verify_inclusion
-from verifier.bundle import Bundle, BundleEntry, SignedTreeHead
+from verifier.bundle import AnchorPointer, Bundle, BundleEntry, SignedTreeHead
 
 if TYPE_CHECKING:
     from anchoring.chain import Chain
@@ -292,7 +292,7 @@ class _Checker:
         _check_pointer(bundle, domain, trusted_contract)
         # 7. (e) The chain: the right chain and contract, holding this very root.
         if chain is not None:
-            self.chain = _check_chain(bundle, domain, chain)
+            self.chain = check_head_on_chain(head, bundle.anchor, domain, chain)
 
 
 def _check_shape(bundle: Bundle) -> None:
@@ -524,11 +524,14 @@ def _check_pointer(bundle: Bundle, domain: Domain, trusted_contract: str | None)
         )
 
 
-def _check_chain(bundle: Bundle, domain: Domain, chain: Chain) -> ChainFinding:
+def check_head_on_chain(
+    head: SignedTreeHead, anchor: AnchorPointer | None, domain: Domain, chain: Chain
+) -> ChainFinding:
     """Steps: (1) the node serves the head's chain, (2) the contract there is the head's and
     holds the TracemarkAnchor code, (3) its root for the head's size is the head's root,
-    (4) the pointed transaction anchored it, and how deep its block is."""
-    head, anchor = bundle.tree_head, bundle.anchor
+    (4) the pointed transaction anchored it, and how deep its block is.
+
+    Shared by bundles and evidence exports (``verifier.export``), which hold many heads."""
     # 1.
     chain_id = chain.chain_id()
     if chain_id != domain.chain_id:
@@ -556,7 +559,7 @@ def _check_chain(bundle: Bundle, domain: Domain, chain: Chain) -> ChainFinding:
         if anchor is not None:
             raise BundleInvalid(
                 "chain",
-                f"the bundle says head {head.tree_size:,} is anchored, but contract "
+                f"the evidence says head {head.tree_size:,} is anchored, but contract "
                 f"{chain.address} on chain {chain_id} holds no root for that size",
             )
         return ChainFinding(chain_id, chain.address, False, None, None)
@@ -598,4 +601,5 @@ __all__ = [
     "ChainFinding",
     "ProvedEntry",
     "check_bundle",
+    "check_head_on_chain",
 ]

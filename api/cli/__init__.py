@@ -12,7 +12,9 @@ unreachable.
 # Each module registers its commands, in this order in --help.
 from api.cli import server, creator, log, chain  # noqa: F401, I001
 from api.cli import verify  # noqa: F401
+from api.cli import trace  # noqa: F401
 from api.cli import apikeys  # noqa: F401
+from api.cli import demo  # noqa: F401
 from api.cli.app import EXIT_CODES, app, fail
 
 

@@ -39,6 +39,7 @@ from api.auth import (
 )
 from api.ratelimit import Limit, RateLimits
 from api.siwe import build_message
+from api.webhooks import WebhookSettings
 from registry.creator import (
     CreatorKeys,
     codes_source,
@@ -110,6 +111,12 @@ POLICY: dict[str, frozenset[str]] = {
     "record_transfer": holding("transfer"),
     "get_transfer": holding("transfer"),
     "list_transfers": holding("transfer"),
+    # Webhooks carry transfer receipts: managing them takes the transfer scope.
+    "create_webhook": holding("transfer"),
+    "list_webhooks": holding("transfer"),
+    "get_webhook": holding("transfer"),
+    "delete_webhook": holding("transfer"),
+    "list_webhook_deliveries": holding("transfer"),
     # Creators. A write carries the creator's EIP-712 signature, which is its authentication;
     # a job id is the capability to read the job; reads of one's own goods need a session.
     "enroll_code_key": ANYONE,
@@ -130,6 +137,8 @@ POLICY: dict[str, frozenset[str]] = {
     "get_consistency_proof": ANYONE,
     "get_proof_bundle": ANYONE,
     "get_good_history": holding("audit"),
+    # A good's trace: auditors' keys, and its own creator signed in (another creator: 404).
+    "get_good_trace": holding("audit") | {CREATOR},
     # Health.
     "livez": ANYONE,
     "readyz": ANYONE,
@@ -192,6 +201,10 @@ UNLIMITED = RateLimits(
     **{name: Limit.per_second(10**9, burst=10**9) for name in RateLimits().named()}
 )
 
+#: Webhooks to a closed local port (the matrix is about who may call, not delivery).
+WEBHOOK_URL = "http://127.0.0.1:9/hook"
+WEBHOOKS = WebhookSettings(allow_http=True, allow_loopback=True)
+
 # -- a world with one of everything ------------------------------------------------------------
 
 
@@ -226,6 +239,7 @@ class World:
     job_id: str
     tree_size: int
     platform_b_key: str
+    webhook_id: int
     batch_ndjson: bytes
     batch_revocation_csv: bytes
     batch_revocation_header: str
@@ -240,6 +254,7 @@ class World:
     def path_values(self) -> dict[str, str]:
         return {
             "transfer_id": str(self.transfer_a),
+            "webhook_id": str(self.webhook_id),
             "job_id": self.job_id,
             "good_type": "code",
             "fingerprint": hex0x(self.good),
@@ -291,7 +306,13 @@ def _transfer(client: TestClient, key: str, **body: Any) -> int:
 
 @contextmanager
 def build_world(registry: Registry, clock: Clock) -> Iterator[World]:
-    app = create_app(registry, limits=UNLIMITED, siwe_domain=SIWE_DOMAIN, telemetry_interval=0.05)
+    app = create_app(
+        registry,
+        limits=UNLIMITED,
+        siwe_domain=SIWE_DOMAIN,
+        telemetry_interval=0.05,
+        webhook_settings=WEBHOOKS,
+    )
     engine, now = registry.engine, clock()
     keys = {
         role: create_api_key(engine, "cardhub", scopes, role, now)[0]
@@ -427,6 +448,7 @@ def build_world(registry: Registry, clock: Clock) -> Iterator[World]:
             job_id=str(accepted.json()["job_id"]),
             tree_size=head.tree_size,
             platform_b_key=platform_b_key,
+            webhook_id=app.state.webhooks.create("cardhub", WEBHOOK_URL, ["anchor.final"])[0].id,
             batch_ndjson=batch_ndjson,
             batch_revocation_csv=("fingerprint\n" + "\n".join(fingerprints) + "\n").encode(),
             batch_revocation_header=base64.urlsafe_b64encode(header).decode(),
@@ -480,6 +502,11 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     ),
     "get_transfer": lambda w: Call(),
     "list_transfers": lambda w: Call(params={"limit": 5}),
+    "create_webhook": lambda w: Call(json={"url": WEBHOOK_URL, "event_types": ["anchor.final"]}),
+    "list_webhooks": lambda w: Call(params={"limit": 5}),
+    "get_webhook": lambda w: Call(),
+    "delete_webhook": lambda w: Call(),
+    "list_webhook_deliveries": lambda w: Call(params={"limit": 5}),
     "enroll_code_key": lambda w: Call(
         json={
             "signed": sign_enrollment(w.creator_a, DEV_DOMAIN, now=w.clock()).document(),
@@ -506,6 +533,7 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     "get_consistency_proof": lambda w: Call(params={"from_size": 1, "tree_size": w.tree_size}),
     "get_proof_bundle": lambda w: Call(),
     "get_good_history": lambda w: Call(),
+    "get_good_trace": lambda w: Call(),
     "livez": lambda w: Call(),
     "readyz": lambda w: Call(),
 }
@@ -711,9 +739,12 @@ TENANT_SCOPED = (
     "record_transfer",
     "get_transfer",
     "list_transfers",
+    "list_webhooks",
+    "get_webhook",
     "list_my_goods",
     "get_my_royalty_statement",
     "get_good_history",
+    "get_good_trace",
     "verify_good",
 )
 

@@ -22,3 +22,5 @@ def test_migrations_match_models_and_are_idempotent(engine: Engine) -> None:
     names = set(inspect(engine).get_table_names())
     assert {"entries", "signed_records", "tree_tiles", "tree_heads", "log_state"} <= names
     assert {"platforms", "api_keys", "siwe_nonces", "idempotency_keys", "jobs"} <= names
+    assert {"webhook_subscriptions", "webhook_deliveries", "webhook_attempts"} <= names
+    assert "transfer_attempts" in names

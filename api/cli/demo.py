@@ -1,0 +1,458 @@
+"""``tracemark demo``: fill a running registry with a small market, wait for its anchor, and
+say what to open and what to try.
+
+It runs beside ``make run`` (same machine, same ``./.tracemark/``): the platforms' API keys are
+made on the local database, as the operator's ``tracemark api-keys create`` does; everything
+else goes through the HTTP API like any creator or platform: two creators (a card publisher
+with a bulk batch of codes, a studio with files), a pirate re-registering the studio's file,
+two platforms verifying and trading (a chain of resales that owes royalties, a final sale,
+one double-sale attempt), one revoked code. Then it waits until the last write is anchored.
+
+NOTE: the labelled scenario generator (``bench/scenario.py``) writes into a registry's
+database with a simulated clock that runs for weeks; a running instance needs its writes
+over HTTP, in real time, so the demo makes its own, much smaller market.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import httpx2
+import typer
+
+from api.auth import create_api_key
+from api.cli.app import JsonFlag, app, emit, err, open_registry, out, reported, state
+from registry import errors
+from registry.creator import (
+    CreatorKeys,
+    codes_source,
+    prepare_code_batch,
+    sign_batch_registration,
+    sign_enrollment,
+    sign_registration,
+    sign_revocation,
+)
+from registry.eip712 import Domain
+from registry.fingerprints import CodeFingerprinter, GoodType, Use
+from registry.royalty import RoyaltyPolicy
+from verifier.client import (
+    ApiProblem,
+    RegistryUnreachable,
+    SignInRefused,
+    TracemarkClient,
+)
+
+#: The whole demo must fit in a minute on the embedded default; anchoring takes most of it.
+DEFAULT_ANCHOR_WAIT = 45.0
+#: Codes in the card publisher's batch (a real batch would be 10^5 to 10^6).
+BATCH_SIZE = 120
+#: Creators sign writes without credentials: the anonymous rate limit applies, so resend.
+RETRIES = 6
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Creator:
+    name: str
+    keys: CreatorKeys
+    folder: Path
+
+    @property
+    def address(self) -> str:
+        return self.keys.address
+
+
+def _say(text: str, quiet: bool) -> None:
+    if not quiet:
+        err.print(f"· {text}", markup=False)
+
+
+def _retry_busy(action: Callable[[], T]) -> T:
+    """The server writes too (sequencer, worker): wait out SQLite's writer lock."""
+    for attempt in range(20):
+        try:
+            return action()
+        except errors.StorageBusy:
+            time.sleep(0.2 * (attempt + 1))
+    return action()
+
+
+def _creator(folder: Path, name: str) -> Creator:
+    keys_dir = folder / name
+    keys_dir.mkdir(parents=True, mode=0o700)
+    return Creator(name, CreatorKeys.create(keys_dir), keys_dir)
+
+
+def _policy(recipient: str, bps: int, label: str) -> RoyaltyPolicy:
+    return RoyaltyPolicy.parse({"recipients": [{"address": recipient, "bps": bps, "label": label}]})
+
+
+def _artwork(path: Path, hue: int, title: str) -> bytes:
+    """A small, real SVG picture: something to drop on the page."""
+    circles = "".join(
+        f'<circle cx="{40 + 60 * i}" cy="{100 + 30 * ((i * hue) % 3)}" r="{20 + 7 * i}" '
+        f'fill="hsl({(hue + 40 * i) % 360},70%,55%)" opacity="0.8"/>'
+        for i in range(5)
+    )
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="320" height="200" viewBox="0 0 320 200">'
+        f'<rect width="320" height="200" fill="hsl({hue},40%,15%)"/>{circles}'
+        f'<text x="16" y="30" fill="#fff" font-family="sans-serif" font-size="18">{title}</text>'
+        f"<!-- {secrets.token_hex(16)} --></svg>\n"
+    )
+    path.write_text(svg)
+    return svg.encode()
+
+
+def _identity(url: str) -> dict[str, Any]:
+    """``GET /v1/registry``, or exit 14 with what to do."""
+    try:
+        answer = httpx2.get(url + "/v1/registry", timeout=5)
+    except httpx2.HTTPError as exc:
+        raise RegistryUnreachable(
+            f"no registry answers at {url} ({type(exc).__name__}): start one with `make run` "
+            "(or name it with --api URL)"
+        ) from None
+    if answer.status_code != 200:
+        raise RegistryUnreachable(f"{url} answered HTTP {answer.status_code} to /v1/registry")
+    document: dict[str, Any] = answer.json()
+    return document
+
+
+def _wait(condition: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+@app.command()
+def demo(
+    api: Annotated[
+        str | None,
+        typer.Option(
+            "--api",
+            help="The running registry (default: the one `make run` serves, from "
+            "TRACEMARK_API_HOST/PORT, http://127.0.0.1:8000).",
+        ),
+    ] = None,
+    anchor_wait: Annotated[
+        float, typer.Option(help="Seconds to wait for the demo's writes to be anchored.")
+    ] = DEFAULT_ANCHOR_WAIT,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fill a running registry with a small market (creators, platforms, codes, files,
+    resales with royalties, a revocation, a double sale), wait for its anchor, and print what
+    to open in the browser and what to try."""
+    settings = state.settings
+    url = (api or f"http://{settings.api_host}:{settings.api_port}").rstrip("/")
+    with reported():
+        result = _run(url, anchor_wait, quiet=as_json)
+
+    def human() -> None:
+        _print_guide(result)
+
+    emit(result, as_json, human)
+
+
+def _run(url: str, anchor_wait: float, *, quiet: bool) -> dict[str, Any]:
+    started = time.monotonic()
+    identity = _identity(url)
+    registry = open_registry()
+    if identity["address"].lower() != registry.address.lower():
+        raise errors.ConfigurationError(
+            f"the registry at {url} is not the one in {state.settings.data_dir}: run the demo "
+            "on the server's machine with its TRACEMARK_DATA_DIR (API keys are made locally)"
+        )
+    domain: Domain = registry.domain
+    run_id = time.strftime("%Y%m%d-%H%M%S")
+    folder = state.settings.data_dir / "demo" / run_id
+    folder.mkdir(parents=True, mode=0o700)
+
+    # 1. Platforms and their API keys (operator's mode, on the shared database).
+    def key(platform: str, name: str, scopes: list[str]) -> str:
+        made, _ = _retry_busy(
+            lambda: create_api_key(
+                registry.engine,
+                platform,
+                scopes,
+                f"demo {run_id}",
+                registry.clock(),
+                platform_name=name,
+            )
+        )
+        return made
+
+    cardhub_key = key("cardhub", "CardHub", ["verify", "transfer"])
+    keyshop_key = key("keyshop", "KeyShop", ["verify", "transfer"])
+    audit_key = key("audit-desk", "Compliance desk", ["audit"])
+    _say("platforms cardhub and keyshop, and an auditor's key", quiet)
+
+    anon = TracemarkClient(url, max_retries=RETRIES)
+    cardhub = TracemarkClient(url, api_key=cardhub_key, max_retries=RETRIES)
+    keyshop = TracemarkClient(url, api_key=keyshop_key, max_retries=RETRIES)
+    try:
+        # 2. Creators: a card publisher (a bulk batch of single-use codes) and a studio (files).
+        northwind = _creator(folder, "northwind-games")
+        lumen = _creator(folder, "lumen-studio")
+        pirate = _creator(folder, "copycat")
+        now = int(time.time())
+        anon.enroll_code_key(
+            sign_enrollment(northwind.keys, domain, now=now), northwind.keys.require_code_key()
+        )
+        codes = [
+            "NW-" + "-".join(secrets.token_hex(2).upper() for _ in range(3))
+            for _ in range(BATCH_SIZE)
+        ]
+        codes_file = folder / "northwind-codes.csv"
+        codes_file.write_text("code\n" + "\n".join(codes) + "\n")
+        codes_file.chmod(0o600)
+        batch = prepare_code_batch(
+            codes_source("\n".join(codes)), northwind.keys.require_code_key()
+        )
+        try:
+            request = sign_batch_registration(
+                northwind.keys,
+                domain,
+                batch,
+                good_type=GoodType.CODE,
+                product="1000-points",
+                use=Use.SINGLE,
+                royalty_policy=_policy(northwind.address, 500, "northwind"),
+                metadata={"title": "1000 points card", "lot": run_id},
+                now=now,
+                new_product=True,
+            )
+            job = anon.register_batch(request, batch.fingerprints())
+        finally:
+            batch.close()
+        anon.wait_job(job.job_id, timeout=30, interval=0.5)
+        fingerprinter = CodeFingerprinter(northwind.keys.require_code_key())
+        code_fp = [fingerprinter.fingerprint(c) for c in codes]
+        _say(f"Northwind Games registered {BATCH_SIZE} cards in one signed batch", quiet)
+
+        files_dir = folder / "files"
+        files_dir.mkdir()
+        artworks: list[tuple[Path, bytes]] = []
+        for index, (name, hue) in enumerate((("aurora", 200), ("ember", 15), ("tide", 170))):
+            path = files_dir / f"{name}.svg"
+            fingerprint = hashlib.sha256(_artwork(path, hue, name.title())).digest()
+            artworks.append((path, fingerprint))
+            anon.register(
+                sign_registration(
+                    lumen.keys,
+                    domain,
+                    good_type=GoodType.FILE,
+                    fingerprint=fingerprint,
+                    product="prints",
+                    use=Use.TRANSFERABLE,
+                    royalty_policy=_policy(lumen.address, 1_000, "lumen"),
+                    metadata={"title": name.title()},
+                    now=now,
+                    new_product=index == 0,
+                )
+            )
+        aurora = artworks[0][1]
+        # A pirate claims Lumen's first file: logged as a CONFLICT, never applied.
+        anon.register(
+            sign_registration(
+                pirate.keys,
+                domain,
+                good_type=GoodType.FILE,
+                fingerprint=aurora,
+                product="stolen-prints",
+                use=Use.TRANSFERABLE,
+                royalty_policy=_policy(pirate.address, 9_000, "copycat"),
+                metadata={},
+                now=now,
+                new_product=True,
+            )
+        )
+        _say("Lumen Studio registered 3 files; a copycat claimed one of them", quiet)
+
+        # 3. The sequencer logs the queue about once a second: wait for it.
+        last = artworks[-1][1]
+        if not _wait(lambda: cardhub.verify("file", fingerprint=last).verdict != "unknown", 20):
+            raise errors.StorageBusy("the registry did not log the demo's goods within 20 s")
+
+        # 4. Trade: cardhub buys 20 cards wholesale for its agent, who sells 5 to end users
+        #    (final: the cards are consumed); the resales owe Northwind 5%.
+        agent = {"platform": "cardhub", "reference": "agent-7"}
+        for fp in code_fp[:20]:
+            cardhub.verify("code", fingerprint=fp)
+            cardhub.transfer(
+                good_type="code",
+                fingerprint=fp,
+                seller={"creator": True},
+                buyer={"reference": "agent-7"},
+                price=900,
+                currency="EUR",
+            )
+        for n, fp in enumerate(code_fp[:5]):
+            cardhub.transfer(
+                good_type="code",
+                fingerprint=fp,
+                seller=agent,
+                buyer={"reference": f"customer-{n + 1}"},
+                price=1_000,
+                currency="EUR",
+                final=True,
+            )
+        # Buyers check their cards by code, as a shop's till would.
+        for code in codes[5:10]:
+            keyshop.verify("code", code=code, creator=northwind.address, product="1000-points")
+        # A double sale: keyshop lists card 7, which agent-7 on cardhub holds.
+        double_sale: dict[str, Any] = {"fingerprint": "0x" + code_fp[7].hex()}
+        try:
+            keyshop.transfer(
+                good_type="code",
+                fingerprint=code_fp[7],
+                seller={"reference": "mallory"},
+                buyer={"reference": "victim"},
+                price=700,
+                currency="EUR",
+            )
+            double_sale["refused"] = False
+        except ApiProblem as exc:
+            double_sale.update(refused=True, status=exc.status, detail=exc.detail)
+        # Aurora changes hands three times; every resale owes Lumen 10%.
+        chain: list[tuple[TracemarkClient, dict[str, Any], dict[str, Any], int]] = [
+            (cardhub, {"creator": True}, {"reference": "alice"}, 12_000),
+            (keyshop, {"platform": "cardhub", "reference": "alice"}, {"reference": "bob"}, 15_000),
+            (keyshop, {"reference": "bob"}, {"reference": "carol"}, 18_000),
+        ]
+        for platform, seller, buyer, price in chain:
+            platform.transfer(
+                good_type="file",
+                fingerprint=aurora,
+                seller=seller,
+                buyer=buyer,
+                price=price,
+                currency="EUR",
+            )
+        for _, fp in artworks:
+            keyshop.verify("file", fingerprint=fp)
+        _say("25 card sales, 3 resales of a print, a refused double sale", quiet)
+
+        # 5. A leaked card, revoked by its creator.
+        leaked = code_fp[-1]
+        anon.revoke(
+            sign_revocation(
+                northwind.keys,
+                domain,
+                good_type=GoodType.CODE,
+                fingerprint=leaked,
+                reason="leaked on a forum",
+                now=int(time.time()),
+            )
+        )
+        _say("Northwind revoked a leaked card", quiet)
+
+        # 6. Wait until everything so far is logged and anchored (final).
+        def revoked_now() -> bool:
+            return cardhub.verify("code", fingerprint=leaked).verdict == "revoked"
+
+        _wait(revoked_now, 20)
+        size = anon.tree_head().tree_size
+        anchor: dict[str, Any] = {}
+
+        def anchored() -> bool:
+            bundle = anon.proof_bundle("code", code_fp[0])
+            if bundle.anchor is None or bundle.anchor.tree_size < size:
+                return False
+            anchor.update(bundle.anchor.model_dump(mode="json"))
+            return bundle.anchor.state == "final"
+
+        _say(f"waiting for the log (size {size}) to be anchored on chain…", quiet)
+        final = _wait(anchored, anchor_wait, interval=1.0)
+
+        # 7. Session tokens for the creators' dashboards (Sign-In with Ethereum, 1 h).
+        tokens: dict[str, str | None] = {}
+        for creator in (lumen, northwind):
+            signer = TracemarkClient(url, max_retries=RETRIES)
+            try:
+                try:
+                    tokens[creator.name] = signer.sign_in(creator.keys.account)
+                except SignInRefused:
+                    domain_name = f"{state.settings.api_host}:{state.settings.api_port}"
+                    tokens[creator.name] = signer.sign_in(creator.keys.account, domain=domain_name)
+            except ApiProblem:
+                tokens[creator.name] = None
+            finally:
+                signer.close()
+    finally:
+        for client in (anon, cardhub, keyshop):
+            client.close()
+
+    def hex0x(data: bytes) -> str:
+        return "0x" + data.hex()
+
+    return {
+        "url": url,
+        "folder": str(folder),
+        "seconds": round(time.monotonic() - started, 1),
+        "anchored": final,
+        "anchor": anchor or None,
+        "creators": {c.name: c.address for c in (northwind, lumen, pirate)},
+        "genuine_code": {"code": codes[50], "creator": northwind.address, "product": "1000-points"},
+        "genuine_fingerprint": hex0x(code_fp[50]),
+        "consumed_fingerprint": hex0x(code_fp[0]),
+        "revoked_fingerprint": hex0x(leaked),
+        "double_sale": double_sale,
+        "file": str(artworks[0][0]),
+        "file_fingerprint": hex0x(aurora),
+        "audit_key": audit_key,
+        "platform_keys": {"cardhub": cardhub_key, "keyshop": keyshop_key},
+        "creator_tokens": tokens,
+    }
+
+
+def _print_guide(r: dict[str, Any]) -> None:
+    url, code = r["url"], r["genuine_code"]
+    anchor = r["anchor"] or {}
+    if r["anchored"]:
+        where = f"final in block {anchor.get('block_number')} (tx {anchor.get('tx_hash')})"
+    else:
+        where = "not final yet: the anchoring worker is still at it (tracemark status)"
+    lines = [
+        f"tracemark demo: a small market on {url} in {r['seconds']} s; the log is {where}.",
+        "",
+        f"Open {url}/ and try:",
+        f"  1. a genuine card by its code: {code['code']}",
+        f"     creator {code['creator']}, product {code['product']}      -> Authentic",
+        f"  2. a revoked card:  {url}/?type=code&fp={r['revoked_fingerprint']}",
+        f"  3. a used-up card:  {url}/?type=code&fp={r['consumed_fingerprint']}",
+        f"  4. drop this file on the page (hashed in your browser): {r['file']}",
+        f"  5. print a label:   {url}/label/file/{r['file_fingerprint']}",
+        "",
+        f"Auditors: open {url}/audit, paste the audit key {r['audit_key']}",
+        f"  and trace file {r['file_fingerprint']}",
+        "  (three owners, royalties on each resale, a copycat's conflicting claim), or",
+        f"  code {r['double_sale']['fingerprint']} (a double sale keyshop tried: refused).",
+    ]
+    token = r["creator_tokens"].get("lumen-studio")
+    if token:
+        lines += [
+            "",
+            "Creators: paste Lumen Studio's session token (1 h) in /audit and load the dashboard:",
+            f"  {token}",
+        ]
+    lines += [
+        "",
+        f"The demo's creator keys, codes and files are in {r['folder']}",
+        f"  (e.g. tracemark --keys-dir {r['folder']}/lumen-studio creator statement --api {url})",
+    ]
+    for line in lines:
+        out.print(line, markup=False)
+
+
+__all__ = ["demo"]

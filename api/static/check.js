@@ -1,0 +1,268 @@
+/*
+ * check.js: the "Check a good" page. Three ways to name a good, one verdict:
+ *   - a fingerprint (typed, or prefilled from a label's link ?type=…&fp=…);
+ *   - a code with the creator it claims (the anonymous tier: authentic or not, nothing more);
+ *   - a file, hashed here with the vendored SHA-256 (sha256.js), slice by slice, in a Web
+ *     Worker when there is one: never uploaded, no WebCrypto needed (plain http on a LAN).
+ * Every check is POST /v1/verify without credentials.
+ *
+ * Copyright 2026 the tracemark authors. SPDX-License-Identifier: Apache-2.0
+ */
+(function () {
+  "use strict";
+  var TM = window.TM, el = TM.el;
+
+  var result = document.getElementById("result");
+  var resultBody = document.getElementById("result-body");
+
+  function show(nodes) {
+    TM.clear(resultBody);
+    TM.append(resultBody, nodes);
+    result.hidden = false;
+  }
+
+  function showBusy(text) {
+    show(el("p", { class: "status", role: "status" }, text));
+  }
+
+  function showProblem(res) {
+    show(el("div", { class: "verdict tone-warn", "data-verdict": "error" },
+      el("p", { class: "verdict-word" }, el("span", { class: "verdict-icon", "aria-hidden": "true" }, "!"), " Could not check"),
+      el("p", {}, TM.problemText(res))));
+    result.focus();
+  }
+
+  function row(term, value) {
+    if (value === null || value === undefined || value === "") return null;
+    return [el("dt", {}, term), el("dd", {}, value)];
+  }
+
+  function anchorText(anchor) {
+    if (!anchor) return "Not anchored yet: the registry has not put this good under a mined anchor.";
+    var parts = [anchor.state === "final" ? "Final" : "Mined, not final yet",
+      "chain " + anchor.chain_id, "block " + anchor.block_number];
+    if (anchor.confirmations !== null && anchor.confirmations !== undefined) {
+      parts.push(anchor.confirmations + " confirmation" + (anchor.confirmations === 1 ? "" : "s"));
+    }
+    parts.push("log size " + anchor.tree_size);
+    return parts.join(", ");
+  }
+
+  function verificationsText(v) {
+    if (!v || !v.times) return "Never verified before this check.";
+    return "Verified " + TM.plural(v.times, "time") + " by " + TM.plural(v.platforms, "platform") +
+      ", first at " + TM.time(v.first_at) + ".";
+  }
+
+  function holderText(holder) {
+    if (!holder || !holder.platform) return "Its creator (never transferred).";
+    return "Someone on platform " + holder.platform + " (since transfer #" + holder.since_transfer + ").";
+  }
+
+  /** The verdict card for a VerifyOut answer. */
+  function renderAnswer(answer, how) {
+    var info = TM.verdictInfo(answer.verdict);
+    var card = el("div", { class: "verdict tone-" + info.tone, "data-verdict": answer.verdict },
+      el("p", { class: "verdict-word", id: "verdict-word" },
+        el("span", { class: "verdict-icon", "aria-hidden": "true" }, info.icon), " ", info.word),
+      el("p", { class: "verdict-say" }, info.say),
+      el("p", { class: "verdict-how muted" }, how));
+    var nodes = [card];
+    if (answer.coarse) {
+      nodes.push(el("p", { class: "help" }, "Anonymous code checks give this coarse answer only. " +
+        "A platform's API key sees the creator, the anchor and the history."));
+      return nodes;
+    }
+    var dl = el("dl", { class: "facts" },
+      row("Kind", answer.good_type),
+      row("Fingerprint", answer.fingerprint ? el("span", { class: "mono", id: "answer-fingerprint" }, answer.fingerprint) : null),
+      row("Creator", answer.creator ? el("span", { class: "mono" }, answer.creator) : null),
+      row("Product", answer.product),
+      row("Use", answer.use),
+      answer.creator ? row("Holder", holderText(answer.holder)) : null,
+      answer.creator ? row("Anchoring", anchorText(answer.anchor)) : null,
+      answer.anchor ? row("Transaction", el("span", { class: "mono", id: "answer-tx" }, answer.anchor.tx_hash)) : null,
+      answer.creator ? row("Checks", el("span", { id: "answer-verifications" }, verificationsText(answer.verifications))) : null,
+      answer.risk ? row("Risk", "score " + answer.risk.score.toFixed(2) + " (0 nothing suspicious, 1 certain)") : null,
+      row("Chain view", answer.chain_block !== null && answer.chain_block !== undefined
+        ? "newest block " + answer.chain_block + ", seen " + TM.time(answer.chain_seen_at) : null));
+    nodes.push(dl);
+    if (answer.risk && answer.risk.signals && answer.risk.signals.length) {
+      nodes.push(el("h3", {}, "Signals"));
+      nodes.push(el("ul", { class: "signals" }, answer.risk.signals.map(function (s) {
+        return el("li", {}, el("strong", {}, s.code), ": ", s.detail);
+      })));
+    }
+    if (answer.fingerprint && answer.creator) {
+      var base = "/v1/goods/" + encodeURIComponent(answer.good_type) + "/" + answer.fingerprint;
+      nodes.push(el("p", { class: "actions" },
+        el("a", { class: "button", href: base + "/proof", download: "bundle-" + answer.fingerprint.slice(2, 14) + ".json", id: "proof-link" },
+          "Download the proof bundle"),
+        " ",
+        el("a", { class: "button secondary", href: "/label/" + answer.good_type + "/" + answer.fingerprint, id: "label-link" }, "Print a label"),
+        " ",
+        el("a", { class: "button secondary", href: "/audit?type=" + answer.good_type + "&fp=" + answer.fingerprint }, "Trace it (auditors)")));
+      nodes.push(el("p", { class: "help" }, "The proof bundle checks against the chain alone: " +
+        "tracemark verify bundle.json --rpc URL."));
+    }
+    return nodes;
+  }
+
+  async function verify(body, how) {
+    showBusy("Asking the registry…");
+    var res = await TM.api("/v1/verify", { method: "POST", json: body });
+    if (!res.ok) { showProblem(res); return; }
+    show(renderAnswer(res.data, how));
+    result.focus();
+  }
+
+  // -- by fingerprint ----------------------------------------------------------------------
+
+  var fpForm = document.getElementById("form-fingerprint");
+  var fpType = document.getElementById("fp-type");
+  var fpValue = document.getElementById("fp-value");
+
+  function checkFingerprint() {
+    var fp = fpValue.value.trim();
+    if (!TM.FINGERPRINT.test(fp)) {
+      fpValue.setAttribute("aria-invalid", "true");
+      show(el("p", { class: "status" }, "A fingerprint is 0x followed by 64 hexadecimal digits."));
+      fpValue.focus();
+      return;
+    }
+    fpValue.removeAttribute("aria-invalid");
+    verify({ good_type: fpType.value, fingerprint: fp.toLowerCase() }, "Checked by fingerprint.");
+  }
+
+  fpForm.addEventListener("submit", function (event) { event.preventDefault(); checkFingerprint(); });
+
+  // -- by code ------------------------------------------------------------------------------
+
+  var codeForm = document.getElementById("form-code");
+  codeForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var code = document.getElementById("code-value");
+    var creator = document.getElementById("code-creator");
+    var product = document.getElementById("code-product");
+    var problems = [];
+    [code, creator, product].forEach(function (input) { input.removeAttribute("aria-invalid"); });
+    if (!code.value.trim()) { problems.push("Type the code."); code.setAttribute("aria-invalid", "true"); }
+    if (!TM.ADDRESS.test(creator.value.trim())) {
+      problems.push("The creator's address is 0x followed by 40 hexadecimal digits.");
+      creator.setAttribute("aria-invalid", "true");
+    }
+    var slug = product.value.trim();
+    if (slug && !/^[a-z0-9][a-z0-9-]{0,63}$/.test(slug)) {
+      problems.push("A product is lower-case letters, digits and dashes.");
+      product.setAttribute("aria-invalid", "true");
+    }
+    if (problems.length) { show(el("p", { class: "status" }, problems.join(" "))); return; }
+    var body = { good_type: "code", code: code.value, creator: creator.value.trim() };
+    if (slug) body.product = slug;
+    verify(body, "Checked by code (anonymously).");
+  });
+
+  // -- by file: hashed here ----------------------------------------------------------------
+
+  var fileInput = document.getElementById("file-input");
+  var dropZone = document.getElementById("drop-zone");
+  var progress = document.getElementById("file-progress");
+  var fileStatus = document.getElementById("file-status");
+  var fpLine = document.getElementById("file-fingerprint-line");
+  var fpOut = document.getElementById("file-fingerprint");
+  var hashing = null;
+
+  function sizeText(bytes) {
+    var units = ["bytes", "KiB", "MiB", "GiB", "TiB"], i = 0, n = bytes;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return (i === 0 ? n : n.toFixed(1)) + " " + units[i];
+  }
+
+  function onProgress(done, total) {
+    progress.max = total || 1;
+    progress.value = total ? done : 1;
+    progress.textContent = total ? Math.floor((100 * done) / total) + "%" : "100%";
+  }
+
+  /** SHA-256 of a File: in a Web Worker (the page stays responsive), else right here. */
+  function hashFile(file) {
+    if (typeof Worker === "function") {
+      return new Promise(function (resolve, reject) {
+        var worker;
+        try { worker = new Worker("/static/hash-worker.js"); } catch (e) { reject(e); return; }
+        worker.onmessage = function (event) {
+          var m = event.data;
+          if (m.type === "progress") onProgress(m.done, m.total);
+          else if (m.type === "done") { worker.terminate(); fileStatus.setAttribute("data-hashed-by", "worker"); resolve(m.fingerprint); }
+          else if (m.type === "error") { worker.terminate(); reject(new Error(m.message)); }
+        };
+        worker.onerror = function (event) { worker.terminate(); reject(new Error(event.message || "the hashing worker failed")); };
+        worker.postMessage({ file: file });
+      }).catch(function () {
+        // A worker that cannot start (a locked-down browser): hash on this thread instead.
+        return hashHere(file);
+      });
+    }
+    return hashHere(file);
+  }
+
+  function hashHere(file) {
+    fileStatus.setAttribute("data-hashed-by", "page");
+    return window.TracemarkSha256.hashBlob(file, { onProgress: onProgress })
+      .then(window.TracemarkSha256.hex);
+  }
+
+  async function checkFile(file) {
+    if (!file || hashing) return;
+    hashing = file;
+    fpLine.hidden = true;
+    fpOut.value = "";
+    fpOut.textContent = "";
+    progress.hidden = false;
+    onProgress(0, file.size);
+    fileStatus.textContent = "Hashing " + file.name + " (" + sizeText(file.size) + ") in this browser…";
+    var started = Date.now();
+    try {
+      var fingerprint = await hashFile(file);
+      var seconds = (Date.now() - started) / 1000;
+      fpOut.textContent = fingerprint;
+      fpLine.hidden = false;
+      fileStatus.textContent = "Hashed " + file.name + " (" + sizeText(file.size) + ") in " +
+        seconds.toFixed(1) + " s; it was not uploaded.";
+      fileStatus.setAttribute("data-done", "true");
+      await verify({ good_type: "file", fingerprint: fingerprint }, "Checked by file: " + file.name + ", hashed in this browser.");
+    } catch (e) {
+      fileStatus.textContent = "Could not read the file: " + e.message;
+    } finally {
+      progress.hidden = true;
+      hashing = null;
+    }
+  }
+
+  fileInput.addEventListener("change", function () {
+    fileStatus.removeAttribute("data-done");
+    fileStatus.removeAttribute("data-hashed-by");
+    if (fileInput.files && fileInput.files[0]) checkFile(fileInput.files[0]);
+  });
+  document.getElementById("form-file").addEventListener("submit", function (event) { event.preventDefault(); });
+  ["dragenter", "dragover"].forEach(function (name) {
+    dropZone.addEventListener(name, function (event) {
+      event.preventDefault();
+      dropZone.classList.add("dragging");
+    });
+  });
+  ["dragleave", "drop"].forEach(function (name) {
+    dropZone.addEventListener(name, function () { dropZone.classList.remove("dragging"); });
+  });
+  dropZone.addEventListener("drop", function (event) {
+    event.preventDefault();
+    var files = event.dataTransfer && event.dataTransfer.files;
+    if (files && files[0]) { fileStatus.removeAttribute("data-done"); checkFile(files[0]); }
+  });
+  // A file dropped anywhere else would make the browser navigate to it: keep the page.
+  window.addEventListener("dragover", function (event) { event.preventDefault(); });
+  window.addEventListener("drop", function (event) { event.preventDefault(); });
+
+  // A label's link (/?type=…&fp=…) checks at once.
+  if (TM.FINGERPRINT.test(fpValue.value.trim())) checkFingerprint();
+})();

@@ -1,0 +1,417 @@
+"""Evidence exports (``tracemark-export/v1``): two goods exported from a registry anchored on a
+real anvil, then checked with the file and the chain alone (the registry's database deleted,
+no app running); mutation probes that each fail with their own reason, a forked head the
+chain never anchored among them; paging a creator's goods; strict parsing."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+import verifier.export as export_module
+from api.cli import app
+from api.cli.verify import EXIT_BUNDLE_INVALID, EXIT_NOT_ANCHORED
+from registry.creator import CreatorKeys
+from registry.eip712 import sign
+from registry.errors import InvalidInput, NotFound
+from registry.fingerprints import GoodType
+from registry.merkle import hash_leaf
+from registry.royalty import RoyaltyPolicy
+from registry.service import Registry
+from registry.settings import load_settings
+from registry.transfers import Party, TransferRequest
+from tests.conftest import Clock, CreatorFactory
+from tests.registry import merkle_reference
+from tests.registry.helpers import registration
+from tests.verifier.conftest import CODES, POLICY_DOCUMENT, World
+from verifier.bundle import MalformedBundle, build_bundle
+from verifier.export import (
+    CSV_COLUMNS,
+    FORMAT,
+    Export,
+    ExportSelection,
+    MalformedExport,
+    check_export,
+    parse_evidence,
+    write_export,
+)
+
+Document = dict[str, Any]
+
+
+@dataclass
+class Evidence:
+    """An export of two goods: a file sold before the first anchor (head 3) and a code of a
+    bulk batch, later revoked in a batch (head 10)."""
+
+    world: World
+    file: bytes
+    code: bytes
+    path: Path
+    csv_path: Path
+    document: Document
+    #: The same export with its head 10 replaced by a fork the registry signed (see below).
+    forked: Document
+
+
+def _flip(node: str) -> str:
+    return node[:-1] + ("0" if node[-1] != "0" else "1")
+
+
+def _fork(world: World, document: Document) -> Document:
+    """A split view: the registry's key signs head 10 of a log whose leaf 9 (nobody's in this
+    export) differs, and re-proves the code under it. Everything in the file checks out;
+    only the chain, which anchored the real head 10, can tell."""
+    registry = world.registry
+    leaves = [hash_leaf(registry.entry_at(i).leaf_data()) for i in range(10)]
+    leaves[9] = hash_leaf(b"a leaf the chain never saw")
+    root = merkle_reference.mth(leaves)
+    forked = copy.deepcopy(document)
+    head = forked["heads"][1]
+    assert head["tree_size"] == 10
+    message = {"size": 10, "root": root, "timestamp": head["timestamp"]}
+    head["root"] = "0x" + root.hex()
+    head["signature"] = (
+        "0x" + sign("TreeHead", message, registry.domain, registry.account.key).hex()
+    )
+    good = forked["goods"][1]
+    for entry in (good["entry"], *good["later_entries"]):
+        path = merkle_reference.path(entry["leaf_index"], leaves)
+        entry["inclusion_proof"] = ["0x" + node.hex() for node in path]
+    link = forked["consistency"][0]
+    link["proof"] = ["0x" + n.hex() for n in merkle_reference.proof(3, leaves)]
+    return forked
+
+
+@pytest.fixture
+def evidence(world: World, tmp_path: Path) -> Evidence:
+    registry = world.registry
+    sold = world.register_file(
+        policy=RoyaltyPolicy.parse(POLICY_DOCUMENT), metadata={"title": "a work"}
+    )  # leaf 0
+    agent = Party("cardhub", "agent-7")
+    registry.transfer(
+        TransferRequest("cardhub", GoodType.FILE, sold, Party(None, None), agent, 1000, "EUR")
+    )  # leaf 1
+    world.register_file()  # leaf 2
+    world.anchor()  # head 3
+    codes = world.register_codes(CODES)  # leaves 3..7
+    world.revoke_codes(CODES[:1], reason="leaked lot")  # leaf 8
+    world.register_file()  # leaf 9
+    world.anchor()  # head 10
+    selection = ExportSelection(goods=((GoodType.FILE, sold), (GoodType.CODE, codes[0])))
+    result = write_export(registry, selection, tmp_path / "out")
+    assert (result.goods, result.entries, result.heads) == (2, 4, [3, 10])
+    assert result.anchored_heads == [3, 10] and result.next_after is None
+    document = json.loads(result.json_path.read_text())
+    return Evidence(
+        world, sold, codes[0], result.json_path, result.csv_path, document, _fork(world, document)
+    )
+
+
+def stop_the_registry(evidence: Evidence, registry_db: Path) -> None:
+    """Nothing of the registry remains but the chain: its database is closed and deleted."""
+    evidence.world.registry.engine.dispose()
+    for path in registry_db.parent.glob(registry_db.name + "*"):
+        path.unlink()
+    assert not registry_db.exists()
+
+
+class Verify:
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.runner = CliRunner()
+        self.env: dict[str, str | None] = {
+            "TRACEMARK_DATA_DIR": str(tmp_path / "verifier-data"),
+            "TRACEMARK_VERIFY_RPC_URL": None,
+            "COLUMNS": None,
+        }
+
+    def write(self, document: Document, name: str) -> Path:
+        path = self.tmp_path / name
+        path.write_text(json.dumps(document))
+        return path
+
+    def __call__(self, *args: str | Path, expect: int) -> Result:
+        result = self.runner.invoke(app, ["verify", *map(str, args)], env=self.env)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        assert result.exit_code == expect, (result.exit_code, result.stdout, result.stderr)
+        return result
+
+
+def test_two_goods_verify_against_the_chain_with_the_registry_gone(
+    evidence: Evidence, tmp_path: Path
+) -> None:
+    world = evidence.world
+    rpc, contract = world.devchain.rpc_url, world.chain.address
+    stop_the_registry(evidence, tmp_path / "registry.db")
+    verify = Verify(tmp_path)
+
+    done = verify(evidence.path, "--rpc", rpc, expect=0)
+    line = done.stdout
+    assert line.startswith("OK: ") and line.count("\n") == 1 and done.stderr == ""
+    assert (
+        "OK: 2 goods (4 entries: 2 registrations, 1 transfer, 1 revocation) under 2 heads "
+        f"(size 3, 10) signed by {world.registry.address}" in line
+    )
+    assert "heads consistent: one append-only log from size 3 to 10" in line
+    assert f"anchored on chain 31337 in contract {contract}: head 3 at block " in line
+    assert ", head 10 at block " in line and "confirmations)" in line
+
+    offline = verify(evidence.path, expect=EXIT_NOT_ANCHORED)
+    assert "chain not checked (the export says anchored: head 3, 10)" in offline.stdout
+    assert offline.stdout.rstrip().endswith("(pass --rpc URL to check it)")
+
+    report = json.loads(verify(evidence.path, "--rpc", rpc, "--json", expect=0).stdout)
+    assert (report["format"], report["status"], report["goods"]) == (FORMAT, "verified", 2)
+    assert report["entries"] == {"REGISTER": 2, "REVOKE": 1, "TRANSFER": 1}
+    assert [(h["tree_size"], h["anchored"]) for h in report["heads"]] == [(3, True), (10, True)]
+    assert (report["chain_id"], report["contract"]) == (31337, contract)
+    # The pins hold; a wrong one is a failure.
+    verify(evidence.path, "--rpc", rpc, "--signer", world.registry.address, expect=0)
+    wrong = verify(evidence.path, "--signer", "0x" + "12" * 20, expect=EXIT_BUNDLE_INVALID)
+    assert wrong.stderr.startswith("FAIL: file 0x") and "is signed by" in wrong.stderr
+
+    # The CSV summary: one line a good, from the evidence in the file.
+    with evidence.csv_path.open(newline="") as stream:
+        rows = list(csv.reader(stream))
+    creator = world.creator.address
+    assert rows == [
+        list(CSV_COLUMNS),
+        ["file", "0x" + evidence.file.hex(), creator, "0", "no", "1", "cardhub", "3", "0"],
+        ["code", "0x" + evidence.code.hex(), creator, "3", "yes", "0", "creator", "10", "0"],
+    ]
+
+
+Mutation = Callable[[Document], None]
+
+
+def _flip_inclusion(d: Document) -> None:
+    proof = d["goods"][1]["entry"]["inclusion_proof"]
+    proof[0] = _flip(proof[0])
+
+
+def _remove_first_head(d: Document) -> None:
+    d["heads"].pop(0)
+    d["anchors"].pop(0)
+    d["consistency"].clear()
+
+
+def _break_consistency(d: Document) -> None:
+    proof = d["consistency"][0]["proof"]
+    proof[-1] = _flip(proof[-1])
+
+
+def _drop_the_link(d: Document) -> None:
+    d["consistency"].clear()
+
+
+def _claim_another_tx(d: Document) -> None:
+    d["anchors"][0]["tx_hash"] = d["anchors"][1]["tx_hash"]
+
+
+def _swap_payload(d: Document) -> None:
+    d["goods"][0]["later_entries"][0]["payload"]["transfer"]["price"] = "1"
+
+
+PROBES: dict[str, tuple[Mutation, str, str]] = {
+    "flipped-proof-node": (
+        _flip_inclusion,
+        "inclusion",
+        "code 0x{code}: leaf 3 is not in head 10: inclusion proof for index 3 leads to root",
+    ),
+    "removed-head": (
+        _remove_first_head,
+        "shape",
+        "file 0x{file} is proved under head 3, which is not among the export's heads (10)",
+    ),
+    "broken-consistency-proof": (
+        _break_consistency,
+        "consistency",
+        "head 10 does not extend head 3: ",
+    ),
+    "missing-consistency-proof": (
+        _drop_the_link,
+        "shape",
+        "no consistency proof from head 3 to head 10",
+    ),
+    "edited-payload": (
+        _swap_payload,
+        "leaf",
+        "file 0x{file}: leaf 1: the leaf's payload_hash is not the SHA-256 of the payload",
+    ),
+}
+
+
+def test_each_mutation_fails_with_its_own_reason_a_forked_head_on_chain(
+    evidence: Evidence, tmp_path: Path
+) -> None:
+    chain = evidence.world.chain
+    names = {"code": evidence.code.hex(), "file": evidence.file.hex()}
+    stop_the_registry(evidence, tmp_path / "registry.db")
+    for name, (mutate, step, reason) in PROBES.items():
+        document = copy.deepcopy(evidence.document)
+        mutate(document)
+        report = check_export(Export.parse(json.dumps(document)), chain)
+        assert (report.status, report.failed_step) == ("failed", step), (name, report.failure)
+        assert reason.format(**names) in (report.failure or ""), (name, report.failure)
+
+    # A pointer to a transaction that anchored another head: only the chain can say.
+    document = copy.deepcopy(evidence.document)
+    _claim_another_tx(document)
+    offline = check_export(Export.parse(json.dumps(document)), None)
+    assert offline.status == "chain-not-checked"
+    report = check_export(Export.parse(json.dumps(document)), chain)
+    assert report.failed_step == "chain"
+    assert "does not anchor head 3" in (report.failure or "")
+
+    # Through the command: one FAIL line, exit 11.
+    verify = Verify(tmp_path)
+    broken = copy.deepcopy(evidence.document)
+    _break_consistency(broken)
+    failed = verify(verify.write(broken, "broken.json"), expect=EXIT_BUNDLE_INVALID)
+    assert failed.stdout == "" and failed.stderr.startswith("FAIL: head 10 does not extend head 3")
+    assert failed.stderr.count("\n") == 1
+
+    # A head the chain never anchored: a fork of head 10 signed with the registry's key.
+    # Every signature and proof in the file holds: offline, this is "not yet evidence" ...
+    forked = verify.write(evidence.forked, "forked.json")
+    assert verify(forked, expect=EXIT_NOT_ANCHORED).stdout.startswith("OK: 2 goods")
+    # ... and the chain, which anchored another root for size 10, refuses it.
+    refused = verify(forked, "--rpc", evidence.world.devchain.rpc_url, expect=EXIT_BUNDLE_INVALID)
+    assert refused.stderr.startswith("FAIL: contract 0x5FbDB2315678afecb367f032d93F642f64180aa3 ")
+    assert "for size 10, not the head's root" in refused.stderr
+    assert "the contract never anchored this head" in refused.stderr
+
+
+def test_unanchored_entries_are_not_evidence_yet(world: World, tmp_path: Path) -> None:
+    """A good logged after the last anchor is proved under the latest signed head, which the
+    export does not call anchored; against the chain it is not evidence yet (exit 12)."""
+    first = world.register_file()
+    world.anchor()  # head 1
+    later = world.register_file()  # leaf 1: not anchored
+    selection = ExportSelection(goods=((GoodType.FILE, first), (GoodType.FILE, later)))
+    result = write_export(world.registry, selection, tmp_path / "out")
+    assert (result.heads, result.anchored_heads) == ([1, 2], [1])
+    verify = Verify(tmp_path)
+    line = verify(result.json_path, "--rpc", world.devchain.rpc_url, expect=EXIT_NOT_ANCHORED)
+    assert "not anchored on chain 31337" in line.stdout and "yet: head 2" in line.stdout
+    # Claiming that head 2 is anchored is a lie the chain exposes.
+    document = json.loads(result.json_path.read_text())
+    claim = dict(document["anchors"][0], tree_size=2)
+    document["anchors"].append(claim)
+    lie = verify(verify.write(document, "lie.json"), "--rpc", world.devchain.rpc_url, expect=11)
+    assert "the evidence says head 2 is anchored, but contract" in lie.stderr
+    assert "holds no root for that size" in lie.stderr
+    with pytest.raises(NotFound, match="no file 0x00"):
+        write_export(
+            world.registry,
+            ExportSelection(goods=((GoodType.FILE, bytes(32)),)),
+            tmp_path / "none",
+        )
+
+
+# -- a creator's goods, paged; dates; the command --------------------------------------------
+
+
+def _cli(data_dir: Path) -> Callable[..., Result]:
+    runner = CliRunner()
+    env = {"TRACEMARK_DATA_DIR": str(data_dir), "TRACEMARK_API_URL": None, "COLUMNS": "250"}
+
+    def run(*args: str | Path, expect: int = 0) -> Result:
+        result = runner.invoke(app, [str(a) for a in args], env=env)
+        assert result.exit_code == expect, (result.exit_code, result.stdout, result.stderr)
+        return result
+
+    return run
+
+
+def test_a_creators_goods_exported_page_by_page(
+    tmp_path: Path, make_creator: CreatorFactory
+) -> None:
+    data_dir, out = tmp_path / "data", tmp_path / "out"
+    clock = Clock()
+    registry = Registry.open(load_settings(data_dir=data_dir), clock=clock)
+    creator, other = make_creator(), make_creator()
+    goods = []
+    for n in range(5):
+        request = registration(creator, clock())
+        registry.register(request)
+        goods.append(bytes(request.signed.message["fingerprint"]))
+        registry.register(registration(other, clock()))
+        if n == 2:  # logged, then two days later the rest
+            registry.sequence_all()
+            clock.advance(2 * 86400)
+    registry.sequence_all()
+    registry.register(registration(creator, clock()))  # still queued: nothing to prove
+    registry.engine.dispose()
+    tracemark = _cli(data_dir)
+
+    exported: list[str] = []
+    after: list[str] = []
+    for page in range(4):
+        args = ["export", "--creator", creator.address, "--limit", "2", "--out", out]
+        answer = json.loads(tracemark(*args, "--name", f"p{page}", *after, "--json").stdout)
+        rows = list(csv.DictReader((out / f"p{page}.csv").open(newline="")))
+        exported += [row["fingerprint"] for row in rows]
+        assert all(row["creator"] == creator.address for row in rows)
+        check = Verify(tmp_path)(out / f"p{page}.json", expect=EXIT_NOT_ANCHORED).stdout
+        assert check.startswith(f"OK: {answer['goods']} good")
+        if answer["next_after"] is None:
+            break
+        assert "one page of a selection" in check
+        after = ["--after", str(answer["next_after"])]
+    assert exported == ["0x" + g.hex() for g in goods]
+    assert page == 2 and answer["skipped_queued"] == 1
+
+    # Since a date: the goods with an entry from then on (the last two of each creator).
+    since = clock.now - 86400
+    day = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d")
+    line = tracemark("export", "--since", day, "--out", out, "--name", "s")
+    assert "wrote" in line.stdout and "(4 goods," in line.stdout
+
+    # Exactly one way of selecting.
+    assert tracemark("export", "--out", out, expect=3).stderr.startswith("error: select goods")
+    both = ["export", "--creator", creator.address, "--since", "2026-01-01", "--out", out]
+    assert tracemark(*both, expect=3).stderr.startswith("error: select goods")
+    mixed = ["export", "--creator", creator.address, "--good", "code:0x" + "00" * 32]
+    assert tracemark(*mixed, "--out", out, expect=3).stderr.startswith("error: select goods")
+    assert "TYPE:0x" in tracemark("export", "--good", "0x12", "--out", out, expect=3).stderr
+
+
+def test_parsing_is_strict_and_bounded(
+    registry: Registry, creator: CreatorKeys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request = registration(creator, registry.clock())
+    registry.register(request)
+    registry.sequence_all()
+    good = bytes(request.signed.message["fingerprint"])
+    selection = ExportSelection(goods=((GoodType.FILE, good),))
+    text = write_export(registry, selection, tmp_path).json_path.read_text()
+    assert isinstance(parse_evidence(text), Export)
+
+    document = json.loads(text)
+    document["goods"][0]["note"] = "x"
+    with pytest.raises(MalformedExport, match=r"goods\[0\]\.note: Extra inputs are not permitted"):
+        parse_evidence(json.dumps(document))
+    with pytest.raises(MalformedBundle, match="unknown bundle format 'tracemark-export/v2'"):
+        parse_evidence(text.replace(FORMAT, "tracemark-export/v2", 1))
+    with pytest.raises(MalformedExport, match="duplicate key"):
+        parse_evidence('{"format": "tracemark-export/v1", "format": "x"}')
+    with pytest.raises(MalformedExport, match="this is a tracemark-bundle/v1 bundle"):
+        Export.parse(build_bundle(registry, GoodType.FILE, good).to_json())
+    monkeypatch.setattr(export_module, "MAX_EXPORT_BYTES", len(text) - 1)
+    with pytest.raises(MalformedExport, match="at most"):
+        parse_evidence(text)
+    with pytest.raises(InvalidInput, match="one export holds at most 2"):
+        ExportSelection(goods=((GoodType.FILE, good),) * 3, limit=2)

@@ -1,0 +1,175 @@
+"""The market as the fraud signals see it: plain records of entries, transfers, refused
+attempts, holdings and verifications (pure: no database, no web framework).
+
+The rules (``verifier.signals``) and the anomaly score (``verifier.anomaly``) are functions
+over these records, so a test hands them records made by hand, while the API's risk index and
+the scenario benchmark read them from the database (``verifier.anomaly.read_inputs``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+#: A good as the rules key it: (good_type value, fingerprint bytes).
+GoodKey = tuple[int, bytes]
+
+#: The platform name verification events carry for unauthenticated callers.
+ANONYMOUS: Final = "anonymous"
+#: Refusal reasons of a recorded transfer attempt (``registry.transfers`` error codes).
+REFUSED_DOUBLE_SALE: Final = "double-sale"
+REFUSED_REVOKED: Final = "revoked"
+REFUSED_CONSUMED: Final = "consumed"
+
+
+# -- records ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRecord:
+    """An entry of the log (REGISTER, REVOKE, TRANSFER, CONFLICT) with its good's ``use``."""
+
+    entry_id: int
+    kind: int
+    good_type: int
+    fingerprint: bytes
+    actor: bytes
+    leaf_index: int | None
+    timestamp: int | None
+    #: The signed record it came from: for a bulk batch, the batch.
+    record_id: int
+    #: Position in the bulk batch (None for a single registration).
+    position: int | None
+    use: int
+
+    @property
+    def good(self) -> GoodKey:
+        return (self.good_type, self.fingerprint)
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRecord:
+    """An accepted transfer. Parties are ``(platform, reference hash)``; None is the creator."""
+
+    transfer_id: int
+    good_type: int
+    fingerprint: bytes
+    creator: bytes
+    #: The platform that reported it.
+    platform: str
+    seller_platform: str | None
+    seller_ref: bytes | None
+    buyer_platform: str
+    buyer_ref: bytes
+    price: int | None
+    currency: str | None
+    final: bool
+    created_at: int
+
+    @property
+    def good(self) -> GoodKey:
+        return (self.good_type, self.fingerprint)
+
+    @property
+    def platforms(self) -> set[str]:
+        """Every platform that took part: the reporter, the seller's and the buyer's."""
+        found = {self.platform, self.buyer_platform}
+        if self.seller_platform is not None:
+            found.add(self.seller_platform)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """A transfer the registry refused (double sale, revoked, consumed) and recorded."""
+
+    attempt_id: int
+    at: int
+    platform: str
+    good_type: int
+    fingerprint: bytes
+    seller_platform: str | None
+    seller_ref: bytes | None
+    buyer_platform: str
+    buyer_ref: bytes
+    price: int | None
+    final: bool
+    reason: str
+    earlier_transfer_id: int | None
+
+    @property
+    def good(self) -> GoodKey:
+        return (self.good_type, self.fingerprint)
+
+
+@dataclass(frozen=True, slots=True)
+class HoldingRecord:
+    good_type: int
+    fingerprint: bytes
+    holder_platform: str
+    consumed: bool
+    last_transfer_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationRecord:
+    """One verification event: who asked (``anonymous`` without a key), how, the answer."""
+
+    event_id: int
+    at: int
+    platform: str
+    good_type: int
+    fingerprint: bytes
+    via: str
+    verdict: str
+
+    @property
+    def good(self) -> GoodKey:
+        return (self.good_type, self.fingerprint)
+
+    @property
+    def failed_code_lookup(self) -> bool:
+        return self.via == "code" and self.verdict == "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeFlag:
+    """A rate-limiter probing flag as plain data (``api.ratelimit.ProbeFlag`` has these fields;
+    the verifier does not import the API)."""
+
+    key: str
+    first_at: float
+    last_at: float
+    failed_probes: int
+    refused: int
+
+
+@dataclass(frozen=True)
+class SignalInputs:
+    """Everything the rules read, for one period."""
+
+    #: REGISTER entries of the goods the other records name.
+    registrations: Mapping[GoodKey, EntryRecord] = field(default_factory=dict)
+    conflicts: Sequence[EntryRecord] = ()
+    transfers: Sequence[TransferRecord] = ()
+    attempts: Sequence[AttemptRecord] = ()
+    holdings: Mapping[GoodKey, HoldingRecord] = field(default_factory=dict)
+    verifications: Sequence[VerificationRecord] = ()
+    probe_flags: Sequence[ProbeFlag] = ()
+
+
+__all__ = [
+    "ANONYMOUS",
+    "REFUSED_CONSUMED",
+    "REFUSED_DOUBLE_SALE",
+    "REFUSED_REVOKED",
+    "AttemptRecord",
+    "EntryRecord",
+    "GoodKey",
+    "HoldingRecord",
+    "ProbeFlag",
+    "SignalInputs",
+    "TransferRecord",
+    "VerificationRecord",
+]
