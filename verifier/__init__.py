@@ -4,7 +4,9 @@
 - ``offline``: checking a bundle with nothing but the chain (``tracemark verify``);
 - ``authenticity``: a good's facts and the verdict on them (the verify endpoint's core);
 - ``schemas``: the HTTP API's wire models, shared by the server and the client;
-- ``client``: the typed Python client for platforms, creators and auditors.
+- ``client``: the typed Python client for platforms, creators and auditors;
+- ``market``, ``signals``: the records fraud signals read, and the explainable rules over them;
+- ``anomaly``: the robust-z anomaly score and the risk index the verify endpoint reads.
 """
 
 __all__: list[str] = []

@@ -4,8 +4,9 @@ The score: robust z-scores (median and MAD) of a few features per good and per p
 combined into one number from 0 to 1.
 
 - Per good: ``verification_rate`` (platform verifications a day), ``platforms`` (distinct
-  platforms that verified it), ``transfer_rate`` (transfers a day) and ``price_change``
-  (log2 of its highest price over its first). Rates are per day of *exposure*: the time since
+  platforms that verified it), ``foreign_platforms`` (of those, the ones that never took part
+  in a transfer of it), ``transfer_rate`` (transfers a day) and ``price_change`` (log2 of its
+  highest price over its first). Rates are per day of *exposure*: the time since
   registration (or since the start of the look-back, if later), floored at one day, which is
   how the time since registration enters: on its own it would flag every launch.
 - Per platform: ``verification_rate``, ``failure_ratio`` (failed code lookups), ``foreign_ratio``
@@ -44,12 +45,13 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, TypeVar
 
-from sqlalchemy import Engine, Row, Select, Table, select
+from sqlalchemy import Engine, Row, Select, Table, func, select
 
 from registry.db import read_transaction
 from registry.fingerprints import GoodType, Use
@@ -84,8 +86,14 @@ logger = logging.getLogger("tracemark.verifier.anomaly")
 DAY: Final = 86_400
 #: How far back the index reads (and keeps records in memory).
 LOOKBACK: Final = 30 * DAY
-#: How often the API's background thread tops the index up.
+#: How often the API's background thread tops the index up ...
 REFRESH_SECONDS: Final = 5.0
+#: ... but never more than this share of the time: a refresh recomputes every rule over the
+#: look-back in this process, and the verify endpoint shares the interpreter with it.
+MAX_DUTY: Final = 0.2
+#: Most verification events kept (~150 bytes each): past this, the newest only, so the rules
+#: see a shorter window than ``LOOKBACK`` on a platform verifying thousands a second.
+MAX_EVENTS: Final = 1_000_000
 #: The combined robust distance at which the anomaly score is 0.5.
 HALF: Final = 6.0
 #: An anomaly score from which the index explains it with an ``anomaly`` signal.
@@ -102,6 +110,7 @@ _SHRINK: Final = 10.0
 FLOORS: Final[Mapping[str, float]] = {
     "verification_rate": 1.0,
     "platforms": 1.0,
+    "foreign_platforms": 1.0,
     "transfer_rate": 0.5,
     "price_change": 0.5,
     "failure_ratio": 0.05,
@@ -182,15 +191,18 @@ def score_population(
 
 
 def good_features(
-    inputs: SignalInputs, *, now: int, since: int
+    inputs: SignalInputs, chains: Chains, *, now: int, since: int, grace: int
 ) -> dict[int, dict[GoodKey, dict[str, float]]]:
     """Per good type, per good named by the records: the good's features."""
     verifications: Counter[GoodKey] = Counter()
     platforms: dict[GoodKey, set[str]] = defaultdict(set)
+    foreign: dict[GoodKey, set[str]] = defaultdict(set)
     for v in inputs.verifications:
         if v.platform != ANONYMOUS and v.verdict != "unknown":
             verifications[v.good] += 1
             platforms[v.good].add(v.platform)
+            if v.at + grace <= now and not chains.dealt_by(v.good, v.platform, v.at + grace):
+                foreign[v.good].add(v.platform)
     transfers: Counter[GoodKey] = Counter()
     prices: dict[GoodKey, list[int]] = defaultdict(list)
     for t in sorted(inputs.transfers, key=lambda t: (t.created_at, t.transfer_id)):
@@ -211,6 +223,7 @@ def good_features(
         out[good[0]][good] = {
             "verification_rate": verifications[good] / days,
             "platforms": float(len(platforms[good])),
+            "foreign_platforms": float(len(foreign[good])),
             "transfer_rate": transfers[good] / days,
             "price_change": change,
         }
@@ -338,13 +351,20 @@ def read_inputs(
     after: Watermarks | None = None,
     known: Iterable[GoodKey] = (),
     probe_flags: Sequence[ProbeFlag] = (),
+    max_events: int | None = None,
 ) -> tuple[SignalInputs, Watermarks]:
     """The records from ``since`` on (and only rows past ``after``, for an incremental
-    reader), the REGISTER entries and holdings of the goods they name (except ``known``
-    ones), and the new watermarks. SQLAlchemy Core, one read transaction."""
+    reader; of verification events, at most about the newest ``max_events``), the REGISTER
+    entries and holdings of the goods they name (except ``known`` ones), and the new
+    watermarks. SQLAlchemy Core, one read transaction."""
     marks = after or Watermarks()
     e, t, a, v, h = entries_t.c, _transfers_t.c, _attempts_t.c, _events_t.c, _holdings_t.c
     with read_transaction(engine) as conn:
+        first_event = marks.event
+        if max_events is not None:
+            # Ids are assigned in order: the newest rows are the highest ids.
+            newest = conn.execute(select(func.max(v.id))).scalar()
+            first_event = max(first_event, int(newest or 0) - max_events)
         conflicts = [
             _entry_record(row)
             for row in conn.execute(
@@ -406,7 +426,7 @@ def read_inputs(
                 r.verdict,
             )
             for r in conn.execute(
-                select(_events_t).where(v.id > marks.event, v.at >= since).order_by(v.id)
+                select(_events_t).where(v.id > first_event, v.at >= since).order_by(v.id)
             )
         ]
         named: set[GoodKey] = set()
@@ -480,7 +500,11 @@ class _Store:
 
     def update(self, engine: Engine, since: int) -> None:
         new, self.marks = read_inputs(
-            engine, since=since, after=self.marks, known=self.registrations.keys()
+            engine,
+            since=since,
+            after=self.marks,
+            known=self.registrations.keys(),
+            max_events=MAX_EVENTS,
         )
         self.registrations.update(new.registrations)
         self.holdings.update(new.holdings)
@@ -493,6 +517,8 @@ class _Store:
         self.attempts = {k: a for k, a in self.attempts.items() if a.at >= since}
         if self.verifications and self.verifications[0].at < since:
             self.verifications = [v for v in self.verifications if v.at >= since]
+        if len(self.verifications) > MAX_EVENTS:
+            del self.verifications[: len(self.verifications) - MAX_EVENTS]
 
     def inputs(self, probe_flags: Sequence[ProbeFlag]) -> SignalInputs:
         return SignalInputs(
@@ -592,7 +618,8 @@ class RiskIndex:
                     signal.code, signal
                 )
         goods: dict[GoodKey, Risk] = {}
-        for members in good_features(inputs, now=now, since=since).values():
+        per_type = good_features(inputs, chains, now=now, since=since, grace=th.offer_grace)
+        for members in per_type.values():
             for good, (score, parts) in score_population(members).items():
                 explained = by_good[good]
                 if score >= EXPLAIN_FROM:
@@ -722,12 +749,14 @@ class RiskRefresher:
 
     def _run(self) -> None:
         while True:
+            started = time.monotonic()
             try:
                 self.refresh()
             except Exception:  # a refresh must never take the server down
                 logger.exception("risk index refresh failed; keeping the previous index")
                 self._built = False
-            if self._stop.wait(self.interval):
+            took = time.monotonic() - started
+            if self._stop.wait(max(self.interval, took / MAX_DUTY - took)):
                 return
 
     def close(self) -> None:

@@ -41,6 +41,7 @@ shape of a launch-day sale however large the burst.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import itertools
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -170,10 +171,19 @@ class Signal:
     #: The goods this signal implicates (its subject for a good's signal; the leaked codes of
     #: a batch; the codes a probing key hit), which the risk index attaches it to.
     goods: tuple[GoodKey, ...] = ()
+    #: The platforms it concerns (whose reports, lookups or holdings it is about): whom a
+    #: "signal raised" webhook goes to. Empty for a creators' matter (duplicate claims).
+    platforms: tuple[str, ...] = ()
 
     @property
     def weight(self) -> float:
         return WEIGHTS[self.code]
+
+    @property
+    def signal_id(self) -> str:
+        """Stable across refreshes: the same rule about the same subject is the same signal."""
+        digest = hashlib.sha256(f"{self.code}\0{self.subject.kind}\0{self.subject.id}".encode())
+        return digest.hexdigest()[:32]
 
 
 def good_name(good: GoodKey) -> str:
@@ -299,6 +309,21 @@ def _window_max(times: Sequence[int], window: int) -> tuple[int, int]:
     return best, best_start
 
 
+def _dense_spans(times: Sequence[int], window: int, least: int) -> list[tuple[int, int]]:
+    """The merged stretches of the sorted ``times`` covered by windows holding ``least``."""
+    spans: list[tuple[int, int]] = []
+    lo = 0
+    for hi, t in enumerate(times):
+        while t - times[lo] > window:
+            lo += 1
+        if hi - lo + 1 >= least:
+            if spans and times[lo] <= spans[-1][1]:
+                spans[-1] = (spans[-1][0], t)
+            else:
+                spans.append((times[lo], t))
+    return spans
+
+
 # -- the rules ---------------------------------------------------------------------------------
 
 
@@ -364,6 +389,7 @@ def sold_by_non_holder(
         if earlier is not None:
             evidence.insert(0, _transfer_evidence(earlier))
         sellers = sorted({_party(a.seller_platform, a.seller_ref) for a in found})
+        concerned = {a.platform for a in found} | ({earlier.buyer_platform} if earlier else set())
         signals.append(
             Signal(
                 SOLD_BY_NON_HOLDER,
@@ -371,6 +397,7 @@ def sold_by_non_holder(
                 _capped(evidence),
                 good_subject(good),
                 (good,),
+                tuple(sorted(concerned)),
             )
         )
     return signals
@@ -398,6 +425,7 @@ def dead_good_transfers(
                 _capped(_attempt_evidence(a) for a in found),
                 good_subject(good),
                 (good,),
+                tuple(sorted({a.platform for a in found})),
             )
         )
     return signals
@@ -451,6 +479,7 @@ def offered_by_non_holder(
                 _capped(_verification_evidence(v) for v in found),
                 good_subject(good),
                 (good,),
+                tuple(sorted(seen)),
             )
         )
     return signals
@@ -472,24 +501,29 @@ def probe_bursts(
         if len(failed) < th.probe_min_failures:
             continue
         times = [v.at for v in failed]
-        count, start = _window_max(times, th.probe_window)
-        if count < th.probe_min_failures:
+        peak, _ = _window_max(times, th.probe_window)
+        if peak < th.probe_min_failures:
             continue
-        t0, t1 = times[start], times[start + count - 1]
-        total = sum(1 for v in events if t0 <= v.at <= t1)
-        if count / total < th.probe_min_ratio:
+        # The burst: every stretch where a window holds at least the threshold of failures.
+        spans = _dense_spans(times, th.probe_window, th.probe_min_failures)
+        inside = [v for v in events if any(a <= v.at <= b for a, b in spans)]
+        burst = [v for v in inside if v.failed_code_lookup]
+        if len(burst) < th.probe_min_ratio * len(inside):
             continue
-        hits = [v for v in events if t0 <= v.at <= t1 and not v.failed_code_lookup]
-        evidence = [_verification_evidence(v) for v in failed[start : start + 3]]
+        hits = [v for v in inside if not v.failed_code_lookup]
+        evidence = [_verification_evidence(v) for v in burst[:3]]
         evidence += [_verification_evidence(v) for v in hits]
+        minutes = (spans[-1][1] - spans[0][0]) // 60
         signals.append(
             Signal(
                 PROBE_BURST,
-                f"{count} failed code lookups of {total} by {platform} within "
-                f"{th.probe_window // 60} min; {len(hits)} hit(s) (possibly drained codes)",
+                f"{len(burst)} failed code lookups of {len(inside)} by {platform} over "
+                f"{minutes} min (up to {peak} within {th.probe_window // 60} min); "
+                f"{len(hits)} hit(s), possibly drained codes",
                 _capped(evidence),
                 Subject("key", f"platform:{platform}"),
                 tuple(dict.fromkeys(v.good for v in hits)),
+                () if platform == ANONYMOUS else (platform,),
             )
         )
     for flag in flags:
@@ -548,6 +582,7 @@ def code_velocity(
                         _capped(_verification_evidence(w) for w in window),
                         good_subject(good),
                         (good,),
+                        tuple(sorted(seen)),
                     )
                 )
                 break
@@ -617,6 +652,7 @@ def platform_velocity(
                 _capped(_verification_evidence(v) for v in window),
                 Subject("platform", platform),
                 tuple(v.good for v in window),
+                (platform,),
             )
         )
     return signals
@@ -664,6 +700,7 @@ def batch_velocity(
                 _capped(_verification_evidence(v) for v in leaked),
                 batch_subject(record_id),
                 tuple(v.good for v in leaked),
+                (platform,),
             )
         )
     return signals
@@ -721,6 +758,7 @@ def laundering_rings(chains: Chains, th: Thresholds) -> list[Signal]:
                 _capped(_transfer_evidence(t) for t in cycle),
                 good_subject(good),
                 (good,),
+                tuple(sorted({p for p, _ in parties})),
             )
         )
     return signals

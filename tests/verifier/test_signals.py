@@ -218,6 +218,8 @@ def test_a_sale_by_someone_who_does_not_hold_the_code_fires_but_a_retry_does_not
     assert signal.subject == S.good_subject((CODE, sold))
     assert [e.kind for e in signal.evidence] == ["transfer", "attempt"]
     assert "agentnet" in signal.detail
+    # Whom a webhook tells: the platform refused, and the one whose buyer holds it.
+    assert signal.platforms == ("gamemart", "keyshop")
 
 
 def test_a_code_offered_where_its_holder_is_not_fires_and_a_purchase_check_does_not() -> None:
@@ -355,6 +357,7 @@ def test_a_leaked_batch_fires_per_batch_and_per_platform_but_a_launch_day_sale_d
     assert len(batch.evidence) == S.MAX_EVIDENCE
     [platform] = fired(records, S.PLATFORM_VELOCITY)
     assert platform.subject == S.Subject("platform", "shadowkeys")
+    assert batch.platforms == platform.platforms == ("shadowkeys",)
 
 
 def test_platform_velocity_measures_a_platform_against_its_own_usual_rate() -> None:
@@ -418,11 +421,16 @@ def test_a_good_going_round_a_few_parties_at_rising_prices_fires_but_resales_do_
     assert "3 parties" in signal.detail and "1200 -> " in signal.detail
 
 
-def test_every_signal_has_a_subject_evidence_and_a_weight() -> None:
+def test_every_signal_has_a_subject_evidence_a_weight_and_a_stable_id() -> None:
     leaked, events = leak(7, "shadowkeys", 30, T0)
-    for signal in S.evaluate(inputs(leaked, verifications=events), now=T0 + DAY, since=T0):
+    found = S.evaluate(inputs(leaked, verifications=events), now=T0 + DAY, since=T0)
+    for signal in found:
         assert signal.evidence and signal.subject.id and 0 < signal.weight < 1
         assert len(signal.evidence) <= S.MAX_EVIDENCE
+    # The same rule about the same subject is the same signal, evaluation after evaluation.
+    again = S.evaluate(inputs(leaked, verifications=events[:25]), now=T0 + DAY, since=T0)
+    assert {s.signal_id for s in again} <= {s.signal_id for s in found}
+    assert len({s.signal_id for s in found}) == len(found) == 2
 
 
 def test_the_rules_and_their_records_are_pure() -> None:
