@@ -312,10 +312,13 @@ def _content_length(head: bytes) -> int:
 
 
 def machine_busy_seconds() -> float:
-    """CPU seconds every process on the machine has used (all cores), from /proc/stat."""
+    """CPU seconds the processes on the machine have used (all cores), from /proc/stat.
+
+    Niced user time is left out: a niced process (a background job) yields its CPU to the
+    benchmark's processes, so it takes little from them and is no reason to wait."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    user, _nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_for_quiet(own: Callable[[], float], limit: float, max_wait: float) -> float:
