@@ -19,7 +19,11 @@ class AnchorRecord(SQLModel, table=True):
     """One tree head on its way to the chain."""
 
     __tablename__ = "anchors"
-    __table_args__ = (Index("ix_anchors_state", "state"),)
+    __table_args__ = (
+        Index("ix_anchors_state", "state"),
+        # A verify answer's anchor: the first mined/final one whose tree covers the entry.
+        Index("ix_anchors_tree_size", "tree_size"),
+    )
 
     id: int | None = Field(default=None, sa_column=Column(ID_TYPE, primary_key=True))
     tree_size: int = Field(sa_type=BigInteger)

@@ -102,6 +102,7 @@ def create_app(
         own_limit=("/v1/verify/file", "/v1/registrations/batches", "/v1/revocations/batches"),
     )
     app.include_router(platforms.router)
+    platforms.install_fast_verify(app)
     app.include_router(creators.router)
     app.include_router(auditors.router)
     web.install(app)  # the page (``/``, ``/audit``, ``/label/...``) and ``/static``
@@ -167,7 +168,7 @@ def document_security(app: FastAPI) -> None:
             if not isinstance(route, APIRoute):
                 continue
             names = set(_dependency_names(route.dependant))
-            if "authenticated" not in names:
+            if not names & {"authenticated", "authenticated_signed_write"}:
                 continue
             required = any(name.startswith("require_") for name in names)
             for method in route.methods or ():

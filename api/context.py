@@ -52,6 +52,7 @@ class ApiContext:
         self.lookup.close()
 
 
-def context(request: Request) -> ApiContext:
+async def context(request: Request) -> ApiContext:
+    """Dependency: the app's context (async: a sync dependency would cost a thread hop)."""
     ctx: ApiContext = request.app.state.context
     return ctx

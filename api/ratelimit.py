@@ -13,6 +13,8 @@ bucket             keyed by                                   default
 ``auditor``        an API key with the ``audit`` scope        1000/s, burst 2000
 ``creator``        a signed-in creator (SIWE)                 20/s, burst 40
 ``anonymous``      the client IP of an unauthenticated call   5/s, burst 10
+``signed_write``   the client IP of a creator's signed write  20/s, burst 40
+                   sent without a session token
 ``code_lookup``    the client IP of an anonymous code lookup  10/min, burst 10
 ``fingerprint``    a code's fingerprint, across every caller  60/min, burst 60
 ``probe``          lookups of codes that do not exist, per    20/min, burst 20
@@ -21,6 +23,11 @@ bucket             keyed by                                   default
 
 - Auditors get a higher limit than platforms: they read the whole log (every entry, every
   proof) and must keep up with its growth, which a platform-sized budget would not allow.
+- A creator's writes (registrations, revocations, key enrolment, bulk uploads) carry their
+  own EIP-712 signature and need no session. Sent without one they are charged to
+  ``signed_write`` per IP, not to ``anonymous``: the CLI makes a few requests per command
+  and a bulk upload cannot be resent after a 429, while ``anonymous`` is sized for the
+  public page. Forged signatures cost a recovery each (~0.1 ms), which 20/s bounds.
 - A platform or IP that exhausts its ``probe`` budget is refused (429) until it refills and
   is *flagged* in memory (``flags()``) with counts, for the API to report and log; the
   signals work persists such flags later.
@@ -56,6 +63,7 @@ logger = logging.getLogger("tracemark.api.ratelimit")
 API_KEY = "api_key"
 AUDITOR = "auditor"
 CREATOR = "creator"
+SIGNED_WRITE = "signed_write"
 ANONYMOUS = "anonymous"
 CODE_LOOKUP = "code_lookup"
 FINGERPRINT = "fingerprint"
@@ -101,6 +109,8 @@ DEFAULT_AUDITOR: Final = Limit.per_second(1000, burst=2000)
 DEFAULT_CREATOR: Final = Limit.per_second(20, burst=40)
 #: One IP without credentials (public reads; refused credentials are charged here too).
 DEFAULT_ANONYMOUS: Final = Limit.per_second(5, burst=10)
+#: One IP sending signed creator writes without a session token.
+DEFAULT_SIGNED_WRITE: Final = Limit.per_second(20, burst=40)
 #: One IP looking codes up without a key: a code is a short secret (THREATS 11, 38).
 DEFAULT_CODE_LOOKUP: Final = Limit.per_minute(10)
 #: One code's fingerprint, whoever asks: a card polled harder is being drained.
@@ -117,6 +127,7 @@ class RateLimits:
     auditor: Limit = DEFAULT_AUDITOR
     creator: Limit = DEFAULT_CREATOR
     anonymous: Limit = DEFAULT_ANONYMOUS
+    signed_write: Limit = DEFAULT_SIGNED_WRITE
     code_lookup: Limit = DEFAULT_CODE_LOOKUP
     fingerprint: Limit = DEFAULT_FINGERPRINT
     probe: Limit = DEFAULT_PROBE
@@ -302,6 +313,7 @@ __all__ = [
     "CREATOR",
     "FINGERPRINT",
     "PROBE",
+    "SIGNED_WRITE",
     "Limit",
     "ProbeFlag",
     "RateLimited",

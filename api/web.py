@@ -24,8 +24,8 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from api.auth import Principal, authenticated
-from api.context import ApiContext, context
+from api.auth import Principal, caller
+from api.context import ApiContext
 from api.routes.platforms import GOOD_TYPES, USE_NAMES
 from registry.fingerprints import parse_fingerprint
 
@@ -54,10 +54,10 @@ templates = Jinja2Templates(directory=str(TEMPLATES))
 
 
 def _caller(request: Request) -> Principal:
-    """The API's own ``authenticated``, so the pages refuse what the API refuses: a credential
+    """The API's own ``caller``, so the pages refuse what the API refuses: a credential
     in the URL or a bad Authorization header (401, THREATS 37), and page loads share the
     caller's request budget. A browser sends no Authorization header to a page."""
-    return authenticated(request)
+    return caller(request)
 
 
 def _page(request: Request, name: str, status_code: int = 200, **values: Any) -> HTMLResponse:
@@ -106,7 +106,7 @@ def label_page(request: Request) -> Response:
     if good_type not in GOOD_TYPES or not _FINGERPRINT.match(fingerprint):
         return _page(request, "not_found.html", 404, what="such good")
     fp = fingerprint.lower()
-    ctx: ApiContext = context(request)
+    ctx: ApiContext = request.app.state.context
     facts = ctx.lookup.facts(GOOD_TYPES[good_type], parse_fingerprint(fp))
     if facts is None:
         return _page(request, "not_found.html", 404, what=f"registered {good_type} {fp}")

@@ -7,6 +7,7 @@ invalidates every stored signature; a change is a new domain ``version``, never 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -69,6 +70,14 @@ def checksum_address(address: bytes) -> str:
     """The EIP-55 mixed-case checksum form of a 20-byte address."""
     if not isinstance(address, bytes) or len(address) != 20:
         raise InvalidInput("an address must be exactly 20 bytes")
+    return _checksum(address)
+
+
+# NOTE: cached because every verify answer names its creator (a keccak per request otherwise),
+# and a registry has few creators next to its goods. Bounded, so a flood of distinct
+# addresses (claimed creators are caller input) only evicts.
+@functools.lru_cache(maxsize=4096)
+def _checksum(address: bytes) -> str:
     lower = address.hex()
     # EIP-55: upper-case the i-th hex letter when the i-th nibble of keccak(lower hex) >= 8.
     hashed = keccak(lower.encode("ascii")).hex()

@@ -1,7 +1,7 @@
 """Is this good authentic? The facts the registry holds about a good, and the verdict on them.
 
-``GoodLookup`` is the verify endpoint's hot path: three indexed queries through the raw
-database driver on a connection kept per thread (no ORM, no pool checkout per request), since
+``GoodLookup`` is the verify endpoint's hot path: one statement of indexed probes through the
+raw database driver on a connection kept per thread (no ORM, no pool checkout per request), since
 a platform's reseller bot asks this thousands of times a second. ``decide`` is pure: the same
 facts always give the same verdict, risk signals and score.
 """
@@ -30,37 +30,33 @@ PENDING_ANCHOR: Final = "pending_anchor"
 #: places at once: the first sign of double selling.
 MANY_PLATFORMS: Final = 2
 
-_REGISTERED = """
-SELECT e.actor, e.leaf_index, e.timestamp, p.slug, r.payload_use,
-       h.holder_platform, h.consumed, h.last_transfer_id
+# One statement for everything a verify answer says of a good: each round trip to the
+# database costs more than the probes it makes, and PostgreSQL's are network round trips.
+# NOTE: "kind <> 1" repeats the partial index's condition so that SQLite can use it; the
+# anchor is the first mined or final one whose tree covers the entry, found on
+# ix_anchors_tree_size ({state} is "+state" on SQLite, which keeps its planner off the
+# state index that would make it sort every anchor).
+_FACTS = """
+SELECT e.actor, e.leaf_index, p.slug, p.use, h.holder_platform, h.consumed, h.last_transfer_id,
+       (SELECT COUNT(*) FROM entries x
+        WHERE x.good_type = e.good_type AND x.fingerprint = e.fingerprint
+          AND x.kind <> 1 AND x.kind = 2),
+       (SELECT COUNT(*) FROM entries x
+        WHERE x.good_type = e.good_type AND x.fingerprint = e.fingerprint
+          AND x.kind <> 1 AND x.kind = 4),
+       v.times, v.platforms, v.first_at,
+       a.tree_size, a.state, a.tx_hash, a.block_number
 FROM entries e
 LEFT JOIN products p ON p.id = e.product_id
 LEFT JOIN holdings h ON h.good_type = e.good_type AND h.fingerprint = e.fingerprint
-CROSS JOIN (SELECT 0 AS payload_use) r
+LEFT JOIN anchors a ON a.id = (
+    SELECT id FROM anchors
+    WHERE {state} IN ('mined', 'final') AND tree_size > e.leaf_index
+    ORDER BY tree_size LIMIT 1)
+CROSS JOIN (
+    SELECT SUM(count) AS times, COUNT(*) AS platforms, MIN(first_at) AS first_at
+    FROM verification_counts WHERE good_type = {p} AND fingerprint = {p}) v
 WHERE e.kind = 1 AND e.good_type = {p} AND e.fingerprint = {p}
-"""
-# NOTE: "kind <> 1" repeats the partial index's condition so that SQLite can use it.
-_EVENTS = """
-SELECT SUM(CASE WHEN kind = 2 THEN 1 ELSE 0 END), SUM(CASE WHEN kind = 4 THEN 1 ELSE 0 END),
-       MIN(CASE WHEN kind = 2 THEN leaf_index END)
-FROM entries
-WHERE good_type = {p} AND fingerprint = {p} AND kind <> 1
-"""
-_STATS = """
-SELECT SUM(count), COUNT(*), MIN(first_at)
-FROM verification_counts
-WHERE good_type = {p} AND fingerprint = {p}
-"""
-_ANCHOR = """
-SELECT tree_size, state, tx_hash, block_number
-FROM anchors
-WHERE state IN ('mined', 'final') AND tree_size > {p}
-ORDER BY tree_size
-LIMIT 1
-"""
-_USE = """
-SELECT use FROM products WHERE id = (SELECT product_id FROM entries
-WHERE kind = 1 AND good_type = {p} AND fingerprint = {p})
 """
 
 
@@ -119,17 +115,8 @@ class GoodLookup:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        placeholder = "?" if engine.dialect.name == "sqlite" else "%s"
-        self._sql = {
-            name: sql.format(p=placeholder)
-            for name, sql in {
-                "registered": _REGISTERED,
-                "events": _EVENTS,
-                "stats": _STATS,
-                "anchor": _ANCHOR,
-                "use": _USE,
-            }.items()
-        }
+        sqlite = engine.dialect.name == "sqlite"
+        self._sql = _FACTS.format(p="?" if sqlite else "%s", state="+state" if sqlite else "state")
         self._local = threading.local()
         self._connections: list[Any] = []
         self._lock = threading.Lock()
@@ -156,36 +143,29 @@ class GoodLookup:
 
     def facts(self, good_type: GoodType, fingerprint: bytes) -> GoodFacts | None:
         conn = self._connection()
+        key = (int(good_type), fingerprint)
         try:
             cursor = conn.cursor()
-            key = (int(good_type), fingerprint)
-            cursor.execute(self._sql["registered"], key)
+            cursor.execute(self._sql, key + key)
             row = cursor.fetchone()
-            if row is None:
-                return None
-            actor, leaf_index, _ts, slug, _unused, holder, consumed, last_transfer = row
-            cursor.execute(self._sql["events"], key)
-            revokes, conflicts, _first_revoke = cursor.fetchone()
-            cursor.execute(self._sql["stats"], key)
-            times, platforms, first_at = cursor.fetchone()
-            anchor = None
-            if leaf_index is not None:
-                cursor.execute(self._sql["anchor"], (int(leaf_index),))
-                found = cursor.fetchone()
-                if found is not None:
-                    anchor = AnchorFacts(
-                        int(found[0]), found[1] == "final", bytes(found[2]), int(found[3])
-                    )
-            use = Use.SINGLE if good_type is GoodType.CODE else Use.TRANSFERABLE
-            if slug is not None:
-                cursor.execute(self._sql["use"], key)
-                product_use = cursor.fetchone()
-                if product_use is not None:
-                    use = Use(int(product_use[0]))
             cursor.close()
         finally:
             # End the read (PostgreSQL would otherwise keep one snapshot open for ever).
             conn.rollback()
+        if row is None:
+            return None
+        (actor, leaf_index, slug, product_use, holder, consumed, last_transfer,
+         revokes, conflicts, times, platforms, first_at,
+         anchor_size, anchor_state, anchor_tx, anchor_block) = row  # fmt: skip
+        if product_use is not None:
+            use = Use(int(product_use))
+        else:
+            use = Use.SINGLE if good_type is GoodType.CODE else Use.TRANSFERABLE
+        anchor = None
+        if anchor_size is not None:
+            anchor = AnchorFacts(
+                int(anchor_size), anchor_state == "final", bytes(anchor_tx), int(anchor_block)
+            )
         return GoodFacts(
             good_type=good_type,
             fingerprint=fingerprint,

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
 from api import siwe
-from api.auth import Principal, authenticated, require_creator
+from api.auth import Principal, authenticated, authenticated_signed_write, require_creator
 from api.context import MAX_JSON_BYTES, ApiContext, context
 from api.documents import registration_request, revocation_request, signed
 from api.errors import PayloadTooLarge, UnsupportedMediaType, problem_response
@@ -53,6 +53,8 @@ router = APIRouter(tags=["creators"])
 
 Context = Annotated[ApiContext, Depends(context)]
 Caller = Annotated[Principal, Depends(authenticated)]
+#: A write signed by the creator (or the bulk job it started): see ``api.ratelimit``.
+SignedWriter = Annotated[Principal, Depends(authenticated_signed_write)]
 Creator = Annotated[Principal, Depends(require_creator())]
 IdempotencyKey = Annotated[
     str | None, Header(alias="Idempotency-Key", min_length=1, max_length=128)
@@ -113,7 +115,11 @@ def _entry(ref: Any) -> dict[str, Any]:
     summary="Enrol the creator's code key (a signed CodeKeyEnrollment); kept sealed at rest.",
 )
 async def enroll_code_key(
-    body: CodeKeyIn, request: Request, ctx: Context, caller: Caller, key: IdempotencyKey = None
+    body: CodeKeyIn,
+    request: Request,
+    ctx: Context,
+    caller: SignedWriter,
+    key: IdempotencyKey = None,
 ) -> Response:
     async def handle() -> JSONResponse:
         message = signed(body.signed, "CodeKeyEnrollment")
@@ -143,7 +149,7 @@ async def register_good(
     body: RegistrationIn,
     request: Request,
     ctx: Context,
-    caller: Caller,
+    caller: SignedWriter,
     key: IdempotencyKey = None,
 ) -> Response:
     async def handle() -> JSONResponse:
@@ -162,7 +168,11 @@ async def register_good(
     summary="Revoke one of your goods (a signed Revocation).",
 )
 async def revoke_good(
-    body: RevocationIn, request: Request, ctx: Context, caller: Caller, key: IdempotencyKey = None
+    body: RevocationIn,
+    request: Request,
+    ctx: Context,
+    caller: SignedWriter,
+    key: IdempotencyKey = None,
 ) -> Response:
     async def handle() -> JSONResponse:
         revocation = revocation_request(body, batch=False)
@@ -318,7 +328,7 @@ async def _submit_bulk(
 async def register_batch(
     request: Request,
     ctx: Context,
-    caller: Caller,
+    caller: SignedWriter,
     tracemark_request: Annotated[str | None, Header(alias=REQUEST_HEADER, max_length=65536)] = None,
 ) -> Response:
     return await _submit_bulk(request, ctx, tracemark_request, "registration")
@@ -336,7 +346,7 @@ async def register_batch(
 async def revoke_batch(
     request: Request,
     ctx: Context,
-    caller: Caller,
+    caller: SignedWriter,
     tracemark_request: Annotated[str | None, Header(alias=REQUEST_HEADER, max_length=65536)] = None,
 ) -> Response:
     return await _submit_bulk(request, ctx, tracemark_request, "revocation")
@@ -348,7 +358,7 @@ async def revoke_batch(
     response_model=JobOut,
     summary="A bulk upload's progress and result (the job id is the capability).",
 )
-def get_job(job_id: Annotated[str, ...], ctx: Context, caller: Caller) -> Response:
+def get_job(job_id: Annotated[str, ...], ctx: Context, caller: SignedWriter) -> Response:
     if not job_id.startswith("job_") or len(job_id) > 64:
         raise NotFound(f"no job {job_id}")
     job = ctx.jobs.get(job_id)

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from api.app import create_app
+from api.ratelimit import Limit, RateLimits
 from registry.creator import (
     CreatorKeys,
     prepare_code_batch,
@@ -88,6 +90,28 @@ def test_enrol_register_and_revoke_one_good(
     )
     revoked = client.post("/v1/revocations", json={"signed": revocation.signed.document()})
     assert revoked.status_code == 201 and revoked.json()["kind"] == "REVOKE"
+
+
+def test_signed_writes_have_their_own_budget(
+    registry: Registry, creator: CreatorKeys, clock: Clock
+) -> None:
+    """A creator's signed writes without a session are charged to ``signed_write`` per IP,
+    not to the public page's ``anonymous`` budget, and that budget is enforced too."""
+    limits = RateLimits(anonymous=Limit.per_minute(2), signed_write=Limit.per_minute(3))
+    with TestClient(create_app(registry, limits=limits)) as client:
+        assert [client.get("/v1/registry").status_code for _ in range(3)] == [200, 200, 429]
+        answers = [
+            client.post(
+                "/v1/registrations",
+                json=registration_body(
+                    registration(creator, clock(), product=f"p{n}", new_product=True)
+                ),
+            )
+            for n in range(4)
+        ]
+        assert [a.status_code for a in answers] == [201, 201, 201, 429]
+        assert answers[3].json()["detail"] == "rate limit 'signed_write' exceeded; retry in 20 s"
+        assert client.get("/v1/registry").status_code == 429  # still the page's own budget
 
 
 def test_bad_signatures_and_unknown_fields_change_nothing(

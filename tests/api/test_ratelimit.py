@@ -200,6 +200,7 @@ def test_defaults_and_validation() -> None:
         ratelimit.AUDITOR,
         ratelimit.CREATOR,
         ratelimit.ANONYMOUS,
+        ratelimit.SIGNED_WRITE,
         ratelimit.CODE_LOOKUP,
         ratelimit.FINGERPRINT,
         ratelimit.PROBE,
