@@ -314,7 +314,8 @@ class _KeyLookup:
         for attempt in (1, 2):
             conn = self._acquire()
             try:
-                cursor = conn.cursor()
+                # The driver's own connection: the pool's proxy adds a layer per call.
+                cursor = conn.dbapi_connection.cursor()
                 cursor.execute(self._sql, (digest,))
                 row = cursor.fetchone()
                 cursor.close()

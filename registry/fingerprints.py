@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -323,12 +324,13 @@ def parse_fingerprint(text: str) -> bytes:
         raise InvalidFingerprint(
             f"a fingerprint has 64 hex digits after 0x, this one has {len(digits)}"
         )
-    if not all(char in _HEX_DIGITS for char in digits):
+    # (bytes.fromhex alone would also take spaces.)
+    if _HEX_64.fullmatch(digits) is None:
         raise InvalidFingerprint("a fingerprint may only contain hex digits 0-9, a-f after 0x")
     return bytes.fromhex(digits)
 
 
-_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+_HEX_64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def fingerprint_hex(fingerprint: bytes) -> str:

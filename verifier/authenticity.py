@@ -145,7 +145,8 @@ class GoodLookup:
         conn = self._connection()
         key = (int(good_type), fingerprint)
         try:
-            cursor = conn.cursor()
+            # The driver's own connection: the pool's proxy adds a layer per call.
+            cursor = conn.dbapi_connection.cursor()
             cursor.execute(self._sql, key + key)
             row = cursor.fetchone()
             cursor.close()

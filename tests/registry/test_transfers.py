@@ -341,6 +341,35 @@ def test_verification_counts_fold_events(registry: Registry, code: bytes, clock:
     assert (never.times, never.platforms, never.first_at) == (0, 0, None)
 
 
+def test_a_flush_larger_than_a_statement_loses_nothing(registry: Registry, clock: Clock) -> None:
+    """Telemetry is written as multi-row statements in chunks: every event lands once, and
+    counts fold repeats across chunks and across flushes."""
+    from sqlalchemy import func, select
+
+    from registry.verifications import CHUNK_ROWS, events_t
+
+    now = clock()
+    goods = [os.urandom(32) for _ in range(CHUNK_ROWS + 7)]
+    platforms = ["cardhub", "keyshop", "agent-7"]
+    records = [
+        VerificationRecord(
+            now + i % 50, platforms[i % 3], int(GoodType.CODE), fp, "code", "unknown"
+        )
+        for i, fp in enumerate(goods * 2)
+    ]
+    registry.record_verifications(records)
+    registry.record_verifications(records[:1])
+    with registry.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(events_t)).scalar() == len(records) + 1
+    first, last = goods[0], goods[-1]
+    stats = registry.verification_stats(GoodType.CODE, first)
+    # goods[0] is record 0 (cardhub) and record len(goods) (platform (len(goods)) % 3), then again.
+    expected_platforms = len({platforms[0], platforms[len(goods) % 3]})
+    assert (stats.times, stats.platforms) == (3, expected_platforms)
+    assert stats.first_at == now
+    assert registry.verification_stats(GoodType.CODE, last).times == 2
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("sqlstate", ["40001", "40P01"])
 def test_serialization_failures_and_deadlocks_retry_the_whole_transaction(
