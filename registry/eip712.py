@@ -8,6 +8,7 @@ invalidates every stored signature; a change is a new domain ``version``, never 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -61,6 +62,7 @@ DOMAIN_VERSION: Final = "1"
 
 _MAX_UINT = {"uint8": 2**8 - 1, "uint32": 2**32 - 1, "uint64": 2**64 - 1, "uint256": 2**256 - 1}
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+_HEX_40 = re.compile(r"[0-9a-fA-F]{40}")
 
 
 # -- Addresses (EIP-55) ---------------------------------------------------------------------
@@ -96,7 +98,7 @@ def parse_address(text: str, *, what: str = "address") -> str:
     if not isinstance(text, str) or len(text) != 42 or text[:2] != "0x":
         raise InvalidInput(f"{what} must be 0x and 40 hex digits")
     digits = text[2:]
-    if not all(char in _HEX_DIGITS for char in digits):
+    if _HEX_40.fullmatch(digits) is None:
         raise InvalidInput(f"{what} must be 0x and 40 hex digits")
     checksummed = checksum_address(bytes.fromhex(digits))
     if digits not in (digits.lower(), digits.upper()) and text != checksummed:
