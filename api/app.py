@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
@@ -27,13 +28,16 @@ from api.jobs import JobRunner
 from api.limits import BodyLimit
 from api.ratelimit import RateLimiter, RateLimits
 from api.routes import auditors, creators, platforms
+from api.routes import signals as signal_routes
 from api.routes import trace as trace_routes
 from api.routes import webhooks as webhook_routes
 from api.telemetry import VerificationBuffer
 from api.webhooks import WebhookService, WebhookSettings, WebhookWorker, load_webhook_settings
+from api.webhooks.outbox import publish_signals
 from registry.db import read_transaction
 from registry.errors import StorageBusy
 from registry.service import Registry
+from verifier.anomaly import REFRESH_SECONDS, RiskRefresher
 from verifier.authenticity import GoodLookup
 
 #: The worker's heartbeat may be this old before ``/readyz`` says not ready (seconds).
@@ -54,8 +58,14 @@ def create_app(
     limits: RateLimits | None = None,
     siwe_domain: str = "127.0.0.1:8000",
     telemetry_interval: float = 0.5,
+    risk_interval: float = REFRESH_SECONDS,
     webhook_settings: WebhookSettings | None = None,
 ) -> FastAPI:
+    """The API over ``registry`` (and ``chain``, for readiness and confirmations).
+
+    ``risk_interval``: seconds between refreshes of the risk index (0: never refreshed by
+    itself, for tests that call ``ctx.risk.refresh()``).
+    """
     jobs = JobRunner(registry)
     webhooks = WebhookService(registry, webhook_settings or load_webhook_settings())
     webhook_worker = WebhookWorker(webhooks)
@@ -67,6 +77,8 @@ def create_app(
         except StorageBusy:  # another writer holds the lock: the next start will do it
             logging.getLogger("tracemark.api").warning("could not mark interrupted jobs yet")
         webhook_worker.start()
+        if risk_interval > 0:
+            ctx.risk.start()
         yield
         webhook_worker.close()
         jobs.close()
@@ -84,14 +96,22 @@ def create_app(
     )
     api_errors.install(app)
     authenticator = auth.install(app, registry, limiter=RateLimiter(limits))
+    limiter: RateLimiter = app.state.limiter
     ctx = ApiContext(
         registry=registry,
         chain=chain,
-        limiter=app.state.limiter,
+        limiter=limiter,
         lookup=GoodLookup(registry.engine),
         telemetry=VerificationBuffer(registry.record_verifications, interval=telemetry_interval),
         chain_watch=ChainWatch(chain),
         jobs=jobs,
+        risk=RiskRefresher(
+            registry.engine,
+            clock=registry.clock,
+            flags=limiter.flags,
+            interval=risk_interval,
+            on_raised=partial(publish_signals, registry.engine, clock=registry.clock),
+        ),
         siwe_domain=siwe_domain,
     )
     app.state.context = ctx
@@ -107,6 +127,7 @@ def create_app(
     app.include_router(auditors.router)
     web.install(app)  # the page (``/``, ``/audit``, ``/label/...``) and ``/static``
     app.include_router(trace_routes.router)
+    app.include_router(signal_routes.router)
     app.state.webhooks = webhooks
     app.include_router(webhook_routes.router)
 

@@ -703,7 +703,7 @@ class RiskRefresher:
         interval: float = REFRESH_SECONDS,
         thresholds: Thresholds | None = None,
         lookback: int = LOOKBACK,
-        on_raised: Callable[[list[Signal]], None] | None = None,
+        on_raised: Callable[[list[Signal]], object] | None = None,
     ) -> None:
         self.engine = engine
         self.on_raised = on_raised
@@ -714,6 +714,8 @@ class RiskRefresher:
         self.lookback = lookback
         self.index = RiskIndex({}, {}, (), built_at=0, thresholds=self.thresholds)
         self._built = False
+        #: Raised signals whose announcement failed: tried again at the next refresh.
+        self._unannounced: list[Signal] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -726,9 +728,14 @@ class RiskRefresher:
         if self._built:
             previous = self.index
             self.index = self.index.refreshed(self.clock(), probe_flags=flags)
-            raised = self.index.raised_since(previous)
+            raised = self._unannounced + self.index.raised_since(previous)
+            self._unannounced = []
             if raised and self.on_raised is not None:
-                self.on_raised(raised)
+                try:
+                    self.on_raised(raised)
+                except Exception:  # e.g. a busy database: announce them next time
+                    logger.exception("could not announce %d raised signals yet", len(raised))
+                    self._unannounced = raised
         else:
             # NOTE: the first build announces nothing: after a restart every standing signal
             # would otherwise be announced again.

@@ -26,10 +26,6 @@ CONSUMED: Final = "consumed"
 CONFLICT: Final = "conflict"
 PENDING_ANCHOR: Final = "pending_anchor"
 
-#: A single-use code verified by more platforms than this is being offered in several
-#: places at once: the first sign of double selling.
-MANY_PLATFORMS: Final = 2
-
 # One statement for everything a verify answer says of a good: each round trip to the
 # database costs more than the probes it makes, and PostgreSQL's are network round trips.
 # NOTE: "kind <> 1" repeats the partial index's condition so that SQLite can use it; the
@@ -192,7 +188,13 @@ def decide(
     claimed_creator: str | None = None,
     claimed_product: str | None = None,
 ) -> Decision:
-    """The verdict and the risk signals, each with the evidence that raised it."""
+    """The verdict and the risk signals of this request, each with the evidence that raised it.
+
+    The behaviour of the market around the good (velocity, leaked batches, double offers,
+    rings, probes) is the risk index's (``verifier.anomaly``), which the API adds to this.
+    NOTE: "checked on more than two platforms" used to be a signal here; it fired mostly on
+    honest agent chains, and the index's velocity and foreign-offer rules replace it.
+    """
     if facts is None:
         return Decision(UNKNOWN, [Signal("unregistered", "no creator registered this good", 0.6)])
     signals: list[Signal] = []
@@ -217,14 +219,6 @@ def decide(
                 "contested",
                 f"{facts.conflicts} other creator(s) claimed this good after it was registered",
                 0.3,
-            )
-        )
-    if facts.use is Use.SINGLE and facts.platforms_verified > MANY_PLATFORMS:
-        signals.append(
-            Signal(
-                "many-platforms",
-                f"this single-use good was checked on {facts.platforms_verified} platforms",
-                0.4,
             )
         )
     if facts.revoked:

@@ -279,6 +279,43 @@ class RegistryOut(Strict):
 T = TypeVar("T")
 
 
+class SignalSubjectOut(Strict):
+    kind: Literal["good", "platform", "key", "batch", "creator"]
+    id: str
+
+
+class EvidenceOut(Strict):
+    """One record that raised a signal: ``kind`` entry, transfer, attempt, verification or
+    probe-flag; ``ref`` names it (``transfer 12``) for a trace or an export."""
+
+    kind: str
+    ref: str
+    at: int | None
+    detail: str
+
+
+class SignalDetailOut(Strict):
+    """A signal as auditors list it: the rule, what it is about, and its evidence."""
+
+    signal_id: str
+    code: str
+    detail: str
+    weight: float
+    subject: SignalSubjectOut
+    #: The goods it implicates (``code:0x...``), the first ``MAX_LISTED_GOODS`` of ``goods_total``.
+    goods: list[str]
+    goods_total: int
+    platforms: list[str]
+    evidence: list[EvidenceOut]
+
+
+class SignalPage(Strict):
+    #: When the risk index these signals come from was built (Unix seconds; 0: not yet).
+    built_at: int
+    items: list[SignalDetailOut]
+    next_cursor: str | None
+
+
 class Page(Strict, Generic[T]):
     items: list[T]
     #: Pass as ``cursor`` for the next page; null on the last page.
@@ -292,6 +329,7 @@ __all__ = [
     "CodeKeyIn",
     "CodeKeyOut",
     "EntryOut",
+    "EvidenceOut",
     "GoodOut",
     "HolderOut",
     "JobOut",
@@ -303,7 +341,10 @@ __all__ = [
     "RevocationIn",
     "RiskOut",
     "RoyaltyShareOut",
+    "SignalDetailOut",
     "SignalOut",
+    "SignalPage",
+    "SignalSubjectOut",
     "SignedDocument",
     "SiweIn",
     "SiweNonceOut",

@@ -46,7 +46,7 @@ import itertools
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from registry.eip712 import checksum_address as checksum
 from registry.fingerprints import GoodType, Use
@@ -96,6 +96,8 @@ WEIGHTS: Final[Mapping[str, float]] = {
 #: At most this many evidence items per signal (a leaked batch can name thousands of codes):
 #: the detail says how many there were, the first ones are listed.
 MAX_EVIDENCE: Final = 25
+#: Goods a signal's document lists (a leaked batch can implicate thousands; the count is given).
+MAX_LISTED_GOODS: Final = 20
 
 HOUR: Final = 3_600
 
@@ -184,6 +186,24 @@ class Signal:
         """Stable across refreshes: the same rule about the same subject is the same signal."""
         digest = hashlib.sha256(f"{self.code}\0{self.subject.kind}\0{self.subject.id}".encode())
         return digest.hexdigest()[:32]
+
+    def document(self) -> dict[str, Any]:
+        """The signal as the API lists it and webhooks send it (``SignalDetailOut``): the
+        first ``MAX_LISTED_GOODS`` goods it implicates, and how many there are."""
+        return {
+            "signal_id": self.signal_id,
+            "code": self.code,
+            "detail": self.detail,
+            "weight": self.weight,
+            "subject": {"kind": self.subject.kind, "id": self.subject.id},
+            "goods": [good_name(g) for g in self.goods[:MAX_LISTED_GOODS]],
+            "goods_total": len(self.goods),
+            "platforms": list(self.platforms),
+            "evidence": [
+                {"kind": e.kind, "ref": e.ref, "at": e.at, "detail": e.detail}
+                for e in self.evidence
+            ],
+        }
 
 
 def good_name(good: GoodKey) -> str:

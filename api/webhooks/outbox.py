@@ -20,11 +20,11 @@ from __future__ import annotations
 import logging
 import random
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import Connection, Table, func, select, update
+from sqlalchemy import Connection, Engine, Table, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from api.webhooks import events
@@ -43,6 +43,8 @@ from api.webhooks.store import (
 )
 from registry import transfers
 from registry.db import read_transaction, retrying, write_transaction
+from registry.fingerprints import GoodType
+from verifier.signals import Signal
 
 logger = logging.getLogger("tracemark.api.webhooks")
 
@@ -159,6 +161,42 @@ def publish_signal(
         )
         for sid in _subscribers(conn, events.SIGNAL_RAISED, platform)
     )
+
+
+def publish_signals(engine: Engine, signals: Sequence[Signal], *, clock: Callable[[], int]) -> int:
+    """Queue ``signal.raised`` to each platform a signal concerns, in one transaction (the
+    risk index calls this with the signals new since its previous refresh).
+
+    A signal about creators only (duplicate claims) concerns no platform and is queued to
+    nobody; it is in the signals list. Returns how many deliveries were queued.
+    """
+    now = clock()
+
+    def publish() -> int:
+        queued = 0
+        with write_transaction(engine) as conn:
+            for signal in signals:
+                good = signal.goods[0] if signal.subject.kind == "good" and signal.goods else None
+                # The signal's own document: what ``GET /v1/signals`` lists for it.
+                evidence = signal.document()
+                for platform in signal.platforms:
+                    queued += publish_signal(
+                        conn,
+                        platform=platform,
+                        signal_id=signal.signal_id,
+                        code=signal.code,
+                        detail=signal.detail,
+                        now=now,
+                        good_type=None if good is None else GoodType(good[0]).name.lower(),
+                        fingerprint=None if good is None else good[1],
+                        evidence=evidence,
+                    )
+        return queued
+
+    queued = retrying(publish)
+    if queued:
+        logger.info("queued %d signal.raised deliveries for %d signals", queued, len(signals))
+    return queued
 
 
 def last_transfer_id(conn: Connection) -> int:

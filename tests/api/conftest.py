@@ -33,7 +33,8 @@ POLICY = RoyaltyPolicy.parse(
 
 @pytest.fixture
 def app(registry: Registry) -> FastAPI:
-    return create_app(registry, siwe_domain=SIWE_DOMAIN, telemetry_interval=0.05)
+    # risk_interval=0: tests refresh the risk index themselves (ctx.risk.refresh()).
+    return create_app(registry, siwe_domain=SIWE_DOMAIN, telemetry_interval=0.05, risk_interval=0)
 
 
 @pytest.fixture

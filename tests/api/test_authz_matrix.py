@@ -139,6 +139,7 @@ POLICY: dict[str, frozenset[str]] = {
     "get_good_history": holding("audit"),
     # A good's trace: auditors' keys, and its own creator signed in (another creator: 404).
     "get_good_trace": holding("audit") | {CREATOR},
+    "list_signals": holding("audit"),
     # Health.
     "livez": ANYONE,
     "readyz": ANYONE,
@@ -534,6 +535,7 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     "get_proof_bundle": lambda w: Call(),
     "get_good_history": lambda w: Call(),
     "get_good_trace": lambda w: Call(),
+    "list_signals": lambda w: Call(params={"limit": 5}),
     "livez": lambda w: Call(),
     "readyz": lambda w: Call(),
 }

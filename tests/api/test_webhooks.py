@@ -151,7 +151,11 @@ def closed_port() -> int:
 @pytest.fixture
 def hook_app(registry: Registry) -> FastAPI:
     return create_app(
-        registry, siwe_domain=SIWE_DOMAIN, telemetry_interval=0.05, webhook_settings=TEST_SETTINGS
+        registry,
+        siwe_domain=SIWE_DOMAIN,
+        telemetry_interval=0.05,
+        risk_interval=0,  # the tests refresh the risk index themselves
+        webhook_settings=TEST_SETTINGS,
     )
 
 
@@ -395,6 +399,77 @@ def test_signal_raised_goes_only_to_the_platform_it_concerns(
     }
     time.sleep(0.3)
     assert len(ours.requests) == 1 and theirs.requests == []
+
+
+def test_a_refused_double_sale_shows_in_verify_the_signals_list_and_a_webhook(
+    hooks: TestClient,
+    hook_app: FastAPI,
+    make_key: KeyFactory,
+    code_good: CodeGood,
+    make_receiver: Callable[..., Receiver],
+) -> None:
+    """The risk index wired in: a signal it raises is announced once to the platforms it
+    concerns, listed for auditors with its evidence, and part of every verify answer."""
+    risk = hook_app.state.context.risk
+    seller, rival = make_key("cardhub", "transfer", "verify"), make_key("gamemart", "transfer")
+    auditor, bystander = make_key("auditco", "audit"), make_key("keyshop", "transfer")
+    ours, theirs = make_receiver(), make_receiver()
+    created = subscribe(hooks, rival, ours.url, "signal.raised")
+    subscribe(hooks, bystander, theirs.url, "signal.raised")
+    risk.refresh()  # the first build announces nothing (a restart must not repeat old signals)
+    before = hooks.post(
+        "/v1/verify",
+        json={"good_type": "code", "fingerprint": code_good.hex},
+        headers=bearer(seller),
+    ).json()
+    assert [s["code"] for s in before["risk"]["signals"]] == ["unanchored"]
+
+    sell(hooks, seller, code_good, {"creator": True}, "agent-1")
+    refused = hooks.post(
+        "/v1/transfers",
+        json={
+            "good_type": "code",
+            "fingerprint": code_good.hex,
+            "seller": {"creator": True},
+            "buyer": {"reference": "u-9"},
+        },
+        headers=bearer(rival),
+    )
+    assert refused.status_code == 409
+    risk.refresh()
+
+    (request,) = ours.wait_for(1)
+    verify_webhook(created["secret"], request.headers, request.body)
+    event = json.loads(request.body)
+    assert event["type"] == "signal.raised"
+    assert event["data"]["code"] == "sold-by-non-holder"
+    assert event["data"]["good"] == {"good_type": "code", "fingerprint": code_good.hex}
+    assert event["data"]["evidence"]["platforms"] == ["cardhub", "gamemart"]
+
+    answer = hooks.post(
+        "/v1/verify",
+        json={"good_type": "code", "fingerprint": code_good.hex},
+        headers=bearer(seller),
+    ).json()
+    assert answer["verdict"] == "pending_anchor"
+    assert "sold-by-non-holder" in [s["code"] for s in answer["risk"]["signals"]]
+    assert answer["risk"]["score"] >= 0.7 > before["risk"]["score"]
+
+    listed = hooks.get(
+        "/v1/signals", params={"good": f"code:{code_good.hex}"}, headers=bearer(auditor)
+    )
+    assert listed.status_code == 200, listed.text
+    (item,) = [i for i in listed.json()["items"] if i["code"] == "sold-by-non-holder"]
+    assert item == event["data"]["evidence"]
+    assert item["signal_id"] == event["data"]["signal_id"]
+    assert [e["kind"] for e in item["evidence"]] == ["transfer", "attempt"]
+    assert "gamemart reported the creator -> gamemart/" in item["evidence"][1]["detail"]
+
+    risk.refresh()  # standing signals are not announced again
+    time.sleep(0.3)
+    assert len(ours.requests) == 1 and theirs.requests == []
+    assert hooks.get("/v1/signals", headers=bearer(seller)).status_code == 403
+    assert hooks.get("/v1/signals").status_code == 401
 
 
 @sqlite_only
