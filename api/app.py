@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
@@ -31,13 +30,11 @@ from api.routes import auditors, creators, platforms
 from api.routes import signals as signal_routes
 from api.routes import trace as trace_routes
 from api.routes import webhooks as webhook_routes
-from api.telemetry import VerificationBuffer
+from api.telemetry import VerificationBuffer, telemetry_writer
 from api.webhooks import WebhookService, WebhookSettings, WebhookWorker, load_webhook_settings
-from api.webhooks.outbox import publish_signals
 from registry.db import read_transaction
 from registry.errors import StorageBusy
 from registry.service import Registry
-from verifier.anomaly import REFRESH_SECONDS, RiskRefresher
 from verifier.authenticity import GoodLookup
 
 #: The worker's heartbeat may be this old before ``/readyz`` says not ready (seconds).
@@ -58,14 +55,8 @@ def create_app(
     limits: RateLimits | None = None,
     siwe_domain: str = "127.0.0.1:8000",
     telemetry_interval: float = 0.5,
-    risk_interval: float = REFRESH_SECONDS,
     webhook_settings: WebhookSettings | None = None,
 ) -> FastAPI:
-    """The API over ``registry`` (and ``chain``, for readiness and confirmations).
-
-    ``risk_interval``: seconds between refreshes of the risk index (0: never refreshed by
-    itself, for tests that call ``ctx.risk.refresh()``).
-    """
     jobs = JobRunner(registry)
     webhooks = WebhookService(registry, webhook_settings or load_webhook_settings())
     webhook_worker = WebhookWorker(webhooks)
@@ -77,8 +68,6 @@ def create_app(
         except StorageBusy:  # another writer holds the lock: the next start will do it
             logging.getLogger("tracemark.api").warning("could not mark interrupted jobs yet")
         webhook_worker.start()
-        if risk_interval > 0:
-            ctx.risk.start()
         yield
         webhook_worker.close()
         jobs.close()
@@ -102,16 +91,11 @@ def create_app(
         chain=chain,
         limiter=limiter,
         lookup=GoodLookup(registry.engine),
-        telemetry=VerificationBuffer(registry.record_verifications, interval=telemetry_interval),
+        telemetry=VerificationBuffer(
+            telemetry_writer(registry, limiter), interval=telemetry_interval
+        ),
         chain_watch=ChainWatch(chain),
         jobs=jobs,
-        risk=RiskRefresher(
-            registry.engine,
-            clock=registry.clock,
-            flags=limiter.flags,
-            interval=risk_interval,
-            on_raised=partial(publish_signals, registry.engine, clock=registry.clock),
-        ),
         siwe_domain=siwe_domain,
     )
     app.state.context = ctx

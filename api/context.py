@@ -13,7 +13,6 @@ from api.ratelimit import RateLimiter
 from api.telemetry import VerificationBuffer
 from registry.fingerprints import CodeFingerprinter
 from registry.service import Registry
-from verifier.anomaly import RiskRefresher
 from verifier.authenticity import CodeKeyCache, GoodLookup
 
 #: Largest file a platform may upload to have it fingerprinted (bytes); bigger files are
@@ -34,8 +33,6 @@ class ApiContext:
     telemetry: VerificationBuffer
     chain_watch: ChainWatch
     jobs: JobRunner
-    #: The risk index (rules + anomaly score) every verify answer reads, kept fresh behind.
-    risk: RiskRefresher
     code_keys: CodeKeyCache = field(default_factory=CodeKeyCache)
     #: The host[:port] a Sign-In with Ethereum message must name.
     siwe_domain: str = "127.0.0.1:8000"
@@ -50,7 +47,6 @@ class ApiContext:
         return found
 
     def close(self) -> None:
-        self.risk.close()
         self.telemetry.close()
         self.chain_watch.close()
         self.lookup.close()

@@ -11,8 +11,13 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
+from api.ratelimit import RateLimiter
+from registry.db import write_transaction
 from registry.errors import TracemarkError
-from registry.verifications import VerificationRecord
+from registry.service import Registry
+from registry.verifications import VerificationRecord, record_verifications
+from verifier.anomaly import flags_from
+from verifier.riskworker import record_probe_flags
 
 logger = logging.getLogger("tracemark.api.telemetry")
 
@@ -77,3 +82,21 @@ class VerificationBuffer:
         # Ready to start again (an app whose lifespan restarts, as test harnesses do).
         self._thread, self._stop = None, threading.Event()
         self.flush()
+
+
+def telemetry_writer(
+    registry: Registry, limiter: RateLimiter
+) -> Callable[[Sequence[VerificationRecord]], None]:
+    """The buffer's flush: the records, and the rate limiter's probe flags that changed since
+    the previous flush, in one transaction (the risk worker, another process, reads both)."""
+    written = 0.0
+
+    def write(records: Sequence[VerificationRecord]) -> None:
+        nonlocal written
+        flags = [f for f in flags_from(limiter.flags()) if f.last_at > written]
+        with write_transaction(registry.engine) as conn:
+            record_verifications(conn, records)
+            record_probe_flags(conn, flags)
+        written = max([written, *(f.last_at for f in flags)])
+
+    return write

@@ -133,18 +133,9 @@ def test_codes_from_creator_to_player(
         )
 
         # -- the operator issues platform keys -------------------------------------------------
-        def api_key(platform: str) -> str:
-            made = tracemark(
-                "api-keys",
-                "create",
-                "--platform",
-                platform,
-                "--scope",
-                "verify",
-                "--scope",
-                "transfer",
-                "--json",
-            )
+        def api_key(platform: str, *, scope: str = "") -> str:
+            scopes = ["--scope", scope] if scope else ["--scope", "verify", "--scope", "transfer"]
+            made = tracemark("api-keys", "create", "--platform", platform, *scopes, "--json")
             return str(json.loads(made.stdout)["key"])
 
         a = TracemarkClient(url, api_key=api_key("cardhub"))
@@ -191,6 +182,17 @@ def test_codes_from_creator_to_player(
                 currency="EUR",
             )
         assert double.value.status == 409
+        # The risk worker (its own process) raises the refused double sale as a signal, which
+        # an auditor lists and every verify answer carries.
+        auditor = TracemarkClient(url, api_key=api_key("auditco", scope="audit"))
+        raised = wait_until(
+            "the risk worker to raise the double sale",
+            lambda: auditor.signals(code="sold-by-non-holder", good=("code", fingerprint)).items,
+        )
+        assert raised[0].platforms == ["cardhub", "keyshop"]
+        risk = a.verify("code", fingerprint=fingerprint).risk
+        assert "sold-by-non-holder" in [s.code for s in risk.signals] and risk.score >= 0.7
+        auditor.close()
         final = b.transfer(
             **good,
             seller={"platform": "keyshop", "reference": "reseller-9"},

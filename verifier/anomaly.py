@@ -35,20 +35,19 @@ dragged towards them.
 
 ``RiskIndex`` combines the score with the rules (``verifier.signals``): a good's risk is
 ``1 - (1 - anomaly) x prod(1 - weight)`` over the distinct signals that implicate it. It is
-built from the database (``RiskIndex.build``), refreshed incrementally (only rows past the
-last ids read) by a background thread, and answers ``risk(good_type, fingerprint)`` with one
-dictionary lookup, so the verify endpoint adds a risk number without a query.
+built from the database (``RiskIndex.build``) and refreshed incrementally (only rows past
+the last ids read) by the risk worker (``verifier.riskworker``), a process of its own, which
+writes each good's risk where the verify statement joins it.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import threading
-import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Final, Protocol, TypeVar
 
 from sqlalchemy import Engine, Row, Select, Table, func, select
@@ -86,11 +85,8 @@ logger = logging.getLogger("tracemark.verifier.anomaly")
 DAY: Final = 86_400
 #: How far back the index reads (and keeps records in memory).
 LOOKBACK: Final = 30 * DAY
-#: How often the API's background thread tops the index up ...
+#: How often the risk worker (``verifier.riskworker``) tops the index up.
 REFRESH_SECONDS: Final = 5.0
-#: ... but never more than this share of the time: a refresh recomputes every rule over the
-#: look-back in this process, and the verify endpoint shares the interpreter with it.
-MAX_DUTY: Final = 0.2
 #: Most verification events kept (~150 bytes each): past this, the newest only, so the rules
 #: see a shorter window than ``LOOKBACK`` on a platform verifying thousands a second.
 MAX_EVENTS: Final = 1_000_000
@@ -585,6 +581,10 @@ class RiskIndex:
     def __len__(self) -> int:
         return len(self._goods)
 
+    def goods(self) -> Mapping[GoodKey, Risk]:
+        """Every good with a risk (a signal, or a score from ``STORE_FROM``), read-only."""
+        return MappingProxyType(self._goods)
+
     def raised_since(self, previous: RiskIndex) -> list[Signal]:
         """The signals of this index whose (code, subject) the previous one did not have: what
         a "signal raised" notification announces."""
@@ -684,95 +684,6 @@ class RiskIndex:
         return index
 
 
-class RiskRefresher:
-    """Keeps a ``RiskIndex`` fresh in a background thread; ``risk`` reads the newest one.
-
-    The verify endpoint calls ``risk`` on its hot path: one attribute read and one dictionary
-    lookup, no lock (swapping the reference is atomic). Until the first build finishes (it
-    runs in the thread, not at start-up) every good reads as (0.0, []). A failed refresh keeps
-    the previous index and is logged; the next one starts from scratch. ``on_raised`` hears of
-    each signal new since the previous refresh (for "signal raised" webhooks).
-    """
-
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        clock: Callable[[], int],
-        flags: Callable[[], Iterable[FlagLike]] = tuple,
-        interval: float = REFRESH_SECONDS,
-        thresholds: Thresholds | None = None,
-        lookback: int = LOOKBACK,
-        on_raised: Callable[[list[Signal]], object] | None = None,
-    ) -> None:
-        self.engine = engine
-        self.on_raised = on_raised
-        self.clock = clock
-        self.flags = flags
-        self.interval = interval
-        self.thresholds = thresholds or Thresholds()
-        self.lookback = lookback
-        self.index = RiskIndex({}, {}, (), built_at=0, thresholds=self.thresholds)
-        self._built = False
-        #: Raised signals whose announcement failed: tried again at the next refresh.
-        self._unannounced: list[Signal] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def risk(self, good_type: int, fingerprint: bytes) -> tuple[float, list[Signal]]:
-        return self.index.risk(good_type, fingerprint)
-
-    def refresh(self) -> RiskIndex:
-        """Build or top up the index now (the thread calls this every ``interval``)."""
-        flags = flags_from(self.flags())
-        if self._built:
-            previous = self.index
-            self.index = self.index.refreshed(self.clock(), probe_flags=flags)
-            raised = self._unannounced + self.index.raised_since(previous)
-            self._unannounced = []
-            if raised and self.on_raised is not None:
-                try:
-                    self.on_raised(raised)
-                except Exception:  # e.g. a busy database: announce them next time
-                    logger.exception("could not announce %d raised signals yet", len(raised))
-                    self._unannounced = raised
-        else:
-            # NOTE: the first build announces nothing: after a restart every standing signal
-            # would otherwise be announced again.
-            self.index = RiskIndex.build(
-                self.engine,
-                self.clock(),
-                thresholds=self.thresholds,
-                lookback=self.lookback,
-                probe_flags=flags,
-            )
-            self._built = True
-        return self.index
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="tracemark-risk", daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            started = time.monotonic()
-            try:
-                self.refresh()
-            except Exception:  # a refresh must never take the server down
-                logger.exception("risk index refresh failed; keeping the previous index")
-                self._built = False
-            took = time.monotonic() - started
-            if self._stop.wait(max(self.interval, took / MAX_DUTY - took)):
-                return
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-        self._thread, self._stop = None, threading.Event()
-
-
 def _combine(anomaly: float, signals: Iterable[Signal]) -> Risk:
     remaining = 1.0 - anomaly
     kept = tuple(signals)
@@ -812,7 +723,6 @@ __all__ = [
     "FlagLike",
     "Risk",
     "RiskIndex",
-    "RiskRefresher",
     "Scale",
     "Watermarks",
     "anomaly_score",

@@ -8,6 +8,7 @@ facts always give the same verdict, risk signals and score.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -41,10 +42,12 @@ SELECT e.actor, e.leaf_index, p.slug, p.use, h.holder_platform, h.consumed, h.la
         WHERE x.good_type = e.good_type AND x.fingerprint = e.fingerprint
           AND x.kind <> 1 AND x.kind = 4),
        v.times, v.platforms, v.first_at,
-       a.tree_size, a.state, a.tx_hash, a.block_number
+       a.tree_size, a.state, a.tx_hash, a.block_number,
+       r.score, r.signals
 FROM entries e
 LEFT JOIN products p ON p.id = e.product_id
 LEFT JOIN holdings h ON h.good_type = e.good_type AND h.fingerprint = e.fingerprint
+LEFT JOIN risk_goods r ON r.good_type = e.good_type AND r.fingerprint = e.fingerprint
 LEFT JOIN anchors a ON a.id = (
     SELECT id FROM anchors
     WHERE {state} IN ('mined', 'final') AND tree_size > e.leaf_index
@@ -83,6 +86,10 @@ class GoodFacts:
     times_verified: int
     platforms_verified: int
     first_verified_at: int | None
+    #: The market's view of the good (``verifier.riskworker``): the risk index's score and
+    #: signals, as its worker last wrote them (seconds behind, like the telemetry).
+    market_risk: float = 0.0
+    market_signals: tuple[Signal, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,14 +103,23 @@ class Signal:
 class Decision:
     verdict: str
     signals: list[Signal] = field(default_factory=list)
+    #: The risk index's score of the good, and its signals (``GoodFacts.market_risk``).
+    market: float = 0.0
+    market_signals: tuple[Signal, ...] = ()
 
     @property
     def score(self) -> float:
-        """0 (nothing suspicious) to 1: 1 - prod(1 - weight), so signals add up but saturate."""
-        remaining = 1.0
+        """0 (nothing suspicious) to 1: 1 - (1 - market) x prod(1 - weight), so signals add up
+        but saturate."""
+        remaining = 1.0 - self.market
         for signal in self.signals:
             remaining *= 1.0 - signal.weight
         return round(1.0 - remaining, 3)
+
+    @property
+    def all_signals(self) -> list[Signal]:
+        """This request's signals, then the market's."""
+        return [*self.signals, *self.market_signals]
 
 
 class GoodLookup:
@@ -153,7 +169,8 @@ class GoodLookup:
             return None
         (actor, leaf_index, slug, product_use, holder, consumed, last_transfer,
          revokes, conflicts, times, platforms, first_at,
-         anchor_size, anchor_state, anchor_tx, anchor_block) = row  # fmt: skip
+         anchor_size, anchor_state, anchor_tx, anchor_block,
+         risk_score, risk_signals) = row  # fmt: skip
         if product_use is not None:
             use = Use(int(product_use))
         else:
@@ -179,7 +196,17 @@ class GoodLookup:
             times_verified=int(times or 0),
             platforms_verified=int(platforms or 0),
             first_verified_at=None if first_at is None else int(first_at),
+            market_risk=0.0 if risk_score is None else float(risk_score),
+            market_signals=() if risk_signals is None else _market_signals(risk_signals),
         )
+
+
+def _market_signals(document: str) -> tuple[Signal, ...]:
+    return tuple(
+        # Weighed already: the index's score covers them.
+        Signal(item["code"], item["detail"], 0.0)
+        for item in json.loads(document)
+    )
 
 
 def decide(
@@ -223,16 +250,20 @@ def decide(
         )
     if facts.revoked:
         signals.append(Signal("revoked", "its creator revoked it", 0.9))
-        return Decision(REVOKED, signals)
+        return _decided(REVOKED, signals, facts)
     if facts.consumed:
         signals.append(Signal("consumed", "a final sale consumed it", 0.7))
-        return Decision(CONSUMED, signals)
+        return _decided(CONSUMED, signals, facts)
     if mismatch:
-        return Decision(CONFLICT, signals)
+        return _decided(CONFLICT, signals, facts)
     if facts.anchor is None:
         signals.append(Signal("unanchored", "not yet anchored on chain", 0.1))
-        return Decision(PENDING_ANCHOR, signals)
-    return Decision(AUTHENTIC, signals)
+        return _decided(PENDING_ANCHOR, signals, facts)
+    return _decided(AUTHENTIC, signals, facts)
+
+
+def _decided(verdict: str, signals: list[Signal], facts: GoodFacts) -> Decision:
+    return Decision(verdict, signals, facts.market_risk, facts.market_signals)
 
 
 class CodeKeyCache:

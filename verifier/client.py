@@ -62,6 +62,7 @@ from verifier.schemas import (
     ReceiptOut,
     RegistrationIn,
     RevocationIn,
+    SignalPage,
     SiweIn,
     SiweNonceOut,
     StatementOut,
@@ -1026,6 +1027,32 @@ class TracemarkClient:
         path = f"/v1/goods/{_good_type_name(good_type)}/{_fingerprint_text(fingerprint)}/trace"
         answer = self._send("GET", path, params={"format": "mermaid"})
         return answer.body.decode("utf-8")
+
+    def signals(
+        self,
+        *,
+        code: str | None = None,
+        subject: str | None = None,
+        platform: str | None = None,
+        good: tuple[GoodType | GoodTypeName, bytes | str] | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> SignalPage:
+        """One page of the standing fraud and piracy signals (an API key with the audit
+        scope); ``good`` is (good_type, fingerprint)."""
+        params: dict[str, str | int] = {}
+        for name, value in (
+            ("code", code),
+            ("subject", subject),
+            ("platform", platform),
+            ("cursor", cursor),
+            ("limit", limit),
+        ):
+            if value is not None:
+                params[name] = value
+        if good is not None:
+            params["good"] = f"{_good_type_name(good[0])}:{_fingerprint_text(good[1])}"
+        return self._model(SignalPage, self._send("GET", "/v1/signals", params=params))
 
 
 __all__ = [

@@ -40,13 +40,15 @@ def init(as_json: JsonFlag = False) -> None:
 @app.command()
 def serve() -> None:
     """Run the registry: the HTTP API on 127.0.0.1, the sequencer and the anchoring worker
-    (with the embedded dev chain unless TRACEMARK_CHAIN_RPC_URL is set)."""
+    (with the embedded dev chain unless TRACEMARK_CHAIN_RPC_URL is set), and the risk worker
+    in a process of its own."""
     import uvicorn
 
     from anchoring.runtime import start_anchoring
     from anchoring.settings import load_anchoring_settings
     from anchoring.worker import run_anchoring
     from api.app import create_app
+    from api.riskprocess import RiskProcess
     from registry.sequencer import run_sequencer
 
     logging.basicConfig(
@@ -100,6 +102,8 @@ def serve() -> None:
     ]
     for worker in workers:
         worker.start()
+    risk = RiskProcess(state.settings)
+    risk.start()
     # The API in the foreground: uvicorn (uvloop + httptools) owns SIGINT/SIGTERM and returns
     # when asked to stop; then the sequencer and the worker finish their step and stop.
     config = uvicorn.Config(
@@ -123,6 +127,7 @@ def serve() -> None:
         server.run()
     finally:
         stop.set()
+        risk.stop()
         for worker in workers:
             worker.join(timeout=30)
         runtime.close()

@@ -71,14 +71,6 @@ def verify_answer(
     decision = authenticity.decide(
         facts, claimed_creator=claimed_creator, claimed_product=claimed_product
     )
-    # The market's view of the good (rules over transfers, verifications, probes, and the
-    # anomaly score), from the risk index in memory: one dictionary lookup.
-    indexed, flagged = ctx.risk.risk(good_type, fingerprint)
-    score = decision.score
-    signals = [{"code": s.code, "detail": s.detail} for s in decision.signals]
-    if indexed or flagged:
-        score = round(1.0 - (1.0 - score) * (1.0 - indexed), 3)
-        signals += [{"code": s.code, "detail": s.detail} for s in flagged]
     block, seen_at = ctx.chain_watch.view()
     answer: dict[str, Any] = {
         "verdict": decision.verdict,
@@ -86,7 +78,10 @@ def verify_answer(
         "fingerprint": fingerprint_hex(fingerprint),
         "chain_block": block,
         "chain_seen_at": seen_at,
-        "risk": {"score": score, "signals": signals},
+        "risk": {
+            "score": decision.score,
+            "signals": [{"code": s.code, "detail": s.detail} for s in decision.all_signals],
+        },
         "coarse": False,
         **EMPTY_FACTS,
     }

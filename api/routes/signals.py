@@ -1,24 +1,29 @@
-"""Auditors: the fraud and piracy signals of the risk index, filtered and paginated.
+"""Auditors: the standing fraud and piracy signals, filtered and paginated.
 
-The signals are the index's (``verifier.anomaly.RiskRefresher``), rebuilt behind the
-requests every few seconds; a page is read from one index, and the cursor (the last signal id,
-a stable hash of rule and subject) resumes in the next one where it left off.
+The risk worker (``verifier.riskworker``, its own process) writes them to ``risk_signals``
+every few seconds; this reads them. The cursor is the last signal id (a stable hash of rule
+and subject), so paging resumes where it left off across the worker's rewrites.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import Engine, select
 
-from api.auth import Principal, require_scope
+from api.auth import Principal, parse_platform_id, require_scope
 from api.context import ApiContext, context
+from api.routes.platforms import GOOD_TYPES
+from registry.db import read_transaction
 from registry.errors import InvalidInput
+from verifier.riskworker import risk_goods_t, risk_signals_t, risk_state_t
 from verifier.schemas import DEFAULT_PAGE, MAX_PAGE, SignalPage
-from verifier.signals import good_name
 
 router = APIRouter(tags=["auditors"])
 
@@ -43,6 +48,48 @@ def _decode_cursor(cursor: str | None) -> str:
     if version != "s1" or _SIGNAL_ID.fullmatch(signal_id) is None:
         raise InvalidInput("cursor is not one this API handed out")
     return signal_id
+
+
+def _signal_page(
+    engine: Engine,
+    *,
+    after: str,
+    limit: int,
+    code: str | None,
+    subject: str | None,
+    platform: str | None,
+    good: str | None,
+) -> dict[str, Any]:
+    c = risk_signals_t.c
+    query = select(c.signal_id, c.document).where(c.signal_id > after)
+    if code is not None:
+        query = query.where(c.code == code)
+    if subject is not None:
+        query = query.where(c.subject_kind == subject)
+    if platform is not None:
+        # Platform ids have no spaces, LIKE wildcards or backslashes (``parse_platform_id``):
+        # anything else cannot match and is refused.
+        query = query.where(c.platforms.contains(f" {parse_platform_id(platform)} "))
+    with read_transaction(engine) as conn:
+        if good is not None:
+            kind, _, hex_fp = good.partition(":")
+            g = risk_goods_t.c
+            found = conn.execute(
+                select(g.signals).where(
+                    g.good_type == int(GOOD_TYPES[kind]),
+                    g.fingerprint == bytes.fromhex(hex_fp[2:]),
+                )
+            ).scalar()
+            ids = [item["signal_id"] for item in json.loads(found or "[]")]
+            query = query.where(c.signal_id.in_(ids))
+        rows = conn.execute(query.order_by(c.signal_id).limit(limit + 1)).all()
+        built = conn.execute(select(risk_state_t.c.built_at).where(risk_state_t.c.id == 1)).scalar()
+    page = rows[:limit]
+    return {
+        "built_at": int(built or 0),
+        "items": [json.loads(row.document) for row in page],
+        "next_cursor": _encode_cursor(page[-1].signal_id) if len(rows) > limit else None,
+    }
 
 
 @router.get(
@@ -72,33 +119,19 @@ async def list_signals(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
 ) -> Response:
-    after = _decode_cursor(cursor)
-    index = ctx.risk.index
-    chosen = []
-    for signal in sorted(index.signals, key=lambda s: s.signal_id):
-        if signal.signal_id <= after:
-            continue
-        if code is not None and signal.code != code:
-            continue
-        if subject is not None and signal.subject.kind != subject:
-            continue
-        if platform is not None and platform not in signal.platforms:
-            continue
-        if good is not None and good not in {good_name(g) for g in signal.goods}:
-            continue
-        chosen.append(signal)
-        if len(chosen) > limit:
-            break
-    page = chosen[:limit]
-    following = _encode_cursor(page[-1].signal_id) if len(chosen) > limit else None
-    document = SignalPage.model_validate(
-        {
-            "built_at": index.built_at,
-            "items": [s.document() for s in page],
-            "next_cursor": following,
-        }
+    document = await run_in_threadpool(
+        _signal_page,
+        ctx.registry.engine,
+        after=_decode_cursor(cursor),
+        limit=limit,
+        code=code,
+        subject=subject,
+        platform=platform,
+        good=good,
     )
-    return Response(document.model_dump_json(), media_type="application/json")
+    return Response(
+        SignalPage.model_validate(document).model_dump_json(), media_type="application/json"
+    )
 
 
 __all__ = ["router"]

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, Table, func, select, update
+from sqlalchemy import Connection, Table, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from api.webhooks import events
@@ -163,37 +163,30 @@ def publish_signal(
     )
 
 
-def publish_signals(engine: Engine, signals: Sequence[Signal], *, clock: Callable[[], int]) -> int:
-    """Queue ``signal.raised`` to each platform a signal concerns, in one transaction (the
-    risk index calls this with the signals new since its previous refresh).
+def publish_signals(conn: Connection, signals: Sequence[Signal], now: int) -> int:
+    """Queue ``signal.raised`` to each platform a signal concerns, in the caller's transaction
+    (the risk worker's, which records the signals as raised in it: ``verifier.riskworker``).
 
-    A signal about creators only (duplicate claims) concerns no platform and is queued to
+    The event's ``evidence`` is the signal's document, what ``GET /v1/signals`` lists. A
+    signal about creators only (duplicate claims) concerns no platform and is queued to
     nobody; it is in the signals list. Returns how many deliveries were queued.
     """
-    now = clock()
-
-    def publish() -> int:
-        queued = 0
-        with write_transaction(engine) as conn:
-            for signal in signals:
-                good = signal.goods[0] if signal.subject.kind == "good" and signal.goods else None
-                # The signal's own document: what ``GET /v1/signals`` lists for it.
-                evidence = signal.document()
-                for platform in signal.platforms:
-                    queued += publish_signal(
-                        conn,
-                        platform=platform,
-                        signal_id=signal.signal_id,
-                        code=signal.code,
-                        detail=signal.detail,
-                        now=now,
-                        good_type=None if good is None else GoodType(good[0]).name.lower(),
-                        fingerprint=None if good is None else good[1],
-                        evidence=evidence,
-                    )
-        return queued
-
-    queued = retrying(publish)
+    queued = 0
+    for signal in signals:
+        good = signal.goods[0] if signal.subject.kind == "good" and signal.goods else None
+        evidence = signal.document()
+        for platform in signal.platforms:
+            queued += publish_signal(
+                conn,
+                platform=platform,
+                signal_id=signal.signal_id,
+                code=signal.code,
+                detail=signal.detail,
+                now=now,
+                good_type=None if good is None else GoodType(good[0]).name.lower(),
+                fingerprint=None if good is None else good[1],
+                evidence=evidence,
+            )
     if queued:
         logger.info("queued %d signal.raised deliveries for %d signals", queued, len(signals))
     return queued

@@ -33,8 +33,7 @@ POLICY = RoyaltyPolicy.parse(
 
 @pytest.fixture
 def app(registry: Registry) -> FastAPI:
-    # risk_interval=0: tests refresh the risk index themselves (ctx.risk.refresh()).
-    return create_app(registry, siwe_domain=SIWE_DOMAIN, telemetry_interval=0.05, risk_interval=0)
+    return create_app(registry, siwe_domain=SIWE_DOMAIN, telemetry_interval=0.05)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from registry.transfers import transfers_t
 from tests.api.conftest import CodeGood, KeyFactory, bearer
 from tests.conftest import Clock, CreatorFactory
 from tests.registry.helpers import registration
+from verifier.riskworker import read_probe_flags
 
 PROBLEM = "application/problem+json"
 
@@ -440,6 +441,11 @@ def test_probing_unknown_codes_is_throttled_and_flagged(
     alerts = [r.getMessage() for r in caplog.records if "probing" in r.getMessage()]
     assert alerts == [f"probing: {flagged[0].key} exhausted its failed-code-lookup budget"]
     assert key not in caplog.text and "9999-" not in caplog.text
+    # The flag is written with the telemetry, for the risk worker (another process).
+    client.app.state.context.telemetry.flush()  # type: ignore[attr-defined]
+    with client.app.state.context.registry.engine.connect() as conn:  # type: ignore[attr-defined]
+        (stored,) = read_probe_flags(conn, 0)
+    assert stored.key == flagged[0].key and stored.failed_probes + stored.refused >= 1
     # Honest lookups by another platform are unaffected.
     other = make_key("honest", "verify")
     ok = client.post(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from registry.fingerprints import GoodType
+from registry.service import Registry
 from tests.api.conftest import KeyFactory, bearer
-from verifier.anomaly import RiskIndex
+from verifier.anomaly import Risk, RiskIndex
+from verifier.riskworker import RiskWorker
 from verifier.signals import (
     BATCH_VELOCITY,
     CODE_VELOCITY,
@@ -49,17 +50,21 @@ def standing_signals() -> tuple[list[Signal], list[tuple[int, bytes]]]:
     return signals, goods
 
 
-def install(app: FastAPI, signals: list[Signal]) -> None:
-    app.state.context.risk.index = RiskIndex(
-        {}, {}, signals, built_at=1_700_000_123, thresholds=Thresholds()
-    )
+def install(registry: Registry, signals: list[Signal]) -> None:
+    """Standing signals, as the risk worker writes them."""
+    goods = {}
+    for signal in signals:
+        for good in signal.goods:
+            goods.setdefault(good, Risk(signal.weight, (signal,)))
+    index = RiskIndex(goods, {}, signals, built_at=1_700_000_123, thresholds=Thresholds())
+    RiskWorker(registry.engine, clock=registry.clock).write(index, registry.clock())
 
 
 def test_pages_follow_the_signal_ids_and_filters_combine(
-    app: FastAPI, client: TestClient, make_key: KeyFactory
+    registry: Registry, client: TestClient, make_key: KeyFactory
 ) -> None:
     signals, goods = standing_signals()
-    install(app, signals)
+    install(registry, signals)
     auditor = bearer(make_key("auditco", "audit"))
 
     seen: list[str] = []
@@ -106,9 +111,9 @@ def test_pages_follow_the_signal_ids_and_filters_combine(
 
 
 def test_bad_cursors_and_filters_are_problems(
-    app: FastAPI, client: TestClient, make_key: KeyFactory
+    registry: Registry, client: TestClient, make_key: KeyFactory
 ) -> None:
-    install(app, standing_signals()[0])
+    install(registry, standing_signals()[0])
     auditor = bearer(make_key("auditco", "audit"))
     for params in (
         {"cursor": "not-a-cursor"},
@@ -116,6 +121,7 @@ def test_bad_cursors_and_filters_are_problems(
         {"good": "code:0x1234"},
         {"subject": "planet"},
         {"limit": 0},
+        {"platform": "Card Hub%"},
     ):
         answer = client.get("/v1/signals", params=params, headers=auditor)
         assert answer.status_code in (400, 422), (params, answer.status_code)

@@ -26,13 +26,14 @@ from sqlalchemy import select, update
 from anchoring.models import AnchorRecord
 from api.app import create_app
 from api.webhooks import WebhookPolicy, WebhookService, WebhookSettings, publish_signal
-from api.webhooks.outbox import Claim
+from api.webhooks.outbox import Claim, publish_signals
 from api.webhooks.ssrf import TargetRefused, parse_target, refusal, resolve
 from api.webhooks.store import subscriptions_t
 from api.webhooks.worker import _client, send_once
 from registry.db import read_transaction, write_transaction
 from registry.service import Registry
 from tests.api.conftest import SIWE_DOMAIN, CodeGood, KeyFactory, bearer
+from verifier.riskworker import RiskWorker
 from verifier.webhooks import (
     WebhookVerificationError,
     encode_secret,
@@ -154,7 +155,6 @@ def hook_app(registry: Registry) -> FastAPI:
         registry,
         siwe_domain=SIWE_DOMAIN,
         telemetry_interval=0.05,
-        risk_interval=0,  # the tests refresh the risk index themselves
         webhook_settings=TEST_SETTINGS,
     )
 
@@ -403,20 +403,20 @@ def test_signal_raised_goes_only_to_the_platform_it_concerns(
 
 def test_a_refused_double_sale_shows_in_verify_the_signals_list_and_a_webhook(
     hooks: TestClient,
-    hook_app: FastAPI,
+    registry: Registry,
     make_key: KeyFactory,
     code_good: CodeGood,
     make_receiver: Callable[..., Receiver],
 ) -> None:
-    """The risk index wired in: a signal it raises is announced once to the platforms it
+    """The risk worker wired in: a signal it raises is announced once to the platforms it
     concerns, listed for auditors with its evidence, and part of every verify answer."""
-    risk = hook_app.state.context.risk
+    worker = RiskWorker(registry.engine, clock=registry.clock, publish=publish_signals)
     seller, rival = make_key("cardhub", "transfer", "verify"), make_key("gamemart", "transfer")
     auditor, bystander = make_key("auditco", "audit"), make_key("keyshop", "transfer")
     ours, theirs = make_receiver(), make_receiver()
     created = subscribe(hooks, rival, ours.url, "signal.raised")
     subscribe(hooks, bystander, theirs.url, "signal.raised")
-    risk.refresh()  # the first build announces nothing (a restart must not repeat old signals)
+    assert worker.run_once().raised == 0
     before = hooks.post(
         "/v1/verify",
         json={"good_type": "code", "fingerprint": code_good.hex},
@@ -436,7 +436,7 @@ def test_a_refused_double_sale_shows_in_verify_the_signals_list_and_a_webhook(
         headers=bearer(rival),
     )
     assert refused.status_code == 409
-    risk.refresh()
+    assert worker.run_once().raised == 1
 
     (request,) = ours.wait_for(1)
     verify_webhook(created["secret"], request.headers, request.body)
@@ -465,7 +465,12 @@ def test_a_refused_double_sale_shows_in_verify_the_signals_list_and_a_webhook(
     assert [e["kind"] for e in item["evidence"]] == ["transfer", "attempt"]
     assert "gamemart reported the creator -> gamemart/" in item["evidence"][1]["detail"]
 
-    risk.refresh()  # standing signals are not announced again
+    assert worker.run_once().raised == 0  # a standing signal is announced once
+    # ... across restarts too: a new worker reads what was raised from the table.
+    assert (
+        RiskWorker(registry.engine, clock=registry.clock, publish=publish_signals).run_once().raised
+        == 0
+    )
     time.sleep(0.3)
     assert len(ours.requests) == 1 and theirs.requests == []
     assert hooks.get("/v1/signals", headers=bearer(seller)).status_code == 403

@@ -10,7 +10,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterable, Sequence
 
 import pytest
@@ -18,6 +17,7 @@ from eth_account import Account
 from sqlalchemy import Engine, func, select
 
 from registry.creator import CreatorKeys, sign_revocation
+from registry.db import write_transaction
 from registry.eip712 import DEV_DOMAIN
 from registry.fingerprints import GoodType, Use
 from registry.leaf import EntryKind
@@ -38,7 +38,6 @@ from verifier import signals as S
 from verifier.anomaly import (
     FLOORS,
     RiskIndex,
-    RiskRefresher,
     Scale,
     anomaly_score,
     flags_from,
@@ -53,6 +52,7 @@ from verifier.market import (
     TransferRecord,
     VerificationRecord,
 )
+from verifier.riskworker import RiskWorker, record_probe_flags, risk_goods_t, risk_signals_t
 
 T0 = 1_790_000_000
 HOUR = 3_600
@@ -601,30 +601,31 @@ def test_refused_transfers_are_recorded_apart_and_feed_the_signals(
         [Telemetry(now + i, "rogue", CODE, os.urandom(32), "code", "unknown") for i in range(60)]
     )
     raised: list[S.Signal] = []
-    refresher = RiskRefresher(
-        engine,
-        clock=lambda: now + 100,
-        flags=lambda: [ProbeFlag("ip:203.0.113.7", now, now, 30, 0)],
-        on_raised=raised.extend,
+    worker = RiskWorker(
+        engine, clock=lambda: now + 100, publish=lambda conn, found, at: raised.extend(found)
     )
-    assert refresher.risk(CODE, codes[0]) == (0.0, [])  # nothing until the first build
-    refresher.start()
-    try:
-        for _ in range(100):
-            if refresher.index.built_at:
-                break
-            time.sleep(0.05)
-        assert refresher.risk(CODE, codes[0])[0] >= 0.7
-    finally:
-        refresher.close()
-    probing = {s.subject.id for s in refresher.refresh().signals if s.code == S.PROBE_BURST}
+    with write_transaction(engine) as conn:
+        record_probe_flags(conn, [ProbeFlag("ip:203.0.113.7", now, now, 30, 0)])
+    report = worker.run_once()
+    assert report.raised == report.signals == len(raised) > 0  # all new to the tables
+    with engine.connect() as conn:
+        stored = conn.execute(
+            select(risk_goods_t.c.score).where(risk_goods_t.c.fingerprint == codes[0])
+        ).scalar_one()
+        assert stored >= 0.7
+        probing = set(
+            conn.execute(
+                select(risk_signals_t.c.subject_id).where(risk_signals_t.c.code == S.PROBE_BURST)
+            ).scalars()
+        )
     assert probing == {"platform:rogue", "ip:203.0.113.7"}
-    assert raised == []  # standing signals are not announced again by a later refresh
+    raised.clear()
+    assert worker.run_once().raised == 0 and raised == []  # standing: not announced again
     market.record_verifications(
         [Telemetry(now + 50, "gamemart", CODE, codes[0], "code", "authentic")]
         + [Telemetry(now + 60, p, CODE, codes[0], "code", "authentic") for p in ("a1", "a2")]
     )
-    refresher.refresh()
+    worker.run_once()
     assert [(s.code, s.subject.id) for s in raised] == [
         (S.CODE_VELOCITY, S.good_name((CODE, codes[0])))
     ]

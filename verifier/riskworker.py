@@ -1,0 +1,262 @@
+"""The risk worker: keeps the risk index and writes it where the API reads it.
+
+The rules and the anomaly score (``verifier.anomaly``) read every record of the look-back:
+at 10^6 goods with a busy market that is seconds of CPU a refresh, which must not share an
+interpreter with the verify endpoint (it held the GIL for milliseconds at a time and took a
+fifth of the API's core). So it runs in a process of its own (``tracemark serve`` starts it)
+and hands its results over through the database:
+
+- ``risk_goods``: each good with a risk, the score and its signals; the verify statement
+  joins it, so an answer carries the market's view of the good for one index probe;
+- ``risk_signals``: the standing signals with their evidence, for ``GET /v1/signals``;
+- ``risk_state``: when the index was built, and the worker's heartbeat.
+
+Only what changed is written. A signal is *raised* when its id first enters ``risk_signals``;
+the ``publish`` callback queues its webhooks in that same transaction (transactional
+outbox), so a signal is announced exactly once, across restarts too. Probe flags come from
+``probe_flags``, which the API writes with its telemetry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from sqlalchemy import Connection, Engine, Table, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from registry.db import read_transaction, retrying, write_transaction
+from registry.models import ProbeFlagRow, RiskGood, RiskSignal, RiskState
+from verifier.anomaly import LOOKBACK, REFRESH_SECONDS, Risk, RiskIndex
+from verifier.market import GoodKey, ProbeFlag
+from verifier.signals import Signal, Thresholds
+
+logger = logging.getLogger("tracemark.verifier.riskworker")
+
+risk_goods_t: Table = RiskGood.__table__  # type: ignore[attr-defined]
+risk_signals_t: Table = RiskSignal.__table__  # type: ignore[attr-defined]
+risk_state_t: Table = RiskState.__table__  # type: ignore[attr-defined]
+probe_flags_t: Table = ProbeFlagRow.__table__  # type: ignore[attr-defined]
+
+#: A refresh may use at most this share of the worker's time (it has a core of its own in a
+#: deployment, but shares the machine).
+MAX_DUTY: Final = 0.5
+#: Rows per statement when writing goods' risk.
+_CHUNK: Final = 500
+
+#: Queues a raised signal's webhooks inside the worker's transaction.
+Publish = Callable[[Connection, Sequence[Signal], int], object]
+
+
+@dataclass(frozen=True)
+class RefreshReport:
+    built_at: int
+    goods: int
+    signals: int
+    raised: int
+    goods_written: int
+    goods_deleted: int
+
+
+def _insert(conn: Connection, table: Table) -> Any:
+    """INSERT with the dialect's ON CONFLICT (the same on SQLite and PostgreSQL)."""
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+def _goods_row(risk: Risk) -> tuple[float, str]:
+    signals = [{"signal_id": s.signal_id, "code": s.code, "detail": s.detail} for s in risk.signals]
+    return risk.score, json.dumps(signals, separators=(",", ":"))
+
+
+def read_probe_flags(conn: Connection, since: float) -> list[ProbeFlag]:
+    c = probe_flags_t.c
+    rows = conn.execute(select(probe_flags_t).where(c.last_at >= since).order_by(c.key))
+    return [
+        ProbeFlag(r.key, float(r.first_at), float(r.last_at), int(r.failed_probes), int(r.refused))
+        for r in rows
+    ]
+
+
+def record_probe_flags(conn: Connection, flags: Iterable[ProbeFlag]) -> None:
+    """Upsert the API's probe flags (each row the flag's latest counts)."""
+    for flag in flags:
+        values = {
+            "key": flag.key,
+            "first_at": flag.first_at,
+            "last_at": flag.last_at,
+            "failed_probes": flag.failed_probes,
+            "refused": flag.refused,
+        }
+        statement = _insert(conn, probe_flags_t).values(values)
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["key"],
+                set_={k: statement.excluded[k] for k in values if k not in ("key", "first_at")},
+            )
+        )
+
+
+class RiskWorker:
+    """Builds, refreshes and writes the risk index (one thread or process at a time)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Callable[[], int],
+        publish: Publish | None = None,
+        thresholds: Thresholds | None = None,
+        lookback: int = LOOKBACK,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.publish = publish
+        self.thresholds = thresholds or Thresholds()
+        self.lookback = lookback
+        self.index: RiskIndex | None = None
+        # What the tables hold, as this worker last wrote or read them.
+        self._goods: dict[GoodKey, tuple[float, str]] | None = None
+
+    def run_once(self) -> RefreshReport:
+        """Build (first call) or top up the index, and write what changed."""
+        now = self.clock()
+        with read_transaction(self.engine) as conn:
+            flags = read_probe_flags(conn, now - self.lookback)
+        if self.index is None:
+            index = RiskIndex.build(
+                self.engine,
+                now,
+                thresholds=self.thresholds,
+                lookback=self.lookback,
+                probe_flags=flags,
+            )
+        else:
+            index = self.index.refreshed(now, probe_flags=flags)
+        self.index = index
+        return self.write(index, now)
+
+    def write(self, index: RiskIndex, now: int) -> RefreshReport:
+        """Write what ``index`` changes in the tables, raising (and publishing) its new
+        signals; the whole write is one transaction, retried on PostgreSQL conflicts."""
+        return retrying(lambda: self._write(index, now))
+
+    def _write(self, index: RiskIndex, now: int) -> RefreshReport:
+        if self._goods is None:
+            with read_transaction(self.engine) as conn:
+                self._goods = {
+                    (int(r.good_type), bytes(r.fingerprint)): (float(r.score), r.signals)
+                    for r in conn.execute(select(risk_goods_t))
+                }
+        wanted = {good: _goods_row(risk) for good, risk in index.goods().items()}
+        changed = {g: row for g, row in wanted.items() if self._goods.get(g) != row}
+        gone = [g for g in self._goods if g not in wanted]
+        signals = {s.signal_id: s for s in index.signals}
+        with write_transaction(self.engine) as conn:
+            self._write_goods(conn, changed, gone)
+            known = set(conn.execute(select(risk_signals_t.c.signal_id)).scalars())
+            raised = [s for sid, s in signals.items() if sid not in known]
+            for signal in signals.values():
+                document = json.dumps(signal.document(), separators=(",", ":"))
+                if signal.signal_id in known:
+                    conn.execute(
+                        update(risk_signals_t)
+                        .where(risk_signals_t.c.signal_id == signal.signal_id)
+                        .values(document=document, seen_at=now)
+                    )
+                    continue
+                conn.execute(
+                    risk_signals_t.insert().values(
+                        signal_id=signal.signal_id,
+                        code=signal.code,
+                        subject_kind=signal.subject.kind,
+                        subject_id=signal.subject.id,
+                        platforms=" " + " ".join(signal.platforms) + " ",
+                        document=document,
+                        raised_at=now,
+                        seen_at=now,
+                    )
+                )
+            stale = known - signals.keys()
+            for start in range(0, len(stale), _CHUNK):
+                chunk = sorted(stale)[start : start + _CHUNK]
+                conn.execute(delete(risk_signals_t).where(risk_signals_t.c.signal_id.in_(chunk)))
+            if raised and self.publish is not None:
+                self.publish(conn, raised, now)
+            state = _insert(conn, risk_state_t).values(id=1, built_at=index.built_at, heartbeat=now)
+            conn.execute(
+                state.on_conflict_do_update(
+                    index_elements=["id"],
+                    set_={
+                        "built_at": state.excluded.built_at,
+                        "heartbeat": state.excluded.heartbeat,
+                    },
+                )
+            )
+        # Only once committed: a rolled-back write is retried against the old state.
+        self._goods.update(changed)
+        for good in gone:
+            del self._goods[good]
+        if raised:
+            logger.info("raised %d signal(s): %s", len(raised), ", ".join(s.code for s in raised))
+        return RefreshReport(
+            index.built_at, len(wanted), len(signals), len(raised), len(changed), len(gone)
+        )
+
+    @staticmethod
+    def _write_goods(
+        conn: Connection, changed: Mapping[GoodKey, tuple[float, str]], gone: Sequence[GoodKey]
+    ) -> None:
+        c = risk_goods_t.c
+        for good in gone:
+            conn.execute(
+                delete(risk_goods_t).where(c.good_type == good[0], c.fingerprint == good[1])
+            )
+        rows = [
+            {"good_type": g[0], "fingerprint": g[1], "score": score, "signals": signals}
+            for g, (score, signals) in changed.items()
+        ]
+        for start in range(0, len(rows), _CHUNK):
+            statement = _insert(conn, risk_goods_t).values(rows[start : start + _CHUNK])
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["good_type", "fingerprint"],
+                    set_={"score": statement.excluded.score, "signals": statement.excluded.signals},
+                )
+            )
+
+
+class Stop(Protocol):
+    """A ``threading.Event`` or a ``multiprocessing`` one."""
+
+    def is_set(self) -> bool: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+def run_risk_worker(worker: RiskWorker, *, interval: float = REFRESH_SECONDS, stop: Stop) -> None:
+    """Refresh every ``interval`` seconds (or less often, past ``MAX_DUTY``) until ``stop``."""
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            report = worker.run_once()
+            logger.debug("risk index: %s", report)
+        except Exception:  # a failed refresh is retried from scratch at the next one
+            logger.exception("risk refresh failed; starting over at the next one")
+            worker.index = None
+            worker._goods = None
+        took = time.monotonic() - started
+        stop.wait(max(interval, took / MAX_DUTY - took))
+
+
+__all__ = [
+    "Publish",
+    "RefreshReport",
+    "RiskWorker",
+    "Stop",
+    "read_probe_flags",
+    "record_probe_flags",
+    "run_risk_worker",
+]
