@@ -56,6 +56,8 @@ bench: install
 	$(BIN)/python -m bench.anchor_gas_bench
 	$(BIN)/python -m bench.gas_bench
 	$(BIN)/python -m bench.latency_bench
+	$(BIN)/python -m bench.verify_bench
+	$(BIN)/python -m bench.scenario
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -437,7 +437,9 @@ def _print_guide(r: dict[str, Any]) -> None:
         f"Auditors: open {url}/audit, paste the audit key {r['audit_key']}",
         f"  and trace file {r['file_fingerprint']}",
         "  (three owners, royalties on each resale, a copycat's conflicting claim), or",
-        f"  code {r['double_sale']['fingerprint']} (a double sale keyshop tried: refused).",
+        f"  code {r['double_sale']['fingerprint']} (a double sale keyshop tried: refused);",
+        "  then load its signals, or every standing signal (the risk worker raises them within",
+        "  a few seconds: the double sale, a transfer of the revoked card, ...).",
     ]
     token = r["creator_tokens"].get("lumen-studio")
     if token:

@@ -106,13 +106,18 @@
   function evidenceText(signal) {
     var evidence = signal.evidence !== undefined ? signal.evidence : signal.detail;
     if (evidence === undefined || evidence === null) return "";
+    if (Array.isArray(evidence)) {
+      return evidence.map(function (e) { return e.ref + " (" + e.detail + ")"; }).join("; ");
+    }
     return typeof evidence === "string" ? evidence : JSON.stringify(evidence);
   }
 
   function setSignals(list, source) {
     signals = (list || []).map(function (sig) {
-      return { code: sig.code || sig.kind || sig.rule || "signal", detail: sig.detail || sig.explanation || "",
-        evidence: evidenceText(sig), severity: sig.severity || sig.weight || sig.score, source: source };
+      return { code: sig.code || "signal", detail: sig.detail || "", evidence: evidenceText(sig),
+        about: sig.subject ? sig.subject.kind + " " + sig.subject.id : "",
+        platforms: (sig.platforms || []).join(", "),
+        goods: sig.goods_total, severity: sig.weight, source: source };
     });
     var codes = Array.from(new Set(signals.map(function (x) { return x.code; }))).sort();
     var chosen = signalCode.value;
@@ -129,22 +134,26 @@
     var code = signalCode.value, needle = signalSearch.value.trim().toLowerCase();
     var shown = signals.filter(function (x) {
       if (code && x.code !== code) return false;
-      if (needle && (x.code + " " + x.detail + " " + x.evidence).toLowerCase().indexOf(needle) < 0) return false;
+      var text = [x.code, x.detail, x.evidence, x.about, x.platforms].join(" ").toLowerCase();
+      if (needle && text.indexOf(needle) < 0) return false;
       return true;
     });
     TM.clear(signalsOut);
-    if (!signals.length) { signalsOut.appendChild(el("p", { class: "muted" }, "No signals for this good.")); return; }
+    if (!signals.length) { signalsOut.appendChild(el("p", { class: "muted" }, "No standing signals.")); return; }
     signalsOut.appendChild(el("p", { class: "status", role: "status" }, shown.length + " of " + signals.length + " signals shown."));
     if (!shown.length) return;
-    var weighted = shown.some(function (x) { return x.severity !== undefined && x.severity !== null; });
     signalsOut.appendChild(el("div", { class: "table-scroll", tabindex: "0", "aria-label": "Signals table" },
       el("table", { class: "data", id: "signals-table" },
-        el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Signal"), el("th", { scope: "col" }, "Why (evidence)"),
-          weighted ? el("th", { scope: "col" }, "Weight") : null)),
+        el("thead", {}, el("tr", {}, ["Signal", "About", "Why (evidence)", "Platforms", "Goods", "Weight"].map(function (h) {
+          return el("th", { scope: "col" }, h);
+        }))),
         el("tbody", {}, shown.map(function (x) {
           return el("tr", {}, el("td", {}, el("strong", {}, x.code)),
-            el("td", {}, x.evidence && x.evidence !== x.detail ? [x.detail, " ", el("span", { class: "mono" }, x.evidence)] : x.detail),
-            weighted ? el("td", {}, x.severity === undefined || x.severity === null ? "—" : String(x.severity)) : null);
+            el("td", { class: "mono" }, x.about || "—"),
+            el("td", {}, x.evidence ? [x.detail, " ", el("span", { class: "mono" }, x.evidence)] : x.detail),
+            el("td", {}, x.platforms || "—"),
+            el("td", {}, x.goods === undefined || x.goods === null ? "—" : String(x.goods)),
+            el("td", {}, x.severity === undefined || x.severity === null ? "—" : String(x.severity)));
         })))));
   }
 
@@ -213,36 +222,47 @@
     return { nodes: nodes, edges: edges };
   }
 
-  // The registry has no route listing signals yet: a good's signals come with the answer to
-  // a check of it. NOTE: that check is anonymous and counts as one verification of the good,
-  // so the page runs it only when asked, never on its own.
+  // The standing signals come from GET /v1/signals, for an auditor's API key (audit scope):
+  // every one, or those implicating the traced good. The risk worker writes them behind the
+  // requests, so they describe the market as it was a few seconds ago.
   var signalsLoad = document.getElementById("signals-load");
+  var signalsStatus = document.getElementById("signals-verdict");
   var signalsFor = null;
+  var MAX_SIGNAL_PAGES = 5;
 
   function offerSignals(goodType, fp) {
-    signalsFor = { good_type: goodType, fingerprint: fp };
-    document.getElementById("signals-verdict").hidden = true;
-    setSignals([], null);
-    TM.clear(signalsOut).appendChild(el("p", { class: "muted" }, "Not loaded for this good yet."));
+    signalsFor = { good: goodType + ":" + fp, label: goodType + " " + TM.short(fp, 10) };
     signalsLoad.disabled = false;
-    signalsLoad.textContent = "Load the signals of " + goodType + " " + TM.short(fp, 10);
+    signalsLoad.textContent = "Load the signals of " + signalsFor.label;
   }
 
-  signalsLoad.addEventListener("click", async function () {
-    if (!signalsFor) return;
-    TM.clear(signalsOut).appendChild(el("p", { class: "status", role: "status" }, "Checking the good…"));
-    var res = await TM.api("/v1/verify", { method: "POST", json: signalsFor });
-    if (!res.ok) {
-      TM.clear(signalsOut).appendChild(el("p", { class: "status problem" }, TM.problemText(res)));
-      return;
+  async function loadSignals(target) {
+    TM.clear(signalsOut).appendChild(el("p", { class: "status", role: "status" }, "Loading the signals…"));
+    signalsStatus.hidden = true;
+    var items = [], cursor = null, built = 0;
+    for (var page = 0; page < MAX_SIGNAL_PAGES; page++) {
+      var query = "?limit=200" + (target ? "&good=" + encodeURIComponent(target.good) : "") +
+        (cursor ? "&cursor=" + encodeURIComponent(cursor) : "");
+      var res = await TM.api("/v1/signals" + query, { auth: true });
+      if (!res.ok) {
+        var hint = res.status === 401 || res.status === 403 ? " The signals need an auditor's API key (audit scope)." : "";
+        TM.clear(signalsOut).appendChild(el("p", { class: "status problem" }, TM.problemText(res) + hint));
+        return;
+      }
+      items = items.concat(res.data.items);
+      built = res.data.built_at;
+      cursor = res.data.next_cursor;
+      if (!cursor) break;
     }
-    var info = TM.verdictInfo(res.data.verdict);
-    setSignals(res.data.risk ? res.data.risk.signals : [], "verify");
-    var verdictLine = document.getElementById("signals-verdict");
-    verdictLine.textContent = TM.short(signalsFor.fingerprint, 10) + ": " + info.word + ", risk score " +
-      (res.data.risk ? res.data.risk.score.toFixed(2) : "—") + " (0 nothing suspicious, 1 certain).";
-    verdictLine.hidden = false;
-  });
+    setSignals(items, target ? "good" : "all");
+    signalsStatus.textContent = (target ? "Signals implicating " + target.label : "Every standing signal") +
+      (built ? ", as the risk worker saw the market at " + TM.time(built) : ", none computed yet") +
+      (cursor ? " (the first " + items.length + ")." : ".");
+    signalsStatus.hidden = false;
+  }
+
+  signalsLoad.addEventListener("click", function () { if (signalsFor) loadSignals(signalsFor); });
+  document.getElementById("signals-all").addEventListener("click", function () { loadSignals(null); });
 
   function traceSummary(data) {
     var rows = [];
@@ -286,9 +306,7 @@
       TM.clear(traceOut);
       TM.append(traceOut, renderTrace(res.data, goodType, fp));
       await showMermaid(base + "/trace");
-      if (Array.isArray(res.data.signals)) setSignals(res.data.signals, "trace");
-      else if (res.data.risk && Array.isArray(res.data.risk.signals)) setSignals(res.data.risk.signals, "trace");
-      else offerSignals(goodType, fp);
+      offerSignals(goodType, fp);
       return;
     }
     if (res.status === 401 || res.status === 403) {

@@ -175,8 +175,10 @@ def subscribe(client: TestClient, key: str, url: str, *events: str) -> dict[str,
     return dict(answer.json())
 
 
-def sell(client: TestClient, key: str, good: CodeGood, seller: dict[str, Any], buyer: str) -> int:
-    answer = client.post(
+def report(
+    client: TestClient, key: str, good: CodeGood, seller: dict[str, Any], buyer: str
+) -> httpx2.Response:
+    return client.post(
         "/v1/transfers",
         json={
             "good_type": "code",
@@ -186,6 +188,10 @@ def sell(client: TestClient, key: str, good: CodeGood, seller: dict[str, Any], b
         },
         headers=bearer(key),
     )
+
+
+def sell(client: TestClient, key: str, good: CodeGood, seller: dict[str, Any], buyer: str) -> int:
+    answer = report(client, key, good, seller, buyer)
     assert answer.status_code == 201, answer.text
     return int(answer.json()["transfer_id"])
 
@@ -417,25 +423,17 @@ def test_a_refused_double_sale_shows_in_verify_the_signals_list_and_a_webhook(
     created = subscribe(hooks, rival, ours.url, "signal.raised")
     subscribe(hooks, bystander, theirs.url, "signal.raised")
     assert worker.run_once().raised == 0
-    before = hooks.post(
-        "/v1/verify",
-        json={"good_type": "code", "fingerprint": code_good.hex},
-        headers=bearer(seller),
-    ).json()
-    assert [s["code"] for s in before["risk"]["signals"]] == ["unanchored"]
 
+    def risk() -> dict[str, Any]:
+        check = {"good_type": "code", "fingerprint": code_good.hex}
+        answer = hooks.post("/v1/verify", json=check, headers=bearer(seller)).json()
+        assert answer["verdict"] == "pending_anchor"
+        return dict(answer["risk"])
+
+    before = risk()
+    assert [s["code"] for s in before["signals"]] == ["unanchored"]
     sell(hooks, seller, code_good, {"creator": True}, "agent-1")
-    refused = hooks.post(
-        "/v1/transfers",
-        json={
-            "good_type": "code",
-            "fingerprint": code_good.hex,
-            "seller": {"creator": True},
-            "buyer": {"reference": "u-9"},
-        },
-        headers=bearer(rival),
-    )
-    assert refused.status_code == 409
+    assert report(hooks, rival, code_good, {"creator": True}, "u-9").status_code == 409
     assert worker.run_once().raised == 1
 
     (request,) = ours.wait_for(1)
@@ -446,14 +444,9 @@ def test_a_refused_double_sale_shows_in_verify_the_signals_list_and_a_webhook(
     assert event["data"]["good"] == {"good_type": "code", "fingerprint": code_good.hex}
     assert event["data"]["evidence"]["platforms"] == ["cardhub", "gamemart"]
 
-    answer = hooks.post(
-        "/v1/verify",
-        json={"good_type": "code", "fingerprint": code_good.hex},
-        headers=bearer(seller),
-    ).json()
-    assert answer["verdict"] == "pending_anchor"
-    assert "sold-by-non-holder" in [s["code"] for s in answer["risk"]["signals"]]
-    assert answer["risk"]["score"] >= 0.7 > before["risk"]["score"]
+    after = risk()
+    assert "sold-by-non-holder" in [s["code"] for s in after["signals"]]
+    assert after["score"] >= 0.7 > before["score"]
 
     listed = hooks.get(
         "/v1/signals", params={"good": f"code:{code_good.hex}"}, headers=bearer(auditor)

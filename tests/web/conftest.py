@@ -4,6 +4,7 @@ through Debian's chromedriver (no browser is ever downloaded)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -30,10 +31,11 @@ from registry.eip712 import DEV_DOMAIN
 from registry.fingerprints import CodeFingerprinter, GoodType, Use
 from registry.migrate import upgrade
 from registry.service import Registry
-from registry.transfers import Party, TransferRequest
+from registry.transfers import GoodRevoked, Party, TransferRequest
 from tests.api.conftest import POLICY
 from tests.api.test_platform_routes import anchor_everything
 from tests.registry.helpers import registration
+from verifier.riskworker import RiskWorker
 
 CHROMIUM = Path(os.environ.get("TRACEMARK_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("TRACEMARK_CHROMEDRIVER", "/usr/bin/chromedriver"))
@@ -142,7 +144,21 @@ def _seed(registry: Registry, files: Path) -> dict[str, object]:
                 currency="EUR",
             )
         )
+    # A platform tries to sell the revoked code: refused, and a signal for the auditors.
+    with contextlib.suppress(GoodRevoked):
+        registry.transfer(
+            TransferRequest(
+                platform="shadowkeys",
+                good_type=GoodType.CODE,
+                fingerprint=fingerprinter.fingerprint(revoked),
+                seller=Party(None, None),
+                buyer=Party("shadowkeys", "mallory"),
+                price=900,
+                currency="EUR",
+            )
+        )
     anchor_everything(registry)
+    RiskWorker(registry.engine, clock=registry.clock).run_once()
     return {
         "creator": creator,
         "product": product,

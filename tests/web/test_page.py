@@ -279,7 +279,7 @@ def test_a_trace_draws_its_provenance_graph(browser: Any, market: Market) -> Non
     rows = css(browser, "#trace-events tbody tr")
     assert rows, "the events table"
     shot(browser, "08-audit-trace-graph")
-    # A revoked code's trace, then its signals (on request: loading them is a check), filtered.
+    # A revoked code's trace, then its signals (the risk worker's, for the auditor), filtered.
     fill(by_id(browser, "trace-fp"), market.revoked_fp)
     by_id(browser, "trace-type").send_keys("code")
     css(browser, "#form-trace button[type=submit]")[0].click()
@@ -287,12 +287,12 @@ def test_a_trace_draws_its_provenance_graph(browser: Any, market: Market) -> Non
     assert css(browser, "#trace-events tbody tr[data-kind=revoked]")
     by_id(browser, "signals-load").click()
     wait_for(browser, lambda d: css(d, "#signals-table tbody tr") or None, "the signals")
-    assert "Revoked" in by_id(browser, "signals-verdict").text
-    codes = [
-        row.find_element("css selector", "td").text
-        for row in css(browser, "#signals-table tbody tr")
-    ]
-    assert "revoked" in codes
+    assert "Signals implicating code" in by_id(browser, "signals-verdict").text
+    rows = css(browser, "#signals-table tbody tr")
+    assert [row.find_element("css selector", "td").text for row in rows] == ["dead-good-transfer"]
+    assert "shadowkeys" in rows[0].text and "attempt" in rows[0].text
+    by_id(browser, "signals-all").click()
+    wait_for(browser, lambda d: "Every standing signal" in by_id(d, "signals-verdict").text, "all")
     fill(by_id(browser, "signal-search"), "no such evidence")
     wait_for(browser, lambda d: not css(d, "#signals-table"), "the filter")
     assert by_id(browser, "signals-out").text.startswith("0 of")
