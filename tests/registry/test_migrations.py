@@ -24,3 +24,6 @@ def test_migrations_match_models_and_are_idempotent(engine: Engine) -> None:
     assert {"platforms", "api_keys", "siwe_nonces", "idempotency_keys", "jobs"} <= names
     assert {"webhook_subscriptions", "webhook_deliveries", "webhook_attempts"} <= names
     assert "transfer_attempts" in names
+    assert {"risk_goods", "risk_signals", "risk_state", "probe_flags"} <= names
+    indexes = {index["name"] for index in inspect(engine).get_indexes("anchors")}
+    assert "ix_anchors_tree_size" in indexes
