@@ -19,6 +19,7 @@ from api.auth import Forbidden, Unauthorized
 from api.idempotency import IdempotencyKeyReused
 from api.ratelimit import RateLimited
 from registry import errors, transfers
+from registry.distribution import NotADistributor
 
 logger = logging.getLogger("tracemark.api")
 
@@ -42,6 +43,7 @@ class UnsupportedMediaType(errors.InvalidInput):
 STATUS: list[tuple[type[errors.TracemarkError], int]] = [
     (Unauthorized, 401),
     (Forbidden, 403),
+    (NotADistributor, 403),
     (RateLimited, 429),
     (IdempotencyKeyReused, 422),
     (transfers.IdempotencyKeyReused, 422),

@@ -423,3 +423,19 @@ class ProbeFlagRow(SQLModel, table=True):
     last_at: float = Field(sa_type=Float)
     failed_probes: int = Field(sa_type=BigInteger)
     refused: int = Field(sa_type=BigInteger)
+
+
+class DistributionPolicy(SQLModel, table=True):
+    """Who may sell a creator's goods first-hand (a transfer whose seller is the creator).
+
+    No row, or ``restricted`` false: any platform (the default, open distribution). Restricted:
+    only the listed platforms; any other is refused (403) and the attempt kept for the signals.
+    """
+
+    __tablename__ = "distribution_policies"
+
+    creator: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    restricted: bool
+    #: Platform ids, sorted, space-separated.
+    platforms: str = Field(sa_type=Text)
+    updated_at: int = Field(sa_type=BigInteger)

@@ -23,6 +23,12 @@ from registry import codekeys, log, registration, revocation, transfers, verific
 from registry.audit import LogReport, check_log
 from registry.batches import BatchResult, Progress
 from registry.db import create_db_engine, read_transaction, retrying, write_transaction
+from registry.distribution import (
+    Distribution,
+    NotADistributor,
+    load_distribution,
+    save_distribution,
+)
 from registry.eip712 import Domain
 from registry.errors import ConfigurationError, InvalidInput, NotFound, TracemarkError
 from registry.fingerprints import GoodType, fingerprint_hex
@@ -242,7 +248,12 @@ class Registry:
 
         try:
             return retrying(attempt)
-        except (transfers.DoubleSale, transfers.GoodConsumed, transfers.GoodRevoked) as refusal:
+        except (
+            transfers.DoubleSale,
+            transfers.GoodConsumed,
+            transfers.GoodRevoked,
+            NotADistributor,
+        ) as refusal:
             self._record_refused(request, refusal)
             raise
 
@@ -254,6 +265,17 @@ class Registry:
                 transfers.record_refused(conn, request, refusal, now=self.clock())
         except (TracemarkError, DBAPIError):
             logger.warning("a refused transfer was not recorded (%s)", refusal.code)
+
+    def distribution(self, creator: bytes) -> Distribution:
+        """Who may sell the creator's goods first-hand (``registry.distribution``)."""
+        with read_transaction(self.engine) as conn:
+            return load_distribution(conn, creator)
+
+    def set_distribution(
+        self, creator: bytes, *, restricted: bool, platforms: Iterable[str]
+    ) -> Distribution:
+        with write_transaction(self.engine) as conn:
+            return save_distribution(conn, creator, restricted, platforms, self.clock())
 
     def receipt(self, transfer_id: int) -> TransferReceipt:
         with read_transaction(self.engine) as conn:

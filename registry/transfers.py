@@ -32,6 +32,7 @@ from sqlalchemy import Connection, Table, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registry import log
+from registry.distribution import NotADistributor, check_first_sale
 from registry.eip712 import Domain, address_bytes, sign
 from registry.errors import Conflict, InvalidInput, NotFound
 from registry.fingerprints import GoodType, Use, fingerprint_hex
@@ -304,6 +305,8 @@ def record_transfer(
         if holding.consumed:
             raise GoodConsumed(f"{good} was consumed by a final sale; it may not change hands")
     _check_seller(request, holding, previous, good)
+    if request.seller.is_creator:
+        check_first_sale(conn, creator, request.platform, good)
     if request.final and use is not Use.SINGLE:
         raise InvalidInput("final applies to single-use goods (codes); this good is transferable")
 
@@ -532,7 +535,7 @@ def load_receipt(conn: Connection, transfer_id: int, domain: Domain) -> Transfer
 
 
 #: The refusals worth keeping for fraud signals: someone tried to move what they could not.
-Refusal = DoubleSale | GoodConsumed | GoodRevoked
+Refusal = DoubleSale | GoodConsumed | GoodRevoked | NotADistributor
 
 
 def record_refused(

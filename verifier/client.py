@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +26,7 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from registry.distribution import parse_platforms
 from registry.eip712 import (
     Domain,
     checksum_address,
@@ -53,6 +54,8 @@ from verifier.schemas import (
     MAX_PAGE,
     CodeKeyIn,
     CodeKeyOut,
+    DistributionIn,
+    DistributionOut,
     EntryOut,
     GoodOut,
     GoodTypeName,
@@ -1013,6 +1016,20 @@ class TracemarkClient:
             return answer.body.decode("utf-8")
         answer = self._send("GET", "/v1/creators/me/royalties", params=params)
         return self._model(StatementOut, answer)
+
+    def distribution(self) -> DistributionOut:
+        """Who may sell the signed-in creator's goods first-hand."""
+        return self._model(DistributionOut, self._send("GET", "/v1/creators/me/distribution"))
+
+    def set_distribution(
+        self, *, restricted: bool, platforms: Sequence[str] = ()
+    ) -> DistributionOut:
+        """Restrict first-hand sales of the signed-in creator's goods to ``platforms``
+        (``restricted``), or open them to any platform again; replaces the whole policy."""
+        chosen = sorted(parse_platforms(platforms))  # InvalidInput before anything is sent
+        body = DistributionIn(restricted=restricted, platforms=chosen)
+        answer = self._send("PUT", "/v1/creators/me/distribution", document=body.model_dump())
+        return self._model(DistributionOut, answer)
 
     # -- auditors: traces (issue 5) ----------------------------------------------------------
 

@@ -21,6 +21,7 @@ ANONYMOUS: Final = "anonymous"
 REFUSED_DOUBLE_SALE: Final = "double-sale"
 REFUSED_REVOKED: Final = "revoked"
 REFUSED_CONSUMED: Final = "consumed"
+REFUSED_NOT_DISTRIBUTOR: Final = "not-a-distributor"
 
 
 # -- records ---------------------------------------------------------------------------------
@@ -163,6 +164,7 @@ __all__ = [
     "ANONYMOUS",
     "REFUSED_CONSUMED",
     "REFUSED_DOUBLE_SALE",
+    "REFUSED_NOT_DISTRIBUTOR",
     "REFUSED_REVOKED",
     "AttemptRecord",
     "EntryRecord",

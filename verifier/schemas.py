@@ -117,6 +117,26 @@ class StatementTotalOut(Strict):
     amount: Amount
 
 
+PlatformName = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$", max_length=64)
+]
+
+
+class DistributionIn(Strict):
+    """Who may sell your goods first-hand: anyone (``restricted`` false, the default) or only
+    the named platforms. Replaces the whole policy."""
+
+    restricted: bool
+    platforms: list[PlatformName] = Field(default_factory=list, max_length=200)
+
+
+class DistributionOut(Strict):
+    restricted: bool
+    platforms: list[str]
+    #: When the policy was last set (null: never set, open distribution).
+    updated_at: int | None
+
+
 class StatementOut(Strict):
     creator: Address
     since: int
@@ -328,6 +348,8 @@ __all__ = [
     "AnchorOut",
     "CodeKeyIn",
     "CodeKeyOut",
+    "DistributionIn",
+    "DistributionOut",
     "EntryOut",
     "EvidenceOut",
     "GoodOut",

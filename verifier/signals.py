@@ -55,6 +55,7 @@ from verifier.market import (
     ANONYMOUS,
     REFUSED_CONSUMED,
     REFUSED_DOUBLE_SALE,
+    REFUSED_NOT_DISTRIBUTOR,
     REFUSED_REVOKED,
     AttemptRecord,
     EntryRecord,
@@ -393,10 +394,11 @@ def duplicate_claims(
 def sold_by_non_holder(
     attempts: Iterable[AttemptRecord], chains: Chains, th: Thresholds
 ) -> list[Signal]:
-    """Refused double sales (the seller did not hold the good), retries left out."""
+    """Refused double sales (the seller did not hold the good), retries left out, and first
+    sales claimed by a platform the creator did not name as a distributor."""
     by_good: dict[GoodKey, list[AttemptRecord]] = defaultdict(list)
     for a in attempts:
-        if a.reason != REFUSED_DOUBLE_SALE:
+        if a.reason not in (REFUSED_DOUBLE_SALE, REFUSED_NOT_DISTRIBUTOR):
             continue
         if _is_retry(a, chains.transfer(a.earlier_transfer_id), th):
             continue
@@ -408,12 +410,22 @@ def sold_by_non_holder(
         earlier = chains.transfer(found[0].earlier_transfer_id)
         if earlier is not None:
             evidence.insert(0, _transfer_evidence(earlier))
-        sellers = sorted({_party(a.seller_platform, a.seller_ref) for a in found})
+        doubles = [a for a in found if a.reason == REFUSED_DOUBLE_SALE]
+        unnamed = sorted({a.platform for a in found if a.reason == REFUSED_NOT_DISTRIBUTOR})
+        sellers = sorted({_party(a.seller_platform, a.seller_ref) for a in doubles})
+        said = []
+        if doubles:
+            said.append(f"sold {len(doubles)} time(s) by {', '.join(sellers)}, who did not hold it")
+        if unnamed:
+            said.append(
+                f"claimed first-hand from its creator by {', '.join(unnamed)}, "
+                "not among the creator's distributors"
+            )
         concerned = {a.platform for a in found} | ({earlier.buyer_platform} if earlier else set())
         signals.append(
             Signal(
                 SOLD_BY_NON_HOLDER,
-                f"sold {len(found)} time(s) by {', '.join(sellers)}, who did not hold it",
+                "; ".join(said),
                 _capped(evidence),
                 good_subject(good),
                 (good,),

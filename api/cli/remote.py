@@ -273,6 +273,52 @@ def statement(
     emit(found.model_dump(), as_json, lambda: _print_statement(found))
 
 
+@creator_app.command("distribution")
+def distribution(
+    api: Annotated[
+        str,
+        typer.Option(
+            "--api", envvar="TRACEMARK_API_URL", help="The registry's API, e.g. https://host."
+        ),
+    ],
+    restrict: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--restrict",
+            help="Only this platform (repeat for each) may sell your goods first-hand.",
+        ),
+    ] = None,
+    open_to_all: Annotated[
+        bool, typer.Option("--open", help="Any platform may sell your goods first-hand again.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Who may sell your goods first-hand (report a sale from you): shown, restricted to named
+    distributors, or opened again (signs in with Ethereum using your creator key)."""
+    with reported():
+        if restrict and open_to_all:
+            raise errors.InvalidInput("give --restrict or --open, not both")
+        keys = creator_keys()
+        with TracemarkClient(api, max_retries=CLI_RETRIES) as client:
+            client.sign_in(keys.account)
+            if restrict:
+                found = client.set_distribution(restricted=True, platforms=restrict)
+            elif open_to_all:
+                kept = client.distribution().platforms
+                found = client.set_distribution(restricted=False, platforms=kept)
+            else:
+                found = client.distribution()
+
+    def show() -> None:
+        if not found.restricted:
+            out.print("open: any platform may sell your goods first-hand", markup=False)
+        else:
+            names = ", ".join(found.platforms) or "nobody"
+            out.print(f"restricted: only {names} may sell your goods first-hand", markup=False)
+
+    emit(found.model_dump(), as_json, show)
+
+
 def _print_statement(found: StatementOut) -> None:
     def day(seconds: int) -> str:
         return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")

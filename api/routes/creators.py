@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from typing import Annotated, Any, Literal
@@ -37,6 +38,8 @@ from verifier.schemas import (
     MAX_PAGE,
     CodeKeyIn,
     CodeKeyOut,
+    DistributionIn,
+    DistributionOut,
     EntryOut,
     GoodOut,
     JobOut,
@@ -50,6 +53,7 @@ from verifier.schemas import (
 )
 
 router = APIRouter(tags=["creators"])
+logger = logging.getLogger("tracemark.api.creators")
 
 Context = Annotated[ApiContext, Depends(context)]
 Caller = Annotated[Principal, Depends(authenticated)]
@@ -369,6 +373,38 @@ def get_job(job_id: Annotated[str, ...], ctx: Context, caller: SignedWriter) -> 
 
 
 # -- a creator's reads (Sign-In with Ethereum) ---------------------------------------------------
+
+
+@router.get(
+    "/v1/creators/me/distribution",
+    operation_id="get_my_distribution",
+    response_model=DistributionOut,
+    summary="Who may sell your goods first-hand: anyone, or only your named distributors.",
+)
+def get_my_distribution(ctx: Context, creator: Creator) -> Response:
+    assert creator.creator is not None
+    policy = ctx.registry.distribution(address_bytes(creator.creator))
+    return JSONResponse(policy.as_dict())
+
+
+@router.put(
+    "/v1/creators/me/distribution",
+    operation_id="set_my_distribution",
+    response_model=DistributionOut,
+    summary="Restrict first-hand sales of your goods to named platforms, or open them again.",
+)
+def set_my_distribution(body: DistributionIn, ctx: Context, creator: Creator) -> Response:
+    assert creator.creator is not None
+    policy = ctx.registry.set_distribution(
+        address_bytes(creator.creator), restricted=body.restricted, platforms=body.platforms
+    )
+    logger.info(
+        "creator %s set first-hand distribution to %s (%d platforms)",
+        creator.creator,
+        "restricted" if policy.restricted else "open",
+        len(policy.platforms),
+    )
+    return JSONResponse(policy.as_dict())
 
 
 @router.get(

@@ -127,6 +127,8 @@ POLICY: dict[str, frozenset[str]] = {
     "get_job": ANYONE,
     "list_my_goods": frozenset({CREATOR}),
     "get_my_royalty_statement": frozenset({CREATOR}),
+    "get_my_distribution": frozenset({CREATOR}),
+    "set_my_distribution": frozenset({CREATOR}),
     "siwe_nonce": ANYONE,
     "siwe_sign_in": ANYONE,
     # Auditors. The log and the registry's identity are public; a good's full history is for
@@ -526,6 +528,8 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     "get_job": lambda w: Call(),
     "list_my_goods": lambda w: Call(params={"limit": 5}),
     "get_my_royalty_statement": lambda w: Call(),
+    "get_my_distribution": lambda w: Call(),
+    "set_my_distribution": lambda w: Call(json={"restricted": False, "platforms": []}),
     "siwe_nonce": lambda w: Call(),
     "siwe_sign_in": _siwe_sign_in,
     "get_registry": lambda w: Call(),

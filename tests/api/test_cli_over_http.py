@@ -313,3 +313,22 @@ def test_royalty_statement_after_signing_in_with_ethereum(server: Server, remote
     human = " ".join(remote("creator", "statement", *api).stdout.split())
     assert "500 EUR" in human
     assert remote.error("creator", "statement", "--since", "yesterday", *api, expect=3)
+
+
+def test_a_creator_restricts_and_reopens_first_hand_sales(server: Server, remote: Cli) -> None:
+    api = ["--api", server.url]  # (the remote fixture has a creator key already)
+    assert remote.json("creator", "distribution", *api) == {
+        "restricted": False,
+        "platforms": [],
+        "updated_at": None,
+    }
+    restricted = remote.json(
+        "creator", "distribution", "--restrict", "cardhub", "--restrict", "keyshop", *api
+    )
+    assert (restricted["restricted"], restricted["platforms"]) == (True, ["cardhub", "keyshop"])
+    shown = " ".join(remote("creator", "distribution", *api).stdout.split())
+    assert shown == "restricted: only cardhub, keyshop may sell your goods first-hand"
+    reopened = remote.json("creator", "distribution", "--open", *api)
+    assert (reopened["restricted"], reopened["platforms"]) == (False, ["cardhub", "keyshop"])
+    assert remote.error("creator", "distribution", "--open", "--restrict", "x", *api, expect=3)
+    assert remote.error("creator", "distribution", "--restrict", "Card Hub", *api, expect=3)

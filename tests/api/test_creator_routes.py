@@ -395,3 +395,46 @@ def test_every_json_body_is_capped_while_it_streams(client: TestClient) -> None:
         "/v1/registrations", content=chunks(), headers={"Content-Type": "application/json"}
     )
     assert streamed.status_code == 413
+
+
+def test_a_creator_names_its_distributors_and_others_cannot_sell_first_hand(
+    client: TestClient, code_good: CodeGood, make_key: KeyFactory, clock: Clock
+) -> None:
+    session = bearer(sign_in(client, code_good.creator, clock()))
+    assert client.get("/v1/creators/me/distribution", headers=session).json() == {
+        "restricted": False,
+        "platforms": [],
+        "updated_at": None,
+    }
+    put = client.put(
+        "/v1/creators/me/distribution",
+        json={"restricted": True, "platforms": ["cardhub"]},
+        headers=session,
+    )
+    assert put.status_code == 200 and put.json()["platforms"] == ["cardhub"]
+    assert client.get("/v1/creators/me/distribution", headers=session).json() == put.json()
+    bad = client.put(
+        "/v1/creators/me/distribution",
+        json={"restricted": True, "platforms": ["Card Hub"]},
+        headers=session,
+    )
+    assert bad.status_code == 422 and bad.headers["content-type"] == PROBLEM
+
+    first_sale = {
+        "good_type": "code",
+        "fingerprint": code_good.hex,
+        "seller": {"creator": True},
+        "buyer": {"reference": "agent-1"},
+    }
+    refused = client.post(
+        "/v1/transfers", json=first_sale, headers=bearer(make_key("shadowkeys", "transfer"))
+    )
+    assert refused.status_code == 403 and refused.headers["content-type"] == PROBLEM
+    assert refused.json()["type"].endswith("/not-a-distributor")
+    accepted = client.post(
+        "/v1/transfers", json=first_sale, headers=bearer(make_key("cardhub", "transfer"))
+    )
+    assert accepted.status_code == 201, accepted.text
+    # A platform key is not a creator session.
+    platform_key = bearer(make_key("cardhub", "verify"))
+    assert client.get("/v1/creators/me/distribution", headers=platform_key).status_code == 403

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, func, select
 
 from registry.creator import CreatorKeys, sign_revocation
 from registry.db import create_db_engine
+from registry.distribution import NotADistributor
 from registry.eip712 import DEV_DOMAIN, Signature, digest, recover_signer
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, Use
@@ -29,6 +30,7 @@ from registry.transfers import (
     IdempotencyKeyReused,
     Party,
     TransferRequest,
+    attempts_t,
     holdings_t,
     royalty_lines_t,
     transfers_t,
@@ -410,3 +412,45 @@ def test_serialization_failures_and_deadlocks_retry_the_whole_transaction(
         retrying(lambda: (attempts.append(1), always_unique_violation())[1])
     assert len(attempts) == 1  # not retried: a unique violation is an answer (409), not luck
     engine.dispose()
+
+
+def test_a_restricted_creator_sells_first_hand_only_through_its_distributors(
+    registry: Registry, code: bytes, creator: CreatorKeys, clock: Clock
+) -> None:
+    """A platform the creator did not name cannot claim a first sale (403, nothing written,
+    the attempt kept); named ones can, and resales are nobody's business but the holder's."""
+    maker = bytes.fromhex(creator.address[2:])
+    assert registry.distribution(maker).as_dict() == {
+        "restricted": False,
+        "platforms": [],
+        "updated_at": None,
+    }
+    policy = registry.set_distribution(maker, restricted=True, platforms=["cardhub", "keyshop"])
+    assert policy.allows("cardhub") and not policy.allows("shadowkeys")
+    assert registry.distribution(maker) == policy
+    before = (count(registry.engine, transfers_t), count(registry.engine, entries_t))
+
+    with pytest.raises(NotADistributor) as refused:
+        registry.transfer(sale(code, CREATOR, party("shadowkeys", "u1"), platform="shadowkeys"))
+    assert "shadowkeys" in refused.value.detail and "cardhub" not in refused.value.detail
+    assert (count(registry.engine, transfers_t), count(registry.engine, entries_t)) == before
+    with registry.engine.connect() as conn:
+        (attempt,) = conn.execute(select(attempts_t)).all()
+    assert (attempt.reason, attempt.platform, attempt.seller_platform) == (
+        "not-a-distributor",
+        "shadowkeys",
+        None,
+    )
+
+    first = registry.transfer(sale(code, CREATOR, party("cardhub", "agent-7")))
+    resale = registry.transfer(
+        sale(code, party("cardhub", "agent-7"), party("gamemart", "u2"), platform="gamemart")
+    )
+    assert resale.log_index > first.log_index
+    # Open again: anyone may sell first-hand; the list is kept for the next restriction.
+    reopened = registry.set_distribution(maker, restricted=False, platforms=["cardhub"])
+    assert reopened.allows("shadowkeys") and registry.distribution(maker).platforms == {"cardhub"}
+    for bad in (["Card Hub"], ["-cardhub"], ["x" * 65], [f"p{n}" for n in range(201)]):
+        with pytest.raises(InvalidInput):
+            registry.set_distribution(maker, restricted=True, platforms=bad)
+    assert registry.distribution(maker) == reopened

@@ -222,6 +222,21 @@ def test_a_sale_by_someone_who_does_not_hold_the_code_fires_but_a_retry_does_not
     assert signal.platforms == ("gamemart", "keyshop")
 
 
+def test_a_first_sale_claimed_by_a_platform_the_creator_did_not_name_fires() -> None:
+    claimed, other = fp(), fp()
+    refused = attempt(claimed, None, ("shadowkeys", "m"), T0 + HOUR, "not-a-distributor")
+    records = inputs([register(claimed), register(other)], [], [refused])
+    [signal] = fired(records, S.SOLD_BY_NON_HOLDER)
+    assert signal.subject == S.good_subject((CODE, claimed))
+    assert signal.detail == (
+        "claimed first-hand from its creator by shadowkeys, not among the creator's distributors"
+    )
+    assert signal.platforms == ("shadowkeys",)
+    # Other refusals of a first sale (revoked, consumed) are other rules' business.
+    records = inputs([register(claimed)], [], [attempt(claimed, None, ("x", "y"), T0, "revoked")])
+    assert fired(records, S.SOLD_BY_NON_HOLDER) == []
+
+
 def test_a_code_offered_where_its_holder_is_not_fires_and_a_purchase_check_does_not() -> None:
     offered, bought, declined, used = fp(), fp(), fp(), fp()
     entries = [register(x) for x in (offered, bought, declined, used)]
