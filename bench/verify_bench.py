@@ -167,14 +167,24 @@ def _build(cache: Path, goods: int, n_keys: int, sample: int) -> dict[str, Any]:
     }
 
 
+TELEMETRY_TABLES = (
+    "verification_events",
+    "verification_counts",
+    "verification_events_by_good",
+    "event_index_state",
+)
+
+
 def reset_telemetry(cache: Path) -> None:
     """Every run starts from the same database: no verification rows from earlier runs."""
     import sqlite3
 
     conn = sqlite3.connect(cache / "data" / "registry.db")
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     with conn:
-        conn.execute("DELETE FROM verification_events")
-        conn.execute("DELETE FROM verification_counts")
+        for table in TELEMETRY_TABLES:
+            if table in tables:  # a cache made before a migration added one
+                conn.execute(f"DELETE FROM {table}")
     conn.close()
 
 

@@ -296,13 +296,14 @@ class VerificationCount(SQLModel, table=True):
 
 
 class VerificationEvent(SQLModel, table=True):
-    """One verification, for traces and fraud signals (who asked about what, and the answer)."""
+    """One verification, for traces and fraud signals (who asked about what, and the answer).
+
+    NOTE: no secondary index. The API appends these behind every verify request, and an index
+    on the (random) fingerprint cost five times the append itself at 10^6 goods; the risk
+    worker indexes them by good afterwards (``VerificationEventByGood``).
+    """
 
     __tablename__ = "verification_events"
-    __table_args__ = (
-        Index("ix_verification_events_good_type_fingerprint", "good_type", "fingerprint"),
-        Index("ix_verification_events_platform_at", "platform", "at"),
-    )
 
     id: int | None = Field(default=None, sa_column=_id_column())
     at: int = Field(sa_type=BigInteger)
@@ -439,3 +440,26 @@ class DistributionPolicy(SQLModel, table=True):
     #: Platform ids, sorted, space-separated.
     platforms: str = Field(sa_type=Text)
     updated_at: int = Field(sa_type=BigInteger)
+
+
+class VerificationEventByGood(SQLModel, table=True):
+    """The verification events of each good: the index the API does not write on its hot path.
+
+    The risk worker adds the events past ``EventIndexState.indexed_through``; a trace reads
+    the good's indexed events and scans the short tail not indexed yet.
+    """
+
+    __tablename__ = "verification_events_by_good"
+
+    good_type: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
+    fingerprint: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    event_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+
+
+class EventIndexState(SQLModel, table=True):
+    """How far ``verification_events_by_good`` reaches (one row)."""
+
+    __tablename__ = "event_index_state"
+
+    id: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
+    indexed_through: int = Field(sa_type=BigInteger)

@@ -9,13 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Connection, Table, func, select, text
 
-from registry.models import VerificationCount, VerificationEvent
+from registry.models import (
+    EventIndexState,
+    VerificationCount,
+    VerificationEvent,
+    VerificationEventByGood,
+)
 
 counts_t: Table = VerificationCount.__table__  # type: ignore[attr-defined]
 events_t: Table = VerificationEvent.__table__  # type: ignore[attr-defined]
+by_good_t: Table = VerificationEventByGood.__table__  # type: ignore[attr-defined]
+index_state_t: Table = EventIndexState.__table__  # type: ignore[attr-defined]
+
+#: Events the risk worker indexes per statement.
+INDEX_BATCH = 50_000
 
 _INSERT_EVENTS = (
     "INSERT INTO verification_events (at, platform, good_type, fingerprint, via, verdict)"
@@ -109,6 +120,57 @@ def record_verifications(conn: Connection, records: Sequence[VerificationRecord]
     )
 
 
+def indexed_through(conn: Connection) -> int:
+    """The last event id ``verification_events_by_good`` covers (0: none)."""
+    found = conn.execute(
+        select(index_state_t.c.indexed_through).where(index_state_t.c.id == 1)
+    ).scalar()
+    return int(found or 0)
+
+
+def index_verifications(conn: Connection, *, limit: int = INDEX_BATCH) -> int:
+    """Index the next events by good (the risk worker's chore; in the caller's write
+    transaction). Returns how many were indexed; 0 when there is nothing left."""
+    if conn.dialect.name == "postgresql":
+        # Writers that took ids may not have committed yet, and a high-water mark past their
+        # ids would skip them for good. SHARE waits for every open insert and holds new ones
+        # (the API's telemetry flushes, which only wait) until this transaction ends. On
+        # SQLite the write transaction already excludes every other writer.
+        conn.execute(text("LOCK TABLE verification_events IN SHARE MODE"))
+    mark = indexed_through(conn)
+    e = events_t.c
+    newest = conn.execute(select(func.max(e.id))).scalar()
+    if newest is None or int(newest) <= mark:
+        return 0
+    # Ids may skip (a rolled-back flush, a sequence's gaps): a window of ids, not of rows.
+    last = min(int(newest), mark + limit)
+    window = (e.id > mark, e.id <= last)
+    # (Counted apart: an INSERT ... SELECT's rowcount is not reliable across drivers.)
+    indexed = conn.execute(select(func.count()).where(*window)).scalar_one()
+    chosen = select(e.good_type, e.fingerprint, e.id).where(*window)
+    conn.execute(by_good_t.insert().from_select(["good_type", "fingerprint", "event_id"], chosen))
+    updated = conn.execute(
+        index_state_t.update().where(index_state_t.c.id == 1).values(indexed_through=last)
+    ).rowcount
+    if not updated:
+        conn.execute(index_state_t.insert().values(id=1, indexed_through=last))
+    return int(indexed)
+
+
+def event_ids_of(conn: Connection, good_type: int, fingerprint: bytes) -> Any:
+    """A subquery of the ids of one good's verification events: those indexed by good, and
+    the tail past the index found by a scan of the newest ids only."""
+    g, e = by_good_t.c, events_t.c
+    indexed = select(g.event_id).where(g.good_type == good_type, g.fingerprint == fingerprint)
+    tail = select(e.id).where(
+        e.id
+        > select(func.coalesce(func.max(index_state_t.c.indexed_through), 0)).scalar_subquery(),
+        e.good_type == good_type,
+        e.fingerprint == fingerprint,
+    )
+    return indexed.union_all(tail)
+
+
 def verification_stats(conn: Connection, good_type: int, fingerprint: bytes) -> VerificationStats:
     c = counts_t.c
     row = conn.execute(
@@ -125,8 +187,12 @@ def verification_stats(conn: Connection, good_type: int, fingerprint: bytes) -> 
 
 
 __all__ = [
+    "INDEX_BATCH",
     "VerificationRecord",
     "VerificationStats",
+    "event_ids_of",
+    "index_verifications",
+    "indexed_through",
     "record_verifications",
     "verification_stats",
 ]

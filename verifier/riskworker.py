@@ -9,7 +9,9 @@ and hands its results over through the database:
 - ``risk_goods``: each good with a risk, the score and its signals; the verify statement
   joins it, so an answer carries the market's view of the good for one index probe;
 - ``risk_signals``: the standing signals with their evidence, for ``GET /v1/signals``;
-- ``risk_state``: when the index was built, and the worker's heartbeat.
+- ``risk_state``: when the index was built, and the worker's heartbeat;
+- ``verification_events_by_good``: the API appends verification events without an index
+  (the hot path); the worker indexes them by good, for traces.
 
 Only what changed is written. A signal is *raised* when its id first enters ``risk_signals``;
 the ``publish`` callback queues its webhooks in that same transaction (transactional
@@ -31,6 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from registry.db import read_transaction, retrying, write_transaction
 from registry.models import ProbeFlagRow, RiskGood, RiskSignal, RiskState
+from registry.verifications import index_verifications
 from verifier.anomaly import LOOKBACK, REFRESH_SECONDS, Risk, RiskIndex
 from verifier.market import GoodKey, ProbeFlag
 from verifier.signals import Signal, Thresholds
@@ -45,6 +48,8 @@ probe_flags_t: Table = ProbeFlagRow.__table__  # type: ignore[attr-defined]
 #: A refresh may use at most this share of the worker's time (it has a core of its own in a
 #: deployment, but shares the machine).
 MAX_DUTY: Final = 0.5
+#: Most verification events indexed per refresh (the rest wait for the next one).
+MAX_INDEXED_PER_RUN: Final = 1_000_000
 #: Rows per statement when writing goods' risk.
 _CHUNK: Final = 500
 
@@ -121,8 +126,26 @@ class RiskWorker:
         # What the tables hold, as this worker last wrote or read them.
         self._goods: dict[GoodKey, tuple[float, str]] | None = None
 
+    def index_events(self) -> int:
+        """Index the verification events the API appended since the last call, by good
+        (``registry.verifications.index_verifications``), a batch a transaction."""
+        total = 0
+        while total < MAX_INDEXED_PER_RUN:
+
+            def batch() -> int:
+                with write_transaction(self.engine) as conn:
+                    return index_verifications(conn)
+
+            indexed = retrying(batch)
+            if not indexed:
+                break
+            total += indexed
+        return total
+
     def run_once(self) -> RefreshReport:
-        """Build (first call) or top up the index, and write what changed."""
+        """Index the new verification events, build (first call) or top up the risk index,
+        and write what changed."""
+        self.index_events()
         now = self.clock()
         with read_transaction(self.engine) as conn:
             flags = read_probe_flags(conn, now - self.lookback)

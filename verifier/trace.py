@@ -40,7 +40,7 @@ from registry.log import entries_t
 from registry.records import checksum, records_t
 from registry.service import LoggedEntry, Registry
 from registry.transfers import holdings_t, transfers_t
-from registry.verifications import counts_t, events_t, verification_stats
+from registry.verifications import counts_t, event_ids_of, events_t, verification_stats
 from verifier.bundle import ANCHORED_STATES
 from verifier.schemas import (
     RoyaltyShareOut,
@@ -327,7 +327,7 @@ def _verifications(
 ) -> tuple[list[TraceVerifiedOut], int, int]:
     """The verifications shown (first and last halves), how many were left out, in all."""
     v = events_t.c
-    where = (v.good_type == int(good_type), v.fingerprint == fingerprint)
+    where = (v.id.in_(event_ids_of(conn, int(good_type), fingerprint)),)
     total = int(conn.execute(select(func.count()).where(*where)).scalar_one())
     query = select(v.at, v.platform, v.verdict, v.via).where(*where)
     if total <= MAX_TRACE_VERIFICATIONS:

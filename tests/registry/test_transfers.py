@@ -454,3 +454,45 @@ def test_a_restricted_creator_sells_first_hand_only_through_its_distributors(
         with pytest.raises(InvalidInput):
             registry.set_distribution(maker, restricted=True, platforms=bad)
     assert registry.distribution(maker) == reopened
+
+
+def test_events_are_indexed_by_good_off_the_hot_path_and_traces_see_them_all(
+    registry: Registry, clock: Clock
+) -> None:
+    """The API appends events without an index; ``index_verifications`` indexes them by good
+    in windows of ids (gaps included); a good's events are the same before and after."""
+    from registry.db import read_transaction, write_transaction
+    from registry.verifications import event_ids_of, index_verifications, indexed_through
+
+    goods = [os.urandom(32) for _ in range(3)]
+    now = clock()
+
+    def ids_of(fingerprint: bytes) -> list[int]:
+        with read_transaction(registry.engine) as conn:
+            return sorted(
+                conn.execute(event_ids_of(conn, int(GoodType.CODE), fingerprint)).scalars()
+            )
+
+    def index(limit: int) -> int:
+        with write_transaction(registry.engine) as conn:
+            return index_verifications(conn, limit=limit)
+
+    registry.record_verifications(
+        [
+            VerificationRecord(now + i, "cardhub", int(GoodType.CODE), goods[i % 3], "code", "x")
+            for i in range(10)
+        ]
+    )
+    before = [ids_of(g) for g in goods]
+    assert [len(ids) for ids in before] == [4, 3, 3]
+    assert index(4) == 4 and index(4) == 4 and index(4) == 2 and index(4) == 0
+    with read_transaction(registry.engine) as conn:
+        mark = indexed_through(conn)
+    assert mark == max(max(ids) for ids in before)
+    assert [ids_of(g) for g in goods] == before  # indexed or in the tail: the same events
+    # More events after the mark are found by the tail scan until indexed, then by the index.
+    registry.record_verifications(
+        [VerificationRecord(now + 20, "keyshop", int(GoodType.CODE), goods[0], "code", "x")]
+    )
+    assert len(ids_of(goods[0])) == 5
+    assert index(1_000) == 1 and len(ids_of(goods[0])) == 5
