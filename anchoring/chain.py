@@ -90,7 +90,16 @@ class Chain:
         """Run one chain operation, turning transport failures into ``ChainUnavailable``."""
         try:
             return operation()
-        except (requests.ConnectionError, requests.Timeout, TimeExhausted, OSError) as exc:
+        except (
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.InvalidURL,
+        ) as exc:
+            # A mistyped RPC URL (``localhost:8545``): say so, never a traceback.
+            raise ChainUnavailable(
+                f"{what}: the RPC URL is not an http(s) URL a node can be reached at"
+            ) from exc
+        except (requests.RequestException, TimeExhausted, OSError) as exc:
             raise ChainUnavailable(
                 f"{what}: the node did not answer ({type(exc).__name__})"
             ) from exc
@@ -331,6 +340,11 @@ class Chain:
         response = self._call(
             method, lambda: self.w3.provider.make_request(RPCEndpoint(method), list(params))
         )
+        error = response.get("error")
+        if error is not None:
+            # Not a silent None: the node refused the call (an unknown method, bad params).
+            message = error.get("message", "") if isinstance(error, dict) else str(error)
+            raise ChainUnavailable(f"{method}: the node refused the call: {message}")
         return response.get("result")
 
 

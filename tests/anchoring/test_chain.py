@@ -161,3 +161,13 @@ def test_a_node_that_is_down_is_chain_unavailable() -> None:
         down.chain_id()
     with pytest.raises(ChainUnavailable):
         down.send_raw(b"\x02")
+    # A URL without a scheme, or not a URL at all: one clear line, no traceback.
+    for url in ("localhost:8545", "http://"):
+        with pytest.raises(ChainUnavailable, match="not an http"):
+            Chain.connect(url, DEV_CONTRACT, timeout=1).chain_id()
+
+
+def test_a_raw_call_the_node_refuses_is_an_error_not_none(chain: Chain) -> None:
+    assert chain.rpc("eth_chainId") == hex(chain.chain_id())
+    with pytest.raises(ChainUnavailable, match="refused the call"):
+        chain.rpc("tracemark_noSuchMethod")
