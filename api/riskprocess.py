@@ -30,6 +30,8 @@ def _main(settings: Settings, stop: Event, interval: float, log_level: str) -> N
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # As in ``tracemark serve``: alembic announces every plugin at INFO when it opens.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     registry = Registry.open(settings)
     worker = RiskWorker(registry.engine, clock=registry.clock, publish=publish_signals)
     try:

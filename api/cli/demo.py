@@ -439,7 +439,7 @@ def _print_guide(r: dict[str, Any]) -> None:
         "  (three owners, royalties on each resale, a copycat's conflicting claim), or",
         f"  code {r['double_sale']['fingerprint']} (a double sale keyshop tried: refused);",
         "  then load its signals, or every standing signal (the risk worker raises them within",
-        "  a few seconds: the double sale, a transfer of the revoked card, ...).",
+        "  a few seconds: the double sale, the copycat's duplicate claim).",
     ]
     token = r["creator_tokens"].get("lumen-studio")
     if token:
