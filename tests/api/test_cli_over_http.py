@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +19,6 @@ from typing import Any
 
 import pytest
 import typer
-import uvicorn
 from eth_account import Account
 from sqlalchemy import Engine
 
@@ -33,6 +30,7 @@ from registry.eip712 import DEV_DOMAIN
 from registry.fingerprints import code_fingerprint, normalise_code
 from registry.service import Registry
 from tests.api.test_cli import Cli, random_code
+from tests.serving import serving
 from verifier.client import NotAuthorized, RegistryUnreachable, TracemarkClient
 
 Scope = dict[str, Any]
@@ -81,26 +79,8 @@ def server(engine: Engine) -> Iterator[Server]:
     )
     port = free_port()
     recorder = Recorder(create_app(registry, siwe_domain=f"127.0.0.1:{port}"))
-    config = uvicorn.Config(recorder, host="127.0.0.1", port=port, log_level="warning")
-    uvicorn_server = uvicorn.Server(config)
-    thread = threading.Thread(target=uvicorn_server.run, name="api", daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/livez", timeout=1) as reply:
-                assert json.loads(reply.read()) == {"status": "ok"}
-                break
-        except OSError:
-            if time.monotonic() > deadline or not thread.is_alive():
-                pytest.fail("the API did not start")
-            time.sleep(0.05)
-    try:
+    with serving(recorder, port) as url:
         yield Server(url, registry, recorder)
-    finally:
-        uvicorn_server.should_exit = True
-        thread.join(timeout=30)
 
 
 def _cli(tmp_path: Path, name: str) -> Cli:

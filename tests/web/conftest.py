@@ -6,19 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import secrets
 import shutil
-import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from eth_account import Account
 
 from anchoring.devchain import free_port
@@ -35,6 +30,7 @@ from registry.transfers import GoodRevoked, Party, TransferRequest
 from tests.api.conftest import POLICY
 from tests.api.test_platform_routes import anchor_everything
 from tests.registry.helpers import registration
+from tests.serving import serving
 from verifier.riskworker import RiskWorker
 
 CHROMIUM = Path(os.environ.get("TRACEMARK_CHROMIUM", "/usr/bin/chromium"))
@@ -197,32 +193,16 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Market]:
         now=now,
         expires_at=now + TOKEN_TTL,
     )
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="web-api", daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/livez", timeout=1) as reply:
-                assert json.loads(reply.read()) == {"status": "ok"}
-                break
-        except OSError:
-            if time.monotonic() > deadline or not thread.is_alive():
-                pytest.fail("the API did not start")
-            time.sleep(0.05)
     try:
-        yield Market(
-            url=url,
-            registry=registry,
-            audit_key=audit_key,
-            creator_token=token,
-            **seeded,  # type: ignore[arg-type]
-        )
+        with serving(app, port, name="web-api") as url:
+            yield Market(
+                url=url,
+                registry=registry,
+                audit_key=audit_key,
+                creator_token=token,
+                **seeded,  # type: ignore[arg-type]
+            )
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
         engine.dispose()
 
 
