@@ -509,11 +509,28 @@ class TraceRevokedOut(Strict):
     summary: str
 
 
+class TraceRefusedOut(Strict):
+    """A transfer the registry refused (double sale, revoked, consumed, not a distributor):
+    nothing of it is in the log, but it is evidence (``transfer_attempts``)."""
+
+    kind: Literal["refused"] = "refused"
+    at: int
+    #: The platform that reported it.
+    platform: str
+    seller: TracePartyOut
+    buyer: TracePartyOut
+    #: ``registry.transfers`` error code: double-sale, revoked, consumed, not-a-distributor.
+    reason: str
+    #: The transfer that made the real holder (a double sale) or consumed the good.
+    earlier_transfer_id: int | None
+    summary: str
+
+
 class TraceOmittedOut(Strict):
     """A cut in a long history: how many entries or verifications were left out here."""
 
     kind: Literal["omitted"] = "omitted"
-    what: Literal["entries", "verifications"]
+    what: Literal["entries", "verifications", "refused transfers"]
     count: int
     summary: str
 
@@ -525,6 +542,7 @@ TraceEventOut = Annotated[
     | TraceVerifiedOut
     | TraceTransferredOut
     | TraceRevokedOut
+    | TraceRefusedOut
     | TraceOmittedOut,
     Field(discriminator="kind"),
 ]
@@ -567,6 +585,9 @@ class TraceCountsOut(Strict):
     conflicts: int
     verifications: int
     verifications_shown: int
+    #: Transfers the registry refused (not in the log; evidence), and how many are shown.
+    refused: int = 0
+    refused_shown: int = 0
 
 
 class TraceOut(Strict):
@@ -604,6 +625,7 @@ __all__ += [
     "TracePartyOut",
     "TracePlatformOut",
     "TraceRecipientOut",
+    "TraceRefusedOut",
     "TraceRegisteredOut",
     "TraceRevokedOut",
     "TraceTransferredOut",

@@ -39,7 +39,7 @@ from registry.leaf import EntryKind
 from registry.log import entries_t
 from registry.records import checksum, records_t
 from registry.service import LoggedEntry, Registry
-from registry.transfers import holdings_t, transfers_t
+from registry.transfers import attempts_t, holdings_t, transfers_t
 from registry.verifications import counts_t, event_ids_of, events_t, verification_stats
 from verifier.bundle import ANCHORED_STATES
 from verifier.schemas import (
@@ -57,6 +57,7 @@ from verifier.schemas import (
     TracePartyOut,
     TracePlatformOut,
     TraceRecipientOut,
+    TraceRefusedOut,
     TraceRegisteredOut,
     TraceRevokedOut,
     TraceTransferredOut,
@@ -74,6 +75,10 @@ request read, sign-check and render without bound; the counts stay complete.
 MAX_TRACE_VERIFICATIONS: Final = 200
 """Most verifications a trace shows (the first and the last half). A popular good is verified
 10^5 times; its first verifications say when it surfaced, its last ones where it is now."""
+
+MAX_TRACE_REFUSED: Final = 100
+"""Most refused transfers a trace shows (the newest): a bot hammering a good with refused
+reports must not make its trace unbounded; the count stays complete."""
 
 MAX_TRACE_PLATFORMS: Final = 100
 """Most platforms listed in ``verified_by`` (those that verified the good most)."""
@@ -131,6 +136,7 @@ def build_trace(
         transfers = _transfers(conn, [e.entry_id for e in entries if e.kind is EntryKind.TRANSFER])
         anchors = _first_anchors(conn, [e.leaf_index for e in entries if e.leaf_index is not None])
         verifications, omitted_checks, total_checks = _verifications(conn, good_type, fingerprint)
+        refused, total_refused = _refused(conn, good_type, fingerprint)
         stats = verification_stats(conn, int(good_type), fingerprint)
         platforms = _verified_by(conn, good_type, fingerprint)
         holding = conn.execute(
@@ -153,11 +159,12 @@ def build_trace(
             spine.append((entry, _revoked(entry, payload)))
         elif entry.kind is EntryKind.TRANSFER:
             spine.append((entry, _transferred(entry, payload, transfers.get(entry.entry_id))))
-    timed = [_Timed(v.at, i, v) for i, v in enumerate(verifications)]
+    timed: list[_Timed] = [_Timed(v.at, i, v) for i, v in enumerate(verifications)]
+    timed += [_Timed(r.at, len(timed) + i, r) for i, r in enumerate(refused)]
     domain = registry.domain
     for i, (row, covered) in enumerate(anchors):
         anchor = _anchored(row, covered, domain.chain_id, domain.verifying_contract, chain_block)
-        timed.append(_Timed(anchor.at, len(verifications) + i, anchor, int(row.tree_size)))
+        timed.append(_Timed(anchor.at, len(timed) + i, anchor, int(row.tree_size)))
     events = _merge(spine, timed)
     if omitted_entries:
         first_of_tail = spine[len(spine) - (MAX_TRACE_ENTRIES // 2)][1]
@@ -167,6 +174,14 @@ def build_trace(
             summary=f"{omitted_entries:,} log entries left out here",
         )
         events.insert(_position(events, first_of_tail), gap)
+    if total_refused > len(refused):
+        left_out = total_refused - len(refused)
+        gap = TraceOmittedOut(
+            what="refused transfers",
+            count=left_out,
+            summary=f"{left_out:,} older refused transfers left out",
+        )
+        events.insert(_position(events, refused[0]), gap)
     if omitted_checks:
         first_of_tail = verifications[MAX_TRACE_VERIFICATIONS // 2]
         gap = TraceOmittedOut(
@@ -207,6 +222,8 @@ def build_trace(
             conflicts=kinds.get(EntryKind.CONFLICT, 0),
             verifications=total_checks,
             verifications_shown=len(verifications),
+            refused=total_refused,
+            refused_shown=len(refused),
         ),
         events=events,
         graph=_graph(events, owner),
@@ -348,6 +365,39 @@ def _verifications(
         for row in rows
     ]
     return shown, total - len(shown), total
+
+
+def _refused(
+    conn: Connection, good_type: GoodType, fingerprint: bytes
+) -> tuple[list[TraceRefusedOut], int]:
+    """The newest refused transfers of the good, oldest first, and how many there are."""
+    a = attempts_t.c
+    where = (a.good_type == int(good_type), a.fingerprint == fingerprint)
+    total = int(conn.execute(select(func.count()).where(*where)).scalar_one())
+    rows = conn.execute(
+        select(attempts_t).where(*where).order_by(a.id.desc()).limit(MAX_TRACE_REFUSED)
+    ).all()
+    shown = []
+    for row in reversed(rows):
+        seller = (
+            _creator_party()
+            if row.seller_platform is None
+            else _party({"platform": row.seller_platform, "reference_hash": bytes(row.seller_ref)})
+        )
+        buyer = _party({"platform": row.buyer_platform, "reference_hash": bytes(row.buyer_ref)})
+        shown.append(
+            TraceRefusedOut(
+                at=int(row.at),
+                platform=row.platform,
+                seller=seller,
+                buyer=buyer,
+                reason=row.reason,
+                earlier_transfer_id=row.earlier_transfer_id,
+                summary=f"refused ({row.reason}): {row.platform} reported "
+                f"{seller.label} -> {buyer.label}",
+            )
+        )
+    return shown, total
 
 
 def _verified_by(
@@ -774,6 +824,7 @@ def _details(event: TraceEventOut) -> str:
 __all__ = [
     "MAX_TRACE_ENTRIES",
     "MAX_TRACE_PLATFORMS",
+    "MAX_TRACE_REFUSED",
     "MAX_TRACE_VERIFICATIONS",
     "build_trace",
     "logged_entry",

@@ -278,7 +278,8 @@
     var v = data.verifications;
     if (v) add("Checks", v.times ? "verified " + TM.plural(v.times, "time") + " by " + TM.plural(v.platforms, "platform") + ", first at " + TM.time(v.first_at) : "never verified");
     var c = data.counts;
-    if (c) add("History", TM.plural(c.entries, "log entry", "log entries") + " (" + c.entries_shown + " shown), " + TM.plural(c.transfers, "transfer") + ", " + TM.plural(c.conflicts, "conflicting claim") + ", " + TM.plural(c.verifications, "verification") + " (" + c.verifications_shown + " shown)");
+    if (c) add("History", TM.plural(c.entries, "log entry", "log entries") + " (" + c.entries_shown + " shown), " + TM.plural(c.transfers, "transfer") + ", " + TM.plural(c.conflicts, "conflicting claim") + ", " + TM.plural(c.verifications, "verification") + " (" + c.verifications_shown + " shown)" +
+      (c.refused ? ", " + TM.plural(c.refused, "refused transfer") : ""));
     if (!rows.length) return null;
     return el("dl", { class: "facts", id: "trace-summary" }, rows);
   }

@@ -26,7 +26,7 @@ from registry.fingerprints import GoodType, Use
 from registry.royalty import RoyaltyPolicy
 from registry.service import Registry
 from registry.settings import load_settings
-from registry.transfers import Party, TransferRequest, reference_hash
+from registry.transfers import GoodConsumed, Party, TransferRequest, reference_hash
 from registry.verifications import VerificationRecord
 from tests.conftest import START, Clock, CreatorFactory
 from tests.registry.helpers import registration
@@ -36,6 +36,7 @@ from verifier.schemas import (
     TraceConflictOut,
     TraceOmittedOut,
     TraceOut,
+    TraceRefusedOut,
     TraceRegisteredOut,
     TraceRevokedOut,
     TraceTransferredOut,
@@ -188,6 +189,38 @@ def test_a_goods_whole_history_in_log_order_and_who_was_first(
     assert (trace.counts.entries, trace.counts.transfers, trace.counts.conflicts) == (4, 2, 1)
     # The trace is its own wire model: it survives a round trip through JSON.
     assert TraceOut.model_validate_json(trace.model_dump_json()) == trace
+
+
+def test_refused_transfers_are_in_the_history_as_evidence(
+    db_registry: Registry, clock: Clock, make_creator: CreatorFactory
+) -> None:
+    """A double sale and a sale after consumption were refused: nothing in the log, but an
+    auditor sees both, by time, with who reported what and why."""
+    market = build_market(db_registry, clock, make_creator)
+    clock.advance(10)
+    agent, victim = Party("cardhub", "agent-7"), Party("gamemart", "victim")
+    with pytest.raises(GoodConsumed):
+        db_registry.transfer(
+            TransferRequest("gamemart", GoodType.CODE, market.code, agent, victim, 900, "EUR")
+        )
+    trace = build_trace(db_registry, GoodType.CODE, market.code)
+    assert [e.kind for e in trace.events][-2:] == ["transferred", "refused"]
+    refused = trace.events[-1]
+    assert isinstance(refused, TraceRefusedOut)
+    assert (refused.platform, refused.reason) == ("gamemart", "consumed")
+    assert (refused.seller.label, refused.buyer.label) == (
+        short("cardhub", "agent-7"),
+        short("gamemart", "victim"),
+    )
+    final = trace.events[-2]
+    assert isinstance(final, TraceTransferredOut)
+    assert refused.earlier_transfer_id == final.transfer_id
+    assert (trace.counts.refused, trace.counts.refused_shown) == (1, 1)
+    assert trace.counts.entries == 4  # the refusal wrote nothing to the log
+    assert "victim" not in trace.model_dump_json()
+    assert "refused (consumed)" in " ".join(
+        str(cell) for column in trace_table(trace).columns for cell in column._cells
+    )
 
 
 def test_the_graph_and_mermaid_name_every_hop(

@@ -285,6 +285,10 @@ def test_a_trace_draws_its_provenance_graph(browser: Any, market: Market) -> Non
     css(browser, "#form-trace button[type=submit]")[0].click()
     wait_for(browser, lambda d: "revoked" in by_id(d, "trace-summary").text, "the revoked trace")
     assert css(browser, "#trace-events tbody tr[data-kind=revoked]")
+    # The refused sale of the revoked code is in its history, though not in the log.
+    (refused,) = css(browser, "#trace-events tbody tr[data-kind=refused]")
+    assert "shadowkeys" in refused.text and "revoked" in refused.text
+    assert "1 refused transfer" in by_id(browser, "trace-summary").text
     by_id(browser, "signals-load").click()
     wait_for(browser, lambda d: css(d, "#signals-table tbody tr") or None, "the signals")
     assert "Signals implicating code" in by_id(browser, "signals-verdict").text
