@@ -112,6 +112,7 @@ class JobRunner:
             "processed": int(row.processed),
             "result": None if row.result is None else json.loads(row.result),
             "error": row.error,
+            "error_code": row.error_code,
         }
 
     def fail_interrupted(self) -> int:
@@ -124,6 +125,7 @@ class JobRunner:
                     .values(
                         state="failed",
                         error="interrupted by a restart; nothing of it was written: upload again",
+                        error_code="interrupted",
                         updated_at=self.registry.clock(),
                     )
                 ).rowcount
@@ -161,10 +163,17 @@ class JobRunner:
                 result=json.dumps(result.as_dict()),
             )
         except TracemarkError as exc:
-            self._set(spec.job_id, state="failed", error=exc.detail, processed=0)
+            self._set(
+                spec.job_id, state="failed", error=exc.detail, error_code=exc.code, processed=0
+            )
         except Exception:
             logger.exception("bulk job %s failed", spec.job_id)
-            self._set(spec.job_id, state="failed", error="an unexpected error; it was logged")
+            self._set(
+                spec.job_id,
+                state="failed",
+                error="an unexpected error; it was logged",
+                error_code="internal",
+            )
         finally:
             self._progress.pop(spec.job_id, None)
             spec.spool.close()

@@ -94,6 +94,9 @@ class Job(SQLModel, table=True):
     processed: int = Field(default=0, sa_type=BigInteger)
     result: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    #: The failure's problem code (``unknown-product``, ``bad-signature``...): what a client
+    #: needs to act on it as if the request had failed at once.
+    error_code: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: int = Field(sa_type=BigInteger)
     updated_at: int = Field(sa_type=BigInteger)
 

@@ -264,13 +264,47 @@ class VerificationError(TracemarkError):
 
 
 class JobFailed(InvalidInput):
-    """A bulk job failed on the server; nothing of it was written. ``job`` is its last state."""
+    """A bulk job failed on the server; nothing of it was written. ``job`` is its last state;
+    ``problem`` is what the request would have answered had it failed at once (the same
+    exception family as a direct refusal: ``ProblemNotFound`` for an unknown product...)."""
 
     code = "job-failed"
 
     def __init__(self, job: JobOut) -> None:
-        super().__init__(job.error or f"bulk job {job.job_id} failed")
+        detail = job.error or f"bulk job {job.job_id} failed"
+        super().__init__(detail)
         self.job = job
+        code = job.error_code or self.code
+        status = _status_of(code)
+        self.problem: ApiProblem = _problem_class(status, code)(
+            status, PROBLEM_PREFIX + code, "Bulk job failed", detail, code=code
+        )
+
+
+def _status_of(code: str) -> int:
+    """The HTTP status the registry answers a domain error with (``api/errors.py``), from the
+    error's code: a failed job records the code, not a status."""
+    kind = _REGISTRY_ERRORS.get(code)
+    if kind is None or issubclass(kind, InvalidInput):
+        return 400
+    if issubclass(kind, NotFound):
+        return 404
+    if issubclass(kind, Conflict):
+        return 409
+    if issubclass(kind, StorageBusy):
+        return 503
+    return 500
+
+
+def _registry_error_classes() -> dict[str, type[TracemarkError]]:
+    found: dict[str, type[TracemarkError]] = {}
+    pending: list[type[TracemarkError]] = [TracemarkError]
+    while pending:
+        for sub in pending.pop().__subclasses__():
+            if sub.__module__.startswith("registry."):
+                found.setdefault(sub.code, sub)
+            pending.append(sub)
+    return found
 
 
 class JobStillRunning(TracemarkError):
@@ -1071,6 +1105,9 @@ class TracemarkClient:
             params["good"] = f"{_good_type_name(good[0])}:{_fingerprint_text(good[1])}"
         return self._model(SignalPage, self._send("GET", "/v1/signals", params=params))
 
+
+#: The registry's domain errors by code (built once the registry's modules are imported).
+_REGISTRY_ERRORS: Final = _registry_error_classes()
 
 __all__ = [
     "DEFAULT_TIMEOUT",

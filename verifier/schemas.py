@@ -89,6 +89,8 @@ class JobOut(Strict):
     processed: int
     result: dict[str, Any] | None = None
     error: str | None = None
+    #: The failure's problem code, as the request would have answered it at once.
+    error_code: str | None = None
 
 
 class GoodOut(Strict):

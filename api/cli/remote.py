@@ -39,7 +39,7 @@ from registry.records import SignedMessage
 from registry.registration import RegistrationRequest
 from registry.revocation import RevocationRequest
 from registry.service import Registry
-from verifier.client import ProblemNotFound, TracemarkClient, UnexpectedAnswer
+from verifier.client import JobFailed, ProblemNotFound, TracemarkClient, UnexpectedAnswer
 from verifier.schemas import CodeKeyOut, EntryOut, StatementOut
 
 #: Resends of a request the API refused before applying it (429, 503), after Retry-After:
@@ -169,7 +169,7 @@ class RemoteBackend:
         self, request: RegistrationRequest, fingerprints: Iterable[bytes], progress: Progress
     ) -> dict[str, Any]:
         job = self.client.register_batch(request, fingerprints)
-        return self._result(self.client.wait_job(job.job_id, progress=progress).result)
+        return self._result(self._wait(job.job_id, progress))
 
     def revoke(self, request: RevocationRequest) -> EntryOut:
         return self.client.revoke(request)
@@ -178,7 +178,14 @@ class RemoteBackend:
         self, request: RevocationRequest, fingerprints: Iterable[bytes], progress: Progress
     ) -> dict[str, Any]:
         job = self.client.revoke_batch(request, fingerprints)
-        return self._result(self.client.wait_job(job.job_id, progress=progress).result)
+        return self._result(self._wait(job.job_id, progress))
+
+    def _wait(self, job_id: str, progress: Progress) -> dict[str, Any] | None:
+        try:
+            return self.client.wait_job(job_id, progress=progress).result
+        except JobFailed as failed:
+            # The exit code of the error itself (4 for an unknown product...), as in local mode.
+            raise failed.problem from failed
 
     @staticmethod
     def _result(result: dict[str, Any] | None) -> dict[str, Any]:

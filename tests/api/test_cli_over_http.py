@@ -233,6 +233,10 @@ def test_errors_over_http_keep_the_direct_modes_exit_codes(server: Server, remot
     bad = remote.write("bad.txt", "\n\n")
     remote.error("register-codes", bad, "--product", "card", *api, expect=3)
     remote.error("register", work, "--api", "ftp://nowhere", expect=8)
+    # A bulk upload fails in its job, after the 202: still the error's own exit code.
+    codes = remote.write("codes.csv", "serial,code\n1,AAAA-BBBB-CCCC\n")
+    stderr = remote.error("register-codes", codes, "--product", "no-such-card", *api, expect=4)
+    assert "no-such-card" in stderr
 
 
 def test_an_unreachable_registry_is_one_clear_line_and_exit_14(remote: Cli) -> None:

@@ -252,6 +252,7 @@ def test_bulk_refusals_are_fast_and_write_nothing(
     )
     failed = wait_job(client, short.json()["job_id"])
     assert failed["state"] == "failed" and "49 were sent" in str(failed["error"])
+    assert failed["error_code"] == "invalid-input"
     assert registry.latest_tree_head() is None
 
 
