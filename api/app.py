@@ -173,7 +173,8 @@ def document_security(app: FastAPI) -> None:
             if not isinstance(route, APIRoute):
                 continue
             names = set(_dependency_names(route.dependant))
-            if not names & {"authenticated", "authenticated_signed_write"}:
+            # ``authenticated`` and its variants (``authenticated_signed_write``).
+            if not any(name.startswith("authenticated") for name in names):
                 continue
             required = any(name.startswith("require_") for name in names)
             for method in route.methods or ():

@@ -384,7 +384,7 @@ class RiskSignal(SQLModel, table=True):
     """A standing fraud or piracy signal (``verifier.signals``), with its evidence.
 
     A row appears when the worker first raises the signal (its webhooks are queued in the same
-    transaction), is updated while the signal stands, and goes when the look-back no longer
+    transaction), is rewritten when its evidence changes, and goes when the look-back no longer
     supports it."""
 
     __tablename__ = "risk_signals"
@@ -399,6 +399,7 @@ class RiskSignal(SQLModel, table=True):
     #: JSON: the signal's document (``Signal.document``), what ``GET /v1/signals`` lists.
     document: str = Field(sa_type=Text)
     raised_at: int = Field(sa_type=BigInteger)
+    #: When its document (its evidence) last changed.
     seen_at: int = Field(sa_type=BigInteger)
 
 

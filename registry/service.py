@@ -89,6 +89,22 @@ class LoggedEntry:
     record_id: int
     position: int | None
 
+    @classmethod
+    def from_row(cls, row: Any) -> LoggedEntry:
+        """An ``entries`` row (its mapping) as a ``LoggedEntry``."""
+        return cls(
+            entry_id=int(row["id"]),
+            leaf_index=row["leaf_index"],
+            kind=EntryKind(int(row["kind"])),
+            good_type=GoodType(int(row["good_type"])),
+            fingerprint=bytes(row["fingerprint"]),
+            actor=bytes(row["actor"]),
+            payload_hash=bytes(row["payload_hash"]),
+            timestamp=row["timestamp"],
+            record_id=int(row["record_id"]),
+            position=row["position"],
+        )
+
     def leaf_data(self) -> bytes:
         if self.timestamp is None:
             raise NotFound("the entry is queued and has no leaf yet")
@@ -390,7 +406,7 @@ class Registry:
             ).first()
         if row is None:
             raise NotFound(f"the log has no leaf {leaf_index}")
-        return _entry(row._mapping)
+        return LoggedEntry.from_row(row._mapping)
 
     def batch_proof(self, entry: LoggedEntry) -> BatchProof:
         """For a good registered (or revoked) in a bulk batch: the proof that the creator's one
@@ -429,19 +445,4 @@ class Registry:
                 *conn.execute(select(entries_t).where(*good, text("kind <> 1"))).all(),
             ]
         rows.sort(key=lambda r: (r.leaf_index is None, r.leaf_index or 0, r.id))
-        return [_entry(row._mapping) for row in rows]
-
-
-def _entry(row: Any) -> LoggedEntry:
-    return LoggedEntry(
-        entry_id=int(row["id"]),
-        leaf_index=row["leaf_index"],
-        kind=EntryKind(int(row["kind"])),
-        good_type=GoodType(int(row["good_type"])),
-        fingerprint=bytes(row["fingerprint"]),
-        actor=bytes(row["actor"]),
-        payload_hash=bytes(row["payload_hash"]),
-        timestamp=row["timestamp"],
-        record_id=int(row["record_id"]),
-        position=row["position"],
-    )
+        return [LoggedEntry.from_row(row._mapping) for row in rows]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -574,16 +573,6 @@ def record_refused(
             .returning(attempts_t.c.id)
         ).scalar_one()
     )
-
-
-def holder_of(conn: Connection, good_type: int, fingerprint: bytes) -> Mapping[str, Any] | None:
-    """The good's current holding row (platform, consumed), or None while its creator holds it."""
-    row = conn.execute(
-        select(holdings_t.c.holder_platform, holdings_t.c.consumed).where(
-            holdings_t.c.good_type == good_type, holdings_t.c.fingerprint == fingerprint
-        )
-    ).first()
-    return None if row is None else dict(row._mapping)
 
 
 __all__ = [

@@ -42,7 +42,6 @@ writes each good's risk where the verify statement joins it.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -80,7 +79,6 @@ from verifier.signals import (
 )
 
 K = TypeVar("K")
-logger = logging.getLogger("tracemark.verifier.anomaly")
 
 DAY: Final = 86_400
 #: How far back the index reads (and keeps records in memory).
@@ -584,12 +582,6 @@ class RiskIndex:
     def goods(self) -> Mapping[GoodKey, Risk]:
         """Every good with a risk (a signal, or a score from ``STORE_FROM``), read-only."""
         return MappingProxyType(self._goods)
-
-    def raised_since(self, previous: RiskIndex) -> list[Signal]:
-        """The signals of this index whose (code, subject) the previous one did not have: what
-        a "signal raised" notification announces."""
-        known = {(s.code, s.subject) for s in previous.signals}
-        return [s for s in self.signals if (s.code, s.subject) not in known]
 
     # -- building ---------------------------------------------------------------------------
 

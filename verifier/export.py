@@ -599,7 +599,7 @@ def _other_entries(conn: Any, good_type: GoodType, fingerprint: bytes) -> list[L
     from sqlalchemy import select, text
 
     from registry.log import entries_t
-    from verifier.trace import logged_entry
+    from registry.service import LoggedEntry
 
     c = entries_t.c
     rows = conn.execute(
@@ -608,7 +608,7 @@ def _other_entries(conn: Any, good_type: GoodType, fingerprint: bytes) -> list[L
         .order_by(c.leaf_index.is_(None), c.leaf_index, c.id)
         .limit(MAX_BUNDLE_ENTRIES)
     ).all()
-    return [logged_entry(row._mapping) for row in rows]
+    return [LoggedEntry.from_row(row._mapping) for row in rows]
 
 
 # -- checking one -----------------------------------------------------------------------------

@@ -125,6 +125,7 @@ class RiskWorker:
         self.index: RiskIndex | None = None
         # What the tables hold, as this worker last wrote or read them.
         self._goods: dict[GoodKey, tuple[float, str]] | None = None
+        self._signals: dict[str, str] | None = None
 
     def index_events(self) -> int:
         """Index the verification events the API appended since the last call, by good
@@ -167,30 +168,49 @@ class RiskWorker:
         signals; the whole write is one transaction, retried on PostgreSQL conflicts."""
         return retrying(lambda: self._write(index, now))
 
-    def _write(self, index: RiskIndex, now: int) -> RefreshReport:
-        if self._goods is None:
+    def reset(self) -> None:
+        """Forget the index and what the tables hold: the next run starts from scratch."""
+        self.index = None
+        self._goods = self._signals = None
+
+    def _load(self) -> tuple[dict[GoodKey, tuple[float, str]], dict[str, str]]:
+        """What the tables hold (once; from then on this worker, their only writer, knows)."""
+        if self._goods is None or self._signals is None:
             with read_transaction(self.engine) as conn:
                 self._goods = {
                     (int(r.good_type), bytes(r.fingerprint)): (float(r.score), r.signals)
                     for r in conn.execute(select(risk_goods_t))
                 }
+                c = risk_signals_t.c
+                self._signals = {
+                    r.signal_id: r.document for r in conn.execute(select(c.signal_id, c.document))
+                }
+        return self._goods, self._signals
+
+    def _write(self, index: RiskIndex, now: int) -> RefreshReport:
+        goods, known = self._load()
         wanted = {good: _goods_row(risk) for good, risk in index.goods().items()}
-        changed = {g: row for g, row in wanted.items() if self._goods.get(g) != row}
-        gone = [g for g in self._goods if g not in wanted]
+        changed = {g: row for g, row in wanted.items() if goods.get(g) != row}
+        gone = [g for g in goods if g not in wanted]
         signals = {s.signal_id: s for s in index.signals}
+        documents = {
+            sid: json.dumps(s.document(), separators=(",", ":")) for sid, s in signals.items()
+        }
+        raised = [s for sid, s in signals.items() if sid not in known]
+        rewritten = {
+            sid: doc for sid, doc in documents.items() if sid in known and known[sid] != doc
+        }
+        stale = sorted(known.keys() - signals.keys())
+        c = risk_signals_t.c
         with write_transaction(self.engine) as conn:
             self._write_goods(conn, changed, gone)
-            known = set(conn.execute(select(risk_signals_t.c.signal_id)).scalars())
-            raised = [s for sid, s in signals.items() if sid not in known]
-            for signal in signals.values():
-                document = json.dumps(signal.document(), separators=(",", ":"))
-                if signal.signal_id in known:
-                    conn.execute(
-                        update(risk_signals_t)
-                        .where(risk_signals_t.c.signal_id == signal.signal_id)
-                        .values(document=document, seen_at=now)
-                    )
-                    continue
+            for sid, document in rewritten.items():
+                conn.execute(
+                    update(risk_signals_t)
+                    .where(c.signal_id == sid)
+                    .values(document=document, seen_at=now)
+                )
+            for signal in raised:
                 conn.execute(
                     risk_signals_t.insert().values(
                         signal_id=signal.signal_id,
@@ -198,15 +218,15 @@ class RiskWorker:
                         subject_kind=signal.subject.kind,
                         subject_id=signal.subject.id,
                         platforms=" " + " ".join(signal.platforms) + " ",
-                        document=document,
+                        document=documents[signal.signal_id],
                         raised_at=now,
                         seen_at=now,
                     )
                 )
-            stale = known - signals.keys()
             for start in range(0, len(stale), _CHUNK):
-                chunk = sorted(stale)[start : start + _CHUNK]
-                conn.execute(delete(risk_signals_t).where(risk_signals_t.c.signal_id.in_(chunk)))
+                conn.execute(
+                    delete(risk_signals_t).where(c.signal_id.in_(stale[start : start + _CHUNK]))
+                )
             if raised and self.publish is not None:
                 self.publish(conn, raised, now)
             state = _insert(conn, risk_state_t).values(id=1, built_at=index.built_at, heartbeat=now)
@@ -220,9 +240,13 @@ class RiskWorker:
                 )
             )
         # Only once committed: a rolled-back write is retried against the old state.
-        self._goods.update(changed)
+        goods.update(changed)
         for good in gone:
-            del self._goods[good]
+            del goods[good]
+        known.update(rewritten)
+        known.update((s.signal_id, documents[s.signal_id]) for s in raised)
+        for sid in stale:
+            del known[sid]
         if raised:
             logger.info("raised %d signal(s): %s", len(raised), ", ".join(s.code for s in raised))
         return RefreshReport(
@@ -268,8 +292,7 @@ def run_risk_worker(worker: RiskWorker, *, interval: float = REFRESH_SECONDS, st
             logger.debug("risk index: %s", report)
         except Exception:  # a failed refresh is retried from scratch at the next one
             logger.exception("risk refresh failed; starting over at the next one")
-            worker.index = None
-            worker._goods = None
+            worker.reset()
         took = time.monotonic() - started
         stop.wait(max(interval, took / MAX_DUTY - took))
 

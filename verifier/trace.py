@@ -231,22 +231,6 @@ def build_trace(
     )
 
 
-def logged_entry(row: Any) -> LoggedEntry:
-    """An ``entries`` row as a ``LoggedEntry``."""
-    return LoggedEntry(
-        entry_id=int(row["id"]),
-        leaf_index=row["leaf_index"],
-        kind=EntryKind(int(row["kind"])),
-        good_type=GoodType(int(row["good_type"])),
-        fingerprint=bytes(row["fingerprint"]),
-        actor=bytes(row["actor"]),
-        payload_hash=bytes(row["payload_hash"]),
-        timestamp=row["timestamp"],
-        record_id=int(row["record_id"]),
-        position=row["position"],
-    )
-
-
 def _log_order(entry: LoggedEntry) -> tuple[bool, int, int]:
     return (entry.leaf_index is None, entry.leaf_index or 0, entry.entry_id)
 
@@ -260,7 +244,7 @@ def register_entry(conn: Connection, good_type: GoodType, fingerprint: bytes) ->
             text("kind = 1"), c.good_type == int(good_type), c.fingerprint == fingerprint
         )
     ).first()
-    return None if row is None else logged_entry(row._mapping)
+    return None if row is None else LoggedEntry.from_row(row._mapping)
 
 
 def _kind_counts(conn: Connection, good_type: GoodType, fingerprint: bytes) -> dict[EntryKind, int]:
@@ -287,13 +271,15 @@ def _other_entries(
     room = MAX_TRACE_ENTRIES - 1
     ascending = (c.leaf_index.is_(None), c.leaf_index, c.id)
     if total <= room:
-        return [logged_entry(r._mapping) for r in conn.execute(query.order_by(*ascending))], 0
+        return [
+            LoggedEntry.from_row(r._mapping) for r in conn.execute(query.order_by(*ascending))
+        ], 0
     head, tail = room - MAX_TRACE_ENTRIES // 2, MAX_TRACE_ENTRIES // 2
     first = conn.execute(query.order_by(*ascending).limit(head)).all()
     descending = (c.leaf_index.is_(None).desc(), c.leaf_index.desc(), c.id.desc())
     last = conn.execute(query.order_by(*descending).limit(tail)).all()
     rows = [*first, *reversed(last)]
-    return [logged_entry(r._mapping) for r in rows], total - head - tail
+    return [LoggedEntry.from_row(r._mapping) for r in rows], total - head - tail
 
 
 def _payloads(conn: Connection, record_ids: set[int]) -> dict[int, dict[str, Any]]:
@@ -827,7 +813,6 @@ __all__ = [
     "MAX_TRACE_REFUSED",
     "MAX_TRACE_VERIFICATIONS",
     "build_trace",
-    "logged_entry",
     "register_entry",
     "trace_mermaid",
     "trace_table",

@@ -644,5 +644,16 @@ def test_refused_transfers_are_recorded_apart_and_feed_the_signals(
     assert [(s.code, s.subject.id) for s in raised] == [
         (S.CODE_VELOCITY, S.good_name((CODE, codes[0])))
     ]
+    # New evidence for a standing signal rewrites its row, and raises nothing.
+    with pytest.raises(DoubleSale):
+        market.transfer(_sale(codes[0], creator_party, Party("keyshop", "u9")))
+    raised.clear()
+    assert worker.run_once().raised == 0 and raised == []
+    with engine.connect() as conn:
+        documents = conn.execute(
+            select(risk_signals_t.c.document).where(risk_signals_t.c.code == S.SOLD_BY_NON_HOLDER)
+        ).scalars()
+        (stored_signal,) = [json.loads(d) for d in documents]
+    assert [e["kind"] for e in stored_signal["evidence"]] == ["transfer", "attempt", "attempt"]
     assert index.refreshed(now + 200) is not index
     assert index.risk(GoodType.CODE, codes[0])[0] >= 0.7  # an index never changes once built
