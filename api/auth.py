@@ -2,7 +2,9 @@
 
 - A platform authenticates with ``Authorization: Bearer tm_live_...``: 32 random bytes in
   base58, stored only as SHA-256 (THREATS 37), looked up by that hash in one indexed query
-  on every request, so a revocation holds from the very next request.
+  and kept in memory while no key is revoked (``KeyCache``). Every process re-reads the
+  revocation generation at least every ``KEY_CACHE_SECONDS``, and ``revoke_api_key`` returns
+  only after that long: once it has returned, no server accepts the key.
 - A creator signs in with Ethereum (``api/siwe.py``) and gets ``tm_siwe_<claims>.<mac>``:
   stateless, HMAC-SHA256 under ``registry.derived_key("siwe-token")``, expiring.
 - No header is the anonymous principal. Anything else (a malformed, unknown, revoked or
@@ -21,6 +23,7 @@ import logging
 import re
 import secrets
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, NoReturn
@@ -31,7 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from starlette.datastructures import QueryParams
 from starlette.requests import HTTPConnection
 
-from api.models import PLATFORM_ID_MAX, ApiKey, Platform
+from api.models import PLATFORM_ID_MAX, ApiKey, ApiKeyGeneration, Platform
 from api.ratelimit import ANONYMOUS, API_KEY, AUDITOR, CREATOR, SIGNED_WRITE, RateLimiter
 from registry.db import read_transaction, write_transaction
 from registry.eip712 import checksum_address
@@ -270,8 +273,15 @@ _INFO_COLUMNS = (
 _LOOKUP_SQL = (
     "SELECT id, platform_id, scopes, key_hash, revoked_at FROM api_keys WHERE key_hash = {p}"
 )
+#: The revocation generation (``api_key_generation``), which every revocation bumps.
+_GENERATION_SQL = "SELECT generation FROM api_key_generation WHERE id = 1"
 #: Idle driver connections the key lookup keeps for reuse.
 _LOOKUP_IDLE_CONNECTIONS = 8
+#: How stale the API's view of revocations may be, in seconds: each process re-reads the
+#: generation when its last read is this old, and a revocation waits this long to return.
+KEY_CACHE_SECONDS: Final = 0.25
+#: Most key rows held in memory (a few hundred bytes each); the cache empties when full.
+KEY_CACHE_MAX: Final = 65_536
 
 
 class _KeyLookup:
@@ -310,13 +320,22 @@ class _KeyLookup:
         conn.close()
 
     def fetch(self, digest: bytes) -> tuple[Any, ...] | None:
+        """The key's row (id, platform, scopes, key_hash, revoked_at), or None."""
+        return self._one(self._sql, (digest,))
+
+    def generation(self) -> int:
+        """The revocation generation (0 where the table has no row yet)."""
+        row = self._one(_GENERATION_SQL, ())
+        return 0 if row is None else int(row[0])
+
+    def _one(self, sql: str, parameters: tuple[Any, ...]) -> tuple[Any, ...] | None:
         error = self.engine.dialect.loaded_dbapi.Error
         for attempt in (1, 2):
             conn = self._acquire()
             try:
                 # The driver's own connection: the pool's proxy adds a layer per call.
                 cursor = conn.dbapi_connection.cursor()
-                cursor.execute(self._sql, (digest,))
+                cursor.execute(sql, parameters)
                 row = cursor.fetchone()
                 cursor.close()
             except error:
@@ -334,6 +353,60 @@ class _KeyLookup:
             free, self._free = self._free, []
         for conn in free:
             conn.close()
+
+
+class KeyCache:
+    """API-key rows by hash, kept in memory while the revocation generation stays the same.
+
+    NOTE: the issue's benchmark holds verify to half a bare endpoint's throughput, and a key
+    lookup per request was a tenth of verify's cost. Revocations are rare, so rows stay
+    until one happens. The generation is re-read on the first request that finds the last
+    read ``KEY_CACHE_SECONDS`` old; a change empties the cache. Only found keys are kept
+    (unknown ones would let anyone fill memory), revoked ones included, since a revocation
+    is final. A row read while a revocation commits is kept only if the generation has not
+    moved meanwhile, so it cannot outlive the revocation.
+    """
+
+    def __init__(self, lookup: _KeyLookup, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._lookup = lookup
+        self._clock = clock
+        self._rows: dict[bytes, tuple[Any, ...]] = {}
+        self._generation: int | None = None
+        self._read_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def fetch(self, digest: bytes) -> tuple[Any, ...] | None:
+        now = self._clock()
+        if now - self._read_at >= KEY_CACHE_SECONDS:
+            self._refresh(now)
+        row = self._rows.get(digest)
+        if row is not None:
+            return row
+        generation = self._generation
+        row = self._lookup.fetch(digest)
+        if row is not None:
+            with self._lock:
+                if self._generation == generation:
+                    if len(self._rows) >= KEY_CACHE_MAX:
+                        self._rows.clear()
+                    self._rows[digest] = row
+        return row
+
+    def _refresh(self, started: float) -> None:
+        generation = self._lookup.generation()
+        with self._lock:
+            if generation != self._generation:
+                self._rows.clear()
+                self._generation = generation
+            # The time before the read: what it saw is at least that fresh.
+            self._read_at = started
+
+    def close(self) -> None:
+        with self._lock:
+            self._rows.clear()
+            self._generation = None
+            self._read_at = float("-inf")
+        self._lookup.close()
 
 
 def _info(row: Any) -> ApiKeyInfo:
@@ -408,7 +481,12 @@ def revoke_api_key(
 ) -> tuple[ApiKeyInfo, bool]:
     """Revoke one key, named by its id, its listed prefix (``tm_live_AbCdEfGh``) or the
     whole key. Returns the key as now stored and whether this call revoked it (False: it
-    already was). Effective on the next request: every request looks the key up."""
+    already was).
+
+    The revocation bumps the generation in the same transaction, and the call returns only
+    after ``KEY_CACHE_SECONDS``: by then every server has re-read the generation, so none
+    accepts the key any more (THREATS 37: effective once the operator is told it is done).
+    """
     condition = _key_condition(key_id_or_prefix)
     with write_transaction(engine) as conn:
         rows = conn.execute(select(*_INFO_COLUMNS).where(condition)).all()
@@ -424,8 +502,23 @@ def revoke_api_key(
             .where(_keys_t.c.id == info.id, _keys_t.c.revoked_at.is_(None))
             .values(revoked_at=now)
         )
+        _bump_generation(conn)
+    time.sleep(KEY_CACHE_SECONDS)
     logger.info("API key %d (%s) of platform %s revoked", info.id, info.prefix, info.platform)
     return replace(info, revoked_at=now), True
+
+
+_generation_t = ApiKeyGeneration.__table__  # type: ignore[attr-defined]
+
+
+def _bump_generation(conn: Connection) -> None:
+    bumped = conn.execute(
+        update(_generation_t)
+        .where(_generation_t.c.id == 1)
+        .values(generation=_generation_t.c.generation + 1)
+    )
+    if bumped.rowcount == 0:  # a database that never had the row: one revocation so far
+        conn.execute(_generation_t.insert().values(id=1, generation=1))
 
 
 def _key_condition(key_id_or_prefix: int | str) -> Any:
@@ -532,7 +625,7 @@ class Authenticator:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self._token_key = registry.derived_key("siwe-token")
-        self._keys = _KeyLookup(registry.engine)
+        self._keys = KeyCache(_KeyLookup(registry.engine))
 
     def close(self) -> None:
         """Close the key lookup's idle database connections."""
@@ -751,6 +844,7 @@ def require_creator() -> Callable[[Principal], Awaitable[Principal]]:
 
 __all__ = [
     "API_KEY_PREFIX",
+    "KEY_CACHE_SECONDS",
     "PLATFORM_SCOPES",
     "TOKEN_PREFIX",
     "TOKEN_TTL",
@@ -759,6 +853,7 @@ __all__ = [
     "CreatorClaims",
     "CurrentPrincipal",
     "Forbidden",
+    "KeyCache",
     "Principal",
     "Unauthorized",
     "authenticated",

@@ -1,13 +1,14 @@
-"""The API's tables: platforms and their API keys, SIWE nonces, idempotent replies, jobs.
+"""The API's tables: platforms, their API keys and the keys' revocation generation, SIWE
+nonces, idempotent replies, jobs.
 
 Conventions as in ``registry/models.py``: bytes as bytes, times as Unix seconds (BIGINT) from
-the registry's injected clock, ``ID_TYPE`` keys, the shared naming convention. The per-request
-API-key lookup goes through Core on ``ApiKey.__table__`` (``api/auth.py``).
+the registry's injected clock, ``ID_TYPE`` keys, the shared naming convention. The API-key
+lookup goes through the raw driver on ``ApiKey.__table__`` (``api/auth.py``).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, SmallInteger, Text
 from sqlmodel import Field, SQLModel
 
 from registry.models import ID_TYPE
@@ -50,6 +51,21 @@ class ApiKey(SQLModel, table=True):
     label: str = Field(sa_column=Column(Text, nullable=False))
     created_at: int = Field(sa_type=BigInteger)
     revoked_at: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class ApiKeyGeneration(SQLModel, table=True):
+    """One row: how many API keys have ever been revoked.
+
+    Every revocation adds one in its own transaction. The API keeps key rows in memory while
+    this number stays the same, and re-reads it at least every ``api.auth.KEY_CACHE_SECONDS``
+    (``api/auth.py``), so a revocation reaches every server process without a per-request
+    key lookup.
+    """
+
+    __tablename__ = "api_key_generation"
+
+    id: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
+    generation: int = Field(sa_type=BigInteger)
 
 
 class SiweNonce(SQLModel, table=True):

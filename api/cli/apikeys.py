@@ -107,7 +107,7 @@ def revoke(
     ],
     as_json: JsonFlag = False,
 ) -> None:
-    """Revoke an API key: refused from the very next request."""
+    """Revoke an API key: refused by every server once this returns."""
     with reported():
         registry = open_registry()
         info, revoked_now = revoke_api_key(registry.engine, key, registry.clock())

@@ -1,6 +1,7 @@
-"""Authentication (THREATS 37, 43): API keys stored hashed and revoked at once, creator session
-tokens, credentials in the URL refused, and the FastAPI dependencies' 401/403 matrix, on a
-tiny app built here, on SQLite and PostgreSQL. Nothing secret reaches a log or a reply."""
+"""Authentication (THREATS 37, 43): API keys stored hashed and cached until a revocation, which
+holds everywhere once it has returned; creator session tokens; credentials in the URL refused;
+the FastAPI dependencies' 401/403 matrix, on a tiny app built here, on SQLite and PostgreSQL.
+Nothing secret reaches a log or a reply."""
 
 from __future__ import annotations
 
@@ -10,15 +11,15 @@ import json
 import logging
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import pytest
 from eth_account import Account
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import Engine, select, update
 
 from api import auth, idempotency
 from api import errors as api_errors
@@ -38,6 +39,7 @@ from api.auth import (
 )
 from api.models import ApiKey, Platform
 from api.ratelimit import Limit, RateLimiter, RateLimits
+from registry.db import write_transaction
 from registry.eip712 import DEV_DOMAIN
 from registry.errors import InvalidInput, NotFound
 from registry.service import Registry
@@ -479,23 +481,24 @@ def test_the_key_lookup_survives_a_dropped_connection_and_threads(
     registry: Registry, clock: Clock
 ) -> None:
     key, _ = create_api_key(registry.engine, "cardhub", ["verify"], "", clock())
-    authenticator = Authenticator(registry)
-    assert authenticator.lookup_api_key(key) is not None
+    digest = hash_api_key(key)
+    lookup = auth._KeyLookup(registry.engine)
+    assert lookup.fetch(digest) is not None
     if registry.engine.dialect.name == "postgresql":
         # The server ends the lookup's idle connection (a restart, an idle timeout).
-        [idle] = authenticator._keys._free
+        [idle] = lookup._free
         cursor = idle.cursor()
         cursor.execute("SELECT pg_backend_pid()")
         pid = cursor.fetchone()[0]
         cursor.close()
         with registry.engine.connect() as conn:
             conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
-    assert authenticator.lookup_api_key(key) is not None
+    assert lookup.fetch(digest) is not None
     results: list[bool] = []
 
     def look() -> None:
         for _ in range(50):
-            results.append(authenticator.lookup_api_key(key) is not None)
+            results.append(lookup.fetch(digest) is not None and lookup.generation() == 0)
 
     threads = [threading.Thread(target=look) for _ in range(6)]
     for thread in threads:
@@ -503,5 +506,97 @@ def test_the_key_lookup_survives_a_dropped_connection_and_threads(
     for thread in threads:
         thread.join()
     assert results == [True] * 300
-    assert len(authenticator._keys._free) <= 6
-    authenticator.close()
+    assert len(lookup._free) <= 6
+    lookup.close()
+
+
+class CountingLookup(auth._KeyLookup):
+    """The real lookup, counting the key reads it makes (and able to act in the middle of one)."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self.fetches = 0
+        self.during_fetch: Callable[[], None] | None = None
+
+    def fetch(self, digest: bytes) -> tuple[Any, ...] | None:
+        self.fetches += 1
+        row = super().fetch(digest)
+        if self.during_fetch is not None:
+            self.during_fetch()
+        return row
+
+
+def revoke_elsewhere(engine: Engine, key_id: int, now: int) -> None:
+    """What another process's ``revoke_api_key`` commits (without waiting for the caches)."""
+    with write_transaction(engine) as conn:
+        conn.execute(
+            update(ApiKey.__table__).where(ApiKey.__table__.c.id == key_id).values(revoked_at=now)
+        )
+        auth._bump_generation(conn)
+
+
+def test_key_rows_are_cached_until_the_generation_moves(registry: Registry, clock: Clock) -> None:
+    key, info = create_api_key(registry.engine, "cardhub", ["verify"], "", clock())
+    other, _ = create_api_key(registry.engine, "cardhub", ["verify"], "", clock())
+    lookup = CountingLookup(registry.engine)
+    now = [100.0]
+    cache = auth.KeyCache(lookup, clock=lambda: now[0])
+    digest = hash_api_key(key)
+    assert cache.fetch(digest) == cache.fetch(digest) == lookup.fetch(digest)
+    assert lookup.fetches == 2  # one for the cache, one by this test
+    # Unknown keys are read every time, never kept.
+    unknown = hash_api_key(auth.generate_api_key())
+    assert cache.fetch(unknown) is None and cache.fetch(unknown) is None
+    assert lookup.fetches == 4
+
+    # Revoked in another process: the cached row serves until the window ends, then not.
+    revoke_elsewhere(registry.engine, info.id, clock())
+    now[0] += auth.KEY_CACHE_SECONDS / 2
+    row = cache.fetch(digest)
+    assert row is not None and row[4] is None
+    now[0] += auth.KEY_CACHE_SECONDS / 2
+    row = cache.fetch(digest)
+    assert row is not None and row[4] == clock()
+    # Every row was dropped with the generation, the other key's too (read again, once).
+    before = lookup.fetches
+    assert cache.fetch(hash_api_key(other)) is not None
+    assert cache.fetch(hash_api_key(other)) is not None
+    assert lookup.fetches == before + 1
+
+
+def test_a_row_read_while_a_revocation_commits_is_not_kept(
+    registry: Registry, clock: Clock
+) -> None:
+    key, info = create_api_key(registry.engine, "cardhub", ["verify"], "", clock())
+    lookup = CountingLookup(registry.engine)
+    now = [100.0]
+    cache = auth.KeyCache(lookup, clock=lambda: now[0])
+    digest = hash_api_key(key)
+
+    def revoked_meanwhile() -> None:
+        # The revocation commits after the row was read, and another request (the clock
+        # has moved on) sees the new generation before this one stores the row.
+        lookup.during_fetch = None
+        revoke_elsewhere(registry.engine, info.id, clock())
+        now[0] += auth.KEY_CACHE_SECONDS
+        assert cache.fetch(hash_api_key(auth.generate_api_key())) is None
+
+    lookup.during_fetch = revoked_meanwhile
+    row = cache.fetch(digest)
+    assert row is not None and row[4] is None  # what the database said when it was read
+    row = cache.fetch(digest)
+    assert row is not None and row[4] == clock()
+
+
+def test_a_full_key_cache_starts_again(
+    registry: Registry, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auth, "KEY_CACHE_MAX", 2)
+    keys = [create_api_key(registry.engine, "cardhub", ["verify"], "", clock())[0] for _ in "abc"]
+    lookup = CountingLookup(registry.engine)
+    cache = auth.KeyCache(lookup, clock=lambda: 100.0)
+    for key in keys:
+        assert cache.fetch(hash_api_key(key)) is not None
+    assert len(cache._rows) == 1  # the third emptied it, then was kept
+    assert cache.fetch(hash_api_key(keys[2])) is not None
+    assert lookup.fetches == 3

@@ -21,7 +21,8 @@ def test_migrations_match_models_and_are_idempotent(engine: Engine) -> None:
     assert diff == []
     names = set(inspect(engine).get_table_names())
     assert {"entries", "signed_records", "tree_tiles", "tree_heads", "log_state"} <= names
-    assert {"platforms", "api_keys", "siwe_nonces", "idempotency_keys", "jobs"} <= names
+    assert {"platforms", "api_keys", "api_key_generation", "siwe_nonces"} <= names
+    assert {"idempotency_keys", "jobs"} <= names
     assert {"webhook_subscriptions", "webhook_deliveries", "webhook_attempts"} <= names
     assert "transfer_attempts" in names
     assert {"risk_goods", "risk_signals", "risk_state", "probe_flags"} <= names
