@@ -11,8 +11,10 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
+from sqlalchemy import Engine
+
 from api.ratelimit import RateLimiter
-from registry.db import write_transaction
+from registry.db import create_telemetry_engine, write_transaction
 from registry.errors import TracemarkError
 from registry.service import Registry
 from registry.verifications import VerificationRecord, record_verifications
@@ -82,21 +84,43 @@ class VerificationBuffer:
         # Ready to start again (an app whose lifespan restarts, as test harnesses do).
         self._thread, self._stop = None, threading.Event()
         self.flush()
+        # A writer holding connections (``TelemetryWriter``) lets them go; it reopens on use.
+        close_writer = getattr(self._flush, "close", None)
+        if close_writer is not None:
+            close_writer()
 
 
-def telemetry_writer(
-    registry: Registry, limiter: RateLimiter
-) -> Callable[[Sequence[VerificationRecord]], None]:
+class TelemetryWriter:
     """The buffer's flush: the records, and the rate limiter's probe flags that changed since
-    the previous flush, in one transaction (the risk worker, another process, reads both)."""
-    written = 0.0
+    the previous flush, in one transaction (the risk worker, another process, reads both).
 
-    def write(records: Sequence[VerificationRecord]) -> None:
-        nonlocal written
-        flags = [f for f in flags_from(limiter.flags()) if f.last_at > written]
-        with write_transaction(registry.engine) as conn:
+    It writes through an engine of its own (``registry.db.create_telemetry_engine``): its
+    commits do not wait for the disk, which is what the module's "may lose the last second"
+    allows, and the registry's acknowledged writes keep theirs.
+    """
+
+    def __init__(self, registry: Registry, limiter: RateLimiter) -> None:
+        self.registry = registry
+        self.limiter = limiter
+        self._written = 0.0
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, records: Sequence[VerificationRecord]) -> None:
+        flags = [f for f in flags_from(self.limiter.flags()) if f.last_at > self._written]
+        with write_transaction(self._connected()) as conn:
             record_verifications(conn, records)
             record_probe_flags(conn, flags)
-        written = max([written, *(f.last_at for f in flags)])
+        self._written = max([self._written, *(f.last_at for f in flags)])
 
-    return write
+    def _connected(self) -> Engine:
+        with self._lock:
+            if self._engine is None:  # on first use: an app that never verifies opens nothing
+                self._engine = create_telemetry_engine(self.registry.engine)
+            return self._engine
+
+    def close(self) -> None:
+        with self._lock:
+            engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.dispose()

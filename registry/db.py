@@ -58,6 +58,39 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+#: KiB of pages the telemetry connection caches. A flush dirties about a page per good it
+#: counts, and a write transaction whose dirty pages outgrow the cache spills them to the WAL
+#: early, writing some twice.
+TELEMETRY_CACHE_KIB = 32_768
+
+
+def create_telemetry_engine(engine: Engine) -> Engine:
+    """An engine on ``engine``'s database for writes a crash may lose: verification
+    telemetry (``api/telemetry.py``), which is documented to lag and may lose its last second.
+
+    Its commits do not wait for the disk (SQLite ``synchronous=NORMAL``, which in WAL mode
+    still never corrupts; PostgreSQL ``synchronous_commit=off``), and on SQLite it caches
+    more pages. Its own engine, so these settings never reach a connection that writes
+    acknowledged records (those stay ``synchronous=FULL``, THREATS 49, 50).
+    """
+    telemetry = create_db_engine(engine.url.render_as_string(hide_password=False))
+    sqlite = telemetry.dialect.name == "sqlite"
+
+    @event.listens_for(telemetry, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        if sqlite:
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA cache_size=-{TELEMETRY_CACHE_KIB}")
+        else:
+            cursor.execute("SET synchronous_commit = off")
+        cursor.close()
+        if not sqlite:
+            dbapi_connection.commit()  # a SET in a transaction rolled back would be undone
+
+    return telemetry
+
+
 def _is_busy(exc: OperationalError) -> bool:
     message = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
     return "database is locked" in message or "database is busy" in message

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Table, func, select, text
 
@@ -64,9 +64,12 @@ def _multi_row(conn: Connection, template: str, rows: list[tuple[object, ...]]) 
         conn.exec_driver_sql(sql, tuple(value for row in chunk for value in row))
 
 
-@dataclass(frozen=True, slots=True)
-class VerificationRecord:
-    """One answered verification, as the API buffers it."""
+class VerificationRecord(NamedTuple):
+    """One answered verification, as the API buffers it.
+
+    A named tuple: one is made per verify request, and its fields are already the events
+    table's row, in its order.
+    """
 
     at: int
     platform: str
@@ -94,11 +97,7 @@ def record_verifications(conn: Connection, records: Sequence[VerificationRecord]
     """
     if not records:
         return
-    _multi_row(
-        conn,
-        _INSERT_EVENTS,
-        [(r.at, r.platform, r.good_type, r.fingerprint, r.via, r.verdict) for r in records],
-    )
+    _multi_row(conn, _INSERT_EVENTS, list(records))
     folded: dict[tuple[int, bytes, str], list[int]] = {}
     for r in records:
         key = (r.good_type, r.fingerprint, r.platform)

@@ -128,21 +128,23 @@ class GoodLookup:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         sqlite = engine.dialect.name == "sqlite"
+        self._sqlite = sqlite
         self._sql = _FACTS.format(p="?" if sqlite else "%s", state="+state" if sqlite else "state")
         self._local = threading.local()
         self._connections: list[Any] = []
         self._lock = threading.Lock()
 
     def _connection(self) -> Any:
+        """This thread's driver connection (the pool's proxy adds a layer to every call)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
             # Detached from the engine's pool: a thread keeps its connection for good, and
             # must not hold one of the pool's few slots for ever.
-            conn = self.engine.raw_connection()
-            conn.detach()
-            self._local.conn = conn
+            pooled = self.engine.raw_connection()
+            pooled.detach()
             with self._lock:
-                self._connections.append(conn)
+                self._connections.append(pooled)
+            conn = self._local.conn = pooled.dbapi_connection
         return conn
 
     def close(self) -> None:
@@ -157,14 +159,15 @@ class GoodLookup:
         conn = self._connection()
         key = (int(good_type), fingerprint)
         try:
-            # The driver's own connection: the pool's proxy adds a layer per call.
-            cursor = conn.dbapi_connection.cursor()
+            cursor = conn.cursor()
             cursor.execute(self._sql, key + key)
             row = cursor.fetchone()
             cursor.close()
         finally:
-            # End the read (PostgreSQL would otherwise keep one snapshot open for ever).
-            conn.rollback()
+            # End the read: PostgreSQL would otherwise keep one snapshot open for ever. (On
+            # SQLite, with the driver's own BEGIN turned off, a SELECT opens no transaction.)
+            if not self._sqlite or conn.in_transaction:
+                conn.rollback()
         if row is None:
             return None
         (actor, leaf_index, slug, product_use, holder, consumed, last_transfer,

@@ -8,22 +8,21 @@ handed to a buffer that writes behind the request.
 from __future__ import annotations
 
 import hashlib
+import inspect
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import ValidationError
-from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import ratelimit
 from api.auth import Forbidden, Principal, authenticated, caller, require_scope
-from api.context import ApiContext, context
+from api.context import MAX_JSON_BYTES, ApiContext, context
 from api.errors import PayloadTooLarge, problem_response
 from api.pagination import decode_cursor, next_cursor
-from registry.eip712 import address_bytes, parse_address, typed_data
+from registry.eip712 import parse_address, typed_data
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, fingerprint_hex, parse_fingerprint
 from registry.transfers import Party, TransferReceipt, TransferRequest
@@ -181,7 +180,8 @@ async def verify(
         ctx.limiter.check(ratelimit.CODE_LOOKUP, probe_key)
     ctx.limiter.ensure_probe_budget(probe_key)
     try:
-        fingerprinter = ctx.fingerprinter(address_bytes(claimed_creator))
+        # parse_address checked it: the 20 bytes, without parsing it again.
+        fingerprinter = ctx.fingerprinter(bytes.fromhex(claimed_creator[2:]))
     except NotFound:
         fingerprinter = None
     if fingerprinter is None:
@@ -394,40 +394,57 @@ def list_transfers(
     return JSONResponse({"items": items, "next_cursor": next_cursor(ids, limit)})
 
 
-__all__ = ["receipt_out", "router", "verify_answer"]
-
-
-class VerifyFastPath:
-    """``POST /v1/verify`` answered without FastAPI's per-request machinery.
+class VerifyFront:
+    """``POST /v1/verify`` answered in front of the app's middleware stack and router.
 
     NOTE: the verify endpoint's throughput is measured against a bare endpoint
-    (``bench/verify_bench.py``), and FastAPI's dependency solving and body handling cost
-    about as much as everything ``verify`` does. This ASGI app, routed before the FastAPI
-    route, parses the body with the same model (pydantic-core, from bytes), authenticates
-    with the same ``caller`` and calls the same ``verify``: one implementation, two doors.
-    Anything unusual (another content type, a body the model refuses) goes through the
-    FastAPI route itself, so errors are exactly FastAPI's and the OpenAPI document stays
-    the FastAPI route's.
+    (``bench/verify_bench.py``), and the stack (seven middleware layers, the router, FastAPI's
+    dependency solving and body handling) cost about as much as everything ``verify`` does.
+    ``TracemarkApp`` hands this route here first. It does what the stack would for it: caps
+    the body (``MAX_JSON_BYTES``), parses it with the same model (pydantic-core, from
+    bytes), authenticates with the same ``caller``, calls the same ``verify`` handler, and
+    answers an error with the app's own exception handlers (a crash too, as
+    ``ServerErrorMiddleware`` would). Anything unusual (another content type, a body over
+    the cap or that the model refuses) goes through the whole stack to the FastAPI route,
+    so those answers are exactly FastAPI's, and the OpenAPI document stays the route's.
     """
 
-    def __init__(self, route: APIRoute) -> None:
-        self.route = route
+    def __init__(self, app: FastAPI, stack: ASGIApp) -> None:
+        self.app = app
+        self.stack = stack
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not _json_or_untyped(scope):
-            await self.route.handle(scope, receive, send)
+        if not _json_or_untyped(scope) or _declared_over(scope, MAX_JSON_BYTES):
+            await self.stack(scope, receive, send)
             return
-        raw = await _read_body(receive)
+        raw, complete = await _read_body(receive, MAX_JSON_BYTES)
         if raw is None:  # the client went away
             return
-        request = Request(scope, receive)
+        if not complete:  # over the cap without a declared length: the stack answers 413
+            await self.stack(scope, _replay(raw, receive), send)
+            return
         try:
             body = VerifyIn.model_validate_json(raw)
         except ValidationError:
-            await self.route.handle(scope, _replay(raw), send)
+            await self.stack(scope, _replay(raw), send)
             return
-        response = await verify(body, request.app.state.context, caller(request))
+        request = Request(scope, receive)
+        try:
+            response = await verify(body, self.app.state.context, caller(request))
+        except Exception as exc:
+            response = await self._handled(request, exc)
         await response(scope, receive, send)
+
+    async def _handled(self, request: Request, exc: Exception) -> Response:
+        """The app's own answer to ``exc`` (its handler for the nearest class, as the stack's
+        ``ExceptionMiddleware`` and ``ServerErrorMiddleware`` pick them)."""
+        handlers = self.app.exception_handlers
+        for kind in type(exc).__mro__:
+            handler = handlers.get(kind)
+            if handler is not None:
+                answer = handler(request, exc)
+                return await answer if inspect.isawaitable(answer) else answer
+        raise exc
 
 
 def _json_or_untyped(scope: Scope) -> bool:
@@ -439,36 +456,45 @@ def _json_or_untyped(scope: Scope) -> bool:
     return True
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    """The whole request body (``BodyLimit`` has capped it), or None on a disconnect."""
+def _declared_over(scope: Scope, limit: int) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return not value.isdigit() or int(value) > limit
+    return False
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes | None, bool]:
+    """The body, and whether it is all there: (None, False) on a disconnect; (the bytes so
+    far, False) once they pass ``limit``."""
     chunks = []
+    received = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return None
-        chunks.append(message.get("body", b""))
+            return None, False
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        received += len(chunk)
+        if received > limit:
+            return b"".join(chunks), False
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            return b"".join(chunks), True
 
 
-def _replay(body: bytes) -> Receive:
+def _replay(body: bytes, rest: Receive | None = None) -> Receive:
+    """``body`` again, then (when it was cut short) whatever ``rest`` still has."""
+    replayed = False
+
     async def receive() -> Message:
-        return {"type": "http.request", "body": body, "more_body": False}
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": rest is not None}
+        if rest is None:
+            return {"type": "http.disconnect"}
+        return await rest()
 
     return receive
 
 
-def install_fast_verify(app: FastAPI) -> None:
-    """Route ``POST /v1/verify`` through ``VerifyFastPath`` (kept out of the OpenAPI).
-
-    The FastAPI route is this module's ``router``'s own (included without a prefix or
-    dependencies), so handing a request to it is what the app's routing would do.
-    """
-    for route in router.routes:
-        if isinstance(route, APIRoute) and route.operation_id == "verify_good":
-            fast = Route(
-                route.path, VerifyFastPath(route), methods=["POST"], include_in_schema=False
-            )
-            app.router.routes.insert(0, fast)
-            return
-    raise RuntimeError("no verify_good route to put the fast path in front of")
+__all__ = ["VerifyFront", "receipt_out", "router", "verify_answer"]

@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from anchoring.models import AnchorRecord
+from api.app import create_app
+from api.ratelimit import Limit, RateLimits
 from registry.db import write_transaction
 from registry.eip712 import Domain, Signature, digest, recover_signer
 from registry.fingerprints import GoodType
@@ -536,3 +538,70 @@ def test_a_locked_sqlite_database_is_a_503_with_retry_after(
     assert answer.headers["content-type"] == PROBLEM
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(transfers_t)).scalar_one() == 0
+
+
+def test_the_verify_front_answers_as_the_stack_does(
+    registry: Registry,
+    code_good: CodeGood,
+    make_key: KeyFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``TracemarkApp`` answers ``POST /v1/verify`` in front of its middleware stack; every
+    answer, errors and a crash included, is the one the stack and the FastAPI route give."""
+    roomy = Limit(1000, 1000)
+    app = create_app(registry, limits=RateLimits(api_key=roomy, anonymous=roomy, code_lookup=roomy))
+    client = TestClient(app)
+    assert app.verify_front is not None
+    front = app.verify_front
+    verify_key, audit_key = make_key("cardhub", "verify"), make_key("cardhub", "audit")
+    fp = {"good_type": "code", "fingerprint": code_good.hex}
+    by_code = {"good_type": "code", "code": code_good.code, "creator": code_good.creator.address}
+    json_type = {"Content-Type": "application/json"}
+    requests: list[dict[str, object]] = [
+        {"json": fp, "headers": bearer(verify_key)},
+        {"json": by_code, "headers": bearer(verify_key)},
+        {"json": fp},  # anonymous
+        {"json": by_code},  # anonymous: coarse
+        {"json": fp, "headers": bearer("tm_live_" + "1" * 44)},  # unknown key: 401
+        {"json": fp, "headers": bearer(audit_key)},  # no verify scope: 403
+        {"json": {**fp, "code": "X"}, "headers": bearer(verify_key)},  # both: 400
+        {"json": {**fp, "price": 1}, "headers": bearer(verify_key)},  # unknown field: 422
+        {"content": b"{not json", "headers": {**bearer(verify_key), **json_type}},
+        {"content": b"good_type=code", "headers": {"Content-Type": "text/plain"}},
+        {"content": b" " * (70 * 1024) + b"{}", "headers": json_type},  # over the cap: 413
+    ]
+
+    def ask(request: dict[str, object]) -> tuple[int, str | None, object, str | None]:
+        answer = client.post("/v1/verify", **request)  # type: ignore[arg-type]
+        body = answer.json()
+        if isinstance(body, dict):
+            body.pop("chain_seen_at", None)
+            body.pop("verifications", None)  # telemetry: counts this very request's twin
+        return (
+            answer.status_code,
+            answer.headers.get("content-type"),
+            body,
+            answer.headers.get("www-authenticate"),
+        )
+
+    statuses = []
+    for request in requests:
+        app.verify_front = front
+        through_front = ask(request)
+        app.verify_front = None
+        through_stack = ask(request)
+        assert through_front == through_stack, request
+        statuses.append(through_front[0])
+    assert statuses == [200, 200, 200, 200, 401, 403, 400, 422, 422, 422, 413]
+    app.verify_front = front
+
+    # A crash is a 500 problem that says nothing of it, as ServerErrorMiddleware answers.
+    def broken(*_: object) -> None:
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(app.state.context.lookup, "facts", broken)
+    crash = TestClient(app, raise_server_exceptions=False).post(
+        "/v1/verify", json=fp, headers=bearer(verify_key)
+    )
+    assert crash.status_code == 500 and crash.headers["content-type"] == PROBLEM
+    assert "secret" not in crash.text

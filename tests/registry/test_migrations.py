@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect
@@ -10,7 +13,8 @@ from sqlmodel import SQLModel
 import anchoring.models  # noqa: F401
 import api.models  # noqa: F401
 import registry.models  # noqa: F401
-from registry.migrate import upgrade
+from registry.db import create_db_engine
+from registry.migrate import alembic_config, upgrade
 
 
 def test_migrations_match_models_and_are_idempotent(engine: Engine) -> None:
@@ -28,3 +32,36 @@ def test_migrations_match_models_and_are_idempotent(engine: Engine) -> None:
     assert {"risk_goods", "risk_signals", "risk_state", "probe_flags"} <= names
     indexes = {index["name"] for index in inspect(engine).get_indexes("anchors")}
     assert "ix_anchors_tree_size" in indexes
+    if engine.dialect.name == "sqlite":
+        # Clustered on its key (migration 0013): a telemetry upsert dirties one page, not two.
+        with engine.connect() as conn:
+            sql = conn.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'verification_counts'"
+            ).scalar_one()
+        assert sql.rstrip().upper().endswith("WITHOUT ROWID")
+
+
+def test_the_counts_rebuild_keeps_every_row(tmp_path: Path) -> None:
+    """Migration 0013 rebuilds ``verification_counts`` on SQLite: down and up again, every
+    row is still there."""
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    upgrade(engine)
+    rows = [(2, bytes([i]) * 32, f"p-{i % 3}", i + 1, 100 + i, 200 + i) for i in range(50)]
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO verification_counts VALUES (?, ?, ?, ?, ?, ?)", rows)
+    command.downgrade(alembic_config(engine), "0012")
+    with engine.connect() as conn:
+        assert (
+            "WITHOUT ROWID"
+            not in conn.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'verification_counts'"
+            ).scalar_one()
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        kept = conn.exec_driver_sql(
+            "SELECT good_type, fingerprint, platform, count, first_at, last_at"
+            " FROM verification_counts ORDER BY first_at"
+        ).all()
+    assert [tuple(row) for row in kept] == rows
+    engine.dispose()

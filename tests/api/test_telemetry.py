@@ -1,0 +1,68 @@
+"""The telemetry writer: verification events and counts through an engine of its own, whose
+commits do not wait for the disk, on SQLite and PostgreSQL; the registry's engine keeps its
+durable settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine
+
+from api.ratelimit import RateLimiter
+from api.telemetry import TelemetryWriter, VerificationBuffer
+from registry.db import TELEMETRY_CACHE_KIB, read_transaction
+from registry.service import Registry
+from registry.verifications import VerificationRecord, verification_stats
+
+
+def _setting(engine: Engine) -> tuple[Any, ...]:
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            return (
+                conn.exec_driver_sql("PRAGMA synchronous").scalar(),
+                conn.exec_driver_sql("PRAGMA cache_size").scalar(),
+            )
+        return (conn.exec_driver_sql("SHOW synchronous_commit").scalar(),)
+
+
+def record(fingerprint: bytes, platform: str, at: int) -> VerificationRecord:
+    return VerificationRecord(
+        at=at,
+        platform=platform,
+        good_type=2,
+        fingerprint=fingerprint,
+        via="fingerprint",
+        verdict="unknown",
+    )
+
+
+def test_events_and_counts_go_through_a_lossy_engine_of_their_own(registry: Registry) -> None:
+    writer = TelemetryWriter(registry, RateLimiter())
+    buffer = VerificationBuffer(writer, interval=60)
+    good = b"\x07" * 32
+    for at, platform in ((100, "a"), (101, "b"), (102, "a")):
+        buffer.add(record(good, platform, at))
+    buffer.flush()
+    with read_transaction(registry.engine) as conn:
+        stats = verification_stats(conn, 2, good)
+    assert (stats.times, stats.platforms, stats.first_at, stats.last_at) == (3, 2, 100, 102)
+
+    assert writer._engine is not None and writer._engine is not registry.engine
+    if registry.engine.dialect.name == "sqlite":
+        # 1 = NORMAL for the telemetry, 2 = FULL for everything else.
+        assert _setting(writer._engine) == (1, -TELEMETRY_CACHE_KIB)
+        assert _setting(registry.engine)[0] == 2
+    else:
+        assert _setting(writer._engine) == ("off",)
+        assert _setting(registry.engine) == ("on",)
+
+    # Closing the buffer flushes and lets the writer's connections go; it reopens on use.
+    buffer.add(record(good, "c", 103))
+    buffer.close()
+    assert writer._engine is None
+    buffer.add(record(good, "c", 104))
+    buffer.flush()
+    with read_transaction(registry.engine) as conn:
+        stats = verification_stats(conn, 2, good)
+    assert (stats.times, stats.platforms, stats.last_at) == (5, 3, 104)
+    buffer.close()
