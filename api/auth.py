@@ -367,30 +367,41 @@ class KeyCache:
     moved meanwhile, so it cannot outlive the revocation.
     """
 
-    def __init__(self, lookup: _KeyLookup, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        lookup: _KeyLookup,
+        *,
+        parse: Callable[[bytes, tuple[Any, ...]], Any] = lambda _digest, row: row,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._lookup = lookup
+        #: What is kept of a found row (by default the row itself): work done once per key.
+        self._parse = parse
         self._clock = clock
-        self._rows: dict[bytes, tuple[Any, ...]] = {}
+        self._rows: dict[bytes, Any] = {}
         self._generation: int | None = None
         self._read_at = float("-inf")
         self._lock = threading.Lock()
 
-    def fetch(self, digest: bytes) -> tuple[Any, ...] | None:
+    def fetch(self, digest: bytes) -> Any:
+        """``parse(digest, row)`` for the key with this hash, or None if there is none."""
         now = self._clock()
         if now - self._read_at >= KEY_CACHE_SECONDS:
             self._refresh(now)
-        row = self._rows.get(digest)
-        if row is not None:
-            return row
+        kept = self._rows.get(digest)
+        if kept is not None:
+            return kept
         generation = self._generation
         row = self._lookup.fetch(digest)
-        if row is not None:
-            with self._lock:
-                if self._generation == generation:
-                    if len(self._rows) >= KEY_CACHE_MAX:
-                        self._rows.clear()
-                    self._rows[digest] = row
-        return row
+        if row is None:
+            return None
+        kept = self._parse(digest, row)
+        with self._lock:
+            if self._generation == generation:
+                if len(self._rows) >= KEY_CACHE_MAX:
+                    self._rows.clear()
+                self._rows[digest] = kept
+        return kept
 
     def _refresh(self, started: float) -> None:
         generation = self._lookup.generation()
@@ -619,13 +630,34 @@ def verify_creator_token(key: bytes, token: str, *, now: int, chain_id: int) -> 
 # -- the authenticator -----------------------------------------------------------------------
 
 
+def _key_principal(digest: bytes, row: tuple[Any, ...]) -> tuple[Principal | None, str]:
+    """A key's principal, or None and why not: made once per key (``KeyCache``).
+
+    A platform's principal carries no client address: nothing of a platform is keyed by it.
+    """
+    # The row was found by this very hash; compare anyway in constant time, so that the
+    # decision never rests on a comparison that leaks timing.
+    if not hmac.compare_digest(bytes(row[3]), digest):
+        return None, "unknown API key"
+    key_id, platform, scopes, _, revoked_at = row
+    if revoked_at is not None:
+        return None, f"revoked API key {key_id}"
+    principal = Principal(
+        kind="platform",
+        platform=str(platform),
+        scopes=frozenset(str(scopes).split()),
+        key_id=int(key_id),
+    )
+    return principal, ""
+
+
 class Authenticator:
     """Turns a request's credentials into a ``Principal`` (or ``Unauthorized``)."""
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self._token_key = registry.derived_key("siwe-token")
-        self._keys = KeyCache(_KeyLookup(registry.engine))
+        self._keys = KeyCache(_KeyLookup(registry.engine), parse=_key_principal)
 
     def close(self) -> None:
         """Close the key lookup's idle database connections."""
@@ -674,23 +706,8 @@ class Authenticator:
     def _lookup(self, key: str, client_ip: str | None) -> tuple[Principal | None, str]:
         if not is_api_key(key):
             return None, "malformed API key"
-        digest = hash_api_key(key)
-        row = self._keys.fetch(digest)
-        # The row was found by this very hash; compare anyway in constant time, so that the
-        # decision never rests on a comparison that leaks timing.
-        if row is None or not hmac.compare_digest(bytes(row[3]), digest):
-            return None, "unknown API key"
-        key_id, platform, scopes, _, revoked_at = row
-        if revoked_at is not None:
-            return None, f"revoked API key {key_id}"
-        principal = Principal(
-            kind="platform",
-            platform=str(platform),
-            scopes=frozenset(str(scopes).split()),
-            key_id=int(key_id),
-            client_ip=client_ip,
-        )
-        return principal, ""
+        found: tuple[Principal | None, str] | None = self._keys.fetch(hash_api_key(key))
+        return (None, "unknown API key") if found is None else found
 
     def _creator(self, token: str, client_ip: str | None) -> Principal:
         try:
@@ -771,7 +788,9 @@ def caller(request: HTTPConnection, *, anonymous_bucket: str = ANONYMOUS) -> Pri
     Refused credentials are charged to the client IP's anonymous budget first, so a flood
     of bad keys turns into 429s. Cached on ``request.state.principal``.
     """
-    cached = getattr(request.state, "principal", None)
+    # request.state's own dict (``request.state`` would build a wrapper per request).
+    state = request.scope.setdefault("state", {})
+    cached = state.get("principal")
     if isinstance(cached, Principal):
         return cached
     authenticator = _authenticator(request)
@@ -786,7 +805,7 @@ def caller(request: HTTPConnection, *, anonymous_bucket: str = ANONYMOUS) -> Pri
     if limiter is not None:
         bucket = anonymous_bucket if principal.kind == "anonymous" else principal.request_bucket
         limiter.check(bucket, principal.rate_key)
-    request.state.principal = principal
+    state["principal"] = principal
     return principal
 
 

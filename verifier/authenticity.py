@@ -59,6 +59,10 @@ WHERE e.kind = 1 AND e.good_type = {p} AND e.fingerprint = {p}
 """
 
 
+#: ``Use`` by its stored value (an enum's own lookup by value costs more than the rest here).
+_USES: Final = {int(use): use for use in Use}
+
+
 @dataclass(frozen=True, slots=True)
 class AnchorFacts:
     tree_size: int
@@ -175,7 +179,7 @@ class GoodLookup:
          anchor_size, anchor_state, anchor_tx, anchor_block,
          risk_score, risk_signals) = row  # fmt: skip
         if product_use is not None:
-            use = Use(int(product_use))
+            use = _USES[product_use]
         else:
             use = Use.SINGLE if good_type is GoodType.CODE else Use.TRANSFERABLE
         anchor = None
