@@ -240,6 +240,10 @@ class RateLimiter:
         with self._lock:
             now = self._clock()
             state = buckets.get(ident)
+            if state is None and not consume:
+                # No bucket is a full one: a look needs none made (a code lookup looks at its
+                # probe budget every time, and would otherwise make and sweep one each time).
+                return None if cost <= burst else (cost - burst) / rate
             if state is None:
                 # Growth is what costs memory, so a new bucket pays for the sweep.
                 self._sweep(now)

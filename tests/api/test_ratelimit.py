@@ -90,10 +90,15 @@ def test_peek_takes_nothing() -> None:
     limits = limiter(clock, api_key=Limit(1, 2))
     for _ in range(5):
         limits.peek("api_key", "k")
+    # A look at a key never seen makes no bucket (it would be a full one).
+    assert len(limits) == 0
     limits.check("api_key", "k")
     limits.check("api_key", "k")
     with pytest.raises(RateLimited):
         limits.peek("api_key", "k")
+    # The probe budget is looked at before every code lookup: no bucket until one fails.
+    limits.ensure_probe_budget("key:1")
+    assert len(limits) == 1
 
 
 def test_a_clock_that_steps_back_refills_nothing() -> None:

@@ -348,10 +348,11 @@ def test_a_flush_larger_than_a_statement_loses_nothing(registry: Registry, clock
     counts fold repeats across chunks and across flushes."""
     from sqlalchemy import func, select
 
-    from registry.verifications import CHUNK_ROWS, events_t
+    from registry.verifications import CHUNK_SIZES, events_t
 
     now = clock()
-    goods = [os.urandom(32) for _ in range(CHUNK_ROWS + 7)]
+    # More than the largest chunk, and a remainder that needs every smaller size.
+    goods = [os.urandom(32) for _ in range(CHUNK_SIZES[0] + 7)]
     platforms = ["cardhub", "keyshop", "agent-7"]
     records = [
         VerificationRecord(
@@ -370,6 +371,20 @@ def test_a_flush_larger_than_a_statement_loses_nothing(registry: Registry, clock
     assert (stats.times, stats.platforms) == (3, expected_platforms)
     assert stats.first_at == now
     assert registry.verification_stats(GoodType.CODE, last).times == 2
+
+
+@pytest.mark.parametrize("count", [0, 1, 3, 4, 17, 1023, 1024, 1025, 2 * 1024 + 345])
+def test_flush_chunks_cover_every_row_once_with_few_sizes(count: int) -> None:
+    from registry.verifications import CHUNK_SIZES, _chunks
+
+    chunks = _chunks(count)
+    covered = [i for start, size in chunks for i in range(start, start + size)]
+    assert covered == list(range(count))
+    assert {size for _, size in chunks} <= set(CHUNK_SIZES)
+    # Greedy: no size appears more often than it takes to reach the next larger one.
+    sizes = [size for _, size in chunks]
+    for smaller, larger in zip(CHUNK_SIZES[1:], CHUNK_SIZES, strict=False):
+        assert sizes.count(smaller) < larger // smaller
 
 
 @pytest.mark.postgres
