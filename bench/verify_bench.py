@@ -194,12 +194,13 @@ BARE_ANSWER = {"status": "ok"}
 
 
 def add_bare(app: Any) -> None:
-    """``POST|GET /bare``: a constant, reached the way ``/v1/verify`` is.
+    """``POST|GET /bare``: a constant from a plain FastAPI route, through the whole app.
 
     Routing is a linear match here, and this FastAPI wraps each included router: a route
-    added last would pay for matching every other route first (~20% of a bare request),
-    which ``/v1/verify`` (the first route of the first router) does not. So ``/bare`` gets a
-    router of its own, placed just before the first router holding ``/v1/verify``.
+    added last would pay for matching every other route first (~20% of a bare request). So
+    ``/bare`` gets a router of its own, placed first among the routes, where routing costs
+    least. (``/v1/verify`` itself is answered in front of the middleware stack and the
+    router, by ``api.app.TracemarkApp``: see ``api.routes.platforms.VerifyFront``.)
     """
     from fastapi import APIRouter
     from fastapi.responses import JSONResponse
