@@ -40,7 +40,7 @@ class VerificationBuffer:
         self.interval = interval
         self._pending: list[VerificationRecord] = []
         self._lock = threading.Lock()
-        self._wake = threading.Event()
+        self._flushing = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.dropped = 0
@@ -58,17 +58,21 @@ class VerificationBuffer:
                 self._thread.start()
 
     def flush(self) -> None:
-        """Write everything buffered now (also what tests call to stop waiting)."""
-        with self._lock:
-            batch, self._pending = self._pending, []
-        if not batch:
-            return
-        try:
-            self._flush(batch)
-        except TracemarkError as exc:  # busy database: keep them for the next round
-            logger.warning("verification telemetry not written yet: %s", exc.code)
+        """Write everything buffered now (also what tests call to stop waiting).
+
+        A flush already under way (the background thread's) is waited for: when this
+        returns, whatever was added before the call is written. The flush callable is called
+        with an empty batch too, for what it writes besides records (probe flags).
+        """
+        with self._flushing:
             with self._lock:
-                self._pending[:0] = batch[: MAX_BUFFERED - len(self._pending)]
+                batch, self._pending = self._pending, []
+            try:
+                self._flush(batch)
+            except TracemarkError as exc:  # busy database: keep them for the next round
+                logger.warning("verification telemetry not written yet: %s", exc.code)
+                with self._lock:
+                    self._pending[:0] = batch[: MAX_BUFFERED - len(self._pending)]
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -108,6 +112,8 @@ class TelemetryWriter:
 
     def __call__(self, records: Sequence[VerificationRecord]) -> None:
         flags = [f for f in flags_from(self.limiter.flags()) if f.last_at > self._written]
+        if not records and not flags:
+            return
         with write_transaction(self._connected()) as conn:
             record_verifications(conn, records)
             record_probe_flags(conn, flags)

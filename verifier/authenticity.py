@@ -32,7 +32,9 @@ PENDING_ANCHOR: Final = "pending_anchor"
 # NOTE: "kind <> 1" repeats the partial index's condition so that SQLite can use it; the
 # anchor is the first mined or final one whose tree covers the entry, found on
 # ix_anchors_tree_size ({state} is "+state" on SQLite, which keeps its planner off the
-# state index that would make it sort every anchor).
+# state index that would make it sort every anchor). The verification counts are a LEFT
+# JOIN aggregated by the entry (every other column is grouped, as PostgreSQL wants): an
+# aggregate subquery joined in was materialised per request, about a sixth of the statement.
 _FACTS = """
 SELECT e.actor, e.leaf_index, p.slug, p.use, h.holder_platform, h.consumed, h.last_transfer_id,
        (SELECT COUNT(*) FROM entries x
@@ -41,7 +43,7 @@ SELECT e.actor, e.leaf_index, p.slug, p.use, h.holder_platform, h.consumed, h.la
        (SELECT COUNT(*) FROM entries x
         WHERE x.good_type = e.good_type AND x.fingerprint = e.fingerprint
           AND x.kind <> 1 AND x.kind = 4),
-       v.times, v.platforms, v.first_at,
+       SUM(v.count), COUNT(v.platform), MIN(v.first_at),
        a.tree_size, a.state, a.tx_hash, a.block_number,
        r.score, r.signals
 FROM entries e
@@ -52,10 +54,10 @@ LEFT JOIN anchors a ON a.id = (
     SELECT id FROM anchors
     WHERE {state} IN ('mined', 'final') AND tree_size > e.leaf_index
     ORDER BY tree_size LIMIT 1)
-CROSS JOIN (
-    SELECT SUM(count) AS times, COUNT(*) AS platforms, MIN(first_at) AS first_at
-    FROM verification_counts WHERE good_type = {p} AND fingerprint = {p}) v
+LEFT JOIN verification_counts v ON v.good_type = e.good_type AND v.fingerprint = e.fingerprint
 WHERE e.kind = 1 AND e.good_type = {p} AND e.fingerprint = {p}
+GROUP BY e.id, p.slug, p.use, h.holder_platform, h.consumed, h.last_transfer_id,
+         a.tree_size, a.state, a.tx_hash, a.block_number, r.score, r.signals
 """
 
 
@@ -164,7 +166,7 @@ class GoodLookup:
         key = (int(good_type), fingerprint)
         try:
             cursor = conn.cursor()
-            cursor.execute(self._sql, key + key)
+            cursor.execute(self._sql, key)
             row = cursor.fetchone()
             cursor.close()
         finally:

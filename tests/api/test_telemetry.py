@@ -4,6 +4,8 @@ durable settings."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Engine
@@ -65,4 +67,33 @@ def test_events_and_counts_go_through_a_lossy_engine_of_their_own(registry: Regi
     with read_transaction(registry.engine) as conn:
         stats = verification_stats(conn, 2, good)
     assert (stats.times, stats.platforms, stats.last_at) == (5, 3, 104)
+    buffer.close()
+
+
+def test_a_flush_waits_for_the_one_under_way() -> None:
+    """What was added before ``flush()`` is written when it returns, even while the
+    background thread is in the middle of writing it (tests and shutdown rely on that)."""
+    written: list[int] = []
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_write(records: Sequence[VerificationRecord]) -> None:
+        if records and not entered.is_set():
+            entered.set()
+            release.wait(5)
+        written.extend(r.at for r in records)
+
+    buffer = VerificationBuffer(slow_write, interval=3600)
+    buffer.add(record(b"\x01" * 32, "a", 1))
+    background = threading.Thread(target=buffer.flush)
+    background.start()
+    assert entered.wait(5)  # the "background" flush holds record 1, not written yet
+    buffer.add(record(b"\x01" * 32, "a", 2))
+    waiting = threading.Thread(target=buffer.flush)
+    waiting.start()
+    waiting.join(0.2)
+    assert waiting.is_alive() and written == []  # it waits for the flush under way
+    release.set()
+    waiting.join(5)
+    background.join(5)
+    assert written == [1, 2]
     buffer.close()
