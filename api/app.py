@@ -74,6 +74,18 @@ class TracemarkApp(FastAPI):
         """The usual way in: the middleware stack, the router, the FastAPI route."""
         await super().__call__(scope, receive, send)
 
+    def add_middleware(self, middleware_class: Any, *args: Any, **kwargs: Any) -> None:
+        """A middleware added once the front is in place would never see a verify request
+        (the front does only what the stack held when it was made), so the front steps
+        aside: verify then goes through the stack like every other route, slower but whole."""
+        super().add_middleware(middleware_class, *args, **kwargs)
+        if self.verify_front is not None:
+            self.verify_front = None
+            logging.getLogger("tracemark.api").warning(
+                "a middleware was added after create_app: POST /v1/verify now goes through "
+                "the middleware stack too"
+            )
+
 
 def create_app(
     registry: Registry,

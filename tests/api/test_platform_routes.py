@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -605,3 +606,17 @@ def test_the_verify_front_answers_as_the_stack_does(
     )
     assert crash.status_code == 500 and crash.headers["content-type"] == PROBLEM
     assert "secret" not in crash.text
+    monkeypatch.undo()
+
+    # A middleware added later would not see what the front answers: the front steps aside.
+    later = create_app(registry)
+
+    @later.middleware("http")
+    async def stamp(request: Any, call_next: Any) -> Any:
+        response = await call_next(request)
+        response.headers["x-stamped"] = "yes"
+        return response
+
+    assert later.verify_front is None
+    stamped = TestClient(later).post("/v1/verify", json=fp, headers=bearer(verify_key))
+    assert stamped.status_code == 200 and stamped.headers["x-stamped"] == "yes"
