@@ -110,7 +110,8 @@ def create_app(
         yield
         webhook_worker.close()
         jobs.close()
-        ctx.close()
+        ctx.close()  # flushes the telemetry buffer first
+        telemetry_writer.close()  # its connections go; it reopens on use (a restarted app)
         authenticator.close()
 
     app = TracemarkApp(
@@ -125,14 +126,13 @@ def create_app(
     api_errors.install(app)
     authenticator = auth.install(app, registry, limiter=RateLimiter(limits))
     limiter: RateLimiter = app.state.limiter
+    telemetry_writer = TelemetryWriter(registry, limiter)
     ctx = ApiContext(
         registry=registry,
         chain=chain,
         limiter=limiter,
         lookup=GoodLookup(registry.engine),
-        telemetry=VerificationBuffer(
-            TelemetryWriter(registry, limiter), interval=telemetry_interval
-        ),
+        telemetry=VerificationBuffer(telemetry_writer, interval=telemetry_interval),
         chain_watch=ChainWatch(chain),
         jobs=jobs,
         siwe_domain=siwe_domain,

@@ -378,7 +378,7 @@ class KeyCache:
         #: What is kept of a found row (by default the row itself): work done once per key.
         self._parse = parse
         self._clock = clock
-        self._rows: dict[bytes, Any] = {}
+        self._kept: dict[bytes, Any] = {}
         self._generation: int | None = None
         self._read_at = float("-inf")
         self._lock = threading.Lock()
@@ -388,7 +388,7 @@ class KeyCache:
         now = self._clock()
         if now - self._read_at >= KEY_CACHE_SECONDS:
             self._refresh(now)
-        kept = self._rows.get(digest)
+        kept = self._kept.get(digest)
         if kept is not None:
             return kept
         generation = self._generation
@@ -398,23 +398,23 @@ class KeyCache:
         kept = self._parse(digest, row)
         with self._lock:
             if self._generation == generation:
-                if len(self._rows) >= KEY_CACHE_MAX:
-                    self._rows.clear()
-                self._rows[digest] = kept
+                if len(self._kept) >= KEY_CACHE_MAX:
+                    self._kept.clear()
+                self._kept[digest] = kept
         return kept
 
     def _refresh(self, started: float) -> None:
         generation = self._lookup.generation()
         with self._lock:
             if generation != self._generation:
-                self._rows.clear()
+                self._kept.clear()
                 self._generation = generation
             # The time before the read: what it saw is at least that fresh.
             self._read_at = started
 
     def close(self) -> None:
         with self._lock:
-            self._rows.clear()
+            self._kept.clear()
             self._generation = None
             self._read_at = float("-inf")
         self._lookup.close()
@@ -694,16 +694,16 @@ class Authenticator:
 
     def lookup_api_key(self, key: str) -> Principal | None:
         """The platform principal of a valid, unrevoked key; None for anything else."""
-        principal, _ = self._lookup(key, None)
+        principal, _ = self._lookup(key)
         return principal
 
     def _platform(self, key: str, client_ip: str | None) -> Principal:
-        principal, reason = self._lookup(key, client_ip)
+        principal, reason = self._lookup(key)
         if principal is None:
             self._refuse(reason, client_ip)
         return principal
 
-    def _lookup(self, key: str, client_ip: str | None) -> tuple[Principal | None, str]:
+    def _lookup(self, key: str) -> tuple[Principal | None, str]:
         if not is_api_key(key):
             return None, "malformed API key"
         found: tuple[Principal | None, str] | None = self._keys.fetch(hash_api_key(key))

@@ -88,10 +88,6 @@ class VerificationBuffer:
         # Ready to start again (an app whose lifespan restarts, as test harnesses do).
         self._thread, self._stop = None, threading.Event()
         self.flush()
-        # A writer holding connections (``TelemetryWriter``) lets them go; it reopens on use.
-        close_writer = getattr(self._flush, "close", None)
-        if close_writer is not None:
-            close_writer()
 
 
 class TelemetryWriter:

@@ -82,10 +82,10 @@ def create_telemetry_engine(engine: Engine) -> Engine:
         if sqlite:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute(f"PRAGMA cache_size=-{TELEMETRY_CACHE_KIB}")
+            cursor.close()
         else:
             cursor.execute("SET synchronous_commit = off")
-        cursor.close()
-        if not sqlite:
+            cursor.close()
             dbapi_connection.commit()  # a SET in a transaction rolled back would be undone
 
     return telemetry

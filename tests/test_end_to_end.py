@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +29,7 @@ from anchoring.runtime import ANVIL_ACCOUNT_0_KEY
 from registry.creator import CreatorKeys
 from registry.eip712 import DEV_DOMAIN
 from registry.fingerprints import CodeFingerprinter
+from tests import polling
 from verifier.client import ProblemConflict, TracemarkClient, verify_receipt
 
 TRACEMARK = str(Path(sys.executable).parent / "tracemark")
@@ -48,14 +48,8 @@ def anvil() -> Iterator[DevChain]:
         yield chain
 
 
-def wait_until(what: str, check: Any, timeout: float = 90) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+def wait_until(what: str, check: Any) -> Any:
+    return polling.wait_until(what, check, timeout=90.0, every=0.5)
 
 
 @pytest.mark.slow

@@ -597,6 +597,6 @@ def test_a_full_key_cache_starts_again(
     cache = auth.KeyCache(lookup, clock=lambda: 100.0)
     for key in keys:
         assert cache.fetch(hash_api_key(key)) is not None
-    assert len(cache._rows) == 1  # the third emptied it, then was kept
+    assert len(cache._kept) == 1  # the third emptied it, then was kept
     assert cache.fetch(hash_api_key(keys[2])) is not None
     assert lookup.fetches == 3

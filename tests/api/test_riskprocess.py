@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,17 +15,12 @@ from sqlalchemy import select
 from api.riskprocess import RiskProcess
 from registry.service import Registry
 from registry.settings import load_settings
+from tests.polling import wait_until
 from verifier.riskworker import risk_state_t
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
+def wait_for(what: str, check: Callable[[], Any]) -> Any:
+    return wait_until(what, check, timeout=60.0, every=0.2)
 
 
 @pytest.mark.slow

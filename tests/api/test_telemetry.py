@@ -58,9 +58,10 @@ def test_events_and_counts_go_through_a_lossy_engine_of_their_own(registry: Regi
         assert _setting(writer._engine) == ("off",)
         assert _setting(registry.engine) == ("on",)
 
-    # Closing the buffer flushes and lets the writer's connections go; it reopens on use.
+    # Closing the buffer flushes; closing the writer lets its connections go; it reopens on use.
     buffer.add(record(good, "c", 103))
     buffer.close()
+    writer.close()
     assert writer._engine is None
     buffer.add(record(good, "c", 104))
     buffer.flush()

@@ -33,6 +33,7 @@ from api.webhooks.worker import _client, send_once
 from registry.db import read_transaction, write_transaction
 from registry.service import Registry
 from tests.api.conftest import SIWE_DOMAIN, CodeGood, KeyFactory, bearer
+from tests.polling import wait_until
 from verifier.riskworker import RiskWorker
 from verifier.webhooks import (
     WebhookVerificationError,
@@ -90,13 +91,7 @@ class Receiver:
 
 
 def wait(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "it") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"waited {timeout} s for {what}")
+    return wait_until(what, predicate, timeout=timeout, every=0.02)
 
 
 @pytest.fixture
