@@ -153,8 +153,12 @@ STRUCT_TYPES: Final[dict[str, list[dict[str, str]]]] = {
         "uint8 goodType, bytes32 fingerprint, uint64 logIndex, "
         "bytes32 transferHash, uint64 timestamp"
     ),
+    # Issue 11: the registry key's hand-over, signed by the outgoing key (registry key), and
+    # the statement a creator serves on its web domain (creator key).
+    "KeyHandover": _fields("address newKey, uint64 treeSize"),
+    "CreatorIdentity": _fields("string domain, string name, uint64 issuedAt"),
 }
-"""The seven primary types a tracemark signature can cover, as EIP-712 member lists."""
+"""The primary types a tracemark signature can cover, as EIP-712 member lists."""
 
 SUPPORTED_FIELD_TYPES: Final = frozenset({*_MAX_UINT, "bytes32", "string", "address"})
 """The only Solidity types these structs use; anything else is refused up front (THREATS 18)."""

@@ -26,6 +26,19 @@ class EntryKind(IntEnum):
     REVOKE = 2
     TRANSFER = 3
     CONFLICT = 4
+    #: The registry's signing key handed over to a new key at a tree size (issue 11).
+    KEY_HANDOVER = 5
+    #: A creator's proven web domain and name, attested by the registry (issue 11).
+    CREATOR_IDENTITY = 6
+
+
+SUBJECT_KINDS = frozenset({EntryKind.KEY_HANDOVER, EntryKind.CREATOR_IDENTITY})
+"""Kinds about something other than a good: their leaf's good_type word is ``NO_GOOD`` and
+their fingerprint names the subject (``subject_fingerprint``). Kinds 1-4 encode exactly as
+before, so every bundle and export made before these kinds keeps verifying byte for byte."""
+
+NO_GOOD = 0
+"""The good_type word of a ``SUBJECT_KINDS`` leaf: no good type has value 0."""
 
 
 LEAF_VERSION = 1
@@ -52,14 +65,31 @@ def to_entry_kind(value: int) -> EntryKind:
     """``EntryKind(value)`` for an int from the wire or a row, raising ``InvalidInput``."""
     if isinstance(value, int) and not isinstance(value, bool) and value in _ENTRY_KIND_VALUES:
         return EntryKind(value)
-    raise InvalidInput("kind must be 1 (register), 2 (revoke), 3 (transfer) or 4 (conflict)")
+    raise InvalidInput(
+        "kind must be 1 (register), 2 (revoke), 3 (transfer), 4 (conflict), "
+        "5 (key hand-over) or 6 (creator identity)"
+    )
+
+
+def subject_fingerprint(kind: EntryKind, subject: bytes) -> bytes:
+    """The fingerprint word of a ``SUBJECT_KINDS`` leaf: SHA-256 of a tag and the subject's
+    20-byte address (the new registry key; the creator), so a subject's entries are found by
+    one index and can never be mistaken for a good's."""
+    if kind not in SUBJECT_KINDS:
+        raise InvalidInput(f"a {kind.name} entry is about a good, not a subject")
+    _check_bytes(subject, ADDRESS_SIZE, "subject")
+    tag = b"tracemark/registry-key/v1\x00" if kind is EntryKind.KEY_HANDOVER else (
+        b"tracemark/creator/v1\x00"
+    )
+    return hashlib.sha256(tag + subject).digest()
 
 
 def leaf_prefix(kind: int, good_type: int) -> bytes:
     """The first three words of a leaf (version, kind, good_type), to reuse across a batch."""
     prefix = _PREFIXES.get((kind, good_type))
     if prefix is None or not _is_plain_int(kind) or not _is_plain_int(good_type):
-        to_entry_kind(kind)
+        if to_entry_kind(kind) in SUBJECT_KINDS:
+            raise InvalidInput(f"a {EntryKind(kind).name} leaf has good_type {NO_GOOD}")
         to_good_type(good_type)
         raise InvalidInput("kind and good_type must be integers")  # e.g. 1.0, True
     return prefix
@@ -74,11 +104,12 @@ def _uint8_word(value: int) -> bytes:
     return _ZERO_WORD_PREFIX + bytes((value,))
 
 
-# Twelve (kind, good_type) pairs: precomputed, as every leaf of a batch starts with one.
+# Every valid (kind, good_type) pair, precomputed, as every leaf of a batch starts with one:
+# a good's kinds with each good type, a subject's kinds with NO_GOOD only.
 _PREFIXES: dict[tuple[int, int], bytes] = {
     (kind, good_type): _uint8_word(LEAF_VERSION) + _uint8_word(kind) + _uint8_word(good_type)
     for kind in EntryKind
-    for good_type in GoodType
+    for good_type in ((NO_GOOD,) if kind in SUBJECT_KINDS else tuple(GoodType))
 }
 
 
@@ -122,7 +153,8 @@ class LeafData:
 
     version: int
     kind: EntryKind
-    good_type: GoodType
+    #: None for a ``SUBJECT_KINDS`` entry (encoded as ``NO_GOOD``).
+    good_type: GoodType | None
     fingerprint: bytes
     actor: bytes
     payload_hash: bytes
@@ -133,7 +165,12 @@ class LeafData:
             raise InvalidInput(f"unknown leaf version; only {LEAF_VERSION} exists")
         # Accept the plain ints a database row carries; store the enums.
         object.__setattr__(self, "kind", to_entry_kind(self.kind))
-        object.__setattr__(self, "good_type", to_good_type(self.good_type))
+        if self.kind in SUBJECT_KINDS:
+            if self.good_type not in (None, NO_GOOD):
+                raise InvalidInput(f"a {self.kind.name} leaf has good_type {NO_GOOD}")
+            object.__setattr__(self, "good_type", None)
+        else:
+            object.__setattr__(self, "good_type", to_good_type(self.good_type))  # type: ignore[arg-type]
         _check_bytes(self.fingerprint, HASH_SIZE, "fingerprint")
         _check_bytes(self.actor, ADDRESS_SIZE, "actor")
         _check_bytes(self.payload_hash, HASH_SIZE, "payload_hash")
@@ -148,7 +185,7 @@ class LeafData:
         """The 224-byte leaf data (see ``encode_leaf``)."""
         return encode_leaf(
             self.kind,
-            self.good_type,
+            NO_GOOD if self.good_type is None else self.good_type,
             self.fingerprint,
             self.actor,
             self.payload_hash,
@@ -181,10 +218,12 @@ class LeafData:
         ):
             if not word.startswith(padding):
                 raise InvalidInput(f"leaf {name} word has non-zero padding")
+        kind = to_entry_kind(kind_word[-1])
+        leaf_prefix(kind, good_type_word[-1])  # a good's kind with a good type, or NO_GOOD
         return cls(
             version=version_word[-1],
-            kind=to_entry_kind(kind_word[-1]),
-            good_type=to_good_type(good_type_word[-1]),
+            kind=kind,
+            good_type=None if kind in SUBJECT_KINDS else to_good_type(good_type_word[-1]),
             fingerprint=fingerprint,
             actor=actor_word[len(_ADDRESS_PADDING) :],
             payload_hash=payload,
@@ -223,11 +262,14 @@ def _check_uint(value: int, maximum: int, name: str) -> None:
 __all__ = [
     "LEAF_SIZE",
     "LEAF_VERSION",
+    "NO_GOOD",
+    "SUBJECT_KINDS",
     "EntryKind",
     "LeafData",
     "batch_entry_payload_hash",
     "encode_leaf",
     "leaf_prefix",
     "payload_hash",
+    "subject_fingerprint",
     "to_entry_kind",
 ]

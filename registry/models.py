@@ -190,6 +190,27 @@ class TreeHeadRecord(SQLModel, table=True):
     domain: str = Field(sa_column=Column(Text, nullable=False))
 
 
+class RegistryKey(SQLModel, table=True):
+    """A key that signs (or signed) the registry's tree heads, with the sizes it covers.
+
+    The first key signs heads from size 1; a hand-over at size N (a KEY_HANDOVER entry, the
+    outgoing key's ``KeyHandover(newKey, treeSize=N)`` signature) ends it: heads of size < N
+    verify under the old key, heads of size >= N only under the new one. The current key is
+    the row whose ``until_size`` is NULL; the trust root the registry serves lists them all.
+    """
+
+    __tablename__ = "registry_keys"
+    __table_args__ = (Index("uq_registry_keys_address", "address", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    address: bytes = Field(sa_column=_blob())
+    from_size: int = Field(sa_type=BigInteger)
+    until_size: int | None = Field(default=None, sa_type=BigInteger)
+    #: The outgoing key's EIP-712 ``KeyHandover`` signature (None for the first key).
+    handover_signature: bytes | None = Field(default=None, sa_column=_blob(nullable=True))
+    created_at: datetime
+
+
 class LogState(SQLModel, table=True):
     """The single row that names the log's current size; writers lock it to append."""
 

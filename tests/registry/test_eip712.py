@@ -60,6 +60,9 @@ DESIGN_TYPES = {
     "TreeHead": "TreeHead(uint64 size,bytes32 root,uint64 timestamp)",
     "TransferReceipt": "TransferReceipt(uint8 goodType,bytes32 fingerprint,uint64 logIndex,"
     "bytes32 transferHash,uint64 timestamp)",
+    # Issue 11: documented in docs/ARCHITECTURE.md ("Trust roots", "Creator identity").
+    "KeyHandover": "KeyHandover(address newKey,uint64 treeSize)",
+    "CreatorIdentity": "CreatorIdentity(string domain,string name,uint64 issuedAt)",
 }
 
 
@@ -75,6 +78,7 @@ _FIELD_VALUES = {
     "uint64": st.integers(0, 2**64 - 1),
     "bytes32": st.binary(min_size=32, max_size=32),
     "string": st.text(max_size=MAX_STRING_LENGTH),
+    "address": st.binary(min_size=20, max_size=20).map(checksum_address),
 }
 
 
@@ -94,7 +98,13 @@ domains = st.builds(
 
 
 def sample_message(primary_type: str) -> dict[str, object]:
-    values = {"uint8": 2, "uint32": 1000, "uint64": 1_767_225_600, "string": "30-day-card"}
+    values = {
+        "uint8": 2,
+        "uint32": 1000,
+        "uint64": 1_767_225_600,
+        "string": "30-day-card",
+        "address": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+    }
     return {
         member["name"]: values.get(member["type"], bytes(range(32)))
         for member in STRUCT_TYPES[primary_type]

@@ -58,14 +58,23 @@ VARIANTS: dict[str, dict[str, object]] = {
         **UINT_MAX,
         "bytes32": b"\xff" * 32,
         "string": "revoked: leaked 💥",
+        "address": "0xFFfFfFffFFfffFFfFFfFFFFFffFFFffffFfFFFfF",
     },
-    "zeros": {"uint8": 0, "uint32": 0, "uint64": 0, "bytes32": bytes(32), "string": ""},
+    "zeros": {
+        "uint8": 0,
+        "uint32": 0,
+        "uint64": 0,
+        "bytes32": bytes(32),
+        "string": "",
+        "address": "0x0000000000000000000000000000000000000001",
+    },
     "typical": {
         "uint8": 1,
         "uint32": 1000,
         "uint64": 2**53 + 1,  # the first integer an IEEE double cannot hold
         "bytes32": bytes(range(32)),
         "string": "30-day-card",
+        "address": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
     },
     "longest-string": {
         "uint8": 2**7,
@@ -73,6 +82,7 @@ VARIANTS: dict[str, dict[str, object]] = {
         "uint64": 2**63 - 1,  # the largest fresh_nonce()
         "bytes32": bytes(range(255, 223, -1)),
         "string": "💥" * MAX_STRING_LENGTH,  # 256 characters, 1024 UTF-8 bytes
+        "address": "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0",
     },
 }
 
@@ -256,6 +266,14 @@ def bad_values(solidity_type: str) -> list[tuple[str, object]]:
             ("empty", b""),
             ("hex-string", "0x" + "ff" * 32),
             ("int", 0),
+            ("none", None),
+        ]
+    if solidity_type == "address":
+        return [
+            ("20-bytes", bytes(20)),
+            ("short", "0x" + "ab" * 19),
+            ("bad-checksum", "0x5fbdb2315678afecb367f032d93F642f64180aa3"),
+            ("int", 7),
             ("none", None),
         ]
     assert solidity_type == "string"

@@ -15,12 +15,15 @@ from registry.fingerprints import GoodType
 from registry.leaf import (
     LEAF_SIZE,
     LEAF_VERSION,
+    NO_GOOD,
+    SUBJECT_KINDS,
     EntryKind,
     LeafData,
     batch_entry_payload_hash,
     encode_leaf,
     leaf_prefix,
     payload_hash,
+    subject_fingerprint,
 )
 
 ABI_TYPES = ["uint8", "uint8", "uint8", "bytes32", "address", "bytes32", "uint64"]
@@ -55,7 +58,7 @@ def abi_encode(leaf: LeafData) -> bytes:
         [
             leaf.version,
             leaf.kind,
-            leaf.good_type,
+            NO_GOOD if leaf.good_type is None else leaf.good_type,
             leaf.fingerprint,
             leaf.actor,
             leaf.payload_hash,
@@ -64,16 +67,35 @@ def abi_encode(leaf: LeafData) -> bytes:
     )
 
 
+good_kinds = st.sampled_from([kind for kind in EntryKind if kind not in SUBJECT_KINDS])
+_leaf_fields = {
+    "version": st.just(LEAF_VERSION),
+    "fingerprint": st.binary(min_size=32, max_size=32),
+    "actor": st.binary(min_size=20, max_size=20),
+    "payload_hash": st.binary(min_size=32, max_size=32),
+    "timestamp": st.integers(0, 2**64 - 1),
+}
 leaves = st.builds(
-    LeafData,
-    version=st.just(LEAF_VERSION),
-    kind=st.sampled_from(EntryKind),
-    good_type=st.sampled_from(GoodType),
-    fingerprint=st.binary(min_size=32, max_size=32),
-    actor=st.binary(min_size=20, max_size=20),
-    payload_hash=st.binary(min_size=32, max_size=32),
-    timestamp=st.integers(0, 2**64 - 1),
+    LeafData, kind=good_kinds, good_type=st.sampled_from(GoodType), **_leaf_fields
+) | st.builds(
+    LeafData, kind=st.sampled_from(sorted(SUBJECT_KINDS)), good_type=st.just(None), **_leaf_fields
 )
+
+
+def test_subject_kinds_take_no_good_type_and_goods_kinds_need_one() -> None:
+    subject = subject_fingerprint(EntryKind.KEY_HANDOVER, b"\x11" * 20)
+    leaf = encode_leaf(EntryKind.KEY_HANDOVER, NO_GOOD, subject, b"\x22" * 20, b"\x33" * 32, 7)
+    assert LeafData.decode(leaf).good_type is None
+    with pytest.raises(InvalidInput):
+        encode_leaf(EntryKind.KEY_HANDOVER, GoodType.CODE, subject, b"\x22" * 20, b"\x33" * 32, 7)
+    with pytest.raises(InvalidInput):
+        encode_leaf(EntryKind.REGISTER, NO_GOOD, subject, b"\x22" * 20, b"\x33" * 32, 7)
+    # A decoded REGISTER word with good_type 0 is refused, not read as a subject entry.
+    forged = leaf[:63] + bytes([EntryKind.REGISTER]) + leaf[64:]
+    with pytest.raises(InvalidInput):
+        LeafData.decode(forged)
+    # The two subjects' fingerprints never coincide for one address.
+    assert subject != subject_fingerprint(EntryKind.CREATOR_IDENTITY, b"\x11" * 20)
 
 
 def test_vector_encoding() -> None:
@@ -197,7 +219,8 @@ def _mutated(offset: int, value: int) -> bytes:
         (_mutated(31, 2), "unknown leaf version"),
         (_mutated(31, 0), "unknown leaf version"),
         (_mutated(63, 0), "kind must be"),
-        (_mutated(63, 5), "kind must be"),
+        (_mutated(63, 7), "kind must be"),
+        (_mutated(63, 5), "KEY_HANDOVER leaf has good_type 0"),
         (_mutated(95, 0), "good_type must be"),
         (_mutated(95, 4), "good_type must be"),
     ],
