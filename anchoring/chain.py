@@ -154,8 +154,12 @@ class Chain:
         """The root the contract holds for ``size`` as of ``confirmations`` blocks ago, or
         None (THREATS 8: a verifier takes a root only from the configured contract, on the
         checked chain, at a block at least the confirmation depth deep, never from a request)."""
-        latest = self.block_number()
-        block = latest - confirmations + 1
+        block = self.block_number() - confirmations + 1
+        return self.root_at_block(size, block)
+
+    def root_at_block(self, size: int, block: int) -> bytes | None:
+        """The root the contract held for ``size`` as of ``block`` (None before the block 0,
+        before the contract existed, or when it held none then)."""
         if block < 0:
             return None
         try:

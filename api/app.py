@@ -24,14 +24,17 @@ from api import auth, web
 from api import errors as api_errors
 from api.chainwatch import ChainWatch
 from api.context import MAX_JSON_BYTES, ApiContext
+from api.identity import IdentityService, IdentitySettings, load_identity_settings
 from api.jobs import JobRunner
 from api.limits import BodyLimit
 from api.ratelimit import RateLimiter, RateLimits
 from api.routes import auditors, creators, platforms
+from api.routes import identity as identity_routes
 from api.routes import signals as signal_routes
 from api.routes import trace as trace_routes
 from api.routes import webhooks as webhook_routes
 from api.telemetry import TelemetryWriter, VerificationBuffer
+from api.trustroot import TrustRootConfig
 from api.webhooks import WebhookService, WebhookSettings, WebhookWorker, load_webhook_settings
 from registry.db import read_transaction
 from registry.errors import StorageBusy
@@ -95,8 +98,11 @@ def create_app(
     siwe_domain: str = "127.0.0.1:8000",
     telemetry_interval: float = 0.5,
     webhook_settings: WebhookSettings | None = None,
+    identity_settings: IdentitySettings | None = None,
+    trust_root: TrustRootConfig | None = None,
 ) -> FastAPI:
     jobs = JobRunner(registry)
+    identity = IdentityService(registry, identity_settings or load_identity_settings())
     webhooks = WebhookService(registry, webhook_settings or load_webhook_settings())
     webhook_worker = WebhookWorker(webhooks)
 
@@ -136,8 +142,11 @@ def create_app(
         chain_watch=ChainWatch(chain),
         jobs=jobs,
         siwe_domain=siwe_domain,
+        identities=identity.cache,
+        trust_root=trust_root or TrustRootConfig(url=f"http://{siwe_domain}"),
     )
     app.state.context = ctx
+    app.state.identity = identity
     # Every body is capped while it streams; these routes stream larger bodies to their own.
     app.add_middleware(
         BodyLimit,
@@ -147,6 +156,7 @@ def create_app(
     app.include_router(platforms.router)
     app.verify_front = platforms.VerifyFront(app, app.through_stack)
     app.include_router(creators.router)
+    app.include_router(identity_routes.router)
     app.include_router(auditors.router)
     web.install(app)  # the page (``/``, ``/audit``, ``/label/...``) and ``/static``
     app.include_router(trace_routes.router)

@@ -8,9 +8,11 @@ from fastapi import Request
 
 from anchoring.chain import Chain
 from api.chainwatch import ChainWatch
+from api.identity import IdentityCache
 from api.jobs import JobRunner
 from api.ratelimit import RateLimiter
 from api.telemetry import VerificationBuffer
+from api.trustroot import TrustRootConfig
 from registry.fingerprints import CodeFingerprinter
 from registry.service import Registry
 from verifier.authenticity import CodeKeyCache, GoodLookup
@@ -36,14 +38,21 @@ class ApiContext:
     code_keys: CodeKeyCache = field(default_factory=CodeKeyCache)
     #: The host[:port] a Sign-In with Ethereum message must name.
     siwe_domain: str = "127.0.0.1:8000"
+    #: What the served trust root says of the registry besides its keys (``api.trustroot``).
+    trust_root: TrustRootConfig = field(default_factory=TrustRootConfig)
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     max_bulk_bytes: int = MAX_BULK_BYTES
+    #: Creators' proven names for verify answers (``api.identity``); None: never shown.
+    identities: IdentityCache | None = None
 
-    def fingerprinter(self, creator: bytes) -> CodeFingerprinter:
+    def fingerprinters(self, creator: bytes) -> tuple[CodeFingerprinter, ...]:
+        """One per live code key of the creator, newest first; empty when it has none (not
+        cached: an unknown creator costs a read, as a creator with keys does once)."""
         found = self.code_keys.get(creator)
         if found is None:
-            found = CodeFingerprinter(self.registry.code_key_of(creator))
-            self.code_keys.put(creator, found)
+            found = tuple(CodeFingerprinter(key) for key in self.registry.code_keys_of(creator))
+            if found:
+                self.code_keys.put(creator, found)
         return found
 
     def close(self) -> None:

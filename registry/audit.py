@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, select
 
-from registry import log, merkle
-from registry.eip712 import Domain, Signature, digest, recover_signer
+from registry import log, merkle, registrykeys
+from registry.eip712 import Domain, Signature, checksum_address, digest, recover_signer
 from registry.errors import TracemarkError
 from registry.leaf import LeafData, encode_leaf
 from registry.log import entries_t, heads_t
@@ -34,8 +34,11 @@ class LogReport:
 
 
 def check_log(conn: Connection, registry_address: str) -> LogReport:
-    """Rebuild the log from its entries and compare with its tiles and signed heads."""
+    """Rebuild the log from its entries and compare with its tiles and signed heads, each
+    head signed by the key that signs heads of its size (``registry_address`` when the
+    database records no key periods yet)."""
     report = LogReport(tree_size=log.tree_size(conn))
+    periods = registrykeys.key_periods(conn)
     head_sizes = {
         int(size): (bytes(root), int(ts), bytes(sig), domain)
         for size, root, ts, sig, domain in conn.execute(
@@ -68,7 +71,14 @@ def check_log(conn: Connection, registry_address: str) -> LogReport:
         )
         LeafData.decode(leaf)
         builder.append(merkle.hash_leaf(leaf))
-        _check_head(conn, report, builder, head_sizes, registry_address)
+        expected = registrykeys.key_for(periods, builder.size) if periods else None
+        _check_head(
+            conn,
+            report,
+            builder,
+            head_sizes,
+            registry_address if expected is None else checksum_address(expected),
+        )
     if builder.size != report.tree_size and not report.problems:
         report.problems.append(
             f"log_state says {report.tree_size} leaves but {builder.size} are sequenced"

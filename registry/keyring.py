@@ -21,6 +21,7 @@ from registry.errors import ConfigurationError
 
 MASTER_KEY_FILE = "master.key"
 REGISTRY_KEY_FILE = "registry.key"
+REGISTRY_KEYS_DIR = "registry-keys"
 MASTER_KEY_SIZE = 32
 
 
@@ -94,8 +95,43 @@ def create_account(path: Path) -> LocalAccount:
 
 
 def load_or_create_registry_key(data_dir: Path) -> LocalAccount:
-    """The registry's own key, which signs tree heads (and later transfer receipts)."""
+    """The registry's first key, which signs tree heads, receipts and attestations until a
+    hand-over (``registry.registrykeys``) names another."""
     path = data_dir / REGISTRY_KEY_FILE
     if not path.exists():
         return create_account(path)
     return load_account(path)
+
+
+def registry_key_path(data_dir: Path, address: str) -> Path:
+    """Where a registry key made by a hand-over lives: one 0600 file per key, never reused."""
+    return data_dir / REGISTRY_KEYS_DIR / f"{address.lower()}.key"
+
+
+def create_next_registry_key(data_dir: Path) -> LocalAccount:
+    """A fresh registry key for a hand-over, written before the hand-over commits (a crash
+    in between leaves an unused key file, never a committed key without its file)."""
+    key = secrets.token_bytes(32)
+    account: LocalAccount = Account.from_key(key)
+    write_secret(registry_key_path(data_dir, account.address), ("0x" + key.hex() + "\n").encode())
+    return account
+
+
+def load_registry_key(data_dir: Path, address: str) -> LocalAccount:
+    """The registry key with ``address``: the first one (``registry.key``) or one a hand-over
+    made (``registry-keys/<address>.key``)."""
+    first = data_dir / REGISTRY_KEY_FILE
+    if first.exists():
+        account = load_account(first)
+        if account.address.lower() == address.lower():
+            return account
+    path = registry_key_path(data_dir, address)
+    if not path.exists():
+        raise ConfigurationError(
+            f"the registry's current signing key {address} is not in {data_dir} "
+            f"({REGISTRY_KEY_FILE} or {REGISTRY_KEYS_DIR}/): restore it from a backup"
+        )
+    account = load_account(path)
+    if account.address.lower() != address.lower():
+        raise ConfigurationError(f"{path} does not hold the key of {address}")
+    return account

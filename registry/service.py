@@ -16,10 +16,18 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.exc import DBAPIError
 
-from registry import codekeys, log, registration, revocation, transfers, verifications
+from registry import (
+    codekeys,
+    log,
+    registration,
+    registrykeys,
+    revocation,
+    transfers,
+    verifications,
+)
 from registry.audit import LogReport, check_log
 from registry.batches import BatchResult, Progress
 from registry.db import create_db_engine, read_transaction, retrying, write_transaction
@@ -36,8 +44,9 @@ from registry.keyring import (
     ensure_private_dir,
     load_or_create_master_key,
     load_or_create_registry_key,
+    load_registry_key,
 )
-from registry.leaf import EntryKind, encode_leaf
+from registry.leaf import NO_GOOD, EntryKind, encode_leaf
 from registry.log import TreeHead, entries_t
 from registry.records import SignedMessage, checksum, records_t
 from registry.registration import EntryRef, RegistrationRequest
@@ -81,7 +90,8 @@ class LoggedEntry:
     entry_id: int
     leaf_index: int | None
     kind: EntryKind
-    good_type: GoodType
+    #: None for an entry about a subject, not a good (``leaf.SUBJECT_KINDS``: good_type 0).
+    good_type: GoodType | None
     fingerprint: bytes
     actor: bytes
     payload_hash: bytes
@@ -96,7 +106,7 @@ class LoggedEntry:
             entry_id=int(row["id"]),
             leaf_index=row["leaf_index"],
             kind=EntryKind(int(row["kind"])),
-            good_type=GoodType(int(row["good_type"])),
+            good_type=GoodType(int(row["good_type"])) if row["good_type"] != NO_GOOD else None,
             fingerprint=bytes(row["fingerprint"]),
             actor=bytes(row["actor"]),
             payload_hash=bytes(row["payload_hash"]),
@@ -110,7 +120,7 @@ class LoggedEntry:
             raise NotFound("the entry is queued and has no leaf yet")
         return encode_leaf(
             int(self.kind),
-            int(self.good_type),
+            NO_GOOD if self.good_type is None else int(self.good_type),
             self.fingerprint,
             self.actor,
             self.payload_hash,
@@ -122,7 +132,7 @@ class LoggedEntry:
             "entry_id": self.entry_id,
             "leaf_index": self.leaf_index,
             "kind": self.kind.name,
-            "good_type": self.good_type.name.lower(),
+            "good_type": None if self.good_type is None else self.good_type.name.lower(),
             "fingerprint": fingerprint_hex(self.fingerprint),
             "actor": checksum(self.actor),
             "payload_hash": "0x" + self.payload_hash.hex(),
@@ -156,10 +166,14 @@ class Registry:
         master_key: bytes,
         clock: Clock = system_clock,
         sequencer_batch_size: int = 1000,
+        key_loader: Callable[[str], LocalAccount] | None = None,
     ) -> None:
         self.engine = engine
         self.domain = domain
+        #: The key this process signs with: the registry's current key (``_signing_account``).
         self.account = account
+        #: Loads another registry key by address, after a hand-over made elsewhere.
+        self._key_loader = key_loader
         self._master_key = master_key
         self.clock = clock
         self.sequencer_batch_size = sequencer_batch_size
@@ -181,14 +195,63 @@ class Registry:
         master = settings.master_key.get_secret_value() if settings.master_key else None
         engine = create_db_engine(settings.resolved_database_url)
         upgrade(engine)
+        data_dir = settings.data_dir
+        first = load_or_create_registry_key(data_dir)
+        with write_transaction(engine) as conn:
+            registrykeys.adopt_first_key(conn, bytes.fromhex(first.address[2:]))
+            current = registrykeys.current_key(conn)
+        assert current is not None
+        account = load_registry_key(data_dir, checksum(current))
         return cls(
             engine,
             domain=domain,
-            account=load_or_create_registry_key(settings.data_dir),
-            master_key=load_or_create_master_key(settings.data_dir, master),
+            account=account,
+            master_key=load_or_create_master_key(data_dir, master),
             clock=clock,
             sequencer_batch_size=settings.sequencer_batch_size,
+            key_loader=lambda address: load_registry_key(data_dir, address),
         )
+
+    def _signing_account(self, conn: Connection) -> LocalAccount:
+        """The registry's current key, read in the caller's transaction: a hand-over made by
+        another process (``tracemark registry-key rotate``) is picked up before the next head,
+        receipt or attestation is signed, never after."""
+        current = registrykeys.current_key(conn)
+        mine = bytes.fromhex(self.account.address[2:])
+        if current is None:
+            # A database made without ``Registry.open`` (tests): this key is the first.
+            registrykeys.adopt_first_key(conn, mine)
+            return self.account
+        if current != mine:
+            if self._key_loader is None:
+                raise ConfigurationError(
+                    f"the registry's signing key is now {checksum(current)}, not "
+                    f"{self.account.address}; restart with that key"
+                )
+            self.account = self._key_loader(checksum(current))
+        return self.account
+
+    def rotate_key(self, new: LocalAccount) -> registrykeys.Handover:
+        """Hand the signing key over to ``new`` (one transaction; see ``registrykeys``)."""
+        with write_transaction(self.engine) as conn:
+            handover = registrykeys.hand_over(
+                conn,
+                old=self._signing_account(conn),
+                new=new,
+                domain=self.domain,
+                now=self.clock(),
+                batch_size=self.sequencer_batch_size,
+            )
+        self.account = new
+        return handover
+
+    def key_periods(self) -> list[registrykeys.KeyPeriod]:
+        """Every registry key and the head sizes it signs, oldest first."""
+        with read_transaction(self.engine) as conn:
+            periods = registrykeys.key_periods(conn)
+        if not periods:
+            return [registrykeys.KeyPeriod(bytes.fromhex(self.address[2:]), 1, None, None)]
+        return periods
 
     @property
     def address(self) -> str:
@@ -209,6 +272,10 @@ class Registry:
                 conn, signed, code_key, self.domain, self._master_key, now=self.clock()
             )
 
+    def retire_code_key(self, signed: SignedMessage) -> codekeys.RetirementResult:
+        with write_transaction(self.engine) as conn:
+            return codekeys.retire_code_key(conn, signed, self.domain, now=self.clock())
+
     def register(self, request: RegistrationRequest) -> EntryRef:
         with write_transaction(self.engine) as conn:
             return registration.register_good(conn, request, self.domain, now=self.clock())
@@ -225,7 +292,9 @@ class Registry:
             result = registration.register_batch(
                 conn, request, fingerprints, self.domain, now=now, progress=progress
             )
-            log.publish_tree_head(conn, account=self.account, domain=self.domain, now=now)
+            log.publish_tree_head(
+                conn, account=self._signing_account(conn), domain=self.domain, now=now
+            )
             return result
 
     def revoke(self, request: RevocationRequest) -> EntryRef:
@@ -244,12 +313,24 @@ class Registry:
             result = revocation.revoke_batch(
                 conn, request, fingerprints, self.domain, now=now, progress=progress
             )
-            log.publish_tree_head(conn, account=self.account, domain=self.domain, now=now)
+            log.publish_tree_head(
+                conn, account=self._signing_account(conn), domain=self.domain, now=now
+            )
             return result
 
     def code_key_of(self, creator: bytes) -> bytes:
         with read_transaction(self.engine) as conn:
             return codekeys.code_key_of(conn, creator, self._master_key)
+
+    def code_keys_of(self, creator: bytes) -> list[bytes]:
+        """The creator's live code keys, unsealed, newest first (what a code lookup tries)."""
+        with read_transaction(self.engine) as conn:
+            return codekeys.live_code_keys(conn, creator, self._master_key)
+
+    def code_keys_info(self, creator: bytes) -> list[codekeys.CodeKeyInfo]:
+        """Every code key the creator enrolled, retired ones included, newest first."""
+        with read_transaction(self.engine) as conn:
+            return codekeys.code_keys_info(conn, creator)
 
     # -- platforms ---------------------------------------------------------------------------
 
@@ -259,7 +340,11 @@ class Registry:
         def attempt() -> TransferReceipt:
             with write_transaction(self.engine) as conn:
                 return transfers.record_transfer(
-                    conn, request, account=self.account, domain=self.domain, now=self.clock()
+                    conn,
+                    request,
+                    account=self._signing_account(conn),
+                    domain=self.domain,
+                    now=self.clock(),
                 )
 
         try:
@@ -369,7 +454,9 @@ class Registry:
             integrated = log.integrate_queue(conn, limit=self.sequencer_batch_size, now=now)
             if integrated == 0:
                 return None
-            return log.publish_tree_head(conn, account=self.account, domain=self.domain, now=now)
+            return log.publish_tree_head(
+                conn, account=self._signing_account(conn), domain=self.domain, now=now
+            )
 
     def sequence_all(self) -> TreeHead | None:
         """Drain the queue; returns the last head published, if any."""

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     #: Where ``serve`` answers HTTP: loopback unless told otherwise.
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    #: The registry's name in the trust root it serves (a label: shown, never trusted).
+    registry_name: str = Field(default="tracemark registry", min_length=1, max_length=64)
+    #: The URL clients reach the registry at, named in its trust root; empty means
+    #: ``http://<api_host>:<api_port>``.
+    public_url: str = ""
 
     @property
     def resolved_database_url(self) -> str:

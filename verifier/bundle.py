@@ -481,6 +481,7 @@ def _bundle_entry(
     registry: Registry, entry: LoggedEntry, payloads: dict[int, dict[str, Any]], tree_size: int
 ) -> BundleEntry:
     assert entry.leaf_index is not None and entry.timestamp is not None
+    assert entry.good_type is not None  # a good's entry, never a subject's
     batch_proof = None
     if entry.position is not None:
         proof = registry.batch_proof(entry)

@@ -49,16 +49,22 @@ from registry.registration import RegistrationRequest
 from registry.revocation import RevocationRequest
 from registry.royalty import policy_document
 from verifier.bundle import MAX_BUNDLE_BYTES, Bundle, SignedTreeHead
+from verifier.errors import BundleInvalid, VerificationError
 from verifier.schemas import (
     DEFAULT_PAGE,
     MAX_PAGE,
     CodeKeyIn,
     CodeKeyOut,
+    CodeKeyRetireIn,
+    CodeKeyRetireOut,
+    CodeKeysOut,
     DistributionIn,
     DistributionOut,
     EntryOut,
     GoodOut,
     GoodTypeName,
+    IdentityIn,
+    IdentityOut,
     JobOut,
     Page,
     PartyIn,
@@ -75,6 +81,7 @@ from verifier.schemas import (
     VerifyIn,
     VerifyOut,
 )
+from verifier.trust import MAX_TRUST_ROOT_BYTES, WELL_KNOWN_PATH, TrustPolicy, TrustRoot
 
 DEFAULT_TIMEOUT: Final = 10.0
 """Seconds to wait for the registry to connect, accept a chunk or answer (each, not in all)."""
@@ -257,12 +264,6 @@ class UnexpectedAnswer(TracemarkError):
     code = "unexpected-answer"
 
 
-class VerificationError(TracemarkError):
-    """A registry's signed statement (a receipt, a tree head) does not verify."""
-
-    code = "verification-failed"
-
-
 class JobFailed(InvalidInput):
     """A bulk job failed on the server; nothing of it was written. ``job`` is its last state;
     ``problem`` is what the request would have answered had it failed at once (the same
@@ -401,29 +402,26 @@ def siwe_message(
 # -- receipts --------------------------------------------------------------------------------------
 
 
-def verify_receipt(
-    receipt: ReceiptOut, registry_address: str, *, domain: Domain | None = None
-) -> None:
-    """Check a ``TransferReceipt`` offline, with the registry's address alone; raise
-    ``VerificationError`` if it does not verify.
+def verify_receipt(receipt: ReceiptOut, trust: TrustPolicy) -> TrustRoot:
+    """Check a ``TransferReceipt`` offline under the caller's pinned trust; return the trust
+    root it verified under, or raise ``VerificationError`` (``UntrustedRegistry`` when no
+    pinned root names the registry it claims to be from).
 
-    ``domain`` pins the chain and contract the receipt must be signed under; without it the
-    receipt's own domain is used (a signature is valid only under the domain it was made for).
-    The other fields of the answer (price, royalties) are bound through ``transfer_hash``, the
-    TRANSFER entry's payload hash, which the log proves.
+    The receipt must be signed under a domain a pinned trust root names, by the registry key
+    that root names for the receipt's place in the log (a key hand-over keeps old receipts
+    valid under the old key). The other fields of the answer (price, royalties) are bound
+    through ``transfer_hash``, the TRANSFER entry's payload hash, which the log proves.
     """
     try:
-        registry = parse_address(registry_address, what="the registry's address")
-        # 1. The receipt names the registry as its signer.
-        if parse_address(receipt.signer, what="signer") != registry:
-            raise VerificationError(f"the receipt is signed by {receipt.signer}, not {registry}")
-        # 2. Its domain is well-formed, and the pinned one when a domain is pinned.
         signed_under = Domain.from_dict(receipt.domain)
-        if domain is not None and signed_under != domain:
+        # 1. A registry the caller trusts (its chain and contract), and the key it names.
+        root = trust.root_for(signed_under)
+        expected = checksum_address(root.key_for_entry(receipt.log_index))
+        # 2. The receipt names that key as its signer.
+        if parse_address(receipt.signer, what="signer") != expected:
             raise VerificationError(
-                f"the receipt is for chain {signed_under.chain_id} and contract "
-                f"{signed_under.verifying_contract}, not {domain.chain_id} and "
-                f"{domain.verifying_contract}"
+                f"the receipt is signed by {receipt.signer}, but trust root {root.label()} "
+                f"names {expected} for leaf {receipt.log_index:,}"
             )
         # 3. The signed message is rebuilt from the receipt's fields ...
         message: dict[str, object] = {
@@ -436,22 +434,27 @@ def verify_receipt(
         # 4. ... and the typed data shown beside them is that very message, nothing else.
         if receipt.typed_data != typed_data("TransferReceipt", message, signed_under):
             raise VerificationError("the receipt's typed_data is not the message of its fields")
-        # 5. The EIP-712 signature (65 bytes, low s) recovers the registry's address.
-        verify_signature("TransferReceipt", message, signed_under, receipt.signature, registry)
+        # 5. The EIP-712 signature (65 bytes, low s) recovers that key under the domain.
+        verify_signature("TransferReceipt", message, root.domain(), receipt.signature, expected)
     except (SignatureError, InvalidInput) as exc:
         raise VerificationError(f"the receipt does not verify: {exc.detail}") from None
+    except BundleInvalid as exc:
+        raise VerificationError(f"the receipt does not verify: {exc.detail}") from None
+    return root
 
 
-def verify_tree_head(head: SignedTreeHead, registry_address: str | None = None) -> None:
-    """Check a signed tree head's EIP-712 signature under its own domain (and, when given,
-    that the registry's address signed it); raise ``VerificationError`` otherwise."""
-    signer = checksum_address(head.signer)
+def verify_tree_head(head: SignedTreeHead, trust: TrustPolicy) -> TrustRoot:
+    """Check a signed tree head under the caller's pinned trust: the domain a pinned root
+    names, the key it names for the head's size, the EIP-712 signature. Returns the trust
+    root used; raises ``VerificationError`` otherwise."""
+    from verifier.offline import check_head
+
+    root = trust.root_for(head.domain.domain())
     try:
-        if registry_address is not None and parse_address(registry_address) != signer:
-            raise VerificationError(f"the head is signed by {signer}, not {registry_address}")
-        verify_signature("TreeHead", head.message(), head.domain.domain(), head.signature, signer)
-    except (SignatureError, InvalidInput) as exc:
+        check_head(head, root)
+    except BundleInvalid as exc:
         raise VerificationError(f"the tree head does not verify: {exc.detail}") from None
+    return root
 
 
 # -- the client ------------------------------------------------------------------------------------
@@ -812,12 +815,24 @@ class TracemarkClient:
 
     # -- auditors -----------------------------------------------------------------------------
 
-    def tree_head(self, *, registry_address: str | None = None) -> SignedTreeHead:
-        """The newest signed tree head, its signature checked (and its signer, if given)."""
+    def tree_head(self, *, trust: TrustPolicy | None = None) -> SignedTreeHead:
+        """The newest signed tree head; with ``trust``, checked under the pinned trust root
+        (domain, the key for its size, signature), else parsed only: a head checked against
+        what the server says about itself proves nothing."""
         answer = self._send("GET", "/v1/log/head")
         head = self._model(SignedTreeHead, answer)
-        verify_tree_head(head, registry_address)
+        if trust is not None:
+            verify_tree_head(head, trust)
         return head
+
+    def trust_root(self) -> TrustRoot:
+        """The trust root the registry serves about itself, parsed strictly. Compare its
+        ``fingerprint()`` with one its operator gave you out of band before you pin it."""
+        answer = self._send("GET", WELL_KNOWN_PATH, limit=MAX_TRUST_ROOT_BYTES)
+        try:
+            return TrustRoot.parse(answer.body)
+        except InvalidInput as exc:
+            raise UnexpectedAnswer(f"the registry's trust root: {exc.detail}") from None
 
     def domain(self) -> Domain:
         """The EIP-712 domain the registry signs under (from its newest tree head)."""
@@ -862,6 +877,19 @@ class TracemarkClient:
             idempotency_key=idempotency_key,
         )
         return self._model(CodeKeyOut, answer)
+
+    def retire_code_key(
+        self, signed: SignedMessage, *, idempotency_key: str | None = None
+    ) -> CodeKeyRetireOut:
+        """Retire one of the creator's code keys (a signed ``CodeKeyRetirement``)."""
+        document = CodeKeyRetireIn.model_validate({"signed": signed.document()})
+        answer = self._send(
+            "POST",
+            "/v1/creators/code-key/retire",
+            document=document.model_dump(),
+            idempotency_key=idempotency_key,
+        )
+        return self._model(CodeKeyRetireOut, answer)
 
     def register(
         self, request: RegistrationRequest, *, idempotency_key: str | None = None
@@ -1051,6 +1079,10 @@ class TracemarkClient:
         answer = self._send("GET", "/v1/creators/me/royalties", params=params)
         return self._model(StatementOut, answer)
 
+    def code_keys(self) -> CodeKeysOut:
+        """The signed-in creator's code keys (ids and dates), newest first."""
+        return self._model(CodeKeysOut, self._send("GET", "/v1/creators/me/code-keys"))
+
     def distribution(self) -> DistributionOut:
         """Who may sell the signed-in creator's goods first-hand."""
         return self._model(DistributionOut, self._send("GET", "/v1/creators/me/distribution"))
@@ -1064,6 +1096,18 @@ class TracemarkClient:
         body = DistributionIn(restricted=restricted, platforms=chosen)
         answer = self._send("PUT", "/v1/creators/me/distribution", document=body.model_dump())
         return self._model(DistributionOut, answer)
+
+    def prove_identity(self, domain: str) -> IdentityOut:
+        """Have the registry fetch and check the signed-in creator's statement on ``domain``
+        (``https://<domain>/.well-known/tracemark-creator.json``) and log the verified name."""
+        body = IdentityIn(domain=domain).model_dump()
+        answer = self._send("POST", "/v1/creators/me/identity", document=body)
+        return self._model(IdentityOut, answer)
+
+    def recheck_identity(self) -> IdentityOut:
+        """Have the registry fetch the signed-in creator's statement again: still verified, or
+        lapsed (logged) if it no longer verifies."""
+        return self._model(IdentityOut, self._send("POST", "/v1/creators/me/identity/recheck"))
 
     # -- auditors: traces (issue 5) ----------------------------------------------------------
 

@@ -63,7 +63,15 @@ from verifier.bundle import (
 from verifier.bundle import (
     FORMAT as BUNDLE_FORMAT,
 )
-from verifier.offline import BundleInvalid, ChainFinding, check_bundle, check_head_on_chain
+from verifier.errors import BundleInvalid, NotAnchoredYet, NotFinalYet
+from verifier.offline import (
+    COMPLETENESS_NOT_PROVEN,
+    ChainFinding,
+    Status,
+    check_bundle,
+    check_head_on_chain,
+)
+from verifier.trust import TrustPolicy, TrustRoot
 
 if TYPE_CHECKING:
     from anchoring.chain import Chain
@@ -111,7 +119,6 @@ CSV_COLUMNS: Final = (
 """The summary's columns, one line a good, from the evidence in the file: ``last_holder_
 platform`` is ``creator`` until a transfer; ``anchored_head`` is empty while not anchored."""
 
-Status = Literal["verified", "not-anchored", "chain-not-checked", "failed"]
 
 
 class MalformedExport(InvalidInput):
@@ -647,40 +654,36 @@ def _anchored_head(head: HeadFinding) -> str:
 
 @dataclass(frozen=True)
 class ExportReport:
-    """Exactly what an export proved, or the first reason it did not."""
+    """Exactly what an export proved, under which trust root."""
 
     goods: int
     #: Entries proved, by kind name (REGISTER, TRANSFER, ...).
     entries: dict[str, int]
     heads: tuple[HeadFinding, ...]
-    head_signer: str | None
+    #: The keys that signed the heads, in head order, each once.
+    head_signers: tuple[str, ...]
     chain_id: int | None
     contract: str | None
+    #: The trust root the check used (None for an empty export: nothing to check under one).
+    trust_root: str | None
+    trust_fingerprint: str | None
     chain_checked: bool
     pending_entries: int
     next_after: int | None
-    failure: str | None = None
-    failed_step: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.failure is None
 
     @property
     def status(self) -> Status:
-        """``verified`` when the chain holds the largest head's root: the consistency proofs
-        then put every head, and so every entry, inside that anchored tree."""
-        if self.failure is not None:
-            return "failed"
+        """``verified`` when the chain holds the largest head's root at the trust root's
+        depth: the consistency proofs then put every head, and so every entry, inside it."""
         if not self.chain_checked:
             return "chain-not-checked"
         last = self.heads[-1].chain if self.heads else None
-        return "verified" if last is not None and last.anchored else "not-anchored"
+        if last is None or not last.anchored:
+            return "not-anchored"
+        return "verified" if last.final else "not-final"
 
     def summary(self) -> str:
-        """One line: the failure, or exactly what was proved."""
-        if self.failure is not None:
-            return self.failure
+        """One line: exactly what was proved, and what was not."""
         if not self.heads:
             return "an empty export: no goods, nothing proved"
         count = sum(self.entries.values())
@@ -693,7 +696,7 @@ class ExportReport:
         parts = [
             f"{_count(self.goods, 'good', 'goods')} ({_count(count, 'entry', 'entries')}: "
             f"{kinds}) under {_count(len(self.heads), 'head', 'heads')} (size {sizes}) "
-            f"signed by {self.head_signer}"
+            f"signed by {', '.join(self.head_signers)}"
         ]
         if len(self.heads) > 1:
             parts.append(
@@ -706,13 +709,18 @@ class ExportReport:
             if anchored:
                 parts.append(f"anchored {where}: " + ", ".join(map(_anchored_head, anchored)))
             missing = ", ".join(f"{h.tree_size:,}" for h in self.heads if h not in anchored)
-            if missing and self.status == "verified":
+            if missing and self.status in ("verified", "not-final"):
                 parts.append(f"head {missing} not anchored itself, but inside the anchored last")
             elif missing:
                 parts.append(f"not anchored {where} yet: head {missing}")
+            last = self.heads[-1].chain
+            if last is not None and last.anchored:
+                state = "final" if last.final else "NOT final yet"
+                parts.append(f"the last head is {state} by the trust root's rule ({last.rule})")
         else:
             claimed = ", ".join(f"{h.tree_size:,}" for h in self.heads if h.claimed_anchor)
             parts.append(f"chain not checked (the export says anchored: head {claimed or 'none'})")
+        parts.append(f"trust root {self.trust_root}")
         if self.pending_entries:
             parts.append(
                 f"the registry reports {_count(self.pending_entries, 'more entry', 'more entries')}"
@@ -720,6 +728,7 @@ class ExportReport:
             )
         if self.next_after is not None:
             parts.append(f"one page of a selection: the next starts --after {self.next_after}")
+        parts.append(COMPLETENESS_NOT_PROVEN)
         return "; ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
@@ -727,18 +736,19 @@ class ExportReport:
             "format": FORMAT,
             "status": self.status,
             "summary": self.summary(),
-            "failure": self.failure,
-            "failed_step": self.failed_step,
             "goods": self.goods,
             "entries": dict(sorted(self.entries.items())),
-            "head_signer": self.head_signer,
+            "head_signers": list(self.head_signers),
             "chain_id": self.chain_id,
             "contract": self.contract,
+            "trust_root": self.trust_root,
+            "trust_fingerprint": self.trust_fingerprint,
             "heads": [
                 {
                     "tree_size": h.tree_size,
                     "claimed_anchor": h.claimed_anchor,
                     "anchored": None if h.chain is None else h.chain.anchored,
+                    "final": None if h.chain is None else h.chain.final,
                     "block_number": None if h.chain is None else h.chain.block_number,
                     "confirmations": None if h.chain is None else h.chain.confirmations,
                 }
@@ -746,31 +756,38 @@ class ExportReport:
             ],
             "pending_entries": self.pending_entries,
             "next_after": self.next_after,
+            "complete": False,
+            "completeness": COMPLETENESS_NOT_PROVEN,
         }
 
 
-def check_export(
-    export: Export,
-    chain: Chain | None,
-    *,
-    trusted_signer: str | None = None,
-    trusted_contract: str | None = None,
-) -> ExportReport:
-    """Check a whole export; the report says what it proves, or the first check that failed.
+def check_export(export: Export, trust: TrustPolicy, chain: Chain | None) -> ExportReport:
+    """Check a whole export under the caller's trust policy; return what it proves, or raise.
 
-    Steps: (1) its shape: heads ascending, of one signer and domain, each used by a good,
-    anchors and consistency proofs naming consecutive heads; (2) the consistency proof from
-    each head to the next; (3) every good as a bundle under its head (``check_bundle``: leaves,
-    payloads, signatures, batch proofs, inclusion, the head's signature and anchor pointer);
-    (4) with a chain, every head against the contract (its root for the head's size, and
-    the pointed transaction). Transport failures of the chain propagate: they prove nothing.
+    Steps: (0) the trust root the caller pinned for the export's registry (else
+    ``UntrustedRegistry``); (1) its shape: heads ascending, of one registry, each used by a
+    good, anchors and consistency proofs naming consecutive heads; (2) the consistency proof
+    from each head to the next; (3) every good as a bundle under its head (``check_bundle``:
+    leaves, payloads, signatures under the trusted domain, batch proofs, inclusion, the head's
+    signer and signature, the anchor pointer); (4) with a chain, every head against the
+    trusted contract, the last at the trust root's depth (else ``NotAnchoredYet`` /
+    ``NotFinalYet`` with the report so far). Raises ``BundleInvalid`` for evidence that does
+    not verify; transport failures of the chain propagate: they prove nothing.
     """
     checker = _ExportChecker(export)
-    try:
-        checker.run(chain, trusted_signer, trusted_contract)
-    except BundleInvalid as exc:
-        return checker.report(chain, failure=exc.detail, step=exc.step)
-    return checker.report(chain)
+    if not export.heads:
+        return checker.report(None, chain_checked=chain is not None)
+    root = trust.root_for(export.heads[0].domain.domain())
+    checker.run(root, chain)
+    report = checker.report(root, chain_checked=chain is not None)
+    if chain is not None:
+        last = report.heads[-1].chain
+        assert last is not None
+        if not last.anchored:
+            raise NotAnchoredYet(last.describe(report.heads[-1].tree_size), report)
+        if not last.final:
+            raise NotFinalYet(last.describe(report.heads[-1].tree_size), report)
+    return report
 
 
 class _ExportChecker:
@@ -778,14 +795,11 @@ class _ExportChecker:
         self.export = export
         self.entries: dict[str, int] = {}
         self.findings: dict[int, ChainFinding] = {}
-        self.signer: str | None = None
 
-    def report(
-        self, chain: Chain | None, *, failure: str | None = None, step: str | None = None
-    ) -> ExportReport:
+    def report(self, root: TrustRoot | None, *, chain_checked: bool) -> ExportReport:
         export = self.export
         anchored = {a.tree_size for a in export.anchors}
-        domain = export.heads[0].domain if export.heads else None
+        signers = tuple(dict.fromkeys(checksum_address(h.signer) for h in export.heads))
         return ExportReport(
             goods=len(export.goods),
             entries=dict(self.entries),
@@ -793,24 +807,28 @@ class _ExportChecker:
                 HeadFinding(h.tree_size, h.tree_size in anchored, self.findings.get(h.tree_size))
                 for h in export.heads
             ),
-            head_signer=self.signer,
-            chain_id=None if domain is None else domain.chainId,
-            contract=None if domain is None else domain.domain().verifying_contract,
-            chain_checked=chain is not None,
+            head_signers=signers,
+            chain_id=None if root is None else root.chain_id,
+            contract=None if root is None else root.contract_address,
+            trust_root=None if root is None else root.label(),
+            trust_fingerprint=None if root is None else root.fingerprint(),
+            chain_checked=chain_checked,
             pending_entries=sum(g.pending_entries for g in export.goods),
             next_after=export.next_after,
-            failure=failure,
-            failed_step=step,
         )
 
-    def run(
-        self, chain: Chain | None, trusted_signer: str | None, trusted_contract: str | None
-    ) -> None:
+    def run(self, root: TrustRoot, chain: Chain | None) -> None:
         export = self.export
         heads = {h.tree_size: h for h in export.heads}
         anchors = {a.tree_size: a for a in export.anchors}
-        # 1. The shape: what refers to what.
+        # 1. The shape: what refers to what, and one registry the trust root names.
         _check_shape(export, heads)
+        if not root.names_key(export.registry):
+            raise BundleInvalid(
+                "shape",
+                f"the export names registry {checksum_address(export.registry)}, a key trust "
+                f"root {root.label()} does not name",
+            )
         # 2. The heads are one append-only log: each extends the one before.
         for link in export.consistency:
             older, newer = heads[link.from_size], heads[link.to_size]
@@ -825,6 +843,7 @@ class _ExportChecker:
                     f"{exc.detail}",
                 ) from None
         # 3. Every good, as the bundle it is under its head (the same checks, the same code).
+        policy = TrustPolicy.of(root)
         for good in export.goods:
             bundle = Bundle(
                 format=BUNDLE_FORMAT,
@@ -835,23 +854,20 @@ class _ExportChecker:
                 tree_head=heads[good.tree_size],
                 anchor=anchors.get(good.tree_size),
             )
-            report = check_bundle(
-                bundle, None, trusted_signer=trusted_signer, trusted_contract=trusted_contract
-            )
-            if report.failure is not None:
+            try:
+                report = check_bundle(bundle, policy, None)
+            except BundleInvalid as exc:
                 name = (
                     f"{good.good.good_type.name.lower()} {fingerprint_hex(good.good.fingerprint)}"
                 )
-                raise BundleInvalid(report.failed_step or "entry", f"{name}: {report.failure}")
-            self.signer = report.head_signer
+                raise BundleInvalid(exc.step, f"{name}: {exc.detail}") from None
             for proved in report.entries:
                 self.entries[proved.kind.name] = self.entries.get(proved.kind.name, 0) + 1
-        # 4. The chain: the contract's root for each head's size is the head's root.
+        # 4. The chain: the trusted contract's root for each head's size is the head's root.
         if chain is not None:
             for head in export.heads:
-                domain = head.domain.domain()
                 self.findings[head.tree_size] = check_head_on_chain(
-                    head, anchors.get(head.tree_size), domain, chain
+                    head, anchors.get(head.tree_size), root, chain
                 )
 
 
@@ -863,22 +879,15 @@ def _check_shape(export: Export, heads: dict[int, SignedTreeHead]) -> None:
     if sizes != sorted(set(sizes)):
         raise fail("the heads are not in strictly ascending size")
     if export.heads:
+        # One log: one domain. The signers may differ across a key rotation; each head's
+        # signer is checked against the trust root with its signature (``check_head``).
         first = export.heads[0]
         for head in export.heads[1:]:
-            if (head.signer, head.domain) != (first.signer, first.domain):
+            if head.domain != first.domain:
                 raise fail(
                     f"head {head.tree_size:,} is of another registry or contract than head "
                     f"{first.tree_size:,}: an export holds one log"
                 )
-    if checksum_address(export.registry) != (
-        checksum_address(export.heads[0].signer)
-        if export.heads
-        else checksum_address(export.registry)
-    ):
-        raise fail(
-            f"the export names registry {checksum_address(export.registry)}, but its heads are "
-            f"signed by {checksum_address(export.heads[0].signer)}"
-        )
     seen: set[tuple[GoodType, bytes]] = set()
     used: set[int] = set()
     for good in export.goods:

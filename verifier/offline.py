@@ -1,10 +1,17 @@
-"""Checking a proof bundle with nothing but the chain: what it proves, or why it does not.
+"""Checking a proof bundle with nothing but the chain and a pinned trust root.
 
-Nothing the server said is trusted. Every leaf is re-encoded from its fields and every
-payload re-hashed; every creator's EIP-712 signature is recovered under the domain stored
-with it; every inclusion proof is walked to the head's root; the head's signature is
-recovered; and the root is read from the anchor contract itself (THREATS 8), never from the
-bundle, whose ``anchor`` only says where to look for the block.
+Nothing the bundle says about itself is trusted (STYLE 15). The caller's trust policy names
+the registry (chain, anchor contract, the keys that sign heads of each size, the finality
+rule); every leaf is re-encoded from its fields and every payload re-hashed; every creator's
+EIP-712 signature is recovered under the trust root's domain, and a signature stored with
+another domain is refused (one carried over from another registry's log); every inclusion
+proof is walked to the head's root; the head's signature must recover to the key the trust
+root names for its size; and the root is read from the trusted anchor contract itself, at
+the depth the trust root asks (THREATS 8), never from the bundle, whose ``anchor`` only says
+where to look for the block.
+
+``check_bundle`` returns what was proved or raises (``verifier.errors``): ``BundleInvalid``,
+``UntrustedRegistry``, or ``NotAnchoredYet`` / ``NotFinalYet`` carrying the partial report.
 
 Pure except for the ``Chain`` a caller hands in: this module imports neither web3 nor an ORM.
 """
@@ -23,16 +30,25 @@ from registry.eip712 import (
     parse_message,
     verify_signature,
 )
-from registry.errors import InvalidInput, InvalidProof, SignatureError, TracemarkError
+from registry.errors import InvalidInput, InvalidProof, SignatureError
 from registry.fingerprints import GoodType, fingerprint_hex
 from registry.leaf import EntryKind, batch_entry_payload_hash, payload_hash
 from registry.merkle import hash_leaf, verify_inclusion
 from verifier.bundle import AnchorPointer, Bundle, BundleEntry, SignedTreeHead
+from verifier.errors import BundleInvalid, NotAnchoredYet, NotFinalYet
+from verifier.trust import TrustPolicy, TrustRoot
 
 if TYPE_CHECKING:
     from anchoring.chain import Chain
 
-Status = Literal["verified", "not-anchored", "chain-not-checked", "failed"]
+Status = Literal["verified", "not-anchored", "not-final", "chain-not-checked"]
+
+COMPLETENESS_NOT_PROVEN: Final = (
+    "history shown as far as this evidence carries it: that it is complete (no later "
+    "revocation or transfer left out) is not proven"
+)
+"""Said with every verdict until bundles carry a proof that a good's history is complete: an
+RFC 9162 log proves what is in it, never what is not (issue 11, item 6)."""
 
 #: The signed struct each kind of entry carries, without and with a batch proof.
 SIGNED_TYPES: Final[dict[EntryKind, tuple[str, str]]] = {
@@ -46,16 +62,6 @@ _VERBS: Final = {
     EntryKind.REVOKE: "revoked",
     EntryKind.CONFLICT: "claimed again (conflict)",
 }
-
-
-class BundleInvalid(TracemarkError):
-    """The bundle does not prove what it claims; ``step`` names the check that failed."""
-
-    code = "bundle-invalid"
-
-    def __init__(self, step: str, detail: str) -> None:
-        super().__init__(detail)
-        self.step = step
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -105,12 +111,16 @@ class ProvedEntry:
 
 @dataclass(frozen=True)
 class ChainFinding:
-    """What the chain itself says about the head."""
+    """What the chain itself says about a head, under the trust root's finality rule."""
 
     chain_id: int
     contract: str
-    #: The contract holds the head's root for its size.
+    #: The contract holds the head's root for its size (at the latest block).
     anchored: bool
+    #: ... and held it at the depth the trust root asks.
+    final: bool
+    #: The trust root's rule, in words ("3 confirmations", "the network's finalized block").
+    rule: str
     #: The block of the anchoring transaction, from its receipt (None without a pointer).
     block_number: int | None
     confirmations: int | None
@@ -120,50 +130,59 @@ class ChainFinding:
         if not self.anchored:
             return f"head {tree_size:,} is not anchored {where} yet"
         if self.block_number is None or self.confirmations is None:
-            return f"head {tree_size:,} anchored {where} (block not named: confirmations unknown)"
-        plural = "" if self.confirmations == 1 else "s"
-        return (
-            f"head {tree_size:,} anchored {where} at block {self.block_number:,} "
-            f"({self.confirmations:,} confirmation{plural})"
-        )
+            depth = "block not named"
+        else:
+            plural = "" if self.confirmations == 1 else "s"
+            depth = f"at block {self.block_number:,}, {self.confirmations:,} confirmation{plural}"
+        if not self.final:
+            return (
+                f"head {tree_size:,} anchored {where} ({depth}) but not final yet: the trust "
+                f"root asks {self.rule}"
+            )
+        return f"head {tree_size:,} anchored {where} ({depth}; final by {self.rule})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "contract": self.contract,
+            "anchored": self.anchored,
+            "final": self.final,
+            "rule": self.rule,
+            "block_number": self.block_number,
+            "confirmations": self.confirmations,
+        }
 
 
 @dataclass(frozen=True)
 class BundleReport:
-    """Exactly what a bundle proved, and the first reason it failed, if it did."""
+    """Exactly what a bundle proved, under which trust root."""
 
     good_type: GoodType
     fingerprint: bytes
-    #: The entries proved, in log order (all of them when the bundle verifies).
+    #: The entries proved, in log order.
     entries: tuple[ProvedEntry, ...]
     tree_size: int
-    #: The head's signer, once its signature was recovered.
-    head_signer: str | None
+    #: The head's signer: the key the trust root names for the head's size.
+    head_signer: str
+    #: The trust root the check used: its label and fingerprint.
+    trust_root: str
+    trust_fingerprint: str
     #: What the chain said; None when no chain was checked.
     chain: ChainFinding | None
     #: The bundle's own anchor pointer, for the record (unverified without a chain).
     claimed_anchor: str | None
     pending_entries: int
-    failure: str | None = None
-    failed_step: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Every check passed (the chain's included, when there was one)."""
-        return self.failure is None
 
     @property
     def status(self) -> Status:
-        if self.failure is not None:
-            return "failed"
         if self.chain is None:
             return "chain-not-checked"
-        return "verified" if self.chain.anchored else "not-anchored"
+        if not self.chain.anchored:
+            return "not-anchored"
+        return "verified" if self.chain.final else "not-final"
 
     def summary(self) -> str:
-        """One line: the failure, or what was proved."""
-        if self.failure is not None:
-            return self.failure
+        """One line: what was proved, under which trust root, and what was not."""
         good = f"{self.good_type.name.lower()} {fingerprint_hex(self.fingerprint)}"
         parts = [f"{good} " + ", ".join(entry.describe() for entry in self.entries)]
         parts.append(f"in head {self.tree_size:,} signed by {self.head_signer}")
@@ -173,74 +192,73 @@ class BundleReport:
             parts.append(f"chain not checked (the bundle says {self.claimed_anchor})")
         else:
             parts.append("chain not checked (the bundle names no anchor yet)")
+        parts.append(f"trust root {self.trust_root}")
         if self.pending_entries:
             parts.append(
                 f"the registry reports {self.pending_entries:,} more entr"
                 f"{'y' if self.pending_entries == 1 else 'ies'} of this good not under this head"
             )
+        parts.append(COMPLETENESS_NOT_PROVEN)
         return "; ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
-        chain = self.chain
         return {
             "status": self.status,
             "summary": self.summary(),
-            "failure": self.failure,
-            "failed_step": self.failed_step,
             "good_type": self.good_type.name.lower(),
             "fingerprint": fingerprint_hex(self.fingerprint),
             "entries": [entry.as_dict() for entry in self.entries],
             "tree_size": self.tree_size,
             "head_signer": self.head_signer,
-            "chain": None
-            if chain is None
-            else {
-                "chain_id": chain.chain_id,
-                "contract": chain.contract,
-                "anchored": chain.anchored,
-                "block_number": chain.block_number,
-                "confirmations": chain.confirmations,
-            },
+            "trust_root": self.trust_root,
+            "trust_fingerprint": self.trust_fingerprint,
+            "chain": None if self.chain is None else self.chain.as_dict(),
             "claimed_anchor": self.claimed_anchor,
             "pending_entries": self.pending_entries,
+            "complete": False,
+            "completeness": COMPLETENESS_NOT_PROVEN,
         }
 
 
 # -- the check --------------------------------------------------------------------------------
 
 
-def check_bundle(
-    bundle: Bundle,
-    chain: Chain | None,
-    *,
-    trusted_signer: str | None = None,
-    trusted_contract: str | None = None,
-) -> BundleReport:
-    """Check a bundle; the report says what it proves, or the first check that failed.
+def check_bundle(bundle: Bundle, trust: TrustPolicy, chain: Chain | None) -> BundleReport:
+    """Check a bundle under the caller's trust policy; return what it proves, or raise.
 
-    ``chain``, when given, is the anchor contract on the chain to check against; without it
-    everything but the chain is checked. ``trusted_signer`` / ``trusted_contract`` pin the
-    registry key and the anchor contract the caller trusts: without a pin, the report names
-    them and the caller must know them to be the registry it means.
-
-    Transport failures of the chain (``ChainUnavailable``) propagate: they prove nothing.
+    ``trust`` names the registries the caller pinned: a bundle from any other raises
+    ``UntrustedRegistry``. ``chain``, when given, is the trust root's anchor contract on a
+    node of the trust root's chain; ``None`` checks everything but the chain (the report's
+    status then says so). Raises ``BundleInvalid`` for evidence that does not verify,
+    ``NotAnchoredYet`` / ``NotFinalYet`` (with the report so far) for a head the contract does
+    not hold yet, or not at the trust root's depth. Transport failures of the chain
+    (``ChainUnavailable``) propagate: they prove nothing.
     """
-    checker = _Checker(bundle)
-    try:
-        checker.run(chain, trusted_signer, trusted_contract)
-    except BundleInvalid as exc:
-        return checker.report(failure=exc.detail, step=exc.step)
-    return checker.report()
+    head = bundle.tree_head
+    # 0. The caller's trust root for the registry the head names; the rest is checked under it.
+    root = trust.root_for(head.domain.domain())
+    checker = _Checker(bundle, root)
+    checker.run()
+    report = checker.report(None)
+    if chain is None:
+        return report
+    # 7. The chain: the trusted chain and contract, holding this very root deep enough.
+    finding = check_head_on_chain(head, bundle.anchor, root, chain)
+    report = checker.report(finding)
+    if not finding.anchored:
+        raise NotAnchoredYet(finding.describe(head.tree_size), report)
+    if not finding.final:
+        raise NotFinalYet(finding.describe(head.tree_size), report)
+    return report
 
 
 class _Checker:
-    def __init__(self, bundle: Bundle) -> None:
+    def __init__(self, bundle: Bundle, root: TrustRoot) -> None:
         self.bundle = bundle
+        self.root = root
         self.proved: list[ProvedEntry] = []
-        self.head_signer: str | None = None
-        self.chain: ChainFinding | None = None
 
-    def report(self, *, failure: str | None = None, step: str | None = None) -> BundleReport:
+    def report(self, chain: ChainFinding | None) -> BundleReport:
         bundle, anchor = self.bundle, self.bundle.anchor
         claimed = None
         if anchor is not None:
@@ -254,18 +272,16 @@ class _Checker:
             fingerprint=bundle.good.fingerprint,
             entries=tuple(self.proved),
             tree_size=bundle.tree_head.tree_size,
-            head_signer=self.head_signer,
-            chain=self.chain,
+            head_signer=checksum_address(bundle.tree_head.signer),
+            trust_root=self.root.label(),
+            trust_fingerprint=self.root.fingerprint(),
+            chain=chain,
             claimed_anchor=claimed,
             pending_entries=bundle.pending_entries,
-            failure=failure,
-            failed_step=step,
         )
 
-    def run(
-        self, chain: Chain | None, trusted_signer: str | None, trusted_contract: str | None
-    ) -> None:
-        bundle, head = self.bundle, self.bundle.tree_head
+    def run(self) -> None:
+        bundle, head, root = self.bundle, self.bundle.tree_head, self.root
         # 1. One good, one REGISTER entry first, the rest in log order.
         _check_shape(bundle)
         creator = bundle.entry.actor
@@ -273,8 +289,8 @@ class _Checker:
             where = f"leaf {entry.leaf_index:,}"
             # 2. (a) The leaf is re-encoded from its fields, its payload hash recomputed.
             leaf_hash = _leaf_hash(entry, where)
-            # 3. (b) Whoever the leaf names as actor signed it.
-            proved = _check_actor(entry, head, creator, where)
+            # 3. (b) Whoever the leaf names as actor signed it, under this registry's domain.
+            proved = _check_actor(entry, root, creator, where)
             # 4. (c) The leaf is in the tree the head commits to.
             try:
                 verify_inclusion(
@@ -285,14 +301,11 @@ class _Checker:
                     "inclusion", f"{where} is not in head {head.tree_size:,}: {exc.detail}"
                 ) from None
             self.proved.append(proved)
-        # 5. (d) The head is signed by its claimed signer (and that is the trusted one).
-        domain = head.domain.domain()
-        self.head_signer = _check_head(head, domain, trusted_signer)
-        # 6. The anchor pointer, if any, points at this head under this domain.
-        _check_pointer(bundle, domain, trusted_contract)
-        # 7. (e) The chain: the right chain and contract, holding this very root.
-        if chain is not None:
-            self.chain = check_head_on_chain(head, bundle.anchor, domain, chain)
+        # 5. (d) The head is signed, under the trusted domain, by the key the trust root names
+        #    for its size (a rotation keeps old heads under the old key, new ones under the new).
+        check_head(head, root)
+        # 6. The anchor pointer, if any, points at this head on the trusted chain and contract.
+        _check_pointer(bundle, root)
 
 
 def _check_shape(bundle: Bundle) -> None:
@@ -337,12 +350,10 @@ def _leaf_hash(entry: BundleEntry, where: str) -> bytes:
     return leaf_hash
 
 
-def _check_actor(
-    entry: BundleEntry, head: SignedTreeHead, creator: bytes, where: str
-) -> ProvedEntry:
+def _check_actor(entry: BundleEntry, root: TrustRoot, creator: bytes, where: str) -> ProvedEntry:
     actor = checksum_address(entry.actor)
     if entry.kind is EntryKind.TRANSFER:
-        return _check_transfer(entry, head, creator, where)
+        return _check_transfer(entry, root, creator, where)
     if entry.kind is EntryKind.REVOKE and entry.actor != creator:
         raise BundleInvalid(
             "signature",
@@ -350,23 +361,23 @@ def _check_actor(
             f"{checksum_address(creator)}",
         )
     try:
-        return _check_signed_payload(entry, actor)
+        return _check_signed_payload(entry, actor, root, where)
     except (InvalidInput, InvalidProof) as exc:  # SignatureError is an InvalidInput
         step = "batch" if isinstance(exc, InvalidProof) else "signature"
         raise BundleInvalid(step, f"{where}: {exc.detail}") from None
 
 
-def _check_transfer(
-    entry: BundleEntry, head: SignedTreeHead, creator: bytes, where: str
-) -> ProvedEntry:
-    """A TRANSFER is the registry's attestation of what a platform reported: its own key is
-    the actor, and the payload names this good, its creator and the registry."""
+def _check_transfer(entry: BundleEntry, root: TrustRoot, creator: bytes, where: str) -> ProvedEntry:
+    """A TRANSFER is the registry's attestation of what a platform reported: the actor is the
+    registry key the trust root names for the entry's place in the log, and the payload
+    names this good, its creator and the registry."""
     actor = checksum_address(entry.actor)
-    if entry.actor != head.signer:
+    expected = root.key_for_entry(entry.leaf_index)
+    if entry.actor != expected:
         raise BundleInvalid(
             "signature",
-            f"{where}: a TRANSFER's actor {actor} is not the registry that signed the head "
-            f"({checksum_address(head.signer)})",
+            f"{where}: a TRANSFER's actor {actor} is not the registry key trust root "
+            f"{root.label()} names there ({checksum_address(expected)})",
         )
     transfer = entry.payload.get("transfer")
     if not isinstance(transfer, dict):
@@ -401,9 +412,12 @@ def _check_transfer(
     )
 
 
-def _check_signed_payload(entry: BundleEntry, actor: str) -> ProvedEntry:
-    """The creator's signed message in the payload covers this entry's good, and recovers to
-    the entry's actor under the domain stored with it."""
+def _check_signed_payload(
+    entry: BundleEntry, actor: str, root: TrustRoot, where: str
+) -> ProvedEntry:
+    """The creator's signed message in the payload covers this entry's good, was made for
+    this registry's domain (the trust root's, never only the one stored with it), and
+    recovers to the entry's actor under it."""
     single, batched = SIGNED_TYPES[entry.kind]
     batch = entry.batch_proof
     expected = single if batch is None else batched
@@ -417,6 +431,10 @@ def _check_signed_payload(entry: BundleEntry, actor: str) -> ProvedEntry:
     if not isinstance(domain_document, dict):
         raise InvalidInput("the payload holds no EIP-712 domain")
     domain = Domain.from_dict(domain_document)
+    # A signature is valid only under the domain it was made for; a creator's signed message
+    # copied from another registry's log names that registry's domain: refused here, before
+    # its signature is even recovered.
+    root.check_domain(domain, f"{where}: the {expected}")
     message = _message(expected, signed["message"])
     signer, signature = signed["signer"], signed["signature"]
     if not isinstance(signer, str) or not isinstance(signature, str):
@@ -488,91 +506,94 @@ def _message(primary_type: str, document: object) -> dict[str, object]:
     return parse_message(primary_type, message)
 
 
-def _check_head(head: SignedTreeHead, domain: Domain, trusted_signer: str | None) -> str:
-    signer = checksum_address(head.signer)
+def check_head(head: SignedTreeHead, root: TrustRoot) -> None:
+    """The head was signed for the trusted domain, by the key the trust root names for its
+    size. Shared by bundles and exports."""
+    root.check_domain(head.domain.domain(), f"head {head.tree_size:,}")
+    root.check_head_signer(head.tree_size, head.signer)
     try:
-        verify_signature("TreeHead", head.message(), domain, head.signature, signer)
+        verify_signature(
+            "TreeHead", head.message(), root.domain(), head.signature, checksum_address(head.signer)
+        )
     except (SignatureError, InvalidInput) as exc:
         raise BundleInvalid(
             "tree-head", f"head {head.tree_size:,}: its signature: {exc.detail}"
         ) from None
-    if trusted_signer is not None and parse_address(trusted_signer) != signer:
-        raise BundleInvalid(
-            "tree-head", f"head {head.tree_size:,} is signed by {signer}, not by {trusted_signer}"
-        )
-    return signer
 
 
-def _check_pointer(bundle: Bundle, domain: Domain, trusted_contract: str | None) -> None:
+def _check_pointer(bundle: Bundle, root: TrustRoot) -> None:
     head, anchor = bundle.tree_head, bundle.anchor
-    contract = domain.verifying_contract
-    if trusted_contract is not None and parse_address(trusted_contract) != contract:
-        raise BundleInvalid(
-            "anchor",
-            f"head {head.tree_size:,} was signed for contract {contract}, "
-            f"not {parse_address(trusted_contract)}",
-        )
     if anchor is None:
         return
     pointed = (anchor.tree_size, anchor.chain_id, checksum_address(anchor.contract))
-    if pointed != (head.tree_size, domain.chain_id, contract):
+    if pointed != (head.tree_size, root.chain_id, root.contract_address):
         raise BundleInvalid(
             "anchor",
             f"the anchor names head {anchor.tree_size:,} on chain {anchor.chain_id} in "
             f"{checksum_address(anchor.contract)}, not head {head.tree_size:,} on chain "
-            f"{domain.chain_id} in {contract}",
+            f"{root.chain_id} in {root.contract_address}",
         )
 
 
 def check_head_on_chain(
-    head: SignedTreeHead, anchor: AnchorPointer | None, domain: Domain, chain: Chain
+    head: SignedTreeHead, anchor: AnchorPointer | None, root: TrustRoot, chain: Chain
 ) -> ChainFinding:
-    """Steps: (1) the node serves the head's chain, (2) the contract there is the head's and
-    holds the TracemarkAnchor code, (3) its root for the head's size is the head's root,
-    (4) the pointed transaction anchored it, and how deep its block is.
+    """Steps: (1) the node serves the trusted chain, (2) the contract asked is the trusted
+    one and holds the TracemarkAnchor code, (3) its root for the head's size is the head's
+    root, (4) it was already at the depth the trust root asks (``confirmations`` blocks, or
+    the ``finalized`` block), (5) the pointed transaction anchored it, and how deep its block is.
 
-    Shared by bundles and evidence exports (``verifier.export``), which hold many heads."""
+    Returns the finding (anchored? final?); raises ``BundleInvalid`` where the chain
+    contradicts the evidence. Shared by bundles and exports, which hold many heads."""
     # 1.
     chain_id = chain.chain_id()
-    if chain_id != domain.chain_id:
+    if chain_id != root.chain_id:
         raise BundleInvalid(
             "chain",
-            f"the node serves chain {chain_id}, but head {head.tree_size:,} was signed for "
-            f"chain {domain.chain_id}",
+            f"the node serves chain {chain_id}, but trust root {root.label()} is for chain "
+            f"{root.chain_id}",
         )
-    # 2.
-    if chain.address != domain.verifying_contract:
+    # 2. The contract is the trusted one, whatever the bundle points at.
+    if chain.address != root.contract_address:
         raise BundleInvalid(
             "chain",
-            f"asked to check against contract {chain.address}, but head {head.tree_size:,} was "
-            f"signed for {domain.verifying_contract}",
+            f"asked to check against contract {chain.address}, but trust root {root.label()} "
+            f"names {root.contract_address}",
         )
-    if not chain.has_contract():
-        raise BundleInvalid("chain", f"no contract at {chain.address} on chain {chain_id}")
     try:
         chain.check(chain_id)
     except ChainMismatch as exc:
         raise BundleInvalid("chain", exc.detail) from None
+    rule = root.finality.describe()
     # 3. The root comes from the contract, never from the bundle (THREATS 8).
-    root = chain.root_at(head.tree_size)
-    if root is None:
+    latest = chain.root_at(head.tree_size)
+    if latest is None:
         if anchor is not None:
             raise BundleInvalid(
                 "chain",
                 f"the evidence says head {head.tree_size:,} is anchored, but contract "
-                f"{chain.address} on chain {chain_id} holds no root for that size",
+                f"{chain.address} on chain {chain_id} holds no root for that size (removed "
+                "by a reorganisation, or never anchored)",
             )
-        return ChainFinding(chain_id, chain.address, False, None, None)
-    if root != head.root:
+        return ChainFinding(chain_id, chain.address, False, False, rule, None, None)
+    if latest != head.root:
         raise BundleInvalid(
             "chain",
-            f"contract {chain.address} on chain {chain_id} anchored root 0x{root.hex()} for "
+            f"contract {chain.address} on chain {chain_id} anchored root 0x{latest.hex()} for "
             f"size {head.tree_size:,}, not the head's root 0x{head.root.hex()}: the contract "
             "never anchored this head",
         )
-    # 4. The block, from the pointed transaction's receipt (a pointer the chain confirms).
+    # 4. ... and held it as deep as the trust root asks: a shallower root can still be
+    #    removed by a reorganisation.
+    if root.finality.finalized:
+        deep = chain.root_at_block(head.tree_size, chain.finalized_block())
+    else:
+        assert root.finality.confirmations is not None
+        deep = chain.confirmed_root(head.tree_size, root.finality.confirmations)
+    final = deep == head.root
+    # 5. The block, from the pointed transaction's receipt (a pointer the chain confirms).
     if anchor is None or anchor.tx_hash is None:
-        return ChainFinding(chain_id, chain.address, True, None, None)
+        return ChainFinding(chain_id, chain.address, True, final, rule, None, None)
     # NOTE: imported here, where a Chain (and so web3) exists already: the module stays pure.
     from anchoring.chain import SignedAnchor
 
@@ -592,14 +613,18 @@ def check_head_on_chain(
             f"{exc.detail}",
         ) from None
     confirmations = chain.block_number() - mined.block_number + 1
-    return ChainFinding(chain_id, chain.address, True, mined.block_number, confirmations)
+    return ChainFinding(
+        chain_id, chain.address, True, final, rule, mined.block_number, confirmations
+    )
 
 
 __all__ = [
+    "COMPLETENESS_NOT_PROVEN",
     "BundleInvalid",
     "BundleReport",
     "ChainFinding",
     "ProvedEntry",
     "check_bundle",
+    "check_head",
     "check_head_on_chain",
 ]

@@ -73,10 +73,47 @@ class EntryOut(Strict):
     status: str
 
 
+Kid = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
+
+
 class CodeKeyOut(Strict):
     creator: Address
     key_commitment: Hex32
     status: str
+    #: The key id: the commitment's first 8 bytes, 16 hex digits.
+    kid: Kid | None = None
+
+
+class CodeKeyRetireIn(Strict):
+    """A signed ``CodeKeyRetirement``: the key's sealed copy is destroyed, codes are no longer
+    looked up under it; goods registered under it keep every entry."""
+
+    signed: SignedDocument
+
+
+class CodeKeyRetireOut(Strict):
+    creator: Address
+    key_commitment: Hex32
+    kid: Kid
+    #: "retired", or "already-retired"
+    status: str
+
+
+class CodeKeyItemOut(Strict):
+    kid: Kid
+    key_commitment: Hex32
+    created_at: int
+    #: When it was retired (null: live).
+    retired_at: int | None
+    #: The creator's current key: its newest live one.
+    current: bool
+
+
+class CodeKeysOut(Strict):
+    """A creator's code keys, newest first (never a key itself)."""
+
+    creator: Address
+    keys: list[CodeKeyItemOut]
 
 
 class JobOut(Strict):
@@ -217,6 +254,35 @@ class RiskOut(Strict):
     signals: list[SignalOut]
 
 
+class CreatorIdentityOut(Strict):
+    """The creator's proven web domain and name (``verifier.identity``): "verified" at
+    ``checked_at``, or "lapsed" (it was, and no longer is). Null when never proved: an
+    unverified name is never shown."""
+
+    name: str
+    domain: str
+    status: Literal["verified", "lapsed"]
+    checked_at: int
+    #: How it was verified, in words (the statement's URL, checked by the registry).
+    method: str
+
+
+class IdentityIn(Strict):
+    """Prove a web domain: the registry fetches ``https://<domain>/.well-known/
+    tracemark-creator.json`` and checks your signature on it."""
+
+    domain: Annotated[str, StringConstraints(min_length=1, max_length=260)]
+
+
+class IdentityOut(CreatorIdentityOut):
+    """A proof or re-check as recorded; ``entry_id`` is the CREATOR_IDENTITY entry it logged
+    (None when a passing re-check only moved ``checked_at``)."""
+
+    creator: Address
+    url: str
+    entry_id: int | None
+
+
 class VerifyOut(Strict):
     verdict: Verdict
     good_type: GoodTypeName
@@ -234,6 +300,7 @@ class VerifyOut(Strict):
     chain_seen_at: int | None = None
     risk: RiskOut | None = None
     verifications: VerificationsOut | None = None
+    creator_identity: CreatorIdentityOut | None = None
     coarse: bool = False
 
 
@@ -294,6 +361,10 @@ class RegistryOut(Strict):
     domain: dict[str, Any]
     chain_id: int
     contract: Address
+    #: Where the registry serves its trust root, and that root's fingerprint: compare it out
+    #: of band before pinning it (``tracemark trust add``).
+    trust_root_url: str
+    trust_fingerprint: str
 
 
 # -- lists ----------------------------------------------------------------------------------------
@@ -349,7 +420,11 @@ __all__ = [
     "MAX_PAGE",
     "AnchorOut",
     "CodeKeyIn",
+    "CodeKeyItemOut",
     "CodeKeyOut",
+    "CodeKeyRetireIn",
+    "CodeKeyRetireOut",
+    "CodeKeysOut",
     "DistributionIn",
     "DistributionOut",
     "EntryOut",
@@ -611,9 +686,14 @@ class TraceOut(Strict):
     graph: TraceGraphOut
     #: The newest chain block the server saw, which confirmations are counted from.
     chain_block: int | None
+    #: The creator's proven web domain and name, or null (``CreatorIdentityOut``).
+    creator_identity: CreatorIdentityOut | None = None
 
 
 __all__ += [
+    "CreatorIdentityOut",
+    "IdentityIn",
+    "IdentityOut",
     "TraceAnchoredOut",
     "TraceBatchOut",
     "TraceConflictOut",

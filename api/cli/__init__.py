@@ -6,13 +6,16 @@ call the registry's service layer on the database directly (the operator's mode)
 6 signature refused, 7 busy (retry), 8 configuration, 9 the stored log contradicts itself,
 10 the chain is unreachable, 11 a bundle does not verify, 12 a bundle checks out but is not
 yet evidence against the chain, 13 the API refused the credentials, 14 the API is
-unreachable.
+unreachable, 15 no pinned trust root names the evidence's registry, 16 the evidence's
+anchor is not final yet.
 """
 
 # Each module registers its commands, in this order in --help.
 from api.cli import server, creator, log, chain  # noqa: F401, I001
 from api.cli import verify  # noqa: F401
+from api.cli import trust  # noqa: F401
 from api.cli import trace  # noqa: F401
+from api.cli import identity  # noqa: F401
 from api.cli import apikeys  # noqa: F401
 from api.cli import demo  # noqa: F401
 from api.cli.app import EXIT_CODES, app, fail

@@ -49,6 +49,7 @@ def serve() -> None:
     from anchoring.worker import run_anchoring
     from api.app import create_app
     from api.riskprocess import RiskProcess
+    from api.trustroot import TrustRootConfig
     from registry.sequencer import run_sequencer
 
     logging.basicConfig(
@@ -106,11 +107,21 @@ def serve() -> None:
     risk.start()
     # The API in the foreground: uvicorn (uvloop + httptools) owns SIGINT/SIGTERM and returns
     # when asked to stop; then the sequencer and the worker finish their step and stop.
+    anchoring = load_anchoring_settings()
     config = uvicorn.Config(
         create_app(
             registry,
             runtime.chain,
             siwe_domain=f"{state.settings.api_host}:{state.settings.api_port}",
+            trust_root=TrustRootConfig(
+                name=state.settings.registry_name,
+                url=state.settings.public_url
+                or f"http://{state.settings.api_host}:{state.settings.api_port}",
+                confirmations=None
+                if anchoring.anchor_use_finalized
+                else anchoring.anchor_confirmations,
+                finalized=anchoring.anchor_use_finalized,
+            ),
         ),
         host=state.settings.api_host,
         port=state.settings.api_port,

@@ -1,23 +1,25 @@
 """``tracemark verify BUNDLE.json``: check a proof bundle (or an evidence export, by its
-``format``) with nothing but the chain.
+``format``) with nothing but the chain and a trust root the user pinned.
 
-One line on stdout, ``OK: <what was proved>``, or on stderr, ``FAIL: <first reason>``. Exit
-codes beyond the frame's (README): 11 the bundle does not verify; 12 it verifies but is not
-yet evidence against the chain (no ``--rpc`` given, or its head is not anchored yet).
+One line on stdout, ``OK: <what was proved>``, or on stderr, ``FAIL: <first reason>`` (or
+``UNTRUSTED:``, ``NOT FINAL:``). Exit codes beyond the frame's (README): 11 the bundle does
+not verify; 12 it verifies but is not yet evidence against the chain (no ``--rpc`` given, or
+its head is not anchored yet); 15 no pinned trust root names its registry; 16 anchored, but
+not yet as deep as the trust root asks (check again later).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated, Final, NoReturn
 
 import typer
 
 from api.cli.app import JsonFlag, app, err, out, reported
 from registry import errors
-from registry.eip712 import parse_address
 from verifier.bundle import MAX_BUNDLE_BYTES, Bundle, MalformedBundle
+from verifier.errors import BundleInvalid, NotFinalYet, NotYetEvidence, UntrustedRegistry
 from verifier.export import (
     MAX_EXPORT_BYTES,
     Export,
@@ -27,6 +29,8 @@ from verifier.export import (
     parse_evidence,
 )
 from verifier.offline import BundleReport, check_bundle
+from verifier.trust import TrustPolicy
+from verifier.truststore import TrustStore, read_trust_root
 
 EXIT_BUNDLE_INVALID: Final = 11
 """The bundle does not verify: a leaf, signature, proof, head or the chain contradicts it."""
@@ -34,6 +38,13 @@ EXIT_BUNDLE_INVALID: Final = 11
 EXIT_NOT_ANCHORED: Final = 12
 """Everything in the bundle checks out, but it was not proved against a chain: no ``--rpc``
 was given, or the contract does not hold its head yet. Not yet evidence; retry later."""
+
+EXIT_UNTRUSTED: Final = 15
+"""No pinned trust root (nor ``--trust FILE``) names the registry the evidence is from."""
+
+EXIT_NOT_FINAL: Final = 16
+"""The contract holds the head, but not yet at the trust root's depth: a reorganisation
+could still remove it. Not a failure; check again after more blocks."""
 
 
 def read_bundle(path: Path) -> Bundle:
@@ -82,51 +93,85 @@ def verify(
             "checked.",
         ),
     ] = None,
-    contract: Annotated[
-        str | None,
-        typer.Option(help="Pin the anchor contract you trust (0x...); default: the head's."),
-    ] = None,
-    signer: Annotated[
-        str | None,
-        typer.Option(help="Pin the registry key you trust to sign tree heads (0x...)."),
+    trust: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--trust",
+            metavar="FILE",
+            help="Trust this trust root file for this run (instead of the pinned ones: "
+            "tracemark trust add).",
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Check a proof bundle or an evidence export: leaves, payloads, signatures, proofs, heads,
-    their consistency, and their anchors.
+    """Check a proof bundle or an evidence export under a pinned trust root: leaves,
+    payloads, signatures, proofs, heads, their consistency, and their anchors.
 
-    Exit 0 when it verifies against the chain, 11 when it does not verify, 12 when it
-    verifies but was not checked against a chain or its head is not anchored yet.
+    Exit 0 when it verifies against the chain at the trust root's depth, 11 when it does not
+    verify, 12 when it verifies but was not checked against a chain or its head is not
+    anchored yet, 15 when no pinned trust root names its registry, 16 when its anchor is not
+    final yet.
     """
     with reported():
-        contract = None if contract is None else parse_address(contract, what="--contract")
-        signer = None if signer is None else parse_address(signer, what="--signer")
         evidence = read_evidence(bundle_file)
+        policy = (
+            TrustPolicy([read_trust_root(path) for path in trust])
+            if trust
+            else TrustStore().policy()
+        )
+        heads = evidence.heads if isinstance(evidence, Export) else (evidence.tree_head,)
         chain = None
-        if rpc:
+        if rpc and heads:
             if not rpc.startswith(("http://", "https://")):
                 raise errors.InvalidInput("--rpc must be an http:// or https:// URL")
+            try:
+                root = policy.root_for(heads[0].domain.domain())
+            except UntrustedRegistry as exc:
+                _refuse_untrusted(exc, as_json)
             # Imported only when a chain is asked for: checking offline needs no web3.
             from anchoring.chain import Chain
 
-            heads = evidence.heads if isinstance(evidence, Export) else (evidence.tree_head,)
-            address = contract or (heads[0].domain.verifyingContract if heads else None)
-            chain = None if address is None else Chain.connect(rpc, address)
+            # The contract comes from the trust root, never from the evidence.
+            chain = Chain.connect(rpc, root.contract_address)
         report: BundleReport | ExportReport
-        if isinstance(evidence, Export):
-            report = check_export(evidence, chain, trusted_signer=signer, trusted_contract=contract)
-        else:
-            report = check_bundle(evidence, chain, trusted_signer=signer, trusted_contract=contract)
-    _emit(report, as_json, chain_asked=bool(rpc))
+        try:
+            if isinstance(evidence, Export):
+                report = check_export(evidence, policy, chain)
+            else:
+                report = check_bundle(evidence, policy, chain)
+        except UntrustedRegistry as exc:
+            _refuse_untrusted(exc, as_json)
+        except BundleInvalid as exc:
+            if as_json:
+                out.print_json(
+                    json.dumps({"status": "failed", "failure": exc.detail, "failed_step": exc.step})
+                )
+            err.print(f"FAIL: {exc.detail}", markup=False)
+            raise typer.Exit(EXIT_BUNDLE_INVALID) from None
+        except NotYetEvidence as exc:
+            partial = exc.report
+            if as_json:
+                out.print_json(json.dumps(partial.as_dict()))
+            else:
+                label = "NOT FINAL" if isinstance(exc, NotFinalYet) else "NOT ANCHORED"
+                out.print(f"{label}: {partial.summary()}", markup=False)
+            raise typer.Exit(
+                EXIT_NOT_FINAL if isinstance(exc, NotFinalYet) else EXIT_NOT_ANCHORED
+            ) from None
+    _emit(report, as_json, chain_asked=chain is not None)
+
+
+def _refuse_untrusted(exc: UntrustedRegistry, as_json: bool) -> NoReturn:
+    if as_json:
+        out.print_json(json.dumps({"status": "untrusted", "failure": exc.detail}))
+    err.print(f"UNTRUSTED: {exc.detail}", markup=False)
+    raise typer.Exit(EXIT_UNTRUSTED)
 
 
 def _emit(report: BundleReport | ExportReport, as_json: bool, *, chain_asked: bool) -> None:
     if as_json:
         out.print_json(json.dumps(report.as_dict()))
-    if report.failure is not None:
-        err.print(f"FAIL: {report.failure}", markup=False)
-        raise typer.Exit(EXIT_BUNDLE_INVALID)
-    if not as_json:
+    else:
         line = report.summary()
         if not chain_asked:
             line += " (pass --rpc URL to check it)"
@@ -135,4 +180,12 @@ def _emit(report: BundleReport | ExportReport, as_json: bool, *, chain_asked: bo
         raise typer.Exit(EXIT_NOT_ANCHORED)
 
 
-__all__ = ["EXIT_BUNDLE_INVALID", "EXIT_NOT_ANCHORED", "read_bundle", "read_evidence", "verify"]
+__all__ = [
+    "EXIT_BUNDLE_INVALID",
+    "EXIT_NOT_ANCHORED",
+    "EXIT_NOT_FINAL",
+    "EXIT_UNTRUSTED",
+    "read_bundle",
+    "read_evidence",
+    "verify",
+]

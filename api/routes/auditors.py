@@ -13,11 +13,13 @@ from api.auth import Principal, authenticated, require_scope
 from api.context import ApiContext, context
 from api.pagination import decode_cursor, encode_cursor
 from api.routes.platforms import GOOD_TYPES
+from api.trustroot import registry_trust_root
 from registry.errors import NotFound
 from registry.fingerprints import parse_fingerprint
 from registry.records import checksum
 from verifier.bundle import build_bundle
 from verifier.schemas import DEFAULT_PAGE, MAX_PAGE, GoodTypeName, Page, RegistryOut
+from verifier.trust import WELL_KNOWN_PATH
 
 router = APIRouter(tags=["auditors"])
 
@@ -70,11 +72,29 @@ class HistoryEntry(BaseModel):
 )
 def registry_identity(ctx: Context, caller: Caller) -> RegistryOut:
     domain = ctx.registry.domain
+    trust = registry_trust_root(ctx.registry, ctx.trust_root)
     return RegistryOut(
         address=ctx.registry.address,
         domain=domain.as_dict(),
         chain_id=domain.chain_id,
         contract=domain.verifying_contract,
+        trust_root_url=trust.registry_url.rstrip("/") + WELL_KNOWN_PATH,
+        trust_fingerprint=trust.fingerprint(),
+    )
+
+
+@router.get(
+    WELL_KNOWN_PATH,
+    operation_id="get_trust_root",
+    summary="This registry's trust root (tracemark-trust/v1): pin it after comparing its "
+    "fingerprint out of band.",
+)
+def trust_root(ctx: Context, caller: Caller) -> Response:
+    trust = registry_trust_root(ctx.registry, ctx.trust_root)
+    return Response(
+        trust.to_json(),
+        media_type="application/json",
+        headers={"X-Tracemark-Trust-Fingerprint": trust.fingerprint()},
     )
 
 

@@ -1,0 +1,224 @@
+"""The registry's signing keys over time: which key signs heads of which size, and hand-overs.
+
+A hand-over at size N is one transaction under the log's lock: the queue is integrated and
+its head signed by the outgoing key; the outgoing key signs EIP-712 ``KeyHandover(newKey,
+treeSize=N)``; that statement is logged as a KEY_HANDOVER entry (the last leaf before N, so
+the first head the new key signs holds it); the outgoing key's row ends at N and the new
+key's starts there; and the new key signs head N. Heads below N verify under the old key,
+heads from N on only under the new one: the served trust root lists both, with the
+hand-over signature that chains them.
+
+NOTE: these keys sign tree heads, TRANSFER attestations, receipts and creator identities.
+The anchor contract's *operators* (the accounts allowed to send ``anchor``) are a separate
+set, managed on chain by the contract's owner: a leaked signing key cannot anchor, and a
+leaked anchoring key cannot sign a head (docs/ARCHITECTURE.md, "Trust roots").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import Connection, Table, insert, select, update
+
+from registry import log
+from registry.eip712 import Domain, checksum_address, sign
+from registry.errors import Conflict, InvalidInput
+from registry.fingerprints import canonical_json
+from registry.leaf import NO_GOOD, EntryKind, payload_hash, subject_fingerprint
+from registry.log import entries_t
+from registry.models import RegistryKey, SignedRecord
+
+registry_keys_t: Table = RegistryKey.__table__  # type: ignore[attr-defined]
+records_t: Table = SignedRecord.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class KeyPeriod:
+    """One signing key and the head sizes it signs (``from_size <= size < until_size``)."""
+
+    address: bytes
+    from_size: int
+    until_size: int | None
+    handover_signature: bytes | None
+
+    def signs(self, tree_size: int) -> bool:
+        return self.from_size <= tree_size and (
+            self.until_size is None or tree_size < self.until_size
+        )
+
+    def as_document(self) -> dict[str, object]:
+        return {
+            "address": checksum_address(self.address),
+            "from_size": self.from_size,
+            "until_size": self.until_size,
+            "handover_signature": None
+            if self.handover_signature is None
+            else "0x" + self.handover_signature.hex(),
+        }
+
+
+def key_periods(conn: Connection) -> list[KeyPeriod]:
+    """Every key the registry has signed with, oldest first."""
+    c = registry_keys_t.c
+    rows = conn.execute(
+        select(c.address, c.from_size, c.until_size, c.handover_signature).order_by(c.from_size)
+    ).all()
+    return [
+        KeyPeriod(
+            bytes(row.address),
+            int(row.from_size),
+            None if row.until_size is None else int(row.until_size),
+            None if row.handover_signature is None else bytes(row.handover_signature),
+        )
+        for row in rows
+    ]
+
+
+def current_key(conn: Connection) -> bytes | None:
+    """The address of the key that signs new heads (None before the first start)."""
+    c = registry_keys_t.c
+    value = conn.execute(select(c.address).where(c.until_size.is_(None))).scalar_one_or_none()
+    return None if value is None else bytes(value)
+
+
+def key_for(periods: list[KeyPeriod], tree_size: int) -> bytes | None:
+    """The key that signs heads of ``tree_size`` (None when no period covers it)."""
+    for period in periods:
+        if period.signs(tree_size):
+            return period.address
+    return None
+
+
+def adopt_first_key(conn: Connection, address: bytes, *, now: datetime | None = None) -> None:
+    """Record the registry's first key (from size 1), once; a later start changes nothing."""
+    if conn.execute(select(registry_keys_t.c.id).limit(1)).first() is not None:
+        return
+    conn.execute(
+        insert(registry_keys_t).values(
+            address=address,
+            from_size=1,
+            until_size=None,
+            handover_signature=None,
+            created_at=now or datetime.now(UTC),
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Handover:
+    """A completed hand-over: the KEY_HANDOVER entry's leaf index, the size the new key
+    starts at, and the head it signed there."""
+
+    old_key: str
+    new_key: str
+    leaf_index: int
+    tree_size: int
+    head: log.TreeHead
+
+
+def hand_over(
+    conn: Connection,
+    *,
+    old: LocalAccount,
+    new: LocalAccount,
+    domain: Domain,
+    now: int,
+    batch_size: int = 1000,
+) -> Handover:
+    """Hand the signing key over from ``old`` to ``new`` (see the module docstring); the
+    caller owns the transaction, which must be a write transaction."""
+    old_address = bytes.fromhex(old.address[2:])
+    new_address = bytes.fromhex(new.address[2:])
+    if current_key(conn) != old_address:
+        raise Conflict(f"{old.address} is not the registry's current signing key")
+    if old_address == new_address:
+        raise InvalidInput("the new key is the current key")
+    known = conn.execute(
+        select(registry_keys_t.c.id).where(registry_keys_t.c.address == new_address)
+    ).first()
+    if known is not None:
+        raise Conflict(f"{new.address} has signed for this registry before: use a fresh key")
+    # 1. Everything queued is integrated and signed by the outgoing key.
+    now = log.sequencer_time(conn, now)
+    while log.integrate_queue(conn, limit=batch_size, now=now):
+        pass
+    size = log.tree_size(conn)
+    if size == 0:
+        raise InvalidInput(
+            "the log is empty: no head was ever signed, so there is nothing to hand over "
+            "(start the registry with the key you want instead)"
+        )
+    log.publish_tree_head(conn, account=old, domain=domain, now=now)
+    # 2. The outgoing key signs the hand-over at the size of the first head the new key signs.
+    starts_at = size + 1
+    message = {"newKey": new.address, "treeSize": starts_at}
+    signature = sign("KeyHandover", message, domain, old.key)
+    payload = {
+        "handover": {
+            "old_key": old.address,
+            "new_key": new.address,
+            "tree_size": starts_at,
+        },
+        "signature": "0x" + signature.hex(),
+        "domain": domain.as_dict(),
+    }
+    payload_json = canonical_json(payload).decode("utf-8")
+    digest = payload_hash(payload)
+    record_id = conn.execute(
+        insert(records_t)
+        .values(
+            primary_type="KeyHandover",
+            signer=old_address,
+            nonce=starts_at,
+            deadline=0,
+            payload=payload_json,
+            payload_hash=digest,
+            created_at=datetime.fromtimestamp(now, UTC),
+        )
+        .returning(records_t.c.id)
+    ).scalar_one()
+    # 3. Logged as the last leaf before the new key's first head.
+    conn.execute(
+        insert(entries_t).values(
+            kind=int(EntryKind.KEY_HANDOVER),
+            good_type=NO_GOOD,
+            fingerprint=subject_fingerprint(EntryKind.KEY_HANDOVER, new_address),
+            actor=old_address,
+            payload_hash=digest,
+            record_id=record_id,
+        )
+    )
+    if log.integrate_queue(conn, limit=1, now=now) != 1:  # pragma: no cover - queue drained
+        raise Conflict("the hand-over entry was not integrated")
+    # 4. The periods: the old key ends where the new one starts.
+    conn.execute(
+        update(registry_keys_t)
+        .where(registry_keys_t.c.address == old_address)
+        .values(until_size=starts_at)
+    )
+    conn.execute(
+        insert(registry_keys_t).values(
+            address=new_address,
+            from_size=starts_at,
+            until_size=None,
+            handover_signature=signature,
+            created_at=datetime.now(UTC),
+        )
+    )
+    # 5. The new key signs its first head, which holds the hand-over.
+    head = log.publish_tree_head(conn, account=new, domain=domain, now=now)
+    assert head is not None and head.tree_size == starts_at
+    return Handover(old.address, new.address, size, starts_at, head)
+
+
+__all__ = [
+    "Handover",
+    "KeyPeriod",
+    "adopt_first_key",
+    "current_key",
+    "hand_over",
+    "key_for",
+    "key_periods",
+]
