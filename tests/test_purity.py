@@ -13,6 +13,7 @@ PURE_MODULES = [
     "registry.eip712",
     "registry.merkle",
     "registry.tiles",
+    "verifier.identity",
 ]
 FORBIDDEN = ["web3", "sqlmodel", "sqlalchemy", "fastapi"]
 

@@ -35,6 +35,7 @@ from registry.db import read_transaction
 from registry.eip712 import address_bytes
 from registry.errors import NotFound
 from registry.fingerprints import GoodType, fingerprint_hex
+from registry.identity import identity_of
 from registry.leaf import EntryKind
 from registry.log import entries_t
 from registry.records import checksum, records_t
@@ -42,7 +43,10 @@ from registry.service import LoggedEntry, Registry
 from registry.transfers import attempts_t, holdings_t, transfers_t
 from registry.verifications import counts_t, event_ids_of, events_t, verification_stats
 from verifier.bundle import ANCHORED_STATES
+from verifier.identity import describe
+from verifier.identity import method as identity_method
 from verifier.schemas import (
+    CreatorIdentityOut,
     RoyaltyShareOut,
     TraceAnchoredOut,
     TraceBatchOut,
@@ -144,6 +148,7 @@ def build_trace(
                 holdings_t.c.good_type == int(good_type), holdings_t.c.fingerprint == fingerprint
             )
         ).first()
+        proved = identity_of(conn, register.actor)
 
     owner = checksum(register.actor)
     register_payload = payloads[register.record_id]
@@ -228,6 +233,15 @@ def build_trace(
         events=events,
         graph=_graph(events, owner),
         chain_block=chain_block,
+        creator_identity=None
+        if proved is None
+        else CreatorIdentityOut(
+            name=proved.name,
+            domain=proved.domain,
+            status=proved.status,  # type: ignore[arg-type]  # "verified" or "lapsed"
+            checked_at=proved.checked_at,
+            method=identity_method(proved.url),
+        ),
     )
 
 
@@ -765,10 +779,15 @@ def trace_table(trace: TraceOut) -> Table:
         else "never verified"
     )
     holder = "its creator" if trace.holder.creator else trace.holder.label
+    proved = trace.creator_identity
+    creator = trace.creator
+    if proved is not None:
+        said = describe(proved.name, proved.domain, proved.status, proved.checked_at)
+        creator = f"{trace.creator} ({said})"
     table = Table(
         title=f"{trace.good_type} {trace.fingerprint}",
         caption=(
-            f"{trace.status}; created by {trace.creator}; held by {holder}; {verified}; "
+            f"{trace.status}; created by {creator}; held by {holder}; {verified}; "
             f"{trace.counts.entries_shown:,} of {trace.counts.entries:,} log entries and "
             f"{trace.counts.verifications_shown:,} of {trace.counts.verifications:,} "
             "verifications shown"

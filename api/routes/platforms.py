@@ -53,7 +53,16 @@ ANONYMOUS_PLATFORM = "anonymous"
 
 #: The fields of a verify answer that describe a registered good (null for an unknown one).
 EMPTY_FACTS: dict[str, Any] = dict.fromkeys(
-    ("creator", "product", "use", "leaf_index", "holder", "anchor", "verifications")
+    (
+        "creator",
+        "product",
+        "use",
+        "leaf_index",
+        "holder",
+        "anchor",
+        "verifications",
+        "creator_identity",
+    )
 )
 
 
@@ -109,6 +118,9 @@ def verify_answer(
                 "platforms": facts.platforms_verified,
                 "first_at": facts.first_verified_at,
             },
+            creator_identity=(
+                None if ctx.identities is None else ctx.identities.answer(facts.creator)
+            ),
         )
     return answer, decision.verdict
 

@@ -59,6 +59,23 @@
     return "Someone on platform " + holder.platform + " (since transfer #" + holder.since_transfer + ").";
   }
 
+  /** The creator's proven name next to its address: verified, or visibly no longer so. A name
+   *  the registry never verified is never shown (the answer has none to show). */
+  function creatorNode(address, identity) {
+    var mono = el("span", { class: "mono" }, address);
+    if (!identity) return mono;
+    var day = TM.time(identity.checked_at).slice(0, 10);
+    var line = identity.status === "verified"
+      ? el("span", { class: "identity identity-verified", id: "answer-identity", "data-status": "verified", title: identity.method },
+          el("span", { "aria-hidden": "true" }, "\u2713 "), el("strong", {}, identity.name),
+          " \u2014 verified owner of " + identity.domain + " (checked " + day + ")")
+      : el("span", { class: "identity identity-lapsed", id: "answer-identity", "data-status": "lapsed", title: identity.method },
+          el("span", { "aria-hidden": "true" }, "\u26a0 "), el("s", {}, identity.name),
+          " \u2014 no longer verified as owner of " + identity.domain + " (failed a check on " + day + ")");
+    return el("span", {}, mono, el("br"), line,
+      el("br"), el("span", { class: "muted help" }, "How: " + identity.method + "."));
+  }
+
   /** The verdict card for a VerifyOut answer. */
   function renderAnswer(answer, how) {
     var info = TM.verdictInfo(answer.verdict);
@@ -76,7 +93,7 @@
     var dl = el("dl", { class: "facts" },
       row("Kind", answer.good_type),
       row("Fingerprint", answer.fingerprint ? el("span", { class: "mono", id: "answer-fingerprint" }, answer.fingerprint) : null),
-      row("Creator", answer.creator ? el("span", { class: "mono" }, answer.creator) : null),
+      row("Creator", answer.creator ? creatorNode(answer.creator, answer.creator_identity) : null),
       row("Product", answer.product),
       row("Use", answer.use),
       answer.creator ? row("Holder", holderText(answer.holder)) : null,

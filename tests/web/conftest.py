@@ -19,6 +19,7 @@ from eth_account import Account
 from anchoring.devchain import free_port
 from api.app import create_app
 from api.auth import TOKEN_TTL, create_api_key, issue_creator_token
+from api.identity import load_identity_settings
 from api.ratelimit import Limit, RateLimits
 from registry.creator import CreatorKeys, sign_enrollment, sign_revocation
 from registry.db import create_db_engine
@@ -183,7 +184,12 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Market]:
     audit_key, _ = create_api_key(engine, "auditdesk", ["audit"], "page tests", now)
     port = free_port()
     app = create_app(
-        registry, limits=ROOMY, siwe_domain=f"127.0.0.1:{port}", telemetry_interval=0.05
+        registry,
+        limits=ROOMY,
+        siwe_domain=f"127.0.0.1:{port}",
+        telemetry_interval=0.05,
+        # The creator's web domain is served on loopback (test_page's identity test).
+        identity_settings=load_identity_settings(allow_http=True, allow_loopback=True),
     )
     creator: CreatorKeys = seeded["creator"]  # type: ignore[assignment]
     token = issue_creator_token(

@@ -444,3 +444,67 @@ def test_pages_refuse_credentials_as_the_api_does(market: Market) -> None:
     )
     with urllib.request.urlopen(request, timeout=10) as reply:
         assert reply.status == 200
+
+
+# -- a creator's proven name ------------------------------------------------------------------
+
+
+def test_a_proven_name_shows_next_to_the_creator_and_its_lapse_is_visible(
+    browser: Any, market: Market
+) -> None:
+    from tests.api.test_identity import StatementServer
+    from verifier.identity import CreatorStatement
+
+    site = StatementServer()
+    try:
+        # Never proved: no name at all, only the address.
+        browser.get(f"{market.url}/?type=code&fp={market.genuine_fp}")
+        verdict(browser)
+        assert css(browser, "#answer-identity") == []
+
+        site.body = (
+            CreatorStatement.signed(
+                private_key=bytes(market.creator.account.key),
+                domain=site.domain,
+                name="Studio Page",
+                issued_at=market.registry.clock(),
+                eip712_domain=market.registry.domain,
+            )
+            .to_json()
+            .encode()
+        )
+        session = {
+            "Authorization": f"Bearer {market.creator_token}",
+            "Content-Type": "application/json",
+        }
+
+        def post(path: str, body: bytes) -> dict[str, Any]:
+            request = urllib.request.Request(
+                market.url + path, data=body, headers=session, method="POST"
+            )
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                return dict(json.loads(reply.read()))
+
+        proved = post("/v1/creators/me/identity", json.dumps({"domain": site.domain}).encode())
+        assert proved["status"] == "verified"
+
+        browser.get(f"{market.url}/?type=code&fp={market.genuine_fp}")
+        verdict(browser)
+        shown = by_id(browser, "answer-identity")
+        shot(browser, "20-creator-identity-verified")
+        assert shown.get_attribute("data-status") == "verified"
+        assert "Studio Page — verified owner of " + site.domain in shown.text
+        assert market.creator.address in by_id(browser, "result-body").text
+
+        site.body = None  # the creator took the statement down
+        assert post("/v1/creators/me/identity/recheck", b"")["status"] == "lapsed"
+        browser.get(f"{market.url}/?type=code&fp={market.genuine_fp}")
+        verdict(browser)
+        shown = by_id(browser, "answer-identity")
+        shot(browser, "21-creator-identity-lapsed")
+        assert shown.get_attribute("data-status") == "lapsed"
+        assert "no longer verified" in shown.text and "verified owner" not in shown.text
+        assert "identity-lapsed" in str(shown.get_attribute("class"))
+        assert console_errors(browser) == []
+    finally:
+        site.close()
