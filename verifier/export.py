@@ -67,6 +67,7 @@ from verifier.errors import BundleInvalid, NotAnchoredYet, NotFinalYet
 from verifier.offline import (
     COMPLETENESS_NOT_PROVEN,
     ChainFinding,
+    CheckCache,
     Status,
     check_bundle,
     check_head_on_chain,
@@ -118,7 +119,6 @@ CSV_COLUMNS: Final = (
 )
 """The summary's columns, one line a good, from the evidence in the file: ``last_holder_
 platform`` is ``creator`` until a transfer; ``anchored_head`` is empty while not anchored."""
-
 
 
 class MalformedExport(InvalidInput):
@@ -844,6 +844,7 @@ class _ExportChecker:
                 ) from None
         # 3. Every good, as the bundle it is under its head (the same checks, the same code).
         policy = TrustPolicy.of(root)
+        cache = CheckCache()  # a batch's payload and signature, a head: checked once
         for good in export.goods:
             bundle = Bundle(
                 format=BUNDLE_FORMAT,
@@ -855,7 +856,7 @@ class _ExportChecker:
                 anchor=anchors.get(good.tree_size),
             )
             try:
-                report = check_bundle(bundle, policy, None)
+                report = check_bundle(bundle, policy, None, cache=cache)
             except BundleInvalid as exc:
                 name = (
                     f"{good.good.good_type.name.lower()} {fingerprint_hex(good.good.fingerprint)}"

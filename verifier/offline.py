@@ -18,6 +18,7 @@ Pure except for the ``Chain`` a caller hands in: this module imports neither web
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -223,7 +224,33 @@ class BundleReport:
 # -- the check --------------------------------------------------------------------------------
 
 
-def check_bundle(bundle: Bundle, trust: TrustPolicy, chain: Chain | None) -> BundleReport:
+class CheckCache:
+    """Work that many bundles of one export share, done once: the payload of a bulk batch is
+    the same document for each of its goods (its hash and its creator's signature), and a
+    head proves many goods (its signer and signature). Keys are the full values checked,
+    never a claim about them, so a cache hit is the same check's same answer."""
+
+    def __init__(self) -> None:
+        self._payload_hashes: dict[str, bytes] = {}
+        self._messages: dict[tuple[str, str, bytes], dict[str, object]] = {}
+        self._heads: set[tuple[int, bytes, bytes, bytes]] = set()
+
+    @staticmethod
+    def _key(payload: dict[str, Any]) -> str:
+        # A faithful key: equal texts are equal JSON values, so their RFC 8785 forms agree.
+        return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    def payload_hash(self, payload: dict[str, Any]) -> bytes:
+        key = self._key(payload)
+        found = self._payload_hashes.get(key)
+        if found is None:
+            found = self._payload_hashes[key] = payload_hash(payload)
+        return found
+
+
+def check_bundle(
+    bundle: Bundle, trust: TrustPolicy, chain: Chain | None, *, cache: CheckCache | None = None
+) -> BundleReport:
     """Check a bundle under the caller's trust policy; return what it proves, or raise.
 
     ``trust`` names the registries the caller pinned: a bundle from any other raises
@@ -232,12 +259,13 @@ def check_bundle(bundle: Bundle, trust: TrustPolicy, chain: Chain | None) -> Bun
     status then says so). Raises ``BundleInvalid`` for evidence that does not verify,
     ``NotAnchoredYet`` / ``NotFinalYet`` (with the report so far) for a head the contract does
     not hold yet, or not at the trust root's depth. Transport failures of the chain
-    (``ChainUnavailable``) propagate: they prove nothing.
+    (``ChainUnavailable``) propagate: they prove nothing. ``cache`` shares work across the
+    bundles of one export.
     """
     head = bundle.tree_head
     # 0. The caller's trust root for the registry the head names; the rest is checked under it.
     root = trust.root_for(head.domain.domain())
-    checker = _Checker(bundle, root)
+    checker = _Checker(bundle, root, cache or CheckCache())
     checker.run()
     report = checker.report(None)
     if chain is None:
@@ -253,9 +281,10 @@ def check_bundle(bundle: Bundle, trust: TrustPolicy, chain: Chain | None) -> Bun
 
 
 class _Checker:
-    def __init__(self, bundle: Bundle, root: TrustRoot) -> None:
+    def __init__(self, bundle: Bundle, root: TrustRoot, cache: CheckCache) -> None:
         self.bundle = bundle
         self.root = root
+        self.cache = cache
         self.proved: list[ProvedEntry] = []
 
     def report(self, chain: ChainFinding | None) -> BundleReport:
@@ -288,9 +317,9 @@ class _Checker:
         for entry in bundle.entries:
             where = f"leaf {entry.leaf_index:,}"
             # 2. (a) The leaf is re-encoded from its fields, its payload hash recomputed.
-            leaf_hash = _leaf_hash(entry, where)
+            leaf_hash = _leaf_hash(entry, where, self.cache)
             # 3. (b) Whoever the leaf names as actor signed it, under this registry's domain.
-            proved = _check_actor(entry, root, creator, where)
+            proved = _check_actor(entry, root, creator, where, self.cache)
             # 4. (c) The leaf is in the tree the head commits to.
             try:
                 verify_inclusion(
@@ -303,7 +332,10 @@ class _Checker:
             self.proved.append(proved)
         # 5. (d) The head is signed, under the trusted domain, by the key the trust root names
         #    for its size (a rotation keeps old heads under the old key, new ones under the new).
-        check_head(head, root)
+        seen = (head.tree_size, head.root, head.signature, head.signer)
+        if seen not in self.cache._heads:
+            check_head(head, root)
+            self.cache._heads.add(seen)
         # 6. The anchor pointer, if any, points at this head on the trusted chain and contract.
         _check_pointer(bundle, root)
 
@@ -332,9 +364,9 @@ def _check_shape(bundle: Bundle) -> None:
         last = entry.leaf_index
 
 
-def _leaf_hash(entry: BundleEntry, where: str) -> bytes:
+def _leaf_hash(entry: BundleEntry, where: str, cache: CheckCache) -> bytes:
     try:
-        document_hash = payload_hash(entry.payload)
+        document_hash = cache.payload_hash(entry.payload)
         batch = entry.batch_proof
         if batch is not None:
             # A batch's payload is hashed once; each good's is SHA-256(that || uint32 position).
@@ -350,7 +382,9 @@ def _leaf_hash(entry: BundleEntry, where: str) -> bytes:
     return leaf_hash
 
 
-def _check_actor(entry: BundleEntry, root: TrustRoot, creator: bytes, where: str) -> ProvedEntry:
+def _check_actor(
+    entry: BundleEntry, root: TrustRoot, creator: bytes, where: str, cache: CheckCache
+) -> ProvedEntry:
     actor = checksum_address(entry.actor)
     if entry.kind is EntryKind.TRANSFER:
         return _check_transfer(entry, root, creator, where)
@@ -361,7 +395,7 @@ def _check_actor(entry: BundleEntry, root: TrustRoot, creator: bytes, where: str
             f"{checksum_address(creator)}",
         )
     try:
-        return _check_signed_payload(entry, actor, root, where)
+        return _check_signed_payload(entry, actor, root, where, cache)
     except (InvalidInput, InvalidProof) as exc:  # SignatureError is an InvalidInput
         step = "batch" if isinstance(exc, InvalidProof) else "signature"
         raise BundleInvalid(step, f"{where}: {exc.detail}") from None
@@ -413,7 +447,7 @@ def _check_transfer(entry: BundleEntry, root: TrustRoot, creator: bytes, where: 
 
 
 def _check_signed_payload(
-    entry: BundleEntry, actor: str, root: TrustRoot, where: str
+    entry: BundleEntry, actor: str, root: TrustRoot, where: str, cache: CheckCache
 ) -> ProvedEntry:
     """The creator's signed message in the payload covers this entry's good, was made for
     this registry's domain (the trust root's, never only the one stored with it), and
@@ -427,26 +461,11 @@ def _check_signed_payload(
         raise InvalidInput("the payload holds no signed message {type, signer, message, signature}")
     if signed["type"] != expected:
         raise InvalidInput(f"a {entry.kind.name} entry here must carry a signed {expected}")
-    domain_document = payload.get("domain")
-    if not isinstance(domain_document, dict):
-        raise InvalidInput("the payload holds no EIP-712 domain")
-    domain = Domain.from_dict(domain_document)
-    # A signature is valid only under the domain it was made for; a creator's signed message
-    # copied from another registry's log names that registry's domain: refused here, before
-    # its signature is even recovered.
-    root.check_domain(domain, f"{where}: the {expected}")
-    message = _message(expected, signed["message"])
-    signer, signature = signed["signer"], signed["signature"]
-    if not isinstance(signer, str) or not isinstance(signature, str):
-        raise InvalidInput("the signed message's signer and signature must be 0x-hex text")
-    # The creator's signature: 65 bytes, low s, v in {27, 28}, recovering the claimed signer
-    # under the stored domain (THREATS 12-16); and that signer is the leaf's actor.
-    try:
-        verify_signature(expected, message, domain, signature, signer)
-    except SignatureError as exc:
-        raise SignatureError(f"the {expected} signature: {exc.detail}") from None
-    if parse_address(signer) != actor:
-        raise SignatureError(f"the {expected} was signed by {signer}, not the leaf's actor")
+    key = (expected, CheckCache._key(payload), actor)
+    message = cache._messages.get(key)
+    if message is None:
+        message = _verified_message(payload, signed, expected, actor, root, where, cache)
+        cache._messages[key] = message
     # What was signed is this good.
     if message["goodType"] != int(entry.good_type):
         raise InvalidInput(f"the {expected} is for good type {message['goodType']}")
@@ -470,12 +489,6 @@ def _check_signed_payload(
             raise InvalidProof(
                 f"the fingerprint is not under the signed items root: {exc.detail}"
             ) from None
-    if expected.endswith("Registration"):
-        # The policy and metadata shown are the ones the creator signed the hashes of.
-        for name, field in (("royalty_policy", "royaltyPolicy"), ("metadata", "metadata")):
-            document = payload.get(name)
-            if not isinstance(document, dict) or payload_hash(document) != message[field]:
-                raise InvalidInput(f"the payload's {name} is not the one the {expected} signed")
     reason = message.get("reason")
     return ProvedEntry(
         entry.kind,
@@ -486,6 +499,46 @@ def _check_signed_payload(
         None if batch is None else batch.count,
         reason if isinstance(reason, str) else None,
     )
+
+
+def _verified_message(
+    payload: dict[str, Any],
+    signed: dict[str, Any],
+    expected: str,
+    actor: str,
+    root: TrustRoot,
+    where: str,
+    cache: CheckCache,
+) -> dict[str, object]:
+    """The payload's signed message, once its domain, signature, signer and attached
+    documents are checked (what every good of one bulk batch shares)."""
+    domain_document = payload.get("domain")
+    if not isinstance(domain_document, dict):
+        raise InvalidInput("the payload holds no EIP-712 domain")
+    domain = Domain.from_dict(domain_document)
+    # A signature is valid only under the domain it was made for; a creator's signed message
+    # copied from another registry's log names that registry's domain: refused here, before
+    # its signature is even recovered.
+    root.check_domain(domain, f"{where}: the {expected}")
+    message = _message(expected, signed["message"])
+    signer, signature = signed["signer"], signed["signature"]
+    if not isinstance(signer, str) or not isinstance(signature, str):
+        raise InvalidInput("the signed message's signer and signature must be 0x-hex text")
+    # The creator's signature: 65 bytes, low s, v in {27, 28}, recovering the claimed signer
+    # under the trusted domain (THREATS 12-16); and that signer is the leaf's actor.
+    try:
+        verify_signature(expected, message, root.domain(), signature, signer)
+    except SignatureError as exc:
+        raise SignatureError(f"the {expected} signature: {exc.detail}") from None
+    if parse_address(signer) != actor:
+        raise SignatureError(f"the {expected} was signed by {signer}, not the leaf's actor")
+    if expected.endswith("Registration"):
+        # The policy and metadata shown are the ones the creator signed the hashes of.
+        for name, field in (("royalty_policy", "royaltyPolicy"), ("metadata", "metadata")):
+            document = payload.get(name)
+            if not isinstance(document, dict) or cache.payload_hash(document) != message[field]:
+                raise InvalidInput(f"the payload's {name} is not the one the {expected} signed")
+    return message
 
 
 def _message(primary_type: str, document: object) -> dict[str, object]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from functools import cached_property
 from itertools import pairwise
 from typing import Annotated, Any, Final, Literal
 
@@ -145,6 +146,11 @@ class TrustRoot(_Model):
 
     def fingerprint(self) -> str:
         """``sha256:`` and the hex SHA-256 of the RFC 8785 JSON: compare it out of band."""
+        return self._fingerprint
+
+    @cached_property
+    def _fingerprint(self) -> str:
+        # Computed once: every report names it, an export's thousands of goods included.
         return "sha256:" + hashlib.sha256(canonical_json(self.document())).hexdigest()
 
     def label(self) -> str:
