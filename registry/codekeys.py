@@ -2,6 +2,11 @@
 
 At rest a code key is AES-256-GCM under the master key, with the creator's address as
 associated data, so a sealed key copied onto another creator's row does not open.
+
+A creator may rotate: enrol a new key (its *current* key from then on) while codes registered
+under the older ones keep verifying, since a code lookup tries every live key, newest first.
+A signed ``CodeKeyRetirement`` retires one: its sealed copy is destroyed and it is no longer
+tried, while the goods registered under it keep their entries and verify by fingerprint.
 """
 
 from __future__ import annotations
@@ -10,10 +15,11 @@ import hashlib
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Select, Table, select, update
 
 from registry.eip712 import Domain
 from registry.errors import ConfigurationError, Conflict, InvalidInput, NotFound
@@ -26,10 +32,24 @@ code_keys_t: Table = CodeKey.__table__  # type: ignore[attr-defined]
 _AAD_PREFIX = b"tracemark/code-key/v1\x00"
 _NONCE_SIZE = 12
 
+MAX_LIVE_CODE_KEYS: Final = 8
+"""Live (unretired) code keys a creator may hold. Every live key is one more HMAC per code
+lookup and one more candidate in its query: without a cap a creator could make each lookup
+for its codes (or a prober's lookups naming it) arbitrarily expensive."""
+
+KID_SIZE: Final = 8
+"""A key id is the first bytes of the key's commitment (16 hex characters): public, since
+the commitment is in the signed enrolment record already."""
+
 
 def key_commitment(code_key: bytes) -> bytes:
     """What a ``CodeKeyEnrollment`` signs: SHA-256 of the key, never the key itself."""
     return hashlib.sha256(code_key).digest()
+
+
+def key_id(commitment: bytes) -> str:
+    """The key id (``kid``) of a code key, from its commitment: 16 hex characters."""
+    return commitment[:KID_SIZE].hex()
 
 
 def seal(master_key: bytes, creator: bytes, code_key: bytes) -> bytes:
@@ -55,6 +75,10 @@ class EnrollmentResult:
     #: "enrolled", or "already-enrolled" for a repeat of the same key
     status: str
 
+    @property
+    def kid(self) -> str:
+        return key_id(self.key_commitment)
+
 
 def enroll_code_key(
     conn: Connection,
@@ -73,15 +97,24 @@ def enroll_code_key(
     if commitment != signed.message["keyCommitment"]:
         raise InvalidInput("keyCommitment is not the SHA-256 of the code key sent")
     creator = signed.signer_bytes
-    existing = conn.execute(
-        select(code_keys_t.c.key_commitment).where(code_keys_t.c.creator == creator)
-    ).scalar()
-    if existing is not None:
+    # FOR UPDATE (PostgreSQL): two enrolments of one creator take turns, so the cap holds.
+    rows = conn.execute(
+        select(code_keys_t.c.key_commitment, code_keys_t.c.retired_at)
+        .where(code_keys_t.c.creator == creator)
+        .with_for_update()
+    ).all()
+    for existing, retired_at in rows:
         if bytes(existing) == commitment:
+            if retired_at is not None:
+                raise Conflict(
+                    f"code key {key_id(commitment)} of {signed.signer} was retired; "
+                    "a retired key is never enrolled again: make a new one"
+                )
             return EnrollmentResult(signed.signer, commitment, "already-enrolled")
+    if sum(1 for _, retired_at in rows if retired_at is None) >= MAX_LIVE_CODE_KEYS:
         raise Conflict(
-            f"{signed.signer} already enrolled a different code key; "
-            "codes registered under it would no longer verify, so it cannot be replaced"
+            f"{signed.signer} holds {MAX_LIVE_CODE_KEYS} live code keys, the most allowed; "
+            "retire one before enrolling another"
         )
     record_id, _ = insert_record(conn, signed, record_payload(signed, domain), now=now)
     conn.execute(
@@ -96,11 +129,106 @@ def enroll_code_key(
     return EnrollmentResult(signed.signer, commitment, "enrolled")
 
 
+@dataclass(frozen=True)
+class RetirementResult:
+    creator: str
+    key_commitment: bytes
+    #: "retired", or "already-retired" for a key retired before
+    status: str
+
+    @property
+    def kid(self) -> str:
+        return key_id(self.key_commitment)
+
+
+def retire_code_key(
+    conn: Connection, signed: SignedMessage, domain: Domain, *, now: int
+) -> RetirementResult:
+    """Retire one of the signer's code keys (a signed ``CodeKeyRetirement``): its sealed copy
+    is destroyed and code lookups stop trying it; its goods and their entries are untouched.
+
+    The record is stored (its nonce consumed) before anything else: a replay of the same
+    signed retirement is refused, while a fresh retirement of a retired key is idempotent.
+    """
+    signed.verify(domain, now=now)
+    creator = signed.signer_bytes
+    commitment = bytes(signed.message["keyCommitment"])
+    where = (code_keys_t.c.creator == creator) & (code_keys_t.c.key_commitment == commitment)
+    retired_at = conn.execute(
+        select(code_keys_t.c.retired_at).where(where).with_for_update()
+    ).one_or_none()
+    if retired_at is None:
+        raise NotFound(f"{signed.signer} has no code key {key_id(commitment)}")
+    insert_record(conn, signed, record_payload(signed, domain), now=now)
+    if retired_at[0] is not None:
+        return RetirementResult(signed.signer, commitment, "already-retired")
+    conn.execute(
+        update(code_keys_t)
+        .where(where)
+        # NOTE: the sealed copy is overwritten, not kept "just in case": a leaked key must
+        # stop being usable through the registry, and the master key opens every sealed one.
+        .values(sealed_key=b"", retired_at=datetime.fromtimestamp(now, UTC))
+    )
+    return RetirementResult(signed.signer, commitment, "retired")
+
+
+@dataclass(frozen=True)
+class CodeKeyInfo:
+    """One of a creator's code keys, as the creator may list them (never the key)."""
+
+    key_commitment: bytes
+    created_at: int
+    retired_at: int | None
+
+    @property
+    def kid(self) -> str:
+        return key_id(self.key_commitment)
+
+
+def _newest_first(creator: bytes) -> Select[Any]:
+    # The record id breaks ties between two keys enrolled in the same second.
+    return (
+        select(
+            code_keys_t.c.key_commitment,
+            code_keys_t.c.sealed_key,
+            code_keys_t.c.created_at,
+            code_keys_t.c.retired_at,
+        )
+        .where(code_keys_t.c.creator == creator)
+        .order_by(code_keys_t.c.created_at.desc(), code_keys_t.c.record_id.desc())
+    )
+
+
+def code_keys_info(conn: Connection, creator: bytes) -> list[CodeKeyInfo]:
+    """Every code key the creator enrolled, retired ones included, newest first."""
+    rows = conn.execute(_newest_first(creator)).all()
+    return [
+        CodeKeyInfo(
+            bytes(commitment),
+            _seconds(created_at),
+            None if retired_at is None else _seconds(retired_at),
+        )
+        for commitment, _, created_at, retired_at in rows
+    ]
+
+
+def _seconds(moment: datetime) -> int:
+    # SQLite hands back naive datetimes; they were stored as UTC.
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+def live_code_keys(conn: Connection, creator: bytes, master_key: bytes) -> list[bytes]:
+    """The creator's live code keys, unsealed, newest (its current key) first: what a code
+    lookup tries. Empty when it has none."""
+    rows = conn.execute(_newest_first(creator).where(code_keys_t.c.retired_at.is_(None))).all()
+    return [unseal(master_key, creator, bytes(sealed)) for _, sealed, _, _ in rows]
+
+
 def code_key_of(conn: Connection, creator: bytes, master_key: bytes) -> bytes:
-    """The creator's code key, unsealed; for answering a platform that presents a code."""
-    sealed = conn.execute(
-        select(code_keys_t.c.sealed_key).where(code_keys_t.c.creator == creator)
-    ).scalar()
-    if sealed is None:
+    """The creator's current code key (its newest live one), unsealed."""
+    keys = live_code_keys(conn, creator, master_key)
+    if not keys:
         raise NotFound(f"{checksum(creator)} has not enrolled a code key")
-    return unseal(master_key, creator, bytes(sealed))
+    return keys[0]

@@ -148,6 +148,8 @@ STRUCT_TYPES: Final[dict[str, list[dict[str, str]]]] = {
         "uint64 nonce, uint64 deadline"
     ),
     "CodeKeyEnrollment": _fields("bytes32 keyCommitment, uint64 nonce, uint64 deadline"),
+    # Issue 11: a creator retires one of its code keys (creator key).
+    "CodeKeyRetirement": _fields("bytes32 keyCommitment, uint64 nonce, uint64 deadline"),
     "TreeHead": _fields("uint64 size, bytes32 root, uint64 timestamp"),
     "TransferReceipt": _fields(
         "uint8 goodType, bytes32 fingerprint, uint64 logIndex, "

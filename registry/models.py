@@ -83,16 +83,23 @@ class Product(SQLModel, table=True):
 
 
 class CodeKey(SQLModel, table=True):
-    """A creator's enrolled code key, AES-GCM encrypted under the master key."""
+    """A creator's enrolled code key, AES-GCM encrypted under the master key.
+
+    A creator may hold several (rotation, migration 0015): the newest live one is its
+    current key, and a code lookup tries every live one. A retired key's row stays (its
+    commitment and enrolment record are provenance) but its ``sealed_key`` is emptied.
+    """
 
     __tablename__ = "code_keys"
 
     creator: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
-    key_commitment: bytes = Field(sa_column=_blob())
+    key_commitment: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
     #: 12-byte nonce || ciphertext || 16-byte tag; associated data binds it to the creator.
+    #: Empty once the key is retired.
     sealed_key: bytes = Field(sa_column=_blob())
     record_id: int = Field(sa_type=BigInteger, foreign_key="signed_records.id")
     created_at: datetime
+    retired_at: datetime | None = None
 
 
 class Entry(SQLModel, table=True):

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -136,6 +138,8 @@ class GoodLookup:
         sqlite = engine.dialect.name == "sqlite"
         self._sqlite = sqlite
         self._sql = _FACTS.format(p="?" if sqlite else "%s", state="+state" if sqlite else "state")
+        #: The statement for n candidate fingerprints (a rotated code key), by n.
+        self._any_sql: dict[int, str] = {}
         self._local = threading.local()
         self._connections: list[Any] = []
         self._lock = threading.Lock()
@@ -176,38 +180,77 @@ class GoodLookup:
                 conn.rollback()
         if row is None:
             return None
-        (actor, leaf_index, slug, product_use, holder, consumed, last_transfer,
-         revokes, conflicts, times, platforms, first_at,
-         anchor_size, anchor_state, anchor_tx, anchor_block,
-         risk_score, risk_signals) = row  # fmt: skip
-        if product_use is not None:
-            use = _USES[product_use]
-        else:
-            use = Use.SINGLE if good_type is GoodType.CODE else Use.TRANSFERABLE
-        anchor = None
-        if anchor_size is not None:
-            anchor = AnchorFacts(
-                int(anchor_size), anchor_state == "final", bytes(anchor_tx), int(anchor_block)
-            )
-        return GoodFacts(
-            good_type=good_type,
-            fingerprint=fingerprint,
-            creator=checksum(bytes(actor)),
-            product=slug,
-            use=use,
-            leaf_index=None if leaf_index is None else int(leaf_index),
-            holder_platform=holder,
-            last_transfer_id=None if last_transfer is None else int(last_transfer),
-            consumed=bool(consumed),
-            revoked=bool(revokes),
-            conflicts=int(conflicts or 0),
-            anchor=anchor,
-            times_verified=int(times or 0),
-            platforms_verified=int(platforms or 0),
-            first_verified_at=None if first_at is None else int(first_at),
-            market_risk=0.0 if risk_score is None else float(risk_score),
-            market_signals=() if risk_signals is None else _market_signals(risk_signals),
+        return _good_facts(good_type, fingerprint, row)
+
+    def facts_any(self, good_type: GoodType, fingerprints: Sequence[bytes]) -> GoodFacts | None:
+        """The facts of the first of ``fingerprints`` that is registered, in one statement.
+
+        A code looked up under each of its creator's live keys (newest first) gives several
+        candidates; at most one is registered in practice, and the order settles the rest.
+        One candidate is ``facts`` itself, the single-key path unchanged.
+        """
+        if len(fingerprints) == 1:
+            return self.facts(good_type, fingerprints[0])
+        if not fingerprints:
+            return None
+        sql = self._any_sql.get(len(fingerprints))
+        if sql is None:
+            p = "?" if self._sqlite else "%s"
+            candidates = "e.fingerprint IN (" + ", ".join([p] * len(fingerprints)) + ")"
+            sql = self._sql.replace("SELECT ", "SELECT e.fingerprint, ", 1)
+            sql = sql.replace(f"e.fingerprint = {p}", candidates)
+            self._any_sql[len(fingerprints)] = sql
+        conn = self._connection()
+        try:
+            cursor = conn.cursor()
+            cursor.execute(sql, (int(good_type), *fingerprints))
+            rows = cursor.fetchall()
+            cursor.close()
+        finally:
+            if not self._sqlite or conn.in_transaction:
+                conn.rollback()
+        found = {bytes(row[0]): row[1:] for row in rows}
+        for fingerprint in fingerprints:
+            row = found.get(fingerprint)
+            if row is not None:
+                return _good_facts(good_type, fingerprint, row)
+        return None
+
+
+def _good_facts(good_type: GoodType, fingerprint: bytes, row: Sequence[Any]) -> GoodFacts:
+    """A row of the facts statement (without a leading fingerprint) as ``GoodFacts``."""
+    (actor, leaf_index, slug, product_use, holder, consumed, last_transfer,
+     revokes, conflicts, times, platforms, first_at,
+     anchor_size, anchor_state, anchor_tx, anchor_block,
+     risk_score, risk_signals) = row  # fmt: skip
+    if product_use is not None:
+        use = _USES[product_use]
+    else:
+        use = Use.SINGLE if good_type is GoodType.CODE else Use.TRANSFERABLE
+    anchor = None
+    if anchor_size is not None:
+        anchor = AnchorFacts(
+            int(anchor_size), anchor_state == "final", bytes(anchor_tx), int(anchor_block)
         )
+    return GoodFacts(
+        good_type=good_type,
+        fingerprint=fingerprint,
+        creator=checksum(bytes(actor)),
+        product=slug,
+        use=use,
+        leaf_index=None if leaf_index is None else int(leaf_index),
+        holder_platform=holder,
+        last_transfer_id=None if last_transfer is None else int(last_transfer),
+        consumed=bool(consumed),
+        revoked=bool(revokes),
+        conflicts=int(conflicts or 0),
+        anchor=anchor,
+        times_verified=int(times or 0),
+        platforms_verified=int(platforms or 0),
+        first_verified_at=None if first_at is None else int(first_at),
+        market_risk=0.0 if risk_score is None else float(risk_score),
+        market_signals=() if risk_signals is None else _market_signals(risk_signals),
+    )
 
 
 def _market_signals(document: str) -> tuple[Signal, ...]:
@@ -275,28 +318,46 @@ def _decided(verdict: str, signals: list[Signal], facts: GoodFacts) -> Decision:
     return Decision(verdict, signals, facts.market_risk, facts.market_signals)
 
 
+CODE_KEY_CACHE_TTL: Final = 30.0
+"""Seconds an API process keeps a creator's unsealed code keys before reading them again. A
+retirement (or a new key) made through another process reaches this one this late at most:
+the window in which a retired, perhaps leaked, key is still tried here."""
+
+
 class CodeKeyCache:
-    """Unsealed code keys, per creator, for code lookups (bounded LRU).
+    """Unsealed code keys, per creator, for code lookups (bounded LRU, entries expire).
 
     Unsealing (a read and an AES-GCM decryption) per request would cost the code path most of
-    its throughput; the keys stay in this process's memory only, never in a log.
+    its throughput; the keys stay in this process's memory only, never in a log. A creator's
+    entry holds a fingerprinter per live key, newest (its current key) first.
     """
 
-    def __init__(self, capacity: int = 1024) -> None:
+    def __init__(
+        self,
+        capacity: int = 1024,
+        ttl: float = CODE_KEY_CACHE_TTL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[bytes, CodeFingerprinter] = OrderedDict()
+        self.ttl = ttl
+        self._clock = clock
+        self._items: OrderedDict[bytes, tuple[float, tuple[CodeFingerprinter, ...]]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, creator: bytes) -> CodeFingerprinter | None:
+    def get(self, creator: bytes) -> tuple[CodeFingerprinter, ...] | None:
         with self._lock:
             found = self._items.get(creator)
-            if found is not None:
-                self._items.move_to_end(creator)
-            return found
+            if found is None:
+                return None
+            if found[0] <= self._clock():
+                del self._items[creator]
+                return None
+            self._items.move_to_end(creator)
+            return found[1]
 
-    def put(self, creator: bytes, fingerprinter: CodeFingerprinter) -> None:
+    def put(self, creator: bytes, fingerprinters: tuple[CodeFingerprinter, ...]) -> None:
         with self._lock:
-            self._items[creator] = fingerprinter
+            self._items[creator] = (self._clock() + self.ttl, fingerprinters)
             self._items.move_to_end(creator)
             while len(self._items) > self.capacity:
                 self._items.popitem(last=False)
@@ -308,6 +369,7 @@ class CodeKeyCache:
 
 __all__ = [
     "AUTHENTIC",
+    "CODE_KEY_CACHE_TTL",
     "CONFLICT",
     "CONSUMED",
     "PENDING_ANCHOR",

@@ -46,6 +46,7 @@ from registry.creator import (
     sign_batch_revocation,
     sign_enrollment,
     sign_registration,
+    sign_retirement,
     sign_revocation,
 )
 from registry.fingerprints import (
@@ -77,27 +78,41 @@ def keys_new(as_json: JsonFlag = False) -> None:
 
 @keys_app.command("show")
 def keys_show(as_json: JsonFlag = False) -> None:
-    """Show the creator's address and the commitment to its code key (never the key)."""
+    """Show the creator's address and its code keys' ids and commitments (never a key)."""
     with reported():
         keys = creator_keys()
         commitment = key_commitment(keys.code_key) if keys.code_key else None
+    items = [
+        {
+            "kid": kid,
+            "key_commitment": "0x" + key_commitment(key).hex(),
+            "current": kid == keys.current_kid,
+        }
+        for kid, key in sorted(keys.code_keys.items())
+    ]
     data = {
         "address": keys.address,
         "code_key_commitment": None if commitment is None else "0x" + commitment.hex(),
+        "current_kid": keys.current_kid,
+        "code_keys": items,
     }
-    emit(
-        data,
-        as_json,
-        lambda: out.print(
-            f"creator {data['address']}\ncode key commitment {data['code_key_commitment']}",
-            markup=False,
-        ),
-    )
+
+    def show() -> None:
+        out.print(f"creator {data['address']}", markup=False)
+        if not keys.code_keys:
+            out.print("no code key; run: tracemark keys new", markup=False)
+        for item in items:
+            mark = "  (current)" if item["current"] else ""
+            out.print(f"code key {item['kid']} {item['key_commitment']}{mark}", markup=False)
+
+    emit(data, as_json, show)
 
 
 @keys_app.command("enroll")
 def keys_enroll(api: ApiOpt = None, as_json: JsonFlag = False) -> None:
-    """Enrol the code key with the registry, so platforms can check codes (signed)."""
+    """Enrol the current code key with the registry, so platforms can check codes (signed).
+    Enrolling a new key (after ``keys rotate``) keeps the older ones: their codes still
+    verify until you retire them."""
     with reported(), open_backend(api) as backend:
         keys = creator_keys()
         signed = sign_enrollment(keys, backend.domain, now=backend.now())
@@ -106,8 +121,52 @@ def keys_enroll(api: ApiOpt = None, as_json: JsonFlag = False) -> None:
         "creator": result.creator,
         "status": result.status,
         "key_commitment": result.key_commitment,
+        "kid": keys.current_kid,
     }
-    emit(data, as_json, lambda: out.print(f"code key {result.status}", markup=False))
+    emit(
+        data,
+        as_json,
+        lambda: out.print(f"code key {keys.current_kid} {result.status}", markup=False),
+    )
+
+
+@keys_app.command("rotate")
+def keys_rotate(as_json: JsonFlag = False) -> None:
+    """Make a new code key and make it the current one (older key files are kept). Then run
+    ``tracemark keys enroll``; codes registered under the older keys keep verifying."""
+    with reported():
+        keys_dir = state.settings.resolved_keys_dir
+        previous = creator_keys().current_kid
+        kid = CreatorKeys.rotate_code_key(keys_dir)
+    data = {"kid": kid, "previous_kid": previous, "keys_dir": str(keys_dir)}
+    emit(
+        data,
+        as_json,
+        lambda: out.print(
+            f"new current code key {kid} (previous: {previous}); enrol it: tracemark keys enroll",
+            markup=False,
+        ),
+    )
+
+
+@keys_app.command("retire")
+def keys_retire(
+    kid: Annotated[
+        str, typer.Argument(help="The key's id (tracemark keys show), or its 0x commitment.")
+    ],
+    api: ApiOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Retire one of your enrolled code keys (signed): the registry destroys its copy and no
+    longer looks codes up under it; the goods registered under it keep their history and
+    verify by fingerprint."""
+    with reported(), open_backend(api) as backend:
+        keys = creator_keys()
+        commitment = keys.commitment_of(kid)
+        signed = sign_retirement(keys, backend.domain, key_commitment=commitment, now=backend.now())
+        result = backend.retire(signed)
+    data = result.model_dump()
+    emit(data, as_json, lambda: out.print(f"code key {result.kid} {result.status}", markup=False))
 
 
 # -- fingerprints and registration ---------------------------------------------------------------

@@ -40,7 +40,7 @@ from registry.registration import RegistrationRequest
 from registry.revocation import RevocationRequest
 from registry.service import Registry
 from verifier.client import JobFailed, ProblemNotFound, TracemarkClient, UnexpectedAnswer
-from verifier.schemas import CodeKeyOut, EntryOut, StatementOut
+from verifier.schemas import CodeKeyOut, CodeKeyRetireOut, EntryOut, StatementOut
 
 #: Resends of a request the API refused before applying it (429, 503), after Retry-After:
 #: a creator registering many files meets the anonymous rate limit, and should get through.
@@ -77,6 +77,8 @@ class CreatorBackend(Protocol):
 
     def enroll(self, signed: SignedMessage, code_key: bytes) -> CodeKeyOut: ...
 
+    def retire(self, signed: SignedMessage) -> CodeKeyRetireOut: ...
+
     def register(self, request: RegistrationRequest) -> EntryOut: ...
 
     def register_batch(
@@ -112,6 +114,16 @@ class LocalBackend:
         return CodeKeyOut(
             creator=result.creator,
             key_commitment="0x" + result.key_commitment.hex(),
+            status=result.status,
+            kid=result.kid,
+        )
+
+    def retire(self, signed: SignedMessage) -> CodeKeyRetireOut:
+        result = self.registry.retire_code_key(signed)
+        return CodeKeyRetireOut(
+            creator=result.creator,
+            key_commitment="0x" + result.key_commitment.hex(),
+            kid=result.kid,
             status=result.status,
         )
 
@@ -161,6 +173,9 @@ class RemoteBackend:
 
     def enroll(self, signed: SignedMessage, code_key: bytes) -> CodeKeyOut:
         return self.client.enroll_code_key(signed, code_key)
+
+    def retire(self, signed: SignedMessage) -> CodeKeyRetireOut:
+        return self.client.retire_code_key(signed)
 
     def register(self, request: RegistrationRequest) -> EntryOut:
         return self.client.register(request)

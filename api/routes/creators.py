@@ -38,6 +38,9 @@ from verifier.schemas import (
     MAX_PAGE,
     CodeKeyIn,
     CodeKeyOut,
+    CodeKeyRetireIn,
+    CodeKeyRetireOut,
+    CodeKeysOut,
     DistributionIn,
     DistributionOut,
     EntryOut,
@@ -135,8 +138,40 @@ async def enroll_code_key(
                 "creator": result.creator,
                 "key_commitment": "0x" + result.key_commitment.hex(),
                 "status": result.status,
+                "kid": result.kid,
             },
             status_code=201,
+        )
+
+    return await idempotent(request, caller, key, handle)
+
+
+@router.post(
+    "/v1/creators/code-key/retire",
+    operation_id="retire_code_key",
+    response_model=CodeKeyRetireOut,
+    summary="Retire one of the creator's code keys (a signed CodeKeyRetirement); its sealed "
+    "copy is destroyed and codes are no longer looked up under it.",
+    responses={404: problem_response("The creator has no such code key")},
+)
+async def retire_code_key(
+    body: CodeKeyRetireIn,
+    request: Request,
+    ctx: Context,
+    caller: SignedWriter,
+    key: IdempotencyKey = None,
+) -> Response:
+    async def handle() -> JSONResponse:
+        message = signed(body.signed, "CodeKeyRetirement")
+        result = await run_in_threadpool(ctx.registry.retire_code_key, message)
+        ctx.code_keys.forget(message.signer_bytes)
+        return JSONResponse(
+            {
+                "creator": result.creator,
+                "key_commitment": "0x" + result.key_commitment.hex(),
+                "kid": result.kid,
+                "status": result.status,
+            }
         )
 
     return await idempotent(request, caller, key, handle)
@@ -373,6 +408,29 @@ def get_job(job_id: Annotated[str, ...], ctx: Context, caller: SignedWriter) -> 
 
 
 # -- a creator's reads (Sign-In with Ethereum) ---------------------------------------------------
+
+
+@router.get(
+    "/v1/creators/me/code-keys",
+    operation_id="list_my_code_keys",
+    response_model=CodeKeysOut,
+    summary="Your code keys (ids and dates, never a key), newest first; retired ones too.",
+)
+def list_my_code_keys(ctx: Context, creator: Creator) -> Response:
+    assert creator.creator is not None
+    keys = ctx.registry.code_keys_info(address_bytes(creator.creator))
+    current = next((k.kid for k in keys if k.retired_at is None), None)
+    items = [
+        {
+            "kid": k.kid,
+            "key_commitment": "0x" + k.key_commitment.hex(),
+            "created_at": k.created_at,
+            "retired_at": k.retired_at,
+            "current": k.kid == current,
+        }
+        for k in keys
+    ]
+    return JSONResponse({"creator": creator.creator, "keys": items})
 
 
 @router.get(

@@ -75,7 +75,26 @@ def verify_answer(
     claimed_product: str | None,
 ) -> tuple[dict[str, Any], str]:
     """The full answer as a dict matching ``VerifyOut``, and its verdict."""
-    facts = ctx.lookup.facts(good_type, fingerprint)
+    return answer_of(
+        ctx,
+        good_type,
+        fingerprint,
+        ctx.lookup.facts(good_type, fingerprint),
+        claimed_creator=claimed_creator,
+        claimed_product=claimed_product,
+    )
+
+
+def answer_of(
+    ctx: ApiContext,
+    good_type: GoodType,
+    fingerprint: bytes,
+    facts: authenticity.GoodFacts | None,
+    *,
+    claimed_creator: str | None,
+    claimed_product: str | None,
+) -> tuple[dict[str, Any], str]:
+    """``verify_answer`` of facts read already."""
     decision = authenticity.decide(
         facts, claimed_creator=claimed_creator, claimed_product=claimed_product
     )
@@ -191,21 +210,29 @@ async def verify(
     if principal.kind == "anonymous":
         ctx.limiter.check(ratelimit.CODE_LOOKUP, probe_key)
     ctx.limiter.ensure_probe_budget(probe_key)
-    try:
-        # parse_address checked it: the 20 bytes, without parsing it again.
-        fingerprinter = ctx.fingerprinter(bytes.fromhex(claimed_creator[2:]))
-    except NotFound:
-        fingerprinter = None
-    if fingerprinter is None:
+    # parse_address checked it: the 20 bytes, without parsing it again.
+    fingerprinters = ctx.fingerprinters(bytes.fromhex(claimed_creator[2:]))
+    if not fingerprinters:
         # Uniform with "no such code": who has enrolled a key is not for probing either.
         ctx.limiter.record_probe_failure(probe_key)
         return answer_response(_unknown_code(principal))
-    fingerprint = fingerprinter.fingerprint(body.code)
+    # The code under its creator's current key names it for the per-code limit, however
+    # many keys are tried: one check a lookup, one bucket a code.
+    fingerprint = fingerprinters[0].fingerprint(body.code)
     ctx.limiter.check(ratelimit.FINGERPRINT, fingerprint.hex())
-    answer, verdict = verify_answer(
+    if len(fingerprinters) == 1:
+        facts = ctx.lookup.facts(good_type, fingerprint)
+    else:
+        # A rotated key: the code under each older live key too, looked up in one statement.
+        candidates = [fingerprint, *(f.fingerprint(body.code) for f in fingerprinters[1:])]
+        facts = ctx.lookup.facts_any(good_type, candidates)
+        if facts is not None:
+            fingerprint = facts.fingerprint
+    answer, verdict = answer_of(
         ctx,
         good_type,
         fingerprint,
+        facts,
         claimed_creator=claimed_creator,
         claimed_product=body.product,
     )

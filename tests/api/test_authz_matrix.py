@@ -47,6 +47,7 @@ from registry.creator import (
     sign_batch_registration,
     sign_batch_revocation,
     sign_enrollment,
+    sign_retirement,
     sign_revocation,
 )
 from registry.db import create_db_engine
@@ -120,6 +121,7 @@ POLICY: dict[str, frozenset[str]] = {
     # Creators. A write carries the creator's EIP-712 signature, which is its authentication;
     # a job id is the capability to read the job; reads of one's own goods need a session.
     "enroll_code_key": ANYONE,
+    "retire_code_key": ANYONE,
     "register_good": ANYONE,
     "revoke_good": ANYONE,
     "register_batch": ANYONE,
@@ -128,6 +130,7 @@ POLICY: dict[str, frozenset[str]] = {
     "list_my_goods": frozenset({CREATOR}),
     "get_my_royalty_statement": frozenset({CREATOR}),
     "get_my_distribution": frozenset({CREATOR}),
+    "list_my_code_keys": frozenset({CREATOR}),
     "set_my_distribution": frozenset({CREATOR}),
     "siwe_nonce": ANYONE,
     "siwe_sign_in": ANYONE,
@@ -516,6 +519,14 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
             "code_key": hex0x(w.creator_a.require_code_key()),
         }
     ),
+    # A key creator_a never enrolled (404): the world's enrolled key stays live.
+    "retire_code_key": lambda w: Call(
+        json={
+            "signed": sign_retirement(
+                w.creator_a, DEV_DOMAIN, key_commitment=b"\x11" * 32, now=w.clock()
+            ).document()
+        }
+    ),
     "register_good": lambda w: Call(json=w.registration_body),
     "revoke_good": lambda w: Call(json=w.revocation_body),
     "register_batch": lambda w: Call(
@@ -529,6 +540,7 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     "list_my_goods": lambda w: Call(params={"limit": 5}),
     "get_my_royalty_statement": lambda w: Call(),
     "get_my_distribution": lambda w: Call(),
+    "list_my_code_keys": lambda w: Call(),
     "set_my_distribution": lambda w: Call(json={"restricted": False, "platforms": []}),
     "siwe_nonce": lambda w: Call(),
     "siwe_sign_in": _siwe_sign_in,

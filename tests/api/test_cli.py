@@ -33,7 +33,7 @@ import registry.service
 from api import cli as cli_module
 from api.cli import app
 from registry import errors
-from registry.codekeys import key_commitment
+from registry.codekeys import key_commitment, key_id
 from registry.db import create_db_engine
 from registry.errors import InvalidProof
 from registry.fingerprints import code_fingerprint, item_fingerprint, normalise_code
@@ -191,9 +191,13 @@ def test_keys_show_prints_address_and_commitment_never_the_code_key(creator_cli:
     shown = json.loads(result.stdout)
     code_key = creator_cli.code_key()
 
+    commitment = key_commitment(code_key)
+    kid = key_id(commitment)
     assert shown == {
         "address": Account.from_key(creator_cli.creator_key_hex()).address,
-        "code_key_commitment": "0x" + key_commitment(code_key).hex(),
+        "code_key_commitment": "0x" + commitment.hex(),
+        "current_kid": kid,
+        "code_keys": [{"kid": kid, "key_commitment": "0x" + commitment.hex(), "current": True}],
     }
     for output in (result.stdout + result.stderr, creator_cli("keys", "show").stdout):
         assert code_key.hex() not in output.lower()
@@ -217,18 +221,49 @@ def test_keys_enroll_is_idempotent(creator_cli: Cli) -> None:
     assert creator_cli.count("signed_records") == records  # a repeat consumes nothing
 
 
-def test_enrolling_a_different_code_key_is_a_conflict(creator_cli: Cli) -> None:
-    creator_cli("keys", "enroll")
-    code_key_file = creator_cli.keys_dir / "code.key"
-    code_key_file.unlink()
-    fd = os.open(code_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_hex(32) + "\n")
+def test_rotate_enrol_and_retire_a_code_key(creator_cli: Cli) -> None:
+    """Issue 11: a new code key next to the old one; codes under each; the old one retired."""
+    first_kid = creator_cli.json("keys", "show")["current_kid"]
+    assert creator_cli.json("keys", "enroll")["status"] == "enrolled"
+    old_codes = [random_code() for _ in range(3)]
+    creator_cli.json(
+        "register-codes", codes_file(creator_cli, old_codes), "--product", "card", "--new-product"
+    )
 
-    stderr = creator_cli.error("keys", "enroll", expect=5)
+    rotated = creator_cli.json("keys", "rotate")
+    kid = rotated["kid"]
+    assert rotated["previous_kid"] == first_kid and kid != first_kid
+    new_file = creator_cli.keys_dir / f"code-{kid}.key"
+    assert mode(new_file) == 0o600 and (creator_cli.keys_dir / "code.key").exists()
+    new_key = bytes.fromhex(new_file.read_text().strip())
+    shown = creator_cli.json("keys", "show")
+    assert shown["current_kid"] == kid
+    assert {(k["kid"], k["current"]) for k in shown["code_keys"]} == {
+        (first_kid, False),
+        (kid, True),
+    }
+    # The current key is what fingerprints and registrations use from now on.
+    code = random_code()
+    printed = creator_cli.json("fingerprint", "--code", code)["fingerprint"]
+    assert printed == "0x" + code_fingerprint(new_key, code).hex()
+    assert creator_cli.json("keys", "enroll")["status"] == "enrolled"  # added, not a conflict
+    assert creator_cli.json("keys", "enroll")["status"] == "already-enrolled"
+    creator_cli.json("register-codes", codes_file(creator_cli, [code]), "--product", "card")
+    assert creator_cli.count("code_keys") == 2
 
-    assert "already enrolled a different code key" in stderr
-    assert creator_cli.count("code_keys") == 1
+    retired = creator_cli.json("keys", "retire", first_kid)
+    assert (retired["kid"], retired["status"]) == (first_kid, "retired")
+    assert creator_cli.json("keys", "retire", first_kid)["status"] == "already-retired"
+    with sqlite3.connect(creator_cli.db_path) as conn:
+        rows = sorted(
+            conn.execute("SELECT length(sealed_key), retired_at IS NULL FROM code_keys").fetchall()
+        )
+    assert rows[0] == (0, 0)  # the retired key: its sealed copy destroyed
+    assert rows[1][0] > 32 and rows[1][1] == 1
+    assert creator_cli.count("entries") == 4  # the old codes keep their entries
+    assert (creator_cli.keys_dir / "code.key").exists()  # the old key file is kept
+    assert "no code key" in creator_cli.error("keys", "retire", "feedfeedfeedfeed", expect=3)
+    assert creator_cli.error("keys", "retire", "0x" + "11" * 32, expect=4)
 
 
 # -- fingerprints ----------------------------------------------------------------------------------

@@ -226,10 +226,15 @@ def test_errors_over_http_keep_the_direct_modes_exit_codes(server: Server, remot
     stderr = other.error("revoke", "--file", work, "--reason", "mine now", *api, expect=4)
     assert "registered by the signer" in stderr
     remote("keys", "enroll", *api)
-    (remote.keys_dir / "code.key").unlink()
-    (remote.keys_dir / "code.key").write_text(secrets.token_hex(32) + "\n")
-    (remote.keys_dir / "code.key").chmod(0o600)
-    assert "different code key" in remote.error("keys", "enroll", *api, expect=5)
+    first = remote.json("keys", "show")["current_kid"]
+    kid = remote.json("keys", "rotate")["kid"]
+    assert remote.json("keys", "enroll", *api)["status"] == "enrolled"  # a second key
+    assert remote.json("keys", "retire", first, *api)["status"] == "retired"
+    assert "no code key" in remote.error("keys", "retire", "0x" + "11" * 32, *api, expect=4)
+    # A retired key is never enrolled again.
+    (remote.keys_dir / "code.current").write_text(first + "\n")
+    assert "retired" in remote.error("keys", "enroll", *api, expect=5)
+    (remote.keys_dir / "code.current").write_text(kid + "\n")
     bad = remote.write("bad.txt", "\n\n")
     remote.error("register-codes", bad, "--product", "card", *api, expect=3)
     remote.error("register", work, "--api", "ftp://nowhere", expect=8)

@@ -57,6 +57,7 @@ DESIGN_TYPES = {
     "BatchRevocation": "BatchRevocation(uint8 goodType,bytes32 itemsRoot,uint32 count,"
     "string reason,uint64 nonce,uint64 deadline)",
     "CodeKeyEnrollment": "CodeKeyEnrollment(bytes32 keyCommitment,uint64 nonce,uint64 deadline)",
+    "CodeKeyRetirement": "CodeKeyRetirement(bytes32 keyCommitment,uint64 nonce,uint64 deadline)",
     "TreeHead": "TreeHead(uint64 size,bytes32 root,uint64 timestamp)",
     "TransferReceipt": "TransferReceipt(uint8 goodType,bytes32 fingerprint,uint64 logIndex,"
     "bytes32 transferHash,uint64 timestamp)",

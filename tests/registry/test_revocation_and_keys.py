@@ -18,7 +18,7 @@ from registry.creator import (
     sign_revocation,
 )
 from registry.eip712 import DEV_DOMAIN
-from registry.errors import ConfigurationError, Conflict, InvalidInput, NotFound
+from registry.errors import ConfigurationError, InvalidInput, NotFound
 from registry.fingerprints import GoodType
 from registry.leaf import EntryKind
 from registry.service import Registry
@@ -115,12 +115,15 @@ def test_code_key_enrolment_is_sealed_and_idempotent(
         payloads = " ".join(p for (p,) in conn.execute(text("SELECT payload FROM signed_records")))
     assert creator.code_key not in stored, "the code key is never stored in clear"
     assert creator.code_key.hex() not in payloads
-    # Another key for the same creator would orphan every registered code: refused.
+    # Another key for the same creator is added next to it (rotation, issue 11), never in
+    # its place: codes registered under the first keep verifying.
     other = dataclasses.replace(creator, code_key=os.urandom(32))
-    with pytest.raises(Conflict):
-        registry.enroll_code_key(
-            sign_enrollment(other, DEV_DOMAIN, now=clock()), other.code_key or b""
-        )
+    added = registry.enroll_code_key(
+        sign_enrollment(other, DEV_DOMAIN, now=clock()), other.code_key or b""
+    )
+    assert added.status == "enrolled"
+    address = bytes.fromhex(creator.address[2:])
+    assert registry.code_keys_of(address) == [other.code_key, creator.code_key]
     # The commitment binds the key that travels with it.
     signed = sign_enrollment(creator, DEV_DOMAIN, now=clock())
     with pytest.raises(InvalidInput):
