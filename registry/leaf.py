@@ -78,8 +78,10 @@ def subject_fingerprint(kind: EntryKind, subject: bytes) -> bytes:
     if kind not in SUBJECT_KINDS:
         raise InvalidInput(f"a {kind.name} entry is about a good, not a subject")
     _check_bytes(subject, ADDRESS_SIZE, "subject")
-    tag = b"tracemark/registry-key/v1\x00" if kind is EntryKind.KEY_HANDOVER else (
-        b"tracemark/creator/v1\x00"
+    tag = (
+        b"tracemark/registry-key/v1\x00"
+        if kind is EntryKind.KEY_HANDOVER
+        else (b"tracemark/creator/v1\x00")
     )
     return hashlib.sha256(tag + subject).digest()
 

@@ -232,7 +232,7 @@ class CheckCache:
 
     def __init__(self) -> None:
         self._payload_hashes: dict[str, bytes] = {}
-        self._messages: dict[tuple[str, str, bytes], dict[str, object]] = {}
+        self._messages: dict[tuple[str, str, str], dict[str, object]] = {}
         self._heads: set[tuple[int, bytes, bytes, bytes]] = set()
 
     @staticmethod

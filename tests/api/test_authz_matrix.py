@@ -131,12 +131,16 @@ POLICY: dict[str, frozenset[str]] = {
     "get_my_royalty_statement": frozenset({CREATOR}),
     "get_my_distribution": frozenset({CREATOR}),
     "list_my_code_keys": frozenset({CREATOR}),
+    # A creator proves its own web domain (the registry fetches it: nothing else to name).
+    "prove_my_identity": frozenset({CREATOR}),
+    "recheck_my_identity": frozenset({CREATOR}),
     "set_my_distribution": frozenset({CREATOR}),
     "siwe_nonce": ANYONE,
     "siwe_sign_in": ANYONE,
     # Auditors. The log and the registry's identity are public; a good's full history is for
     # auditors' keys.
     "get_registry": ANYONE,
+    "get_trust_root": ANYONE,
     "get_tree_head": ANYONE,
     "get_inclusion_proof": ANYONE,
     "get_consistency_proof": ANYONE,
@@ -541,10 +545,14 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     "get_my_royalty_statement": lambda w: Call(),
     "get_my_distribution": lambda w: Call(),
     "list_my_code_keys": lambda w: Call(),
+    # A domain the identity settings refuse to fetch (no network in tests): a 4xx, not 401/403.
+    "prove_my_identity": lambda w: Call(json={"domain": "studio.example"}),
+    "recheck_my_identity": lambda w: Call(),
     "set_my_distribution": lambda w: Call(json={"restricted": False, "platforms": []}),
     "siwe_nonce": lambda w: Call(),
     "siwe_sign_in": _siwe_sign_in,
     "get_registry": lambda w: Call(),
+    "get_trust_root": lambda w: Call(),
     "get_tree_head": lambda w: Call(),
     "get_inclusion_proof": lambda w: Call(params={"leaf_index": 0, "tree_size": w.tree_size}),
     "get_consistency_proof": lambda w: Call(params={"from_size": 1, "tree_size": w.tree_size}),
