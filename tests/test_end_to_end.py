@@ -5,7 +5,8 @@ A creator bulk-registers codes through the CLI over HTTP; they get anchored; pla
 verifies one and records its sale to an agent; the agent's sale on platform B succeeds; a
 third sale by a seller who is not the holder gets 409; the final sale consumes the code; the
 royalty statement shows the splits; the proof bundle verifies offline against anvil with the
-server stopped.
+server stopped, under the registry's trust root pinned beforehand (``tracemark trust add URL``,
+checked against its fingerprint).
 """
 
 from __future__ import annotations
@@ -26,11 +27,14 @@ from eth_account import Account
 from anchoring.chain import Chain
 from anchoring.devchain import DevChain, free_port
 from anchoring.runtime import ANVIL_ACCOUNT_0_KEY
+from api.cli.verify import EXIT_NOT_FINAL
 from registry.creator import CreatorKeys
 from registry.eip712 import DEV_DOMAIN
 from registry.fingerprints import CodeFingerprinter
 from tests import polling
 from verifier.client import ProblemConflict, TracemarkClient, verify_receipt
+from verifier.offline import COMPLETENESS_NOT_PROVEN
+from verifier.trust import TrustPolicy
 
 TRACEMARK = str(Path(sys.executable).parent / "tracemark")
 STUDIO = "0x" + "5a" * 20
@@ -71,6 +75,8 @@ def test_codes_from_creator_to_player(
         "TRACEMARK_SEQUENCER_INTERVAL": "0.2",
         "TRACEMARK_ANCHOR_MAX_AGE": "0",
         "TRACEMARK_ANCHOR_CONFIRMATIONS": "2",
+        # The verifier's pinned trust roots: this test's own, never the user's.
+        "TRACEMARK_TRUST_DIR": str(tmp_path / "trust"),
     }
     if database == "postgres":
         env["TRACEMARK_DATABASE_URL"] = request.getfixturevalue("postgres_url")
@@ -155,9 +161,16 @@ def test_codes_from_creator_to_player(
             currency="EUR",
             idempotency_key="a-1",
         )
-        # Checked with the registry's address alone, known to the platform out of band.
+        # Checked under the registry's trust root, whose key is the registry's address, known
+        # to the platform out of band.
         registry_address = json.loads(tracemark("init", "--json").stdout)["registry_address"]
-        verify_receipt(to_agent, registry_address)
+        root = a.trust_root()
+        assert _checksum("0x" + root.signing_keys[-1].address.hex()) == registry_address
+        assert (root.chain_id, root.contract_address) == (
+            DEV_DOMAIN.chain_id,
+            DEV_DOMAIN.verifying_contract,
+        )
+        assert verify_receipt(to_agent, TrustPolicy.of(root)) == root
         assert to_agent.royalties == []  # the creator sold it: no royalty
         resale = b.transfer(
             **good,
@@ -216,6 +229,10 @@ def test_codes_from_creator_to_player(
             ),
         )
         (tmp_path / "bundle.json").write_text(bundle.to_json())
+        # The verifier pins the registry's trust root from its URL, checked against the
+        # fingerprint (compared out of band) before it trusts it.
+        pinned = tracemark("trust", "add", url, "--fingerprint", root.fingerprint(), "--json")
+        assert json.loads(pinned.stdout)["status"] == "added"
         for client in (a, b, session):
             client.close()
     finally:
@@ -229,9 +246,19 @@ def test_codes_from_creator_to_player(
     assert server.returncode == 0, (tmp_path / "serve.log").read_text()[-3000:]
 
     # -- with the server stopped: the bundle against the chain alone ---------------------------
-    checked = tracemark("verify", str(tmp_path / "bundle.json"), "--rpc", anvil.rpc_url)
+    # (The trust root asks 2 confirmations; anvil mines a block a second: wait for them.)
+    def verify_bundle() -> subprocess.CompletedProcess[str] | None:
+        done = tracemark(
+            "verify", str(tmp_path / "bundle.json"), "--rpc", anvil.rpc_url, check=False
+        )
+        return None if done.returncode == EXIT_NOT_FINAL else done
+
+    checked = wait_until("the anchor to be final", verify_bundle)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.startswith("OK: "), checked.stdout + checked.stderr
     assert "consumed" in checked.stdout and "anchored on chain 31337" in checked.stdout
+    assert f"trust root {root.label()}" in checked.stdout
+    assert COMPLETENESS_NOT_PROVEN in checked.stdout
     # The codes never reached the server: not in its database, not in its log.
     server_files = (
         b"".join(p.read_bytes() for p in (tmp_path / "server").rglob("*") if p.is_file())

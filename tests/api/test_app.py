@@ -10,6 +10,7 @@ from registry import merkle
 from registry.service import Registry
 from tests.conftest import Clock, CreatorFactory
 from tests.registry.helpers import registration
+from verifier.trust import WELL_KNOWN_PATH, TrustRoot
 
 PROBLEM = "application/problem+json"
 
@@ -74,3 +75,25 @@ def test_out_of_range_and_malformed_requests_are_problems_never_500(
     assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
     backwards = client.get("/v1/log/proof/consistency", params={"from_size": 6, "tree_size": 5})
     assert backwards.status_code == 400 and backwards.headers["content-type"] == PROBLEM
+
+
+def test_the_registry_serves_its_trust_root_to_anyone(
+    registry: Registry, make_creator: CreatorFactory, clock: Clock
+) -> None:
+    """``/.well-known/tracemark-trust.json``, without credentials: the registry's chain,
+    contract and signing key; ``/v1/registry`` names where it is and its fingerprint."""
+    _filled(registry, make_creator, clock, 2)
+    client = TestClient(create_app(registry))
+    served = client.get(WELL_KNOWN_PATH)
+    assert served.status_code == 200, served.text
+    root = TrustRoot.parse(served.content)
+    assert served.headers["x-tracemark-trust-fingerprint"] == root.fingerprint()
+    assert (root.chain_id, root.contract_address) == (
+        registry.domain.chain_id,
+        registry.domain.verifying_contract,
+    )
+    assert [key.address for key in root.signing_keys] == [bytes.fromhex(registry.address[2:])]
+    assert root.signing_keys[0].from_size == 1 and root.signing_keys[0].until_size is None
+    identity = client.get("/v1/registry").json()
+    assert identity["trust_fingerprint"] == root.fingerprint()
+    assert identity["trust_root_url"] == root.registry_url.rstrip("/") + WELL_KNOWN_PATH

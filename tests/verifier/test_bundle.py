@@ -31,9 +31,12 @@ from registry.service import Registry
 from registry.transfers import Party, TransferRequest
 from tests.conftest import Clock, CreatorFactory
 from tests.registry.helpers import registration
+from tests.trust import policy_of, trust_root_of
 from tests.verifier.conftest import CODES, CONFIRMATIONS, POLICY, Story, World
 from verifier.bundle import FORMAT, MAX_BUNDLE_BYTES, Bundle, MalformedBundle, build_bundle
-from verifier.offline import BundleReport, check_bundle
+from verifier.errors import BundleInvalid, NotAnchoredYet, UntrustedRegistry
+from verifier.offline import COMPLETENESS_NOT_PROVEN, BundleReport, check_bundle
+from verifier.trust import TrustPolicy, TrustRoot
 
 pytestmark = pytest.mark.slow
 
@@ -45,8 +48,8 @@ def _bundle(story: Story, good_type: GoodType, fingerprint: bytes) -> Bundle:
     return Bundle.parse(build_bundle(story.world.registry, good_type, fingerprint).to_json())
 
 
-def _check(document: Document, chain: Chain | None) -> BundleReport:
-    return check_bundle(Bundle.parse(json.dumps(document)), chain)
+def _check(document: Document, trust: TrustPolicy, chain: Chain | None) -> BundleReport:
+    return check_bundle(Bundle.parse(json.dumps(document)), trust, chain)
 
 
 def _flip(text: str, nibble: int = -1) -> str:
@@ -82,8 +85,10 @@ def test_a_registered_and_revoked_file_is_proved_against_the_chain(story: Story)
     assert bundle.anchor is not None and bundle.anchor.state == "final"
     assert bundle.entry.batch_proof is None
 
-    report = check_bundle(bundle, world.chain)
-    assert report.ok and report.status == "verified", report.failure
+    root = trust_root_of(world.registry)
+    report = check_bundle(bundle, TrustPolicy.of(root), world.chain)
+    assert report.status == "verified"
+    assert (report.trust_root, report.trust_fingerprint) == (root.label(), root.fingerprint())
     assert [(e.kind, e.leaf_index) for e in report.entries] == [
         (EntryKind.REGISTER, 3),
         (EntryKind.REVOKE, 6),
@@ -96,7 +101,8 @@ def test_a_registered_and_revoked_file_is_proved_against_the_chain(story: Story)
     assert f"registered by {creator} at leaf 3, revoked by {creator} at leaf 6" in summary
     assert f"in head 14 signed by {world.registry.address}" in summary
     assert f"anchored on chain 31337 in contract {DEV_DOMAIN.verifying_contract}" in summary
-    assert f"({CONFIRMATIONS + 1} confirmations)" in summary
+    assert f"{CONFIRMATIONS + 1} confirmations; final by 1 confirmation)" in summary
+    assert summary.endswith(f"; trust root {root.label()}; {COMPLETENESS_NOT_PROVEN}")
 
 
 def test_a_batch_registered_code_is_proved_by_the_creators_one_signature(story: Story) -> None:
@@ -105,8 +111,8 @@ def test_a_batch_registered_code_is_proved_by_the_creators_one_signature(story: 
     batch = bundle.entry.batch_proof
     assert batch is not None and (batch.position, batch.count) == (0, 5)
     assert bundle.entry.payload["signed"]["type"] == "BatchRegistration"
-    report = check_bundle(bundle, story.world.chain)
-    assert report.status == "verified", report.failure
+    report = check_bundle(bundle, policy_of(story.world.registry), story.world.chain)
+    assert report.status == "verified"
     assert "registered by" in report.summary()
     assert "at leaf 7 (item 1 of a batch of 5)" in report.summary()
 
@@ -116,8 +122,8 @@ def test_a_batch_revoked_code_proves_its_revocation(story: Story) -> None:
     assert [e.kind for e in bundle.entries] == [EntryKind.REGISTER, EntryKind.REVOKE]
     revocation = bundle.later_entries[0]
     assert revocation.batch_proof is not None and revocation.batch_proof.position == 1
-    report = check_bundle(bundle, story.world.chain)
-    assert report.status == "verified", report.failure
+    report = check_bundle(bundle, policy_of(story.world.registry), story.world.chain)
+    assert report.status == "verified"
     assert "at leaf 9 (item 3 of a batch of 5)" in report.summary()
     assert "revoked by" in report.summary() and "at leaf 13 (item 2 of a batch of 2)" in (
         report.summary()
@@ -143,8 +149,9 @@ def test_a_code_sold_to_its_end_user_proves_its_consumption(story: Story) -> Non
     bundle = _bundle(story, GoodType.CODE, story.codes[0])
     assert [e.kind for e in bundle.entries] == [EntryKind.REGISTER, EntryKind.TRANSFER]
     assert bundle.later_entries[0].actor == bytes.fromhex(world.registry.address[2:])
-    report = check_bundle(bundle, world.chain)
-    assert report.status == "verified", report.failure
+    trust = policy_of(world.registry)
+    report = check_bundle(bundle, trust, world.chain)
+    assert report.status == "verified"
     assert "consumed by a final sale on cardhub (attested by the registry) at leaf 14" in (
         report.summary()
     )
@@ -152,21 +159,25 @@ def test_a_code_sold_to_its_end_user_proves_its_consumption(story: Story) -> Non
     document = json.loads(bundle.to_json())
     forged = copy.deepcopy(document)
     forged["later_entries"][0]["actor"] = world.creator.address
-    report = _check(forged, world.chain)
-    assert report.failed_step == "signature"
-    assert "a TRANSFER's actor" in str(report.failure)
+    with pytest.raises(BundleInvalid) as caught:
+        _check(forged, trust, world.chain)
+    assert caught.value.step == "signature"
+    assert "a TRANSFER's actor" in caught.value.detail
     forged = copy.deepcopy(document)
     transfer = forged["later_entries"][0]
     transfer["payload"]["transfer"]["fingerprint"] = "0x" + story.codes[1].hex()
     transfer["payload_hash"] = "0x" + payload_hash(transfer["payload"]).hex()
-    report = _check(forged, world.chain)
-    assert report.failed_step == "signature"
-    assert "does not name this good, its creator and the registry" in str(report.failure)
+    with pytest.raises(BundleInvalid) as caught:
+        _check(forged, trust, world.chain)
+    assert caught.value.step == "signature"
+    assert "does not name this good, its creator and the registry" in caught.value.detail
 
 
 def test_without_a_chain_everything_else_is_checked_and_the_report_says_so(story: Story) -> None:
-    report = check_bundle(_bundle(story, GoodType.FILE, story.plain_file), None)
-    assert report.ok and report.status == "chain-not-checked"
+    report = check_bundle(
+        _bundle(story, GoodType.FILE, story.plain_file), policy_of(story.world.registry), None
+    )
+    assert report.status == "chain-not-checked"
     assert report.chain is None
     assert "chain not checked (the bundle says head 14 is final on chain 31337" in (
         report.summary()
@@ -182,19 +193,23 @@ def test_the_head_is_the_largest_anchored_one_and_later_entries_wait(world: Worl
     bundle = build_bundle(world.registry, GoodType.FILE, first)
     assert (bundle.tree_head.tree_size, bundle.later_entries, bundle.pending_entries) == (2, (), 1)
     assert bundle.anchor is not None and bundle.anchor.tree_size == 2
-    report = check_bundle(bundle, world.chain)
-    assert report.status == "verified", report.failure
+    trust = policy_of(world.registry)
+    report = check_bundle(bundle, trust, world.chain)
+    assert report.status == "verified"
     assert "1 more entry of this good not under this head" in report.summary()
     # A good newer than every anchor: the latest signed head, and no anchor yet.
     third = world.register_file()
     fresh = build_bundle(world.registry, GoodType.FILE, third)
     assert (fresh.tree_head.tree_size, fresh.anchor) == (4, None)
-    unanchored = check_bundle(fresh, world.chain)
-    assert unanchored.ok and unanchored.status == "not-anchored"
+    with pytest.raises(NotAnchoredYet) as caught:
+        check_bundle(fresh, trust, world.chain)
+    unanchored = caught.value.report
+    assert unanchored.status == "not-anchored"
+    assert "head 4 is not anchored on chain 31337" in caught.value.detail
     assert "head 4 is not anchored on chain 31337" in unanchored.summary()
     # Once anchored, the same bundle verifies: the root is read from the contract.
     world.anchor()
-    later = check_bundle(fresh, world.chain)
+    later = check_bundle(fresh, trust, world.chain)
     assert later.status == "verified" and later.chain is not None
     assert later.chain.confirmations is None  # the bundle named no transaction
     assert second != third
@@ -219,8 +234,8 @@ def test_a_conflicting_claim_travels_with_the_good(
     world.anchor()
     bundle = build_bundle(world.registry, GoodType.FILE, fingerprint)
     assert [e.kind for e in bundle.entries] == [EntryKind.REGISTER, EntryKind.CONFLICT]
-    report = check_bundle(bundle, world.chain)
-    assert report.status == "verified", report.failure
+    report = check_bundle(bundle, policy_of(world.registry), world.chain)
+    assert report.status == "verified"
     assert f"claimed again (conflict) by {rival.address} at leaf 1" in report.summary()
 
 
@@ -254,10 +269,11 @@ def test_bundles_are_built_alike_on_every_database(
         (4, 0),
         (4, 0),
     ]
+    trust = policy_of(registry)  # one confirmation: a mined anchor is final
     for bundle in bundles:
         assert bundle.anchor is not None and bundle.anchor.state == "mined"
-        report = check_bundle(Bundle.parse(bundle.to_json()), chain)
-        assert report.status == "verified", report.failure
+        report = check_bundle(Bundle.parse(bundle.to_json()), trust, chain)
+        assert report.status == "verified"
 
 
 # -- the format -------------------------------------------------------------------------------
@@ -419,7 +435,12 @@ FILE_PROBES: list[Probe] = [
         "signature",
         "not made by the claimed signer",
     ),
-    ("payload-domain", _payload_domain_chain, "signature", "not made by the claimed signer"),
+    (
+        "payload-domain",
+        _payload_domain_chain,
+        "domain",
+        "leaf 3: the Registration was signed for chain 1 and contract",
+    ),
     ("leaf-actor", _set("entry.actor", "0x" + "22" * 20), "signature", "not the leaf's actor"),
     ("entry-kind", _set("entry.kind", "CONFLICT"), "entry", "is a CONFLICT, not the REGISTER"),
     ("tree-head-root", _set("tree_head.root", _flip), "inclusion", "leads to root"),
@@ -461,7 +482,12 @@ FILE_PROBES: list[Probe] = [
         "tree-head",
         "v must be 27 or 28",
     ),
-    ("tree-head-signer", _set("tree_head.signer", "0x" + "33" * 20), "tree-head", "claimed"),
+    (
+        "tree-head-signer",
+        _set("tree_head.signer", "0x" + "33" * 20),
+        "tree-head",
+        "head 14 is signed by 0x" + "33" * 20 + ", but trust root",
+    ),
     ("anchor-size", _set("anchor.tree_size", 5), "anchor", "the anchor names head 5"),
     ("anchor-chain", _set("anchor.chain_id", 1), "anchor", "on chain 1 in"),
     (
@@ -473,18 +499,22 @@ FILE_PROBES: list[Probe] = [
 ]
 
 
-def _refusals(original: Document, probes: list[Probe], chain: Chain | None) -> list[str]:
+def _refusals(
+    original: Document, probes: list[Probe], trust: TrustPolicy, chain: Chain | None
+) -> list[str]:
     """Apply each probe to a copy of a good bundle; return what did not fail as expected."""
-    assert _check(original, chain).ok
+    _check(original, trust, chain)  # the original verifies (raises otherwise)
     wrong = []
     for probe, mutate, step, reason in probes:
         document = copy.deepcopy(original)
         mutate(document)
-        report = _check(document, chain)
-        if report.failed_step != step or reason not in str(report.failure):
-            wrong.append(
-                f"{probe}: expected {step} ({reason}), got {report.failed_step}: {report.failure}"
-            )
+        try:
+            _check(document, trust, chain)
+        except BundleInvalid as exc:
+            if exc.step != step or reason not in exc.detail:
+                wrong.append(f"{probe}: expected {step} ({reason}), got {exc.step}: {exc.detail}")
+        else:
+            wrong.append(f"{probe}: expected {step} ({reason}), but it verified")
     return wrong
 
 
@@ -492,7 +522,8 @@ def test_every_mutation_of_a_file_bundle_is_refused_with_its_reason(story: Story
     bundle = build_bundle(story.world.registry, GoodType.FILE, story.revoked_file)
     document = json.loads(bundle.to_json())
     assert len(document["entry"]["inclusion_proof"]) == 4  # leaf 3 of 14: four siblings
-    assert _refusals(document, FILE_PROBES, story.world.chain) == []
+    trust = policy_of(story.world.registry)
+    assert _refusals(document, FILE_PROBES, trust, story.world.chain) == []
 
 
 def test_the_anchor_pointing_at_another_transaction_is_refused(story: Story) -> None:
@@ -504,11 +535,13 @@ def test_the_anchor_pointing_at_another_transaction_is_refused(story: Story) -> 
     deployment = block["transactions"][0]
     with world.registry.engine.connect() as conn:
         head_5 = conn.execute(text("SELECT tx_hash FROM anchors WHERE tree_size = 5")).scalar_one()
+    trust = policy_of(world.registry)
     for tx_hash in (deployment, "0x" + bytes(head_5).hex()):
         document["anchor"]["tx_hash"] = tx_hash
-        report = _check(document, world.chain)
-        assert report.failed_step == "chain", report.failure
-        assert report.failure is not None and "does not anchor head 14" in report.failure
+        with pytest.raises(BundleInvalid) as caught:
+            _check(document, trust, world.chain)
+        assert caught.value.step == "chain", caught.value.detail
+        assert "does not anchor head 14" in caught.value.detail
 
 
 #: (probe, mutation of the bundle of a code registered and revoked in batches, step, reason)
@@ -549,7 +582,8 @@ BATCH_PROBES: list[Probe] = [
 
 def test_every_mutation_of_a_batch_proof_is_refused_with_its_reason(story: Story) -> None:
     bundle = build_bundle(story.world.registry, GoodType.CODE, story.codes[2])
-    assert _refusals(json.loads(bundle.to_json()), BATCH_PROBES, None) == []
+    trust = policy_of(story.world.registry)
+    assert _refusals(json.loads(bundle.to_json()), BATCH_PROBES, trust, None) == []
 
 
 # -- heads the contract never anchored ----------------------------------------------------------
@@ -570,16 +604,25 @@ def test_a_forged_log_under_a_real_anchor_pointer_is_refused_by_the_contract(
     forger.sequence_all()
     forged = build_bundle(forger, GoodType.FILE, story.plain_file)
     assert forged.tree_head.tree_size == 14 and forged.tree_head.root != genuine.tree_head.root
-    assert check_bundle(forged, None).ok  # self-consistent without the chain
+    # A verifier that pinned the forger's key (same chain, same contract) finds the bundle
+    # self-consistent without the chain; the contract refuses it.
+    forger_trust = policy_of(forger)
+    report = check_bundle(forged, forger_trust, None)
+    assert report.status == "chain-not-checked"
     grafted = forged.model_copy(update={"anchor": genuine.anchor})
     for candidate in (forged, grafted):
-        report = check_bundle(Bundle.parse(candidate.to_json()), world.chain)
-        assert report.failed_step == "chain", report.failure
-        assert report.failure is not None and "never anchored this head" in report.failure
-    # Pinning the genuine registry's key refuses it before any chain is asked.
-    pinned = check_bundle(grafted, None, trusted_signer=world.registry.address)
-    assert pinned.failed_step == "tree-head" and f"not by {world.registry.address}" in str(
-        pinned.failure
+        with pytest.raises(BundleInvalid) as caught:
+            check_bundle(Bundle.parse(candidate.to_json()), forger_trust, world.chain)
+        assert caught.value.step == "chain", caught.value.detail
+        assert "never anchored this head" in caught.value.detail
+    # Pinning the genuine registry's trust root refuses it before any chain is asked.
+    genuine_root = trust_root_of(world.registry)
+    with pytest.raises(BundleInvalid) as caught:
+        check_bundle(grafted, TrustPolicy.of(genuine_root), None)
+    assert caught.value.step == "tree-head"
+    assert caught.value.detail == (
+        f"head 14 is signed by {forger.address}, but trust root {genuine_root.label()} names "
+        f"{world.registry.address} to sign heads of that size"
     )
 
 
@@ -594,29 +637,51 @@ def test_a_bundle_from_a_registry_on_another_chain_fails_against_anvil(
     )
     elsewhere.sequence_all()
     bundle = build_bundle(elsewhere, GoodType.FILE, fingerprint)
-    assert check_bundle(bundle, None).ok
-    report = check_bundle(bundle, world.chain)
-    assert report.failed_step == "chain"
-    assert report.failure == "the node serves chain 31337, but head 1 was signed for chain 1"
+    mainnet_root = trust_root_of(elsewhere)
+    assert check_bundle(bundle, TrustPolicy.of(mainnet_root), None).status == "chain-not-checked"
+    with pytest.raises(BundleInvalid) as caught:
+        check_bundle(bundle, TrustPolicy.of(mainnet_root), world.chain)
+    assert caught.value.step == "chain"
+    assert caught.value.detail == (
+        f"the node serves chain 31337, but trust root {mainnet_root.label()} is for chain 1"
+    )
+    # A verifier that pinned only the anvil registry does not trust it at all.
+    with pytest.raises(UntrustedRegistry, match="no pinned trust root names chain 1"):
+        check_bundle(bundle, policy_of(world.registry), None)
     # The right chain, but an address where nothing was deployed.
     empty = Domain(31337, "0x" + "66" * 20)
     nowhere = _registry(tmp_path, clock, empty, "nowhere.db")
     nowhere.register(registration(world.creator, clock(), fingerprint=fingerprint, domain=empty))
     nowhere.sequence_all()
-    report = check_bundle(
-        build_bundle(nowhere, GoodType.FILE, fingerprint),
-        Chain.connect(world.devchain.rpc_url, empty.verifying_contract),
+    with pytest.raises(BundleInvalid) as caught:
+        check_bundle(
+            build_bundle(nowhere, GoodType.FILE, fingerprint),
+            policy_of(nowhere),
+            Chain.connect(world.devchain.rpc_url, empty.verifying_contract),
+        )
+    assert caught.value.step == "chain"
+    assert caught.value.detail == (
+        f"{empty.verifying_contract} on chain 31337 does not hold the TracemarkAnchor contract"
     )
-    assert report.failure == f"no contract at {empty.verifying_contract} on chain 31337"
 
 
 def test_a_contract_pinned_by_the_caller_must_be_the_heads(story: Story) -> None:
     bundle = build_bundle(story.world.registry, GoodType.FILE, story.plain_file)
     other = "0x" + "44" * 20
-    report = check_bundle(bundle, None, trusted_contract=other)
-    assert report.failed_step == "anchor" and "was signed for contract" in str(report.failure)
+    root = trust_root_of(story.world.registry)
+    # A trust root naming another contract does not name this head's registry.
+    elsewhere_root = TrustRoot.model_validate({**root.document(), "contract": other})
+    with pytest.raises(UntrustedRegistry) as untrusted:
+        check_bundle(bundle, TrustPolicy.of(elsewhere_root), None)
+    assert (
+        f"no pinned trust root names chain 31337 and contract {DEV_DOMAIN.verifying_contract}"
+        in untrusted.value.detail
+    )
     elsewhere = Chain.connect(story.world.devchain.rpc_url, other)
-    report = check_bundle(bundle, elsewhere)
-    assert report.failed_step == "chain" and "asked to check against contract" in str(
-        report.failure
+    with pytest.raises(BundleInvalid) as caught:
+        check_bundle(bundle, TrustPolicy.of(root), elsewhere)
+    assert caught.value.step == "chain"
+    assert caught.value.detail.startswith(
+        f"asked to check against contract {elsewhere.address}, but trust root {root.label()} "
+        f"names {DEV_DOMAIN.verifying_contract}"
     )

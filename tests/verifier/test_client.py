@@ -42,6 +42,7 @@ from registry.royalty import RoyaltyPolicy
 from registry.service import Registry
 from tests.conftest import Clock, CreatorFactory
 from tests.registry.helpers import NO_ROYALTY, counts, registration
+from tests.trust import policy_of, trust_root_of
 from verifier.client import (
     NDJSON_LINES_PER_CHUNK,
     ApiProblem,
@@ -60,8 +61,10 @@ from verifier.client import (
     siwe_message,
     verify_receipt,
 )
+from verifier.errors import UntrustedRegistry
 from verifier.offline import check_bundle
 from verifier.schemas import ReceiptOut
+from verifier.trust import TrustPolicy, TrustRoot
 
 #: The authority the app's Sign-In with Ethereum expects, and the client's base URL.
 SIWE_DOMAIN = "127.0.0.1:8000"
@@ -160,6 +163,12 @@ def _fingerprints(creator: CreatorKeys, codes: list[str]) -> list[bytes]:
     return [code_fingerprint(creator.require_code_key(), code) for code in codes]
 
 
+def _root_with_key(root: TrustRoot, address: str) -> TrustRoot:
+    """The same registry's trust root, naming another key to sign everything."""
+    key = {"address": address, "from_size": 1, "until_size": None, "handover_signature": None}
+    return TrustRoot.model_validate({**root.document(), "signing_keys": [key]})
+
+
 # -- platforms: verify, and the auditor's proofs ---------------------------------------------------
 
 
@@ -173,17 +182,27 @@ def test_verify_by_fingerprint_head_proof_and_bundle(api: Api, creator: CreatorK
     unknown = platform.verify(GoodType.FILE, fingerprint="0x" + os.urandom(32).hex())
     assert unknown.verdict == "unknown" and unknown.creator is None
 
-    head = platform.tree_head(registry_address=api.registry.address)
+    root = trust_root_of(api.registry)
+    head = platform.tree_head(trust=TrustPolicy.of(root))
     assert head.tree_size == 1 and head.domain.domain() == DEV_DOMAIN
     assert platform.domain() == DEV_DOMAIN
     with pytest.raises(VerificationError, match="not"):
-        platform.tree_head(registry_address=Account.create().address)
+        platform.tree_head(trust=TrustPolicy.of(_root_with_key(root, Account.create().address)))
+    # The trust root the registry serves about itself names the same registry and keys.
+    served = platform.trust_root()
+    assert (served.chain_id, served.contract_address, served.signing_keys) == (
+        root.chain_id,
+        root.contract_address,
+        root.signing_keys,
+    )
+    assert platform.tree_head(trust=TrustPolicy.of(served)) == head
     leaf = merkle.hash_leaf(api.registry.entry_at(0).leaf_data())
     merkle.verify_inclusion(leaf, 0, 1, platform.inclusion_proof(0, 1), head.root)
 
     bundle = platform.proof_bundle("file", fingerprint)
-    report = check_bundle(bundle, None, trusted_signer=api.registry.address)
-    assert report.ok and report.status == "chain-not-checked"
+    report = check_bundle(bundle, TrustPolicy.of(root), None)
+    assert report.status == "chain-not-checked"
+    assert report.trust_fingerprint == root.fingerprint()
 
 
 def test_verify_a_file_streamed_from_a_path_or_a_stream(
@@ -251,8 +270,10 @@ def test_a_transfer_receipt_verifies_offline_and_a_tampered_one_does_not(
         currency="USD",
         idempotency_key="sale-1",
     )
-    verify_receipt(first, api.registry.address)
-    verify_receipt(first, api.registry.address, domain=DEV_DOMAIN)
+    root = trust_root_of(api.registry)
+    trust = TrustPolicy.of(root)
+    assert verify_receipt(first, trust) == root
+    assert verify_receipt(first, policy_of(api.registry)).domain() == DEV_DOMAIN
     again = platform.transfer(
         good_type="file",
         fingerprint=fingerprint,
@@ -272,7 +293,7 @@ def test_a_transfer_receipt_verifies_offline_and_a_tampered_one_does_not(
         price="2000",
         currency="USD",
     )
-    verify_receipt(resale, api.registry.address)
+    verify_receipt(resale, trust)
     assert [(r.recipient, r.amount) for r in resale.royalties] == [(STUDIO, "100")]
     assert platform.receipt(resale.transfer_id) == resale
 
@@ -285,17 +306,17 @@ def test_a_transfer_receipt_verifies_offline_and_a_tampered_one_does_not(
         (resale.model_copy(update={"signer": STUDIO}), "signed by"),
     ]:
         with pytest.raises(VerificationError, match=why):
-            verify_receipt(tampered, api.registry.address)
+            verify_receipt(tampered, trust)
     # The typed data rebuilt to match a changed field: the signature no longer recovers.
     forged = _with_consistent_typed_data(resale.model_copy(update={"log_index": 0}))
     with pytest.raises(VerificationError, match="not made by"):
-        verify_receipt(forged, api.registry.address)
+        verify_receipt(forged, trust)
     with pytest.raises(VerificationError, match="signed by"):
-        verify_receipt(resale, Account.create().address)
-    with pytest.raises(VerificationError, match="chain"):
-        verify_receipt(
-            resale, api.registry.address, domain=Domain(1, DEV_DOMAIN.verifying_contract)
-        )
+        verify_receipt(resale, TrustPolicy.of(_root_with_key(root, Account.create().address)))
+    # Pinned only for another chain (same contract address): the receipt's registry is not.
+    mainnet = TrustRoot.model_validate({**root.document(), "chain_id": 1})
+    with pytest.raises(UntrustedRegistry, match="chain"):
+        verify_receipt(resale, TrustPolicy.of(mainnet))
 
     # Alice sold it already: selling it again is the double-sale signal.
     with pytest.raises(ProblemConflict) as double:

@@ -19,7 +19,7 @@ from typer.testing import CliRunner, Result
 
 import verifier.export as export_module
 from api.cli import app
-from api.cli.verify import EXIT_BUNDLE_INVALID, EXIT_NOT_ANCHORED
+from api.cli.verify import EXIT_BUNDLE_INVALID, EXIT_NOT_ANCHORED, EXIT_UNTRUSTED
 from registry.creator import CreatorKeys
 from registry.eip712 import sign
 from registry.errors import InvalidInput, NotFound
@@ -32,8 +32,10 @@ from registry.transfers import Party, TransferRequest
 from tests.conftest import Clock, CreatorFactory
 from tests.registry import merkle_reference
 from tests.registry.helpers import registration
+from tests.trust import trust_root_of
 from tests.verifier.conftest import CODES, POLICY_DOCUMENT, World
 from verifier.bundle import MalformedBundle, build_bundle
+from verifier.errors import BundleInvalid
 from verifier.export import (
     CSV_COLUMNS,
     FORMAT,
@@ -44,6 +46,8 @@ from verifier.export import (
     parse_evidence,
     write_export,
 )
+from verifier.offline import COMPLETENESS_NOT_PROVEN
+from verifier.trust import TrustPolicy, TrustRoot
 
 Document = dict[str, Any]
 
@@ -127,11 +131,18 @@ def stop_the_registry(evidence: Evidence, registry_db: Path) -> None:
 
 
 class Verify:
-    def __init__(self, tmp_path: Path) -> None:
+    """``tracemark verify`` in-process, given ``--trust`` the registry's trust root (a file
+    written here); no trust root is pinned (``TRACEMARK_TRUST_DIR`` is an empty directory)."""
+
+    def __init__(self, tmp_path: Path, root: TrustRoot) -> None:
         self.tmp_path = tmp_path
+        self.root = root
+        self.trust_file = tmp_path / "trust-root.json"
+        self.trust_file.write_text(root.to_json())
         self.runner = CliRunner()
         self.env: dict[str, str | None] = {
             "TRACEMARK_DATA_DIR": str(tmp_path / "verifier-data"),
+            "TRACEMARK_TRUST_DIR": str(tmp_path / "no-pinned-roots"),
             "TRACEMARK_VERIFY_RPC_URL": None,
             "COLUMNS": None,
         }
@@ -141,7 +152,13 @@ class Verify:
         path.write_text(json.dumps(document))
         return path
 
-    def __call__(self, *args: str | Path, expect: int) -> Result:
+    def __call__(self, *args: str | Path, expect: int, trust: Path | None = None) -> Result:
+        """Run with ``--trust`` the registry's trust root, or the trust root file ``trust``."""
+        trusted = ["--trust", str(trust or self.trust_file)]
+        return self.untrusted(*args, *trusted, expect=expect)
+
+    def untrusted(self, *args: str | Path, expect: int) -> Result:
+        """Run without ``--trust``: only the (empty) pinned directory."""
         result = self.runner.invoke(app, ["verify", *map(str, args)], env=self.env)
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise result.exception
@@ -154,8 +171,9 @@ def test_two_goods_verify_against_the_chain_with_the_registry_gone(
 ) -> None:
     world = evidence.world
     rpc, contract = world.devchain.rpc_url, world.chain.address
+    root = trust_root_of(world.registry)
     stop_the_registry(evidence, tmp_path / "registry.db")
-    verify = Verify(tmp_path)
+    verify = Verify(tmp_path, root)
 
     done = verify(evidence.path, "--rpc", rpc, expect=0)
     line = done.stdout
@@ -167,6 +185,8 @@ def test_two_goods_verify_against_the_chain_with_the_registry_gone(
     assert "heads consistent: one append-only log from size 3 to 10" in line
     assert f"anchored on chain 31337 in contract {contract}: head 3 at block " in line
     assert ", head 10 at block " in line and "confirmations)" in line
+    assert "the last head is final by the trust root's rule (1 confirmation)" in line
+    assert line.rstrip().endswith(f"; trust root {root.label()}; {COMPLETENESS_NOT_PROVEN}")
 
     offline = verify(evidence.path, expect=EXIT_NOT_ANCHORED)
     assert "chain not checked (the export says anchored: head 3, 10)" in offline.stdout
@@ -177,10 +197,28 @@ def test_two_goods_verify_against_the_chain_with_the_registry_gone(
     assert report["entries"] == {"REGISTER": 2, "REVOKE": 1, "TRANSFER": 1}
     assert [(h["tree_size"], h["anchored"]) for h in report["heads"]] == [(3, True), (10, True)]
     assert (report["chain_id"], report["contract"]) == (31337, contract)
-    # The pins hold; a wrong one is a failure.
-    verify(evidence.path, "--rpc", rpc, "--signer", world.registry.address, expect=0)
-    wrong = verify(evidence.path, "--signer", "0x" + "12" * 20, expect=EXIT_BUNDLE_INVALID)
-    assert wrong.stderr.startswith("FAIL: file 0x") and "is signed by" in wrong.stderr
+    assert report["head_signers"] == [world.registry.address]
+    assert (report["trust_root"], report["trust_fingerprint"]) == (
+        root.label(),
+        root.fingerprint(),
+    )
+    assert (report["complete"], report["completeness"]) == (False, COMPLETENESS_NOT_PROVEN)
+    # The pin holds; a trust root naming another signing key is a failure ...
+    other_key = {"address": "0x" + "12" * 20, "from_size": 1, "until_size": None}
+    wrong_root = TrustRoot.model_validate(
+        {**root.document(), "signing_keys": [{**other_key, "handover_signature": None}]}
+    )
+    wrong_file = tmp_path / "wrong-trust-root.json"
+    wrong_file.write_text(wrong_root.to_json())
+    wrong = verify(evidence.path, expect=EXIT_BUNDLE_INVALID, trust=wrong_file)
+    assert wrong.stderr.startswith(
+        f"FAIL: the export names registry {world.registry.address}, a key trust root "
+        f"{wrong_root.label()} does not name"
+    )
+    # ... and with no trust root naming the registry, nothing is checked: untrusted.
+    untrusted = verify.untrusted(evidence.path, "--rpc", rpc, expect=EXIT_UNTRUSTED)
+    assert untrusted.stdout == ""
+    assert untrusted.stderr.startswith("UNTRUSTED: no pinned trust root names chain 31337")
 
     # The CSV summary: one line a good, from the evidence in the file.
     with evidence.csv_path.open(newline="") as stream:
@@ -258,25 +296,29 @@ def test_each_mutation_fails_with_its_own_reason_a_forked_head_on_chain(
 ) -> None:
     chain = evidence.world.chain
     names = {"code": evidence.code.hex(), "file": evidence.file.hex()}
+    root = trust_root_of(evidence.world.registry)
+    trust = TrustPolicy.of(root)
     stop_the_registry(evidence, tmp_path / "registry.db")
     for name, (mutate, step, reason) in PROBES.items():
         document = copy.deepcopy(evidence.document)
         mutate(document)
-        report = check_export(Export.parse(json.dumps(document)), chain)
-        assert (report.status, report.failed_step) == ("failed", step), (name, report.failure)
-        assert reason.format(**names) in (report.failure or ""), (name, report.failure)
+        with pytest.raises(BundleInvalid) as caught:
+            check_export(Export.parse(json.dumps(document)), trust, chain)
+        assert caught.value.step == step, (name, caught.value.detail)
+        assert reason.format(**names) in caught.value.detail, (name, caught.value.detail)
 
     # A pointer to a transaction that anchored another head: only the chain can say.
     document = copy.deepcopy(evidence.document)
     _claim_another_tx(document)
-    offline = check_export(Export.parse(json.dumps(document)), None)
+    offline = check_export(Export.parse(json.dumps(document)), trust, None)
     assert offline.status == "chain-not-checked"
-    report = check_export(Export.parse(json.dumps(document)), chain)
-    assert report.failed_step == "chain"
-    assert "does not anchor head 3" in (report.failure or "")
+    with pytest.raises(BundleInvalid) as caught:
+        check_export(Export.parse(json.dumps(document)), trust, chain)
+    assert caught.value.step == "chain"
+    assert "does not anchor head 3" in caught.value.detail
 
     # Through the command: one FAIL line, exit 11.
-    verify = Verify(tmp_path)
+    verify = Verify(tmp_path, root)
     broken = copy.deepcopy(evidence.document)
     _break_consistency(broken)
     failed = verify(verify.write(broken, "broken.json"), expect=EXIT_BUNDLE_INVALID)
@@ -303,7 +345,7 @@ def test_unanchored_entries_are_not_evidence_yet(world: World, tmp_path: Path) -
     selection = ExportSelection(goods=((GoodType.FILE, first), (GoodType.FILE, later)))
     result = write_export(world.registry, selection, tmp_path / "out")
     assert (result.heads, result.anchored_heads) == ([1, 2], [1])
-    verify = Verify(tmp_path)
+    verify = Verify(tmp_path, trust_root_of(world.registry))
     line = verify(result.json_path, "--rpc", world.devchain.rpc_url, expect=EXIT_NOT_ANCHORED)
     assert "not anchored on chain 31337" in line.stdout and "yet: head 2" in line.stdout
     # Claiming that head 2 is anchored is a lie the chain exposes.
@@ -354,6 +396,7 @@ def test_a_creators_goods_exported_page_by_page(
             clock.advance(2 * 86400)
     registry.sequence_all()
     registry.register(registration(creator, clock()))  # still queued: nothing to prove
+    root = trust_root_of(registry)
     registry.engine.dispose()
     tracemark = _cli(data_dir)
 
@@ -365,7 +408,7 @@ def test_a_creators_goods_exported_page_by_page(
         rows = list(csv.DictReader((out / f"p{page}.csv").open(newline="")))
         exported += [row["fingerprint"] for row in rows]
         assert all(row["creator"] == creator.address for row in rows)
-        check = Verify(tmp_path)(out / f"p{page}.json", expect=EXIT_NOT_ANCHORED).stdout
+        check = Verify(tmp_path, root)(out / f"p{page}.json", expect=EXIT_NOT_ANCHORED).stdout
         assert check.startswith(f"OK: {answer['goods']} good")
         if answer["next_after"] is None:
             break
