@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 import statistics
 import subprocess
@@ -56,13 +55,14 @@ import hashlib, json, sys
 document = json.loads(open(sys.argv[1], "rb").read())
 sha = hashlib.sha256
 hashes = 0
+KINDS = {"REGISTER": 1, "REVOKE": 2, "TRANSFER": 3, "CONFLICT": 4}
+TYPES = {"file": 1, "code": 2, "item": 3}
 def word(value):
     return bytes(31) + bytes((value,))
 for good in document["goods"]:
     for entry in [good["entry"], *good["later_entries"]]:
         leaf = b"".join((
-            word(1), word({"REGISTER": 1, "REVOKE": 2, "TRANSFER": 3, "CONFLICT": 4}[entry["kind"]]),
-            word({"file": 1, "code": 2, "item": 3}[entry["good_type"]]),
+            word(1), word(KINDS[entry["kind"]]), word(TYPES[entry["good_type"]]),
             bytes.fromhex(entry["fingerprint"][2:]), bytes(12) + bytes.fromhex(entry["actor"][2:]),
             bytes.fromhex(entry["payload_hash"][2:]), entry["timestamp"].to_bytes(32, "big"),
         ))

@@ -160,15 +160,18 @@ def identity_payload_of(conn: Connection, entry_id: int) -> dict[str, Any]:
     return document
 
 
-def latest_identity_entry(source: Connection | Registry, creator: bytes) -> LoggedEntry | None:
+def latest_identity_entry(
+    source: Connection | Registry, creator: bytes, *, below: int | None = None
+) -> LoggedEntry | None:
     """The newest *logged* (sequenced) CREATOR_IDENTITY entry of ``creator``, verified or
     lapsed, or None: what a proof bundle carries next to the creator's address. A queued
-    entry has no leaf yet and is skipped."""
+    entry has no leaf yet and is skipped; ``below`` keeps to leaves under a tree size (the
+    bundle's head)."""
     from registry.service import LoggedEntry
 
     if not isinstance(source, Connection):
         with read_transaction(source.engine) as conn:
-            return latest_identity_entry(conn, creator)
+            return latest_identity_entry(conn, creator, below=below)
     c = entries_t.c
     row = source.execute(
         select(entries_t)
@@ -180,6 +183,7 @@ def latest_identity_entry(source: Connection | Registry, creator: bytes) -> Logg
             c.good_type == NO_GOOD,
             c.fingerprint == subject_fingerprint(EntryKind.CREATOR_IDENTITY, creator),
             c.leaf_index.is_not(None),
+            *(() if below is None else (c.leaf_index < below,)),
         )
         .order_by(c.leaf_index.desc())
         .limit(1)

@@ -45,7 +45,13 @@ if TYPE_CHECKING:
     from registry.service import LoggedEntry, Registry
 
 FORMAT: Final = "tracemark-bundle/v1"
-"""The magic and version of this format; any other value is refused, never guessed at."""
+"""The first layout; still read (every bundle made before v2 keeps verifying), no longer made."""
+
+FORMAT_V2: Final = "tracemark-bundle/v2"
+"""v1 and ``creator_identity``: the creator's newest CREATOR_IDENTITY entry under the head,
+with its inclusion proof (issue 11), or null. What ``build_bundle`` makes."""
+
+FORMATS: Final = (FORMAT, FORMAT_V2)
 
 MAX_BUNDLE_BYTES: Final = 8 * 1024 * 1024
 """Largest bundle file a parser reads, in bytes.
@@ -236,6 +242,48 @@ class BundleEntry(_Model):
         )
 
 
+class SubjectEntry(_Model):
+    """A log entry about a subject, not a good (``leaf.SUBJECT_KINDS``): its leaf fields
+    (good_type word 0), its payload document, where it is, and its inclusion proof."""
+
+    version: StrictInt
+    kind: EntryKindName
+    fingerprint: Hash32
+    actor: Address
+    payload_hash: Hash32
+    timestamp: Uint64
+    leaf_index: Annotated[StrictInt, Field(ge=0, lt=MAX_TREE_SIZE)]
+    payload: dict[str, Any]
+    inclusion_proof: Proof
+
+    @field_validator("version")
+    @classmethod
+    def _known_version(cls, value: int) -> int:
+        if value != LEAF_VERSION:
+            raise ValueError(f"unknown leaf version; only {LEAF_VERSION} exists")
+        return value
+
+    @field_validator("payload")
+    @classmethod
+    def _bounded_payload(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            canonical_json(value, max_bytes=MAX_PAYLOAD_BYTES)
+        except InvalidInput as exc:
+            raise ValueError(f"payload: {exc.detail}") from None
+        return value
+
+    def leaf(self) -> LeafData:
+        return LeafData(
+            version=self.version,
+            kind=self.kind,
+            good_type=None,
+            fingerprint=self.fingerprint,
+            actor=self.actor,
+            payload_hash=self.payload_hash,
+            timestamp=self.timestamp,
+        )
+
+
 class DomainFields(_Model):
     """An EIP-712 domain as typed-data JSON (the keys of ``eip712.Domain.as_dict``)."""
 
@@ -293,9 +341,9 @@ class AnchorPointer(_Model):
 
 
 class Bundle(_Model):
-    """A ``tracemark-bundle/v1`` document."""
+    """A ``tracemark-bundle/v1`` or ``/v2`` document (v2 adds ``creator_identity``)."""
 
-    format: Literal["tracemark-bundle/v1"]
+    format: Literal["tracemark-bundle/v1", "tracemark-bundle/v2"]
     good: GoodRef
     #: The good's REGISTER entry.
     entry: BundleEntry
@@ -306,6 +354,19 @@ class Bundle(_Model):
     pending_entries: Annotated[StrictInt, Field(ge=0)]
     tree_head: SignedTreeHead
     anchor: AnchorPointer | None
+    #: v2: the creator's newest CREATOR_IDENTITY entry under the head (a verified or lapsed
+    #: name), or null when it never proved one. Absent from v1 documents.
+    creator_identity: SubjectEntry | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _layout_of_its_version(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            if data.get("format") == FORMAT and "creator_identity" in data:
+                raise ValueError(f"{FORMAT} has no creator_identity (it is {FORMAT_V2})")
+            if data.get("format") == FORMAT_V2 and "creator_identity" not in data:
+                raise ValueError(f"{FORMAT_V2} names creator_identity (null when none)")
+        return data
 
     @property
     def entries(self) -> tuple[BundleEntry, ...]:
@@ -313,7 +374,8 @@ class Bundle(_Model):
 
     def to_json(self) -> str:
         """The bundle as JSON text (2-space indented, keys in format order)."""
-        return self.model_dump_json(indent=2) + "\n"
+        exclude = {"creator_identity"} if self.format == FORMAT else None
+        return self.model_dump_json(indent=2, exclude=exclude) + "\n"
 
     @classmethod
     def parse(cls, data: bytes | str) -> Bundle:
@@ -330,10 +392,12 @@ class Bundle(_Model):
             raise MalformedBundle(f"a bundle must be one JSON document: {exc}") from None
         if not isinstance(document, dict):
             raise MalformedBundle("a bundle is a JSON object")
-        if document.get("format") != FORMAT:
+        if document.get("format") not in FORMATS:
             found = document.get("format")
             shown = repr(found) if isinstance(found, str) and len(found) <= 64 else "missing"
-            raise MalformedBundle(f"unknown bundle format {shown}; this verifier reads {FORMAT}")
+            raise MalformedBundle(
+                f"unknown bundle format {shown}; this verifier reads {FORMAT} and {FORMAT_V2}"
+            )
         try:
             return cls.model_validate(document)
         except ValidationError as exc:
@@ -401,15 +465,45 @@ def build_bundle(registry: Registry, good_type: GoodType, fingerprint: bytes) ->
             f"the good has {1 + len(later):,} entries; a v1 bundle carries at most "
             f"{MAX_BUNDLE_ENTRIES:,}"
         )
-    payloads = _payloads(registry, {e.record_id for e in (register, *later)})
+    identity = _identity_entry(registry, register.actor, head.tree_size)
+    records = {e.record_id for e in (register, *later)}
+    if identity is not None:
+        records.add(identity.record_id)
+    payloads = _payloads(registry, records)
     return Bundle(
-        format=FORMAT,
+        format=FORMAT_V2,
         good=GoodRef(good_type=good_type, fingerprint=fingerprint),
         entry=_bundle_entry(registry, register, payloads, head.tree_size),
         later_entries=tuple(_bundle_entry(registry, e, payloads, head.tree_size) for e in later),
         pending_entries=len(history) - 1 - len(later),
         tree_head=head,
         anchor=anchor,
+        creator_identity=None
+        if identity is None
+        else _subject_entry(registry, identity, payloads, head.tree_size),
+    )
+
+
+def _identity_entry(registry: Registry, creator: bytes, tree_size: int) -> LoggedEntry | None:
+    from registry.identity import latest_identity_entry
+
+    return latest_identity_entry(registry, creator, below=tree_size)
+
+
+def _subject_entry(
+    registry: Registry, entry: LoggedEntry, payloads: dict[int, dict[str, Any]], tree_size: int
+) -> SubjectEntry:
+    assert entry.leaf_index is not None and entry.timestamp is not None
+    return SubjectEntry(
+        version=LEAF_VERSION,
+        kind=entry.kind,
+        fingerprint=entry.fingerprint,
+        actor=entry.actor,
+        payload_hash=entry.payload_hash,
+        timestamp=entry.timestamp,
+        leaf_index=entry.leaf_index,
+        payload=payloads[entry.record_id],
+        inclusion_proof=tuple(registry.inclusion_proof(entry.leaf_index, tree_size)),
     )
 
 
@@ -509,6 +603,8 @@ def _bundle_entry(
 __all__ = [
     "ANCHORED_STATES",
     "FORMAT",
+    "FORMATS",
+    "FORMAT_V2",
     "MAX_BUNDLE_BYTES",
     "MAX_BUNDLE_ENTRIES",
     "MAX_PAYLOAD_BYTES",
@@ -520,5 +616,6 @@ __all__ = [
     "GoodRef",
     "MalformedBundle",
     "SignedTreeHead",
+    "SubjectEntry",
     "build_bundle",
 ]

@@ -63,6 +63,9 @@ from verifier.bundle import (
 from verifier.bundle import (
     FORMAT as BUNDLE_FORMAT,
 )
+from verifier.bundle import (
+    FORMATS as BUNDLE_FORMATS,
+)
 from verifier.errors import BundleInvalid, NotAnchoredYet, NotFinalYet
 from verifier.offline import (
     COMPLETENESS_NOT_PROVEN,
@@ -210,7 +213,7 @@ def parse_evidence(data: bytes | str) -> Bundle | Export:
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
         raise MalformedExport(f"evidence must be one JSON document: {exc}") from None
     found = document.get("format") if isinstance(document, dict) else None
-    if found == BUNDLE_FORMAT:
+    if found in BUNDLE_FORMATS:
         if len(raw) > MAX_BUNDLE_BYTES:
             raise MalformedBundle(f"a bundle is at most {MAX_BUNDLE_BYTES:,} bytes")
         try:
@@ -225,7 +228,8 @@ def parse_evidence(data: bytes | str) -> Bundle | Export:
             raise MalformedExport(f"malformed export: {described}") from None
     shown = repr(found) if isinstance(found, str) and len(found) <= 64 else "missing"
     raise MalformedBundle(
-        f"unknown bundle format {shown}; this verifier reads {BUNDLE_FORMAT} and {FORMAT}"
+        f"unknown evidence format {shown}; this verifier reads "
+        f"{', '.join(BUNDLE_FORMATS)} and {FORMAT}"
     )
 
 

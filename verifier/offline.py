@@ -19,6 +19,7 @@ Pure except for the ``Chain`` a caller hands in: this module imports neither web
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -33,10 +34,11 @@ from registry.eip712 import (
 )
 from registry.errors import InvalidInput, InvalidProof, SignatureError
 from registry.fingerprints import GoodType, fingerprint_hex
-from registry.leaf import EntryKind, batch_entry_payload_hash, payload_hash
+from registry.leaf import EntryKind, batch_entry_payload_hash, payload_hash, subject_fingerprint
 from registry.merkle import hash_leaf, verify_inclusion
-from verifier.bundle import AnchorPointer, Bundle, BundleEntry, SignedTreeHead
+from verifier.bundle import AnchorPointer, Bundle, BundleEntry, SignedTreeHead, SubjectEntry
 from verifier.errors import BundleInvalid, NotAnchoredYet, NotFinalYet
+from verifier.identity import IdentityClaim, InvalidIdentityEntry, verify_identity_entry
 from verifier.trust import TrustPolicy, TrustRoot
 
 if TYPE_CHECKING:
@@ -173,6 +175,9 @@ class BundleReport:
     #: The bundle's own anchor pointer, for the record (unverified without a chain).
     claimed_anchor: str | None
     pending_entries: int
+    #: The creator's name as the log shows it (a v2 bundle's CREATOR_IDENTITY entry, proved
+    #: under the head), or None: an address with no proven name.
+    creator_identity: IdentityClaim | None = None
 
     @property
     def status(self) -> Status:
@@ -186,6 +191,7 @@ class BundleReport:
         """One line: what was proved, under which trust root, and what was not."""
         good = f"{self.good_type.name.lower()} {fingerprint_hex(self.fingerprint)}"
         parts = [f"{good} " + ", ".join(entry.describe() for entry in self.entries)]
+        parts.append(_creator_line(self.entries[0].actor, self.creator_identity))
         parts.append(f"in head {self.tree_size:,} signed by {self.head_signer}")
         if self.chain is not None:
             parts.append(self.chain.describe(self.tree_size))
@@ -216,9 +222,29 @@ class BundleReport:
             "chain": None if self.chain is None else self.chain.as_dict(),
             "claimed_anchor": self.claimed_anchor,
             "pending_entries": self.pending_entries,
+            "creator_identity": None
+            if self.creator_identity is None
+            else {**self.creator_identity.answer(), "creator": self.creator_identity.creator},
             "complete": False,
             "completeness": COMPLETENESS_NOT_PROVEN,
         }
+
+
+def _creator_line(creator: str, claim: IdentityClaim | None) -> str:
+    """Who the creator is, as far as the log proves it: never an unverified name as if it
+    were verified."""
+    if claim is None:
+        return f"creator {creator} (no verified name)"
+    when = time.strftime("%Y-%m-%d", time.gmtime(claim.checked_at))
+    if claim.status == "verified":
+        return (
+            f"creator {creator} is {claim.name!r}, verified owner of {claim.domain} "
+            f"({claim.method}, checked {when})"
+        )
+    return (
+        f"creator {creator} once proved the name {claim.name!r} on {claim.domain}: NO LONGER "
+        f"VERIFIED since {when}"
+    )
 
 
 # -- the check --------------------------------------------------------------------------------
@@ -286,6 +312,7 @@ class _Checker:
         self.root = root
         self.cache = cache
         self.proved: list[ProvedEntry] = []
+        self.identity: IdentityClaim | None = None
 
     def report(self, chain: ChainFinding | None) -> BundleReport:
         bundle, anchor = self.bundle, self.bundle.anchor
@@ -307,6 +334,7 @@ class _Checker:
             chain=chain,
             claimed_anchor=claimed,
             pending_entries=bundle.pending_entries,
+            creator_identity=self.identity,
         )
 
     def run(self) -> None:
@@ -338,6 +366,46 @@ class _Checker:
             self.cache._heads.add(seen)
         # 6. The anchor pointer, if any, points at this head on the trusted chain and contract.
         _check_pointer(bundle, root)
+        # 7. The creator's name, if the bundle shows one: a CREATOR_IDENTITY entry about this
+        #    creator, attested by the registry key for its place, in the same head.
+        if bundle.creator_identity is not None:
+            self.identity = _check_identity(bundle.creator_identity, root, creator, head)
+
+
+def _check_identity(
+    entry: SubjectEntry, root: TrustRoot, creator: bytes, head: SignedTreeHead
+) -> IdentityClaim:
+    where = f"the creator identity at leaf {entry.leaf_index:,}"
+    if entry.kind is not EntryKind.CREATOR_IDENTITY:
+        raise BundleInvalid("identity", f"{where} is a {entry.kind.name} entry")
+    if entry.fingerprint != subject_fingerprint(EntryKind.CREATOR_IDENTITY, creator):
+        raise BundleInvalid("identity", f"{where} is about another creator")
+    try:
+        leaf_hash = entry.leaf().leaf_hash()
+    except InvalidInput as exc:
+        raise BundleInvalid("identity", f"{where}: {exc.detail}") from None
+    if payload_hash(entry.payload) != entry.payload_hash:
+        raise BundleInvalid("identity", f"{where}: payload_hash is not the payload's SHA-256")
+    attester = root.key_for_entry(entry.leaf_index)
+    if entry.actor != attester:
+        raise BundleInvalid(
+            "identity",
+            f"{where} is attested by {checksum_address(entry.actor)}, not the registry key "
+            f"trust root {root.label()} names there ({checksum_address(attester)})",
+        )
+    try:
+        claim = verify_identity_entry(
+            entry.payload,
+            creator=creator,
+            eip712_domain=root.domain(),
+            registry=checksum_address(attester),
+        )
+        verify_inclusion(
+            leaf_hash, entry.leaf_index, head.tree_size, entry.inclusion_proof, head.root
+        )
+    except (InvalidIdentityEntry, InvalidInput, InvalidProof) as exc:
+        raise BundleInvalid("identity", f"{where}: {exc.detail}") from None
+    return claim
 
 
 def _check_shape(bundle: Bundle) -> None:

@@ -4,6 +4,7 @@ statement goes; a statement signed by another key and a refused host write nothi
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,12 +22,16 @@ from registry import identity as store
 from registry.creator import CreatorKeys
 from registry.db import read_transaction
 from registry.eip712 import DEV_DOMAIN, Domain
-from registry.leaf import NO_GOOD, EntryKind, LeafData, subject_fingerprint
+from registry.fingerprints import GoodType
+from registry.leaf import NO_GOOD, EntryKind, LeafData, payload_hash, subject_fingerprint
 from registry.log import entries_t
 from registry.merkle import verify_inclusion
 from registry.service import Registry
 from tests.api.conftest import SIWE_DOMAIN, CodeGood, KeyFactory, bearer, sign_in
 from tests.conftest import Clock
+from tests.trust import policy_of
+from verifier.bundle import Bundle, MalformedBundle, build_bundle
+from verifier.errors import BundleInvalid
 from verifier.identity import (
     WELL_KNOWN_PATH,
     CreatorStatement,
@@ -34,6 +39,7 @@ from verifier.identity import (
     StatementWrongSigner,
     verify_identity_entry,
 )
+from verifier.offline import check_bundle
 
 NAME = "Studio Nørd"
 
@@ -328,3 +334,79 @@ def test_the_cli_signs_the_statement_the_registry_accepts(
     with pytest.raises(StatementWrongSigner):
         signed.check(creator=address, domain=site.domain, eip712_domain=other)
     assert cli("creator", "identity", "--domain", site.domain, expect=3).stdout == ""
+
+
+def test_bundles_prove_the_creators_name_and_its_lapse_and_refuse_a_forged_one(
+    loopback_client: TestClient,
+    registry: Registry,
+    code_good: CodeGood,
+    site: StatementServer,
+    clock: Clock,
+) -> None:
+    """Issue 11: the verified name shows in bundles, proved offline under the pinned trust
+    root; a lapsed one shows as no longer verified; a name the log does not prove never shows."""
+    client, keys = loopback_client, code_good.creator
+    policy = policy_of(registry)
+    before = build_bundle(registry, GoodType.CODE, code_good.fingerprint)
+    assert before.format == "tracemark-bundle/v2" and before.creator_identity is None
+    report = check_bundle(before, policy, None)
+    assert report.creator_identity is None and "(no verified name)" in report.summary()
+
+    site.body = statement(keys, site.domain, clock())
+    session = bearer(sign_in(client, keys, clock()))
+    proved = client.post("/v1/creators/me/identity", json={"domain": site.domain}, headers=session)
+    assert proved.status_code == 201, proved.text
+    registry.sequence_all()
+    bundle = Bundle.parse(build_bundle(registry, GoodType.CODE, code_good.fingerprint).to_json())
+    assert bundle.creator_identity is not None
+    report = check_bundle(bundle, policy, None)
+    assert report.creator_identity is not None
+    assert (report.creator_identity.name, report.creator_identity.status) == (NAME, "verified")
+    assert f"is {NAME!r}, verified owner of {site.domain}" in report.summary()
+    assert report.as_dict()["creator_identity"]["name"] == NAME
+
+    # Forged: another name in the payload, another creator's entry, another attester.
+    identity = bundle.creator_identity
+    renamed = {**identity.payload, "identity": {**identity.payload["identity"], "name": "Big Co"}}
+    probes = {
+        "renamed": identity.model_copy(
+            update={"payload": renamed, "payload_hash": payload_hash(renamed)}
+        ),
+        "other-subject": identity.model_copy(
+            update={"fingerprint": subject_fingerprint(EntryKind.CREATOR_IDENTITY, b"\x01" * 20)}
+        ),
+        "other-attester": identity.model_copy(update={"actor": b"\x11" * 20}),
+        "proof-bit": identity.model_copy(
+            update={
+                "inclusion_proof": tuple(
+                    bytes([node[0] ^ 1]) + node[1:] for node in identity.inclusion_proof
+                )
+                or (b"\x00" * 32,)
+            }
+        ),
+    }
+    for name, forged in probes.items():
+        candidate = Bundle.parse(bundle.model_copy(update={"creator_identity": forged}).to_json())
+        with pytest.raises(BundleInvalid) as caught:
+            check_bundle(candidate, policy, None)
+        assert caught.value.step == "identity", (name, caught.value.detail)
+
+    # Lapsed: shown as no longer verified, never as the name.
+    site.body = None
+    clock.advance(60)
+    lapsed = client.post("/v1/creators/me/identity/recheck", headers=session)
+    assert lapsed.json()["status"] == "lapsed", lapsed.text
+    registry.sequence_all()
+    report = check_bundle(
+        build_bundle(registry, GoodType.CODE, code_good.fingerprint), policy, None
+    )
+    assert report.creator_identity is not None and report.creator_identity.status == "lapsed"
+    assert "NO LONGER VERIFIED" in report.summary() and "verified owner" not in report.summary()
+
+    # A v1 bundle (made before identities) still parses and verifies; it shows no name.
+    old = bundle.model_dump(mode="json", exclude={"creator_identity"})
+    old["format"] = "tracemark-bundle/v1"
+    v1 = Bundle.parse(json.dumps(old))
+    assert check_bundle(v1, policy, None).creator_identity is None
+    with pytest.raises(MalformedBundle, match="has no creator_identity"):
+        Bundle.parse(json.dumps({**old, "creator_identity": None}))

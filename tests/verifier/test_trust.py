@@ -109,9 +109,7 @@ def test_each_head_size_has_exactly_one_key(keys: list[LocalAccount]) -> None:
         (lambda d: d["signing_keys"].pop(1), "ends at 10"),
     ],
 )
-def test_malformed_roots_are_refused(
-    keys: list[LocalAccount], mutate: Any, reason: str
-) -> None:
+def test_malformed_roots_are_refused(keys: list[LocalAccount], mutate: Any, reason: str) -> None:
     candidate = document(keys, [1, 10, 25])
     mutate(candidate)
     with pytest.raises(MalformedTrustRoot, match=reason):
