@@ -27,6 +27,7 @@ from fastapi.templating import Jinja2Templates
 from api.auth import Principal, caller
 from api.context import ApiContext
 from api.routes.platforms import GOOD_TYPES, USE_NAMES
+from api.trustroot import registry_trust_root
 from registry.fingerprints import parse_fingerprint
 
 HERE: Final = Path(__file__).parent
@@ -82,7 +83,20 @@ def check_page(request: Request) -> Response:
     """``/``: check a good, through the anonymous tier of ``POST /v1/verify``."""
     _caller(request)
     kind, fp = _prefill(request)
-    return _page(request, "check.html", good_type=kind, fingerprint=fp, good_types=GOOD_TYPES)
+    ctx: ApiContext = request.app.state.context
+    # The page says whose trust root its answers stand under, and how to check them without
+    # trusting this server (issue 11): the registry's own root, named by its fingerprint.
+    trust = registry_trust_root(ctx.registry, ctx.trust_root)
+    return _page(
+        request,
+        "check.html",
+        good_type=kind,
+        fingerprint=fp,
+        good_types=GOOD_TYPES,
+        trust_name=trust.name,
+        trust_fingerprint=trust.fingerprint(),
+        trust_url=trust.registry_url,
+    )
 
 
 def audit_page(request: Request) -> Response:
