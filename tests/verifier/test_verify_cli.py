@@ -208,3 +208,31 @@ def test_unreadable_bundles_and_unreachable_nodes_have_their_own_exit_codes(
     assert "--rpc must be" in verify(path, "--rpc", "127.0.0.1:8545", expect=3).stderr
     down = f"http://127.0.0.1:{free_port()}"
     assert "did not answer" in verify(path, "--rpc", down, expect=10).stderr
+
+
+def test_a_stripped_bundle_still_says_its_completeness_is_not_proven(
+    story: Story, verify: Verify
+) -> None:
+    """Issue 11, item 6: the revoked file's bundle with its REVOKE entry removed verifies (an
+    RFC 9162 log proves what is in it, never what is not), and every verdict line says so."""
+    world = story.world
+    rpc = world.devchain.rpc_url
+    document = _document(world, GoodType.FILE, story.revoked_file)
+    assert [e["kind"] for e in document["later_entries"]] == ["REVOKE"]
+    document["later_entries"] = []
+    path = verify.write(document, "stripped.json")
+    verify.pin(world.registry)
+    line = _one_line(verify(path, "--rpc", rpc, expect=0).stdout, "OK: ")
+    assert "revoked" not in line.split(";")[0]  # the revocation is gone from what is shown
+    assert COMPLETENESS_NOT_PROVEN in line
+    offline = _one_line(verify(path, expect=EXIT_NOT_ANCHORED).stdout, "OK: ")
+    assert COMPLETENESS_NOT_PROVEN in offline
+    report = json.loads(verify(path, "--rpc", rpc, "--json", expect=0).stdout)
+    assert (report["complete"], report["completeness"]) == (False, COMPLETENESS_NOT_PROVEN)
+    assert COMPLETENESS_NOT_PROVEN in report["summary"]
+    # Not final yet says it too.
+    deep = verify.trust_file(trust_root_of(world.registry, confirmations=1000), "deep.json")
+    waiting = _one_line(
+        verify(path, "--rpc", rpc, "--trust", deep, expect=EXIT_NOT_FINAL).stdout, "NOT FINAL: "
+    )
+    assert COMPLETENESS_NOT_PROVEN in waiting
