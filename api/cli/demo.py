@@ -440,6 +440,12 @@ def _print_guide(r: dict[str, Any]) -> None:
         f"  code {r['double_sale']['fingerprint']} (a double sale keyshop tried: refused);",
         "  then load its signals, or every standing signal (the risk worker raises them within",
         "  a few seconds: the double sale, the copycat's duplicate claim).",
+        "",
+        "Anyone, without trusting this server: pin its trust root once (compare the sha256 it",
+        f"  prints with {url}/v1/registry), then check a bundle against the chain:",
+        f"  tracemark trust add {url}",
+        f"  curl -s -o bundle.json {url}/v1/goods/code/{r['revoked_fingerprint']}/proof",
+        "  tracemark verify bundle.json --rpc <the dev chain's RPC URL: tracemark chain>",
     ]
     token = r["creator_tokens"].get("lumen-studio")
     if token:
