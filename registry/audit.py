@@ -15,15 +15,9 @@ from sqlalchemy import Connection, select
 
 from registry import log, merkle, registrykeys
 from registry.eip712 import Domain, Signature, checksum_address, digest, recover_signer
-from registry.errors import TracemarkError
+from registry.errors import LogCorrupt as LogCorrupt  # re-exported: it was defined here
 from registry.leaf import LeafData, encode_leaf
 from registry.log import entries_t, heads_t
-
-
-class LogCorrupt(TracemarkError):
-    """The stored log contradicts itself; restore from a backup and investigate."""
-
-    code = "log-corrupt"
 
 
 @dataclass

@@ -112,3 +112,11 @@ class ConfigurationError(TracemarkError):
     """Settings, keys or the data directory are missing or inconsistent."""
 
     code = "configuration-error"
+
+
+class LogCorrupt(TracemarkError):
+    """The stored log contradicts itself; restore from a backup and investigate."""
+
+    # NOTE: raised by ``registry.audit`` (which re-exports it); defined here so the CLI can map
+    # it to exit 9 without importing the database layer.
+    code = "log-corrupt"

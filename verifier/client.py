@@ -50,6 +50,19 @@ from registry.revocation import RevocationRequest
 from registry.royalty import policy_document
 from verifier.bundle import MAX_BUNDLE_BYTES, Bundle, SignedTreeHead
 from verifier.errors import BundleInvalid, VerificationError
+from verifier.problems import (
+    PROBLEM_PREFIX,
+    ApiProblem,
+    InvalidRequest,
+    NotAuthorized,
+    ProblemConflict,
+    ProblemNotFound,
+    RegistryUnreachable,
+    RetryLater,
+    SignatureRefused,
+    UnexpectedAnswer,
+    problem_class,
+)
 from verifier.schemas import (
     DEFAULT_PAGE,
     MAX_PAGE,
@@ -96,9 +109,6 @@ exhaust the client's memory. Bundles have their own bound, ``MAX_BUNDLE_BYTES``.
 MAX_CSV_BYTES: Final = 256 * 1024 * 1024
 """Largest royalty statement read as CSV (one line per good, platform and period)."""
 
-MAX_PROBLEM_DETAIL: Final = 1_000
-"""Characters of a problem's ``detail`` kept: an error stays one readable line."""
-
 MAX_RETRY_WAIT: Final = 30.0
 """Longest a retry waits for ``Retry-After`` (seconds); a longer wait is the caller's call."""
 
@@ -113,15 +123,6 @@ MAX_POLL_INTERVAL: Final = 2.0
 
 SIGN_IN_STATEMENT: Final = "Sign in to the tracemark registry to read your goods and statements."
 
-PROBLEM_PREFIX: Final = "https://tracemark.dev/problems/"
-
-#: Problem codes of refused signatures: the registry's ``SignatureError`` family (400/409).
-SIGNATURE_PROBLEMS: Final = frozenset(
-    {"bad-signature", "malformed-signature", "wrong-signer", "expired-deadline", "nonce-reused"}
-)
-#: Problems that are refused before anything is applied, so the same request may be resent.
-RETRYABLE_PROBLEMS: Final = frozenset({"rate-limited", "storage-busy"})
-
 _JOB_ID = re.compile(r"job_[A-Za-z0-9_-]{1,60}\Z")
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}\Z")
 
@@ -130,138 +131,6 @@ M = TypeVar("M", bound=BaseModel)
 
 
 # -- errors ---------------------------------------------------------------------------------------
-
-
-class ApiProblem(TracemarkError):
-    """The registry answered with an RFC 9457 problem (``status`` >= 400).
-
-    ``code`` is the problem type's last segment (``not-found``, ``rate-limited``...);
-    ``retry_after`` is the server's Retry-After in seconds (429 and 503), when it sent one.
-    ``from_answer`` picks the subclass that matches the registry's own error family.
-    """
-
-    code = "api-problem"
-
-    def __init__(
-        self,
-        status: int,
-        type_: str,
-        title: str,
-        detail: str,
-        *,
-        code: str,
-        retry_after: int | None = None,
-        extra: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.type = type_
-        self.title = title
-        self.code = code
-        self.retry_after = retry_after
-        #: The problem's other members (e.g. ``errors`` of a validation problem).
-        self.extra: dict[str, Any] = dict(extra or {})
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(status={self.status}, code={self.code!r})"
-
-    @classmethod
-    def from_answer(cls, status: int, headers: httpx2.Headers, body: bytes) -> ApiProblem:
-        """The problem a response carries (or a plain one for a non-problem error body)."""
-        document: Any = None
-        if headers.get("content-type", "").split(";")[0].strip().endswith("json"):
-            try:
-                document = json.loads(body)
-            except ValueError:
-                document = None
-        if not isinstance(document, dict):
-            document = {}
-        type_ = document.get("type")
-        type_ = type_ if isinstance(type_, str) else "about:blank"
-        code = type_.removeprefix(PROBLEM_PREFIX) if type_.startswith(PROBLEM_PREFIX) else ""
-        code = code if code and len(code) <= 64 else f"http-{status}"
-        title = document.get("title")
-        title = title if isinstance(title, str) else f"HTTP {status}"
-        detail = document.get("detail")
-        if not isinstance(detail, str) or not detail:
-            detail = f"the registry answered HTTP {status}"
-        detail = " ".join(detail.split())[:MAX_PROBLEM_DETAIL]
-        extra = {
-            k: v for k, v in document.items() if k not in ("type", "title", "status", "detail")
-        }
-        kind = _problem_class(status, code)
-        return kind(
-            status,
-            type_,
-            title[:200],
-            detail,
-            code=code,
-            retry_after=_retry_after(headers),
-            extra=extra,
-        )
-
-    @property
-    def retryable(self) -> bool:
-        """The registry refused before applying anything: the same request may be resent."""
-        return self.code in RETRYABLE_PROBLEMS
-
-
-class InvalidRequest(ApiProblem, InvalidInput):
-    """400, 413, 415, 422: the request was malformed or over a limit; fix it."""
-
-
-class SignatureRefused(ApiProblem, SignatureError):
-    """A signed message was refused: malformed, wrong signer, expired or its nonce reused."""
-
-
-class ProblemNotFound(ApiProblem, NotFound):
-    """404: no such good, entry, job or product (or it is not yours to know about)."""
-
-
-class ProblemConflict(ApiProblem, Conflict):
-    """409: the request contradicts the registry (a double sale, a revoked good...)."""
-
-
-class NotAuthorized(ApiProblem):
-    """401 or 403: missing, refused or insufficient credentials (the detail says which)."""
-
-
-class RetryLater(ApiProblem, StorageBusy):
-    """429, 503 (or a gateway's 502, 504): rate limited, busy, not ready or not there;
-    retry later, after ``retry_after`` seconds when the answer says."""
-
-
-def _problem_class(status: int, code: str) -> type[ApiProblem]:
-    if code in SIGNATURE_PROBLEMS:
-        return SignatureRefused
-    if status in (401, 403):
-        return NotAuthorized
-    if status in (429, 502, 503, 504):  # 502 and 504: a gateway in front of the registry
-        return RetryLater
-    if status == 404:
-        return ProblemNotFound
-    if status == 409:
-        return ProblemConflict
-    if 400 <= status < 500:
-        return InvalidRequest
-    return ApiProblem
-
-
-def _retry_after(headers: httpx2.Headers) -> int | None:
-    value = headers.get("retry-after", "").strip()
-    return int(value) if value.isdigit() and len(value) <= 9 else None
-
-
-class RegistryUnreachable(TracemarkError):
-    """The registry's API did not answer (refused, unresolvable, timed out, cut off)."""
-
-    code = "registry-unreachable"
-
-
-class UnexpectedAnswer(TracemarkError):
-    """The registry answered something this client does not understand (a version skew?)."""
-
-    code = "unexpected-answer"
 
 
 class JobFailed(InvalidInput):
@@ -277,7 +146,7 @@ class JobFailed(InvalidInput):
         self.job = job
         code = job.error_code or self.code
         status = _status_of(code)
-        self.problem: ApiProblem = _problem_class(status, code)(
+        self.problem: ApiProblem = problem_class(status, code)(
             status, PROBLEM_PREFIX + code, "Bulk job failed", detail, code=code
         )
 

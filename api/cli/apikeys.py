@@ -7,17 +7,15 @@ the database keeps only its SHA-256, so a lost key is revoked and replaced, neve
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from api.auth import (
-    ApiKeyInfo,
-    create_api_key,
-    list_api_keys,
-    revoke_api_key,
-)
 from api.cli.app import JsonFlag, app, emit, err, open_registry, out, reported
+
+# api.auth imports FastAPI and the database layer: the commands import it when they run.
+if TYPE_CHECKING:
+    from api.auth import ApiKeyInfo
 
 api_keys_app = typer.Typer(
     help="Platforms' API keys: create (shown once), list, revoke.", no_args_is_help=True
@@ -55,6 +53,8 @@ def create(
     as_json: JsonFlag = False,
 ) -> None:
     """Create an API key for a platform (the platform too, if new). Prints the key once."""
+    from api.auth import create_api_key
+
     with reported():
         registry = open_registry()
         key, info = create_api_key(
@@ -84,6 +84,8 @@ def list_(
     as_json: JsonFlag = False,
 ) -> None:
     """Every API key (prefix, scopes, created, revoked); never a key or its hash."""
+    from api.auth import list_api_keys
+
     with reported():
         keys = list_api_keys(open_registry().engine, platform)
     data = {"api_keys": [info.as_dict() for info in keys]}
@@ -108,6 +110,8 @@ def revoke(
     as_json: JsonFlag = False,
 ) -> None:
     """Revoke an API key: refused by every server once this returns."""
+    from api.auth import revoke_api_key
+
     with reported():
         registry = open_registry()
         info, revoked_now = revoke_api_key(registry.engine, key, registry.clock())

@@ -6,23 +6,26 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from anchoring.errors import ChainUnavailable
 from registry import errors
-from registry.audit import LogCorrupt
-from registry.creator import (
-    CreatorKeys,
-)
-from registry.royalty import RoyaltyPolicy
-from registry.service import Registry
+from registry.errors import LogCorrupt
 from registry.settings import Settings, load_settings
-from verifier.client import NotAuthorized, RegistryUnreachable
+from verifier.problems import NotAuthorized, RegistryUnreachable
+
+# NOTE: every command module is imported to register its command, so the frame and the
+# command modules import heavy dependencies (the database, the HTTP client, eth_account, web3)
+# inside the commands that use them: ``tracemark verify`` starts without them
+# (tests/api/test_cli_imports.py).
+if TYPE_CHECKING:
+    from registry.creator import CreatorKeys
+    from registry.royalty import RoyaltyPolicy
+    from registry.service import Registry
 
 EXIT_CODES: dict[type[errors.TracemarkError], int] = {
     RegistryUnreachable: 14,
@@ -108,10 +111,14 @@ def emit(data: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None
 
 
 def open_registry() -> Registry:
+    from registry.service import Registry
+
     return Registry.open(state.settings)
 
 
 def creator_keys() -> CreatorKeys:
+    from registry.creator import CreatorKeys
+
     return CreatorKeys.load(state.settings.resolved_keys_dir)
 
 
@@ -125,6 +132,8 @@ def read_json_file(path: Path | None, what: str) -> Any:
 
 
 def load_policy(path: Path | None) -> RoyaltyPolicy:
+    from registry.royalty import RoyaltyPolicy
+
     document = read_json_file(path, "royalty policy")
     return RoyaltyPolicy.parse(document if document is not None else {"recipients": []})
 
@@ -182,6 +191,8 @@ def progress_bar(total: int | None, label: str, quiet: bool) -> Iterator[Callabl
     if quiet or not err.is_terminal:
         yield lambda _done: None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task(label, total=total)

@@ -6,21 +6,20 @@ import time
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import select
 
-from anchoring.models import AnchorRecord
-from anchoring.runtime import anchor_policy, open_chain
-from anchoring.settings import load_anchoring_settings
-from anchoring.worker import AnchorWorker
 from api.cli.app import JsonFlag, app, emit, open_registry, out, reported, state
 from registry import errors
-from registry.db import read_transaction
 
 #: How long ``anchor --wait`` waits for finality before it gives up (seconds).
 WAIT_SECONDS = 120
 
 
 def _anchors(registry: Any, limit: int = 5) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from anchoring.models import AnchorRecord
+    from registry.db import read_transaction
+
     table = AnchorRecord.__table__  # type: ignore[attr-defined]
     with read_transaction(registry.engine) as conn:
         rows = conn.execute(select(table).order_by(table.c.id.desc()).limit(limit)).all()
@@ -78,6 +77,10 @@ def anchor(
     as_json: JsonFlag = False,
 ) -> None:
     """Anchor the latest signed head now (on the running serve's dev chain, or the network)."""
+    from anchoring.runtime import anchor_policy, open_chain
+    from anchoring.settings import load_anchoring_settings
+    from anchoring.worker import AnchorWorker
+
     with reported():
         registry = open_registry()
         settings = load_anchoring_settings()
@@ -109,6 +112,7 @@ def deploy(as_json: JsonFlag = False) -> None:
     """Deploy the anchor contract to TRACEMARK_CHAIN_RPC_URL with the anchoring key."""
     from anchoring.chain import Chain
     from anchoring.runtime import anchoring_key
+    from anchoring.settings import load_anchoring_settings
 
     with reported():
         settings = load_anchoring_settings()
@@ -135,6 +139,9 @@ def deploy(as_json: JsonFlag = False) -> None:
 @app.command("chain")
 def chain_info(as_json: JsonFlag = False) -> None:
     """The chain the registry anchors on: RPC, chain id, contract, its last anchored head."""
+    from anchoring.runtime import open_chain
+    from anchoring.settings import load_anchoring_settings
+
     with reported():
         chain, _, devchain = open_chain(
             state.settings, load_anchoring_settings(), start_devchain=False

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -37,18 +37,6 @@ from api.cli.app import (
 )
 from api.cli.remote import open_backend
 from registry import errors
-from registry.codekeys import key_commitment
-from registry.creator import (
-    CreatorKeys,
-    PreparedBatch,
-    prepare_code_batch,
-    sign_batch_registration,
-    sign_batch_revocation,
-    sign_enrollment,
-    sign_registration,
-    sign_retirement,
-    sign_revocation,
-)
 from registry.fingerprints import (
     GoodType,
     code_fingerprint,
@@ -60,10 +48,17 @@ from registry.fingerprints import (
     parse_use,
 )
 
+# NOTE: registry.creator and registry.codekeys pull in eth_account and the database layer;
+# they are imported by the commands that sign, so ``tracemark verify`` starts without them.
+if TYPE_CHECKING:
+    from registry.creator import PreparedBatch
+
 
 @keys_app.command("new")
 def keys_new(as_json: JsonFlag = False) -> None:
     """Create a creator account and a code key (files with owner-only permissions)."""
+    from registry.creator import CreatorKeys
+
     with reported():
         keys = CreatorKeys.create(state.settings.resolved_keys_dir)
     data = {"address": keys.address, "keys_dir": str(state.settings.resolved_keys_dir)}
@@ -79,6 +74,8 @@ def keys_new(as_json: JsonFlag = False) -> None:
 @keys_app.command("show")
 def keys_show(as_json: JsonFlag = False) -> None:
     """Show the creator's address and its code keys' ids and commitments (never a key)."""
+    from registry.codekeys import key_commitment
+
     with reported():
         keys = creator_keys()
         commitment = key_commitment(keys.code_key) if keys.code_key else None
@@ -113,6 +110,8 @@ def keys_enroll(api: ApiOpt = None, as_json: JsonFlag = False) -> None:
     """Enrol the current code key with the registry, so platforms can check codes (signed).
     Enrolling a new key (after ``keys rotate``) keeps the older ones: their codes still
     verify until you retire them."""
+    from registry.creator import sign_enrollment
+
     with reported(), open_backend(api) as backend:
         keys = creator_keys()
         signed = sign_enrollment(keys, backend.domain, now=backend.now())
@@ -134,6 +133,8 @@ def keys_enroll(api: ApiOpt = None, as_json: JsonFlag = False) -> None:
 def keys_rotate(as_json: JsonFlag = False) -> None:
     """Make a new code key and make it the current one (older key files are kept). Then run
     ``tracemark keys enroll``; codes registered under the older keys keep verifying."""
+    from registry.creator import CreatorKeys
+
     with reported():
         keys_dir = state.settings.resolved_keys_dir
         previous = creator_keys().current_kid
@@ -160,6 +161,8 @@ def keys_retire(
     """Retire one of your enrolled code keys (signed): the registry destroys its copy and no
     longer looks codes up under it; the goods registered under it keep their history and
     verify by fingerprint."""
+    from registry.creator import sign_retirement
+
     with reported(), open_backend(api) as backend:
         keys = creator_keys()
         commitment = keys.commitment_of(kid)
@@ -212,6 +215,8 @@ def register(
     as_json: JsonFlag = False,
 ) -> None:
     """Register files: each is fingerprinted locally and signed as one Registration."""
+    from registry.creator import sign_registration
+
     results = []
     with reported(), open_backend(api) as backend:
         keys = creator_keys()
@@ -243,6 +248,8 @@ def _print_entries(results: list[dict[str, Any]]) -> None:
 
 
 def _prepare(codes: Path, key: bytes, skip_invalid: bool, quiet: bool) -> PreparedBatch:
+    from registry.creator import prepare_code_batch
+
     with (
         progress_bar(None, "fingerprinting", quiet) as tick,
         existing_file(codes).open(newline="", encoding="utf-8") as source,
@@ -268,6 +275,8 @@ def register_codes(
     as_json: JsonFlag = False,
 ) -> None:
     """Register a file of codes as one signed BatchRegistration (codes stay on this machine)."""
+    from registry.creator import sign_batch_registration
+
     with reported(), open_backend(api) as backend:
         keys = creator_keys()
         policy, meta, use_value = load_policy(royalty), load_metadata(metadata), parse_use(use)
@@ -316,6 +325,8 @@ def revoke(
     as_json: JsonFlag = False,
 ) -> None:
     """Revoke one good (by fingerprint or file), or a batch of codes, with a signature."""
+    from registry.creator import sign_batch_revocation, sign_revocation
+
     with reported():
         if sum(x is not None for x in (fingerprint_, file, codes)) != 1:
             raise errors.InvalidInput("give exactly one of --fingerprint, --file or --codes")

@@ -21,32 +21,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import httpx2
 import typer
 
-from api.auth import create_api_key
 from api.cli.app import JsonFlag, app, emit, err, open_registry, out, reported, state
 from registry import errors
-from registry.creator import (
-    CreatorKeys,
-    codes_source,
-    prepare_code_batch,
-    sign_batch_registration,
-    sign_enrollment,
-    sign_registration,
-    sign_revocation,
-)
-from registry.eip712 import Domain
 from registry.fingerprints import CodeFingerprinter, GoodType, Use
-from registry.royalty import RoyaltyPolicy
-from verifier.client import (
-    ApiProblem,
-    RegistryUnreachable,
-    SignInRefused,
-    TracemarkClient,
-)
+from verifier.problems import ApiProblem, RegistryUnreachable
+
+# The HTTP client, the signing helpers and the database are imported when the demo runs, not
+# on every start of the command (``tracemark verify`` imports this module too).
+if TYPE_CHECKING:
+    from registry.creator import CreatorKeys
+    from registry.eip712 import Domain
+    from registry.royalty import RoyaltyPolicy
+    from verifier.client import TracemarkClient
 
 #: The whole demo must fit in a minute on the embedded default; anchoring takes most of it.
 DEFAULT_ANCHOR_WAIT = 45.0
@@ -84,12 +74,16 @@ def _retry_busy(action: Callable[[], T]) -> T:
 
 
 def _creator(folder: Path, name: str) -> Creator:
+    from registry.creator import CreatorKeys
+
     keys_dir = folder / name
     keys_dir.mkdir(parents=True, mode=0o700)
     return Creator(name, CreatorKeys.create(keys_dir), keys_dir)
 
 
 def _policy(recipient: str, bps: int, label: str) -> RoyaltyPolicy:
+    from registry.royalty import RoyaltyPolicy
+
     return RoyaltyPolicy.parse({"recipients": [{"address": recipient, "bps": bps, "label": label}]})
 
 
@@ -112,6 +106,8 @@ def _artwork(path: Path, hue: int, title: str) -> bytes:
 
 def _identity(url: str) -> dict[str, Any]:
     """``GET /v1/registry``, or exit 14 with what to do."""
+    import httpx2
+
     try:
         answer = httpx2.get(url + "/v1/registry", timeout=5)
     except httpx2.HTTPError as exc:
@@ -165,6 +161,17 @@ def demo(
 
 
 def _run(url: str, anchor_wait: float, *, quiet: bool) -> dict[str, Any]:
+    from api.auth import create_api_key
+    from registry.creator import (
+        codes_source,
+        prepare_code_batch,
+        sign_batch_registration,
+        sign_enrollment,
+        sign_registration,
+        sign_revocation,
+    )
+    from verifier.client import SignInRefused, TracemarkClient
+
     started = time.monotonic()
     identity = _identity(url)
     registry = open_registry()

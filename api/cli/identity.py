@@ -12,9 +12,7 @@ import typer
 
 from api.cli.app import JsonFlag, app, creator_keys, emit, open_registry, out, reported, state
 from api.cli.remote import CLI_RETRIES, creator_app
-from api.identity import IdentityService, load_identity_settings
 from registry import errors
-from verifier.client import TracemarkClient
 from verifier.identity import WELL_KNOWN_PATH, CreatorStatement, describe
 
 identities_app = typer.Typer(
@@ -55,6 +53,8 @@ def identity(
     https://DOMAIN/.well-known/tracemark-creator.json (signed with your creator key under the
     registry's EIP-712 domain, TRACEMARK_CHAIN_ID / TRACEMARK_CONTRACT_ADDRESS); without it the
     registry fetches and checks it (signs in with Ethereum using your creator key)."""
+    from verifier.client import TracemarkClient
+
     with reported():
         keys = creator_keys()
         if sign:
@@ -93,6 +93,8 @@ def identities_recheck(as_json: JsonFlag = False) -> None:
     """Fetch every verified creator's statement again; one that no longer verifies (gone,
     changed, signed by another key) is marked lapsed with a logged entry. Uses
     TRACEMARK_IDENTITY_* for the fetch."""
+    from api.identity import IdentityService, load_identity_settings
+
     with reported():
         registry = open_registry()
         try:

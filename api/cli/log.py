@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,17 +17,20 @@ from api.cli.app import (
     reported,
 )
 from registry import errors
-from registry.audit import LogCorrupt
+from registry.errors import LogCorrupt
 from registry.fingerprints import (
     parse_fingerprint,
     parse_good_type,
 )
 from registry.merkle import hash_leaf, verify_consistency, verify_inclusion
-from registry.records import checksum
-from registry.service import Registry
+
+if TYPE_CHECKING:
+    from registry.service import Registry
 
 
 def _head_dict(registry: Registry) -> dict[str, Any]:
+    from registry.records import checksum
+
     head = registry.latest_tree_head()
     if head is None:
         raise errors.NotFound("the log is empty: no tree head signed yet")

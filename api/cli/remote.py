@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 import typer
 from rich.table import Table
@@ -35,12 +35,17 @@ from api.cli.app import (
 )
 from registry import errors
 from registry.eip712 import Domain
-from registry.records import SignedMessage
-from registry.registration import RegistrationRequest
-from registry.revocation import RevocationRequest
-from registry.service import Registry
-from verifier.client import JobFailed, ProblemNotFound, TracemarkClient, UnexpectedAnswer
-from verifier.schemas import CodeKeyOut, CodeKeyRetireOut, EntryOut, StatementOut
+from verifier.problems import ProblemNotFound, UnexpectedAnswer
+
+# NOTE: the database, the HTTP client and the signed-message types are imported where they are
+# used: every command module is imported on every start, ``tracemark verify``'s too.
+if TYPE_CHECKING:
+    from registry.records import SignedMessage
+    from registry.registration import RegistrationRequest
+    from registry.revocation import RevocationRequest
+    from registry.service import Registry
+    from verifier.client import TracemarkClient
+    from verifier.schemas import CodeKeyOut, CodeKeyRetireOut, EntryOut, StatementOut
 
 #: Resends of a request the API refused before applying it (429, 503), after Retry-After:
 #: a creator registering many files meets the anonymous rate limit, and should get through.
@@ -110,6 +115,8 @@ class LocalBackend:
         return self.registry.clock()
 
     def enroll(self, signed: SignedMessage, code_key: bytes) -> CodeKeyOut:
+        from verifier.schemas import CodeKeyOut
+
         result = self.registry.enroll_code_key(signed, code_key)
         return CodeKeyOut(
             creator=result.creator,
@@ -119,6 +126,8 @@ class LocalBackend:
         )
 
     def retire(self, signed: SignedMessage) -> CodeKeyRetireOut:
+        from verifier.schemas import CodeKeyRetireOut
+
         result = self.registry.retire_code_key(signed)
         return CodeKeyRetireOut(
             creator=result.creator,
@@ -128,6 +137,8 @@ class LocalBackend:
         )
 
     def register(self, request: RegistrationRequest) -> EntryOut:
+        from verifier.schemas import EntryOut
+
         return EntryOut.model_validate(self.registry.register(request).as_dict())
 
     def register_batch(
@@ -136,6 +147,8 @@ class LocalBackend:
         return self.registry.register_batch(request, fingerprints, progress=progress).as_dict()
 
     def revoke(self, request: RevocationRequest) -> EntryOut:
+        from verifier.schemas import EntryOut
+
         return EntryOut.model_validate(self.registry.revoke(request).as_dict())
 
     def revoke_batch(
@@ -196,6 +209,8 @@ class RemoteBackend:
         return self._result(self._wait(job.job_id, progress))
 
     def _wait(self, job_id: str, progress: Progress) -> dict[str, Any] | None:
+        from verifier.client import JobFailed
+
         try:
             return self.client.wait_job(job_id, progress=progress).result
         except JobFailed as failed:
@@ -218,6 +233,8 @@ def open_backend(api_url: str | None) -> Iterator[CreatorBackend]:
     registry's database named by the settings; closed when the command is done."""
     backend: CreatorBackend
     if api_url is not None and api_url.strip():
+        from verifier.client import TracemarkClient
+
         client = TracemarkClient(api_url, max_retries=CLI_RETRIES)
         backend = RemoteBackend(client, fallback_domain=state.settings.domain)
     else:
@@ -276,6 +293,8 @@ def statement(
 ) -> None:
     """Your royalty statement: what is owed on your goods, per good, platform and period
     (signs in with Ethereum using your creator key)."""
+    from verifier.client import TracemarkClient
+
     with reported():
         if as_csv and as_json:
             raise errors.InvalidInput("give --csv or --json, not both")
@@ -317,6 +336,8 @@ def distribution(
 ) -> None:
     """Who may sell your goods first-hand (report a sale from you): shown, restricted to named
     distributors, or opened again (signs in with Ethereum using your creator key)."""
+    from verifier.client import TracemarkClient
+
     with reported():
         if restrict and open_to_all:
             raise errors.InvalidInput("give --restrict or --open, not both")

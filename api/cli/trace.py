@@ -5,7 +5,7 @@ against the chain, plus a CSV summary; check it with ``tracemark verify EXPORT.j
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,10 +14,11 @@ from api.cli.remote import CLI_RETRIES, parse_time
 from registry import errors
 from registry.eip712 import parse_address
 from registry.fingerprints import GoodType, parse_fingerprint, parse_good_type
-from verifier.client import TracemarkClient
 from verifier.export import MAX_EXPORT_GOODS, ExportResult, ExportSelection, write_export
-from verifier.schemas import TraceOut
-from verifier.trace import build_trace, trace_mermaid, trace_table
+
+# The HTTP client and the trace (which reads the database) are imported by ``trace`` itself.
+if TYPE_CHECKING:
+    from verifier.schemas import TraceOut
 
 ApiKeyOpt = Annotated[
     str | None,
@@ -52,6 +53,9 @@ def trace(
 ) -> None:
     """A good's whole history in order: registration, anchors, verifications, transfers,
     revocation, other creators' claims."""
+    from verifier.client import TracemarkClient
+    from verifier.trace import build_trace, trace_mermaid, trace_table
+
     with reported():
         if as_json and mermaid:
             raise errors.InvalidInput("give --json or --mermaid, not both")

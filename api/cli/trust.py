@@ -11,7 +11,6 @@ import typer
 from api.cli.app import JsonFlag, app, emit, open_registry, out, reported
 from registry import errors
 from registry.eip712 import checksum_address
-from registry.keyring import create_next_registry_key
 from verifier.trust import MAX_TRUST_ROOT_BYTES, WELL_KNOWN_PATH, TrustRoot
 from verifier.truststore import TrustStore, read_trust_root
 
@@ -176,6 +175,8 @@ def key_rotate(as_json: JsonFlag = False) -> None:
     hand-over, logged at the next leaf; heads from there on are signed by the new key only.
     A running `tracemark serve` picks it up before its next head. Verifiers update their
     pinned trust root with `tracemark trust add URL` (accepted: it extends the pinned one)."""
+    from registry.keyring import create_next_registry_key  # eth_account: only here
+
     with reported():
         registry = open_registry()
         new = create_next_registry_key(registry_data_dir())

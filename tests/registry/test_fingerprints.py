@@ -6,6 +6,7 @@ regenerate it with ``python -m tests.registry.test_fingerprints`` after a *versi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import io
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -520,6 +522,74 @@ def test_published_vectors_file_is_self_consistent() -> None:
     for vector in document["refused"]:
         with pytest.raises(MalformedCode):
             normalise_code(vector["input"])
+
+
+# -- canonical JSON: the fast path against the rfc8785 reference -----------------------------
+
+_JSON_KEYS = st.text(st.characters(), max_size=4)
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats()
+    | st.text(st.characters(), max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children, children)
+        | st.dictionaries(_JSON_KEYS, children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def _both(value: object) -> tuple[object, object]:
+    """``canonical_json`` and the rfc8785 reference: bytes, or the error each raises."""
+    from registry import fingerprints
+
+    def run(function: Any) -> object:
+        try:
+            return function(value)
+        except InvalidInput as exc:
+            return ("error", exc.detail)
+
+    return run(fingerprints.canonical_json), run(fingerprints._reference_canonical_json)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_JSON_VALUES)
+def test_canonical_json_equals_the_reference(value: object) -> None:
+    fast, reference = _both(value)
+    assert fast == reference
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        # Every escape rule of RFC 8785 §3.2.2.2: controls, quote, backslash, DEL, non-ASCII.
+        "".join(map(chr, range(0x80))),
+        {chr(c): c for c in range(0x80)},
+        "\u00e9\u2028\ufffd\U0001f600",
+        # §3.2.3: keys sort by UTF-16 code unit; an astral key sorts below U+E000..U+FFFF.
+        {"\U0001f600": 1, "\ufffd": 2, "\ue000": 3, "a": 4, "": 5},
+        # Unpaired surrogates, as a value and as a key: the reference's error.
+        "\ud800",
+        {"\udc00": 1},
+        # The integer range (I-JSON) on both sides of its bounds, floats, enums, tuples.
+        [2**53 - 1, -(2**53 - 1), 2**53, -(2**53)],
+        [0.5, 1e21, -0.0, 1e-7],
+        {"type": GoodType.FILE, "use": Use.SINGLE},
+        (1, (2, [3])),
+        # Non-string keys and nesting at and over MAX_JSON_DEPTH.
+        {1: "a"},
+        functools.reduce(lambda inner, _: [inner], range(32), []),
+        functools.reduce(lambda inner, _: [inner], range(33), []),
+        functools.reduce(lambda inner, _: {"k": inner}, range(33), "x"),
+        functools.reduce(lambda inner, _: {"k": inner}, range(34), "x"),
+    ],
+)
+def test_canonical_json_edge_cases_equal_the_reference(value: object) -> None:
+    fast, reference = _both(value)
+    assert fast == reference
 
 
 if __name__ == "__main__":
