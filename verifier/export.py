@@ -196,7 +196,7 @@ class Export(_Model):
     def parse(cls, data: bytes | str) -> Export:
         evidence = parse_evidence(data)
         if not isinstance(evidence, Export):
-            raise MalformedExport(f"this is a {BUNDLE_FORMAT} bundle, not an export")
+            raise MalformedExport(f"this is a {evidence.format} bundle, not an export")
         return evidence
 
 

@@ -33,7 +33,7 @@ from tests.conftest import Clock, CreatorFactory
 from tests.registry.helpers import registration
 from tests.trust import policy_of, trust_root_of
 from tests.verifier.conftest import CODES, CONFIRMATIONS, POLICY, Story, World
-from verifier.bundle import FORMAT, MAX_BUNDLE_BYTES, Bundle, MalformedBundle, build_bundle
+from verifier.bundle import FORMAT_V2, MAX_BUNDLE_BYTES, Bundle, MalformedBundle, build_bundle
 from verifier.errors import BundleInvalid, NotAnchoredYet, UntrustedRegistry
 from verifier.offline import COMPLETENESS_NOT_PROVEN, BundleReport, check_bundle
 from verifier.trust import TrustPolicy, TrustRoot
@@ -76,7 +76,7 @@ def _registry(tmp_path: Path, clock: Clock, domain: Domain, name: str) -> Regist
 def test_a_registered_and_revoked_file_is_proved_against_the_chain(story: Story) -> None:
     world = story.world
     bundle = _bundle(story, GoodType.FILE, story.revoked_file)
-    assert bundle.format == FORMAT
+    assert bundle.format == FORMAT_V2 and bundle.creator_identity is None
     assert [(e.kind, e.leaf_index) for e in bundle.entries] == [
         (EntryKind.REGISTER, 3),
         (EntryKind.REVOKE, 6),
@@ -282,7 +282,7 @@ def test_bundles_are_built_alike_on_every_database(
 def test_the_format_is_strict(story: Story) -> None:
     text = build_bundle(story.world.registry, GoodType.FILE, story.plain_file).to_json()
     document = json.loads(text)
-    assert document["format"] == "tracemark-bundle/v1"
+    assert document["format"] == "tracemark-bundle/v2" and document["creator_identity"] is None
     assert document["entry"]["kind"] == "REGISTER" and document["good"]["good_type"] == "file"
     assert document["entry"]["actor"] == story.world.creator.address  # EIP-55 at the edge
     assert Bundle.parse(text).to_json() == text  # round trip
@@ -293,7 +293,7 @@ def test_the_format_is_strict(story: Story) -> None:
         with pytest.raises(MalformedBundle, match=match):
             Bundle.parse(json.dumps(changed))
 
-    refused(lambda d: d.update(format="tracemark-bundle/v2"), "unknown bundle format")
+    refused(lambda d: d.update(format="tracemark-bundle/v3"), "unknown bundle format")
     refused(lambda d: d.update(extra=1), "extra")
     refused(lambda d: d["entry"].update(version=2), "unknown leaf version")
     refused(lambda d: d["entry"].update(leaf_index="3"), "leaf_index")

@@ -447,11 +447,11 @@ def test_parsing_is_strict_and_bounded(
     document["goods"][0]["note"] = "x"
     with pytest.raises(MalformedExport, match=r"goods\[0\]\.note: Extra inputs are not permitted"):
         parse_evidence(json.dumps(document))
-    with pytest.raises(MalformedBundle, match="unknown bundle format 'tracemark-export/v2'"):
+    with pytest.raises(MalformedBundle, match="unknown evidence format 'tracemark-export/v2'"):
         parse_evidence(text.replace(FORMAT, "tracemark-export/v2", 1))
     with pytest.raises(MalformedExport, match="duplicate key"):
         parse_evidence('{"format": "tracemark-export/v1", "format": "x"}')
-    with pytest.raises(MalformedExport, match="this is a tracemark-bundle/v1 bundle"):
+    with pytest.raises(MalformedExport, match="this is a tracemark-bundle/v2 bundle"):
         Export.parse(build_bundle(registry, GoodType.FILE, good).to_json())
     monkeypatch.setattr(export_module, "MAX_EXPORT_BYTES", len(text) - 1)
     with pytest.raises(MalformedExport, match="at most"):

@@ -199,7 +199,7 @@ def test_unreadable_bundles_and_unreachable_nodes_have_their_own_exit_codes(
     assert verify(verify.tmp_path / "missing.json", expect=3).stderr.startswith("error: ")
     garbage = verify.tmp_path / "garbage.json"
     garbage.write_text('{"format": "tracemark-bundle/v0"}')
-    assert "unknown bundle format" in verify(garbage, expect=3).stderr
+    assert "unknown evidence format" in verify(garbage, expect=3).stderr
     path = verify.write(_document(story.world, GoodType.FILE, story.plain_file))
     verify.pin(story.world.registry)
     missing = verify(path, "--trust", "nobody", expect=3).stderr
