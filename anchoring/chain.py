@@ -327,6 +327,16 @@ class Chain:
             previous_size=int(event.args.previousSize),
         )
 
+    def anchor_block(self, tx_hash: bytes, size: int, root: bytes) -> int | None:
+        """The block of ``tx_hash`` if its receipt proves it anchored (``size``, ``root``)
+        here; None while not mined; ``ReceiptMismatch`` otherwise (``verify_receipt``). The
+        read a verifier makes, as ``anchoring.reader.ChainReader`` makes it without web3."""
+        receipt = self.receipt(tx_hash)
+        if receipt is None:
+            return None
+        expected = SignedAnchor(b"", tx_hash, 0, size, root, 0, 0)
+        return self.verify_receipt(receipt, expected).block_number
+
     def error_name(self, exc: BaseException) -> str:
         """The contract's custom error in a revert, by its selector (or the raw message)."""
         data = getattr(exc, "data", None)

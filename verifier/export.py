@@ -69,6 +69,7 @@ from verifier.bundle import (
 from verifier.errors import BundleInvalid, NotAnchoredYet, NotFinalYet
 from verifier.offline import (
     COMPLETENESS_NOT_PROVEN,
+    AnchorView,
     ChainFinding,
     CheckCache,
     Status,
@@ -78,7 +79,6 @@ from verifier.offline import (
 from verifier.trust import TrustPolicy, TrustRoot
 
 if TYPE_CHECKING:
-    from anchoring.chain import Chain
     from registry.service import LoggedEntry, Registry
 
 FORMAT: Final = "tracemark-export/v1"
@@ -772,7 +772,7 @@ class ExportReport:
         }
 
 
-def check_export(export: Export, trust: TrustPolicy, chain: Chain | None) -> ExportReport:
+def check_export(export: Export, trust: TrustPolicy, chain: AnchorView | None) -> ExportReport:
     """Check a whole export under the caller's trust policy; return what it proves, or raise.
 
     Steps: (0) the trust root the caller pinned for the export's registry (else
@@ -828,7 +828,7 @@ class _ExportChecker:
             next_after=export.next_after,
         )
 
-    def run(self, root: TrustRoot, chain: Chain | None) -> None:
+    def run(self, root: TrustRoot, chain: AnchorView | None) -> None:
         export = self.export
         heads = {h.tree_size: h for h in export.heads}
         anchors = {a.tree_size: a for a in export.anchors}

@@ -13,7 +13,9 @@ where to look for the block.
 ``check_bundle`` returns what was proved or raises (``verifier.errors``): ``BundleInvalid``,
 ``UntrustedRegistry``, or ``NotAnchoredYet`` / ``NotFinalYet`` carrying the partial report.
 
-Pure except for the ``Chain`` a caller hands in: this module imports neither web3 nor an ORM.
+Pure except for the chain a caller hands in (an ``AnchorView``: ``anchoring.reader.ChainReader``
+over plain JSON-RPC, or ``anchoring.chain.Chain`` over web3): this module imports neither web3
+nor an ORM.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from anchoring.errors import ChainMismatch, ReceiptMismatch
 from registry.eip712 import (
@@ -41,8 +43,23 @@ from verifier.errors import BundleInvalid, NotAnchoredYet, NotFinalYet
 from verifier.identity import IdentityClaim, InvalidIdentityEntry, verify_identity_entry
 from verifier.trust import TrustPolicy, TrustRoot
 
-if TYPE_CHECKING:
-    from anchoring.chain import Chain
+
+class AnchorView(Protocol):
+    """The reads a check makes of the trusted anchor contract; ``ChainReader`` (plain
+    JSON-RPC, what ``tracemark verify`` uses) and ``Chain`` (web3) both provide them, and one
+    behavioural test suite runs both."""
+
+    address: str
+
+    def chain_id(self) -> int: ...
+    def check(self, expected_chain_id: int) -> None: ...
+    def root_at(self, size: int) -> bytes | None: ...
+    def root_at_block(self, size: int, block: int) -> bytes | None: ...
+    def confirmed_root(self, size: int, confirmations: int) -> bytes | None: ...
+    def finalized_block(self) -> int: ...
+    def block_number(self) -> int: ...
+    def anchor_block(self, tx_hash: bytes, size: int, root: bytes) -> int | None: ...
+
 
 Status = Literal["verified", "not-anchored", "not-final", "chain-not-checked"]
 
@@ -275,7 +292,11 @@ class CheckCache:
 
 
 def check_bundle(
-    bundle: Bundle, trust: TrustPolicy, chain: Chain | None, *, cache: CheckCache | None = None
+    bundle: Bundle,
+    trust: TrustPolicy,
+    chain: AnchorView | None,
+    *,
+    cache: CheckCache | None = None,
 ) -> BundleReport:
     """Check a bundle under the caller's trust policy; return what it proves, or raise.
 
@@ -657,7 +678,7 @@ def _check_pointer(bundle: Bundle, root: TrustRoot) -> None:
 
 
 def check_head_on_chain(
-    head: SignedTreeHead, anchor: AnchorPointer | None, root: TrustRoot, chain: Chain
+    head: SignedTreeHead, anchor: AnchorPointer | None, root: TrustRoot, chain: AnchorView
 ) -> ChainFinding:
     """Steps: (1) the node serves the trusted chain, (2) the contract asked is the trusted
     one and holds the TracemarkAnchor code, (3) its root for the head's size is the head's
@@ -715,32 +736,25 @@ def check_head_on_chain(
     # 5. The block, from the pointed transaction's receipt (a pointer the chain confirms).
     if anchor is None or anchor.tx_hash is None:
         return ChainFinding(chain_id, chain.address, True, final, rule, None, None)
-    # NOTE: imported here, where a Chain (and so web3) exists already: the module stays pure.
-    from anchoring.chain import SignedAnchor
-
-    receipt = chain.receipt(anchor.tx_hash)
-    if receipt is None:
-        raise BundleInvalid(
-            "chain", f"transaction 0x{anchor.tx_hash.hex()} is not mined on chain {chain_id}"
-        )
-    # Only tx_hash, size and root of the expected anchor are compared with the receipt.
-    expected = SignedAnchor(b"", anchor.tx_hash, 0, head.tree_size, head.root, 0, 0)
     try:
-        mined = chain.verify_receipt(receipt, expected)
+        block = chain.anchor_block(anchor.tx_hash, head.tree_size, head.root)
     except ReceiptMismatch as exc:
         raise BundleInvalid(
             "chain",
             f"transaction 0x{anchor.tx_hash.hex()} does not anchor head {head.tree_size:,}: "
             f"{exc.detail}",
         ) from None
-    confirmations = chain.block_number() - mined.block_number + 1
-    return ChainFinding(
-        chain_id, chain.address, True, final, rule, mined.block_number, confirmations
-    )
+    if block is None:
+        raise BundleInvalid(
+            "chain", f"transaction 0x{anchor.tx_hash.hex()} is not mined on chain {chain_id}"
+        )
+    confirmations = chain.block_number() - block + 1
+    return ChainFinding(chain_id, chain.address, True, final, rule, block, confirmations)
 
 
 __all__ = [
     "COMPLETENESS_NOT_PROVEN",
+    "AnchorView",
     "BundleInvalid",
     "BundleReport",
     "ChainFinding",

@@ -128,11 +128,11 @@ def verify(
                 root = policy.root_for(heads[0].domain.domain())
             except UntrustedRegistry as exc:
                 _refuse_untrusted(exc, as_json)
-            # Imported only when a chain is asked for: checking offline needs no web3.
-            from anchoring.chain import Chain
+            # Plain JSON-RPC, no web3: a verifier's reads are few (anchoring/reader.py).
+            from anchoring.reader import ChainReader
 
             # The contract comes from the trust root, never from the evidence.
-            chain = Chain.connect(rpc, root.contract_address)
+            chain = ChainReader(rpc, root.contract_address)
         report: BundleReport | ExportReport
         try:
             if isinstance(evidence, Export):
