@@ -462,6 +462,7 @@ def test_a_proven_name_shows_next_to_the_creator_and_its_lapse_is_visible(
     from verifier.identity import CreatorStatement
 
     site = StatementServer()
+    console_errors(browser)  # drained: an earlier test's deliberate 404 is not this page's
     try:
         # Never proved: no name at all, only the address.
         browser.get(f"{market.url}/?type=code&fp={market.genuine_fp}")
