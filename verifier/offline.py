@@ -20,7 +20,6 @@ nor an ORM.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol
@@ -38,7 +37,14 @@ from registry.errors import InvalidInput, InvalidProof, SignatureError
 from registry.fingerprints import GoodType, fingerprint_hex
 from registry.leaf import EntryKind, batch_entry_payload_hash, payload_hash, subject_fingerprint
 from registry.merkle import hash_leaf, verify_inclusion
-from verifier.bundle import AnchorPointer, Bundle, BundleEntry, SignedTreeHead, SubjectEntry
+from verifier.bundle import (
+    AnchorPointer,
+    Bundle,
+    BundleEntry,
+    SignedTreeHead,
+    SubjectEntry,
+    payload_digest,
+)
 from verifier.errors import BundleInvalid, NotAnchoredYet, NotFinalYet
 from verifier.identity import IdentityClaim, InvalidIdentityEntry, verify_identity_entry
 from verifier.trust import TrustPolicy, TrustRoot
@@ -268,27 +274,19 @@ def _creator_line(creator: str, claim: IdentityClaim | None) -> str:
 
 
 class CheckCache:
-    """Work that many bundles of one export share, done once: the payload of a bulk batch is
-    the same document for each of its goods (its hash and its creator's signature), and a
-    head proves many goods (its signer and signature). Keys are the full values checked,
-    never a claim about them, so a cache hit is the same check's same answer."""
+    """Work that many bundles of one export share, done once: the creator's signature over a
+    bulk batch's one payload, and a head's signer and signature. Keys are the full values
+    checked (a payload by its SHA-256), never a claim about them, so a hit is the same
+    check's same answer. (Payload digests themselves are remembered by
+    ``verifier.bundle.payload_digest``.)"""
 
     def __init__(self) -> None:
-        self._payload_hashes: dict[str, bytes] = {}
-        self._messages: dict[tuple[str, str, str], dict[str, object]] = {}
+        self._messages: dict[tuple[str, bytes, str], dict[str, object]] = {}
         self._heads: set[tuple[int, bytes, bytes, bytes]] = set()
 
     @staticmethod
-    def _key(payload: dict[str, Any]) -> str:
-        # A faithful key: equal texts are equal JSON values, so their RFC 8785 forms agree.
-        return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-    def payload_hash(self, payload: dict[str, Any]) -> bytes:
-        key = self._key(payload)
-        found = self._payload_hashes.get(key)
-        if found is None:
-            found = self._payload_hashes[key] = payload_hash(payload)
-        return found
+    def payload_hash(payload: dict[str, Any]) -> bytes:
+        return payload_digest(payload)
 
 
 def check_bundle(
@@ -550,7 +548,7 @@ def _check_signed_payload(
         raise InvalidInput("the payload holds no signed message {type, signer, message, signature}")
     if signed["type"] != expected:
         raise InvalidInput(f"a {entry.kind.name} entry here must carry a signed {expected}")
-    key = (expected, CheckCache._key(payload), actor)
+    key = (expected, cache.payload_hash(payload), actor)
     message = cache._messages.get(key)
     if message is None:
         message = _verified_message(payload, signed, expected, actor, root, where, cache)
