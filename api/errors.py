@@ -44,6 +44,7 @@ STATUS: list[tuple[type[errors.TracemarkError], int]] = [
     (Unauthorized, 401),
     (Forbidden, 403),
     (NotADistributor, 403),
+    (transfers.NotTheHolder, 403),
     (RateLimited, 429),
     (IdempotencyKeyReused, 422),
     (transfers.IdempotencyKeyReused, 422),

@@ -232,7 +232,8 @@ class LogState(SQLModel, table=True):
 class Transfer(SQLModel, table=True):
     """A hand-over or sale a platform reported, as the registry recorded it (a TRANSFER entry).
 
-    Parties are ``(platform, SHA-256 of the platform's reference)``; a seller with no platform
+    Parties are ``(platform, keyed hash of the platform's reference)`` (``registry.parties``;
+    rows before migration 0017 hold the older unkeyed SHA-256); a seller with no platform
     is the good's creator. UNIQUE (platform, idempotency_key): a retried report records once.
     """
 
@@ -285,8 +286,46 @@ class Holding(SQLModel, table=True):
     fingerprint: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
     holder_platform: str = Field(max_length=64)
     holder_ref: bytes = Field(sa_column=_blob())
+    #: How ``holder_ref`` was hashed (``registry.parties.ReferenceScheme``): 2, keyed per
+    #: platform, for every row written since migration 0017; 1, the older unkeyed SHA-256,
+    #: for rows written before it (kept: the registry never had the references to re-key).
+    holder_ref_scheme: int = Field(
+        default=2, sa_column=Column(SmallInteger, nullable=False, server_default=text("1"))
+    )
     consumed: bool = Field(default=False)
     last_transfer_id: int = Field(sa_type=BigInteger, foreign_key="transfers.id")
+
+
+class TransferAuthorization(SQLModel, table=True):
+    """A holding platform's one-time consent that another platform may move a good it holds.
+
+    Only the SHA-256 of the token is kept. It names the good, the holder as it was when issued
+    (platform, reference hash and the holding's ``last_transfer_id``) and the one platform that
+    may present it, until ``expires_at``. It is consumed by a conditional UPDATE (``used_at IS
+    NULL``) in the transfer's own transaction, so of racing buyers exactly one moves the good.
+    """
+
+    __tablename__ = "transfer_authorizations"
+    __table_args__ = (
+        Index("uq_transfer_authorizations_token_hash", "token_hash", unique=True),
+        Index("ix_transfer_authorizations_good_type_fingerprint", "good_type", "fingerprint"),
+        Index("ix_transfer_authorizations_holder_platform_id", "holder_platform", "id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=_id_column())
+    token_hash: bytes = Field(sa_column=_blob())
+    good_type: int = Field(sa_type=SmallInteger)
+    fingerprint: bytes = Field(sa_column=_blob())
+    holder_platform: str = Field(max_length=64)
+    #: The keyed hash (scheme 2) of the reference the holder gave: the seller in the entry.
+    holder_ref: bytes = Field(sa_column=_blob())
+    holding_transfer_id: int = Field(sa_type=BigInteger, foreign_key="transfers.id")
+    buyer_platform: str = Field(max_length=64)
+    created_at: int = Field(sa_type=BigInteger)
+    expires_at: int = Field(sa_type=BigInteger)
+    used_at: int | None = Field(default=None, sa_type=BigInteger)
+    #: The transfer that consumed it.
+    transfer_id: int | None = Field(default=None, sa_type=BigInteger, foreign_key="transfers.id")
 
 
 class RoyaltyLine(SQLModel, table=True):
@@ -376,7 +415,8 @@ class TransferAttempt(SQLModel, table=True):
     price: str | None = Field(default=None, max_length=80)
     currency: str | None = Field(default=None, max_length=16)
     final: bool = Field(default=False)
-    #: The refusal's error code: "double-sale", "revoked" or "consumed".
+    #: The refusal's error code: "double-sale", "revoked", "consumed", "not-a-distributor",
+    #: "not-the-holder" or "authorization-refused".
     reason: str = Field(max_length=32)
     #: The transfer that made the real holder (or consumed the good), when there is one.
     earlier_transfer_id: int | None = Field(default=None, sa_type=BigInteger)
@@ -393,6 +433,7 @@ __all__ = [
     "SignedRecord",
     "Transfer",
     "TransferAttempt",
+    "TransferAuthorization",
     "TreeHeadRecord",
     "TreeTile",
     "VerificationCount",

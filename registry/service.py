@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 from registry import (
     codekeys,
+    handover,
     log,
     registration,
     registrykeys,
@@ -48,6 +49,7 @@ from registry.keyring import (
 )
 from registry.leaf import NO_GOOD, EntryKind, encode_leaf
 from registry.log import TreeHead, entries_t
+from registry.parties import REFERENCE_KEY_PURPOSE, ReferenceKeys
 from registry.records import SignedMessage, checksum, records_t
 from registry.registration import EntryRef, RegistrationRequest
 from registry.revocation import RevocationRequest
@@ -179,6 +181,8 @@ class Registry:
         self.sequencer_batch_size = sequencer_batch_size
         #: Immutable tiles read for proofs, shared by this registry's read transactions.
         self.tile_cache = TileCache()
+        #: Keys platforms' references are hashed under (``registry.parties``).
+        self._reference_keys = ReferenceKeys(self.derived_key(REFERENCE_KEY_PURPOSE))
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Clock = system_clock) -> Registry:
@@ -344,6 +348,7 @@ class Registry:
                     request,
                     account=self._signing_account(conn),
                     domain=self.domain,
+                    keys=self._reference_keys,
                     now=self.clock(),
                 )
 
@@ -354,6 +359,7 @@ class Registry:
             transfers.GoodConsumed,
             transfers.GoodRevoked,
             NotADistributor,
+            handover.NotTheHolder,
         ) as refusal:
             self._record_refused(request, refusal)
             raise
@@ -363,9 +369,23 @@ class Registry:
         own (evidence for the fraud signals). Failing to keep it never changes the answer."""
         try:
             with write_transaction(self.engine) as conn:
-                transfers.record_refused(conn, request, refusal, now=self.clock())
+                transfers.record_refused(
+                    conn, request, refusal, keys=self._reference_keys, now=self.clock()
+                )
         except (TracemarkError, DBAPIError):
             logger.warning("a refused transfer was not recorded (%s)", refusal.code)
+
+    def authorize_handover(self, request: handover.HandoverRequest) -> handover.IssuedAuthorization:
+        """The holding platform's one-time consent that ``request.buyer_platform`` may move the
+        good (``registry.handover``): the token is in the answer and nowhere else."""
+        with write_transaction(self.engine) as conn:
+            return handover.issue_authorization(
+                conn, request, keys=self._reference_keys, now=self.clock()
+            )
+
+    def reference_hash(self, platform: str, reference: str) -> bytes:
+        """The stored (keyed) hash of a platform's reference: what entries and traces show."""
+        return self._reference_keys.reference_hash(platform, reference)
 
     def distribution(self, creator: bytes) -> Distribution:
         """Who may sell the creator's goods first-hand (``registry.distribution``)."""

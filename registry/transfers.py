@@ -3,7 +3,13 @@
 Rules (DESIGN.md "Holders, transfers, royalties"):
 
 - the holder of a good is a ``(platform, reference)`` pair, of which only a hash of the
-  reference is stored; the first holder is the creator;
+  reference is stored, keyed per platform (``registry.parties``); the first holder is the
+  creator;
+- a good held on a platform moves only with that platform's consent: it reports the sale
+  itself, or the buying platform presents a one-time hand-over authorization the holding
+  platform issued (``registry.handover``); anyone else naming it as the seller is refused
+  (``NotTheHolder``, 403) before the holder is even looked at, so the answer is no oracle
+  for guessing references;
 - a transfer is accepted only if its seller is the current holder; otherwise it is the
   double-sale signal, refused with the transfer that made the real holder;
 - ``final`` on a single-use good consumes it; every later transfer is refused;
@@ -21,23 +27,33 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
 import rfc8785
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Connection, Table, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from registry import log
+from registry import handover, log
 from registry.distribution import NotADistributor, check_first_sale
 from registry.eip712 import Domain, address_bytes, sign
 from registry.errors import Conflict, InvalidInput, NotFound
 from registry.fingerprints import GoodType, Use, fingerprint_hex
+from registry.handover import AuthorizationRefused, NotTheHolder
 from registry.leaf import EntryKind, payload_hash
 from registry.log import entries_t
 from registry.models import Holding, RoyaltyLine, Transfer, TransferAttempt
+from registry.parties import (
+    MAX_PLATFORM_LENGTH,
+    MAX_REFERENCE_LENGTH,
+    ReferenceKeys,
+    ReferenceScheme,
+    check_platform_id,
+    legacy_reference_hash,
+)
 from registry.records import checksum, records_t
 from registry.royalty import MAX_PRICE, RoyaltyPolicy, split
 
@@ -46,11 +62,8 @@ holdings_t: Table = Holding.__table__  # type: ignore[attr-defined]
 royalty_lines_t: Table = RoyaltyLine.__table__  # type: ignore[attr-defined]
 attempts_t: Table = TransferAttempt.__table__  # type: ignore[attr-defined]
 
-#: Domain separation for the hash of a platform's reference to a party (a user, an agent).
-REFERENCE_TAG: Final = b"tracemark/party/v1\x00"
-MAX_REFERENCE_LENGTH: Final = 256
-#: Longest platform id (an API key's platform, e.g. "cardhub").
-MAX_PLATFORM_LENGTH: Final = 64
+#: The hash a row gets from a reference: ``ReferenceKeys.reference_hash`` (keyed per platform).
+Hasher = Callable[[str, str], bytes]
 
 
 class DoubleSale(Conflict):
@@ -81,44 +94,44 @@ class IdempotencyKeyReused(InvalidInput):
     code = "idempotency-key-reused"
 
 
-def reference_hash(platform: str, reference: str) -> bytes:
-    """What the registry keeps of a party: SHA-256 over the platform and its reference."""
-    return hashlib.sha256(
-        REFERENCE_TAG + platform.encode("utf-8") + b"\x00" + reference.encode("utf-8")
-    ).digest()
-
-
 @dataclass(frozen=True)
 class Party:
-    """A seller or buyer. ``platform=None`` names the good's creator as the party."""
+    """A seller or buyer. ``platform=None`` names the good's creator as the party.
+
+    ``reference=None`` on a platform is allowed only for a seller named by a hand-over
+    authorization (the buyer need not learn the holder's reference): ``TransferRequest``
+    checks that.
+    """
 
     platform: str | None
     reference: str | None
 
     def __post_init__(self) -> None:
         if self.platform is None:
+            if self.reference is not None:
+                raise InvalidInput("the creator is a party without a reference")
             return
-        if not 1 <= len(self.platform) <= MAX_PLATFORM_LENGTH:
-            raise InvalidInput(f"a platform id has 1 to {MAX_PLATFORM_LENGTH} characters")
-        if self.reference is None or not 1 <= len(self.reference) <= MAX_REFERENCE_LENGTH:
+        check_platform_id(self.platform)
+        if self.reference is not None and not 1 <= len(self.reference) <= MAX_REFERENCE_LENGTH:
             raise InvalidInput(f"a party's reference has 1 to {MAX_REFERENCE_LENGTH} characters")
 
     @property
     def is_creator(self) -> bool:
         return self.platform is None
 
-    @property
-    def ref_hash(self) -> bytes | None:
+    def ref_hash(self, hasher: Hasher) -> bytes | None:
+        """The stored form of the reference (None for the creator or an unnamed seller)."""
         if self.platform is None or self.reference is None:
             return None
-        return reference_hash(self.platform, self.reference)
+        return hasher(self.platform, self.reference)
 
-    def document(self) -> dict[str, Any]:
-        if self.platform is None:
-            return {"creator": True}
-        ref = self.ref_hash
-        assert ref is not None
-        return {"platform": self.platform, "reference_hash": "0x" + ref.hex()}
+
+def party_document(platform: str | None, ref_hash: bytes | None) -> dict[str, Any]:
+    """A party as the TRANSFER payload and the receipt name it."""
+    if platform is None:
+        return {"creator": True}
+    assert ref_hash is not None
+    return {"platform": platform, "reference_hash": "0x" + ref_hash.hex()}
 
 
 @dataclass(frozen=True)
@@ -134,12 +147,28 @@ class TransferRequest:
     currency: str | None = None
     final: bool = False
     idempotency_key: str | None = None
+    #: A hand-over authorization the seller's platform issued to this (the buying) platform.
+    authorization: str | None = None
 
     def __post_init__(self) -> None:
-        if not 1 <= len(self.platform) <= MAX_PLATFORM_LENGTH:
-            raise InvalidInput(f"a platform id has 1 to {MAX_PLATFORM_LENGTH} characters")
-        if self.buyer.is_creator:
-            raise InvalidInput("the buyer must be a party on a platform")
+        check_platform_id(self.platform)
+        if self.buyer.is_creator or self.buyer.reference is None:
+            raise InvalidInput("the buyer must be a party on a platform, with its reference")
+        if self.authorization is not None:
+            if self.seller.is_creator:
+                raise InvalidInput(
+                    "a hand-over authorization is for a good held on a platform, not by its creator"
+                )
+            if self.buyer.platform != self.platform:
+                raise InvalidInput(
+                    "with a hand-over authorization the buyer is a party on your own platform"
+                )
+            if not 1 <= len(self.authorization) <= handover.MAX_TOKEN_LENGTH:
+                raise InvalidInput(
+                    f"an authorization has 1 to {handover.MAX_TOKEN_LENGTH} characters"
+                )
+        elif not self.seller.is_creator and self.seller.reference is None:
+            raise InvalidInput("seller: give a reference (or creator=true, or an authorization)")
         if (self.price is None) != (self.currency is None):
             raise InvalidInput("give a price together with its currency, or neither")
         if self.price is not None and not 0 <= self.price <= MAX_PRICE:
@@ -161,6 +190,8 @@ class TransferRequest:
             "currency": self.currency,
             "final": self.final,
         }
+        if self.authorization is not None:  # absent otherwise: older requests hash as before
+            document["authorization"] = handover.token_hash(self.authorization).hex()
         return hashlib.sha256(rfc8785.dumps(document)).digest()
 
 
@@ -270,6 +301,7 @@ def record_transfer(
     *,
     account: LocalAccount,
     domain: Domain,
+    keys: ReferenceKeys,
     now: int,
 ) -> TransferReceipt:
     """Check and log one transfer, move the holder, write royalties; return the receipt."""
@@ -278,6 +310,14 @@ def record_transfer(
     if replay is not None:
         receipt = load_receipt(conn, replay, domain)
         return TransferReceipt(**{**receipt.__dict__, "replayed": True})
+    seller = request.seller
+    if not seller.is_creator and seller.platform != request.platform and not request.authorization:
+        # NOTE: first, before the good or its holder is read: a 409 (wrong reference) against
+        # a 201 (right one) would let any platform test guesses of another's references.
+        raise NotTheHolder(
+            f"the seller is a party on {seller.platform}, not on your platform: only "
+            f"{seller.platform} may report its sale, or give you a hand-over authorization"
+        )
 
     good_type, fingerprint = int(request.good_type), request.fingerprint
     good = f"{request.good_type.name.lower()} {fingerprint_hex(fingerprint)}"
@@ -303,7 +343,17 @@ def record_transfer(
         ).first()
         if holding.consumed:
             raise GoodConsumed(f"{good} was consumed by a final sale; it may not change hands")
-    _check_seller(request, holding, previous, good)
+    seller_ref: bytes | None
+    authorization_id = None
+    if request.authorization is not None:
+        seller_ref, authorization_id = _authorized_seller(
+            conn, request, holding, previous, keys, good, now
+        )
+    else:
+        _check_seller(request, holding, previous, keys, good)
+        seller_ref = seller.ref_hash(keys.reference_hash)
+    buyer_ref = request.buyer.ref_hash(keys.reference_hash)
+    assert buyer_ref is not None
     if request.seller.is_creator:
         check_first_sale(conn, creator, request.platform, good)
     if request.final and use is not Use.SINGLE:
@@ -328,8 +378,8 @@ def record_transfer(
             "fingerprint": fingerprint_hex(fingerprint),
             "creator": checksum(creator),
             "platform": request.platform,
-            "seller": request.seller.document(),
-            "buyer": request.buyer.document(),
+            "seller": party_document(seller.platform, seller_ref),
+            "buyer": party_document(request.buyer.platform, buyer_ref),
             "price": None if request.price is None else str(request.price),
             "currency": request.currency,
             "final": request.final,
@@ -389,10 +439,10 @@ def record_transfer(
             fingerprint=fingerprint,
             creator=creator,
             platform=request.platform,
-            seller_platform=request.seller.platform,
-            seller_ref=request.seller.ref_hash,
+            seller_platform=seller.platform,
+            seller_ref=seller_ref,
             buyer_platform=request.buyer.platform,
-            buyer_ref=request.buyer.ref_hash,
+            buyer_ref=buyer_ref,
             price=None if request.price is None else str(request.price),
             currency=request.currency,
             final=request.final,
@@ -405,7 +455,9 @@ def record_transfer(
         )
         .returning(transfers_t.c.id)
     ).scalar_one()
-    _move_holder(conn, request, holding, int(transfer_id), good)
+    if authorization_id is not None:
+        handover.link_transfer(conn, authorization_id, int(transfer_id))
+    _move_holder(conn, request, buyer_ref, holding, int(transfer_id), good)
     if shares:
         assert request.currency is not None
         conn.execute(
@@ -429,16 +481,23 @@ def record_transfer(
     return load_receipt(conn, int(transfer_id), domain)
 
 
-def _check_seller(request: TransferRequest, holding: Any, previous: Any, good: str) -> None:
+def _check_seller(
+    request: TransferRequest, holding: Any, previous: Any, keys: ReferenceKeys, good: str
+) -> None:
     seller = request.seller
     if holding is None:
         if seller.is_creator:
             return
         raise DoubleSale(f"the seller does not hold {good}: its creator still does", earlier=None)
+    # Compared under the row's own scheme: a holding written before keyed references still
+    # moves when its platform sends the reference again (registry.parties).
     holds = (
-        not seller.is_creator
+        seller.platform is not None
+        and seller.reference is not None
         and seller.platform == holding.holder_platform
-        and seller.ref_hash == bytes(holding.holder_ref)
+        and keys.matches(
+            bytes(holding.holder_ref), holding.holder_ref_scheme, seller.platform, seller.reference
+        )
     )
     if not holds:
         raise DoubleSale(
@@ -447,12 +506,65 @@ def _check_seller(request: TransferRequest, holding: Any, previous: Any, good: s
         )
 
 
+def _authorized_seller(
+    conn: Connection,
+    request: TransferRequest,
+    holding: Any,
+    previous: Any,
+    keys: ReferenceKeys,
+    good: str,
+    now: int,
+) -> tuple[bytes, int]:
+    """Check and consume the hand-over authorization; the seller's stored reference hash.
+
+    The authorization names the holder as it was when issued (its platform, the keyed hash of
+    its reference, the holding's last transfer): if the good moved since, the holder sold it
+    twice and the buyer gets the double-sale answer. A seller the body names must be that one.
+    Returns the seller's stored reference hash and the authorization's id.
+    """
+    assert request.authorization is not None
+    row = handover.find_authorization(
+        conn,
+        request.authorization,
+        buyer_platform=request.platform,
+        good_type=request.good_type,
+        fingerprint=request.fingerprint,
+        now=now,
+    )
+    seller = request.seller
+    holder_ref = bytes(row.holder_ref)
+    if seller.platform != row.holder_platform or (
+        seller.reference is not None
+        and not keys.matches(
+            holder_ref, ReferenceScheme.KEYED, row.holder_platform, seller.reference
+        )
+    ):
+        raise AuthorizationRefused("this authorization was issued by another seller")
+    if (
+        holding is None
+        or holding.holder_platform != row.holder_platform
+        or int(holding.last_transfer_id) != int(row.holding_transfer_id)
+    ):
+        raise DoubleSale(
+            f"the seller does not hold {good} any more: it moved after the authorization",
+            earlier=_transfer_summary(previous) if previous is not None else None,
+        )
+    handover.consume_authorization(conn, int(row.id), now=now)
+    return holder_ref, int(row.id)
+
+
 def _move_holder(
-    conn: Connection, request: TransferRequest, holding: Any, transfer_id: int, good: str
+    conn: Connection,
+    request: TransferRequest,
+    buyer_ref: bytes,
+    holding: Any,
+    transfer_id: int,
+    good: str,
 ) -> None:
     values = {
         "holder_platform": request.buyer.platform,
-        "holder_ref": request.buyer.ref_hash,
+        "holder_ref": buyer_ref,
+        "holder_ref_scheme": int(ReferenceScheme.KEYED),
         "consumed": request.final,
         "last_transfer_id": transfer_id,
     }
@@ -534,11 +646,16 @@ def load_receipt(conn: Connection, transfer_id: int, domain: Domain) -> Transfer
 
 
 #: The refusals worth keeping for fraud signals: someone tried to move what they could not.
-Refusal = DoubleSale | GoodConsumed | GoodRevoked | NotADistributor
+Refusal = DoubleSale | GoodConsumed | GoodRevoked | NotADistributor | NotTheHolder
 
 
 def record_refused(
-    conn: Connection, request: TransferRequest, refusal: Refusal, *, now: int
+    conn: Connection,
+    request: TransferRequest,
+    refusal: Refusal,
+    *,
+    keys: ReferenceKeys,
+    now: int,
 ) -> int:
     """Keep a refused transfer (the signals' evidence of a double sale, or of a revoked or
     consumed good offered again). Called in its own transaction after the refused one rolled
@@ -561,9 +678,9 @@ def record_refused(
                 good_type=int(request.good_type),
                 fingerprint=request.fingerprint,
                 seller_platform=request.seller.platform,
-                seller_ref=request.seller.ref_hash,
+                seller_ref=request.seller.ref_hash(keys.reference_hash),
                 buyer_platform=request.buyer.platform,
-                buyer_ref=request.buyer.ref_hash,
+                buyer_ref=request.buyer.ref_hash(keys.reference_hash),
                 price=None if request.price is None else str(request.price),
                 currency=request.currency,
                 final=request.final,
@@ -576,16 +693,21 @@ def record_refused(
 
 
 __all__ = [
+    "MAX_PLATFORM_LENGTH",
+    "MAX_REFERENCE_LENGTH",
+    "AuthorizationRefused",
     "DoubleSale",
     "GoodConsumed",
     "GoodRevoked",
     "IdempotencyKeyReused",
+    "NotTheHolder",
     "Party",
     "RoyaltyShare",
     "TransferReceipt",
     "TransferRequest",
+    "legacy_reference_hash",
     "load_receipt",
+    "party_document",
     "record_refused",
     "record_transfer",
-    "reference_hash",
 ]

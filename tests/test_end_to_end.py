@@ -2,7 +2,8 @@
 sequencer, the anchoring worker) on anvil, over SQLite and PostgreSQL.
 
 A creator bulk-registers codes through the CLI over HTTP; they get anchored; platform A
-verifies one and records its sale to an agent; the agent's sale on platform B succeeds; a
+verifies one and records its sale to an agent; platform B cannot move it without A's consent,
+and the agent's sale on platform B succeeds with A's one-time hand-over authorization; a
 third sale by a seller who is not the holder gets 409; the final sale consumes the code; the
 royalty statement shows the splits; the proof bundle verifies offline against anvil with the
 server stopped, under the registry's trust root pinned beforehand (``tracemark trust add URL``,
@@ -32,7 +33,7 @@ from registry.creator import CreatorKeys
 from registry.eip712 import DEV_DOMAIN
 from registry.fingerprints import CodeFingerprinter
 from tests import polling
-from verifier.client import ProblemConflict, TracemarkClient, verify_receipt
+from verifier.client import NotAuthorized, ProblemConflict, TracemarkClient, verify_receipt
 from verifier.offline import COMPLETENESS_NOT_PROVEN
 from verifier.trust import TrustPolicy
 
@@ -172,12 +173,27 @@ def test_codes_from_creator_to_player(
         )
         assert verify_receipt(to_agent, TrustPolicy.of(root)) == root
         assert to_agent.royalties == []  # the creator sold it: no royalty
+        # Platform B buys from A's agent: without A's consent it cannot move A's good (403);
+        # with A's one-time hand-over authorization it can, once.
+        with pytest.raises(NotAuthorized) as refused:
+            b.transfer(
+                **good,
+                seller={"platform": "cardhub", "reference": "agent-7"},
+                buyer={"reference": "reseller-9"},
+                price=1,
+                currency="EUR",
+            )
+        assert refused.value.status == 403 and refused.value.code == "not-the-holder"
+        consent = a.authorize_handover(
+            good_type="code", fingerprint=fingerprint, reference="agent-7", buyer_platform="keyshop"
+        )
         resale = b.transfer(
             **good,
-            seller={"platform": "cardhub", "reference": "agent-7"},
+            seller={"platform": "cardhub"},
             buyer={"reference": "reseller-9"},
             price=2_000,
             currency="EUR",
+            authorization=consent.authorization,
         )
         assert [r.amount for r in resale.royalties] == [str(2_000 * 800 // 10_000)]
         with pytest.raises(ProblemConflict) as double:

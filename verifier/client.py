@@ -76,6 +76,8 @@ from verifier.schemas import (
     EntryOut,
     GoodOut,
     GoodTypeName,
+    HandoverIn,
+    HandoverOut,
     IdentityIn,
     IdentityOut,
     JobOut,
@@ -615,10 +617,13 @@ class TracemarkClient:
         currency: str | None = None,
         final: bool = False,
         idempotency_key: str | None = None,
+        authorization: str | None = None,
     ) -> ReceiptOut:
         """Report a hand-over or sale (a ``TransferIn``, or its fields); the answer is the
         registry's signed receipt with the royalty split (check it with ``verify_receipt``).
-        Send an ``idempotency_key`` to make a retry return the same receipt."""
+        Send an ``idempotency_key`` to make a retry return the same receipt. A seller on
+        another platform than yours needs that platform's consent: the ``authorization`` it
+        issued you (``authorize_handover``); the seller may then be ``{"platform": P}``."""
         if request is None:
             if good_type is None or fingerprint is None or seller is None or buyer is None:
                 raise InvalidInput("a transfer names good_type, fingerprint, seller and buyer")
@@ -631,6 +636,7 @@ class TracemarkClient:
                     price=None if price is None else str(price),
                     currency=currency,
                     final=final,
+                    authorization=authorization,
                 )
             except ValidationError as exc:
                 fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
@@ -642,6 +648,34 @@ class TracemarkClient:
             idempotency_key=idempotency_key,
         )
         return self._model(ReceiptOut, answer)
+
+    def authorize_handover(
+        self,
+        *,
+        good_type: GoodType | GoodTypeName,
+        fingerprint: bytes | str,
+        reference: str,
+        buyer_platform: str,
+        expires_in: int = 600,
+    ) -> HandoverOut:
+        """Consent, once, that ``buyer_platform`` may move a good your platform holds under
+        ``reference``: hand the answer's ``authorization`` (a secret, shown once) to that
+        platform, which passes it to ``transfer``. It expires after ``expires_in`` seconds."""
+        try:
+            request = HandoverIn(
+                good_type=_good_type_name(good_type),
+                fingerprint=_fingerprint_text(fingerprint),
+                reference=reference,
+                buyer_platform=buyer_platform,
+                expires_in=expires_in,
+            )
+        except ValidationError as exc:
+            fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
+            raise InvalidInput(f"the authorization's fields are invalid: {fields}") from None
+        answer = self._send(
+            "POST", "/v1/transfers/authorizations", document=request.model_dump(mode="json")
+        )
+        return self._model(HandoverOut, answer)
 
     def receipt(self, transfer_id: int) -> ReceiptOut:
         """One of your platform's transfers, as its receipt."""

@@ -22,6 +22,10 @@ REFUSED_DOUBLE_SALE: Final = "double-sale"
 REFUSED_REVOKED: Final = "revoked"
 REFUSED_CONSUMED: Final = "consumed"
 REFUSED_NOT_DISTRIBUTOR: Final = "not-a-distributor"
+#: A platform named another platform's holder as its seller without that platform's consent
+#: (``not-the-holder``), or presented a hand-over authorization that did not hold.
+REFUSED_NOT_THE_HOLDER: Final = "not-the-holder"
+REFUSED_AUTHORIZATION: Final = "authorization-refused"
 
 
 # -- records ---------------------------------------------------------------------------------
@@ -162,9 +166,11 @@ class SignalInputs:
 
 __all__ = [
     "ANONYMOUS",
+    "REFUSED_AUTHORIZATION",
     "REFUSED_CONSUMED",
     "REFUSED_DOUBLE_SALE",
     "REFUSED_NOT_DISTRIBUTOR",
+    "REFUSED_NOT_THE_HOLDER",
     "REFUSED_REVOKED",
     "AttemptRecord",
     "EntryRecord",

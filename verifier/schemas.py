@@ -20,7 +20,11 @@ Hex32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")]
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
 HexBytes = Annotated[str, StringConstraints(pattern=r"^0x([0-9a-fA-F]{2}){0,1024}$")]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
-PlatformId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+#: A platform id (``registry.parties.PLATFORM_ID_PATTERN``, the grammar of API keys' platforms):
+#: no NUL, control, bidi or other format character reaches the signed log.
+PlatformId = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$", max_length=64)
+]
 Reference = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Amount = Annotated[str, StringConstraints(pattern=r"^(0|[1-9][0-9]{0,77})$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{1,16}$")]
@@ -312,6 +316,12 @@ class PartyIn(Strict):
     creator: bool = False
 
 
+#: A hand-over authorization's token (``registry.handover``: ``tmho_`` and 43 base64url).
+HandoverToken = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,128}$", min_length=1, max_length=128)
+]
+
+
 class TransferIn(Strict):
     good_type: GoodTypeName
     fingerprint: Hex32
@@ -320,6 +330,33 @@ class TransferIn(Strict):
     price: Amount | None = None
     currency: Currency | None = None
     final: bool = False
+    #: The seller's platform's one-time consent, when the seller is on another platform than
+    #: yours (``POST /v1/transfers/authorizations``); the seller may then omit its reference.
+    authorization: HandoverToken | None = None
+
+
+class HandoverIn(Strict):
+    """The holding platform consents, once, that ``buyer_platform`` may move a good it holds."""
+
+    good_type: GoodTypeName
+    fingerprint: Hex32
+    #: Your own reference to the holder (the party the good is held by on your platform).
+    reference: Reference
+    buyer_platform: PlatformId
+    #: Seconds until it expires (``registry.handover.MAX_AUTHORIZATION_SECONDS``).
+    expires_in: Annotated[int, Field(ge=1, le=3600)] = 600
+
+
+class HandoverOut(Strict):
+    """The token, shown once: hand it to the buying platform, which presents it with its
+    transfer report. Only its hash is kept."""
+
+    authorization_id: int
+    authorization: str
+    good_type: GoodTypeName
+    fingerprint: Hex32
+    buyer_platform: str
+    expires_at: int
 
 
 class RoyaltyShareOut(Strict):
@@ -430,6 +467,8 @@ __all__ = [
     "EntryOut",
     "EvidenceOut",
     "GoodOut",
+    "HandoverIn",
+    "HandoverOut",
     "HolderOut",
     "JobOut",
     "Page",

@@ -56,6 +56,7 @@ from verifier.market import (
     REFUSED_CONSUMED,
     REFUSED_DOUBLE_SALE,
     REFUSED_NOT_DISTRIBUTOR,
+    REFUSED_NOT_THE_HOLDER,
     REFUSED_REVOKED,
     AttemptRecord,
     EntryRecord,
@@ -394,11 +395,12 @@ def duplicate_claims(
 def sold_by_non_holder(
     attempts: Iterable[AttemptRecord], chains: Chains, th: Thresholds
 ) -> list[Signal]:
-    """Refused double sales (the seller did not hold the good), retries left out, and first
-    sales claimed by a platform the creator did not name as a distributor."""
+    """Refused double sales (the seller did not hold the good), retries left out, first
+    sales claimed by a platform the creator did not name as a distributor, and goods another
+    platform holds claimed without its consent (``not-the-holder``)."""
     by_good: dict[GoodKey, list[AttemptRecord]] = defaultdict(list)
     for a in attempts:
-        if a.reason not in (REFUSED_DOUBLE_SALE, REFUSED_NOT_DISTRIBUTOR):
+        if a.reason not in (REFUSED_DOUBLE_SALE, REFUSED_NOT_DISTRIBUTOR, REFUSED_NOT_THE_HOLDER):
             continue
         if _is_retry(a, chains.transfer(a.earlier_transfer_id), th):
             continue
@@ -407,11 +409,19 @@ def sold_by_non_holder(
     for good, found in by_good.items():
         found.sort(key=lambda a: (a.at, a.attempt_id))
         evidence = [_attempt_evidence(a) for a in found]
-        earlier = chains.transfer(found[0].earlier_transfer_id)
+        earlier = next(
+            (
+                chains.transfer(a.earlier_transfer_id)
+                for a in found
+                if a.earlier_transfer_id is not None
+            ),
+            None,
+        )
         if earlier is not None:
             evidence.insert(0, _transfer_evidence(earlier))
         doubles = [a for a in found if a.reason == REFUSED_DOUBLE_SALE]
         unnamed = sorted({a.platform for a in found if a.reason == REFUSED_NOT_DISTRIBUTOR})
+        unasked = sorted({a.platform for a in found if a.reason == REFUSED_NOT_THE_HOLDER})
         sellers = sorted({_party(a.seller_platform, a.seller_ref) for a in doubles})
         said = []
         if doubles:
@@ -420,6 +430,11 @@ def sold_by_non_holder(
             said.append(
                 f"claimed first-hand from its creator by {', '.join(unnamed)}, "
                 "not among the creator's distributors"
+            )
+        if unasked:
+            said.append(
+                f"claimed from another platform's holder by {', '.join(unasked)}, "
+                "without that platform's consent"
             )
         concerned = {a.platform for a in found} | ({earlier.buyer_platform} if earlier else set())
         signals.append(

@@ -332,12 +332,21 @@ def _run(url: str, anchor_wait: float, *, quiet: bool) -> dict[str, Any]:
         except ApiProblem as exc:
             double_sale.update(refused=True, status=exc.status, detail=exc.detail)
         # Aurora changes hands three times; every resale owes Lumen 10%.
+        # Alice (on cardhub) sells to bob on keyshop: cardhub consents once, keyshop reports.
         chain: list[tuple[TracemarkClient, dict[str, Any], dict[str, Any], int]] = [
             (cardhub, {"creator": True}, {"reference": "alice"}, 12_000),
-            (keyshop, {"platform": "cardhub", "reference": "alice"}, {"reference": "bob"}, 15_000),
+            (keyshop, {"platform": "cardhub"}, {"reference": "bob"}, 15_000),
             (keyshop, {"reference": "bob"}, {"reference": "carol"}, 18_000),
         ]
         for platform, seller, buyer, price in chain:
+            consent = None
+            if seller.get("platform") == "cardhub":
+                consent = cardhub.authorize_handover(
+                    good_type="file",
+                    fingerprint=aurora,
+                    reference="alice",
+                    buyer_platform="keyshop",
+                ).authorization
             platform.transfer(
                 good_type="file",
                 fingerprint=aurora,
@@ -345,6 +354,7 @@ def _run(url: str, anchor_wait: float, *, quiet: bool) -> dict[str, Any]:
                 buyer=buyer,
                 price=price,
                 currency="EUR",
+                authorization=consent,
             )
         for _, fp in artworks:
             keyshop.verify("file", fingerprint=fp)

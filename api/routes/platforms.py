@@ -25,6 +25,7 @@ from api.pagination import decode_cursor, next_cursor
 from registry.eip712 import parse_address, typed_data
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, fingerprint_hex, parse_fingerprint
+from registry.handover import HandoverRequest, IssuedAuthorization
 from registry.transfers import Party, TransferReceipt, TransferRequest
 from registry.verifications import VerificationRecord
 from verifier import authenticity
@@ -32,6 +33,8 @@ from verifier.schemas import (
     DEFAULT_PAGE,
     MAX_PAGE,
     GoodTypeName,
+    HandoverIn,
+    HandoverOut,
     Page,
     PartyIn,
     ReceiptOut,
@@ -312,12 +315,14 @@ async def verify_file(
 # -- transfers ---------------------------------------------------------------------------------
 
 
-def _party(value: PartyIn, default_platform: str, role: str) -> Party:
+def _party(value: PartyIn, default_platform: str, role: str, *, authorized: bool = False) -> Party:
     if value.creator:
         if value.platform is not None or value.reference is not None:
             raise InvalidInput(f"{role}: the creator is named by creator=true alone")
         return Party(None, None)
-    if value.reference is None:
+    if value.reference is None and not (authorized and value.platform is not None):
+        # A seller named by a hand-over authorization may be its platform alone: the buying
+        # platform need not learn the holder's reference.
         raise InvalidInput(f"{role}: give a reference (or creator=true)")
     return Party(value.platform or default_platform, value.reference)
 
@@ -359,6 +364,10 @@ def receipt_out(receipt: TransferReceipt) -> dict[str, Any]:
     summary="Report a hand-over or sale; get the royalty split and a signed receipt.",
     responses={
         200: {"description": "A retry with the same Idempotency-Key: the original receipt"},
+        403: problem_response(
+            "The seller is on another platform that did not consent (not-the-holder), or the "
+            "hand-over authorization is unknown, used, expired or not for this sale"
+        ),
         409: problem_response("Double sale (the seller is not the holder), revoked or consumed"),
     },
 )
@@ -375,15 +384,61 @@ def record_transfer(
         platform=principal.platform,
         good_type=GOOD_TYPES[body.good_type],
         fingerprint=parse_fingerprint(body.fingerprint),
-        seller=_party(body.seller, principal.platform, "seller"),
+        seller=_party(
+            body.seller, principal.platform, "seller", authorized=body.authorization is not None
+        ),
         buyer=_party(body.buyer, principal.platform, "buyer"),
         price=None if body.price is None else int(body.price),
         currency=body.currency,
         final=body.final,
         idempotency_key=idempotency_key,
+        authorization=body.authorization,
     )
     receipt = ctx.registry.transfer(request)
     return JSONResponse(receipt_out(receipt), status_code=200 if receipt.replayed else 201)
+
+
+def handover_out(issued: IssuedAuthorization) -> dict[str, Any]:
+    return {
+        "authorization_id": issued.authorization_id,
+        "authorization": issued.token,
+        "good_type": issued.good_type.name.lower(),
+        "fingerprint": fingerprint_hex(issued.fingerprint),
+        "buyer_platform": issued.buyer_platform,
+        "expires_at": issued.expires_at,
+    }
+
+
+@router.post(
+    "/v1/transfers/authorizations",
+    operation_id="authorize_handover",
+    response_model=HandoverOut,
+    status_code=201,
+    summary="Consent, once, that another platform may move a good your platform holds.",
+    responses={
+        403: problem_response("Your platform does not hold the good under that reference"),
+    },
+)
+def authorize_handover(
+    body: HandoverIn,
+    ctx: Annotated[ApiContext, Depends(context)],
+    principal: Annotated[Principal, Depends(require_scope("transfer"))],
+) -> Response:
+    assert principal.platform is not None
+    issued = ctx.registry.authorize_handover(
+        HandoverRequest(
+            platform=principal.platform,
+            good_type=GOOD_TYPES[body.good_type],
+            fingerprint=parse_fingerprint(body.fingerprint),
+            reference=body.reference,
+            buyer_platform=body.buyer_platform,
+            seconds=body.expires_in,
+        )
+    )
+    # NOTE: the token is in this answer only; only its hash is stored, and it is never logged.
+    return JSONResponse(
+        handover_out(issued), status_code=201, headers={"Cache-Control": "no-store"}
+    )
 
 
 @router.get(

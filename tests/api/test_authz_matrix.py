@@ -110,6 +110,8 @@ POLICY: dict[str, frozenset[str]] = {
     "verify_good": ANYONE - {TRANSFER, AUDIT},
     "verify_file": ANYONE - {TRANSFER, AUDIT},
     "record_transfer": holding("transfer"),
+    # Consent that another platform may move a good this platform holds (issue 12).
+    "authorize_handover": holding("transfer"),
     "get_transfer": holding("transfer"),
     "list_transfers": holding("transfer"),
     # Webhooks carry transfer receipts: managing them takes the transfer scope.
@@ -243,6 +245,8 @@ class World:
     good: bytes
     good_b: bytes
     matrix_transfer_good: bytes
+    #: A good platform A's user "h1" holds: what A may consent to hand over.
+    handover_good: bytes
     revocable_good: bytes
     transfer_a: int
     transfer_b: int
@@ -338,6 +342,7 @@ def build_world(registry: Registry, clock: Clock) -> Iterator[World]:
         sign_enrollment(creator_a, DEV_DOMAIN, now=now), creator_a.require_code_key()
     )
     good, good_b, matrix_good, revocable, own_b = (secrets.token_bytes(32) for _ in range(5))
+    handover_good = secrets.token_bytes(32)
     registry.register(
         registration(
             creator_a,
@@ -349,7 +354,7 @@ def build_world(registry: Registry, clock: Clock) -> Iterator[World]:
             policy=ROYALTY_POLICY,
         )
     )
-    for fingerprint in (good_b, matrix_good, revocable):
+    for fingerprint in (good_b, matrix_good, revocable, handover_good):
         registry.register(registration(creator_a, now, fingerprint=fingerprint))
     registry.register(registration(creator_b, now, fingerprint=own_b))
     head = registry.sequence_all()
@@ -379,6 +384,14 @@ def build_world(registry: Registry, clock: Clock) -> Iterator[World]:
             fingerprint=hex0x(good_b),
             seller={"creator": True},
             buyer={"reference": "b1"},
+        )
+        _transfer(
+            client,
+            keys[PLATFORM],
+            good_type="file",
+            fingerprint=hex0x(handover_good),
+            seller={"creator": True},
+            buyer={"reference": "h1"},
         )
 
         # A bulk upload of two codes: its job is the real job id; its documents are reused.
@@ -452,6 +465,7 @@ def build_world(registry: Registry, clock: Clock) -> Iterator[World]:
             good=good,
             good_b=good_b,
             matrix_transfer_good=matrix_good,
+            handover_good=handover_good,
             revocable_good=revocable,
             transfer_a=transfer_a,
             transfer_b=transfer_b,
@@ -509,6 +523,15 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
             "buyer": {"reference": "matrix"},
         },
         headers={"Idempotency-Key": "authz-matrix"},
+    ),
+    # Issuing consents nothing away by itself: every call is a new one-time authorization.
+    "authorize_handover": lambda w: Call(
+        json={
+            "good_type": "file",
+            "fingerprint": hex0x(w.handover_good),
+            "reference": "h1",
+            "buyer_platform": "keyshop",
+        }
     ),
     "get_transfer": lambda w: Call(),
     "list_transfers": lambda w: Call(params={"limit": 5}),

@@ -210,15 +210,22 @@ def test_a_sale_chain_with_royalties_double_sale_and_consumption(
         digest("TransferReceipt", message, domain), Signature.parse(receipt["signature"])
     )
     assert signer == registry.address == receipt["signer"]
-    # The agent resells on platform B: royalties apply.
+    # The agent resells on platform B, with platform A's one-time consent: royalties apply.
+    consent = client.post(
+        "/v1/transfers/authorizations",
+        json={**good, "reference": "agent-7", "buyer_platform": "keyshop"},
+        headers=bearer(a),
+    )
+    assert consent.status_code == 201, consent.text
     second = client.post(
         "/v1/transfers",
         json={
             **good,
-            "seller": {"platform": "cardhub", "reference": "agent-7"},
+            "seller": {"platform": "cardhub"},
             "buyer": {"reference": "reseller-2"},
             "price": "1999",
             "currency": "EUR",
+            "authorization": consent.json()["authorization"],
         },
         headers=bearer(b),
     )

@@ -17,7 +17,6 @@ from api.cli import app as cli_app
 from api.routes.trace import MERMAID_MEDIA_TYPE
 from registry.creator import CreatorKeys
 from registry.service import Registry
-from registry.transfers import reference_hash
 from tests.api.conftest import CodeGood, KeyFactory, bearer, sign_in
 from tests.api.test_cli_over_http import Server, server  # noqa: F401 - the live API fixture
 from tests.conftest import Clock, CreatorFactory
@@ -55,6 +54,19 @@ def sell_through_an_agent(client: TestClient, make_key: KeyFactory, good: CodeGo
         ),
     ]
     for key, seller, buyer, terms in sales:
+        if seller.get("platform") == "cardhub":  # cardhub consents to keyshop's sale (issue 12)
+            consent = client.post(
+                "/v1/transfers/authorizations",
+                json={
+                    "good_type": "code",
+                    "fingerprint": good.hex,
+                    "reference": "agent-7",
+                    "buyer_platform": "keyshop",
+                },
+                headers=bearer(cardhub),
+            )
+            assert consent.status_code == 201, consent.text
+            terms = {**terms, "authorization": consent.json()["authorization"]}
         body = {"good_type": "code", "fingerprint": good.hex, "seller": seller, "buyer": buyer}
         answer = client.post(
             "/v1/transfers", json={**body, **terms, "currency": "EUR"}, headers=bearer(key)
@@ -75,7 +87,7 @@ def wait_for_verifications(client: TestClient, path: str, key: str, times: int) 
 
 
 def test_an_auditor_follows_a_code_from_its_creator_to_its_end_user(
-    client: TestClient, make_key: KeyFactory, code_good: CodeGood
+    client: TestClient, registry: Registry, make_key: KeyFactory, code_good: CodeGood
 ) -> None:
     sell_through_an_agent(client, make_key, code_good)
     audit = make_key("regulator", "audit")
@@ -94,8 +106,8 @@ def test_an_auditor_follows_a_code_from_its_creator_to_its_end_user(
         "keyshop",
     }
     first, final = (e for e in trace.events if isinstance(e, TraceTransferredOut))
-    agent = f"cardhub:{reference_hash('cardhub', 'agent-7').hex()[:8]}"
-    player = f"keyshop:{reference_hash('keyshop', 'player-1').hex()[:8]}"
+    agent = f"cardhub:{registry.reference_hash('cardhub', 'agent-7').hex()[:8]}"
+    player = f"keyshop:{registry.reference_hash('keyshop', 'player-1').hex()[:8]}"
     assert (first.seller.label, first.buyer.label, first.price) == ("creator", agent, "1000")
     assert (final.seller.label, final.buyer.label, final.final) == (agent, player, True)
     assert [(s.bps, s.amount) for s in final.royalties] == [(750, "187")]

@@ -18,6 +18,7 @@ from registry.distribution import NotADistributor
 from registry.eip712 import DEV_DOMAIN, Signature, digest, recover_signer
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, Use
+from registry.handover import HandoverRequest
 from registry.leaf import EntryKind, payload_hash
 from registry.log import entries_t
 from registry.merkle import hash_leaf, verify_inclusion
@@ -65,6 +66,7 @@ def sale(
     final: bool = False,
     key: str | None = None,
     good_type: GoodType = GoodType.CODE,
+    authorization: str | None = None,
 ) -> TransferRequest:
     return TransferRequest(
         platform=platform,
@@ -76,7 +78,31 @@ def sale(
         currency=None if price is None else "EUR",
         final=final,
         idempotency_key=key,
+        authorization=authorization,
     )
+
+
+def handover(
+    registry: Registry,
+    fingerprint: bytes,
+    holder: Party,
+    buyer_platform: str,
+    *,
+    seconds: int = 600,
+    good_type: GoodType = GoodType.CODE,
+) -> str:
+    """The holding platform's one-time consent that ``buyer_platform`` may move the good."""
+    assert holder.platform is not None and holder.reference is not None
+    return registry.authorize_handover(
+        HandoverRequest(
+            platform=holder.platform,
+            good_type=good_type,
+            fingerprint=fingerprint,
+            reference=holder.reference,
+            buyer_platform=buyer_platform,
+            seconds=seconds,
+        )
+    ).token
 
 
 @pytest.fixture
@@ -152,7 +178,8 @@ def test_royalties_apply_only_when_the_seller_is_not_the_creator(
     first = registry.transfer(sale(code, CREATOR, agent, price=10_000))
     assert first.royalties == [] and first.seller_amount == 10_000
 
-    second = registry.transfer(sale(code, agent, buyer, platform="keyshop", price=12_345))
+    # The holding platform reports its agent's sale to a buyer on another platform.
+    second = registry.transfer(sale(code, agent, buyer, platform="cardhub", price=12_345))
     expected = split(12_345, POLICY)
     assert [(s.recipient, s.amount) for s in second.royalties] == list(expected.royalties)
     assert second.seller_amount == expected.seller_amount
@@ -174,7 +201,9 @@ def test_a_seller_who_is_not_the_holder_gets_the_earlier_transfer(
         registry.transfer(sale(code, CREATOR, party("keyshop", "buyer-3")))
     # Same reference on another platform is another party.
     with pytest.raises(DoubleSale):
-        registry.transfer(sale(code, party("keyshop", "agent-7"), party("keyshop", "b")))
+        registry.transfer(
+            sale(code, party("keyshop", "agent-7"), party("keyshop", "b"), platform="keyshop")
+        )
 
 
 def test_a_final_sale_consumes_a_single_use_good(registry: Registry, code: bytes) -> None:
@@ -302,7 +331,8 @@ def test_royalty_statement_adds_up_per_good_platform_and_period(
     agent, sub, player = party("cardhub", "a"), party("keyshop", "s"), party("keyshop", "p")
     start = clock()
     registry.transfer(sale(code, CREATOR, agent, price=1_000))
-    registry.transfer(sale(code, agent, sub, platform="keyshop", price=2_000))
+    token = handover(registry, code, agent, "keyshop")
+    registry.transfer(sale(code, agent, sub, platform="keyshop", price=2_000, authorization=token))
     clock.advance(40 * 86_400)
     registry.transfer(sale(code, sub, player, platform="keyshop", price=3_001, final=True))
 
@@ -459,7 +489,7 @@ def test_a_restricted_creator_sells_first_hand_only_through_its_distributors(
 
     first = registry.transfer(sale(code, CREATOR, party("cardhub", "agent-7")))
     resale = registry.transfer(
-        sale(code, party("cardhub", "agent-7"), party("gamemart", "u2"), platform="gamemart")
+        sale(code, party("cardhub", "agent-7"), party("gamemart", "u2"), platform="cardhub")
     )
     assert resale.log_index > first.log_index
     # Open again: anyone may sell first-hand; the list is kept for the next restriction.

@@ -576,7 +576,7 @@ def test_refused_transfers_are_recorded_apart_and_feed_the_signals(
     assert counts(engine) == before
     final = market.transfer(_sale(codes[1], creator_party, Party("keyshop", "u2"), final=True))
     with pytest.raises(GoodConsumed):
-        market.transfer(_sale(codes[1], Party("keyshop", "u2"), Party("gamemart", "u3")))
+        market.transfer(_sale(codes[1], Party("keyshop", "u2"), Party("keyshop", "u3")))
     market.revoke(
         sign_revocation(
             creator,

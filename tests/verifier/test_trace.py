@@ -23,10 +23,11 @@ from registry.creator import CreatorKeys, sign_revocation
 from registry.eip712 import DEV_DOMAIN
 from registry.errors import NotFound
 from registry.fingerprints import GoodType, Use
+from registry.handover import HandoverRequest
 from registry.royalty import RoyaltyPolicy
 from registry.service import Registry
 from registry.settings import load_settings
-from registry.transfers import GoodConsumed, Party, TransferRequest, reference_hash
+from registry.transfers import GoodConsumed, Party, TransferRequest
 from registry.verifications import VerificationRecord
 from tests.conftest import START, Clock, CreatorFactory
 from tests.registry.helpers import registration
@@ -61,8 +62,8 @@ def db_registry(engine: Engine, clock: Clock) -> Registry:
     )
 
 
-def short(platform: str, reference: str) -> str:
-    return f"{platform}:{reference_hash(platform, reference).hex()[:8]}"
+def short(registry: Registry, platform: str, reference: str) -> str:
+    return f"{platform}:{registry.reference_hash(platform, reference).hex()[:8]}"
 
 
 def creator_party() -> Party:
@@ -118,8 +119,22 @@ def build_market(registry: Registry, clock: Clock, make_creator: CreatorFactory)
     record(registry, clock(), "keyshop", code, "code")
     clock.advance(10)
     player = Party("keyshop", "player-1")
+    # Cardhub consents, once, that keyshop may move its agent's code (issue 12).
+    consent = registry.authorize_handover(
+        HandoverRequest("cardhub", GoodType.CODE, code, "agent-7", "keyshop")
+    )
     registry.transfer(
-        TransferRequest("keyshop", GoodType.CODE, code, agent, player, 2500, "EUR", final=True)
+        TransferRequest(
+            "keyshop",
+            GoodType.CODE,
+            code,
+            agent,
+            player,
+            2500,
+            "EUR",
+            final=True,
+            authorization=consent.token,
+        )
     )
     return Market(registry, creator, pirate, code)
 
@@ -161,7 +176,8 @@ def test_a_goods_whole_history_in_log_order_and_who_was_first(
     assert {p.platform: p.times for p in trace.verified_by} == {"keyshop": 2, "cardhub": 1}
 
     first, final = (e for e in trace.events if isinstance(e, TraceTransferredOut))
-    agent, player = short("cardhub", "agent-7"), short("keyshop", "player-1")
+    agent = short(db_registry, "cardhub", "agent-7")
+    player = short(db_registry, "keyshop", "player-1")
     assert (first.platform, first.seller.label, first.buyer.label) == ("cardhub", "creator", agent)
     assert (first.price, first.currency, first.final, first.royalties) == ("1000", "EUR", False, [])
     assert (final.seller.label, final.buyer.label, final.final) == (agent, player, True)
@@ -201,16 +217,16 @@ def test_refused_transfers_are_in_the_history_as_evidence(
     agent, victim = Party("cardhub", "agent-7"), Party("gamemart", "victim")
     with pytest.raises(GoodConsumed):
         db_registry.transfer(
-            TransferRequest("gamemart", GoodType.CODE, market.code, agent, victim, 900, "EUR")
+            TransferRequest("cardhub", GoodType.CODE, market.code, agent, victim, 900, "EUR")
         )
     trace = build_trace(db_registry, GoodType.CODE, market.code)
     assert [e.kind for e in trace.events][-2:] == ["transferred", "refused"]
     refused = trace.events[-1]
     assert isinstance(refused, TraceRefusedOut)
-    assert (refused.platform, refused.reason) == ("gamemart", "consumed")
+    assert (refused.platform, refused.reason) == ("cardhub", "consumed")
     assert (refused.seller.label, refused.buyer.label) == (
-        short("cardhub", "agent-7"),
-        short("gamemart", "victim"),
+        short(db_registry, "cardhub", "agent-7"),
+        short(db_registry, "gamemart", "victim"),
     )
     final = trace.events[-2]
     assert isinstance(final, TraceTransferredOut)
@@ -228,7 +244,8 @@ def test_the_graph_and_mermaid_name_every_hop(
 ) -> None:
     market = build_market(db_registry, clock, make_creator)
     trace = build_trace(db_registry, GoodType.CODE, market.code)
-    agent, player = short("cardhub", "agent-7"), short("keyshop", "player-1")
+    agent = short(db_registry, "cardhub", "agent-7")
+    player = short(db_registry, "keyshop", "player-1")
 
     nodes = {n.id: (n.kind, n.label) for n in trace.graph.nodes}
     assert nodes["creator"][0] == "creator"

@@ -128,7 +128,7 @@ def _seed(registry: Registry, files: Path) -> dict[str, object]:
     alice, bob = Party("cardhub", "alice"), Party("keyshop", "bob")
     for platform, seller, buyer, price in (
         ("cardhub", Party(None, None), alice, 5_000),
-        ("keyshop", alice, bob, 8_000),
+        ("cardhub", alice, bob, 8_000),  # the holder's platform reports its user's sale
     ):
         registry.transfer(
             TransferRequest(
