@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
@@ -27,12 +28,14 @@ from api.context import MAX_JSON_BYTES, ApiContext
 from api.identity import IdentityService, IdentitySettings, load_identity_settings
 from api.jobs import JobRunner
 from api.limits import BodyLimit
-from api.ratelimit import RateLimiter, RateLimits
+from api.pow import ProofOfWork
+from api.ratelimit import Limit, RateLimiter, RateLimits
 from api.routes import auditors, creators, platforms
 from api.routes import identity as identity_routes
 from api.routes import signals as signal_routes
 from api.routes import trace as trace_routes
 from api.routes import webhooks as webhook_routes
+from api.settings import ApiSettings, load_api_settings
 from api.telemetry import TelemetryWriter, VerificationBuffer
 from api.trustroot import TrustRootConfig
 from api.webhooks import WebhookService, WebhookSettings, WebhookWorker, load_webhook_settings
@@ -100,7 +103,14 @@ def create_app(
     webhook_settings: WebhookSettings | None = None,
     identity_settings: IdentitySettings | None = None,
     trust_root: TrustRootConfig | None = None,
+    api_settings: ApiSettings | None = None,
 ) -> FastAPI:
+    settings = api_settings or load_api_settings()
+    # The global public code-lookup budget is a setting; every other limit is ``limits``'.
+    limits = replace(
+        limits or RateLimits(),
+        code_lookup_all=Limit.per_minute(settings.anon_code_lookups_per_minute),
+    )
     jobs = JobRunner(registry)
     identity = IdentityService(registry, identity_settings or load_identity_settings())
     webhooks = WebhookService(registry, webhook_settings or load_webhook_settings())
@@ -128,6 +138,9 @@ def create_app(
         lifespan=lifespan,
         # Every route may answer a problem; "4XX" also replaces FastAPI's own 422 schema.
         responses={"4XX": api_errors.PROBLEM_RESPONSE, "5XX": api_errors.PROBLEM_RESPONSE},
+        # NOTE: Starlette's slash redirect builds its Location from the Host header, so a
+        # hostile Host would be sent back as a redirect target: no slash redirects (404).
+        redirect_slashes=False,
     )
     api_errors.install(app)
     authenticator = auth.install(app, registry, limiter=RateLimiter(limits))
@@ -144,6 +157,12 @@ def create_app(
         siwe_domain=siwe_domain,
         identities=identity.cache,
         trust_root=trust_root or TrustRootConfig(url=f"http://{siwe_domain}"),
+        proof_of_work=ProofOfWork(
+            registry.derived_key("verify-pow"),
+            bits=settings.anon_pow_bits,
+            ttl=settings.anon_pow_ttl,
+            clock=registry.clock,
+        ),
     )
     app.state.context = ctx
     app.state.identity = identity

@@ -33,12 +33,15 @@ from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from starlette.datastructures import QueryParams
 from starlette.requests import HTTPConnection
+from starlette.types import Scope
 
 from api.models import PLATFORM_ID_MAX, ApiKey, ApiKeyGeneration, Platform
+from api.network import client_address
 from api.ratelimit import ANONYMOUS, API_KEY, AUDITOR, CREATOR, SIGNED_WRITE, RateLimiter
 from registry.db import read_transaction, write_transaction
 from registry.eip712 import checksum_address
 from registry.errors import InvalidInput, NotFound, TracemarkError
+from verifier.webhooks import SECRET_PREFIX as WEBHOOK_SECRET_PREFIX
 
 if TYPE_CHECKING:
     from registry.service import Registry
@@ -67,6 +70,9 @@ MAX_LABEL_LENGTH: Final = 200
 #: Query parameters that would carry a credential in the URL, where proxies and access logs
 #: keep it: always refused, even next to a valid header (THREATS 37).
 QUERY_CREDENTIAL_PARAMS: Final = frozenset({"api_key", "apikey", "key", "token", "access_token"})
+#: What a credential of ours starts with: a query parameter (any name, any value, with
+#: whitespace or a scheme around it) that contains one is refused too (THREATS 37).
+QUERY_CREDENTIAL_MARKERS: Final = (API_KEY_PREFIX, TOKEN_PREFIX, WEBHOOK_SECRET_PREFIX)
 
 _API_KEY_RE = re.compile(
     re.escape(API_KEY_PREFIX) + "[" + BASE58_ALPHABET + "]{" + str(API_KEY_BODY_LENGTH) + r"}\Z"
@@ -152,6 +158,12 @@ class Principal:
             return f"key:{self.key_id}"
         if self.kind == "creator":
             return f"creator:{self.creator}"
+        return f"ip:{self.client_ip or 'unknown'}"
+
+    @property
+    def address_key(self) -> str:
+        """The client address's key (``ip:<addr>``), whoever the principal is: what the public
+        tier charges, so that fresh wallets from one address share one budget."""
         return f"ip:{self.client_ip or 'unknown'}"
 
     @property
@@ -567,9 +579,14 @@ def _b64encode(data: bytes) -> str:
 
 
 def _b64decode(text: str) -> bytes:
+    """Unpadded base64url (RFC 4648 §5), canonical only: unused trailing bits are zero
+    (§3.5), so each token has exactly one spelling."""
     if not _B64URL_RE.match(text):
         raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64encode(data) != text:
+        raise ValueError("not canonical base64url")
+    return data
 
 
 def _token_mac(key: bytes, signing_input: str) -> bytes:
@@ -668,39 +685,43 @@ class Authenticator:
         return self._token_key
 
     def authenticate(self, request: HTTPConnection) -> Principal:
-        client_ip = request.client.host if request.client is not None else None
+        # The client's address is parsed (``api.network``) only where it is used: a platform's
+        # principal carries none, so the keyed hot path never parses it.
+        scope = request.scope
         # 1. Credentials in the URL: refused whatever the header says. (Most requests have
         # no query string: skip parsing one then, this runs on every request.)
-        if request.scope.get("query_string") and _credentials_in_query(request.query_params):
-            logger.info("refused a credential in the query string (client %s)", client_ip)
+        if scope.get("query_string") and _credentials_in_query(request.query_params):
+            logger.info(
+                "refused a credential in the query string (client %s)", client_address(scope)
+            )
             raise Unauthorized(CREDENTIALS_IN_URL, error="invalid_request")
         # 2. No Authorization header: anonymous. Read from the raw header list (names are
         # lower-case bytes in ASGI) rather than building a Headers object per request.
-        headers = [v for k, v in request.scope["headers"] if k == b"authorization"]
+        headers = [v for k, v in scope["headers"] if k == b"authorization"]
         if not headers:
-            return Principal.anonymous(client_ip)
+            return Principal.anonymous(client_address(scope))
         if len(headers) > 1:
-            self._refuse("several Authorization headers", client_ip)
+            self._refuse("several Authorization headers", scope)
         scheme, _, credential = headers[0].decode("latin-1").strip().partition(" ")
         credential = credential.strip()
         if scheme.lower() != "bearer" or not credential:
-            self._refuse("not a Bearer credential", client_ip)
+            self._refuse("not a Bearer credential", scope)
         # 3. A platform's API key, or a creator's session token.
         if credential.startswith(API_KEY_PREFIX):
-            return self._platform(credential, client_ip)
+            return self._platform(credential, scope)
         if credential.startswith(TOKEN_PREFIX):
-            return self._creator(credential, client_ip)
-        self._refuse("unknown credential type", client_ip)
+            return self._creator(credential, scope)
+        self._refuse("unknown credential type", scope)
 
     def lookup_api_key(self, key: str) -> Principal | None:
         """The platform principal of a valid, unrevoked key; None for anything else."""
         principal, _ = self._lookup(key)
         return principal
 
-    def _platform(self, key: str, client_ip: str | None) -> Principal:
+    def _platform(self, key: str, scope: Scope) -> Principal:
         principal, reason = self._lookup(key)
         if principal is None:
-            self._refuse(reason, client_ip)
+            self._refuse(reason, scope)
         return principal
 
     def _lookup(self, key: str) -> tuple[Principal | None, str]:
@@ -709,7 +730,7 @@ class Authenticator:
         found: tuple[Principal | None, str] | None = self._keys.fetch(hash_api_key(key))
         return (None, "unknown API key") if found is None else found
 
-    def _creator(self, token: str, client_ip: str | None) -> Principal:
+    def _creator(self, token: str, scope: Scope) -> Principal:
         try:
             claims = verify_creator_token(
                 self._token_key,
@@ -719,31 +740,37 @@ class Authenticator:
             )
             address = checksum_address(bytes.fromhex(claims.address.removeprefix("0x")))
         except (Unauthorized, InvalidInput, ValueError):
-            self._refuse("invalid or expired session token", client_ip)
+            self._refuse("invalid or expired session token", scope)
         return Principal(
             kind="creator",
             scopes=frozenset({CREATOR_SCOPE}),
             creator=address,
-            client_ip=client_ip,
+            client_ip=client_address(scope),
         )
 
     @staticmethod
-    def _refuse(reason: str, client_ip: str | None) -> NoReturn:
-        # The reason is ours (never a piece of the credential); the client gets less.
-        logger.info("authentication refused: %s (client %s)", reason, client_ip)
+    def _refuse(reason: str, scope: Scope) -> NoReturn:
+        # The reason is ours (never a piece of the credential); the client gets less, and the
+        # log gets a parsed address, never a header's text.
+        logger.info("authentication refused: %s (client %s)", reason, client_address(scope))
         raise Unauthorized()
 
 
 def _credentials_in_query(params: QueryParams) -> bool:
     for name in params:
-        if name.lower() in QUERY_CREDENTIAL_PARAMS:
+        if name.strip().lower() in QUERY_CREDENTIAL_PARAMS:
             return True
-    # A key or token under any other name is still a credential in a URL.
-    return any(
-        value.startswith((API_KEY_PREFIX, TOKEN_PREFIX))
-        for name in params
-        for value in params.getlist(name)
-    )
+    # A key, token or webhook secret under any name, anywhere in a value ("Bearer tm_...",
+    # " tm_live_..."), or as a parameter's name, is still a credential in a URL.
+    for name, value in params.multi_items():
+        if _looks_like_credential(name) or _looks_like_credential(value):
+            return True
+    return False
+
+
+def _looks_like_credential(text: str) -> bool:
+    folded = text.lower()
+    return any(marker in folded for marker in QUERY_CREDENTIAL_MARKERS)
 
 
 # -- FastAPI wiring --------------------------------------------------------------------------
@@ -799,8 +826,7 @@ def caller(request: HTTPConnection, *, anonymous_bucket: str = ANONYMOUS) -> Pri
         principal = authenticator.authenticate(request)
     except Unauthorized:
         if limiter is not None:
-            host = request.client.host if request.client is not None else None
-            limiter.check(ANONYMOUS, Principal.anonymous(host).rate_key)
+            limiter.check(ANONYMOUS, Principal.anonymous(client_address(request.scope)).rate_key)
         raise
     if limiter is not None:
         bucket = anonymous_bucket if principal.kind == "anonymous" else principal.request_bucket

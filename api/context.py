@@ -10,6 +10,7 @@ from anchoring.chain import Chain
 from api.chainwatch import ChainWatch
 from api.identity import IdentityCache
 from api.jobs import JobRunner
+from api.pow import ProofOfWork
 from api.ratelimit import RateLimiter
 from api.telemetry import VerificationBuffer
 from api.trustroot import TrustRootConfig
@@ -44,6 +45,9 @@ class ApiContext:
     max_bulk_bytes: int = MAX_BULK_BYTES
     #: Creators' proven names for verify answers (``api.identity``); None: never shown.
     identities: IdentityCache | None = None
+    #: Challenges and proofs for public code lookups (``api.pow``); None: none is issued, so
+    #: every public code lookup is refused (fail closed).
+    proof_of_work: ProofOfWork | None = None
 
     def fingerprinters(self, creator: bytes) -> tuple[CodeFingerprinter, ...]:
         """One per live code key of the creator, newest first; empty when it has none (not

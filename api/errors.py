@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from anchoring.errors import ChainMismatch, ChainUnavailable
 from api.auth import Forbidden, Unauthorized
 from api.idempotency import IdempotencyKeyReused
+from api.pow import ProofOfWorkRefused, ProofOfWorkRequired
 from api.ratelimit import RateLimited
 from registry import errors, transfers
 from registry.distribution import NotADistributor
@@ -49,6 +50,9 @@ STATUS: list[tuple[type[errors.TracemarkError], int]] = [
     (IdempotencyKeyReused, 422),
     (transfers.IdempotencyKeyReused, 422),
     (PayloadTooLarge, 413),
+    # RFC 6585 §3: the request must meet a precondition first (here: carry a proof of work).
+    (ProofOfWorkRequired, 428),
+    (ProofOfWorkRefused, 400),
     (UnsupportedMediaType, 415),
     (errors.StorageBusy, 503),
     (ChainUnavailable, 503),

@@ -15,7 +15,9 @@ bucket             keyed by                                   default
 ``anonymous``      the client IP of an unauthenticated call   5/s, burst 10
 ``signed_write``   the client IP of a creator's signed write  20/s, burst 40
                    sent without a session token
-``code_lookup``    the client IP of an anonymous code lookup  10/min, burst 10
+``code_lookup``    the client IP of a public code lookup      10/min, burst 10
+``code_lookup_all`` every public code lookup together (one    600/min, burst 600
+                   key, ``all``; ``TRACEMARK_ANON_CODE_LOOKUPS_PER_MINUTE``)
 ``fingerprint``    a code's fingerprint, across every caller  60/min, burst 60
 ``probe``          lookups of codes that do not exist, per    20/min, burst 20
                    key or IP (see ``record_probe_failure``)
@@ -31,6 +33,10 @@ bucket             keyed by                                   default
 - A platform or IP that exhausts its ``probe`` budget is refused (429) until it refills and
   is *flagged* in memory (``flags()``) with counts, for the API to report and log; the
   signals work persists such flags later.
+- A *public* code lookup is an anonymous one, or a creator session's lookup of a code that is
+  not its own: it is charged to ``code_lookup`` by client address and to ``code_lookup_all``,
+  and must carry a proof of work (``api.pow``). Rotating addresses escapes the first, not the
+  other two; a fresh wallet escapes none (sessions from one address share its bucket).
 - ``fingerprint`` is shared by everyone: a card polled far more than any honest resale
   needs is the signature of a bot draining it. NOTE: the flip side is that a hostile caller
   can exhaust one card's budget for a minute; the budget is per card, so that only delays
@@ -66,6 +72,9 @@ CREATOR = "creator"
 SIGNED_WRITE = "signed_write"
 ANONYMOUS = "anonymous"
 CODE_LOOKUP = "code_lookup"
+CODE_LOOKUP_ALL = "code_lookup_all"
+#: The one key of ``code_lookup_all``.
+EVERYONE = "all"
 FINGERPRINT = "fingerprint"
 PROBE = "probe"
 
@@ -113,6 +122,8 @@ DEFAULT_ANONYMOUS: Final = Limit.per_second(5, burst=10)
 DEFAULT_SIGNED_WRITE: Final = Limit.per_second(20, burst=40)
 #: One IP looking codes up without a key: a code is a short secret (THREATS 11, 38).
 DEFAULT_CODE_LOOKUP: Final = Limit.per_minute(10)
+#: Every public code lookup together: what address rotation cannot multiply.
+DEFAULT_CODE_LOOKUP_ALL: Final = Limit.per_minute(600)
 #: One code's fingerprint, whoever asks: a card polled harder is being drained.
 DEFAULT_FINGERPRINT: Final = Limit.per_minute(60)
 #: Lookups of codes that do not exist, per key or IP: a guesser's trace.
@@ -129,6 +140,7 @@ class RateLimits:
     anonymous: Limit = DEFAULT_ANONYMOUS
     signed_write: Limit = DEFAULT_SIGNED_WRITE
     code_lookup: Limit = DEFAULT_CODE_LOOKUP
+    code_lookup_all: Limit = DEFAULT_CODE_LOOKUP_ALL
     fingerprint: Limit = DEFAULT_FINGERPRINT
     probe: Limit = DEFAULT_PROBE
     #: Most buckets held at once, all names together (~200 bytes each).
@@ -314,7 +326,9 @@ __all__ = [
     "API_KEY",
     "AUDITOR",
     "CODE_LOOKUP",
+    "CODE_LOOKUP_ALL",
     "CREATOR",
+    "EVERYONE",
     "FINGERPRINT",
     "PROBE",
     "SIGNED_WRITE",

@@ -19,10 +19,14 @@ START_TIMEOUT = 30.0
 
 
 @contextmanager
-def serving(app: Any, port: int, *, name: str = "api") -> Iterator[str]:
+def serving(
+    app: Any, port: int, *, name: str = "api", config: uvicorn.Config | None = None
+) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1:``port`` until the block ends; yields its base URL once
-    ``/livez`` answers."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    ``/livez`` answers. ``config`` (for that app, host and port) replaces the default one,
+    e.g. ``api.serving.uvicorn_config``: what ``tracemark serve`` runs."""
+    if config is None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=name, daemon=True)
     thread.start()

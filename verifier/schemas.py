@@ -223,6 +223,16 @@ class VerifyIn(Strict):
     product: Slug | None = None
 
 
+class PowChallengeOut(Strict):
+    """A proof-of-work challenge for one public code lookup (``api.pow`` has the format)."""
+
+    challenge: str
+    #: Leading zero bits the work must reach.
+    difficulty: int
+    #: Unix seconds: the challenge is refused from then on.
+    expires_at: int
+
+
 class AnchorOut(Strict):
     chain_id: int
     contract: Address
@@ -473,6 +483,7 @@ __all__ = [
     "JobOut",
     "Page",
     "PartyIn",
+    "PowChallengeOut",
     "ReceiptOut",
     "RegistrationIn",
     "RegistryOut",

@@ -108,7 +108,12 @@ def serve() -> None:
     # The API in the foreground: uvicorn (uvloop + httptools) owns SIGINT/SIGTERM and returns
     # when asked to stop; then the sequencer and the worker finish their step and stop.
     anchoring = load_anchoring_settings()
-    config = uvicorn.Config(
+    # The header cap, and X-Forwarded-For believed only from TRACEMARK_TRUSTED_PROXIES.
+    from api.serving import uvicorn_config
+    from api.settings import load_api_settings
+
+    api_settings = load_api_settings()
+    config = uvicorn_config(
         create_app(
             registry,
             runtime.chain,
@@ -122,13 +127,11 @@ def serve() -> None:
                 else anchoring.anchor_confirmations,
                 finalized=anchoring.anchor_use_finalized,
             ),
+            api_settings=api_settings,
         ),
         host=state.settings.api_host,
         port=state.settings.api_port,
-        # No access log: a request line may carry what a client wrongly put in a URL.
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
+        settings=api_settings,
     )
     server = uvicorn.Server(config)
     logging.getLogger("tracemark").info(

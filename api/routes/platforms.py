@@ -17,11 +17,12 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import ratelimit
+from api import pow, ratelimit
 from api.auth import Forbidden, Principal, authenticated, caller, require_scope
 from api.context import MAX_JSON_BYTES, ApiContext, context
 from api.errors import PayloadTooLarge, problem_response
 from api.pagination import decode_cursor, next_cursor
+from api.pow import POW_HEADER, ProofOfWorkRequired
 from registry.eip712 import parse_address, typed_data
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, fingerprint_hex, parse_fingerprint
@@ -37,6 +38,7 @@ from verifier.schemas import (
     HandoverOut,
     Page,
     PartyIn,
+    PowChallengeOut,
     ReceiptOut,
     TransferIn,
     VerifyIn,
@@ -174,16 +176,61 @@ def _record(
 
 
 @router.post(
+    "/v1/verify/challenge",
+    operation_id="verify_challenge",
+    response_model=PowChallengeOut,
+    summary="A proof-of-work challenge for one public (anonymous) code lookup.",
+    responses={429: problem_response("Rate limited (Retry-After says when to come back)")},
+)
+async def verify_challenge(
+    ctx: Annotated[ApiContext, Depends(context)],
+    principal: Annotated[Principal, Depends(authenticated)],
+) -> Response:
+    """Stateless (MACed, short-lived, usable once): solve it for the lookup's body and send
+    ``X-Tracemark-Pow: <challenge>.<nonce>`` with it (``api.pow``). Keys need none."""
+    if ctx.proof_of_work is None:
+        raise ProofOfWorkRequired("this registry issues no challenges: code lookups need a key")
+    issued = ctx.proof_of_work.issue()
+    return JSONResponse(
+        {
+            "challenge": issued.challenge,
+            "difficulty": issued.difficulty,
+            "expires_at": issued.expires_at,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.post(
     "/v1/verify",
     operation_id="verify_good",
     response_model=VerifyOut,
     summary="Is this good authentic? By fingerprint, or by code and the creator it claims.",
-    responses={429: problem_response("Rate limited (Retry-After says when to come back)")},
+    responses={
+        400: problem_response("Invalid request, or a proof of work that does not hold"),
+        428: problem_response(
+            "A public code lookup without a proof of work (POST /v1/verify/challenge first)"
+        ),
+        429: problem_response("Rate limited (Retry-After says when to come back)"),
+    },
+    openapi_extra={
+        "parameters": [
+            {
+                "name": POW_HEADER,
+                "in": "header",
+                "required": False,
+                "description": "For a code lookup without an API key: <challenge>.<nonce>, "
+                "the solved challenge of POST /v1/verify/challenge for this body",
+                "schema": {"type": "string", "maxLength": 128},
+            }
+        ]
+    },
 )
 async def verify(
     body: VerifyIn,
     ctx: Annotated[ApiContext, Depends(context)],
     principal: Annotated[Principal, Depends(authenticated)],
+    request: Request,
 ) -> Response:
     if principal.kind == "platform" and "verify" not in principal.scopes:
         raise Forbidden("this API key has no verify scope")
@@ -209,16 +256,21 @@ async def verify(
         raise InvalidInput("a code lookup needs good_type code")
     if claimed_creator is None:
         raise InvalidInput("a code lookup must name the creator it claims to be from")
-    probe_key = principal.rate_key
-    if principal.kind == "anonymous":
-        ctx.limiter.check(ratelimit.CODE_LOOKUP, probe_key)
+    # A platform's key, or a creator asking about its own codes, gets the full answer on its
+    # own budget. Anyone else is the public tier (a session from a fresh wallet is anyone).
+    public = principal.kind != "platform" and principal.creator != claimed_creator
+    if public:
+        _charge_public_lookup(ctx, request, principal, body)
+        probe_key = principal.address_key
+    else:
+        probe_key = principal.rate_key
     ctx.limiter.ensure_probe_budget(probe_key)
     # parse_address checked it: the 20 bytes, without parsing it again.
     fingerprinters = ctx.fingerprinters(bytes.fromhex(claimed_creator[2:]))
     if not fingerprinters:
         # Uniform with "no such code": who has enrolled a key is not for probing either.
         ctx.limiter.record_probe_failure(probe_key)
-        return answer_response(_unknown_code(principal))
+        return answer_response(_unknown_code(public))
     # The code under its creator's current key names it for the per-code limit, however
     # many keys are tried: one check a lookup, one bucket a code.
     fingerprint = fingerprinters[0].fingerprint(body.code)
@@ -242,9 +294,28 @@ async def verify(
     _record(ctx, principal, good_type, fingerprint, "code", verdict)
     if verdict == authenticity.UNKNOWN:
         ctx.limiter.record_probe_failure(probe_key)
-    if principal.kind == "anonymous":
+    if public:
         return answer_response(_coarse(answer))
     return answer_response(answer)
+
+
+def _charge_public_lookup(
+    ctx: ApiContext, request: Request, principal: Principal, body: VerifyIn
+) -> None:
+    """What a public code lookup costs, before any lookup: its proof of work (for this very
+    body, once), then its address's budget, then everyone's (THREATS 38, issue 12)."""
+    proof = None
+    for name, value in request.scope["headers"]:
+        if name == b"x-tracemark-pow":
+            proof = value.decode("latin-1")
+            break
+    if ctx.proof_of_work is None:
+        raise ProofOfWorkRequired("this registry issues no challenges: code lookups need a key")
+    assert body.code is not None
+    binding = pow.body_binding(body.good_type, body.creator, body.product, body.code)
+    ctx.proof_of_work.check(proof, binding)
+    ctx.limiter.check(ratelimit.CODE_LOOKUP, principal.address_key)
+    ctx.limiter.check(ratelimit.CODE_LOOKUP_ALL, ratelimit.EVERYONE)
 
 
 def _coarse(answer: dict[str, Any]) -> dict[str, Any]:
@@ -253,7 +324,7 @@ def _coarse(answer: dict[str, Any]) -> dict[str, Any]:
     return {"verdict": verdict, "good_type": answer["good_type"], "coarse": True}
 
 
-def _unknown_code(principal: Principal) -> dict[str, Any]:
+def _unknown_code(coarse: bool) -> dict[str, Any]:
     answer = {
         "verdict": authenticity.UNKNOWN,
         "good_type": "code",
@@ -267,7 +338,7 @@ def _unknown_code(principal: Principal) -> dict[str, Any]:
         },
         "coarse": False,
     }
-    return _coarse(answer) if principal.kind == "anonymous" else answer
+    return _coarse(answer) if coarse else answer
 
 
 @router.post(
@@ -524,7 +595,7 @@ class VerifyFront:
             return
         request = Request(scope, receive)
         try:
-            response = await verify(body, self.app.state.context, caller(request))
+            response = await verify(body, self.app.state.context, caller(request), request)
         except Exception as exc:
             response = await self._handled(request, exc)
         await response(scope, receive, send)

@@ -4,7 +4,9 @@
  *   - a code with the creator it claims (the anonymous tier: authentic or not, nothing more);
  *   - a file, hashed here with the vendored SHA-256 (sha256.js), slice by slice, in a Web
  *     Worker when there is one: never uploaded, no WebCrypto needed (plain http on a LAN).
- * Every check is POST /v1/verify without credentials.
+ * Every check is POST /v1/verify without credentials; a code check first fetches a challenge
+ * and solves its proof of work (pow.js, in a Web Worker when there is one: pow-worker.js), so
+ * that guessing codes costs CPU time whatever address it comes from.
  *
  * Copyright 2026 the tracemark authors. SPDX-License-Identifier: Apache-2.0
  */
@@ -125,9 +127,9 @@
     return nodes;
   }
 
-  async function verify(body, how) {
+  async function verify(body, how, headers) {
     showBusy("Asking the registry…");
-    var res = await TM.api("/v1/verify", { method: "POST", json: body });
+    var res = await TM.api("/v1/verify", { method: "POST", json: body, headers: headers });
     if (!res.ok) { showProblem(res); return; }
     show(renderAnswer(res.data, how));
     result.focus();
@@ -176,8 +178,54 @@
     if (problems.length) { show(el("p", { class: "status" }, problems.join(" "))); return; }
     var body = { good_type: "code", code: code.value, creator: creator.value.trim() };
     if (slug) body.product = slug;
-    verify(body, "Checked by code (anonymously).");
+    checkCode(body);
   });
+
+  /** A public code check: a challenge, its proof of work for this very body, the check. */
+  async function checkCode(body) {
+    showBusy("Asking the registry for a challenge…");
+    var challenge = await TM.api("/v1/verify/challenge", { method: "POST" });
+    if (!challenge.ok) { showProblem(challenge); return; }
+    showBusy("Working out the proof of work that every anonymous code check carries…");
+    var solved;
+    try {
+      solved = await solvePow(challenge.data, body);
+    } catch (e) {
+      show(el("p", { class: "status" }, "Could not work out the proof of work: " + e.message));
+      return;
+    }
+    codeForm.setAttribute("data-pow-ms", String(solved.ms));
+    var headers = {};
+    headers[window.TracemarkPow.HEADER] = solved.proof;
+    verify(body, "Checked by code (anonymously; the proof of work took " +
+      (solved.ms / 1000).toFixed(2) + " s).", headers);
+  }
+
+  /** The proof of work: in a Web Worker (the page stays responsive), else right here. */
+  function solvePow(challenge, body) {
+    if (typeof Worker === "function") {
+      return new Promise(function (resolve, reject) {
+        var worker;
+        try { worker = new Worker("/static/pow-worker.js"); } catch (e) { reject(e); return; }
+        worker.onmessage = function (event) {
+          var m = event.data;
+          worker.terminate();
+          if (m.type === "done") { codeForm.setAttribute("data-pow-by", "worker"); resolve(m); }
+          else reject(new Error(m.message));
+        };
+        worker.onerror = function (event) { worker.terminate(); reject(new Error(event.message || "the worker failed")); };
+        worker.postMessage({ challenge: challenge, body: body });
+      }).catch(function () {
+        return solveHere(challenge, body);
+      });
+    }
+    return Promise.resolve().then(function () { return solveHere(challenge, body); });
+  }
+
+  function solveHere(challenge, body) {
+    codeForm.setAttribute("data-pow-by", "page");
+    return window.TracemarkPow.solve(challenge, body);
+  }
 
   // -- by file: hashed here ----------------------------------------------------------------
 

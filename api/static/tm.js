@@ -58,8 +58,9 @@
   // -- the API ------------------------------------------------------------------------------
 
   /**
-   * Call the registry's API on this origin. options: method, json (a body), auth (send this
-   * tab's credential as a Bearer header), text (the answer is text, not JSON). Resolves to {ok, status, data, problem, retryAfter}:
+   * Call the registry's API on this origin. options: method, json (a body), headers (more
+   * request headers), auth (send this tab's credential as a Bearer header), text (the answer
+   * is text, not JSON). Resolves to {ok, status, data, problem, retryAfter}:
    * data is the JSON answer, problem the RFC 9457 document of a refusal.
    */
   async function api(path, options) {
@@ -69,6 +70,9 @@
     if (options.json !== undefined) {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(options.json);
+    }
+    if (options.headers) {
+      Object.keys(options.headers).forEach(function (name) { headers[name] = options.headers[name]; });
     }
     if (options.auth) {
       var token = credential();

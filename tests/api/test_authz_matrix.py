@@ -109,6 +109,8 @@ POLICY: dict[str, frozenset[str]] = {
     # must hold the verify scope to use it; transfers are a platform's own business.
     "verify_good": ANYONE - {TRANSFER, AUDIT},
     "verify_file": ANYONE - {TRANSFER, AUDIT},
+    # A proof-of-work challenge for a public code lookup: anyone may ask (keys need none).
+    "verify_challenge": ANYONE,
     "record_transfer": holding("transfer"),
     # Consent that another platform may move a good this platform holds (issue 12).
     "authorize_handover": holding("transfer"),
@@ -511,6 +513,7 @@ def _siwe_sign_in(world: World) -> Call:
 
 REQUESTS: dict[str, Callable[[World], Call]] = {
     "verify_good": lambda w: Call(json={"good_type": "code", "fingerprint": hex0x(w.good)}),
+    "verify_challenge": lambda w: Call(),
     "verify_file": lambda w: Call(
         content=b"a file", headers={"Content-Type": "application/octet-stream"}
     ),

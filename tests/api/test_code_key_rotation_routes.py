@@ -17,6 +17,7 @@ from registry.fingerprints import CodeFingerprinter, GoodType, Use
 from registry.service import Registry
 from tests.api.conftest import POLICY, KeyFactory, bearer, sign_in
 from tests.conftest import Clock, CreatorFactory
+from tests.pow import lookup
 from tests.registry.helpers import registration
 
 PROBLEM = "application/problem+json"
@@ -103,9 +104,7 @@ def test_codes_of_both_keys_verify_and_the_retired_keys_codes_keep_their_history
     assert missing["verdict"] == "unknown"
     # Anonymous callers get the same coarse answer whichever key a code is under.
     coarse = [
-        client.post(
-            "/v1/verify", json={"good_type": "code", "code": code, "creator": creator.address}
-        ).json()
+        lookup(client, {"good_type": "code", "code": code, "creator": creator.address}).json()
         for code in ("OLD-1111-2222", "NEW-3333-4444")
     ]
     assert coarse[0] == coarse[1] and coarse[0]["coarse"] is True

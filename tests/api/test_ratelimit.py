@@ -197,6 +197,7 @@ def test_defaults_and_validation() -> None:
     assert defaults.api_key == Limit(100, 200)
     assert defaults.anonymous == Limit(5, 10)
     assert defaults.code_lookup == Limit(10 / 60, 10)
+    assert defaults.code_lookup_all == Limit(10, 600)
     assert defaults.fingerprint == Limit(1, 60)
     assert defaults.probe == Limit(20 / 60, 20)
     assert defaults.auditor.rate > defaults.api_key.rate
@@ -207,6 +208,7 @@ def test_defaults_and_validation() -> None:
         ratelimit.ANONYMOUS,
         ratelimit.SIGNED_WRITE,
         ratelimit.CODE_LOOKUP,
+        ratelimit.CODE_LOOKUP_ALL,
         ratelimit.FINGERPRINT,
         ratelimit.PROBE,
     }

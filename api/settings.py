@@ -1,0 +1,69 @@
+"""The HTTP API's own settings (``TRACEMARK_*``): trusted proxies and the public tier's costs."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Final
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from api.pow import DEFAULT_CHALLENGE_TTL, DEFAULT_POW_BITS, MAX_POW_BITS
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: Anonymous code lookups per minute from all addresses together (the global budget).
+DEFAULT_ANON_CODE_LOOKUPS_PER_MINUTE: Final = 600
+
+
+def parse_proxies(text: str) -> tuple[IPNetwork, ...]:
+    """Comma-separated IP addresses or CIDR networks; empty is none. A name, ``*`` or
+    anything else that is not an address is refused: trusting a proxy must name it."""
+    networks = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(
+                f"TRACEMARK_TRUSTED_PROXIES: {item!r} is not an IP address or CIDR network"
+            ) from None
+    return tuple(networks)
+
+
+class ApiSettings(BaseSettings):
+    """Read from the environment (``TRACEMARK_*``); each one is in the README."""
+
+    model_config = SettingsConfigDict(env_prefix="TRACEMARK_", extra="ignore", frozen=True)
+
+    #: Proxies whose ``X-Forwarded-For`` names the client (comma-separated IPs or CIDRs).
+    #: Empty (the default): no proxy is trusted, the TCP peer is the client.
+    trusted_proxies: str = ""
+    #: Leading zero bits of the proof of work asked for each public code lookup.
+    anon_pow_bits: int = Field(default=DEFAULT_POW_BITS, ge=0, le=MAX_POW_BITS)
+    #: How long a proof-of-work challenge may be used (seconds).
+    anon_pow_ttl: int = Field(default=DEFAULT_CHALLENGE_TTL, ge=5, le=3600)
+    #: Public code lookups per minute from every address together.
+    anon_code_lookups_per_minute: int = Field(
+        default=DEFAULT_ANON_CODE_LOOKUPS_PER_MINUTE, ge=1, le=1_000_000
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        parse_proxies(value)
+        return value
+
+    @property
+    def proxies(self) -> tuple[IPNetwork, ...]:
+        return parse_proxies(self.trusted_proxies)
+
+
+def load_api_settings(**overrides: object) -> ApiSettings:
+    """Build the settings from the environment, with explicit overrides (tests)."""
+    return ApiSettings(**overrides)  # type: ignore[arg-type]
+
+
+__all__ = ["ApiSettings", "load_api_settings", "parse_proxies"]
