@@ -129,6 +129,7 @@ def anchor_policy(anchoring: AnchoringSettings) -> AnchorPolicy:
         confirmations=anchoring.anchor_confirmations,
         use_finalized_tag=anchoring.anchor_use_finalized,
         max_fee_per_gas=int(anchoring.anchor_max_fee_gwei * 10**9),
+        time_to_anchor_seconds=anchoring.anchor_time_to_anchor,
     )
 
 

@@ -28,6 +28,8 @@ class AnchoringSettings(BaseSettings):
     anchor_use_finalized: bool = False
     #: The fee cap, in gwei: at the cap the worker stops and says so.
     anchor_max_fee_gwei: float = Field(default=200.0, gt=0)
+    #: The time-to-anchor objective (s): a head waiting longer raises an alert in /readyz.
+    anchor_time_to_anchor: int = Field(default=600, ge=1)
     #: Seconds between the dev chain's blocks (confirmations arrive on an idle chain).
     dev_block_time: float = Field(default=1.0, gt=0)
 

@@ -73,6 +73,9 @@ class AnchorPolicy:
     #: A broadcast anchor with no receipt after this many blocks is replaced at the same
     #: nonce with higher fees (THREATS 22), up to ``max_fee_per_gas``.
     stuck_blocks: int = 5
+    #: The time-to-anchor objective (seconds): a signed head still without a mined anchor
+    #: after this long raises the "time-to-anchor exceeded" alert (THREATS 34).
+    time_to_anchor_seconds: int = 600
 
 
 class AnchorWorker:
@@ -112,11 +115,58 @@ class AnchorWorker:
         return handler(anchor)
 
     def beat(self) -> None:
-        """Record that the worker is alive (``/readyz`` reads it): once per loop."""
+        """Record that the worker is alive, with its current alerts (``/readyz`` reads both):
+        once per loop."""
+        alerts = self.alerts()
+        text = "\n".join(alerts) or None
         with write_transaction(self.registry.engine) as conn:
-            updated = conn.execute(update(state_t).values(heartbeat=self.clock())).rowcount
-            if not updated:
-                conn.execute(insert(state_t).values(id=1, heartbeat=self.clock(), failures=0))
+            before = conn.execute(select(state_t.c.last_error).where(state_t.c.id == 1)).first()
+            values = {"heartbeat": self.clock(), "last_error": text}
+            if before is None:
+                conn.execute(insert(state_t).values(id=1, failures=0, **values))
+            else:
+                conn.execute(update(state_t).values(**values))
+        if text != (before.last_error if before is not None else None):
+            for alert in alerts:
+                logger.error("ALERT anchoring: %s", alert)
+
+    def alerts(self) -> list[str]:
+        """What a user must hear about (THREATS 23, 29, 33, 34): why the anchor in flight
+        waits (an unfunded key, the fee cap), an anchor that reverted or failed with no final
+        anchor since, and a head that has waited longer than the time-to-anchor objective."""
+        alerts = []
+        with read_transaction(self.registry.engine) as conn:
+            waiting = conn.execute(
+                select(anchors_t.c.tree_size, anchors_t.c.error).where(
+                    anchors_t.c.state.in_(IN_FLIGHT), anchors_t.c.error.is_not(None)
+                )
+            ).all()
+            alerts += [f"anchor of head {size}: {error}" for size, error in waiting]
+            last_final = conn.execute(
+                select(func.max(anchors_t.c.id)).where(anchors_t.c.state == "final")
+            ).scalar()
+            failed = conn.execute(
+                select(anchors_t.c.tree_size, anchors_t.c.state, anchors_t.c.error)
+                .where(
+                    anchors_t.c.id > (last_final or 0),
+                    anchors_t.c.state.in_(("reverted", "fatal", "reorged")),
+                    anchors_t.c.error.is_not(None),
+                )
+                .order_by(anchors_t.c.id)
+            ).all()
+            alerts += [f"anchor of head {size} {state}: {error}" for size, state, error in failed]
+            anchored = self._last_mined_size(conn)
+            waiting_since = conn.execute(
+                select(func.min(log.heads_t.c.timestamp)).where(log.heads_t.c.tree_size > anchored)
+            ).scalar()
+        if waiting_since is not None:
+            waited = self.clock() - int(waiting_since)
+            if waited > self.policy.time_to_anchor_seconds:
+                alerts.append(
+                    f"time-to-anchor exceeded: a signed head has waited {waited} s for its "
+                    f"anchor (objective {self.policy.time_to_anchor_seconds} s)"
+                )
+        return alerts
 
     def run_until_idle(self, max_steps: int = 100) -> list[str]:
         """Step until nothing is left to do (tests, ``tracemark anchor --now``)."""
@@ -331,8 +381,8 @@ class AnchorWorker:
                 repriced = self._reprice(anchor, attempt)
                 return None if repriced is None else f"repriced head {anchor['tree_size']}"
             else:
-                # Underpriced or unfunded: stay signed, nothing lost; the caller backs off.
-                self._note_error(exc.detail)
+                # Unfunded (or a nonce gap): stay signed, nothing lost; the caller backs off.
+                self._note_error(_why_waiting(exc), anchor)
                 raise
         sent_block = self.chain.block_number()
         with write_transaction(self.registry.engine) as conn:
@@ -355,9 +405,14 @@ class AnchorWorker:
             try:
                 mined = self.chain.verify_receipt(receipt, sealed)
             except ReceiptMismatch as exc:
+                # THREATS 29/45: never an anchor. Alarm; the head is sealed again by the next
+                # step (a new anchor row: this one stays on record with its reason).
+                state = "reverted" if receipt.get("status") == 0 else "fatal"
+                logger.error(
+                    "ALARM anchor of head %s %s: %s", anchor["tree_size"], state, exc.detail
+                )
                 with write_transaction(self.registry.engine) as conn:
-                    state = "reverted" if receipt.get("status") == 0 else "fatal"
-                    self._move(conn, anchor, state, exc.detail)
+                    self._move(conn, anchor, state, exc.detail, error=exc.detail)
                 return f"head {anchor['tree_size']}: {exc.detail}"
             with write_transaction(self.registry.engine) as conn:
                 self._move(
@@ -373,6 +428,7 @@ class AnchorWorker:
             return f"mined head {anchor['tree_size']} in block {mined.block_number}"
         # No receipt yet. A transaction the node forgot (dropped) goes out again, same bytes.
         latest = self._latest_attempt(anchor["id"])
+        rebroadcast = None
         if not self.chain.transaction_known(bytes(latest["tx_hash"])):
             try:
                 self.chain.send_raw(bytes(latest["raw"]))
@@ -383,15 +439,18 @@ class AnchorWorker:
                 if exc.verdict == SendVerdict.NONCE_USED:
                     return self._nonce_taken(anchor, int(latest["nonce"]))
                 if exc.verdict != SendVerdict.ALREADY_KNOWN:
+                    self._note_error(_why_waiting(exc), anchor)
                     raise
-            return f"rebroadcast head {anchor['tree_size']}"
+            rebroadcast = f"rebroadcast head {anchor['tree_size']}"
+        # Stuck (dropped or not) for K blocks: replace it, or at the fee cap wait (None: the
+        # caller pauses; a node that keeps evicting it is not re-sent in a tight loop).
         sent_block = latest["sent_block"]
         if (
             sent_block is not None
             and self.chain.block_number() - sent_block >= self.policy.stuck_blocks
         ):
             return self._replace(anchor, latest)
-        return None
+        return rebroadcast
 
     def _nonce_taken(self, anchor: dict[str, Any], nonce: int) -> str | None:
         """Our nonce is used but none of our transactions has a receipt: a foreign transaction
@@ -484,6 +543,8 @@ class AnchorWorker:
             self._event(
                 conn, anchor["id"], anchor["state"], anchor["state"], f"repriced to {max_fee}"
             )
+            # Whatever made it wait (the cap) is over.
+            conn.execute(update(anchors_t).where(anchors_t.c.id == anchor["id"]).values(error=None))
         logger.info("anchor of head %s: repriced to max fee %s wei", size, max_fee)
         return signed
 
@@ -581,6 +642,8 @@ class AnchorWorker:
     def _move(
         self, conn: Connection, anchor: dict[str, Any], state: str, detail: str, **values: Any
     ) -> None:
+        # A transition ends the wait an ``error`` explained, unless it states its own.
+        values.setdefault("error", None)
         conn.execute(
             update(anchors_t)
             .where(anchors_t.c.id == anchor["id"], anchors_t.c.state == anchor["state"])
@@ -612,6 +675,12 @@ class AnchorWorker:
                 conn.execute(
                     update(anchors_t).where(anchors_t.c.id == anchor["id"]).values(error=detail)
                 )
+
+
+def _why_waiting(exc: TransactionRejected) -> str:
+    if exc.verdict == SendVerdict.INSUFFICIENT_FUNDS:
+        return f"anchoring key unfunded: {exc.detail}; waiting for funds, nothing is lost"
+    return exc.detail
 
 
 def _sealed(anchor: dict[str, Any], attempt: dict[str, Any]) -> SignedAnchor:
@@ -649,7 +718,14 @@ def run_anchoring(worker: AnchorWorker, *, interval: float, stop: Any) -> None:
                 stop.wait(interval)  # another worker anchors; stand by
                 continue
             if not reconciled:
-                worker.reconcile()
+                try:
+                    worker.reconcile()
+                except ChainUnavailable as exc:
+                    # A worker started while the node is down waits for it (THREATS 30).
+                    logger.warning("anchoring: %s; retrying in %.1fs", exc.detail, backoff)
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                    continue
                 reconciled = True
             backoff = _step_once(worker, interval, backoff, stop)
             worker.beat()

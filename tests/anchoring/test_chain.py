@@ -142,16 +142,17 @@ def test_an_unfunded_key_is_classified_insufficient_funds(
 def test_a_dropped_transaction_is_unknown_to_the_node(
     chain: Chain, devchain: DevChain, operator: LocalAccount
 ) -> None:
-    """THREATS 25: no receipt and no transaction: rebroadcast the same raw bytes."""
+    """THREATS 25, the adapter's part: a dropped transaction has no receipt and the node no
+    longer knows it (what tells the worker to re-send it; that the worker then sends the
+    same bytes is test_threats.py::test_threat_25_...)."""
     devchain.rpc("evm_setAutomine", False)
     sealed = _sign(chain, operator, 10, 0)
     chain.send_raw(sealed.raw)
-    assert chain.transaction_known(sealed.tx_hash)
+    assert chain.transaction_known(sealed.tx_hash) and chain.receipt(sealed.tx_hash) is None
     devchain.rpc("anvil_dropTransaction", "0x" + sealed.tx_hash.hex())
     assert not chain.transaction_known(sealed.tx_hash) and chain.receipt(sealed.tx_hash) is None
-    chain.send_raw(sealed.raw)  # the same bytes go out again
-    devchain.rpc("anvil_mine", "0x1")
-    chain.verify_receipt(chain.receipt(sealed.tx_hash) or {}, sealed)
+    devchain.rpc("anvil_mine", "0x1")  # dropped means gone: nothing of it is mined
+    assert chain.receipt(sealed.tx_hash) is None and chain.last_anchored() == (0, b"")
 
 
 def test_a_node_that_is_down_is_chain_unavailable() -> None:

@@ -1,13 +1,18 @@
 """THREATS 28 on PostgreSQL: of several anchoring workers exactly one anchors at a time,
-another takes over when it goes, and every head is anchored once."""
+another takes over when it goes (here: a holder killed mid-anchor), and every head is
+anchored once."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import signal
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from eth_account import Account
@@ -15,9 +20,9 @@ from sqlalchemy import Engine, text
 
 from anchoring.chain import Chain
 from anchoring.devchain import DevChain
-from anchoring.lease import AnchorLease
+from anchoring.lease import ANCHOR_LOCK_KEY, AnchorLease
 from anchoring.runtime import ANVIL_ACCOUNT_0_KEY
-from anchoring.worker import AnchorPolicy, AnchorWorker, run_anchoring
+from anchoring.worker import FAULT_POINT_ENV, AnchorPolicy, AnchorWorker, run_anchoring
 from registry.creator import CreatorKeys
 from registry.db import create_db_engine
 from registry.eip712 import DEV_DOMAIN
@@ -108,3 +113,120 @@ def test_two_workers_anchor_each_head_exactly_once(pg_engine: Engine) -> None:
             assert conn.execute(text("SELECT heartbeat FROM anchorer_state")).scalar_one() > 0
         assert attempts == 3  # one transaction per head: nobody signed twice
         assert Chain.connect(devchain.rpc_url, address).last_anchored()[0] == 9
+
+
+#: The first worker, in a process of its own so that it can die as a crash would.
+DOOMED_WORKER = """
+import secrets, sys, threading
+from eth_account import Account
+from anchoring.chain import Chain
+from anchoring.runtime import ANVIL_ACCOUNT_0_KEY
+from anchoring.worker import AnchorPolicy, AnchorWorker, run_anchoring
+from registry.db import create_db_engine
+from registry.eip712 import DEV_DOMAIN
+from registry.service import Registry
+
+db, rpc, address = sys.argv[1:4]
+registry = Registry(create_db_engine(db), domain=DEV_DOMAIN, account=Account.create(),
+                    master_key=secrets.token_bytes(32))
+worker = AnchorWorker(registry, Chain.connect(rpc, address),
+                      Account.from_key(ANVIL_ACCOUNT_0_KEY),
+                      AnchorPolicy(max_entries=1, max_age_seconds=0, confirmations=2))
+run_anchoring(worker, interval=0.05, stop=threading.Event())
+"""
+
+
+def _lease_holder(engine: Engine) -> int | None:
+    """The PostgreSQL backend holding the anchoring lease, if any."""
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND ((classid::bigint << 32) | objid::bigint) = :key"
+            ),
+            {"key": ANCHOR_LOCK_KEY},
+        ).scalar()
+
+
+def _until(what: str, condition: Callable[[], bool], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {seconds} s")
+        time.sleep(0.05)
+
+
+def test_threat_28_a_dead_lease_holder_is_taken_over_and_nothing_is_anchored_twice(
+    pg_engine: Engine, postgres_url: str
+) -> None:
+    """The worker holding the lease dies (SIGKILL right after it signed and stored an
+    anchor); the lease goes with its connection; the standing-by worker takes it over,
+    sends the stored transaction (never a new one) and the head is anchored once."""
+    operator = Account.from_key(ANVIL_ACCOUNT_0_KEY)
+    with DevChain(block_time=0.2) as devchain:
+        address = Chain.connect(devchain.rpc_url, "0x" + "00" * 20).deploy(operator)
+        chain = Chain.connect(devchain.rpc_url, address)
+        registry = Registry(
+            pg_engine,
+            domain=DEV_DOMAIN,
+            account=Account.create(),
+            master_key=secrets.token_bytes(32),
+        )
+        doomed = subprocess.Popen(
+            [sys.executable, "-c", DOOMED_WORKER, postgres_url, devchain.rpc_url, address],
+            env={**os.environ, FAULT_POINT_ENV: "signed"},
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        stop = threading.Event()
+        standby = threading.Thread(
+            target=run_anchoring,
+            args=(
+                AnchorWorker(
+                    registry,
+                    Chain.connect(devchain.rpc_url, address),
+                    operator,
+                    AnchorPolicy(max_entries=1, max_age_seconds=0, confirmations=2),
+                ),
+            ),
+            kwargs={"interval": 0.05, "stop": stop},
+        )
+        try:
+            _until("the first worker holds the lease", lambda: _lease_holder(pg_engine) is not None)
+            first_holder = _lease_holder(pg_engine)
+            standby.start()
+            time.sleep(0.5)
+            assert _lease_holder(pg_engine) == first_holder  # the second one stands by
+            nonce = chain.nonce(operator.address, "latest")
+            creator = CreatorKeys(Account.create(), secrets.token_bytes(32))
+            for _ in range(3):
+                registry.register(
+                    registration(creator, registry.clock(), fingerprint=os.urandom(32))
+                )
+            registry.sequence_all()
+            assert doomed.wait(timeout=30) == -signal.SIGKILL  # died right after signing
+            with pg_engine.connect() as conn:
+                assert conn.execute(text("SELECT state FROM anchors")).scalar_one() == "signed"
+            _until(
+                "the standby worker anchors the head",
+                lambda: _states(pg_engine) == [(3, "final")],
+            )
+            assert _lease_holder(pg_engine) not in (None, first_holder)  # taken over
+        finally:
+            stop.set()
+            standby.join(timeout=30)
+            if doomed.poll() is None:
+                doomed.kill()
+                doomed.wait()
+        with pg_engine.connect() as conn:
+            attempts = conn.execute(text("SELECT count(*) FROM anchor_attempts")).scalar_one()
+        assert attempts == 1  # the dead worker's signed transaction, sent by the other
+        assert chain.nonce(operator.address, "latest") == nonce + 1  # one transaction
+        assert chain.last_anchored()[0] == 3
+
+
+def _states(engine: Engine) -> list[tuple[int, str]]:
+    with engine.connect() as conn:
+        return [
+            (int(s), str(st))
+            for s, st in conn.execute(text("SELECT tree_size, state FROM anchors ORDER BY id"))
+        ]
