@@ -10,11 +10,13 @@ from api.cli.app import (
     JsonFlag,
     app,
     emit,
+    fail,
     open_registry,
     out,
     reported,
     state,
 )
+from registry import errors
 
 
 @app.command()
@@ -58,9 +60,20 @@ def serve() -> None:
     )
     # alembic announces every plugin at INFO on each start; only its warnings matter here.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    from pydantic import ValidationError
+
+    from api.settings import load_api_settings
+
+    try:
+        # Every setting is read before anything starts: a bad one is one line and exit 8.
+        api_settings = load_api_settings()
+        anchoring = load_anchoring_settings()
+    except ValidationError as exc:
+        names = sorted({"TRACEMARK_" + str(e["loc"][0]).upper() for e in exc.errors() if e["loc"]})
+        fail(errors.ConfigurationError(f"invalid setting(s): {', '.join(names)}"))
     with reported():
         registry = open_registry()
-        runtime = start_anchoring(registry, state.settings, load_anchoring_settings())
+        runtime = start_anchoring(registry, state.settings, anchoring)
     stop = threading.Event()
     # NOTE: uvicorn replaces these while it serves and, when it stops, re-raises the signal it
     # caught into whatever handler was there before: ours, which only sets ``stop``, so the
@@ -107,12 +120,9 @@ def serve() -> None:
     risk.start()
     # The API in the foreground: uvicorn (uvloop + httptools) owns SIGINT/SIGTERM and returns
     # when asked to stop; then the sequencer and the worker finish their step and stop.
-    anchoring = load_anchoring_settings()
     # The header cap, and X-Forwarded-For believed only from TRACEMARK_TRUSTED_PROXIES.
     from api.serving import uvicorn_config
-    from api.settings import load_api_settings
 
-    api_settings = load_api_settings()
     config = uvicorn_config(
         create_app(
             registry,
