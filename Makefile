@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 
-.PHONY: install run test lint typecheck contracts-check browser bench clean
+.PHONY: install run test lint typecheck contracts-check browser bench fuzz-api clean
 
 install: $(PY_STAMP) $(NPM_STAMP)
 
@@ -58,6 +58,12 @@ bench: install
 	$(BIN)/python -m bench.latency_bench
 	$(BIN)/python -m bench.verify_bench
 	$(BIN)/python -m bench.scenario
+
+# Schemathesis against a live `tracemark serve` (embedded chain, fresh data dir), as a platform,
+# a creator and an auditor; reports in test-output/fuzz-api/. Minutes, so not part of `test`.
+# FUZZ_MAX_EXAMPLES (50), FUZZ_MAX_TIME (600 s a credential) and FUZZ_SEED (1) tune it.
+fuzz-api: install
+	$(BIN)/python scripts/fuzz_api.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -9,14 +9,22 @@ from registry.records import SignedMessage
 from registry.registration import RegistrationRequest, check_metadata
 from registry.revocation import RevocationRequest
 from registry.royalty import RoyaltyPolicy
-from verifier.schemas import RegistrationIn, RevocationIn, SignedDocument
+from verifier.schemas import (
+    BatchRegistrationIn,
+    BatchRevocationIn,
+    RegistrationIn,
+    RevocationIn,
+    SignedDocument,
+)
 
 
 def signed(document: SignedDocument, expect: str) -> SignedMessage:
     return SignedMessage.from_document(document.model_dump(), expect=expect)
 
 
-def registration_request(body: RegistrationIn, *, batch: bool) -> RegistrationRequest:
+def registration_request(
+    body: RegistrationIn | BatchRegistrationIn, *, batch: bool
+) -> RegistrationRequest:
     metadata: dict[str, Any] = body.metadata
     check_metadata(metadata)
     return RegistrationRequest(
@@ -27,7 +35,7 @@ def registration_request(body: RegistrationIn, *, batch: bool) -> RegistrationRe
     )
 
 
-def revocation_request(body: RevocationIn, *, batch: bool) -> RevocationRequest:
+def revocation_request(body: RevocationIn | BatchRevocationIn, *, batch: bool) -> RevocationRequest:
     return RevocationRequest(signed(body.signed, "BatchRevocation" if batch else "Revocation"))
 
 

@@ -13,18 +13,22 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from anchoring.errors import ChainMismatch, ChainUnavailable
 from api.auth import Forbidden, Unauthorized
 from api.idempotency import IdempotencyKeyReused
 from api.pow import ProofOfWorkRefused, ProofOfWorkRequired
 from api.ratelimit import RateLimited
+from api.webhooks.ssrf import PortRefused
 from registry import errors, transfers
 from registry.distribution import NotADistributor
 
 logger = logging.getLogger("tracemark.api")
 
 PROBLEM_TYPE = "https://tracemark.dev/problems/{code}"
+#: The methods a 405's ``Allow`` may name (RFC 9110 §9).
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 MEDIA_TYPE = "application/problem+json"
 
 
@@ -49,6 +53,7 @@ STATUS: list[tuple[type[errors.TracemarkError], int]] = [
     (RateLimited, 429),
     (IdempotencyKeyReused, 422),
     (transfers.IdempotencyKeyReused, 422),
+    (PortRefused, 422),
     (PayloadTooLarge, 413),
     # RFC 6585 §3: the request must meet a precondition first (here: carry a proof of work).
     (ProofOfWorkRequired, 428),
@@ -136,6 +141,24 @@ def headers_of(exc: errors.TracemarkError) -> dict[str, str] | None:
     return None
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method some route takes at the request's path, for a 405's ``Allow``.
+
+    NOTE: Starlette's 405 names only the methods of the first route whose path matched, and
+    a path served by two routes (``GET`` and ``POST /v1/webhooks``) would lose one. Each
+    method is asked of every route (included routers too) as a full match.
+    """
+    methods = {
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    }
+    return ", ".join(sorted(methods))
+
+
 def install(app: FastAPI) -> None:
     """Route every error the app can raise through ``problem``."""
 
@@ -164,8 +187,19 @@ def install(app: FastAPI) -> None:
         return problem(422, "validation-error", "Invalid request", detail, errors=fields)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, f"http-{exc.status_code}", str(exc.detail), str(exc.detail))
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # The exception's own headers go out with it; a 405 carries ``Allow`` (RFC 9110
+        # §15.5.6), which is every method the path takes (see ``allowed_methods``).
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
+        return problem(
+            exc.status_code,
+            f"http-{exc.status_code}",
+            str(exc.detail),
+            str(exc.detail),
+            headers=headers or None,
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

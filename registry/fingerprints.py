@@ -110,6 +110,11 @@ The RFC 8785 serialiser recurses; without a bound a crafted nested value exhaust
 FILE_CHUNK_SIZE = 1024 * 1024
 """Files are hashed in 1 MiB chunks, so memory stays flat whatever the size (THREATS 41)."""
 
+EMPTY_FILE_FINGERPRINT = hashlib.sha256(b"").digest()
+"""The empty file's fingerprint (SHA-256 of no bytes): no one's good. Registering it is
+refused and an empty upload to verify is a 400, so a client that forgot to send the file is
+told so instead of getting a verdict on nothing."""
+
 # NOTE: the two character sets below are written out instead of asked of ``unicodedata`` at
 # run time, so that the format does not drift with the interpreter's Unicode version. They are
 # the Unicode 14.0 (Python 3.11) sets; tests/registry/test_fingerprints.py cross-checks them.
@@ -446,6 +451,7 @@ __all__ = [
     "CODE_DOMAIN",
     "CODE_KEY_SIZE",
     "DASHES",
+    "EMPTY_FILE_FINGERPRINT",
     "FILE_CHUNK_SIZE",
     "FINGERPRINT_SIZE",
     "ITEM_DOMAIN",

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from registry.batches import BatchIngest, BatchResult, Existing, Progress, Row, Tally, run_batch
 from registry.eip712 import Domain
 from registry.errors import InvalidInput, UnknownProduct
-from registry.fingerprints import GoodType, Use, fingerprint_hex
+from registry.fingerprints import EMPTY_FILE_FINGERPRINT, GoodType, Use, fingerprint_hex
 from registry.leaf import EntryKind, payload_hash
 from registry.log import entries_t
 from registry.models import Product
@@ -81,7 +81,7 @@ class RegistrationRequest:
 
     def check(self, domain: Domain, *, now: int) -> None:
         """Steps: (1) the signature, (2) the documents match their signed hashes,
-        (3) the product and use make sense for the good type."""
+        (3) the product and use make sense for the good type, (4) a file is not empty."""
         # 1. Signature, signer and deadline.
         self.signed.verify(domain, now=now)
         message = self.signed.message
@@ -100,6 +100,9 @@ class RegistrationRequest:
             )
         if good_type is GoodType.CODE and not product:
             raise InvalidInput("a code must name its product")
+        # 4. An empty file is not a good (a batch carries no fingerprint in its message).
+        if good_type is GoodType.FILE and message.get("fingerprint") == EMPTY_FILE_FINGERPRINT:
+            raise InvalidInput("the file is empty: an empty file is not a good")
 
     def payload(self, domain: Domain) -> dict[str, Any]:
         return record_payload(

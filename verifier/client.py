@@ -66,6 +66,8 @@ from verifier.problems import (
 from verifier.schemas import (
     DEFAULT_PAGE,
     MAX_PAGE,
+    BatchRegistrationIn,
+    BatchRevocationIn,
     CodeKeyIn,
     CodeKeyOut,
     CodeKeyRetireIn,
@@ -815,12 +817,12 @@ class TracemarkClient:
     def register_batch(self, request: RegistrationRequest, fingerprints: Iterable[bytes]) -> JobOut:
         """Upload a signed ``BatchRegistration`` and its fingerprints (in the signed order) as
         streamed NDJSON; the answer is the job ingesting it (``wait_job``)."""
-        document = self._document(RegistrationIn, registration_document(request))
+        document = self._document(BatchRegistrationIn, registration_document(request))
         return self._bulk("/v1/registrations/batches", document, fingerprints)
 
     def revoke_batch(self, request: RevocationRequest, fingerprints: Iterable[bytes]) -> JobOut:
         """Upload a signed ``BatchRevocation`` and its fingerprints as streamed NDJSON."""
-        document = self._document(RevocationIn, revocation_document(request))
+        document = self._document(BatchRevocationIn, revocation_document(request))
         return self._bulk("/v1/revocations/batches", document, fingerprints)
 
     @staticmethod

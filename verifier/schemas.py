@@ -27,7 +27,9 @@ PlatformId = Annotated[
 ]
 Reference = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Amount = Annotated[str, StringConstraints(pattern=r"^(0|[1-9][0-9]{0,77})$")]
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{1,16}$")]
+#: An upper-case currency code of 1 to 16 characters with at least one letter (EUR, USDC):
+#: what ``registry.transfers`` accepts; a code of digits only is not a currency.
+Currency = Annotated[str, StringConstraints(pattern=r"^[0-9]*[A-Z][A-Z0-9]*$", max_length=16)]
 
 #: Most items one page of any list holds (THREATS 40); the default is smaller.
 MAX_PAGE = 200
@@ -41,28 +43,81 @@ class Strict(BaseModel):
 # -- creators -------------------------------------------------------------------------------------
 
 
+#: The EIP-712 primary types a creator signs (``registry.eip712.STRUCT_TYPES``); each write
+#: route takes exactly one of them, and its schema says which.
+SignedType = Literal[
+    "Registration",
+    "BatchRegistration",
+    "Revocation",
+    "BatchRevocation",
+    "CodeKeyEnrollment",
+    "CodeKeyRetirement",
+]
+
+
 class SignedDocument(Strict):
     """An EIP-712 message as the creator's CLI signed it (``registry.records.SignedMessage``)."""
 
-    type: Annotated[str, StringConstraints(max_length=32)]
+    type: SignedType
     signer: Address
     message: dict[str, Any]
     signature: HexBytes
 
 
-class RegistrationIn(Strict):
-    signed: SignedDocument
+class SignedRegistration(SignedDocument):
+    type: Literal["Registration"]
+
+
+class SignedBatchRegistration(SignedDocument):
+    type: Literal["BatchRegistration"]
+
+
+class SignedRevocation(SignedDocument):
+    type: Literal["Revocation"]
+
+
+class SignedBatchRevocation(SignedDocument):
+    type: Literal["BatchRevocation"]
+
+
+class SignedCodeKeyEnrollment(SignedDocument):
+    type: Literal["CodeKeyEnrollment"]
+
+
+class SignedCodeKeyRetirement(SignedDocument):
+    type: Literal["CodeKeyRetirement"]
+
+
+class RegistrationFields(Strict):
+    """What travels with a signed registration: the documents its message hashes."""
+
     royalty_policy: dict[str, Any] = Field(default_factory=lambda: {"recipients": []})
     metadata: dict[str, Any] = Field(default_factory=dict)
     new_product: bool = False
 
 
+class RegistrationIn(RegistrationFields):
+    signed: SignedRegistration
+
+
+class BatchRegistrationIn(RegistrationFields):
+    """A bulk registration's first NDJSON line (or its ``Tracemark-Request`` header)."""
+
+    signed: SignedBatchRegistration
+
+
 class RevocationIn(Strict):
-    signed: SignedDocument
+    signed: SignedRevocation
+
+
+class BatchRevocationIn(Strict):
+    """A bulk revocation's first NDJSON line (or its ``Tracemark-Request`` header)."""
+
+    signed: SignedBatchRevocation
 
 
 class CodeKeyIn(Strict):
-    signed: SignedDocument
+    signed: SignedCodeKeyEnrollment
     #: The 32-byte code key: sent once over TLS, kept sealed (AES-GCM) at rest.
     code_key: Hex32
 
@@ -92,7 +147,7 @@ class CodeKeyRetireIn(Strict):
     """A signed ``CodeKeyRetirement``: the key's sealed copy is destroyed, codes are no longer
     looked up under it; goods registered under it keep every entry."""
 
-    signed: SignedDocument
+    signed: SignedCodeKeyRetirement
 
 
 class CodeKeyRetireOut(Strict):
@@ -466,6 +521,8 @@ __all__ = [
     "DEFAULT_PAGE",
     "MAX_PAGE",
     "AnchorOut",
+    "BatchRegistrationIn",
+    "BatchRevocationIn",
     "CodeKeyIn",
     "CodeKeyItemOut",
     "CodeKeyOut",
@@ -494,7 +551,14 @@ __all__ = [
     "SignalOut",
     "SignalPage",
     "SignalSubjectOut",
+    "SignedBatchRegistration",
+    "SignedBatchRevocation",
+    "SignedCodeKeyEnrollment",
+    "SignedCodeKeyRetirement",
     "SignedDocument",
+    "SignedRegistration",
+    "SignedRevocation",
+    "SignedType",
     "SiweIn",
     "SiweNonceOut",
     "StatementLineOut",

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from api.auth import Principal, authenticated, require_scope
 from api.context import ApiContext, context
-from api.pagination import decode_cursor, encode_cursor
+from api.pagination import Cursor, decode_cursor, encode_cursor
 from api.routes.platforms import GOOD_TYPES
 from api.trustroot import registry_trust_root
 from registry.errors import NotFound
@@ -176,7 +176,7 @@ def history(
     fingerprint: FingerprintPath,
     ctx: Context,
     auditor: Auditor,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
 ) -> Page[HistoryEntry]:
     entries = ctx.registry.history(GOOD_TYPES[good_type], parse_fingerprint(fingerprint))

@@ -28,14 +28,17 @@ from api.documents import registration_request, revocation_request, signed
 from api.errors import PayloadTooLarge, UnsupportedMediaType, problem_response
 from api.idempotency import lookup_idempotent, request_hash, store_idempotent
 from api.jobs import JobSpec
-from api.pagination import decode_cursor, next_cursor
+from api.pagination import Cursor, decode_cursor, next_cursor
 from registry.batches import BatchResult
-from registry.eip712 import address_bytes
+from registry.eip712 import address_bytes, verify_signature
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import fingerprint_hex
+from registry.records import SignedMessage
 from verifier.schemas import (
     DEFAULT_PAGE,
     MAX_PAGE,
+    BatchRegistrationIn,
+    BatchRevocationIn,
     CodeKeyIn,
     CodeKeyOut,
     CodeKeyRetireIn,
@@ -73,20 +76,41 @@ CSV = "text/csv"
 REQUEST_HEADER = "Tracemark-Request"
 
 
+def signer_scope(ctx: ApiContext, message: SignedMessage) -> str:
+    """Whose Idempotency-Keys a signed write spends: its signer's (``creator:<address>``),
+    once the signature is checked to recover that address under our domain.
+
+    NOTE: not the caller's. A signed write needs no session, so the caller is often just an
+    IP address, and two creators behind one address (or one platform relaying for many)
+    would collide on a key. The deadline is not checked here: a retry after it still gets
+    the stored reply; a new write is checked in full by the handler."""
+    verify_signature(
+        message.primary_type,
+        message.message,
+        ctx.registry.domain,
+        message.signature,
+        message.signer,
+    )
+    return f"creator:{message.signer}"
+
+
 async def idempotent(
     request: Request,
-    principal: Principal,
+    ctx: ApiContext,
+    message: SignedMessage,
     key: str | None,
     handle: Callable[[], Awaitable[JSONResponse]],
 ) -> Response:
-    """Replay the stored reply to a retried request; store a new successful reply."""
+    """Replay the stored reply to a retried request; store a new successful reply. The key
+    is the signer's (``signer_scope``)."""
     if key is None:
         return await handle()
+    owner = await run_in_threadpool(signer_scope, ctx, message)
     digest = request_hash(request.method, str(request.url.path), await request.body())
-    engine = request.app.state.context.registry.engine
-    clock = request.app.state.context.registry.clock
+    engine = ctx.registry.engine
+    clock = ctx.registry.clock
     stored = await run_in_threadpool(
-        partial(lookup_idempotent, engine, principal.owner, key, digest, now=clock())
+        partial(lookup_idempotent, engine, owner, key, digest, now=clock())
     )
     if stored is not None:
         return Response(stored.body, stored.status_code, media_type=stored.media_type)
@@ -97,7 +121,7 @@ async def idempotent(
             partial(
                 store_idempotent,
                 engine,
-                principal.owner,
+                owner,
                 key,
                 digest,
                 response.status_code,
@@ -128,8 +152,9 @@ async def enroll_code_key(
     caller: SignedWriter,
     key: IdempotencyKey = None,
 ) -> Response:
+    message = signed(body.signed, "CodeKeyEnrollment")
+
     async def handle() -> JSONResponse:
-        message = signed(body.signed, "CodeKeyEnrollment")
         code_key = bytes.fromhex(body.code_key[2:])
         result = await run_in_threadpool(ctx.registry.enroll_code_key, message, code_key)
         ctx.code_keys.forget(message.signer_bytes)
@@ -143,7 +168,7 @@ async def enroll_code_key(
             status_code=201,
         )
 
-    return await idempotent(request, caller, key, handle)
+    return await idempotent(request, ctx, message, key, handle)
 
 
 @router.post(
@@ -161,8 +186,9 @@ async def retire_code_key(
     caller: SignedWriter,
     key: IdempotencyKey = None,
 ) -> Response:
+    message = signed(body.signed, "CodeKeyRetirement")
+
     async def handle() -> JSONResponse:
-        message = signed(body.signed, "CodeKeyRetirement")
         result = await run_in_threadpool(ctx.registry.retire_code_key, message)
         ctx.code_keys.forget(message.signer_bytes)
         return JSONResponse(
@@ -174,7 +200,7 @@ async def retire_code_key(
             }
         )
 
-    return await idempotent(request, caller, key, handle)
+    return await idempotent(request, ctx, message, key, handle)
 
 
 @router.post(
@@ -191,12 +217,13 @@ async def register_good(
     caller: SignedWriter,
     key: IdempotencyKey = None,
 ) -> Response:
+    registration = registration_request(body, batch=False)
+
     async def handle() -> JSONResponse:
-        registration = registration_request(body, batch=False)
         ref = await run_in_threadpool(ctx.registry.register, registration)
         return JSONResponse(_entry(ref), status_code=201)
 
-    return await idempotent(request, caller, key, handle)
+    return await idempotent(request, ctx, registration.signed, key, handle)
 
 
 @router.post(
@@ -213,12 +240,13 @@ async def revoke_good(
     caller: SignedWriter,
     key: IdempotencyKey = None,
 ) -> Response:
+    revocation = revocation_request(body, batch=False)
+
     async def handle() -> JSONResponse:
-        revocation = revocation_request(body, batch=False)
         ref = await run_in_threadpool(ctx.registry.revoke, revocation)
         return JSONResponse(_entry(ref), status_code=201)
 
-    return await idempotent(request, caller, key, handle)
+    return await idempotent(request, ctx, revocation.signed, key, handle)
 
 
 # -- bulk ----------------------------------------------------------------------------------------
@@ -304,7 +332,9 @@ def _header_document(value: str) -> dict[str, Any]:
     return _json_document(raw)
 
 
-def _parse(model: type[RegistrationIn] | type[RevocationIn], document: dict[str, Any]) -> Any:
+def _parse(
+    model: type[BatchRegistrationIn] | type[BatchRevocationIn], document: dict[str, Any]
+) -> Any:
     try:
         return model.model_validate(document)
     except ValidationError as exc:
@@ -325,9 +355,9 @@ async def _submit_bulk(
     def accept(document: dict[str, Any]) -> None:
         now = ctx.registry.clock()
         if kind == "registration":
-            parsed: Any = registration_request(_parse(RegistrationIn, document), batch=True)
+            parsed: Any = registration_request(_parse(BatchRegistrationIn, document), batch=True)
         else:
-            parsed = revocation_request(_parse(RevocationIn, document), batch=True)
+            parsed = revocation_request(_parse(BatchRevocationIn, document), batch=True)
         parsed.check(ctx.registry.domain, now=now)  # a bad signature is refused right here
         checked.append(parsed)
 
@@ -474,7 +504,7 @@ def set_my_distribution(body: DistributionIn, ctx: Context, creator: Creator) ->
 def list_my_goods(
     ctx: Context,
     creator: Creator,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
 ) -> Response:
     assert creator.creator is not None

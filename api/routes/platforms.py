@@ -21,7 +21,7 @@ from api import pow, ratelimit
 from api.auth import Forbidden, Principal, authenticated, caller, require_scope
 from api.context import MAX_JSON_BYTES, ApiContext, context
 from api.errors import PayloadTooLarge, problem_response
-from api.pagination import decode_cursor, next_cursor
+from api.pagination import Cursor, decode_cursor, next_cursor
 from api.pow import POW_HEADER, ProofOfWorkRequired
 from registry.eip712 import parse_address, typed_data
 from registry.errors import InvalidInput, NotFound
@@ -346,7 +346,10 @@ def _unknown_code(coarse: bool) -> dict[str, Any]:
     operation_id="verify_file",
     response_model=VerifyOut,
     summary="Upload a file (raw body, streamed, size-capped); it is hashed, never stored.",
-    responses={413: problem_response("The file is larger than the upload cap")},
+    responses={
+        400: problem_response("The body is empty: an empty file is not a good"),
+        413: problem_response("The file is larger than the upload cap"),
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -374,6 +377,10 @@ async def verify_file(
         if size > ctx.max_upload_bytes:
             raise PayloadTooLarge(f"the file is over {ctx.max_upload_bytes:,} bytes")
         digest.update(chunk)
+    if size == 0:
+        # NOTE: the empty file's SHA-256 is no one's good (registration refuses it too): a
+        # verdict on it would only answer a client that forgot to send the file.
+        raise InvalidInput("the body is empty: send the file's bytes")
     fingerprint = digest.digest()
     claimed = None if creator is None else parse_address(creator)
     answer, verdict = verify_answer(
@@ -542,7 +549,7 @@ def get_transfer(
 def list_transfers(
     ctx: Annotated[ApiContext, Depends(context)],
     principal: Annotated[Principal, Depends(require_scope("transfer"))],
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     good_type: GoodTypeName | None = None,
     fingerprint: Annotated[str | None, Query(pattern=r"^0x[0-9a-fA-F]{64}$")] = None,

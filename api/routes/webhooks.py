@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 
 from api.auth import Principal, require_scope
 from api.errors import problem_response
-from api.pagination import decode_cursor, next_cursor
+from api.pagination import Cursor, decode_cursor, next_cursor
 from api.webhooks import ssrf
 from api.webhooks.store import DeliveryInfo, SubscriptionInfo, WebhookService
 from verifier.schemas import (
@@ -108,7 +108,7 @@ async def create_webhook(body: WebhookIn, service: Service, principal: Platform)
 def list_webhooks(
     service: Service,
     principal: Platform,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
 ) -> Response:
     assert principal.platform is not None
@@ -154,7 +154,7 @@ def list_webhook_deliveries(
     webhook_id: SubscriptionId,
     service: Service,
     principal: Platform,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     state: Annotated[str | None, Query(pattern="^(pending|delivered|failed|cancelled)$")] = None,
 ) -> Response:

@@ -38,6 +38,11 @@ class TargetRefused(InvalidInput):
     code = "webhook-target-refused"
 
 
+class PortRefused(TargetRefused):
+    """A webhook URL whose port no connection can use (0, or past 65535): never deliverable,
+    so it is refused at subscription like any malformed field (422)."""
+
+
 @dataclass(frozen=True)
 class Target:
     """A parsed webhook URL whose form is acceptable (its addresses not yet checked)."""
@@ -83,9 +88,10 @@ def parse_target(url: str, policy: WebhookPolicy) -> Target:
     host = parsed.raw_host.decode("ascii").lower()
     if not host:
         raise TargetRefused("a webhook URL needs a host")
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    # NOTE: ``parsed.port`` is 0 for ":0", which is falsy: test for None, never truthiness.
+    port = parsed.port if parsed.port is not None else (443 if parsed.scheme == "https" else 80)
     if not 0 < port < 65536:
-        raise TargetRefused("the webhook URL's port is out of range")
+        raise PortRefused("a webhook URL's port is 1 to 65535: nothing can answer on any other")
     return Target(url=parsed, host=host, port=port)
 
 
@@ -103,12 +109,12 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
 
 
 def refusal(address: IPAddress, policy: WebhookPolicy) -> str | None:
-    """Why ``address`` may not be called, or None if it may."""
+    """Why ``address`` may not be called (its class, never the address), or None if it may."""
     if isinstance(address, ipaddress.IPv6Address):
         embedded = _embedded_ipv4(address)
         if embedded is not None:
             inner = refusal(embedded, policy)
-            return None if inner is None else f"{address} leads to {embedded}: {inner}"
+            return None if inner is None else f"{inner} (embedded in an IPv6 address)"
     if address.is_loopback:
         return None if policy.allow_loopback else "a loopback address"
     if address == METADATA:
@@ -129,13 +135,16 @@ def refusal(address: IPAddress, policy: WebhookPolicy) -> str | None:
 
 def check_addresses(target: Target, addresses: list[IPAddress], policy: WebhookPolicy) -> None:
     """Every address of the host must be allowed: one bad answer refuses the target (the
-    client could otherwise be steered to it by the order of the answers)."""
+    client could otherwise be steered to it by the order of the answers).
+
+    NOTE: the refusal names the host and the class of address (loopback, private...), never
+    the address itself: any key holder could otherwise read the registry's internal DNS."""
     if not addresses:
-        raise TargetRefused(f"{target.host} resolves to no address")
+        raise TargetRefused(f"the webhook host {target.host} resolves to no address")
     for address in addresses:
         why = refusal(address, policy)
         if why is not None:
-            raise TargetRefused(f"the webhook host {target.host} resolves to {why} ({address})")
+            raise TargetRefused(f"the webhook host {target.host} resolves to {why}")
 
 
 def ip_literal(host: str) -> IPAddress | None:
@@ -184,6 +193,7 @@ async def check_url(url: str, policy: WebhookPolicy, *, timeout: float) -> Targe
 
 __all__ = [
     "MAX_URL_LENGTH",
+    "PortRefused",
     "Resolved",
     "Target",
     "TargetRefused",

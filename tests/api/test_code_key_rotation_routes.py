@@ -171,10 +171,10 @@ def test_retirement_refusals(
     assert replay.status_code == 409 and replay.headers["content-type"] == PROBLEM
     assert "nonce" in replay.json()["detail"]
     assert _retire(client, creator, commitment, clock()).json()["status"] == "already-retired"
-    # An enrolment is not a retirement: the type is checked.
+    # An enrolment is not a retirement: the type is checked, by the schema (422).
     enrollment = sign_enrollment(creator, DEV_DOMAIN, now=clock())
     wrong = client.post("/v1/creators/code-key/retire", json={"signed": enrollment.document()})
-    assert wrong.status_code == 400
+    assert wrong.status_code == 422 and wrong.headers["content-type"] == PROBLEM
 
 
 def test_the_routes_are_in_the_openapi_document(client: TestClient) -> None:

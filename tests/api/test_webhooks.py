@@ -27,7 +27,14 @@ from anchoring.models import AnchorRecord
 from api.app import create_app
 from api.webhooks import WebhookPolicy, WebhookService, WebhookSettings, publish_signal
 from api.webhooks.outbox import Claim, publish_signals
-from api.webhooks.ssrf import TargetRefused, parse_target, refusal, resolve
+from api.webhooks.ssrf import (
+    PortRefused,
+    TargetRefused,
+    check_addresses,
+    parse_target,
+    refusal,
+    resolve,
+)
 from api.webhooks.store import subscriptions_t
 from api.webhooks.worker import _client, send_once
 from registry.db import read_transaction, write_transaction
@@ -552,6 +559,75 @@ def test_ssrf_targets_are_refused_at_subscription_time(
             assert answer.headers["content-type"] == PROBLEM
             assert answer.json()["type"].endswith("/webhook-target-refused"), url
         assert client.get("/v1/webhooks", headers=bearer(key)).json()["items"] == []
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.com:0/hook",  # parsed as port 0, once taken for the default 443
+        "https://93.184.216.34:0/hook",
+        "https://[2606:2800:220:1:248:1893:25c8:1946]:0/hook",
+        "https://example.com:65536/hook",
+        "https://example.com:99999/hook",
+    ],
+)
+def test_a_port_nothing_can_answer_on_is_refused_at_subscription(
+    registry: Registry, make_key: KeyFactory, url: str
+) -> None:
+    with pytest.raises(PortRefused):
+        parse_target(url, WebhookPolicy())
+    app = create_app(registry, siwe_domain=SIWE_DOMAIN, webhook_settings=DEFAULT_SETTINGS)
+    key = make_key("cardhub", "transfer")
+    with TestClient(app) as client:
+        answer = client.post(
+            "/v1/webhooks", json={"url": url, "event_types": ["anchor.final"]}, headers=bearer(key)
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"] == PROBLEM
+        assert "port" in answer.json()["detail"]
+        assert client.get("/v1/webhooks", headers=bearer(key)).json()["items"] == []
+    # The default ports stay the scheme's.
+    assert parse_target("https://example.com/hook", WebhookPolicy()).port == 443
+    assert parse_target("https://example.com:8443/hook", WebhookPolicy()).port == 8443
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["10.1.2.3", "127.0.0.53", "169.254.169.254", "::1", "::ffff:10.0.0.1", "64:ff9b::a00:1"],
+)
+def test_a_refused_host_is_named_never_the_address_it_resolves_to(address: str) -> None:
+    """Internal DNS is not for any key holder to read: the refusal names the host and the
+    class of address (loopback, private...), never the address or what it embeds."""
+    policy = WebhookPolicy()
+    target = parse_target("https://hooks.internal.example/x", policy)
+    resolved = ipaddress.ip_address(address)
+    with pytest.raises(TargetRefused) as refused:
+        check_addresses(target, [ipaddress.ip_address("93.184.216.34"), resolved], policy)
+    detail = refused.value.detail
+    assert "hooks.internal.example" in detail and "address" in detail
+    assert address not in detail and str(resolved) not in detail
+    for part in (resolved, getattr(resolved, "ipv4_mapped", None)):
+        assert part is None or str(part) not in detail
+    words = detail.replace("hooks.internal.example", "").replace("IPv6", "")
+    assert not any(char.isdigit() for char in words), detail
+
+
+@sqlite_only
+def test_a_name_that_resolves_inside_is_refused_without_its_address(
+    registry: Registry, make_key: KeyFactory
+) -> None:
+    app = create_app(registry, siwe_domain=SIWE_DOMAIN, webhook_settings=DEFAULT_SETTINGS)
+    key = make_key("cardhub", "transfer")
+    with TestClient(app) as client:
+        answer = client.post(
+            "/v1/webhooks",
+            json={"url": "https://localhost/hook", "event_types": ["anchor.final"]},
+            headers=bearer(key),
+        )
+    assert answer.status_code == 400, answer.text
+    detail = answer.json()["detail"]
+    assert detail == "the webhook host localhost resolves to a loopback address", detail
 
 
 @pytest.mark.parametrize(
