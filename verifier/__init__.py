@@ -8,7 +8,8 @@
 - ``problems``: the client's errors (problem+json answers, an unreachable registry), light
   enough for the CLI to map to exit codes without importing the client;
 - ``market``, ``signals``: the records fraud signals read, and the explainable rules over them;
-- ``anomaly``: the robust-z anomaly score and the risk index the verify endpoint reads.
+- ``anomaly``: the robust-z anomaly score and the risk index the verify endpoint reads;
+- ``boundedjson``: JSON whose nesting depth is checked, without recursion, before parsing.
 """
 
 __all__: list[str] = []

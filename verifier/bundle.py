@@ -40,6 +40,7 @@ from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, canonical_json, fingerprint_hex, parse_good_type
 from registry.leaf import LEAF_VERSION, EntryKind, LeafData
 from registry.merkle import MAX_PROOF_LENGTH, MAX_TREE_SIZE
+from verifier import boundedjson
 
 if TYPE_CHECKING:
     from registry.log import TreeHead
@@ -419,7 +420,7 @@ class Bundle(_Model):
         if len(raw) > MAX_BUNDLE_BYTES:
             raise MalformedBundle(f"a bundle is at most {MAX_BUNDLE_BYTES:,} bytes")
         try:
-            document = json.loads(
+            document = boundedjson.loads(
                 raw, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants
             )
         except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError

@@ -40,6 +40,7 @@ from registry.errors import InvalidInput, InvalidProof, NotFound
 from registry.fingerprints import GoodType, fingerprint_hex
 from registry.leaf import EntryKind
 from registry.merkle import MAX_TREE_SIZE, verify_consistency
+from verifier import boundedjson
 from verifier.bundle import (
     ANCHORED_STATES,
     MAX_BUNDLE_BYTES,
@@ -216,7 +217,9 @@ def parse_evidence(data: bytes | str) -> Bundle | Export:
     if len(raw) > MAX_EXPORT_BYTES:
         raise MalformedExport(f"an export is at most {MAX_EXPORT_BYTES:,} bytes")
     try:
-        document = json.loads(raw, object_pairs_hook=_unique_keys, parse_constant=_no_constants)
+        document = boundedjson.loads(
+            raw, object_pairs_hook=_unique_keys, parse_constant=_no_constants
+        )
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
         raise MalformedExport(f"evidence must be one JSON document: {exc}") from None
     found = document.get("format") if isinstance(document, dict) else None

@@ -30,6 +30,7 @@ from registry.eip712 import (
     verify_signature,
 )
 from registry.errors import InvalidInput, MalformedSignature, TracemarkError, WrongSigner
+from verifier import boundedjson
 
 FORMAT: Final = "tracemark-creator/v1"
 """The statement's magic and version; any other value is refused."""
@@ -269,12 +270,12 @@ class CreatorStatement:
         if len(data) > MAX_STATEMENT_BYTES:
             raise MalformedStatement(f"a statement is at most {MAX_STATEMENT_BYTES} bytes")
         try:
-            document = json.loads(
+            document = boundedjson.loads(
                 data.decode("utf-8"),
                 object_pairs_hook=_no_duplicate_keys,
                 parse_constant=_no_constants,
             )
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, boundedjson.JsonTooDeep) as exc:
             raise MalformedStatement(f"the statement is not UTF-8 JSON ({exc})") from None
         return cls.from_document(document)
 

@@ -7,7 +7,6 @@ to exit codes, such as the ``tracemark`` command's frame, need not import the HT
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -19,6 +18,7 @@ from registry.errors import (
     StorageBusy,
     TracemarkError,
 )
+from verifier import boundedjson
 
 if TYPE_CHECKING:
     import httpx2
@@ -75,7 +75,7 @@ class ApiProblem(TracemarkError):
         document: Any = None
         if headers.get("content-type", "").split(";")[0].strip().endswith("json"):
             try:
-                document = json.loads(body)
+                document = boundedjson.loads(body)  # a registry's answer: bounded too
             except ValueError:
                 document = None
         if not isinstance(document, dict):

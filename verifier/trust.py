@@ -42,6 +42,7 @@ from pydantic import (
 from registry.eip712 import Domain, checksum_address, verify_signature
 from registry.errors import InvalidInput, SignatureError
 from registry.fingerprints import canonical_json
+from verifier import boundedjson
 from verifier.bundle import Address, SignatureBytes
 from verifier.errors import BundleInvalid, UntrustedRegistry
 
@@ -210,7 +211,7 @@ class TrustRoot(_Model):
         if len(raw) > MAX_TRUST_ROOT_BYTES:
             raise MalformedTrustRoot(f"a trust root is at most {MAX_TRUST_ROOT_BYTES:,} bytes")
         try:
-            document = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
+            document = boundedjson.loads(raw, object_pairs_hook=_no_duplicate_keys)
         except (ValueError, RecursionError) as exc:
             raise MalformedTrustRoot(f"a trust root must be one JSON document: {exc}") from None
         if not isinstance(document, dict):

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Final, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -16,6 +16,7 @@ from anchoring.errors import ChainUnavailable
 from registry import errors
 from registry.errors import LogCorrupt
 from registry.settings import Settings, load_settings
+from verifier import boundedjson
 from verifier.problems import NotAuthorized, RegistryUnreachable
 
 # NOTE: every command module is imported to register its command, so the frame and the
@@ -122,13 +123,36 @@ def creator_keys() -> CreatorKeys:
     return CreatorKeys.load(state.settings.resolved_keys_dir)
 
 
+MAX_JSON_INPUT_BYTES: Final = 1024 * 1024
+"""Largest JSON file or option value the CLI reads for a royalty policy, metadata or an
+``--item`` (evidence and trust roots have their own bounds, ``MAX_EXPORT_BYTES`` and
+``MAX_TRUST_ROOT_BYTES``). Threat: a mistaken or crafted file read whole into memory; real
+ones are a few KiB (metadata is at most ``MAX_METADATA_BYTES`` once canonical)."""
+
+
+def parse_json(data: bytes | str, what: str, max_bytes: int = MAX_JSON_INPUT_BYTES) -> Any:
+    """The one way the CLI parses JSON it is handed (a file's bytes or an option's value):
+    bounded in size, then in nesting depth without recursion (``verifier.boundedjson``),
+    then ``json.loads``; anything else is ``InvalidInput``, exit 3, one line."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if len(raw) > max_bytes:
+        raise errors.InvalidInput(f"{what} is larger than {max_bytes:,} bytes")
+    try:
+        return boundedjson.loads(raw)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise errors.InvalidInput(f"{what} is not JSON: {exc}") from None
+
+
 def read_json_file(path: Path | None, what: str) -> Any:
+    """A JSON file, read at most ``MAX_JSON_INPUT_BYTES`` + 1 bytes, parsed by ``parse_json``."""
     if path is None:
         return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise errors.InvalidInput(f"{what} {path}: {exc}") from exc
+        with path.open("rb") as stream:
+            data = stream.read(MAX_JSON_INPUT_BYTES + 1)
+    except OSError as exc:
+        raise errors.InvalidInput(f"cannot read the {what} {path}: {exc.strerror}") from None
+    return parse_json(data, f"{what} {path}")
 
 
 def load_policy(path: Path | None) -> RoyaltyPolicy:
@@ -176,10 +200,7 @@ def existing_file(path: Path) -> Path:
 
 
 def json_object(text: str, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise errors.InvalidInput(f"{what} is not JSON: {exc}") from exc
+    value = parse_json(text, what)
     if not isinstance(value, dict):
         raise errors.InvalidInput(f"{what} must be a JSON object")
     return value

@@ -554,6 +554,18 @@ def test_a_csv_with_a_header_takes_the_code_column(creator_cli: Cli) -> None:
     )
 
 
+def test_a_csv_whose_header_names_no_code_column_registers_nothing(creator_cli: Cli) -> None:
+    path = creator_cli.write("codes.csv", "id,serial\n1,PA-X-1\n")
+
+    stderr = creator_cli.error(
+        "register-codes", path, "--product", "30-day-card", "--new-product", expect=3
+    )
+
+    assert stderr.startswith("error: line 1: ") and "names no code column" in stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert creator_cli.count("entries") == creator_cli.count("signed_records") == 0
+
+
 def test_registering_the_same_codes_again_is_idempotent(creator_cli: Cli) -> None:
     path = codes_file(creator_cli, [random_code() for _ in range(10)])
     creator_cli("register-codes", path, "--product", "30-day-card", "--new-product")

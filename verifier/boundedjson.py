@@ -1,0 +1,65 @@
+"""Bounded JSON: a document's nesting depth is checked without recursion before ``json.loads``."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Final
+
+MAX_JSON_DEPTH: Final = 128
+"""Deepest nesting of arrays and objects in any JSON document tracemark parses from outside
+(evidence, trust roots, creator statements, royalty policies, metadata, ``--item``).
+
+Threat: ``json.loads`` recurses once per level, in C. Importing py_ecc (eth_account does)
+raises the interpreter's recursion limit to 100,000, beyond what the C stack holds, so 150,000
+nested brackets crash the process (SIGSEGV, exit 139) instead of raising ``RecursionError``.
+Real documents nest under 50 levels (metadata is at most 32 deep, ``MAX_JSON_DEPTH`` of
+``registry.fingerprints``, inside a bundle's few levels)."""
+
+_PAIR: Final = re.compile(rb"\[\]")
+_NOT_STRUCTURE: Final = bytes(b for b in range(256) if b not in b'[]{}"')
+"""Every byte but brackets, braces and quotes: deleted before the strings are found."""
+_BRACES_AS_BRACKETS: Final = bytes.maketrans(b"{}", b"[]")
+
+
+class JsonTooDeep(ValueError):
+    """Nested deeper than the bound (a ``ValueError``, as ``json.loads``'s own errors are)."""
+
+
+def check_depth(data: bytes | str, limit: int = MAX_JSON_DEPTH) -> None:
+    """Raise ``JsonTooDeep`` if ``data`` may nest arrays and objects deeper than ``limit``.
+
+    Linear and in C, no recursion (RFC 8259 §7 strings): escaped backslashes, then escaped
+    quotes are removed (left to right, as a JSON parser pairs them), every byte but brackets,
+    braces and quotes is deleted, what lies between quotes is dropped; then each pass removes
+    every innermost ``[]`` pair, so a balanced document is empty after as many passes as it
+    is deep. Whatever is left unmatched (a truncated or malformed document) counts as nesting
+    too, so ``json.loads`` never recurses deeper than ``limit``, and a shallow malformed
+    document keeps ``json.loads``'s own error.
+    """
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if b"\\" in raw:  # memchr: most documents have no escape at all
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    structure = raw.translate(None, _NOT_STRUCTURE)
+    outside_strings = b"".join(structure.split(b'"')[::2])
+    brackets = outside_strings.translate(_BRACES_AS_BRACKETS)
+    depth = 0
+    while brackets:
+        brackets, removed = _PAIR.subn(b"", brackets)
+        if not removed:
+            break
+        depth += 1
+        if depth > limit:
+            break
+    # No "[]" left: the rest is "]...][...[" (unmatched); each "[" may add a level.
+    if depth + brackets.count(b"[") > limit:
+        raise JsonTooDeep(f"nested deeper than {limit} levels")
+
+
+def loads(data: bytes | str, limit: int = MAX_JSON_DEPTH, **options: Any) -> Any:
+    """``json.loads(data, **options)`` once ``check_depth`` has passed."""
+    check_depth(data, limit)
+    return json.loads(data, **options)
+
+
+__all__ = ["MAX_JSON_DEPTH", "JsonTooDeep", "check_depth", "loads"]
