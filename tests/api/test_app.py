@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from registry import merkle
+from registry.errors import InvalidProof
 from registry.service import Registry
 from tests.conftest import Clock, CreatorFactory
+from tests.registry import merkle_reference as reference
 from tests.registry.helpers import registration
 from verifier.trust import WELL_KNOWN_PATH, TrustRoot
 
@@ -35,18 +38,30 @@ def test_health_and_the_empty_log(registry: Registry) -> None:
 def test_heads_and_proofs_verify(
     registry: Registry, make_creator: CreatorFactory, clock: Clock
 ) -> None:
-    _filled(registry, make_creator, clock, 20)
+    """The served head, inclusion and consistency proofs check against roots this test
+    computes itself from the stored leaves (the naive reference tree), never against what the
+    server says."""
+    _filled(registry, make_creator, clock, 12)
+    _filled(registry, make_creator, clock, 8)
     client = TestClient(create_app(registry))
+    leaves = [reference.leaf_hash(registry.entry_at(i).leaf_data()) for i in range(20)]
+    root_12, root_20 = reference.mth(leaves[:12]), reference.mth(leaves)
     head = client.get("/v1/log/head").json()
     assert head["tree_size"] == 20 and head["signer"] == registry.address
-    root = bytes.fromhex(head["root"][2:])
+    assert head["root"] == "0x" + root_20.hex()
     proof = client.get("/v1/log/proof/inclusion", params={"leaf_index": 7, "tree_size": 20})
     hashes = [bytes.fromhex(p[2:]) for p in proof.json()["proof"]]
-    leaf = merkle.hash_leaf(registry.entry_at(7).leaf_data())
-    merkle.verify_inclusion(leaf, 7, 20, hashes, root)
-    old_root = registry.tree_head(registry.latest_tree_head().tree_size).root  # type: ignore[union-attr]
-    consistency = client.get("/v1/log/proof/consistency", params={"from_size": 20, "tree_size": 20})
-    assert consistency.json()["proof"] == [] and old_root == root
+    merkle.verify_inclusion(leaves[7], 7, 20, hashes, root_20)
+    answer = client.get("/v1/log/proof/consistency", params={"from_size": 12, "tree_size": 20})
+    assert answer.status_code == 200, answer.text
+    consistency = [bytes.fromhex(p[2:]) for p in answer.json()["proof"]]
+    assert consistency, "12 -> 20 needs a non-empty proof"
+    merkle.verify_consistency(12, 20, consistency, root_12, root_20)
+    # The proof binds both roots: the same proof fails against a neighbouring old tree.
+    with pytest.raises(InvalidProof):
+        merkle.verify_consistency(12, 20, consistency, reference.mth(leaves[:11]), root_20)
+    same = client.get("/v1/log/proof/consistency", params={"from_size": 20, "tree_size": 20})
+    assert same.json()["proof"] == []
 
 
 def test_out_of_range_and_malformed_requests_are_problems_never_500(

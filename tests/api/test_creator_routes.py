@@ -22,7 +22,7 @@ from registry.creator import (
     sign_enrollment,
     sign_revocation,
 )
-from registry.eip712 import DEV_DOMAIN
+from registry.eip712 import DEV_DOMAIN, SECP256K1_HALF_N, SECP256K1_N
 from registry.fingerprints import GoodType, Use
 from registry.royalty import policy_document
 from registry.service import Registry
@@ -125,11 +125,23 @@ def test_bad_signatures_and_unknown_fields_change_nothing(
     assert wrong.status_code == 400 and wrong.headers["content-type"] == PROBLEM
     extra = client.post("/v1/registrations", json={**body, "leaf_index": 0})
     assert extra.status_code == 422
+    assert wrong.json()["type"].endswith("/wrong-signer"), wrong.json()
+    # The high-s twin of the creator's own signature (r, n - s, v ^ 1): it recovers the
+    # creator too (EIP-2), so only the low-s rule can refuse it.
+    sig = request.signed.signature
+    s = int.from_bytes(sig[32:64], "big")
+    assert 0 < s <= SECP256K1_HALF_N
+    twin = sig[:32] + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - sig[64]])
     high_s = json.loads(json.dumps(body))
-    high_s["signed"]["signature"] = "0x" + "ff" * 65
-    assert client.post("/v1/registrations", json=high_s).status_code == 400
+    high_s["signed"]["signature"] = "0x" + twin.hex()
+    refused = client.post("/v1/registrations", json=high_s)
+    assert refused.status_code == 400 and refused.headers["content-type"] == PROBLEM
+    assert refused.json()["type"].endswith("/malformed-signature"), refused.json()
+    assert "high-s twin" in refused.json()["detail"]
     assert registry.latest_tree_head() is None
     assert registry.history(GoodType.FILE, request.signed.message["fingerprint"]) == []  # type: ignore[arg-type]
+    # The untouched body is accepted: every refusal above was for its flaw alone.
+    assert client.post("/v1/registrations", json=body).status_code == 201
 
 
 def test_idempotency_key_replays_the_reply_and_refuses_another_body(

@@ -377,23 +377,52 @@ def test_lists_are_cursor_paginated_with_a_capped_limit(
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "status", "problem", "detail"),
     [
-        {"good_type": "code", "fingerprint": "0x" + "00" * 32, "is_admin": True},
-        {"good_type": "code"},
-        {"good_type": "code", "fingerprint": "0x" + "00" * 32, "code": "1234"},
-        {"good_type": "banana", "fingerprint": "0x" + "00" * 32},
-        {"good_type": "code", "fingerprint": "0x1234"},
-        {"good_type": "code", "code": "1234"},
+        (
+            {"good_type": "code", "fingerprint": "0x" + "00" * 32, "is_admin": True},
+            422,
+            "validation-error",
+            "body.is_admin: Extra inputs are not permitted",
+        ),
+        ({"good_type": "code"}, 400, "invalid-input", "exactly one of fingerprint or code"),
+        (
+            {"good_type": "code", "fingerprint": "0x" + "00" * 32, "code": "1234"},
+            400,
+            "invalid-input",
+            "exactly one of fingerprint or code",
+        ),
+        (
+            {"good_type": "banana", "fingerprint": "0x" + "00" * 32},
+            422,
+            "validation-error",
+            "body.good_type:",
+        ),
+        (
+            {"good_type": "code", "fingerprint": "0x1234"},
+            422,
+            "validation-error",
+            "body.fingerprint:",
+        ),
+        ({"good_type": "code", "code": "1234"}, 400, "invalid-input", "must name the creator"),
     ],
+    ids=["unknown-field", "neither", "both", "bad-type", "short-fingerprint", "no-creator"],
 )
 def test_bad_verify_bodies_are_problems(
-    client: TestClient, make_key: KeyFactory, body: dict[str, object]
+    client: TestClient,
+    make_key: KeyFactory,
+    body: dict[str, object],
+    status: int,
+    problem: str,
+    detail: str,
 ) -> None:
-    """THREATS 39: unknown fields are refused; every refusal is problem+json."""
+    """THREATS 39: unknown fields are refused (422, the field named); a body that parses but
+    asks the impossible is a 400; every refusal is problem+json naming its own reason."""
     answer = client.post("/v1/verify", json=body, headers=bearer(make_key("p", "verify")))
-    assert answer.status_code in (400, 422)
+    assert answer.status_code == status, answer.text
     assert answer.headers["content-type"] == PROBLEM
+    assert answer.json()["type"].endswith(f"/{problem}") and answer.json()["status"] == status
+    assert detail in answer.json()["detail"], answer.json()
     assert "1234" not in answer.text  # a submitted code is never echoed
 
 
