@@ -275,7 +275,9 @@ class CreatorStatement:
                 object_pairs_hook=_no_duplicate_keys,
                 parse_constant=_no_constants,
             )
-        except (UnicodeDecodeError, json.JSONDecodeError, boundedjson.JsonTooDeep) as exc:
+        # NOTE: ValueError, not only JSONDecodeError: json.loads also raises a bare
+        # ValueError for an integer of more than 4,300 digits (CPython's int-str limit).
+        except ValueError as exc:  # UnicodeDecodeError, JSONDecodeError, JsonTooDeep too
             raise MalformedStatement(f"the statement is not UTF-8 JSON ({exc})") from None
         return cls.from_document(document)
 
