@@ -231,6 +231,20 @@ def create_app(
     return app
 
 
+def declare_body_caps(schema: dict[str, Any]) -> None:
+    """Write every request body's byte cap into the OpenAPI document (THREATS 40, 41): a JSON
+    body is at most ``MAX_JSON_BYTES`` (``BodyLimit``); the streamed bodies declare their own
+    (``x-max-bytes`` set by their routes). A client reading the document knows the 413
+    before it sends."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            body = operation.get("requestBody") if isinstance(operation, dict) else None
+            if body is None:
+                continue
+            if "application/json" in body.get("content", {}):
+                body.setdefault("x-max-bytes", MAX_JSON_BYTES)
+
+
 def document_security(app: FastAPI) -> None:
     """Say in the OpenAPI document which operations take a Bearer credential, and which need
     one: derived from each route's dependencies, so the document cannot drift from the code."""
@@ -260,6 +274,7 @@ def document_security(app: FastAPI) -> None:
             for method in route.methods or ():
                 operation = schema["paths"][route.path_format][method.lower()]
                 operation["security"] = [{"bearer": []}] if required else [{}, {"bearer": []}]
+        declare_body_caps(schema)
         app.openapi_schema = schema
         return schema
 

@@ -16,14 +16,14 @@ from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
 from api import siwe
 from api.auth import Principal, authenticated, authenticated_signed_write, require_creator
-from api.context import MAX_JSON_BYTES, ApiContext, context
+from api.context import MAX_BULK_BYTES, MAX_JSON_BYTES, ApiContext, context
 from api.documents import registration_request, revocation_request, signed
 from api.errors import PayloadTooLarge, UnsupportedMediaType, problem_response
 from api.idempotency import lookup_idempotent, request_hash, store_idempotent
@@ -253,12 +253,17 @@ async def revoke_good(
 
 BULK_BODY = {
     "required": True,
+    # The cap the spooling enforces (``ApiContext.max_bulk_bytes``, THREATS 40): 413 past it.
+    "x-max-bytes": MAX_BULK_BYTES,
     "content": {
         NDJSON: {
-            "schema": {"type": "string"},
+            "schema": {"type": "string", "maxLength": MAX_BULK_BYTES},
             "example": '{"signed": {...}, "royalty_policy": {...}, "metadata": {}}\n0xab…\n',
         },
-        CSV: {"schema": {"type": "string"}, "example": "fingerprint\n0xab…\n"},
+        CSV: {
+            "schema": {"type": "string", "maxLength": MAX_BULK_BYTES},
+            "example": "fingerprint\n0xab…\n",
+        },
     },
 }
 
@@ -427,7 +432,9 @@ async def revoke_batch(
     response_model=JobOut,
     summary="A bulk upload's progress and result (the job id is the capability).",
 )
-def get_job(job_id: Annotated[str, ...], ctx: Context, caller: SignedWriter) -> Response:
+def get_job(
+    job_id: Annotated[str, Path(max_length=64)], ctx: Context, caller: SignedWriter
+) -> Response:
     if not job_id.startswith("job_") or len(job_id) > 64:
         raise NotFound(f"no job {job_id}")
     job = ctx.jobs.get(job_id)

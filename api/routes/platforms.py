@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import pow, ratelimit
 from api.auth import Forbidden, Principal, authenticated, caller, require_scope
-from api.context import MAX_JSON_BYTES, ApiContext, context
+from api.context import MAX_JSON_BYTES, MAX_UPLOAD_BYTES, ApiContext, context
 from api.errors import PayloadTooLarge, problem_response
 from api.pagination import Cursor, decode_cursor, next_cursor
 from api.pow import POW_HEADER, ProofOfWorkRequired
@@ -353,8 +353,11 @@ def _unknown_code(coarse: bool) -> dict[str, Any]:
     openapi_extra={
         "requestBody": {
             "required": True,
+            "x-max-bytes": MAX_UPLOAD_BYTES,
             "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                "application/octet-stream": {
+                    "schema": {"type": "string", "format": "binary", "maxLength": MAX_UPLOAD_BYTES}
+                }
             },
         }
     },
