@@ -62,4 +62,38 @@ def loads(data: bytes | str, limit: int = MAX_JSON_DEPTH, **options: Any) -> Any
     return json.loads(data, **options)
 
 
-__all__ = ["MAX_JSON_DEPTH", "JsonTooDeep", "check_depth", "loads"]
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An ``object_pairs_hook`` refusing a key given twice: two values for one key would let
+    two readers of the same document see two documents. The common case runs in C."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
+    return result
+
+
+def no_constants(name: str) -> Any:
+    """A ``parse_constant`` refusing NaN and the infinities, which JSON does not have."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def strict_loads(data: bytes | str, limit: int = MAX_JSON_DEPTH) -> Any:
+    """One JSON document, bounded in depth, with no key given twice and no NaN or infinity:
+    how every signed or shipped document (evidence, trust roots) is read. Raises
+    ``ValueError`` (``json.JSONDecodeError``, ``JsonTooDeep``, a duplicate key) or
+    ``RecursionError``; each parser turns it into its own error."""
+    return loads(data, limit, object_pairs_hook=unique_keys, parse_constant=no_constants)
+
+
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "JsonTooDeep",
+    "check_depth",
+    "loads",
+    "no_constants",
+    "strict_loads",
+    "unique_keys",
+]

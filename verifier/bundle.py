@@ -230,7 +230,29 @@ class BatchProof(_Model):
     inclusion_proof: Proof
 
 
-class BundleEntry(_Model):
+class _LoggedEntry(_Model):
+    """What every entry a document carries checks: its leaf version, and a payload bounded
+    in size and canonical (the fields themselves are declared by each subclass, in format
+    order)."""
+
+    @field_validator("version", check_fields=False)
+    @classmethod
+    def _known_version(cls, value: int) -> int:
+        if value != LEAF_VERSION:
+            raise ValueError(f"unknown leaf version; only {LEAF_VERSION} exists")
+        return value
+
+    @field_validator("payload", check_fields=False)
+    @classmethod
+    def _bounded_payload(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            payload_digest(value)
+        except InvalidInput as exc:
+            raise ValueError(f"payload: {exc.detail}") from None
+        return value
+
+
+class BundleEntry(_LoggedEntry):
     """One log entry: its leaf fields, its payload document, where it is, and the proofs."""
 
     version: StrictInt
@@ -248,22 +270,6 @@ class BundleEntry(_Model):
     #: Present for an entry of a bulk batch (BatchRegistration, BatchRevocation), else null.
     batch_proof: BatchProof | None
 
-    @field_validator("version")
-    @classmethod
-    def _known_version(cls, value: int) -> int:
-        if value != LEAF_VERSION:
-            raise ValueError(f"unknown leaf version; only {LEAF_VERSION} exists")
-        return value
-
-    @field_validator("payload")
-    @classmethod
-    def _bounded_payload(cls, value: dict[str, Any]) -> dict[str, Any]:
-        try:
-            payload_digest(value)
-        except InvalidInput as exc:
-            raise ValueError(f"payload: {exc.detail}") from None
-        return value
-
     def leaf(self) -> LeafData:
         """The leaf as committed to the log, from the fields carried here."""
         return LeafData(
@@ -277,7 +283,7 @@ class BundleEntry(_Model):
         )
 
 
-class SubjectEntry(_Model):
+class SubjectEntry(_LoggedEntry):
     """A log entry about a subject, not a good (``leaf.SUBJECT_KINDS``): its leaf fields
     (good_type word 0), its payload document, where it is, and its inclusion proof."""
 
@@ -290,22 +296,6 @@ class SubjectEntry(_Model):
     leaf_index: Annotated[StrictInt, Field(ge=0, lt=MAX_TREE_SIZE)]
     payload: dict[str, Any]
     inclusion_proof: Proof
-
-    @field_validator("version")
-    @classmethod
-    def _known_version(cls, value: int) -> int:
-        if value != LEAF_VERSION:
-            raise ValueError(f"unknown leaf version; only {LEAF_VERSION} exists")
-        return value
-
-    @field_validator("payload")
-    @classmethod
-    def _bounded_payload(cls, value: dict[str, Any]) -> dict[str, Any]:
-        try:
-            canonical_json(value, max_bytes=MAX_PAYLOAD_BYTES)
-        except InvalidInput as exc:
-            raise ValueError(f"payload: {exc.detail}") from None
-        return value
 
     def leaf(self) -> LeafData:
         return LeafData(
@@ -420,9 +410,7 @@ class Bundle(_Model):
         if len(raw) > MAX_BUNDLE_BYTES:
             raise MalformedBundle(f"a bundle is at most {MAX_BUNDLE_BYTES:,} bytes")
         try:
-            document = boundedjson.loads(
-                raw, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants
-            )
+            document = boundedjson.strict_loads(raw)
         except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
             raise MalformedBundle(f"a bundle must be one JSON document: {exc}") from None
         if not isinstance(document, dict):
@@ -437,20 +425,6 @@ class Bundle(_Model):
             return cls.model_validate(document)
         except ValidationError as exc:
             raise MalformedBundle(_describe(exc)) from None
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # Two values for one key would let two readers of the same file see two bundles.
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _describe(error: ValidationError) -> str:

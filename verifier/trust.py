@@ -211,7 +211,7 @@ class TrustRoot(_Model):
         if len(raw) > MAX_TRUST_ROOT_BYTES:
             raise MalformedTrustRoot(f"a trust root is at most {MAX_TRUST_ROOT_BYTES:,} bytes")
         try:
-            document = boundedjson.loads(raw, object_pairs_hook=_no_duplicate_keys)
+            document = boundedjson.strict_loads(raw)
         except (ValueError, RecursionError) as exc:
             raise MalformedTrustRoot(f"a trust root must be one JSON document: {exc}") from None
         if not isinstance(document, dict):
@@ -227,15 +227,6 @@ class TrustRoot(_Model):
                 message = item["msg"].removeprefix("Value error, ")
                 problems.append(f"{where}: {message}" if where else message)
             raise MalformedTrustRoot("malformed trust root: " + "; ".join(problems)) from None
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
 
 
 def _check_key_chain(keys: tuple[SigningKey, ...], domain: Domain) -> None:
