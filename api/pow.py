@@ -32,7 +32,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import re
 import secrets
 import threading
@@ -44,18 +43,21 @@ from typing import Final
 
 from api.ratelimit import RateLimited
 from registry.errors import InvalidInput
+from verifier.pow import (
+    BINDING_TAG,
+    MAX_POW_BITS,
+    POW_HEADER,
+    body_binding,
+    leading_zero_bits,
+    solve,
+    work_digest,
+)
 
-#: The request header that carries a proof.
-POW_HEADER: Final = "X-Tracemark-Pow"
 #: The challenge format's version byte.
 POW_VERSION: Final = 1
-#: Domain separation for the body binding (a format constant: the page uses it too).
-BINDING_TAG: Final = "tracemark/verify-pow/v1"
 #: Leading zero bits asked by default: ~2^18 SHA-256 blocks a guess. Measured (README):
 #: ~0.3 s of one core in Python's hashlib, well under a second in Chromium's Web Worker.
 DEFAULT_POW_BITS: Final = 18
-#: The most a setting may ask: at 32 bits the page would work for minutes.
-MAX_POW_BITS: Final = 32
 #: How long a challenge may be used after it is issued (seconds): long enough to solve it on a
 #: slow phone, short enough that the spent set stays small.
 DEFAULT_CHALLENGE_TTL: Final = 120
@@ -96,41 +98,6 @@ class Challenge:
     challenge: str
     difficulty: int
     expires_at: int
-
-
-def body_binding(good_type: str, creator: str | None, product: str | None, code: str) -> bytes:
-    """SHA-256 of the lookup's canonical body (step 2 of the module docstring)."""
-    document = json.dumps(
-        [BINDING_TAG, good_type, creator, product, code], separators=(",", ":"), ensure_ascii=False
-    )
-    return hashlib.sha256(document.encode("utf-8", "surrogatepass")).digest()
-
-
-def work_digest(challenge: str, binding: bytes, nonce: bytes) -> bytes:
-    """SHA-256(SHA-256(challenge || binding) || nonce): what must start with zero bits."""
-    seed = hashlib.sha256(challenge.encode("ascii") + binding).digest()
-    return hashlib.sha256(seed + nonce).digest()
-
-
-def leading_zero_bits(digest: bytes, bits: int) -> bool:
-    """Whether ``digest`` starts with at least ``bits`` zero bits."""
-    return int.from_bytes(digest[:8], "big") >> (64 - bits) == 0 if bits else True
-
-
-def solve(challenge: str, difficulty: int, binding: bytes) -> str:
-    """The header value for ``challenge`` and this body: the first nonce that works.
-
-    For clients and tests in Python; the page solves it in a Web Worker.
-    """
-    seed = hashlib.sha256(challenge.encode("ascii") + binding).digest()
-    shift = 64 - difficulty
-    counter = 0
-    while True:
-        nonce = counter.to_bytes(8, "big")
-        digest = hashlib.sha256(seed + nonce).digest()
-        if difficulty == 0 or int.from_bytes(digest[:8], "big") >> shift == 0:
-            return f"{challenge}.{nonce.hex()}"
-        counter += 1
 
 
 def _b64encode(data: bytes) -> str:
@@ -255,6 +222,7 @@ class ProofOfWork:
 
 
 __all__ = [
+    "BINDING_TAG",
     "DEFAULT_CHALLENGE_TTL",
     "DEFAULT_POW_BITS",
     "MAX_POW_BITS",

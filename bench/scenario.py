@@ -67,7 +67,9 @@ from registry.creator import (
 )
 from registry.db import create_db_engine
 from registry.eip712 import DEV_DOMAIN
+from registry.errors import NotFound
 from registry.fingerprints import CodeFingerprinter, GoodType, Use
+from registry.handover import HandoverRequest, NotTheHolder
 from registry.migrate import upgrade
 from registry.royalty import RoyaltyPolicy
 from registry.service import Registry
@@ -268,6 +270,9 @@ class Market:
         self.horizon = START + params.days * DAY
         self.actions: list[tuple[int, int, str, tuple[Any, ...]]] = []
         self._seq = itertools.count()
+        self._transfer_keys = itertools.count()
+        #: The hand-over authorization each honest request used, by its idempotency key.
+        self._authorizations: dict[str, str] = {}
         self._users = itertools.count()
         self.injections: list[Injection] = []
         self.live: set[bytes] = set()
@@ -360,8 +365,13 @@ class Market:
         *,
         final: bool = False,
         tag: str = "honest",
+        consent: bool | None = None,
     ) -> None:
+        """``reporter`` reports a sale; when the seller is held on another platform, that
+        platform consents (a one-time hand-over authorization, issue 12) if ``consent`` (by
+        default: honest trades do, fraud does not)."""
         good_type = GoodType.CODE if fp in self.code_of else GoodType.FILE
+        consent = tag == "honest" if consent is None else consent
         request = TransferRequest(
             platform=reporter,
             good_type=good_type,
@@ -371,10 +381,13 @@ class Market:
             price=None if price is None else int(price),
             currency=None if price is None else "EUR",
             final=final,
+            # An honest platform retries with the same Idempotency-Key (and the same
+            # authorization): the registry answers the recorded receipt again.
+            idempotency_key=f"sim-{next(self._transfer_keys)}" if tag == "honest" else None,
         )
-        self._at(t, "transfer", request, tag)
+        self._at(t, "transfer", request, tag, consent)
         if tag == "honest" and self.rng.random() < self.p.retries:
-            self._at(t + self._u(5, 300), "transfer", request, "retry")
+            self._at(t + self._u(5, 300), "transfer", request, "retry", consent)
 
     # -- the honest market ----------------------------------------------------------------
 
@@ -629,11 +642,12 @@ class Market:
             inj.expect(S.CODE_VELOCITY, S.good_subject(good))
             sold = listed + self._u(3_600, 5_400)
             final = rng.random() < 0.5
+            # The agent's own platform reports both sales (it alone may: issue 12).
             self.transfer(
-                sold, first, fp, seller, self._user(first), 1_200, final=final, tag="fraud"
+                sold, "agentnet", fp, seller, self._user(first), 1_200, final=final, tag="fraud"
             )
             again = sold + self._u(600, 7_200)
-            self.transfer(again, second, fp, seller, self._user(second), 1_150, tag="fraud")
+            self.transfer(again, "agentnet", fp, seller, self._user(second), 1_150, tag="fraud")
             if final:
                 inj.expect(S.DEAD_GOOD_TRANSFER, S.good_subject(good))
                 self.verify(again + self._u(HOUR, DAY), third, fp)
@@ -667,7 +681,10 @@ class Market:
                 price *= self._u(1.1, 1.3)
                 assert buyer.platform is not None
                 self.verify(t - self._u(60, 900), buyer.platform, fp, via="fingerprint")
-                self.transfer(t, buyer.platform, fp, holder, buyer, price, tag="fraud")
+                # Colluding platforms give each other their consent.
+                self.transfer(
+                    t, buyer.platform, fp, holder, buyer, price, tag="fraud", consent=True
+                )
                 holder = buyer
 
     def _pirate(self) -> None:
@@ -827,10 +844,45 @@ class Market:
             except RateLimited:
                 self.outcomes["probe-flagged-429"] += 1
 
-    def _do_transfer(self, request: TransferRequest, tag: str) -> None:
+    def _authorized(self, request: TransferRequest, seller: Party) -> TransferRequest:
+        """The request with the holding platform's hand-over authorization, if it still holds
+        the good (else as it is: the registry refuses it, as it should)."""
+        assert seller.platform is not None and seller.reference is not None
+        try:
+            issued = self.registry.authorize_handover(
+                HandoverRequest(
+                    platform=seller.platform,
+                    good_type=request.good_type,
+                    fingerprint=request.fingerprint,
+                    reference=seller.reference,
+                    buyer_platform=request.platform,
+                )
+            )
+        except (NotTheHolder, NotFound):
+            return request  # it moved meanwhile
+        if request.idempotency_key is not None:
+            self._authorizations[request.idempotency_key] = issued.token
+        return replace(request, authorization=issued.token)
+
+    def _do_transfer(self, request: TransferRequest, tag: str, consent: bool) -> None:
+        seller = request.seller
+        if (
+            consent
+            and seller.platform is not None
+            and seller.reference is not None
+            and seller.platform != request.platform
+        ):
+            # A cross-platform resale with the holding platform's consent: its one-time
+            # hand-over authorization (issue 12). Honest trades and colluding rings have it; a
+            # non-holder selling what another platform holds has none, and is refused.
+            known = self._authorizations.get(request.idempotency_key or "")
+            if known is not None:  # a retry: the same request, the same token
+                request = replace(request, authorization=known)
+            else:
+                request = self._authorized(request, seller)
         try:
             receipt = self.registry.transfer(request)
-        except (DoubleSale, GoodConsumed, GoodRevoked) as refusal:
+        except (DoubleSale, GoodConsumed, GoodRevoked, NotTheHolder) as refusal:
             self.outcomes[f"{tag}-refused-{refusal.code}"] += 1
             return
         self.outcomes[f"{tag}-accepted"] += 1

@@ -311,14 +311,6 @@ def record_transfer(
         receipt = load_receipt(conn, replay, domain)
         return TransferReceipt(**{**receipt.__dict__, "replayed": True})
     seller = request.seller
-    if not seller.is_creator and seller.platform != request.platform and not request.authorization:
-        # NOTE: first, before the good or its holder is read: a 409 (wrong reference) against
-        # a 201 (right one) would let any platform test guesses of another's references.
-        raise NotTheHolder(
-            f"the seller is a party on {seller.platform}, not on your platform: only "
-            f"{seller.platform} may report its sale, or give you a hand-over authorization"
-        )
-
     good_type, fingerprint = int(request.good_type), request.fingerprint
     good = f"{request.good_type.name.lower()} {fingerprint_hex(fingerprint)}"
     registered, revoked = _good_facts(conn, good_type, fingerprint)
@@ -343,6 +335,15 @@ def record_transfer(
         ).first()
         if holding.consumed:
             raise GoodConsumed(f"{good} was consumed by a final sale; it may not change hands")
+    if not seller.is_creator and seller.platform != request.platform and not request.authorization:
+        # NOTE: before the holder's reference is compared with anything: a 409 (wrong
+        # reference) against a 201 (right one) would let any platform test guesses of
+        # another's references. A revoked or consumed good is refused first: that much is
+        # public (any verify answer says it), and it is the fact a risk signal needs.
+        raise NotTheHolder(
+            f"the seller is a party on {seller.platform}, not on your platform: only "
+            f"{seller.platform} may report its sale, or give you a hand-over authorization"
+        )
     seller_ref: bytes | None
     authorization_id = None
     if request.authorization is not None:

@@ -14,6 +14,17 @@ PURE_MODULES = [
     "registry.merkle",
     "registry.tiles",
     "verifier.identity",
+    # What a verifier runs (issue 11): trust roots, the checks, the JSON-RPC reader, the
+    # client's proof of work: no web3, no ORM, no web framework.
+    "verifier.boundedjson",
+    "verifier.errors",
+    "verifier.trust",
+    "verifier.truststore",
+    "verifier.bundle",
+    "verifier.offline",
+    "verifier.export",
+    "verifier.pow",
+    "anchoring.reader",
 ]
 FORBIDDEN = ["web3", "sqlmodel", "sqlalchemy", "fastapi"]
 

@@ -50,6 +50,7 @@ from registry.revocation import RevocationRequest
 from registry.royalty import policy_document
 from verifier.bundle import MAX_BUNDLE_BYTES, Bundle, SignedTreeHead
 from verifier.errors import BundleInvalid, VerificationError
+from verifier.pow import MAX_POW_BITS, POW_HEADER, body_binding, solve
 from verifier.problems import (
     PROBLEM_PREFIX,
     ApiProblem,
@@ -467,8 +468,10 @@ class TracemarkClient:
         content_type: str | None = None,
         idempotency_key: str | None = None,
         limit: int = MAX_RESPONSE_BYTES,
+        headers: Mapping[str, str] | None = None,
     ) -> _Answer:
-        headers = {"Accept": "application/json, application/problem+json"}
+        extra = headers
+        headers = {"Accept": "application/json, application/problem+json", **(extra or {})}
         if self._credential is not None:
             headers["Authorization"] = f"Bearer {self._credential}"
         if idempotency_key is not None:
@@ -569,8 +572,34 @@ class TracemarkClient:
             creator=creator,
             product=product,
         )
-        answer = self._send("POST", "/v1/verify", document=request.model_dump(exclude_none=True))
+        document = request.model_dump(exclude_none=True)
+        try:
+            answer = self._send("POST", "/v1/verify", document=document)
+        except ApiProblem as problem:
+            if problem.status != 428 or code is None:
+                raise
+            # A public code lookup (no key, or a creator asking about others' codes) pays a
+            # proof of work bound to this very body (``verifier.pow``); a key never does.
+            answer = self._send(
+                "POST",
+                "/v1/verify",
+                document=document,
+                headers={POW_HEADER: self._proof_of_work(request)},
+            )
         return self._model(VerifyOut, answer)
+
+    def _proof_of_work(self, request: VerifyIn) -> str:
+        """Fetch a challenge and solve it for ``request`` (about 0.1-0.3 s of one core at the
+        default difficulty)."""
+        issued = json.loads(self._send("POST", "/v1/verify/challenge").body)
+        if not isinstance(issued, dict) or not isinstance(issued.get("challenge"), str):
+            raise UnexpectedAnswer("the registry's challenge is not {challenge, difficulty}")
+        difficulty = issued.get("difficulty")
+        if not isinstance(difficulty, int) or not 0 <= difficulty <= MAX_POW_BITS:
+            raise UnexpectedAnswer("the registry asks an unreasonable proof of work")
+        assert request.code is not None
+        binding = body_binding(request.good_type, request.creator, request.product, request.code)
+        return solve(issued["challenge"], difficulty, binding)
 
     def verify_file(
         self, path_or_stream: str | Path | IO[bytes], creator: str | None = None
