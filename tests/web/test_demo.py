@@ -24,6 +24,7 @@ from registry.service import Registry
 from registry.settings import load_settings
 from tests.api.test_cli import Cli
 from tests.api.test_platform_routes import anchor_everything
+from verifier.client import TracemarkClient
 
 pytestmark = pytest.mark.slow
 
@@ -85,14 +86,12 @@ def instance(tmp_path: Path) -> Iterator[Instance]:
 
 
 def _verify(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(
-        url + "/v1/verify",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as reply:
-        answer: dict[str, Any] = json.loads(reply.read())
-    return answer
+    """What an anonymous visitor gets: the typed client, which pays a public code lookup's
+    proof of work as the page does."""
+    with TracemarkClient(url) as anonymous:
+        fields = {key: value for key, value in body.items() if key != "good_type"}
+        answer = anonymous.verify(body["good_type"], **fields)
+    return answer.model_dump(mode="json")
 
 
 def test_the_demo_fills_a_running_registry_and_says_what_to_try(
