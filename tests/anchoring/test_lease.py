@@ -205,7 +205,10 @@ def test_threat_28_a_dead_lease_holder_is_taken_over_and_nothing_is_anchored_twi
             registry.sequence_all()
             assert doomed.wait(timeout=30) == -signal.SIGKILL  # died right after signing
             with pg_engine.connect() as conn:
-                assert conn.execute(text("SELECT state FROM anchors")).scalar_one() == "signed"
+                state = conn.execute(text("SELECT state FROM anchors")).scalar_one()
+            # It died after storing the signed transaction; the standby may have taken the
+            # lease over and sent it already (the assertions below prove it was that one).
+            assert state in ("signed", "broadcast", "mined", "final"), state
             _until(
                 "the standby worker anchors the head",
                 lambda: _states(pg_engine) == [(3, "final")],
