@@ -80,8 +80,10 @@ def _free_port() -> int:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("caps")
     port = _free_port()
+    # NOTE: its output goes to a file: a pipe nobody reads would fill and stall the server.
+    log = (folder / "server.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(folder), str(port)], stderr=subprocess.PIPE
+        [sys.executable, "-c", SERVER, str(folder), str(port)], stdout=log, stderr=log
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -93,9 +95,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     else:
         process.kill()
         raise AssertionError("the server did not start")
-    yield Server(process, port)
-    process.terminate()
-    process.wait(timeout=30)
+    try:
+        yield Server(process, port)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # its lifespan hung: it must not outlive the tests
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
 
 
 @dataclass
