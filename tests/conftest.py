@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from eth_account import Account
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from registry.creator import CreatorKeys
 from registry.db import create_db_engine
@@ -78,8 +80,18 @@ def postgres_url() -> Iterator[str]:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     separator = "&" if "?" in POSTGRES_URL else "?"
     yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    # NOTE: a test's background writer (an app's telemetry flush) may still hold a lock in
+    # the schema for a moment: the drop can deadlock with it (seen once in CI). PostgreSQL
+    # ends one side of a deadlock, so dropping again succeeds; this is only cleanup.
+    for attempt in range(5):
+        try:
+            with admin.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            break
+        except DBAPIError:
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
     admin.dispose()
 
 
