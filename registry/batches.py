@@ -20,6 +20,7 @@ from registry import log
 from registry.errors import InvalidInput
 from registry.leaf import EntryKind, encode_leaf, leaf_prefix
 from registry.log import entries_t
+from registry.merkle import hash_leaves
 from registry.tilestore import TileStore, TreeAppender, batch_tiles_t, tiles_t
 
 #: Most goods in one signed batch (THREATS 40: bulk endpoints are bounded).
@@ -105,8 +106,8 @@ class BatchIngest:
                 )
         if first + len(chunk) > self.count:
             raise InvalidInput(f"the batch signed {self.count:,} goods but more were sent")
-        sha256 = hashlib.sha256
-        self._items.append([sha256(b"\x00" + fp).digest() for fp in chunk])
+        # An item's leaf data is its fingerprint alone: itemsRoot commits to the list.
+        self._items.append(hash_leaves(chunk))
         self.position += len(chunk)
         return first
 
@@ -143,18 +144,15 @@ class BatchIngest:
         timestamp_word = now.to_bytes(32, "big")
         leaf_index = self._log.size
         params = []
-        leaf_hashes = []
+        leaves = []
         for kind, fingerprint, actor, position, product_id in rows:
             entry_payload_hash = sha256(batch_hash + position.to_bytes(4, "big")).digest()
-            leaf_hashes.append(
-                sha256(
-                    b"\x00"
-                    + prefixes[kind]
-                    + fingerprint
-                    + actor_words[actor]
-                    + entry_payload_hash
-                    + timestamp_word
-                ).digest()
+            leaves.append(
+                prefixes[kind]
+                + fingerprint
+                + actor_words[actor]
+                + entry_payload_hash
+                + timestamp_word
             )
             params.append(
                 (
@@ -172,7 +170,7 @@ class BatchIngest:
             )
             leaf_index += 1
         self._conn.exec_driver_sql(self._insert_sql, params)
-        self._log.append(leaf_hashes)
+        self._log.append(hash_leaves(leaves))
         if self._conn.dialect.name == "postgresql" and self._log.size >= self._next_analyze:
             # NOTE: PostgreSQL plans each chunk's fingerprint lookup from statistics taken
             # before this batch (an empty table, at first), and then filters every row of

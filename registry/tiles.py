@@ -9,7 +9,6 @@ dict for tests and benchmarks.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -20,6 +19,8 @@ from registry.merkle import (
     NodeId,
     ProofPlan,
     consistency_plan,
+    fold,
+    hash_pairs,
     inclusion_plan,
     root_plan,
 )
@@ -108,15 +109,6 @@ class Tile:
         return self.hashes[start : start + HASH_SIZE]
 
 
-def _pair_up(row: Sequence[bytes], start: int) -> list[bytes]:
-    """Parents of row's complete pairs from pair number start on."""
-    sha256, prefix = hashlib.sha256, b"\x01"
-    begin = 2 * start
-    # zip drops an odd last node: a tile stores only nodes whose both children exist.
-    pairs = zip(row[begin::2], row[begin + 1 :: 2], strict=False)
-    return [sha256(prefix + left + right).digest() for left, right in pairs]
-
-
 def _check_hashes(hashes: Sequence[bytes], what: str) -> None:
     if hashes and set(map(len, hashes)) != {HASH_SIZE}:
         bad = next(i for i, h in enumerate(hashes) if len(h) != HASH_SIZE)
@@ -128,7 +120,8 @@ def build_tile(level: int, index: int, bottom_row: Sequence[bytes]) -> Tile:
     _check_hashes(bottom_row, "bottom-row hash")
     rows = [list(bottom_row)]
     for _ in range(1, TILE_HEIGHT):
-        rows.append(_pair_up(rows[-1], 0))
+        # hash_pairs drops an odd last node: a tile stores only nodes whose both children exist.
+        rows.append(hash_pairs(rows[-1]))
     return Tile(level, index, len(bottom_row), b"".join(h for row in rows for h in row))
 
 
@@ -193,11 +186,11 @@ def append_leaves(
             rows = [old.bottom_row() + new_nodes]
             for k in range(1, TILE_HEIGHT + 1):
                 kept = old.row(k) if k < TILE_HEIGHT else []
-                rows.append(kept + _pair_up(rows[k - 1], len(kept)))
+                rows.append(kept + hash_pairs(rows[k - 1], 2 * len(kept)))
         else:
             rows = [new_nodes]
             for k in range(1, TILE_HEIGHT + 1):
-                rows.append(_pair_up(rows[k - 1], 0))
+                rows.append(hash_pairs(rows[k - 1]))
         # One blob per level, then each tile is the join of 8 slices.
         blobs = [b"".join(row) for row in rows[:TILE_HEIGHT]]
         total = len(rows[0])
@@ -236,7 +229,6 @@ def assemble_from_tiles(plan: ProofPlan, tiles: TileSource) -> list[bytes]:
     for every proof served, and the generic path spent more time in calls than in reading
     (the property tests compare both with the reference tree).
     """
-    sha256 = hashlib.sha256
     offsets = _OFFSETS
     resolved: dict[TileId, Tile | None] = {}
     result: list[bytes] = []
@@ -260,15 +252,8 @@ def assemble_from_tiles(plan: ProofPlan, tiles: TileSource) -> list[bytes]:
                 raise ProofOutOfRange(f"tile of width {width} does not hold node {(level, index)}")
             start = (offsets[width][level_in_tile] + index_in_tile) << 5
             parts.append(tile.hashes[start : start + HASH_SIZE])
-        if len(parts) == 1:
-            append(parts[0])
-        elif not parts:
-            append(sha256(b"").digest())
-        else:
-            folded = parts[-1]
-            for left in reversed(parts[:-1]):
-                folded = sha256(b"\x01" + left + folded).digest()
-            append(folded)
+        # Nearly every element is one stored node: skip the call for it.
+        append(parts[0] if len(parts) == 1 else fold(parts))
     return result
 
 
