@@ -25,10 +25,7 @@ or an INSERT under the primary key, so a lost race can never move a good twice (
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,9 +35,10 @@ from sqlalchemy import Connection, Table, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registry import handover, log
-from registry.distribution import NotADistributor, check_first_sale
+from registry.distribution import check_first_sale
+from registry.distribution_policy import NotADistributor
 from registry.eip712 import Domain, address_bytes, sign
-from registry.errors import Conflict, InvalidInput, NotFound
+from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, Use, fingerprint_hex
 from registry.handover import AuthorizationRefused, NotTheHolder
 from registry.leaf import EntryKind, payload_hash
@@ -51,190 +49,30 @@ from registry.parties import (
     MAX_REFERENCE_LENGTH,
     ReferenceKeys,
     ReferenceScheme,
-    check_platform_id,
     legacy_reference_hash,
 )
+from registry.receipts import (
+    PRIMARY_TYPE,
+    RoyaltyShare,
+    TransferReceipt,
+    party_document,
+    receipt_message,
+)
 from registry.records import checksum, records_t
-from registry.royalty import MAX_PRICE, RoyaltyPolicy, split
+from registry.royalty import RoyaltyPolicy, split
+from registry.transferrequests import (
+    DoubleSale,
+    GoodConsumed,
+    GoodRevoked,
+    IdempotencyKeyReused,
+    Party,
+    TransferRequest,
+)
 
 transfers_t: Table = Transfer.__table__  # type: ignore[attr-defined]
 holdings_t: Table = Holding.__table__  # type: ignore[attr-defined]
 royalty_lines_t: Table = RoyaltyLine.__table__  # type: ignore[attr-defined]
 attempts_t: Table = TransferAttempt.__table__  # type: ignore[attr-defined]
-
-#: The hash a row gets from a reference: ``ReferenceKeys.reference_hash`` (keyed per platform).
-Hasher = Callable[[str, str], bytes]
-
-
-class DoubleSale(Conflict):
-    """The seller is not the good's current holder: someone is selling what they do not hold."""
-
-    code = "double-sale"
-
-    def __init__(self, detail: str, earlier: dict[str, Any] | None) -> None:
-        super().__init__(detail)
-        self.earlier = earlier
-
-
-class GoodConsumed(Conflict):
-    """A single-use good was already sold to its end user."""
-
-    code = "consumed"
-
-
-class GoodRevoked(Conflict):
-    """The creator revoked the good; it may not change hands."""
-
-    code = "revoked"
-
-
-class IdempotencyKeyReused(InvalidInput):
-    """The same Idempotency-Key came back with a different request."""
-
-    code = "idempotency-key-reused"
-
-
-@dataclass(frozen=True)
-class Party:
-    """A seller or buyer. ``platform=None`` names the good's creator as the party.
-
-    ``reference=None`` on a platform is allowed only for a seller named by a hand-over
-    authorization (the buyer need not learn the holder's reference): ``TransferRequest``
-    checks that.
-    """
-
-    platform: str | None
-    reference: str | None
-
-    def __post_init__(self) -> None:
-        if self.platform is None:
-            if self.reference is not None:
-                raise InvalidInput("the creator is a party without a reference")
-            return
-        check_platform_id(self.platform)
-        if self.reference is not None and not 1 <= len(self.reference) <= MAX_REFERENCE_LENGTH:
-            raise InvalidInput(f"a party's reference has 1 to {MAX_REFERENCE_LENGTH} characters")
-
-    @property
-    def is_creator(self) -> bool:
-        return self.platform is None
-
-    def ref_hash(self, hasher: Hasher) -> bytes | None:
-        """The stored form of the reference (None for the creator or an unnamed seller)."""
-        if self.platform is None or self.reference is None:
-            return None
-        return hasher(self.platform, self.reference)
-
-
-def party_document(platform: str | None, ref_hash: bytes | None) -> dict[str, Any]:
-    """A party as the TRANSFER payload and the receipt name it."""
-    if platform is None:
-        return {"creator": True}
-    assert ref_hash is not None
-    return {"platform": platform, "reference_hash": "0x" + ref_hash.hex()}
-
-
-@dataclass(frozen=True)
-class TransferRequest:
-    """What a platform reports: the good, seller and buyer, the price, and finality."""
-
-    platform: str
-    good_type: GoodType
-    fingerprint: bytes
-    seller: Party
-    buyer: Party
-    price: int | None = None
-    currency: str | None = None
-    final: bool = False
-    idempotency_key: str | None = None
-    #: A hand-over authorization the seller's platform issued to this (the buying) platform.
-    authorization: str | None = None
-
-    def __post_init__(self) -> None:
-        check_platform_id(self.platform)
-        if self.buyer.is_creator or self.buyer.reference is None:
-            raise InvalidInput("the buyer must be a party on a platform, with its reference")
-        if self.authorization is not None:
-            if self.seller.is_creator:
-                raise InvalidInput(
-                    "a hand-over authorization is for a good held on a platform, not by its creator"
-                )
-            if self.buyer.platform != self.platform:
-                raise InvalidInput(
-                    "with a hand-over authorization the buyer is a party on your own platform"
-                )
-            if not 1 <= len(self.authorization) <= handover.MAX_TOKEN_LENGTH:
-                raise InvalidInput(
-                    f"an authorization has 1 to {handover.MAX_TOKEN_LENGTH} characters"
-                )
-        elif not self.seller.is_creator and self.seller.reference is None:
-            raise InvalidInput("seller: give a reference (or creator=true, or an authorization)")
-        if (self.price is None) != (self.currency is None):
-            raise InvalidInput("give a price together with its currency, or neither")
-        if self.price is not None and not 0 <= self.price <= MAX_PRICE:
-            raise InvalidInput(f"a price is an integer from 0 to {MAX_PRICE} (minor units)")
-        if self.currency is not None and not (
-            1 <= len(self.currency) <= 16 and self.currency.isascii() and self.currency.isupper()
-        ):
-            raise InvalidInput("a currency is an upper-case code of 1 to 16 characters, e.g. EUR")
-
-    def request_hash(self) -> bytes:
-        """The request as the platform sent it (references included), to spot a reused key."""
-        document: dict[str, Any] = {
-            "platform": self.platform,
-            "good_type": int(self.good_type),
-            "fingerprint": fingerprint_hex(self.fingerprint),
-            "seller": [self.seller.platform, self.seller.reference],
-            "buyer": [self.buyer.platform, self.buyer.reference],
-            "price": None if self.price is None else str(self.price),
-            "currency": self.currency,
-            "final": self.final,
-        }
-        if self.authorization is not None:  # absent otherwise: older requests hash as before
-            document["authorization"] = handover.token_hash(self.authorization).hex()
-        return hashlib.sha256(rfc8785.dumps(document)).digest()
-
-
-@dataclass(frozen=True)
-class RoyaltyShare:
-    recipient: str
-    bps: int
-    amount: int
-
-
-@dataclass(frozen=True)
-class TransferReceipt:
-    """The registry's signed word that it logged the transfer (EIP-712 ``TransferReceipt``)."""
-
-    transfer_id: int
-    good_type: GoodType
-    fingerprint: bytes
-    log_index: int
-    transfer_hash: bytes
-    timestamp: int
-    signature: bytes
-    signer: str
-    domain: Domain
-    platform: str
-    seller: dict[str, Any]
-    buyer: dict[str, Any]
-    price: int | None
-    currency: str | None
-    final: bool
-    creator: str
-    royalties: list[RoyaltyShare] = field(default_factory=list)
-    seller_amount: int | None = None
-    #: True when this answers a retried request (same Idempotency-Key and body).
-    replayed: bool = False
-
-    def message(self) -> dict[str, Any]:
-        return {
-            "goodType": int(self.good_type),
-            "fingerprint": self.fingerprint,
-            "logIndex": self.log_index,
-            "transferHash": self.transfer_hash,
-            "timestamp": self.timestamp,
-        }
 
 
 def _good_facts(conn: Connection, good_type: int, fingerprint: bytes) -> tuple[Any, Any]:
@@ -309,7 +147,7 @@ def record_transfer(
     replay = _existing(conn, request)
     if replay is not None:
         receipt = load_receipt(conn, replay, domain)
-        return TransferReceipt(**{**receipt.__dict__, "replayed": True})
+        return receipt.model_copy(update={"replayed": True})
     seller = request.seller
     good_type, fingerprint = int(request.good_type), request.fingerprint
     good = f"{request.good_type.name.lower()} {fingerprint_hex(fingerprint)}"
@@ -365,7 +203,7 @@ def record_transfer(
     if request.price is not None and not request.seller.is_creator:
         parts = split(request.price, policy)
         shares = [
-            RoyaltyShare(address, recipient.bps, amount)
+            RoyaltyShare(recipient=address, bps=recipient.bps, amount=amount)
             for (address, amount), recipient in zip(parts.royalties, policy.recipients, strict=True)
         ]
         seller_amount = parts.seller_amount
@@ -424,14 +262,8 @@ def record_transfer(
     leaf_index, timestamp = _sequence_through(conn, int(entry_id), now)
     log.publish_tree_head(conn, account=account, domain=domain, now=timestamp)
 
-    message = {
-        "goodType": good_type,
-        "fingerprint": fingerprint,
-        "logIndex": leaf_index,
-        "transferHash": digest,
-        "timestamp": timestamp,
-    }
-    signature = sign("TransferReceipt", message, domain, account.key)
+    message = receipt_message(request.good_type, fingerprint, leaf_index, digest, timestamp)
+    signature = sign(PRIMARY_TYPE, message, domain, account.key)
     transfer_id = conn.execute(
         transfers_t.insert()
         .values(
@@ -640,7 +472,8 @@ def load_receipt(conn: Connection, transfer_id: int, domain: Domain) -> Transfer
         final=bool(row.final),
         creator=checksum(bytes(row.creator)),
         royalties=[
-            RoyaltyShare(s["recipient"], int(s["bps"]), int(s["amount"])) for s in royalty["shares"]
+            RoyaltyShare(recipient=s["recipient"], bps=int(s["bps"]), amount=int(s["amount"]))
+            for s in royalty["shares"]
         ],
         seller_amount=None if royalty["seller_amount"] is None else int(royalty["seller_amount"]),
     )
