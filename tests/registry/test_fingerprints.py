@@ -544,7 +544,7 @@ _JSON_VALUES = st.recursive(
 
 def _both(value: object) -> tuple[object, object]:
     """``canonical_json`` and the rfc8785 reference: bytes, or the error each raises."""
-    from registry import fingerprints
+    from registry import canonicaljson
 
     def run(function: Any) -> object:
         try:
@@ -552,7 +552,7 @@ def _both(value: object) -> tuple[object, object]:
         except InvalidInput as exc:
             return ("error", exc.detail)
 
-    return run(fingerprints.canonical_json), run(fingerprints._reference_canonical_json)
+    return run(canonicaljson.canonical_json), run(canonicaljson._reference_canonical_json)
 
 
 @settings(max_examples=500, deadline=None)
