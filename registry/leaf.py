@@ -14,8 +14,8 @@ from enum import IntEnum
 
 from eth_utils.address import to_checksum_address
 
-from registry.errors import InvalidInput
 from registry.canonicaljson import canonical_json
+from registry.errors import InvalidInput
 from registry.fingerprints import GoodType, to_good_type
 from registry.merkle import hash_leaf
 

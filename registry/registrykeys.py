@@ -23,9 +23,9 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import Connection, Table, insert, select, update
 
 from registry import log
+from registry.canonicaljson import canonical_json
 from registry.eip712 import Domain, checksum_address, sign
 from registry.errors import Conflict, InvalidInput
-from registry.canonicaljson import canonical_json
 from registry.leaf import NO_GOOD, EntryKind, payload_hash, subject_fingerprint
 from registry.log import entries_t
 from registry.models import RegistryKey, SignedRecord

@@ -17,9 +17,9 @@ from pydantic import (
     model_validator,
 )
 
+from registry.canonicaljson import canonical_json
 from registry.eip712 import ZERO_ADDRESS, parse_address
 from registry.errors import InvalidInput, InvalidRoyaltyPolicy
-from registry.canonicaljson import canonical_json
 
 BPS_DENOMINATOR: Final = 10_000
 """Basis points in a whole: 10,000 bps = 100 % of the price."""
