@@ -40,7 +40,8 @@ def write_codes(path: Path, n: int) -> None:
 def run_ours(codes: Path, workdir: Path, database_url: str | None = None) -> dict[str, float]:
     from eth_account import Account
 
-    from registry.creator import CreatorKeys, prepare_code_batch, sign_batch_registration
+    from registry.codesfile import prepare_code_batch
+    from registry.creator import CreatorKeys, sign_batch_registration
     from registry.db import create_db_engine
     from registry.eip712 import DEV_DOMAIN
     from registry.fingerprints import GoodType, Use

@@ -51,7 +51,7 @@ from registry.fingerprints import (
 # NOTE: registry.creator and registry.codekeys pull in eth_account and the database layer;
 # they are imported by the commands that sign, so ``tracemark verify`` starts without them.
 if TYPE_CHECKING:
-    from registry.creator import PreparedBatch
+    from registry.codesfile import PreparedBatch
 
 
 @keys_app.command("new")
@@ -248,7 +248,7 @@ def _print_entries(results: list[dict[str, Any]]) -> None:
 
 
 def _prepare(codes: Path, key: bytes, skip_invalid: bool, quiet: bool) -> PreparedBatch:
-    from registry.creator import prepare_code_batch
+    from registry.codesfile import prepare_code_batch
 
     with (
         progress_bar(None, "fingerprinting", quiet) as tick,

@@ -40,10 +40,9 @@ from api.auth import (
 from api.ratelimit import Limit, RateLimits
 from api.siwe import build_message
 from api.webhooks import WebhookSettings
+from registry.codesfile import codes_source, prepare_code_batch
 from registry.creator import (
     CreatorKeys,
-    codes_source,
-    prepare_code_batch,
     sign_batch_registration,
     sign_batch_revocation,
     sign_enrollment,

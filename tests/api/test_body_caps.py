@@ -24,7 +24,8 @@ from eth_account import Account
 from fastapi.testclient import TestClient
 
 from api.context import MAX_BULK_BYTES, MAX_JSON_BYTES, MAX_UPLOAD_BYTES
-from registry.creator import CreatorKeys, codes_source, prepare_code_batch, sign_batch_registration
+from registry.codesfile import codes_source, prepare_code_batch
+from registry.creator import CreatorKeys, sign_batch_registration
 from registry.eip712 import DEV_DOMAIN
 from registry.fingerprints import GoodType, Use
 from registry.royalty import RoyaltyPolicy

@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.ratelimit import Limit, RateLimits
+from registry.codesfile import prepare_code_batch
 from registry.creator import (
     CreatorKeys,
-    prepare_code_batch,
     sign_batch_registration,
     sign_batch_revocation,
     sign_enrollment,

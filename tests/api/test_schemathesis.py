@@ -47,10 +47,9 @@ from sqlalchemy import create_engine
 from api.app import create_app
 from api.auth import API_KEY_PREFIX, create_api_key, issue_creator_token
 from api.pagination import encode_cursor
+from registry.codesfile import codes_source, prepare_code_batch
 from registry.creator import (
     CreatorKeys,
-    codes_source,
-    prepare_code_batch,
     sign_batch_registration,
     sign_batch_revocation,
     sign_enrollment,

@@ -10,7 +10,8 @@ import hashlib
 import hmac
 import os
 
-from registry.creator import CreatorKeys, codes_source, prepare_code_batch
+from registry.codesfile import codes_source, prepare_code_batch
+from registry.creator import CreatorKeys
 from registry.fingerprints import CODE_DOMAIN, code_fingerprint
 from registry.leaf import LeafData
 from registry.merkle import hash_leaf

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from registry.creator import MAX_CSV_LINE, PreparedBatch, codes_source, prepare_code_batch
+from registry.codesfile import MAX_CSV_LINE, PreparedBatch, codes_source, prepare_code_batch
 from registry.errors import InvalidInput
 from registry.fingerprints import code_fingerprint
 

@@ -9,14 +9,8 @@ import pytest
 from sqlalchemy import Engine, text
 
 from registry.codekeys import key_commitment, seal, unseal
-from registry.creator import (
-    CreatorKeys,
-    codes_source,
-    prepare_code_batch,
-    sign_batch_revocation,
-    sign_enrollment,
-    sign_revocation,
-)
+from registry.codesfile import codes_source, prepare_code_batch
+from registry.creator import CreatorKeys, sign_batch_revocation, sign_enrollment, sign_revocation
 from registry.eip712 import DEV_DOMAIN
 from registry.errors import ConfigurationError, InvalidInput, NotFound
 from registry.fingerprints import GoodType

@@ -13,11 +13,9 @@ from eth_account.signers.local import LocalAccount
 from anchoring.chain import Chain
 from anchoring.devchain import DevChain
 from anchoring.worker import AnchorPolicy, AnchorWorker
+from registry.codesfile import PreparedBatch, codes_source, prepare_code_batch
 from registry.creator import (
     CreatorKeys,
-    PreparedBatch,
-    codes_source,
-    prepare_code_batch,
     sign_batch_registration,
     sign_batch_revocation,
     sign_revocation,
