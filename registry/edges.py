@@ -16,11 +16,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Final, Literal
 
-from pydantic import BeforeValidator, PlainSerializer, PlainValidator, StringConstraints
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    StrictInt,
+    StringConstraints,
+)
 
 from registry.eip712 import Domain, checksum_address, parse_address
 from registry.errors import InvalidInput
 from registry.fingerprints import GoodType, parse_good_type
+from registry.leaf import MAX_UINT32, MAX_UINT64
+from registry.merkle import MAX_PROOF_LENGTH
 
 HASH32_PATTERN: Final = r"^0x[0-9a-fA-F]{64}$"
 """A 32-byte hash (a fingerprint, a root, a payload hash) as text: 0x and 64 hex digits."""
@@ -185,11 +194,19 @@ GoodTypeField = Annotated[
 """A good type: a ``GoodType`` inside, its published name outside."""
 
 
+Uint32 = Annotated[StrictInt, Field(ge=0, le=MAX_UINT32)]
+Uint64 = Annotated[StrictInt, Field(ge=0, le=MAX_UINT64)]
+Proof = Annotated[tuple[Hash32, ...], Field(max_length=MAX_PROOF_LENGTH)]
+"""An RFC 9162 audit path; its exact length is bound to (index, size) by the verifier."""
+
+
 __all__ = [
     "ADDRESS_PATTERN",
     "GOOD_TEXT_PATTERN",
     "HASH32_PATTERN",
     "MAX_HEX_BYTES",
+    "MAX_UINT32",
+    "MAX_UINT64",
     "Address",
     "AddressText",
     "Amount",
@@ -199,7 +216,10 @@ __all__ = [
     "Hash32",
     "Hex32",
     "HexBytes",
+    "Proof",
     "SignatureBytes",
+    "Uint32",
+    "Uint64",
     "good_type_name",
     "parse_address_bytes",
     "parse_amount",

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from verifier.bundle import _hex_of
+from registry.edges import parse_hex_of
 
 HEX = set(string.hexdigits)
-parse = _hex_of(4)
+parse = parse_hex_of(4)
 
 
 @given(
