@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from registry.errors import InvalidInput
-from registry.records import SignedMessage
-from registry.registration import RegistrationRequest, check_metadata
-from registry.revocation import RevocationRequest
+from registry.requests import RegistrationRequest, RevocationRequest, check_metadata
 from registry.royalty import RoyaltyPolicy
+from registry.signed import SignedMessage
 from verifier.schemas import (
     BatchRegistrationIn,
     BatchRevocationIn,

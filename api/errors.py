@@ -22,7 +22,7 @@ from api.pow import ProofOfWorkRefused, ProofOfWorkRequired
 from api.ratelimit import RateLimited
 from api.webhooks.ssrf import PortRefused
 from registry import errors, transfers
-from registry.distribution import NotADistributor
+from registry.distribution_policy import NotADistributor
 
 logger = logging.getLogger("tracemark.api")
 

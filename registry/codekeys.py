@@ -25,7 +25,8 @@ from registry.eip712 import Domain
 from registry.errors import ConfigurationError, Conflict, InvalidInput, NotFound
 from registry.fingerprints import CODE_KEY_SIZE
 from registry.models import CodeKey
-from registry.records import SignedMessage, checksum, insert_record, record_payload
+from registry.records import checksum, insert_record
+from registry.signed import SignedMessage, record_payload
 
 code_keys_t: Table = CodeKey.__table__  # type: ignore[attr-defined]
 

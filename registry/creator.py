@@ -25,10 +25,9 @@ from registry.eip712 import Domain, sign
 from registry.errors import ConfigurationError, InvalidInput, MalformedCode
 from registry.fingerprints import CODE_KEY_SIZE, CodeFingerprinter, GoodType, Use
 from registry.keyring import create_account, load_account, read_secret, write_secret
-from registry.records import SignedMessage
-from registry.registration import RegistrationRequest, metadata_hash
-from registry.revocation import RevocationRequest
+from registry.requests import RegistrationRequest, RevocationRequest, metadata_hash
 from registry.royalty import RoyaltyPolicy, policy_hash
+from registry.signed import SignedMessage
 
 ACCOUNT_FILE = "creator.key"
 CODE_KEY_FILE = "code.key"

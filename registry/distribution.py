@@ -12,62 +12,15 @@ through whoever asks needs to do nothing.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, Final
 
 from sqlalchemy import Connection, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from registry.errors import InvalidInput, TracemarkError
+from registry.distribution_policy import OPEN, Distribution, NotADistributor, parse_platforms
 from registry.models import DistributionPolicy as DistributionPolicyRow
 
 policies_t: Table = DistributionPolicyRow.__table__  # type: ignore[attr-defined]
-
-#: Most distributors one creator may name.
-MAX_DISTRIBUTORS: Final = 200
-_PLATFORM_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
-
-
-class NotADistributor(TracemarkError):
-    """The creator restricts first-hand sales to named platforms, and this is not one (403)."""
-
-    code = "not-a-distributor"
-
-
-@dataclass(frozen=True)
-class Distribution:
-    """A creator's policy: open (anyone may sell first-hand) or restricted to ``platforms``."""
-
-    restricted: bool = False
-    platforms: frozenset[str] = frozenset()
-    updated_at: int | None = None
-
-    def allows(self, platform: str) -> bool:
-        return not self.restricted or platform in self.platforms
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "restricted": self.restricted,
-            "platforms": sorted(self.platforms),
-            "updated_at": self.updated_at,
-        }
-
-
-OPEN: Final = Distribution()
-
-
-def parse_platforms(platforms: Iterable[str]) -> frozenset[str]:
-    chosen = frozenset(platforms)
-    if len(chosen) > MAX_DISTRIBUTORS:
-        raise InvalidInput(f"a creator may name at most {MAX_DISTRIBUTORS} distributors")
-    for platform in chosen:
-        if not isinstance(platform, str) or _PLATFORM_RE.fullmatch(platform) is None:
-            raise InvalidInput(
-                "a platform id is 1-64 lower-case letters, digits and dashes (not at either end)"
-            )
-    return chosen
 
 
 def load_distribution(conn: Connection, creator: bytes) -> Distribution:
@@ -111,13 +64,4 @@ def check_first_sale(conn: Connection, creator: bytes, platform: str, good: str)
         )
 
 
-__all__ = [
-    "MAX_DISTRIBUTORS",
-    "OPEN",
-    "Distribution",
-    "NotADistributor",
-    "check_first_sale",
-    "load_distribution",
-    "parse_platforms",
-    "save_distribution",
-]
+__all__ = ["check_first_sale", "load_distribution", "policies_t", "save_distribution"]

@@ -8,45 +8,18 @@ returns the first REVOKE entry and writes nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Connection, select
 
 from registry.batches import BatchIngest, BatchResult, Progress, Row, Tally, run_batch
 from registry.eip712 import Domain
-from registry.errors import InvalidInput, NotFound
+from registry.errors import NotFound
 from registry.fingerprints import GoodType, fingerprint_hex
 from registry.leaf import EntryKind
 from registry.log import entries_t
-from registry.records import SignedMessage, insert_record, record_payload
+from registry.records import insert_record
 from registry.registration import EntryRef, registered_entry
-
-#: A revocation reason is public and travels in proofs: keep it short.
-MAX_REASON_LENGTH = 280
-
-
-@dataclass(frozen=True)
-class RevocationRequest:
-    """A signed ``Revocation`` or ``BatchRevocation``."""
-
-    signed: SignedMessage
-
-    @property
-    def good_type(self) -> GoodType:
-        try:
-            return GoodType(int(self.signed.message["goodType"]))
-        except ValueError as exc:
-            raise InvalidInput(f"goodType {self.signed.message['goodType']} is unknown") from exc
-
-    def check(self, domain: Domain, *, now: int) -> None:
-        self.signed.verify(domain, now=now)
-        reason = str(self.signed.message["reason"])
-        if not reason.strip() or len(reason) > MAX_REASON_LENGTH:
-            raise InvalidInput(f"a revocation needs a reason of 1 to {MAX_REASON_LENGTH} chars")
-
-    def payload(self, domain: Domain) -> dict[str, Any]:
-        return record_payload(self.signed, domain)
+from registry.requests import RevocationRequest
 
 
 def _not_theirs(good_type: int, fingerprint: bytes) -> NotFound:

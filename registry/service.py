@@ -32,12 +32,8 @@ from registry import (
 from registry.audit import LogReport, check_log
 from registry.batches import BatchResult, Progress
 from registry.db import create_db_engine, read_transaction, retrying, write_transaction
-from registry.distribution import (
-    Distribution,
-    NotADistributor,
-    load_distribution,
-    save_distribution,
-)
+from registry.distribution import load_distribution, save_distribution
+from registry.distribution_policy import Distribution, NotADistributor
 from registry.eip712 import Domain
 from registry.errors import ConfigurationError, InvalidInput, NotFound, TracemarkError
 from registry.fingerprints import GoodType, fingerprint_hex
@@ -50,10 +46,11 @@ from registry.keyring import (
 from registry.leaf import NO_GOOD, EntryKind, encode_leaf
 from registry.log import TreeHead, entries_t
 from registry.parties import REFERENCE_KEY_PURPOSE, ReferenceKeys
-from registry.records import SignedMessage, checksum, records_t
-from registry.registration import EntryRef, RegistrationRequest
-from registry.revocation import RevocationRequest
+from registry.records import checksum, records_t
+from registry.registration import EntryRef
+from registry.requests import RegistrationRequest, RevocationRequest
 from registry.settings import Settings
+from registry.signed import SignedMessage
 from registry.statements import Period, Statement, royalty_statement
 from registry.tilestore import TileCache
 from registry.transfers import TransferReceipt, TransferRequest

@@ -13,6 +13,10 @@ PURE_MODULES = [
     "registry.eip712",
     "registry.merkle",
     "registry.tiles",
+    # The signed requests and the distribution policy a platform's client builds (issue 13).
+    "registry.signed",
+    "registry.requests",
+    "registry.distribution_policy",
     "verifier.identity",
     # What a verifier runs (issue 11): trust roots, the checks, the JSON-RPC reader, the
     # client's proof of work: no web3, no ORM, no web framework.
@@ -24,6 +28,8 @@ PURE_MODULES = [
     "verifier.offline",
     "verifier.export",
     "verifier.pow",
+    "verifier.schemas",
+    "verifier.client",
     "anchoring.reader",
 ]
 FORBIDDEN = ["web3", "sqlmodel", "sqlalchemy", "fastapi"]

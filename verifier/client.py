@@ -24,9 +24,9 @@ from urllib.parse import quote, urlsplit
 import httpx2
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
-from registry.distribution import parse_platforms
+from registry.distribution_policy import parse_platforms
 from registry.eip712 import (
     Domain,
     checksum_address,
@@ -44,10 +44,9 @@ from registry.errors import (
     TracemarkError,
 )
 from registry.fingerprints import GoodType, fingerprint_hex, parse_fingerprint, parse_good_type
-from registry.records import SignedMessage
-from registry.registration import RegistrationRequest
-from registry.revocation import RevocationRequest
+from registry.requests import RegistrationRequest, RevocationRequest
 from registry.royalty import policy_document
+from registry.signed import SignedMessage
 from verifier.bundle import MAX_BUNDLE_BYTES, Bundle, SignedTreeHead
 from verifier.errors import BundleInvalid, VerificationError
 from verifier.pow import MAX_POW_BITS, POW_HEADER, body_binding, solve
@@ -86,6 +85,7 @@ from verifier.schemas import (
     JobOut,
     Page,
     PartyIn,
+    ProofOut,
     ReceiptOut,
     RegistrationIn,
     RevocationIn,
@@ -332,17 +332,6 @@ def verify_tree_head(head: SignedTreeHead, trust: TrustPolicy) -> TrustRoot:
 
 
 # -- the client ------------------------------------------------------------------------------------
-
-
-class _ProofOut(BaseModel):
-    """An RFC 9162 proof as ``/v1/log/proof/*`` answers it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    tree_size: int
-    proof: list[str]
-    leaf_index: int | None = None
-    from_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -786,7 +775,7 @@ class TracemarkClient:
 
     def _proof(self, answer: _Answer) -> list[bytes]:
         try:
-            return [parse_fingerprint(node) for node in self._model(_ProofOut, answer).proof]
+            return [parse_fingerprint(node) for node in self._model(ProofOut, answer).proof]
         except InvalidInput:
             raise UnexpectedAnswer("a proof node is not 0x and 64 hex digits") from None
 

@@ -40,10 +40,9 @@ from verifier.problems import ProblemNotFound, UnexpectedAnswer
 # NOTE: the database, the HTTP client and the signed-message types are imported where they are
 # used: every command module is imported on every start, ``tracemark verify``'s too.
 if TYPE_CHECKING:
-    from registry.records import SignedMessage
-    from registry.registration import RegistrationRequest
-    from registry.revocation import RevocationRequest
+    from registry.requests import RegistrationRequest, RevocationRequest
     from registry.service import Registry
+    from registry.signed import SignedMessage
     from verifier.client import TracemarkClient
     from verifier.schemas import CodeKeyOut, CodeKeyRetireOut, EntryOut, StatementOut
 

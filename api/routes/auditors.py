@@ -18,7 +18,7 @@ from registry.errors import NotFound
 from registry.fingerprints import parse_fingerprint
 from registry.records import checksum
 from verifier.bundle import build_bundle
-from verifier.schemas import DEFAULT_PAGE, MAX_PAGE, GoodTypeName, Page, RegistryOut
+from verifier.schemas import DEFAULT_PAGE, MAX_PAGE, GoodTypeName, Page, ProofOut, RegistryOut
 from verifier.trust import WELL_KNOWN_PATH
 
 router = APIRouter(tags=["auditors"])
@@ -39,15 +39,6 @@ class TreeHeadPublic(BaseModel):
     signature: str
     signer: str
     domain: dict[str, Any]
-
-
-class ProofPublic(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    tree_size: int
-    proof: list[str]
-    leaf_index: int | None = None
-    from_size: int | None = None
 
 
 class HistoryEntry(BaseModel):
@@ -123,9 +114,9 @@ def inclusion(
     caller: Caller,
     leaf_index: Annotated[int, Query(ge=0, le=2**63 - 1)],
     tree_size: Annotated[int, Query(ge=1, le=2**63 - 1)],
-) -> ProofPublic:
+) -> ProofOut:
     proof = ctx.registry.inclusion_proof(leaf_index, tree_size)
-    return ProofPublic(
+    return ProofOut(
         tree_size=tree_size, leaf_index=leaf_index, proof=["0x" + p.hex() for p in proof]
     )
 
@@ -140,11 +131,9 @@ def consistency(
     caller: Caller,
     from_size: Annotated[int, Query(ge=0, le=2**63 - 1)],
     tree_size: Annotated[int, Query(ge=1, le=2**63 - 1)],
-) -> ProofPublic:
+) -> ProofOut:
     proof = ctx.registry.consistency_proof(from_size, tree_size)
-    return ProofPublic(
-        tree_size=tree_size, from_size=from_size, proof=["0x" + p.hex() for p in proof]
-    )
+    return ProofOut(tree_size=tree_size, from_size=from_size, proof=["0x" + p.hex() for p in proof])
 
 
 @router.get(

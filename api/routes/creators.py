@@ -33,7 +33,7 @@ from registry.batches import BatchResult
 from registry.eip712 import address_bytes, verify_signature
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import fingerprint_hex
-from registry.records import SignedMessage
+from registry.signed import SignedMessage
 from verifier.schemas import (
     DEFAULT_PAGE,
     MAX_PAGE,

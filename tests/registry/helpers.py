@@ -10,7 +10,7 @@ from sqlalchemy import Engine, text
 from registry.creator import CreatorKeys, sign_registration
 from registry.eip712 import DEV_DOMAIN, Domain
 from registry.fingerprints import GoodType, Use
-from registry.registration import RegistrationRequest
+from registry.requests import RegistrationRequest
 from registry.royalty import RoyaltyPolicy
 
 NO_ROYALTY = RoyaltyPolicy.parse({"recipients": []})

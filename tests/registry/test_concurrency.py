@@ -28,10 +28,12 @@ from registry.fingerprints import GoodType, Use
 from registry.leaf import EntryKind
 from registry.log import entries_t
 from registry.migrate import upgrade
-from registry.records import SignedMessage, records_t
-from registry.registration import EntryRef, RegistrationRequest, metadata_hash
+from registry.records import records_t
+from registry.registration import EntryRef
+from registry.requests import RegistrationRequest, metadata_hash
 from registry.royalty import RoyaltyPolicy, policy_hash
 from registry.service import Registry
+from registry.signed import SignedMessage
 from tests.conftest import Clock, CreatorFactory
 
 #: Generous: a thread that is still running after this is a deadlock, not a slow machine.

@@ -17,11 +17,10 @@ from sqlalchemy import Engine
 from registry.creator import CreatorKeys
 from registry.eip712 import DEV_DOMAIN, sign
 from registry.fingerprints import GoodType, Use
-from registry.records import SignedMessage
-from registry.registration import RegistrationRequest, metadata_hash
-from registry.revocation import RevocationRequest
+from registry.requests import RegistrationRequest, RevocationRequest, metadata_hash
 from registry.royalty import RoyaltyPolicy, policy_hash
 from registry.service import Registry
+from registry.signed import SignedMessage
 from tests.conftest import Clock
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "log_v1.json"

@@ -32,10 +32,10 @@ from registry.errors import (
 )
 from registry.fingerprints import GoodType, Use, code_fingerprint
 from registry.leaf import EntryKind
-from registry.records import SignedMessage
-from registry.registration import RegistrationRequest
+from registry.requests import RegistrationRequest
 from registry.royalty import RoyaltyPolicy
 from registry.service import Registry
+from registry.signed import SignedMessage
 from tests.conftest import Clock, CreatorFactory
 from tests.registry.helpers import NO_ROYALTY, counts, registration
 

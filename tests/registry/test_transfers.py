@@ -14,7 +14,7 @@ from sqlalchemy import Engine, func, select
 
 from registry.creator import CreatorKeys, sign_revocation
 from registry.db import create_db_engine
-from registry.distribution import NotADistributor
+from registry.distribution_policy import NotADistributor
 from registry.eip712 import DEV_DOMAIN, Signature, digest, recover_signer
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, Use

@@ -37,7 +37,7 @@ from registry.creator import (
 from registry.eip712 import DEV_DOMAIN, Domain
 from registry.errors import ConfigurationError, Conflict, InvalidInput, NotFound, SignatureError
 from registry.fingerprints import GoodType, Use, code_fingerprint
-from registry.registration import RegistrationRequest
+from registry.requests import RegistrationRequest
 from registry.royalty import RoyaltyPolicy
 from registry.service import Registry
 from tests.conftest import Clock, CreatorFactory

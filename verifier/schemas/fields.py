@@ -1,0 +1,43 @@
+"""The edge types every wire schema is built from: hex, addresses, names, amounts, pages."""
+
+from __future__ import annotations
+
+from typing import Annotated, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+GoodTypeName = Literal["file", "code", "item"]
+Verdict = Literal[
+    "authentic", "unknown", "revoked", "pending_anchor", "conflict", "consumed", "not_authentic"
+]
+Hex32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")]
+Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
+HexBytes = Annotated[str, StringConstraints(pattern=r"^0x([0-9a-fA-F]{2}){0,1024}$")]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+#: A platform id (``registry.parties.PLATFORM_ID_PATTERN``, the grammar of API keys' platforms):
+#: no NUL, control, bidi or other format character reaches the signed log.
+PlatformId = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$", max_length=64)
+]
+Reference = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Amount = Annotated[str, StringConstraints(pattern=r"^(0|[1-9][0-9]{0,77})$")]
+#: An upper-case currency code of 1 to 16 characters with at least one letter (EUR, USDC):
+#: what ``registry.transfers`` accepts; a code of digits only is not a currency.
+Currency = Annotated[str, StringConstraints(pattern=r"^[0-9]*[A-Z][A-Z0-9]*$", max_length=16)]
+
+#: Most items one page of any list holds (THREATS 40); the default is smaller.
+MAX_PAGE = 200
+DEFAULT_PAGE = 50
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+T = TypeVar("T")
+
+
+class Page(Strict, Generic[T]):
+    items: list[T]
+    #: Pass as ``cursor`` for the next page; null on the last page.
+    next_cursor: str | None

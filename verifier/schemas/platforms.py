@@ -1,0 +1,209 @@
+"""Wire schemas of the platforms' routes: verify, transfers and their signed receipts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints
+
+from verifier.schemas.fields import (
+    Address,
+    Amount,
+    Currency,
+    GoodTypeName,
+    Hex32,
+    HexBytes,
+    PlatformId,
+    Reference,
+    Slug,
+    Strict,
+    Verdict,
+)
+
+
+class VerifyIn(Strict):
+    """Name the good by its fingerprint, or by its code and the creator it claims to be from
+    (one code key per creator; ``product`` narrows the claim to one product line)."""
+
+    good_type: GoodTypeName
+    fingerprint: Hex32 | None = None
+    code: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    creator: Address | None = None
+    product: Slug | None = None
+
+
+class PowChallengeOut(Strict):
+    """A proof-of-work challenge for one public code lookup (``api.pow`` has the format)."""
+
+    challenge: str
+    #: Leading zero bits the work must reach.
+    difficulty: int
+    #: Unix seconds: the challenge is refused from then on.
+    expires_at: int
+
+
+class AnchorOut(Strict):
+    chain_id: int
+    contract: Address
+    tx_hash: Hex32
+    block_number: int
+    tree_size: int
+    #: "final" after the confirmation rule; "unconfirmed" while mined but not yet final.
+    state: Literal["final", "unconfirmed"]
+    confirmations: int | None
+
+
+class HolderOut(Strict):
+    #: None while the creator still holds the good.
+    platform: str | None
+    since_transfer: int | None
+
+
+class VerificationsOut(Strict):
+    """ "Verified N times, by M platforms, first at T" (telemetry: may lag about a second)."""
+
+    times: int
+    platforms: int
+    first_at: int | None
+
+
+class SignalOut(Strict):
+    code: str
+    detail: str
+
+
+class RiskOut(Strict):
+    score: float
+    signals: list[SignalOut]
+
+
+class CreatorIdentityOut(Strict):
+    """The creator's proven web domain and name (``verifier.identity``): "verified" at
+    ``checked_at``, or "lapsed" (it was, and no longer is). Null when never proved: an
+    unverified name is never shown."""
+
+    name: str
+    domain: str
+    status: Literal["verified", "lapsed"]
+    checked_at: int
+    #: How it was verified, in words (the statement's URL, checked by the registry).
+    method: str
+
+
+class IdentityIn(Strict):
+    """Prove a web domain: the registry fetches ``https://<domain>/.well-known/
+    tracemark-creator.json`` and checks your signature on it."""
+
+    domain: Annotated[str, StringConstraints(min_length=1, max_length=260)]
+
+
+class IdentityOut(CreatorIdentityOut):
+    """A proof or re-check as recorded; ``entry_id`` is the CREATOR_IDENTITY entry it logged
+    (None when a passing re-check only moved ``checked_at``)."""
+
+    creator: Address
+    url: str
+    entry_id: int | None
+
+
+class VerifyOut(Strict):
+    verdict: Verdict
+    good_type: GoodTypeName
+    #: Omitted for an anonymous code lookup (coarse answers only).
+    fingerprint: Hex32 | None = None
+    creator: Address | None = None
+    product: str | None = None
+    use: Literal["single", "transferable"] | None = None
+    leaf_index: int | None = None
+    holder: HolderOut | None = None
+    anchor: AnchorOut | None = None
+    #: The newest chain block this server saw, and when; while the chain is unreachable the
+    #: answer still comes from the database and says how old its view of the chain is.
+    chain_block: int | None = None
+    chain_seen_at: int | None = None
+    risk: RiskOut | None = None
+    verifications: VerificationsOut | None = None
+    creator_identity: CreatorIdentityOut | None = None
+    coarse: bool = False
+
+
+class PartyIn(Strict):
+    """A seller or buyer: a reference on a platform (kept only as a hash), or the creator."""
+
+    platform: PlatformId | None = None
+    reference: Reference | None = None
+    creator: bool = False
+
+
+#: A hand-over authorization's token (``registry.handover``: ``tmho_`` and 43 base64url).
+HandoverToken = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,128}$", min_length=1, max_length=128)
+]
+
+
+class TransferIn(Strict):
+    good_type: GoodTypeName
+    fingerprint: Hex32
+    seller: PartyIn
+    buyer: PartyIn
+    price: Amount | None = None
+    currency: Currency | None = None
+    final: bool = False
+    #: The seller's platform's one-time consent, when the seller is on another platform than
+    #: yours (``POST /v1/transfers/authorizations``); the seller may then omit its reference.
+    authorization: HandoverToken | None = None
+
+
+class HandoverIn(Strict):
+    """The holding platform consents, once, that ``buyer_platform`` may move a good it holds."""
+
+    good_type: GoodTypeName
+    fingerprint: Hex32
+    #: Your own reference to the holder (the party the good is held by on your platform).
+    reference: Reference
+    buyer_platform: PlatformId
+    #: Seconds until it expires (``registry.handover.MAX_AUTHORIZATION_SECONDS``).
+    expires_in: Annotated[int, Field(ge=1, le=3600)] = 600
+
+
+class HandoverOut(Strict):
+    """The token, shown once: hand it to the buying platform, which presents it with its
+    transfer report. Only its hash is kept."""
+
+    authorization_id: int
+    authorization: str
+    good_type: GoodTypeName
+    fingerprint: Hex32
+    buyer_platform: str
+    expires_at: int
+
+
+class RoyaltyShareOut(Strict):
+    recipient: Address
+    bps: int
+    amount: Amount
+
+
+class ReceiptOut(Strict):
+    """A ``TransferReceipt``: verify it with the registry's address alone (EIP-712)."""
+
+    transfer_id: int
+    good_type: GoodTypeName
+    fingerprint: Hex32
+    log_index: int
+    transfer_hash: Hex32
+    timestamp: int
+    signature: HexBytes
+    signer: Address
+    domain: dict[str, Any]
+    typed_data: dict[str, Any]
+    platform: str
+    seller: dict[str, Any]
+    buyer: dict[str, Any]
+    price: Amount | None
+    currency: str | None
+    final: bool
+    creator: Address
+    royalties: list[RoyaltyShareOut]
+    seller_amount: Amount | None
+    replayed: bool
