@@ -27,8 +27,9 @@ from sqlalchemy import Engine, delete, select, update
 from api.auth import TOKEN_TTL, Unauthorized, base58_encode, issue_creator_token
 from api.models import SiweNonce
 from registry.db import read_transaction, write_transaction
-from registry.eip712 import ZERO_ADDRESS, Signature, checksum_address
+from registry.eip712 import ZERO_ADDRESS, checksum_address
 from registry.errors import MalformedSignature
+from registry.signatures import Signature
 
 if TYPE_CHECKING:
     from registry.service import Registry

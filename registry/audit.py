@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, select
 
 from registry import log, merkle, registrykeys
-from registry.eip712 import Domain, Signature, checksum_address, digest, recover_signer
+from registry.eip712 import Domain, checksum_address, digest
 from registry.errors import LogCorrupt as LogCorrupt  # re-exported: it was defined here
 from registry.leaf import LeafData, encode_leaf
 from registry.log import entries_t, heads_t
+from registry.signatures import Signature, recover_signer
 
 
 @dataclass

@@ -24,11 +24,12 @@ from sqlalchemy import Connection, Table, insert, select, update
 
 from registry import log
 from registry.canonicaljson import canonical_json
-from registry.eip712 import Domain, checksum_address, sign
+from registry.eip712 import Domain, checksum_address
 from registry.errors import Conflict, InvalidInput
 from registry.leaf import NO_GOOD, EntryKind, payload_hash, subject_fingerprint
 from registry.log import entries_t
 from registry.models import RegistryKey, SignedRecord
+from registry.signatures import sign
 
 registry_keys_t: Table = RegistryKey.__table__  # type: ignore[attr-defined]
 records_t: Table = SignedRecord.__table__  # type: ignore[attr-defined]

@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from registry import handover, log
 from registry.distribution import check_first_sale
 from registry.distribution_policy import NotADistributor
-from registry.eip712 import Domain, address_bytes, sign
+from registry.eip712 import Domain, address_bytes
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, Use, fingerprint_hex
 from registry.handover import AuthorizationRefused, NotTheHolder
@@ -60,6 +60,7 @@ from registry.receipts import (
 )
 from registry.records import checksum, records_t
 from registry.royalty import RoyaltyPolicy, split
+from registry.signatures import sign
 from registry.transferrequests import (
     DoubleSale,
     GoodConsumed,

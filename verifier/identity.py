@@ -20,16 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from registry.eip712 import (
-    Domain,
-    Signature,
-    checksum_address,
-    keccak,
-    parse_address,
-    sign,
-    verify_signature,
-)
+from registry.eip712 import Domain, checksum_address, keccak, parse_address
 from registry.errors import InvalidInput, MalformedSignature, TracemarkError, WrongSigner
+from registry.signatures import Signature, sign, verify_signature
 from verifier import boundedjson
 
 FORMAT: Final = "tracemark-creator/v1"

@@ -22,10 +22,11 @@ from registry.creator import (
     sign_enrollment,
     sign_revocation,
 )
-from registry.eip712 import DEV_DOMAIN, SECP256K1_HALF_N, SECP256K1_N
+from registry.eip712 import DEV_DOMAIN
 from registry.fingerprints import GoodType, Use
 from registry.royalty import policy_document
 from registry.service import Registry
+from registry.signatures import SECP256K1_HALF_N, SECP256K1_N
 from tests.api.conftest import POLICY, CodeGood, KeyFactory, bearer, sign_in
 from tests.conftest import Clock, CreatorFactory
 from tests.registry.helpers import registration

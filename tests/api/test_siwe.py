@@ -22,8 +22,8 @@ from api import errors as api_errors
 from api.auth import Principal, require_creator
 from api.models import SiweNonce
 from api.siwe import SiweRejected, build_message, parse_message
-from registry.eip712 import SECP256K1_N
 from registry.service import Registry
+from registry.signatures import SECP256K1_N
 from tests.conftest import Clock
 
 DOMAIN = "127.0.0.1:8000"

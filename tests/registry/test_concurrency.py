@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from registry import registration as registration_module
 from registry.creator import DEFAULT_VALIDITY_SECONDS, CreatorKeys, sign_registration
 from registry.db import SQLITE_BUSY_TIMEOUT_MS, create_db_engine
-from registry.eip712 import DEV_DOMAIN, sign
+from registry.eip712 import DEV_DOMAIN
 from registry.errors import InvalidInput, NonceReused, StorageBusy
 from registry.fingerprints import GoodType, Use
 from registry.leaf import EntryKind
@@ -33,6 +33,7 @@ from registry.registration import EntryRef
 from registry.requests import RegistrationRequest, metadata_hash
 from registry.royalty import RoyaltyPolicy, policy_hash
 from registry.service import Registry
+from registry.signatures import sign
 from registry.signed import SignedMessage
 from tests.conftest import Clock, CreatorFactory
 

@@ -17,20 +17,14 @@ from hypothesis import strategies as st
 from registry.eip712 import (
     DEV_DOMAIN,
     MAX_STRING_LENGTH,
-    SECP256K1_N,
     STRUCT_TYPES,
     ZERO_ADDRESS,
     Domain,
-    Signature,
-    check_deadline,
     checksum_address,
     digest,
     parse_address,
     parse_message,
-    recover_signer,
-    sign,
     typed_data,
-    verify_signature,
 )
 from registry.errors import (
     ExpiredDeadline,
@@ -38,6 +32,14 @@ from registry.errors import (
     MalformedSignature,
     SignatureError,
     WrongSigner,
+)
+from registry.signatures import (
+    SECP256K1_N,
+    Signature,
+    check_deadline,
+    recover_signer,
+    sign,
+    verify_signature,
 )
 
 # anvil's well-known dev account #0 (public test key, never used for anything real).

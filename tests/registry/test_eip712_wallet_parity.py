@@ -22,6 +22,7 @@ from eth_utils.crypto import keccak as reference_keccak
 from web3.types import RPCEndpoint
 
 import registry.eip712 as eip712
+import registry.signatures as signatures
 from anchoring.chain import Chain
 from anchoring.devchain import ANVIL_CHAIN_ID, DevChain
 from anchoring.runtime import ANVIL_ACCOUNT_0_KEY
@@ -31,16 +32,13 @@ from registry.eip712 import (
     STRUCT_TYPES,
     SUPPORTED_FIELD_TYPES,
     Domain,
-    Signature,
     digest,
     hash_struct,
     parse_message,
-    recover_signer,
-    sign,
     typed_data,
-    verify_signature,
 )
 from registry.errors import InvalidInput, SignatureError
+from registry.signatures import Signature, recover_signer, sign, verify_signature
 
 ACCOUNT_0_KEY = bytes.fromhex(ANVIL_ACCOUNT_0_KEY.removeprefix("0x"))
 ACCOUNT_0 = Account.from_key(ACCOUNT_0_KEY).address  # derived by eth-account, not by us
@@ -318,7 +316,7 @@ def assert_refused_up_front(
     )
     spy = KeccakSpy()
     monkeypatch.setattr(eip712, "keccak", spy)
-    monkeypatch.setattr(eip712.coincurve, "PrivateKey", _never_called)
+    monkeypatch.setattr(signatures.coincurve, "PrivateKey", _never_called)
     calls: list[Callable[[], object]] = [
         lambda: hash_struct(primary_type, message),
         lambda: digest(primary_type, message, DEV_DOMAIN),

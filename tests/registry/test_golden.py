@@ -15,11 +15,12 @@ from eth_account import Account
 from sqlalchemy import Engine
 
 from registry.creator import CreatorKeys
-from registry.eip712 import DEV_DOMAIN, sign
+from registry.eip712 import DEV_DOMAIN
 from registry.fingerprints import GoodType, Use
 from registry.requests import RegistrationRequest, RevocationRequest, metadata_hash
 from registry.royalty import RoyaltyPolicy, policy_hash
 from registry.service import Registry
+from registry.signatures import sign
 from registry.signed import SignedMessage
 from tests.conftest import Clock
 

@@ -11,10 +11,11 @@ import pytest
 from eth_account import Account
 
 from registry import merkle
-from registry.eip712 import DEV_DOMAIN, Signature, digest, recover_signer
+from registry.eip712 import DEV_DOMAIN, digest
 from registry.errors import NotFound, ProofOutOfRange
 from registry.leaf import LeafData
 from registry.service import Registry
+from registry.signatures import Signature, recover_signer
 from tests.conftest import Clock, CreatorFactory
 from tests.registry.helpers import registration
 from tests.registry.merkle_reference import leaf_hash, mth

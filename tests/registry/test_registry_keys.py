@@ -11,12 +11,12 @@ from typer.testing import CliRunner
 
 from api.cli.app import app
 from registry.creator import CreatorKeys
-from registry.eip712 import recover_signer
 from registry.errors import Conflict, InvalidInput
 from registry.keyring import create_next_registry_key, load_registry_key
 from registry.leaf import EntryKind, LeafData, subject_fingerprint
 from registry.service import Registry
 from registry.settings import load_settings
+from registry.signatures import recover_signer
 from tests.conftest import Clock
 from tests.registry.helpers import registration
 
@@ -60,7 +60,8 @@ def test_a_hand_over_is_logged_and_a_registry_elsewhere_switches_before_its_next
     periods = serving.key_periods()
     assert [(p.from_size, p.until_size) for p in periods] == [(1, 3), (3, None)]
     # The hand-over signature is the old key's over (newKey, treeSize).
-    from registry.eip712 import Signature, digest
+    from registry.eip712 import digest
+    from registry.signatures import Signature
 
     signer = recover_signer(
         digest("KeyHandover", {"newKey": new.address, "treeSize": 3}, serving.domain),

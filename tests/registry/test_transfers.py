@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, select
 from registry.creator import CreatorKeys, sign_revocation
 from registry.db import create_db_engine
 from registry.distribution_policy import NotADistributor
-from registry.eip712 import DEV_DOMAIN, Signature, digest, recover_signer
+from registry.eip712 import DEV_DOMAIN, digest
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, Use
 from registry.handover import HandoverRequest
@@ -24,6 +24,7 @@ from registry.log import entries_t
 from registry.merkle import hash_leaf, verify_inclusion
 from registry.royalty import RoyaltyPolicy, split
 from registry.service import Registry
+from registry.signatures import Signature, recover_signer
 from registry.transfers import (
     DoubleSale,
     GoodConsumed,

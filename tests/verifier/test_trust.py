@@ -10,8 +10,9 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from registry.eip712 import Domain, sign
+from registry.eip712 import Domain
 from registry.errors import Conflict, NotFound
+from registry.signatures import sign
 from verifier.errors import BundleInvalid, UntrustedRegistry
 from verifier.trust import MalformedTrustRoot, TrustPolicy, TrustRoot, extends
 from verifier.truststore import TrustStore
