@@ -9,6 +9,7 @@ class AnchoringError(TracemarkError):
     """Root of what can go wrong between the registry and the chain."""
 
     code = "anchoring-error"
+    diagnostics = "Check the chain node and the anchoring worker's log."
 
 
 class ChainUnavailable(AnchoringError):
@@ -16,6 +17,8 @@ class ChainUnavailable(AnchoringError):
     nothing (THREATS 30, 31)."""
 
     code = "chain-unavailable"
+    http_status = 503
+    diagnostics = "Retry later: the chain node did not answer, and nothing was changed."
 
 
 class ChainMismatch(ConfigurationError, AnchoringError):
@@ -23,6 +26,9 @@ class ChainMismatch(ConfigurationError, AnchoringError):
     to start or anchor (THREATS 32)."""
 
     code = "chain-mismatch"
+    # NOTE: a ConfigurationError (500) too; to a caller it is the chain not being usable.
+    http_status = 503
+    diagnostics = "Point the registry at the chain id and contract its trust root names."
 
 
 class TransactionRejected(AnchoringError):
@@ -40,3 +46,4 @@ class ReceiptMismatch(AnchoringError):
     or root, or status 0. Never recorded as an anchor (THREATS 29, 45)."""
 
     code = "receipt-mismatch"
+    diagnostics = "Investigate the transaction: it was not recorded as an anchor."

@@ -30,7 +30,7 @@ from api.jobs import JobRunner
 from api.limits import BodyLimit
 from api.pow import ProofOfWork
 from api.ratelimit import Limit, RateLimiter, RateLimits
-from api.routes import auditors, creators, platforms
+from api.routes import auditors, creators, transfers, verify
 from api.routes import identity as identity_routes
 from api.routes import signals as signal_routes
 from api.routes import trace as trace_routes
@@ -38,6 +38,7 @@ from api.routes import webhooks as webhook_routes
 from api.settings import ApiSettings, load_api_settings
 from api.telemetry import TelemetryWriter, VerificationBuffer
 from api.trustroot import TrustRootConfig
+from api.verify_front import VerifyFront
 from api.webhooks import WebhookService, WebhookSettings, WebhookWorker, load_webhook_settings
 from registry.db import read_transaction
 from registry.errors import StorageBusy
@@ -58,10 +59,10 @@ TAGS = [
 
 
 class TracemarkApp(FastAPI):
-    """FastAPI, with ``POST /v1/verify`` handed to ``platforms.VerifyFront`` before the
+    """FastAPI, with ``POST /v1/verify`` handed to ``api.verify_front.VerifyFront`` before the
     middleware stack (the hot path: see its NOTE). Every other request goes as usual."""
 
-    verify_front: platforms.VerifyFront | None = None
+    verify_front: VerifyFront | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         front = self.verify_front
@@ -172,8 +173,9 @@ def create_app(
         limit=MAX_JSON_BYTES,
         own_limit=("/v1/verify/file", "/v1/registrations/batches", "/v1/revocations/batches"),
     )
-    app.include_router(platforms.router)
-    app.verify_front = platforms.VerifyFront(app, app.through_stack)
+    app.include_router(verify.router)
+    app.include_router(transfers.router)
+    app.verify_front = VerifyFront(app, app.through_stack)
     app.include_router(creators.router)
     app.include_router(identity_routes.router)
     app.include_router(auditors.router)

@@ -107,6 +107,8 @@ class Unauthorized(TracemarkError):
     """
 
     code = "unauthorized"
+    http_status = 401
+    diagnostics = "Send a valid API key (Authorization: Bearer tm_live_...) or sign in again."
 
     def __init__(self, detail: str = BAD_CREDENTIALS, *, error: str | None = "invalid_token"):
         super().__init__(detail)
@@ -117,6 +119,8 @@ class Forbidden(TracemarkError):
     """Authenticated, but this principal's role or scopes do not allow the call (403)."""
 
     code = "forbidden"
+    http_status = 403
+    diagnostics = "Use a credential with the role or scope the detail names."
 
 
 # -- principals ------------------------------------------------------------------------------

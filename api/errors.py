@@ -1,7 +1,8 @@
 """The one place domain errors become HTTP: RFC 9457 problem+json, never a stack trace.
 
 Every problem has a stable ``type`` (``https://tracemark.dev/problems/<code>``, from the
-error's ``code``), a ``title``, the ``status`` and a ``detail`` that says what to fix.
+error's ``code``), a ``title``, the ``status`` (the error class's ``http_status``) and a
+``detail`` that says what to fix.
 """
 
 from __future__ import annotations
@@ -15,14 +16,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from anchoring.errors import ChainMismatch, ChainUnavailable
-from api.auth import Forbidden, Unauthorized
-from api.idempotency import IdempotencyKeyReused
-from api.pow import ProofOfWorkRefused, ProofOfWorkRequired
+from api.auth import Unauthorized
 from api.ratelimit import RateLimited
-from api.webhooks.ssrf import PortRefused
 from registry import errors, transfers
-from registry.distribution_policy import NotADistributor
 
 logger = logging.getLogger("tracemark.api")
 
@@ -36,41 +32,16 @@ class PayloadTooLarge(errors.InvalidInput):
     """A body over its documented cap (413)."""
 
     code = "payload-too-large"
+    http_status = 413
+    diagnostics = "Send less: the detail names the cap (split a bulk upload into several)."
 
 
 class UnsupportedMediaType(errors.InvalidInput):
     """A body in a media type the route does not take (415)."""
 
     code = "unsupported-media-type"
-
-
-#: Most specific first: the first class an error is an instance of decides its status.
-STATUS: list[tuple[type[errors.TracemarkError], int]] = [
-    (Unauthorized, 401),
-    (Forbidden, 403),
-    (NotADistributor, 403),
-    (transfers.NotTheHolder, 403),
-    (RateLimited, 429),
-    (IdempotencyKeyReused, 422),
-    (transfers.IdempotencyKeyReused, 422),
-    (PortRefused, 422),
-    (PayloadTooLarge, 413),
-    # RFC 6585 §3: the request must meet a precondition first (here: carry a proof of work).
-    (ProofOfWorkRequired, 428),
-    (ProofOfWorkRefused, 400),
-    (UnsupportedMediaType, 415),
-    (errors.StorageBusy, 503),
-    (ChainUnavailable, 503),
-    (ChainMismatch, 503),
-    (errors.ConfigurationError, 500),
-    (errors.NonceReused, 409),
-    (errors.SignatureError, 400),
-    (errors.ProofOutOfRange, 400),
-    (errors.InvalidInput, 400),
-    (errors.NotFound, 404),
-    (errors.Conflict, 409),
-    (errors.InvalidProof, 400),
-]
+    http_status = 415
+    diagnostics = "Send the body in a media type the route documents."
 
 
 #: The JSON Schema of every problem this API sends (RFC 9457), for the OpenAPI document.
@@ -128,7 +99,8 @@ def problem(
 
 
 def status_of(exc: errors.TracemarkError) -> int:
-    return next((status for kind, status in STATUS if isinstance(exc, kind)), 500)
+    """The error's own ``http_status`` (its class's, or the nearest base class's)."""
+    return exc.http_status
 
 
 def headers_of(exc: errors.TracemarkError) -> dict[str, str] | None:

@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from api.models import IdempotencyKey
 from registry.db import read_transaction, write_transaction
-from registry.errors import InvalidInput, TracemarkError
+from registry.errors import IdempotencyKeyReused, InvalidInput
 
 #: How long a stored reply is replayed (seconds): a day, as common APIs do.
 IDEMPOTENCY_TTL: Final = 24 * 3600
@@ -30,12 +30,6 @@ IDEMPOTENCY_TTL: Final = 24 * 3600
 MAX_IDEMPOTENCY_KEY_LENGTH: Final = 128
 
 _table = IdempotencyKey.__table__  # type: ignore[attr-defined]
-
-
-class IdempotencyKeyReused(TracemarkError):
-    """The Idempotency-Key was already used for a different request (422)."""
-
-    code = "idempotency-key-reused"
 
 
 @dataclass(frozen=True)

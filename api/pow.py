@@ -82,6 +82,9 @@ class ProofOfWorkRequired(InvalidInput):
     """A public code lookup without a proof of work (428): fetch a challenge, solve it."""
 
     code = "proof-of-work-required"
+    # RFC 6585 §3: the request must meet a precondition first (here: carry a proof of work).
+    http_status = 428
+    diagnostics = "Fetch a challenge (POST /v1/verify/challenge), solve it, send the lookup again."
 
 
 class ProofOfWorkRefused(InvalidInput):
@@ -89,6 +92,7 @@ class ProofOfWorkRefused(InvalidInput):
     little work, or already used (400); the detail says which. Fetch a new challenge."""
 
     code = "proof-of-work-refused"
+    diagnostics = "Fetch a new challenge and solve it for this very request body."
 
 
 @dataclass(frozen=True)

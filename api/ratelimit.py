@@ -83,6 +83,8 @@ class RateLimited(TracemarkError):
     """Too many requests for one bucket; retry after ``retry_after`` seconds (429)."""
 
     code = "rate-limited"
+    http_status = 429
+    diagnostics = "Slow down: retry after the Retry-After seconds."
 
     def __init__(self, detail: str, *, retry_after: int, bucket: str) -> None:
         super().__init__(detail)

@@ -26,8 +26,9 @@ from fastapi.templating import Jinja2Templates
 
 from api.auth import Principal, caller
 from api.context import ApiContext
-from api.routes.platforms import GOOD_TYPES, USE_NAMES
+from api.deps import GOOD_TYPES
 from api.trustroot import registry_trust_root
+from api.verify_answers import USE_NAMES
 from registry.fingerprints import parse_fingerprint
 
 HERE: Final = Path(__file__).parent

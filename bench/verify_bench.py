@@ -200,7 +200,7 @@ def add_bare(app: Any) -> None:
     added last would pay for matching every other route first (~20% of a bare request). So
     ``/bare`` gets a router of its own, placed first among the routes, where routing costs
     least. (``/v1/verify`` itself is answered in front of the middleware stack and the
-    router, by ``api.app.TracemarkApp``: see ``api.routes.platforms.VerifyFront``.)
+    router, by ``api.app.TracemarkApp``: see ``api.verify_front.VerifyFront``.)
     """
     from fastapi import APIRouter
     from fastapi.responses import JSONResponse

@@ -3,6 +3,11 @@
 Every error carries a stable machine-readable ``code`` (later mapped to a problem+json ``type``
 by ``api/errors.py`` only) and a ``detail`` that says what to fix. A detail never contains a
 code, a code key, a private key or an API key: callers pass descriptions, never secrets.
+
+Each class also says, as class attributes read by ``api/errors.py`` and nothing else, how the
+API answers it (``http_status``) and, as sigstore-python's errors do, what the user does next
+(``diagnostics``, one line). A subclass inherits both unless it says otherwise, so an error
+is answered as the nearest class that names a status: no ordered list to keep in step.
 """
 
 from __future__ import annotations
@@ -12,6 +17,11 @@ class TracemarkError(Exception):
     """Root of every error tracemark raises on purpose."""
 
     code: str = "tracemark-error"
+    #: The status of the problem+json answer. A 5xx other than 503 is answered as a generic
+    #: server error: the detail is logged, never sent.
+    http_status: int = 500
+    #: What the user does next, in one line.
+    diagnostics: str = "Read the detail; if it names nothing you can fix, report it with the detail."
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -22,42 +32,51 @@ class InvalidInput(TracemarkError):
     """The caller sent something malformed; fix the input and try again."""
 
     code = "invalid-input"
+    http_status = 400
+    diagnostics = "Fix the input the detail names and send it again."
 
 
 class MalformedCode(InvalidInput):
     """A code (PIN, activation key) is empty, too long or contains forbidden characters."""
 
     code = "malformed-code"
+    diagnostics = "Send the code as printed: non-empty, printable, within the length limit."
 
 
 class InvalidFingerprint(InvalidInput):
     """A fingerprint is not 32 bytes of 0x-hex."""
 
     code = "invalid-fingerprint"
+    diagnostics = "Send the fingerprint as 0x and 64 hex digits (tracemark fingerprint)."
 
 
 class InvalidRoyaltyPolicy(InvalidInput):
     """A royalty policy breaks a rule (recipients, basis points, sum <= 10,000)."""
 
     code = "invalid-royalty-policy"
+    diagnostics = "Name each recipient once, with basis points summing to at most 10,000."
 
 
 class InvalidProof(TracemarkError):
     """A Merkle inclusion or consistency proof does not verify."""
 
     code = "invalid-proof"
+    http_status = 400
+    diagnostics = "Do not trust the statement: fetch the proof again from the registry."
 
 
 class ProofOutOfRange(InvalidInput):
     """A proof was requested for an index or tree size the log does not have."""
 
     code = "proof-out-of-range"
+    diagnostics = "Ask for an index and tree size within the current signed tree head."
 
 
 class SignatureError(InvalidInput):
     """A signature is malformed, malleable, expired, replayed or from the wrong signer."""
 
     code = "bad-signature"
+    diagnostics = "Sign the message again with the right key before its deadline."
 
 
 class MalformedSignature(SignatureError):
@@ -76,18 +95,23 @@ class ExpiredDeadline(SignatureError):
     """The signed deadline has passed."""
 
     code = "expired-deadline"
+    diagnostics = "Sign the message again with a later deadline."
 
 
 class NonceReused(SignatureError):
     """The (signer, nonce) pair was already used."""
 
     code = "nonce-reused"
+    http_status = 409
+    diagnostics = "Sign the message again with a fresh nonce."
 
 
 class NotFound(TracemarkError):
     """The thing asked for does not exist (or the caller may not know it exists)."""
 
     code = "not-found"
+    http_status = 404
+    diagnostics = "Check the identifier (good type, fingerprint, id) and your credentials."
 
 
 class UnknownProduct(NotFound):
@@ -100,18 +124,31 @@ class Conflict(TracemarkError):
     """The request contradicts the registry's state (already revoked, other owner, ...)."""
 
     code = "conflict"
+    http_status = 409
+    diagnostics = "Read the current state (the detail says what it is) before trying again."
 
 
 class StorageBusy(TracemarkError):
     """The database is locked by another writer; retry shortly (maps to 503 + Retry-After)."""
 
     code = "storage-busy"
+    http_status = 503
+    diagnostics = "Retry in a moment: nothing was changed."
 
 
 class ConfigurationError(TracemarkError):
     """Settings, keys or the data directory are missing or inconsistent."""
 
     code = "configuration-error"
+    diagnostics = "Fix the settings, keys or data directory the detail names, then restart."
+
+
+class IdempotencyKeyReused(InvalidInput):
+    """The Idempotency-Key was already used for a different request (422)."""
+
+    code = "idempotency-key-reused"
+    http_status = 422
+    diagnostics = "Use a new Idempotency-Key for a new request; resend a retry unchanged."
 
 
 class LogCorrupt(TracemarkError):
@@ -120,3 +157,4 @@ class LogCorrupt(TracemarkError):
     # NOTE: raised by ``registry.audit`` (which re-exports it); defined here so the CLI can map
     # it to exit 9 without importing the database layer.
     code = "log-corrupt"
+    diagnostics = "Stop writing, restore the database from a backup, and investigate."

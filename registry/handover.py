@@ -48,6 +48,8 @@ class NotTheHolder(TracemarkError):
     only the holding platform may report its sale, or a buyer presenting its authorization."""
 
     code = "not-the-holder"
+    http_status = 403
+    diagnostics = "Ask the holding platform for a hand-over authorization, and present it."
 
 
 class AuthorizationRefused(NotTheHolder):
@@ -55,6 +57,7 @@ class AuthorizationRefused(NotTheHolder):
     buyer or seller (403)."""
 
     code = "authorization-refused"
+    diagnostics = "Ask the holding platform for a new authorization for this very sale."
 
 
 def token_hash(token: str) -> bytes:

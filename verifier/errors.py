@@ -22,6 +22,7 @@ class VerificationError(TracemarkError):
     """A registry's signed statement (a bundle, an export, a receipt) does not verify."""
 
     code = "verification-failed"
+    diagnostics = "Do not trust the statement: the detail says which check failed."
 
     def __init__(self, detail: str, *, step: str = "check") -> None:
         super().__init__(detail)
@@ -32,6 +33,7 @@ class BundleInvalid(VerificationError):
     """The evidence does not prove what it claims; ``step`` names the check that failed."""
 
     code = "bundle-invalid"
+    diagnostics = "Do not trust the good's evidence: the step named failed."
 
     def __init__(self, step: str, detail: str) -> None:
         super().__init__(detail, step=step)
@@ -43,6 +45,7 @@ class UntrustedRegistry(VerificationError):
     band, or pass ``--trust FILE`` for one run."""
 
     code = "untrusted-registry"
+    diagnostics = "Pin the registry's trust root (tracemark trust add) or pass --trust FILE."
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail, step="trust")
@@ -53,6 +56,7 @@ class NotYetEvidence(VerificationError):
     what was proved so far. Check again later."""
 
     code = "not-yet-evidence"
+    diagnostics = "Check again later: what was checked holds, the chain has not settled it."
 
     def __init__(self, detail: str, report: Any) -> None:
         super().__init__(detail, step="chain")
@@ -63,6 +67,7 @@ class NotAnchoredYet(NotYetEvidence):
     """The anchor contract holds no root for the head yet."""
 
     code = "not-anchored"
+    diagnostics = "Check again after the next anchor (minutes, as the registry batches)."
 
 
 class NotFinalYet(NotYetEvidence):
@@ -70,6 +75,7 @@ class NotFinalYet(NotYetEvidence):
     reorganisation could still remove it."""
 
     code = "not-final"
+    diagnostics = "Check again once the anchor is as deep as the trust root asks."
 
 
 __all__ = [

@@ -12,11 +12,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 from registry.errors import (
     Conflict,
+    ExpiredDeadline,
     InvalidInput,
+    MalformedSignature,
+    NonceReused,
     NotFound,
     SignatureError,
     StorageBusy,
     TracemarkError,
+    WrongSigner,
 )
 from verifier import boundedjson
 
@@ -30,10 +34,11 @@ PROBLEM_PREFIX: Final = "https://tracemark.dev/problems/"
 
 #: Problem codes of refused signatures: the registry's ``SignatureError`` family (400/409).
 SIGNATURE_PROBLEMS: Final = frozenset(
-    {"bad-signature", "malformed-signature", "wrong-signer", "expired-deadline", "nonce-reused"}
+    kind.code
+    for kind in (SignatureError, MalformedSignature, WrongSigner, ExpiredDeadline, NonceReused)
 )
 #: Problems that are refused before anything is applied, so the same request may be resent.
-RETRYABLE_PROBLEMS: Final = frozenset({"rate-limited", "storage-busy"})
+RETRYABLE_PROBLEMS: Final = frozenset({"rate-limited", StorageBusy.code})
 
 
 class ApiProblem(TracemarkError):
@@ -59,6 +64,8 @@ class ApiProblem(TracemarkError):
     ) -> None:
         super().__init__(detail)
         self.status = status
+        #: The registry's own status, not the class's.
+        self.http_status = status
         self.type = type_
         self.title = title
         self.code = code
@@ -129,10 +136,14 @@ class ProblemConflict(ApiProblem, Conflict):
 class NotAuthorized(ApiProblem):
     """401 or 403: missing, refused or insufficient credentials (the detail says which)."""
 
+    diagnostics = "Check your API key and its scopes, or sign in with Ethereum again."
+
 
 class RetryLater(ApiProblem, StorageBusy):
     """429, 503 (or a gateway's 502, 504): rate limited, busy, not ready or not there;
     retry later, after ``retry_after`` seconds when the answer says."""
+
+    diagnostics = "Retry later (after Retry-After seconds when the answer gave one)."
 
 
 def problem_class(status: int, code: str) -> type[ApiProblem]:
@@ -160,12 +171,14 @@ class RegistryUnreachable(TracemarkError):
     """The registry's API did not answer (refused, unresolvable, timed out, cut off)."""
 
     code = "registry-unreachable"
+    diagnostics = "Check the registry's URL and your network, then try again."
 
 
 class UnexpectedAnswer(TracemarkError):
     """The registry answered something this client does not understand (a version skew?)."""
 
     code = "unexpected-answer"
+    diagnostics = "Update tracemark: the registry may run a newer version."
 
 
 __all__ = [

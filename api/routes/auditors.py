@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict
 
-from api.auth import Principal, authenticated, require_scope
-from api.context import ApiContext, context
+from api.deps import GOOD_TYPES, Auditor, Caller, Context
 from api.pagination import Cursor, decode_cursor, encode_cursor
-from api.routes.platforms import GOOD_TYPES
 from api.trustroot import registry_trust_root
 from registry.errors import NotFound
 from registry.fingerprints import parse_fingerprint
@@ -23,9 +21,6 @@ from verifier.trust import WELL_KNOWN_PATH
 
 router = APIRouter(tags=["auditors"])
 
-Context = Annotated[ApiContext, Depends(context)]
-Caller = Annotated[Principal, Depends(authenticated)]
-Auditor = Annotated[Principal, Depends(require_scope("audit"))]
 GoodTypePath = Annotated[GoodTypeName, Path()]
 FingerprintPath = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$")]
 

@@ -16,14 +16,14 @@ from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
 from api import siwe
-from api.auth import Principal, authenticated, authenticated_signed_write, require_creator
-from api.context import MAX_BULK_BYTES, MAX_JSON_BYTES, ApiContext, context
+from api.context import MAX_BULK_BYTES, MAX_JSON_BYTES, ApiContext
+from api.deps import Caller, Context, Creator, SignedWriter
 from api.documents import registration_request, revocation_request, signed
 from api.errors import PayloadTooLarge, UnsupportedMediaType, problem_response
 from api.idempotency import lookup_idempotent, request_hash, store_idempotent
@@ -61,11 +61,6 @@ from verifier.schemas import (
 router = APIRouter(tags=["creators"])
 logger = logging.getLogger("tracemark.api.creators")
 
-Context = Annotated[ApiContext, Depends(context)]
-Caller = Annotated[Principal, Depends(authenticated)]
-#: A write signed by the creator (or the bulk job it started): see ``api.ratelimit``.
-SignedWriter = Annotated[Principal, Depends(authenticated_signed_write)]
-Creator = Annotated[Principal, Depends(require_creator())]
 IdempotencyKey = Annotated[
     str | None, Header(alias="Idempotency-Key", min_length=1, max_length=128)
 ]

@@ -8,13 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.auth import Principal, require_creator
+from api.deps import Creator
 from api.identity import IdentityService
 from verifier.schemas import IdentityIn, IdentityOut
 
 router = APIRouter(tags=["creators"])
 
-Creator = Annotated[Principal, Depends(require_creator())]
 
 
 async def identity_service(request: Request) -> IdentityService:

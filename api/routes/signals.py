@@ -13,13 +13,12 @@ import json
 import re
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine, select
 
-from api.auth import Principal, parse_platform_id, require_scope
-from api.context import ApiContext, context
-from api.routes.platforms import GOOD_TYPES
+from api.auth import parse_platform_id
+from api.deps import GOOD_TYPES, Auditor, Context
 from registry.db import read_transaction
 from registry.errors import InvalidInput
 from verifier.riskworker import risk_goods_t, risk_signals_t, risk_state_t
@@ -29,8 +28,6 @@ router = APIRouter(tags=["auditors"])
 
 _SIGNAL_ID = re.compile(r"[0-9a-f]{32}")
 
-Context = Annotated[ApiContext, Depends(context)]
-Auditor = Annotated[Principal, Depends(require_scope("audit"))]
 
 
 def _encode_cursor(signal_id: str) -> str:

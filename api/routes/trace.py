@@ -9,9 +9,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
-from api.auth import CurrentPrincipal, Forbidden, Principal, Unauthorized
-from api.context import ApiContext, context
-from api.routes.platforms import GOOD_TYPES
+from api.auth import Forbidden, Unauthorized
+from api.deps import GOOD_TYPES, Context, CurrentPrincipal, Principal
 from registry.fingerprints import parse_fingerprint
 from verifier.schemas import GoodTypeName, TraceOut
 from verifier.trace import build_trace, trace_mermaid
@@ -34,7 +33,6 @@ def require_audit_or_creator(principal: CurrentPrincipal) -> Principal:
     raise Forbidden(needs)
 
 
-Context = Annotated[ApiContext, Depends(context)]
 AuditorOrCreator = Annotated[Principal, Depends(require_audit_or_creator)]
 
 

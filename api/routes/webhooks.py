@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from api.auth import Principal, require_scope
+from api.deps import Principal, require_scope
 from api.errors import problem_response
 from api.pagination import Cursor, decode_cursor, next_cursor
 from api.webhooks import ssrf

@@ -310,7 +310,7 @@ class Outbox:
         # NOTE: a plain high-water mark is safe here because transfers get their ids under the
         # log's lock (``registry.transfers.record_transfer``): they commit in id order, so no
         # smaller id can appear after a larger one was seen.
-        from api.routes.platforms import receipt_out  # the wire shape of a receipt
+        from api.receipts import receipt_out  # the wire shape of a receipt
 
         t = transfers.transfers_t.c
         # The newest id first, then the platform's transfers up to it: every id up to it has

@@ -36,11 +36,15 @@ class TargetRefused(InvalidInput):
     """A webhook URL this registry will not call: its scheme, its form, or where it leads."""
 
     code = "webhook-target-refused"
+    diagnostics = "Subscribe an https URL on a public address."
 
 
 class PortRefused(TargetRefused):
     """A webhook URL whose port no connection can use (0, or past 65535): never deliverable,
     so it is refused at subscription like any malformed field (422)."""
+
+    http_status = 422
+    diagnostics = "Subscribe a URL with a port from 1 to 65535."
 
 
 @dataclass(frozen=True)

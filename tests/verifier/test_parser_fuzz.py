@@ -26,7 +26,7 @@ from eth_account import Account
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.routes.platforms import receipt_out
+from api.receipts import receipt_out
 from registry.creator import CreatorKeys
 from registry.db import create_db_engine
 from registry.eip712 import DEV_DOMAIN
