@@ -1,0 +1,57 @@
+"""The registry's tables, one module per concept; importing the package declares them all.
+
+SQLModel declares them (so alembic and typed reads share one definition); the hot paths
+(bulk ingest, sequencing, proof reads) go through SQLAlchemy Core on ``Model.__table__``.
+Bytes are stored as bytes (fingerprints, hashes, addresses); hex lives only at the edges.
+"""
+
+from __future__ import annotations
+
+# NOTE: columns first: it sets the metadata's naming convention before any table exists.
+from registry.models.columns import ID_TYPE
+from registry.models.identity import CreatorIdentityRow
+from registry.models.log import BatchTile, Entry, LogState, TreeHeadRecord, TreeTile
+from registry.models.records import CodeKey, Product, RegistryKey, SignedRecord
+from registry.models.risk import ProbeFlagRow, RiskGood, RiskSignal, RiskState
+from registry.models.transfers import (
+    DistributionPolicy,
+    Holding,
+    RoyaltyLine,
+    Transfer,
+    TransferAttempt,
+    TransferAuthorization,
+)
+from registry.models.verifications import (
+    EventIndexState,
+    VerificationCount,
+    VerificationEvent,
+    VerificationEventByGood,
+)
+
+__all__ = [
+    "ID_TYPE",
+    "BatchTile",
+    "CodeKey",
+    "CreatorIdentityRow",
+    "DistributionPolicy",
+    "Entry",
+    "EventIndexState",
+    "Holding",
+    "LogState",
+    "ProbeFlagRow",
+    "Product",
+    "RegistryKey",
+    "RiskGood",
+    "RiskSignal",
+    "RiskState",
+    "RoyaltyLine",
+    "SignedRecord",
+    "Transfer",
+    "TransferAttempt",
+    "TransferAuthorization",
+    "TreeHeadRecord",
+    "TreeTile",
+    "VerificationCount",
+    "VerificationEvent",
+    "VerificationEventByGood",
+]
