@@ -13,15 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from registry.eip712 import (
-    STRUCT_TYPES,
-    Domain,
-    address_bytes,
-    check_deadline,
-    checksum_address,
-    verify_signature,
-)
+from registry.eip712 import STRUCT_TYPES, Domain, address_bytes, checksum_address
 from registry.errors import InvalidInput, WrongSigner
+from registry.signatures import check_deadline, verify_signature
 
 #: Nonces are uint64 in the struct but stored in a signed 64-bit column: refusing the top
 #: half keeps the replay guard exact instead of wrapping around.

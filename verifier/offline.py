@@ -25,18 +25,12 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol
 
 from anchoring.errors import ChainMismatch, ReceiptMismatch
-from registry.eip712 import (
-    STRUCT_TYPES,
-    Domain,
-    checksum_address,
-    parse_address,
-    parse_message,
-    verify_signature,
-)
+from registry.eip712 import STRUCT_TYPES, Domain, checksum_address, parse_address, parse_message
 from registry.errors import InvalidInput, InvalidProof, SignatureError
 from registry.fingerprints import GoodType, fingerprint_hex
 from registry.leaf import EntryKind, batch_entry_payload_hash, payload_hash, subject_fingerprint
 from registry.merkle import hash_leaf, verify_inclusion
+from registry.signatures import verify_signature
 from verifier.bundle import (
     AnchorPointer,
     Bundle,

@@ -39,9 +39,10 @@ from pydantic import (
     model_validator,
 )
 
-from registry.eip712 import Domain, checksum_address, verify_signature
+from registry.eip712 import Domain, checksum_address
 from registry.errors import InvalidInput, SignatureError
 from registry.fingerprints import canonical_json
+from registry.signatures import verify_signature
 from verifier import boundedjson
 from verifier.bundle import Address, SignatureBytes
 from verifier.errors import BundleInvalid, UntrustedRegistry

@@ -169,7 +169,8 @@ def _run(url: str, anchor_wait: float, *, quiet: bool) -> dict[str, Any]:
         sign_registration,
         sign_revocation,
     )
-    from verifier.client import SignInRefused, TracemarkClient
+    from verifier.client import TracemarkClient
+    from verifier.clienterrors import SignInRefused
 
     started = time.monotonic()
     identity = _identity(url)

@@ -208,7 +208,7 @@ class RemoteBackend:
         return self._result(self._wait(job.job_id, progress))
 
     def _wait(self, job_id: str, progress: Progress) -> dict[str, Any] | None:
-        from verifier.client import JobFailed
+        from verifier.clienterrors import JobFailed
 
         try:
             return self.client.wait_job(job_id, progress=progress).result

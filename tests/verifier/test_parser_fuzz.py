@@ -40,11 +40,13 @@ from tests.conftest import Clock
 from tests.registry.helpers import registration
 from tests.trust import trust_root_of
 from verifier.bundle import Bundle, MalformedBundle, build_bundle
-from verifier.client import TracemarkClient, _Answer, verify_receipt
+from verifier.client import TracemarkClient
 from verifier.export import Export, ExportSelection, MalformedExport, parse_evidence, write_export
 from verifier.identity import CreatorStatement, MalformedStatement
 from verifier.problems import UnexpectedAnswer
 from verifier.schemas import ReceiptOut
+from verifier.signedanswers import verify_receipt
+from verifier.transport import Answer
 from verifier.trust import MalformedTrustRoot, TrustPolicy, TrustRoot
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -54,7 +56,7 @@ EXAMPLES = 60
 
 
 def _parse_receipt(raw: bytes) -> ReceiptOut:
-    return TracemarkClient._model(ReceiptOut, _Answer(200, httpx2.Headers(), raw))
+    return TracemarkClient._model(ReceiptOut, Answer(200, httpx2.Headers(), raw))
 
 
 @dataclass(frozen=True)
