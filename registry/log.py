@@ -9,37 +9,23 @@ with one query, never by rebuilding the tree.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Connection, Table, bindparam, func, select, update
 
 from registry import merkle, tiles
-from registry.eip712 import Domain, sign
+from registry.eip712 import Domain
 from registry.errors import ProofOutOfRange
 from registry.leaf import encode_leaf
 from registry.models import Entry, LogState, TreeHeadRecord
+from registry.signatures import sign
 from registry.tilestore import TileCache, TileStore, TreeAppender, batch_tiles_t, tiles_t
+from registry.treehead import PRIMARY_TYPE, TreeHead, tree_head_message
 
 entries_t: Table = Entry.__table__  # type: ignore[attr-defined]
 heads_t: Table = TreeHeadRecord.__table__  # type: ignore[attr-defined]
 log_state_t: Table = LogState.__table__  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class TreeHead:
-    """A signed (size, root, timestamp) of the log: EIP-712 ``TreeHead`` under ``domain``."""
-
-    tree_size: int
-    root: bytes
-    timestamp: int
-    signature: bytes
-    signer: bytes
-    domain: Domain
-
-    def message(self) -> dict[str, object]:
-        return {"size": self.tree_size, "root": self.root, "timestamp": self.timestamp}
 
 
 # -- the log's size and its lock ---------------------------------------------------------------
@@ -140,8 +126,7 @@ def publish_tree_head(
     if existing is not None:
         return None
     root = root_at(conn, size)
-    message = {"size": size, "root": root, "timestamp": now}
-    signature = sign("TreeHead", message, domain, account.key)
+    signature = sign(PRIMARY_TYPE, tree_head_message(size, root, now), domain, account.key)
     signer = bytes.fromhex(account.address[2:])
     conn.execute(
         heads_t.insert().values(
@@ -153,7 +138,9 @@ def publish_tree_head(
             domain=json.dumps(domain.as_dict(), sort_keys=True),
         )
     )
-    return TreeHead(size, root, now, signature, signer, domain)
+    return TreeHead(
+        tree_size=size, root=root, timestamp=now, signature=signature, signer=signer, domain=domain
+    )
 
 
 def latest_tree_head(conn: Connection) -> TreeHead | None:

@@ -12,8 +12,8 @@ import threading
 
 from registry.errors import StorageBusy
 from registry.fingerprints import fingerprint_hex
-from registry.log import TreeHead
 from registry.service import Registry
+from registry.treehead import TreeHead
 
 logger = logging.getLogger("tracemark.sequencer")
 
