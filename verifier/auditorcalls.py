@@ -7,7 +7,8 @@ from registry.errors import (
     InvalidInput,
 )
 from registry.fingerprints import GoodType, parse_fingerprint
-from verifier.bundle import MAX_BUNDLE_BYTES, Bundle, SignedTreeHead
+from registry.treehead import TreeHead
+from verifier.bundle import MAX_BUNDLE_BYTES, Bundle
 from verifier.problems import (
     UnexpectedAnswer,
 )
@@ -25,12 +26,12 @@ from verifier.trust import MAX_TRUST_ROOT_BYTES, WELL_KNOWN_PATH, TrustPolicy, T
 class AuditorCalls(RegistryTransport):
     """What an auditor reads: signed heads, proofs, bundles, a good's trace, the signals."""
 
-    def tree_head(self, *, trust: TrustPolicy | None = None) -> SignedTreeHead:
+    def tree_head(self, *, trust: TrustPolicy | None = None) -> TreeHead:
         """The newest signed tree head; with ``trust``, checked under the pinned trust root
         (domain, the key for its size, signature), else parsed only: a head checked against
         what the server says about itself proves nothing."""
         answer = self._send("GET", "/v1/log/head")
-        head = self._model(SignedTreeHead, answer)
+        head = self._model(TreeHead, answer)
         if trust is not None:
             verify_tree_head(head, trust)
         return head
@@ -46,7 +47,7 @@ class AuditorCalls(RegistryTransport):
 
     def domain(self) -> Domain:
         """The EIP-712 domain the registry signs under (from its newest tree head)."""
-        return self.tree_head().domain.domain()
+        return self.tree_head().domain
 
     def inclusion_proof(self, leaf_index: int, tree_size: int) -> list[bytes]:
         """The RFC 9162 inclusion proof of a leaf in a tree size."""

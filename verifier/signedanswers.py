@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from registry.eip712 import Domain, checksum_address, parse_address, typed_data
+from pydantic import ValidationError
+
+from registry.eip712 import Domain, checksum_address, parse_address
 from registry.errors import (
     InvalidInput,
     SignatureError,
 )
-from registry.fingerprints import parse_fingerprint, parse_good_type
+from registry.receipts import PRIMARY_TYPE, TransferReceipt
 from registry.signatures import verify_signature
-from verifier.bundle import SignedTreeHead
+from registry.treehead import TreeHead
 from verifier.errors import BundleInvalid, VerificationError
 from verifier.schemas import (
     ReceiptOut,
@@ -39,32 +41,35 @@ def verify_receipt(receipt: ReceiptOut, trust: TrustPolicy) -> TrustRoot:
                 f"names {expected} for leaf {receipt.log_index:,}"
             )
         # 3. The signed message is rebuilt from the receipt's fields ...
-        message: dict[str, object] = {
-            "goodType": int(parse_good_type(receipt.good_type)),
-            "fingerprint": parse_fingerprint(receipt.fingerprint),
-            "logIndex": receipt.log_index,
-            "transferHash": bytes.fromhex(receipt.transfer_hash[2:]),
-            "timestamp": receipt.timestamp,
-        }
+        signed = TransferReceipt.from_json(receipt.model_dump())
         # 4. ... and the typed data shown beside them is that very message, nothing else.
-        if receipt.typed_data != typed_data("TransferReceipt", message, signed_under):
+        if receipt.typed_data != signed.typed_data():
             raise VerificationError("the receipt's typed_data is not the message of its fields")
         # 5. The EIP-712 signature (65 bytes, low s) recovers that key under the domain.
-        verify_signature("TransferReceipt", message, root.domain(), receipt.signature, expected)
+        verify_signature(PRIMARY_TYPE, signed.message(), root.domain(), receipt.signature, expected)
     except (SignatureError, InvalidInput) as exc:
         raise VerificationError(f"the receipt does not verify: {exc.detail}") from None
+    except ValidationError as exc:
+        raise VerificationError(f"the receipt does not verify: {_first_error(exc)}") from None
     except BundleInvalid as exc:
         raise VerificationError(f"the receipt does not verify: {exc.detail}") from None
     return root
 
 
-def verify_tree_head(head: SignedTreeHead, trust: TrustPolicy) -> TrustRoot:
+def _first_error(error: ValidationError) -> str:
+    """Pydantic's first error as "where: what", without echoing the (untrusted) value."""
+    item = error.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in item["loc"])
+    return f"{where}: {item['msg'].removeprefix('Value error, ')}"
+
+
+def verify_tree_head(head: TreeHead, trust: TrustPolicy) -> TrustRoot:
     """Check a signed tree head under the caller's pinned trust: the domain a pinned root
     names, the key it names for the head's size, the EIP-712 signature. Returns the trust
     root used; raises ``VerificationError`` otherwise."""
     from verifier.offline import check_head
 
-    root = trust.root_for(head.domain.domain())
+    root = trust.root_for(head.domain)
     try:
         check_head(head, root)
     except BundleInvalid as exc:

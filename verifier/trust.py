@@ -39,12 +39,12 @@ from pydantic import (
     model_validator,
 )
 
+from registry.canonicaljson import canonical_json
+from registry.edges import Address, SignatureBytes
 from registry.eip712 import Domain, checksum_address
 from registry.errors import InvalidInput, SignatureError
-from registry.fingerprints import canonical_json
 from registry.signatures import verify_signature
 from verifier import boundedjson
-from verifier.bundle import Address, SignatureBytes
 from verifier.errors import BundleInvalid, UntrustedRegistry
 
 FORMAT: Final = "tracemark-trust/v1"
