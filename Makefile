@@ -30,7 +30,7 @@ lint: $(PY_STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(PY_STAMP)
-	$(BIN)/mypy registry anchoring verifier api migrations contracts
+	$(BIN)/mypy registry anchoring verifier readmodels api migrations contracts
 
 # The committed contract artifact must be exactly what the pinned solc makes of the source.
 contracts-check: $(NPM_STAMP)
@@ -57,6 +57,8 @@ bench: install
 	$(BIN)/python -m bench.gas_bench
 	$(BIN)/python -m bench.latency_bench
 	$(BIN)/python -m bench.verify_bench
+	$(BIN)/python -m bench.trust_verify_bench
+	$(BIN)/python -m bench.cli_bench
 	$(BIN)/python -m bench.scenario
 
 # Schemathesis against a live `tracemark serve` (embedded chain, fresh data dir), as a platform,

@@ -40,10 +40,10 @@ from api.telemetry import TelemetryWriter, VerificationBuffer
 from api.trustroot import TrustRootConfig
 from api.verify_front import VerifyFront
 from api.webhooks import WebhookService, WebhookSettings, WebhookWorker, load_webhook_settings
+from readmodels.authenticity import GoodLookup
 from registry.db import read_transaction
 from registry.errors import StorageBusy
 from registry.service import Registry
-from verifier.authenticity import GoodLookup
 
 #: The route ``TracemarkApp`` answers in front of its middleware stack.
 VERIFY_PATH = "/v1/verify"

@@ -14,9 +14,9 @@ from api.pow import ProofOfWork
 from api.ratelimit import RateLimiter
 from api.telemetry import VerificationBuffer
 from api.trustroot import TrustRootConfig
+from readmodels.authenticity import CodeKeyCache, GoodLookup
 from registry.fingerprints import CodeFingerprinter
 from registry.service import Registry
-from verifier.authenticity import CodeKeyCache, GoodLookup
 
 #: Largest file a platform may upload to have it fingerprinted (bytes); bigger files are
 #: hashed by the caller (``tracemark fingerprint``, or the page in the browser).

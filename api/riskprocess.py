@@ -2,7 +2,7 @@
 
 A process, not a thread: a refresh reads the look-back's records and runs every rule in
 Python, and in the API's interpreter it held the GIL away from the verify requests
-(``verifier.riskworker``). Started with ``spawn`` (a fresh interpreter: no threads, locks
+(``readmodels.riskworker``). Started with ``spawn`` (a fresh interpreter: no threads, locks
 or connections inherited from the API), stopped with SIGTERM, started again if it dies.
 """
 
@@ -16,10 +16,10 @@ import threading
 from multiprocessing.process import BaseProcess
 
 from api.webhooks.outbox import publish_signals
+from readmodels.riskindex import REFRESH_SECONDS
+from readmodels.riskworker import RiskWorker, run_risk_worker
 from registry.service import Registry
 from registry.settings import Settings
-from verifier.anomaly import REFRESH_SECONDS
-from verifier.riskworker import RiskWorker, run_risk_worker
 
 #: How long ``stop`` waits for the worker to finish its refresh before ending it.
 STOP_TIMEOUT = 30.0

@@ -14,12 +14,12 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import Engine
 
 from api.ratelimit import RateLimiter
+from readmodels.riskindex import flags_from
+from readmodels.riskworker import record_probe_flags
 from registry.db import create_telemetry_engine, write_transaction
 from registry.errors import TracemarkError
 from registry.service import Registry
 from registry.verifications import VerificationRecord, record_verifications
-from verifier.anomaly import flags_from
-from verifier.riskworker import record_probe_flags
 
 logger = logging.getLogger("tracemark.api.telemetry")
 

@@ -3,7 +3,7 @@ fraud injected and their ground truth kept, and the signals scored against it.
 
 Run: ``.venv/bin/python -m bench.scenario`` (full size: 10^5 codes a run, ~4 min each on the
 2-core machine; tunes on the tuning seeds, then scores the thresholds *frozen in*
-``verifier.signals.Thresholds`` on held-out seeds and parameter mixes; writes
+``readmodels.signals.Thresholds`` on held-out seeds and parameter mixes; writes
 ``bench/results/signals.json``), ``--small`` (~2k codes a run, ~10 s each; prints only),
 ``--tune-only`` (print the tuned thresholds, to freeze them), ``--cache DIR`` (keep each run's
 records and reuse them: re-scoring after a change to the rules needs no new simulation).
@@ -57,6 +57,12 @@ from sqlalchemy import Engine, event
 
 from api.ratelimit import CODE_LOOKUP, RateLimited, RateLimiter
 from bench.common import save
+from readmodels import holderrules, market, rules, velocityrules
+from readmodels import signals as S
+from readmodels.anomaly import good_features, platform_features, score_population
+from readmodels.market import GoodKey, SignalInputs
+from readmodels.marketreads import read_inputs
+from readmodels.riskindex import RiskIndex, flags_from
 from registry import merkle
 from registry.creator import (
     CreatorKeys,
@@ -75,16 +81,6 @@ from registry.royalty import RoyaltyPolicy
 from registry.service import Registry
 from registry.transfers import DoubleSale, GoodConsumed, GoodRevoked, Party, TransferRequest
 from registry.verifications import VerificationRecord as Telemetry
-from verifier import signals as S
-from verifier.anomaly import (
-    RiskIndex,
-    flags_from,
-    good_features,
-    platform_features,
-    read_inputs,
-    score_population,
-)
-from verifier.market import GoodKey, SignalInputs
 
 START = 1_790_000_000
 HOUR = 3_600
@@ -254,8 +250,8 @@ class ScenarioRun:
         return set().union(*(i.subjects for i in self.injections))
 
     @functools.cached_property
-    def chains(self) -> S.Chains:
-        return S.Chains(self.inputs.transfers, self.inputs.holdings)
+    def chains(self) -> market.Chains:
+        return market.Chains(self.inputs.transfers, self.inputs.holdings)
 
 
 class Market:
@@ -997,7 +993,7 @@ def score(
 ) -> tuple[dict[str, SignalScore], dict[str, bool]]:
     """Per signal, its counts against the labels; per injection, whether it was found."""
     if signals is None:
-        signals = S.evaluate(run.inputs, thresholds, now=run.now, since=run.since)
+        signals = rules.evaluate(run.inputs, thresholds, now=run.now, since=run.since)
     fraud = run.fraud_subjects
     fired: dict[str, set[S.Subject]] = defaultdict(set)
     for s in signals:
@@ -1113,25 +1109,25 @@ def _rule_signals(run: ScenarioRun, th: S.Thresholds, code: str) -> list[S.Signa
     chains = _chains(run)
     regs, events = inputs.registrations, inputs.verifications
     if code == S.SOLD_BY_NON_HOLDER:
-        return S.sold_by_non_holder(inputs.attempts, chains, th)
+        return holderrules.sold_by_non_holder(inputs.attempts, chains, th)
     if code == S.DEAD_GOOD_TRANSFER:
-        return S.dead_good_transfers(inputs.attempts, chains, th)
+        return holderrules.dead_good_transfers(inputs.attempts, chains, th)
     if code == S.OFFERED_BY_NON_HOLDER:
-        return S.offered_by_non_holder(events, chains, regs, th, now=now)
+        return holderrules.offered_by_non_holder(events, chains, regs, th, now=now)
     if code == S.PROBE_BURST:
-        return S.probe_bursts(events, inputs.probe_flags, th)
+        return velocityrules.probe_bursts(events, inputs.probe_flags, th)
     if code == S.CODE_VELOCITY:
-        return S.code_velocity(events, regs, th)
+        return velocityrules.code_velocity(events, regs, th)
     if code == S.PLATFORM_VELOCITY:
-        return S.platform_velocity(events, chains, regs, th, now=now, since=since)
+        return velocityrules.platform_velocity(events, chains, regs, th, now=now, since=since)
     if code == S.BATCH_VELOCITY:
-        return S.batch_velocity(events, chains, regs, th, now=now)
+        return velocityrules.batch_velocity(events, chains, regs, th, now=now)
     if code == S.LAUNDERING_RING:
-        return S.laundering_rings(chains, th)
-    return S.duplicate_claims(regs, inputs.conflicts)
+        return holderrules.laundering_rings(chains, th)
+    return holderrules.duplicate_claims(regs, inputs.conflicts)
 
 
-def _chains(run: ScenarioRun) -> S.Chains:
+def _chains(run: ScenarioRun) -> market.Chains:
     return run.chains
 
 

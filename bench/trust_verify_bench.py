@@ -35,6 +35,7 @@ from anchoring.runtime import ANVIL_ACCOUNT_0_KEY
 from anchoring.worker import AnchorPolicy, AnchorWorker
 from api.trustroot import TrustRootConfig, registry_trust_root
 from bench.common import save
+from readmodels.exports import ExportSelection, write_export
 from registry.creator import (
     CreatorKeys,
     codes_source,
@@ -48,7 +49,6 @@ from registry.fingerprints import GoodType, Use
 from registry.migrate import upgrade
 from registry.royalty import RoyaltyPolicy
 from registry.service import Registry
-from verifier.export import ExportSelection, write_export
 
 FLOOR = r"""
 import hashlib, json, sys

@@ -47,3 +47,23 @@ def test_pure_modules_import_no_infrastructure() -> None:
         [sys.executable, "-c", program], check=True, capture_output=True, text=True
     )
     assert json.loads(result.stdout) == []
+
+
+def test_no_module_of_the_verifier_package_imports_infrastructure() -> None:
+    # Every module of ``verifier`` (what a platform or auditor runs without the server; httpx
+    # for the client is allowed), in a fresh interpreter, naming the first module that loads
+    # each forbidden package.
+    program = (
+        "import json, pkgutil, sys, verifier\n"
+        "culprits = {}\n"
+        "for info in pkgutil.walk_packages(verifier.__path__, 'verifier.'):\n"
+        "    __import__(info.name)\n"
+        f"    for m in {FORBIDDEN!r}:\n"
+        "        if m in sys.modules:\n"
+        "            culprits.setdefault(m, info.name)\n"
+        "print(json.dumps(culprits, sort_keys=True))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], check=True, capture_output=True, text=True
+    )
+    assert json.loads(result.stdout) == {}

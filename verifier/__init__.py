@@ -1,14 +1,15 @@
 """What a platform or auditor needs without the server.
 
-- ``bundle``: the ``tracemark-bundle/v1`` proof bundle (format, strict parsing, building it);
+It imports no sqlalchemy, sqlmodel, fastapi or web3 (a test proves it); the server's read
+models, which do, are ``readmodels``.
+
+- ``bundle``: the ``tracemark-bundle/v1`` proof bundle (format, strict parsing);
+- ``exportformat``, ``export``: the ``tracemark-export/v1`` evidence export, and checking one;
 - ``offline``: checking a bundle with nothing but the chain (``tracemark verify``);
-- ``authenticity``: a good's facts and the verdict on them (the verify endpoint's core);
 - ``schemas``: the HTTP API's wire models, shared by the server and the client;
 - ``client``: the typed Python client for platforms, creators and auditors;
 - ``problems``: the client's errors (problem+json answers, an unreachable registry), light
   enough for the CLI to map to exit codes without importing the client;
-- ``market``, ``signals``: the records fraud signals read, and the explainable rules over them;
-- ``anomaly``: the robust-z anomaly score and the risk index the verify endpoint reads;
 - ``boundedjson``: JSON whose nesting depth is checked, without recursion, before parsing.
 """
 

@@ -11,10 +11,11 @@ import typer
 
 from api.cli.app import JsonFlag, app, open_registry, out, reported
 from api.cli.remote import CLI_RETRIES, parse_time
+from readmodels.exports import ExportResult, ExportSelection, write_export
 from registry import errors
 from registry.eip712 import parse_address
 from registry.fingerprints import GoodType, parse_fingerprint, parse_good_type
-from verifier.export import MAX_EXPORT_GOODS, ExportResult, ExportSelection, write_export
+from verifier.exportformat import MAX_EXPORT_GOODS
 
 # The HTTP client and the trace (which reads the database) are imported by ``trace`` itself.
 if TYPE_CHECKING:
@@ -53,8 +54,8 @@ def trace(
 ) -> None:
     """A good's whole history in order: registration, anchors, verifications, transfers,
     revocation, other creators' claims."""
+    from readmodels.trace import build_trace, trace_mermaid, trace_table
     from verifier.client import TracemarkClient
-    from verifier.trace import build_trace, trace_mermaid, trace_table
 
     with reported():
         if as_json and mermaid:

@@ -20,14 +20,8 @@ from api.cli.app import JsonFlag, app, err, out, reported
 from registry import errors
 from verifier.bundle import MAX_BUNDLE_BYTES, Bundle, MalformedBundle
 from verifier.errors import BundleInvalid, NotFinalYet, NotYetEvidence, UntrustedRegistry
-from verifier.export import (
-    MAX_EXPORT_BYTES,
-    Export,
-    ExportReport,
-    MalformedExport,
-    check_export,
-    parse_evidence,
-)
+from verifier.export import ExportReport, check_export
+from verifier.exportformat import MAX_EXPORT_BYTES, Export, MalformedExport, parse_evidence
 from verifier.offline import BundleReport, check_bundle
 from verifier.trust import TrustPolicy
 from verifier.truststore import TrustStore, read_trust_root

@@ -12,10 +12,10 @@ from pydantic import BaseModel, ConfigDict
 from api.deps import GOOD_TYPES, Auditor, Caller, Context
 from api.pagination import Cursor, decode_cursor, encode_cursor
 from api.trustroot import registry_trust_root
+from readmodels.bundles import build_bundle
 from registry.errors import NotFound
 from registry.fingerprints import parse_fingerprint
 from registry.records import checksum
-from verifier.bundle import build_bundle
 from verifier.schemas import DEFAULT_PAGE, MAX_PAGE, GoodTypeName, Page, ProofOut, RegistryOut
 from verifier.trust import WELL_KNOWN_PATH
 

@@ -1,6 +1,6 @@
 """Auditors: the standing fraud and piracy signals, filtered and paginated.
 
-The risk worker (``verifier.riskworker``, its own process) writes them to ``risk_signals``
+The risk worker (``readmodels.riskworker``, its own process) writes them to ``risk_signals``
 every few seconds; this reads them. The cursor is the last signal id (a stable hash of rule
 and subject), so paging resumes where it left off across the worker's rewrites.
 """
@@ -19,9 +19,9 @@ from sqlalchemy import Engine, select
 
 from api.auth import parse_platform_id
 from api.deps import GOOD_TYPES, Auditor, Context
+from readmodels.riskworker import risk_goods_t, risk_signals_t, risk_state_t
 from registry.db import read_transaction
 from registry.errors import InvalidInput
-from verifier.riskworker import risk_goods_t, risk_signals_t, risk_state_t
 from verifier.schemas import DEFAULT_PAGE, MAX_PAGE, SignalPage
 
 router = APIRouter(tags=["auditors"])

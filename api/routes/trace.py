@@ -11,9 +11,9 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.auth import Forbidden, Unauthorized
 from api.deps import GOOD_TYPES, Context, CurrentPrincipal, Principal
+from readmodels.trace import build_trace, trace_mermaid
 from registry.fingerprints import parse_fingerprint
 from verifier.schemas import GoodTypeName, TraceOut
-from verifier.trace import build_trace, trace_mermaid
 
 router = APIRouter(tags=["auditors"])
 

@@ -41,10 +41,10 @@ from api.webhooks.store import (
     subscriptions_t,
     wall_ms,
 )
+from readmodels.signals import Signal
 from registry import transfers
 from registry.db import read_transaction, retrying, write_transaction
 from registry.fingerprints import GoodType
-from verifier.signals import Signal
 
 logger = logging.getLogger("tracemark.api.webhooks")
 
@@ -165,7 +165,7 @@ def publish_signal(
 
 def publish_signals(conn: Connection, signals: Sequence[Signal], now: int) -> int:
     """Queue ``signal.raised`` to each platform a signal concerns, in the caller's transaction
-    (the risk worker's, which records the signals as raised in it: ``verifier.riskworker``).
+    (the risk worker's, which records the signals as raised in it: ``readmodels.riskworker``).
 
     The event's ``evidence`` is the signal's document, what ``GET /v1/signals`` lists. A
     signal about creators only (duplicate claims) concerns no platform and is queued to

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from api.app import create_app
 from api.identity import load_identity_settings
+from readmodels.bundles import build_bundle
 from registry import identity as store
 from registry.creator import CreatorKeys
 from registry.db import read_transaction
@@ -30,7 +31,7 @@ from registry.service import Registry
 from tests.api.conftest import SIWE_DOMAIN, CodeGood, KeyFactory, bearer, sign_in
 from tests.conftest import Clock
 from tests.trust import policy_of
-from verifier.bundle import Bundle, MalformedBundle, build_bundle
+from verifier.bundle import Bundle, MalformedBundle
 from verifier.errors import BundleInvalid
 from verifier.identity import (
     WELL_KNOWN_PATH,

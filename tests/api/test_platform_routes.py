@@ -16,6 +16,7 @@ from anchoring.models import AnchorRecord
 from api.app import create_app
 from api.ratelimit import Limit, RateLimits
 from api.settings import ApiSettings
+from readmodels.riskworker import read_probe_flags
 from registry.db import write_transaction
 from registry.eip712 import Domain, Signature, digest, recover_signer
 from registry.fingerprints import GoodType
@@ -25,7 +26,6 @@ from tests.api.conftest import CodeGood, KeyFactory, bearer
 from tests.conftest import Clock, CreatorFactory
 from tests.pow import lookup
 from tests.registry.helpers import registration
-from verifier.riskworker import read_probe_flags
 
 PROBLEM = "application/problem+json"
 

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import select
 
 from api.riskprocess import RiskProcess
+from readmodels.riskworker import risk_state_t
 from registry.service import Registry
 from registry.settings import load_settings
 from tests.polling import wait_until
-from verifier.riskworker import risk_state_t
 
 
 def wait_for(what: str, check: Callable[[], Any]) -> Any:

@@ -6,12 +6,9 @@ import os
 
 from fastapi.testclient import TestClient
 
-from registry.fingerprints import GoodType
-from registry.service import Registry
-from tests.api.conftest import KeyFactory, bearer
-from verifier.anomaly import Risk, RiskIndex
-from verifier.riskworker import RiskWorker
-from verifier.signals import (
+from readmodels.riskindex import Risk, RiskIndex
+from readmodels.riskworker import RiskWorker
+from readmodels.signals import (
     BATCH_VELOCITY,
     CODE_VELOCITY,
     PROBE_BURST,
@@ -23,6 +20,9 @@ from verifier.signals import (
     good_name,
     good_subject,
 )
+from registry.fingerprints import GoodType
+from registry.service import Registry
+from tests.api.conftest import KeyFactory, bearer
 
 CODE = int(GoodType.CODE)
 

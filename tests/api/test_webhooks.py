@@ -37,11 +37,11 @@ from api.webhooks.ssrf import (
 )
 from api.webhooks.store import subscriptions_t
 from api.webhooks.worker import _client, send_once
+from readmodels.riskworker import RiskWorker
 from registry.db import read_transaction, write_transaction
 from registry.service import Registry
 from tests.api.conftest import SIWE_DOMAIN, CodeGood, KeyFactory, bearer
 from tests.polling import wait_until
-from verifier.riskworker import RiskWorker
 from verifier.webhooks import (
     WebhookVerificationError,
     encode_secret,

@@ -17,7 +17,7 @@ from bench.scenario import (
     score,
     with_mix,
 )
-from verifier.signals import Thresholds
+from readmodels.signals import Thresholds
 
 #: Looser than the benchmark's target (0.9 / 0.95 on full-size held-out runs): a small market
 #: has few subjects per signal, so one miss moves a ratio a lot.

@@ -13,6 +13,8 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import Engine, select, update
 
+from readmodels import rules, signals
+from readmodels.marketreads import read_inputs
 from registry.creator import CreatorKeys
 from registry.db import create_db_engine
 from registry.eip712 import DEV_DOMAIN
@@ -42,8 +44,6 @@ from tests.conftest import Clock
 from tests.registry.helpers import registration
 from tests.registry.test_concurrency import race
 from tests.registry.test_transfers import CREATOR, POLICY, count, handover, sale
-from verifier import signals
-from verifier.anomaly import read_inputs
 
 CAROL = Party("cardhub", "carol")
 #: Registries (each its own engine) the twenty racing uses are spread over.
@@ -139,7 +139,7 @@ def test_a_refused_claim_on_another_platforms_good_is_a_risk_signal(
     records, _ = read_inputs(registry.engine)
     found = [
         s
-        for s in signals.evaluate(records, now=clock() + 86_400)
+        for s in rules.evaluate(records, now=clock() + 86_400)
         if s.code == signals.SOLD_BY_NON_HOLDER
     ]
     assert len(found) == 1 and (GoodType.CODE, code) in found[0].goods

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from registry.errors import InvalidInput
 from verifier import boundedjson
 from verifier.bundle import Bundle
-from verifier.export import parse_evidence
+from verifier.exportformat import parse_evidence
 from verifier.identity import CreatorStatement
 from verifier.trust import TrustRoot
 

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, text
 from anchoring.chain import Chain
 from anchoring.devchain import DevChain
 from anchoring.worker import AnchorWorker
+from readmodels.bundles import build_bundle
 from registry.db import create_db_engine
 from registry.eip712 import DEV_DOMAIN, Domain
 from registry.errors import NotFound
@@ -33,7 +34,7 @@ from tests.conftest import Clock, CreatorFactory
 from tests.registry.helpers import registration
 from tests.trust import policy_of, trust_root_of
 from tests.verifier.conftest import CODES, CONFIRMATIONS, POLICY, Story, World
-from verifier.bundle import FORMAT_V2, MAX_BUNDLE_BYTES, Bundle, MalformedBundle, build_bundle
+from verifier.bundle import FORMAT_V2, MAX_BUNDLE_BYTES, Bundle, MalformedBundle
 from verifier.errors import BundleInvalid, NotAnchoredYet, UntrustedRegistry
 from verifier.offline import COMPLETENESS_NOT_PROVEN, BundleReport, check_bundle
 from verifier.trust import TrustPolicy, TrustRoot

@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-import verifier.export as export_module
+import verifier.exportformat as export_format
 from api.cli import app
 from api.cli.verify import EXIT_BUNDLE_INVALID, EXIT_NOT_ANCHORED, EXIT_UNTRUSTED
+from readmodels.bundles import build_bundle
+from readmodels.exports import CSV_COLUMNS, ExportSelection, write_export
 from registry.creator import CreatorKeys
 from registry.eip712 import sign
 from registry.errors import InvalidInput, NotFound
@@ -34,18 +36,10 @@ from tests.registry import merkle_reference
 from tests.registry.helpers import registration
 from tests.trust import trust_root_of
 from tests.verifier.conftest import CODES, POLICY_DOCUMENT, World
-from verifier.bundle import MalformedBundle, build_bundle
+from verifier.bundle import MalformedBundle
 from verifier.errors import BundleInvalid
-from verifier.export import (
-    CSV_COLUMNS,
-    FORMAT,
-    Export,
-    ExportSelection,
-    MalformedExport,
-    check_export,
-    parse_evidence,
-    write_export,
-)
+from verifier.export import check_export
+from verifier.exportformat import FORMAT, Export, MalformedExport, parse_evidence
 from verifier.offline import COMPLETENESS_NOT_PROVEN
 from verifier.trust import TrustPolicy, TrustRoot
 
@@ -453,7 +447,7 @@ def test_parsing_is_strict_and_bounded(
         parse_evidence('{"format": "tracemark-export/v1", "format": "x"}')
     with pytest.raises(MalformedExport, match="this is a tracemark-bundle/v2 bundle"):
         Export.parse(build_bundle(registry, GoodType.FILE, good).to_json())
-    monkeypatch.setattr(export_module, "MAX_EXPORT_BYTES", len(text) - 1)
+    monkeypatch.setattr(export_format, "MAX_EXPORT_BYTES", len(text) - 1)
     with pytest.raises(MalformedExport, match="at most"):
         parse_evidence(text)
     with pytest.raises(InvalidInput, match="one export holds at most 2"):

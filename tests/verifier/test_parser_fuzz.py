@@ -27,6 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.receipts import receipt_out
+from readmodels.bundles import build_bundle
+from readmodels.exports import ExportSelection, write_export
 from registry.creator import CreatorKeys
 from registry.db import create_db_engine
 from registry.eip712 import DEV_DOMAIN
@@ -39,9 +41,9 @@ from registry.transfers import Party, TransferRequest
 from tests.conftest import Clock
 from tests.registry.helpers import registration
 from tests.trust import trust_root_of
-from verifier.bundle import Bundle, MalformedBundle, build_bundle
+from verifier.bundle import Bundle, MalformedBundle
 from verifier.client import TracemarkClient
-from verifier.export import Export, ExportSelection, MalformedExport, parse_evidence, write_export
+from verifier.exportformat import Export, MalformedExport, parse_evidence
 from verifier.identity import CreatorStatement, MalformedStatement
 from verifier.problems import UnexpectedAnswer
 from verifier.schemas import ReceiptOut

@@ -26,6 +26,7 @@ from anchoring.chain import Chain
 from anchoring.devchain import DevChain
 from anchoring.worker import AnchorPolicy, AnchorWorker
 from api.cli.app import app
+from readmodels.bundles import build_bundle
 from registry.db import create_db_engine, write_transaction
 from registry.eip712 import Domain, sign
 from registry.fingerprints import GoodType, canonical_json
@@ -41,7 +42,7 @@ from tests.anchoring.conftest import chain, devchain, operator  # noqa: F401
 from tests.conftest import Clock, CreatorFactory
 from tests.registry.helpers import registration
 from tests.trust import policy_of, trust_root_of
-from verifier.bundle import Bundle, build_bundle
+from verifier.bundle import Bundle
 from verifier.errors import BundleInvalid, NotAnchoredYet, NotFinalYet, UntrustedRegistry
 from verifier.offline import COMPLETENESS_NOT_PROVEN, check_bundle
 from verifier.trust import TrustPolicy

@@ -19,11 +19,11 @@ from api.cli.verify import (
     EXIT_NOT_FINAL,
     EXIT_UNTRUSTED,
 )
+from readmodels.bundles import build_bundle
 from registry.fingerprints import GoodType
 from registry.service import Registry
 from tests.trust import trust_root_of
 from tests.verifier.conftest import Story, World
-from verifier.bundle import build_bundle
 from verifier.offline import COMPLETENESS_NOT_PROVEN
 from verifier.trust import TrustRoot
 

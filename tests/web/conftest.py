@@ -21,6 +21,7 @@ from api.app import create_app
 from api.auth import TOKEN_TTL, create_api_key, issue_creator_token
 from api.identity import load_identity_settings
 from api.ratelimit import Limit, RateLimits
+from readmodels.riskworker import RiskWorker
 from registry.creator import CreatorKeys, sign_enrollment, sign_revocation
 from registry.db import create_db_engine
 from registry.eip712 import DEV_DOMAIN
@@ -32,7 +33,6 @@ from tests.api.conftest import POLICY
 from tests.api.test_platform_routes import anchor_everything
 from tests.registry.helpers import registration
 from tests.serving import serving
-from verifier.riskworker import RiskWorker
 
 CHROMIUM = Path(os.environ.get("TRACEMARK_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("TRACEMARK_CHROMEDRIVER", "/usr/bin/chromedriver"))

@@ -1,4 +1,4 @@
-"""A good's trace (``verifier.trace``): its whole history in log order, as JSON, a table and a
+"""A good's trace (``readmodels.trace``): its whole history in log order, as JSON, a table and a
 Mermaid graph, on SQLite and PostgreSQL; anchors on a real anvil; the bounds of a long
 history; ``tracemark trace`` on the operator's database."""
 
@@ -17,8 +17,9 @@ from rich.console import Console
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-import verifier.trace as trace_module
+import readmodels.trace as trace_module
 from api.cli import app
+from readmodels.trace import build_trace, trace_mermaid, trace_table
 from registry.creator import CreatorKeys, sign_revocation
 from registry.eip712 import DEV_DOMAIN
 from registry.errors import NotFound
@@ -43,7 +44,6 @@ from verifier.schemas import (
     TraceTransferredOut,
     TraceVerifiedOut,
 )
-from verifier.trace import build_trace, trace_mermaid, trace_table
 
 POLICY = RoyaltyPolicy.parse(
     {"recipients": [{"address": "0x" + "a1" * 20, "bps": 750, "label": "studio"}]}

@@ -1,14 +1,17 @@
 """The market as the fraud signals see it: plain records of entries, transfers, refused
 attempts, holdings and verifications (pure: no database, no web framework).
 
-The rules (``verifier.signals``) and the anomaly score (``verifier.anomaly``) are functions
+The rules (``readmodels.rules``) and the anomaly score (``readmodels.anomaly``) are functions
 over these records, so a test hands them records made by hand, while the API's risk index and
-the scenario benchmark read them from the database (``verifier.anomaly.read_inputs``).
+the scenario benchmark read them from the database (``readmodels.marketreads.read_inputs``).
+``Chains`` answers who held a good when, from its accepted transfers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import bisect
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -164,6 +167,54 @@ class SignalInputs:
     probe_flags: Sequence[ProbeFlag] = ()
 
 
+# -- what happened to each good, from its transfers ----------------------------------------
+
+
+class Chains:
+    """Each good's accepted transfers in order, to ask who held it and who acquired it when."""
+
+    def __init__(
+        self, transfers: Iterable[TransferRecord], holdings: Mapping[GoodKey, HoldingRecord]
+    ) -> None:
+        by_good: dict[GoodKey, list[TransferRecord]] = defaultdict(list)
+        for t in transfers:
+            by_good[t.good].append(t)
+        for chain in by_good.values():
+            chain.sort(key=lambda t: (t.created_at, t.transfer_id))
+        self.by_good: dict[GoodKey, list[TransferRecord]] = dict(by_good)
+        self.holdings = holdings
+        self._by_id = {t.transfer_id: t for chain in by_good.values() for t in chain}
+        # (good, platform) -> when the platform first took part in a transfer of the good.
+        self._first_dealt: dict[tuple[GoodKey, str], int] = {}
+        for good, chain in self.by_good.items():
+            for t in chain:
+                for platform in t.platforms:
+                    self._first_dealt.setdefault((good, platform), t.created_at)
+
+    def transfer(self, transfer_id: int | None) -> TransferRecord | None:
+        return None if transfer_id is None else self._by_id.get(transfer_id)
+
+    def dealt_by(self, good: GoodKey, platform: str, until: int) -> bool:
+        """Did ``platform`` take part in a transfer of ``good`` at or before ``until``?"""
+        first = self._first_dealt.get((good, platform))
+        return first is not None and first <= until
+
+    def state_at(self, good: GoodKey, at: int) -> tuple[bool, str | None, bool]:
+        """(moved, holder platform, consumed) just before ``at``."""
+        chain = self.by_good.get(good, [])
+        times = [t.created_at for t in chain]
+        done = bisect.bisect_left(times, at)
+        if done:
+            last = chain[done - 1]
+            return True, last.buyer_platform, last.final
+        if chain:  # the earliest transfer we see was made by the holder of the time
+            return chain[0].seller_platform is not None, chain[0].seller_platform, False
+        holding = self.holdings.get(good)
+        if holding is not None:  # it moved before the period we read
+            return True, holding.holder_platform, holding.consumed
+        return False, None, False
+
+
 __all__ = [
     "ANONYMOUS",
     "REFUSED_AUTHORIZATION",
@@ -173,6 +224,7 @@ __all__ = [
     "REFUSED_NOT_THE_HOLDER",
     "REFUSED_REVOKED",
     "AttemptRecord",
+    "Chains",
     "EntryRecord",
     "GoodKey",
     "HoldingRecord",

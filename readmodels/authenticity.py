@@ -94,14 +94,18 @@ class GoodFacts:
     times_verified: int
     platforms_verified: int
     first_verified_at: int | None
-    #: The market's view of the good (``verifier.riskworker``): the risk index's score and
+    #: The market's view of the good (``readmodels.riskworker``): the risk index's score and
     #: signals, as its worker last wrote them (seconds behind, like the telemetry).
     market_risk: float = 0.0
-    market_signals: tuple[Signal, ...] = ()
+    market_signals: tuple[VerdictSignal, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
-class Signal:
+class VerdictSignal:
+    """One reason a verify answer gives for its score (code, detail, weight). Not the market's
+    ``readmodels.signals.Signal`` (a rule's finding with subject and evidence): the answer
+    carries that one's code and detail only, already weighed by the risk index."""
+
     code: str
     detail: str
     weight: float
@@ -110,10 +114,10 @@ class Signal:
 @dataclass(frozen=True)
 class Decision:
     verdict: str
-    signals: list[Signal] = field(default_factory=list)
+    signals: list[VerdictSignal] = field(default_factory=list)
     #: The risk index's score of the good, and its signals (``GoodFacts.market_risk``).
     market: float = 0.0
-    market_signals: tuple[Signal, ...] = ()
+    market_signals: tuple[VerdictSignal, ...] = ()
 
     @property
     def score(self) -> float:
@@ -125,7 +129,7 @@ class Decision:
         return round(1.0 - remaining, 3)
 
     @property
-    def all_signals(self) -> list[Signal]:
+    def all_signals(self) -> list[VerdictSignal]:
         """This request's signals, then the market's."""
         return [*self.signals, *self.market_signals]
 
@@ -253,10 +257,10 @@ def _good_facts(good_type: GoodType, fingerprint: bytes, row: Sequence[Any]) -> 
     )
 
 
-def _market_signals(document: str) -> tuple[Signal, ...]:
+def _market_signals(document: str) -> tuple[VerdictSignal, ...]:
     return tuple(
         # Weighed already: the index's score covers them.
-        Signal(item["code"], item["detail"], 0.0)
+        VerdictSignal(item["code"], item["detail"], 0.0)
         for item in json.loads(document)
     )
 
@@ -270,23 +274,27 @@ def decide(
     """The verdict and the risk signals of this request, each with the evidence that raised it.
 
     The behaviour of the market around the good (velocity, leaked batches, double offers,
-    rings, probes) is the risk index's (``verifier.anomaly``), which the API adds to this.
+    rings, probes) is the risk index's (``readmodels.riskindex``), which the API adds to this.
     NOTE: "checked on more than two platforms" used to be a signal here; it fired mostly on
     honest agent chains, and the index's velocity and foreign-offer rules replace it.
     """
     if facts is None:
-        return Decision(UNKNOWN, [Signal("unregistered", "no creator registered this good", 0.6)])
-    signals: list[Signal] = []
+        return Decision(
+            UNKNOWN, [VerdictSignal("unregistered", "no creator registered this good", 0.6)]
+        )
+    signals: list[VerdictSignal] = []
     mismatch = False
     if claimed_creator is not None and claimed_creator.lower() != facts.creator.lower():
         mismatch = True
         signals.append(
-            Signal("creator-mismatch", f"registered by {facts.creator}, not the one named", 0.9)
+            VerdictSignal(
+                "creator-mismatch", f"registered by {facts.creator}, not the one named", 0.9
+            )
         )
     if claimed_product is not None and claimed_product != facts.product:
         mismatch = True
         signals.append(
-            Signal(
+            VerdictSignal(
                 "product-mismatch",
                 f"registered as product {facts.product!r}, not {claimed_product!r}",
                 0.8,
@@ -294,27 +302,27 @@ def decide(
         )
     if facts.conflicts:
         signals.append(
-            Signal(
+            VerdictSignal(
                 "contested",
                 f"{facts.conflicts} other creator(s) claimed this good after it was registered",
                 0.3,
             )
         )
     if facts.revoked:
-        signals.append(Signal("revoked", "its creator revoked it", 0.9))
+        signals.append(VerdictSignal("revoked", "its creator revoked it", 0.9))
         return _decided(REVOKED, signals, facts)
     if facts.consumed:
-        signals.append(Signal("consumed", "a final sale consumed it", 0.7))
+        signals.append(VerdictSignal("consumed", "a final sale consumed it", 0.7))
         return _decided(CONSUMED, signals, facts)
     if mismatch:
         return _decided(CONFLICT, signals, facts)
     if facts.anchor is None:
-        signals.append(Signal("unanchored", "not yet anchored on chain", 0.1))
+        signals.append(VerdictSignal("unanchored", "not yet anchored on chain", 0.1))
         return _decided(PENDING_ANCHOR, signals, facts)
     return _decided(AUTHENTIC, signals, facts)
 
 
-def _decided(verdict: str, signals: list[Signal], facts: GoodFacts) -> Decision:
+def _decided(verdict: str, signals: list[VerdictSignal], facts: GoodFacts) -> Decision:
     return Decision(verdict, signals, facts.market_risk, facts.market_signals)
 
 
@@ -380,6 +388,6 @@ __all__ = [
     "Decision",
     "GoodFacts",
     "GoodLookup",
-    "Signal",
+    "VerdictSignal",
     "decide",
 ]

@@ -3,8 +3,8 @@ through another process reaches this one within the TTL)."""
 
 from __future__ import annotations
 
+from readmodels.authenticity import CodeKeyCache
 from registry.fingerprints import CodeFingerprinter
-from verifier.authenticity import CodeKeyCache
 
 
 def test_entries_expire_and_are_bounded() -> None:

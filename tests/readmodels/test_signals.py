@@ -16,6 +16,20 @@ import pytest
 from eth_account import Account
 from sqlalchemy import Engine, func, select
 
+from readmodels import rules
+from readmodels import signals as S
+from readmodels.anomaly import FLOORS, Scale, anomaly_score, score_population
+from readmodels.market import (
+    AttemptRecord,
+    EntryRecord,
+    ProbeFlag,
+    SignalInputs,
+    TransferRecord,
+    VerificationRecord,
+)
+from readmodels.marketreads import read_inputs
+from readmodels.riskindex import RiskIndex, flags_from
+from readmodels.riskworker import RiskWorker, record_probe_flags, risk_goods_t, risk_signals_t
 from registry.creator import CreatorKeys, sign_revocation
 from registry.db import write_transaction
 from registry.eip712 import DEV_DOMAIN
@@ -34,25 +48,6 @@ from registry.transfers import (
 from registry.verifications import VerificationRecord as Telemetry
 from tests.conftest import Clock
 from tests.registry.helpers import counts, registration
-from verifier import signals as S
-from verifier.anomaly import (
-    FLOORS,
-    RiskIndex,
-    Scale,
-    anomaly_score,
-    flags_from,
-    read_inputs,
-    score_population,
-)
-from verifier.market import (
-    AttemptRecord,
-    EntryRecord,
-    ProbeFlag,
-    SignalInputs,
-    TransferRecord,
-    VerificationRecord,
-)
-from verifier.riskworker import RiskWorker, record_probe_flags, risk_goods_t, risk_signals_t
 
 T0 = 1_790_000_000
 HOUR = 3_600
@@ -171,7 +166,7 @@ def inputs(
 def fired(
     records: SignalInputs, code: str, *, now: int = T0 + 30 * DAY, th: S.Thresholds | None = None
 ) -> list[S.Signal]:
-    return [s for s in S.evaluate(records, th, now=now, since=T0) if s.code == code]
+    return [s for s in rules.evaluate(records, th, now=now, since=T0) if s.code == code]
 
 
 # -- each rule: the pattern, and its honest twin ------------------------------------------------
@@ -438,12 +433,12 @@ def test_a_good_going_round_a_few_parties_at_rising_prices_fires_but_resales_do_
 
 def test_every_signal_has_a_subject_evidence_a_weight_and_a_stable_id() -> None:
     leaked, events = leak(7, "shadowkeys", 30, T0)
-    found = S.evaluate(inputs(leaked, verifications=events), now=T0 + DAY, since=T0)
+    found = rules.evaluate(inputs(leaked, verifications=events), now=T0 + DAY, since=T0)
     for signal in found:
         assert signal.evidence and signal.subject.id and 0 < signal.weight < 1
         assert len(signal.evidence) <= S.MAX_EVIDENCE
     # The same rule about the same subject is the same signal, evaluation after evaluation.
-    again = S.evaluate(inputs(leaked, verifications=events[:25]), now=T0 + DAY, since=T0)
+    again = rules.evaluate(inputs(leaked, verifications=events[:25]), now=T0 + DAY, since=T0)
     assert {s.signal_id for s in again} <= {s.signal_id for s in found}
     assert len({s.signal_id for s in found}) == len(found) == 2
 
@@ -451,7 +446,7 @@ def test_every_signal_has_a_subject_evidence_a_weight_and_a_stable_id() -> None:
 def test_the_rules_and_their_records_are_pure() -> None:
     # A fresh interpreter: in this one, other tests may already have imported anything.
     program = (
-        "import json, sys, verifier.signals, verifier.market\n"
+        "import json, sys, readmodels.rules, readmodels.market\n"
         "print(json.dumps(sorted(m for m in ('sqlalchemy', 'sqlmodel', 'web3', 'fastapi', 'api')"
         " if m in sys.modules)))\n"
     )
@@ -604,7 +599,7 @@ def test_refused_transfers_are_recorded_apart_and_feed_the_signals(
         (CODE, c) for c in codes
     }
     now = clock() + DAY
-    found = {(s.code, s.subject.id) for s in S.evaluate(records, now=now)}
+    found = {(s.code, s.subject.id) for s in rules.evaluate(records, now=now)}
     assert (S.SOLD_BY_NON_HOLDER, S.good_name((CODE, codes[0]))) in found
     assert (S.DEAD_GOOD_TRANSFER, S.good_name((CODE, codes[1]))) in found
     assert (S.DEAD_GOOD_TRANSFER, S.good_name((CODE, codes[2]))) in found

@@ -1,10 +1,10 @@
 """The risk worker: keeps the risk index and writes it where the API reads it.
 
-The rules and the anomaly score (``verifier.anomaly``) read every record of the look-back:
-at 10^6 goods with a busy market that is seconds of CPU a refresh, which must not share an
-interpreter with the verify endpoint (it held the GIL for milliseconds at a time and took a
-fifth of the API's core). So it runs in a process of its own (``tracemark serve`` starts it)
-and hands its results over through the database:
+The rules and the anomaly score (``readmodels.rules``, ``readmodels.anomaly``) read every
+record of the look-back: at 10^6 goods with a busy market that is seconds of CPU a refresh,
+which must not share an interpreter with the verify endpoint (it held the GIL for
+milliseconds at a time and took a fifth of the API's core). So it runs in a process of its
+own (``tracemark serve`` starts it) and hands its results over through the database:
 
 - ``risk_goods``: each good with a risk, the score and its signals; the verify statement
   joins it, so an answer carries the market's view of the good for one index probe;
@@ -31,13 +31,14 @@ from typing import Any, Final, Protocol
 from sqlalchemy import Connection, Engine, Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from readmodels.market import GoodKey, ProbeFlag
+from readmodels.riskindex import LOOKBACK, REFRESH_SECONDS, Risk, RiskIndex
+from readmodels.signals import Signal, Thresholds
 from registry.db import read_transaction, retrying, write_transaction
 from registry.models import ProbeFlagRow, RiskGood, RiskSignal, RiskState
 from registry.verifications import index_verifications
-from verifier.anomaly import LOOKBACK, REFRESH_SECONDS, Risk, RiskIndex
-from verifier.market import GoodKey, ProbeFlag
-from verifier.signals import Signal, Thresholds
 
+# NOTE: the logger keeps the name it had under verifier/, so operators' log filters still match.
 logger = logging.getLogger("tracemark.verifier.riskworker")
 
 risk_goods_t: Table = RiskGood.__table__  # type: ignore[attr-defined]

@@ -1,0 +1,84 @@
+"""Every piracy and fraud rule over one period's records: ``evaluate``.
+
+Every rule is a pure function over plain records (``readmodels.market``: read from the database
+by ``readmodels.marketreads.read_inputs``, or made by hand in a test) and returns ``Signal``s
+(``readmodels.signals``).
+
+The rules (``evaluate`` runs them all):
+
+=========================  ==========================================================  ========
+code                       fires when                                                  subject
+=========================  ==========================================================  ========
+``duplicate-claim``        another creator claimed an already registered good          good
+                           (CONFLICT entries; log order proves who was first)
+``sold-by-non-holder``     a refused transfer whose seller was not the holder (409),   good
+                           unless it repeats the accepted report (a retry)
+``offered-by-non-holder``  a single-use code, after it moved, verified by platforms    good
+                           that neither held it nor acquired it: when it was already
+                           consumed, or on ``offer_min_platforms`` such platforms
+``dead-good-transfer``     a refused transfer of a revoked or consumed good, unless    good
+                           it repeats the final sale (a retry)
+``probe-burst``            a burst of failed code lookups from one platform key (or    key
+                           all anonymous callers), or a key the rate limiter flagged
+``code-velocity``          one single-use code verified on ``code_min_platforms``      good
+                           platforms within ``code_window``
+``platform-velocity``      a platform verifying many single-use codes it never         platform
+                           acquires, far above its own usual rate
+``batch-velocity``         many codes of one bulk batch appearing at once on a         batch
+                           platform that never acquires them (a leaked batch)
+``laundering-ring``        a good passed around the same few parties, coming back      good
+                           to earlier holders, at rising prices
+=========================  ==========================================================  ========
+
+"Acquires" is the honest twin that keeps these rules quiet: a platform that verifies a code
+and then records buying it (within ``offer_grace``) is a buyer checking its purchase, the
+shape of a launch-day sale however large the burst.
+"""
+
+from __future__ import annotations
+
+from readmodels.holderrules import (
+    dead_good_transfers,
+    duplicate_claims,
+    laundering_rings,
+    offered_by_non_holder,
+    sold_by_non_holder,
+)
+from readmodels.market import (
+    Chains,
+    SignalInputs,
+)
+from readmodels.signals import (
+    Signal,
+    Thresholds,
+)
+from readmodels.velocityrules import (
+    batch_velocity,
+    code_velocity,
+    platform_velocity,
+    probe_bursts,
+)
+
+
+def evaluate(
+    inputs: SignalInputs, thresholds: Thresholds | None = None, *, now: int, since: int = 0
+) -> list[Signal]:
+    """Every rule over one period's records (``since`` .. ``now``, Unix seconds)."""
+    th = thresholds or Thresholds()
+    chains = Chains(inputs.transfers, inputs.holdings)
+    regs = inputs.registrations
+    events = inputs.verifications
+    return [
+        *duplicate_claims(regs, inputs.conflicts),
+        *sold_by_non_holder(inputs.attempts, chains, th),
+        *offered_by_non_holder(events, chains, regs, th, now=now),
+        *dead_good_transfers(inputs.attempts, chains, th),
+        *probe_bursts(events, inputs.probe_flags, th),
+        *code_velocity(events, regs, th),
+        *platform_velocity(events, chains, regs, th, now=now, since=since),
+        *batch_velocity(events, chains, regs, th, now=now),
+        *laundering_rings(chains, th),
+    ]
+
+
+__all__ = ["evaluate"]

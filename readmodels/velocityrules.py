@@ -1,0 +1,290 @@
+"""The rules about rates: probe bursts, and codes verified too fast (per code, per platform,
+per bulk batch) by platforms that never acquire them (``readmodels.rules`` runs them)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+from readmodels.market import (
+    ANONYMOUS,
+    Chains,
+    EntryRecord,
+    GoodKey,
+    ProbeFlag,
+    VerificationRecord,
+)
+from readmodels.signals import (
+    BATCH_VELOCITY,
+    CODE_VELOCITY,
+    HOUR,
+    PLATFORM_VELOCITY,
+    PROBE_BURST,
+    Evidence,
+    Signal,
+    Subject,
+    Thresholds,
+    batch_subject,
+    capped,
+    good_subject,
+    verification_evidence,
+)
+from registry.fingerprints import Use
+
+
+def _window_max(times: Sequence[int], window: int) -> tuple[int, int]:
+    """The most of the sorted ``times`` inside any ``window`` seconds, and where it starts."""
+    best, best_start, lo = 0, 0, 0
+    for hi, t in enumerate(times):
+        while t - times[lo] > window:
+            lo += 1
+        if hi - lo + 1 > best:
+            best, best_start = hi - lo + 1, lo
+    return best, best_start
+
+
+def _dense_spans(times: Sequence[int], window: int, least: int) -> list[tuple[int, int]]:
+    """The merged stretches of the sorted ``times`` covered by windows holding ``least``."""
+    spans: list[tuple[int, int]] = []
+    lo = 0
+    for hi, t in enumerate(times):
+        while t - times[lo] > window:
+            lo += 1
+        if hi - lo + 1 >= least:
+            if spans and times[lo] <= spans[-1][1]:
+                spans[-1] = (spans[-1][0], t)
+            else:
+                spans.append((times[lo], t))
+    return spans
+
+
+# -- the rules ---------------------------------------------------------------------------------
+
+
+def probe_bursts(
+    verifications: Iterable[VerificationRecord], flags: Iterable[ProbeFlag], th: Thresholds
+) -> list[Signal]:
+    """Card-draining probes: failed code lookups piling up for one key (or for all anonymous
+    callers together), or a key the API's rate limiter flagged for exhausting its budget."""
+    lookups: dict[str, list[VerificationRecord]] = defaultdict(list)
+    for v in verifications:
+        if v.via == "code":
+            lookups[v.platform].append(v)
+    signals = []
+    for platform, events in lookups.items():
+        events.sort(key=lambda v: (v.at, v.event_id))
+        failed = [v for v in events if v.failed_code_lookup]
+        if len(failed) < th.probe_min_failures:
+            continue
+        times = [v.at for v in failed]
+        peak, _ = _window_max(times, th.probe_window)
+        if peak < th.probe_min_failures:
+            continue
+        # The burst: every stretch where a window holds at least the threshold of failures.
+        spans = _dense_spans(times, th.probe_window, th.probe_min_failures)
+        inside = [v for v in events if any(a <= v.at <= b for a, b in spans)]
+        burst = [v for v in inside if v.failed_code_lookup]
+        if len(burst) < th.probe_min_ratio * len(inside):
+            continue
+        hits = [v for v in inside if not v.failed_code_lookup]
+        evidence = [verification_evidence(v) for v in burst[:3]]
+        evidence += [verification_evidence(v) for v in hits]
+        minutes = (spans[-1][1] - spans[0][0]) // 60
+        signals.append(
+            Signal(
+                PROBE_BURST,
+                f"{len(burst)} failed code lookups of {len(inside)} by {platform} over "
+                f"{minutes} min (up to {peak} within {th.probe_window // 60} min); "
+                f"{len(hits)} hit(s), possibly drained codes",
+                capped(evidence),
+                Subject("key", f"platform:{platform}"),
+                tuple(dict.fromkeys(v.good for v in hits)),
+                () if platform == ANONYMOUS else (platform,),
+            )
+        )
+    for flag in flags:
+        if flag.failed_probes + flag.refused < th.probe_flag_min:
+            continue
+        signals.append(
+            Signal(
+                PROBE_BURST,
+                f"{flag.key} exhausted its failed-code-lookup budget: {flag.failed_probes} "
+                f"failed, {flag.refused} refused since it was flagged",
+                (
+                    Evidence(
+                        "probe-flag", flag.key, int(flag.first_at), f"last at {int(flag.last_at)}"
+                    ),
+                ),
+                Subject("key", flag.key),
+            )
+        )
+    return signals
+
+
+def code_velocity(
+    verifications: Iterable[VerificationRecord],
+    registrations: Mapping[GoodKey, EntryRecord],
+    th: Thresholds,
+) -> list[Signal]:
+    """One single-use code verified on many platforms at once: listed in several places."""
+    by_good: dict[GoodKey, list[VerificationRecord]] = defaultdict(list)
+    for v in verifications:
+        if v.platform == ANONYMOUS or v.verdict == "unknown":
+            continue
+        entry = registrations.get(v.good)
+        if entry is not None and entry.use == int(Use.SINGLE):
+            by_good[v.good].append(v)
+    signals = []
+    for good, events in by_good.items():
+        if len({v.platform for v in events}) < th.code_min_platforms:
+            continue
+        events.sort(key=lambda v: (v.at, v.event_id))
+        seen: Counter[str] = Counter()
+        lo = 0
+        for hi, v in enumerate(events):
+            seen[v.platform] += 1
+            while v.at - events[lo].at > th.code_window:
+                seen[events[lo].platform] -= 1
+                if not seen[events[lo].platform]:
+                    del seen[events[lo].platform]
+                lo += 1
+            if len(seen) >= th.code_min_platforms:
+                window = events[lo : hi + 1]
+                signals.append(
+                    Signal(
+                        CODE_VELOCITY,
+                        f"verified on {len(seen)} platforms ({', '.join(sorted(seen))}) within "
+                        f"{(v.at - events[lo].at) // 60} min",
+                        capped(verification_evidence(w) for w in window),
+                        good_subject(good),
+                        (good,),
+                        tuple(sorted(seen)),
+                    )
+                )
+                break
+    return signals
+
+
+def _foreign_verifications(
+    verifications: Iterable[VerificationRecord],
+    chains: Chains,
+    registrations: Mapping[GoodKey, EntryRecord],
+    th: Thresholds,
+    now: int,
+) -> Iterator[tuple[VerificationRecord, bool]]:
+    """Settled verifications of single-use codes by platforms, with "never acquired" flags:
+    (event, foreign) once ``offer_grace`` has passed, so that a pending purchase is neither."""
+    for v in verifications:
+        if v.platform == ANONYMOUS or v.verdict == "unknown":
+            continue
+        entry = registrations.get(v.good)
+        if entry is None or entry.use != int(Use.SINGLE) or v.at + th.offer_grace > now:
+            continue
+        yield v, not chains.dealt_by(v.good, v.platform, v.at + th.offer_grace)
+
+
+def platform_velocity(
+    verifications: Iterable[VerificationRecord],
+    chains: Chains,
+    registrations: Mapping[GoodKey, EntryRecord],
+    th: Thresholds,
+    *,
+    now: int,
+    since: int,
+) -> list[Signal]:
+    """A platform verifying many codes it never acquires, far above its own usual rate: it is
+    listing someone else's codes (a leak), not checking purchases."""
+    firsts: dict[str, dict[GoodKey, VerificationRecord]] = defaultdict(dict)
+    settled: dict[str, list[int]] = defaultdict(list)
+    for v, foreign in _foreign_verifications(verifications, chains, registrations, th, now):
+        settled[v.platform].append(v.at)
+        if foreign:
+            seen = firsts[v.platform]
+            if v.good not in seen or v.at < seen[v.good].at:
+                seen[v.good] = v
+    signals = []
+    span = max(1, (now - since) // th.platform_window + 1)
+    for platform, seen in firsts.items():
+        events = sorted(seen.values(), key=lambda v: (v.at, v.event_id))
+        times = [v.at for v in events]
+        count, start = _window_max(times, th.platform_window)
+        if count < th.platform_min_foreign:
+            continue
+        buckets = Counter((t - since) // th.platform_window for t in times)
+        per_window = sorted([*buckets.values(), *[0] * max(0, span - len(buckets))])
+        baseline = per_window[len(per_window) // 2]
+        if count < th.platform_baseline_factor * baseline:
+            continue
+        window = events[start : start + count]
+        t0, t1 = window[0].at, window[-1].at
+        checked = sum(1 for t in settled[platform] if t0 <= t <= t1)
+        if count < th.platform_min_foreign_ratio * checked:
+            continue
+        signals.append(
+            Signal(
+                PLATFORM_VELOCITY,
+                f"{platform} verified {count} single-use codes it never acquired within "
+                f"{th.platform_window // HOUR} h (its usual: {baseline} per window)",
+                capped(verification_evidence(v) for v in window),
+                Subject("platform", platform),
+                tuple(v.good for v in window),
+                (platform,),
+            )
+        )
+    return signals
+
+
+def batch_velocity(
+    verifications: Iterable[VerificationRecord],
+    chains: Chains,
+    registrations: Mapping[GoodKey, EntryRecord],
+    th: Thresholds,
+    *,
+    now: int,
+) -> list[Signal]:
+    """Many codes of one bulk batch appearing at once on a platform that never acquires them:
+    the batch leaked (a launch-day sale is as large a burst, but its platform buys each code)."""
+    firsts: dict[tuple[int, str], dict[GoodKey, tuple[VerificationRecord, bool]]] = defaultdict(
+        dict
+    )
+    for v, foreign in _foreign_verifications(verifications, chains, registrations, th, now):
+        entry = registrations[v.good]
+        if entry.position is None:
+            continue
+        seen = firsts[(entry.record_id, v.platform)]
+        if v.good not in seen or v.at < seen[v.good][0].at:
+            seen[v.good] = (v, foreign)
+    signals = []
+    for (record_id, platform), seen in firsts.items():
+        events = sorted(seen.values(), key=lambda pair: (pair[0].at, pair[0].event_id))
+        foreign_times = [v.at for v, foreign in events if foreign]
+        count, start = _window_max(foreign_times, th.batch_window)
+        if count < th.batch_min_codes:
+            continue
+        t0, t1 = foreign_times[start], foreign_times[start + count - 1]
+        window = [(v, f) for v, f in events if t0 <= v.at <= t1]
+        if count / len(window) < th.batch_min_foreign_ratio:
+            continue
+        leaked = [v for v, f in window if f]
+        positions = sorted(p for v in leaked if (p := registrations[v.good].position) is not None)
+        signals.append(
+            Signal(
+                BATCH_VELOCITY,
+                f"{count} codes of batch {record_id} (positions {positions[0]}-{positions[-1]}) "
+                f"first appeared on {platform} within {(t1 - t0) // 60} min, which never "
+                f"acquired them ({len(window) - count} it did)",
+                capped(verification_evidence(v) for v in leaked),
+                batch_subject(record_id),
+                tuple(v.good for v in leaked),
+                (platform,),
+            )
+        )
+    return signals
+
+
+__all__ = [
+    "batch_velocity",
+    "code_velocity",
+    "platform_velocity",
+    "probe_bursts",
+]

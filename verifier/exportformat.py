@@ -1,0 +1,188 @@
+"""The evidence export ``tracemark-export/v1``: its JSON format and its parser.
+
+An export is, per good, a proof bundle without its head (the REGISTER entry and the later
+entries, each with its payload, leaf index and inclusion proof, and its batch proof), proved
+under one of the export's signed tree heads; the heads, in ascending size, each with the
+anchor the registry says holds it and an RFC 9162 consistency proof from each head to the
+next. So a third party checks, with the file and any RPC endpoint of the chain alone: every
+leaf, payload and signature; every inclusion; every head's signature; that the heads are one
+append-only log; and that the contract holds each anchored head's root.
+
+Per good the head is the smallest anchored head covering all the good's logged entries (so
+each good carries the earliest evidence of its whole history), else the largest anchored head
+covering its registration (later entries are counted as pending, as in a bundle), else the
+latest signed head (not anchored yet: not evidence against the chain yet).
+
+The entry model and every check of a good are the bundle's (``verifier.bundle``,
+``verifier.offline.check_bundle``): an export adds the heads' chain of consistency.
+
+Bounded: a file holds at most ``MAX_EXPORT_GOODS`` goods, ``MAX_EXPORT_ENTRIES`` entries and
+``MAX_EXPORT_BYTES`` bytes; a larger selection is paged (``next_after``, ``--after``).
+``verifier.export`` checks one; the server writes one (``readmodels.exports``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+
+from registry.errors import InvalidInput
+from registry.merkle import MAX_TREE_SIZE
+from verifier import boundedjson
+from verifier.bundle import (
+    FORMATS as BUNDLE_FORMATS,
+)
+from verifier.bundle import (
+    MAX_BUNDLE_BYTES,
+    MAX_BUNDLE_ENTRIES,
+    Address,
+    AnchorPointer,
+    Bundle,
+    BundleEntry,
+    GoodRef,
+    MalformedBundle,
+    Proof,
+    SignedTreeHead,
+    Uint64,
+    _describe,
+)
+
+FORMAT: Final = "tracemark-export/v1"
+"""The magic and version of this format; any other value is refused, never guessed at."""
+
+MAX_EXPORT_GOODS: Final = 5_000
+"""Most goods one export file holds; a larger selection is paged with ``--after``.
+
+Threat: a verifier handed a file of 10^6 goods (a creator's whole catalogue) would parse
+gigabytes into memory. 5,000 goods of ordinary history make a file of about 20 MB that a
+laptop parses and checks in under a minute.
+"""
+
+MAX_EXPORT_ENTRIES: Final = 20_000
+"""Most entries (all goods together) one export file holds: signatures to recover and proofs
+to walk. A good's own history is bounded as a bundle's (``MAX_BUNDLE_ENTRIES``)."""
+
+MAX_EXPORT_BYTES: Final = 128 * 1024 * 1024
+"""Largest export file a parser reads, and the writer's budget for one file (bytes)."""
+
+
+class MalformedExport(InvalidInput):
+    """The file is not a ``tracemark-export/v1`` document: fix or re-export it."""
+
+    code = "malformed-export"
+
+
+# -- the format -------------------------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+TreeSize = Annotated[StrictInt, Field(ge=1, le=MAX_TREE_SIZE)]
+GoodText = Annotated[StrictStr, Field(pattern=r"^(file|code|item):0x[0-9a-fA-F]{64}$")]
+
+
+class ExportGood(_Model):
+    """One good's evidence: a bundle whose head is the export's head of ``tree_size``."""
+
+    good: GoodRef
+    tree_size: TreeSize
+    entry: BundleEntry
+    later_entries: Annotated[tuple[BundleEntry, ...], Field(max_length=MAX_BUNDLE_ENTRIES - 1)]
+    #: The good's entries the registry holds that are not under this head (said by the
+    #: server: proves nothing).
+    pending_entries: Annotated[StrictInt, Field(ge=0)]
+
+    @property
+    def entries(self) -> tuple[BundleEntry, ...]:
+        return (self.entry, *self.later_entries)
+
+
+class ConsistencyLink(_Model):
+    """RFC 9162 consistency proof that the head of ``to_size`` extends that of ``from_size``."""
+
+    from_size: TreeSize
+    to_size: TreeSize
+    proof: Proof
+
+
+class Selection(_Model):
+    """What was asked for (exactly one of goods, creator, since) and which page this is."""
+
+    goods: Annotated[tuple[GoodText, ...], Field(max_length=MAX_EXPORT_GOODS)] | None
+    creator: Address | None
+    #: The date asked for, as given, and as Unix seconds (UTC).
+    since: Annotated[StrictStr, Field(max_length=64)] | None
+    since_time: Uint64 | None
+    after: Uint64 | None
+    limit: Annotated[StrictInt, Field(ge=1, le=MAX_EXPORT_GOODS)]
+
+
+class Export(_Model):
+    """A ``tracemark-export/v1`` document."""
+
+    format: Literal["tracemark-export/v1"]
+    exported_at: Uint64
+    #: The registry that says it exported this (checked: the heads' signer).
+    registry: Address
+    selection: Selection
+    goods: Annotated[tuple[ExportGood, ...], Field(max_length=MAX_EXPORT_GOODS)]
+    #: Pass as ``--after`` for the next file of the same selection; null on the last.
+    next_after: Uint64 | None
+    heads: Annotated[tuple[SignedTreeHead, ...], Field(max_length=MAX_EXPORT_GOODS)]
+    anchors: Annotated[tuple[AnchorPointer, ...], Field(max_length=MAX_EXPORT_GOODS)]
+    consistency: Annotated[tuple[ConsistencyLink, ...], Field(max_length=MAX_EXPORT_GOODS)]
+
+    @classmethod
+    def parse(cls, data: bytes | str) -> Export:
+        evidence = parse_evidence(data)
+        if not isinstance(evidence, Export):
+            raise MalformedExport(f"this is a {evidence.format} bundle, not an export")
+        return evidence
+
+
+def parse_evidence(data: bytes | str) -> Bundle | Export:
+    """A bundle or an export, by its ``format``, parsed strictly (one JSON parse): bounded
+    size, one value, no duplicate keys, no NaN, no unknown fields, every value in range."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    if len(raw) > MAX_EXPORT_BYTES:
+        raise MalformedExport(f"an export is at most {MAX_EXPORT_BYTES:,} bytes")
+    try:
+        document = boundedjson.strict_loads(raw)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise MalformedExport(f"evidence must be one JSON document: {exc}") from None
+    found = document.get("format") if isinstance(document, dict) else None
+    if found in BUNDLE_FORMATS:
+        if len(raw) > MAX_BUNDLE_BYTES:
+            raise MalformedBundle(f"a bundle is at most {MAX_BUNDLE_BYTES:,} bytes")
+        try:
+            return Bundle.model_validate(document)
+        except ValidationError as exc:
+            raise MalformedBundle(_describe(exc)) from None
+    if found == FORMAT:
+        try:
+            return Export.model_validate(document)
+        except ValidationError as exc:
+            described = _describe(exc).removeprefix("malformed bundle: ")
+            raise MalformedExport(f"malformed export: {described}") from None
+    shown = repr(found) if isinstance(found, str) and len(found) <= 64 else "missing"
+    raise MalformedBundle(
+        f"unknown evidence format {shown}; this verifier reads "
+        f"{', '.join(BUNDLE_FORMATS)} and {FORMAT}"
+    )
+
+
+__all__ = [
+    "FORMAT",
+    "MAX_EXPORT_BYTES",
+    "MAX_EXPORT_ENTRIES",
+    "MAX_EXPORT_GOODS",
+    "ConsistencyLink",
+    "Export",
+    "ExportGood",
+    "MalformedExport",
+    "Selection",
+    "parse_evidence",
+]
