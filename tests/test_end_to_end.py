@@ -33,8 +33,8 @@ from registry.creator import CreatorKeys
 from registry.eip712 import DEV_DOMAIN
 from registry.fingerprints import CodeFingerprinter
 from tests import polling
+from verifier.bundlereport import COMPLETENESS_NOT_PROVEN
 from verifier.client import NotAuthorized, ProblemConflict, TracemarkClient, verify_receipt
-from verifier.offline import COMPLETENESS_NOT_PROVEN
 from verifier.trust import TrustPolicy
 
 TRACEMARK = str(Path(sys.executable).parent / "tracemark")

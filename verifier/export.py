@@ -21,17 +21,11 @@ from verifier.bundle import (
     Bundle,
     SignedTreeHead,
 )
+from verifier.bundlereport import COMPLETENESS_NOT_PROVEN, ChainFinding, Status
 from verifier.errors import BundleInvalid, NotAnchoredYet, NotFinalYet
 from verifier.exportformat import FORMAT, Export
-from verifier.offline import (
-    COMPLETENESS_NOT_PROVEN,
-    AnchorView,
-    ChainFinding,
-    CheckCache,
-    Status,
-    check_bundle,
-    check_head_on_chain,
-)
+from verifier.headcheck import AnchorView, check_head_on_chain
+from verifier.offline import CheckCache, check_bundle
 from verifier.trust import TrustPolicy, TrustRoot
 
 # -- checking one -----------------------------------------------------------------------------

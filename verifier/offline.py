@@ -20,55 +20,31 @@ nor an ORM.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final
 
-from anchoring.errors import ChainMismatch, ReceiptMismatch
 from registry.eip712 import STRUCT_TYPES, Domain, checksum_address, parse_address, parse_message
 from registry.errors import InvalidInput, InvalidProof, SignatureError
-from registry.fingerprints import GoodType, fingerprint_hex
+from registry.fingerprints import fingerprint_hex
 from registry.leaf import EntryKind, batch_entry_payload_hash, payload_hash, subject_fingerprint
 from registry.merkle import hash_leaf, verify_inclusion
 from registry.signatures import verify_signature
 from verifier.bundle import (
-    AnchorPointer,
     Bundle,
     BundleEntry,
     SignedTreeHead,
     SubjectEntry,
     payload_digest,
 )
+from verifier.bundlereport import (
+    COMPLETENESS_NOT_PROVEN,
+    BundleReport,
+    ChainFinding,
+    ProvedEntry,
+)
 from verifier.errors import BundleInvalid, NotAnchoredYet, NotFinalYet
+from verifier.headcheck import AnchorView, check_head, check_head_on_chain
 from verifier.identity import IdentityClaim, InvalidIdentityEntry, verify_identity_entry
 from verifier.trust import TrustPolicy, TrustRoot
-
-
-class AnchorView(Protocol):
-    """The reads a check makes of the trusted anchor contract; ``ChainReader`` (plain
-    JSON-RPC, what ``tracemark verify`` uses) and ``Chain`` (web3) both provide them, and one
-    behavioural test suite runs both."""
-
-    address: str
-
-    def chain_id(self) -> int: ...
-    def check(self, expected_chain_id: int) -> None: ...
-    def root_at(self, size: int) -> bytes | None: ...
-    def root_at_block(self, size: int, block: int) -> bytes | None: ...
-    def confirmed_root(self, size: int, confirmations: int) -> bytes | None: ...
-    def finalized_block(self) -> int: ...
-    def block_number(self) -> int: ...
-    def anchor_block(self, tx_hash: bytes, size: int, root: bytes) -> int | None: ...
-
-
-Status = Literal["verified", "not-anchored", "not-final", "chain-not-checked"]
-
-COMPLETENESS_NOT_PROVEN: Final = (
-    "history shown as far as this evidence carries it: that it is complete (no later "
-    "revocation or transfer left out) is not proven"
-)
-"""Said with every verdict until bundles carry a proof that a good's history is complete: an
-RFC 9162 log proves what is in it, never what is not (issue 11, item 6)."""
 
 #: The signed struct each kind of entry carries, without and with a batch proof.
 SIGNED_TYPES: Final[dict[EntryKind, tuple[str, str]]] = {
@@ -76,192 +52,6 @@ SIGNED_TYPES: Final[dict[EntryKind, tuple[str, str]]] = {
     EntryKind.CONFLICT: ("Registration", "BatchRegistration"),
     EntryKind.REVOKE: ("Revocation", "BatchRevocation"),
 }
-
-_VERBS: Final = {
-    EntryKind.REGISTER: "registered",
-    EntryKind.REVOKE: "revoked",
-    EntryKind.CONFLICT: "claimed again (conflict)",
-}
-
-
-# -- the report -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProvedEntry:
-    """One entry the bundle proves: what happened to the good, by whom, where in the log."""
-
-    kind: EntryKind
-    leaf_index: int
-    actor: str
-    #: The struct the actor signed (None for a TRANSFER, attested by the registry's key).
-    signed_type: str | None
-    #: For an entry of a bulk batch: its 0-based position and the batch's size.
-    batch_position: int | None
-    batch_count: int | None
-    #: A revocation's signed reason.
-    reason: str | None
-    #: A TRANSFER's platform, and whether it was the final sale that consumes a code.
-    platform: str | None = None
-    final: bool = False
-
-    def describe(self) -> str:
-        if self.kind is EntryKind.TRANSFER:
-            what = "consumed by a final sale" if self.final else "transferred"
-            on = f" on {self.platform}" if self.platform else ""
-            return f"{what}{on} (attested by the registry) at leaf {self.leaf_index:,}"
-        batch = ""
-        if self.batch_position is not None and self.batch_count is not None:
-            batch = f" (item {self.batch_position + 1:,} of a batch of {self.batch_count:,})"
-        return f"{_VERBS[self.kind]} by {self.actor} at leaf {self.leaf_index:,}{batch}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind.name,
-            "leaf_index": self.leaf_index,
-            "actor": self.actor,
-            "signed_type": self.signed_type,
-            "batch_position": self.batch_position,
-            "batch_count": self.batch_count,
-            "reason": self.reason,
-            "platform": self.platform,
-            "final": self.final,
-        }
-
-
-@dataclass(frozen=True)
-class ChainFinding:
-    """What the chain itself says about a head, under the trust root's finality rule."""
-
-    chain_id: int
-    contract: str
-    #: The contract holds the head's root for its size (at the latest block).
-    anchored: bool
-    #: ... and held it at the depth the trust root asks.
-    final: bool
-    #: The trust root's rule, in words ("3 confirmations", "the network's finalized block").
-    rule: str
-    #: The block of the anchoring transaction, from its receipt (None without a pointer).
-    block_number: int | None
-    confirmations: int | None
-
-    def describe(self, tree_size: int) -> str:
-        where = f"on chain {self.chain_id} in contract {self.contract}"
-        if not self.anchored:
-            return f"head {tree_size:,} is not anchored {where} yet"
-        if self.block_number is None or self.confirmations is None:
-            depth = "block not named"
-        else:
-            plural = "" if self.confirmations == 1 else "s"
-            depth = f"at block {self.block_number:,}, {self.confirmations:,} confirmation{plural}"
-        if not self.final:
-            return (
-                f"head {tree_size:,} anchored {where} ({depth}) but not final yet: the trust "
-                f"root asks {self.rule}"
-            )
-        return f"head {tree_size:,} anchored {where} ({depth}; final by {self.rule})"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "chain_id": self.chain_id,
-            "contract": self.contract,
-            "anchored": self.anchored,
-            "final": self.final,
-            "rule": self.rule,
-            "block_number": self.block_number,
-            "confirmations": self.confirmations,
-        }
-
-
-@dataclass(frozen=True)
-class BundleReport:
-    """Exactly what a bundle proved, under which trust root."""
-
-    good_type: GoodType
-    fingerprint: bytes
-    #: The entries proved, in log order.
-    entries: tuple[ProvedEntry, ...]
-    tree_size: int
-    #: The head's signer: the key the trust root names for the head's size.
-    head_signer: str
-    #: The trust root the check used: its label and fingerprint.
-    trust_root: str
-    trust_fingerprint: str
-    #: What the chain said; None when no chain was checked.
-    chain: ChainFinding | None
-    #: The bundle's own anchor pointer, for the record (unverified without a chain).
-    claimed_anchor: str | None
-    pending_entries: int
-    #: The creator's name as the log shows it (a v2 bundle's CREATOR_IDENTITY entry, proved
-    #: under the head), or None: an address with no proven name.
-    creator_identity: IdentityClaim | None = None
-
-    @property
-    def status(self) -> Status:
-        if self.chain is None:
-            return "chain-not-checked"
-        if not self.chain.anchored:
-            return "not-anchored"
-        return "verified" if self.chain.final else "not-final"
-
-    def summary(self) -> str:
-        """One line: what was proved, under which trust root, and what was not."""
-        good = f"{self.good_type.name.lower()} {fingerprint_hex(self.fingerprint)}"
-        parts = [f"{good} " + ", ".join(entry.describe() for entry in self.entries)]
-        parts.append(_creator_line(self.entries[0].actor, self.creator_identity))
-        parts.append(f"in head {self.tree_size:,} signed by {self.head_signer}")
-        if self.chain is not None:
-            parts.append(self.chain.describe(self.tree_size))
-        elif self.claimed_anchor is not None:
-            parts.append(f"chain not checked (the bundle says {self.claimed_anchor})")
-        else:
-            parts.append("chain not checked (the bundle names no anchor yet)")
-        parts.append(f"trust root {self.trust_root}")
-        if self.pending_entries:
-            parts.append(
-                f"the registry reports {self.pending_entries:,} more entr"
-                f"{'y' if self.pending_entries == 1 else 'ies'} of this good not under this head"
-            )
-        parts.append(COMPLETENESS_NOT_PROVEN)
-        return "; ".join(parts)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "summary": self.summary(),
-            "good_type": self.good_type.name.lower(),
-            "fingerprint": fingerprint_hex(self.fingerprint),
-            "entries": [entry.as_dict() for entry in self.entries],
-            "tree_size": self.tree_size,
-            "head_signer": self.head_signer,
-            "trust_root": self.trust_root,
-            "trust_fingerprint": self.trust_fingerprint,
-            "chain": None if self.chain is None else self.chain.as_dict(),
-            "claimed_anchor": self.claimed_anchor,
-            "pending_entries": self.pending_entries,
-            "creator_identity": None
-            if self.creator_identity is None
-            else {**self.creator_identity.answer(), "creator": self.creator_identity.creator},
-            "complete": False,
-            "completeness": COMPLETENESS_NOT_PROVEN,
-        }
-
-
-def _creator_line(creator: str, claim: IdentityClaim | None) -> str:
-    """Who the creator is, as far as the log proves it: never an unverified name as if it
-    were verified."""
-    if claim is None:
-        return f"creator {creator} (no verified name)"
-    when = time.strftime("%Y-%m-%d", time.gmtime(claim.checked_at))
-    if claim.status == "verified":
-        return (
-            f"creator {creator} is {claim.name!r}, verified owner of {claim.domain} "
-            f"({claim.method}, checked {when})"
-        )
-    return (
-        f"creator {creator} once proved the name {claim.name!r} on {claim.domain}: NO LONGER "
-        f"VERIFIED since {when}"
-    )
 
 
 # -- the check --------------------------------------------------------------------------------
@@ -640,21 +430,6 @@ def _message(primary_type: str, document: object) -> dict[str, object]:
     return parse_message(primary_type, message)
 
 
-def check_head(head: SignedTreeHead, root: TrustRoot) -> None:
-    """The head was signed for the trusted domain, by the key the trust root names for its
-    size. Shared by bundles and exports."""
-    root.check_domain(head.domain.domain(), f"head {head.tree_size:,}")
-    root.check_head_signer(head.tree_size, head.signer)
-    try:
-        verify_signature(
-            "TreeHead", head.message(), root.domain(), head.signature, checksum_address(head.signer)
-        )
-    except (SignatureError, InvalidInput) as exc:
-        raise BundleInvalid(
-            "tree-head", f"head {head.tree_size:,}: its signature: {exc.detail}"
-        ) from None
-
-
 def _check_pointer(bundle: Bundle, root: TrustRoot) -> None:
     head, anchor = bundle.tree_head, bundle.anchor
     if anchor is None:
@@ -667,81 +442,6 @@ def _check_pointer(bundle: Bundle, root: TrustRoot) -> None:
             f"{checksum_address(anchor.contract)}, not head {head.tree_size:,} on chain "
             f"{root.chain_id} in {root.contract_address}",
         )
-
-
-def check_head_on_chain(
-    head: SignedTreeHead, anchor: AnchorPointer | None, root: TrustRoot, chain: AnchorView
-) -> ChainFinding:
-    """Steps: (1) the node serves the trusted chain, (2) the contract asked is the trusted
-    one and holds the TracemarkAnchor code, (3) its root for the head's size is the head's
-    root, (4) it was already at the depth the trust root asks (``confirmations`` blocks, or
-    the ``finalized`` block), (5) the pointed transaction anchored it, and how deep its block is.
-
-    Returns the finding (anchored? final?); raises ``BundleInvalid`` where the chain
-    contradicts the evidence. Shared by bundles and exports, which hold many heads."""
-    # 1.
-    chain_id = chain.chain_id()
-    if chain_id != root.chain_id:
-        raise BundleInvalid(
-            "chain",
-            f"the node serves chain {chain_id}, but trust root {root.label()} is for chain "
-            f"{root.chain_id}",
-        )
-    # 2. The contract is the trusted one, whatever the bundle points at.
-    if chain.address != root.contract_address:
-        raise BundleInvalid(
-            "chain",
-            f"asked to check against contract {chain.address}, but trust root {root.label()} "
-            f"names {root.contract_address}",
-        )
-    try:
-        chain.check(chain_id)
-    except ChainMismatch as exc:
-        raise BundleInvalid("chain", exc.detail) from None
-    rule = root.finality.describe()
-    # 3. The root comes from the contract, never from the bundle (THREATS 8).
-    latest = chain.root_at(head.tree_size)
-    if latest is None:
-        if anchor is not None:
-            raise BundleInvalid(
-                "chain",
-                f"the evidence says head {head.tree_size:,} is anchored, but contract "
-                f"{chain.address} on chain {chain_id} holds no root for that size (removed "
-                "by a reorganisation, or never anchored)",
-            )
-        return ChainFinding(chain_id, chain.address, False, False, rule, None, None)
-    if latest != head.root:
-        raise BundleInvalid(
-            "chain",
-            f"contract {chain.address} on chain {chain_id} anchored root 0x{latest.hex()} for "
-            f"size {head.tree_size:,}, not the head's root 0x{head.root.hex()}: the contract "
-            "never anchored this head",
-        )
-    # 4. ... and held it as deep as the trust root asks: a shallower root can still be
-    #    removed by a reorganisation.
-    if root.finality.finalized:
-        deep = chain.root_at_block(head.tree_size, chain.finalized_block())
-    else:
-        assert root.finality.confirmations is not None
-        deep = chain.confirmed_root(head.tree_size, root.finality.confirmations)
-    final = deep == head.root
-    # 5. The block, from the pointed transaction's receipt (a pointer the chain confirms).
-    if anchor is None or anchor.tx_hash is None:
-        return ChainFinding(chain_id, chain.address, True, final, rule, None, None)
-    try:
-        block = chain.anchor_block(anchor.tx_hash, head.tree_size, head.root)
-    except ReceiptMismatch as exc:
-        raise BundleInvalid(
-            "chain",
-            f"transaction 0x{anchor.tx_hash.hex()} does not anchor head {head.tree_size:,}: "
-            f"{exc.detail}",
-        ) from None
-    if block is None:
-        raise BundleInvalid(
-            "chain", f"transaction 0x{anchor.tx_hash.hex()} is not mined on chain {chain_id}"
-        )
-    confirmations = chain.block_number() - block + 1
-    return ChainFinding(chain_id, chain.address, True, final, rule, block, confirmations)
 
 
 __all__ = [

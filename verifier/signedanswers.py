@@ -67,7 +67,7 @@ def verify_tree_head(head: TreeHead, trust: TrustPolicy) -> TrustRoot:
     """Check a signed tree head under the caller's pinned trust: the domain a pinned root
     names, the key it names for the head's size, the EIP-712 signature. Returns the trust
     root used; raises ``VerificationError`` otherwise."""
-    from verifier.offline import check_head
+    from verifier.headcheck import check_head
 
     root = trust.root_for(head.domain)
     try:

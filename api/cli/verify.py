@@ -19,10 +19,11 @@ import typer
 from api.cli.app import JsonFlag, app, err, out, reported
 from registry import errors
 from verifier.bundle import MAX_BUNDLE_BYTES, Bundle, MalformedBundle
+from verifier.bundlereport import BundleReport
 from verifier.errors import BundleInvalid, NotFinalYet, NotYetEvidence, UntrustedRegistry
 from verifier.export import ExportReport, check_export
 from verifier.exportformat import MAX_EXPORT_BYTES, Export, MalformedExport, parse_evidence
-from verifier.offline import BundleReport, check_bundle
+from verifier.offline import check_bundle
 from verifier.trust import TrustPolicy
 from verifier.truststore import TrustStore, read_trust_root
 

@@ -20,7 +20,7 @@ from registry import merkle
 from registry.tiles import MemoryTree
 from tests.anchoring.conftest import DEV_CONTRACT
 from tests.anchoring.rpc_proxy import RpcProxy
-from verifier.offline import AnchorView
+from verifier.headcheck import AnchorView
 
 pytestmark = pytest.mark.slow
 

@@ -35,8 +35,9 @@ from tests.registry.helpers import registration
 from tests.trust import policy_of, trust_root_of
 from tests.verifier.conftest import CODES, CONFIRMATIONS, POLICY, Story, World
 from verifier.bundle import FORMAT_V2, MAX_BUNDLE_BYTES, Bundle, MalformedBundle
+from verifier.bundlereport import COMPLETENESS_NOT_PROVEN, BundleReport
 from verifier.errors import BundleInvalid, NotAnchoredYet, UntrustedRegistry
-from verifier.offline import COMPLETENESS_NOT_PROVEN, BundleReport, check_bundle
+from verifier.offline import check_bundle
 from verifier.trust import TrustPolicy, TrustRoot
 
 pytestmark = pytest.mark.slow

@@ -37,10 +37,10 @@ from tests.registry.helpers import registration
 from tests.trust import trust_root_of
 from tests.verifier.conftest import CODES, POLICY_DOCUMENT, World
 from verifier.bundle import MalformedBundle
+from verifier.bundlereport import COMPLETENESS_NOT_PROVEN
 from verifier.errors import BundleInvalid
 from verifier.export import check_export
 from verifier.exportformat import FORMAT, Export, MalformedExport, parse_evidence
-from verifier.offline import COMPLETENESS_NOT_PROVEN
 from verifier.trust import TrustPolicy, TrustRoot
 
 Document = dict[str, Any]

@@ -43,8 +43,9 @@ from tests.conftest import Clock, CreatorFactory
 from tests.registry.helpers import registration
 from tests.trust import policy_of, trust_root_of
 from verifier.bundle import Bundle
+from verifier.bundlereport import COMPLETENESS_NOT_PROVEN
 from verifier.errors import BundleInvalid, NotAnchoredYet, NotFinalYet, UntrustedRegistry
-from verifier.offline import COMPLETENESS_NOT_PROVEN, check_bundle
+from verifier.offline import check_bundle
 from verifier.trust import TrustPolicy
 
 pytestmark = pytest.mark.slow

@@ -24,7 +24,7 @@ from registry.fingerprints import GoodType
 from registry.service import Registry
 from tests.trust import trust_root_of
 from tests.verifier.conftest import Story, World
-from verifier.offline import COMPLETENESS_NOT_PROVEN
+from verifier.bundlereport import COMPLETENESS_NOT_PROVEN
 from verifier.trust import TrustRoot
 
 pytestmark = pytest.mark.slow
