@@ -42,13 +42,14 @@ from readmodels.traceevents import (
 from readmodels.tracerender import trace_graph, trace_mermaid, trace_table
 from registry.db import read_transaction
 from registry.eip712 import address_bytes
+from registry.entries import LoggedEntry
 from registry.errors import NotFound
 from registry.fingerprints import GoodType, fingerprint_hex
 from registry.identity import identity_of
 from registry.leaf import EntryKind
 from registry.log import entries_t
 from registry.records import checksum, records_t
-from registry.service import LoggedEntry, Registry
+from registry.service import Registry
 from registry.transfers import attempts_t, holdings_t, transfers_t
 from registry.verifications import counts_t, event_ids_of, events_t, verification_stats
 from verifier.bundle import ANCHORED_STATES

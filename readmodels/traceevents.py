@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from registry.entries import LoggedEntry
 from registry.leaf import EntryKind
 from registry.records import checksum
-from registry.service import LoggedEntry
 from verifier.schemas import (
     RoyaltyShareOut,
     TraceAnchoredOut,

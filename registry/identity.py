@@ -35,7 +35,8 @@ from registry.transfers import _next_registry_nonce
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
-    from registry.service import LoggedEntry, Registry
+    from registry.entries import LoggedEntry
+    from registry.service import Registry
 
 identities_t: Table = CreatorIdentityRow.__table__  # type: ignore[attr-defined]
 
@@ -167,7 +168,7 @@ def latest_identity_entry(
     lapsed, or None: what a proof bundle carries next to the creator's address. A queued
     entry has no leaf yet and is skipped; ``below`` keeps to leaves under a tree size (the
     bundle's head)."""
-    from registry.service import LoggedEntry
+    from registry.entries import LoggedEntry
 
     if not isinstance(source, Connection):
         with read_transaction(source.engine) as conn:
@@ -193,7 +194,7 @@ def latest_identity_entry(
 
 def identity_entries(conn: Connection, creator: bytes) -> list[LoggedEntry]:
     """Every CREATOR_IDENTITY entry of ``creator`` in log order (queued ones last)."""
-    from registry.service import LoggedEntry
+    from registry.entries import LoggedEntry
 
     c = entries_t.c
     rows = list(

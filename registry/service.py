@@ -10,17 +10,16 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DBAPIError
 
 from registry import (
     codekeys,
+    entries,
     handover,
     log,
     registration,
@@ -31,21 +30,22 @@ from registry import (
 )
 from registry.audit import LogReport, check_log
 from registry.batches import BatchResult, Progress
+from registry.batchproof import BatchProof
 from registry.db import create_db_engine, read_transaction, retrying, write_transaction
 from registry.distribution import load_distribution, save_distribution
 from registry.distribution_policy import Distribution, NotADistributor
 from registry.eip712 import Domain
+from registry.entries import GoodRecord, LoggedEntry
 from registry.errors import ConfigurationError, InvalidInput, NotFound, TracemarkError
-from registry.fingerprints import GoodType, fingerprint_hex
+from registry.fingerprints import GoodType
 from registry.keyring import (
     ensure_private_dir,
     load_or_create_master_key,
     load_or_create_registry_key,
     load_registry_key,
 )
-from registry.leaf import NO_GOOD, EntryKind, encode_leaf
-from registry.log import TreeHead, entries_t
 from registry.parties import REFERENCE_KEY_PURPOSE, ReferenceKeys
+from registry.receipts import TransferReceipt
 from registry.records import checksum, records_t
 from registry.registration import EntryRef
 from registry.requests import RegistrationRequest, RevocationRequest
@@ -53,7 +53,8 @@ from registry.settings import Settings
 from registry.signed import SignedMessage
 from registry.statements import Period, Statement, royalty_statement
 from registry.tilestore import TileCache
-from registry.transfers import TransferReceipt, TransferRequest
+from registry.transferrequests import TransferRequest
+from registry.treehead import TreeHead
 from registry.verifications import VerificationRecord, VerificationStats
 
 Clock = Callable[[], int]
@@ -62,95 +63,6 @@ logger = logging.getLogger("tracemark.registry")
 
 def system_clock() -> int:
     return int(time.time())
-
-
-@dataclass(frozen=True)
-class BatchProof:
-    """A fingerprint's place under a bulk batch's signed items root (RFC 9162 shape)."""
-
-    items_root: bytes
-    position: int
-    count: int
-    inclusion_proof: list[bytes]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "items_root": "0x" + self.items_root.hex(),
-            "position": self.position,
-            "count": self.count,
-            "inclusion_proof": ["0x" + node.hex() for node in self.inclusion_proof],
-        }
-
-
-@dataclass(frozen=True)
-class LoggedEntry:
-    """A sequenced (or queued) entry with everything needed to rebuild its leaf."""
-
-    entry_id: int
-    leaf_index: int | None
-    kind: EntryKind
-    #: None for an entry about a subject, not a good (``leaf.SUBJECT_KINDS``: good_type 0).
-    good_type: GoodType | None
-    fingerprint: bytes
-    actor: bytes
-    payload_hash: bytes
-    timestamp: int | None
-    record_id: int
-    position: int | None
-
-    @classmethod
-    def from_row(cls, row: Any) -> LoggedEntry:
-        """An ``entries`` row (its mapping) as a ``LoggedEntry``."""
-        return cls(
-            entry_id=int(row["id"]),
-            leaf_index=row["leaf_index"],
-            kind=EntryKind(int(row["kind"])),
-            good_type=GoodType(int(row["good_type"])) if row["good_type"] != NO_GOOD else None,
-            fingerprint=bytes(row["fingerprint"]),
-            actor=bytes(row["actor"]),
-            payload_hash=bytes(row["payload_hash"]),
-            timestamp=row["timestamp"],
-            record_id=int(row["record_id"]),
-            position=row["position"],
-        )
-
-    def leaf_data(self) -> bytes:
-        if self.timestamp is None:
-            raise NotFound("the entry is queued and has no leaf yet")
-        return encode_leaf(
-            int(self.kind),
-            NO_GOOD if self.good_type is None else int(self.good_type),
-            self.fingerprint,
-            self.actor,
-            self.payload_hash,
-            self.timestamp,
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "entry_id": self.entry_id,
-            "leaf_index": self.leaf_index,
-            "kind": self.kind.name,
-            "good_type": None if self.good_type is None else self.good_type.name.lower(),
-            "fingerprint": fingerprint_hex(self.fingerprint),
-            "actor": checksum(self.actor),
-            "payload_hash": "0x" + self.payload_hash.hex(),
-            "timestamp": self.timestamp,
-            "batch_position": self.position,
-        }
-
-
-@dataclass(frozen=True)
-class GoodRecord:
-    """One of a creator's goods, as their list shows it."""
-
-    entry_id: int
-    good_type: GoodType
-    fingerprint: bytes
-    product: str | None
-    leaf_index: int | None
-    registered_at: int | None
-    batch_position: int | None
 
 
 class Registry:
@@ -417,36 +329,8 @@ class Registry:
 
     def goods_of(self, creator: bytes, *, after: int, limit: int) -> list[GoodRecord]:
         """A creator's registered goods (REGISTER entries), oldest first, after a cursor."""
-        c = entries_t.c
-        products = registration.products_t.c
-        query = (
-            select(
-                c.id,
-                c.good_type,
-                c.fingerprint,
-                c.leaf_index,
-                c.timestamp,
-                c.position,
-                products.slug,
-            )
-            .outerjoin(registration.products_t, products.id == c.product_id)
-            .where(c.kind == int(EntryKind.REGISTER), c.actor == creator, c.id > after)
-            .order_by(c.id)
-            .limit(limit)
-        )
         with read_transaction(self.engine) as conn:
-            return [
-                GoodRecord(
-                    entry_id=int(row.id),
-                    good_type=GoodType(int(row.good_type)),
-                    fingerprint=bytes(row.fingerprint),
-                    product=row.slug,
-                    leaf_index=row.leaf_index,
-                    registered_at=row.timestamp,
-                    batch_position=row.position,
-                )
-                for row in conn.execute(query)
-            ]
+            return entries.goods_of(conn, creator, after=after, limit=limit)
 
     def record_verifications(self, records: Sequence[VerificationRecord]) -> None:
         with write_transaction(self.engine) as conn:
@@ -505,12 +389,7 @@ class Registry:
 
     def entry_at(self, leaf_index: int) -> LoggedEntry:
         with read_transaction(self.engine) as conn:
-            row = conn.execute(
-                select(entries_t).where(entries_t.c.leaf_index == leaf_index)
-            ).first()
-        if row is None:
-            raise NotFound(f"the log has no leaf {leaf_index}")
-        return LoggedEntry.from_row(row._mapping)
+            return entries.entry_at(conn, leaf_index)
 
     def batch_proof(self, entry: LoggedEntry) -> BatchProof:
         """For a good registered (or revoked) in a bulk batch: the proof that the creator's one
@@ -529,7 +408,7 @@ class Registry:
             items_root=bytes.fromhex(message["itemsRoot"][2:]),
             position=entry.position,
             count=count,
-            inclusion_proof=proof,
+            inclusion_proof=tuple(proof),
         )
 
     def check_log(self) -> LogReport:
@@ -539,14 +418,5 @@ class Registry:
 
     def history(self, good_type: GoodType, fingerprint: bytes) -> list[LoggedEntry]:
         """Every entry naming the good, in log order (queued ones last)."""
-        c = entries_t.c
-        good = (c.good_type == int(good_type), c.fingerprint == fingerprint)
-        # NOTE: "kind = 1" and "kind <> 1" as written terms, so that SQLite uses the two
-        # partial indexes; without a condition on kind it scans the whole table.
         with read_transaction(self.engine) as conn:
-            rows = [
-                *conn.execute(select(entries_t).where(*good, text("kind = 1"))).all(),
-                *conn.execute(select(entries_t).where(*good, text("kind <> 1"))).all(),
-            ]
-        rows.sort(key=lambda r: (r.leaf_index is None, r.leaf_index or 0, r.id))
-        return [LoggedEntry.from_row(row._mapping) for row in rows]
+            return entries.history(conn, good_type, fingerprint)
