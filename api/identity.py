@@ -34,14 +34,13 @@ from verifier.identity import (
     MAX_STATEMENT_BYTES,
     VERIFIED,
     CreatorStatement,
-    IdentityClaim,
     IdentityHostRefused,
     IdentityUnreachable,
-    identity_payload,
     method,
     parse_domain,
     statement_url,
 )
+from verifier.identityclaim import IdentityClaim, identity_payload
 
 logger = logging.getLogger("tracemark.api.identity")
 

@@ -8,7 +8,7 @@ from typing import Any, Final, Literal
 
 from registry.fingerprints import GoodType, fingerprint_hex
 from registry.leaf import EntryKind
-from verifier.identity import IdentityClaim
+from verifier.identityclaim import IdentityClaim
 
 Status = Literal["verified", "not-anchored", "not-final", "chain-not-checked"]
 

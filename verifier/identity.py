@@ -1,9 +1,12 @@
-"""Creator identity: the ``tracemark-creator/v1`` statement a creator serves on its web domain,
-and the offline check of a CREATOR_IDENTITY entry (kind 6) that records it.
+"""Creator identity: the ``tracemark-creator/v1`` statement a creator serves on its web domain.
+
+The CREATOR_IDENTITY entry (kind 6) that records it, and its offline check, are in
+``verifier.identityclaim``.
 
 Pure: no ORM, no web framework, no chain access (tests/test_purity.py). The server builds the
 statement's check and the entry's payload from here; a bundle checker calls
-``verify_identity_entry`` with the EIP-712 domain it pinned, never the one in the payload.
+``verifier.identityclaim.verify_identity_entry`` with the EIP-712 domain it pinned, never the
+one in the payload.
 
 What "verified" means: at ``checked_at`` the registry fetched a statement from
 ``https://<domain>/.well-known/tracemark-creator.json`` that the creator's key signed, naming
@@ -15,13 +18,13 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from registry.eip712 import Domain, checksum_address, keccak, parse_address
-from registry.errors import InvalidInput, MalformedSignature, TracemarkError, WrongSigner
+from registry.errors import InvalidInput, MalformedSignature, WrongSigner
 from registry.signatures import Signature, sign, verify_signature
 from verifier import boundedjson
 
@@ -55,8 +58,6 @@ uint64 issuedAt)`` under the registry's domain (registry/eip712.py)."""
 _STATEMENT_KEYS: Final = frozenset(
     {"format", "creator", "domain", "name", "issued_at", "signature"}
 )
-_IDENTITY_KEYS: Final = frozenset({"creator", "domain", "name", "status", "checked_at", "url"})
-_PAYLOAD_KEYS: Final = frozenset({"identity", "statement", "registry", "domain", "reason"})
 _LABEL: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _MAX_UINT64: Final = 2**64 - 1
 #: Unicode categories a display name may not contain: controls, format characters (the bidi
@@ -97,12 +98,6 @@ class IdentityHostRefused(InvalidInput):
     """The domain leads somewhere the registry never connects to (a private address, ...)."""
 
     code = "identity-host-refused"
-
-
-class InvalidIdentityEntry(TracemarkError):
-    """A CREATOR_IDENTITY entry's payload does not prove what it says."""
-
-    code = "invalid-identity-entry"
 
 
 # -- fields -----------------------------------------------------------------------------------
@@ -165,7 +160,7 @@ def describe(name: str, domain: str, status: str, checked_at: int) -> str:
     return f"{name} \u2014 NO LONGER VERIFIED as owner of {domain} (failed a check on {day})"
 
 
-def _uint64(value: object, what: str) -> int:
+def parse_uint64(value: object, what: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= _MAX_UINT64:
         raise MalformedStatement(f"{what} must be a positive integer (Unix seconds)")
     return value
@@ -206,7 +201,7 @@ class CreatorStatement:
             raise MalformedStatement(exc.detail) from None
         parse_domain(self.domain)
         parse_name(self.name)
-        _uint64(self.issued_at, "issued_at")
+        parse_uint64(self.issued_at, "issued_at")
 
     @property
     def message(self) -> dict[str, object]:
@@ -326,144 +321,6 @@ class CreatorStatement:
             ) from None
 
 
-# -- the logged entry -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class IdentityClaim:
-    """What a CREATOR_IDENTITY entry says: a creator's name on a domain, verified or lapsed,
-    as the registry checked it at ``checked_at``."""
-
-    creator: str
-    name: str
-    domain: str
-    status: IdentityStatus
-    checked_at: int
-    url: str
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "creator", parse_address(self.creator, what="creator"))
-        parse_name(self.name)
-        parse_domain(self.domain)
-        if self.status not in (VERIFIED, LAPSED):
-            raise InvalidInput("an identity's status is 'verified' or 'lapsed'")
-        _uint64(self.checked_at, "checked_at")
-        if self.url not in (
-            statement_url(self.domain),
-            statement_url(self.domain, scheme="http"),
-        ):
-            raise InvalidInput(f"an identity's url is {statement_url(self.domain)}")
-
-    @property
-    def method(self) -> str:
-        return method(self.url)
-
-    def document(self) -> dict[str, Any]:
-        """The ``identity`` object of the entry's payload."""
-        return {
-            "creator": self.creator,
-            "domain": self.domain,
-            "name": self.name,
-            "status": self.status,
-            "checked_at": self.checked_at,
-            "url": self.url,
-        }
-
-    def answer(self) -> dict[str, Any]:
-        """As a verify answer, a trace and a bundle show it (``creator_identity``)."""
-        return {
-            "name": self.name,
-            "domain": self.domain,
-            "status": self.status,
-            "checked_at": self.checked_at,
-            "method": self.method,
-        }
-
-
-def identity_payload(
-    claim: IdentityClaim,
-    statement: CreatorStatement,
-    *,
-    registry: str,
-    eip712_domain: Domain,
-    reason: str | None = None,
-) -> dict[str, Any]:
-    """The payload of a CREATOR_IDENTITY entry (its SHA-256 of RFC 8785 JSON is the leaf's
-    ``payload_hash``). A lapsed entry carries the statement that was verified before, and why
-    it no longer verifies."""
-    if (claim.status == LAPSED) != (reason is not None):
-        raise InvalidInput("a lapsed identity entry says why; a verified one does not")
-    return {
-        "identity": claim.document(),
-        "statement": statement.document(),
-        "registry": parse_address(registry, what="registry"),
-        "domain": eip712_domain.as_dict(),
-        "reason": reason,
-    }
-
-
-def verify_identity_entry(
-    payload: Mapping[str, Any],
-    *,
-    creator: bytes,
-    eip712_domain: Domain,
-    registry: str | Callable[[str], bool],
-) -> IdentityClaim:
-    """Check a CREATOR_IDENTITY entry's payload offline; return what it proves, or raise
-    ``InvalidIdentityEntry``.
-
-    ``creator`` is the 20-byte subject the leaf names (the caller checks the leaf's
-    fingerprint is ``subject_fingerprint(CREATOR_IDENTITY, creator)`` and its payload hash);
-    ``eip712_domain`` is the domain the caller trusts (the tree head's), never the one stored
-    in the payload; ``registry`` is the registry address the caller expects as the entry's
-    attester (the leaf's actor), or a predicate over it (e.g. "one of the pinned keys").
-
-    1. The payload has the entry's shape, and the registry that attests it is accepted.
-    2. Its identity names this creator, a valid name and domain, a status and the URL.
-    3. Its statement names the same creator, domain and name.
-    4. The statement's signature recovers the creator under ``eip712_domain``.
-
-    A "lapsed" entry still carries a statement the creator signed: it says the name was once
-    verified and no longer is; show it as such, never as verified.
-    """
-    try:
-        # 1.
-        if not isinstance(payload, Mapping) or set(payload) != _PAYLOAD_KEYS:
-            raise InvalidIdentityEntry(
-                f"an identity entry's payload has exactly the keys {sorted(_PAYLOAD_KEYS)}"
-            )
-        attester = parse_address(payload["registry"], what="registry")
-        accepted = (
-            registry(attester)
-            if callable(registry)
-            else attester == parse_address(registry, what="expected registry")
-        )
-        if not accepted:
-            raise InvalidIdentityEntry(f"the entry is attested by {attester}, not a trusted key")
-        # 2.
-        identity = payload["identity"]
-        if not isinstance(identity, Mapping) or set(identity) != _IDENTITY_KEYS:
-            raise InvalidIdentityEntry(f"identity has exactly the keys {sorted(_IDENTITY_KEYS)}")
-        claim = IdentityClaim(**dict(identity))
-        subject = checksum_address(creator)
-        if claim.creator != subject:
-            raise InvalidIdentityEntry(f"the entry is about {claim.creator}, not {subject}")
-        reason = payload["reason"]
-        if (claim.status == LAPSED) != isinstance(reason, str):
-            raise InvalidIdentityEntry("a lapsed entry says why; a verified one does not")
-        # 3. and 4.
-        statement = CreatorStatement.from_document(payload["statement"])
-        if statement.name != claim.name:
-            raise InvalidIdentityEntry("the statement names another name than the entry")
-        statement.check(creator=subject, domain=claim.domain, eip712_domain=eip712_domain)
-    except InvalidIdentityEntry:
-        raise
-    except (InvalidInput, TypeError) as exc:
-        detail = exc.detail if isinstance(exc, TracemarkError) else str(exc)
-        raise InvalidIdentityEntry(f"the identity entry does not verify: {detail}") from None
-    return claim
-
-
 __all__ = [
     "FORMAT",
     "LAPSED",
@@ -473,19 +330,15 @@ __all__ = [
     "VERIFIED",
     "WELL_KNOWN_PATH",
     "CreatorStatement",
-    "IdentityClaim",
     "IdentityHostRefused",
     "IdentityStatus",
     "IdentityUnreachable",
-    "InvalidIdentityEntry",
     "MalformedStatement",
     "StatementMismatch",
     "StatementWrongSigner",
     "describe",
-    "identity_payload",
     "method",
     "parse_domain",
     "parse_name",
     "statement_url",
-    "verify_identity_entry",
 ]

@@ -43,7 +43,7 @@ from verifier.bundlereport import (
 )
 from verifier.errors import BundleInvalid, NotAnchoredYet, NotFinalYet
 from verifier.headcheck import AnchorView, check_head, check_head_on_chain
-from verifier.identity import IdentityClaim, InvalidIdentityEntry, verify_identity_entry
+from verifier.identityclaim import IdentityClaim, InvalidIdentityEntry, verify_identity_entry
 from verifier.trust import TrustPolicy, TrustRoot
 
 #: The signed struct each kind of entry carries, without and with a batch proof.

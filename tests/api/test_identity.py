@@ -33,13 +33,8 @@ from tests.conftest import Clock
 from tests.trust import policy_of
 from verifier.bundle import Bundle, MalformedBundle
 from verifier.errors import BundleInvalid
-from verifier.identity import (
-    WELL_KNOWN_PATH,
-    CreatorStatement,
-    InvalidIdentityEntry,
-    StatementWrongSigner,
-    verify_identity_entry,
-)
+from verifier.identity import WELL_KNOWN_PATH, CreatorStatement, StatementWrongSigner
+from verifier.identityclaim import InvalidIdentityEntry, verify_identity_entry
 from verifier.offline import check_bundle
 
 NAME = "Studio Nørd"
