@@ -29,6 +29,7 @@ from api.identity import IdentityService, IdentitySettings, load_identity_settin
 from api.jobs import JobRunner
 from api.limits import BodyLimit
 from api.pow import ProofOfWork
+from api.principal import Principal
 from api.ratelimit import Limit, RateLimiter, RateLimits
 from api.routes import auditors, creators, transfers, verify
 from api.routes import identity as identity_routes
@@ -186,7 +187,7 @@ def create_app(
     app.include_router(webhook_routes.router)
 
     @app.get("/livez", tags=["health"], operation_id="livez")
-    def livez(caller: Annotated[auth.Principal, Depends(auth.authenticated)]) -> dict[str, str]:
+    def livez(caller: Annotated[Principal, Depends(auth.authenticated)]) -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get(
@@ -195,7 +196,7 @@ def create_app(
         operation_id="readyz",
         responses={503: api_errors.problem_response("Not ready: the failing checks are named")},
     )
-    def readyz(caller: Annotated[auth.Principal, Depends(auth.authenticated)]) -> Any:
+    def readyz(caller: Annotated[Principal, Depends(auth.authenticated)]) -> Any:
         checks: dict[str, str] = {}
         alerts: list[str] = []
         with read_transaction(registry.engine) as conn:

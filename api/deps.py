@@ -15,7 +15,6 @@ from fastapi import Depends
 
 from api.auth import (
     CurrentPrincipal,
-    Principal,
     authenticated,
     authenticated_signed_write,
     caller,
@@ -23,6 +22,7 @@ from api.auth import (
     require_scope,
 )
 from api.context import ApiContext, context
+from api.principal import Principal
 from registry.fingerprints import GoodType
 
 #: The good types by their wire names (``GoodTypeName``).

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from api.auth import Unauthorized
+from api.principal import Unauthorized
 from api.ratelimit import RateLimited
 from registry import errors, transfers
 

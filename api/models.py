@@ -3,7 +3,7 @@ nonces, idempotent replies, jobs.
 
 Conventions as in ``registry/models.py``: bytes as bytes, times as Unix seconds (BIGINT) from
 the registry's injected clock, ``ID_TYPE`` keys, the shared naming convention. The API-key
-lookup goes through the raw driver on ``ApiKey.__table__`` (``api/auth.py``).
+lookup goes through the raw driver on ``ApiKey.__table__`` (``api/keycache.py``).
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ class ApiKeyGeneration(SQLModel, table=True):
     """One row: how many API keys have ever been revoked.
 
     Every revocation adds one in its own transaction. The API keeps key rows in memory while
-    this number stays the same, and re-reads it at least every ``api.auth.KEY_CACHE_SECONDS``
-    (``api/auth.py``), so a revocation reaches every server process without a per-request
+    this number stays the same, and re-reads it at least every ``api.keycache.KEY_CACHE_SECONDS``
+    (``api/keycache.py``), so a revocation reaches every server process without a per-request
     key lookup.
     """
 

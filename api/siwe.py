@@ -24,8 +24,10 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from sqlalchemy import Engine, delete, select, update
 
-from api.auth import TOKEN_TTL, Unauthorized, base58_encode, issue_creator_token
+from api.apikeys import base58_encode
+from api.creatortokens import TOKEN_TTL, issue_creator_token
 from api.models import SiweNonce
+from api.principal import Unauthorized
 from registry.db import read_transaction, write_transaction
 from registry.eip712 import ZERO_ADDRESS, checksum_address
 from registry.errors import MalformedSignature

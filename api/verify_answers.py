@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 from fastapi import Response
 
-from api.auth import Principal
 from api.context import ApiContext
+from api.principal import Principal
 from readmodels import authenticity
 from registry.fingerprints import GoodType, fingerprint_hex
 from registry.verifications import VerificationRecord

@@ -24,9 +24,10 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from api.auth import Principal, caller
+from api.auth import caller
 from api.context import ApiContext
 from api.deps import GOOD_TYPES
+from api.principal import Principal
 from api.trustroot import registry_trust_root
 from api.verify_answers import USE_NAMES
 from registry.fingerprints import parse_fingerprint

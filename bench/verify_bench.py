@@ -99,7 +99,7 @@ def load_or_build(cache: Path, goods: int, keys: int, sample: int) -> dict[str, 
 def _build(cache: Path, goods: int, n_keys: int, sample: int) -> dict[str, Any]:
     from eth_account import Account
 
-    from api.auth import create_api_key
+    from api.apikeys import create_api_key
     from bench.ingest_bench import write_codes
     from registry.creator import (
         CreatorKeys,

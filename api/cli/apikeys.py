@@ -15,7 +15,7 @@ from api.cli.app import JsonFlag, app, emit, err, open_registry, out, reported
 
 # api.auth imports FastAPI and the database layer: the commands import it when they run.
 if TYPE_CHECKING:
-    from api.auth import ApiKeyInfo
+    from api.apikeys import ApiKeyInfo
 
 api_keys_app = typer.Typer(
     help="Platforms' API keys: create (shown once), list, revoke.", no_args_is_help=True
@@ -53,7 +53,7 @@ def create(
     as_json: JsonFlag = False,
 ) -> None:
     """Create an API key for a platform (the platform too, if new). Prints the key once."""
-    from api.auth import create_api_key
+    from api.apikeys import create_api_key
 
     with reported():
         registry = open_registry()
@@ -84,7 +84,7 @@ def list_(
     as_json: JsonFlag = False,
 ) -> None:
     """Every API key (prefix, scopes, created, revoked); never a key or its hash."""
-    from api.auth import list_api_keys
+    from api.apikeys import list_api_keys
 
     with reported():
         keys = list_api_keys(open_registry().engine, platform)
@@ -110,7 +110,7 @@ def revoke(
     as_json: JsonFlag = False,
 ) -> None:
     """Revoke an API key: refused by every server once this returns."""
-    from api.auth import revoke_api_key
+    from api.apikeys import revoke_api_key
 
     with reported():
         registry = open_registry()

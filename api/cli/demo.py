@@ -161,7 +161,7 @@ def demo(
 
 
 def _run(url: str, anchor_wait: float, *, quiet: bool) -> dict[str, Any]:
-    from api.auth import create_api_key
+    from api.apikeys import create_api_key
     from registry.codesfile import codes_source, prepare_code_batch
     from registry.creator import (
         sign_batch_registration,

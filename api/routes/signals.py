@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine, select
 
-from api.auth import parse_platform_id
+from api.apikeys import parse_platform_id
 from api.deps import GOOD_TYPES, Auditor, Context
 from readmodels.riskworker import risk_goods_t, risk_signals_t, risk_state_t
 from registry.db import read_transaction
@@ -27,7 +27,6 @@ from verifier.schemas import DEFAULT_PAGE, MAX_PAGE, SignalPage
 router = APIRouter(tags=["auditors"])
 
 _SIGNAL_ID = re.compile(r"[0-9a-f]{32}")
-
 
 
 def _encode_cursor(signal_id: str) -> str:

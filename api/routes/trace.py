@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
-from api.auth import Forbidden, Unauthorized
 from api.deps import GOOD_TYPES, Context, CurrentPrincipal, Principal
+from api.principal import Forbidden, Unauthorized
 from readmodels.trace import build_trace, trace_mermaid
 from registry.fingerprints import parse_fingerprint
 from verifier.schemas import GoodTypeName, TraceOut

@@ -16,11 +16,11 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from api import pow, ratelimit
-from api.auth import Forbidden
 from api.context import MAX_UPLOAD_BYTES, ApiContext
 from api.deps import GOOD_TYPES, Caller, Context, Principal
 from api.errors import PayloadTooLarge, problem_response
 from api.pow import POW_HEADER, ProofOfWorkRequired
+from api.principal import Forbidden
 from api.verify_answers import (
     answer_response,
     authenticity_answer,

@@ -31,8 +31,8 @@ from anchoring.classify import SendVerdict
 from anchoring.devchain import DevChain, free_port
 from anchoring.errors import ReceiptMismatch, TransactionRejected
 from anchoring.worker import AnchorWorker, run_anchoring
+from api.apikeys import create_api_key
 from api.app import create_app
-from api.auth import create_api_key
 from registry.creator import CreatorKeys
 from registry.service import Registry
 from tests.anchoring.conftest import DEV_CONTRACT

@@ -12,8 +12,8 @@ from eth_account.messages import encode_defunct
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from api.apikeys import create_api_key
 from api.app import create_app
-from api.auth import create_api_key
 from api.siwe import build_message
 from registry.creator import CreatorKeys, sign_enrollment
 from registry.eip712 import DEV_DOMAIN

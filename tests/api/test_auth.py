@@ -21,23 +21,13 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, update
 
-from api import auth, idempotency
+from api import apikeys, auth, idempotency, keycache
 from api import errors as api_errors
-from api.auth import (
-    Authenticator,
-    Principal,
-    Unauthorized,
-    authenticated,
-    create_api_key,
-    hash_api_key,
-    issue_creator_token,
-    list_api_keys,
-    require_creator,
-    require_scope,
-    revoke_api_key,
-    verify_creator_token,
-)
+from api.apikeys import create_api_key, hash_api_key, list_api_keys, revoke_api_key
+from api.auth import Authenticator, authenticated, require_creator, require_scope
+from api.creatortokens import issue_creator_token, verify_creator_token
 from api.models import ApiKey, Platform
+from api.principal import BAD_CREDENTIALS, Principal, Unauthorized
 from api.ratelimit import Limit, RateLimiter, RateLimits
 from registry.db import write_transaction
 from registry.eip712 import DEV_DOMAIN
@@ -129,7 +119,7 @@ def test_a_key_is_random_base58_and_only_its_hash_is_stored(
     key, info = create_api_key(registry.engine, "cardhub", ["verify", "transfer"], "prod", clock())
     other, _ = create_api_key(registry.engine, "cardhub", ["verify"], "", clock())
     assert key != other
-    assert auth.is_api_key(key) and key.startswith("tm_live_") and len(key) == 8 + 44
+    assert apikeys.is_api_key(key) and key.startswith("tm_live_") and len(key) == 8 + 44
     assert not set(key[8:]) & set("0OIl")
     assert info.prefix == key[:16] and info.scopes == {"verify", "transfer"}
     with registry.engine.connect() as conn:
@@ -156,7 +146,7 @@ def test_lookup_by_hash_and_revocation_holds_from_the_next_request(
     # One character off, or a well-formed key never issued: unknown.
     flipped = key[:-1] + ("A" if key[-1] != "A" else "B")
     assert authenticator.lookup_api_key(flipped) is None
-    assert authenticator.lookup_api_key(auth.generate_api_key()) is None
+    assert authenticator.lookup_api_key(apikeys.generate_api_key()) is None
     assert authenticator.lookup_api_key("tm_live_short") is None
 
     revoked, now_revoked = revoke_api_key(registry.engine, info.prefix, clock())
@@ -264,7 +254,7 @@ def test_role_matrix(world: World) -> None:
 
 
 def test_refused_credentials_get_one_generic_401(world: World) -> None:
-    unknown = auth.generate_api_key()
+    unknown = apikeys.generate_api_key()
     revoked, info = create_api_key(world.registry.engine, "cardhub", ["verify"], "", world.clock())
     revoke_api_key(world.registry.engine, info.id, world.clock())
     tampered = world.token[:-3] + ("AAA" if world.token[-3:] != "AAA" else "BBB")
@@ -284,7 +274,7 @@ def test_refused_credentials_get_one_generic_401(world: World) -> None:
     for headers in attempts:
         response = world.client.get("/any", headers=headers)
         assert response.status_code == 401, headers
-        assert response.json()["detail"] == auth.BAD_CREDENTIALS
+        assert response.json()["detail"] == BAD_CREDENTIALS
         assert (
             response.headers["www-authenticate"]
             == 'Bearer realm="tracemark", error="invalid_token"'
@@ -341,7 +331,7 @@ def test_refused_credentials_are_charged_to_the_ip_and_turn_into_429(
     limits = RateLimits(anonymous=Limit(1, 3))
     with TestClient(build_app(registry, limits)) as client:
         statuses = [
-            client.get("/any", headers=bearer(auth.generate_api_key())).status_code
+            client.get("/any", headers=bearer(apikeys.generate_api_key())).status_code
             for _ in range(4)
         ]
         assert statuses == [401, 401, 401, 429]
@@ -483,7 +473,7 @@ def test_the_key_lookup_survives_a_dropped_connection_and_threads(
 ) -> None:
     key, _ = create_api_key(registry.engine, "cardhub", ["verify"], "", clock())
     digest = hash_api_key(key)
-    lookup = auth._KeyLookup(registry.engine)
+    lookup = keycache.KeyLookup(registry.engine)
     assert lookup.fetch(digest) is not None
     if registry.engine.dialect.name == "postgresql":
         # The server ends the lookup's idle connection (a restart, an idle timeout).
@@ -511,7 +501,7 @@ def test_the_key_lookup_survives_a_dropped_connection_and_threads(
     lookup.close()
 
 
-class CountingLookup(auth._KeyLookup):
+class CountingLookup(keycache.KeyLookup):
     """The real lookup, counting the key reads it makes (and able to act in the middle of one)."""
 
     def __init__(self, engine: Engine) -> None:
@@ -533,7 +523,7 @@ def revoke_elsewhere(engine: Engine, key_id: int, now: int) -> None:
         conn.execute(
             update(ApiKey.__table__).where(ApiKey.__table__.c.id == key_id).values(revoked_at=now)
         )
-        auth._bump_generation(conn)
+        apikeys._bump_generation(conn)
 
 
 def test_key_rows_are_cached_until_the_generation_moves(registry: Registry, clock: Clock) -> None:
@@ -541,21 +531,21 @@ def test_key_rows_are_cached_until_the_generation_moves(registry: Registry, cloc
     other, _ = create_api_key(registry.engine, "cardhub", ["verify"], "", clock())
     lookup = CountingLookup(registry.engine)
     now = [100.0]
-    cache = auth.KeyCache(lookup, clock=lambda: now[0])
+    cache = keycache.KeyCache(lookup, clock=lambda: now[0])
     digest = hash_api_key(key)
     assert cache.fetch(digest) == cache.fetch(digest) == lookup.fetch(digest)
     assert lookup.fetches == 2  # one for the cache, one by this test
     # Unknown keys are read every time, never kept.
-    unknown = hash_api_key(auth.generate_api_key())
+    unknown = hash_api_key(apikeys.generate_api_key())
     assert cache.fetch(unknown) is None and cache.fetch(unknown) is None
     assert lookup.fetches == 4
 
     # Revoked in another process: the cached row serves until the window ends, then not.
     revoke_elsewhere(registry.engine, info.id, clock())
-    now[0] += auth.KEY_CACHE_SECONDS / 2
+    now[0] += keycache.KEY_CACHE_SECONDS / 2
     row = cache.fetch(digest)
     assert row is not None and row[4] is None
-    now[0] += auth.KEY_CACHE_SECONDS / 2
+    now[0] += keycache.KEY_CACHE_SECONDS / 2
     row = cache.fetch(digest)
     assert row is not None and row[4] == clock()
     # Every row was dropped with the generation, the other key's too (read again, once).
@@ -571,7 +561,7 @@ def test_a_row_read_while_a_revocation_commits_is_not_kept(
     key, info = create_api_key(registry.engine, "cardhub", ["verify"], "", clock())
     lookup = CountingLookup(registry.engine)
     now = [100.0]
-    cache = auth.KeyCache(lookup, clock=lambda: now[0])
+    cache = keycache.KeyCache(lookup, clock=lambda: now[0])
     digest = hash_api_key(key)
 
     def revoked_meanwhile() -> None:
@@ -579,8 +569,8 @@ def test_a_row_read_while_a_revocation_commits_is_not_kept(
         # has moved on) sees the new generation before this one stores the row.
         lookup.during_fetch = None
         revoke_elsewhere(registry.engine, info.id, clock())
-        now[0] += auth.KEY_CACHE_SECONDS
-        assert cache.fetch(hash_api_key(auth.generate_api_key())) is None
+        now[0] += keycache.KEY_CACHE_SECONDS
+        assert cache.fetch(hash_api_key(apikeys.generate_api_key())) is None
 
     lookup.during_fetch = revoked_meanwhile
     row = cache.fetch(digest)
@@ -592,10 +582,10 @@ def test_a_row_read_while_a_revocation_commits_is_not_kept(
 def test_a_full_key_cache_starts_again(
     registry: Registry, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(auth, "KEY_CACHE_MAX", 2)
+    monkeypatch.setattr(keycache, "KEY_CACHE_MAX", 2)
     keys = [create_api_key(registry.engine, "cardhub", ["verify"], "", clock())[0] for _ in "abc"]
     lookup = CountingLookup(registry.engine)
-    cache = auth.KeyCache(lookup, clock=lambda: 100.0)
+    cache = keycache.KeyCache(lookup, clock=lambda: 100.0)
     for key in keys:
         assert cache.fetch(hash_api_key(key)) is not None
     assert len(cache._kept) == 1  # the third emptied it, then was kept

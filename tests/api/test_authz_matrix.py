@@ -28,15 +28,9 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
 
+from api.apikeys import API_KEY_PREFIX, create_api_key, generate_api_key, revoke_api_key
 from api.app import create_app
-from api.auth import (
-    API_KEY_PREFIX,
-    TOKEN_TTL,
-    create_api_key,
-    generate_api_key,
-    issue_creator_token,
-    revoke_api_key,
-)
+from api.creatortokens import TOKEN_TTL, issue_creator_token
 from api.ratelimit import Limit, RateLimits
 from api.siwe import build_message
 from api.webhooks import WebhookSettings

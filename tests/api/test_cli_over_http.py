@@ -24,8 +24,8 @@ from sqlalchemy import Engine
 
 from anchoring.devchain import free_port
 from api import cli as cli_module
+from api.apikeys import create_api_key
 from api.app import create_app
-from api.auth import create_api_key
 from registry.eip712 import DEV_DOMAIN
 from registry.fingerprints import code_fingerprint, normalise_code
 from registry.service import Registry

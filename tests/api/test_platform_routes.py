@@ -532,8 +532,8 @@ def test_a_locked_sqlite_database_is_a_503_with_retry_after(
 
     from eth_account import Account
 
+    from api.apikeys import create_api_key
     from api.app import create_app
-    from api.auth import create_api_key
     from registry.db import create_db_engine
     from registry.eip712 import DEV_DOMAIN
     from registry.migrate import upgrade

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.auth import verify_creator_token
+from api.creatortokens import verify_creator_token
 from api.pow import ProofOfWork, body_binding, solve
 from api.ratelimit import Limit, RateLimits
 from api.settings import ApiSettings, parse_proxies
@@ -247,7 +247,7 @@ def test_credentials_anywhere_in_the_query_are_refused(client: TestClient, query
 
 
 def test_a_session_token_has_one_spelling(registry: Registry, clock: Clock) -> None:
-    from api.auth import issue_creator_token
+    from api.creatortokens import issue_creator_token
 
     key = registry.derived_key("siwe-token")
     address = "0x" + "ab" * 20
@@ -259,7 +259,7 @@ def test_a_session_token_has_one_spelling(registry: Registry, clock: Clock) -> N
     # decodes to the same bytes, and is refused.
     respelled_mac = mac[:-1] + alphabet[alphabet.index(mac[-1]) + 1]
     assert base64.urlsafe_b64decode(respelled_mac + "=") == base64.urlsafe_b64decode(mac + "=")
-    from api.auth import Unauthorized
+    from api.principal import Unauthorized
 
     with pytest.raises(Unauthorized):
         verify_creator_token(key, f"{body}.{respelled_mac}", now=clock(), chain_id=1)

@@ -44,8 +44,9 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy import create_engine
 
+from api.apikeys import API_KEY_PREFIX, create_api_key
 from api.app import create_app
-from api.auth import API_KEY_PREFIX, create_api_key, issue_creator_token
+from api.creatortokens import issue_creator_token
 from api.pagination import encode_cursor
 from registry.codesfile import codes_source, prepare_code_batch
 from registry.creator import (

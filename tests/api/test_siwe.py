@@ -17,10 +17,11 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from api import auth, siwe
+from api import auth, creatortokens, siwe
 from api import errors as api_errors
-from api.auth import Principal, require_creator
+from api.auth import require_creator
 from api.models import SiweNonce
+from api.principal import Principal
 from api.siwe import SiweRejected, build_message, parse_message
 from registry.service import Registry
 from registry.signatures import SECP256K1_N
@@ -242,7 +243,7 @@ def test_sign_in_yields_a_creator_token(signin: SignIn) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["creator"] == signin.account.address
-    assert body["expires_at"] == signin.clock() + auth.TOKEN_TTL
+    assert body["expires_at"] == signin.clock() + creatortokens.TOKEN_TTL
     assert body["token"].startswith("tm_siwe_")
     me = signin.client.get("/me", headers={"Authorization": f"Bearer {body['token']}"})
     assert me.status_code == 200 and me.json() == signin.account.address
@@ -372,7 +373,7 @@ def test_sign_in_checks_in_order_and_keeps_the_signature_out_of_errors(
         token_ttl=60,
     )
     assert expires_at == clock() + 60
-    claims = auth.verify_creator_token(
+    claims = creatortokens.verify_creator_token(
         registry.derived_key("siwe-token"), token, now=clock(), chain_id=registry.domain.chain_id
     )
     assert claims.address == account.address

@@ -187,7 +187,7 @@ def test_the_trace_command_over_http_never_prints_the_key(
     registry.register(request)
     registry.sequence_all()
     fingerprint = "0x" + bytes(request.signed.message["fingerprint"]).hex()
-    from api.auth import create_api_key
+    from api.apikeys import create_api_key
 
     key, _ = create_api_key(registry.engine, "regulator", ["audit"], "cli", registry.clock())
     weak, _ = create_api_key(registry.engine, "cardhub", ["verify"], "cli", registry.clock())

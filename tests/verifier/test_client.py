@@ -21,8 +21,8 @@ from sqlalchemy import Engine
 
 from anchoring.devchain import free_port
 from api import siwe
+from api.apikeys import create_api_key
 from api.app import create_app
-from api.auth import create_api_key
 from api.ratelimit import Limit, RateLimits
 from registry import merkle
 from registry.creator import (

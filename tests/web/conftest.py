@@ -17,8 +17,9 @@ import pytest
 from eth_account import Account
 
 from anchoring.devchain import free_port
+from api.apikeys import create_api_key
 from api.app import create_app
-from api.auth import TOKEN_TTL, create_api_key, issue_creator_token
+from api.creatortokens import TOKEN_TTL, issue_creator_token
 from api.identity import load_identity_settings
 from api.ratelimit import Limit, RateLimits
 from readmodels.riskworker import RiskWorker
