@@ -12,8 +12,6 @@ from sqlmodel import Field, SQLModel
 
 from registry.models import ID_TYPE
 
-ANCHOR_STATES = ("sealed", "signed", "broadcast", "mined", "final", "reorged", "reverted", "fatal")
-
 
 class AnchorRecord(SQLModel, table=True):
     """One tree head on its way to the chain."""
@@ -30,6 +28,7 @@ class AnchorRecord(SQLModel, table=True):
     root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     #: The anchored size this head extends (its consistency proof starts there).
     previous_size: int = Field(sa_type=BigInteger)
+    #: An ``anchoring.states.AnchorState`` value.
     state: str = Field(max_length=16)
     nonce: int | None = Field(default=None, sa_type=BigInteger)
     tx_hash: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
@@ -89,4 +88,4 @@ class AnchorerState(SQLModel, table=True):
     failures: int = Field(default=0, sa_column=Column(Integer, nullable=False))
 
 
-__all__ = ["ANCHOR_STATES", "AnchorAttempt", "AnchorEvent", "AnchorRecord", "AnchorerState"]
+__all__ = ["AnchorAttempt", "AnchorEvent", "AnchorRecord", "AnchorerState"]

@@ -22,9 +22,9 @@ from pathlib import Path
 from eth_account import Account
 from sqlalchemy import text
 
+from anchoring.loop import run_anchoring
 from anchoring.runtime import start_anchoring
 from anchoring.settings import load_anchoring_settings
-from anchoring.worker import run_anchoring
 from bench.common import save
 from registry.creator import CreatorKeys, sign_registration
 from registry.fingerprints import GoodType, Use

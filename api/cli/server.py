@@ -46,9 +46,9 @@ def serve() -> None:
     in a process of its own."""
     import uvicorn
 
+    from anchoring.loop import run_anchoring
     from anchoring.runtime import start_anchoring
     from anchoring.settings import load_anchoring_settings
-    from anchoring.worker import run_anchoring
     from api.app import create_app
     from api.riskprocess import RiskProcess
     from api.trustroot import TrustRootConfig

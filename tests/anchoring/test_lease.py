@@ -21,8 +21,9 @@ from sqlalchemy import Engine, text
 from anchoring.chain import Chain
 from anchoring.devchain import DevChain
 from anchoring.lease import ANCHOR_LOCK_KEY, AnchorLease
+from anchoring.loop import run_anchoring
 from anchoring.runtime import ANVIL_ACCOUNT_0_KEY
-from anchoring.worker import FAULT_POINT_ENV, AnchorPolicy, AnchorWorker, run_anchoring
+from anchoring.worker import FAULT_POINT_ENV, AnchorPolicy, AnchorWorker
 from registry.creator import CreatorKeys
 from registry.db import create_db_engine
 from registry.eip712 import DEV_DOMAIN
@@ -121,7 +122,8 @@ import secrets, sys, threading
 from eth_account import Account
 from anchoring.chain import Chain
 from anchoring.runtime import ANVIL_ACCOUNT_0_KEY
-from anchoring.worker import AnchorPolicy, AnchorWorker, run_anchoring
+from anchoring.loop import run_anchoring
+from anchoring.worker import AnchorPolicy, AnchorWorker
 from registry.db import create_db_engine
 from registry.eip712 import DEV_DOMAIN
 from registry.service import Registry

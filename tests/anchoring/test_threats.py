@@ -25,12 +25,13 @@ from hexbytes import HexBytes
 from sqlalchemy import text
 from web3 import Web3
 
-import anchoring.worker as worker_module
+import anchoring.loop as worker_module
 from anchoring.chain import Chain, SignedAnchor
 from anchoring.classify import SendVerdict
 from anchoring.devchain import DevChain, free_port
 from anchoring.errors import ReceiptMismatch, TransactionRejected
-from anchoring.worker import AnchorWorker, run_anchoring
+from anchoring.loop import run_anchoring
+from anchoring.worker import AnchorWorker
 from api.apikeys import create_api_key
 from api.app import create_app
 from registry.creator import CreatorKeys

@@ -26,7 +26,8 @@ import registry.db as db
 from anchoring.chain import Chain
 from anchoring.devchain import DevChain
 from anchoring.errors import ChainMismatch
-from anchoring.worker import AnchorPolicy, AnchorWorker, run_anchoring
+from anchoring.loop import run_anchoring
+from anchoring.worker import AnchorPolicy, AnchorWorker
 from api.errors import status_of
 from registry.creator import CreatorKeys
 from registry.db import create_db_engine, create_telemetry_engine, retrying
