@@ -127,7 +127,7 @@ def register_good(
         # The same creator again: hand back the original entry, consume nothing.
         return EntryRef(**{**existing.__dict__, "status": "already-registered"})
 
-    payload = request.payload(domain)
+    payload = request.payload(domain).document()
     record_id, digest = insert_record(conn, request.signed, payload, now=now)
     product = ensure_product(conn, request, record_id, now)
     kind = EntryKind.CONFLICT if existing is not None else EntryKind.REGISTER
@@ -183,7 +183,7 @@ def register_batch(
     message = request.signed.message
     creator = request.creator
     record_id, batch_payload_hash = insert_record(
-        conn, request.signed, request.payload(domain), now=now
+        conn, request.signed, request.payload(domain).document(), now=now
     )
     product = ensure_product(conn, request, record_id, now)
 

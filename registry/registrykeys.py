@@ -23,12 +23,12 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import Connection, Table, insert, select, update
 
 from registry import log
-from registry.canonicaljson import canonical_json
 from registry.eip712 import Domain, checksum_address
 from registry.errors import Conflict, InvalidInput
-from registry.leaf import NO_GOOD, EntryKind, payload_hash, subject_fingerprint
+from registry.leaf import NO_GOOD, EntryKind, subject_fingerprint
 from registry.log import entries_t
 from registry.models import RegistryKey, SignedRecord
+from registry.payloads import KeyHandoverPayload
 from registry.signatures import sign
 
 registry_keys_t: Table = RegistryKey.__table__  # type: ignore[attr-defined]
@@ -156,17 +156,9 @@ def hand_over(
     starts_at = size + 1
     message = {"newKey": new.address, "treeSize": starts_at}
     signature = sign("KeyHandover", message, domain, old.key)
-    payload = {
-        "handover": {
-            "old_key": old.address,
-            "new_key": new.address,
-            "tree_size": starts_at,
-        },
-        "signature": "0x" + signature.hex(),
-        "domain": domain.as_dict(),
-    }
-    payload_json = canonical_json(payload).decode("utf-8")
-    digest = payload_hash(payload)
+    payload = KeyHandoverPayload(old.address, new.address, starts_at, signature, domain)
+    payload_json = payload.to_json().decode("utf-8")
+    digest = payload.payload_hash()
     record_id = conn.execute(
         insert(records_t)
         .values(

@@ -17,8 +17,9 @@ from registry.eip712 import Domain
 from registry.errors import InvalidInput
 from registry.fingerprints import EMPTY_FILE_FINGERPRINT, GoodType, Use
 from registry.leaf import payload_hash
-from registry.royalty import RoyaltyPolicy, policy_document, policy_hash
-from registry.signed import SignedMessage, record_payload
+from registry.payloads import RegistrationPayload, RevocationPayload
+from registry.royalty import RoyaltyPolicy, policy_hash
+from registry.signed import SignedMessage
 
 #: A product slug: lowercase, digits and dashes, as in a URL path segment.
 PRODUCT_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -100,15 +101,9 @@ class RegistrationRequest:
         if good_type is GoodType.FILE and message.get("fingerprint") == EMPTY_FILE_FINGERPRINT:
             raise InvalidInput("the file is empty: an empty file is not a good")
 
-    def payload(self, domain: Domain) -> dict[str, Any]:
-        return record_payload(
-            self.signed,
-            domain,
-            {
-                "royalty_policy": policy_document(self.royalty_policy),
-                "metadata": dict(self.metadata),
-            },
-        )
+    def payload(self, domain: Domain) -> RegistrationPayload:
+        """The REGISTER (or CONFLICT) entry's payload document."""
+        return RegistrationPayload(self.signed, domain, self.royalty_policy, dict(self.metadata))
 
 
 #: A revocation reason is public and travels in proofs: keep it short.
@@ -131,5 +126,6 @@ class RevocationRequest:
         if not reason.strip() or len(reason) > MAX_REASON_LENGTH:
             raise InvalidInput(f"a revocation needs a reason of 1 to {MAX_REASON_LENGTH} chars")
 
-    def payload(self, domain: Domain) -> dict[str, Any]:
-        return record_payload(self.signed, domain)
+    def payload(self, domain: Domain) -> RevocationPayload:
+        """The REVOKE entry's payload document."""
+        return RevocationPayload(self.signed, domain)

@@ -60,7 +60,9 @@ def revoke_good(
             earlier.leaf_index,
             "already-revoked",
         )
-    record_id, digest = insert_record(conn, request.signed, request.payload(domain), now=now)
+    record_id, digest = insert_record(
+        conn, request.signed, request.payload(domain).document(), now=now
+    )
     entry_id = conn.execute(
         entries_t.insert()
         .values(
@@ -102,7 +104,7 @@ def revoke_batch(
     message = request.signed.message
     signer = request.signed.signer_bytes
     record_id, batch_payload_hash = insert_record(
-        conn, request.signed, request.payload(domain), now=now
+        conn, request.signed, request.payload(domain).document(), now=now
     )
     c = entries_t.c
 

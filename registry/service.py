@@ -6,7 +6,6 @@ injected so tests and the sequencer agree on time.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -45,6 +44,7 @@ from registry.keyring import (
     load_registry_key,
 )
 from registry.parties import REFERENCE_KEY_PURPOSE, ReferenceKeys
+from registry.payloads import signed_payload_from_json
 from registry.receipts import TransferReceipt
 from registry.records import checksum, records_t
 from registry.registration import EntryRef
@@ -401,11 +401,11 @@ class Registry:
             payload = conn.execute(
                 select(records_t.c.payload).where(records_t.c.id == entry.record_id)
             ).scalar_one()
-            message = json.loads(payload)["signed"]["message"]
+            message = signed_payload_from_json(payload).signed.message
             count = int(message["count"])
             proof = log.batch_inclusion_proof(conn, entry.record_id, entry.position, count)
         return BatchProof(
-            items_root=bytes.fromhex(message["itemsRoot"][2:]),
+            items_root=bytes(message["itemsRoot"]),
             position=entry.position,
             count=count,
             inclusion_proof=tuple(proof),

@@ -1,0 +1,260 @@
+"""The payload documents whose SHA-256 is in every leaf: one frozen type per entry kind.
+
+CONSENSUS-CRITICAL: an entry's ``payload_hash`` is SHA-256 of the RFC 8785 JSON of its
+payload (DESIGN "Entries and leaves"); ``to_json`` writes exactly the bytes the registry has
+always written, and ``from_json`` accepts only a document ``to_json`` gives back byte for
+byte, so a parsed payload can never hash to anything but what was logged.
+
+The TRANSFER payload is the transfer receipt's document (``registry.receipts``, built by
+``registry.transfers``) and the CREATOR_IDENTITY payload the identity claim's
+(``verifier.identityclaim``); the kinds below are the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final, Self
+
+from registry.canonicaljson import canonical_json
+from registry.eip712 import Domain, parse_address
+from registry.errors import InvalidInput
+from registry.leaf import EntryKind
+from registry.royalty import RoyaltyPolicy, policy_document
+from registry.signatures import SIGNATURE_SIZE
+from registry.signed import SignedMessage
+
+MAX_PAYLOAD_BYTES: Final = 64 * 1024
+"""Largest payload JSON ``from_json`` parses.
+
+A payload is one signed message, its domain, a royalty policy of at most 16 recipients and at
+most 4 KiB of metadata: far below this. Threat: a stored or shipped document crafted to make
+the reader parse and hash megabytes.
+"""
+
+
+class _Payload:
+    """What every payload type shares: its JSON, its hash, and the strict parse."""
+
+    __slots__ = ()
+
+    def document(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> Self:
+        raise NotImplementedError
+
+    def to_json(self) -> bytes:
+        """The RFC 8785 JSON of ``document()``: the bytes the leaf's payload hash covers."""
+        return canonical_json(self.document())
+
+    def payload_hash(self) -> bytes:
+        """SHA-256 of ``to_json()``: the leaf's ``payload_hash`` (a batch's seed, in a batch)."""
+        return hashlib.sha256(self.to_json()).digest()
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Self:
+        """Parse a payload's JSON (as stored, or as shipped in a bundle); see ``from_document``."""
+        if len(data) > MAX_PAYLOAD_BYTES:
+            raise InvalidInput(f"a payload is larger than the limit of {MAX_PAYLOAD_BYTES} bytes")
+        try:
+            document = json.loads(data)
+        except ValueError:
+            raise InvalidInput("a payload is not JSON") from None
+        if not isinstance(document, dict):
+            raise InvalidInput("a payload is a JSON object")
+        return cls.from_document(document)
+
+    @classmethod
+    def _canonical(cls, parsed: Self, document: Mapping[str, Any]) -> Self:
+        # Parsing normalises (checksummed addresses, decimal uint64s): a document that
+        # normalises to something else would hash differently from the parsed value.
+        if canonical_json(parsed.document()) != canonical_json(dict(document)):
+            raise InvalidInput(f"the {cls.__name__} document is not in its canonical form")
+        return parsed
+
+
+def _keys(what: str, document: Mapping[str, Any], required: set[str], optional: set[str]) -> None:
+    if not isinstance(document, Mapping):
+        raise InvalidInput(f"{what} is a JSON object")
+    missing, extra = required - set(document), set(document) - required - optional
+    if missing or extra:
+        raise InvalidInput(
+            f"{what} has the keys {sorted(required)}"
+            + (f" and optionally {sorted(optional)}" if optional else "")
+            + f"; missing {sorted(missing)}, unknown {sorted(extra)}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationPayload(_Payload):
+    """A REGISTER entry's payload, and a CONFLICT's (the losing claim keeps its document):
+    the creator's signed (batch) registration, the domain it was signed under, and the royalty
+    policy and metadata whose hashes the message signs."""
+
+    kinds: ClassVar[frozenset[EntryKind]] = frozenset({EntryKind.REGISTER, EntryKind.CONFLICT})
+    signed_types: ClassVar[frozenset[str]] = frozenset({"Registration", "BatchRegistration"})
+
+    signed: SignedMessage
+    domain: Domain
+    royalty_policy: RoyaltyPolicy | None = None
+    metadata: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.signed.primary_type not in self.signed_types:
+            raise InvalidInput(f"a registration payload holds no {self.signed.primary_type}")
+        if self.metadata is not None and not isinstance(self.metadata, Mapping):
+            raise InvalidInput("a registration's metadata is a JSON object")
+
+    def document(self) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "signed": self.signed.document(),
+            "domain": self.domain.as_dict(),
+        }
+        if self.royalty_policy is not None:
+            document["royalty_policy"] = policy_document(self.royalty_policy)
+        if self.metadata is not None:
+            document["metadata"] = dict(self.metadata)
+        return document
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> Self:
+        # NOTE: the policy and metadata are optional as record_payload always allowed (a
+        # payload without attachments); every registration the registry builds has both.
+        _keys(
+            "a registration payload", document, {"signed", "domain"}, {"royalty_policy", "metadata"}
+        )
+        signed = document["signed"]
+        primary_type = signed.get("type") if isinstance(signed, Mapping) else None
+        if primary_type not in cls.signed_types:
+            raise InvalidInput(f"a registration payload holds no {primary_type!r}")
+        parsed = cls(
+            signed=SignedMessage.from_document(signed, expect=str(primary_type)),
+            domain=Domain.from_dict(document["domain"]),
+            royalty_policy=(
+                RoyaltyPolicy.parse(document["royalty_policy"])
+                if "royalty_policy" in document
+                else None
+            ),
+            metadata=document.get("metadata"),
+        )
+        return cls._canonical(parsed, document)
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationPayload(_Payload):
+    """A REVOKE entry's payload: the creator's signed (batch) revocation and its domain."""
+
+    kinds: ClassVar[frozenset[EntryKind]] = frozenset({EntryKind.REVOKE})
+    signed_types: ClassVar[frozenset[str]] = frozenset({"Revocation", "BatchRevocation"})
+
+    signed: SignedMessage
+    domain: Domain
+
+    def __post_init__(self) -> None:
+        if self.signed.primary_type not in self.signed_types:
+            raise InvalidInput(f"a revocation payload holds no {self.signed.primary_type}")
+
+    def document(self) -> dict[str, Any]:
+        return {"signed": self.signed.document(), "domain": self.domain.as_dict()}
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> Self:
+        _keys("a revocation payload", document, {"signed", "domain"}, set())
+        signed = document["signed"]
+        primary_type = signed.get("type") if isinstance(signed, Mapping) else None
+        if primary_type not in cls.signed_types:
+            raise InvalidInput(f"a revocation payload holds no {primary_type!r}")
+        parsed = cls(
+            signed=SignedMessage.from_document(signed, expect=str(primary_type)),
+            domain=Domain.from_dict(document["domain"]),
+        )
+        return cls._canonical(parsed, document)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyHandoverPayload(_Payload):
+    """A KEY_HANDOVER entry's payload: the outgoing registry key's EIP-712 ``KeyHandover``
+    signature naming the new key and the first tree size it signs (issue 11)."""
+
+    kinds: ClassVar[frozenset[EntryKind]] = frozenset({EntryKind.KEY_HANDOVER})
+
+    old_key: str
+    new_key: str
+    tree_size: int
+    signature: bytes
+    domain: Domain
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "old_key", parse_address(self.old_key, what="old_key"))
+        object.__setattr__(self, "new_key", parse_address(self.new_key, what="new_key"))
+        if (
+            not isinstance(self.tree_size, int)
+            or isinstance(self.tree_size, bool)
+            or not 1 <= self.tree_size < 2**64
+        ):
+            raise InvalidInput("a hand-over's tree_size is an integer from 1 to 2^64 - 1")
+        if not isinstance(self.signature, bytes) or len(self.signature) != SIGNATURE_SIZE:
+            raise InvalidInput(f"a hand-over's signature is {SIGNATURE_SIZE} bytes")
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "handover": {
+                "old_key": self.old_key,
+                "new_key": self.new_key,
+                "tree_size": self.tree_size,
+            },
+            "signature": "0x" + self.signature.hex(),
+            "domain": self.domain.as_dict(),
+        }
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> Self:
+        _keys("a hand-over payload", document, {"handover", "signature", "domain"}, set())
+        handover = document["handover"]
+        _keys("a hand-over", handover, {"old_key", "new_key", "tree_size"}, set())
+        signature = document["signature"]
+        if not isinstance(signature, str) or not signature.startswith("0x"):
+            raise InvalidInput("a hand-over's signature is 0x-hex")
+        try:
+            signature_bytes = bytes.fromhex(signature[2:])
+        except ValueError:
+            raise InvalidInput("a hand-over's signature is 0x-hex") from None
+        parsed = cls(
+            old_key=handover["old_key"],
+            new_key=handover["new_key"],
+            tree_size=handover["tree_size"],
+            signature=signature_bytes,
+            domain=Domain.from_dict(document["domain"]),
+        )
+        return cls._canonical(parsed, document)
+
+
+SignedPayload = RegistrationPayload | RevocationPayload
+"""A payload that carries a creator's signed message (REGISTER, CONFLICT, REVOKE)."""
+
+
+def signed_payload_from_json(data: bytes | str) -> SignedPayload:
+    """A stored signed-record payload, registration or revocation, by its signed type."""
+    try:
+        document = json.loads(data) if len(data) <= MAX_PAYLOAD_BYTES else None
+    except ValueError:
+        raise InvalidInput("a payload is not JSON") from None
+    if not isinstance(document, dict) or not isinstance(document.get("signed"), Mapping):
+        raise InvalidInput("a signed payload is a JSON object holding a signed message")
+    if document["signed"].get("type") in RevocationPayload.signed_types:
+        return RevocationPayload.from_document(document)
+    return RegistrationPayload.from_document(document)
+
+
+__all__ = [
+    "MAX_PAYLOAD_BYTES",
+    "KeyHandoverPayload",
+    "RegistrationPayload",
+    "RevocationPayload",
+    "SignedPayload",
+    "signed_payload_from_json",
+]
