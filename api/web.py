@@ -30,6 +30,7 @@ from api.deps import GOOD_TYPES
 from api.principal import Principal
 from api.trustroot import registry_trust_root
 from api.verify_answers import USE_NAMES
+from registry.edges import HASH32_PATTERN
 from registry.fingerprints import parse_fingerprint
 
 HERE: Final = Path(__file__).parent
@@ -49,7 +50,7 @@ PAGE_HEADERS: Final = {
     # The URL may carry a fingerprint (a QR label's link): no need to hand it to other sites.
     "Referrer-Policy": "no-referrer",
 }
-_FINGERPRINT: Final = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_FINGERPRINT: Final = re.compile(HASH32_PATTERN)
 #: Error correction M (15%): a label survives a scuff or a fold and stays a small code.
 QR_ERROR_LEVEL: Final = "m"
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
 from registry.errors import InvalidInput, TracemarkError
+from registry.parties import is_platform_id
 
 #: Most distributors one creator may name.
 MAX_DISTRIBUTORS: Final = 200
-_PLATFORM_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
 
 
 class NotADistributor(TracemarkError):
@@ -49,7 +48,7 @@ def parse_platforms(platforms: Iterable[str]) -> frozenset[str]:
     if len(chosen) > MAX_DISTRIBUTORS:
         raise InvalidInput(f"a creator may name at most {MAX_DISTRIBUTORS} distributors")
     for platform in chosen:
-        if not isinstance(platform, str) or _PLATFORM_RE.fullmatch(platform) is None:
+        if not is_platform_id(platform):
             raise InvalidInput(
                 "a platform id is 1-64 lower-case letters, digits and dashes (not at either end)"
             )

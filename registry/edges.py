@@ -151,13 +151,13 @@ def good_type_name(value: GoodType) -> str:
 Hash32 = Annotated[bytes, BeforeValidator(parse_hash32), PlainSerializer(to_hex, return_type=str)]
 """A SHA-256 digest (fingerprint, leaf field, root, proof node) or a transaction hash."""
 
-HexBytes = Annotated[
+BoundedBytes = Annotated[
     bytes, BeforeValidator(parse_hex_bytes), PlainSerializer(to_hex, return_type=str)
 ]
 """Free-length bytes (at most ``MAX_HEX_BYTES``), as 0x-hex outside: a signature as sent,
 whose length and rules its check enforces."""
 
-Amount = Annotated[int, BeforeValidator(parse_amount), PlainSerializer(str, return_type=str)]
+MinorAmount = Annotated[int, BeforeValidator(parse_amount), PlainSerializer(str, return_type=str)]
 """An amount in a currency's minor units: an int inside, decimal text outside."""
 
 DomainField = Annotated[
@@ -209,13 +209,13 @@ __all__ = [
     "MAX_UINT64",
     "Address",
     "AddressText",
-    "Amount",
+    "BoundedBytes",
     "DomainField",
     "GoodTypeField",
     "GoodTypeName",
     "Hash32",
     "Hex32",
-    "HexBytes",
+    "MinorAmount",
     "Proof",
     "SignatureBytes",
     "Uint32",

@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import re
 from enum import IntEnum
-from typing import Final
+from typing import Final, TypeGuard
 
 from registry.errors import InvalidInput
 
@@ -34,7 +34,7 @@ MAX_REFERENCE_LENGTH: Final = 256
 #: format characters out of the signed log, where a name that reads as another would mislead
 #: anyone reading a trace.
 PLATFORM_ID_PATTERN: Final = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
-_PLATFORM_RE: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
+_PLATFORM_RE: Final = re.compile(PLATFORM_ID_PATTERN)
 
 #: Domain separation for the unkeyed hash written before keyed references (scheme LEGACY).
 LEGACY_REFERENCE_TAG: Final = b"tracemark/party/v1\x00"
@@ -53,9 +53,15 @@ class ReferenceScheme(IntEnum):
     KEYED = 2
 
 
+def is_platform_id(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a platform id (``PLATFORM_ID_PATTERN``): the one test every
+    parser of a platform id (API keys, distribution policies, parties) makes."""
+    return isinstance(value, str) and _PLATFORM_RE.fullmatch(value) is not None
+
+
 def check_platform_id(platform: object) -> str:
     """``platform`` if it is a well-formed platform id; else ``InvalidInput``."""
-    if not isinstance(platform, str) or _PLATFORM_RE.fullmatch(platform) is None:
+    if not is_platform_id(platform):
         raise InvalidInput(
             f"a platform id is 1-{MAX_PLATFORM_LENGTH} lower-case letters, digits and dashes "
             "(not at either end)"
@@ -126,5 +132,6 @@ __all__ = [
     "ReferenceKeys",
     "ReferenceScheme",
     "check_platform_id",
+    "is_platform_id",
     "legacy_reference_hash",
 ]

@@ -16,11 +16,11 @@ from pydantic import BaseModel, ConfigDict
 
 from registry.edges import (
     AddressText,
-    Amount,
+    BoundedBytes,
     DomainField,
     GoodTypeField,
     Hash32,
-    HexBytes,
+    MinorAmount,
 )
 from registry.eip712 import typed_data
 from registry.fingerprints import GoodType
@@ -62,7 +62,7 @@ class RoyaltyShare(_Frozen):
 
     recipient: AddressText
     bps: int
-    amount: Amount
+    amount: MinorAmount
 
 
 class TransferReceipt(_Frozen):
@@ -79,18 +79,18 @@ class TransferReceipt(_Frozen):
     log_index: int
     transfer_hash: Hash32
     timestamp: int
-    signature: HexBytes
+    signature: BoundedBytes
     signer: AddressText
     domain: DomainField
     platform: str
     seller: dict[str, Any]
     buyer: dict[str, Any]
-    price: Amount | None
+    price: MinorAmount | None
     currency: str | None
     final: bool
     creator: AddressText
     royalties: list[RoyaltyShare]
-    seller_amount: Amount | None
+    seller_amount: MinorAmount | None
     #: True when this answers a retried request (same Idempotency-Key and body).
     replayed: bool = False
 

@@ -29,19 +29,13 @@ if TYPE_CHECKING:
 
 
 def _head_dict(registry: Registry) -> dict[str, Any]:
-    from registry.records import checksum
-
     head = registry.latest_tree_head()
     if head is None:
         raise errors.NotFound("the log is empty: no tree head signed yet")
-    return {
-        "tree_size": head.tree_size,
-        "root": "0x" + head.root.hex(),
-        "timestamp": head.timestamp,
-        "signer": checksum(head.signer),
-        "signature": "0x" + head.signature.hex(),
-        "domain": head.domain.as_dict(),
-    }
+    document = head.to_json()
+    # The command's own key order (signer before signature), kept byte for byte.
+    order = ("tree_size", "root", "timestamp", "signer", "signature", "domain")
+    return {key: document[key] for key in order}
 
 
 @log_app.command("head")
@@ -131,7 +125,7 @@ def log_proof(
                 "leaf_data": "0x" + entry.leaf_data().hex(),
             }
             if entry.position is not None:
-                data["batch_proof"] = registry.batch_proof(entry).as_dict()
+                data["batch_proof"] = registry.batch_proof(entry).to_json()
         data.update({"root": "0x" + target.root.hex(), "proof": ["0x" + p.hex() for p in proof]})
     emit(data, as_json, lambda: out.print_json(json.dumps(data)))
 

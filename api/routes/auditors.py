@@ -3,7 +3,7 @@ and its proof bundle (``tracemark-bundle/v1``), which checks against the chain a
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
@@ -13,27 +13,17 @@ from api.deps import GOOD_TYPES, Auditor, Caller, Context
 from api.pagination import Cursor, decode_cursor, encode_cursor
 from api.trustroot import registry_trust_root
 from readmodels.bundles import build_bundle
+from registry.edges import HASH32_PATTERN
 from registry.errors import NotFound
 from registry.fingerprints import parse_fingerprint
-from registry.records import checksum
+from registry.treehead import TreeHead
 from verifier.schemas import DEFAULT_PAGE, MAX_PAGE, GoodTypeName, Page, ProofOut, RegistryOut
 from verifier.trust import WELL_KNOWN_PATH
 
 router = APIRouter(tags=["auditors"])
 
 GoodTypePath = Annotated[GoodTypeName, Path()]
-FingerprintPath = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$")]
-
-
-class TreeHeadPublic(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    tree_size: int
-    root: str
-    timestamp: int
-    signature: str
-    signer: str
-    domain: dict[str, Any]
+FingerprintPath = Annotated[str, Path(pattern=HASH32_PATTERN)]
 
 
 class HistoryEntry(BaseModel):
@@ -85,18 +75,11 @@ def trust_root(ctx: Context, caller: Caller) -> Response:
 
 
 @router.get("/v1/log/head", operation_id="get_tree_head", summary="The newest signed tree head.")
-def tree_head(ctx: Context, caller: Caller) -> TreeHeadPublic:
+def tree_head(ctx: Context, caller: Caller) -> TreeHead:
     head = ctx.registry.latest_tree_head()
     if head is None:
         raise NotFound("the log is empty: no tree head signed yet")
-    return TreeHeadPublic(
-        tree_size=head.tree_size,
-        root="0x" + head.root.hex(),
-        timestamp=head.timestamp,
-        signature="0x" + head.signature.hex(),
-        signer=checksum(head.signer),
-        domain=head.domain.as_dict(),
-    )
+    return head
 
 
 @router.get(

@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import GOOD_TYPES, Context, CurrentPrincipal, Principal
 from api.principal import Forbidden, Unauthorized
 from readmodels.trace import build_trace, trace_mermaid
+from registry.edges import HASH32_PATTERN
 from registry.fingerprints import parse_fingerprint
 from verifier.schemas import GoodTypeName, TraceOut
 
@@ -52,7 +53,7 @@ AuditorOrCreator = Annotated[Principal, Depends(require_audit_or_creator)]
 )
 async def good_trace(
     good_type: Annotated[GoodTypeName, Path()],
-    fingerprint: Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$")],
+    fingerprint: Annotated[str, Path(pattern=HASH32_PATTERN)],
     ctx: Context,
     caller: AuditorOrCreator,
     format: Annotated[Literal["json", "mermaid"], Query()] = "json",

@@ -11,6 +11,7 @@ from api.deps import GOOD_TYPES, Context, TransferPlatform
 from api.errors import problem_response
 from api.pagination import Cursor, decode_cursor, next_cursor
 from api.receipts import handover_out, receipt_out
+from registry.edges import HASH32_PATTERN
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import parse_fingerprint
 from registry.handover import HandoverRequest
@@ -149,7 +150,7 @@ def list_transfers(
     cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     good_type: GoodTypeName | None = None,
-    fingerprint: Annotated[str | None, Query(pattern=r"^0x[0-9a-fA-F]{64}$")] = None,
+    fingerprint: Annotated[str | None, Query(pattern=HASH32_PATTERN)] = None,
 ) -> Response:
     assert principal.platform is not None
     after = decode_cursor(cursor)

@@ -30,6 +30,7 @@ from api.verify_answers import (
     unknown_code,
 )
 from readmodels import authenticity
+from registry.edges import ADDRESS_PATTERN
 from registry.eip712 import parse_address
 from registry.errors import InvalidInput
 from registry.fingerprints import GoodType, parse_fingerprint
@@ -206,7 +207,7 @@ async def verify_file(
     request: Request,
     ctx: Context,
     principal: Caller,
-    creator: Annotated[str | None, Query(pattern=r"^0x[0-9a-fA-F]{40}$")] = None,
+    creator: Annotated[str | None, Query(pattern=ADDRESS_PATTERN)] = None,
 ) -> Response:
     if principal.kind == "platform" and "verify" not in principal.scopes:
         raise Forbidden("this API key has no verify scope")

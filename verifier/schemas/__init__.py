@@ -9,6 +9,7 @@ them all, so ``from verifier.schemas import ReceiptOut`` is the one way in.
 
 from __future__ import annotations
 
+from registry.edges import AddressText, GoodTypeName, Hex32
 from verifier.schemas.creators import (
     BatchRegistrationIn,
     BatchRevocationIn,
@@ -46,11 +47,8 @@ from verifier.schemas.creators import (
 from verifier.schemas.fields import (
     DEFAULT_PAGE,
     MAX_PAGE,
-    Address,
     Amount,
     Currency,
-    GoodTypeName,
-    Hex32,
     HexBytes,
     Page,
     PlatformId,
@@ -122,7 +120,7 @@ from verifier.schemas.webhooks import (
 __all__ = [
     "DEFAULT_PAGE",
     "MAX_PAGE",
-    "Address",
+    "AddressText",
     "Amount",
     "AnchorOut",
     "BatchRegistrationIn",

@@ -6,11 +6,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
+from registry.edges import AddressText, GoodTypeName, Hex32
 from verifier.schemas.fields import (
-    Address,
     Amount,
-    GoodTypeName,
-    Hex32,
     HexBytes,
     Strict,
 )
@@ -31,7 +29,7 @@ class SignedDocument(Strict):
     """An EIP-712 message as the creator's CLI signed it (``registry.records.SignedMessage``)."""
 
     type: SignedType
-    signer: Address
+    signer: AddressText
     message: dict[str, Any]
     signature: HexBytes
 
@@ -99,7 +97,7 @@ class EntryOut(Strict):
     kind: str
     good_type: GoodTypeName
     fingerprint: Hex32
-    actor: Address
+    actor: AddressText
     leaf_index: int | None
     status: str
 
@@ -108,7 +106,7 @@ Kid = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
 
 
 class CodeKeyOut(Strict):
-    creator: Address
+    creator: AddressText
     key_commitment: Hex32
     status: str
     #: The key id: the commitment's first 8 bytes, 16 hex digits.
@@ -123,7 +121,7 @@ class CodeKeyRetireIn(Strict):
 
 
 class CodeKeyRetireOut(Strict):
-    creator: Address
+    creator: AddressText
     key_commitment: Hex32
     kid: Kid
     #: "retired", or "already-retired"
@@ -143,7 +141,7 @@ class CodeKeyItemOut(Strict):
 class CodeKeysOut(Strict):
     """A creator's code keys, newest first (never a key itself)."""
 
-    creator: Address
+    creator: AddressText
     keys: list[CodeKeyItemOut]
 
 
@@ -175,14 +173,14 @@ class StatementLineOut(Strict):
     good_type: GoodTypeName
     fingerprint: Hex32
     platform: str
-    recipient: Address
+    recipient: AddressText
     currency: str
     amount: Amount
     transfers: int
 
 
 class StatementTotalOut(Strict):
-    recipient: Address
+    recipient: AddressText
     currency: str
     amount: Amount
 
@@ -208,7 +206,7 @@ class DistributionOut(Strict):
 
 
 class StatementOut(Strict):
-    creator: Address
+    creator: AddressText
     since: int
     until: int
     period: Literal["day", "month", "all"]
@@ -233,4 +231,4 @@ class TokenOut(Strict):
     token: str
     token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 (the scheme's name)
     expires_at: int
-    creator: Address
+    creator: AddressText

@@ -1,4 +1,8 @@
-"""The edge types every wire schema is built from: hex, addresses, names, amounts, pages."""
+"""The wire schemas' own field types (text kept as sent): hex, slugs, names, amounts, pages.
+
+The edge types shared with the formats (``Hex32``, ``AddressText``, ``GoodTypeName``) are
+``registry.edges``.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,9 @@ from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-GoodTypeName = Literal["file", "code", "item"]
 Verdict = Literal[
     "authentic", "unknown", "revoked", "pending_anchor", "conflict", "consumed", "not_authentic"
 ]
-Hex32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")]
-Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
 HexBytes = Annotated[str, StringConstraints(pattern=r"^0x([0-9a-fA-F]{2}){0,1024}$")]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 #: A platform id (``registry.parties.PLATFORM_ID_PATTERN``, the grammar of API keys' platforms):

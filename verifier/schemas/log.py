@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from registry.edges import AddressText
 from verifier.schemas.fields import (
-    Address,
     Strict,
 )
 
@@ -14,10 +14,10 @@ class RegistryOut(Strict):
     """Who this registry is: the key that signs its heads and receipts, and the EIP-712 domain
     (the chain and anchor contract) that creators sign under."""
 
-    address: Address
+    address: AddressText
     domain: dict[str, Any]
     chain_id: int
-    contract: Address
+    contract: AddressText
     #: Where the registry serves its trust root, and that root's fingerprint: compare it out
     #: of band before pinning it (``tracemark trust add``).
     trust_root_url: str

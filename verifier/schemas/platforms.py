@@ -6,12 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
+from registry.edges import AddressText, GoodTypeName, Hex32
 from verifier.schemas.fields import (
-    Address,
     Amount,
     Currency,
-    GoodTypeName,
-    Hex32,
     HexBytes,
     PlatformId,
     Reference,
@@ -28,7 +26,7 @@ class VerifyIn(Strict):
     good_type: GoodTypeName
     fingerprint: Hex32 | None = None
     code: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
-    creator: Address | None = None
+    creator: AddressText | None = None
     product: Slug | None = None
 
 
@@ -44,7 +42,7 @@ class PowChallengeOut(Strict):
 
 class AnchorOut(Strict):
     chain_id: int
-    contract: Address
+    contract: AddressText
     tx_hash: Hex32
     block_number: int
     tree_size: int
@@ -101,7 +99,7 @@ class IdentityOut(CreatorIdentityOut):
     """A proof or re-check as recorded; ``entry_id`` is the CREATOR_IDENTITY entry it logged
     (None when a passing re-check only moved ``checked_at``)."""
 
-    creator: Address
+    creator: AddressText
     url: str
     entry_id: int | None
 
@@ -111,7 +109,7 @@ class VerifyOut(Strict):
     good_type: GoodTypeName
     #: Omitted for an anonymous code lookup (coarse answers only).
     fingerprint: Hex32 | None = None
-    creator: Address | None = None
+    creator: AddressText | None = None
     product: str | None = None
     use: Literal["single", "transferable"] | None = None
     leaf_index: int | None = None
@@ -179,7 +177,7 @@ class HandoverOut(Strict):
 
 
 class RoyaltyShareOut(Strict):
-    recipient: Address
+    recipient: AddressText
     bps: int
     amount: Amount
 
@@ -194,7 +192,7 @@ class ReceiptOut(Strict):
     transfer_hash: Hex32
     timestamp: int
     signature: HexBytes
-    signer: Address
+    signer: AddressText
     domain: dict[str, Any]
     typed_data: dict[str, Any]
     platform: str
@@ -203,7 +201,7 @@ class ReceiptOut(Strict):
     price: Amount | None
     currency: str | None
     final: bool
-    creator: Address
+    creator: AddressText
     royalties: list[RoyaltyShareOut]
     seller_amount: Amount | None
     replayed: bool

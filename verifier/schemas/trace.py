@@ -6,11 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from registry.edges import AddressText, GoodTypeName, Hex32
 from verifier.schemas.fields import (
-    Address,
     Amount,
-    GoodTypeName,
-    Hex32,
     HexBytes,
     Strict,
 )
@@ -41,7 +39,7 @@ class TraceBatchOut(Strict):
 
 
 class TraceRecipientOut(Strict):
-    address: Address
+    address: AddressText
     bps: int
     label: str | None = None
 
@@ -51,7 +49,7 @@ class TraceRegisteredOut(Strict):
     #: The sequencer's time (null while still queued, as is ``leaf_index``).
     at: int | None
     leaf_index: int | None
-    creator: Address
+    creator: AddressText
     signed_type: str
     signature: HexBytes
     product: str | None
@@ -68,13 +66,13 @@ class TraceConflictOut(Strict):
     kind: Literal["conflict"] = "conflict"
     at: int | None
     leaf_index: int | None
-    claimant: Address
+    claimant: AddressText
     signed_type: str
     signature: HexBytes
-    first_creator: Address
+    first_creator: AddressText
     first_leaf_index: int | None
     #: Null while either entry is still queued (no log order yet).
-    first_by_log_order: Address | None
+    first_by_log_order: AddressText | None
     summary: str
 
 
@@ -86,7 +84,7 @@ class TraceAnchoredOut(Strict):
     at: int
     tree_size: int
     chain_id: int
-    contract: Address
+    contract: AddressText
     tx_hash: Hex32 | None
     block_number: int | None
     #: mined or final; sealed, signed or broadcast while on its way.
@@ -134,7 +132,7 @@ class TraceRevokedOut(Strict):
     kind: Literal["revoked"] = "revoked"
     at: int | None
     leaf_index: int | None
-    by: Address
+    by: AddressText
     reason: str
     signed_type: str
     signature: HexBytes
@@ -229,7 +227,7 @@ class TraceOut(Strict):
     format: Literal["tracemark-trace/v1"] = "tracemark-trace/v1"
     good_type: GoodTypeName
     fingerprint: Hex32
-    creator: Address
+    creator: AddressText
     product: str | None
     use: Literal["single", "transferable"] | None
     status: Literal["queued", "active", "revoked", "consumed"]
