@@ -89,6 +89,14 @@ def _keys(what: str, document: Mapping[str, Any], required: set[str], optional: 
         )
 
 
+def _signed_message(signed: object, what: str, signed_types: frozenset[str]) -> SignedMessage:
+    primary_type = signed.get("type") if isinstance(signed, Mapping) else None
+    if primary_type not in signed_types:
+        raise InvalidInput(f"a {what} payload holds no {primary_type!r}")
+    assert isinstance(signed, Mapping)
+    return SignedMessage.from_document(signed, expect=str(primary_type))
+
+
 @dataclass(frozen=True, slots=True)
 class RegistrationPayload(_Payload):
     """A REGISTER entry's payload, and a CONFLICT's (the losing claim keeps its document):
@@ -127,12 +135,8 @@ class RegistrationPayload(_Payload):
         _keys(
             "a registration payload", document, {"signed", "domain"}, {"royalty_policy", "metadata"}
         )
-        signed = document["signed"]
-        primary_type = signed.get("type") if isinstance(signed, Mapping) else None
-        if primary_type not in cls.signed_types:
-            raise InvalidInput(f"a registration payload holds no {primary_type!r}")
         parsed = cls(
-            signed=SignedMessage.from_document(signed, expect=str(primary_type)),
+            signed=_signed_message(document["signed"], "registration", cls.signed_types),
             domain=Domain.from_dict(document["domain"]),
             royalty_policy=(
                 RoyaltyPolicy.parse(document["royalty_policy"])
@@ -164,12 +168,8 @@ class RevocationPayload(_Payload):
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> Self:
         _keys("a revocation payload", document, {"signed", "domain"}, set())
-        signed = document["signed"]
-        primary_type = signed.get("type") if isinstance(signed, Mapping) else None
-        if primary_type not in cls.signed_types:
-            raise InvalidInput(f"a revocation payload holds no {primary_type!r}")
         parsed = cls(
-            signed=SignedMessage.from_document(signed, expect=str(primary_type)),
+            signed=_signed_message(document["signed"], "revocation", cls.signed_types),
             domain=Domain.from_dict(document["domain"]),
         )
         return cls._canonical(parsed, document)
