@@ -8,9 +8,12 @@ import sys
 
 PURE_MODULES = [
     "registry.fingerprints",
+    "registry.canonicaljson",
     "registry.leaf",
     "registry.royalty",
     "registry.eip712",
+    "registry.signatures",
+    "registry.payloads",
     "registry.merkle",
     "registry.tiles",
     # The signed requests and the distribution policy a platform's client builds (issue 13).
