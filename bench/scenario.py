@@ -64,9 +64,9 @@ from readmodels.market import GoodKey, SignalInputs
 from readmodels.marketreads import read_inputs
 from readmodels.riskindex import RiskIndex, flags_from
 from registry import merkle
+from registry.codesfile import PreparedBatch
 from registry.creator import (
     CreatorKeys,
-    PreparedBatch,
     sign_batch_registration,
     sign_registration,
     sign_revocation,

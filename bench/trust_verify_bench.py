@@ -36,13 +36,8 @@ from anchoring.worker import AnchorPolicy, AnchorWorker
 from api.trustroot import TrustRootConfig, registry_trust_root
 from bench.common import save
 from readmodels.exports import ExportSelection, write_export
-from registry.creator import (
-    CreatorKeys,
-    codes_source,
-    prepare_code_batch,
-    sign_batch_registration,
-    sign_registration,
-)
+from registry.codesfile import codes_source, prepare_code_batch
+from registry.creator import CreatorKeys, sign_batch_registration, sign_registration
 from registry.db import create_db_engine
 from registry.eip712 import DEV_DOMAIN
 from registry.fingerprints import GoodType, Use

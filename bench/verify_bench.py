@@ -101,12 +101,8 @@ def _build(cache: Path, goods: int, n_keys: int, sample: int) -> dict[str, Any]:
 
     from api.apikeys import create_api_key
     from bench.ingest_bench import write_codes
-    from registry.creator import (
-        CreatorKeys,
-        prepare_code_batch,
-        sign_batch_registration,
-        sign_enrollment,
-    )
+    from registry.codesfile import prepare_code_batch
+    from registry.creator import CreatorKeys, sign_batch_registration, sign_enrollment
     from registry.fingerprints import CodeFingerprinter, GoodType, Use
     from registry.royalty import RoyaltyPolicy
 

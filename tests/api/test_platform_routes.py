@@ -18,9 +18,10 @@ from api.ratelimit import Limit, RateLimits
 from api.settings import ApiSettings
 from readmodels.riskworker import read_probe_flags
 from registry.db import write_transaction
-from registry.eip712 import Domain, Signature, digest, recover_signer
+from registry.eip712 import Domain, digest
 from registry.fingerprints import GoodType
 from registry.service import Registry
+from registry.signatures import Signature, recover_signer
 from registry.transfers import transfers_t
 from tests.api.conftest import CodeGood, KeyFactory, bearer
 from tests.conftest import Clock, CreatorFactory

@@ -20,13 +20,8 @@ from pathlib import Path
 
 from eth_account import Account
 
-from registry.creator import (
-    CreatorKeys,
-    codes_source,
-    prepare_code_batch,
-    sign_batch_registration,
-    sign_registration,
-)
+from registry.codesfile import codes_source, prepare_code_batch
+from registry.creator import CreatorKeys, sign_batch_registration, sign_registration
 from registry.fingerprints import GoodType, Use
 from registry.royalty import RoyaltyPolicy
 from registry.service import Registry

@@ -14,14 +14,9 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from sqlalchemy import Engine, text
 
-from registry.creator import (
-    CreatorKeys,
-    PreparedBatch,
-    codes_source,
-    prepare_code_batch,
-    sign_batch_registration,
-)
-from registry.eip712 import DEV_DOMAIN, Domain, sign, typed_data
+from registry.codesfile import PreparedBatch, codes_source, prepare_code_batch
+from registry.creator import CreatorKeys, sign_batch_registration
+from registry.eip712 import DEV_DOMAIN, Domain, typed_data
 from registry.errors import (
     ExpiredDeadline,
     InvalidInput,
@@ -35,6 +30,7 @@ from registry.leaf import EntryKind
 from registry.requests import RegistrationRequest
 from registry.royalty import RoyaltyPolicy
 from registry.service import Registry
+from registry.signatures import sign
 from registry.signed import SignedMessage
 from tests.conftest import Clock, CreatorFactory
 from tests.registry.helpers import NO_ROYALTY, counts, registration
@@ -368,9 +364,10 @@ def test_batch_proof_shows_the_one_signature_covers_each_good(
     registry: Registry, creator: CreatorKeys, clock: Clock
 ) -> None:
     """The bundle's batch_proof: fingerprint -> items root the creator signed, at its position."""
-    from registry.eip712 import Signature, digest, recover_signer
+    from registry.eip712 import digest
     from registry.errors import InvalidProof, NotFound
     from registry.merkle import hash_leaf, verify_inclusion
+    from registry.signatures import Signature, recover_signer
 
     batch = _batch(creator, _codes(1_000))
     request = _batch_request(creator, batch, clock())

@@ -25,10 +25,9 @@ from api.apikeys import create_api_key
 from api.app import create_app
 from api.ratelimit import Limit, RateLimits
 from registry import merkle
+from registry.codesfile import codes_source, prepare_code_batch
 from registry.creator import (
     CreatorKeys,
-    codes_source,
-    prepare_code_batch,
     sign_batch_registration,
     sign_batch_revocation,
     sign_enrollment,

@@ -23,13 +23,13 @@ from api.cli.verify import EXIT_BUNDLE_INVALID, EXIT_NOT_ANCHORED, EXIT_UNTRUSTE
 from readmodels.bundles import build_bundle
 from readmodels.exports import CSV_COLUMNS, ExportSelection, write_export
 from registry.creator import CreatorKeys
-from registry.eip712 import sign
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType
 from registry.merkle import hash_leaf
 from registry.royalty import RoyaltyPolicy
 from registry.service import Registry
 from registry.settings import load_settings
+from registry.signatures import sign
 from registry.transfers import Party, TransferRequest
 from tests.conftest import Clock, CreatorFactory
 from tests.registry import merkle_reference

@@ -27,14 +27,16 @@ from anchoring.devchain import DevChain
 from anchoring.worker import AnchorPolicy, AnchorWorker
 from api.cli.app import app
 from readmodels.bundles import build_bundle
+from registry.canonicaljson import canonical_json
 from registry.db import create_db_engine, write_transaction
-from registry.eip712 import Domain, sign
-from registry.fingerprints import GoodType, canonical_json
+from registry.eip712 import Domain
+from registry.fingerprints import GoodType
 from registry.leaf import payload_hash
 from registry.log import entries_t
 from registry.migrate import upgrade
 from registry.records import records_t
 from registry.service import Registry
+from registry.signatures import sign
 from registry.transfers import Party, TransferRequest
 
 # The anchoring tests' real anvil, its account #0, and the dev contract deployed by it.
