@@ -31,7 +31,15 @@ from api.limits import BodyLimit
 from api.pow import ProofOfWork
 from api.principal import Principal
 from api.ratelimit import Limit, RateLimiter, RateLimits
-from api.routes import auditors, creators, transfers, verify
+from api.routes import (
+    auditors,
+    batches,
+    creator_account,
+    creators,
+    signin,
+    transfers,
+    verify,
+)
 from api.routes import identity as identity_routes
 from api.routes import signals as signal_routes
 from api.routes import trace as trace_routes
@@ -178,6 +186,9 @@ def create_app(
     app.include_router(transfers.router)
     app.verify_front = VerifyFront(app, app.through_stack)
     app.include_router(creators.router)
+    app.include_router(batches.router)
+    app.include_router(creator_account.router)
+    app.include_router(signin.router)
     app.include_router(identity_routes.router)
     app.include_router(auditors.router)
     web.install(app)  # the page (``/``, ``/audit``, ``/label/...``) and ``/static``

@@ -15,7 +15,6 @@ from verifier.schemas import IdentityIn, IdentityOut
 router = APIRouter(tags=["creators"])
 
 
-
 async def identity_service(request: Request) -> IdentityService:
     """Dependency: the app's identity service."""
     service: IdentityService = request.app.state.identity
