@@ -17,22 +17,19 @@ from typing import TYPE_CHECKING, Any
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, fingerprint_hex
 from registry.leaf import LEAF_VERSION, EntryKind
+from registry.treehead import TreeHead
 from verifier.bundle import (
     ANCHORED_STATES,
     FORMAT_V2,
     MAX_BUNDLE_ENTRIES,
     AnchorPointer,
-    BatchProof,
     Bundle,
     BundleEntry,
-    DomainFields,
     GoodRef,
-    SignedTreeHead,
     SubjectEntry,
 )
 
 if TYPE_CHECKING:
-    from registry.log import TreeHead
     from registry.service import LoggedEntry, Registry
 
 
@@ -113,9 +110,7 @@ def _subject_entry(
     )
 
 
-def _choose_head(
-    registry: Registry, leaf_index: int
-) -> tuple[SignedTreeHead, AnchorPointer | None]:
+def _choose_head(registry: Registry, leaf_index: int) -> tuple[TreeHead, AnchorPointer | None]:
     from sqlalchemy import select
 
     from anchoring.models import AnchorRecord
@@ -139,9 +134,9 @@ def _choose_head(
         latest = registry.latest_tree_head()
         if latest is None or latest.tree_size <= leaf_index:  # pragma: no cover - a logged
             raise NotFound("no signed tree head covers the entry yet")  # entry has a head
-        return signed_head(latest), None
-    head = signed_head(registry.tree_head(int(row.tree_size)))
-    domain = head.domain.domain()
+        return latest, None
+    head = registry.tree_head(int(row.tree_size))
+    domain = head.domain
     anchor = AnchorPointer(
         chain_id=domain.chain_id,
         contract=bytes.fromhex(domain.verifying_contract[2:]),
@@ -151,18 +146,6 @@ def _choose_head(
         state=row.state,
     )
     return head, anchor
-
-
-def signed_head(head: TreeHead) -> SignedTreeHead:
-    """The registry's stored tree head in the bundle format."""
-    return SignedTreeHead(
-        tree_size=head.tree_size,
-        root=head.root,
-        timestamp=head.timestamp,
-        signature=head.signature,
-        signer=head.signer,
-        domain=DomainFields.of(head.domain),
-    )
 
 
 def read_payloads(registry: Registry, record_ids: set[int]) -> dict[int, dict[str, Any]]:
@@ -185,15 +168,7 @@ def bundle_entry(
     """A good's logged entry with its payload and its inclusion proof under ``tree_size``."""
     assert entry.leaf_index is not None and entry.timestamp is not None
     assert entry.good_type is not None  # a good's entry, never a subject's
-    batch_proof = None
-    if entry.position is not None:
-        proof = registry.batch_proof(entry)
-        batch_proof = BatchProof(
-            items_root=proof.items_root,
-            position=proof.position,
-            count=proof.count,
-            inclusion_proof=tuple(proof.inclusion_proof),
-        )
+    batch_proof = None if entry.position is None else registry.batch_proof(entry)
     return BundleEntry(
         version=LEAF_VERSION,
         kind=entry.kind,
@@ -209,4 +184,4 @@ def bundle_entry(
     )
 
 
-__all__ = ["build_bundle", "bundle_entry", "read_payloads", "signed_head"]
+__all__ = ["build_bundle", "bundle_entry", "read_payloads"]

@@ -23,17 +23,17 @@ from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from readmodels.bundles import bundle_entry, read_payloads, signed_head
+from readmodels.bundles import bundle_entry, read_payloads
 from registry.eip712 import checksum_address
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, fingerprint_hex
 from registry.leaf import EntryKind
+from registry.treehead import TreeHead
 from verifier.bundle import (
     ANCHORED_STATES,
     MAX_BUNDLE_ENTRIES,
     AnchorPointer,
     GoodRef,
-    SignedTreeHead,
 )
 from verifier.exportformat import (
     FORMAT,
@@ -320,7 +320,7 @@ class _Writer:
                     ).scalars()
                 }
             )
-        self.heads: dict[int, SignedTreeHead] = {}
+        self.heads: dict[int, TreeHead] = {}
         self.anchors: dict[int, AnchorPointer] = {}
         self.last_cursor: int | None = None
         self.latest: int | None = None
@@ -377,7 +377,7 @@ class _Writer:
         self.last_cursor = cursor
         size = good.tree_size
         if size not in self.heads:
-            head = signed_head(self.registry.tree_head(size))
+            head = self.registry.tree_head(size)
             self.heads[size] = head
             if size in self._anchored:
                 self.anchors[size] = self._pointer(head)
@@ -399,7 +399,7 @@ class _Writer:
             self.latest = latest.tree_size
         return self.latest
 
-    def _pointer(self, head: SignedTreeHead) -> AnchorPointer:
+    def _pointer(self, head: TreeHead) -> AnchorPointer:
         from sqlalchemy import select
 
         from anchoring.models import AnchorRecord
@@ -414,7 +414,7 @@ class _Writer:
                 .order_by(a.id.desc())
                 .limit(1)
             ).one()
-        domain = head.domain.domain()
+        domain = head.domain
         return AnchorPointer(
             chain_id=domain.chain_id,
             contract=bytes.fromhex(domain.verifying_contract[2:]),
@@ -426,7 +426,7 @@ class _Writer:
 
     def heads_and_links(
         self,
-    ) -> tuple[list[SignedTreeHead], list[AnchorPointer], list[ConsistencyLink]]:
+    ) -> tuple[list[TreeHead], list[AnchorPointer], list[ConsistencyLink]]:
         sizes = sorted(self.heads)
         links = [
             ConsistencyLink(

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
@@ -29,17 +28,18 @@ from pydantic import (
     Field,
     PlainSerializer,
     StrictInt,
-    StrictStr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from registry.eip712 import Domain, checksum_address, parse_address
+from registry.batchproof import BatchProof
+from registry.canonicaljson import canonical_json
+from registry.edges import Address, GoodTypeField, Hash32, Proof, Uint64
 from registry.errors import InvalidInput
-from registry.fingerprints import GoodType, canonical_json, parse_good_type
 from registry.leaf import LEAF_VERSION, EntryKind, LeafData
-from registry.merkle import MAX_PROOF_LENGTH, MAX_TREE_SIZE
+from registry.merkle import MAX_TREE_SIZE
+from registry.treehead import TreeHead
 from verifier import boundedjson
 
 FORMAT: Final = "tracemark-bundle/v1"
@@ -74,8 +74,6 @@ and at most 4 KiB of metadata: far below this. Threat: a payload crafted to be h
 expensively, or to inflate the report.
 """
 
-MAX_UINT32: Final = 2**32 - 1
-MAX_UINT64: Final = 2**64 - 1
 
 ANCHORED_STATES: Final = ("mined", "final")
 """Anchor states whose transaction is on chain: the only anchors a bundle points to."""
@@ -87,54 +85,7 @@ class MalformedBundle(InvalidInput):
     code = "malformed-bundle"
 
 
-# -- edge types: 0x-hex outside, bytes inside -------------------------------------------------
-
-
-def _hex_of(size: int) -> Callable[[object], bytes]:
-    text_length = 2 + 2 * size
-
-    def parse(value: object) -> bytes:
-        if isinstance(value, bytes) and len(value) == size:
-            return value
-        if isinstance(value, str) and len(value) == text_length and value[:2] == "0x":
-            # NOTE: ``bytes.fromhex`` skips ASCII whitespace between byte pairs; with the
-            # text's length fixed, any whitespace leaves fewer than ``size`` bytes, so the
-            # length check below refuses it (a set-of-digits scan cost 0.2 s on an export).
-            try:
-                decoded = bytes.fromhex(value[2:])
-            except ValueError:
-                decoded = b""
-            if len(decoded) == size:
-                return decoded
-        raise ValueError(f"must be 0x and {2 * size} hex digits")
-
-    return parse
-
-
-def _to_hex(value: bytes) -> str:
-    return "0x" + value.hex()
-
-
-def _address(value: object) -> bytes:
-    if isinstance(value, bytes) and len(value) == 20:
-        return value
-    if not isinstance(value, str):
-        raise ValueError("must be an address, 0x and 40 hex digits")
-    try:
-        return bytes.fromhex(parse_address(value)[2:])
-    except InvalidInput as exc:
-        raise ValueError(exc.detail) from None
-
-
-def _good_type(value: object) -> GoodType:
-    if isinstance(value, GoodType):
-        return value
-    if not isinstance(value, str):
-        raise ValueError("must be a good type name: file, code or item")
-    try:
-        return parse_good_type(value)
-    except InvalidInput as exc:
-        raise ValueError(exc.detail) from None
+# -- edge types: 0x-hex outside, bytes inside (``registry.edges``), and the entry kind ------
 
 
 def _entry_kind(value: object) -> EntryKind:
@@ -145,31 +96,9 @@ def _entry_kind(value: object) -> EntryKind:
     raise ValueError("must be one of REGISTER, REVOKE, TRANSFER, CONFLICT")
 
 
-Hash32 = Annotated[bytes, BeforeValidator(_hex_of(32)), PlainSerializer(_to_hex, return_type=str)]
-"""A SHA-256 digest (fingerprint, leaf field, root, proof node) or a transaction hash."""
-
-SignatureBytes = Annotated[
-    bytes, BeforeValidator(_hex_of(65)), PlainSerializer(_to_hex, return_type=str)
-]
-"""65 bytes r || s || v; the signature rules themselves are checked by the verifier."""
-
-Address = Annotated[
-    bytes, BeforeValidator(_address), PlainSerializer(checksum_address, return_type=str)
-]
-"""An EVM address: 20 bytes inside, EIP-55 checksummed text outside."""
-
-GoodTypeName = Annotated[
-    GoodType,
-    BeforeValidator(_good_type),
-    PlainSerializer(lambda value: value.name.lower(), return_type=str),
-]
 EntryKindName = Annotated[
     EntryKind, BeforeValidator(_entry_kind), PlainSerializer(lambda v: v.name, return_type=str)
 ]
-Uint32 = Annotated[StrictInt, Field(ge=0, le=MAX_UINT32)]
-Uint64 = Annotated[StrictInt, Field(ge=0, le=MAX_UINT64)]
-Proof = Annotated[tuple[Hash32, ...], Field(max_length=MAX_PROOF_LENGTH)]
-"""An RFC 9162 audit path; its exact length is bound to (index, size) by the verifier."""
 
 
 class _Model(BaseModel):
@@ -212,18 +141,8 @@ def payload_digest(payload: dict[str, Any]) -> bytes:
 class GoodRef(_Model):
     """Which good the bundle is about."""
 
-    good_type: GoodTypeName
+    good_type: GoodTypeField
     fingerprint: Hash32
-
-
-class BatchProof(_Model):
-    """The fingerprint's place under the items root the creator signed once for a bulk batch
-    (the same RFC 9162 tree shape, each leaf a 32-byte fingerprint)."""
-
-    items_root: Hash32
-    position: Uint32
-    count: Annotated[StrictInt, Field(ge=1, le=MAX_UINT32)]
-    inclusion_proof: Proof
 
 
 class _LoggedEntry(_Model):
@@ -253,7 +172,7 @@ class BundleEntry(_LoggedEntry):
 
     version: StrictInt
     kind: EntryKindName
-    good_type: GoodTypeName
+    good_type: GoodTypeField
     fingerprint: Hash32
     actor: Address
     payload_hash: Hash32
@@ -305,49 +224,6 @@ class SubjectEntry(_LoggedEntry):
         )
 
 
-class DomainFields(_Model):
-    """An EIP-712 domain as typed-data JSON (the keys of ``eip712.Domain.as_dict``)."""
-
-    name: StrictStr
-    version: StrictStr
-    chainId: Annotated[StrictInt, Field(ge=1)]
-    verifyingContract: StrictStr
-
-    @model_validator(mode="after")
-    def _valid_domain(self) -> DomainFields:
-        try:
-            self.domain()
-        except InvalidInput as exc:
-            raise ValueError(exc.detail) from None
-        return self
-
-    def domain(self) -> Domain:
-        return Domain(
-            chain_id=self.chainId,
-            verifying_contract=self.verifyingContract,
-            name=self.name,
-            version=self.version,
-        )
-
-    @classmethod
-    def of(cls, domain: Domain) -> DomainFields:
-        return cls.model_validate(domain.as_dict())
-
-
-class SignedTreeHead(_Model):
-    """An EIP-712 ``TreeHead(size, root, timestamp)`` with the registry's signature."""
-
-    tree_size: Annotated[StrictInt, Field(ge=1, le=MAX_TREE_SIZE)]
-    root: Hash32
-    timestamp: Uint64
-    signature: SignatureBytes
-    signer: Address
-    domain: DomainFields
-
-    def message(self) -> dict[str, object]:
-        return {"size": self.tree_size, "root": self.root, "timestamp": self.timestamp}
-
-
 class AnchorPointer(_Model):
     """Where the registry says the head was anchored. Only a pointer: a verifier takes the
     root from the contract itself (THREATS 8), and uses this to find the block."""
@@ -373,7 +249,7 @@ class Bundle(_Model):
     #: The good's entries the registry holds that are not under this head yet (still queued,
     #: or logged after it): a later bundle carries them. Said by the server, proves nothing.
     pending_entries: Annotated[StrictInt, Field(ge=0)]
-    tree_head: SignedTreeHead
+    tree_head: TreeHead
     anchor: AnchorPointer | None
     #: v2: the creator's newest CREATOR_IDENTITY entry under the head (a verified or lapsed
     #: name), or null when it never proved one. Absent from v1 documents.
@@ -447,9 +323,7 @@ __all__ = [
     "BatchProof",
     "Bundle",
     "BundleEntry",
-    "DomainFields",
     "GoodRef",
     "MalformedBundle",
-    "SignedTreeHead",
     "SubjectEntry",
 ]

@@ -14,12 +14,12 @@ from registry.eip712 import checksum_address
 from registry.errors import InvalidInput, InvalidProof
 from registry.fingerprints import GoodType, fingerprint_hex
 from registry.merkle import verify_consistency
+from registry.treehead import TreeHead
 from verifier.bundle import (
     FORMAT as BUNDLE_FORMAT,
 )
 from verifier.bundle import (
     Bundle,
-    SignedTreeHead,
 )
 from verifier.bundlereport import COMPLETENESS_NOT_PROVEN, ChainFinding, Status
 from verifier.errors import BundleInvalid, NotAnchoredYet, NotFinalYet
@@ -187,7 +187,7 @@ def check_export(export: Export, trust: TrustPolicy, chain: AnchorView | None) -
     checker = _ExportChecker(export)
     if not export.heads:
         return checker.report(None, chain_checked=chain is not None)
-    root = trust.root_for(export.heads[0].domain.domain())
+    root = trust.root_for(export.heads[0].domain)
     checker.run(root, chain)
     report = checker.report(root, chain_checked=chain is not None)
     if chain is not None:
@@ -282,7 +282,7 @@ class _ExportChecker:
                 )
 
 
-def _check_shape(export: Export, heads: dict[int, SignedTreeHead]) -> None:
+def _check_shape(export: Export, heads: dict[int, TreeHead]) -> None:
     def fail(detail: str) -> BundleInvalid:
         return BundleInvalid("shape", detail)
 

@@ -27,8 +27,10 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
+from registry.edges import GOOD_TEXT_PATTERN, Address, Proof, Uint64
 from registry.errors import InvalidInput
 from registry.merkle import MAX_TREE_SIZE
+from registry.treehead import TreeHead
 from verifier import boundedjson
 from verifier.bundle import (
     FORMATS as BUNDLE_FORMATS,
@@ -36,15 +38,11 @@ from verifier.bundle import (
 from verifier.bundle import (
     MAX_BUNDLE_BYTES,
     MAX_BUNDLE_ENTRIES,
-    Address,
     AnchorPointer,
     Bundle,
     BundleEntry,
     GoodRef,
     MalformedBundle,
-    Proof,
-    SignedTreeHead,
-    Uint64,
     _describe,
 )
 
@@ -81,7 +79,7 @@ class _Model(BaseModel):
 
 
 TreeSize = Annotated[StrictInt, Field(ge=1, le=MAX_TREE_SIZE)]
-GoodText = Annotated[StrictStr, Field(pattern=r"^(file|code|item):0x[0-9a-fA-F]{64}$")]
+GoodText = Annotated[StrictStr, Field(pattern=GOOD_TEXT_PATTERN)]
 
 
 class ExportGood(_Model):
@@ -131,7 +129,7 @@ class Export(_Model):
     goods: Annotated[tuple[ExportGood, ...], Field(max_length=MAX_EXPORT_GOODS)]
     #: Pass as ``--after`` for the next file of the same selection; null on the last.
     next_after: Uint64 | None
-    heads: Annotated[tuple[SignedTreeHead, ...], Field(max_length=MAX_EXPORT_GOODS)]
+    heads: Annotated[tuple[TreeHead, ...], Field(max_length=MAX_EXPORT_GOODS)]
     anchors: Annotated[tuple[AnchorPointer, ...], Field(max_length=MAX_EXPORT_GOODS)]
     consistency: Annotated[tuple[ConsistencyLink, ...], Field(max_length=MAX_EXPORT_GOODS)]
 

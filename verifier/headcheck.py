@@ -8,9 +8,9 @@ from anchoring.errors import ChainMismatch, ReceiptMismatch
 from registry.eip712 import checksum_address
 from registry.errors import InvalidInput, SignatureError
 from registry.signatures import verify_signature
+from registry.treehead import TreeHead
 from verifier.bundle import (
     AnchorPointer,
-    SignedTreeHead,
 )
 from verifier.bundlereport import ChainFinding
 from verifier.errors import BundleInvalid
@@ -34,10 +34,10 @@ class AnchorView(Protocol):
     def anchor_block(self, tx_hash: bytes, size: int, root: bytes) -> int | None: ...
 
 
-def check_head(head: SignedTreeHead, root: TrustRoot) -> None:
+def check_head(head: TreeHead, root: TrustRoot) -> None:
     """The head was signed for the trusted domain, by the key the trust root names for its
     size. Shared by bundles and exports."""
-    root.check_domain(head.domain.domain(), f"head {head.tree_size:,}")
+    root.check_domain(head.domain, f"head {head.tree_size:,}")
     root.check_head_signer(head.tree_size, head.signer)
     try:
         verify_signature(
@@ -50,7 +50,7 @@ def check_head(head: SignedTreeHead, root: TrustRoot) -> None:
 
 
 def check_head_on_chain(
-    head: SignedTreeHead, anchor: AnchorPointer | None, root: TrustRoot, chain: AnchorView
+    head: TreeHead, anchor: AnchorPointer | None, root: TrustRoot, chain: AnchorView
 ) -> ChainFinding:
     """Steps: (1) the node serves the trusted chain, (2) the contract asked is the trusted
     one and holds the TracemarkAnchor code, (3) its root for the head's size is the head's

@@ -28,10 +28,10 @@ from registry.fingerprints import fingerprint_hex
 from registry.leaf import EntryKind, batch_entry_payload_hash, payload_hash, subject_fingerprint
 from registry.merkle import hash_leaf, verify_inclusion
 from registry.signatures import verify_signature
+from registry.treehead import TreeHead
 from verifier.bundle import (
     Bundle,
     BundleEntry,
-    SignedTreeHead,
     SubjectEntry,
     payload_digest,
 )
@@ -93,7 +93,7 @@ def check_bundle(
     """
     head = bundle.tree_head
     # 0. The caller's trust root for the registry the head names; the rest is checked under it.
-    root = trust.root_for(head.domain.domain())
+    root = trust.root_for(head.domain)
     checker = _Checker(bundle, root, cache or CheckCache())
     checker.run()
     report = checker.report(None)
@@ -176,7 +176,7 @@ class _Checker:
 
 
 def _check_identity(
-    entry: SubjectEntry, root: TrustRoot, creator: bytes, head: SignedTreeHead
+    entry: SubjectEntry, root: TrustRoot, creator: bytes, head: TreeHead
 ) -> IdentityClaim:
     where = f"the creator identity at leaf {entry.leaf_index:,}"
     if entry.kind is not EntryKind.CREATOR_IDENTITY:
