@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from api import siwe
 from api.deps import Caller, Context
+from api.siwemessage import parse_message
 from verifier.schemas import SiweIn, SiweNonceOut, TokenOut
 
 router = APIRouter(tags=["creators"])
@@ -48,7 +49,7 @@ def siwe_sign_in(body: SiweIn, request: Request, ctx: Context, caller: Caller) -
         now=ctx.registry.clock(),
         token_key=request.app.state.authenticator.token_key,
     )
-    address = siwe.parse_message(body.message).address
+    address = parse_message(body.message).address
     return JSONResponse(
         {"token": token, "token_type": "Bearer", "expires_at": expires_at, "creator": address}
     )

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from api.apikeys import create_api_key
 from api.app import create_app
-from api.siwe import build_message
+from api.siwemessage import build_message
 from registry.creator import CreatorKeys, sign_enrollment
 from registry.eip712 import DEV_DOMAIN
 from registry.fingerprints import CodeFingerprinter, GoodType, Use

@@ -32,7 +32,7 @@ from api.apikeys import API_KEY_PREFIX, create_api_key, generate_api_key, revoke
 from api.app import create_app
 from api.creatortokens import TOKEN_TTL, issue_creator_token
 from api.ratelimit import Limit, RateLimits
-from api.siwe import build_message
+from api.siwemessage import build_message
 from api.webhooks import WebhookSettings
 from registry.codesfile import codes_source, prepare_code_batch
 from registry.creator import (

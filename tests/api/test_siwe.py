@@ -22,7 +22,7 @@ from api import errors as api_errors
 from api.auth import require_creator
 from api.models import SiweNonce
 from api.principal import Principal
-from api.siwe import SiweRejected, build_message, parse_message
+from api.siwemessage import SiweRejected, build_message, parse_message
 from registry.service import Registry
 from registry.signatures import SECP256K1_N
 from tests.conftest import Clock

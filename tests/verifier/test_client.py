@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from anchoring.devchain import free_port
-from api import siwe
+from api import siwemessage
 from api.apikeys import create_api_key
 from api.app import create_app
 from api.ratelimit import Limit, RateLimits
@@ -476,8 +476,8 @@ def test_the_sign_in_message_is_exactly_the_servers_format() -> None:
     }
     for statement in (None, "Sign in to the tracemark registry."):
         text = siwe_message(**fields, statement=statement)
-        assert text == siwe.build_message(**fields, statement=statement)
-        assert siwe.parse_message(text).to_text() == text
+        assert text == siwemessage.build_message(**fields, statement=statement)
+        assert siwemessage.parse_message(text).to_text() == text
 
 
 def test_sign_in_refuses_a_message_for_another_domain(api: Api, creator: CreatorKeys) -> None:
