@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from sqlalchemy import Engine
 
+from anchoring.states import ANCHORED, AnchorState
 from registry.fingerprints import CodeFingerprinter, GoodType, Use
 from registry.records import checksum
 
@@ -28,6 +29,9 @@ REVOKED: Final = "revoked"
 CONSUMED: Final = "consumed"
 CONFLICT: Final = "conflict"
 PENDING_ANCHOR: Final = "pending_anchor"
+
+#: The mined and final states as SQL literals (the stored strings).
+_ANCHORED_SQL: Final = ", ".join(f"'{state}'" for state in sorted(ANCHORED))
 
 # One statement for everything a verify answer says of a good: each round trip to the
 # database costs more than the probes it makes, and PostgreSQL's are network round trips.
@@ -54,7 +58,7 @@ LEFT JOIN holdings h ON h.good_type = e.good_type AND h.fingerprint = e.fingerpr
 LEFT JOIN risk_goods r ON r.good_type = e.good_type AND r.fingerprint = e.fingerprint
 LEFT JOIN anchors a ON a.id = (
     SELECT id FROM anchors
-    WHERE {state} IN ('mined', 'final') AND tree_size > e.leaf_index
+    WHERE {state} IN ({anchored}) AND tree_size > e.leaf_index
     ORDER BY tree_size LIMIT 1)
 LEFT JOIN verification_counts v ON v.good_type = e.good_type AND v.fingerprint = e.fingerprint
 WHERE e.kind = 1 AND e.good_type = {p} AND e.fingerprint = {p}
@@ -141,7 +145,11 @@ class GoodLookup:
         self.engine = engine
         sqlite = engine.dialect.name == "sqlite"
         self._sqlite = sqlite
-        self._sql = _FACTS.format(p="?" if sqlite else "%s", state="+state" if sqlite else "state")
+        self._sql = _FACTS.format(
+            p="?" if sqlite else "%s",
+            state="+state" if sqlite else "state",
+            anchored=_ANCHORED_SQL,
+        )
         #: The statement for n candidate fingerprints (a rotated code key), by n.
         self._any_sql: dict[int, str] = {}
         self._local = threading.local()
@@ -234,7 +242,7 @@ def _good_facts(good_type: GoodType, fingerprint: bytes, row: Sequence[Any]) -> 
     anchor = None
     if anchor_size is not None:
         anchor = AnchorFacts(
-            int(anchor_size), anchor_state == "final", bytes(anchor_tx), int(anchor_block)
+            int(anchor_size), anchor_state == AnchorState.FINAL, bytes(anchor_tx), int(anchor_block)
         )
     return GoodFacts(
         good_type=good_type,

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, func, select, text
 from sqlalchemy import Table as SqlTable
 
 from anchoring.models import AnchorRecord
+from anchoring.states import ANCHORED, NOT_YET_MINED
 from readmodels.traceevents import (
     Timed,
     anchored_event,
@@ -52,7 +53,6 @@ from registry.records import checksum, records_t
 from registry.service import Registry
 from registry.transfers import attempts_t, holdings_t, transfers_t
 from registry.verifications import counts_t, event_ids_of, events_t, verification_stats
-from verifier.bundle import ANCHORED_STATES
 from verifier.identity import method as identity_method
 from verifier.schemas import (
     CreatorIdentityOut,
@@ -83,9 +83,6 @@ reports must not make its trace unbounded; the count stays complete."""
 
 MAX_TRACE_PLATFORMS: Final = 100
 """Most platforms listed in ``verified_by`` (those that verified the good most)."""
-
-IN_FLIGHT_STATES: Final = ("sealed", "signed", "broadcast")
-"""Anchors on their way to the chain: shown with their state until one is mined."""
 
 Status = Literal["queued", "active", "revoked", "consumed"]
 
@@ -306,7 +303,8 @@ def _first_anchors(conn: Connection, leaves: list[int]) -> list[tuple[Any, list[
     i = 0
     while i < len(leaves):
         row = None
-        for states in (ANCHORED_STATES, IN_FLIGHT_STATES):
+        # One on chain if any; else one still on its way, shown with its state.
+        for states in (ANCHORED, NOT_YET_MINED):
             row = conn.execute(
                 select(*columns)
                 .where(a.state.in_(states), a.tree_size > leaves[i])
@@ -409,7 +407,6 @@ def _verified_by(
 
 
 __all__ = [
-    "IN_FLIGHT_STATES",
     "MAX_TRACE_ENTRIES",
     "MAX_TRACE_PLATFORMS",
     "MAX_TRACE_REFUSED",

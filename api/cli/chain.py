@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from anchoring.states import ANCHORED, AnchorState
 from api.cli.app import JsonFlag, app, emit, open_registry, out, reported, state
 from registry import errors
 
@@ -43,7 +44,7 @@ def status(as_json: JsonFlag = False) -> None:
         registry = open_registry()
         head = registry.latest_tree_head()
         anchors = _anchors(registry)
-    final = next((a for a in anchors if a["state"] in ("final", "mined")), None)
+    final = next((a for a in anchors if a["state"] in ANCHORED), None)
     data = {
         "tree_size": 0 if head is None else head.tree_size,
         "last_anchored": None if final is None else final,
@@ -93,7 +94,11 @@ def anchor(
             worker.reconcile()
             steps = worker.run_until_idle()
             deadline = time.monotonic() + WAIT_SECONDS
-            while wait and _anchors(registry, 1) and _anchors(registry, 1)[0]["state"] != "final":
+            while (
+                wait
+                and _anchors(registry, 1)
+                and _anchors(registry, 1)[0]["state"] != AnchorState.FINAL
+            ):
                 if time.monotonic() > deadline:
                     raise errors.TracemarkError("the anchor did not become final in time")
                 if devchain is not None:

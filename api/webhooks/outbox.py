@@ -27,6 +27,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, Table, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from anchoring.states import AnchorState
 from api.webhooks import events
 from api.webhooks.store import (
     CANCELLED,
@@ -234,7 +235,9 @@ class Outbox:
                 return True
             a = anchors_t.c
             return (
-                conn.execute(select(a.id).where(a.state == "final", a.id > lowest).limit(1)).first()
+                conn.execute(
+                    select(a.id).where(a.state == AnchorState.FINAL, a.id > lowest).limit(1)
+                ).first()
                 is not None
             )
 
@@ -267,7 +270,7 @@ class Outbox:
             dict(row._mapping)
             for row in conn.execute(
                 select(anchors_t)
-                .where(a.state == "final", a.id > lowest)
+                .where(a.state == AnchorState.FINAL, a.id > lowest)
                 .order_by(a.id)
                 .limit(POLL_BATCH)
             )

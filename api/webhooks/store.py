@@ -15,13 +15,14 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, Table, func, select, update
 
 from anchoring.models import AnchorRecord
+from anchoring.states import NOT_YET_FINAL
 from api.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from api.webhooks import events
 from api.webhooks.settings import WebhookSettings
@@ -37,9 +38,6 @@ subscriptions_t: Table = WebhookSubscription.__table__  # type: ignore[attr-defi
 deliveries_t: Table = WebhookDelivery.__table__  # type: ignore[attr-defined]
 attempts_t: Table = WebhookAttempt.__table__  # type: ignore[attr-defined]
 anchors_t: Table = AnchorRecord.__table__  # type: ignore[attr-defined]
-
-#: Anchor states that may still become final (``anchoring.worker.IN_FLIGHT``).
-ANCHOR_IN_FLIGHT: Final = ("sealed", "signed", "broadcast", "mined")
 
 PENDING, DELIVERED, FAILED, CANCELLED = "pending", "delivered", "failed", "cancelled"
 _AAD_PREFIX = b"tracemark/webhook-secret/v1\x00"
@@ -119,7 +117,7 @@ def anchor_floor(conn: Connection) -> int:
     """The largest anchor id below which no anchor can still become final."""
     c = anchors_t.c
     first_in_flight = conn.execute(
-        select(func.min(c.id)).where(c.state.in_(ANCHOR_IN_FLIGHT))
+        select(func.min(c.id)).where(c.state.in_(NOT_YET_FINAL))
     ).scalar()
     if first_in_flight is not None:
         return int(first_in_flight) - 1
