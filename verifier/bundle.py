@@ -18,8 +18,7 @@ and check bundles with nothing but the chain.
 from __future__ import annotations
 
 import hashlib
-import json
-from typing import Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -27,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PrivateAttr,
     StrictInt,
     ValidationError,
     field_validator,
@@ -35,7 +35,13 @@ from pydantic import (
 
 from registry.batchproof import BatchProof
 from registry.canonicaljson import canonical_json
-from registry.edges import Address, GoodTypeField, Hash32, Proof, Uint64
+from registry.edges import (
+    Address,
+    GoodTypeField,
+    Hash32,
+    Proof,
+    Uint64,
+)
 from registry.errors import InvalidInput
 from registry.leaf import LEAF_VERSION, EntryKind, LeafData
 from registry.merkle import MAX_TREE_SIZE
@@ -105,34 +111,13 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-# -- payload documents: bounded, and hashed once per distinct document ------------------------
-
-_DIGESTS: dict[str, bytes] = {}
-_DIGESTS_BYTES = 0
-_DIGESTS_MAX_BYTES: Final = 16 * 1024 * 1024
-"""Most key text the payload memo keeps before it starts over (a memory bound, not a limit
-on what is checked: a miss only costs the canonical encoding again)."""
+# -- payload documents: bounded, and hashed once as each entry is read ------------------------
 
 
 def payload_digest(payload: dict[str, Any]) -> bytes:
     """SHA-256 of the payload's RFC 8785 JSON (``leaf.payload_hash``), refusing one over
-    ``MAX_PAYLOAD_BYTES``; remembered by the payload's own JSON text, so the thousands of
-    goods of one bulk batch, which all carry the batch's one payload, encode it once.
-
-    The memo's key is the full document (sorted keys, exact values): equal keys are equal
-    JSON values, so their canonical forms, and digests, are equal.
-    """
-    global _DIGESTS_BYTES
-    key = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    found = _DIGESTS.get(key)
-    if found is None:
-        found = hashlib.sha256(canonical_json(payload, max_bytes=MAX_PAYLOAD_BYTES)).digest()
-        if _DIGESTS_BYTES + len(key) > _DIGESTS_MAX_BYTES:
-            _DIGESTS.clear()
-            _DIGESTS_BYTES = 0
-        _DIGESTS[key] = found
-        _DIGESTS_BYTES += len(key)
-    return found
+    ``MAX_PAYLOAD_BYTES``."""
+    return hashlib.sha256(canonical_json(payload, max_bytes=MAX_PAYLOAD_BYTES)).digest()
 
 
 # -- the format -------------------------------------------------------------------------------
@@ -150,6 +135,10 @@ class _LoggedEntry(_Model):
     in size and canonical (the fields themselves are declared by each subclass, in format
     order)."""
 
+    _payload_sha256: bytes = PrivateAttr(default=b"")
+    if TYPE_CHECKING:  # declared by each subclass, in its place in the format's order
+        payload: dict[str, Any]
+
     @field_validator("version", check_fields=False)
     @classmethod
     def _known_version(cls, value: int) -> int:
@@ -157,14 +146,21 @@ class _LoggedEntry(_Model):
             raise ValueError(f"unknown leaf version; only {LEAF_VERSION} exists")
         return value
 
-    @field_validator("payload", check_fields=False)
-    @classmethod
-    def _bounded_payload(cls, value: dict[str, Any]) -> dict[str, Any]:
+    @model_validator(mode="after")
+    def _digest_payload(self) -> Self:
+        # Computed once, as the entry is read, and kept with it: the check needs it several
+        # times an entry, and each of a bulk batch's goods carries its own copy of the
+        # batch's one payload, so a memo by value would encode it again to look it up.
         try:
-            payload_digest(value)
+            self._payload_sha256 = payload_digest(self.payload)
         except InvalidInput as exc:
             raise ValueError(f"payload: {exc.detail}") from None
-        return value
+        return self
+
+    @property
+    def payload_sha256(self) -> bytes:
+        """The SHA-256 of the payload's RFC 8785 JSON, as read (``payload_digest``)."""
+        return self._payload_sha256
 
 
 class BundleEntry(_LoggedEntry):

@@ -45,24 +45,10 @@ from verifier.bundle import (
     MalformedBundle,
     _describe,
 )
+from verifier.exportlimits import MAX_EXPORT_BYTES, MAX_EXPORT_ENTRIES, MAX_EXPORT_GOODS
 
 FORMAT: Final = "tracemark-export/v1"
 """The magic and version of this format; any other value is refused, never guessed at."""
-
-MAX_EXPORT_GOODS: Final = 5_000
-"""Most goods one export file holds; a larger selection is paged with ``--after``.
-
-Threat: a verifier handed a file of 10^6 goods (a creator's whole catalogue) would parse
-gigabytes into memory. 5,000 goods of ordinary history make a file of about 20 MB that a
-laptop parses and checks in under a minute.
-"""
-
-MAX_EXPORT_ENTRIES: Final = 20_000
-"""Most entries (all goods together) one export file holds: signatures to recover and proofs
-to walk. A good's own history is bounded as a bundle's (``MAX_BUNDLE_ENTRIES``)."""
-
-MAX_EXPORT_BYTES: Final = 128 * 1024 * 1024
-"""Largest export file a parser reads, and the writer's budget for one file (bytes)."""
 
 
 class MalformedExport(InvalidInput):

@@ -25,7 +25,7 @@ from typing import Any, Final
 from registry.eip712 import STRUCT_TYPES, Domain, checksum_address, parse_address, parse_message
 from registry.errors import InvalidInput, InvalidProof, SignatureError
 from registry.fingerprints import fingerprint_hex
-from registry.leaf import EntryKind, batch_entry_payload_hash, payload_hash, subject_fingerprint
+from registry.leaf import EntryKind, batch_entry_payload_hash, subject_fingerprint
 from registry.merkle import hash_leaf, verify_inclusion
 from registry.signatures import verify_signature
 from registry.treehead import TreeHead
@@ -61,8 +61,8 @@ class CheckCache:
     """Work that many bundles of one export share, done once: the creator's signature over a
     bulk batch's one payload, and a head's signer and signature. Keys are the full values
     checked (a payload by its SHA-256), never a claim about them, so a hit is the same
-    check's same answer. (Payload digests themselves are remembered by
-    ``verifier.bundle.payload_digest``.)"""
+    check's same answer. (An entry's payload digest is kept with the entry:
+    ``BundleEntry.payload_sha256``.)"""
 
     def __init__(self) -> None:
         self._messages: dict[tuple[str, bytes, str], dict[str, object]] = {}
@@ -187,7 +187,7 @@ def _check_identity(
         leaf_hash = entry.leaf().leaf_hash()
     except InvalidInput as exc:
         raise BundleInvalid("identity", f"{where}: {exc.detail}") from None
-    if payload_hash(entry.payload) != entry.payload_hash:
+    if entry.payload_sha256 != entry.payload_hash:
         raise BundleInvalid("identity", f"{where}: payload_hash is not the payload's SHA-256")
     attester = root.key_for_entry(entry.leaf_index)
     if entry.actor != attester:
@@ -237,7 +237,7 @@ def _check_shape(bundle: Bundle) -> None:
 
 def _leaf_hash(entry: BundleEntry, where: str, cache: CheckCache) -> bytes:
     try:
-        document_hash = cache.payload_hash(entry.payload)
+        document_hash = entry.payload_sha256
         batch = entry.batch_proof
         if batch is not None:
             # A batch's payload is hashed once; each good's is SHA-256(that || uint32 position).
@@ -332,7 +332,7 @@ def _check_signed_payload(
         raise InvalidInput("the payload holds no signed message {type, signer, message, signature}")
     if signed["type"] != expected:
         raise InvalidInput(f"a {entry.kind.name} entry here must carry a signed {expected}")
-    key = (expected, cache.payload_hash(payload), actor)
+    key = (expected, entry.payload_sha256, actor)
     message = cache._messages.get(key)
     if message is None:
         message = _verified_message(payload, signed, expected, actor, root, where, cache)

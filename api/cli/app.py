@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final, NoReturn
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
 from anchoring.errors import ChainUnavailable
 from registry import errors
 from registry.errors import LogCorrupt
-from registry.settings import Settings, load_settings
 from verifier import boundedjson
 from verifier.problems import NotAuthorized, RegistryUnreachable
 
@@ -27,6 +25,7 @@ if TYPE_CHECKING:
     from registry.creator import CreatorKeys
     from registry.royalty import RoyaltyPolicy
     from registry.service import Registry
+    from registry.settings import Settings
 
 EXIT_CODES: dict[type[errors.TracemarkError], int] = {
     RegistryUnreachable: 14,
@@ -60,7 +59,34 @@ out = Console(highlight=False, soft_wrap=True)
 
 
 class State:
-    settings: Settings
+    """The settings of this run, read on first use: a command that needs none (``--help``,
+    ``fingerprint FILE``, ``verify``) does not pay for pydantic-settings."""
+
+    overrides: dict[str, Any]
+    _settings: Settings | None = None
+
+    def __init__(self) -> None:
+        self.overrides = {}
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from pydantic import ValidationError
+
+            from registry.settings import load_settings
+
+            try:
+                self._settings = load_settings(**self.overrides)
+            except ValidationError as exc:
+                locations = (e["loc"] for e in exc.errors())
+                names = sorted({"TRACEMARK_" + str(loc[0]).upper() for loc in locations if loc})
+                # The message names the settings, never their values (one may be a key).
+                fail(errors.ConfigurationError(f"invalid setting(s): {', '.join(names)}"))
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: Settings) -> None:
+        self._settings = value
 
 
 state = State()
@@ -76,17 +102,12 @@ def _main(
         Path | None, typer.Option(envvar="TRACEMARK_KEYS_DIR", help="Where the creator's keys are.")
     ] = None,
 ) -> None:
-    overrides: dict[str, Any] = {}
+    state.overrides = {}
+    state._settings = None
     if data_dir is not None:
-        overrides["data_dir"] = data_dir
+        state.overrides["data_dir"] = data_dir
     if keys_dir is not None:
-        overrides["keys_dir"] = keys_dir
-    try:
-        state.settings = load_settings(**overrides)
-    except ValidationError as exc:
-        names = sorted({"TRACEMARK_" + str(e["loc"][0]).upper() for e in exc.errors() if e["loc"]})
-        # The message names the settings, never their values (one may be a key).
-        fail(errors.ConfigurationError(f"invalid setting(s): {', '.join(names)}"))
+        state.overrides["keys_dir"] = keys_dir
 
 
 def fail(exc: errors.TracemarkError) -> NoReturn:

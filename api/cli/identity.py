@@ -3,7 +3,6 @@ it (``tracemark creator identity``), and the operator's re-check (``tracemark id
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,7 +12,6 @@ import typer
 from api.cli.app import JsonFlag, app, creator_keys, emit, open_registry, out, reported, state
 from api.cli.remote import CLI_RETRIES, creator_app
 from registry import errors
-from verifier.identity import WELL_KNOWN_PATH, CreatorStatement, describe
 
 identities_app = typer.Typer(
     help="Creators' proven web domains (operator, on the registry's database).",
@@ -23,6 +21,8 @@ app.add_typer(identities_app, name="identities")
 
 
 def _show(found: dict[str, Any]) -> None:
+    from verifier.identity import describe
+
     line = describe(found["name"], found["domain"], found["status"], found["checked_at"])
     out.print(f"{found['creator']}: {line}", markup=False)
     out.print(f"  how: {found['method']}", markup=False)
@@ -54,6 +54,7 @@ def identity(
     registry's EIP-712 domain, TRACEMARK_CHAIN_ID / TRACEMARK_CONTRACT_ADDRESS); without it the
     registry fetches and checks it (signs in with Ethereum using your creator key)."""
     from verifier.client import TracemarkClient
+    from verifier.identity import WELL_KNOWN_PATH, CreatorStatement
 
     with reported():
         keys = creator_keys()
@@ -93,6 +94,8 @@ def identities_recheck(as_json: JsonFlag = False) -> None:
     """Fetch every verified creator's statement again; one that no longer verifies (gone,
     changed, signed by another key) is marked lapsed with a logged entry. Uses
     TRACEMARK_IDENTITY_* for the fetch."""
+    import asyncio
+
     from api.identity import IdentityService, load_identity_settings
 
     with reported():

@@ -34,12 +34,12 @@ from api.cli.app import (
     state,
 )
 from registry import errors
-from registry.eip712 import Domain
 from verifier.problems import ProblemNotFound, UnexpectedAnswer
 
 # NOTE: the database, the HTTP client and the signed-message types are imported where they are
 # used: every command module is imported on every start, ``tracemark verify``'s too.
 if TYPE_CHECKING:
+    from registry.eip712 import Domain
     from registry.requests import RegistrationRequest, RevocationRequest
     from registry.service import Registry
     from registry.signed import SignedMessage

@@ -11,14 +11,13 @@ import typer
 
 from api.cli.app import JsonFlag, app, open_registry, out, reported
 from api.cli.remote import CLI_RETRIES, parse_time
-from readmodels.exports import ExportResult, ExportSelection, write_export
 from registry import errors
-from registry.eip712 import parse_address
 from registry.fingerprints import GoodType, parse_fingerprint, parse_good_type
-from verifier.exportformat import MAX_EXPORT_GOODS
+from verifier.exportlimits import MAX_EXPORT_GOODS
 
 # The HTTP client and the trace (which reads the database) are imported by ``trace`` itself.
 if TYPE_CHECKING:
+    from readmodels.exports import ExportResult
     from verifier.schemas import TraceOut
 
 ApiKeyOpt = Annotated[
@@ -117,6 +116,9 @@ def export(
     """Evidence of goods in one self-contained file (entries, proofs, signed heads, the
     consistency proofs between them, anchors) and a CSV summary, from the registry's database;
     check it with `tracemark verify FILE.json --rpc URL`."""
+    from readmodels.exports import ExportSelection, write_export
+    from registry.eip712 import parse_address
+
     with reported():
         if not name or "/" in name or name.startswith("."):
             raise errors.InvalidInput("--name is a plain file name, e.g. evidence-2026-09")

@@ -4,15 +4,15 @@ operator's side, the registry's signing key and its hand-over."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from api.cli.app import JsonFlag, app, emit, open_registry, out, reported
 from registry import errors
-from registry.eip712 import checksum_address
-from verifier.trust import MAX_TRUST_ROOT_BYTES, WELL_KNOWN_PATH, TrustRoot
-from verifier.truststore import TrustStore, read_trust_root
+
+if TYPE_CHECKING:
+    from verifier.trust import TrustRoot
 
 trust_app = typer.Typer(
     help="Trust roots: which registries `tracemark verify` accepts evidence from.",
@@ -29,6 +29,8 @@ FETCH_TIMEOUT_SECONDS = 10.0
 def fetch_trust_root(url: str) -> TrustRoot:
     """A trust root from a registry's URL (its well-known path is added to a bare URL)."""
     import httpx2 as httpx
+
+    from verifier.trust import MAX_TRUST_ROOT_BYTES, WELL_KNOWN_PATH, TrustRoot
 
     if not url.startswith(("https://", "http://")):
         raise errors.InvalidInput("a trust root URL must be http:// or https://")
@@ -54,6 +56,8 @@ def fetch_trust_root(url: str) -> TrustRoot:
 
 
 def describe(root: TrustRoot) -> dict[str, object]:
+    from registry.eip712 import checksum_address
+
     return {
         "fingerprint": root.fingerprint(),
         "name": root.name,
@@ -73,6 +77,8 @@ def describe(root: TrustRoot) -> dict[str, object]:
 
 
 def _human(root: TrustRoot) -> str:
+    from registry.eip712 import checksum_address
+
     keys = ", ".join(
         f"{checksum_address(k.address)} (heads {k.from_size:,}-"
         f"{'' if k.until_size is None else f'{k.until_size - 1:,}'})"
@@ -104,6 +110,8 @@ def trust_add(
 ) -> None:
     """Pin a registry's trust root. Compare the fingerprint printed with one the registry's
     operator gives you out of band: the file or URL alone proves nothing."""
+    from verifier.truststore import TrustStore, read_trust_root
+
     with reported():
         if source.startswith(("http://", "https://")):
             root = fetch_trust_root(source)
@@ -122,6 +130,8 @@ def trust_add(
 @trust_app.command("list")
 def trust_list(as_json: JsonFlag = False) -> None:
     """The pinned trust roots."""
+    from verifier.truststore import TrustStore
+
     with reported():
         roots = TrustStore().roots()
     emit(
@@ -139,6 +149,8 @@ def trust_remove(
     as_json: JsonFlag = False,
 ) -> None:
     """Unpin a trust root, by its fingerprint (or 8+ hex digits of it) or contract address."""
+    from verifier.truststore import TrustStore
+
     with reported():
         root = TrustStore().remove(selector)
     emit(
@@ -151,6 +163,8 @@ def trust_remove(
 @key_app.command("show")
 def key_show(as_json: JsonFlag = False) -> None:
     """Every key that signs (or signed) this registry's heads, with the sizes it covers."""
+    from registry.eip712 import checksum_address
+
     with reported():
         registry = open_registry()
         periods = registry.key_periods()

@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Final, NoReturn
+from typing import TYPE_CHECKING, Annotated, Final, NoReturn
 
 import typer
 
 from api.cli.app import JsonFlag, app, err, out, reported
 from registry import errors
-from verifier.bundle import MAX_BUNDLE_BYTES, Bundle, MalformedBundle
-from verifier.bundlereport import BundleReport
-from verifier.errors import BundleInvalid, NotFinalYet, NotYetEvidence, UntrustedRegistry
-from verifier.export import ExportReport, check_export
-from verifier.exportformat import MAX_EXPORT_BYTES, Export, MalformedExport, parse_evidence
-from verifier.offline import check_bundle
-from verifier.trust import TrustPolicy
-from verifier.truststore import TrustStore, read_trust_root
+
+# NOTE: the verifier's modules are imported where they run: every ``tracemark`` command,
+# ``--help`` too, imports this module to register ``verify`` (bench/cli_bench.py).
+if TYPE_CHECKING:
+    from verifier.bundle import Bundle
+    from verifier.bundlereport import BundleReport
+    from verifier.errors import UntrustedRegistry
+    from verifier.export import ExportReport
+    from verifier.exportformat import Export
 
 EXIT_BUNDLE_INVALID: Final = 11
 """The bundle does not verify: a leaf, signature, proof, head or the chain contradicts it."""
@@ -44,6 +45,8 @@ could still remove it. Not a failure; check again after more blocks."""
 
 def read_bundle(path: Path) -> Bundle:
     """Read and parse a bundle file, reading at most ``MAX_BUNDLE_BYTES`` + 1 bytes."""
+    from verifier.bundle import MAX_BUNDLE_BYTES, Bundle, MalformedBundle
+
     try:
         with path.open("rb") as stream:
             data = stream.read(MAX_BUNDLE_BYTES + 1)
@@ -57,6 +60,9 @@ def read_bundle(path: Path) -> Bundle:
 
 def read_evidence(path: Path) -> Bundle | Export:
     """Read a bundle or an export (by its ``format``), at most ``MAX_EXPORT_BYTES`` + 1 bytes."""
+    from verifier.bundle import MalformedBundle
+    from verifier.exportformat import MAX_EXPORT_BYTES, MalformedExport, parse_evidence
+
     try:
         with path.open("rb") as stream:
             data = stream.read(MAX_EXPORT_BYTES + 1)
@@ -107,6 +113,13 @@ def verify(
     anchored yet, 15 when no pinned trust root names its registry, 16 when its anchor is not
     final yet.
     """
+    from verifier.errors import BundleInvalid, NotFinalYet, NotYetEvidence, UntrustedRegistry
+    from verifier.export import check_export
+    from verifier.exportformat import Export
+    from verifier.offline import check_bundle
+    from verifier.trust import TrustPolicy
+    from verifier.truststore import TrustStore, read_trust_root
+
     with reported():
         evidence = read_evidence(bundle_file)
         policy = (
@@ -120,7 +133,7 @@ def verify(
             if not rpc.startswith(("http://", "https://")):
                 raise errors.InvalidInput("--rpc must be an http:// or https:// URL")
             try:
-                root = policy.root_for(heads[0].domain.domain())
+                root = policy.root_for(heads[0].domain)
             except UntrustedRegistry as exc:
                 _refuse_untrusted(exc, as_json)
             # Plain JSON-RPC, no web3: a verifier's reads are few (anchoring/reader.py).
