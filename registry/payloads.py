@@ -5,9 +5,8 @@ payload (DESIGN "Entries and leaves"); ``to_json`` writes exactly the bytes the 
 always written, and ``from_json`` accepts only a document ``to_json`` gives back byte for
 byte, so a parsed payload can never hash to anything but what was logged.
 
-The TRANSFER payload is the transfer receipt's document (``registry.receipts``, built by
-``registry.transfers``) and the CREATOR_IDENTITY payload the identity claim's
-(``verifier.identityclaim``); the kinds below are the rest.
+The CREATOR_IDENTITY payload is the identity claim's document (``verifier.identityclaim``,
+which holds the creator's statement it carries); the other kinds are below.
 """
 
 from __future__ import annotations
@@ -16,11 +15,12 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final, Self
+from typing import Any, ClassVar, Final, Literal, Self, overload
 
 from registry.canonicaljson import canonical_json
 from registry.eip712 import Domain, parse_address
 from registry.errors import InvalidInput
+from registry.fingerprints import FINGERPRINT_SIZE, GoodType, to_good_type
 from registry.leaf import EntryKind
 from registry.royalty import RoyaltyPolicy, policy_document
 from registry.signatures import SIGNATURE_SIZE
@@ -77,7 +77,7 @@ class _Payload:
         return parsed
 
 
-def _keys(what: str, document: Mapping[str, Any], required: set[str], optional: set[str]) -> None:
+def _keys(what: str, document: object, required: set[str], optional: set[str]) -> None:
     if not isinstance(document, Mapping):
         raise InvalidInput(f"{what} is a JSON object")
     missing, extra = required - set(document), set(document) - required - optional
@@ -233,6 +233,175 @@ class KeyHandoverPayload(_Payload):
         return cls._canonical(parsed, document)
 
 
+def _party(document: object, what: str) -> dict[str, Any]:
+    # registry.receipts.party_document: the creator, or a platform and the keyed hash of the
+    # platform's reference for the holder.
+    if document == {"creator": True}:
+        return {"creator": True}
+    _keys(what, document, {"platform", "reference_hash"}, set())
+    assert isinstance(document, Mapping)
+    platform, reference = document["platform"], document["reference_hash"]
+    if not isinstance(platform, str) or not platform:
+        raise InvalidInput(f"{what}'s platform is a name")
+    if not isinstance(reference, str) or len(reference) != 66 or not reference.startswith("0x"):
+        raise InvalidInput(f"{what}'s reference_hash is 0x and 64 hex digits")
+    return {"platform": platform, "reference_hash": reference}
+
+
+@overload
+def _amount(value: object, what: str, *, required: Literal[True]) -> int: ...
+@overload
+def _amount(value: object, what: str) -> int | None: ...
+def _amount(value: object, what: str, *, required: bool = False) -> int | None:
+    # Amounts are integers in minor units, written as decimal strings (exact past 2^53).
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.isdigit():
+        raise InvalidInput(f"{what} is a decimal string of minor units")
+    return int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class TransferShare:
+    """One royalty recipient's part of a priced resale, as the TRANSFER payload states it."""
+
+    recipient: str
+    bps: int
+    amount: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "recipient", parse_address(self.recipient, what="recipient"))
+        for name in ("bps", "amount"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise InvalidInput(f"a royalty share's {name} is a non-negative integer")
+
+    def document(self) -> dict[str, Any]:
+        return {"recipient": self.recipient, "bps": self.bps, "amount": str(self.amount)}
+
+
+@dataclass(frozen=True, slots=True)
+class TransferPayload(_Payload):
+    """A TRANSFER entry's payload: the sale the registry logged, its royalty split and who
+    attests it; its payload hash is the receipt's ``transferHash`` (``registry.receipts``)."""
+
+    kinds: ClassVar[frozenset[EntryKind]] = frozenset({EntryKind.TRANSFER})
+
+    good_type: GoodType
+    fingerprint: bytes
+    creator: str
+    platform: str
+    seller: Mapping[str, Any]
+    buyer: Mapping[str, Any]
+    price: int | None
+    currency: str | None
+    final: bool
+    previous_transfer: int | None
+    shares: tuple[TransferShare, ...]
+    seller_amount: int | None
+    registry: str
+    domain: Domain
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "good_type", to_good_type(self.good_type))
+        if not isinstance(self.fingerprint, bytes) or len(self.fingerprint) != FINGERPRINT_SIZE:
+            raise InvalidInput(f"a transfer's fingerprint is {FINGERPRINT_SIZE} bytes")
+        object.__setattr__(self, "creator", parse_address(self.creator, what="creator"))
+        object.__setattr__(self, "registry", parse_address(self.registry, what="registry"))
+        object.__setattr__(self, "seller", _party(self.seller, "the seller"))
+        object.__setattr__(self, "buyer", _party(self.buyer, "the buyer"))
+        object.__setattr__(self, "shares", tuple(self.shares))
+        if not isinstance(self.final, bool):
+            raise InvalidInput("a transfer's final is true or false")
+        for name in ("price", "seller_amount", "previous_transfer"):
+            value = getattr(self, name)
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 0
+            ):
+                raise InvalidInput(f"a transfer's {name} is a non-negative integer or null")
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "transfer": {
+                "good_type": int(self.good_type),
+                "fingerprint": "0x" + self.fingerprint.hex(),
+                "creator": self.creator,
+                "platform": self.platform,
+                "seller": dict(self.seller),
+                "buyer": dict(self.buyer),
+                "price": None if self.price is None else str(self.price),
+                "currency": self.currency,
+                "final": self.final,
+                "previous_transfer": self.previous_transfer,
+            },
+            "royalty": {
+                "shares": [share.document() for share in self.shares],
+                "seller_amount": None if self.seller_amount is None else str(self.seller_amount),
+            },
+            "registry": self.registry,
+            "domain": self.domain.as_dict(),
+        }
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> Self:
+        _keys("a transfer payload", document, {"transfer", "royalty", "registry", "domain"}, set())
+        transfer, royalty = document["transfer"], document["royalty"]
+        _keys(
+            "a transfer",
+            transfer,
+            {
+                "good_type",
+                "fingerprint",
+                "creator",
+                "platform",
+                "seller",
+                "buyer",
+                "price",
+                "currency",
+                "final",
+                "previous_transfer",
+            },
+            set(),
+        )
+        _keys("a transfer's royalty", royalty, {"shares", "seller_amount"}, set())
+        shares = royalty["shares"]
+        if not isinstance(shares, list):
+            raise InvalidInput("a transfer's royalty shares are a list")
+        for share in shares:
+            _keys("a royalty share", share, {"recipient", "bps", "amount"}, set())
+        fingerprint = transfer["fingerprint"]
+        if not isinstance(fingerprint, str) or not fingerprint.startswith("0x"):
+            raise InvalidInput("a transfer's fingerprint is 0x-hex")
+        try:
+            fingerprint_bytes = bytes.fromhex(fingerprint[2:])
+        except ValueError:
+            raise InvalidInput("a transfer's fingerprint is 0x-hex") from None
+        parsed = cls(
+            good_type=transfer["good_type"],
+            fingerprint=fingerprint_bytes,
+            creator=transfer["creator"],
+            platform=transfer["platform"],
+            seller=transfer["seller"],
+            buyer=transfer["buyer"],
+            price=_amount(transfer["price"], "a transfer's price"),
+            currency=transfer["currency"],
+            final=transfer["final"],
+            previous_transfer=transfer["previous_transfer"],
+            shares=tuple(
+                TransferShare(
+                    share["recipient"],
+                    share["bps"],
+                    _amount(share["amount"], "a share's amount", required=True),
+                )
+                for share in shares
+            ),
+            seller_amount=_amount(royalty["seller_amount"], "the seller's amount"),
+            registry=document["registry"],
+            domain=Domain.from_dict(document["domain"]),
+        )
+        return cls._canonical(parsed, document)
+
+
 SignedPayload = RegistrationPayload | RevocationPayload
 """A payload that carries a creator's signed message (REGISTER, CONFLICT, REVOKE)."""
 
@@ -256,5 +425,7 @@ __all__ = [
     "RegistrationPayload",
     "RevocationPayload",
     "SignedPayload",
+    "TransferPayload",
+    "TransferShare",
     "signed_payload_from_json",
 ]

@@ -22,12 +22,14 @@ from registry.payloads import (
     KeyHandoverPayload,
     RegistrationPayload,
     RevocationPayload,
+    TransferPayload,
     signed_payload_from_json,
 )
 from registry.royalty import RoyaltyPolicy, policy_document
 from registry.service import Registry
 from tests.conftest import Clock, CreatorFactory
 from tests.registry.helpers import registration
+from tests.registry.test_transfers import CREATOR, party, sale
 
 POLICY = RoyaltyPolicy.parse(
     {"recipients": [{"address": "0x" + "ab" * 20, "bps": 750, "label": "studio"}]}
@@ -37,6 +39,7 @@ TYPES: dict[EntryKind, Any] = {
     EntryKind.CONFLICT: RegistrationPayload,
     EntryKind.REVOKE: RevocationPayload,
     EntryKind.KEY_HANDOVER: KeyHandoverPayload,
+    EntryKind.TRANSFER: TransferPayload,
 }
 
 
@@ -60,7 +63,9 @@ def test_each_kind_gives_back_the_stored_bytes_and_the_leaf_hash(
     registry.register(
         registration(alice, clock(), fingerprint=first, policy=POLICY, metadata={"t": "é ✓"})
     )
-    registry.register(registration(alice, clock(), fingerprint=bytes([2]) * 32))
+    registry.register(
+        registration(alice, clock(), fingerprint=bytes([2]) * 32, policy=POLICY, product="art")
+    )
     registry.register(registration(bob, clock(), fingerprint=first))  # a CONFLICT
     registry.revoke(
         sign_revocation(
@@ -72,6 +77,12 @@ def test_each_kind_gives_back_the_stored_bytes_and_the_leaf_hash(
             now=clock(),
         )
     )
+    # A first sale, then a priced resale between platforms (royalty shares), then a final one.
+    agent, buyer = party("cardhub", "agent-7"), party("keyshop", "buyer-1")
+    registry.transfer(sale(bytes([2]) * 32, CREATOR, agent, price=10_000, good_type=GoodType.FILE))
+    registry.transfer(
+        sale(bytes([2]) * 32, agent, buyer, price=12_345, good_type=GoodType.FILE, key="k-1")
+    )
     registry.sequence_all()
     registry.rotate_key(Account.create())
 
@@ -82,7 +93,7 @@ def test_each_kind_gives_back_the_stored_bytes_and_the_leaf_hash(
         assert payload.to_json() == payload_json.encode("utf-8")
         assert payload.payload_hash() == leaf_payload_hash
         assert type(payload).from_document(payload.document()) == payload
-        if kind is not EntryKind.KEY_HANDOVER:
+        if kind in (EntryKind.REGISTER, EntryKind.CONFLICT, EntryKind.REVOKE):
             assert signed_payload_from_json(payload_json) == payload
 
 
