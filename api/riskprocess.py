@@ -15,7 +15,7 @@ import signal
 import threading
 from multiprocessing.process import BaseProcess
 
-from api.webhooks.outbox import publish_signals
+from api.webhooks.publish import publish_signals
 from readmodels.riskindex import REFRESH_SECONDS
 from readmodels.riskworker import RiskWorker, run_risk_worker
 from registry.service import Registry

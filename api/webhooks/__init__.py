@@ -5,14 +5,15 @@
   time and before every connection;
 - ``events``: the event types and their bodies;
 - ``store``: subscriptions (secrets sealed at rest) and their delivery log;
-- ``outbox``: the deliveries: the poller, ``publish_signal`` for signals, claims, attempts;
+- ``publish``: events queued as deliveries (``publish_signal`` in the caller's transaction);
+- ``outbox``: the deliveries: the poller, claims, attempts;
 - ``worker``: the background delivery worker (bounded concurrency, timeouts, back-off).
 
 Receivers check a webhook with ``verifier.webhooks.verify_webhook``.
 """
 
 from api.webhooks.events import EVENT_TYPES, EventType
-from api.webhooks.outbox import publish_signal
+from api.webhooks.publish import publish_signal
 from api.webhooks.settings import WebhookPolicy, WebhookSettings, load_webhook_settings
 from api.webhooks.ssrf import TargetRefused
 from api.webhooks.store import WebhookService

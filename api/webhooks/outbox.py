@@ -6,9 +6,9 @@ Events get in two ways:
   anchors and recorded transfers into deliveries, with a high-water mark per subscription
   over ``anchors.id`` and ``transfers.id``; UNIQUE (subscription, event key) makes a re-scan
   harmless, so a mark may lag but an event is never queued twice for one subscription;
-- ``publish_signal(conn, ...)`` queues a signal's deliveries inside the caller's own
-  transaction (the transactional-outbox pattern): the signal and its notifications commit
-  together or not at all.
+- ``publish_signal(conn, ...)`` (``api.webhooks.publish``) queues a signal's deliveries
+  inside the caller's own transaction (the transactional-outbox pattern): the signal and its
+  notifications commit together or not at all.
 
 A worker claims due deliveries under a lease (several API processes may run one), makes one
 attempt each, and records it: delivered after a 2xx, else retried with exponential back-off
@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import logging
 import random
-import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import Connection, Table, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, func, select, update
 
 from anchoring.states import AnchorState
 from api.webhooks import events
+from api.webhooks.publish import queue_delivery
 from api.webhooks.store import (
     CANCELLED,
     DELIVERED,
@@ -40,12 +39,9 @@ from api.webhooks.store import (
     attempts_t,
     deliveries_t,
     subscriptions_t,
-    wall_ms,
 )
-from readmodels.signals import Signal
 from registry import transfers
 from registry.db import read_transaction, retrying, write_transaction
-from registry.fingerprints import GoodType
 
 logger = logging.getLogger("tracemark.api.webhooks")
 
@@ -56,11 +52,6 @@ POLL_BATCH: Final = 200
 LEASE_MARGIN: Final = 25.0
 #: Longest error text kept per attempt.
 MAX_ERROR_LENGTH: Final = 300
-
-
-def new_msg_id() -> str:
-    """A ``webhook-id``: random, so it says nothing about the event or how many there were."""
-    return "msg_" + secrets.token_urlsafe(18)
 
 
 @dataclass(frozen=True)
@@ -75,122 +66,6 @@ class Claim:
     #: The subscription's ``whsec_`` secret; never logged, never stored unsealed.
     secret: str = field(repr=False)
     payload: str = field(repr=False)
-
-
-# -- getting events in ------------------------------------------------------------------------
-
-
-def _insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> int:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    result = conn.execute(dialect.insert(table).values(values).on_conflict_do_nothing())
-    return int(result.rowcount or 0)
-
-
-def queue_delivery(
-    conn: Connection,
-    subscription_id: int,
-    event_type: str,
-    event_key: str,
-    payload: str,
-    *,
-    now: int,
-    due_ms: int,
-) -> bool:
-    """Queue one event for one subscription; False if it was already queued."""
-    return (
-        _insert_ignore(
-            conn,
-            deliveries_t,
-            {
-                "msg_id": new_msg_id(),
-                "subscription_id": subscription_id,
-                "event_type": event_type,
-                "event_key": event_key,
-                "payload": payload,
-                "state": PENDING,
-                "attempts": 0,
-                "next_attempt_ms": due_ms,
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
-        == 1
-    )
-
-
-def _subscribers(conn: Connection, event_type: str, platform: str | None) -> list[int]:
-    c = subscriptions_t.c
-    query = select(c.id, c.event_types).where(c.deleted_at.is_(None))
-    if platform is not None:
-        query = query.where(c.platform_id == platform)
-    return [row.id for row in conn.execute(query) if event_type in row.event_types.split()]
-
-
-def publish_signal(
-    conn: Connection,
-    *,
-    platform: str,
-    signal_id: str,
-    code: str,
-    detail: str,
-    now: int,
-    good_type: str | None = None,
-    fingerprint: bytes | None = None,
-    evidence: dict[str, Any] | None = None,
-) -> int:
-    """Queue ``signal.raised`` for ``platform``'s subscriptions, in the caller's transaction.
-
-    ``signal_id`` names the signal for good: publishing it again queues nothing new. Returns
-    how many deliveries were queued.
-    """
-    payload = events.envelope(
-        events.SIGNAL_RAISED,
-        now,
-        events.signal_data(
-            signal_id=signal_id,
-            code=code,
-            detail=detail,
-            good_type=good_type,
-            fingerprint=fingerprint,
-            evidence=evidence or {},
-        ),
-    )
-    due = wall_ms()
-    return sum(
-        queue_delivery(
-            conn, sid, events.SIGNAL_RAISED, f"signal:{signal_id}", payload, now=now, due_ms=due
-        )
-        for sid in _subscribers(conn, events.SIGNAL_RAISED, platform)
-    )
-
-
-def publish_signals(conn: Connection, signals: Sequence[Signal], now: int) -> int:
-    """Queue ``signal.raised`` to each platform a signal concerns, in the caller's transaction
-    (the risk worker's, which records the signals as raised in it: ``readmodels.riskworker``).
-
-    The event's ``evidence`` is the signal's document, what ``GET /v1/signals`` lists. A
-    signal about creators only (duplicate claims) concerns no platform and is queued to
-    nobody; it is in the signals list. Returns how many deliveries were queued.
-    """
-    queued = 0
-    for signal in signals:
-        good = signal.goods[0] if signal.subject.kind == "good" and signal.goods else None
-        evidence = signal.document()
-        for platform in signal.platforms:
-            queued += publish_signal(
-                conn,
-                platform=platform,
-                signal_id=signal.signal_id,
-                code=signal.code,
-                detail=signal.detail,
-                now=now,
-                good_type=None if good is None else GoodType(good[0]).name.lower(),
-                fingerprint=None if good is None else good[1],
-                evidence=evidence,
-            )
-    if queued:
-        logger.info("queued %d signal.raised deliveries for %d signals", queued, len(signals))
-    return queued
 
 
 def last_transfer_id(conn: Connection) -> int:
@@ -499,7 +374,4 @@ __all__ = [
     "Claim",
     "Outbox",
     "last_transfer_id",
-    "new_msg_id",
-    "publish_signal",
-    "queue_delivery",
 ]

@@ -26,7 +26,8 @@ from sqlalchemy import select, update
 from anchoring.models import AnchorRecord
 from api.app import create_app
 from api.webhooks import WebhookPolicy, WebhookService, WebhookSettings, publish_signal
-from api.webhooks.outbox import Claim, publish_signals
+from api.webhooks.outbox import Claim
+from api.webhooks.publish import publish_signals
 from api.webhooks.ssrf import (
     PortRefused,
     TargetRefused,
