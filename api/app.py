@@ -45,7 +45,7 @@ from api.routes import signals as signal_routes
 from api.routes import trace as trace_routes
 from api.routes import webhooks as webhook_routes
 from api.settings import ApiSettings, load_api_settings
-from api.telemetry import TelemetryWriter, VerificationBuffer
+from api.telemetry import TelemetryBuffer, TelemetryWriter
 from api.trustroot import TrustRootConfig
 from api.verify_front import VerifyFront
 from api.webhooks import WebhookService, WebhookSettings, WebhookWorker, load_webhook_settings
@@ -161,7 +161,7 @@ def create_app(
         chain=chain,
         limiter=limiter,
         lookup=GoodLookup(registry.engine),
-        telemetry=VerificationBuffer(telemetry_writer, interval=telemetry_interval),
+        telemetry=TelemetryBuffer(telemetry_writer, interval=telemetry_interval),
         chain_watch=ChainWatch(chain),
         jobs=jobs,
         siwe_domain=siwe_domain,

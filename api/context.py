@@ -12,7 +12,7 @@ from api.identity import IdentityCache
 from api.jobs import JobRunner
 from api.pow import ProofOfWork
 from api.ratelimit import RateLimiter
-from api.telemetry import VerificationBuffer
+from api.telemetry import TelemetryBuffer
 from api.trustroot import TrustRootConfig
 from readmodels.authenticity import CodeKeyCache, GoodLookup
 from registry.fingerprints import CodeFingerprinter
@@ -33,7 +33,7 @@ class ApiContext:
     chain: Chain | None
     limiter: RateLimiter
     lookup: GoodLookup
-    telemetry: VerificationBuffer
+    telemetry: TelemetryBuffer
     chain_watch: ChainWatch
     jobs: JobRunner
     code_keys: CodeKeyCache = field(default_factory=CodeKeyCache)

@@ -1,4 +1,4 @@
-"""Verification events are written behind the requests, in batches.
+"""Verification telemetry (who checked which good, when), written behind the requests in batches.
 
 A verify answer must not wait for a write (one upsert per request costs most of the
 endpoint's throughput), and the counts it reports are telemetry, not acknowledged writes:
@@ -27,7 +27,7 @@ logger = logging.getLogger("tracemark.api.telemetry")
 MAX_BUFFERED = 100_000
 
 
-class VerificationBuffer:
+class TelemetryBuffer:
     """Collects verification records and flushes them every ``interval`` seconds."""
 
     def __init__(

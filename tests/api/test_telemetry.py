@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from api.ratelimit import RateLimiter
-from api.telemetry import TelemetryWriter, VerificationBuffer
+from api.telemetry import TelemetryBuffer, TelemetryWriter
 from registry.db import TELEMETRY_CACHE_KIB, read_transaction
 from registry.service import Registry
 from registry.verifications import VerificationRecord, verification_stats
@@ -40,7 +40,7 @@ def record(fingerprint: bytes, platform: str, at: int) -> VerificationRecord:
 
 def test_events_and_counts_go_through_a_lossy_engine_of_their_own(registry: Registry) -> None:
     writer = TelemetryWriter(registry, RateLimiter())
-    buffer = VerificationBuffer(writer, interval=60)
+    buffer = TelemetryBuffer(writer, interval=60)
     good = b"\x07" * 32
     for at, platform in ((100, "a"), (101, "b"), (102, "a")):
         buffer.add(record(good, platform, at))
@@ -83,7 +83,7 @@ def test_a_flush_waits_for_the_one_under_way() -> None:
             release.wait(5)
         written.extend(r.at for r in records)
 
-    buffer = VerificationBuffer(slow_write, interval=3600)
+    buffer = TelemetryBuffer(slow_write, interval=3600)
     buffer.add(record(b"\x01" * 32, "a", 1))
     background = threading.Thread(target=buffer.flush)
     background.start()
