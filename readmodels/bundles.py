@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from anchoring.states import ANCHORED
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, fingerprint_hex
 from registry.leaf import LEAF_VERSION, EntryKind
 from registry.treehead import TreeHead
 from verifier.bundle import (
-    ANCHORED_STATES,
     FORMAT_V2,
     MAX_BUNDLE_ENTRIES,
     AnchorPointer,
@@ -126,7 +126,7 @@ def _choose_head(registry: Registry, leaf_index: int) -> tuple[TreeHead, AnchorP
         row = conn.execute(
             select(a.tree_size, a.tx_hash, a.block_number, a.state)
             .join(heads_t, (heads_t.c.tree_size == a.tree_size) & (heads_t.c.root == a.root))
-            .where(a.state.in_(ANCHORED_STATES), a.tree_size > leaf_index)
+            .where(a.state.in_(ANCHORED), a.tree_size > leaf_index)
             .order_by(a.tree_size.desc())
             .limit(1)
         ).first()

@@ -23,6 +23,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from anchoring.states import ANCHORED
 from readmodels.bundles import bundle_entry, read_payloads
 from registry.eip712 import checksum_address
 from registry.errors import InvalidInput, NotFound
@@ -30,7 +31,6 @@ from registry.fingerprints import GoodType, fingerprint_hex
 from registry.leaf import EntryKind
 from registry.treehead import TreeHead
 from verifier.bundle import (
-    ANCHORED_STATES,
     MAX_BUNDLE_ENTRIES,
     AnchorPointer,
     GoodRef,
@@ -316,7 +316,7 @@ class _Writer:
                             heads_t,
                             (heads_t.c.tree_size == a.tree_size) & (heads_t.c.root == a.root),
                         )
-                        .where(a.state.in_(ANCHORED_STATES))
+                        .where(a.state.in_(ANCHORED))
                     ).scalars()
                 }
             )
@@ -410,7 +410,7 @@ class _Writer:
             row = conn.execute(
                 select(a.tx_hash, a.block_number, a.state)
                 .where(a.tree_size == head.tree_size, a.root == head.root)
-                .where(a.state.in_(ANCHORED_STATES))
+                .where(a.state.in_(ANCHORED))
                 .order_by(a.id.desc())
                 .limit(1)
             ).one()

@@ -81,10 +81,6 @@ expensively, or to inflate the report.
 """
 
 
-ANCHORED_STATES: Final = ("mined", "final")
-"""Anchor states whose transaction is on chain: the only anchors a bundle points to."""
-
-
 class MalformedBundle(InvalidInput):
     """The file is not a ``tracemark-bundle/v1`` document: fix or re-export it."""
 
@@ -308,7 +304,6 @@ def _describe(error: ValidationError) -> str:
 
 
 __all__ = [
-    "ANCHORED_STATES",
     "FORMAT",
     "FORMATS",
     "FORMAT_V2",
