@@ -46,12 +46,13 @@ from registry.eip712 import address_bytes
 from registry.entries import LoggedEntry
 from registry.errors import NotFound
 from registry.fingerprints import GoodType, fingerprint_hex
+from registry.holding import holdings_t
 from registry.identity import identity_of
 from registry.leaf import EntryKind
 from registry.log import entries_t
 from registry.records import checksum, records_t
 from registry.service import Registry
-from registry.transfers import attempts_t, holdings_t, transfers_t
+from registry.transfers import attempts_t, transfers_t
 from registry.verifications import counts_t, event_ids_of, events_t, verification_stats
 from verifier.identity import method as identity_method
 from verifier.schemas import (

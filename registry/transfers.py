@@ -31,8 +31,7 @@ from typing import Any
 
 import rfc8785
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import Connection, Table, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Table, func, select
 
 from registry import handover, log
 from registry.distribution import check_first_sale
@@ -41,14 +40,19 @@ from registry.eip712 import Domain, address_bytes
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, Use, fingerprint_hex
 from registry.handover import AuthorizationRefused, NotTheHolder
+from registry.holding import (
+    authorized_seller,
+    check_seller,
+    holdings_t,
+    move_holder,
+)
 from registry.leaf import EntryKind, payload_hash
 from registry.log import entries_t
-from registry.models import Holding, RoyaltyLine, Transfer, TransferAttempt
+from registry.models import RoyaltyLine, Transfer, TransferAttempt
 from registry.parties import (
     MAX_PLATFORM_LENGTH,
     MAX_REFERENCE_LENGTH,
     ReferenceKeys,
-    ReferenceScheme,
     legacy_reference_hash,
 )
 from registry.receipts import (
@@ -71,7 +75,6 @@ from registry.transferrequests import (
 )
 
 transfers_t: Table = Transfer.__table__  # type: ignore[attr-defined]
-holdings_t: Table = Holding.__table__  # type: ignore[attr-defined]
 royalty_lines_t: Table = RoyaltyLine.__table__  # type: ignore[attr-defined]
 attempts_t: Table = TransferAttempt.__table__  # type: ignore[attr-defined]
 
@@ -94,18 +97,6 @@ def _good_facts(conn: Connection, good_type: int, fingerprint: bytes) -> tuple[A
         )
     ).first()
     return registered, revoked
-
-
-def _transfer_summary(row: Any) -> dict[str, Any]:
-    """What a double-sale answer shows of the transfer that made the real holder."""
-    return {
-        "transfer_id": int(row.id),
-        "log_index": int(row.leaf_index),
-        "platform": row.platform,
-        "buyer_platform": row.buyer_platform,
-        "at": int(row.created_at),
-        "final": bool(row.final),
-    }
 
 
 def _existing(conn: Connection, request: TransferRequest) -> int | None:
@@ -186,11 +177,11 @@ def record_transfer(
     seller_ref: bytes | None
     authorization_id = None
     if request.authorization is not None:
-        seller_ref, authorization_id = _authorized_seller(
+        seller_ref, authorization_id = authorized_seller(
             conn, request, holding, previous, keys, good, now
         )
     else:
-        _check_seller(request, holding, previous, keys, good)
+        check_seller(request, holding, previous, keys, good)
         seller_ref = seller.ref_hash(keys.reference_hash)
     buyer_ref = request.buyer.ref_hash(keys.reference_hash)
     assert buyer_ref is not None
@@ -291,7 +282,7 @@ def record_transfer(
     ).scalar_one()
     if authorization_id is not None:
         handover.link_transfer(conn, authorization_id, int(transfer_id))
-    _move_holder(conn, request, buyer_ref, holding, int(transfer_id), good)
+    move_holder(conn, request, buyer_ref, holding, int(transfer_id), good)
     if shares:
         assert request.currency is not None
         conn.execute(
@@ -313,121 +304,6 @@ def record_transfer(
             ],
         )
     return load_receipt(conn, int(transfer_id), domain)
-
-
-def _check_seller(
-    request: TransferRequest, holding: Any, previous: Any, keys: ReferenceKeys, good: str
-) -> None:
-    seller = request.seller
-    if holding is None:
-        if seller.is_creator:
-            return
-        raise DoubleSale(f"the seller does not hold {good}: its creator still does", earlier=None)
-    # Compared under the row's own scheme: a holding written before keyed references still
-    # moves when its platform sends the reference again (registry.parties).
-    holds = (
-        seller.platform is not None
-        and seller.reference is not None
-        and seller.platform == holding.holder_platform
-        and keys.matches(
-            bytes(holding.holder_ref), holding.holder_ref_scheme, seller.platform, seller.reference
-        )
-    )
-    if not holds:
-        raise DoubleSale(
-            f"the seller does not hold {good}: it was transferred to another party",
-            earlier=_transfer_summary(previous) if previous is not None else None,
-        )
-
-
-def _authorized_seller(
-    conn: Connection,
-    request: TransferRequest,
-    holding: Any,
-    previous: Any,
-    keys: ReferenceKeys,
-    good: str,
-    now: int,
-) -> tuple[bytes, int]:
-    """Check and consume the hand-over authorization; the seller's stored reference hash.
-
-    The authorization names the holder as it was when issued (its platform, the keyed hash of
-    its reference, the holding's last transfer): if the good moved since, the holder sold it
-    twice and the buyer gets the double-sale answer. A seller the body names must be that one.
-    Returns the seller's stored reference hash and the authorization's id.
-    """
-    assert request.authorization is not None
-    row = handover.find_authorization(
-        conn,
-        request.authorization,
-        buyer_platform=request.platform,
-        good_type=request.good_type,
-        fingerprint=request.fingerprint,
-        now=now,
-    )
-    seller = request.seller
-    holder_ref = bytes(row.holder_ref)
-    if seller.platform != row.holder_platform or (
-        seller.reference is not None
-        and not keys.matches(
-            holder_ref, ReferenceScheme.KEYED, row.holder_platform, seller.reference
-        )
-    ):
-        raise AuthorizationRefused("this authorization was issued by another seller")
-    if (
-        holding is None
-        or holding.holder_platform != row.holder_platform
-        or int(holding.last_transfer_id) != int(row.holding_transfer_id)
-    ):
-        raise DoubleSale(
-            f"the seller does not hold {good} any more: it moved after the authorization",
-            earlier=_transfer_summary(previous) if previous is not None else None,
-        )
-    handover.consume_authorization(conn, int(row.id), now=now)
-    return holder_ref, int(row.id)
-
-
-def _move_holder(
-    conn: Connection,
-    request: TransferRequest,
-    buyer_ref: bytes,
-    holding: Any,
-    transfer_id: int,
-    good: str,
-) -> None:
-    values = {
-        "holder_platform": request.buyer.platform,
-        "holder_ref": buyer_ref,
-        "holder_ref_scheme": int(ReferenceScheme.KEYED),
-        "consumed": request.final,
-        "last_transfer_id": transfer_id,
-    }
-    if holding is None:
-        try:
-            with conn.begin_nested():
-                conn.execute(
-                    holdings_t.insert().values(
-                        good_type=int(request.good_type), fingerprint=request.fingerprint, **values
-                    )
-                )
-        except IntegrityError as exc:  # a racing first transfer committed first
-            raise DoubleSale(
-                f"the seller does not hold {good}: it was just transferred", earlier=None
-            ) from exc
-        return
-    h = holdings_t.c
-    moved = conn.execute(
-        update(holdings_t)
-        .where(
-            h.good_type == int(request.good_type),
-            h.fingerprint == request.fingerprint,
-            h.last_transfer_id == holding.last_transfer_id,
-            h.consumed.is_(False),
-        )
-        .values(**values)
-    ).rowcount
-    if moved != 1:  # the backstop: somebody moved it between our read and our write
-        raise DoubleSale(f"the seller does not hold {good}: it was just transferred", None)
 
 
 def _sequence_through(conn: Connection, entry_id: int, now: int) -> tuple[int, int]:

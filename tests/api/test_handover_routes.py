@@ -15,9 +15,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from registry.handover import authorizations_t
+from registry.holding import holdings_t
 from registry.parties import LEGACY_REFERENCE_TAG, legacy_reference_hash
 from registry.service import Registry
-from registry.transfers import attempts_t, holdings_t, transfers_t
+from registry.transfers import attempts_t, transfers_t
 from tests.api.conftest import CodeGood, KeyFactory, bearer
 from tests.api.test_platform_routes import PROBLEM, anchor_everything
 

@@ -33,6 +33,7 @@ from registry.creator import CreatorKeys
 from registry.db import create_db_engine, create_telemetry_engine, retrying
 from registry.eip712 import DEV_DOMAIN
 from registry.errors import NonceReused
+from registry.holding import holdings_t
 from registry.leaf import EntryKind
 from registry.log import entries_t
 from registry.records import records_t
@@ -41,7 +42,6 @@ from registry.transfers import (
     DoubleSale,
     GoodConsumed,
     attempts_t,
-    holdings_t,
     royalty_lines_t,
     transfers_t,
 )

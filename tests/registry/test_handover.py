@@ -27,6 +27,7 @@ from registry.handover import (
     NotTheHolder,
     authorizations_t,
 )
+from registry.holding import holdings_t
 from registry.log import entries_t
 from registry.parties import LEGACY_REFERENCE_TAG, ReferenceScheme, legacy_reference_hash
 from registry.records import records_t
@@ -37,7 +38,6 @@ from registry.transfers import (
     TransferReceipt,
     TransferRequest,
     attempts_t,
-    holdings_t,
     transfers_t,
 )
 from tests.conftest import Clock

@@ -19,6 +19,7 @@ from registry.eip712 import DEV_DOMAIN, digest
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, Use
 from registry.handover import HandoverRequest
+from registry.holding import holdings_t
 from registry.leaf import EntryKind, payload_hash
 from registry.log import entries_t
 from registry.merkle import hash_leaf, verify_inclusion
@@ -33,7 +34,6 @@ from registry.transfers import (
     Party,
     TransferRequest,
     attempts_t,
-    holdings_t,
     royalty_lines_t,
     transfers_t,
 )
