@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Final
 
 from api.principal import Unauthorized
 from registry.eip712 import checksum_address
+from verifier.signin import siwe_time
 
 #: Longest message accepted: bounds parsing and hashing for an unauthenticated caller.
 MAX_MESSAGE_LENGTH: Final = 4096
@@ -69,11 +70,6 @@ def _seconds(value: str, what: str) -> float:
         return datetime.fromisoformat(iso).timestamp()
     except ValueError:
         raise SiweRejected(f"{what} is not a valid date and time") from None
-
-
-def format_time(unix_seconds: int) -> str:
-    """An RFC 3339 UTC date-time with a Z, as messages carry it."""
-    return datetime.fromtimestamp(unix_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -310,13 +306,13 @@ def build_message(
         uri=uri,
         chain_id=chain_id,
         nonce=nonce,
-        issued_at=format_time(issued_at),
-        expiration_time=None if expiration_time is None else format_time(expiration_time),
-        not_before=None if not_before is None else format_time(not_before),
+        issued_at=siwe_time(issued_at),
+        expiration_time=None if expiration_time is None else siwe_time(expiration_time),
+        not_before=None if not_before is None else siwe_time(not_before),
         request_id=request_id,
         resources=tuple(resources),
     )
     return message.to_text()
 
 
-__all__ = ["SiweMessage", "SiweRejected", "build_message", "format_time", "parse_message"]
+__all__ = ["SiweMessage", "SiweRejected", "build_message", "parse_message"]
