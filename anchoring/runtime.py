@@ -18,8 +18,9 @@ from eth_account.signers.local import LocalAccount
 from anchoring.chain import Chain
 from anchoring.devchain import DevChain
 from anchoring.errors import AnchoringError
+from anchoring.policy import AnchorPolicy
 from anchoring.settings import AnchoringSettings
-from anchoring.worker import AnchorPolicy, AnchorWorker
+from anchoring.worker import AnchorWorker
 from registry.errors import ConfigurationError
 from registry.keyring import parse_key_text, read_secret
 from registry.service import Registry

@@ -4,7 +4,10 @@ outside it or spells a state the enum does not have."""
 from __future__ import annotations
 
 import ast
+import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,6 +95,19 @@ def _reaches(start: AnchorState | None, goal: AnchorState) -> bool:
             return True
         todo += TRANSITIONS[state]
     return False
+
+
+def test_the_states_module_is_pure() -> None:
+    # The CLI reads the states on every start: they must not load the chain or the database.
+    program = (
+        "import json, sys, anchoring.states\n"
+        "print(json.dumps(sorted(m for m in ['web3', 'eth_account', 'sqlalchemy', 'sqlmodel']"
+        " if m in sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], check=True, capture_output=True, text=True, cwd=ROOT
+    )
+    assert json.loads(result.stdout) == []
 
 
 def test_check_transition_refuses_what_the_table_does_not_list() -> None:
