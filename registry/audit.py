@@ -19,6 +19,7 @@ from registry.errors import LogCorrupt as LogCorrupt  # re-exported: it was defi
 from registry.leaf import LeafData, encode_leaf
 from registry.log import entries_t, heads_t
 from registry.signatures import Signature, recover_signer
+from registry.treehead import PRIMARY_TYPE, tree_head_message
 
 
 @dataclass
@@ -99,9 +100,9 @@ def _check_head(
     if log.root_at(conn, builder.size) != rebuilt:
         report.problems.append(f"head {builder.size}: the tiles' root differs from the entries")
     # 4. The registry signed it.
-    message = {"size": builder.size, "root": root, "timestamp": timestamp}
+    message = tree_head_message(builder.size, root, timestamp)
     signed_by = recover_signer(
-        digest("TreeHead", message, Domain.from_dict(json.loads(domain))),
+        digest(PRIMARY_TYPE, message, Domain.from_dict(json.loads(domain))),
         Signature.parse(signature),
     )
     if signed_by != registry_address:

@@ -8,7 +8,7 @@ from anchoring.errors import ChainMismatch, ReceiptMismatch
 from registry.eip712 import checksum_address
 from registry.errors import InvalidInput, SignatureError
 from registry.signatures import verify_signature
-from registry.treehead import TreeHead
+from registry.treehead import PRIMARY_TYPE, TreeHead
 from verifier.bundle import (
     AnchorPointer,
 )
@@ -41,7 +41,11 @@ def check_head(head: TreeHead, root: TrustRoot) -> None:
     root.check_head_signer(head.tree_size, head.signer)
     try:
         verify_signature(
-            "TreeHead", head.message(), root.domain(), head.signature, checksum_address(head.signer)
+            PRIMARY_TYPE,
+            head.message(),
+            root.domain(),
+            head.signature,
+            checksum_address(head.signer),
         )
     except (SignatureError, InvalidInput) as exc:
         raise BundleInvalid(
