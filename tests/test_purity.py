@@ -20,6 +20,13 @@ PURE_MODULES = [
     "registry.signed",
     "registry.requests",
     "registry.distribution_policy",
+    # The one-type formats (issue 13, item 1): what the kit parses receipts, heads, batch
+    # proofs and edge fields with.
+    "registry.edges",
+    "registry.receipts",
+    "registry.treehead",
+    "registry.batchproof",
+    "registry.parties",
     "verifier.identity",
     # What a verifier runs (issue 11): trust roots, the checks, the JSON-RPC reader, the
     # client's proof of work: no web3, no ORM, no web framework.
