@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Final
 
 from api.principal import Unauthorized
+from registry.edges import ADDRESS_PATTERN
 from registry.eip712 import checksum_address
 from verifier.signin import siwe_time
 
@@ -31,7 +32,7 @@ _SCHEME = r"[A-Za-z][A-Za-z0-9+.\-]*"
 # RFC 3986 authority, loosely: no whitespace, no path, query or fragment delimiters; the
 # domain must then equal the server's exactly, which is the real check.
 _HEADER_RE = re.compile(rf"(?:(?P<scheme>{_SCHEME})://)?(?P<domain>[^\s/?#]+)\Z")
-_ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}\Z")
+_ADDRESS_RE = re.compile(ADDRESS_PATTERN)
 # ABNF statement: *( reserved / unreserved / " " ) (RFC 3986 §2.2, §2.3): no LF, ASCII only.
 _STATEMENT_RE = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;= ]+\Z")
 # RFC 3986 URI: a scheme, ":", then URI characters (reserved, unreserved, percent).
@@ -94,7 +95,7 @@ class SiweMessage:
         header = (f"{self.scheme}://" if self.scheme is not None else "") + self.domain
         if not _HEADER_RE.match(header) or not self.domain:
             raise SiweRejected("the domain must be an RFC 3986 authority such as example.com")
-        if not _ADDRESS_RE.match(self.address):
+        if not _ADDRESS_RE.fullmatch(self.address):
             raise SiweRejected("the address must be 0x and 40 hex digits")
         if checksum_address(bytes.fromhex(self.address[2:])) != self.address:
             raise SiweRejected("the address must be in its EIP-55 checksummed form")
