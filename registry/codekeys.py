@@ -11,7 +11,6 @@ tried, while the goods registered under it keep their entries and verify by fing
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, Select, Table, select, update
 
+from registry.codekeyring import key_commitment, key_id
 from registry.eip712 import Domain
 from registry.errors import ConfigurationError, Conflict, InvalidInput, NotFound
 from registry.fingerprints import CODE_KEY_SIZE
@@ -37,20 +37,6 @@ MAX_LIVE_CODE_KEYS: Final = 8
 """Live (unretired) code keys a creator may hold. Every live key is one more HMAC per code
 lookup and one more candidate in its query: without a cap a creator could make each lookup
 for its codes (or a prober's lookups naming it) arbitrarily expensive."""
-
-KID_SIZE: Final = 8
-"""A key id is the first bytes of the key's commitment (16 hex characters): public, since
-the commitment is in the signed enrolment record already."""
-
-
-def key_commitment(code_key: bytes) -> bytes:
-    """What a ``CodeKeyEnrollment`` signs: SHA-256 of the key, never the key itself."""
-    return hashlib.sha256(code_key).digest()
-
-
-def key_id(commitment: bytes) -> str:
-    """The key id (``kid``) of a code key, from its commitment: 16 hex characters."""
-    return commitment[:KID_SIZE].hex()
 
 
 def seal(master_key: bytes, creator: bytes, code_key: bytes) -> bytes:

@@ -13,11 +13,14 @@ import os
 import secrets
 import stat
 from pathlib import Path
-
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
+from typing import TYPE_CHECKING
 
 from registry.errors import ConfigurationError
+
+# NOTE: eth_account (~0.4 s to import) is loaded by the functions that make an account:
+# a creator's code keys are read with this module's secret files alone.
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 MASTER_KEY_FILE = "master.key"
 REGISTRY_KEY_FILE = "registry.key"
@@ -80,6 +83,8 @@ def load_or_create_master_key(data_dir: Path, configured: str | None) -> bytes:
 
 def load_account(path: Path) -> LocalAccount:
     """An Ethereum account from a 0600 file holding its private key as hex."""
+    from eth_account import Account
+
     text = read_secret(path).decode()
     key = parse_key_text(text, size=32, what=str(path))
     account: LocalAccount = Account.from_key(key)
@@ -88,6 +93,8 @@ def load_account(path: Path) -> LocalAccount:
 
 def create_account(path: Path) -> LocalAccount:
     """A fresh Ethereum account whose private key is written to ``path`` (0600)."""
+    from eth_account import Account
+
     key = secrets.token_bytes(32)
     account: LocalAccount = Account.from_key(key)
     write_secret(path, ("0x" + key.hex() + "\n").encode())
@@ -111,6 +118,8 @@ def registry_key_path(data_dir: Path, address: str) -> Path:
 def create_next_registry_key(data_dir: Path) -> LocalAccount:
     """A fresh registry key for a hand-over, written before the hand-over commits (a crash
     in between leaves an unused key file, never a committed key without its file)."""
+    from eth_account import Account
+
     key = secrets.token_bytes(32)
     account: LocalAccount = Account.from_key(key)
     write_secret(registry_key_path(data_dir, account.address), ("0x" + key.hex() + "\n").encode())

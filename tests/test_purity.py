@@ -8,6 +8,7 @@ import sys
 
 PURE_MODULES = [
     "registry.fingerprints",
+    "registry.codekeyring",
     "registry.canonicaljson",
     "registry.leaf",
     "registry.royalty",

@@ -22,6 +22,7 @@ from verifier.problems import NotAuthorized, RegistryUnreachable
 # inside the commands that use them: ``tracemark verify`` starts without them
 # (tests/api/test_cli_imports.py).
 if TYPE_CHECKING:
+    from registry.codekeyring import CodeKeyring
     from registry.creator import CreatorKeys
     from registry.royalty import RoyaltyPolicy
     from registry.service import Registry
@@ -142,6 +143,14 @@ def creator_keys() -> CreatorKeys:
     from registry.creator import CreatorKeys
 
     return CreatorKeys.load(state.settings.resolved_keys_dir)
+
+
+def code_keyring() -> CodeKeyring:
+    """The creator's code keys alone: what fingerprinting a code needs, without loading the
+    account (eth_account)."""
+    from registry.codekeyring import CodeKeyring
+
+    return CodeKeyring.load(state.settings.resolved_keys_dir)
 
 
 MAX_JSON_INPUT_BYTES: Final = 1024 * 1024

@@ -22,6 +22,7 @@ from api.cli.app import (
     ProductOpt,
     UseOpt,
     app,
+    code_keyring,
     creator_keys,
     emit,
     err,
@@ -74,7 +75,7 @@ def keys_new(as_json: JsonFlag = False) -> None:
 @keys_app.command("show")
 def keys_show(as_json: JsonFlag = False) -> None:
     """Show the creator's address and its code keys' ids and commitments (never a key)."""
-    from registry.codekeys import key_commitment
+    from registry.codekeyring import key_commitment
 
     with reported():
         keys = creator_keys()
@@ -194,7 +195,7 @@ def fingerprint(
             good_type, value = GoodType.FILE, file_fingerprint_path(existing_file(file))
         elif code is not None:
             text = sys.stdin.readline().rstrip("\n") if code == "-" else code
-            key = creator_keys().require_code_key()
+            key = code_keyring().require_current()
             good_type, value = GoodType.CODE, code_fingerprint(key, text)
         else:
             fields = json_object(str(item), "--item")

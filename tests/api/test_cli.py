@@ -33,7 +33,7 @@ import registry.service
 from api import cli as cli_module
 from api.cli import app
 from registry import errors
-from registry.codekeys import key_commitment, key_id
+from registry.codekeyring import key_commitment, key_id
 from registry.db import create_db_engine
 from registry.errors import InvalidProof
 from registry.fingerprints import code_fingerprint, item_fingerprint, normalise_code

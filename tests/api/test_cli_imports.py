@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 #: Never needed to check evidence offline: the registry's database and its web framework,
 #: the HTTP client, eth_account (signing), web3 (only with ``--rpc``).
@@ -60,3 +61,29 @@ def test_exit_codes_are_mapped_without_the_heavy_modules() -> None:
     assert EXIT_CODES[LogCorrupt] == 9
     assert EXIT_CODES[NotAuthorized] == 13
     assert EXIT_CODES[RegistryUnreachable] == 14
+
+
+def test_fingerprinting_runs_without_the_account_or_the_verifier(tmp_path: Path) -> None:
+    # `tracemark fingerprint` may be called once per good by a creator's script: it loads
+    # the code key alone (registry.codekeyring), never eth_account, pydantic's models of the
+    # evidence, or the database (bench/cli_bench.py measures the start).
+    keys = tmp_path / "keys"
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    made = CliRunner().invoke(app, ["--keys-dir", str(keys), "keys", "new"])
+    assert made.exit_code == 0, made.output
+    sample = tmp_path / "sample.bin"
+    sample.write_bytes(b"sample")
+    for arguments in (["--code", "CARD-0001"], [str(sample)]):
+        program = (
+            "import sys\n"
+            "from typer.testing import CliRunner\n"
+            "from api.cli import app\n"
+            f"arguments = ['--keys-dir', {str(keys)!r}, 'fingerprint', *{arguments!r}]\n"
+            "result = CliRunner().invoke(app, arguments)\n"
+            "assert result.exit_code == 0, result.output\n"
+            "assert result.output.startswith('0x'), result.output\n"
+        )
+        assert _imported_after(program) == [], arguments

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from registry.codekeys import key_commitment, key_id
+from registry.codekeyring import key_commitment, key_id
 from registry.creator import CreatorKeys, sign_enrollment, sign_retirement
 from registry.eip712 import DEV_DOMAIN
 from registry.fingerprints import CodeFingerprinter, GoodType, Use

@@ -12,7 +12,8 @@ import pytest
 from alembic import command
 from sqlalchemy import Engine, text
 
-from registry.codekeys import MAX_LIVE_CODE_KEYS, key_commitment, key_id
+from registry.codekeyring import key_commitment, key_id
+from registry.codekeys import MAX_LIVE_CODE_KEYS
 from registry.creator import CreatorKeys, sign_enrollment, sign_retirement
 from registry.db import create_db_engine
 from registry.eip712 import DEV_DOMAIN

@@ -8,7 +8,8 @@ import os
 import pytest
 from sqlalchemy import Engine, text
 
-from registry.codekeys import key_commitment, seal, unseal
+from registry.codekeyring import key_commitment
+from registry.codekeys import seal, unseal
 from registry.codesfile import codes_source, prepare_code_batch
 from registry.creator import CreatorKeys, sign_batch_revocation, sign_enrollment, sign_revocation
 from registry.eip712 import DEV_DOMAIN
