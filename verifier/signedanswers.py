@@ -9,7 +9,7 @@ from registry.errors import (
     InvalidInput,
     SignatureError,
 )
-from registry.receipts import PRIMARY_TYPE, TransferReceipt
+from registry.receipts import PRIMARY_TYPE
 from registry.signatures import verify_signature
 from registry.treehead import TreeHead
 from verifier.errors import BundleInvalid, VerificationError
@@ -41,7 +41,7 @@ def verify_receipt(receipt: ReceiptOut, trust: TrustPolicy) -> TrustRoot:
                 f"names {expected} for leaf {receipt.log_index:,}"
             )
         # 3. The signed message is rebuilt from the receipt's fields ...
-        signed = TransferReceipt.from_json(receipt.model_dump())
+        signed = receipt.receipt()
         # 4. ... and the typed data shown beside them is that very message, nothing else.
         if receipt.typed_data != signed.typed_data():
             raise VerificationError("the receipt's typed_data is not the message of its fields")

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints
 
 from registry.edges import AddressText, GoodTypeName, Hex32
+from registry.receipts import TransferReceipt
 from verifier.schemas.fields import (
     Amount,
     Currency,
@@ -205,3 +206,10 @@ class ReceiptOut(Strict):
     royalties: list[RoyaltyShareOut]
     seller_amount: Amount | None
     replayed: bool
+
+    # NOTE: this is the receipt as text, kept as the server sent it (the client's answers and
+    # their tests read it so); the format itself, with its one signed message, is
+    # ``registry.receipts.TransferReceipt``.
+    def receipt(self) -> TransferReceipt:
+        """The receipt as its one format type; raises ``ValidationError`` if malformed."""
+        return TransferReceipt.from_json(self.model_dump())
