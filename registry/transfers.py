@@ -16,11 +16,13 @@ Rules (DESIGN.md "Holders, transfers, royalties"):
 - a priced transfer whose seller is not the creator owes royalties, split integer-exactly by
   the policy the creator signed at registration (``registry.royalty.split``);
 - each accepted transfer is a TRANSFER entry (actor: the registry), sequenced at once so that
-  the registry can sign a ``TransferReceipt`` naming its log index.
+  the registry can sign a ``TransferReceipt`` naming its log index (``registry.receipts``).
 
-Races: the whole check-and-write runs under the log's lock (``lock_log``: one writer at a
-time on PostgreSQL, BEGIN IMMEDIATE on SQLite), and the holder moves by a conditional UPDATE
-or an INSERT under the primary key, so a lost race can never move a good twice (THREATS 46).
+The request and its refusals are ``registry.transferrequests``; who holds a good and how it
+moves, ``registry.holding``. Races: the whole check-and-write runs under the log's lock
+(``lock_log``: one writer at a time on PostgreSQL, BEGIN IMMEDIATE on SQLite), and the holder
+moves by a conditional UPDATE or an INSERT under the primary key, so a lost race can never
+move a good twice (THREATS 46).
 """
 
 from __future__ import annotations

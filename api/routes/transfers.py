@@ -15,7 +15,7 @@ from registry.edges import HASH32_PATTERN
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import parse_fingerprint
 from registry.handover import HandoverRequest
-from registry.transfers import Party, TransferRequest
+from registry.transferrequests import Party, TransferRequest
 from verifier.schemas import (
     DEFAULT_PAGE,
     MAX_PAGE,
