@@ -15,6 +15,8 @@ ANCHOR_LOCK_KEY = 0x74_72_61_63_65_61_6E
 
 
 class AnchorLease:
+    """The right to anchor: a PostgreSQL advisory lock on a connection of its own."""
+
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._conn: Connection | None = None
