@@ -31,7 +31,6 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import rfc8785
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Connection, Table, func, select
 
@@ -48,7 +47,7 @@ from registry.holding import (
     holdings_t,
     move_holder,
 )
-from registry.leaf import EntryKind, payload_hash
+from registry.leaf import EntryKind
 from registry.log import entries_t
 from registry.models import RoyaltyLine, Transfer, TransferAttempt
 from registry.parties import (
@@ -57,6 +56,7 @@ from registry.parties import (
     ReferenceKeys,
     legacy_reference_hash,
 )
+from registry.payloads import TransferPayload, TransferShare
 from registry.receipts import (
     PRIMARY_TYPE,
     RoyaltyShare,
@@ -192,12 +192,12 @@ def record_transfer(
     if request.final and use is not Use.SINGLE:
         raise InvalidInput("final applies to single-use goods (codes); this good is transferable")
 
-    shares: list[RoyaltyShare] = []
+    shares: list[TransferShare] = []
     seller_amount = None
     if request.price is not None and not request.seller.is_creator:
         parts = split(request.price, policy)
         shares = [
-            RoyaltyShare(recipient=address, bps=recipient.bps, amount=amount)
+            TransferShare(address, recipient.bps, amount)
             for (address, amount), recipient in zip(parts.royalties, policy.recipients, strict=True)
         ]
         seller_amount = parts.seller_amount
@@ -205,29 +205,24 @@ def record_transfer(
         seller_amount = request.price
 
     registry = address_bytes(account.address)
-    document: dict[str, Any] = {
-        "transfer": {
-            "good_type": good_type,
-            "fingerprint": fingerprint_hex(fingerprint),
-            "creator": checksum(creator),
-            "platform": request.platform,
-            "seller": party_document(seller.platform, seller_ref),
-            "buyer": party_document(request.buyer.platform, buyer_ref),
-            "price": None if request.price is None else str(request.price),
-            "currency": request.currency,
-            "final": request.final,
-            "previous_transfer": None if previous is None else int(previous.id),
-        },
-        "royalty": {
-            "shares": [
-                {"recipient": s.recipient, "bps": s.bps, "amount": str(s.amount)} for s in shares
-            ],
-            "seller_amount": None if seller_amount is None else str(seller_amount),
-        },
-        "registry": checksum(registry),
-        "domain": domain.as_dict(),
-    }
-    digest = payload_hash(document)
+    payload = TransferPayload(
+        good_type=request.good_type,
+        fingerprint=fingerprint,
+        creator=checksum(creator),
+        platform=request.platform,
+        seller=party_document(seller.platform, seller_ref),
+        buyer=party_document(request.buyer.platform, buyer_ref),
+        price=request.price,
+        currency=request.currency,
+        final=request.final,
+        previous_transfer=None if previous is None else int(previous.id),
+        shares=tuple(shares),
+        seller_amount=seller_amount,
+        registry=checksum(registry),
+        domain=domain,
+    )
+    document = payload.to_json()
+    digest = payload.payload_hash()
     record_id = conn.execute(
         records_t.insert()
         .values(
@@ -235,7 +230,7 @@ def record_transfer(
             signer=registry,
             nonce=_next_registry_nonce(conn, registry),
             deadline=0,
-            payload=rfc8785.dumps(document).decode("utf-8"),
+            payload=document.decode("utf-8"),
             payload_hash=digest,
             created_at=datetime.fromtimestamp(now, UTC),
         )
@@ -330,9 +325,7 @@ def load_receipt(conn: Connection, transfer_id: int, domain: Domain) -> Transfer
     ).first()
     if row is None:
         raise NotFound(f"no transfer {transfer_id}")
-    document = json.loads(row.payload)
-    stored_domain = Domain.from_dict(document["domain"])
-    royalty = document["royalty"]
+    payload = TransferPayload.from_json(row.payload)
     return TransferReceipt(
         transfer_id=int(row.id),
         good_type=GoodType(int(row.good_type)),
@@ -342,19 +335,18 @@ def load_receipt(conn: Connection, transfer_id: int, domain: Domain) -> Transfer
         timestamp=int(row.created_at),
         signature=bytes(row.receipt_signature),
         signer=checksum(bytes(row.signer)),
-        domain=stored_domain,
+        domain=payload.domain,
         platform=row.platform,
-        seller=document["transfer"]["seller"],
-        buyer=document["transfer"]["buyer"],
+        seller=dict(payload.seller),
+        buyer=dict(payload.buyer),
         price=None if row.price is None else int(row.price),
         currency=row.currency,
         final=bool(row.final),
         creator=checksum(bytes(row.creator)),
         royalties=[
-            RoyaltyShare(recipient=s["recipient"], bps=int(s["bps"]), amount=int(s["amount"]))
-            for s in royalty["shares"]
+            RoyaltyShare(recipient=s.recipient, bps=s.bps, amount=s.amount) for s in payload.shares
         ],
-        seller_amount=None if royalty["seller_amount"] is None else int(royalty["seller_amount"]),
+        seller_amount=payload.seller_amount,
     )
 
 
