@@ -30,7 +30,8 @@ from verifier.bundle import (
 )
 
 if TYPE_CHECKING:
-    from registry.service import LoggedEntry, Registry
+    from registry.entries import LoggedEntry
+    from registry.service import Registry
 
 
 # -- building one ---------------------------------------------------------------

@@ -45,7 +45,8 @@ from verifier.exportformat import (
 )
 
 if TYPE_CHECKING:
-    from registry.service import LoggedEntry, Registry
+    from registry.entries import LoggedEntry
+    from registry.service import Registry
 
 #: The writer stops adding goods once the goods alone take this much, leaving room for the
 #: heads and consistency proofs (at most one head a good: well under 16 MiB).
@@ -445,8 +446,8 @@ def _other_entries(conn: Any, good_type: GoodType, fingerprint: bytes) -> list[L
     index of goods' events; at most one more than a good may carry, to tell it is too many."""
     from sqlalchemy import select, text
 
+    from registry.entries import LoggedEntry
     from registry.log import entries_t
-    from registry.service import LoggedEntry
 
     c = entries_t.c
     rows = conn.execute(
