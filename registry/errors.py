@@ -21,7 +21,7 @@ class TracemarkError(Exception):
     #: server error: the detail is logged, never sent.
     http_status: int = 500
     #: What the user does next, in one line.
-    diagnostics: str = "Read the detail; if it names nothing you can fix, report it with the detail."
+    diagnostics: str = "Read the detail; if it names nothing you can fix, report it with it."
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
