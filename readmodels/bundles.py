@@ -137,8 +137,15 @@ def _choose_head(registry: Registry, leaf_index: int) -> tuple[TreeHead, AnchorP
             raise NotFound("no signed tree head covers the entry yet")  # entry has a head
         return latest, None
     head = registry.tree_head(int(row.tree_size))
+    return head, anchor_pointer(head, row)
+
+
+def anchor_pointer(head: TreeHead, row: Any) -> AnchorPointer:
+    """The pointer a bundle or an export carries to ``head``'s anchor (an ``anchors`` row with
+    ``tx_hash``, ``block_number`` and ``state``): the chain and contract are the head's
+    domain's, so the pointer can name no other."""
     domain = head.domain
-    anchor = AnchorPointer(
+    return AnchorPointer(
         chain_id=domain.chain_id,
         contract=bytes.fromhex(domain.verifying_contract[2:]),
         tree_size=head.tree_size,
@@ -146,7 +153,6 @@ def _choose_head(registry: Registry, leaf_index: int) -> tuple[TreeHead, AnchorP
         block_number=row.block_number,
         state=row.state,
     )
-    return head, anchor
 
 
 def read_payloads(registry: Registry, record_ids: set[int]) -> dict[int, dict[str, Any]]:
@@ -185,4 +191,4 @@ def bundle_entry(
     )
 
 
-__all__ = ["build_bundle", "bundle_entry", "read_payloads"]
+__all__ = ["anchor_pointer", "build_bundle", "bundle_entry", "read_payloads"]

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from anchoring.states import ANCHORED
-from readmodels.bundles import bundle_entry, read_payloads
+from readmodels.bundles import anchor_pointer, bundle_entry, read_payloads
 from registry.eip712 import checksum_address
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, fingerprint_hex
@@ -415,15 +415,7 @@ class _Writer:
                 .order_by(a.id.desc())
                 .limit(1)
             ).one()
-        domain = head.domain
-        return AnchorPointer(
-            chain_id=domain.chain_id,
-            contract=bytes.fromhex(domain.verifying_contract[2:]),
-            tree_size=head.tree_size,
-            tx_hash=None if row.tx_hash is None else bytes(row.tx_hash),
-            block_number=row.block_number,
-            state=row.state,
-        )
+        return anchor_pointer(head, row)
 
     def heads_and_links(
         self,

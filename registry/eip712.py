@@ -279,11 +279,6 @@ class Domain:
             self, "separator", _separator(self.name, self.version, chain_id, contract)
         )
 
-    def domain(self) -> Domain:
-        """This domain. NOTE: a tree head's ``domain`` was once its typed-data JSON, read as
-        ``head.domain.domain()``; it is the value now, and that call still reads the same."""
-        return self
-
     def as_dict(self) -> dict[str, object]:
         """The domain as EIP-712 typed-data JSON: name, version, chainId, verifyingContract."""
         return {

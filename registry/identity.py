@@ -26,11 +26,7 @@ from registry.errors import InvalidInput
 from registry.leaf import NO_GOOD, EntryKind, payload_hash, subject_fingerprint
 from registry.log import entries_t
 from registry.models import CreatorIdentityRow
-from registry.records import records_t
-
-# NOTE: the registry's own records share one nonce sequence (signer = the registry), drawn
-# under the log's lock; the transfers module owns it.
-from registry.transfers import _next_registry_nonce
+from registry.records import next_registry_nonce, records_t
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -93,7 +89,7 @@ def record_identity(
         .values(
             primary_type=RECORD_TYPE,
             signer=registry,
-            nonce=_next_registry_nonce(conn, registry),
+            nonce=next_registry_nonce(conn, registry),
             deadline=0,
             payload=rfc8785.dumps(dict(payload)).decode("utf-8"),
             payload_hash=digest,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import rfc8785
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, func, select
 from sqlalchemy.exc import IntegrityError
 
 from registry.eip712 import checksum_address
@@ -24,6 +24,16 @@ records_t: Table = SignedRecord.__table__  # type: ignore[attr-defined]
 def checksum(address: bytes) -> str:
     """EIP-55 form of 20 address bytes."""
     return checksum_address(address)
+
+
+def next_registry_nonce(conn: Connection, registry: bytes) -> int:
+    """The next nonce of a record the registry signs itself (a TRANSFER's, a
+    CREATOR_IDENTITY's): one sequence per registry address, drawn under the log's lock, which
+    the caller holds (two writers would otherwise draw the same nonce)."""
+    last = conn.execute(
+        select(func.max(records_t.c.nonce)).where(records_t.c.signer == registry)
+    ).scalar()
+    return int(last or 0) + 1
 
 
 def insert_record(

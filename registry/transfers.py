@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Connection, Table, select
 
 from registry import handover, log
 from registry.distribution import check_first_sale
@@ -64,7 +64,7 @@ from registry.receipts import (
     party_document,
     receipt_message,
 )
-from registry.records import checksum, records_t
+from registry.records import checksum, next_registry_nonce, records_t
 from registry.royalty import RoyaltyPolicy, split
 from registry.signatures import sign
 from registry.transferrequests import (
@@ -117,14 +117,6 @@ def _existing(conn: Connection, request: TransferRequest) -> int | None:
             "this Idempotency-Key was used for a different transfer; use a new key"
         )
     return int(row.id)
-
-
-def _next_registry_nonce(conn: Connection, registry: bytes) -> int:
-    # Serialised by the log's lock, which the caller holds.
-    last = conn.execute(
-        select(func.max(records_t.c.nonce)).where(records_t.c.signer == registry)
-    ).scalar()
-    return int(last or 0) + 1
 
 
 def record_transfer(
@@ -228,7 +220,7 @@ def record_transfer(
         .values(
             primary_type="Transfer",
             signer=registry,
-            nonce=_next_registry_nonce(conn, registry),
+            nonce=next_registry_nonce(conn, registry),
             deadline=0,
             payload=document.decode("utf-8"),
             payload_hash=digest,

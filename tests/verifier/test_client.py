@@ -183,7 +183,7 @@ def test_verify_by_fingerprint_head_proof_and_bundle(api: Api, creator: CreatorK
 
     root = trust_root_of(api.registry)
     head = platform.tree_head(trust=TrustPolicy.of(root))
-    assert head.tree_size == 1 and head.domain.domain() == DEV_DOMAIN
+    assert head.tree_size == 1 and head.domain == DEV_DOMAIN
     assert platform.domain() == DEV_DOMAIN
     with pytest.raises(VerificationError, match="not"):
         platform.tree_head(trust=TrustPolicy.of(_root_with_key(root, Account.create().address)))
