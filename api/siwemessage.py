@@ -11,12 +11,12 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from api.principal import Unauthorized
 from registry.edges import ADDRESS_PATTERN
 from registry.eip712 import checksum_address
-from verifier.signin import siwe_time
+from verifier.signin import HEADER_SUFFIX, SiweText, siwe_message
 
 #: Longest message accepted: bounds parsing and hashing for an unauthenticated caller.
 MAX_MESSAGE_LENGTH: Final = 4096
@@ -27,7 +27,6 @@ MAX_RESOURCES: Final = 32
 #: Longest nonce accepted (ours are 22 characters).
 MAX_NONCE_LENGTH: Final = 128
 
-_HEADER_SUFFIX = " wants you to sign in with your Ethereum account:"
 _SCHEME = r"[A-Za-z][A-Za-z0-9+.\-]*"
 # RFC 3986 authority, loosely: no whitespace, no path, query or fragment delimiters; the
 # domain must then equal the server's exactly, which is the real check.
@@ -74,22 +73,9 @@ def _seconds(value: str, what: str) -> float:
 
 
 @dataclass(frozen=True)
-class SiweMessage:
-    """An EIP-4361 message, its fields as written (times as text, kept byte-exact)."""
-
-    domain: str
-    address: str
-    uri: str
-    chain_id: int
-    nonce: str
-    issued_at: str
-    version: str = "1"
-    scheme: str | None = None
-    statement: str | None = None
-    expiration_time: str | None = None
-    not_before: str | None = None
-    request_id: str | None = None
-    resources: tuple[str, ...] = ()
+class SiweMessage(SiweText):
+    """An EIP-4361 message, its fields as written (times as text, kept byte-exact), each
+    checked against the EIP's grammar when the message is made; ``to_text`` is the kit's."""
 
     def __post_init__(self) -> None:
         header = (f"{self.scheme}://" if self.scheme is not None else "") + self.domain
@@ -152,31 +138,6 @@ class SiweMessage:
             return None
         return math.ceil(_seconds(self.not_before, "Not Before"))
 
-    def to_text(self) -> str:
-        """The message exactly as the EIP's ABNF lays it out (what the wallet signs)."""
-        scheme = f"{self.scheme}://" if self.scheme is not None else ""
-        lines = [f"{scheme}{self.domain}{_HEADER_SUFFIX}", self.address, ""]
-        if self.statement is not None:
-            lines.append(self.statement)
-        lines += [
-            "",
-            f"URI: {self.uri}",
-            f"Version: {self.version}",
-            f"Chain ID: {self.chain_id}",
-            f"Nonce: {self.nonce}",
-            f"Issued At: {self.issued_at}",
-        ]
-        if self.expiration_time is not None:
-            lines.append(f"Expiration Time: {self.expiration_time}")
-        if self.not_before is not None:
-            lines.append(f"Not Before: {self.not_before}")
-        if self.request_id is not None:
-            lines.append(f"Request ID: {self.request_id}")
-        if self.resources:
-            lines.append("Resources:")
-            lines += [f"- {resource}" for resource in self.resources]
-        return "\n".join(lines)
-
 
 class _Lines:
     """The message's lines with a cursor; errors name the 1-based line number."""
@@ -224,9 +185,9 @@ def parse_message(text: str) -> SiweMessage:
         raise SiweRejected("a sign-in message does not end with a newline")
     lines = _Lines(text)
     header = lines.take("the header")
-    if not header.endswith(_HEADER_SUFFIX):
-        raise SiweRejected(f"line 1 must end with '{_HEADER_SUFFIX.strip()}'")
-    match = _HEADER_RE.match(header[: -len(_HEADER_SUFFIX)])
+    if not header.endswith(HEADER_SUFFIX):
+        raise SiweRejected(f"line 1 must end with '{HEADER_SUFFIX.strip()}'")
+    match = _HEADER_RE.match(header[: -len(HEADER_SUFFIX)])
     if match is None:
         raise SiweRejected("line 1 must start with the domain (an RFC 3986 authority)")
     address = lines.take("the address")
@@ -283,37 +244,10 @@ def parse_message(text: str) -> SiweMessage:
     return message
 
 
-def build_message(
-    *,
-    domain: str,
-    address: str,
-    uri: str,
-    chain_id: int,
-    nonce: str,
-    issued_at: int,
-    statement: str | None = None,
-    expiration_time: int | None = None,
-    not_before: int | None = None,
-    request_id: str | None = None,
-    resources: tuple[str, ...] = (),
-    scheme: str | None = None,
-) -> str:
-    """A well-formed message for a client to sign (times as Unix seconds)."""
-    message = SiweMessage(
-        domain=domain,
-        scheme=scheme,
-        address=address,
-        statement=statement,
-        uri=uri,
-        chain_id=chain_id,
-        nonce=nonce,
-        issued_at=siwe_time(issued_at),
-        expiration_time=None if expiration_time is None else siwe_time(expiration_time),
-        not_before=None if not_before is None else siwe_time(not_before),
-        request_id=request_id,
-        resources=tuple(resources),
-    )
-    return message.to_text()
+def build_message(**fields: Any) -> str:
+    """A well-formed message for a client to sign (times as Unix seconds): the kit's text
+    (``verifier.signin.siwe_message``, same fields), checked against this grammar."""
+    return parse_message(siwe_message(**fields)).to_text()
 
 
 __all__ = ["SiweMessage", "SiweRejected", "build_message", "parse_message"]
