@@ -26,6 +26,7 @@ holdings_t: Table = Holding.__table__  # type: ignore[attr-defined]
 
 def transfer_summary(row: Any) -> dict[str, Any]:
     """What a double-sale answer shows of the transfer that made the real holder."""
+    # NOTE: "log_index" is the answer's published JSON key (the TRANSFER entry's leaf index).
     return {
         "transfer_id": int(row.id),
         "log_index": int(row.leaf_index),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from registry.edges import (
     AddressText,
@@ -72,11 +72,18 @@ class TransferReceipt(_Frozen):
     through ``transfer_hash``, the TRANSFER entry's payload hash, which the log proves.
     """
 
+    # NOTE: the JSON keeps the name it was published with, ``log_index`` (the OpenAPI
+    # document, receipts platforms keep): the attribute speaks the log's vocabulary.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, serialize_by_alias=True
+    )
+
     transfer_id: int
     good_type: GoodTypeField
     fingerprint: Hash32
-    #: The TRANSFER entry's leaf index (``logIndex`` in the signed message; the wire name).
-    log_index: int
+    #: The TRANSFER entry's leaf index (``logIndex`` in the signed message, ``log_index`` in
+    #: the JSON).
+    leaf_index: int = Field(validation_alias="log_index", serialization_alias="log_index")
     transfer_hash: Hash32
     timestamp: int
     signature: BoundedBytes
@@ -97,7 +104,7 @@ class TransferReceipt(_Frozen):
     def message(self) -> dict[str, object]:
         """The signed EIP-712 message, rebuilt from this receipt's fields."""
         return receipt_message(
-            self.good_type, self.fingerprint, self.log_index, self.transfer_hash, self.timestamp
+            self.good_type, self.fingerprint, self.leaf_index, self.transfer_hash, self.timestamp
         )
 
     def typed_data(self) -> dict[str, Any]:

@@ -322,7 +322,7 @@ def load_receipt(conn: Connection, transfer_id: int, domain: Domain) -> Transfer
         transfer_id=int(row.id),
         good_type=GoodType(int(row.good_type)),
         fingerprint=bytes(row.fingerprint),
-        log_index=int(row.leaf_index),
+        leaf_index=int(row.leaf_index),
         transfer_hash=bytes(row.payload_hash),
         timestamp=int(row.created_at),
         signature=bytes(row.receipt_signature),

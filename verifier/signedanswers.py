@@ -33,12 +33,12 @@ def verify_receipt(receipt: ReceiptOut, trust: TrustPolicy) -> TrustRoot:
         signed_under = Domain.from_dict(receipt.domain)
         # 1. A registry the caller trusts (its chain and contract), and the key it names.
         root = trust.root_for(signed_under)
-        expected = checksum_address(root.key_for_entry(receipt.log_index))
+        expected = checksum_address(root.key_for_entry(receipt.leaf_index))
         # 2. The receipt names that key as its signer.
         if parse_address(receipt.signer, what="signer") != expected:
             raise VerificationError(
                 f"the receipt is signed by {receipt.signer}, but trust root {root.label()} "
-                f"names {expected} for leaf {receipt.log_index:,}"
+                f"names {expected} for leaf {receipt.leaf_index:,}"
             )
         # 3. The signed message is rebuilt from the receipt's fields ...
         signed = receipt.receipt()

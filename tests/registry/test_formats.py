@@ -63,7 +63,7 @@ def _hand_built(receipt: TransferReceipt) -> dict[str, Any]:
     message = {
         "goodType": int(receipt.good_type),
         "fingerprint": receipt.fingerprint,
-        "logIndex": receipt.log_index,
+        "logIndex": receipt.leaf_index,
         "transferHash": receipt.transfer_hash,
         "timestamp": receipt.timestamp,
     }
@@ -71,7 +71,7 @@ def _hand_built(receipt: TransferReceipt) -> dict[str, Any]:
         "transfer_id": receipt.transfer_id,
         "good_type": receipt.good_type.name.lower(),
         "fingerprint": fingerprint_hex(receipt.fingerprint),
-        "log_index": receipt.log_index,
+        "log_index": receipt.leaf_index,
         "transfer_hash": "0x" + receipt.transfer_hash.hex(),
         "timestamp": receipt.timestamp,
         "signature": "0x" + receipt.signature.hex(),
@@ -139,7 +139,7 @@ def test_a_malformed_receipt_document_is_refused(field: str, value: object) -> N
 
 def test_a_receipt_is_frozen() -> None:
     with pytest.raises(ValidationError):
-        _receipt().log_index = 0  # type: ignore[misc]
+        _receipt().leaf_index = 0  # type: ignore[misc]
 
 
 # -- the tree head ----------------------------------------------------------------------------

@@ -167,8 +167,8 @@ def test_the_public_holder_hash_is_keyed_per_platform(
         ),
         registry.transfer(sale(code, CAROL, Party("cardhub", "carol-2"), price=None)),
     ]
-    keyshop_carol = payload_of(registry, receipts[0].log_index)["transfer"]["buyer"]  # type: ignore[index]
-    cardhub_carol = payload_of(registry, receipts[1].log_index)["transfer"]["seller"]  # type: ignore[index]
+    keyshop_carol = payload_of(registry, receipts[0].leaf_index)["transfer"]["buyer"]  # type: ignore[index]
+    cardhub_carol = payload_of(registry, receipts[1].leaf_index)["transfer"]["seller"]  # type: ignore[index]
     assert keyshop_carol["platform"] == "keyshop" and cardhub_carol["platform"] == "cardhub"
     public = {keyshop_carol["reference_hash"], cardhub_carol["reference_hash"]}
     assert len(public) == 2

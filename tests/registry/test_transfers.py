@@ -138,17 +138,17 @@ def test_a_receipt_is_signed_by_the_registry_and_names_a_logged_entry(
     signed = digest("TransferReceipt", receipt.message(), DEV_DOMAIN)
     assert recover_signer(signed, Signature.parse(receipt.signature)) == registry.address
     assert receipt.signer == registry.address
-    entry = registry.entry_at(receipt.log_index)
+    entry = registry.entry_at(receipt.leaf_index)
     assert entry.kind is EntryKind.TRANSFER
     assert entry.actor == bytes.fromhex(registry.address[2:])
     assert entry.payload_hash == receipt.transfer_hash
     assert entry.timestamp == receipt.timestamp
     # Sequenced at once, under a signed head that proves it.
     head = registry.latest_tree_head()
-    assert head is not None and head.tree_size > receipt.log_index
-    proof = registry.inclusion_proof(receipt.log_index, head.tree_size)
+    assert head is not None and head.tree_size > receipt.leaf_index
+    proof = registry.inclusion_proof(receipt.leaf_index, head.tree_size)
     verify_inclusion(
-        hash_leaf(entry.leaf_data()), receipt.log_index, head.tree_size, proof, head.root
+        hash_leaf(entry.leaf_data()), receipt.leaf_index, head.tree_size, proof, head.root
     )
 
 
@@ -160,7 +160,7 @@ def test_the_transfer_payload_is_the_one_hashed_into_the_leaf(
         from registry.records import records_t
 
         entry = conn.execute(
-            select(entries_t.c.record_id).where(entries_t.c.leaf_index == receipt.log_index)
+            select(entries_t.c.record_id).where(entries_t.c.leaf_index == receipt.leaf_index)
         ).scalar_one()
         payload = conn.execute(
             select(records_t.c.payload).where(records_t.c.id == entry)
@@ -492,7 +492,7 @@ def test_a_restricted_creator_sells_first_hand_only_through_its_distributors(
     resale = registry.transfer(
         sale(code, party("cardhub", "agent-7"), party("gamemart", "u2"), platform="cardhub")
     )
-    assert resale.log_index > first.log_index
+    assert resale.leaf_index > first.leaf_index
     # Open again: anyone may sell first-hand; the list is kept for the next restriction.
     reopened = registry.set_distribution(maker, restricted=False, platforms=["cardhub"])
     assert reopened.allows("shadowkeys") and registry.distribution(maker).platforms == {"cardhub"}

@@ -299,7 +299,7 @@ def test_a_transfer_receipt_verifies_offline_and_a_tampered_one_does_not(
     signature = bytes.fromhex(resale.signature[2:])
     flipped = "0x" + (signature[:10] + bytes([signature[10] ^ 1]) + signature[11:]).hex()
     for tampered, why in [
-        (resale.model_copy(update={"log_index": resale.log_index + 1}), "typed_data"),
+        (resale.model_copy(update={"leaf_index": resale.leaf_index + 1}), "typed_data"),
         (resale.model_copy(update={"timestamp": resale.timestamp - 1}), "typed_data"),
         (resale.model_copy(update={"signature": flipped}), "does not verify"),
         (resale.model_copy(update={"signer": STUDIO}), "signed by"),
@@ -307,7 +307,7 @@ def test_a_transfer_receipt_verifies_offline_and_a_tampered_one_does_not(
         with pytest.raises(VerificationError, match=why):
             verify_receipt(tampered, trust)
     # The typed data rebuilt to match a changed field: the signature no longer recovers.
-    forged = _with_consistent_typed_data(resale.model_copy(update={"log_index": 0}))
+    forged = _with_consistent_typed_data(resale.model_copy(update={"leaf_index": 0}))
     with pytest.raises(VerificationError, match="not made by"):
         verify_receipt(forged, trust)
     with pytest.raises(VerificationError, match="signed by"):
@@ -335,7 +335,7 @@ def test_a_transfer_receipt_verifies_offline_and_a_tampered_one_does_not(
 
 def _with_consistent_typed_data(receipt: ReceiptOut) -> ReceiptOut:
     typed = json.loads(json.dumps(receipt.typed_data))
-    typed["message"]["logIndex"] = receipt.log_index
+    typed["message"]["logIndex"] = receipt.leaf_index
     return receipt.model_copy(update={"typed_data": typed})
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
 from registry.edges import AddressText, GoodTypeName, Hex32
 from registry.receipts import TransferReceipt
@@ -186,10 +186,14 @@ class RoyaltyShareOut(Strict):
 class ReceiptOut(Strict):
     """A ``TransferReceipt``: verify it with the registry's address alone (EIP-712)."""
 
+    # NOTE: ``log_index`` is the published JSON key (OpenAPI); the attribute is ``leaf_index``.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
+
     transfer_id: int
     good_type: GoodTypeName
     fingerprint: Hex32
-    log_index: int
+    #: The TRANSFER entry's leaf index.
+    leaf_index: int = Field(validation_alias="log_index", serialization_alias="log_index")
     transfer_hash: Hex32
     timestamp: int
     signature: HexBytes
