@@ -2,19 +2,19 @@
 ``creator_identities``, and reading them back.
 
 The registry attests what it fetched (actor = the registry's own address, as for a TRANSFER);
-the payload is built by ``verifier.identity`` (the one type of that document) and arrives
-here as a mapping. The entry is queued for the sequencer like a registration; the row is the
-fast read behind verify answers and is the newest check of each creator.
+the payload is built by ``verifier.identityclaim.CreatorIdentityPayload`` (the one type of
+that document, in the kit because it carries the creator's statement) and arrives here as
+that type, seen through ``IdentityPayload``. The entry is queued for the sequencer like a
+registration; the row is the fast read behind verify answers and is the newest check of each
+creator.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-import rfc8785
 from sqlalchemy import Connection, Table, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -23,7 +23,7 @@ from registry import log
 from registry.db import read_transaction, write_transaction
 from registry.eip712 import address_bytes
 from registry.errors import InvalidInput
-from registry.leaf import NO_GOOD, EntryKind, payload_hash, subject_fingerprint
+from registry.leaf import NO_GOOD, EntryKind, subject_fingerprint
 from registry.log import entries_t
 from registry.models import CreatorIdentityRow
 from registry.records import next_registry_nonce, records_t
@@ -39,6 +39,32 @@ identities_t: Table = CreatorIdentityRow.__table__  # type: ignore[attr-defined]
 #: The signed record's ``primary_type`` of an identity entry's payload.
 RECORD_TYPE = "CreatorIdentity"
 STATUSES = frozenset({"verified", "lapsed"})
+
+
+class IdentityFields(Protocol):
+    """The claim a CREATOR_IDENTITY payload makes (``verifier.identityclaim.IdentityClaim``)."""
+
+    @property
+    def domain(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def checked_at(self) -> int: ...
+    @property
+    def url(self) -> str: ...
+
+
+class IdentityPayload(Protocol):
+    """A CREATOR_IDENTITY payload as the registry stores it
+    (``verifier.identityclaim.CreatorIdentityPayload``; NOTE: a protocol, because the registry
+    does not import the kit that defines it)."""
+
+    @property
+    def identity(self) -> IdentityFields: ...
+    def to_json(self) -> bytes: ...
+    def payload_hash(self) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,20 +96,20 @@ def record_identity(
     conn: Connection,
     *,
     creator: bytes,
-    payload: Mapping[str, Any],
+    payload: IdentityPayload,
     account: LocalAccount,
     now: int,
 ) -> int:
     """Queue a CREATOR_IDENTITY entry for ``payload`` and make its row the creator's current
     identity; returns the entry's id. The caller owns the transaction (both or neither)."""
-    identity = payload["identity"]
-    status = identity["status"]
+    identity = payload.identity
+    status = identity.status
     if status not in STATUSES:
         raise InvalidInput("an identity's status is 'verified' or 'lapsed'")
     registry = address_bytes(account.address)
     # Serialises the registry's nonce sequence (and orders the entry against the sequencer).
     log.lock_log(conn)
-    digest = payload_hash(payload)
+    digest = payload.payload_hash()
     record_id = conn.execute(
         records_t.insert()
         .values(
@@ -91,7 +117,7 @@ def record_identity(
             signer=registry,
             nonce=next_registry_nonce(conn, registry),
             deadline=0,
-            payload=rfc8785.dumps(dict(payload)).decode("utf-8"),
+            payload=payload.to_json().decode("utf-8"),
             payload_hash=digest,
             created_at=datetime.fromtimestamp(now, UTC),
         )
@@ -113,11 +139,11 @@ def record_identity(
     )
     values = {
         "creator": creator,
-        "domain": identity["domain"],
-        "name": identity["name"],
+        "domain": identity.domain,
+        "name": identity.name,
         "status": status,
-        "checked_at": int(identity["checked_at"]),
-        "url": identity["url"],
+        "checked_at": int(identity.checked_at),
+        "url": identity.url,
         "entry_id": entry_id,
     }
     insert = (sqlite_insert if conn.dialect.name == "sqlite" else pg_insert)(identities_t)
@@ -207,7 +233,7 @@ def identity_entries(conn: Connection, creator: bytes) -> list[LoggedEntry]:
     return [LoggedEntry.from_row(row._mapping) for row in rows]
 
 
-def save_identity(registry: Registry, *, creator: bytes, payload: Mapping[str, Any]) -> int:
+def save_identity(registry: Registry, *, creator: bytes, payload: IdentityPayload) -> int:
     """``record_identity`` in a transaction of its own on the registry's database."""
     with write_transaction(registry.engine) as conn:
         return record_identity(
@@ -217,6 +243,8 @@ def save_identity(registry: Registry, *, creator: bytes, payload: Mapping[str, A
 
 __all__ = [
     "RECORD_TYPE",
+    "IdentityFields",
+    "IdentityPayload",
     "IdentityRow",
     "identities",
     "identities_t",

@@ -35,8 +35,9 @@ the reader parse and hash megabytes.
 """
 
 
-class _Payload:
-    """What every payload type shares: its JSON, its hash, and the strict parse."""
+class Payload:
+    """What every payload type shares: its JSON, its hash, and the strict parse (the
+    CREATOR_IDENTITY payload, ``verifier.identityclaim.CreatorIdentityPayload``, too)."""
 
     __slots__ = ()
 
@@ -98,7 +99,7 @@ def _signed_message(signed: object, what: str, signed_types: frozenset[str]) -> 
 
 
 @dataclass(frozen=True, slots=True)
-class RegistrationPayload(_Payload):
+class RegistrationPayload(Payload):
     """A REGISTER entry's payload, and a CONFLICT's (the losing claim keeps its document):
     the creator's signed (batch) registration, the domain it was signed under, and the royalty
     policy and metadata whose hashes the message signs."""
@@ -149,7 +150,7 @@ class RegistrationPayload(_Payload):
 
 
 @dataclass(frozen=True, slots=True)
-class RevocationPayload(_Payload):
+class RevocationPayload(Payload):
     """A REVOKE entry's payload: the creator's signed (batch) revocation and its domain."""
 
     kinds: ClassVar[frozenset[EntryKind]] = frozenset({EntryKind.REVOKE})
@@ -176,7 +177,7 @@ class RevocationPayload(_Payload):
 
 
 @dataclass(frozen=True, slots=True)
-class KeyHandoverPayload(_Payload):
+class KeyHandoverPayload(Payload):
     """A KEY_HANDOVER entry's payload: the outgoing registry key's EIP-712 ``KeyHandover``
     signature naming the new key and the first tree size it signs (issue 11)."""
 
@@ -281,7 +282,7 @@ class TransferShare:
 
 
 @dataclass(frozen=True, slots=True)
-class TransferPayload(_Payload):
+class TransferPayload(Payload):
     """A TRANSFER entry's payload: the sale the registry logged, its royalty split and who
     attests it; its payload hash is the receipt's ``transferHash`` (``registry.receipts``)."""
 
@@ -422,6 +423,7 @@ def signed_payload_from_json(data: bytes | str) -> SignedPayload:
 __all__ = [
     "MAX_PAYLOAD_BYTES",
     "KeyHandoverPayload",
+    "Payload",
     "RegistrationPayload",
     "RevocationPayload",
     "SignedPayload",

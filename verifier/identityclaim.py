@@ -1,13 +1,15 @@
-"""A CREATOR_IDENTITY entry (kind 6): a creator's verified name as logged, and its check."""
+"""A CREATOR_IDENTITY entry (kind 6): a creator's verified name as logged, its payload
+document, and its check."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Self
 
 from registry.eip712 import Domain, checksum_address, parse_address
 from registry.errors import InvalidInput, TracemarkError
+from registry.payloads import Payload
 from verifier.identity import (
     LAPSED,
     VERIFIED,
@@ -81,6 +83,60 @@ class IdentityClaim:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class CreatorIdentityPayload(Payload):
+    """A CREATOR_IDENTITY entry's payload (its RFC 8785 SHA-256 is the leaf's
+    ``payload_hash``): the claim, the creator's statement it was checked against, the
+    registry that attests it and the EIP-712 domain it was logged under. A lapsed entry
+    carries the statement that was verified before, and why it no longer verifies."""
+
+    identity: IdentityClaim
+    statement: CreatorStatement
+    registry: str
+    domain: Domain
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "registry", parse_address(self.registry, what="registry"))
+        if self.reason is not None and not isinstance(self.reason, str):
+            raise InvalidInput("an identity entry's reason is text or null")
+        if (self.identity.status == LAPSED) != (self.reason is not None):
+            raise InvalidInput("a lapsed identity entry says why; a verified one does not")
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "identity": self.identity.document(),
+            "statement": self.statement.document(),
+            "registry": self.registry,
+            "domain": self.domain.as_dict(),
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any], *, canonical: bool = True) -> Self:
+        """Parse the payload; ``canonical=False`` reads a shipped document whose bytes the
+        caller hashed itself (a bundle's), so a lowercase address in it is not refused."""
+        if not isinstance(document, Mapping) or set(document) != _PAYLOAD_KEYS:
+            raise InvalidInput(
+                f"an identity entry's payload has exactly the keys {sorted(_PAYLOAD_KEYS)}"
+            )
+        identity = document["identity"]
+        if not isinstance(identity, Mapping) or set(identity) != _IDENTITY_KEYS:
+            raise InvalidInput(f"identity has exactly the keys {sorted(_IDENTITY_KEYS)}")
+        try:
+            claim = IdentityClaim(**dict(identity))
+        except TypeError as exc:
+            raise InvalidInput(f"an identity's fields are mistyped: {exc}") from None
+        parsed = cls(
+            identity=claim,
+            statement=CreatorStatement.from_document(document["statement"]),
+            registry=document["registry"],
+            domain=Domain.from_dict(document["domain"]),
+            reason=document["reason"],
+        )
+        return cls._canonical(parsed, document) if canonical else parsed
+
+
 def identity_payload(
     claim: IdentityClaim,
     statement: CreatorStatement,
@@ -88,19 +144,9 @@ def identity_payload(
     registry: str,
     eip712_domain: Domain,
     reason: str | None = None,
-) -> dict[str, Any]:
-    """The payload of a CREATOR_IDENTITY entry (its SHA-256 of RFC 8785 JSON is the leaf's
-    ``payload_hash``). A lapsed entry carries the statement that was verified before, and why
-    it no longer verifies."""
-    if (claim.status == LAPSED) != (reason is not None):
-        raise InvalidInput("a lapsed identity entry says why; a verified one does not")
-    return {
-        "identity": claim.document(),
-        "statement": statement.document(),
-        "registry": parse_address(registry, what="registry"),
-        "domain": eip712_domain.as_dict(),
-        "reason": reason,
-    }
+) -> CreatorIdentityPayload:
+    """The payload of a CREATOR_IDENTITY entry the registry attests under ``eip712_domain``."""
+    return CreatorIdentityPayload(claim, statement, registry, eip712_domain, reason)
 
 
 def verify_identity_entry(
@@ -145,15 +191,13 @@ def verify_identity_entry(
         identity = payload["identity"]
         if not isinstance(identity, Mapping) or set(identity) != _IDENTITY_KEYS:
             raise InvalidIdentityEntry(f"identity has exactly the keys {sorted(_IDENTITY_KEYS)}")
-        claim = IdentityClaim(**dict(identity))
+        # NOTE: not canonical: the caller hashed the payload as shipped (the leaf proves it).
+        entry = CreatorIdentityPayload.from_document(payload, canonical=False)
+        claim, statement = entry.identity, entry.statement
         subject = checksum_address(creator)
         if claim.creator != subject:
             raise InvalidIdentityEntry(f"the entry is about {claim.creator}, not {subject}")
-        reason = payload["reason"]
-        if (claim.status == LAPSED) != isinstance(reason, str):
-            raise InvalidIdentityEntry("a lapsed entry says why; a verified one does not")
         # 3. and 4.
-        statement = CreatorStatement.from_document(payload["statement"])
         if statement.name != claim.name:
             raise InvalidIdentityEntry("the statement names another name than the entry")
         statement.check(creator=subject, domain=claim.domain, eip712_domain=eip712_domain)
@@ -165,4 +209,10 @@ def verify_identity_entry(
     return claim
 
 
-__all__ = ["IdentityClaim", "InvalidIdentityEntry", "identity_payload", "verify_identity_entry"]
+__all__ = [
+    "CreatorIdentityPayload",
+    "IdentityClaim",
+    "InvalidIdentityEntry",
+    "identity_payload",
+    "verify_identity_entry",
+]
