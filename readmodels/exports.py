@@ -29,6 +29,7 @@ from registry.eip712 import checksum_address
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, fingerprint_hex
 from registry.leaf import EntryKind
+from registry.payloads import TransferPayload
 from registry.treehead import TreeHead
 from verifier.bundle import (
     MAX_BUNDLE_ENTRIES,
@@ -205,7 +206,7 @@ def _csv_row(good: ExportGood, anchored: bool) -> list[str]:
     transfers = [e for e in good.entries if e.kind is EntryKind.TRANSFER]
     holder = "creator"
     if transfers:
-        buyer = (transfers[-1].payload.get("transfer") or {}).get("buyer") or {}
+        buyer = TransferPayload.from_document(transfers[-1].payload).buyer
         holder = str(buyer.get("platform") or "creator")
     return [
         good.good.good_type.name.lower(),

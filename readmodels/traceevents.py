@@ -3,13 +3,15 @@ and the order that merges them (``readmodels.trace`` reads the rows)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from registry.entries import LoggedEntry
 from registry.leaf import EntryKind
+from registry.payloads import RegistrationPayload, RevocationPayload, TransferPayload
 from registry.records import checksum
+from registry.signed import SignedMessage
 from verifier.schemas import (
     RoyaltyShareOut,
     TraceAnchoredOut,
@@ -40,20 +42,19 @@ class Timed:
     covers_below: int | None = None
 
 
-def _signed(payload: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
-    signed = payload.get("signed") or {}
-    return (
-        str(signed.get("type", "")),
-        str(signed.get("signature", "0x")),
-        signed.get("message", {}),
-    )
+def _signed(signed: SignedMessage) -> tuple[str, str]:
+    """The signed message's type and signature as a trace shows them."""
+    return signed.primary_type, "0x" + signed.signature.hex()
 
 
-def _batch(entry: LoggedEntry, message: dict[str, Any]) -> TraceBatchOut | None:
+def _batch(entry: LoggedEntry, signed: SignedMessage) -> TraceBatchOut | None:
+    message = signed.message
     if entry.position is None or "itemsRoot" not in message:
         return None
     return TraceBatchOut(
-        items_root=message["itemsRoot"], position=entry.position, count=int(message["count"])
+        items_root="0x" + bytes(message["itemsRoot"]).hex(),
+        position=entry.position,
+        count=int(message["count"]),
     )
 
 
@@ -62,10 +63,13 @@ def _where(entry: LoggedEntry) -> str:
 
 
 def registered_event(entry: LoggedEntry, payload: dict[str, Any]) -> TraceRegisteredOut:
-    signed_type, signature, message = _signed(payload)
-    batch = _batch(entry, message)
+    registration = RegistrationPayload.from_document(payload)
+    signed_type, signature = _signed(registration.signed)
+    message = registration.signed.message
+    batch = _batch(entry, registration.signed)
     use = {1: "single", 2: "transferable"}.get(int(message.get("use", 0)))
-    recipients = (payload.get("royalty_policy") or {}).get("recipients", [])
+    policy = registration.royalty_policy
+    recipients = () if policy is None else policy.recipients
     creator = checksum(entry.actor)
     in_batch = f" (item {batch.position + 1:,} of a batch of {batch.count:,})" if batch else ""
     return TraceRegisteredOut(
@@ -77,7 +81,9 @@ def registered_event(entry: LoggedEntry, payload: dict[str, Any]) -> TraceRegist
         product=message.get("product") or None,
         use=use,  # type: ignore[arg-type]
         batch=batch,
-        royalty_policy=[TraceRecipientOut.model_validate(r) for r in recipients],
+        royalty_policy=[
+            TraceRecipientOut(address=r.address, bps=r.bps, label=r.label) for r in recipients
+        ],
         summary=f"registered by {creator} at {_where(entry)}{in_batch}",
     )
 
@@ -85,7 +91,7 @@ def registered_event(entry: LoggedEntry, payload: dict[str, Any]) -> TraceRegist
 def conflict_event(
     entry: LoggedEntry, payload: dict[str, Any], register: LoggedEntry
 ) -> TraceConflictOut:
-    signed_type, signature, _ = _signed(payload)
+    signed_type, signature = _signed(RegistrationPayload.from_document(payload).signed)
     claimant, first = checksum(entry.actor), checksum(register.actor)
     decided = entry.leaf_index is not None and register.leaf_index is not None
     if decided:
@@ -112,8 +118,9 @@ def conflict_event(
 
 
 def revoked_event(entry: LoggedEntry, payload: dict[str, Any]) -> TraceRevokedOut:
-    signed_type, signature, message = _signed(payload)
-    reason = str(message.get("reason", ""))
+    signed = RevocationPayload.from_document(payload).signed
+    signed_type, signature = _signed(signed)
+    reason = str(signed.message.get("reason", ""))
     by = checksum(entry.actor)
     return TraceRevokedOut(
         at=entry.timestamp,
@@ -122,7 +129,7 @@ def revoked_event(entry: LoggedEntry, payload: dict[str, Any]) -> TraceRevokedOu
         reason=reason,
         signed_type=signed_type,
         signature=signature,
-        batch=_batch(entry, message),
+        batch=_batch(entry, signed),
         summary=f"revoked by {by} at {_where(entry)}: {reason}",
     )
 
@@ -131,7 +138,7 @@ def creator_party() -> TracePartyOut:
     return TracePartyOut(creator=True, platform=None, reference=None, label="creator")
 
 
-def party(document: dict[str, Any]) -> TracePartyOut:
+def party(document: Mapping[str, Any]) -> TracePartyOut:
     if document.get("creator") is True or document.get("platform") is None:
         return creator_party()
     platform = str(document["platform"])
@@ -143,17 +150,13 @@ def party(document: dict[str, Any]) -> TracePartyOut:
 
 
 def transferred_event(entry: LoggedEntry, payload: dict[str, Any], row: Any) -> TraceTransferredOut:
-    transfer = payload.get("transfer") or {}
-    royalty = payload.get("royalty") or {}
-    seller, buyer = party(transfer.get("seller") or {}), party(transfer.get("buyer") or {})
-    price, currency, final = (
-        transfer.get("price"),
-        transfer.get("currency"),
-        bool(transfer.get("final")),
-    )
+    transfer = TransferPayload.from_document(payload)
+    seller, buyer = party(transfer.seller), party(transfer.buyer)
+    price = None if transfer.price is None else str(transfer.price)
+    currency, final = transfer.currency, transfer.final
     what = "sold to its end user (consumed)" if final else "transferred"
     priced = f" for {price} {currency}" if price is not None else ""
-    platform = str(transfer.get("platform", ""))
+    platform = transfer.platform
     return TraceTransferredOut(
         at=entry.timestamp,
         leaf_index=entry.leaf_index,
@@ -164,8 +167,8 @@ def transferred_event(entry: LoggedEntry, payload: dict[str, Any], row: Any) -> 
         price=price,
         currency=currency,
         final=final,
-        royalties=[RoyaltyShareOut.model_validate(s) for s in royalty.get("shares", [])],
-        seller_amount=royalty.get("seller_amount"),
+        royalties=[RoyaltyShareOut.model_validate(s.document()) for s in transfer.shares],
+        seller_amount=None if transfer.seller_amount is None else str(transfer.seller_amount),
         transfer_hash="0x" + entry.payload_hash.hex(),
         receipt_signature=None if row is None else "0x" + bytes(row.receipt_signature).hex(),
         summary=(
