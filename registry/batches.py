@@ -17,10 +17,13 @@ from typing import Any
 from sqlalchemy import Connection
 
 from registry import log
+from registry.eip712 import Domain
 from registry.errors import InvalidInput
 from registry.leaf import EntryKind, encode_leaf, leaf_prefix
 from registry.log import entries_t
 from registry.merkle import hash_leaves
+from registry.records import insert_record
+from registry.requests import RegistrationRequest, RevocationRequest
 from registry.tilestore import TileStore, TreeAppender, batch_tiles_t, tiles_t
 
 #: Most goods in one signed batch (THREATS 40: bulk endpoints are bounded).
@@ -241,26 +244,47 @@ class BatchResult:
         }
 
 
+@dataclass(frozen=True)
+class SignedBatch:
+    """A checked BatchRegistration or BatchRevocation, its signed record stored."""
+
+    message: Mapping[str, Any]
+    record_id: int
+    batch_payload_hash: bytes
+
+
+def open_batch(
+    conn: Connection, request: RegistrationRequest | RevocationRequest, domain: Domain, *, now: int
+) -> SignedBatch:
+    """Check a signed bulk batch and store its record (consuming its nonce), before any of
+    its stream is read."""
+    request.check(domain, now=now)
+    record_id, batch_payload_hash = insert_record(
+        conn, request.signed, request.payload(domain).document(), now=now
+    )
+    return SignedBatch(request.signed.message, record_id, batch_payload_hash)
+
+
 def run_batch(
     conn: Connection,
-    message: Mapping[str, Any],
+    batch: SignedBatch,
     fingerprints: Iterable[bytes],
     *,
-    record_id: int,
-    batch_payload_hash: bytes,
     now: int,
     rule: ChunkRule,
     progress: Progress | None = None,
 ) -> BatchResult:
-    """Stream a signed batch (``message``: a BatchRegistration or BatchRevocation) into the
-    log, chunk by chunk, as ``rule`` decides; checks count and items root at the end."""
+    """Stream a signed batch into the log, chunk by chunk, as ``rule`` decides; checks count
+    and items root at the end."""
+    message = batch.message
+    record_id = batch.record_id
     ingest = BatchIngest(
         conn,
         record_id=record_id,
         good_type=int(message["goodType"]),
         count=int(message["count"]),
         items_root=bytes(message["itemsRoot"]),
-        batch_payload_hash=batch_payload_hash,
+        batch_payload_hash=batch.batch_payload_hash,
         now=now,
     )
     tally = Tally()

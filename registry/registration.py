@@ -15,7 +15,16 @@ from typing import Any
 from sqlalchemy import Connection, Table, select
 from sqlalchemy.exc import IntegrityError
 
-from registry.batches import BatchIngest, BatchResult, Existing, Progress, Row, Tally, run_batch
+from registry.batches import (
+    BatchIngest,
+    BatchResult,
+    Existing,
+    Progress,
+    Row,
+    Tally,
+    open_batch,
+    run_batch,
+)
 from registry.eip712 import Domain
 from registry.errors import InvalidInput, UnknownProduct
 from registry.fingerprints import GoodType, Use, fingerprint_hex
@@ -179,12 +188,9 @@ def register_batch(
     The signature is checked before the stream is read; the stream must then hash to the
     signed items root, or the caller's transaction rolls back with nothing written.
     """
-    request.check(domain, now=now)
-    message = request.signed.message
+    batch = open_batch(conn, request, domain, now=now)
+    record_id = batch.record_id
     creator = request.creator
-    record_id, batch_payload_hash = insert_record(
-        conn, request.signed, request.payload(domain).document(), now=now
-    )
     product = ensure_product(conn, request, record_id, now)
 
     def rule(ingest: BatchIngest, chunk: list[bytes], first: int, tally: Tally) -> list[Row]:
@@ -210,16 +216,7 @@ def register_batch(
             rows.append((int(kind), fingerprint, creator, position, product))
         return rows
 
-    return run_batch(
-        conn,
-        message,
-        fingerprints,
-        record_id=record_id,
-        batch_payload_hash=batch_payload_hash,
-        now=now,
-        rule=rule,
-        progress=progress,
-    )
+    return run_batch(conn, batch, fingerprints, now=now, rule=rule, progress=progress)
 
 
 def _position(existing: Existing | None) -> int:

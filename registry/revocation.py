@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, select
 
-from registry.batches import BatchIngest, BatchResult, Progress, Row, Tally, run_batch
+from registry.batches import BatchIngest, BatchResult, Progress, Row, Tally, open_batch, run_batch
 from registry.eip712 import Domain
 from registry.errors import NotFound
 from registry.fingerprints import GoodType, fingerprint_hex
@@ -100,12 +100,8 @@ def revoke_batch(
     Every fingerprint must be a good of the signer's; the first that is not rejects the
     whole batch with its position. Goods already revoked are skipped.
     """
-    request.check(domain, now=now)
-    message = request.signed.message
+    batch = open_batch(conn, request, domain, now=now)
     signer = request.signed.signer_bytes
-    record_id, batch_payload_hash = insert_record(
-        conn, request.signed, request.payload(domain).document(), now=now
-    )
     c = entries_t.c
 
     def rule(ingest: BatchIngest, chunk: list[bytes], first: int, tally: Tally) -> list[Row]:
@@ -134,13 +130,4 @@ def revoke_batch(
             tally.appended += 1
         return rows
 
-    return run_batch(
-        conn,
-        message,
-        fingerprints,
-        record_id=record_id,
-        batch_payload_hash=batch_payload_hash,
-        now=now,
-        rule=rule,
-        progress=progress,
-    )
+    return run_batch(conn, batch, fingerprints, now=now, rule=rule, progress=progress)
