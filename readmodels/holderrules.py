@@ -8,7 +8,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
 from readmodels.market import (
-    ANONYMOUS,
     REFUSED_CONSUMED,
     REFUSED_DOUBLE_SALE,
     REFUSED_NOT_DISTRIBUTOR,
@@ -20,6 +19,7 @@ from readmodels.market import (
     GoodKey,
     TransferRecord,
     VerificationRecord,
+    single_use_verifications,
 )
 from readmodels.signals import (
     DEAD_GOOD_TRANSFER,
@@ -31,14 +31,12 @@ from readmodels.signals import (
     Signal,
     Thresholds,
     attempt_evidence,
-    capped,
-    good_subject,
+    good_signal,
     party_name,
     transfer_evidence,
     verification_evidence,
 )
 from registry.eip712 import checksum_address as checksum
-from registry.fingerprints import Use
 from registry.leaf import EntryKind
 
 
@@ -87,13 +85,13 @@ def duplicate_claims(
         owner = "its creator" if first is None else checksum(first.actor)
         claimants = sorted({checksum(c.actor) for c in claims})
         signals.append(
-            Signal(
+            good_signal(
                 DUPLICATE_CLAIM,
                 f"registered first by {owner}; later claimed by {', '.join(claimants)}"
                 f" ({len(claims)} claim(s), log order proves who was first)",
-                capped(evidence),
-                good_subject(good),
-                (good,),
+                evidence,
+                good,
+                (),
             )
         )
     return signals
@@ -144,16 +142,7 @@ def sold_by_non_holder(
                 "without that platform's consent"
             )
         concerned = {a.platform for a in found} | ({earlier.buyer_platform} if earlier else set())
-        signals.append(
-            Signal(
-                SOLD_BY_NON_HOLDER,
-                "; ".join(said),
-                capped(evidence),
-                good_subject(good),
-                (good,),
-                tuple(sorted(concerned)),
-            )
-        )
+        signals.append(good_signal(SOLD_BY_NON_HOLDER, "; ".join(said), evidence, good, concerned))
     return signals
 
 
@@ -173,13 +162,12 @@ def dead_good_transfers(
         found.sort(key=lambda a: (a.at, a.attempt_id))
         reasons = sorted({a.reason for a in found})
         signals.append(
-            Signal(
+            good_signal(
                 DEAD_GOOD_TRANSFER,
                 f"{len(found)} transfer attempt(s) of a {' and '.join(reasons)} good",
-                capped(attempt_evidence(a) for a in found),
-                good_subject(good),
-                (good,),
-                tuple(sorted({a.platform for a in found})),
+                (attempt_evidence(a) for a in found),
+                good,
+                {a.platform for a in found},
             )
         )
     return signals
@@ -202,12 +190,7 @@ def offered_by_non_holder(
     """
     foreign: dict[GoodKey, dict[str, VerificationRecord]] = defaultdict(dict)
     consumed_offer: set[GoodKey] = set()
-    for v in verifications:
-        if v.platform == ANONYMOUS or v.verdict == "unknown":
-            continue
-        entry = registrations.get(v.good)
-        if entry is None or entry.use != int(Use.SINGLE):
-            continue
+    for v in single_use_verifications(verifications, registrations):
         moved, holder, consumed = chains.state_at(v.good, v.at)
         if not moved or v.platform == holder or chains.dealt_by(v.good, v.platform, v.at):
             continue
@@ -226,14 +209,13 @@ def offered_by_non_holder(
         found = sorted(seen.values(), key=lambda v: (v.at, v.event_id))
         state = "after it was consumed" if good in consumed_offer else "while another party held it"
         signals.append(
-            Signal(
+            good_signal(
                 OFFERED_BY_NON_HOLDER,
                 f"offered on {len(found)} platform(s) that never held it ({', '.join(seen)}) "
                 f"{state}",
-                capped(verification_evidence(v) for v in found),
-                good_subject(good),
-                (good,),
-                tuple(sorted(seen)),
+                (verification_evidence(v) for v in found),
+                good,
+                seen,
             )
         )
     return signals
@@ -283,15 +265,14 @@ def laundering_rings(chains: Chains, th: Thresholds) -> list[Signal]:
         others = len(rings[parties]) - 1
         names = ", ".join(sorted(party_name(p, r) for p, r in parties))
         signals.append(
-            Signal(
+            good_signal(
                 LAUNDERING_RING,
                 f"went round {len(parties)} parties ({names}) {returns} time(s) back to an "
                 f"earlier holder, price {prices[0]} -> {prices[-1]}"
                 + (f"; the same parties did this with {others} other good(s)" if others else ""),
-                capped(transfer_evidence(t) for t in cycle),
-                good_subject(good),
-                (good,),
-                tuple(sorted({p for p, _ in parties})),
+                (transfer_evidence(t) for t in cycle),
+                good,
+                {p for p, _ in parties},
             )
         )
     return signals

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
+
+from registry.fingerprints import Use
 
 #: A good as the rules key it: (good_type value, fingerprint bytes).
 GoodKey = tuple[int, bytes]
@@ -141,6 +143,19 @@ class VerificationRecord:
         return self.via == "code" and self.verdict == "unknown"
 
 
+def single_use_verifications(
+    verifications: Iterable[VerificationRecord], registrations: Mapping[GoodKey, EntryRecord]
+) -> Iterator[VerificationRecord]:
+    """The verifications a platform (not an anonymous caller) made of a registered
+    single-use code, the ones the holder and velocity rules weigh."""
+    for v in verifications:
+        if v.platform == ANONYMOUS or v.verdict == "unknown":
+            continue
+        entry = registrations.get(v.good)
+        if entry is not None and entry.use == int(Use.SINGLE):
+            yield v
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeFlag:
     """A rate-limiter probing flag as plain data (``api.ratelimit.ProbeFlag`` has these fields;
@@ -232,4 +247,5 @@ __all__ = [
     "SignalInputs",
     "TransferRecord",
     "VerificationRecord",
+    "single_use_verifications",
 ]

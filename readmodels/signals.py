@@ -171,6 +171,15 @@ def good_subject(good: GoodKey) -> Subject:
     return Subject("good", good_name(good))
 
 
+def good_signal(
+    code: str, detail: str, evidence: Iterable[Evidence], good: GoodKey, platforms: Iterable[str]
+) -> Signal:
+    """A signal about one good: the good is its subject and all it implicates."""
+    return Signal(
+        code, detail, capped(evidence), good_subject(good), (good,), tuple(sorted(platforms))
+    )
+
+
 def batch_subject(record_id: int) -> Subject:
     return Subject("batch", f"batch:{record_id}")
 
@@ -236,6 +245,7 @@ __all__ = [
     "batch_subject",
     "capped",
     "good_name",
+    "good_signal",
     "good_subject",
     "party_name",
     "transfer_evidence",

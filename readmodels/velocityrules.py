@@ -13,6 +13,7 @@ from readmodels.market import (
     GoodKey,
     ProbeFlag,
     VerificationRecord,
+    single_use_verifications,
 )
 from readmodels.signals import (
     BATCH_VELOCITY,
@@ -26,10 +27,9 @@ from readmodels.signals import (
     Thresholds,
     batch_subject,
     capped,
-    good_subject,
+    good_signal,
     verification_evidence,
 )
-from registry.fingerprints import Use
 
 
 def _window_max(times: Sequence[int], window: int) -> tuple[int, int]:
@@ -128,12 +128,8 @@ def code_velocity(
 ) -> list[Signal]:
     """One single-use code verified on many platforms at once: listed in several places."""
     by_good: dict[GoodKey, list[VerificationRecord]] = defaultdict(list)
-    for v in verifications:
-        if v.platform == ANONYMOUS or v.verdict == "unknown":
-            continue
-        entry = registrations.get(v.good)
-        if entry is not None and entry.use == int(Use.SINGLE):
-            by_good[v.good].append(v)
+    for v in single_use_verifications(verifications, registrations):
+        by_good[v.good].append(v)
     signals = []
     for good, events in by_good.items():
         if len({v.platform for v in events}) < th.code_min_platforms:
@@ -151,14 +147,13 @@ def code_velocity(
             if len(seen) >= th.code_min_platforms:
                 window = events[lo : hi + 1]
                 signals.append(
-                    Signal(
+                    good_signal(
                         CODE_VELOCITY,
                         f"verified on {len(seen)} platforms ({', '.join(sorted(seen))}) within "
                         f"{(v.at - events[lo].at) // 60} min",
-                        capped(verification_evidence(w) for w in window),
-                        good_subject(good),
-                        (good,),
-                        tuple(sorted(seen)),
+                        (verification_evidence(w) for w in window),
+                        good,
+                        seen,
                     )
                 )
                 break
@@ -174,11 +169,8 @@ def _foreign_verifications(
 ) -> Iterator[tuple[VerificationRecord, bool]]:
     """Settled verifications of single-use codes by platforms, with "never acquired" flags:
     (event, foreign) once ``offer_grace`` has passed, so that a pending purchase is neither."""
-    for v in verifications:
-        if v.platform == ANONYMOUS or v.verdict == "unknown":
-            continue
-        entry = registrations.get(v.good)
-        if entry is None or entry.use != int(Use.SINGLE) or v.at + th.offer_grace > now:
+    for v in single_use_verifications(verifications, registrations):
+        if v.at + th.offer_grace > now:
             continue
         yield v, not chains.dealt_by(v.good, v.platform, v.at + th.offer_grace)
 
