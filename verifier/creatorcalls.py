@@ -54,7 +54,7 @@ from verifier.schemas import (
     TokenOut,
 )
 from verifier.signin import SIGN_IN_STATEMENT, siwe_message
-from verifier.transport import RegistryTransport
+from verifier.transport import RegistryTransport, invalid_fields
 
 MAX_CSV_BYTES: Final = 256 * 1024 * 1024
 """Largest royalty statement read as CSV (one line per good, platform and period)."""
@@ -75,44 +75,36 @@ class CreatorCalls(RegistryTransport):
     ) -> CodeKeyOut:
         """Enrol the creator's code key (a signed ``CodeKeyEnrollment``), sent this once."""
         document = CodeKeyIn.model_validate(enrollment_document(signed, code_key))
-        answer = self._send(
-            "POST",
+        return self._post(
             "/v1/creators/code-key",
-            document=document.model_dump(),
+            document.model_dump(),
+            CodeKeyOut,
             idempotency_key=idempotency_key,
         )
-        return self._model(CodeKeyOut, answer)
 
     def retire_code_key(
         self, signed: SignedMessage, *, idempotency_key: str | None = None
     ) -> CodeKeyRetireOut:
         """Retire one of the creator's code keys (a signed ``CodeKeyRetirement``)."""
         document = CodeKeyRetireIn.model_validate({"signed": signed.document()})
-        answer = self._send(
-            "POST",
+        return self._post(
             "/v1/creators/code-key/retire",
-            document=document.model_dump(),
+            document.model_dump(),
+            CodeKeyRetireOut,
             idempotency_key=idempotency_key,
         )
-        return self._model(CodeKeyRetireOut, answer)
 
     def register(
         self, request: RegistrationRequest, *, idempotency_key: str | None = None
     ) -> EntryOut:
         """Register one good (a signed ``Registration``); queued until the sequencer logs it."""
         document = self._document(RegistrationIn, registration_document(request))
-        answer = self._send(
-            "POST", "/v1/registrations", document=document, idempotency_key=idempotency_key
-        )
-        return self._model(EntryOut, answer)
+        return self._post("/v1/registrations", document, EntryOut, idempotency_key=idempotency_key)
 
     def revoke(self, request: RevocationRequest, *, idempotency_key: str | None = None) -> EntryOut:
         """Revoke one of your goods (a signed ``Revocation``)."""
         document = self._document(RevocationIn, revocation_document(request))
-        answer = self._send(
-            "POST", "/v1/revocations", document=document, idempotency_key=idempotency_key
-        )
-        return self._model(EntryOut, answer)
+        return self._post("/v1/revocations", document, EntryOut, idempotency_key=idempotency_key)
 
     def register_batch(self, request: RegistrationRequest, fingerprints: Iterable[bytes]) -> JobOut:
         """Upload a signed ``BatchRegistration`` and its fingerprints (in the signed order) as
@@ -131,7 +123,7 @@ class CreatorCalls(RegistryTransport):
         try:
             model.model_validate(document)
         except ValidationError as exc:
-            fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
+            fields = invalid_fields(exc)
             raise InvalidInput(f"the request does not fit the API's schema: {fields}") from None
         return document
 
@@ -217,9 +209,7 @@ class CreatorCalls(RegistryTransport):
         )
         signature = bytes(account.sign_message(encode_defunct(text=text)).signature)
         request = SiweIn(message=text, signature="0x" + signature.hex())
-        token = self._model(
-            TokenOut, self._send("POST", "/v1/auth/siwe", document=request.model_dump())
-        )
+        token = self._post("/v1/auth/siwe", request.model_dump(), TokenOut)
         if token.creator.lower() != str(account.address).lower():
             raise UnexpectedAnswer("the session the registry issued is for another address")
         self._credential, self._credential_kind = token.token, "session token"
@@ -306,8 +296,7 @@ class CreatorCalls(RegistryTransport):
         """Have the registry fetch and check the signed-in creator's statement on ``domain``
         (``https://<domain>/.well-known/tracemark-creator.json``) and log the verified name."""
         body = IdentityIn(domain=domain).model_dump()
-        answer = self._send("POST", "/v1/creators/me/identity", document=body)
-        return self._model(IdentityOut, answer)
+        return self._post("/v1/creators/me/identity", body, IdentityOut)
 
     def recheck_identity(self) -> IdentityOut:
         """Have the registry fetch the signed-in creator's statement again: still verified, or

@@ -32,7 +32,12 @@ from verifier.schemas import (
     VerifyIn,
     VerifyOut,
 )
-from verifier.transport import RegistryTransport, fingerprint_text, good_type_name
+from verifier.transport import (
+    RegistryTransport,
+    fingerprint_text,
+    good_type_name,
+    invalid_fields,
+)
 
 UPLOAD_CHUNK: Final = 1024 * 1024
 """Bytes read from a file per chunk of a streamed upload."""
@@ -160,15 +165,14 @@ class PlatformCalls(RegistryTransport):
                     authorization=authorization,
                 )
             except ValidationError as exc:
-                fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
+                fields = invalid_fields(exc)
                 raise InvalidInput(f"the transfer's fields are invalid: {fields}") from None
-        answer = self._send(
-            "POST",
+        return self._post(
             "/v1/transfers",
-            document=request.model_dump(mode="json"),
+            request.model_dump(mode="json"),
+            ReceiptOut,
             idempotency_key=idempotency_key,
         )
-        return self._model(ReceiptOut, answer)
 
     def authorize_handover(
         self,
@@ -191,12 +195,11 @@ class PlatformCalls(RegistryTransport):
                 expires_in=expires_in,
             )
         except ValidationError as exc:
-            fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
+            fields = invalid_fields(exc)
             raise InvalidInput(f"the authorization's fields are invalid: {fields}") from None
-        answer = self._send(
-            "POST", "/v1/transfers/authorizations", document=request.model_dump(mode="json")
+        return self._post(
+            "/v1/transfers/authorizations", request.model_dump(mode="json"), HandoverOut
         )
-        return self._model(HandoverOut, answer)
 
     def receipt(self, transfer_id: int) -> ReceiptOut:
         """One of your platform's transfers, as its receipt."""

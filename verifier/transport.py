@@ -45,6 +45,11 @@ _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}\Z")
 M = TypeVar("M", bound=BaseModel)
 
 
+def invalid_fields(exc: ValidationError) -> str:
+    """The fields a request model refused, as ``a, b.c`` for the caller's error."""
+    return ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
+
+
 @dataclass(frozen=True)
 class Answer:
     status: int
@@ -218,6 +223,18 @@ class RegistryTransport:
             f"lost the connection to the registry at {self.base_url} ({reason}); "
             "the request may have been applied"
         )
+
+    def _post(
+        self,
+        path: str,
+        document: Any,
+        answer_model: type[M],
+        *,
+        idempotency_key: str | None = None,
+    ) -> M:
+        """POST a JSON document; the answer read as ``answer_model``."""
+        answer = self._send("POST", path, document=document, idempotency_key=idempotency_key)
+        return self._model(answer_model, answer)
 
     @staticmethod
     def _model(model: type[M], answer: Answer) -> M:
