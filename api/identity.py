@@ -20,10 +20,10 @@ from typing import Any, Final
 
 import httpx2
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from api.webhooks import ssrf
-from api.webhooks.settings import WebhookPolicy
+from api.webhooks.settings import GuardedFetchSettings
 from registry import identity as store
 from registry.db import read_transaction, write_transaction
 from registry.eip712 import address_bytes, checksum_address
@@ -47,22 +47,14 @@ logger = logging.getLogger("tracemark.api.identity")
 USER_AGENT: Final = "tracemark-identity/1"
 
 
-class IdentitySettings(BaseSettings):
+class IdentitySettings(GuardedFetchSettings):
     """Read from the environment (``TRACEMARK_IDENTITY_*``); each one is in the README."""
 
     model_config = SettingsConfigDict(env_prefix="TRACEMARK_IDENTITY_", extra="ignore", frozen=True)
 
-    #: Fetch statements over ``http://`` (development and tests only; production is https).
-    allow_http: bool = False
-    #: Allow a domain that resolves to a loopback address (development and tests only).
-    allow_loopback: bool = False
     #: Connecting (the DNS lookup included), and the whole fetch (seconds).
     connect_timeout: float = Field(default=3.0, gt=0.0, le=30.0)
     total_timeout: float = Field(default=10.0, gt=0.0, le=60.0)
-
-    @property
-    def policy(self) -> WebhookPolicy:
-        return WebhookPolicy(allow_http=self.allow_http, allow_loopback=self.allow_loopback)
 
     def url(self, domain: str) -> str:
         return statement_url(domain, scheme="http" if self.allow_http else "https")

@@ -20,13 +20,25 @@ class WebhookPolicy:
     allow_loopback: bool = False
 
 
-class WebhookSettings(BaseSettings):
+class GuardedFetchSettings(BaseSettings):
+    """The SSRF guard's two switches, as settings of a process that fetches a URL someone
+    else named (webhook deliveries, creators' identity statements), and its policy."""
+
+    #: Also allow ``http://`` (development and tests only; production is https).
+    allow_http: bool = False
+    #: Also allow a host that resolves to a loopback address (development and tests only).
+    allow_loopback: bool = False
+
+    @property
+    def policy(self) -> WebhookPolicy:
+        return WebhookPolicy(allow_http=self.allow_http, allow_loopback=self.allow_loopback)
+
+
+class WebhookSettings(GuardedFetchSettings):
     """Read from the environment by ``load_webhook_settings``; each one is in the README."""
 
     model_config = SettingsConfigDict(env_prefix="TRACEMARK_WEBHOOK_", extra="ignore", frozen=True)
 
-    allow_http: bool = False
-    allow_loopback: bool = False
     #: Attempts per delivery, the first included; then the delivery is ``failed``.
     max_attempts: int = Field(default=5, ge=1, le=20)
     #: Delay before the first retry (seconds); each later one is ``retry_factor`` times the
@@ -44,10 +56,6 @@ class WebhookSettings(BaseSettings):
     total_timeout: float = Field(default=5.0, gt=0.0, le=60.0)
     #: Live subscriptions a platform may hold (THREATS 40: every list is bounded).
     max_subscriptions: int = Field(default=20, ge=1, le=1000)
-
-    @property
-    def policy(self) -> WebhookPolicy:
-        return WebhookPolicy(allow_http=self.allow_http, allow_loopback=self.allow_loopback)
 
     def retry_delay(self, attempts: int) -> float:
         """Seconds to wait after the ``attempts``-th failed attempt (1-based), before jitter."""
