@@ -56,10 +56,13 @@ def unseal(master_key: bytes, creator: bytes, sealed: bytes) -> bytes:
 
 
 @dataclass(frozen=True)
-class EnrollmentResult:
+class CodeKeyResult:
+    """What an enrolment or a retirement did to one of a creator's code keys."""
+
     creator: str
     key_commitment: bytes
-    #: "enrolled", or "already-enrolled" for a repeat of the same key
+    #: "enrolled", or "already-enrolled" for a repeat of the same key; "retired", or
+    #: "already-retired" for a key retired before
     status: str
 
     @property
@@ -75,7 +78,7 @@ def enroll_code_key(
     master_key: bytes,
     *,
     now: int,
-) -> EnrollmentResult:
+) -> CodeKeyResult:
     """Store a creator's code key, sealed, after checking the signed commitment to it."""
     signed.verify(domain, now=now)
     if len(code_key) != CODE_KEY_SIZE:
@@ -97,7 +100,7 @@ def enroll_code_key(
                     f"code key {key_id(commitment)} of {signed.signer} was retired; "
                     "a retired key is never enrolled again: make a new one"
                 )
-            return EnrollmentResult(signed.signer, commitment, "already-enrolled")
+            return CodeKeyResult(signed.signer, commitment, "already-enrolled")
     if sum(1 for _, retired_at in rows if retired_at is None) >= MAX_LIVE_CODE_KEYS:
         raise Conflict(
             f"{signed.signer} holds {MAX_LIVE_CODE_KEYS} live code keys, the most allowed; "
@@ -113,24 +116,12 @@ def enroll_code_key(
             created_at=datetime.fromtimestamp(now, UTC),
         )
     )
-    return EnrollmentResult(signed.signer, commitment, "enrolled")
-
-
-@dataclass(frozen=True)
-class RetirementResult:
-    creator: str
-    key_commitment: bytes
-    #: "retired", or "already-retired" for a key retired before
-    status: str
-
-    @property
-    def kid(self) -> str:
-        return key_id(self.key_commitment)
+    return CodeKeyResult(signed.signer, commitment, "enrolled")
 
 
 def retire_code_key(
     conn: Connection, signed: SignedMessage, domain: Domain, *, now: int
-) -> RetirementResult:
+) -> CodeKeyResult:
     """Retire one of the signer's code keys (a signed ``CodeKeyRetirement``): its sealed copy
     is destroyed and code lookups stop trying it; its goods and their entries are untouched.
 
@@ -148,7 +139,7 @@ def retire_code_key(
         raise NotFound(f"{signed.signer} has no code key {key_id(commitment)}")
     insert_record(conn, signed, record_payload(signed, domain), now=now)
     if retired_at[0] is not None:
-        return RetirementResult(signed.signer, commitment, "already-retired")
+        return CodeKeyResult(signed.signer, commitment, "already-retired")
     conn.execute(
         update(code_keys_t)
         .where(where)
@@ -156,7 +147,7 @@ def retire_code_key(
         # stop being usable through the registry, and the master key opens every sealed one.
         .values(sealed_key=b"", retired_at=datetime.fromtimestamp(now, UTC))
     )
-    return RetirementResult(signed.signer, commitment, "retired")
+    return CodeKeyResult(signed.signer, commitment, "retired")
 
 
 @dataclass(frozen=True)

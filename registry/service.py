@@ -179,13 +179,13 @@ class Registry:
 
     # -- creators ---------------------------------------------------------------------------
 
-    def enroll_code_key(self, signed: SignedMessage, code_key: bytes) -> codekeys.EnrollmentResult:
+    def enroll_code_key(self, signed: SignedMessage, code_key: bytes) -> codekeys.CodeKeyResult:
         with write_transaction(self.engine) as conn:
             return codekeys.enroll_code_key(
                 conn, signed, code_key, self.domain, self._master_key, now=self.clock()
             )
 
-    def retire_code_key(self, signed: SignedMessage) -> codekeys.RetirementResult:
+    def retire_code_key(self, signed: SignedMessage) -> codekeys.CodeKeyResult:
         with write_transaction(self.engine) as conn:
             return codekeys.retire_code_key(conn, signed, self.domain, now=self.clock())
 
