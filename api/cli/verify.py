@@ -43,15 +43,21 @@ EXIT_NOT_FINAL: Final = 16
 could still remove it. Not a failure; check again after more blocks."""
 
 
+def _read_at_most(path: Path, limit: int, name: str) -> bytes:
+    """The file's first ``limit`` + 1 bytes (one more than a parser accepts, so that an
+    oversized file is refused by its parser, not cut short); ``name`` says it in errors."""
+    try:
+        with path.open("rb") as stream:
+            return stream.read(limit + 1)
+    except OSError as exc:
+        raise errors.InvalidInput(f"cannot read {name}: {exc.strerror}") from None
+
+
 def read_bundle(path: Path) -> Bundle:
     """Read and parse a bundle file, reading at most ``MAX_BUNDLE_BYTES`` + 1 bytes."""
     from verifier.bundle import MAX_BUNDLE_BYTES, Bundle, MalformedBundle
 
-    try:
-        with path.open("rb") as stream:
-            data = stream.read(MAX_BUNDLE_BYTES + 1)
-    except OSError as exc:
-        raise errors.InvalidInput(f"cannot read the bundle {path}: {exc.strerror}") from None
+    data = _read_at_most(path, MAX_BUNDLE_BYTES, f"the bundle {path}")
     try:
         return Bundle.parse(data)
     except MalformedBundle as exc:
@@ -63,11 +69,7 @@ def read_evidence(path: Path) -> Bundle | Export:
     from verifier.bundle import MalformedBundle
     from verifier.exportformat import MAX_EXPORT_BYTES, MalformedExport, parse_evidence
 
-    try:
-        with path.open("rb") as stream:
-            data = stream.read(MAX_EXPORT_BYTES + 1)
-    except OSError as exc:
-        raise errors.InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+    data = _read_at_most(path, MAX_EXPORT_BYTES, str(path))
     try:
         return parse_evidence(data)
     except MalformedBundle as exc:
