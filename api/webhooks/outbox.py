@@ -76,6 +76,15 @@ def last_transfer_id(conn: Connection) -> int:
 # -- the outbox --------------------------------------------------------------------------------
 
 
+def _advance_mark(conn: Connection, sub: Any, mark_name: str, mark: int) -> None:
+    """Move a subscription's high-water mark (``anchor_mark``, ``transfer_mark``) forward to
+    ``mark``; never back."""
+    if mark > getattr(sub, mark_name):
+        conn.execute(
+            update(subscriptions_t).where(subscriptions_t.c.id == sub.id).values({mark_name: mark})
+        )
+
+
 class Outbox:
     """The worker's side of the webhooks: the poller, claims and the attempt log."""
 
@@ -176,12 +185,7 @@ class Outbox:
                     now=now,
                     due_ms=due,
                 )
-            if floor > sub.anchor_mark:
-                conn.execute(
-                    update(subscriptions_t)
-                    .where(subscriptions_t.c.id == sub.id)
-                    .values(anchor_mark=floor)
-                )
+            _advance_mark(conn, sub, "anchor_mark", floor)
         return queued
 
     def _enqueue_transfers(self, conn: Connection, sub: Any, *, now: int, due: int) -> int:
@@ -219,13 +223,7 @@ class Outbox:
                 now=now,
                 due_ms=due,
             )
-        mark = ids[-1] if len(ids) == POLL_BATCH else newest
-        if mark > sub.transfer_mark:
-            conn.execute(
-                update(subscriptions_t)
-                .where(subscriptions_t.c.id == sub.id)
-                .values(transfer_mark=mark)
-            )
+        _advance_mark(conn, sub, "transfer_mark", ids[-1] if len(ids) == POLL_BATCH else newest)
         return queued
 
     # -- the worker's side -------------------------------------------------------------------
