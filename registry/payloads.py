@@ -45,7 +45,10 @@ class Payload:
         raise NotImplementedError
 
     @classmethod
-    def from_document(cls, document: Mapping[str, Any]) -> Self:
+    def from_document(cls, document: Mapping[str, Any], *, canonical: bool = True) -> Self:
+        """Parse a payload document. ``canonical=False`` skips the check that it is in its
+        canonical form, for a caller that proves it otherwise (comparing ``payload_hash()``
+        with the digest of the document as shipped, as the bundle check does)."""
         raise NotImplementedError
 
     def to_json(self) -> bytes:
@@ -70,10 +73,10 @@ class Payload:
         return cls.from_document(document)
 
     @classmethod
-    def _canonical(cls, parsed: Self, document: Mapping[str, Any]) -> Self:
+    def _canonical(cls, parsed: Self, document: Mapping[str, Any], canonical: bool) -> Self:
         # Parsing normalises (checksummed addresses, decimal uint64s): a document that
         # normalises to something else would hash differently from the parsed value.
-        if canonical_json(parsed.document()) != canonical_json(dict(document)):
+        if canonical and canonical_json(parsed.document()) != canonical_json(dict(document)):
             raise InvalidInput(f"the {cls.__name__} document is not in its canonical form")
         return parsed
 
@@ -92,7 +95,7 @@ def _keys(what: str, document: object, required: set[str], optional: set[str]) -
 
 def _signed_message(signed: object, what: str, signed_types: frozenset[str]) -> SignedMessage:
     primary_type = signed.get("type") if isinstance(signed, Mapping) else None
-    if primary_type not in signed_types:
+    if not isinstance(primary_type, str) or primary_type not in signed_types:
         raise InvalidInput(f"a {what} payload holds no {primary_type!r}")
     assert isinstance(signed, Mapping)
     return SignedMessage.from_document(signed, expect=str(primary_type))
@@ -130,7 +133,7 @@ class RegistrationPayload(Payload):
         return document
 
     @classmethod
-    def from_document(cls, document: Mapping[str, Any]) -> Self:
+    def from_document(cls, document: Mapping[str, Any], *, canonical: bool = True) -> Self:
         # NOTE: the policy and metadata are optional as record_payload always allowed (a
         # payload without attachments); every registration the registry builds has both.
         _keys(
@@ -146,7 +149,7 @@ class RegistrationPayload(Payload):
             ),
             metadata=document.get("metadata"),
         )
-        return cls._canonical(parsed, document)
+        return cls._canonical(parsed, document, canonical)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,13 +170,13 @@ class RevocationPayload(Payload):
         return {"signed": self.signed.document(), "domain": self.domain.as_dict()}
 
     @classmethod
-    def from_document(cls, document: Mapping[str, Any]) -> Self:
+    def from_document(cls, document: Mapping[str, Any], *, canonical: bool = True) -> Self:
         _keys("a revocation payload", document, {"signed", "domain"}, set())
         parsed = cls(
             signed=_signed_message(document["signed"], "revocation", cls.signed_types),
             domain=Domain.from_dict(document["domain"]),
         )
-        return cls._canonical(parsed, document)
+        return cls._canonical(parsed, document, canonical)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +216,7 @@ class KeyHandoverPayload(Payload):
         }
 
     @classmethod
-    def from_document(cls, document: Mapping[str, Any]) -> Self:
+    def from_document(cls, document: Mapping[str, Any], *, canonical: bool = True) -> Self:
         _keys("a hand-over payload", document, {"handover", "signature", "domain"}, set())
         handover = document["handover"]
         _keys("a hand-over", handover, {"old_key", "new_key", "tree_size"}, set())
@@ -231,7 +234,7 @@ class KeyHandoverPayload(Payload):
             signature=signature_bytes,
             domain=Domain.from_dict(document["domain"]),
         )
-        return cls._canonical(parsed, document)
+        return cls._canonical(parsed, document, canonical)
 
 
 def _party(document: object, what: str) -> dict[str, Any]:
@@ -312,6 +315,10 @@ class TransferPayload(Payload):
         object.__setattr__(self, "seller", _party(self.seller, "the seller"))
         object.__setattr__(self, "buyer", _party(self.buyer, "the buyer"))
         object.__setattr__(self, "shares", tuple(self.shares))
+        if not isinstance(self.platform, str) or not self.platform:
+            raise InvalidInput("a transfer's platform is a name")
+        if self.currency is not None and not isinstance(self.currency, str):
+            raise InvalidInput("a transfer's currency is a code or null")
         if not isinstance(self.final, bool):
             raise InvalidInput("a transfer's final is true or false")
         for name in ("price", "seller_amount", "previous_transfer"):
@@ -344,7 +351,7 @@ class TransferPayload(Payload):
         }
 
     @classmethod
-    def from_document(cls, document: Mapping[str, Any]) -> Self:
+    def from_document(cls, document: Mapping[str, Any], *, canonical: bool = True) -> Self:
         _keys("a transfer payload", document, {"transfer", "royalty", "registry", "domain"}, set())
         transfer, royalty = document["transfer"], document["royalty"]
         _keys(
@@ -400,7 +407,7 @@ class TransferPayload(Payload):
             registry=document["registry"],
             domain=Domain.from_dict(document["domain"]),
         )
-        return cls._canonical(parsed, document)
+        return cls._canonical(parsed, document, canonical)
 
 
 SignedPayload = RegistrationPayload | RevocationPayload
@@ -415,7 +422,7 @@ def signed_payload_from_json(data: bytes | str) -> SignedPayload:
         raise InvalidInput("a payload is not JSON") from None
     if not isinstance(document, dict) or not isinstance(document.get("signed"), Mapping):
         raise InvalidInput("a signed payload is a JSON object holding a signed message")
-    if document["signed"].get("type") in RevocationPayload.signed_types:
+    if str(document["signed"].get("type")) in RevocationPayload.signed_types:
         return RevocationPayload.from_document(document)
     return RegistrationPayload.from_document(document)
 

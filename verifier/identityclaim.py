@@ -114,8 +114,6 @@ class CreatorIdentityPayload(Payload):
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any], *, canonical: bool = True) -> Self:
-        """Parse the payload; ``canonical=False`` reads a shipped document whose bytes the
-        caller hashed itself (a bundle's), so a lowercase address in it is not refused."""
         if not isinstance(document, Mapping) or set(document) != _PAYLOAD_KEYS:
             raise InvalidInput(
                 f"an identity entry's payload has exactly the keys {sorted(_PAYLOAD_KEYS)}"
@@ -134,7 +132,7 @@ class CreatorIdentityPayload(Payload):
             domain=Domain.from_dict(document["domain"]),
             reason=document["reason"],
         )
-        return cls._canonical(parsed, document) if canonical else parsed
+        return cls._canonical(parsed, document, canonical)
 
 
 def identity_payload(

@@ -20,20 +20,28 @@ nor an ORM.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final, TypeVar
 
-from registry.eip712 import STRUCT_TYPES, Domain, checksum_address, parse_address, parse_message
+from registry.eip712 import checksum_address
 from registry.errors import InvalidInput, InvalidProof, SignatureError
 from registry.fingerprints import fingerprint_hex
 from registry.leaf import EntryKind, batch_entry_payload_hash, subject_fingerprint
 from registry.merkle import hash_leaf, verify_inclusion
+from registry.payloads import (
+    Payload,
+    RegistrationPayload,
+    RevocationPayload,
+    SignedPayload,
+    TransferPayload,
+)
+from registry.requests import metadata_hash
+from registry.royalty import policy_hash
 from registry.signatures import verify_signature
 from registry.treehead import TreeHead
 from verifier.bundle import (
     Bundle,
     BundleEntry,
     SubjectEntry,
-    payload_digest,
 )
 from verifier.bundlereport import (
     COMPLETENESS_NOT_PROVEN,
@@ -53,24 +61,29 @@ SIGNED_TYPES: Final[dict[EntryKind, tuple[str, str]]] = {
     EntryKind.REVOKE: ("Revocation", "BatchRevocation"),
 }
 
+P = TypeVar("P", bound=Payload)
+
+#: The payload type each kind of signed entry is read through (``registry.payloads``).
+PAYLOAD_TYPES: Final[dict[EntryKind, type[RegistrationPayload] | type[RevocationPayload]]] = {
+    EntryKind.REGISTER: RegistrationPayload,
+    EntryKind.CONFLICT: RegistrationPayload,
+    EntryKind.REVOKE: RevocationPayload,
+}
+
 
 # -- the check --------------------------------------------------------------------------------
 
 
 class CheckCache:
     """Work that many bundles of one export share, done once: the creator's signature over a
-    bulk batch's one payload, and a head's signer and signature. Keys are the full values
-    checked (a payload by its SHA-256), never a claim about them, so a hit is the same
-    check's same answer. (An entry's payload digest is kept with the entry:
+    bulk batch's one payload (read through its type), and a head's signer and signature. Keys
+    are the full values checked (a payload by its SHA-256), never a claim about them, so a hit
+    is the same check's same answer. (An entry's payload digest is kept with the entry:
     ``BundleEntry.payload_sha256``.)"""
 
     def __init__(self) -> None:
-        self._messages: dict[tuple[str, bytes, str], dict[str, object]] = {}
+        self._messages: dict[tuple[str, bytes, str], SignedPayload] = {}
         self._heads: set[tuple[int, bytes, bytes, bytes]] = set()
-
-    @staticmethod
-    def payload_hash(payload: dict[str, Any]) -> bytes:
-        return payload_digest(payload)
 
 
 def check_bundle(
@@ -284,26 +297,18 @@ def _check_transfer(entry: BundleEntry, root: TrustRoot, creator: bytes, where: 
             f"{where}: a TRANSFER's actor {actor} is not the registry key trust root "
             f"{root.label()} names there ({checksum_address(expected)})",
         )
-    transfer = entry.payload.get("transfer")
-    if not isinstance(transfer, dict):
-        raise BundleInvalid("signature", f"{where}: the TRANSFER payload holds no transfer")
-    named = (
-        transfer.get("good_type"),
-        transfer.get("fingerprint"),
-        transfer.get("creator"),
-        entry.payload.get("registry"),
-    )
-    if named != (
-        int(entry.good_type),
-        fingerprint_hex(entry.fingerprint),
-        checksum_address(creator),
-        actor,
-    ):
+    try:
+        transfer = _typed_payload(entry, TransferPayload)
+    except InvalidInput as exc:
+        raise BundleInvalid(
+            "signature", f"{where}: the TRANSFER payload does not parse: {exc.detail}"
+        ) from None
+    named = (transfer.good_type, transfer.fingerprint, transfer.creator, transfer.registry)
+    if named != (entry.good_type, entry.fingerprint, checksum_address(creator), actor):
         raise BundleInvalid(
             "signature",
             f"{where}: the TRANSFER payload does not name this good, its creator and the registry",
         )
-    final, platform = transfer.get("final"), transfer.get("platform")
     return ProvedEntry(
         EntryKind.TRANSFER,
         entry.leaf_index,
@@ -312,8 +317,8 @@ def _check_transfer(entry: BundleEntry, root: TrustRoot, creator: bytes, where: 
         None,
         None,
         None,
-        final=final is True,
-        platform=platform if isinstance(platform, str) else None,
+        final=transfer.final,
+        platform=transfer.platform,
     )
 
 
@@ -326,17 +331,12 @@ def _check_signed_payload(
     single, batched = SIGNED_TYPES[entry.kind]
     batch = entry.batch_proof
     expected = single if batch is None else batched
-    payload = entry.payload
-    signed = payload.get("signed")
-    if not isinstance(signed, dict) or set(signed) != {"type", "signer", "message", "signature"}:
-        raise InvalidInput("the payload holds no signed message {type, signer, message, signature}")
-    if signed["type"] != expected:
-        raise InvalidInput(f"a {entry.kind.name} entry here must carry a signed {expected}")
     key = (expected, entry.payload_sha256, actor)
-    message = cache._messages.get(key)
-    if message is None:
-        message = _verified_message(payload, signed, expected, actor, root, where, cache)
-        cache._messages[key] = message
+    payload = cache._messages.get(key)
+    if payload is None:
+        payload = _verified_payload(entry, expected, actor, root, where)
+        cache._messages[key] = payload
+    message = payload.signed.message
     # What was signed is this good.
     if message["goodType"] != int(entry.good_type):
         raise InvalidInput(f"the {expected} is for good type {message['goodType']}")
@@ -372,62 +372,58 @@ def _check_signed_payload(
     )
 
 
-def _verified_message(
-    payload: dict[str, Any],
-    signed: dict[str, Any],
-    expected: str,
-    actor: str,
-    root: TrustRoot,
-    where: str,
-    cache: CheckCache,
-) -> dict[str, object]:
-    """The payload's signed message, once its domain, signature, signer and attached
-    documents are checked (what every good of one bulk batch shares)."""
-    domain_document = payload.get("domain")
-    if not isinstance(domain_document, dict):
-        raise InvalidInput("the payload holds no EIP-712 domain")
-    domain = Domain.from_dict(domain_document)
+def _verified_payload(
+    entry: BundleEntry, expected: str, actor: str, root: TrustRoot, where: str
+) -> SignedPayload:
+    """The entry's payload through its type, once its domain, signature, signer and attached
+    documents are checked (what every good of one bulk batch shares).
+
+    NOTE: the payload must be in its type's canonical form (the parsed value writes the very
+    bytes shipped, proved by its hash), so the policy and metadata hashes below, computed from
+    the parsed values, are those of the shipped documents. Payloads the registry logs are
+    always in that form; a bundle whose payload is not is refused here, with the reason.
+    """
+    try:
+        payload = _typed_payload(entry, PAYLOAD_TYPES[entry.kind])
+    except InvalidInput as exc:
+        raise InvalidInput(
+            f"the payload is not a {entry.kind.name} payload: {exc.detail}"
+        ) from None
+    signed = payload.signed
+    if signed.primary_type != expected:
+        raise InvalidInput(f"a {entry.kind.name} entry here must carry a signed {expected}")
     # A signature is valid only under the domain it was made for; a creator's signed message
     # copied from another registry's log names that registry's domain: refused here, before
     # its signature is even recovered.
-    root.check_domain(domain, f"{where}: the {expected}")
-    message = _message(expected, signed["message"])
-    signer, signature = signed["signer"], signed["signature"]
-    if not isinstance(signer, str) or not isinstance(signature, str):
-        raise InvalidInput("the signed message's signer and signature must be 0x-hex text")
+    root.check_domain(payload.domain, f"{where}: the {expected}")
     # The creator's signature: 65 bytes, low s, v in {27, 28}, recovering the claimed signer
     # under the trusted domain (THREATS 12-16); and that signer is the leaf's actor.
     try:
-        verify_signature(expected, message, root.domain(), signature, signer)
+        verify_signature(expected, signed.message, root.domain(), signed.signature, signed.signer)
     except SignatureError as exc:
         raise SignatureError(f"the {expected} signature: {exc.detail}") from None
-    if parse_address(signer) != actor:
-        raise SignatureError(f"the {expected} was signed by {signer}, not the leaf's actor")
-    if expected.endswith("Registration"):
+    if signed.signer != actor:
+        raise SignatureError(f"the {expected} was signed by {signed.signer}, not the leaf's actor")
+    if isinstance(payload, RegistrationPayload):
         # The policy and metadata shown are the ones the creator signed the hashes of.
-        for name, field in (("royalty_policy", "royaltyPolicy"), ("metadata", "metadata")):
-            document = payload.get(name)
-            if not isinstance(document, dict) or cache.payload_hash(document) != message[field]:
+        policy, metadata = payload.royalty_policy, payload.metadata
+        for name, signed_hash, shown in (
+            ("royalty_policy", "royaltyPolicy", None if policy is None else policy_hash(policy)),
+            ("metadata", "metadata", None if metadata is None else metadata_hash(metadata)),
+        ):
+            if shown != signed.message[signed_hash]:
                 raise InvalidInput(f"the payload's {name} is not the one the {expected} signed")
-    return message
+    return payload
 
 
-def _message(primary_type: str, document: object) -> dict[str, object]:
-    """A signed message from its payload form (bytes32 as 0x-hex, uint64 as canonical decimal
-    strings, DESIGN deviation 4), validated against its struct type."""
-    if not isinstance(document, dict):
-        raise InvalidInput(f"the {primary_type} message must be a JSON object")
-    message: dict[str, object] = dict(document)
-    for member in STRUCT_TYPES[primary_type]:
-        name = member["name"]
-        value = document.get(name)
-        if member["type"] == "uint64":
-            if not (isinstance(value, str) and value.isascii() and value.isdigit()) or (
-                str(int(value)) != value
-            ):
-                raise InvalidInput(f"{primary_type}.{name} must be a decimal string")
-            message[name] = int(value)
-    return parse_message(primary_type, message)
+def _typed_payload(entry: BundleEntry, payload_type: type[P]) -> P:
+    """The entry's payload through its type, in its canonical form: the parsed value writes
+    the very bytes shipped (checked by the digest already taken of them, not a second
+    encoding of the document), so nothing read from it differs from what the leaf commits."""
+    payload = payload_type.from_document(entry.payload, canonical=False)
+    if payload.payload_hash() != entry.payload_sha256:
+        raise InvalidInput("it is not in its canonical form")
+    return payload
 
 
 def _check_pointer(bundle: Bundle, root: TrustRoot) -> None:

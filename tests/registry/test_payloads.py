@@ -165,3 +165,32 @@ def test_a_handover_payload_is_validated_when_built() -> None:
         KeyHandoverPayload("0x1234", new, 5, bytes(65), DEV_DOMAIN)
     payload = KeyHandoverPayload(old.lower(), new, 5, bytes(65), DEV_DOMAIN)
     assert payload.old_key == old
+
+
+@pytest.mark.parametrize("signed_type", [[], {}, 1, None])
+def test_a_signed_type_that_is_not_text_is_refused_never_a_crash(
+    signed_type: object, make_creator: CreatorFactory, clock: Clock
+) -> None:
+    document = _registration_document(make_creator(), clock)
+    document["signed"]["type"] = signed_type
+    for canonical in (True, False):
+        with pytest.raises(InvalidInput):
+            RegistrationPayload.from_document(document, canonical=canonical)
+    with pytest.raises(InvalidInput):
+        signed_payload_from_json(json.dumps(document))
+
+
+def test_a_canonical_false_parse_is_the_same_value_as_the_strict_one(
+    make_creator: CreatorFactory, clock: Clock
+) -> None:
+    document = _registration_document(make_creator(), clock)
+    strict = RegistrationPayload.from_document(document)
+    assert RegistrationPayload.from_document(document, canonical=False) == strict
+    document["signed"]["signer"] = document["signed"]["signer"].lower()
+    lenient = RegistrationPayload.from_document(document, canonical=False)
+    # Read leniently, it writes the canonical bytes: a caller compares hashes to refuse it.
+    assert (
+        lenient.payload_hash()
+        == strict.payload_hash()
+        != hashlib.sha256(canonical_json(document)).digest()
+    )
