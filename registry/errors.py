@@ -12,6 +12,11 @@ is answered as the nearest class that names a status: no ordered list to keep in
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class TracemarkError(Exception):
     """Root of every error tracemark raises on purpose."""
@@ -158,3 +163,16 @@ class LogCorrupt(TracemarkError):
     # it to exit 9 without importing the database layer.
     code = "log-corrupt"
     diagnostics = "Stop writing, restore the database from a backup, and investigate."
+
+
+def describe_validation(error: ValidationError, *, most: int | None = None) -> str:
+    """Pydantic's errors as "where: what", joined by "; ", never echoing the input (it may be
+    untrusted, or a secret); ``most`` keeps only the first few."""
+    problems = []
+    for item in error.errors(include_url=False, include_input=False)[:most]:
+        where = "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in item["loc"]
+        ).lstrip(".")
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)

@@ -19,7 +19,7 @@ from pydantic import (
 
 from registry.canonicaljson import canonical_json
 from registry.eip712 import ZERO_ADDRESS, parse_address
-from registry.errors import InvalidInput, InvalidRoyaltyPolicy
+from registry.errors import InvalidInput, InvalidRoyaltyPolicy, describe_validation
 
 BPS_DENOMINATOR: Final = 10_000
 """Basis points in a whole: 10,000 bps = 100 % of the price."""
@@ -108,19 +108,9 @@ class RoyaltyPolicy(BaseModel):
         try:
             return cls.model_validate(obj)
         except ValidationError as exc:
-            raise InvalidRoyaltyPolicy(_describe(exc)) from None
-
-
-def _describe(error: ValidationError) -> str:
-    """Pydantic's errors as "where: what" lines, without echoing the input values."""
-    problems = []
-    for item in error.errors(include_url=False, include_input=False):
-        where = "".join(
-            f"[{part}]" if isinstance(part, int) else f".{part}" for part in item["loc"]
-        ).lstrip(".")
-        message = item["msg"].removeprefix("Value error, ")
-        problems.append(f"{where}: {message}" if where else message)
-    return "invalid royalty policy: " + "; ".join(problems)
+            raise InvalidRoyaltyPolicy(
+                "invalid royalty policy: " + describe_validation(exc)
+            ) from None
 
 
 def policy_document(policy: RoyaltyPolicy) -> dict[str, object]:

@@ -42,7 +42,7 @@ from registry.edges import (
     Proof,
     Uint64,
 )
-from registry.errors import InvalidInput
+from registry.errors import InvalidInput, describe_validation
 from registry.leaf import LEAF_VERSION, EntryKind, LeafData
 from registry.merkle import MAX_TREE_SIZE
 from registry.treehead import TreeHead
@@ -288,19 +288,7 @@ class Bundle(_Model):
         try:
             return cls.model_validate(document)
         except ValidationError as exc:
-            raise MalformedBundle(_describe(exc)) from None
-
-
-def _describe(error: ValidationError) -> str:
-    """Pydantic's errors as "where: what", without echoing the (untrusted) values."""
-    problems = []
-    for item in error.errors(include_url=False, include_input=False)[:3]:
-        where = "".join(
-            f"[{part}]" if isinstance(part, int) else f".{part}" for part in item["loc"]
-        ).lstrip(".")
-        message = item["msg"].removeprefix("Value error, ")
-        problems.append(f"{where}: {message}" if where else message)
-    return "malformed bundle: " + "; ".join(problems)
+            raise MalformedBundle("malformed bundle: " + describe_validation(exc, most=3)) from None
 
 
 __all__ = [

@@ -28,7 +28,7 @@ from typing import Annotated, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from registry.edges import GOOD_TEXT_PATTERN, Address, Proof, Uint64
-from registry.errors import InvalidInput
+from registry.errors import InvalidInput, describe_validation
 from registry.merkle import MAX_TREE_SIZE
 from registry.treehead import TreeHead
 from verifier import boundedjson
@@ -43,7 +43,6 @@ from verifier.bundle import (
     BundleEntry,
     GoodRef,
     MalformedBundle,
-    _describe,
 )
 from verifier.exportlimits import MAX_EXPORT_BYTES, MAX_EXPORT_ENTRIES, MAX_EXPORT_GOODS
 
@@ -144,12 +143,12 @@ def parse_evidence(data: bytes | str) -> Bundle | Export:
         try:
             return Bundle.model_validate(document)
         except ValidationError as exc:
-            raise MalformedBundle(_describe(exc)) from None
+            raise MalformedBundle("malformed bundle: " + describe_validation(exc, most=3)) from None
     if found == FORMAT:
         try:
             return Export.model_validate(document)
         except ValidationError as exc:
-            described = _describe(exc).removeprefix("malformed bundle: ")
+            described = describe_validation(exc, most=3)
             raise MalformedExport(f"malformed export: {described}") from None
     shown = repr(found) if isinstance(found, str) and len(found) <= 64 else "missing"
     raise MalformedBundle(
