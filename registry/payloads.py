@@ -267,7 +267,14 @@ def _amount(value: object, what: str, *, required: bool = False) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class TransferShare:
-    """One royalty recipient's part of a priced resale, as the TRANSFER payload states it."""
+    """One royalty recipient's part of a priced resale, as the TRANSFER payload states it.
+
+    NOTE: the receipt's ``registry.receipts.RoyaltyShare`` holds the same three fields with
+    the same JSON, but is not merged with this: this is a consensus-critical value (the
+    recipient checksummed, strict non-negative ints, ``InvalidInput``), that is the receipt's
+    wire model (address text kept as sent, pydantic's lax ints, ``ValidationError``). One
+    type would change either the bytes a payload parse accepts or what a receipt parse raises.
+    """
 
     recipient: str
     bps: int
