@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any, Final
 
 MAX_JSON_DEPTH: Final = 128
@@ -88,12 +89,33 @@ def strict_loads(data: bytes | str, limit: int = MAX_JSON_DEPTH) -> Any:
     return loads(data, limit, object_pairs_hook=unique_keys, parse_constant=no_constants)
 
 
+def strict_document(
+    data: bytes | str,
+    max_bytes: int,
+    refuse: Callable[[str], Exception],
+    name: str,
+    *,
+    parsed_name: str | None = None,
+) -> Any:
+    """A shipped document (evidence, a trust root) read as ``strict_loads`` reads it, after
+    its size is checked against ``max_bytes``. ``refuse`` makes the parser's own error, whose
+    text names the document (``name``; ``parsed_name`` when it is not yet known which)."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    if len(raw) > max_bytes:
+        raise refuse(f"{name} is at most {max_bytes:,} bytes")
+    try:
+        return strict_loads(raw)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise refuse(f"{parsed_name or name} must be one JSON document: {exc}") from None
+
+
 __all__ = [
     "MAX_JSON_DEPTH",
     "JsonTooDeep",
     "check_depth",
     "loads",
     "no_constants",
+    "strict_document",
     "strict_loads",
     "unique_keys",
 ]

@@ -270,13 +270,7 @@ class Bundle(_Model):
     def parse(cls, data: bytes | str) -> Bundle:
         """Parse bundle JSON strictly: bounded size, one value, no duplicate keys, no NaN,
         the v1 format string, no unknown fields, every value of its type and range."""
-        raw = data.encode("utf-8") if isinstance(data, str) else data
-        if len(raw) > MAX_BUNDLE_BYTES:
-            raise MalformedBundle(f"a bundle is at most {MAX_BUNDLE_BYTES:,} bytes")
-        try:
-            document = boundedjson.strict_loads(raw)
-        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
-            raise MalformedBundle(f"a bundle must be one JSON document: {exc}") from None
+        document = boundedjson.strict_document(data, MAX_BUNDLE_BYTES, MalformedBundle, "a bundle")
         if not isinstance(document, dict):
             raise MalformedBundle("a bundle is a JSON object")
         if document.get("format") not in FORMATS:

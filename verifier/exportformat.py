@@ -130,12 +130,9 @@ def parse_evidence(data: bytes | str) -> Bundle | Export:
     """A bundle or an export, by its ``format``, parsed strictly (one JSON parse): bounded
     size, one value, no duplicate keys, no NaN, no unknown fields, every value in range."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    if len(raw) > MAX_EXPORT_BYTES:
-        raise MalformedExport(f"an export is at most {MAX_EXPORT_BYTES:,} bytes")
-    try:
-        document = boundedjson.strict_loads(raw)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise MalformedExport(f"evidence must be one JSON document: {exc}") from None
+    document = boundedjson.strict_document(
+        raw, MAX_EXPORT_BYTES, MalformedExport, "an export", parsed_name="evidence"
+    )
     found = document.get("format") if isinstance(document, dict) else None
     if found in BUNDLE_FORMATS:
         if len(raw) > MAX_BUNDLE_BYTES:

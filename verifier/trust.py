@@ -208,13 +208,9 @@ class TrustRoot(_Model):
     @classmethod
     def parse(cls, data: bytes | str) -> TrustRoot:
         """Parse strictly: bounded size, one JSON object, no duplicate keys, the v1 format."""
-        raw = data.encode("utf-8") if isinstance(data, str) else data
-        if len(raw) > MAX_TRUST_ROOT_BYTES:
-            raise MalformedTrustRoot(f"a trust root is at most {MAX_TRUST_ROOT_BYTES:,} bytes")
-        try:
-            document = boundedjson.strict_loads(raw)
-        except (ValueError, RecursionError) as exc:
-            raise MalformedTrustRoot(f"a trust root must be one JSON document: {exc}") from None
+        document = boundedjson.strict_document(
+            data, MAX_TRUST_ROOT_BYTES, MalformedTrustRoot, "a trust root"
+        )
         if not isinstance(document, dict):
             raise MalformedTrustRoot("a trust root is a JSON object")
         if document.get("format") != FORMAT:
