@@ -27,7 +27,6 @@ move a good twice (THREATS 46).
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,7 +55,7 @@ from registry.parties import (
     ReferenceKeys,
     legacy_reference_hash,
 )
-from registry.payloads import TransferPayload, TransferShare
+from registry.payloads import RegistrationPayload, TransferPayload, TransferShare
 from registry.receipts import (
     PRIMARY_TYPE,
     RoyaltyShare,
@@ -143,9 +142,11 @@ def record_transfer(
     if revoked is not None:
         raise GoodRevoked(f"{good} was revoked by its creator; it may not change hands")
     creator = bytes(registered.actor)
-    payload = json.loads(registered.payload)
-    use = Use(int(payload["signed"]["message"]["use"]))
-    policy = RoyaltyPolicy.parse(payload.get("royalty_policy", {"recipients": []}))
+    registration = RegistrationPayload.from_json(registered.payload)
+    use = Use(int(registration.signed.message["use"]))
+    policy = registration.royalty_policy
+    if policy is None:  # a registration without a policy (record_payload allowed it) has none
+        policy = RoyaltyPolicy.parse({"recipients": []})
 
     holding = conn.execute(
         select(holdings_t).where(
