@@ -200,15 +200,11 @@ class Registry:
         *,
         progress: Progress | None = None,
     ) -> BatchResult:
-        with write_transaction(self.engine) as conn:
-            now = log.sequencer_time(conn, self.clock())
-            result = registration.register_batch(
+        return self._sequenced_batch(
+            lambda conn, now: registration.register_batch(
                 conn, request, fingerprints, self.domain, now=now, progress=progress
             )
-            log.publish_tree_head(
-                conn, account=self._signing_account(conn), domain=self.domain, now=now
-            )
-            return result
+        )
 
     def revoke(self, request: RevocationRequest) -> EntryRef:
         with write_transaction(self.engine) as conn:
@@ -221,11 +217,18 @@ class Registry:
         *,
         progress: Progress | None = None,
     ) -> BatchResult:
-        with write_transaction(self.engine) as conn:
-            now = log.sequencer_time(conn, self.clock())
-            result = revocation.revoke_batch(
+        return self._sequenced_batch(
+            lambda conn, now: revocation.revoke_batch(
                 conn, request, fingerprints, self.domain, now=now, progress=progress
             )
+        )
+
+    def _sequenced_batch(self, write: Callable[[Connection, int], BatchResult]) -> BatchResult:
+        """A bulk batch, which goes straight into the log (no queue), and the head it leads
+        to, signed in the same transaction at the sequencer's time."""
+        with write_transaction(self.engine) as conn:
+            now = log.sequencer_time(conn, self.clock())
+            result = write(conn, now)
             log.publish_tree_head(
                 conn, account=self._signing_account(conn), domain=self.domain, now=now
             )
