@@ -18,11 +18,11 @@ from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from api.keycache import KEY_CACHE_SECONDS
-from api.models import PLATFORM_ID_MAX, ApiKey, ApiKeyGeneration, Platform
+from api.models import ApiKey, ApiKeyGeneration, Platform
 from api.principal import PLATFORM_SCOPES
 from registry.db import read_transaction, write_transaction
 from registry.errors import InvalidInput, NotFound
-from registry.parties import is_platform_id
+from registry.parties import check_platform_id
 
 logger = logging.getLogger("tracemark.api.auth")
 
@@ -97,13 +97,12 @@ def is_api_key(text: str) -> bool:
 
 
 def parse_platform_id(platform: str) -> str:
-    """A platform id: 1-64 of lower-case letters, digits and inner dashes (``cardhub``)."""
-    if not is_platform_id(platform):
-        raise InvalidInput(
-            f"a platform id is 1-{PLATFORM_ID_MAX} lower-case letters, digits and dashes "
-            "(not at either end), e.g. cardhub"
-        )
-    return platform
+    """A platform id: 1-64 of lower-case letters, digits and inner dashes (``cardhub``), as
+    ``registry.parties.check_platform_id`` checks it; the operator's error shows an example."""
+    try:
+        return check_platform_id(platform)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{exc.detail}, e.g. cardhub") from None
 
 
 def parse_scopes(scopes: Iterable[str]) -> frozenset[str]:

@@ -12,10 +12,11 @@ from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, SmallInt
 from sqlmodel import Field, SQLModel
 
 from registry.models import ID_TYPE
+from registry.parties import MAX_PLATFORM_LENGTH
 
-#: Longest platform id (a slug the operator chooses): the width of the registry's
-#: ``transfers.platform`` columns, which hold these ids.
-PLATFORM_ID_MAX = 64
+#: Longest platform id (a slug the operator chooses): the registry's own bound, the width of
+#: its ``transfers.platform`` columns, which hold these ids.
+PLATFORM_ID_MAX = MAX_PLATFORM_LENGTH
 
 
 class Platform(SQLModel, table=True):
