@@ -101,6 +101,23 @@ def _entry(ref: Any) -> dict[str, Any]:
     return dict(ref.as_dict())
 
 
+async def _queued_entry(
+    request: Request,
+    ctx: ApiContext,
+    message: SignedMessage,
+    key: str | None,
+    write: Callable[[], Any],
+) -> Response:
+    """One signed write queued for the log (``write`` returns its ``EntryRef``): 201 with the
+    entry, replayed under the signer's idempotency key."""
+
+    async def handle() -> JSONResponse:
+        ref = await run_in_threadpool(write)
+        return JSONResponse(_entry(ref), status_code=201)
+
+    return await idempotent(request, ctx, message, key, handle)
+
+
 @router.post(
     "/v1/creators/code-key",
     operation_id="enroll_code_key",
@@ -181,12 +198,8 @@ async def register_good(
     key: IdempotencyKey = None,
 ) -> Response:
     registration = registration_request(body, batch=False)
-
-    async def handle() -> JSONResponse:
-        ref = await run_in_threadpool(ctx.registry.register, registration)
-        return JSONResponse(_entry(ref), status_code=201)
-
-    return await idempotent(request, ctx, registration.signed, key, handle)
+    write = partial(ctx.registry.register, registration)
+    return await _queued_entry(request, ctx, registration.signed, key, write)
 
 
 @router.post(
@@ -204,12 +217,8 @@ async def revoke_good(
     key: IdempotencyKey = None,
 ) -> Response:
     revocation = revocation_request(body, batch=False)
-
-    async def handle() -> JSONResponse:
-        ref = await run_in_threadpool(ctx.registry.revoke, revocation)
-        return JSONResponse(_entry(ref), status_code=201)
-
-    return await idempotent(request, ctx, revocation.signed, key, handle)
+    write = partial(ctx.registry.revoke, revocation)
+    return await _queued_entry(request, ctx, revocation.signed, key, write)
 
 
 __all__ = ["router"]
