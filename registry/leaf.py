@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
-from eth_utils.address import to_checksum_address
-
 from registry.canonicaljson import canonical_json
+from registry.eip712 import checksum_address
 from registry.errors import InvalidInput
 from registry.fingerprints import GoodType, to_good_type
 from registry.merkle import hash_leaf
@@ -182,7 +181,7 @@ class LeafData:
     @property
     def actor_address(self) -> str:
         """The actor as an EIP-55 checksummed address."""
-        return to_checksum_address(self.actor)
+        return checksum_address(self.actor)
 
     def encode(self) -> bytes:
         """The 224-byte leaf data (see ``encode_leaf``)."""
