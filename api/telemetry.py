@@ -19,7 +19,7 @@ from readmodels.riskworker import record_probe_flags
 from registry.db import create_telemetry_engine, write_transaction
 from registry.errors import TracemarkError
 from registry.service import Registry
-from registry.verifications import VerificationRecord, record_verifications
+from registry.telemetry import VerificationRecord, record_verifications
 
 logger = logging.getLogger("tracemark.api.telemetry")
 

@@ -16,7 +16,7 @@ from api.context import ApiContext
 from api.principal import Principal
 from readmodels import authenticity
 from registry.fingerprints import GoodType, fingerprint_hex
-from registry.verifications import VerificationRecord
+from registry.telemetry import VerificationRecord
 
 USE_NAMES = {1: "single", 2: "transferable"}
 ANONYMOUS_PLATFORM = "anonymous"

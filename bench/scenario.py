@@ -79,8 +79,8 @@ from registry.handover import HandoverRequest, NotTheHolder
 from registry.migrate import upgrade
 from registry.royalty import RoyaltyPolicy
 from registry.service import Registry
+from registry.telemetry import VerificationRecord as Telemetry
 from registry.transfers import DoubleSale, GoodConsumed, GoodRevoked, Party, TransferRequest
-from registry.verifications import VerificationRecord as Telemetry
 
 START = 1_790_000_000
 HOUR = 3_600

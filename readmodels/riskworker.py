@@ -36,7 +36,7 @@ from readmodels.riskindex import LOOKBACK, REFRESH_SECONDS, Risk, RiskIndex
 from readmodels.signals import Signal, Thresholds
 from registry.db import read_transaction, retrying, write_transaction
 from registry.models import ProbeFlagRow, RiskGood, RiskSignal, RiskState
-from registry.verifications import index_verifications
+from registry.telemetry import index_verifications
 
 # NOTE: the logger keeps the name it had under verifier/, so operators' log filters still match.
 logger = logging.getLogger("tracemark.verifier.riskworker")
@@ -130,7 +130,7 @@ class RiskWorker:
 
     def index_events(self) -> int:
         """Index the verification events the API appended since the last call, by good
-        (``registry.verifications.index_verifications``), a batch a transaction."""
+        (``registry.telemetry.index_verifications``), a batch a transaction."""
         total = 0
         while total < MAX_INDEXED_PER_RUN:
 

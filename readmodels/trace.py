@@ -52,8 +52,8 @@ from registry.leaf import EntryKind
 from registry.log import entries_t
 from registry.records import checksum, records_t
 from registry.service import Registry
+from registry.telemetry import counts_t, event_ids_of, events_t, verification_stats
 from registry.transfers import attempts_t, transfers_t
-from registry.verifications import counts_t, event_ids_of, events_t, verification_stats
 from verifier.identity import method as identity_method
 from verifier.schemas import (
     CreatorIdentityOut,

@@ -24,8 +24,8 @@ from registry import (
     registration,
     registrykeys,
     revocation,
+    telemetry,
     transfers,
-    verifications,
 )
 from registry.audit import LogReport, check_log
 from registry.batches import BatchResult, Progress
@@ -52,10 +52,10 @@ from registry.requests import RegistrationRequest, RevocationRequest
 from registry.settings import Settings
 from registry.signed import SignedMessage
 from registry.statements import Period, Statement, royalty_statement
+from registry.telemetry import VerificationRecord, VerificationStats
 from registry.tilestore import TileCache
 from registry.transferrequests import TransferRequest
 from registry.treehead import TreeHead
-from registry.verifications import VerificationRecord, VerificationStats
 
 Clock = Callable[[], int]
 logger = logging.getLogger("tracemark.registry")
@@ -337,11 +337,11 @@ class Registry:
 
     def record_verifications(self, records: Sequence[VerificationRecord]) -> None:
         with write_transaction(self.engine) as conn:
-            verifications.record_verifications(conn, records)
+            telemetry.record_verifications(conn, records)
 
     def verification_stats(self, good_type: GoodType, fingerprint: bytes) -> VerificationStats:
         with read_transaction(self.engine) as conn:
-            return verifications.verification_stats(conn, int(good_type), fingerprint)
+            return telemetry.verification_stats(conn, int(good_type), fingerprint)
 
     def royalty_statement(
         self, creator: bytes, *, since: int, until: int, period: Period

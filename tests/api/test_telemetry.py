@@ -14,7 +14,7 @@ from api.ratelimit import RateLimiter
 from api.telemetry import TelemetryBuffer, TelemetryWriter
 from registry.db import TELEMETRY_CACHE_KIB, read_transaction
 from registry.service import Registry
-from registry.verifications import VerificationRecord, verification_stats
+from registry.telemetry import VerificationRecord, verification_stats
 
 
 def _setting(engine: Engine) -> tuple[Any, ...]:

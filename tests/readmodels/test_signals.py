@@ -36,6 +36,7 @@ from registry.eip712 import DEV_DOMAIN
 from registry.fingerprints import GoodType, Use
 from registry.leaf import EntryKind
 from registry.service import Registry
+from registry.telemetry import VerificationRecord as Telemetry
 from registry.transfers import (
     DoubleSale,
     GoodConsumed,
@@ -45,7 +46,6 @@ from registry.transfers import (
     attempts_t,
     transfers_t,
 )
-from registry.verifications import VerificationRecord as Telemetry
 from tests.conftest import Clock
 from tests.registry.helpers import counts, registration
 

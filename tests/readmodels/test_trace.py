@@ -28,8 +28,8 @@ from registry.handover import HandoverRequest
 from registry.royalty import RoyaltyPolicy
 from registry.service import Registry
 from registry.settings import load_settings
+from registry.telemetry import VerificationRecord
 from registry.transfers import GoodConsumed, Party, TransferRequest
-from registry.verifications import VerificationRecord
 from tests.conftest import START, Clock, CreatorFactory
 from tests.registry.helpers import registration
 from tests.verifier.conftest import World

@@ -26,6 +26,7 @@ from registry.merkle import hash_leaf, verify_inclusion
 from registry.royalty import RoyaltyPolicy, split
 from registry.service import Registry
 from registry.signatures import Signature, recover_signer
+from registry.telemetry import VerificationRecord
 from registry.transfers import (
     DoubleSale,
     GoodConsumed,
@@ -37,7 +38,6 @@ from registry.transfers import (
     royalty_lines_t,
     transfers_t,
 )
-from registry.verifications import VerificationRecord
 from tests.conftest import Clock
 from tests.registry.helpers import registration
 from tests.registry.test_concurrency import race
@@ -379,7 +379,7 @@ def test_a_flush_larger_than_a_statement_loses_nothing(registry: Registry, clock
     counts fold repeats across chunks and across flushes."""
     from sqlalchemy import func, select
 
-    from registry.verifications import CHUNK_SIZES, events_t
+    from registry.telemetry import CHUNK_SIZES, events_t
 
     now = clock()
     # More than the largest chunk, and a remainder that needs every smaller size.
@@ -406,7 +406,7 @@ def test_a_flush_larger_than_a_statement_loses_nothing(registry: Registry, clock
 
 @pytest.mark.parametrize("count", [0, 1, 3, 4, 17, 1023, 1024, 1025, 2 * 1024 + 345])
 def test_flush_chunks_cover_every_row_once_with_few_sizes(count: int) -> None:
-    from registry.verifications import CHUNK_SIZES, _chunks
+    from registry.telemetry import CHUNK_SIZES, _chunks
 
     chunks = _chunks(count)
     covered = [i for start, size in chunks for i in range(start, start + size)]
@@ -508,7 +508,7 @@ def test_events_are_indexed_by_good_off_the_hot_path_and_traces_see_them_all(
     """The API appends events without an index; ``index_verifications`` indexes them by good
     in windows of ids (gaps included); a good's events are the same before and after."""
     from registry.db import read_transaction, write_transaction
-    from registry.verifications import event_ids_of, index_verifications, indexed_through
+    from registry.telemetry import event_ids_of, index_verifications, indexed_through
 
     goods = [os.urandom(32) for _ in range(3)]
     now = clock()
