@@ -21,15 +21,14 @@ from readmodels.market import (
 )
 from registry.db import read_transaction
 from registry.fingerprints import GoodType, Use
+from registry.holding import holdings_t
 from registry.leaf import EntryKind
 from registry.log import entries_t
-from registry.models import Holding, Product, Transfer, TransferAttempt, VerificationEvent
+from registry.models import VerificationEvent
+from registry.registration import products_t
+from registry.transfers import attempts_t, transfers_t
 
-_transfers_t: Table = Transfer.__table__  # type: ignore[attr-defined]
-_attempts_t: Table = TransferAttempt.__table__  # type: ignore[attr-defined]
-_holdings_t: Table = Holding.__table__  # type: ignore[attr-defined]
 _events_t: Table = VerificationEvent.__table__  # type: ignore[attr-defined]
-_products_t: Table = Product.__table__  # type: ignore[attr-defined]
 
 #: Fingerprints per ``IN (...)`` when reading the goods the records name.
 _CHUNK = 500
@@ -78,8 +77,8 @@ def _entries_query() -> Select[Any]:
         e.timestamp,
         e.record_id,
         e.position,
-        _products_t.c.use,
-    ).outerjoin(_products_t, _products_t.c.id == e.product_id)
+        products_t.c.use,
+    ).outerjoin(products_t, products_t.c.id == e.product_id)
 
 
 def read_inputs(
@@ -96,7 +95,7 @@ def read_inputs(
     entries and holdings of the goods they name (except ``known`` ones), and the new
     watermarks. SQLAlchemy Core, one read transaction."""
     marks = after or Watermarks()
-    e, t, a, v, h = entries_t.c, _transfers_t.c, _attempts_t.c, _events_t.c, _holdings_t.c
+    e, t, a, v, h = entries_t.c, transfers_t.c, attempts_t.c, _events_t.c, holdings_t.c
     with read_transaction(engine) as conn:
         first_event = marks.event
         if max_events is not None:
@@ -128,7 +127,7 @@ def read_inputs(
                 created_at=int(r.created_at),
             )
             for r in conn.execute(
-                select(_transfers_t)
+                select(transfers_t)
                 .where(t.id > marks.transfer, t.created_at >= since)
                 .order_by(t.id)
             )
@@ -150,7 +149,7 @@ def read_inputs(
                 earlier_transfer_id=r.earlier_transfer_id,
             )
             for r in conn.execute(
-                select(_attempts_t).where(a.id > marks.attempt, a.at >= since).order_by(a.id)
+                select(attempts_t).where(a.id > marks.attempt, a.at >= since).order_by(a.id)
             )
         ]
         events = [
@@ -194,7 +193,7 @@ def read_inputs(
                     record = _entry_record(row)
                     registrations[record.good] = record
                 for r in conn.execute(
-                    select(_holdings_t).where(h.good_type == good_type, h.fingerprint.in_(chunk))
+                    select(holdings_t).where(h.good_type == good_type, h.fingerprint.in_(chunk))
                 ):
                     holdings[(good_type, bytes(r.fingerprint))] = HoldingRecord(
                         good_type,

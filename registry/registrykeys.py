@@ -27,12 +27,12 @@ from registry.eip712 import Domain, checksum_address
 from registry.errors import Conflict, InvalidInput
 from registry.leaf import NO_GOOD, EntryKind, subject_fingerprint
 from registry.log import entries_t
-from registry.models import RegistryKey, SignedRecord
+from registry.models import RegistryKey
 from registry.payloads import KeyHandoverPayload
+from registry.records import records_t
 from registry.signatures import sign
 
 registry_keys_t: Table = RegistryKey.__table__  # type: ignore[attr-defined]
-records_t: Table = SignedRecord.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
