@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Row, Select, Table, func, select
+from sqlalchemy import Engine, Row, Select, func, select
 
 from readmodels.market import (
     AttemptRecord,
@@ -24,11 +24,9 @@ from registry.fingerprints import GoodType, Use
 from registry.holding import holdings_t
 from registry.leaf import EntryKind
 from registry.log import entries_t
-from registry.models import VerificationEvent
 from registry.registration import products_t
+from registry.telemetry import events_t
 from registry.transfers import attempts_t, transfers_t
-
-_events_t: Table = VerificationEvent.__table__  # type: ignore[attr-defined]
 
 #: Fingerprints per ``IN (...)`` when reading the goods the records name.
 _CHUNK = 500
@@ -95,7 +93,7 @@ def read_inputs(
     entries and holdings of the goods they name (except ``known`` ones), and the new
     watermarks. SQLAlchemy Core, one read transaction."""
     marks = after or Watermarks()
-    e, t, a, v, h = entries_t.c, transfers_t.c, attempts_t.c, _events_t.c, holdings_t.c
+    e, t, a, v, h = entries_t.c, transfers_t.c, attempts_t.c, events_t.c, holdings_t.c
     with read_transaction(engine) as conn:
         first_event = marks.event
         if max_events is not None:
@@ -163,7 +161,7 @@ def read_inputs(
                 r.verdict,
             )
             for r in conn.execute(
-                select(_events_t).where(v.id > first_event, v.at >= since).order_by(v.id)
+                select(events_t).where(v.id > first_event, v.at >= since).order_by(v.id)
             )
         ]
         named: set[GoodKey] = set()
