@@ -40,7 +40,7 @@ from verifier.identity import (
     parse_domain,
     statement_url,
 )
-from verifier.identityclaim import IdentityClaim, identity_payload
+from verifier.identityclaim import CreatorIdentityPayload, IdentityClaim, identity_payload
 
 logger = logging.getLogger("tracemark.api.identity")
 
@@ -214,7 +214,8 @@ class IdentityService:
     def _statement_of(self, entry_id: int) -> CreatorStatement:
         with read_transaction(self.registry.engine) as conn:
             payload = store.identity_payload_of(conn, entry_id)
-        return CreatorStatement.from_document(payload["statement"])
+        # Logged by this registry, so canonical: read through the entry's type.
+        return CreatorIdentityPayload.from_document(payload).statement
 
     def _save(self, claim: IdentityClaim, statement: CreatorStatement, reason: str | None) -> int:
         payload = identity_payload(
