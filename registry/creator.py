@@ -77,7 +77,12 @@ class CreatorKeys:
         (``CodeKeyring.commitment_of``)."""
         return self.code_keyring.commitment_of(kid)
 
-    def _sign(self, primary_type: str, message: dict[str, Any], domain: Domain) -> SignedMessage:
+    def _sign(
+        self, primary_type: str, fields: dict[str, Any], domain: Domain, *, now: int
+    ) -> SignedMessage:
+        """Sign ``fields`` as a ``primary_type`` write, fresh (a random nonce) and valid for
+        ``DEFAULT_VALIDITY_SECONDS`` from ``now``: every struct ends with nonce and deadline."""
+        message = {**fields, "nonce": fresh_nonce(), "deadline": now + DEFAULT_VALIDITY_SECONDS}
         signature = sign(primary_type, message, domain, bytes(self.account.key))
         return SignedMessage(primary_type, message, signature, self.address)
 
@@ -87,24 +92,28 @@ def fresh_nonce() -> int:
     return secrets.randbits(63)
 
 
-def sign_enrollment(keys: CreatorKeys, domain: Domain, *, now: int) -> SignedMessage:
-    message = {
-        "keyCommitment": key_commitment(keys.require_code_key()),
-        "nonce": fresh_nonce(),
-        "deadline": now + DEFAULT_VALIDITY_SECONDS,
+def _product_terms(
+    product: str, use: Use, royalty_policy: RoyaltyPolicy, metadata: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What a Registration and a BatchRegistration both sign about the goods: their product,
+    use, and the hashes of their royalty policy and metadata."""
+    return {
+        "product": product,
+        "use": int(use),
+        "royaltyPolicy": policy_hash(royalty_policy),
+        "metadata": metadata_hash(metadata),
     }
-    return keys._sign("CodeKeyEnrollment", message, domain)
+
+
+def sign_enrollment(keys: CreatorKeys, domain: Domain, *, now: int) -> SignedMessage:
+    fields = {"keyCommitment": key_commitment(keys.require_code_key())}
+    return keys._sign("CodeKeyEnrollment", fields, domain, now=now)
 
 
 def sign_retirement(
     keys: CreatorKeys, domain: Domain, *, key_commitment: bytes, now: int
 ) -> SignedMessage:
-    message = {
-        "keyCommitment": key_commitment,
-        "nonce": fresh_nonce(),
-        "deadline": now + DEFAULT_VALIDITY_SECONDS,
-    }
-    return keys._sign("CodeKeyRetirement", message, domain)
+    return keys._sign("CodeKeyRetirement", {"keyCommitment": key_commitment}, domain, now=now)
 
 
 def sign_registration(
@@ -120,19 +129,13 @@ def sign_registration(
     now: int,
     new_product: bool = False,
 ) -> RegistrationRequest:
-    message = {
+    fields = {
         "goodType": int(good_type),
         "fingerprint": fingerprint,
-        "product": product,
-        "use": int(use),
-        "royaltyPolicy": policy_hash(royalty_policy),
-        "metadata": metadata_hash(metadata),
-        "nonce": fresh_nonce(),
-        "deadline": now + DEFAULT_VALIDITY_SECONDS,
+        **_product_terms(product, use, royalty_policy, metadata),
     }
-    return RegistrationRequest(
-        keys._sign("Registration", message, domain), royalty_policy, dict(metadata), new_product
-    )
+    signed = keys._sign("Registration", fields, domain, now=now)
+    return RegistrationRequest(signed, royalty_policy, dict(metadata), new_product)
 
 
 def sign_revocation(
@@ -144,14 +147,8 @@ def sign_revocation(
     reason: str,
     now: int,
 ) -> RevocationRequest:
-    message = {
-        "goodType": int(good_type),
-        "fingerprint": fingerprint,
-        "reason": reason,
-        "nonce": fresh_nonce(),
-        "deadline": now + DEFAULT_VALIDITY_SECONDS,
-    }
-    return RevocationRequest(keys._sign("Revocation", message, domain))
+    fields = {"goodType": int(good_type), "fingerprint": fingerprint, "reason": reason}
+    return RevocationRequest(keys._sign("Revocation", fields, domain, now=now))
 
 
 def sign_batch_registration(
@@ -167,23 +164,14 @@ def sign_batch_registration(
     now: int,
     new_product: bool = False,
 ) -> RegistrationRequest:
-    message = {
+    fields = {
         "goodType": int(good_type),
         "itemsRoot": batch.items_root,
         "count": batch.count,
-        "product": product,
-        "use": int(use),
-        "royaltyPolicy": policy_hash(royalty_policy),
-        "metadata": metadata_hash(metadata),
-        "nonce": fresh_nonce(),
-        "deadline": now + DEFAULT_VALIDITY_SECONDS,
+        **_product_terms(product, use, royalty_policy, metadata),
     }
-    return RegistrationRequest(
-        keys._sign("BatchRegistration", message, domain),
-        royalty_policy,
-        dict(metadata),
-        new_product,
-    )
+    signed = keys._sign("BatchRegistration", fields, domain, now=now)
+    return RegistrationRequest(signed, royalty_policy, dict(metadata), new_product)
 
 
 def sign_batch_revocation(
@@ -195,12 +183,10 @@ def sign_batch_revocation(
     reason: str,
     now: int,
 ) -> RevocationRequest:
-    message = {
+    fields = {
         "goodType": int(good_type),
         "itemsRoot": batch.items_root,
         "count": batch.count,
         "reason": reason,
-        "nonce": fresh_nonce(),
-        "deadline": now + DEFAULT_VALIDITY_SECONDS,
     }
-    return RevocationRequest(keys._sign("BatchRevocation", message, domain))
+    return RevocationRequest(keys._sign("BatchRevocation", fields, domain, now=now))
