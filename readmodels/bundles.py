@@ -97,18 +97,25 @@ def _identity_entry(registry: Registry, creator: bytes, tree_size: int) -> Logge
 def _subject_entry(
     registry: Registry, entry: LoggedEntry, payloads: dict[int, dict[str, Any]], tree_size: int
 ) -> SubjectEntry:
+    return SubjectEntry(**_logged_fields(registry, entry, payloads, tree_size))
+
+
+def _logged_fields(
+    registry: Registry, entry: LoggedEntry, payloads: dict[int, dict[str, Any]], tree_size: int
+) -> dict[str, Any]:
+    """What every logged entry carries: its leaf fields, payload and inclusion proof."""
     assert entry.leaf_index is not None and entry.timestamp is not None
-    return SubjectEntry(
-        version=LEAF_VERSION,
-        kind=entry.kind,
-        fingerprint=entry.fingerprint,
-        actor=entry.actor,
-        payload_hash=entry.payload_hash,
-        timestamp=entry.timestamp,
-        leaf_index=entry.leaf_index,
-        payload=payloads[entry.record_id],
-        inclusion_proof=tuple(registry.inclusion_proof(entry.leaf_index, tree_size)),
-    )
+    return {
+        "version": LEAF_VERSION,
+        "kind": entry.kind,
+        "fingerprint": entry.fingerprint,
+        "actor": entry.actor,
+        "payload_hash": entry.payload_hash,
+        "timestamp": entry.timestamp,
+        "leaf_index": entry.leaf_index,
+        "payload": payloads[entry.record_id],
+        "inclusion_proof": tuple(registry.inclusion_proof(entry.leaf_index, tree_size)),
+    }
 
 
 def _choose_head(registry: Registry, leaf_index: int) -> tuple[TreeHead, AnchorPointer | None]:
@@ -173,20 +180,11 @@ def bundle_entry(
     registry: Registry, entry: LoggedEntry, payloads: dict[int, dict[str, Any]], tree_size: int
 ) -> BundleEntry:
     """A good's logged entry with its payload and its inclusion proof under ``tree_size``."""
-    assert entry.leaf_index is not None and entry.timestamp is not None
     assert entry.good_type is not None  # a good's entry, never a subject's
     batch_proof = None if entry.position is None else registry.batch_proof(entry)
     return BundleEntry(
-        version=LEAF_VERSION,
-        kind=entry.kind,
+        **_logged_fields(registry, entry, payloads, tree_size),
         good_type=entry.good_type,
-        fingerprint=entry.fingerprint,
-        actor=entry.actor,
-        payload_hash=entry.payload_hash,
-        timestamp=entry.timestamp,
-        leaf_index=entry.leaf_index,
-        payload=payloads[entry.record_id],
-        inclusion_proof=tuple(registry.inclusion_proof(entry.leaf_index, tree_size)),
         batch_proof=batch_proof,
     )
 

@@ -162,6 +162,12 @@ class _LoggedEntry(_Model):
 
     _payload_sha256: bytes = PrivateAttr(default=b"")
     if TYPE_CHECKING:  # declared by each subclass, in its place in the format's order
+        version: int
+        kind: EntryKind
+        fingerprint: bytes
+        actor: bytes
+        payload_hash: bytes
+        timestamp: int
         payload: dict[str, Any]
 
     @field_validator("version", check_fields=False)
@@ -187,6 +193,19 @@ class _LoggedEntry(_Model):
         """The SHA-256 of the payload's RFC 8785 JSON, as read (``payload_digest``)."""
         return self._payload_sha256
 
+    def leaf(self) -> LeafData:
+        """The leaf as committed to the log, from the fields carried here (an entry about a
+        subject, not a good, has no good type: its word is 0)."""
+        return LeafData(
+            version=self.version,
+            kind=self.kind,
+            good_type=getattr(self, "good_type", None),
+            fingerprint=self.fingerprint,
+            actor=self.actor,
+            payload_hash=self.payload_hash,
+            timestamp=self.timestamp,
+        )
+
 
 class BundleEntry(_LoggedEntry):
     """One log entry: its leaf fields, its payload document, where it is, and the proofs."""
@@ -206,18 +225,6 @@ class BundleEntry(_LoggedEntry):
     #: Present for an entry of a bulk batch (BatchRegistration, BatchRevocation), else null.
     batch_proof: BatchProof | None
 
-    def leaf(self) -> LeafData:
-        """The leaf as committed to the log, from the fields carried here."""
-        return LeafData(
-            version=self.version,
-            kind=self.kind,
-            good_type=self.good_type,
-            fingerprint=self.fingerprint,
-            actor=self.actor,
-            payload_hash=self.payload_hash,
-            timestamp=self.timestamp,
-        )
-
 
 class SubjectEntry(_LoggedEntry):
     """A log entry about a subject, not a good (``leaf.SUBJECT_KINDS``): its leaf fields
@@ -232,17 +239,6 @@ class SubjectEntry(_LoggedEntry):
     leaf_index: Annotated[StrictInt, Field(ge=0, lt=MAX_TREE_SIZE)]
     payload: dict[str, Any]
     inclusion_proof: Proof
-
-    def leaf(self) -> LeafData:
-        return LeafData(
-            version=self.version,
-            kind=self.kind,
-            good_type=None,
-            fingerprint=self.fingerprint,
-            actor=self.actor,
-            payload_hash=self.payload_hash,
-            timestamp=self.timestamp,
-        )
 
 
 class AnchorPointer(_Model):
