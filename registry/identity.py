@@ -123,19 +123,14 @@ def record_identity(
         )
         .returning(records_t.c.id)
     ).scalar_one()
-    entry_id = int(
-        conn.execute(
-            entries_t.insert()
-            .values(
-                kind=int(EntryKind.CREATOR_IDENTITY),
-                good_type=NO_GOOD,
-                fingerprint=subject_fingerprint(EntryKind.CREATOR_IDENTITY, creator),
-                actor=registry,
-                payload_hash=digest,
-                record_id=record_id,
-            )
-            .returning(entries_t.c.id)
-        ).scalar_one()
+    entry_id = log.queue_entry(
+        conn,
+        kind=EntryKind.CREATOR_IDENTITY,
+        good_type=NO_GOOD,
+        fingerprint=subject_fingerprint(EntryKind.CREATOR_IDENTITY, creator),
+        actor=registry,
+        payload_hash=digest,
+        record_id=record_id,
     )
     values = {
         "creator": creator,

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Table, bindparam, func, select, update
 from registry import merkle, tiles
 from registry.eip712 import Domain
 from registry.errors import ProofOutOfRange
-from registry.leaf import encode_leaf
+from registry.leaf import EntryKind, encode_leaf
 from registry.models import Entry, LogState, TreeHeadRecord
 from registry.signatures import sign
 from registry.tilestore import TileCache, TileStore, TreeAppender, batch_tiles_t, tiles_t
@@ -63,6 +63,35 @@ def set_tree_size(conn: Connection, size: int) -> None:
 
 
 # -- integration -------------------------------------------------------------------------------
+
+
+def queue_entry(
+    conn: Connection,
+    *,
+    kind: EntryKind,
+    good_type: int,
+    fingerprint: bytes,
+    actor: bytes,
+    payload_hash: bytes,
+    record_id: int,
+    product_id: int | None = None,
+) -> int:
+    """Queue one entry (its leaf fields and the signed record it came from) for the
+    sequencer; returns its id. ``good_type`` is ``leaf.NO_GOOD`` for a subject's entry."""
+    entry_id = conn.execute(
+        entries_t.insert()
+        .values(
+            kind=int(kind),
+            good_type=good_type,
+            fingerprint=fingerprint,
+            actor=actor,
+            payload_hash=payload_hash,
+            record_id=record_id,
+            product_id=product_id,
+        )
+        .returning(entries_t.c.id)
+    ).scalar_one()
+    return int(entry_id)
 
 
 def integrate_queue(conn: Connection, *, limit: int, now: int) -> int:

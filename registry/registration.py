@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, Table, select
 from sqlalchemy.exc import IntegrityError
 
+from registry import log
 from registry.batches import (
     BatchIngest,
     BatchResult,
@@ -140,28 +142,24 @@ def register_good(
     record_id, digest = insert_record(conn, request.signed, payload, now=now)
     product = ensure_product(conn, request, record_id, now)
     kind = EntryKind.CONFLICT if existing is not None else EntryKind.REGISTER
-    values = {
-        "kind": int(kind),
-        "good_type": good_type,
-        "fingerprint": fingerprint,
-        "actor": creator,
-        "payload_hash": digest,
-        "record_id": record_id,
-        "product_id": product,
-    }
+    queue = partial(
+        log.queue_entry,
+        conn,
+        good_type=good_type,
+        fingerprint=fingerprint,
+        actor=creator,
+        payload_hash=digest,
+        record_id=record_id,
+        product_id=product,
+    )
     try:
         with conn.begin_nested():
-            entry_id = conn.execute(
-                entries_t.insert().values(**values).returning(entries_t.c.id)
-            ).scalar_one()
+            entry_id = queue(kind=kind)
     except IntegrityError:
         # Another creator's REGISTER committed between our read and our insert (possible on
         # PostgreSQL): the unique index decided who was first, so ours is the CONFLICT.
         kind = EntryKind.CONFLICT
-        values["kind"] = int(kind)
-        entry_id = conn.execute(
-            entries_t.insert().values(**values).returning(entries_t.c.id)
-        ).scalar_one()
+        entry_id = queue(kind=kind)
     status = "conflict" if kind is EntryKind.CONFLICT else "queued"
     return EntryRef(
         int(entry_id),

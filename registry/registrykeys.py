@@ -26,7 +26,6 @@ from registry import log
 from registry.eip712 import Domain, checksum_address
 from registry.errors import Conflict, InvalidInput
 from registry.leaf import NO_GOOD, EntryKind, subject_fingerprint
-from registry.log import entries_t
 from registry.models import RegistryKey
 from registry.payloads import KeyHandoverPayload
 from registry.records import records_t
@@ -173,15 +172,14 @@ def hand_over(
         .returning(records_t.c.id)
     ).scalar_one()
     # 3. Logged as the last leaf before the new key's first head.
-    conn.execute(
-        insert(entries_t).values(
-            kind=int(EntryKind.KEY_HANDOVER),
-            good_type=NO_GOOD,
-            fingerprint=subject_fingerprint(EntryKind.KEY_HANDOVER, new_address),
-            actor=old_address,
-            payload_hash=digest,
-            record_id=record_id,
-        )
+    log.queue_entry(
+        conn,
+        kind=EntryKind.KEY_HANDOVER,
+        good_type=NO_GOOD,
+        fingerprint=subject_fingerprint(EntryKind.KEY_HANDOVER, new_address),
+        actor=old_address,
+        payload_hash=digest,
+        record_id=record_id,
     )
     if log.integrate_queue(conn, limit=1, now=now) != 1:  # pragma: no cover - queue drained
         raise Conflict("the hand-over entry was not integrated")

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, select
 
+from registry import log
 from registry.batches import BatchIngest, BatchResult, Progress, Row, Tally, open_batch, run_batch
 from registry.eip712 import Domain
 from registry.errors import NotFound
@@ -63,18 +64,15 @@ def revoke_good(
     record_id, digest = insert_record(
         conn, request.signed, request.payload(domain).document(), now=now
     )
-    entry_id = conn.execute(
-        entries_t.insert()
-        .values(
-            kind=int(EntryKind.REVOKE),
-            good_type=good_type,
-            fingerprint=fingerprint,
-            actor=request.signed.signer_bytes,
-            payload_hash=digest,
-            record_id=record_id,
-        )
-        .returning(c.id)
-    ).scalar_one()
+    entry_id = log.queue_entry(
+        conn,
+        kind=EntryKind.REVOKE,
+        good_type=good_type,
+        fingerprint=fingerprint,
+        actor=request.signed.signer_bytes,
+        payload_hash=digest,
+        record_id=record_id,
+    )
     return EntryRef(
         int(entry_id),
         EntryKind.REVOKE,

@@ -229,19 +229,16 @@ def record_transfer(
         )
         .returning(records_t.c.id)
     ).scalar_one()
-    entry_id = conn.execute(
-        entries_t.insert()
-        .values(
-            kind=int(EntryKind.TRANSFER),
-            good_type=good_type,
-            fingerprint=fingerprint,
-            actor=registry,
-            payload_hash=digest,
-            record_id=record_id,
-        )
-        .returning(entries_t.c.id)
-    ).scalar_one()
-    leaf_index, timestamp = _sequence_through(conn, int(entry_id), now)
+    entry_id = log.queue_entry(
+        conn,
+        kind=EntryKind.TRANSFER,
+        good_type=good_type,
+        fingerprint=fingerprint,
+        actor=registry,
+        payload_hash=digest,
+        record_id=record_id,
+    )
+    leaf_index, timestamp = _sequence_through(conn, entry_id, now)
     log.publish_tree_head(conn, account=account, domain=domain, now=timestamp)
 
     message = receipt_message(request.good_type, fingerprint, leaf_index, digest, timestamp)
