@@ -31,7 +31,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from anchoring.devchain import free_port
-from api.siwe import build_message
+from api.siwemessage import build_message
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
