@@ -123,7 +123,7 @@ class HoldingRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class VerificationRecord:
+class VerificationEvent:
     """One verification event: who asked (``anonymous`` without a key), how, the answer."""
 
     event_id: int
@@ -144,8 +144,8 @@ class VerificationRecord:
 
 
 def single_use_verifications(
-    verifications: Iterable[VerificationRecord], registrations: Mapping[GoodKey, EntryRecord]
-) -> Iterator[VerificationRecord]:
+    verifications: Iterable[VerificationEvent], registrations: Mapping[GoodKey, EntryRecord]
+) -> Iterator[VerificationEvent]:
     """The verifications a platform (not an anonymous caller) made of a registered
     single-use code, the ones the holder and velocity rules weigh."""
     for v in verifications:
@@ -178,7 +178,7 @@ class SignalInputs:
     transfers: Sequence[TransferRecord] = ()
     attempts: Sequence[AttemptRecord] = ()
     holdings: Mapping[GoodKey, HoldingRecord] = field(default_factory=dict)
-    verifications: Sequence[VerificationRecord] = ()
+    verifications: Sequence[VerificationEvent] = ()
     probe_flags: Sequence[ProbeFlag] = ()
 
 
@@ -246,6 +246,6 @@ __all__ = [
     "ProbeFlag",
     "SignalInputs",
     "TransferRecord",
-    "VerificationRecord",
+    "VerificationEvent",
     "single_use_verifications",
 ]

@@ -19,7 +19,7 @@ from readmodels.market import (
     AttemptRecord,
     GoodKey,
     TransferRecord,
-    VerificationRecord,
+    VerificationEvent,
 )
 from registry.fingerprints import GoodType
 
@@ -212,7 +212,7 @@ def attempt_evidence(a: AttemptRecord) -> Evidence:
     )
 
 
-def verification_evidence(v: VerificationRecord) -> Evidence:
+def verification_evidence(v: VerificationEvent) -> Evidence:
     return Evidence(
         "verification", f"verification {v.event_id}", v.at, f"{v.platform} by {v.via}: {v.verdict}"
     )
