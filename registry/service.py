@@ -1,4 +1,4 @@
-"""The registry's use cases behind one facade: what the CLI (and later the API) call.
+"""The registry's use cases behind one facade: what the CLI and the API call.
 
 Each method owns its transaction (STYLE 8); the modules it calls only flush. The clock is
 injected so tests and the sequencer agree on time.

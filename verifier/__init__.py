@@ -5,9 +5,15 @@ models, which do, are ``readmodels``.
 
 - ``bundle``: the ``tracemark-bundle/v1`` proof bundle (format, strict parsing);
 - ``exportformat``, ``export``: the ``tracemark-export/v1`` evidence export, and checking one;
-- ``offline``: checking a bundle with nothing but the chain (``tracemark verify``);
+- ``offline`` (with ``headcheck``, ``bundlereport``): checking a bundle with nothing but the
+  chain and a pinned trust root (``tracemark verify``);
+- ``trust``, ``truststore``: trust roots, and the ones this machine pinned;
+- ``identity``, ``identityclaim``: creators' proven web domains, and their logged entries;
+- ``webhooks``: checking a webhook's signature;
 - ``schemas``: the HTTP API's wire models, shared by the server and the client;
-- ``client``: the typed Python client for platforms, creators and auditors;
+- ``client`` (with ``transport``, ``platformcalls``, ``creatorcalls``, ``auditorcalls``,
+  ``requestdocs``, ``signin``, ``signedanswers``, ``clienterrors``): the typed Python client
+  for platforms, creators and auditors;
 - ``problems``: the client's errors (problem+json answers, an unreachable registry), light
   enough for the CLI to map to exit codes without importing the client;
 - ``boundedjson``: JSON whose nesting depth is checked, without recursion, before parsing.
