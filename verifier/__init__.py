@@ -4,7 +4,8 @@ It imports no sqlalchemy, sqlmodel, fastapi or web3 (a test proves it); the serv
 models, which do, are ``readmodels``.
 
 - ``bundle``: the ``tracemark-bundle/v1`` proof bundle (format, strict parsing);
-- ``exportformat``, ``export``: the ``tracemark-export/v1`` evidence export, and checking one;
+- ``exportformat``, ``exportlimits``, ``export``: the ``tracemark-export/v1`` evidence
+  export, its bounds, and checking one;
 - ``offline`` (with ``headcheck``, ``bundlereport``): checking a bundle with nothing but the
   chain and a pinned trust root (``tracemark verify``);
 - ``trust``, ``truststore``: trust roots, and the ones this machine pinned;
@@ -16,6 +17,8 @@ models, which do, are ``readmodels``.
   for platforms, creators and auditors;
 - ``problems``: the client's errors (problem+json answers, an unreachable registry), light
   enough for the CLI to map to exit codes without importing the client;
+- ``errors``: why a check refuses evidence (the step, the reason);
+- ``pow``: the proof of work a public code lookup pays;
 - ``boundedjson``: JSON whose nesting depth is checked, without recursion, before parsing.
 """
 
