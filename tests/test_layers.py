@@ -15,10 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("registry", "anchoring", "verifier", "readmodels", "api")
 
 
-def _imported(path: Path, package: str) -> list[tuple[int, str]]:
+def _imported(path: Path, package: str, root: Path = ROOT) -> list[tuple[int, str]]:
     """(line, top-level package) of every import in the file, relative ones resolved."""
     found = []
-    module_parts = path.relative_to(ROOT).with_suffix("").parts
+    module_parts = path.relative_to(root).with_suffix("").parts
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
@@ -43,3 +43,20 @@ def test_no_package_imports_one_above_it() -> None:
                     where = path.relative_to(ROOT)
                     violations.append(f"{where}:{line} ({package}) imports {imported}")
     assert violations == []
+
+
+def test_the_scan_sees_imports_inside_functions_and_type_checking(tmp_path: Path) -> None:
+    # Mutation probe: a module with the kinds of import a real violation could hide as.
+    (tmp_path / "registry").mkdir()
+    planted = tmp_path / "registry" / "probe.py"
+    planted.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from readmodels import trace\n"
+        "def later():\n"
+        "    import api.app\n"
+        "    from verifier.bundle import Bundle\n",
+        encoding="utf-8",
+    )
+    found = {name for _, name in _imported(planted, "registry", root=tmp_path)}
+    assert {"readmodels", "api", "verifier"} <= found
