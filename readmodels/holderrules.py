@@ -18,7 +18,7 @@ from readmodels.market import (
     EntryRecord,
     GoodKey,
     TransferRecord,
-    VerificationEvent,
+    VerificationEventRecord,
     single_use_verifications,
 )
 from readmodels.signals import (
@@ -174,7 +174,7 @@ def dead_good_transfers(
 
 
 def offered_by_non_holder(
-    verifications: Iterable[VerificationEvent],
+    verifications: Iterable[VerificationEventRecord],
     chains: Chains,
     registrations: Mapping[GoodKey, EntryRecord],
     th: Thresholds,
@@ -188,7 +188,7 @@ def offered_by_non_holder(
     ``offer_min_platforms`` such platforms saw it, since one platform checking a code and not
     buying it is an honest declined offer.
     """
-    foreign: dict[GoodKey, dict[str, VerificationEvent]] = defaultdict(dict)
+    foreign: dict[GoodKey, dict[str, VerificationEventRecord]] = defaultdict(dict)
     consumed_offer: set[GoodKey] = set()
     for v in single_use_verifications(verifications, registrations):
         moved, holder, consumed = chains.state_at(v.good, v.at)

@@ -123,7 +123,7 @@ class HoldingRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class VerificationEvent:
+class VerificationEventRecord:
     """One verification event: who asked (``anonymous`` without a key), how, the answer."""
 
     event_id: int
@@ -144,8 +144,8 @@ class VerificationEvent:
 
 
 def single_use_verifications(
-    verifications: Iterable[VerificationEvent], registrations: Mapping[GoodKey, EntryRecord]
-) -> Iterator[VerificationEvent]:
+    verifications: Iterable[VerificationEventRecord], registrations: Mapping[GoodKey, EntryRecord]
+) -> Iterator[VerificationEventRecord]:
     """The verifications a platform (not an anonymous caller) made of a registered
     single-use code, the ones the holder and velocity rules weigh."""
     for v in verifications:
@@ -178,7 +178,7 @@ class SignalInputs:
     transfers: Sequence[TransferRecord] = ()
     attempts: Sequence[AttemptRecord] = ()
     holdings: Mapping[GoodKey, HoldingRecord] = field(default_factory=dict)
-    verifications: Sequence[VerificationEvent] = ()
+    verifications: Sequence[VerificationEventRecord] = ()
     probe_flags: Sequence[ProbeFlag] = ()
 
 
@@ -246,6 +246,6 @@ __all__ = [
     "ProbeFlag",
     "SignalInputs",
     "TransferRecord",
-    "VerificationEvent",
+    "VerificationEventRecord",
     "single_use_verifications",
 ]

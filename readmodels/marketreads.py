@@ -17,7 +17,7 @@ from readmodels.market import (
     ProbeFlag,
     SignalInputs,
     TransferRecord,
-    VerificationEvent,
+    VerificationEventRecord,
 )
 from registry.db import read_transaction
 from registry.fingerprints import GoodType, Use
@@ -151,7 +151,7 @@ def read_inputs(
             )
         ]
         events = [
-            VerificationEvent(
+            VerificationEventRecord(
                 int(r.id),
                 int(r.at),
                 r.platform,

@@ -34,7 +34,7 @@ from readmodels.market import (
     ProbeFlag,
     SignalInputs,
     TransferRecord,
-    VerificationEvent,
+    VerificationEventRecord,
 )
 from readmodels.marketreads import Watermarks, read_inputs
 from readmodels.rules import evaluate
@@ -68,7 +68,7 @@ class _Store:
     transfers: dict[int, TransferRecord] = field(default_factory=dict)
     attempts: dict[int, AttemptRecord] = field(default_factory=dict)
     holdings: dict[GoodKey, HoldingRecord] = field(default_factory=dict)
-    verifications: list[VerificationEvent] = field(default_factory=list)
+    verifications: list[VerificationEventRecord] = field(default_factory=list)
     marks: Watermarks = field(default_factory=Watermarks)
 
     def update(self, engine: Engine, since: int) -> None:

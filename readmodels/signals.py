@@ -19,7 +19,7 @@ from readmodels.market import (
     AttemptRecord,
     GoodKey,
     TransferRecord,
-    VerificationEvent,
+    VerificationEventRecord,
 )
 from registry.fingerprints import GoodType
 
@@ -212,7 +212,7 @@ def attempt_evidence(a: AttemptRecord) -> Evidence:
     )
 
 
-def verification_evidence(v: VerificationEvent) -> Evidence:
+def verification_evidence(v: VerificationEventRecord) -> Evidence:
     return Evidence(
         "verification", f"verification {v.event_id}", v.at, f"{v.platform} by {v.via}: {v.verdict}"
     )

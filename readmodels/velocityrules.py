@@ -12,7 +12,7 @@ from readmodels.market import (
     EntryRecord,
     GoodKey,
     ProbeFlag,
-    VerificationEvent,
+    VerificationEventRecord,
     single_use_verifications,
 )
 from readmodels.signals import (
@@ -62,11 +62,11 @@ def _dense_spans(times: Sequence[int], window: int, least: int) -> list[tuple[in
 
 
 def probe_bursts(
-    verifications: Iterable[VerificationEvent], flags: Iterable[ProbeFlag], th: Thresholds
+    verifications: Iterable[VerificationEventRecord], flags: Iterable[ProbeFlag], th: Thresholds
 ) -> list[Signal]:
     """Card-draining probes: failed code lookups piling up for one key (or for all anonymous
     callers together), or a key the API's rate limiter flagged for exhausting its budget."""
-    lookups: dict[str, list[VerificationEvent]] = defaultdict(list)
+    lookups: dict[str, list[VerificationEventRecord]] = defaultdict(list)
     for v in verifications:
         if v.via == "code":
             lookups[v.platform].append(v)
@@ -122,12 +122,12 @@ def probe_bursts(
 
 
 def code_velocity(
-    verifications: Iterable[VerificationEvent],
+    verifications: Iterable[VerificationEventRecord],
     registrations: Mapping[GoodKey, EntryRecord],
     th: Thresholds,
 ) -> list[Signal]:
     """One single-use code verified on many platforms at once: listed in several places."""
-    by_good: dict[GoodKey, list[VerificationEvent]] = defaultdict(list)
+    by_good: dict[GoodKey, list[VerificationEventRecord]] = defaultdict(list)
     for v in single_use_verifications(verifications, registrations):
         by_good[v.good].append(v)
     signals = []
@@ -161,12 +161,12 @@ def code_velocity(
 
 
 def _foreign_verifications(
-    verifications: Iterable[VerificationEvent],
+    verifications: Iterable[VerificationEventRecord],
     chains: Chains,
     registrations: Mapping[GoodKey, EntryRecord],
     th: Thresholds,
     now: int,
-) -> Iterator[tuple[VerificationEvent, bool]]:
+) -> Iterator[tuple[VerificationEventRecord, bool]]:
     """Settled verifications of single-use codes by platforms, with "never acquired" flags:
     (event, foreign) once ``offer_grace`` has passed, so that a pending purchase is neither."""
     for v in single_use_verifications(verifications, registrations):
@@ -176,7 +176,7 @@ def _foreign_verifications(
 
 
 def platform_velocity(
-    verifications: Iterable[VerificationEvent],
+    verifications: Iterable[VerificationEventRecord],
     chains: Chains,
     registrations: Mapping[GoodKey, EntryRecord],
     th: Thresholds,
@@ -186,7 +186,7 @@ def platform_velocity(
 ) -> list[Signal]:
     """A platform verifying many codes it never acquires, far above its own usual rate: it is
     listing someone else's codes (a leak), not checking purchases."""
-    firsts: dict[str, dict[GoodKey, VerificationEvent]] = defaultdict(dict)
+    firsts: dict[str, dict[GoodKey, VerificationEventRecord]] = defaultdict(dict)
     settled: dict[str, list[int]] = defaultdict(list)
     for v, foreign in _foreign_verifications(verifications, chains, registrations, th, now):
         settled[v.platform].append(v.at)
@@ -227,7 +227,7 @@ def platform_velocity(
 
 
 def batch_velocity(
-    verifications: Iterable[VerificationEvent],
+    verifications: Iterable[VerificationEventRecord],
     chains: Chains,
     registrations: Mapping[GoodKey, EntryRecord],
     th: Thresholds,
@@ -236,7 +236,9 @@ def batch_velocity(
 ) -> list[Signal]:
     """Many codes of one bulk batch appearing at once on a platform that never acquires them:
     the batch leaked (a launch-day sale is as large a burst, but its platform buys each code)."""
-    firsts: dict[tuple[int, str], dict[GoodKey, tuple[VerificationEvent, bool]]] = defaultdict(dict)
+    firsts: dict[tuple[int, str], dict[GoodKey, tuple[VerificationEventRecord, bool]]] = (
+        defaultdict(dict)
+    )
     for v, foreign in _foreign_verifications(verifications, chains, registrations, th, now):
         entry = registrations[v.good]
         if entry.position is None:

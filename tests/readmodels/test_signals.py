@@ -25,7 +25,7 @@ from readmodels.market import (
     ProbeFlag,
     SignalInputs,
     TransferRecord,
-    VerificationEvent,
+    VerificationEventRecord,
 )
 from readmodels.marketreads import read_inputs
 from readmodels.riskindex import RiskIndex, flags_from
@@ -141,15 +141,15 @@ def verified(
     verdict: str = "authentic",
     via: str = "code",
     good_type: int = CODE,
-) -> VerificationEvent:
-    return VerificationEvent(next(_ids), at, platform, good_type, fingerprint, via, verdict)
+) -> VerificationEventRecord:
+    return VerificationEventRecord(next(_ids), at, platform, good_type, fingerprint, via, verdict)
 
 
 def inputs(
     entries: Iterable[EntryRecord] = (),
     transfers: Sequence[TransferRecord] = (),
     attempts: Sequence[AttemptRecord] = (),
-    verifications: Sequence[VerificationEvent] = (),
+    verifications: Sequence[VerificationEventRecord] = (),
     flags: Sequence[ProbeFlag] = (),
 ) -> SignalInputs:
     entries = list(entries)
@@ -336,7 +336,7 @@ def test_one_code_on_three_platforms_within_the_window_fires_but_an_agent_chain_
 
 def leak(
     batch: int, platform: str, codes: int, start: int
-) -> tuple[list[EntryRecord], list[VerificationEvent]]:
+) -> tuple[list[EntryRecord], list[VerificationEventRecord]]:
     entries = [register(fp(), batch=batch, position=i) for i in range(codes)]
     events = [verified(e.fingerprint, platform, start + 240 * i) for i, e in enumerate(entries)]
     return entries, events
@@ -344,7 +344,7 @@ def leak(
 
 def launch_day(
     batch: int, platform: str, codes: int, start: int
-) -> tuple[list[EntryRecord], list[TransferRecord], list[VerificationEvent]]:
+) -> tuple[list[EntryRecord], list[TransferRecord], list[VerificationEventRecord]]:
     entries = [register(fp(), batch=batch, position=i) for i in range(codes)]
     events, sales = [], []
     for i, e in enumerate(entries):
