@@ -19,6 +19,7 @@ class ChainUnavailable(AnchoringError):
     code = "chain-unavailable"
     http_status = 503
     diagnostics = "Retry later: the chain node did not answer, and nothing was changed."
+    exit_code = 10
 
 
 class ChainMismatch(ConfigurationError, AnchoringError):

@@ -27,6 +27,8 @@ class TracemarkError(Exception):
     http_status: int = 500
     #: What the user does next, in one line.
     diagnostics: str = "Read the detail; if it names nothing you can fix, report it with it."
+    #: The ``tracemark`` command's exit status (README, "Exit codes"); 1 is "a bug".
+    exit_code: int = 1
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -39,6 +41,7 @@ class InvalidInput(TracemarkError):
     code = "invalid-input"
     http_status = 400
     diagnostics = "Fix the input the detail names and send it again."
+    exit_code = 3
 
 
 class MalformedCode(InvalidInput):
@@ -82,6 +85,7 @@ class SignatureError(InvalidInput):
 
     code = "bad-signature"
     diagnostics = "Sign the message again with the right key before its deadline."
+    exit_code = 6
 
 
 class MalformedSignature(SignatureError):
@@ -117,6 +121,7 @@ class NotFound(TracemarkError):
     code = "not-found"
     http_status = 404
     diagnostics = "Check the identifier (good type, fingerprint, id) and your credentials."
+    exit_code = 4
 
 
 class UnknownProduct(NotFound):
@@ -131,6 +136,7 @@ class Conflict(TracemarkError):
     code = "conflict"
     http_status = 409
     diagnostics = "Read the current state (the detail says what it is) before trying again."
+    exit_code = 5
 
 
 class StorageBusy(TracemarkError):
@@ -139,6 +145,7 @@ class StorageBusy(TracemarkError):
     code = "storage-busy"
     http_status = 503
     diagnostics = "Retry in a moment: nothing was changed."
+    exit_code = 7
 
 
 class ConfigurationError(TracemarkError):
@@ -146,6 +153,7 @@ class ConfigurationError(TracemarkError):
 
     code = "configuration-error"
     diagnostics = "Fix the settings, keys or data directory the detail names, then restart."
+    exit_code = 8
 
 
 class IdempotencyKeyReused(InvalidInput):
@@ -163,6 +171,7 @@ class LogCorrupt(TracemarkError):
     # it to exit 9 without importing the database layer.
     code = "log-corrupt"
     diagnostics = "Stop writing, restore the database from a backup, and investigate."
+    exit_code = 9
 
 
 def describe_validation(error: ValidationError, *, most: int | None = None) -> str:

@@ -137,6 +137,7 @@ class NotAuthorized(ApiProblem):
     """401 or 403: missing, refused or insufficient credentials (the detail says which)."""
 
     diagnostics = "Check your API key and its scopes, or sign in with Ethereum again."
+    exit_code = 13
 
 
 class RetryLater(ApiProblem, StorageBusy):
@@ -172,6 +173,7 @@ class RegistryUnreachable(TracemarkError):
 
     code = "registry-unreachable"
     diagnostics = "Check the registry's URL and your network, then try again."
+    exit_code = 14
 
 
 class UnexpectedAnswer(TracemarkError):

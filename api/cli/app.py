@@ -28,17 +28,23 @@ if TYPE_CHECKING:
     from registry.service import Registry
     from registry.settings import Settings
 
+#: The exit codes the frame answers, each the ``exit_code`` its class carries (the error family,
+#: as ``api/errors.py`` reads ``http_status``); a subclass exits as its nearest class that
+#: names one. ``verify`` adds 11, 12, 15 and 16 (``api/cli/verify.py``).
 EXIT_CODES: dict[type[errors.TracemarkError], int] = {
-    RegistryUnreachable: 14,
-    NotAuthorized: 13,
-    ChainUnavailable: 10,
-    LogCorrupt: 9,
-    errors.ConfigurationError: 8,
-    errors.StorageBusy: 7,
-    errors.SignatureError: 6,
-    errors.Conflict: 5,
-    errors.NotFound: 4,
-    errors.InvalidInput: 3,
+    kind: kind.exit_code
+    for kind in (
+        RegistryUnreachable,
+        NotAuthorized,
+        ChainUnavailable,
+        LogCorrupt,
+        errors.ConfigurationError,
+        errors.StorageBusy,
+        errors.SignatureError,
+        errors.Conflict,
+        errors.NotFound,
+        errors.InvalidInput,
+    )
 }
 
 app = typer.Typer(
@@ -112,9 +118,8 @@ def _main(
 
 
 def fail(exc: errors.TracemarkError) -> NoReturn:
-    code = next((c for kind, c in EXIT_CODES.items() if isinstance(exc, kind)), 1)
     err.print(f"error: {exc.detail}", markup=False)
-    raise typer.Exit(code)
+    raise typer.Exit(exc.exit_code)
 
 
 @contextmanager
