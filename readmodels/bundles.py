@@ -121,11 +121,10 @@ def _logged_fields(
 def _choose_head(registry: Registry, leaf_index: int) -> tuple[TreeHead, AnchorPointer | None]:
     from sqlalchemy import select
 
-    from anchoring.models import AnchorRecord
+    from anchoring.store import anchors_t
     from registry.db import read_transaction
     from registry.log import heads_t
 
-    anchors_t = AnchorRecord.__table__  # type: ignore[attr-defined]
     a = anchors_t.c
     # NOTE: the worker seals only signed heads (the latest one, also when it reseals), but a
     # head adopted from the chain after a restore is checked against the log's root only: the

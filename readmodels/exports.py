@@ -301,12 +301,12 @@ class _Writer:
     def __init__(self, registry: Registry) -> None:
         from sqlalchemy import select
 
-        from anchoring.models import AnchorRecord
+        from anchoring.store import anchors_t
         from registry.db import read_transaction
         from registry.log import heads_t
 
         self.registry = registry
-        a = AnchorRecord.__table__.c  # type: ignore[attr-defined]
+        a = anchors_t.c
         # The anchored sizes the registry signed a head of (exact size and root), ascending.
         with read_transaction(registry.engine) as conn:
             self.anchored_sizes = sorted(
@@ -404,10 +404,10 @@ class _Writer:
     def _pointer(self, head: TreeHead) -> AnchorPointer:
         from sqlalchemy import select
 
-        from anchoring.models import AnchorRecord
+        from anchoring.store import anchors_t
         from registry.db import read_transaction
 
-        a = AnchorRecord.__table__.c  # type: ignore[attr-defined]
+        a = anchors_t.c
         with read_transaction(self.registry.engine) as conn:
             row = conn.execute(
                 select(a.tx_hash, a.block_number, a.state)

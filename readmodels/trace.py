@@ -24,10 +24,9 @@ import json
 from typing import Any, Final, Literal
 
 from sqlalchemy import Connection, func, select, text
-from sqlalchemy import Table as SqlTable
 
-from anchoring.models import AnchorRecord
 from anchoring.states import ANCHORED, NOT_YET_MINED
+from anchoring.store import anchors_t
 from readmodels.traceevents import (
     Timed,
     anchored_event,
@@ -86,8 +85,6 @@ MAX_TRACE_PLATFORMS: Final = 100
 """Most platforms listed in ``verified_by`` (those that verified the good most)."""
 
 Status = Literal["queued", "active", "revoked", "consumed"]
-
-anchors_t: SqlTable = AnchorRecord.__table__  # type: ignore[attr-defined]
 
 
 # -- reading ----------------------------------------------------------------------------------

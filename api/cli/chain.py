@@ -18,10 +18,9 @@ WAIT_SECONDS = 120
 def _anchors(registry: Any, limit: int = 5) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
-    from anchoring.models import AnchorRecord
+    from anchoring.store import anchors_t as table
     from registry.db import read_transaction
 
-    table = AnchorRecord.__table__  # type: ignore[attr-defined]
     with read_transaction(registry.engine) as conn:
         rows = conn.execute(select(table).order_by(table.c.id.desc()).limit(limit)).all()
     return [

@@ -26,6 +26,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, func, select, update
 
 from anchoring.states import AnchorState
+from anchoring.store import anchors_t
 from api.webhooks import events
 from api.webhooks.publish import queue_delivery
 from api.webhooks.store import (
@@ -35,7 +36,6 @@ from api.webhooks.store import (
     PENDING,
     WebhookService,
     anchor_floor,
-    anchors_t,
     attempts_t,
     deliveries_t,
     subscriptions_t,

@@ -21,8 +21,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, Table, func, select, update
 
-from anchoring.models import AnchorRecord
 from anchoring.states import NOT_YET_FINAL
+from anchoring.store import anchors_t
 from api.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from api.webhooks import events
 from api.webhooks.settings import WebhookSettings
@@ -37,7 +37,6 @@ logger = logging.getLogger("tracemark.api.webhooks")
 subscriptions_t: Table = WebhookSubscription.__table__  # type: ignore[attr-defined]
 deliveries_t: Table = WebhookDelivery.__table__  # type: ignore[attr-defined]
 attempts_t: Table = WebhookAttempt.__table__  # type: ignore[attr-defined]
-anchors_t: Table = AnchorRecord.__table__  # type: ignore[attr-defined]
 
 PENDING, DELIVERED, FAILED, CANCELLED = "pending", "delivered", "failed", "cancelled"
 _AAD_PREFIX = b"tracemark/webhook-secret/v1\x00"
