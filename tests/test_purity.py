@@ -28,6 +28,9 @@ PURE_MODULES = [
     "registry.treehead",
     "registry.batchproof",
     "registry.parties",
+    # The state map of goods (issue 14): its hashing, proofs and the in-memory map.
+    "registry.statemap",
+    "registry.statemaptree",
     "verifier.identity",
     # What a verifier runs (issue 11): trust roots, the checks, the JSON-RPC reader, the
     # client's proof of work: no web3, no ORM, no web framework.

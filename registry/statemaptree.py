@@ -1,0 +1,194 @@
+"""StateMap: the state map of goods held in memory, updated in place and proving any key.
+
+The hashing and the proof format are registry.statemap's; this module only keeps the nodes.
+A node is None (an empty subtree), a ``_Leaf`` (a subtree holding one key) or an
+``_Interior``; each non-empty node caches its hash, and a set clears the cached hashes on its
+path only, so an update costs the depth of its key's leaf (about log2 n for n random keys),
+not a rebuild, and a batch of sets rehashes each touched node once, at the next root().
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from registry.errors import InvalidInput
+from registry.merkle import HASH_SIZE
+from registry.statemap import (
+    EMPTY,
+    KEY_BITS,
+    MapProof,
+    hash_interior,
+    hash_leaf_node,
+)
+
+
+class _Leaf:
+    __slots__ = ("key", "node_hash", "value_hash")
+
+    def __init__(self, key: bytes, value_hash: bytes) -> None:
+        self.key = key
+        self.value_hash = value_hash
+        self.node_hash = hash_leaf_node(key, value_hash)
+
+
+class _Interior:
+    __slots__ = ("children", "node_hash")
+
+    def __init__(self, left: _Node, right: _Node) -> None:
+        self.children: list[_Node] = [left, right]
+        # None: not computed since a set below changed it.
+        self.node_hash: bytes | None = None
+
+
+_Node = _Leaf | _Interior | None
+
+
+def _bits(key: bytes) -> int:
+    return int.from_bytes(key, "big")
+
+
+class StateMap:
+    """The map of keys to value hashes, as a sparse Merkle tree with leaf shortcuts.
+
+    Keys are never removed: a good, once in the log, stays in the map.
+    """
+
+    __slots__ = ("_root", "_size")
+
+    def __init__(self, items: Iterable[tuple[bytes, bytes]] = ()) -> None:
+        self._root: _Node = None
+        self._size = 0
+        self.apply(items)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, bytes) and self.get(key) is not None
+
+    def set(self, key: bytes, value_hash: bytes) -> None:
+        """Give key the value hash (adding the key if it is new)."""
+        if len(key) != HASH_SIZE or len(value_hash) != HASH_SIZE:
+            raise InvalidInput(f"a map key and value hash are {HASH_SIZE} bytes each")
+        path = _bits(key)
+        parent: _Interior | None = None
+        branch = 0
+        node = self._root
+        depth = 0
+        # Walk down interiors, clearing the hashes this set changes.
+        while isinstance(node, _Interior):
+            node.node_hash = None
+            parent, branch = node, (path >> (KEY_BITS - 1 - depth)) & 1
+            node = node.children[branch]
+            depth += 1
+        if node is None:
+            replacement: _Node = _Leaf(key, value_hash)
+            self._size += 1
+        elif node.key == key:
+            replacement = _Leaf(key, value_hash)
+        else:
+            replacement = _split(node, _Leaf(key, value_hash), depth)
+            self._size += 1
+        if parent is None:
+            self._root = replacement
+        else:
+            parent.children[branch] = replacement
+
+    def apply(self, items: Iterable[tuple[bytes, bytes]]) -> None:
+        """set() each (key, value_hash) in order: a sequencing batch's changes."""
+        for key, value_hash in items:
+            self.set(key, value_hash)
+
+    def get(self, key: bytes) -> bytes | None:
+        """The key's value hash, or None if the key is not in the map."""
+        node = self._root
+        path, depth = _bits(key), 0
+        while isinstance(node, _Interior):
+            node = node.children[(path >> (KEY_BITS - 1 - depth)) & 1]
+            depth += 1
+        return node.value_hash if node is not None and node.key == key else None
+
+    def root(self) -> bytes:
+        """The map's root: EMPTY for no keys."""
+        return _hash(self._root)
+
+    def prove(self, key: bytes) -> MapProof:
+        """The proof of the key's value hash, or of its absence (registry.statemap.MapProof)."""
+        if len(key) != HASH_SIZE:
+            raise InvalidInput(f"a map key is {HASH_SIZE} bytes")
+        node = self._root
+        path, depth = _bits(key), 0
+        bitmap, siblings = 0, []
+        while isinstance(node, _Interior):
+            branch = (path >> (KEY_BITS - 1 - depth)) & 1
+            sibling = _hash(node.children[1 - branch])
+            if sibling != EMPTY:
+                bitmap |= 1 << (KEY_BITS - 1 - depth)
+                siblings.append(sibling)
+            node = node.children[branch]
+            depth += 1
+        bitmap_bytes = bitmap.to_bytes(HASH_SIZE, "big")
+        if node is None or node.key == key:
+            return MapProof(bitmap_bytes, tuple(siblings))
+        return MapProof(bitmap_bytes, tuple(siblings), node.key, node.value_hash)
+
+    def items(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, value_hash), in key order."""
+        stack: list[_Node] = [self._root]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, _Interior):
+                stack.extend(reversed(node.children))
+            elif node is not None:
+                yield node.key, node.value_hash
+
+
+def _split(old: _Leaf, new: _Leaf, depth: int) -> _Interior:
+    """The subtree at depth holding two leaves: interiors down to their first differing bit."""
+    differ = KEY_BITS - (_bits(old.key) ^ _bits(new.key)).bit_length()
+    new_branch = (_bits(new.key) >> (KEY_BITS - 1 - differ)) & 1
+    node = _Interior(old, new) if new_branch else _Interior(new, old)
+    # One interior per shared bit below depth, each with one empty child.
+    path = _bits(new.key)
+    for level in range(differ - 1, depth - 1, -1):
+        node = (
+            _Interior(None, node) if (path >> (KEY_BITS - 1 - level)) & 1 else _Interior(node, None)
+        )
+    return node
+
+
+def _hash(node: _Node) -> bytes:
+    """The node's hash, computing (and caching) the cleared ones below it."""
+    if node is None:
+        return EMPTY
+    if isinstance(node, _Leaf):
+        return node.node_hash
+    if node.node_hash is not None:
+        return node.node_hash
+    # Iterative post-order: a path of shared prefix bits can be 256 interiors deep.
+    stack: list[_Interior] = [node]
+    while stack:
+        top = stack[-1]
+        pending = [
+            child
+            for child in top.children
+            if isinstance(child, _Interior) and child.node_hash is None
+        ]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        left, right = top.children
+        top.node_hash = hash_interior(_cached(left), _cached(right))
+    return _cached(node)
+
+
+def _cached(node: _Node) -> bytes:
+    # Only called once every interior below node has its hash again.
+    if node is None:
+        return EMPTY
+    assert node.node_hash is not None
+    return node.node_hash
+
+
+__all__ = ["StateMap"]
