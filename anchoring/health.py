@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, insert, select, update
 
+from anchoring.models import anchors_t
 from anchoring.states import ENDED, NOT_YET_FINAL, AnchorState
-from anchoring.store import anchors_t, state_t
+from anchoring.store import state_t
 from registry import log
 from registry.db import read_transaction, write_transaction
 

@@ -7,7 +7,7 @@ and without anchoring twice.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, SmallInteger, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, SmallInteger, Table, Text
 from sqlmodel import Field, SQLModel
 
 from registry.models import ID_TYPE
@@ -88,4 +88,9 @@ class AnchorerState(SQLModel, table=True):
     failures: int = Field(default=0, sa_column=Column(Integer, nullable=False))
 
 
-__all__ = ["AnchorAttempt", "AnchorEvent", "AnchorRecord", "AnchorerState"]
+#: The anchors table, for the readers outside the worker (traces, bundles, exports, webhooks,
+#: the chain command): from here, not ``anchoring.store``, which loads web3 with the chain.
+anchors_t: Table = AnchorRecord.__table__  # type: ignore[attr-defined]
+
+
+__all__ = ["AnchorAttempt", "AnchorEvent", "AnchorRecord", "AnchorerState", "anchors_t"]

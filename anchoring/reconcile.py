@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, func, select
 
 from anchoring.errors import ChainMismatch
+from anchoring.models import anchors_t
 from anchoring.states import ANCHORED, NOT_YET_FINAL, AnchorState
-from anchoring.store import anchors_t
 from registry import log
 from registry.db import read_transaction, write_transaction
 

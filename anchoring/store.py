@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, Table, func, insert, select, update
 
 from anchoring.chain import SignedAnchor
-from anchoring.models import AnchorAttempt, AnchorerState, AnchorEvent, AnchorRecord
+from anchoring.models import AnchorAttempt, AnchorerState, AnchorEvent, anchors_t
 from anchoring.states import (
     ANCHORED,
     NO_STATE,
@@ -25,7 +25,6 @@ from anchoring.states import (
 
 logger = logging.getLogger("tracemark.anchoring")
 
-anchors_t: Table = AnchorRecord.__table__  # type: ignore[attr-defined]
 attempts_t: Table = AnchorAttempt.__table__  # type: ignore[attr-defined]
 events_t: Table = AnchorEvent.__table__  # type: ignore[attr-defined]
 state_t: Table = AnchorerState.__table__  # type: ignore[attr-defined]

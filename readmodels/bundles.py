@@ -121,7 +121,7 @@ def _logged_fields(
 def _choose_head(registry: Registry, leaf_index: int) -> tuple[TreeHead, AnchorPointer | None]:
     from sqlalchemy import select
 
-    from anchoring.store import anchors_t
+    from anchoring.models import anchors_t
     from registry.db import read_transaction
     from registry.log import heads_t
 

@@ -301,7 +301,7 @@ class _Writer:
     def __init__(self, registry: Registry) -> None:
         from sqlalchemy import select
 
-        from anchoring.store import anchors_t
+        from anchoring.models import anchors_t
         from registry.db import read_transaction
         from registry.log import heads_t
 
@@ -404,7 +404,7 @@ class _Writer:
     def _pointer(self, head: TreeHead) -> AnchorPointer:
         from sqlalchemy import select
 
-        from anchoring.store import anchors_t
+        from anchoring.models import anchors_t
         from registry.db import read_transaction
 
         a = anchors_t.c

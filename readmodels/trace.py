@@ -25,8 +25,8 @@ from typing import Any, Final, Literal
 
 from sqlalchemy import Connection, func, select, text
 
+from anchoring.models import anchors_t
 from anchoring.states import ANCHORED, NOT_YET_MINED
-from anchoring.store import anchors_t
 from readmodels.traceevents import (
     Timed,
     anchored_event,

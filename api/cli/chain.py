@@ -18,7 +18,7 @@ WAIT_SECONDS = 120
 def _anchors(registry: Any, limit: int = 5) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
-    from anchoring.store import anchors_t as table
+    from anchoring.models import anchors_t as table
     from registry.db import read_transaction
 
     with read_transaction(registry.engine) as conn:

@@ -25,8 +25,8 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, func, select, update
 
+from anchoring.models import anchors_t
 from anchoring.states import AnchorState
-from anchoring.store import anchors_t
 from api.webhooks import events
 from api.webhooks.publish import queue_delivery
 from api.webhooks.store import (

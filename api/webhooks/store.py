@@ -21,8 +21,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, Table, func, select, update
 
+from anchoring.models import anchors_t
 from anchoring.states import NOT_YET_FINAL
-from anchoring.store import anchors_t
 from api.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from api.webhooks import events
 from api.webhooks.settings import WebhookSettings
