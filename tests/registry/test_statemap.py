@@ -130,6 +130,21 @@ def test_key_and_value_hashing_by_hand() -> None:
     )
 
 
+def test_map_keys_is_map_key_in_bulk() -> None:
+    fingerprints = [_sha(bytes([i])) for i in range(5)]
+    for good_type in GoodType:
+        assert statemap.map_keys(good_type, fingerprints) == [
+            map_key(good_type, fingerprint) for fingerprint in fingerprints
+        ]
+    assert statemap.map_keys(GoodType.FILE, []) == []
+    with pytest.raises(InvalidInput):
+        statemap.map_keys(GoodType.FILE, [*fingerprints, bytes(31)])
+    with pytest.raises(InvalidInput):
+        statemap.map_keys(GoodType.FILE, ["0x" + "00" * 15])  # type: ignore[list-item]
+    with pytest.raises(InvalidInput):
+        statemap.map_keys(0, fingerprints)
+
+
 def test_values_refuse_what_no_log_holds() -> None:
     with pytest.raises(InvalidInput):
         MapValue(0, 0, bytes(32))
@@ -255,6 +270,25 @@ def test_same_root_as_the_reference_after_any_sets(
     assert len(tree) == len(reference)
     assert dict(tree.items()) == reference
     assert [key for key, _ in tree.items()] == sorted(reference)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(updates, max_size=4), st.lists(st.tuples(keys, value_hashes), max_size=5))
+def test_batches_give_the_same_map_as_one_set_at_a_time(
+    batches: list[list[tuple[bytes, bytes]]], singles: list[tuple[bytes, bytes]]
+) -> None:
+    # apply() merges a sorted batch into the tree; set() walks one key: same nodes.
+    tree, reference = StateMap(), {}
+    for batch in batches:
+        tree.apply(batch)
+        reference.update(batch)
+        assert tree.root() == ref_root(reference)
+        for key, value_hash in singles:
+            tree.set(key, value_hash)
+            reference[key] = value_hash
+    assert tree.root() == ref_root(reference)
+    assert len(tree) == len(reference)
+    assert dict(tree.items()) == reference
 
 
 @settings(max_examples=200, deadline=None)
