@@ -27,6 +27,8 @@ The map, as decided for issue 14:
   at the leaf of a neighbour, another key sharing the path so far (absence: the proof carries
   the neighbour's key and value hash so the verifier can hash its leaf).
 
+The in-memory map that builds these proofs is registry.statemaptree.StateMap.
+
 NOTE: domain separation. The prefixes 0x10-0x13 differ from RFC 9162's leaf (0x00) and node
 (0x01) prefixes (those live in registry.merkle alone), so no log node hashes to a map node or
 a history link, and no map node of one kind to one of another.
@@ -35,13 +37,13 @@ a history link, and no map node of one kind to one of another.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from registry.edges import parse_hash32, to_hex
 from registry.errors import InvalidFingerprint, InvalidInput, InvalidProof
-from registry.fingerprints import GoodId, GoodType, to_good_type
+from registry.fingerprints import FINGERPRINT_SIZE, GoodId, GoodType, to_good_type
 from registry.merkle import HASH_SIZE, MAX_TREE_SIZE
 
 KEY_BITS = 256
@@ -73,7 +75,7 @@ _MAX_UINT64 = 2**64 - 1
 
 def map_key(good_type: GoodType | int, fingerprint: bytes) -> bytes:
     """The good's 256-bit key in the map: its path from the root."""
-    good = GoodId(good_type, fingerprint)  # type: ignore[arg-type]  # validates both
+    good = GoodId(to_good_type(good_type), fingerprint)  # validates both
     return hashlib.sha256(MAP_KEY_DOMAIN + bytes([good.good_type]) + good.fingerprint).digest()
 
 
@@ -83,9 +85,9 @@ def map_keys(good_type: GoodType | int, fingerprints: Sequence[bytes]) -> list[b
     # fingerprint costs three times the hashing.
     prefix = MAP_KEY_DOMAIN + bytes([to_good_type(good_type)])
     if fingerprints and (
-        set(map(type, fingerprints)) != {bytes} or set(map(len, fingerprints)) != {HASH_SIZE}
+        set(map(type, fingerprints)) != {bytes} or set(map(len, fingerprints)) != {FINGERPRINT_SIZE}
     ):
-        raise InvalidFingerprint(f"a fingerprint must be exactly {HASH_SIZE} bytes")
+        raise InvalidFingerprint(f"a fingerprint must be exactly {FINGERPRINT_SIZE} bytes")
     sha256 = hashlib.sha256
     return [sha256(prefix + fingerprint).digest() for fingerprint in fingerprints]
 
@@ -137,7 +139,7 @@ class MapValue:
 
 
 def replay(
-    entries: list[tuple[bytes, int, bytes]], values: dict[bytes, MapValue] | None = None
+    entries: Iterable[tuple[bytes, int, bytes]], values: Mapping[bytes, MapValue] | None = None
 ) -> dict[bytes, MapValue]:
     """Fold (key, leaf_index, leaf_hash) entries in log order into each key's value.
 

@@ -2,9 +2,11 @@
 
 The hashing and the proof format are registry.statemap's; this module only keeps the nodes.
 A node is None (an empty subtree), a ``_Leaf`` (a subtree holding one key) or an
-``_Interior``; each non-empty node caches its hash, and a set clears the cached hashes on its
-path only, so an update costs the depth of its key's leaf (about log2 n for n random keys),
-not a rebuild, and a batch of sets rehashes each touched node once, at the next root().
+``_Interior``; each non-empty node caches its hash. set() clears the cached hashes on its
+key's path only, so an update costs the depth of the key's leaf (about log2 n for n random
+keys), not a rebuild, and the cleared nodes are rehashed once, at the next root() or prove().
+apply() merges a sorted batch (a sequencing batch's goods) in one descent. One writer at a
+time: a StateMap is not safe to share between threads.
 """
 
 from __future__ import annotations
