@@ -465,6 +465,15 @@ def _vector_maps() -> list[tuple[str, str, dict[bytes, bytes], list[tuple[str, b
     ]
 
 
+def _hex(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+def _unhex(text: str) -> bytes:
+    assert text[:2] == "0x"
+    return bytes.fromhex(text[2:])
+
+
 def _rejected(key: bytes, value_hash: bytes | None, proof: MapProof) -> list[dict[str, Any]]:
     """Mutated claims a verifier must refuse, named after the mutation."""
     wrong_value = _sha(b"wrong") if value_hash is None else _flip(value_hash, 0)
@@ -485,7 +494,7 @@ def _rejected(key: bytes, value_hash: bytes | None, proof: MapProof) -> list[dic
         as_neighbour = MapProof(proof.bitmap, proof.siblings, key, value_hash)
         cases.append(("neighbour-is-the-key", key, None, as_neighbour))
     return [
-        {"desc": desc, "key": k.hex(), "value_hash": v and v.hex(), "proof": p.to_json()}
+        {"desc": desc, "key": _hex(k), "value_hash": v and _hex(v), "proof": p.to_json()}
         for desc, k, v, p in cases
     ]
 
@@ -501,50 +510,46 @@ def render_vectors() -> str:
             proofs.append(
                 {
                     "desc": desc,
-                    "key": key.hex(),
-                    "value_hash": value_hash and value_hash.hex(),
+                    "key": _hex(key),
+                    "value_hash": value_hash and _hex(value_hash),
                     "proof": proof.to_json(),
                     "rejected": _rejected(key, value_hash, proof),
                 }
             )
-        listed = [[k.hex(), v.hex()] for k, v in sorted(items.items())] if len(items) < 10 else None
+        listed = [[_hex(k), _hex(v)] for k, v in sorted(items.items())] if len(items) < 10 else None
         maps.append(
             {
                 "name": name,
                 "keys": keys_made,
                 "size": len(items),
                 "items": listed,
-                "root": tree.root().hex(),
+                "root": _hex(tree.root()),
                 "proofs": proofs,
             }
         )
     fingerprint = _sha(b"a file")
+    value = MapValue.first(3, _sha(b"leaf 3")).then(8, _sha(b"leaf 8"))
     document = {
         "description": "tracemark state map v1 (registry/statemap.py): roots and proofs. "
-        "Hashes are hex without 0x except inside proofs (their JSON form); value_hash null "
+        "Bytes are 0x-hex, as proofs' JSON form (MapProof.to_json); value_hash null "
         "claims absence; each 'rejected' case must fail verification against the map's root.",
         "map_keys": [
             {
                 "good_type": good_type,
-                "fingerprint": fingerprint.hex(),
-                "key": map_key(good_type, fingerprint).hex(),
+                "fingerprint": _hex(fingerprint),
+                "key": _hex(map_key(good_type, fingerprint)),
             }
             for good_type in (1, 2, 3)
         ],
         "values": [
             {
-                "entries": [[3, _sha(b"leaf 3").hex()], [8, _sha(b"leaf 8").hex()]],
+                "entries": [[3, _hex(_sha(b"leaf 3"))], [8, _hex(_sha(b"leaf 8"))]],
                 "value": {
-                    "entry_count": 2,
-                    "last_leaf_index": 8,
-                    "history": MapValue.first(3, _sha(b"leaf 3"))
-                    .then(8, _sha(b"leaf 8"))
-                    .history.hex(),
+                    "entry_count": value.entry_count,
+                    "last_leaf_index": value.last_leaf_index,
+                    "history": _hex(value.history),
                 },
-                "value_hash": MapValue.first(3, _sha(b"leaf 3"))
-                .then(8, _sha(b"leaf 8"))
-                .value_hash()
-                .hex(),
+                "value_hash": _hex(value.value_hash()),
             }
         ],
         "maps": maps,
@@ -561,11 +566,11 @@ def test_vectors_are_up_to_date() -> None:
 def test_vectors_verify_and_match_the_reference() -> None:
     document = json.loads(VECTORS_FILE.read_text(encoding="utf-8"))
     for item, (_, _, items, _) in zip(document["maps"], _vector_maps(), strict=True):
-        root = bytes.fromhex(item["root"])
+        root = _unhex(item["root"])
         assert root == ref_root(items)
         for case in item["proofs"]:
-            key = bytes.fromhex(case["key"])
-            value_hash = case["value_hash"] and bytes.fromhex(case["value_hash"])
+            key = _unhex(case["key"])
+            value_hash = case["value_hash"] and _unhex(case["value_hash"])
             proof = MapProof.from_json(case["proof"])
             assert proof == ref_prove(items, key)
             verify_map_proof(root, key, value_hash, proof)
@@ -573,8 +578,8 @@ def test_vectors_verify_and_match_the_reference() -> None:
                 with pytest.raises(InvalidProof):
                     verify_map_proof(
                         root,
-                        bytes.fromhex(bad["key"]),
-                        bad["value_hash"] and bytes.fromhex(bad["value_hash"]),
+                        _unhex(bad["key"]),
+                        bad["value_hash"] and _unhex(bad["value_hash"]),
                         MapProof.from_json(bad["proof"]),
                     )
 
