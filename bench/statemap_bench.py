@@ -6,7 +6,9 @@ memory, built by one apply() of every good, and its inclusion and absence proofs
 Peer (same run, same size): the RFC 9162 inclusion proof of a log of as many leaves,
 computed in memory (``registry.tiles.MemoryTree``, the log's own proof algorithm over
 ``registry.merkle``'s plans), and ``merkle.verify_inclusion``. Bounded: N goods (default
-10^6, about a minute and ~1.5 GB on a 2-core machine), P proofs of each kind.
+10^6, about half a minute and ~1.3 GB on a 2-core machine), P proofs of each kind, and an
+audit replay of R entries (default 10^5) over the built map against the floor of hashing as
+many nodes in one Python process.
 
 Expected sizes at larger maps are computed, not measured: a search for a key among n random
 keys ends at depth log2(n) + c on average (c measured here, under 1 for a trie with leaf
@@ -28,7 +30,7 @@ import time
 from bench.common import per_call_median, save
 from registry import merkle
 from registry.fingerprints import GoodType
-from registry.statemap import MapProof, MapValue, map_keys, verify_map_proof
+from registry.statemap import MapProof, MapValue, map_keys, replay, verify_map_proof
 from registry.statemaptree import StateMap
 from registry.tiles import MemoryTree
 
@@ -61,10 +63,49 @@ def expected_bytes(goods: int, excess: float) -> dict[str, float]:
     }
 
 
+def audit_replay(
+    state_map: StateMap, before: dict[bytes, MapValue], keys: list[bytes], count: int, n: int
+) -> dict[str, float]:
+    """Replay ``count`` entries over the map (half to goods it holds, half to new ones) and
+    time it against the floor: hashing as many nodes in one loop of hashlib calls."""
+    rng, sha256 = random.Random(14), hashlib.sha256
+    entries = []
+    for j in range(count):
+        key = keys[rng.randrange(n)] if j % 2 else sha256(b"new" + j.to_bytes(8, "big")).digest()
+        entries.append((key, n + j, sha256(b"leaf" + (n + j).to_bytes(8, "big")).digest()))
+    started = time.perf_counter()
+    changed = replay(entries, before)
+    state_map.apply((key, value.value_hash()) for key, value in changed.items())
+    state_map.root()
+    replay_s = time.perf_counter() - started
+    # The nodes that replay hashed: a history link per entry, a value hash and a leaf per
+    # changed good, and each interior on the changed goods' paths once.
+    interiors = set()
+    for key in changed:
+        path = int.from_bytes(key, "big")
+        for depth in range(state_map.prove(key).depth):
+            interiors.add((depth, path >> (256 - depth)))
+    nodes = len(entries) + 2 * len(changed) + len(interiors)
+    blocks = [sha256(i.to_bytes(8, "big")).digest() * 2 for i in range(nodes)]
+    started = time.perf_counter()
+    for block in blocks:
+        sha256(block).digest()
+    floor_s = time.perf_counter() - started
+    return {
+        "entries": count,
+        "goods_changed": len(changed),
+        "nodes_hashed": nodes,
+        "replay_s": replay_s,
+        "floor_hash_nodes_s": floor_s,
+        "ratio_to_floor": replay_s / floor_s,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--goods", type=int, default=1_000_000)
     parser.add_argument("--proofs", type=int, default=2_000)
+    parser.add_argument("--replay", type=int, default=100_000)
     args = parser.parse_args()
     n, rng = args.goods, random.Random(2026)
     sha256 = hashlib.sha256
@@ -82,6 +123,7 @@ def main() -> None:
     state_map = StateMap(zip(keys, values, strict=True))
     root = state_map.root()
     build_s = time.perf_counter() - started
+    map_size = len(state_map)
     started = time.perf_counter()
     log_tree = MemoryTree()
     log_tree.append(leaf_hashes)
@@ -146,6 +188,8 @@ def main() -> None:
         "prove_time_vs_log": timing["map_prove_us"] / timing["log_inclusion_proof_us"],
         "verify_time_vs_log": timing["map_verify_us"] / timing["log_verify_inclusion_us"],
     }
+    before = {keys[i]: MapValue.first(i, leaf_hashes[i]) for i in range(n)}
+    audit = audit_replay(state_map, before, keys, min(args.replay, n), n)
     path = save(
         "statemap",
         {
@@ -162,9 +206,10 @@ def main() -> None:
             "expected_inclusion_proof": expected,
             "timing": timing,
             "ratios_target_at_most_3": ratios,
+            "audit_replay": audit,
         },
     )
-    print(f"goods: {n:,} (map of {len(state_map):,} keys)")
+    print(f"goods: {n:,} (map of {map_size:,} keys)")
     print(
         f"build  keys {keys_s:.1f} s | values {values_s:.1f} s | map apply+root {build_s:.1f} s"
         f" | log (MemoryTree) {log_build_s:.1f} s"
@@ -194,6 +239,11 @@ def main() -> None:
     print(
         f"verify map {timing['map_verify_us']:.1f} us | log "
         f"{timing['log_verify_inclusion_us']:.1f} us | x{ratios['verify_time_vs_log']:.2f}"
+    )
+    print(
+        f"audit  replay of {audit['entries']:,} entries ({audit['goods_changed']:,} goods) "
+        f"{audit['replay_s']:.2f} s | floor, {audit['nodes_hashed']:,} nodes hashed "
+        f"{audit['floor_hash_nodes_s']:.2f} s | x{audit['ratio_to_floor']:.1f}"
     )
     print(f"written to {path}")
 

@@ -237,32 +237,25 @@ def _split(old: _Leaf, key: bytes, value_hash: bytes, depth: int) -> _Node:
 
 def _hash(node: _Node) -> bytes:
     """The node's hash, computing (and caching) the cleared ones below it."""
-    if node is None:
-        return EMPTY
-    if isinstance(node, _Leaf):
-        return node.node_hash
-    if node.node_hash is not None:
-        return node.node_hash
-    # Iterative post-order: a path of shared prefix bits can be 256 interiors deep.
-    stack: list[_Interior] = [node]
-    while stack:
-        top = stack[-1]
-        pending = [
-            child
-            for child in top.children
-            if isinstance(child, _Interior) and child.node_hash is None
-        ]
-        if pending:
-            stack.extend(pending)
-            continue
-        stack.pop()
-        left, right = top.children
-        top.node_hash = hash_interior(_cached(left), _cached(right))
+    if isinstance(node, _Interior) and node.node_hash is None:
+        return _rehash(node)
     return _cached(node)
 
 
+def _rehash(node: _Interior) -> bytes:
+    # Recursion is bounded by the key's 256 bits (and is faster than a stack here).
+    left, right = node.children
+    node.node_hash = node_hash = hash_interior(
+        _rehash(left) if isinstance(left, _Interior) and left.node_hash is None else _cached(left),
+        _rehash(right)
+        if isinstance(right, _Interior) and right.node_hash is None
+        else _cached(right),
+    )
+    return node_hash
+
+
 def _cached(node: _Node) -> bytes:
-    # Only called once every interior below node has its hash again.
+    # Only called on an empty node, a leaf, or an interior whose hash is computed.
     if node is None:
         return EMPTY
     assert node.node_hash is not None
