@@ -59,6 +59,7 @@ bench: install
 	$(BIN)/python -m bench.verify_bench
 	$(BIN)/python -m bench.trust_verify_bench
 	$(BIN)/python -m bench.cli_bench
+	$(BIN)/python -m bench.statemap_bench
 	$(BIN)/python -m bench.scenario
 
 # Schemathesis against a live `tracemark serve` (embedded chain, fresh data dir), as a platform,
