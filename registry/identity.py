@@ -12,7 +12,6 @@ creator.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection, Table, select, text
@@ -26,7 +25,7 @@ from registry.errors import InvalidInput
 from registry.leaf import NO_GOOD, EntryKind, subject_fingerprint
 from registry.log import entries_t
 from registry.models import CreatorIdentityRow
-from registry.records import next_registry_nonce, records_t
+from registry.records import insert_registry_record, records_t
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -110,19 +109,14 @@ def record_identity(
     # Serialises the registry's nonce sequence (and orders the entry against the sequencer).
     log.lock_log(conn)
     digest = payload.payload_hash()
-    record_id = conn.execute(
-        records_t.insert()
-        .values(
-            primary_type=RECORD_TYPE,
-            signer=registry,
-            nonce=next_registry_nonce(conn, registry),
-            deadline=0,
-            payload=payload.to_json().decode("utf-8"),
-            payload_hash=digest,
-            created_at=datetime.fromtimestamp(now, UTC),
-        )
-        .returning(records_t.c.id)
-    ).scalar_one()
+    record_id = insert_registry_record(
+        conn,
+        primary_type=RECORD_TYPE,
+        signer=registry,
+        payload=payload.to_json().decode("utf-8"),
+        digest=digest,
+        now=now,
+    )
     entry_id = log.queue_entry(
         conn,
         kind=EntryKind.CREATOR_IDENTITY,

@@ -36,6 +36,35 @@ def next_registry_nonce(conn: Connection, registry: bytes) -> int:
     return int(last or 0) + 1
 
 
+def insert_registry_record(
+    conn: Connection,
+    *,
+    primary_type: str,
+    signer: bytes,
+    payload: str,
+    digest: bytes,
+    now: int,
+    nonce: int | None = None,
+) -> int:
+    """Store a record the registry attests itself (a TRANSFER, a CREATOR_IDENTITY, a key
+    hand-over): no deadline, and by default the registry's next nonce (the caller holds the
+    log's lock). ``payload`` is the canonical JSON whose SHA-256 is ``digest``. Returns its id."""
+    record_id = conn.execute(
+        records_t.insert()
+        .values(
+            primary_type=primary_type,
+            signer=signer,
+            nonce=next_registry_nonce(conn, signer) if nonce is None else nonce,
+            deadline=0,
+            payload=payload,
+            payload_hash=digest,
+            created_at=datetime.fromtimestamp(now, UTC),
+        )
+        .returning(records_t.c.id)
+    ).scalar_one()
+    return int(record_id)
+
+
 def insert_record(
     conn: Connection, signed: SignedMessage, payload: Mapping[str, Any], *, now: int
 ) -> tuple[int, bytes]:

@@ -28,7 +28,7 @@ from registry.errors import Conflict, InvalidInput
 from registry.leaf import NO_GOOD, EntryKind, subject_fingerprint
 from registry.models import RegistryKey
 from registry.payloads import KeyHandoverPayload
-from registry.records import records_t
+from registry.records import insert_registry_record
 from registry.signatures import sign
 
 registry_keys_t: Table = RegistryKey.__table__  # type: ignore[attr-defined]
@@ -158,19 +158,16 @@ def hand_over(
     payload = KeyHandoverPayload(old.address, new.address, starts_at, signature, domain)
     payload_json = payload.to_json().decode("utf-8")
     digest = payload.payload_hash()
-    record_id = conn.execute(
-        insert(records_t)
-        .values(
-            primary_type="KeyHandover",
-            signer=old_address,
-            nonce=starts_at,
-            deadline=0,
-            payload=payload_json,
-            payload_hash=digest,
-            created_at=datetime.fromtimestamp(now, UTC),
-        )
-        .returning(records_t.c.id)
-    ).scalar_one()
+    # Its nonce is the size of the first head the new key signs.
+    record_id = insert_registry_record(
+        conn,
+        primary_type="KeyHandover",
+        signer=old_address,
+        payload=payload_json,
+        digest=digest,
+        now=now,
+        nonce=starts_at,
+    )
     # 3. Logged as the last leaf before the new key's first head.
     log.queue_entry(
         conn,

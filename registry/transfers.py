@@ -27,7 +27,6 @@ move a good twice (THREATS 46).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -63,7 +62,7 @@ from registry.receipts import (
     party_document,
     receipt_message,
 )
-from registry.records import checksum, next_registry_nonce, records_t
+from registry.records import checksum, insert_registry_record, records_t
 from registry.royalty import RoyaltyPolicy, split
 from registry.signatures import sign
 from registry.transferrequests import (
@@ -216,19 +215,14 @@ def record_transfer(
     )
     document = payload.to_json()
     digest = payload.payload_hash()
-    record_id = conn.execute(
-        records_t.insert()
-        .values(
-            primary_type="Transfer",
-            signer=registry,
-            nonce=next_registry_nonce(conn, registry),
-            deadline=0,
-            payload=document.decode("utf-8"),
-            payload_hash=digest,
-            created_at=datetime.fromtimestamp(now, UTC),
-        )
-        .returning(records_t.c.id)
-    ).scalar_one()
+    record_id = insert_registry_record(
+        conn,
+        primary_type="Transfer",
+        signer=registry,
+        payload=document.decode("utf-8"),
+        digest=digest,
+        now=now,
+    )
     entry_id = log.queue_entry(
         conn,
         kind=EntryKind.TRANSFER,
