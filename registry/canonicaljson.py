@@ -55,9 +55,11 @@ class _NotFast(Exception):
 _SAFE_INTEGER: Final = 2**53 - 1
 """RFC 8785 §3.2.2.3 (I-JSON): larger integers are refused by the reference serialiser."""
 
-_JSON_ENCODER: Final = json.JSONEncoder(
+SORTED_COMPACT_JSON: Final = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
 )
+"""Compact JSON with sorted keys, in C: RFC 8785 itself for the values the fast path takes
+(``_fast_canonical_json``), and a cheap exact key for a memo of canonical forms."""
 
 
 def _fast_canonical_json(value: object) -> bytes:
@@ -76,7 +78,7 @@ def _fast_canonical_json(value: object) -> bytes:
     """
     _check_fast(value, 0)
     try:
-        return _JSON_ENCODER.encode(value).encode("utf-8")
+        return SORTED_COMPACT_JSON.encode(value).encode("utf-8")
     except UnicodeEncodeError:  # an unpaired surrogate: the reference names the error
         raise _NotFast from None
 
@@ -131,4 +133,4 @@ def _plain_json(value: object, depth: int) -> object:
     raise InvalidInput(f"{type(value).__name__} is not a JSON value")
 
 
-__all__ = ["MAX_JSON_DEPTH", "canonical_json"]
+__all__ = ["MAX_JSON_DEPTH", "SORTED_COMPACT_JSON", "canonical_json"]

@@ -18,7 +18,6 @@ and check bundles with nothing but the chain.
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, Self
 
 from pydantic import (
@@ -35,7 +34,7 @@ from pydantic import (
 )
 
 from registry.batchproof import BatchProof
-from registry.canonicaljson import canonical_json
+from registry.canonicaljson import SORTED_COMPACT_JSON, canonical_json
 from registry.edges import (
     Address,
     GoodTypeField,
@@ -111,9 +110,6 @@ class _Model(BaseModel):
 # -- payload documents: bounded, and hashed once as each entry is read ------------------------
 
 
-_SORTED_JSON: Final = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
-)
 _DIGESTS: dict[str, bytes] = {}
 _DIGESTS_MAX: Final = 4_096
 """Distinct payload texts the memo keeps before it starts over (a memory bound only: a miss
@@ -131,7 +127,7 @@ def payload_digest(payload: dict[str, Any]) -> bytes:
     canonical form is that text.
     """
     try:
-        text = _SORTED_JSON.encode(payload)
+        text = SORTED_COMPACT_JSON.encode(payload)
     except (TypeError, ValueError):  # not plain JSON: canonical_json names the problem
         text = None
     found = _DIGESTS.get(text) if text is not None else None

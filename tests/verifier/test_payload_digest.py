@@ -16,7 +16,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from registry.canonicaljson import canonical_json
+from registry.canonicaljson import SORTED_COMPACT_JSON, canonical_json
 from verifier import bundle
 from verifier.bundle import payload_digest
 
@@ -51,7 +51,7 @@ def test_keys_beyond_the_bmp_are_never_remembered_by_their_sorted_text() -> None
     # Sorted by code point, U+FFFF comes first; by UTF-16 code units (RFC 8785), U+1F600
     # (D83D DE00) does: the two forms differ, so the sorted text must not be a memo key.
     payload = {"\uffff": 1, "\U0001f600": 2}
-    sorted_text = bundle._SORTED_JSON.encode(payload)
+    sorted_text = SORTED_COMPACT_JSON.encode(payload)
     assert canonical_json(payload) != sorted_text.encode("utf-8")
     assert payload_digest(payload) == _expected(payload)
     assert sorted_text not in bundle._DIGESTS
@@ -61,7 +61,7 @@ def test_keys_beyond_the_bmp_are_never_remembered_by_their_sorted_text() -> None
 def test_a_remembered_text_is_the_canonical_form_of_its_payload() -> None:
     payload = {"b": [1, "x", None], "a": {"c": True}}
     payload_digest(payload)
-    text = bundle._SORTED_JSON.encode(payload)
+    text = SORTED_COMPACT_JSON.encode(payload)
     assert bundle._DIGESTS[text] == _expected(payload)
     assert canonical_json(payload) == text.encode("utf-8")
 
