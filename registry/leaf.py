@@ -30,12 +30,18 @@ class EntryKind(IntEnum):
     KEY_HANDOVER = 5
     #: A creator's proven web domain and name, attested by the registry (issue 11).
     CREATOR_IDENTITY = 6
+    #: The root of the state map of goods over every leaf before it (issue 14): the last leaf
+    #: of every head signed since, so each signed and anchored head commits to the map.
+    STATE_COMMITMENT = 7
 
 
-SUBJECT_KINDS = frozenset({EntryKind.KEY_HANDOVER, EntryKind.CREATOR_IDENTITY})
+SUBJECT_KINDS = frozenset(
+    {EntryKind.KEY_HANDOVER, EntryKind.CREATOR_IDENTITY, EntryKind.STATE_COMMITMENT}
+)
 """Kinds about something other than a good: their leaf's good_type word is ``NO_GOOD`` and
-their fingerprint names the subject (``subject_fingerprint``). Kinds 1-4 encode exactly as
-before, so every bundle and export made before these kinds keeps verifying byte for byte."""
+their fingerprint names the subject (``subject_fingerprint``; a STATE_COMMITMENT's is the map
+root itself). Kinds 1-4 encode exactly as before, so every bundle and export made before
+these kinds keeps verifying byte for byte."""
 
 NO_GOOD = 0
 """The good_type word of a ``SUBJECT_KINDS`` leaf: no good type has value 0."""
@@ -67,7 +73,7 @@ def to_entry_kind(value: int) -> EntryKind:
         return EntryKind(value)
     raise InvalidInput(
         "kind must be 1 (register), 2 (revoke), 3 (transfer), 4 (conflict), "
-        "5 (key hand-over) or 6 (creator identity)"
+        "5 (key hand-over), 6 (creator identity) or 7 (state commitment)"
     )
 
 
@@ -77,6 +83,9 @@ def subject_fingerprint(kind: EntryKind, subject: bytes) -> bytes:
     one index and can never be mistaken for a good's."""
     if kind not in SUBJECT_KINDS:
         raise InvalidInput(f"a {kind.name} entry is about a good, not a subject")
+    if kind is EntryKind.STATE_COMMITMENT:
+        # Its fingerprint word is the map root, not the hash of an address.
+        raise InvalidInput("a STATE_COMMITMENT entry's fingerprint is the map root it commits")
     _check_bytes(subject, ADDRESS_SIZE, "subject")
     tag = (
         b"tracemark/registry-key/v1\x00"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Literal, Self, overload
 
 from registry.canonicaljson import canonical_json
+from registry.edges import parse_hash32, to_hex
 from registry.eip712 import Domain, parse_address
 from registry.errors import InvalidInput
 from registry.fingerprints import FINGERPRINT_SIZE, GoodType, to_good_type
@@ -237,6 +238,56 @@ class KeyHandoverPayload(Payload):
         return cls._canonical(parsed, document, canonical)
 
 
+STATE_MAP_FORMAT: Final = "tracemark-statemap/v1"
+"""The map a STATE_COMMITMENT names: the hashing of ``registry.statemap`` (keys, history-chain
+values, the sparse Merkle tree). A later map would be a new name, never a silent change."""
+
+
+@dataclass(frozen=True, slots=True)
+class StateCommitmentPayload(Payload):
+    """A STATE_COMMITMENT entry's payload (issue 14): the state map's root over the log's
+    first ``covers`` leaves. ``covers`` is the commitment's own leaf index, so the map holds
+    exactly the goods' entries at leaf indices below it; the root is also the leaf's
+    fingerprint word, which a verifier compares with this document."""
+
+    kinds: ClassVar[frozenset[EntryKind]] = frozenset({EntryKind.STATE_COMMITMENT})
+
+    map_root: bytes
+    covers: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.map_root, bytes) or len(self.map_root) != FINGERPRINT_SIZE:
+            raise InvalidInput(f"a state commitment's map_root is {FINGERPRINT_SIZE} bytes")
+        if (
+            not isinstance(self.covers, int)
+            or isinstance(self.covers, bool)
+            or not 0 <= self.covers < 2**64 - 1
+        ):
+            raise InvalidInput("a state commitment's covers is an integer from 0 to 2^64 - 2")
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "map": STATE_MAP_FORMAT,
+            "map_root": to_hex(self.map_root),
+            "covers": self.covers,
+        }
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any], *, canonical: bool = True) -> Self:
+        _keys("a state commitment payload", document, {"map", "map_root", "covers"}, set())
+        if document["map"] != STATE_MAP_FORMAT:
+            raise InvalidInput(
+                f"a state commitment names the map {document['map']!r}; "
+                f"only {STATE_MAP_FORMAT!r} is known"
+            )
+        try:
+            map_root = parse_hash32(document["map_root"])
+        except ValueError as exc:
+            raise InvalidInput(f"a state commitment's map_root {exc}") from None
+        parsed = cls(map_root=map_root, covers=document["covers"])
+        return cls._canonical(parsed, document, canonical)
+
+
 def _party(document: object, what: str) -> dict[str, Any]:
     # registry.receipts.party_document: the creator, or a platform and the keyed hash of the
     # platform's reference for the holder.
@@ -436,11 +487,13 @@ def signed_payload_from_json(data: bytes | str) -> SignedPayload:
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
+    "STATE_MAP_FORMAT",
     "KeyHandoverPayload",
     "Payload",
     "RegistrationPayload",
     "RevocationPayload",
     "SignedPayload",
+    "StateCommitmentPayload",
     "TransferPayload",
     "TransferShare",
     "signed_payload_from_json",

@@ -44,13 +44,14 @@ from registry.keyring import (
     load_registry_key,
 )
 from registry.parties import REFERENCE_KEY_PURPOSE, ReferenceKeys
-from registry.payloads import signed_payload_from_json
+from registry.payloads import StateCommitmentPayload, signed_payload_from_json
 from registry.receipts import TransferReceipt
 from registry.records import checksum, records_t
 from registry.registration import EntryRef
 from registry.requests import RegistrationRequest, RevocationRequest
 from registry.settings import Settings
 from registry.signed import SignedMessage
+from registry.statecommit import StateProof
 from registry.statements import Period, Statement, royalty_statement
 from registry.telemetry import VerificationRecord, VerificationStats
 from registry.tilestore import TileCache
@@ -413,6 +414,23 @@ class Registry:
             count=count,
             inclusion_proof=tuple(proof),
         )
+
+    def state_proof(
+        self, good_type: GoodType, fingerprint: bytes, tree_size: int
+    ) -> StateProof | None:
+        """The good's value in the state map (or its absence) as of the head of ``tree_size``,
+        proved against the root its last leaf, a STATE_COMMITMENT, carries (issue 14).
+
+        None when that head does not end in a commitment (a head signed before issue 14);
+        ``NotFound`` when there is no head of that size. The head may be older than the
+        latest (bundles use the newest anchored head): the proof is for the map as of its
+        commitment."""
+        raise NotImplementedError("issue 14: being wired")
+
+    def state_commitment(self, tree_size: int) -> tuple[LoggedEntry, StateCommitmentPayload] | None:
+        """The STATE_COMMITMENT entry that ends the head of ``tree_size`` and its payload; None
+        when that head does not end in one, ``NotFound`` when there is no such head."""
+        raise NotImplementedError("issue 14: being wired")
 
     def check_log(self) -> LogReport:
         """Rebuild the whole log from its entries and compare with tiles and signed heads."""
