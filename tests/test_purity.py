@@ -31,6 +31,8 @@ PURE_MODULES = [
     # The state map of goods (issue 14): its hashing, proofs and the in-memory map.
     "registry.statemap",
     "registry.statemaptree",
+    # The map auditor: what a monitor runs over the leaves it fetched (issue 14, item 3).
+    "registry.statemapaudit",
     "verifier.identity",
     # What a verifier runs (issue 11): trust roots, the checks, the JSON-RPC reader, the
     # client's proof of work: no web3, no ORM, no web framework.
