@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from registry.distribution_policy import parse_platforms
 from registry.errors import (
@@ -54,7 +54,7 @@ from verifier.schemas import (
     TokenOut,
 )
 from verifier.signin import SIGN_IN_STATEMENT, siwe_message
-from verifier.transport import RegistryTransport, invalid_fields
+from verifier.transport import RegistryTransport, request_model
 
 MAX_CSV_BYTES: Final = 256 * 1024 * 1024
 """Largest royalty statement read as CSV (one line per good, platform and period)."""
@@ -74,22 +74,19 @@ class CreatorCalls(RegistryTransport):
         self, signed: SignedMessage, code_key: bytes, *, idempotency_key: str | None = None
     ) -> CodeKeyOut:
         """Enrol the creator's code key (a signed ``CodeKeyEnrollment``), sent this once."""
-        document = CodeKeyIn.model_validate(enrollment_document(signed, code_key))
+        document = self._document(CodeKeyIn, enrollment_document(signed, code_key))
         return self._post(
-            "/v1/creators/code-key",
-            document.model_dump(),
-            CodeKeyOut,
-            idempotency_key=idempotency_key,
+            "/v1/creators/code-key", document, CodeKeyOut, idempotency_key=idempotency_key
         )
 
     def retire_code_key(
         self, signed: SignedMessage, *, idempotency_key: str | None = None
     ) -> CodeKeyRetireOut:
         """Retire one of the creator's code keys (a signed ``CodeKeyRetirement``)."""
-        document = CodeKeyRetireIn.model_validate({"signed": signed.document()})
+        document = self._document(CodeKeyRetireIn, {"signed": signed.document()})
         return self._post(
             "/v1/creators/code-key/retire",
-            document.model_dump(),
+            document,
             CodeKeyRetireOut,
             idempotency_key=idempotency_key,
         )
@@ -119,12 +116,9 @@ class CreatorCalls(RegistryTransport):
 
     @staticmethod
     def _document(model: type[BaseModel], document: dict[str, Any]) -> dict[str, Any]:
-        """Validate a request document against its wire schema before it is sent."""
-        try:
-            model.model_validate(document)
-        except ValidationError as exc:
-            fields = invalid_fields(exc)
-            raise InvalidInput(f"the request does not fit the API's schema: {fields}") from None
+        """Validate a request document against its wire schema before it is sent; the
+        document itself is what is sent, as built."""
+        request_model(model, document, "the request does not fit the API's schema")
         return document
 
     def _bulk(self, path: str, document: dict[str, Any], fingerprints: Iterable[bytes]) -> JobOut:

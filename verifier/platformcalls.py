@@ -7,8 +7,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, Final
 
-from pydantic import ValidationError
-
 from registry.eip712 import parse_address
 from registry.errors import (
     InvalidInput,
@@ -36,7 +34,7 @@ from verifier.transport import (
     RegistryTransport,
     fingerprint_text,
     good_type_name,
-    invalid_fields,
+    request_model,
 )
 
 UPLOAD_CHUNK: Final = 1024 * 1024
@@ -153,20 +151,17 @@ class PlatformCalls(RegistryTransport):
         if request is None:
             if good_type is None or fingerprint is None or seller is None or buyer is None:
                 raise InvalidInput("a transfer names good_type, fingerprint, seller and buyer")
-            try:
-                request = TransferIn(
-                    good_type=good_type_name(good_type),
-                    fingerprint=fingerprint_text(fingerprint),
-                    seller=PartyIn.model_validate(seller),
-                    buyer=PartyIn.model_validate(buyer),
-                    price=None if price is None else str(price),
-                    currency=currency,
-                    final=final,
-                    authorization=authorization,
-                )
-            except ValidationError as exc:
-                fields = invalid_fields(exc)
-                raise InvalidInput(f"the transfer's fields are invalid: {fields}") from None
+            fields = {
+                "good_type": good_type_name(good_type),
+                "fingerprint": fingerprint_text(fingerprint),
+                "seller": seller,
+                "buyer": buyer,
+                "price": None if price is None else str(price),
+                "currency": currency,
+                "final": final,
+                "authorization": authorization,
+            }
+            request = request_model(TransferIn, fields, "the transfer's fields are invalid")
         return self._post(
             "/v1/transfers",
             request.model_dump(mode="json"),
@@ -186,17 +181,14 @@ class PlatformCalls(RegistryTransport):
         """Consent, once, that ``buyer_platform`` may move a good your platform holds under
         ``reference``: hand the answer's ``authorization`` (a secret, shown once) to that
         platform, which passes it to ``transfer``. It expires after ``expires_in`` seconds."""
-        try:
-            request = HandoverIn(
-                good_type=good_type_name(good_type),
-                fingerprint=fingerprint_text(fingerprint),
-                reference=reference,
-                buyer_platform=buyer_platform,
-                expires_in=expires_in,
-            )
-        except ValidationError as exc:
-            fields = invalid_fields(exc)
-            raise InvalidInput(f"the authorization's fields are invalid: {fields}") from None
+        fields = {
+            "good_type": good_type_name(good_type),
+            "fingerprint": fingerprint_text(fingerprint),
+            "reference": reference,
+            "buyer_platform": buyer_platform,
+            "expires_in": expires_in,
+        }
+        request = request_model(HandoverIn, fields, "the authorization's fields are invalid")
         return self._post(
             "/v1/transfers/authorizations", request.model_dump(mode="json"), HandoverOut
         )

@@ -75,6 +75,18 @@ def fingerprint_text(fingerprint: bytes | str) -> str:
     return fingerprint_hex(parse_fingerprint(fingerprint))
 
 
+def request_model(model: type[M], document: Mapping[str, Any], refusal: str) -> M:
+    """``document`` read as the request ``model`` the API takes, before anything is sent.
+
+    Bad input is the caller's ``InvalidInput`` (``refusal``, then the fields refused), never a
+    pydantic error out of the client: every call that builds a request checks it here.
+    """
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidInput(f"{refusal}: {invalid_fields(exc)}") from None
+
+
 def split_base_url(url: str) -> tuple[str, str]:
     """(the base URL without a trailing slash, its authority ``host[:port]``)."""
     try:

@@ -11,7 +11,7 @@ import json
 import os
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -570,3 +570,26 @@ def test_a_bad_registry_url_is_a_configuration_error(url: str) -> None:
     with pytest.raises(ConfigurationError) as bad:
         TracemarkClient(url)
     assert "secret" not in str(bad.value)
+
+
+def test_a_request_the_api_would_refuse_is_invalid_input_and_nothing_is_sent(
+    creator: CreatorKeys,
+) -> None:
+    """Every call that builds a request checks it against the API's model first: the caller
+    gets ``InvalidInput`` naming the fields, never a pydantic error, and no request goes out
+    (nothing listens at the URL: a request sent would be ``RegistryUnreachable``)."""
+    good = "0x" + "ab" * 32
+    with TracemarkClient(f"http://127.0.0.1:{free_port()}", timeout=2) as client:
+        with pytest.raises(InvalidInput, match=r"^the transfer's fields are invalid: seller\.x"):
+            client.transfer(
+                good_type="file", fingerprint=good, seller={"x": 1}, buyer={"platform": "b"}
+            )
+        with pytest.raises(InvalidInput, match=r"^the authorization's fields are invalid: "):
+            client.authorize_handover(
+                good_type="file", fingerprint=good, reference="r", buyer_platform="b", expires_in=0
+            )
+        # A signed message of another type where an enrolment is due.
+        enrollment = sign_enrollment(creator, DEV_DOMAIN, now=1_000)
+        mistaken = replace(enrollment, primary_type="CodeKeyRetirement")
+        with pytest.raises(InvalidInput, match=r"^the request does not fit the API's schema: "):
+            client.enroll_code_key(mistaken, creator.require_code_key())
