@@ -36,8 +36,20 @@ REFUSED_AUTHORIZATION: Final = "authorization-refused"
 # -- records ---------------------------------------------------------------------------------
 
 
+class OfGood:
+    """A record about one good: ``good`` is its key as the rules use it."""
+
+    __slots__ = ()
+    good_type: int
+    fingerprint: bytes
+
+    @property
+    def good(self) -> GoodKey:
+        return (self.good_type, self.fingerprint)
+
+
 @dataclass(frozen=True, slots=True)
-class EntryRecord:
+class EntryRecord(OfGood):
     """An entry of the log (REGISTER, REVOKE, TRANSFER, CONFLICT) with its good's ``use``."""
 
     entry_id: int
@@ -53,13 +65,9 @@ class EntryRecord:
     position: int | None
     use: int
 
-    @property
-    def good(self) -> GoodKey:
-        return (self.good_type, self.fingerprint)
-
 
 @dataclass(frozen=True, slots=True)
-class TransferRecord:
+class TransferRecord(OfGood):
     """An accepted transfer. Parties are ``(platform, reference hash)``; None is the creator."""
 
     transfer_id: int
@@ -78,10 +86,6 @@ class TransferRecord:
     created_at: int
 
     @property
-    def good(self) -> GoodKey:
-        return (self.good_type, self.fingerprint)
-
-    @property
     def platforms(self) -> set[str]:
         """Every platform that took part: the reporter, the seller's and the buyer's."""
         found = {self.platform, self.buyer_platform}
@@ -91,7 +95,7 @@ class TransferRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class AttemptRecord:
+class AttemptRecord(OfGood):
     """A transfer the registry refused (double sale, revoked, consumed) and recorded."""
 
     attempt_id: int
@@ -108,13 +112,9 @@ class AttemptRecord:
     reason: str
     earlier_transfer_id: int | None
 
-    @property
-    def good(self) -> GoodKey:
-        return (self.good_type, self.fingerprint)
-
 
 @dataclass(frozen=True, slots=True)
-class HoldingRecord:
+class HoldingRecord(OfGood):
     good_type: int
     fingerprint: bytes
     holder_platform: str
@@ -123,7 +123,7 @@ class HoldingRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class VerificationEventRecord:
+class VerificationEventRecord(OfGood):
     """One verification event: who asked (``anonymous`` without a key), how, the answer."""
 
     event_id: int
@@ -133,10 +133,6 @@ class VerificationEventRecord:
     fingerprint: bytes
     via: str
     verdict: str
-
-    @property
-    def good(self) -> GoodKey:
-        return (self.good_type, self.fingerprint)
 
     @property
     def failed_code_lookup(self) -> bool:
@@ -243,6 +239,7 @@ __all__ = [
     "EntryRecord",
     "GoodKey",
     "HoldingRecord",
+    "OfGood",
     "ProbeFlag",
     "SignalInputs",
     "TransferRecord",

@@ -193,13 +193,14 @@ def read_inputs(
                 for r in conn.execute(
                     select(holdings_t).where(h.good_type == good_type, h.fingerprint.in_(chunk))
                 ):
-                    holdings[(good_type, bytes(r.fingerprint))] = HoldingRecord(
+                    holding = HoldingRecord(
                         good_type,
                         bytes(r.fingerprint),
                         r.holder_platform,
                         bool(r.consumed),
                         int(r.last_transfer_id),
                     )
+                    holdings[holding.good] = holding
     marks = Watermarks(
         entry=max([marks.entry, *(c.entry_id for c in conflicts)]),
         transfer=max([marks.transfer, *(x.transfer_id for x in transfers)]),
