@@ -64,7 +64,8 @@ def log_sequence(as_json: JsonFlag = False) -> None:
 
 @log_app.command("check")
 def log_check(as_json: JsonFlag = False) -> None:
-    """Rebuild the log from its entries; compare with the stored tree and every signed head."""
+    """Rebuild the log from its entries; compare with the stored tree and every signed head, and
+    replay the state map against every state commitment."""
     with reported():
         report = open_registry().check_log()
         data = {
@@ -72,9 +73,13 @@ def log_check(as_json: JsonFlag = False) -> None:
             "heads_checked": report.heads_checked,
             "problems": report.problems,
             "ok": not report.problems,
+            "state_commitments_checked": report.commitments_checked,
         }
         if not report.problems:
-            summary = f"ok: {report.tree_size:,} leaves, {report.heads_checked:,} heads agree"
+            summary = (
+                f"ok: {report.tree_size:,} leaves, {report.heads_checked:,} heads agree; "
+                f"{report.commitments_checked:,} state commitments replayed, all agree"
+            )
             emit(data, as_json, lambda: out.print(summary))
             return
         if as_json:
