@@ -1,12 +1,14 @@
-"""The proof bundle ``tracemark-bundle/v1``: its JSON format and its parser.
+"""The proof bundle ``tracemark-bundle/v1``..``/v3``: its JSON format and its parser.
 
 A bundle carries everything needed to check one good against the chain without the server
 (DESIGN.md, "Proof bundle"): the good's REGISTER entry and its later entries (REVOKE,
 TRANSFER, CONFLICT), each with its leaf fields, its full payload document, its leaf index and
 its RFC 9162 inclusion proof under one signed tree head; that head; a pointer to the head's
 anchor; and, for a good registered or revoked in a bulk batch, the proof that the creator's
-one signature covers this very fingerprint. ``verifier.offline`` checks it; the server builds
-it (``readmodels.bundles.build_bundle``).
+one signature covers this very fingerprint; and (v3) the good's value in the state map the
+head's last leaf commits to, which proves the entries shown are all the good's entries under
+that head (issue 14). ``verifier.offline`` checks it; the server builds it
+(``readmodels.bundles.build_bundle``).
 
 Bytes inside, ``0x``-hex at the edges. The format is frozen: unknown fields and unknown
 format strings are refused, and a new layout is a new ``format`` string, never an edit.
@@ -26,9 +28,11 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PlainValidator,
     PrivateAttr,
     StrictInt,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -41,10 +45,13 @@ from registry.edges import (
     Hash32,
     Proof,
     Uint64,
+    parse_hash32,
+    to_hex,
 )
-from registry.errors import InvalidInput, describe_validation
+from registry.errors import InvalidInput, InvalidProof, describe_validation
 from registry.leaf import LEAF_VERSION, EntryKind, LeafData
 from registry.merkle import MAX_TREE_SIZE
+from registry.statemap import MapProof, MapValue
 from registry.treehead import TreeHead
 from verifier import boundedjson
 
@@ -53,9 +60,14 @@ FORMAT: Final = "tracemark-bundle/v1"
 
 FORMAT_V2: Final = "tracemark-bundle/v2"
 """v1 and ``creator_identity``: the creator's newest CREATOR_IDENTITY entry under the head,
-with its inclusion proof (issue 11), or null. What ``build_bundle`` makes."""
+with its inclusion proof (issue 11), or null. Still read, no longer made."""
 
-FORMATS: Final = (FORMAT, FORMAT_V2)
+FORMAT_V3: Final = "tracemark-bundle/v3"
+"""v2 and ``state``: the head's STATE_COMMITMENT entry and the good's value in the map it
+commits to, with its map proof (issue 14), or null for a head that ends in no commitment (a
+log from before the state map). What ``build_bundle`` makes."""
+
+FORMATS: Final = (FORMAT, FORMAT_V2, FORMAT_V3)
 
 MAX_BUNDLE_BYTES: Final = 8 * 1024 * 1024
 """Largest bundle file a parser reads, in bytes.
@@ -82,7 +94,7 @@ expensively, or to inflate the report.
 
 
 class MalformedBundle(InvalidInput):
-    """The file is not a ``tracemark-bundle/v1`` document: fix or re-export it."""
+    """The file is not a ``tracemark-bundle`` document: fix or re-export it."""
 
     code = "malformed-bundle"
 
@@ -237,6 +249,64 @@ class SubjectEntry(_LoggedEntry):
     inclusion_proof: Proof
 
 
+def _map_value(value: object) -> MapValue:
+    if isinstance(value, MapValue):
+        return value
+    if not isinstance(value, dict) or set(value) != {"entry_count", "last_leaf_index", "history"}:
+        raise ValueError("a map value is an object of entry_count, last_leaf_index and history")
+    count, last = value["entry_count"], value["last_leaf_index"]
+    if type(count) is not int or type(last) is not int:  # a bool is not a count
+        raise ValueError("a map value's entry_count and last_leaf_index are integers")
+    try:
+        return MapValue(count, last, parse_hash32(value["history"]))
+    except InvalidInput as exc:
+        raise ValueError(exc.detail) from None
+
+
+def _map_value_json(value: MapValue) -> dict[str, Any]:
+    return {
+        "entry_count": value.entry_count,
+        "last_leaf_index": value.last_leaf_index,
+        "history": to_hex(value.history),
+    }
+
+
+def _map_proof(value: object) -> MapProof:
+    # MapProof.from_json bounds the siblings (MAX_MAP_PROOF_SIBLINGS) before reading one.
+    if isinstance(value, MapProof):
+        return value
+    try:
+        return MapProof.from_json(value)
+    except InvalidProof as exc:
+        raise ValueError(exc.detail) from None
+
+
+#: A good's value in the state map (``registry.statemap.MapValue``), validated as it is read.
+MapValueField = Annotated[
+    MapValue,
+    PlainValidator(_map_value),
+    PlainSerializer(_map_value_json),
+    WithJsonSchema({"type": "object"}),
+]
+#: A compressed map proof (``registry.statemap.MapProof``) in its JSON form, bounded.
+MapProofField = Annotated[
+    MapProof,
+    PlainValidator(_map_proof),
+    PlainSerializer(MapProof.to_json),
+    WithJsonSchema({"type": "object"}),
+]
+
+
+class BundleState(_Model):
+    """What the state map says of one good under a head (issue 14): the head's last leaf, a
+    STATE_COMMITMENT entry carrying the map's root, and the good's value in that map (null:
+    the good is not in it) with the map proof of that value, or of its absence."""
+
+    commitment: SubjectEntry
+    value: MapValueField | None
+    map_proof: MapProofField
+
+
 class AnchorPointer(_Model):
     """Where the registry says the head was anchored. Only a pointer: a verifier takes the
     root from the contract itself (THREATS 8), and uses this to find the block."""
@@ -251,9 +321,10 @@ class AnchorPointer(_Model):
 
 
 class Bundle(_Model):
-    """A ``tracemark-bundle/v1`` or ``/v2`` document (v2 adds ``creator_identity``)."""
+    """A ``tracemark-bundle/v1``, ``/v2`` or ``/v3`` document (v2 adds ``creator_identity``,
+    v3 adds ``state``)."""
 
-    format: Literal["tracemark-bundle/v1", "tracemark-bundle/v2"]
+    format: Literal["tracemark-bundle/v1", "tracemark-bundle/v2", "tracemark-bundle/v3"]
     good: GoodRef
     #: The good's REGISTER entry.
     entry: BundleEntry
@@ -267,15 +338,22 @@ class Bundle(_Model):
     #: v2: the creator's newest CREATOR_IDENTITY entry under the head (a verified or lapsed
     #: name), or null when it never proved one. Absent from v1 documents.
     creator_identity: SubjectEntry | None = None
+    #: v3: the good's value in the state map the head commits to, proving the entries above
+    #: are all of its entries under the head; null for a head that ends in no commitment.
+    #: Absent from v1 and v2 documents.
+    state: BundleState | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _layout_of_its_version(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            if data.get("format") == FORMAT and "creator_identity" in data:
-                raise ValueError(f"{FORMAT} has no creator_identity (it is {FORMAT_V2})")
-            if data.get("format") == FORMAT_V2 and "creator_identity" not in data:
-                raise ValueError(f"{FORMAT_V2} names creator_identity (null when none)")
+            found = data.get("format")
+            newer = _NEWER_FIELDS.get(found, ()) if isinstance(found, str) else ()
+            for field in ("creator_identity", "state"):
+                if field in newer and field in data:
+                    raise ValueError(f"{found} has no {field} (a later format has)")
+                if found in FORMATS and field not in newer and field not in data:
+                    raise ValueError(f"{found} names {field} (null when none)")
         return data
 
     @property
@@ -284,13 +362,13 @@ class Bundle(_Model):
 
     def to_json(self) -> str:
         """The bundle as JSON text (2-space indented, keys in format order)."""
-        exclude = {"creator_identity"} if self.format == FORMAT else None
+        exclude = set(_NEWER_FIELDS[self.format]) or None
         return self.model_dump_json(indent=2, exclude=exclude) + "\n"
 
     @classmethod
     def parse(cls, data: bytes | str) -> Bundle:
         """Parse bundle JSON strictly: bounded size, one value, no duplicate keys, no NaN,
-        the v1 format string, no unknown fields, every value of its type and range."""
+        a known format string, no unknown fields, every value of its type and range."""
         document = boundedjson.strict_document(data, MAX_BUNDLE_BYTES, MalformedBundle, "a bundle")
         if not isinstance(document, dict):
             raise MalformedBundle("a bundle is a JSON object")
@@ -298,7 +376,7 @@ class Bundle(_Model):
             found = document.get("format")
             shown = repr(found) if isinstance(found, str) and len(found) <= 64 else "missing"
             raise MalformedBundle(
-                f"unknown bundle format {shown}; this verifier reads {FORMAT} and {FORMAT_V2}"
+                f"unknown bundle format {shown}; this verifier reads {', '.join(FORMATS)}"
             )
         try:
             return cls.model_validate(document)
@@ -306,10 +384,19 @@ class Bundle(_Model):
             raise MalformedBundle("malformed bundle: " + describe_validation(exc, most=3)) from None
 
 
+#: The fields a format has not got (added by a later version), left out when it is written.
+_NEWER_FIELDS: Final = {
+    FORMAT: ("creator_identity", "state"),
+    FORMAT_V2: ("state",),
+    FORMAT_V3: (),
+}
+
+
 __all__ = [
     "FORMAT",
     "FORMATS",
     "FORMAT_V2",
+    "FORMAT_V3",
     "MAX_BUNDLE_BYTES",
     "MAX_BUNDLE_ENTRIES",
     "MAX_PAYLOAD_BYTES",
@@ -317,7 +404,10 @@ __all__ = [
     "BatchProof",
     "Bundle",
     "BundleEntry",
+    "BundleState",
     "GoodRef",
     "MalformedBundle",
+    "MapProofField",
+    "MapValueField",
     "SubjectEntry",
 ]

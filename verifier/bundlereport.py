@@ -1,4 +1,5 @@
-"""What a bundle check proved: the report, its entries and its chain finding, as text and JSON."""
+"""What a bundle or absence check proved: the reports, their entries, state and chain
+findings, as text and JSON."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ COMPLETENESS_NOT_PROVEN: Final = (
     "history shown as far as this evidence carries it: that it is complete (no later "
     "revocation or transfer left out) is not proven"
 )
-"""Said with every verdict until bundles carry a proof that a good's history is complete: an
-RFC 9162 log proves what is in it, never what is not (issue 11, item 6)."""
+"""Said with every verdict of a bundle that carries no proof that the good's history is
+complete (v1, v2, or v3 under a head that ends in no state commitment): an RFC 9162 log
+proves what is in it, never what is not (issue 11, item 6)."""
 
 _VERBS: Final = {
     EntryKind.REGISTER: "registered",
@@ -113,6 +115,40 @@ class ChainFinding:
 
 
 @dataclass(frozen=True)
+class StateFinding:
+    """What the state map under a head proved about a good (issue 14): the head's last leaf is
+    a STATE_COMMITMENT entry carrying the map root, and the good has exactly ``entry_count``
+    entries there, the last at ``last_leaf_index`` (both None: the good is not in the map)."""
+
+    tree_size: int
+    commitment_leaf_index: int
+    map_root: bytes
+    entry_count: int | None
+    last_leaf_index: int | None
+
+    def completeness(self) -> str:
+        """The short statement a report carries: complete as of which head."""
+        return f"complete as of head {self.tree_size:,}"
+
+    def describe(self) -> str:
+        plural = "y" if self.entry_count == 1 else "ies"
+        return (
+            f"{self.completeness()}: the state map committed at leaf "
+            f"{self.commitment_leaf_index:,} holds {self.entry_count:,} entr{plural} of this "
+            f"good, the last at leaf {self.last_leaf_index:,}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tree_size": self.tree_size,
+            "commitment_leaf_index": self.commitment_leaf_index,
+            "map_root": "0x" + self.map_root.hex(),
+            "entry_count": self.entry_count,
+            "last_leaf_index": self.last_leaf_index,
+        }
+
+
+@dataclass(frozen=True)
 class BundleReport:
     """Exactly what a bundle proved, under which trust root."""
 
@@ -134,14 +170,18 @@ class BundleReport:
     #: The creator's name as the log shows it (a v2 bundle's CREATOR_IDENTITY entry, proved
     #: under the head), or None: an address with no proven name.
     creator_identity: IdentityClaim | None = None
+    #: What the state map proved (a v3 bundle under a head with a state commitment): the
+    #: entries above are all of the good's entries under the head. None: not proven.
+    state: StateFinding | None = None
 
     @property
     def status(self) -> Status:
-        if self.chain is None:
-            return "chain-not-checked"
-        if not self.chain.anchored:
-            return "not-anchored"
-        return "verified" if self.chain.final else "not-final"
+        return _status(self.chain)
+
+    @property
+    def completeness(self) -> str:
+        """Whether the history shown is proven complete, in words."""
+        return COMPLETENESS_NOT_PROVEN if self.state is None else self.state.completeness()
 
     def summary(self) -> str:
         """One line: what was proved, under which trust root, and what was not."""
@@ -149,19 +189,14 @@ class BundleReport:
         parts = [f"{good} " + ", ".join(entry.describe() for entry in self.entries)]
         parts.append(_creator_line(self.entries[0].actor, self.creator_identity))
         parts.append(f"in head {self.tree_size:,} signed by {self.head_signer}")
-        if self.chain is not None:
-            parts.append(self.chain.describe(self.tree_size))
-        elif self.claimed_anchor is not None:
-            parts.append(f"chain not checked (the bundle says {self.claimed_anchor})")
-        else:
-            parts.append("chain not checked (the bundle names no anchor yet)")
+        parts.append(_chain_part(self.chain, self.tree_size, self.claimed_anchor, "bundle"))
         parts.append(f"trust root {self.trust_root}")
         if self.pending_entries:
             parts.append(
                 f"the registry reports {self.pending_entries:,} more entr"
                 f"{'y' if self.pending_entries == 1 else 'ies'} of this good not under this head"
             )
-        parts.append(COMPLETENESS_NOT_PROVEN)
+        parts.append(COMPLETENESS_NOT_PROVEN if self.state is None else self.state.describe())
         return "; ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
@@ -181,9 +216,77 @@ class BundleReport:
             "creator_identity": None
             if self.creator_identity is None
             else {**self.creator_identity.answer(), "creator": self.creator_identity.creator},
-            "complete": False,
-            "completeness": COMPLETENESS_NOT_PROVEN,
+            "complete": self.state is not None,
+            "completeness": self.completeness,
+            "state": None if self.state is None else self.state.as_dict(),
         }
+
+
+@dataclass(frozen=True)
+class AbsenceReport:
+    """What an absence proof proved: the good is not in the log as of the head, under which
+    trust root, and what the chain said."""
+
+    good_type: GoodType
+    fingerprint: bytes
+    tree_size: int
+    head_signer: str
+    trust_root: str
+    trust_fingerprint: str
+    state: StateFinding
+    chain: ChainFinding | None
+    claimed_anchor: str | None
+
+    @property
+    def status(self) -> Status:
+        return _status(self.chain)
+
+    def summary(self) -> str:
+        """One line: the good is not in the log as of the head, and how that was proved."""
+        good = f"{self.good_type.name.lower()} {fingerprint_hex(self.fingerprint)}"
+        how = [
+            f"state map committed at leaf {self.state.commitment_leaf_index:,}",
+            f"head signed by {self.head_signer}",
+            _chain_part(self.chain, self.tree_size, self.claimed_anchor, "proof"),
+            f"trust root {self.trust_root}",
+        ]
+        return f"{good} is not in the log as of head {self.tree_size:,} ({'; '.join(how)})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "registered": False,
+            "summary": self.summary(),
+            "good_type": self.good_type.name.lower(),
+            "fingerprint": fingerprint_hex(self.fingerprint),
+            "tree_size": self.tree_size,
+            "head_signer": self.head_signer,
+            "trust_root": self.trust_root,
+            "trust_fingerprint": self.trust_fingerprint,
+            "chain": None if self.chain is None else self.chain.as_dict(),
+            "claimed_anchor": self.claimed_anchor,
+            "state": self.state.as_dict(),
+        }
+
+
+def _status(chain: ChainFinding | None) -> Status:
+    if chain is None:
+        return "chain-not-checked"
+    if not chain.anchored:
+        return "not-anchored"
+    return "verified" if chain.final else "not-final"
+
+
+def _chain_part(
+    chain: ChainFinding | None, tree_size: int, claimed_anchor: str | None, what: str
+) -> str:
+    """What the chain said of the head, or that it was not checked (and what the evidence,
+    a ``what``, claims: unverified)."""
+    if chain is not None:
+        return chain.describe(tree_size)
+    if claimed_anchor is not None:
+        return f"chain not checked (the {what} says {claimed_anchor})"
+    return f"chain not checked (the {what} names no anchor yet)"
 
 
 def _creator_line(creator: str, claim: IdentityClaim | None) -> str:

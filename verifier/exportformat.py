@@ -32,6 +32,8 @@ from registry.errors import InvalidInput, describe_validation
 from registry.merkle import MAX_TREE_SIZE
 from registry.treehead import TreeHead
 from verifier import boundedjson
+from verifier.absence import FORMAT as ABSENCE_FORMAT
+from verifier.absence import MAX_ABSENCE_BYTES, Absence, MalformedAbsence
 from verifier.bundle import (
     FORMATS as BUNDLE_FORMATS,
 )
@@ -122,13 +124,15 @@ class Export(_Model):
     def parse(cls, data: bytes | str) -> Export:
         evidence = parse_evidence(data)
         if not isinstance(evidence, Export):
-            raise MalformedExport(f"this is a {evidence.format} bundle, not an export")
+            what = "bundle" if isinstance(evidence, Bundle) else "document"
+            raise MalformedExport(f"this is a {evidence.format} {what}, not an export")
         return evidence
 
 
-def parse_evidence(data: bytes | str) -> Bundle | Export:
-    """A bundle or an export, by its ``format``, parsed strictly (one JSON parse): bounded
-    size, one value, no duplicate keys, no NaN, no unknown fields, every value in range."""
+def parse_evidence(data: bytes | str) -> Bundle | Export | Absence:
+    """A bundle, an export or an absence proof, by its ``format``, parsed strictly (one JSON
+    parse): bounded size, one value, no duplicate keys, no NaN, no unknown fields, every value
+    in range."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
     document = boundedjson.strict_document(
         raw, MAX_EXPORT_BYTES, MalformedExport, "an export", parsed_name="evidence"
@@ -141,6 +145,10 @@ def parse_evidence(data: bytes | str) -> Bundle | Export:
             return Bundle.model_validate(document)
         except ValidationError as exc:
             raise MalformedBundle("malformed bundle: " + describe_validation(exc, most=3)) from None
+    if found == ABSENCE_FORMAT:
+        if len(raw) > MAX_ABSENCE_BYTES:
+            raise MalformedAbsence(f"an absence proof is at most {MAX_ABSENCE_BYTES:,} bytes")
+        return Absence.from_document(document)
     if found == FORMAT:
         try:
             return Export.model_validate(document)
@@ -150,7 +158,7 @@ def parse_evidence(data: bytes | str) -> Bundle | Export:
     shown = repr(found) if isinstance(found, str) and len(found) <= 64 else "missing"
     raise MalformedBundle(
         f"unknown evidence format {shown}; this verifier reads "
-        f"{', '.join(BUNDLE_FORMATS)} and {FORMAT}"
+        f"{', '.join(BUNDLE_FORMATS)}, {FORMAT} and {ABSENCE_FORMAT}"
     )
 
 

@@ -126,3 +126,29 @@ def check_head_on_chain(
         )
     confirmations = chain.block_number() - block + 1
     return ChainFinding(chain_id, chain.address, True, final, rule, block, confirmations)
+
+
+def check_anchor_pointer(head: TreeHead, anchor: AnchorPointer | None, root: TrustRoot) -> None:
+    """The evidence's anchor pointer, if any, names this head on the trusted chain and
+    contract (only a pointer: the root itself is read from the contract)."""
+    if anchor is None:
+        return
+    pointed = (anchor.tree_size, anchor.chain_id, checksum_address(anchor.contract))
+    if pointed != (head.tree_size, root.chain_id, root.contract_address):
+        raise BundleInvalid(
+            "anchor",
+            f"the anchor names head {anchor.tree_size:,} on chain {anchor.chain_id} in "
+            f"{checksum_address(anchor.contract)}, not head {head.tree_size:,} on chain "
+            f"{root.chain_id} in {root.contract_address}",
+        )
+
+
+def describe_pointer(anchor: AnchorPointer | None) -> str | None:
+    """What the evidence's anchor pointer claims, in words (unverified), or None."""
+    if anchor is None:
+        return None
+    block = "" if anchor.block_number is None else f" at block {anchor.block_number:,}"
+    return (
+        f"head {anchor.tree_size:,} is {anchor.state} on chain {anchor.chain_id} in "
+        f"contract {checksum_address(anchor.contract)}{block}"
+    )

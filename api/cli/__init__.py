@@ -7,7 +7,7 @@ call the registry's service layer on the database directly (the operator's mode)
 10 the chain is unreachable, 11 a bundle does not verify, 12 a bundle checks out but is not
 yet evidence against the chain, 13 the API refused the credentials, 14 the API is
 unreachable, 15 no pinned trust root names the evidence's registry, 16 the evidence's
-anchor is not final yet.
+anchor is not final yet, 17 an absence proof verified: the good is not registered.
 """
 
 # Each module registers its commands, in this order in --help.

@@ -1,11 +1,12 @@
-"""``tracemark verify BUNDLE.json``: check a proof bundle (or an evidence export, by its
-``format``) with nothing but the chain and a trust root the user pinned.
+"""``tracemark verify BUNDLE.json``: check a proof bundle (or an evidence export or an absence
+proof, by its ``format``) with nothing but the chain and a trust root the user pinned.
 
-One line on stdout, ``OK: <what was proved>``, or on stderr, ``FAIL: <first reason>`` (or
-``UNTRUSTED:``, ``NOT FINAL:``). Exit codes beyond the frame's (README): 11 the bundle does
-not verify; 12 it verifies but is not yet evidence against the chain (no ``--rpc`` given, or
-its head is not anchored yet); 15 no pinned trust root names its registry; 16 anchored, but
-not yet as deep as the trust root asks (check again later).
+One line on stdout, ``OK: <what was proved>`` (``NOT REGISTERED: ...`` for an absence proof),
+or on stderr, ``FAIL: <first reason>`` (or ``UNTRUSTED:``, ``NOT FINAL:``). Exit codes beyond
+the frame's (README): 11 the evidence does not verify; 12 it verifies but is not yet evidence
+against the chain (no ``--rpc`` given, or its head is not anchored yet); 15 no pinned trust
+root names its registry; 16 anchored, but not yet as deep as the trust root asks (check again
+later); 17 an absence proof verified: the good is NOT registered as of its head.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from registry import errors
 # NOTE: the verifier's modules are imported where they run: every ``tracemark`` command,
 # ``--help`` too, imports this module to register ``verify`` (bench/cli_bench.py).
 if TYPE_CHECKING:
+    from verifier.absence import Absence
     from verifier.bundle import Bundle
-    from verifier.bundlereport import BundleReport
+    from verifier.bundlereport import AbsenceReport, BundleReport
     from verifier.errors import UntrustedRegistry
     from verifier.export import ExportReport
     from verifier.exportformat import Export
@@ -41,6 +43,10 @@ EXIT_UNTRUSTED: Final = 15
 EXIT_NOT_FINAL: Final = 16
 """The contract holds the head, but not yet at the trust root's depth: a reorganisation
 could still remove it. Not a failure; check again after more blocks."""
+
+EXIT_NOT_REGISTERED: Final = 17
+"""An absence proof verified against the chain: the good is not in the log as of its head.
+Non-zero so that a script testing only for 0 never takes a proven absence for authenticity."""
 
 
 def _read_at_most(path: Path, limit: int, name: str) -> bytes:
@@ -64,18 +70,18 @@ def read_bundle(path: Path) -> Bundle:
         raise MalformedBundle(f"{path}: {exc.detail}") from None
 
 
-def read_evidence(path: Path) -> Bundle | Export:
-    """Read a bundle or an export (by its ``format``), at most ``MAX_EXPORT_BYTES`` + 1 bytes."""
+def read_evidence(path: Path) -> Bundle | Export | Absence:
+    """Read a bundle, an export or an absence proof (by its ``format``), at most
+    ``MAX_EXPORT_BYTES`` + 1 bytes."""
+    from verifier.absence import MalformedAbsence
     from verifier.bundle import MalformedBundle
     from verifier.exportformat import MAX_EXPORT_BYTES, MalformedExport, parse_evidence
 
     data = _read_at_most(path, MAX_EXPORT_BYTES, str(path))
     try:
         return parse_evidence(data)
-    except MalformedBundle as exc:
-        raise MalformedBundle(f"{path}: {exc.detail}") from None
-    except MalformedExport as exc:
-        raise MalformedExport(f"{path}: {exc.detail}") from None
+    except (MalformedBundle, MalformedExport, MalformedAbsence) as exc:
+        raise type(exc)(f"{path}: {exc.detail}") from None
 
 
 @app.command()
@@ -84,7 +90,8 @@ def verify(
         Path,
         typer.Argument(
             metavar="BUNDLE.json",
-            help="A tracemark-bundle/v1 file, or a tracemark-export/v1 file (tracemark export).",
+            help="A tracemark-bundle file, a tracemark-export/v1 file (tracemark export), or "
+            "a tracemark-absence/v1 file.",
         ),
     ],
     rpc: Annotated[
@@ -107,18 +114,21 @@ def verify(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Check a proof bundle or an evidence export under a pinned trust root: leaves,
-    payloads, signatures, proofs, heads, their consistency, and their anchors.
+    """Check a proof bundle, an evidence export or an absence proof under a pinned trust
+    root: leaves, payloads, signatures, proofs, the state map, heads, their consistency, and
+    their anchors.
 
     Exit 0 when it verifies against the chain at the trust root's depth, 11 when it does not
     verify, 12 when it verifies but was not checked against a chain or its head is not
     anchored yet, 15 when no pinned trust root names its registry, 16 when its anchor is not
-    final yet.
+    final yet, 17 when an absence proof verifies: the good is NOT registered as of its head.
     """
+    from verifier.absence import Absence
     from verifier.errors import BundleInvalid, NotFinalYet, NotYetEvidence, UntrustedRegistry
     from verifier.export import check_export
     from verifier.exportformat import Export
     from verifier.offline import check_bundle
+    from verifier.statecheck import check_absence
     from verifier.trust import TrustPolicy
     from verifier.truststore import TrustStore, read_trust_root
 
@@ -143,10 +153,12 @@ def verify(
 
             # The contract comes from the trust root, never from the evidence.
             chain = ChainReader(rpc, root.contract_address)
-        report: BundleReport | ExportReport
+        report: BundleReport | ExportReport | AbsenceReport
         try:
             if isinstance(evidence, Export):
                 report = check_export(evidence, policy, chain)
+            elif isinstance(evidence, Absence):
+                report = check_absence(evidence, policy, chain)
             else:
                 report = check_bundle(evidence, policy, chain)
         except UntrustedRegistry as exc:
@@ -178,22 +190,30 @@ def _refuse_untrusted(exc: UntrustedRegistry, as_json: bool) -> NoReturn:
     raise typer.Exit(EXIT_UNTRUSTED)
 
 
-def _emit(report: BundleReport | ExportReport, as_json: bool, *, chain_asked: bool) -> None:
+def _emit(
+    report: BundleReport | ExportReport | AbsenceReport, as_json: bool, *, chain_asked: bool
+) -> None:
+    from verifier.bundlereport import AbsenceReport
+
+    absent = isinstance(report, AbsenceReport)
     if as_json:
         out.print_json(json.dumps(report.as_dict()))
     else:
         line = report.summary()
         if not chain_asked:
             line += " (pass --rpc URL to check it)"
-        out.print(f"OK: {line}", markup=False)
+        out.print(f"{'NOT REGISTERED' if absent else 'OK'}: {line}", markup=False)
     if report.status != "verified":
         raise typer.Exit(EXIT_NOT_ANCHORED)
+    if absent:
+        raise typer.Exit(EXIT_NOT_REGISTERED)
 
 
 __all__ = [
     "EXIT_BUNDLE_INVALID",
     "EXIT_NOT_ANCHORED",
     "EXIT_NOT_FINAL",
+    "EXIT_NOT_REGISTERED",
     "EXIT_UNTRUSTED",
     "read_bundle",
     "read_evidence",

@@ -295,7 +295,11 @@ def test_the_format_is_strict(story: Story) -> None:
         with pytest.raises(MalformedBundle, match=match):
             Bundle.parse(json.dumps(changed))
 
-    refused(lambda d: d.update(format="tracemark-bundle/v3"), "unknown bundle format")
+    refused(lambda d: d.update(format="tracemark-bundle/v4"), "unknown bundle format")
+    # Each version has exactly its own fields: v3 adds state (null when none), v2 has none.
+    refused(lambda d: d.update(format="tracemark-bundle/v3"), "v3 names state")
+    refused(lambda d: d.update(state=None), "v2 has no state")
+    refused(lambda d: d.update(format="tracemark-bundle/v1"), "v1 has no creator_identity")
     refused(lambda d: d.update(extra=1), "extra")
     refused(lambda d: d["entry"].update(version=2), "unknown leaf version")
     refused(lambda d: d["entry"].update(leaf_index="3"), "leaf_index")
