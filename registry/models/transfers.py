@@ -8,7 +8,30 @@ from sqlmodel import Field, SQLModel
 from registry.models.columns import blob_column, id_column
 
 
-class Transfer(SQLModel, table=True):
+class TransferTerms(SQLModel):
+    """What a platform reported of a hand-over, stored alike for a transfer the registry
+    accepted (``Transfer``) and one it refused (``TransferAttempt``): the parties and the price.
+
+    A seller with no platform is the good's creator; a party's reference is kept only as its
+    keyed hash (``registry.parties``).
+
+    NOTE: the byte columns name their type (``sa_type``) instead of taking ``blob_column()``:
+    one column object cannot serve two tables, and these are declared once for both. A table
+    lists them before its own columns; the migrations keep each table's column order.
+    """
+
+    seller_platform: str | None = Field(default=None, max_length=64)
+    seller_ref: bytes | None = Field(default=None, sa_type=LargeBinary)
+    buyer_platform: str = Field(max_length=64)
+    buyer_ref: bytes = Field(sa_type=LargeBinary)
+    #: Integer amounts in the currency's smallest unit, as decimal text: prices go up to
+    #: 2**256 - 1 (a uint256 of wei), beyond what either database's integers hold.
+    price: str | None = Field(default=None, max_length=80)
+    currency: str | None = Field(default=None, max_length=16)
+    final: bool = Field(default=False)
+
+
+class Transfer(TransferTerms, table=True):
     """A hand-over or sale a platform reported, as the registry recorded it (a TRANSFER entry).
 
     Parties are ``(platform, keyed hash of the platform's reference)`` (``registry.parties``;
@@ -32,15 +55,6 @@ class Transfer(SQLModel, table=True):
     creator: bytes = Field(sa_column=blob_column())
     #: The platform that reported the transfer (an API key's platform id).
     platform: str = Field(max_length=64)
-    seller_platform: str | None = Field(default=None, max_length=64)
-    seller_ref: bytes | None = Field(default=None, sa_column=blob_column(nullable=True))
-    buyer_platform: str = Field(max_length=64)
-    buyer_ref: bytes = Field(sa_column=blob_column())
-    #: Integer amounts in the currency's smallest unit, as decimal text: prices go up to
-    #: 2**256 - 1 (a uint256 of wei), beyond what either database's integers hold.
-    price: str | None = Field(default=None, max_length=80)
-    currency: str | None = Field(default=None, max_length=16)
-    final: bool = Field(default=False)
     royalty_total: str | None = Field(default=None, max_length=80)
     idempotency_key: str | None = Field(default=None, max_length=128)
     #: SHA-256 of the request as the platform sent it, to tell a retry from a reused key.
@@ -126,7 +140,7 @@ class RoyaltyLine(SQLModel, table=True):
     created_at: int = Field(sa_type=BigInteger)
 
 
-class TransferAttempt(SQLModel, table=True):
+class TransferAttempt(TransferTerms, table=True):
     """A transfer the registry refused (double sale, revoked, consumed), for fraud signals.
 
     Written in its own short transaction after the refused one rolled back
@@ -146,13 +160,6 @@ class TransferAttempt(SQLModel, table=True):
     platform: str = Field(max_length=64)
     good_type: int = Field(sa_type=SmallInteger)
     fingerprint: bytes = Field(sa_column=blob_column())
-    seller_platform: str | None = Field(default=None, max_length=64)
-    seller_ref: bytes | None = Field(default=None, sa_column=blob_column(nullable=True))
-    buyer_platform: str = Field(max_length=64)
-    buyer_ref: bytes = Field(sa_column=blob_column())
-    price: str | None = Field(default=None, max_length=80)
-    currency: str | None = Field(default=None, max_length=16)
-    final: bool = Field(default=False)
     #: The refusal's error code: "double-sale", "revoked", "consumed", "not-a-distributor",
     #: "not-the-holder" or "authorization-refused".
     reason: str = Field(max_length=32)
@@ -183,4 +190,5 @@ __all__ = [
     "Transfer",
     "TransferAttempt",
     "TransferAuthorization",
+    "TransferTerms",
 ]
