@@ -201,25 +201,38 @@
       (solved.ms / 1000).toFixed(2) + " s).", headers);
   }
 
+  /**
+   * A job done in a Web Worker, so that the page stays responsive: the worker at ``url`` gets
+   * ``message``, may post {type: "progress", done, total} (to ``onProgress``), and ends with
+   * {type: "done", ...}, which ``fromWorker`` turns into the job's result, or {type: "error",
+   * message}. Without a Worker, or when it cannot start (a locked-down browser) or fails,
+   * ``here`` does the job on this thread instead.
+   */
+  function inWorker(url, message, fromWorker, here, onProgress) {
+    if (typeof Worker !== "function") return Promise.resolve().then(here);
+    return new Promise(function (resolve, reject) {
+      var worker;
+      try { worker = new Worker(url); } catch (e) { reject(e); return; }
+      worker.onmessage = function (event) {
+        var m = event.data;
+        if (m.type === "progress") { if (onProgress) onProgress(m.done, m.total); return; }
+        worker.terminate();
+        if (m.type === "done") resolve(m);
+        else reject(new Error(m.message));
+      };
+      worker.onerror = function (event) { worker.terminate(); reject(new Error(event.message || "the worker failed")); };
+      worker.postMessage(message);
+    }).then(fromWorker, here);
+  }
+
   /** The proof of work: in a Web Worker (the page stays responsive), else right here. */
   function solvePow(challenge, body) {
-    if (typeof Worker === "function") {
-      return new Promise(function (resolve, reject) {
-        var worker;
-        try { worker = new Worker("/static/pow-worker.js"); } catch (e) { reject(e); return; }
-        worker.onmessage = function (event) {
-          var m = event.data;
-          worker.terminate();
-          if (m.type === "done") { codeForm.setAttribute("data-pow-by", "worker"); resolve(m); }
-          else reject(new Error(m.message));
-        };
-        worker.onerror = function (event) { worker.terminate(); reject(new Error(event.message || "the worker failed")); };
-        worker.postMessage({ challenge: challenge, body: body });
-      }).catch(function () {
-        return solveHere(challenge, body);
-      });
-    }
-    return Promise.resolve().then(function () { return solveHere(challenge, body); });
+    return inWorker("/static/pow-worker.js", { challenge: challenge, body: body }, function (m) {
+      codeForm.setAttribute("data-pow-by", "worker");
+      return m;
+    }, function () {
+      return solveHere(challenge, body);
+    });
   }
 
   function solveHere(challenge, body) {
@@ -251,24 +264,12 @@
 
   /** SHA-256 of a File: in a Web Worker (the page stays responsive), else right here. */
   function hashFile(file) {
-    if (typeof Worker === "function") {
-      return new Promise(function (resolve, reject) {
-        var worker;
-        try { worker = new Worker("/static/hash-worker.js"); } catch (e) { reject(e); return; }
-        worker.onmessage = function (event) {
-          var m = event.data;
-          if (m.type === "progress") onProgress(m.done, m.total);
-          else if (m.type === "done") { worker.terminate(); fileStatus.setAttribute("data-hashed-by", "worker"); resolve(m.fingerprint); }
-          else if (m.type === "error") { worker.terminate(); reject(new Error(m.message)); }
-        };
-        worker.onerror = function (event) { worker.terminate(); reject(new Error(event.message || "the hashing worker failed")); };
-        worker.postMessage({ file: file });
-      }).catch(function () {
-        // A worker that cannot start (a locked-down browser): hash on this thread instead.
-        return hashHere(file);
-      });
-    }
-    return hashHere(file);
+    return inWorker("/static/hash-worker.js", { file: file }, function (m) {
+      fileStatus.setAttribute("data-hashed-by", "worker");
+      return m.fingerprint;
+    }, function () {
+      return hashHere(file);
+    }, onProgress);
   }
 
   function hashHere(file) {

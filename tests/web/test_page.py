@@ -125,6 +125,34 @@ def test_a_genuine_an_unknown_and_a_revoked_code(browser: Any, market: Market) -
     assert console_errors(browser) == []
 
 
+def test_without_a_worker_the_page_does_the_work_itself(browser: Any, market: Market) -> None:
+    """The same answers when no Web Worker can run (none in the browser, or one that refuses
+    to start it): the proof of work and the hashing fall back to the page's own thread."""
+    browser.get(market.url + "/")
+    browser.execute_script("window.Worker = undefined;")
+    fill(by_id(browser, "code-value"), market.genuine_code)
+    fill(by_id(browser, "code-creator"), market.creator.address)
+    fill(by_id(browser, "code-product"), market.product)
+    css(browser, "#form-code button[type=submit]")[0].click()
+    found, words = verdict(browser)
+    assert found == "authentic", words
+    assert by_id(browser, "form-code").get_attribute("data-pow-by") == "page"
+
+    browser.get(market.url + "/")
+    browser.execute_script("window.Worker = function () { throw new Error('refused'); };")
+    by_id(browser, "file-input").send_keys(str(market.big_file))
+    wait_for(
+        browser,
+        lambda d: by_id(d, "file-status").get_attribute("data-done") == "true",
+        "the page to hash the file itself",
+    )
+    assert by_id(browser, "file-fingerprint").text == market.big_file_fp
+    assert by_id(browser, "file-status").get_attribute("data-hashed-by") == "page"
+    found, words = verdict(browser)
+    assert found == "authentic", words
+    assert console_errors(browser) == []
+
+
 #: The proof of work's cost in this Chromium, for the README (printed with -s).
 POW_SAMPLES = 8
 
