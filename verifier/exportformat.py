@@ -129,6 +129,7 @@ class Export(_Model):
         return evidence
 
 
+@boundedjson.collector_paused()
 def parse_evidence(data: bytes | str) -> Bundle | Export | Absence:
     """A bundle, an export or an absence proof, by its ``format``, parsed strictly (one JSON
     parse): bounded size, one value, no duplicate keys, no NaN, no unknown fields, every value

@@ -3,6 +3,7 @@ each parser a platform calls directly refuses a deep document before ``json.load
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any
 
@@ -86,3 +87,27 @@ def test_each_parser_refuses_a_deep_document_before_parsing(parse: Any) -> None:
     deep = "[" * 5_000 + "]" * 5_000
     with pytest.raises(InvalidInput, match="nested deeper than 128 levels"):
         parse(deep)
+
+
+def test_adjacent_quotes_leave_brackets_where_they_were() -> None:
+    # check_depth drops two quotes in a row first (an empty string, or one string's end and
+    # the next one's start): brackets inside strings must stay inside, those outside outside.
+    assert _passes('["[[[[", "", "]]]]", "", "["]', 1)
+    assert _passes('{"[[":"]]","":"","[":""}', 1)
+    assert not _passes('["", [[""]], ""]', 2)
+    assert _passes('["", [[""]], ""]', 3)
+    assert not _passes('["\\"", "", [["\\\\", ""]]]', 2)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_collector_is_paused_while_reading_and_restored_after(enabled: bool) -> None:
+    (gc.enable if enabled else gc.disable)()
+    try:
+        with boundedjson.collector_paused():
+            assert not gc.isenabled()
+        assert gc.isenabled() is enabled
+        with pytest.raises(InvalidInput):
+            parse_evidence(b'{"format": "tracemark-export/v1", "goods": 1}')
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
