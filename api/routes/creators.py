@@ -20,6 +20,7 @@ from api.deps import Context, SignedWriter
 from api.documents import registration_request, revocation_request, signed
 from api.errors import problem_response
 from api.idempotency import lookup_idempotent, request_hash, store_idempotent
+from registry.codekeys import CodeKeyResult
 from registry.signatures import verify_signature
 from registry.signed import SignedMessage
 from verifier.schemas import (
@@ -118,6 +119,33 @@ async def _queued_entry(
     return await idempotent(request, ctx, message, key, handle)
 
 
+async def _code_key_change(
+    request: Request,
+    ctx: ApiContext,
+    message: SignedMessage,
+    key: str | None,
+    change: Callable[[], CodeKeyResult],
+    answer: type[CodeKeyOut | CodeKeyRetireOut],
+    status_code: int,
+) -> Response:
+    """One signed change of a creator's code keys (``change`` returns its ``CodeKeyResult``):
+    the keys cached for its signer are forgotten, and the result is answered as ``answer``
+    (fields in that model's order), replayed under the signer's idempotency key."""
+
+    async def handle() -> JSONResponse:
+        result = await run_in_threadpool(change)
+        ctx.code_keys.forget(message.signer_bytes)
+        document = answer(
+            creator=result.creator,
+            key_commitment="0x" + result.key_commitment.hex(),
+            status=result.status,
+            kid=result.kid,
+        )
+        return JSONResponse(document.model_dump(), status_code=status_code)
+
+    return await idempotent(request, ctx, message, key, handle)
+
+
 @router.post(
     "/v1/creators/code-key",
     operation_id="enroll_code_key",
@@ -133,22 +161,9 @@ async def enroll_code_key(
     key: IdempotencyKey = None,
 ) -> Response:
     message = signed(body.signed, "CodeKeyEnrollment")
-
-    async def handle() -> JSONResponse:
-        code_key = bytes.fromhex(body.code_key[2:])
-        result = await run_in_threadpool(ctx.registry.enroll_code_key, message, code_key)
-        ctx.code_keys.forget(message.signer_bytes)
-        return JSONResponse(
-            {
-                "creator": result.creator,
-                "key_commitment": "0x" + result.key_commitment.hex(),
-                "status": result.status,
-                "kid": result.kid,
-            },
-            status_code=201,
-        )
-
-    return await idempotent(request, ctx, message, key, handle)
+    code_key = bytes.fromhex(body.code_key[2:])
+    change = partial(ctx.registry.enroll_code_key, message, code_key)
+    return await _code_key_change(request, ctx, message, key, change, CodeKeyOut, 201)
 
 
 @router.post(
@@ -167,20 +182,8 @@ async def retire_code_key(
     key: IdempotencyKey = None,
 ) -> Response:
     message = signed(body.signed, "CodeKeyRetirement")
-
-    async def handle() -> JSONResponse:
-        result = await run_in_threadpool(ctx.registry.retire_code_key, message)
-        ctx.code_keys.forget(message.signer_bytes)
-        return JSONResponse(
-            {
-                "creator": result.creator,
-                "key_commitment": "0x" + result.key_commitment.hex(),
-                "kid": result.kid,
-                "status": result.status,
-            }
-        )
-
-    return await idempotent(request, ctx, message, key, handle)
+    change = partial(ctx.registry.retire_code_key, message)
+    return await _code_key_change(request, ctx, message, key, change, CodeKeyRetireOut, 200)
 
 
 @router.post(
