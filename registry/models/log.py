@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, SmallInteger, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    LargeBinary,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    Text,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from registry.models.columns import blob_column, id_column
@@ -67,27 +76,38 @@ class Entry(SQLModel, table=True):
     product_id: int | None = Field(default=None, foreign_key="products.id")
 
 
-class TreeTile(SQLModel, table=True):
+class TileColumns(SQLModel):
+    """A tile as ``registry.tilestore`` keeps one, of the log's tree or of a batch's items tree:
+    its place (level, index; part of the key), its width and its hashes, 32 bytes each.
+
+    NOTE: the columns name their type (``sa_type``) instead of taking a ``Column``: one column
+    object cannot serve two tables, and these are declared once for both.
+    """
+
+    tile_level: int = Field(primary_key=True, sa_type=SmallInteger)
+    tile_index: int = Field(
+        primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    width: int = Field(sa_type=SmallInteger)
+    hashes: bytes = Field(sa_type=LargeBinary)
+
+
+class TreeTile(TileColumns, table=True):
     """A tile of the log's Merkle tree (``registry.tiles``): 8 levels, up to 256 wide."""
 
     __tablename__ = "tree_tiles"
 
-    tile_level: int = Field(sa_column=Column(SmallInteger, primary_key=True))
-    tile_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    width: int = Field(sa_type=SmallInteger)
-    hashes: bytes = Field(sa_column=blob_column())
 
-
-class BatchTile(SQLModel, table=True):
+class BatchTile(TileColumns, table=True):
     """A tile of a bulk batch's items tree (fingerprints in upload order), for batch proofs."""
 
     __tablename__ = "batch_tiles"
+    # The batch first in the key, as the migration made it: a batch's tiles are read together.
+    __table_args__ = (PrimaryKeyConstraint("record_id", "tile_level", "tile_index"),)
 
-    record_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    tile_level: int = Field(sa_column=Column(SmallInteger, primary_key=True))
-    tile_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    width: int = Field(sa_type=SmallInteger)
-    hashes: bytes = Field(sa_column=blob_column())
+    record_id: int = Field(
+        primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
 
 
 class TreeHeadRecord(SQLModel, table=True):
