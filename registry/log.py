@@ -9,7 +9,7 @@ with one query, never by rebuilding the tree.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Connection, Table, bindparam, func, select, update
@@ -22,6 +22,9 @@ from registry.models import Entry, LogState, TreeHeadRecord
 from registry.signatures import sign
 from registry.tilestore import TileCache, TileStore, TreeAppender, batch_tiles_t, tiles_t
 from registry.treehead import PRIMARY_TYPE, TreeHead, tree_head_message
+
+if TYPE_CHECKING:
+    from registry.statecommit import StateMapCache
 
 entries_t: Table = Entry.__table__  # type: ignore[attr-defined]
 heads_t: Table = TreeHeadRecord.__table__  # type: ignore[attr-defined]
@@ -131,6 +134,41 @@ def integrate_queue(conn: Connection, *, limit: int, now: int) -> int:
     return len(queued)
 
 
+def append_entry(
+    conn: Connection,
+    *,
+    kind: EntryKind,
+    good_type: int,
+    fingerprint: bytes,
+    actor: bytes,
+    payload_hash: bytes,
+    record_id: int,
+    now: int,
+) -> int:
+    """Append one entry straight to the log (not through the queue, whose oldest entries
+    the next integration takes), at the next leaf index; returns that index. The caller
+    owns the transaction; the log's lock is taken here."""
+    size = lock_log(conn)
+    leaf = encode_leaf(kind, good_type, fingerprint, actor, payload_hash, now)
+    conn.execute(
+        entries_t.insert().values(
+            leaf_index=size,
+            kind=int(kind),
+            good_type=good_type,
+            fingerprint=fingerprint,
+            actor=actor,
+            payload_hash=payload_hash,
+            timestamp=now,
+            record_id=record_id,
+        )
+    )
+    appender = TreeAppender(TileStore(conn, tiles_t), size)
+    appender.append([merkle.hash_leaf(leaf)])
+    appender.finish()
+    set_tree_size(conn, appender.size)
+    return size
+
+
 # -- tree heads --------------------------------------------------------------------------------
 
 
@@ -145,18 +183,33 @@ def sequencer_time(conn: Connection, now: int) -> int:
 
 
 def publish_tree_head(
-    conn: Connection, *, account: LocalAccount, domain: Domain, now: int
+    conn: Connection,
+    *,
+    account: LocalAccount,
+    domain: Domain,
+    now: int,
+    state_map: StateMapCache | None,
 ) -> TreeHead | None:
-    """Sign and store a head for the current size, unless that size already has one."""
+    """Sign and store a head for the current size, unless that size already has one.
+
+    With ``state_map`` (issue 14) the head first gets its last leaf: the STATE_COMMITMENT of
+    the state map over every leaf before it, unless the log's last leaf already is one (so
+    head N ends with the commitment at leaf N - 1 covering leaves [0, N - 1)). Heads signed
+    before issue 14 do not end in one; the first head after it covers the whole log.
+    ``state_map=None`` signs the bare log, for the benchmark's peer only
+    (``Registry(state_map=False)``).
+    """
     size = tree_size(conn)
     if size == 0:
         return None
+    signer = bytes.fromhex(account.address[2:])
+    if state_map is not None:
+        size = state_map.append_commitment(conn, actor=signer, now=now)
     existing = conn.execute(select(heads_t.c.tree_size).where(heads_t.c.tree_size == size)).first()
     if existing is not None:
         return None
     root = root_at(conn, size)
     signature = sign(PRIMARY_TYPE, tree_head_message(size, root, now), domain, account.key)
-    signer = bytes.fromhex(account.address[2:])
     conn.execute(
         heads_t.insert().values(
             tree_size=size,
@@ -255,6 +308,7 @@ def batch_inclusion_proof(
 
 __all__ = [
     "TreeHead",
+    "append_entry",
     "batch_inclusion_proof",
     "consistency_proof",
     "inclusion_proof",

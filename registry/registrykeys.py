@@ -1,12 +1,14 @@
 """The registry's signing keys over time: which key signs heads of which size, and hand-overs.
 
 A hand-over at size N is one transaction under the log's lock: the queue is integrated and
-its head signed by the outgoing key; the outgoing key signs EIP-712 ``KeyHandover(newKey,
-treeSize=N)``; that statement is logged as a KEY_HANDOVER entry (the last leaf before N, so
-the first head the new key signs holds it); the outgoing key's row ends at N and the new
-key's starts there; and the new key signs head N. Heads below N verify under the old key,
-heads from N on only under the new one: the served trust root lists both, with the
-hand-over signature that chains them.
+its head signed by the outgoing key (ending with its own state commitment, issue 14); the
+outgoing key signs EIP-712 ``KeyHandover(newKey, treeSize=N)``; that statement is logged as a
+KEY_HANDOVER entry (leaf N - 2, so the first head the new key signs holds it; leaf N - 1 is
+that head's state commitment, which the new key's address is the actor of); the outgoing
+key's row ends at N and the new key's starts there; and the new key signs head N. Heads below
+N verify under the old key, heads from N on only under the new one: the served trust root
+lists both, with the hand-over signature that chains them. (Without the state map, the
+benchmark's peer only, the hand-over is leaf N - 1.)
 
 NOTE: these keys sign tree heads, TRANSFER attestations, receipts and creator identities.
 The anchor contract's *operators* (the accounts allowed to send ``anchor``) are a separate
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Connection, Table, insert, select, update
@@ -30,6 +33,9 @@ from registry.models import RegistryKey
 from registry.payloads import KeyHandoverPayload
 from registry.records import insert_registry_record
 from registry.signatures import sign
+
+if TYPE_CHECKING:
+    from registry.statecommit import StateMapCache
 
 registry_keys_t: Table = RegistryKey.__table__  # type: ignore[attr-defined]
 
@@ -126,9 +132,11 @@ def hand_over(
     domain: Domain,
     now: int,
     batch_size: int = 1000,
+    state_map: StateMapCache | None,
 ) -> Handover:
     """Hand the signing key over from ``old`` to ``new`` (see the module docstring); the
-    caller owns the transaction, which must be a write transaction."""
+    caller owns the transaction, which must be a write transaction. ``state_map``: see
+    ``log.publish_tree_head``."""
     old_address = bytes.fromhex(old.address[2:])
     new_address = bytes.fromhex(new.address[2:])
     if current_key(conn) != old_address:
@@ -144,15 +152,18 @@ def hand_over(
     now = log.sequencer_time(conn, now)
     while log.integrate_queue(conn, limit=batch_size, now=now):
         pass
-    size = log.tree_size(conn)
-    if size == 0:
+    if log.tree_size(conn) == 0:
         raise InvalidInput(
             "the log is empty: no head was ever signed, so there is nothing to hand over "
             "(start the registry with the key you want instead)"
         )
-    log.publish_tree_head(conn, account=old, domain=domain, now=now)
-    # 2. The outgoing key signs the hand-over at the size of the first head the new key signs.
-    starts_at = size + 1
+    log.publish_tree_head(conn, account=old, domain=domain, now=now, state_map=state_map)
+    # The outgoing key's last head: it ends with its commitment (appended just now, or
+    # already there when nothing was sequenced since).
+    size = log.tree_size(conn)
+    # 2. The outgoing key signs the hand-over at the size of the first head the new key
+    # signs: the hand-over entry, then (with the map) that head's commitment.
+    starts_at = size + (2 if state_map is not None else 1)
     message = {"newKey": new.address, "treeSize": starts_at}
     signature = sign("KeyHandover", message, domain, old.key)
     payload = KeyHandoverPayload(old.address, new.address, starts_at, signature, domain)
@@ -168,7 +179,7 @@ def hand_over(
         now=now,
         nonce=starts_at,
     )
-    # 3. Logged as the last leaf before the new key's first head.
+    # 3. Logged as leaf ``size``, inside the new key's first head.
     log.queue_entry(
         conn,
         kind=EntryKind.KEY_HANDOVER,
@@ -195,8 +206,9 @@ def hand_over(
             created_at=datetime.now(UTC),
         )
     )
-    # 5. The new key signs its first head, which holds the hand-over.
-    head = log.publish_tree_head(conn, account=new, domain=domain, now=now)
+    # 5. The new key signs its first head, which holds the hand-over and ends with the
+    # commitment of the map over everything before it.
+    head = log.publish_tree_head(conn, account=new, domain=domain, now=now, state_map=state_map)
     assert head is not None and head.tree_size == starts_at
     return Handover(old.address, new.address, size, starts_at, head)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -24,6 +25,7 @@ from registry import (
     registration,
     registrykeys,
     revocation,
+    statecommit,
     telemetry,
     transfers,
 )
@@ -51,7 +53,8 @@ from registry.registration import EntryRef
 from registry.requests import RegistrationRequest, RevocationRequest
 from registry.settings import Settings
 from registry.signed import SignedMessage
-from registry.statecommit import StateProof
+from registry.statecommit import StateMapCache, StateProof
+from registry.statemap import map_key
 from registry.statements import Period, Statement, royalty_statement
 from registry.telemetry import VerificationRecord, VerificationStats
 from registry.tilestore import TileCache
@@ -79,6 +82,7 @@ class Registry:
         clock: Clock = system_clock,
         sequencer_batch_size: int = 1000,
         key_loader: Callable[[str], LocalAccount] | None = None,
+        state_map: bool = True,
     ) -> None:
         self.engine = engine
         self.domain = domain
@@ -93,6 +97,13 @@ class Registry:
         self.tile_cache = TileCache()
         #: Keys platforms' references are hashed under (``registry.parties``).
         self._reference_keys = ReferenceKeys(self.derived_key(REFERENCE_KEY_PURPOSE))
+        #: The state map of goods, in memory, in step with the database (issue 14).
+        self.state_cache = StateMapCache()
+        # NOTE: ``state_map=False`` exists only for the benchmarks' peer (the same ingest
+        # without the map, bench/): its heads carry no STATE_COMMITMENT, so no state proofs.
+        # It is not a setting: a registry that mixed both on one log would sign heads that
+        # prove nothing about the goods' states.
+        self._committing: StateMapCache | None = self.state_cache if state_map else None
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Clock = system_clock) -> Registry:
@@ -155,6 +166,7 @@ class Registry:
                 domain=self.domain,
                 now=self.clock(),
                 batch_size=self.sequencer_batch_size,
+                state_map=self._committing,
             )
         self.account = new
         return handover
@@ -226,14 +238,19 @@ class Registry:
 
     def _sequenced_batch(self, write: Callable[[Connection, int], BatchResult]) -> BatchResult:
         """A bulk batch, which goes straight into the log (no queue), and the head it leads
-        to, signed in the same transaction at the sequencer's time."""
+        to, signed in the same transaction at the sequencer's time. The result's
+        ``tree_size`` is that head's (its state commitment included)."""
         with write_transaction(self.engine) as conn:
             now = log.sequencer_time(conn, self.clock())
             result = write(conn, now)
             log.publish_tree_head(
-                conn, account=self._signing_account(conn), domain=self.domain, now=now
+                conn,
+                account=self._signing_account(conn),
+                domain=self.domain,
+                now=now,
+                state_map=self._committing,
             )
-            return result
+            return replace(result, tree_size=log.tree_size(conn))
 
     def code_key_of(self, creator: bytes) -> bytes:
         with read_transaction(self.engine) as conn:
@@ -263,6 +280,7 @@ class Registry:
                     domain=self.domain,
                     keys=self._reference_keys,
                     now=self.clock(),
+                    state_map=self._committing,
                 )
 
         try:
@@ -360,7 +378,11 @@ class Registry:
             if integrated == 0:
                 return None
             return log.publish_tree_head(
-                conn, account=self._signing_account(conn), domain=self.domain, now=now
+                conn,
+                account=self._signing_account(conn),
+                domain=self.domain,
+                now=now,
+                state_map=self._committing,
             )
 
     def sequence_all(self) -> TreeHead | None:
@@ -424,13 +446,33 @@ class Registry:
         None when that head does not end in a commitment (a head signed before issue 14);
         ``NotFound`` when there is no head of that size. The head may be older than the
         latest (bundles use the newest anchored head): the proof is for the map as of its
-        commitment."""
-        raise NotImplementedError("issue 14: being wired")
+        commitment, served from a kept snapshot, by catching up, or by a replay on the side
+        (``registry.statecommit``)."""
+        key = map_key(good_type, fingerprint)
+        with read_transaction(self.engine) as conn:
+            commitment = statecommit.head_commitment(conn, tree_size)
+            if commitment is None:
+                return None
+            assert commitment.leaf_index is not None
+            snapshot = self.state_cache.snapshot_at(
+                conn, commitment.leaf_index, commitment.fingerprint
+            )
+        return StateProof(
+            commitment=commitment,
+            map_root=snapshot.root,
+            key=key,
+            value=snapshot.value(key),
+            proof=snapshot.prove(key),
+        )
 
     def state_commitment(self, tree_size: int) -> tuple[LoggedEntry, StateCommitmentPayload] | None:
         """The STATE_COMMITMENT entry that ends the head of ``tree_size`` and its payload; None
         when that head does not end in one, ``NotFound`` when there is no such head."""
-        raise NotImplementedError("issue 14: being wired")
+        with read_transaction(self.engine) as conn:
+            commitment = statecommit.head_commitment(conn, tree_size)
+            if commitment is None:
+                return None
+            return commitment, statecommit.commitment_payload(conn, commitment)
 
     def check_log(self) -> LogReport:
         """Rebuild the whole log from its entries and compare with tiles and signed heads."""

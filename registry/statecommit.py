@@ -1,16 +1,76 @@
 """The state map wired into the log (issue 14): commitments at every head, and map proofs.
 
-Every signed head ends with a STATE_COMMITMENT leaf whose fingerprint word is the root of the
-state map over every leaf before it (``registry.statemap``): the map holds, for each good
-with an entry at a leaf index below the commitment's, the history chain of those entries.
+Every head the registry signs ends with a STATE_COMMITMENT leaf (``log.publish_tree_head``):
+its fingerprint word is the root of the state map (``registry.statemap``) over every leaf
+before it, and its payload (``StateCommitmentPayload``) says how many leaves that is
+(``covers``, the commitment's own leaf index). The map holds, for each good with an entry
+below that index (REGISTER, REVOKE, TRANSFER, CONFLICT: good_type != NO_GOOD), the history
+chain over those entries' RFC 9162 leaf hashes in log order; subject entries (kinds 5-7) are
+not in it. So every signed and anchored head commits to the map through the log.
+
+``StateMapCache`` is the map in memory, one per ``Registry`` (per process), kept in step
+with the database:
+
+- its version is the number of leaves it covers; it catches up inside the caller's
+  transaction by replaying the entries ``[version, size)`` in leaf order, their leaf hashes
+  read from the level-0 tiles (what the log's roots are made of), in sorted batches;
+- it keeps a snapshot at each commitment it passes or makes (the newest
+  ``KEEP_COMMITMENTS``), plus the ``KEEP_SERVED`` most recently asked for by a proof (the
+  newest anchored head, which bundles use, stays warm even when many heads follow it), plus
+  the empty map at 0. Snapshots share structure (``registry.statemaptree``);
+- it heals itself: before each use it starts from the newest of its snapshots that the
+  database confirms (a STATE_COMMITMENT at leaf ``covers`` with the same root), so a
+  transaction that rolled back after the cache advanced, or another process that sequenced,
+  never leaves a wrong map; with none confirmed it replays from leaf 0. Every commitment it
+  replays over is compared with the map: a root that disagrees is ``LogCorrupt``.
+
+NOTE: the database, not the cache, is the truth. The cache's only trust in it is that a
+commitment the registry logged holds the root of the map over the leaves before it, which
+the replay re-checks for every commitment after the snapshot it starts from.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from sqlalchemy import Connection, select
+
+from registry import log
 from registry.entries import LoggedEntry
-from registry.statemap import MapProof, MapValue
+from registry.errors import LogCorrupt, NotFound
+from registry.fingerprints import FINGERPRINT_SIZE, to_good_type
+from registry.leaf import NO_GOOD, EntryKind
+from registry.log import entries_t, heads_t
+from registry.merkle import HASH_SIZE
+from registry.payloads import StateCommitmentPayload
+from registry.records import insert_registry_record, records_t
+from registry.statemap import MAP_KEY_DOMAIN, MapProof, MapValue
+from registry.statemaptree import MapSnapshot, StateMap
+from registry.tiles import TILE_WIDTH
+from registry.tilestore import tiles_t
+
+KEEP_COMMITMENTS = 256
+"""Snapshots kept at the newest commitments: a head this recent is proved without a replay.
+
+Each costs only the interior nodes its successors copied (about log2 n per changed good)."""
+
+KEEP_SERVED = 16
+"""Snapshots kept for the heads proofs were last asked for (least recently used goes)."""
+
+REPLAY_LEAVES = 65_536
+"""Leaves read from the database per query of a replay: bounds its memory, not its work."""
+
+PRIMARY_TYPE = "StateCommitment"
+"""The ``signed_records.primary_type`` of a commitment's payload record."""
+
+_STATE_COMMITMENT = int(EntryKind.STATE_COMMITMENT)
+
+_OnCommitment = Callable[[int, MapSnapshot], None]
+"""What a replay does with the snapshot at each commitment it meets (its leaf index)."""
 
 
 @dataclass(frozen=True)
@@ -28,4 +88,291 @@ class StateProof:
     proof: MapProof
 
 
-__all__ = ["StateProof"]
+class StateMapCache:
+    """The state map of one registry process, kept in step with its database."""
+
+    def __init__(self) -> None:
+        # One writer at a time: StateMap is single-threaded; snapshots are read lock-free.
+        self._lock = threading.Lock()
+        self._map = StateMap()
+        #: The leaves [0, _version) are in _map.
+        self._version = 0
+        self._empty = self._map.snapshot()
+        self._recent: OrderedDict[int, MapSnapshot] = OrderedDict()
+        self._served: OrderedDict[int, MapSnapshot] = OrderedDict()
+
+    @property
+    def version(self) -> int:
+        """How many leaves the live map covers (it may run ahead of a rolled-back log)."""
+        return self._version
+
+    # -- the writer's side: one commitment per head --------------------------------------------
+
+    def append_commitment(self, conn: Connection, *, actor: bytes, now: int) -> int:
+        """Append the STATE_COMMITMENT leaf for the log's current size, unless its last leaf
+        already is one; returns the log's size after it. The caller owns the (write)
+        transaction; the log's lock is taken here."""
+        size = log.lock_log(conn)
+        if size > 0 and _kind_at(conn, size - 1) == _STATE_COMMITMENT:
+            return size
+        root = self.commit(conn, size)
+        payload = StateCommitmentPayload(map_root=root, covers=size)
+        digest = payload.payload_hash()
+        record_id = insert_registry_record(
+            conn,
+            primary_type=PRIMARY_TYPE,
+            signer=actor,
+            payload=payload.to_json().decode("utf-8"),
+            digest=digest,
+            now=now,
+        )
+        log.append_entry(
+            conn,
+            kind=EntryKind.STATE_COMMITMENT,
+            good_type=NO_GOOD,
+            fingerprint=root,
+            actor=actor,
+            payload_hash=digest,
+            record_id=record_id,
+            now=now,
+        )
+        return size + 1
+
+    def commit(self, conn: Connection, size: int) -> bytes:
+        """The root of the map over the log's first ``size`` leaves, as this transaction sees
+        them, remembered as the snapshot of a commitment at leaf ``size``."""
+        with self._lock:
+            self._catch_up(conn, size)
+            snapshot = self._map.snapshot()
+            _remember(self._recent, size, snapshot, KEEP_COMMITMENTS)
+            return snapshot.root
+
+    # -- the reader's side: the map as of a commitment -----------------------------------------
+
+    def snapshot_at(self, conn: Connection, covers: int, root: bytes) -> MapSnapshot:
+        """The map as of the commitment at leaf ``covers`` whose root is ``root``: a kept
+        snapshot, the live map caught up to it, or a replay from leaf 0 on the side."""
+        with self._lock:
+            for kept in (self._served, self._recent):
+                snapshot = kept.get(covers)
+                if snapshot is not None and snapshot.root == root:
+                    _remember(self._served, covers, snapshot, KEEP_SERVED)
+                    return snapshot
+            if covers >= max(self._recent, default=0):
+                # The live map is behind (another process sequenced): catch it up.
+                self._catch_up(conn, covers + 1)
+                snapshot = self._recent.get(covers)
+                if snapshot is not None and snapshot.root == root:
+                    _remember(self._served, covers, snapshot, KEEP_SERVED)
+                    return snapshot
+            # An old head no snapshot is kept for: replay it on the side from the newest
+            # kept snapshot the database confirms below it, without the lock (the live map
+            # goes on serving the sequencer meanwhile).
+            base_covers, base = self._base(conn, covers + 1)
+        tree = StateMap()
+        tree.rewind(base)
+        _replay(conn, tree, base_covers + 1 if base_covers else 0, covers, _ignore)
+        snapshot = tree.snapshot()
+        _check_root(covers, snapshot.root, root)
+        with self._lock:
+            _remember(self._served, covers, snapshot, KEEP_SERVED)
+        return snapshot
+
+    # -- catching up ---------------------------------------------------------------------------
+
+    def _catch_up(self, conn: Connection, size: int) -> None:
+        """Make the live map cover the log's first ``size`` leaves (the lock is held)."""
+        covers, base = self._base(conn, size)
+        self._map.rewind(base)
+        self._version = covers
+        # The commitment at leaf ``covers`` itself is not in the map: replay after it.
+        start = covers + 1 if covers else 0
+        _replay(
+            conn,
+            self._map,
+            start,
+            size,
+            lambda at, snapshot: _remember(self._recent, at, snapshot, KEEP_COMMITMENTS),
+        )
+        self._version = max(size, covers)
+
+    def _base(self, conn: Connection, size: int) -> tuple[int, MapSnapshot]:
+        """The newest kept snapshot the database confirms below ``size`` (else the empty map)."""
+        kept: dict[int, MapSnapshot] = {**self._served, **self._recent}
+        for covers in sorted((c for c in kept if 0 < c < size), reverse=True):
+            snapshot = kept[covers]
+            row = conn.execute(
+                select(entries_t.c.kind, entries_t.c.fingerprint).where(
+                    entries_t.c.leaf_index == covers
+                )
+            ).first()
+            if row is None or row.kind != _STATE_COMMITMENT:
+                continue
+            if bytes(row.fingerprint) == snapshot.root:
+                return covers, snapshot
+        return 0, self._empty
+
+
+def _ignore(covers: int, snapshot: MapSnapshot) -> None:
+    """A side replay keeps no snapshot but the one it was asked for."""
+
+
+def _remember(
+    kept: OrderedDict[int, MapSnapshot], covers: int, snapshot: MapSnapshot, limit: int
+) -> None:
+    kept[covers] = snapshot
+    kept.move_to_end(covers)
+    while len(kept) > limit:
+        kept.popitem(last=False)
+
+
+def _check_root(covers: int, computed: bytes, logged: bytes) -> None:
+    if computed != logged:
+        raise LogCorrupt(
+            f"the state commitment at leaf {covers} holds map root 0x{logged.hex()}, but the "
+            f"log's entries before it give 0x{computed.hex()}"
+        )
+
+
+def _replay(
+    conn: Connection,
+    tree: StateMap,
+    start: int,
+    end: int,
+    on_commitment: _OnCommitment,
+) -> None:
+    """Append the goods' entries at leaves [start, end) to ``tree`` in log order; at each
+    STATE_COMMITMENT met, check its root against the map's and hand over a snapshot."""
+    sha256 = hashlib.sha256
+    prefixes: dict[int, bytes] = {}
+    for first in range(start, end, REPLAY_LEAVES):
+        last = min(end, first + REPLAY_LEAVES)
+        leaf_hashes = _leaf_hashes(conn, first, last)
+        batch: list[tuple[bytes, int, bytes]] = []
+        expected = first
+        for leaf_index, kind, good_type, fingerprint in _rows(conn, first, last):
+            if leaf_index != expected:
+                raise LogCorrupt(f"leaf index {expected} is missing from the log's entries")
+            expected += 1
+            if kind == _STATE_COMMITMENT:
+                tree.append(batch)
+                batch = []
+                snapshot = tree.snapshot()
+                _check_root(leaf_index, snapshot.root, fingerprint)
+                on_commitment(leaf_index, snapshot)
+            elif good_type != NO_GOOD:
+                prefix = prefixes.get(good_type)
+                if prefix is None:
+                    prefix = prefixes[good_type] = MAP_KEY_DOMAIN + bytes([to_good_type(good_type)])
+                if len(fingerprint) != FINGERPRINT_SIZE:
+                    raise LogCorrupt(f"the entry at leaf {leaf_index} has no 32-byte fingerprint")
+                offset = (leaf_index - first) * HASH_SIZE
+                batch.append(
+                    (
+                        sha256(prefix + fingerprint).digest(),
+                        leaf_index,
+                        leaf_hashes[offset : offset + HASH_SIZE],
+                    )
+                )
+        if expected != last:
+            raise LogCorrupt(f"leaf index {expected} is missing from the log's entries")
+        tree.append(batch)
+
+
+def _rows(conn: Connection, first: int, last: int) -> Iterator[tuple[int, int, int, bytes]]:
+    """(leaf_index, kind, good_type, fingerprint) of the leaves [first, last), in order."""
+    # NOTE: driver-level, as the bulk writer: a million rows through SQLAlchemy's result
+    # machinery cost more than the map's work on them.
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(
+            f"SELECT leaf_index, kind, good_type, fingerprint FROM {entries_t.name} "
+            f"WHERE leaf_index >= {marker} AND leaf_index < {marker} ORDER BY leaf_index",
+            (first, last),
+        )
+        for leaf_index, kind, good_type, fingerprint in cursor.fetchall():
+            yield int(leaf_index), int(kind), int(good_type), bytes(fingerprint)
+    finally:
+        cursor.close()
+
+
+def _leaf_hashes(conn: Connection, first: int, last: int) -> bytes:
+    """The leaf hashes of leaves [first, last) from the level-0 tiles, concatenated."""
+    if first == last:
+        return b""
+    low, high = first // TILE_WIDTH, (last - 1) // TILE_WIDTH
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(
+            f"SELECT tile_index, width, hashes FROM {tiles_t.name} "
+            f"WHERE tile_level = 0 AND tile_index >= {marker} AND tile_index <= {marker} "
+            "ORDER BY tile_index",
+            (low, high),
+        )
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    parts = []
+    for expected, (tile_index, width, hashes) in enumerate(rows, start=low):
+        if tile_index != expected or (tile_index < high and width != TILE_WIDTH):
+            raise LogCorrupt(f"the log's level-0 tile {expected} is missing or partial")
+        parts.append(bytes(hashes[: width * HASH_SIZE]))
+    joined = b"".join(parts)
+    start = (first - low * TILE_WIDTH) * HASH_SIZE
+    needed = (last - first) * HASH_SIZE
+    if len(rows) != high - low + 1 or len(joined) < start + needed:
+        raise LogCorrupt(f"the log's tiles do not hold leaves {first} to {last - 1}")
+    return joined[start : start + needed]
+
+
+# -- reading a head's commitment -----------------------------------------------------------------
+
+
+def head_commitment(conn: Connection, tree_size: int) -> LoggedEntry | None:
+    """The STATE_COMMITMENT entry that ends the head of ``tree_size``: None when that head
+    ends in another entry (signed before issue 14), ``NotFound`` when there is no such head."""
+    head = conn.execute(select(heads_t.c.tree_size).where(heads_t.c.tree_size == tree_size))
+    if head.first() is None:
+        raise NotFound(f"no signed tree head of size {tree_size}")
+    row = conn.execute(select(entries_t).where(entries_t.c.leaf_index == tree_size - 1)).first()
+    if row is None or row.kind != _STATE_COMMITMENT:
+        return None
+    return LoggedEntry.from_row(row._mapping)
+
+
+def commitment_payload(conn: Connection, entry: LoggedEntry) -> StateCommitmentPayload:
+    """The payload a STATE_COMMITMENT entry's record holds (checked against the entry)."""
+    stored = conn.execute(
+        select(records_t.c.payload).where(records_t.c.id == entry.record_id)
+    ).scalar_one()
+    payload = StateCommitmentPayload.from_json(stored)
+    if (
+        payload.payload_hash() != entry.payload_hash
+        or payload.map_root != entry.fingerprint
+        or payload.covers != entry.leaf_index
+    ):
+        raise LogCorrupt(
+            f"the state commitment at leaf {entry.leaf_index} disagrees with its record"
+        )
+    return payload
+
+
+__all__ = [
+    "KEEP_COMMITMENTS",
+    "KEEP_SERVED",
+    "PRIMARY_TYPE",
+    "REPLAY_LEAVES",
+    "StateMapCache",
+    "StateProof",
+    "commitment_payload",
+    "head_commitment",
+]
+
+
+def _kind_at(conn: Connection, leaf_index: int) -> int | None:
+    kind = conn.execute(
+        select(entries_t.c.kind).where(entries_t.c.leaf_index == leaf_index)
+    ).scalar_one_or_none()
+    return None if kind is None else int(kind)

@@ -1,67 +1,185 @@
-"""StateMap: the state map of goods held in memory, updated in place and proving any key.
+"""StateMap: the state map of goods held in memory, updated in place, snapshotted, proving any key.
 
 The hashing and the proof format are registry.statemap's; this module only keeps the nodes.
 A node is None (an empty subtree), a ``_Leaf`` (a subtree holding one key) or an
-``_Interior``; each non-empty node caches its hash. set() clears the cached hashes on its
-key's path only, so an update costs the depth of the key's leaf (about log2 n for n random
-keys), not a rebuild, and the cleared nodes are rehashed once, at the next root() or prove().
-apply() merges a sorted batch (a sequencing batch's goods) in one descent. One writer at a
-time: a StateMap is not safe to share between threads.
+``_Interior``; each non-empty node caches its hash. An update clears the cached hashes on its
+key's path only, so it costs the depth of the key's leaf (about log2 n for n random keys), not
+a rebuild, and the cleared nodes are rehashed once, at the next root() or prove(). apply() and
+append() merge a sorted batch (a sequencing batch's goods) in one descent.
+
+A leaf keeps the key's whole ``MapValue`` (count, last leaf index, history), packed as the 48
+bytes its value hash is taken over, so that append() chains a good's next entry onto it; a
+leaf set from a bare value hash (apply/set with 32 bytes: tests, benchmarks) cannot be chained.
+
+Snapshots (``snapshot()``, ``rewind()``) are persistent: an interior node carries the epoch it
+was made in, and once a snapshot is taken every node it reaches belongs to an older epoch and
+is copied, never changed, by later updates (path copying). A snapshot costs nothing to take
+beyond computing the root, shares every node with the live map, and rewinding to it is O(1).
+Leaves are never changed in place (an update makes a new leaf).
+
+One writer at a time: a StateMap is not safe to share between threads. A snapshot is never
+mutated, so any number of threads may read it (its hashes are all computed when it is taken).
 """
 
 from __future__ import annotations
 
 import gc
+import hashlib
+import itertools
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 
 from registry.errors import InvalidInput
-from registry.merkle import HASH_SIZE
+from registry.merkle import HASH_SIZE, MAX_TREE_SIZE
+
+# NOTE: _HISTORY_PREFIX, _LEAF_NODE_PREFIX and _VALUE_PREFIX are registry.statemap's
+# (consensus-critical, defined there once): history links, value hashes and leaf nodes are
+# hashed inline here, 10^6 goods a batch; tests cross-check every packed value with MapValue.
 from registry.statemap import (
+    _HISTORY_PREFIX,
+    _LEAF_NODE_PREFIX,
+    _VALUE_PREFIX,
     EMPTY,
     KEY_BITS,
     MapProof,
+    MapValue,
     hash_interior,
-    hash_leaf_node,
 )
+
+PACKED_VALUE_SIZE = 8 + 8 + HASH_SIZE
+"""A leaf's MapValue as uint64 entry_count || uint64 last_leaf_index || history: the bytes
+its value hash is SHA-256 of (after the 0x13 prefix)."""
+
+_sha256 = hashlib.sha256
+_epochs = itertools.count(1)
+"""Epochs of interior nodes, unique across every StateMap in the process, so a snapshot
+rewound into any map is still never written to."""
 
 
 class _Leaf:
-    __slots__ = ("key", "node_hash", "value_hash")
+    __slots__ = ("key", "node_hash", "value")
 
-    def __init__(self, key: bytes, value_hash: bytes) -> None:
+    def __init__(self, key: bytes, value: bytes) -> None:
         self.key = key
-        self.value_hash = value_hash
-        self.node_hash = hash_leaf_node(key, value_hash)
+        # 32 bytes: a bare value hash; PACKED_VALUE_SIZE bytes: a packed MapValue.
+        self.value = value
+        value_hash = value if len(value) == HASH_SIZE else _sha256(_VALUE_PREFIX + value).digest()
+        self.node_hash = _sha256(_LEAF_NODE_PREFIX + key + value_hash).digest()
 
 
 class _Interior:
-    __slots__ = ("children", "node_hash")
+    __slots__ = ("epoch", "left", "node_hash", "right")
 
-    def __init__(self, left: _Node, right: _Node) -> None:
-        self.children: list[_Node] = [left, right]
-        # None: not computed since a set below changed it.
+    def __init__(self, left: _Node, right: _Node, epoch: int) -> None:
+        self.left = left
+        self.right = right
+        self.epoch = epoch
+        # None: not computed since an update below changed it.
         self.node_hash: bytes | None = None
 
 
 _Node = _Leaf | _Interior | None
+
+Entries = list[tuple[int, bytes]]
+"""A key's new entries in log order: (leaf_index, leaf_hash)."""
+
+_Item = tuple[bytes, bytes, Entries | None]
+"""One key of a batch: (key, its value if the key is new, the entries to chain onto its
+current value if it is not, or None to replace that value)."""
 
 
 def _bits(key: bytes) -> int:
     return int.from_bytes(key, "big")
 
 
+def _value_hash(value: bytes) -> bytes:
+    return value if len(value) == HASH_SIZE else _sha256(_VALUE_PREFIX + value).digest()
+
+
+def pack_value(value: MapValue) -> bytes:
+    """The MapValue as a leaf keeps it (PACKED_VALUE_SIZE bytes)."""
+    return (
+        value.entry_count.to_bytes(8, "big")
+        + value.last_leaf_index.to_bytes(8, "big")
+        + (value.history)
+    )
+
+
+def unpack_value(packed: bytes) -> MapValue:
+    """pack_value's inverse (validated by MapValue)."""
+    return MapValue(
+        int.from_bytes(packed[:8], "big"), int.from_bytes(packed[8:16], "big"), packed[16:]
+    )
+
+
+def _chain(key: bytes, packed: bytes | None, entries: Entries) -> bytes:
+    """The packed value once ``entries`` follow ``packed`` (None: the key's first entries)."""
+    if packed is None:
+        count, last, history = 0, -1, EMPTY
+    elif len(packed) == PACKED_VALUE_SIZE:
+        count = int.from_bytes(packed[:8], "big")
+        last = int.from_bytes(packed[8:16], "big")
+        history = packed[16:]
+    else:
+        raise InvalidInput(
+            f"the map holds only a value hash for key {key.hex()}: entries cannot chain onto it"
+        )
+    prefix = _HISTORY_PREFIX
+    for leaf_index, leaf_hash in entries:
+        if not isinstance(leaf_hash, bytes) or len(leaf_hash) != HASH_SIZE:
+            raise InvalidInput(f"a leaf hash is {HASH_SIZE} bytes")
+        if not 0 <= leaf_index < MAX_TREE_SIZE:
+            raise InvalidInput(f"leaf index {leaf_index} is outside [0, 2^64 - 1)")
+        if leaf_index <= last:
+            raise InvalidInput(
+                f"leaf index {leaf_index} does not follow key {key.hex()}'s last entry {last}: "
+                "entries are appended in log order"
+            )
+        history = _sha256(prefix + history + leaf_hash).digest()
+        count += 1
+        last = leaf_index
+    return count.to_bytes(8, "big") + last.to_bytes(8, "big") + history
+
+
+class MapSnapshot:
+    """The map as it was when ``StateMap.snapshot()`` was called: read-only, any thread."""
+
+    __slots__ = ("_node", "root", "size")
+
+    def __init__(self, node: _Node, size: int, root: bytes) -> None:
+        self._node = node
+        self.size = size
+        #: The map's root at the snapshot.
+        self.root = root
+
+    def __len__(self) -> int:
+        return self.size
+
+    def get(self, key: bytes) -> bytes | None:
+        """The key's value hash, or None if the key is not in the map."""
+        return _get(self._node, key)
+
+    def value(self, key: bytes) -> MapValue | None:
+        """The key's MapValue, or None if the key is not in the map."""
+        return _value(self._node, key)
+
+    def prove(self, key: bytes) -> MapProof:
+        """The proof of the key's value hash, or of its absence."""
+        return _prove(self._node, key)
+
+
 class StateMap:
-    """The map of keys to value hashes, as a sparse Merkle tree with leaf shortcuts.
+    """The map of keys to values, as a sparse Merkle tree with leaf shortcuts.
 
     Keys are never removed: a good, once in the log, stays in the map.
     """
 
-    __slots__ = ("_root", "_size")
+    __slots__ = ("_epoch", "_root", "_size")
 
-    def __init__(self, items: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    def __init__(self, items: Iterable[tuple[bytes, bytes | MapValue]] = ()) -> None:
         self._root: _Node = None
         self._size = 0
+        self._epoch = next(_epochs)
         self.apply(items)
 
     def __len__(self) -> int:
@@ -74,16 +192,20 @@ class StateMap:
         """Give key the value hash (adding the key if it is new)."""
         if len(key) != HASH_SIZE or len(value_hash) != HASH_SIZE:
             raise InvalidInput(f"a map key and value hash are {HASH_SIZE} bytes each")
-        path = _bits(key)
+        path, epoch = _bits(key), self._epoch
         parent: _Interior | None = None
         branch = 0
         node = self._root
         depth = 0
-        # Walk down interiors, clearing the hashes this set changes.
+        # Walk down interiors, copying those a snapshot shares and clearing the hashes this
+        # set changes.
         while isinstance(node, _Interior):
+            if node.epoch != epoch:
+                node = _Interior(node.left, node.right, epoch)
+                _attach(self, parent, branch, node)
             node.node_hash = None
             parent, branch = node, (path >> (KEY_BITS - 1 - depth)) & 1
-            node = node.children[branch]
+            node = node.right if branch else node.left
             depth += 1
         if node is None:
             replacement: _Node = _Leaf(key, value_hash)
@@ -91,35 +213,77 @@ class StateMap:
         elif node.key == key:
             replacement = _Leaf(key, value_hash)
         else:
-            replacement = _split(node, key, value_hash, depth)
+            replacement = _split(node, key, value_hash, depth, epoch)
             self._size += 1
-        if parent is None:
-            self._root = replacement
-        else:
-            parent.children[branch] = replacement
+        _attach(self, parent, branch, replacement)
 
-    def apply(self, items: Iterable[tuple[bytes, bytes]]) -> None:
-        """set() each (key, value_hash) in order (the last one of a key wins): a batch.
+    def apply(self, items: Iterable[tuple[bytes, bytes | MapValue]]) -> None:
+        """Set each key's value (the last one of a key wins): a batch.
 
-        The batch is sorted and merged into the tree in one descent, so each touched node is
-        visited once and each new subtree built (and hashed) from its sorted keys: 5.7 s for
-        10^6 keys into an empty map, against 19.8 s for one set() per key.
+        A value is a 32-byte value hash or a MapValue (kept, so that append() can chain onto
+        it). The batch is sorted and merged into the tree in one descent, so each touched node
+        is visited once and each new subtree built (and hashed) from its sorted keys: 5.7 s
+        for 10^6 keys into an empty map, against 19.8 s for one set() per key.
         """
         batch = dict(items)
         if not batch:
             return
-        if {len(key) for key in batch} | {len(value) for value in batch.values()} != {HASH_SIZE}:
+        lengths = {len(key) for key in batch}
+        lengths.update(len(value) for value in batch.values() if not isinstance(value, MapValue))
+        if lengths != {HASH_SIZE}:
             raise InvalidInput(f"a map key and value hash are {HASH_SIZE} bytes each")
-        ordered = sorted(batch.items())
-        paths = [_bits(key) for key, _ in ordered]
+        packed = {
+            key: pack_value(value) if isinstance(value, MapValue) else value
+            for key, value in batch.items()
+        }
+        self._merge_batch([(key, value, None) for key, value in sorted(packed.items())])
+
+    def append(self, entries: Iterable[tuple[bytes, int, bytes]]) -> None:
+        """Chain log entries (key, leaf_index, leaf_hash), in log order, onto their keys'
+        values (``MapValue.first`` for a key not yet in the map, then ``MapValue.then``).
+
+        The same one-descent merge as apply(): a key already in the map is found on the way
+        down, never looked up on its own.
+        """
+        # NOTE: most keys of a batch get one entry (a bulk registration: all of them), so a
+        # key's entries stay a bare (leaf_index, leaf_hash) tuple until a second one comes,
+        # and a first value is hashed inline: this loop runs 10^6 times a bulk batch.
+        pending: dict[bytes, tuple[int, bytes] | Entries] = {}
+        for key, leaf_index, leaf_hash in entries:
+            held = pending.get(key)
+            if held is None:
+                pending[key] = (leaf_index, leaf_hash)
+            elif isinstance(held, tuple):
+                pending[key] = [held, (leaf_index, leaf_hash)]
+            else:
+                held.append((leaf_index, leaf_hash))
+        if not pending:
+            return
+        if {len(key) for key in pending} != {HASH_SIZE}:
+            raise InvalidInput(f"a map key is {HASH_SIZE} bytes")
+        sha256, first, one = _sha256, _HISTORY_PREFIX + EMPTY, (1).to_bytes(8, "big")
+        items: list[_Item] = []
+        for key, held in sorted(pending.items()):
+            if isinstance(held, list):
+                items.append((key, _chain(key, None, held), held))
+                continue
+            leaf_index, leaf_hash = held
+            if len(leaf_hash) != HASH_SIZE or not 0 <= leaf_index < MAX_TREE_SIZE:
+                _chain(key, None, [held])  # raises what is wrong
+            packed = one + leaf_index.to_bytes(8, "big") + sha256(first + leaf_hash).digest()
+            items.append((key, packed, [held]))
+        self._merge_batch(items)
+
+    def _merge_batch(self, ordered: list[_Item]) -> None:
+        paths = [_bits(item[0]) for item in ordered]
         # NOTE: a batch allocates a node or two per key, and with the cyclic collector on, its
         # full collections scan every node of the map again and again (3.9x the batch's time
-        # for 10^6 keys). Nodes form a tree, never a cycle: reference counting frees them all,
-        # so the collector is paused for the batch (and restored as it was).
+        # for 10^6 keys). Nodes form a tree (snapshots: a DAG), never a cycle: reference
+        # counting frees them all, so the collector is paused for the batch (and restored).
         collecting = gc.isenabled()
         gc.disable()
         try:
-            self._root, added = _merge(self._root, ordered, paths, 0, len(ordered), 0)
+            self._root, added = _merge(self._root, ordered, paths, 0, len(ordered), 0, self._epoch)
         finally:
             if collecting:
                 gc.enable()
@@ -127,12 +291,11 @@ class StateMap:
 
     def get(self, key: bytes) -> bytes | None:
         """The key's value hash, or None if the key is not in the map."""
-        node = self._root
-        path, depth = _bits(key), 0
-        while isinstance(node, _Interior):
-            node = node.children[(path >> (KEY_BITS - 1 - depth)) & 1]
-            depth += 1
-        return node.value_hash if node is not None and node.key == key else None
+        return _get(self._root, key)
+
+    def value(self, key: bytes) -> MapValue | None:
+        """The key's MapValue, or None if the key is not in the map."""
+        return _value(self._root, key)
 
     def root(self) -> bytes:
         """The map's root: EMPTY for no keys."""
@@ -140,23 +303,18 @@ class StateMap:
 
     def prove(self, key: bytes) -> MapProof:
         """The proof of the key's value hash, or of its absence (registry.statemap.MapProof)."""
-        if len(key) != HASH_SIZE:
-            raise InvalidInput(f"a map key is {HASH_SIZE} bytes")
-        node = self._root
-        path, depth = _bits(key), 0
-        bitmap, siblings = 0, []
-        while isinstance(node, _Interior):
-            branch = (path >> (KEY_BITS - 1 - depth)) & 1
-            sibling = _hash(node.children[1 - branch])
-            if sibling != EMPTY:
-                bitmap |= 1 << (KEY_BITS - 1 - depth)
-                siblings.append(sibling)
-            node = node.children[branch]
-            depth += 1
-        bitmap_bytes = bitmap.to_bytes(HASH_SIZE, "big")
-        if node is None or node.key == key:
-            return MapProof(bitmap_bytes, tuple(siblings))
-        return MapProof(bitmap_bytes, tuple(siblings), node.key, node.value_hash)
+        return _prove(self._root, key)
+
+    def snapshot(self) -> MapSnapshot:
+        """The map as it is now, never changed by later updates (see the module docstring)."""
+        snapshot = MapSnapshot(self._root, self._size, self.root())
+        self._epoch = next(_epochs)
+        return snapshot
+
+    def rewind(self, snapshot: MapSnapshot) -> None:
+        """Make the map what it was at ``snapshot`` (O(1); the snapshot stays valid)."""
+        self._root, self._size = snapshot._node, snapshot.size
+        self._epoch = next(_epochs)
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value_hash), in key order."""
@@ -164,75 +322,128 @@ class StateMap:
         while stack:
             node = stack.pop()
             if isinstance(node, _Interior):
-                stack.extend(reversed(node.children))
+                stack.extend((node.right, node.left))
             elif node is not None:
-                yield node.key, node.value_hash
+                yield node.key, _value_hash(node.value)
 
 
-_Items = list[tuple[bytes, bytes]]
+def _attach(tree: StateMap, parent: _Interior | None, branch: int, node: _Node) -> None:
+    if parent is None:
+        tree._root = node
+    elif branch:
+        parent.right = node
+    else:
+        parent.left = node
+
+
+def _find(node: _Node, key: bytes) -> _Leaf | None:
+    path, depth = _bits(key), 0
+    while isinstance(node, _Interior):
+        node = node.right if (path >> (KEY_BITS - 1 - depth)) & 1 else node.left
+        depth += 1
+    return node if node is not None and node.key == key else None
+
+
+def _get(node: _Node, key: bytes) -> bytes | None:
+    leaf = _find(node, key)
+    return None if leaf is None else _value_hash(leaf.value)
+
+
+def _value(node: _Node, key: bytes) -> MapValue | None:
+    leaf = _find(node, key)
+    if leaf is None:
+        return None
+    if len(leaf.value) != PACKED_VALUE_SIZE:
+        raise InvalidInput(f"the map holds only a value hash for key {key.hex()}")
+    return unpack_value(leaf.value)
+
+
+def _prove(node: _Node, key: bytes) -> MapProof:
+    if len(key) != HASH_SIZE:
+        raise InvalidInput(f"a map key is {HASH_SIZE} bytes")
+    path, depth = _bits(key), 0
+    bitmap, siblings = 0, []
+    while isinstance(node, _Interior):
+        branch = (path >> (KEY_BITS - 1 - depth)) & 1
+        sibling = _hash(node.left if branch else node.right)
+        if sibling != EMPTY:
+            bitmap |= 1 << (KEY_BITS - 1 - depth)
+            siblings.append(sibling)
+        node = node.right if branch else node.left
+        depth += 1
+    bitmap_bytes = bitmap.to_bytes(HASH_SIZE, "big")
+    if node is None or node.key == key:
+        return MapProof(bitmap_bytes, tuple(siblings))
+    return MapProof(bitmap_bytes, tuple(siblings), node.key, _value_hash(node.value))
 
 
 def _merge(
-    node: _Node, ordered: _Items, paths: list[int], lo: int, hi: int, depth: int
+    node: _Node, ordered: list[_Item], paths: list[int], lo: int, hi: int, depth: int, epoch: int
 ) -> tuple[_Node, int]:
-    """node (at depth) with the sorted items [lo, hi) set in it, and how many keys are new.
+    """node (at depth) with the sorted items [lo, hi) merged in, and how many keys are new.
 
     paths[i] is ordered[i]'s key as an integer; every item in [lo, hi) is under node's prefix.
     """
     if lo == hi:
         return node, 0
     if node is None:
-        return _build(ordered, paths, lo, hi, depth), hi - lo
+        return _build(ordered, paths, lo, hi, depth, epoch), hi - lo
     if isinstance(node, _Leaf):
         # The leaf's key joins the items, unless they give it a new value.
         path = _bits(node.key)
         at = bisect_left(paths, path, lo, hi)
         if at < hi and paths[at] == path:
-            return _build(ordered, paths, lo, hi, depth), hi - lo - 1
-        items = [*ordered[lo:at], (node.key, node.value_hash), *ordered[at:hi]]
+            items = ordered[lo:hi]
+            key, _, entries = items[at - lo]
+            if entries is not None:
+                items[at - lo] = (key, _chain(key, node.value, entries), None)
+            return _build(items, paths[lo:hi], 0, hi - lo, depth, epoch), hi - lo - 1
+        items = [*ordered[lo:at], (node.key, node.value, None), *ordered[at:hi]]
         joined = [*paths[lo:at], path, *paths[at:hi]]
-        return _build(items, joined, 0, len(items), depth), hi - lo
+        return _build(items, joined, 0, len(items), depth, epoch), hi - lo
+    if node.epoch != epoch:
+        node = _Interior(node.left, node.right, epoch)  # a snapshot's: copy, never change
     shift = KEY_BITS - 1 - depth
     middle = bisect_left(paths, ((paths[lo] >> shift) | 1) << shift, lo, hi)
-    left, added_left = _merge(node.children[0], ordered, paths, lo, middle, depth + 1)
-    right, added_right = _merge(node.children[1], ordered, paths, middle, hi, depth + 1)
-    node.children[0], node.children[1] = left, right
+    node.left, added_left = _merge(node.left, ordered, paths, lo, middle, depth + 1, epoch)
+    node.right, added_right = _merge(node.right, ordered, paths, middle, hi, depth + 1, epoch)
     node.node_hash = None
     return node, added_left + added_right
 
 
-def _build(ordered: _Items, paths: list[int], lo: int, hi: int, depth: int) -> _Node:
+def _build(
+    ordered: list[_Item], paths: list[int], lo: int, hi: int, depth: int, epoch: int
+) -> _Node:
     """The subtree at depth holding the sorted items [lo, hi) (at least one), hashed."""
     if hi - lo == 1:
-        return _Leaf(*ordered[lo])
+        return _Leaf(ordered[lo][0], ordered[lo][1])
     # Sorted keys: the range's first differing bit is that of its first and last keys.
     differ = KEY_BITS - (paths[lo] ^ paths[hi - 1]).bit_length()
     shift = KEY_BITS - 1 - differ
     middle = bisect_left(paths, ((paths[lo] >> shift) | 1) << shift, lo, hi)
-    node = _Interior(
-        _build(ordered, paths, lo, middle, differ + 1),
-        _build(ordered, paths, middle, hi, differ + 1),
-    )
-    node.node_hash = hash_interior(_cached(node.children[0]), _cached(node.children[1]))
-    return _chain(node, paths[lo], differ, depth)
+    left = _build(ordered, paths, lo, middle, differ + 1, epoch)
+    right = _build(ordered, paths, middle, hi, differ + 1, epoch)
+    node = _Interior(left, right, epoch)
+    node.node_hash = hash_interior(_cached(left), _cached(right))
+    return _prefix_chain(node, paths[lo], differ, depth, epoch)
 
 
-def _chain(node: _Interior, path: int, differ: int, depth: int) -> _Interior:
+def _prefix_chain(node: _Interior, path: int, differ: int, depth: int, epoch: int) -> _Interior:
     """node (at depth differ) under one interior per shared bit from depth, each hashed."""
     for level in range(differ - 1, depth - 1, -1):
         if (path >> (KEY_BITS - 1 - level)) & 1:
-            node = _Interior(None, node)
-            node.node_hash = hash_interior(EMPTY, _cached(node.children[1]))
+            node = _Interior(None, node, epoch)
+            node.node_hash = hash_interior(EMPTY, _cached(node.right))
         else:
-            node = _Interior(node, None)
-            node.node_hash = hash_interior(_cached(node.children[0]), EMPTY)
+            node = _Interior(node, None, epoch)
+            node.node_hash = hash_interior(_cached(node.left), EMPTY)
     return node
 
 
-def _split(old: _Leaf, key: bytes, value_hash: bytes, depth: int) -> _Node:
+def _split(old: _Leaf, key: bytes, value_hash: bytes, depth: int, epoch: int) -> _Node:
     """The subtree at depth holding the old leaf and a new key: interiors to where they part."""
-    items = sorted([(old.key, old.value_hash), (key, value_hash)])
-    return _build(items, [_bits(item_key) for item_key, _ in items], 0, 2, depth)
+    items: list[_Item] = sorted([(old.key, old.value, None), (key, value_hash, None)])
+    return _build(items, [_bits(item[0]) for item in items], 0, 2, depth, epoch)
 
 
 def _hash(node: _Node) -> bytes:
@@ -244,7 +455,7 @@ def _hash(node: _Node) -> bytes:
 
 def _rehash(node: _Interior) -> bytes:
     # Recursion is bounded by the key's 256 bits (and is faster than a stack here).
-    left, right = node.children
+    left, right = node.left, node.right
     node.node_hash = node_hash = hash_interior(
         _rehash(left) if isinstance(left, _Interior) and left.node_hash is None else _cached(left),
         _rehash(right)
@@ -262,4 +473,4 @@ def _cached(node: _Node) -> bytes:
     return node.node_hash
 
 
-__all__ = ["StateMap"]
+__all__ = ["PACKED_VALUE_SIZE", "MapSnapshot", "StateMap", "pack_value", "unpack_value"]

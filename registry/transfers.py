@@ -27,7 +27,7 @@ move a good twice (THREATS 46).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Connection, Table, select
@@ -73,6 +73,9 @@ from registry.transferrequests import (
     Party,
     TransferRequest,
 )
+
+if TYPE_CHECKING:
+    from registry.statecommit import StateMapCache
 
 transfers_t: Table = Transfer.__table__  # type: ignore[attr-defined]
 royalty_lines_t: Table = RoyaltyLine.__table__  # type: ignore[attr-defined]
@@ -125,8 +128,10 @@ def record_transfer(
     domain: Domain,
     keys: ReferenceKeys,
     now: int,
+    state_map: StateMapCache | None,
 ) -> TransferReceipt:
-    """Check and log one transfer, move the holder, write royalties; return the receipt."""
+    """Check and log one transfer, move the holder, write royalties; return the receipt.
+    ``state_map``: see ``log.publish_tree_head``."""
     log.lock_log(conn)
     replay = _existing(conn, request)
     if replay is not None:
@@ -233,7 +238,7 @@ def record_transfer(
         record_id=record_id,
     )
     leaf_index, timestamp = _sequence_through(conn, entry_id, now)
-    log.publish_tree_head(conn, account=account, domain=domain, now=timestamp)
+    log.publish_tree_head(conn, account=account, domain=domain, now=timestamp, state_map=state_map)
 
     message = receipt_message(request.good_type, fingerprint, leaf_index, digest, timestamp)
     signature = sign(PRIMARY_TYPE, message, domain, account.key)

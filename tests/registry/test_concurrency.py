@@ -332,7 +332,7 @@ def test_a_locked_sqlite_database_is_busy_then_accepts_the_same_request(
         registry.engine.dispose()
 
     assert entry.status == "queued"
-    assert head is not None and head.tree_size == 1
+    assert head is not None and head.tree_size == 2  # the entry and its head's state commitment
 
 
 def test_database_errors_never_carry_bound_values(db_url: str) -> None:

@@ -131,7 +131,8 @@ def test_threat_46_platforms_race_a_final_consuming_sale(
     ((index, receipt),) = winners
     assert receipt.final and len(receipt.royalties) == len(POLICY.recipients) == 2
     assert count(registry.engine, transfers_t) == before[0] + 1
-    assert count(registry.engine, entries_t) == before[1] + 1  # one TRANSFER entry logged
+    # One TRANSFER entry logged, and the state commitment of its head (issue 14).
+    assert count(registry.engine, entries_t) == before[1] + 2
     lines = royalty_lines_t.c
     assert count(registry.engine, royalty_lines_t) == len(POLICY.recipients)
     assert count(registry.engine, royalty_lines_t, lines.transfer_id == receipt.transfer_id) == 2
@@ -446,19 +447,20 @@ def test_threat_50_a_restore_older_than_the_chain_refuses_then_a_newer_backup_re
     backups = Backups(db_url, tmp_path)
     engine.dispose()
     empty = backups.take("empty")  # before anything was registered
-    assert _grow(registry, creator, clock, 3) == 3
+    # Each head ends with its state commitment (issue 14): 3 entries make head 4.
+    assert _grow(registry, creator, clock, 3) == 4
     _anchor(AnchorWorker(registry, chain, operator, ANCHOR_POLICY), devchain)
-    assert _grow(registry, creator, clock, 2) == 5
-    newer = backups.take("log-at-5")  # holds head 5, not its anchor
+    assert _grow(registry, creator, clock, 2) == 7
+    newer = backups.take("log-at-7")  # holds head 7, not its anchor
     _anchor(AnchorWorker(registry, chain, operator, ANCHOR_POLICY), devchain)
-    assert chain.last_anchored()[0] == 5 and _anchors(registry) == [(3, "final"), (5, "final")]
-    root_5 = chain.root_at(5)
+    assert chain.last_anchored()[0] == 7 and _anchors(registry) == [(4, "final"), (7, "final")]
+    root_7 = chain.root_at(7)
 
     # 1. A restore older than the chain: the worker's loop refuses before it sends anything,
     #    even with a different log grown on the stale database since.
     backups.restore(empty)
     stale = _fresh(registry, db_url, clock)
-    assert _grow(stale, creator, clock, 6) == 6
+    assert _grow(stale, creator, clock, 7) == 8
     sent = chain.nonce(operator.address)
     stop = threading.Event()
     deadline = threading.Timer(10, stop.set)  # a worker that did not refuse still ends
@@ -466,7 +468,7 @@ def test_threat_50_a_restore_older_than_the_chain_refuses_then_a_newer_backup_re
     with pytest.raises(ChainMismatch, match="restore the log from a newer backup"):
         run_anchoring(AnchorWorker(stale, chain, operator, ANCHOR_POLICY), interval=0.01, stop=stop)
     deadline.cancel()
-    assert chain.nonce(operator.address) == sent and chain.last_anchored() == (5, root_5)
+    assert chain.nonce(operator.address) == sent and chain.last_anchored() == (7, root_7)
     assert _anchors(stale) == []
 
     # 2. The way back: the newer backup holds the chain's head. The worker adopts it (no
@@ -474,15 +476,15 @@ def test_threat_50_a_restore_older_than_the_chain_refuses_then_a_newer_backup_re
     backups.restore(newer)
     restored = _fresh(stale, db_url, clock)
     worker = AnchorWorker(restored, chain, operator, ANCHOR_POLICY)
-    assert worker.reconcile() == ["head 5 was anchored on chain but unknown here: adopted"]
+    assert worker.reconcile() == ["head 7 was anchored on chain but unknown here: adopted"]
     assert worker.reconcile() == []
-    assert _anchors(restored) == [(3, "final"), (5, "final")]
+    assert _anchors(restored) == [(4, "final"), (7, "final")]
     assert chain.nonce(operator.address) == sent
     assert worker.run_until_idle() == []  # nothing to re-anchor
-    assert _grow(restored, creator, clock, 2) == 7
-    _anchor(worker, devchain)  # the contract checks 5 -> 7's consistency proof
+    assert _grow(restored, creator, clock, 2) == 10
+    _anchor(worker, devchain)  # the contract checks 7 -> 10's consistency proof
     head = restored.latest_tree_head()
-    assert head is not None and chain.last_anchored() == (7, head.root)
-    assert _anchors(restored)[-1] == (7, "final")
+    assert head is not None and chain.last_anchored() == (10, head.root)
+    assert _anchors(restored)[-1] == (10, "final")
     assert count(restored.engine, entries_t, entries_t.c.kind == int(EntryKind.REGISTER)) == 7
     restored.engine.dispose()

@@ -3,6 +3,10 @@
 The leaves, payload hashes and roots below are a format contract (DESIGN.md "Formats, version
 1"): proofs already handed out depend on them. If this test fails, the change broke format v1;
 bump the version instead. Regenerate only for a new format: TRACEMARK_UPDATE_GOLDEN=1.
+
+``log_v1_before_state_map.json`` is the same scenario's log as it was before issue 14 added a
+STATE_COMMITMENT leaf at the end of every head; it is never regenerated: every other leaf of
+today's log must still be byte for byte one of its leaves, in the same order.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from pathlib import Path
 from eth_account import Account
 from sqlalchemy import Engine
 
+from registry import log
 from registry.creator import CreatorKeys
 from registry.eip712 import DEV_DOMAIN
 from registry.fingerprints import GoodType, Use
+from registry.leaf import EntryKind
 from registry.requests import RegistrationRequest, RevocationRequest, metadata_hash
 from registry.royalty import RoyaltyPolicy, policy_hash
 from registry.service import Registry
@@ -25,6 +31,7 @@ from registry.signed import SignedMessage
 from tests.conftest import Clock
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "log_v1.json"
+BEFORE_STATE_MAP = GOLDEN.with_name("log_v1_before_state_map.json")
 POLICY = RoyaltyPolicy.parse(
     {"recipients": [{"address": "0x" + "ab" * 20, "bps": 750, "label": "studio"}]}
 )
@@ -83,11 +90,24 @@ def test_golden_log(engine: Engine) -> None:
     clock.advance(10)
     head = registry.sequence_all()
     assert head is not None
+    entries = [registry.entry_at(i) for i in range(head.tree_size)]
     observed = {
-        "leaves": ["0x" + registry.entry_at(i).leaf_data().hex() for i in range(head.tree_size)],
-        "roots": {str(size): "0x" + registry.tree_head(size).root.hex() for size in (4, 5)},
+        "leaves": ["0x" + entry.leaf_data().hex() for entry in entries],
+        # Each head ends with its state commitment (issue 14): leaves 4 and 6.
+        "roots": {str(size): "0x" + registry.tree_head(size).root.hex() for size in (5, 7)},
         "tree_head_signature": "0x" + head.signature.hex(),
     }
     if os.environ.get("TRACEMARK_UPDATE_GOLDEN") == "1":
         GOLDEN.write_text(json.dumps(observed, indent=2) + "\n")
     assert observed == json.loads(GOLDEN.read_text())
+    # Kinds 1-6 encode exactly as before issue 14; only the commitments are new.
+    assert [entry.kind for entry in entries].count(EntryKind.STATE_COMMITMENT) == 2
+    before = json.loads(BEFORE_STATE_MAP.read_text())
+    kept = [
+        leaf
+        for leaf, entry in zip(observed["leaves"], entries, strict=True)
+        if entry.kind is not EntryKind.STATE_COMMITMENT
+    ]
+    assert kept == before["leaves"]
+    with engine.connect() as conn:
+        assert "0x" + log.root_at(conn, 4).hex() == before["roots"]["4"]

@@ -44,11 +44,12 @@ def test_sequencing_assigns_contiguous_indices_and_signs_each_head(
 ) -> None:
     _fill(registry, make_creator, clock, 30)
     head = registry.sequence_all()
-    assert head is not None and head.tree_size == 30
-    indices = sorted(registry.entry_at(i).leaf_index for i in range(30))  # type: ignore[type-var]
-    assert indices == list(range(30))
+    # 30 entries and 5 heads, each ending with its state commitment (issue 14).
+    assert head is not None and head.tree_size == 35
+    indices = sorted(registry.entry_at(i).leaf_index for i in range(35))  # type: ignore[type-var]
+    assert indices == list(range(35))
     # Every head is an EIP-712 TreeHead signed by the registry key under the stored domain.
-    for size in (7, 14, 30):
+    for size in (8, 16, 35):
         stored = registry.tree_head(size)
         message = {"size": stored.tree_size, "root": stored.root, "timestamp": stored.timestamp}
         signer = recover_signer(
@@ -65,13 +66,14 @@ def test_end_to_end_cross_check_of_roots_leaves_and_heads(
     _fill(registry, make_creator, clock, 300)  # more than one 256-wide tile
     registry.sequence_all()
     head = registry.latest_tree_head()
-    assert head is not None and head.tree_size == 300
-    leaves = _all_leaves(registry, 300)
-    assert len(set(leaves)) == 300  # no two leaves with equal leaf_data
+    # 300 entries and 43 heads, each ending with its state commitment (issue 14).
+    assert head is not None and head.tree_size == 343
+    leaves = _all_leaves(registry, 343)
+    assert len(set(leaves)) == 343  # no two leaves with equal leaf_data
     for leaf in leaves:
         LeafData.decode(leaf)  # every stored leaf is a valid v1 encoding
     assert head.root == _root(leaves)
-    for size in range(7, 300, 7):
+    for size in range(8, 343, 8):
         assert registry.tree_head(size).root == _root(leaves[:size])
 
 
@@ -102,11 +104,11 @@ def test_out_of_range_proofs_are_refused_cleanly(
 ) -> None:
     """THREATS 9: a 4xx-family error and no proof, never a crash."""
     _fill(registry, make_creator, clock, 5)
-    registry.sequence_all()
-    for index, size in [(5, 5), (-1, 5), (0, 6), (0, 0), (2**63, 5)]:
+    registry.sequence_all()  # 5 entries and the head's state commitment: 6 leaves
+    for index, size in [(6, 6), (-1, 6), (0, 7), (0, 0), (2**63, 6)]:
         with pytest.raises(ProofOutOfRange):
             registry.inclusion_proof(index, size)
-    for old, new in [(6, 5), (3, 2), (0, 6), (-1, 5)]:
+    for old, new in [(7, 6), (3, 2), (0, 7), (-1, 6)]:
         with pytest.raises(ProofOutOfRange):
             registry.consistency_proof(old, new)
     with pytest.raises(NotFound):
@@ -134,7 +136,7 @@ def test_sequencer_batches_by_size(
     sizes = []
     while (head := registry.sequence()) is not None:
         sizes.append(head.tree_size)
-    assert sizes == [4, 8, 10]
+    assert sizes == [5, 10, 13]  # each head ends with its state commitment (issue 14)
     assert registry.sequence() is None  # an empty queue publishes nothing new
 
 

@@ -22,6 +22,7 @@ from registry.payloads import (
     KeyHandoverPayload,
     RegistrationPayload,
     RevocationPayload,
+    StateCommitmentPayload,
     TransferPayload,
     signed_payload_from_json,
 )
@@ -40,6 +41,7 @@ TYPES: dict[EntryKind, Any] = {
     EntryKind.REVOKE: RevocationPayload,
     EntryKind.KEY_HANDOVER: KeyHandoverPayload,
     EntryKind.TRANSFER: TransferPayload,
+    EntryKind.STATE_COMMITMENT: StateCommitmentPayload,
 }
 
 

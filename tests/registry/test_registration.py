@@ -269,7 +269,8 @@ def test_bulk_batch_registers_every_code_in_one_head(
     result = registry.register_batch(_batch_request(creator, batch, clock()), batch.fingerprints())
     assert (result.registered, result.already_registered, result.conflicts) == (9_000, 0, 0)
     head = registry.latest_tree_head()
-    assert head is not None and head.tree_size == 9_000
+    # The batch and the head's state commitment (issue 14).
+    assert head is not None and head.tree_size == 9_001 == result.tree_size
     assert creator.code_key is not None
     # Entry 1234 is the fingerprint of line 1235, at batch position 1234.
     entry = registry.entry_at(1234)
@@ -332,7 +333,13 @@ def test_bulk_reupload_is_idempotent_and_overlap_with_others_conflicts(
     assert (result.registered, result.conflicts) == (0, 300)
     with registry.engine.connect() as conn:
         kinds = dict(conn.execute(text("SELECT kind, count(*) FROM entries GROUP BY kind")).all())
-    assert kinds == {int(EntryKind.REGISTER): 300, int(EntryKind.CONFLICT): 300}
+    # Two heads, each ending with a state commitment (issue 14); the re-upload appended
+    # nothing, so its head is the first one.
+    assert kinds == {
+        int(EntryKind.REGISTER): 300,
+        int(EntryKind.CONFLICT): 300,
+        int(EntryKind.STATE_COMMITMENT): 2,
+    }
 
 
 def test_bulk_batch_leaves_match_the_leaf_encoding(
@@ -347,7 +354,9 @@ def test_bulk_batch_leaves_match_the_leaf_encoding(
     request = _batch_request(creator, batch, clock())
     registry.register_batch(request, batch.fingerprints())
     with registry.engine.connect() as conn:
-        payload = conn.execute(text("SELECT payload FROM signed_records")).scalar_one()
+        payload = conn.execute(
+            text("SELECT payload FROM signed_records WHERE primary_type = 'BatchRegistration'")
+        ).scalar_one()
     import json
 
     batch_hash = payload_hash(json.loads(payload))
@@ -357,7 +366,10 @@ def test_bulk_batch_leaves_match_the_leaf_encoding(
         assert entry.payload_hash == batch_entry_payload_hash(batch_hash, i)
         leaves.append(entry.leaf_data())
     head = registry.latest_tree_head()
-    assert head is not None and head.root == mth([hash_leaf(leaf) for leaf in leaves])
+    # The head's last leaf is its state commitment (issue 14).
+    assert head is not None and head.tree_size == 701
+    leaves.append(registry.entry_at(700).leaf_data())
+    assert head.root == mth([hash_leaf(leaf) for leaf in leaves])
 
 
 def test_batch_proof_shows_the_one_signature_covers_each_good(

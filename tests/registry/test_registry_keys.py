@@ -41,12 +41,17 @@ def test_a_hand_over_is_logged_and_a_registry_elsewhere_switches_before_its_next
     operator = _open(tmp_path, clock)  # `tracemark registry-key rotate`, another process
     new = create_next_registry_key(tmp_path)
     handover = operator.rotate_key(new)
-    # The queued entry was integrated and signed by the old key first; the hand-over is the
-    # last leaf before the new key's first head, which it signed.
-    assert (handover.leaf_index, handover.tree_size) == (2, 3)
-    assert serving.tree_head(2).signer == bytes.fromhex(old.address[2:])
-    assert serving.tree_head(3).signer == bytes.fromhex(new.address[2:])
-    entry = serving.entry_at(2)
+    # The queued entry was integrated and signed by the old key first (head 4 ends with its
+    # state commitment, leaf 3); the hand-over is leaf 4, inside the new key's first head,
+    # which it signed and which ends with its own commitment, leaf 5 (issue 14).
+    assert (handover.leaf_index, handover.tree_size) == (4, 6)
+    assert serving.tree_head(4).signer == bytes.fromhex(old.address[2:])
+    assert serving.tree_head(6).signer == bytes.fromhex(new.address[2:])
+    for leaf_index, key in ((3, old), (5, new)):
+        commitment = serving.entry_at(leaf_index)
+        assert commitment.kind is EntryKind.STATE_COMMITMENT
+        assert commitment.actor == bytes.fromhex(key.address[2:])
+    entry = serving.entry_at(4)
     assert entry.kind is EntryKind.KEY_HANDOVER and entry.good_type is None
     assert entry.fingerprint == subject_fingerprint(
         EntryKind.KEY_HANDOVER, bytes.fromhex(new.address[2:])
@@ -58,13 +63,13 @@ def test_a_hand_over_is_logged_and_a_registry_elsewhere_switches_before_its_next
     assert head is not None and head.signer == bytes.fromhex(new.address[2:])
     assert serving.account.address == new.address
     periods = serving.key_periods()
-    assert [(p.from_size, p.until_size) for p in periods] == [(1, 3), (3, None)]
+    assert [(p.from_size, p.until_size) for p in periods] == [(1, 6), (6, None)]
     # The hand-over signature is the old key's over (newKey, treeSize).
     from registry.eip712 import digest
     from registry.signatures import Signature
 
     signer = recover_signer(
-        digest("KeyHandover", {"newKey": new.address, "treeSize": 3}, serving.domain),
+        digest("KeyHandover", {"newKey": new.address, "treeSize": 6}, serving.domain),
         Signature.parse(periods[1].handover_signature or b""),
     )
     assert signer == old.address
@@ -102,12 +107,14 @@ def test_the_cli_rotates_and_shows_the_keys(
     rotated = runner.invoke(app, ["registry-key", "rotate", "--json"], env=env)
     assert rotated.exit_code == 0, rotated.stderr
     done = json.loads(rotated.stdout)
-    assert done["old_key"] == registry.address and done["new_key_from_size"] == 2
+    # Head 2 (an entry and its state commitment) was the old key's last; the new key's first
+    # holds the hand-over and its own commitment (issue 14).
+    assert done["old_key"] == registry.address and done["new_key_from_size"] == 4
     shown = runner.invoke(app, ["registry-key", "show", "--json"], env=env)
     keys = json.loads(shown.stdout)["signing_keys"]
     assert [(k["address"], k["from_size"], k["until_size"]) for k in keys] == [
-        (registry.address, 1, 2),
-        (done["new_key"], 2, None),
+        (registry.address, 1, 4),
+        (done["new_key"], 4, None),
     ]
     # The key file is owner-only, never printed.
     key_file = tmp_path / "registry-keys" / f"{done['new_key'].lower()}.key"
