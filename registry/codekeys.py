@@ -69,6 +69,15 @@ class CodeKeyResult:
     def kid(self) -> str:
         return key_id(self.key_commitment)
 
+    def as_dict(self) -> dict[str, Any]:
+        """The result as the API answers it (``CodeKeyOut``, ``CodeKeyRetireOut``)."""
+        return {
+            "creator": self.creator,
+            "key_commitment": "0x" + self.key_commitment.hex(),
+            "status": self.status,
+            "kid": self.kid,
+        }
+
 
 def enroll_code_key(
     conn: Connection,

@@ -116,24 +116,12 @@ class LocalBackend:
     def enroll(self, signed: SignedMessage, code_key: bytes) -> CodeKeyOut:
         from verifier.schemas import CodeKeyOut
 
-        result = self.registry.enroll_code_key(signed, code_key)
-        return CodeKeyOut(
-            creator=result.creator,
-            key_commitment="0x" + result.key_commitment.hex(),
-            status=result.status,
-            kid=result.kid,
-        )
+        return CodeKeyOut.model_validate(self.registry.enroll_code_key(signed, code_key).as_dict())
 
     def retire(self, signed: SignedMessage) -> CodeKeyRetireOut:
         from verifier.schemas import CodeKeyRetireOut
 
-        result = self.registry.retire_code_key(signed)
-        return CodeKeyRetireOut(
-            creator=result.creator,
-            key_commitment="0x" + result.key_commitment.hex(),
-            kid=result.kid,
-            status=result.status,
-        )
+        return CodeKeyRetireOut.model_validate(self.registry.retire_code_key(signed).as_dict())
 
     def register(self, request: RegistrationRequest) -> EntryOut:
         from verifier.schemas import EntryOut

@@ -135,13 +135,8 @@ async def _code_key_change(
     async def handle() -> JSONResponse:
         result = await run_in_threadpool(change)
         ctx.code_keys.forget(message.signer_bytes)
-        document = answer(
-            creator=result.creator,
-            key_commitment="0x" + result.key_commitment.hex(),
-            status=result.status,
-            kid=result.kid,
-        )
-        return JSONResponse(document.model_dump(), status_code=status_code)
+        document = answer.model_validate(result.as_dict()).model_dump()
+        return JSONResponse(document, status_code=status_code)
 
     return await idempotent(request, ctx, message, key, handle)
 
