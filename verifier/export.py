@@ -25,7 +25,7 @@ from verifier.bundlereport import COMPLETENESS_NOT_PROVEN, ChainFinding, Status
 from verifier.errors import BundleInvalid, NotAnchoredYet, NotFinalYet
 from verifier.exportformat import FORMAT, Export
 from verifier.headcheck import AnchorView, check_head_on_chain
-from verifier.offline import CheckCache, check_bundle
+from verifier.offline import CheckCache, prove_bundle
 from verifier.trust import TrustPolicy, TrustRoot
 
 # -- checking one -----------------------------------------------------------------------------
@@ -252,31 +252,40 @@ class _ExportChecker:
                     f"head {newer.tree_size:,} does not extend head {older.tree_size:,}: "
                     f"{exc.detail}",
                 ) from None
-        # 3. Every good, as the bundle it is under its head (the same checks, the same code).
-        policy = TrustPolicy.of(root)
+        # 3. Every good, as the bundle it is under its head (the same checks, the same code),
+        #    under the one trust root: every head is of the log whose root was chosen above.
         cache = CheckCache()  # a batch's payload and signature, a head: checked once
+        bundles: dict[int, Bundle] = {}  # the first good's bundle under each head
         for good in export.goods:
             # Every part was validated, by the bundle's own types, as the export was read:
-            # building the bundle from them validates nothing again (10^5 entries' payloads
-            # would each be encoded once more).
-            bundle = Bundle.model_construct(
-                format=BUNDLE_FORMAT,
-                good=good.good,
-                entry=good.entry,
-                later_entries=good.later_entries,
-                pending_entries=good.pending_entries,
-                tree_head=heads[good.tree_size],
-                anchor=anchors.get(good.tree_size),
-            )
+            # the bundle is built from them validating nothing again (10^5 entries' payloads
+            # would each be encoded once more), as a copy of the head's first bundle with the
+            # good's parts put in (a third of the cost of ``model_construct``).
+            parts: dict[str, Any] = {
+                "good": good.good,
+                "entry": good.entry,
+                "later_entries": good.later_entries,
+                "pending_entries": good.pending_entries,
+            }
+            first = bundles.get(good.tree_size)
+            if first is None:
+                bundle = bundles[good.tree_size] = Bundle.model_construct(
+                    format=BUNDLE_FORMAT,
+                    tree_head=heads[good.tree_size],
+                    anchor=anchors.get(good.tree_size),
+                    **parts,
+                )
+            else:
+                bundle = first.model_copy(update=parts)
             try:
-                report = check_bundle(bundle, policy, None, cache=cache)
+                proved = prove_bundle(bundle, root, cache)
             except BundleInvalid as exc:
                 name = (
                     f"{good.good.good_type.name.lower()} {fingerprint_hex(good.good.fingerprint)}"
                 )
                 raise BundleInvalid(exc.step, f"{name}: {exc.detail}") from None
-            for proved in report.entries:
-                self.entries[proved.kind.name] = self.entries.get(proved.kind.name, 0) + 1
+            for entry in proved:
+                self.entries[entry.kind.name] = self.entries.get(entry.kind.name, 0) + 1
         # 4. The chain: the trusted contract's root for each head's size is the head's root.
         if chain is not None:
             for head in export.heads:

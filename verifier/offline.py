@@ -132,6 +132,16 @@ def check_bundle(
     return report
 
 
+def prove_bundle(bundle: Bundle, root: TrustRoot, cache: CheckCache) -> list[ProvedEntry]:
+    """Steps 1-8 of ``check_bundle`` (all but the chain) under a trust root the caller already
+    chose for the bundle's head; the entries proved, in order, or raise ``BundleInvalid``.
+    What an export runs for each of its goods (``verifier.export``): one root for all of
+    them, and no report per good."""
+    checker = _Checker(bundle, root, cache)
+    checker.run()
+    return checker.proved
+
+
 class _Checker:
     def __init__(self, bundle: Bundle, root: TrustRoot, cache: CheckCache) -> None:
         self.bundle = bundle
@@ -450,4 +460,5 @@ __all__ = [
     "check_bundle",
     "check_head",
     "check_head_on_chain",
+    "prove_bundle",
 ]
