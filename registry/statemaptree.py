@@ -280,10 +280,19 @@ class StateMap:
         # full collections scan every node of the map again and again (3.9x the batch's time
         # for 10^6 keys). Nodes form a tree (snapshots: a DAG), never a cycle: reference
         # counting frees them all, so the collector is paused for the batch (and restored).
+        # NOTE: a key's entries are checked against its value where the merge meets its leaf
+        # (out of log order: InvalidInput), possibly after other subtrees were merged. A new
+        # epoch first makes the merge copy every node it touches, so a refused batch leaves
+        # the map exactly as it was.
+        before = self._root
+        self._epoch = next(_epochs)
         collecting = gc.isenabled()
         gc.disable()
         try:
-            self._root, added = _merge(self._root, ordered, paths, 0, len(ordered), 0, self._epoch)
+            self._root, added = _merge(before, ordered, paths, 0, len(ordered), 0, self._epoch)
+        except BaseException:
+            self._root = before
+            raise
         finally:
             if collecting:
                 gc.enable()
