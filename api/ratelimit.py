@@ -62,6 +62,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Final
 
+from readmodels.market import ProbeFlag
 from registry.errors import TracemarkError
 
 logger = logging.getLogger("tracemark.api.ratelimit")
@@ -158,22 +159,6 @@ class RateLimits:
         """The bucket limits by name (every field that is a ``Limit``)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         return {name: value for name, value in values.items() if isinstance(value, Limit)}
-
-
-@dataclass(frozen=True)
-class ProbeFlag:
-    """A key (``Principal.rate_key``) that ran out of its failed-probe budget.
-
-    Times are the limiter's clock (Unix seconds by default); counts run from the flag on.
-    """
-
-    key: str
-    first_at: float
-    last_at: float
-    #: Failed code lookups reported for this key since it was flagged.
-    failed_probes: int
-    #: Requests refused (429) for this key's probe budget since it was flagged.
-    refused: int
 
 
 class RateLimiter:

@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import Engine
 
 from api.ratelimit import RateLimiter
-from readmodels.riskindex import flags_from
 from readmodels.riskworker import record_probe_flags
 from registry.db import create_telemetry_engine, write_transaction
 from registry.errors import TracemarkError
@@ -107,7 +106,7 @@ class TelemetryWriter:
         self._lock = threading.Lock()
 
     def __call__(self, records: Sequence[VerificationRecord]) -> None:
-        flags = [f for f in flags_from(self.limiter.flags()) if f.last_at > self._written]
+        flags = [f for f in self.limiter.flags() if f.last_at > self._written]
         if not records and not flags:
             return
         with write_transaction(self._connected()) as conn:

@@ -154,13 +154,18 @@ def single_use_verifications(
 
 @dataclass(frozen=True, slots=True)
 class ProbeFlag:
-    """A rate-limiter probing flag as plain data (``api.ratelimit.ProbeFlag`` has these fields;
-    the verifier does not import the API)."""
+    """A key (``Principal.rate_key``) that ran out of its failed-probe budget: what the API's
+    rate limiter flags (``api.ratelimit.RateLimiter.flags``) and the rules read.
+
+    Times are the limiter's clock (Unix seconds by default); counts run from the flag on.
+    """
 
     key: str
     first_at: float
     last_at: float
+    #: Failed code lookups reported for this key since it was flagged.
     failed_probes: int
+    #: Requests refused (429) for this key's probe budget since it was flagged.
     refused: int
 
 

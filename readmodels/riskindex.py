@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final, Protocol
+from typing import Final
 
 from sqlalchemy import Engine
 
@@ -263,27 +263,13 @@ def _combine(anomaly: float, signals: Iterable[Signal]) -> Risk:
     return Risk(round(1.0 - remaining, 3), kept)
 
 
-class FlagLike(Protocol):
-    """What ``api.ratelimit.ProbeFlag`` looks like (the verifier does not import the API)."""
+def flags_from(limiter_flags: Iterable[ProbeFlag]) -> list[ProbeFlag]:
+    """The API rate limiter's ``flags()`` as a list for the rules.
 
-    @property
-    def key(self) -> str: ...
-    @property
-    def first_at(self) -> float: ...
-    @property
-    def last_at(self) -> float: ...
-    @property
-    def failed_probes(self) -> int: ...
-    @property
-    def refused(self) -> int: ...
-
-
-def flags_from(limiter_flags: Iterable[FlagLike]) -> list[ProbeFlag]:
-    """The API rate limiter's ``flags()`` as plain data for the rules."""
-    return [
-        ProbeFlag(f.key, float(f.first_at), float(f.last_at), int(f.failed_probes), int(f.refused))
-        for f in limiter_flags
-    ]
+    NOTE: the limiter flags with the rules' own ``ProbeFlag``, so this only takes a snapshot;
+    it stays for the scenario benchmark, which calls it.
+    """
+    return list(limiter_flags)
 
 
 __all__ = [
@@ -292,7 +278,6 @@ __all__ = [
     "MAX_EVENTS",
     "REFRESH_SECONDS",
     "STORE_FROM",
-    "FlagLike",
     "Risk",
     "RiskIndex",
     "flags_from",

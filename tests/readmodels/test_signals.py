@@ -28,7 +28,7 @@ from readmodels.market import (
     VerificationEventRecord,
 )
 from readmodels.marketreads import read_inputs
-from readmodels.riskindex import RiskIndex, flags_from
+from readmodels.riskindex import RiskIndex
 from readmodels.riskworker import RiskWorker, record_probe_flags, risk_goods_t, risk_signals_t
 from registry.creator import CreatorKeys, sign_revocation
 from registry.db import write_transaction
@@ -497,7 +497,7 @@ def test_the_risk_index_answers_per_good_with_its_signals_and_zero_for_clean_goo
     clean = register(fp(), batch=9)
     flag = ProbeFlag("key:9", T0, T0 + 1, 40, 3)
     index = RiskIndex.from_inputs(
-        inputs([*leaked, clean], verifications=events, flags=flags_from([flag])),
+        inputs([*leaked, clean], verifications=events, flags=[flag]),
         now=T0 + DAY,
         since=T0,
     )
