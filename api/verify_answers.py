@@ -15,12 +15,9 @@ from fastapi import Response
 from api.context import ApiContext
 from api.principal import Principal
 from readmodels import authenticity
-from registry.fingerprints import GoodType, fingerprint_hex
+from readmodels.market import ANONYMOUS as ANONYMOUS_PLATFORM
+from registry.fingerprints import USE_NAMES, GoodType, fingerprint_hex
 from registry.telemetry import VerificationRecord
-
-USE_NAMES = {1: "single", 2: "transferable"}
-ANONYMOUS_PLATFORM = "anonymous"
-
 
 #: The fields of a verify answer that describe a registered good (null for an unknown one).
 EMPTY_FACTS: dict[str, Any] = dict.fromkeys(

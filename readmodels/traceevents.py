@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from registry.entries import LoggedEntry
+from registry.fingerprints import USE_NAMES
 from registry.leaf import EntryKind
 from registry.payloads import RegistrationPayload, RevocationPayload, TransferPayload
 from registry.records import checksum
@@ -67,7 +68,7 @@ def registered_event(entry: LoggedEntry, payload: dict[str, Any]) -> TraceRegist
     signed_type, signature = _signed(registration.signed)
     message = registration.signed.message
     batch = _batch(entry, registration.signed)
-    use = {1: "single", 2: "transferable"}.get(int(message.get("use", 0)))
+    use = USE_NAMES.get(int(message.get("use", 0)))
     policy = registration.royalty_policy
     recipients = () if policy is None else policy.recipients
     creator = checksum(entry.actor)

@@ -59,6 +59,10 @@ def parse_use(name: str) -> Use:
     return _parse_enum_name(Use, name, "use")
 
 
+USE_NAMES: Mapping[int, str] = {int(use): use.name.lower() for use in Use}
+"""Each ``Use`` value's published name, as answers and traces show it (``parse_use``'s inverse)."""
+
+
 def _parse_enum_name(enum: type[_E], name: str, what: str) -> _E:
     choices: dict[str, _E] = _enum_names(enum)
     if not isinstance(name, str) or name not in choices:
@@ -339,6 +343,7 @@ __all__ = [
     "ITEM_DOMAIN",
     "MAX_CODE_LENGTH",
     "MAX_ITEM_BYTES",
+    "USE_NAMES",
     "WHITESPACE",
     "CodeFingerprinter",
     "GoodId",
