@@ -945,23 +945,33 @@ def test_log_check_passes_on_a_good_log_and_exits_9_on_a_tampered_one(creator_cl
         creator_cli("register", creator_cli.write(f"w{n}.bin", f"work {n}"))
         creator_cli("log", "sequence")
     report = creator_cli.json("log", "check")
+    # Each head ends with its state commitment (issue 14): three goods, three commitments.
     assert report == {
-        "tree_size": 3,
+        "tree_size": 6,
         "heads_checked": 3,
         "problems": [],
         "ok": True,
-        "state_commitments_checked": 0,
+        "state_commitments_checked": 3,
     }
-    # (Whitespace collapsed: the console wraps long lines.)
-    assert " ".join(creator_cli("log", "check").stdout.split()) == (
-        "ok: 3 leaves, 3 heads agree; 0 state commitments replayed, all agree"
+    assert creator_cli("log", "check").stdout == (
+        "ok: 6 leaves, 3 heads agree; 3 state commitments replayed, all agree\n"
     )
     with sqlite3.connect(creator_cli.db_path) as conn:
-        conn.execute("UPDATE entries SET payload_hash = zeroblob(32) WHERE leaf_index = 1")
+        # Leaf 2 is the second good (leaf 1 is the first head's commitment).
+        conn.execute("UPDATE entries SET payload_hash = zeroblob(32) WHERE leaf_index = 2")
     stderr = creator_cli("log", "check", expect=9).stderr
     *problems, last = stderr.splitlines()
     assert last.startswith("error: ") and "problem(s) in the log" in last
-    assert problems and all(p.startswith("problem: head ") for p in problems)
+    # Every later head and every later commitment disagree with the entries, in log order.
+    assert [p.split(":")[1] for p in problems] == [
+        " state commitment at leaf 3",
+        " head 4",
+        " head 4",
+        " state commitment at leaf 5",
+        " head 6",
+        " head 6",
+    ]
+    assert all(p.startswith("problem: ") for p in problems)
 
 
 def test_log_proof_of_a_batch_code_carries_its_batch_proof(creator_cli: Cli) -> None:
