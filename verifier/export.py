@@ -23,7 +23,7 @@ from verifier.bundle import (
 )
 from verifier.bundlereport import COMPLETENESS_NOT_PROVEN, ChainFinding, Status
 from verifier.errors import BundleInvalid, NotAnchoredYet, NotFinalYet
-from verifier.exportformat import FORMAT, Export
+from verifier.exportformat import FORMAT, Export, ExportGood
 from verifier.headcheck import AnchorView, check_head_on_chain
 from verifier.offline import CheckCache, prove_bundle
 from verifier.trust import TrustPolicy, TrustRoot
@@ -280,10 +280,7 @@ class _ExportChecker:
             try:
                 proved = prove_bundle(bundle, root, cache)
             except BundleInvalid as exc:
-                name = (
-                    f"{good.good.good_type.name.lower()} {fingerprint_hex(good.good.fingerprint)}"
-                )
-                raise BundleInvalid(exc.step, f"{name}: {exc.detail}") from None
+                raise BundleInvalid(exc.step, f"{_good_name(good)}: {exc.detail}") from None
             for entry in proved:
                 self.entries[entry.kind.name] = self.entries.get(entry.kind.name, 0) + 1
         # 4. The chain: the trusted contract's root for each head's size is the head's root.
@@ -292,6 +289,11 @@ class _ExportChecker:
                 self.findings[head.tree_size] = check_head_on_chain(
                     head, anchors.get(head.tree_size), root, chain
                 )
+
+
+def _good_name(good: ExportGood) -> str:
+    """How a failure names the good (made only for a failure: 5,000 names cost 0.03 s)."""
+    return f"{good.good.good_type.name.lower()} {fingerprint_hex(good.good.fingerprint)}"
 
 
 def _check_shape(export: Export, heads: dict[int, TreeHead]) -> None:
@@ -315,14 +317,13 @@ def _check_shape(export: Export, heads: dict[int, TreeHead]) -> None:
     used: set[int] = set()
     for good in export.goods:
         key = (good.good.good_type, good.good.fingerprint)
-        name = f"{key[0].name.lower()} {fingerprint_hex(key[1])}"
         if key in seen:
-            raise fail(f"{name} is in the export twice")
+            raise fail(f"{_good_name(good)} is in the export twice")
         seen.add(key)
         if good.tree_size not in heads:
             raise fail(
-                f"{name} is proved under head {good.tree_size:,}, which is not among the "
-                f"export's heads ({', '.join(f'{s:,}' for s in sizes) or 'none'})"
+                f"{_good_name(good)} is proved under head {good.tree_size:,}, which is not "
+                f"among the export's heads ({', '.join(f'{s:,}' for s in sizes) or 'none'})"
             )
         used.add(good.tree_size)
     unused = [s for s in sizes if s not in used]
