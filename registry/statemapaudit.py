@@ -18,10 +18,9 @@ proves is that the committed roots and the entries agree.
 
 from __future__ import annotations
 
-import gc
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 
 from registry.edges import to_hex
 from registry.errors import InvalidInput, LogCorrupt
@@ -36,16 +35,16 @@ from registry.leaf import (
 )
 from registry.merkle import hash_leaf
 from registry.payloads import StateCommitmentPayload
-from registry.statemap import MapValue, map_keys, replay
-from registry.statemaptree import StateMap
+from registry.statemap import map_keys
+from registry.statemaptree import MapSnapshot, StateMap
 
 MAX_PENDING_ENTRIES = 100_000
 """Good entries the auditor holds before folding them into the map, between commitments.
 
 Threat: a long stretch without a commitment (a log from before commitments existed: its
 first commitment covers every entry before it) held as one list grows with the log. Folding
-early gives the same map (StateMap.apply of sorted batches is batch-size independent), and
-100,000 keeps the batches large enough for apply's one-descent merge to pay.
+early gives the same map (StateMap.append chains each key's entries in log order, whatever
+the batches), and 100,000 keeps the batches large enough for its one-descent merge to pay.
 """
 
 _PREFIX_SIZE = 3 * WORD_SIZE
@@ -103,47 +102,36 @@ class MapAuditor:
         "_pending",
         "_pending_count",
         "_tree_size",
-        "_values",
     )
 
     def __init__(self) -> None:
         self._map = StateMap()
-        self._values: dict[bytes, MapValue] = {}
         self._tree_size = 0
         self._commitments = 0
         self._last_commitment: int | None = None
-        # Good entries not folded into the map yet, per good type (keys of two good types
-        # never collide, so each type's entries replay on their own): fingerprints, leaf
-        # indices and leaf hashes, in log order.
+        # Good entries not folded into the map yet, per good type (keys are made a good type
+        # at a time, map_keys' bulk form): fingerprints, leaf indices and leaf hashes, in log
+        # order.
         self._pending: dict[int, tuple[list[bytes], list[int], list[bytes]]] = {}
         self._pending_count = 0
 
     @classmethod
-    def resume(
-        cls, values: Mapping[bytes, MapValue], tree_size: int, committed_root: bytes
-    ) -> MapAuditor:
-        """The auditor of a monitor that holds the map's values at head tree_size (from an
-        earlier audit), checked against the root that head's state commitment carries."""
+    def resume(cls, held: MapSnapshot, tree_size: int, committed_root: bytes) -> MapAuditor:
+        """The auditor of a monitor that holds the map at head tree_size (``snapshot()`` of an
+        earlier audit), checked against the root that head's state commitment carries.
+
+        The held snapshot stays as it was (snapshots are never changed by later updates).
+        """
         if not isinstance(tree_size, int) or isinstance(tree_size, bool) or tree_size < 0:
             raise InvalidInput("the tree size a map is held at is a non-negative integer")
-        late = [
-            value.last_leaf_index for value in values.values() if value.last_leaf_index >= tree_size
-        ]
-        if late:
+        if held.root != committed_root:
             raise InvalidInput(
-                f"a map held at tree size {tree_size} has a good whose last entry is leaf "
-                f"{max(late)}"
-            )
-        auditor = cls()
-        auditor._values = dict(values)
-        auditor._map.apply((key, value.value_hash()) for key, value in values.items())
-        auditor._tree_size = tree_size
-        root = auditor._map.root()
-        if root != committed_root:
-            raise InvalidInput(
-                f"the map held at tree size {tree_size} has root {to_hex(root)}, "
+                f"the map held at tree size {tree_size} has root {to_hex(held.root)}, "
                 f"not the committed root {to_hex(committed_root)}"
             )
+        auditor = cls()
+        auditor._map.rewind(held)
+        auditor._tree_size = tree_size
         return auditor
 
     @property
@@ -161,11 +149,11 @@ class MapAuditor:
         """The leaf index of the last state commitment met, or None."""
         return self._last_commitment
 
-    def values(self) -> Mapping[bytes, MapValue]:
-        """Each good's value (by map key) as of tree_size, read-only: what a monitor keeps to
-        resume from."""
+    def snapshot(self) -> MapSnapshot:
+        """The map as of tree_size, never changed by what the auditor replays next: what a
+        monitor keeps to resume from, and reads goods' values from."""
         self._fold()
-        return MappingProxyType(self._values)
+        return self._map.snapshot()
 
     def root(self) -> bytes:
         """The map root the leaves replayed so far give."""
@@ -241,27 +229,18 @@ class MapAuditor:
             )
 
     def _fold(self) -> None:
-        """Fold the pending entries into the values and the map: one sorted batch."""
+        """Chain the pending entries onto the map: one sorted batch (StateMap.append)."""
         if not self._pending_count:
             return
-        changed: dict[bytes, MapValue] = {}
-        # NOTE: a MapValue per entry, and the cyclic collector's full passes rescan every
-        # value already held (a third of the replay's time at 10^5 entries). Values hold
-        # bytes and ints, never a cycle: the collector is paused for the replay, as
-        # StateMap.apply pauses it for the merge.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            for good_type, (fingerprints, leaf_indices, leaf_hashes) in self._pending.items():
-                keys = map_keys(good_type, fingerprints)
-                entries = zip(keys, leaf_indices, leaf_hashes, strict=True)
-                changed.update(replay(entries, self._values))
-        finally:
-            if collecting:
-                gc.enable()
-        self._pending, self._pending_count = {}, 0
-        self._values.update(changed)
-        self._map.apply((key, value.value_hash()) for key, value in changed.items())
+        pending, self._pending, self._pending_count = self._pending, {}, 0
+        # Keys of two good types never collide, so the types' entries may follow each other
+        # in any order: each key's own entries stay in log order.
+        self._map.append(
+            itertools.chain.from_iterable(
+                zip(map_keys(good_type, fingerprints), leaf_indices, leaf_hashes, strict=True)
+                for good_type, (fingerprints, leaf_indices, leaf_hashes) in pending.items()
+            )
+        )
 
 
 def _check_payload(

@@ -224,12 +224,15 @@ def test_a_monitor_checks_a_range_from_the_map_it_holds(filled: Registry, engine
         found = filled.state_commitment(size)
         assert found is not None
         payloads[size - 1] = found[1]
-    held = MapAuditor()
-    audit_range(held, leaves[:head_a], head_a)
-    root_a = payloads[head_a - 1].map_root
+    first = MapAuditor()
+    audit_range(first, leaves[:head_a], head_a)
+    held, root_a = first.snapshot(), payloads[head_a - 1].map_root
 
     result = audit_range(
-        MapAuditor.resume(held.values(), head_a, root_a), leaves[head_a:], head_b, payloads=payloads
+        MapAuditor.resume(held, head_a, root_a),
+        leaves[head_a:],
+        head_b,
+        payloads=payloads,
     )
     assert result == MapAudit(head_a, head_b, 4, payloads[head_b - 1].map_root, True)
 
@@ -238,7 +241,7 @@ def test_a_monitor_checks_a_range_from_the_map_it_holds(filled: Registry, engine
     dropped = [(i, leaf) for i, (_, leaf) in enumerate(leaves[:164] + leaves[165:])]
     with pytest.raises(LogCorrupt, match="state commitment at leaf 203: its payload covers 204"):
         audit_range(
-            MapAuditor.resume(held.values(), head_a, root_a),
+            MapAuditor.resume(held, head_a, root_a),
             dropped[head_a:],
             head_b - 1,
             payloads={(i - 1 if i > 164 else i): p for i, p in payloads.items()},

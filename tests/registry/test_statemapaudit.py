@@ -25,8 +25,8 @@ from registry.leaf import (
     subject_fingerprint,
 )
 from registry.payloads import StateCommitmentPayload
-from registry.statemap import MapValue
 from registry.statemapaudit import MapAudit, MapAuditor, audit_range
+from registry.statemaptree import MapSnapshot
 from tests.registry.test_statemap import ref_root
 
 REGISTRY = bytes.fromhex("52" * 20)
@@ -173,16 +173,16 @@ def test_a_log_from_before_commitments_replays_and_proves_no_root() -> None:
     assert result.root == ref_map_root(log.leaves)
 
 
-def test_values_are_what_a_monitor_keeps() -> None:
+def test_a_snapshot_is_what_a_monitor_keeps() -> None:
     log = sample_log()
     auditor = MapAuditor()
     audit_range(auditor, log.indexed(), len(log.leaves))
-    values = auditor.values()
-    transferred = values[ref_key(2, fp(1))]
+    held = auditor.snapshot()
+    transferred = held.value(ref_key(2, fp(1)))
+    assert transferred is not None
     assert (transferred.entry_count, transferred.last_leaf_index) == (3, 19)
-    assert ref_key(3, fp(99)) not in values and ref_key(2, fp(99)) in values
-    with pytest.raises(TypeError):
-        values[ref_key(2, fp(1))] = transferred  # type: ignore[index]
+    assert held.value(ref_key(3, fp(99))) is None and held.value(ref_key(2, fp(99))) is not None
+    assert held.root == log.payloads[21].map_root
 
 
 # -- commitments that disagree with their entries ---------------------------------------------
@@ -305,58 +305,66 @@ def test_early_folds_give_the_same_map(monkeypatch: pytest.MonkeyPatch) -> None:
 # -- a range, from a map a monitor holds at head A to head B -----------------------------------
 
 
-def _held_at(log: Log, head: int) -> tuple[dict[bytes, MapValue], bytes]:
+def _held_at(log: Log, head: int) -> tuple[MapSnapshot, bytes]:
     auditor = MapAuditor()
     audit_range(auditor, log.indexed()[:head], head, payloads=log.payloads)
-    return dict(auditor.values()), log.payloads[head - 1].map_root
+    return auditor.snapshot(), log.payloads[head - 1].map_root
 
 
 def test_a_range_from_a_held_map_passes() -> None:
     log = sample_log()
-    values, root = _held_at(log, 14)  # head 14 ends with the commitment at leaf 13
-    auditor = MapAuditor.resume(values, 14, root)
+    held, root = _held_at(log, 14)  # head 14 ends with the commitment at leaf 13
+    auditor = MapAuditor.resume(held, 14, root)
     result = audit_range(auditor, log.indexed()[14:], len(log.leaves), payloads=log.payloads)
     assert result == MapAudit(14, len(log.leaves), 2, log.payloads[21].map_root, True)
 
 
 def test_a_range_with_an_entry_dropped_fails() -> None:
     log = sample_log()
-    values, root = _held_at(log, 14)
+    held, root = _held_at(log, 14)
     between = log.indexed()[14:]
     del between[1]  # the REVOKE at leaf 15
     with pytest.raises(LogCorrupt, match="expected leaf 15 next, got leaf 16"):
-        audit_range(MapAuditor.resume(values, 14, root), between, len(log.leaves))
+        audit_range(MapAuditor.resume(held, 14, root), between, len(log.leaves))
     # Renumbered to hide the gap: the next commitment disagrees (by its payload, then its root).
     renumbered = [(14 + i, leaf) for i, (_, leaf) in enumerate(between)]
     with pytest.raises(LogCorrupt, match="state commitment at leaf 17: its payload covers 18"):
         audit_range(
-            MapAuditor.resume(values, 14, root), renumbered, 21, payloads={17: log.payloads[18]}
+            MapAuditor.resume(held, 14, root), renumbered, 21, payloads={17: log.payloads[18]}
         )
     with pytest.raises(LogCorrupt, match="state commitment at leaf 17: committed map root"):
-        audit_range(MapAuditor.resume(values, 14, root), renumbered, 21)
+        audit_range(MapAuditor.resume(held, 14, root), renumbered, 21)
 
 
 def test_a_range_that_stops_short_or_runs_past_its_head_fails() -> None:
     log = sample_log()
-    values, root = _held_at(log, 14)
+    held, root = _held_at(log, 14)
     with pytest.raises(LogCorrupt, match="short of tree size 22: leaf 21 is missing"):
-        audit_range(MapAuditor.resume(values, 14, root), log.indexed()[14:21], 22)
+        audit_range(MapAuditor.resume(held, 14, root), log.indexed()[14:21], 22)
     with pytest.raises(LogCorrupt, match="leaf 19 is beyond the range's end, tree size 19"):
-        audit_range(MapAuditor.resume(values, 14, root), log.indexed()[14:], 19)
+        audit_range(MapAuditor.resume(held, 14, root), log.indexed()[14:], 19)
     with pytest.raises(InvalidInput, match="cannot end at 13, before its start 14"):
-        audit_range(MapAuditor.resume(values, 14, root), [], 13)
+        audit_range(MapAuditor.resume(held, 14, root), [], 13)
 
 
 def test_a_held_map_must_have_the_committed_root() -> None:
     log = sample_log()
-    values, root = _held_at(log, 14)
+    held, root = _held_at(log, 14)
     with pytest.raises(InvalidInput, match="not the committed root"):
-        MapAuditor.resume(values, 14, log.payloads[0].map_root)
-    with pytest.raises(InvalidInput, match="last entry is leaf 12"):
-        MapAuditor.resume(values, 12, root)
-    del values[ref_key(1, fp(0))]
-    with pytest.raises(InvalidInput, match="not the committed root"):
-        MapAuditor.resume(values, 14, root)
+        MapAuditor.resume(held, 14, log.payloads[0].map_root)
+    with pytest.raises(InvalidInput, match="non-negative integer"):
+        MapAuditor.resume(held, -1, root)
+
+
+def test_a_range_leaves_the_held_map_as_it_was() -> None:
+    # A monitor may check B, then C, from the same map held at A.
+    log = sample_log()
+    held, root = _held_at(log, 14)
+    before = held.value(ref_key(1, fp(0)))
+    for _ in range(2):
+        result = audit_range(MapAuditor.resume(held, 14, root), log.indexed()[14:], 22)
+        assert result.commitments == 2
+    assert held.root == root and held.value(ref_key(1, fp(0))) == before
 
 
 # -- properties against the naive reference ---------------------------------------------------
@@ -408,7 +416,7 @@ def test_replay_agrees_with_the_reference(
     head = min(cut, size)
     held = MapAuditor()
     audit_range(held, log.indexed()[:head], head)
-    resumed = MapAuditor.resume(held.values(), head, ref_map_root(log.leaves[:head]))
+    resumed = MapAuditor.resume(held.snapshot(), head, ref_map_root(log.leaves[:head]))
     later = audit_range(resumed, log.indexed()[head:], size, payloads=log.payloads)
     assert later.root == result.root
     assert later.commitments == sum(1 for index in log.payloads if index >= head)
