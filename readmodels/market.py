@@ -15,22 +15,31 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from registry.distribution_policy import NotADistributor
 from registry.fingerprints import Use
+from registry.transferrequests import (
+    AuthorizationRefused,
+    DoubleSale,
+    GoodConsumed,
+    GoodRevoked,
+    NotTheHolder,
+)
 
 #: A good as the rules key it: (good_type value, fingerprint bytes).
 GoodKey = tuple[int, bytes]
 
 #: The platform name verification events carry for unauthenticated callers.
 ANONYMOUS: Final = "anonymous"
-#: Refusal reasons of a recorded transfer attempt (``registry.transfers`` error codes).
-REFUSED_DOUBLE_SALE: Final = "double-sale"
-REFUSED_REVOKED: Final = "revoked"
-REFUSED_CONSUMED: Final = "consumed"
-REFUSED_NOT_DISTRIBUTOR: Final = "not-a-distributor"
+#: Refusal reasons of a recorded transfer attempt: ``registry.transfers`` records the code of
+#: the error it refused the transfer with, so the rules read each code from its error class.
+REFUSED_DOUBLE_SALE: Final = DoubleSale.code
+REFUSED_REVOKED: Final = GoodRevoked.code
+REFUSED_CONSUMED: Final = GoodConsumed.code
+REFUSED_NOT_DISTRIBUTOR: Final = NotADistributor.code
 #: A platform named another platform's holder as its seller without that platform's consent
 #: (``not-the-holder``), or presented a hand-over authorization that did not hold.
-REFUSED_NOT_THE_HOLDER: Final = "not-the-holder"
-REFUSED_AUTHORIZATION: Final = "authorization-refused"
+REFUSED_NOT_THE_HOLDER: Final = NotTheHolder.code
+REFUSED_AUTHORIZATION: Final = AuthorizationRefused.code
 
 
 # -- records ---------------------------------------------------------------------------------

@@ -15,54 +15,39 @@ is never logged.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy import Connection, Table, select, update
 
-from registry.errors import Conflict, InvalidInput, TracemarkError
+from registry.errors import Conflict, InvalidInput
 from registry.fingerprints import GoodType, fingerprint_hex
 from registry.leaf import EntryKind
 from registry.log import entries_t
 from registry.models import Holding, TransferAuthorization
 from registry.parties import MAX_REFERENCE_LENGTH, ReferenceKeys, check_platform_id
 
+# NOTE: a token's bound and hash, and the two refusals of a hand-over, are defined with the
+# transfer request that carries the token (pure, so that the fraud rules can name the codes);
+# they are this module's names too.
+from registry.transferrequests import (
+    MAX_TOKEN_LENGTH,
+    AuthorizationRefused,
+    NotTheHolder,
+    token_hash,
+)
+
 authorizations_t: Table = TransferAuthorization.__table__  # type: ignore[attr-defined]
 _holdings_t: Table = Holding.__table__  # type: ignore[attr-defined]
 
 #: Prefix of a token, so that one found in a log or a paste is recognisable (and revocable).
 TOKEN_PREFIX: Final = "tmho_"  # noqa: S105 (a prefix, not a secret)
-#: Longest token accepted: a bound on what a request may make us hash.
-MAX_TOKEN_LENGTH: Final = 128
 #: Longest life of an authorization. A token is a bearer capability for one good: a short life
 #: bounds how long a leaked one is worth anything (the buyer presents it within the sale).
 MAX_AUTHORIZATION_SECONDS: Final = 3600
 #: Its life when the holding platform does not say.
 DEFAULT_AUTHORIZATION_SECONDS: Final = 600
-
-
-class NotTheHolder(TracemarkError):
-    """The seller is a party on another platform, and that platform did not consent (403):
-    only the holding platform may report its sale, or a buyer presenting its authorization."""
-
-    code = "not-the-holder"
-    http_status = 403
-    diagnostics = "Ask the holding platform for a hand-over authorization, and present it."
-
-
-class AuthorizationRefused(NotTheHolder):
-    """The hand-over authorization presented is unknown, used, expired, or for another good,
-    buyer or seller (403)."""
-
-    code = "authorization-refused"
-    diagnostics = "Ask the holding platform for a new authorization for this very sale."
-
-
-def token_hash(token: str) -> bytes:
-    """What is stored of a token."""
-    return hashlib.sha256(token.encode("utf-8")).digest()
 
 
 @dataclass(frozen=True)

@@ -10,18 +10,26 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import rfc8785
 
-from registry import handover
-from registry.errors import Conflict, IdempotencyKeyReused, InvalidInput
+from registry.errors import Conflict, IdempotencyKeyReused, InvalidInput, TracemarkError
 from registry.fingerprints import GoodType, fingerprint_hex
 from registry.parties import MAX_REFERENCE_LENGTH, check_platform_id
 from registry.royalty import MAX_PRICE
 
 #: The hash a row gets from a reference: ``ReferenceKeys.reference_hash`` (keyed per platform).
 Hasher = Callable[[str, str], bytes]
+
+#: Longest hand-over token accepted (``registry.handover`` issues them): a bound on what a
+#: request may make us hash.
+MAX_TOKEN_LENGTH: Final = 128
+
+
+def token_hash(token: str) -> bytes:
+    """What is stored of a hand-over token, and what a request's hash covers of it."""
+    return hashlib.sha256(token.encode("utf-8")).digest()
 
 
 class DoubleSale(Conflict):
@@ -44,6 +52,23 @@ class GoodRevoked(Conflict):
     """The creator revoked the good; it may not change hands."""
 
     code = "revoked"
+
+
+class NotTheHolder(TracemarkError):
+    """The seller is a party on another platform, and that platform did not consent (403):
+    only the holding platform may report its sale, or a buyer presenting its authorization."""
+
+    code = "not-the-holder"
+    http_status = 403
+    diagnostics = "Ask the holding platform for a hand-over authorization, and present it."
+
+
+class AuthorizationRefused(NotTheHolder):
+    """The hand-over authorization presented is unknown, used, expired, or for another good,
+    buyer or seller (403)."""
+
+    code = "authorization-refused"
+    diagnostics = "Ask the holding platform for a new authorization for this very sale."
 
 
 @dataclass(frozen=True)
@@ -107,10 +132,8 @@ class TransferRequest:
                 raise InvalidInput(
                     "with a hand-over authorization the buyer is a party on your own platform"
                 )
-            if not 1 <= len(self.authorization) <= handover.MAX_TOKEN_LENGTH:
-                raise InvalidInput(
-                    f"an authorization has 1 to {handover.MAX_TOKEN_LENGTH} characters"
-                )
+            if not 1 <= len(self.authorization) <= MAX_TOKEN_LENGTH:
+                raise InvalidInput(f"an authorization has 1 to {MAX_TOKEN_LENGTH} characters")
         elif not self.seller.is_creator and self.seller.reference is None:
             raise InvalidInput("seller: give a reference (or creator=true, or an authorization)")
         if (self.price is None) != (self.currency is None):
@@ -135,16 +158,20 @@ class TransferRequest:
             "final": self.final,
         }
         if self.authorization is not None:  # absent otherwise: older requests hash as before
-            document["authorization"] = handover.token_hash(self.authorization).hex()
+            document["authorization"] = token_hash(self.authorization).hex()
         return hashlib.sha256(rfc8785.dumps(document)).digest()
 
 
 __all__ = [
+    "MAX_TOKEN_LENGTH",
+    "AuthorizationRefused",
     "DoubleSale",
     "GoodConsumed",
     "GoodRevoked",
     "Hasher",
     "IdempotencyKeyReused",
+    "NotTheHolder",
     "Party",
     "TransferRequest",
+    "token_hash",
 ]
