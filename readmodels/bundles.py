@@ -1,9 +1,11 @@
-"""Building a good's proof bundle (``verifier.bundle``) from the registry's log and anchors.
+"""Building a good's proof bundle (``verifier.bundle``) or the proof that a good is not
+registered (``verifier.absence``) from the registry's log, state map and anchors.
 
 The head: the largest anchored one (state mined or final) that covers the good's REGISTER
 entry and has a signed tree head of exactly the anchored size and root; if none does yet, the
-latest signed head, with ``anchor`` null. ``readmodels.exports`` builds each good of an export
-with the same entry builder.
+latest signed head, with ``anchor`` null. The state (issue 14): the good's value in the map
+the head's last leaf, a STATE_COMMITMENT, commits to, with its map proof. ``readmodels.exports``
+builds each good of an export with the same entry builder.
 
 NOTE: the registry's storage (sqlalchemy) is imported when a function runs, not with the
 module: the command line imports the export writer, and so this, for every command.
@@ -15,16 +17,20 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from anchoring.states import ANCHORED
-from registry.errors import InvalidInput, NotFound
+from registry.errors import Conflict, InvalidInput, NotFound
 from registry.fingerprints import GoodType, fingerprint_hex
 from registry.leaf import LEAF_VERSION, EntryKind
+from registry.payloads import StateCommitmentPayload
 from registry.treehead import TreeHead
+from verifier.absence import FORMAT as ABSENCE_FORMAT
+from verifier.absence import Absence
 from verifier.bundle import (
-    FORMAT_V2,
+    FORMAT_V3,
     MAX_BUNDLE_ENTRIES,
     AnchorPointer,
     Bundle,
     BundleEntry,
+    BundleState,
     GoodRef,
     SubjectEntry,
 )
@@ -34,16 +40,24 @@ if TYPE_CHECKING:
     from registry.service import Registry
 
 
+class GoodRegistered(Conflict):
+    """An absence proof was asked for a good the log holds: its proof bundle says what it is."""
+
+    code = "good-registered"
+    diagnostics = "The good is registered: fetch its proof bundle (.../proof) instead."
+
+
 # -- building one ---------------------------------------------------------------
 
 
 def build_bundle(registry: Registry, good_type: GoodType, fingerprint: bytes) -> Bundle:
-    """The proof bundle of a good, against the best head there is.
+    """The proof bundle of a good (``tracemark-bundle/v3``), against the best head there is.
 
     The head: the largest anchored one (state mined or final) that covers the good's
     REGISTER entry and has a signed tree head of exactly the anchored size and root; if none
     does yet, the latest signed head, with ``anchor`` null. The good's other entries under
-    that head travel with it; the rest are counted in ``pending_entries``.
+    that head travel with it, and its value in the head's state map proves they are all; the
+    rest are counted in ``pending_entries``.
 
     Raises ``NotFound`` for a good the log does not have, or whose registration is still
     queued (nothing to prove yet).
@@ -75,7 +89,7 @@ def build_bundle(registry: Registry, good_type: GoodType, fingerprint: bytes) ->
         records.add(identity.record_id)
     payloads = read_payloads(registry, records)
     return Bundle(
-        format=FORMAT_V2,
+        format=FORMAT_V3,
         good=GoodRef(good_type=good_type, fingerprint=fingerprint),
         entry=bundle_entry(registry, register, payloads, head.tree_size),
         later_entries=tuple(bundle_entry(registry, e, payloads, head.tree_size) for e in later),
@@ -84,7 +98,70 @@ def build_bundle(registry: Registry, good_type: GoodType, fingerprint: bytes) ->
         anchor=anchor,
         creator_identity=None
         if identity is None
-        else _subject_entry(registry, identity, payloads, head.tree_size),
+        else SubjectEntry(
+            **_logged_fields(registry, identity, payloads[identity.record_id], head.tree_size)
+        ),
+        state=_state(registry, good_type, fingerprint, head.tree_size),
+    )
+
+
+def build_absence(registry: Registry, good_type: GoodType, fingerprint: bytes) -> Absence:
+    """The proof that a good is not in the log (``tracemark-absence/v1``), as of the largest
+    anchored head that commits to the state map, else the latest signed head that does (with
+    ``anchor`` null).
+
+    Raises ``GoodRegistered`` for a good the registry has an entry of (logged or queued: its
+    proof bundle, once logged, is the answer), ``NotFound`` when no head commits to the state
+    map yet (a log from before it, or empty).
+    """
+    what = f"{good_type.name.lower()} {fingerprint_hex(fingerprint)}"
+    if registry.history(good_type, fingerprint):
+        raise GoodRegistered(
+            f"{what} is registered: its proof bundle is at "
+            f"/v1/goods/{good_type.name.lower()}/{fingerprint_hex(fingerprint)}/proof"
+        )
+    latest = registry.latest_tree_head()
+    if latest is None:
+        raise NotFound("the log has no signed head yet: no absence can be proved")
+    anchored, anchor = _choose_head(registry, -1)
+    candidates = [(anchored, anchor)]
+    if latest.tree_size != anchored.tree_size:
+        candidates.append((latest, None))
+    for head, pointer in candidates:
+        state = _state(registry, good_type, fingerprint, head.tree_size)
+        if state is None:
+            continue
+        if state.value is not None:  # logged since the history was read
+            raise GoodRegistered(f"{what} is registered as of head {head.tree_size:,}")
+        return Absence(
+            format=ABSENCE_FORMAT,
+            good=GoodRef(good_type=good_type, fingerprint=fingerprint),
+            tree_head=head,
+            anchor=pointer,
+            state=state,
+        )
+    raise NotFound("no signed head commits to the state map yet: no absence can be proved")
+
+
+def _state(
+    registry: Registry, good_type: GoodType, fingerprint: bytes, tree_size: int
+) -> BundleState | None:
+    """The good's value (or absence) in the state map of the head of ``tree_size``, or None
+    when that head ends in no state commitment."""
+    proof = registry.state_proof(good_type, fingerprint, tree_size)
+    if proof is None:
+        return None
+    commitment = proof.commitment
+    assert commitment.leaf_index is not None
+    # The payload is the commitment's canonical one, rebuilt from what it commits to; the
+    # verifier hashes it against the leaf's payload_hash, so a wrong one cannot pass.
+    payload = StateCommitmentPayload(map_root=proof.map_root, covers=commitment.leaf_index)
+    return BundleState(
+        commitment=SubjectEntry(
+            **_logged_fields(registry, commitment, payload.document(), tree_size)
+        ),
+        value=proof.value,
+        map_proof=proof.proof,
     )
 
 
@@ -94,14 +171,8 @@ def _identity_entry(registry: Registry, creator: bytes, tree_size: int) -> Logge
     return latest_identity_entry(registry, creator, below=tree_size)
 
 
-def _subject_entry(
-    registry: Registry, entry: LoggedEntry, payloads: dict[int, dict[str, Any]], tree_size: int
-) -> SubjectEntry:
-    return SubjectEntry(**_logged_fields(registry, entry, payloads, tree_size))
-
-
 def _logged_fields(
-    registry: Registry, entry: LoggedEntry, payloads: dict[int, dict[str, Any]], tree_size: int
+    registry: Registry, entry: LoggedEntry, payload: dict[str, Any], tree_size: int
 ) -> dict[str, Any]:
     """What every logged entry carries: its leaf fields, payload and inclusion proof."""
     assert entry.leaf_index is not None and entry.timestamp is not None
@@ -113,7 +184,7 @@ def _logged_fields(
         "payload_hash": entry.payload_hash,
         "timestamp": entry.timestamp,
         "leaf_index": entry.leaf_index,
-        "payload": payloads[entry.record_id],
+        "payload": payload,
         "inclusion_proof": tuple(registry.inclusion_proof(entry.leaf_index, tree_size)),
     }
 
@@ -182,10 +253,17 @@ def bundle_entry(
     assert entry.good_type is not None  # a good's entry, never a subject's
     batch_proof = None if entry.position is None else registry.batch_proof(entry)
     return BundleEntry(
-        **_logged_fields(registry, entry, payloads, tree_size),
+        **_logged_fields(registry, entry, payloads[entry.record_id], tree_size),
         good_type=entry.good_type,
         batch_proof=batch_proof,
     )
 
 
-__all__ = ["anchor_pointer", "build_bundle", "bundle_entry", "read_payloads"]
+__all__ = [
+    "GoodRegistered",
+    "anchor_pointer",
+    "build_absence",
+    "build_bundle",
+    "bundle_entry",
+    "read_payloads",
+]

@@ -274,7 +274,9 @@ def test_codes_from_creator_to_player(
     assert checked.stdout.startswith("OK: "), checked.stdout + checked.stderr
     assert "consumed" in checked.stdout and "anchored on chain 31337" in checked.stdout
     assert f"trust root {root.label()}" in checked.stdout
-    assert COMPLETENESS_NOT_PROVEN in checked.stdout
+    # The bundle carries the state map's proof (issue 14): its history is proven complete.
+    assert "complete as of head" in checked.stdout
+    assert COMPLETENESS_NOT_PROVEN not in checked.stdout
     # The codes never reached the server: not in its database, not in its log.
     server_files = (
         b"".join(p.read_bytes() for p in (tmp_path / "server").rglob("*") if p.is_file())

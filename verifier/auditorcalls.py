@@ -1,4 +1,5 @@
-"""The auditor's calls of the client: signed heads, proofs, bundles, traces, signals."""
+"""The auditor's calls of the client: signed heads, proofs, bundles, absence proofs, traces,
+signals."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from registry.errors import (
 )
 from registry.fingerprints import GoodType, parse_fingerprint
 from registry.treehead import TreeHead
+from verifier.absence import MAX_ABSENCE_BYTES, Absence
 from verifier.bundle import MAX_BUNDLE_BYTES, Bundle
 from verifier.problems import (
     UnexpectedAnswer,
@@ -68,11 +70,21 @@ class AuditorCalls(RegistryTransport):
             raise UnexpectedAnswer("a proof node is not 0x and 64 hex digits") from None
 
     def proof_bundle(self, good_type: GoodType | GoodTypeName, fingerprint: bytes | str) -> Bundle:
-        """The good's proof bundle (``tracemark-bundle/v1``), parsed strictly; check it with
+        """The good's proof bundle (``tracemark-bundle/v3``), parsed strictly; check it with
         ``verifier.offline.check_bundle`` and the chain, trusting nothing the server said."""
         path = f"/v1/goods/{good_type_name(good_type)}/{fingerprint_text(fingerprint)}/proof"
         answer = self._send("GET", path, limit=MAX_BUNDLE_BYTES)
         return Bundle.parse(answer.body)
+
+    def absence_proof(
+        self, good_type: GoodType | GoodTypeName, fingerprint: bytes | str
+    ) -> Absence:
+        """The proof that the good is not registered (``tracemark-absence/v1``), parsed
+        strictly; check it with ``verifier.statecheck.check_absence`` and the chain. A good
+        that is registered raises ``ProblemConflict``: fetch its proof bundle instead."""
+        path = f"/v1/goods/{good_type_name(good_type)}/{fingerprint_text(fingerprint)}/absence"
+        answer = self._send("GET", path, limit=MAX_ABSENCE_BYTES)
+        return Absence.parse(answer.body)
 
     def trace(self, good_type: GoodType | GoodTypeName, fingerprint: bytes | str) -> TraceOut:
         """The good's whole history in order (``tracemark-trace/v1``): an API key with the

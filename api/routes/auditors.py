@@ -1,5 +1,6 @@
 """Auditors and anyone holding evidence: the log's signed heads and proofs, a good's history,
-and its proof bundle (``tracemark-bundle/v1``), which checks against the chain alone."""
+its proof bundle (``tracemark-bundle/v3``) and, for a good never registered, the proof of its
+absence (``tracemark-absence/v1``), both of which check against the chain alone."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict
 
 from api.deps import GOOD_TYPES, Auditor, Caller, Context
+from api.errors import problem_response
 from api.pagination import Cursor, decode_cursor, encode_cursor
 from api.trustroot import registry_trust_root
-from readmodels.bundles import build_bundle
+from readmodels.bundles import build_absence, build_bundle
 from registry.edges import HASH32_PATTERN
 from registry.errors import NotFound
 from registry.fingerprints import parse_fingerprint
@@ -117,7 +119,7 @@ def consistency(
 @router.get(
     "/v1/goods/{good_type}/{fingerprint}/proof",
     operation_id="get_proof_bundle",
-    summary="The good's proof bundle (tracemark-bundle/v1): check it with the chain alone.",
+    summary="The good's proof bundle (tracemark-bundle/v3): check it with the chain alone.",
     responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
 )
 async def proof_bundle(
@@ -130,6 +132,29 @@ async def proof_bundle(
         bundle.to_json(),
         media_type="application/json",
         headers={"Content-Disposition": 'attachment; filename="bundle.json"'},
+    )
+
+
+@router.get(
+    "/v1/goods/{good_type}/{fingerprint}/absence",
+    operation_id="get_absence_proof",
+    summary="Proof that the good is not registered as of a signed, anchored head "
+    "(tracemark-absence/v1): check it with the chain alone.",
+    responses={
+        200: {"content": {"application/json": {"schema": {"type": "object"}}}},
+        409: problem_response("The good is registered: fetch its proof bundle (/proof)"),
+    },
+)
+async def absence_proof(
+    good_type: GoodTypePath, fingerprint: FingerprintPath, ctx: Context, caller: Caller
+) -> Response:
+    absence = await run_in_threadpool(
+        build_absence, ctx.registry, GOOD_TYPES[good_type], parse_fingerprint(fingerprint)
+    )
+    return Response(
+        absence.to_json(),
+        media_type="application/json",
+        headers={"Content-Disposition": 'attachment; filename="absence.json"'},
     )
 
 

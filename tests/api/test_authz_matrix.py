@@ -142,6 +142,7 @@ POLICY: dict[str, frozenset[str]] = {
     "get_inclusion_proof": ANYONE,
     "get_consistency_proof": ANYONE,
     "get_proof_bundle": ANYONE,
+    "get_absence_proof": ANYONE,
     "get_good_history": holding("audit"),
     # A good's trace: auditors' keys, and its own creator signed in (another creator: 404).
     "get_good_trace": holding("audit") | {CREATOR},
@@ -576,6 +577,8 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     "get_inclusion_proof": lambda w: Call(params={"leaf_index": 0, "tree_size": w.tree_size}),
     "get_consistency_proof": lambda w: Call(params={"from_size": 1, "tree_size": w.tree_size}),
     "get_proof_bundle": lambda w: Call(),
+    # The matrix's good is registered: a 409 pointing at its bundle, neither 401 nor 403.
+    "get_absence_proof": lambda w: Call(),
     "get_good_history": lambda w: Call(),
     "get_good_trace": lambda w: Call(),
     "list_signals": lambda w: Call(params={"limit": 5}),

@@ -196,7 +196,7 @@ def before_generate_path_parameters(
         return strategy | _from_seeds("transfer_ids").map(lambda i: {"transfer_id": i})
     if operation_id == "get_job":
         return strategy | _from_seeds("job_ids").map(lambda i: {"job_id": i})
-    if operation_id in ("get_proof_bundle", "get_good_history"):
+    if operation_id in ("get_proof_bundle", "get_absence_proof", "get_good_history"):
         seeded = st.sampled_from(SEED_GOODS)
         return strategy | seeded.map(lambda g: {"good_type": g[0], "fingerprint": hex0x(g[1])})
     return strategy

@@ -131,14 +131,15 @@ def world(
 @dataclass
 class Story:
     """The world's goods: a file registered then revoked among others, and a batch of codes of
-    which two were revoked in a batch; everything anchored."""
+    which two were revoked in a batch; everything anchored. Every signed head ends with its
+    state commitment (issue 14), so each sequencing adds one more leaf than it has entries."""
 
     world: World
-    #: Registered at leaf 3 (royalty policy and metadata), revoked at leaf 6.
+    #: Registered at leaf 6 (royalty policy and metadata), revoked at leaf 12.
     revoked_file: bytes
-    #: Registered at leaf 4, never revoked.
+    #: Registered at leaf 8, never revoked.
     plain_file: bytes
-    #: The batch's fingerprints in upload order (leaves 7..11); codes 1 and 2 revoked (12, 13).
+    #: The batch's fingerprints in upload order (leaves 14..18); codes 1 and 2 revoked (20, 21).
     codes: list[bytes]
 
 
@@ -153,10 +154,10 @@ def story(world: World) -> Story:
         policy=RoyaltyPolicy.parse(POLICY_DOCUMENT), metadata={"title": "a work"}
     )
     plain = world.register_file()
-    world.anchor()  # head 5
+    world.anchor()  # head 10
     world.register_file()
     world.revoke_file(revoked, reason="pirated copy")
     codes = world.register_codes(CODES)
     world.revoke_codes(CODES[1:3])
-    world.anchor()  # head 14
+    world.anchor()  # head 23
     return Story(world, revoked, plain, codes)

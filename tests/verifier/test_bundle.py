@@ -34,8 +34,8 @@ from tests.conftest import Clock, CreatorFactory
 from tests.registry.helpers import registration
 from tests.trust import policy_of, trust_root_of
 from tests.verifier.conftest import CODES, CONFIRMATIONS, POLICY, Story, World
-from verifier.bundle import FORMAT_V2, MAX_BUNDLE_BYTES, Bundle, MalformedBundle
-from verifier.bundlereport import COMPLETENESS_NOT_PROVEN, BundleReport
+from verifier.bundle import FORMAT_V3, MAX_BUNDLE_BYTES, Bundle, MalformedBundle
+from verifier.bundlereport import BundleReport
 from verifier.errors import BundleInvalid, NotAnchoredYet, UntrustedRegistry
 from verifier.offline import check_bundle
 from verifier.trust import TrustPolicy, TrustRoot
@@ -78,12 +78,12 @@ def _registry(tmp_path: Path, clock: Clock, domain: Domain, name: str) -> Regist
 def test_a_registered_and_revoked_file_is_proved_against_the_chain(story: Story) -> None:
     world = story.world
     bundle = _bundle(story, GoodType.FILE, story.revoked_file)
-    assert bundle.format == FORMAT_V2 and bundle.creator_identity is None
+    assert bundle.format == FORMAT_V3 and bundle.creator_identity is None
     assert [(e.kind, e.leaf_index) for e in bundle.entries] == [
-        (EntryKind.REGISTER, 3),
-        (EntryKind.REVOKE, 6),
+        (EntryKind.REGISTER, 6),
+        (EntryKind.REVOKE, 12),
     ]
-    assert bundle.tree_head.tree_size == 14 and bundle.pending_entries == 0
+    assert bundle.tree_head.tree_size == 23 and bundle.pending_entries == 0
     assert bundle.anchor is not None and bundle.anchor.state == "final"
     assert bundle.entry.batch_proof is None
 
@@ -92,19 +92,24 @@ def test_a_registered_and_revoked_file_is_proved_against_the_chain(story: Story)
     assert report.status == "verified"
     assert (report.trust_root, report.trust_fingerprint) == (root.label(), root.fingerprint())
     assert [(e.kind, e.leaf_index) for e in report.entries] == [
-        (EntryKind.REGISTER, 3),
-        (EntryKind.REVOKE, 6),
+        (EntryKind.REGISTER, 6),
+        (EntryKind.REVOKE, 12),
     ]
     assert report.entries[1].reason == "pirated copy"
     assert report.chain is not None and report.chain.chain_id == 31337
     assert report.chain.confirmations == CONFIRMATIONS + 1
     creator = world.creator.address
     summary = report.summary()
-    assert f"registered by {creator} at leaf 3, revoked by {creator} at leaf 6" in summary
-    assert f"in head 14 signed by {world.registry.address}" in summary
+    assert f"registered by {creator} at leaf 6, revoked by {creator} at leaf 12" in summary
+    assert f"in head 23 signed by {world.registry.address}" in summary
     assert f"anchored on chain 31337 in contract {DEV_DOMAIN.verifying_contract}" in summary
     assert f"{CONFIRMATIONS + 1} confirmations; final by 1 confirmation)" in summary
-    assert summary.endswith(f"; trust root {root.label()}; {COMPLETENESS_NOT_PROVEN}")
+    # The state map under the head (its last leaf, 22) holds exactly these two entries.
+    assert summary.endswith(
+        f"; trust root {root.label()}; complete as of head 23: the state map committed at "
+        "leaf 22 holds 2 entries of this good, the last at leaf 12"
+    )
+    assert report.state is not None and report.completeness == "complete as of head 23"
 
 
 def test_a_batch_registered_code_is_proved_by_the_creators_one_signature(story: Story) -> None:
@@ -116,7 +121,7 @@ def test_a_batch_registered_code_is_proved_by_the_creators_one_signature(story: 
     report = check_bundle(bundle, policy_of(story.world.registry), story.world.chain)
     assert report.status == "verified"
     assert "registered by" in report.summary()
-    assert "at leaf 7 (item 1 of a batch of 5)" in report.summary()
+    assert "at leaf 14 (item 1 of a batch of 5)" in report.summary()
 
 
 def test_a_batch_revoked_code_proves_its_revocation(story: Story) -> None:
@@ -126,8 +131,8 @@ def test_a_batch_revoked_code_proves_its_revocation(story: Story) -> None:
     assert revocation.batch_proof is not None and revocation.batch_proof.position == 1
     report = check_bundle(bundle, policy_of(story.world.registry), story.world.chain)
     assert report.status == "verified"
-    assert "at leaf 9 (item 3 of a batch of 5)" in report.summary()
-    assert "revoked by" in report.summary() and "at leaf 13 (item 2 of a batch of 2)" in (
+    assert "at leaf 16 (item 3 of a batch of 5)" in report.summary()
+    assert "revoked by" in report.summary() and "at leaf 21 (item 2 of a batch of 2)" in (
         report.summary()
     )
     assert report.entries[1].signed_type == "BatchRevocation"
@@ -154,7 +159,7 @@ def test_a_code_sold_to_its_end_user_proves_its_consumption(story: Story) -> Non
     trust = policy_of(world.registry)
     report = check_bundle(bundle, trust, world.chain)
     assert report.status == "verified"
-    assert "consumed by a final sale on cardhub (attested by the registry) at leaf 14" in (
+    assert "consumed by a final sale on cardhub (attested by the registry) at leaf 23" in (
         report.summary()
     )
     # The registry attests a transfer only about this good, and only with the head's key.
@@ -181,20 +186,21 @@ def test_without_a_chain_everything_else_is_checked_and_the_report_says_so(story
     )
     assert report.status == "chain-not-checked"
     assert report.chain is None
-    assert "chain not checked (the bundle says head 14 is final on chain 31337" in (
+    assert "chain not checked (the bundle says head 23 is final on chain 31337" in (
         report.summary()
     )
 
 
 def test_the_head_is_the_largest_anchored_one_and_later_entries_wait(world: World) -> None:
+    # Every signed head ends with its state commitment: a good's entry and a commitment each.
     first = world.register_file()
-    world.anchor()  # head 1
-    second = world.register_file()
     world.anchor()  # head 2
-    world.revoke_file(first)  # leaf 2, head 3: signed, not anchored
+    second = world.register_file()
+    world.anchor()  # head 4
+    world.revoke_file(first)  # leaf 4, head 6: signed, not anchored
     bundle = build_bundle(world.registry, GoodType.FILE, first)
-    assert (bundle.tree_head.tree_size, bundle.later_entries, bundle.pending_entries) == (2, (), 1)
-    assert bundle.anchor is not None and bundle.anchor.tree_size == 2
+    assert (bundle.tree_head.tree_size, bundle.later_entries, bundle.pending_entries) == (4, (), 1)
+    assert bundle.anchor is not None and bundle.anchor.tree_size == 4
     trust = policy_of(world.registry)
     report = check_bundle(bundle, trust, world.chain)
     assert report.status == "verified"
@@ -202,13 +208,13 @@ def test_the_head_is_the_largest_anchored_one_and_later_entries_wait(world: Worl
     # A good newer than every anchor: the latest signed head, and no anchor yet.
     third = world.register_file()
     fresh = build_bundle(world.registry, GoodType.FILE, third)
-    assert (fresh.tree_head.tree_size, fresh.anchor) == (4, None)
+    assert (fresh.tree_head.tree_size, fresh.anchor) == (8, None)
     with pytest.raises(NotAnchoredYet) as caught:
         check_bundle(fresh, trust, world.chain)
     unanchored = caught.value.report
     assert unanchored.status == "not-anchored"
-    assert "head 4 is not anchored on chain 31337" in caught.value.detail
-    assert "head 4 is not anchored on chain 31337" in unanchored.summary()
+    assert "head 8 is not anchored on chain 31337" in caught.value.detail
+    assert "head 8 is not anchored on chain 31337" in unanchored.summary()
     # Once anchored, the same bundle verifies: the root is read from the contract.
     world.anchor()
     later = check_bundle(fresh, trust, world.chain)
@@ -238,7 +244,7 @@ def test_a_conflicting_claim_travels_with_the_good(
     assert [e.kind for e in bundle.entries] == [EntryKind.REGISTER, EntryKind.CONFLICT]
     report = check_bundle(bundle, policy_of(world.registry), world.chain)
     assert report.status == "verified"
-    assert f"claimed again (conflict) by {rival.address} at leaf 1" in report.summary()
+    assert f"claimed again (conflict) by {rival.address} at leaf 2" in report.summary()
 
 
 def test_bundles_are_built_alike_on_every_database(
@@ -261,15 +267,15 @@ def test_bundles_are_built_alike_on_every_database(
     worker = AnchorWorker(registry, chain, operator, POLICY)
     fingerprint = world.register_file()
     codes = world.register_codes(CODES[:3])
-    worker.run_until_idle()  # head 4 mined
-    world.revoke_codes(CODES[:1])  # head 5, not anchored
+    worker.run_until_idle()  # head 6 mined (each head ends with its state commitment)
+    world.revoke_codes(CODES[:1])  # head 8, not anchored
     bundles = [build_bundle(registry, GoodType.FILE, fingerprint)]
     bundles += [build_bundle(registry, GoodType.CODE, code) for code in codes]
     assert [(b.tree_head.tree_size, b.pending_entries) for b in bundles] == [
-        (4, 0),
-        (4, 1),
-        (4, 0),
-        (4, 0),
+        (6, 0),
+        (6, 1),
+        (6, 0),
+        (6, 0),
     ]
     trust = policy_of(registry)  # one confirmation: a mined anchor is final
     for bundle in bundles:
@@ -284,7 +290,8 @@ def test_bundles_are_built_alike_on_every_database(
 def test_the_format_is_strict(story: Story) -> None:
     text = build_bundle(story.world.registry, GoodType.FILE, story.plain_file).to_json()
     document = json.loads(text)
-    assert document["format"] == "tracemark-bundle/v2" and document["creator_identity"] is None
+    assert document["format"] == "tracemark-bundle/v3" and document["creator_identity"] is None
+    assert document["state"]["commitment"]["kind"] == "STATE_COMMITMENT"
     assert document["entry"]["kind"] == "REGISTER" and document["good"]["good_type"] == "file"
     assert document["entry"]["actor"] == story.world.creator.address  # EIP-55 at the edge
     assert Bundle.parse(text).to_json() == text  # round trip
@@ -297,9 +304,10 @@ def test_the_format_is_strict(story: Story) -> None:
 
     refused(lambda d: d.update(format="tracemark-bundle/v4"), "unknown bundle format")
     # Each version has exactly its own fields: v3 adds state (null when none), v2 has none.
-    refused(lambda d: d.update(format="tracemark-bundle/v3"), "v3 names state")
-    refused(lambda d: d.update(state=None), "v2 has no state")
-    refused(lambda d: d.update(format="tracemark-bundle/v1"), "v1 has no creator_identity")
+    refused(lambda d: d.pop("state"), "v3 names state")
+    refused(lambda d: d.update(format="tracemark-bundle/v2"), "v2 has no state")
+    refused(lambda d: (d.pop("state"), d.update(format="tracemark-bundle/v1")), "v1 has no creator")
+    refused(lambda d: d["state"].update(extra=1), "state.extra")
     refused(lambda d: d.update(extra=1), "extra")
     refused(lambda d: d["entry"].update(version=2), "unknown leaf version")
     refused(lambda d: d["entry"].update(leaf_index="3"), "leaf_index")
@@ -392,20 +400,20 @@ FILE_PROBES: list[Probe] = [
             f"modified-proof-node-{i}",
             _set(f"entry.inclusion_proof.{i}", _flip),
             "inclusion",
-            "leaf 3 is not in head 14",
+            "leaf 6 is not in head 23",
         )
-        for i in range(4)
+        for i in range(5)
     ],
     (
         "later-entry-proof-node",
         _set("later_entries.0.inclusion_proof.0", _flip),
         "inclusion",
-        "leaf 6 is not in head 14",
+        "leaf 12 is not in head 23",
     ),
-    ("leaf-index-plus-1", _set("entry.leaf_index", lambda i: i + 1), "inclusion", "head 14"),
-    ("leaf-index-minus-1", _set("entry.leaf_index", lambda i: i - 1), "inclusion", "head 14"),
+    ("leaf-index-plus-1", _set("entry.leaf_index", lambda i: i + 1), "inclusion", "head 23"),
+    ("leaf-index-minus-1", _set("entry.leaf_index", lambda i: i - 1), "inclusion", "head 23"),
     ("later-leaf-index", _set("later_entries.0.leaf_index", 5), "inclusion", "leaf 5 is not"),
-    ("later-same-leaf", _set("later_entries.0.leaf_index", 3), "entry", "not in log order"),
+    ("later-same-leaf", _set("later_entries.0.leaf_index", 6), "entry", "not in log order"),
     ("leaf-timestamp", _set("entry.timestamp", lambda t: t + 1), "inclusion", "leads to root"),
     ("entry-fingerprint", _set("entry.fingerprint", _flip), "entry", "not the bundle's good"),
     ("good-fingerprint", _other_good, "signature", "Registration is for another fingerprint"),
@@ -414,7 +422,7 @@ FILE_PROBES: list[Probe] = [
         "modified-payload",
         _set("entry.payload.metadata", {"title": "another"}),
         "leaf",
-        "leaf 3: the leaf's payload_hash is not the SHA-256 of the payload",
+        "leaf 6: the leaf's payload_hash is not the SHA-256 of the payload",
     ),
     ("payload-hash", _set("entry.payload_hash", _flip), "leaf", "not the SHA-256 of the payload"),
     (
@@ -445,42 +453,42 @@ FILE_PROBES: list[Probe] = [
         "payload-domain",
         _payload_domain_chain,
         "domain",
-        "leaf 3: the Registration was signed for chain 1 and contract",
+        "leaf 6: the Registration was signed for chain 1 and contract",
     ),
     ("leaf-actor", _set("entry.actor", "0x" + "22" * 20), "signature", "not the leaf's actor"),
     ("entry-kind", _set("entry.kind", "CONFLICT"), "entry", "is a CONFLICT, not the REGISTER"),
     ("tree-head-root", _set("tree_head.root", _flip), "inclusion", "leads to root"),
-    # NOTE: leaves 3 and 6 have the same audit path in trees of 13, 14 and 15 leaves (RFC
+    # NOTE: leaves 6 and 12 have the same audit path in trees of 22, 23 and 24 leaves (RFC
     # 9162 binds the size only through the path's shape): the head's signature refuses these.
     (
         "tree-head-size-plus-1",
         _set("tree_head.tree_size", lambda n: n + 1),
         "tree-head",
-        "head 15: its signature",
+        "head 24: its signature",
     ),
     (
         "tree-head-size-minus-1",
         _set("tree_head.tree_size", lambda n: n - 1),
         "tree-head",
-        "head 13: its signature",
+        "head 22: its signature",
     ),
     (
         "tree-head-size-halved",
-        _set("tree_head.tree_size", 7),
+        _set("tree_head.tree_size", 11),
         "inclusion",
-        "leaf 3 is not in head 7",
+        "leaf 6 is not in head 11",
     ),
     (
         "tree-head-timestamp",
         _set("tree_head.timestamp", lambda t: t + 1),
         "tree-head",
-        "head 14: its signature: the signature was not made by the claimed signer",
+        "head 23: its signature: the signature was not made by the claimed signer",
     ),
     (
         "tree-head-signature",
         _set("tree_head.signature", lambda s: _flip(s, 10)),
         "tree-head",
-        "head 14: its signature",
+        "head 23: its signature",
     ),
     (
         "tree-head-signature-v",
@@ -492,9 +500,9 @@ FILE_PROBES: list[Probe] = [
         "tree-head-signer",
         _set("tree_head.signer", "0x" + "33" * 20),
         "tree-head",
-        "head 14 is signed by 0x" + "33" * 20 + ", but trust root",
+        "head 23 is signed by 0x" + "33" * 20 + ", but trust root",
     ),
-    ("anchor-size", _set("anchor.tree_size", 5), "anchor", "the anchor names head 5"),
+    ("anchor-size", _set("anchor.tree_size", 10), "anchor", "the anchor names head 10"),
     ("anchor-chain", _set("anchor.chain_id", 1), "anchor", "on chain 1 in"),
     (
         "anchor-tx-hash-unknown",
@@ -502,6 +510,41 @@ FILE_PROBES: list[Probe] = [
         "chain",
         "is not mined on chain 31337",
     ),
+    # The state map (issue 14): the REVOKE left out, and the state's own fields broken.
+    (
+        "later-entry-dropped",
+        _set("later_entries", []),
+        "state",
+        "incomplete: the map says this good has 2 entries, the last at leaf 12; the bundle "
+        "shows 1, the last at leaf 6: the entry at leaf 12 is missing",
+    ),
+    (
+        "state-map-root",
+        _set("state.commitment.fingerprint", _flip),
+        "state",
+        "its fingerprint word is not the map root it names",
+    ),
+    (
+        "state-covers",
+        _set("state.commitment.payload.covers", 21),
+        "state",
+        "payload_hash is not the payload's SHA-256",
+    ),
+    (
+        "state-commitment-leaf-index",
+        _set("state.commitment.leaf_index", 21),
+        "state",
+        "the state commitment at leaf 21 is not the last leaf of head 23",
+    ),
+    ("state-value-count", _set("state.value.entry_count", 1), "state", "does not lead to the root"),
+    (
+        "state-value-last-leaf",
+        _set("state.value.last_leaf_index", 6),
+        "state",
+        "does not lead to the root",
+    ),
+    ("state-value-history", _set("state.value.history", _flip), "state", "does not lead to"),
+    ("state-proof-sibling", _set("state.map_proof.siblings.0", _flip), "state", "does not lead"),
 ]
 
 
@@ -527,27 +570,29 @@ def _refusals(
 def test_every_mutation_of_a_file_bundle_is_refused_with_its_reason(story: Story) -> None:
     bundle = build_bundle(story.world.registry, GoodType.FILE, story.revoked_file)
     document = json.loads(bundle.to_json())
-    assert len(document["entry"]["inclusion_proof"]) == 4  # leaf 3 of 14: four siblings
+    assert len(document["entry"]["inclusion_proof"]) == 5  # leaf 6 of 23: five siblings
     trust = policy_of(story.world.registry)
     assert _refusals(document, FILE_PROBES, trust, story.world.chain) == []
 
 
 def test_the_anchor_pointing_at_another_transaction_is_refused(story: Story) -> None:
     """The pointer must name the transaction that anchored this head: the first anchor's
-    transaction (head 5) or the contract's deployment are real, but are not it."""
+    transaction (head 10) or the contract's deployment are real, but are not it."""
     world = story.world
     document = json.loads(build_bundle(world.registry, GoodType.FILE, story.revoked_file).to_json())
     block: Any = world.devchain.rpc("eth_getBlockByNumber", "0x1", False)
     deployment = block["transactions"][0]
     with world.registry.engine.connect() as conn:
-        head_5 = conn.execute(text("SELECT tx_hash FROM anchors WHERE tree_size = 5")).scalar_one()
+        head_10 = conn.execute(
+            text("SELECT tx_hash FROM anchors WHERE tree_size = 10")
+        ).scalar_one()
     trust = policy_of(world.registry)
-    for tx_hash in (deployment, "0x" + bytes(head_5).hex()):
+    for tx_hash in (deployment, "0x" + bytes(head_10).hex()):
         document["anchor"]["tx_hash"] = tx_hash
         with pytest.raises(BundleInvalid) as caught:
             _check(document, trust, world.chain)
         assert caught.value.step == "chain", caught.value.detail
-        assert "does not anchor head 14" in caught.value.detail
+        assert "does not anchor head 23" in caught.value.detail
 
 
 #: (probe, mutation of the bundle of a code registered and revoked in batches, step, reason)
@@ -562,7 +607,7 @@ BATCH_PROBES: list[Probe] = [
         "batch-proof-node",
         _set("entry.batch_proof.inclusion_proof.0", _flip),
         "batch",
-        "leaf 9: the fingerprint is not under the signed items root",
+        "leaf 16: the fingerprint is not under the signed items root",
     ),
     (
         "batch-items-root",
@@ -581,7 +626,7 @@ BATCH_PROBES: list[Probe] = [
         "batch-revocation-position",
         _set("later_entries.0.batch_proof.position", 0),
         "leaf",
-        "leaf 13: the leaf's payload_hash",
+        "leaf 21: the leaf's payload_hash",
     ),
 ]
 
@@ -604,12 +649,14 @@ def test_a_forged_log_under_a_real_anchor_pointer_is_refused_by_the_contract(
     world = story.world
     genuine = build_bundle(world.registry, GoodType.FILE, story.plain_file)
     forger = _registry(tmp_path, clock, DEV_DOMAIN, "forged.db")
-    for leaf_index in range(genuine.tree_head.tree_size):
+    # As many good entries as the genuine head has leaves but its last, then the forger's own
+    # state commitment: a head of the same size.
+    for leaf_index in range(genuine.tree_head.tree_size - 1):
         fingerprint = story.plain_file if leaf_index == genuine.entry.leaf_index else None
         forger.register(registration(world.creator, clock(), fingerprint=fingerprint))
     forger.sequence_all()
     forged = build_bundle(forger, GoodType.FILE, story.plain_file)
-    assert forged.tree_head.tree_size == 14 and forged.tree_head.root != genuine.tree_head.root
+    assert forged.tree_head.tree_size == 23 and forged.tree_head.root != genuine.tree_head.root
     # A verifier that pinned the forger's key (same chain, same contract) finds the bundle
     # self-consistent without the chain; the contract refuses it.
     forger_trust = policy_of(forger)
@@ -627,7 +674,7 @@ def test_a_forged_log_under_a_real_anchor_pointer_is_refused_by_the_contract(
         check_bundle(grafted, TrustPolicy.of(genuine_root), None)
     assert caught.value.step == "tree-head"
     assert caught.value.detail == (
-        f"head 14 is signed by {forger.address}, but trust root {genuine_root.label()} names "
+        f"head 23 is signed by {forger.address}, but trust root {genuine_root.label()} names "
         f"{world.registry.address} to sign heads of that size"
     )
 

@@ -445,7 +445,7 @@ def test_parsing_is_strict_and_bounded(
         parse_evidence(text.replace(FORMAT, "tracemark-export/v2", 1))
     with pytest.raises(MalformedExport, match="duplicate key"):
         parse_evidence('{"format": "tracemark-export/v1", "format": "x"}')
-    with pytest.raises(MalformedExport, match="this is a tracemark-bundle/v2 bundle"):
+    with pytest.raises(MalformedExport, match="this is a tracemark-bundle/v3 bundle"):
         Export.parse(build_bundle(registry, GoodType.FILE, good).to_json())
     monkeypatch.setattr(export_format, "MAX_EXPORT_BYTES", len(text) - 1)
     with pytest.raises(MalformedExport, match="at most"):

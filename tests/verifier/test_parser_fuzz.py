@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.receipts import receipt_out
-from readmodels.bundles import build_bundle
+from readmodels.bundles import build_absence, build_bundle
 from readmodels.exports import ExportSelection, write_export
 from registry.creator import CreatorKeys
 from registry.db import create_db_engine
@@ -41,6 +41,7 @@ from registry.transfers import Party, TransferRequest
 from tests.conftest import Clock
 from tests.registry.helpers import registration
 from tests.trust import trust_root_of
+from verifier.absence import Absence, MalformedAbsence
 from verifier.bundle import Bundle, MalformedBundle
 from verifier.client import TracemarkClient
 from verifier.exportformat import Export, MalformedExport, parse_evidence
@@ -73,7 +74,8 @@ PARSERS = {
     parser.name: parser
     for parser in (
         Parser("bundle", Bundle.parse, (MalformedBundle,)),
-        Parser("evidence", parse_evidence, (MalformedBundle, MalformedExport)),
+        Parser("evidence", parse_evidence, (MalformedBundle, MalformedExport, MalformedAbsence)),
+        Parser("absence", Absence.parse, (MalformedAbsence,)),
         Parser("export", Export.parse, (MalformedExport, MalformedBundle)),
         Parser("trust", TrustRoot.parse, (MalformedTrustRoot,)),
         Parser("statement", CreatorStatement.parse, (MalformedStatement,)),
@@ -147,6 +149,7 @@ def seeds(tmp_path_factory: pytest.TempPathFactory) -> Seeds:
     )
     receipt = json.dumps(receipt_out(registry.transfer(resale))).encode()
     bundle = build_bundle(registry, GoodType.CODE, code).to_json().encode()
+    absence = build_absence(registry, GoodType.CODE, os.urandom(32)).to_json().encode()
     exported = write_export(
         registry, ExportSelection(creator=creator.address), directory / "export"
     )
@@ -161,6 +164,7 @@ def seeds(tmp_path_factory: pytest.TempPathFactory) -> Seeds:
     documents = {
         "bundle": bundle,
         "evidence": bundle,
+        "absence": absence,
         "export": exported.json_path.read_bytes(),
         "trust": root.to_json().encode(),
         "statement": statement.to_json().encode(),

@@ -102,10 +102,13 @@ def test_a_good_bundle_is_ok_against_the_chain_and_not_yet_without_one(
     done = verify(path, "--rpc", rpc, expect=0)
     line = _one_line(done.stdout, "OK: ")
     assert done.stderr == ""
-    assert f"registered by {world.creator.address} at leaf 3, revoked by" in line
+    assert f"registered by {world.creator.address} at leaf 6, revoked by" in line
     assert "anchored on chain 31337 in contract 0x5FbDB2315678afecb367f032d93F642f64180aa3" in line
     assert "confirmations; final by 1 confirmation)" in line
-    assert line.rstrip().endswith(f"; trust root {root.label()}; {COMPLETENESS_NOT_PROVEN}")
+    assert line.rstrip().endswith(
+        f"; trust root {root.label()}; complete as of head 23: the state map committed at "
+        "leaf 22 holds 2 entries of this good, the last at leaf 12"
+    )
     # The RPC from the environment, and a trust root given for this run that matches.
     trust = ("--trust", str(verify.trust_file(root, "given.json")))
     verify(path, *trust, expect=0, env={"TRACEMARK_VERIFY_RPC_URL": rpc})
@@ -117,7 +120,7 @@ def test_a_good_bundle_is_ok_against_the_chain_and_not_yet_without_one(
 
     offline = verify(path, expect=EXIT_NOT_ANCHORED)
     line = _one_line(offline.stdout, "OK: ")
-    assert "chain not checked (the bundle says head 14 is final on chain 31337" in line
+    assert "chain not checked (the bundle says head 23 is final on chain 31337" in line
     assert line.rstrip().endswith("(pass --rpc URL to check it)")
 
     report = json.loads(verify(path, "--rpc", rpc, "--json", expect=0).stdout)
@@ -126,7 +129,14 @@ def test_a_good_bundle_is_ok_against_the_chain_and_not_yet_without_one(
         root.label(),
         root.fingerprint(),
     )
-    assert (report["complete"], report["completeness"]) == (False, COMPLETENESS_NOT_PROVEN)
+    assert (report["complete"], report["completeness"]) == (True, "complete as of head 23")
+    assert report["state"] == {
+        "tree_size": 23,
+        "commitment_leaf_index": 22,
+        "map_root": report["state"]["map_root"],
+        "entry_count": 2,
+        "last_leaf_index": 12,
+    }
     assert [e["kind"] for e in report["entries"]] == ["REGISTER", "REVOKE"]
     assert report["entries"][1]["reason"] == "pirated copy"
     assert report["chain"]["anchored"] is True and report["chain"]["confirmations"] >= 1
@@ -136,7 +146,7 @@ def test_a_batch_registered_code_verifies_from_the_file(story: Story, verify: Ve
     path = verify.write(_document(story.world, GoodType.CODE, story.codes[4]))
     verify.pin(story.world.registry)
     line = verify(path, "--rpc", story.world.devchain.rpc_url, expect=0).stdout
-    assert "at leaf 11 (item 5 of a batch of 5)" in _one_line(line, "OK: ")
+    assert "at leaf 18 (item 5 of a batch of 5)" in _one_line(line, "OK: ")
 
 
 def test_a_false_bundle_fails_with_its_reason(story: Story, verify: Verify) -> None:
@@ -148,13 +158,13 @@ def test_a_false_bundle_fails_with_its_reason(story: Story, verify: Verify) -> N
     path = verify.write(document)
     failed = verify(path, "--rpc", rpc, expect=EXIT_BUNDLE_INVALID)
     assert failed.stdout == ""
-    assert _one_line(failed.stderr, "FAIL: leaf 3 is not in head 14: inclusion proof")
+    assert _one_line(failed.stderr, "FAIL: leaf 6 is not in head 23: inclusion proof")
     # Offline too: a false bundle is false with or without a chain.
     verify(path, expect=EXIT_BUNDLE_INVALID)
     as_json = verify(path, "--json", expect=EXIT_BUNDLE_INVALID)
     failure = json.loads(as_json.stdout)
     assert (failure["status"], failure["failed_step"]) == ("failed", "inclusion")
-    assert failure["failure"].startswith("leaf 3 is not in head 14: inclusion proof")
+    assert failure["failure"].startswith("leaf 6 is not in head 23: inclusion proof")
     # A head that is not signed by the key the trust root given names.
     good = verify.write(_document(world, GoodType.FILE, story.plain_file), "good.json")
     other = "0x" + "55" * 20
@@ -164,7 +174,7 @@ def test_a_false_bundle_fails_with_its_reason(story: Story, verify: Verify) -> N
         good, "--trust", verify.trust_file(other_key, "other-key.json"), expect=EXIT_BUNDLE_INVALID
     ).stderr
     assert refused.startswith(
-        f"FAIL: head 14 is signed by {world.registry.address}, but trust root "
+        f"FAIL: head 23 is signed by {world.registry.address}, but trust root "
         f"{other_key.label()} names {other}"
     )
     # A trust root for another contract does not name the head's registry: untrusted.
@@ -188,7 +198,8 @@ def test_an_unanchored_head_is_not_yet_evidence(world: World, verify: Verify) ->
     path = verify.write(_document(world, GoodType.FILE, fingerprint))
     verify.pin(world.registry)
     line = verify(path, "--rpc", world.devchain.rpc_url, expect=EXIT_NOT_ANCHORED).stdout
-    assert "head 1 is not anchored on chain 31337" in _one_line(line, "NOT ANCHORED: ")
+    # Its entry at leaf 0 and the head's state commitment at leaf 1.
+    assert "head 2 is not anchored on chain 31337" in _one_line(line, "NOT ANCHORED: ")
     world.anchor()
     verify(path, "--rpc", world.devchain.rpc_url, expect=0)
 
@@ -210,16 +221,20 @@ def test_unreadable_bundles_and_unreachable_nodes_have_their_own_exit_codes(
     assert "did not answer" in verify(path, "--rpc", down, expect=10).stderr
 
 
-def test_a_stripped_bundle_still_says_its_completeness_is_not_proven(
+def test_a_stripped_bundle_without_a_state_proof_says_its_completeness_is_not_proven(
     story: Story, verify: Verify
 ) -> None:
-    """Issue 11, item 6: the revoked file's bundle with its REVOKE entry removed verifies (an
-    RFC 9162 log proves what is in it, never what is not), and every verdict line says so."""
+    """Issue 11, item 6: a bundle that carries no state proof (a v2 bundle, as made before
+    issue 14) with the REVOKE entry removed verifies (an RFC 9162 log proves what is in it,
+    never what is not), and every verdict line says so. (With its state, v3, it is refused:
+    tests/verifier/test_completeness.py.)"""
     world = story.world
     rpc = world.devchain.rpc_url
     document = _document(world, GoodType.FILE, story.revoked_file)
     assert [e["kind"] for e in document["later_entries"]] == ["REVOKE"]
     document["later_entries"] = []
+    del document["state"]
+    document["format"] = "tracemark-bundle/v2"
     path = verify.write(document, "stripped.json")
     verify.pin(world.registry)
     line = _one_line(verify(path, "--rpc", rpc, expect=0).stdout, "OK: ")

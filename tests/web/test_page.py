@@ -228,7 +228,7 @@ def test_a_fingerprint_shows_the_verdict_creator_anchor_counts_and_proof(
     assert link == f"{market.url}/v1/goods/code/{market.genuine_fp}/proof"
     with urllib.request.urlopen(link, timeout=10) as reply:
         bundle = json.loads(reply.read())
-    assert bundle["format"] == "tracemark-bundle/v2"
+    assert bundle["format"] == "tracemark-bundle/v3"
     assert bundle["good"]["fingerprint"] == market.genuine_fp
     # The page names the trust root its answer stands under, and what is not proven.
     with urllib.request.urlopen(f"{market.url}/v1/registry", timeout=10) as reply:
