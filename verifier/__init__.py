@@ -3,11 +3,14 @@
 It imports no sqlalchemy, sqlmodel, fastapi or web3 (a test proves it); the server's read
 models, which do, are ``readmodels``.
 
-- ``bundle``: the ``tracemark-bundle/v1`` proof bundle (format, strict parsing);
+- ``bundle``: the ``tracemark-bundle`` proof bundle, v1 to v3 (format, strict parsing);
+- ``absence``: the ``tracemark-absence/v1`` proof that a good is not registered;
 - ``exportformat``, ``exportlimits``, ``export``: the ``tracemark-export/v1`` evidence
   export, its bounds, and checking one;
 - ``offline`` (with ``headcheck``, ``bundlereport``): checking a bundle with nothing but the
   chain and a pinned trust root (``tracemark verify``);
+- ``statecheck``: what the state map under a head proves: a bundle's history complete, or
+  a good's absence (issue 14);
 - ``trust``, ``truststore``: trust roots, and the ones this machine pinned;
 - ``identity``, ``identityclaim``: creators' proven web domains, and their logged entries;
 - ``webhooks``: checking a webhook's signature;
