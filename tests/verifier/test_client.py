@@ -63,6 +63,7 @@ from verifier.client import (
 from verifier.errors import UntrustedRegistry
 from verifier.offline import check_bundle
 from verifier.schemas import ReceiptOut
+from verifier.statecheck import check_absence
 from verifier.trust import TrustPolicy, TrustRoot
 
 #: The authority the app's Sign-In with Ethereum expects, and the client's base URL.
@@ -183,7 +184,8 @@ def test_verify_by_fingerprint_head_proof_and_bundle(api: Api, creator: CreatorK
 
     root = trust_root_of(api.registry)
     head = platform.tree_head(trust=TrustPolicy.of(root))
-    assert head.tree_size == 1 and head.domain == DEV_DOMAIN
+    # The good's entry, and the head's state commitment (issue 14).
+    assert head.tree_size == 2 and head.domain == DEV_DOMAIN
     assert platform.domain() == DEV_DOMAIN
     with pytest.raises(VerificationError, match="not"):
         platform.tree_head(trust=TrustPolicy.of(_root_with_key(root, Account.create().address)))
@@ -196,12 +198,19 @@ def test_verify_by_fingerprint_head_proof_and_bundle(api: Api, creator: CreatorK
     )
     assert platform.tree_head(trust=TrustPolicy.of(served)) == head
     leaf = merkle.hash_leaf(api.registry.entry_at(0).leaf_data())
-    merkle.verify_inclusion(leaf, 0, 1, platform.inclusion_proof(0, 1), head.root)
+    merkle.verify_inclusion(leaf, 0, 2, platform.inclusion_proof(0, 2), head.root)
 
     bundle = platform.proof_bundle("file", fingerprint)
     report = check_bundle(bundle, TrustPolicy.of(root), None)
     assert report.status == "chain-not-checked"
     assert report.trust_fingerprint == root.fingerprint()
+    assert report.completeness == "complete as of head 2"
+    # A good never registered: the proof of its absence, and a registered one has none.
+    never = os.urandom(32)
+    absence = platform.absence_proof("file", never)
+    assert check_absence(absence, TrustPolicy.of(root), None).tree_size == 2
+    with pytest.raises(ProblemConflict, match="is registered"):
+        platform.absence_proof(GoodType.FILE, fingerprint)
 
 
 def test_verify_a_file_streamed_from_a_path_or_a_stream(
@@ -355,12 +364,13 @@ def test_a_batch_of_2000_codes_is_streamed_and_waited_for(api: Api, creator: Cre
     assert done.state == "done" and done.processed == 2000 and seen[-1] == 2000
     assert seen == sorted(seen)
     assert done.result is not None
+    # The batch's 2,000 leaves, and the head's state commitment.
     assert (done.result["count"], done.result["registered"], done.result["tree_size"]) == (
         2000,
         2000,
-        2000,
+        2001,
     )
-    assert client.tree_head().tree_size == 2000
+    assert client.tree_head().tree_size == 2001
     assert client.job(submitted.job_id) == done
 
     leaked = fingerprints[10:15]
