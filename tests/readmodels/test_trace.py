@@ -79,6 +79,10 @@ class Market:
     creator: CreatorKeys
     pirate: CreatorKeys
     code: bytes
+    #: Where the entries landed, as the registry said when it logged them (each head ends
+    #: with a state commitment leaf, so they are not consecutive).
+    conflict_leaf: int
+    sale_leaves: tuple[int, int]
 
 
 def record(registry: Registry, at: int, platform: str, fingerprint: bytes, via: str) -> None:
@@ -100,7 +104,8 @@ def build_market(registry: Registry, clock: Clock, make_creator: CreatorFactory)
             policy=POLICY,
         )
     )
-    registry.sequence_all()
+    first_head = registry.sequence_all()
+    assert first_head is not None
     clock.advance(10)
     pirate_claim = registration(
         pirate, clock(), fingerprint=code, good_type=GoodType.CODE, product="card", use=Use.SINGLE
@@ -112,7 +117,7 @@ def build_market(registry: Registry, clock: Clock, make_creator: CreatorFactory)
     record(registry, clock(), "keyshop", code, "fingerprint")
     # The same second as the verifications: a good is checked before it is sold.
     agent = Party("cardhub", "agent-7")
-    registry.transfer(
+    sale = registry.transfer(
         TransferRequest("cardhub", GoodType.CODE, code, creator_party(), agent, 1000, "EUR")
     )
     clock.advance(10)
@@ -123,7 +128,7 @@ def build_market(registry: Registry, clock: Clock, make_creator: CreatorFactory)
     consent = registry.authorize_handover(
         HandoverRequest("cardhub", GoodType.CODE, code, "agent-7", "keyshop")
     )
-    registry.transfer(
+    final = registry.transfer(
         TransferRequest(
             "keyshop",
             GoodType.CODE,
@@ -136,7 +141,11 @@ def build_market(registry: Registry, clock: Clock, make_creator: CreatorFactory)
             authorization=consent.token,
         )
     )
-    return Market(registry, creator, pirate, code)
+    # The claim is the first entry after the registration's head.
+    conflict_leaf = first_head.tree_size
+    return Market(
+        registry, creator, pirate, code, conflict_leaf, (sale.leaf_index, final.leaf_index)
+    )
 
 
 def test_a_goods_whole_history_in_log_order_and_who_was_first(
@@ -146,14 +155,15 @@ def test_a_goods_whole_history_in_log_order_and_who_was_first(
     trace = build_trace(db_registry, GoodType.CODE, market.code)
 
     kinds = [(e.kind, getattr(e, "leaf_index", None)) for e in trace.events]
+    sale, final_sale = market.sale_leaves
     assert kinds == [
         ("registered", 0),
-        ("conflict", 1),
+        ("conflict", market.conflict_leaf),
         ("verified", None),
         ("verified", None),
-        ("transferred", 2),
+        ("transferred", sale),
         ("verified", None),
-        ("transferred", 3),
+        ("transferred", final_sale),
     ]
     times = [e.at for e in trace.events if not isinstance(e, TraceOmittedOut)]
     assert times == sorted(t or 0 for t in times)
@@ -196,8 +206,9 @@ def test_a_goods_whole_history_in_log_order_and_who_was_first(
     assert conflict.claimant == market.pirate.address
     assert (conflict.first_creator, conflict.first_leaf_index) == (market.creator.address, 0)
     assert conflict.first_by_log_order == market.creator.address
-    assert f"{market.creator.address} was first (log order: leaf 0 before leaf 1)" in (
-        conflict.summary
+    assert (
+        f"{market.creator.address} was first (log order: leaf 0 before leaf "
+        f"{market.conflict_leaf})" in conflict.summary
     )
 
     assert trace.status == "consumed"
@@ -254,7 +265,12 @@ def test_the_graph_and_mermaid_name_every_hop(
     assert nodes[f"claimant:{market.pirate.address}"][0] == "claimant"
     edges = [(e.source, e.target, e.kind, e.label) for e in trace.graph.edges]
     assert edges == [
-        (f"claimant:{market.pirate.address}", "creator", "conflict", "later claim at leaf 1"),
+        (
+            f"claimant:{market.pirate.address}",
+            "creator",
+            "conflict",
+            f"later claim at leaf {market.conflict_leaf}",
+        ),
         ("creator", f"cardhub:0x{agent[8:]}", "transfer", "1. cardhub: 1000 EUR"),
         (
             f"cardhub:0x{agent[8:]}",
@@ -271,7 +287,7 @@ def test_the_graph_and_mermaid_name_every_hop(
     assert f'["{agent}"]' in text
     assert '-->|"1. cardhub: 1000 EUR"|' in text
     assert '==>|"2. keyshop: 2500 EUR, consumed"|' in text  # consumption, drawn thick
-    assert '-.->|"later claim at leaf 1"|' in text
+    assert f'-.->|"later claim at leaf {market.conflict_leaf}"|' in text
     end_user = next(i for i, n in enumerate(trace.graph.nodes) if n.kind == "end_user")
     assert f"  class n{end_user} end_user" in lines
 
@@ -306,7 +322,8 @@ def test_a_revocation_and_labels_that_could_break_out_of_mermaid(
 ) -> None:
     good = os.urandom(32)
     db_registry.register(registration(creator, clock(), fingerprint=good))
-    db_registry.sequence_all()
+    registered_head = db_registry.sequence_all()
+    assert registered_head is not None
     clock.advance(5)
     reason = 'leaked "lot" 7 |x| <script>]'
     db_registry.revoke(
@@ -324,7 +341,13 @@ def test_a_revocation_and_labels_that_could_break_out_of_mermaid(
 
     revoked = trace.events[-1]
     assert isinstance(revoked, TraceRevokedOut)
-    assert (revoked.reason, revoked.by, revoked.leaf_index) == (reason, creator.address, 1)
+    # The revocation is the first entry after the registration's head.
+    revocation_leaf = registered_head.tree_size
+    assert (revoked.reason, revoked.by, revoked.leaf_index) == (
+        reason,
+        creator.address,
+        revocation_leaf,
+    )
     assert trace.status == "revoked" and trace.holder.creator
     assert trace.graph.edges[-1].kind == "revocation"
     assert trace.graph.nodes[-1].label == f"revoked: {reason}"
@@ -351,11 +374,14 @@ def test_a_long_history_is_cut_in_the_middle_and_says_how_much(
         for i in range(1, 8)
     ]
     db_registry.record_verifications(checks)
-    holder = creator_party()
+    holder, sold_at = creator_party(), []
     for n in range(5):  # an item handed round five times
         clock.advance(10)
         buyer = Party("cardhub", f"owner-{n}")
-        db_registry.transfer(TransferRequest("cardhub", GoodType.FILE, good, holder, buyer))
+        receipt = db_registry.transfer(
+            TransferRequest("cardhub", GoodType.FILE, good, holder, buyer)
+        )
+        sold_at.append(receipt.leaf_index)
         holder = buyer
 
     trace = build_trace(db_registry, GoodType.FILE, good)
@@ -366,7 +392,7 @@ def test_a_long_history_is_cut_in_the_middle_and_says_how_much(
     assert [(o.what, o.count) for o in omitted] == [("verifications", 3), ("entries", 2)]
     # The first and the last: registration, first transfer | cut | the last two transfers.
     leaves = [e.leaf_index for e in trace.events if isinstance(e, TraceTransferredOut)]
-    assert leaves == [1, 4, 5]
+    assert leaves == [sold_at[0], sold_at[3], sold_at[4]]
     platforms = [e.platform for e in trace.events if isinstance(e, TraceVerifiedOut)]
     assert platforms == ["p1", "p2", "p6", "p7"]
     # The graph bridges the cut with an edge that says so.
@@ -374,7 +400,7 @@ def test_a_long_history_is_cut_in_the_middle_and_says_how_much(
     assert trace.graph.edges[1].label == "2 entries left out"
     entries_gap = next(i for i, e in enumerate(trace.events) if getattr(e, "what", "") == "entries")
     assert trace.events[entries_gap + 1] == next(
-        e for e in trace.events if isinstance(e, TraceTransferredOut) and e.leaf_index == 4
+        e for e in trace.events if isinstance(e, TraceTransferredOut) and e.leaf_index == sold_at[3]
     )
 
 
@@ -383,14 +409,18 @@ def test_anchors_come_after_the_entries_they_cover(world: World) -> None:
     confirmations counted from the block the caller saw."""
     registry, clock = world.registry, world.clock
     good = world.register_file()
+    registered_head = registry.latest_tree_head()
+    assert registered_head is not None
     world.anchor()
     clock.advance(10)
     registry.record_verifications(
         [VerificationRecord(clock(), "cardhub", int(GoodType.FILE), good, "file", "authentic")]
     )
-    registry.transfer(
+    sale = registry.transfer(
         TransferRequest("cardhub", GoodType.FILE, good, creator_party(), Party("cardhub", "a"))
     )
+    sold_head = registry.latest_tree_head()
+    assert sold_head is not None
     world.anchor()
     clock.advance(10)
     registry.transfer(
@@ -404,8 +434,10 @@ def test_anchors_come_after_the_entries_they_cover(world: World) -> None:
     kinds = [e.kind for e in trace.events]
     assert kinds == ["registered", "anchored", "verified", "transferred", "anchored", "transferred"]
     first, second = (e for e in trace.events if isinstance(e, TraceAnchoredOut))
-    assert (first.tree_size, first.covers, first.state) == (1, [0], "final")
-    assert (second.tree_size, second.covers) == (2, [1])
+    # Each anchor is of the head its entry was sequenced into (which ends with the state
+    # commitment, so its size is one more than the entries it holds).
+    assert (first.tree_size, first.covers, first.state) == (registered_head.tree_size, [0], "final")
+    assert (second.tree_size, second.covers) == (sold_head.tree_size, [sale.leaf_index])
     assert first.chain_id == 31337 and first.contract == world.chain.address
     for anchor in (first, second):
         assert anchor.tx_hash is not None and anchor.block_number is not None
