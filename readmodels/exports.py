@@ -28,7 +28,7 @@ from readmodels.bundles import anchor_pointer, bundle_entry, read_payloads
 from registry.eip712 import checksum_address
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, fingerprint_hex
-from registry.leaf import EntryKind
+from registry.leaf import NO_GOOD, EntryKind
 from registry.payloads import TransferPayload
 from registry.treehead import TreeHead
 from verifier.bundle import (
@@ -259,9 +259,11 @@ def _candidates(
         start = max(after + 1, _first_leaf_since(conn, registry, selection.since))
     while True:
         with read_transaction(registry.engine) as conn:
+            # Leaves about a subject, not a good (a state commitment ends every head, key
+            # hand-overs, creator identities), are no good's entry.
             rows = conn.execute(
                 select(c.leaf_index, c.good_type, c.fingerprint)
-                .where(c.leaf_index >= start)
+                .where(c.leaf_index >= start, c.good_type != NO_GOOD)
                 .order_by(c.leaf_index)
                 .limit(_PAGE)
             ).all()

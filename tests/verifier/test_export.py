@@ -57,7 +57,7 @@ class Evidence:
     path: Path
     csv_path: Path
     document: Document
-    #: The same export with its head 10 replaced by a fork the registry signed (see below).
+    #: The same export with its head 16 replaced by a fork the registry signed (see below).
     forked: Document
 
 
@@ -66,17 +66,17 @@ def _flip(node: str) -> str:
 
 
 def _fork(world: World, document: Document) -> Document:
-    """A split view: the registry's key signs head 10 of a log whose leaf 9 (nobody's in this
+    """A split view: the registry's key signs head 16 of a log whose leaf 14 (nobody's in this
     export) differs, and re-proves the code under it. Everything in the file checks out;
-    only the chain, which anchored the real head 10, can tell."""
+    only the chain, which anchored the real head 16, can tell."""
     registry = world.registry
-    leaves = [hash_leaf(registry.entry_at(i).leaf_data()) for i in range(10)]
-    leaves[9] = hash_leaf(b"a leaf the chain never saw")
+    leaves = [hash_leaf(registry.entry_at(i).leaf_data()) for i in range(16)]
+    leaves[14] = hash_leaf(b"a leaf the chain never saw")
     root = merkle_reference.mth(leaves)
     forked = copy.deepcopy(document)
     head = forked["heads"][1]
-    assert head["tree_size"] == 10
-    message = {"size": 10, "root": root, "timestamp": head["timestamp"]}
+    assert head["tree_size"] == 16
+    message = {"size": 16, "root": root, "timestamp": head["timestamp"]}
     head["root"] = "0x" + root.hex()
     head["signature"] = (
         "0x" + sign("TreeHead", message, registry.domain, registry.account.key).hex()
@@ -86,7 +86,7 @@ def _fork(world: World, document: Document) -> Document:
         path = merkle_reference.path(entry["leaf_index"], leaves)
         entry["inclusion_proof"] = ["0x" + node.hex() for node in path]
     link = forked["consistency"][0]
-    link["proof"] = ["0x" + n.hex() for n in merkle_reference.proof(3, leaves)]
+    link["proof"] = ["0x" + n.hex() for n in merkle_reference.proof(6, leaves)]
     return forked
 
 
@@ -95,21 +95,21 @@ def evidence(world: World, tmp_path: Path) -> Evidence:
     registry = world.registry
     sold = world.register_file(
         policy=RoyaltyPolicy.parse(POLICY_DOCUMENT), metadata={"title": "a work"}
-    )  # leaf 0
+    )  # leaf 0 (every signed head then ends with its state commitment: leaf 1 here)
     agent = Party("cardhub", "agent-7")
     registry.transfer(
         TransferRequest("cardhub", GoodType.FILE, sold, Party(None, None), agent, 1000, "EUR")
-    )  # leaf 1
-    world.register_file()  # leaf 2
-    world.anchor()  # head 3
-    codes = world.register_codes(CODES)  # leaves 3..7
-    world.revoke_codes(CODES[:1], reason="leaked lot")  # leaf 8
-    world.register_file()  # leaf 9
-    world.anchor()  # head 10
+    )  # leaf 2
+    world.register_file()  # leaf 4
+    world.anchor()  # head 6
+    codes = world.register_codes(CODES)  # leaves 6..10
+    world.revoke_codes(CODES[:1], reason="leaked lot")  # leaf 12
+    world.register_file()  # leaf 14
+    world.anchor()  # head 16
     selection = ExportSelection(goods=((GoodType.FILE, sold), (GoodType.CODE, codes[0])))
     result = write_export(registry, selection, tmp_path / "out")
-    assert (result.goods, result.entries, result.heads) == (2, 4, [3, 10])
-    assert result.anchored_heads == [3, 10] and result.next_after is None
+    assert (result.goods, result.entries, result.heads) == (2, 4, [6, 16])
+    assert result.anchored_heads == [6, 16] and result.next_after is None
     document = json.loads(result.json_path.read_text())
     return Evidence(
         world, sold, codes[0], result.json_path, result.csv_path, document, _fork(world, document)
@@ -174,22 +174,22 @@ def test_two_goods_verify_against_the_chain_with_the_registry_gone(
     assert line.startswith("OK: ") and line.count("\n") == 1 and done.stderr == ""
     assert (
         "OK: 2 goods (4 entries: 2 registrations, 1 transfer, 1 revocation) under 2 heads "
-        f"(size 3, 10) signed by {world.registry.address}" in line
+        f"(size 6, 16) signed by {world.registry.address}" in line
     )
-    assert "heads consistent: one append-only log from size 3 to 10" in line
-    assert f"anchored on chain 31337 in contract {contract}: head 3 at block " in line
-    assert ", head 10 at block " in line and "confirmations)" in line
+    assert "heads consistent: one append-only log from size 6 to 16" in line
+    assert f"anchored on chain 31337 in contract {contract}: head 6 at block " in line
+    assert ", head 16 at block " in line and "confirmations)" in line
     assert "the last head is final by the trust root's rule (1 confirmation)" in line
     assert line.rstrip().endswith(f"; trust root {root.label()}; {COMPLETENESS_NOT_PROVEN}")
 
     offline = verify(evidence.path, expect=EXIT_NOT_ANCHORED)
-    assert "chain not checked (the export says anchored: head 3, 10)" in offline.stdout
+    assert "chain not checked (the export says anchored: head 6, 16)" in offline.stdout
     assert offline.stdout.rstrip().endswith("(pass --rpc URL to check it)")
 
     report = json.loads(verify(evidence.path, "--rpc", rpc, "--json", expect=0).stdout)
     assert (report["format"], report["status"], report["goods"]) == (FORMAT, "verified", 2)
     assert report["entries"] == {"REGISTER": 2, "REVOKE": 1, "TRANSFER": 1}
-    assert [(h["tree_size"], h["anchored"]) for h in report["heads"]] == [(3, True), (10, True)]
+    assert [(h["tree_size"], h["anchored"]) for h in report["heads"]] == [(6, True), (16, True)]
     assert (report["chain_id"], report["contract"]) == (31337, contract)
     assert report["head_signers"] == [world.registry.address]
     assert (report["trust_root"], report["trust_fingerprint"]) == (
@@ -220,8 +220,8 @@ def test_two_goods_verify_against_the_chain_with_the_registry_gone(
     creator = world.creator.address
     assert rows == [
         list(CSV_COLUMNS),
-        ["file", "0x" + evidence.file.hex(), creator, "0", "no", "1", "cardhub", "3", "0"],
-        ["code", "0x" + evidence.code.hex(), creator, "3", "yes", "0", "creator", "10", "0"],
+        ["file", "0x" + evidence.file.hex(), creator, "0", "no", "1", "cardhub", "6", "0"],
+        ["code", "0x" + evidence.code.hex(), creator, "6", "yes", "0", "creator", "16", "0"],
     ]
 
 
@@ -260,27 +260,27 @@ PROBES: dict[str, tuple[Mutation, str, str]] = {
     "flipped-proof-node": (
         _flip_inclusion,
         "inclusion",
-        "code 0x{code}: leaf 3 is not in head 10: inclusion proof for index 3 leads to root",
+        "code 0x{code}: leaf 6 is not in head 16: inclusion proof for index 6 leads to root",
     ),
     "removed-head": (
         _remove_first_head,
         "shape",
-        "file 0x{file} is proved under head 3, which is not among the export's heads (10)",
+        "file 0x{file} is proved under head 6, which is not among the export's heads (16)",
     ),
     "broken-consistency-proof": (
         _break_consistency,
         "consistency",
-        "head 10 does not extend head 3: ",
+        "head 16 does not extend head 6: ",
     ),
     "missing-consistency-proof": (
         _drop_the_link,
         "shape",
-        "no consistency proof from head 3 to head 10",
+        "no consistency proof from head 6 to head 16",
     ),
     "edited-payload": (
         _swap_payload,
         "leaf",
-        "file 0x{file}: leaf 1: the leaf's payload_hash is not the SHA-256 of the payload",
+        "file 0x{file}: leaf 2: the leaf's payload_hash is not the SHA-256 of the payload",
     ),
 }
 
@@ -309,24 +309,24 @@ def test_each_mutation_fails_with_its_own_reason_a_forked_head_on_chain(
     with pytest.raises(BundleInvalid) as caught:
         check_export(Export.parse(json.dumps(document)), trust, chain)
     assert caught.value.step == "chain"
-    assert "does not anchor head 3" in caught.value.detail
+    assert "does not anchor head 6" in caught.value.detail
 
     # Through the command: one FAIL line, exit 11.
     verify = Verify(tmp_path, root)
     broken = copy.deepcopy(evidence.document)
     _break_consistency(broken)
     failed = verify(verify.write(broken, "broken.json"), expect=EXIT_BUNDLE_INVALID)
-    assert failed.stdout == "" and failed.stderr.startswith("FAIL: head 10 does not extend head 3")
+    assert failed.stdout == "" and failed.stderr.startswith("FAIL: head 16 does not extend head 6")
     assert failed.stderr.count("\n") == 1
 
-    # A head the chain never anchored: a fork of head 10 signed with the registry's key.
+    # A head the chain never anchored: a fork of head 16 signed with the registry's key.
     # Every signature and proof in the file holds: offline, this is "not yet evidence" ...
     forked = verify.write(evidence.forked, "forked.json")
     assert verify(forked, expect=EXIT_NOT_ANCHORED).stdout.startswith("OK: 2 goods")
-    # ... and the chain, which anchored another root for size 10, refuses it.
+    # ... and the chain, which anchored another root for size 16, refuses it.
     refused = verify(forked, "--rpc", evidence.world.devchain.rpc_url, expect=EXIT_BUNDLE_INVALID)
     assert refused.stderr.startswith("FAIL: contract 0x5FbDB2315678afecb367f032d93F642f64180aa3 ")
-    assert "for size 10, not the head's root" in refused.stderr
+    assert "for size 16, not the head's root" in refused.stderr
     assert "the contract never anchored this head" in refused.stderr
 
 
@@ -334,20 +334,20 @@ def test_unanchored_entries_are_not_evidence_yet(world: World, tmp_path: Path) -
     """A good logged after the last anchor is proved under the latest signed head, which the
     export does not call anchored; against the chain it is not evidence yet (exit 12)."""
     first = world.register_file()
-    world.anchor()  # head 1
-    later = world.register_file()  # leaf 1: not anchored
+    world.anchor()  # head 2 (leaf 0, and its state commitment)
+    later = world.register_file()  # leaf 2: not anchored
     selection = ExportSelection(goods=((GoodType.FILE, first), (GoodType.FILE, later)))
     result = write_export(world.registry, selection, tmp_path / "out")
-    assert (result.heads, result.anchored_heads) == ([1, 2], [1])
+    assert (result.heads, result.anchored_heads) == ([2, 4], [2])
     verify = Verify(tmp_path, trust_root_of(world.registry))
     line = verify(result.json_path, "--rpc", world.devchain.rpc_url, expect=EXIT_NOT_ANCHORED)
-    assert "not anchored on chain 31337" in line.stdout and "yet: head 2" in line.stdout
-    # Claiming that head 2 is anchored is a lie the chain exposes.
+    assert "not anchored on chain 31337" in line.stdout and "yet: head 4" in line.stdout
+    # Claiming that head 4 is anchored is a lie the chain exposes.
     document = json.loads(result.json_path.read_text())
-    claim = dict(document["anchors"][0], tree_size=2)
+    claim = dict(document["anchors"][0], tree_size=4)
     document["anchors"].append(claim)
     lie = verify(verify.write(document, "lie.json"), "--rpc", world.devchain.rpc_url, expect=11)
-    assert "the evidence says head 2 is anchored, but contract" in lie.stderr
+    assert "the evidence says head 4 is anchored, but contract" in lie.stderr
     assert "holds no root for that size" in lie.stderr
     with pytest.raises(NotFound, match="no file 0x00"):
         write_export(
