@@ -99,9 +99,13 @@ class Cli:
         assert result.stderr.startswith("error: ")
         return " ".join(result.stderr.split())
 
-    def count(self, table: str) -> int:
+    def count(self, table: str, where: str = "1 = 1") -> int:
         with sqlite3.connect(self.db_path) as conn:
-            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+            return int(conn.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0])
+
+    def goods_entries(self) -> int:
+        """Entries other than the state commitment every signed head ends with (issue 14)."""
+        return self.count("entries", f"kind <> {int(EntryKind.STATE_COMMITMENT)}")
 
     def code_key(self, keys_dir: Path | None = None) -> bytes:
         text = ((keys_dir or self.keys_dir) / "code.key").read_text().strip()
@@ -260,7 +264,7 @@ def test_rotate_enrol_and_retire_a_code_key(creator_cli: Cli) -> None:
         )
     assert rows[0] == (0, 0)  # the retired key: its sealed copy destroyed
     assert rows[1][0] > 32 and rows[1][1] == 1
-    assert creator_cli.count("entries") == 4  # the old codes keep their entries
+    assert creator_cli.goods_entries() == 4  # the old codes keep their entries
     assert (creator_cli.keys_dir / "code.key").exists()  # the old key file is kept
     assert "no code key" in creator_cli.error("keys", "retire", "feedfeedfeedfeed", expect=3)
     assert creator_cli.error("keys", "retire", "0x" + "11" * 32, expect=4)
@@ -343,7 +347,10 @@ def test_register_sequence_and_prove_a_file(creator_cli: Cli) -> None:
     )
     sequenced = creator_cli.json("log", "sequence")
     head = creator_cli.json("log", "head")
-    assert sequenced == head and head["tree_size"] == 1
+    assert sequenced == head and head["tree_size"] == 2
+    # The head ends with the state map's commitment (issue 14), after the one registration.
+    last = creator_cli.json("log", "proof", "--index", str(head["tree_size"] - 1))["entry"]
+    assert last["kind"] == "STATE_COMMITMENT"
     proof = creator_cli.json("log", "proof", "--fingerprint", fingerprint, "--type", "file")
 
     leaf_data = bytes.fromhex(proof["leaf_data"].removeprefix("0x"))
@@ -356,21 +363,27 @@ def test_register_sequence_and_prove_a_file(creator_cli: Cli) -> None:
     verify_inclusion(hash_leaf(leaf_data), proof["leaf_index"], head["tree_size"], hashes, root)
     # The check is not vacuous: another leaf does not verify against the same proof.
     with pytest.raises(InvalidProof):
-        verify_inclusion(hash_leaf(leaf_data[:-1] + bytes([leaf_data[-1] ^ 1])), 0, 1, hashes, root)
+        verify_inclusion(
+            hash_leaf(leaf_data[:-1] + bytes([leaf_data[-1] ^ 1])),
+            proof["leaf_index"],
+            head["tree_size"],
+            hashes,
+            root,
+        )
 
 
 def test_proof_in_a_larger_tree_verifies(creator_cli: Cli) -> None:
     paths = [creator_cli.write(f"f{i}.bin", secrets.token_bytes(64)) for i in range(5)]
     creator_cli("register", *paths)
     head = creator_cli.json("log", "sequence")
-    assert head["tree_size"] == 5
+    assert head["tree_size"] == len(paths) + 1  # and the head's state commitment
     root = bytes.fromhex(head["root"][2:])
 
     for path in paths:
         proof = creator_cli.json("log", "proof", "--fingerprint", file_print(path))
         leaf_data = bytes.fromhex(proof["leaf_data"][2:])
         hashes = [bytes.fromhex(p[2:]) for p in proof["proof"]]
-        verify_inclusion(hash_leaf(leaf_data), proof["leaf_index"], 5, hashes, root)
+        verify_inclusion(hash_leaf(leaf_data), proof["leaf_index"], head["tree_size"], hashes, root)
 
 
 def test_registering_the_same_file_again_is_idempotent(creator_cli: Cli) -> None:
@@ -397,18 +410,19 @@ def test_another_creator_registering_the_same_file_is_a_conflict(creator_cli: Cl
     original = Account.from_key(creator_cli.creator_key_hex()).address
     path = creator_cli.write("a.bin", secrets.token_bytes(100))
     creator_cli("register", path)
-    creator_cli("log", "sequence")
+    registered = creator_cli.json("log", "sequence")
 
     [claim] = creator_cli.json("--keys-dir", other_keys, "register", path)["entries"]
     head = creator_cli.json("log", "sequence")
 
     assert (claim["status"], claim["kind"], claim["actor"]) == ("conflict", "CONFLICT", other)
-    assert head["tree_size"] == 2  # the claim is logged, so log order proves who was first
+    # The claim is logged (then the head's state commitment), so log order proves who was first.
+    assert head["tree_size"] == registered["tree_size"] + 2
     proof = creator_cli.json("log", "proof", "--fingerprint", file_print(path))
     assert proof["entry"]["kind"] == "REGISTER"
     assert proof["entry"]["actor"] == original
     assert proof["leaf_index"] == 0
-    conflict = creator_cli.json("log", "proof", "--index", "1")["entry"]
+    conflict = creator_cli.json("log", "proof", "--index", str(registered["tree_size"]))["entry"]
     assert (conflict["kind"], conflict["actor"]) == ("CONFLICT", other)
     # The original creator still owns it: only they can revoke it.
     creator_cli.error(
@@ -441,9 +455,10 @@ def test_register_codes(creator_cli: Cli) -> None:
 
     assert result["count"] == result["registered"] == 25
     assert (result["already_registered"], result["conflicts"], result["skipped"]) == (0, 0, [])
-    assert result["first_leaf_index"] == 0 and result["tree_size"] == 25
-    head = creator_cli.json("log", "head")  # the batch is sequenced and signed at once
-    assert head["tree_size"] == 25
+    # The batch is sequenced and signed at once, its head ending with the state commitment.
+    assert result["first_leaf_index"] == 0 and result["tree_size"] == len(codes) + 1
+    head = creator_cli.json("log", "head")
+    assert head["tree_size"] == result["tree_size"]
     # Every code is in the log under its keyed fingerprint, with a proof.
     key = creator_cli.code_key()
     root = bytes.fromhex(head["root"][2:])
@@ -452,7 +467,7 @@ def test_register_codes(creator_cli: Cli) -> None:
         proof = creator_cli.json("log", "proof", "--fingerprint", fingerprint, "--type", "code")
         leaf_data = bytes.fromhex(proof["leaf_data"][2:])
         hashes = [bytes.fromhex(p[2:]) for p in proof["proof"]]
-        verify_inclusion(hash_leaf(leaf_data), proof["leaf_index"], 25, hashes, root)
+        verify_inclusion(hash_leaf(leaf_data), proof["leaf_index"], head["tree_size"], hashes, root)
 
 
 @pytest.mark.parametrize(
@@ -503,8 +518,8 @@ def test_skip_invalid_registers_the_good_lines_and_reports_the_bad(creator_cli: 
 
     assert result["registered"] == result["count"] == 3
     assert [s["line"] for s in result["skipped"]] == [2, 4]
-    assert creator_cli.count("entries") == 3
-    assert creator_cli.json("log", "head")["tree_size"] == 3
+    assert creator_cli.goods_entries() == 3
+    assert creator_cli.json("log", "head")["tree_size"] == 3 + 1  # and the state commitment
 
 
 def test_a_repeated_code_rejects_the_file_with_both_line_numbers(creator_cli: Cli) -> None:
@@ -672,7 +687,7 @@ def test_revoke_a_file_by_fingerprint(creator_cli: Cli) -> None:
         fingerprint,
     )
     assert again["status"] == "already-revoked" and again["entry_id"] == revoked["entry_id"]
-    assert head["tree_size"] == 2
+    assert head["tree_size"] == 3  # the registration, the revocation, the state commitment
     entry = creator_cli.json("log", "proof", "--index", "1")["entry"]
     assert (entry["kind"], entry["fingerprint"]) == ("REVOKE", fingerprint)
 
@@ -720,7 +735,7 @@ def test_a_mistyped_product_is_refused_with_exit_4(creator_cli: Cli) -> None:
 
 def test_revoke_a_batch_of_codes(creator_cli: Cli) -> None:
     codes = [random_code() for _ in range(8)]
-    creator_cli(
+    registered = creator_cli.json(
         "register-codes",
         codes_file(creator_cli, codes),
         "--product",
@@ -734,10 +749,17 @@ def test_revoke_a_batch_of_codes(creator_cli: Cli) -> None:
 
     assert (result["count"], result["registered"], result["already_registered"]) == (4, 4, 0)
     assert (again["registered"], again["already_registered"]) == (0, 4)
-    assert creator_cli.json("log", "head")["tree_size"] == 12
+    # The revocations follow the registrations' head, and their own head ends with its state
+    # commitment.
+    first = registered["tree_size"]
+    assert result["first_leaf_index"] == first
+    assert creator_cli.json("log", "head")["tree_size"] == result["tree_size"] == first + 4 + 1
     key = creator_cli.code_key()
     revoked = {"0x" + code_fingerprint(key, code).hex() for code in codes[2:6]}
-    logged = [creator_cli.json("log", "proof", "--index", str(i))["entry"] for i in range(8, 12)]
+    logged = [
+        creator_cli.json("log", "proof", "--index", str(i))["entry"]
+        for i in range(first, first + 4)
+    ]
     assert {e["fingerprint"] for e in logged} == revoked
     assert {e["kind"] for e in logged} == {"REVOKE"}
 
@@ -775,16 +797,18 @@ def test_consistency_proof_between_two_heads(creator_cli: Cli) -> None:
     old = creator_cli.json("log", "sequence")
     creator_cli("register", *(creator_cli.write(f"b{i}", secrets.token_bytes(9)) for i in range(4)))
     new = creator_cli.json("log", "sequence")
-    assert (old["tree_size"], new["tree_size"]) == (3, 7)
+    # Each head ends with its state commitment: one leaf more than the files in it.
+    old_size, new_size = old["tree_size"], new["tree_size"]
+    assert (old_size, new_size) == (3 + 1, 3 + 1 + 4 + 1)
 
-    proof = creator_cli.json("log", "proof", "--from", str(old["tree_size"]))
+    proof = creator_cli.json("log", "proof", "--from", str(old_size))
 
-    assert (proof["from"], proof["to"], proof["root"]) == (3, 7, new["root"])
+    assert (proof["from"], proof["to"], proof["root"]) == (old_size, new_size, new["root"])
     hashes = [bytes.fromhex(p[2:]) for p in proof["proof"]]
     old_root, new_root = bytes.fromhex(old["root"][2:]), bytes.fromhex(new["root"][2:])
-    verify_consistency(3, 7, hashes, old_root, new_root)
+    verify_consistency(old_size, new_size, hashes, old_root, new_root)
     with pytest.raises(InvalidProof):
-        verify_consistency(3, 7, hashes, new_root, new_root)
+        verify_consistency(old_size, new_size, hashes, new_root, new_root)
 
 
 def test_consistency_from_a_size_without_a_head_is_not_found(creator_cli: Cli) -> None:
@@ -931,7 +955,8 @@ def test_console_script_works_and_is_quiet_when_piped(tmp_path: Path) -> None:
     assert failed.returncode == 4 and failed.stderr.startswith("error: ")
     # (Whitespace collapsed: line wrapping is test_an_error_is_exactly_one_line_on_stderr's.)
     assert " ".join(outputs[2].stdout.split()).startswith("2,000 registered")
-    assert " ".join(outputs[3].stdout.split()).startswith("size 2,000 root 0x")
+    # The 2,000 codes and the state commitment their head ends with (issue 14).
+    assert " ".join(outputs[3].stdout.split()).startswith("size 2,001 root 0x")
     for process in [*outputs, failed]:
         for stream in (process.stdout, process.stderr):
             assert "\x1b" not in stream  # no colours, no cursor movement
