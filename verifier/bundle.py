@@ -199,7 +199,12 @@ class _LoggedEntry(_Model):
     @property
     def payload_sha256(self) -> bytes:
         """The SHA-256 of the payload's RFC 8785 JSON, as read (``payload_digest``)."""
-        return self._payload_sha256
+        # NOTE: read from pydantic's store of private attributes, not through its
+        # ``__getattr__`` (3 us a read; checking an export reads it twice an entry).
+        private = self.__pydantic_private__
+        assert private is not None  # the model has a private attribute: pydantic sets it
+        digest: bytes = private["_payload_sha256"]
+        return digest
 
     def leaf(self) -> LeafData:
         """The leaf as committed to the log, from the fields carried here (an entry about a

@@ -27,7 +27,7 @@ from typing import Final, TypeVar
 from registry.eip712 import checksum_address
 from registry.errors import InvalidInput, InvalidProof, SignatureError
 from registry.fingerprints import fingerprint_hex
-from registry.leaf import EntryKind, batch_entry_payload_hash, subject_fingerprint
+from registry.leaf import EntryKind, batch_entry_payload_hash, encode_leaf, subject_fingerprint
 from registry.merkle import hash_leaf, verify_inclusion
 from registry.payloads import (
     Payload,
@@ -279,7 +279,19 @@ def _leaf_hash(entry: BundleEntry, where: str, cache: CheckCache) -> bytes:
         if batch is not None:
             # A batch's payload is hashed once; each good's is SHA-256(that || uint32 position).
             document_hash = batch_entry_payload_hash(document_hash, batch.position)
-        leaf_hash = entry.leaf().leaf_hash()
+        # The fields were validated as the entry was read, and ``encode_leaf`` checks them
+        # again with ``LeafData``'s errors (a good's entry always has a good type): no
+        # ``LeafData`` is built for a third check (4 us an entry).
+        leaf_hash = hash_leaf(
+            encode_leaf(
+                entry.kind,
+                entry.good_type,
+                entry.fingerprint,
+                entry.actor,
+                entry.payload_hash,
+                entry.timestamp,
+            )
+        )
     except InvalidInput as exc:
         raise BundleInvalid("leaf", f"{where}: {exc.detail}") from None
     if document_hash != entry.payload_hash:

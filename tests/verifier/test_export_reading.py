@@ -1,8 +1,9 @@
 """Reading and checking a whole export takes shortcuts for speed (bench/trust_verify_bench.py):
 the cyclic collector paused, the depth check's adjacent quotes, one bundle copied per good, a
-good's name made only for a failure. What they must not change: a duplicate key, a malformed
-hex field or a good given twice is refused as deep in an export as near its top, with the
-same error naming where."""
+good's name made only for a failure, a leaf hashed without building a ``LeafData``. What they
+must not change: a duplicate key, a malformed hex field or a good given twice is refused as
+deep in an export as near its top, with the same error naming where; a leaf's hash, or its
+refusal, is ``LeafData``'s."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from typing import Any
 import pytest
 
 from readmodels.exports import ExportSelection, write_export
+from registry.errors import InvalidInput
+from registry.fingerprints import GoodType
+from registry.leaf import LEAF_VERSION, EntryKind, LeafData, encode_leaf
+from registry.merkle import hash_leaf
 from tests.trust import trust_root_of
 from tests.verifier.conftest import CODES, World
 from verifier.errors import BundleInvalid
@@ -87,3 +92,21 @@ def test_a_good_given_twice_is_refused_by_name(world: World, exported: Document)
         "shape",
         f"code {fingerprint} is in the export twice",
     )
+
+
+@pytest.mark.parametrize("kind", list(EntryKind), ids=lambda kind: kind.name)
+@pytest.mark.parametrize("good_type", list(GoodType), ids=lambda good_type: good_type.name)
+def test_a_goods_leaf_hashed_directly_is_leafdatas_hash_or_refusal(
+    kind: EntryKind, good_type: GoodType
+) -> None:
+    # offline._leaf_hash encodes a good's entry (it always has a good type) without LeafData.
+    fields = (bytes(range(32)), bytes(range(20)), bytes(range(32, 64)), 1_790_000_000)
+    try:
+        expected: bytes | str = LeafData(LEAF_VERSION, kind, good_type, *fields).leaf_hash()
+    except InvalidInput as exc:
+        expected = exc.detail
+    try:
+        direct: bytes | str = hash_leaf(encode_leaf(kind, good_type, *fields))
+    except InvalidInput as exc:
+        direct = exc.detail
+    assert direct == expected
