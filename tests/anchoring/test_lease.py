@@ -78,6 +78,7 @@ def test_two_workers_anchor_each_head_exactly_once(pg_engine: Engine) -> None:
         ]
         for worker in workers:
             worker.start()
+        heads: list[int] = []
         try:
             for _round in range(3):
                 for _ in range(3):
@@ -88,6 +89,7 @@ def test_two_workers_anchor_each_head_exactly_once(pg_engine: Engine) -> None:
                 deadline = time.monotonic() + 30  # bounded wait for this head to be final
                 head = registry.latest_tree_head()
                 assert head is not None
+                heads.append(head.tree_size)
                 while time.monotonic() < deadline:
                     with pg_engine.connect() as conn:
                         done = conn.execute(
@@ -109,11 +111,13 @@ def test_two_workers_anchor_each_head_exactly_once(pg_engine: Engine) -> None:
         with pg_engine.connect() as conn:
             anchors = conn.execute(text("SELECT tree_size, state FROM anchors ORDER BY id")).all()
             attempts = conn.execute(text("SELECT count(*) FROM anchor_attempts")).scalar_one()
-        assert [tuple(a) for a in anchors] == [(3, "final"), (6, "final"), (9, "final")]
+        # Each head holds its three registrations and ends with its state commitment.
+        assert heads == [4, 8, 12]
+        assert [tuple(a) for a in anchors] == [(size, "final") for size in heads]
         with pg_engine.connect() as conn:  # the lease holder's heartbeat, for /readyz
             assert conn.execute(text("SELECT heartbeat FROM anchorer_state")).scalar_one() > 0
         assert attempts == 3  # one transaction per head: nobody signed twice
-        assert Chain.connect(devchain.rpc_url, address).last_anchored()[0] == 9
+        assert Chain.connect(devchain.rpc_url, address).last_anchored()[0] == heads[-1]
 
 
 #: The first worker, in a process of its own so that it can die as a crash would.
@@ -204,7 +208,9 @@ def test_threat_28_a_dead_lease_holder_is_taken_over_and_nothing_is_anchored_twi
                 registry.register(
                     registration(creator, registry.clock(), fingerprint=os.urandom(32))
                 )
-            registry.sequence_all()
+            head = registry.sequence_all()
+            # The three registrations and the state commitment the head ends with.
+            assert head is not None and head.tree_size == 3 + 1
             assert doomed.wait(timeout=30) == -signal.SIGKILL  # died right after signing
             with pg_engine.connect() as conn:
                 state = conn.execute(text("SELECT state FROM anchors")).scalar_one()
@@ -213,7 +219,7 @@ def test_threat_28_a_dead_lease_holder_is_taken_over_and_nothing_is_anchored_twi
             assert state in ("signed", "broadcast", "mined", "final"), state
             _until(
                 "the standby worker anchors the head",
-                lambda: _states(pg_engine) == [(3, "final")],
+                lambda: _states(pg_engine) == [(head.tree_size, "final")],
             )
             assert _lease_holder(pg_engine) not in (None, first_holder)  # taken over
         finally:
@@ -226,7 +232,7 @@ def test_threat_28_a_dead_lease_holder_is_taken_over_and_nothing_is_anchored_twi
             attempts = conn.execute(text("SELECT count(*) FROM anchor_attempts")).scalar_one()
         assert attempts == 1  # the dead worker's signed transaction, sent by the other
         assert chain.nonce(operator.address, "latest") == nonce + 1  # one transaction
-        assert chain.last_anchored()[0] == 3
+        assert chain.last_anchored()[0] == head.tree_size
 
 
 def _states(engine: Engine) -> list[tuple[int, str]]:
