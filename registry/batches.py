@@ -30,6 +30,10 @@ from registry.tilestore import TileStore, TreeAppender, batch_tiles_t, tiles_t
 MAX_BATCH_SIZE = 10_000_000
 #: PostgreSQL: refresh the planner's statistics once a batch has added this many rows.
 ANALYZE_AFTER = 16_384
+#: Key of ``Connection.info`` under which the caller may put a callable that sees each chunk's
+#: appended leaves, ``(conn, first leaf index, good type, fingerprints, leaf hashes)``: the
+#: state map (``registry.statecommit``) takes them there instead of reading the batch back.
+LEAVES_HOOK = "tracemark.batches.leaves"
 #: Fingerprints handled per database round trip: large enough to amortise the statement,
 #: small enough to stay under SQLite's bound-parameter limit in the lookup query.
 CHUNK_SIZE = 4_096
@@ -173,7 +177,13 @@ class BatchIngest:
             )
             leaf_index += 1
         self._conn.exec_driver_sql(self._insert_sql, params)
-        self._log.append(hash_leaves(leaves))
+        leaf_hashes = hash_leaves(leaves)
+        self._log.append(leaf_hashes)
+        hook = self._conn.info.get(LEAVES_HOOK)
+        if hook is not None:
+            hook(
+                self._conn, leaf_index - len(rows), good_type, [row[1] for row in rows], leaf_hashes
+            )
         if self._conn.dialect.name == "postgresql" and self._log.size >= self._next_analyze:
             # NOTE: PostgreSQL plans each chunk's fingerprint lookup from statistics taken
             # before this batch (an empty table, at first), and then filters every row of

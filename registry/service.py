@@ -242,7 +242,8 @@ class Registry:
         ``tree_size`` is that head's (its state commitment included)."""
         with write_transaction(self.engine) as conn:
             now = log.sequencer_time(conn, self.clock())
-            result = write(conn, now)
+            with statecommit.leaves_from_batches(conn, self._committing):
+                result = write(conn, now)
             log.publish_tree_head(
                 conn,
                 account=self._signing_account(conn),

@@ -35,11 +35,13 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, select
 
 from registry import log
+from registry.batches import LEAVES_HOOK
 from registry.entries import LoggedEntry
 from registry.errors import LogCorrupt, NotFound
 from registry.fingerprints import FINGERPRINT_SIZE, to_good_type
@@ -48,8 +50,8 @@ from registry.log import entries_t, heads_t
 from registry.merkle import HASH_SIZE
 from registry.payloads import StateCommitmentPayload
 from registry.records import insert_registry_record, records_t
-from registry.statemap import MAP_KEY_DOMAIN, MapProof, MapValue
-from registry.statemaptree import MapSnapshot, StateMap
+from registry.statemap import MAP_KEY_DOMAIN, MapProof, MapValue, map_keys
+from registry.statemaptree import MapSnapshot, StateMap, collector_paused
 from registry.tiles import TILE_WIDTH
 from registry.tilestore import tiles_t
 
@@ -100,6 +102,10 @@ class StateMapCache:
         self._empty = self._map.snapshot()
         self._recent: OrderedDict[int, MapSnapshot] = OrderedDict()
         self._served: OrderedDict[int, MapSnapshot] = OrderedDict()
+        #: Bumped whenever the live map is rewound: a staged run is only good in the
+        #: generation it was started in.
+        self._generation = 0
+        self._staged: _StagedRun | None = None
 
     @property
     def version(self) -> int:
@@ -142,10 +148,38 @@ class StateMapCache:
         """The root of the map over the log's first ``size`` leaves, as this transaction sees
         them, remembered as the snapshot of a commitment at leaf ``size``."""
         with self._lock:
-            self._catch_up(conn, size)
+            run, self._staged = self._staged, None
+            if run is not None and run.holds(self, conn, size):
+                # This transaction's bulk batch is in the map already: only what follows it
+                # is read back.
+                run.flush(self._map)
+                self._replay_live(conn, run.end, size)
+            else:
+                self._catch_up(conn, size)
             snapshot = self._map.snapshot()
             _remember(self._recent, size, snapshot, KEEP_COMMITMENTS)
             return snapshot.root
+
+    def take_batch_leaves(
+        self,
+        conn: Connection,
+        first: int,
+        good_type: int,
+        fingerprints: list[bytes],
+        leaf_hashes: list[bytes],
+    ) -> None:
+        """A bulk batch's chunk, as the bulk writer appended it at leaves ``first`` on
+        (``batches.LEAVES_HOOK``, set by ``leaves_from_batches``): the map takes it from
+        memory, so a batch of 10^6 goods is not read back before its commitment."""
+        with self._lock:
+            run = self._staged
+            transaction = conn.get_transaction()
+            if run is None or not run.continues(self, transaction, first):
+                # The live map must hold exactly the leaves before the batch first.
+                self._catch_up(conn, first)
+                run = self._staged = _StagedRun(transaction, self._generation, first)
+            run.add(self._map, map_keys(good_type, fingerprints), leaf_hashes)
+            self._version = run.end
 
     # -- the reader's side: the map as of a commitment -----------------------------------------
 
@@ -184,9 +218,12 @@ class StateMapCache:
         """Make the live map cover the log's first ``size`` leaves (the lock is held)."""
         covers, base = self._base(conn, size)
         self._map.rewind(base)
+        self._generation += 1
         self._version = covers
         # The commitment at leaf ``covers`` itself is not in the map: replay after it.
-        start = covers + 1 if covers else 0
+        self._replay_live(conn, covers + 1 if covers else 0, size)
+
+    def _replay_live(self, conn: Connection, start: int, size: int) -> None:
         _replay(
             conn,
             self._map,
@@ -194,7 +231,7 @@ class StateMapCache:
             size,
             lambda at, snapshot: _remember(self._recent, at, snapshot, KEEP_COMMITMENTS),
         )
-        self._version = max(size, covers)
+        self._version = max(size, self._version)
 
     def _base(self, conn: Connection, size: int) -> tuple[int, MapSnapshot]:
         """The newest kept snapshot the database confirms below ``size`` (else the empty map)."""
@@ -211,6 +248,70 @@ class StateMapCache:
             if bytes(row.fingerprint) == snapshot.root:
                 return covers, snapshot
         return 0, self._empty
+
+
+STAGED_FLUSH = 1 << 18
+"""Entries of a bulk batch gathered before they are merged into the live map: one merge per
+this many (each merge descends the whole map: fewer is faster, this bounds the memory)."""
+
+
+class _StagedRun:
+    """A bulk batch's leaves taken from memory by one transaction, merged into the live map
+    as they come (``StateMapCache.take_batch_leaves``)."""
+
+    def __init__(self, transaction: object, generation: int, first: int) -> None:
+        # NOTE: the transaction object itself, held, so its identity cannot be reused: a
+        # run is never taken for another transaction's (a rolled-back batch's) leaves.
+        self.transaction = transaction
+        self.generation = generation
+        self.first = self.end = first
+        self.pending: list[tuple[bytes, int, bytes]] = []
+
+    def continues(self, cache: StateMapCache, transaction: object, first: int) -> bool:
+        return (
+            self.transaction is transaction
+            and self.generation == cache._generation
+            and self.end == first
+        )
+
+    def holds(self, cache: StateMapCache, conn: Connection, size: int) -> bool:
+        """Whether the live map plus this run is exactly the log's leaves [0, end) as
+        ``conn``'s transaction sees them, end <= size."""
+        transaction = conn.get_transaction()
+        return (
+            transaction is not None
+            and transaction.is_active
+            and self.continues(cache, transaction, self.end)
+            and self.end <= size
+        )
+
+    def add(self, tree: StateMap, keys: list[bytes], leaf_hashes: list[bytes]) -> None:
+        self.pending.extend(
+            zip(keys, range(self.end, self.end + len(keys)), leaf_hashes, strict=True)
+        )
+        self.end += len(keys)
+        if len(self.pending) >= STAGED_FLUSH:
+            self.flush(tree)
+
+    def flush(self, tree: StateMap) -> None:
+        tree.append(self.pending)
+        self.pending = []
+
+
+@contextmanager
+def leaves_from_batches(conn: Connection, cache: StateMapCache | None) -> Iterator[None]:
+    """Within the block, bulk batches written on ``conn`` hand their leaves to ``cache``
+    (``batches.LEAVES_HOOK``) instead of the map reading them back at the commitment."""
+    if cache is None:
+        yield
+        return
+    conn.info[LEAVES_HOOK] = cache.take_batch_leaves
+    try:
+        yield
+    finally:
+        # NOTE: ``Connection.info`` lives as long as the pooled connection: never leave
+        # the hook behind for the next transaction.
+        conn.info.pop(LEAVES_HOOK, None)
 
 
 def _ignore(covers: int, snapshot: MapSnapshot) -> None:
@@ -243,46 +344,61 @@ def _replay(
 ) -> None:
     """Append the goods' entries at leaves [start, end) to ``tree`` in log order; at each
     STATE_COMMITMENT met, check its root against the map's and hand over a snapshot."""
-    sha256 = hashlib.sha256
-    prefixes: dict[int, bytes] = {}
+    with collector_paused():
+        _replay_slices(conn, tree, start, end, on_commitment)
+
+
+def _replay_slices(
+    conn: Connection, tree: StateMap, start: int, end: int, on_commitment: _OnCommitment
+) -> None:
     for first in range(start, end, REPLAY_LEAVES):
         last = min(end, first + REPLAY_LEAVES)
+        rows = _rows(conn, first, last)
+        # The leaf index is unique: the right count, first and last mean none is missing.
+        if len(rows) != last - first or rows[0][0] != first or rows[-1][0] != last - 1:
+            raise LogCorrupt(f"the log's entries do not hold every leaf from {first} to {last - 1}")
         leaf_hashes = _leaf_hashes(conn, first, last)
-        batch: list[tuple[bytes, int, bytes]] = []
-        expected = first
-        for leaf_index, kind, good_type, fingerprint in _rows(conn, first, last):
-            if leaf_index != expected:
-                raise LogCorrupt(f"leaf index {expected} is missing from the log's entries")
-            expected += 1
-            if kind == _STATE_COMMITMENT:
-                tree.append(batch)
-                batch = []
+        # NOTE: comprehensions over the whole slice, not a loop per row: a bulk batch of 10^6
+        # goods is replayed here, and the map's budget is half the ingest's time.
+        cut = [i for i, row in enumerate(rows) if row[1] == _STATE_COMMITMENT]
+        begin = 0
+        for at in [*cut, len(rows)]:
+            tree.append(_good_entries(rows[begin:at], first, leaf_hashes))
+            if at < len(rows):
+                leaf_index, _, _, root = rows[at]
                 snapshot = tree.snapshot()
-                _check_root(leaf_index, snapshot.root, fingerprint)
+                _check_root(leaf_index, snapshot.root, bytes(root))
                 on_commitment(leaf_index, snapshot)
-            elif good_type != NO_GOOD:
-                prefix = prefixes.get(good_type)
-                if prefix is None:
-                    prefix = prefixes[good_type] = MAP_KEY_DOMAIN + bytes([to_good_type(good_type)])
-                if len(fingerprint) != FINGERPRINT_SIZE:
-                    raise LogCorrupt(f"the entry at leaf {leaf_index} has no 32-byte fingerprint")
-                offset = (leaf_index - first) * HASH_SIZE
-                batch.append(
-                    (
-                        sha256(prefix + fingerprint).digest(),
-                        leaf_index,
-                        leaf_hashes[offset : offset + HASH_SIZE],
-                    )
-                )
-        if expected != last:
-            raise LogCorrupt(f"leaf index {expected} is missing from the log's entries")
-        tree.append(batch)
+            begin = at + 1
 
 
-def _rows(conn: Connection, first: int, last: int) -> Iterator[tuple[int, int, int, bytes]]:
+def _good_entries(
+    rows: list[tuple[int, int, int, bytes]], first: int, leaf_hashes: bytes
+) -> list[tuple[bytes, int, bytes]]:
+    """(map key, leaf index, leaf hash) of the goods' entries among rows (a replay's slice)."""
+    prefixes = {
+        good_type: MAP_KEY_DOMAIN + bytes([to_good_type(good_type)])
+        for good_type in {row[2] for row in rows}
+        if good_type != NO_GOOD
+    }
+    goods = [row for row in rows if row[2] != NO_GOOD]
+    if goods and {len(row[3]) for row in goods} != {FINGERPRINT_SIZE}:
+        raise LogCorrupt(f"an entry after leaf {first} has no 32-byte fingerprint")
+    sha256 = hashlib.sha256
+    return [
+        (
+            sha256(prefixes[good_type] + fingerprint).digest(),
+            leaf_index,
+            leaf_hashes[(leaf_index - first) * HASH_SIZE : (leaf_index - first + 1) * HASH_SIZE],
+        )
+        for leaf_index, _, good_type, fingerprint in goods
+    ]
+
+
+def _rows(conn: Connection, first: int, last: int) -> list[tuple[int, int, int, bytes]]:
     """(leaf_index, kind, good_type, fingerprint) of the leaves [first, last), in order."""
     # NOTE: driver-level, as the bulk writer: a million rows through SQLAlchemy's result
-    # machinery cost more than the map's work on them.
+    # machinery cost more than the map's work on them. Both drivers give int and bytes.
     marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
@@ -291,8 +407,7 @@ def _rows(conn: Connection, first: int, last: int) -> Iterator[tuple[int, int, i
             f"WHERE leaf_index >= {marker} AND leaf_index < {marker} ORDER BY leaf_index",
             (first, last),
         )
-        for leaf_index, kind, good_type, fingerprint in cursor.fetchall():
-            yield int(leaf_index), int(kind), int(good_type), bytes(fingerprint)
+        return list(cursor.fetchall())
     finally:
         cursor.close()
 
@@ -368,6 +483,7 @@ __all__ = [
     "StateProof",
     "commitment_payload",
     "head_commitment",
+    "leaves_from_batches",
 ]
 
 

@@ -28,6 +28,7 @@ import hashlib
 import itertools
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from registry.errors import InvalidInput
 from registry.merkle import HASH_SIZE, MAX_TREE_SIZE
@@ -83,9 +84,10 @@ _Node = _Leaf | _Interior | None
 Entries = list[tuple[int, bytes]]
 """A key's new entries in log order: (leaf_index, leaf_hash)."""
 
-_Item = tuple[bytes, bytes, Entries | None]
+_Item = tuple[bytes, "bytes | _Leaf", Entries | tuple[int, bytes] | None]
 """One key of a batch: (key, its value if the key is new, the entries to chain onto its
-current value if it is not, or None to replace that value)."""
+current value if it is not, or None to replace that value). Inside a merge, the value of a
+key already in the map that the batch does not change is its leaf, reused as it is."""
 
 
 def _bits(key: bytes) -> int:
@@ -144,13 +146,14 @@ def _chain(key: bytes, packed: bytes | None, entries: Entries) -> bytes:
 class MapSnapshot:
     """The map as it was when ``StateMap.snapshot()`` was called: read-only, any thread."""
 
-    __slots__ = ("_node", "root", "size")
+    __slots__ = ("_bare", "_last", "_node", "root", "size")
 
-    def __init__(self, node: _Node, size: int, root: bytes) -> None:
+    def __init__(self, node: _Node, size: int, root: bytes, last: int, bare: bool) -> None:
         self._node = node
         self.size = size
         #: The map's root at the snapshot.
         self.root = root
+        self._last, self._bare = last, bare
 
     def __len__(self) -> int:
         return self.size
@@ -174,12 +177,16 @@ class StateMap:
     Keys are never removed: a good, once in the log, stays in the map.
     """
 
-    __slots__ = ("_epoch", "_root", "_size")
+    __slots__ = ("_bare", "_epoch", "_last", "_root", "_size")
 
     def __init__(self, items: Iterable[tuple[bytes, bytes | MapValue]] = ()) -> None:
         self._root: _Node = None
         self._size = 0
         self._epoch = next(_epochs)
+        #: The highest leaf index of any value in the map (-1: none).
+        self._last = -1
+        #: Whether some key holds a bare value hash (set or applied from 32 bytes).
+        self._bare = False
         self.apply(items)
 
     def __len__(self) -> int:
@@ -193,6 +200,7 @@ class StateMap:
         if len(key) != HASH_SIZE or len(value_hash) != HASH_SIZE:
             raise InvalidInput(f"a map key and value hash are {HASH_SIZE} bytes each")
         path, epoch = _bits(key), self._epoch
+        self._bare = True
         parent: _Interior | None = None
         branch = 0
         node = self._root
@@ -225,6 +233,10 @@ class StateMap:
         is visited once and each new subtree built (and hashed) from its sorted keys: 5.7 s
         for 10^6 keys into an empty map, against 19.8 s for one set() per key.
         """
+        with collector_paused():
+            self._apply(items)
+
+    def _apply(self, items: Iterable[tuple[bytes, bytes | MapValue]]) -> None:
         batch = dict(items)
         if not batch:
             return
@@ -232,11 +244,16 @@ class StateMap:
         lengths.update(len(value) for value in batch.values() if not isinstance(value, MapValue))
         if lengths != {HASH_SIZE}:
             raise InvalidInput(f"a map key and value hash are {HASH_SIZE} bytes each")
-        packed = {
-            key: pack_value(value) if isinstance(value, MapValue) else value
-            for key, value in batch.items()
-        }
-        self._merge_batch([(key, value, None) for key, value in sorted(packed.items())])
+        packed = {}
+        for key, value in batch.items():
+            if isinstance(value, MapValue):
+                packed[key] = pack_value(value)
+                self._last = max(self._last, value.last_leaf_index)
+            else:
+                packed[key] = value
+                self._bare = True
+        # A replacing merge never fails half-way: no copy needed.
+        self._merge_batch([(key, value, None) for key, value in sorted(packed.items())], False)
 
     def append(self, entries: Iterable[tuple[bytes, int, bytes]]) -> None:
         """Chain log entries (key, leaf_index, leaf_hash), in log order, onto their keys'
@@ -245,57 +262,38 @@ class StateMap:
         The same one-descent merge as apply(): a key already in the map is found on the way
         down, never looked up on its own.
         """
-        # NOTE: most keys of a batch get one entry (a bulk registration: all of them), so a
-        # key's entries stay a bare (leaf_index, leaf_hash) tuple until a second one comes,
-        # and a first value is hashed inline: this loop runs 10^6 times a bulk batch.
-        pending: dict[bytes, tuple[int, bytes] | Entries] = {}
-        for key, leaf_index, leaf_hash in entries:
-            held = pending.get(key)
-            if held is None:
-                pending[key] = (leaf_index, leaf_hash)
-            elif isinstance(held, tuple):
-                pending[key] = [held, (leaf_index, leaf_hash)]
-            else:
-                held.append((leaf_index, leaf_hash))
-        if not pending:
-            return
-        if {len(key) for key in pending} != {HASH_SIZE}:
-            raise InvalidInput(f"a map key is {HASH_SIZE} bytes")
-        sha256, first, one = _sha256, _HISTORY_PREFIX + EMPTY, (1).to_bytes(8, "big")
-        items: list[_Item] = []
-        for key, held in sorted(pending.items()):
-            if isinstance(held, list):
-                items.append((key, _chain(key, None, held), held))
-                continue
-            leaf_index, leaf_hash = held
-            if len(leaf_hash) != HASH_SIZE or not 0 <= leaf_index < MAX_TREE_SIZE:
-                _chain(key, None, [held])  # raises what is wrong
-            packed = one + leaf_index.to_bytes(8, "big") + sha256(first + leaf_hash).digest()
-            items.append((key, packed, [held]))
-        self._merge_batch(items)
+        with collector_paused():
+            self._append(entries)
 
-    def _merge_batch(self, ordered: list[_Item]) -> None:
-        paths = [_bits(item[0]) for item in ordered]
-        # NOTE: a batch allocates a node or two per key, and with the cyclic collector on, its
-        # full collections scan every node of the map again and again (3.9x the batch's time
-        # for 10^6 keys). Nodes form a tree (snapshots: a DAG), never a cycle: reference
-        # counting frees them all, so the collector is paused for the batch (and restored).
-        # NOTE: a key's entries are checked against its value where the merge meets its leaf
-        # (out of log order: InvalidInput), possibly after other subtrees were merged. A new
-        # epoch first makes the merge copy every node it touches, so a refused batch leaves
-        # the map exactly as it was.
+    def _append(self, entries: Iterable[tuple[bytes, int, bytes]]) -> None:
+        listed = entries if isinstance(entries, list) else list(entries)
+        if not listed:
+            return
+        keys = [entry[0] for entry in listed]
+        if {len(key) for key in keys} != {HASH_SIZE}:
+            raise InvalidInput(f"a map key is {HASH_SIZE} bytes")
+        if len(set(keys)) == len(keys):
+            items, lowest, highest = _first_values(listed)
+        else:
+            items, lowest, highest = _grouped_values(listed)
+        # A key already in the map is checked against its value where the merge meets its
+        # leaf, possibly after other subtrees were merged: unless every entry follows every
+        # value already in the map (the log-order replay always does), the merge copies the
+        # nodes it touches, so that a refused batch leaves the map as it was.
+        self._merge_batch(items, self._bare or lowest <= self._last)
+        self._last = max(self._last, highest)
+
+    def _merge_batch(self, ordered: list[_Item], may_fail: bool) -> None:
+        paths = [int.from_bytes(item[0], "big") for item in ordered]
         before = self._root
-        self._epoch = next(_epochs)
-        collecting = gc.isenabled()
-        gc.disable()
+        if may_fail:
+            # A new epoch: every node the merge touches is copied, none changed.
+            self._epoch = next(_epochs)
         try:
             self._root, added = _merge(before, ordered, paths, 0, len(ordered), 0, self._epoch)
         except BaseException:
             self._root = before
             raise
-        finally:
-            if collecting:
-                gc.enable()
         self._size += added
 
     def get(self, key: bytes) -> bytes | None:
@@ -316,13 +314,14 @@ class StateMap:
 
     def snapshot(self) -> MapSnapshot:
         """The map as it is now, never changed by later updates (see the module docstring)."""
-        snapshot = MapSnapshot(self._root, self._size, self.root())
+        snapshot = MapSnapshot(self._root, self._size, self.root(), self._last, self._bare)
         self._epoch = next(_epochs)
         return snapshot
 
     def rewind(self, snapshot: MapSnapshot) -> None:
         """Make the map what it was at ``snapshot`` (O(1); the snapshot stays valid)."""
         self._root, self._size = snapshot._node, snapshot.size
+        self._last, self._bare = snapshot._last, snapshot._bare
         self._epoch = next(_epochs)
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
@@ -334,6 +333,63 @@ class StateMap:
                 stack.extend((node.right, node.left))
             elif node is not None:
                 yield node.key, _value_hash(node.value)
+
+
+def _first_values(entries: list[tuple[bytes, int, bytes]]) -> tuple[list[_Item], int, int]:
+    """A batch's items when each key has one entry (a bulk batch: every key), sorted, each
+    with its value as a new key's; and the lowest and highest leaf index."""
+    # NOTE: comprehensions and C-level checks over the whole batch: this runs for 10^6 goods.
+    indices = [entry[1] for entry in entries]
+    lowest, highest = min(indices), max(indices)
+    if lowest < 0 or highest >= MAX_TREE_SIZE:
+        raise InvalidInput(f"leaf index {lowest if lowest < 0 else highest} is out of range")
+    if {len(entry[2]) for entry in entries} != {HASH_SIZE}:
+        raise InvalidInput(f"a leaf hash is {HASH_SIZE} bytes")
+    sha256, first, one = _sha256, _HISTORY_PREFIX + EMPTY, (1).to_bytes(8, "big")
+    items: list[_Item] = [
+        (
+            key,
+            one + leaf_index.to_bytes(8, "big") + sha256(first + leaf_hash).digest(),
+            (leaf_index, leaf_hash),
+        )
+        for key, leaf_index, leaf_hash in sorted(entries)  # keys are unique: never ties
+    ]
+    return items, lowest, highest
+
+
+def _grouped_values(entries: list[tuple[bytes, int, bytes]]) -> tuple[list[_Item], int, int]:
+    """_first_values for a batch where some keys have several entries (kept in log order)."""
+    pending: dict[bytes, Entries] = {}
+    for key, leaf_index, leaf_hash in entries:
+        held = pending.get(key)
+        if held is None:
+            pending[key] = [(leaf_index, leaf_hash)]
+        else:
+            held.append((leaf_index, leaf_hash))
+    items: list[_Item] = [
+        (key, _chain(key, None, held), held) for key, held in sorted(pending.items())
+    ]
+    indices = [entry[1] for entry in entries]
+    return items, min(indices), max(indices)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a batch (and restore it as it was).
+
+    NOTE: a batch allocates a node or two and a few tuples per key, and with the collector on,
+    its full collections scan every node of the map and every entry of the batch again and
+    again (3.9x the batch's time for 10^6 keys, and quadratic in a batch's own lists). Nodes
+    form a tree (with snapshots: a DAG), never a cycle, and so do a batch's tuples: reference
+    counting frees them all.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _attach(tree: StateMap, parent: _Interior | None, branch: int, node: _Node) -> None:
@@ -404,10 +460,18 @@ def _merge(
         if at < hi and paths[at] == path:
             items = ordered[lo:hi]
             key, _, entries = items[at - lo]
+            if isinstance(entries, tuple):  # the key's one entry
+                entries = [entries]
             if entries is not None:
                 items[at - lo] = (key, _chain(key, node.value, entries), None)
             return _build(items, paths[lo:hi], 0, hi - lo, depth, epoch), hi - lo - 1
-        items = [*ordered[lo:at], (node.key, node.value, None), *ordered[at:hi]]
+        if hi - lo == 1:
+            # The common case of a batch into a large map: one new key meets one leaf.
+            key, value, _ = ordered[lo]
+            assert isinstance(value, bytes)  # a batch's own item, not a reused leaf
+            return _join(node, path, _Leaf(key, value), paths[lo], depth, epoch), 1
+        # The leaf itself is reused (an item whose "value" is the leaf), not hashed again.
+        items = [*ordered[lo:at], (node.key, node, None), *ordered[at:hi]]
         joined = [*paths[lo:at], path, *paths[at:hi]]
         return _build(items, joined, 0, len(items), depth, epoch), hi - lo
     if node.epoch != epoch:
@@ -422,19 +486,48 @@ def _merge(
 
 def _build(
     ordered: list[_Item], paths: list[int], lo: int, hi: int, depth: int, epoch: int
-) -> _Node:
+) -> _Leaf | _Interior:
     """The subtree at depth holding the sorted items [lo, hi) (at least one), hashed."""
     if hi - lo == 1:
-        return _Leaf(ordered[lo][0], ordered[lo][1])
+        key, value, _ = ordered[lo]
+        return value if isinstance(value, _Leaf) else _Leaf(key, value)
     # Sorted keys: the range's first differing bit is that of its first and last keys.
     differ = KEY_BITS - (paths[lo] ^ paths[hi - 1]).bit_length()
     shift = KEY_BITS - 1 - differ
     middle = bisect_left(paths, ((paths[lo] >> shift) | 1) << shift, lo, hi)
-    left = _build(ordered, paths, lo, middle, differ + 1, epoch)
-    right = _build(ordered, paths, middle, hi, differ + 1, epoch)
+    # A one-key side is its leaf, made here rather than in a call (half the calls of a
+    # bulk batch's build).
+    left: _Leaf | _Interior
+    right: _Leaf | _Interior
+    if middle - lo == 1:
+        key, value, _ = ordered[lo]
+        left = value if isinstance(value, _Leaf) else _Leaf(key, value)
+    else:
+        left = _build(ordered, paths, lo, middle, differ + 1, epoch)
+    if hi - middle == 1:
+        key, value, _ = ordered[middle]
+        right = value if isinstance(value, _Leaf) else _Leaf(key, value)
+    else:
+        right = _build(ordered, paths, middle, hi, differ + 1, epoch)
     node = _Interior(left, right, epoch)
-    node.node_hash = hash_interior(_cached(left), _cached(right))
+    # Both children hold keys, so both hashes are computed (NOTE: no _cached() calls: this
+    # runs once per key of a bulk batch).
+    node.node_hash = hash_interior(left.node_hash, right.node_hash)  # type: ignore[arg-type]
+    if differ == depth:
+        return node
     return _prefix_chain(node, paths[lo], differ, depth, epoch)
+
+
+def _join(
+    first: _Leaf, first_path: int, second: _Leaf, second_path: int, depth: int, epoch: int
+) -> _Interior:
+    """The subtree at depth holding two leaves: interiors down to where their keys part."""
+    differ = KEY_BITS - (first_path ^ second_path).bit_length()
+    if (first_path >> (KEY_BITS - 1 - differ)) & 1:
+        first, second = second, first
+    node = _Interior(first, second, epoch)
+    node.node_hash = hash_interior(first.node_hash, second.node_hash)
+    return _prefix_chain(node, first_path, differ, depth, epoch)
 
 
 def _prefix_chain(node: _Interior, path: int, differ: int, depth: int, epoch: int) -> _Interior:
@@ -482,4 +575,11 @@ def _cached(node: _Node) -> bytes:
     return node.node_hash
 
 
-__all__ = ["PACKED_VALUE_SIZE", "MapSnapshot", "StateMap", "pack_value", "unpack_value"]
+__all__ = [
+    "PACKED_VALUE_SIZE",
+    "MapSnapshot",
+    "StateMap",
+    "collector_paused",
+    "pack_value",
+    "unpack_value",
+]

@@ -16,7 +16,8 @@ from registry.codesfile import codes_source, prepare_code_batch
 from registry.creator import sign_batch_revocation, sign_revocation
 from registry.db import write_transaction
 from registry.eip712 import DEV_DOMAIN
-from registry.errors import InvalidProof, LogCorrupt, NotFound
+from registry.entries import LoggedEntry
+from registry.errors import InvalidInput, InvalidProof, LogCorrupt, NotFound
 from registry.fingerprints import GoodType
 from registry.leaf import NO_GOOD, EntryKind
 from registry.log import entries_t, heads_t
@@ -44,7 +45,31 @@ def _goods(engine: Engine) -> list[tuple[GoodType, bytes]]:
 
 
 def _reference_values(registry: Registry, covers: int) -> dict[bytes, MapValue]:
-    """Every good's MapValue over its entries below leaf ``covers``, from ``history``."""
+    """Every good's MapValue over its entries below leaf ``covers``, re-encoded from the rows
+    (``LoggedEntry.leaf_data``, not the tiles the registry's map reads)."""
+    with registry.engine.connect() as conn:
+        rows = conn.execute(
+            select(entries_t)
+            .where(entries_t.c.leaf_index < covers, entries_t.c.good_type != NO_GOOD)
+            .order_by(entries_t.c.leaf_index)
+        ).all()
+    values: dict[bytes, MapValue] = {}
+    for row in rows:
+        entry = LoggedEntry.from_row(row._mapping)
+        assert entry.good_type is not None and entry.leaf_index is not None
+        key = map_key(entry.good_type, entry.fingerprint)
+        leaf_hash = hash_leaf(entry.leaf_data())
+        value = values.get(key)
+        values[key] = (
+            MapValue.first(entry.leaf_index, leaf_hash)
+            if value is None
+            else value.then(entry.leaf_index, leaf_hash)
+        )
+    return values
+
+
+def _history_values(registry: Registry, covers: int) -> dict[bytes, MapValue]:
+    """The same from each good's ``history`` (the naive way: a query per good)."""
     values: dict[bytes, MapValue] = {}
     for good_type, fingerprint in _goods(registry.engine):
         value = None
@@ -153,6 +178,9 @@ def test_every_head_ends_with_the_commitment_of_the_reference_map(
     assert _check_every_head(registry) == 9
     head = registry.latest_tree_head()
     assert head is not None
+    # The reference itself, cross-checked: every good's history gives the same values.
+    for size in (_head_sizes(engine)[0], head.tree_size):
+        assert _history_values(registry, size - 1) == _reference_values(registry, size - 1)
     codes_goods = [(GoodType.CODE, fp) for fp in list(batch.fingerprints())[5:25]]
     goods = [(GoodType.FILE, fp) for fp in files] + codes_goods
     _check_proofs(registry, head.tree_size, goods)
@@ -389,3 +417,69 @@ def test_no_commitment_without_the_map_and_an_empty_log_has_no_head(
     empty = registry.state_proof(GoodType.CODE, os.urandom(32), 2)
     assert empty is not None and empty.value is None
     verify_map_proof(empty.map_root, empty.key, None, empty.proof)
+
+
+# -- a bulk batch hands its leaves to the map ------------------------------------------------------
+
+
+def test_a_bulk_batch_is_taken_from_memory_and_a_failed_one_leaves_no_trace(
+    registry: Registry, make_creator: CreatorFactory, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(statecommit, "STAGED_FLUSH", 1_000)  # merged into the map as it comes
+    read_back: list[tuple[int, int]] = []
+    replay = statecommit._replay
+
+    def spy(conn, tree, start, end, on_commitment):  # type: ignore[no-untyped-def]
+        read_back.append((start, end))
+        replay(conn, tree, start, end, on_commitment)
+
+    monkeypatch.setattr(statecommit, "_replay", spy)
+    creator = make_creator()
+    registry.register(registration(creator, clock()))
+    registry.sequence()
+    batch = _batch(creator, _codes(9_000))  # three chunks of the bulk writer
+    registry.register_batch(_batch_request(creator, batch, clock()), batch.fingerprints())
+    # Nothing of the batch was read back from the database: only the (empty) rest after it.
+    assert all(end - start <= 2 for start, end in read_back), read_back
+    # A batch that fails at its end, after all its chunks went into the live map.
+    other = _batch(creator, _codes(9_000, prefix="LOST"))
+    stream = list(other.fingerprints())
+    stream[-1] = os.urandom(32)  # not what the creator signed: the whole batch is refused
+    with pytest.raises(InvalidInput, match="itemsRoot"):
+        registry.register_batch(_batch_request(creator, other, clock()), iter(stream))
+    registry.register(registration(creator, clock()))
+    registry.sequence()
+    assert _check_every_head(registry) == 3
+    head = registry.latest_tree_head()
+    assert head is not None and head.tree_size == 2 + 9_001 + 2
+    some = [(GoodType.CODE, fp) for fp in [*stream[:3], *list(batch.fingerprints())[-3:]]]
+    _check_proofs(registry, head.tree_size, some)
+
+
+def test_a_reader_rewinding_the_map_during_a_bulk_batch_changes_nothing(
+    registry: Registry, make_creator: CreatorFactory, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(statecommit, "STAGED_FLUSH", 1_000)
+    creator = make_creator()
+    registry.register(registration(creator, clock()))
+    registry.sequence()
+    rewound = []
+
+    def another_thread_reads(position: int) -> None:
+        # As a proof request on another thread would: the live map caught up (rewound) to
+        # what a separate read transaction sees, between two chunks of the batch.
+        with registry.engine.connect() as conn, conn.begin():
+            registry.state_cache._catch_up(conn, log.tree_size(conn))
+        rewound.append(position)
+
+    batch = _batch(creator, _codes(9_000))
+    registry.register_batch(
+        _batch_request(creator, batch, clock()), batch.fingerprints(), progress=another_thread_reads
+    )
+    assert rewound == [4_096, 8_192, 9_000]
+    assert _check_every_head(registry) == 2
+    head = registry.latest_tree_head()
+    assert head is not None
+    _check_proofs(
+        registry, head.tree_size, [(GoodType.CODE, fp) for fp in batch.fingerprints()][:5]
+    )
