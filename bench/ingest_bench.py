@@ -5,7 +5,8 @@ process (so peak memory is its own): ours = read the codes file, normalise + HMA
 items root, one signature, then the registry's bulk path (signature check, items-root
 re-check, insert, sequencing, tiles, signed tree head), ready to anchor. Floor = a bare
 sqlite3 ``executemany`` of the same 1M entry rows into one table with a unique index.
-Writes ``bench/results/ingest.json``.
+Peer for issue 14: the same ingest with the state map off (``Registry(state_map=False)``: no
+STATE_COMMITMENT, no map work), interleaved with ours. Writes ``bench/results/ingest.json``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ def write_codes(path: Path, n: int) -> None:
             out.write(f"{s[:4]}-{s[4:8]}-{s[8:12]}-{s[12:]}\n")
 
 
-def run_ours(codes: Path, workdir: Path, database_url: str | None = None) -> dict[str, float]:
+def run_ours(
+    codes: Path, workdir: Path, database_url: str | None = None, *, state_map: bool = True
+) -> dict[str, float]:
     from eth_account import Account
 
     from registry.codesfile import prepare_code_batch
@@ -52,7 +55,11 @@ def run_ours(codes: Path, workdir: Path, database_url: str | None = None) -> dic
     engine = create_db_engine(database_url or f"sqlite:///{workdir / 'registry.db'}")
     upgrade(engine)
     registry = Registry(
-        engine, domain=DEV_DOMAIN, account=Account.create(), master_key=secrets.token_bytes(32)
+        engine,
+        domain=DEV_DOMAIN,
+        account=Account.create(),
+        master_key=secrets.token_bytes(32),
+        state_map=state_map,
     )
     creator = CreatorKeys(Account.create(), secrets.token_bytes(32))
     started = time.perf_counter()
@@ -74,7 +81,9 @@ def run_ours(codes: Path, workdir: Path, database_url: str | None = None) -> dic
     result = registry.register_batch(request, batch.fingerprints())
     finished = time.perf_counter()
     head = registry.latest_tree_head()
-    assert head is not None and head.tree_size == result.registered == batch.count
+    # With the map, the head's last leaf is the batch's STATE_COMMITMENT (issue 14).
+    assert result.registered == batch.count
+    assert head is not None and head.tree_size == batch.count + (1 if state_map else 0)
     return {
         "total_s": finished - started,
         "client_fingerprint_s": prepared - started,
@@ -122,6 +131,8 @@ def child(role: str, arg: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if role == "ours":
             result = run_ours(Path(arg), Path(tmp))
+        elif role == "ours-without-map":
+            result = run_ours(Path(arg), Path(tmp), state_map=False)
         elif role == "ours-postgres":
             codes, url = arg.split("|", 1)
             result = run_ours_postgres(Path(codes), url, Path(tmp))
@@ -155,12 +166,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         codes = Path(tmp) / "codes.csv"
         write_codes(codes, args.codes)
-        ours, floor = [], []
-        for _ in range(args.rounds):  # interleaved, so machine noise hits both sides
+        ours, without_map, floor = [], [], []
+        for _ in range(args.rounds):  # interleaved, so machine noise hits every side
             ours.append(measure("ours", str(codes)))
+            without_map.append(measure("ours-without-map", str(codes)))
             floor.append(measure("floor", str(args.codes)))
         postgres = measure("ours-postgres", f"{codes}|{args.postgres}") if args.postgres else None
     med = {key: statistics.median(r[key] for r in ours) for key in ours[0]}
+    bare = {key: statistics.median(r[key] for r in without_map) for key in without_map[0]}
     floor_s = statistics.median(r["total_s"] for r in floor)
     data = {
         "codes": args.codes,
@@ -168,6 +181,10 @@ def main() -> None:
         "ours": med,
         "floor_sqlite3_executemany_s": floor_s,
         "ratio_to_floor": med["total_s"] / floor_s,
+        # Issue 14: the same ingest with the state map off (Registry(state_map=False)).
+        "ours_without_map": bare,
+        "map_ratio_registry": med["registry_ingest_s"] / bare["registry_ingest_s"],
+        "map_ratio_total": med["total_s"] / bare["total_s"],
         "ours_rows_per_s": args.codes / med["total_s"],
         "floor_rows_per_s": args.codes / floor_s,
         "ours_postgres": postgres,
@@ -177,6 +194,12 @@ def main() -> None:
     print(
         f"ours  {med['total_s']:.1f} s (fingerprint {med['client_fingerprint_s']:.1f} s, "
         f"registry {med['registry_ingest_s']:.1f} s), peak {med['peak_rss_mb']:.0f} MB"
+    )
+    print(
+        f"without the state map {bare['total_s']:.1f} s (registry "
+        f"{bare['registry_ingest_s']:.1f} s), peak {bare['peak_rss_mb']:.0f} MB  -> the map "
+        f"costs {data['map_ratio_registry']:.2f}x the registry's time "
+        f"({data['map_ratio_total']:.2f}x end to end)"
     )
     print(f"floor {floor_s:.1f} s  -> ratio {data['ratio_to_floor']:.2f}x")
     if postgres:
