@@ -13,6 +13,7 @@ from typing import Any, Final
 from registry.eip712 import checksum_address
 from registry.errors import InvalidInput, InvalidProof
 from registry.fingerprints import GoodType, fingerprint_hex
+from registry.leaf import EntryKind
 from registry.merkle import verify_consistency
 from registry.treehead import TreeHead
 from verifier.bundle import (
@@ -203,7 +204,9 @@ def check_export(export: Export, trust: TrustPolicy, chain: AnchorView | None) -
 class _ExportChecker:
     def __init__(self, export: Export) -> None:
         self.export = export
-        self.entries: dict[str, int] = {}
+        #: Entries proved, by kind; named in the report (an enum's ``name`` is a Python-level
+        #: property: read once a kind, not once an entry).
+        self.entries: dict[EntryKind, int] = {}
         self.findings: dict[int, ChainFinding] = {}
 
     def report(self, root: TrustRoot | None, *, chain_checked: bool) -> ExportReport:
@@ -212,7 +215,7 @@ class _ExportChecker:
         signers = tuple(dict.fromkeys(checksum_address(h.signer) for h in export.heads))
         return ExportReport(
             goods=len(export.goods),
-            entries=dict(self.entries),
+            entries={kind.name: count for kind, count in self.entries.items()},
             heads=tuple(
                 HeadFinding(h.tree_size, h.tree_size in anchored, self.findings.get(h.tree_size))
                 for h in export.heads
@@ -282,7 +285,7 @@ class _ExportChecker:
             except BundleInvalid as exc:
                 raise BundleInvalid(exc.step, f"{_good_name(good)}: {exc.detail}") from None
             for entry in proved:
-                self.entries[entry.kind.name] = self.entries.get(entry.kind.name, 0) + 1
+                self.entries[entry.kind] = self.entries.get(entry.kind, 0) + 1
         # 4. The chain: the trusted contract's root for each head's size is the head's root.
         if chain is not None:
             for head in export.heads:
