@@ -15,14 +15,20 @@ with the database:
   transaction by replaying the entries ``[version, size)`` in leaf order, their leaf hashes
   read from the level-0 tiles (what the log's roots are made of), in sorted batches;
 - it keeps a snapshot at each commitment it passes or makes (the newest
-  ``KEEP_COMMITMENTS``), plus the ``KEEP_SERVED`` most recently asked for by a proof (the
-  newest anchored head, which bundles use, stays warm even when many heads follow it), plus
-  the empty map at 0. Snapshots share structure (``registry.statemaptree``);
+  ``KEEP_COMMITMENTS``, none more than ``KEEP_SPAN`` leaves older than the newest), plus the
+  ``KEEP_SERVED`` most recently asked for by a proof (the newest anchored head, which bundles
+  use, stays warm even when many heads follow it), plus the empty map at 0. Snapshots share
+  structure (``registry.statemaptree``); a proof at a head none is kept for replays on the
+  side from the newest kept snapshot below it;
 - it heals itself: before each use it starts from the newest of its snapshots that the
   database confirms (a STATE_COMMITMENT at leaf ``covers`` with the same root), so a
   transaction that rolled back after the cache advanced, or another process that sequenced,
   never leaves a wrong map; with none confirmed it replays from leaf 0. Every commitment it
-  replays over is compared with the map: a root that disagrees is ``LogCorrupt``.
+  replays over is compared with the map: a root that disagrees is ``LogCorrupt``;
+- a bulk batch hands it each chunk's fingerprints and leaf hashes as it writes them
+  (``leaves_from_batches``), merged into the live map on the way, so a batch of 10^6 codes
+  is not read back before its commitment; the commitment uses them only if they are its own
+  transaction's and nothing rewound the map meanwhile, else it catches up from the database.
 
 NOTE: the database, not the cache, is the truth. The cache's only trust in it is that a
 commitment the registry logged holds the root of the map over the leaves before it, which
@@ -31,48 +37,45 @@ the replay re-checks for every commitment after the snapshot it starts from.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, select
 
-from registry import log
+from registry import log, statereplay
 from registry.batches import LEAVES_HOOK
 from registry.entries import LoggedEntry
 from registry.errors import LogCorrupt, NotFound
-from registry.fingerprints import FINGERPRINT_SIZE, to_good_type
 from registry.leaf import NO_GOOD, EntryKind
 from registry.log import entries_t, heads_t
-from registry.merkle import HASH_SIZE
 from registry.payloads import StateCommitmentPayload
 from registry.records import insert_registry_record, records_t
-from registry.statemap import MAP_KEY_DOMAIN, MapProof, MapValue, map_keys
-from registry.statemaptree import MapSnapshot, StateMap, collector_paused
-from registry.tiles import TILE_WIDTH
-from registry.tilestore import tiles_t
+from registry.statemap import MapProof, MapValue, map_keys
+from registry.statemaptree import MapSnapshot, StateMap
 
 KEEP_COMMITMENTS = 256
 """Snapshots kept at the newest commitments: a head this recent is proved without a replay.
 
 Each costs only the interior nodes its successors copied (about log2 n per changed good)."""
 
+KEEP_SPAN = 1 << 20
+"""Leaves from the oldest kept commitment snapshot to the newest, at most (the newest is
+always kept): bounds their memory.
+
+A snapshot keeps alive every node later batches replaced, about one interior per good they
+changed (a million after a bulk batch of 10^6 codes, ~130 MB); without a bound 256 snapshots
+of bulk batches would hold 256 old maps."""
+
 KEEP_SERVED = 16
 """Snapshots kept for the heads proofs were last asked for (least recently used goes)."""
-
-REPLAY_LEAVES = 65_536
-"""Leaves read from the database per query of a replay: bounds its memory, not its work."""
 
 PRIMARY_TYPE = "StateCommitment"
 """The ``signed_records.primary_type`` of a commitment's payload record."""
 
 _STATE_COMMITMENT = int(EntryKind.STATE_COMMITMENT)
-
-_OnCommitment = Callable[[int, MapSnapshot], None]
-"""What a replay does with the snapshot at each commitment it meets (its leaf index)."""
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,7 @@ class StateMapCache:
             else:
                 self._catch_up(conn, size)
             snapshot = self._map.snapshot()
-            _remember(self._recent, size, snapshot, KEEP_COMMITMENTS)
+            _remember(self._recent, size, snapshot, KEEP_COMMITMENTS, KEEP_SPAN)
             return snapshot.root
 
     def take_batch_leaves(
@@ -205,9 +208,9 @@ class StateMapCache:
             base_covers, base = self._base(conn, covers + 1)
         tree = StateMap()
         tree.rewind(base)
-        _replay(conn, tree, base_covers + 1 if base_covers else 0, covers, _ignore)
+        statereplay.replay(conn, tree, base_covers + 1 if base_covers else 0, covers, _ignore)
         snapshot = tree.snapshot()
-        _check_root(covers, snapshot.root, root)
+        statereplay.check_root(covers, snapshot.root, root)
         with self._lock:
             _remember(self._served, covers, snapshot, KEEP_SERVED)
         return snapshot
@@ -224,12 +227,12 @@ class StateMapCache:
         self._replay_live(conn, covers + 1 if covers else 0, size)
 
     def _replay_live(self, conn: Connection, start: int, size: int) -> None:
-        _replay(
+        statereplay.replay(
             conn,
             self._map,
             start,
             size,
-            lambda at, snapshot: _remember(self._recent, at, snapshot, KEEP_COMMITMENTS),
+            lambda at, snapshot: _remember(self._recent, at, snapshot, KEEP_COMMITMENTS, KEEP_SPAN),
         )
         self._version = max(size, self._version)
 
@@ -319,127 +322,22 @@ def _ignore(covers: int, snapshot: MapSnapshot) -> None:
 
 
 def _remember(
-    kept: OrderedDict[int, MapSnapshot], covers: int, snapshot: MapSnapshot, limit: int
+    kept: OrderedDict[int, MapSnapshot],
+    covers: int,
+    snapshot: MapSnapshot,
+    limit: int,
+    span: int | None = None,
 ) -> None:
+    """Keep ``snapshot`` as the newest; drop the oldest beyond ``limit`` snapshots, or (with
+    ``span``) more than ``span`` leaves before the newest."""
     kept[covers] = snapshot
     kept.move_to_end(covers)
     while len(kept) > limit:
         kept.popitem(last=False)
-
-
-def _check_root(covers: int, computed: bytes, logged: bytes) -> None:
-    if computed != logged:
-        raise LogCorrupt(
-            f"the state commitment at leaf {covers} holds map root 0x{logged.hex()}, but the "
-            f"log's entries before it give 0x{computed.hex()}"
-        )
-
-
-def _replay(
-    conn: Connection,
-    tree: StateMap,
-    start: int,
-    end: int,
-    on_commitment: _OnCommitment,
-) -> None:
-    """Append the goods' entries at leaves [start, end) to ``tree`` in log order; at each
-    STATE_COMMITMENT met, check its root against the map's and hand over a snapshot."""
-    with collector_paused():
-        _replay_slices(conn, tree, start, end, on_commitment)
-
-
-def _replay_slices(
-    conn: Connection, tree: StateMap, start: int, end: int, on_commitment: _OnCommitment
-) -> None:
-    for first in range(start, end, REPLAY_LEAVES):
-        last = min(end, first + REPLAY_LEAVES)
-        rows = _rows(conn, first, last)
-        # The leaf index is unique: the right count, first and last mean none is missing.
-        if len(rows) != last - first or rows[0][0] != first or rows[-1][0] != last - 1:
-            raise LogCorrupt(f"the log's entries do not hold every leaf from {first} to {last - 1}")
-        leaf_hashes = _leaf_hashes(conn, first, last)
-        # NOTE: comprehensions over the whole slice, not a loop per row: a bulk batch of 10^6
-        # goods is replayed here, and the map's budget is half the ingest's time.
-        cut = [i for i, row in enumerate(rows) if row[1] == _STATE_COMMITMENT]
-        begin = 0
-        for at in [*cut, len(rows)]:
-            tree.append(_good_entries(rows[begin:at], first, leaf_hashes))
-            if at < len(rows):
-                leaf_index, _, _, root = rows[at]
-                snapshot = tree.snapshot()
-                _check_root(leaf_index, snapshot.root, bytes(root))
-                on_commitment(leaf_index, snapshot)
-            begin = at + 1
-
-
-def _good_entries(
-    rows: list[tuple[int, int, int, bytes]], first: int, leaf_hashes: bytes
-) -> list[tuple[bytes, int, bytes]]:
-    """(map key, leaf index, leaf hash) of the goods' entries among rows (a replay's slice)."""
-    prefixes = {
-        good_type: MAP_KEY_DOMAIN + bytes([to_good_type(good_type)])
-        for good_type in {row[2] for row in rows}
-        if good_type != NO_GOOD
-    }
-    goods = [row for row in rows if row[2] != NO_GOOD]
-    if goods and {len(row[3]) for row in goods} != {FINGERPRINT_SIZE}:
-        raise LogCorrupt(f"an entry after leaf {first} has no 32-byte fingerprint")
-    sha256 = hashlib.sha256
-    return [
-        (
-            sha256(prefixes[good_type] + fingerprint).digest(),
-            leaf_index,
-            leaf_hashes[(leaf_index - first) * HASH_SIZE : (leaf_index - first + 1) * HASH_SIZE],
-        )
-        for leaf_index, _, good_type, fingerprint in goods
-    ]
-
-
-def _rows(conn: Connection, first: int, last: int) -> list[tuple[int, int, int, bytes]]:
-    """(leaf_index, kind, good_type, fingerprint) of the leaves [first, last), in order."""
-    # NOTE: driver-level, as the bulk writer: a million rows through SQLAlchemy's result
-    # machinery cost more than the map's work on them. Both drivers give int and bytes.
-    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(
-            f"SELECT leaf_index, kind, good_type, fingerprint FROM {entries_t.name} "
-            f"WHERE leaf_index >= {marker} AND leaf_index < {marker} ORDER BY leaf_index",
-            (first, last),
-        )
-        return list(cursor.fetchall())
-    finally:
-        cursor.close()
-
-
-def _leaf_hashes(conn: Connection, first: int, last: int) -> bytes:
-    """The leaf hashes of leaves [first, last) from the level-0 tiles, concatenated."""
-    if first == last:
-        return b""
-    low, high = first // TILE_WIDTH, (last - 1) // TILE_WIDTH
-    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(
-            f"SELECT tile_index, width, hashes FROM {tiles_t.name} "
-            f"WHERE tile_level = 0 AND tile_index >= {marker} AND tile_index <= {marker} "
-            "ORDER BY tile_index",
-            (low, high),
-        )
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
-    parts = []
-    for expected, (tile_index, width, hashes) in enumerate(rows, start=low):
-        if tile_index != expected or (tile_index < high and width != TILE_WIDTH):
-            raise LogCorrupt(f"the log's level-0 tile {expected} is missing or partial")
-        parts.append(bytes(hashes[: width * HASH_SIZE]))
-    joined = b"".join(parts)
-    start = (first - low * TILE_WIDTH) * HASH_SIZE
-    needed = (last - first) * HASH_SIZE
-    if len(rows) != high - low + 1 or len(joined) < start + needed:
-        raise LogCorrupt(f"the log's tiles do not hold leaves {first} to {last - 1}")
-    return joined[start : start + needed]
+    if span is not None:
+        newest = max(kept)
+        for old in [c for c in kept if c < newest - span]:
+            del kept[old]
 
 
 # -- reading a head's commitment -----------------------------------------------------------------
@@ -477,8 +375,8 @@ def commitment_payload(conn: Connection, entry: LoggedEntry) -> StateCommitmentP
 __all__ = [
     "KEEP_COMMITMENTS",
     "KEEP_SERVED",
+    "KEEP_SPAN",
     "PRIMARY_TYPE",
-    "REPLAY_LEAVES",
     "StateMapCache",
     "StateProof",
     "commitment_payload",

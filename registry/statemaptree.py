@@ -1,21 +1,18 @@
 """StateMap: the state map of goods held in memory, updated in place, snapshotted, proving any key.
 
 The hashing and the proof format are registry.statemap's; this module only keeps the nodes.
-A node is None (an empty subtree), a ``_Leaf`` (a subtree holding one key) or an
-``_Interior``; each non-empty node caches its hash. An update clears the cached hashes on its
-key's path only, so it costs the depth of the key's leaf (about log2 n for n random keys), not
-a rebuild, and the cleared nodes are rehashed once, at the next root() or prove(). apply() and
-append() merge a sorted batch (a sequencing batch's goods) in one descent.
-
-A leaf keeps the key's whole ``MapValue`` (count, last leaf index, history), packed as the 48
-bytes its value hash is taken over, so that append() chains a good's next entry onto it; a
-leaf set from a bare value hash (apply/set with 32 bytes: tests, benchmarks) cannot be chained.
+A node is None (an empty subtree), a leaf (a subtree holding one key: a tuple, see
+registry.statemapvalues, which also says what a leaf's value is) or an ``_Interior``; each
+non-empty node caches its hash. An update clears the cached hashes on its key's path only, so
+it costs the depth of the key's leaf (about log2 n for n random keys), not a rebuild, and the
+cleared nodes are rehashed once, at the next root() or prove(). apply() and append() merge a
+sorted batch (a sequencing batch's goods) in one descent.
 
 Snapshots (``snapshot()``, ``rewind()``) are persistent: an interior node carries the epoch it
 was made in, and once a snapshot is taken every node it reaches belongs to an older epoch and
 is copied, never changed, by later updates (path copying). A snapshot costs nothing to take
 beyond computing the root, shares every node with the live map, and rewinding to it is O(1).
-Leaves are never changed in place (an update makes a new leaf).
+Leaves are never changed (an update makes a new leaf).
 
 One writer at a time: a StateMap is not safe to share between threads. A snapshot is never
 mutated, so any number of threads may read it (its hashes are all computed when it is taken).
@@ -23,49 +20,29 @@ mutated, so any number of threads may read it (its hashes are all computed when 
 
 from __future__ import annotations
 
-import gc
-import hashlib
 import itertools
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
 
 from registry.errors import InvalidInput
-from registry.merkle import HASH_SIZE, MAX_TREE_SIZE
-
-# NOTE: _HISTORY_PREFIX, _LEAF_NODE_PREFIX and _VALUE_PREFIX are registry.statemap's
-# (consensus-critical, defined there once): history links, value hashes and leaf nodes are
-# hashed inline here, 10^6 goods a batch; tests cross-check every packed value with MapValue.
-from registry.statemap import (
-    _HISTORY_PREFIX,
-    _LEAF_NODE_PREFIX,
-    _VALUE_PREFIX,
-    EMPTY,
-    KEY_BITS,
-    MapProof,
-    MapValue,
-    hash_interior,
+from registry.merkle import HASH_SIZE
+from registry.statemap import EMPTY, KEY_BITS, MapProof, MapValue, hash_interior
+from registry.statemapvalues import (
+    PACKED_VALUE_SIZE,
+    Item,
+    Leaf,
+    chain,
+    collector_paused,
+    entry_items,
+    make_leaf,
+    pack_value,
+    unpack_value,
+    value_hash_of,
 )
 
-PACKED_VALUE_SIZE = 8 + 8 + HASH_SIZE
-"""A leaf's MapValue as uint64 entry_count || uint64 last_leaf_index || history: the bytes
-its value hash is SHA-256 of (after the 0x13 prefix)."""
-
-_sha256 = hashlib.sha256
 _epochs = itertools.count(1)
 """Epochs of interior nodes, unique across every StateMap in the process, so a snapshot
 rewound into any map is still never written to."""
-
-
-class _Leaf:
-    __slots__ = ("key", "node_hash", "value")
-
-    def __init__(self, key: bytes, value: bytes) -> None:
-        self.key = key
-        # 32 bytes: a bare value hash; PACKED_VALUE_SIZE bytes: a packed MapValue.
-        self.value = value
-        value_hash = value if len(value) == HASH_SIZE else _sha256(_VALUE_PREFIX + value).digest()
-        self.node_hash = _sha256(_LEAF_NODE_PREFIX + key + value_hash).digest()
 
 
 class _Interior:
@@ -79,68 +56,7 @@ class _Interior:
         self.node_hash: bytes | None = None
 
 
-_Node = _Leaf | _Interior | None
-
-Entries = list[tuple[int, bytes]]
-"""A key's new entries in log order: (leaf_index, leaf_hash)."""
-
-_Item = tuple[bytes, "bytes | _Leaf", Entries | tuple[int, bytes] | None]
-"""One key of a batch: (key, its value if the key is new, the entries to chain onto its
-current value if it is not, or None to replace that value). Inside a merge, the value of a
-key already in the map that the batch does not change is its leaf, reused as it is."""
-
-
-def _bits(key: bytes) -> int:
-    return int.from_bytes(key, "big")
-
-
-def _value_hash(value: bytes) -> bytes:
-    return value if len(value) == HASH_SIZE else _sha256(_VALUE_PREFIX + value).digest()
-
-
-def pack_value(value: MapValue) -> bytes:
-    """The MapValue as a leaf keeps it (PACKED_VALUE_SIZE bytes)."""
-    return (
-        value.entry_count.to_bytes(8, "big")
-        + value.last_leaf_index.to_bytes(8, "big")
-        + (value.history)
-    )
-
-
-def unpack_value(packed: bytes) -> MapValue:
-    """pack_value's inverse (validated by MapValue)."""
-    return MapValue(
-        int.from_bytes(packed[:8], "big"), int.from_bytes(packed[8:16], "big"), packed[16:]
-    )
-
-
-def _chain(key: bytes, packed: bytes | None, entries: Entries) -> bytes:
-    """The packed value once ``entries`` follow ``packed`` (None: the key's first entries)."""
-    if packed is None:
-        count, last, history = 0, -1, EMPTY
-    elif len(packed) == PACKED_VALUE_SIZE:
-        count = int.from_bytes(packed[:8], "big")
-        last = int.from_bytes(packed[8:16], "big")
-        history = packed[16:]
-    else:
-        raise InvalidInput(
-            f"the map holds only a value hash for key {key.hex()}: entries cannot chain onto it"
-        )
-    prefix = _HISTORY_PREFIX
-    for leaf_index, leaf_hash in entries:
-        if not isinstance(leaf_hash, bytes) or len(leaf_hash) != HASH_SIZE:
-            raise InvalidInput(f"a leaf hash is {HASH_SIZE} bytes")
-        if not 0 <= leaf_index < MAX_TREE_SIZE:
-            raise InvalidInput(f"leaf index {leaf_index} is outside [0, 2^64 - 1)")
-        if leaf_index <= last:
-            raise InvalidInput(
-                f"leaf index {leaf_index} does not follow key {key.hex()}'s last entry {last}: "
-                "entries are appended in log order"
-            )
-        history = _sha256(prefix + history + leaf_hash).digest()
-        count += 1
-        last = leaf_index
-    return count.to_bytes(8, "big") + last.to_bytes(8, "big") + history
+_Node = Leaf | _Interior | None
 
 
 class MapSnapshot:
@@ -199,7 +115,7 @@ class StateMap:
         """Give key the value hash (adding the key if it is new)."""
         if len(key) != HASH_SIZE or len(value_hash) != HASH_SIZE:
             raise InvalidInput(f"a map key and value hash are {HASH_SIZE} bytes each")
-        path, epoch = _bits(key), self._epoch
+        path, epoch = int.from_bytes(key, "big"), self._epoch
         self._bare = True
         parent: _Interior | None = None
         branch = 0
@@ -210,20 +126,30 @@ class StateMap:
         while isinstance(node, _Interior):
             if node.epoch != epoch:
                 node = _Interior(node.left, node.right, epoch)
-                _attach(self, parent, branch, node)
+                self._attach(parent, branch, node)
             node.node_hash = None
             parent, branch = node, (path >> (KEY_BITS - 1 - depth)) & 1
             node = node.right if branch else node.left
             depth += 1
-        if node is None:
-            replacement: _Node = _Leaf(key, value_hash)
-            self._size += 1
-        elif node.key == key:
-            replacement = _Leaf(key, value_hash)
+        leaf = make_leaf(key, value_hash)
+        if node is None or node[0] == key:
+            self._size += node is None
+            self._attach(parent, branch, leaf)
         else:
-            replacement = _split(node, key, value_hash, depth, epoch)
             self._size += 1
-        _attach(self, parent, branch, replacement)
+            self._attach(
+                parent,
+                branch,
+                _join(node, int.from_bytes(node[0], "big"), leaf, path, depth, epoch),
+            )
+
+    def _attach(self, parent: _Interior | None, branch: int, node: _Node) -> None:
+        if parent is None:
+            self._root = node
+        elif branch:
+            parent.right = node
+        else:
+            parent.left = node
 
     def apply(self, items: Iterable[tuple[bytes, bytes | MapValue]]) -> None:
         """Set each key's value (the last one of a key wins): a batch.
@@ -234,26 +160,24 @@ class StateMap:
         for 10^6 keys into an empty map, against 19.8 s for one set() per key.
         """
         with collector_paused():
-            self._apply(items)
-
-    def _apply(self, items: Iterable[tuple[bytes, bytes | MapValue]]) -> None:
-        batch = dict(items)
-        if not batch:
-            return
-        lengths = {len(key) for key in batch}
-        lengths.update(len(value) for value in batch.values() if not isinstance(value, MapValue))
-        if lengths != {HASH_SIZE}:
-            raise InvalidInput(f"a map key and value hash are {HASH_SIZE} bytes each")
-        packed = {}
-        for key, value in batch.items():
-            if isinstance(value, MapValue):
-                packed[key] = pack_value(value)
-                self._last = max(self._last, value.last_leaf_index)
-            else:
-                packed[key] = value
-                self._bare = True
-        # A replacing merge never fails half-way: no copy needed.
-        self._merge_batch([(key, value, None) for key, value in sorted(packed.items())], False)
+            batch = dict(items)
+            if not batch:
+                return
+            lengths = {len(key) for key in batch}
+            lengths.update(len(v) for v in batch.values() if not isinstance(v, MapValue))
+            if lengths != {HASH_SIZE}:
+                raise InvalidInput(f"a map key and value hash are {HASH_SIZE} bytes each")
+            packed = {}
+            for key, value in batch.items():
+                if isinstance(value, MapValue):
+                    packed[key] = pack_value(value)
+                    self._last = max(self._last, value.last_leaf_index)
+                else:
+                    packed[key] = value
+                    self._bare = True
+            # A replacing merge never fails half-way: no copy needed.
+            items_sorted: list[Item] = [(k, v, None) for k, v in sorted(packed.items())]
+            self._merge_batch(items_sorted, may_fail=False)
 
     def append(self, entries: Iterable[tuple[bytes, int, bytes]]) -> None:
         """Chain log entries (key, leaf_index, leaf_hash), in log order, onto their keys'
@@ -263,27 +187,18 @@ class StateMap:
         down, never looked up on its own.
         """
         with collector_paused():
-            self._append(entries)
+            listed = entries if isinstance(entries, list) else list(entries)
+            if not listed:
+                return
+            items, lowest, highest = entry_items(listed)
+            # A key already in the map is checked against its value where the merge meets its
+            # leaf, possibly after other subtrees were merged: unless every entry follows
+            # every value already in the map (a log-order replay always does), the merge
+            # copies the nodes it touches, so that a refused batch leaves the map as it was.
+            self._merge_batch(items, may_fail=self._bare or lowest <= self._last)
+            self._last = max(self._last, highest)
 
-    def _append(self, entries: Iterable[tuple[bytes, int, bytes]]) -> None:
-        listed = entries if isinstance(entries, list) else list(entries)
-        if not listed:
-            return
-        keys = [entry[0] for entry in listed]
-        if {len(key) for key in keys} != {HASH_SIZE}:
-            raise InvalidInput(f"a map key is {HASH_SIZE} bytes")
-        if len(set(keys)) == len(keys):
-            items, lowest, highest = _first_values(listed)
-        else:
-            items, lowest, highest = _grouped_values(listed)
-        # A key already in the map is checked against its value where the merge meets its
-        # leaf, possibly after other subtrees were merged: unless every entry follows every
-        # value already in the map (the log-order replay always does), the merge copies the
-        # nodes it touches, so that a refused batch leaves the map as it was.
-        self._merge_batch(items, self._bare or lowest <= self._last)
-        self._last = max(self._last, highest)
-
-    def _merge_batch(self, ordered: list[_Item], may_fail: bool) -> None:
+    def _merge_batch(self, ordered: list[Item], *, may_fail: bool) -> None:
         paths = [int.from_bytes(item[0], "big") for item in ordered]
         before = self._root
         if may_fail:
@@ -332,101 +247,38 @@ class StateMap:
             if isinstance(node, _Interior):
                 stack.extend((node.right, node.left))
             elif node is not None:
-                yield node.key, _value_hash(node.value)
+                yield node[0], value_hash_of(node[1])
 
 
-def _first_values(entries: list[tuple[bytes, int, bytes]]) -> tuple[list[_Item], int, int]:
-    """A batch's items when each key has one entry (a bulk batch: every key), sorted, each
-    with its value as a new key's; and the lowest and highest leaf index."""
-    # NOTE: comprehensions and C-level checks over the whole batch: this runs for 10^6 goods.
-    indices = [entry[1] for entry in entries]
-    lowest, highest = min(indices), max(indices)
-    if lowest < 0 or highest >= MAX_TREE_SIZE:
-        raise InvalidInput(f"leaf index {lowest if lowest < 0 else highest} is out of range")
-    if {len(entry[2]) for entry in entries} != {HASH_SIZE}:
-        raise InvalidInput(f"a leaf hash is {HASH_SIZE} bytes")
-    sha256, first, one = _sha256, _HISTORY_PREFIX + EMPTY, (1).to_bytes(8, "big")
-    items: list[_Item] = [
-        (
-            key,
-            one + leaf_index.to_bytes(8, "big") + sha256(first + leaf_hash).digest(),
-            (leaf_index, leaf_hash),
-        )
-        for key, leaf_index, leaf_hash in sorted(entries)  # keys are unique: never ties
-    ]
-    return items, lowest, highest
+# -- reading -------------------------------------------------------------------------------------
 
 
-def _grouped_values(entries: list[tuple[bytes, int, bytes]]) -> tuple[list[_Item], int, int]:
-    """_first_values for a batch where some keys have several entries (kept in log order)."""
-    pending: dict[bytes, Entries] = {}
-    for key, leaf_index, leaf_hash in entries:
-        held = pending.get(key)
-        if held is None:
-            pending[key] = [(leaf_index, leaf_hash)]
-        else:
-            held.append((leaf_index, leaf_hash))
-    items: list[_Item] = [
-        (key, _chain(key, None, held), held) for key, held in sorted(pending.items())
-    ]
-    indices = [entry[1] for entry in entries]
-    return items, min(indices), max(indices)
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for a batch (and restore it as it was).
-
-    NOTE: a batch allocates a node or two and a few tuples per key, and with the collector on,
-    its full collections scan every node of the map and every entry of the batch again and
-    again (3.9x the batch's time for 10^6 keys, and quadratic in a batch's own lists). Nodes
-    form a tree (with snapshots: a DAG), never a cycle, and so do a batch's tuples: reference
-    counting frees them all.
-    """
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
-
-
-def _attach(tree: StateMap, parent: _Interior | None, branch: int, node: _Node) -> None:
-    if parent is None:
-        tree._root = node
-    elif branch:
-        parent.right = node
-    else:
-        parent.left = node
-
-
-def _find(node: _Node, key: bytes) -> _Leaf | None:
-    path, depth = _bits(key), 0
+def _find(node: _Node, key: bytes) -> Leaf | None:
+    path, depth = int.from_bytes(key, "big"), 0
     while isinstance(node, _Interior):
         node = node.right if (path >> (KEY_BITS - 1 - depth)) & 1 else node.left
         depth += 1
-    return node if node is not None and node.key == key else None
+    return node if node is not None and node[0] == key else None
 
 
 def _get(node: _Node, key: bytes) -> bytes | None:
     leaf = _find(node, key)
-    return None if leaf is None else _value_hash(leaf.value)
+    return None if leaf is None else value_hash_of(leaf[1])
 
 
 def _value(node: _Node, key: bytes) -> MapValue | None:
     leaf = _find(node, key)
     if leaf is None:
         return None
-    if len(leaf.value) != PACKED_VALUE_SIZE:
+    if len(leaf[1]) != PACKED_VALUE_SIZE:
         raise InvalidInput(f"the map holds only a value hash for key {key.hex()}")
-    return unpack_value(leaf.value)
+    return unpack_value(leaf[1])
 
 
 def _prove(node: _Node, key: bytes) -> MapProof:
     if len(key) != HASH_SIZE:
         raise InvalidInput(f"a map key is {HASH_SIZE} bytes")
-    path, depth = _bits(key), 0
+    path, depth = int.from_bytes(key, "big"), 0
     bitmap, siblings = 0, []
     while isinstance(node, _Interior):
         branch = (path >> (KEY_BITS - 1 - depth)) & 1
@@ -437,13 +289,22 @@ def _prove(node: _Node, key: bytes) -> MapProof:
         node = node.right if branch else node.left
         depth += 1
     bitmap_bytes = bitmap.to_bytes(HASH_SIZE, "big")
-    if node is None or node.key == key:
+    if node is None or node[0] == key:
         return MapProof(bitmap_bytes, tuple(siblings))
-    return MapProof(bitmap_bytes, tuple(siblings), node.key, _value_hash(node.value))
+    return MapProof(bitmap_bytes, tuple(siblings), node[0], value_hash_of(node[1]))
+
+
+# -- merging a sorted batch ------------------------------------------------------------------
 
 
 def _merge(
-    node: _Node, ordered: list[_Item], paths: list[int], lo: int, hi: int, depth: int, epoch: int
+    node: _Node,
+    ordered: Sequence[Item],
+    paths: Sequence[int],
+    lo: int,
+    hi: int,
+    depth: int,
+    epoch: int,
 ) -> tuple[_Node, int]:
     """node (at depth) with the sorted items [lo, hi) merged in, and how many keys are new.
 
@@ -453,27 +314,25 @@ def _merge(
         return node, 0
     if node is None:
         return _build(ordered, paths, lo, hi, depth, epoch), hi - lo
-    if isinstance(node, _Leaf):
+    if isinstance(node, tuple):
         # The leaf's key joins the items, unless they give it a new value.
-        path = _bits(node.key)
+        path = int.from_bytes(node[0], "big")
         at = bisect_left(paths, path, lo, hi)
         if at < hi and paths[at] == path:
-            items = ordered[lo:hi]
+            items = list(ordered[lo:hi])
             key, _, entries = items[at - lo]
             if isinstance(entries, tuple):  # the key's one entry
                 entries = [entries]
             if entries is not None:
-                items[at - lo] = (key, _chain(key, node.value, entries), None)
+                items[at - lo] = (key, chain(key, node[1], entries), None)
             return _build(items, paths[lo:hi], 0, hi - lo, depth, epoch), hi - lo - 1
         if hi - lo == 1:
             # The common case of a batch into a large map: one new key meets one leaf.
-            key, value, _ = ordered[lo]
-            assert isinstance(value, bytes)  # a batch's own item, not a reused leaf
-            return _join(node, path, _Leaf(key, value), paths[lo], depth, epoch), 1
-        # The leaf itself is reused (an item whose "value" is the leaf), not hashed again.
-        items = [*ordered[lo:at], (node.key, node, None), *ordered[at:hi]]
-        joined = [*paths[lo:at], path, *paths[at:hi]]
-        return _build(items, joined, 0, len(items), depth, epoch), hi - lo
+            return _join(node, path, _leaf_of(ordered[lo]), paths[lo], depth, epoch), 1
+        # The leaf itself is reused (an item whose value is the leaf), not hashed again.
+        joined_items = [*ordered[lo:at], (node[0], node, None), *ordered[at:hi]]
+        joined_paths = [*paths[lo:at], path, *paths[at:hi]]
+        return _build(joined_items, joined_paths, 0, len(joined_items), depth, epoch), hi - lo
     if node.epoch != epoch:
         node = _Interior(node.left, node.right, epoch)  # a snapshot's: copy, never change
     shift = KEY_BITS - 1 - depth
@@ -484,49 +343,58 @@ def _merge(
     return node, added_left + added_right
 
 
+def _leaf_of(item: Item) -> Leaf:
+    key, value, _ = item
+    return value if isinstance(value, tuple) else make_leaf(key, value)
+
+
 def _build(
-    ordered: list[_Item], paths: list[int], lo: int, hi: int, depth: int, epoch: int
-) -> _Leaf | _Interior:
+    ordered: Sequence[Item], paths: Sequence[int], lo: int, hi: int, depth: int, epoch: int
+) -> Leaf | _Interior:
     """The subtree at depth holding the sorted items [lo, hi) (at least one), hashed."""
     if hi - lo == 1:
-        key, value, _ = ordered[lo]
-        return value if isinstance(value, _Leaf) else _Leaf(key, value)
+        return _leaf_of(ordered[lo])
     # Sorted keys: the range's first differing bit is that of its first and last keys.
     differ = KEY_BITS - (paths[lo] ^ paths[hi - 1]).bit_length()
     shift = KEY_BITS - 1 - differ
     middle = bisect_left(paths, ((paths[lo] >> shift) | 1) << shift, lo, hi)
-    # A one-key side is its leaf, made here rather than in a call (half the calls of a
-    # bulk batch's build).
-    left: _Leaf | _Interior
-    right: _Leaf | _Interior
+    # A one-key side is its leaf, taken here rather than in a call (half the calls of a bulk
+    # batch's build).
+    left: Leaf | _Interior
+    right: Leaf | _Interior
     if middle - lo == 1:
         key, value, _ = ordered[lo]
-        left = value if isinstance(value, _Leaf) else _Leaf(key, value)
+        left = value if isinstance(value, tuple) else make_leaf(key, value)
     else:
         left = _build(ordered, paths, lo, middle, differ + 1, epoch)
     if hi - middle == 1:
         key, value, _ = ordered[middle]
-        right = value if isinstance(value, _Leaf) else _Leaf(key, value)
+        right = value if isinstance(value, tuple) else make_leaf(key, value)
     else:
         right = _build(ordered, paths, middle, hi, differ + 1, epoch)
     node = _Interior(left, right, epoch)
-    # Both children hold keys, so both hashes are computed (NOTE: no _cached() calls: this
-    # runs once per key of a bulk batch).
-    node.node_hash = hash_interior(left.node_hash, right.node_hash)  # type: ignore[arg-type]
+    node.node_hash = hash_interior(_built_hash(left), _built_hash(right))
     if differ == depth:
         return node
     return _prefix_chain(node, paths[lo], differ, depth, epoch)
 
 
+def _built_hash(node: Leaf | _Interior) -> bytes:
+    # A leaf's hash is its last field; an interior _build or _join made is hashed.
+    node_hash = node[2] if isinstance(node, tuple) else node.node_hash
+    assert node_hash is not None
+    return node_hash
+
+
 def _join(
-    first: _Leaf, first_path: int, second: _Leaf, second_path: int, depth: int, epoch: int
+    first: Leaf, first_path: int, second: Leaf, second_path: int, depth: int, epoch: int
 ) -> _Interior:
     """The subtree at depth holding two leaves: interiors down to where their keys part."""
     differ = KEY_BITS - (first_path ^ second_path).bit_length()
     if (first_path >> (KEY_BITS - 1 - differ)) & 1:
         first, second = second, first
     node = _Interior(first, second, epoch)
-    node.node_hash = hash_interior(first.node_hash, second.node_hash)
+    node.node_hash = hash_interior(first[2], second[2])
     return _prefix_chain(node, first_path, differ, depth, epoch)
 
 
@@ -542,10 +410,7 @@ def _prefix_chain(node: _Interior, path: int, differ: int, depth: int, epoch: in
     return node
 
 
-def _split(old: _Leaf, key: bytes, value_hash: bytes, depth: int, epoch: int) -> _Node:
-    """The subtree at depth holding the old leaf and a new key: interiors to where they part."""
-    items: list[_Item] = sorted([(old.key, old.value, None), (key, value_hash, None)])
-    return _build(items, [_bits(item[0]) for item in items], 0, 2, depth, epoch)
+# -- hashing -------------------------------------------------------------------------------------
 
 
 def _hash(node: _Node) -> bytes:
@@ -571,15 +436,10 @@ def _cached(node: _Node) -> bytes:
     # Only called on an empty node, a leaf, or an interior whose hash is computed.
     if node is None:
         return EMPTY
+    if isinstance(node, tuple):
+        return node[2]
     assert node.node_hash is not None
     return node.node_hash
 
 
-__all__ = [
-    "PACKED_VALUE_SIZE",
-    "MapSnapshot",
-    "StateMap",
-    "collector_paused",
-    "pack_value",
-    "unpack_value",
-]
+__all__ = ["MapSnapshot", "StateMap"]

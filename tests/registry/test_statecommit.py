@@ -11,7 +11,7 @@ import pytest
 from eth_account import Account
 from sqlalchemy import Engine, select, text, update
 
-from registry import log, statecommit
+from registry import log, statecommit, statereplay
 from registry.codesfile import codes_source, prepare_code_batch
 from registry.creator import sign_batch_revocation, sign_revocation
 from registry.db import write_transaction
@@ -198,7 +198,7 @@ def test_the_replay_reads_in_slices(
     for _ in range(3):
         registry.register(registration(creator, clock()))
         registry.sequence()
-    monkeypatch.setattr(statecommit, "REPLAY_LEAVES", 7)
+    monkeypatch.setattr(statereplay, "REPLAY_LEAVES", 7)
     fresh = Registry(
         registry.engine,
         domain=DEV_DOMAIN,
@@ -296,13 +296,16 @@ def test_two_registries_on_one_database_keep_one_map(
 def test_an_old_head_without_a_kept_snapshot_is_replayed_on_the_side(
     registry: Registry, make_creator: CreatorFactory, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(statecommit, "KEEP_COMMITMENTS", 2)
+    monkeypatch.setattr(statecommit, "KEEP_COMMITMENTS", 3)
+    monkeypatch.setattr(statecommit, "KEEP_SPAN", 3)  # at most two heads back, in leaves
     monkeypatch.setattr(statecommit, "KEEP_SERVED", 1)
     creator = make_creator()
     for _ in range(6):
         registry.register(registration(creator, clock()))
         registry.sequence()
     sizes = _head_sizes(registry.engine)
+    # Commitments at leaves 1, 3, ..., 11: the span keeps 9 and 11 only.
+    assert sorted(registry.state_cache._recent) == [9, 11]
     version = registry.state_cache.version
     for size in (sizes[0], sizes[2], sizes[0], sizes[-1]):
         _check_proofs(registry, size, _goods(registry.engine))
@@ -427,20 +430,20 @@ def test_a_bulk_batch_is_taken_from_memory_and_a_failed_one_leaves_no_trace(
 ) -> None:
     monkeypatch.setattr(statecommit, "STAGED_FLUSH", 1_000)  # merged into the map as it comes
     read_back: list[tuple[int, int]] = []
-    replay = statecommit._replay
+    replay = statereplay.replay
 
     def spy(conn, tree, start, end, on_commitment):  # type: ignore[no-untyped-def]
         read_back.append((start, end))
         replay(conn, tree, start, end, on_commitment)
 
-    monkeypatch.setattr(statecommit, "_replay", spy)
+    monkeypatch.setattr(statereplay, "replay", spy)
     creator = make_creator()
     registry.register(registration(creator, clock()))
     registry.sequence()
     batch = _batch(creator, _codes(9_000))  # three chunks of the bulk writer
     registry.register_batch(_batch_request(creator, batch, clock()), batch.fingerprints())
     # Nothing of the batch was read back from the database: only the (empty) rest after it.
-    assert all(end - start <= 2 for start, end in read_back), read_back
+    assert read_back and all(end - start <= 2 for start, end in read_back), read_back
     # A batch that fails at its end, after all its chunks went into the live map.
     other = _batch(creator, _codes(9_000, prefix="LOST"))
     stream = list(other.fingerprints())

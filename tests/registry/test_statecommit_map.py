@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from registry.errors import InvalidInput
 from registry.statemap import MapValue, replay, verify_map_proof
-from registry.statemaptree import MapSnapshot, StateMap, pack_value, unpack_value
+from registry.statemaptree import MapSnapshot, StateMap
+from registry.statemapvalues import pack_value, unpack_value
 from tests.registry.test_statemap import ref_prove, ref_root
 
 _POOL = [bytes([i]) * 31 + bytes([i * 37 % 256]) for i in range(12)]
