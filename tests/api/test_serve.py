@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,8 @@ import pytest
 from anchoring.devchain import free_port
 
 TRACEMARK = str(Path(sys.executable).parent / "tracemark")
+#: Each step happens within a few ticks; a marker not seen by then never will be.
+MARKER_SECONDS = 120
 
 
 def _serve_until(
@@ -26,20 +29,29 @@ def _serve_until(
     """Run serve until a log line contains ``marker`` (then call ``while_up``), SIGTERM it;
     returns its log."""
     server = subprocess.Popen([TRACEMARK, "serve"], env=env, stderr=subprocess.PIPE, text=True)
+    # Killing the server ends its stderr, so a marker that never comes fails the test rather
+    # than hanging it.
+    deadline = threading.Timer(MARKER_SECONDS, server.kill)
+    deadline.start()
     lines: list[str] = []
     try:
         assert server.stderr is not None
-        for line in server.stderr:  # bounded: each step happens within a few ticks
+        for line in server.stderr:
             lines.append(line)
             if marker in line:
                 break
         else:
-            pytest.fail(f"serve exited before {marker!r}:\n" + "".join(lines))
+            pytest.fail(
+                f"serve exited (or was killed after {MARKER_SECONDS} s) before {marker!r}:\n"
+                + "".join(lines)
+            )
+        deadline.cancel()
         if while_up is not None:
             while_up()
         server.send_signal(signal.SIGTERM)
         lines.append(server.communicate(timeout=60)[1])
     finally:
+        deadline.cancel()
         if server.poll() is None:
             server.kill()
     assert server.returncode == 0, "".join(lines)
@@ -74,8 +86,10 @@ def test_serve_signs_anchors_and_survives_a_restart(tmp_path: Path) -> None:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
                 answers[path] = json.loads(reply.read())
 
-    first = _serve_until(env, "anchor of head 1: mined -> final", ask_the_api)
-    assert "signed tree head size=1 " in first and "embedded dev chain" in first
+    # Every head ends with its state commitment (issue 14): one leaf more than its entries.
+    head_a, head_b = 1 + 1, 1 + 1 + 1 + 1
+    first = _serve_until(env, f"anchor of head {head_a}: mined -> final", ask_the_api)
+    assert f"signed tree head size={head_a} " in first and "embedded dev chain" in first
     assert f"API on http://127.0.0.1:{port}" in first
     assert answers["/livez"] == {"status": "ok"}
     assert answers["/readyz"]["checks"] == {  # type: ignore[index]
@@ -83,10 +97,11 @@ def test_serve_signs_anchors_and_survives_a_restart(tmp_path: Path) -> None:
         "anchoring_worker": "ok",
         "chain": "ok",
     }
-    assert answers["/v1/log/head"]["tree_size"] == 1  # type: ignore[index]
+    assert answers["/v1/log/head"]["tree_size"] == head_a  # type: ignore[index]
     assert "stopped" in first
 
     run("register", str(tmp_path / "b"), "--product", "art")
-    second = _serve_until(env, "anchor of head 2: mined -> final")
-    assert "anchor of head 2: sealed (extends 1)" in second  # the restarted chain kept head 1
+    second = _serve_until(env, f"anchor of head {head_b}: mined -> final")
+    # The restarted chain kept the first head.
+    assert f"anchor of head {head_b}: sealed (extends {head_a})" in second
     assert "no longer on chain" not in second
