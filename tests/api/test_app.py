@@ -18,11 +18,15 @@ from verifier.trust import WELL_KNOWN_PATH, TrustRoot
 PROBLEM = "application/problem+json"
 
 
-def _filled(registry: Registry, make_creator: CreatorFactory, clock: Clock, n: int) -> None:
+def _filled(registry: Registry, make_creator: CreatorFactory, clock: Clock, n: int) -> int:
+    """Registers ``n`` goods in one head; returns its size (it ends with its state commitment,
+    issue 14, so that is one leaf more than the log's entries)."""
     creator = make_creator()
     for _ in range(n):
         registry.register(registration(creator, clock()))
-    registry.sequence_all()
+    head = registry.sequence_all()
+    assert head is not None
+    return head.tree_size
 
 
 def test_health_and_the_empty_log(registry: Registry) -> None:
@@ -41,37 +45,38 @@ def test_heads_and_proofs_verify(
     """The served head, inclusion and consistency proofs check against roots this test
     computes itself from the stored leaves (the naive reference tree), never against what the
     server says."""
-    _filled(registry, make_creator, clock, 12)
-    _filled(registry, make_creator, clock, 8)
+    old = _filled(registry, make_creator, clock, 12)
+    new = _filled(registry, make_creator, clock, 8)
+    assert (old, new) == (12 + 1, 12 + 1 + 8 + 1)  # each head's entries, its commitment
     client = TestClient(create_app(registry))
-    leaves = [reference.leaf_hash(registry.entry_at(i).leaf_data()) for i in range(20)]
-    root_12, root_20 = reference.mth(leaves[:12]), reference.mth(leaves)
+    leaves = [reference.leaf_hash(registry.entry_at(i).leaf_data()) for i in range(new)]
+    root_old, root_new = reference.mth(leaves[:old]), reference.mth(leaves)
     head = client.get("/v1/log/head").json()
-    assert head["tree_size"] == 20 and head["signer"] == registry.address
-    assert head["root"] == "0x" + root_20.hex()
-    proof = client.get("/v1/log/proof/inclusion", params={"leaf_index": 7, "tree_size": 20})
+    assert head["tree_size"] == new and head["signer"] == registry.address
+    assert head["root"] == "0x" + root_new.hex()
+    proof = client.get("/v1/log/proof/inclusion", params={"leaf_index": 7, "tree_size": new})
     hashes = [bytes.fromhex(p[2:]) for p in proof.json()["proof"]]
-    merkle.verify_inclusion(leaves[7], 7, 20, hashes, root_20)
-    answer = client.get("/v1/log/proof/consistency", params={"from_size": 12, "tree_size": 20})
+    merkle.verify_inclusion(leaves[7], 7, new, hashes, root_new)
+    answer = client.get("/v1/log/proof/consistency", params={"from_size": old, "tree_size": new})
     assert answer.status_code == 200, answer.text
     consistency = [bytes.fromhex(p[2:]) for p in answer.json()["proof"]]
-    assert consistency, "12 -> 20 needs a non-empty proof"
-    merkle.verify_consistency(12, 20, consistency, root_12, root_20)
+    assert consistency, f"{old} -> {new} needs a non-empty proof"
+    merkle.verify_consistency(old, new, consistency, root_old, root_new)
     # The proof binds both roots: the same proof fails against a neighbouring old tree.
     with pytest.raises(InvalidProof):
-        merkle.verify_consistency(12, 20, consistency, reference.mth(leaves[:11]), root_20)
-    same = client.get("/v1/log/proof/consistency", params={"from_size": 20, "tree_size": 20})
+        merkle.verify_consistency(old, new, consistency, reference.mth(leaves[: old - 1]), root_new)
+    same = client.get("/v1/log/proof/consistency", params={"from_size": new, "tree_size": new})
     assert same.json()["proof"] == []
 
 
 def test_out_of_range_and_malformed_requests_are_problems_never_500(
     registry: Registry, make_creator: CreatorFactory, clock: Clock
 ) -> None:
-    _filled(registry, make_creator, clock, 5)
+    size = _filled(registry, make_creator, clock, 5)
     client = TestClient(create_app(registry))
     for params in [
-        {"leaf_index": 5, "tree_size": 5},
-        {"leaf_index": 0, "tree_size": 6},
+        {"leaf_index": size, "tree_size": size},
+        {"leaf_index": 0, "tree_size": size + 1},
         {"leaf_index": 0, "tree_size": 2**63 - 1},
     ]:
         answer = client.get("/v1/log/proof/inclusion", params=params)
@@ -88,7 +93,9 @@ def test_out_of_range_and_malformed_requests_are_problems_never_500(
         assert answer.json()["type"].endswith("/validation-error")
     missing = client.get("/v1/nothing-here")
     assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
-    backwards = client.get("/v1/log/proof/consistency", params={"from_size": 6, "tree_size": 5})
+    backwards = client.get(
+        "/v1/log/proof/consistency", params={"from_size": size + 1, "tree_size": size}
+    )
     assert backwards.status_code == 400 and backwards.headers["content-type"] == PROBLEM
 
 

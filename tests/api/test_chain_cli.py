@@ -33,13 +33,15 @@ def test_anchor_now_on_the_embedded_dev_chain_and_status(tmp_path: Path) -> None
     _run(env, "keys", "new")
     (tmp_path / "work").write_bytes(b"a work")
     _run(env, "register", str(tmp_path / "work"), "--product", "art", "--new-product")
-    _run(env, "log", "sequence")
+    head = json.loads(_run(env, "log", "sequence", "--json").stdout)
+    # The registration, then the state commitment every head ends with (issue 14).
+    assert head["tree_size"] == 2
     before = json.loads(_run(env, "status", "--json").stdout)
-    assert before["tree_size"] == 1 and before["last_anchored"] is None
+    assert before["tree_size"] == head["tree_size"] and before["last_anchored"] is None
     done = json.loads(_run(env, "anchor", "--now", "--wait", "--json").stdout)
     assert done["anchors"][0]["state"] == "final"
     after = json.loads(_run(env, "status", "--json").stdout)
-    assert after["last_anchored"]["tree_size"] == 1
+    assert after["last_anchored"]["tree_size"] == head["tree_size"]
     assert after["last_anchored"]["tx_hash"].startswith("0x")
     # Nothing left to anchor; and without a running serve there is no dev chain to show.
     assert json.loads(_run(env, "anchor", "--now", "--json").stdout)["steps"] == []
@@ -69,7 +71,9 @@ def test_deploy_to_a_network_then_anchor_there(tmp_path: Path) -> None:
         _run(env, "keys", "new")
         (tmp_path / "work").write_bytes(b"a work")
         _run(env, "register", str(tmp_path / "work"), "--product", "art", "--new-product")
-        _run(env, "log", "sequence")
+        head = json.loads(_run(env, "log", "sequence", "--json").stdout)
+        assert head["tree_size"] == 2  # the registration and the head's state commitment
         network.rpc("evm_setIntervalMining", 1)
         _run(env, "anchor", "--now", "--wait")
-        assert json.loads(_run(env, "chain", "--json").stdout)["last_anchored_size"] == 1
+        anchored = json.loads(_run(env, "chain", "--json").stdout)["last_anchored_size"]
+        assert anchored == head["tree_size"]

@@ -26,8 +26,10 @@ from tests.conftest import Clock, CreatorFactory
 from tests.registry.helpers import registration
 
 CONFIRMATIONS = 2
-#: Log sizes anchored one after another: a power of two, odd sizes, a one-leaf step.
-ANCHORED = [1, 4, 7, 8, 13]
+#: Log sizes anchored one after another: powers of two, odd sizes, the smallest step. Each
+#: head ends with its state commitment (issue 14), so a head is at least two leaves past the
+#: one before it (one entry and the commitment): a one-leaf step is no longer a head.
+ANCHORED = [2, 4, 7, 9, 13]
 
 
 def _mutations(proof: list[bytes]) -> dict[str, list[bytes]]:
@@ -69,9 +71,10 @@ def test_threat_3_consistency_between_two_anchored_sizes(
     creator = make_creator()
     for size in ANCHORED:
         head = registry.latest_tree_head()
-        for _ in range(size - (head.tree_size if head else 0)):
+        for _ in range(size - (head.tree_size if head else 0) - 1):  # the commitment's leaf
             registry.register(registration(creator, clock()))
-        registry.sequence_all()
+        head = registry.sequence_all()
+        assert head is not None and head.tree_size == size
         worker.run_until_idle()
         devchain.rpc("anvil_mine", hex(CONFIRMATIONS))
         worker.run_until_idle()
@@ -107,6 +110,10 @@ def test_threat_3_consistency_between_two_anchored_sizes(
                     pytest.fail(f"probe {name} of {old} -> {new} verified")
     assert checked == len(ANCHORED) * (len(ANCHORED) - 1) // 2
     # Sizes out of order or beyond the log: a problem, never a proof (THREATS 9).
-    for params in ({"from_size": 13, "tree_size": 8}, {"from_size": 8, "tree_size": 14}):
+    last, before_last = ANCHORED[-1], ANCHORED[-2]
+    for params in (
+        {"from_size": last, "tree_size": before_last},
+        {"from_size": before_last, "tree_size": last + 1},
+    ):
         answer = client.get("/v1/log/proof/consistency", params=params)
         assert answer.status_code == 400 and "proof" not in answer.json(), answer.text
