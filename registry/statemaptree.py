@@ -1,7 +1,7 @@
 """StateMap: the state map of goods held in memory, updated in place, snapshotted, proving any key.
 
 The hashing and the proof format are registry.statemap's; this module only keeps the nodes.
-A node is None (an empty subtree), a leaf (a subtree holding one key: a tuple, see
+A node is None (an empty subtree), a leaf (a subtree holding one key: one bytes object, see
 registry.statemapvalues, which also says what a leaf's value is) or an ``_Interior``; each
 non-empty node caches its hash. An update clears the cached hashes on its key's path only, so
 it costs the depth of the key's leaf (about log2 n for n random keys), not a rebuild, and the
@@ -34,6 +34,10 @@ from registry.statemapvalues import (
     chain,
     collector_paused,
     entry_items,
+    is_leaf,
+    leaf_hash,
+    leaf_key,
+    leaf_value,
     make_leaf,
     pack_value,
     unpack_value,
@@ -132,7 +136,7 @@ class StateMap:
             node = node.right if branch else node.left
             depth += 1
         leaf = make_leaf(key, value_hash)
-        if node is None or node[0] == key:
+        if node is None or node.startswith(key):
             self._size += node is None
             self._attach(parent, branch, leaf)
         else:
@@ -140,7 +144,7 @@ class StateMap:
             self._attach(
                 parent,
                 branch,
-                _join(node, int.from_bytes(node[0], "big"), leaf, path, depth, epoch),
+                _join(node, int.from_bytes(node[:HASH_SIZE], "big"), leaf, path, depth, epoch),
             )
 
     def _attach(self, parent: _Interior | None, branch: int, node: _Node) -> None:
@@ -247,7 +251,7 @@ class StateMap:
             if isinstance(node, _Interior):
                 stack.extend((node.right, node.left))
             elif node is not None:
-                yield node[0], value_hash_of(node[1])
+                yield leaf_key(node), value_hash_of(leaf_value(node))
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -258,21 +262,23 @@ def _find(node: _Node, key: bytes) -> Leaf | None:
     while isinstance(node, _Interior):
         node = node.right if (path >> (KEY_BITS - 1 - depth)) & 1 else node.left
         depth += 1
-    return node if node is not None and node[0] == key else None
+    # A slice, not startswith: a key of another length (``in``) must not match a prefix.
+    return node if node is not None and node[:HASH_SIZE] == key else None
 
 
 def _get(node: _Node, key: bytes) -> bytes | None:
     leaf = _find(node, key)
-    return None if leaf is None else value_hash_of(leaf[1])
+    return None if leaf is None else value_hash_of(leaf_value(leaf))
 
 
 def _value(node: _Node, key: bytes) -> MapValue | None:
     leaf = _find(node, key)
     if leaf is None:
         return None
-    if len(leaf[1]) != PACKED_VALUE_SIZE:
+    value = leaf_value(leaf)
+    if len(value) != PACKED_VALUE_SIZE:
         raise InvalidInput(f"the map holds only a value hash for key {key.hex()}")
-    return unpack_value(leaf[1])
+    return unpack_value(value)
 
 
 def _prove(node: _Node, key: bytes) -> MapProof:
@@ -289,9 +295,9 @@ def _prove(node: _Node, key: bytes) -> MapProof:
         node = node.right if branch else node.left
         depth += 1
     bitmap_bytes = bitmap.to_bytes(HASH_SIZE, "big")
-    if node is None or node[0] == key:
+    if node is None or node.startswith(key):
         return MapProof(bitmap_bytes, tuple(siblings))
-    return MapProof(bitmap_bytes, tuple(siblings), node[0], value_hash_of(node[1]))
+    return MapProof(bitmap_bytes, tuple(siblings), leaf_key(node), value_hash_of(leaf_value(node)))
 
 
 # -- merging a sorted batch ------------------------------------------------------------------
@@ -314,9 +320,9 @@ def _merge(
         return node, 0
     if node is None:
         return _build(ordered, paths, lo, hi, depth, epoch), hi - lo
-    if isinstance(node, tuple):
+    if isinstance(node, bytes):
         # The leaf's key joins the items, unless they give it a new value.
-        path = int.from_bytes(node[0], "big")
+        path = int.from_bytes(node[:HASH_SIZE], "big")
         at = bisect_left(paths, path, lo, hi)
         if at < hi and paths[at] == path:
             items = list(ordered[lo:hi])
@@ -324,13 +330,13 @@ def _merge(
             if isinstance(entries, tuple):  # the key's one entry
                 entries = [entries]
             if entries is not None:
-                items[at - lo] = (key, chain(key, node[1], entries), None)
+                items[at - lo] = (key, chain(key, leaf_value(node), entries), None)
             return _build(items, paths[lo:hi], 0, hi - lo, depth, epoch), hi - lo - 1
         if hi - lo == 1:
             # The common case of a batch into a large map: one new key meets one leaf.
             return _join(node, path, _leaf_of(ordered[lo]), paths[lo], depth, epoch), 1
         # The leaf itself is reused (an item whose value is the leaf), not hashed again.
-        joined_items = [*ordered[lo:at], (node[0], node, None), *ordered[at:hi]]
+        joined_items = [*ordered[lo:at], (leaf_key(node), node, None), *ordered[at:hi]]
         joined_paths = [*paths[lo:at], path, *paths[at:hi]]
         return _build(joined_items, joined_paths, 0, len(joined_items), depth, epoch), hi - lo
     if node.epoch != epoch:
@@ -345,7 +351,7 @@ def _merge(
 
 def _leaf_of(item: Item) -> Leaf:
     key, value, _ = item
-    return value if isinstance(value, tuple) else make_leaf(key, value)
+    return value if is_leaf(value) else make_leaf(key, value)
 
 
 def _build(
@@ -364,12 +370,12 @@ def _build(
     right: Leaf | _Interior
     if middle - lo == 1:
         key, value, _ = ordered[lo]
-        left = value if isinstance(value, tuple) else make_leaf(key, value)
+        left = value if len(value) > PACKED_VALUE_SIZE else make_leaf(key, value)
     else:
         left = _build(ordered, paths, lo, middle, differ + 1, epoch)
     if hi - middle == 1:
         key, value, _ = ordered[middle]
-        right = value if isinstance(value, tuple) else make_leaf(key, value)
+        right = value if len(value) > PACKED_VALUE_SIZE else make_leaf(key, value)
     else:
         right = _build(ordered, paths, middle, hi, differ + 1, epoch)
     node = _Interior(left, right, epoch)
@@ -381,7 +387,7 @@ def _build(
 
 def _built_hash(node: Leaf | _Interior) -> bytes:
     # A leaf's hash is its last field; an interior _build or _join made is hashed.
-    node_hash = node[2] if isinstance(node, tuple) else node.node_hash
+    node_hash = node[-HASH_SIZE:] if isinstance(node, bytes) else node.node_hash
     assert node_hash is not None
     return node_hash
 
@@ -394,7 +400,7 @@ def _join(
     if (first_path >> (KEY_BITS - 1 - differ)) & 1:
         first, second = second, first
     node = _Interior(first, second, epoch)
-    node.node_hash = hash_interior(first[2], second[2])
+    node.node_hash = hash_interior(first[-HASH_SIZE:], second[-HASH_SIZE:])
     return _prefix_chain(node, first_path, differ, depth, epoch)
 
 
@@ -436,8 +442,8 @@ def _cached(node: _Node) -> bytes:
     # Only called on an empty node, a leaf, or an interior whose hash is computed.
     if node is None:
         return EMPTY
-    if isinstance(node, tuple):
-        return node[2]
+    if isinstance(node, bytes):
+        return leaf_hash(node)
     assert node.node_hash is not None
     return node.node_hash
 

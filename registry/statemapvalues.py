@@ -1,11 +1,14 @@
 """A key's value as the in-memory state map keeps it, its leaf, and a batch's entries chained.
 
-A leaf of ``registry.statemaptree.StateMap`` is a tuple ``(key, value, node_hash)``: the
-value is the key's whole ``MapValue`` packed as the 48 bytes its value hash is taken over
-(``uint64 entry_count || uint64 last_leaf_index || history``), so that the next entry chains
-onto it, or a bare 32-byte value hash (set from outside: tests, benchmarks), which cannot be
-chained. Leaves are tuples, not objects: built inline for 10^6 goods a batch, and, holding
-bytes only, untracked by the cyclic collector once it has seen them.
+A leaf of ``registry.statemaptree.StateMap`` is ONE bytes object ``key || value ||
+node_hash``: the value is the key's whole ``MapValue`` packed as the 48 bytes its value hash is
+taken over (``uint64 entry_count || uint64 last_leaf_index || history``), so that the next
+entry chains onto it, or a bare 32-byte value hash (set from outside: tests, benchmarks), which
+cannot be chained. One bytes object, not a tuple of three: 160 bytes a leaf in memory against
+320 (a tuple and three bytes objects, each with its own header), which is half of what the map
+holds for 10^6 goods; it is built inline for a bulk batch and is never tracked by the cyclic
+collector. The node hash stays in the leaf (not recomputed when needed): a new key meeting an
+old leaf, or a rehash after an update, would otherwise cost two SHA-256 more.
 
 The hashing is registry.statemap's (consensus-critical, defined there once); it is inlined
 here and cross-checked against ``MapValue`` by the tests.
@@ -28,16 +31,17 @@ from registry.statemap import _HISTORY_PREFIX, _LEAF_NODE_PREFIX, _VALUE_PREFIX,
 PACKED_VALUE_SIZE = 8 + 8 + HASH_SIZE
 """A packed MapValue: uint64 entry_count || uint64 last_leaf_index || history."""
 
-Leaf = tuple[bytes, bytes, bytes]
-"""A subtree holding one key: (key, value (packed or a bare value hash), node hash)."""
+Leaf = bytes
+"""A subtree holding one key: key || value (packed or a bare value hash) || node hash, so
+longer than any value (``is_leaf``)."""
 
 Entries = list[tuple[int, bytes]]
 """A key's new entries in log order: (leaf_index, leaf_hash)."""
 
-Item = tuple[bytes, bytes | Leaf, Entries | tuple[int, bytes] | None]
-"""One key of a batch, sorted by key: (key, its value or leaf if the key is new, the entries
-to chain onto its current value if it is not (one entry: a bare tuple), or None to replace
-that value)."""
+Item = tuple[bytes, bytes, Entries | tuple[int, bytes] | None]
+"""One key of a batch, sorted by key: (key, its value or leaf (``is_leaf``) if the key is
+new, the entries to chain onto its current value if it is not (one entry: a bare tuple), or
+None to replace that value)."""
 
 _sha256 = hashlib.sha256
 
@@ -65,7 +69,24 @@ def value_hash_of(value: bytes) -> bytes:
 
 def make_leaf(key: bytes, value: bytes) -> Leaf:
     """The leaf of key with value: SHA-256(0x10 || key || value_hash) is its node hash."""
-    return (key, value, _sha256(_LEAF_NODE_PREFIX + key + value_hash_of(value)).digest())
+    return key + value + _sha256(_LEAF_NODE_PREFIX + key + value_hash_of(value)).digest()
+
+
+def is_leaf(value: bytes) -> bool:
+    """Whether an item's value (``Item``) is already its leaf rather than a bare value."""
+    return len(value) > PACKED_VALUE_SIZE
+
+
+def leaf_key(leaf: Leaf) -> bytes:
+    return leaf[:HASH_SIZE]
+
+
+def leaf_value(leaf: Leaf) -> bytes:
+    return leaf[HASH_SIZE:-HASH_SIZE]
+
+
+def leaf_hash(leaf: Leaf) -> bytes:
+    return leaf[-HASH_SIZE:]
 
 
 def chain(key: bytes, packed: bytes | None, entries: Entries) -> bytes:
@@ -123,11 +144,9 @@ def _first_leaves(entries: list[tuple[bytes, int, bytes]]) -> tuple[list[Item], 
     items: list[Item] = [
         (
             key,
-            (
-                key,
-                packed := one + leaf_index.to_bytes(8, "big") + sha256(first + leaf_hash).digest(),
-                sha256(leaf_prefix + key + sha256(value_prefix + packed).digest()).digest(),
-            ),
+            key
+            + (packed := one + leaf_index.to_bytes(8, "big") + sha256(first + leaf_hash).digest())
+            + sha256(leaf_prefix + key + sha256(value_prefix + packed).digest()).digest(),
             (leaf_index, leaf_hash),
         )
         for key, leaf_index, leaf_hash in sorted(entries)  # keys are unique: never ties
@@ -178,6 +197,10 @@ __all__ = [
     "chain",
     "collector_paused",
     "entry_items",
+    "is_leaf",
+    "leaf_hash",
+    "leaf_key",
+    "leaf_value",
     "make_leaf",
     "pack_value",
     "unpack_value",
