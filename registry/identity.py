@@ -25,7 +25,7 @@ from registry.errors import InvalidInput
 from registry.leaf import NO_GOOD, EntryKind, subject_fingerprint
 from registry.log import entries_t
 from registry.models import CreatorIdentityRow
-from registry.records import insert_registry_record, records_t
+from registry.records import log_registry_record, records_t
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -108,23 +108,15 @@ def record_identity(
     registry = address_bytes(account.address)
     # Serialises the registry's nonce sequence (and orders the entry against the sequencer).
     log.lock_log(conn)
-    digest = payload.payload_hash()
-    record_id = insert_registry_record(
+    entry_id, _ = log_registry_record(
         conn,
+        payload,
         primary_type=RECORD_TYPE,
-        signer=registry,
-        payload=payload.to_json().decode("utf-8"),
-        digest=digest,
-        now=now,
-    )
-    entry_id = log.queue_entry(
-        conn,
         kind=EntryKind.CREATOR_IDENTITY,
         good_type=NO_GOOD,
         fingerprint=subject_fingerprint(EntryKind.CREATOR_IDENTITY, creator),
-        actor=registry,
-        payload_hash=digest,
-        record_id=record_id,
+        signer=registry,
+        now=now,
     )
     values = {
         "creator": creator,

@@ -9,6 +9,7 @@ with one query, never by rebuilding the tree.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from eth_account.signers.local import LocalAccount
@@ -97,6 +98,17 @@ def queue_entry(
     return int(entry_id)
 
 
+# An entry's id and the fields its leaf is encoded from, in ``encode_leaf``'s order.
+_LEAF_FIELDS = (
+    entries_t.c.id,
+    entries_t.c.kind,
+    entries_t.c.good_type,
+    entries_t.c.fingerprint,
+    entries_t.c.actor,
+    entries_t.c.payload_hash,
+)
+
+
 def integrate_queue(conn: Connection, *, limit: int, now: int) -> int:
     """Give the oldest queued entries contiguous leaf indices; returns how many.
 
@@ -105,16 +117,32 @@ def integrate_queue(conn: Connection, *, limit: int, now: int) -> int:
     size = lock_log(conn)
     c = entries_t.c
     queued = conn.execute(
-        select(c.id, c.kind, c.good_type, c.fingerprint, c.actor, c.payload_hash)
-        .where(c.leaf_index.is_(None))
-        .order_by(c.id)
-        .limit(limit)
+        select(*_LEAF_FIELDS).where(c.leaf_index.is_(None)).order_by(c.id).limit(limit)
     ).all()
-    if not queued:
+    return _integrate(conn, size, queued, now)
+
+
+def integrate_entry(conn: Connection, entry_id: int, *, now: int) -> int:
+    """Integrate one queued entry at the next leaf index, ahead of the queue's older entries
+    (the next ``integrate_queue`` takes those); returns its leaf index. The caller owns the
+    transaction; the log's lock is taken here."""
+    size = lock_log(conn)
+    c = entries_t.c
+    entry = conn.execute(
+        select(*_LEAF_FIELDS).where(c.id == entry_id, c.leaf_index.is_(None))
+    ).one()
+    _integrate(conn, size, [entry], now)
+    return size
+
+
+def _integrate(conn: Connection, size: int, entries: Sequence[Sequence[Any]], now: int) -> int:
+    """Give ``entries`` (rows of ``_LEAF_FIELDS``) the leaf indices from ``size`` on, stamped
+    ``now``, and extend the tree's tiles with their leaves; returns how many."""
+    if not entries:
         return 0
     updates = []
     leaf_hashes = []
-    for offset, (entry_id, kind, good_type, fingerprint, actor, payload_hash) in enumerate(queued):
+    for offset, (entry_id, kind, good_type, fingerprint, actor, payload_hash) in enumerate(entries):
         leaf = encode_leaf(
             kind, good_type, bytes(fingerprint), bytes(actor), bytes(payload_hash), now
         )
@@ -123,7 +151,7 @@ def integrate_queue(conn: Connection, *, limit: int, now: int) -> int:
         updates.append({"eid": entry_id, "li": size + offset, "ts": now})
     conn.execute(
         update(entries_t)
-        .where(c.id == bindparam("eid"))
+        .where(entries_t.c.id == bindparam("eid"))
         .values(leaf_index=bindparam("li"), timestamp=bindparam("ts")),
         updates,
     )
@@ -131,42 +159,7 @@ def integrate_queue(conn: Connection, *, limit: int, now: int) -> int:
     appender.append(leaf_hashes)
     appender.finish()
     set_tree_size(conn, appender.size)
-    return len(queued)
-
-
-def append_entry(
-    conn: Connection,
-    *,
-    kind: EntryKind,
-    good_type: int,
-    fingerprint: bytes,
-    actor: bytes,
-    payload_hash: bytes,
-    record_id: int,
-    now: int,
-) -> int:
-    """Append one entry straight to the log (not through the queue, whose oldest entries
-    the next integration takes), at the next leaf index; returns that index. The caller
-    owns the transaction; the log's lock is taken here."""
-    size = lock_log(conn)
-    leaf = encode_leaf(kind, good_type, fingerprint, actor, payload_hash, now)
-    conn.execute(
-        entries_t.insert().values(
-            leaf_index=size,
-            kind=int(kind),
-            good_type=good_type,
-            fingerprint=fingerprint,
-            actor=actor,
-            payload_hash=payload_hash,
-            timestamp=now,
-            record_id=record_id,
-        )
-    )
-    appender = TreeAppender(TileStore(conn, tiles_t), size)
-    appender.append([merkle.hash_leaf(leaf)])
-    appender.finish()
-    set_tree_size(conn, appender.size)
-    return size
+    return len(entries)
 
 
 # -- tree heads --------------------------------------------------------------------------------
@@ -308,10 +301,10 @@ def batch_inclusion_proof(
 
 __all__ = [
     "TreeHead",
-    "append_entry",
     "batch_inclusion_proof",
     "consistency_proof",
     "inclusion_proof",
+    "integrate_entry",
     "integrate_queue",
     "latest_tree_head",
     "lock_log",

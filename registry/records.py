@@ -1,20 +1,22 @@
 """Signed records: storing a creator's signed message, which consumes its nonce (the replay
-guard). The message itself and its document form live in ``registry.signed``.
+guard), or a record the registry attests itself with its log entry. The message itself and
+its document form live in ``registry.signed``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import rfc8785
 from sqlalchemy import Connection, Table, func, select
 from sqlalchemy.exc import IntegrityError
 
+from registry import log
 from registry.eip712 import checksum_address
 from registry.errors import NonceReused
-from registry.leaf import payload_hash
+from registry.leaf import EntryKind, payload_hash
 from registry.models import SignedRecord
 from registry.signed import SignedMessage
 
@@ -63,6 +65,53 @@ def insert_registry_record(
         .returning(records_t.c.id)
     ).scalar_one()
     return int(record_id)
+
+
+class AttestedPayload(Protocol):
+    """A payload the registry attests itself, as it is stored: its canonical JSON and that
+    JSON's SHA-256 (``registry.payloads.Payload``, and the kit's CREATOR_IDENTITY payload,
+    which the registry does not import)."""
+
+    def to_json(self) -> bytes: ...
+    def payload_hash(self) -> bytes: ...
+
+
+def log_registry_record(
+    conn: Connection,
+    payload: AttestedPayload,
+    *,
+    primary_type: str,
+    kind: EntryKind,
+    good_type: int,
+    fingerprint: bytes,
+    signer: bytes,
+    now: int,
+    nonce: int | None = None,
+) -> tuple[int, bytes]:
+    """Store a record the registry attests itself (see ``insert_registry_record``) and queue
+    its entry, whose actor is the registry; returns (entry id, payload hash). The caller
+    holds the log's lock and owns the transaction: the record and its entry, both or neither.
+    """
+    digest = payload.payload_hash()
+    record_id = insert_registry_record(
+        conn,
+        primary_type=primary_type,
+        signer=signer,
+        payload=payload.to_json().decode("utf-8"),
+        digest=digest,
+        now=now,
+        nonce=nonce,
+    )
+    entry_id = log.queue_entry(
+        conn,
+        kind=kind,
+        good_type=good_type,
+        fingerprint=fingerprint,
+        actor=signer,
+        payload_hash=digest,
+        record_id=record_id,
+    )
+    return entry_id, digest
 
 
 def insert_record(

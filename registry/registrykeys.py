@@ -31,7 +31,7 @@ from registry.errors import Conflict, InvalidInput
 from registry.leaf import NO_GOOD, EntryKind, subject_fingerprint
 from registry.models import RegistryKey
 from registry.payloads import KeyHandoverPayload
-from registry.records import insert_registry_record
+from registry.records import log_registry_record
 from registry.signatures import sign
 
 if TYPE_CHECKING:
@@ -167,27 +167,18 @@ def hand_over(
     message = {"newKey": new.address, "treeSize": starts_at}
     signature = sign("KeyHandover", message, domain, old.key)
     payload = KeyHandoverPayload(old.address, new.address, starts_at, signature, domain)
-    payload_json = payload.to_json().decode("utf-8")
-    digest = payload.payload_hash()
-    # Its nonce is the size of the first head the new key signs.
-    record_id = insert_registry_record(
+    # 3. Logged as leaf ``size``, inside the new key's first head; the record's nonce is the
+    # size of the first head the new key signs.
+    log_registry_record(
         conn,
+        payload,
         primary_type="KeyHandover",
-        signer=old_address,
-        payload=payload_json,
-        digest=digest,
-        now=now,
-        nonce=starts_at,
-    )
-    # 3. Logged as leaf ``size``, inside the new key's first head.
-    log.queue_entry(
-        conn,
         kind=EntryKind.KEY_HANDOVER,
         good_type=NO_GOOD,
         fingerprint=subject_fingerprint(EntryKind.KEY_HANDOVER, new_address),
-        actor=old_address,
-        payload_hash=digest,
-        record_id=record_id,
+        signer=old_address,
+        now=now,
+        nonce=starts_at,
     )
     if log.integrate_queue(conn, limit=1, now=now) != 1:  # pragma: no cover - queue drained
         raise Conflict("the hand-over entry was not integrated")

@@ -52,7 +52,7 @@ from registry.errors import LogCorrupt, NotFound
 from registry.leaf import NO_GOOD, EntryKind
 from registry.log import entries_t, heads_t
 from registry.payloads import StateCommitmentPayload
-from registry.records import insert_registry_record, records_t
+from registry.records import log_registry_record, records_t
 from registry.statemap import MapProof, MapValue, map_keys
 from registry.statemaptree import MapSnapshot, StateMap
 
@@ -125,26 +125,19 @@ class StateMapCache:
         if size > 0 and _kind_at(conn, size - 1) == _STATE_COMMITMENT:
             return size
         root = self.commit(conn, size)
-        payload = StateCommitmentPayload(map_root=root, covers=size)
-        digest = payload.payload_hash()
-        record_id = insert_registry_record(
+        entry_id, _ = log_registry_record(
             conn,
+            StateCommitmentPayload(map_root=root, covers=size),
             primary_type=PRIMARY_TYPE,
-            signer=actor,
-            payload=payload.to_json().decode("utf-8"),
-            digest=digest,
-            now=now,
-        )
-        log.append_entry(
-            conn,
             kind=EntryKind.STATE_COMMITMENT,
             good_type=NO_GOOD,
             fingerprint=root,
-            actor=actor,
-            payload_hash=digest,
-            record_id=record_id,
+            signer=actor,
             now=now,
         )
+        # Leaf ``size``, ahead of any entries still queued: it covers exactly the leaves
+        # before it.
+        log.integrate_entry(conn, entry_id, now=now)
         return size + 1
 
     def commit(self, conn: Connection, size: int) -> bytes:

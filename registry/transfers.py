@@ -62,7 +62,7 @@ from registry.receipts import (
     party_document,
     receipt_message,
 )
-from registry.records import checksum, insert_registry_record, records_t
+from registry.records import checksum, log_registry_record, records_t
 from registry.royalty import RoyaltyPolicy, split
 from registry.signatures import sign
 from registry.transferrequests import (
@@ -218,24 +218,15 @@ def record_transfer(
         registry=checksum(registry),
         domain=domain,
     )
-    document = payload.to_json()
-    digest = payload.payload_hash()
-    record_id = insert_registry_record(
+    entry_id, digest = log_registry_record(
         conn,
+        payload,
         primary_type="Transfer",
-        signer=registry,
-        payload=document.decode("utf-8"),
-        digest=digest,
-        now=now,
-    )
-    entry_id = log.queue_entry(
-        conn,
         kind=EntryKind.TRANSFER,
         good_type=good_type,
         fingerprint=fingerprint,
-        actor=registry,
-        payload_hash=digest,
-        record_id=record_id,
+        signer=registry,
+        now=now,
     )
     leaf_index, timestamp = _sequence_through(conn, entry_id, now)
     log.publish_tree_head(conn, account=account, domain=domain, now=timestamp, state_map=state_map)
