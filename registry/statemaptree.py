@@ -327,8 +327,8 @@ def _merge(
         if at < hi and paths[at] == path:
             items = list(ordered[lo:hi])
             key, _, entries = items[at - lo]
-            if isinstance(entries, tuple):  # the key's one entry
-                entries = [entries]
+            if isinstance(entries, tuple):  # the key's one entry, as appended
+                entries = [(entries[1], entries[2])]
             if entries is not None:
                 items[at - lo] = (key, chain(key, leaf_value(node), entries), None)
             return _build(items, paths[lo:hi], 0, hi - lo, depth, epoch), hi - lo - 1

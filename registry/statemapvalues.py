@@ -38,10 +38,11 @@ longer than any value (``is_leaf``)."""
 Entries = list[tuple[int, bytes]]
 """A key's new entries in log order: (leaf_index, leaf_hash)."""
 
-Item = tuple[bytes, bytes, Entries | tuple[int, bytes] | None]
+Item = tuple[bytes, bytes, Entries | tuple[bytes, int, bytes] | None]
 """One key of a batch, sorted by key: (key, its value or leaf (``is_leaf``) if the key is
-new, the entries to chain onto its current value if it is not (one entry: a bare tuple), or
-None to replace that value)."""
+new, the entries to chain onto its current value if it is not (one entry: the appended
+``(key, leaf_index, leaf_hash)`` itself, not a new tuple for each of 10^6 goods), or None to
+replace that value)."""
 
 _sha256 = hashlib.sha256
 
@@ -147,9 +148,10 @@ def _first_leaves(entries: list[tuple[bytes, int, bytes]]) -> tuple[list[Item], 
             key
             + (packed := one + leaf_index.to_bytes(8, "big") + sha256(first + leaf_hash).digest())
             + sha256(leaf_prefix + key + sha256(value_prefix + packed).digest()).digest(),
-            (leaf_index, leaf_hash),
+            entry,
         )
-        for key, leaf_index, leaf_hash in sorted(entries)  # keys are unique: never ties
+        for entry in sorted(entries)  # keys are unique: never ties
+        for key, leaf_index, leaf_hash in (entry,)
     ]
     return items, lowest, highest
 

@@ -136,3 +136,13 @@ def test_entries_cannot_chain_onto_a_bare_value_hash() -> None:
         tree.value(key)
     with pytest.raises(InvalidInput):
         tree.apply([(key, b"\x00" * 48)])  # a packed value only comes from a MapValue
+
+
+def test_a_prefix_of_a_key_is_not_the_key() -> None:
+    # A leaf is one bytes object starting with its key: a lookup must compare the whole key.
+    key = os.urandom(32)
+    tree = StateMap()
+    tree.append([(key, 0, os.urandom(32))])
+    for other in (key[:16], key[:31], key + b"\x00", b""):
+        assert tree.get(other) is None and other not in tree
+    assert tree.get(key) is not None and key in tree
