@@ -206,12 +206,7 @@ class BundleReport:
             "good_type": self.good_type.name.lower(),
             "fingerprint": fingerprint_hex(self.fingerprint),
             "entries": [entry.as_dict() for entry in self.entries],
-            "tree_size": self.tree_size,
-            "head_signer": self.head_signer,
-            "trust_root": self.trust_root,
-            "trust_fingerprint": self.trust_fingerprint,
-            "chain": None if self.chain is None else self.chain.as_dict(),
-            "claimed_anchor": self.claimed_anchor,
+            **_head_fields(self),
             "pending_entries": self.pending_entries,
             "creator_identity": None
             if self.creator_identity is None
@@ -259,14 +254,22 @@ class AbsenceReport:
             "summary": self.summary(),
             "good_type": self.good_type.name.lower(),
             "fingerprint": fingerprint_hex(self.fingerprint),
-            "tree_size": self.tree_size,
-            "head_signer": self.head_signer,
-            "trust_root": self.trust_root,
-            "trust_fingerprint": self.trust_fingerprint,
-            "chain": None if self.chain is None else self.chain.as_dict(),
-            "claimed_anchor": self.claimed_anchor,
+            **_head_fields(self),
             "state": self.state.as_dict(),
         }
+
+
+def _head_fields(report: BundleReport | AbsenceReport) -> dict[str, Any]:
+    """The head a report's proofs are under, its signer, the trust root and what the chain
+    said: the same keys, in the same order, in both reports' JSON."""
+    return {
+        "tree_size": report.tree_size,
+        "head_signer": report.head_signer,
+        "trust_root": report.trust_root,
+        "trust_fingerprint": report.trust_fingerprint,
+        "chain": None if report.chain is None else report.chain.as_dict(),
+        "claimed_anchor": report.claimed_anchor,
+    }
 
 
 def _status(chain: ChainFinding | None) -> Status:
