@@ -94,6 +94,16 @@ def _keys(what: str, document: object, required: set[str], optional: set[str]) -
         )
 
 
+def _hex(value: object, what: str) -> bytes:
+    """A document's 0x-hex text as bytes; the payload's constructor checks their length."""
+    if isinstance(value, str) and value.startswith("0x"):
+        try:
+            return bytes.fromhex(value[2:])
+        except ValueError:
+            pass
+    raise InvalidInput(f"{what} is 0x-hex")
+
+
 def _signed_message(signed: object, what: str, signed_types: frozenset[str]) -> SignedMessage:
     primary_type = signed.get("type") if isinstance(signed, Mapping) else None
     if not isinstance(primary_type, str) or primary_type not in signed_types:
@@ -221,18 +231,11 @@ class KeyHandoverPayload(Payload):
         _keys("a hand-over payload", document, {"handover", "signature", "domain"}, set())
         handover = document["handover"]
         _keys("a hand-over", handover, {"old_key", "new_key", "tree_size"}, set())
-        signature = document["signature"]
-        if not isinstance(signature, str) or not signature.startswith("0x"):
-            raise InvalidInput("a hand-over's signature is 0x-hex")
-        try:
-            signature_bytes = bytes.fromhex(signature[2:])
-        except ValueError:
-            raise InvalidInput("a hand-over's signature is 0x-hex") from None
         parsed = cls(
             old_key=handover["old_key"],
             new_key=handover["new_key"],
             tree_size=handover["tree_size"],
-            signature=signature_bytes,
+            signature=_hex(document["signature"], "a hand-over's signature"),
             domain=Domain.from_dict(document["domain"]),
         )
         return cls._canonical(parsed, document, canonical)
@@ -435,16 +438,9 @@ class TransferPayload(Payload):
             raise InvalidInput("a transfer's royalty shares are a list")
         for share in shares:
             _keys("a royalty share", share, {"recipient", "bps", "amount"}, set())
-        fingerprint = transfer["fingerprint"]
-        if not isinstance(fingerprint, str) or not fingerprint.startswith("0x"):
-            raise InvalidInput("a transfer's fingerprint is 0x-hex")
-        try:
-            fingerprint_bytes = bytes.fromhex(fingerprint[2:])
-        except ValueError:
-            raise InvalidInput("a transfer's fingerprint is 0x-hex") from None
         parsed = cls(
             good_type=transfer["good_type"],
-            fingerprint=fingerprint_bytes,
+            fingerprint=_hex(transfer["fingerprint"], "a transfer's fingerprint"),
             creator=transfer["creator"],
             platform=transfer["platform"],
             seller=transfer["seller"],
