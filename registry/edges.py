@@ -14,7 +14,7 @@ NOTE: pure (no web3, no ORM, no web framework): the verifier kit parses with the
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final, Literal, TypeVar
 
 from pydantic import (
     BeforeValidator,
@@ -111,8 +111,18 @@ def parse_domain(value: object) -> Domain:
         return value
     if not isinstance(value, dict):
         raise ValueError("must be an EIP-712 domain object")
+    return _as_value_error(Domain.from_dict, value)
+
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def _as_value_error(parse: Callable[[_T], _R], value: _T) -> _R:
+    """``parse(value)`` by one of the registry's parsers, its ``InvalidInput`` raised as the
+    ``ValueError`` pydantic reports (the same detail, never the input)."""
     try:
-        return Domain.from_dict(value)
+        return parse(value)
     except InvalidInput as exc:
         raise ValueError(exc.detail) from None
 
@@ -129,10 +139,7 @@ def parse_address_bytes(value: object) -> bytes:
         return value
     if not isinstance(value, str):
         raise ValueError("must be an address, 0x and 40 hex digits")
-    try:
-        return bytes.fromhex(parse_address(value)[2:])
-    except InvalidInput as exc:
-        raise ValueError(exc.detail) from None
+    return bytes.fromhex(_as_value_error(parse_address, value)[2:])
 
 
 def parse_good_type_field(value: object) -> GoodType:
@@ -141,10 +148,7 @@ def parse_good_type_field(value: object) -> GoodType:
         return value
     if not isinstance(value, str):
         raise ValueError("must be a good type name: file, code or item")
-    try:
-        return parse_good_type(value)
-    except InvalidInput as exc:
-        raise ValueError(exc.detail) from None
+    return _as_value_error(parse_good_type, value)
 
 
 def good_type_name(value: GoodType) -> str:
