@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     #: The URL clients reach the registry at, named in its trust root; empty means
     #: ``http://<api_host>:<api_port>``.
     public_url: str = ""
+    #: The log's checkpoint origin (C2SP tlog-checkpoint), which names its note keys too;
+    #: empty means the public URL without its scheme, plus ``/tlog`` (``registry.logkeys``).
+    log_origin: str = Field(default="", max_length=255)
 
     @property
     def resolved_database_url(self) -> str:
@@ -53,6 +56,16 @@ class Settings(BaseSettings):
     @property
     def domain(self) -> Domain:
         return Domain(chain_id=self.chain_id, verifying_contract=self.contract_address)
+
+    @property
+    def resolved_public_url(self) -> str:
+        return self.public_url or f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def resolved_log_origin(self) -> str:
+        from registry.logkeys import default_log_origin
+
+        return self.log_origin or default_log_origin(self.resolved_public_url)
 
     @property
     def resolved_keys_dir(self) -> Path:
