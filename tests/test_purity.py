@@ -33,6 +33,10 @@ PURE_MODULES = [
     "registry.statemaptree",
     # The map auditor: what a monitor runs over the leaves it fetched (issue 14, item 3).
     "registry.statemapaudit",
+    # The transparency formats (issue 15): signed notes, checkpoints, the log's note keys.
+    "registry.note",
+    "registry.checkpoint",
+    "registry.logkeys",
     "verifier.identity",
     # What a verifier runs (issue 11): trust roots, the checks, the JSON-RPC reader, the
     # client's proof of work: no web3, no ORM, no web framework.
