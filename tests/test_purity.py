@@ -33,6 +33,8 @@ PURE_MODULES = [
     "registry.statemaptree",
     # The map auditor: what a monitor runs over the leaves it fetched (issue 14, item 3).
     "registry.statemapaudit",
+    # The witness policy (issue 15): what a verifier's trust root and the registry both read.
+    "registry.witnesspolicy",
     # The transparency formats (issue 15): signed notes, checkpoints, the log's note keys.
     "registry.note",
     "registry.checkpoint",
