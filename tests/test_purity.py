@@ -39,6 +39,8 @@ PURE_MODULES = [
     "registry.note",
     "registry.checkpoint",
     "registry.logkeys",
+    # C2SP tlog-tiles paths, bundles and the root from tiles: what a monitor follows a log with.
+    "registry.tlogtiles",
     "verifier.identity",
     # What a verifier runs (issue 11): trust roots, the checks, the JSON-RPC reader, the
     # client's proof of work: no web3, no ORM, no web framework.
