@@ -39,6 +39,10 @@ PURE_MODULES = [
     "registry.note",
     "registry.checkpoint",
     "registry.logkeys",
+    # The witness role (issue 15): add-checkpoint, its durable state and its config file.
+    "registry.witness",
+    "registry.witnessstate",
+    "registry.witnessconfig",
     # C2SP tlog-tiles paths, bundles and the root from tiles: what a monitor follows a log with.
     "registry.tlogtiles",
     "verifier.identity",
@@ -50,6 +54,9 @@ PURE_MODULES = [
     "verifier.truststore",
     "verifier.bundle",
     "verifier.offline",
+    # The c2sp.org/tlog-proof@v1 offline proof and its check (issue 15).
+    "verifier.tlogproof",
+    "verifier.tlogproofcheck",
     "verifier.export",
     "verifier.pow",
     "verifier.schemas",
