@@ -16,6 +16,7 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import Connection, Table, bindparam, func, select, update
 
 from registry import merkle, tiles
+from registry.checkpoints import CheckpointSigner, store_checkpoint
 from registry.eip712 import Domain
 from registry.errors import ProofOutOfRange
 from registry.leaf import EntryKind, encode_leaf
@@ -182,8 +183,12 @@ def publish_tree_head(
     domain: Domain,
     now: int,
     state_map: StateMapCache | None,
+    checkpoint_signer: CheckpointSigner,
 ) -> TreeHead | None:
     """Sign and store a head for the current size, unless that size already has one.
+
+    The head's C2SP checkpoint (same size and root) is signed with ``checkpoint_signer`` and
+    stored in the same transaction (``registry.checkpoints``): no head without its checkpoint.
 
     With ``state_map`` (issue 14) the head first gets its last leaf: the STATE_COMMITMENT of
     the state map over every leaf before it, unless the log's last leaf already is one (so
@@ -213,6 +218,7 @@ def publish_tree_head(
             domain=json.dumps(domain.as_dict(), sort_keys=True),
         )
     )
+    store_checkpoint(conn, checkpoint_signer, size=size, root=root, now=now)
     return TreeHead(
         tree_size=size, root=root, timestamp=now, signature=signature, signer=signer, domain=domain
     )

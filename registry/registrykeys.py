@@ -35,6 +35,7 @@ from registry.records import log_registry_record
 from registry.signatures import sign
 
 if TYPE_CHECKING:
+    from registry.checkpoints import CheckpointSigner
     from registry.statecommit import StateMapCache
 
 registry_keys_t: Table = RegistryKey.__table__  # type: ignore[attr-defined]
@@ -133,10 +134,11 @@ def hand_over(
     now: int,
     batch_size: int = 1000,
     state_map: StateMapCache | None,
+    checkpoint_signer: CheckpointSigner,
 ) -> Handover:
     """Hand the signing key over from ``old`` to ``new`` (see the module docstring); the
-    caller owns the transaction, which must be a write transaction. ``state_map``: see
-    ``log.publish_tree_head``."""
+    caller owns the transaction, which must be a write transaction. ``state_map``,
+    ``checkpoint_signer``: see ``log.publish_tree_head``."""
     old_address = bytes.fromhex(old.address[2:])
     new_address = bytes.fromhex(new.address[2:])
     if current_key(conn) != old_address:
@@ -157,7 +159,14 @@ def hand_over(
             "the log is empty: no head was ever signed, so there is nothing to hand over "
             "(start the registry with the key you want instead)"
         )
-    log.publish_tree_head(conn, account=old, domain=domain, now=now, state_map=state_map)
+    log.publish_tree_head(
+        conn,
+        account=old,
+        domain=domain,
+        now=now,
+        state_map=state_map,
+        checkpoint_signer=checkpoint_signer,
+    )
     # The outgoing key's last head: it ends with its commitment (appended just now, or
     # already there when nothing was sequenced since).
     size = log.tree_size(conn)
@@ -199,7 +208,14 @@ def hand_over(
     )
     # 5. The new key signs its first head, which holds the hand-over and ends with the
     # commitment of the map over everything before it.
-    head = log.publish_tree_head(conn, account=new, domain=domain, now=now, state_map=state_map)
+    head = log.publish_tree_head(
+        conn,
+        account=new,
+        domain=domain,
+        now=now,
+        state_map=state_map,
+        checkpoint_signer=checkpoint_signer,
+    )
     assert head is not None and head.tree_size == starts_at
     return Handover(old.address, new.address, size, starts_at, head)
 

@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -18,6 +19,7 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DBAPIError
 
 from registry import (
+    checkpoints,
     codekeys,
     entries,
     handover,
@@ -32,6 +34,7 @@ from registry import (
 from registry.audit import LogReport, check_log
 from registry.batches import BatchResult, Progress
 from registry.batchproof import BatchProof
+from registry.checkpoints import CheckpointSigner
 from registry.db import create_db_engine, read_transaction, retrying, write_transaction
 from registry.distribution import load_distribution, save_distribution
 from registry.distribution_policy import Distribution, NotADistributor
@@ -45,6 +48,7 @@ from registry.keyring import (
     load_or_create_registry_key,
     load_registry_key,
 )
+from registry.logkeys import LogNoteKeys, default_log_origin, load_log_note_keys
 from registry.parties import REFERENCE_KEY_PURPOSE, ReferenceKeys
 from registry.payloads import StateCommitmentPayload, signed_payload_from_json
 from registry.receipts import TransferReceipt
@@ -60,13 +64,42 @@ from registry.telemetry import VerificationRecord, VerificationStats
 from registry.tilestore import TileCache
 from registry.transferrequests import TransferRequest
 from registry.treehead import TreeHead
+from registry.witnesspolicy import InvalidWitnessPolicy, WitnessPolicy, parse_policy
 
 Clock = Callable[[], int]
 logger = logging.getLogger("tracemark.registry")
 
 
+#: Where a registry built without its settings (tests, benchmarks) says it is served.
+DEV_PUBLIC_URL = "http://127.0.0.1:8000"
+
+
 def system_clock() -> int:
     return int(time.time())
+
+
+def load_witness_policy(path: Path | None) -> WitnessPolicy | None:
+    """``TRACEMARK_WITNESS_POLICY``: the tlog-policy file, parsed; a bad one stops the start
+    with one line naming the file and the rule."""
+    if path is None:
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"TRACEMARK_WITNESS_POLICY: cannot read {path}: {exc.strerror}"
+        ) from None
+    try:
+        policy = parse_policy(data)
+    except InvalidWitnessPolicy as exc:
+        raise ConfigurationError(f"TRACEMARK_WITNESS_POLICY {path}: {exc.detail}") from None
+    missing = [w.name for w in policy.witnesses if w.url is None]
+    if missing:
+        raise ConfigurationError(
+            f"TRACEMARK_WITNESS_POLICY {path}: the registry asks its witnesses, so each needs "
+            f"its submission URL; none for {', '.join(missing)}"
+        )
+    return policy
 
 
 class Registry:
@@ -83,6 +116,8 @@ class Registry:
         sequencer_batch_size: int = 1000,
         key_loader: Callable[[str], LocalAccount] | None = None,
         state_map: bool = True,
+        note_keys: LogNoteKeys | None = None,
+        witness_policy: WitnessPolicy | None = None,
     ) -> None:
         self.engine = engine
         self.domain = domain
@@ -104,6 +139,18 @@ class Registry:
         # It is not a setting: a registry that mixed both on one log would sign heads that
         # prove nothing about the goods' states.
         self._committing: StateMapCache | None = self.state_cache if state_map else None
+        #: The witnesses asked to cosign each checkpoint before it is published (issue 15);
+        #: None: a checkpoint is published as soon as it is signed.
+        self.witness_policy = witness_policy
+        # NOTE: a registry built without note keys (tests, benchmarks) derives them from its
+        # master key, so every head still gets its checkpoint; ``open`` loads the data dir's.
+        keys = note_keys or LogNoteKeys.from_seeds(
+            default_log_origin(DEV_PUBLIC_URL),
+            self.derived_key("log-note/ed25519"),
+            self.derived_key("log-note/ml-dsa-44"),
+        )
+        #: Signs each head's C2SP checkpoint in the head's transaction (``registry.checkpoints``).
+        self.checkpoint_signer = CheckpointSigner(keys, witnessed=witness_policy is not None)
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Clock = system_clock) -> Registry:
@@ -118,16 +165,18 @@ class Registry:
                 f"TRACEMARK_CHAIN_ID / CONTRACT_ADDRESS: {exc.detail}"
             ) from exc
         master = settings.master_key.get_secret_value() if settings.master_key else None
+        policy = load_witness_policy(settings.witness_policy)
         engine = create_db_engine(settings.resolved_database_url)
         upgrade(engine)
         data_dir = settings.data_dir
         first = load_or_create_registry_key(data_dir)
+        note_keys = load_log_note_keys(data_dir, settings.resolved_log_origin)
         with write_transaction(engine) as conn:
             registrykeys.adopt_first_key(conn, bytes.fromhex(first.address[2:]))
             current = registrykeys.current_key(conn)
         assert current is not None
         account = load_registry_key(data_dir, checksum(current))
-        return cls(
+        registry = cls(
             engine,
             domain=domain,
             account=account,
@@ -135,7 +184,13 @@ class Registry:
             clock=clock,
             sequencer_batch_size=settings.sequencer_batch_size,
             key_loader=lambda address: load_registry_key(data_dir, address),
+            note_keys=note_keys,
+            witness_policy=policy,
         )
+        with write_transaction(engine) as conn:
+            # A head signed before checkpoints existed gets one now (``checkpoints``).
+            checkpoints.checkpoint_latest_head(conn, registry.checkpoint_signer, now=clock())
+        return registry
 
     def _signing_account(self, conn: Connection) -> LocalAccount:
         """The registry's current key, read in the caller's transaction: a hand-over made by
@@ -167,6 +222,7 @@ class Registry:
                 now=self.clock(),
                 batch_size=self.sequencer_batch_size,
                 state_map=self._committing,
+                checkpoint_signer=self.checkpoint_signer,
             )
         self.account = new
         return handover
@@ -250,6 +306,7 @@ class Registry:
                 domain=self.domain,
                 now=now,
                 state_map=self._committing,
+                checkpoint_signer=self.checkpoint_signer,
             )
             return replace(result, tree_size=log.tree_size(conn))
 
@@ -282,6 +339,7 @@ class Registry:
                     keys=self._reference_keys,
                     now=self.clock(),
                     state_map=self._committing,
+                    checkpoint_signer=self.checkpoint_signer,
                 )
 
         try:
@@ -384,6 +442,7 @@ class Registry:
                 domain=self.domain,
                 now=now,
                 state_map=self._committing,
+                checkpoint_signer=self.checkpoint_signer,
             )
 
     def sequence_all(self) -> TreeHead | None:

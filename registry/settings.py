@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     #: The log's checkpoint origin (C2SP tlog-checkpoint), which names its note keys too;
     #: empty means the public URL without its scheme, plus ``/tlog`` (``registry.logkeys``).
     log_origin: str = Field(default="", max_length=255)
+    #: A C2SP tlog-policy file naming the witnesses (vkeys and submission URLs) and their
+    #: quorum: each checkpoint is published (served, anchored) only once the quorum cosigned
+    #: it. Unset: a checkpoint is published as soon as it is signed.
+    witness_policy: Path | None = None
 
     @property
     def resolved_database_url(self) -> str:

@@ -75,6 +75,7 @@ from registry.transferrequests import (
 )
 
 if TYPE_CHECKING:
+    from registry.checkpoints import CheckpointSigner
     from registry.statecommit import StateMapCache
 
 transfers_t: Table = Transfer.__table__  # type: ignore[attr-defined]
@@ -129,9 +130,10 @@ def record_transfer(
     keys: ReferenceKeys,
     now: int,
     state_map: StateMapCache | None,
+    checkpoint_signer: CheckpointSigner,
 ) -> TransferReceipt:
     """Check and log one transfer, move the holder, write royalties; return the receipt.
-    ``state_map``: see ``log.publish_tree_head``."""
+    ``state_map``, ``checkpoint_signer``: see ``log.publish_tree_head``."""
     log.lock_log(conn)
     replay = _existing(conn, request)
     if replay is not None:
@@ -229,7 +231,14 @@ def record_transfer(
         now=now,
     )
     leaf_index, timestamp = _sequence_through(conn, entry_id, now)
-    log.publish_tree_head(conn, account=account, domain=domain, now=timestamp, state_map=state_map)
+    log.publish_tree_head(
+        conn,
+        account=account,
+        domain=domain,
+        now=timestamp,
+        state_map=state_map,
+        checkpoint_signer=checkpoint_signer,
+    )
 
     message = receipt_message(request.good_type, fingerprint, leaf_index, digest, timestamp)
     signature = sign(PRIMARY_TYPE, message, domain, account.key)

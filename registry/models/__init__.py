@@ -7,7 +7,9 @@ Bytes are stored as bytes (fingerprints, hashes, addresses); hex lives only at t
 
 from __future__ import annotations
 
-# NOTE: columns first: it sets the metadata's naming convention before any table exists.
+# NOTE: columns sets the metadata's naming convention before any table exists; each table
+# module imports it first (checkpoints sorts before it).
+from registry.models.checkpoints import CheckpointRecord, CheckpointWitness
 from registry.models.columns import ID_TYPE
 from registry.models.identity import CreatorIdentityRow
 from registry.models.log import BatchTile, Entry, LogState, TreeHeadRecord, TreeTile
@@ -31,6 +33,8 @@ from registry.models.verifications import (
 __all__ = [
     "ID_TYPE",
     "BatchTile",
+    "CheckpointRecord",
+    "CheckpointWitness",
     "CodeKey",
     "CreatorIdentityRow",
     "DistributionPolicy",

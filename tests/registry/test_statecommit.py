@@ -236,6 +236,7 @@ def test_a_rolled_back_transaction_never_leaves_a_wrong_map(
             domain=DEV_DOMAIN,
             now=clock(),
             state_map=registry.state_cache,
+            checkpoint_signer=registry.checkpoint_signer,
         )
         assert head is not None and head.tree_size == 6
         raise Failed
@@ -400,6 +401,7 @@ def test_no_commitment_without_the_map_and_an_empty_log_has_no_head(
                 domain=DEV_DOMAIN,
                 now=clock(),
                 state_map=registry.state_cache,
+                checkpoint_signer=registry.checkpoint_signer,
             )
             is None
         )
@@ -415,6 +417,7 @@ def test_no_commitment_without_the_map_and_an_empty_log_has_no_head(
             domain=DEV_DOMAIN,
             now=clock(),
             state_map=registry.state_cache,
+            checkpoint_signer=registry.checkpoint_signer,
         )
     assert again is None and _head_sizes(engine) == [2]
     empty = registry.state_proof(GoodType.CODE, os.urandom(32), 2)
