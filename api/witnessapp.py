@@ -42,6 +42,11 @@ class _TooLarge(Exception):
     pass
 
 
+class _Disconnected(Exception):
+    """The client left before its body was complete: a truncated body is never processed
+    (cut after a signature line, it could still be a valid checkpoint)."""
+
+
 def _plain(status: int, text: str) -> Answer:
     return Answer(status, TEXT_MEDIA_TYPE, text.encode() + b"\n")
 
@@ -73,6 +78,9 @@ class WitnessApp:
             answer, received = await self._route(scope, receive, method, path)
         except _TooLarge:
             answer = _plain(413, f"the body is larger than {MAX_ADD_CHECKPOINT_BYTES} bytes")
+        except _Disconnected:
+            logger.info("%s %s disconnected before its body was complete", method, path)
+            return
         headers = [
             (b"content-type", answer.content_type.encode()),
             (b"content-length", str(len(answer.body)).encode()),
@@ -121,7 +129,7 @@ async def _read_body(scope: Scope, receive: Receive) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise _Disconnected
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_ADD_CHECKPOINT_BYTES:

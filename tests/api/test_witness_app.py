@@ -144,6 +144,25 @@ def test_bodies_over_the_bound_are_413(served: tuple[str, httpx.Client], log: Lo
     assert client.post(add, content=log.request(0, 3)).status_code == 200
 
 
+def test_a_body_cut_by_a_disconnect_is_not_processed(
+    served: tuple[str, httpx.Client], log: Log
+) -> None:
+    url, client = served
+    assert client.post(url + "/add-checkpoint", content=log.request(0, 6)).status_code == 200
+    body = log.request(6, 9)
+    # Cut after the log's Ed25519 line: on its own, still a valid log-signed checkpoint...
+    cut = body[: body.index(b"\n", body.index("\u2014".encode())) + 1]
+    host, port = url.removeprefix("http://").split(":")
+    head = f"POST /add-checkpoint HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n\r\n"
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        raw.sendall(head.encode() + cut)
+    # ...but the client left before the rest: nothing is cosigned or saved.
+    time.sleep(0.5)
+    served_note = parse_note(client.get(f"{url}/{origin_hash(ORIGIN)}/checkpoint").content)
+    assert Checkpoint.parse(served_note.text).size == 6
+    assert client.post(url + "/add-checkpoint", content=cut).status_code == 200
+
+
 def test_one_log_line_per_request_without_secrets(
     served: tuple[str, httpx.Client],
     log: Log,
