@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import struct
 import time
 from collections.abc import Callable, Iterable
@@ -52,6 +53,8 @@ MAX_NOTE_BYTES = 1 << 20
 _DASH = "\u2014 "
 _MAX_TIMESTAMP = (1 << 63) - 1
 _SUBTREE_LABEL = b"subtree/v1\n\x00"
+# Every ASCII control character but newline (signed-note forbids them).
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")
 
 
 class NoteError(InvalidInput):
@@ -97,7 +100,9 @@ class Note:
 
 
 def _check_text(text: str) -> None:
-    if any(ord(char) < 0x20 and char != "\n" for char in text):
+    # NOTE: a regex, not a generator over the characters: a note with an ML-DSA-44 line is
+    # ~3.4 KB and the per-character loop was half of a witness's parsing (~0.2 ms).
+    if _CONTROL.search(text):
         raise NoteError("a note must not contain control characters other than newline")
 
 
