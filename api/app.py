@@ -42,6 +42,7 @@ from api.routes import (
 )
 from api.routes import identity as identity_routes
 from api.routes import signals as signal_routes
+from api.routes import tlog as tlog_routes
 from api.routes import trace as trace_routes
 from api.routes import webhooks as webhook_routes
 from api.settings import ApiSettings, load_api_settings
@@ -194,6 +195,7 @@ def create_app(
     web.install(app)  # the page (``/``, ``/audit``, ``/label/...``) and ``/static``
     app.include_router(trace_routes.router)
     app.include_router(signal_routes.router)
+    app.include_router(tlog_routes.router)  # the static read API (C2SP tlog-tiles)
     app.state.webhooks = webhooks
     app.include_router(webhook_routes.router)
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 
 from sqlalchemy import Connection, select
 
+from registry.checkpoints import latest_published_checkpoint
 from registry.errors import LogCorrupt, NotFound
 from registry.leaf import encode_leaf
 from registry.log import entries_t
@@ -21,6 +22,15 @@ from registry.tlogtiles import TileRef, encode_bundle, tile_bytes, within
 #: Resources a range read fetches per query: 64 full tiles are ~1 MiB of stored tiles, 64
 #: bundles 16,384 entries (~3.6 MiB of leaves).
 READ_CHUNK = 64
+
+
+def latest_published(conn: Connection) -> tuple[int, bytes] | None:
+    """The latest published checkpoint's tree size and its served bytes (its note: the log's
+    signatures and the witnesses' cosignatures), or None before the first."""
+    signed = latest_published_checkpoint(conn)
+    if signed is None:
+        return None
+    return signed.checkpoint.size, signed.to_bytes()
 
 
 def _check_within(ref: TileRef, tree_size: int) -> None:

@@ -143,6 +143,10 @@ POLICY: dict[str, frozenset[str]] = {
     "get_consistency_proof": ANYONE,
     "get_proof_bundle": ANYONE,
     "get_absence_proof": ANYONE,
+    # The static read API (C2SP tlog-tiles): the public log, as files.
+    "get_tlog_checkpoint": ANYONE,
+    "get_tlog_tile": ANYONE,
+    "get_tlog_entry_bundle": ANYONE,
     "get_good_history": holding("audit"),
     # A good's trace: auditors' keys, and its own creator signed in (another creator: 404).
     "get_good_trace": holding("audit") | {CREATOR},
@@ -268,6 +272,9 @@ class World:
             "job_id": self.job_id,
             "good_type": "code",
             "fingerprint": hex0x(self.good),
+            # The first leaf's tile and bundle (of width 1: in every checkpoint).
+            "tile_path": "0/000.p/1",
+            "bundle_path": "000.p/1",
         }
 
     def url(self, route: Route) -> str:
@@ -579,6 +586,9 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     "get_proof_bundle": lambda w: Call(),
     # The matrix's good is registered: a 409 pointing at its bundle, neither 401 nor 403.
     "get_absence_proof": lambda w: Call(),
+    "get_tlog_checkpoint": lambda w: Call(),
+    "get_tlog_tile": lambda w: Call(),
+    "get_tlog_entry_bundle": lambda w: Call(),
     "get_good_history": lambda w: Call(),
     "get_good_trace": lambda w: Call(),
     "list_signals": lambda w: Call(params={"limit": 5}),
