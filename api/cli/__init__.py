@@ -18,6 +18,7 @@ from api.cli import trace  # noqa: F401
 from api.cli import identity  # noqa: F401
 from api.cli import apikeys  # noqa: F401
 from api.cli import demo  # noqa: F401
+from api.cli import tiles  # noqa: F401
 from api.cli import witness  # noqa: F401
 from api.cli.app import EXIT_CODES, app, fail
 
