@@ -9,6 +9,7 @@ database, and ``verifier`` never imports this package.
 - ``trace``, ``traceevents``, ``tracerender``: a good's history in order, its events, and
   how it is drawn (graph, Mermaid, table);
 - ``bundles``, ``exports``: building proof bundles and writing evidence exports;
+- ``tlogproofs``: a registration or a receipt's TRANSFER as a ``c2sp.org/tlog-proof@v1``;
 - ``market``, ``marketreads``: the records fraud signals read, and reading them from the
   database;
 - ``signals``, ``rules``, ``holderrules``, ``velocityrules``: what a rule raises, and the

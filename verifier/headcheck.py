@@ -53,8 +53,19 @@ def check_head(head: TreeHead, root: TrustRoot) -> None:
         ) from None
 
 
+class AnchoredHead(Protocol):
+    """What the chain check reads of a head: its size and root. A signed ``TreeHead`` (bundles,
+    exports) or a checkpoint (a tlog-proof, ``verifier.tlogproofcheck``) whose log signature
+    the caller checked."""
+
+    @property
+    def tree_size(self) -> int: ...
+    @property
+    def root(self) -> bytes: ...
+
+
 def check_head_on_chain(
-    head: TreeHead, anchor: AnchorPointer | None, root: TrustRoot, chain: AnchorView
+    head: AnchoredHead, anchor: AnchorPointer | None, root: TrustRoot, chain: AnchorView
 ) -> ChainFinding:
     """Steps: (1) the node serves the trusted chain, (2) the contract asked is the trusted
     one and holds the TracemarkAnchor code, (3) its root for the head's size is the head's

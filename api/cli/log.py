@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -101,6 +102,15 @@ def log_proof(
     from_size: Annotated[
         int | None, typer.Option("--from", help="Consistency proof from this size.")
     ] = None,
+    tlog_proof: Annotated[
+        bool,
+        typer.Option(
+            "--tlog-proof",
+            help="Write the entry (a REGISTER, or a receipt's TRANSFER by --index) as a "
+            "c2sp.org/tlog-proof@v1 file on stdout, under the head's checkpoint (--size, or the "
+            "head its bundle uses); check it with `tracemark verify`.",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """An inclusion proof (by --index or --fingerprint) or a consistency proof (--from)."""
@@ -109,6 +119,16 @@ def log_proof(
         head = registry.latest_tree_head()
         if head is None:
             raise errors.NotFound("the log is empty: no tree head signed yet")
+        if tlog_proof:
+            if from_size is not None or as_json:
+                raise errors.InvalidInput("--tlog-proof proves an entry: not with --from or --json")
+            from readmodels.tlogproofs import entry_tlog_proof
+
+            entry = registry.entry_at(_leaf_index(registry, index, fingerprint_, good_type))
+            text = entry_tlog_proof(registry, entry, size).to_bytes().decode("utf-8")
+            # Written as is: the console would wrap or mark up the spec's exact lines.
+            sys.stdout.write(text)
+            return
         target = registry.tree_head(size) if size is not None else head
         if from_size is not None:
             proof = registry.consistency_proof(from_size, target.tree_size)

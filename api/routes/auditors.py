@@ -4,7 +4,7 @@ absence (``tracemark-absence/v1``), both of which check against the chain alone.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
@@ -13,8 +13,10 @@ from pydantic import BaseModel, ConfigDict
 from api.deps import GOOD_TYPES, Auditor, Caller, Context
 from api.errors import problem_response
 from api.pagination import Cursor, decode_cursor, encode_cursor
+from api.tlogproofs import tlog_proof_response
 from api.trustroot import registry_trust_root
 from readmodels.bundles import build_absence, build_bundle
+from readmodels.tlogproofs import build_good_tlog_proof
 from registry.edges import HASH32_PATTERN
 from registry.errors import NotFound
 from registry.fingerprints import parse_fingerprint
@@ -25,6 +27,15 @@ from verifier.trust import WELL_KNOWN_PATH
 router = APIRouter(tags=["auditors"])
 
 GoodTypePath = Annotated[GoodTypeName, Path()]
+ProofFormat = Annotated[
+    Literal["bundle", "tlog-proof"],
+    Query(
+        alias="format",
+        description="bundle (tracemark-bundle JSON), or tlog-proof: the REGISTER entry as a "
+        "c2sp.org/tlog-proof@v1 text file (one entry under the head's checkpoint, no state "
+        "proof); both check with `tracemark verify`.",
+    ),
+]
 FingerprintPath = Annotated[str, Path(pattern=HASH32_PATTERN)]
 
 
@@ -120,11 +131,30 @@ def consistency(
     "/v1/goods/{good_type}/{fingerprint}/proof",
     operation_id="get_proof_bundle",
     summary="The good's proof bundle (tracemark-bundle/v3): check it with the chain alone.",
-    responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
+    responses={
+        200: {
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/plain": {"schema": {"type": "string"}},
+            }
+        }
+    },
 )
 async def proof_bundle(
-    good_type: GoodTypePath, fingerprint: FingerprintPath, ctx: Context, caller: Caller
+    good_type: GoodTypePath,
+    fingerprint: FingerprintPath,
+    ctx: Context,
+    caller: Caller,
+    proof_format: ProofFormat = "bundle",
 ) -> Response:
+    if proof_format == "tlog-proof":
+        proof = await run_in_threadpool(
+            build_good_tlog_proof,
+            ctx.registry,
+            GOOD_TYPES[good_type],
+            parse_fingerprint(fingerprint),
+        )
+        return tlog_proof_response(proof, "registration")
     bundle = await run_in_threadpool(
         build_bundle, ctx.registry, GOOD_TYPES[good_type], parse_fingerprint(fingerprint)
     )

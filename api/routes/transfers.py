@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
@@ -11,6 +11,8 @@ from api.deps import GOOD_TYPES, Context, TransferPlatform
 from api.errors import problem_response
 from api.pagination import Cursor, decode_cursor, next_cursor
 from api.receipts import handover_out, receipt_out
+from api.tlogproofs import tlog_proof_response
+from readmodels.tlogproofs import build_leaf_tlog_proof
 from registry.edges import HASH32_PATTERN
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import parse_fingerprint
@@ -122,11 +124,20 @@ def authorize_handover(
     operation_id="get_transfer",
     response_model=ReceiptOut,
     summary="One of your platform's transfers, as its receipt.",
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 def get_transfer(
     transfer_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     ctx: Context,
     principal: TransferPlatform,
+    receipt_format: Annotated[
+        Literal["receipt", "tlog-proof"],
+        Query(
+            alias="format",
+            description="receipt (JSON), or tlog-proof: its TRANSFER entry as a "
+            "c2sp.org/tlog-proof@v1 text file, checked by `tracemark verify`.",
+        ),
+    ] = "receipt",
 ) -> Response:
     try:
         receipt = ctx.registry.receipt(transfer_id)
@@ -135,6 +146,9 @@ def get_transfer(
     if receipt is None or receipt.platform != principal.platform:
         # The same answer for "not yours" and "does not exist" (THREATS 36).
         raise NotFound(f"no transfer {transfer_id} of yours")
+    if receipt_format == "tlog-proof":
+        proof = build_leaf_tlog_proof(ctx.registry, receipt.leaf_index)
+        return tlog_proof_response(proof, f"transfer-{transfer_id}")
     return JSONResponse(receipt_out(receipt))
 
 
