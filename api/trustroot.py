@@ -9,9 +9,13 @@ reason to trust it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from registry.service import Registry
 from verifier.trust import FORMAT, TrustRoot
+
+NO_WITNESS_POLICY: Final = "quorum none\n"
+"""The policy a registry without witnesses names (C2SP tlog-policy): no cosignature asked."""
 
 
 @dataclass(frozen=True)
@@ -27,8 +31,12 @@ class TrustRootConfig:
 
 def registry_trust_root(registry: Registry, config: TrustRootConfig) -> TrustRoot:
     """The trust root naming this registry's chain, contract, every signing key with the
-    head sizes it signs, and the finality rule."""
+    head sizes it signs, the finality rule, and (issue 15) its log's checkpoint origin, the
+    vkeys of the note keys that sign its checkpoints and its witness policy (``quorum none``
+    when it has none: a verifier then asks no cosignature)."""
     domain = registry.domain
+    keys = registry.checkpoint_signer.keys
+    policy = registry.witness_policy
     return TrustRoot.model_validate(
         {
             "format": FORMAT,
@@ -40,8 +48,13 @@ def registry_trust_root(registry: Registry, config: TrustRootConfig) -> TrustRoo
             "finality": {"finalized": True}
             if config.finalized
             else {"confirmations": config.confirmations},
+            "transparency": {
+                "log_origin": keys.origin,
+                "log_vkeys": list(keys.vkeys()),
+                "witness_policy": NO_WITNESS_POLICY if policy is None else policy.to_text(),
+            },
         }
     )
 
 
-__all__ = ["TrustRootConfig", "registry_trust_root"]
+__all__ = ["NO_WITNESS_POLICY", "TrustRootConfig", "registry_trust_root"]

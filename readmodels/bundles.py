@@ -4,8 +4,10 @@ registered (``verifier.absence``) from the registry's log, state map and anchors
 The head: the largest anchored one (state mined or final) that covers the good's REGISTER
 entry and has a signed tree head of exactly the anchored size and root; if none does yet, the
 latest signed head, with ``anchor`` null. The state (issue 14): the good's value in the map
-the head's last leaf, a STATE_COMMITMENT, commits to, with its map proof. ``readmodels.exports``
-builds each good of an export with the same entry builder.
+the head's last leaf, a STATE_COMMITMENT, commits to, with its map proof. The checkpoint
+(issue 15): the head's C2SP checkpoint as the registry holds it (``registry.checkpoints``),
+the log's signatures and every witness's cosignature. ``readmodels.exports`` builds each good
+of an export with the same entry builder.
 
 NOTE: the registry's storage (sqlalchemy) is imported when a function runs, not with the
 module: the command line imports the export writer, and so this, for every command.
@@ -25,7 +27,7 @@ from registry.treehead import TreeHead
 from verifier.absence import FORMAT as ABSENCE_FORMAT
 from verifier.absence import Absence
 from verifier.bundle import (
-    FORMAT_V3,
+    FORMAT_V4,
     MAX_BUNDLE_ENTRIES,
     AnchorPointer,
     Bundle,
@@ -51,13 +53,14 @@ class GoodRegistered(Conflict):
 
 
 def build_bundle(registry: Registry, good_type: GoodType, fingerprint: bytes) -> Bundle:
-    """The proof bundle of a good (``tracemark-bundle/v3``), against the best head there is.
+    """The proof bundle of a good (``tracemark-bundle/v4``), against the best head there is.
 
     The head: the largest anchored one (state mined or final) that covers the good's
     REGISTER entry and has a signed tree head of exactly the anchored size and root; if none
     does yet, the latest signed head, with ``anchor`` null. The good's other entries under
     that head travel with it, and its value in the head's state map proves they are all; the
-    rest are counted in ``pending_entries``.
+    rest are counted in ``pending_entries``. The head's checkpoint travels with its
+    cosignatures.
 
     Raises ``NotFound`` for a good the log does not have, or whose registration is still
     queued (nothing to prove yet).
@@ -89,7 +92,7 @@ def build_bundle(registry: Registry, good_type: GoodType, fingerprint: bytes) ->
         records.add(identity.record_id)
     payloads = read_payloads(registry, records)
     return Bundle(
-        format=FORMAT_V3,
+        format=FORMAT_V4,
         good=GoodRef(good_type=good_type, fingerprint=fingerprint),
         entry=bundle_entry(registry, register, payloads, head.tree_size),
         later_entries=tuple(bundle_entry(registry, e, payloads, head.tree_size) for e in later),
@@ -102,7 +105,20 @@ def build_bundle(registry: Registry, good_type: GoodType, fingerprint: bytes) ->
             **_logged_fields(registry, identity, payloads[identity.record_id], head.tree_size)
         ),
         state=_state(registry, good_type, fingerprint, head.tree_size),
+        checkpoint=head_checkpoint(registry, head.tree_size),
     )
+
+
+def head_checkpoint(registry: Registry, tree_size: int) -> str | None:
+    """The checkpoint of the head of ``tree_size`` as a signed note's text: the log's
+    signatures and the cosignatures the registry gathered; None when it holds none (a head
+    signed before issue 15). Published or not: a bundle's head is one the registry signed."""
+    from registry.checkpoints import checkpoint_at
+    from registry.db import read_transaction
+
+    with read_transaction(registry.engine) as conn:
+        signed = checkpoint_at(conn, tree_size)
+    return None if signed is None else signed.to_bytes().decode("utf-8")
 
 
 def build_absence(registry: Registry, good_type: GoodType, fingerprint: bytes) -> Absence:
@@ -265,5 +281,6 @@ __all__ = [
     "build_absence",
     "build_bundle",
     "bundle_entry",
+    "head_checkpoint",
     "read_payloads",
 ]

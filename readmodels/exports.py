@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from anchoring.states import ANCHORED
-from readmodels.bundles import anchor_pointer, bundle_entry, read_payloads
+from readmodels.bundles import anchor_pointer, bundle_entry, head_checkpoint, read_payloads
 from registry.eip712 import checksum_address
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, fingerprint_hex
@@ -37,7 +37,7 @@ from verifier.bundle import (
     GoodRef,
 )
 from verifier.exportformat import (
-    FORMAT,
+    FORMAT_V2,
     MAX_EXPORT_BYTES,
     MAX_EXPORT_ENTRIES,
     MAX_EXPORT_GOODS,
@@ -155,7 +155,7 @@ def write_export(
             rows = csv.writer(summary)
             rows.writerow(CSV_COLUMNS)
             head = {
-                "format": FORMAT,
+                "format": FORMAT_V2,
                 "exported_at": registry.clock(),
                 "registry": registry.address,
                 "selection": selection.document(),
@@ -190,7 +190,9 @@ def write_export(
             out.write(', "heads": [' + ", ".join(h.model_dump_json() for h in heads) + "]")
             out.write(', "anchors": [' + ", ".join(a.model_dump_json() for a in anchors) + "]")
             out.write(', "consistency": [' + ", ".join(c.model_dump_json() for c in links))
-            out.write("]}\n")
+            checkpoints = [head_checkpoint(registry, h.tree_size) for h in heads]
+            out.write('], "checkpoints": ' + json.dumps(checkpoints, ensure_ascii=False))
+            out.write("}\n")
         os.replace(partial_json, result.json_path)
         os.replace(partial_csv, result.csv_path)
     finally:

@@ -1,4 +1,4 @@
-"""The proof bundle ``tracemark-bundle/v1``..``/v3``: its JSON format and its parser.
+"""The proof bundle ``tracemark-bundle/v1``..``/v4``: its JSON format and its parser.
 
 A bundle carries everything needed to check one good against the chain without the server
 (DESIGN.md, "Proof bundle"): the good's REGISTER entry and its later entries (REVOKE,
@@ -7,7 +7,8 @@ its RFC 9162 inclusion proof under one signed tree head; that head; a pointer to
 anchor; and, for a good registered or revoked in a bulk batch, the proof that the creator's
 one signature covers this very fingerprint; and (v3) the good's value in the state map the
 head's last leaf commits to, which proves the entries shown are all the good's entries under
-that head (issue 14). ``verifier.offline`` checks it; the server builds it
+that head (issue 14); and (v4) the head's C2SP checkpoint, signed by the log and cosigned by
+its witnesses (issue 15). ``verifier.offline`` checks it; the server builds it
 (``readmodels.bundles.build_bundle``).
 
 Bytes inside, ``0x``-hex at the edges. The format is frozen: unknown fields and unknown
@@ -31,6 +32,7 @@ from pydantic import (
     PlainValidator,
     PrivateAttr,
     StrictInt,
+    StrictStr,
     ValidationError,
     WithJsonSchema,
     field_validator,
@@ -54,6 +56,7 @@ from registry.merkle import MAX_TREE_SIZE
 from registry.statemap import MapProof, MapValue
 from registry.treehead import TreeHead
 from verifier import boundedjson
+from verifier.checkpointcheck import MAX_CHECKPOINT_CHARS
 
 FORMAT: Final = "tracemark-bundle/v1"
 """The first layout; still read (every bundle made before v2 keeps verifying), no longer made."""
@@ -65,9 +68,14 @@ with its inclusion proof (issue 11), or null. Still read, no longer made."""
 FORMAT_V3: Final = "tracemark-bundle/v3"
 """v2 and ``state``: the head's STATE_COMMITMENT entry and the good's value in the map it
 commits to, with its map proof (issue 14), or null for a head that ends in no commitment (a
-log from before the state map). What ``build_bundle`` makes."""
+log from before the state map). Still read, no longer made."""
 
-FORMATS: Final = (FORMAT, FORMAT_V2, FORMAT_V3)
+FORMAT_V4: Final = "tracemark-bundle/v4"
+"""v3 and ``checkpoint``: the head's C2SP checkpoint as a signed note (the log's signature
+lines and its witnesses' cosignatures; issue 15), or null for a head the registry holds no
+checkpoint of. What ``build_bundle`` makes."""
+
+FORMATS: Final = (FORMAT, FORMAT_V2, FORMAT_V3, FORMAT_V4)
 
 MAX_BUNDLE_BYTES: Final = 8 * 1024 * 1024
 """Largest bundle file a parser reads, in bytes.
@@ -326,10 +334,12 @@ class AnchorPointer(_Model):
 
 
 class Bundle(_Model):
-    """A ``tracemark-bundle/v1``, ``/v2`` or ``/v3`` document (v2 adds ``creator_identity``,
-    v3 adds ``state``)."""
+    """A ``tracemark-bundle/v1``..``/v4`` document (v2 adds ``creator_identity``, v3 adds
+    ``state``, v4 adds ``checkpoint``)."""
 
-    format: Literal["tracemark-bundle/v1", "tracemark-bundle/v2", "tracemark-bundle/v3"]
+    format: Literal[
+        "tracemark-bundle/v1", "tracemark-bundle/v2", "tracemark-bundle/v3", "tracemark-bundle/v4"
+    ]
     good: GoodRef
     #: The good's REGISTER entry.
     entry: BundleEntry
@@ -347,6 +357,10 @@ class Bundle(_Model):
     #: are all of its entries under the head; null for a head that ends in no commitment.
     #: Absent from v1 and v2 documents.
     state: BundleState | None = None
+    #: v4: the head's C2SP checkpoint (tlog-checkpoint) as a signed note: the log's signature
+    #: lines and the witnesses' cosignatures (issue 15); null when the registry holds none
+    #: for the head. Absent from v1..v3 documents.
+    checkpoint: Annotated[StrictStr, Field(max_length=MAX_CHECKPOINT_CHARS)] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -354,7 +368,7 @@ class Bundle(_Model):
         if isinstance(data, dict):
             found = data.get("format")
             newer = _NEWER_FIELDS.get(found, ()) if isinstance(found, str) else ()
-            for field in ("creator_identity", "state"):
+            for field in ("creator_identity", "state", "checkpoint"):
                 if field in newer and field in data:
                     raise ValueError(f"{found} has no {field} (a later format has)")
                 if found in FORMATS and field not in newer and field not in data:
@@ -391,9 +405,10 @@ class Bundle(_Model):
 
 #: The fields a format has not got (added by a later version), left out when it is written.
 _NEWER_FIELDS: Final = {
-    FORMAT: ("creator_identity", "state"),
-    FORMAT_V2: ("state",),
-    FORMAT_V3: (),
+    FORMAT: ("creator_identity", "state", "checkpoint"),
+    FORMAT_V2: ("state", "checkpoint"),
+    FORMAT_V3: ("checkpoint",),
+    FORMAT_V4: (),
 }
 
 
@@ -402,6 +417,7 @@ __all__ = [
     "FORMATS",
     "FORMAT_V2",
     "FORMAT_V3",
+    "FORMAT_V4",
     "MAX_BUNDLE_BYTES",
     "MAX_BUNDLE_ENTRIES",
     "MAX_PAYLOAD_BYTES",

@@ -9,6 +9,7 @@ from typing import Any, Final, Literal
 
 from registry.fingerprints import GoodType, fingerprint_hex
 from registry.leaf import EntryKind
+from verifier.checkpointcheck import WitnessFinding
 from verifier.identityclaim import IdentityClaim
 
 Status = Literal["verified", "not-anchored", "not-final", "chain-not-checked"]
@@ -173,6 +174,8 @@ class BundleReport:
     #: What the state map proved (a v3 bundle under a head with a state commitment): the
     #: entries above are all of the good's entries under the head. None: not proven.
     state: StateFinding | None = None
+    #: What the head's checkpoint proved (issue 15): the log's signature and who cosigned it.
+    witness: WitnessFinding | None = None
 
     @property
     def status(self) -> Status:
@@ -189,6 +192,8 @@ class BundleReport:
         parts = [f"{good} " + ", ".join(entry.describe() for entry in self.entries)]
         parts.append(_creator_line(self.entries[0].actor, self.creator_identity))
         parts.append(f"in head {self.tree_size:,} signed by {self.head_signer}")
+        if self.witness is not None:
+            parts.append(self.witness.describe())
         parts.append(_chain_part(self.chain, self.tree_size, self.claimed_anchor, "bundle"))
         parts.append(f"trust root {self.trust_root}")
         if self.pending_entries:
@@ -207,6 +212,7 @@ class BundleReport:
             "fingerprint": fingerprint_hex(self.fingerprint),
             "entries": [entry.as_dict() for entry in self.entries],
             **_head_fields(self),
+            "witness": None if self.witness is None else self.witness.as_dict(),
             "pending_entries": self.pending_entries,
             "creator_identity": None
             if self.creator_identity is None

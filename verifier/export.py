@@ -23,8 +23,9 @@ from verifier.bundle import (
     Bundle,
 )
 from verifier.bundlereport import COMPLETENESS_NOT_PROVEN, ChainFinding, Status
+from verifier.checkpointcheck import WitnessFinding, check_checkpoint
 from verifier.errors import BundleInvalid, NotAnchoredYet, NotFinalYet
-from verifier.exportformat import FORMAT, Export, ExportGood
+from verifier.exportformat import FORMAT_V2, Export, ExportGood
 from verifier.headcheck import AnchorView, check_head_on_chain
 from verifier.offline import CheckCache, prove_bundle
 from verifier.trust import TrustPolicy, TrustRoot
@@ -39,6 +40,8 @@ class HeadFinding:
     tree_size: int
     claimed_anchor: bool
     chain: ChainFinding | None
+    #: What the head's checkpoint proved (None: the check did not get that far).
+    witness: WitnessFinding | None = None
 
 
 _KIND_WORDS: Final = {
@@ -81,6 +84,8 @@ class ExportReport:
     chain_checked: bool
     pending_entries: int
     next_after: int | None
+    #: The export's format (v1 carries no checkpoints).
+    format: str = FORMAT_V2
 
     @property
     def status(self) -> Status:
@@ -114,6 +119,7 @@ class ExportReport:
                 f"heads consistent: one append-only log from size "
                 f"{self.heads[0].tree_size:,} to {self.heads[-1].tree_size:,}"
             )
+        parts.extend(h.witness.describe() for h in self.heads if h.witness is not None)
         if self.chain_checked:
             where = f"on chain {self.chain_id} in contract {self.contract}"
             anchored = [h for h in self.heads if h.chain is not None and h.chain.anchored]
@@ -144,7 +150,7 @@ class ExportReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "format": FORMAT,
+            "format": self.format,
             "status": self.status,
             "summary": self.summary(),
             "goods": self.goods,
@@ -162,6 +168,7 @@ class ExportReport:
                     "final": None if h.chain is None else h.chain.final,
                     "block_number": None if h.chain is None else h.chain.block_number,
                     "confirmations": None if h.chain is None else h.chain.confirmations,
+                    "witness": None if h.witness is None else h.witness.as_dict(),
                 }
                 for h in self.heads
             ],
@@ -177,10 +184,12 @@ def check_export(export: Export, trust: TrustPolicy, chain: AnchorView | None) -
 
     Steps: (0) the trust root the caller pinned for the export's registry (else
     ``UntrustedRegistry``); (1) its shape: heads ascending, of one registry, each used by a
-    good, anchors and consistency proofs naming consecutive heads; (2) the consistency proof
-    from each head to the next; (3) every good as a bundle under its head (``check_bundle``:
-    leaves, payloads, signatures under the trusted domain, batch proofs, inclusion, the head's
-    signer and signature, the anchor pointer); (4) with a chain, every head against the
+    good, anchors and consistency proofs naming consecutive heads, one checkpoint (or null) a
+    head; (2) the consistency proof from each head to the next; (2b) each head's checkpoint
+    under the trust root's log keys and witness policy (``check_checkpoint``); (3) every good
+    as a bundle under its head (``check_bundle``: leaves, payloads, signatures under the
+    trusted domain, batch proofs, inclusion, the head's signer and signature, the anchor
+    pointer); (4) with a chain, every head against the
     trusted contract, the last at the trust root's depth (else ``NotAnchoredYet`` /
     ``NotFinalYet`` with the report so far). Raises ``BundleInvalid`` for evidence that does
     not verify; transport failures of the chain propagate: they prove nothing.
@@ -208,6 +217,7 @@ class _ExportChecker:
         #: property: read once a kind, not once an entry).
         self.entries: dict[EntryKind, int] = {}
         self.findings: dict[int, ChainFinding] = {}
+        self.witnesses: dict[int, WitnessFinding] = {}
 
     def report(self, root: TrustRoot | None, *, chain_checked: bool) -> ExportReport:
         export = self.export
@@ -217,7 +227,12 @@ class _ExportChecker:
             goods=len(export.goods),
             entries={kind.name: count for kind, count in self.entries.items()},
             heads=tuple(
-                HeadFinding(h.tree_size, h.tree_size in anchored, self.findings.get(h.tree_size))
+                HeadFinding(
+                    h.tree_size,
+                    h.tree_size in anchored,
+                    self.findings.get(h.tree_size),
+                    self.witnesses.get(h.tree_size),
+                )
                 for h in export.heads
             ),
             head_signers=signers,
@@ -228,6 +243,7 @@ class _ExportChecker:
             chain_checked=chain_checked,
             pending_entries=sum(g.pending_entries for g in export.goods),
             next_after=export.next_after,
+            format=export.format,
         )
 
     def run(self, root: TrustRoot, chain: AnchorView | None) -> None:
@@ -255,6 +271,12 @@ class _ExportChecker:
                     f"head {newer.tree_size:,} does not extend head {older.tree_size:,}: "
                     f"{exc.detail}",
                 ) from None
+        # 2b. Each head's checkpoint: signed by the log's keys the trust root names, the
+        #     head's size and root, cosigned as its witness policy asks (issue 15).
+        for index, head in enumerate(export.heads):
+            self.witnesses[head.tree_size] = check_checkpoint(
+                export.checkpoint_of(index), head, root
+            )
         # 3. Every good, as the bundle it is under its head (the same checks, the same code),
         #    under the one trust root: every head is of the log whose root was chosen above.
         cache = CheckCache()  # a batch's payload and signature, a head: checked once
@@ -332,6 +354,11 @@ def _check_shape(export: Export, heads: dict[int, TreeHead]) -> None:
     unused = [s for s in sizes if s not in used]
     if unused:
         raise fail(f"head {unused[0]:,} proves nothing in this export")
+    if export.checkpoints is not None and len(export.checkpoints) != len(export.heads):
+        raise fail(
+            f"{len(export.checkpoints):,} checkpoints for {len(export.heads):,} heads: one "
+            "(or null) a head, in the heads' order"
+        )
     anchor_sizes = [a.tree_size for a in export.anchors]
     if anchor_sizes != sorted(set(anchor_sizes)):
         raise fail("the anchors are not in strictly ascending size")

@@ -19,13 +19,25 @@ The entry model and every check of a good are the bundle's (``verifier.bundle``,
 Bounded: a file holds at most ``MAX_EXPORT_GOODS`` goods, ``MAX_EXPORT_ENTRIES`` entries and
 ``MAX_EXPORT_BYTES`` bytes; a larger selection is paged (``next_after``, ``--after``).
 ``verifier.export`` checks one; the server writes one (``readmodels.exports``).
+
+``tracemark-export/v2`` (issue 15) adds ``checkpoints``: for each head, in the heads' order,
+its C2SP checkpoint as a signed note (the log's signatures and the witnesses' cosignatures),
+or null for a head the registry holds no checkpoint of. v1 files are still read.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 
 from registry.edges import GOOD_TEXT_PATTERN, Address, Proof, Uint64
 from registry.errors import InvalidInput, describe_validation
@@ -46,14 +58,21 @@ from verifier.bundle import (
     GoodRef,
     MalformedBundle,
 )
+from verifier.checkpointcheck import MAX_CHECKPOINT_CHARS
 from verifier.exportlimits import MAX_EXPORT_BYTES, MAX_EXPORT_ENTRIES, MAX_EXPORT_GOODS
 
 FORMAT: Final = "tracemark-export/v1"
-"""The magic and version of this format; any other value is refused, never guessed at."""
+"""The first layout; still read (every export made before issue 15 keeps verifying)."""
+
+FORMAT_V2: Final = "tracemark-export/v2"
+"""v1 and ``checkpoints`` (issue 15): what ``write_export`` makes. Any other value than these
+two is refused, never guessed at."""
+
+FORMATS: Final = (FORMAT, FORMAT_V2)
 
 
 class MalformedExport(InvalidInput):
-    """The file is not a ``tracemark-export/v1`` document: fix or re-export it."""
+    """The file is not a ``tracemark-export`` document: fix or re-export it."""
 
     code = "malformed-export"
 
@@ -66,6 +85,8 @@ class _Model(BaseModel):
 
 
 TreeSize = Annotated[StrictInt, Field(ge=1, le=MAX_TREE_SIZE)]
+#: A head's C2SP checkpoint as a signed note's text (``verifier.checkpointcheck``).
+Checkpoint = Annotated[StrictStr, Field(max_length=MAX_CHECKPOINT_CHARS)]
 GoodText = Annotated[StrictStr, Field(pattern=GOOD_TEXT_PATTERN)]
 
 
@@ -106,9 +127,9 @@ class Selection(_Model):
 
 
 class Export(_Model):
-    """A ``tracemark-export/v1`` document."""
+    """A ``tracemark-export/v1`` or ``/v2`` document (v2 adds ``checkpoints``)."""
 
-    format: Literal["tracemark-export/v1"]
+    format: Literal["tracemark-export/v1", "tracemark-export/v2"]
     exported_at: Uint64
     #: The registry that says it exported this (checked: the heads' signer).
     registry: Address
@@ -119,6 +140,26 @@ class Export(_Model):
     heads: Annotated[tuple[TreeHead, ...], Field(max_length=MAX_EXPORT_GOODS)]
     anchors: Annotated[tuple[AnchorPointer, ...], Field(max_length=MAX_EXPORT_GOODS)]
     consistency: Annotated[tuple[ConsistencyLink, ...], Field(max_length=MAX_EXPORT_GOODS)]
+    #: v2: each head's checkpoint (a signed note, or null), in the order of ``heads``.
+    #: Absent from v1 documents.
+    checkpoints: (
+        Annotated[tuple[Checkpoint | None, ...], Field(max_length=MAX_EXPORT_GOODS)] | None
+    ) = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _layout_of_its_version(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            found = data.get("format")
+            if found == FORMAT and "checkpoints" in data:
+                raise ValueError(f"{FORMAT} has no checkpoints (a later format has)")
+            if found == FORMAT_V2 and not isinstance(data.get("checkpoints"), list):
+                raise ValueError(f"{FORMAT_V2} names checkpoints (a list, null for a head)")
+        return data
+
+    def checkpoint_of(self, index: int) -> str | None:
+        """The checkpoint of the ``index``-th head (None: none, or a v1 export)."""
+        return None if self.checkpoints is None else self.checkpoints[index]
 
     @classmethod
     def parse(cls, data: bytes | str) -> Export:
@@ -150,7 +191,7 @@ def parse_evidence(data: bytes | str) -> Bundle | Export | Absence:
         if len(raw) > MAX_ABSENCE_BYTES:
             raise MalformedAbsence(f"an absence proof is at most {MAX_ABSENCE_BYTES:,} bytes")
         return Absence.from_document(document)
-    if found == FORMAT:
+    if found in FORMATS:
         try:
             return Export.model_validate(document)
         except ValidationError as exc:
@@ -159,12 +200,14 @@ def parse_evidence(data: bytes | str) -> Bundle | Export | Absence:
     shown = repr(found) if isinstance(found, str) and len(found) <= 64 else "missing"
     raise MalformedBundle(
         f"unknown evidence format {shown}; this verifier reads "
-        f"{', '.join(BUNDLE_FORMATS)}, {FORMAT} and {ABSENCE_FORMAT}"
+        f"{', '.join(BUNDLE_FORMATS)}, {', '.join(FORMATS)} and {ABSENCE_FORMAT}"
     )
 
 
 __all__ = [
     "FORMAT",
+    "FORMATS",
+    "FORMAT_V2",
     "MAX_EXPORT_BYTES",
     "MAX_EXPORT_ENTRIES",
     "MAX_EXPORT_GOODS",

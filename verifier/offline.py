@@ -10,7 +10,9 @@ root names for its size; and the root is read from the trusted anchor contract i
 the depth the trust root asks (THREATS 8), never from the bundle, whose ``anchor`` only says
 where to look for the block. A v3 bundle's ``state`` is checked too (``verifier.statecheck``):
 the head's last leaf commits to the state map, which must hold exactly the entries shown, and
-the report then says the history is complete as of the head.
+the report then says the history is complete as of the head. A v4 bundle's ``checkpoint`` is
+checked under the trust root's log keys and witness policy (``verifier.checkpointcheck``): the
+report then says who witnessed the head.
 
 ``check_bundle`` returns what was proved or raises (``verifier.errors``): ``BundleInvalid``,
 ``UntrustedRegistry``, or ``NotAnchoredYet`` / ``NotFinalYet`` carrying the partial report.
@@ -52,6 +54,7 @@ from verifier.bundlereport import (
     ProvedEntry,
     StateFinding,
 )
+from verifier.checkpointcheck import WitnessFinding, check_checkpoint
 from verifier.errors import BundleInvalid, NotAnchoredYet, NotFinalYet
 from verifier.headcheck import (
     AnchorView,
@@ -119,6 +122,9 @@ def check_bundle(
     root = trust.root_for(head.domain)
     checker = _Checker(bundle, root, cache or CheckCache())
     checker.run()
+    # 8b. The head's checkpoint: signed by the log's keys the trust root names, the same size
+    #     and root, cosigned as its witness policy asks (issue 15).
+    checker.witness = check_checkpoint(bundle.checkpoint, head, root)
     report = checker.report(None)
     if chain is None:
         return report
@@ -150,6 +156,7 @@ class _Checker:
         self.proved: list[ProvedEntry] = []
         self.identity: IdentityClaim | None = None
         self.state: StateFinding | None = None
+        self.witness: WitnessFinding | None = None
 
     def report(self, chain: ChainFinding | None) -> BundleReport:
         bundle = self.bundle
@@ -166,6 +173,7 @@ class _Checker:
             pending_entries=bundle.pending_entries,
             creator_identity=self.identity,
             state=self.state,
+            witness=self.witness,
         )
 
     def run(self) -> None:

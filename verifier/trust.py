@@ -11,10 +11,16 @@ never from a bundle. A trust root names:
   valid under the old key and accepts new heads only under the new one;
 - how deep a root must be before it counts (``confirmations``, or the network's
   ``finalized`` block);
-- the registry's URL, where it serves its own trust root (``/.well-known/tracemark-trust.json``).
+- the registry's URL, where it serves its own trust root (``/.well-known/tracemark-trust.json``);
+- optionally (issue 15), ``transparency``: the log's checkpoint origin, the vkeys of the note
+  keys that sign its checkpoints (C2SP signed-note: Ed25519 0x01, ML-DSA-44 0x06) and the
+  witness policy (C2SP tlog-policy text) a checkpoint's cosignatures must satisfy. A root
+  without it (pinned before issue 15) keeps its fingerprint and its meaning: evidence checked
+  under it says its checkpoint was not checked.
 
 Its fingerprint, ``sha256:`` and the SHA-256 of its RFC 8785 JSON, is what a user compares
-out of band before pinning it. The format is frozen: unknown fields are refused.
+out of band before pinning it. The format is frozen: unknown fields are refused (an older
+verifier refuses a root with ``transparency`` rather than ignore its witness policy).
 
 Pure: no web3, no ORM, no web framework.
 """
@@ -26,7 +32,7 @@ import json
 from collections.abc import Iterable
 from functools import cached_property
 from itertools import pairwise
-from typing import Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -40,12 +46,17 @@ from pydantic import (
 )
 
 from registry.canonicaljson import canonical_json
+from registry.checkpoint import MAX_ORIGIN_BYTES
 from registry.edges import Address, SignatureBytes
 from registry.eip712 import Domain, checksum_address
 from registry.errors import InvalidInput, SignatureError
+from registry.note import SIG_ED25519, SIG_MLDSA44_SUBTREE, NoteError, NoteVerifier, parse_vkey
 from registry.signatures import verify_signature
 from verifier import boundedjson
 from verifier.errors import BundleInvalid, UntrustedRegistry
+
+if TYPE_CHECKING:
+    from registry.witnesspolicy import WitnessPolicy
 
 FORMAT: Final = "tracemark-trust/v1"
 """The magic and version of a trust root; any other value is refused."""
@@ -53,8 +64,20 @@ FORMAT: Final = "tracemark-trust/v1"
 WELL_KNOWN_PATH: Final = "/.well-known/tracemark-trust.json"
 """Where a registry serves its own trust root."""
 
-MAX_TRUST_ROOT_BYTES: Final = 64 * 1024
-"""Largest trust root a parser reads. Threat: a hostile URL answering without end."""
+MAX_TRUST_ROOT_BYTES: Final = 256 * 1024
+"""Largest trust root a parser reads. Threat: a hostile URL answering without end. (64 KiB
+before issue 15; an ML-DSA-44 vkey is ~1.8 KB of text, and a witness policy may name 32.)"""
+
+MAX_LOG_VKEYS: Final = 4
+"""Most note keys a trust root names for the log's checkpoints (the log signs with two).
+Threat: a root making every checkpoint check try many keys."""
+
+MAX_WITNESS_POLICY_BYTES: Final = 192 * 1024
+"""Largest witness policy text (tlog-policy asks support for 32 witnesses; 32 ML-DSA-44
+vkeys are ~58 KB). Threat: a policy that makes parsing or quorum evaluation unbounded."""
+
+LOG_KEY_TYPES: Final = {SIG_ED25519: "Ed25519", SIG_MLDSA44_SUBTREE: "ML-DSA-44"}
+"""The signature types a log's checkpoint key may have, and how a report names them."""
 
 MAX_SIGNING_KEYS: Final = 256
 """Most registry keys one trust root lists (each rotation adds one). Threat: a document that
@@ -113,6 +136,71 @@ class Finality(_Model):
         return f"{self.confirmations} confirmation{plural}"
 
 
+class Transparency(_Model):
+    """The log as the transparency ecosystem sees it (issue 15): the origin its checkpoints
+    name, the vkeys of the note keys that sign them, and the witness policy (tlog-policy
+    text) a checkpoint's cosignatures must satisfy (``quorum none``: no witness asked)."""
+
+    log_origin: Annotated[StrictStr, Field(min_length=1, max_length=MAX_ORIGIN_BYTES)]
+    log_vkeys: Annotated[tuple[StrictStr, ...], Field(min_length=1, max_length=MAX_LOG_VKEYS)]
+    witness_policy: Annotated[StrictStr, Field(min_length=1, max_length=MAX_WITNESS_POLICY_BYTES)]
+
+    @model_validator(mode="after")
+    def _valid(self) -> Transparency:
+        if len(self.log_origin.encode()) > MAX_ORIGIN_BYTES:
+            raise ValueError(f"log_origin is at most {MAX_ORIGIN_BYTES} bytes")
+        seen: set[bytes] = set()
+        for verifier in self.log_verifiers:
+            if verifier.name != self.log_origin:
+                raise ValueError(
+                    f"log key {verifier.name!r} is not named by the log's origin "
+                    f"{self.log_origin!r} (tlog-checkpoint: the key name is the origin)"
+                )
+            if verifier.sig_type not in LOG_KEY_TYPES:
+                raise ValueError("a log key is an Ed25519 (0x01) or ML-DSA-44 (0x06) vkey")
+            if verifier.public_key in seen:
+                raise ValueError("a log key is listed twice")
+            seen.add(verifier.public_key)
+        self.policy  # noqa: B018 - parsed now, so a root with a bad policy cannot exist
+        return self
+
+    @cached_property
+    def log_verifiers(self) -> tuple[NoteVerifier, ...]:
+        """The log's checkpoint keys, parsed from their vkeys."""
+        try:
+            return tuple(parse_vkey(text) for text in self.log_vkeys)
+        except NoteError as exc:
+            raise ValueError(f"log_vkeys: {exc.detail}") from None
+
+    def describe_quorum(self) -> str:
+        """The witness policy's quorum in words: ``none``, a witness, or k of a group's
+        members (nested groups spelled out), as ``tracemark trust add`` shows it."""
+        from registry.witnesspolicy import NONE, PolicyGroup
+
+        policy = self.policy
+        if policy.quorum == NONE:
+            return "none (no witness asked)"
+        groups = {group.name: group for group in policy.groups}
+
+        def spell(name: str) -> str:
+            group: PolicyGroup | None = groups.get(name)
+            if group is None:
+                return name
+            return f"{group.k} of [{', '.join(spell(member) for member in group.members)}]"
+
+        return f"{spell(policy.quorum)} ({len(policy.witnesses)} witnesses known)"
+
+    @cached_property
+    def policy(self) -> WitnessPolicy:
+        """The witness policy, parsed (``registry.witnesspolicy``)."""
+        from registry.witnesspolicy import parse_policy
+
+        try:
+            return parse_policy(self.witness_policy)
+        except InvalidInput as exc:
+            raise ValueError(f"witness_policy: {exc.detail}") from None
+
+
 class TrustRoot(_Model):
     """A ``tracemark-trust/v1`` document: one registry, as a verifier pins it."""
 
@@ -126,6 +214,9 @@ class TrustRoot(_Model):
         tuple[SigningKey, ...], Field(min_length=1, max_length=MAX_SIGNING_KEYS)
     ]
     finality: Finality
+    #: Issue 15: the log's checkpoint origin, keys and witness policy; absent from a root
+    #: made before (which then keeps its document, and so its fingerprint, byte for byte).
+    transparency: Transparency | None = None
 
     @model_validator(mode="after")
     def _valid(self) -> TrustRoot:
@@ -140,6 +231,12 @@ class TrustRoot(_Model):
 
     def domain(self) -> Domain:
         """The EIP-712 domain every signature of this registry is bound to."""
+        return self._domain
+
+    @cached_property
+    def _domain(self) -> Domain:
+        # Built once (a frozen value): each signed payload of an export compares its domain
+        # with it and recovers its signature under it.
         return Domain(chain_id=self.chain_id, verifying_contract=checksum_address(self.contract))
 
     @property
@@ -200,7 +297,10 @@ class TrustRoot(_Model):
     # -- the format ------------------------------------------------------------------------
 
     def document(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        # A root without ``transparency`` is written exactly as before issue 15 (no null
+        # member): its fingerprint is unchanged, so a pinned root stays the same root.
+        exclude = {"transparency"} if self.transparency is None else None
+        return self.model_dump(mode="json", exclude=exclude)
 
     def to_json(self) -> str:
         return json.dumps(self.document(), indent=2) + "\n"
@@ -280,7 +380,13 @@ def extends(pinned: TrustRoot, offered: TrustRoot) -> bool:
             return False
         if key.until_size is not None and candidate.until_size != key.until_size:
             return False
-    return True
+    # NOTE: the log's checkpoint keys and the witness policy carry no signed hand-over: a root
+    # that changes them (adding them included) is a new trust decision, pinned with --replace
+    # after comparing its fingerprint out of band, never taken as an update.
+    old_log, new_log = pinned.transparency, offered.transparency
+    if old_log is None or new_log is None:
+        return old_log is new_log
+    return old_log.model_dump() == new_log.model_dump()
 
 
 # -- the policy a check takes -----------------------------------------------------------------
@@ -321,13 +427,17 @@ class TrustPolicy:
 
 __all__ = [
     "FORMAT",
+    "LOG_KEY_TYPES",
     "MAX_CONFIRMATIONS",
+    "MAX_LOG_VKEYS",
     "MAX_SIGNING_KEYS",
     "MAX_TRUST_ROOT_BYTES",
+    "MAX_WITNESS_POLICY_BYTES",
     "WELL_KNOWN_PATH",
     "Finality",
     "MalformedTrustRoot",
     "SigningKey",
+    "Transparency",
     "TrustPolicy",
     "TrustRoot",
     "extends",

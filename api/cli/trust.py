@@ -73,7 +73,17 @@ def describe(root: TrustRoot) -> dict[str, object]:
             for key in root.signing_keys
         ],
         "finality": root.finality.describe(),
+        "log_origin": None if root.transparency is None else root.transparency.log_origin,
+        "log_vkeys": [] if root.transparency is None else list(root.transparency.log_vkeys),
+        "witness_quorum": _quorum(root),
     }
+
+
+def _quorum(root: TrustRoot) -> str:
+    """The witness policy's quorum as pinning shows it (issue 15)."""
+    if root.transparency is None:
+        return "no witness policy (a trust root from before issue 15: checkpoints not checked)"
+    return root.transparency.describe_quorum()
 
 
 def _human(root: TrustRoot) -> str:
@@ -87,7 +97,7 @@ def _human(root: TrustRoot) -> str:
     return (
         f"{root.fingerprint()}  {root.name}: chain {root.chain_id}, contract "
         f"{root.contract_address}, keys {keys}, final after {root.finality.describe()}, "
-        f"at {root.registry_url}"
+        f"witness quorum {_quorum(root)}, at {root.registry_url}"
     )
 
 

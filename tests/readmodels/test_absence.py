@@ -20,7 +20,7 @@ from tests.conftest import Clock, CreatorFactory
 from tests.registry.helpers import registration
 from tests.trust import policy_of
 from verifier.absence import Absence
-from verifier.bundle import FORMAT_V3, Bundle
+from verifier.bundle import FORMAT_V4, Bundle
 from verifier.bundlereport import COMPLETENESS_NOT_PROVEN
 from verifier.offline import check_bundle
 from verifier.statecheck import check_absence
@@ -77,7 +77,7 @@ def test_a_log_without_state_commitments_proves_no_completeness_and_no_absence(
     registry.register(registration(make_creator(), clock(), fingerprint=fingerprint))
     registry.sequence_all()
     bundle = Bundle.parse(build_bundle(registry, GoodType.FILE, fingerprint).to_json())
-    assert (bundle.format, bundle.state, bundle.tree_head.tree_size) == (FORMAT_V3, None, 1)
+    assert (bundle.format, bundle.state, bundle.tree_head.tree_size) == (FORMAT_V4, None, 1)
     report = check_bundle(bundle, policy_of(registry), None)
     assert report.state is None and report.completeness == COMPLETENESS_NOT_PROVEN
     assert report.as_dict()["complete"] is False

@@ -34,7 +34,7 @@ from tests.conftest import Clock, CreatorFactory
 from tests.registry.helpers import registration
 from tests.trust import policy_of, trust_root_of
 from tests.verifier.conftest import CODES, CONFIRMATIONS, POLICY, Story, World
-from verifier.bundle import FORMAT_V3, MAX_BUNDLE_BYTES, Bundle, MalformedBundle
+from verifier.bundle import FORMAT_V4, MAX_BUNDLE_BYTES, Bundle, MalformedBundle
 from verifier.bundlereport import BundleReport
 from verifier.errors import BundleInvalid, NotAnchoredYet, UntrustedRegistry
 from verifier.offline import check_bundle
@@ -78,7 +78,7 @@ def _registry(tmp_path: Path, clock: Clock, domain: Domain, name: str) -> Regist
 def test_a_registered_and_revoked_file_is_proved_against_the_chain(story: Story) -> None:
     world = story.world
     bundle = _bundle(story, GoodType.FILE, story.revoked_file)
-    assert bundle.format == FORMAT_V3 and bundle.creator_identity is None
+    assert bundle.format == FORMAT_V4 and bundle.creator_identity is None
     assert [(e.kind, e.leaf_index) for e in bundle.entries] == [
         (EntryKind.REGISTER, 6),
         (EntryKind.REVOKE, 12),
@@ -290,7 +290,8 @@ def test_bundles_are_built_alike_on_every_database(
 def test_the_format_is_strict(story: Story) -> None:
     text = build_bundle(story.world.registry, GoodType.FILE, story.plain_file).to_json()
     document = json.loads(text)
-    assert document["format"] == "tracemark-bundle/v3" and document["creator_identity"] is None
+    assert document["format"] == "tracemark-bundle/v4" and document["creator_identity"] is None
+    assert document["checkpoint"].startswith("127.0.0.1:8000/tlog\n23\n")
     assert document["state"]["commitment"]["kind"] == "STATE_COMMITMENT"
     assert document["entry"]["kind"] == "REGISTER" and document["good"]["good_type"] == "file"
     assert document["entry"]["actor"] == story.world.creator.address  # EIP-55 at the edge
@@ -302,11 +303,19 @@ def test_the_format_is_strict(story: Story) -> None:
         with pytest.raises(MalformedBundle, match=match):
             Bundle.parse(json.dumps(changed))
 
-    refused(lambda d: d.update(format="tracemark-bundle/v4"), "unknown bundle format")
-    # Each version has exactly its own fields: v3 adds state (null when none), v2 has none.
-    refused(lambda d: d.pop("state"), "v3 names state")
-    refused(lambda d: d.update(format="tracemark-bundle/v2"), "v2 has no state")
-    refused(lambda d: (d.pop("state"), d.update(format="tracemark-bundle/v1")), "v1 has no creator")
+    refused(lambda d: d.update(format="tracemark-bundle/v5"), "unknown bundle format")
+    # Each version has exactly its own fields: v4 adds checkpoint, v3 state (null when none).
+    refused(lambda d: d.pop("checkpoint"), "v4 names checkpoint")
+    refused(lambda d: d.update(format="tracemark-bundle/v3"), "v3 has no checkpoint")
+    refused(lambda d: (d.pop("checkpoint"), d.pop("state")), "v4 names state")
+    refused(
+        lambda d: (d.pop("checkpoint"), d.update(format="tracemark-bundle/v2")), "v2 has no state"
+    )
+    refused(
+        lambda d: (d.pop("checkpoint"), d.pop("state"), d.update(format="tracemark-bundle/v1")),
+        "v1 has no creator",
+    )
+    refused(lambda d: d.update(checkpoint=7), "checkpoint")
     refused(lambda d: d["state"].update(extra=1), "state.extra")
     refused(lambda d: d.update(extra=1), "extra")
     refused(lambda d: d["entry"].update(version=2), "unknown leaf version")

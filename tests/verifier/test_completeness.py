@@ -26,7 +26,7 @@ from tests.serving import serving
 from tests.trust import policy_of
 from tests.verifier.conftest import Story
 from tests.verifier.test_verify_cli import Verify
-from verifier.bundle import FORMAT_V3, Bundle
+from verifier.bundle import FORMAT_V4, Bundle
 from verifier.bundlereport import COMPLETENESS_NOT_PROVEN
 from verifier.client import ProblemConflict, TracemarkClient
 from verifier.errors import BundleInvalid
@@ -76,7 +76,7 @@ def _resell(story: Story, fingerprint: bytes) -> None:
 
 def _document(api: TracemarkClient, good_type: GoodType, fingerprint: bytes) -> Document:
     bundle = api.proof_bundle(good_type, fingerprint)
-    assert bundle.format == FORMAT_V3 and bundle.state is not None and bundle.anchor is not None
+    assert bundle.format == FORMAT_V4 and bundle.state is not None and bundle.anchor is not None
     return dict(json.loads(bundle.to_json()))
 
 

@@ -40,7 +40,7 @@ from verifier.bundle import MalformedBundle
 from verifier.bundlereport import COMPLETENESS_NOT_PROVEN
 from verifier.errors import BundleInvalid
 from verifier.export import check_export
-from verifier.exportformat import FORMAT, Export, MalformedExport, parse_evidence
+from verifier.exportformat import FORMAT_V2, Export, MalformedExport, parse_evidence
 from verifier.trust import TrustPolicy, TrustRoot
 
 Document = dict[str, Any]
@@ -87,6 +87,9 @@ def _fork(world: World, document: Document) -> Document:
         entry["inclusion_proof"] = ["0x" + node.hex() for node in path]
     link = forked["consistency"][0]
     link["proof"] = ["0x" + n.hex() for n in merkle_reference.proof(6, leaves)]
+    # The log's note keys sign the fork's checkpoint too (issue 15): with no witness policy
+    # (quorum none) nothing in the file tells; a witness would have refused to cosign it.
+    forked["checkpoints"][1] = registry.checkpoint_signer.sign(16, root).to_bytes().decode()
     return forked
 
 
@@ -187,7 +190,7 @@ def test_two_goods_verify_against_the_chain_with_the_registry_gone(
     assert offline.stdout.rstrip().endswith("(pass --rpc URL to check it)")
 
     report = json.loads(verify(evidence.path, "--rpc", rpc, "--json", expect=0).stdout)
-    assert (report["format"], report["status"], report["goods"]) == (FORMAT, "verified", 2)
+    assert (report["format"], report["status"], report["goods"]) == (FORMAT_V2, "verified", 2)
     assert report["entries"] == {"REGISTER": 2, "REVOKE": 1, "TRANSFER": 1}
     assert [(h["tree_size"], h["anchored"]) for h in report["heads"]] == [(6, True), (16, True)]
     assert (report["chain_id"], report["contract"]) == (31337, contract)
@@ -441,11 +444,20 @@ def test_parsing_is_strict_and_bounded(
     document["goods"][0]["note"] = "x"
     with pytest.raises(MalformedExport, match=r"goods\[0\]\.note: Extra inputs are not permitted"):
         parse_evidence(json.dumps(document))
-    with pytest.raises(MalformedBundle, match="unknown evidence format 'tracemark-export/v2'"):
-        parse_evidence(text.replace(FORMAT, "tracemark-export/v2", 1))
+    with pytest.raises(MalformedBundle, match="unknown evidence format 'tracemark-export/v3'"):
+        parse_evidence(text.replace(FORMAT_V2, "tracemark-export/v3", 1))
+    # v2 names its checkpoints (one, or null, a head); v1 has none.
+    assert document["format"] == FORMAT_V2 and document["checkpoints"][0].startswith("127.0.0.1")
+    for change, reason in (
+        ({"checkpoints": None}, "v2 names checkpoints"),
+        ({"format": "tracemark-export/v1"}, "v1 has no checkpoints"),
+        ({"checkpoints": [7]}, r"checkpoints\[0\]: Input should be a valid string"),
+    ):
+        with pytest.raises(MalformedExport, match=reason):
+            parse_evidence(json.dumps({**document, "goods": [], **change}))
     with pytest.raises(MalformedExport, match="duplicate key"):
         parse_evidence('{"format": "tracemark-export/v1", "format": "x"}')
-    with pytest.raises(MalformedExport, match="this is a tracemark-bundle/v3 bundle"):
+    with pytest.raises(MalformedExport, match="this is a tracemark-bundle/v4 bundle"):
         Export.parse(build_bundle(registry, GoodType.FILE, good).to_json())
     monkeypatch.setattr(export_format, "MAX_EXPORT_BYTES", len(text) - 1)
     with pytest.raises(MalformedExport, match="at most"):

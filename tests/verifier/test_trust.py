@@ -14,7 +14,13 @@ from registry.eip712 import Domain
 from registry.errors import Conflict, NotFound
 from registry.signatures import sign
 from verifier.errors import BundleInvalid, UntrustedRegistry
-from verifier.trust import MalformedTrustRoot, TrustPolicy, TrustRoot, extends
+from verifier.trust import (
+    MAX_TRUST_ROOT_BYTES,
+    MalformedTrustRoot,
+    TrustPolicy,
+    TrustRoot,
+    extends,
+)
 from verifier.truststore import TrustStore
 
 CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -138,7 +144,7 @@ def test_duplicate_keys_and_oversized_documents_are_refused(keys: list[LocalAcco
     with pytest.raises(MalformedTrustRoot, match="duplicate key"):
         TrustRoot.parse(text[:-1] + ', "name": "twice"}')
     with pytest.raises(MalformedTrustRoot, match="at most"):
-        TrustRoot.parse(b" " * (64 * 1024 + 1))
+        TrustRoot.parse(b" " * (MAX_TRUST_ROOT_BYTES + 1))
     with pytest.raises(MalformedTrustRoot, match="JSON"):
         TrustRoot.parse(b"[" * 60_000)
 

@@ -228,7 +228,7 @@ def test_a_fingerprint_shows_the_verdict_creator_anchor_counts_and_proof(
     assert link == f"{market.url}/v1/goods/code/{market.genuine_fp}/proof"
     with urllib.request.urlopen(link, timeout=10) as reply:
         bundle = json.loads(reply.read())
-    assert bundle["format"] == "tracemark-bundle/v3"
+    assert bundle["format"] == "tracemark-bundle/v4"
     assert bundle["good"]["fingerprint"] == market.genuine_fp
     # The page names the trust root its answer stands under, and what is not proven.
     with urllib.request.urlopen(f"{market.url}/v1/registry", timeout=10) as reply:
@@ -236,6 +236,8 @@ def test_a_fingerprint_shows_the_verdict_creator_anchor_counts_and_proof(
     trust = by_id(browser, "result-trust").text
     assert registry["trust_fingerprint"] in trust and "tracemark trust add" in trust
     assert "is not proven" in trust
+    # It says it checks no cosignature itself (issue 15): tracemark verify does.
+    assert "not the witnesses' cosignatures" in trust
 
 
 # -- a file hashed in the browser ----------------------------------------------------------
