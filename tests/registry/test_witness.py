@@ -16,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from registry.checkpoint import Checkpoint
+from registry.checkpoints import checkpoint_at
 from registry.errors import ConfigurationError
 from registry.logkeys import LogNoteKeys, load_log_note_keys
 from registry.merkle import empty_root, hash_leaf
@@ -29,6 +30,7 @@ from registry.note import (
     sign_note,
     verify_note,
 )
+from registry.service import Registry
 from registry.tiles import MemoryTree
 from registry.witness import (
     MAX_ADD_CHECKPOINT_BYTES,
@@ -47,6 +49,8 @@ from registry.witnessconfig import (
     parse_witness_config,
 )
 from registry.witnessstate import CosignedCheckpoint, WitnessState, origin_hash
+from tests.conftest import Clock, CreatorFactory
+from tests.registry.helpers import registration
 
 ORIGIN = "registry.test/tlog"
 NOW = 1_760_000_000
@@ -605,3 +609,43 @@ def test_an_invalid_witness_name_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="key name"):
         init_witness(tmp_path / "w", "has space")
     assert not (tmp_path / "w" / "witness-ed25519.key").exists()
+
+
+# -- the registry's own checkpoints (SQLite and PostgreSQL) ----------------------------------
+
+
+def test_the_registrys_checkpoints_are_cosigned_as_its_log_grows(
+    registry: Registry, make_creator: CreatorFactory, clock: Clock, tmp_path: Path
+) -> None:
+    keys = registry.checkpoint_signer.keys
+    init_witness(tmp_path / "rw", WITNESS, [keys.vkeys()])
+    witness = open_witness(load_witness_config(tmp_path / "rw" / CONFIG_FILE), lambda: NOW)
+    try:
+        creator = make_creator()
+        old = 0
+        for goods in (1, 3, 2):
+            for _ in range(goods):
+                registry.register(registration(creator, clock()))
+            head = registry.sequence_all()
+            assert head is not None
+            with registry.engine.connect() as conn:
+                stored = checkpoint_at(conn, head.tree_size)
+            assert stored is not None
+            proof = registry.consistency_proof(old, head.tree_size) if old else []
+            body = format_add_checkpoint(old, proof, stored.to_bytes())
+            answer = witness.add_checkpoint(body)
+            assert answer.status == 200, answer.body
+            note = parse_note(stored.to_bytes() + answer.body)
+            verify_note(note, _witness_verifiers(tmp_path / "rw"))  # type: ignore[arg-type]
+            # The same head again from the old size: the witness has moved on.
+            if old:
+                assert witness.add_checkpoint(body) == Answer(
+                    409, SIZE_MEDIA_TYPE, f"{head.tree_size}\n".encode()
+                )
+            old = head.tree_size
+        # A checkpoint of the head's size over another root, signed with the log's own keys.
+        text = Checkpoint(keys.origin, old, registry.tree_head(old).root[::-1]).text()
+        forged = sign_note(text, keys.signers).to_bytes()
+        assert witness.add_checkpoint(format_add_checkpoint(old, [], forged)).status == 422
+    finally:
+        witness.state.close()
