@@ -70,7 +70,7 @@ class AuditorCalls(RegistryTransport):
             raise UnexpectedAnswer("a proof node is not 0x and 64 hex digits") from None
 
     def proof_bundle(self, good_type: GoodType | GoodTypeName, fingerprint: bytes | str) -> Bundle:
-        """The good's proof bundle (``tracemark-bundle/v3``), parsed strictly; check it with
+        """The good's proof bundle (``tracemark-bundle/v4``), parsed strictly; check it with
         ``verifier.offline.check_bundle`` and the chain, trusting nothing the server said."""
         path = f"/v1/goods/{good_type_name(good_type)}/{fingerprint_text(fingerprint)}/proof"
         answer = self._send("GET", path, limit=MAX_BUNDLE_BYTES)

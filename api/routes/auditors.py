@@ -1,5 +1,5 @@
 """Auditors and anyone holding evidence: the log's signed heads and proofs, a good's history,
-its proof bundle (``tracemark-bundle/v3``) and, for a good never registered, the proof of its
+its proof bundle (``tracemark-bundle/v4``) and, for a good never registered, the proof of its
 absence (``tracemark-absence/v1``), both of which check against the chain alone."""
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def consistency(
 @router.get(
     "/v1/goods/{good_type}/{fingerprint}/proof",
     operation_id="get_proof_bundle",
-    summary="The good's proof bundle (tracemark-bundle/v3): check it with the chain alone.",
+    summary="The good's proof bundle (tracemark-bundle/v4): check it with the chain alone.",
     responses={
         200: {
             "content": {
