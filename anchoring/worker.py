@@ -24,7 +24,7 @@ import signal
 from collections.abc import Callable
 
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from anchoring import health, reconcile, replacement
 from anchoring.chain import Chain, SignedAnchor
@@ -33,15 +33,24 @@ from anchoring.errors import ChainUnavailable, ReceiptMismatch, TransactionRejec
 from anchoring.policy import AnchorPolicy
 from anchoring.states import AnchorState
 from anchoring.store import Anchor, AnchorStore, Attempt
-from registry import log
+from registry import checkpoints, log
 from registry.db import read_transaction, write_transaction
 from registry.service import Registry
+from registry.treehead import TreeHead
 
 logger = logging.getLogger("tracemark.anchoring")
 
 #: Tests set this to a step boundary ("sealed", "signed", "sent", "mined") to have the worker
 #: SIGKILL itself right there, as a crash would.
 FAULT_POINT_ENV = "TRACEMARK_FAULT_POINT"
+
+
+def latest_published_head(conn: Connection) -> TreeHead | None:
+    """The newest head whose checkpoint is published: with a witness policy, one the quorum
+    of witnesses cosigned (``anchoring.witnessing``); without one, every head as signed. A
+    head still waiting for its witnesses, or refused by them, is never anchored."""
+    size = checkpoints.latest_published_size(conn)
+    return log.tree_head_at(conn, size) if size else None
 
 
 def _fault(point: str) -> None:
@@ -119,9 +128,9 @@ class AnchorWorker:
     # -- sealed ---------------------------------------------------------------------------------
 
     def _seal(self) -> str | None:
-        """Seal the latest signed head if enough entries or time have piled up."""
+        """Seal the latest published head if enough entries or time have piled up."""
         with write_transaction(self.registry.engine) as conn:
-            head = log.latest_tree_head(conn)
+            head = latest_published_head(conn)
             anchored = self.store.anchored_size(conn)
             if head is None or head.tree_size <= anchored:
                 return None
@@ -197,7 +206,7 @@ class AnchorWorker:
         before it is signed: nothing was signed or spent yet, and one transaction then covers
         every entry that piled up meanwhile (THREATS 34)."""
         with write_transaction(self.registry.engine) as conn:
-            head = log.latest_tree_head(conn)
+            head = latest_published_head(conn)
             if head is None or head.tree_size <= anchor.tree_size:
                 return anchor
             self.store.reseal(conn, anchor, head.tree_size, head.root)

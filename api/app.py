@@ -51,6 +51,7 @@ from api.trustroot import TrustRootConfig
 from api.verify_front import VerifyFront
 from api.webhooks import WebhookService, WebhookSettings, WebhookWorker, load_webhook_settings
 from readmodels.authenticity import GoodLookup
+from registry import checkpoints
 from registry.db import read_transaction
 from registry.errors import StorageBusy
 from registry.service import Registry
@@ -228,6 +229,10 @@ def create_app(
                 # verifying go on meanwhile, so they do not make the server unready.
                 if row is not None and row.last_error:
                     alerts = str(row.last_error).splitlines()
+            if registry.witness_policy is not None:
+                # Witnesses that fail, a checkpoint held back below the quorum (issue 15):
+                # degraded, not unready (entries are still taken and sequenced).
+                alerts += checkpoints.witness_alerts(conn)
         if chain is not None:
             try:
                 chain.check(registry.domain.chain_id)

@@ -49,6 +49,7 @@ def serve() -> None:
     from anchoring.loop import run_anchoring
     from anchoring.runtime import start_anchoring
     from anchoring.settings import load_anchoring_settings
+    from anchoring.witnessing import Witnessing
     from api.app import create_app
     from api.riskprocess import RiskProcess
     from api.trustroot import TrustRootConfig
@@ -73,6 +74,12 @@ def serve() -> None:
         fail(errors.ConfigurationError(f"invalid setting(s): {', '.join(names)}"))
     with reported():
         registry = open_registry()
+        # Before the chain starts: a witness URL the client refuses stops here, in one line.
+        witnessing = (
+            Witnessing(registry, registry.witness_policy)
+            if registry.witness_policy is not None
+            else None
+        )
         runtime = start_anchoring(registry, state.settings, anchoring)
     stop = threading.Event()
     # NOTE: uvicorn replaces these while it serves and, when it stops, re-raises the signal it
@@ -114,6 +121,24 @@ def serve() -> None:
             daemon=True,
         ),
     ]
+    if witnessing is not None:
+        # Checkpoints are published (served, anchored) only at the witness quorum (issue 15).
+        from anchoring.witnessing import run_witnessing
+
+        logging.getLogger("tracemark").info(
+            "witnesses: %d in the policy, quorum %r",
+            len(witnessing.policy.witnesses),
+            witnessing.policy.quorum,
+        )
+        workers.append(
+            threading.Thread(
+                target=run_witnessing,
+                args=(witnessing,),
+                kwargs={"interval": state.settings.sequencer_interval, "stop": stop},
+                name="witnessing",
+                daemon=True,
+            )
+        )
     for worker in workers:
         worker.start()
     risk = RiskProcess(state.settings)
