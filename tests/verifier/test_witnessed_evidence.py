@@ -27,6 +27,7 @@ from anchoring.chain import Chain
 from anchoring.devchain import DevChain
 from anchoring.worker import AnchorPolicy, AnchorWorker
 from api.app import create_app
+from api.cli import app
 from api.cli.verify import EXIT_BUNDLE_INVALID
 from api.trustroot import NO_WITNESS_POLICY
 from readmodels.bundles import build_bundle
@@ -201,7 +202,7 @@ def _drop_lines(checkpoint: str, *names: str) -> str:
 
 
 def test_the_registry_serves_a_trust_root_naming_its_log_and_witness_policy(
-    witnessed: Witnessed, registry: Registry
+    witnessed: Witnessed, registry: Registry, tmp_path: Path
 ) -> None:
     served = TestClient(create_app(witnessed.registry)).get("/.well-known/tracemark-trust.json")
     root = TrustRoot.parse(served.content)
@@ -216,6 +217,15 @@ def test_the_registry_serves_a_trust_root_naming_its_log_and_witness_policy(
         {**root.document(), "transparency": {**log.model_dump(), "witness_policy": "quorum none\n"}}
     )
     assert relaxed.fingerprint() != root.fingerprint()
+    # Pinning shows the quorum.
+    verify = Verify(tmp_path)
+    pinned = verify.runner.invoke(
+        app,
+        ["trust", "add", str(verify.trust_file(root)), "--fingerprint", root.fingerprint()],
+        env=verify.env,
+    )
+    assert pinned.exit_code == 0, pinned.stderr
+    assert "witness quorum 2 of [w1, w2, w3] (3 witnesses known)" in pinned.stdout
     # A registry without witnesses names quorum none (``registry``: the anchoring tests' own).
     plain = TrustRoot.parse(TestClient(create_app(registry)).get(served.url.path).content)
     assert plain.transparency is not None
