@@ -3,14 +3,18 @@
 It imports no sqlalchemy, sqlmodel, fastapi or web3 (a test proves it); the server's read
 models, which do, are ``readmodels``.
 
-- ``bundle``: the ``tracemark-bundle`` proof bundle, v1 to v3 (format, strict parsing);
+- ``bundle``: the ``tracemark-bundle`` proof bundle, v1 to v4 (format, strict parsing);
 - ``absence``: the ``tracemark-absence/v1`` proof that a good is not registered;
-- ``exportformat``, ``exportlimits``, ``export``: the ``tracemark-export/v1`` evidence
-  export, its bounds, and checking one;
+- ``exportformat``, ``exportlimits``, ``export``: the ``tracemark-export`` evidence export
+  (v1, v2), its bounds, and checking one;
 - ``offline`` (with ``headcheck``, ``bundlereport``): checking a bundle with nothing but the
   chain and a pinned trust root (``tracemark verify``);
+- ``checkpointcheck``: a head's C2SP checkpoint under the trust root's log keys and witness
+  policy: who cosigned it (issue 15);
 - ``statecheck``: what the state map under a head proves: a bundle's history complete, or
   a good's absence (issue 14);
+- ``tlogproof``, ``tlogproofcheck``: the ``c2sp.org/tlog-proof@v1`` offline proof of one
+  entry (format, its ``extra``) and checking one like a bundle (issue 15);
 - ``trust``, ``truststore``: trust roots, and the ones this machine pinned;
 - ``identity``, ``identityclaim``: creators' proven web domains, and their logged entries;
 - ``webhooks``: checking a webhook's signature;
