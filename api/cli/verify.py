@@ -1,5 +1,6 @@
 """``tracemark verify BUNDLE.json``: check a proof bundle (or an evidence export or an absence
-proof, by its ``format``) with nothing but the chain and a trust root the user pinned.
+proof, by its ``format``; or a ``c2sp.org/tlog-proof@v1``, by its first line) with nothing but
+the chain and a trust root the user pinned.
 
 One line on stdout, ``OK: <what was proved>`` (``NOT REGISTERED: ...`` for an absence proof),
 or on stderr, ``FAIL: <first reason>`` (or ``UNTRUSTED:``, ``NOT FINAL:``). Exit codes beyond
@@ -26,9 +27,12 @@ if TYPE_CHECKING:
     from verifier.absence import Absence
     from verifier.bundle import Bundle
     from verifier.bundlereport import AbsenceReport, BundleReport
-    from verifier.errors import UntrustedRegistry
+    from verifier.errors import BundleInvalid, UntrustedRegistry
     from verifier.export import ExportReport
     from verifier.exportformat import Export
+    from verifier.tlogproof import TlogProof
+    from verifier.tlogproofcheck import TlogProofReport
+    from verifier.trust import TrustPolicy, TrustRoot
 
 EXIT_BUNDLE_INVALID: Final = 11
 """The bundle does not verify: a leaf, signature, proof, head or the chain contradicts it."""
@@ -70,17 +74,20 @@ def read_bundle(path: Path) -> Bundle:
         raise MalformedBundle(f"{path}: {exc.detail}") from None
 
 
-def read_evidence(path: Path) -> Bundle | Export | Absence:
-    """Read a bundle, an export or an absence proof (by its ``format``), at most
-    ``MAX_EXPORT_BYTES`` + 1 bytes."""
+def read_evidence(path: Path) -> Bundle | Export | Absence | TlogProof:
+    """Read a bundle, an export or an absence proof (by its ``format``), or a
+    ``c2sp.org/tlog-proof@v1`` (by its first line), at most ``MAX_EXPORT_BYTES`` + 1 bytes."""
     from verifier.absence import MalformedAbsence
     from verifier.bundle import MalformedBundle
     from verifier.exportformat import MAX_EXPORT_BYTES, MalformedExport, parse_evidence
+    from verifier.tlogproof import MalformedTlogProof, TlogProof, is_tlog_proof
 
     data = _read_at_most(path, MAX_EXPORT_BYTES, str(path))
     try:
+        if is_tlog_proof(data):
+            return TlogProof.parse(data)
         return parse_evidence(data)
-    except (MalformedBundle, MalformedExport, MalformedAbsence) as exc:
+    except (MalformedBundle, MalformedExport, MalformedAbsence, MalformedTlogProof) as exc:
         raise type(exc)(f"{path}: {exc.detail}") from None
 
 
@@ -90,8 +97,8 @@ def verify(
         Path,
         typer.Argument(
             metavar="BUNDLE.json",
-            help="A tracemark-bundle file, a tracemark-export/v1 file (tracemark export), or "
-            "a tracemark-absence/v1 file.",
+            help="A tracemark-bundle file, a tracemark-export file (tracemark export), "
+            "a tracemark-absence/v1 file, or a c2sp.org/tlog-proof@v1 file.",
         ),
     ],
     rpc: Annotated[
@@ -130,6 +137,8 @@ def verify(
     from verifier.exportformat import Export
     from verifier.offline import check_bundle
     from verifier.statecheck import check_absence
+    from verifier.tlogproof import TlogProof
+    from verifier.tlogproofcheck import check_tlog_proof
     from verifier.trust import TrustPolicy
     from verifier.truststore import TrustStore, read_trust_root
 
@@ -142,23 +151,26 @@ def verify(
             if trust
             else TrustStore().policy()
         )
-        heads = evidence.heads if isinstance(evidence, Export) else (evidence.tree_head,)
         chain = None
-        if rpc and heads:
+        if rpc and not (isinstance(evidence, Export) and not evidence.heads):
             if not rpc.startswith(("http://", "https://")):
                 raise errors.InvalidInput("--rpc must be an http:// or https:// URL")
             try:
-                root = policy.root_for(heads[0].domain)
+                root = _trust_root(evidence, policy)
             except UntrustedRegistry as exc:
                 _refuse_untrusted(exc, as_json)
+            except BundleInvalid as exc:
+                _refuse_invalid(exc, as_json)
             # Plain JSON-RPC, no web3: a verifier's reads are few (anchoring/reader.py).
             from anchoring.reader import ChainReader
 
             # The contract comes from the trust root, never from the evidence.
             chain = ChainReader(rpc, root.contract_address)
-        report: BundleReport | ExportReport | AbsenceReport
+        report: BundleReport | ExportReport | AbsenceReport | TlogProofReport
         try:
-            if isinstance(evidence, Export):
+            if isinstance(evidence, TlogProof):
+                report = check_tlog_proof(evidence, policy, chain)
+            elif isinstance(evidence, Export):
                 report = check_export(evidence, policy, chain)
             elif isinstance(evidence, Absence):
                 report = check_absence(evidence, policy, chain)
@@ -167,12 +179,7 @@ def verify(
         except UntrustedRegistry as exc:
             _refuse_untrusted(exc, as_json)
         except BundleInvalid as exc:
-            if as_json:
-                out.print_json(
-                    json.dumps({"status": "failed", "failure": exc.detail, "failed_step": exc.step})
-                )
-            err.print(f"FAIL: {exc.detail}", markup=False)
-            raise typer.Exit(EXIT_BUNDLE_INVALID) from None
+            _refuse_invalid(exc, as_json)
         except NotYetEvidence as exc:
             partial = exc.report
             if as_json:
@@ -186,6 +193,28 @@ def verify(
     _emit(report, as_json, chain_asked=chain is not None)
 
 
+def _trust_root(evidence: Bundle | Export | Absence | TlogProof, policy: TrustPolicy) -> TrustRoot:
+    """The pinned root whose contract ``--rpc`` is read at: named by the evidence's head's
+    domain, or by a tlog-proof's checkpoint origin (which has no domain of its own)."""
+    from verifier.exportformat import Export
+    from verifier.tlogproof import TlogProof
+    from verifier.tlogproofcheck import proof_origin, root_for_origin
+
+    if isinstance(evidence, TlogProof):
+        return root_for_origin(policy, proof_origin(evidence))
+    head = evidence.heads[0] if isinstance(evidence, Export) else evidence.tree_head
+    return policy.root_for(head.domain)
+
+
+def _refuse_invalid(exc: BundleInvalid, as_json: bool) -> NoReturn:
+    if as_json:
+        out.print_json(
+            json.dumps({"status": "failed", "failure": exc.detail, "failed_step": exc.step})
+        )
+    err.print(f"FAIL: {exc.detail}", markup=False)
+    raise typer.Exit(EXIT_BUNDLE_INVALID) from None
+
+
 def _refuse_untrusted(exc: UntrustedRegistry, as_json: bool) -> NoReturn:
     if as_json:
         out.print_json(json.dumps({"status": "untrusted", "failure": exc.detail}))
@@ -194,7 +223,10 @@ def _refuse_untrusted(exc: UntrustedRegistry, as_json: bool) -> NoReturn:
 
 
 def _emit(
-    report: BundleReport | ExportReport | AbsenceReport, as_json: bool, *, chain_asked: bool
+    report: BundleReport | ExportReport | AbsenceReport | TlogProofReport,
+    as_json: bool,
+    *,
+    chain_asked: bool,
 ) -> None:
     from verifier.bundlereport import AbsenceReport
 
