@@ -2,7 +2,7 @@
 
 The standard library's ``SimpleHTTPRequestHandler`` with HTTP/1.1 (it sends Content-Length,
 so a client can keep its connection alive: ``python -m http.server`` speaks HTTP/1.0 and
-closes after each answer) and quiet logs. Run in a thread by the tests, or as
+closes after each answer), TCP_NODELAY and quiet logs. Run in a thread by the tests, or as
 ``python -m bench.staticserver DIR PORT`` in its own process by the benchmark.
 """
 
@@ -20,6 +20,9 @@ from typing import Any
 
 class _Handler(SimpleHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # The headers and the file go out in two writes: with Nagle's algorithm the second waits
+    # for the client's delayed ACK of the first, 40 ms a request (nginx's tcp_nodelay).
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

@@ -154,12 +154,32 @@ class Watch:
             bundle[o : o + 32]
             for o in range(_FINGERPRINT_AT + skip * ENTRY_RECORD, len(bundle), ENTRY_RECORD)
         ]
-        if not self.keys.isdisjoint(fingerprints) or not fresh.isdisjoint(fingerprints):
-            keys = self.keys | fresh
-            candidates.update(skip + j for j, fp in enumerate(fingerprints) if fp in keys)
+        keys = self.keys
+        if not keys.isdisjoint(fingerprints) or not fresh.isdisjoint(fingerprints):
+            # NOTE: never keys | fresh: a copy of every watched key per bundle is quadratic
+            # when a creator watches the million goods it registers.
+            candidates.update(
+                skip + j for j, fp in enumerate(fingerprints) if fp in keys or fp in fresh
+            )
+        creators, register = frozenset(self.creators), EntryKind.REGISTER
+        owners, added, goods = self.owners, self.added, self.goods
         for position in sorted(candidates):
-            record = position * ENTRY_RECORD + 2
-            self._apply(first_index + position, bundle[record : record + ENTRY_RECORD - 2])
+            record = position * ENTRY_RECORD
+            fingerprint = bundle[record + _FINGERPRINT_AT : record + _FINGERPRINT_AT + 32]
+            actor = bundle[record + _ACTOR_AT : record + _ACTOR_AT + 20]
+            if (
+                bundle[record + _KIND_AT] == register
+                and actor in creators
+                and fingerprint not in keys
+                and fingerprint not in goods
+            ):
+                # A watched creator's new good, reported to no one: recorded without decoding
+                # the whole leaf (catching up on one's own million goods).
+                owners[fingerprint] = actor
+                keys.add(fingerprint)
+                added.append((fingerprint, actor))
+                continue
+            self._apply(first_index + position, bundle[record + 2 : record + ENTRY_RECORD])
 
     def _apply(self, leaf_index: int, data: bytes) -> None:
         try:

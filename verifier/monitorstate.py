@@ -16,7 +16,7 @@ import fcntl
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -94,16 +94,19 @@ class StateDir:
     def load(self, given: LogIdentity) -> MonitorState:
         """The state saved here, checked against the log the caller names; a new one if none.
 
-        An empty list of vkeys or creators in ``given`` means "as saved"; anything else must
-        equal what was saved: the pinned keys never change under a monitor, and a creator
-        added later would miss the goods registered before (start a new state for it).
+        An empty origin, list of vkeys or of creators in ``given`` means "as saved" (a new
+        state's origin: the prefix without its scheme); anything else must equal what was
+        saved: the pinned log never changes under a monitor (its prefix may: a mirror), and a
+        creator added later would miss the goods registered before (start a new state).
         """
         file = self.path / STATE_FILE
         if not file.exists():
             if not given.vkeys:
                 raise ConfigurationError("the first run needs the log's --vkey")
-            given.verifiers()  # a bad vkey is refused before anything is written
-            return MonitorState(given, None, None, TreeEdge(0), 0)
+            # tlog-tiles: the origin SHOULD be the prefix without its scheme.
+            first = replace(given, origin=given.origin or given.prefix.split("://", 1)[-1])
+            first.verifiers()  # a bad vkey is refused before anything is written
+            return MonitorState(first, None, None, TreeEdge(0), 0)
         document = self._read_json(file)
         try:
             saved = LogIdentity(
@@ -118,7 +121,7 @@ class StateDir:
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigurationError(f"{file} is damaged ({exc})") from None
         for name, differs in (
-            ("origin", given.origin != saved.origin),
+            ("origin", bool(given.origin) and given.origin != saved.origin),
             ("vkeys", bool(given.vkeys) and sorted(given.vkeys) != sorted(saved.vkeys)),
             ("creators", bool(given.creators) and set(given.creators) != set(saved.creators)),
         ):

@@ -119,7 +119,8 @@ class TlogClient:
             try:
                 connection.request("GET", url, headers=_ACCEPT)
                 response = connection.getresponse()
-                body = self._read(response, limit, path)
+                # An error page is read (bounded) only to keep the connection, never used.
+                body = self._read(response, limit if response.status == 200 else 65_536, path)
             except UnexpectedAnswer:
                 connection.close()  # its unread rest would answer the next request
                 raise

@@ -7,7 +7,8 @@ call the registry's service layer on the database directly (the operator's mode)
 10 the chain is unreachable, 11 a bundle does not verify, 12 a bundle checks out but is not
 yet evidence against the chain, 13 the API refused the credentials, 14 the API is
 unreachable, 15 no pinned trust root names the evidence's registry, 16 the evidence's
-anchor is not final yet, 17 an absence proof verified: the good is not registered.
+anchor is not final yet, 17 an absence proof verified: the good is not registered, 18 a
+monitor's alarm: the log contradicts itself or what the monitor verified (split view, rollback).
 """
 
 # Each module registers its commands, in this order in --help.
@@ -20,6 +21,7 @@ from api.cli import apikeys  # noqa: F401
 from api.cli import demo  # noqa: F401
 from api.cli import tiles  # noqa: F401
 from api.cli import witness  # noqa: F401
+from api.cli import monitor  # noqa: F401
 from api.cli.app import EXIT_CODES, app, fail
 
 

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 #: The exit codes the frame answers, each the ``exit_code`` its class carries (the error family,
 #: as ``api/errors.py`` reads ``http_status``); a subclass exits as its nearest class that
-#: names one. ``verify`` adds 11, 12, 15, 16 and 17 (``api/cli/verify.py``).
+#: names one. ``verify`` adds 11, 12, 15, 16 and 17 (``api/cli/verify.py``), ``monitor`` 18
+#: (an alarm) and 11 (``api/cli/monitor.py``).
 EXIT_CODES: dict[type[errors.TracemarkError], int] = {
     kind: kind.exit_code
     for kind in (

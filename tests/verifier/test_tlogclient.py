@@ -1,0 +1,116 @@
+"""The static API client: bounded bodies, gzip (and gzip bombs), a deleted partial tile read
+from its full one, 404s, kept-alive connections, on a real server on loopback."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from bench.staticserver import serving_directory
+from registry.errors import ConfigurationError
+from registry.tlogtiles import TileRef, encode_bundle
+from verifier.problems import RegistryUnreachable, UnexpectedAnswer
+from verifier.tlogclient import TlogClient
+
+FULL_TILE = bytes(range(256)) * 32
+ENTRY = bytes(224)
+
+
+@pytest.fixture
+def directory(tmp_path: Path) -> Path:
+    for ref, data in (
+        (TileRef(0, 0, 256), FULL_TILE),
+        (TileRef(None, 0, 256), encode_bundle([ENTRY] * 256)),
+        (TileRef(0, 1, 256), FULL_TILE + b"x"),  # one byte too many
+    ):
+        path = tmp_path / ref.path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    (tmp_path / "checkpoint").write_bytes(b"origin\n0\n")
+    return tmp_path
+
+
+@pytest.fixture
+def url(directory: Path) -> Iterator[str]:
+    with serving_directory(directory) as served:
+        yield served
+
+
+def test_resources_in_order_and_a_deleted_partial_from_the_full_one(url: str) -> None:
+    with TlogClient(url + "/") as client:
+        assert client.prefix == url
+        assert client.checkpoint() == b"origin\n0\n"
+        # Neither partial was written: each is cut from the full one (tlog-tiles allows a
+        # log to delete a partial tile once the full one exists).
+        refs = [TileRef(0, 0, 256), TileRef(0, 0, 5), TileRef(None, 0, 3)] * 10
+        bodies = list(client.resources(refs))
+        assert bodies[:3] == [FULL_TILE, FULL_TILE[:160], encode_bundle([ENTRY] * 3)]
+        assert bodies == bodies[:3] * 10
+
+
+def test_a_body_larger_than_its_resource_is_refused(url: str) -> None:
+    with TlogClient(url) as client:
+        with pytest.raises(UnexpectedAnswer, match="over 8,192 bytes"):
+            client.resource(TileRef(0, 1, 256))
+        # The connection is still usable (or replaced) after a refusal.
+        assert client.resource(TileRef(0, 0, 256)) == FULL_TILE
+        with pytest.raises(UnexpectedAnswer, match="404"):
+            client.resource(TileRef(0, 7, 256))
+
+
+class _Gzip(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    body = b""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (gzip.compress(FULL_TILE), FULL_TILE),
+        (gzip.compress(FULL_TILE + bytes(10_000_000)), None),  # 10 MB from ~10 KB: refused
+        (b"not gzip at all", None),
+    ],
+    ids=["gzip", "bomb", "garbage"],
+)
+def test_gzip_answers_are_bounded_once_decoded(body: bytes, expected: bytes | None) -> None:
+    handler = type("Handler", (_Gzip,), {"body": body})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with TlogClient(f"http://127.0.0.1:{server.server_address[1]}") as client:
+            if expected is None:
+                with pytest.raises(UnexpectedAnswer):
+                    client.resource(TileRef(0, 0, 256))
+            else:
+                assert client.resource(TileRef(0, 0, 256)) == expected
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_unreachable_log_and_bad_prefixes() -> None:
+    # The discard port: refused.
+    with (
+        TlogClient("http://127.0.0.1:9", timeout=2) as client,
+        pytest.raises(RegistryUnreachable, match="checkpoint"),
+    ):
+        client.checkpoint()
+    for prefix in ("ftp://host/log", "http://user:pw@host/log", "http://host/log?x=1", "host"):
+        with pytest.raises(ConfigurationError):
+            TlogClient(prefix)
