@@ -188,7 +188,9 @@ class Registry:
             witness_policy=policy,
         )
         with write_transaction(engine) as conn:
-            # A head signed before checkpoints existed gets one now (``checkpoints``).
+            # A head signed before checkpoints existed gets one now (``checkpoints``); under
+            # the log's lock, as a head is signed, so two processes starting never race.
+            log.lock_log(conn)
             checkpoints.checkpoint_latest_head(conn, registry.checkpoint_signer, now=clock())
         return registry
 

@@ -402,3 +402,37 @@ def test_readyz_says_degraded_and_names_the_failing_witness(
         f"checkpoint {size} is not published: below the witness quorum (published size 0)"
     )
     assert alerts[1].startswith("witness witness.test/w1 failed 1 time(s) in a row: unreachable")
+
+
+@pytest.mark.slow
+def test_the_loop_publishes_each_new_checkpoint_and_stops_when_asked(
+    engine: Engine, witnesses: Witnesses, make_creator: CreatorFactory, clock: Clock
+) -> None:
+    import threading
+
+    from anchoring.witnessing import run_witnessing
+    from tests.polling import wait_until
+
+    witnesses.real("w1")
+    policy = witnesses.policy("quorum w1\n")
+    registry = _registry(engine, clock, policy)
+    witnessing = Witnessing(registry, policy)
+    stop = threading.Event()
+    loop = threading.Thread(
+        target=run_witnessing, args=(witnessing,), kwargs={"interval": 0.05, "stop": stop}
+    )
+    loop.start()
+    try:
+        for n in (2, 3):
+            size = _grow(registry, make_creator, clock, n)
+
+            def published(size: int = size) -> bool:
+                served = _published(registry)
+                return served is not None and served.checkpoint.size == size
+
+            wait_until(f"checkpoint {size} published", published, timeout=30)
+    finally:
+        stop.set()
+        loop.join(timeout=30)
+    assert not loop.is_alive()
+    assert witnessing.counters.published == 2 and witnessing.counters.below_quorum == 0

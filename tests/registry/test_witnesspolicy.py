@@ -319,3 +319,24 @@ def test_vkeys_written_back_are_the_vkeys_read() -> None:
     # registry.note.vkey re-encodes what parse_vkey read: the canonical text keeps the keys.
     for text in [LOG_VKEY, *W]:
         assert vkey(parse_vkey(text)) == text
+
+
+def test_ml_dsa_44_witnesses_count_and_a_failing_one_rejects() -> None:
+    from cryptography.hazmat.primitives.asymmetric import mldsa
+
+    from registry.note import MLDSA44Cosigner
+
+    cosigner = MLDSA44Cosigner(
+        "witness.example/pq",
+        mldsa.MLDSA44PrivateKey.from_seed_bytes(b"\x09" * 32),
+        clock=lambda: 1679315147,
+    )
+    policy = parse_policy(f"witness pq {vkey(cosigner.verifier())}\nwitness A {W[0]}\nquorum pq\n")
+    line = cosigner.sign(CHECKPOINT_TEXT)
+    assert policy.check(_log_signed().with_signatures(line)) == ("pq",)
+    with pytest.raises(QuorumNotReached, match="missing pq"):
+        policy.check(_log_signed().with_signatures(_cosign(0)))
+    # An ML-DSA-44 cosignature of another size under the same key: the note is refused.
+    other = cosigner.sign(CHECKPOINT_TEXT.replace("20852163", "20852162"))
+    with pytest.raises(NoteError, match=r"witness\.example/pq"):
+        policy.check(_log_signed().with_signatures(other))
