@@ -60,6 +60,8 @@ bench: install
 	$(BIN)/python -m bench.trust_verify_bench
 	$(BIN)/python -m bench.cli_bench
 	$(BIN)/python -m bench.statemap_bench
+	$(BIN)/python -m bench.monitor_bench
+	$(BIN)/python -m bench.witness_bench
 	$(BIN)/python -m bench.scenario
 
 # Schemathesis against a live `tracemark serve` (embedded chain, fresh data dir), as a platform,
