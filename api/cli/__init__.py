@@ -11,17 +11,8 @@ anchor is not final yet, 17 an absence proof verified: the good is not registere
 monitor's alarm: the log contradicts itself or what the monitor verified (split view, rollback).
 """
 
-# Each module registers its commands, in this order in --help.
-from api.cli import server, creator, log, chain  # noqa: F401, I001
-from api.cli import verify  # noqa: F401
-from api.cli import trust  # noqa: F401
-from api.cli import trace  # noqa: F401
-from api.cli import identity  # noqa: F401
-from api.cli import apikeys  # noqa: F401
-from api.cli import demo  # noqa: F401
-from api.cli import tiles  # noqa: F401
-from api.cli import witness  # noqa: F401
-from api.cli import monitor  # noqa: F401
+# Each command's module is imported when the command runs (api.cli.lazy.COMMANDS, the
+# order of --help too): ``tracemark verify`` imports none of the others.
 from api.cli.app import EXIT_CODES, app, fail
 
 

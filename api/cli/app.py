@@ -1,4 +1,11 @@
-"""The ``tracemark`` command's frame: apps, settings, errors and exit codes, output."""
+"""The ``tracemark`` command's frame: apps, settings, errors and exit codes, output.
+
+A command lives in a module of ``api/cli/`` that registers it on ``app`` (or on a group of
+it); the module is imported only when its command runs (``api.cli.lazy``). A new command (or
+group) needs one line in ``api.cli.lazy.COMMANDS``, in its place in ``--help``::
+
+    "witness": ("api.cli.witness",),
+"""
 
 from __future__ import annotations
 
@@ -12,15 +19,16 @@ import typer
 from rich.console import Console
 
 from anchoring.errors import ChainUnavailable
+from api.cli.lazy import LazyGroup
 from registry import errors
 from registry.errors import LogCorrupt
 from verifier import boundedjson
 from verifier.problems import NotAuthorized, RegistryUnreachable
 
-# NOTE: every command module is imported to register its command, so the frame and the
-# command modules import heavy dependencies (the database, the HTTP client, eth_account, web3)
-# inside the commands that use them: ``tracemark verify`` starts without them
-# (tests/api/test_cli_imports.py).
+# NOTE: the frame is imported by every command (and ``--help`` imports every command module),
+# so the frame and the command modules import heavy dependencies (the database, the HTTP
+# client, eth_account, web3) inside the commands that use them: ``tracemark verify`` starts
+# without them (tests/api/test_cli_imports.py).
 if TYPE_CHECKING:
     from registry.codekeyring import CodeKeyring
     from registry.creator import CreatorKeys
@@ -50,6 +58,7 @@ EXIT_CODES: dict[type[errors.TracemarkError], int] = {
 
 app = typer.Typer(
     name="tracemark",
+    cls=LazyGroup,
     help="Provenance registry for digital goods: fingerprints, an append-only log, anchors.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
