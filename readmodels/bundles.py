@@ -24,7 +24,7 @@ from registry.fingerprints import GoodType, fingerprint_hex
 from registry.leaf import LEAF_VERSION, EntryKind
 from registry.payloads import StateCommitmentPayload
 from registry.treehead import TreeHead
-from verifier.absence import FORMAT as ABSENCE_FORMAT
+from verifier.absence import FORMAT_V2 as ABSENCE_FORMAT
 from verifier.absence import Absence
 from verifier.bundle import (
     FORMAT_V4,
@@ -122,7 +122,7 @@ def head_checkpoint(registry: Registry, tree_size: int) -> str | None:
 
 
 def build_absence(registry: Registry, good_type: GoodType, fingerprint: bytes) -> Absence:
-    """The proof that a good is not in the log (``tracemark-absence/v1``), as of the largest
+    """The proof that a good is not in the log (``tracemark-absence/v2``), as of the largest
     anchored head that commits to the state map, else the latest signed head that does (with
     ``anchor`` null).
 
@@ -155,6 +155,7 @@ def build_absence(registry: Registry, good_type: GoodType, fingerprint: bytes) -
             tree_head=head,
             anchor=pointer,
             state=state,
+            checkpoint=head_checkpoint(registry, head.tree_size),
         )
     raise NotFound("no signed head commits to the state map yet: no absence can be proved")
 

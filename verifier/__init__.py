@@ -4,7 +4,7 @@ It imports no sqlalchemy, sqlmodel, fastapi or web3 (a test proves it); the serv
 models, which do, are ``readmodels``.
 
 - ``bundle``: the ``tracemark-bundle`` proof bundle, v1 to v4 (format, strict parsing);
-- ``absence``: the ``tracemark-absence/v1`` proof that a good is not registered;
+- ``absence``: the ``tracemark-absence`` proof (v1, v2) that a good is not registered;
 - ``exportformat``, ``exportlimits``, ``export``: the ``tracemark-export`` evidence export
   (v1, v2), its bounds, and checking one;
 - ``offline`` (with ``headcheck``, ``bundlereport``): checking a bundle with nothing but the

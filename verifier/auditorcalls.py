@@ -79,7 +79,7 @@ class AuditorCalls(RegistryTransport):
     def absence_proof(
         self, good_type: GoodType | GoodTypeName, fingerprint: bytes | str
     ) -> Absence:
-        """The proof that the good is not registered (``tracemark-absence/v1``), parsed
+        """The proof that the good is not registered (``tracemark-absence/v2``), parsed
         strictly; check it with ``verifier.statecheck.check_absence`` and the chain. A good
         that is registered raises ``ProblemConflict``: fetch its proof bundle instead."""
         path = f"/v1/goods/{good_type_name(good_type)}/{fingerprint_text(fingerprint)}/absence"

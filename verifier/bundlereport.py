@@ -237,6 +237,8 @@ class AbsenceReport:
     state: StateFinding
     chain: ChainFinding | None
     claimed_anchor: str | None
+    #: What the head's checkpoint proved (issue 15).
+    witness: WitnessFinding | None = None
 
     @property
     def status(self) -> Status:
@@ -248,6 +250,7 @@ class AbsenceReport:
         how = [
             f"state map committed at leaf {self.state.commitment_leaf_index:,}",
             f"head signed by {self.head_signer}",
+            *(() if self.witness is None else (self.witness.describe(),)),
             _chain_part(self.chain, self.tree_size, self.claimed_anchor, "proof"),
             f"trust root {self.trust_root}",
         ]
@@ -261,6 +264,7 @@ class AbsenceReport:
             "good_type": self.good_type.name.lower(),
             "fingerprint": fingerprint_hex(self.fingerprint),
             **_head_fields(self),
+            "witness": None if self.witness is None else self.witness.as_dict(),
             "state": self.state.as_dict(),
         }
 

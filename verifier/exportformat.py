@@ -44,7 +44,7 @@ from registry.errors import InvalidInput, describe_validation
 from registry.merkle import MAX_TREE_SIZE
 from registry.treehead import TreeHead
 from verifier import boundedjson
-from verifier.absence import FORMAT as ABSENCE_FORMAT
+from verifier.absence import FORMATS as ABSENCE_FORMATS
 from verifier.absence import MAX_ABSENCE_BYTES, Absence, MalformedAbsence
 from verifier.bundle import (
     FORMATS as BUNDLE_FORMATS,
@@ -187,7 +187,7 @@ def parse_evidence(data: bytes | str) -> Bundle | Export | Absence:
             return Bundle.model_validate(document)
         except ValidationError as exc:
             raise MalformedBundle("malformed bundle: " + describe_validation(exc, most=3)) from None
-    if found == ABSENCE_FORMAT:
+    if found in ABSENCE_FORMATS:
         if len(raw) > MAX_ABSENCE_BYTES:
             raise MalformedAbsence(f"an absence proof is at most {MAX_ABSENCE_BYTES:,} bytes")
         return Absence.from_document(document)
@@ -200,7 +200,7 @@ def parse_evidence(data: bytes | str) -> Bundle | Export | Absence:
     shown = repr(found) if isinstance(found, str) and len(found) <= 64 else "missing"
     raise MalformedBundle(
         f"unknown evidence format {shown}; this verifier reads "
-        f"{', '.join(BUNDLE_FORMATS)}, {', '.join(FORMATS)} and {ABSENCE_FORMAT}"
+        f"{', '.join(BUNDLE_FORMATS)}, {', '.join(FORMATS)} and {', '.join(ABSENCE_FORMATS)}"
     )
 
 

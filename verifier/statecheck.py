@@ -33,6 +33,7 @@ from registry.treehead import TreeHead
 from verifier.absence import Absence
 from verifier.bundle import BundleState
 from verifier.bundlereport import AbsenceReport, ChainFinding, StateFinding
+from verifier.checkpointcheck import check_checkpoint
 from verifier.errors import BundleInvalid, NotAnchoredYet, NotFinalYet
 from verifier.headcheck import (
     AnchorView,
@@ -168,6 +169,9 @@ def check_absence(absence: Absence, trust: TrustPolicy, chain: AnchorView | None
     finding = check_absent(absence.state, head, absence.good.good_type, absence.good.fingerprint)
     # 7. The head is signed, under the trusted domain, by the key the trust root names.
     check_head(head, root)
+    # 7b. The head's checkpoint: the log's keys, the head's size and root, and the witness
+    #     quorum the trust root asks (issue 15; a v1 proof carries none).
+    witness = check_checkpoint(absence.checkpoint, head, root)
     # 8. The anchor pointer, if any, points at this head on the trusted chain and contract.
     check_anchor_pointer(head, absence.anchor, root)
 
@@ -182,6 +186,7 @@ def check_absence(absence: Absence, trust: TrustPolicy, chain: AnchorView | None
             state=finding,
             chain=found,
             claimed_anchor=describe_pointer(absence.anchor),
+            witness=witness,
         )
 
     if chain is None:

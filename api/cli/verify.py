@@ -98,7 +98,7 @@ def verify(
         typer.Argument(
             metavar="BUNDLE.json",
             help="A tracemark-bundle file, a tracemark-export file (tracemark export), "
-            "a tracemark-absence/v1 file, or a c2sp.org/tlog-proof@v1 file.",
+            "a tracemark-absence file, or a c2sp.org/tlog-proof@v1 file.",
         ),
     ],
     rpc: Annotated[

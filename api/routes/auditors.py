@@ -1,6 +1,6 @@
 """Auditors and anyone holding evidence: the log's signed heads and proofs, a good's history,
 its proof bundle (``tracemark-bundle/v4``) and, for a good never registered, the proof of its
-absence (``tracemark-absence/v1``), both of which check against the chain alone."""
+absence (``tracemark-absence/v2``), both of which check against the chain alone."""
 
 from __future__ import annotations
 
@@ -169,7 +169,7 @@ async def proof_bundle(
     "/v1/goods/{good_type}/{fingerprint}/absence",
     operation_id="get_absence_proof",
     summary="Proof that the good is not registered as of a signed, anchored head "
-    "(tracemark-absence/v1): check it with the chain alone.",
+    "(tracemark-absence/v2): check it with the chain alone.",
     responses={
         200: {"content": {"application/json": {"schema": {"type": "object"}}}},
         409: problem_response("The good is registered: fetch its proof bundle (/proof)"),

@@ -195,8 +195,9 @@ def test_a_never_registered_fingerprint_is_proved_absent(
     assert done.stderr == ""
     assert done.stdout.startswith(
         f"NOT REGISTERED: code 0x{never.hex()} is not in the log as of head {size:,} (state map "
-        f"committed at leaf {size - 1:,}; head signed by {world.registry.address}; head {size:,} "
-        "anchored on chain 31337"
+        f"committed at leaf {size - 1:,}; head signed by {world.registry.address}; checkpoint "
+        f"{size:,} signed by the log (Ed25519, ML-DSA-44); not witnessed (the trust root's "
+        f"witness policy asks none); head {size:,} anchored on chain 31337"
     )
     assert done.stdout.rstrip().endswith(f"; trust root {root.label()})")
     answer = json.loads(verify(path, "--rpc", rpc, "--json", expect=EXIT_NOT_REGISTERED).stdout)

@@ -169,8 +169,9 @@ def test_a_never_registered_good_is_proved_absent(story: Story) -> None:
     assert report.state.entry_count is None and report.state.commitment_leaf_index == 9
     assert report.summary() == (
         f"code 0x{never.hex()} is not in the log as of head 10 (state map committed at leaf 9; "
-        f"head signed by {log.account.address}; chain not checked (the proof names no anchor "
-        f"yet); trust root {root.label()})"
+        f"head signed by {log.account.address}; checkpoint of head 10 not checked: the trust "
+        "root names no witness policy (pinned before issue 15); chain not checked (the proof "
+        f"names no anchor yet); trust root {root.label()})"
     )
     answer = report.as_dict()
     assert (answer["registered"], answer["tree_size"], answer["state"]["map_root"]) == (

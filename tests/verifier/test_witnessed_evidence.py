@@ -30,7 +30,7 @@ from api.app import create_app
 from api.cli import app
 from api.cli.verify import EXIT_BUNDLE_INVALID
 from api.trustroot import NO_WITNESS_POLICY
-from readmodels.bundles import build_bundle
+from readmodels.bundles import build_absence, build_bundle
 from readmodels.exports import ExportSelection, write_export
 from registry.checkpoints import newest_unpublished_checkpoint, publish_checkpoint
 from registry.creator import CreatorKeys
@@ -54,11 +54,13 @@ from tests.registry.helpers import registration
 from tests.trust import trust_root_of
 from tests.verifier.test_verify_cli import Verify
 from tests.verifier.witnessing import flip_signature_byte, unknown_line
+from verifier.absence import Absence, MalformedAbsence
 from verifier.bundle import Bundle
 from verifier.errors import BundleInvalid
 from verifier.export import check_export
 from verifier.exportformat import Export
 from verifier.offline import check_bundle
+from verifier.statecheck import check_absence
 from verifier.trust import TrustPolicy, TrustRoot
 
 # The anchoring tests' real anvil, its account #0 and the contract.
@@ -360,6 +362,46 @@ def test_a_bundle_from_before_issue_15_verifies_only_without_a_quorum(
         assert before.witness is not None and "no witness policy" in before.summary()
         detail = _refused(old, witnessed.root, "checkpoint")
         assert "carries no checkpoint for head 6" in detail
+
+
+def test_an_absence_proof_carries_its_heads_checkpoint(witnessed: Witnessed) -> None:
+    absence = build_absence(witnessed.registry, GoodType.FILE, os.urandom(32))
+    assert absence.format == "tracemark-absence/v2" and absence.checkpoint is not None
+    trust = TrustPolicy.of(witnessed.root)
+    report = check_absence(Absence.parse(absence.to_json()), trust, witnessed.chain)
+    assert report.status == "verified" and report.witness is not None
+    assert "witnessed by 3 of 3: w1, w2, w3" in report.summary()
+    assert report.as_dict()["witness"]["witnessed_by"] == ["w1", "w2", "w3"]
+    document = json.loads(absence.to_json())
+
+    def refused(change: Document, step: str) -> str:
+        with pytest.raises(BundleInvalid) as caught:
+            check_absence(Absence.parse(json.dumps(change)), trust, None)
+        assert caught.value.step == step, caught.value.detail
+        return caught.value.detail
+
+    below = _drop_lines(absence.checkpoint, "witness.test/w1", "witness.test/w2")
+    assert "missing w1, w2" in refused({**document, "checkpoint": below}, "witness")
+    forged = witnessed.registry.checkpoint_signer.sign(6, os.urandom(32)).to_bytes().decode()
+    assert "is not head 6" in refused({**document, "checkpoint": forged}, "checkpoint")
+    # As v1 wrote it (no checkpoint): refused under the quorum, verified under quorum none.
+    v1 = {k: v for k, v in document.items() if k != "checkpoint"}
+    v1["format"] = "tracemark-absence/v1"
+    assert "carries no checkpoint for head 6" in refused(v1, "checkpoint")
+    log = witnessed.root.transparency
+    assert log is not None
+    relaxed = TrustRoot.model_validate(
+        {
+            **witnessed.root.document(),
+            "transparency": {**log.model_dump(), "witness_policy": NO_WITNESS_POLICY},
+        }
+    )
+    old = check_absence(Absence.parse(json.dumps(v1)), TrustPolicy.of(relaxed), None)
+    assert "head 6 not witnessed" in old.summary()
+    with pytest.raises(MalformedAbsence, match="v1 has no checkpoint"):
+        Absence.parse(json.dumps({**v1, "checkpoint": None}))
+    with pytest.raises(MalformedAbsence, match="v2 names checkpoint"):
+        Absence.parse(json.dumps({**v1, "format": "tracemark-absence/v2"}))
 
 
 # -- exports --------------------------------------------------------------------------------
