@@ -81,6 +81,11 @@ class WitnessApp:
         except _Disconnected:
             logger.info("%s %s disconnected before its body was complete", method, path)
             return
+        except OSError as exc:
+            # The state could not be saved (disk full, I/O error): nothing was cosigned, and
+            # the record in memory is the one before (it changes only after a durable save).
+            logger.error("%s %s: the state could not be saved: %s", method, path, exc.strerror)
+            answer = _plain(500, "the witness could not save its state")
         headers = [
             (b"content-type", answer.content_type.encode()),
             (b"content-length", str(len(answer.body)).encode()),

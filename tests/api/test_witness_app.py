@@ -4,6 +4,7 @@ with no secret, concurrency and restarts; and ``tracemark witness init|vkey|serv
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx2 as httpx
@@ -313,3 +314,32 @@ def test_cli_serve_answers_and_stops_on_sigint(config: WitnessConfig, log: Log) 
     assert "POST /add-checkpoint 200" in text and "stopped" in text
     for key_file in (config.ed25519_key, config.mldsa44_key):
         assert key_file.read_text().strip() not in text
+
+
+class _FullDisk:
+    """Injects the fault a real disk gives on demand only when full: ``save`` fails."""
+
+    def __init__(self) -> None:
+        self.full = True
+
+    def __call__(self, original: Callable[..., None]) -> Callable[..., None]:
+        def save(record: object) -> None:
+            if self.full:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            original(record)
+
+        return save
+
+
+def test_a_failed_save_is_500_and_cosigns_nothing(config: WitnessConfig, log: Log) -> None:
+    with running_witness(config) as (url, app), httpx.Client(timeout=30) as client:
+        assert client.post(url + "/add-checkpoint", content=log.request(0, 4)).status_code == 200
+        disk = _FullDisk()
+        app.witness.state.save = disk(app.witness.state.save)  # type: ignore[method-assign]
+        reply = client.post(url + "/add-checkpoint", content=log.request(4, 9))
+        assert (reply.status_code, reply.text) == (500, "the witness could not save its state\n")
+        assert "\u2014" not in reply.text
+        # The witness still stands at 4: the log retries from there once the disk has room.
+        disk.full = False
+        assert client.post(url + "/add-checkpoint", content=log.request(0, 9)).content == b"4\n"
+        assert client.post(url + "/add-checkpoint", content=log.request(4, 9)).status_code == 200
