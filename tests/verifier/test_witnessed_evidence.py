@@ -1,11 +1,12 @@
-"""Bundles and exports carry their head's checkpoint with its witnesses' cosignatures, and
-``tracemark verify`` checks it under the trust root (issue 15).
+"""Bundles, exports and absence proofs carry their head's checkpoint with its witnesses'
+cosignatures, and ``tracemark verify`` checks it under the trust root (issue 15).
 
-A registry with a witness policy (2 of 3) on a real anvil; three real witnesses
-(``registry.witness``: their own keys and durable state, the add-checkpoint protocol) asked
-for each head's checkpoint before it is anchored. Mutations of the carried checkpoint each
-fail at their named step; evidence made before issue 15 (a v3 bundle, a v1 export: the same
-file without its checkpoint) verifies under ``quorum none`` and fails under a quorum."""
+A registry with a witness policy (2 of 3) on a real anvil; three real witnesses (``tracemark
+witness``'s app on loopback: their own keys and durable state) that the registry asks itself
+(``anchoring.witnessing``) for each head's checkpoint before it is anchored. Mutations of the
+carried checkpoint each fail at their named step; evidence made before issue 15 (a v3 bundle,
+a v1 export or absence proof: the same file without its checkpoint) verifies under ``quorum
+none`` and fails under a quorum."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import json
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,8 @@ from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 
 from anchoring.chain import Chain
-from anchoring.devchain import DevChain
+from anchoring.devchain import DevChain, free_port
+from anchoring.witnessing import Witnessing
 from anchoring.worker import AnchorPolicy, AnchorWorker
 from api.app import create_app
 from api.cli import app
@@ -32,21 +35,18 @@ from api.cli.verify import EXIT_BUNDLE_INVALID
 from api.trustroot import NO_WITNESS_POLICY
 from readmodels.bundles import build_absence, build_bundle
 from readmodels.exports import ExportSelection, write_export
-from registry.checkpoints import newest_unpublished_checkpoint, publish_checkpoint
 from registry.creator import CreatorKeys
-from registry.db import create_db_engine, read_transaction, write_transaction
+from registry.db import create_db_engine
 from registry.eip712 import DEV_DOMAIN
 from registry.fingerprints import GoodType
 from registry.logkeys import LogNoteKeys
 from registry.migrate import upgrade
-from registry.note import NoteSignature, parse_note, parse_signature_lines, sign_note
+from registry.note import parse_note, sign_note
 from registry.service import Registry
-from registry.witness import Witness, format_add_checkpoint
 from registry.witnessconfig import (
     WitnessConfig,
     init_witness,
     load_witness_config,
-    open_witness,
 )
 from registry.witnesspolicy import WitnessPolicy, parse_policy
 from tests.conftest import Clock, CreatorFactory
@@ -54,6 +54,7 @@ from tests.registry.helpers import registration
 from tests.trust import trust_root_of
 from tests.verifier.test_verify_cli import Verify
 from tests.verifier.witnessing import flip_signature_byte, unknown_line
+from tests.witness_server import running_witness
 from verifier.absence import Absence, MalformedAbsence
 from verifier.bundle import Bundle
 from verifier.errors import BundleInvalid
@@ -78,7 +79,6 @@ class Witnessed:
     the first cosigned by w1 and w2 (w3 down), the second by all three."""
 
     registry: Registry
-    witnesses: dict[str, Witness]
     policy: WitnessPolicy
     chain: Chain
     devchain: DevChain
@@ -101,36 +101,15 @@ def _witnesses(tmp_path: Path, keys: LogNoteKeys) -> dict[str, WitnessConfig]:
     }
 
 
-def _policy(configs: dict[str, WitnessConfig]) -> WitnessPolicy:
+def _policy(configs: dict[str, WitnessConfig], urls: dict[str, str]) -> WitnessPolicy:
     # w1 and w3 by their ML-DSA-44 keys, w2 by its Ed25519 one: each witness answers with
     # both lines, so the other is a line this policy does not know (and must ignore).
     lines = []
-    for number, (name, config) in enumerate(configs.items()):
+    for name, config in configs.items():
         vkeys = config.vkeys()
         chosen = vkeys[1] if name == "w2" else vkeys[0]
-        lines.append(f"witness {name} {chosen} http://127.0.0.1:{9000 + number}/")
+        lines.append(f"witness {name} {chosen} {urls[name]}")
     return parse_policy("\n".join([*lines, "group wit 2 w1 w2 w3", "quorum wit"]) + "\n")
-
-
-def _ask(registry: Registry, witnesses: dict[str, Witness], names: tuple[str, ...]) -> int:
-    """What the registry does before anchoring: ask the witnesses (real add-checkpoint
-    requests, old size and consistency proof) and publish the checkpoint with the lines."""
-    with read_transaction(registry.engine) as conn:
-        signed = newest_unpublished_checkpoint(conn)
-    assert signed is not None
-    size = signed.checkpoint.size
-    lines: list[NoteSignature] = []
-    for name in names:
-        witness = witnesses[name]
-        current = witness.state.get(signed.checkpoint.origin)
-        old = 0 if current is None else current.checkpoint.size
-        proof = registry.consistency_proof(old, size) if old else []
-        answer = witness.add_checkpoint(format_add_checkpoint(old, proof, signed.to_bytes()))
-        assert answer.status == 200, answer.body
-        lines.extend(parse_signature_lines(answer.body))
-    with write_transaction(registry.engine) as conn:
-        publish_checkpoint(conn, size, lines, now=registry.clock())
-    return size
 
 
 @pytest.fixture
@@ -142,43 +121,54 @@ def witnessed(
     devchain: DevChain,  # noqa: F811
     operator: LocalAccount,  # noqa: F811
 ) -> Iterator[Witnessed]:
+    """The registry asks its witnesses itself (``anchoring.witnessing``, real add-checkpoint
+    requests over HTTP to three ``tracemark witness`` apps on loopback) before anchoring."""
     engine = create_db_engine(f"sqlite:///{tmp_path / 'registry.db'}")
     upgrade(engine)
     keys = LogNoteKeys.from_seeds("registry.test/tlog", os.urandom(32), os.urandom(32))
     configs = _witnesses(tmp_path, keys)
-    policy = _policy(configs)
-    witnesses = {name: open_witness(config) for name, config in configs.items()}
-    registry = Registry(
-        engine,
-        domain=DEV_DOMAIN,
-        account=Account.create(),
-        master_key=secrets.token_bytes(32),
-        clock=clock,
-        note_keys=keys,
-        witness_policy=policy,
-    )
-    creator: CreatorKeys = make_creator()
-    worker = AnchorWorker(
-        registry, chain, operator, AnchorPolicy(max_entries=1, max_age_seconds=0, confirmations=1)
-    )
-    files = []
-    for names in (("w1", "w2"), NAMES):
-        for _ in range(2):
-            request = registration(creator, clock(), domain=registry.domain)
-            registry.register(request)
-            files.append(bytes(request.signed.message["fingerprint"]))
-        registry.sequence_all()
-        _ask(registry, witnesses, names)
-        worker.run_until_idle()
-        devchain.rpc("anvil_mine", "0x1")
-        worker.run_until_idle()
-    try:
-        yield Witnessed(
-            registry, witnesses, policy, chain, devchain, files, trust_root_of(registry)
+    with ExitStack() as stack:
+        urls = {
+            name: stack.enter_context(running_witness(config))[0]
+            for name, config in configs.items()
+        }
+        policy = _policy(configs, urls)
+        registry = Registry(
+            engine,
+            domain=DEV_DOMAIN,
+            account=Account.create(),
+            master_key=secrets.token_bytes(32),
+            clock=clock,
+            note_keys=keys,
+            witness_policy=policy,
         )
-    finally:
-        for witness in witnesses.values():
-            witness.state.close()
+        # The first round finds w3 down (its URL a closed port); the second reaches it.
+        down = _policy(configs, {**urls, "w3": f"http://127.0.0.1:{free_port()}"})
+        creator: CreatorKeys = make_creator()
+        worker = AnchorWorker(
+            registry,
+            chain,
+            operator,
+            AnchorPolicy(max_entries=1, max_age_seconds=0, confirmations=1),
+        )
+        files = []
+        for asked, cosigners in ((down, ("w1", "w2")), (policy, NAMES)):
+            for _ in range(2):
+                request = registration(creator, clock(), domain=registry.domain)
+                registry.register(request)
+                files.append(bytes(request.signed.message["fingerprint"]))
+            registry.sequence_all()
+            witnessing = Witnessing(registry, asked)
+            try:
+                round_ = witnessing.step()
+            finally:
+                witnessing.close()
+            assert round_ is not None and round_.published, round_
+            assert round_.cosigned == cosigners
+            worker.run_until_idle()
+            devchain.rpc("anvil_mine", "0x1")
+            worker.run_until_idle()
+        yield Witnessed(registry, policy, chain, devchain, files, trust_root_of(registry))
 
 
 def _refused(document: Document, root: TrustRoot, step: str) -> str:
