@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 import zlib
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -39,6 +40,12 @@ MAX_CHECKPOINT_BYTES: Final = MAX_NOTE_BYTES
 
 MAX_BUNDLE_ENTRY: Final = MAX_ENTRY_SIZE
 """Largest entry a bundle can frame (uint16 length); a bundle of W is at most W * (2 + this)."""
+
+MAX_RETRIES: Final = 5
+"""Times one resource is asked again after a 429 or 503 before the step gives up."""
+
+MAX_RETRY_WAIT: Final = 30.0
+"""Longest wait for one ``Retry-After`` (seconds); a longer one is the next step's."""
 
 _ACCEPT: Final = {"Accept-Encoding": "gzip, identity", "User-Agent": "tracemark-monitor"}
 
@@ -114,7 +121,8 @@ class TlogClient:
     def get(self, path: str, limit: int) -> bytes | None:
         """The body at ``prefix/path`` (at most ``limit`` bytes once decoded), None on 404."""
         url = f"{self._path}/{path}"
-        for attempt in (0, 1):
+        reconnected = waited = 0
+        while True:
             connection = self._connection()
             try:
                 connection.request("GET", url, headers=_ACCEPT)
@@ -127,10 +135,11 @@ class TlogClient:
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 # A kept-alive connection the server closed between requests: one fresh try.
                 connection.close()
-                if attempt:
+                if reconnected:
                     raise RegistryUnreachable(
                         f"the log at {self.prefix} closed the connection for {path}"
                     ) from None
+                reconnected += 1
                 continue
             except (OSError, http.client.HTTPException) as exc:
                 connection.close()
@@ -140,10 +149,17 @@ class TlogClient:
                 ) from None
             if response.status == 404:
                 return None
+            if response.status in (429, 503) and waited < MAX_RETRIES:
+                # A rate limit (the registry's anonymous budget) or a busy server: wait as told.
+                retry_after = (response.getheader("Retry-After") or "").strip()
+                waited += 1
+                time.sleep(
+                    min(float(retry_after) if retry_after.isdigit() else 1.0, MAX_RETRY_WAIT)
+                )
+                continue
             if response.status != 200:
                 raise UnexpectedAnswer(f"the log answered {response.status} for {path}")
             return body
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _read(self, response: http.client.HTTPResponse, limit: int, path: str) -> bytes:
         encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()

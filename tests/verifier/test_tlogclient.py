@@ -15,7 +15,7 @@ from bench.staticserver import serving_directory
 from registry.errors import ConfigurationError
 from registry.tlogtiles import TileRef, encode_bundle
 from verifier.problems import RegistryUnreachable, UnexpectedAnswer
-from verifier.tlogclient import TlogClient
+from verifier.tlogclient import MAX_RETRIES, TlogClient
 
 FULL_TILE = bytes(range(256)) * 32
 ENTRY = bytes(224)
@@ -114,3 +114,44 @@ def test_an_unreachable_log_and_bad_prefixes() -> None:
     for prefix in ("ftp://host/log", "http://user:pw@host/log", "http://host/log?x=1", "host"):
         with pytest.raises(ConfigurationError):
             TlogClient(prefix)
+
+
+class _RateLimited(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    refusals = 0  # class-wide: the requests refused before one is answered
+
+    def do_GET(self) -> None:
+        cls = type(self)
+        if cls.refusals:
+            cls.refusals -= 1
+            self.send_response(429)
+            self.send_header("Retry-After", "0")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(FULL_TILE)))
+        self.end_headers()
+        self.wfile.write(FULL_TILE)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("refusals", "answered"), [(3, True), (MAX_RETRIES + 1, False)])
+def test_a_rate_limit_is_waited_out_a_bounded_number_of_times(
+    refusals: int, answered: bool
+) -> None:
+    handler = type("Handler", (_RateLimited,), {"refusals": refusals})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with TlogClient(f"http://127.0.0.1:{server.server_address[1]}") as client:
+            if answered:
+                assert client.resource(TileRef(0, 0, 256)) == FULL_TILE
+            else:
+                with pytest.raises(UnexpectedAnswer, match="429"):
+                    client.resource(TileRef(0, 0, 256))
+    finally:
+        server.shutdown()
+        server.server_close()
