@@ -6,7 +6,12 @@ raising the alarm (exit 18) for a monitor that saw the first checkpoint."""
 from __future__ import annotations
 
 import json
+import os
+import queue
 import random
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +26,8 @@ from registry.checkpoint import Checkpoint
 from registry.logkeys import load_log_note_keys
 from registry.note import sign_note
 
+FOLLOW_TIMEOUT = 60.0
+"""Seconds a following monitor may take to print its next line before the test fails."""
 ORIGIN = "127.0.0.1:8000/tlog"  # the dev default: the registry's public URL + /tlog
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 _AMBIENT = (
@@ -173,3 +180,45 @@ def test_a_checkpoint_under_other_keys_fails(registry: Registry, url: str) -> No
     # Nothing was accepted, nothing saved: the first run still needs its vkey.
     result = registry("monitor", url, "--state", registry.tmp_path / "state", "--once", expect=8)
     assert "--vkey" in result.stderr
+
+
+def test_following_reports_new_entries_as_they_are_published(registry: Registry, url: str) -> None:
+    alice, _bob = registry.creator("alice"), registry.creator("bob")
+    work = registry.tmp_path / "work.png"
+    work.write_bytes(b"alice's work")
+    registry("register", work, "--product", "art", "--new-product", keys="alice")
+    registry("log", "sequence")
+    registry.publish()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEMARK_")}
+    argv = [
+        str(Path(sys.executable).parent / "tracemark"), "monitor", url,
+        "--state", str(registry.tmp_path / "state"), "--origin", ORIGIN, "--creator", alice,
+        "--json", "--interval", "1",
+        *[arg for vkey in registry.vkeys() for arg in ("--vkey", vkey)],
+    ]  # fmt: skip
+    follower = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    assert follower.stdout is not None
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in follower.stdout], daemon=True)  # type: ignore[union-attr]
+    reader.start()
+
+    def next_line() -> dict[str, Any]:
+        line: dict[str, Any] = json.loads(lines.get(timeout=FOLLOW_TIMEOUT))
+        return line
+
+    try:
+        first = next_line()
+        assert (first["type"], first["old_size"], first["goods_added"]) == ("checkpoint", 0, 1)
+        # The same checkpoint again at each interval, until the log grows.
+        registry("register", work, "--product", "art", "--new-product", keys="bob")
+        registry("log", "sequence")
+        registry.publish()
+        line = next_line()
+        while line["type"] == "checkpoint" and line["size"] == first["size"]:
+            line = next_line()
+        assert (line["type"], line["event"], line["owner"]) == ("event", "CONFLICT", alice)
+        assert next_line()["type"] == "checkpoint"
+        assert follower.poll() is None  # still following
+    finally:
+        follower.terminate()
+        follower.wait(timeout=30)
