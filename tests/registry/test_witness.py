@@ -6,6 +6,7 @@ mutation probes, the split view, durability across a restart, and the spec's rac
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 import stat
 import threading
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from registry.checkpoint import Checkpoint
 from registry.checkpoints import checkpoint_at
@@ -647,5 +650,76 @@ def test_the_registrys_checkpoints_are_cosigned_as_its_log_grows(
         text = Checkpoint(keys.origin, old, registry.tree_head(old).root[::-1]).text()
         forged = sign_note(text, keys.signers).to_bytes()
         assert witness.add_checkpoint(format_add_checkpoint(old, [], forged)).status == 422
+    finally:
+        witness.state.close()
+
+
+# -- property: whatever a (mis)behaving log sends, the witness cosigns one growing tree --------
+
+_FORK_AT = 9
+_MAX_SIZE = 24
+
+
+@pytest.fixture(scope="module")
+def signed_views() -> dict[tuple[str, int], bytes]:
+    """Every checkpoint of sizes 0..24 of two views that split after leaf 9, log-signed once."""
+    keys = LogNoteKeys.from_seeds(ORIGIN, bytes(range(32)), bytes(range(1, 33)))
+    views = {"main": _tree(_MAX_SIZE), "fork": _tree(_MAX_SIZE, fork_at=_FORK_AT)}
+    signed = {}
+    for view, tree in views.items():
+        for size in range(_MAX_SIZE + 1):
+            text = Checkpoint(ORIGIN, size, tree.root(size)).text()
+            signed[(view, size)] = sign_note(text, keys.signers).to_bytes()
+    return signed
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["main", "fork"]),
+            st.integers(0, _MAX_SIZE),
+            st.sampled_from(["current", "current", "zero", "other"]),
+            st.integers(0, _MAX_SIZE),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_the_cosigned_sizes_only_grow_along_one_view(
+    steps: list[tuple[str, int, str, int]],
+    signed_views: dict[tuple[str, int], bytes],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    keys = LogNoteKeys.from_seeds(ORIGIN, bytes(range(32)), bytes(range(1, 33)))
+    trees = {"main": _tree(_MAX_SIZE), "fork": _tree(_MAX_SIZE, fork_at=_FORK_AT)}
+    directory = tmp_path_factory.mktemp("prop")
+    init_witness(directory / "w", WITNESS)
+    config = load_witness_config(directory / "w" / CONFIG_FILE)
+    witness = Witness(
+        config.cosigners(lambda: NOW), {ORIGIN: keys.verifiers()}, WitnessState(directory / "s")
+    )
+    try:
+        cosigned: list[tuple[str, int]] = []
+        for view, size, claim, other in steps:
+            current = cosigned[-1][1] if cosigned else 0
+            old = {"current": current, "zero": 0, "other": other}[claim]
+            # The log proves from the old size in its own view (a proof for a fork is its own).
+            proof = trees[view].consistency_proof(old, size) if 0 < old < size else []
+            answer = witness.add_checkpoint(
+                format_add_checkpoint(old, proof, signed_views[(view, size)])
+            )
+            assert answer.status in (200, 400, 409, 422), answer
+            if answer.status == 200:
+                cosigned.append((view, size))
+            elif answer.status == 409:
+                assert answer.body == f"{current}\n".encode()
+        # Each cosigned checkpoint extends the one before: the same view, or a size before
+        # the split (where both views are the same tree).
+        for (view1, size1), (view2, size2) in itertools.pairwise(cosigned):
+            assert size1 <= size2
+            assert view1 == view2 or size1 <= _FORK_AT, (cosigned, steps)
     finally:
         witness.state.close()
