@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Final, NoReturn
 
@@ -20,6 +21,8 @@ from api.cli.app import JsonFlag, app, err, out, reported
 from registry import errors
 
 if TYPE_CHECKING:
+    from verifier import monitor as monitoring
+    from verifier import tlogclient
     from verifier.monitor import StepReport
     from verifier.tiledtree import LogInconsistent
 
@@ -92,6 +95,23 @@ def _emit(report: StepReport, as_json: bool) -> None:
         )
 
 
+def _emit_witness(
+    follower: monitoring.Monitor, witness: tlogclient.TlogClient, as_json: bool
+) -> None:
+    from verifier.witnesswatch import check_witness
+
+    state = follower.state
+    if state.checkpoint is None or state.note is None:
+        return
+    view = check_witness(witness, follower.client, follower.verifiers, state.checkpoint, state.note)
+    if as_json:
+        out.print(json.dumps({"type": "witness", **view.to_json()}), markup=False)
+    else:
+        size = "" if view.size is None else f" size {view.size}"
+        detail = f" ({view.detail})" if view.detail else ""
+        out.print(f"witness {view.url}: {view.status}{size}{detail}", markup=False)
+
+
 @app.command()
 def monitor(
     url: Annotated[str, typer.Argument(metavar="URL", help="The log's prefix (tlog-tiles).")],
@@ -123,6 +143,15 @@ def monitor(
         Path | None,
         typer.Option("--goods", metavar="FILE", help="Watch the goods listed, one a line."),
     ] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness",
+            metavar="URL",
+            help="A witness's monitoring prefix (tlog-witness): its cosigned checkpoint of this "
+            "log must be the same tree as the one verified here, or consistent with it.",
+        ),
+    ] = None,
     once: Annotated[bool, typer.Option("--once", help="One checkpoint, then exit.")] = False,
     interval: Annotated[
         float, typer.Option(help="Seconds between checkpoints when following.")
@@ -139,36 +168,38 @@ def monitor(
     from verifier.tiledtree import LogInconsistent
     from verifier.tlogclient import TlogClient
 
-    with reported():
+    with reported(), ExitStack() as stack:
         watched_goods = _fingerprints(good or [], goods)
         creators = _creators(creator or [])
-        client = TlogClient(url)
-        with client, StateDir(state) as state_dir:
-            given = LogIdentity(
-                prefix=client.prefix,
-                origin=origin or "",
-                vkeys=tuple(vkey or ()),
-                creators=tuple(creators),
-            )
-            saved = state_dir.load(given)
-            follower = Monitor(client, state_dir, saved, watched_goods)
-            wait = max(MIN_INTERVAL, interval)
-            while True:
-                try:
-                    follower.step(lambda report: _emit(report, as_json))
-                except LogInconsistent as exc:
-                    _alarm(exc, as_json)
-                except CheckpointInvalid as exc:
-                    err.print(f"FAIL: {exc.detail}", markup=False)
-                    raise typer.Exit(EXIT_CHECKPOINT_INVALID) from None
-                except (RegistryUnreachable, UnexpectedAnswer) as exc:
-                    if once:
-                        raise
-                    # Following: a log briefly away is retried at the next interval.
-                    err.print(f"warning: {exc.detail}", markup=False)
+        client = stack.enter_context(TlogClient(url))
+        witnesses = [stack.enter_context(TlogClient(p, parallel=1)) for p in witness or ()]
+        state_dir = stack.enter_context(StateDir(state))
+        given = LogIdentity(
+            prefix=client.prefix,
+            origin=origin or "",
+            vkeys=tuple(vkey or ()),
+            creators=tuple(creators),
+        )
+        follower = Monitor(client, state_dir, state_dir.load(given), watched_goods)
+        wait = max(MIN_INTERVAL, interval)
+        while True:
+            try:
+                follower.step(lambda report: _emit(report, as_json))
+                for witness_client in witnesses:
+                    _emit_witness(follower, witness_client, as_json)
+            except LogInconsistent as exc:
+                _alarm(exc, as_json)
+            except CheckpointInvalid as exc:
+                err.print(f"FAIL: {exc.detail}", markup=False)
+                raise typer.Exit(EXIT_CHECKPOINT_INVALID) from None
+            except (RegistryUnreachable, UnexpectedAnswer) as exc:
                 if once:
-                    return
-                time.sleep(wait)
+                    raise
+                # Following: a log briefly away is retried at the next interval.
+                err.print(f"warning: {exc.detail}", markup=False)
+            if once:
+                return
+            time.sleep(wait)
 
 
 __all__ = ["EXIT_ALARM", "EXIT_CHECKPOINT_INVALID", "monitor"]

@@ -222,3 +222,33 @@ def test_following_reports_new_entries_as_they_are_published(registry: Registry,
     finally:
         follower.terminate()
         follower.wait(timeout=30)
+
+
+def test_a_witness_shown_another_tree_raises_the_alarm(
+    registry: Registry, url: str, tmp_path: Path
+) -> None:
+    from verifier.witnesswatch import monitoring_path
+
+    alice = registry.creator("alice")
+    work = tmp_path / "work.png"
+    work.write_bytes(b"alice's work")
+    registry("register", work, "--product", "art", "--new-product", keys="alice")
+    registry("log", "sequence")
+    size = registry.publish()
+    witness_dir = tmp_path / "witness"
+    cosigned = witness_dir / monitoring_path(ORIGIN)
+    cosigned.parent.mkdir(parents=True)
+    cosigned.write_bytes((registry.published / "checkpoint").read_bytes())
+    vkey_args = [arg for vkey in registry.vkeys() for arg in ("--vkey", vkey)]
+    with serving_directory(witness_dir) as witness_url:
+        lines = _monitor(registry, url, *vkey_args, "--creator", alice, "--witness", witness_url)
+        assert lines[-1] == {
+            "type": "witness", "url": witness_url, "status": "same", "size": size, "detail": "",
+        }  # fmt: skip
+        # The log signs another root of the same size for the witness.
+        keys = load_log_note_keys(registry.data_dir, ORIGIN)
+        forged = Checkpoint(ORIGIN, size, bytes(32))
+        cosigned.write_bytes(sign_note(forged.text(), keys.signers).to_bytes())
+        *_, alarm = _monitor(registry, url, "--witness", witness_url, expect=EXIT_ALARM)
+    assert (alarm["type"], alarm["kind"]) == ("alarm", "split-view")
+    assert witness_url in alarm["detail"]
