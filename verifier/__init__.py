@@ -16,6 +16,9 @@ models, which do, are ``readmodels``.
 - ``tlogproof``, ``tlogproofcheck``: the ``c2sp.org/tlog-proof@v1`` offline proof of one
   entry (format, its ``extra``) and checking one like a bundle (issue 15);
 - ``trust``, ``truststore``: trust roots, and the ones this machine pinned;
+- ``monitor`` (with ``monitorstate``, ``tiledtree``, ``tlogclient``, ``witnesswatch``):
+  following a log through its static API (C2SP tlog-tiles), its state on disk, the tree's
+  right edge checked tile by tile, the fetching, and witnesses' views (issue 15);
 - ``identity``, ``identityclaim``: creators' proven web domains, and their logged entries;
 - ``webhooks``: checking a webhook's signature;
 - ``schemas``: the HTTP API's wire models, shared by the server and the client;
