@@ -5,6 +5,7 @@ tiles) leaving the state where it was; restarts from the state directory."""
 from __future__ import annotations
 
 import os
+import random
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from registry.errors import ConfigurationError, StorageBusy
 from registry.leaf import EntryKind, subject_fingerprint
 from registry.logkeys import LogNoteKeys
 from registry.merkle import root_from_leaf_hashes
-from registry.tlogtiles import TileRef, encode_bundle
+from registry.tlogtiles import TileRef, checkpoint_tiles, encode_bundle
 from tests.verifier.tlogfixture import (
     ORIGIN,
     leaf,
@@ -338,3 +339,56 @@ def test_catching_up_on_a_hundred_thousand_entries(url: str, log: Log, tmp_path:
     report = _step(monitor)
     assert [(e.event, e.leaf_index) for e in report.events] == [("CONFLICT", 100_005)]
     state_dir.close()
+
+
+FLIPS = 20
+"""Random bit flips tried in each resource a catch-up reads."""
+
+
+@pytest.mark.parametrize("start", [0, 300])
+def test_any_flipped_byte_of_any_resource_is_caught(start: int) -> None:
+    leaves = random_leaves(600, ALICE)
+    levels = level_nodes(leaves)
+    served: dict[TileRef, bytes] = {}
+    for ref in checkpoint_tiles(600):
+        begin = ref.index * 256
+        served[ref] = (
+            encode_bundle(leaves[begin : begin + ref.width])
+            if ref.level is None
+            else b"".join(levels[ref.level][begin : begin + ref.width])
+        )
+    edge = _extend(TreeEdge(0), leaves, levels, start) if start else TreeEdge(0)
+    root = root_from_leaf_hashes(levels[0])
+
+    fetched: set[TileRef] = set()
+
+    def catch_up(resources: dict[TileRef, bytes]) -> TreeEdge:
+        def get(ref: TileRef) -> bytes:
+            fetched.add(ref)
+            return resources[ref]
+
+        extension = EdgeExtension(edge, 600)
+        for index, width in extension.level0:
+            bundle = parse_bundle(get(TileRef(None, index, width)), width)
+            tile = get(TileRef(0, index, width))
+            extension.add_level0(index, tile, bundle_leaf_hashes(bundle))
+        grown = extension.finish(lambda wanted: [get(TileRef(*w)) for w in wanted])
+        if grown.root() != root:
+            raise LogInconsistent("tiles", "root")
+        return grown
+
+    assert catch_up(served).root() == root
+    # Every resource the catch-up reads (from 300: not bundle 0 nor tile 0/0, verified before).
+    assert len(fetched) == (7 if start == 0 else 5)
+    rng = random.Random(start)
+    flipped = 0
+    for ref in sorted(fetched, key=lambda r: (r.level is not None, r.level or 0, r.index)):
+        data = served[ref]
+        for _ in range(FLIPS):
+            position = rng.randrange(len(data))
+            mutated = bytearray(data)
+            mutated[position] ^= 1 << rng.randrange(8)
+            with pytest.raises(LogInconsistent):
+                catch_up({**served, ref: bytes(mutated)})
+            flipped += 1
+    assert flipped == len(fetched) * FLIPS
