@@ -252,3 +252,26 @@ def test_a_witness_shown_another_tree_raises_the_alarm(
         *_, alarm = _monitor(registry, url, "--witness", witness_url, expect=EXIT_ALARM)
     assert (alarm["type"], alarm["kind"]) == ("alarm", "split-view")
     assert witness_url in alarm["detail"]
+
+
+def test_a_platform_watches_goods_by_fingerprint(
+    registry: Registry, url: str, tmp_path: Path
+) -> None:
+    registry.creator("alice")
+    work = tmp_path / "work.png"
+    work.write_bytes(b"a good a platform sells")
+    fingerprint = json.loads(registry("fingerprint", work, "--json").stdout)["fingerprint"]
+    registry("register", work, "--product", "art", "--new-product", keys="alice")
+    registry("log", "sequence")
+    registry.publish()
+    listed = tmp_path / "goods.txt"
+    listed.write_text(f"# the goods we sell\n{fingerprint}\n\n")
+    vkey_args = [arg for vkey in registry.vkeys() for arg in ("--vkey", vkey)]
+    event, _checkpoint = _monitor(registry, url, *vkey_args, "--goods", str(listed))
+    assert (event["event"], event["fingerprint"], event["owner"]) == (
+        "REGISTER", fingerprint, None,
+    )  # fmt: skip
+    # A malformed fingerprint is one line and exit 3, before anything is fetched.
+    result = registry("monitor", url, "--state", tmp_path / "other", "--good", "0x12", expect=3)
+    assert result.stderr.startswith("error: ") and result.stdout == ""
+    assert not (tmp_path / "other").exists()
