@@ -15,7 +15,8 @@ models, which do, are ``readmodels``.
   a good's absence (issue 14);
 - ``tlogproof``, ``tlogproofcheck``: the ``c2sp.org/tlog-proof@v1`` offline proof of one
   entry (format, its ``extra``) and checking one like a bundle (issue 15);
-- ``trust``, ``truststore``: trust roots, and the ones this machine pinned;
+- ``trust``, ``transparency``, ``truststore``: trust roots (with the log's checkpoint keys and
+  witness policy), and the ones this machine pinned;
 - ``monitor`` (with ``monitorstate``, ``tiledtree``, ``tlogclient``, ``witnesswatch``):
   following a log through its static API (C2SP tlog-tiles), its state on disk, the tree's
   right edge checked tile by tile, the fetching, and witnesses' views (issue 15);

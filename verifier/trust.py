@@ -32,7 +32,7 @@ import json
 from collections.abc import Iterable
 from functools import cached_property
 from itertools import pairwise
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -46,17 +46,18 @@ from pydantic import (
 )
 
 from registry.canonicaljson import canonical_json
-from registry.checkpoint import MAX_ORIGIN_BYTES
 from registry.edges import Address, SignatureBytes
 from registry.eip712 import Domain, checksum_address
 from registry.errors import InvalidInput, SignatureError
-from registry.note import SIG_ED25519, SIG_MLDSA44_SUBTREE, NoteError, NoteVerifier, parse_vkey
 from registry.signatures import verify_signature
 from verifier import boundedjson
 from verifier.errors import BundleInvalid, UntrustedRegistry
-
-if TYPE_CHECKING:
-    from registry.witnesspolicy import WitnessPolicy
+from verifier.transparency import (
+    LOG_KEY_TYPES,
+    MAX_LOG_VKEYS,
+    MAX_WITNESS_POLICY_BYTES,
+    Transparency,
+)
 
 FORMAT: Final = "tracemark-trust/v1"
 """The magic and version of a trust root; any other value is refused."""
@@ -67,17 +68,6 @@ WELL_KNOWN_PATH: Final = "/.well-known/tracemark-trust.json"
 MAX_TRUST_ROOT_BYTES: Final = 256 * 1024
 """Largest trust root a parser reads. Threat: a hostile URL answering without end. (64 KiB
 before issue 15; an ML-DSA-44 vkey is ~1.8 KB of text, and a witness policy may name 32.)"""
-
-MAX_LOG_VKEYS: Final = 4
-"""Most note keys a trust root names for the log's checkpoints (the log signs with two).
-Threat: a root making every checkpoint check try many keys."""
-
-MAX_WITNESS_POLICY_BYTES: Final = 192 * 1024
-"""Largest witness policy text (tlog-policy asks support for 32 witnesses; 32 ML-DSA-44
-vkeys are ~58 KB). Threat: a policy that makes parsing or quorum evaluation unbounded."""
-
-LOG_KEY_TYPES: Final = {SIG_ED25519: "Ed25519", SIG_MLDSA44_SUBTREE: "ML-DSA-44"}
-"""The signature types a log's checkpoint key may have, and how a report names them."""
 
 MAX_SIGNING_KEYS: Final = 256
 """Most registry keys one trust root lists (each rotation adds one). Threat: a document that
@@ -134,71 +124,6 @@ class Finality(_Model):
             return "the network's finalized block"
         plural = "" if self.confirmations == 1 else "s"
         return f"{self.confirmations} confirmation{plural}"
-
-
-class Transparency(_Model):
-    """The log as the transparency ecosystem sees it (issue 15): the origin its checkpoints
-    name, the vkeys of the note keys that sign them, and the witness policy (tlog-policy
-    text) a checkpoint's cosignatures must satisfy (``quorum none``: no witness asked)."""
-
-    log_origin: Annotated[StrictStr, Field(min_length=1, max_length=MAX_ORIGIN_BYTES)]
-    log_vkeys: Annotated[tuple[StrictStr, ...], Field(min_length=1, max_length=MAX_LOG_VKEYS)]
-    witness_policy: Annotated[StrictStr, Field(min_length=1, max_length=MAX_WITNESS_POLICY_BYTES)]
-
-    @model_validator(mode="after")
-    def _valid(self) -> Transparency:
-        if len(self.log_origin.encode()) > MAX_ORIGIN_BYTES:
-            raise ValueError(f"log_origin is at most {MAX_ORIGIN_BYTES} bytes")
-        seen: set[bytes] = set()
-        for verifier in self.log_verifiers:
-            if verifier.name != self.log_origin:
-                raise ValueError(
-                    f"log key {verifier.name!r} is not named by the log's origin "
-                    f"{self.log_origin!r} (tlog-checkpoint: the key name is the origin)"
-                )
-            if verifier.sig_type not in LOG_KEY_TYPES:
-                raise ValueError("a log key is an Ed25519 (0x01) or ML-DSA-44 (0x06) vkey")
-            if verifier.public_key in seen:
-                raise ValueError("a log key is listed twice")
-            seen.add(verifier.public_key)
-        self.policy  # noqa: B018 - parsed now, so a root with a bad policy cannot exist
-        return self
-
-    @cached_property
-    def log_verifiers(self) -> tuple[NoteVerifier, ...]:
-        """The log's checkpoint keys, parsed from their vkeys."""
-        try:
-            return tuple(parse_vkey(text) for text in self.log_vkeys)
-        except NoteError as exc:
-            raise ValueError(f"log_vkeys: {exc.detail}") from None
-
-    def describe_quorum(self) -> str:
-        """The witness policy's quorum in words: ``none``, a witness, or k of a group's
-        members (nested groups spelled out), as ``tracemark trust add`` shows it."""
-        from registry.witnesspolicy import NONE, PolicyGroup
-
-        policy = self.policy
-        if policy.quorum == NONE:
-            return "none (no witness asked)"
-        groups = {group.name: group for group in policy.groups}
-
-        def spell(name: str) -> str:
-            group: PolicyGroup | None = groups.get(name)
-            if group is None:
-                return name
-            return f"{group.k} of [{', '.join(spell(member) for member in group.members)}]"
-
-        return f"{spell(policy.quorum)} ({len(policy.witnesses)} witnesses known)"
-
-    @cached_property
-    def policy(self) -> WitnessPolicy:
-        """The witness policy, parsed (``registry.witnesspolicy``)."""
-        from registry.witnesspolicy import parse_policy
-
-        try:
-            return parse_policy(self.witness_policy)
-        except InvalidInput as exc:
-            raise ValueError(f"witness_policy: {exc.detail}") from None
 
 
 class TrustRoot(_Model):
@@ -364,7 +289,14 @@ def _check_key_chain(keys: tuple[SigningKey, ...], domain: Domain) -> None:
 def extends(pinned: TrustRoot, offered: TrustRoot) -> bool:
     """Whether ``offered`` is ``pinned`` after zero or more key hand-overs: the same registry
     (chain, contract), the pinned keys kept (the current one possibly ended where a signed
-    hand-over starts the next). A root that does not extend the pinned one is not an update."""
+    hand-over starts the next), the same log keys and witness policy. A root that does not
+    extend the pinned one is not an update."""
+    return keys_extend(pinned, offered) and same_transparency(pinned, offered)
+
+
+def keys_extend(pinned: TrustRoot, offered: TrustRoot) -> bool:
+    """``extends`` but for ``transparency``: the same registry, its keys one chain of custody
+    on from the pinned ones."""
     if (offered.chain_id, offered.contract) != (pinned.chain_id, pinned.contract):
         return False
     old, new = pinned.signing_keys, offered.signing_keys
@@ -380,6 +312,11 @@ def extends(pinned: TrustRoot, offered: TrustRoot) -> bool:
             return False
         if key.until_size is not None and candidate.until_size != key.until_size:
             return False
+    return True
+
+
+def same_transparency(pinned: TrustRoot, offered: TrustRoot) -> bool:
+    """Whether both roots name the same log keys and witness policy (or neither names any)."""
     # NOTE: the log's checkpoint keys and the witness policy carry no signed hand-over: a root
     # that changes them (adding them included) is a new trust decision, pinned with --replace
     # after comparing its fingerprint out of band, never taken as an update.
@@ -441,4 +378,6 @@ __all__ = [
     "TrustPolicy",
     "TrustRoot",
     "extends",
+    "keys_extend",
+    "same_transparency",
 ]

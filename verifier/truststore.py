@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Final, Literal
 
 from registry.errors import ConfigurationError, Conflict, InvalidInput, NotFound
-from verifier.trust import MAX_TRUST_ROOT_BYTES, MalformedTrustRoot, TrustPolicy, TrustRoot, extends
+from verifier.trust import (
+    MAX_TRUST_ROOT_BYTES,
+    MalformedTrustRoot,
+    TrustPolicy,
+    TrustRoot,
+    extends,
+    keys_extend,
+)
 
 MAX_PINNED_ROOTS: Final = 256
 """Most trust roots one directory holds: each is read by every ``tracemark verify``."""
@@ -99,11 +106,16 @@ class TrustStore:
             elif replace:
                 status = "replaced"
             else:
+                why = (
+                    "names other log keys or another witness policy (issue 15: no hand-over "
+                    "signs those)"
+                    if keys_extend(old, root)
+                    else "does not extend it by signed key hand-overs"
+                )
                 raise Conflict(
                     f"a different trust root is pinned for chain {root.chain_id} and contract "
-                    f"{root.contract_address} ({old.label()}), and this one does not extend it "
-                    "by signed key hand-overs; compare both with the registry's operator, then "
-                    "pass --replace"
+                    f"{root.contract_address} ({old.label()}), and this one {why}; compare both "
+                    "with the registry's operator, then pass --replace"
                 )
             replaced = old.fingerprint()
         if len(self.roots()) - len(same) >= MAX_PINNED_ROOTS:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from registry.errors import Conflict
 from registry.fingerprints import GoodType
 from registry.leaf import EntryKind
 from registry.note import CosignerV1, vkey
@@ -20,6 +22,7 @@ from tests.verifier.witnessing import Witnesses, flip_signature_byte, log_keys, 
 from verifier.checkpointcheck import check_checkpoint
 from verifier.errors import BundleInvalid
 from verifier.trust import MalformedTrustRoot, TrustRoot, extends
+from verifier.truststore import TrustStore
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +204,18 @@ def test_a_log_key_must_be_a_checkpoint_key(base: TrustRoot, witnesses: Witnesse
         member = {**witnesses.transparency(), "log_vkeys": vkeys}
         with pytest.raises(MalformedTrustRoot, match=reason):
             TrustRoot.parse(json.dumps({**base.document(), "transparency": member}))
+
+
+def test_pinning_a_changed_policy_asks_for_replace(
+    base: TrustRoot, witnesses: Witnesses, tmp_path: Path
+) -> None:
+    store = TrustStore(tmp_path)
+    assert store.pin(base).status == "added"
+    root = witnesses.root(base)
+    with pytest.raises(Conflict, match="names other log keys or another witness policy"):
+        store.pin(root)
+    assert store.pin(root, replace=True).status == "replaced"
+    relaxed = witnesses.root(base, quorum="none")
+    with pytest.raises(Conflict, match="another witness policy"):
+        store.pin(relaxed)
+    assert store.roots() == [root]
