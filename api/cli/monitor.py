@@ -122,6 +122,7 @@ def monitor(
         list[str] | None,
         typer.Option(
             "--vkey",
+            metavar="VKEY",
             help="A vkey of the log (signed-note); pinned in the state at the first run.",
         ),
     ] = None,
