@@ -15,7 +15,7 @@ import pytest
 from bench.staticserver import serving_directory
 from registry.checkpoint import Checkpoint
 from registry.errors import ConfigurationError, StorageBusy
-from registry.leaf import EntryKind, subject_fingerprint
+from registry.leaf import NO_GOOD, EntryKind, encode_leaf, subject_fingerprint
 from registry.logkeys import LogNoteKeys
 from registry.merkle import root_from_leaf_hashes
 from registry.tlogtiles import TileRef, checkpoint_tiles, encode_bundle
@@ -179,17 +179,29 @@ def test_a_register_and_its_conflict_in_one_bundle(url: str, log: Log, tmp_path:
         leaf(EntryKind.CONFLICT, good, BOB),
         leaf(EntryKind.REGISTER, platform_good, BOB),
         leaf(EntryKind.CONFLICT, os.urandom(32), ALICE),
+        subject_leaf(EntryKind.CREATOR_IDENTITY, identity),
+        subject_leaf(
+            EntryKind.CREATOR_IDENTITY, subject_fingerprint(EntryKind.CREATOR_IDENTITY, BOB)
+        ),
+        subject_leaf(EntryKind.KEY_HANDOVER, os.urandom(32)),
+        leaf(EntryKind.TRANSFER, platform_good, REGISTRY),
     )
     monitor, state_dir = _monitor(url, log, tmp_path / "state", goods=[platform_good])
     events = _step(monitor).events
-    assert [(e.event, e.leaf_index) for e in events] == [
-        ("CONFLICT", 1),
-        ("REGISTER", 2),
-        ("CONFLICT", 3),
+    assert [(e.event, e.leaf_index, e.owner) for e in events] == [
+        ("CONFLICT", 1, ALICE),
+        ("REGISTER", 2, None),
+        ("CONFLICT", 3, ALICE),
+        ("CREATOR_IDENTITY", 4, ALICE),
+        ("KEY_HANDOVER", 6, None),
+        ("TRANSFER", 7, None),
     ]
     assert events[2].reason.startswith("your claim")
-    del identity
     state_dir.close()
+
+
+def subject_leaf(kind: EntryKind, fingerprint: bytes) -> bytes:
+    return encode_leaf(kind, NO_GOOD, fingerprint, REGISTRY, os.urandom(32), 1_700_000_000)
 
 
 def test_a_split_view_is_an_alarm_and_moves_nothing(url: str, log: Log, tmp_path: Path) -> None:
