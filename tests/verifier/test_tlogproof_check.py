@@ -123,6 +123,8 @@ def log(tmp_path_factory: pytest.TempPathFactory) -> Log:
         new_product=True,
     )
     registry.register_batch(request, batch.fingerprints())
+    codes = list(batch.fingerprints())
+    batch.close()
     receipt = registry.transfer(
         TransferRequest(
             platform="keyshop",
@@ -158,7 +160,7 @@ def log(tmp_path_factory: pytest.TempPathFactory) -> Log:
         creator,
         clock,
         file,
-        list(batch.fingerprints()),
+        codes,
         receipt.transfer_id,
         witnesses,
     )
@@ -399,3 +401,84 @@ def test_an_origin_another_pinned_log_has_is_refused_at_the_checkpoint(log: Log)
     with pytest.raises(BundleInvalid) as caught:
         check_tlog_proof(TlogProof.parse(renamed), TrustPolicy.of(other), log.chain)
     assert caught.value.step == "checkpoint"
+
+
+# -- a witnessed log, end to end ------------------------------------------------------------------
+
+
+def test_a_witnessed_registrys_tlog_proof_carries_the_quorum_and_verifies(
+    tmp_path: Path,
+) -> None:
+    """A registry with a 2-of-2 witness policy, two real witnesses over loopback HTTP
+    (``tracemark witness``'s app): only the cosigned checkpoint is anchored, its tlog-proof
+    carries both cosignatures, and it verifies under the registry's own trust root (which names
+    the policy); stripped of one cosignature it is refused at ``witness``."""
+    import httpx2
+
+    from anchoring.witnessing import Witnessing
+    from api.trustroot import TrustRootConfig, registry_trust_root
+    from registry.logkeys import LogNoteKeys
+    from registry.witnessconfig import init_witness, load_witness_config
+    from registry.witnesspolicy import parse_policy
+    from tests.witness_server import running_witness
+
+    provider = EthereumTesterProvider()
+    w3 = Web3(provider)
+    key = provider.ethereum_tester.backend.account_keys[0]  # type: ignore[attr-defined]
+    operator: LocalAccount = Account.from_key(key.to_bytes())
+    address = Chain(w3, "0x" + "00" * 20).deploy(operator)
+    chain = Chain(w3, address)
+    domain = Domain(chain_id=w3.eth.chain_id, verifying_contract=address)
+    log_keys = LogNoteKeys.from_seeds("registry.test/tlog", os.urandom(32), os.urandom(32))
+    configs = [
+        load_witness_config(
+            init_witness(tmp_path / name, f"witness.test/{name}", [log_keys.vkeys()])
+        )
+        for name in ("w1", "w2")
+    ]
+    with running_witness(configs[0]) as (url1, _), running_witness(configs[1]) as (url2, _):
+        policy = parse_policy(
+            f"witness w1 {configs[0].vkeys()[1]} {url1}\n"
+            f"witness w2 {configs[1].vkeys()[0]} {url2}\n"
+            "group both 2 w1 w2\nquorum both\n"
+        )
+        engine = create_db_engine(f"sqlite:///{tmp_path / 'registry.db'}")
+        upgrade(engine)
+        clock = Clock()
+        registry = Registry(
+            engine,
+            domain=domain,
+            account=Account.create(),
+            master_key=secrets.token_bytes(32),
+            clock=clock,
+            note_keys=log_keys,
+            witness_policy=policy,
+        )
+        creator = CreatorKeys(Account.create(), secrets.token_bytes(32))
+        fingerprint = os.urandom(32)
+        registry.register(registration(creator, clock(), fingerprint=fingerprint, domain=domain))
+        registry.sequence_all()
+        worker = AnchorWorker(
+            registry, chain, operator, AnchorPolicy(max_entries=1, max_age_seconds=0)
+        )
+        worker.run_until_idle()
+        assert chain.root_at(2) is None  # not witnessed yet: not anchored
+        with httpx2.Client(timeout=10.0) as http:
+            round_ = Witnessing(registry, policy, http=http).step()
+        assert round_ is not None and round_.published
+        worker.run_until_idle()
+        provider.ethereum_tester.mine_blocks(3)  # type: ignore[attr-defined]
+        worker.run_until_idle()
+    root = registry_trust_root(registry, TrustRootConfig(name="witnessed", confirmations=1))
+    proof = build_good_tlog_proof(registry, GoodType.FILE, fingerprint)
+    note = parse_note(proof.checkpoint)
+    assert sorted(s.name for s in note.signatures[-2:]) == ["witness.test/w1", "witness.test/w2"]
+    report = check_tlog_proof(TlogProof.parse(proof.to_bytes()), TrustPolicy.of(root), chain)
+    assert report.status == "verified"
+    assert report.checkpoint.witnessed_by == ("w1", "w2")
+    stripped = _with_note(
+        proof, Note(note.text, tuple(s for s in note.signatures if s.name != "witness.test/w2"))
+    )
+    with pytest.raises(BundleInvalid) as caught:
+        check_tlog_proof(stripped, TrustPolicy.of(root), chain)
+    assert caught.value.step == "witness"
