@@ -93,6 +93,14 @@ def test_log_proof_writes_a_tlog_proof_that_verify_reads(tmp_path: Path) -> None
     assert COMPLETENESS_NOT_PROVEN in offline
     # Refusals on the command line: --from and --json do not go with it, nor a non-entry leaf.
     head = json.loads(cli("log", "head", "--json").stdout)
+    # --size: under that head's checkpoint, even once the log has grown.
+    cli("register", cli.file("other.flac", secrets.token_bytes(3000)))
+    cli("log", "sequence")
+    args = ("log", "proof", "--fingerprint", entry["fingerprint"], "--tlog-proof")
+    older = TlogProof.parse(cli(*args, "--size", str(head["tree_size"])).stdout)
+    assert older == proof
+    newer = TlogProof.parse(cli(*args).stdout)
+    assert newer.checkpoint != proof.checkpoint and newer.index == proof.index
     cli("log", "proof", "--index", str(head["tree_size"] - 1), "--tlog-proof", expect=3)
     cli("log", "proof", "--index", "0", "--from", "1", "--tlog-proof", expect=3)
 
