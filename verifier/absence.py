@@ -15,15 +15,15 @@ NOTE: pure (no web3, no ORM, no web framework), as the rest of the verifier kit.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final, Literal, Self
+from typing import Any, Final, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from registry.errors import InvalidInput, describe_validation
 from registry.treehead import TreeHead
 from verifier import boundedjson
 from verifier.bundle import AnchorPointer, BundleState, GoodRef
-from verifier.checkpointcheck import MAX_CHECKPOINT_CHARS
+from verifier.checkpointcheck import CheckpointText
 
 FORMAT: Final = "tracemark-absence/v1"
 """The first layout; still read, no longer made."""
@@ -64,7 +64,7 @@ class Absence(BaseModel):
     state: BundleState
     #: v2: the head's C2SP checkpoint as a signed note with its witnesses' cosignatures, or
     #: null for a head the registry holds none of. Absent from v1 documents.
-    checkpoint: Annotated[StrictStr, Field(max_length=MAX_CHECKPOINT_CHARS)] | None = None
+    checkpoint: CheckpointText | None = None
 
     @model_validator(mode="before")
     @classmethod

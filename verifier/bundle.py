@@ -33,7 +33,6 @@ from pydantic import (
     PlainValidator,
     PrivateAttr,
     StrictInt,
-    StrictStr,
     ValidationError,
     WithJsonSchema,
     field_validator,
@@ -57,7 +56,7 @@ from registry.merkle import MAX_TREE_SIZE
 from registry.statemap import MapProof, MapValue
 from registry.treehead import TreeHead
 from verifier import boundedjson
-from verifier.checkpointcheck import MAX_CHECKPOINT_CHARS
+from verifier.checkpointcheck import CheckpointText
 
 FORMAT: Final = "tracemark-bundle/v1"
 """The first layout; still read (every bundle made before v2 keeps verifying), no longer made."""
@@ -370,7 +369,7 @@ class Bundle(_Model):
     #: v4: the head's C2SP checkpoint (tlog-checkpoint) as a signed note: the log's signature
     #: lines and the witnesses' cosignatures (issue 15); null when the registry holds none
     #: for the head. Absent from v1..v3 documents.
-    checkpoint: Annotated[StrictStr, Field(max_length=MAX_CHECKPOINT_CHARS)] | None = None
+    checkpoint: CheckpointText | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -23,7 +23,9 @@ Pure: no web3, no ORM, no web framework.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Annotated, Any, Final
+
+from pydantic import Field, StrictStr
 
 from registry.checkpoint import open_checkpoint
 from registry.note import NoteError
@@ -36,6 +38,22 @@ MAX_CHECKPOINT_CHARS: Final = 128 * 1024
 """Largest checkpoint note a bundle or export carries for one head, in characters: the log's
 two signatures and 32 ML-DSA-44 cosignatures (~3.3 KB of text each) fit with room to spare.
 Threat: a note crafted to make the check parse and verify without bound."""
+
+
+#: A head's checkpoint as evidence carries it: a signed note's text, bounded. (pydantic's
+#: string validation already refuses an unpaired surrogate, which no UTF-8 can hold.)
+CheckpointText = Annotated[StrictStr, Field(max_length=MAX_CHECKPOINT_CHARS)]
+
+
+def _utf8(text: str) -> str:
+    # signed-note: "Signed notes MUST be valid UTF-8". A caller that built its evidence in
+    # Python, not from JSON, may hand in a string with an unpaired surrogate: refused here,
+    # never a UnicodeEncodeError out of the check.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("a checkpoint note must be valid UTF-8 (an unpaired surrogate)") from None
+    return text
 
 
 @dataclass(frozen=True)
@@ -129,12 +147,13 @@ def check_checkpoint(checkpoint: str | None, head: TreeHead, root: TrustRoot) ->
     # 3. A note of the trust root's origin, signed by one of the log's keys (unknown lines
     #    ignored; a known key's bad signature rejects it).
     try:
-        parsed, note = open_checkpoint(checkpoint, log.log_verifiers, origin=log.log_origin)
-    except NoteError as exc:
+        parsed, note = open_checkpoint(_utf8(checkpoint), log.log_verifiers, origin=log.log_origin)
+    except (NoteError, ValueError) as exc:
+        detail = exc.detail if isinstance(exc, NoteError) else str(exc)
         raise BundleInvalid(
             "checkpoint",
             f"the checkpoint of head {size:,} does not verify under trust root "
-            f"{root.label()}'s log keys: {exc.detail}",
+            f"{root.label()}'s log keys: {detail}",
         ) from None
     known = {(v.name, v.key_id): v for v in log.log_verifiers}
     signed_by = tuple(
@@ -176,4 +195,4 @@ def _asks_none(policy: WitnessPolicy) -> bool:
     return policy.quorum == NONE
 
 
-__all__ = ["MAX_CHECKPOINT_CHARS", "WitnessFinding", "check_checkpoint"]
+__all__ = ["MAX_CHECKPOINT_CHARS", "CheckpointText", "WitnessFinding", "check_checkpoint"]

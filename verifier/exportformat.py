@@ -58,7 +58,7 @@ from verifier.bundle import (
     GoodRef,
     MalformedBundle,
 )
-from verifier.checkpointcheck import MAX_CHECKPOINT_CHARS
+from verifier.checkpointcheck import CheckpointText
 from verifier.exportlimits import MAX_EXPORT_BYTES, MAX_EXPORT_ENTRIES, MAX_EXPORT_GOODS
 
 FORMAT: Final = "tracemark-export/v1"
@@ -85,8 +85,7 @@ class _Model(BaseModel):
 
 
 TreeSize = Annotated[StrictInt, Field(ge=1, le=MAX_TREE_SIZE)]
-#: A head's C2SP checkpoint as a signed note's text (``verifier.checkpointcheck``).
-Checkpoint = Annotated[StrictStr, Field(max_length=MAX_CHECKPOINT_CHARS)]
+
 GoodText = Annotated[StrictStr, Field(pattern=GOOD_TEXT_PATTERN)]
 
 
@@ -143,7 +142,7 @@ class Export(_Model):
     #: v2: each head's checkpoint (a signed note, or null), in the order of ``heads``.
     #: Absent from v1 documents.
     checkpoints: (
-        Annotated[tuple[Checkpoint | None, ...], Field(max_length=MAX_EXPORT_GOODS)] | None
+        Annotated[tuple[CheckpointText | None, ...], Field(max_length=MAX_EXPORT_GOODS)] | None
     ) = None
 
     @model_validator(mode="before")

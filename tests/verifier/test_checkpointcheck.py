@@ -17,10 +17,12 @@ from registry.fingerprints import GoodType
 from registry.leaf import EntryKind
 from registry.note import CosignerV1, vkey
 from registry.treehead import TreeHead
-from tests.verifier.statelog import MemoryLog
+from tests.verifier.statelog import MemoryLog, absence_document
 from tests.verifier.witnessing import Witnesses, flip_signature_byte, log_keys, unknown_line
+from verifier.absence import MalformedAbsence
 from verifier.checkpointcheck import check_checkpoint
 from verifier.errors import BundleInvalid
+from verifier.exportformat import parse_evidence
 from verifier.trust import MalformedTrustRoot, TrustRoot, extends
 from verifier.truststore import TrustStore
 
@@ -219,3 +221,20 @@ def test_pinning_a_changed_policy_asks_for_replace(
     with pytest.raises(Conflict, match="another witness policy"):
         store.pin(relaxed)
     assert store.roots() == [root]
+
+
+def test_a_checkpoint_that_is_not_utf8_is_refused_not_a_crash(
+    head: TreeHead, base: TrustRoot, witnesses: Witnesses
+) -> None:
+    root = witnesses.root(base)
+    good = witnesses.checkpoint(head, "w1", "w2")
+    for bad in ("\ud800", good + "\u2014 x \udfff\n"):
+        assert "valid UTF-8" in _refused("checkpoint", bad, head, root)
+    # ... and refused as the evidence is read (an absence proof here; bundles and exports in
+    # test_witnessed_evidence).
+    log = MemoryLog()
+    log.add(EntryKind.REGISTER, GoodType.FILE, os.urandom(32))
+    document = absence_document(log, log.commit(), GoodType.FILE, os.urandom(32))
+    document.update(format="tracemark-absence/v2", checkpoint="\ud800")
+    with pytest.raises(MalformedAbsence, match="unable to parse raw data as a unicode string"):
+        parse_evidence(json.dumps(document))

@@ -56,10 +56,10 @@ from tests.verifier.test_verify_cli import Verify
 from tests.verifier.witnessing import flip_signature_byte, unknown_line
 from tests.witness_server import running_witness
 from verifier.absence import Absence, MalformedAbsence
-from verifier.bundle import Bundle
+from verifier.bundle import Bundle, MalformedBundle
 from verifier.errors import BundleInvalid
 from verifier.export import check_export
-from verifier.exportformat import Export
+from verifier.exportformat import Export, MalformedExport
 from verifier.offline import check_bundle
 from verifier.statecheck import check_absence
 from verifier.trust import TrustPolicy, TrustRoot
@@ -274,6 +274,9 @@ def test_below_the_quorum_or_with_a_flipped_byte_a_bundle_fails(
             assert "fails" in _refused(flipped, root, "witness")
         else:  # a witness's other key: a line the policy does not know, ignored
             check_bundle(Bundle.parse(json.dumps(flipped)), TrustPolicy.of(root), None)
+    # A note that is not UTF-8 (an unpaired surrogate in the JSON) is refused as it is read.
+    with pytest.raises(MalformedBundle, match="unable to parse raw data as a unicode string"):
+        Bundle.parse(json.dumps(_with_checkpoint(document, checkpoint + "\udc80")))
     # Through the command: one FAIL line, exit 11.
     verify = Verify(tmp_path)
     failed = verify(
@@ -451,6 +454,10 @@ def test_an_export_carries_each_heads_checkpoint_and_fails_below_the_quorum(
     swapped = copy.deepcopy(document)
     swapped["checkpoints"].reverse()
     assert "is not head 3" in refused(swapped, "checkpoint")
+    surrogate = copy.deepcopy(document)
+    surrogate["checkpoints"][0] = "\ud800"
+    with pytest.raises(MalformedExport, match="unable to parse raw data as a unicode string"):
+        Export.parse(json.dumps(surrogate))
     # One checkpoint for two heads: the shape is wrong.
     short = copy.deepcopy(document)
     short["checkpoints"].pop()
