@@ -111,3 +111,106 @@ def test_the_collector_is_paused_while_reading_and_restored_after(enabled: bool)
         assert gc.isenabled() is enabled
     finally:
         gc.enable()
+
+
+# -- a key given twice: found by counting members against the colons outside strings --------
+
+_keys = st.text(alphabet='ab:"\\{}[],', max_size=3)
+_scalars = st.none() | st.booleans() | st.integers() | st.text(alphabet='a:"\\{}[],', max_size=4)
+
+
+def _object(pairs: list[tuple[str, str]]) -> str:
+    return "{" + ",".join(f"{json.dumps(key)}:{value}" for key, value in pairs) + "}"
+
+
+#: JSON texts whose objects are written pair by pair, so a key may come twice at any depth.
+texts: Any = st.recursive(
+    _scalars.map(json.dumps),
+    lambda inner: (
+        st.lists(inner, max_size=4).map(lambda items: "[" + ",".join(items) + "]")
+        | st.lists(st.tuples(_keys, inner), max_size=4).map(_object)
+    ),
+    max_leaves=30,
+)
+
+
+def _outcome(parse: Any, text: str | bytes) -> Any:
+    try:
+        return ("value", parse(text))
+    except ValueError as exc:
+        return ("refused", str(exc))
+
+
+def _pair_by_pair(text: str | bytes) -> Any:
+    """What strict_loads did before counting: every object's pairs seen by unique_keys."""
+    boundedjson.check_depth(text)
+    return json.loads(
+        text, object_pairs_hook=boundedjson.unique_keys, parse_constant=boundedjson.no_constants
+    )
+
+
+@given(texts, st.sampled_from(["utf-8", "utf-16", "utf-32-be", "str"]))
+def test_a_key_given_twice_is_refused_as_the_pair_by_pair_reader_refused_it(
+    text: str, encoding: str
+) -> None:
+    data = text if encoding == "str" else text.encode(encoding)
+    assert _outcome(boundedjson.strict_loads, data) == _outcome(_pair_by_pair, data)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": 1, "a": 2}',
+        '{"a:b": 1, "a:b": 2}',
+        '{"x": "\\\\", "x": 1}',
+        '{"q\\"": ":", "q\\"": 1}',
+        '[{"ok": {"deep": [{"k": 1, "k": 1}]}}]',
+        '{"a": {"b": 1}, "a": {"b": 1}}',
+    ],
+    ids=["top", "colon-in-key", "escaped-backslash", "escaped-quote", "deep", "equal-values"],
+)
+def test_a_key_given_twice_is_named(text: str) -> None:
+    with pytest.raises(ValueError, match="duplicate key"):
+        boundedjson.strict_loads(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"a:b": ":", "c": "::"}', '{"x\\":": "\\":", "y": [":"]}', '{"":{"":[]}}'],
+    ids=["colons-in-strings", "escaped-quotes-and-colons", "empty-keys"],
+)
+def test_colons_in_strings_are_not_members(text: str) -> None:
+    assert boundedjson.strict_loads(text) == json.loads(text)
+
+
+def test_a_key_given_twice_before_a_syntax_error_is_the_error() -> None:
+    with pytest.raises(ValueError, match="duplicate key 'a'"):
+        boundedjson.strict_loads('[{"a": 1, "a": 2}, oops]')
+    with pytest.raises(json.JSONDecodeError):
+        boundedjson.strict_loads('[oops, {"a": 1, "a": 2}]')
+
+
+def test_a_utf16_document_is_scanned_as_its_text() -> None:
+    # A UTF-16 document's brackets are two bytes, its quote's byte may come from another
+    # character (U+2200 is 00 22 in UTF-16LE): read as bytes the scan would miss nesting.
+    deep = '["\u2200", ' + "[" * 5_000 + "]" * 5_001
+    with pytest.raises(boundedjson.JsonTooDeep):
+        boundedjson.strict_loads(deep.encode("utf-16-le"))
+    twice = '["\u2200", {"a": 1, "a": 2}]'
+    with pytest.raises(ValueError, match="duplicate key"):
+        boundedjson.strict_loads(twice.encode("utf-16"))
+    assert boundedjson.strict_loads('{"\u2200": [1]}'.encode("utf-16")) == {"\u2200": [1]}
+
+
+def test_a_document_without_a_key_given_twice_is_read_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The count must be exact (colons in keys, values and escapes are not members), else
+    # every document would be read twice.
+    def never(pairs: Any) -> Any:
+        raise AssertionError("read again pair by pair")
+
+    monkeypatch.setattr(boundedjson, "unique_keys", never)
+    text = '{"a:b": ":", "c\\":": ["\\\\", ":", {"d": "::"}], "e": {}}'
+    assert boundedjson.strict_loads(text) == json.loads(text)
+    assert boundedjson.strict_loads(text.encode("utf-16")) == json.loads(text)
