@@ -81,6 +81,10 @@ class State:
 
     overrides: dict[str, Any]
     _settings: Settings | None = None
+    #: Set by a command that leaves nothing to clean up (``verify`` reads, checks and
+    #: prints): the ``tracemark`` program then ends without tearing the interpreter down
+    #: (``api.cli.main``).
+    ends_without_teardown: bool = False
 
     def __init__(self) -> None:
         self.overrides = {}
@@ -121,6 +125,7 @@ def _main(
 ) -> None:
     state.overrides = {}
     state._settings = None
+    state.ends_without_teardown = False
     if data_dir is not None:
         state.overrides["data_dir"] = data_dir
     if keys_dir is not None:

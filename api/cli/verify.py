@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Final, NoReturn
 
 import typer
 
-from api.cli.app import JsonFlag, app, err, out, reported
+from api.cli.app import JsonFlag, app, err, out, reported, state
 from registry import errors
 
 # NOTE: the verifier's modules are imported where they run: every ``tracemark`` command,
@@ -130,6 +130,8 @@ def verify(
     anchored yet, 15 when no pinned trust root names its registry, 16 when its anchor is not
     final yet, 17 when an absence proof verifies: the good is NOT registered as of its head.
     """
+    # Nothing to clean up after: the program may end as soon as the verdict is printed.
+    state.ends_without_teardown = True
     from verifier.absence import Absence
     from verifier.boundedjson import collector_paused
     from verifier.errors import BundleInvalid, NotFinalYet, NotYetEvidence, UntrustedRegistry
