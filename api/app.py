@@ -30,7 +30,7 @@ from api.jobs import JobRunner
 from api.limits import BodyLimit
 from api.pow import ProofOfWork
 from api.principal import Principal
-from api.ratelimit import Limit, RateLimiter, RateLimits
+from api.ratelimit import Limit, RateLimiter, RateLimits, build_limiter
 from api.routes import (
     auditors,
     batches,
@@ -141,6 +141,7 @@ def create_app(
         ctx.close()  # flushes the telemetry buffer first
         telemetry_writer.close()  # its connections go; it reopens on use (a restarted app)
         authenticator.close()
+        limiter.close()  # a shared store's connections (reopened on use)
 
     app = TracemarkApp(
         title="tracemark",
@@ -155,7 +156,16 @@ def create_app(
         redirect_slashes=False,
     )
     api_errors.install(app)
-    authenticator = auth.install(app, registry, limiter=RateLimiter(limits))
+    authenticator = auth.install(
+        app,
+        registry,
+        limiter=build_limiter(
+            limits,
+            storage=settings.rate_limit_storage,
+            prefix=settings.rate_limit_prefix,
+            replicas=settings.rate_limit_replicas,
+        ),
+    )
     limiter: RateLimiter = app.state.limiter
     telemetry_writer = TelemetryWriter(registry, limiter)
     ctx = ApiContext(
@@ -201,7 +211,7 @@ def create_app(
     app.include_router(webhook_routes.router)
 
     @app.get("/livez", tags=["health"], operation_id="livez")
-    def livez(caller: Annotated[Principal, Depends(auth.authenticated)]) -> dict[str, str]:
+    def livez(caller: Annotated[Principal, Depends(auth.authenticated_health)]) -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get(
@@ -210,7 +220,7 @@ def create_app(
         operation_id="readyz",
         responses={503: api_errors.problem_response("Not ready: the failing checks are named")},
     )
-    def readyz(caller: Annotated[Principal, Depends(auth.authenticated)]) -> Any:
+    def readyz(caller: Annotated[Principal, Depends(auth.authenticated_health)]) -> Any:
         checks: dict[str, str] = {}
         alerts: list[str] = []
         with read_transaction(registry.engine) as conn:
@@ -233,6 +243,9 @@ def create_app(
                 # Witnesses that fail, a checkpoint held back below the quorum (issue 15):
                 # degraded, not unready (entries are still taken and sequenced).
                 alerts += checkpoints.witness_alerts(conn)
+        # Shared rate limits whose Redis is down (issue 16): degraded, not unready (keyed
+        # callers go on with a local share; the anonymous tier is refused).
+        alerts += limiter.alerts()
         if chain is not None:
             try:
                 chain.check(registry.domain.chain_id)

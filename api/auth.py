@@ -214,9 +214,12 @@ def _limiter(request: HTTPConnection) -> RateLimiter | None:
     return found if isinstance(found, RateLimiter) else None
 
 
-def caller(request: HTTPConnection, *, anonymous_bucket: str = ANONYMOUS) -> Principal:
+def caller(
+    request: HTTPConnection, *, anonymous_bucket: str = ANONYMOUS, health: bool = False
+) -> Principal:
     """The caller, anonymous included; charges its request rate limit (an anonymous caller's
-    to ``anonymous_bucket``).
+    to ``anonymous_bucket``). ``health``: a health probe, counted on the local share when
+    shared limits cannot be reached (``RateLimiter.check``'s ``local_when_down``).
 
     Refused credentials are charged to the client IP's anonymous budget first, so a flood
     of bad keys turns into 429s. Cached on ``request.state.principal``.
@@ -232,11 +235,15 @@ def caller(request: HTTPConnection, *, anonymous_bucket: str = ANONYMOUS) -> Pri
         principal = authenticator.authenticate(request)
     except Unauthorized:
         if limiter is not None:
-            limiter.check(ANONYMOUS, Principal.anonymous(client_address(request.scope)).rate_key)
+            limiter.check(
+                ANONYMOUS,
+                Principal.anonymous(client_address(request.scope)).rate_key,
+                local_when_down=health,
+            )
         raise
     if limiter is not None:
         bucket = anonymous_bucket if principal.kind == "anonymous" else principal.request_bucket
-        limiter.check(bucket, principal.rate_key)
+        limiter.check(bucket, principal.rate_key, local_when_down=health)
     state["principal"] = principal
     return principal
 
@@ -249,6 +256,13 @@ async def authenticated(request: Request) -> Principal:
     the work here is one indexed lookup, cheaper than the hop.
     """
     return caller(request)
+
+
+async def authenticated_health(request: Request) -> Principal:
+    """Dependency for ``/livez`` and ``/readyz``: ``caller``, counted on the local share while
+    shared limits are unreachable, so a load balancer sees a degraded replica rather than
+    a refused one (``api.sharedlimits``)."""
+    return caller(request, health=True)
 
 
 async def authenticated_signed_write(request: Request) -> Principal:

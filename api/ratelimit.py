@@ -1,4 +1,4 @@
-"""Rate limits: in-process token buckets per API key, creator, IP, code fingerprint and probe.
+"""Rate limits: token buckets per API key, creator, IP, code fingerprint and probe.
 
 Why (THREATS 38): a code is a short secret, so ``/verify`` by code is an oracle that a bot
 can drain. The limits below make guessing slow, make the guesser visible, and keep one hot
@@ -42,9 +42,12 @@ bucket             keyed by                                   default
   can exhaust one card's budget for a minute; the budget is per card, so that only delays
   checks of that card.
 
-NOTE: the buckets live in this process. With several API replicas each replica enforces
-its own limits (the effective limit is multiplied by the replica count); a multi-replica
-deployment needs a shared store (DESIGN.md: Redis through ``limits``, or PostgreSQL).
+Where they are counted is one setting (``TRACEMARK_RATE_LIMIT_STORAGE``, ``build_limiter``):
+``memory://`` (the default, one process: ``make run``) keeps the buckets below in this
+process; ``redis://...`` shares every limit and the probing flags between API replicas
+(``api.sharedlimits``: moving windows in Redis through the ``limits`` package, and what
+happens while Redis is down). With ``memory://`` and several replicas each one enforces its
+own limits, so the effective limit is multiplied by the replica count.
 
 Memory is bounded: at most ``max_buckets`` buckets (least recently used evicted first;
 a bucket idle long enough to be full again is dropped early, which loses nothing) and
@@ -91,6 +94,15 @@ class RateLimited(TracemarkError):
         super().__init__(detail)
         self.retry_after = retry_after
         self.bucket = bucket
+
+
+class RateLimitUnavailable(RateLimited):
+    """The shared store of rate limits is unreachable and this bucket fails closed (503):
+    the anonymous tier and public code lookups are refused rather than counted locally."""
+
+    code = "rate-limit-unavailable"
+    http_status = 503
+    diagnostics = "Retry after the Retry-After seconds, or call with an API key."
 
 
 @dataclass(frozen=True)
@@ -182,9 +194,17 @@ class RateLimiter:
     def __len__(self) -> int:
         return len(self._buckets)
 
-    def check(self, bucket: str, key: str, cost: float = 1.0) -> None:
-        """Take ``cost`` tokens from ``bucket`` for ``key``, or raise ``RateLimited``."""
-        wait = self._take(bucket, key, cost)
+    def check(
+        self, bucket: str, key: str, cost: float = 1.0, *, local_when_down: bool = False
+    ) -> None:
+        """Take ``cost`` tokens from ``bucket`` for ``key``, or raise ``RateLimited``.
+
+        ``local_when_down``: with a shared store that cannot be reached, count this check in
+        the process's local share even when ``bucket`` fails closed (the health probes: a
+        load balancer must see a degraded replica, not a refused one). This in-process
+        limiter has no store to lose and ignores it.
+        """
+        wait = self._take(bucket, key, cost, local_when_down=local_when_down)
         if wait is not None:
             raise self._refusal(bucket, wait)
 
@@ -205,22 +225,32 @@ class RateLimiter:
 
     def record_probe_failure(self, key: str) -> None:
         """After a lookup of a code that does not exist: spend one token of ``key``'s probe
-        budget; when none is left, flag the key and raise ``RateLimited``."""
+        budget; when none is left, flag the key and raise ``RateLimited``. A key already
+        flagged has the failure counted on its flag either way."""
         wait = self._take(PROBE, key, 1.0)
-        with self._lock:
-            flagged = key in self._flags
-        if wait is not None or flagged:
-            self._flag(key, failed=1, refused=1 if wait is not None else 0)
+        refused = wait is not None
+        self._flag(key, failed=1, refused=int(refused), create=refused)
         if wait is not None:
             raise self._refusal(PROBE, wait)
 
-    def flags(self) -> list[ProbeFlag]:
-        """Every key flagged for probing, oldest flag first (a snapshot)."""
+    def flags(self, since: float | None = None) -> list[ProbeFlag]:
+        """Every key flagged for probing (only those whose flag changed after ``since``,
+        when given), oldest flag first (a snapshot)."""
         with self._lock:
             return [
                 ProbeFlag(key, first, last, int(failed), int(refused))
                 for key, (first, last, failed, refused) in self._flags.items()
+                if since is None or last > since
             ]
+
+    # -- health ---------------------------------------------------------------------------------
+
+    def alerts(self) -> list[str]:
+        """What ``/readyz`` reports as degraded about the limits: nothing, in one process."""
+        return []
+
+    def close(self) -> None:
+        """Let go of any connection (none in one process)."""
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -231,8 +261,17 @@ class RateLimiter:
             raise ValueError(f"no rate limit named {bucket!r}") from None
         return limit.rate, limit.burst
 
-    def _take(self, bucket: str, key: str, cost: float, *, consume: bool = True) -> float | None:
-        """Refill and (if ``consume``) take; the seconds to wait when short, else None."""
+    def _take(
+        self,
+        bucket: str,
+        key: str,
+        cost: float,
+        *,
+        consume: bool = True,
+        local_when_down: bool = False,
+    ) -> float | None:
+        """Refill and (if ``consume``) take; the seconds to wait when short, else None.
+        (``local_when_down`` is the shared limiter's: see ``check``.)"""
         rate, burst = self._limit(bucket)
         ident = (bucket, key)
         buckets = self._buckets
@@ -281,10 +320,14 @@ class RateLimiter:
                 return
             del buckets[ident]
 
-    def _flag(self, key: str, *, failed: int, refused: int) -> None:
+    def _flag(self, key: str, *, failed: int, refused: int, create: bool = True) -> None:
+        """Count on ``key``'s flag; make it first if ``create`` (else an unflagged key is
+        left alone)."""
         with self._lock:
             now = self._clock()
             flag = self._flags.get(key)
+            if flag is None and not create:
+                return
             if flag is None:
                 self._flags[key] = [now, now, float(failed), float(refused)]
                 while len(self._flags) > self.limits.max_flags:
@@ -308,6 +351,36 @@ class RateLimiter:
         )
 
 
+#: The URL schemes of a shared (Redis) store: plain, TLS, a Unix socket.
+SHARED_SCHEMES: Final = ("redis", "rediss", "redis+unix")
+
+
+def check_storage_url(url: str) -> None:
+    """Raise ``ValueError`` (naming the scheme only: the URL may carry a password) unless
+    ``url`` is ``memory://`` or a Redis URL."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if url != "memory://" and scheme not in SHARED_SCHEMES:
+        named = f"the scheme {scheme!r}" if scheme else "a URL without a scheme"
+        raise ValueError(
+            f"TRACEMARK_RATE_LIMIT_STORAGE: {named} is neither memory:// nor "
+            f"{', '.join(s + '://' for s in SHARED_SCHEMES)}"
+        )
+
+
+def build_limiter(
+    limits: RateLimits, *, storage: str = "memory://", prefix: str = "tracemark", replicas: int = 1
+) -> RateLimiter:
+    """The limiter ``storage`` names: ``memory://`` this process's buckets; ``redis://``,
+    ``rediss://`` or ``redis+unix://`` the shared one (``api.sharedlimits``, imported only
+    then: a one-process server loads no Redis client)."""
+    check_storage_url(storage)
+    if storage == "memory://":
+        return RateLimiter(limits)
+    from api.sharedlimits import SharedRateLimiter
+
+    return SharedRateLimiter(limits, storage, prefix=prefix, replicas=replicas)
+
+
 __all__ = [
     "ANONYMOUS",
     "API_KEY",
@@ -321,7 +394,10 @@ __all__ = [
     "SIGNED_WRITE",
     "Limit",
     "ProbeFlag",
+    "RateLimitUnavailable",
     "RateLimited",
     "RateLimiter",
     "RateLimits",
+    "build_limiter",
+    "check_storage_url",
 ]

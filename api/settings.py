@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.pow import DEFAULT_CHALLENGE_TTL, DEFAULT_POW_BITS, MAX_POW_BITS
+from api.ratelimit import check_storage_url
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -36,7 +37,11 @@ def parse_proxies(text: str) -> tuple[IPNetwork, ...]:
 class ApiSettings(BaseSettings):
     """Read from the environment (``TRACEMARK_*``); each one is in the README."""
 
-    model_config = SettingsConfigDict(env_prefix="TRACEMARK_", extra="ignore", frozen=True)
+    # NOTE: errors leave the value out (a Redis URL may carry a password); each validator's
+    # message names what is wrong.
+    model_config = SettingsConfigDict(
+        env_prefix="TRACEMARK_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     #: Proxies whose ``X-Forwarded-For`` names the client (comma-separated IPs or CIDRs).
     #: Empty (the default): no proxy is trusted, the TCP peer is the client.
@@ -49,11 +54,24 @@ class ApiSettings(BaseSettings):
     anon_code_lookups_per_minute: int = Field(
         default=DEFAULT_ANON_CODE_LOOKUPS_PER_MINUTE, ge=1, le=1_000_000
     )
+    #: Where rate limits are counted (``api.ratelimit.build_limiter``): ``memory://`` in this
+    #: process, or a Redis URL shared by every replica (``api.sharedlimits``).
+    rate_limit_storage: str = "memory://"
+    #: The prefix of every key in that Redis (registries, and tests, sharing one server).
+    rate_limit_prefix: str = Field(default="tracemark", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    #: API replicas sharing the limits: while Redis is down each keeps 1/N of a keyed limit.
+    rate_limit_replicas: int = Field(default=1, ge=1, le=1000)
 
     @field_validator("trusted_proxies")
     @classmethod
     def _proxies(cls, value: str) -> str:
         parse_proxies(value)
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _storage(cls, value: str) -> str:
+        check_storage_url(value)
         return value
 
     @property

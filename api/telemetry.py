@@ -106,7 +106,7 @@ class TelemetryWriter:
         self._lock = threading.Lock()
 
     def __call__(self, records: Sequence[VerificationRecord]) -> None:
-        flags = [f for f in self.limiter.flags() if f.last_at > self._written]
+        flags = self.limiter.flags(since=self._written)
         if not records and not flags:
             return
         with write_transaction(self._connected()) as conn:

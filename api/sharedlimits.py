@@ -1,0 +1,392 @@
+"""Rate limits shared by every API replica: ``api.ratelimit``'s named limits as moving windows
+in Redis (the ``limits`` package), the probing flags beside them, and a local share while
+Redis is down.
+
+Why (issue 16): with one process's buckets, N replicas behind a load balancer let every
+caller through N times its limit, and a restart forgets them. Here every replica counts in
+one Redis, named by one URL (``TRACEMARK_RATE_LIMIT_STORAGE``), under a key prefix
+(``TRACEMARK_RATE_LIMIT_PREFIX``) so that registries (and tests) sharing a server do not
+count into each other.
+
+A token bucket as a moving window (``moving_window``): ``rate`` a second with ``burst``
+becomes ``burst`` hits in any ``burst / rate`` seconds (200 in any 2 s for a platform key,
+10 in any 60 s for a public code lookup). Both admit at most ``rate * T + burst`` in any
+span of ``T`` seconds and the same long-run rate; they differ in how the budget comes back:
+a bucket refills one token every ``1 / rate`` seconds, a window gives each hit back
+``burst / rate`` seconds after it was taken. So after a full burst a bucket lets a request
+through every ``1 / rate`` s while a window lets none through until the burst's first hit
+ages out, then as many as aged out. Of ``limits``' strategies the moving window is the only
+exact one (the fixed window admits twice its amount across a boundary; the sliding-window
+counter approximates the previous window's hits), and its Redis storage is one Lua script
+a hit. It keeps a timestamp per hit (a list of at most ``burst`` entries a key, expiring
+with the window), and the timestamps are the replicas' clocks, so they must agree (NTP) to
+well under a window.
+
+While Redis cannot be reached (decided, issue 16):
+
+- a keyed caller (``api_key``, ``auditor``, ``creator``), a signed write, a code's
+  ``fingerprint`` budget and the ``probe`` budget are counted in this process on its
+  *local share*, ``1 / TRACEMARK_RATE_LIMIT_REPLICAS`` of each limit (rate and burst, at
+  least 1), so N replicas together still hold about the whole limit and platforms keep
+  verifying;
+- the anonymous tier (``anonymous``) and public code lookups (``code_lookup``,
+  ``code_lookup_all``) fail closed: 503 problem+json ``rate-limit-unavailable`` with
+  Retry-After. A share per replica cannot hold a budget shared by every address (the
+  public guessing budget, THREATS 38) when the balancer's spread is unknown;
+- except the health probes (``/livez``, ``/readyz``: ``local_when_down``), so a load
+  balancer sees each replica *degraded* and keeps it, rather than taking every replica out
+  at once because of Redis;
+- flags are kept in this process and merged into ``flags()``; one WARNING line when Redis
+  goes, one when it is back, and ``/readyz`` says degraded meanwhile.
+
+Redis is asked again ``RETRY_INTERVAL`` after a failure (by one caller; the others stay on
+the local share meanwhile), so a dead Redis costs one refused connection a second, and a
+hung one one ``SOCKET_TIMEOUT`` a second. When it answers, the shared windows count again
+from what Redis holds (nothing, after a restart without persistence).
+
+NOTE: the checks are synchronous, called from the event loop as the in-process ones were
+(``api.auth.caller`` is reached from async dependencies and ``api.verify_front``): each is a
+loopback round trip (``bench/ratelimit_bench.py``), cheaper than a hop to a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Final, cast
+from urllib.parse import urlsplit
+
+import redis
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.errors import StorageError
+from limits.storage import RedisStorage
+from limits.strategies import MovingWindowRateLimiter
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from api.ratelimit import (
+    ANONYMOUS,
+    CODE_LOOKUP,
+    CODE_LOOKUP_ALL,
+    SHARED_SCHEMES,
+    Limit,
+    ProbeFlag,
+    RateLimiter,
+    RateLimits,
+    RateLimitUnavailable,
+)
+from registry.errors import ConfigurationError
+
+logger = logging.getLogger("tracemark.api.ratelimit")
+
+#: The buckets refused (503) while Redis is down: what one replica's share cannot hold.
+FAIL_CLOSED: Final = frozenset({ANONYMOUS, CODE_LOOKUP, CODE_LOOKUP_ALL})
+#: Seconds a Redis command (or a connection) may take before Redis counts as down: a loopback
+#: answer takes well under a millisecond, and a hung server must not hold the event loop.
+SOCKET_TIMEOUT: Final = 0.25
+#: Seconds between attempts to reach Redis again once it failed.
+RETRY_INTERVAL: Final = 1.0
+#: The longest window a limit becomes (a day): Redis keys expire with their window.
+MAX_WINDOW_SECONDS: Final = 86_400
+
+# One flag a key: ``first last failed refused`` in the hash KEYS[1], its first time in the
+# sorted set KEYS[2] (oldest first, and the bound: the oldest go first, as in one process)
+# and its last in KEYS[3] (``flags(since=...)``). ARGV: key, now, failed, refused, create
+# (1 or 0), max_flags. Returns 1 for a new flag, 2 for one counted on, 0 for none.
+FLAG_SCRIPT: Final = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old then
+  if ARGV[5] ~= '1' then return 0 end
+  redis.call('HSET', KEYS[1], ARGV[1],
+             ARGV[2] .. ' ' .. ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[4])
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+  redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+  local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[6])
+  if over > 0 then
+    local gone = redis.call('ZRANGE', KEYS[2], 0, over - 1)
+    redis.call('HDEL', KEYS[1], unpack(gone))
+    redis.call('ZREM', KEYS[2], unpack(gone))
+    redis.call('ZREM', KEYS[3], unpack(gone))
+  end
+  return 1
+end
+local first, last, failed, refused = string.match(old, '^(%S+) (%S+) (%S+) (%S+)$')
+if tonumber(ARGV[2]) > tonumber(last) then last = ARGV[2] end
+redis.call('HSET', KEYS[1], ARGV[1], first .. ' ' .. last .. ' '
+           .. string.format('%d', tonumber(failed) + tonumber(ARGV[3])) .. ' '
+           .. string.format('%d', tonumber(refused) + tonumber(ARGV[4])))
+redis.call('ZADD', KEYS[3], last, ARGV[1])
+return 2
+"""
+
+
+def moving_window(limit: Limit) -> RateLimitItem:
+    """``limit`` as ``limits``' item: ``burst`` hits in any ``burst / rate`` seconds (whole
+    seconds, 1 to ``MAX_WINDOW_SECONDS``; the amount follows the rounded window)."""
+    seconds = min(MAX_WINDOW_SECONDS, max(1, round(limit.burst / limit.rate)))
+    return RateLimitItemPerSecond(max(1, round(limit.rate * seconds)), seconds)
+
+
+def local_share(limits: RateLimits, replicas: int) -> RateLimits:
+    """Each named limit divided by ``replicas`` (rate and burst; a burst of at least 1)."""
+    if replicas < 1:
+        raise ValueError("replicas must be at least 1")
+    shares = {
+        name: Limit(rate=limit.rate / replicas, burst=max(1, limit.burst // replicas))
+        for name, limit in limits.named().items()
+    }
+    return replace(limits, **shares)  # type: ignore[arg-type]
+
+
+def redacted(url: str) -> str:
+    """The URL without its credentials, for logs and alerts."""
+    parts = urlsplit(url)
+    where = parts.hostname or ""
+    if parts.port is not None:
+        where += f":{parts.port}"
+    return f"{parts.scheme}://{where}{parts.path}"
+
+
+class SharedRateLimiter(RateLimiter):
+    """The named limits counted in Redis for every replica; the inherited in-process buckets
+    hold this replica's local share, used only while Redis cannot be reached."""
+
+    def __init__(
+        self,
+        limits: RateLimits,
+        url: str,
+        *,
+        prefix: str = "tracemark",
+        replicas: int = 1,
+        clock: Callable[[], float] = time.time,
+        retry_interval: float = RETRY_INTERVAL,
+    ) -> None:
+        if url.split("://", 1)[0] not in SHARED_SCHEMES:
+            raise ConfigurationError(
+                "TRACEMARK_RATE_LIMIT_STORAGE: a shared limiter needs a Redis URL "
+                f"({', '.join(s + '://' for s in SHARED_SCHEMES)})"
+            )
+        super().__init__(local_share(limits, replicas), clock=clock)
+        #: What every replica together enforces (the base class's buckets: the local share).
+        self.limits = limits
+        self.replicas = replicas
+        self.where = redacted(url)
+        self._items = {name: moving_window(limit) for name, limit in limits.named().items()}
+        # NOTE: no retries inside the client (redis-py's default retries with a back-off of
+        # up to seconds): a failure goes straight to the local share, and RETRY_INTERVAL
+        # decides when Redis is asked again.
+        self._storage = RedisStorage(
+            url,
+            key_prefix=prefix,
+            wrap_exceptions=True,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=SOCKET_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),  # type: ignore[arg-type]  # for redis-py
+        )
+        self._windows = MovingWindowRateLimiter(self._storage)
+        self._redis = cast(redis.Redis, self._storage.get_connection())
+        self._flag_script = self._redis.register_script(FLAG_SCRIPT)
+        self._flag_keys = [f"{prefix}:flags", f"{prefix}:flags:first", f"{prefix}:flags:last"]
+        self._retry_interval = retry_interval
+        self._state = threading.Lock()
+        self._down_since: float | None = None  # wall clock, for the alert
+        self._retry_at = 0.0  # monotonic
+
+    # -- the windows ----------------------------------------------------------------------------
+
+    def _take(
+        self,
+        bucket: str,
+        key: str,
+        cost: float,
+        *,
+        consume: bool = True,
+        local_when_down: bool = False,
+    ) -> float | None:
+        try:
+            item = self._items[bucket]
+        except KeyError:
+            raise ValueError(f"no rate limit named {bucket!r}") from None
+        if self._usable():
+            amount = max(1, math.ceil(cost))
+            try:
+                if consume:
+                    taken = self._windows.hit(item, bucket, key, cost=amount)
+                else:
+                    taken = self._windows.test(item, bucket, key, cost=amount)
+                wait = None if taken else self._wait(item, bucket, key, amount)
+            except StorageError as exc:
+                self._went_down(exc.storage_error)
+            else:
+                self._answered()
+                return wait
+        if bucket in FAIL_CLOSED and not local_when_down:
+            raise RateLimitUnavailable(
+                f"rate limit '{bucket}' cannot be counted while the shared store is "
+                "unreachable; refused until it answers (an API key's calls go on)",
+                retry_after=max(1, math.ceil(self._retry_interval)),
+                bucket=bucket,
+            )
+        return super()._take(bucket, key, cost, consume=consume)
+
+    def _wait(self, item: RateLimitItem, bucket: str, key: str, amount: int) -> float:
+        if amount > item.amount:
+            return math.inf  # more than the window ever holds (as a bucket's cost > burst)
+        # The window's oldest hit gives its slot back at ``reset`` (limits' own clock).
+        reset, _ = self._windows.get_window_stats(item, bucket, key)
+        return max(reset - time.time(), 1e-3)
+
+    # -- the flags ------------------------------------------------------------------------------
+
+    def _flag(self, key: str, *, failed: int, refused: int, create: bool = True) -> None:
+        if self._usable():
+            now = self._clock()
+            try:
+                made = self._flag_script(
+                    keys=self._flag_keys,
+                    args=[key, repr(now), failed, refused, int(create), self.limits.max_flags],
+                )
+            except redis.RedisError as exc:
+                self._went_down(exc)
+            else:
+                self._answered()
+                if made == 1:
+                    # Once per flag across the replicas (the script says which one made it).
+                    logger.warning("probing: %s exhausted its failed-code-lookup budget", key)
+                return
+        super()._flag(key, failed=failed, refused=refused, create=create)
+
+    def flags(self, since: float | None = None) -> list[ProbeFlag]:
+        """The shared flags and those this process kept while Redis was down, merged by key,
+        oldest flag first."""
+        local = super().flags(since)
+        if not self._usable():
+            return local
+        try:
+            shared = self._shared_flags(since)
+        except redis.RedisError as exc:
+            self._went_down(exc)
+            return local
+        self._answered()
+        return merged(shared, local)
+
+    def _shared_flags(self, since: float | None) -> list[ProbeFlag]:
+        table, _, by_last = self._flag_keys
+        # (redis-py types each answer as "a value or an awaitable": this client is sync.)
+        if since is None:
+            found = cast(dict[bytes, bytes], self._redis.hgetall(table))
+            rows = list(found.items())
+        else:
+            keys = cast(list[bytes], self._redis.zrangebyscore(by_last, f"({since!r}", "+inf"))
+            values = cast(list[bytes | None], self._redis.hmget(table, keys) if keys else [])
+            rows = [(k, v) for k, v in zip(keys, values, strict=True) if v is not None]
+        flags = []
+        for raw_key, raw_value in rows:
+            first, last, failed, refused = raw_value.decode().split(" ")
+            flags.append(
+                ProbeFlag(raw_key.decode(), float(first), float(last), int(failed), int(refused))
+            )
+        return flags
+
+    # -- health ---------------------------------------------------------------------------------
+
+    def alerts(self) -> list[str]:
+        """Asks Redis (when a retry is due): while it is down, the one alert saying so."""
+        if self._usable():
+            try:
+                self._redis.ping()
+            except redis.RedisError as exc:
+                self._went_down(exc)
+            else:
+                self._answered()
+        since = self._down_since
+        if since is None:
+            return []
+        return [
+            f"rate limits: {self.where} unreachable for {max(0.0, time.time() - since):.0f} s: "
+            f"keyed callers held to 1/{self.replicas} of their limits in each replica, "
+            "the anonymous tier and public code lookups refused (503)"
+        ]
+
+    @property
+    def shared(self) -> bool:
+        """Whether Redis answered last time it was asked."""
+        return self._down_since is None
+
+    def close(self) -> None:
+        self._redis.close()
+
+    # -- the breaker ----------------------------------------------------------------------------
+
+    def _usable(self) -> bool:
+        """Whether to ask Redis now: yes while it answers; once down, one caller a
+        ``RETRY_INTERVAL`` (the others keep to the local share meanwhile)."""
+        if self._down_since is None:  # one attribute read: no lock on the hot path
+            return True
+        with self._state:
+            now = time.monotonic()
+            if now < self._retry_at:
+                return False
+            self._retry_at = now + self._retry_interval
+            return True
+
+    def _went_down(self, exc: BaseException) -> None:
+        with self._state:
+            self._retry_at = time.monotonic() + self._retry_interval
+            if self._down_since is not None:
+                return
+            self._down_since = time.time()
+        # The exception's type only: its text may carry the address, never credentials,
+        # but there is nothing in it an operator needs beyond the kind of failure.
+        logger.warning(
+            "rate limits: Redis at %s unreachable (%s): keyed callers held to 1/%d of their "
+            "limits in this process, the anonymous tier and public code lookups refused "
+            "(503) until it answers",
+            self.where,
+            type(exc).__name__,
+            self.replicas,
+        )
+
+    def _answered(self) -> None:
+        if self._down_since is None:
+            return
+        with self._state:
+            since, self._down_since = self._down_since, None
+        if since is not None:
+            logger.warning(
+                "rate limits: Redis at %s answers again after %.1f s: limits are shared again",
+                self.where,
+                time.time() - since,
+            )
+
+
+def merged(*groups: Iterable[ProbeFlag]) -> list[ProbeFlag]:
+    """Flags of the same key added together (earliest first, latest last), oldest first."""
+    by_key: dict[str, ProbeFlag] = {}
+    for group in groups:
+        for flag in group:
+            seen = by_key.get(flag.key)
+            if seen is not None:
+                flag = ProbeFlag(
+                    flag.key,
+                    min(seen.first_at, flag.first_at),
+                    max(seen.last_at, flag.last_at),
+                    seen.failed_probes + flag.failed_probes,
+                    seen.refused + flag.refused,
+                )
+            by_key[flag.key] = flag
+    return sorted(by_key.values(), key=lambda f: (f.first_at, f.key))
+
+
+__all__ = [
+    "FAIL_CLOSED",
+    "SharedRateLimiter",
+    "local_share",
+    "merged",
+    "moving_window",
+    "redacted",
+]
