@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from registry import log
+from registry import log, pgbulk
 from registry.eip712 import Domain
 from registry.errors import InvalidInput
 from registry.leaf import EntryKind, encode_leaf, leaf_prefix
@@ -100,6 +100,7 @@ class BatchIngest:
         self._next_analyze = self.first_leaf_index + ANALYZE_AFTER
         self._log = TreeAppender(TileStore(conn, tiles_t), self.first_leaf_index)
         self._items = TreeAppender(TileStore(conn, batch_tiles_t, record_id), 0)
+        self._postgres = conn.dialect.name == "postgresql"
         self._marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         self._insert_sql = _insert_statement(conn)
 
@@ -125,10 +126,16 @@ class BatchIngest:
         marker = self._marker
         sql = (
             f"SELECT fingerprint, actor, record_id, position FROM {entries_t.name} "
-            f"WHERE kind = {int(EntryKind.REGISTER)} AND good_type = {marker} "
-            f"AND fingerprint IN ({', '.join([marker] * len(chunk))})"
+            f"WHERE kind = {int(EntryKind.REGISTER)} AND good_type = {marker} AND "
         )
-        rows = self._conn.exec_driver_sql(sql, (self.good_type, *chunk))
+        if self._postgres:
+            rows = self._conn.exec_driver_sql(
+                sql + pgbulk.one_of_packed("fingerprint", 32),
+                (self.good_type, b"".join(chunk), len(chunk) - 1),
+            )
+        else:
+            in_list = f"fingerprint IN ({', '.join([marker] * len(chunk))})"
+            rows = self._conn.exec_driver_sql(sql + in_list, (self.good_type, *chunk))
         return {
             bytes(fp): Existing(bytes(actor), int(record_id), position)
             for fp, actor, record_id, position in rows
@@ -176,7 +183,10 @@ class BatchIngest:
                 )
             )
             leaf_index += 1
-        self._conn.exec_driver_sql(self._insert_sql, params)
+        if self._postgres:
+            pgbulk.copy_rows(self._conn, entries_t, _COLUMNS, params)
+        else:
+            self._conn.exec_driver_sql(self._insert_sql, params)
         leaf_hashes = hash_leaves(leaves)
         self._log.append(leaf_hashes)
         hook = self._conn.info.get(LEAVES_HOOK)
@@ -184,7 +194,7 @@ class BatchIngest:
             hook(
                 self._conn, leaf_index - len(rows), good_type, [row[1] for row in rows], leaf_hashes
             )
-        if self._conn.dialect.name == "postgresql" and self._log.size >= self._next_analyze:
+        if self._postgres and self._log.size >= self._next_analyze:
             # NOTE: PostgreSQL plans each chunk's fingerprint lookup from statistics taken
             # before this batch (an empty table, at first), and then filters every row of
             # the index instead of probing it: quadratic, 426 s for 200k codes. Refreshing

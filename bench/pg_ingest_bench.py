@@ -1,0 +1,210 @@
+"""Bulk ingest of 10^6 codes on PostgreSQL against ``COPY`` of the same rows (issue 16, item 7).
+
+Run: ``.venv/bin/python -m bench.pg_ingest_bench --postgres URL [--codes N] [--rounds R]
+[--baseline REV]``. Each round runs in a process of its own, in a schema of its own (dropped
+afterwards), bounded by ROUND_TIMEOUT:
+
+- ours: the registry's bulk path, as ``bench.ingest_bench`` times it (read the codes file,
+  normalise + HMAC, items root, one signature; then ``Registry.register_batch``: signature
+  check, lookups, entries, tiles, the state map, the signed head), state map on;
+- then, in the same process and schema, the floors on the very rows ours wrote (read back
+  from ``entries``, the ten columns a batch writes): one binary ``COPY`` into an unindexed
+  table (the issue's floor), and one into a copy of ``entries`` with its indexes and
+  foreign keys (what the table itself costs, whoever writes it);
+- with ``--baseline REV``: the same ingest with ``registry/`` as of git revision REV
+  (``git archive``, first on PYTHONPATH), interleaved, for a before/after in one run.
+
+Writes ``bench/results/pg_ingest.json`` (``pg_ingest-N.json`` for other sizes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import save
+from bench.ingest_bench import run_ours, write_codes
+
+#: A round past this is killed (a regressed path must not hang the bench): 10^6 codes took
+#: 50-90 s on this 2-core machine.
+ROUND_TIMEOUT = 900
+#: The columns a bulk batch writes into ``entries`` (registry.batches._COLUMNS).
+COLUMNS = (
+    "leaf_index, kind, good_type, fingerprint, actor, payload_hash, timestamp, record_id, "
+    "position, product_id"
+)
+TYPES = ["int8", "int2", "int2", "bytea", "bytea", "bytea", "int8", "int8", "int4", "int4"]
+
+
+def _schema_url(url: str, schema: str) -> str:
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{schema}"
+
+
+def _copy(conn: Any, table: str, rows: list[tuple[Any, ...]]) -> float:
+    started = time.perf_counter()
+    with (
+        conn.cursor() as cursor,
+        cursor.copy(f"COPY {table} ({COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.set_types(TYPES)
+        for row in rows:
+            copy.write_row(row)
+    conn.commit()
+    return time.perf_counter() - started
+
+
+def floors(url: str, schema: str) -> dict[str, float]:
+    """COPY the rows ours wrote into an unindexed table, and into a copy of ``entries``."""
+    import psycopg
+
+    dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(dsn, options=f"-csearch_path={schema}") as conn:
+        rows = conn.execute(f"SELECT {COLUMNS} FROM entries ORDER BY leaf_index").fetchall()
+        conn.execute(
+            "CREATE TABLE floor_bare (leaf_index bigint, kind smallint, good_type smallint, "
+            "fingerprint bytea, actor bytea, payload_hash bytea, timestamp bigint, "
+            "record_id bigint, position integer, product_id integer)"
+        )
+        conn.execute(
+            "CREATE TABLE floor_entries (LIKE entries INCLUDING DEFAULTS INCLUDING INDEXES)"
+        )
+        conn.execute(
+            "ALTER TABLE floor_entries "
+            "ADD FOREIGN KEY (record_id) REFERENCES signed_records (id), "
+            "ADD FOREIGN KEY (product_id) REFERENCES products (id)"
+        )
+        conn.commit()
+        bare = _copy(conn, "floor_bare", rows)
+        indexed = _copy(conn, "floor_entries", rows)
+    return {"rows": len(rows), "copy_unindexed_s": bare, "copy_into_entries_shape_s": indexed}
+
+
+def child(codes: Path, url: str, with_floors: bool) -> dict[str, Any]:
+    from sqlalchemy import create_engine, text
+
+    import registry
+
+    schema = f"bench_{secrets.token_hex(4)}"
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            result: dict[str, Any] = run_ours(codes, Path(tmp), _schema_url(url, schema))
+        result["registry_from"] = str(Path(registry.__file__).parent)
+        if with_floors:
+            result.update(floors(url, schema))
+        return result
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def measure(codes: Path, url: str, *, baseline: Path | None = None) -> dict[str, Any]:
+    env = dict(os.environ)
+    here = Path(__file__).resolve().parent.parent
+    if baseline is not None:
+        # ``-m`` puts the working directory first on sys.path: run from the old registry/'s
+        # folder, with this tree (bench/, the other packages) after it.
+        env["PYTHONPATH"] = os.pathsep.join([str(baseline), str(here)])
+    role = "baseline" if baseline is not None else "ours"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.pg_ingest_bench", "--child", role, str(codes), url],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=ROUND_TIMEOUT,
+        env=env,
+        cwd=baseline if baseline is not None else here,
+    )
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def export_registry(rev: str, into: Path) -> Path:
+    """``registry/`` (and the migrations it finds next to it) as of git revision ``rev``."""
+    archive = into / "registry.tar"
+    with archive.open("wb") as out:
+        subprocess.run(["git", "archive", rev, "registry", "migrations"], check=True, stdout=out)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(float(r[key]) for r in runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--postgres", metavar="URL", required=False)
+    parser.add_argument("--codes", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline", metavar="REV", help="also time registry/ as of REV")
+    parser.add_argument("--child", nargs=3, metavar=("ROLE", "CODES", "URL"))
+    args = parser.parse_args()
+    if args.child:
+        role, codes, url = args.child
+        print(json.dumps(child(Path(codes), url, with_floors=role == "ours")))
+        return
+    if not args.postgres:
+        parser.error(
+            "--postgres URL is required (e.g. postgresql+psycopg://postgres@127.0.0.1/test)"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        codes = Path(tmp) / "codes.csv"
+        write_codes(codes, args.codes)
+        baseline = export_registry(args.baseline, Path(tmp)) if args.baseline else None
+        ours: list[dict[str, Any]] = []
+        before: list[dict[str, Any]] = []
+        for _ in range(args.rounds):  # interleaved, so machine noise hits every side
+            ours.append(measure(codes, args.postgres))
+            if baseline is not None:
+                before.append(measure(codes, args.postgres, baseline=baseline))
+    registry_s = _median(ours, "registry_ingest_s")
+    bare = _median(ours, "copy_unindexed_s")
+    shaped = _median(ours, "copy_into_entries_shape_s")
+    data: dict[str, Any] = {
+        "codes": args.codes,
+        "rounds": args.rounds,
+        "load_average": os.getloadavg(),
+        "ours_registry_ingest_s": registry_s,
+        "ours_total_s": _median(ours, "total_s"),
+        "ours_client_fingerprint_s": _median(ours, "client_fingerprint_s"),
+        "peak_rss_mb": _median(ours, "peak_rss_mb"),
+        "floor_copy_unindexed_s": bare,
+        "copy_into_entries_shape_s": shaped,
+        "ratio_registry_to_copy": registry_s / bare,
+        "ratio_entries_shape_to_copy": shaped / bare,
+        "runs": ours,
+    }
+    if before:
+        data["baseline"] = {
+            "rev": args.baseline,
+            "registry_ingest_s": _median(before, "registry_ingest_s"),
+            "runs": before,
+        }
+    name = "pg_ingest" if args.codes == 1_000_000 else f"pg_ingest-{args.codes}"
+    path = save(name, data)
+    print(f"codes: {args.codes:,} (median of {args.rounds})")
+    print(f"ours: registry {registry_s:.1f} s (end to end {data['ours_total_s']:.1f} s)")
+    print(f"COPY into an unindexed table {bare:.2f} s -> ratio {registry_s / bare:.1f}x")
+    print(f"COPY into entries' shape (indexes, foreign keys) {shaped:.2f} s ({shaped / bare:.1f}x)")
+    if before:
+        print(f"baseline {args.baseline}: registry {data['baseline']['registry_ingest_s']:.1f} s")
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""PostgreSQL's bulk path (registry.pgbulk): rows by binary COPY keep every rule an INSERT kept.
+
+The batch tests of test_registration run on both databases and cover the ordinary rules
+(conflicts, idempotent re-upload, repeats, rollback, leaves); these cover what only the COPY
+path can get wrong: a unique violation raised inside COPY, and the rows' exact columns.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
+
+from registry.batches import BatchIngest, Existing
+from registry.codesfile import PreparedBatch, codes_source, prepare_code_batch
+from registry.creator import CreatorKeys, sign_batch_registration
+from registry.eip712 import DEV_DOMAIN
+from registry.fingerprints import GoodType, Use
+from registry.leaf import EntryKind
+from registry.requests import RegistrationRequest
+from registry.service import Registry
+from tests.conftest import Clock, CreatorFactory
+from tests.registry.helpers import NO_ROYALTY, counts, registration
+
+
+def _skip_sqlite(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the COPY path is PostgreSQL's (SQLite has one writer: no such race)")
+
+
+def _signed_batch(
+    creator: CreatorKeys, n: int, now: int
+) -> tuple[PreparedBatch, RegistrationRequest]:
+    assert creator.code_key is not None
+    batch = prepare_code_batch(
+        codes_source("".join(f"RACE-{i:05d}\n" for i in range(n))), creator.code_key
+    )
+    request = sign_batch_registration(
+        creator,
+        DEV_DOMAIN,
+        batch,
+        good_type=GoodType.CODE,
+        product="card",
+        use=Use.SINGLE,
+        royalty_policy=NO_ROYALTY,
+        metadata={},
+        now=now,
+        new_product=True,
+    )
+    return batch, request
+
+
+def test_a_register_committed_between_lookup_and_copy_rolls_the_batch_back(
+    registry: Registry,
+    engine: Engine,
+    make_creator: CreatorFactory,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another creator's REGISTER that commits after a chunk's lookup found the good free
+    makes COPY hit the one-REGISTER-per-good index: SQLAlchemy's IntegrityError (as the
+    INSERT path raised), nothing of the batch written; the rival's entry stands, and the
+    batch sent again records a CONFLICT for that good."""
+    _skip_sqlite(engine)
+    owner, rival = make_creator(), make_creator()
+    batch, request = _signed_batch(owner, 5_000, clock())
+    prints = list(batch.fingerprints())
+    lookup = BatchIngest.registered
+    raced: list[bytes] = []
+
+    def racing_lookup(ingest: BatchIngest, chunk: list[bytes]) -> dict[bytes, Existing]:
+        found = lookup(ingest, chunk)
+        if not raced and len(chunk) > 7:
+            # Fault injection: the real race needs a commit inside a few microseconds.
+            raced.append(chunk[7])
+            registry.register(
+                registration(
+                    rival, clock(), fingerprint=chunk[7], good_type=GoodType.CODE, product="rival"
+                )
+            )
+        return found
+
+    monkeypatch.setattr(BatchIngest, "registered", racing_lookup)
+    before = counts(engine)
+    with pytest.raises(IntegrityError, match="uq_entries_registered_good"):
+        registry.register_batch(request, iter(prints))
+    after = counts(engine)
+    # Only the rival's single registration (entry, record, product) is new.
+    assert after["entries"] == before["entries"] + 1
+    assert after["batch_tiles"] == before["batch_tiles"]
+    assert after["tree_size"] == before["tree_size"]
+    monkeypatch.setattr(BatchIngest, "registered", lookup)
+    result = registry.register_batch(request, iter(prints))
+    assert (result.registered, result.conflicts) == (4_999, 1)
+    with engine.connect() as conn:
+        kind = conn.execute(
+            text("SELECT kind FROM entries WHERE fingerprint = :f AND actor = :a"),
+            {"f": raced[0], "a": bytes.fromhex(owner.address[2:])},
+        ).scalar_one()
+    assert kind == int(EntryKind.CONFLICT)
+
+
+def test_copied_rows_hold_the_columns_an_insert_wrote(
+    registry: Registry, engine: Engine, make_creator: CreatorFactory, clock: Clock
+) -> None:
+    """Every column of a copied entry, NULLs included (a revocation's product), read back."""
+    _skip_sqlite(engine)
+    owner = make_creator()
+    batch, request = _signed_batch(owner, 300, clock())
+    registry.register_batch(request, batch.fingerprints())
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT leaf_index, kind, good_type, actor, timestamp, position, product_id "
+                "FROM entries WHERE kind = :k ORDER BY leaf_index"
+            ),
+            {"k": int(EntryKind.REGISTER)},
+        ).all()
+    assert [r.leaf_index for r in rows] == list(range(300))
+    assert [r.position for r in rows] == list(range(300))
+    assert {(r.kind, r.good_type, bytes(r.actor)) for r in rows} == {
+        (int(EntryKind.REGISTER), int(GoodType.CODE), bytes.fromhex(owner.address[2:]))
+    }
+    assert len({r.timestamp for r in rows}) == 1 and rows[0].product_id is not None
