@@ -32,6 +32,7 @@ def reconcile(worker: AnchorWorker) -> list[str]:
     on_chain, on_chain_root = worker.chain.last_anchored()
     notes = []
     with write_transaction(worker.registry.engine) as conn:
+        worker.fence(conn)
         ours_in_flight = conn.execute(
             select(anchors_t.c.id).where(
                 anchors_t.c.state.in_(NOT_YET_FINAL),
@@ -94,6 +95,7 @@ def watch_final(worker: AnchorWorker) -> str | None:
     detail = f"finality violated: block {anchor.block_number} left the chain"
     logger.critical("ALARM anchor of head %s: %s", anchor.tree_size, detail)
     with write_transaction(worker.registry.engine) as conn:
+        worker.fence(conn)
         worker.store.move(conn, anchor, AnchorState.REORGED, detail, error=detail)
         # Its nonce may be free again: nothing is in flight, so re-seed from the chain.
         worker.store.set_next_nonce(conn, None)

@@ -65,6 +65,7 @@ def _nonce_taken(worker: AnchorWorker, anchor: Anchor, nonce: int) -> str | None
     detail = f"nonce {nonce} was used by a foreign transaction from the anchoring key"
     logger.error("ALARM anchor of head %s: %s; anchoring again", anchor.tree_size, detail)
     with write_transaction(worker.registry.engine) as conn:
+        worker.fence(conn)
         worker.store.move(conn, anchor, AnchorState.SEALED, detail, nonce=None, error=detail)
         worker.store.set_next_nonce(conn, None)  # re-seed from the chain
     return f"head {anchor.tree_size}: {detail}"
@@ -86,6 +87,7 @@ def replace(worker: AnchorWorker, anchor: Anchor, stuck: Attempt) -> str | None:
             chain_nonce,
         )
         with write_transaction(worker.registry.engine) as conn:
+            worker.fence(conn)
             worker.store.set_next_nonce(conn, chain_nonce + 1)
             worker.store.event(
                 conn,
@@ -105,6 +107,7 @@ def replace(worker: AnchorWorker, anchor: Anchor, stuck: Attempt) -> str | None:
             raise
     sent_block = worker.chain.block_number()
     with write_transaction(worker.registry.engine) as conn:
+        worker.fence(conn)
         worker.store.mark_sent(conn, anchor.id, signed.tx_hash, sent_block)
     return f"replaced head {anchor.tree_size} at max fee {signed.max_fee_per_gas}"
 
@@ -128,6 +131,7 @@ def reprice(worker: AnchorWorker, anchor: Anchor, previous: Attempt) -> SignedAn
     size, previous_size = anchor.tree_size, anchor.previous_size
     proof = worker.registry.consistency_proof(previous_size, size) if previous_size else []
     with write_transaction(worker.registry.engine) as conn:
+        worker.fence(conn)
         signed = worker.chain.sign_anchor(
             worker.account,
             size=size,

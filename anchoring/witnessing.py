@@ -29,11 +29,13 @@ from typing import Final
 from urllib.parse import urlsplit
 
 import httpx2
+from sqlalchemy import Connection
 
 from registry import checkpoints
 from registry.checkpoints import SignedCheckpoint
 from registry.db import read_transaction, write_transaction
-from registry.errors import ConfigurationError
+from registry.errors import ConfigurationError, LeaseLost
+from registry.lease import Lease
 from registry.note import NoteError, NoteSignature, cosignature_timestamp, parse_signature_lines
 from registry.service import Registry
 from registry.witnesspolicy import PolicyWitness, QuorumNotReached, WitnessPolicy
@@ -135,6 +137,9 @@ class Witnessing:
         )
         self.counters = WitnessingCounters()
         self._last_alarm: str | None = None
+        #: Run first in the transaction that records a round (``registry.lease.Lease.fence``):
+        #: a process that lost the witnessing role records and publishes nothing.
+        self.fence: Callable[[Connection], None] = lambda conn: None
 
     def close(self) -> None:
         self._http.close()
@@ -165,6 +170,7 @@ class Witnessing:
         cosignatures = [line for o in outcomes for line in o.cosignatures]
         alarm = None
         with write_transaction(self.registry.engine) as conn:
+            self.fence(conn)
             for outcome in outcomes:
                 verifier = self.policy.witness(outcome.name).verifier
                 if outcome.error is None:
@@ -293,14 +299,31 @@ def _conflict_size(media_type: str, body: bytes) -> int:
     return int(digits)
 
 
-def run_witnessing(witnessing: Witnessing, *, interval: float, stop: threading.Event) -> None:
+def run_witnessing(
+    witnessing: Witnessing,
+    *,
+    interval: float,
+    stop: threading.Event,
+    lease: Lease | None = None,
+) -> None:
     """Rounds until ``stop`` is set: at once while checkpoints get published, every
-    ``interval`` when none waits, backing off (to ``MAX_BACKOFF_SECONDS``) below the quorum."""
+    ``interval`` when none waits, backing off (to ``MAX_BACKOFF_SECONDS``) below the quorum.
+
+    With a ``lease`` (kept by the caller) only its holder asks the witnesses, and each
+    round's record is fenced by it."""
     backoff = interval
+    if lease is not None:
+        witnessing.fence = lease.fence
     try:
         while not stop.is_set():
+            if lease is not None and not lease.held:
+                stop.wait(min(interval, lease.interval))  # another process witnesses
+                continue
             try:
                 done = witnessing.step()
+            except LeaseLost as exc:
+                logger.warning("witnessing stopped: %s", exc.detail)
+                continue
             except Exception:
                 logger.exception("witnessing round failed; retrying in %.1fs", backoff)
                 done = None

@@ -53,6 +53,10 @@ def latest_published_head(conn: Connection) -> TreeHead | None:
     return log.tree_head_at(conn, size) if size else None
 
 
+def _unfenced(conn: Connection) -> None:
+    """The fence of a worker run on its own (tests, ``tracemark anchor --now``)."""
+
+
 def _fault(point: str) -> None:
     if os.environ.get(FAULT_POINT_ENV) == point:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -75,6 +79,9 @@ class AnchorWorker:
         self.policy = policy or AnchorPolicy()
         self.clock = clock or registry.clock
         self.store = AnchorStore(self.clock)
+        #: Run first in the sealing and signing transactions (``registry.lease.Lease.fence``):
+        #: raises ``LeaseLost`` when another process holds the anchoring role now.
+        self.fence: Callable[[Connection], None] = _unfenced
 
     # -- one transition -------------------------------------------------------------------------
 
@@ -130,6 +137,7 @@ class AnchorWorker:
     def _seal(self) -> str | None:
         """Seal the latest published head if enough entries or time have piled up."""
         with write_transaction(self.registry.engine) as conn:
+            self.fence(conn)
             head = latest_published_head(conn)
             anchored = self.store.anchored_size(conn)
             if head is None or head.tree_size <= anchored:
@@ -182,6 +190,7 @@ class AnchorWorker:
             return None  # nothing moved: the caller waits its interval
         max_fee = min(self.policy.max_fee_per_gas, 2 * base_fee + self.policy.priority_fee_per_gas)
         with write_transaction(self.registry.engine) as conn:
+            self.fence(conn)
             nonce = self.store.take_nonce(
                 conn, lambda: self.chain.nonce(self.account.address, "pending")
             )
@@ -206,6 +215,7 @@ class AnchorWorker:
         before it is signed: nothing was signed or spent yet, and one transaction then covers
         every entry that piled up meanwhile (THREATS 34)."""
         with write_transaction(self.registry.engine) as conn:
+            self.fence(conn)
             head = latest_published_head(conn)
             if head is None or head.tree_size <= anchor.tree_size:
                 return anchor

@@ -54,6 +54,7 @@ from readmodels.authenticity import GoodLookup
 from registry import checkpoints
 from registry.db import read_transaction
 from registry.errors import StorageBusy
+from registry.lease import Lease
 from registry.service import Registry
 
 #: The route ``TracemarkApp`` answers in front of its middleware stack.
@@ -116,7 +117,11 @@ def create_app(
     identity_settings: IdentitySettings | None = None,
     trust_root: TrustRootConfig | None = None,
     api_settings: ApiSettings | None = None,
+    webhook_sender: bool | Lease = True,
 ) -> FastAPI:
+    """The app. ``webhook_sender``: run the webhook sender in this process (True; a
+    ``Lease``: only while holding the role, ``tracemark serve --role api,webhooks``) or not
+    (False: a stateless API replica, the sender runs elsewhere)."""
     settings = api_settings or load_api_settings()
     # The global public code-lookup budget is a setting; every other limit is ``limits``'.
     limits = replace(
@@ -126,7 +131,13 @@ def create_app(
     jobs = JobRunner(registry)
     identity = IdentityService(registry, identity_settings or load_identity_settings())
     webhooks = WebhookService(registry, webhook_settings or load_webhook_settings())
-    webhook_worker = WebhookWorker(webhooks)
+    webhook_worker = (
+        None
+        if webhook_sender is False
+        else WebhookWorker(
+            webhooks, lease=webhook_sender if isinstance(webhook_sender, Lease) else None
+        )
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -134,9 +145,11 @@ def create_app(
             jobs.fail_interrupted()
         except StorageBusy:  # another writer holds the lock: the next start will do it
             logging.getLogger("tracemark.api").warning("could not mark interrupted jobs yet")
-        webhook_worker.start()
+        if webhook_worker is not None:
+            webhook_worker.start()
         yield
-        webhook_worker.close()
+        if webhook_worker is not None:
+            webhook_worker.close()
         jobs.close()
         ctx.close()  # flushes the telemetry buffer first
         telemetry_writer.close()  # its connections go; it reopens on use (a restarted app)

@@ -18,6 +18,7 @@ from multiprocessing.process import BaseProcess
 from api.webhooks.publish import publish_signals
 from readmodels.riskindex import REFRESH_SECONDS
 from readmodels.riskworker import RiskWorker, run_risk_worker
+from registry.lease import Lease
 from registry.service import Registry
 from registry.settings import Settings
 
@@ -55,9 +56,14 @@ def _main(settings: Settings, interval: float, log_level: str) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     registry = Registry.open(settings)
     worker = RiskWorker(registry.engine, clock=registry.clock, publish=publish_signals)
+    # One risk worker per database (PostgreSQL: several ``serve --role risk`` may run).
+    lease = Lease(registry.engine, "risk", seconds=settings.lease_seconds)
+    keeper = lease.keep(stop)
     try:
-        run_risk_worker(worker, interval=interval, stop=stop)
+        run_risk_worker(worker, interval=interval, stop=stop, lease=lease)
     finally:
+        stop.set()
+        keeper.join(10)  # it gives the lease up
         registry.engine.dispose()
 
 

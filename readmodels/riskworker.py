@@ -35,6 +35,7 @@ from readmodels.market import GoodKey, ProbeFlag
 from readmodels.riskindex import LOOKBACK, REFRESH_SECONDS, Risk, RiskIndex
 from readmodels.signals import Signal, Thresholds
 from registry.db import read_transaction, retrying, write_transaction
+from registry.lease import Lease
 from registry.models import ProbeFlagRow, RiskGood, RiskSignal, RiskState
 from registry.telemetry import index_verifications
 
@@ -127,6 +128,9 @@ class RiskWorker:
         # What the tables hold, as this worker last wrote or read them.
         self._goods: dict[GoodKey, tuple[float, str]] | None = None
         self._signals: dict[str, str] | None = None
+        #: Run first in the transaction that writes a refresh and publishes its signals
+        #: (``registry.lease.Lease.fence``): a process that lost the risk role writes nothing.
+        self.fence: Callable[[Connection], None] = lambda conn: None
 
     def index_events(self) -> int:
         """Index the verification events the API appended since the last call, by good
@@ -204,6 +208,7 @@ class RiskWorker:
         stale = sorted(known.keys() - signals.keys())
         c = risk_signals_t.c
         with write_transaction(self.engine) as conn:
+            self.fence(conn)
             self._write_goods(conn, changed, gone)
             for sid, document in rewritten.items():
                 conn.execute(
@@ -284,9 +289,22 @@ class Stop(Protocol):
     def wait(self, timeout: float | None = None) -> bool: ...
 
 
-def run_risk_worker(worker: RiskWorker, *, interval: float = REFRESH_SECONDS, stop: Stop) -> None:
-    """Refresh every ``interval`` seconds (or less often, past ``MAX_DUTY``) until ``stop``."""
+def run_risk_worker(
+    worker: RiskWorker,
+    *,
+    interval: float = REFRESH_SECONDS,
+    stop: Stop,
+    lease: Lease | None = None,
+) -> None:
+    """Refresh every ``interval`` seconds (or less often, past ``MAX_DUTY``) until ``stop``;
+    with a ``lease`` (kept by the caller), only while holding the risk worker's role, and
+    each refresh's write fenced by it."""
+    if lease is not None:
+        worker.fence = lease.fence
     while not stop.is_set():
+        if lease is not None and not lease.held:
+            stop.wait(min(interval, lease.interval))  # another process refreshes
+            continue
         started = time.monotonic()
         try:
             report = worker.run_once()

@@ -148,6 +148,16 @@ class StorageBusy(TracemarkError):
     exit_code = 7
 
 
+class LeaseLost(TracemarkError):
+    """This process no longer holds its singleton role's lease (``registry.lease``): the
+    work it was about to commit is not committed; the holder now does it."""
+
+    code = "lease-lost"
+    http_status = 503
+    diagnostics = "Nothing to do: another process holds the role and does the work."
+    exit_code = 7
+
+
 class ConfigurationError(TracemarkError):
     """Settings, keys or the data directory are missing or inconsistent."""
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from registry.errors import StorageBusy
+from registry.errors import LeaseLost, StorageBusy
 from registry.fingerprints import fingerprint_hex
+from registry.lease import Lease
 from registry.service import Registry
 from registry.treehead import TreeHead
 
@@ -25,12 +26,25 @@ def describe(head: TreeHead) -> str:
     return f"tree head size={head.tree_size} root={fingerprint_hex(head.root)} ts={head.timestamp}"
 
 
-def run_sequencer(registry: Registry, *, interval: float, stop: threading.Event) -> None:
-    """Run until ``stop`` is set; each published head is logged at INFO."""
+def run_sequencer(
+    registry: Registry, *, interval: float, stop: threading.Event, lease: Lease | None = None
+) -> None:
+    """Run until ``stop`` is set; each published head is logged at INFO.
+
+    With a ``lease`` (PostgreSQL deployments: ``tracemark serve --role sequencer`` on several
+    machines) only its holder sequences, and each batch's transaction is fenced by it; the
+    caller keeps the lease (``Lease.keep``). Without one, this is the only sequencer.
+    """
     backoff = interval
     while not stop.is_set():
+        if lease is not None and not lease.held:
+            stop.wait(min(interval, lease.interval))  # another process sequences; stand by
+            continue
         try:
-            head = registry.sequence()
+            head = registry.sequence(fence=None if lease is None else lease.fence)
+        except LeaseLost as exc:
+            logger.warning("sequencing stopped: %s", exc.detail)
+            continue
         except StorageBusy:
             logger.warning("database busy; retrying in %.1fs", backoff)
         except Exception:

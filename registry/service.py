@@ -431,9 +431,15 @@ class Registry:
 
     # -- the sequencer ----------------------------------------------------------------------
 
-    def sequence(self) -> TreeHead | None:
-        """Integrate one batch of queued entries and sign the new head (one transaction)."""
+    def sequence(self, fence: Callable[[Connection], None] | None = None) -> TreeHead | None:
+        """Integrate one batch of queued entries and sign the new head (one transaction).
+
+        ``fence`` (``registry.lease.Lease.fence``) runs first in that transaction: it raises
+        when this process no longer holds the sequencer's lease, and nothing is integrated.
+        """
         with write_transaction(self.engine) as conn:
+            if fence is not None:
+                fence(conn)
             now = log.sequencer_time(conn, self.clock())
             integrated = log.integrate_queue(conn, limit=self.sequencer_batch_size, now=now)
             if integrated == 0:

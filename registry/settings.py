@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     sequencer_batch_size: int = Field(default=1000, ge=1, le=100_000)
     #: ... and looks at the queue this often (seconds).
     sequencer_interval: float = Field(default=1.0, gt=0, le=3600)
+    #: How long a singleton role's lease lasts without a heartbeat (seconds, PostgreSQL
+    #: only): a standby takes a dead holder's role over within 4/3 of it (``registry.lease``).
+    lease_seconds: float = Field(default=15.0, ge=0.5, le=600)
     #: Where ``tracemark keys new`` writes a creator's account and code key.
     keys_dir: Path | None = None
     log_level: str = "INFO"

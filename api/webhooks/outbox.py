@@ -91,6 +91,10 @@ class Outbox:
     def __init__(self, service: WebhookService, *, now_ms: Callable[[], int] | None = None):
         self.service = service
         self.now_ms = now_ms or service.now_ms
+        #: Run first in the transactions that queue and claim deliveries
+        #: (``registry.lease.Lease.fence``): a process that lost the webhook sender's role
+        #: queues and claims nothing.
+        self.fence: Callable[[Connection], None] = lambda conn: None
 
     def enqueue_new_events(self) -> int:
         """Queue final anchors and recorded transfers that live subscriptions have not had."""
@@ -130,6 +134,7 @@ class Outbox:
         now, due = self.service.registry.clock(), self.now_ms()
         queued = 0
         with write_transaction(self.service.registry.engine) as conn:
+            self.fence(conn)
             subs = conn.execute(
                 select(
                     c.id, c.platform_id, c.event_types, c.anchor_mark, c.transfer_mark, c.created_at
@@ -251,6 +256,7 @@ class Outbox:
             return []
         claims: list[Claim] = []
         with write_transaction(self.service.registry.engine) as conn:
+            self.fence(conn)
             for delivery_id in candidates:
                 taken = conn.execute(
                     update(deliveries_t)

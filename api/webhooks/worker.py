@@ -21,6 +21,8 @@ import httpx2
 from api.webhooks import ssrf
 from api.webhooks.outbox import Claim, Outbox
 from api.webhooks.store import WebhookService
+from registry.errors import LeaseLost
+from registry.lease import Lease
 from verifier.webhooks import webhook_headers
 
 logger = logging.getLogger("tracemark.api.webhooks")
@@ -89,10 +91,19 @@ class WebhookWorker:
     """Runs ``WebhookService``'s poller and deliveries in a background thread."""
 
     def __init__(
-        self, service: WebhookService, *, transport: httpx2.AsyncBaseTransport | None = None
+        self,
+        service: WebhookService,
+        *,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self.service = service
         self.outbox = Outbox(service)
+        #: The webhook sender's role (``tracemark serve --role webhooks``, kept by the
+        #: caller): only its holder queues and claims, each claim fenced by it.
+        self.lease = lease
+        if lease is not None:
+            self.outbox.fence = lease.fence
         self._transport = transport
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -130,16 +141,9 @@ class WebhookWorker:
         in_flight: set[asyncio.Task[None]] = set()
         async with _client(self.service, self._transport) as client:
             while not self._stop.is_set():
-                try:
-                    await asyncio.to_thread(self.outbox.enqueue_new_events)
-                    free = settings.concurrency - len(in_flight)
-                    claims = await asyncio.to_thread(self.outbox.claim_due, free)
-                    for claim in claims:
-                        task = asyncio.create_task(self._deliver(client, claim))
-                        in_flight.add(task)
-                        task.add_done_callback(in_flight.discard)
-                except Exception:  # a busy database, a lost connection: try again next tick
-                    logger.exception("webhooks: a worker step failed")
+                # Without the role's lease (another process sends) this tick only waits.
+                if self.lease is None or self.lease.held:
+                    await self._tick(client, in_flight)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), settings.poll_interval)
                 self._wake.clear()
@@ -147,7 +151,29 @@ class WebhookWorker:
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
 
+    async def _tick(self, client: httpx2.AsyncClient, in_flight: set[asyncio.Task[None]]) -> None:
+        """Queue new events, claim what is due (up to the free slots) and start sending."""
+        try:
+            await asyncio.to_thread(self.outbox.enqueue_new_events)
+            free = self.service.settings.concurrency - len(in_flight)
+            claims = await asyncio.to_thread(self.outbox.claim_due, free)
+        except LeaseLost as exc:
+            logger.warning("webhooks: stopped: %s", exc.detail)
+            return
+        except Exception:  # a busy database, a lost connection: try again next tick
+            logger.exception("webhooks: a worker step failed")
+            return
+        for claim in claims:
+            task = asyncio.create_task(self._deliver(client, claim))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+
     async def _deliver(self, client: httpx2.AsyncClient, claim: Claim) -> None:
+        if self.lease is not None and not self.lease.held:
+            # Paused past the lease since the claim: the holder sends it once its claim runs
+            # out. (A pause between this look and the POST can still send it twice: at least
+            # once, and receivers dedupe on webhook-id.)
+            return
         started_at = self.service.registry.clock()
         began = time.monotonic()
         status, error = await send_once(client, self.service, claim)

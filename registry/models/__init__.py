@@ -12,6 +12,7 @@ from __future__ import annotations
 from registry.models.checkpoints import CheckpointRecord, CheckpointWitness
 from registry.models.columns import ID_TYPE
 from registry.models.identity import CreatorIdentityRow
+from registry.models.leases import RoleLease
 from registry.models.log import BatchTile, Entry, LogState, TreeHeadRecord, TreeTile
 from registry.models.records import CodeKey, Product, RegistryKey, SignedRecord
 from registry.models.risk import ProbeFlagRow, RiskGood, RiskSignal, RiskState
@@ -48,6 +49,7 @@ __all__ = [
     "RiskGood",
     "RiskSignal",
     "RiskState",
+    "RoleLease",
     "RoyaltyLine",
     "SignedRecord",
     "Transfer",

@@ -1,6 +1,6 @@
-"""THREATS 28 on PostgreSQL: of several anchoring workers exactly one anchors at a time,
-another takes over when it goes (here: a holder killed mid-anchor), and every head is
-anchored once."""
+"""THREATS 28 on PostgreSQL: of several anchoring workers exactly one anchors at a time (the
+anchoring role's lease, ``registry.lease``), another takes over when it goes (here: a holder
+killed mid-anchor), and every head is anchored once."""
 
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ from sqlalchemy import Engine, text
 
 from anchoring.chain import Chain
 from anchoring.devchain import DevChain
-from anchoring.lease import ANCHOR_LOCK_KEY, AnchorLease
 from anchoring.loop import run_anchoring
 from anchoring.runtime import ANVIL_ACCOUNT_0_KEY
 from anchoring.worker import FAULT_POINT_ENV, AnchorPolicy, AnchorWorker
 from registry.creator import CreatorKeys
 from registry.db import create_db_engine
 from registry.eip712 import DEV_DOMAIN
+from registry.lease import Lease
 from registry.migrate import upgrade
 from registry.service import Registry
 from tests.registry.helpers import registration
@@ -40,15 +40,6 @@ def pg_engine(postgres_url: str) -> Iterator[Engine]:
     upgrade(engine)
     yield engine
     engine.dispose()
-
-
-def test_one_lease_at_a_time_and_it_passes_on(pg_engine: Engine) -> None:
-    first, second = AnchorLease(pg_engine), AnchorLease(pg_engine)
-    assert first.acquire() and first.held
-    assert not second.acquire() and not second.held
-    first.release()
-    assert second.acquire()
-    second.release()
 
 
 def test_two_workers_anchor_each_head_exactly_once(pg_engine: Engine) -> None:
@@ -130,6 +121,7 @@ from anchoring.loop import run_anchoring
 from anchoring.worker import AnchorPolicy, AnchorWorker
 from registry.db import create_db_engine
 from registry.eip712 import DEV_DOMAIN
+from registry.lease import Lease
 from registry.service import Registry
 
 db, rpc, address = sys.argv[1:4]
@@ -138,19 +130,23 @@ registry = Registry(create_db_engine(db), domain=DEV_DOMAIN, account=Account.cre
 worker = AnchorWorker(registry, Chain.connect(rpc, address),
                       Account.from_key(ANVIL_ACCOUNT_0_KEY),
                       AnchorPolicy(max_entries=1, max_age_seconds=0, confirmations=2))
-run_anchoring(worker, interval=0.05, stop=threading.Event())
+stop = threading.Event()
+lease = Lease(registry.engine, "anchoring", seconds=float(sys.argv[4]))
+lease.keep(stop)
+run_anchoring(worker, interval=0.05, stop=stop, lease=lease)
 """
+#: The doomed worker's lease: the standby takes over at most ~4/3 of it after the kill.
+LEASE_SECONDS = 2.0
 
 
-def _lease_holder(engine: Engine) -> int | None:
-    """The PostgreSQL backend holding the anchoring lease, if any."""
+def _lease_holder(engine: Engine) -> str | None:
+    """Who holds the anchoring lease now (host:pid:random), if anyone."""
     with engine.connect() as conn:
         return conn.execute(
             text(
-                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                " AND ((classid::bigint << 32) | objid::bigint) = :key"
-            ),
-            {"key": ANCHOR_LOCK_KEY},
+                "SELECT holder FROM role_leases WHERE role = 'anchoring'"
+                " AND expires_at_ms > (extract(epoch from clock_timestamp()) * 1000)::bigint"
+            )
         ).scalar()
 
 
@@ -166,7 +162,7 @@ def test_threat_28_a_dead_lease_holder_is_taken_over_and_nothing_is_anchored_twi
     pg_engine: Engine, postgres_url: str
 ) -> None:
     """The worker holding the lease dies (SIGKILL right after it signed and stored an
-    anchor); the lease goes with its connection; the standing-by worker takes it over,
+    anchor); its lease expires without a heartbeat; the standing-by worker takes it over,
     sends the stored transaction (never a new one) and the head is anchored once."""
     operator = Account.from_key(ANVIL_ACCOUNT_0_KEY)
     with DevChain(block_time=0.2) as devchain:
@@ -179,11 +175,20 @@ def test_threat_28_a_dead_lease_holder_is_taken_over_and_nothing_is_anchored_twi
             master_key=secrets.token_bytes(32),
         )
         doomed = subprocess.Popen(
-            [sys.executable, "-c", DOOMED_WORKER, postgres_url, devchain.rpc_url, address],
+            [
+                sys.executable,
+                "-c",
+                DOOMED_WORKER,
+                postgres_url,
+                devchain.rpc_url,
+                address,
+                str(LEASE_SECONDS),
+            ],
             env={**os.environ, FAULT_POINT_ENV: "signed"},
             cwd=Path(__file__).resolve().parents[2],
         )
         stop = threading.Event()
+        lease = Lease(pg_engine, "anchoring", seconds=LEASE_SECONDS)
         standby = threading.Thread(
             target=run_anchoring,
             args=(
@@ -194,11 +199,12 @@ def test_threat_28_a_dead_lease_holder_is_taken_over_and_nothing_is_anchored_twi
                     AnchorPolicy(max_entries=1, max_age_seconds=0, confirmations=2),
                 ),
             ),
-            kwargs={"interval": 0.05, "stop": stop},
+            kwargs={"interval": 0.05, "stop": stop, "lease": lease},
         )
         try:
             _until("the first worker holds the lease", lambda: _lease_holder(pg_engine) is not None)
             first_holder = _lease_holder(pg_engine)
+            lease.keep(stop)  # only now: the doomed worker must be the first holder
             standby.start()
             time.sleep(0.5)
             assert _lease_holder(pg_engine) == first_holder  # the second one stands by
