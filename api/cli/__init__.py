@@ -24,6 +24,7 @@ from api.cli.app import EXIT_CODES, app, fail, state
 
 def main() -> None:
     """The ``tracemark`` program: run the command line, then exit with its code."""
+    state.is_program = True
     try:
         app()
     except SystemExit as done:

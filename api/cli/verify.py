@@ -148,6 +148,7 @@ def verify(
     # collector waits for the whole check (its passes over them were ~10% of an export's).
     with reported(), collector_paused():
         evidence = read_evidence(bundle_file)
+        state.leave_to_exit(evidence)
         policy = (
             TrustPolicy([read_trust_root(path) for path in trust])
             if trust

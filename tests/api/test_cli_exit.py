@@ -76,3 +76,18 @@ def test_the_same_code_and_output_as_the_command_itself(tmp_path: Path) -> None:
     done = _run("verify", str(missing))
     assert done.returncode == in_process.exit_code == 3
     assert in_process.output.strip() in done.stderr
+
+
+def test_evidence_is_left_to_the_end_of_the_program_only() -> None:
+    # In the program the evidence is never freed object by object (the process ends without
+    # teardown); in a test's process nothing is kept.
+    from api.cli.app import State
+
+    evidence = object()
+    elsewhere = State()
+    elsewhere.leave_to_exit(evidence)
+    assert elsewhere._left_to_exit == []
+    program = State()
+    program.is_program = True
+    program.leave_to_exit(evidence)
+    assert program._left_to_exit == [evidence]
