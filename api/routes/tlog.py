@@ -18,7 +18,7 @@ from api.deps import Caller, Context
 from registry.db import read_transaction
 from registry.errors import NotFound
 from registry.tlogread import latest_published, read_tile
-from registry.tlogtiles import TileRef, parse_tile_path
+from registry.tlogtiles import MAX_PATH_CHARS, TileRef, parse_tile_path
 
 router = APIRouter(tags=["auditors"])
 
@@ -95,10 +95,12 @@ def _resource(ctx: Context, ref: TileRef) -> bytes:
     responses=BINARY_RESPONSE,
 )
 def entry_bundle(
-    bundle_path: Annotated[str, Path(description="<N>[.p/<W>], e.g. x001/234.p/17")],
+    bundle_path: Annotated[
+        str, Path(description="<N>[.p/<W>], e.g. x001/234.p/17", max_length=MAX_PATH_CHARS)
+    ],
     ctx: Context,
     caller: Caller,
-    accept_encoding: Annotated[str | None, Header()] = None,
+    accept_encoding: Annotated[str | None, Header(max_length=1024)] = None,
 ) -> Response:
     data = _resource(ctx, parse_tile_path("entries/" + bundle_path))
     headers = {"Cache-Control": IMMUTABLE_CACHE_CONTROL, "Vary": "Accept-Encoding"}
@@ -117,7 +119,10 @@ def entry_bundle(
     responses=BINARY_RESPONSE,
 )
 def tile(
-    tile_path: Annotated[str, Path(description="<L>/<N>[.p/<W>], e.g. 0/x001/x234/067.p/8")],
+    tile_path: Annotated[
+        str,
+        Path(description="<L>/<N>[.p/<W>], e.g. 0/x001/x234/067.p/8", max_length=MAX_PATH_CHARS),
+    ],
     ctx: Context,
     caller: Caller,
 ) -> Response:
