@@ -111,6 +111,7 @@ class Lease:
             return True
         started = time.monotonic()
         with self.engine.connect() as conn, conn.begin():
+            self._bound_idle(conn)
             conn.execute(
                 text(
                     "INSERT INTO role_leases (role, holder, token, expires_at_ms, renewed_at_ms)"
@@ -157,6 +158,7 @@ class Lease:
             return False
         started = time.monotonic()
         with self.engine.connect() as conn, conn.begin():
+            self._bound_idle(conn)
             renewed = conn.execute(
                 text(
                     f"UPDATE role_leases SET expires_at_ms = {_DB_NOW_MS} + :ms,"
@@ -191,9 +193,12 @@ class Lease:
                 if self.token == token:
                     self.token = None
             raise LeaseLost(f"{self.role}: another process took the lease over (token {current})")
-        # A holder frozen inside this transaction (paused, swapped out, its machine cut off)
-        # would keep the share lock, and so the role, for ever: PostgreSQL ends the session
-        # once it has waited this long for the holder's next statement.
+        self._bound_idle(conn)
+
+    def _bound_idle(self, conn: Connection) -> None:
+        """A process frozen inside a transaction on the lease's row (paused, swapped out, its
+        machine cut off) would keep its lock, and so the role, for ever: PostgreSQL ends the
+        session once it has waited this long for the next statement."""
         conn.execute(
             text(f"SET LOCAL idle_in_transaction_session_timeout = {int(self.seconds * 1000)}")
         )
@@ -225,12 +230,17 @@ class Lease:
         return thread
 
     def _keep(self, stop: threading.Event) -> None:
+        standing_by = False
         try:
             while not stop.is_set():
                 try:
-                    self.acquire()
+                    held = self.acquire()
                 except Exception:  # a lost connection: not held past its validity, try again
                     logger.exception("%s: lease heartbeat failed", self.role)
+                else:
+                    if not held and not standing_by:
+                        logger.info("%s: another process holds the lease; standing by", self.role)
+                    standing_by = not held
                 stop.wait(self.interval)
         finally:
             self.release()
