@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Annotated, Any
 
@@ -80,6 +81,7 @@ def anchor(
     from anchoring.runtime import anchor_policy, open_chain
     from anchoring.settings import load_anchoring_settings
     from anchoring.worker import AnchorWorker
+    from registry.lease import Lease
 
     with reported():
         registry = open_registry()
@@ -87,9 +89,21 @@ def anchor(
         policy = anchor_policy(settings)
         if now:
             policy = type(policy)(**{**policy.__dict__, "max_entries": 1, "max_age_seconds": 0})
-        chain, account, devchain = open_chain(state.settings, settings)
+        # The anchoring role's lease (registry.lease; trivially held on SQLite): on PostgreSQL
+        # a running ``serve`` that holds it anchors, and this command must not sign beside it.
+        lease = Lease(registry.engine, "anchoring", seconds=state.settings.lease_seconds)
+        if not lease.acquire():
+            raise errors.LeaseLost(
+                "another process holds the anchoring role (tracemark serve): it anchors the"
+                " latest head itself, when TRACEMARK_ANCHOR_MAX_ENTRIES or _MAX_AGE says"
+            )
+        stop_keeping = threading.Event()
+        keeper = lease.keep(stop_keeping)
+        devchain = None
         try:
+            chain, account, devchain = open_chain(state.settings, settings)
             worker = AnchorWorker(registry, chain, account, policy)
+            worker.fence = lease.fence
             worker.reconcile()
             steps = worker.run_until_idle()
             deadline = time.monotonic() + WAIT_SECONDS
@@ -105,6 +119,8 @@ def anchor(
                 time.sleep(0.5)
                 steps += worker.run_until_idle()
         finally:
+            stop_keeping.set()
+            keeper.join(10)  # gives the lease up
             if devchain is not None:
                 devchain.stop()
         data = {"steps": steps, "anchors": _anchors(registry, 1)}

@@ -21,6 +21,7 @@ from eth_account import Account
 from sqlalchemy import Engine, text
 
 from registry.creator import CreatorKeys
+from registry.lease import Lease
 from registry.service import Registry
 from registry.settings import Settings
 from tests.registry.helpers import registration
@@ -260,3 +261,23 @@ def test_roles_apart_need_postgresql_and_known_names(tmp_path: Path) -> None:
     )
     assert sqlite.returncode == 8, sqlite.stderr
     assert "only on PostgreSQL" in sqlite.stderr
+
+
+def test_tracemark_anchor_does_not_sign_beside_the_anchoring_role(
+    deployment: Deployment,
+) -> None:
+    """While another process holds the anchoring role, ``tracemark anchor --now`` refuses
+    (exit 7, one line) before it opens the chain, and leaves the lease with its holder."""
+    holder = Lease(deployment.engine, "anchoring", seconds=60)
+    assert holder.acquire()
+    refused = subprocess.run(
+        [TRACEMARK, "anchor", "--now"],
+        env=deployment.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 7, refused.stderr
+    assert "another process holds the anchoring role" in refused.stderr
+    assert holder.renew()  # still its own
+    assert deployment.scalar("SELECT count(*) FROM anchors") == 0
