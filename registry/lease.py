@@ -112,6 +112,14 @@ class Lease:
         started = time.monotonic()
         with self.engine.connect() as conn, conn.begin():
             self._bound_idle(conn)
+            # First a plain read: while the lease is live the standby takes no lock, and does
+            # not sit waiting behind each long fenced transaction of the holder.
+            live = conn.execute(
+                text(f"SELECT expires_at_ms >= {_DB_NOW_MS} FROM role_leases WHERE role = :role"),
+                {"role": self.role},
+            ).scalar()
+            if live:
+                return False
             conn.execute(
                 text(
                     "INSERT INTO role_leases (role, holder, token, expires_at_ms, renewed_at_ms)"

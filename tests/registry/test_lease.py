@@ -102,6 +102,34 @@ def test_a_takeover_waits_for_the_fenced_transaction_and_the_heartbeat_does_not(
 
 
 @postgres
+def test_a_long_fenced_transaction_keeps_the_role_while_a_standby_polls(
+    pg_engine: Engine,
+) -> None:
+    """A batch longer than the lease, a standby trying every third of it: the holder's
+    heartbeat goes on beside its own share lock, so the role stays. (The heartbeat's UPDATE
+    does not conflict with the holder's KEY SHARE, nor does it queue behind a standby's
+    FOR UPDATE waiting on it: without the standby's first plain read this still passes.)"""
+    stop = threading.Event()
+    holder, standby = Lease(pg_engine, "sequencer", seconds=1.0), Lease(pg_engine, "sequencer")
+    assert holder.acquire()
+    keepers = [holder.keep(stop)]
+    try:
+        with write_transaction(pg_engine) as conn:
+            holder.fence(conn)
+            keepers.append(standby.keep(stop))
+            for _ in range(5):  # 2.5 s of work, statements 0.5 s apart
+                time.sleep(0.5)
+                conn.execute(text("SELECT 1"))
+        assert holder.held and holder.token == 1 and not standby.held
+        with write_transaction(pg_engine) as conn:
+            holder.fence(conn)
+    finally:
+        stop.set()
+        for keeper in keepers:
+            keeper.join(10)
+
+
+@postgres
 def test_a_holder_frozen_inside_its_transaction_loses_the_role_within_the_bound(
     pg_engine: Engine,
 ) -> None:
