@@ -148,14 +148,15 @@ class StorageBusy(TracemarkError):
     exit_code = 7
 
 
-class LeaseLost(TracemarkError):
+class LeaseLost(StorageBusy):
     """This process no longer holds its singleton role's lease (``registry.lease``): the
-    work it was about to commit is not committed; the holder now does it."""
+    work it was about to commit is not committed; the holder now does it.
+
+    A kind of busy (exit 7, 503): nothing was changed and another process has the work.
+    Loops that handle both catch this one first (``registry/sequencer.py``)."""
 
     code = "lease-lost"
-    http_status = 503
     diagnostics = "Nothing to do: another process holds the role and does the work."
-    exit_code = 7
 
 
 class ConfigurationError(TracemarkError):
