@@ -46,8 +46,12 @@ browser:
 	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	fi
 
+# The suite in TEST_WORKERS processes, a test module to one process (its fixtures built once);
+# TEST_WORKERS=0 runs it in this one process.
+TEST_WORKERS ?= 2
+
 test: install browser lint typecheck contracts-check
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: install
 	npm ci --prefix bench --no-audit --no-fund --loglevel=error

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
@@ -178,13 +179,17 @@ def test_the_heartbeat_thread_keeps_it_and_gives_it_up(pg_engine: Engine) -> Non
     assert other.acquire()  # released on stop: no wait for the expiry
 
 
-def test_on_sqlite_it_is_held_at_once(engine: Engine) -> None:
-    if engine.dialect.name != "sqlite":
-        pytest.skip("the embedded default")
-    lease = Lease(engine, "sequencer")
-    assert lease.held and lease.acquire() and lease.renew()
-    with write_transaction(engine) as conn:
-        lease.fence(conn)  # nothing to check: one process
+def test_on_sqlite_it_is_held_at_once(tmp_path: Path) -> None:
+    # The embedded default: one process, so the lease is held at once and fences nothing.
+    engine = create_db_engine(f"sqlite:///{(tmp_path / 'registry.db').as_posix()}")
+    upgrade(engine)
+    try:
+        lease = Lease(engine, "sequencer")
+        assert lease.held and lease.acquire() and lease.renew()
+        with write_transaction(engine) as conn:
+            lease.fence(conn)  # nothing to check: one process
+    finally:
+        engine.dispose()
 
 
 def test_a_role_that_is_not_a_singleton_is_refused(engine: Engine) -> None:
