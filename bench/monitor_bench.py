@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import save
+from registry.tlogtiles import encode_index
 
 ORIGIN = "bench.tracemark.example/tlog"
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -189,15 +190,8 @@ def _mth(hashes: list[bytes]) -> bytes:
 
 
 def _path(index: int, width: int) -> str:
-    groups = []
-    while True:
-        index, group = divmod(index, 1000)
-        groups.append(f"{group:03d}")
-        if not index:
-            break
-    groups.reverse()
-    name = "/".join([*("x" + g for g in groups[:-1]), groups[-1]])
-    return name if width == 256 else f"{name}.p/{width}"
+    """A tile's or bundle's name below its level: the spec's encoding, ``registry.tlogtiles``."""
+    return encode_index(index) + ("" if width == 256 else f".p/{width}")
 
 
 # -- the monitor ----------------------------------------------------------------------------------

@@ -280,10 +280,47 @@ def _ed25519_ok(key: ed25519.Ed25519PublicKey, signature: bytes, message: bytes)
     return True
 
 
-class CosignatureV1Verifier(_Key):
+class _TimestampedVerifier(_Key):
+    """A cosignature verifier: ``u64 timestamp || signature`` over a message that binds the
+    time (tlog-cosignature's ``timestamped_signature``); subclasses give the message."""
+
+    signature_size: int
+
+    def _message(self, text: str, timestamp: int) -> bytes:
+        raise NotImplementedError
+
+    def _valid(self, signature: bytes, message: bytes) -> bool:
+        raise NotImplementedError
+
+    def verify(self, text: str, signature: bytes) -> bool:
+        if len(signature) != 8 + self.signature_size:
+            return False
+        timestamp = cosignature_timestamp(signature)
+        if timestamp > _MAX_TIMESTAMP:
+            return False
+        return self._valid(signature[8:], self._message(text, timestamp))
+
+
+class _TimestampedSigner(_Key):
+    """A cosigner: signs ``_message(text, now)`` and prefixes the time it used."""
+
+    _private: ed25519.Ed25519PrivateKey | mldsa.MLDSA44PrivateKey
+    _clock: Callable[[], int]
+
+    def _message(self, text: str, timestamp: int) -> bytes:
+        raise NotImplementedError
+
+    def sign(self, text: str) -> NoteSignature:
+        timestamp = self._clock()
+        signed = self._private.sign(self._message(text, timestamp))
+        return NoteSignature(self.name, self.key_id, struct.pack(">Q", timestamp) + signed)
+
+
+class CosignatureV1Verifier(_TimestampedVerifier):
     """A witness's timestamped Ed25519 cosignature (type 0x04) on a checkpoint."""
 
     sig_type = SIG_COSIGNATURE_V1
+    signature_size = ED25519_SIGNATURE_SIZE
 
     def __init__(self, name: str, public_key: bytes) -> None:
         if len(public_key) != ED25519_PUBLIC_SIZE:
@@ -291,16 +328,14 @@ class CosignatureV1Verifier(_Key):
         super().__init__(name, public_key)
         self._key = ed25519.Ed25519PublicKey.from_public_bytes(public_key)
 
-    def verify(self, text: str, signature: bytes) -> bool:
-        if len(signature) != 8 + ED25519_SIGNATURE_SIZE:
-            return False
-        timestamp = cosignature_timestamp(signature)
-        if timestamp > _MAX_TIMESTAMP:
-            return False
-        return _ed25519_ok(self._key, signature[8:], cosignature_v1_message(text, timestamp))
+    def _message(self, text: str, timestamp: int) -> bytes:
+        return cosignature_v1_message(text, timestamp)
+
+    def _valid(self, signature: bytes, message: bytes) -> bool:
+        return _ed25519_ok(self._key, signature, message)
 
 
-class CosignerV1(_Key):
+class CosignerV1(_TimestampedSigner):
     sig_type = SIG_COSIGNATURE_V1
 
     def __init__(
@@ -313,21 +348,20 @@ class CosignerV1(_Key):
         self._private = private_key
         self._clock = clock
 
-    def sign(self, text: str) -> NoteSignature:
+    def _message(self, text: str, timestamp: int) -> bytes:
         _checkpoint_of(text)  # a cosignature is a statement about a checkpoint, nothing else
-        timestamp = self._clock()
-        signed = self._private.sign(cosignature_v1_message(text, timestamp))
-        return NoteSignature(self.name, self.key_id, struct.pack(">Q", timestamp) + signed)
+        return cosignature_v1_message(text, timestamp)
 
     def verifier(self) -> CosignatureV1Verifier:
         return CosignatureV1Verifier(self.name, self.public_key)
 
 
-class MLDSA44CosignatureVerifier(_Key):
+class MLDSA44CosignatureVerifier(_TimestampedVerifier):
     """A timestamped ML-DSA-44 ``subtree/v1`` cosignature (type 0x06) on a whole checkpoint.
     Extension lines are not signed by this type (tlog-cosignature)."""
 
     sig_type = SIG_MLDSA44_SUBTREE
+    signature_size = MLDSA44_SIGNATURE_SIZE
 
     def __init__(self, name: str, public_key: bytes) -> None:
         if len(public_key) != MLDSA44_PUBLIC_SIZE:
@@ -335,21 +369,18 @@ class MLDSA44CosignatureVerifier(_Key):
         super().__init__(name, public_key)
         self._key = mldsa.MLDSA44PublicKey.from_public_bytes(public_key)
 
-    def verify(self, text: str, signature: bytes) -> bool:
-        if len(signature) != 8 + MLDSA44_SIGNATURE_SIZE:
-            return False
-        timestamp = cosignature_timestamp(signature)
-        if timestamp > _MAX_TIMESTAMP:
-            return False
-        message = subtree_v1_message(self.name, timestamp, _checkpoint_of(text))
+    def _message(self, text: str, timestamp: int) -> bytes:
+        return subtree_v1_message(self.name, timestamp, _checkpoint_of(text))
+
+    def _valid(self, signature: bytes, message: bytes) -> bool:
         try:
-            self._key.verify(signature[8:], message)
+            self._key.verify(signature, message)
         except InvalidSignature:
             return False
         return True
 
 
-class MLDSA44Cosigner(_Key):
+class MLDSA44Cosigner(_TimestampedSigner):
     sig_type = SIG_MLDSA44_SUBTREE
 
     def __init__(
@@ -362,12 +393,8 @@ class MLDSA44Cosigner(_Key):
         self._private = private_key
         self._clock = clock
 
-    def sign(self, text: str) -> NoteSignature:
-        timestamp = self._clock()
-        message = subtree_v1_message(self.name, timestamp, _checkpoint_of(text))
-        return NoteSignature(
-            self.name, self.key_id, struct.pack(">Q", timestamp) + self._private.sign(message)
-        )
+    def _message(self, text: str, timestamp: int) -> bytes:
+        return subtree_v1_message(self.name, timestamp, _checkpoint_of(text))
 
     def verifier(self) -> MLDSA44CosignatureVerifier:
         return MLDSA44CosignatureVerifier(self.name, self.public_key)
