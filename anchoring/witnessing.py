@@ -33,10 +33,11 @@ from sqlalchemy import Connection
 
 from registry import checkpoints
 from registry.checkpoints import SignedCheckpoint
+from registry.cosignature import cosignature_timestamp
 from registry.db import read_transaction, write_transaction
 from registry.errors import ConfigurationError, LeaseLost
 from registry.lease import Lease
-from registry.note import NoteError, NoteSignature, cosignature_timestamp, parse_signature_lines
+from registry.note import NoteError, NoteSignature, parse_signature_lines
 from registry.service import Registry
 from registry.witnesspolicy import PolicyWitness, QuorumNotReached, WitnessPolicy
 

@@ -41,15 +41,10 @@ import httpx2 as httpx
 
 from bench.common import save
 from registry.checkpoint import Checkpoint
+from registry.cosignature import cosignature_v1_message, subtree_v1_message
 from registry.logkeys import LogNoteKeys
 from registry.merkle import hash_leaf, verify_consistency
-from registry.note import (
-    cosignature_v1_message,
-    parse_note,
-    sign_note,
-    subtree_v1_message,
-    verify_note,
-)
+from registry.note import parse_note, sign_note, verify_note
 from registry.tiles import MemoryTree
 from registry.witness import format_add_checkpoint, parse_add_checkpoint
 from registry.witnessconfig import (

@@ -18,14 +18,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa
 
+from registry.cosignature import MLDSA44Cosigner
 from registry.keyring import parse_key_text, read_secret, write_secret
-from registry.note import (
-    Ed25519Signer,
-    MLDSA44Cosigner,
-    NoteSigner,
-    NoteVerifier,
-    vkey,
-)
+from registry.note import Ed25519Signer, NoteSigner, NoteVerifier, vkey
 
 ED25519_KEY_FILE = "checkpoint-ed25519.key"
 MLDSA44_KEY_FILE = "checkpoint-mldsa44.key"

@@ -2,12 +2,10 @@
 
 A checkpoint (``registry.checkpoint``) is a note; the registry signs it with its log keys and
 witnesses add cosignatures (C2SP tlog-cosignature) as further lines. Three signature types
-are spoken here, each a ``NoteSigner``/``NoteVerifier`` pair:
-
-- ``0x01`` Ed25519 over the note text (signed-note), the log's own signature;
-- ``0x04`` timestamped Ed25519 ``cosignature/v1`` (tlog-cosignature), a witness's;
-- ``0x06`` timestamped ML-DSA-44 ``subtree/v1`` over (origin, 0, size, root)
-  (tlog-cosignature): post-quantum, offered by the log and by witnesses.
+are spoken, each a ``NoteSigner``/``NoteVerifier`` pair: ``0x01`` Ed25519 over the note text
+(signed-note, the log's own signature), here; ``0x04`` timestamped Ed25519 ``cosignature/v1``
+and ``0x06`` timestamped ML-DSA-44 ``subtree/v1``, in ``registry.cosignature``. Vkeys of all
+three are read here (``parse_vkey``).
 
 A verifier checks only the lines whose (key name, key id) it knows and ignores the rest, as
 the spec requires; a known key's bad signature rejects the whole note.
@@ -22,18 +20,14 @@ import binascii
 import hashlib
 import re
 import struct
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from registry.errors import InvalidInput
-
-if TYPE_CHECKING:
-    from registry.checkpoint import Checkpoint
 
 SIG_ED25519 = 0x01
 SIG_COSIGNATURE_V1 = 0x04
@@ -41,8 +35,6 @@ SIG_MLDSA44_SUBTREE = 0x06
 
 ED25519_PUBLIC_SIZE = 32
 ED25519_SIGNATURE_SIZE = 64
-MLDSA44_PUBLIC_SIZE = 1312
-MLDSA44_SIGNATURE_SIZE = 2420
 
 MAX_SIGNATURES = 64
 """Signature lines a note may carry (the spec asks verifiers to accept at least 16)."""
@@ -51,8 +43,6 @@ MAX_NOTE_BYTES = 1 << 20
 """A note's size limit: 64 ML-DSA-44 lines are ~210 KB; anything near a megabyte is abuse."""
 
 _DASH = "\u2014 "
-_MAX_TIMESTAMP = (1 << 63) - 1
-_SUBTREE_LABEL = b"subtree/v1\n\x00"
 # Every ASCII control character but newline (signed-note forbids them).
 _CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")
 
@@ -190,48 +180,7 @@ class NoteSigner(Protocol):
     def sign(self, text: str) -> NoteSignature: ...
 
 
-def cosignature_timestamp(signature: bytes) -> int:
-    """The POSIX time a timestamped cosignature (types 0x04, 0x06) was made at."""
-    if len(signature) < 8:
-        raise NoteError("a cosignature must start with an 8-byte timestamp")
-    return int(struct.unpack(">Q", signature[:8])[0])
-
-
-def cosignature_v1_message(text: str, timestamp: int) -> bytes:
-    """What an Ed25519 ``cosignature/v1`` signs: a header, the time, the checkpoint text."""
-    return f"cosignature/v1\ntime {timestamp}\n{text}".encode()
-
-
-def subtree_v1_message(cosigner: str, timestamp: int, checkpoint: Checkpoint) -> bytes:
-    """What an ML-DSA-44 ``subtree/v1`` cosignature signs for a whole checkpoint (start 0)."""
-    name, origin = cosigner.encode(), checkpoint.origin.encode()
-    if not 1 <= len(name) <= 255 or not 1 <= len(origin) <= 255:
-        raise NoteError("a cosigner name and a log origin must be 1 to 255 bytes")
-    return b"".join(
-        (
-            _SUBTREE_LABEL,
-            bytes([len(name)]),
-            name,
-            struct.pack(">Q", timestamp),
-            bytes([len(origin)]),
-            origin,
-            struct.pack(">QQ", 0, checkpoint.size),
-            checkpoint.root,
-        )
-    )
-
-
-def _checkpoint_of(text: str) -> Checkpoint:
-    from registry.checkpoint import Checkpoint
-
-    return Checkpoint.parse(text)
-
-
-def _now() -> int:
-    return int(time.time())
-
-
-class _Key:
+class NoteKey:
     """The identity shared by a signer and verifier: name, type, public key, key id."""
 
     sig_type: int
@@ -243,7 +192,7 @@ class _Key:
         self.key_id = key_id(name, self.sig_type, public_key)
 
 
-class Ed25519Verifier(_Key):
+class Ed25519Verifier(NoteKey):
     sig_type = SIG_ED25519
 
     def __init__(self, name: str, public_key: bytes) -> None:
@@ -253,10 +202,10 @@ class Ed25519Verifier(_Key):
         self._key = ed25519.Ed25519PublicKey.from_public_bytes(public_key)
 
     def verify(self, text: str, signature: bytes) -> bool:
-        return _ed25519_ok(self._key, signature, text.encode())
+        return ed25519_valid(self._key, signature, text.encode())
 
 
-class Ed25519Signer(_Key):
+class Ed25519Signer(NoteKey):
     sig_type = SIG_ED25519
 
     def __init__(self, name: str, private_key: ed25519.Ed25519PrivateKey) -> None:
@@ -270,7 +219,7 @@ class Ed25519Signer(_Key):
         return Ed25519Verifier(self.name, self.public_key)
 
 
-def _ed25519_ok(key: ed25519.Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
+def ed25519_valid(key: ed25519.Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
     if len(signature) != ED25519_SIGNATURE_SIZE:
         return False
     try:
@@ -280,131 +229,15 @@ def _ed25519_ok(key: ed25519.Ed25519PublicKey, signature: bytes, message: bytes)
     return True
 
 
-class _TimestampedVerifier(_Key):
-    """A cosignature verifier: ``u64 timestamp || signature`` over a message that binds the
-    time (tlog-cosignature's ``timestamped_signature``); subclasses give the message."""
+def _verifier_types() -> dict[int, Callable[[str, bytes], NoteVerifier]]:
+    # NOTE: the cosignature types live in registry.cosignature, which builds on this module.
+    from registry.cosignature import CosignatureV1Verifier, MLDSA44CosignatureVerifier
 
-    signature_size: int
-
-    def _message(self, text: str, timestamp: int) -> bytes:
-        raise NotImplementedError
-
-    def _valid(self, signature: bytes, message: bytes) -> bool:
-        raise NotImplementedError
-
-    def verify(self, text: str, signature: bytes) -> bool:
-        if len(signature) != 8 + self.signature_size:
-            return False
-        timestamp = cosignature_timestamp(signature)
-        if timestamp > _MAX_TIMESTAMP:
-            return False
-        return self._valid(signature[8:], self._message(text, timestamp))
-
-
-class _TimestampedSigner(_Key):
-    """A cosigner: signs ``_message(text, now)`` and prefixes the time it used."""
-
-    _private: ed25519.Ed25519PrivateKey | mldsa.MLDSA44PrivateKey
-    _clock: Callable[[], int]
-
-    def _message(self, text: str, timestamp: int) -> bytes:
-        raise NotImplementedError
-
-    def sign(self, text: str) -> NoteSignature:
-        timestamp = self._clock()
-        signed = self._private.sign(self._message(text, timestamp))
-        return NoteSignature(self.name, self.key_id, struct.pack(">Q", timestamp) + signed)
-
-
-class CosignatureV1Verifier(_TimestampedVerifier):
-    """A witness's timestamped Ed25519 cosignature (type 0x04) on a checkpoint."""
-
-    sig_type = SIG_COSIGNATURE_V1
-    signature_size = ED25519_SIGNATURE_SIZE
-
-    def __init__(self, name: str, public_key: bytes) -> None:
-        if len(public_key) != ED25519_PUBLIC_SIZE:
-            raise NoteError("an Ed25519 public key is 32 bytes")
-        super().__init__(name, public_key)
-        self._key = ed25519.Ed25519PublicKey.from_public_bytes(public_key)
-
-    def _message(self, text: str, timestamp: int) -> bytes:
-        return cosignature_v1_message(text, timestamp)
-
-    def _valid(self, signature: bytes, message: bytes) -> bool:
-        return _ed25519_ok(self._key, signature, message)
-
-
-class CosignerV1(_TimestampedSigner):
-    sig_type = SIG_COSIGNATURE_V1
-
-    def __init__(
-        self,
-        name: str,
-        private_key: ed25519.Ed25519PrivateKey,
-        clock: Callable[[], int] = _now,
-    ) -> None:
-        super().__init__(name, private_key.public_key().public_bytes_raw())
-        self._private = private_key
-        self._clock = clock
-
-    def _message(self, text: str, timestamp: int) -> bytes:
-        _checkpoint_of(text)  # a cosignature is a statement about a checkpoint, nothing else
-        return cosignature_v1_message(text, timestamp)
-
-    def verifier(self) -> CosignatureV1Verifier:
-        return CosignatureV1Verifier(self.name, self.public_key)
-
-
-class MLDSA44CosignatureVerifier(_TimestampedVerifier):
-    """A timestamped ML-DSA-44 ``subtree/v1`` cosignature (type 0x06) on a whole checkpoint.
-    Extension lines are not signed by this type (tlog-cosignature)."""
-
-    sig_type = SIG_MLDSA44_SUBTREE
-    signature_size = MLDSA44_SIGNATURE_SIZE
-
-    def __init__(self, name: str, public_key: bytes) -> None:
-        if len(public_key) != MLDSA44_PUBLIC_SIZE:
-            raise NoteError("an ML-DSA-44 public key is 1312 bytes")
-        super().__init__(name, public_key)
-        self._key = mldsa.MLDSA44PublicKey.from_public_bytes(public_key)
-
-    def _message(self, text: str, timestamp: int) -> bytes:
-        return subtree_v1_message(self.name, timestamp, _checkpoint_of(text))
-
-    def _valid(self, signature: bytes, message: bytes) -> bool:
-        try:
-            self._key.verify(signature, message)
-        except InvalidSignature:
-            return False
-        return True
-
-
-class MLDSA44Cosigner(_TimestampedSigner):
-    sig_type = SIG_MLDSA44_SUBTREE
-
-    def __init__(
-        self,
-        name: str,
-        private_key: mldsa.MLDSA44PrivateKey,
-        clock: Callable[[], int] = _now,
-    ) -> None:
-        super().__init__(name, private_key.public_key().public_bytes_raw())
-        self._private = private_key
-        self._clock = clock
-
-    def _message(self, text: str, timestamp: int) -> bytes:
-        return subtree_v1_message(self.name, timestamp, _checkpoint_of(text))
-
-    def verifier(self) -> MLDSA44CosignatureVerifier:
-        return MLDSA44CosignatureVerifier(self.name, self.public_key)
-
-
-_VERIFIER_TYPES: dict[int, Callable[[str, bytes], NoteVerifier]] = {
-    SIG_ED25519: Ed25519Verifier,
-    SIG_COSIGNATURE_V1: CosignatureV1Verifier,
-    SIG_MLDSA44_SUBTREE: MLDSA44CosignatureVerifier,
-}
+    return {
+        SIG_ED25519: Ed25519Verifier,
+        SIG_COSIGNATURE_V1: CosignatureV1Verifier,
+        SIG_MLDSA44_SUBTREE: MLDSA44CosignatureVerifier,
+    }
 
 
 def parse_vkey(text: str) -> NoteVerifier:
@@ -418,9 +251,10 @@ def parse_vkey(text: str) -> NoteVerifier:
     except ValueError:
         raise NoteError("a vkey's key id is not hex") from None
     material = _b64(material_text, "a vkey's key")
-    if not material or material[0] not in _VERIFIER_TYPES:
+    types = _verifier_types()
+    if not material or material[0] not in types:
         raise NoteError("a vkey's signature type must be 0x01, 0x04 or 0x06")
-    verifier = _VERIFIER_TYPES[material[0]](name, material[1:])
+    verifier = types[material[0]](name, material[1:])
     if verifier.key_id != claimed:
         raise NoteError("a vkey's key id does not match its name and key")
     return verifier
@@ -468,24 +302,17 @@ __all__ = [
     "SIG_COSIGNATURE_V1",
     "SIG_ED25519",
     "SIG_MLDSA44_SUBTREE",
-    "CosignatureV1Verifier",
-    "CosignerV1",
     "Ed25519Signer",
     "Ed25519Verifier",
-    "MLDSA44CosignatureVerifier",
-    "MLDSA44Cosigner",
     "Note",
     "NoteError",
     "NoteSignature",
     "NoteSigner",
     "NoteVerifier",
-    "cosignature_timestamp",
-    "cosignature_v1_message",
     "key_id",
     "parse_note",
     "parse_signature_lines",
     "parse_vkey",
     "sign_note",
-    "subtree_v1_message",
     "verify_note",
 ]

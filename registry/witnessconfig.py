@@ -27,16 +27,10 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa
 
+from registry.cosignature import CosignerV1, MLDSA44Cosigner
 from registry.errors import ConfigurationError, InvalidInput
 from registry.keyring import ensure_private_dir, parse_key_text, read_secret, write_secret
-from registry.note import (
-    CosignerV1,
-    MLDSA44Cosigner,
-    NoteSigner,
-    NoteVerifier,
-    parse_vkey,
-    vkey,
-)
+from registry.note import NoteSigner, NoteVerifier, parse_vkey, vkey
 from registry.witness import Witness
 from registry.witnessstate import WitnessState
 

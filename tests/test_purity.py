@@ -37,6 +37,7 @@ PURE_MODULES = [
     "registry.witnesspolicy",
     # The transparency formats (issue 15): signed notes, checkpoints, the log's note keys.
     "registry.note",
+    "registry.cosignature",
     "registry.checkpoint",
     "registry.logkeys",
     # The witness role (issue 15): add-checkpoint, its durable state and its config file.

@@ -21,7 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from registry.checkpoint import Checkpoint
-from registry.note import CosignerV1, NoteSignature, parse_note
+from registry.cosignature import CosignerV1
+from registry.note import NoteSignature, parse_note
 
 KEY = ed25519.Ed25519PrivateKey.from_private_bytes(b"\x42" * 32)
 NAME = "witness.test/faulty"

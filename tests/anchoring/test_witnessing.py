@@ -82,7 +82,8 @@ def _vkey_tail(name: str) -> str:
     # A real witness key for a witness that is never up.
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
-    from registry.note import CosignerV1, vkey
+    from registry.cosignature import CosignerV1
+    from registry.note import vkey
 
     key = ed25519.Ed25519PrivateKey.from_private_bytes(name.encode().ljust(32, b"\0")[:32])
     return vkey(CosignerV1(f"witness.test/{name}", key).verifier()).split("+", 1)[1]

@@ -16,10 +16,11 @@ from sqlalchemy import Engine, delete, func, select
 from registry import checkpoints
 from registry.checkpoint import open_checkpoint
 from registry.checkpoints import checkpoints_t
+from registry.cosignature import CosignerV1
 from registry.db import read_transaction, write_transaction
 from registry.eip712 import DEV_DOMAIN
 from registry.errors import ConfigurationError
-from registry.note import CosignerV1, NoteError, vkey
+from registry.note import NoteError, vkey
 from registry.service import Registry
 from registry.settings import load_settings
 from registry.witnesspolicy import parse_policy

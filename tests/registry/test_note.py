@@ -16,6 +16,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from registry.checkpoint import Checkpoint, open_checkpoint
+from registry.cosignature import (
+    CosignatureV1Verifier,
+    CosignerV1,
+    MLDSA44CosignatureVerifier,
+    MLDSA44Cosigner,
+    cosignature_timestamp,
+    cosignature_v1_message,
+    subtree_v1_message,
+)
 from registry.logkeys import (
     ED25519_KEY_FILE,
     MLDSA44_KEY_FILE,
@@ -25,22 +34,15 @@ from registry.logkeys import (
 from registry.note import (
     SIG_COSIGNATURE_V1,
     SIG_ED25519,
-    CosignatureV1Verifier,
-    CosignerV1,
     Ed25519Signer,
-    MLDSA44CosignatureVerifier,
-    MLDSA44Cosigner,
     Note,
     NoteError,
     NoteSignature,
-    cosignature_timestamp,
-    cosignature_v1_message,
     key_id,
     parse_note,
     parse_signature_lines,
     parse_vkey,
     sign_note,
-    subtree_v1_message,
     verify_note,
     vkey,
 )

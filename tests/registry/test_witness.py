@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from registry.checkpoint import Checkpoint
 from registry.checkpoints import checkpoint_at
+from registry.cosignature import cosignature_timestamp
 from registry.errors import ConfigurationError
 from registry.logkeys import LogNoteKeys, load_log_note_keys
 from registry.merkle import empty_root, hash_leaf
@@ -27,7 +28,6 @@ from registry.note import (
     SIG_COSIGNATURE_V1,
     SIG_MLDSA44_SUBTREE,
     Ed25519Signer,
-    cosignature_timestamp,
     parse_note,
     parse_signature_lines,
     sign_note,

@@ -324,7 +324,7 @@ def test_vkeys_written_back_are_the_vkeys_read() -> None:
 def test_ml_dsa_44_witnesses_count_and_a_failing_one_rejects() -> None:
     from cryptography.hazmat.primitives.asymmetric import mldsa
 
-    from registry.note import MLDSA44Cosigner
+    from registry.cosignature import MLDSA44Cosigner
 
     cosigner = MLDSA44Cosigner(
         "witness.example/pq",

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from registry.cosignature import CosignerV1
 from registry.errors import Conflict
 from registry.fingerprints import GoodType
 from registry.leaf import EntryKind
-from registry.note import CosignerV1, vkey
+from registry.note import vkey
 from registry.treehead import TreeHead
 from tests.verifier.statelog import MemoryLog, absence_document
 from tests.verifier.witnessing import Witnesses, flip_signature_byte, log_keys, unknown_line

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from registry.canonicaljson import canonical_json
 from registry.checkpoint import Checkpoint
-from registry.note import CosignerV1, Ed25519Signer, parse_note, verify_note
+from registry.cosignature import CosignerV1
+from registry.note import Ed25519Signer, parse_note, verify_note
 from verifier.tlogproof import (
     EXTRA_FORMAT,
     HEADER,

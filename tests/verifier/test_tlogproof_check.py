@@ -27,6 +27,7 @@ from readmodels.tlogproofs import (
 )
 from registry.canonicaljson import canonical_json
 from registry.codesfile import codes_source, prepare_code_batch
+from registry.cosignature import CosignerV1
 from registry.creator import CreatorKeys, sign_batch_registration
 from registry.db import create_db_engine
 from registry.eip712 import Domain
@@ -34,7 +35,7 @@ from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, Use
 from registry.leaf import EntryKind
 from registry.migrate import upgrade
-from registry.note import CosignerV1, Ed25519Signer, Note, NoteSignature, parse_note, vkey
+from registry.note import Ed25519Signer, Note, NoteSignature, parse_note, vkey
 from registry.service import Registry
 from registry.transfers import Party, TransferRequest
 from tests.conftest import Clock

@@ -12,16 +12,9 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa
 
 from registry.checkpoint import Checkpoint
+from registry.cosignature import CosignerV1, MLDSA44Cosigner
 from registry.logkeys import LogNoteKeys
-from registry.note import (
-    CosignerV1,
-    MLDSA44Cosigner,
-    Note,
-    NoteSigner,
-    parse_note,
-    sign_note,
-    vkey,
-)
+from registry.note import Note, NoteSigner, parse_note, sign_note, vkey
 from registry.treehead import TreeHead
 from verifier.trust import TrustRoot
 
