@@ -1,0 +1,1 @@
+"""Tests of deploy/: the shipped configuration run against real processes."""
