@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
-from sqlalchemy import select, text
+from sqlalchemy import Connection, select, text
 from starlette.types import Receive, Scope, Send
 
 from anchoring.chain import Chain
@@ -54,7 +54,7 @@ from readmodels.authenticity import GoodLookup
 from registry import checkpoints
 from registry.db import read_transaction
 from registry.errors import StorageBusy
-from registry.lease import Lease
+from registry.lease import DEFAULT_LEASE_SECONDS, SINGLETON_ROLES, Lease
 from registry.service import Registry
 
 #: The route ``TracemarkApp`` answers in front of its middleware stack.
@@ -118,17 +118,22 @@ def create_app(
     trust_root: TrustRootConfig | None = None,
     api_settings: ApiSettings | None = None,
     webhook_sender: bool | Lease = True,
+    roles_apart: bool = False,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> FastAPI:
     """The app. ``webhook_sender``: run the webhook sender in this process (True; a
     ``Lease``: only while holding the role, ``tracemark serve --role api,webhooks``) or not
-    (False: a stateless API replica, the sender runs elsewhere)."""
+    (False: a stateless API replica, the sender runs elsewhere). ``roles_apart``: the
+    singleton roles run in other processes (``serve --role``), so their state is the
+    cluster's, reported by ``/readyz`` without failing it. ``lease_seconds``: how long a
+    replica's bulk jobs outlive its last heartbeat (``api.jobs``)."""
     settings = api_settings or load_api_settings()
     # The global public code-lookup budget is a setting; every other limit is ``limits``'.
     limits = replace(
         limits or RateLimits(),
         code_lookup_all=Limit.per_minute(settings.anon_code_lookups_per_minute),
     )
-    jobs = JobRunner(registry)
+    jobs = JobRunner(registry, seconds=lease_seconds)
     identity = IdentityService(registry, identity_settings or load_identity_settings())
     webhooks = WebhookService(registry, webhook_settings or load_webhook_settings())
     webhook_worker = (
@@ -142,7 +147,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
-            jobs.fail_interrupted()
+            jobs.start()
         except StorageBusy:  # another writer holds the lock: the next start will do it
             logging.getLogger("tracemark.api").warning("could not mark interrupted jobs yet")
         if webhook_worker is not None:
@@ -236,6 +241,10 @@ def create_app(
     def readyz(caller: Annotated[Principal, Depends(auth.authenticated_health)]) -> Any:
         checks: dict[str, str] = {}
         alerts: list[str] = []
+        # Roles apart (issue 16): the singleton roles' state is the cluster's, not this
+        # replica's; a load balancer must not drop every API replica because anchoring is
+        # down somewhere. So it is reported under ``cluster`` and fails nothing.
+        cluster: dict[str, Any] = {}
         with read_transaction(registry.engine) as conn:
             conn.execute(text("SELECT 1"))
             checks["database"] = "ok"
@@ -246,12 +255,16 @@ def create_app(
                 ).first()
                 beat = None if row is None else row.heartbeat
                 fresh = beat is not None and registry.clock() - int(beat) <= HEARTBEAT_MAX_AGE
-                checks["anchoring_worker"] = "ok" if fresh else "no recent heartbeat"
+                (cluster if roles_apart else checks)["anchoring_worker"] = (
+                    "ok" if fresh else "no recent heartbeat"
+                )
                 # The worker's alerts (an unfunded key, the fee cap, a reverted anchor, the
                 # time-to-anchor objective missed: THREATS 23, 29, 33, 34). Registering and
                 # verifying go on meanwhile, so they do not make the server unready.
                 if row is not None and row.last_error:
                     alerts = str(row.last_error).splitlines()
+            if roles_apart and registry.engine.dialect.name == "postgresql":
+                cluster["leases"] = role_lease_holders(conn)
             if registry.witness_policy is not None:
                 # Witnesses that fail, a checkpoint held back below the quorum (issue 15):
                 # degraded, not unready (entries are still taken and sequenced).
@@ -270,12 +283,27 @@ def create_app(
             if alerts:
                 detail += "; alerts: " + "; ".join(alerts)
             return api_errors.problem(503, "not-ready", "Not ready", detail)
+        answer: dict[str, Any] = {"status": "degraded" if alerts else "ok", "checks": checks}
         if alerts:
-            return {"status": "degraded", "checks": checks, "alerts": alerts}
-        return {"status": "ok", "checks": checks}
+            answer["alerts"] = alerts
+        if roles_apart:
+            answer["cluster"] = cluster
+        return answer
 
     document_security(app)
     return app
+
+
+def role_lease_holders(conn: Connection) -> dict[str, str | None]:
+    """Each singleton role's live holder (None: nobody holds it now), by the database's clock."""
+    rows = conn.execute(
+        text(
+            "SELECT role, holder FROM role_leases"
+            " WHERE expires_at_ms >= (extract(epoch from clock_timestamp()) * 1000)::bigint"
+        )
+    ).all()
+    held = {row.role: row.holder for row in rows}
+    return {role: held.get(role) for role in SINGLETON_ROLES}
 
 
 def declare_body_caps(schema: dict[str, Any]) -> None:

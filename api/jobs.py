@@ -4,6 +4,22 @@ A 10^6-code batch is one transaction of ~20 s on SQLite; the client gets ``202``
 id at once and polls it. One worker thread runs jobs in order, so two uploads never fight
 for the write lock. A job is all or nothing (the batch is one transaction): a job that a
 restart interrupted is marked failed, and nothing of it was written.
+
+Several API replicas (issue 16, PostgreSQL): each job names its runner (the process that took
+the upload, whose spool file it reads) and ``runner_expires_at_ms``, until when that runner
+is known alive in the database's clock. The runner's heartbeat thread pushes it forward for
+all its unfinished jobs every third of ``seconds``; each replica, at start and at each beat,
+fails the unfinished jobs whose runner's time has passed (never its own). A killed replica's
+jobs are so failed at most ``seconds * 4 / 3`` after its last beat, by any live replica; they
+are failed, not taken over, since their body is on the dead replica's disk.
+
+NOTE: the batch's transaction is not fenced by the job row: a replica frozen whole (paused
+VM, SIGSTOP) or cut off from the database past the bound, whose batch then still commits,
+leaves its job failed by another replica and then ``done`` by itself (the truth: the rows
+were written). A replica that is merely busy keeps beating: its beat runs in its own thread.
+
+On SQLite (one ``serve`` process) there is no heartbeat: at start every unfinished job of an
+earlier process is failed, as before.
 """
 
 from __future__ import annotations
@@ -18,17 +34,24 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import ColumnElement, Table, and_, literal_column, or_, select, update
 
 from api.models import Job
 from registry.batches import BatchResult
 from registry.db import read_transaction, write_transaction
 from registry.errors import InvalidInput, NotFound, TracemarkError
 from registry.fingerprints import parse_fingerprint
+from registry.lease import DEFAULT_LEASE_SECONDS, holder_name
 from registry.service import Registry
 
 logger = logging.getLogger("tracemark.api.jobs")
 jobs_t: Table = Job.__table__  # type: ignore[attr-defined]
+UNFINISHED = ("queued", "running")
+
+#: The database's clock in ms (PostgreSQL's, so replicas' own clocks never matter).
+_PG_NOW_MS: ColumnElement[int] = literal_column(
+    "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+)
 
 
 @dataclass
@@ -61,8 +84,23 @@ def fingerprints_from(spool: IO[bytes], *, csv: bool) -> Iterator[bytes]:
 
 
 class JobRunner:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        seconds: float = DEFAULT_LEASE_SECONDS,
+        runner: str | None = None,
+    ) -> None:
+        if seconds <= 0:
+            raise ValueError("a runner's heartbeat lasts a positive number of seconds")
         self.registry = registry
+        #: This process, as its jobs name it.
+        self.runner = runner or holder_name()
+        #: How long a runner is alive after its last beat (seconds).
+        self.seconds = seconds
+        self._shared = registry.engine.dialect.name == "postgresql"
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
         self._queue: queue.Queue[JobSpec | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -86,6 +124,8 @@ class JobRunner:
                     processed=0,
                     created_at=now,
                     updated_at=now,
+                    runner=self.runner,
+                    runner_expires_at_ms=self._expiry(),
                 )
             )
         return job_id
@@ -115,21 +155,71 @@ class JobRunner:
             "error_code": row.error_code,
         }
 
-    def fail_interrupted(self) -> int:
-        """At start-up: jobs a restart cut short are failed (their batch rolled back)."""
+    def _expiry(self) -> ColumnElement[Any] | None:
+        """Until when this runner is alive, as the database computes it (None on SQLite)."""
+        return _PG_NOW_MS + int(self.seconds * 1000) if self._shared else None
+
+    def start(self) -> None:
+        """At start-up: fail the jobs of dead runners; on PostgreSQL, start the heartbeat."""
+        if self._shared and (self._beat is None or not self._beat.is_alive()):
+            self._stop.clear()
+            self._beat = threading.Thread(
+                target=self._keep, name="tracemark-jobs-heartbeat", daemon=True
+            )
+            self._beat.start()
+        self.fail_interrupted()
+
+    def beat(self) -> int:
+        """Push this runner's time forward on its unfinished jobs; how many it holds."""
         with write_transaction(self.registry.engine) as conn:
             return int(
                 conn.execute(
                     update(jobs_t)
-                    .where(jobs_t.c.state.in_(["queued", "running"]))
+                    .where(jobs_t.c.runner == self.runner, jobs_t.c.state.in_(UNFINISHED))
+                    .values(runner_expires_at_ms=self._expiry())
+                ).rowcount
+            )
+
+    def fail_interrupted(self) -> int:
+        """Fail the unfinished jobs whose runner is dead (their batch rolled back): on
+        PostgreSQL those whose runner's time has passed, on SQLite (one process) every one
+        but this process's. Never this runner's own."""
+        dead = (
+            or_(jobs_t.c.runner.is_(None), jobs_t.c.runner_expires_at_ms < _PG_NOW_MS)
+            if self._shared
+            else or_(jobs_t.c.runner.is_(None), jobs_t.c.runner != self.runner)
+        )
+        with write_transaction(self.registry.engine) as conn:
+            failed = int(
+                conn.execute(
+                    update(jobs_t)
+                    .where(
+                        and_(
+                            jobs_t.c.state.in_(UNFINISHED),
+                            or_(jobs_t.c.runner.is_(None), jobs_t.c.runner != self.runner),
+                            dead,
+                        )
+                    )
                     .values(
                         state="failed",
-                        error="interrupted by a restart; nothing of it was written: upload again",
+                        error="interrupted: the server running it stopped; nothing of it was"
+                        " written: upload again",
                         error_code="interrupted",
                         updated_at=self.registry.clock(),
                     )
                 ).rowcount
             )
+        if failed:
+            logger.warning("failed %d job(s) of a stopped server", failed)
+        return failed
+
+    def _keep(self) -> None:
+        while not self._stop.wait(self.seconds / 3):
+            try:
+                self.beat()
+                self.fail_interrupted()
+            except Exception:  # the database is away: the next beat tries again
+                logger.exception("jobs heartbeat failed")
 
     def _set(self, job_id: str, **values: Any) -> None:
         with write_transaction(self.registry.engine) as conn:
@@ -186,3 +276,7 @@ class JobRunner:
         if self._thread is not None and self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(timeout=60)
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join(timeout=10)
+            self._beat = None

@@ -116,6 +116,10 @@ class Job(SQLModel, table=True):
     error_code: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: int = Field(sa_type=BigInteger)
     updated_at: int = Field(sa_type=BigInteger)
+    #: The API process running the job, and until when (the database's clock, ms) it is
+    #: known alive: other replicas fail the job only after that (``api.jobs``, issue 16).
+    runner: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    runner_expires_at_ms: int | None = Field(default=None, sa_type=BigInteger)
 
 
 __all__ = ["PLATFORM_ID_MAX", "ApiKey", "IdempotencyKey", "Job", "Platform", "SiweNonce"]
