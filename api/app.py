@@ -56,6 +56,7 @@ from registry.db import read_transaction
 from registry.errors import StorageBusy
 from registry.lease import DEFAULT_LEASE_SECONDS, SINGLETON_ROLES, Lease
 from registry.service import Registry
+from registry.telemetryfold import DEFAULT_FOLD_INTERVAL, TelemetryFolder
 
 #: The route ``TracemarkApp`` answers in front of its middleware stack.
 VERIFY_PATH = "/v1/verify"
@@ -120,13 +121,17 @@ def create_app(
     webhook_sender: bool | Lease = True,
     roles_apart: bool = False,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    telemetry_folder: bool | Lease = True,
+    telemetry_fold_interval: float = DEFAULT_FOLD_INTERVAL,
 ) -> FastAPI:
     """The app. ``webhook_sender``: run the webhook sender in this process (True; a
     ``Lease``: only while holding the role, ``tracemark serve --role api,webhooks``) or not
     (False: a stateless API replica, the sender runs elsewhere). ``roles_apart``: the
     singleton roles run in other processes (``serve --role``), so their state is the
     cluster's, reported by ``/readyz`` without failing it. ``lease_seconds``: how long a
-    replica's bulk jobs outlive its last heartbeat (``api.jobs``)."""
+    replica's bulk jobs outlive its last heartbeat (``api.jobs``). ``telemetry_folder``: fold
+    the appended verification events into the counts in this process (True; a ``Lease``:
+    only while holding the ``telemetry`` role) or not (False: the role runs elsewhere)."""
     settings = api_settings or load_api_settings()
     # The global public code-lookup budget is a setting; every other limit is ``limits``'.
     limits = replace(
@@ -144,6 +149,16 @@ def create_app(
         )
     )
 
+    folder = (
+        None
+        if telemetry_folder is False
+        else TelemetryFolder(
+            registry.engine,
+            interval=telemetry_fold_interval,
+            lease=telemetry_folder if isinstance(telemetry_folder, Lease) else None,
+        )
+    )
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
@@ -152,11 +167,15 @@ def create_app(
             logging.getLogger("tracemark.api").warning("could not mark interrupted jobs yet")
         if webhook_worker is not None:
             webhook_worker.start()
+        if folder is not None:
+            folder.start()
         yield
         if webhook_worker is not None:
             webhook_worker.close()
         jobs.close()
         ctx.close()  # flushes the telemetry buffer first
+        if folder is not None:
+            folder.close()
         telemetry_writer.close()  # its connections go; it reopens on use (a restarted app)
         authenticator.close()
         limiter.close()  # a shared store's connections (reopened on use)
@@ -205,6 +224,7 @@ def create_app(
         ),
     )
     app.state.context = ctx
+    app.state.telemetry_folder = folder
     app.state.identity = identity
     # Every body is capped while it streams; these routes stream larger bodies to their own.
     app.add_middleware(

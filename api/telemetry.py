@@ -1,8 +1,9 @@
-"""Verification telemetry (who checked which good, when), written behind the requests in batches.
+"""Verification telemetry (who checked which good, when), appended behind the requests in batches.
 
 A verify answer must not wait for a write (one upsert per request costs most of the
 endpoint's throughput), and the counts it reports are telemetry, not acknowledged writes:
-they may lag by about a second, and a crash may lose the last second of them.
+they may lag by about a second, and a crash may lose the last second of them. The API only
+appends the events; the telemetry role folds them into the counts (``registry.telemetryfold``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from readmodels.riskworker import record_probe_flags
 from registry.db import create_telemetry_engine, write_transaction
 from registry.errors import TracemarkError
 from registry.service import Registry
-from registry.telemetry import VerificationRecord, record_verifications
+from registry.telemetry import VerificationRecord, append_verifications
 
 logger = logging.getLogger("tracemark.api.telemetry")
 
@@ -90,8 +91,9 @@ class TelemetryBuffer:
 
 
 class TelemetryWriter:
-    """The buffer's flush: the records, and the rate limiter's probe flags that changed since
-    the previous flush, in one transaction (the risk worker, another process, reads both).
+    """The buffer's flush: the records (appended only: one multi-row INSERT per flush), and
+    the rate limiter's probe flags that changed since the previous flush, in one transaction
+    (the telemetry role and the risk worker, other processes, read them).
 
     It writes through an engine of its own (``registry.db.create_telemetry_engine``): its
     commits do not wait for the disk, which is what the module's "may lose the last second"
@@ -110,7 +112,7 @@ class TelemetryWriter:
         if not records and not flags:
             return
         with write_transaction(self._connected()) as conn:
-            record_verifications(conn, records)
+            append_verifications(conn, records)
             record_probe_flags(conn, flags)
         self._written = max([self._written, *(f.last_at for f in flags)])
 

@@ -168,6 +168,7 @@ TELEMETRY_TABLES = (
     "verification_counts",
     "verification_events_by_good",
     "event_index_state",
+    "verification_fold_state",  # the fold's mark: back to 0 with the events it counted
 )
 
 

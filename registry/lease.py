@@ -1,7 +1,8 @@
 """Leases for the singleton roles: one holder per role and database, a heartbeat, fencing.
 
-The sequencer, the anchoring worker, the witnessing loop, the risk worker and the webhook
-sender each run in exactly one process at a time (``tracemark serve --role``, issue 16).
+The sequencer, the anchoring worker, the witnessing loop, the risk worker, the webhook
+sender and the telemetry folder each run in exactly one process at a time (``tracemark
+serve --role``, issue 16).
 On PostgreSQL each holds a row of ``role_leases``:
 
 - **acquire**: the row is taken when it is free or its ``expires_at_ms`` (the database's
@@ -49,7 +50,14 @@ from registry.errors import LeaseLost
 logger = logging.getLogger("tracemark.lease")
 
 #: The roles that must run in one process at a time, as ``tracemark serve --role`` names them.
-SINGLETON_ROLES: Final = ("sequencer", "anchoring", "witnessing", "risk", "webhooks")
+SINGLETON_ROLES: Final = (
+    "sequencer",
+    "anchoring",
+    "witnessing",
+    "risk",
+    "webhooks",
+    "telemetry",
+)
 #: Default lease length (seconds): a standby takes over at most ~4/3 of it after a holder dies.
 DEFAULT_LEASE_SECONDS: Final = 15.0
 

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     #: How long a singleton role's lease lasts without a heartbeat (seconds, PostgreSQL
     #: only): a standby takes a dead holder's role over within 4/3 of it (``registry.lease``).
     lease_seconds: float = Field(default=15.0, ge=0.5, le=600)
+    #: How often the telemetry role folds appended verification events into the counts a
+    #: verify answer reports (seconds; ``registry.telemetryfold``): with the API's 0.5 s
+    #: flush, the counts are at most about this plus 0.5 s behind.
+    telemetry_fold_interval: float = Field(default=0.5, gt=0, le=60)
     #: Where ``tracemark keys new`` writes a creator's account and code key.
     keys_dir: Path | None = None
     log_level: str = "INFO"

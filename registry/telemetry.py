@@ -1,8 +1,11 @@
 """Verification telemetry: who verified which good, how often, and since when.
 
 These rows are telemetry, not acknowledged writes: the API buffers verification events and
-writes them here in batches behind the requests (a verify answer may lag by about a second),
-because one upsert per request would cost a verify endpoint most of its throughput.
+appends them here in batches behind the requests (``append_verifications``: one multi-row
+INSERT, no index), and the telemetry role folds the appended events into per-(good, platform)
+counts (``fold_verifications``, ``registry.telemetryfold``), so a verify answer's counts lag
+by about a second. NOTE: the fold is not in the API process because each upsert dirties a
+page of its own at production sizes (~4 KiB of WAL per verification, issue 16).
 """
 
 from __future__ import annotations
@@ -18,15 +21,20 @@ from registry.models import (
     VerificationCount,
     VerificationEvent,
     VerificationEventByGood,
+    VerificationFoldState,
 )
 
 counts_t: Table = VerificationCount.__table__  # type: ignore[attr-defined]
 events_t: Table = VerificationEvent.__table__  # type: ignore[attr-defined]
 by_good_t: Table = VerificationEventByGood.__table__  # type: ignore[attr-defined]
 index_state_t: Table = EventIndexState.__table__  # type: ignore[attr-defined]
+fold_state_t: Table = VerificationFoldState.__table__  # type: ignore[attr-defined]
 
 #: Events the risk worker indexes per statement.
 INDEX_BATCH = 50_000
+#: Events the telemetry role folds per transaction (a backlog takes several, back to back):
+#: bounds one fold's time, and so how long the API's appends wait behind its lock.
+FOLD_BATCH = 20_000
 
 _INSERT_EVENTS = (
     "INSERT INTO verification_events (at, platform, good_type, fingerprint, via, verdict)"
@@ -104,34 +112,95 @@ class VerificationStats:
     last_at: int | None
 
 
-def record_verifications(conn: Connection, records: Sequence[VerificationRecord]) -> None:
-    """Append the events and fold them into the per-(good, platform) counts.
+def append_verifications(conn: Connection, records: Sequence[VerificationRecord]) -> None:
+    """Append the events (the API's flush: the only telemetry write on its side).
 
     Raw multi-row statements (``_multi_row``): this runs in the API process, next to the
     verify requests, every half second.
     """
-    if not records:
-        return
-    _multi_row(conn, _INSERT_EVENTS, list(records))
-    folded: dict[tuple[int, bytes, str], list[int]] = {}
-    for r in records:
-        key = (r.good_type, r.fingerprint, r.platform)
-        entry = folded.get(key)
-        if entry is None:
-            folded[key] = [1, r.at, r.at]
-        else:
-            entry[0] += 1
-            entry[1] = min(entry[1], r.at)
-            entry[2] = max(entry[2], r.at)
-    # Folded first: PostgreSQL refuses an upsert that touches one row twice.
-    _multi_row(
-        conn,
-        _UPSERT,
-        [
-            (good_type, fingerprint, platform, count, first, last)
-            for (good_type, fingerprint, platform), (count, first, last) in folded.items()
-        ],
+    if records:
+        _multi_row(conn, _INSERT_EVENTS, list(records))
+
+
+def folded_through(conn: Connection) -> int:
+    """The last event id ``verification_counts`` covers (0: none)."""
+    found = conn.execute(
+        select(fold_state_t.c.folded_through).where(fold_state_t.c.id == 1)
+    ).scalar()
+    return int(found or 0)
+
+
+def fold_verifications(conn: Connection, *, limit: int = FOLD_BATCH) -> int:
+    """Fold the next events past the mark into the per-(good, platform) counts, and move the
+    mark, in the caller's write transaction (so a fold that fails counts nothing, and one that
+    commits is never counted again). Returns how many events were folded; 0 when none is left.
+    """
+    if conn.dialect.name == "postgresql":
+        # 1. Appends that took ids may not have committed yet, and a mark past their ids
+        #    would skip them for good: SHARE waits for every open append and holds new ones
+        #    (the API's flush thread, never a request) until this transaction ends (as
+        #    ``index_verifications`` does). Taken first: a fold that also appended
+        #    (``record_verifications``) then never waits on the mark's row while holding
+        #    back another fold's SHARE (a deadlock).
+        conn.execute(text("LOCK TABLE verification_events IN SHARE MODE"))
+        # 2. One fold at a time: the mark's row is locked (FOR UPDATE waits for another fold
+        #    to end, and the mark is read after). The lease already keeps the role to one
+        #    process; this covers ``record_verifications`` beside it, and a holder that lost
+        #    its lease mid-fold. On SQLite the write transaction does both.
+        conn.execute(
+            text(
+                "INSERT INTO verification_fold_state (id, folded_through) VALUES (1, 0)"
+                " ON CONFLICT (id) DO NOTHING"
+            )
+        )
+        conn.execute(
+            text("SELECT folded_through FROM verification_fold_state WHERE id = 1 FOR UPDATE")
+        )
+    mark = folded_through(conn)
+    e = events_t.c
+    newest = conn.execute(select(func.max(e.id))).scalar()
+    if newest is None or int(newest) <= mark:
+        return 0
+    # 3. A window of ids, not of rows: ids may skip (a rolled-back append, a sequence's gaps).
+    last = min(int(newest), mark + limit)
+    window = (e.id > mark, e.id <= last)
+    rows = conn.execute(
+        select(e.good_type, e.fingerprint, e.platform, func.count(), func.min(e.at), func.max(e.at))
+        .where(*window)
+        .group_by(e.good_type, e.fingerprint, e.platform)
+    ).all()
+    # 4. Grouped first (PostgreSQL refuses an upsert that touches one row twice), in key
+    #    order (neighbouring keys share pages).
+    folded = sorted(
+        (int(g), bytes(f), str(p), int(n), int(lo), int(hi)) for g, f, p, n, lo, hi in rows
     )
+    if folded:
+        _multi_row(conn, _UPSERT, list(folded))
+    # 5. The mark moves in the same transaction as the counts.
+    updated = conn.execute(
+        fold_state_t.update().where(fold_state_t.c.id == 1).values(folded_through=last)
+    ).rowcount
+    if not updated:
+        conn.execute(fold_state_t.insert().values(id=1, folded_through=last))
+    return sum(row[3] for row in folded)
+
+
+def record_verifications(conn: Connection, records: Sequence[VerificationRecord]) -> None:
+    """Append the events and fold everything not folded yet, at once (tools, benchmarks and
+    tests that need the counts now; the API appends only and the telemetry role folds)."""
+    append_verifications(conn, records)
+    fold_all(conn)
+
+
+def fold_all(conn: Connection) -> int:
+    """Fold until the mark reaches the newest event (windows of ``FOLD_BATCH`` ids, in the
+    caller's transaction); returns how many events were folded."""
+    total = 0
+    while True:
+        total += fold_verifications(conn)
+        newest = conn.execute(select(func.max(events_t.c.id))).scalar()
+        if newest is None or folded_through(conn) >= int(newest):
+            return total
 
 
 def indexed_through(conn: Connection) -> int:
@@ -201,10 +270,15 @@ def verification_stats(conn: Connection, good_type: int, fingerprint: bytes) -> 
 
 
 __all__ = [
+    "FOLD_BATCH",
     "INDEX_BATCH",
     "VerificationRecord",
     "VerificationStats",
+    "append_verifications",
     "event_ids_of",
+    "fold_all",
+    "fold_verifications",
+    "folded_through",
     "index_verifications",
     "indexed_through",
     "record_verifications",

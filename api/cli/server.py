@@ -47,8 +47,9 @@ RoleOpt = Annotated[
     typer.Option(
         "--role",
         metavar="ROLE",
-        help="What this process runs: api, sequencer, anchoring, witnessing, risk, webhooks "
-        "or all (the default); repeat it or give a comma list. Apart only on PostgreSQL.",
+        help="What this process runs: api, sequencer, anchoring, witnessing, risk, webhooks, "
+        "telemetry or all (the default); repeat it or give a comma list. Apart only on "
+        "PostgreSQL.",
     ),
 ]
 
@@ -206,6 +207,17 @@ def serve(role: RoleOpt = None) -> None:
             WebhookService(registry, load_webhook_settings()), lease=leases["webhooks"]
         )
         sender.start()
+    folder = None
+    if "telemetry" in leases and "api" not in roles:
+        from registry.telemetryfold import TelemetryFolder
+
+        # Counts of the appended verification events (with the api role, its app folds).
+        folder = TelemetryFolder(
+            registry.engine,
+            interval=state.settings.telemetry_fold_interval,
+            lease=leases["telemetry"],
+        )
+        folder.start()
     try:
         if "api" in roles:
             assert runtime is not None  # the api role needs the chain
@@ -224,6 +236,8 @@ def serve(role: RoleOpt = None) -> None:
                         finalized=anchoring.anchor_use_finalized,
                     ),
                     api_settings=api_settings,
+                    telemetry_folder=leases.get("telemetry", False),
+                    telemetry_fold_interval=state.settings.telemetry_fold_interval,
                     webhook_sender=leases.get("webhooks", False),
                     roles_apart=roles.apart,
                     lease_seconds=state.settings.lease_seconds,
@@ -238,6 +252,8 @@ def serve(role: RoleOpt = None) -> None:
         stop.set()
         if sender is not None:
             sender.close()
+        if folder is not None:
+            folder.close()
         if risk is not None:
             risk.stop()
         for worker in workers:

@@ -29,6 +29,7 @@ from registry.models.verifications import (
     VerificationCount,
     VerificationEvent,
     VerificationEventByGood,
+    VerificationFoldState,
 )
 
 __all__ = [
@@ -60,4 +61,5 @@ __all__ = [
     "VerificationCount",
     "VerificationEvent",
     "VerificationEventByGood",
+    "VerificationFoldState",
 ]

@@ -10,10 +10,10 @@ from registry.models.columns import blob_column, id_column
 
 class VerificationCount(SQLModel, table=True):
     """How often each platform verified a good, and when first and last: what a verify answer
-    reports as "verified N times by M platforms, first at T". Telemetry, written in batches
-    behind the requests (it may lag by about a second).
+    reports as "verified N times by M platforms, first at T". Telemetry, folded from the
+    events by the telemetry role (``registry.telemetryfold``; it may lag by about a second).
 
-    NOTE: WITHOUT ROWID on SQLite (migration 0013): each flush upserts a row per good
+    NOTE: WITHOUT ROWID on SQLite (migration 0013): each fold upserts a row per good
     verified, and clustered on the key that dirties one page, not an index page and a table
     page.
     """
@@ -72,9 +72,23 @@ class EventIndexState(SQLModel, table=True):
     indexed_through: int = Field(sa_type=BigInteger)
 
 
+class VerificationFoldState(SQLModel, table=True):
+    """How far ``verification_counts`` reaches (one row): the last event id folded into them.
+
+    The telemetry role moves it in the same transaction as the counts it upserts
+    (``registry.telemetry.fold_verifications``), so a fold is counted whole or not at all.
+    """
+
+    __tablename__ = "verification_fold_state"
+
+    id: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
+    folded_through: int = Field(sa_type=BigInteger)
+
+
 __all__ = [
     "EventIndexState",
     "VerificationCount",
     "VerificationEvent",
     "VerificationEventByGood",
+    "VerificationFoldState",
 ]
