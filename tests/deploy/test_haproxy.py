@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -219,6 +220,17 @@ def _answers(port: int, path: str) -> int:
         return 0
 
 
+def _readyz(port: int) -> dict[str, Any]:
+    """``/readyz``'s answer, which must be 200."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", "/readyz")
+    answer = connection.getresponse()
+    body = answer.read()
+    connection.close()
+    assert answer.status == 200, body
+    return dict(json.loads(body))
+
+
 def _ready(port: int) -> bool:
     return _answers(port, CHECK_PATH) == 200
 
@@ -261,6 +273,14 @@ def test_haproxy_routes_around_a_killed_replica_and_every_acknowledged_write_is_
     balancer = _start_balancer(haproxy_binary, deployment.tmp, ports)
     try:
         _until("HAProxy answers", lambda: _answers(balancer.port, "/livez") == 200, 30)
+        _until("the sequencer holds its lease", lambda: deployment.holder_pid() is not None)
+        # No process anchors, yet the replicas are ready: that is the cluster's state,
+        # reported apart, not theirs (else the balancer would take every replica out).
+        ready = _readyz(balancer.port)
+        assert ready["checks"] == {"database": "ok", "chain": "ok"}, ready
+        assert ready["cluster"]["anchoring_worker"] == "no recent heartbeat", ready
+        assert ready["cluster"]["leases"]["anchoring"] is None, ready
+        assert ready["cluster"]["leases"]["sequencer"] is not None, ready
         load = BalancedLoad(deployment, balancer.port, LOAD)
         _until("the load is under way", lambda: len(load.outcomes.acknowledged) >= KILL_AFTER, 120)
         replicas[0].kill()  # SIGKILL: in-flight requests are cut, nothing is given back
