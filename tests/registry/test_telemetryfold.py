@@ -242,3 +242,27 @@ def test_folds_racing_without_a_lease_count_once(pg_engine: Engine) -> None:
     assert errors == [] and sorted(results) == [0, 0, 0, 6_000]
     assert counts(pg_engine) == expected(pg_engine)
     pg_engine.dispose()
+
+
+@postgres
+def test_a_fold_waits_for_an_append_still_open_and_skips_none(pg_engine: Engine) -> None:
+    """An append that took its id first commits last: the fold waits for it (SHARE on the
+    events) instead of moving the mark past its id and never counting it."""
+    early = records(1, at=10)
+    late = records(2, goods=2, at=20)[1:]
+    with pg_engine.connect() as open_conn:
+        open_conn.begin()
+        append_verifications(open_conn, early)  # id 1 taken, not committed
+        append(pg_engine, late)  # id 2 committed
+        folder = TelemetryFolder(pg_engine)
+        done: list[int] = []
+        fold = threading.Thread(target=lambda: done.append(folder.fold()))
+        fold.start()
+        fold.join(1.0)
+        assert fold.is_alive() and done == []  # waiting for the open append
+        open_conn.commit()
+    fold.join(30)
+    assert done == [2] and mark(pg_engine) == 2
+    assert counts(pg_engine) == expected(pg_engine)
+    folder.close()
+    pg_engine.dispose()
