@@ -66,7 +66,8 @@ TELEMETRY_CACHE_KIB = 32_768
 
 def create_telemetry_engine(engine: Engine) -> Engine:
     """An engine on ``engine``'s database for writes a crash may lose: verification
-    telemetry (``api/telemetry.py``), which is documented to lag and may lose its last second.
+    telemetry (appended by ``api/telemetry.py``, folded into counts by
+    ``registry.telemetryfold``), which is documented to lag and may lose its last second.
 
     Its commits do not wait for the disk (SQLite ``synchronous=NORMAL``, which in WAL mode
     still never corrupts; PostgreSQL ``synchronous_commit=off``), and on SQLite it caches
