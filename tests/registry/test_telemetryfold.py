@@ -139,7 +139,7 @@ def test_a_fold_process_killed_midway_loses_and_doubles_nothing(registry: Regist
         append(engine, records(10_000, goods=3_000, at=start))
     url = engine.url.render_as_string(hide_password=False)
     child = subprocess.Popen(
-        [sys.executable, "-c", _FOLD_FOREVER, url, "97"],
+        [sys.executable, "-c", _FOLD_FOREVER, url, "31"],
         env={**os.environ, "PYTHONPATH": os.getcwd()},
     )
     try:
