@@ -109,8 +109,19 @@ class _TimestampedVerifier(NoteKey):
 class _TimestampedSigner(NoteKey):
     """A cosigner: signs ``_message(text, now)`` and prefixes the time it used."""
 
-    _private: ed25519.Ed25519PrivateKey | mldsa.MLDSA44PrivateKey
-    _clock: Callable[[], int]
+    key_type: type[ed25519.Ed25519PrivateKey] | type[mldsa.MLDSA44PrivateKey]
+
+    def __init__(
+        self,
+        name: str,
+        private_key: ed25519.Ed25519PrivateKey | mldsa.MLDSA44PrivateKey,
+        clock: Callable[[], int] = _now,
+    ) -> None:
+        if not isinstance(private_key, self.key_type):
+            raise NoteError(f"a {type(self).__name__} signs with a {self.key_type.__name__}")
+        super().__init__(name, private_key.public_key().public_bytes_raw())
+        self._private = private_key
+        self._clock = clock
 
     def _message(self, text: str, timestamp: int) -> bytes:
         raise NotImplementedError
@@ -142,16 +153,7 @@ class CosignatureV1Verifier(_TimestampedVerifier):
 
 class CosignerV1(_TimestampedSigner):
     sig_type = SIG_COSIGNATURE_V1
-
-    def __init__(
-        self,
-        name: str,
-        private_key: ed25519.Ed25519PrivateKey,
-        clock: Callable[[], int] = _now,
-    ) -> None:
-        super().__init__(name, private_key.public_key().public_bytes_raw())
-        self._private = private_key
-        self._clock = clock
+    key_type = ed25519.Ed25519PrivateKey
 
     def _message(self, text: str, timestamp: int) -> bytes:
         _checkpoint_of(text)  # a cosignature is a statement about a checkpoint, nothing else
@@ -187,16 +189,7 @@ class MLDSA44CosignatureVerifier(_TimestampedVerifier):
 
 class MLDSA44Cosigner(_TimestampedSigner):
     sig_type = SIG_MLDSA44_SUBTREE
-
-    def __init__(
-        self,
-        name: str,
-        private_key: mldsa.MLDSA44PrivateKey,
-        clock: Callable[[], int] = _now,
-    ) -> None:
-        super().__init__(name, private_key.public_key().public_bytes_raw())
-        self._private = private_key
-        self._clock = clock
+    key_type = mldsa.MLDSA44PrivateKey
 
     def _message(self, text: str, timestamp: int) -> bytes:
         return subtree_v1_message(self.name, timestamp, _checkpoint_of(text))

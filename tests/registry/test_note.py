@@ -357,3 +357,10 @@ def test_log_keys_are_created_once_0600_and_sign_verifiable_checkpoints(tmp_path
 def test_default_origin_is_the_scheme_less_url_prefix() -> None:
     assert default_log_origin("http://127.0.0.1:8000") == "127.0.0.1:8000/tlog"
     assert default_log_origin("https://registry.example.com/") == "registry.example.com/tlog"
+
+
+def test_a_cosigner_refuses_the_other_types_key() -> None:
+    with pytest.raises(NoteError):
+        CosignerV1("w", _mldsa(1))
+    with pytest.raises(NoteError):
+        MLDSA44Cosigner("w", _ed25519(1))
