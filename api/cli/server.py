@@ -149,29 +149,10 @@ def serve(role: RoleOpt = None) -> None:
     keepers = [lease.keep(stop) for lease in leases.values()]
     workers = []
     if "anchoring" in leases and runtime is not None:
-        workers.append(
-            threading.Thread(
-                target=run_anchoring,
-                args=(runtime.worker,),
-                kwargs={"interval": 1.0, "stop": stop, "lease": leases["anchoring"]},
-                name="anchoring",
-                daemon=True,
-            )
-        )
+        workers.append(_role_thread("anchoring", run_anchoring, runtime.worker, 1.0, stop, leases))
     if "sequencer" in leases:
-        workers.append(
-            threading.Thread(
-                target=run_sequencer,
-                args=(registry,),
-                kwargs={
-                    "interval": state.settings.sequencer_interval,
-                    "stop": stop,
-                    "lease": leases["sequencer"],
-                },
-                name="sequencer",
-                daemon=True,
-            )
-        )
+        interval = state.settings.sequencer_interval
+        workers.append(_role_thread("sequencer", run_sequencer, registry, interval, stop, leases))
     if witnessing is not None:
         # Checkpoints are published (served, anchored) only at the witness quorum (issue 15).
         from anchoring.witnessing import run_witnessing
@@ -181,18 +162,9 @@ def serve(role: RoleOpt = None) -> None:
             len(witnessing.policy.witnesses),
             witnessing.policy.quorum,
         )
+        interval = state.settings.sequencer_interval
         workers.append(
-            threading.Thread(
-                target=run_witnessing,
-                args=(witnessing,),
-                kwargs={
-                    "interval": state.settings.sequencer_interval,
-                    "stop": stop,
-                    "lease": leases["witnessing"],
-                },
-                name="witnessing",
-                daemon=True,
-            )
+            _role_thread("witnessing", run_witnessing, witnessing, interval, stop, leases)
         )
     for worker in workers:
         worker.start()
@@ -228,8 +200,7 @@ def serve(role: RoleOpt = None) -> None:
                     siwe_domain=f"{state.settings.api_host}:{state.settings.api_port}",
                     trust_root=TrustRootConfig(
                         name=state.settings.registry_name,
-                        url=state.settings.public_url
-                        or f"http://{state.settings.api_host}:{state.settings.api_port}",
+                        url=state.settings.resolved_public_url,
                         confirmations=None
                         if anchoring.anchor_use_finalized
                         else anchoring.anchor_confirmations,
@@ -263,6 +234,25 @@ def serve(role: RoleOpt = None) -> None:
         if runtime is not None:
             runtime.close()
     log.info("stopped")
+
+
+def _role_thread(
+    role: str,
+    run: Any,
+    subject: object,
+    interval: float,
+    stop: threading.Event,
+    leases: dict[str, Any],
+) -> threading.Thread:
+    """A singleton role's loop in a daemon thread: ``run(subject, interval=, stop=, lease=)``
+    with the role's lease (the loops of anchoring, the sequencer and witnessing)."""
+    return threading.Thread(
+        target=run,
+        args=(subject,),
+        kwargs={"interval": interval, "stop": stop, "lease": leases[role]},
+        name=role,
+        daemon=True,
+    )
 
 
 def _serve_api(app_: Any, api_settings: Any, uvicorn: Any) -> None:
