@@ -10,7 +10,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -64,7 +63,7 @@ from registry.telemetry import VerificationRecord, VerificationStats
 from registry.tilestore import TileCache
 from registry.transferrequests import TransferRequest
 from registry.treehead import TreeHead
-from registry.witnesspolicy import InvalidWitnessPolicy, WitnessPolicy, parse_policy
+from registry.witnesspolicy import WitnessPolicy, load_witness_policy
 
 Clock = Callable[[], int]
 logger = logging.getLogger("tracemark.registry")
@@ -76,30 +75,6 @@ DEV_PUBLIC_URL = "http://127.0.0.1:8000"
 
 def system_clock() -> int:
     return int(time.time())
-
-
-def load_witness_policy(path: Path | None) -> WitnessPolicy | None:
-    """``TRACEMARK_WITNESS_POLICY``: the tlog-policy file, parsed; a bad one stops the start
-    with one line naming the file and the rule."""
-    if path is None:
-        return None
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigurationError(
-            f"TRACEMARK_WITNESS_POLICY: cannot read {path}: {exc.strerror}"
-        ) from None
-    try:
-        policy = parse_policy(data)
-    except InvalidWitnessPolicy as exc:
-        raise ConfigurationError(f"TRACEMARK_WITNESS_POLICY {path}: {exc.detail}") from None
-    missing = [w.name for w in policy.witnesses if w.url is None]
-    if missing:
-        raise ConfigurationError(
-            f"TRACEMARK_WITNESS_POLICY {path}: the registry asks its witnesses, so each needs "
-            f"its submission URL; none for {', '.join(missing)}"
-        )
-    return policy
 
 
 class Registry:

@@ -19,9 +19,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 
-from registry.errors import InvalidInput
+from registry.errors import ConfigurationError, InvalidInput
 from registry.note import (
     SIG_COSIGNATURE_V1,
     SIG_ED25519,
@@ -350,6 +351,30 @@ def parse_policy(data: str | bytes) -> WitnessPolicy:
     )
 
 
+def load_witness_policy(path: Path | None) -> WitnessPolicy | None:
+    """``TRACEMARK_WITNESS_POLICY``: the tlog-policy file, parsed; a bad one stops the start
+    with one line naming the file and the rule."""
+    if path is None:
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"TRACEMARK_WITNESS_POLICY: cannot read {path}: {exc.strerror}"
+        ) from None
+    try:
+        policy = parse_policy(data)
+    except InvalidWitnessPolicy as exc:
+        raise ConfigurationError(f"TRACEMARK_WITNESS_POLICY {path}: {exc.detail}") from None
+    missing = [w.name for w in policy.witnesses if w.url is None]
+    if missing:
+        raise ConfigurationError(
+            f"TRACEMARK_WITNESS_POLICY {path}: the registry asks its witnesses, so each needs "
+            f"its submission URL; none for {', '.join(missing)}"
+        )
+    return policy
+
+
 __all__ = [
     "MAX_GROUPS",
     "MAX_LOGS",
@@ -362,5 +387,6 @@ __all__ = [
     "PolicyWitness",
     "QuorumNotReached",
     "WitnessPolicy",
+    "load_witness_policy",
     "parse_policy",
 ]
