@@ -31,7 +31,7 @@ from api.creatortokens import TOKEN_PREFIX, verify_creator_token
 from api.keycache import KeyCache, KeyLookup
 from api.network import client_address
 from api.principal import CREATOR_SCOPE, PLATFORM_SCOPES, Forbidden, Principal, Unauthorized
-from api.ratelimit import ANONYMOUS, SIGNED_WRITE, RateLimiter
+from api.ratelimit import ANONYMOUS, HEALTH, SIGNED_WRITE, RateLimiter
 from registry.eip712 import checksum_address
 from registry.errors import InvalidInput
 from verifier.webhooks import SECRET_PREFIX as WEBHOOK_SECRET_PREFIX
@@ -259,10 +259,13 @@ async def authenticated(request: Request) -> Principal:
 
 
 async def authenticated_health(request: Request) -> Principal:
-    """Dependency for ``/livez`` and ``/readyz``: ``caller``, counted on the local share while
-    shared limits are unreachable, so a load balancer sees a degraded replica rather than
-    a refused one (``api.sharedlimits``)."""
-    return caller(request, health=True)
+    """Dependency for ``/livez`` and ``/readyz``: ``caller``, with an anonymous caller (a load
+    balancer's check) charged to the ``health`` budget, counted in this replica only, not to
+    the ``anonymous`` one its address shares across replicas (which the checks of several
+    replicas used to exhaust, taking them out of rotation); and, for refused credentials,
+    counted on the local share while shared limits are unreachable, so a load balancer sees
+    a degraded replica rather than a refused one (``api.sharedlimits``)."""
+    return caller(request, anonymous_bucket=HEALTH, health=True)
 
 
 async def authenticated_signed_write(request: Request) -> Principal:

@@ -21,6 +21,9 @@ bucket             keyed by                                   default
 ``fingerprint``    a code's fingerprint, across every caller  60/min, burst 60
 ``probe``          lookups of codes that do not exist, per    20/min, burst 20
                    key or IP (see ``record_probe_failure``)
+``health``         the client IP of a credential-less         20/s, burst 40
+                   ``/livez`` or ``/readyz`` (a load
+                   balancer's health checks), per replica
 =================  =========================================  ==============================
 
 - Auditors get a higher limit than platforms: they read the whole log (every entry, every
@@ -37,6 +40,13 @@ bucket             keyed by                                   default
   not its own: it is charged to ``code_lookup`` by client address and to ``code_lookup_all``,
   and must carry a proof of work (``api.pow``). Rotating addresses escapes the first, not the
   other two; a fresh wallet escapes none (sessions from one address share its bucket).
+- ``health``: a load balancer checks every replica from its own address with no
+  credentials. Charged to ``anonymous`` (shared by the replicas), N replicas checked every
+  ``I`` seconds cost ``N / I`` of that address's 5/s, and past it the replicas answered 429
+  and were taken out of rotation, all at once. So health probes have a budget of their own,
+  counted in each replica only (``api.sharedlimits.LOCAL_ONLY``): each replica is checked on
+  its own, so its own count is the right one, and a check costs no Redis round trip. Still
+  bounded (a flood of ``/readyz``, each a database query and a chain call, gets 429s).
 - ``fingerprint`` is shared by everyone: a card polled far more than any honest resale
   needs is the signature of a bot draining it. NOTE: the flip side is that a hostile caller
   can exhaust one card's budget for a minute; the budget is per card, so that only delays
@@ -81,6 +91,7 @@ CODE_LOOKUP_ALL = "code_lookup_all"
 EVERYONE = "all"
 FINGERPRINT = "fingerprint"
 PROBE = "probe"
+HEALTH = "health"
 
 
 class RateLimited(TracemarkError):
@@ -143,6 +154,8 @@ DEFAULT_CODE_LOOKUP_ALL: Final = Limit.per_minute(600)
 DEFAULT_FINGERPRINT: Final = Limit.per_minute(60)
 #: Lookups of codes that do not exist, per key or IP: a guesser's trace.
 DEFAULT_PROBE: Final = Limit.per_minute(20)
+#: One address's health checks of one replica: a balancer checking every 100 ms uses half.
+DEFAULT_HEALTH: Final = Limit.per_second(20, burst=40)
 
 
 @dataclass(frozen=True)
@@ -158,6 +171,7 @@ class RateLimits:
     code_lookup_all: Limit = DEFAULT_CODE_LOOKUP_ALL
     fingerprint: Limit = DEFAULT_FINGERPRINT
     probe: Limit = DEFAULT_PROBE
+    health: Limit = DEFAULT_HEALTH
     #: Most buckets held at once, all names together (~200 bytes each).
     max_buckets: int = 100_000
     #: Most probing flags held at once.
@@ -390,6 +404,7 @@ __all__ = [
     "CREATOR",
     "EVERYONE",
     "FINGERPRINT",
+    "HEALTH",
     "PROBE",
     "SIGNED_WRITE",
     "Limit",

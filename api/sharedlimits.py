@@ -33,9 +33,11 @@ While Redis cannot be reached (decided, issue 16):
   ``code_lookup_all``) fail closed: 503 problem+json ``rate-limit-unavailable`` with
   Retry-After. A share per replica cannot hold a budget shared by every address (the
   public guessing budget, THREATS 38) when the balancer's spread is unknown;
-- except the health probes (``/livez``, ``/readyz``: ``local_when_down``), so a load
-  balancer sees each replica *degraded* and keeps it, rather than taking every replica out
-  at once because of Redis;
+- except the health probes (``/livez``, ``/readyz``), so a load balancer sees each replica
+  *degraded* and keeps it, rather than taking every replica out at once because of Redis:
+  a credential-less probe is charged to ``health``, which is never in Redis
+  (``LOCAL_ONLY``: each replica counts its own checks, whole), and a probe with a refused
+  credential to the local share (``local_when_down``);
 - flags are kept in this process and merged into ``flags()``; one WARNING line when Redis
   goes, one when it is back, and ``/readyz`` says degraded meanwhile.
 
@@ -74,6 +76,7 @@ from api.ratelimit import (
     ANONYMOUS,
     CODE_LOOKUP,
     CODE_LOOKUP_ALL,
+    HEALTH,
     SHARED_SCHEMES,
     Limit,
     ProbeFlag,
@@ -87,6 +90,9 @@ logger = logging.getLogger("tracemark.api.ratelimit")
 
 #: The buckets refused (503) while Redis is down: what one replica's share cannot hold.
 FAIL_CLOSED: Final = frozenset({ANONYMOUS, CODE_LOOKUP, CODE_LOOKUP_ALL})
+#: The buckets counted in each replica only, whole (not a share), Redis up or down: a load
+#: balancer checks each replica on its own, so each replica's own count is the right one.
+LOCAL_ONLY: Final = frozenset({HEALTH})
 #: Seconds a Redis command (or a connection) may take before Redis counts as down: a loopback
 #: answer takes well under a millisecond, and a hung server must not hold the event loop.
 SOCKET_TIMEOUT: Final = 0.25
@@ -134,12 +140,14 @@ def moving_window(limit: Limit) -> RateLimitItem:
 
 
 def local_share(limits: RateLimits, replicas: int) -> RateLimits:
-    """Each named limit divided by ``replicas`` (rate and burst; a burst of at least 1)."""
+    """Each named limit divided by ``replicas`` (rate and burst; a burst of at least 1),
+    except ``LOCAL_ONLY``'s, which each replica holds whole."""
     if replicas < 1:
         raise ValueError("replicas must be at least 1")
     shares = {
         name: Limit(rate=limit.rate / replicas, burst=max(1, limit.burst // replicas))
         for name, limit in limits.named().items()
+        if name not in LOCAL_ONLY
     }
     return replace(limits, **shares)  # type: ignore[arg-type]
 
@@ -209,6 +217,8 @@ class SharedRateLimiter(RateLimiter):
         consume: bool = True,
         local_when_down: bool = False,
     ) -> float | None:
+        if bucket in LOCAL_ONLY:
+            return super()._take(bucket, key, cost, consume=consume)
         try:
             item = self._items[bucket]
         except KeyError:
@@ -386,6 +396,7 @@ def merged(*groups: Iterable[ProbeFlag]) -> list[ProbeFlag]:
 
 __all__ = [
     "FAIL_CLOSED",
+    "LOCAL_ONLY",
     "SharedRateLimiter",
     "local_share",
     "merged",

@@ -200,6 +200,7 @@ def test_defaults_and_validation() -> None:
     assert defaults.code_lookup_all == Limit(10, 600)
     assert defaults.fingerprint == Limit(1, 60)
     assert defaults.probe == Limit(20 / 60, 20)
+    assert defaults.health == Limit(20, 40)
     assert defaults.auditor.rate > defaults.api_key.rate
     assert set(defaults.named()) == {
         ratelimit.API_KEY,
@@ -211,6 +212,7 @@ def test_defaults_and_validation() -> None:
         ratelimit.CODE_LOOKUP_ALL,
         ratelimit.FINGERPRINT,
         ratelimit.PROBE,
+        ratelimit.HEALTH,
     }
     for bad in [(0, 1), (1, 0), (-1, 5)]:
         with pytest.raises(ValueError):
