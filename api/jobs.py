@@ -13,10 +13,14 @@ fails the unfinished jobs whose runner's time has passed (never its own). A kill
 jobs are so failed at most ``seconds * 4 / 3`` after its last beat, by any live replica; they
 are failed, not taken over, since their body is on the dead replica's disk.
 
-NOTE: the batch's transaction is not fenced by the job row: a replica frozen whole (paused
-VM, SIGSTOP) or cut off from the database past the bound, whose batch then still commits,
-leaves its job failed by another replica and then ``done`` by itself (the truth: the rows
-were written). A replica that is merely busy keeps beating: its beat runs in its own thread.
+The batch's transaction is fenced by its job row: its last statement marks the job ``done``
+only where the row still names this runner and is ``running`` (``JobRunner.finish_in``), and
+otherwise raises ``JobLost``, rolling the whole batch back. So a replica frozen whole (paused
+VM, SIGSTOP) or cut off from the database past the bound, whose job another replica failed
+meanwhile, writes nothing when it wakes: the job stays ``failed``, as it said. Every other
+write of a job row is guarded the same way (this runner's, unfinished). On PostgreSQL the
+row's lock orders the two: a sweep that comes second waits for the batch's commit and then
+finds the job finished; a batch that comes second finds it failed.
 
 On SQLite (one ``serve`` process) there is no heartbeat: at start every unfinished job of an
 earlier process is failed, as before.
@@ -34,12 +38,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from sqlalchemy import ColumnElement, Table, and_, literal_column, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Table, and_, literal_column, or_, select, update
 
 from api.models import Job
-from registry.batches import BatchResult
+from registry.batches import BatchCheck, BatchResult, Progress
 from registry.db import read_transaction, write_transaction
-from registry.errors import InvalidInput, NotFound, TracemarkError
+from registry.errors import Conflict, InvalidInput, NotFound, TracemarkError
 from registry.fingerprints import parse_fingerprint
 from registry.lease import DEFAULT_LEASE_SECONDS, holder_name
 from registry.service import Registry
@@ -54,13 +58,22 @@ _PG_NOW_MS: ColumnElement[int] = literal_column(
 )
 
 
+class JobLost(Conflict):
+    """The job's row no longer names this runner as running it: another replica failed it
+    after this one's heartbeat lapsed (paused, cut off). The batch rolled back whole."""
+
+    code = "job-lost"
+    diagnostics = "Nothing was written: read the job's state, and upload again if it failed."
+
+
 @dataclass
 class JobSpec:
     job_id: str
     spool: IO[bytes]
     csv: bool
-    #: Runs the batch over the spooled fingerprints, reporting progress.
-    run: Callable[[Iterator[bytes], Callable[[int], None]], BatchResult]
+    #: Runs the batch over the spooled fingerprints, reporting progress; the check is the
+    #: batch's last statement in its transaction (``Registry.register_batch(check=)``).
+    run: Callable[[Iterator[bytes], Progress, BatchCheck], BatchResult]
 
 
 def fingerprints_from(spool: IO[bytes], *, csv: bool) -> Iterator[bytes]:
@@ -221,13 +234,47 @@ class JobRunner:
             except Exception:  # the database is away: the next beat tries again
                 logger.exception("jobs heartbeat failed")
 
-    def _set(self, job_id: str, **values: Any) -> None:
+    def _mine(self, job_id: str, *states: str) -> ColumnElement[bool]:
+        """The job's row, while it names this runner and is in one of ``states``."""
+        return and_(
+            jobs_t.c.id == job_id, jobs_t.c.runner == self.runner, jobs_t.c.state.in_(states)
+        )
+
+    def _set(self, job_id: str, **values: Any) -> bool:
+        """Update the job's row if it is still this runner's and unfinished; whether it was."""
         with write_transaction(self.registry.engine) as conn:
-            conn.execute(
-                update(jobs_t)
-                .where(jobs_t.c.id == job_id)
-                .values(updated_at=self.registry.clock(), **values)
-            )
+            return self._set_in(conn, job_id, UNFINISHED, **values)
+
+    def _set_in(
+        self, conn: Connection, job_id: str, states: tuple[str, ...], **values: Any
+    ) -> bool:
+        changed = conn.execute(
+            update(jobs_t)
+            .where(self._mine(job_id, *states))
+            .values(updated_at=self.registry.clock(), **values)
+        ).rowcount
+        return bool(changed)
+
+    def finish_in(self, job_id: str) -> BatchCheck:
+        """The batch's last statement: the job ``done`` with its result, in the batch's own
+        transaction, or ``JobLost`` (rolling the batch back) if the job is no longer ours."""
+
+        def check(conn: Connection, result: BatchResult) -> None:
+            if not self._set_in(
+                conn,
+                job_id,
+                ("running",),
+                state="done",
+                processed=result.count,
+                total=result.count,
+                result=json.dumps(result.as_dict()),
+            ):
+                raise JobLost(
+                    f"job {job_id} is no longer this server's to finish (another replica"
+                    " failed it while this one was unreachable); nothing of it was written"
+                )
+
+        return check
 
     def _work(self) -> None:
         while (spec := self._queue.get()) is not None:
@@ -243,15 +290,14 @@ class JobRunner:
 
         self._progress[spec.job_id] = reported
         try:
-            self._set(spec.job_id, state="running")
-            result = spec.run(fingerprints_from(spec.spool, csv=spec.csv), progress)
-            self._set(
-                spec.job_id,
-                state="done",
-                processed=result.count,
-                total=result.count,
-                result=json.dumps(result.as_dict()),
+            if not self._set(spec.job_id, state="running"):
+                logger.warning("job %s was failed before it ran; skipped", spec.job_id)
+                return
+            spec.run(
+                fingerprints_from(spec.spool, csv=spec.csv), progress, self.finish_in(spec.job_id)
             )
+        except JobLost as exc:
+            logger.warning("%s", exc.detail)
         except TracemarkError as exc:
             self._set(
                 spec.job_id, state="failed", error=exc.detail, error_code=exc.code, processed=0

@@ -223,6 +223,9 @@ class BatchIngest:
 #: An entry a chunk appends: (kind, fingerprint, actor, position, product_id).
 Row = tuple[int, bytes, bytes, int, int | None]
 Progress = Callable[[int], None]
+#: Runs last in a batch's transaction, with its result, and raises to roll it all back: a
+#: bulk job's runner checks there that the job is still its own (``api.jobs``).
+BatchCheck = Callable[[Connection, "BatchResult"], None]
 
 
 @dataclass

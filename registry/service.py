@@ -31,7 +31,7 @@ from registry import (
     transfers,
 )
 from registry.audit import LogReport, check_log
-from registry.batches import BatchResult, Progress
+from registry.batches import BatchCheck, BatchResult, Progress
 from registry.batchproof import BatchProof
 from registry.checkpoints import CheckpointSigner
 from registry.db import create_db_engine, read_transaction, retrying, write_transaction
@@ -245,11 +245,13 @@ class Registry:
         fingerprints: Iterable[bytes],
         *,
         progress: Progress | None = None,
+        check: BatchCheck | None = None,
     ) -> BatchResult:
         return self._sequenced_batch(
             lambda conn, now: registration.register_batch(
                 conn, request, fingerprints, self.domain, now=now, progress=progress
-            )
+            ),
+            check,
         )
 
     def revoke(self, request: RevocationRequest) -> EntryRef:
@@ -262,17 +264,22 @@ class Registry:
         fingerprints: Iterable[bytes],
         *,
         progress: Progress | None = None,
+        check: BatchCheck | None = None,
     ) -> BatchResult:
         return self._sequenced_batch(
             lambda conn, now: revocation.revoke_batch(
                 conn, request, fingerprints, self.domain, now=now, progress=progress
-            )
+            ),
+            check,
         )
 
-    def _sequenced_batch(self, write: Callable[[Connection, int], BatchResult]) -> BatchResult:
+    def _sequenced_batch(
+        self, write: Callable[[Connection, int], BatchResult], check: BatchCheck | None
+    ) -> BatchResult:
         """A bulk batch, which goes straight into the log (no queue), and the head it leads
         to, signed in the same transaction at the sequencer's time. The result's
-        ``tree_size`` is that head's (its state commitment included)."""
+        ``tree_size`` is that head's (its state commitment included). ``check`` runs last,
+        in the same transaction: if it raises, nothing of the batch is written."""
         with write_transaction(self.engine) as conn:
             now = log.sequencer_time(conn, self.clock())
             with statecommit.leaves_from_batches(conn, self._committing):
@@ -285,7 +292,10 @@ class Registry:
                 state_map=self._committing,
                 checkpoint_signer=self.checkpoint_signer,
             )
-            return replace(result, tree_size=log.tree_size(conn))
+            result = replace(result, tree_size=log.tree_size(conn))
+            if check is not None:
+                check(conn, result)
+            return result
 
     def code_key_of(self, creator: bytes) -> bytes:
         with read_transaction(self.engine) as conn:

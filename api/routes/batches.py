@@ -17,7 +17,7 @@ from api.deps import Context, SignedWriter
 from api.documents import registration_request, revocation_request
 from api.errors import problem_response
 from api.jobs import JobSpec
-from registry.batches import BatchResult
+from registry.batches import BatchCheck, BatchResult, Progress
 from registry.errors import InvalidInput, NotFound
 from verifier.schemas import BatchRegistrationIn, BatchRevocationIn, JobOut
 
@@ -56,16 +56,20 @@ async def _submit_bulk(
     _, spool, csv = await spool_bulk(request, ctx, header_request, accept)
     try:
         signed_request = checked[0]
-        run: Callable[[Iterator[bytes], Callable[[int], None]], BatchResult]
+        run: Callable[[Iterator[bytes], Progress, BatchCheck], BatchResult]
         if kind == "registration":
 
-            def run(fps: Iterator[bytes], progress: Callable[[int], None]) -> BatchResult:
-                return ctx.registry.register_batch(signed_request, fps, progress=progress)
+            def run(fps: Iterator[bytes], progress: Progress, check: BatchCheck) -> BatchResult:
+                return ctx.registry.register_batch(
+                    signed_request, fps, progress=progress, check=check
+                )
 
         else:
 
-            def run(fps: Iterator[bytes], progress: Callable[[int], None]) -> BatchResult:
-                return ctx.registry.revoke_batch(signed_request, fps, progress=progress)
+            def run(fps: Iterator[bytes], progress: Progress, check: BatchCheck) -> BatchResult:
+                return ctx.registry.revoke_batch(
+                    signed_request, fps, progress=progress, check=check
+                )
 
         owner = signed_request.signed.signer
         job_id = await run_in_threadpool(ctx.jobs.create, f"creator:{owner}", kind)

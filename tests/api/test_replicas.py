@@ -23,12 +23,16 @@ from anchoring.devchain import DevChain
 from anchoring.runtime import ANVIL_ACCOUNT_0_KEY
 from api.app import create_app
 from api.jobs import JobRunner, JobSpec
-from registry.batches import BatchResult
+from registry.batches import CHUNK_SIZE, BatchCheck, BatchResult, Progress
+from registry.codesfile import codes_source, prepare_code_batch
+from registry.creator import CreatorKeys, sign_batch_registration
 from registry.db import create_db_engine
 from registry.eip712 import DEV_DOMAIN
+from registry.fingerprints import GoodType, Use
 from registry.lease import Lease
 from registry.migrate import upgrade
 from registry.service import Registry
+from tests.registry.helpers import NO_ROYALTY
 
 pytestmark = pytest.mark.postgres
 
@@ -57,11 +61,11 @@ def job_row(engine: Engine, job_id: str) -> tuple[str, str | None, str | None]:
 def blocking_job(runner: JobRunner, job_id: str, release: threading.Event) -> None:
     """A job that runs until ``release`` (the batch itself is not what is tested here)."""
 
-    def run(_fingerprints: object, _progress: object) -> BatchResult:
+    def run(_fingerprints: object, _progress: object, _check: object) -> BatchResult:
         assert release.wait(60)
         raise RuntimeError("the test's job ends here")
 
-    runner.submit(JobSpec(job_id, runner.spool(), False, run))  # type: ignore[arg-type]
+    runner.submit(JobSpec(job_id, runner.spool(), False, run))
 
 
 def wait_state(engine: Engine, job_id: str, state: str, timeout: float) -> float:
@@ -101,6 +105,64 @@ def test_a_starting_replica_leaves_a_live_replicas_job_alone(pg_registry: Regist
         a.close()
 
 
+def test_a_frozen_replicas_batch_writes_nothing_once_its_job_was_failed(
+    pg_registry: Registry, creator: CreatorKeys
+) -> None:
+    """Replica A's heartbeat stops (a replica frozen whole) mid-batch; replica B fails its
+    job; A wakes and its batch reaches its commit: the batch rolls back whole (no entry, no
+    record, the nonce unused) and the job stays failed, never ``done``."""
+    engine = pg_registry.engine
+    assert creator.code_key is not None
+    codes = [f"FROZEN-{i:05d}" for i in range(6_000)]  # two chunks: frozen between them
+    batch = prepare_code_batch(codes_source("\n".join(codes) + "\n"), creator.code_key)
+    request = sign_batch_registration(
+        creator,
+        DEV_DOMAIN,
+        batch,
+        good_type=GoodType.CODE,
+        product="card",
+        use=Use.SINGLE,
+        royalty_policy=NO_ROYALTY,
+        metadata={},
+        now=pg_registry.clock(),
+        new_product=True,
+    )
+    assert pg_registry.latest_tree_head() is None  # an empty log: no head yet
+    a = JobRunner(pg_registry, seconds=SECONDS)  # never started: no heartbeat, as if frozen
+    b = JobRunner(pg_registry, seconds=SECONDS)
+    b.start()
+    frozen, wake = threading.Event(), threading.Event()
+
+    def stream() -> Iterator[bytes]:
+        for number, fingerprint in enumerate(batch.fingerprints()):
+            if number == CHUNK_SIZE:  # the first chunk is in the log's tables, uncommitted
+                frozen.set()
+                assert wake.wait(60)
+            yield fingerprint
+
+    def run(_fingerprints: object, progress: Progress, check: BatchCheck) -> BatchResult:
+        return pg_registry.register_batch(request, stream(), progress=progress, check=check)
+
+    try:
+        job = a.create("creator", "registrations")
+        a.submit(JobSpec(job, a.spool(), False, run))
+        assert frozen.wait(30)
+        wait_state(engine, job, "failed", 10 * SECONDS)  # B, once A's time ran out
+        wake.set()
+        a.close()  # A's worker ends its job: the batch reaches its commit
+        assert job_row(engine, job) == ("failed", "interrupted", a.runner)
+        assert pg_registry.latest_tree_head() is None  # the batch's head rolled back too
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM entries")).scalar_one() == 0
+        # The record and its nonce rolled back too: the same signed batch is accepted now.
+        result = pg_registry.register_batch(request, batch.fingerprints())
+        assert result.registered == len(codes)
+    finally:
+        wake.set()
+        a.close()
+        b.close()
+
+
 #: Replica A, in a process of its own so that it can die as a crash would: it takes a job,
 #: prints its id once it runs, and blocks in it.
 DOOMED_REPLICA = """
@@ -109,7 +171,9 @@ from eth_account import Account
 from api.jobs import JobRunner, JobSpec
 from registry.db import create_db_engine
 from registry.eip712 import DEV_DOMAIN
+from registry.fingerprints import GoodType, Use
 from registry.service import Registry
+from tests.registry.helpers import NO_ROYALTY
 
 registry = Registry(create_db_engine(sys.argv[1]), domain=DEV_DOMAIN,
                     account=Account.create(), master_key=secrets.token_bytes(32))
@@ -117,7 +181,7 @@ runner = JobRunner(registry, seconds=float(sys.argv[2]))
 runner.start()
 job = runner.create("creator", "registrations")
 running = threading.Event()
-def run(_f, _p):
+def run(_f, _p, _c):
     running.set()
     threading.Event().wait()
 runner.submit(JobSpec(job, runner.spool(), False, run))
