@@ -45,8 +45,11 @@ from typing import Final, TypeVar
 from readmodels.market import (
     ANONYMOUS,
     Chains,
+    EntryRecord,
     GoodKey,
     SignalInputs,
+    TransferRecord,
+    VerificationEventRecord,
 )
 from readmodels.signals import (
     ANOMALY,
@@ -132,19 +135,31 @@ def score_population(
     features: Mapping[K, Mapping[str, float]], floors: Mapping[str, float] = FLOORS
 ) -> dict[K, tuple[float, list[Contribution]]]:
     """Every member's anomaly score against the population it belongs to."""
-    names = sorted({name for values in features.values() for name in values})
-    scales = {
-        name: Scale.fit([values.get(name, 0.0) for values in features.values()], floors[name])
+    scales = fit_scales(features.values(), floors)
+    return {member: score_with(values, scales) for member, values in features.items()}
+
+
+def fit_scales(
+    population: Iterable[Mapping[str, float]], floors: Mapping[str, float] = FLOORS
+) -> dict[str, Scale]:
+    """Each feature's scale over a population (features a member lacks count as 0)."""
+    members = list(population)
+    names = sorted({name for values in members for name in values})
+    return {
+        name: Scale.fit([values.get(name, 0.0) for values in members], floors[name])
         for name in names
     }
-    scored: dict[K, tuple[float, list[Contribution]]] = {}
-    for member, values in features.items():
-        parts = []
-        for name in names:
-            value = values.get(name, 0.0)
-            parts.append(Contribution(name, value, scales[name].median, scales[name].z(value)))
-        scored[member] = (anomaly_score(p.z for p in parts), parts)
-    return scored
+
+
+def score_with(
+    values: Mapping[str, float], scales: Mapping[str, Scale]
+) -> tuple[float, list[Contribution]]:
+    """One member's score against scales fitted before (``fit_scales``)."""
+    parts = []
+    for name in sorted(scales):
+        value = values.get(name, 0.0)
+        parts.append(Contribution(name, value, scales[name].median, scales[name].z(value)))
+    return anomaly_score(p.z for p in parts), parts
 
 
 # -- features ----------------------------------------------------------------------------------
@@ -154,40 +169,65 @@ def good_features(
     inputs: SignalInputs, chains: Chains, *, now: int, since: int, grace: int
 ) -> dict[int, dict[GoodKey, dict[str, float]]]:
     """Per good type, per good named by the records: the good's features."""
-    verifications: Counter[GoodKey] = Counter()
-    platforms: dict[GoodKey, set[str]] = defaultdict(set)
-    foreign: dict[GoodKey, set[str]] = defaultdict(set)
+    events: dict[GoodKey, list[VerificationEventRecord]] = defaultdict(list)
     for v in inputs.verifications:
-        if v.platform != ANONYMOUS and v.verdict != "unknown":
-            verifications[v.good] += 1
-            platforms[v.good].add(v.platform)
-            if v.at + grace <= now and not chains.dealt_by(v.good, v.platform, v.at + grace):
-                foreign[v.good].add(v.platform)
-    transfers: Counter[GoodKey] = Counter()
-    prices: dict[GoodKey, list[int]] = defaultdict(list)
-    for t in sorted(inputs.transfers, key=lambda t: (t.created_at, t.transfer_id)):
-        transfers[t.good] += 1
-        if t.price is not None:
-            prices[t.good].append(t.price)
+        events[v.good].append(v)
+    transfers: dict[GoodKey, list[TransferRecord]] = defaultdict(list)
+    for t in inputs.transfers:
+        transfers[t.good].append(t)
     out: dict[int, dict[GoodKey, dict[str, float]]] = defaultdict(dict)
-    for good in set(verifications) | set(transfers):
-        entry = inputs.registrations.get(good)
-        if entry is None:
-            continue
-        start = max(entry.timestamp or since, since)
-        days = max(1.0, (now - start) / DAY)
-        seen = prices.get(good, [])
-        change = 0.0
-        if len(seen) >= 2 and seen[0] > 0:
-            change = max(0.0, math.log2(max(seen) / seen[0]))
-        out[good[0]][good] = {
-            "verification_rate": verifications[good] / days,
-            "platforms": float(len(platforms[good])),
-            "foreign_platforms": float(len(foreign[good])),
-            "transfer_rate": transfers[good] / days,
-            "price_change": change,
-        }
+    for good in events.keys() | transfers.keys():
+        values = good_feature_values(
+            inputs.registrations.get(good),
+            events.get(good, ()),
+            transfers.get(good, ()),
+            chains,
+            now=now,
+            since=since,
+            grace=grace,
+        )
+        if values is not None:
+            out[good[0]][good] = values
     return dict(out)
+
+
+def good_feature_values(
+    entry: EntryRecord | None,
+    events: Sequence[VerificationEventRecord],
+    transfers: Sequence[TransferRecord],
+    chains: Chains,
+    *,
+    now: int,
+    since: int,
+    grace: int,
+) -> dict[str, float] | None:
+    """One good's features from its own verifications and transfers; None when it is not
+    in the population (unregistered, or neither verified by a platform nor transferred)."""
+    verifications = 0
+    platforms: set[str] = set()
+    foreign: set[str] = set()
+    for v in events:
+        if v.platform != ANONYMOUS and v.verdict != "unknown":
+            verifications += 1
+            platforms.add(v.platform)
+            if v.at + grace <= now and not chains.dealt_by(v.good, v.platform, v.at + grace):
+                foreign.add(v.platform)
+    if entry is None or not (verifications or transfers):
+        return None
+    ordered = sorted(transfers, key=lambda t: (t.created_at, t.transfer_id))
+    seen = [t.price for t in ordered if t.price is not None]
+    start = max(entry.timestamp or since, since)
+    days = max(1.0, (now - start) / DAY)
+    change = 0.0
+    if len(seen) >= 2 and seen[0] > 0:
+        change = max(0.0, math.log2(max(seen) / seen[0]))
+    return {
+        "verification_rate": verifications / days,
+        "platforms": float(len(platforms)),
+        "foreign_platforms": float(len(foreign)),
+        "transfer_rate": len(transfers) / days,
+        "price_change": change,
+    }
 
 
 def platform_features(
@@ -220,14 +260,38 @@ def platform_features(
     refused: Counter[str] = Counter(a.platform for a in inputs.attempts)
     names = set(verified) | set(reported) | set(refused)
     return {
-        p: {
-            "verification_rate": verified[p] / days,
-            "failure_ratio": failed[p] / (lookups[p] + _SHRINK),
-            "foreign_ratio": foreign[p] / (settled[p] + _SHRINK),
-            "transfer_rate": reported[p] / days,
-            "refused_ratio": refused[p] / (refused[p] + reported[p] + _SHRINK),
-        }
+        p: platform_feature_values(
+            PlatformCounts(
+                verified[p], lookups[p], failed[p], settled[p], foreign[p], reported[p], refused[p]
+            ),
+            days,
+        )
         for p in names
+    }
+
+
+@dataclass(slots=True)
+class PlatformCounts:
+    """What one platform did in the look-back, as its features count it."""
+
+    verified: int = 0
+    lookups: int = 0
+    failed: int = 0
+    #: Settled verifications of registered single-use codes, and of those the foreign ones.
+    settled: int = 0
+    foreign: int = 0
+    reported: int = 0
+    refused: int = 0
+
+
+def platform_feature_values(counts: PlatformCounts, days: float) -> dict[str, float]:
+    c = counts
+    return {
+        "verification_rate": c.verified / days,
+        "failure_ratio": c.failed / (c.lookups + _SHRINK),
+        "foreign_ratio": c.foreign / (c.settled + _SHRINK),
+        "transfer_rate": c.reported / days,
+        "refused_ratio": c.refused / (c.refused + c.reported + _SHRINK),
     }
 
 
@@ -250,10 +314,15 @@ __all__ = [
     "FLOORS",
     "HALF",
     "Contribution",
+    "PlatformCounts",
     "Scale",
     "anomaly_score",
     "explain",
+    "fit_scales",
+    "good_feature_values",
     "good_features",
+    "platform_feature_values",
     "platform_features",
     "score_population",
+    "score_with",
 ]

@@ -221,67 +221,81 @@ def offered_by_non_holder(
     return signals
 
 
+#: A good's ring, as ``ring_of`` finds it: the cycle's transfers, its parties, its returns.
+Ring = tuple[list[TransferRecord], frozenset[tuple[str, bytes]], int]
+
+
+def ring_of(chain: list[TransferRecord], th: Thresholds) -> Ring | None:
+    """The ring one good's chain (in order) went round, if it did: ``laundering_rings``'s
+    test for one good (the risk engine, ``readmodels.riskstate``, asks it per good)."""
+    if len(chain) < th.ring_min_returns + 2:
+        return None
+    # Where each party's holding starts: a seller held it from its sale's index on (it
+    # held it before we saw it), a buyer from the next transfer.
+    held: dict[tuple[str, bytes], int] = {}
+    returns, start = 0, None
+    for i, t in enumerate(chain):
+        if t.seller_platform is not None and t.seller_ref is not None:
+            held.setdefault((t.seller_platform, t.seller_ref), i)
+        buyer = (t.buyer_platform, t.buyer_ref)
+        if buyer in held:
+            returns += 1
+            if start is None:
+                start = held[buyer]
+        held.setdefault(buyer, i + 1)
+    if returns < th.ring_min_returns or start is None:
+        return None
+    cycle = chain[start:]
+    narrowed: set[tuple[str, bytes]] = set()
+    for t in cycle:
+        narrowed.add((t.buyer_platform, t.buyer_ref))
+        if t.seller_platform is not None and t.seller_ref is not None:
+            narrowed.add((t.seller_platform, t.seller_ref))
+    prices = [t.price for t in cycle if t.price is not None]
+    if len(narrowed) > th.ring_max_parties or len(prices) < 2 or prices[0] <= 0:
+        return None
+    rising = all(b > a for a, b in itertools.pairwise(prices))
+    if not rising or prices[-1] < th.ring_min_growth * prices[0]:
+        return None
+    return cycle, frozenset(narrowed), returns
+
+
+def ring_signal(good: GoodKey, ring: Ring, others: int) -> Signal:
+    """The signal of one good's ring; ``others``: goods the same parties went round."""
+    cycle, parties, returns = ring
+    prices = [t.price for t in cycle if t.price is not None]
+    names = ", ".join(sorted(party_name(p, r) for p, r in parties))
+    return good_signal(
+        LAUNDERING_RING,
+        f"went round {len(parties)} parties ({names}) {returns} time(s) back to an "
+        f"earlier holder, price {prices[0]} -> {prices[-1]}"
+        + (f"; the same parties did this with {others} other good(s)" if others else ""),
+        (transfer_evidence(t) for t in cycle),
+        good,
+        {p for p, _ in parties},
+    )
+
+
 def laundering_rings(chains: Chains, th: Thresholds) -> list[Signal]:
     """A good passed around the same few parties, returning to earlier holders, at rising
     prices: the value moves, the good only goes round (laundering through game cards)."""
-    signals = []
     rings: dict[frozenset[tuple[str, bytes]], list[GoodKey]] = defaultdict(list)
-    found: list[tuple[GoodKey, list[TransferRecord], frozenset[tuple[str, bytes]], int]] = []
+    found: list[tuple[GoodKey, Ring]] = []
     for good, chain in chains.by_good.items():
-        if len(chain) < th.ring_min_returns + 2:
-            continue
-        # Where each party's holding starts: a seller held it from its sale's index on (it
-        # held it before we saw it), a buyer from the next transfer.
-        held: dict[tuple[str, bytes], int] = {}
-        returns, start = 0, None
-        for i, t in enumerate(chain):
-            if t.seller_platform is not None and t.seller_ref is not None:
-                held.setdefault((t.seller_platform, t.seller_ref), i)
-            buyer = (t.buyer_platform, t.buyer_ref)
-            if buyer in held:
-                returns += 1
-                if start is None:
-                    start = held[buyer]
-            held.setdefault(buyer, i + 1)
-        if returns < th.ring_min_returns or start is None:
-            continue
-        cycle = chain[start:]
-        narrowed: set[tuple[str, bytes]] = set()
-        for t in cycle:
-            narrowed.add((t.buyer_platform, t.buyer_ref))
-            if t.seller_platform is not None and t.seller_ref is not None:
-                narrowed.add((t.seller_platform, t.seller_ref))
-        prices = [t.price for t in cycle if t.price is not None]
-        if len(narrowed) > th.ring_max_parties or len(prices) < 2 or prices[0] <= 0:
-            continue
-        rising = all(b > a for a, b in itertools.pairwise(prices))
-        if not rising or prices[-1] < th.ring_min_growth * prices[0]:
-            continue
-        parties = frozenset(narrowed)
-        rings[parties].append(good)
-        found.append((good, cycle, parties, returns))
-    for good, cycle, parties, returns in found:
-        prices = [t.price for t in cycle if t.price is not None]
-        others = len(rings[parties]) - 1
-        names = ", ".join(sorted(party_name(p, r) for p, r in parties))
-        signals.append(
-            good_signal(
-                LAUNDERING_RING,
-                f"went round {len(parties)} parties ({names}) {returns} time(s) back to an "
-                f"earlier holder, price {prices[0]} -> {prices[-1]}"
-                + (f"; the same parties did this with {others} other good(s)" if others else ""),
-                (transfer_evidence(t) for t in cycle),
-                good,
-                {p for p, _ in parties},
-            )
-        )
-    return signals
+        ring = ring_of(chain, th)
+        if ring is not None:
+            rings[ring[1]].append(good)
+            found.append((good, ring))
+    return [ring_signal(good, ring, len(rings[ring[1]]) - 1) for good, ring in found]
 
 
 __all__ = [
+    "Ring",
     "dead_good_transfers",
     "duplicate_claims",
     "laundering_rings",
     "offered_by_non_holder",
+    "ring_of",
+    "ring_signal",
     "sold_by_non_holder",
 ]

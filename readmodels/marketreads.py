@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,7 +84,7 @@ def read_inputs(
     *,
     since: int = 0,
     after: Watermarks | None = None,
-    known: Iterable[GoodKey] = (),
+    known: Container[GoodKey] = frozenset(),
     probe_flags: Sequence[ProbeFlag] = (),
     max_events: int | None = None,
 ) -> tuple[SignalInputs, Watermarks]:
@@ -167,7 +167,8 @@ def read_inputs(
         named: set[GoodKey] = set()
         for records in (conflicts, transfers, attempts, events):
             named.update(x.good for x in records)
-        skip = set(known)
+        # NOTE: not copied: the incremental reader's set of known goods is large.
+        skip = known
         registrations: dict[GoodKey, EntryRecord] = {}
         holdings: dict[GoodKey, HoldingRecord] = {}
         by_type: dict[int, list[bytes]] = defaultdict(list)

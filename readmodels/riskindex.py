@@ -88,8 +88,8 @@ class _Store:
         # Forget what fell out of the look-back.
         self.transfers = {k: t for k, t in self.transfers.items() if t.created_at >= since}
         self.attempts = {k: a for k, a in self.attempts.items() if a.at >= since}
-        if self.verifications and self.verifications[0].at < since:
-            self.verifications = [v for v in self.verifications if v.at >= since]
+        # Ids come in order, times only roughly: any event may have fallen out.
+        self.verifications = [v for v in self.verifications if v.at >= since]
         if len(self.verifications) > MAX_EVENTS:
             del self.verifications[: len(self.verifications) - MAX_EVENTS]
 
@@ -175,7 +175,7 @@ class RiskIndex:
     ) -> RiskIndex:
         """The index over records already in hand (pure: tests and the scenario benchmark)."""
         th = thresholds or Thresholds()
-        signals = evaluate(inputs, th, now=now, since=since)
+        signals = canonical(evaluate(inputs, th, now=now, since=since))
         chains = Chains(inputs.transfers, inputs.holdings)
         by_good: dict[GoodKey, dict[str, Signal]] = defaultdict(dict)
         by_platform: dict[str, dict[str, Signal]] = defaultdict(dict)
@@ -195,10 +195,10 @@ class RiskIndex:
                 explained = by_good[good]
                 if score >= EXPLAIN_FROM:
                     explained.setdefault(ANOMALY, explain(good_subject(good), score, parts))
-                goods[good] = _combine(score, explained.values())
+                goods[good] = combine(score, explained.values())
         for good, explained in by_good.items():
             if good not in goods:
-                goods[good] = _combine(0.0, explained.values())
+                goods[good] = combine(0.0, explained.values())
         goods = {g: r for g, r in goods.items() if r.signals or r.score >= STORE_FROM}
         platforms: dict[str, Risk] = {}
         features = platform_features(inputs, chains, now=now, since=since, grace=th.offer_grace)
@@ -207,9 +207,9 @@ class RiskIndex:
             if score >= EXPLAIN_FROM:
                 subject = Subject("platform", platform)
                 explained.setdefault(ANOMALY, explain(subject, score, parts))
-            platforms[platform] = _combine(score, explained.values())
+            platforms[platform] = combine(score, explained.values())
         for platform, explained in by_platform.items():
-            platforms.setdefault(platform, _combine(0.0, explained.values()))
+            platforms.setdefault(platform, combine(0.0, explained.values()))
         return cls(goods, platforms, signals, built_at=now, thresholds=th)
 
     @classmethod
@@ -255,7 +255,25 @@ class RiskIndex:
         return index
 
 
-def _combine(anomaly: float, signals: Iterable[Signal]) -> Risk:
+def canonical(signals: Iterable[Signal]) -> list[Signal]:
+    """One signal per id, in id order. Two rules' runs can name one subject (a batch leaked
+    on two platforms): the first in a fixed order of their contents is kept, so the full
+    recompute and the incremental engine (``readmodels.riskstate``) keep the same one; a good
+    then lists, per code, the signal of the lowest id that implicates it."""
+    chosen: dict[str, Signal] = {}
+    for signal in signals:
+        kept = chosen.get(signal.signal_id)
+        if kept is None or signal_order(signal) < signal_order(kept):
+            chosen[signal.signal_id] = signal
+    return [chosen[k] for k in sorted(chosen)]
+
+
+def signal_order(signal: Signal) -> tuple[str, tuple[str, ...], str, str]:
+    return (signal.detail, signal.platforms, repr(signal.goods), repr(signal.evidence))
+
+
+def combine(anomaly: float, signals: Iterable[Signal]) -> Risk:
+    """A risk from an anomaly score and the signals that implicate the subject."""
     remaining = 1.0 - anomaly
     kept = tuple(signals)
     for signal in kept:
@@ -280,5 +298,8 @@ __all__ = [
     "STORE_FROM",
     "Risk",
     "RiskIndex",
+    "canonical",
+    "combine",
     "flags_from",
+    "signal_order",
 ]

@@ -3,6 +3,7 @@ per bulk batch) by platforms that never acquire them (``readmodels.rules`` runs 
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
@@ -195,35 +196,53 @@ def platform_velocity(
             if v.good not in seen or v.at < seen[v.good].at:
                 seen[v.good] = v
     signals = []
-    span = max(1, (now - since) // th.platform_window + 1)
     for platform, seen in firsts.items():
-        events = sorted(seen.values(), key=lambda v: (v.at, v.event_id))
-        times = [v.at for v in events]
-        count, start = _window_max(times, th.platform_window)
-        if count < th.platform_min_foreign:
-            continue
-        buckets = Counter((t - since) // th.platform_window for t in times)
-        per_window = sorted([*buckets.values(), *[0] * max(0, span - len(buckets))])
-        baseline = per_window[len(per_window) // 2]
-        if count < th.platform_baseline_factor * baseline:
-            continue
-        window = events[start : start + count]
-        t0, t1 = window[0].at, window[-1].at
-        checked = sum(1 for t in settled[platform] if t0 <= t <= t1)
-        if count < th.platform_min_foreign_ratio * checked:
-            continue
-        signals.append(
-            Signal(
-                PLATFORM_VELOCITY,
-                f"{platform} verified {count} single-use codes it never acquired within "
-                f"{th.platform_window // HOUR} h (its usual: {baseline} per window)",
-                capped(verification_evidence(v) for v in window),
-                Subject("platform", platform),
-                tuple(v.good for v in window),
-                (platform,),
-            )
+        signal = platform_velocity_of(
+            platform, seen, sorted(settled[platform]), th, now=now, since=since
         )
+        if signal is not None:
+            signals.append(signal)
     return signals
+
+
+def platform_velocity_of(
+    platform: str,
+    seen: Mapping[GoodKey, VerificationEventRecord],
+    settled: Sequence[int],
+    th: Thresholds,
+    *,
+    now: int,
+    since: int,
+) -> Signal | None:
+    """``platform_velocity`` for one platform: ``seen`` its first foreign verification of
+    each code, ``settled`` the times (sorted) of all its settled single-use verifications."""
+    if len(seen) < th.platform_min_foreign:
+        return None  # no window can hold enough
+    events = sorted(seen.values(), key=lambda v: (v.at, v.event_id))
+    times = [v.at for v in events]
+    count, start = _window_max(times, th.platform_window)
+    if count < th.platform_min_foreign:
+        return None
+    span = max(1, (now - since) // th.platform_window + 1)
+    buckets = Counter((t - since) // th.platform_window for t in times)
+    per_window = sorted([*buckets.values(), *[0] * max(0, span - len(buckets))])
+    baseline = per_window[len(per_window) // 2]
+    if count < th.platform_baseline_factor * baseline:
+        return None
+    window = events[start : start + count]
+    t0, t1 = window[0].at, window[-1].at
+    checked = bisect.bisect_right(settled, t1) - bisect.bisect_left(settled, t0)
+    if count < th.platform_min_foreign_ratio * checked:
+        return None
+    return Signal(
+        PLATFORM_VELOCITY,
+        f"{platform} verified {count} single-use codes it never acquired within "
+        f"{th.platform_window // HOUR} h (its usual: {baseline} per window)",
+        capped(verification_evidence(v) for v in window),
+        Subject("platform", platform),
+        tuple(v.good for v in window),
+        (platform,),
+    )
 
 
 def batch_velocity(
@@ -248,35 +267,49 @@ def batch_velocity(
             seen[v.good] = (v, foreign)
     signals = []
     for (record_id, platform), seen in firsts.items():
-        events = sorted(seen.values(), key=lambda pair: (pair[0].at, pair[0].event_id))
-        foreign_times = [v.at for v, foreign in events if foreign]
-        count, start = _window_max(foreign_times, th.batch_window)
-        if count < th.batch_min_codes:
-            continue
-        t0, t1 = foreign_times[start], foreign_times[start + count - 1]
-        window = [(v, f) for v, f in events if t0 <= v.at <= t1]
-        if count / len(window) < th.batch_min_foreign_ratio:
-            continue
-        leaked = [v for v, f in window if f]
-        positions = sorted(p for v in leaked if (p := registrations[v.good].position) is not None)
-        signals.append(
-            Signal(
-                BATCH_VELOCITY,
-                f"{count} codes of batch {record_id} (positions {positions[0]}-{positions[-1]}) "
-                f"first appeared on {platform} within {(t1 - t0) // 60} min, which never "
-                f"acquired them ({len(window) - count} it did)",
-                capped(verification_evidence(v) for v in leaked),
-                batch_subject(record_id),
-                tuple(v.good for v in leaked),
-                (platform,),
-            )
-        )
+        signal = batch_velocity_of(record_id, platform, seen, registrations, th)
+        if signal is not None:
+            signals.append(signal)
     return signals
+
+
+def batch_velocity_of(
+    record_id: int,
+    platform: str,
+    seen: Mapping[GoodKey, tuple[VerificationEventRecord, bool]],
+    registrations: Mapping[GoodKey, EntryRecord],
+    th: Thresholds,
+) -> Signal | None:
+    """``batch_velocity`` for one batch on one platform: ``seen`` the platform's first
+    settled verification of each of the batch's codes, and whether it never acquired it."""
+    events = sorted(seen.values(), key=lambda pair: (pair[0].at, pair[0].event_id))
+    foreign_times = [v.at for v, foreign in events if foreign]
+    count, start = _window_max(foreign_times, th.batch_window)
+    if count < th.batch_min_codes:
+        return None
+    t0, t1 = foreign_times[start], foreign_times[start + count - 1]
+    window = [(v, f) for v, f in events if t0 <= v.at <= t1]
+    if count / len(window) < th.batch_min_foreign_ratio:
+        return None
+    leaked = [v for v, f in window if f]
+    positions = sorted(p for v in leaked if (p := registrations[v.good].position) is not None)
+    return Signal(
+        BATCH_VELOCITY,
+        f"{count} codes of batch {record_id} (positions {positions[0]}-{positions[-1]}) "
+        f"first appeared on {platform} within {(t1 - t0) // 60} min, which never "
+        f"acquired them ({len(window) - count} it did)",
+        capped(verification_evidence(v) for v in leaked),
+        batch_subject(record_id),
+        tuple(v.good for v in leaked),
+        (platform,),
+    )
 
 
 __all__ = [
     "batch_velocity",
+    "batch_velocity_of",
     "code_velocity",
     "platform_velocity",
+    "platform_velocity_of",
     "probe_bursts",
 ]

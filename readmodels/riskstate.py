@@ -1,0 +1,520 @@
+"""The incremental risk engine: per-good, per-platform and per-batch state that each refresh
+updates from the new records only (issue 16, item 4).
+
+``RiskIndex.from_inputs`` (``readmodels.riskindex``) runs every rule over the whole look-back;
+``RiskState.refresh`` takes only the records read since its high-water marks and:
+
+1. files each new record under its good (and platform); records that leave the look-back (a
+   heap of their times, so expiring costs what expires) and verifications that *settle* (pass
+   ``offer_grace``, when "never acquired" becomes final: a second heap) touch their good;
+2. re-runs the good's rules (``readmodels.holderrules``, ``code_velocity``) on that good's
+   records only, and re-derives its share of the platform and batch state: per (good,
+   platform) its first settled verification and whether it was foreign;
+3. re-runs the platform rules (``probe_bursts`` per platform, ``platform_velocity_of``) and
+   the batch rule (``batch_velocity_of``) for the touched platforms and (batch, platform)
+   pairs, from that maintained state. ``platform_velocity`` compares a window with the
+   platform's median over the look-back's windows, whose edges move with ``now``: it is
+   re-run every refresh, but only for the few platforms with ``platform_min_foreign`` foreign
+   codes or more (the others cannot fire);
+4. re-scores the touched goods' anomaly against scales fitted at the last *refit*, and
+   re-combines the risk of every good whose signals or score changed.
+
+Every rule's answer for a subject depends only on that subject's records, ``now`` and the
+look-back's start; so rules' signals equal the full recompute's exactly (property-tested
+against ``RiskIndex.from_inputs`` in ``tests/readmodels/test_riskstate.py``).
+
+NOTE: the anomaly score is the approximation. A good's features are rates over its exposure,
+which grow stale for every good as time passes, and its scale is the population's median and
+MAD: exact, that is a pass over every active good each refresh, the cost this engine removes.
+So the population's scales are refitted (and every active good re-scored) only every
+``refit_seconds`` of the clock, or when the population halved or doubled since the last fit;
+between refits a touched good is scored exactly against the last fit's scales, an untouched
+one keeps its last score (its rates only fall as exposure grows, so a stale score errs high,
+by at most what ``refit_seconds`` of exposure changes). ``refit_seconds=0`` refits every
+refresh: the full recompute's anomaly exactly. Platforms are few (hundreds): their features are
+counters kept per platform and they are scored exactly every refresh.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from collections import defaultdict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from readmodels.anomaly import (
+    DAY,
+    Contribution,
+    PlatformCounts,
+    Scale,
+    explain,
+    fit_scales,
+    good_feature_values,
+    platform_feature_values,
+    score_population,
+    score_with,
+)
+from readmodels.holderrules import (
+    dead_good_transfers,
+    duplicate_claims,
+    offered_by_non_holder,
+    ring_of,
+    ring_signal,
+    sold_by_non_holder,
+)
+from readmodels.market import (
+    ANONYMOUS,
+    Chains,
+    EntryRecord,
+    GoodKey,
+    HoldingRecord,
+    ProbeFlag,
+    SignalInputs,
+    VerificationEventRecord,
+)
+from readmodels.riskindex import EXPLAIN_FROM, LOOKBACK, MAX_EVENTS, STORE_FROM, Risk, combine
+from readmodels.riskstateparts import GoodState, Signals, first_settled
+from readmodels.signals import ANOMALY, Signal, Subject, Thresholds, good_subject
+from readmodels.velocityrules import (
+    batch_velocity_of,
+    code_velocity,
+    platform_velocity_of,
+    probe_bursts,
+)
+from registry.fingerprints import Use
+
+#: How often (seconds of the clock) the goods' anomaly scales are refitted over the whole
+#: active population, every active good re-scored.
+REFIT_SECONDS: Final = 600
+
+
+@dataclass
+class RiskChanges:
+    """What one refresh changed: goods' risks (None: no longer stored) and signals."""
+
+    goods: dict[GoodKey, Risk | None] = field(default_factory=dict)
+    signals: dict[str, Signal] = field(default_factory=dict)
+    removed: set[str] = field(default_factory=set)
+    refitted: bool = False
+
+
+class RiskState:
+    """The incremental engine's state; ``refresh`` from one thread at a time."""
+
+    def __init__(
+        self,
+        thresholds: Thresholds | None = None,
+        *,
+        lookback: int = LOOKBACK,
+        refit_seconds: int = REFIT_SECONDS,
+        max_events: int = MAX_EVENTS,
+    ) -> None:
+        self.th = thresholds or Thresholds()
+        self.lookback = lookback
+        self.refit_seconds = refit_seconds
+        self.max_events = max_events
+        self.registrations: dict[GoodKey, EntryRecord] = {}
+        self.holdings: dict[GoodKey, HoldingRecord] = {}
+        self.built_at = 0
+        self._goods: dict[GoodKey, GoodState] = {}
+        self._events: deque[VerificationEventRecord] = deque()  # id order, for the cap
+        self._live = 0
+        self._expiry: list[tuple[int, int, int, GoodKey]] = []  # (time, kind, id, good)
+        self._settle: list[tuple[int, GoodKey]] = []
+        self._platforms: dict[str, PlatformCounts] = defaultdict(PlatformCounts)
+        self._lookups: dict[str, dict[int, VerificationEventRecord]] = defaultdict(dict)
+        self._settled_times: dict[str, list[int]] = defaultdict(list)
+        self._firsts: dict[str, dict[GoodKey, VerificationEventRecord]] = defaultdict(dict)
+        self._batches: dict[tuple[int, str], dict[GoodKey, tuple[VerificationEventRecord, bool]]]
+        self._batches = defaultdict(dict)
+        self._rings: dict[frozenset[tuple[str, bytes]], set[GoodKey]] = defaultdict(set)
+        self._velocity: set[str] = set()  # platforms with a platform-velocity signal
+        self._flags: set[str] = set()  # keys with a probe flag's signal
+        self.signals = Signals()
+        self._scales: dict[int, dict[str, Scale]] = {}
+        self._fitted_at: int | None = None
+        self._fitted_size = 0
+        self._active: set[GoodKey] = set()  # goods with features (the anomaly's population)
+        self.goods: dict[GoodKey, Risk] = {}  # stored goods: a signal or a score past STORE_FROM
+        self.platforms: dict[str, Risk] = {}
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def risk(self, good: GoodKey) -> Risk | None:
+        return self.goods.get(good)
+
+    def all_signals(self) -> list[Signal]:
+        return self.signals.all()
+
+    # -- one refresh ----------------------------------------------------------------------------
+
+    def refresh(
+        self, new: SignalInputs, *, now: int, probe_flags: Sequence[ProbeFlag] = ()
+    ) -> RiskChanges:
+        """Take the records read since the last refresh (and the registrations and holdings of
+        the goods they name) and return what changed."""
+        since = max(0, now - self.lookback)
+        touched: set[GoodKey] = set()
+        platforms: set[str] = set()
+        for good, entry in new.registrations.items():
+            self.registrations[good] = entry
+            touched.add(good)
+        for good, holding in new.holdings.items():
+            self.holdings[good] = holding
+            touched.add(good)
+        self._ingest(new, since, touched, platforms)
+        self._expire(since, touched, platforms)
+        while self._settle and self._settle[0][0] <= now:
+            touched.add(heapq.heappop(self._settle)[1])
+        changes = RiskChanges()
+        th = self.th
+        batches: set[tuple[int, str]] = set()
+        rings: set[frozenset[tuple[str, bytes]]] = set()
+        rescored: set[GoodKey] = set()
+        for good in touched:
+            self._recompute_good(good, now, since, platforms, batches, rings, rescored)
+        for parties in rings:  # "the same parties did this with N other goods" changed
+            for good in self._rings.get(parties, set()):
+                self._set_own(good, self._goods[good], now, since)
+        self._platform_rules(platforms, now, since, probe_flags)
+        for pair in batches:
+            seen = self._batches.get(pair)
+            found = None if not seen else batch_velocity_of(*pair, seen, self.registrations, th)
+            self.signals.put(("batch", pair), [] if found is None else [found])
+        self._maybe_refit(now, since, rescored, changes)
+        implicated = self.signals.settle(changes.signals, changes.removed)
+        for good in rescored | implicated:
+            self._assemble(good, changes)
+        self._score_platforms(now, since)
+        self.built_at = now
+        return changes
+
+    # -- records in and out -------------------------------------------------------------------
+
+    def _good(self, good: GoodKey) -> GoodState:
+        state = self._goods.get(good)
+        if state is None:
+            state = self._goods[good] = GoodState()
+        return state
+
+    def _ingest(
+        self, new: SignalInputs, since: int, touched: set[GoodKey], platforms: set[str]
+    ) -> None:
+        for c in new.conflicts:
+            self._good(c.good).conflicts.append(c)
+            touched.add(c.good)
+        for t in new.transfers:
+            if t.created_at < since:
+                continue
+            self._good(t.good).transfers.append(t)
+            self._platforms[t.platform].reported += 1
+            heapq.heappush(self._expiry, (t.created_at, 0, t.transfer_id, t.good))
+            touched.add(t.good)
+            platforms.add(t.platform)
+        for a in new.attempts:
+            if a.at < since:
+                continue
+            self._good(a.good).attempts.append(a)
+            self._platforms[a.platform].refused += 1
+            heapq.heappush(self._expiry, (a.at, 1, a.attempt_id, a.good))
+            touched.add(a.good)
+            platforms.add(a.platform)
+        grace = self.th.offer_grace
+        for v in new.verifications:
+            if v.at < since:
+                continue
+            self._good(v.good).events[v.event_id] = v
+            self._events.append(v)
+            self._live += 1
+            counts = self._platforms[v.platform]
+            counts.verified += 1
+            if v.via == "code":
+                counts.lookups += 1
+                counts.failed += v.failed_code_lookup
+                self._lookups[v.platform][v.event_id] = v
+            heapq.heappush(self._expiry, (v.at, 2, v.event_id, v.good))
+            if v.platform != ANONYMOUS and v.verdict != "unknown":
+                heapq.heappush(self._settle, (v.at + grace, v.good))
+            touched.add(v.good)
+            platforms.add(v.platform)
+
+    def _expire(self, since: int, touched: set[GoodKey], platforms: set[str]) -> None:
+        while self._expiry and self._expiry[0][0] < since:
+            _, kind, record_id, good = heapq.heappop(self._expiry)
+            state = self._goods.get(good)
+            if state is None:
+                continue
+            if kind == 0:
+                gone_t = [t for t in state.transfers if t.transfer_id == record_id]
+                state.transfers = [t for t in state.transfers if t.transfer_id != record_id]
+                for t in gone_t:
+                    self._platforms[t.platform].reported -= 1
+                    platforms.add(t.platform)
+            elif kind == 1:
+                gone_a = [a for a in state.attempts if a.attempt_id == record_id]
+                state.attempts = [a for a in state.attempts if a.attempt_id != record_id]
+                for a in gone_a:
+                    self._platforms[a.platform].refused -= 1
+                    platforms.add(a.platform)
+            else:
+                event = state.events.get(record_id)
+                if event is None:
+                    continue  # already dropped by the cap
+                self._drop_event(event, state, platforms)
+            touched.add(good)
+        # The newest ``max_events`` by id, as the full recompute's store keeps them; the
+        # queue also holds events already expired by time, skipped here.
+        while self._live > self.max_events or (self._events and not self._alive(self._events[0])):
+            event = self._events.popleft()
+            if self._alive(event):
+                self._drop_event(event, self._goods[event.good], platforms)
+                touched.add(event.good)
+
+    def _alive(self, event: VerificationEventRecord) -> bool:
+        state = self._goods.get(event.good)
+        return state is not None and event.event_id in state.events
+
+    def _drop_event(
+        self, event: VerificationEventRecord, state: GoodState, platforms: set[str]
+    ) -> None:
+        del state.events[event.event_id]
+        self._live -= 1
+        counts = self._platforms[event.platform]
+        counts.verified -= 1
+        if event.via == "code":
+            counts.lookups -= 1
+            counts.failed -= event.failed_code_lookup
+            self._lookups[event.platform].pop(event.event_id, None)
+        platforms.add(event.platform)
+
+    # -- per good -----------------------------------------------------------------------------
+
+    def _recompute_good(
+        self,
+        good: GoodKey,
+        now: int,
+        since: int,
+        platforms: set[str],
+        batches: set[tuple[int, str]],
+        rings: set[frozenset[tuple[str, bytes]]],
+        rescored: set[GoodKey],
+    ) -> None:
+        state = self._good(good)
+        state.chains = Chains(state.transfers, self._holding(good))
+        ring = ring_of(state.chains.by_good.get(good, []), self.th)
+        old_parties = None if state.ring is None else state.ring[1]
+        new_parties = None if ring is None else ring[1]
+        if old_parties is not None:
+            self._rings[old_parties].discard(good)
+            if not self._rings[old_parties]:
+                del self._rings[old_parties]
+            rings.add(old_parties)
+        if new_parties is not None:
+            self._rings[new_parties].add(good)
+            rings.add(new_parties)
+        state.ring = ring
+        self._set_own(good, state, now, since)
+        self._contribute(good, state, now, platforms, batches)
+        entry = self.registrations.get(good)
+        events = list(state.events.values())
+        features = good_feature_values(
+            entry,
+            events,
+            state.transfers,
+            state.chains,
+            now=now,
+            since=since,
+            grace=self.th.offer_grace,
+        )
+        state.features = features
+        if features is None:
+            self._active.discard(good)
+        else:
+            self._active.add(good)
+        rescored.add(good)
+        if state.empty():
+            del self._goods[good]
+
+    def _holding(self, good: GoodKey) -> dict[GoodKey, HoldingRecord]:
+        holding = self.holdings.get(good)
+        return {} if holding is None else {good: holding}
+
+    def _set_own(self, good: GoodKey, state: GoodState, now: int, since: int) -> None:
+        """The good's own rules, on its records only."""
+        th, chains = self.th, state.chains
+        entry = self.registrations.get(good)
+        regs = {} if entry is None else {good: entry}
+        events = list(state.events.values())
+        found: list[Signal] = []
+        if state.conflicts:
+            found += duplicate_claims(regs, state.conflicts)
+        if state.attempts:
+            found += sold_by_non_holder(state.attempts, chains, th)
+            found += dead_good_transfers(state.attempts, chains, th)
+        if events and entry is not None and entry.use == int(Use.SINGLE):
+            found += offered_by_non_holder(events, chains, regs, th, now=now)
+            found += code_velocity(events, regs, th)
+        if state.ring is not None:
+            others = len(self._rings[state.ring[1]]) - 1
+            found.append(ring_signal(good, state.ring, others))
+        self.signals.put(("good", good), found)
+
+    def _contribute(
+        self,
+        good: GoodKey,
+        state: GoodState,
+        now: int,
+        platforms: set[str],
+        batches: set[tuple[int, str]],
+    ) -> None:
+        """The good's share of the platforms' and batches' state, replaced by its new one."""
+        entry = self.registrations.get(good)
+        new = first_settled(entry, state, self.th.offer_grace, now)
+        old = state.share
+        for platform in old.keys() | new.keys():
+            before, after = old.get(platform), new.get(platform)
+            if before == after:
+                continue
+            platforms.add(platform)
+            counts = self._platforms[platform]
+            times = self._settled_times[platform]
+            if before is not None:
+                for t in before.times:
+                    del times[bisect.bisect_left(times, t)]
+                counts.settled -= len(before.times)
+                counts.foreign -= before.foreign
+                if before.first_foreign:
+                    self._firsts[platform].pop(good, None)
+            if after is not None:
+                for t in after.times:
+                    bisect.insort(times, t)
+                counts.settled += len(after.times)
+                counts.foreign += after.foreign
+                if after.first_foreign:
+                    self._firsts[platform][good] = after.first
+            if entry is not None and entry.position is not None:
+                pair = (entry.record_id, platform)
+                batches.add(pair)
+                seen = self._batches[pair]
+                if after is None:
+                    seen.pop(good, None)
+                else:
+                    seen[good] = (after.first, after.first_foreign)
+                if not seen:
+                    del self._batches[pair]
+        state.share = new
+
+    # -- per platform -------------------------------------------------------------------------
+
+    def _platform_rules(
+        self, platforms: set[str], now: int, since: int, flags: Sequence[ProbeFlag]
+    ) -> None:
+        th = self.th
+        for platform in platforms:
+            counts = self._platforms.get(platform)
+            found: list[Signal] = []
+            if counts is not None and counts.failed >= th.probe_min_failures:
+                found = probe_bursts(self._lookups[platform].values(), (), th)
+            self.signals.put(("probe", platform), found)
+        # Its median over the look-back's windows moves with ``now``: every refresh, for the
+        # platforms that have enough foreign codes to fire (or fired).
+        velocity = {p for p, seen in self._firsts.items() if len(seen) >= th.platform_min_foreign}
+        for platform in velocity | self._velocity:
+            seen = self._firsts.get(platform, {})
+            signal = platform_velocity_of(
+                platform, seen, self._settled_times[platform], th, now=now, since=since
+            )
+            self.signals.put(("velocity", platform), [] if signal is None else [signal])
+            (self._velocity.add if signal is not None else self._velocity.discard)(platform)
+        by_key: dict[str, list[Signal]] = defaultdict(list)
+        for signal in probe_bursts((), flags, th):
+            by_key[signal.subject.id].append(signal)
+        for key in self._flags | by_key.keys():
+            self.signals.put(("flag", key), by_key.get(key, []))
+        self._flags = set(by_key)
+        for platform in [p for p, c in self._platforms.items() if _idle(c)]:
+            del self._platforms[platform]
+
+    def _score_platforms(self, now: int, since: int) -> None:
+        days = max(1.0, (now - since) / DAY)
+        features = {p: platform_feature_values(c, days) for p, c in self._platforms.items()}
+        by_platform: dict[str, dict[str, Signal]] = defaultdict(dict)
+        for signal in self.signals.all():
+            name = signal.subject.id
+            if signal.subject.kind == "platform":
+                by_platform[name].setdefault(signal.code, signal)
+            elif signal.subject.kind == "key" and name.startswith("platform:"):
+                by_platform[name.removeprefix("platform:")].setdefault(signal.code, signal)
+        platforms: dict[str, Risk] = {}
+        for platform, (score, parts) in score_population(features).items():
+            explained = by_platform[platform]
+            if score >= EXPLAIN_FROM:
+                explained.setdefault(ANOMALY, explain(Subject("platform", platform), score, parts))
+            platforms[platform] = combine(score, explained.values())
+        for platform, explained in by_platform.items():
+            platforms.setdefault(platform, combine(0.0, explained.values()))
+        self.platforms = platforms
+
+    # -- the goods' anomaly and risk ----------------------------------------------------------
+
+    def _maybe_refit(
+        self, now: int, since: int, rescored: set[GoodKey], changes: RiskChanges
+    ) -> None:
+        size = len(self._active)
+        due = (
+            self._fitted_at is None
+            or now - self._fitted_at >= self.refit_seconds
+            or not self._fitted_size // 2 <= size <= max(1, self._fitted_size) * 2
+            or any(good[0] not in self._scales for good in rescored if good in self._active)
+        )
+        if not due:
+            return
+        population: dict[int, list[dict[str, float]]] = defaultdict(list)
+        for good in self._active:
+            state = self._goods[good]
+            if good not in rescored:  # rates are per day of exposure: stale for every good
+                state.features = good_feature_values(
+                    self.registrations.get(good),
+                    list(state.events.values()),
+                    state.transfers,
+                    state.chains,
+                    now=now,
+                    since=since,
+                    grace=self.th.offer_grace,
+                )
+            if state.features is not None:
+                population[good[0]].append(state.features)
+        self._scales = {kind: fit_scales(members) for kind, members in population.items()}
+        self._fitted_at, self._fitted_size = now, size
+        rescored |= self._active
+        rescored |= {g for g in self.goods if g not in self._active}
+        changes.refitted = True
+
+    def _assemble(self, good: GoodKey, changes: RiskChanges) -> None:
+        state = self._goods.get(good)
+        score, parts = 0.0, list[Contribution]()
+        if state is not None and state.features is not None and good in self._active:
+            score, parts = score_with(state.features, self._scales.get(good[0], {}))
+        explained: dict[str, Signal] = {}
+        for signal in self.signals.implicating(good):  # in id order
+            explained.setdefault(signal.code, signal)
+        if score >= EXPLAIN_FROM:
+            explained.setdefault(ANOMALY, explain(good_subject(good), score, parts))
+        risk = combine(score, explained.values())
+        keep = bool(risk.signals) or risk.score >= STORE_FROM
+        before = self.goods.get(good)
+        if keep and before != risk:
+            self.goods[good] = risk
+            changes.goods[good] = risk
+        elif not keep and before is not None:
+            del self.goods[good]
+            changes.goods[good] = None
+
+
+def _idle(counts: PlatformCounts) -> bool:
+    return not (counts.verified or counts.reported or counts.refused)
+
+
+__all__ = ["REFIT_SECONDS", "RiskChanges", "RiskState"]
