@@ -32,11 +32,14 @@ from sqlalchemy import Connection, Engine, Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from readmodels.market import GoodKey, ProbeFlag
-from readmodels.riskindex import LOOKBACK, REFRESH_SECONDS, Risk, RiskIndex
+from readmodels.marketreads import Watermarks, read_inputs
+from readmodels.riskindex import LOOKBACK, MAX_EVENTS, REFRESH_SECONDS, Risk, RiskIndex
+from readmodels.riskstate import REFIT_SECONDS, RiskState
 from readmodels.signals import Signal, Thresholds
 from registry.db import read_transaction, retrying, write_transaction
 from registry.lease import Lease
-from registry.models import ProbeFlagRow, RiskGood, RiskSignal, RiskState
+from registry.models import ProbeFlagRow, RiskGood, RiskSignal
+from registry.models import RiskState as RiskStateRow
 from registry.telemetry import index_verifications
 
 # NOTE: the logger keeps the name it had under verifier/, so operators' log filters still match.
@@ -44,7 +47,7 @@ logger = logging.getLogger("tracemark.verifier.riskworker")
 
 risk_goods_t: Table = RiskGood.__table__  # type: ignore[attr-defined]
 risk_signals_t: Table = RiskSignal.__table__  # type: ignore[attr-defined]
-risk_state_t: Table = RiskState.__table__  # type: ignore[attr-defined]
+risk_state_t: Table = RiskStateRow.__table__  # type: ignore[attr-defined]
 probe_flags_t: Table = ProbeFlagRow.__table__  # type: ignore[attr-defined]
 
 #: A refresh may use at most this share of the worker's time (it has a core of its own in a
@@ -118,12 +121,19 @@ class RiskWorker:
         publish: Publish | None = None,
         thresholds: Thresholds | None = None,
         lookback: int = LOOKBACK,
+        refit_seconds: int = REFIT_SECONDS,
+        full_recompute: bool = False,
     ) -> None:
         self.engine = engine
         self.clock = clock
         self.publish = publish
         self.thresholds = thresholds or Thresholds()
         self.lookback = lookback
+        self.refit_seconds = refit_seconds
+        #: Run the full recompute (``RiskIndex``) instead of the incremental engine.
+        self.full_recompute = full_recompute
+        self.state: RiskState | None = None
+        self._marks = Watermarks()
         self.index: RiskIndex | None = None
         # What the tables hold, as this worker last wrote or read them.
         self._goods: dict[GoodKey, tuple[float, str]] | None = None
@@ -149,12 +159,47 @@ class RiskWorker:
         return total
 
     def run_once(self) -> RefreshReport:
-        """Index the new verification events, build (first call) or top up the risk index,
-        and write what changed."""
+        """Index the new verification events, read the records since the high-water marks,
+        update the risk state (``readmodels.riskstate``; the first call reads the whole
+        look-back) and write what changed."""
         self.index_events()
         now = self.clock()
         with read_transaction(self.engine) as conn:
             flags = read_probe_flags(conn, now - self.lookback)
+        if self.full_recompute:
+            return self._run_full(now, flags)
+        first = self.state is None
+        if self.state is None:
+            self.state = RiskState(
+                self.thresholds, lookback=self.lookback, refit_seconds=self.refit_seconds
+            )
+            self._marks = Watermarks()
+        state = self.state
+        new, marks = read_inputs(
+            self.engine,
+            since=max(0, now - self.lookback),
+            after=self._marks,
+            known=state.registrations,
+            max_events=MAX_EVENTS,
+        )
+        changes = state.refresh(new, now=now, probe_flags=flags)
+        self._marks = marks
+        if first:  # the tables hold what an earlier worker wrote: compare with all of it
+            return self.write_all(state.goods, state.all_signals(), now, now)
+        return retrying(
+            lambda: self._commit(
+                {g: None if r is None else _goods_row(r) for g, r in changes.goods.items()},
+                changes.signals,
+                changes.removed,
+                built_at=now,
+                now=now,
+                totals=(len(state.goods), len(state.signals)),
+            )
+        )
+
+    def _run_full(self, now: int, flags: Sequence[ProbeFlag]) -> RefreshReport:
+        """The full recompute (``RiskIndex``): every rule over the look-back, the whole
+        output compared with the tables. The reference, and the benchmark's old engine."""
         if self.index is None:
             index = RiskIndex.build(
                 self.engine,
@@ -171,11 +216,35 @@ class RiskWorker:
     def write(self, index: RiskIndex, now: int) -> RefreshReport:
         """Write what ``index`` changes in the tables, raising (and publishing) its new
         signals; the whole write is one transaction, retried on PostgreSQL conflicts."""
-        return retrying(lambda: self._write(index, now))
+        return self.write_all(index.goods(), index.signals, index.built_at, now)
+
+    def write_all(
+        self, goods: Mapping[GoodKey, Risk], signals: Iterable[Signal], built_at: int, now: int
+    ) -> RefreshReport:
+        """Make the tables hold exactly ``goods`` and ``signals`` (a cost in the tables'
+        size: at a start, and for the full recompute)."""
+
+        def write() -> RefreshReport:
+            stored, known = self._load()
+            wanted = {good: _goods_row(risk) for good, risk in goods.items()}
+            rows: dict[GoodKey, tuple[float, str] | None] = dict(wanted)
+            rows.update((g, None) for g in stored if g not in wanted)
+            by_id = {s.signal_id: s for s in signals}
+            return self._commit(
+                rows,
+                by_id,
+                known.keys() - by_id.keys(),
+                built_at=built_at,
+                now=now,
+                totals=(len(wanted), len(by_id)),
+            )
+
+        return retrying(write)
 
     def reset(self) -> None:
-        """Forget the index and what the tables hold: the next run starts from scratch."""
+        """Forget the state and what the tables hold: the next run starts from scratch."""
         self.index = None
+        self.state = None
         self._goods = self._signals = None
 
     def _load(self) -> tuple[dict[GoodKey, tuple[float, str]], dict[str, str]]:
@@ -192,12 +261,21 @@ class RiskWorker:
                 }
         return self._goods, self._signals
 
-    def _write(self, index: RiskIndex, now: int) -> RefreshReport:
+    def _commit(
+        self,
+        rows: Mapping[GoodKey, tuple[float, str] | None],
+        signals: Mapping[str, Signal],
+        removed: Iterable[str],
+        *,
+        built_at: int,
+        now: int,
+        totals: tuple[int, int],
+    ) -> RefreshReport:
+        """Write ``rows`` (None: delete) and ``signals`` where they differ from the tables,
+        delete ``removed``: a cost in what is given, not in the tables' size."""
         goods, known = self._load()
-        wanted = {good: _goods_row(risk) for good, risk in index.goods().items()}
-        changed = {g: row for g, row in wanted.items() if goods.get(g) != row}
-        gone = [g for g in goods if g not in wanted]
-        signals = {s.signal_id: s for s in index.signals}
+        changed = {g: row for g, row in rows.items() if row is not None and goods.get(g) != row}
+        gone = [g for g, row in rows.items() if row is None and g in goods]
         documents = {
             sid: json.dumps(s.document(), separators=(",", ":")) for sid, s in signals.items()
         }
@@ -205,7 +283,7 @@ class RiskWorker:
         rewritten = {
             sid: doc for sid, doc in documents.items() if sid in known and known[sid] != doc
         }
-        stale = sorted(known.keys() - signals.keys())
+        stale = sorted(sid for sid in removed if sid in known)
         c = risk_signals_t.c
         with write_transaction(self.engine) as conn:
             self.fence(conn)
@@ -235,7 +313,7 @@ class RiskWorker:
                 )
             if raised and self.publish is not None:
                 self.publish(conn, raised, now)
-            state = _insert(conn, risk_state_t).values(id=1, built_at=index.built_at, heartbeat=now)
+            state = _insert(conn, risk_state_t).values(id=1, built_at=built_at, heartbeat=now)
             conn.execute(
                 state.on_conflict_do_update(
                     index_elements=["id"],
@@ -255,9 +333,7 @@ class RiskWorker:
             del known[sid]
         if raised:
             logger.info("raised %d signal(s): %s", len(raised), ", ".join(s.code for s in raised))
-        return RefreshReport(
-            index.built_at, len(wanted), len(signals), len(raised), len(changed), len(gone)
-        )
+        return RefreshReport(built_at, *totals, len(raised), len(changed), len(gone))
 
     @staticmethod
     def _write_goods(
