@@ -51,10 +51,12 @@ from api.trustroot import TrustRootConfig
 from api.verify_front import VerifyFront
 from api.webhooks import WebhookService, WebhookSettings, WebhookWorker, load_webhook_settings
 from readmodels.authenticity import GoodLookup
+from readmodels.replicalookup import ReplicaGoodLookup
 from registry import checkpoints
 from registry.db import read_transaction
 from registry.errors import StorageBusy
 from registry.lease import DEFAULT_LEASE_SECONDS, SINGLETON_ROLES, Lease
+from registry.replica import ReplicaReads, replica_engine
 from registry.service import Registry
 from registry.telemetryfold import DEFAULT_FOLD_INTERVAL, TelemetryFolder
 
@@ -139,6 +141,16 @@ def create_app(
         code_lookup_all=Limit.per_minute(settings.anon_code_lookups_per_minute),
     )
     jobs = JobRunner(registry, seconds=lease_seconds)
+    # Reads that may be a little stale go to a streaming replica while it is fresh (issue 16).
+    replica = (
+        ReplicaReads(
+            registry,
+            replica_engine(settings.database_replica_url),
+            max_lag=settings.replica_max_lag,
+        )
+        if settings.database_replica_url
+        else None
+    )
     identity = IdentityService(registry, identity_settings or load_identity_settings())
     webhooks = WebhookService(registry, webhook_settings or load_webhook_settings())
     webhook_worker = (
@@ -209,7 +221,9 @@ def create_app(
         registry=registry,
         chain=chain,
         limiter=limiter,
-        lookup=GoodLookup(registry.engine),
+        lookup=GoodLookup(registry.engine)
+        if replica is None
+        else ReplicaGoodLookup(registry.engine, replica),
         telemetry=TelemetryBuffer(telemetry_writer, interval=telemetry_interval),
         chain_watch=ChainWatch(chain),
         jobs=jobs,
@@ -222,6 +236,7 @@ def create_app(
             ttl=settings.anon_pow_ttl,
             clock=registry.clock,
         ),
+        replica=replica,
     )
     app.state.context = ctx
     app.state.telemetry_folder = folder
@@ -308,6 +323,9 @@ def create_app(
             answer["alerts"] = alerts
         if roles_apart:
             answer["cluster"] = cluster
+        if replica is not None:
+            # Reported, never failing: past its bound or down, the primary serves its reads.
+            answer["replica"] = replica.status().as_dict()
         return answer
 
     document_security(app)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from fastapi import Request
 
@@ -16,7 +18,10 @@ from api.telemetry import TelemetryBuffer
 from api.trustroot import TrustRootConfig
 from readmodels.authenticity import CodeKeyCache, GoodLookup
 from registry.fingerprints import CodeFingerprinter
+from registry.replica import ReplicaReads
 from registry.service import Registry
+
+T = TypeVar("T")
 
 #: Largest file a platform may upload to have it fingerprinted (bytes); bigger files are
 #: hashed by the caller (``tracemark fingerprint``, or the page in the browser).
@@ -48,6 +53,9 @@ class ApiContext:
     #: Challenges and proofs for public code lookups (``api.pow``); None: none is issued, so
     #: every public code lookup is refused (fail closed).
     proof_of_work: ProofOfWork | None = None
+    #: A streaming replica that reads may go to while fresh (``registry.replica``); None: all
+    #: reads on the primary.
+    replica: ReplicaReads | None = None
 
     def fingerprinters(self, creator: bytes) -> tuple[CodeFingerprinter, ...]:
         """One per live code key of the creator, newest first; empty when it has none (not
@@ -59,10 +67,22 @@ class ApiContext:
                 self.code_keys.put(creator, found)
         return found
 
+    def read(
+        self, use: Callable[[Registry], T], *, confirm: Callable[[T], bool] | None = None
+    ) -> T:
+        """``use(registry)`` for a read that may be a little stale: on the replica while it is
+        fresh, a negative answer asked of the primary again (``ReplicaReads.read``). Writes,
+        and reads that must see one just made, use ``self.registry``."""
+        if self.replica is None:
+            return use(self.registry)
+        return self.replica.read(use, confirm=confirm)
+
     def close(self) -> None:
         self.telemetry.close()
         self.chain_watch.close()
         self.lookup.close()
+        if self.replica is not None:
+            self.replica.close()
 
 
 async def context(request: Request) -> ApiContext:

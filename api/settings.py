@@ -62,6 +62,19 @@ class ApiSettings(BaseSettings):
     #: API replicas sharing the limits: while Redis is down each keeps 1/N of a keyed limit.
     rate_limit_replicas: int = Field(default=1, ge=1, le=1000)
 
+    #: A PostgreSQL streaming replica of the database (issue 16): verify, proofs, bundles,
+    #: traces and history read from it while fresh (``registry.replica``). Empty: none.
+    database_replica_url: str = ""
+    #: How stale the replica may be (seconds) before reads go back to the primary.
+    replica_max_lag: float = Field(default=2.0, gt=0, le=3600)
+
+    @field_validator("database_replica_url")
+    @classmethod
+    def _replica_url(cls, value: str) -> str:
+        if value and not value.startswith("postgresql"):
+            raise ValueError("TRACEMARK_DATABASE_REPLICA_URL: a replica must be a PostgreSQL URL")
+        return value
+
     @field_validator("trusted_proxies")
     @classmethod
     def _proxies(cls, value: str) -> str:

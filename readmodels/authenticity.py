@@ -13,6 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -168,6 +169,18 @@ class GoodLookup:
                 self._connections.append(pooled)
             conn = self._local.conn = pooled.dbapi_connection
         return conn
+
+    def discard(self) -> None:
+        """Forget this thread's connection (broken: its server went away); the next lookup
+        opens another."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._lock:
+            self._connections = [c for c in self._connections if c.dbapi_connection is not conn]
+        with suppress(Exception):
+            conn.close()
 
     def close(self) -> None:
         with self._lock:

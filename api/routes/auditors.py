@@ -39,6 +39,11 @@ ProofFormat = Annotated[
 FingerprintPath = Annotated[str, Path(pattern=HASH32_PATTERN)]
 
 
+def _some(found: object) -> bool:
+    """A replica's answer is final unless it found nothing (the primary may have it)."""
+    return found is not None
+
+
 class HistoryEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -89,7 +94,7 @@ def trust_root(ctx: Context, caller: Caller) -> Response:
 
 @router.get("/v1/log/head", operation_id="get_tree_head", summary="The newest signed tree head.")
 def tree_head(ctx: Context, caller: Caller) -> TreeHead:
-    head = ctx.registry.latest_tree_head()
+    head = ctx.read(lambda registry: registry.latest_tree_head(), confirm=_some)
     if head is None:
         raise NotFound("the log is empty: no tree head signed yet")
     return head
@@ -106,7 +111,7 @@ def inclusion(
     leaf_index: Annotated[int, Query(ge=0, le=2**63 - 1)],
     tree_size: Annotated[int, Query(ge=1, le=2**63 - 1)],
 ) -> ProofOut:
-    proof = ctx.registry.inclusion_proof(leaf_index, tree_size)
+    proof = ctx.read(lambda registry: registry.inclusion_proof(leaf_index, tree_size))
     return ProofOut(
         tree_size=tree_size, leaf_index=leaf_index, proof=["0x" + p.hex() for p in proof]
     )
@@ -123,7 +128,7 @@ def consistency(
     from_size: Annotated[int, Query(ge=0, le=2**63 - 1)],
     tree_size: Annotated[int, Query(ge=1, le=2**63 - 1)],
 ) -> ProofOut:
-    proof = ctx.registry.consistency_proof(from_size, tree_size)
+    proof = ctx.read(lambda registry: registry.consistency_proof(from_size, tree_size))
     return ProofOut(tree_size=tree_size, from_size=from_size, proof=["0x" + p.hex() for p in proof])
 
 
@@ -147,17 +152,14 @@ async def proof_bundle(
     caller: Caller,
     proof_format: ProofFormat = "bundle",
 ) -> Response:
+    good = (GOOD_TYPES[good_type], parse_fingerprint(fingerprint))
     if proof_format == "tlog-proof":
         proof = await run_in_threadpool(
-            build_good_tlog_proof,
-            ctx.registry,
-            GOOD_TYPES[good_type],
-            parse_fingerprint(fingerprint),
+            ctx.read, lambda registry: build_good_tlog_proof(registry, *good)
         )
         return tlog_proof_response(proof, "registration")
-    bundle = await run_in_threadpool(
-        build_bundle, ctx.registry, GOOD_TYPES[good_type], parse_fingerprint(fingerprint)
-    )
+    # From the replica while fresh: its head is one the replica has, and checks all the same.
+    bundle = await run_in_threadpool(ctx.read, lambda registry: build_bundle(registry, *good))
     return Response(
         bundle.to_json(),
         media_type="application/json",
@@ -178,8 +180,13 @@ async def proof_bundle(
 async def absence_proof(
     good_type: GoodTypePath, fingerprint: FingerprintPath, ctx: Context, caller: Caller
 ) -> Response:
+    good = (GOOD_TYPES[good_type], parse_fingerprint(fingerprint))
+    # An absence is bad news for the good: a replica's is confirmed by the primary's history
+    # (a good registered since must get its 409, not a proof it is missing from an older head).
     absence = await run_in_threadpool(
-        build_absence, ctx.registry, GOOD_TYPES[good_type], parse_fingerprint(fingerprint)
+        ctx.read,
+        lambda registry: build_absence(registry, *good),
+        confirm=lambda _: not ctx.registry.history(*good),
     )
     return Response(
         absence.to_json(),
@@ -201,7 +208,8 @@ def history(
     cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
 ) -> Page[HistoryEntry]:
-    entries = ctx.registry.history(GOOD_TYPES[good_type], parse_fingerprint(fingerprint))
+    good = (GOOD_TYPES[good_type], parse_fingerprint(fingerprint))
+    entries = ctx.read(lambda registry: registry.history(*good), confirm=bool)
     if not entries:
         raise NotFound("no entry names this good")
     position = decode_cursor(cursor)

@@ -60,13 +60,12 @@ async def good_trace(
 ) -> Response:
     block, _ = ctx.chain_watch.view()
     # A creator sees only their own goods: another's answers exactly as a missing good does.
+    good = (GOOD_TYPES[good_type], parse_fingerprint(fingerprint))
+    creator = caller.creator if caller.kind == "creator" else None
+    # From the replica while fresh; its "no such good" is asked of the primary again.
     trace = await run_in_threadpool(
-        build_trace,
-        ctx.registry,
-        GOOD_TYPES[good_type],
-        parse_fingerprint(fingerprint),
-        chain_block=block,
-        creator=caller.creator if caller.kind == "creator" else None,
+        ctx.read,
+        lambda registry: build_trace(registry, *good, chain_block=block, creator=creator),
     )
     if format == "mermaid":
         return Response(trace_mermaid(trace), media_type=MERMAID_MEDIA_TYPE)
