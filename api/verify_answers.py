@@ -98,7 +98,11 @@ def authenticity_answer_of(
             product=facts.product,
             use=USE_NAMES[int(facts.use)],
             leaf_index=facts.leaf_index,
-            holder={"platform": facts.holder_platform, "since_transfer": facts.last_transfer_id},
+            holder={
+                "platform": facts.holder_platform,
+                "since_transfer": facts.last_transfer_id,
+                "reserved": facts.reserved_at(ctx.registry.clock()),
+            },
             anchor=anchor,
             verifications={
                 "times": facts.times_verified,

@@ -52,11 +52,12 @@ SELECT e.actor, e.leaf_index, p.slug, p.use, h.holder_platform, h.consumed, h.la
           AND x.kind <> 1 AND x.kind = 4),
        SUM(v.count), COUNT(v.platform), MIN(v.first_at),
        a.tree_size, a.state, a.tx_hash, a.block_number,
-       r.score, r.signals
+       r.score, r.signals, o.platform, o.expires_at
 FROM entries e
 LEFT JOIN products p ON p.id = e.product_id
 LEFT JOIN holdings h ON h.good_type = e.good_type AND h.fingerprint = e.fingerprint
 LEFT JOIN risk_goods r ON r.good_type = e.good_type AND r.fingerprint = e.fingerprint
+LEFT JOIN order_reservations o ON o.good_type = e.good_type AND o.fingerprint = e.fingerprint
 LEFT JOIN anchors a ON a.id = (
     SELECT id FROM anchors
     WHERE {state} IN ({anchored}) AND tree_size > e.leaf_index
@@ -64,7 +65,8 @@ LEFT JOIN anchors a ON a.id = (
 LEFT JOIN verification_counts v ON v.good_type = e.good_type AND v.fingerprint = e.fingerprint
 WHERE e.kind = 1 AND e.good_type = {p} AND e.fingerprint = {p}
 GROUP BY e.id, p.slug, p.use, h.holder_platform, h.consumed, h.last_transfer_id,
-         a.tree_size, a.state, a.tx_hash, a.block_number, r.score, r.signals
+         a.tree_size, a.state, a.tx_hash, a.block_number, r.score, r.signals,
+         o.platform, o.expires_at
 """
 
 
@@ -103,6 +105,17 @@ class GoodFacts:
     #: signals, as its worker last wrote them (seconds behind, like the telemetry).
     market_risk: float = 0.0
     market_signals: tuple[VerdictSignal, ...] = ()
+    #: The good's reservation for an open order (issue 17): the order's platform, and until
+    #: when (None: until the order is resolved). ``reserved_at`` says whether it holds.
+    reserved_by: str | None = None
+    reserved_until: int | None = None
+
+    def reserved_at(self, now: int) -> bool:
+        """Whether the good is reserved for an open order at ``now`` (a lapsed reservation
+        frees it before the registry settles its order: ``registry.reservations``)."""
+        return self.reserved_by is not None and (
+            self.reserved_until is None or now < self.reserved_until
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +260,7 @@ def _good_facts(good_type: GoodType, fingerprint: bytes, row: Sequence[Any]) -> 
     (actor, leaf_index, slug, product_use, holder, consumed, last_transfer,
      revokes, conflicts, times, platforms, first_at,
      anchor_size, anchor_state, anchor_tx, anchor_block,
-     risk_score, risk_signals) = row  # fmt: skip
+     risk_score, risk_signals, reserved_by, reserved_until) = row  # fmt: skip
     if product_use is not None:
         use = _USES[product_use]
     else:
@@ -275,6 +288,8 @@ def _good_facts(good_type: GoodType, fingerprint: bytes, row: Sequence[Any]) -> 
         first_verified_at=None if first_at is None else int(first_at),
         market_risk=0.0 if risk_score is None else float(risk_score),
         market_signals=() if risk_signals is None else _market_signals(risk_signals),
+        reserved_by=reserved_by,
+        reserved_until=None if reserved_until is None else int(reserved_until),
     )
 
 

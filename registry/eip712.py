@@ -146,6 +146,11 @@ STRUCT_TYPES: Final[dict[str, list[dict[str, str]]]] = {
     # the statement a creator serves on its web domain (creator key).
     "KeyHandover": _fields("address newKey, uint64 treeSize"),
     "CreatorIdentity": _fields("string domain, string name, uint64 issuedAt"),
+    # Issue 17: one state change of a guaranteed-trade order (registry key); changeHash is
+    # registry.orders.change_hash of the change's JSON, which chains the order's changes.
+    "OrderStateChange": _fields(
+        "uint64 orderId, uint32 sequence, bytes32 changeHash, uint64 timestamp"
+    ),
 }
 """The primary types a tracemark signature can cover, as EIP-712 member lists."""
 

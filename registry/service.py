@@ -48,6 +48,8 @@ from registry.keyring import (
     load_registry_key,
 )
 from registry.logkeys import LogNoteKeys, default_log_origin, load_log_note_keys
+from registry.orderdesk import OrderDesk
+from registry.orders import GoodReserved
 from registry.parties import REFERENCE_KEY_PURPOSE, ReferenceKeys
 from registry.payloads import StateCommitmentPayload, signed_payload_from_json
 from registry.receipts import TransferReceipt
@@ -77,8 +79,9 @@ def system_clock() -> int:
     return int(time.time())
 
 
-class Registry:
-    """The registry on one database, with its signing key and EIP-712 domain."""
+class Registry(OrderDesk):
+    """The registry on one database, with its signing key and EIP-712 domain (its orders'
+    use cases are ``registry.orderdesk``)."""
 
     def __init__(
         self,
@@ -335,6 +338,7 @@ class Registry:
             transfers.DoubleSale,
             transfers.GoodConsumed,
             transfers.GoodRevoked,
+            GoodReserved,
             NotADistributor,
             handover.NotTheHolder,
         ) as refusal:

@@ -48,6 +48,7 @@ from registry.holding import (
 from registry.leaf import EntryKind
 from registry.log import entries_t
 from registry.models import RoyaltyLine, Transfer, TransferAttempt
+from registry.orders import GoodReserved
 from registry.parties import (
     MAX_PLATFORM_LENGTH,
     MAX_REFERENCE_LENGTH,
@@ -63,6 +64,7 @@ from registry.receipts import (
     receipt_message,
 )
 from registry.records import checksum, log_registry_record, records_t
+from registry.reservations import refuse_if_reserved
 from registry.royalty import RoyaltyPolicy, split
 from registry.signatures import sign
 from registry.transferrequests import (
@@ -166,6 +168,8 @@ def record_transfer(
         ).first()
         if holding.consumed:
             raise GoodConsumed(f"{good} was consumed by a final sale; it may not change hands")
+    # Issue 17: a good reserved for an open order is sold by nobody (public, as revoked is).
+    refuse_if_reserved(conn, good_type, fingerprint, now, good)
     if not seller.is_creator and seller.platform != request.platform and not request.authorization:
         # NOTE: before the holder's reference is compared with anything: a 409 (wrong
         # reference) against a 201 (right one) would let any platform test guesses of
@@ -340,7 +344,7 @@ def load_receipt(conn: Connection, transfer_id: int, domain: Domain) -> Transfer
 
 
 #: The refusals worth keeping for fraud signals: someone tried to move what they could not.
-Refusal = DoubleSale | GoodConsumed | GoodRevoked | NotADistributor | NotTheHolder
+Refusal = DoubleSale | GoodConsumed | GoodRevoked | GoodReserved | NotADistributor | NotTheHolder
 
 
 def record_refused(

@@ -21,6 +21,8 @@ PURE_MODULES = [
     "registry.signed",
     "registry.requests",
     "registry.distribution_policy",
+    # The orders' state table and terms (issue 17): what a platform's client can check.
+    "registry.orders",
     # The one-type formats (issue 13, item 1): what the kit parses receipts, heads, batch
     # proofs and edge fields with.
     "registry.edges",

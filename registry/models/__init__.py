@@ -14,6 +14,7 @@ from registry.models.columns import ID_TYPE
 from registry.models.identity import CreatorIdentityRow
 from registry.models.leases import RoleLease
 from registry.models.log import BatchTile, Entry, LogState, TreeHeadRecord, TreeTile
+from registry.models.orders import Order, OrderChange, OrderReservation
 from registry.models.records import CodeKey, Product, RegistryKey, SignedRecord
 from registry.models.risk import ProbeFlagRow, RiskGood, RiskSignal, RiskState
 from registry.models.transfers import (
@@ -44,6 +45,9 @@ __all__ = [
     "EventIndexState",
     "Holding",
     "LogState",
+    "Order",
+    "OrderChange",
+    "OrderReservation",
     "ProbeFlagRow",
     "Product",
     "RegistryKey",

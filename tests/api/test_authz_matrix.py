@@ -109,6 +109,14 @@ POLICY: dict[str, frozenset[str]] = {
     "authorize_handover": holding("transfer"),
     "get_transfer": holding("transfer"),
     "list_transfers": holding("transfer"),
+    # Guaranteed-trade orders (issue 17): a sale the platform will report, so its scope.
+    "open_order": holding("transfer"),
+    "get_order": holding("transfer"),
+    "list_orders": holding("transfer"),
+    "confirm_order": holding("transfer"),
+    "dispute_order": holding("transfer"),
+    "resolve_order": holding("transfer"),
+    "cancel_order": holding("transfer"),
     # Webhooks carry transfer receipts: managing them takes the transfer scope.
     "create_webhook": holding("transfer"),
     "list_webhooks": holding("transfer"),
@@ -268,6 +276,7 @@ class World:
     def path_values(self) -> dict[str, str]:
         return {
             "transfer_id": str(self.transfer_a),
+            "order_id": "999999",
             "webhook_id": str(self.webhook_id),
             "job_id": self.job_id,
             "good_type": "code",
@@ -539,6 +548,24 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     ),
     "get_transfer": lambda w: Call(),
     "list_transfers": lambda w: Call(params={"limit": 5}),
+    # The matrix's good is held on platform A, not by its creator: a 409 (double-sale), and
+    # the order routes' id is no order at all: a 404; neither 401 nor 403.
+    "open_order": lambda w: Call(
+        json={
+            "good_type": "code",
+            "fingerprint": hex0x(w.good),
+            "seller": {"creator": True},
+            "buyer_reference": "matrix",
+            "price": "1",
+            "currency": "EUR",
+        }
+    ),
+    "get_order": lambda w: Call(),
+    "list_orders": lambda w: Call(params={"limit": 5}),
+    "confirm_order": lambda w: Call(),
+    "dispute_order": lambda w: Call(),
+    "resolve_order": lambda w: Call(json={"outcome": "refund"}),
+    "cancel_order": lambda w: Call(),
     "create_webhook": lambda w: Call(json={"url": WEBHOOK_URL, "event_types": ["anchor.final"]}),
     "list_webhooks": lambda w: Call(params={"limit": 5}),
     "get_webhook": lambda w: Call(),

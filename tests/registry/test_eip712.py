@@ -66,6 +66,9 @@ DESIGN_TYPES = {
     # Issue 11: documented in docs/ARCHITECTURE.md ("Trust roots", "Creator identity").
     "KeyHandover": "KeyHandover(address newKey,uint64 treeSize)",
     "CreatorIdentity": "CreatorIdentity(string domain,string name,uint64 issuedAt)",
+    # Issue 17: documented in docs/ARCHITECTURE.md ("Orders and guaranteed trade").
+    "OrderStateChange": "OrderStateChange(uint64 orderId,uint32 sequence,bytes32 changeHash,"
+    "uint64 timestamp)",
 }
 
 

@@ -61,6 +61,12 @@ from verifier.schemas.log import (
     ProofOut,
     RegistryOut,
 )
+from verifier.schemas.orders import (
+    OrderChangeOut,
+    OrderIn,
+    OrderOut,
+    OrderResolveIn,
+)
 from verifier.schemas.platforms import (
     AnchorOut,
     CreatorIdentityOut,
@@ -149,6 +155,10 @@ __all__ = [
     "IdentityOut",
     "JobOut",
     "Kid",
+    "OrderChangeOut",
+    "OrderIn",
+    "OrderOut",
+    "OrderResolveIn",
     "Page",
     "PartyIn",
     "PlatformId",

@@ -56,6 +56,8 @@ class HolderOut(Strict):
     #: None while the creator still holds the good.
     platform: str | None
     since_transfer: int | None
+    #: Reserved for an open guaranteed-trade order (issue 17): no platform may sell it now.
+    reserved: bool = False
 
 
 class VerificationsOut(Strict):

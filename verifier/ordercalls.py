@@ -1,0 +1,103 @@
+"""The platform's order calls of the client (issue 17): open, read, confirm, dispute,
+resolve and cancel guaranteed-trade orders with a transfer-scoped API key."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from registry.fingerprints import GoodType
+from verifier.schemas import (
+    DEFAULT_PAGE,
+    GoodTypeName,
+    OrderIn,
+    OrderOut,
+    OrderResolveIn,
+    Page,
+    PartyIn,
+)
+from verifier.transport import RegistryTransport, fingerprint_text, good_type_name, request_model
+
+
+class OrderCalls(RegistryTransport):
+    """A platform's orders: the good is reserved while one is open (``registry.orders``)."""
+
+    def open_order(
+        self,
+        *,
+        good_type: GoodType | GoodTypeName,
+        fingerprint: bytes | str,
+        seller: PartyIn | Mapping[str, Any],
+        buyer_reference: str,
+        price: int | str,
+        currency: str,
+        confirm_window: int | None = None,
+        reservation_seconds: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> OrderOut:
+        """Open an order for a good your platform's seller holds (``{"reference": ...}``) or
+        its creator sells first-hand (``{"creator": True}``); ``price`` in minor units of the
+        ISO 4217 ``currency``. Send an ``idempotency_key`` to make a retry open it once."""
+        fields: dict[str, Any] = {
+            "good_type": good_type_name(good_type),
+            "fingerprint": fingerprint_text(fingerprint),
+            "seller": seller,
+            "buyer_reference": buyer_reference,
+            "price": str(price),
+            "currency": currency,
+        }
+        if confirm_window is not None:
+            fields["confirm_window"] = confirm_window
+        if reservation_seconds is not None:
+            fields["reservation_seconds"] = reservation_seconds
+        request = request_model(OrderIn, fields, "the order's fields are invalid")
+        return self._post(
+            "/v1/orders",
+            request.model_dump(mode="json"),
+            OrderOut,
+            idempotency_key=idempotency_key,
+        )
+
+    def order(self, order_id: int) -> OrderOut:
+        """One of your platform's orders, with its signed state changes."""
+        return self._model(OrderOut, self._send("GET", f"/v1/orders/{int(order_id)}"))
+
+    def orders(self, cursor: str | None = None, limit: int = DEFAULT_PAGE) -> Page[OrderOut]:
+        """One page of your platform's orders, oldest first (``next_cursor`` continues)."""
+        params: dict[str, str | int] = {"limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        return self._model(Page[OrderOut], self._send("GET", "/v1/orders", params=params))
+
+    def confirm_order(self, order_id: int, *, idempotency_key: str | None = None) -> OrderOut:
+        """The buyer confirms a delivered order."""
+        return self._change(order_id, "confirm", None, idempotency_key)
+
+    def dispute_order(self, order_id: int, *, idempotency_key: str | None = None) -> OrderOut:
+        """The buyer disputes a delivered order within its confirmation window."""
+        return self._change(order_id, "dispute", None, idempotency_key)
+
+    def resolve_order(
+        self,
+        order_id: int,
+        outcome: Literal["release", "refund"],
+        *,
+        idempotency_key: str | None = None,
+    ) -> OrderOut:
+        """Resolve a disputed order: ``release`` or ``refund``."""
+        body = request_model(OrderResolveIn, {"outcome": outcome}, "the outcome is invalid")
+        return self._change(order_id, "resolve", body.model_dump(), idempotency_key)
+
+    def cancel_order(self, order_id: int, *, idempotency_key: str | None = None) -> OrderOut:
+        """Cancel an order not delivered yet; its good is free again."""
+        return self._change(order_id, "cancel", None, idempotency_key)
+
+    def _change(
+        self, order_id: int, action: str, body: dict[str, Any] | None, key: str | None
+    ) -> OrderOut:
+        return self._post(
+            f"/v1/orders/{int(order_id)}/{action}", body, OrderOut, idempotency_key=key
+        )
+
+
+__all__ = ["OrderCalls"]
