@@ -113,6 +113,7 @@ class ReplicaReads:
         self._covered_at: float | None = None
         self._state = UNCHECKED
         self._lock = threading.Lock()
+        self._checking = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -120,6 +121,10 @@ class ReplicaReads:
 
     def check(self) -> ReplicaStatus:
         """Sample the primary, then the replica, once (the watcher calls this)."""
+        with self._checking:  # one check at a time: the samples are in order
+            return self._check()
+
+    def _check(self) -> ReplicaStatus:
         sampled_at = self._clock()
         try:
             with self.primary.engine.connect() as conn:
