@@ -19,13 +19,14 @@ reservation); this module applies them in the caller's transaction:
   ``sweep``; a reservation past its time is ignored by every reader before that.
 
 Each change is a JSON document hashed with the previous change's hash (a chain per order) and
-signed by the registry's key (EIP-712 ``OrderStateChange``).
+signed by the registry's key (EIP-712 ``OrderStateChange``). Reading orders is
+``registry.orderviews`` (re-exported here).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -36,12 +37,12 @@ from registry import log
 from registry.distribution import check_first_sale
 from registry.eip712 import Domain, address_bytes
 from registry.errors import IdempotencyKeyReused, NotFound
-from registry.fingerprints import GoodType, fingerprint_hex
+from registry.fingerprints import fingerprint_hex
 from registry.handover import NotTheHolder
 from registry.holding import check_seller, holdings_t
 from registry.leaf import EntryKind
 from registry.log import entries_t
-from registry.models import Order, OrderChange, Transfer
+from registry.models import Transfer
 from registry.orders import (
     CHANGE_TYPE,
     OPEN_STATES,
@@ -57,13 +58,21 @@ from registry.orders import (
     change_hash,
     next_state,
 )
+from registry.orderviews import (
+    OrderChangeView,
+    OrderView,
+    changes_t,
+    due_event,
+    load_order,
+    order_ids,
+    order_row,
+    orders_t,
+)
 from registry.parties import ReferenceKeys
 from registry.reservations import lapsed, reservation_of, reservations_t
 from registry.signatures import sign
 from registry.transferrequests import GoodConsumed, GoodRevoked, TransferRequest
 
-orders_t: Table = Order.__table__  # type: ignore[attr-defined]
-changes_t: Table = OrderChange.__table__  # type: ignore[attr-defined]
 _transfers_t: Table = Transfer.__table__  # type: ignore[attr-defined]
 
 #: Who a timeout is applied by.
@@ -80,120 +89,6 @@ class ChangeSigner:
 
     account: LocalAccount
     domain: Domain
-
-
-@dataclass(frozen=True)
-class OrderChangeView:
-    sequence: int
-    event: str
-    from_state: str | None
-    to_state: str
-    actor: str
-    at: int
-    change_hash: bytes
-    signature: bytes
-    signer: bytes
-
-
-@dataclass(frozen=True)
-class OrderView:
-    """An order as stored, with its changes in order (what the API answers)."""
-
-    order_id: int
-    platform: str
-    good_type: GoodType
-    fingerprint: bytes
-    seller_platform: str | None
-    buyer_platform: str
-    buyer_commitment: bytes
-    buyer_salt: bytes
-    price: int
-    currency: str
-    confirm_window: int
-    state: State
-    created_at: int
-    reserved_until: int
-    delivered_at: int | None
-    confirm_deadline: int | None
-    updated_at: int
-    changes: tuple[OrderChangeView, ...] = field(default_factory=tuple)
-    replayed: bool = False
-
-    @property
-    def open(self) -> bool:
-        return self.state in OPEN_STATES
-
-
-# -- reading ----------------------------------------------------------------------------------
-
-
-def _order_row(conn: Connection, order_id: int, *, for_update: bool = False) -> Any:
-    query = select(orders_t).where(orders_t.c.id == order_id)
-    if for_update and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return conn.execute(query).first()
-
-
-def load_order(conn: Connection, order_id: int) -> OrderView:
-    row = _order_row(conn, order_id)
-    if row is None:
-        raise NotFound(f"no order {order_id}")
-    c = changes_t.c
-    changes = conn.execute(
-        select(changes_t).where(c.order_id == order_id).order_by(c.sequence)
-    ).all()
-    return OrderView(
-        order_id=int(row.id),
-        platform=row.platform,
-        good_type=GoodType(int(row.good_type)),
-        fingerprint=bytes(row.fingerprint),
-        seller_platform=row.seller_platform,
-        buyer_platform=row.buyer_platform,
-        buyer_commitment=bytes(row.buyer_commitment),
-        buyer_salt=bytes(row.buyer_salt),
-        price=int(row.price),
-        currency=row.currency,
-        confirm_window=int(row.confirm_window),
-        state=State(row.state),
-        created_at=int(row.created_at),
-        reserved_until=int(row.reserved_until),
-        delivered_at=None if row.delivered_at is None else int(row.delivered_at),
-        confirm_deadline=None if row.confirm_deadline is None else int(row.confirm_deadline),
-        updated_at=int(row.updated_at),
-        changes=tuple(
-            OrderChangeView(
-                sequence=int(ch.sequence),
-                event=ch.event,
-                from_state=ch.from_state,
-                to_state=ch.to_state,
-                actor=ch.actor,
-                at=int(ch.at),
-                change_hash=bytes(ch.change_hash),
-                signature=bytes(ch.signature),
-                signer=bytes(ch.signer),
-            )
-            for ch in changes
-        ),
-    )
-
-
-def due_event(row: Any, now: int) -> Event | None:
-    """The timeout due on an order row at ``now``, if any."""
-    if row.state == State.RESERVED and now >= int(row.reserved_until):
-        return Event.EXPIRE
-    if (
-        row.state == State.DELIVERED
-        and row.confirm_deadline is not None
-        and now >= int(row.confirm_deadline)
-    ):
-        return Event.AUTO_CONFIRM
-    return None
-
-
-def order_ids(conn: Connection, platform: str, *, after: int, limit: int) -> list[int]:
-    c = orders_t.c
-    query = select(c.id).where(c.platform == platform, c.id > after).order_by(c.id).limit(limit)
-    return [int(i) for i in conn.execute(query).scalars()]
 
 
 # -- opening ----------------------------------------------------------------------------------
@@ -374,7 +269,7 @@ def change_order(
     """Apply ``event`` to the order (``platform``: the caller, who must have opened it; None:
     the registry itself). A timeout due first is applied first, so a dispute after the
     deadline meets an auto-confirmed order. ``InvalidTransition`` changes nothing."""
-    row = _order_row(conn, order_id, for_update=True)
+    row = order_row(conn, order_id, for_update=True)
     if row is None or (platform is not None and row.platform != platform):
         # The same answer for "not yours" and "does not exist".
         raise NotFound(f"no order {order_id} of yours")
@@ -404,7 +299,7 @@ def change_order(
 
 def _settle(conn: Connection, order_id: int, *, signer: ChangeSigner, now: int) -> bool:
     """Apply the order's due timeout, if one is; whether one was."""
-    row = _order_row(conn, order_id, for_update=True)
+    row = order_row(conn, order_id, for_update=True)
     if row is None:
         return False
     due = due_event(row, now)
@@ -485,7 +380,7 @@ def _apply(
         signer=signer,
         idempotency_key=key,
     )
-    return _order_row(conn, int(row.id))
+    return order_row(conn, int(row.id))
 
 
 def _record_change(
