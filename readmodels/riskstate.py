@@ -75,13 +75,14 @@ from readmodels.market import (
     VerificationEventRecord,
 )
 from readmodels.riskindex import EXPLAIN_FROM, LOOKBACK, MAX_EVENTS, STORE_FROM, Risk, combine
-from readmodels.riskstateparts import GoodState, Signals, first_settled
+from readmodels.riskstateparts import NO_CHAINS, GoodState, Signals, first_settled
 from readmodels.signals import ANOMALY, Signal, Subject, Thresholds, good_subject
 from readmodels.velocityrules import (
     batch_velocity_of,
     code_velocity,
     platform_velocity_of,
     probe_bursts,
+    window_max,
 )
 from registry.fingerprints import Use
 
@@ -125,6 +126,7 @@ class RiskState:
         self._settle: list[tuple[int, GoodKey]] = []
         self._platforms: dict[str, PlatformCounts] = defaultdict(PlatformCounts)
         self._lookups: dict[str, dict[int, VerificationEventRecord]] = defaultdict(dict)
+        self._failed_times: dict[str, list[int]] = defaultdict(list)  # sorted
         self._settled_times: dict[str, list[int]] = defaultdict(list)
         self._firsts: dict[str, dict[GoodKey, VerificationEventRecord]] = defaultdict(dict)
         self._batches: dict[tuple[int, str], dict[GoodKey, tuple[VerificationEventRecord, bool]]]
@@ -234,6 +236,8 @@ class RiskState:
                 counts.lookups += 1
                 counts.failed += v.failed_code_lookup
                 self._lookups[v.platform][v.event_id] = v
+                if v.failed_code_lookup:
+                    bisect.insort(self._failed_times[v.platform], v.at)
             heapq.heappush(self._expiry, (v.at, 2, v.event_id, v.good))
             if v.platform != ANONYMOUS and v.verdict != "unknown":
                 heapq.heappush(self._settle, (v.at + grace, v.good))
@@ -287,6 +291,9 @@ class RiskState:
             counts.lookups -= 1
             counts.failed -= event.failed_code_lookup
             self._lookups[event.platform].pop(event.event_id, None)
+            if event.failed_code_lookup:
+                times = self._failed_times[event.platform]
+                del times[bisect.bisect_left(times, event.at)]
         platforms.add(event.platform)
 
     # -- per good -----------------------------------------------------------------------------
@@ -302,7 +309,12 @@ class RiskState:
         rescored: set[GoodKey],
     ) -> None:
         state = self._good(good)
-        state.chains = Chains(state.transfers, self._holding(good))
+        holding = self.holdings.get(good)
+        state.chains = (
+            NO_CHAINS
+            if not state.transfers and holding is None
+            else Chains(state.transfers, {} if holding is None else {good: holding})
+        )
         ring = ring_of(state.chains.by_good.get(good, []), self.th)
         old_parties = None if state.ring is None else state.ring[1]
         new_parties = None if ring is None else ring[1]
@@ -336,10 +348,6 @@ class RiskState:
         rescored.add(good)
         if state.empty():
             del self._goods[good]
-
-    def _holding(self, good: GoodKey) -> dict[GoodKey, HoldingRecord]:
-        holding = self.holdings.get(good)
-        return {} if holding is None else {good: holding}
 
     def _set_own(self, good: GoodKey, state: GoodState, now: int, since: int) -> None:
         """The good's own rules, on its records only."""
@@ -413,9 +421,14 @@ class RiskState:
     ) -> None:
         th = self.th
         for platform in platforms:
-            counts = self._platforms.get(platform)
+            failed = self._failed_times.get(platform, [])
             found: list[Signal] = []
-            if counts is not None and counts.failed >= th.probe_min_failures:
+            # Its busiest window first (a pass over its failed lookups' times): the rule
+            # reads every lookup only if a window holds enough failures to fire.
+            if (
+                len(failed) >= th.probe_min_failures
+                and window_max(failed, th.probe_window)[0] >= th.probe_min_failures
+            ):
                 found = probe_bursts(self._lookups[platform].values(), (), th)
             self.signals.put(("probe", platform), found)
         # Its median over the look-back's windows moves with ``now``: every refresh, for the

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from readmodels.holderrules import Ring
 from readmodels.market import (
@@ -38,6 +39,10 @@ class Share:
     first_foreign: bool
 
 
+#: The chains of a good with no transfer and no holding (most goods): shared, never changed.
+NO_CHAINS: Final = Chains((), {})
+
+
 @dataclass
 class GoodState:
     """One good's records in the look-back, in id order, and what was derived from them."""
@@ -46,7 +51,7 @@ class GoodState:
     transfers: list[TransferRecord] = field(default_factory=list)
     attempts: list[AttemptRecord] = field(default_factory=list)
     conflicts: list[EntryRecord] = field(default_factory=list)
-    chains: Chains = field(default_factory=lambda: Chains((), {}))
+    chains: Chains = field(default_factory=lambda: NO_CHAINS)
     ring: Ring | None = None
     features: dict[str, float] | None = None
     share: dict[str, Share] = field(default_factory=dict)
@@ -155,4 +160,4 @@ class Signals:
         return len(self._chosen)
 
 
-__all__ = ["GoodState", "Share", "Signals", "Source", "first_settled"]
+__all__ = ["NO_CHAINS", "GoodState", "Share", "Signals", "Source", "first_settled"]

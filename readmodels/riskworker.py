@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from sqlalchemy import Connection, Engine, Table, delete, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from readmodels.market import GoodKey, ProbeFlag
@@ -340,21 +340,27 @@ class RiskWorker:
         conn: Connection, changed: Mapping[GoodKey, tuple[float, str]], gone: Sequence[GoodKey]
     ) -> None:
         c = risk_goods_t.c
-        for good in gone:
+        if gone:
             conn.execute(
-                delete(risk_goods_t).where(c.good_type == good[0], c.fingerprint == good[1])
+                delete(risk_goods_t).where(
+                    c.good_type == bindparam("gt"), c.fingerprint == bindparam("fp")
+                ),
+                [{"gt": g[0], "fp": g[1]} for g in gone],
             )
         rows = [
             {"good_type": g[0], "fingerprint": g[1], "score": score, "signals": signals}
             for g, (score, signals) in changed.items()
         ]
-        for start in range(0, len(rows), _CHUNK):
-            statement = _insert(conn, risk_goods_t).values(rows[start : start + _CHUNK])
+        if rows:
+            # One statement, executed for many rows (compiled once: building a multi-row
+            # VALUES per chunk cost more than the database's work).
+            statement = _insert(conn, risk_goods_t)
             conn.execute(
                 statement.on_conflict_do_update(
                     index_elements=["good_type", "fingerprint"],
                     set_={"score": statement.excluded.score, "signals": statement.excluded.signals},
-                )
+                ),
+                rows,
             )
 
 

@@ -33,7 +33,7 @@ from readmodels.signals import (
 )
 
 
-def _window_max(times: Sequence[int], window: int) -> tuple[int, int]:
+def window_max(times: Sequence[int], window: int) -> tuple[int, int]:
     """The most of the sorted ``times`` inside any ``window`` seconds, and where it starts."""
     best, best_start, lo = 0, 0, 0
     for hi, t in enumerate(times):
@@ -78,7 +78,7 @@ def probe_bursts(
         if len(failed) < th.probe_min_failures:
             continue
         times = [v.at for v in failed]
-        peak, _ = _window_max(times, th.probe_window)
+        peak, _ = window_max(times, th.probe_window)
         if peak < th.probe_min_failures:
             continue
         # The burst: every stretch where a window holds at least the threshold of failures.
@@ -220,7 +220,7 @@ def platform_velocity_of(
         return None  # no window can hold enough
     events = sorted(seen.values(), key=lambda v: (v.at, v.event_id))
     times = [v.at for v in events]
-    count, start = _window_max(times, th.platform_window)
+    count, start = window_max(times, th.platform_window)
     if count < th.platform_min_foreign:
         return None
     span = max(1, (now - since) // th.platform_window + 1)
@@ -284,7 +284,7 @@ def batch_velocity_of(
     settled verification of each of the batch's codes, and whether it never acquired it."""
     events = sorted(seen.values(), key=lambda pair: (pair[0].at, pair[0].event_id))
     foreign_times = [v.at for v, foreign in events if foreign]
-    count, start = _window_max(foreign_times, th.batch_window)
+    count, start = window_max(foreign_times, th.batch_window)
     if count < th.batch_min_codes:
         return None
     t0, t1 = foreign_times[start], foreign_times[start + count - 1]
@@ -312,4 +312,5 @@ __all__ = [
     "platform_velocity",
     "platform_velocity_of",
     "probe_bursts",
+    "window_max",
 ]
