@@ -66,6 +66,7 @@ bench: install
 	$(BIN)/python -m bench.statemap_bench
 	$(BIN)/python -m bench.monitor_bench
 	$(BIN)/python -m bench.witness_bench
+	$(BIN)/python -m bench.order_bench
 	$(BIN)/python -m bench.scenario
 
 # Schemathesis against a live `tracemark serve` (embedded chain, fresh data dir), as a platform,
