@@ -12,7 +12,7 @@ import gzip
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Header, Path, Response
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from api.deps import Caller, Context
 from registry.db import read_transaction
@@ -81,7 +81,14 @@ def checkpoint(ctx: Context, caller: Caller) -> Response:
 
 
 def _resource(ctx: Context, ref: TileRef) -> bytes:
-    with read_transaction(ctx.registry.engine) as conn:
+    # Tiles never change once served (full, or partial of a width): a fresh replica may serve
+    # them; one past what the replica has published is asked of the primary (``ctx.read``).
+    # The checkpoint is the primary's: a client must never see the log's size go back.
+    return ctx.read(lambda registry: _tile_on(registry.engine, ref))
+
+
+def _tile_on(engine: Engine, ref: TileRef) -> bytes:
+    with read_transaction(engine) as conn:
         size, _ = _published(conn)
         return read_tile(conn, ref, size)
 

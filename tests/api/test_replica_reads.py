@@ -141,8 +141,11 @@ def test_reads_come_from_the_replica_while_fresh_and_its_proofs_verify(
         assert parsed.tree_head.tree_size < newest.tree_size  # the replica's head
         report = check_bundle(parsed, policy_of(setup.registry), None)
         assert report.tree_size == parsed.tree_head.tree_size and len(report.entries) == 1
+        # The newest head and the checkpoint stay the primary's: a client never sees them go back.
         head = client.get("/v1/log/head", headers=bearer(setup.key)).json()
-        assert head["tree_size"] == parsed.tree_head.tree_size
+        assert head["tree_size"] == newest.tree_size
+        checkpoint = client.get("/tlog/checkpoint").text
+        assert checkpoint.splitlines()[1] == str(newest.tree_size)
         # A good never registered: the replica's absence proof, confirmed by the primary.
         missing = os.urandom(32)
         absence = client.get(good_path(missing) + "/absence", headers=bearer(setup.key))
@@ -202,6 +205,9 @@ def test_a_good_registered_a_moment_ago_is_never_unknown_on_a_stale_replica(
         assert history.status_code == 200 and history.json()["items"]
         newest = setup.registry.latest_tree_head()
         assert newest is not None
+        # The newest tile is past what the paused replica has published: the primary's.
+        tile = client.get(f"/tlog/tile/0/000.p/{newest.tree_size}")
+        assert tile.status_code == 200 and len(tile.content) == 32 * newest.tree_size
         entry = bundle.json()["entry"]["leaf_index"]
         inclusion = client.get(
             "/v1/log/proof/inclusion",
