@@ -33,6 +33,8 @@ ANALYZE_AFTER = 16_384
 #: Key of ``Connection.info`` under which the caller may put a callable that sees each chunk's
 #: appended leaves, ``(conn, first leaf index, good type, fingerprints, leaf hashes)``: the
 #: state map (``registry.statecommit``) takes them there instead of reading the batch back.
+#: It returns None or a callable that finishes its work without the connection, which the
+#: batch runs before the chunk's statement is answered (the two overlap on PostgreSQL).
 LEAVES_HOOK = "tracemark.batches.leaves"
 #: Fingerprints handled per database round trip: large enough to amortise the statement,
 #: small enough to stay under SQLite's bound-parameter limit in the lookup query.
@@ -183,17 +185,25 @@ class BatchIngest:
                 )
             )
             leaf_index += 1
-        if self._postgres:
-            pgbulk.copy_rows(self._conn, entries_t, _COLUMNS, params)
-        else:
-            self._conn.exec_driver_sql(self._insert_sql, params)
         leaf_hashes = hash_leaves(leaves)
         self._log.append(leaf_hashes)
         hook = self._conn.info.get(LEAVES_HOOK)
-        if hook is not None:
-            hook(
+        # The hook stages the chunk (it may read the leaves before it back, tiles included,
+        # to catch the map up) and hands back its work that needs no connection, the map's
+        # merge: that runs while PostgreSQL checks the COPY's rows (``pgbulk.copy_rows``).
+        merge = (
+            None
+            if hook is None
+            else hook(
                 self._conn, leaf_index - len(rows), good_type, [row[1] for row in rows], leaf_hashes
             )
+        )
+        if self._postgres:
+            pgbulk.copy_rows(self._conn, entries_t, _COLUMNS, params, during=merge)
+        else:
+            self._conn.exec_driver_sql(self._insert_sql, params)
+            if merge is not None:
+                merge()
         if self._postgres and self._log.size >= self._next_analyze:
             # NOTE: PostgreSQL plans each chunk's fingerprint lookup from statistics taken
             # before this batch (an empty table, at first), and then filters every row of

@@ -39,9 +39,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import Connection, select
 
@@ -163,10 +164,14 @@ class StateMapCache:
         good_type: int,
         fingerprints: list[bytes],
         leaf_hashes: list[bytes],
-    ) -> None:
-        """A bulk batch's chunk, as the bulk writer appended it at leaves ``first`` on
+    ) -> Callable[[], None] | None:
+        """A bulk batch's chunk, as the bulk writer appends it at leaves ``first`` on
         (``batches.LEAVES_HOOK``, set by ``leaves_from_batches``): the map takes it from
-        memory, so a batch of 10^6 goods is not read back before its commitment."""
+        memory, so a batch of 10^6 goods is not read back before its commitment.
+
+        Returns the merge of the staged chunks into the live map (else None: staged until
+        ``STAGED_FLUSH``), for the writer to run while the server checks the chunk's rows;
+        it needs no connection."""
         with self._lock:
             run = self._staged
             transaction = conn.get_transaction()
@@ -174,8 +179,19 @@ class StateMapCache:
                 # The live map must hold exactly the leaves before the batch first.
                 self._catch_up(conn, first)
                 run = self._staged = _StagedRun(transaction, self._generation, first)
-            run.add(self._map, map_keys(good_type, fingerprints), leaf_hashes)
+            run.add(good_type, fingerprints, leaf_hashes)
             self._version = run.end
+            overlaps = conn.dialect.name == "postgresql"
+            if overlaps or run.staged >= STAGED_FLUSH:
+                return partial(self._merge_staged, run)
+            return None
+
+    def _merge_staged(self, run: _StagedRun) -> None:
+        with self._lock:
+            # A reader that rewound the live map meanwhile (a new generation) voids the run:
+            # the commitment then catches up from the database instead.
+            if self._staged is run and run.generation == self._generation:
+                run.flush(self._map)
 
     # -- the reader's side: the map as of a commitment -----------------------------------------
 
@@ -248,7 +264,11 @@ class StateMapCache:
 
 STAGED_FLUSH = 1 << 18
 """Entries of a bulk batch gathered before they are merged into the live map: one merge per
-this many (each merge descends the whole map: fewer is faster, this bounds the memory)."""
+this many (each merge descends the whole map: fewer is faster, this bounds the memory).
+
+NOTE: on PostgreSQL each chunk is merged on its own instead, while the server checks that
+chunk's COPY (``pgbulk.copy_rows``' ``during``): a merge the server's work hides costs
+nothing, a larger one after it its whole time."""
 
 
 class _StagedRun:
@@ -261,7 +281,9 @@ class _StagedRun:
         self.transaction = transaction
         self.generation = generation
         self.first = self.end = first
-        self.pending: list[tuple[bytes, int, bytes]] = []
+        #: Chunks not merged yet: (first leaf index, good type, fingerprints, leaf hashes).
+        self.pending: list[tuple[int, int, list[bytes], list[bytes]]] = []
+        self.staged = 0
 
     def continues(self, cache: StateMapCache, transaction: object, first: int) -> bool:
         return (
@@ -281,17 +303,25 @@ class _StagedRun:
             and self.end <= size
         )
 
-    def add(self, tree: StateMap, keys: list[bytes], leaf_hashes: list[bytes]) -> None:
-        self.pending.extend(
-            zip(keys, range(self.end, self.end + len(keys)), leaf_hashes, strict=True)
-        )
-        self.end += len(keys)
-        if len(self.pending) >= STAGED_FLUSH:
-            self.flush(tree)
+    def add(self, good_type: int, fingerprints: list[bytes], leaf_hashes: list[bytes]) -> None:
+        if len(fingerprints) != len(leaf_hashes):
+            raise ValueError("a chunk has one leaf hash per fingerprint")
+        self.pending.append((self.end, good_type, fingerprints, leaf_hashes))
+        self.end += len(fingerprints)
+        self.staged += len(fingerprints)
 
     def flush(self, tree: StateMap) -> None:
-        tree.append(self.pending)
+        if not self.pending:
+            return
+        # The keys are hashed here, not when staged: in the merge's time, which the
+        # server's work hides.
+        entries: list[tuple[bytes, int, bytes]] = []
+        for first, good_type, fingerprints, leaf_hashes in self.pending:
+            keys = map_keys(good_type, fingerprints)
+            entries.extend(zip(keys, range(first, first + len(keys)), leaf_hashes, strict=True))
+        tree.append(entries)
         self.pending = []
+        self.staged = 0
 
 
 @contextmanager

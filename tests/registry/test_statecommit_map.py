@@ -146,3 +146,30 @@ def test_a_prefix_of_a_key_is_not_the_key() -> None:
     for other in (key[:16], key[:31], key + b"\x00", b""):
         assert tree.get(other) is None and other not in tree
     assert tree.get(key) is not None and key in tree
+
+
+@settings(max_examples=150, deadline=None)
+@given(batches, st.lists(st.integers(min_value=1, max_value=12), max_size=6), st.booleans())
+def test_a_batch_merged_at_once_equals_its_entries_one_by_one(
+    batch_list: list[list[tuple[bytes, bytes]]], cuts: list[int], rooted: bool
+) -> None:
+    """The one-descent batch merge (what a bulk chunk does) against one insert per entry:
+    the same root, whatever the split of the stream into merges, and with or without roots
+    taken (hashes computed) between them."""
+    stream = [entry for entries in _numbered(batch_list) for entry in entries]
+    one_by_one = StateMap()
+    values: dict[bytes, MapValue] = {}
+    for entry in stream:
+        values.update(replay([entry], values))
+        key = entry[0]
+        one_by_one.set(key, values[key].value_hash())
+    split, start = StateMap(), 0
+    for size in [*cuts, len(stream)]:
+        split.append(stream[start : start + size])
+        start += size
+        if rooted:
+            split.root()
+    whole = StateMap()
+    whole.append(stream)
+    assert whole.root() == split.root() == one_by_one.root() == ref_root(_hashes(values))
+    assert len(whole) == len(split) == len(one_by_one) == len(values)
