@@ -221,7 +221,7 @@ def start_cluster(
         for n, port in enumerate(ports, start=1)
     ]
     for n, (replica, port) in enumerate(zip(replicas, ports, strict=True), start=1):
-        _until(f"api{n} is ready", partial(_ready, procs, replica, f"api{n}", port))
+        _replica_ready(procs, replica, f"api{n}", port)
     lb_port = _free_port()
     haproxy = procs.start(
         "haproxy",
@@ -260,6 +260,16 @@ def start_cluster(
 
 def _ready(procs: Processes, process: subprocess.Popen[bytes], name: str, port: int) -> bool:
     return procs.alive(process, name) and _status(port, "/readyz") == 200
+
+
+def _replica_ready(
+    procs: Processes, process: subprocess.Popen[bytes], name: str, port: int
+) -> None:
+    try:
+        _until(f"{name} is ready", partial(_ready, procs, process, name, port))
+    except RuntimeError as exc:
+        tail = (procs.logs / f"{name}.log").read_text(errors="replace")[-1500:]
+        raise RuntimeError(f"{exc}; /readyz {_status(port, '/readyz')}; its log:\n{tail}") from None
 
 
 def _redis_up(port: int) -> bool:
