@@ -34,7 +34,7 @@ REQUIRE_POSTGRES = os.environ.get("TRACEMARK_REQUIRE_POSTGRES") == "1"
 TIMEOUT = 30.0
 
 
-def _bin_dir() -> Path | None:
+def server_bin_dir() -> Path | None:
     root = Path("/usr/lib/postgresql")
     versions = (
         sorted(
@@ -187,7 +187,7 @@ class PgReplicaPair:
 
 def make_pair() -> PgReplicaPair:
     """A pair, or fail (``TRACEMARK_REQUIRE_POSTGRES=1``) / skip when one cannot be made."""
-    bin_dir = _bin_dir()
+    bin_dir = server_bin_dir()
     why = "PostgreSQL's server binaries (initdb, pg_basebackup) are not installed"
     if bin_dir is not None:
         pair = PgReplicaPair(bin_dir)
