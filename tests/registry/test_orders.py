@@ -439,3 +439,52 @@ def test_a_retried_change_replays_and_a_reused_key_is_refused(
     assert again.replayed and again.changes == first.changes
     with pytest.raises(IdempotencyKeyReused):
         registry.change_order(order.order_id, Event.REFUND, platform="cardhub", idempotency_key="d")
+
+
+@pytest.mark.parametrize("rounds", [3])
+def test_an_opening_racing_a_transfer_of_the_good_never_both_win(
+    db_url: str,
+    registry: Registry,
+    creator: CreatorKeys,
+    clock: Clock,
+    rounds: int,
+) -> None:
+    """A platform opens an order on a creator-held good while another reports its first-hand
+    sale: either the order reserves it and the sale is refused (reserved), or the sale moves
+    it and the order is refused (double-sale), never both."""
+    racers = _racers(db_url, registry, clock, 2)
+    for _ in range(rounds):
+        fingerprint = os.urandom(32)
+        registry.register(
+            registration(
+                creator,
+                clock(),
+                fingerprint=fingerprint,
+                good_type=GoodType.CODE,
+                product="30-day-card",
+                use=Use.SINGLE,
+            )
+        )
+        registry.sequence_all()
+        sale = TransferRequest(
+            platform="keyshop",
+            good_type=GoodType.CODE,
+            fingerprint=fingerprint,
+            seller=CREATOR,
+            buyer=Party("keyshop", "someone"),
+        )
+        order_request = opening(fingerprint)
+        results = race(
+            [
+                lambda o=order_request: racers[0].open_order(o),  # type: ignore[misc]
+                lambda s=sale: racers[1].transfer(s),  # type: ignore[misc]
+            ]
+        )
+        order, transfer = results
+        if isinstance(order, OrderView):
+            assert isinstance(transfer, GoodReserved), results
+        else:
+            assert isinstance(order, DoubleSale), results
+            assert not isinstance(transfer, Exception), results
+    for racer in racers:
+        racer.engine.dispose()
