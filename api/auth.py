@@ -248,14 +248,31 @@ def caller(
     return principal
 
 
+async def awaited_caller(
+    request: HTTPConnection, *, anonymous_bucket: str = ANONYMOUS, health: bool = False
+) -> Principal:
+    """``caller`` from the event loop, where the rate limiter runs its checks
+    (``RateLimiter.run``): at once in memory, in the thread pool when they wait for Redis."""
+    cached = request.scope.get("state", {}).get("principal")
+    if isinstance(cached, Principal):
+        return cached
+    limiter = _limiter(request)
+    if limiter is None:
+        return caller(request, anonymous_bucket=anonymous_bucket, health=health)
+    return await limiter.run(
+        lambda: caller(request, anonymous_bucket=anonymous_bucket, health=health)
+    )
+
+
 async def authenticated(request: Request) -> Principal:
     """Dependency: ``caller``.
 
     NOTE: async on purpose. FastAPI runs a sync dependency in its thread pool, and that hop
     (plus the GIL hand-offs it brings) cost more than everything else a verify request does;
-    the work here is one indexed lookup, cheaper than the hop.
+    the work here is one indexed lookup, cheaper than the hop. A shared limiter's checks,
+    which wait for Redis, take the hop anyway (``awaited_caller``).
     """
-    return caller(request)
+    return await awaited_caller(request)
 
 
 async def authenticated_health(request: Request) -> Principal:
@@ -265,14 +282,14 @@ async def authenticated_health(request: Request) -> Principal:
     replicas used to exhaust, taking them out of rotation); and, for refused credentials,
     counted on the local share while shared limits are unreachable, so a load balancer sees
     a degraded replica rather than a refused one (``api.sharedlimits``)."""
-    return caller(request, anonymous_bucket=HEALTH, health=True)
+    return await awaited_caller(request, anonymous_bucket=HEALTH, health=True)
 
 
 async def authenticated_signed_write(request: Request) -> Principal:
     """Dependency for a creator's EIP-712-signed writes: ``caller``, with an anonymous caller
     charged to the ``signed_write`` budget rather than the public page's (``api.ratelimit``).
     The route still checks the signature; this only decides whose budget pays."""
-    return caller(request, anonymous_bucket=SIGNED_WRITE)
+    return await awaited_caller(request, anonymous_bucket=SIGNED_WRITE)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticated)]
@@ -315,6 +332,7 @@ __all__ = [
     "CurrentPrincipal",
     "authenticated",
     "authenticated_signed_write",
+    "awaited_caller",
     "caller",
     "install",
     "require_creator",

@@ -73,10 +73,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Final
+from typing import Final, TypeVar
 
 from readmodels.market import ProbeFlag
 from registry.errors import TracemarkError
+
+T = TypeVar("T")
 
 logger = logging.getLogger("tracemark.api.ratelimit")
 
@@ -221,6 +223,12 @@ class RateLimiter:
         wait = self._take(bucket, key, cost, local_when_down=local_when_down)
         if wait is not None:
             raise self._refusal(bucket, wait)
+
+    async def run(self, work: Callable[[], T]) -> T:
+        """``work`` (code that checks limits) from the event loop. Here, in this process's
+        memory, called at once: a check takes ~1 us, less than a hop to a thread. A shared
+        limiter runs it in the thread pool, so that the loop never waits for its store."""
+        return work()
 
     def peek(self, bucket: str, key: str) -> None:
         """Raise ``RateLimited`` if ``key`` has no token left in ``bucket``; take nothing."""

@@ -46,11 +46,12 @@ the local share meanwhile), so a dead Redis costs one refused connection a secon
 hung one one ``SOCKET_TIMEOUT`` a second. When it answers, the shared windows count again
 from what Redis holds (nothing, after a restart without persistence).
 
-NOTE: the checks are synchronous, called from the event loop as the in-process ones were
-(``api.auth.caller`` is reached from async dependencies and ``api.verify_front``), so the
-loop waits for each round trip: ~137 us and ~65 us of CPU a check, three for a keyed code
-lookup (``bench/ratelimit_bench.py``). One round trip per request, and awaiting Redis, are
-the next steps (docs/ARCHITECTURE.md, "Shared limits (Redis)").
+The checks are synchronous (~137 us and ~65 us of CPU a check on a quiet machine, three
+for a keyed code lookup: ``bench/ratelimit_bench.py``), so async callers never make them on
+the event loop: they go through ``run``, which hands them to the thread pool (``api.auth.
+awaited_caller``, ``api.routes.verify``), and a slow or hung Redis holds those requests'
+worker threads, not the replica's other requests. One round trip per request is the next
+step (docs/ARCHITECTURE.md, "Shared limits (Redis)").
 """
 
 from __future__ import annotations
@@ -61,9 +62,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Final, cast
+from typing import Final, TypeVar, cast
 from urllib.parse import urlsplit
 
+import anyio.to_thread
 import redis
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.errors import StorageError
@@ -87,6 +89,7 @@ from api.ratelimit import (
 from registry.errors import ConfigurationError
 
 logger = logging.getLogger("tracemark.api.ratelimit")
+T = TypeVar("T")
 
 #: The buckets refused (503) while Redis is down: what one replica's share cannot hold.
 FAIL_CLOSED: Final = frozenset({ANONYMOUS, CODE_LOOKUP, CODE_LOOKUP_ALL})
@@ -205,6 +208,12 @@ class SharedRateLimiter(RateLimiter):
         self._state = threading.Lock()
         self._down_since: float | None = None  # wall clock, for the alert
         self._retry_at = 0.0  # monotonic
+
+    async def run(self, work: Callable[[], T]) -> T:
+        """``work`` in the thread pool: its round trips to Redis (a ``SOCKET_TIMEOUT`` each
+        while Redis hangs) hold a worker thread, never the event loop; a request's several
+        checks go in one hop (``api.routes.verify``)."""
+        return await anyio.to_thread.run_sync(work)
 
     # -- the windows ----------------------------------------------------------------------------
 

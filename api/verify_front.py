@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request, Response
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import caller
+from api.auth import awaited_caller
 from api.context import MAX_JSON_BYTES
 from api.routes.verify import verify
 from verifier.schemas import VerifyIn
@@ -50,7 +50,8 @@ class VerifyFront:
             return
         request = Request(scope, receive)
         try:
-            response = await verify(body, self.app.state.context, caller(request), request)
+            principal = await awaited_caller(request)
+            response = await verify(body, self.app.state.context, principal, request)
         except Exception as exc:
             response = await self._handled(request, exc)
         await response(scope, receive, send)

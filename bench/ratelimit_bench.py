@@ -8,12 +8,21 @@ each limiter, and as many ``PING``s on a redis-py client (the floor of any share
 loopback round trip). Also a keyed code lookup's three checks (the key's limit, its probe
 budget, the code's fingerprint: ``api.routes.verify``) and a refused check (a hit, then the
 window's reset read: two round trips). Keys go under a fresh prefix, deleted afterwards.
+
+Then the event loop's view (issue 16: the checks used to block it): ``CONCURRENCY`` callers on
+one asyncio loop make the same checks, either called on the loop (as before: each round trip
+holds the loop) or through ``RateLimiter.run`` (the shared limiter's thread pool; a keyed
+code lookup's three checks in one hop, as ``api.routes.verify`` does); a ticker task
+meanwhile sleeps 1 ms at a time, and each of its turns' lateness is how long the loop was
+held (the median and the 99th percentile). Also the callers' throughput (checks a second).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import os
 import secrets
 import statistics
 import time
@@ -27,6 +36,49 @@ from api.sharedlimits import SharedRateLimiter
 from bench.common import save
 
 KEYS = [f"key:{n}" for n in range(100)]
+#: Callers at once on one event loop (requests in flight in one replica).
+CONCURRENCY = 8
+#: The ticker's sleep: its lateness past this is the loop's stall.
+TICK = 0.001
+
+
+def on_loop(
+    limiter: RateLimiter, work: Callable[[int], object], calls: int, *, hop: bool
+) -> tuple[float, float, float]:
+    """``calls`` of ``work`` by ``CONCURRENCY`` callers on one asyncio loop, each through
+    ``limiter.run`` (``hop``) or called on the loop: seconds a call, and the ticker's median
+    and 99th-percentile lateness (seconds the loop was held)."""
+
+    async def scenario() -> tuple[float, list[float]]:
+        late: list[float] = []
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            while not done.is_set():
+                asked = time.perf_counter()
+                await asyncio.sleep(TICK)
+                late.append(time.perf_counter() - asked - TICK)
+
+        async def caller(first: int) -> None:
+            for n in range(first, calls, CONCURRENCY):
+                if hop:
+                    await limiter.run(lambda n=n: work(n))  # type: ignore[misc]
+                else:
+                    work(n)
+                    await asyncio.sleep(0)  # a request's other awaits
+
+        ticking = asyncio.create_task(ticker())
+        await asyncio.sleep(TICK * 3)
+        started = time.perf_counter()
+        await asyncio.gather(*(caller(first) for first in range(CONCURRENCY)))
+        wall = time.perf_counter() - started
+        done.set()
+        await ticking
+        return wall / calls, late
+
+    wall, late = asyncio.run(scenario())
+    late.sort()
+    return wall, statistics.median(late), late[int(len(late) * 0.99)]
 
 
 def per_call(run: Callable[[int], object], calls: int) -> tuple[float, float]:
@@ -43,6 +95,7 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--loop-rounds", type=int, default=5)
     args = parser.parse_args()
 
     prefix = f"bench-{secrets.token_hex(4)}"
@@ -79,6 +132,16 @@ def main() -> None:
     }
     samples: dict[str, list[float]] = {name: [] for name in runs}
     cpu: dict[str, list[float]] = {name: [] for name in runs}
+    loop_runs: dict[str, tuple[RateLimiter, Callable[[int], object], bool]] = {
+        "memory_check_run": (memory, runs["memory_check"], True),
+        "redis_check_on_loop": (shared, runs["redis_check"], False),
+        "redis_check_run": (shared, runs["redis_check"], True),
+        "redis_lookup_on_loop": (shared, runs["redis_lookup"], False),
+        "redis_lookup_run": (shared, runs["redis_lookup"], True),
+    }
+    loop: dict[str, dict[str, list[float]]] = {
+        name: {"us_per_call": [], "stall_p50_us": [], "stall_p99_us": []} for name in loop_runs
+    }
     try:
         for run in runs.values():  # warm: connections, scripts loaded, buckets made
             per_call(run, 50)
@@ -89,12 +152,24 @@ def main() -> None:
                 wall, used = per_call(run, args.calls)
                 samples[name].append(wall)
                 cpu[name].append(used)
+        for limiter, work, hop in loop_runs.values():
+            on_loop(limiter, work, 200, hop=hop)  # warm: the thread pool, its connections
+        for _ in range(args.loop_rounds):
+            for name, (limiter, work, hop) in loop_runs.items():
+                wall, p50, p99 = on_loop(limiter, work, args.calls, hop=hop)
+                loop[name]["us_per_call"].append(wall * 1e6)
+                loop[name]["stall_p50_us"].append(p50 * 1e6)
+                loop[name]["stall_p99_us"].append(p99 * 1e6)
     finally:
         keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
         if keys:
             client.delete(*keys)
         shared.close()
         client.close()
+    loop_medians = {
+        name: {what: round(statistics.median(v), 1) for what, v in values.items()}
+        for name, values in loop.items()
+    }
 
     us = {name: statistics.median(values) * 1e6 for name, values in samples.items()}
     cpu_us = {name: statistics.median(values) * 1e6 for name, values in cpu.items()}
@@ -107,13 +182,35 @@ def main() -> None:
         "redis_check_over_ping": round(us["redis_check"] / us["redis_ping"], 2),
         "redis_over_memory_lookup": round(us["redis_lookup"] / us["memory_lookup"], 1),
         "redis_lookup_over_three_pings": round(us["redis_lookup"] / (3 * us["redis_ping"]), 2),
+        "event_loop": {"concurrency": CONCURRENCY, "rounds": args.loop_rounds, **loop_medians},
+        "stall_p99_on_loop_over_run_check": round(
+            loop_medians["redis_check_on_loop"]["stall_p99_us"]
+            / loop_medians["redis_check_run"]["stall_p99_us"],
+            1,
+        ),
+        "stall_p99_on_loop_over_run_lookup": round(
+            loop_medians["redis_lookup_on_loop"]["stall_p99_us"]
+            / loop_medians["redis_lookup_run"]["stall_p99_us"],
+            1,
+        ),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
     print(f"{'what':<16}{'median us/call':>16}{'client CPU us':>15}")
     for name, value in us.items():
         print(f"{name:<16}{value:>16.1f}{cpu_us[name]:>15.1f}")
     for name, value in result.items():
-        if name.startswith("redis_") and not isinstance(value, dict):
+        if name.startswith(("redis_", "stall_")) and not isinstance(value, dict):
             print(f"{name}: {value}x")
+    print(
+        f"\n{CONCURRENCY} callers, one event loop{'':<12}"
+        f"{'us/call':>10}{'stall p50':>11}{'p99 us':>9}"
+    )
+    for name, values in loop_medians.items():
+        print(
+            f"{name:<36}{values['us_per_call']:>10.1f}{values['stall_p50_us']:>11.1f}"
+            f"{values['stall_p99_us']:>9.1f}"
+        )
+    print(f"load average: {result['load_average']}")
     path = save("ratelimit", result)
     print(f"wrote {path}")
 

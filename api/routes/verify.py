@@ -120,6 +120,24 @@ async def verify(
         raise InvalidInput("a code lookup needs good_type code")
     if claimed_creator is None:
         raise InvalidInput("a code lookup must name the creator it claims to be from")
+    # Its three to five limit checks in one go, where the limiter runs them (a shared one's
+    # in the thread pool: they wait for Redis, the event loop must not).
+    return await ctx.limiter.run(
+        lambda: _verify_code(ctx, request, principal, body, good_type, claimed_creator)
+    )
+
+
+def _verify_code(
+    ctx: ApiContext,
+    request: Request,
+    principal: Principal,
+    body: VerifyIn,
+    good_type: GoodType,
+    claimed_creator: str,
+) -> Response:
+    """``POST /v1/verify`` by code, once the request is well formed: its budgets, the lookup
+    under the claimed creator's keys, the answer (coarse for the public tier)."""
+    assert body.code is not None
     # A platform's key, or a creator asking about its own codes, gets the full answer on its
     # own budget. Anyone else is the public tier (a session from a fresh wallet is anyone).
     public = principal.kind != "platform" and principal.creator != claimed_creator
