@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 from typing import TYPE_CHECKING, Final
+from urllib.parse import urlsplit
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -29,6 +30,7 @@ from registry.signatures import Signature
 
 if TYPE_CHECKING:
     from registry.service import Registry
+    from registry.settings import Settings
 
 logger = logging.getLogger("tracemark.api.siwe")
 
@@ -38,6 +40,21 @@ NONCE_TTL: Final = 600
 ISSUED_AT_SKEW: Final = 60
 #: Random bytes in a nonce (22 base58 characters; EIP-4361 asks for at least 8).
 NONCE_BYTES: Final = 16
+
+
+def expected_domain(settings: Settings) -> str:
+    """The domain a sign-in message must name: the authority (host[:port], RFC 3986, no user
+    info) of the URL clients reach the registry at, ``Settings.resolved_public_url``.
+
+    Behind a load balancer every replica expects the public address, which the wallet shows
+    and signs, not its own ``api_host:api_port``; without a public URL that is still the
+    server's own address, as before."""
+    parts = urlsplit(settings.resolved_public_url)
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal keeps its brackets
+        host = f"[{host}]"
+    return host if parts.port is None else f"{host}:{parts.port}"
+
 
 # -- nonces ----------------------------------------------------------------------------------
 
@@ -172,4 +189,4 @@ def sign_in_creator(
     return token, expires_at, parse_message(message_text).address
 
 
-__all__ = ["NONCE_TTL", "issue_nonce", "sign_in", "sign_in_creator"]
+__all__ = ["NONCE_TTL", "expected_domain", "issue_nonce", "sign_in", "sign_in_creator"]

@@ -69,6 +69,7 @@ def serve(role: RoleOpt = None) -> None:
     from api.app import create_app
     from api.riskprocess import RiskProcess
     from api.roles import parse_roles
+    from api.siwe import expected_domain
     from api.trustroot import TrustRootConfig
     from registry.lease import Lease
     from registry.sequencer import run_sequencer
@@ -197,7 +198,7 @@ def serve(role: RoleOpt = None) -> None:
                 create_app(
                     registry,
                     runtime.chain,
-                    siwe_domain=f"{state.settings.api_host}:{state.settings.api_port}",
+                    siwe_domain=expected_domain(state.settings),
                     trust_root=TrustRootConfig(
                         name=state.settings.registry_name,
                         url=state.settings.resolved_public_url,

@@ -28,7 +28,8 @@ def siwe_nonce(ctx: Context, caller: Caller) -> Response:
             "expires_at": now + siwe.NONCE_TTL,
             "domain": ctx.siwe_domain,
             "chain_id": ctx.registry.domain.chain_id,
-            "uri": f"http://{ctx.siwe_domain}",
+            # The URL clients reach the registry at (the public one behind a balancer).
+            "uri": ctx.trust_root.url,
         }
     )
 
