@@ -498,10 +498,10 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     import psycopg
 
     saved, progress, data_dir = workdir / "run.json", workdir / "batches.jsonl", workdir / "data"
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True
+    ).stdout.strip()
     if not args.serve_only:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True
-        ).stdout.strip()
         database = f"tracemark_scale_{os.getpid()}"
         with psycopg.connect(_dsn(args.postgres), autocommit=True) as admin:
             admin.execute(f"CREATE DATABASE {database}")
@@ -538,6 +538,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     if not finished.exists():
         finished.write_text(json.dumps(finish(url)))
     meta |= json.loads(finished.read_text())
+    meta["serving_commit"] = commit  # with --serve-only, later than the ingest's
     try:
         serving = serve_and_measure(data_dir, url, meta, args.requests, args.rounds)
     finally:
@@ -561,6 +562,7 @@ def report(meta: dict[str, Any], serving: dict[str, Any]) -> None:
     tables = [s for s in meta["sizes"] if s["kind"] == "table"]
     data: dict[str, Any] = {
         "commit": meta["commit"],
+        "serving_commit": meta["serving_commit"],
         "goods": goods,
         "batches_of": meta["codes_per_batch"],
         "tree_size": meta["tree_size"],
@@ -581,7 +583,9 @@ def report(meta: dict[str, Any], serving: dict[str, Any]) -> None:
         "sizes": meta["sizes"],
         "serving": serving,
     }
-    name = "pg_scale" if goods == 10_000_000 else f"pg_scale-{goods}"
+    # Named by the run's plan: a 10^7 run stopped part-way says so in batches_done.
+    planned = meta["batches_wanted"] * meta["codes_per_batch"]
+    name = "pg_scale" if planned == 10_000_000 else f"pg_scale-{planned}"
     path = save(name, data)
     first, last = batches[0], batches[-1]
     print(f"commit {meta['commit']}; {goods:,} goods in {len(batches)} batches")
