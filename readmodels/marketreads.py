@@ -7,7 +7,7 @@ from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Row, Select, func, select
+from sqlalchemy import Engine, Row, Select, func, select, text
 
 from readmodels.market import (
     AttemptRecord,
@@ -100,11 +100,14 @@ def read_inputs(
             # Ids are assigned in order: the newest rows are the highest ids.
             newest = conn.execute(select(func.max(v.id))).scalar()
             first_event = max(first_event, int(newest or 0) - max_events)
+        # The entries' mark is the newest entry read, not the newest CONFLICT: the next read
+        # starts there instead of scanning every REGISTER entry since the last conflict.
+        last_entry = int(conn.execute(select(func.max(e.id))).scalar() or 0)
         conflicts = [
             _entry_record(row)
             for row in conn.execute(
                 _entries_query()
-                .where(e.kind == int(EntryKind.CONFLICT), e.id > marks.entry)
+                .where(e.kind == int(EntryKind.CONFLICT), e.id > marks.entry, e.id <= last_entry)
                 .order_by(e.id)
             )
         ]
@@ -183,7 +186,10 @@ def read_inputs(
                     if not unknown
                     else conn.execute(
                         _entries_query().where(
-                            e.kind == int(EntryKind.REGISTER),
+                            # As written, not a bound parameter: so that SQLite uses the
+                            # partial index uq_entries_registered_good (kind = 1), not a scan
+                            # of every entry (registry.entries does the same).
+                            text(f"entries.kind = {int(EntryKind.REGISTER)}"),
                             e.good_type == good_type,
                             e.fingerprint.in_(unknown),
                         )
@@ -203,7 +209,7 @@ def read_inputs(
                     )
                     holdings[holding.good] = holding
     marks = Watermarks(
-        entry=max([marks.entry, *(c.entry_id for c in conflicts)]),
+        entry=max(marks.entry, last_entry),
         transfer=max([marks.transfer, *(x.transfer_id for x in transfers)]),
         attempt=max([marks.attempt, *(x.attempt_id for x in attempts)]),
         event=max([marks.event, *(x.event_id for x in events)]),
