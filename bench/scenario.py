@@ -63,6 +63,7 @@ from readmodels.anomaly import good_features, platform_features, score_populatio
 from readmodels.market import GoodKey, SignalInputs
 from readmodels.marketreads import read_inputs
 from readmodels.riskindex import RiskIndex, flags_from
+from readmodels.riskstate import RiskState
 from registry import merkle
 from registry.codesfile import PreparedBatch
 from registry.creator import (
@@ -1146,6 +1147,37 @@ def _auc(positives: Sequence[float], negatives: Sequence[float]) -> float | None
     return round(wins / (len(positives) * len(negatives)), 3)
 
 
+def incremental_state(run: ScenarioRun, thresholds: S.Thresholds, step: int = 3_600) -> RiskState:
+    """The incremental engine (``readmodels.riskstate``, its default refit schedule) fed the
+    run's records ``step`` seconds at a time, as the risk worker reads them, refreshed at the
+    end of each step (the goods they name with their registrations and final holdings)."""
+    state = RiskState(thresholds, lookback=run.now - run.since)
+    x = run.inputs
+    timed: list[tuple[int, int, Any]] = [
+        *((c.timestamp or run.since, c.entry_id, c) for c in x.conflicts),
+        *((t.created_at, t.transfer_id, t) for t in x.transfers),
+        *((a.at, a.attempt_id, a) for a in x.attempts),
+        *((v.at, v.event_id, v) for v in x.verifications),
+    ]
+    timed.sort(key=lambda item: (item[0], item[1]))
+    start = 0
+    for end in [*range(run.since + step, run.now, step), run.now]:
+        stop = bisect.bisect_right(timed, end, key=lambda item: item[0])
+        part = [record for _, _, record in timed[start:stop]]
+        start = stop
+        named = {r.good for r in part}
+        new = SignalInputs(
+            registrations={g: x.registrations[g] for g in named if g in x.registrations},
+            conflicts=[r for r in part if isinstance(r, market.EntryRecord)],
+            transfers=[r for r in part if isinstance(r, market.TransferRecord)],
+            attempts=[r for r in part if isinstance(r, market.AttemptRecord)],
+            holdings={g: x.holdings[g] for g in named if g in x.holdings},
+            verifications=[r for r in part if isinstance(r, market.VerificationEventRecord)],
+        )
+        state.refresh(new, now=end, probe_flags=x.probe_flags if end == run.now else ())
+    return state
+
+
 def anomaly_report(run: ScenarioRun, thresholds: S.Thresholds | None = None) -> dict[str, Any]:
     """The anomaly score alone: how it ranks injected goods above honest active goods (ROC
     AUC, overall and per pattern) and injected platforms above honest ones; and the combined
@@ -1176,6 +1208,11 @@ def anomaly_report(run: ScenarioRun, thresholds: S.Thresholds | None = None) -> 
     fraud_goods = set(pattern_of)
     risky = [g for g in run.inputs.registrations if index.risk(*g)[0] >= 0.5]
     tp = sum(1 for g in risky if g in fraud_goods)
+    state = incremental_state(run, th)
+    risky_now = [
+        g for g in run.inputs.registrations if (r := state.risk(g)) is not None and r.score >= 0.5
+    ]
+    tp_now = sum(1 for g in risky_now if g in fraud_goods)
     return {
         "active_goods": len(honest) + len(injected),
         "injected_goods": len(fraud_goods),
@@ -1192,6 +1229,14 @@ def anomaly_report(run: ScenarioRun, thresholds: S.Thresholds | None = None) -> 
             "flagged": len(risky),
             "precision": None if not risky else round(tp / len(risky), 3),
             "recall": None if not fraud_goods else round(tp / len(fraud_goods), 3),
+        },
+        # The same, from the incremental engine fed the run an hour at a time.
+        "risk_at_0_5_incremental": {
+            "flagged": len(risky_now),
+            "precision": None if not risky_now else round(tp_now / len(risky_now), 3),
+            "recall": None if not fraud_goods else round(tp_now / len(fraud_goods), 3),
+            "same_signals_as_full": [s.signal_id for s in state.all_signals()]
+            == [s.signal_id for s in index.signals],
         },
     }
 
@@ -1308,6 +1353,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("| signal | precision | recall | held-out runs |")
     for code, s in result["per_signal"].items():
         print(f"| `{code}` | {_fmt(s['precision'])} | {_fmt(s['recall'])} | {len(held_out)} |")
+    for r in result["runs"]:
+        full, now = r["anomaly"]["risk_at_0_5"], r["anomaly"]["risk_at_0_5_incremental"]
+        print(f"run {r['seed']} ({r['mix']}): risk >= 0.5 full recompute {full}; incremental {now}")
     everything = result["every_pattern_found_in_every_run"]
     print(f"every injected pattern found in every held-out run: {everything}")
     if not args.no_save and not args.small:  # only full-size runs are the benchmark's result
