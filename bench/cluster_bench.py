@@ -34,6 +34,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import socket
 import statistics
 import tempfile
@@ -405,6 +406,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                     )
     finally:
         loop.close()
+        _keep_logs(tmp)
         for attempt in range(5):
             try:
                 with admin.begin() as conn:
@@ -416,6 +418,16 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 time.sleep(0.5)
         admin.dispose()
     return {**summarise(args, rounds, anchored), "rounds_lost": lost}
+
+
+def _keep_logs(tmp: Path) -> None:
+    """The processes' logs, kept past the temporary directory (a 500's traceback is there)."""
+    kept = Path(tempfile.gettempdir()) / "tracemark-cluster-bench-logs"
+    shutil.rmtree(kept, ignore_errors=True)
+    kept.mkdir()
+    for log in tmp.glob("*.log"):
+        shutil.copy(log, kept / log.name)
+    print(f"the processes' logs are in {kept}", flush=True)
 
 
 def summarise(
