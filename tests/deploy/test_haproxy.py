@@ -15,15 +15,12 @@ import json
 import os
 import re
 import secrets
-import shutil
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,15 +38,13 @@ from tests.api.test_roles import (
     deployment,  # noqa: F401  (the fixture)
 )
 from tests.api.test_roles_anchoring import devchain  # noqa: F401  (the fixture)
+from tests.deploy import cluster
+from tests.deploy.cluster import CHECK_PATH
 from tests.redisserver import delete_prefixed, fresh_prefix, shared_redis
 from tests.registry.helpers import registration
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
-CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "haproxy.cfg"
-#: The path HAProxy asks each replica (its ``http-check send`` line): the test waits on it too.
-CHECK_PATH = re.findall(r"http-check send meth GET uri (\S+)", CONFIG.read_text())[0]
-REQUIRE_HAPROXY = os.environ.get("TRACEMARK_REQUIRE_HAPROXY") == "1"
 #: Registrations sent through the balancer, by ``THREADS`` clients at once.
 LOAD = 240
 THREADS = 4
@@ -58,10 +53,10 @@ KILL_AFTER = 80
 #: How long one registration may keep being retried (502/503 while HAProxy has not noticed
 #: yet, 429 from the shared limit of 20 signed writes a second per IP).
 REQUEST_DEADLINE = 60.0
-#: Between HAProxy's checks of each replica (two failures take one out). NOTE: the checks
-#: are anonymous calls from the balancer's address, counted in the shared ``anonymous``
-#: budget (5/s, burst 10) across replicas: two replicas every 300 ms were refused (429) and
-#: taken out; every 500 ms is 4/s.
+#: Between HAProxy's checks of each replica (two failures take one out). The checks have a
+#: budget of their own in each replica (``health``); before it they were counted in the
+#: balancer address's shared ``anonymous`` budget (5/s), and two replicas every 300 ms were
+#: refused (429) and taken out. test_cluster checks every 200 ms.
 CHECK_INTER = "500ms"
 #: What a loaded 2-core machine adds to the two checks HAProxy needs to notice.
 NOTICE_BOUND = 15.0
@@ -69,15 +64,7 @@ NOTICE_BOUND = 15.0
 
 @pytest.fixture
 def haproxy_binary() -> str:
-    binary = shutil.which("haproxy") or (
-        "/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None
-    )
-    if binary is None:
-        message = "haproxy is not installed (apt-get install haproxy): the balancer test needs it"
-        if REQUIRE_HAPROXY:
-            pytest.fail(message)
-        pytest.skip(message)
-    return binary
+    return cluster.haproxy_binary()
 
 
 @dataclass
@@ -176,39 +163,6 @@ class BalancedLoad(Load):
             assert not thread.is_alive()
 
 
-@dataclass
-class Balancer:
-    """HAProxy started on deploy/haproxy.cfg as it is, its log in a file."""
-
-    process: subprocess.Popen[bytes]
-    log: Path
-    port: int
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def _start_balancer(binary: str, tmp: Path, replicas: list[int]) -> Balancer:
-    port = free_port()
-    env = {
-        **os.environ,
-        "TRACEMARK_LB_BIND": f"127.0.0.1:{port}",
-        "TRACEMARK_LB_CHECK_INTER": CHECK_INTER,
-        **{f"TRACEMARK_API_{n}": f"127.0.0.1:{p}" for n, p in enumerate(replicas, start=1)},
-    }
-    check = subprocess.run(
-        [binary, "-c", "-f", str(CONFIG)], env=env, capture_output=True, text=True, timeout=30
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
-    log = tmp / "haproxy.log"
-    with log.open("wb") as sink:
-        # -db: in the foreground, no daemon; the test owns the process and kills it.
-        process = subprocess.Popen(
-            [binary, "-db", "-f", str(CONFIG)], env=env, stdout=sink, stderr=sink
-        )
-    return Balancer(process, log, port)
-
-
 def _answers(port: int, path: str) -> int:
     try:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
@@ -270,7 +224,7 @@ def test_haproxy_routes_around_a_killed_replica_and_every_acknowledged_write_is_
     deployment.env = base
     for n, port in enumerate(ports, start=1):
         _until(f"api{n} is ready", partial(_ready, port), 90)
-    balancer = _start_balancer(haproxy_binary, deployment.tmp, ports)
+    balancer = cluster.start_balancer(haproxy_binary, deployment.tmp, ports, CHECK_INTER)
     try:
         _until("HAProxy answers", lambda: _answers(balancer.port, "/livez") == 200, 30)
         _until("the sequencer holds its lease", lambda: deployment.holder_pid() is not None)
