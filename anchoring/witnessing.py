@@ -143,7 +143,15 @@ class Witnessing:
         self.fence: Callable[[Connection], None] = lambda conn: None
 
     def close(self) -> None:
+        """Close the HTTP client (its pooled sockets): ``run_witnessing`` does at its end;
+        a one-off round uses ``with Witnessing(...) as witnessing``."""
         self._http.close()
+
+    def __enter__(self) -> Witnessing:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     # -- one round ---------------------------------------------------------------------------
 

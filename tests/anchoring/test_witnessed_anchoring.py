@@ -14,7 +14,6 @@ from sqlalchemy import text
 
 from anchoring.chain import Chain
 from anchoring.devchain import DevChain, free_port
-from anchoring.witnessing import Witnessing
 from anchoring.worker import AnchorPolicy, AnchorWorker
 from registry.creator import CreatorKeys
 from registry.db import create_db_engine
@@ -24,6 +23,7 @@ from registry.migrate import upgrade
 from registry.service import Registry
 from registry.witnessconfig import init_witness, load_witness_config
 from registry.witnesspolicy import parse_policy
+from tests.anchoring.test_witnessing import one_round
 from tests.conftest import Clock
 from tests.registry.helpers import registration
 from tests.witness_server import running_witness
@@ -72,12 +72,12 @@ def test_only_heads_the_quorum_cosigned_are_anchored(
     worker = AnchorWorker(registry, chain, operator, POLICY)
     first = _grow(registry, clock, 3)
     # The witness is down: below the quorum nothing is published, so nothing is sealed.
-    refused = Witnessing(registry, down).step()
+    refused = one_round(registry, down)
     assert refused is not None and not refused.published
     assert worker.step() is None and _anchored(registry) == []
     with running_witness(config) as (url, _app):
         up = parse_policy(f"witness w1 {vkey} {url}\nquorum w1\n")
-        witnessed = Witnessing(registry, up).step()
+        witnessed = one_round(registry, up)
         assert witnessed is not None and witnessed.published and witnessed.size == first
         # A newer head, signed but not yet witnessed, is not what gets anchored.
         second = _grow(registry, clock, 2)
@@ -87,7 +87,7 @@ def test_only_heads_the_quorum_cosigned_are_anchored(
         assert _anchored(registry) == [(first, "final")]
         assert chain.last_anchored() == (first, registry.tree_head(first).root)
         # Once witnessed, it is anchored too, extending the first.
-        assert (done := Witnessing(registry, up).step()) is not None and done.size == second
+        assert (done := one_round(registry, up)) is not None and done.size == second
         worker.run_until_idle()
         devchain.rpc("anvil_mine", hex(POLICY.confirmations))
         worker.run_until_idle()

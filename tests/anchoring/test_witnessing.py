@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -23,7 +24,7 @@ from eth_account import Account
 from sqlalchemy import Engine, delete
 
 from anchoring.devchain import free_port
-from anchoring.witnessing import Witnessing
+from anchoring.witnessing import Witnessing, WitnessingRound
 from registry import checkpoints
 from registry.checkpoint import open_checkpoint
 from registry.checkpoints import witnesses_t
@@ -111,6 +112,19 @@ class Statuses:
         return [status for seen, status in self.seen if seen.startswith(url)]
 
 
+def one_round(registry: Registry, policy: WitnessPolicy, **how: Any) -> WitnessingRound | None:
+    """One witnessing round, its HTTP client closed afterwards."""
+    with Witnessing(registry, policy, **how) as witnessing:
+        return witnessing.step()
+
+
+@pytest.fixture
+def closing() -> Iterator[ExitStack]:
+    """Closes what a test enters into it (a ``Witnessing``'s client) when the test ends."""
+    with ExitStack() as stack:
+        yield stack
+
+
 def _registry(engine: Engine, clock: Clock, policy: WitnessPolicy) -> Registry:
     return Registry(
         engine,
@@ -139,7 +153,11 @@ def _published(registry: Registry) -> checkpoints.SignedCheckpoint | None:
 
 @pytest.mark.slow
 def test_at_the_quorum_the_checkpoint_is_published_and_its_cosignatures_verify(
-    engine: Engine, witnesses: Witnesses, make_creator: CreatorFactory, clock: Clock
+    engine: Engine,
+    witnesses: Witnesses,
+    make_creator: CreatorFactory,
+    clock: Clock,
+    closing: ExitStack,
 ) -> None:
     witnesses.real("w1")
     witnesses.real("w2", ed25519=True)
@@ -147,7 +165,7 @@ def test_at_the_quorum_the_checkpoint_is_published_and_its_cosignatures_verify(
     policy = witnesses.policy("group two 2 w1 w2 w3\nquorum two\n")
     registry = _registry(engine, clock, policy)
     statuses = Statuses()
-    witnessing = Witnessing(registry, policy, http=statuses.client())
+    witnessing = closing.enter_context(Witnessing(registry, policy, http=statuses.client()))
     assert witnessing.step() is None  # an empty log: nothing to ask about
     first = _grow(registry, make_creator, clock, 3)
     assert _published(registry) is None  # signed, not yet witnessed
@@ -178,13 +196,14 @@ def test_below_the_quorum_nothing_is_published_and_the_alarm_names_who_failed(
     make_creator: CreatorFactory,
     clock: Clock,
     caplog: pytest.LogCaptureFixture,
+    closing: ExitStack,
 ) -> None:
     witnesses.real("w1")
     witnesses.down("w2")
     witnesses.faulty("w3", "bad-cosignature")
     policy = witnesses.policy("group two 2 w1 w2 w3\nquorum two\n")
     registry = _registry(engine, clock, policy)
-    witnessing = Witnessing(registry, policy)
+    witnessing = closing.enter_context(Witnessing(registry, policy))
     size = _grow(registry, make_creator, clock, 2)
     with caplog.at_level(logging.WARNING, logger="tracemark.witnessing"):
         done = witnessing.step()
@@ -232,7 +251,7 @@ def test_one_witness_down_at_a_two_of_three_quorum_still_publishes_and_warns(
     registry = _registry(engine, clock, policy)
     size = _grow(registry, make_creator, clock, 2)
     with caplog.at_level(logging.WARNING, logger="tracemark.witnessing"):
-        done = Witnessing(registry, policy).step()
+        done = one_round(registry, policy)
     assert done is not None and done.published and done.cosigned == ("w1", "w2")
     served = _published(registry)
     assert served is not None and served.checkpoint.size == size
@@ -246,13 +265,17 @@ def test_one_witness_down_at_a_two_of_three_quorum_still_publishes_and_warns(
 
 @pytest.mark.slow
 def test_a_409_is_retried_once_from_the_size_the_witness_names(
-    engine: Engine, witnesses: Witnesses, make_creator: CreatorFactory, clock: Clock
+    engine: Engine,
+    witnesses: Witnesses,
+    make_creator: CreatorFactory,
+    clock: Clock,
+    closing: ExitStack,
 ) -> None:
     witnesses.real("w1")
     policy = witnesses.policy("quorum w1\n")
     registry = _registry(engine, clock, policy)
     statuses = Statuses()
-    witnessing = Witnessing(registry, policy, http=statuses.client())
+    witnessing = closing.enter_context(Witnessing(registry, policy, http=statuses.client()))
     first = _grow(registry, make_creator, clock, 2)
     assert witnessing.step() is not None
     # The registry lost what it knew of the witness (a restored database): it asks from 0.
@@ -270,13 +293,17 @@ def test_a_409_is_retried_once_from_the_size_the_witness_names(
 
 @pytest.mark.slow
 def test_a_witness_whose_state_is_older_than_the_registry_recorded(
-    engine: Engine, witnesses: Witnesses, make_creator: CreatorFactory, clock: Clock
+    engine: Engine,
+    witnesses: Witnesses,
+    make_creator: CreatorFactory,
+    clock: Clock,
+    closing: ExitStack,
 ) -> None:
     witnesses.real("w1", ed25519=True)
     policy = witnesses.policy("quorum w1\n")
     registry = _registry(engine, clock, policy)
     statuses = Statuses()
-    witnessing = Witnessing(registry, policy, http=statuses.client())
+    witnessing = closing.enter_context(Witnessing(registry, policy, http=statuses.client()))
     _grow(registry, make_creator, clock, 2)
     assert witnessing.step() is not None
     # The witness was restored from a backup taken then; the registry recorded a later
@@ -302,7 +329,7 @@ def test_a_split_view_is_refused_by_a_witness_that_saw_the_first(
     policy = witnesses.policy("quorum w1\n")
     honest = _registry(engine, clock, policy)
     size = _grow(honest, make_creator, clock, 3)
-    assert (done := Witnessing(honest, policy).step()) is not None and done.published
+    assert (done := one_round(honest, policy)) is not None and done.published
     # The fault: the same log keys sign a second history of the same size (another database).
     fork_engine = create_db_engine(f"sqlite:///{tmp_path / 'fork.db'}")
     upgrade(fork_engine)
@@ -315,7 +342,7 @@ def test_a_split_view_is_refused_by_a_witness_that_saw_the_first(
     assert forked is not None and first is not None
     assert forked.checkpoint.root != first.checkpoint.root  # two checkpoints, one size
     statuses = Statuses()
-    refused = Witnessing(fork, policy, http=statuses.client()).step()
+    refused = one_round(fork, policy, http=statuses.client())
     assert refused is not None and not refused.published
     # old 0 -> 409 with the size it cosigned -> old = size, same size, other root: 422.
     assert statuses.of(witnesses.entries["w1"][1]) == [409, 422]
@@ -326,12 +353,12 @@ def test_a_split_view_is_refused_by_a_witness_that_saw_the_first(
     upgrade(short_engine)
     short = _registry(short_engine, clock, policy)
     _grow(short, make_creator, clock, 1)
-    behind = Witnessing(short, policy).step()
+    behind = one_round(short, policy)
     assert behind is not None and not behind.published
     assert "beyond this checkpoint's" in behind.failures["w1"]
     # The honest log goes on, witnessed from the first view.
     _grow(honest, make_creator, clock, 2)
-    assert (done := Witnessing(honest, policy).step()) is not None and done.published
+    assert (done := one_round(honest, policy)) is not None and done.published
 
 
 @pytest.mark.parametrize(
@@ -357,7 +384,7 @@ def test_each_bad_answer_is_a_failure_of_that_witness_only(
     registry = _registry(engine, clock, policy)
     _grow(registry, make_creator, clock, 1)
     # NOTE: a short timeout for the witness that never answers; the others answer at once.
-    done = Witnessing(registry, policy, http=Statuses().client(timeout=1.0)).step()
+    done = one_round(registry, policy, http=Statuses().client(timeout=1.0))
     assert done is not None and done.published and done.cosigned == ("w1",)
     assert done.failures["bad"].startswith(error)
     served = _published(registry)
@@ -367,7 +394,10 @@ def test_each_bad_answer_is_a_failure_of_that_witness_only(
 
 
 def test_lines_from_other_keys_in_an_answer_are_ignored(
-    engine: Engine, witnesses: Witnesses, make_creator: CreatorFactory, clock: Clock
+    engine: Engine,
+    witnesses: Witnesses,
+    make_creator: CreatorFactory,
+    clock: Clock,
 ) -> None:
     # The real witness answers with two lines (ML-DSA-44 and Ed25519); the policy names one
     # key: only that key's line is kept and served.
@@ -375,7 +405,7 @@ def test_lines_from_other_keys_in_an_answer_are_ignored(
     policy = witnesses.policy("quorum w1\n")
     registry = _registry(engine, clock, policy)
     _grow(registry, make_creator, clock, 1)
-    assert (done := Witnessing(registry, policy).step()) is not None and done.published
+    assert (done := one_round(registry, policy)) is not None and done.published
     served = _published(registry)
     assert served is not None
     key = parse_vkey(witnesses.entries["w1"][0])
@@ -383,7 +413,10 @@ def test_lines_from_other_keys_in_an_answer_are_ignored(
 
 
 def test_readyz_says_degraded_and_names_the_failing_witness(
-    engine: Engine, witnesses: Witnesses, make_creator: CreatorFactory, clock: Clock
+    engine: Engine,
+    witnesses: Witnesses,
+    make_creator: CreatorFactory,
+    clock: Clock,
 ) -> None:
     from fastapi.testclient import TestClient
 
@@ -395,7 +428,7 @@ def test_readyz_says_degraded_and_names_the_failing_witness(
     client = TestClient(create_app(registry))
     assert client.get("/readyz").json()["status"] == "ok"
     size = _grow(registry, make_creator, clock, 1)
-    assert (done := Witnessing(registry, policy).step()) is not None and not done.published
+    assert (done := one_round(registry, policy)) is not None and not done.published
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "degraded"
     alerts = ready.json()["alerts"]
@@ -407,7 +440,11 @@ def test_readyz_says_degraded_and_names_the_failing_witness(
 
 @pytest.mark.slow
 def test_the_loop_publishes_each_new_checkpoint_and_stops_when_asked(
-    engine: Engine, witnesses: Witnesses, make_creator: CreatorFactory, clock: Clock
+    engine: Engine,
+    witnesses: Witnesses,
+    make_creator: CreatorFactory,
+    clock: Clock,
+    closing: ExitStack,
 ) -> None:
     import threading
 
@@ -417,7 +454,7 @@ def test_the_loop_publishes_each_new_checkpoint_and_stops_when_asked(
     witnesses.real("w1")
     policy = witnesses.policy("quorum w1\n")
     registry = _registry(engine, clock, policy)
-    witnessing = Witnessing(registry, policy)
+    witnessing = closing.enter_context(Witnessing(registry, policy))
     stop = threading.Event()
     loop = threading.Thread(
         target=run_witnessing, args=(witnessing,), kwargs={"interval": 0.05, "stop": stop}
