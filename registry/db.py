@@ -144,6 +144,18 @@ def retrying(operation: Callable[[], T], *, attempts: int = WRITE_ATTEMPTS) -> T
 
 @contextmanager
 def read_transaction(engine: Engine) -> Iterator[Connection]:
-    """A read-only transaction: one consistent snapshot, no write lock."""
-    with engine.connect() as conn, conn.begin():
-        yield conn
+    """A read-only transaction: one consistent snapshot, no write lock.
+
+    NOTE: on PostgreSQL the default READ COMMITTED takes a new snapshot for every statement,
+    so a reader that counts rows and then reads them (a trace, a bundle's head and its
+    entries) could see a commit land between the two. REPEATABLE READ READ ONLY keeps the
+    first statement's snapshot for the whole transaction, as SQLite's read transaction does;
+    a read-only transaction at that level never fails with a serialization error.
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+        with conn.begin():
+            yield conn
