@@ -33,6 +33,9 @@ class EntryKind(IntEnum):
     #: The root of the state map of goods over every leaf before it (issue 14): the last leaf
     #: of every head signed since, so each signed and anchored head commits to the map.
     STATE_COMMITMENT = 7
+    #: A code (or its fingerprint) delivered for a guaranteed-trade order, checked and
+    #: attested by the registry (issue 17 item 2): a good's kind, in its state-map history.
+    DELIVERY = 8
 
 
 SUBJECT_KINDS = frozenset(
@@ -41,7 +44,8 @@ SUBJECT_KINDS = frozenset(
 """Kinds about something other than a good: their leaf's good_type word is ``NO_GOOD`` and
 their fingerprint names the subject (``subject_fingerprint``; a STATE_COMMITMENT's is the map
 root itself). Kinds 1-4 encode exactly as before, so every bundle and export made before
-these kinds keeps verifying byte for byte."""
+these kinds keeps verifying byte for byte. DELIVERY (8) is a good's kind again: its leaf is
+the same seven words with kind word 8 and the good's type, so no earlier leaf changes."""
 
 NO_GOOD = 0
 """The good_type word of a ``SUBJECT_KINDS`` leaf: no good type has value 0."""
@@ -73,7 +77,7 @@ def to_entry_kind(value: int) -> EntryKind:
         return EntryKind(value)
     raise InvalidInput(
         "kind must be 1 (register), 2 (revoke), 3 (transfer), 4 (conflict), "
-        "5 (key hand-over), 6 (creator identity) or 7 (state commitment)"
+        "5 (key hand-over), 6 (creator identity), 7 (state commitment) or 8 (delivery)"
     )
 
 

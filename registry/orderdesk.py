@@ -7,17 +7,23 @@ stays one screen per concern.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Connection, Engine
 
-from registry import orderstore
+from registry import delivery, orderstore
 from registry.db import read_transaction, retrying, write_transaction
 from registry.eip712 import Domain
 from registry.orders import Event, OrderRequest
 from registry.orderstore import ChangeSigner, OrderView
 from registry.parties import ReferenceKeys
+
+if TYPE_CHECKING:
+    from registry.checkpoints import CheckpointSigner
+    from registry.delivery import Delivery
+    from registry.statecommit import StateMapCache
 
 #: Lapsed reservations settled per sweep transaction.
 SWEEP_BATCH = 500
@@ -31,6 +37,8 @@ class OrderDesk:
     domain: Domain
     clock: Callable[[], int]
     _reference_keys: ReferenceKeys
+    _committing: StateMapCache | None
+    checkpoint_signer: CheckpointSigner
 
     def _signing_account(self, conn: Connection) -> LocalAccount:  # pragma: no cover
         raise NotImplementedError
@@ -78,10 +86,41 @@ class OrderDesk:
 
         return retrying(attempt)
 
+    def deliver(
+        self,
+        order_id: int,
+        candidates: Sequence[bytes],
+        *,
+        platform: str,
+        idempotency_key: str | None = None,
+    ) -> Delivery:
+        """Deliver a code for the order (``candidates``: its fingerprints under the creator's
+        live code keys, or the one fingerprint given): checked, the order delivered, a
+        DELIVERY entry logged (``registry.delivery``). A refusal changes nothing."""
+
+        def attempt() -> Delivery:
+            with write_transaction(self.engine) as conn:
+                return delivery.deliver(
+                    conn,
+                    order_id,
+                    candidates,
+                    platform=platform,
+                    account=self._signing_account(conn),
+                    domain=self.domain,
+                    signer=self._change_signer(conn),
+                    now=self.clock(),
+                    state_map=self._committing,
+                    checkpoint_signer=self.checkpoint_signer,
+                    idempotency_key=idempotency_key,
+                )
+
+        return retrying(attempt)
+
     def deliver_order(self, order_id: int, *, platform: str) -> OrderView:
-        """The state change of a delivery, and only that: issue 17 item 2 adds the delivered
-        code's checks and its log entry (``orderstore._apply``'s hook). No route calls it."""
-        return self.change_order(order_id, Event.DELIVER, platform=platform)
+        """Deliver the order's own good by its fingerprint (tests and benchmarks)."""
+        with read_transaction(self.engine) as conn:
+            fingerprint = orderstore.load_order(conn, order_id).fingerprint
+        return self.deliver(order_id, [fingerprint], platform=platform).order
 
     def order(self, order_id: int) -> OrderView:
         """An order, with a timeout that is due applied first (the lazy path)."""

@@ -115,7 +115,7 @@ def _entry_kind(value: object) -> EntryKind:
         return value
     if isinstance(value, str) and value in EntryKind.__members__:
         return EntryKind[value]
-    raise ValueError("must be one of REGISTER, REVOKE, TRANSFER, CONFLICT")
+    raise ValueError("must be one of REGISTER, REVOKE, TRANSFER, CONFLICT, DELIVERY")
 
 
 EntryKindName = Annotated[

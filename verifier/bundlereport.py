@@ -46,8 +46,15 @@ class ProvedEntry:
     #: A TRANSFER's platform, and whether it was the final sale that consumes a code.
     platform: str | None = None
     final: bool = False
+    #: A DELIVERY's order (issue 17).
+    order_id: int | None = None
 
     def describe(self) -> str:
+        if self.kind is EntryKind.DELIVERY:
+            return (
+                f"delivered for order {self.order_id} on {self.platform} "
+                f"(attested by the registry) at leaf {self.leaf_index:,}"
+            )
         if self.kind is EntryKind.TRANSFER:
             what = "consumed by a final sale" if self.final else "transferred"
             on = f" on {self.platform}" if self.platform else ""
@@ -58,6 +65,12 @@ class ProvedEntry:
         return f"{_VERBS[self.kind]} by {self.actor} at leaf {self.leaf_index:,}{batch}"
 
     def as_dict(self) -> dict[str, Any]:
+        document = self._fields()
+        if self.order_id is not None:  # only a DELIVERY's: earlier reports stay as they were
+            document["order_id"] = self.order_id
+        return document
+
+    def _fields(self) -> dict[str, Any]:
         return {
             "kind": self.kind.name,
             "leaf_index": self.leaf_index,

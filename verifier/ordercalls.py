@@ -1,5 +1,5 @@
-"""The platform's order calls of the client (issue 17): open, read, confirm, dispute,
-resolve and cancel guaranteed-trade orders with a transfer-scoped API key."""
+"""The platform's order calls of the client (issue 17): open, read, deliver, confirm,
+dispute, resolve and cancel guaranteed-trade orders with a transfer-scoped API key."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any, Literal
 from registry.fingerprints import GoodType
 from verifier.schemas import (
     DEFAULT_PAGE,
+    DeliveryIn,
+    DeliveryOut,
     GoodTypeName,
     OrderIn,
     OrderOut,
@@ -68,6 +70,29 @@ class OrderCalls(RegistryTransport):
         if cursor is not None:
             params["cursor"] = cursor
         return self._model(Page[OrderOut], self._send("GET", "/v1/orders", params=params))
+
+    def deliver_order(
+        self,
+        order_id: int,
+        *,
+        code: str | None = None,
+        fingerprint: bytes | str | None = None,
+        idempotency_key: str | None = None,
+    ) -> DeliveryOut:
+        """Deliver the code (or its fingerprint) for a reserved order: the registry checks it
+        is the reserved good, unrevoked and unconsumed, and logs a DELIVERY entry."""
+        fields: dict[str, Any] = {}
+        if code is not None:
+            fields["code"] = code
+        if fingerprint is not None:
+            fields["fingerprint"] = fingerprint_text(fingerprint)
+        body = request_model(DeliveryIn, fields, "the delivery's fields are invalid")
+        return self._post(
+            f"/v1/orders/{int(order_id)}/deliver",
+            body.model_dump(exclude_none=True),
+            DeliveryOut,
+            idempotency_key=idempotency_key,
+        )
 
     def confirm_order(self, order_id: int, *, idempotency_key: str | None = None) -> OrderOut:
         """The buyer confirms a delivered order."""

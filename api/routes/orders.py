@@ -1,9 +1,9 @@
 """A platform's guaranteed-trade orders (issue 17): open one (reserving its good), read it,
 confirm, dispute, resolve, cancel. The state table is ``registry.orders``.
 
-Delivery (issue 17 item 2: the delivered code's checks and its log entry) has no route yet:
-an order reaches ``delivered`` only through ``Registry.deliver_order`` (tests, and item 2).
-Orders take the transfer scope: an order is a sale the platform will report.
+Delivery (issue 17 item 2) checks the delivered code against the reserved good and logs a
+DELIVERY entry (``registry.delivery``). Orders take the transfer scope: an order is a sale
+the platform will report.
 """
 
 from __future__ import annotations
@@ -19,10 +19,20 @@ from api.pagination import Cursor, decode_cursor, next_cursor
 from registry.eip712 import checksum_address
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import fingerprint_hex, parse_fingerprint
+from registry.leaf import EntryKind
 from registry.orders import Event, OrderRequest
 from registry.orderstore import OrderView
 from registry.transferrequests import Party
-from verifier.schemas import DEFAULT_PAGE, MAX_PAGE, OrderIn, OrderOut, OrderResolveIn, Page
+from verifier.schemas import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    DeliveryIn,
+    DeliveryOut,
+    OrderIn,
+    OrderOut,
+    OrderResolveIn,
+    Page,
+)
 
 router = APIRouter(tags=["orders"])
 
@@ -174,6 +184,57 @@ def _change(
     assert platform is not None
     order = ctx.registry.change_order(order_id, event, platform=platform, idempotency_key=key)
     return JSONResponse(order_out(order))
+
+
+@router.post(
+    "/v1/orders/{order_id}/deliver",
+    operation_id="deliver_order",
+    response_model=DeliveryOut,
+    summary="Deliver the code (or fingerprint) for a reserved order: checked, then logged.",
+    responses={
+        404: _NOT_YOURS,
+        409: problem_response(
+            "Refused, nothing changed: not the reserved good (not-the-reserved-good), revoked, "
+            "consumed, sold elsewhere (double-sale), or the order is not reserved "
+            "(invalid-transition)"
+        ),
+    },
+)
+def deliver_order(
+    order_id: OrderId,
+    body: DeliveryIn,
+    ctx: Context,
+    principal: TransferPlatform,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    platform = principal.platform
+    assert platform is not None
+    if (body.code is None) == (body.fingerprint is None):
+        raise InvalidInput("give the delivered code or its fingerprint (one of them)")
+    order = _own(ctx, order_id, platform)
+    if body.fingerprint is not None:
+        candidates = [parse_fingerprint(body.fingerprint)]
+    else:
+        # The code under each of its creator's live keys, as verify hashes it; never kept.
+        creator = next(
+            e.actor
+            for e in ctx.registry.history(order.good_type, order.fingerprint)
+            if e.kind is EntryKind.REGISTER
+        )
+        candidates = [f.fingerprint(body.code or "") for f in ctx.fingerprinters(creator)]
+    done = ctx.registry.deliver(
+        order_id, candidates, platform=platform, idempotency_key=idempotency_key
+    )
+    return JSONResponse(
+        {
+            "order": order_out(done.order),
+            "delivery": {
+                "leaf_index": done.leaf_index,
+                "payload_hash": "0x" + done.payload_hash.hex(),
+                "payload": done.payload.document(),
+            },
+        }
+    )
 
 
 @router.post(

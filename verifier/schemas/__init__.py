@@ -62,6 +62,9 @@ from verifier.schemas.log import (
     RegistryOut,
 )
 from verifier.schemas.orders import (
+    DeliveryEntryOut,
+    DeliveryIn,
+    DeliveryOut,
     OrderChangeOut,
     OrderIn,
     OrderOut,
@@ -139,6 +142,9 @@ __all__ = [
     "CodeKeysOut",
     "CreatorIdentityOut",
     "Currency",
+    "DeliveryEntryOut",
+    "DeliveryIn",
+    "DeliveryOut",
     "DistributionIn",
     "DistributionOut",
     "EntryOut",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -50,6 +50,14 @@ class OrderResolveIn(Strict):
     outcome: Literal["release", "refund"]
 
 
+class DeliveryIn(Strict):
+    """The code you delivered for the order (hashed to its fingerprint under its creator's
+    code keys exactly as verify does; never stored or logged), or its fingerprint: one."""
+
+    code: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    fingerprint: Hex32 | None = None
+
+
 class OrderChangeOut(Strict):
     """One state change, as the registry signed it (EIP-712 ``OrderStateChange`` over
     ``order_id``, ``sequence``, ``change_hash`` and ``at``)."""
@@ -93,4 +101,30 @@ class OrderOut(Strict):
     replayed: bool
 
 
-__all__ = ["Iso4217", "OrderChangeOut", "OrderIn", "OrderOut", "OrderResolveIn", "OrderState"]
+class DeliveryEntryOut(Strict):
+    """The DELIVERY entry logged for the order (``registry.deliverypayload``)."""
+
+    leaf_index: int
+    payload_hash: Hex32
+    #: The entry's payload document: its RFC 8785 SHA-256 is ``payload_hash``.
+    payload: dict[str, Any]
+
+
+class DeliveryOut(Strict):
+    """The delivered order and its DELIVERY entry in the log."""
+
+    order: OrderOut
+    delivery: DeliveryEntryOut
+
+
+__all__ = [
+    "DeliveryEntryOut",
+    "DeliveryIn",
+    "DeliveryOut",
+    "Iso4217",
+    "OrderChangeOut",
+    "OrderIn",
+    "OrderOut",
+    "OrderResolveIn",
+    "OrderState",
+]
