@@ -17,7 +17,7 @@ from registry import delivery, orderstore
 from registry.db import read_transaction, retrying, write_transaction
 from registry.eip712 import Domain
 from registry.orders import Event, OrderRequest
-from registry.orderstore import ChangeSigner, OrderView
+from registry.orderstore import ChangeSigner, OrderChangeNote, OrderView
 from registry.parties import ReferenceKeys
 
 if TYPE_CHECKING:
@@ -43,8 +43,11 @@ class OrderDesk:
     def _signing_account(self, conn: Connection) -> LocalAccount:  # pragma: no cover
         raise NotImplementedError
 
+    #: Told of each recorded state change in its transaction (``api.webhooks`` sets it).
+    order_listener: Callable[[Connection, OrderChangeNote], object] | None = None
+
     def _change_signer(self, conn: Connection) -> ChangeSigner:
-        return ChangeSigner(self._signing_account(conn), self.domain)
+        return ChangeSigner(self._signing_account(conn), self.domain, self.order_listener)
 
     def open_order(self, request: OrderRequest) -> OrderView:
         """Open an order and reserve its good; a retry with its Idempotency-Key replays it."""

@@ -26,6 +26,7 @@ signed by the registry's key (EIP-712 ``OrderStateChange``). Reading orders is
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -84,11 +85,31 @@ def platform_actor(platform: str) -> str:
 
 
 @dataclass(frozen=True)
+class OrderChangeNote:
+    """One recorded state change, as told to ``ChangeSigner.on_change`` (the webhooks' outbox):
+    nothing secret (no buyer reference, salt or code)."""
+
+    order_id: int
+    platform: str
+    sequence: int
+    event: str
+    from_state: str | None
+    to_state: str
+    actor: str
+    at: int
+    change_hash: bytes
+    good_type: int
+    fingerprint: bytes
+
+
+@dataclass(frozen=True)
 class ChangeSigner:
-    """The registry's current key and domain, which sign each state change."""
+    """The registry's current key and domain, which sign each state change, and who hears of
+    each change in its own transaction (issue 17 item 8: the webhooks' transactional outbox)."""
 
     account: LocalAccount
     domain: Domain
+    on_change: Callable[[Connection, OrderChangeNote], object] | None = None
 
 
 # -- opening ----------------------------------------------------------------------------------
@@ -249,6 +270,7 @@ def open_order(
         good=(good_type, fingerprint),
         signer=signer,
         idempotency_key=None,
+        platform=request.platform,
     )
     return load_order(conn, order_id)
 
@@ -344,9 +366,10 @@ def _apply(
     if target is State.DELIVERED:
         values["delivered_at"] = now
         values["confirm_deadline"] = now + int(row.confirm_window)
-    # HOOK (issue 17, items 2, 6-8): a delivery's log entry and its checks, the transfer made
-    # final on release, its reversal on refund, rebate lines and the webhook of each change
-    # go here, in this transaction, keyed on (state, event, target).
+    # HOOK (issue 17, items 6-7): the transfer made final on release, its reversal on refund
+    # and rebate lines go here, in this transaction, keyed on (state, event, target). A
+    # delivery's checks and entry are ``registry.delivery``; each change's webhook is
+    # ``signer.on_change`` in ``_record_change``.
     o = orders_t.c
     moved = conn.execute(
         update(orders_t)
@@ -379,6 +402,7 @@ def _apply(
         good=(int(row.good_type), bytes(row.fingerprint)),
         signer=signer,
         idempotency_key=key,
+        platform=str(row.platform),
     )
     return order_row(conn, int(row.id))
 
@@ -397,6 +421,7 @@ def _record_change(
     good: tuple[int, bytes],
     signer: ChangeSigner,
     idempotency_key: str | None,
+    platform: str,
 ) -> None:
     document = change_document(
         order_id=order_id,
@@ -428,11 +453,29 @@ def _record_change(
             idempotency_key=idempotency_key,
         )
     )
+    if signer.on_change is not None:  # in this transaction: the change and its event, or neither
+        signer.on_change(
+            conn,
+            OrderChangeNote(
+                order_id=order_id,
+                platform=platform,
+                sequence=sequence,
+                event=event,
+                from_state=None if from_state is None else from_state.value,
+                to_state=to_state.value,
+                actor=actor,
+                at=now,
+                change_hash=digest,
+                good_type=good[0],
+                fingerprint=good[1],
+            ),
+        )
 
 
 __all__ = [
     "REGISTRY_ACTOR",
     "ChangeSigner",
+    "OrderChangeNote",
     "OrderChangeView",
     "OrderView",
     "change_order",

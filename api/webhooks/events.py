@@ -11,6 +11,10 @@ signature covers those bytes). ``data`` by type:
   answers it; only to the platform that reported the transfer (THREATS 36).
 - ``signal.raised``: ``signal_id``, ``code``, ``detail``, the good (``good_type``,
   ``fingerprint``) when there is one, and ``evidence``; only to the platform it concerns.
+- ``order.changed`` (issue 17): one per recorded state change of an order (its opening
+  too): ``order_id``, ``sequence``, ``event``, ``from_state``, ``to_state``, ``actor``,
+  ``at``, ``change_hash`` (what the registry signed) and the good; queued in the change's own
+  transaction, only to the order's platform. No buyer reference, salt or code.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from typing import Any, Final, Literal, get_args
 ANCHOR_FINAL: Final = "anchor.final"
 TRANSFER_RECORDED: Final = "transfer.recorded"
 SIGNAL_RAISED: Final = "signal.raised"
-EventType = Literal["anchor.final", "transfer.recorded", "signal.raised"]
+ORDER_CHANGED: Final = "order.changed"
+EventType = Literal["anchor.final", "transfer.recorded", "signal.raised", "order.changed"]
 EVENT_TYPES: Final = frozenset(get_args(EventType))
 
 
@@ -80,14 +85,43 @@ def signal_data(
     }
 
 
+def order_data(
+    *,
+    order_id: int,
+    sequence: int,
+    event: str,
+    from_state: str | None,
+    to_state: str,
+    actor: str,
+    at: int,
+    change_hash: bytes,
+    good_type: str,
+    fingerprint: bytes,
+) -> dict[str, Any]:
+    """``data`` of ``order.changed``."""
+    return {
+        "order_id": order_id,
+        "sequence": sequence,
+        "event": event,
+        "from_state": from_state,
+        "to_state": to_state,
+        "actor": actor,
+        "at": rfc3339(at),
+        "change_hash": _hex(change_hash),
+        "good": {"good_type": good_type, "fingerprint": _hex(fingerprint)},
+    }
+
+
 __all__ = [
     "ANCHOR_FINAL",
     "EVENT_TYPES",
+    "ORDER_CHANGED",
     "SIGNAL_RAISED",
     "TRANSFER_RECORDED",
     "EventType",
     "anchor_data",
     "envelope",
+    "order_data",
     "rfc3339",
     "signal_data",
 ]

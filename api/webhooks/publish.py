@@ -16,6 +16,7 @@ from api.webhooks import events
 from api.webhooks.store import PENDING, deliveries_t, subscriptions_t, wall_ms
 from readmodels.signals import Signal
 from registry.fingerprints import GoodType
+from registry.orderstore import OrderChangeNote
 
 logger = logging.getLogger("tracemark.api.webhooks")
 
@@ -138,4 +139,38 @@ def publish_signals(conn: Connection, signals: Sequence[Signal], now: int) -> in
     return queued
 
 
-__all__ = ["new_msg_id", "publish_signal", "publish_signals", "queue_delivery"]
+def publish_order_change(conn: Connection, change: OrderChangeNote) -> int:
+    """Queue ``order.changed`` for the order's platform's subscriptions, in the transaction
+    that records the change (``registry.orderstore``: its ``ChangeSigner.on_change``), so a
+    change that rolls back queues nothing. Returns how many deliveries were queued."""
+    payload = events.envelope(
+        events.ORDER_CHANGED,
+        change.at,
+        events.order_data(
+            order_id=change.order_id,
+            sequence=change.sequence,
+            event=change.event,
+            from_state=change.from_state,
+            to_state=change.to_state,
+            actor=change.actor,
+            at=change.at,
+            change_hash=change.change_hash,
+            good_type=GoodType(change.good_type).name.lower(),
+            fingerprint=change.fingerprint,
+        ),
+    )
+    key = f"order:{change.order_id}:{change.sequence}"
+    due = wall_ms()
+    return sum(
+        queue_delivery(conn, sid, events.ORDER_CHANGED, key, payload, now=change.at, due_ms=due)
+        for sid in _subscribers(conn, events.ORDER_CHANGED, change.platform)
+    )
+
+
+__all__ = [
+    "new_msg_id",
+    "publish_order_change",
+    "publish_signal",
+    "publish_signals",
+    "queue_delivery",
+]

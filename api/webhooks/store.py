@@ -140,6 +140,10 @@ class WebhookService:
         self.settings = settings
         self.now_ms = now_ms
         self._key = registry.derived_key("webhook-secret")
+        # Issue 17 item 8: each order state change queues its event in its own transaction.
+        from api.webhooks.publish import publish_order_change  # publish imports this module
+
+        registry.order_listener = publish_order_change
 
     def unseal(self, platform: str, subscription_id: int, sealed: bytes) -> str:
         """A subscription's secret, to sign with (the outbox's only use of it)."""

@@ -10,14 +10,14 @@ from verifier.schemas.fields import (
     Strict,
 )
 
-WebhookEventType = Literal["anchor.final", "transfer.recorded", "signal.raised"]
+WebhookEventType = Literal["anchor.final", "transfer.recorded", "signal.raised", "order.changed"]
 
 
 class WebhookIn(Strict):
     """A subscription: an https URL (checked against THREATS 42) and the events to send."""
 
     url: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
-    event_types: Annotated[list[WebhookEventType], Field(min_length=1, max_length=3)]
+    event_types: Annotated[list[WebhookEventType], Field(min_length=1, max_length=4)]
 
 
 class WebhookOut(Strict):
