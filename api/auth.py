@@ -251,17 +251,30 @@ def caller(
 async def awaited_caller(
     request: HTTPConnection, *, anonymous_bucket: str = ANONYMOUS, health: bool = False
 ) -> Principal:
-    """``caller`` from the event loop, where the rate limiter runs its checks
-    (``RateLimiter.run``): at once in memory, in the thread pool when they wait for Redis."""
-    cached = request.scope.get("state", {}).get("principal")
+    """``caller`` from the event loop: its limit check awaited (at once in memory, on the
+    loop's Redis client for a shared limiter)."""
+    state = request.scope.setdefault("state", {})
+    cached = state.get("principal")
     if isinstance(cached, Principal):
         return cached
     limiter = _limiter(request)
     if limiter is None:
         return caller(request, anonymous_bucket=anonymous_bucket, health=health)
-    return await limiter.run(
-        lambda: caller(request, anonymous_bucket=anonymous_bucket, health=health)
-    )
+    # ``caller``'s steps, with its one limit check awaited (no thread hop: a shared limiter
+    # awaits Redis on the event loop's client, ``api.sharedlimits``).
+    try:
+        principal = _authenticator(request).authenticate(request)
+    except Unauthorized:
+        await limiter.acheck(
+            ANONYMOUS,
+            Principal.anonymous(client_address(request.scope)).rate_key,
+            local_when_down=health,
+        )
+        raise
+    bucket = anonymous_bucket if principal.kind == "anonymous" else principal.request_bucket
+    await limiter.acheck(bucket, principal.rate_key, local_when_down=health)
+    state["principal"] = principal
+    return principal
 
 
 async def authenticated(request: Request) -> Principal:

@@ -230,6 +230,15 @@ class RateLimiter:
         limiter runs it in the thread pool, so that the loop never waits for its store."""
         return work()
 
+    async def acheck(
+        self, bucket: str, key: str, cost: float = 1.0, *, local_when_down: bool = False
+    ) -> None:
+        """``check`` from the event loop: here at once (a coroutine that never suspends); a
+        shared limiter awaits its store, so the loop serves other requests meanwhile."""
+        wait = await self._atake(bucket, key, cost, local_when_down=local_when_down)
+        if wait is not None:
+            raise self._refusal(bucket, wait)
+
     def peek(self, bucket: str, key: str) -> None:
         """Raise ``RateLimited`` if ``key`` has no token left in ``bucket``; take nothing."""
         wait = self._take(bucket, key, 1.0, consume=False)
@@ -252,6 +261,21 @@ class RateLimiter:
         wait = self._take(PROBE, key, 1.0)
         refused = wait is not None
         self._flag(key, failed=1, refused=int(refused), create=refused)
+        if wait is not None:
+            raise self._refusal(PROBE, wait)
+
+    async def aensure_probe_budget(self, key: str) -> None:
+        """``ensure_probe_budget`` from the event loop (see ``acheck``)."""
+        wait = await self._atake(PROBE, key, 1.0, consume=False)
+        if wait is not None:
+            await self._aflag(key, failed=0, refused=1)
+            raise self._refusal(PROBE, wait)
+
+    async def arecord_probe_failure(self, key: str) -> None:
+        """``record_probe_failure`` from the event loop (see ``acheck``)."""
+        wait = await self._atake(PROBE, key, 1.0)
+        refused = wait is not None
+        await self._aflag(key, failed=1, refused=int(refused), create=refused)
         if wait is not None:
             raise self._refusal(PROBE, wait)
 
@@ -329,6 +353,21 @@ class RateLimiter:
                 return None
             state[0] = tokens
             return (cost - tokens) / rate
+
+    async def _atake(
+        self,
+        bucket: str,
+        key: str,
+        cost: float,
+        *,
+        consume: bool = True,
+        local_when_down: bool = False,
+    ) -> float | None:
+        """``_take`` for the event loop: in memory, the same call (no thread, no await)."""
+        return self._take(bucket, key, cost, consume=consume, local_when_down=local_when_down)
+
+    async def _aflag(self, key: str, *, failed: int, refused: int, create: bool = True) -> None:
+        self._flag(key, failed=failed, refused=refused, create=create)
 
     def _sweep(self, now: float) -> None:
         # The least recently used buckets first: one that has refilled completely is the

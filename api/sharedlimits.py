@@ -47,15 +47,18 @@ hung one one ``SOCKET_TIMEOUT`` a second. When it answers, the shared windows co
 from what Redis holds (nothing, after a restart without persistence).
 
 The checks are synchronous (~137 us and ~65 us of CPU a check on a quiet machine, three
-for a keyed code lookup: ``bench/ratelimit_bench.py``), so async callers never make them on
-the event loop: they go through ``run``, which hands them to the thread pool (``api.auth.
-awaited_caller``, ``api.routes.verify``), and a slow or hung Redis holds those requests'
-worker threads, not the replica's other requests. One round trip per request is the next
-step (docs/ARCHITECTURE.md, "Shared limits (Redis)").
+for a keyed code lookup: ``bench/ratelimit_bench.py``) for sync callers. Async callers
+(``api.auth.awaited_caller``, ``api.routes.verify``) await them instead (``acheck`` and
+friends: ``_atake`` on a ``redis.asyncio`` client through ``limits.aio``, the same windows,
+breaker and fallbacks), so a slow or hung Redis holds only the requests that await it, and
+no request pays a hop to the thread pool (issue 16: that hop was a third of a replica's
+GIL time). One round trip per request is the next step (docs/ARCHITECTURE.md, "Cluster
+CPU per verification").
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
@@ -67,10 +70,14 @@ from urllib.parse import urlsplit
 
 import anyio.to_thread
 import redis
+import redis.asyncio
 from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.aio.storage import RedisStorage as AsyncRedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindowRateLimiter
 from limits.errors import StorageError
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -204,6 +211,14 @@ class SharedRateLimiter(RateLimiter):
         self._redis = cast(redis.Redis, self._storage.get_connection())
         self._flag_script = self._redis.register_script(FLAG_SCRIPT)
         self._flag_keys = [f"{prefix}:flags", f"{prefix}:flags:first", f"{prefix}:flags:last"]
+        self._url = url
+        self._prefix = prefix
+        # The event loop's own client (``_on_loop``): an asyncio connection belongs to the
+        # loop that opened it. Made here for the first loop (it connects only when used):
+        # ``limits`` looks its dependencies up on a storage's first construction, ~0.5 s,
+        # which a server's first request would otherwise wait for.
+        self._loop: object | None = None
+        self._aio = _LoopClient(url, prefix)
         self._retry_interval = retry_interval
         self._state = threading.Lock()
         self._down_since: float | None = None  # wall clock, for the alert
@@ -245,6 +260,51 @@ class SharedRateLimiter(RateLimiter):
             else:
                 self._answered()
                 return wait
+        return self._unshared(bucket, key, cost, consume=consume, local_when_down=local_when_down)
+
+    async def _atake(
+        self,
+        bucket: str,
+        key: str,
+        cost: float,
+        *,
+        consume: bool = True,
+        local_when_down: bool = False,
+    ) -> float | None:
+        """``_take`` awaiting Redis on the event loop (the same windows, keys and scripts):
+        no thread hop, and a hung Redis holds only the requests that await it."""
+        if bucket in LOCAL_ONLY:
+            return RateLimiter._take(self, bucket, key, cost, consume=consume)
+        try:
+            item = self._items[bucket]
+        except KeyError:
+            raise ValueError(f"no rate limit named {bucket!r}") from None
+        if self._usable():
+            amount = max(1, math.ceil(cost))
+            windows = self._on_loop().windows
+            try:
+                if consume:
+                    taken = await windows.hit(item, bucket, key, cost=amount)
+                else:
+                    taken = await windows.test(item, bucket, key, cost=amount)
+                wait = None
+                if not taken:
+                    if amount > item.amount:
+                        wait = math.inf
+                    else:
+                        reset, _ = await windows.get_window_stats(item, bucket, key)
+                        wait = max(reset - time.time(), 1e-3)
+            except StorageError as exc:
+                self._went_down(exc.storage_error)
+            else:
+                self._answered()
+                return wait
+        return self._unshared(bucket, key, cost, consume=consume, local_when_down=local_when_down)
+
+    def _unshared(
+        self, bucket: str, key: str, cost: float, *, consume: bool, local_when_down: bool
+    ) -> float | None:
+        """While Redis cannot be reached: refused (``FAIL_CLOSED``) or the local share."""
         if bucket in FAIL_CLOSED and not local_when_down:
             raise RateLimitUnavailable(
                 f"rate limit '{bucket}' cannot be counted while the shared store is "
@@ -252,7 +312,17 @@ class SharedRateLimiter(RateLimiter):
                 retry_after=max(1, math.ceil(self._retry_interval)),
                 bucket=bucket,
             )
-        return super()._take(bucket, key, cost, consume=consume)
+        return RateLimiter._take(self, bucket, key, cost, consume=consume)
+
+    def _on_loop(self) -> _LoopClient:
+        """This event loop's Redis client and windows (one loop a server process; a test's
+        client may run several loops one after another, each gets its own)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._loop is not None:
+                self._aio = _LoopClient(self._url, self._prefix)
+            self._loop = loop
+        return self._aio
 
     def _wait(self, item: RateLimitItem, bucket: str, key: str, amount: int) -> float:
         if amount > item.amount:
@@ -280,6 +350,23 @@ class SharedRateLimiter(RateLimiter):
                     logger.warning("probing: %s exhausted its failed-code-lookup budget", key)
                 return
         super()._flag(key, failed=failed, refused=refused, create=create)
+
+    async def _aflag(self, key: str, *, failed: int, refused: int, create: bool = True) -> None:
+        if self._usable():
+            now = self._clock()
+            try:
+                made = await self._on_loop().flag_script(
+                    keys=self._flag_keys,
+                    args=[key, repr(now), failed, refused, int(create), self.limits.max_flags],
+                )
+            except redis.RedisError as exc:
+                self._went_down(exc)
+            else:
+                self._answered()
+                if made == 1:
+                    logger.warning("probing: %s exhausted its failed-code-lookup budget", key)
+                return
+        RateLimiter._flag(self, key, failed=failed, refused=refused, create=create)
 
     def flags(self, since: float | None = None) -> list[ProbeFlag]:
         """The shared flags and those this process kept while Redis was down, merged by key,
@@ -383,6 +470,28 @@ class SharedRateLimiter(RateLimiter):
                 self.where,
                 time.time() - since,
             )
+
+
+class _LoopClient:
+    """One event loop's asyncio Redis client, the ``limits`` windows on it and the flag
+    script: the same settings as the synchronous client (timeouts, no retries)."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.redis = redis.asyncio.Redis.from_url(
+            url,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=SOCKET_TIMEOUT,
+            retry=AsyncRetry(NoBackoff(), 0),
+        )
+        storage = AsyncRedisStorage(
+            "async+" + url,
+            wrap_exceptions=True,
+            implementation="redispy",
+            key_prefix=prefix,
+            connection_pool=self.redis.connection_pool,  # type: ignore[arg-type]
+        )
+        self.windows = AsyncMovingWindowRateLimiter(storage)
+        self.flag_script = self.redis.register_script(FLAG_SCRIPT)
 
 
 def merged(*groups: Iterable[ProbeFlag]) -> list[ProbeFlag]:

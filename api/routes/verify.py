@@ -120,14 +120,10 @@ async def verify(
         raise InvalidInput("a code lookup needs good_type code")
     if claimed_creator is None:
         raise InvalidInput("a code lookup must name the creator it claims to be from")
-    # Its three to five limit checks in one go, where the limiter runs them (a shared one's
-    # in the thread pool: they wait for Redis, the event loop must not).
-    return await ctx.limiter.run(
-        lambda: _verify_code(ctx, request, principal, body, good_type, claimed_creator)
-    )
+    return await _verify_code(ctx, request, principal, body, good_type, claimed_creator)
 
 
-def _verify_code(
+async def _verify_code(
     ctx: ApiContext,
     request: Request,
     principal: Principal,
@@ -136,27 +132,29 @@ def _verify_code(
     claimed_creator: str,
 ) -> Response:
     """``POST /v1/verify`` by code, once the request is well formed: its budgets, the lookup
-    under the claimed creator's keys, the answer (coarse for the public tier)."""
+    under the claimed creator's keys, the answer (coarse for the public tier). Its three
+    to five limit checks are awaited: at once in memory, on the event loop's Redis client
+    for a shared limiter (no thread hop: ``api.sharedlimits``)."""
     assert body.code is not None
     # A platform's key, or a creator asking about its own codes, gets the full answer on its
     # own budget. Anyone else is the public tier (a session from a fresh wallet is anyone).
     public = principal.kind != "platform" and principal.creator != claimed_creator
     if public:
-        _charge_public_lookup(ctx, request, principal, body)
+        await _charge_public_lookup(ctx, request, principal, body)
         probe_key = principal.address_key
     else:
         probe_key = principal.rate_key
-    ctx.limiter.ensure_probe_budget(probe_key)
+    await ctx.limiter.aensure_probe_budget(probe_key)
     # parse_address checked it: the 20 bytes, without parsing it again.
     fingerprinters = ctx.fingerprinters(bytes.fromhex(claimed_creator[2:]))
     if not fingerprinters:
         # Uniform with "no such code": who has enrolled a key is not for probing either.
-        ctx.limiter.record_probe_failure(probe_key)
+        await ctx.limiter.arecord_probe_failure(probe_key)
         return answer_response(unknown_code(public))
     # The code under its creator's current key names it for the per-code limit, however
     # many keys are tried: one check a lookup, one bucket a code.
     fingerprint = fingerprinters[0].fingerprint(body.code)
-    ctx.limiter.check(ratelimit.FINGERPRINT, fingerprint.hex())
+    await ctx.limiter.acheck(ratelimit.FINGERPRINT, fingerprint.hex())
     if len(fingerprinters) == 1:
         facts = ctx.lookup.facts(good_type, fingerprint)
     else:
@@ -175,13 +173,13 @@ def _verify_code(
     )
     record_telemetry(ctx, principal, good_type, fingerprint, "code", verdict)
     if verdict == authenticity.UNKNOWN:
-        ctx.limiter.record_probe_failure(probe_key)
+        await ctx.limiter.arecord_probe_failure(probe_key)
     if public:
         return answer_response(coarse(answer))
     return answer_response(answer)
 
 
-def _charge_public_lookup(
+async def _charge_public_lookup(
     ctx: ApiContext, request: Request, principal: Principal, body: VerifyIn
 ) -> None:
     """What a public code lookup costs, before any lookup: its proof of work (for this very
@@ -196,8 +194,8 @@ def _charge_public_lookup(
     assert body.code is not None
     binding = pow.body_binding(body.good_type, body.creator, body.product, body.code)
     ctx.proof_of_work.check(proof, binding)
-    ctx.limiter.check(ratelimit.CODE_LOOKUP, principal.address_key)
-    ctx.limiter.check(ratelimit.CODE_LOOKUP_ALL, ratelimit.EVERYONE)
+    await ctx.limiter.acheck(ratelimit.CODE_LOOKUP, principal.address_key)
+    await ctx.limiter.acheck(ratelimit.CODE_LOOKUP_ALL, ratelimit.EVERYONE)
 
 
 @router.post(
