@@ -199,6 +199,7 @@ def create_app(
         telemetry_writer.close()  # its connections go; it reopens on use (a restarted app)
         authenticator.close()
         limiter.close()  # a shared store's connections (reopened on use)
+        await limiter.aclose()  # and this loop's (an asyncio connection is the loop's)
 
     app = TracemarkApp(
         title="tracemark",

@@ -298,6 +298,9 @@ class RateLimiter:
     def close(self) -> None:
         """Let go of any connection (none in one process)."""
 
+    async def aclose(self) -> None:
+        """Let go of the event loop's connections (none in one process), from that loop."""
+
     # -- internals ------------------------------------------------------------------------------
 
     def _limit(self, bucket: str) -> tuple[float, int]:

@@ -428,6 +428,12 @@ class SharedRateLimiter(RateLimiter):
     def close(self) -> None:
         self._redis.close()
 
+    async def aclose(self) -> None:
+        """The loop's client disconnected (it reconnects on use, in this loop or the next)."""
+        if self._loop is asyncio.get_running_loop():
+            await self._aio.redis.aclose()
+            self._loop = None
+
     # -- the breaker ----------------------------------------------------------------------------
 
     def _usable(self) -> bool:
