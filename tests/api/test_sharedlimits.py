@@ -233,7 +233,12 @@ def test_a_platforms_limit_holds_across_two_replicas(
         started = time.monotonic()
         taken = [0, 0]
         refusals = {"a": 0, "b": 0}
-        while time.monotonic() - started < 3.0:
+        # NOTE: asked for at least 4 s (the first burst comes back after 2 s, and a loaded
+        # machine sends few requests a second) and until both replicas refused once, within
+        # 30 s: the bounds below use the time actually spent, so a slow machine only waits.
+        while (elapsed := time.monotonic() - started) < 30.0 and (
+            elapsed < 4.0 or not all(refusals.values())
+        ):
             for name, client, slot in (("a", a, 0), ("b", b, 1)):
                 answer = client.get("/livez", headers=key)
                 if answer.status_code == 429:
@@ -244,7 +249,7 @@ def test_a_platforms_limit_holds_across_two_replicas(
                     assert answer.status_code == 200
                     taken[slot] += 1
         elapsed = time.monotonic() - started
-    # A window gives its 10 back 2 s after they were taken: 20 in 3 s (a bucket: 25).
+    # A window gives its 10 back 2 s after they were taken: 20 in 4 s at least.
     bound = FAST_KEY_LIMIT.rate * elapsed + FAST_KEY_LIMIT.burst
     assert 2 * FAST_KEY_LIMIT.burst <= sum(taken) <= bound, (taken, elapsed)
     assert all(taken) and all(refusals.values())
