@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -179,6 +180,7 @@ def test_the_global_budget_runs_out_across_addresses_and_forwarded_headers(
         registry, ApiSettings(anon_pow_bits=4, anon_code_lookups_per_minute=30), probe=ROOMY
     )
     statuses = []
+    started = time.monotonic()
     for i in range(40):
         # A new (simulated) client address each time, and a new X-Forwarded-For too.
         client = TestClient(app, client=(f"198.51.{i // 200}.{i % 200 + 1}", 40000 + i))
@@ -188,7 +190,12 @@ def test_the_global_budget_runs_out_across_addresses_and_forwarded_headers(
         statuses.append(answer.status_code)
         if answer.status_code == 429:
             assert "code_lookup_all" in answer.json()["detail"]
-    assert statuses == [200] * 30 + [429] * 10
+    # NOTE: the budget returns one lookup every 2 s; a loaded machine spends seconds on these
+    # 40 requests, so the bound counts what came back in the time actually spent.
+    came_back = int((time.monotonic() - started) * 30 / 60) + 1
+    assert statuses[:30] == [200] * 30
+    assert statuses.count(200) <= 30 + came_back, (statuses, came_back)
+    assert 429 in statuses
 
 
 # -- client addresses -------------------------------------------------------------------------
