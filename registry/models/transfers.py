@@ -122,15 +122,27 @@ class TransferAuthorization(SQLModel, table=True):
 
 
 class RoyaltyLine(SQLModel, table=True):
-    """One recipient's share of one priced transfer: the rows royalty statements add up."""
+    """One payee's share of one sale: the ledger statements and payouts read (migration 0023).
+
+    A plain transfer's lines are ``due`` at once. An order's lines (issue 17) are written
+    ``held`` at delivery with no transfer yet, become ``due`` when the sale stands (the
+    transfer recorded, ``transfer_id`` set) and ``reversed`` by a refund. A ``royalty`` line
+    pays ``recipient`` (an address) under the creator's policy; a ``rebate`` line pays
+    ``payee`` (an agent of a platform) at ``level`` above the final seller.
+    """
 
     __tablename__ = "royalty_lines"
-    __table_args__ = (Index("ix_royalty_lines_creator_created_at", "creator", "created_at"),)
+    __table_args__ = (
+        Index("ix_royalty_lines_creator_created_at", "creator", "created_at"),
+        Index("ix_royalty_lines_order_id", "order_id"),
+        Index("ix_royalty_lines_payee_created_at", "payee", "created_at"),
+        Index("ix_royalty_lines_platform_status_created_at", "platform", "status", "created_at"),
+    )
 
     id: int | None = Field(default=None, sa_column=id_column())
-    transfer_id: int = Field(sa_type=BigInteger, foreign_key="transfers.id")
+    transfer_id: int | None = Field(default=None, sa_type=BigInteger, foreign_key="transfers.id")
     creator: bytes = Field(sa_column=blob_column())
-    recipient: bytes = Field(sa_column=blob_column())
+    recipient: bytes | None = Field(default=None, sa_column=blob_column(nullable=True))
     bps: int = Field(sa_type=Integer)
     amount: str = Field(max_length=80)
     currency: str = Field(max_length=16)
@@ -138,6 +150,22 @@ class RoyaltyLine(SQLModel, table=True):
     good_type: int = Field(sa_type=SmallInteger)
     fingerprint: bytes = Field(sa_column=blob_column())
     created_at: int = Field(sa_type=BigInteger)
+    #: ``held`` | ``due`` | ``reversed`` (``registry.models.transfers.LINE_STATUSES``).
+    status: str = Field(
+        default="due", max_length=16, sa_column_kwargs={"server_default": text("'due'")}
+    )
+    #: ``royalty`` | ``rebate``.
+    kind: str = Field(
+        default="royalty", max_length=16, sa_column_kwargs={"server_default": text("'royalty'")}
+    )
+    order_id: int | None = Field(default=None, sa_type=BigInteger, foreign_key="orders.id")
+    payee: str | None = Field(default=None, max_length=160)
+    level: int | None = Field(default=None, sa_type=SmallInteger)
+    settled_at: int | None = Field(default=None, sa_type=BigInteger)
+
+
+#: A line's statuses: held in escrow, owed, or never owed (a refund).
+LINE_STATUSES = ("held", "due", "reversed")
 
 
 class TransferAttempt(TransferTerms, table=True):
