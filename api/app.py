@@ -69,8 +69,10 @@ VERIFY_PATH = "/v1/verify"
 HEARTBEAT_MAX_AGE = 30
 #: How long ``/readyz`` reuses its chain check's answer (seconds): two calls through web3
 #: cost a replica about a tenth of its CPU at HAProxy's 2 s check interval (issue 16). Longer
-#: than that interval, so two checks in three reuse it: a replica's readiness about the chain
-#: may be this stale (the database and everything else are asked every time).
+#: than that interval, so two checks in three reuse it. Only a good answer is reused: a replica
+#: may say "ready" this long after its node went away, but a failing node is asked every time,
+#: so it is ready again at the first check after the node is back (the database and everything
+#: else are asked every time).
 CHAIN_CHECK_SECONDS = 5.0
 
 TAGS = [
@@ -280,11 +282,11 @@ def create_app(
     chain_seen: list[Any] = [-math.inf, ""]  # [monotonic time asked, answer]
 
     def chain_answer() -> str:
-        """The chain check's answer, asked at most every ``CHAIN_CHECK_SECONDS``."""
+        """The chain check's answer: a good one is reused for ``CHAIN_CHECK_SECONDS``."""
         asked, answer = chain_seen
         now = time.monotonic()
-        if now - asked < CHAIN_CHECK_SECONDS:
-            return str(answer)
+        if answer == "ok" and now - asked < CHAIN_CHECK_SECONDS:
+            return "ok"
         assert chain is not None
         try:
             chain.check(registry.domain.chain_id)
