@@ -15,6 +15,7 @@ from registry.models.identity import CreatorIdentityRow
 from registry.models.leases import RoleLease
 from registry.models.log import BatchTile, Entry, LogState, TreeHeadRecord, TreeTile
 from registry.models.orders import Order, OrderChange, OrderReservation
+from registry.models.payouts import Payout, PayoutLine
 from registry.models.records import CodeKey, Product, RegistryKey, SignedRecord
 from registry.models.risk import ProbeFlagRow, RiskGood, RiskSignal, RiskState
 from registry.models.transfers import (
@@ -48,6 +49,8 @@ __all__ = [
     "Order",
     "OrderChange",
     "OrderReservation",
+    "Payout",
+    "PayoutLine",
     "ProbeFlagRow",
     "Product",
     "RegistryKey",
