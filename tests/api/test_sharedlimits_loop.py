@@ -63,19 +63,26 @@ def test_a_hung_redis_holds_only_the_requests_that_ask_it(
     a FastAPI dependency) checks its key's limit in the hung Redis; meanwhile an anonymous
     ``/livez`` (the replica's own ``health`` budget, not in Redis) is answered at once."""
     key = bearer(make_key("cardhub", "verify"))
+    took: list[float] = []
     with TestClient(replica(registry, server.url, fresh_prefix(), replicas=1)) as client:
         assert client.get("/livez", headers=key).status_code == 200  # connected, script loaded
-        server.pause()
-        try:
-            if route == "verify":
-                body = {"good_type": "code", "fingerprint": code_good.hex}
-                slow = lambda: client.post("/v1/verify", json=body, headers=key)  # noqa: E731
-            else:
-                slow = lambda: client.get("/livez", headers=key)  # noqa: E731
-            took = held_while(slow, lambda: client.get("/livez"))
-        finally:
-            server.resume()
-    assert took < FREE, f"an anonymous /livez waited {took:.2f} s for another's Redis check"
+        if route == "verify":
+            body = {"good_type": "code", "fingerprint": code_good.hex}
+            slow = lambda: client.post("/v1/verify", json=body, headers=key)  # noqa: E731
+        else:
+            slow = lambda: client.get("/livez", headers=key)  # noqa: E731
+        # Up to three tries: a loop held by the Redis check holds the anonymous request in
+        # every one (HUNG each time), while a loaded CI machine (the other worker's database
+        # work, a stalled thread) once held one for 2.5 s with the check off the loop.
+        while len(took) < 3 and (not took or took[-1] >= FREE):
+            server.pause()
+            try:
+                took.append(held_while(slow, lambda: client.get("/livez")))
+            finally:
+                server.resume()
+            time.sleep(sharedlimits.RETRY_INTERVAL + 0.1)  # the breaker asks Redis again
+            client.get("/livez", headers=key)  # it answers: the limiter is out of its down state
+    assert took[-1] < FREE, f"an anonymous /livez waited {took} s for another's Redis check"
 
 
 @pytest.mark.slow
