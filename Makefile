@@ -51,7 +51,7 @@ browser:
 TEST_WORKERS ?= 2
 
 test: install browser lint typecheck contracts-check
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 bench: install
 	npm ci --prefix bench --no-audit --no-fund --loglevel=error
