@@ -23,6 +23,8 @@ PURE_MODULES = [
     "registry.distribution_policy",
     # The orders' state table and terms (issue 17): what a platform's client can check.
     "registry.orders",
+    # The rebate split (issue 17 item 6): what a platform's client can check.
+    "registry.rebatesplit",
     # The one-type formats (issue 13, item 1): what the kit parses receipts, heads, batch
     # proofs and edge fields with.
     "registry.edges",

@@ -16,6 +16,7 @@ from registry.models.leases import RoleLease
 from registry.models.log import BatchTile, Entry, LogState, TreeHeadRecord, TreeTile
 from registry.models.orders import Order, OrderChange, OrderReservation
 from registry.models.payouts import Payout, PayoutLine
+from registry.models.rebates import RebateAgent, RebateAgentChange, RebatePolicy, RebateTree
 from registry.models.records import CodeKey, Product, RegistryKey, SignedRecord
 from registry.models.risk import ProbeFlagRow, RiskGood, RiskSignal, RiskState
 from registry.models.transfers import (
@@ -53,6 +54,10 @@ __all__ = [
     "PayoutLine",
     "ProbeFlagRow",
     "Product",
+    "RebateAgent",
+    "RebateAgentChange",
+    "RebatePolicy",
+    "RebateTree",
     "RegistryKey",
     "RiskGood",
     "RiskSignal",
