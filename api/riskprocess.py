@@ -55,7 +55,12 @@ def _main(settings: Settings, interval: float, log_level: str) -> None:
     # As in ``tracemark serve``: alembic announces every plugin at INFO when it opens.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     registry = Registry.open(settings)
-    worker = RiskWorker(registry.engine, clock=registry.clock, publish=publish_signals)
+    worker = RiskWorker(
+        registry.engine,
+        clock=registry.clock,
+        publish=publish_signals,
+        payout_overdue_seconds=registry.payout_overdue_seconds,
+    )
     # One risk worker per database (PostgreSQL: several ``serve --role risk`` may run).
     lease = Lease(registry.engine, "risk", seconds=settings.lease_seconds)
     keeper = lease.keep(stop)

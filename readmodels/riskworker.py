@@ -33,9 +33,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from readmodels.market import GoodKey, ProbeFlag
 from readmodels.marketreads import Watermarks, read_inputs
+from readmodels.payoutrules import overdue_signals
 from readmodels.riskindex import LOOKBACK, MAX_EVENTS, REFRESH_SECONDS, Risk, RiskIndex
 from readmodels.riskstate import REFIT_SECONDS, RiskState
-from readmodels.signals import Signal, Thresholds
+from readmodels.signals import PAYOUT_OVERDUE, Signal, Thresholds
+from registry.balances import DAY, DEFAULT_OVERDUE_DAYS
 from registry.db import read_transaction, retrying, write_transaction
 from registry.lease import Lease
 from registry.models import ProbeFlagRow, RiskGood, RiskSignal
@@ -123,6 +125,7 @@ class RiskWorker:
         lookback: int = LOOKBACK,
         refit_seconds: int = REFIT_SECONDS,
         full_recompute: bool = False,
+        payout_overdue_seconds: int = DEFAULT_OVERDUE_DAYS * DAY,
     ) -> None:
         self.engine = engine
         self.clock = clock
@@ -132,6 +135,10 @@ class RiskWorker:
         self.refit_seconds = refit_seconds
         #: Run the full recompute (``RiskIndex``) instead of the incremental engine.
         self.full_recompute = full_recompute
+        #: A due line unpaid this long raises ``payout-overdue`` (``readmodels.payoutrules``).
+        self.payout_overdue_seconds = payout_overdue_seconds
+        #: The ``payout-overdue`` signals' ids as last written (to remove the paid-up ones).
+        self._overdue: set[str] = set()
         self.state: RiskState | None = None
         self._marks = Watermarks()
         self.index: RiskIndex | None = None
@@ -166,8 +173,14 @@ class RiskWorker:
         now = self.clock()
         with read_transaction(self.engine) as conn:
             flags = read_probe_flags(conn, now - self.lookback)
+            # Not the market's records: the ledger, read whole (bounded by what is overdue)
+            # and added alike to the incremental engine's and the full recompute's signals.
+            overdue = {
+                s.signal_id: s
+                for s in overdue_signals(conn, now=now, overdue_after=self.payout_overdue_seconds)
+            }
         if self.full_recompute:
-            return self._run_full(now, flags)
+            return self._run_full(now, flags, overdue)
         first = self.state is None
         if self.state is None:
             self.state = RiskState(
@@ -185,19 +198,25 @@ class RiskWorker:
         changes = state.refresh(new, now=now, probe_flags=flags)
         self._marks = marks
         if first:  # the tables hold what an earlier worker wrote: compare with all of it
-            return self.write_all(state.goods, state.all_signals(), now, now)
-        return retrying(
+            return self.write_all(state.goods, [*state.all_signals(), *overdue.values()], now, now)
+        # Every overdue signal is handed over each time: ``_commit`` writes only those whose
+        # document changed; the ones no longer standing (paid up) are removed.
+        report = retrying(
             lambda: self._commit(
                 {g: None if r is None else _goods_row(r) for g, r in changes.goods.items()},
-                changes.signals,
-                changes.removed,
+                {**changes.signals, **overdue},
+                changes.removed | (self._overdue - overdue.keys()),
                 built_at=now,
                 now=now,
-                totals=(len(state.goods), len(state.signals)),
+                totals=(len(state.goods), len(state.signals) + len(overdue)),
             )
         )
+        self._overdue = set(overdue)
+        return report
 
-    def _run_full(self, now: int, flags: Sequence[ProbeFlag]) -> RefreshReport:
+    def _run_full(
+        self, now: int, flags: Sequence[ProbeFlag], overdue: Mapping[str, Signal]
+    ) -> RefreshReport:
         """The full recompute (``RiskIndex``): every rule over the look-back, the whole
         output compared with the tables. The reference, and the benchmark's old engine."""
         if self.index is None:
@@ -211,7 +230,7 @@ class RiskWorker:
         else:
             index = self.index.refreshed(now, probe_flags=flags)
         self.index = index
-        return self.write(index, now)
+        return self.write_all(index.goods(), [*index.signals, *overdue.values()], now, now)
 
     def write(self, index: RiskIndex, now: int) -> RefreshReport:
         """Write what ``index`` changes in the tables, raising (and publishing) its new
@@ -223,6 +242,8 @@ class RiskWorker:
     ) -> RefreshReport:
         """Make the tables hold exactly ``goods`` and ``signals`` (a cost in the tables'
         size: at a start, and for the full recompute)."""
+        signals = list(signals)
+        self._overdue = {s.signal_id for s in signals if s.code == PAYOUT_OVERDUE}
 
         def write() -> RefreshReport:
             stored, known = self._load()
@@ -246,6 +267,7 @@ class RiskWorker:
         self.index = None
         self.state = None
         self._goods = self._signals = None
+        self._overdue = set()
 
     def _load(self) -> tuple[dict[GoodKey, tuple[float, str]], dict[str, str]]:
         """What the tables hold (once; from then on this worker, their only writer, knows)."""

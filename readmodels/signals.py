@@ -32,6 +32,9 @@ CODE_VELOCITY: Final = "code-velocity"
 PLATFORM_VELOCITY: Final = "platform-velocity"
 BATCH_VELOCITY: Final = "batch-velocity"
 LAUNDERING_RING: Final = "laundering-ring"
+#: About a platform: due royalty or rebate lines left unpaid past the overdue age
+#: (``readmodels.payoutrules``; read from the ledger, not the market's records).
+PAYOUT_OVERDUE: Final = "payout-overdue"
 #: Not a rule: the explanation ``readmodels.riskindex`` attaches to a high anomaly score.
 ANOMALY: Final = "anomaly"
 
@@ -46,6 +49,8 @@ WEIGHTS: Final[Mapping[str, float]] = {
     PLATFORM_VELOCITY: 0.6,
     BATCH_VELOCITY: 0.7,
     LAUNDERING_RING: 0.7,
+    # About a platform's dues, not a good: it implicates no good, so it adds to no good's risk.
+    PAYOUT_OVERDUE: 0.5,
     # The anomaly score enters a risk as itself; its explanation adds nothing more.
     ANOMALY: 0.0,
 }
@@ -233,6 +238,7 @@ __all__ = [
     "MAX_EVIDENCE",
     "MAX_LISTED_GOODS",
     "OFFERED_BY_NON_HOLDER",
+    "PAYOUT_OVERDUE",
     "PLATFORM_VELOCITY",
     "PROBE_BURST",
     "SOLD_BY_NON_HOLDER",

@@ -52,6 +52,7 @@ from registry.orderdesk import OrderDesk
 from registry.orders import GoodReserved
 from registry.parties import REFERENCE_KEY_PURPOSE, ReferenceKeys
 from registry.payloads import StateCommitmentPayload, signed_payload_from_json
+from registry.payoutdesk import PayoutDesk
 from registry.receipts import TransferReceipt
 from registry.records import checksum, records_t
 from registry.registration import EntryRef
@@ -79,7 +80,7 @@ def system_clock() -> int:
     return int(time.time())
 
 
-class Registry(OrderDesk):
+class Registry(OrderDesk, PayoutDesk):
     """The registry on one database, with its signing key and EIP-712 domain (its orders'
     use cases are ``registry.orderdesk``)."""
 
@@ -165,6 +166,7 @@ class Registry(OrderDesk):
             note_keys=note_keys,
             witness_policy=policy,
         )
+        registry.payout_overdue_seconds = settings.payout_overdue_days * 86_400
         with write_transaction(engine) as conn:
             # A head signed before checkpoints existed gets one now (``checkpoints``); under
             # the log's lock, as a head is signed, so two processes starting never race.

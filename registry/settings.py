@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     #: verify answer reports (seconds; ``registry.telemetryfold``): with the API's 0.5 s
     #: flush, the counts are at most about this plus 0.5 s behind.
     telemetry_fold_interval: float = Field(default=0.5, gt=0, le=60)
+    #: A due royalty or rebate line unpaid for longer than this many days is overdue: balances
+    #: say so and the risk worker raises ``payout-overdue`` about the platform that owes it.
+    payout_overdue_days: int = Field(default=30, ge=1, le=3650)
     #: Where ``tracemark keys new`` writes a creator's account and code key.
     keys_dir: Path | None = None
     log_level: str = "INFO"
