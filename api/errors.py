@@ -10,9 +10,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -171,6 +174,22 @@ def install(app: FastAPI) -> None:
             str(exc.detail),
             str(exc.detail),
             headers=headers or None,
+        )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(psycopg.OperationalError)  # the verify path's own connections
+    async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        # The database refused or dropped the connection (PostgreSQL's "too many clients", a
+        # restart, a connection refused) or the pool had none free: the request changed
+        # nothing, so it is a 503 to retry, not a 500. The driver's message names the server's
+        # address, so only the exception's kind is logged and nothing of it is sent.
+        logger.warning("database unavailable: %s", type(getattr(exc, "orig", exc)).__name__)
+        return problem(
+            503,
+            "storage-unavailable",
+            "Storage unavailable",
+            "the registry's database cannot be reached right now; nothing was changed, retry",
         )
 
     @app.exception_handler(Exception)
