@@ -7,7 +7,7 @@ from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Row, Select, func, select, text
+from sqlalchemy import Connection, Engine
 
 from readmodels.market import (
     AttemptRecord,
@@ -46,37 +46,53 @@ def _default_use(good_type: int) -> int:
     return int(Use.SINGLE if good_type == int(GoodType.CODE) else Use.TRANSFERABLE)
 
 
-def _entry_record(row: Row[Any]) -> EntryRecord:
-    r = row._mapping
-    use = r["use"] if r["use"] is not None else _default_use(int(r["good_type"]))
-    return EntryRecord(
-        entry_id=int(r["id"]),
-        kind=int(r["kind"]),
-        good_type=int(r["good_type"]),
-        fingerprint=bytes(r["fingerprint"]),
-        actor=bytes(r["actor"]),
-        leaf_index=None if r["leaf_index"] is None else int(r["leaf_index"]),
-        timestamp=None if r["timestamp"] is None else int(r["timestamp"]),
-        record_id=int(r["record_id"]),
-        position=r["position"],
-        use=int(use),
-    )
+def _entry_record(row: Sequence[Any]) -> EntryRecord:
+    """An entry from a row of ``_ENTRY_COLUMNS`` (the product's use last, NULL: the type's)."""
+    i, kind, good_type, fp, actor, leaf, timestamp, record_id, position, use = row
+    use = _default_use(good_type) if use is None else use
+    return EntryRecord(i, kind, good_type, fp, actor, leaf, timestamp, record_id, position, use)
 
 
-def _entries_query() -> Select[Any]:
-    e = entries_t.c
-    return select(
-        e.id,
-        e.kind,
-        e.good_type,
-        e.fingerprint,
-        e.actor,
-        e.leaf_index,
-        e.timestamp,
-        e.record_id,
-        e.position,
-        products_t.c.use,
-    ).outerjoin(products_t, products_t.c.id == e.product_id)
+#: An entry's columns in ``EntryRecord``'s order, its product's use last.
+_ENTRY_COLUMNS = (
+    "e.id, e.kind, e.good_type, e.fingerprint, e.actor, e.leaf_index, e.timestamp, "
+    "e.record_id, e.position, p.use"
+)
+_ENTRIES = f"FROM {entries_t.name} e LEFT OUTER JOIN {products_t.name} p ON p.id = e.product_id"
+#: The parties' columns, in ``TransferRecord``'s and ``AttemptRecord``'s order.
+_PARTIES = "seller_platform, seller_ref, buyer_platform, buyer_ref"
+
+
+def _price(price: str | None) -> int | None:
+    return None if price is None else int(price)
+
+
+class _Driver:
+    """Statements on the driver's cursor, in the caller's transaction.
+
+    NOTE: driver-level, as ``registry.statereplay`` reads leaves: the refresh reads ~10^4
+    rows, and SQLAlchemy's statement machinery (a bound parameter per fingerprint of an
+    ``IN`` list, a ``Row`` and a mapping per row) cost several times SQLite's own work. Both
+    drivers give ints, strs and bytes; booleans (0/1 on SQLite) and prices (decimal text)
+    are converted where the records are made."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.qmark = conn.dialect.paramstyle == "qmark"
+        self.cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        self.cursor.execute(sql if self.qmark else sql.replace("?", "%s"), params)
+        return list(self.cursor.fetchall())
+
+    def among(self, column: str, values: Sequence[bytes]) -> tuple[str, Sequence[Any]]:
+        """``column`` is one of ``values``: a list of markers on SQLite, an array on
+        PostgreSQL (one parameter; an index scan either way)."""
+        if self.qmark:
+            return f"{column} IN ({','.join('?' * len(values))})", values
+        return f"{column} = ANY(?)", (list(values),)
+
+    def close(self) -> None:
+        self.cursor.close()
 
 
 def read_inputs(
@@ -91,123 +107,104 @@ def read_inputs(
     """The records from ``since`` on (and only rows past ``after``, for an incremental
     reader; of verification events, at most about the newest ``max_events``), the REGISTER
     entries and holdings of the goods they name (except ``known`` ones), and the new
-    watermarks. SQLAlchemy Core, one read transaction."""
+    watermarks. One read transaction."""
     marks = after or Watermarks()
-    e, t, a, v, h = entries_t.c, transfers_t.c, attempts_t.c, events_t.c, holdings_t.c
     with read_transaction(engine) as conn:
-        first_event = marks.event
-        if max_events is not None:
-            # Ids are assigned in order: the newest rows are the highest ids.
-            newest = conn.execute(select(func.max(v.id))).scalar()
-            first_event = max(first_event, int(newest or 0) - max_events)
-        # The entries' mark is the newest entry read, not the newest CONFLICT: the next read
-        # starts there instead of scanning every REGISTER entry since the last conflict.
-        last_entry = int(conn.execute(select(func.max(e.id))).scalar() or 0)
-        conflicts = [
-            _entry_record(row)
-            for row in conn.execute(
-                _entries_query()
-                .where(e.kind == int(EntryKind.CONFLICT), e.id > marks.entry, e.id <= last_entry)
-                .order_by(e.id)
-            )
-        ]
-        transfers = [
-            TransferRecord(
-                transfer_id=int(r.id),
-                good_type=int(r.good_type),
-                fingerprint=bytes(r.fingerprint),
-                creator=bytes(r.creator),
-                platform=r.platform,
-                seller_platform=r.seller_platform,
-                seller_ref=None if r.seller_ref is None else bytes(r.seller_ref),
-                buyer_platform=r.buyer_platform,
-                buyer_ref=bytes(r.buyer_ref),
-                price=None if r.price is None else int(r.price),
-                currency=r.currency,
-                final=bool(r.final),
-                created_at=int(r.created_at),
-            )
-            for r in conn.execute(
-                select(transfers_t)
-                .where(t.id > marks.transfer, t.created_at >= since)
-                .order_by(t.id)
-            )
-        ]
-        attempts = [
-            AttemptRecord(
-                attempt_id=int(r.id),
-                at=int(r.at),
-                platform=r.platform,
-                good_type=int(r.good_type),
-                fingerprint=bytes(r.fingerprint),
-                seller_platform=r.seller_platform,
-                seller_ref=None if r.seller_ref is None else bytes(r.seller_ref),
-                buyer_platform=r.buyer_platform,
-                buyer_ref=bytes(r.buyer_ref),
-                price=None if r.price is None else int(r.price),
-                final=bool(r.final),
-                reason=r.reason,
-                earlier_transfer_id=r.earlier_transfer_id,
-            )
-            for r in conn.execute(
-                select(attempts_t).where(a.id > marks.attempt, a.at >= since).order_by(a.id)
-            )
-        ]
-        events = [
-            VerificationEventRecord(
-                int(r.id),
-                int(r.at),
-                r.platform,
-                int(r.good_type),
-                bytes(r.fingerprint),
-                r.via,
-                r.verdict,
-            )
-            for r in conn.execute(
-                select(events_t).where(v.id > first_event, v.at >= since).order_by(v.id)
-            )
-        ]
-        named: set[GoodKey] = set()
-        for records in (conflicts, transfers, attempts, events):
-            named.update(x.good for x in records)
-        # NOTE: not copied: the incremental reader's set of known goods is large.
-        skip = known
-        registrations: dict[GoodKey, EntryRecord] = {}
-        holdings: dict[GoodKey, HoldingRecord] = {}
-        by_type: dict[int, list[bytes]] = defaultdict(list)
-        for good_type, fingerprint in named:
-            by_type[good_type].append(fingerprint)
-        for good_type, fingerprints in by_type.items():
-            for i in range(0, len(fingerprints), _CHUNK):
-                chunk = fingerprints[i : i + _CHUNK]
-                unknown = [f for f in chunk if (good_type, f) not in skip]
-                for row in (
-                    ()
-                    if not unknown
-                    else conn.execute(
-                        _entries_query().where(
-                            # As written, not a bound parameter: so that SQLite uses the
-                            # partial index uq_entries_registered_good (kind = 1), not a scan
-                            # of every entry (registry.entries does the same).
-                            text(f"entries.kind = {int(EntryKind.REGISTER)}"),
-                            e.good_type == good_type,
-                            e.fingerprint.in_(unknown),
-                        )
-                    )
+        db = _Driver(conn)
+        try:
+            return _read(db, since, marks, known, probe_flags, max_events)
+        finally:
+            db.close()
+
+
+def _read(
+    db: _Driver,
+    since: int,
+    marks: Watermarks,
+    known: Container[GoodKey],
+    probe_flags: Sequence[ProbeFlag],
+    max_events: int | None,
+) -> tuple[SignalInputs, Watermarks]:
+    first_event = marks.event
+    if max_events is not None:
+        # Ids are assigned in order: the newest rows are the highest ids.
+        newest = db.rows(f"SELECT max(id) FROM {events_t.name}")[0][0]
+        first_event = max(first_event, int(newest or 0) - max_events)
+    # The entries' mark is the newest entry read, not the newest CONFLICT: the next read
+    # starts there instead of scanning every REGISTER entry since the last conflict.
+    last_entry = int(db.rows(f"SELECT max(id) FROM {entries_t.name}")[0][0] or 0)
+    conflicts = [
+        _entry_record(row)
+        for row in db.rows(
+            f"SELECT {_ENTRY_COLUMNS} {_ENTRIES} WHERE e.kind = {int(EntryKind.CONFLICT)} "
+            "AND e.id > ? AND e.id <= ? ORDER BY e.id",
+            (marks.entry, last_entry),
+        )
+    ]
+    transfers = [
+        TransferRecord(
+            i, gt, fp, creator, platform, sp, sr, bp, br, _price(price), cur, bool(final), at
+        )
+        for i, gt, fp, creator, platform, sp, sr, bp, br, price, cur, final, at in db.rows(
+            "SELECT id, good_type, fingerprint, creator, platform, "
+            f"{_PARTIES}, price, currency, final, created_at FROM {transfers_t.name} "
+            "WHERE id > ? AND created_at >= ? ORDER BY id",
+            (marks.transfer, since),
+        )
+    ]
+    attempts = [
+        AttemptRecord(
+            i, at, platform, gt, fp, sp, sr, bp, br, _price(price), bool(final), reason, earlier
+        )
+        for i, at, platform, gt, fp, sp, sr, bp, br, price, final, reason, earlier in db.rows(
+            "SELECT id, at, platform, good_type, fingerprint, "
+            f"{_PARTIES}, price, final, reason, earlier_transfer_id FROM {attempts_t.name} "
+            "WHERE id > ? AND at >= ? ORDER BY id",
+            (marks.attempt, since),
+        )
+    ]
+    events = [
+        VerificationEventRecord(*row)
+        for row in db.rows(
+            "SELECT id, at, platform, good_type, fingerprint, via, verdict "
+            f"FROM {events_t.name} WHERE id > ? AND at >= ? ORDER BY id",
+            (first_event, since),
+        )
+    ]
+    named: set[GoodKey] = set()
+    for records in (conflicts, transfers, attempts):
+        named.update(x.good for x in records)
+    named.update((v.good_type, v.fingerprint) for v in events)
+    registrations: dict[GoodKey, EntryRecord] = {}
+    holdings: dict[GoodKey, HoldingRecord] = {}
+    by_type: dict[int, list[bytes]] = defaultdict(list)
+    for good_type, fingerprint in named:
+        by_type[good_type].append(fingerprint)
+    for good_type, fingerprints in by_type.items():
+        for i in range(0, len(fingerprints), _CHUNK):
+            chunk = fingerprints[i : i + _CHUNK]
+            # NOTE: not copied: the incremental reader's set of known goods is large.
+            unknown = [f for f in chunk if (good_type, f) not in known]
+            if unknown:
+                # ``kind = 1`` as written, not a bound parameter: so that SQLite uses the
+                # partial index uq_entries_registered_good (kind = 1), not a scan of every
+                # entry (registry.entries does the same).
+                among, params = db.among("e.fingerprint", unknown)
+                for row in db.rows(
+                    f"SELECT {_ENTRY_COLUMNS} {_ENTRIES} WHERE e.kind = "
+                    f"{int(EntryKind.REGISTER)} AND e.good_type = ? AND {among}",
+                    (good_type, *params),
                 ):
                     record = _entry_record(row)
                     registrations[record.good] = record
-                for r in conn.execute(
-                    select(holdings_t).where(h.good_type == good_type, h.fingerprint.in_(chunk))
-                ):
-                    holding = HoldingRecord(
-                        good_type,
-                        bytes(r.fingerprint),
-                        r.holder_platform,
-                        bool(r.consumed),
-                        int(r.last_transfer_id),
-                    )
-                    holdings[holding.good] = holding
+            among, params = db.among("fingerprint", chunk)
+            for fingerprint, holder, consumed, last in db.rows(
+                "SELECT fingerprint, holder_platform, consumed, last_transfer_id "
+                f"FROM {holdings_t.name} WHERE good_type = ? AND {among}",
+                (good_type, *params),
+            ):
+                holding = HoldingRecord(good_type, fingerprint, holder, bool(consumed), last)
+                holdings[holding.good] = holding
     marks = Watermarks(
         entry=max(marks.entry, last_entry),
         transfer=max([marks.transfer, *(x.transfer_id for x in transfers)]),

@@ -34,6 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from readmodels.market import GoodKey, ProbeFlag
 from readmodels.marketreads import Watermarks, read_inputs
 from readmodels.payoutrules import overdue_signals
+from readmodels.riskcollector import after_refresh
 from readmodels.riskindex import LOOKBACK, MAX_EVENTS, REFRESH_SECONDS, Risk, RiskIndex
 from readmodels.riskstate import REFIT_SECONDS, RiskState
 from readmodels.signals import PAYOUT_OVERDUE, Signal, Thresholds
@@ -196,6 +197,7 @@ class RiskWorker:
             max_events=MAX_EVENTS,
         )
         changes = state.refresh(new, now=now, probe_flags=flags)
+        after_refresh(refitted=changes.refitted)  # readmodels.riskcollector: why
         self._marks = marks
         if first:  # the tables hold what an earlier worker wrote: compare with all of it
             return self.write_all(state.goods, [*state.all_signals(), *overdue.values()], now, now)
@@ -310,24 +312,31 @@ class RiskWorker:
         with write_transaction(self.engine) as conn:
             self.fence(conn)
             self._write_goods(conn, changed, gone)
-            for sid, document in rewritten.items():
+            # Each one statement executed for many rows (a statement a signal, built and
+            # compiled each time, cost more than the database's work).
+            if rewritten:
                 conn.execute(
                     update(risk_signals_t)
-                    .where(c.signal_id == sid)
-                    .values(document=document, seen_at=now)
+                    .where(c.signal_id == bindparam("sid"))
+                    .values(document=bindparam("doc"), seen_at=now),
+                    [{"sid": sid, "doc": doc} for sid, doc in rewritten.items()],
                 )
-            for signal in raised:
+            if raised:
                 conn.execute(
-                    risk_signals_t.insert().values(
-                        signal_id=signal.signal_id,
-                        code=signal.code,
-                        subject_kind=signal.subject.kind,
-                        subject_id=signal.subject.id,
-                        platforms=" " + " ".join(signal.platforms) + " ",
-                        document=documents[signal.signal_id],
-                        raised_at=now,
-                        seen_at=now,
-                    )
+                    risk_signals_t.insert(),
+                    [
+                        {
+                            "signal_id": signal.signal_id,
+                            "code": signal.code,
+                            "subject_kind": signal.subject.kind,
+                            "subject_id": signal.subject.id,
+                            "platforms": " " + " ".join(signal.platforms) + " ",
+                            "document": documents[signal.signal_id],
+                            "raised_at": now,
+                            "seen_at": now,
+                        }
+                        for signal in raised
+                    ],
                 )
             for start in range(0, len(stale), _CHUNK):
                 conn.execute(
