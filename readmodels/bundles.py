@@ -52,7 +52,9 @@ class GoodRegistered(Conflict):
 # -- building one ---------------------------------------------------------------
 
 
-def build_bundle(registry: Registry, good_type: GoodType, fingerprint: bytes) -> Bundle:
+def build_bundle(
+    registry: Registry, good_type: GoodType, fingerprint: bytes, *, covering: int | None = None
+) -> Bundle:
     """The proof bundle of a good (``tracemark-bundle/v4``), against the best head there is.
 
     The head: the largest anchored one (state mined or final) that covers the good's
@@ -61,6 +63,9 @@ def build_bundle(registry: Registry, good_type: GoodType, fingerprint: bytes) ->
     that head travel with it, and its value in the head's state map proves they are all; the
     rest are counted in ``pending_entries``. The head's checkpoint travels with its
     cosignatures.
+
+    ``covering``: a leaf of the good's the head must cover too (an order's DELIVERY entry,
+    for its evidence: ``readmodels.orderevidence``).
 
     Raises ``NotFound`` for a good the log does not have, or whose registration is still
     queued (nothing to prove yet).
@@ -75,7 +80,7 @@ def build_bundle(registry: Registry, good_type: GoodType, fingerprint: bytes) ->
             raise NotFound(f"{what} is registered but still queued: no proof until it is logged")
         raise NotFound(f"no {what} is registered")
     assert register.leaf_index is not None
-    head, anchor = _choose_head(registry, register.leaf_index)
+    head, anchor = _choose_head(registry, max(register.leaf_index, covering or 0))
     later = [
         e
         for e in history

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from typing import Final, TypeVar
 
-from registry.deliverypayload import DeliveryPayload
 from registry.eip712 import checksum_address
 from registry.errors import InvalidInput, InvalidProof, SignatureError
 from registry.fingerprints import fingerprint_hex
@@ -56,6 +55,7 @@ from verifier.bundlereport import (
     StateFinding,
 )
 from verifier.checkpointcheck import WitnessFinding, check_checkpoint
+from verifier.deliverycheck import check_delivery
 from verifier.errors import BundleInvalid, NotAnchoredYet, NotFinalYet
 from verifier.headcheck import (
     AnchorView,
@@ -318,7 +318,7 @@ def _check_actor(
     if entry.kind is EntryKind.TRANSFER:
         return _check_transfer(entry, root, creator, where)
     if entry.kind is EntryKind.DELIVERY:
-        return _check_delivery(entry, root, where)
+        return check_delivery(entry, root, where)
     if entry.kind is EntryKind.REVOKE and entry.actor != creator:
         raise BundleInvalid(
             "signature",
@@ -366,46 +366,6 @@ def _check_transfer(entry: BundleEntry, root: TrustRoot, creator: bytes, where: 
         None,
         final=transfer.final,
         platform=transfer.platform,
-    )
-
-
-def _check_delivery(entry: BundleEntry, root: TrustRoot, where: str) -> ProvedEntry:
-    """A DELIVERY (issue 17) is the registry's attestation of a checked delivery for an order:
-    attested by the registry key the trust root names there, its payload in its canonical
-    form naming this good and that registry. Its place in the good's history is proved with
-    the others (the state map's history chain covers every entry of the good)."""
-    actor = checksum_address(entry.actor)
-    expected = root.key_for_entry(entry.leaf_index)
-    if entry.actor != expected:
-        raise BundleInvalid(
-            "signature",
-            f"{where}: a DELIVERY's actor {actor} is not the registry key trust root "
-            f"{root.label()} names there ({checksum_address(expected)})",
-        )
-    try:
-        delivery = _typed_payload(entry, DeliveryPayload)
-    except InvalidInput as exc:
-        raise BundleInvalid(
-            "signature", f"{where}: the DELIVERY payload does not parse: {exc.detail}"
-        ) from None
-    if (delivery.good_type, delivery.fingerprint, delivery.registry) != (
-        entry.good_type,
-        entry.fingerprint,
-        actor,
-    ):
-        raise BundleInvalid(
-            "signature", f"{where}: the DELIVERY payload does not name this good and the registry"
-        )
-    return ProvedEntry(
-        EntryKind.DELIVERY,
-        entry.leaf_index,
-        actor,
-        None,
-        None,
-        None,
-        None,
-        platform=delivery.platform,
-        order_id=delivery.order_id,
     )
 
 
