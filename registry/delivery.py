@@ -11,7 +11,9 @@ meanwhile):
 2. the delivered good is checked: it is the reserved one (else ``NotTheReservedGood``, the
    classic fake delivery, saying what the delivered code is), not revoked, not consumed, and
    still held by the order's seller (else ``DoubleSale``: sold elsewhere);
-3. a DELIVERY entry (``registry.deliverypayload``) is queued, sequenced at once and the head
+3. the order's royalty and rebate lines are written ``held`` (``registry.settlement``;
+   parts past the price refuse the delivery);
+4. a DELIVERY entry (``registry.deliverypayload``) is queued, sequenced at once and the head
    published (as a TRANSFER's): it lands in the good's state-map history and is anchored with
    the next anchor.
 
@@ -28,20 +30,20 @@ from typing import TYPE_CHECKING
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Connection, select
 
-from registry import log, orderstore
+from registry import log, orderstore, settlement
 from registry.deliverypayload import DeliveryPayload
 from registry.eip712 import Domain, address_bytes
 from registry.errors import Conflict, NotFound
 from registry.fingerprints import fingerprint_hex
-from registry.holding import holdings_t
+from registry.holding import holdings_t, order_seller_holds
 from registry.leaf import EntryKind
 from registry.log import entries_t
 from registry.orders import Event
 from registry.orderstore import ChangeSigner, OrderView
 from registry.orderviews import changes_t, order_row
 from registry.records import checksum, log_registry_record, records_t
+from registry.transferentry import _sequence_through
 from registry.transferrequests import DoubleSale, GoodConsumed, GoodRevoked
-from registry.transfers import _sequence_through
 
 if TYPE_CHECKING:
     from registry.checkpoints import CheckpointSigner
@@ -107,6 +109,8 @@ def deliver(
             f"the code delivered is not the good order {order_id} reserved ({good}): {what}"
         )
     _check_deliverable(conn, row, good)
+    # The order's money: its royalty and rebate lines, held until the sale stands.
+    settlement.hold_lines(conn, row, now=now)
 
     opened = conn.execute(
         select(changes_t.c.change_hash).where(
@@ -185,15 +189,8 @@ def _check_deliverable(conn: Connection, order: object, good: str) -> None:
     ).first()
     if holding is not None and holding.consumed:
         raise GoodConsumed(f"{good} was consumed by a final sale: it may not be delivered")
-    seller_platform = order.seller_platform  # type: ignore[attr-defined]
-    seller_ref = order.seller_ref  # type: ignore[attr-defined]
-    if seller_ref is None:
-        moved = holding is not None  # the creator sold first-hand: nobody may hold it yet
-    else:
-        # NOTE: a holder hashed by the legacy scheme (1) is compared by platform only.
-        moved = holding is None or holding.holder_platform != seller_platform
-        if holding is not None and not moved and int(holding.holder_ref_scheme) == 2:
-            moved = bytes(holding.holder_ref) != bytes(seller_ref)
+    seller = (order.seller_platform, order.seller_ref)  # type: ignore[attr-defined]
+    moved = not order_seller_holds(seller[0], seller[1], holding)
     if moved:
         raise DoubleSale(
             f"{good} is no longer held by the order's seller: it was sold elsewhere",

@@ -62,6 +62,18 @@ def check_seller(
         )
 
 
+def order_seller_holds(seller_platform: str | None, seller_ref: bytes | None, holding: Any) -> bool:
+    """Whether an order's seller (as the order stored it: None for the creator, else its
+    platform and keyed reference hash) still holds the good, unconsumed (issue 17: checked at
+    delivery and when the sale is recorded). A holder hashed by the legacy scheme 1 is
+    compared by platform only: the order has only the keyed hash to compare."""
+    if holding is None:
+        return seller_ref is None  # first-hand: the creator holds it until a first sale
+    if seller_ref is None or holding.consumed or holding.holder_platform != seller_platform:
+        return False
+    return int(holding.holder_ref_scheme) != 2 or bytes(holding.holder_ref) == bytes(seller_ref)
+
+
 def authorized_seller(
     conn: Connection,
     request: TransferRequest,
@@ -111,17 +123,21 @@ def authorized_seller(
 
 def move_holder(
     conn: Connection,
-    request: TransferRequest,
-    buyer_ref: bytes,
+    *,
+    good_type: int,
+    fingerprint: bytes,
+    buyer: tuple[str, bytes],
+    final: bool,
     holding: Any,
     transfer_id: int,
     good: str,
 ) -> None:
+    """Make ``buyer`` (its platform and stored reference hash) the holder; ``final`` consumes."""
     values = {
-        "holder_platform": request.buyer.platform,
-        "holder_ref": buyer_ref,
+        "holder_platform": buyer[0],
+        "holder_ref": buyer[1],
         "holder_ref_scheme": int(ReferenceScheme.KEYED),
-        "consumed": request.final,
+        "consumed": final,
         "last_transfer_id": transfer_id,
     }
     if holding is None:
@@ -129,7 +145,7 @@ def move_holder(
             with conn.begin_nested():
                 conn.execute(
                     holdings_t.insert().values(
-                        good_type=int(request.good_type), fingerprint=request.fingerprint, **values
+                        good_type=good_type, fingerprint=fingerprint, **values
                     )
                 )
         except IntegrityError as exc:  # a racing first transfer committed first
@@ -141,8 +157,8 @@ def move_holder(
     moved = conn.execute(
         update(holdings_t)
         .where(
-            h.good_type == int(request.good_type),
-            h.fingerprint == request.fingerprint,
+            h.good_type == good_type,
+            h.fingerprint == fingerprint,
             h.last_transfer_id == holding.last_transfer_id,
             h.consumed.is_(False),
         )
@@ -152,4 +168,11 @@ def move_holder(
         raise DoubleSale(f"the seller does not hold {good}: it was just transferred", None)
 
 
-__all__ = ["authorized_seller", "check_seller", "holdings_t", "move_holder", "transfer_summary"]
+__all__ = [
+    "authorized_seller",
+    "check_seller",
+    "holdings_t",
+    "move_holder",
+    "order_seller_holds",
+    "transfer_summary",
+]

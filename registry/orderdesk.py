@@ -7,26 +7,32 @@ stays one screen per concern.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Connection, Engine
 
-from registry import delivery, orderstore
+from registry import delivery, log, orderstore
 from registry.db import read_transaction, retrying, write_transaction
 from registry.eip712 import Domain
+from registry.errors import LeaseLost, TracemarkError
 from registry.orders import Event, OrderRequest
 from registry.orderstore import ChangeSigner, OrderChangeNote, OrderView
+from registry.ordersweep import due_orders
 from registry.parties import ReferenceKeys
+from registry.settlement import Settler
 
 if TYPE_CHECKING:
     from registry.checkpoints import CheckpointSigner
     from registry.delivery import Delivery
     from registry.statecommit import StateMapCache
 
-#: Lapsed reservations settled per sweep transaction.
-SWEEP_BATCH = 500
+#: Orders settled per sweep pass (each in its own transaction: an auto-confirm logs a sale).
+SWEEP_BATCH = 100
+
+logger = logging.getLogger("tracemark.orders")
 
 
 class OrderDesk:
@@ -47,7 +53,9 @@ class OrderDesk:
     order_listener: Callable[[Connection, OrderChangeNote], object] | None = None
 
     def _change_signer(self, conn: Connection) -> ChangeSigner:
-        return ChangeSigner(self._signing_account(conn), self.domain, self.order_listener)
+        account = self._signing_account(conn)
+        settler = Settler(account, self.domain, self._committing, self.checkpoint_signer)
+        return ChangeSigner(account, self.domain, self.order_listener, settler)
 
     def open_order(self, request: OrderRequest) -> OrderView:
         """Open an order and reserve its good; a retry with its Idempotency-Key replays it."""
@@ -77,6 +85,10 @@ class OrderDesk:
 
         def attempt() -> OrderView:
             with write_transaction(self.engine) as conn:
+                # NOTE: the log's lock before the order's row, as delivery and opening take
+                # them: a change may record the sale (a TRANSFER entry), and one lock order
+                # for every writer leaves no cycle to deadlock on.
+                log.lock_log(conn)
                 return orderstore.change_order(
                     conn,
                     order_id,
@@ -134,6 +146,7 @@ class OrderDesk:
 
         def attempt() -> OrderView:
             with write_transaction(self.engine) as conn:
+                log.lock_log(conn)  # an auto-confirm records the sale (see change_order)
                 orderstore.settle_order(
                     conn, order_id, signer=self._change_signer(conn), now=self.clock()
                 )
@@ -146,12 +159,34 @@ class OrderDesk:
         with read_transaction(self.engine) as conn:
             return orderstore.order_ids(conn, platform, after=after, limit=limit)
 
-    def sweep_orders(self, *, limit: int = SWEEP_BATCH) -> int:
-        """Expire or auto-confirm up to ``limit`` orders past their time; how many."""
-        with write_transaction(self.engine) as conn:
-            return orderstore.sweep(
-                conn, signer=self._change_signer(conn), now=self.clock(), limit=limit
-            )
+    def sweep_orders(
+        self, *, limit: int = SWEEP_BATCH, fence: Callable[[Connection], None] | None = None
+    ) -> int:
+        """Expire or auto-confirm up to ``limit`` orders past their time, oldest deadline
+        first, each in its own transaction; how many. An auto-confirm records the sale, so
+        one order the sale cannot be recorded for (logged) does not hold the others back.
+        ``fence``: the sweeping role's lease check (``registry.lease.Lease.fence``)."""
+        with read_transaction(self.engine) as conn:
+            due = due_orders(conn, now=self.clock(), limit=limit)
+        settled = 0
+        for order_id in due:
+
+            def attempt(order_id: int = order_id) -> bool:
+                with write_transaction(self.engine) as conn:
+                    if fence is not None:
+                        fence(conn)
+                    log.lock_log(conn)
+                    return orderstore.settle_order(
+                        conn, order_id, signer=self._change_signer(conn), now=self.clock()
+                    )
+
+            try:
+                settled += retrying(attempt)
+            except TracemarkError as exc:
+                if isinstance(exc, LeaseLost):
+                    raise
+                logger.warning("order %d not settled: %s", order_id, exc.detail)
+        return settled
 
 
 __all__ = ["SWEEP_BATCH", "OrderDesk"]

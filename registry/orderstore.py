@@ -110,6 +110,9 @@ class ChangeSigner:
     account: LocalAccount
     domain: Domain
     on_change: Callable[[Connection, OrderChangeNote], object] | None = None
+    #: Called as an order enters a state, in the change's transaction: the sale recorded and
+    #: its lines due, or its lines reversed (``registry.settlement.Settler``).
+    settle: Callable[[Connection, Any, State, int], None] | None = None
 
 
 # -- opening ----------------------------------------------------------------------------------
@@ -205,13 +208,14 @@ def open_order(
     good_type, fingerprint = int(request.good_type), request.fingerprint
     good = f"{request.good_type.name.lower()} {fingerprint_hex(fingerprint)}"
     creator = _registered_creator(conn, good_type, fingerprint, good)
-    seller_ref = _check_seller(conn, request, keys, creator, good)
-
+    # A lapsed reservation's order is settled before the seller is checked: an auto-confirm
+    # records its sale, and the good is then its buyer's (``registry.settlement``).
     held = reservation_of(conn, good_type, fingerprint, for_update=True)
-    if held is not None:
-        if not lapsed(held.expires_at, now):
-            raise GoodReserved(f"{good} is reserved for another open order")
+    if held is not None and lapsed(held.expires_at, now):
         _settle(conn, int(held.order_id), signer=signer, now=now)
+    seller_ref = _check_seller(conn, request, keys, creator, good)
+    if held is not None and not lapsed(held.expires_at, now):
+        raise GoodReserved(f"{good} is reserved for another open order")
 
     buyer = request.buyer
     assert buyer.platform is not None and buyer.reference is not None
@@ -366,10 +370,8 @@ def _apply(
     if target is State.DELIVERED:
         values["delivered_at"] = now
         values["confirm_deadline"] = now + int(row.confirm_window)
-    # HOOK (issue 17, items 6-7): the transfer made final on release, its reversal on refund
-    # and rebate lines go here, in this transaction, keyed on (state, event, target). A
-    # delivery's checks and entry are ``registry.delivery``; each change's webhook is
-    # ``signer.on_change`` in ``_record_change``.
+    # A delivery's checks, entry and held lines are ``registry.delivery``; the sale made or
+    # refunded is ``signer.settle`` below; each change's webhook ``signer.on_change``.
     o = orders_t.c
     moved = conn.execute(
         update(orders_t)
@@ -384,6 +386,8 @@ def _apply(
         conn.execute(update(reservations_t).where(r.order_id == row.id).values(expires_at=expires))
     else:
         conn.execute(delete(reservations_t).where(r.order_id == row.id))
+    if signer.settle is not None:  # after the reservation: it must not refuse its own sale
+        signer.settle(conn, row, target, now)
     previous = conn.execute(
         select(changes_t.c.change_hash).where(
             changes_t.c.order_id == row.id, changes_t.c.sequence == row.sequence

@@ -13,10 +13,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, select
 
-from registry.models import OrderReservation
-from registry.orders import GoodReserved
+from registry.models import Order, OrderReservation
+from registry.orders import GoodReserved, State
 
 reservations_t: Table = OrderReservation.__table__  # type: ignore[attr-defined]
+_orders_t: Table = Order.__table__  # type: ignore[attr-defined]
 
 
 def reservation_of(
@@ -44,9 +45,23 @@ def refuse_if_reserved(
     conn: Connection, good_type: int, fingerprint: bytes, now: int, good: str
 ) -> None:
     """The transfer path's check: a good reserved for an open order may not be sold, by any
-    platform (its own order's completion will not come through here: issue 17 item 2)."""
-    if holds(reservation_of(conn, good_type, fingerprint), now):
+    platform (its own order's sale is recorded by ``registry.settlement``, not through here).
+
+    A delivered order past its confirmation deadline has lapsed too, but its sale stands: the
+    good is its buyer's as soon as the auto-confirm is applied (lazily or by the sweep, within
+    seconds), so until then it is refused as reserved as well; an expired reservation (never
+    delivered) frees the good at once."""
+    row = reservation_of(conn, good_type, fingerprint)
+    if holds(row, now):
         raise GoodReserved(f"{good} is reserved for an open order; it may not change hands now")
+    if row is not None:
+        state = conn.execute(
+            select(_orders_t.c.state).where(_orders_t.c.id == row.order_id)
+        ).scalar_one_or_none()
+        if state == State.DELIVERED:
+            raise GoodReserved(
+                f"{good} was delivered for an order whose sale now stands; it is being settled"
+            )
 
 
 __all__ = ["holds", "lapsed", "refuse_if_reserved", "reservation_of", "reservations_t"]

@@ -94,7 +94,8 @@ class Statement:
 def royalty_statement(
     conn: Connection, creator: bytes, *, since: int, until: int, period: Period
 ) -> Statement:
-    """Every royalty owed on the creator's goods for transfers in [since, until)."""
+    """Every royalty owed (``due``) on the creator's goods for lines dated in [since, until):
+    a plain transfer's, and an order's whose sale stands (dated at its delivery)."""
     if period not in PERIODS:
         raise InvalidInput(f"period must be one of {', '.join(PERIODS)}")
     if since > until:
@@ -104,7 +105,15 @@ def royalty_statement(
         select(
             c.created_at, c.good_type, c.fingerprint, c.platform, c.recipient, c.currency, c.amount
         )
-        .where(c.creator == creator, c.created_at >= since, c.created_at < until)
+        .where(
+            c.creator == creator,
+            c.created_at >= since,
+            c.created_at < until,
+            # Owed only: an order's lines held in escrow, or reversed by a refund, are not
+            # (issue 17); a plain transfer's lines are due from the start.
+            c.status == "due",
+            c.kind == "royalty",
+        )
         .order_by(c.created_at, c.id)
         .limit(MAX_LINES + 1)
     ).all()

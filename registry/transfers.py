@@ -39,12 +39,7 @@ from registry.eip712 import Domain, address_bytes
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, Use, fingerprint_hex
 from registry.handover import AuthorizationRefused, NotTheHolder
-from registry.holding import (
-    authorized_seller,
-    check_seller,
-    holdings_t,
-    move_holder,
-)
+from registry.holding import authorized_seller, check_seller, holdings_t
 from registry.leaf import EntryKind
 from registry.log import entries_t
 from registry.models import RoyaltyLine, Transfer, TransferAttempt
@@ -57,16 +52,14 @@ from registry.parties import (
 )
 from registry.payloads import RegistrationPayload, TransferPayload, TransferShare
 from registry.receipts import (
-    PRIMARY_TYPE,
     RoyaltyShare,
     TransferReceipt,
     party_document,
-    receipt_message,
 )
-from registry.records import checksum, log_registry_record, records_t
+from registry.records import checksum, records_t
 from registry.reservations import refuse_if_reserved
 from registry.royalty import RoyaltyPolicy, split
-from registry.signatures import sign
+from registry.transferentry import SaleTerms, write_transfer
 from registry.transferrequests import (
     DoubleSale,
     GoodConsumed,
@@ -189,7 +182,7 @@ def record_transfer(
         check_seller(request, holding, previous, keys, good)
         seller_ref = seller.ref_hash(keys.reference_hash)
     buyer_ref = request.buyer.ref_hash(keys.reference_hash)
-    assert buyer_ref is not None
+    assert buyer_ref is not None and request.buyer.platform is not None
     if request.seller.is_creator:
         check_first_sale(conn, creator, request.platform, good)
     if request.final and use is not Use.SINGLE:
@@ -207,72 +200,36 @@ def record_transfer(
     elif request.price is not None:
         seller_amount = request.price
 
-    registry = address_bytes(account.address)
-    payload = TransferPayload(
+    terms = SaleTerms(
+        platform=request.platform,
         good_type=request.good_type,
         fingerprint=fingerprint,
-        creator=checksum(creator),
-        platform=request.platform,
-        seller=party_document(seller.platform, seller_ref),
-        buyer=party_document(request.buyer.platform, buyer_ref),
+        creator=creator,
+        seller_platform=seller.platform,
+        seller_ref=seller_ref,
+        buyer_platform=request.buyer.platform,
+        buyer_ref=buyer_ref,
         price=request.price,
         currency=request.currency,
         final=request.final,
-        previous_transfer=None if previous is None else int(previous.id),
-        shares=tuple(shares),
+        idempotency_key=request.idempotency_key,
+        request_hash=request.request_hash(),
+    )
+    transfer_id, timestamp = write_transfer(
+        conn,
+        terms,
+        holding=holding,
+        previous=previous,
+        shares=shares,
         seller_amount=seller_amount,
-        registry=checksum(registry),
-        domain=domain,
-    )
-    entry_id, digest = log_registry_record(
-        conn,
-        payload,
-        primary_type="Transfer",
-        kind=EntryKind.TRANSFER,
-        good_type=good_type,
-        fingerprint=fingerprint,
-        signer=registry,
-        now=now,
-    )
-    leaf_index, timestamp = _sequence_through(conn, entry_id, now)
-    log.publish_tree_head(
-        conn,
         account=account,
         domain=domain,
-        now=timestamp,
+        now=now,
         state_map=state_map,
         checkpoint_signer=checkpoint_signer,
     )
-
-    message = receipt_message(request.good_type, fingerprint, leaf_index, digest, timestamp)
-    signature = sign(PRIMARY_TYPE, message, domain, account.key)
-    transfer_id = conn.execute(
-        transfers_t.insert()
-        .values(
-            entry_id=entry_id,
-            good_type=good_type,
-            fingerprint=fingerprint,
-            creator=creator,
-            platform=request.platform,
-            seller_platform=seller.platform,
-            seller_ref=seller_ref,
-            buyer_platform=request.buyer.platform,
-            buyer_ref=buyer_ref,
-            price=None if request.price is None else str(request.price),
-            currency=request.currency,
-            final=request.final,
-            royalty_total=str(sum(s.amount for s in shares)) if shares else None,
-            idempotency_key=request.idempotency_key,
-            request_hash=request.request_hash(),
-            receipt_signature=signature,
-            leaf_index=leaf_index,
-            created_at=timestamp,
-        )
-        .returning(transfers_t.c.id)
-    ).scalar_one()
     if authorization_id is not None:
-        handover.link_transfer(conn, authorization_id, int(transfer_id))
-    move_holder(conn, request, buyer_ref, holding, int(transfer_id), good)
+        handover.link_transfer(conn, authorization_id, transfer_id)
     if shares:
         assert request.currency is not None
         conn.execute(
@@ -293,18 +250,7 @@ def record_transfer(
                 for s in shares
             ],
         )
-    return load_receipt(conn, int(transfer_id), domain)
-
-
-def _sequence_through(conn: Connection, entry_id: int, now: int) -> tuple[int, int]:
-    """Sequence the queue up to and including ``entry_id``; its (leaf index, timestamp)."""
-    stamp = log.sequencer_time(conn, now)
-    c = entries_t.c
-    while True:
-        row = conn.execute(select(c.leaf_index, c.timestamp).where(c.id == entry_id)).one()
-        if row.leaf_index is not None:
-            return int(row.leaf_index), int(row.timestamp)
-        log.integrate_queue(conn, limit=10_000, now=stamp)
+    return load_receipt(conn, transfer_id, domain)
 
 
 def load_receipt(conn: Connection, transfer_id: int, domain: Domain) -> TransferReceipt:
@@ -401,6 +347,7 @@ __all__ = [
     "NotTheHolder",
     "Party",
     "RoyaltyShare",
+    "SaleTerms",
     "TransferReceipt",
     "TransferRequest",
     "legacy_reference_hash",
@@ -408,4 +355,5 @@ __all__ = [
     "party_document",
     "record_refused",
     "record_transfer",
+    "write_transfer",
 ]

@@ -72,6 +72,8 @@ def serve(role: RoleOpt = None) -> None:
     from api.siwe import expected_domain
     from api.trustroot import TrustRootConfig
     from registry.lease import Lease
+    from registry.ordersweep import DEFAULT_SWEEP_INTERVAL as SWEEP_INTERVAL
+    from registry.ordersweep import run_order_sweep
     from registry.sequencer import run_sequencer
 
     with reported():
@@ -154,6 +156,10 @@ def serve(role: RoleOpt = None) -> None:
     if "sequencer" in leases:
         interval = state.settings.sequencer_interval
         workers.append(_role_thread("sequencer", run_sequencer, registry, interval, stop, leases))
+        # The order sweep is the log's writer too (an auto-confirm logs its sale): same role.
+        workers.append(
+            _role_thread("sequencer", run_order_sweep, registry, SWEEP_INTERVAL, stop, leases)
+        )
     if witnessing is not None:
         # Checkpoints are published (served, anchored) only at the witness quorum (issue 15).
         from anchoring.witnessing import run_witnessing
