@@ -109,11 +109,13 @@ class BatchIngest:
     def take(self, chunk: list[bytes]) -> int:
         """Account for the next chunk of the stream; returns its first position."""
         first = self.position
-        for offset, fingerprint in enumerate(chunk):
-            if len(fingerprint) != 32:
-                raise InvalidInput(
-                    f"item {first + offset + 1}: a fingerprint is 32 bytes, not {len(fingerprint)}"
-                )
+        if chunk and set(map(len, chunk)) != {32}:  # in C; the loop only finds the culprit
+            for offset, fingerprint in enumerate(chunk):
+                if len(fingerprint) != 32:
+                    raise InvalidInput(
+                        f"item {first + offset + 1}: a fingerprint is 32 bytes, "
+                        f"not {len(fingerprint)}"
+                    )
         if first + len(chunk) > self.count:
             raise InvalidInput(f"the batch signed {self.count:,} goods but more were sent")
         # An item's leaf data is its fingerprint alone: itemsRoot commits to the list.
@@ -150,7 +152,7 @@ class BatchIngest:
         sha256 = hashlib.sha256
         batch_hash = self._batch_payload_hash
         good_type, now, record_id = self.good_type, self.now, self.record_id
-        # NOTE: the loop below packs leaves inline instead of calling ``encode_leaf`` for
+        # NOTE: the comprehensions below pack leaves inline instead of calling ``encode_leaf`` for
         # each of 10^6 goods: same bytes (a test compares every leaf of a batch with
         # ``encode_leaf``), a third of the cost. The inputs are checked once: fingerprints
         # in ``take``, the actor and timestamp by the caller's types.
@@ -158,33 +160,39 @@ class BatchIngest:
         prefixes = {kind: leaf_prefix(kind, good_type) for kind in {row[0] for row in rows}}
         actor_words = {actor: bytes(12) + actor for actor in {row[2] for row in rows}}
         timestamp_word = now.to_bytes(32, "big")
-        leaf_index = self._log.size
-        params = []
-        leaves = []
-        for kind, fingerprint, actor, position, product_id in rows:
-            entry_payload_hash = sha256(batch_hash + position.to_bytes(4, "big")).digest()
-            leaves.append(
-                prefixes[kind]
-                + fingerprint
-                + actor_words[actor]
-                + entry_payload_hash
-                + timestamp_word
+        first_leaf = self._log.size
+        # Three comprehensions rather than one loop appending to two lists: 3.0-3.8 ms a
+        # chunk of 4,096 rows against 4.1-4.4 (a micro-benchmark on a loaded machine).
+        payload_hashes = [sha256(batch_hash + row[3].to_bytes(4, "big")).digest() for row in rows]
+        leaves = [
+            prefixes[kind] + fingerprint + actor_words[actor] + entry_payload_hash + timestamp_word
+            for (kind, fingerprint, actor, _, _), entry_payload_hash in zip(
+                rows, payload_hashes, strict=True
             )
-            params.append(
-                (
-                    leaf_index,
-                    kind,
-                    good_type,
-                    fingerprint,
-                    actor,
-                    entry_payload_hash,
-                    now,
-                    record_id,
-                    position,
-                    product_id,
-                )
+        ]
+        params = [
+            (
+                leaf_index,
+                kind,
+                good_type,
+                fingerprint,
+                actor,
+                entry_payload_hash,
+                now,
+                record_id,
+                position,
+                product_id,
             )
-            leaf_index += 1
+            for leaf_index, (
+                kind,
+                fingerprint,
+                actor,
+                position,
+                product_id,
+            ), entry_payload_hash in zip(
+                range(first_leaf, first_leaf + len(rows)), rows, payload_hashes, strict=True
+            )
+        ]
         leaf_hashes = hash_leaves(leaves)
         self._log.append(leaf_hashes)
         hook = self._conn.info.get(LEAVES_HOOK)
@@ -194,9 +202,7 @@ class BatchIngest:
         merge = (
             None
             if hook is None
-            else hook(
-                self._conn, leaf_index - len(rows), good_type, [row[1] for row in rows], leaf_hashes
-            )
+            else hook(self._conn, first_leaf, good_type, [row[1] for row in rows], leaf_hashes)
         )
         if self._postgres:
             pgbulk.copy_rows(self._conn, entries_t, _COLUMNS, params, during=merge)

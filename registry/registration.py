@@ -193,6 +193,16 @@ def register_batch(
 
     def rule(ingest: BatchIngest, chunk: list[bytes], first: int, tally: Tally) -> list[Row]:
         existing = ingest.registered(chunk)
+        if not existing and len(set(chunk)) == len(chunk):
+            # NOTE: the common case of a fresh batch (no good of the chunk registered, none
+            # twice in it): every good is a REGISTER, decided in C-speed checks and one
+            # comprehension instead of the loop's lookups a good. Same rows as the loop.
+            tally.appended += len(chunk)
+            register = int(EntryKind.REGISTER)
+            return [
+                (register, fingerprint, creator, position, product)
+                for position, fingerprint in enumerate(chunk, first)
+            ]
         rows: list[Row] = []
         seen: dict[bytes, int] = {}
         for offset, fingerprint in enumerate(chunk):

@@ -408,3 +408,43 @@ def test_batch_proof_shows_the_one_signature_covers_each_good(
     registry.sequence_all()
     with pytest.raises(NotFound):
         registry.batch_proof(registry.entry_at(1_000))
+
+
+def test_every_entry_of_a_multi_chunk_batch_keeps_its_position(
+    registry: Registry, make_creator: CreatorFactory, clock: Clock
+) -> None:
+    """A batch of two chunks: the first with goods another creator holds (the rule's loop),
+    the second all new (the rule's fast path, from position CHUNK_SIZE on). Each entry's
+    position is its place in the stream, and its payload hash the batch's at that position."""
+    import json
+
+    from registry.batches import CHUNK_SIZE
+    from registry.leaf import batch_entry_payload_hash, payload_hash
+
+    owner, pirate = make_creator(), make_creator()
+    codes = _codes(CHUNK_SIZE + 300)
+    # The pirate registers, first, the owner's fingerprints of 100 goods of the first chunk.
+    stolen = _batch(owner, codes[100:200])
+    registry.register_batch(_batch_request(pirate, stolen, clock()), stolen.fingerprints())
+    batch = _batch(owner, codes)
+    result = registry.register_batch(_batch_request(owner, batch, clock()), batch.fingerprints())
+    assert (result.registered, result.conflicts) == (len(codes) - 100, 100)
+    with registry.engine.connect() as conn:
+        stored = conn.execute(
+            text("SELECT payload FROM signed_records WHERE id = :id"), {"id": result.record_id}
+        ).scalar_one()
+        rows = conn.execute(
+            text(
+                "SELECT kind, fingerprint, position, payload_hash FROM entries "
+                "WHERE record_id = :id ORDER BY leaf_index"
+            ),
+            {"id": result.record_id},
+        ).all()
+    batch_hash = payload_hash(json.loads(stored))
+    fingerprints = list(batch.fingerprints())
+    assert [row.position for row in rows] == list(range(len(codes)))
+    for row in rows:
+        assert bytes(row.fingerprint) == fingerprints[row.position]
+        assert bytes(row.payload_hash) == batch_entry_payload_hash(batch_hash, row.position)
+        held_here = 100 <= row.position < 200
+        assert row.kind == int(EntryKind.CONFLICT if held_here else EntryKind.REGISTER)
