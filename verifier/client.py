@@ -20,6 +20,7 @@ from verifier.clienterrors import JobFailed, JobStillRunning, SignInRefused
 from verifier.creatorcalls import MAX_CSV_BYTES, MAX_POLL_INTERVAL, CreatorCalls, Period
 from verifier.errors import VerificationError
 from verifier.ordercalls import OrderCalls
+from verifier.payoutcalls import PayoutCalls
 from verifier.platformcalls import UPLOAD_CHUNK, PlatformCalls
 from verifier.problems import (
     ApiProblem,
@@ -44,7 +45,7 @@ from verifier.signin import SIGN_IN_STATEMENT, siwe_message, siwe_time
 from verifier.transport import DEFAULT_TIMEOUT, MAX_RESPONSE_BYTES, MAX_RETRY_WAIT
 
 
-class TracemarkClient(PlatformCalls, OrderCalls, CreatorCalls, AuditorCalls):
+class TracemarkClient(PlatformCalls, OrderCalls, PayoutCalls, CreatorCalls, AuditorCalls):
     """The registry's HTTP API, typed. One credential at a time: a platform's API key
     (``tm_live_...``), or a creator's session token (``tm_siwe_...``, see ``sign_in``);
     creators' signed writes need neither.

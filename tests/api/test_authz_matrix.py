@@ -118,6 +118,14 @@ POLICY: dict[str, frozenset[str]] = {
     "dispute_order": holding("transfer"),
     "resolve_order": holding("transfer"),
     "cancel_order": holding("transfer"),
+    # Payouts and balances (issue 17 item 7): what the platform paid and owes, with its
+    # sales' scope; a creator's own royalties' balances, with its session.
+    "record_payout": holding("transfer"),
+    "get_payout": holding("transfer"),
+    "list_owed_lines": holding("transfer"),
+    "get_platform_balances": holding("transfer"),
+    "get_agent_balances": holding("transfer"),
+    "get_my_balances": frozenset({CREATOR}),
     # Webhooks carry transfer receipts: managing them takes the transfer scope.
     "create_webhook": holding("transfer"),
     "list_webhooks": holding("transfer"),
@@ -278,6 +286,7 @@ class World:
         return {
             "transfer_id": str(self.transfer_a),
             "order_id": "999999",
+            "payout_id": "999999",
             "webhook_id": str(self.webhook_id),
             "job_id": self.job_id,
             "good_type": "code",
@@ -568,6 +577,23 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     "dispute_order": lambda w: Call(),
     "resolve_order": lambda w: Call(json={"outcome": "refund"}),
     "cancel_order": lambda w: Call(),
+    # No such line (a 422) and no such payout (a 404): neither 401 nor 403.
+    "record_payout": lambda w: Call(
+        json={
+            "kind": "royalty",
+            "recipient": "0x" + "a1" * 20,
+            "amount": "1",
+            "currency": "EUR",
+            "reference": "matrix",
+            "paid_at": 0,
+            "lines": [999999],
+        }
+    ),
+    "get_payout": lambda w: Call(),
+    "list_owed_lines": lambda w: Call(params={"limit": 5}),
+    "get_platform_balances": lambda w: Call(),
+    "get_agent_balances": lambda w: Call(),
+    "get_my_balances": lambda w: Call(),
     "create_webhook": lambda w: Call(json={"url": WEBHOOK_URL, "event_types": ["anchor.final"]}),
     "list_webhooks": lambda w: Call(params={"limit": 5}),
     "get_webhook": lambda w: Call(),
