@@ -46,17 +46,20 @@ from typing import Final
 
 from readmodels.anomaly import (
     DAY,
-    Contribution,
+    Fitted,
     PlatformCounts,
     Scale,
     explain,
     fit_scales,
+    fitted,
     good_feature_values,
     platform_feature_values,
+    score_only,
     score_population,
     score_with,
 )
 from readmodels.holderrules import (
+    Ring,
     dead_good_transfers,
     duplicate_claims,
     offered_by_non_holder,
@@ -85,6 +88,8 @@ from readmodels.velocityrules import (
     window_max,
 )
 from registry.fingerprints import Use
+
+_SINGLE: Final = int(Use.SINGLE)
 
 #: How often (seconds of the clock) the goods' anomaly scales are refitted over the whole
 #: active population, every active good re-scored.
@@ -129,6 +134,7 @@ class RiskState:
         self._failed_times: dict[str, list[int]] = defaultdict(list)  # sorted
         self._settled_times: dict[str, list[int]] = defaultdict(list)
         self._firsts: dict[str, dict[GoodKey, VerificationEventRecord]] = defaultdict(dict)
+        self._first_times: dict[str, list[int]] = defaultdict(list)  # of ``_firsts``, sorted
         self._batches: dict[tuple[int, str], dict[GoodKey, tuple[VerificationEventRecord, bool]]]
         self._batches = defaultdict(dict)
         self._rings: dict[frozenset[tuple[str, bytes]], set[GoodKey]] = defaultdict(set)
@@ -136,6 +142,7 @@ class RiskState:
         self._flags: set[str] = set()  # keys with a probe flag's signal
         self.signals = Signals()
         self._scales: dict[int, dict[str, Scale]] = {}
+        self._fitted: dict[int, Fitted] = {}  # the same, as ``score_only`` reads them
         self._fitted_at: int | None = None
         self._fitted_size = 0
         self._active: set[GoodKey] = set()  # goods with features (the anomaly's population)
@@ -174,18 +181,19 @@ class RiskState:
         th = self.th
         batches: set[tuple[int, str]] = set()
         rings: set[frozenset[tuple[str, bytes]]] = set()
-        rescored: set[GoodKey] = set()
+        rescored: set[GoodKey] = set()  # goods whose features changed
         for good in touched:
             self._recompute_good(good, now, since, platforms, batches, rings, rescored)
         for parties in rings:  # "the same parties did this with N other goods" changed
             for good in self._rings.get(parties, set()):
-                self._set_own(good, self._goods[good], now, since)
+                state = self._goods[good]
+                self._set_own(good, state, now, list(state.events.values()))
         self._platform_rules(platforms, now, since, probe_flags)
         for pair in batches:
             seen = self._batches.get(pair)
             found = None if not seen else batch_velocity_of(*pair, seen, self.registrations, th)
             self.signals.put(("batch", pair), [] if found is None else [found])
-        self._maybe_refit(now, since, rescored, changes)
+        self._maybe_refit(now, since, touched, rescored, changes)
         implicated = self.signals.settle(changes.signals, changes.removed)
         for good in rescored | implicated:
             self._assemble(good, changes)
@@ -210,39 +218,51 @@ class RiskState:
         for t in new.transfers:
             if t.created_at < since:
                 continue
-            self._good(t.good).transfers.append(t)
+            good = t.good
+            self._good(good).transfers.append(t)
             self._platforms[t.platform].reported += 1
-            heapq.heappush(self._expiry, (t.created_at, 0, t.transfer_id, t.good))
-            touched.add(t.good)
+            heapq.heappush(self._expiry, (t.created_at, 0, t.transfer_id, good))
+            touched.add(good)
             platforms.add(t.platform)
         for a in new.attempts:
             if a.at < since:
                 continue
-            self._good(a.good).attempts.append(a)
+            good = a.good
+            self._good(good).attempts.append(a)
             self._platforms[a.platform].refused += 1
-            heapq.heappush(self._expiry, (a.at, 1, a.attempt_id, a.good))
-            touched.add(a.good)
+            heapq.heappush(self._expiry, (a.at, 1, a.attempt_id, good))
+            touched.add(good)
             platforms.add(a.platform)
-        grace = self.th.offer_grace
+        # The loop runs once per new event (~10^4 a refresh): locals, no property calls.
+        grace, goods, expiry, settle = self.th.offer_grace, self._goods, self._expiry, self._settle
+        counted: dict[str, PlatformCounts] = self._platforms
+        added = 0
         for v in new.verifications:
-            if v.at < since:
+            at = v.at
+            if at < since:
                 continue
-            self._good(v.good).events[v.event_id] = v
+            good = (v.good_type, v.fingerprint)
+            state = goods.get(good)
+            if state is None:
+                state = goods[good] = GoodState()
+            state.events[v.event_id] = v
             self._events.append(v)
-            self._live += 1
-            counts = self._platforms[v.platform]
+            added += 1
+            platform = v.platform
+            counts = counted[platform]
             counts.verified += 1
             if v.via == "code":
                 counts.lookups += 1
-                counts.failed += v.failed_code_lookup
-                self._lookups[v.platform][v.event_id] = v
-                if v.failed_code_lookup:
-                    bisect.insort(self._failed_times[v.platform], v.at)
-            heapq.heappush(self._expiry, (v.at, 2, v.event_id, v.good))
-            if v.platform != ANONYMOUS and v.verdict != "unknown":
-                heapq.heappush(self._settle, (v.at + grace, v.good))
-            touched.add(v.good)
-            platforms.add(v.platform)
+                self._lookups[platform][v.event_id] = v
+                if v.verdict == "unknown":  # a failed code lookup
+                    counts.failed += 1
+                    bisect.insort(self._failed_times[platform], at)
+            heapq.heappush(expiry, (at, 2, v.event_id, good))
+            if platform != ANONYMOUS and v.verdict != "unknown":
+                heapq.heappush(settle, (at + grace, good))
+            touched.add(good)
+            platforms.add(platform)
+        self._live += added
 
     def _expire(self, since: int, touched: set[GoodKey], platforms: set[str]) -> None:
         while self._expiry and self._expiry[0][0] < since:
@@ -308,31 +328,24 @@ class RiskState:
         rings: set[frozenset[tuple[str, bytes]]],
         rescored: set[GoodKey],
     ) -> None:
-        state = self._good(good)
+        state = self._goods.get(good)
+        if state is None:
+            state = self._goods[good] = GoodState()
         holding = self.holdings.get(good)
-        state.chains = (
-            NO_CHAINS
-            if not state.transfers and holding is None
-            else Chains(state.transfers, {} if holding is None else {good: holding})
-        )
-        ring = ring_of(state.chains.by_good.get(good, []), self.th)
-        old_parties = None if state.ring is None else state.ring[1]
-        new_parties = None if ring is None else ring[1]
-        if old_parties is not None:
-            self._rings[old_parties].discard(good)
-            if not self._rings[old_parties]:
-                del self._rings[old_parties]
-            rings.add(old_parties)
-        if new_parties is not None:
-            self._rings[new_parties].add(good)
-            rings.add(new_parties)
+        ring = None
+        if state.transfers or holding is not None:
+            state.chains = Chains(state.transfers, {} if holding is None else {good: holding})
+            ring = ring_of(state.chains.by_good.get(good, []), self.th)
+        else:
+            state.chains = NO_CHAINS  # no chain: no ring
+        if ring is not None or state.ring is not None:
+            self._move_ring(good, state.ring, ring, rings)
         state.ring = ring
-        self._set_own(good, state, now, since)
-        self._contribute(good, state, now, platforms, batches)
-        entry = self.registrations.get(good)
         events = list(state.events.values())
+        self._set_own(good, state, now, events)
+        self._contribute(good, state, now, platforms, batches)
         features = good_feature_values(
-            entry,
+            self.registrations.get(good),
             events,
             state.transfers,
             state.chains,
@@ -340,30 +353,57 @@ class RiskState:
             since=since,
             grace=self.th.offer_grace,
         )
-        state.features = features
+        # Same features, same scales: the same score (most touched goods' features change:
+        # a new verification moves its rate).
+        if features != state.features:
+            state.features, state.score = features, None
+            rescored.add(good)
         if features is None:
             self._active.discard(good)
         else:
             self._active.add(good)
-        rescored.add(good)
         if state.empty():
             del self._goods[good]
 
-    def _set_own(self, good: GoodKey, state: GoodState, now: int, since: int) -> None:
+    def _move_ring(
+        self,
+        good: GoodKey,
+        old: Ring | None,
+        new: Ring | None,
+        rings: set[frozenset[tuple[str, bytes]]],
+    ) -> None:
+        """The good leaves its old ring's parties and joins its new one's."""
+        if old is not None:
+            self._rings[old[1]].discard(good)
+            if not self._rings[old[1]]:
+                del self._rings[old[1]]
+            rings.add(old[1])
+        if new is not None:
+            self._rings[new[1]].add(good)
+            rings.add(new[1])
+
+    def _set_own(
+        self, good: GoodKey, state: GoodState, now: int, events: list[VerificationEventRecord]
+    ) -> None:
         """The good's own rules, on its records only."""
         th, chains = self.th, state.chains
         entry = self.registrations.get(good)
         regs = {} if entry is None else {good: entry}
-        events = list(state.events.values())
         found: list[Signal] = []
         if state.conflicts:
             found += duplicate_claims(regs, state.conflicts)
         if state.attempts:
             found += sold_by_non_holder(state.attempts, chains, th)
             found += dead_good_transfers(state.attempts, chains, th)
-        if events and entry is not None and entry.use == int(Use.SINGLE):
-            found += offered_by_non_holder(events, chains, regs, th, now=now)
-            found += code_velocity(events, regs, th)
+        if events and entry is not None and entry.use == _SINGLE:
+            # Each rule's own first test, asked before calling it (the rules take many goods'
+            # records and build per-good indexes; most goods fail these at once): a good that
+            # never moved has no holder to offer it behind; a code needs as many platforms.
+            if chains is not NO_CHAINS:
+                found += offered_by_non_holder(events, chains, regs, th, now=now)
+            verifying = {v.platform for v in events if v.platform != ANONYMOUS}
+            if len(verifying) >= th.code_min_platforms:
+                found += code_velocity(events, regs, th)
         if state.ring is not None:
             others = len(self._rings[state.ring[1]]) - 1
             found.append(ring_signal(good, state.ring, others))
@@ -394,7 +434,9 @@ class RiskState:
                 counts.settled -= len(before.times)
                 counts.foreign -= before.foreign
                 if before.first_foreign:
-                    self._firsts[platform].pop(good, None)
+                    del self._firsts[platform][good]
+                    firsts = self._first_times[platform]
+                    del firsts[bisect.bisect_left(firsts, before.first.at)]
             if after is not None:
                 for t in after.times:
                     bisect.insort(times, t)
@@ -402,6 +444,7 @@ class RiskState:
                 counts.foreign += after.foreign
                 if after.first_foreign:
                     self._firsts[platform][good] = after.first
+                    bisect.insort(self._first_times[platform], after.first.at)
             if entry is not None and entry.position is not None:
                 pair = (entry.record_id, platform)
                 batches.add(pair)
@@ -437,7 +480,13 @@ class RiskState:
         for platform in velocity | self._velocity:
             seen = self._firsts.get(platform, {})
             signal = platform_velocity_of(
-                platform, seen, self._settled_times[platform], th, now=now, since=since
+                platform,
+                seen,
+                self._settled_times[platform],
+                th,
+                now=now,
+                since=since,
+                times=self._first_times[platform],
             )
             self.signals.put(("velocity", platform), [] if signal is None else [signal])
             (self._velocity.add if signal is not None else self._velocity.discard)(platform)
@@ -473,7 +522,12 @@ class RiskState:
     # -- the goods' anomaly and risk ----------------------------------------------------------
 
     def _maybe_refit(
-        self, now: int, since: int, rescored: set[GoodKey], changes: RiskChanges
+        self,
+        now: int,
+        since: int,
+        touched: set[GoodKey],
+        rescored: set[GoodKey],
+        changes: RiskChanges,
     ) -> None:
         size = len(self._active)
         due = (
@@ -487,7 +541,7 @@ class RiskState:
         population: dict[int, list[dict[str, float]]] = defaultdict(list)
         for good in self._active:
             state = self._goods[good]
-            if good not in rescored:  # rates are per day of exposure: stale for every good
+            if good not in touched:  # rates are per day of exposure: stale for every good
                 state.features = good_feature_values(
                     self.registrations.get(good),
                     list(state.events.values()),
@@ -497,9 +551,11 @@ class RiskState:
                     since=since,
                     grace=self.th.offer_grace,
                 )
+            state.score = None
             if state.features is not None:
                 population[good[0]].append(state.features)
         self._scales = {kind: fit_scales(members) for kind, members in population.items()}
+        self._fitted = {kind: fitted(scales) for kind, scales in self._scales.items()}
         self._fitted_at, self._fitted_size = now, size
         rescored |= self._active
         rescored |= {g for g in self.goods if g not in self._active}
@@ -507,17 +563,27 @@ class RiskState:
 
     def _assemble(self, good: GoodKey, changes: RiskChanges) -> None:
         state = self._goods.get(good)
-        score, parts = 0.0, list[Contribution]()
+        score = 0.0
         if state is not None and state.features is not None and good in self._active:
-            score, parts = score_with(state.features, self._scales.get(good[0], {}))
+            if state.score is None:
+                state.score = score_only(state.features, self._fitted.get(good[0], ()))
+            score = state.score
+        implicating = self.signals.implicating(good)  # in id order
+        before = self.goods.get(good)
+        # Most goods: no signal, a score too low to store (``combine``'s rounding, exactly).
+        if not implicating and score < EXPLAIN_FROM and round(1.0 - (1.0 - score), 3) < STORE_FROM:
+            if before is not None:
+                del self.goods[good]
+                changes.goods[good] = None
+            return
         explained: dict[str, Signal] = {}
-        for signal in self.signals.implicating(good):  # in id order
+        for signal in implicating:
             explained.setdefault(signal.code, signal)
-        if score >= EXPLAIN_FROM:
+        if score >= EXPLAIN_FROM and state is not None and state.features is not None:
+            _, parts = score_with(state.features, self._scales.get(good[0], {}))
             explained.setdefault(ANOMALY, explain(good_subject(good), score, parts))
         risk = combine(score, explained.values())
         keep = bool(risk.signals) or risk.score >= STORE_FROM
-        before = self.goods.get(good)
         if keep and before != risk:
             self.goods[good] = risk
             changes.goods[good] = risk

@@ -43,7 +43,7 @@ class Share:
 NO_CHAINS: Final = Chains((), {})
 
 
-@dataclass
+@dataclass(slots=True)
 class GoodState:
     """One good's records in the look-back, in id order, and what was derived from them."""
 
@@ -51,9 +51,11 @@ class GoodState:
     transfers: list[TransferRecord] = field(default_factory=list)
     attempts: list[AttemptRecord] = field(default_factory=list)
     conflicts: list[EntryRecord] = field(default_factory=list)
-    chains: Chains = field(default_factory=lambda: NO_CHAINS)
+    chains: Chains = NO_CHAINS
     ring: Ring | None = None
     features: dict[str, float] | None = None
+    #: Its anomaly score against the last fit's scales (None: to be scored again).
+    score: float | None = None
     share: dict[str, Share] = field(default_factory=dict)
 
     def empty(self) -> bool:

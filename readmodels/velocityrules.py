@@ -213,13 +213,16 @@ def platform_velocity_of(
     *,
     now: int,
     since: int,
+    times: Sequence[int] | None = None,
 ) -> Signal | None:
     """``platform_velocity`` for one platform: ``seen`` its first foreign verification of
-    each code, ``settled`` the times (sorted) of all its settled single-use verifications."""
+    each code, ``settled`` the times (sorted) of all its settled single-use verifications;
+    ``times``, when the caller keeps them, the times of ``seen`` sorted (the incremental
+    engine asks every refresh, and sorts the records only when the window can fire)."""
     if len(seen) < th.platform_min_foreign:
         return None  # no window can hold enough
-    events = sorted(seen.values(), key=lambda v: (v.at, v.event_id))
-    times = [v.at for v in events]
+    if times is None:
+        times = sorted(v.at for v in seen.values())
     count, start = window_max(times, th.platform_window)
     if count < th.platform_min_foreign:
         return None
@@ -229,6 +232,8 @@ def platform_velocity_of(
     baseline = per_window[len(per_window) // 2]
     if count < th.platform_baseline_factor * baseline:
         return None
+    # In (time, id) order: the same times as ``times``, so the window is at the same place.
+    events = sorted(seen.values(), key=lambda v: (v.at, v.event_id))
     window = events[start : start + count]
     t0, t1 = window[0].at, window[-1].at
     checked = bisect.bisect_right(settled, t1) - bisect.bisect_left(settled, t0)
