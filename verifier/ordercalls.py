@@ -1,5 +1,6 @@
 """The platform's order calls of the client (issue 17): open, read, deliver, confirm,
-dispute, resolve and cancel guaranteed-trade orders with a transfer-scoped API key."""
+dispute, resolve and cancel guaranteed-trade orders with a transfer-scoped API key; fetch an
+order's dispute evidence (an auditor's key too)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from registry.fingerprints import GoodType
+from verifier.orderevidence import MAX_EVIDENCE_BYTES, OrderEvidence
 from verifier.schemas import (
     DEFAULT_PAGE,
     DeliveryIn,
@@ -93,6 +95,14 @@ class OrderCalls(RegistryTransport):
             DeliveryOut,
             idempotency_key=idempotency_key,
         )
+
+    def order_evidence(self, order_id: int) -> OrderEvidence:
+        """A delivered order's dispute evidence (``tracemark-order-evidence/v1``), parsed
+        strictly; check it with ``verifier.orderevidence.check_order_evidence`` and the chain,
+        trusting nothing the server said (its summary included). Auditors and the order's
+        parties' platforms may fetch it; anyone else gets the 404 of a missing order."""
+        answer = self._send("GET", f"/v1/orders/{int(order_id)}/evidence", limit=MAX_EVIDENCE_BYTES)
+        return OrderEvidence.parse(answer.body)
 
     def confirm_order(self, order_id: int, *, idempotency_key: str | None = None) -> OrderOut:
         """The buyer confirms a delivered order."""

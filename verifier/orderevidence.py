@@ -167,8 +167,9 @@ class OrderEvidenceReport:
 
     def summary(self) -> str:
         lines = "; ".join(self.summary_document["en"])
+        plural = "" if self.changes == 1 else "s"
         return (
-            f"order {self.order_id}: {self.changes} signed change(s), {lines}. "
+            f"{lines} ({self.changes} signed change{plural} of the order). "
             f"Evidence: {self.bundle.summary()}"
         )
 

@@ -257,8 +257,9 @@ def summarize(
     else:
         n = sum(fact.notable for fact in facts)
         en.append(
-            f"{n} of these bear on the dispute (the log's history of the good is complete as "
-            f"of head {tree_size:,}): the delivery is not clean"
+            f"{n} of the facts above {'bears' if n == 1 else 'bear'} on the dispute (the "
+            f"log's history of the good is complete as of head {tree_size:,}): the delivery "
+            f"is not clean"
         )
         zh.append(f"以上有 {n} 条与争议相关（截至日志树头 {tree_size} 历史完整）：本次交付不干净")
     return {

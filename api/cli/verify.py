@@ -1,6 +1,6 @@
-"""``tracemark verify BUNDLE.json``: check a proof bundle (or an evidence export or an absence
-proof, by its ``format``; or a ``c2sp.org/tlog-proof@v1``, by its first line) with nothing but
-the chain and a trust root the user pinned.
+"""``tracemark verify BUNDLE.json``: check a proof bundle (or an evidence export, an absence
+proof or an order's dispute evidence, by its ``format``; or a ``c2sp.org/tlog-proof@v1``, by
+its first line) with nothing but the chain and a trust root the user pinned.
 
 One line on stdout, ``OK: <what was proved>`` (``NOT REGISTERED: ...`` for an absence proof),
 or on stderr, ``FAIL: <first reason>`` (or ``UNTRUSTED:``, ``NOT FINAL:``). Exit codes beyond
@@ -13,6 +13,7 @@ later); 17 an absence proof verified: the good is NOT registered as of its head.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Final, NoReturn
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from verifier.errors import BundleInvalid, UntrustedRegistry
     from verifier.export import ExportReport
     from verifier.exportformat import Export
+    from verifier.orderevidence import OrderEvidence, OrderEvidenceReport
     from verifier.tlogproof import TlogProof
     from verifier.tlogproofcheck import TlogProofReport
     from verifier.trust import TrustPolicy, TrustRoot
@@ -74,21 +76,36 @@ def read_bundle(path: Path) -> Bundle:
         raise MalformedBundle(f"{path}: {exc.detail}") from None
 
 
-def read_evidence(path: Path) -> Bundle | Export | Absence | TlogProof:
-    """Read a bundle, an export or an absence proof (by its ``format``), or a
-    ``c2sp.org/tlog-proof@v1`` (by its first line), at most ``MAX_EXPORT_BYTES`` + 1 bytes."""
+def read_evidence(path: Path) -> Bundle | Export | Absence | TlogProof | OrderEvidence:
+    """Read a bundle, an export, an absence proof or an order's evidence (by its ``format``),
+    or a ``c2sp.org/tlog-proof@v1`` (by its first line), at most ``MAX_EXPORT_BYTES`` + 1
+    bytes."""
     from verifier.absence import MalformedAbsence
     from verifier.bundle import MalformedBundle
     from verifier.exportformat import MAX_EXPORT_BYTES, MalformedExport, parse_evidence
+    from verifier.orderevidence import FORMAT as ORDER_EVIDENCE
+    from verifier.orderevidence import OrderEvidence
     from verifier.tlogproof import MalformedTlogProof, TlogProof, is_tlog_proof
 
     data = _read_at_most(path, MAX_EXPORT_BYTES, str(path))
     try:
         if is_tlog_proof(data):
             return TlogProof.parse(data)
-        return parse_evidence(data)
+        # An order's evidence names its format first (as written); any other file is read by
+        # the evidence parser, which names an order's evidence with its format elsewhere.
+        if _ORDER_EVIDENCE_HEAD.match(data[:256]):
+            return OrderEvidence.parse(data)
+        try:
+            return parse_evidence(data)
+        except MalformedBundle:
+            if ORDER_EVIDENCE.encode() not in data:
+                raise
+            return OrderEvidence.parse(data)
     except (MalformedBundle, MalformedExport, MalformedAbsence, MalformedTlogProof) as exc:
         raise type(exc)(f"{path}: {exc.detail}") from None
+
+
+_ORDER_EVIDENCE_HEAD: Final = re.compile(rb'\s*\{\s*"format"\s*:\s*"tracemark-order-evidence/v1"')
 
 
 @app.command()
@@ -98,7 +115,8 @@ def verify(
         typer.Argument(
             metavar="BUNDLE.json",
             help="A tracemark-bundle file, a tracemark-export file (tracemark export), "
-            "a tracemark-absence file, or a c2sp.org/tlog-proof@v1 file.",
+            "a tracemark-absence file, an order's evidence (tracemark-order-evidence), "
+            "or a c2sp.org/tlog-proof@v1 file.",
         ),
     ],
     rpc: Annotated[
@@ -138,6 +156,7 @@ def verify(
     from verifier.export import check_export
     from verifier.exportformat import Export
     from verifier.offline import check_bundle
+    from verifier.orderevidence import OrderEvidence, check_order_evidence
     from verifier.statecheck import check_absence
     from verifier.tlogproof import TlogProof
     from verifier.tlogproofcheck import check_tlog_proof
@@ -169,9 +188,11 @@ def verify(
 
             # The contract comes from the trust root, never from the evidence.
             chain = ChainReader(rpc, root.contract_address)
-        report: BundleReport | ExportReport | AbsenceReport | TlogProofReport
+        report: BundleReport | ExportReport | AbsenceReport | TlogProofReport | OrderEvidenceReport
         try:
-            if isinstance(evidence, TlogProof):
+            if isinstance(evidence, OrderEvidence):
+                report = check_order_evidence(evidence, policy, chain)
+            elif isinstance(evidence, TlogProof):
                 report = check_tlog_proof(evidence, policy, chain)
             elif isinstance(evidence, Export):
                 report = check_export(evidence, policy, chain)
@@ -196,7 +217,9 @@ def verify(
     _emit(report, as_json, chain_asked=chain is not None)
 
 
-def _trust_root(evidence: Bundle | Export | Absence | TlogProof, policy: TrustPolicy) -> TrustRoot:
+def _trust_root(
+    evidence: Bundle | Export | Absence | TlogProof | OrderEvidence, policy: TrustPolicy
+) -> TrustRoot:
     """The pinned root whose contract ``--rpc`` is read at: named by the evidence's head's
     domain, or by a tlog-proof's checkpoint origin (which has no domain of its own)."""
     from verifier.exportformat import Export
@@ -226,7 +249,7 @@ def _refuse_untrusted(exc: UntrustedRegistry, as_json: bool) -> NoReturn:
 
 
 def _emit(
-    report: BundleReport | ExportReport | AbsenceReport | TlogProofReport,
+    report: BundleReport | ExportReport | AbsenceReport | TlogProofReport | OrderEvidenceReport,
     as_json: bool,
     *,
     chain_asked: bool,

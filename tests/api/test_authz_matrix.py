@@ -118,6 +118,8 @@ POLICY: dict[str, frozenset[str]] = {
     "dispute_order": holding("transfer"),
     "resolve_order": holding("transfer"),
     "cancel_order": holding("transfer"),
+    # An order's dispute evidence (issue 17 item 5): auditors and the order's parties.
+    "get_order_evidence": holding("transfer") | holding("audit"),
     # Payouts and balances (issue 17 item 7): what the platform paid and owes, with its
     # sales' scope; a creator's own royalties' balances, with its session.
     "record_payout": holding("transfer"),
@@ -577,6 +579,7 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     "dispute_order": lambda w: Call(),
     "resolve_order": lambda w: Call(json={"outcome": "refund"}),
     "cancel_order": lambda w: Call(),
+    "get_order_evidence": lambda w: Call(),
     # No such line (a 422) and no such payout (a 404): neither 401 nor 403.
     "record_payout": lambda w: Call(
         json={
