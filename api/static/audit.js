@@ -398,6 +398,25 @@
     return out;
   }
 
+  // Owed (due, unpaid), paid and overdue per period, platform and recipient (issue 17:
+  // royalties paid, not only owed). Amounts are decimal text in minor units.
+  function balancesTable(balances) {
+    if (!balances.lines.length) return el("p", { class: "muted", id: "no-balances" }, "Nothing due yet: lines become due when their sale stands.");
+    var overdueDays = Math.round(balances.overdue_after / 86400);
+    return el("div", { class: "table-scroll", tabindex: "0", "aria-label": "Paid and owed" },
+      el("table", { class: "data", id: "payout-balances" },
+        el("caption", {}, "Due royalties: owed, paid, and overdue (owed for more than " + overdueDays + " days)"),
+        el("thead", {}, el("tr", {}, ["Period", "Platform", "Recipient", "Currency", "Owed", "Paid", "Overdue"].map(function (h) {
+          return el("th", { scope: "col" }, h);
+        }))),
+        el("tbody", {}, balances.lines.map(function (b) {
+          return el("tr", { class: b.overdue !== "0" ? "overdue" : null },
+            el("td", {}, b.period), el("td", {}, b.platform), el("td", { class: "mono", title: b.payee }, TM.short(b.payee, 10)),
+            el("td", {}, b.currency), el("td", { class: "num" }, TM.amount(b.owed)),
+            el("td", { class: "num" }, TM.amount(b.paid)), el("td", { class: "num" }, TM.amount(b.overdue)));
+        }))));
+  }
+
   async function dashboard(period) {
     var token = TM.credential();
     if (!token || token.indexOf("tm_siwe_") !== 0) {
@@ -410,6 +429,7 @@
     if (goods.error) { TM.clear(dashboardOut).appendChild(el("p", { class: "status problem" }, TM.problemText(goods.error))); return; }
     var statement = await TM.api("/v1/creators/me/royalties?period=" + period, { auth: true });
     if (!statement.ok) { TM.clear(dashboardOut).appendChild(el("p", { class: "status problem" }, TM.problemText(statement))); return; }
+    var balances = await TM.api("/v1/creators/me/balances?period=" + period, { auth: true });
     var items = goods.items;
     // Anchors: the bundle of the oldest good names the largest anchor that covers it; every
     // good logged below that anchor's size is anchored with it (public; no verification is
@@ -441,6 +461,8 @@
           })))),
       el("h3", {}, "Royalties over time"),
       royaltyChart(statement.data),
+      el("h3", {}, "Paid and owed"),
+      balances.ok ? balancesTable(balances.data) : el("p", { class: "status problem" }, TM.problemText(balances)),
       el("h3", {}, "Newest goods"),
       el("ul", { class: "goods" }, items.slice(-10).reverse().map(function (g) {
         return el("li", {}, g.good_type + (g.product ? " · " + g.product : "") + " ",
