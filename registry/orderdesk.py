@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine
 from registry import delivery, log, orderstore
 from registry.db import read_transaction, retrying, write_transaction
 from registry.eip712 import Domain
-from registry.errors import LeaseLost, TracemarkError
+from registry.errors import InvalidInput, LeaseLost, TracemarkError
 from registry.orders import Event, OrderRequest
 from registry.orderstore import ChangeSigner, OrderChangeNote, OrderView
 from registry.ordersweep import due_orders
@@ -52,9 +52,11 @@ class OrderDesk:
     #: Told of each recorded state change in its transaction (``api.webhooks`` sets it).
     order_listener: Callable[[Connection, OrderChangeNote], object] | None = None
 
-    def _change_signer(self, conn: Connection) -> ChangeSigner:
+    def _change_signer(self, conn: Connection, *, redeemed: bool = False) -> ChangeSigner:
         account = self._signing_account(conn)
-        settler = Settler(account, self.domain, self._committing, self.checkpoint_signer)
+        settler = Settler(
+            account, self.domain, self._committing, self.checkpoint_signer, redeemed=redeemed
+        )
         return ChangeSigner(account, self.domain, self.order_listener, settler)
 
     def open_order(self, request: OrderRequest) -> OrderView:
@@ -79,9 +81,14 @@ class OrderDesk:
         *,
         platform: str | None,
         idempotency_key: str | None = None,
+        redeemed: bool = False,
     ) -> OrderView:
         """Apply one event of the state table (``platform``: the order's own; None: the
-        registry). ``InvalidTransition`` (409) changes nothing."""
+        registry). ``InvalidTransition`` (409) changes nothing. ``redeemed``, with a refund
+        only: the buyer redeemed the code anyway, so it is consumed (``registry.settlement``).
+        """
+        if redeemed and event is not Event.REFUND:
+            raise InvalidInput("redeemed goes with a refund only")
 
         def attempt() -> OrderView:
             with write_transaction(self.engine) as conn:
@@ -94,7 +101,7 @@ class OrderDesk:
                     order_id,
                     event,
                     platform=platform,
-                    signer=self._change_signer(conn),
+                    signer=self._change_signer(conn, redeemed=redeemed),
                     now=self.clock(),
                     idempotency_key=idempotency_key,
                 )

@@ -13,7 +13,9 @@ An order's lines are rows of the one ledger, ``royalty_lines`` (migration 0023):
   the holder moved seller -> buyer) at the order's price, with the held royalty lines as the
   entry's shares (no second set is written); the lines get the transfer and ``settled_at``;
 - **reversed** by a refund: kept, never deleted, with ``settled_at``; the good never moved, so
-  its seller is still its holder.
+  its seller is still its holder; unless the resolution says the buyer redeemed the code
+  anyway: then it is consumed the registry's one way, a final TRANSFER to the buyer (no
+  price, no shares).
 
 The change that settles is recorded once by the order's conditional UPDATE on (state,
 sequence), so of two confirmations exactly one settles; the lines move by an UPDATE on
@@ -31,7 +33,7 @@ from sqlalchemy import Connection, select, update
 
 from registry import log
 from registry.eip712 import Domain, address_bytes
-from registry.errors import Conflict
+from registry.errors import Conflict, InvalidInput
 from registry.fingerprints import GoodType, Use, fingerprint_hex
 from registry.holding import holdings_t, order_seller_holds
 from registry.orders import State
@@ -153,14 +155,19 @@ class Settler:
     domain: Domain
     state_map: StateMapCache | None
     checkpoint_signer: CheckpointSigner
+    #: A refund's resolution says the code was redeemed after delivery: it is consumed.
+    redeemed: bool = False
 
     def __call__(self, conn: Connection, order: Any, target: State, now: int) -> None:
         """``orderstore``'s hook, called in the change's transaction as the order enters
-        ``target``: the sale stands (record it, lines due) or is refunded (lines reversed)."""
+        ``target``: the sale stands (record it, lines due) or is refunded (lines reversed;
+        a redeemed code consumed)."""
         if target in SALE_STANDS:
             settle_sale(conn, order, settler=self, now=now)
         elif target is State.REFUNDED:
             reverse_lines(conn, int(order.id), now=now)
+            if self.redeemed:
+                settle_sale(conn, order, settler=self, now=now, consumed_only=True)
 
 
 def sale_request_hash(order_id: int) -> bytes:
@@ -168,8 +175,15 @@ def sale_request_hash(order_id: int) -> bytes:
     return hashlib.sha256(b"tracemark/order-sale/v1\0" + str(order_id).encode()).digest()
 
 
-def settle_sale(conn: Connection, order: Any, *, settler: Settler, now: int) -> int:
+def settle_sale(
+    conn: Connection, order: Any, *, settler: Settler, now: int, consumed_only: bool = False
+) -> int:
     """Record the order's sale seller -> buyer and make its held lines due; the transfer id.
+
+    ``consumed_only``: a refunded order whose code the buyer redeemed anyway. The registry's
+    one way to consume a good is a final transfer, so it is recorded as one, to the buyer who
+    redeemed it, with no price (the money went back) and no shares; its lines stay reversed.
+    Only a single-use good is consumed (``InvalidInput`` otherwise: nothing is changed).
 
     NOTE: only the holder is checked here. The reservation kept every other sale off the good
     since the opening, which checked it was registered, unrevoked and unconsumed, and the
@@ -184,6 +198,8 @@ def settle_sale(conn: Connection, order: Any, *, settler: Settler, now: int) -> 
     # ``final`` as the transfer path defines it: a single-use good (a code) delivered to its
     # buyer is consumed by the sale; a transferable one stays resellable.
     final = Use(int(registration.signed.message["use"])) is Use.SINGLE
+    if consumed_only and not final:
+        raise InvalidInput(f"{good} is transferable: only a single-use good is redeemed")
     h = holdings_t.c
     holding = conn.execute(
         select(holdings_t).where(h.good_type == good_type, h.fingerprint == fingerprint)
@@ -204,13 +220,13 @@ def settle_sale(conn: Connection, order: Any, *, settler: Settler, now: int) -> 
     held = conn.execute(
         select(royalty_lines_t).where(c.order_id == int(order.id), c.status == HELD).order_by(c.id)
     ).all()
-    price = int(order.price)
+    price: int | None = None if consumed_only else int(order.price)
     shares = [
         TransferShare(checksum(bytes(line.recipient)), int(line.bps), int(line.amount))
         for line in held
         if line.kind == "royalty"
     ]
-    seller_amount = price - sum(share.amount for share in shares)
+    seller_amount = None if price is None else price - sum(share.amount for share in shares)
     terms = SaleTerms(
         platform=order.platform,
         good_type=GoodType(good_type),
@@ -221,7 +237,7 @@ def settle_sale(conn: Connection, order: Any, *, settler: Settler, now: int) -> 
         buyer_platform=order.buyer_platform,
         buyer_ref=bytes(order.buyer_ref),
         price=price,
-        currency=order.currency,
+        currency=None if price is None else order.currency,
         final=final,
         idempotency_key=None,
         request_hash=sale_request_hash(int(order.id)),

@@ -117,10 +117,14 @@ class OrderCalls(RegistryTransport):
         order_id: int,
         outcome: Literal["release", "refund"],
         *,
+        redeemed: bool = False,
         idempotency_key: str | None = None,
     ) -> OrderOut:
-        """Resolve a disputed order: ``release`` or ``refund``."""
-        body = request_model(OrderResolveIn, {"outcome": outcome}, "the outcome is invalid")
+        """Resolve a disputed order: ``release`` or ``refund`` (``redeemed``: the buyer
+        redeemed the code anyway, so it is consumed)."""
+        body = request_model(
+            OrderResolveIn, {"outcome": outcome, "redeemed": redeemed}, "the outcome is invalid"
+        )
         return self._change(order_id, "resolve", body.model_dump(), idempotency_key)
 
     def cancel_order(self, order_id: int, *, idempotency_key: str | None = None) -> OrderOut:

@@ -179,10 +179,18 @@ def list_orders(
 
 
 def _change(
-    ctx: ApiContext, order_id: int, event: Event, platform: str | None, key: str | None
+    ctx: ApiContext,
+    order_id: int,
+    event: Event,
+    platform: str | None,
+    key: str | None,
+    *,
+    redeemed: bool = False,
 ) -> Response:
     assert platform is not None
-    order = ctx.registry.change_order(order_id, event, platform=platform, idempotency_key=key)
+    order = ctx.registry.change_order(
+        order_id, event, platform=platform, idempotency_key=key, redeemed=redeemed
+    )
     return JSONResponse(order_out(order))
 
 
@@ -273,7 +281,7 @@ def dispute_order(
     "/v1/orders/{order_id}/resolve",
     operation_id="resolve_order",
     response_model=OrderOut,
-    summary="Resolve a disputed order: release (the sale stands) or refund.",
+    summary="Resolve a disputed order: release (the sale stands) or refund (redeemed: consumed).",
     responses={404: _NOT_YOURS, 409: _INVALID},
 )
 def resolve_order(
@@ -284,7 +292,9 @@ def resolve_order(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     event = Event.RELEASE if body.outcome == "release" else Event.REFUND
-    return _change(ctx, order_id, event, principal.platform, idempotency_key)
+    return _change(
+        ctx, order_id, event, principal.platform, idempotency_key, redeemed=body.redeemed
+    )
 
 
 @router.post(

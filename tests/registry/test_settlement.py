@@ -17,6 +17,7 @@ from sqlalchemy import Engine, select
 from registry import settlement
 from registry.creator import CreatorKeys
 from registry.eip712 import address_bytes
+from registry.errors import InvalidInput
 from registry.fingerprints import GoodType, Use
 from registry.holding import holdings_t
 from registry.leaf import EntryKind
@@ -467,3 +468,41 @@ def test_the_sweep_goes_on_past_an_order_it_cannot_settle(
     with pytest.raises(DoubleSale):
         registry.order(broken.order_id)
     assert [r.status for r in lines(registry.engine, broken.order_id)] == ["held", "held"]
+
+
+def test_a_refund_of_a_code_the_buyer_redeemed_consumes_it_with_a_final_unpriced_transfer(
+    registry: Registry, clock: Clock, creator: CreatorKeys, code: bytes
+) -> None:
+    order = delivered(registry, code)
+    registry.change_order(order.order_id, Event.DISPUTE, platform="cardhub")
+    before = transfer_entries(registry, code)
+    final = registry.change_order(order.order_id, Event.REFUND, platform="cardhub", redeemed=True)
+    assert final.state is State.REFUNDED
+    assert [r.status for r in lines(registry.engine, order.order_id)] == ["reversed"] * 2
+    assert transfer_entries(registry, code) == before + 1
+    sale = transfers_of(registry.engine, code)[-1]
+    assert sale.final and sale.price is None and sale.currency is None
+    assert sale.royalty_total is None
+    assert bytes(sale.buyer_ref) == reference_hash(registry, "cardhub", "buyer-1")
+    held = holding(registry.engine, code)
+    assert held.consumed and int(held.last_transfer_id) == int(sale.id)
+    assert owed(registry, creator) == {}
+    with pytest.raises(GoodConsumed):
+        registry.open_order(opening(code, seller=Party("cardhub", "buyer-1"), buyer="buyer-2"))
+
+
+def test_redeemed_goes_only_with_a_refund_of_a_single_use_good(
+    registry: Registry, clock: Clock, creator: CreatorKeys, code: bytes
+) -> None:
+    order = delivered(registry, code)
+    registry.change_order(order.order_id, Event.DISPUTE, platform="cardhub")
+    with pytest.raises(InvalidInput):
+        registry.change_order(order.order_id, Event.RELEASE, platform="cardhub", redeemed=True)
+    licence = _register(registry, creator, clock, Use.TRANSFERABLE)
+    other = delivered(registry, licence, seller=Party(None, None))
+    registry.change_order(other.order_id, Event.DISPUTE, platform="cardhub")
+    with pytest.raises(InvalidInput):
+        registry.change_order(other.order_id, Event.REFUND, platform="cardhub", redeemed=True)
+    # Refused, nothing changed: still disputed, lines held, no holder.
+    assert registry.order(other.order_id).state is State.DISPUTED
+    assert holding(registry.engine, licence) is None

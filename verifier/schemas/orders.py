@@ -45,9 +45,12 @@ class OrderIn(Strict):
 
 
 class OrderResolveIn(Strict):
-    """The platform's resolution of a disputed order."""
+    """The platform's resolution of a disputed order: ``release`` (the sale stands: its
+    transfer recorded, its lines due) or ``refund`` (its lines reversed, the good still the
+    seller's; with ``redeemed``, the buyer redeemed the code anyway and it is consumed)."""
 
     outcome: Literal["release", "refund"]
+    redeemed: bool = False
 
 
 class DeliveryIn(Strict):
