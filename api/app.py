@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from anchoring.chain import Chain
 from anchoring.models import AnchorerState
-from api import auth, web
+from api import auth, receiptpage, web
 from api import errors as api_errors
 from api.chainwatch import ChainWatch
 from api.context import MAX_JSON_BYTES, ApiContext
@@ -45,6 +45,7 @@ from api.routes import (
 from api.routes import identity as identity_routes
 from api.routes import orderevidence as order_evidence_routes
 from api.routes import orders as order_routes
+from api.routes import receipts_public as receipt_routes
 from api.routes import payouts as payout_routes
 from api.routes import signals as signal_routes
 from api.routes import tlog as tlog_routes
@@ -263,6 +264,7 @@ def create_app(
     app.include_router(verify.router)
     app.include_router(transfers.router)
     app.include_router(order_routes.router)  # guaranteed-trade orders (issue 17)
+    app.include_router(receipt_routes.router)  # the buyer's delivery receipt (issue 17)
     app.include_router(order_evidence_routes.router)  # an order's dispute evidence
     app.include_router(payout_routes.router)  # payouts and balances (issue 17)
     app.verify_front = VerifyFront(app, app.through_stack)
@@ -273,6 +275,7 @@ def create_app(
     app.include_router(identity_routes.router)
     app.include_router(auditors.router)
     web.install(app)  # the page (``/``, ``/audit``, ``/label/...``) and ``/static``
+    receiptpage.install(app)  # the receipt's page ``/r/<id>`` and its QR (issue 17)
     app.include_router(trace_routes.router)
     app.include_router(signal_routes.router)
     app.include_router(tlog_routes.router)  # the static read API (C2SP tlog-tiles)

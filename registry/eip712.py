@@ -151,6 +151,13 @@ STRUCT_TYPES: Final[dict[str, list[dict[str, str]]]] = {
     "OrderStateChange": _fields(
         "uint64 orderId, uint32 sequence, bytes32 changeHash, uint64 timestamp"
     ),
+    # Issue 17 item 3: the buyer's delivery receipt (registry key); deliveryHash is the
+    # DELIVERY entry's payload hash, receiptHash registry.deliveryreceipt.receipt_hash of the
+    # receipt's document (the facts as of delivery).
+    "DeliveryReceipt": _fields(
+        "uint64 orderId, uint8 goodType, bytes32 fingerprint, uint64 logIndex, "
+        "bytes32 deliveryHash, bytes32 receiptHash, uint64 timestamp"
+    ),
 }
 """The primary types a tracemark signature can cover, as EIP-712 member lists."""
 

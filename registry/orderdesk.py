@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Connection, Engine
 
-from registry import delivery, log, orderstore
+from registry import delivery, log, orderstore, orderviews, receiptstore
 from registry.db import read_transaction, retrying, write_transaction
 from registry.eip712 import Domain
-from registry.errors import InvalidInput, LeaseLost, TracemarkError
+from registry.errors import InvalidInput, LeaseLost, NotFound, TracemarkError
 from registry.orders import Event, OrderRequest
 from registry.orderstore import ChangeSigner, OrderChangeNote, OrderView
 from registry.ordersweep import due_orders
@@ -27,6 +27,7 @@ from registry.settlement import Settler
 if TYPE_CHECKING:
     from registry.checkpoints import CheckpointSigner
     from registry.delivery import Delivery
+    from registry.deliveryreceipt import DeliveryReceipt
     from registry.statecommit import StateMapCache
 
 #: Orders settled per sweep pass (each in its own transaction: an auto-confirm logs a sale).
@@ -122,12 +123,13 @@ class OrderDesk:
 
         def attempt() -> Delivery:
             with write_transaction(self.engine) as conn:
-                return delivery.deliver(
+                account = self._signing_account(conn)
+                done = delivery.deliver(
                     conn,
                     order_id,
                     candidates,
                     platform=platform,
-                    account=self._signing_account(conn),
+                    account=account,
                     domain=self.domain,
                     signer=self._change_signer(conn),
                     now=self.clock(),
@@ -135,6 +137,16 @@ class OrderDesk:
                     checkpoint_signer=self.checkpoint_signer,
                     idempotency_key=idempotency_key,
                 )
+                # Issue 17 item 3: the buyer's receipt, signed in the delivery's transaction
+                # by the key that attested its entry (a retry finds the one issued).
+                receiptstore.issue(
+                    conn,
+                    done,
+                    account=account,
+                    domain=self.domain,
+                    now=done.payload.delivered_at,
+                )
+                return done
 
         return retrying(attempt)
 
@@ -143,6 +155,26 @@ class OrderDesk:
         with read_transaction(self.engine) as conn:
             fingerprint = orderstore.load_order(conn, order_id).fingerprint
         return self.deliver(order_id, [fingerprint], platform=platform).order
+
+    def delivery_receipt(self, order_id: int, *, platform: str) -> DeliveryReceipt:
+        """The buyer's receipt of a delivered order of ``platform``'s (issue 17 item 3);
+        ``NotFound`` for another platform's order, as for none, or one not delivered."""
+        with read_transaction(self.engine) as conn:
+            row = orderviews.order_row(conn, order_id)
+            if row is None or row.platform != platform:
+                raise NotFound(f"no order {order_id} of yours")
+            receipt = receiptstore.receipt_of_order(conn, order_id)
+        if receipt is None:
+            raise NotFound(f"order {order_id} has no receipt: it was not delivered")
+        return receipt
+
+    def delivery_receipt_by_id(self, receipt_id: str) -> DeliveryReceipt:
+        """The receipt a short link names (public: the id is the capability)."""
+        with read_transaction(self.engine) as conn:
+            receipt = receiptstore.receipt_by_id(conn, receipt_id)
+        if receipt is None:
+            raise NotFound("no receipt of that id")
+        return receipt
 
     def order(self, order_id: int) -> OrderView:
         """An order, with a timeout that is due applied first (the lazy path)."""

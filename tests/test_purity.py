@@ -63,6 +63,9 @@ PURE_MODULES = [
     "verifier.tlogproof",
     "verifier.tlogproofcheck",
     "verifier.export",
+    # The buyer's delivery receipt and its offline check (issue 17 item 3).
+    "registry.deliveryreceipt",
+    "verifier.deliveryreceipt",
     "verifier.pow",
     "verifier.schemas",
     "verifier.client",

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import GOOD_TYPES, ApiContext, Context, TransferPlatform
 from api.errors import problem_response
 from api.pagination import Cursor, decode_cursor, next_cursor
+from api.routes.receipts_public import receipt_out
 from registry.eip712 import checksum_address
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import fingerprint_hex, parse_fingerprint
@@ -213,6 +214,7 @@ def deliver_order(
     body: DeliveryIn,
     ctx: Context,
     principal: TransferPlatform,
+    request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     platform = principal.platform
@@ -233,6 +235,8 @@ def deliver_order(
     done = ctx.registry.deliver(
         order_id, candidates, platform=platform, idempotency_key=idempotency_key
     )
+    # The buyer's receipt, issued in the delivery's transaction (issue 17 item 3).
+    receipt = ctx.registry.delivery_receipt(order_id, platform=platform)
     return JSONResponse(
         {
             "order": order_out(done.order),
@@ -241,6 +245,7 @@ def deliver_order(
                 "payload_hash": "0x" + done.payload_hash.hex(),
                 "payload": done.payload.document(),
             },
+            "receipt": receipt_out(receipt, str(request.base_url)),
         }
     )
 

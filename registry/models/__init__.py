@@ -17,6 +17,7 @@ from registry.models.log import BatchTile, Entry, LogState, TreeHeadRecord, Tree
 from registry.models.orders import Order, OrderChange, OrderReservation
 from registry.models.payouts import Payout, PayoutLine
 from registry.models.rebates import RebateAgent, RebateAgentChange, RebatePolicy, RebateTree
+from registry.models.receipts import DeliveryReceiptRow
 from registry.models.records import CodeKey, Product, RegistryKey, SignedRecord
 from registry.models.risk import ProbeFlagRow, RiskGood, RiskSignal, RiskState
 from registry.models.transfers import (
@@ -42,6 +43,7 @@ __all__ = [
     "CheckpointWitness",
     "CodeKey",
     "CreatorIdentityRow",
+    "DeliveryReceiptRow",
     "DistributionPolicy",
     "Entry",
     "EventIndexState",

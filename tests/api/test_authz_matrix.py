@@ -118,6 +118,12 @@ POLICY: dict[str, frozenset[str]] = {
     "dispute_order": holding("transfer"),
     "resolve_order": holding("transfer"),
     "cancel_order": holding("transfer"),
+    # The buyer's delivery receipt (issue 17 item 3): the order's platform reads it; anyone
+    # holding its short link reads it and checks a code against it (the public code check's
+    # proof of work and budgets).
+    "get_delivery_receipt": holding("transfer"),
+    "get_receipt": ANYONE,
+    "check_receipt_code": ANYONE,
     # An order's dispute evidence (issue 17 item 5): auditors and the order's parties.
     "get_order_evidence": holding("transfer") | holding("audit"),
     # Payouts and balances (issue 17 item 7): what the platform paid and owes, with its
@@ -289,6 +295,7 @@ class World:
             "transfer_id": str(self.transfer_a),
             "order_id": "999999",
             "payout_id": "999999",
+            "receipt_id": "A" * 22,
             "webhook_id": str(self.webhook_id),
             "job_id": self.job_id,
             "good_type": "code",
@@ -579,6 +586,10 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     "dispute_order": lambda w: Call(),
     "resolve_order": lambda w: Call(json={"outcome": "refund"}),
     "cancel_order": lambda w: Call(),
+    # No order 999999 and no receipt of the matrix's id: 404s, neither 401 nor 403.
+    "get_delivery_receipt": lambda w: Call(),
+    "get_receipt": lambda w: Call(),
+    "check_receipt_code": lambda w: Call(json={"code": "1234"}),
     "get_order_evidence": lambda w: Call(),
     # No such line (a 422) and no such payout (a 404): neither 401 nor 403.
     "record_payout": lambda w: Call(

@@ -69,6 +69,8 @@ DESIGN_TYPES = {
     # Issue 17: documented in docs/ARCHITECTURE.md ("Orders and guaranteed trade").
     "OrderStateChange": "OrderStateChange(uint64 orderId,uint32 sequence,bytes32 changeHash,"
     "uint64 timestamp)",
+    "DeliveryReceipt": "DeliveryReceipt(uint64 orderId,uint8 goodType,bytes32 fingerprint,"
+    "uint64 logIndex,bytes32 deliveryHash,bytes32 receiptHash,uint64 timestamp)",
 }
 
 

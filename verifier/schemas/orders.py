@@ -8,6 +8,7 @@ from pydantic import Field, StringConstraints
 
 from registry.edges import AddressText, GoodTypeName, Hex32
 from registry.orders import MAX_CONFIRM_WINDOW, MAX_RESERVATION_SECONDS
+from verifier.schemas.deliveryreceipts import DeliveryReceiptOut
 from verifier.schemas.fields import Amount, HexBytes, Reference, Strict
 from verifier.schemas.platforms import PartyIn
 
@@ -114,10 +115,12 @@ class DeliveryEntryOut(Strict):
 
 
 class DeliveryOut(Strict):
-    """The delivered order and its DELIVERY entry in the log."""
+    """The delivered order, its DELIVERY entry in the log, and the buyer's signed receipt
+    (issue 17 item 3: ``GET /v1/orders/{id}/receipt`` gives it again)."""
 
     order: OrderOut
     delivery: DeliveryEntryOut
+    receipt: DeliveryReceiptOut | None = None
 
 
 __all__ = [
