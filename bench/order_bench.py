@@ -3,14 +3,14 @@
 Run: ``.venv/bin/python -m bench.order_bench [--goods N] [--rounds R] [--db URL]``. Prints a
 table and writes ``bench/results/orders.json``. Ours: one order cycle through the registry's
 facade, as the routes call it: open (log lock, holder checks, reservation, a signed change),
-deliver (the state change only: item 2's entry is not built) and confirm, three write
-transactions. Peer, same run, same database, interleaved: one first-hand transfer of a good
-(a TRANSFER entry sequenced at once, a signed head and checkpoint, a signed receipt). CPU
+deliver (its DELIVERY entry and held lines) and confirm (the sale's TRANSFER, lines due),
+three write transactions. Peer, same run, same database, interleaved: one first-hand transfer
+of a good (a TRANSFER entry sequenced at once, a signed head and checkpoint, a signed receipt). CPU
 seconds of this process (``time.process_time``; the database is in-process SQLite, or
 PostgreSQL's own process not counted), median over rounds of the mean per operation.
 
 The issue's benchmark (reserve, deliver, confirm, release with three upline levels, at most
-4x a transfer over HTTP) needs items 2 and 6; this one bounds what the foundation costs.
+4x a transfer, in server CPU over HTTP) is another; this one runs in process.
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ from registry.fingerprints import GoodType, Use, fingerprint_hex
 from registry.holding import holdings_t, order_seller_holds
 from registry.orders import State
 from registry.payloads import RegistrationPayload, TransferShare
+from registry.rebates import upline_rebates
 from registry.records import checksum
 from registry.royalty import RoyaltyPolicy, split
 from registry.transferentry import SaleTerms, transfers_t, write_transfer
@@ -104,11 +105,23 @@ def order_lines(conn: Connection, order: Any) -> list[Line]:
 
 
 def rebate_lines(conn: Connection, order: Any, *, creator: bytes) -> list[Line]:
-    """The upline rebates of the order's sale (issue 17 item 6, ``registry.rebates``).
-
-    NOTE: the rebate policies' module is another helper's, not in the tree yet; until it is,
-    an order has no rebate lines. Its call goes here and only here."""
-    return []
+    """The upline rebates of the order's sale (issue 17 item 6): one line per level of the
+    seller's chain on the order's platform that the product's policy pays
+    (``registry.rebates.upline_rebates``; none first-hand, for a price of 0, with no policy
+    or no upline; ``RebateRoundsToZero``, 422, refuses the delivery)."""
+    parts = upline_rebates(
+        conn,
+        creator=creator,
+        good_type=int(order.good_type),
+        fingerprint=bytes(order.fingerprint),
+        platform=order.platform,
+        seller_ref=None if order.seller_ref is None else bytes(order.seller_ref),
+        price=int(order.price),
+        currency=order.currency,
+    )
+    return [
+        Line("rebate", part.bps, part.amount, payee=part.payee, level=part.level) for part in parts
+    ]
 
 
 def hold_lines(conn: Connection, order: Any, *, now: int) -> list[Line]:

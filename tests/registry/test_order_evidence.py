@@ -233,6 +233,14 @@ def test_every_tampering_is_refused(registry: Registry, creator: CreatorKeys, cl
     # ... and without recomputing the summary: the same refusal, before the summary.
     refused("state", lambda d: d["bundle"]["later_entries"].pop(), resummarize=False)
 
+    # Strip the state map's proof (a v4 bundle may carry none) and drop the entry: refused
+    # for want of completeness, not accepted as a shorter history.
+    def unproved(d: dict[str, Any]) -> None:
+        d["bundle"]["state"] = None
+        d["bundle"]["later_entries"].pop()
+
+    refused("completeness", unproved)
+
     # Alter a change: its event, its time, its actor; drop one in the middle.
     def event(d: dict[str, Any]) -> None:
         d["changes"][3]["event"], d["changes"][3]["to_state"] = "release", "released"

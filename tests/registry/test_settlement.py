@@ -4,6 +4,7 @@ Real SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -15,7 +16,9 @@ from eth_account import Account
 from sqlalchemy import Engine, select
 
 from registry import settlement
+from registry.agents import payee_of, set_uplines
 from registry.creator import CreatorKeys
+from registry.db import write_transaction
 from registry.eip712 import address_bytes
 from registry.errors import InvalidInput
 from registry.fingerprints import GoodType, Use
@@ -24,16 +27,18 @@ from registry.leaf import EntryKind
 from registry.orders import Event, GoodReserved, InvalidTransition, OrderRequest, State
 from registry.orderstore import OrderView, changes_t, orders_t
 from registry.ordersweep import run_order_sweep
+from registry.rebates import set_policy
+from registry.rebatesplit import RebateRoundsToZero
 from registry.reservations import reservations_t
 from registry.royalty import RoyaltyPolicy
 from registry.service import Registry
-from registry.settlement import Line, LinesExceedPrice
+from registry.settlement import LinesExceedPrice
 from registry.transferrequests import DoubleSale, GoodConsumed, Party, TransferRequest
 from registry.transfers import royalty_lines_t, transfers_t
 from tests.conftest import Clock
 from tests.registry.helpers import registration
 from tests.registry.test_concurrency import race
-from tests.registry.test_orders import _racers
+from tests.registry.test_orders import _racers, snapshot
 
 WINDOW = 3_600
 HOLD = 600
@@ -265,45 +270,119 @@ def test_a_first_hand_order_owes_no_royalty_and_moves_the_good_from_its_creator(
     assert not held.consumed  # transferable: the buyer may resell it
 
 
-def test_lines_past_the_price_refuse_the_delivery_and_change_nothing(
-    registry: Registry, code: bytes, monkeypatch: pytest.MonkeyPatch
+def _tree(registry: Registry, chain: list[str]) -> None:
+    """The reseller's upline chain on cardhub, nearest first."""
+    names = ["seller-9", *chain]
+    moves = [
+        (registry.reference_hash("cardhub", agent), registry.reference_hash("cardhub", upline))
+        for agent, upline in itertools.pairwise(names)
+    ]
+    with write_transaction(registry.engine) as conn:
+        set_uplines(conn, "cardhub", list(reversed(moves)), now=registry.clock())
+
+
+def _levels(registry: Registry, creator: CreatorKeys, levels: list[int]) -> None:
+    with write_transaction(registry.engine) as conn:
+        set_policy(
+            conn,
+            creator=address_bytes(creator.address),
+            product="card-single",
+            setter="creator",
+            levels=levels,
+            now=registry.clock(),
+        )
+
+
+def _payee(registry: Registry, name: str) -> str:
+    return payee_of("cardhub", registry.reference_hash("cardhub", name))
+
+
+def test_rebate_lines_are_held_with_the_royalty_and_settle_or_reverse_with_it(
+    registry: Registry, clock: Clock, creator: CreatorKeys, code: bytes
 ) -> None:
-    """A rebate policy whose levels with the royalty take more than the price (a fake rebate
-    line: the fault injected; the policies' own refusal is theirs to test)."""
-    order = registry.open_order(opening(code))
-    monkeypatch.setattr(
-        settlement,
-        "rebate_lines",
-        lambda conn, order, creator: [Line("rebate", 9_300, 929, payee="agent-1", level=1)],
+    _tree(registry, ["agent-a", "agent-b", "agent-c"])
+    _levels(registry, creator, [300, 200, 100])
+    order = delivered(registry, code)
+    rows = lines(registry.engine, order.order_id)
+    # 999 at 3 %, 2 %, 1 % = 29.97, 19.98, 9.99 and the seller's 939.06: the largest
+    # remainders (.99, .98, .97) take the 3 units the floors leave, so 30, 20, 10.
+    assert [(r.kind, r.level, r.payee, r.bps, int(r.amount), r.status) for r in rows] == [
+        ("royalty", None, None, 500, 49, "held"),
+        ("royalty", None, None, 250, 24, "held"),
+        ("rebate", 1, _payee(registry, "agent-a"), 300, 30, "held"),
+        ("rebate", 2, _payee(registry, "agent-b"), 200, 20, "held"),
+        ("rebate", 3, _payee(registry, "agent-c"), 100, 10, "held"),
+    ]
+    assert all(r.recipient is None for r in rows if r.kind == "rebate")
+    registry.change_order(order.order_id, Event.CONFIRM, platform="cardhub")
+    sale = transfers_of(registry.engine, code)[-1]
+    rows = lines(registry.engine, order.order_id)
+    assert {(r.status, int(r.transfer_id)) for r in rows} == {("due", int(sale.id))}
+    # The entry's shares are the royalties only (the frozen format has no rebates); the
+    # rebates are paid out of the seller's amount.
+    assert registry.receipt(int(sale.id)).seller_amount == PRICE - 73
+    assert owed(registry, creator) == {RECIPIENTS[0]: 49, RECIPIENTS[1]: 24}
+
+    # The same chain, refunded: every line reversed, rebates too.
+    again = _register(registry, creator, clock, Use.SINGLE)
+    registry.transfer(
+        TransferRequest(
+            platform="cardhub",
+            good_type=GoodType.CODE,
+            fingerprint=again,
+            seller=Party(None, None),
+            buyer=SELLER,
+        )
     )
+    refunded = delivered(registry, again)
+    registry.change_order(refunded.order_id, Event.DISPUTE, platform="cardhub")
+    registry.change_order(refunded.order_id, Event.REFUND, platform="cardhub")
+    rows = lines(registry.engine, refunded.order_id)
+    assert [(r.kind, r.status) for r in rows] == [("royalty", "reversed")] * 2 + [
+        ("rebate", "reversed")
+    ] * 3
+
+
+def test_lines_past_the_price_refuse_the_delivery_and_change_nothing(
+    registry: Registry, creator: CreatorKeys, code: bytes
+) -> None:
+    """The creator's royalty (7.5 %) and a rebate of 93 % to the seller's upline: 73 + 929
+    of a price of 999 is refused; at 92.7 % (926) the parts are the whole price."""
+    _tree(registry, ["agent-a"])
+    _levels(registry, creator, [9_300])
+    order = registry.open_order(opening(code))
     size = registry.latest_tree_head()
+    before = snapshot(registry.engine)
     with pytest.raises(LinesExceedPrice) as refused:
         registry.deliver_order(order.order_id, platform="cardhub")
     assert refused.value.http_status == 409 and refused.value.code == "lines-exceed-price"
     assert "1002" in refused.value.detail and "999" in refused.value.detail
-    assert registry.order(order.order_id).state is State.RESERVED
+    assert snapshot(registry.engine) == before
     assert lines(registry.engine, order.order_id) == []
     assert registry.latest_tree_head() == size
-    # At exactly the price it is delivered: the seller's part is then zero.
-    monkeypatch.setattr(
-        settlement,
-        "rebate_lines",
-        lambda conn, order, creator: [Line("rebate", 9_300, 926, payee="agent-1", level=1)],
-    )
+    _levels(registry, creator, [9_270])
     registry.deliver_order(order.order_id, platform="cardhub")
     rows = lines(registry.engine, order.order_id)
-    assert [(r.kind, r.payee, r.level, r.recipient) for r in rows][-1] == (
-        "rebate",
-        "agent-1",
-        1,
-        None,
-    )
+    assert [(r.kind, int(r.amount)) for r in rows] == [
+        ("royalty", 49),
+        ("royalty", 24),
+        ("rebate", 926),
+    ]
     assert sum(int(r.amount) for r in rows) == PRICE
     registry.change_order(order.order_id, Event.CONFIRM, platform="cardhub")
-    sale = transfers_of(registry.engine, code)[-1]
-    # The entry's shares are the royalties; the rebate is paid out of the seller's amount.
-    assert registry.receipt(int(sale.id)).seller_amount == PRICE - 73
     assert [r.status for r in lines(registry.engine, order.order_id)] == ["due"] * 3
+
+
+def test_a_rebate_rounding_to_zero_refuses_the_delivery(
+    registry: Registry, creator: CreatorKeys, code: bytes
+) -> None:
+    _tree(registry, ["agent-a"])
+    _levels(registry, creator, [1])  # 0.01 % of 999 rounds to nothing
+    order = registry.open_order(opening(code))
+    with pytest.raises(RebateRoundsToZero):
+        registry.deliver_order(order.order_id, platform="cardhub")
+    assert registry.order(order.order_id).state is State.RESERVED
+    assert lines(registry.engine, order.order_id) == []
 
 
 def test_two_confirmations_race_and_one_sale_is_recorded(
