@@ -31,7 +31,7 @@ from api.creatortokens import TOKEN_PREFIX, verify_creator_token
 from api.keycache import KeyCache, KeyLookup
 from api.network import client_address
 from api.principal import CREATOR_SCOPE, PLATFORM_SCOPES, Forbidden, Principal, Unauthorized
-from api.ratelimit import ANONYMOUS, HEALTH, SIGNED_WRITE, RateLimiter
+from api.ratelimit import ANONYMOUS, HEALTH, SIGNED_WRITE, Check, RateLimiter
 from registry.eip712 import checksum_address
 from registry.errors import InvalidInput
 from verifier.webhooks import SECRET_PREFIX as WEBHOOK_SECRET_PREFIX
@@ -249,10 +249,18 @@ def caller(
 
 
 async def awaited_caller(
-    request: HTTPConnection, *, anonymous_bucket: str = ANONYMOUS, health: bool = False
+    request: HTTPConnection,
+    *,
+    anonymous_bucket: str = ANONYMOUS,
+    health: bool = False,
+    defer: bool = False,
 ) -> Principal:
     """``caller`` from the event loop: its limit check awaited (at once in memory, on the
-    loop's Redis client for a shared limiter)."""
+    loop's Redis client for a shared limiter).
+
+    ``defer``: a platform's request charge is left for the handler to make with its own
+    checks, in one round trip (``deferred_charges``; ``api.verify_front`` for a code lookup),
+    and the caller of this function makes it (``charge_deferred``) if the handler did not."""
     state = request.scope.setdefault("state", {})
     cached = state.get("principal")
     if isinstance(cached, Principal):
@@ -272,9 +280,32 @@ async def awaited_caller(
         )
         raise
     bucket = anonymous_bucket if principal.kind == "anonymous" else principal.request_bucket
-    await limiter.acheck(bucket, principal.rate_key, local_when_down=health)
+    charge = Check(bucket, principal.rate_key, local_when_down=health)
+    if defer and principal.kind == "platform":
+        state[DEFERRED] = charge
+    else:
+        await limiter.acheck_all([charge])
     state["principal"] = principal
     return principal
+
+
+#: ``request.state``'s entry for a request charge ``awaited_caller`` left to the handler.
+DEFERRED: Final = "deferred_charge"
+
+
+def deferred_charges(request: HTTPConnection) -> list[Check]:
+    """The request charge left to the handler (taken: the handler makes it first among its
+    own checks), or none."""
+    charge = request.scope.get("state", {}).pop(DEFERRED, None)
+    return [charge] if isinstance(charge, Check) else []
+
+
+async def charge_deferred(request: HTTPConnection) -> None:
+    """Make a deferred request charge the handler did not (it ended early, or failed)."""
+    charges = deferred_charges(request)
+    limiter = _limiter(request)
+    if charges and limiter is not None:
+        await limiter.acheck_all(charges)
 
 
 async def authenticated(request: Request) -> Principal:
@@ -347,6 +378,8 @@ __all__ = [
     "authenticated_signed_write",
     "awaited_caller",
     "caller",
+    "charge_deferred",
+    "deferred_charges",
     "install",
     "require_creator",
     "require_scope",

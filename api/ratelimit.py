@@ -71,7 +71,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Final, TypeVar
 
@@ -136,6 +136,27 @@ class Limit:
     @classmethod
     def per_minute(cls, count: float, burst: int | None = None) -> Limit:
         return cls(rate=count / 60.0, burst=burst if burst is not None else max(1, int(count)))
+
+
+#: ``Check.flag``: none; a refused look counts a refusal on the key's probing flag (making it);
+#: a failed code probe is counted on the flag, made when the probe is refused.
+NO_FLAG, FLAG_REFUSAL, FLAG_FAILURE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Check:
+    """One limit check of a request: take ``cost`` from ``bucket`` for ``key`` (only look, when
+    not ``consume``), and what its outcome does to ``key``'s probing flag. A request's checks
+    go together (``RateLimiter.check_all``): in order, stopping at the first refusal; a
+    shared limiter makes them in one round trip (``api.windowscript``)."""
+
+    bucket: str
+    key: str
+    cost: float = 1.0
+    consume: bool = True
+    #: See ``RateLimiter.check``.
+    local_when_down: bool = False
+    flag: int = NO_FLAG
 
 
 #: A platform key: far above an honest integration's steady rate, with room for bursts.
@@ -220,9 +241,25 @@ class RateLimiter:
         load balancer must see a degraded replica, not a refused one). This in-process
         limiter has no store to lose and ignores it.
         """
-        wait = self._take(bucket, key, cost, local_when_down=local_when_down)
-        if wait is not None:
-            raise self._refusal(bucket, wait)
+        self.check_all([Check(bucket, key, cost, local_when_down=local_when_down)])
+
+    def check_all(self, checks: Sequence[Check]) -> None:
+        """``checks`` in order, stopping at the first refusal (``RateLimited``): what the
+        same checks one after another would do, in one round trip to a shared store."""
+        if not checks:
+            return
+        refused = self._take_all(checks)
+        if refused is not None:
+            raise self._refusal(*refused)
+
+    async def acheck_all(self, checks: Sequence[Check]) -> None:
+        """``check_all`` from the event loop: here at once (a coroutine that never suspends);
+        a shared limiter awaits its store, so the loop serves other requests meanwhile."""
+        if not checks:
+            return
+        refused = await self._atake_all(checks)
+        if refused is not None:
+            raise self._refusal(*refused)
 
     async def run(self, work: Callable[[], T]) -> T:
         """``work`` (code that checks limits) from the event loop. Here, in this process's
@@ -233,51 +270,33 @@ class RateLimiter:
     async def acheck(
         self, bucket: str, key: str, cost: float = 1.0, *, local_when_down: bool = False
     ) -> None:
-        """``check`` from the event loop: here at once (a coroutine that never suspends); a
-        shared limiter awaits its store, so the loop serves other requests meanwhile."""
-        wait = await self._atake(bucket, key, cost, local_when_down=local_when_down)
-        if wait is not None:
-            raise self._refusal(bucket, wait)
+        """``check`` from the event loop (see ``acheck_all``)."""
+        await self.acheck_all([Check(bucket, key, cost, local_when_down=local_when_down)])
 
     def peek(self, bucket: str, key: str) -> None:
         """Raise ``RateLimited`` if ``key`` has no token left in ``bucket``; take nothing."""
-        wait = self._take(bucket, key, 1.0, consume=False)
-        if wait is not None:
-            raise self._refusal(bucket, wait)
+        self.check_all([Check(bucket, key, consume=False)])
 
     # -- failed code probes -------------------------------------------------------------------
 
     def ensure_probe_budget(self, key: str) -> None:
-        """Before a code lookup: refuse (429) a key whose failed-probe budget is spent."""
-        wait = self._take(PROBE, key, 1.0, consume=False)
-        if wait is not None:
-            self._flag(key, failed=0, refused=1)
-            raise self._refusal(PROBE, wait)
+        """Before a code lookup: refuse (429) a key whose failed-probe budget is spent (and
+        count the refusal on its flag)."""
+        self.check_all([probe_budget(key)])
 
     def record_probe_failure(self, key: str) -> None:
         """After a lookup of a code that does not exist: spend one token of ``key``'s probe
         budget; when none is left, flag the key and raise ``RateLimited``. A key already
         flagged has the failure counted on its flag either way."""
-        wait = self._take(PROBE, key, 1.0)
-        refused = wait is not None
-        self._flag(key, failed=1, refused=int(refused), create=refused)
-        if wait is not None:
-            raise self._refusal(PROBE, wait)
+        self.check_all([Check(PROBE, key, flag=FLAG_FAILURE)])
 
     async def aensure_probe_budget(self, key: str) -> None:
-        """``ensure_probe_budget`` from the event loop (see ``acheck``)."""
-        wait = await self._atake(PROBE, key, 1.0, consume=False)
-        if wait is not None:
-            await self._aflag(key, failed=0, refused=1)
-            raise self._refusal(PROBE, wait)
+        """``ensure_probe_budget`` from the event loop (see ``acheck_all``)."""
+        await self.acheck_all([probe_budget(key)])
 
     async def arecord_probe_failure(self, key: str) -> None:
-        """``record_probe_failure`` from the event loop (see ``acheck``)."""
-        wait = await self._atake(PROBE, key, 1.0)
-        refused = wait is not None
-        await self._aflag(key, failed=1, refused=int(refused), create=refused)
-        if wait is not None:
-            raise self._refusal(PROBE, wait)
+        """``record_probe_failure`` from the event loop (see ``acheck_all``)."""
+        await self.acheck_all([Check(PROBE, key, flag=FLAG_FAILURE)])
 
     def flags(self, since: float | None = None) -> list[ProbeFlag]:
         """Every key flagged for probing (only those whose flag changed after ``since``,
@@ -357,20 +376,32 @@ class RateLimiter:
             state[0] = tokens
             return (cost - tokens) / rate
 
-    async def _atake(
-        self,
-        bucket: str,
-        key: str,
-        cost: float,
-        *,
-        consume: bool = True,
-        local_when_down: bool = False,
-    ) -> float | None:
-        """``_take`` for the event loop: in memory, the same call (no thread, no await)."""
-        return self._take(bucket, key, cost, consume=consume, local_when_down=local_when_down)
+    def _take_all(self, checks: Sequence[Check]) -> tuple[str, float] | None:
+        """``checks`` in order in this process, each with its flag; stops at the first
+        refusal: its bucket and wait, else None."""
+        for check in checks:
+            wait = self._take(
+                check.bucket,
+                check.key,
+                check.cost,
+                consume=check.consume,
+                local_when_down=check.local_when_down,
+            )
+            self._flag_outcome(check, wait)
+            if wait is not None:
+                return check.bucket, wait
+        return None
 
-    async def _aflag(self, key: str, *, failed: int, refused: int, create: bool = True) -> None:
-        self._flag(key, failed=failed, refused=refused, create=create)
+    async def _atake_all(self, checks: Sequence[Check]) -> tuple[str, float] | None:
+        """``_take_all`` for the event loop: in memory, the same call (no thread, no await)."""
+        return self._take_all(checks)
+
+    def _flag_outcome(self, check: Check, wait: float | None) -> None:
+        if check.flag == FLAG_REFUSAL and wait is not None:
+            self._flag(check.key, failed=0, refused=1)
+        elif check.flag == FLAG_FAILURE:
+            refused = wait is not None
+            self._flag(check.key, failed=1, refused=int(refused), create=refused)
 
     def _sweep(self, now: float) -> None:
         # The least recently used buckets first: one that has refilled completely is the
@@ -415,6 +446,12 @@ class RateLimiter:
         )
 
 
+def probe_budget(key: str) -> Check:
+    """The look at ``key``'s failed-probe budget before a code lookup: a refusal is counted
+    on its flag."""
+    return Check(PROBE, key, consume=False, flag=FLAG_REFUSAL)
+
+
 #: The URL schemes of a shared (Redis) store: plain, TLS, a Unix socket.
 SHARED_SCHEMES: Final = ("redis", "rediss", "redis+unix")
 
@@ -454,9 +491,13 @@ __all__ = [
     "CREATOR",
     "EVERYONE",
     "FINGERPRINT",
+    "FLAG_FAILURE",
+    "FLAG_REFUSAL",
     "HEALTH",
+    "NO_FLAG",
     "PROBE",
     "SIGNED_WRITE",
+    "Check",
     "Limit",
     "ProbeFlag",
     "RateLimitUnavailable",
@@ -465,4 +506,5 @@ __all__ = [
     "RateLimits",
     "build_limiter",
     "check_storage_url",
+    "probe_budget",
 ]

@@ -17,10 +17,11 @@ a bucket refills one token every ``1 / rate`` seconds, a window gives each hit b
 through every ``1 / rate`` s while a window lets none through until the burst's first hit
 ages out, then as many as aged out. Of ``limits``' strategies the moving window is the only
 exact one (the fixed window admits twice its amount across a boundary; the sliding-window
-counter approximates the previous window's hits), and its Redis storage is one Lua script
-a hit. It keeps a timestamp per hit (a list of at most ``burst`` entries a key, expiring
-with the window), and the timestamps are the replicas' clocks, so they must agree (NTP) to
-well under a window.
+counter approximates the previous window's hits). Its format in Redis is ``limits``' own,
+taken and read by a script of ours that makes a request's checks at once
+(``api.windowscript``). It keeps a timestamp per hit (a list of at most ``burst`` entries a
+key, expiring with the window), and the timestamps are the replicas' clocks, so they must
+agree (NTP) to well under a window.
 
 While Redis cannot be reached (decided, issue 16):
 
@@ -46,14 +47,14 @@ the local share meanwhile), so a dead Redis costs one refused connection a secon
 hung one one ``SOCKET_TIMEOUT`` a second. When it answers, the shared windows count again
 from what Redis holds (nothing, after a restart without persistence).
 
-The checks are synchronous (~137 us and ~65 us of CPU a check on a quiet machine, three
-for a keyed code lookup: ``bench/ratelimit_bench.py``) for sync callers. Async callers
-(``api.auth.awaited_caller``, ``api.routes.verify``) await them instead (``acheck`` and
-friends: ``_atake`` on a ``redis.asyncio`` client through ``limits.aio``, the same windows,
-breaker and fallbacks), so a slow or hung Redis holds only the requests that await it, and
-no request pays a hop to the thread pool (issue 16: that hop was a third of a replica's
-GIL time). One round trip per request is the next step (docs/ARCHITECTURE.md, "Cluster
-CPU per verification").
+A request's checks go to Redis together, in one round trip (``check_all``, one script of
+ours over ``limits``' window format: ``api.windowscript``). Async callers
+(``api.auth.awaited_caller``, ``api.routes.verify``) await them on the event loop's own
+``redis.asyncio`` client (``acheck_all``), so a slow or hung Redis holds only the requests
+that await it, and no request pays a hop to the thread pool (issue 16: that hop was a third
+of a replica's GIL time); the pages' synchronous ``caller`` (in FastAPI's thread pool) uses
+a synchronous client. Both build the same script call and read its answer the same way; the
+breaker and the fallbacks are one code path.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Final, TypeVar, cast
 from urllib.parse import urlsplit
@@ -72,21 +73,18 @@ import anyio.to_thread
 import redis
 import redis.asyncio
 from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.aio.storage import RedisStorage as AsyncRedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindowRateLimiter
-from limits.errors import StorageError
-from limits.storage import RedisStorage
-from limits.strategies import MovingWindowRateLimiter
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from api import windowscript
 from api.ratelimit import (
     ANONYMOUS,
     CODE_LOOKUP,
     CODE_LOOKUP_ALL,
     HEALTH,
     SHARED_SCHEMES,
+    Check,
     Limit,
     ProbeFlag,
     RateLimiter,
@@ -110,36 +108,6 @@ SOCKET_TIMEOUT: Final = 0.25
 RETRY_INTERVAL: Final = 1.0
 #: The longest window a limit becomes (a day): Redis keys expire with their window.
 MAX_WINDOW_SECONDS: Final = 86_400
-
-# One flag a key: ``first last failed refused`` in the hash KEYS[1], its first time in the
-# sorted set KEYS[2] (oldest first, and the bound: the oldest go first, as in one process)
-# and its last in KEYS[3] (``flags(since=...)``). ARGV: key, now, failed, refused, create
-# (1 or 0), max_flags. Returns 1 for a new flag, 2 for one counted on, 0 for none.
-FLAG_SCRIPT: Final = """
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if not old then
-  if ARGV[5] ~= '1' then return 0 end
-  redis.call('HSET', KEYS[1], ARGV[1],
-             ARGV[2] .. ' ' .. ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[4])
-  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-  redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
-  local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[6])
-  if over > 0 then
-    local gone = redis.call('ZRANGE', KEYS[2], 0, over - 1)
-    redis.call('HDEL', KEYS[1], unpack(gone))
-    redis.call('ZREM', KEYS[2], unpack(gone))
-    redis.call('ZREM', KEYS[3], unpack(gone))
-  end
-  return 1
-end
-local first, last, failed, refused = string.match(old, '^(%S+) (%S+) (%S+) (%S+)$')
-if tonumber(ARGV[2]) > tonumber(last) then last = ARGV[2] end
-redis.call('HSET', KEYS[1], ARGV[1], first .. ' ' .. last .. ' '
-           .. string.format('%d', tonumber(failed) + tonumber(ARGV[3])) .. ' '
-           .. string.format('%d', tonumber(refused) + tonumber(ARGV[4])))
-redis.call('ZADD', KEYS[3], last, ARGV[1])
-return 2
-"""
 
 
 def moving_window(limit: Limit) -> RateLimitItem:
@@ -199,26 +167,20 @@ class SharedRateLimiter(RateLimiter):
         # NOTE: no retries inside the client (redis-py's default retries with a back-off of
         # up to seconds): a failure goes straight to the local share, and RETRY_INTERVAL
         # decides when Redis is asked again.
-        self._storage = RedisStorage(
+        self._redis = redis.Redis.from_url(
             url,
-            key_prefix=prefix,
-            wrap_exceptions=True,
             socket_timeout=SOCKET_TIMEOUT,
             socket_connect_timeout=SOCKET_TIMEOUT,
-            retry=Retry(NoBackoff(), 0),  # type: ignore[arg-type]  # for redis-py
+            retry=Retry(NoBackoff(), 0),
         )
-        self._windows = MovingWindowRateLimiter(self._storage)
-        self._redis = cast(redis.Redis, self._storage.get_connection())
-        self._flag_script = self._redis.register_script(FLAG_SCRIPT)
-        self._flag_keys = [f"{prefix}:flags", f"{prefix}:flags:first", f"{prefix}:flags:last"]
+        self._script = self._redis.register_script(windowscript.SCRIPT)
+        self._flag_keys = windowscript.flag_keys(prefix)
         self._url = url
         self._prefix = prefix
         # The event loop's own client (``_on_loop``): an asyncio connection belongs to the
-        # loop that opened it. Made here for the first loop (it connects only when used):
-        # ``limits`` looks its dependencies up on a storage's first construction, ~0.5 s,
-        # which a server's first request would otherwise wait for.
+        # loop that opened it (it connects only when used).
         self._loop: object | None = None
-        self._aio = _LoopClient(url, prefix)
+        self._aio = _LoopClient(url)
         self._retry_interval = retry_interval
         self._state = threading.Lock()
         self._down_since: float | None = None  # wall clock, for the alert
@@ -226,147 +188,92 @@ class SharedRateLimiter(RateLimiter):
 
     async def run(self, work: Callable[[], T]) -> T:
         """``work`` in the thread pool: its round trips to Redis (a ``SOCKET_TIMEOUT`` each
-        while Redis hangs) hold a worker thread, never the event loop; a request's several
-        checks go in one hop (``api.routes.verify``)."""
+        while Redis hangs) hold a worker thread, never the event loop."""
         return await anyio.to_thread.run_sync(work)
 
-    # -- the windows ----------------------------------------------------------------------------
+    # -- the windows: one script a request ------------------------------------------------------
 
-    def _take(
-        self,
-        bucket: str,
-        key: str,
-        cost: float,
-        *,
-        consume: bool = True,
-        local_when_down: bool = False,
-    ) -> float | None:
-        if bucket in LOCAL_ONLY:
-            return super()._take(bucket, key, cost, consume=consume)
-        try:
-            item = self._items[bucket]
-        except KeyError:
-            raise ValueError(f"no rate limit named {bucket!r}") from None
-        if self._usable():
-            amount = max(1, math.ceil(cost))
+    def _take_all(self, checks: Sequence[Check]) -> tuple[str, float] | None:
+        call = self._call(checks)
+        if call is not None and self._usable():
             try:
-                if consume:
-                    taken = self._windows.hit(item, bucket, key, cost=amount)
-                else:
-                    taken = self._windows.test(item, bucket, key, cost=amount)
-                wait = None if taken else self._wait(item, bucket, key, amount)
-            except StorageError as exc:
-                self._went_down(exc.storage_error)
+                answer = self._script(keys=call[0], args=call[1])
+            except redis.RedisError as exc:
+                self._went_down(exc)
             else:
-                self._answered()
-                return wait
-        return self._unshared(bucket, key, cost, consume=consume, local_when_down=local_when_down)
+                return self._answered_with(checks, answer)
+        return self._unshared(checks)
 
-    async def _atake(
-        self,
-        bucket: str,
-        key: str,
-        cost: float,
-        *,
-        consume: bool = True,
-        local_when_down: bool = False,
-    ) -> float | None:
-        """``_take`` awaiting Redis on the event loop (the same windows, keys and scripts):
-        no thread hop, and a hung Redis holds only the requests that await it."""
-        if bucket in LOCAL_ONLY:
-            return RateLimiter._take(self, bucket, key, cost, consume=consume)
-        try:
-            item = self._items[bucket]
-        except KeyError:
-            raise ValueError(f"no rate limit named {bucket!r}") from None
-        if self._usable():
-            amount = max(1, math.ceil(cost))
-            windows = self._on_loop().windows
+    async def _atake_all(self, checks: Sequence[Check]) -> tuple[str, float] | None:
+        """``_take_all`` awaiting Redis on the event loop (the same script, answer, breaker
+        and fallbacks): no thread hop, and a hung Redis holds only the requests that await
+        it."""
+        call = self._call(checks)
+        if call is not None and self._usable():
             try:
-                if consume:
-                    taken = await windows.hit(item, bucket, key, cost=amount)
-                else:
-                    taken = await windows.test(item, bucket, key, cost=amount)
-                wait = None
-                if not taken:
-                    if amount > item.amount:
-                        wait = math.inf
-                    else:
-                        reset, _ = await windows.get_window_stats(item, bucket, key)
-                        wait = max(reset - time.time(), 1e-3)
-            except StorageError as exc:
-                self._went_down(exc.storage_error)
+                answer = await self._on_loop().script(keys=call[0], args=call[1])
+            except redis.RedisError as exc:
+                self._went_down(exc)
             else:
-                self._answered()
-                return wait
-        return self._unshared(bucket, key, cost, consume=consume, local_when_down=local_when_down)
+                return self._answered_with(checks, answer)
+        return self._unshared(checks)
 
-    def _unshared(
-        self, bucket: str, key: str, cost: float, *, consume: bool, local_when_down: bool
-    ) -> float | None:
-        """While Redis cannot be reached: refused (``FAIL_CLOSED``) or the local share."""
-        if bucket in FAIL_CLOSED and not local_when_down:
-            raise RateLimitUnavailable(
-                f"rate limit '{bucket}' cannot be counted while the shared store is "
-                "unreachable; refused until it answers (an API key's calls go on)",
-                retry_after=max(1, math.ceil(self._retry_interval)),
-                bucket=bucket,
-            )
-        return RateLimiter._take(self, bucket, key, cost, consume=consume)
+    def _call(self, checks: Sequence[Check]) -> tuple[list[str], list[str | int]] | None:
+        """The script's keys and arguments; None when a check is ``LOCAL_ONLY`` (a health
+        probe's, alone in its request: counted in this process, never in Redis)."""
+        for check in checks:
+            if check.bucket in LOCAL_ONLY:
+                return None
+            if check.bucket not in self._items:
+                raise ValueError(f"no rate limit named {check.bucket!r}")
+        return windowscript.arguments(
+            checks,
+            self._items,
+            self._prefix,
+            now=time.time(),
+            flag_now=self._clock(),
+            max_flags=self.limits.max_flags,
+        )
+
+    def _answered_with(self, checks: Sequence[Check], answer: object) -> tuple[str, float] | None:
+        self._answered()
+        refusal, made = windowscript.outcome(cast(list[object], answer))
+        if made:
+            # Once per flag across the replicas (the script says which one made it).
+            assert refusal is not None  # a flag is made only by a refusal
+            key = checks[refusal.index].key
+            logger.warning("probing: %s exhausted its failed-code-lookup budget", key)
+        if refusal is None:
+            return None
+        return checks[refusal.index].bucket, refusal.wait
+
+    def _unshared(self, checks: Sequence[Check]) -> tuple[str, float] | None:
+        """Without Redis: each check refused (``FAIL_CLOSED``: 503) or counted on the local
+        share (``LOCAL_ONLY``'s whole), in order, as in one process."""
+        for number, check in enumerate(checks):
+            if check.bucket in FAIL_CLOSED and not check.local_when_down:
+                raise RateLimitUnavailable(
+                    f"rate limit '{check.bucket}' cannot be counted while the shared store is "
+                    "unreachable; refused until it answers (an API key's calls go on)",
+                    retry_after=max(1, math.ceil(self._retry_interval)),
+                    bucket=check.bucket,
+                )
+            refused = RateLimiter._take_all(self, checks[number : number + 1])
+            if refused is not None:
+                return refused
+        return None
 
     def _on_loop(self) -> _LoopClient:
-        """This event loop's Redis client and windows (one loop a server process; a test's
+        """This event loop's Redis client and script (one loop a server process; a test's
         client may run several loops one after another, each gets its own)."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             if self._loop is not None:
-                self._aio = _LoopClient(self._url, self._prefix)
+                self._aio = _LoopClient(self._url)
             self._loop = loop
         return self._aio
 
-    def _wait(self, item: RateLimitItem, bucket: str, key: str, amount: int) -> float:
-        if amount > item.amount:
-            return math.inf  # more than the window ever holds (as a bucket's cost > burst)
-        # The window's oldest hit gives its slot back at ``reset`` (limits' own clock).
-        reset, _ = self._windows.get_window_stats(item, bucket, key)
-        return max(reset - time.time(), 1e-3)
-
     # -- the flags ------------------------------------------------------------------------------
-
-    def _flag(self, key: str, *, failed: int, refused: int, create: bool = True) -> None:
-        if self._usable():
-            now = self._clock()
-            try:
-                made = self._flag_script(
-                    keys=self._flag_keys,
-                    args=[key, repr(now), failed, refused, int(create), self.limits.max_flags],
-                )
-            except redis.RedisError as exc:
-                self._went_down(exc)
-            else:
-                self._answered()
-                if made == 1:
-                    # Once per flag across the replicas (the script says which one made it).
-                    logger.warning("probing: %s exhausted its failed-code-lookup budget", key)
-                return
-        super()._flag(key, failed=failed, refused=refused, create=create)
-
-    async def _aflag(self, key: str, *, failed: int, refused: int, create: bool = True) -> None:
-        if self._usable():
-            now = self._clock()
-            try:
-                made = await self._on_loop().flag_script(
-                    keys=self._flag_keys,
-                    args=[key, repr(now), failed, refused, int(create), self.limits.max_flags],
-                )
-            except redis.RedisError as exc:
-                self._went_down(exc)
-            else:
-                self._answered()
-                if made == 1:
-                    logger.warning("probing: %s exhausted its failed-code-lookup budget", key)
-                return
-        RateLimiter._flag(self, key, failed=failed, refused=refused, create=create)
 
     def flags(self, since: float | None = None) -> list[ProbeFlag]:
         """The shared flags and those this process kept while Redis was down, merged by key,
@@ -479,25 +386,17 @@ class SharedRateLimiter(RateLimiter):
 
 
 class _LoopClient:
-    """One event loop's asyncio Redis client, the ``limits`` windows on it and the flag
-    script: the same settings as the synchronous client (timeouts, no retries)."""
+    """One event loop's asyncio Redis client and the script on it: the same settings as the
+    synchronous client (timeouts, no retries)."""
 
-    def __init__(self, url: str, prefix: str) -> None:
+    def __init__(self, url: str) -> None:
         self.redis = redis.asyncio.Redis.from_url(
             url,
             socket_timeout=SOCKET_TIMEOUT,
             socket_connect_timeout=SOCKET_TIMEOUT,
             retry=AsyncRetry(NoBackoff(), 0),
         )
-        storage = AsyncRedisStorage(
-            "async+" + url,
-            wrap_exceptions=True,
-            implementation="redispy",
-            key_prefix=prefix,
-            connection_pool=self.redis.connection_pool,  # type: ignore[arg-type]
-        )
-        self.windows = AsyncMovingWindowRateLimiter(storage)
-        self.flag_script = self.redis.register_script(FLAG_SCRIPT)
+        self.script = self.redis.register_script(windowscript.SCRIPT)
 
 
 def merged(*groups: Iterable[ProbeFlag]) -> list[ProbeFlag]:

@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request, Response
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import awaited_caller
+from api.auth import awaited_caller, charge_deferred
 from api.context import MAX_JSON_BYTES
 from api.routes.verify import verify
 from verifier.schemas import VerifyIn
@@ -50,10 +50,19 @@ class VerifyFront:
             return
         request = Request(scope, receive)
         try:
-            principal = await awaited_caller(request)
+            # A platform's code lookup makes its request charge together with its budgets, in
+            # one round trip to a shared limiter (``api.routes.verify``); if the handler ends
+            # before those, the charge is made here, and its refusal is the answer.
+            principal = await awaited_caller(request, defer=body.code is not None)
             response = await verify(body, self.app.state.context, principal, request)
+            await charge_deferred(request)
         except Exception as exc:
-            response = await self._handled(request, exc)
+            failure = exc
+            try:
+                await charge_deferred(request)
+            except Exception as refused:
+                failure = refused
+            response = await self._handled(request, failure)
         await response(scope, receive, send)
 
     async def _handled(self, request: Request, exc: Exception) -> Response:

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from api import pow, ratelimit
+from api.auth import deferred_charges
 from api.context import MAX_UPLOAD_BYTES, ApiContext
 from api.deps import GOOD_TYPES, Caller, Context, Principal
 from api.errors import PayloadTooLarge, problem_response
@@ -132,29 +133,45 @@ async def _verify_code(
     claimed_creator: str,
 ) -> Response:
     """``POST /v1/verify`` by code, once the request is well formed: its budgets, the lookup
-    under the claimed creator's keys, the answer (coarse for the public tier). Its three
-    to five limit checks are awaited: at once in memory, on the event loop's Redis client
-    for a shared limiter (no thread hop: ``api.sharedlimits``)."""
+    under the claimed creator's keys, the answer (coarse for the public tier). Its budgets
+    (the public tier's two, the probe budget, the code's) are one ``acheck_all``: at once in
+    memory, one round trip to Redis for a shared limiter (``api.windowscript``), in the order
+    they were checked one by one; a failed probe afterwards is one more."""
     assert body.code is not None
     # A platform's key, or a creator asking about its own codes, gets the full answer on its
     # own budget. Anyone else is the public tier (a session from a fresh wallet is anyone).
     public = principal.kind != "platform" and principal.creator != claimed_creator
+    # The request's own charge first, when its caller left it to this handler (``defer``).
+    budgets = deferred_charges(request)
     if public:
-        await _charge_public_lookup(ctx, request, principal, body)
+        _check_proof_of_work(ctx, request, body)
         probe_key = principal.address_key
+        budgets += [
+            ratelimit.Check(ratelimit.CODE_LOOKUP, principal.address_key),
+            ratelimit.Check(ratelimit.CODE_LOOKUP_ALL, ratelimit.EVERYONE),
+        ]
     else:
         probe_key = principal.rate_key
-    await ctx.limiter.aensure_probe_budget(probe_key)
+    budgets.append(ratelimit.probe_budget(probe_key))
     # parse_address checked it: the 20 bytes, without parsing it again.
-    fingerprinters = ctx.fingerprinters(bytes.fromhex(claimed_creator[2:]))
+    creator = bytes.fromhex(claimed_creator[2:])
+    fingerprinters = ctx.code_keys.get(creator)
+    if fingerprinters is None:
+        # Not in memory: the budgets first, then the read of the creator's keys (a spent
+        # budget costs no database read, an unknown creator costs one each time).
+        await ctx.limiter.acheck_all(budgets)
+        budgets = []
+        fingerprinters = ctx.fingerprinters(creator)
     if not fingerprinters:
         # Uniform with "no such code": who has enrolled a key is not for probing either.
+        await ctx.limiter.acheck_all(budgets)
         await ctx.limiter.arecord_probe_failure(probe_key)
         return answer_response(unknown_code(public))
     # The code under its creator's current key names it for the per-code limit, however
     # many keys are tried: one check a lookup, one bucket a code.
     fingerprint = fingerprinters[0].fingerprint(body.code)
-    await ctx.limiter.acheck(ratelimit.FINGERPRINT, fingerprint.hex())
+    budgets.append(ratelimit.Check(ratelimit.FINGERPRINT, fingerprint.hex()))
+    await ctx.limiter.acheck_all(budgets)
     if len(fingerprinters) == 1:
         facts = ctx.lookup.facts(good_type, fingerprint)
     else:
@@ -179,11 +196,9 @@ async def _verify_code(
     return answer_response(answer)
 
 
-async def _charge_public_lookup(
-    ctx: ApiContext, request: Request, principal: Principal, body: VerifyIn
-) -> None:
-    """What a public code lookup costs, before any lookup: its proof of work (for this very
-    body, once), then its address's budget, then everyone's (THREATS 38, issue 12)."""
+def _check_proof_of_work(ctx: ApiContext, request: Request, body: VerifyIn) -> None:
+    """A public code lookup's proof of work, for this very body, once; before any of its
+    budgets (THREATS 38, issue 12): its address's, then everyone's."""
     proof = None
     for name, value in request.scope["headers"]:
         if name == b"x-tracemark-pow":
@@ -194,8 +209,6 @@ async def _charge_public_lookup(
     assert body.code is not None
     binding = pow.body_binding(body.good_type, body.creator, body.product, body.code)
     ctx.proof_of_work.check(proof, binding)
-    await ctx.limiter.acheck(ratelimit.CODE_LOOKUP, principal.address_key)
-    await ctx.limiter.acheck(ratelimit.CODE_LOOKUP_ALL, ratelimit.EVERYONE)
 
 
 @router.post(

@@ -1,0 +1,153 @@
+"""A request's rate-limit checks in one Redis round trip: one Lua script of ours over the
+``limits`` package's moving windows, and the probing flags beside them.
+
+Why (issue 16): a keyed code lookup made three to five checks, each its own ``EVALSHA``
+(``limits``' scripts take one window each), and each round trip cost the replica more CPU
+than the check itself. Here a request's checks go as one list: the script takes them in
+order and stops at the first refusal, as the same calls one after another did (what was
+taken before the refusal stays taken; a refused window takes nothing; a look,
+``consume`` false, never takes), and updates the probing flag a check asks for.
+
+The windows are ``limits``' own (its ``acquire_moving_window.lua`` and ``moving_window.lua``,
+``limits`` 5.x): the key ``<prefix>:LIMITER/<bucket>/<key>/<amount>/<multiples>/second``, a
+list of hit timestamps, newest first, trimmed to ``amount``, expiring ``expiry`` seconds
+after the last hit. A check of ``cost`` is refused when the list's entry at index
+``amount - cost`` is within the window (``amount - cost + 1`` hits in it already), which is
+both ``limits``' acquire test and, for a look, its ``test`` (the count in the window at most
+``amount - cost``). The wait of a refusal is when that entry leaves the window: for a cost of
+1 the window's oldest hit, ``limits``' ``reset``. So ``limits``' strategies read and take the
+same windows (tests/api/test_windowscript.py checks both ways).
+
+A flag (``FLAG_REFUSAL``: a refused look counts a refusal on the key's flag, making it;
+``FLAG_FAILURE``: a failed code probe counted on the flag, made when the probe was refused)
+is ``first last failed refused`` in the hash ``flags``, its first time in the sorted set
+``flags:first`` (the bound: the oldest go first) and its last in ``flags:last``
+(``flags(since=...)``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from limits import RateLimitItem
+
+from api.ratelimit import FLAG_FAILURE, FLAG_REFUSAL, Check
+
+# KEYS: each check's window, then the flags' hash, first-time and last-time sets.
+# ARGV: the windows' now, the flags' now, max_flags, then six per check: amount, expiry, cost,
+# consume (1/0), flag mode (0 none, 1 FLAG_REFUSAL, 2 FLAG_FAILURE), the flag's key.
+# Returns {refused check (1-based; 0: none), its wait in seconds (-1: never), made} where
+# made is 1 when the script made a new flag (logged once across the replicas), else 0.
+SCRIPT: Final = """
+local now = tonumber(ARGV[1])
+local n = #KEYS - 3
+local table, by_first, by_last = KEYS[n + 1], KEYS[n + 2], KEYS[n + 3]
+
+local function flag(who, failed, refused, create)
+  local old = redis.call('HGET', table, who)
+  if not old then
+    if not create then return 0 end
+    redis.call('HSET', table, who, ARGV[2] .. ' ' .. ARGV[2] .. ' ' .. failed .. ' ' .. refused)
+    redis.call('ZADD', by_first, ARGV[2], who)
+    redis.call('ZADD', by_last, ARGV[2], who)
+    local over = redis.call('ZCARD', by_first) - tonumber(ARGV[3])
+    if over > 0 then
+      local gone = redis.call('ZRANGE', by_first, 0, over - 1)
+      redis.call('HDEL', table, unpack(gone))
+      redis.call('ZREM', by_first, unpack(gone))
+      redis.call('ZREM', by_last, unpack(gone))
+    end
+    return 1
+  end
+  local first, last, f, r = string.match(old, '^(%S+) (%S+) (%S+) (%S+)$')
+  if tonumber(ARGV[2]) > tonumber(last) then last = ARGV[2] end
+  redis.call('HSET', table, who, first .. ' ' .. last .. ' '
+             .. string.format('%d', tonumber(f) + failed) .. ' '
+             .. string.format('%d', tonumber(r) + refused))
+  redis.call('ZADD', by_last, last, who)
+  return 0
+end
+
+for i = 1, n do
+  local at = 3 + (i - 1) * 6
+  local amount, expiry = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
+  local cost = tonumber(ARGV[at + 3])
+  local wait = nil
+  if cost > amount then
+    wait = -1
+  else
+    local entry = redis.call('LINDEX', KEYS[i], amount - cost)
+    if entry and tonumber(entry) >= now - expiry then
+      wait = tonumber(entry) + expiry - now
+    elseif ARGV[at + 4] == '1' then
+      for _ = 1, cost do redis.call('LPUSH', KEYS[i], ARGV[1]) end
+      redis.call('LTRIM', KEYS[i], 0, amount - 1)
+      redis.call('EXPIRE', KEYS[i], expiry)
+    end
+  end
+  local mode, made = ARGV[at + 5], 0
+  if mode == '1' and wait then
+    made = flag(ARGV[at + 6], 0, 1, true)
+  elseif mode == '2' then
+    made = flag(ARGV[at + 6], 1, wait and 1 or 0, wait ~= nil)
+  end
+  if wait then return {i, tostring(wait), made} end
+end
+return {0, '0', 0}
+"""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The script's answer when a check was refused: which, and for how long."""
+
+    index: int  # 0-based, into the checks given
+    wait: float  # seconds; math.inf: the cost is more than the window ever holds
+
+
+def flag_keys(prefix: str) -> list[str]:
+    return [f"{prefix}:flags", f"{prefix}:flags:first", f"{prefix}:flags:last"]
+
+
+def arguments(
+    checks: Sequence[Check],
+    items: dict[str, RateLimitItem],
+    prefix: str,
+    *,
+    now: float,
+    flag_now: float,
+    max_flags: int,
+) -> tuple[list[str], list[str | int]]:
+    """The script's KEYS and ARGV for ``checks`` (each bucket one of ``items``)."""
+    keys = []
+    args: list[str | int] = [repr(now), repr(flag_now), max_flags]
+    for check in checks:
+        item = items[check.bucket]
+        keys.append(f"{prefix}:{item.key_for(check.bucket, check.key)}")
+        flag = check.flag if check.flag in (FLAG_REFUSAL, FLAG_FAILURE) else 0
+        args += [
+            item.amount,
+            item.get_expiry(),
+            max(1, math.ceil(check.cost)),
+            int(check.consume),
+            flag,
+            check.key,
+        ]
+    return keys + flag_keys(prefix), args
+
+
+def outcome(answer: list[object]) -> tuple[Refusal | None, bool]:
+    """The script's answer: the refusal (None: every check passed) and whether it made a
+    new flag."""
+    index, wait, made = answer
+    refusal = None
+    if int(index):  # type: ignore[call-overload]
+        seconds = float(wait.decode() if isinstance(wait, bytes) else str(wait))
+        refusal = Refusal(int(index) - 1, math.inf if seconds < 0 else max(seconds, 1e-3))  # type: ignore[call-overload]
+    return refusal, bool(made)
+
+
+__all__ = ["SCRIPT", "Refusal", "arguments", "flag_keys", "outcome"]
