@@ -64,7 +64,7 @@ def build_order_evidence(registry: Registry, order: OrderView) -> OrderEvidence:
         payload=payload,
         delivery_leaf=leaf,
         tree_size=bundle.tree_head.tree_size,
-        facts=facts_of(bundle.entries, delivery, payload, state),
+        facts=facts_of(bundle.entries, delivery, payload, state, order.changes[-1].at),
     )
     return OrderEvidence(
         format=FORMAT,

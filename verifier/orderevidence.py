@@ -217,7 +217,7 @@ def check_order_evidence(
     state = _check_changes(evidence, root, payload.opened, payload.delivered_at)
     # 5. The summary, computed again from what was verified.
     try:
-        facts = facts_of(bundle.entries, delivery, payload, state)
+        facts = facts_of(bundle.entries, delivery, payload, state, evidence.changes[-1].at)
     except InvalidInput as exc:  # pragma: no cover - the bundle check parsed them already
         raise BundleInvalid("summary", f"an entry's payload: {exc.detail}") from None
     expected = summarize(

@@ -33,7 +33,9 @@ from registry.leaf import EntryKind
 from registry.payloads import TransferPayload
 from verifier.bundle import BundleEntry
 
-FactKind = Literal["settlement", "sale", "redemption", "revocation", "conflict", "delivery"]
+FactKind = Literal[
+    "settlement", "refund_redeemed", "sale", "redemption", "revocation", "conflict", "delivery"
+]
 
 #: The order's states in Chinese, for the headline (``registry.orders.State``).
 STATE_ZH: Final = {
@@ -107,17 +109,26 @@ def duration(seconds: int) -> tuple[str, str]:
 
 
 def facts_of(
-    entries: Iterable[BundleEntry], delivery: BundleEntry, payload: DeliveryPayload, state: str
+    entries: Iterable[BundleEntry],
+    delivery: BundleEntry,
+    payload: DeliveryPayload,
+    state: str,
+    resolved_at: int,
 ) -> list[Fact]:
     """The facts the good's entries show about the order ``payload`` delivered, in log order.
 
     ``entries`` are the good's entries as the evidence carries them (verified, when the
     verifier calls this); ``delivery`` is the order's own DELIVERY among them; ``state`` the
-    order's state as of its last change. The order's own sale (a ``settlement``) is the first
-    TRANSFER after the delivery when the order's sale stands and the TRANSFER has the order's
-    terms: the reservation kept every other sale off the good from the delivery until that
-    sale was recorded, in the settling change's transaction. Raises ``InvalidInput`` for a
-    TRANSFER or DELIVERY payload that does not parse (a verified bundle has none)."""
+    order's state as of its last change, made at ``resolved_at``. The order's own sale (a
+    ``settlement``) is the first TRANSFER after the delivery when the order's sale stands and
+    the TRANSFER has the order's terms and the settling change's time: the reservation kept
+    every other sale off the good from the delivery until that sale was recorded, in the
+    settling change's transaction. Likewise a refund of a code the buyer redeemed anyway
+    records its consumption (``refund_redeemed``: a final TRANSFER, no price, seller to buyer).
+    A log whose clock had to move past the change's (``registry.log.sequencer_time``) stamps
+    it later: it is then told as a plain sale or redemption on the order's platform. Raises
+    ``InvalidInput`` for a TRANSFER or DELIVERY payload that does not parse (a verified bundle
+    has none)."""
     parties = {payload.platform} | (
         set() if payload.seller_platform is None else {payload.seller_platform}
     )
@@ -139,8 +150,11 @@ def facts_of(
             platform = transfer.platform
             if when == "after" and first_after:
                 first_after = False
-                if state in SALE_STANDS and _is_the_orders_sale(transfer, payload):
-                    kind = "settlement"
+                if entry.timestamp == resolved_at and _parties_match(transfer, payload):
+                    if state in SALE_STANDS and _priced_as(transfer, payload):
+                        kind = "settlement"
+                    elif state == "refunded" and transfer.final and transfer.price is None:
+                        kind = "refund_redeemed"
         elif entry.kind is EntryKind.DELIVERY:
             other = DeliveryPayload.from_document(entry.payload, canonical=False)
             kind, platform, order_id = "delivery", other.platform, other.order_id
@@ -155,14 +169,17 @@ def facts_of(
     return facts
 
 
-def _is_the_orders_sale(transfer: TransferPayload, payload: DeliveryPayload) -> bool:
+def _parties_match(transfer: TransferPayload, payload: DeliveryPayload) -> bool:
     seller = transfer.seller.get("platform")  # None: the creator, first-hand
     return (
         transfer.platform == payload.platform
         and seller == payload.seller_platform
         and transfer.buyer.get("platform") == payload.platform
-        and (transfer.price, transfer.currency) == (payload.price, payload.currency)
     )
+
+
+def _priced_as(transfer: TransferPayload, payload: DeliveryPayload) -> bool:
+    return (transfer.price, transfer.currency) == (payload.price, payload.currency)
 
 
 def _sentence(fact: Fact) -> tuple[str, str]:
@@ -175,6 +192,12 @@ def _sentence(fact: Fact) -> tuple[str, str]:
         return (
             f"the order's own sale to its buyer was recorded on platform {p} {en_when} {leaf}",
             f"{zh_when}，本订单向买家的成交已在平台 {p} 记录{zh_leaf}",
+        )
+    if fact.kind == "refund_redeemed":
+        return (
+            f"the order's refund recorded the code as redeemed by its buyer on platform {p} "
+            f"{en_when} {leaf}",
+            f"{zh_when}，本订单退款时记录该卡密已被买家在平台 {p} 核销{zh_leaf}",
         )
     if fact.kind == "sale":
         if fact.when == "before":

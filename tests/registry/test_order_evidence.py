@@ -147,6 +147,35 @@ def test_a_clean_delivery_says_so_in_both_languages(
     assert report.summary_document["zh"][-1].endswith("本次交付是干净的")
 
 
+def test_a_refund_of_a_code_the_buyer_redeemed_says_so(
+    registry: Registry, creator: CreatorKeys, clock: Clock
+) -> None:
+    """The platform refunds, saying the buyer redeemed the code anyway: the registry consumes
+    it by a final TRANSFER to the buyer in the refund's transaction (registry.settlement)."""
+    code = _code(registry, creator, clock)
+    order = registry.open_order(opening(code))
+    registry.deliver(order.order_id, [code], platform="cardhub")
+    clock.advance(600)
+    registry.change_order(order.order_id, Event.DISPUTE, platform="cardhub")
+    clock.advance(2 * HOUR)
+    refunded = registry.change_order(
+        order.order_id, Event.REFUND, platform="cardhub", redeemed=True
+    )
+    report = _check(registry, _document(registry, refunded))
+    assert report.state == "refunded" and report.clean
+    facts = report.summary_document["facts"]
+    assert [(f["kind"], f["platform"], f["elsewhere"]) for f in facts] == [
+        ("refund_redeemed", "cardhub", False)
+    ]
+    assert report.summary_document["en"][1].startswith(
+        "the order's refund recorded the code as redeemed by its buyer on platform cardhub "
+        "2 hours after delivery"
+    )
+    assert report.summary_document["zh"][1].startswith(
+        "交付后2小时，本订单退款时记录该卡密已被买家"
+    )
+
+
 def test_a_fake_delivery_history_shows_the_earlier_sale_elsewhere(
     registry: Registry, creator: CreatorKeys, clock: Clock
 ) -> None:
@@ -204,7 +233,7 @@ def _resummarize(document: dict[str, Any]) -> None:
         payload=payload,
         delivery_leaf=delivery.leaf_index,
         tree_size=bundle.tree_head.tree_size,
-        facts=facts_of(bundle.entries, delivery, payload, state),
+        facts=facts_of(bundle.entries, delivery, payload, state, document["changes"][-1]["at"]),
     )
 
 

@@ -32,7 +32,15 @@ facts = st.builds(
     Fact,
     leaf_index=st.integers(0, 10**9),
     kind=st.sampled_from(
-        ["settlement", "sale", "redemption", "revocation", "conflict", "delivery"]
+        [
+            "settlement",
+            "refund_redeemed",
+            "sale",
+            "redemption",
+            "revocation",
+            "conflict",
+            "delivery",
+        ]
     ),
     when=st.sampled_from(["before", "after"]),
     seconds=st.integers(0, 10**8),
