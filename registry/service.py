@@ -53,6 +53,7 @@ from registry.orders import GoodReserved
 from registry.parties import REFERENCE_KEY_PURPOSE, ReferenceKeys
 from registry.payloads import StateCommitmentPayload, signed_payload_from_json
 from registry.payoutdesk import PayoutDesk
+from registry.rebatedesk import RebateDesk
 from registry.receipts import TransferReceipt
 from registry.records import checksum, records_t
 from registry.registration import EntryRef
@@ -80,7 +81,7 @@ def system_clock() -> int:
     return int(time.time())
 
 
-class Registry(OrderDesk, PayoutDesk):
+class Registry(OrderDesk, PayoutDesk, RebateDesk):
     """The registry on one database, with its signing key and EIP-712 domain (its orders'
     use cases are ``registry.orderdesk``)."""
 

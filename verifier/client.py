@@ -33,6 +33,7 @@ from verifier.problems import (
     SignatureRefused,
     UnexpectedAnswer,
 )
+from verifier.rebatecalls import RebateCalls
 from verifier.requestdocs import (
     NDJSON_LINES_PER_CHUNK,
     enrollment_document,
@@ -45,7 +46,9 @@ from verifier.signin import SIGN_IN_STATEMENT, siwe_message, siwe_time
 from verifier.transport import DEFAULT_TIMEOUT, MAX_RESPONSE_BYTES, MAX_RETRY_WAIT
 
 
-class TracemarkClient(PlatformCalls, OrderCalls, PayoutCalls, CreatorCalls, AuditorCalls):
+class TracemarkClient(
+    PlatformCalls, OrderCalls, PayoutCalls, RebateCalls, CreatorCalls, AuditorCalls
+):
     """The registry's HTTP API, typed. One credential at a time: a platform's API key
     (``tm_live_...``), or a creator's session token (``tm_siwe_...``, see ``sign_in``);
     creators' signed writes need neither.

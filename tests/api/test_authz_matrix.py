@@ -118,6 +118,18 @@ POLICY: dict[str, frozenset[str]] = {
     "dispute_order": holding("transfer"),
     "resolve_order": holding("transfer"),
     "cancel_order": holding("transfer"),
+    # Upline rebates (issue 17): the platform's own tree and policies, with its sales' scope;
+    # a creator's own policy for its product, with its session.
+    "place_agents": holding("transfer"),
+    "list_agents": holding("transfer"),
+    "lookup_agent": holding("transfer"),
+    "get_rebate_policies": holding("transfer"),
+    "set_platform_rebate_policy": holding("transfer"),
+    "remove_platform_rebate_policy": holding("transfer"),
+    "get_rebate_statement": holding("transfer"),
+    "get_my_rebate_policy": frozenset({CREATOR}),
+    "set_my_rebate_policy": frozenset({CREATOR}),
+    "remove_my_rebate_policy": frozenset({CREATOR}),
     # The buyer's delivery receipt (issue 17 item 3): the order's platform reads it; anyone
     # holding its short link reads it and checks a code against it (the public code check's
     # proof of work and budgets).
@@ -294,6 +306,8 @@ class World:
         return {
             "transfer_id": str(self.transfer_a),
             "order_id": "999999",
+            "creator": self.creator_a.address,
+            "product": "matrix-card",
             "payout_id": "999999",
             "receipt_id": "A" * 22,
             "webhook_id": str(self.webhook_id),
@@ -586,6 +600,17 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     "dispute_order": lambda w: Call(),
     "resolve_order": lambda w: Call(json={"outcome": "refund"}),
     "cancel_order": lambda w: Call(),
+    "place_agents": lambda w: Call(json={"agents": [{"agent": "matrix", "upline": None}]}),
+    "list_agents": lambda w: Call(params={"limit": 5}),
+    "lookup_agent": lambda w: Call(json={"agent": "matrix"}),
+    # The matrix's creator has no product of that slug: a 404, neither 401 nor 403.
+    "get_rebate_policies": lambda w: Call(),
+    "set_platform_rebate_policy": lambda w: Call(json={"levels": [100]}),
+    "remove_platform_rebate_policy": lambda w: Call(),
+    "get_rebate_statement": lambda w: Call(),
+    "get_my_rebate_policy": lambda w: Call(),
+    "set_my_rebate_policy": lambda w: Call(json={"levels": [100]}),
+    "remove_my_rebate_policy": lambda w: Call(),
     # No order 999999 and no receipt of the matrix's id: 404s, neither 401 nor 403.
     "get_delivery_receipt": lambda w: Call(),
     "get_receipt": lambda w: Call(),

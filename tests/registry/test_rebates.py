@@ -20,7 +20,8 @@ from registry.agents import (
     uplines,
 )
 from registry.creator import CreatorKeys
-from registry.db import write_transaction
+from registry.db import create_db_engine, write_transaction
+from registry.eip712 import DEV_DOMAIN
 from registry.errors import UnknownProduct
 from registry.fingerprints import GoodType, Use
 from registry.rebates import (
@@ -37,6 +38,7 @@ from registry.rebatesplit import InvalidRebatePolicy, RebateRoundsToZero
 from registry.service import Registry
 from tests.conftest import Clock
 from tests.registry.helpers import registration
+from tests.registry.test_concurrency import race
 
 PRODUCT = "30-day-card"
 
@@ -248,3 +250,39 @@ def test_bad_policies_and_unknown_products_are_refused(
             set_levels(registry, creator, CREATOR_SETTER, levels)
     with pytest.raises(UnknownProduct):
         set_levels(registry, creator, CREATOR_SETTER, [100], product="no-such-card")
+
+
+def test_two_moves_racing_to_close_a_cycle_never_both_land(
+    db_url: str, registry: Registry, clock: Clock
+) -> None:
+    """a under b and b under a, at once from two registries on their own engines: the tree's
+    lock makes them serial, so the second meets the first's move and is a cycle (3 rounds)."""
+    racers = [
+        Registry(
+            create_db_engine(db_url),
+            domain=DEV_DOMAIN,
+            account=registry.account,
+            master_key=registry._master_key,
+            clock=clock,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for round_ in range(3):
+            a, b = f"a{round_}", f"b{round_}"
+            place(registry, [(a, None), (b, None)])
+            results = race(
+                [
+                    lambda a=a, b=b: racers[0].place_agents("cardhub", [(a, b)]),  # type: ignore[misc]
+                    lambda a=a, b=b: racers[1].place_agents("cardhub", [(b, a)]),  # type: ignore[misc]
+                ]
+            )
+            refused = [r for r in results if isinstance(r, Exception)]
+            assert len(refused) == 1 and isinstance(refused[0], AgentCycle), results
+            with registry.engine.connect() as conn:
+                # Exactly one of them has an upline: no cycle was stored.
+                above = [uplines(conn, "cardhub", ref(registry, n)) for n in (a, b)]
+            assert sorted(len(chain) for chain in above) == [0, 1], above
+    finally:
+        for racer in racers:
+            racer.engine.dispose()

@@ -127,7 +127,11 @@ def test_deterministic_and_independent_of_how_levels_are_passed(
     assert _split_or_none(price, levels) == _split_or_none(price, list(levels))
 
 
-@given(prices, levels_st, st.integers(1, 10**6))
+#: Prices that stay within MAX_PRICE after the largest shift below (10,000 x 10^6).
+shiftable = st.one_of(st.integers(0, 10**7), st.integers(0, MAX_PRICE - 10_000 * 10**6))
+
+
+@given(shiftable, levels_st, st.integers(1, 10**6))
 def test_monotone_in_price_by_whole_units_and_within_one_step_by_step(
     price: int, levels: list[int], step: int
 ) -> None:
