@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, Literal
 
@@ -54,6 +54,9 @@ class Statement:
     until: int
     period: Period
     lines: list[StatementLine]
+    #: Royalties of orders not settled yet, per (recipient, currency): held in escrow until
+    #: the sale stands (then owed) or is refunded (then never); not in ``lines`` or totals.
+    held: list[dict[str, object]] = field(default_factory=list)
 
     def totals(self) -> list[dict[str, object]]:
         """Owed per (recipient, currency) over the whole statement."""
@@ -145,7 +148,35 @@ def royalty_statement(
         )
         for key, (amount, count) in grouped.items()
     ]
-    return Statement(checksum(creator), since, until, period, lines)
+    return Statement(
+        checksum(creator), since, until, period, lines, _held(conn, creator, since, until)
+    )
+
+
+def _held(conn: Connection, creator: bytes, since: int, until: int) -> list[dict[str, object]]:
+    """The creator's royalty lines held in escrow (issue 17), per (recipient, currency)."""
+    c = royalty_lines_t.c
+    rows = conn.execute(
+        select(c.recipient, c.currency, c.amount)
+        .where(
+            c.creator == creator,
+            c.created_at >= since,
+            c.created_at < until,
+            c.status == "held",
+            c.kind == "royalty",
+        )
+        .limit(MAX_LINES + 1)
+    ).all()
+    if len(rows) > MAX_LINES:
+        raise InvalidInput(f"more than {MAX_LINES:,} royalty lines: ask for a shorter period")
+    held: dict[tuple[bytes, str], int] = {}
+    for recipient, currency, amount in rows:
+        key = (bytes(recipient), currency)
+        held[key] = held.get(key, 0) + int(amount)
+    return [
+        {"recipient": checksum(recipient), "currency": currency, "amount": str(amount)}
+        for (recipient, currency), amount in sorted(held.items())
+    ]
 
 
 __all__ = ["PERIODS", "Period", "Statement", "StatementLine", "period_of", "royalty_statement"]

@@ -161,6 +161,7 @@ def royalty_statement(
                 for line in statement.lines
             ],
             "totals": statement.totals(),
+            "held": statement.held,
         }
     )
 

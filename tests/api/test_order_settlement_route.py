@@ -15,9 +15,11 @@ from registry.holding import holdings_t
 from registry.service import Registry
 from registry.transferrequests import Party, TransferRequest
 from registry.transfers import royalty_lines_t, transfers_t
-from tests.api.conftest import CodeGood, KeyFactory, bearer
+from tests.api.conftest import POLICY, CodeGood, KeyFactory, bearer, sign_in
+from tests.conftest import Clock
 from verifier.client import TracemarkClient
 from verifier.problems import ApiProblem
+from verifier.schemas import StatementOut
 
 
 def _resold(registry: Registry, good: CodeGood) -> None:
@@ -114,3 +116,27 @@ def test_refunds_through_the_typed_client_reverse_the_lines_and_redeemed_consume
     assert _rows(registry, holdings_t, code_good)[0].consumed
     lines = [r for r in _rows(registry, royalty_lines_t, code_good) if r.order_id == second]
     assert lines and {r.status for r in lines} == {"reversed"}
+
+
+def test_the_creators_statement_shows_an_orders_royalty_held_then_owed(
+    client: TestClient,
+    registry: Registry,
+    code_good: CodeGood,
+    make_key: KeyFactory,
+    clock: Clock,
+) -> None:
+    _resold(registry, code_good)
+    key = make_key("cardhub", "transfer")
+    token = sign_in(client, code_good.creator, clock())
+    recipient = POLICY.recipients[0].address
+    with TracemarkClient("http://testserver", api_key=key, http_client=client) as platform:
+        order_id = _open(platform, code_good, "buyer-1")
+        registry.deliver_order(order_id, platform="cardhub")
+        statement = client.get("/v1/creators/me/royalties", headers=bearer(token)).json()
+        assert statement["totals"] == [] and statement["lines"] == []
+        assert statement["held"] == [{"recipient": recipient, "currency": "EUR", "amount": "750"}]
+        platform.confirm_order(order_id)
+    statement = client.get("/v1/creators/me/royalties", headers=bearer(token)).json()
+    assert statement["held"] == []
+    assert statement["totals"] == [{"recipient": recipient, "currency": "EUR", "amount": "750"}]
+    StatementOut.model_validate(statement)  # the typed client's schema reads it

@@ -585,3 +585,19 @@ def test_redeemed_goes_only_with_a_refund_of_a_single_use_good(
     # Refused, nothing changed: still disputed, lines held, no holder.
     assert registry.order(other.order_id).state is State.DISPUTED
     assert holding(registry.engine, licence) is None
+
+
+def test_the_statement_shows_held_royalties_apart_until_the_sale_stands(
+    registry: Registry, clock: Clock, creator: CreatorKeys, code: bytes
+) -> None:
+    def statement() -> tuple[dict[str, int], dict[str, int]]:
+        found = registry.royalty_statement(
+            address_bytes(creator.address), since=0, until=2**62, period="all"
+        )
+        held = {str(h["recipient"]): int(str(h["amount"])) for h in found.held}
+        return owed(registry, creator), held
+
+    order = delivered(registry, code)
+    assert statement() == ({}, {RECIPIENTS[0]: 49, RECIPIENTS[1]: 24})
+    registry.change_order(order.order_id, Event.CONFIRM, platform="cardhub")
+    assert statement() == ({RECIPIENTS[0]: 49, RECIPIENTS[1]: 24}, {})

@@ -212,6 +212,9 @@ class StatementOut(Strict):
     period: Literal["day", "month", "all"]
     lines: list[StatementLineOut]
     totals: list[StatementTotalOut]
+    #: Royalties of guaranteed-trade orders not settled yet (in escrow): owed once the sale
+    #: stands, never if refunded; in neither ``lines`` nor ``totals``.
+    held: list[StatementTotalOut] = Field(default_factory=list)
 
 
 class SiweNonceOut(Strict):
