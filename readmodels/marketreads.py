@@ -42,8 +42,11 @@ class Watermarks:
     event: int = 0
 
 
+_CODE, _SINGLE, _TRANSFERABLE = int(GoodType.CODE), int(Use.SINGLE), int(Use.TRANSFERABLE)
+
+
 def _default_use(good_type: int) -> int:
-    return int(Use.SINGLE if good_type == int(GoodType.CODE) else Use.TRANSFERABLE)
+    return _SINGLE if good_type == _CODE else _TRANSFERABLE
 
 
 def _entry_record(row: Sequence[Any]) -> EntryRecord:

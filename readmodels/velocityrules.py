@@ -34,14 +34,20 @@ from readmodels.signals import (
 
 
 def window_max(times: Sequence[int], window: int) -> tuple[int, int]:
-    """The most of the sorted ``times`` inside any ``window`` seconds, and where it starts."""
-    best, best_start, lo = 0, 0, 0
-    for hi, t in enumerate(times):
-        while t - times[lo] > window:
-            lo += 1
-        if hi - lo + 1 > best:
-            best, best_start = hi - lo + 1, lo
-    return best, best_start
+    """The most of the sorted ``times`` inside any ``window`` seconds (both ends included),
+    and where it starts: the first start holding that many.
+
+    Per start ``i``, the times up to ``times[i] + window`` (a bisection each, in C: the
+    incremental engine asks this of every busy platform each refresh, and the sliding loop
+    it replaces cost ~10x more). A window holding the most starts at a time, so counting
+    from each start finds the most; tests/readmodels/test_window_max.py holds it equal to the
+    sliding window."""
+    if not times:
+        return 0, 0
+    right = bisect.bisect_right
+    counts = [right(times, t + window, i) - i for i, t in enumerate(times)]
+    best = max(counts)
+    return best, counts.index(best)
 
 
 def _dense_spans(times: Sequence[int], window: int, least: int) -> list[tuple[int, int]]:
