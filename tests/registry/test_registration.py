@@ -448,3 +448,26 @@ def test_every_entry_of_a_multi_chunk_batch_keeps_its_position(
         assert bytes(row.payload_hash) == batch_entry_payload_hash(batch_hash, row.position)
         held_here = 100 <= row.position < 200
         assert row.kind == int(EntryKind.CONFLICT if held_here else EntryKind.REGISTER)
+
+
+def test_a_batch_pauses_the_cyclic_collector_and_restores_it(
+    registry: Registry, creator: CreatorKeys, clock: Clock
+) -> None:
+    """The collector is off while a batch's chunks run (its full passes would scan the whole
+    state map again and again) and on again after, also when the batch is refused."""
+    import gc
+
+    seen: list[bool] = []
+    batch = _batch(creator, _codes(50))
+    assert gc.isenabled()
+    registry.register_batch(
+        _batch_request(creator, batch, clock()),
+        batch.fingerprints(),
+        progress=lambda _: seen.append(gc.isenabled()),
+    )
+    assert seen == [False] and gc.isenabled()
+    other = _batch(creator, _codes(50, prefix="GONE"))
+    stream = [*list(other.fingerprints())[:-1], os.urandom(32)]  # not what was signed
+    with pytest.raises(InvalidInput, match="itemsRoot"):
+        registry.register_batch(_batch_request(creator, other, clock()), iter(stream))
+    assert gc.isenabled()
