@@ -34,6 +34,7 @@ from verifier.problems import (
     UnexpectedAnswer,
 )
 from verifier.rebatecalls import RebateCalls
+from verifier.receiptcalls import ReceiptCalls
 from verifier.requestdocs import (
     NDJSON_LINES_PER_CHUNK,
     enrollment_document,
@@ -47,7 +48,13 @@ from verifier.transport import DEFAULT_TIMEOUT, MAX_RESPONSE_BYTES, MAX_RETRY_WA
 
 
 class TracemarkClient(
-    PlatformCalls, OrderCalls, PayoutCalls, RebateCalls, CreatorCalls, AuditorCalls
+    PlatformCalls,
+    OrderCalls,
+    ReceiptCalls,
+    PayoutCalls,
+    RebateCalls,
+    CreatorCalls,
+    AuditorCalls,
 ):
     """The registry's HTTP API, typed. One credential at a time: a platform's API key
     (``tm_live_...``), or a creator's session token (``tm_siwe_...``, see ``sign_in``);

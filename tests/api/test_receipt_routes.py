@@ -246,13 +246,21 @@ def test_the_page_shows_the_receipt_and_its_qr_never_the_code(
         assert missing.status_code == 404 and "no receipt of that id" in missing.text
 
 
-def test_the_client_reads_the_receipt(
-    client: TestClient, registry: Registry, code_good: CodeGood, make_key: KeyFactory
+def test_the_client_reads_the_receipt_and_checks_a_code(
+    registry: Registry, code_good: CodeGood, make_key: KeyFactory
 ) -> None:
+    client = make_client(registry)
     cardhub = make_key("cardhub", "transfer")
     order_id = int(open_order(client, cardhub, code_good)["order_id"])
     with TracemarkClient("http://testserver", api_key=cardhub, http_client=client) as platform:
         done = platform.deliver_order(order_id, fingerprint=code_good.fingerprint)
-    assert done.receipt is not None
+        assert done.receipt is not None
+        assert platform.delivery_receipt(order_id) == done.receipt
     report = check_delivery_receipt(done.receipt.model_dump(), policy_of(registry))
     assert report.receipt.order_id == order_id
+    # The buyer, with no credential: the short link's receipt, and the code checked.
+    with TracemarkClient("http://testserver", http_client=client) as buyer:
+        receipt = buyer.delivery_receipt_by_id(done.receipt.receipt_id)
+        assert receipt == done.receipt
+        assert buyer.check_receipt_code(receipt, code_good.code) is True
+        assert buyer.check_receipt_code(receipt, "0000-1111-222222") is False
