@@ -29,6 +29,8 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +50,52 @@ TYPES = ["int8", "int2", "int2", "bytea", "bytea", "bytea", "int8", "int8", "int
 
 def _schema_url(url: str, schema: str) -> str:
     separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options=-csearch_path%3D{schema}"
+    # The schema's name is the connections' application name too: server_cpu finds them.
+    return f"{url}{separator}options=-csearch_path%3D{schema}&application_name={schema}"
 
 
-def _copy(conn: Any, table: str, rows: list[tuple[Any, ...]]) -> float:
+def _proc_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) of a process on this machine, None if it is not here."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _backends_cpu(conn: Any, application_name: str) -> dict[int, float]:
+    pids = conn.execute(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (application_name,)
+    ).fetchall()
+    cpu = {pid: _proc_cpu(pid) for (pid,) in pids}
+    return {pid: c for pid, c in cpu.items() if c is not None}
+
+
+@contextmanager
+def server_cpu(url: str, application_name: str) -> Iterator[dict[str, float]]:
+    """The CPU the database server's backends named ``application_name`` spent in the block
+    (``server_cpu_s``): the server's share of the ingest, whatever else loads the machine.
+    Only for a server on this machine (its processes are read from /proc)."""
+    import psycopg
+
+    metered: dict[str, float] = {}
+    dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        before = _backends_cpu(conn, application_name)
+        yield metered
+        after = _backends_cpu(conn, application_name)
+    if after:
+        metered["server_cpu_s"] = sum(c - before.get(pid, 0.0) for pid, c in after.items())
+
+
+def _copy(conn: Any, table: str, rows: list[tuple[Any, ...]]) -> dict[str, float]:
     from psycopg.adapt import PyFormat
 
+    backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    conn.commit()
+    server_before = _proc_cpu(backend)
+    cpu_before = time.process_time()
     started = time.perf_counter()
     with conn.cursor() as cursor:
         # The floor packs bytea as fast as ours does (registry.pgbulk: the C dumper of bytes).
@@ -63,7 +105,11 @@ def _copy(conn: Any, table: str, rows: list[tuple[Any, ...]]) -> float:
             for row in rows:
                 copy.write_row(row)
     conn.commit()
-    return time.perf_counter() - started
+    took = {"s": time.perf_counter() - started, "client_cpu_s": time.process_time() - cpu_before}
+    server_after = _proc_cpu(backend)
+    if server_before is not None and server_after is not None:
+        took["server_cpu_s"] = server_after - server_before
+    return took
 
 
 def floors(url: str, schema: str) -> dict[str, float]:
@@ -81,15 +127,32 @@ def floors(url: str, schema: str) -> dict[str, float]:
         conn.execute(
             "CREATE TABLE floor_entries (LIKE entries INCLUDING DEFAULTS INCLUDING INDEXES)"
         )
+        # The steps between: what the rule "one REGISTER per good" costs alone (its UNIQUE
+        # index on random 32-byte keys), and entries' indexes without its foreign keys.
+        conn.execute("CREATE TABLE floor_unique_good (LIKE floor_bare)")
+        conn.execute(
+            "CREATE UNIQUE INDEX ON floor_unique_good (good_type, fingerprint) WHERE kind = 1"
+        )
+        conn.execute(
+            "CREATE TABLE floor_entries_no_fk (LIKE entries INCLUDING DEFAULTS INCLUDING INDEXES)"
+        )
         conn.execute(
             "ALTER TABLE floor_entries "
             "ADD FOREIGN KEY (record_id) REFERENCES signed_records (id), "
             "ADD FOREIGN KEY (product_id) REFERENCES products (id)"
         )
         conn.commit()
-        bare = _copy(conn, "floor_bare", rows)
-        indexed = _copy(conn, "floor_entries", rows)
-    return {"rows": len(rows), "copy_unindexed_s": bare, "copy_into_entries_shape_s": indexed}
+        steps = {
+            "copy_unindexed": "floor_bare",
+            "copy_unique_good_only": "floor_unique_good",
+            "copy_entries_indexes_no_fk": "floor_entries_no_fk",
+            "copy_into_entries_shape": "floor_entries",
+        }
+        measured: dict[str, float] = {"rows": len(rows)}
+        for name, table in steps.items():
+            took = _copy(conn, table, rows)
+            measured.update({f"{name}_{k}": v for k, v in took.items()})
+    return measured
 
 
 def child(codes: Path, url: str, with_floors: bool) -> dict[str, Any]:
@@ -103,7 +166,12 @@ def child(codes: Path, url: str, with_floors: bool) -> dict[str, Any]:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            result: dict[str, Any] = run_ours(codes, Path(tmp), _schema_url(url, schema))
+            result: dict[str, Any] = run_ours(
+                codes,
+                Path(tmp),
+                _schema_url(url, schema),
+                meter=lambda: server_cpu(url, schema),
+            )
         result["registry_from"] = str(Path(registry.__file__).parent)
         if with_floors:
             result.update(floors(url, schema))
@@ -153,6 +221,32 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
     return statistics.median(float(r[key]) for r in runs)
 
 
+def cpu_summary(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Medians of the CPU each side spent (this process, the server's backends), and what
+    they bound: on an idle machine with a core for each, the wall time is at least the larger
+    of the two; the ratio of those bounds is the ratio a quiet machine could show at best."""
+    keys = (
+        "registry_cpu_s",
+        "server_cpu_s",
+        "copy_unindexed_client_cpu_s",
+        "copy_unindexed_server_cpu_s",
+        "copy_unique_good_only_server_cpu_s",
+        "copy_entries_indexes_no_fk_server_cpu_s",
+        "copy_into_entries_shape_server_cpu_s",
+    )
+    if not all(key in run for run in runs for key in keys):
+        return {}
+    cpu = {key: _median(runs, key) for key in keys}
+    ours = max(cpu["registry_cpu_s"], cpu["server_cpu_s"])
+    floor = max(cpu["copy_unindexed_client_cpu_s"], cpu["copy_unindexed_server_cpu_s"])
+    return {
+        **{f"cpu_{key}": value for key, value in cpu.items()},
+        "cpu_bound_ratio": ours / floor,
+        "cpu_total_ratio": (cpu["registry_cpu_s"] + cpu["server_cpu_s"])
+        / (cpu["copy_unindexed_client_cpu_s"] + cpu["copy_unindexed_server_cpu_s"]),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--postgres", metavar="URL", required=False)
@@ -187,6 +281,8 @@ def main() -> None:
     registry_s = _median(ours, "registry_ingest_s")
     bare = _median(ours, "copy_unindexed_s")
     shaped = _median(ours, "copy_into_entries_shape_s")
+    unique_only = _median(ours, "copy_unique_good_only_s")
+    no_fk = _median(ours, "copy_entries_indexes_no_fk_s")
     data: dict[str, Any] = {
         "codes": args.codes,
         "rounds": args.rounds,
@@ -199,6 +295,9 @@ def main() -> None:
         "copy_into_entries_shape_s": shaped,
         "ratio_registry_to_copy": registry_s / bare,
         "ratio_entries_shape_to_copy": shaped / bare,
+        "copy_unique_good_only_s": unique_only,
+        "copy_entries_indexes_no_fk_s": no_fk,
+        **cpu_summary(ours),
         "runs": ours,
     }
     if before:
@@ -212,8 +311,21 @@ def main() -> None:
     print(f"codes: {args.codes:,} (median of {args.rounds})")
     print(f"ours: registry {registry_s:.1f} s (end to end {data['ours_total_s']:.1f} s)")
     print(f"COPY into an unindexed table {bare:.2f} s -> ratio {registry_s / bare:.1f}x")
+    print(f"COPY into a table with the one-REGISTER UNIQUE index only {unique_only:.2f} s")
+    print(f"COPY into entries' indexes without its foreign keys {no_fk:.2f} s")
     print(f"COPY into entries' shape (indexes, foreign keys) {shaped:.2f} s ({shaped / bare:.1f}x)")
+    if "cpu_bound_ratio" in data:
+        print(
+            f"CPU: ours client {data['cpu_registry_cpu_s']:.1f} s + server "
+            f"{data['cpu_server_cpu_s']:.1f} s; floor client "
+            f"{data['cpu_copy_unindexed_client_cpu_s']:.2f} s + server "
+            f"{data['cpu_copy_unindexed_server_cpu_s']:.2f} s; "
+            f"bound ratio {data['cpu_bound_ratio']:.1f}x, total {data['cpu_total_ratio']:.1f}x"
+        )
     if before:
+        for key in ("registry_cpu_s", "server_cpu_s"):
+            if all(key in run for run in before):
+                data["baseline"][f"cpu_{key}"] = _median(before, key)
         print(f"baseline {args.baseline}: registry {data['baseline']['registry_ingest_s']:.1f} s")
     print(f"written to {path}")
 
