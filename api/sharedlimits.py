@@ -175,6 +175,7 @@ class SharedRateLimiter(RateLimiter):
         )
         self._script = self._redis.register_script(windowscript.SCRIPT)
         self._flag_keys = windowscript.flag_keys(prefix)
+        self._windows = windowscript.windows(self._items, prefix)
         self._url = url
         self._prefix = prefix
         # The event loop's own client (``_on_loop``): an asyncio connection belongs to the
@@ -228,8 +229,8 @@ class SharedRateLimiter(RateLimiter):
                 raise ValueError(f"no rate limit named {check.bucket!r}")
         return windowscript.arguments(
             checks,
-            self._items,
-            self._prefix,
+            self._windows,
+            self._flag_keys,
             now=time.time(),
             flag_now=self._clock(),
             max_flags=self.limits.max_flags,

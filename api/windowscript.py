@@ -28,7 +28,7 @@ is ``first last failed refused`` in the hash ``flags``, its first time in the so
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -112,31 +112,49 @@ def flag_keys(prefix: str) -> list[str]:
     return [f"{prefix}:flags", f"{prefix}:flags:first", f"{prefix}:flags:last"]
 
 
+@dataclass(frozen=True)
+class Window:
+    """One named limit's window: its Redis key around a caller's key (``limits``'
+    ``key_for`` under the prefix, put together once rather than at every check), its
+    amount and its expiry."""
+
+    head: str
+    tail: str
+    amount: int
+    expiry: int
+
+    @classmethod
+    def of(cls, bucket: str, item: RateLimitItem, prefix: str) -> Window:
+        marker = "\x00"  # no key of ours holds it: where the caller's key goes
+        head, tail = f"{prefix}:{item.key_for(bucket, marker)}".split(marker)
+        return cls(head, tail, item.amount, item.get_expiry())
+
+
+def windows(items: Mapping[str, RateLimitItem], prefix: str) -> dict[str, Window]:
+    """Each named limit's ``Window`` under ``prefix``."""
+    return {bucket: Window.of(bucket, item, prefix) for bucket, item in items.items()}
+
+
 def arguments(
     checks: Sequence[Check],
-    items: dict[str, RateLimitItem],
-    prefix: str,
+    table: Mapping[str, Window],
+    flags: list[str],
     *,
     now: float,
     flag_now: float,
     max_flags: int,
 ) -> tuple[list[str], list[str | int]]:
-    """The script's KEYS and ARGV for ``checks`` (each bucket one of ``items``)."""
+    """The script's KEYS and ARGV for ``checks`` (each bucket one of ``table``'s) and the
+    flags' keys (``flag_keys``)."""
     keys = []
     args: list[str | int] = [repr(now), repr(flag_now), max_flags]
     for check in checks:
-        item = items[check.bucket]
-        keys.append(f"{prefix}:{item.key_for(check.bucket, check.key)}")
+        window = table[check.bucket]
+        keys.append(window.head + check.key + window.tail)
         flag = check.flag if check.flag in (FLAG_REFUSAL, FLAG_FAILURE) else 0
-        args += [
-            item.amount,
-            item.get_expiry(),
-            max(1, math.ceil(check.cost)),
-            int(check.consume),
-            flag,
-            check.key,
-        ]
-    return keys + flag_keys(prefix), args
+        cost = 1 if check.cost == 1 else max(1, math.ceil(check.cost))
+        args += [window.amount, window.expiry, cost, int(check.consume), flag, check.key]
+    return keys + flags, args
 
 
 def outcome(answer: list[object]) -> tuple[Refusal | None, bool]:
@@ -150,4 +168,4 @@ def outcome(answer: list[object]) -> tuple[Refusal | None, bool]:
     return refusal, bool(made)
 
 
-__all__ = ["SCRIPT", "Refusal", "arguments", "flag_keys", "outcome"]
+__all__ = ["SCRIPT", "Refusal", "Window", "arguments", "flag_keys", "outcome", "windows"]

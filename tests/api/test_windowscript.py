@@ -167,8 +167,8 @@ def test_the_script_is_a_moving_window(steps: list[tuple[float, int, bool]]) -> 
             now += round(gap, 3)
             keys, args = windowscript.arguments(
                 [Check("w", "k", cost, consume=consume)],
-                items,
-                prefix,
+                windowscript.windows(items, prefix),
+                windowscript.flag_keys(prefix),
                 now=now,
                 flag_now=now,
                 max_flags=10,
@@ -197,7 +197,12 @@ def test_a_hit_is_in_the_window_until_expiry_seconds_have_passed_inclusive() -> 
 
     def at(now: float) -> windowscript.Refusal | None:
         keys, args = windowscript.arguments(
-            [Check("w", "k")], items, prefix, now=now, flag_now=now, max_flags=10
+            [Check("w", "k")],
+            windowscript.windows(items, prefix),
+            windowscript.flag_keys(prefix),
+            now=now,
+            flag_now=now,
+            max_flags=10,
         )
         return windowscript.outcome(script(keys=keys, args=args))[0]
 
