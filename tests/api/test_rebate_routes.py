@@ -256,3 +256,62 @@ def test_the_typed_client(
         assert own.my_rebate_policy(PRODUCT).creator_policy is not None
         own.remove_my_rebate_policy(PRODUCT)
         assert own.my_rebate_policy(PRODUCT).creator_policy is None
+
+
+def test_a_settled_order_pays_the_chain_and_the_statement_follows_its_lines(
+    client: TestClient, clock: Clock, make_key: KeyFactory, code_good: CodeGood
+) -> None:
+    """Through the routes only: the creator's policy, the platform's tree, an order sold by
+    the chain's last agent, delivered (lines held) and confirmed (due): the agents' statement
+    shows them held, then owed."""
+    key = make_key("cardhub", "transfer")
+    session = bearer(sign_in(client, code_good.creator, clock()))
+    assert (
+        client.put(
+            f"/v1/creators/me/products/{PRODUCT}/rebates",
+            json={"levels": [300, 100]},
+            headers=session,
+        ).status_code
+        == 200
+    )
+    top, mid, _shop = place(client, key, [("top", None), ("mid", "top"), ("shop", "mid")]).json()[
+        "agents"
+    ]
+    sold = client.post(
+        "/v1/transfers",
+        json={
+            "good_type": "code",
+            "fingerprint": code_good.hex,
+            "seller": {"creator": True},
+            "buyer": {"reference": "shop"},
+        },
+        headers={**bearer(key), "Idempotency-Key": "to-shop"},
+    )
+    assert sold.status_code in (200, 201), sold.text
+    opened = client.post(
+        "/v1/orders",
+        json={
+            "good_type": "code",
+            "fingerprint": code_good.hex,
+            "seller": {"reference": "shop"},
+            "buyer_reference": "buyer-1",
+            "price": "10000",
+            "currency": "CNY",
+        },
+        headers=bearer(key),
+    )
+    assert opened.status_code == 201, opened.text
+    order_id = opened.json()["order_id"]
+    delivered = client.post(
+        f"/v1/orders/{order_id}/deliver", json={"code": code_good.code}, headers=bearer(key)
+    )
+    assert delivered.status_code == 200, delivered.text
+
+    def totals() -> dict[str, tuple[str, str]]:
+        answer = client.get("/v1/rebates/statement", params={"period": "all"}, headers=bearer(key))
+        return {t["payee"]: (t["owed"], t["held"]) for t in answer.json()["totals"]}
+
+    assert totals() == {mid["payee"]: ("0", "300"), top["payee"]: ("0", "100")}
+    confirmed = client.post(f"/v1/orders/{order_id}/confirm", headers=bearer(key))
+    assert confirmed.status_code == 200, confirmed.text
+    assert totals() == {mid["payee"]: ("300", "0"), top["payee"]: ("100", "0")}
