@@ -12,10 +12,10 @@ updates from the new records only (issue 16, item 4).
    platform) its first settled verification and whether it was foreign;
 3. re-runs the platform rules (``probe_bursts`` per platform, ``platform_velocity_of``) and
    the batch rule (``batch_velocity_of``) for the touched platforms and (batch, platform)
-   pairs, from that maintained state. ``platform_velocity`` compares a window with the
-   platform's median over the look-back's windows, whose edges move with ``now``: it is
-   re-run every refresh, but only for the few platforms with ``platform_min_foreign`` foreign
-   codes or more (the others cannot fire);
+   pairs, from that maintained state (``readmodels.riskplatforms``). ``platform_velocity``
+   compares a window with the platform's median over the look-back's windows, whose edges
+   move with ``now``: it is re-run every refresh, but only for the few platforms with
+   ``platform_min_foreign`` foreign codes or more (the others cannot fire);
 4. re-scores the touched goods' anomaly against scales fitted at the last *refit*, and
    re-combines the risk of every good whose signals or score changed.
 
@@ -37,7 +37,6 @@ counters kept per platform and they are scored exactly every refresh.
 
 from __future__ import annotations
 
-import bisect
 import heapq
 from collections import defaultdict, deque
 from collections.abc import Sequence
@@ -45,17 +44,13 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from readmodels.anomaly import (
-    DAY,
     Fitted,
-    PlatformCounts,
     Scale,
     explain,
     fit_scales,
     fitted,
     good_feature_values,
-    platform_feature_values,
     score_only,
-    score_population,
     score_with,
 )
 from readmodels.holderrules import (
@@ -78,15 +73,10 @@ from readmodels.market import (
     VerificationEventRecord,
 )
 from readmodels.riskindex import EXPLAIN_FROM, LOOKBACK, MAX_EVENTS, STORE_FROM, Risk, combine
+from readmodels.riskplatforms import BatchPair, PlatformState
 from readmodels.riskstateparts import NO_CHAINS, GoodState, Signals, first_settled
-from readmodels.signals import ANOMALY, Signal, Subject, Thresholds, good_subject
-from readmodels.velocityrules import (
-    batch_velocity_of,
-    code_velocity,
-    platform_velocity_of,
-    probe_bursts,
-    window_max,
-)
+from readmodels.signals import ANOMALY, Signal, Thresholds, good_subject
+from readmodels.velocityrules import code_velocity
 from registry.fingerprints import Use
 
 _SINGLE: Final = int(Use.SINGLE)
@@ -129,17 +119,8 @@ class RiskState:
         self._live = 0
         self._expiry: list[tuple[int, int, int, GoodKey]] = []  # (time, kind, id, good)
         self._settle: list[tuple[int, GoodKey]] = []
-        self._platforms: dict[str, PlatformCounts] = defaultdict(PlatformCounts)
-        self._lookups: dict[str, dict[int, VerificationEventRecord]] = defaultdict(dict)
-        self._failed_times: dict[str, list[int]] = defaultdict(list)  # sorted
-        self._settled_times: dict[str, list[int]] = defaultdict(list)
-        self._firsts: dict[str, dict[GoodKey, VerificationEventRecord]] = defaultdict(dict)
-        self._first_times: dict[str, list[int]] = defaultdict(list)  # of ``_firsts``, sorted
-        self._batches: dict[tuple[int, str], dict[GoodKey, tuple[VerificationEventRecord, bool]]]
-        self._batches = defaultdict(dict)
+        self._by_platform = PlatformState(self.th)
         self._rings: dict[frozenset[tuple[str, bytes]], set[GoodKey]] = defaultdict(set)
-        self._velocity: set[str] = set()  # platforms with a platform-velocity signal
-        self._flags: set[str] = set()  # keys with a probe flag's signal
         self.signals = Signals()
         self._scales: dict[int, dict[str, Scale]] = {}
         self._fitted: dict[int, Fitted] = {}  # the same, as ``score_only`` reads them
@@ -178,8 +159,7 @@ class RiskState:
         while self._settle and self._settle[0][0] <= now:
             touched.add(heapq.heappop(self._settle)[1])
         changes = RiskChanges()
-        th = self.th
-        batches: set[tuple[int, str]] = set()
+        batches: set[BatchPair] = set()
         rings: set[frozenset[tuple[str, bytes]]] = set()
         rescored: set[GoodKey] = set()  # goods whose features changed
         for good in touched:
@@ -188,16 +168,14 @@ class RiskState:
             for good in self._rings.get(parties, set()):
                 state = self._goods[good]
                 self._set_own(good, state, now, list(state.events.values()))
-        self._platform_rules(platforms, now, since, probe_flags)
-        for pair in batches:
-            seen = self._batches.get(pair)
-            found = None if not seen else batch_velocity_of(*pair, seen, self.registrations, th)
-            self.signals.put(("batch", pair), [] if found is None else [found])
+        self._by_platform.rules(
+            platforms, batches, self.registrations, probe_flags, self.signals, now=now, since=since
+        )
         self._maybe_refit(now, since, touched, rescored, changes)
         implicated = self.signals.settle(changes.signals, changes.removed)
         for good in rescored | implicated:
             self._assemble(good, changes)
-        self._score_platforms(now, since)
+        self.platforms = self._by_platform.scores(self.signals, now=now, since=since)
         self.built_at = now
         return changes
 
@@ -220,7 +198,7 @@ class RiskState:
                 continue
             good = t.good
             self._good(good).transfers.append(t)
-            self._platforms[t.platform].reported += 1
+            self._by_platform.counts[t.platform].reported += 1
             heapq.heappush(self._expiry, (t.created_at, 0, t.transfer_id, good))
             touched.add(good)
             platforms.add(t.platform)
@@ -229,13 +207,13 @@ class RiskState:
                 continue
             good = a.good
             self._good(good).attempts.append(a)
-            self._platforms[a.platform].refused += 1
+            self._by_platform.counts[a.platform].refused += 1
             heapq.heappush(self._expiry, (a.at, 1, a.attempt_id, good))
             touched.add(good)
             platforms.add(a.platform)
         # The loop runs once per new event (~10^4 a refresh): locals, no property calls.
         grace, goods, expiry, settle = self.th.offer_grace, self._goods, self._expiry, self._settle
-        counted: dict[str, PlatformCounts] = self._platforms
+        add_event = self._by_platform.add_event
         added = 0
         for v in new.verifications:
             at = v.at
@@ -249,14 +227,7 @@ class RiskState:
             self._events.append(v)
             added += 1
             platform = v.platform
-            counts = counted[platform]
-            counts.verified += 1
-            if v.via == "code":
-                counts.lookups += 1
-                self._lookups[platform][v.event_id] = v
-                if v.verdict == "unknown":  # a failed code lookup
-                    counts.failed += 1
-                    bisect.insort(self._failed_times[platform], at)
+            add_event(v)
             heapq.heappush(expiry, (at, 2, v.event_id, good))
             if platform != ANONYMOUS and v.verdict != "unknown":
                 heapq.heappush(settle, (at + grace, good))
@@ -274,13 +245,13 @@ class RiskState:
                 gone_t = [t for t in state.transfers if t.transfer_id == record_id]
                 state.transfers = [t for t in state.transfers if t.transfer_id != record_id]
                 for t in gone_t:
-                    self._platforms[t.platform].reported -= 1
+                    self._by_platform.counts[t.platform].reported -= 1
                     platforms.add(t.platform)
             elif kind == 1:
                 gone_a = [a for a in state.attempts if a.attempt_id == record_id]
                 state.attempts = [a for a in state.attempts if a.attempt_id != record_id]
                 for a in gone_a:
-                    self._platforms[a.platform].refused -= 1
+                    self._by_platform.counts[a.platform].refused -= 1
                     platforms.add(a.platform)
             else:
                 event = state.events.get(record_id)
@@ -305,15 +276,7 @@ class RiskState:
     ) -> None:
         del state.events[event.event_id]
         self._live -= 1
-        counts = self._platforms[event.platform]
-        counts.verified -= 1
-        if event.via == "code":
-            counts.lookups -= 1
-            counts.failed -= event.failed_code_lookup
-            self._lookups[event.platform].pop(event.event_id, None)
-            if event.failed_code_lookup:
-                times = self._failed_times[event.platform]
-                del times[bisect.bisect_left(times, event.at)]
+        self._by_platform.drop_event(event)
         platforms.add(event.platform)
 
     # -- per good -----------------------------------------------------------------------------
@@ -324,7 +287,7 @@ class RiskState:
         now: int,
         since: int,
         platforms: set[str],
-        batches: set[tuple[int, str]],
+        batches: set[BatchPair],
         rings: set[frozenset[tuple[str, bytes]]],
         rescored: set[GoodKey],
     ) -> None:
@@ -415,109 +378,13 @@ class RiskState:
         state: GoodState,
         now: int,
         platforms: set[str],
-        batches: set[tuple[int, str]],
+        batches: set[BatchPair],
     ) -> None:
         """The good's share of the platforms' and batches' state, replaced by its new one."""
         entry = self.registrations.get(good)
         new = first_settled(entry, state, self.th.offer_grace, now)
-        old = state.share
-        for platform in old.keys() | new.keys():
-            before, after = old.get(platform), new.get(platform)
-            if before == after:
-                continue
-            platforms.add(platform)
-            counts = self._platforms[platform]
-            times = self._settled_times[platform]
-            if before is not None:
-                for t in before.times:
-                    del times[bisect.bisect_left(times, t)]
-                counts.settled -= len(before.times)
-                counts.foreign -= before.foreign
-                if before.first_foreign:
-                    del self._firsts[platform][good]
-                    firsts = self._first_times[platform]
-                    del firsts[bisect.bisect_left(firsts, before.first.at)]
-            if after is not None:
-                for t in after.times:
-                    bisect.insort(times, t)
-                counts.settled += len(after.times)
-                counts.foreign += after.foreign
-                if after.first_foreign:
-                    self._firsts[platform][good] = after.first
-                    bisect.insort(self._first_times[platform], after.first.at)
-            if entry is not None and entry.position is not None:
-                pair = (entry.record_id, platform)
-                batches.add(pair)
-                seen = self._batches[pair]
-                if after is None:
-                    seen.pop(good, None)
-                else:
-                    seen[good] = (after.first, after.first_foreign)
-                if not seen:
-                    del self._batches[pair]
+        self._by_platform.share(good, entry, state.share, new, platforms, batches)
         state.share = new
-
-    # -- per platform -------------------------------------------------------------------------
-
-    def _platform_rules(
-        self, platforms: set[str], now: int, since: int, flags: Sequence[ProbeFlag]
-    ) -> None:
-        th = self.th
-        for platform in platforms:
-            failed = self._failed_times.get(platform, [])
-            found: list[Signal] = []
-            # Its busiest window first (a pass over its failed lookups' times): the rule
-            # reads every lookup only if a window holds enough failures to fire.
-            if (
-                len(failed) >= th.probe_min_failures
-                and window_max(failed, th.probe_window)[0] >= th.probe_min_failures
-            ):
-                found = probe_bursts(self._lookups[platform].values(), (), th)
-            self.signals.put(("probe", platform), found)
-        # Its median over the look-back's windows moves with ``now``: every refresh, for the
-        # platforms that have enough foreign codes to fire (or fired).
-        velocity = {p for p, seen in self._firsts.items() if len(seen) >= th.platform_min_foreign}
-        for platform in velocity | self._velocity:
-            seen = self._firsts.get(platform, {})
-            signal = platform_velocity_of(
-                platform,
-                seen,
-                self._settled_times[platform],
-                th,
-                now=now,
-                since=since,
-                times=self._first_times[platform],
-            )
-            self.signals.put(("velocity", platform), [] if signal is None else [signal])
-            (self._velocity.add if signal is not None else self._velocity.discard)(platform)
-        by_key: dict[str, list[Signal]] = defaultdict(list)
-        for signal in probe_bursts((), flags, th):
-            by_key[signal.subject.id].append(signal)
-        for key in self._flags | by_key.keys():
-            self.signals.put(("flag", key), by_key.get(key, []))
-        self._flags = set(by_key)
-        for platform in [p for p, c in self._platforms.items() if _idle(c)]:
-            del self._platforms[platform]
-
-    def _score_platforms(self, now: int, since: int) -> None:
-        days = max(1.0, (now - since) / DAY)
-        features = {p: platform_feature_values(c, days) for p, c in self._platforms.items()}
-        by_platform: dict[str, dict[str, Signal]] = defaultdict(dict)
-        for signal in self.signals.all():
-            name = signal.subject.id
-            if signal.subject.kind == "platform":
-                by_platform[name].setdefault(signal.code, signal)
-            elif signal.subject.kind == "key" and name.startswith("platform:"):
-                by_platform[name.removeprefix("platform:")].setdefault(signal.code, signal)
-        platforms: dict[str, Risk] = {}
-        for platform, (score, parts) in score_population(features).items():
-            explained = by_platform[platform]
-            if score >= EXPLAIN_FROM:
-                explained.setdefault(ANOMALY, explain(Subject("platform", platform), score, parts))
-            platforms[platform] = combine(score, explained.values())
-        for platform, explained in by_platform.items():
-            platforms.setdefault(platform, combine(0.0, explained.values()))
-        self.platforms = platforms
 
     # -- the goods' anomaly and risk ----------------------------------------------------------
 
@@ -590,10 +457,6 @@ class RiskState:
         elif not keep and before is not None:
             del self.goods[good]
             changes.goods[good] = None
-
-
-def _idle(counts: PlatformCounts) -> bool:
-    return not (counts.verified or counts.reported or counts.refused)
 
 
 __all__ = ["REFIT_SECONDS", "RiskChanges", "RiskState"]

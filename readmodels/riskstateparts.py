@@ -101,6 +101,7 @@ class Signals:
         self._chosen: dict[str, Signal] = {}
         self._attached: dict[GoodKey, dict[str, Signal]] = defaultdict(dict)
         self._dirty: set[str] = set()
+        self._about_platforms: set[str] = set()  # chosen ids about a platform or a key
 
     def put(self, source: Source, signals: Sequence[Signal]) -> None:
         """What ``source``'s rule says now (replacing what it said before)."""
@@ -130,6 +131,10 @@ class Signals:
             old = self._chosen.get(sid)
             if new == old:
                 continue
+            if new is not None and new.subject.kind in ("platform", "key"):
+                self._about_platforms.add(sid)
+            else:
+                self._about_platforms.discard(sid)
             if old is not None:
                 for good in old.goods:
                     attached = self._attached[good]
@@ -157,6 +162,11 @@ class Signals:
 
     def all(self) -> list[Signal]:
         return [self._chosen[k] for k in sorted(self._chosen)]
+
+    def about_platforms(self) -> list[Signal]:
+        """The chosen signals about a platform or a key, in id order (what the platforms'
+        risks read each refresh: not every standing signal)."""
+        return [self._chosen[k] for k in sorted(self._about_platforms)]
 
     def __len__(self) -> int:
         return len(self._chosen)

@@ -1,8 +1,9 @@
 """StateMap: the state map of goods held in memory, updated in place, snapshotted, proving any key.
 
-The hashing and the proof format are registry.statemap's; this module only keeps the nodes.
+The hashing and the proof format are registry.statemap's; this module only keeps the nodes
+(merged, built and hashed by registry.statemapnodes).
 A node is None (an empty subtree), a leaf (a subtree holding one key: one bytes object, see
-registry.statemapvalues, which also says what a leaf's value is) or an ``_Interior``; each
+registry.statemapvalues, which also says what a leaf's value is) or an ``Interior``; each
 non-empty node caches its hash. An update clears the cached hashes on its key's path only, so
 it costs the depth of the key's leaf (about log2 n for n random keys), not a rebuild, and the
 cleared nodes are rehashed once, at the next root() or prove(). apply() and append() merge a
@@ -20,22 +21,23 @@ mutated, so any number of threads may read it (its hashes are all computed when 
 
 from __future__ import annotations
 
-import itertools
-from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 
 from registry.errors import InvalidInput
 from registry.merkle import HASH_SIZE
-from registry.statemap import EMPTY, KEY_BITS, MapProof, MapValue, hash_interior
+from registry.statemap import EMPTY, KEY_BITS, MapProof, MapValue
+from registry.statemapnodes import Interior as _Interior
+from registry.statemapnodes import Node as _Node
+from registry.statemapnodes import join as _join
+from registry.statemapnodes import merge as _merge
+from registry.statemapnodes import new_epoch
+from registry.statemapnodes import node_hash_of as _hash
 from registry.statemapvalues import (
     PACKED_VALUE_SIZE,
     Item,
     Leaf,
-    chain,
     collector_paused,
     entry_items,
-    is_leaf,
-    leaf_hash,
     leaf_key,
     leaf_value,
     make_leaf,
@@ -43,26 +45,6 @@ from registry.statemapvalues import (
     unpack_value,
     value_hash_of,
 )
-
-_epochs = itertools.count(1)
-"""Epochs of interior nodes, unique across every StateMap in the process, so a snapshot
-rewound into any map is still never written to."""
-
-
-class _Interior:
-    __slots__ = ("epoch", "left", "node_hash", "right")
-
-    def __init__(self, left: _Node, right: _Node, epoch: int) -> None:
-        self.left = left
-        self.right = right
-        self.epoch = epoch
-        # None: not computed since an update below changed it, or never kept: a node of two
-        # leaves (about a third of a map's interiors, 27 MB for 10^6 keys) hashes them when
-        # asked, one SHA-256 of two cached leaf hashes (see _cached).
-        self.node_hash: bytes | None = None
-
-
-_Node = Leaf | _Interior | None
 
 
 class MapSnapshot:
@@ -104,7 +86,7 @@ class StateMap:
     def __init__(self, items: Iterable[tuple[bytes, bytes | MapValue]] = ()) -> None:
         self._root: _Node = None
         self._size = 0
-        self._epoch = next(_epochs)
+        self._epoch = new_epoch()
         #: The highest leaf index of any value in the map (-1: none).
         self._last = -1
         #: Whether some key holds a bare value hash (set or applied from 32 bytes).
@@ -209,7 +191,7 @@ class StateMap:
         before = self._root
         if may_fail:
             # A new epoch: every node the merge touches is copied, none changed.
-            self._epoch = next(_epochs)
+            self._epoch = new_epoch()
         try:
             self._root, added = _merge(before, ordered, paths, 0, len(ordered), 0, self._epoch)
         except BaseException:
@@ -236,14 +218,14 @@ class StateMap:
     def snapshot(self) -> MapSnapshot:
         """The map as it is now, never changed by later updates (see the module docstring)."""
         snapshot = MapSnapshot(self._root, self._size, self.root(), self._last, self._bare)
-        self._epoch = next(_epochs)
+        self._epoch = new_epoch()
         return snapshot
 
     def rewind(self, snapshot: MapSnapshot) -> None:
         """Make the map what it was at ``snapshot`` (O(1); the snapshot stays valid)."""
         self._root, self._size = snapshot._node, snapshot.size
         self._last, self._bare = snapshot._last, snapshot._bare
-        self._epoch = next(_epochs)
+        self._epoch = new_epoch()
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value_hash), in key order."""
@@ -300,205 +282,6 @@ def _prove(node: _Node, key: bytes) -> MapProof:
     if node is None or node.startswith(key):
         return MapProof(bitmap_bytes, tuple(siblings))
     return MapProof(bitmap_bytes, tuple(siblings), leaf_key(node), value_hash_of(leaf_value(node)))
-
-
-# -- merging a sorted batch ------------------------------------------------------------------
-
-
-def _merge(
-    node: _Node,
-    ordered: Sequence[Item],
-    paths: Sequence[int],
-    lo: int,
-    hi: int,
-    depth: int,
-    epoch: int,
-) -> tuple[_Node, int]:
-    """node (at depth) with the sorted items [lo, hi) merged in, and how many keys are new.
-
-    paths[i] is ordered[i]'s key as an integer; every item in [lo, hi) is under node's prefix.
-    """
-    if lo == hi:
-        return node, 0
-    if hi - lo == 1:
-        return _merge_one(node, ordered[lo], paths[lo], depth, epoch)
-    if node is None:
-        return _build(ordered, paths, lo, hi, depth, epoch), hi - lo
-    if isinstance(node, bytes):
-        # The leaf's key joins the items, unless they give it a new value.
-        path = int.from_bytes(node[:HASH_SIZE], "big")
-        at = bisect_left(paths, path, lo, hi)
-        if at < hi and paths[at] == path:
-            items = list(ordered[lo:hi])
-            key, _, entries = items[at - lo]
-            if isinstance(entries, tuple):  # the key's one entry, as appended
-                entries = [(entries[1], entries[2])]
-            if entries is not None:
-                items[at - lo] = (key, chain(key, leaf_value(node), entries), None)
-            return _build(items, paths[lo:hi], 0, hi - lo, depth, epoch), hi - lo - 1
-        # The leaf itself is reused (an item whose value is the leaf), not hashed again.
-        joined_items = [*ordered[lo:at], (leaf_key(node), node, None), *ordered[at:hi]]
-        joined_paths = [*paths[lo:at], path, *paths[at:hi]]
-        return _build(joined_items, joined_paths, 0, len(joined_items), depth, epoch), hi - lo
-    if node.epoch != epoch:
-        node = _Interior(node.left, node.right, epoch)  # a snapshot's: copy, never change
-    shift = KEY_BITS - 1 - depth
-    middle = bisect_left(paths, ((paths[lo] >> shift) | 1) << shift, lo, hi)
-    node.left, added_left = _merge(node.left, ordered, paths, lo, middle, depth + 1, epoch)
-    node.right, added_right = _merge(node.right, ordered, paths, middle, hi, depth + 1, epoch)
-    node.node_hash = None
-    return node, added_left + added_right
-
-
-def _merge_one(node: _Node, item: Item, path: int, depth: int, epoch: int) -> tuple[_Node, int]:
-    """_merge of one item (its key's integer ``path``): a loop down to where the key goes.
-
-    NOTE: the common case of a bulk batch into a large map. A chunk of 4,096 keys shares
-    the top ~12 levels; below them each key descends alone, ~log2(n / 4,096) levels, and a
-    recursive call with a bisect per level cost ~3 us a key of the merge at 10^6 goods.
-    Same nodes, same copies, same cleared hashes as the recursion.
-    """
-    top: _Node = None
-    parent: _Interior | None = None
-    branch = 0
-    while isinstance(node, _Interior):
-        if node.epoch != epoch:
-            node = _Interior(node.left, node.right, epoch)  # a snapshot's: copy, never change
-        node.node_hash = None
-        if parent is None:
-            top = node
-        elif branch:
-            parent.right = node
-        else:
-            parent.left = node
-        parent = node
-        branch = (path >> (KEY_BITS - 1 - depth)) & 1
-        node = node.right if branch else node.left
-        depth += 1
-    added = 1
-    if node is None:
-        new: Leaf | _Interior = _leaf_of(item)
-    else:
-        node_path = int.from_bytes(node[:HASH_SIZE], "big")
-        if node_path == path:
-            added = 0
-            key, _, entries = item
-            if isinstance(entries, tuple):  # the key's one entry, as appended
-                entries = [(entries[1], entries[2])]
-            new = (
-                _leaf_of(item)
-                if entries is None
-                else make_leaf(key, chain(key, leaf_value(node), entries))
-            )
-        else:
-            new = _join(node, node_path, _leaf_of(item), path, depth, epoch)
-    if parent is None:
-        return new, added
-    if branch:
-        parent.right = new
-    else:
-        parent.left = new
-    return top, added
-
-
-def _leaf_of(item: Item) -> Leaf:
-    key, value, _ = item
-    return value if is_leaf(value) else make_leaf(key, value)
-
-
-def _build(
-    ordered: Sequence[Item], paths: Sequence[int], lo: int, hi: int, depth: int, epoch: int
-) -> Leaf | _Interior:
-    """The subtree at depth holding the sorted items [lo, hi) (at least one), hashed."""
-    if hi - lo == 1:
-        return _leaf_of(ordered[lo])
-    # Sorted keys: the range's first differing bit is that of its first and last keys.
-    differ = KEY_BITS - (paths[lo] ^ paths[hi - 1]).bit_length()
-    shift = KEY_BITS - 1 - differ
-    middle = bisect_left(paths, ((paths[lo] >> shift) | 1) << shift, lo, hi)
-    # A one-key side is its leaf, taken here rather than in a call (half the calls of a bulk
-    # batch's build).
-    left: Leaf | _Interior
-    right: Leaf | _Interior
-    if middle - lo == 1:
-        key, value, _ = ordered[lo]
-        left = value if len(value) > PACKED_VALUE_SIZE else make_leaf(key, value)
-    else:
-        left = _build(ordered, paths, lo, middle, differ + 1, epoch)
-    if hi - middle == 1:
-        key, value, _ = ordered[middle]
-        right = value if len(value) > PACKED_VALUE_SIZE else make_leaf(key, value)
-    else:
-        right = _build(ordered, paths, middle, hi, differ + 1, epoch)
-    node = _Interior(left, right, epoch)
-    if not (isinstance(left, bytes) and isinstance(right, bytes)):
-        node.node_hash = hash_interior(_cached(left), _cached(right))
-    if differ == depth:
-        return node
-    return _prefix_chain(node, paths[lo], differ, depth, epoch)
-
-
-def _join(
-    first: Leaf, first_path: int, second: Leaf, second_path: int, depth: int, epoch: int
-) -> _Interior:
-    """The subtree at depth holding two leaves: interiors down to where their keys part."""
-    differ = KEY_BITS - (first_path ^ second_path).bit_length()
-    if (first_path >> (KEY_BITS - 1 - differ)) & 1:
-        first, second = second, first
-    node = _Interior(first, second, epoch)  # two leaves: its hash is not kept
-    return _prefix_chain(node, first_path, differ, depth, epoch)
-
-
-def _prefix_chain(node: _Interior, path: int, differ: int, depth: int, epoch: int) -> _Interior:
-    """node (at depth differ) under one interior per shared bit from depth, each hashed."""
-    for level in range(differ - 1, depth - 1, -1):
-        if (path >> (KEY_BITS - 1 - level)) & 1:
-            node = _Interior(None, node, epoch)
-            node.node_hash = hash_interior(EMPTY, _cached(node.right))
-        else:
-            node = _Interior(node, None, epoch)
-            node.node_hash = hash_interior(_cached(node.left), EMPTY)
-    return node
-
-
-# -- hashing -------------------------------------------------------------------------------------
-
-
-def _hash(node: _Node) -> bytes:
-    """The node's hash, computing (and caching) the cleared ones below it."""
-    if isinstance(node, _Interior) and node.node_hash is None:
-        return _rehash(node)
-    return _cached(node)
-
-
-def _rehash(node: _Interior) -> bytes:
-    # Recursion is bounded by the key's 256 bits (and is faster than a stack here).
-    left, right = node.left, node.right
-    if isinstance(left, bytes) and isinstance(right, bytes):
-        # Never written: a snapshot's readers (any thread) reach such nodes too.
-        return hash_interior(left[-HASH_SIZE:], right[-HASH_SIZE:])
-    node.node_hash = node_hash = hash_interior(
-        _rehash(left) if isinstance(left, _Interior) and left.node_hash is None else _cached(left),
-        _rehash(right)
-        if isinstance(right, _Interior) and right.node_hash is None
-        else _cached(right),
-    )
-    return node_hash
-
-
-def _cached(node: _Node) -> bytes:
-    # Only called on an empty node, a leaf, an interior of two leaves, or an interior whose
-    # hash is computed.
-    if node is None:
-        return EMPTY
-    if isinstance(node, bytes):
-        return leaf_hash(node)
-    node_hash = node.node_hash
-    if node_hash is None:
-        left, right = node.left, node.right
-        assert isinstance(left, bytes) and isinstance(right, bytes)
-        return hash_interior(left[-HASH_SIZE:], right[-HASH_SIZE:])
-    return node_hash
 
 
 __all__ = ["MapSnapshot", "StateMap"]

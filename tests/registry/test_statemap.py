@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from registry import statemap, statemaptree
+from registry import statemap, statemapnodes
 from registry.errors import InvalidInput, InvalidProof
 from registry.fingerprints import GoodType
 from registry.statemap import (
@@ -601,7 +601,7 @@ def test_probe_swapped_prefix_bytes_are_caught(monkeypatch: pytest.MonkeyPatch) 
 
 def test_probe_swapped_children_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     original = statemap.hash_interior
-    monkeypatch.setattr(statemaptree, "hash_interior", lambda left, right: original(right, left))
+    monkeypatch.setattr(statemapnodes, "hash_interior", lambda left, right: original(right, left))
     _probe(_check_hand_computed)
     _probe(test_vectors_are_up_to_date)
 
