@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from registry import payouts
 from registry.balances import CSV_HEADER
 from registry.creator import CreatorKeys
 from registry.eip712 import address_bytes
@@ -20,6 +21,7 @@ from tests.conftest import START, Clock
 from tests.registry.test_payouts import AGENT, ALICE, add_line, snapshot
 from verifier.client import TracemarkClient
 from verifier.problems import ApiProblem
+from verifier.schemas import payouts as payout_schemas
 
 PROBLEM = "application/problem+json"
 
@@ -183,3 +185,7 @@ def test_a_creator_reads_its_balances(
     with TracemarkClient("http://testserver", token=session, http_client=client) as who:
         assert who.creator_balances(period="all").totals[0].owed == "12"
     assert client.get("/v1/creators/me/balances").status_code == 401
+
+
+def test_the_clients_line_cap_is_the_registrys() -> None:
+    assert payout_schemas.MAX_PAYOUT_LINES == payouts.MAX_PAYOUT_LINES

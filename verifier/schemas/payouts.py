@@ -8,10 +8,12 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints
 
 from registry.edges import AddressText, GoodTypeName, Hex32
-from registry.payouts import MAX_PAYOUT_LINES
 from verifier.schemas.fields import Amount, Currency, Strict
 
 LineKind = Literal["royalty", "rebate"]
+#: Most lines one payout may name: ``registry.payouts.MAX_PAYOUT_LINES`` (not imported: the
+#: client must not import the registry's storage; a test holds the two equal).
+MAX_PAYOUT_LINES = 1000
 #: A rebate's payee as its lines name it (``"<platform>:<agent hash>"``, ``registry.agents``).
 Payee = Annotated[str, StringConstraints(min_length=1, max_length=160, pattern=r"^[!-~]+$")]
 LineId = Annotated[int, Field(ge=1, le=2**63 - 1)]
