@@ -25,11 +25,12 @@ Pure, as ``verifier.offline``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from registry.deliveryreceipt import PRIMARY_TYPE, DeliveryReceipt
+from registry.deliveryreceipt import PRIMARY_TYPE, RECEIPT_FORMAT, DeliveryReceipt
 from registry.eip712 import checksum_address
 from registry.errors import InvalidInput, SignatureError
 from registry.fingerprints import fingerprint_hex
@@ -58,6 +59,31 @@ class ReceiptReport:
         """Whether the facts were checked against the log (a bundle was given)."""
         return self.bundle is not None
 
+    @property
+    def status(self) -> str:
+        """``verified`` only when the bundle was checked against the chain; otherwise
+        ``signature-only`` (no bundle) or the bundle's status (``chain-not-checked``)."""
+        return "signature-only" if self.bundle is None else self.bundle.status
+
+    def as_dict(self) -> dict[str, Any]:
+        r = self.receipt
+        return {
+            "status": self.status,
+            "summary": self.summary(),
+            "receipt_id": r.receipt_id,
+            "order_id": r.order_id,
+            "leaf_index": r.leaf_index,
+            "good_type": r.good_type.name.lower(),
+            "fingerprint": fingerprint_hex(r.fingerprint),
+            "platform": r.delivery.platform,
+            "delivered_at": r.delivery.delivered_at,
+            "buyer_commitment": "0x" + r.delivery.buyer_commitment.hex(),
+            "facts": r.facts.document(),
+            "facts_proven": self.facts_proven,
+            "trust_root": self.trust_root,
+            "bundle": None if self.bundle is None else self.bundle.as_dict(),
+        }
+
     def summary(self) -> str:
         r, facts = self.receipt, self.receipt.facts
         good = f"{r.good_type.name.lower()} {fingerprint_hex(r.fingerprint)}"
@@ -72,6 +98,22 @@ class ReceiptReport:
         return (
             f"{line}; facts match the log ({self.bundle.completeness}), bundle {self.bundle.status}"
         )
+
+
+def is_receipt_file(data: bytes) -> bool:
+    """Whether a file's bytes look like a delivery receipt (its document's format names it):
+    how ``tracemark verify`` tells a receipt from a bundle, an export or evidence."""
+    return RECEIPT_FORMAT.encode() in data[:4096] and b'"document"' in data[:4096]
+
+
+def parse_receipt_file(data: bytes) -> DeliveryReceipt:
+    """A receipt file's receipt, parsed strictly; ``VerificationError`` if it is not one."""
+    try:
+        document = json.loads(data)
+        return DeliveryReceipt.from_json(document)
+    except (ValueError, InvalidInput) as exc:
+        detail = getattr(exc, "detail", None) or "not JSON"
+        raise VerificationError(f"the receipt does not parse: {detail}") from None
 
 
 def check_delivery_receipt(
@@ -174,4 +216,4 @@ def _check_against_bundle(receipt: DeliveryReceipt, bundle: Bundle, report: Bund
         raise refuse("the log shows a final sale before the delivery, the receipt none")
 
 
-__all__ = ["ReceiptReport", "check_delivery_receipt"]
+__all__ = ["ReceiptReport", "check_delivery_receipt", "is_receipt_file", "parse_receipt_file"]

@@ -137,11 +137,21 @@ def verify(
             "tracemark trust add).",
         ),
     ] = None,
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--bundle",
+            metavar="BUNDLE.json",
+            help="With a delivery receipt: the good's proof bundle, to check the receipt's "
+            "facts against the log (and, with --rpc, the chain).",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Check a proof bundle, an evidence export or an absence proof under a pinned trust
     root: leaves, payloads, signatures, proofs, the state map, heads, their consistency, and
-    their anchors.
+    their anchors. A buyer's delivery receipt is checked too (its signature; with --bundle,
+    its facts against the log; with --rpc as well, against the chain).
 
     Exit 0 when it verifies against the chain at the trust root's depth, 11 when it does not
     verify, 12 when it verifies but was not checked against a chain or its head is not
@@ -166,6 +176,9 @@ def verify(
     # NOTE: one short process checking one document of up to ~10^6 objects: the cyclic
     # collector waits for the whole check (its passes over them were ~10% of an export's).
     with reported(), collector_paused():
+        if _is_receipt(bundle_file):
+            _verify_receipt(bundle_file, bundle, rpc, trust, as_json)
+            return
         evidence = read_evidence(bundle_file)
         state.leave_to_exit(evidence)
         policy = (
@@ -215,6 +228,63 @@ def verify(
                 EXIT_NOT_FINAL if isinstance(exc, NotFinalYet) else EXIT_NOT_ANCHORED
             ) from None
     _emit(report, as_json, chain_asked=chain is not None)
+
+
+def _is_receipt(path: Path) -> bool:
+    from verifier.deliveryreceipt import is_receipt_file
+
+    return is_receipt_file(_read_at_most(path, 4096, str(path)))
+
+
+def _verify_receipt(
+    path: Path, bundle_path: Path | None, rpc: str | None, trust: list[Path] | None, as_json: bool
+) -> None:
+    """``tracemark verify RECEIPT.json [--bundle BUNDLE.json] [--rpc URL]`` (issue 17 item 3):
+    exit 0 only when the receipt and its bundle verify against the chain; 12 when it holds
+    but was not checked against a chain (no bundle, or no --rpc) or is not anchored yet."""
+    from verifier.bundle import MAX_BUNDLE_BYTES
+    from verifier.deliveryreceipt import check_delivery_receipt, parse_receipt_file
+    from verifier.errors import NotFinalYet, NotYetEvidence, UntrustedRegistry, VerificationError
+    from verifier.trust import TrustPolicy
+    from verifier.truststore import TrustStore, read_trust_root
+
+    policy = TrustPolicy([read_trust_root(p) for p in trust]) if trust else TrustStore().policy()
+    try:
+        receipt = parse_receipt_file(_read_at_most(path, MAX_BUNDLE_BYTES, str(path)))
+        bundle = None if bundle_path is None else read_bundle(bundle_path)
+        chain = None
+        if rpc and bundle is not None:
+            if not rpc.startswith(("http://", "https://")):
+                raise errors.InvalidInput("--rpc must be an http:// or https:// URL")
+            from anchoring.reader import ChainReader
+
+            # The contract comes from the trust root, never from the receipt or the bundle.
+            chain = ChainReader(rpc, policy.root_for(receipt.domain).contract_address)
+        report = check_delivery_receipt(receipt, policy, bundle=bundle, chain=chain)
+    except UntrustedRegistry as exc:
+        _refuse_untrusted(exc, as_json)
+    except NotYetEvidence as exc:
+        label = "NOT FINAL" if isinstance(exc, NotFinalYet) else "NOT ANCHORED"
+        err.print(f"{label}: {exc.detail}", markup=False)
+        raise typer.Exit(
+            EXIT_NOT_FINAL if isinstance(exc, NotFinalYet) else EXIT_NOT_ANCHORED
+        ) from None
+    except VerificationError as exc:
+        if as_json:
+            out.print_json(
+                json.dumps({"status": "failed", "failure": exc.detail, "failed_step": exc.step})
+            )
+        err.print(f"FAIL: {exc.detail}", markup=False)
+        raise typer.Exit(EXIT_BUNDLE_INVALID) from None
+    if as_json:
+        out.print_json(json.dumps(report.as_dict()))
+    else:
+        line = report.summary()
+        if report.status != "verified":
+            line += " (pass --bundle BUNDLE.json and --rpc URL to check it on the chain)"
+        out.print(f"OK: {line}", markup=False)
+    if report.status != "verified":
+        raise typer.Exit(EXIT_NOT_ANCHORED)
 
 
 def _trust_root(
