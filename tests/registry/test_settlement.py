@@ -9,14 +9,17 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from eth_account import Account
+from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
 from registry import settlement
-from registry.agents import payee_of, set_uplines
+from registry.agents import payee_of, set_uplines, uplines
 from registry.creator import CreatorKeys
 from registry.db import write_transaction
 from registry.eip712 import address_bytes
@@ -28,7 +31,7 @@ from registry.orders import Event, GoodReserved, InvalidTransition, OrderRequest
 from registry.orderstore import OrderView, changes_t, orders_t
 from registry.ordersweep import run_order_sweep
 from registry.rebates import set_policy
-from registry.rebatesplit import RebateRoundsToZero
+from registry.rebatesplit import RebateRoundsToZero, split_rebates
 from registry.reservations import reservations_t
 from registry.royalty import RoyaltyPolicy
 from registry.service import Registry
@@ -601,3 +604,90 @@ def test_the_statement_shows_held_royalties_apart_until_the_sale_stands(
     assert statement() == ({}, {RECIPIENTS[0]: 49, RECIPIENTS[1]: 24})
     registry.change_order(order.order_id, Event.CONFIRM, platform="cardhub")
     assert statement() == ({RECIPIENTS[0]: 49, RECIPIENTS[1]: 24}, {})
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    price=st.one_of(st.integers(0, 10_000), st.integers(0, 10**30)),
+    royalty=st.lists(st.integers(1, 5_000), min_size=0, max_size=2),
+    rebates=st.lists(st.integers(1, 3_300), min_size=1, max_size=3),
+)
+@example(price=1_000, royalty=[5_000, 4_000], rebates=[1_000, 100])  # 1010 > 1000: refused
+@example(price=1_000, royalty=[5_000, 4_000], rebates=[900, 100])  # exactly the price
+@example(price=0, royalty=[100], rebates=[100])  # nothing to share: no rebates, royalty 0
+def test_an_orders_lines_are_exact_and_never_exceed_its_price(
+    registry: Registry,
+    clock: Clock,
+    creator: CreatorKeys,
+    price: int,
+    royalty: list[int],
+    rebates: list[int],
+) -> None:
+    """Whatever the price and policies: the royalty lines are the transfer split's, the
+    delivery is refused exactly when royalty and rebates would sum past the price, and once
+    confirmed the sale's shares + seller amount are the price, every line due."""
+    if not _tree_placed(registry):
+        _tree(registry, ["agent-a", "agent-b", "agent-c"])
+    recipients = [Account.create().address for _ in royalty]
+    policy = RoyaltyPolicy.parse(
+        {"recipients": [{"address": a, "bps": b} for a, b in zip(recipients, royalty, strict=True)]}
+    )
+    fingerprint = os.urandom(32)
+    registry.register(
+        registration(
+            creator,
+            clock(),
+            fingerprint=fingerprint,
+            good_type=GoodType.CODE,
+            product="card-single",
+            use=Use.SINGLE,
+            policy=policy,
+        )
+    )
+    registry.sequence_all()
+    _levels(registry, creator, rebates)
+    registry.transfer(
+        TransferRequest(
+            platform="cardhub",
+            good_type=GoodType.CODE,
+            fingerprint=fingerprint,
+            seller=Party(None, None),
+            buyer=SELLER,
+        )
+    )
+    request = replace(opening(fingerprint), price=price)
+    order = registry.open_order(request)
+    owed_royalty = [price * bps // 10_000 for bps in royalty]
+    try:  # the rebates' own split (H2's, proved there); 0 for a price of 0: none then
+        owed_rebates = list(split_rebates(price, tuple(rebates)).levels) if price else []
+    except RebateRoundsToZero:
+        event("a rebate rounds to zero")
+        with pytest.raises(RebateRoundsToZero):
+            registry.deliver_order(order.order_id, platform="cardhub")
+        assert lines(registry.engine, order.order_id) == []
+        return
+    if sum(owed_royalty) + sum(owed_rebates) > price:
+        event("past the price")
+        with pytest.raises(LinesExceedPrice):
+            registry.deliver_order(order.order_id, platform="cardhub")
+        assert lines(registry.engine, order.order_id) == []
+        return
+    event("delivered")
+    registry.deliver_order(order.order_id, platform="cardhub")
+    rows = lines(registry.engine, order.order_id)
+    assert [int(r.amount) for r in rows if r.kind == "royalty"] == owed_royalty
+    assert [int(r.amount) for r in rows if r.kind == "rebate"] == owed_rebates
+    assert sum(int(r.amount) for r in rows) <= price
+    registry.change_order(order.order_id, Event.CONFIRM, platform="cardhub")
+    sale = transfers_of(registry.engine, fingerprint)[-1]
+    receipt = registry.receipt(int(sale.id))
+    assert sum(s.amount for s in receipt.royalties) + (receipt.seller_amount or 0) == price
+    assert [s.amount for s in receipt.royalties] == owed_royalty
+    assert {r.status for r in lines(registry.engine, order.order_id)} <= {"due"}
+
+
+def _tree_placed(registry: Registry) -> bool:
+    with registry.engine.connect() as conn:
+        return bool(uplines(conn, "cardhub", registry.reference_hash("cardhub", "seller-9")))
