@@ -102,3 +102,17 @@ def test_the_buyer_opens_the_receipt_and_checks_the_code(browser: Any, market: M
 def test_an_unknown_receipt_is_a_page_not_a_crash(browser: Any, market: Market) -> None:
     browser.get(f"{market.url}/r/{'Z' * 22}")
     assert "no receipt of that id" in by_id(browser, "main").text
+
+
+def test_the_receipt_page_fits_a_phone(browser: Any, market: Market) -> None:
+    _, receipt = _delivered(market)
+    browser.set_window_size(390, 844)
+    try:
+        browser.get(f"{market.url}/r/{receipt.receipt_id}")
+        wide = browser.execute_script(
+            "const e = document.documentElement; return e.scrollWidth - e.clientWidth;"
+        )
+        shot(browser, "23-receipt-phone")
+        assert wide <= 0, f"the page is {wide} px wider than a phone's screen"
+    finally:
+        browser.set_window_size(1280, 1000)
