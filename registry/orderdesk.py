@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine
 from registry import delivery, log, orderstore, orderviews, receiptstore
 from registry.db import read_transaction, retrying, write_transaction
 from registry.eip712 import Domain
-from registry.errors import InvalidInput, LeaseLost, NotFound, TracemarkError
+from registry.errors import Conflict, InvalidInput, LeaseLost, NotFound, TracemarkError
 from registry.orders import Event, OrderRequest
 from registry.orderstore import ChangeSigner, OrderChangeNote, OrderView
 from registry.ordersweep import due_orders
@@ -191,7 +191,13 @@ class OrderDesk:
                 )
                 return orderstore.load_order(conn, order_id)
 
-        return retrying(attempt)
+        try:
+            return retrying(attempt)
+        except (Conflict, InvalidInput) as exc:
+            # A read answers the order: one whose sale cannot be recorded now (never expected:
+            # the reservation keeps the holder) is shown as stored, unsettled, and logged.
+            logger.warning("order %d not settled on reading: %s", order_id, exc.detail)
+            return view
 
     def order_ids(self, platform: str, *, after: int, limit: int) -> list[int]:
         """Ids of the orders a platform opened, oldest first, after a cursor."""

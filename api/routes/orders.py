@@ -250,36 +250,38 @@ def deliver_order(
     )
 
 
-@router.post(
-    "/v1/orders/{order_id}/confirm",
-    operation_id="confirm_order",
-    response_model=OrderOut,
-    summary="The buyer confirms receipt of a delivered order (the order is then final).",
-    responses={404: _NOT_YOURS, 409: _INVALID},
-)
-def confirm_order(
-    order_id: OrderId,
-    ctx: Context,
-    principal: TransferPlatform,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    return _change(ctx, order_id, Event.CONFIRM, principal.platform, idempotency_key)
+def _event_route(action: str, event: Event, summary: str) -> None:
+    """Register ``POST /v1/orders/{order_id}/<action>``: one event of the state table, asked
+    with no body (confirm, dispute and cancel share this shape; resolve takes a body)."""
+
+    def change(
+        order_id: OrderId,
+        ctx: Context,
+        principal: TransferPlatform,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response:
+        return _change(ctx, order_id, event, principal.platform, idempotency_key)
+
+    change.__name__ = change.__qualname__ = f"{action}_order"
+    router.post(
+        f"/v1/orders/{{order_id}}/{action}",
+        operation_id=f"{action}_order",
+        response_model=OrderOut,
+        summary=summary,
+        responses={404: _NOT_YOURS, 409: _INVALID},
+    )(change)
 
 
-@router.post(
-    "/v1/orders/{order_id}/dispute",
-    operation_id="dispute_order",
-    response_model=OrderOut,
-    summary="The buyer disputes a delivered order within its confirmation window.",
-    responses={404: _NOT_YOURS, 409: _INVALID},
+_event_route(
+    "confirm",
+    Event.CONFIRM,
+    "The buyer confirms receipt of a delivered order (the order is then final).",
 )
-def dispute_order(
-    order_id: OrderId,
-    ctx: Context,
-    principal: TransferPlatform,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    return _change(ctx, order_id, Event.DISPUTE, principal.platform, idempotency_key)
+_event_route(
+    "dispute",
+    Event.DISPUTE,
+    "The buyer disputes a delivered order within its confirmation window.",
+)
 
 
 @router.post(
@@ -302,20 +304,7 @@ def resolve_order(
     )
 
 
-@router.post(
-    "/v1/orders/{order_id}/cancel",
-    operation_id="cancel_order",
-    response_model=OrderOut,
-    summary="Cancel an order not delivered yet; its good is free again.",
-    responses={404: _NOT_YOURS, 409: _INVALID},
-)
-def cancel_order(
-    order_id: OrderId,
-    ctx: Context,
-    principal: TransferPlatform,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    return _change(ctx, order_id, Event.CANCEL, principal.platform, idempotency_key)
+_event_route("cancel", Event.CANCEL, "Cancel an order not delivered yet; its good is free again.")
 
 
 __all__ = ["order_out", "router"]

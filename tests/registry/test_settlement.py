@@ -547,8 +547,10 @@ def test_the_sweep_goes_on_past_an_order_it_cannot_settle(
     clock.advance(WINDOW)
     assert registry.sweep_orders() == 1
     assert registry.order(fine.order_id).state is State.AUTO_CONFIRMED
+    # A read shows it as stored, unsettled; a change asked of it meets the refusal.
+    assert registry.order(broken.order_id).state is State.DELIVERED
     with pytest.raises(DoubleSale):
-        registry.order(broken.order_id)
+        registry.change_order(broken.order_id, Event.DISPUTE, platform="cardhub")
     assert [r.status for r in lines(registry.engine, broken.order_id)] == ["held", "held"]
 
 
