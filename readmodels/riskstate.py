@@ -167,7 +167,8 @@ class RiskState:
         for parties in rings:  # "the same parties did this with N other goods" changed
             for good in self._rings.get(parties, set()):
                 state = self._goods[good]
-                self._set_own(good, state, now, list(state.events.values()))
+                events = list(state.events.values())
+                self._set_own(good, state, now, events, self.registrations.get(good))
         self._by_platform.rules(
             platforms, batches, self.registrations, probe_flags, self.signals, now=now, since=since
         )
@@ -305,10 +306,11 @@ class RiskState:
             self._move_ring(good, state.ring, ring, rings)
         state.ring = ring
         events = list(state.events.values())
-        self._set_own(good, state, now, events)
-        self._contribute(good, state, now, platforms, batches)
+        entry = self.registrations.get(good)
+        self._set_own(good, state, now, events, entry)
+        self._contribute(good, state, now, platforms, batches, entry)
         features = good_feature_values(
-            self.registrations.get(good),
+            entry,
             events,
             state.transfers,
             state.chains,
@@ -346,15 +348,18 @@ class RiskState:
             rings.add(new[1])
 
     def _set_own(
-        self, good: GoodKey, state: GoodState, now: int, events: list[VerificationEventRecord]
+        self,
+        good: GoodKey,
+        state: GoodState,
+        now: int,
+        events: list[VerificationEventRecord],
+        entry: EntryRecord | None,
     ) -> None:
         """The good's own rules, on its records only."""
         th, chains = self.th, state.chains
-        entry = self.registrations.get(good)
-        regs = {} if entry is None else {good: entry}
         found: list[Signal] = []
         if state.conflicts:
-            found += duplicate_claims(regs, state.conflicts)
+            found += duplicate_claims({} if entry is None else {good: entry}, state.conflicts)
         if state.attempts:
             found += sold_by_non_holder(state.attempts, chains, th)
             found += dead_good_transfers(state.attempts, chains, th)
@@ -363,10 +368,12 @@ class RiskState:
             # records and build per-good indexes; most goods fail these at once): a good that
             # never moved has no holder to offer it behind; a code needs as many platforms.
             if chains is not NO_CHAINS:
-                found += offered_by_non_holder(events, chains, regs, th, now=now)
-            verifying = {v.platform for v in events if v.platform != ANONYMOUS}
-            if len(verifying) >= th.code_min_platforms:
-                found += code_velocity(events, regs, th)
+                found += offered_by_non_holder(events, chains, {good: entry}, th, now=now)
+            if len(events) >= th.code_min_platforms and (
+                len({v.platform for v in events if v.platform != ANONYMOUS})
+                >= th.code_min_platforms
+            ):
+                found += code_velocity(events, {good: entry}, th)
         if state.ring is not None:
             others = len(self._rings[state.ring[1]]) - 1
             found.append(ring_signal(good, state.ring, others))
@@ -379,11 +386,12 @@ class RiskState:
         now: int,
         platforms: set[str],
         batches: set[BatchPair],
+        entry: EntryRecord | None,
     ) -> None:
         """The good's share of the platforms' and batches' state, replaced by its new one."""
-        entry = self.registrations.get(good)
         new = first_settled(entry, state, self.th.offer_grace, now)
-        self._by_platform.share(good, entry, state.share, new, platforms, batches)
+        if new or state.share:  # most touched goods have none yet (nothing settled)
+            self._by_platform.share(good, entry, state.share, new, platforms, batches)
         state.share = new
 
     # -- the goods' anomaly and risk ----------------------------------------------------------
