@@ -6,8 +6,9 @@ Prints a table and writes ``bench/results/ratelimit.json``. Each round, interlea
 checks of the ``api_key`` limit over 100 keys (as ``bench.verify_bench``'s platforms) on
 each limiter, and as many ``PING``s on a redis-py client (the floor of any shared check: one
 loopback round trip). Also a keyed code lookup's three checks (the key's limit, its probe
-budget, the code's fingerprint: ``api.routes.verify``) and a refused check (a hit, then the
-window's reset read: two round trips). Keys go under a fresh prefix, deleted afterwards.
+budget, the code's fingerprint), one by one and in one script (``check_all``: what
+``api.routes.verify`` makes now), and a refused check. Keys go under a fresh prefix, deleted
+afterwards.
 
 Then the event loop's view (issue 16: the checks used to block it): ``CONCURRENCY`` callers on
 one asyncio loop make the same checks, either called on the loop (as before: each round trip
@@ -31,7 +32,7 @@ from collections.abc import Callable
 import redis
 
 from api import ratelimit
-from api.ratelimit import RateLimited, RateLimiter, RateLimits
+from api.ratelimit import Check, RateLimited, RateLimiter, RateLimits
 from api.sharedlimits import SharedRateLimiter
 from bench.common import save
 
@@ -114,6 +115,21 @@ def main() -> None:
 
         return run
 
+    def one_script(limiter: RateLimiter) -> Callable[[int], None]:
+        # The same three checks as ``lookup``, as ``api.routes.verify`` makes them now: one
+        # ``check_all``, one round trip (``api.windowscript``).
+        def run(n: int) -> None:
+            key = KEYS[n % len(KEYS)]
+            limiter.check_all(
+                [
+                    Check(ratelimit.API_KEY, key),
+                    ratelimit.probe_budget(key),
+                    Check(ratelimit.FINGERPRINT, fingerprints[n]),
+                ]
+            )
+
+        return run
+
     def refused(limiter: RateLimiter) -> Callable[[int], None]:
         def run(_: int) -> None:
             with contextlib.suppress(RateLimited):
@@ -127,6 +143,7 @@ def main() -> None:
         "redis_ping": lambda _: client.ping(),
         "memory_lookup": lookup(memory),
         "redis_lookup": lookup(shared),
+        "redis_lookup_one_script": one_script(shared),
         "memory_refused": refused(memory),
         "redis_refused": refused(shared),
     }
@@ -182,6 +199,9 @@ def main() -> None:
         "redis_check_over_ping": round(us["redis_check"] / us["redis_ping"], 2),
         "redis_over_memory_lookup": round(us["redis_lookup"] / us["memory_lookup"], 1),
         "redis_lookup_over_three_pings": round(us["redis_lookup"] / (3 * us["redis_ping"]), 2),
+        "redis_lookup_one_script_over_three_checks": round(
+            us["redis_lookup_one_script"] / us["redis_lookup"], 2
+        ),
         "event_loop": {"concurrency": CONCURRENCY, "rounds": args.loop_rounds, **loop_medians},
         "stall_p99_on_loop_over_run_check": round(
             loop_medians["redis_check_on_loop"]["stall_p99_us"]
@@ -195,9 +215,9 @@ def main() -> None:
         ),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
-    print(f"{'what':<16}{'median us/call':>16}{'client CPU us':>15}")
+    print(f"{'what':<24}{'median us/call':>16}{'client CPU us':>15}")
     for name, value in us.items():
-        print(f"{name:<16}{value:>16.1f}{cpu_us[name]:>15.1f}")
+        print(f"{name:<24}{value:>16.1f}{cpu_us[name]:>15.1f}")
     for name, value in result.items():
         if name.startswith(("redis_", "stall_")) and not isinstance(value, dict):
             print(f"{name}: {value}x")
