@@ -35,7 +35,7 @@ from registry.deliverypayload import DeliveryPayload
 from registry.eip712 import Domain, address_bytes
 from registry.errors import Conflict, NotFound
 from registry.fingerprints import fingerprint_hex
-from registry.holding import holdings_t, order_seller_holds
+from registry.holding import current_holding, order_seller_holds
 from registry.leaf import EntryKind
 from registry.log import entries_t
 from registry.orders import Event
@@ -183,10 +183,7 @@ def _check_deliverable(conn: Connection, order: object, good: str) -> None:
     ).first()
     if revoked is not None:
         raise GoodRevoked(f"{good} was revoked by its creator: it may not be delivered")
-    h = holdings_t.c
-    holding = conn.execute(
-        select(holdings_t).where(h.good_type == good_type, h.fingerprint == fingerprint)
-    ).first()
+    holding, _ = current_holding(conn, good_type, fingerprint)
     if holding is not None and holding.consumed:
         raise GoodConsumed(f"{good} was consumed by a final sale: it may not be delivered")
     seller = (order.seller_platform, order.seller_ref)  # type: ignore[attr-defined]

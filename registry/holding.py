@@ -12,16 +12,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Table, update
+from sqlalchemy import Connection, Table, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registry import handover
 from registry.handover import AuthorizationRefused
-from registry.models import Holding
+from registry.models import Holding, Transfer
 from registry.parties import ReferenceKeys, ReferenceScheme
 from registry.transferrequests import DoubleSale, TransferRequest
 
 holdings_t: Table = Holding.__table__  # type: ignore[attr-defined]
+_transfers_t: Table = Transfer.__table__  # type: ignore[attr-defined]
+
+
+def current_holding(conn: Connection, good_type: int, fingerprint: bytes) -> tuple[Any, Any]:
+    """The good's holding row (None: its creator still holds it) and the transfer that made
+    it (None with it): what every check of a seller reads first (transfers, an order's
+    opening, delivery and sale)."""
+    h = holdings_t.c
+    holding = conn.execute(
+        select(holdings_t).where(h.good_type == good_type, h.fingerprint == fingerprint)
+    ).first()
+    if holding is None:
+        return None, None
+    previous = conn.execute(
+        select(_transfers_t).where(_transfers_t.c.id == holding.last_transfer_id)
+    ).first()
+    return holding, previous
 
 
 def transfer_summary(row: Any) -> dict[str, Any]:
@@ -171,6 +188,7 @@ def move_holder(
 __all__ = [
     "authorized_seller",
     "check_seller",
+    "current_holding",
     "holdings_t",
     "move_holder",
     "order_seller_holds",

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import Connection, Table, delete, select, update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registry import log
@@ -40,10 +40,9 @@ from registry.eip712 import Domain, address_bytes
 from registry.errors import IdempotencyKeyReused, NotFound
 from registry.fingerprints import fingerprint_hex
 from registry.handover import NotTheHolder
-from registry.holding import check_seller, holdings_t
+from registry.holding import check_seller, current_holding
 from registry.leaf import EntryKind
 from registry.log import entries_t
-from registry.models import Transfer
 from registry.orders import (
     CHANGE_TYPE,
     OPEN_STATES,
@@ -73,8 +72,6 @@ from registry.parties import ReferenceKeys
 from registry.reservations import lapsed, reservation_of, reservations_t
 from registry.signatures import sign
 from registry.transferrequests import GoodConsumed, GoodRevoked, TransferRequest
-
-_transfers_t: Table = Transfer.__table__  # type: ignore[attr-defined]
 
 #: Who a timeout is applied by.
 REGISTRY_ACTOR = "registry"
@@ -158,19 +155,9 @@ def _check_seller(
     conn: Connection, request: OrderRequest, keys: ReferenceKeys, creator: bytes, good: str
 ) -> bytes | None:
     """Refuse the opening unless its seller holds the good; the seller's stored hash."""
-    h = holdings_t.c
-    holding = conn.execute(
-        select(holdings_t).where(
-            h.good_type == int(request.good_type), h.fingerprint == request.fingerprint
-        )
-    ).first()
-    previous = None
-    if holding is not None:
-        previous = conn.execute(
-            select(_transfers_t).where(_transfers_t.c.id == holding.last_transfer_id)
-        ).first()
-        if holding.consumed:
-            raise GoodConsumed(f"{good} was consumed by a final sale; it may not be sold")
+    holding, previous = current_holding(conn, int(request.good_type), request.fingerprint)
+    if holding is not None and holding.consumed:
+        raise GoodConsumed(f"{good} was consumed by a final sale; it may not be sold")
     seller = request.seller
     if not seller.is_creator and seller.platform != request.platform:
         # Before any reference is compared (as transfers: no oracle for guesses).

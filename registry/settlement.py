@@ -35,13 +35,13 @@ from registry import log
 from registry.eip712 import Domain, address_bytes
 from registry.errors import Conflict, InvalidInput
 from registry.fingerprints import GoodType, Use, fingerprint_hex
-from registry.holding import holdings_t, order_seller_holds
+from registry.holding import current_holding, order_seller_holds
 from registry.orders import State
 from registry.payloads import RegistrationPayload, TransferShare
 from registry.rebates import upline_rebates
 from registry.records import checksum
 from registry.royalty import RoyaltyPolicy, split
-from registry.transferentry import SaleTerms, transfers_t, write_transfer
+from registry.transferentry import SaleTerms, write_transfer
 from registry.transferrequests import DoubleSale
 from registry.transfers import _good_facts, royalty_lines_t
 
@@ -213,15 +213,7 @@ def settle_sale(
     final = Use(int(registration.signed.message["use"])) is Use.SINGLE
     if consumed_only and not final:
         raise InvalidInput(f"{good} is transferable: only a single-use good is redeemed")
-    h = holdings_t.c
-    holding = conn.execute(
-        select(holdings_t).where(h.good_type == good_type, h.fingerprint == fingerprint)
-    ).first()
-    previous = None
-    if holding is not None:
-        previous = conn.execute(
-            select(transfers_t).where(transfers_t.c.id == holding.last_transfer_id)
-        ).first()
+    holding, previous = current_holding(conn, good_type, fingerprint)
     if not order_seller_holds(order.seller_platform, order.seller_ref, holding):
         # The reservation kept every other sale off it: this is a backstop, never expected.
         raise DoubleSale(

@@ -39,7 +39,7 @@ from registry.eip712 import Domain, address_bytes
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, Use, fingerprint_hex
 from registry.handover import AuthorizationRefused, NotTheHolder
-from registry.holding import authorized_seller, check_seller, holdings_t
+from registry.holding import authorized_seller, check_seller, current_holding, holdings_t
 from registry.leaf import EntryKind
 from registry.log import entries_t
 from registry.models import RoyaltyLine, Transfer, TransferAttempt
@@ -149,18 +149,9 @@ def record_transfer(
     if policy is None:  # a registration without a policy (record_payload allowed it) has none
         policy = RoyaltyPolicy.parse({"recipients": []})
 
-    holding = conn.execute(
-        select(holdings_t).where(
-            holdings_t.c.good_type == good_type, holdings_t.c.fingerprint == fingerprint
-        )
-    ).first()
-    previous = None
-    if holding is not None:
-        previous = conn.execute(
-            select(transfers_t).where(transfers_t.c.id == holding.last_transfer_id)
-        ).first()
-        if holding.consumed:
-            raise GoodConsumed(f"{good} was consumed by a final sale; it may not change hands")
+    holding, previous = current_holding(conn, good_type, fingerprint)
+    if holding is not None and holding.consumed:
+        raise GoodConsumed(f"{good} was consumed by a final sale; it may not change hands")
     # Issue 17: a good reserved for an open order is sold by nobody (public, as revoked is).
     refuse_if_reserved(conn, good_type, fingerprint, now, good)
     if not seller.is_creator and seller.platform != request.platform and not request.authorization:
