@@ -138,9 +138,15 @@ def _matches(
         raise ProofOfWorkRequired("this registry issues no challenges: code checks need a key")
     binding = pow.body_binding("code", creator, None, code)
     ctx.proof_of_work.check(request.headers.get(POW_HEADER), binding)
-    ctx.limiter.check(ratelimit.CODE_LOOKUP, key)
-    ctx.limiter.check(ratelimit.CODE_LOOKUP_ALL, ratelimit.EVERYONE)
-    ctx.limiter.ensure_probe_budget(key)
+    # The public tier's two budgets and the probe budget, before any read, as one check_all
+    # (one round trip to a shared limiter), in verify's order.
+    ctx.limiter.check_all(
+        [
+            ratelimit.Check(ratelimit.CODE_LOOKUP, key),
+            ratelimit.Check(ratelimit.CODE_LOOKUP_ALL, ratelimit.EVERYONE),
+            ratelimit.probe_budget(key),
+        ]
+    )
     fingerprinters = ctx.fingerprinters(bytes.fromhex(creator[2:]))
     if not fingerprinters:
         ctx.limiter.record_probe_failure(key)
