@@ -63,7 +63,11 @@ def _error_name(contract: Contract, exc: BaseException) -> str:
 
 
 def _anchor(contract: Contract, size: int, root: bytes, proof: list[bytes], **tx: Any) -> Any:
-    return contract.functions.anchor(size, root, proof).transact(tx or None)
+    """Send an anchor and wait for its receipt: on anvil the next call may otherwise read the
+    state before the block (an inclusion vector once read no root under load)."""
+    sent = contract.functions.anchor(size, root, proof).transact(tx or None)
+    contract.w3.eth.wait_for_transaction_receipt(sent)
+    return sent
 
 
 def _reverts_with(contract: Contract, name: str, call: Any) -> None:
