@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from readmodels.market import GoodKey, ProbeFlag
 from readmodels.marketreads import Watermarks, read_inputs
-from readmodels.payoutrules import overdue_signals
+from readmodels.payoutrules import OVERDUE_EVERY, OverdueWatch
 from readmodels.riskcollector import after_refresh
 from readmodels.riskindex import LOOKBACK, MAX_EVENTS, REFRESH_SECONDS, Risk, RiskIndex
 from readmodels.riskstate import REFIT_SECONDS, RiskState
@@ -127,6 +127,7 @@ class RiskWorker:
         refit_seconds: int = REFIT_SECONDS,
         full_recompute: bool = False,
         payout_overdue_seconds: int = DEFAULT_OVERDUE_DAYS * DAY,
+        payout_overdue_every: int = OVERDUE_EVERY,
     ) -> None:
         self.engine = engine
         self.clock = clock
@@ -138,6 +139,7 @@ class RiskWorker:
         self.full_recompute = full_recompute
         #: A due line unpaid this long raises ``payout-overdue`` (``readmodels.payoutrules``).
         self.payout_overdue_seconds = payout_overdue_seconds
+        self._overdue_watch = OverdueWatch(payout_overdue_seconds, every=payout_overdue_every)
         #: The ``payout-overdue`` signals' ids as last written (to remove the paid-up ones).
         self._overdue: set[str] = set()
         self.state: RiskState | None = None
@@ -174,12 +176,9 @@ class RiskWorker:
         now = self.clock()
         with read_transaction(self.engine) as conn:
             flags = read_probe_flags(conn, now - self.lookback)
-            # Not the market's records: the ledger, read whole (bounded by what is overdue)
-            # and added alike to the incremental engine's and the full recompute's signals.
-            overdue = {
-                s.signal_id: s
-                for s in overdue_signals(conn, now=now, overdue_after=self.payout_overdue_seconds)
-            }
+            # Not the market's records: the ledger (read again when a payout lands, else once
+            # a minute), added alike to the incremental engine's and the full recompute's.
+            overdue = dict(self._overdue_watch.signals(conn, now))
         if self.full_recompute:
             return self._run_full(now, flags, overdue)
         first = self.state is None

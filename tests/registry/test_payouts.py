@@ -298,6 +298,7 @@ def test_overdue_after_the_age_and_the_signal_is_raised(
         clock=clock,
         publish=lambda conn, signals, now: raised.extend(s.code for s in signals),
         payout_overdue_seconds=30 * DAY,
+        payout_overdue_every=0,  # the ledger read every refresh: exact to the second
     )
     line = add_line(engine, amount=300, settled_at=START)
     add_line(engine, platform="market", amount=5, settled_at=START + 10 * DAY)
@@ -406,3 +407,33 @@ def test_balances_csv_and_scopes(registry: Registry, engine: Engine, clock: Cloc
             str(START + 40 * DAY),
         ],
     ]
+
+
+def test_the_worker_reads_the_ledger_again_when_paid_or_a_minute_passed(
+    registry: Registry, engine: Engine, clock: Clock
+) -> None:
+    """Between reads a line may become overdue up to a minute late; a payout is seen at the
+    next refresh."""
+    worker = RiskWorker(engine, clock=clock, payout_overdue_seconds=30 * DAY)
+    first = add_line(engine, settled_at=START)
+    second = add_line(engine, amount=1, settled_at=START + 10)
+
+    def documents() -> list[str]:
+        with engine.connect() as conn:
+            c = risk_signals_t.c
+            return list(conn.execute(select(c.document).where(c.code == PAYOUT_OVERDUE)).scalars())
+
+    clock.now = START + 30 * DAY
+    worker.run_once()
+    [document] = documents()
+    assert f"line {first}" in document and f"line {second}" not in document
+    clock.advance(10)  # the second line is overdue now, but the ledger is not read again yet
+    worker.run_once()
+    assert f"line {second}" not in documents()[0]
+    clock.advance(60)
+    worker.run_once()
+    assert f"line {second}" in documents()[0]
+    registry.record_payout(pay([first], 100))
+    worker.run_once()  # the same second: the payout makes it read again
+    [document] = documents()
+    assert f"line {first}" not in document and f"line {second}" in document
