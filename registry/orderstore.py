@@ -16,7 +16,8 @@ reservation); this module applies them in the caller's transaction:
   a lost race can never record two changes as one;
 - **timeouts** (expire, auto_confirm) are applied by the registry to an order past its time,
   lazily by whoever meets it (a read, a change, an opening on the same good) and by
-  ``sweep``; a reservation past its time is ignored by every reader before that.
+  the sweep (``registry.ordersweep``, one order a transaction through ``settle_order``); a
+  reservation past its time is ignored by every reader before that.
 
 Each change is a JSON document hashed with the previous change's hash (a chain per order) and
 signed by the registry's key (EIP-712 ``OrderStateChange``). Reading orders is
@@ -327,18 +328,6 @@ def settle_order(conn: Connection, order_id: int, *, signer: ChangeSigner, now: 
     return _settle(conn, order_id, signer=signer, now=now)
 
 
-def sweep(conn: Connection, *, signer: ChangeSigner, now: int, limit: int) -> int:
-    """Settle up to ``limit`` lapsed reservations' orders, oldest deadline first; how many."""
-    c = reservations_t.c
-    due = conn.execute(
-        select(c.order_id)
-        .where(c.expires_at.is_not(None), c.expires_at <= now)
-        .order_by(c.expires_at)
-        .limit(limit)
-    ).scalars()
-    return sum(_settle(conn, int(order_id), signer=signer, now=now) for order_id in list(due))
-
-
 def _apply(
     conn: Connection,
     row: Any,
@@ -478,5 +467,4 @@ __all__ = [
     "orders_t",
     "platform_actor",
     "settle_order",
-    "sweep",
 ]
