@@ -357,6 +357,25 @@ def require_scope(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
     return dependency
 
 
+def require_any_scope(*scopes: str) -> Callable[[Principal], Awaitable[Principal]]:
+    """Dependency factory: a platform key holding one of ``scopes`` (an auditor's or a
+    party's, for an order's evidence); 401 if anonymous, else 403."""
+    unknown = set(scopes) - set(PLATFORM_SCOPES)
+    if not scopes or unknown:
+        raise ValueError(f"unknown platform scopes {sorted(unknown)!r}")
+    named = " or ".join(f"'{scope}'" for scope in scopes)
+
+    async def dependency(principal: CurrentPrincipal) -> Principal:
+        if principal.kind == "anonymous":
+            raise Unauthorized(f"this needs a platform API key with the {named} scope", error=None)
+        if principal.kind != "platform" or not principal.scopes & set(scopes):
+            raise Forbidden(f"this needs a platform API key with the {named} scope")
+        return principal
+
+    dependency.__name__ = "require_scope_" + "_or_".join(scopes)
+    return dependency
+
+
 def require_creator() -> Callable[[Principal], Awaitable[Principal]]:
     """Dependency factory: a creator signed in with Ethereum; 401 if anonymous, else 403."""
 

@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from api.context import ApiContext
-from api.routes.receipts_public import receipt_link
+from api.receipts import receipt_link
 from api.trustroot import registry_trust_root
 from api.web import PAGE_HEADERS, QR_ERROR_LEVEL, _caller, _page
 from registry.deliveryreceipt import DeliveryReceipt, is_receipt_id

@@ -1,9 +1,11 @@
-"""The transfer answers on the wire: a transfer receipt and a hand-over authorization as JSON."""
+"""Receipts on the wire: a transfer receipt, a hand-over authorization and a buyer's delivery
+receipt (issue 17) as JSON; shared by the routes, the pages and the webhooks."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from registry.deliveryreceipt import DeliveryReceipt
 from registry.fingerprints import fingerprint_hex
 from registry.handover import IssuedAuthorization
 from registry.receipts import TransferReceipt
@@ -26,4 +28,22 @@ def handover_out(issued: IssuedAuthorization) -> dict[str, Any]:
     }
 
 
-__all__ = ["handover_out", "receipt_out"]
+def receipt_link(base_url: str, receipt_id: str) -> str:
+    """A delivery receipt's public page: ``<base>/r/<id>``."""
+    return base_url.rstrip("/") + "/r/" + receipt_id
+
+
+def delivery_receipt_out(receipt: DeliveryReceipt, base_url: str) -> dict[str, Any]:
+    """A delivery receipt as ``DeliveryReceiptOut``: the signed parts and the links beside them."""
+    link = receipt_link(base_url, receipt.receipt_id)
+    good = receipt.good_type.name.lower()
+    return {
+        "receipt_id": receipt.receipt_id,
+        "link": link,
+        "qr": link + "/qr.svg",
+        "proof": f"/v1/goods/{good}/{fingerprint_hex(receipt.fingerprint)}/proof",
+        **{k: v for k, v in receipt.to_json().items() if k != "receipt_id"},
+    }
+
+
+__all__ = ["delivery_receipt_out", "handover_out", "receipt_link", "receipt_out"]

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Depends, Path, Response
 
-from api.deps import Caller, Context
+from api.auth import require_any_scope
+from api.deps import Context, Principal
 from api.errors import problem_response
-from api.principal import Forbidden, Unauthorized
 from readmodels.orderevidence import build_order_evidence
 from registry.errors import NotFound
 from registry.orderviews import OrderView
@@ -26,8 +26,9 @@ router = APIRouter(tags=["orders"])
 
 OrderId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
-#: The scopes that may ask at all: an auditor's, or a party's platform's.
-EVIDENCE_SCOPES = frozenset({"audit", "transfer"})
+#: The scopes that may ask at all: an auditor's, or a party's platform's (401 without a
+#: key, 403 with neither scope, whatever the id).
+EvidenceReader = Annotated[Principal, Depends(require_any_scope("audit", "transfer"))]
 
 
 def _visible(order: OrderView, platform: str | None, scopes: frozenset[str]) -> bool:
@@ -51,11 +52,7 @@ def _visible(order: OrderView, platform: str | None, scopes: frozenset[str]) -> 
         409: problem_response("The order was never delivered: no evidence yet (not-delivered)"),
     },
 )
-def order_evidence(order_id: OrderId, ctx: Context, principal: Caller) -> Response:
-    if principal.kind == "anonymous":
-        raise Unauthorized("this needs an auditor's or a party platform's API key", error=None)
-    if principal.kind != "platform" or not principal.scopes & EVIDENCE_SCOPES:
-        raise Forbidden("this needs a platform API key with the 'audit' or 'transfer' scope")
+def order_evidence(order_id: OrderId, ctx: Context, principal: EvidenceReader) -> Response:
     # One answer for "none" and "not yours", made here, never the reader's own text.
     hidden = NotFound("no order of that id whose evidence you may see")
     try:

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from api.deps import GOOD_TYPES, ApiContext, Context, TransferPlatform
 from api.errors import problem_response
 from api.pagination import Cursor, decode_cursor, next_cursor
-from api.routes.receipts_public import receipt_out
+from api.receipts import delivery_receipt_out
 from registry.eip712 import checksum_address
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import fingerprint_hex, parse_fingerprint
@@ -245,7 +245,7 @@ def deliver_order(
                 "payload_hash": "0x" + done.payload_hash.hex(),
                 "payload": done.payload.document(),
             },
-            "receipt": receipt_out(receipt, str(request.base_url)),
+            "receipt": delivery_receipt_out(receipt, str(request.base_url)),
         }
     )
 

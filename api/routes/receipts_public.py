@@ -17,7 +17,7 @@ short link names, and the public page's check of a code against it.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
@@ -27,32 +27,14 @@ from api.context import ApiContext
 from api.deps import Caller, Context, TransferPlatform
 from api.errors import problem_response
 from api.pow import POW_HEADER, ProofOfWorkRequired
+from api.receipts import delivery_receipt_out
 from registry.deliveryreceipt import RECEIPT_ID_PATTERN, DeliveryReceipt
-from registry.fingerprints import fingerprint_hex
 from verifier.schemas.deliveryreceipts import DeliveryReceiptOut, ReceiptCheckIn, ReceiptCheckOut
 
 router = APIRouter(tags=["receipts"])
 
 ReceiptId = Annotated[str, Path(pattern=RECEIPT_ID_PATTERN)]
 _UNKNOWN = problem_response("No receipt of that id")
-
-
-def receipt_link(base_url: str, receipt_id: str) -> str:
-    """The receipt's public page: ``<base>/r/<id>``."""
-    return base_url.rstrip("/") + "/r/" + receipt_id
-
-
-def receipt_out(receipt: DeliveryReceipt, base_url: str) -> dict[str, Any]:
-    """A receipt as ``DeliveryReceiptOut``: the signed parts and the links beside them."""
-    link = receipt_link(base_url, receipt.receipt_id)
-    good = receipt.good_type.name.lower()
-    return {
-        "receipt_id": receipt.receipt_id,
-        "link": link,
-        "qr": link + "/qr.svg",
-        "proof": f"/v1/goods/{good}/{fingerprint_hex(receipt.fingerprint)}/proof",
-        **{k: v for k, v in receipt.to_json().items() if k != "receipt_id"},
-    }
 
 
 @router.get(
@@ -70,7 +52,7 @@ def order_receipt(
 ) -> Response:
     assert principal.platform is not None
     receipt = ctx.registry.delivery_receipt(order_id, platform=principal.platform)
-    return JSONResponse(receipt_out(receipt, str(request.base_url)))
+    return JSONResponse(delivery_receipt_out(receipt, str(request.base_url)))
 
 
 @router.get(
@@ -85,7 +67,7 @@ def public_receipt(
 ) -> Response:
     receipt = ctx.registry.delivery_receipt_by_id(receipt_id)
     return JSONResponse(
-        receipt_out(receipt, str(request.base_url)), headers={"Cache-Control": "no-store"}
+        delivery_receipt_out(receipt, str(request.base_url)), headers={"Cache-Control": "no-store"}
     )
 
 
@@ -161,4 +143,4 @@ def _matches(
     return False
 
 
-__all__ = ["receipt_link", "receipt_out", "router"]
+__all__ = ["router"]
