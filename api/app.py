@@ -45,9 +45,9 @@ from api.routes import (
 from api.routes import identity as identity_routes
 from api.routes import orderevidence as order_evidence_routes
 from api.routes import orders as order_routes
-from api.routes import receipts_public as receipt_routes
 from api.routes import payouts as payout_routes
 from api.routes import rebates as rebate_routes
+from api.routes import receipts_public as receipt_routes
 from api.routes import signals as signal_routes
 from api.routes import tlog as tlog_routes
 from api.routes import trace as trace_routes
@@ -265,10 +265,10 @@ def create_app(
     app.include_router(verify.router)
     app.include_router(transfers.router)
     app.include_router(order_routes.router)  # guaranteed-trade orders (issue 17)
-    app.include_router(rebate_routes.router)  # upline rebates (issue 17)
-    app.include_router(receipt_routes.router)  # the buyer's delivery receipt (issue 17)
     app.include_router(order_evidence_routes.router)  # an order's dispute evidence
     app.include_router(payout_routes.router)  # payouts and balances (issue 17)
+    app.include_router(rebate_routes.router)  # upline rebates (issue 17)
+    app.include_router(receipt_routes.router)  # the buyer's delivery receipt (issue 17)
     app.verify_front = VerifyFront(app, app.through_stack)
     app.include_router(creators.router)
     app.include_router(batches.router)
