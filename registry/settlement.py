@@ -62,10 +62,7 @@ class LinesExceedPrice(Conflict):
     price: the delivery is refused and nothing is changed."""
 
     code = "lines-exceed-price"
-    diagnostics = (
-        "The royalty and rebate policies take more than this price; the creator or the "
-        "platform running the distributor tree must lower them before this sale can go on."
-    )
+    diagnostics = "Royalties and rebates exceed the price: their policies must be lowered first."
 
 
 @dataclass(frozen=True)
