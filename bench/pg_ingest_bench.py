@@ -306,6 +306,9 @@ def main() -> None:
             "registry_ingest_s": _median(before, "registry_ingest_s"),
             "runs": before,
         }
+        for key in ("registry_cpu_s", "server_cpu_s"):
+            if all(key in run for run in before):
+                data["baseline"][f"cpu_{key}"] = _median(before, key)
     name = "pg_ingest" if args.codes == 1_000_000 else f"pg_ingest-{args.codes}"
     path = save(name, data)
     print(f"codes: {args.codes:,} (median of {args.rounds})")
@@ -323,9 +326,6 @@ def main() -> None:
             f"bound ratio {data['cpu_bound_ratio']:.1f}x, total {data['cpu_total_ratio']:.1f}x"
         )
     if before:
-        for key in ("registry_cpu_s", "server_cpu_s"):
-            if all(key in run for run in before):
-                data["baseline"][f"cpu_{key}"] = _median(before, key)
         print(f"baseline {args.baseline}: registry {data['baseline']['registry_ingest_s']:.1f} s")
     print(f"written to {path}")
 
