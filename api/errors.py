@@ -19,6 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from api.languages import localized_problem, problem_language
 from api.principal import Unauthorized
 from api.ratelimit import RateLimited
 from registry import errors, transfers
@@ -87,8 +88,12 @@ def problem(
     detail: str,
     *,
     headers: dict[str, str] | None = None,
+    language: str = "en",
     **extra: Any,
 ) -> JSONResponse:
+    # Chinese when the request prefers it (issue 18 item 5): title (and a fixed detail) from
+    # the problem catalogue by code; the type URI and the code never change.
+    title, detail = localized_problem(code, title, detail, language)
     body = {
         "type": PROBLEM_TYPE.format(code=code),
         "title": title,
@@ -138,28 +143,48 @@ def install(app: FastAPI) -> None:
     """Route every error the app can raise through ``problem``."""
 
     @app.exception_handler(errors.TracemarkError)
-    async def _domain(_: Request, exc: errors.TracemarkError) -> JSONResponse:
+    async def _domain(request: Request, exc: errors.TracemarkError) -> JSONResponse:
         status = status_of(exc)
+        language = problem_language(request)
         if status >= 500 and status != 503:
             logger.error("%s: %s", exc.code, exc.detail)
-            return problem(status, exc.code, "Server error", "the registry is misconfigured")
+            return problem(
+                status,
+                exc.code,
+                "Server error",
+                "the registry is misconfigured",
+                language=language,
+            )
         extra = {}
         if isinstance(exc, transfers.DoubleSale):
             # The double-sale signal: the transfer that made the real holder.
             extra["earlier"] = exc.earlier
         return problem(
-            status, exc.code, type(exc).__name__, exc.detail, headers=headers_of(exc), **extra
+            status,
+            exc.code,
+            type(exc).__name__,
+            exc.detail,
+            headers=headers_of(exc),
+            language=language,
+            **extra,
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         # Field locations and messages only: never the submitted values (they may be codes).
         fields = [
             {"loc": [str(part) for part in error.get("loc", ())], "msg": error.get("msg", "")}
             for error in exc.errors()
         ]
         detail = "; ".join(f"{'.'.join(f['loc'])}: {f['msg']}" for f in fields)
-        return problem(422, "validation-error", "Invalid request", detail, errors=fields)
+        return problem(
+            422,
+            "validation-error",
+            "Invalid request",
+            detail,
+            errors=fields,
+            language=problem_language(request),
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -174,12 +199,13 @@ def install(app: FastAPI) -> None:
             str(exc.detail),
             str(exc.detail),
             headers=headers or None,
+            language=problem_language(request),
         )
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(psycopg.OperationalError)  # the verify path's own connections
-    async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
         # The database refused or dropped the connection (PostgreSQL's "too many clients", a
         # restart, a connection refused) or the pool had none free: the request changed
         # nothing, so it is a 503 to retry, not a 500. The driver's message names the server's
@@ -190,9 +216,16 @@ def install(app: FastAPI) -> None:
             "storage-unavailable",
             "Storage unavailable",
             "the registry's database cannot be reached right now; nothing was changed, retry",
+            language=problem_language(request),
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unexpected error")
-        return problem(500, "internal-error", "Server error", "an unexpected error; it was logged")
+        return problem(
+            500,
+            "internal-error",
+            "Server error",
+            "an unexpected error; it was logged",
+            language=problem_language(request),
+        )

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from api.context import ApiContext
+from api.languages import Translator, page_language
 from api.receipts import receipt_link
 from api.trustroot import registry_trust_root
 from api.web import PAGE_HEADERS, QR_ERROR_LEVEL, _caller, _page
@@ -27,7 +28,7 @@ from registry.errors import NotFound
 from registry.fingerprints import fingerprint_hex
 
 #: What the not-found page says there is none of (the same for a malformed and an unknown id).
-_NOT_FOUND: Final = "receipt of that id"
+_NOT_FOUND: Final = {"what": "notfound.what.receipt", "what_values": {}}
 
 
 def _receipt(request: Request) -> DeliveryReceipt | None:
@@ -42,7 +43,7 @@ def _receipt(request: Request) -> DeliveryReceipt | None:
         return None
 
 
-def _qr_svg(target: str) -> str:
+def _qr_svg(target: str, title: str) -> str:
     return str(
         segno.make(target, error=QR_ERROR_LEVEL).svg_inline(
             scale=1,
@@ -50,7 +51,7 @@ def _qr_svg(target: str) -> str:
             omitsize=True,
             svgclass="qr",
             lineclass="qr-modules",
-            title="QR code: opens this delivery receipt on the registry's page",
+            title=title,
         )
     )
 
@@ -59,7 +60,7 @@ def receipt_page(request: Request) -> Response:
     """``/r/<receipt_id>``: the receipt, and the code check."""
     receipt = _receipt(request)
     if receipt is None:
-        return _page(request, "not_found.html", 404, what=_NOT_FOUND)
+        return _page(request, "not_found.html", 404, **_NOT_FOUND)
     ctx: ApiContext = request.app.state.context
     trust = registry_trust_root(ctx.registry, ctx.trust_root)
     link = receipt_link(str(request.base_url), receipt.receipt_id)
@@ -76,7 +77,7 @@ def receipt_page(request: Request) -> Response:
         good_type=good_type,
         fingerprint=fingerprint,
         link=link,
-        qr_svg=_qr_svg(link),
+        qr_svg=_qr_svg(link, str(Translator(page_language(request))("receipt.qr_title"))),
         proof=f"/v1/goods/{good_type}/{fingerprint}/proof",
         receipt_hash="0x" + receipt.receipt_hash().hex(),
         signature="0x" + receipt.signature.hex(),
@@ -90,11 +91,15 @@ def receipt_qr(request: Request) -> Response:
     """``/r/<receipt_id>/qr.svg``: the QR code of the receipt's page, as an SVG file."""
     receipt = _receipt(request)
     if receipt is None:
-        return _page(request, "not_found.html", 404, what=_NOT_FOUND)
+        return _page(request, "not_found.html", 404, **_NOT_FOUND)
     link = receipt_link(str(request.base_url), receipt.receipt_id)
     svg = io.BytesIO()
     segno.make(link, error=QR_ERROR_LEVEL).save(
-        svg, kind="svg", scale=4, border=4, title="QR code: opens this delivery receipt"
+        svg,
+        kind="svg",
+        scale=4,
+        border=4,
+        title=str(Translator(page_language(request))("receipt.qr_file_title")),
     )
     headers = {**PAGE_HEADERS, "Cache-Control": "no-store"}
     return Response(svg.getvalue(), media_type="image/svg+xml", headers=headers)

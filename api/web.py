@@ -27,6 +27,7 @@ from fastapi.templating import Jinja2Templates
 from api.auth import caller
 from api.context import ApiContext
 from api.deps import GOOD_TYPES
+from api.languages import Translator, page_language, remember, switch_links
 from api.principal import Principal
 from api.trustroot import registry_trust_root
 from api.verify_answers import USE_NAMES
@@ -65,10 +66,21 @@ def _caller(request: Request) -> Principal:
 
 
 def _page(request: Request, name: str, status_code: int = 200, **values: Any) -> HTMLResponse:
-    response = templates.TemplateResponse(
-        request, name, {"page": name.removesuffix(".html"), **values}, status_code=status_code
-    )
+    # The page's language (issue 18 item 5): every text comes from its catalogue through ``t``.
+    t = Translator(page_language(request))
+    context = {
+        "page": name.removesuffix(".html"),
+        "lang": t.language,
+        "t": t,
+        "script_texts": t.script_texts(),
+        "languages": switch_links(request),
+        **values,
+    }
+    response = templates.TemplateResponse(request, name, context, status_code=status_code)
     response.headers.update(PAGE_HEADERS)
+    # The page differs by language: a shared cache must not hand one reader's to another.
+    response.headers["Vary"] = "Accept-Language, Cookie"
+    remember(request, response)
     return response
 
 
@@ -121,12 +133,18 @@ def label_page(request: Request) -> Response:
     good_type = str(request.path_params["good_type"])
     fingerprint = str(request.path_params["fingerprint"])
     if good_type not in GOOD_TYPES or not _FINGERPRINT.match(fingerprint):
-        return _page(request, "not_found.html", 404, what="such good")
+        return _page(request, "not_found.html", 404, what="notfound.what.good", what_values={})
     fp = fingerprint.lower()
     ctx: ApiContext = request.app.state.context
     facts = ctx.lookup.facts(GOOD_TYPES[good_type], parse_fingerprint(fp))
     if facts is None:
-        return _page(request, "not_found.html", 404, what=f"registered {good_type} {fp}")
+        return _page(
+            request,
+            "not_found.html",
+            404,
+            what="notfound.what.registered",
+            what_values={"good_type": good_type, "fingerprint": fp},
+        )
     target = str(request.base_url).rstrip("/") + f"/?type={good_type}&fp={fp}"
     qr = segno.make(target, error=QR_ERROR_LEVEL)
     svg = qr.svg_inline(
@@ -135,7 +153,7 @@ def label_page(request: Request) -> Response:
         omitsize=True,
         svgclass="qr",
         lineclass="qr-modules",
-        title="QR code: opens this good's check on the registry's page",
+        title=str(Translator(page_language(request))("label.qr_title")),
     )
     return _page(
         request,

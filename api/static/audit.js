@@ -19,8 +19,8 @@
   function showCredential() {
     var value = TM.credential();
     credentialStatus.textContent = value
-      ? "Using this tab's " + TM.describeCredential(value) + "."
-      : "No credential in this tab.";
+      ? TM.t("js.audit.using", { credential: TM.describeCredential(value) })
+      : TM.t("js.audit.no_credential");
     forgetButton.hidden = !value;
   }
 
@@ -29,7 +29,7 @@
     var value = credentialInput.value.trim();
     if (!/^tm_(live|siwe)_[A-Za-z0-9_.\-]+$/.test(value)) {
       credentialInput.setAttribute("aria-invalid", "true");
-      credentialStatus.textContent = "That is not a tracemark credential: an API key starts with tm_live_, a session with tm_siwe_.";
+      credentialStatus.textContent = TM.t("js.audit.not_a_credential");
       return;
     }
     credentialInput.removeAttribute("aria-invalid");
@@ -69,7 +69,7 @@
   async function signInWithEthereum() {
     var wallet = window.ethereum;
     if (!wallet || typeof wallet.request !== "function") {
-      credentialStatus.textContent = "No Ethereum wallet in this browser: paste a session token instead.";
+      credentialStatus.textContent = TM.t("js.audit.no_wallet");
       return;
     }
     try {
@@ -84,14 +84,13 @@
       TM.setCredential(token.data.token);
       showCredential();
     } catch (e) {
-      credentialStatus.textContent = "Sign-in cancelled or refused: " + (e && e.message ? e.message : e);
+      credentialStatus.textContent = TM.t("js.audit.siwe_refused", { message: e && e.message ? e.message : e });
     }
   }
 
   if (!window.ethereum) {
     siweButton.hidden = true;
-    siweHelp.textContent = "No Ethereum wallet in this browser. Creators can paste a session token " +
-      "(tm_siwe_…) above: tracemark demo prints one.";
+    siweHelp.textContent = TM.t("js.audit.no_wallet_help");
   }
   siweButton.addEventListener("click", signInWithEthereum);
   showCredential();

@@ -29,7 +29,7 @@
 
   function showProblem(res) {
     show(el("div", { class: "verdict tone-warn", "data-verdict": "error" },
-      el("p", { class: "verdict-word" }, el("span", { class: "verdict-icon", "aria-hidden": "true" }, "!"), " Could not check"),
+      el("p", { class: "verdict-word" }, el("span", { class: "verdict-icon", "aria-hidden": "true" }, "!"), " ", TM.t("js.check.could_not")),
       el("p", {}, TM.problemText(res))));
     result.focus();
   }
@@ -40,25 +40,25 @@
   }
 
   function anchorText(anchor) {
-    if (!anchor) return "Not anchored yet: the registry has not put this good under a mined anchor.";
-    var parts = [anchor.state === "final" ? "Final" : "Mined, not final yet",
-      "chain " + anchor.chain_id, "block " + anchor.block_number];
+    if (!anchor) return TM.t("js.check.not_anchored");
+    var parts = [anchor.state === "final" ? TM.t("js.check.final") : TM.t("js.check.mined"),
+      TM.t("js.check.chain", { id: anchor.chain_id }), TM.t("js.check.block", { n: anchor.block_number })];
     if (anchor.confirmations !== null && anchor.confirmations !== undefined) {
-      parts.push(anchor.confirmations + " confirmation" + (anchor.confirmations === 1 ? "" : "s"));
+      parts.push(TM.count(anchor.confirmations, "js.count.confirmation"));
     }
-    parts.push("log size " + anchor.tree_size);
-    return parts.join(", ");
+    parts.push(TM.t("js.check.log_size", { n: anchor.tree_size }));
+    return parts.join(TM.t("js.list.sep"));
   }
 
   function verificationsText(v) {
-    if (!v || !v.times) return "Never verified before this check.";
-    return "Verified " + TM.plural(v.times, "time") + " by " + TM.plural(v.platforms, "platform") +
-      ", first at " + TM.time(v.first_at) + ".";
+    if (!v || !v.times) return TM.t("js.check.never_verified");
+    return TM.t("js.check.verified", { times: TM.count(v.times, "js.count.time"),
+      platforms: TM.count(v.platforms, "js.count.platform"), first: TM.time(v.first_at) });
   }
 
   function holderText(holder) {
-    if (!holder || !holder.platform) return "Its creator (never transferred).";
-    return "Someone on platform " + holder.platform + " (since transfer #" + holder.since_transfer + ").";
+    if (!holder || !holder.platform) return TM.t("js.check.holder_creator");
+    return TM.t("js.check.holder", { platform: holder.platform, since: holder.since_transfer });
   }
 
   /** The creator's proven name next to its address: verified, or visibly no longer so. A name
@@ -70,12 +70,12 @@
     var line = identity.status === "verified"
       ? el("span", { class: "identity identity-verified", id: "answer-identity", "data-status": "verified", title: identity.method },
           el("span", { "aria-hidden": "true" }, "\u2713 "), el("strong", {}, identity.name),
-          " \u2014 verified owner of " + identity.domain + " (checked " + day + ")")
+          " \u2014 " + TM.t("js.check.identity_ok", { domain: identity.domain, day: day }))
       : el("span", { class: "identity identity-lapsed", id: "answer-identity", "data-status": "lapsed", title: identity.method },
           el("span", { "aria-hidden": "true" }, "\u26a0 "), el("s", {}, identity.name),
-          " \u2014 no longer verified as owner of " + identity.domain + " (failed a check on " + day + ")");
+          " \u2014 " + TM.t("js.check.identity_lapsed", { domain: identity.domain, day: day }));
     return el("span", {}, mono, el("br"), line,
-      el("br"), el("span", { class: "muted help" }, "How: " + identity.method + "."));
+      el("br"), el("span", { class: "muted help" }, TM.t("js.check.identity_how", { method: identity.method })));
   }
 
   /** The verdict card for a VerifyOut answer. */
@@ -88,26 +88,25 @@
       el("p", { class: "verdict-how muted" }, how));
     var nodes = [card];
     if (answer.coarse) {
-      nodes.push(el("p", { class: "help" }, "Anonymous code checks give this coarse answer only. " +
-        "A platform's API key sees the creator, the anchor and the history."));
+      nodes.push(el("p", { class: "help" }, TM.t("js.check.coarse")));
       return nodes;
     }
     var dl = el("dl", { class: "facts" },
-      row("Kind", answer.good_type),
-      row("Fingerprint", answer.fingerprint ? el("span", { class: "mono", id: "answer-fingerprint" }, answer.fingerprint) : null),
-      row("Creator", answer.creator ? creatorNode(answer.creator, answer.creator_identity) : null),
-      row("Product", answer.product),
-      row("Use", answer.use),
-      answer.creator ? row("Holder", holderText(answer.holder)) : null,
-      answer.creator ? row("Anchoring", anchorText(answer.anchor)) : null,
-      answer.anchor ? row("Transaction", el("span", { class: "mono", id: "answer-tx" }, answer.anchor.tx_hash)) : null,
-      answer.creator ? row("Checks", el("span", { id: "answer-verifications" }, verificationsText(answer.verifications))) : null,
-      answer.risk ? row("Risk", "score " + answer.risk.score.toFixed(2) + " (0 nothing suspicious, 1 certain)") : null,
-      row("Chain view", answer.chain_block !== null && answer.chain_block !== undefined
-        ? "newest block " + answer.chain_block + ", seen " + TM.time(answer.chain_seen_at) : null));
+      row(TM.t("js.check.row.kind"), answer.good_type),
+      row(TM.t("js.check.row.fingerprint"), answer.fingerprint ? el("span", { class: "mono", id: "answer-fingerprint" }, answer.fingerprint) : null),
+      row(TM.t("js.check.row.creator"), answer.creator ? creatorNode(answer.creator, answer.creator_identity) : null),
+      row(TM.t("js.check.row.product"), answer.product),
+      row(TM.t("js.check.row.use"), answer.use),
+      answer.creator ? row(TM.t("js.check.row.holder"), holderText(answer.holder)) : null,
+      answer.creator ? row(TM.t("js.check.row.anchoring"), anchorText(answer.anchor)) : null,
+      answer.anchor ? row(TM.t("js.check.row.transaction"), el("span", { class: "mono", id: "answer-tx" }, answer.anchor.tx_hash)) : null,
+      answer.creator ? row(TM.t("js.check.row.checks"), el("span", { id: "answer-verifications" }, verificationsText(answer.verifications))) : null,
+      answer.risk ? row(TM.t("js.check.row.risk"), TM.t("js.check.risk", { score: answer.risk.score.toFixed(2) })) : null,
+      row(TM.t("js.check.row.chain_view"), answer.chain_block !== null && answer.chain_block !== undefined
+        ? TM.t("js.check.chain_view", { block: answer.chain_block, seen: TM.time(answer.chain_seen_at) }) : null));
     nodes.push(dl);
     if (answer.risk && answer.risk.signals && answer.risk.signals.length) {
-      nodes.push(el("h3", {}, "Signals"));
+      nodes.push(el("h3", {}, TM.t("js.check.signals")));
       nodes.push(el("ul", { class: "signals" }, answer.risk.signals.map(function (s) {
         return el("li", {}, el("strong", {}, s.code), ": ", s.detail);
       })));
@@ -116,19 +115,18 @@
       var base = "/v1/goods/" + encodeURIComponent(answer.good_type) + "/" + answer.fingerprint;
       nodes.push(el("p", { class: "actions" },
         el("a", { class: "button", href: base + "/proof", download: "bundle-" + answer.fingerprint.slice(2, 14) + ".json", id: "proof-link" },
-          "Download the proof bundle"),
+          TM.t("js.check.download")),
         " ",
-        el("a", { class: "button secondary", href: "/label/" + answer.good_type + "/" + answer.fingerprint, id: "label-link" }, "Print a label"),
+        el("a", { class: "button secondary", href: "/label/" + answer.good_type + "/" + answer.fingerprint, id: "label-link" }, TM.t("js.check.print_label")),
         " ",
-        el("a", { class: "button secondary", href: "/audit?type=" + answer.good_type + "&fp=" + answer.fingerprint }, "Trace it (auditors)")));
-      nodes.push(el("p", { class: "help" }, "The proof bundle checks against the chain alone: " +
-        "tracemark verify bundle.json --rpc URL."));
+        el("a", { class: "button secondary", href: "/audit?type=" + answer.good_type + "&fp=" + answer.fingerprint }, TM.t("js.check.trace"))));
+      nodes.push(el("p", { class: "help" }, TM.t("js.check.bundle_help")));
     }
     return nodes;
   }
 
   async function verify(body, how, headers) {
-    showBusy("Asking the registry…");
+    showBusy(TM.t("js.check.asking"));
     var res = await TM.api("/v1/verify", { method: "POST", json: body, headers: headers });
     if (!res.ok) { showProblem(res); return; }
     show(renderAnswer(res.data, how));
@@ -145,12 +143,12 @@
     var fp = fpValue.value.trim();
     if (!TM.FINGERPRINT.test(fp)) {
       fpValue.setAttribute("aria-invalid", "true");
-      show(el("p", { class: "status" }, "A fingerprint is 0x followed by 64 hexadecimal digits."));
+      show(el("p", { class: "status" }, TM.t("js.check.bad_fp")));
       fpValue.focus();
       return;
     }
     fpValue.removeAttribute("aria-invalid");
-    verify({ good_type: fpType.value, fingerprint: fp.toLowerCase() }, "Checked by fingerprint.");
+    verify({ good_type: fpType.value, fingerprint: fp.toLowerCase() }, TM.t("js.check.by_fp"));
   }
 
   fpForm.addEventListener("submit", function (event) { event.preventDefault(); checkFingerprint(); });
@@ -165,14 +163,14 @@
     var product = document.getElementById("code-product");
     var problems = [];
     [code, creator, product].forEach(function (input) { input.removeAttribute("aria-invalid"); });
-    if (!code.value.trim()) { problems.push("Type the code."); code.setAttribute("aria-invalid", "true"); }
+    if (!code.value.trim()) { problems.push(TM.t("js.check.type_code")); code.setAttribute("aria-invalid", "true"); }
     if (!TM.ADDRESS.test(creator.value.trim())) {
-      problems.push("The creator's address is 0x followed by 40 hexadecimal digits.");
+      problems.push(TM.t("js.check.bad_creator"));
       creator.setAttribute("aria-invalid", "true");
     }
     var slug = product.value.trim();
     if (slug && !/^[a-z0-9][a-z0-9-]{0,63}$/.test(slug)) {
-      problems.push("A product is lower-case letters, digits and dashes.");
+      problems.push(TM.t("js.check.bad_product"));
       product.setAttribute("aria-invalid", "true");
     }
     if (problems.length) { show(el("p", { class: "status" }, problems.join(" "))); return; }
@@ -183,22 +181,21 @@
 
   /** A public code check: a challenge, its proof of work for this very body, the check. */
   async function checkCode(body) {
-    showBusy("Asking the registry for a challenge…");
+    showBusy(TM.t("js.pow.challenge"));
     var challenge = await TM.api("/v1/verify/challenge", { method: "POST" });
     if (!challenge.ok) { showProblem(challenge); return; }
-    showBusy("Working out the proof of work that every anonymous code check carries…");
+    showBusy(TM.t("js.pow.working"));
     var solved;
     try {
       solved = await solvePow(challenge.data, body);
     } catch (e) {
-      show(el("p", { class: "status" }, "Could not work out the proof of work: " + e.message));
+      show(el("p", { class: "status" }, TM.t("js.pow.failed", { message: e.message })));
       return;
     }
     codeForm.setAttribute("data-pow-ms", String(solved.ms));
     var headers = {};
     headers[window.TracemarkPow.HEADER] = solved.proof;
-    verify(body, "Checked by code (anonymously; the proof of work took " +
-      (solved.ms / 1000).toFixed(2) + " s).", headers);
+    verify(body, TM.t("js.check.by_code", { seconds: (solved.ms / 1000).toFixed(2) }), headers);
   }
 
   /**
@@ -251,7 +248,7 @@
   var hashing = null;
 
   function sizeText(bytes) {
-    var units = ["bytes", "KiB", "MiB", "GiB", "TiB"], i = 0, n = bytes;
+    var units = [TM.t("js.check.bytes"), "KiB", "MiB", "GiB", "TiB"], i = 0, n = bytes;
     while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
     return (i === 0 ? n : n.toFixed(1)) + " " + units[i];
   }
@@ -286,19 +283,19 @@
     fpOut.textContent = "";
     progress.hidden = false;
     onProgress(0, file.size);
-    fileStatus.textContent = "Hashing " + file.name + " (" + sizeText(file.size) + ") in this browser…";
+    fileStatus.textContent = TM.t("js.check.hashing", { name: file.name, size: sizeText(file.size) });
     var started = Date.now();
     try {
       var fingerprint = await hashFile(file);
       var seconds = (Date.now() - started) / 1000;
       fpOut.textContent = fingerprint;
       fpLine.hidden = false;
-      fileStatus.textContent = "Hashed " + file.name + " (" + sizeText(file.size) + ") in " +
-        seconds.toFixed(1) + " s; it was not uploaded.";
+      fileStatus.textContent = TM.t("js.check.hashed", { name: file.name, size: sizeText(file.size),
+        seconds: seconds.toFixed(1) });
       fileStatus.setAttribute("data-done", "true");
-      await verify({ good_type: "file", fingerprint: fingerprint }, "Checked by file: " + file.name + ", hashed in this browser.");
+      await verify({ good_type: "file", fingerprint: fingerprint }, TM.t("js.check.by_file", { name: file.name }));
     } catch (e) {
-      fileStatus.textContent = "Could not read the file: " + e.message;
+      fileStatus.textContent = TM.t("js.check.read_failed", { message: e.message });
     } finally {
       progress.hidden = true;
       hashing = null;

@@ -34,13 +34,12 @@
   function verdict(match) {
     if (match) {
       return el("div", { class: "verdict tone-ok", id: "receipt-match", "data-match": "true" },
-        el("p", { class: "verdict-word" }, el("span", { class: "verdict-icon", "aria-hidden": "true" }, "\u2714"), " Match"),
-        el("p", { class: "verdict-say" }, "This code is the good this receipt says was delivered to you."));
+        el("p", { class: "verdict-word" }, el("span", { class: "verdict-icon", "aria-hidden": "true" }, "\u2714"), " ", TM.t("js.receipt.match")),
+        el("p", { class: "verdict-say" }, TM.t("js.receipt.match_say")));
     }
     return el("div", { class: "verdict tone-bad", id: "receipt-match", "data-match": "false" },
-      el("p", { class: "verdict-word" }, el("span", { class: "verdict-icon", "aria-hidden": "true" }, "\u2716"), " No match"),
-      el("p", { class: "verdict-say" }, "This code is not the good this receipt names. Check that you typed it " +
-        "exactly; if it is what you received, it is not what was delivered on record: keep this receipt and tell your platform."));
+      el("p", { class: "verdict-word" }, el("span", { class: "verdict-icon", "aria-hidden": "true" }, "\u2716"), " ", TM.t("js.receipt.no_match")),
+      el("p", { class: "verdict-say" }, TM.t("js.receipt.no_match_say")));
   }
 
   function solve(challenge, body) {
@@ -59,21 +58,21 @@
   }
 
   async function check(code) {
-    busy("Asking the registry for a challenge…");
+    busy(TM.t("js.pow.challenge"));
     var challenge = await TM.api("/v1/verify/challenge", { method: "POST" });
     if (!challenge.ok) { show(el("p", { class: "problem" }, TM.problemText(challenge))); return; }
-    busy("Working out the proof of work that every anonymous code check carries…");
+    busy(TM.t("js.pow.working"));
     var solved;
     try {
       // The binding of a public code check of this code under the receipt's creator.
       solved = await solve(challenge.data, { good_type: "code", creator: form.getAttribute("data-creator"), code: code });
     } catch (e) {
-      show(el("p", { class: "problem" }, "Could not work out the proof of work: " + e.message));
+      show(el("p", { class: "problem" }, TM.t("js.pow.failed", { message: e.message })));
       return;
     }
     var headers = {};
     headers[window.TracemarkPow.HEADER] = solved.proof;
-    busy("Comparing with the delivered good…");
+    busy(TM.t("js.receipt.comparing"));
     var res = await TM.api("/v1/receipts/" + encodeURIComponent(form.getAttribute("data-receipt")) + "/check",
       { method: "POST", json: { code: code }, headers: headers });
     if (!res.ok) { show(el("p", { class: "problem" }, TM.problemText(res))); return; }
@@ -86,7 +85,7 @@
     var code = input.value;
     if (!code.trim()) {
       input.setAttribute("aria-invalid", "true");
-      show(el("p", { class: "status" }, "Type the code you received."));
+      show(el("p", { class: "status" }, TM.t("js.receipt.type_code")));
       return;
     }
     input.removeAttribute("aria-invalid");

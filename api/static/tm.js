@@ -35,6 +35,31 @@
     return node;
   }
 
+  // -- the page's texts (issue 18 item 5) ---------------------------------------------------
+
+  // The page embeds its language's js.* texts as a JSON data block (never run: the CSP
+  // holds); every text a script writes comes from there, never from a literal here.
+  var MESSAGES = (function () {
+    var node = document.getElementById("tm-messages");
+    try { return node ? JSON.parse(node.textContent) : {}; } catch (e) { return {}; }
+  })();
+  var LANG = document.documentElement.lang || "en";
+
+  /** t("js.key", {name: value}): the text with each {name} filled in (as text, never HTML). */
+  function t(key, values) {
+    var text = Object.prototype.hasOwnProperty.call(MESSAGES, key) ? MESSAGES[key] : key;
+    if (!values) return text;
+    return text.replace(/\{(\w+)\}/g, function (whole, name) {
+      return Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : whole;
+    });
+  }
+
+  /** count(n, "js.count.time"): the ".one" or ".other" text with {n} (English plurals; the
+   *  Chinese catalogue says both the same). */
+  function count(n, key) {
+    return t(key + (n === 1 ? ".one" : ".other"), { n: n });
+  }
+
   // -- the credential of this tab (auditor's API key or creator's session token) ------------
 
   var CREDENTIAL_KEY = "tracemark.credential";
@@ -50,8 +75,8 @@
 
   /** What to show of a credential: its kind and first characters, never all of it. */
   function describeCredential(value) {
-    if (!value) return "none";
-    var kind = value.indexOf("tm_siwe_") === 0 ? "creator session" : "API key";
+    if (!value) return t("js.cred.none");
+    var kind = value.indexOf("tm_siwe_") === 0 ? t("js.cred.session") : t("js.cred.api_key");
     return kind + " (" + value.slice(0, 12) + "…)";
   }
 
@@ -65,7 +90,8 @@
    */
   async function api(path, options) {
     options = options || {};
-    var headers = { Accept: "application/json" };
+    // Problems (RFC 9457) come back in the page's language, whatever the browser's default.
+    var headers = { Accept: "application/json", "Accept-Language": LANG };
     var init = { method: options.method || "GET", headers: headers, credentials: "omit", cache: "no-store" };
     if (options.json !== undefined) {
       headers["Content-Type"] = "application/json";
@@ -82,7 +108,7 @@
     try {
       response = await fetch(path, init);
     } catch (e) {
-      return { ok: false, status: 0, problem: { title: "The registry did not answer", detail: String(e) } };
+      return { ok: false, status: 0, problem: { title: t("js.api.no_answer"), detail: String(e) } };
     }
     var body = null;
     if (options.text && response.ok) {
@@ -100,10 +126,10 @@
   function problemText(result) {
     var p = result.problem || {};
     if (result.status === 429) {
-      return "Too many requests from here: try again in " + (result.retryAfter || "a few") + " s.";
+      return t("js.api.too_many", { seconds: result.retryAfter || t("js.api.a_few") });
     }
-    if (result.status === 401) return "Not signed in, or the credential was refused: " + (p.detail || p.title || "") ;
-    if (result.status === 403) return "This credential may not do that: " + (p.detail || p.title || "");
+    if (result.status === 401) return t("js.api.unauthorized", { detail: p.detail || p.title || "" });
+    if (result.status === 403) return t("js.api.forbidden", { detail: p.detail || p.title || "" });
     var text = p.detail || p.title || "HTTP " + result.status;
     if (typeof text !== "string") text = JSON.stringify(text);
     return text;
@@ -139,30 +165,24 @@
   // Each verdict as a word, a symbol and a sentence: the page never says anything by colour
   // alone. tone picks the colour and the border pattern.
   var VERDICTS = {
-    authentic: { word: "Authentic", icon: "\u2714", tone: "ok",
-      say: "Registered by its creator, not revoked, and anchored on chain." },
-    not_authentic: { word: "Not authentic", icon: "\u2716", tone: "bad",
-      say: "No valid good of that creator matches this code. An anonymous check does not say " +
-        "why (unknown, revoked, used up, or another creator's): ask the seller for the " +
-        "fingerprint, or scan the label, to learn more." },
-    unknown: { word: "Unknown", icon: "?", tone: "bad",
-      say: "Nobody registered this good: the registry has never heard of it." },
-    revoked: { word: "Revoked", icon: "\u2716", tone: "bad",
-      say: "Its creator revoked it (leaked, stolen or withdrawn): do not accept it." },
-    consumed: { word: "Consumed", icon: "\u2716", tone: "bad",
-      say: "A single-use good that was already redeemed or sold as final." },
-    conflict: { word: "Conflict", icon: "!", tone: "warn",
-      say: "Registered, but not by the creator or product you named." },
-    pending_anchor: { word: "Pending anchor", icon: "\u231B", tone: "warn",
-      say: "Registered, but not under a mined anchor yet: check again in a few seconds." },
+    authentic: { icon: "\u2714", tone: "ok" },
+    not_authentic: { icon: "\u2716", tone: "bad" },
+    unknown: { icon: "?", tone: "bad" },
+    revoked: { icon: "\u2716", tone: "bad" },
+    consumed: { icon: "\u2716", tone: "bad" },
+    conflict: { icon: "!", tone: "warn" },
+    pending_anchor: { icon: "\u231B", tone: "warn" },
   };
 
   function verdictInfo(verdict) {
-    return VERDICTS[verdict] || { word: String(verdict), icon: "?", tone: "warn", say: "" };
+    var known = VERDICTS[verdict];
+    if (!known) return { word: String(verdict), icon: "?", tone: "warn", say: "" };
+    return { word: t("js.verdict." + verdict + ".word"), icon: known.icon, tone: known.tone,
+      say: t("js.verdict." + verdict + ".say") };
   }
 
   global.TM = {
-    el: el, append: append, clear: clear, api: api, problemText: problemText,
+    el: el, append: append, clear: clear, api: api, problemText: problemText, t: t, count: count, lang: LANG,
     credential: credential, setCredential: setCredential, describeCredential: describeCredential,
     time: time, short: short, plural: plural, amount: amount, verdictInfo: verdictInfo,
     FINGERPRINT: FINGERPRINT, ADDRESS: ADDRESS,
