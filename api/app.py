@@ -42,6 +42,7 @@ from api.routes import (
     transfers,
     verify,
 )
+from api.routes import credit as credit_routes
 from api.routes import identity as identity_routes
 from api.routes import orderevidence as order_evidence_routes
 from api.routes import orders as order_routes
@@ -269,6 +270,7 @@ def create_app(
     app.include_router(payout_routes.router)  # payouts and balances (issue 17)
     app.include_router(rebate_routes.router)  # upline rebates (issue 17)
     app.include_router(receipt_routes.router)  # the buyer's delivery receipt (issue 17)
+    app.include_router(credit_routes.router)  # credit scores (issue 18)
     app.verify_front = VerifyFront(app, app.through_stack)
     app.include_router(creators.router)
     app.include_router(batches.router)

@@ -138,10 +138,16 @@ class ExportResult:
 
 
 def write_export(
-    registry: Registry, selection: ExportSelection, out_dir: Path, *, name: str = "tracemark-export"
+    registry: Registry,
+    selection: ExportSelection,
+    out_dir: Path,
+    *,
+    name: str = "tracemark-export",
+    credit: bool = False,
 ) -> ExportResult:
     """Write ``<name>.json`` and ``<name>.csv`` into ``out_dir``: the selected goods, streamed
-    one at a time (each file appears whole, by rename, or not at all)."""
+    one at a time (each file appears whole, by rename, or not at all). ``credit``: add the
+    registry's credit facts as of the export's time (``readmodels.creditexport``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     result = ExportResult(out_dir / f"{name}.json", out_dir / f"{name}.csv")
     partial_json = out_dir / f".{name}.json.partial"
@@ -154,9 +160,10 @@ def write_export(
         ):
             rows = csv.writer(summary)
             rows.writerow(CSV_COLUMNS)
+            exported_at = registry.clock()
             head = {
                 "format": FORMAT_V2,
-                "exported_at": registry.clock(),
+                "exported_at": exported_at,
                 "registry": registry.address,
                 "selection": selection.document(),
             }
@@ -192,6 +199,10 @@ def write_export(
             out.write(', "consistency": [' + ", ".join(c.model_dump_json() for c in links))
             checkpoints = [head_checkpoint(registry, h.tree_size) for h in heads]
             out.write('], "checkpoints": ' + json.dumps(checkpoints, ensure_ascii=False))
+            if credit:
+                from readmodels.creditexport import write_credit_facts
+
+                write_credit_facts(registry, out, as_of=exported_at)
             out.write("}\n")
         os.replace(partial_json, result.json_path)
         os.replace(partial_csv, result.csv_path)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from verifier.auditorcalls import AuditorCalls
 from verifier.clienterrors import JobFailed, JobStillRunning, SignInRefused
 from verifier.creatorcalls import MAX_CSV_BYTES, MAX_POLL_INTERVAL, CreatorCalls, Period
+from verifier.creditcalls import CreditCalls
 from verifier.errors import VerificationError
 from verifier.ordercalls import OrderCalls
 from verifier.payoutcalls import PayoutCalls
@@ -55,6 +56,7 @@ class TracemarkClient(
     RebateCalls,
     CreatorCalls,
     AuditorCalls,
+    CreditCalls,
 ):
     """The registry's HTTP API, typed. One credential at a time: a platform's API key
     (``tm_live_...``), or a creator's session token (``tm_siwe_...``, see ``sign_in``);

@@ -125,6 +125,34 @@ class Selection(_Model):
     limit: Annotated[StrictInt, Field(ge=1, le=MAX_EXPORT_GOODS)]
 
 
+#: Most credit facts one export carries (``credit``; about 120 bytes each).
+MAX_CREDIT_FACTS: Final = 1_000_000
+
+PlatformText = Annotated[StrictStr, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")]
+
+
+class CreditFact(_Model):
+    """One fact ``credit/v1`` reads (``registry.creditfacts``), as the registry says it: not
+    proven by the log (refusals and refunds are not logged entries)."""
+
+    kind: Literal["sale", "refund", "fake-delivery", "bad-sale", "dead-good", "overdue"]
+    platform: PlatformText
+    seller_platform: PlatformText | None
+    #: The seller's keyed reference hash (``0x`` + 64 hex), null when none (a creator's sale).
+    seller: Annotated[StrictStr, Field(pattern=r"^0x[0-9a-f]{64}$")] | None
+    at: Uint64
+
+
+class CreditFacts(_Model):
+    """What recomputes every platform's and seller's credit score (issue 18 item 1): an
+    optional, additive member of a v2 export, written only when asked (``--credit``)."""
+
+    formula: Literal["credit/v1"]
+    as_of: Uint64
+    overdue_after: Uint64
+    facts: Annotated[tuple[CreditFact, ...], Field(max_length=MAX_CREDIT_FACTS)]
+
+
 class Export(_Model):
     """A ``tracemark-export/v1`` or ``/v2`` document (v2 adds ``checkpoints``)."""
 
@@ -144,6 +172,8 @@ class Export(_Model):
     checkpoints: (
         Annotated[tuple[CheckpointText | None, ...], Field(max_length=MAX_EXPORT_GOODS)] | None
     ) = None
+    #: Credit facts (``CreditFacts``), when the export was asked for them; absent otherwise.
+    credit: CreditFacts | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -207,10 +237,13 @@ __all__ = [
     "FORMAT",
     "FORMATS",
     "FORMAT_V2",
+    "MAX_CREDIT_FACTS",
     "MAX_EXPORT_BYTES",
     "MAX_EXPORT_ENTRIES",
     "MAX_EXPORT_GOODS",
     "ConsistencyLink",
+    "CreditFact",
+    "CreditFacts",
     "Export",
     "ExportGood",
     "MalformedExport",

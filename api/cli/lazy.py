@@ -50,6 +50,7 @@ COMMANDS: Final[dict[str, tuple[str, ...]]] = {
     "api-keys": ("api.cli.apikeys",),
     "tiles": ("api.cli.tiles",),
     "witness": ("api.cli.witness",),
+    "credit": ("api.cli.credit",),
 }
 """Every top-level command and group, in ``--help`` order, with the modules that register it
 (a group: every module that adds a subcommand to it). A new command is one line here

@@ -111,6 +111,13 @@ def export(
         typer.Option(min=1, max=MAX_EXPORT_GOODS, help="Most goods in this file."),
     ] = MAX_EXPORT_GOODS,
     name: Annotated[str, typer.Option(help="File name without extension.")] = "tracemark-export",
+    credit: Annotated[
+        bool,
+        typer.Option(
+            "--credit",
+            help="Add the registry's credit facts, for `tracemark credit recompute`.",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Evidence of goods in one self-contained file (entries, proofs, signed heads, the
@@ -130,7 +137,7 @@ def export(
             after=after,
             limit=limit,
         )
-        result = write_export(open_registry(), selection, out_dir, name=name)
+        result = write_export(open_registry(), selection, out_dir, name=name, credit=credit)
     if as_json:
         out.print_json(data=result.as_dict())
     else:

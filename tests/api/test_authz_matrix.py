@@ -136,6 +136,9 @@ POLICY: dict[str, frozenset[str]] = {
     "get_delivery_receipt": holding("transfer"),
     "get_receipt": ANYONE,
     "check_receipt_code": ANYONE,
+    # Credit scores (issue 18 item 1): public, as a market's buyers choose sellers by them.
+    "get_platform_credit": ANYONE,
+    "get_seller_credit": ANYONE,
     # An order's dispute evidence (issue 17 item 5): auditors and the order's parties.
     "get_order_evidence": holding("transfer") | holding("audit"),
     # Payouts and balances (issue 17 item 7): what the platform paid and owes, with its
@@ -310,6 +313,8 @@ class World:
             "product": "matrix-card",
             "payout_id": "999999",
             "receipt_id": "A" * 22,
+            "platform": "cardhub",
+            "seller": "0x" + "ab" * 32,
             "webhook_id": str(self.webhook_id),
             "job_id": self.job_id,
             "good_type": "code",
@@ -615,6 +620,8 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     "get_delivery_receipt": lambda w: Call(),
     "get_receipt": lambda w: Call(),
     "check_receipt_code": lambda w: Call(json={"code": "1234"}),
+    "get_platform_credit": lambda w: Call(),
+    "get_seller_credit": lambda w: Call(),
     "get_order_evidence": lambda w: Call(),
     # No such line (a 422) and no such payout (a 404): neither 401 nor 403.
     "record_payout": lambda w: Call(

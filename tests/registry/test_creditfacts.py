@@ -1,0 +1,111 @@
+"""The facts credit/v1 reads (``registry.creditfacts``), on real SQLite and PostgreSQL: an
+order refunded after a dispute, sales and refusals, counted for the platform and the seller
+by the SQL aggregates and by the fold over exported rows alike."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from registry.creator import CreatorKeys
+from registry.creditfacts import fold, read_credit, read_facts, subject_inputs
+from registry.db import read_transaction
+from registry.fingerprints import GoodType, Use
+from registry.orders import Event, OrderRequest
+from registry.service import Registry
+from registry.transferrequests import DoubleSale, Party, TransferRequest
+from tests.conftest import Clock
+from tests.registry.helpers import registration
+
+DAY = 86_400
+CREATOR = Party(None, None)
+RESELLER = Party("cardhub", "reseller-1")
+
+
+def _code(registry: Registry, creator: CreatorKeys, clock: Clock) -> bytes:
+    fingerprint = os.urandom(32)
+    registry.register(
+        registration(
+            creator,
+            clock(),
+            fingerprint=fingerprint,
+            good_type=GoodType.CODE,
+            product="30-day-card",
+            use=Use.SINGLE,
+        )
+    )
+    registry.sequence_all()
+    return fingerprint
+
+
+def _sale(fingerprint: bytes, seller: Party, buyer: Party) -> TransferRequest:
+    return TransferRequest(
+        platform="cardhub",
+        good_type=GoodType.CODE,
+        fingerprint=fingerprint,
+        seller=seller,
+        buyer=buyer,
+        price=None,
+        currency=None,
+        final=False,
+        idempotency_key=None,
+        authorization=None,
+    )
+
+
+def test_a_refund_a_sale_and_a_double_sale_count_for_platform_and_seller(
+    registry: Registry, creator: CreatorKeys, clock: Clock
+) -> None:
+    start = clock()
+    sold, refunded = _code(registry, creator, clock), _code(registry, creator, clock)
+    for code in (sold, refunded):
+        registry.transfer(_sale(code, CREATOR, RESELLER))  # two first-hand sales to the reseller
+    clock.advance(DAY)
+    registry.transfer(_sale(sold, RESELLER, Party("cardhub", "buyer-1")))
+    with pytest.raises(DoubleSale):
+        registry.transfer(_sale(sold, RESELLER, Party("cardhub", "buyer-2")))
+    order = registry.open_order(
+        OrderRequest(
+            platform="cardhub",
+            good_type=GoodType.CODE,
+            fingerprint=refunded,
+            seller=RESELLER,
+            buyer=Party("cardhub", "buyer-3"),
+            price=1_000,
+            currency="EUR",
+            confirm_window=3_600,
+            reservation_seconds=600,
+            idempotency_key=None,
+        )
+    )
+    registry.deliver_order(order.order_id, platform="cardhub")
+    registry.change_order(order.order_id, Event.DISPUTE, platform="cardhub")
+    registry.change_order(order.order_id, Event.REFUND, platform="cardhub")
+    clock.advance(40 * DAY)
+    now, seller = clock(), registry.reference_hash("cardhub", "reseller-1")
+
+    with read_transaction(registry.engine) as conn:
+        platform = subject_inputs(conn, "cardhub", as_of=now, overdue_after=30 * DAY)
+        of_seller = subject_inputs(conn, "cardhub", seller, as_of=now, overdue_after=30 * DAY)
+        folded = fold(read_facts(conn, as_of=now, overdue_after=30 * DAY), as_of=now)
+        answer = read_credit(conn, "cardhub", seller, as_of=now, overdue_after=30 * DAY)
+        # As of before the resale, the reseller had sold nothing yet.
+        earlier = subject_inputs(conn, "cardhub", seller, as_of=start, overdue_after=30 * DAY)
+    assert (platform.sales_completed, platform.disputes_lost, platform.bad_sale_attempts) == (
+        3,
+        1,
+        1,
+    )
+    assert platform.days_active == (now - start) // DAY == 41
+    assert (of_seller.sales_completed, of_seller.disputes_lost, of_seller.bad_sale_attempts) == (
+        1,
+        1,
+        1,
+    )
+    assert of_seller.days_active == 40  # from its first sale, a day after the start
+    assert folded[("platform", "cardhub", None)] == platform
+    assert folded[("seller", "cardhub", seller)] == of_seller
+    assert answer["rating"] == "unrated" and answer["score"] is None
+    assert answer["seller"] == "0x" + seller.hex() and answer["formula"] == "credit/v1"
+    assert earlier.sales_completed == 0 and earlier.days_active == 0

@@ -1,0 +1,42 @@
+"""Wire schema of a credit score (issue 18 item 1): the score, its inputs, its formula."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StrictInt
+
+from verifier.schemas.fields import Strict
+
+Count = Annotated[StrictInt, Field(ge=0, le=2**53 - 1)]
+
+
+class CreditInputsOut(Strict):
+    """The facts the score was computed from (``registry.creditfacts`` says which rows)."""
+
+    sales_completed: Count
+    fake_deliveries_refused: Count
+    disputes_lost: Count
+    bad_sale_attempts: Count
+    dead_goods_offered: Count
+    overdue_royalties: Count
+    days_active: Count
+
+
+class CreditOut(Strict):
+    """A platform's or a seller's score under ``formula`` (``registry.credit``): ``score`` is
+    null while ``rating`` is ``unrated`` (too little history, not a bad score). Recompute it
+    from ``inputs`` (or from an evidence export's facts: ``tracemark credit recompute``)."""
+
+    subject: Literal["platform", "seller"]
+    platform: str
+    #: The seller's keyed reference hash (as exports carry it); null for a platform.
+    seller: str | None
+    formula: Literal["credit/v1"]
+    rating: Literal["rated", "unrated"]
+    score: Annotated[StrictInt, Field(ge=0, le=1000)] | None
+    inputs: CreditInputsOut
+    #: The time the inputs were read as of (Unix seconds).
+    as_of: Count
+    #: How long a due royalty line stays unpaid before it counts as overdue (seconds).
+    overdue_after: Count
