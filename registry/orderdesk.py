@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
-from registry import delivery, log, orderstore, orderviews, receiptstore
+from registry import delivery, log, orderstore, orderviews, receiptstore, refuseddelivery
 from registry.db import read_transaction, retrying, write_transaction
 from registry.eip712 import Domain
 from registry.errors import Conflict, InvalidInput, LeaseLost, NotFound, TracemarkError
@@ -148,7 +149,22 @@ class OrderDesk:
                 )
                 return done
 
-        return retrying(attempt)
+        try:
+            return retrying(attempt)
+        except delivery.NotTheReservedGood:
+            self._record_refused_delivery(order_id, platform)
+            raise
+
+    def _record_refused_delivery(self, order_id: int, platform: str) -> None:
+        """Keep a fake delivery refused, as a refused transfer is kept (issue 18 item 1:
+        credit counts it); failing to keep it never changes the answer."""
+        try:
+            with write_transaction(self.engine) as conn:
+                refuseddelivery.record_refused_delivery(
+                    conn, order_id, platform=platform, now=self.clock()
+                )
+        except (TracemarkError, DBAPIError):
+            logger.warning("a refused delivery of order %d was not recorded", order_id)
 
     def deliver_order(self, order_id: int, *, platform: str) -> OrderView:
         """Deliver the order's own good by its fingerprint (tests and benchmarks)."""

@@ -7,14 +7,18 @@ from __future__ import annotations
 import os
 
 import pytest
+from sqlalchemy import select
 
 from registry.creator import CreatorKeys
 from registry.creditfacts import fold, read_credit, read_facts, subject_inputs
 from registry.db import read_transaction
+from registry.delivery import NotTheReservedGood
+from registry.errors import NotFound
 from registry.fingerprints import GoodType, Use
 from registry.orders import Event, OrderRequest
 from registry.service import Registry
 from registry.transferrequests import DoubleSale, Party, TransferRequest
+from registry.transfers import attempts_t
 from tests.conftest import Clock
 from tests.registry.helpers import registration
 
@@ -109,3 +113,41 @@ def test_a_refund_a_sale_and_a_double_sale_count_for_platform_and_seller(
     assert answer["rating"] == "unrated" and answer["score"] is None
     assert answer["seller"] == "0x" + seller.hex() and answer["formula"] == "credit/v1"
     assert earlier.sales_completed == 0 and earlier.days_active == 0
+
+
+def test_a_fake_delivery_refused_is_kept_and_counted(
+    registry: Registry, creator: CreatorKeys, clock: Clock
+) -> None:
+    code = _code(registry, creator, clock)
+    registry.transfer(_sale(code, CREATOR, RESELLER))
+    order = registry.open_order(
+        OrderRequest(
+            platform="cardhub",
+            good_type=GoodType.CODE,
+            fingerprint=code,
+            seller=RESELLER,
+            buyer=Party("cardhub", "buyer-9"),
+            price=500,
+            currency="EUR",
+            confirm_window=3_600,
+            reservation_seconds=600,
+            idempotency_key=None,
+        )
+    )
+    clock.advance(5)
+    with pytest.raises(NotTheReservedGood):
+        registry.deliver(order.order_id, [os.urandom(32)], platform="cardhub")
+    # Another platform's try at the order is no delivery of its: not kept.
+    with pytest.raises(NotFound):
+        registry.deliver(order.order_id, [os.urandom(32)], platform="keyshop")
+    # The refusal changed nothing of the order: the real good is still deliverable.
+    registry.deliver(order.order_id, [code], platform="cardhub")
+    seller = registry.reference_hash("cardhub", "reseller-1")
+    with read_transaction(registry.engine) as conn:
+        rows = conn.execute(
+            select(attempts_t.c.reason, attempts_t.c.fingerprint, attempts_t.c.seller_ref)
+        ).all()
+        platform = subject_inputs(conn, "cardhub", as_of=clock(), overdue_after=30 * DAY)
+        of_seller = subject_inputs(conn, "cardhub", seller, as_of=clock(), overdue_after=30 * DAY)
+    assert [tuple(r) for r in rows] == [("not-the-reserved-good", code, seller)]
+    assert platform.fake_deliveries_refused == of_seller.fake_deliveries_refused == 1
