@@ -41,8 +41,7 @@ from registry.log import entries_t
 from registry.orders import Event
 from registry.orderstore import ChangeSigner, OrderView
 from registry.orderviews import changes_t, order_row
-from registry.records import checksum, log_registry_record, records_t
-from registry.transferentry import _sequence_through
+from registry.records import checksum, log_registry_record_at_once, records_t
 from registry.transferrequests import DoubleSale, GoodConsumed, GoodRevoked
 
 if TYPE_CHECKING:
@@ -132,26 +131,20 @@ def deliver(
         registry=checksum(registry),
         domain=domain,
     )
-    entry_id, digest = log_registry_record(
+    logged = log_registry_record_at_once(
         conn,
         payload,
         primary_type=DELIVERY_RECORD,
         kind=EntryKind.DELIVERY,
         good_type=good_type,
         fingerprint=fingerprint,
-        signer=registry,
-        now=now,
-    )
-    leaf_index, timestamp = _sequence_through(conn, entry_id, now)
-    log.publish_tree_head(
-        conn,
         account=account,
         domain=domain,
-        now=timestamp,
+        now=now,
         state_map=state_map,
         checkpoint_signer=checkpoint_signer,
     )
-    return Delivery(view, leaf_index, digest, payload)
+    return Delivery(view, logged.leaf_index, logged.payload_hash, payload)
 
 
 def _describe(conn: Connection, good_type: int, fingerprint: bytes | None) -> str:

@@ -42,6 +42,7 @@ from registry.errors import IdempotencyKeyReused, NotFound
 from registry.fingerprints import fingerprint_hex
 from registry.handover import NotTheHolder
 from registry.holding import check_seller, current_holding
+from registry.idempotentwrites import earlier_write
 from registry.leaf import EntryKind
 from registry.log import entries_t
 from registry.orders import (
@@ -116,24 +117,6 @@ class ChangeSigner:
 # -- opening ----------------------------------------------------------------------------------
 
 
-def _existing(conn: Connection, request: OrderRequest) -> int | None:
-    if request.idempotency_key is None:
-        return None
-    c = orders_t.c
-    row = conn.execute(
-        select(c.id, c.request_hash).where(
-            c.platform == request.platform, c.idempotency_key == request.idempotency_key
-        )
-    ).first()
-    if row is None:
-        return None
-    if bytes(row.request_hash) != request.request_hash():
-        raise IdempotencyKeyReused(
-            "this Idempotency-Key was used for a different order; use a new key"
-        )
-    return int(row.id)
-
-
 def _registered_creator(conn: Connection, good_type: int, fingerprint: bytes, good: str) -> bytes:
     """The good's creator; ``NotFound`` if unregistered, ``GoodRevoked`` if revoked."""
     c = entries_t.c
@@ -190,7 +173,7 @@ def open_order(
 ) -> OrderView:
     """Check and open an order, reserving its good; the order as stored."""
     log.lock_log(conn)
-    replay = _existing(conn, request)
+    replay = earlier_write(conn, orders_t, request, "order")
     if replay is not None:
         return replace(load_order(conn, replay), replayed=True)
     good_type, fingerprint = int(request.good_type), request.fingerprint

@@ -27,7 +27,8 @@ import rfc8785
 from sqlalchemy import Connection, Table, select
 from sqlalchemy.exc import IntegrityError
 
-from registry.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
+from registry.errors import Conflict, InvalidInput, NotFound
+from registry.idempotentwrites import earlier_write
 from registry.models import Payout, PayoutLine
 from registry.records import checksum
 from registry.royalty import MAX_PRICE
@@ -188,21 +189,10 @@ def load_payout(conn: Connection, payout_id: int, *, platform: str) -> PayoutVie
 
 
 def _replay(conn: Connection, request: PayoutRequest) -> PayoutView | None:
-    if request.idempotency_key is None:
+    payout_id = earlier_write(conn, payouts_t, request, "payout")
+    if payout_id is None:
         return None
-    c = payouts_t.c
-    row = conn.execute(
-        select(c.id, c.request_hash).where(
-            c.platform == request.platform, c.idempotency_key == request.idempotency_key
-        )
-    ).first()
-    if row is None:
-        return None
-    if bytes(row.request_hash) != request.request_hash():
-        raise IdempotencyKeyReused(
-            "this Idempotency-Key was used for a different payout; use a new key"
-        )
-    view = load_payout(conn, int(row.id), platform=request.platform)
+    view = load_payout(conn, payout_id, platform=request.platform)
     return PayoutView(**{**view.__dict__, "replayed": True})
 
 

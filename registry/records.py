@@ -7,18 +7,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import rfc8785
+from eth_account.signers.local import LocalAccount
 from sqlalchemy import Connection, Table, func, select
 from sqlalchemy.exc import IntegrityError
 
 from registry import log
-from registry.eip712 import checksum_address
+from registry.eip712 import Domain, address_bytes, checksum_address
 from registry.errors import NonceReused
 from registry.leaf import EntryKind, payload_hash
 from registry.models import SignedRecord
 from registry.signed import SignedMessage
+
+if TYPE_CHECKING:
+    from registry.checkpoints import CheckpointSigner
+    from registry.statecommit import StateMapCache
 
 records_t: Table = SignedRecord.__table__  # type: ignore[attr-defined]
 
@@ -112,6 +117,65 @@ def log_registry_record(
         record_id=record_id,
     )
     return entry_id, digest
+
+
+class LoggedRecord(NamedTuple):
+    """A registry record's entry, sequenced: where it stands in the log."""
+
+    entry_id: int
+    leaf_index: int
+    timestamp: int
+    payload_hash: bytes
+
+
+def log_registry_record_at_once(
+    conn: Connection,
+    payload: AttestedPayload,
+    *,
+    primary_type: str,
+    kind: EntryKind,
+    good_type: int,
+    fingerprint: bytes,
+    account: LocalAccount,
+    domain: Domain,
+    now: int,
+    state_map: StateMapCache | None,
+    checkpoint_signer: CheckpointSigner,
+) -> LoggedRecord:
+    """``log_registry_record`` signed by ``account``, then its entry sequenced at once and the
+    head published: a TRANSFER's and a DELIVERY's answer names the entry's leaf, so neither
+    waits for the sequencer. The caller holds the log's lock."""
+    entry_id, digest = log_registry_record(
+        conn,
+        payload,
+        primary_type=primary_type,
+        kind=kind,
+        good_type=good_type,
+        fingerprint=fingerprint,
+        signer=address_bytes(account.address),
+        now=now,
+    )
+    leaf_index, timestamp = _sequence_through(conn, entry_id, now)
+    log.publish_tree_head(
+        conn,
+        account=account,
+        domain=domain,
+        now=timestamp,
+        state_map=state_map,
+        checkpoint_signer=checkpoint_signer,
+    )
+    return LoggedRecord(entry_id, leaf_index, timestamp, digest)
+
+
+def _sequence_through(conn: Connection, entry_id: int, now: int) -> tuple[int, int]:
+    """Sequence the queue up to and including ``entry_id``; its (leaf index, timestamp)."""
+    stamp = log.sequencer_time(conn, now)
+    c = log.entries_t.c
+    while True:
+        row = conn.execute(select(c.leaf_index, c.timestamp).where(c.id == entry_id)).one()
+        if row.leaf_index is not None:
+            return int(row.leaf_index), int(row.timestamp)
+        log.integrate_queue(conn, limit=10_000, now=stamp)
 
 
 def insert_record(

@@ -12,18 +12,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table
 
-from registry import log
 from registry.eip712 import Domain, address_bytes
 from registry.fingerprints import GoodType, fingerprint_hex
 from registry.holding import move_holder
 from registry.leaf import EntryKind
-from registry.log import entries_t
 from registry.models import Transfer
 from registry.payloads import TransferPayload, TransferShare
 from registry.receipts import PRIMARY_TYPE, party_document, receipt_message
-from registry.records import checksum, log_registry_record
+from registry.records import checksum, log_registry_record_at_once
 from registry.signatures import sign
 
 if TYPE_CHECKING:
@@ -91,22 +89,16 @@ def write_transfer(
         registry=checksum(registry),
         domain=domain,
     )
-    entry_id, digest = log_registry_record(
+    entry_id, leaf_index, timestamp, digest = log_registry_record_at_once(
         conn,
         payload,
         primary_type="Transfer",
         kind=EntryKind.TRANSFER,
         good_type=int(terms.good_type),
         fingerprint=terms.fingerprint,
-        signer=registry,
-        now=now,
-    )
-    leaf_index, timestamp = _sequence_through(conn, entry_id, now)
-    log.publish_tree_head(
-        conn,
         account=account,
         domain=domain,
-        now=timestamp,
+        now=now,
         state_map=state_map,
         checkpoint_signer=checkpoint_signer,
     )
@@ -148,17 +140,6 @@ def write_transfer(
         good=good,
     )
     return int(transfer_id), timestamp
-
-
-def _sequence_through(conn: Connection, entry_id: int, now: int) -> tuple[int, int]:
-    """Sequence the queue up to and including ``entry_id``; its (leaf index, timestamp)."""
-    stamp = log.sequencer_time(conn, now)
-    c = entries_t.c
-    while True:
-        row = conn.execute(select(c.leaf_index, c.timestamp).where(c.id == entry_id)).one()
-        if row.leaf_index is not None:
-            return int(row.leaf_index), int(row.timestamp)
-        log.integrate_queue(conn, limit=10_000, now=stamp)
 
 
 __all__ = ["SaleTerms", "transfers_t", "write_transfer"]

@@ -40,6 +40,7 @@ from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, Use, fingerprint_hex
 from registry.handover import AuthorizationRefused, NotTheHolder
 from registry.holding import authorized_seller, check_seller, current_holding, holdings_t
+from registry.idempotentwrites import earlier_write
 from registry.leaf import EntryKind
 from registry.log import entries_t
 from registry.models import RoyaltyLine, Transfer, TransferAttempt
@@ -98,24 +99,6 @@ def _good_facts(conn: Connection, good_type: int, fingerprint: bytes) -> tuple[A
     return registered, revoked
 
 
-def _existing(conn: Connection, request: TransferRequest) -> int | None:
-    if request.idempotency_key is None:
-        return None
-    c = transfers_t.c
-    row = conn.execute(
-        select(c.id, c.request_hash).where(
-            c.platform == request.platform, c.idempotency_key == request.idempotency_key
-        )
-    ).first()
-    if row is None:
-        return None
-    if bytes(row.request_hash) != request.request_hash():
-        raise IdempotencyKeyReused(
-            "this Idempotency-Key was used for a different transfer; use a new key"
-        )
-    return int(row.id)
-
-
 def record_transfer(
     conn: Connection,
     request: TransferRequest,
@@ -130,7 +113,7 @@ def record_transfer(
     """Check and log one transfer, move the holder, write royalties; return the receipt.
     ``state_map``, ``checkpoint_signer``: see ``log.publish_tree_head``."""
     log.lock_log(conn)
-    replay = _existing(conn, request)
+    replay = earlier_write(conn, transfers_t, request, "transfer")
     if replay is not None:
         receipt = load_receipt(conn, replay, domain)
         return receipt.model_copy(update={"replayed": True})

@@ -60,11 +60,7 @@ class RebateCalls(RegistryTransport):
         self, creator: str, product: str, levels: Sequence[int]
     ) -> RebatePolicyOut:
         """Your platform's policy for the product: bps per level above the seller."""
-        body = request_model(RebatePolicyIn, {"levels": list(levels)}, "the levels are invalid")
-        answer = self._send(
-            "PUT", f"/v1/rebates/policies/{creator}/{product}", document=body.model_dump()
-        )
-        return self._model(RebatePolicyOut, answer)
+        return self._put_policy(f"/v1/rebates/policies/{creator}/{product}", levels)
 
     def remove_rebate_policy(self, creator: str, product: str) -> None:
         self._send("DELETE", f"/v1/rebates/policies/{creator}/{product}")
@@ -76,11 +72,12 @@ class RebateCalls(RegistryTransport):
 
     def set_my_rebate_policy(self, product: str, levels: Sequence[int]) -> RebatePolicyOut:
         """The signed-in creator's policy for its product (wins over platforms' own)."""
+        return self._put_policy(f"/v1/creators/me/products/{product}/rebates", levels)
+
+    def _put_policy(self, path: str, levels: Sequence[int]) -> RebatePolicyOut:
+        # A platform's policy and a creator's are the same body under two paths.
         body = request_model(RebatePolicyIn, {"levels": list(levels)}, "the levels are invalid")
-        answer = self._send(
-            "PUT", f"/v1/creators/me/products/{product}/rebates", document=body.model_dump()
-        )
-        return self._model(RebatePolicyOut, answer)
+        return self._model(RebatePolicyOut, self._send("PUT", path, document=body.model_dump()))
 
     def remove_my_rebate_policy(self, product: str) -> None:
         self._send("DELETE", f"/v1/creators/me/products/{product}/rebates")

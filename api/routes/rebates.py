@@ -138,6 +138,24 @@ def _policies(ctx: Context, creator: str, product: str, platform: str | None) ->
     }
 
 
+def _set_policy(
+    ctx: Context, creator: str, product: str, setter: str, body: RebatePolicyIn
+) -> Response:
+    # The creator's routes and a platform's differ only in who sets (CREATOR_SETTER or the
+    # platform's setter); the registry checks and stores both the same way.
+    policy = ctx.registry.set_rebate_policy(
+        creator=address_bytes(creator), product=product, setter=setter, levels=body.levels
+    )
+    return JSONResponse(policy.as_dict())
+
+
+def _remove_policy(ctx: Context, creator: str, product: str, setter: str) -> Response:
+    ctx.registry.remove_rebate_policy(
+        creator=address_bytes(creator), product=product, setter=setter
+    )
+    return Response(status_code=204)
+
+
 @router.get(
     "/v1/rebates/policies/{creator}/{product}",
     operation_id="get_rebate_policies",
@@ -168,13 +186,7 @@ def set_platform_rebate_policy(
     principal: TransferPlatform,
 ) -> Response:
     assert principal.platform is not None
-    policy = ctx.registry.set_rebate_policy(
-        creator=address_bytes(creator),
-        product=product,
-        setter=platform_setter(principal.platform),
-        levels=body.levels,
-    )
-    return JSONResponse(policy.as_dict())
+    return _set_policy(ctx, creator, product, platform_setter(principal.platform), body)
 
 
 @router.delete(
@@ -188,12 +200,7 @@ def remove_platform_rebate_policy(
     creator: CreatorAddress, product: ProductSlug, ctx: Context, principal: TransferPlatform
 ) -> Response:
     assert principal.platform is not None
-    ctx.registry.remove_rebate_policy(
-        creator=address_bytes(creator),
-        product=product,
-        setter=platform_setter(principal.platform),
-    )
-    return Response(status_code=204)
+    return _remove_policy(ctx, creator, product, platform_setter(principal.platform))
 
 
 @router.get(
@@ -219,14 +226,9 @@ def set_my_rebate_policy(
     product: ProductSlug, body: RebatePolicyIn, ctx: Context, creator: Creator
 ) -> Response:
     assert creator.creator is not None
-    policy = ctx.registry.set_rebate_policy(
-        creator=address_bytes(creator.creator),
-        product=product,
-        setter=CREATOR_SETTER,
-        levels=body.levels,
-    )
+    answer = _set_policy(ctx, creator.creator, product, CREATOR_SETTER, body)
     logger.info("creator %s set a %d-level rebate policy", creator.creator, len(body.levels))
-    return JSONResponse(policy.as_dict())
+    return answer
 
 
 @router.delete(
@@ -238,10 +240,7 @@ def set_my_rebate_policy(
 )
 def remove_my_rebate_policy(product: ProductSlug, ctx: Context, creator: Creator) -> Response:
     assert creator.creator is not None
-    ctx.registry.remove_rebate_policy(
-        creator=address_bytes(creator.creator), product=product, setter=CREATOR_SETTER
-    )
-    return Response(status_code=204)
+    return _remove_policy(ctx, creator.creator, product, CREATOR_SETTER)
 
 
 @router.get(

@@ -17,16 +17,21 @@ from registry.delivery import Delivery, NotTheReservedGood
 from registry.deliverypayload import DELIVERY_FORMAT, DeliveryPayload
 from registry.eip712 import DEV_DOMAIN
 from registry.errors import InvalidInput, NotFound
-from registry.fingerprints import GoodType, Use
+from registry.fingerprints import GoodType
 from registry.leaf import EntryKind, LeafData, encode_leaf
 from registry.merkle import hash_leaf
 from registry.orders import InvalidTransition, State
 from registry.service import Registry
 from registry.transferrequests import GoodRevoked
 from tests.conftest import Clock
-from tests.registry.helpers import registration
+from tests.registry.orderhelpers import (
+    open_and_deliver,
+    opening,
+    racing_registries,
+    register_code,
+    snapshot,
+)
 from tests.registry.test_concurrency import race
-from tests.registry.test_orders import _racers, opening, snapshot
 from tests.trust import policy_of
 from verifier.bundle import Bundle
 from verifier.offline import BundleInvalid, check_bundle
@@ -104,19 +109,7 @@ def test_a_delivery_payload_has_known_bytes_and_parses_back_only_from_them() -> 
 @pytest.fixture
 def code(registry: Registry, creator: CreatorKeys, clock: Clock) -> bytes:
     """A registered single-use code, still held by its creator."""
-    fingerprint = os.urandom(32)
-    registry.register(
-        registration(
-            creator,
-            clock(),
-            fingerprint=fingerprint,
-            good_type=GoodType.CODE,
-            product="30-day-card",
-            use=Use.SINGLE,
-        )
-    )
-    registry.sequence_all()
-    return fingerprint
+    return register_code(registry, creator, clock)
 
 
 def _log_size(registry: Registry) -> int:
@@ -126,9 +119,7 @@ def _log_size(registry: Registry) -> int:
 def test_delivering_the_reserved_good_logs_a_delivery_that_verifies_offline(
     registry: Registry, clock: Clock, code: bytes
 ) -> None:
-    order = registry.open_order(opening(code))
-    clock.advance(5)
-    done = registry.deliver(order.order_id, [code], platform="cardhub", idempotency_key="d-1")
+    order, done = open_and_deliver(registry, clock, code)
     assert isinstance(done, Delivery)
     assert done.order.state is State.DELIVERED
     assert done.payload.order_id == order.order_id
@@ -176,18 +167,7 @@ def test_a_wrong_code_is_refused_and_changes_nothing(
     registry: Registry, engine: Engine, clock: Clock, code: bytes, creator: CreatorKeys
 ) -> None:
     order = registry.open_order(opening(code))
-    other = os.urandom(32)
-    registry.register(
-        registration(
-            creator,
-            clock(),
-            fingerprint=other,
-            good_type=GoodType.CODE,
-            product="other-card",
-            use=Use.SINGLE,
-        )
-    )
-    registry.sequence_all()
+    other = register_code(registry, creator, clock, product="other-card")
     before, size = snapshot(engine), _log_size(registry)
     for candidates, says in (
         ([other], "another registered good"),
@@ -232,22 +212,11 @@ def test_a_delivery_racing_the_expiry_is_exactly_one_of_them(
     for round_ in range(3):
         fingerprint = code
         if round_:
-            fingerprint = os.urandom(32)
-            registry.register(
-                registration(
-                    creator,
-                    clock(),
-                    fingerprint=fingerprint,
-                    good_type=GoodType.CODE,
-                    product=f"race-{round_}",
-                    use=Use.SINGLE,
-                )
-            )
-            registry.sequence_all()
+            fingerprint = register_code(registry, creator, clock, product=f"race-{round_}")
         order = registry.open_order(opening(fingerprint))
         early, late = Clock(order.reserved_until - 1), Clock(order.reserved_until)
-        deliverer = _racers(db_url, registry, early, 1)[0]
-        sweeper = _racers(db_url, registry, late, 1)[0]
+        deliverer = racing_registries(db_url, registry, early, 1)[0]
+        sweeper = racing_registries(db_url, registry, late, 1)[0]
         calls: list[Callable[[], object]] = [
             lambda d=deliverer, o=order.order_id, f=fingerprint: d.deliver(  # type: ignore[misc]
                 o, [f], platform="cardhub"

@@ -36,14 +36,13 @@ from registry.deliveryreceipt import (
 )
 from registry.eip712 import DEV_DOMAIN, Domain, checksum_address, digest
 from registry.errors import InvalidInput, NotFound
-from registry.fingerprints import GoodType, Use
+from registry.fingerprints import GoodType
 from registry.orders import Event, State
 from registry.service import Registry
 from registry.signatures import sign
 from tests.conftest import Clock
-from tests.registry.helpers import registration
+from tests.registry.orderhelpers import open_and_deliver, opening, register_code
 from tests.registry.test_delivery import _payload
-from tests.registry.test_orders import opening
 from tests.trust import policy_of, trust_root_of
 from verifier.bundle import Bundle
 from verifier.deliveryreceipt import check_delivery_receipt
@@ -149,25 +148,11 @@ def test_a_receipt_id_is_22_base64url_characters_of_fresh_randomness() -> None:
 @pytest.fixture
 def code(registry: Registry, creator: CreatorKeys, clock: Clock) -> bytes:
     """A registered single-use code, still held by its creator (its fingerprint)."""
-    fingerprint = os.urandom(32)
-    registry.register(
-        registration(
-            creator,
-            clock(),
-            fingerprint=fingerprint,
-            good_type=GoodType.CODE,
-            product="30-day-card",
-            use=Use.SINGLE,
-        )
-    )
-    registry.sequence_all()
-    return fingerprint
+    return register_code(registry, creator, clock)
 
 
 def _delivered(registry: Registry, clock: Clock, code: bytes, **opening_changes: Any) -> Any:
-    order = registry.open_order(opening(code, **opening_changes))
-    clock.advance(5)
-    done = registry.deliver(order.order_id, [code], platform="cardhub", idempotency_key="d-1")
+    order, done = open_and_deliver(registry, clock, code, **opening_changes)
     return order, done, registry.delivery_receipt(order.order_id, platform="cardhub")
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +16,7 @@ from eth_account import Account
 from readmodels.orderevidence import NotDelivered, build_order_evidence
 from registry.creator import CreatorKeys
 from registry.eip712 import DEV_DOMAIN
-from registry.fingerprints import GoodType, Use
+from registry.fingerprints import GoodType
 from registry.leaf import EntryKind
 from registry.orders import CHANGE_TYPE, Event, State, change_document, change_hash
 from registry.orderviews import OrderView
@@ -25,8 +24,7 @@ from registry.service import Registry
 from registry.signatures import sign
 from registry.transferrequests import Party
 from tests.conftest import Clock
-from tests.registry.helpers import registration
-from tests.registry.test_orders import opening
+from tests.registry.orderhelpers import opening, register_code
 from tests.registry.test_transfers import CREATOR, handover, sale
 from tests.trust import policy_of
 from verifier.bundle import Bundle
@@ -36,22 +34,6 @@ from verifier.orderevidence import OrderEvidence, OrderEvidenceReport, check_ord
 from verifier.orderfacts import duration, facts_of, summarize
 
 HOUR, DAY = 3_600, 86_400
-
-
-def _code(registry: Registry, creator: CreatorKeys, clock: Clock) -> bytes:
-    fingerprint = os.urandom(32)
-    registry.register(
-        registration(
-            creator,
-            clock(),
-            fingerprint=fingerprint,
-            good_type=GoodType.CODE,
-            product="30-day-card",
-            use=Use.SINGLE,
-        )
-    )
-    registry.sequence_all()
-    return fingerprint
 
 
 @dataclass
@@ -66,7 +48,7 @@ def _redeemed_elsewhere(registry: Registry, creator: CreatorKeys, clock: Clock) 
     its seller); 3 hours after the delivery keyshop reports the code's final sale (redeemed).
     The reservation blocks every sale while the order is open, so a sale after the delivery
     is in the log only once the order is closed."""
-    code = _code(registry, creator, clock)
+    code = register_code(registry, creator, clock)
     order = registry.open_order(opening(code))
     clock.advance(60)
     delivered_at = clock()
@@ -125,7 +107,7 @@ def test_a_code_redeemed_elsewhere_after_delivery_verifies_offline_and_says_so(
 def test_a_clean_delivery_says_so_in_both_languages(
     registry: Registry, creator: CreatorKeys, clock: Clock
 ) -> None:
-    code = _code(registry, creator, clock)
+    code = register_code(registry, creator, clock)
     order = registry.open_order(opening(code))
     registry.deliver(order.order_id, [code], platform="cardhub")
     clock.advance(600)
@@ -152,7 +134,7 @@ def test_a_refund_of_a_code_the_buyer_redeemed_says_so(
 ) -> None:
     """The platform refunds, saying the buyer redeemed the code anyway: the registry consumes
     it by a final TRANSFER to the buyer in the refund's transaction (registry.settlement)."""
-    code = _code(registry, creator, clock)
+    code = register_code(registry, creator, clock)
     order = registry.open_order(opening(code))
     registry.deliver(order.order_id, [code], platform="cardhub")
     clock.advance(600)
@@ -181,7 +163,7 @@ def test_a_fake_delivery_history_shows_the_earlier_sale_elsewhere(
 ) -> None:
     """The code was sold on keyshop two days before the delivery, then moved (with keyshop's
     consent) to a cardhub seller a day later, who delivered it on cardhub."""
-    code = _code(registry, creator, clock)
+    code = register_code(registry, creator, clock)
     alice, mallory = Party("keyshop", "alice"), Party("cardhub", "mallory")
     registry.transfer(sale(code, CREATOR, alice, platform="keyshop"))
     clock.advance(DAY)
@@ -211,7 +193,7 @@ def test_a_fake_delivery_history_shows_the_earlier_sale_elsewhere(
 def test_no_evidence_before_delivery(
     registry: Registry, creator: CreatorKeys, clock: Clock
 ) -> None:
-    code = _code(registry, creator, clock)
+    code = register_code(registry, creator, clock)
     order = registry.open_order(opening(code))
     with pytest.raises(NotDelivered):
         build_order_evidence(registry, order)
@@ -241,7 +223,7 @@ def test_every_tampering_is_refused(registry: Registry, creator: CreatorKeys, cl
     dispute = _redeemed_elsewhere(registry, creator, clock)
     good = _document(registry, dispute.order)
     _check(registry, good)
-    other_code = _code(registry, creator, clock)
+    other_code = register_code(registry, creator, clock)
     other = registry.open_order(opening(other_code))
     registry.deliver(other.order_id, [other_code], platform="cardhub")
     other_document = _document(registry, registry.order(other.order_id))

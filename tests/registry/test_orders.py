@@ -3,19 +3,16 @@ on real SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 import rfc8785
 from sqlalchemy import Engine, select
 
 from registry.creator import CreatorKeys
-from registry.db import create_db_engine
 from registry.eip712 import DEV_DOMAIN, checksum_address, digest
 from registry.errors import IdempotencyKeyReused, InvalidInput
-from registry.fingerprints import GoodType, Use
+from registry.fingerprints import GoodType
 from registry.handover import NotTheHolder
 from registry.orders import (
     CHANGE_TYPE,
@@ -31,69 +28,30 @@ from registry.orders import (
     change_hash,
     next_state,
 )
-from registry.orderstore import OrderView, changes_t, orders_t
+from registry.orderstore import OrderView
 from registry.reservations import reservations_t
 from registry.service import Registry
 from registry.signatures import Signature, recover_signer
 from registry.transferrequests import DoubleSale, Party, TransferRequest
 from registry.transfers import attempts_t
 from tests.conftest import Clock
-from tests.registry.helpers import registration
+from tests.registry.orderhelpers import (
+    CREATOR,
+    HOLD,
+    WINDOW,
+    first_sale,
+    opening,
+    racing_registries,
+    register_code,
+    snapshot,
+)
 from tests.registry.test_concurrency import race
-
-CREATOR = Party(None, None)
-WINDOW = 3_600
-HOLD = 600
 
 
 @pytest.fixture
 def code(registry: Registry, creator: CreatorKeys, clock: Clock) -> bytes:
     """A registered single-use code, still held by its creator."""
-    fingerprint = os.urandom(32)
-    registry.register(
-        registration(
-            creator,
-            clock(),
-            fingerprint=fingerprint,
-            good_type=GoodType.CODE,
-            product="30-day-card",
-            use=Use.SINGLE,
-        )
-    )
-    registry.sequence_all()
-    return fingerprint
-
-
-def opening(
-    fingerprint: bytes,
-    *,
-    platform: str = "cardhub",
-    seller: Party = CREATOR,
-    buyer: str = "buyer-1",
-    price: int = 1_000,
-    key: str | None = None,
-) -> OrderRequest:
-    return OrderRequest(
-        platform=platform,
-        good_type=GoodType.CODE,
-        fingerprint=fingerprint,
-        seller=seller,
-        buyer=Party(platform, buyer),
-        price=price,
-        currency="EUR",
-        confirm_window=WINDOW,
-        reservation_seconds=HOLD,
-        idempotency_key=key,
-    )
-
-
-def snapshot(engine: Engine) -> dict[str, list[Any]]:
-    """Every row of the orders' tables: 'changes nothing' means these are equal."""
-    with engine.connect() as conn:
-        return {
-            t.name: [tuple(r) for r in conn.execute(select(t)).all()]
-            for t in (orders_t, changes_t, reservations_t)
-        }
+    return register_code(registry, creator, clock)
 
 
 def reserved_rows(engine: Engine) -> int:
@@ -296,15 +254,7 @@ def test_a_reserved_good_is_not_sold_by_any_platform(registry: Registry, code: b
 def test_only_the_holders_platform_opens_an_order_for_its_good(
     registry: Registry, code: bytes
 ) -> None:
-    registry.transfer(
-        TransferRequest(
-            platform="cardhub",
-            good_type=GoodType.CODE,
-            fingerprint=code,
-            seller=CREATOR,
-            buyer=Party("cardhub", "agent-7"),
-        )
-    )
+    first_sale(registry, code, Party("cardhub", "agent-7"))
     with pytest.raises(NotTheHolder):
         registry.open_order(opening(code, platform="keyshop", seller=Party("cardhub", "agent-7")))
     with pytest.raises(DoubleSale):
@@ -359,27 +309,11 @@ def test_terms_out_of_bounds_are_refused(code: bytes) -> None:
             OrderRequest(**fields)  # type: ignore[arg-type]
 
 
-def _racers(db_url: str, registry: Registry, clock: Clock, n: int) -> list[Registry]:
-    racers = [
-        Registry(
-            create_db_engine(db_url),
-            domain=DEV_DOMAIN,
-            account=registry.account,
-            master_key=registry._master_key,
-            clock=clock,
-        )
-        for _ in range(n)
-    ]
-    for racer in racers:
-        racer.latest_tree_head()  # connect now, so the race is not about connecting
-    return racers
-
-
 @pytest.mark.parametrize("threads", [2, 6])
 def test_platforms_racing_to_reserve_one_good_have_exactly_one_winner(
     db_url: str, registry: Registry, clock: Clock, code: bytes, threads: int
 ) -> None:
-    racers = _racers(db_url, registry, clock, threads)
+    racers = racing_registries(db_url, registry, clock, threads)
     calls: list[Callable[[], object]] = [
         lambda r=racer, i=i: r.open_order(opening(code, platform=f"platform-{i}"))  # type: ignore[misc]
         for i, racer in enumerate(racers)
@@ -401,7 +335,7 @@ def test_two_confirmations_race_one_wins(
     """Two confirmations at once: one confirms; the other is 409 invalid-transition, or, when
     it is a retry of the same request (same Idempotency-Key), the first one's answer."""
     order = order_in(registry, clock, code, State.DELIVERED)
-    racers = _racers(db_url, registry, clock, 2)
+    racers = racing_registries(db_url, registry, clock, 2)
     calls: list[Callable[[], object]] = [
         lambda r=racer, i=i: r.change_order(  # type: ignore[misc]
             order.order_id,
@@ -452,20 +386,9 @@ def test_an_opening_racing_a_transfer_of_the_good_never_both_win(
     """A platform opens an order on a creator-held good while another reports its first-hand
     sale: either the order reserves it and the sale is refused (reserved), or the sale moves
     it and the order is refused (double-sale), never both."""
-    racers = _racers(db_url, registry, clock, 2)
+    racers = racing_registries(db_url, registry, clock, 2)
     for _ in range(rounds):
-        fingerprint = os.urandom(32)
-        registry.register(
-            registration(
-                creator,
-                clock(),
-                fingerprint=fingerprint,
-                good_type=GoodType.CODE,
-                product="30-day-card",
-                use=Use.SINGLE,
-            )
-        )
-        registry.sequence_all()
+        fingerprint = register_code(registry, creator, clock)
         sale = TransferRequest(
             platform="keyshop",
             good_type=GoodType.CODE,

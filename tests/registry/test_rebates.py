@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from sqlalchemy import Engine, func, select
 
@@ -20,10 +18,9 @@ from registry.agents import (
     uplines,
 )
 from registry.creator import CreatorKeys
-from registry.db import create_db_engine, write_transaction
-from registry.eip712 import DEV_DOMAIN
+from registry.db import write_transaction
 from registry.errors import UnknownProduct
-from registry.fingerprints import GoodType, Use
+from registry.fingerprints import GoodType
 from registry.rebates import (
     CREATOR_SETTER,
     RebatePart,
@@ -37,7 +34,7 @@ from registry.rebates import (
 from registry.rebatesplit import InvalidRebatePolicy, RebateRoundsToZero
 from registry.service import Registry
 from tests.conftest import Clock
-from tests.registry.helpers import registration
+from tests.registry.orderhelpers import racing_registries, register_code
 from tests.registry.test_concurrency import race
 
 PRODUCT = "30-day-card"
@@ -70,19 +67,7 @@ def tree_rows(engine: Engine) -> tuple[object, ...]:
 
 @pytest.fixture
 def good(registry: Registry, creator: CreatorKeys, clock: Clock) -> bytes:
-    fingerprint = os.urandom(32)
-    registry.register(
-        registration(
-            creator,
-            clock(),
-            fingerprint=fingerprint,
-            good_type=GoodType.CODE,
-            product=PRODUCT,
-            use=Use.SINGLE,
-        )
-    )
-    registry.sequence_all()
-    return fingerprint
+    return register_code(registry, creator, clock, product=PRODUCT)
 
 
 def creator_bytes(creator: CreatorKeys) -> bytes:
@@ -257,16 +242,7 @@ def test_two_moves_racing_to_close_a_cycle_never_both_land(
 ) -> None:
     """a under b and b under a, at once from two registries on their own engines: the tree's
     lock makes them serial, so the second meets the first's move and is a cycle (3 rounds)."""
-    racers = [
-        Registry(
-            create_db_engine(db_url),
-            domain=DEV_DOMAIN,
-            account=registry.account,
-            master_key=registry._master_key,
-            clock=clock,
-        )
-        for _ in range(2)
-    ]
+    racers = racing_registries(db_url, registry, clock, 2)
     try:
         for round_ in range(3):
             a, b = f"a{round_}", f"b{round_}"

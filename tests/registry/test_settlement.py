@@ -39,12 +39,17 @@ from registry.settlement import LinesExceedPrice
 from registry.transferrequests import DoubleSale, GoodConsumed, Party, TransferRequest
 from registry.transfers import royalty_lines_t, transfers_t
 from tests.conftest import Clock
-from tests.registry.helpers import registration
+from tests.registry import orderhelpers
+from tests.registry.orderhelpers import (
+    WINDOW,
+    first_sale,
+    racing_registries,
+    register_code,
+    snapshot,
+)
 from tests.registry.test_concurrency import race
-from tests.registry.test_orders import _racers, snapshot
+from tests.registry.test_transfers import sale as sale_request
 
-WINDOW = 3_600
-HOLD = 600
 PRICE = 999
 SELLER = Party("cardhub", "seller-9")
 RECIPIENTS = [Account.create().address, Account.create().address]
@@ -56,50 +61,20 @@ ROYALTIES = [49, 24]
 
 
 def _register(registry: Registry, creator: CreatorKeys, clock: Clock, use: Use) -> bytes:
-    fingerprint = os.urandom(32)
-    registry.register(
-        registration(
-            creator,
-            clock(),
-            fingerprint=fingerprint,
-            good_type=GoodType.CODE,
-            product=f"card-{use.name.lower()}",
-            use=use,
-            policy=POLICY,
-        )
-    )
-    registry.sequence_all()
-    return fingerprint
+    product = f"card-{use.name.lower()}"
+    return register_code(registry, creator, clock, product=product, use=use, policy=POLICY)
 
 
 @pytest.fixture
 def code(registry: Registry, creator: CreatorKeys, clock: Clock) -> bytes:
     """A single-use code with a royalty policy, held by a reseller on cardhub."""
     fingerprint = _register(registry, creator, clock, Use.SINGLE)
-    registry.transfer(
-        TransferRequest(
-            platform="cardhub",
-            good_type=GoodType.CODE,
-            fingerprint=fingerprint,
-            seller=Party(None, None),
-            buyer=SELLER,
-        )
-    )
+    first_sale(registry, fingerprint, SELLER)
     return fingerprint
 
 
 def opening(fingerprint: bytes, seller: Party = SELLER, buyer: str = "buyer-1") -> OrderRequest:
-    return OrderRequest(
-        platform="cardhub",
-        good_type=GoodType.CODE,
-        fingerprint=fingerprint,
-        seller=seller,
-        buyer=Party("cardhub", buyer),
-        price=PRICE,
-        currency="EUR",
-        confirm_window=WINDOW,
-        reservation_seconds=HOLD,
-    )
+    return orderhelpers.opening(fingerprint, seller=seller, buyer=buyer, price=PRICE)
 
 
 def delivered(registry: Registry, fingerprint: bytes, seller: Party = SELLER) -> OrderView:
@@ -220,13 +195,7 @@ def test_the_sale_stands_the_transfer_is_recorded_and_the_lines_become_due(
     # Consumed: nobody sells it again, the buyer's platform included.
     with pytest.raises(GoodConsumed):
         registry.transfer(
-            TransferRequest(
-                platform="cardhub",
-                good_type=GoodType.CODE,
-                fingerprint=code,
-                seller=Party("cardhub", "buyer-1"),
-                buyer=Party("cardhub", "other"),
-            )
+            sale_request(code, Party("cardhub", "buyer-1"), Party("cardhub", "other"), price=None)
         )
 
 
@@ -247,15 +216,7 @@ def test_a_refund_reverses_every_line_and_the_seller_still_holds_the_good(
     assert transfer_entries(registry, code) == before
     assert owed(registry, creator) == {}
     # The good is the seller's again to sell (the reservation ended with the order).
-    registry.transfer(
-        TransferRequest(
-            platform="cardhub",
-            good_type=GoodType.CODE,
-            fingerprint=code,
-            seller=SELLER,
-            buyer=Party("cardhub", "buyer-2"),
-        )
-    )
+    registry.transfer(sale_request(code, SELLER, Party("cardhub", "buyer-2"), price=None))
 
 
 def test_a_first_hand_order_owes_no_royalty_and_moves_the_good_from_its_creator(
@@ -328,15 +289,7 @@ def test_rebate_lines_are_held_with_the_royalty_and_settle_or_reverse_with_it(
 
     # The same chain, refunded: every line reversed, rebates too.
     again = _register(registry, creator, clock, Use.SINGLE)
-    registry.transfer(
-        TransferRequest(
-            platform="cardhub",
-            good_type=GoodType.CODE,
-            fingerprint=again,
-            seller=Party(None, None),
-            buyer=SELLER,
-        )
-    )
+    first_sale(registry, again, SELLER)
     refunded = delivered(registry, again)
     registry.change_order(refunded.order_id, Event.DISPUTE, platform="cardhub")
     registry.change_order(refunded.order_id, Event.REFUND, platform="cardhub")
@@ -393,7 +346,7 @@ def test_two_confirmations_race_and_one_sale_is_recorded(
 ) -> None:
     order = delivered(registry, code)
     before = len(transfers_of(registry.engine, code))
-    racers = _racers(db_url, registry, clock, 2)
+    racers = racing_registries(db_url, registry, clock, 2)
     calls: list[Callable[[], object]] = [
         lambda r=racer, i=i: r.change_order(  # type: ignore[misc]
             order.order_id, Event.CONFIRM, platform="cardhub", idempotency_key=f"c-{i}"
@@ -420,8 +373,8 @@ def test_a_confirmation_racing_the_sweep_records_one_sale(
     order = delivered(registry, code)
     assert order.confirm_deadline is not None
     early, late = Clock(order.confirm_deadline - 1), Clock(order.confirm_deadline)
-    confirmer = _racers(db_url, registry, early, 1)[0]
-    sweeper = _racers(db_url, registry, late, 1)[0]
+    confirmer = racing_registries(db_url, registry, early, 1)[0]
+    sweeper = racing_registries(db_url, registry, late, 1)[0]
     before = len(transfers_of(registry.engine, code))
     calls: list[Callable[[], object]] = [
         lambda: confirmer.change_order(order.order_id, Event.CONFIRM, platform="cardhub"),
@@ -445,8 +398,8 @@ def test_a_delivery_racing_the_expiry_holds_lines_only_if_it_delivered(
 ) -> None:
     order = registry.open_order(opening(code))
     early, late = Clock(order.reserved_until - 1), Clock(order.reserved_until)
-    deliverer = _racers(db_url, registry, early, 1)[0]
-    sweeper = _racers(db_url, registry, late, 1)[0]
+    deliverer = racing_registries(db_url, registry, early, 1)[0]
+    sweeper = racing_registries(db_url, registry, late, 1)[0]
     calls: list[Callable[[], object]] = [
         lambda: deliverer.deliver(order.order_id, [code], platform="cardhub"),
         sweeper.sweep_orders,
@@ -636,29 +589,9 @@ def test_an_orders_lines_are_exact_and_never_exceed_its_price(
     policy = RoyaltyPolicy.parse(
         {"recipients": [{"address": a, "bps": b} for a, b in zip(recipients, royalty, strict=True)]}
     )
-    fingerprint = os.urandom(32)
-    registry.register(
-        registration(
-            creator,
-            clock(),
-            fingerprint=fingerprint,
-            good_type=GoodType.CODE,
-            product="card-single",
-            use=Use.SINGLE,
-            policy=policy,
-        )
-    )
-    registry.sequence_all()
+    fingerprint = register_code(registry, creator, clock, product="card-single", policy=policy)
     _levels(registry, creator, rebates)
-    registry.transfer(
-        TransferRequest(
-            platform="cardhub",
-            good_type=GoodType.CODE,
-            fingerprint=fingerprint,
-            seller=Party(None, None),
-            buyer=SELLER,
-        )
-    )
+    first_sale(registry, fingerprint, SELLER)
     request = replace(opening(fingerprint), price=price)
     order = registry.open_order(request)
     owed_royalty = [price * bps // 10_000 for bps in royalty]

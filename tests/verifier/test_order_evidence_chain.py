@@ -14,8 +14,8 @@ from api.cli.verify import EXIT_BUNDLE_INVALID, EXIT_NOT_ANCHORED
 from readmodels.orderevidence import build_order_evidence
 from registry.orders import Event
 from registry.transferrequests import Party
-from tests.registry.test_order_evidence import HOUR, _code
-from tests.registry.test_orders import opening
+from tests.registry.orderhelpers import opening, register_code
+from tests.registry.test_order_evidence import HOUR
 from tests.registry.test_transfers import CREATOR, sale
 from tests.trust import policy_of
 from tests.verifier.conftest import World
@@ -33,7 +33,7 @@ def verify(tmp_path: Any) -> Verify:
 def _dispute(world: World) -> int:
     """Delivered, disputed, refunded; the code redeemed on keyshop 3 hours after delivery."""
     registry, clock = world.registry, world.clock
-    code = _code(registry, world.creator, clock)
+    code = register_code(registry, world.creator, clock)
     order = registry.open_order(opening(code))
     delivered_at = clock()
     registry.deliver(order.order_id, [code], platform="cardhub")

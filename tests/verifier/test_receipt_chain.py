@@ -14,8 +14,7 @@ import pytest
 from api.cli.verify import EXIT_BUNDLE_INVALID, EXIT_NOT_ANCHORED
 from readmodels.bundles import build_bundle
 from registry.fingerprints import GoodType
-from tests.registry.test_order_evidence import _code
-from tests.registry.test_orders import opening
+from tests.registry.orderhelpers import opening, register_code
 from tests.trust import policy_of
 from tests.verifier.conftest import World
 from tests.verifier.test_verify_cli import Verify
@@ -28,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 def test_the_receipt_verifies_against_the_chain_once_anchored(world: World) -> None:
     registry = world.registry
-    code = _code(registry, world.creator, world.clock)
+    code = register_code(registry, world.creator, world.clock)
     order = registry.open_order(opening(code))
     registry.deliver(order.order_id, [code], platform="cardhub")
     receipt = registry.delivery_receipt(order.order_id, platform="cardhub").to_json()
@@ -58,7 +57,7 @@ def test_tracemark_verify_checks_a_receipt_file_with_its_bundle(
     """A buyer with the receipt file, the good's bundle, the pinned trust root and a node:
     exit 0; without the bundle or the node, 12 (not evidence yet); a doctored receipt, 11."""
     registry = world.registry
-    code = _code(registry, world.creator, world.clock)
+    code = register_code(registry, world.creator, world.clock)
     order = registry.open_order(opening(code))
     registry.deliver(order.order_id, [code], platform="cardhub")
     world.anchor()
