@@ -156,6 +156,33 @@ def subject_inputs(
     return tally.inputs(as_of)
 
 
+def all_inputs(conn: Connection, *, as_of: int, overdue_after: int) -> dict[Subject, CreditInputs]:
+    """Every platform's and seller's inputs in two grouped passes over the facts (by platform,
+    by seller party): what scoring a whole market costs (``bench/credit_bench.py``)."""
+    facts = _facts_query(as_of, overdue_after).subquery()
+    f = facts.c
+    tallies: dict[Subject, _Tally] = {}
+    by_platform = select(f.platform, f.kind, func.count(), func.min(f.at)).group_by(
+        f.platform, f.kind
+    )
+    for platform, kind, count, first in conn.execute(by_platform):
+        subject: Subject = ("platform", platform, None)
+        tallies.setdefault(subject, _Tally()).add(
+            ATTEMPT_KINDS.get(kind, kind), int(count), int(first)
+        )
+    by_seller = (
+        select(f.seller_platform, f.seller_ref, f.kind, func.count(), func.min(f.at))
+        .where(f.seller_platform.is_not(None), f.seller_ref.is_not(None))
+        .group_by(f.seller_platform, f.seller_ref, f.kind)
+    )
+    for platform, ref, kind, count, first in conn.execute(by_seller):
+        subject = ("seller", platform, bytes(ref))
+        tallies.setdefault(subject, _Tally()).add(
+            ATTEMPT_KINDS.get(kind, kind), int(count), int(first)
+        )
+    return {subject: tally.inputs(as_of) for subject, tally in tallies.items()}
+
+
 def fold(facts: Iterable[Fact], *, as_of: int) -> dict[Subject, CreditInputs]:
     """Every platform's and seller's inputs from the facts alone (the recompute's path)."""
     tallies: dict[Subject, _Tally] = {}
@@ -204,6 +231,7 @@ __all__ = [
     "KINDS",
     "Fact",
     "Subject",
+    "all_inputs",
     "credit_document",
     "fold",
     "read_credit",
