@@ -15,7 +15,7 @@ from registry.leaf import EntryKind
 from registry.service import Registry
 from tests.api.conftest import CodeGood, KeyFactory, bearer
 from tests.api.test_order_routes import PROBLEM, open_order
-from tests.registry.test_orders import snapshot
+from tests.registry.orderhelpers import snapshot
 from tests.trust import policy_of
 from verifier.bundle import Bundle
 from verifier.client import TracemarkClient

@@ -13,7 +13,7 @@ from registry.orders import TRANSITIONS, Event, State
 from registry.service import Registry
 from tests.api.conftest import CodeGood, KeyFactory, bearer
 from tests.conftest import Clock
-from tests.registry.test_orders import snapshot
+from tests.registry.orderhelpers import snapshot
 from verifier.client import TracemarkClient
 from verifier.problems import ApiProblem
 

@@ -22,7 +22,7 @@ from registry.service import Registry
 from tests.api.conftest import KeyFactory
 from tests.conftest import Clock
 from tests.registry.helpers import registration
-from tests.registry.test_orders import opening
+from tests.registry.orderhelpers import opening
 
 SETTINGS = WebhookSettings(allow_http=True, allow_loopback=True)
 
