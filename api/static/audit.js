@@ -121,7 +121,7 @@
     var codes = Array.from(new Set(signals.map(function (x) { return x.code; }))).sort();
     var chosen = signalCode.value;
     TM.clear(signalCode);
-    signalCode.appendChild(el("option", { value: "" }, "every signal (" + signals.length + ")"));
+    signalCode.appendChild(el("option", { value: "" }, TM.t("js.audit.every_signal", { n: signals.length })));
     codes.forEach(function (code) {
       var count = signals.filter(function (x) { return x.code === code; }).length;
       signalCode.appendChild(el("option", { value: code, selected: code === chosen }, code + " (" + count + ")"));
@@ -138,12 +138,12 @@
       return true;
     });
     TM.clear(signalsOut);
-    if (!signals.length) { signalsOut.appendChild(el("p", { class: "muted" }, "No standing signals.")); return; }
-    signalsOut.appendChild(el("p", { class: "status", role: "status" }, shown.length + " of " + signals.length + " signals shown."));
+    if (!signals.length) { signalsOut.appendChild(el("p", { class: "muted" }, TM.t("js.audit.no_signals"))); return; }
+    signalsOut.appendChild(el("p", { class: "status", role: "status" }, TM.t("js.audit.signals_shown", { shown: shown.length, total: signals.length })));
     if (!shown.length) return;
-    signalsOut.appendChild(el("div", { class: "table-scroll", tabindex: "0", "aria-label": "Signals table" },
+    signalsOut.appendChild(el("div", { class: "table-scroll", tabindex: "0", "aria-label": TM.t("js.audit.signals_table") },
       el("table", { class: "data", id: "signals-table" },
-        el("thead", {}, el("tr", {}, ["Signal", "About", "Why (evidence)", "Platforms", "Goods", "Weight"].map(function (h) {
+        el("thead", {}, el("tr", {}, ["js.audit.col.signal", "js.audit.col.about", "js.audit.col.why", "js.audit.col.platforms", "js.audit.col.goods", "js.audit.col.weight"].map(function (key) { return TM.t(key); }).map(function (h) {
           return el("th", { scope: "col" }, h);
         }))),
         el("tbody", {}, shown.map(function (x) {
@@ -182,10 +182,10 @@
     receipt_signature: 1, royalty_policy: 1, seller: 1, buyer: 1, royalties: 1 };
 
   function eventsTable(events) {
-    return el("div", { class: "table-scroll", tabindex: "0", "aria-label": "Events table" },
+    return el("div", { class: "table-scroll", tabindex: "0", "aria-label": TM.t("js.audit.events_table") },
       el("table", { class: "data", id: "trace-events" },
-        el("caption", {}, "The good's history, in order"),
-        el("thead", {}, el("tr", {}, ["#", "Event", "When", "What happened"].map(function (h) { return el("th", { scope: "col" }, h); }))),
+        el("caption", {}, TM.t("js.audit.history_caption")),
+        el("thead", {}, el("tr", {}, ["#", TM.t("js.audit.col.event"), TM.t("js.audit.col.when"), TM.t("js.audit.col.what")].map(function (h) { return el("th", { scope: "col" }, h); }))),
         el("tbody", {}, events.map(function (ev, i) {
           var details = Object.keys(ev).filter(function (k) {
             return !EVENT_SKIP[k] && ev[k] !== null && ev[k] !== undefined && ev[k] !== "";
@@ -202,8 +202,8 @@
   function drawGraph(graph, title) {
     var svg = window.TMsvg.graph(graph.nodes || [], graph.edges || [], { title: title });
     return el("figure", { class: "graph-figure" },
-      el("div", { class: "graph-scroll", tabindex: "0", "aria-label": "Provenance graph (scrolls sideways)" }, svg),
-      el("figcaption", {}, "Provenance graph, left to right in the order things happened."));
+      el("div", { class: "graph-scroll", tabindex: "0", "aria-label": TM.t("js.audit.graph_label") }, svg),
+      el("figcaption", {}, TM.t("js.audit.graph_caption")));
   }
 
   /** A graph from a good's log entries, for a registry that has no trace route yet. */
@@ -232,11 +232,11 @@
   function offerSignals(goodType, fp) {
     signalsFor = { good: goodType + ":" + fp, label: goodType + " " + TM.short(fp, 10) };
     signalsLoad.disabled = false;
-    signalsLoad.textContent = "Load the signals of " + signalsFor.label;
+    signalsLoad.textContent = TM.t("js.audit.load_signals_of", { good: signalsFor.label });
   }
 
   async function loadSignals(target) {
-    TM.clear(signalsOut).appendChild(el("p", { class: "status", role: "status" }, "Loading the signals…"));
+    TM.clear(signalsOut).appendChild(el("p", { class: "status", role: "status" }, TM.t("js.audit.loading_signals")));
     signalsStatus.hidden = true;
     var items = [], cursor = null, built = 0;
     for (var page = 0; page < MAX_SIGNAL_PAGES; page++) {
@@ -244,7 +244,7 @@
         (cursor ? "&cursor=" + encodeURIComponent(cursor) : "");
       var res = await TM.api("/v1/signals" + query, { auth: true });
       if (!res.ok) {
-        var hint = res.status === 401 || res.status === 403 ? " The signals need an auditor's API key (audit scope)." : "";
+        var hint = res.status === 401 || res.status === 403 ? " " + TM.t("js.audit.signals_need_key") : "";
         TM.clear(signalsOut).appendChild(el("p", { class: "status problem" }, TM.problemText(res) + hint));
         return;
       }
@@ -254,9 +254,9 @@
       if (!cursor) break;
     }
     setSignals(items, target ? "good" : "all");
-    signalsStatus.textContent = (target ? "Signals implicating " + target.label : "Every standing signal") +
-      (built ? ", as the risk worker saw the market at " + TM.time(built) : ", none computed yet") +
-      (cursor ? " (the first " + items.length + ")." : ".");
+    signalsStatus.textContent = (target ? TM.t("js.audit.signals_of", { good: target.label }) : TM.t("js.audit.every_standing")) +
+      (built ? TM.t("js.audit.as_seen_at", { time: TM.time(built) }) : TM.t("js.audit.none_computed")) +
+      (cursor ? TM.t("js.audit.first_n", { n: items.length }) : TM.t("js.audit.end"));
     signalsStatus.hidden = false;
   }
 
@@ -269,23 +269,25 @@
       if (value === null || value === undefined || value === "") return;
       rows.push(el("dt", {}, term), el("dd", mono ? { class: "mono" } : {}, value));
     }
-    add("Status", data.status);
-    add("Creator", data.creator, true);
-    add("Product", data.product);
-    add("Use", data.use);
-    add("Holder", data.holder && data.holder.label);
+    add(TM.t("js.audit.row.status"), data.status);
+    add(TM.t("js.check.row.creator"), data.creator, true);
+    add(TM.t("js.check.row.product"), data.product);
+    add(TM.t("js.check.row.use"), data.use);
+    add(TM.t("js.check.row.holder"), data.holder && data.holder.label);
     var v = data.verifications;
-    if (v) add("Checks", v.times ? "verified " + TM.plural(v.times, "time") + " by " + TM.plural(v.platforms, "platform") + ", first at " + TM.time(v.first_at) : "never verified");
+    if (v) add(TM.t("js.check.row.checks"), v.times ? TM.t("js.audit.verified", { times: TM.count(v.times, "js.count.time"), platforms: TM.count(v.platforms, "js.count.platform"), first: TM.time(v.first_at) }) : TM.t("js.audit.never_verified"));
     var c = data.counts;
-    if (c) add("History", TM.plural(c.entries, "log entry", "log entries") + " (" + c.entries_shown + " shown), " + TM.plural(c.transfers, "transfer") + ", " + TM.plural(c.conflicts, "conflicting claim") + ", " + TM.plural(c.verifications, "verification") + " (" + c.verifications_shown + " shown)" +
-      (c.refused ? ", " + TM.plural(c.refused, "refused transfer") : ""));
+    if (c) add(TM.t("js.audit.row.history"), TM.t("js.audit.history", { entries: TM.count(c.entries, "js.count.entry"), entries_shown: c.entries_shown,
+      transfers: TM.count(c.transfers, "js.count.transfer"), conflicts: TM.count(c.conflicts, "js.count.conflict"),
+      verifications: TM.count(c.verifications, "js.count.verification"), verifications_shown: c.verifications_shown }) +
+      (c.refused ? TM.t("js.list.sep") + TM.count(c.refused, "js.count.refused") : ""));
     if (!rows.length) return null;
     return el("dl", { class: "facts", id: "trace-summary" }, rows);
   }
 
   function renderTrace(data, goodType, fp) {
-    var nodes = [el("h3", {}, "Trace of " + goodType + " " + TM.short(fp, 12)), traceSummary(data)];
-    if (data.graph) nodes.push(drawGraph(data.graph, "Provenance graph of " + goodType + " " + fp));
+    var nodes = [el("h3", {}, TM.t("js.audit.trace_of", { good: goodType + " " + TM.short(fp, 12) })), traceSummary(data)];
+    if (data.graph) nodes.push(drawGraph(data.graph, TM.t("js.audit.graph_of", { good: goodType + " " + fp })));
     var events = data.events || data.timeline || data.history || [];
     if (events.length) nodes.push(eventsTable(events));
     return nodes;
@@ -294,12 +296,12 @@
   async function showMermaid(path) {
     var res = await TM.api(path + "?format=mermaid", { auth: true, text: true });
     if (!res.ok || typeof res.data !== "string") return;
-    traceOut.appendChild(el("details", {}, el("summary", {}, "The graph as Mermaid text"),
+    traceOut.appendChild(el("details", {}, el("summary", {}, TM.t("js.audit.mermaid")),
       el("pre", { class: "mono", id: "trace-mermaid" }, res.data)));
   }
 
   async function trace(goodType, fp) {
-    TM.clear(traceOut).appendChild(el("p", { class: "status", role: "status" }, "Tracing…"));
+    TM.clear(traceOut).appendChild(el("p", { class: "status", role: "status" }, TM.t("js.audit.tracing")));
     var base = "/v1/goods/" + goodType + "/" + fp;
     var res = await TM.api(base + "/trace", { auth: true });
     if (res.ok) {
@@ -311,7 +313,7 @@
     }
     if (res.status === 401 || res.status === 403) {
       TM.clear(traceOut).appendChild(el("p", { class: "status problem" }, TM.problemText(res) +
-        " A trace needs an auditor's API key (audit scope), or the good's creator signed in."));
+        " " + TM.t("js.audit.trace_needs")));
       return;
     }
     if (res.status !== 404) {
@@ -322,7 +324,7 @@
     var history = await TM.api(base + "/history?limit=200", { auth: true });
     if (!history.ok) {
       TM.clear(traceOut).appendChild(el("p", { class: "status problem" },
-        history.status === 404 ? "The registry has no entry for this good." : TM.problemText(history)));
+        history.status === 404 ? TM.t("js.audit.no_entry") : TM.problemText(history)));
       return;
     }
     var bundle = await TM.api(base + "/proof");
@@ -335,7 +337,7 @@
         return { kind: e.kind, timestamp: e.timestamp, leaf_index: e.leaf_index, actor: e.actor, payload_hash: e.payload_hash };
       }),
     }, goodType, fp));
-    traceOut.appendChild(el("p", { class: "help" }, "This registry has no trace route: shown from the good's log entries."));
+    traceOut.appendChild(el("p", { class: "help" }, TM.t("js.audit.no_trace_route")));
     offerSignals(goodType, fp);
   }
 
@@ -344,7 +346,7 @@
     var fp = traceFp.value.trim().toLowerCase();
     if (!TM.FINGERPRINT.test(fp)) {
       traceFp.setAttribute("aria-invalid", "true");
-      TM.clear(traceOut).appendChild(el("p", { class: "status problem" }, "A fingerprint is 0x followed by 64 hexadecimal digits."));
+      TM.clear(traceOut).appendChild(el("p", { class: "status problem" }, TM.t("js.check.bad_fp")));
       return;
     }
     traceFp.removeAttribute("aria-invalid");
@@ -371,7 +373,7 @@
 
   function royaltyChart(statement) {
     var currencies = Array.from(new Set(statement.lines.map(function (l) { return l.currency; }))).sort();
-    if (!currencies.length) return [el("p", { class: "muted", id: "no-royalties" }, "No royalties yet: they are owed on resales of your goods.")];
+    if (!currencies.length) return [el("p", { class: "muted", id: "no-royalties" }, TM.t("js.audit.no_royalties"))];
     var out = [];
     currencies.forEach(function (currency) {
       var perPeriod = {};
@@ -383,14 +385,14 @@
         return { label: p, value: Number(perPeriod[p]), text: TM.amount(perPeriod[p].toString()) };
       });
       out.push(el("figure", { class: "chart-figure" },
-        el("div", { class: "graph-scroll", tabindex: "0", "aria-label": "Royalties chart, " + currency },
-          window.TMsvg.bars(data, { title: "Royalties owed per " + statement.period + ", " + currency + " (minor units)" })),
-        el("figcaption", {}, "Royalties owed per " + statement.period + " in " + currency + " (minor units).")));
+        el("div", { class: "graph-scroll", tabindex: "0", "aria-label": TM.t("js.audit.chart_label", { currency: currency }) },
+          window.TMsvg.bars(data, { title: TM.t("js.audit.chart_title", { period: TM.t("js.audit.period." + statement.period), currency: currency }) })),
+        el("figcaption", {}, TM.t("js.audit.chart_caption", { period: TM.t("js.audit.period." + statement.period), currency: currency }))));
     });
-    out.push(el("div", { class: "table-scroll", tabindex: "0", "aria-label": "Royalty totals" },
+    out.push(el("div", { class: "table-scroll", tabindex: "0", "aria-label": TM.t("js.audit.totals_label") },
       el("table", { class: "data", id: "royalty-totals" },
-        el("caption", {}, "Totals per recipient"),
-        el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Recipient"), el("th", { scope: "col" }, "Currency"), el("th", { scope: "col" }, "Amount (minor units)"))),
+        el("caption", {}, TM.t("js.audit.totals_caption")),
+        el("thead", {}, el("tr", {}, el("th", { scope: "col" }, TM.t("js.audit.col.recipient")), el("th", { scope: "col" }, TM.t("js.audit.col.currency")), el("th", { scope: "col" }, TM.t("js.audit.col.amount")))),
         el("tbody", {}, statement.totals.map(function (t) {
           return el("tr", {}, el("td", { class: "mono" }, t.recipient), el("td", {}, t.currency), el("td", { class: "num" }, TM.amount(t.amount)));
         })))));
@@ -400,12 +402,12 @@
   // Owed (due, unpaid), paid and overdue per period, platform and recipient (issue 17:
   // royalties paid, not only owed). Amounts are decimal text in minor units.
   function balancesTable(balances) {
-    if (!balances.lines.length) return el("p", { class: "muted", id: "no-balances" }, "Nothing due yet: lines become due when their sale stands.");
+    if (!balances.lines.length) return el("p", { class: "muted", id: "no-balances" }, TM.t("js.audit.nothing_due"));
     var overdueDays = Math.round(balances.overdue_after / 86400);
-    return el("div", { class: "table-scroll", tabindex: "0", "aria-label": "Paid and owed" },
+    return el("div", { class: "table-scroll", tabindex: "0", "aria-label": TM.t("js.audit.paid_owed") },
       el("table", { class: "data", id: "payout-balances" },
-        el("caption", {}, "Due royalties: owed, paid, and overdue (owed for more than " + overdueDays + " days)"),
-        el("thead", {}, el("tr", {}, ["Period", "Platform", "Recipient", "Currency", "Owed", "Paid", "Overdue"].map(function (h) {
+        el("caption", {}, TM.t("js.audit.due_caption", { days: overdueDays })),
+        el("thead", {}, el("tr", {}, ["js.audit.col.period", "js.audit.col.platform", "js.audit.col.recipient", "js.audit.col.currency", "js.audit.col.owed", "js.audit.col.paid", "js.audit.col.overdue"].map(function (key) { return TM.t(key); }).map(function (h) {
           return el("th", { scope: "col" }, h);
         }))),
         el("tbody", {}, balances.lines.map(function (b) {
@@ -420,10 +422,10 @@
     var token = TM.credential();
     if (!token || token.indexOf("tm_siwe_") !== 0) {
       TM.clear(dashboardOut).appendChild(el("p", { class: "status problem" },
-        "The dashboard needs a creator's session: sign in with Ethereum, or paste a tm_siwe_ token above."));
+        TM.t("js.audit.dash_needs")));
       return;
     }
-    TM.clear(dashboardOut).appendChild(el("p", { class: "status", role: "status" }, "Loading your goods and royalties…"));
+    TM.clear(dashboardOut).appendChild(el("p", { class: "status", role: "status" }, TM.t("js.audit.loading_dash")));
     var goods = await allGoods();
     if (goods.error) { TM.clear(dashboardOut).appendChild(el("p", { class: "status problem" }, TM.problemText(goods.error))); return; }
     var statement = await TM.api("/v1/creators/me/royalties?period=" + period, { auth: true });
@@ -446,28 +448,28 @@
     });
     var nodes = [
       el("dl", { class: "facts", id: "dashboard-summary" },
-        el("dt", {}, "Goods"), el("dd", {}, String(items.length) + (goods.more ? "+ (the first " + items.length + " shown)" : "")),
-        el("dt", {}, "Anchored"), el("dd", { id: "dashboard-anchored" }, anchored + " of " + items.length +
-          (anchor ? " (up to log size " + anchor.tree_size + ", " + anchor.state + ", block " + anchor.block_number + ")" : " (no anchor yet)")),
-        anchor && anchor.tx_hash ? [el("dt", {}, "Latest anchor"), el("dd", { class: "mono" }, anchor.tx_hash)] : null,
-        el("dt", {}, "Pending"), el("dd", {}, String(items.length - anchored))),
-      el("h3", {}, "Goods by product"),
-      el("div", { class: "table-scroll", tabindex: "0", "aria-label": "Goods by product" },
+        el("dt", {}, TM.t("js.audit.col.goods")), el("dd", {}, String(items.length) + (goods.more ? TM.t("js.audit.more", { n: items.length }) : "")),
+        el("dt", {}, TM.t("js.audit.anchored")), el("dd", { id: "dashboard-anchored" }, TM.t("js.audit.anchored_of", { n: anchored, total: items.length }) +
+          (anchor ? TM.t("js.audit.anchor_detail", { size: anchor.tree_size, state: anchor.state, block: anchor.block_number }) : TM.t("js.audit.no_anchor"))),
+        anchor && anchor.tx_hash ? [el("dt", {}, TM.t("js.audit.latest_anchor")), el("dd", { class: "mono" }, anchor.tx_hash)] : null,
+        el("dt", {}, TM.t("js.audit.pending")), el("dd", {}, String(items.length - anchored))),
+      el("h3", {}, TM.t("js.audit.by_product")),
+      el("div", { class: "table-scroll", tabindex: "0", "aria-label": TM.t("js.audit.by_product") },
         el("table", { class: "data" },
-          el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Kind · product"), el("th", { scope: "col" }, "Goods"))),
+          el("thead", {}, el("tr", {}, el("th", { scope: "col" }, TM.t("js.audit.col.kind_product")), el("th", { scope: "col" }, TM.t("js.audit.col.goods")))),
           el("tbody", {}, Object.keys(byProduct).sort().map(function (k) {
             return el("tr", {}, el("td", {}, k), el("td", { class: "num" }, String(byProduct[k])));
           })))),
-      el("h3", {}, "Royalties over time"),
+      el("h3", {}, TM.t("js.audit.royalties_over_time")),
       royaltyChart(statement.data),
-      el("h3", {}, "Paid and owed"),
+      el("h3", {}, TM.t("js.audit.paid_owed")),
       balances.ok ? balancesTable(balances.data) : el("p", { class: "status problem" }, TM.problemText(balances)),
-      el("h3", {}, "Newest goods"),
+      el("h3", {}, TM.t("js.audit.newest")),
       el("ul", { class: "goods" }, items.slice(-10).reverse().map(function (g) {
         return el("li", {}, g.good_type + (g.product ? " · " + g.product : "") + " ",
           el("span", { class: "mono" }, TM.short(g.fingerprint, 12)), " ",
-          el("a", { href: "/?type=" + g.good_type + "&fp=" + g.fingerprint }, "check"), " · ",
-          el("a", { href: "/label/" + g.good_type + "/" + g.fingerprint }, "label"));
+          el("a", { href: "/?type=" + g.good_type + "&fp=" + g.fingerprint }, TM.t("js.audit.check_link")), " · ",
+          el("a", { href: "/label/" + g.good_type + "/" + g.fingerprint }, TM.t("js.audit.label_link")));
       })),
     ];
     TM.clear(dashboardOut);

@@ -187,3 +187,36 @@ def test_the_scripts_speak_the_pages_language(browser: Any, market: Market) -> N
     assert found.get_attribute("data-match") == "false"
     assert ZH["js.receipt.no_match"] in found.text
     shot(browser, "lang-receipt-check-zh-Hans")
+
+
+def test_the_auditors_view_in_chinese(browser: Any, market: Market) -> None:
+    """audit.js's texts: the credential's status, a trace's heading and summary, the signals'
+    status line, a creator's dashboard, all from the Chinese catalogue."""
+    _fresh(browser, market)
+    browser.get(market.url + "/audit?lang=zh-Hans")
+    fill(by_id(browser, "credential"), market.audit_key)
+    css(browser, "#form-credential button[type=submit]")[0].click()
+    using = ZH["js.audit.using"].split("{")[0]
+    wait_for(browser, lambda d: using in by_id(d, "credential-status").text, "the credential")
+    fill(by_id(browser, "trace-fp"), market.revoked_fp)
+    css(browser, "#form-trace button[type=submit]")[0].click()
+    summary = wait_for(browser, lambda d: css(d, "#trace-summary"), "the trace")[0].text
+    assert ZH["js.audit.row.status"] in summary and ZH["js.audit.row.history"] in summary
+    assert "refused transfer" not in summary and "次被拒绝的转让" in summary
+    by_id(browser, "signals-load").click()
+    wait_for(browser, lambda d: css(d, "#signals-table tbody tr") or None, "the signals")
+    status = by_id(browser, "signals-verdict").text
+    assert ZH["js.audit.signals_of"].split("{")[0] in status and "implicating" not in status
+    headers = [th.text for th in css(browser, "#signals-table thead th")]
+    assert headers[0] == ZH["js.audit.col.signal"]
+    shot(browser, "lang-audit-trace-zh-Hans")
+    # The creator's dashboard.
+    browser.execute_script("sessionStorage.clear()")
+    fill(by_id(browser, "credential"), market.creator_token)
+    css(browser, "#form-credential button[type=submit]")[0].click()
+    css(browser, "#form-dashboard button[type=submit]")[0].click()
+    wait_for(browser, lambda d: css(d, "#dashboard-summary"), "the dashboard")
+    text = by_id(browser, "dashboard-out").text
+    assert ZH["js.audit.by_product"] in text and ZH["js.audit.newest"] in text
+    shot(browser, "lang-audit-dashboard-zh-Hans")
+    assert console_errors(browser) == []
