@@ -28,6 +28,7 @@ from api.languages import (
 )
 from api.web import STATIC, TEMPLATES
 from registry.errors import TracemarkError
+from registry.fingerprints import USE_NAMES
 
 API = Path(__file__).parents[2] / "api"
 #: Scripts whose texts come from the catalogue. svg.js (the graph's and chart's drawing)
@@ -70,7 +71,7 @@ def _used_keys() -> set[str]:
     # Keys a script builds from a prefix and a value ("js.audit.period." + period): every key
     # under the prefix counts as used; test_dynamic_keys_cover_their_values checks the values.
     for text in _sources().values():
-        for prefix in re.findall(r'"(js\.[\w.]+\.)" \+', text):
+        for prefix in re.findall(r'"((?:js|label)\.[\w.]+\.)" [+~]', text):
             used |= {key for key in catalogue(ENGLISH) if key.startswith(prefix)}
     for text in _sources().values():
         for base in re.findall(r"""count\([^,]+, "(js\.count\.\w+)"\)""", text):
@@ -79,7 +80,8 @@ def _used_keys() -> set[str]:
 
 
 def test_dynamic_keys_cover_their_values() -> None:
-    """The royalty period the dashboard names comes from the page's select: each has a text."""
+    """Keys built from a value have a text for every value: the royalty period the dashboard
+    names (the page's select), a label's use."""
     html = (TEMPLATES / "audit.html").read_text(encoding="utf-8")
     select = re.search(r'<select id="royalty-period".*?</select>', html, re.S)
     assert select is not None
@@ -88,6 +90,10 @@ def test_dynamic_keys_cover_their_values() -> None:
     for language in LANGUAGES:
         for period in periods:
             assert f"js.audit.period.{period}" in catalogue(language)
+    # A label names the good's use (registry.fingerprints.USE_NAMES).
+    for language in LANGUAGES:
+        for use in USE_NAMES.values():
+            assert f"label.use.{use}" in catalogue(language)
 
 
 def test_both_catalogues_have_the_same_keys_and_placeholders() -> None:
