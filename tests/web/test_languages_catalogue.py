@@ -247,3 +247,17 @@ def test_catalogue_files_are_sorted_json_objects_of_strings() -> None:
     for path in MESSAGES.glob("*.json"):
         data = json.loads(path.read_text(encoding="utf-8"))
         assert list(data) == sorted(data), path.name
+
+
+@given(st.text(max_size=50))
+def test_a_value_is_escaped_into_a_text_never_markup(value: str) -> None:
+    from markupsafe import escape
+
+    from api.languages import Translator
+
+    for language in LANGUAGES:
+        t = Translator(language)
+        rendered = str(t("notfound.body", what=value))
+        template = catalogue(language)["notfound.body"]
+        assert rendered == template.replace("{what}", str(escape(value)))
+        assert "<script" not in str(t("receipt.lede", order="<script>x</script>"))
