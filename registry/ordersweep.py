@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import Connection, select
 
-from registry.errors import LeaseLost, StorageBusy
 from registry.reservations import reservations_t
+from registry.rolesteps import Fence, run_steps
 
 if TYPE_CHECKING:
     from registry.lease import Lease
@@ -56,32 +56,22 @@ def run_order_sweep(
     held, each order's transaction fenced by it; a full pass goes again at once."""
     from registry.orderdesk import SWEEP_BATCH
 
-    backoff = interval
-    while not stop.is_set():
-        if lease is not None and not lease.held:
-            stop.wait(min(interval, lease.interval))  # another process sweeps; stand by
-            continue
-        try:
-            settled = registry.sweep_orders(
-                limit=SWEEP_BATCH, fence=None if lease is None else lease.fence
-            )
-        except LeaseLost as exc:
-            logger.warning("order sweep stopped: %s", exc.detail)
-            continue
-        except StorageBusy:
-            logger.warning("database busy; sweeping again in %.1fs", backoff)
-        except Exception:
-            logger.exception("order sweep failed; sweeping again in %.1fs", backoff)
-        else:
-            backoff = interval
-            if settled:
-                logger.info("settled %d order(s) past their time", settled)
-            if settled >= SWEEP_BATCH:
-                continue  # more may be due: go again without sleeping
-            stop.wait(interval)
-            continue
-        stop.wait(backoff)
-        backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+    def step(fence: Fence | None) -> bool:
+        settled = registry.sweep_orders(limit=SWEEP_BATCH, fence=fence)
+        if settled:
+            logger.info("settled %d order(s) past their time", settled)
+        return settled >= SWEEP_BATCH  # more may be due: go again without sleeping
+
+    run_steps(
+        step,
+        interval=interval,
+        stop=stop,
+        lease=lease,
+        logger=logger,
+        what="order sweep",
+        again="sweeping again",
+        max_backoff=MAX_BACKOFF_SECONDS,
+    )
 
 
 __all__ = ["DEFAULT_SWEEP_INTERVAL", "due_orders", "run_order_sweep"]

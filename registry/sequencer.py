@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from registry.errors import LeaseLost, StorageBusy
 from registry.fingerprints import fingerprint_hex
 from registry.lease import Lease
+from registry.rolesteps import Fence, run_steps
 from registry.service import Registry
 from registry.treehead import TreeHead
 
@@ -35,27 +35,21 @@ def run_sequencer(
     machines) only its holder sequences, and each batch's transaction is fenced by it; the
     caller keeps the lease (``Lease.keep``). Without one, this is the only sequencer.
     """
-    backoff = interval
-    while not stop.is_set():
-        if lease is not None and not lease.held:
-            stop.wait(min(interval, lease.interval))  # another process sequences; stand by
-            continue
-        try:
-            head = registry.sequence(fence=None if lease is None else lease.fence)
-        except LeaseLost as exc:
-            logger.warning("sequencing stopped: %s", exc.detail)
-            continue
-        except StorageBusy:
-            logger.warning("database busy; retrying in %.1fs", backoff)
-        except Exception:
-            logger.exception("sequencing failed; retrying in %.1fs", backoff)
-        else:
-            backoff = interval
-            if head is not None:
-                logger.info("signed %s", describe(head))
-                # A full batch means more may be waiting: go again without sleeping.
-                continue
-            stop.wait(interval)
-            continue
-        stop.wait(backoff)
-        backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+    def step(fence: Fence | None) -> bool:
+        head = registry.sequence(fence=fence)
+        if head is None:
+            return False
+        logger.info("signed %s", describe(head))
+        return True  # a full batch means more may be waiting: go again without sleeping
+
+    run_steps(
+        step,
+        interval=interval,
+        stop=stop,
+        lease=lease,
+        logger=logger,
+        what="sequencing",
+        again="retrying",
+        max_backoff=MAX_BACKOFF_SECONDS,
+    )
