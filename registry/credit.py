@@ -70,7 +70,7 @@ class CreditInputs:
     days_active: int = 0
 
     def __post_init__(self) -> None:
-        for name, value in asdict(self).items():
+        for name, value in vars(self).items():  # not asdict: it copies, 10x the cost
             if type(value) is not int or not 0 <= value <= MAX_INPUT:
                 raise ValueError(f"{name} must be an integer in [0, 2^53 - 1]")
 

@@ -157,29 +157,22 @@ def subject_inputs(
 
 
 def all_inputs(conn: Connection, *, as_of: int, overdue_after: int) -> dict[Subject, CreditInputs]:
-    """Every platform's and seller's inputs in two grouped passes over the facts (by platform,
-    by seller party): what scoring a whole market costs (``bench/credit_bench.py``)."""
+    """Every platform's and seller's inputs from one grouped pass over the facts (by
+    platform, seller party and kind; each group added to its platform and its seller): what
+    scoring a whole market costs (``bench/credit_bench.py``)."""
     facts = _facts_query(as_of, overdue_after).subquery()
     f = facts.c
     tallies: dict[Subject, _Tally] = {}
-    by_platform = select(f.platform, f.kind, func.count(), func.min(f.at)).group_by(
-        f.platform, f.kind
-    )
-    for platform, kind, count, first in conn.execute(by_platform):
-        subject: Subject = ("platform", platform, None)
-        tallies.setdefault(subject, _Tally()).add(
-            ATTEMPT_KINDS.get(kind, kind), int(count), int(first)
-        )
-    by_seller = (
-        select(f.seller_platform, f.seller_ref, f.kind, func.count(), func.min(f.at))
-        .where(f.seller_platform.is_not(None), f.seller_ref.is_not(None))
-        .group_by(f.seller_platform, f.seller_ref, f.kind)
-    )
-    for platform, ref, kind, count, first in conn.execute(by_seller):
-        subject = ("seller", platform, bytes(ref))
-        tallies.setdefault(subject, _Tally()).add(
-            ATTEMPT_KINDS.get(kind, kind), int(count), int(first)
-        )
+    grouped = select(
+        f.platform, f.seller_platform, f.seller_ref, f.kind, func.count(), func.min(f.at)
+    ).group_by(f.platform, f.seller_platform, f.seller_ref, f.kind)
+    for platform, seller_platform, seller_ref, kind, count, first in conn.execute(grouped):
+        kind = ATTEMPT_KINDS.get(kind, kind)
+        subjects: list[Subject] = [("platform", platform, None)]
+        if seller_platform is not None and seller_ref is not None:
+            subjects.append(("seller", seller_platform, bytes(seller_ref)))
+        for subject in subjects:
+            tallies.setdefault(subject, _Tally()).add(kind, int(count), int(first))
     return {subject: tally.inputs(as_of) for subject, tally in tallies.items()}
 
 
