@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final
 from sqlalchemy import Connection, select
 
 from registry.reservations import reservations_t
-from registry.rolesteps import Fence, run_steps
+from registry.rolesteps import Fence, Role, run_steps
 
 if TYPE_CHECKING:
     from registry.lease import Lease
@@ -31,6 +31,7 @@ logger = logging.getLogger("tracemark.orders.sweep")
 DEFAULT_SWEEP_INTERVAL: Final = 5.0
 #: Longest pause after repeated failures, seconds.
 MAX_BACKOFF_SECONDS: Final = 60.0
+_ROLE = Role(logger, "order sweep", "sweeping again", MAX_BACKOFF_SECONDS)
 
 
 def due_orders(conn: Connection, *, now: int, limit: int) -> list[int]:
@@ -62,16 +63,7 @@ def run_order_sweep(
             logger.info("settled %d order(s) past their time", settled)
         return settled >= SWEEP_BATCH  # more may be due: go again without sleeping
 
-    run_steps(
-        step,
-        interval=interval,
-        stop=stop,
-        lease=lease,
-        logger=logger,
-        what="order sweep",
-        again="sweeping again",
-        max_backoff=MAX_BACKOFF_SECONDS,
-    )
+    run_steps(step, _ROLE, interval=interval, stop=stop, lease=lease)
 
 
 __all__ = ["DEFAULT_SWEEP_INTERVAL", "due_orders", "run_order_sweep"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
@@ -21,23 +22,32 @@ if TYPE_CHECKING:
 Fence = Callable[[Connection], None]
 
 
+@dataclass(frozen=True)
+class Role:
+    """How a role's loop speaks and backs off: its logger, what it does ("sequencing"), what
+    a retry is called ("retrying"), and the longest back-off (seconds)."""
+
+    logger: logging.Logger
+    what: str
+    again: str
+    max_backoff: float
+
+
 def run_steps(
     step: Callable[[Fence | None], bool],
+    role: Role,
     *,
     interval: float,
     stop: threading.Event,
     lease: Lease | None,
-    logger: logging.Logger,
-    what: str,
-    again: str,
-    max_backoff: float,
 ) -> None:
     """Call ``step(fence)`` (the lease's fence, ``None`` without a lease) until
     ``stop`` is set: at once again when it returns True (a full batch: more may be waiting),
     else after ``interval``. With a ``lease``, only while it is held. ``LeaseLost`` is logged
     ("<what> stopped") and the loop stands by; a busy database or any other failure is logged
-    ("<what> failed; <again> in ...") and retried after a back-off doubling up to
-    ``max_backoff``. The loop never dies on a failed step."""
+    ("<what> failed; <again> in ...") and retried after a back-off doubling up to the
+    role's ``max_backoff``. The loop never dies on a failed step."""
+    logger, what, again = role.logger, role.what, role.again
     backoff = interval
     while not stop.is_set():
         if lease is not None and not lease.held:
@@ -58,7 +68,7 @@ def run_steps(
                 stop.wait(interval)
             continue
         stop.wait(backoff)
-        backoff = min(backoff * 2, max_backoff)
+        backoff = min(backoff * 2, role.max_backoff)
 
 
-__all__ = ["Fence", "run_steps"]
+__all__ = ["Fence", "Role", "run_steps"]

@@ -12,7 +12,7 @@ import threading
 
 from registry.fingerprints import fingerprint_hex
 from registry.lease import Lease
-from registry.rolesteps import Fence, run_steps
+from registry.rolesteps import Fence, Role, run_steps
 from registry.service import Registry
 from registry.treehead import TreeHead
 
@@ -20,6 +20,8 @@ logger = logging.getLogger("tracemark.sequencer")
 
 #: Longest pause after repeated failures, seconds.
 MAX_BACKOFF_SECONDS = 30.0
+
+_ROLE = Role(logger, "sequencing", "retrying", MAX_BACKOFF_SECONDS)
 
 
 def describe(head: TreeHead) -> str:
@@ -43,13 +45,4 @@ def run_sequencer(
         logger.info("signed %s", describe(head))
         return True  # a full batch means more may be waiting: go again without sleeping
 
-    run_steps(
-        step,
-        interval=interval,
-        stop=stop,
-        lease=lease,
-        logger=logger,
-        what="sequencing",
-        again="retrying",
-        max_backoff=MAX_BACKOFF_SECONDS,
-    )
+    run_steps(step, _ROLE, interval=interval, stop=stop, lease=lease)

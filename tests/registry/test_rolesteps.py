@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from registry.errors import LeaseLost, StorageBusy
-from registry.rolesteps import Fence, run_steps
+from registry.rolesteps import Fence, Role, run_steps
 
 
 class RecordedStop(threading.Event):
@@ -56,14 +56,7 @@ def test_faults_back_off_doubling_to_the_cap_and_success_resets_it(
     logger = logging.getLogger("tests.rolesteps")
     with caplog.at_level(logging.INFO, logger="tests.rolesteps"):
         run_steps(
-            step,
-            interval=1.0,
-            stop=stop,
-            lease=None,
-            logger=logger,
-            what="probing",
-            again="trying again",
-            max_backoff=3.0,
+            step, Role(logger, "probing", "trying again", 3.0), interval=1.0, stop=stop, lease=None
         )
     assert outcomes == []
     assert fences == [None] * 8  # no lease: nothing fences a step
