@@ -68,7 +68,7 @@ def test_recomputed_from_the_export_equals_the_api_for_every_subject(
         assert totals[kind] > 0, kind
     assert {s["rating"] for s in scores} == {"rated", "unrated"}
 
-    # The whole market in two grouped passes (what the benchmark times) says the same.
+    # The whole market in one grouped pass (what the benchmark times) says the same.
     with read_transaction(market.engine) as conn:
         every = all_inputs(conn, as_of=market.clock(), overdue_after=market.payout_overdue_seconds)
     assert len(every) == len(scores)
@@ -76,6 +76,24 @@ def test_recomputed_from_the_export_equals_the_api_for_every_subject(
         seller = None if doc["seller"] is None else bytes.fromhex(doc["seller"][2:])
         subject = (doc["subject"], doc["platform"], seller)
         assert dataclasses.asdict(every[subject]) == doc["inputs"]
+
+    # One more refused double sale in the file moves that platform's score down (or keeps it
+    # at 0) and nothing else: the recompute reads the facts, not a stored number.
+    rated = max((s for s in platforms if s["rating"] == "rated"), key=lambda s: s["score"])
+    document = json.loads(result.json_path.read_text(encoding="utf-8"))
+    extra = {"kind": "bad-sale", "platform": rated["platform"], "seller_platform": None}
+    document["credit"]["facts"].append({**extra, "seller": None, "at": document["exported_at"]})
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(document), encoding="utf-8")
+    again = CliRunner().invoke(cli_app, ["credit", "recompute", str(changed), "--json"])
+    assert again.exit_code == 0, again.output
+    moved = [a for a, b in zip(json.loads(again.output)["scores"], scores, strict=True) if a != b]
+    assert len(moved) == 1 and moved[0]["platform"] == rated["platform"]
+    assert moved[0]["inputs"]["bad_sale_attempts"] == rated["inputs"]["bad_sale_attempts"] + 1
+    assert moved[0]["score"] < rated["score"]
+    # The plain output names every subject once.
+    plain = CliRunner().invoke(cli_app, ["credit", "recompute", str(result.json_path)])
+    assert plain.exit_code == 0 and len(plain.output.splitlines()) == len(scores)
 
     app = create_app(market, siwe_domain="testserver", telemetry_interval=0.05)
     with TestClient(app) as http, TracemarkClient("http://testserver", http_client=http) as api:
