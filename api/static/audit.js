@@ -400,12 +400,15 @@
   }
 
   // Owed (due, unpaid), paid and overdue per period, platform and recipient (issue 17:
-  // royalties paid, not only owed). Amounts are decimal text in minor units.
-  function balancesTable(balances) {
-    if (!balances.lines.length) return el("p", { class: "muted", id: "no-balances" }, TM.t("js.audit.nothing_due"));
+  // royalties paid, not only owed). Amounts are decimal text in minor units. The creator's
+  // dashboard and the agents' section share it: `id` names the table and its empty note.
+  function balancesTable(balances, id) {
+    id = id || "payout-balances";
+    var emptyId = id === "payout-balances" ? "no-balances" : id + "-none";
+    if (!balances.lines.length) return el("p", { class: "muted", id: emptyId }, TM.t("js.audit.nothing_due"));
     var overdueDays = Math.round(balances.overdue_after / 86400);
     return el("div", { class: "table-scroll", tabindex: "0", "aria-label": TM.t("js.audit.paid_owed") },
-      el("table", { class: "data", id: "payout-balances" },
+      el("table", { class: "data", id: id },
         el("caption", {}, TM.t("js.audit.due_caption", { days: overdueDays })),
         el("thead", {}, el("tr", {}, ["js.audit.col.period", "js.audit.col.platform", "js.audit.col.recipient", "js.audit.col.currency", "js.audit.col.owed", "js.audit.col.paid", "js.audit.col.overdue"].map(function (key) { return TM.t(key); }).map(function (h) {
           return el("th", { scope: "col" }, h);
@@ -479,6 +482,39 @@
   document.getElementById("form-dashboard").addEventListener("submit", function (event) {
     event.preventDefault();
     dashboard(document.getElementById("royalty-period").value);
+  });
+
+  // -- a platform's agents: their rebates owed, paid and overdue (issue 17 item 7) -----------
+  var agentsOut = document.getElementById("agents-out");
+  var agentsCsvUrl = null;
+
+  // The CSV is fetched with the credential in its header (never in a URL) and offered as a
+  // blob link, so the download needs no second way to authenticate.
+  async function agentsCsvLink(period) {
+    var res = await TM.api("/v1/payouts/agent-balances?format=csv&period=" + period, { auth: true, text: true });
+    if (!res.ok) return el("p", { class: "status problem" }, TM.problemText(res));
+    if (agentsCsvUrl) URL.revokeObjectURL(agentsCsvUrl);
+    agentsCsvUrl = URL.createObjectURL(new Blob([res.data], { type: "text/csv" }));
+    return el("p", {}, el("a", { id: "agents-csv", href: agentsCsvUrl, download: "agent-balances-" + period + ".csv" }, TM.t("js.audit.agents_csv")));
+  }
+
+  async function agentBalances(period) {
+    var token = TM.credential();
+    if (!token || token.indexOf("tm_siwe_") === 0) {
+      TM.clear(agentsOut).appendChild(el("p", { class: "status problem" }, TM.t("js.audit.agents_needs")));
+      return;
+    }
+    TM.clear(agentsOut).appendChild(el("p", { class: "status", role: "status" }, TM.t("js.audit.loading_agents")));
+    var balances = await TM.api("/v1/payouts/agent-balances?period=" + period, { auth: true });
+    if (!balances.ok) { TM.clear(agentsOut).appendChild(el("p", { class: "status problem", id: "agents-problem" }, TM.problemText(balances))); return; }
+    var link = await agentsCsvLink(period);
+    TM.clear(agentsOut);
+    TM.append(agentsOut, [balancesTable(balances.data, "agent-balances"), link]);
+  }
+
+  document.getElementById("form-agents").addEventListener("submit", function (event) {
+    event.preventDefault();
+    agentBalances(document.getElementById("agent-period").value);
   });
 
   // A link with ?type=&fp= traces at once when a credential is already in this tab.
