@@ -9,9 +9,19 @@ import io
 import urllib.request
 from typing import Any
 
+from sqlalchemy import select
+
 from api.apikeys import create_api_key
+from registry.agents import payee_of, set_uplines
 from registry.balances import CSV_HEADER
+from registry.db import write_transaction
+from registry.eip712 import address_bytes
+from registry.orders import Event
 from registry.payouts import PayoutRequest
+from registry.rebates import set_policy
+from registry.transferrequests import Party
+from registry.transfers import royalty_lines_t
+from tests.registry.orderhelpers import first_sale, opening, register_code
 from tests.registry.test_payouts import add_line
 from tests.web.conftest import Market
 from tests.web.test_page import by_id, console_errors, css, shot, use_credential, wait_for
@@ -66,7 +76,37 @@ def test_a_creator_sees_owed_then_paid(browser: Any, market: Market) -> None:
 
 # -- a platform's agents (issue 17 item 7: "creators and agents ... on the page") -----------
 
-AGENT = "cardhub:" + "ab" * 32
+SELLER = Party("cardhub", "seller-9")
+
+
+def rebate_settled(market: Market) -> tuple[int, str]:
+    """A code sold by a reseller whose upline is an agent on cardhub, delivered and confirmed
+    (rebate policy 4 % at level 1): the settled rebate line's id and its payee."""
+    registry = market.registry
+    clock: Any = registry.clock  # register_code wants the tests' Clock: any callable will do
+    fingerprint = register_code(registry, market.creator, clock, product="agent-card")
+    first_sale(registry, fingerprint, SELLER)
+    agent, seller = (registry.reference_hash("cardhub", n) for n in ("agent-a", "seller-9"))
+    with write_transaction(registry.engine) as conn:
+        set_uplines(conn, "cardhub", [(seller, agent)], now=registry.clock())
+        set_policy(
+            conn,
+            creator=address_bytes(market.creator.address),
+            product="agent-card",
+            setter="creator",
+            levels=[400],
+            now=registry.clock(),
+        )
+    order = registry.open_order(opening(fingerprint, seller=SELLER, price=1_000))
+    registry.deliver_order(order.order_id, platform="cardhub")
+    registry.change_order(order.order_id, Event.CONFIRM, platform="cardhub")
+    c = royalty_lines_t.c
+    with registry.engine.connect() as conn:
+        [(line, payee, status)] = conn.execute(
+            select(c.id, c.payee, c.status).where(c.order_id == order.order_id, c.kind == "rebate")
+        ).all()
+    assert status == "due" and payee == payee_of("cardhub", agent)
+    return int(line), str(payee)
 
 
 def agent_rows(browser: Any, period: str = "all") -> list[str]:
@@ -88,12 +128,9 @@ def test_a_platform_sees_its_agents_rebates_owed_then_paid(browser: Any, market:
     assert refused[0].text.strip() and not css(browser, "#agent-balances"), refused[0].text
     browser.get_log("browser")  # the 403 is logged by Chromium as a failed load: expected
 
-    # A rebate line as settlement leaves one for an agent of cardhub's tree, and one of another
-    # platform's tree that cardhub's key must not see.
-    line = add_line(
-        engine, platform="cardhub", kind="rebate", payee=AGENT, amount=40,
-        created_at=now, settled_at=now,
-    )  # fmt: skip
+    # An order delivered and confirmed on cardhub: 4 % of 1,000 to the seller's upline, and a
+    # line of another platform's tree that cardhub's key must not see.
+    line, agent = rebate_settled(market)
     add_line(
         engine, platform="keyshop", kind="rebate", payee="keyshop:" + "cd" * 32, amount=7,
         created_at=now, settled_at=now,
@@ -106,7 +143,7 @@ def test_a_platform_sees_its_agents_rebates_owed_then_paid(browser: Any, market:
         by_id(browser, "agent-balances")
         .find_element("css selector", "td[title]")
         .get_attribute("title")
-        == AGENT
+        == agent
     )
     # The CSV link is a blob made from the route's CSV, fetched with the key in its header (the
     # page's CSP keeps blob: out of connect-src, so the figures are read from the route here).
@@ -121,7 +158,7 @@ def test_a_platform_sees_its_agents_rebates_owed_then_paid(browser: Any, market:
         text = answer.read().decode()
     data = list(csv.reader(io.StringIO(text)))
     assert tuple(data[0]) == CSV_HEADER and [row[3:8] for row in data[1:]] == [
-        [AGENT, "EUR", "40", "0", "0"]
+        [agent, "EUR", "40", "0", "0"]
     ]
 
     market.registry.record_payout(
@@ -129,7 +166,7 @@ def test_a_platform_sees_its_agents_rebates_owed_then_paid(browser: Any, market:
             platform="cardhub",
             kind="rebate",
             recipient=None,
-            payee=AGENT,
+            payee=agent,
             amount=40,
             currency="EUR",
             reference="wx-agents-1",
