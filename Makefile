@@ -68,6 +68,11 @@ bench: install
 	$(BIN)/python -m bench.monitor_bench
 	$(BIN)/python -m bench.witness_bench
 	$(BIN)/python -m bench.order_bench
+	$(BIN)/python -m bench.order_http_bench
+	$(BIN)/python -m bench.receipt_bench
+	$(BIN)/python -m bench.credit_bench
+	$(BIN)/python -m bench.ratelimit_bench
+	$(BIN)/python -m bench.risk_refresh_bench
 	$(BIN)/python -m bench.scenario
 
 # Schemathesis against a live `tracemark serve` (embedded chain, fresh data dir), as a platform,
