@@ -30,6 +30,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, func, literal, select, union_all
 
 from registry.credit import CreditInputs, credit_score
+from registry.orders import State
 from registry.orderviews import orders_t
 from registry.payouts import payout_lines_t
 from registry.transfers import attempts_t, royalty_lines_t, transfers_t
@@ -80,7 +81,7 @@ def _facts_query(as_of: int, overdue_after: int) -> Any:
         o.seller_platform,
         o.seller_ref,
         o.updated_at.label("at"),
-    ).where(o.state == "refunded", o.updated_at <= as_of)
+    ).where(o.state == State.REFUNDED, o.updated_at <= as_of)
     attempts = select(
         a.reason.label("kind"), a.platform, a.seller_platform, a.seller_ref, a.at
     ).where(a.reason.in_(tuple(ATTEMPT_KINDS)), a.at <= as_of)

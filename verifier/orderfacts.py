@@ -30,6 +30,7 @@ from registry.deliverypayload import DeliveryPayload
 from registry.errors import InvalidInput
 from registry.fingerprints import fingerprint_hex
 from registry.leaf import EntryKind
+from registry.orders import State
 from registry.payloads import TransferPayload
 from verifier.bundle import BundleEntry
 
@@ -59,7 +60,7 @@ _UNITS: Final = (
 
 #: The states in which an order's sale stands: the registry then records it as a TRANSFER
 #: on the order's platform, seller to buyer, at the order's price (``registry.settlement``).
-SALE_STANDS: Final = frozenset({"confirmed", "auto_confirmed", "released"})
+SALE_STANDS: Final = frozenset({State.CONFIRMED, State.AUTO_CONFIRMED, State.RELEASED})
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ def facts_of(
                 if entry.timestamp == resolved_at and _parties_match(transfer, payload):
                     if state in SALE_STANDS and _priced_as(transfer, payload):
                         kind = "settlement"
-                    elif state == "refunded" and transfer.final and transfer.price is None:
+                    elif state == State.REFUNDED and transfer.final and transfer.price is None:
                         kind = "refund_redeemed"
         elif entry.kind is EntryKind.DELIVERY:
             other = DeliveryPayload.from_document(entry.payload, canonical=False)
