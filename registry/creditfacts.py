@@ -60,7 +60,9 @@ class Fact:
     at: int
 
 
-def _facts_query(as_of: int, overdue_after: int) -> Any:
+def _facts_query(as_of: int, overdue_after: int, *, sellers: bool = False) -> Any:
+    """Every fact as one UNION ALL; ``sellers``: only the kinds a seller party can have (an
+    overdue line names no seller, and asking the ledger for one would scan it whole)."""
     t, a, o, r, pl = (
         transfers_t.c,
         attempts_t.c,
@@ -97,6 +99,8 @@ def _facts_query(as_of: int, overdue_after: int) -> Any:
         .select_from(royalty_lines_t.outerjoin(payout_lines_t, pl.line_id == r.id))
         .where(r.status == "due", pl.line_id.is_(None), due_at <= as_of - overdue_after)
     )
+    if sellers:
+        return union_all(sales, refunds, attempts)
     return union_all(sales, refunds, attempts, overdue)
 
 
@@ -142,7 +146,9 @@ def subject_inputs(
 ) -> CreditInputs:
     """A platform's inputs (``seller_ref`` None) or a seller's on ``platform``, by SQL
     aggregates: a count and a first time per kind."""
-    facts = _facts_query(as_of, overdue_after).subquery()
+    # A seller's facts are found by its party's indexes (migration 0027); a platform's by the
+    # platform's, in every branch (the database pushes the condition into each).
+    facts = _facts_query(as_of, overdue_after, sellers=seller_ref is not None).subquery()
     f = facts.c
     if seller_ref is None:
         where = f.platform == platform

@@ -23,6 +23,7 @@ class Order(SQLModel, table=True):
         Index("uq_orders_platform_idempotency_key", "platform", "idempotency_key", unique=True),
         Index("ix_orders_platform_id", "platform", "id"),
         Index("ix_orders_good_type_fingerprint", "good_type", "fingerprint"),
+        Index("ix_orders_seller_platform_seller_ref", "seller_platform", "seller_ref"),
     )
 
     id: int | None = Field(default=None, sa_column=id_column())

@@ -46,6 +46,7 @@ class Transfer(TransferTerms, table=True):
         Index("ix_transfers_good_type_fingerprint", "good_type", "fingerprint"),
         Index("ix_transfers_creator_created_at", "creator", "created_at"),
         Index("ix_transfers_platform_id", "platform", "id"),
+        Index("ix_transfers_seller_platform_seller_ref", "seller_platform", "seller_ref"),
     )
 
     id: int | None = Field(default=None, sa_column=id_column())
@@ -180,6 +181,7 @@ class TransferAttempt(TransferTerms, table=True):
         Index("ix_transfer_attempts_good_type_fingerprint", "good_type", "fingerprint"),
         Index("ix_transfer_attempts_at", "at"),
         Index("ix_transfer_attempts_platform_id", "platform", "id"),
+        Index("ix_transfer_attempts_seller_platform_seller_ref", "seller_platform", "seller_ref"),
     )
 
     id: int | None = Field(default=None, sa_column=id_column())

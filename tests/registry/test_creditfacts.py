@@ -5,16 +5,19 @@ by the SQL aggregates and by the fold over exported rows alike."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 
+from registry import creditfacts
 from registry.creator import CreatorKeys
 from registry.creditfacts import fold, read_credit, read_facts, subject_inputs
-from registry.db import read_transaction
+from registry.db import create_db_engine, read_transaction
 from registry.delivery import NotTheReservedGood
 from registry.errors import NotFound
 from registry.fingerprints import GoodType, Use
+from registry.migrate import upgrade
 from registry.orders import Event, OrderRequest
 from registry.service import Registry
 from registry.transferrequests import DoubleSale, Party, TransferRequest
@@ -151,3 +154,30 @@ def test_a_fake_delivery_refused_is_kept_and_counted(
         of_seller = subject_inputs(conn, "cardhub", seller, as_of=clock(), overdue_after=30 * DAY)
     assert [tuple(r) for r in rows] == [("not-the-reserved-good", code, seller)]
     assert platform.fake_deliveries_refused == of_seller.fake_deliveries_refused == 1
+
+
+def test_a_subjects_facts_are_found_by_index_never_by_scanning_a_table(tmp_path: Path) -> None:
+    """The credit routes are public: a platform's or a seller's lookup must search each fact
+    table by an index (the seller party's, migration 0027; the platform's), never scan a whole
+    table (a seller's lookup used to scan transfers, orders and the royalty ledger)."""
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+    upgrade(engine)
+    for sellers in (False, True):
+        facts = creditfacts._facts_query(10**10, 30 * 86_400, sellers=sellers).subquery()
+        f = facts.c
+        where = (
+            (f.seller_platform == "cardhub") & (f.seller_ref == b"\x01" * 32)
+            if sellers
+            else f.platform == "cardhub"
+        )
+        query = select(f.kind, func.count(), func.min(f.at)).where(where).group_by(f.kind)
+        sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
+        with engine.connect() as conn:
+            plan = [str(row[3]) for row in conn.execute(text("EXPLAIN QUERY PLAN " + sql))]
+        searched = [step for step in plan if step.startswith("SEARCH ")]
+        scanned = [step for step in plan if step.startswith("SCAN ") and "anon" not in step]
+        assert not scanned, (sellers, plan)
+        tables = {"transfers", "orders", "transfer_attempts"}
+        tables |= set() if sellers else {"royalty_lines"}
+        assert {step.split()[1] for step in searched} >= tables, plan
+    engine.dispose()
