@@ -36,16 +36,26 @@ class EntryKind(IntEnum):
     #: A code (or its fingerprint) delivered for a guaranteed-trade order, checked and
     #: attested by the registry (issue 17 item 2): a good's kind, in its state-map history.
     DELIVERY = 8
+    #: A platform's real-name attestation of a seller account, attested by the registry
+    #: (issue 18 item 4, ``registry.attestations``): a subject's kind (the seller).
+    ATTESTATION = 9
 
 
 SUBJECT_KINDS = frozenset(
-    {EntryKind.KEY_HANDOVER, EntryKind.CREATOR_IDENTITY, EntryKind.STATE_COMMITMENT}
+    {
+        EntryKind.KEY_HANDOVER,
+        EntryKind.CREATOR_IDENTITY,
+        EntryKind.STATE_COMMITMENT,
+        EntryKind.ATTESTATION,
+    }
 )
 """Kinds about something other than a good: their leaf's good_type word is ``NO_GOOD`` and
 their fingerprint names the subject (``subject_fingerprint``; a STATE_COMMITMENT's is the map
 root itself). Kinds 1-4 encode exactly as before, so every bundle and export made before
 these kinds keeps verifying byte for byte. DELIVERY (8) is a good's kind again: its leaf is
-the same seven words with kind word 8 and the good's type, so no earlier leaf changes."""
+the same seven words with kind word 8 and the good's type, so no earlier leaf changes.
+ATTESTATION (9) is a subject's: its fingerprint word is ``attestation.attestation_subject``
+(the attesting platform and the seller's keyed reference hash), not an address's hash."""
 
 NO_GOOD = 0
 """The good_type word of a ``SUBJECT_KINDS`` leaf: no good type has value 0."""
@@ -77,7 +87,8 @@ def to_entry_kind(value: int) -> EntryKind:
         return EntryKind(value)
     raise InvalidInput(
         "kind must be 1 (register), 2 (revoke), 3 (transfer), 4 (conflict), "
-        "5 (key hand-over), 6 (creator identity), 7 (state commitment) or 8 (delivery)"
+        "5 (key hand-over), 6 (creator identity), 7 (state commitment), 8 (delivery) or "
+        "9 (attestation)"
     )
 
 
@@ -90,6 +101,9 @@ def subject_fingerprint(kind: EntryKind, subject: bytes) -> bytes:
     if kind is EntryKind.STATE_COMMITMENT:
         # Its fingerprint word is the map root, not the hash of an address.
         raise InvalidInput("a STATE_COMMITMENT entry's fingerprint is the map root it commits")
+    if kind is EntryKind.ATTESTATION:
+        # Its subject is a platform's seller, not an address.
+        raise InvalidInput("an ATTESTATION entry's fingerprint is attestation_subject's")
     _check_bytes(subject, ADDRESS_SIZE, "subject")
     tag = (
         b"tracemark/registry-key/v1\x00"

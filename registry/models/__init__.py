@@ -9,6 +9,7 @@ from __future__ import annotations
 
 # NOTE: columns sets the metadata's naming convention before any table exists; each table
 # module imports it first (checkpoints sorts before it).
+from registry.models.attestations import RealNameAttestationRow
 from registry.models.checkpoints import CheckpointRecord, CheckpointWitness
 from registry.models.columns import ID_TYPE
 from registry.models.identity import CreatorIdentityRow
@@ -56,6 +57,7 @@ __all__ = [
     "PayoutLine",
     "ProbeFlagRow",
     "Product",
+    "RealNameAttestationRow",
     "RebateAgent",
     "RebateAgentChange",
     "RebatePolicy",
