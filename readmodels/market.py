@@ -73,6 +73,10 @@ class EntryRecord(OfGood):
     #: Position in the bulk batch (None for a single registration).
     position: int | None
     use: int
+    #: Its product's face value (minor units) and currency, if the creator gave one
+    #: (migration 0028; the ``below-face-value`` laundering rule compares prices with it).
+    face_value: int | None = None
+    face_currency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

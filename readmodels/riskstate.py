@@ -62,6 +62,8 @@ from readmodels.holderrules import (
     ring_signal,
     sold_by_non_holder,
 )
+from readmodels.launderrules import good_red_flags
+from readmodels.launderrulesparties import PartyRedFlags
 from readmodels.market import (
     ANONYMOUS,
     Chains,
@@ -121,6 +123,7 @@ class RiskState:
         self._settle: list[tuple[int, GoodKey]] = []
         self._by_platform = PlatformState(self.th)
         self._rings: dict[frozenset[tuple[str, bytes]], set[GoodKey]] = defaultdict(set)
+        self._parties = PartyRedFlags(self.th)  # the laundering rules about a buyer party
         self.signals = Signals()
         self._scales: dict[int, dict[str, Scale]] = {}
         self._fitted: dict[int, Fitted] = {}  # the same, as ``score_only`` reads them
@@ -169,6 +172,7 @@ class RiskState:
                 state = self._goods[good]
                 events = list(state.events.values())
                 self._set_own(good, state, now, events, self.registrations.get(good))
+        self._parties.rules(self.signals)
         self._by_platform.rules(
             platforms, batches, self.registrations, probe_flags, self.signals, now=now, since=since
         )
@@ -305,6 +309,7 @@ class RiskState:
         if ring is not None or state.ring is not None:
             self._move_ring(good, state.ring, ring, rings)
         state.ring = ring
+        self._parties.contribute(good, state.chains.by_good.get(good, []))
         events = list(state.events.values())
         entry = self.registrations.get(good)
         self._set_own(good, state, now, events, entry)
@@ -377,6 +382,8 @@ class RiskState:
         if state.ring is not None:
             others = len(self._rings[state.ring[1]]) - 1
             found.append(ring_signal(good, state.ring, others))
+        chain = chains.by_good.get(good, [])
+        found += good_red_flags(good, chain, entry, events, state.ring, th)
         self.signals.put(("good", good), found)
 
     def _contribute(

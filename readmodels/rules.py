@@ -28,7 +28,29 @@ code                       fires when                                           
                            platform that never acquires them (a leaked batch)
 ``laundering-ring``        a good passed around the same few parties, coming back      good
                            to earlier holders, at rising prices
+``below-face-value``       a resale (seller not the creator) priced below              good
+                           ``face_min_ratio`` (0.5) of its product's face value, in
+                           the face value's currency
+``fast-cash-out``          registration (its leaf's time) to the consuming final       good
+                           transfer within ``cash_out_window`` (30 min), a resale
+                           between
+``fan-in``                 ``fan_in_min_sources`` (10) distinct first holders (who     party
+                           bought from the creator) selling to one buyer party
+                           within ``fan_in_window`` (24 h)
+``buyer-daily-amount``     one buyer party paying more than its currency's             party
+                           ``per_code`` for a code or ``per_day`` within
+                           ``amount_window`` (24 h): CNY 1,000 / 9,999.99, USD 2,000
+                           / 10,000, EUR 150 / none (``launderruleslimits``)
+``round-trip``             a good back at a party that held it before                  good
+                           (``round_trip_min_returns``: 1), unless a laundering ring
+``verify-per-purchase``    ``verify_min_events`` (20) verifications that found the     good
+                           good, ``verify_min_per_purchase`` (10) or more per
+                           accepted transfer of it
+``redeemed-elsewhere``     the consuming final transfer of a code held on one          good
+                           platform recorded by, or to a buyer on, another platform
 =========================  ==========================================================  ========
+
+The last seven are the laundering red flags (``readmodels.launderrules``, issue 18 item 2).
 
 "Acquires" is the honest twin that keeps these rules quiet: a platform that verifies a code
 and then records buying it (within ``offer_grace``) is a buyer checking its purchase, the
@@ -44,6 +66,7 @@ from readmodels.holderrules import (
     offered_by_non_holder,
     sold_by_non_holder,
 )
+from readmodels.launderrules import red_flags
 from readmodels.market import (
     Chains,
     SignalInputs,
@@ -78,6 +101,7 @@ def evaluate(
         *platform_velocity(events, chains, regs, th, now=now, since=since),
         *batch_velocity(events, chains, regs, th, now=now),
         *laundering_rings(chains, th),
+        *red_flags(inputs, chains, th),
     ]
 
 

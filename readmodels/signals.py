@@ -5,7 +5,8 @@ it (``evidence``). The numbers a rule compares against live in one frozen ``Thre
 were chosen by the tuning step of the labelled scenario generator (``python -m bench.scenario
 --tune-only``) on its tuning seeds and then frozen here; the benchmark scores them on other
 seeds and mixes. The rules themselves are in ``readmodels.holderrules`` and
-``readmodels.velocityrules``; ``readmodels.rules.evaluate`` runs them all.
+``readmodels.velocityrules`` and the laundering red flags in ``readmodels.launderrules``;
+``readmodels.rules.evaluate`` runs them all.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from readmodels.launderruleslimits import DEFAULT_AMOUNT_LIMITS, AmountLimit
 from readmodels.market import (
     AttemptRecord,
     GoodKey,
@@ -32,9 +34,20 @@ CODE_VELOCITY: Final = "code-velocity"
 PLATFORM_VELOCITY: Final = "platform-velocity"
 BATCH_VELOCITY: Final = "batch-velocity"
 LAUNDERING_RING: Final = "laundering-ring"
+#: The laundering red flags (issue 18 item 2, ``readmodels.launderrules``).
+BELOW_FACE_VALUE: Final = "below-face-value"
+FAST_CASH_OUT: Final = "fast-cash-out"
+FAN_IN: Final = "fan-in"
+BUYER_DAILY_AMOUNT: Final = "buyer-daily-amount"
+ROUND_TRIP: Final = "round-trip"
+VERIFY_PER_PURCHASE: Final = "verify-per-purchase"
+REDEEMED_ELSEWHERE: Final = "redeemed-elsewhere"
 #: About a platform: due royalty or rebate lines left unpaid past the overdue age
 #: (``readmodels.payoutrules``; read from the ledger, not the market's records).
 PAYOUT_OVERDUE: Final = "payout-overdue"
+#: About a seller account: sales above a limit per currency without a real-name attestation
+#: at the required level (``readmodels.realnamerule``; read from transfers and attestations).
+UNATTESTED_SELLER: Final = "unattested-seller"
 #: Not a rule: the explanation ``readmodels.riskindex`` attaches to a high anomaly score.
 ANOMALY: Final = "anomaly"
 
@@ -49,8 +62,18 @@ WEIGHTS: Final[Mapping[str, float]] = {
     PLATFORM_VELOCITY: 0.6,
     BATCH_VELOCITY: 0.7,
     LAUNDERING_RING: 0.7,
+    # Red flags, not proof: each has an honest look-alike (a clearance sale, a quick gift).
+    BELOW_FACE_VALUE: 0.4,
+    FAST_CASH_OUT: 0.5,
+    FAN_IN: 0.5,
+    BUYER_DAILY_AMOUNT: 0.4,
+    ROUND_TRIP: 0.3,
+    VERIFY_PER_PURCHASE: 0.3,
+    REDEEMED_ELSEWHERE: 0.4,
     # About a platform's dues, not a good: it implicates no good, so it adds to no good's risk.
     PAYOUT_OVERDUE: 0.5,
+    # About a seller, not a good: like payout-overdue it adds to no good's risk.
+    UNATTESTED_SELLER: 0.3,
     # The anomaly score enters a risk as itself; its explanation adds nothing more.
     ANOMALY: 0.0,
 }
@@ -103,6 +126,26 @@ class Thresholds:
     ring_max_parties: int = 4
     #: ... its price rising at every hop, by at least this much from the cycle's first to last.
     ring_min_growth: float = 1.5
+    # -- laundering red flags (``readmodels.launderrules``) --
+    #: A resale (its seller not the creator) priced below this share of its product's face
+    #: value, in the face value's own currency.
+    face_min_ratio: float = 0.5
+    #: Registration (its leaf's timestamp) to the consuming final transfer, a resale between.
+    cash_out_window: int = 30 * 60
+    #: Distinct first holders (who bought from the creator) selling to one buyer party ...
+    fan_in_min_sources: int = 10
+    #: ... within this many seconds.
+    fan_in_window: int = 24 * HOUR
+    #: The most one buyer party may pay per code and within ``amount_window``, per currency
+    #: (``readmodels.launderruleslimits``: the defaults and the rules they are from).
+    amount_limits: tuple[AmountLimit, ...] = DEFAULT_AMOUNT_LIMITS
+    amount_window: int = 24 * HOUR
+    #: A good coming back to an earlier holder at least this often (a ring is reported as one).
+    round_trip_min_returns: int = 1
+    #: Verifications that found a good, at least this many ...
+    verify_min_events: int = 20
+    #: ... and at least this many per accepted transfer of it (one transfer at least).
+    verify_min_per_purchase: float = 10.0
 
 
 # -- signals ---------------------------------------------------------------------------------
@@ -110,7 +153,8 @@ class Thresholds:
 
 @dataclass(frozen=True, slots=True)
 class Subject:
-    """What a signal is about: ``kind`` is good, platform, key, batch or creator."""
+    """What a signal is about: ``kind`` is good, platform, key, batch, creator or party (a
+    holder: a platform and a reference hash)."""
 
     kind: str
     id: str
@@ -231,9 +275,13 @@ def capped(evidence: Iterable[Evidence]) -> tuple[Evidence, ...]:
 __all__ = [
     "ANOMALY",
     "BATCH_VELOCITY",
+    "BELOW_FACE_VALUE",
+    "BUYER_DAILY_AMOUNT",
     "CODE_VELOCITY",
     "DEAD_GOOD_TRANSFER",
     "DUPLICATE_CLAIM",
+    "FAN_IN",
+    "FAST_CASH_OUT",
     "LAUNDERING_RING",
     "MAX_EVIDENCE",
     "MAX_LISTED_GOODS",
@@ -241,7 +289,11 @@ __all__ = [
     "PAYOUT_OVERDUE",
     "PLATFORM_VELOCITY",
     "PROBE_BURST",
+    "REDEEMED_ELSEWHERE",
+    "ROUND_TRIP",
     "SOLD_BY_NON_HOLDER",
+    "UNATTESTED_SELLER",
+    "VERIFY_PER_PURCHASE",
     "WEIGHTS",
     "Evidence",
     "Signal",

@@ -99,7 +99,7 @@ async def list_signals(
     caller: Auditor,
     code: Annotated[str | None, Query(max_length=64, description="Only this rule")] = None,
     subject: Annotated[
-        Literal["good", "platform", "key", "batch", "creator"] | None,
+        Literal["good", "platform", "key", "batch", "creator", "party"] | None,
         Query(description="Only signals about this kind of subject"),
     ] = None,
     platform: Annotated[

@@ -10,7 +10,8 @@ from verifier.schemas.fields import (
 
 
 class SignalSubjectOut(Strict):
-    kind: Literal["good", "platform", "key", "batch", "creator"]
+    #: party: a holder (a platform and the first 16 hex digits of its reference hash).
+    kind: Literal["good", "platform", "key", "batch", "creator", "party"]
     id: str
 
 

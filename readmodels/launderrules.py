@@ -1,0 +1,439 @@
+"""The laundering red flags (issue 18 item 2): seven named rules over the market's records.
+
+Laundering through point cards turns dirty money into cards and cards back into clean money:
+cards bought in many small purchases or by many mule accounts, passed on fast, sold far
+below what they are worth, cashed out on another platform. Each rule looks for one of those
+shapes in accepted transfers (``readmodels.market``) and raises a ``Signal`` with the records
+as its evidence. Five are about one good, two about one buyer party (a holder: platform and
+reference hash), so the risk engine (``readmodels.riskstate``) runs them per good and, through
+``readmodels.launderrulesparties``, per party; ``red_flags`` runs all seven over one period's
+records for ``readmodels.rules.evaluate``. The thresholds are ``Thresholds``' (frozen).
+
+======================  ==================================================================  =====
+code                    fires when                                                          about
+======================  ==================================================================  =====
+``below-face-value``    a resale (seller not the creator) priced below ``face_min_ratio``   good
+                        of its product's face value, in the face value's currency
+``fast-cash-out``       registration (its leaf's time) to the consuming final transfer      good
+                        within ``cash_out_window``, with a resale between
+``fan-in``              ``fan_in_min_sources`` distinct first holders (who bought from the  party
+                        creator) selling to one buyer party within ``fan_in_window``
+``buyer-daily-amount``  one buyer party paying more than its currency's ``per_code`` for a  party
+                        code, or more than ``per_day`` within ``amount_window``
+``round-trip``          a good coming back to a party that held it before (a refund, the    good
+                        sale just before undone at its price, is not), at least
+                        ``round_trip_min_returns`` times, unless it is a laundering ring
+``verify-per-purchase`` at least ``verify_min_events`` verifications that found the good,   good
+                        ``verify_min_per_purchase`` or more per accepted transfer of it
+``redeemed-elsewhere``  the consuming final transfer of a code held on one platform         good
+                        recorded by, or to a buyer on, another platform
+======================  ==================================================================  =====
+
+``round-trip`` and ``laundering-ring`` (``readmodels.holderrules``): a ring is a round trip
+that went round at least ``ring_min_returns`` times among at most ``ring_max_parties`` parties
+at rising prices. A good that is a ring raises ``laundering-ring`` only: the one case is not
+reported twice; a good that came back without being a ring raises ``round-trip``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+
+from readmodels.holderrules import Ring, ring_of
+from readmodels.launderruleslimits import limit_for
+from readmodels.market import (
+    ANONYMOUS,
+    Chains,
+    EntryRecord,
+    GoodKey,
+    SignalInputs,
+    TransferRecord,
+    VerificationEventRecord,
+)
+from readmodels.signals import (
+    BELOW_FACE_VALUE,
+    BUYER_DAILY_AMOUNT,
+    FAN_IN,
+    FAST_CASH_OUT,
+    REDEEMED_ELSEWHERE,
+    ROUND_TRIP,
+    VERIFY_PER_PURCHASE,
+    Evidence,
+    Signal,
+    Subject,
+    Thresholds,
+    capped,
+    good_signal,
+    party_name,
+    transfer_evidence,
+    verification_evidence,
+)
+from registry.eip712 import checksum_address as checksum
+
+#: A holder as the rules key it: (platform, reference hash).
+Party = tuple[str, bytes]
+#: A party's purchase: the transfer, and whether its seller bought the good from the creator.
+Bought = tuple[TransferRecord, bool]
+
+
+def party_subject(party: Party) -> Subject:
+    """A party's subject: its platform and the first 16 hex digits of its reference hash
+    (the hash is keyed per platform: it names the account without revealing it)."""
+    return Subject("party", f"{party[0]}/{party[1].hex()[:16]}")
+
+
+def _seller(t: TransferRecord) -> Party | None:
+    if t.seller_platform is None or t.seller_ref is None:
+        return None
+    return (t.seller_platform, t.seller_ref)
+
+
+def _platforms(transfers: Iterable[TransferRecord]) -> set[str]:
+    found: set[str] = set()
+    for t in transfers:
+        found |= t.platforms
+    return found
+
+
+# -- about one good ----------------------------------------------------------------------------
+
+
+def below_face_value(
+    good: GoodKey, chain: Sequence[TransferRecord], entry: EntryRecord | None, th: Thresholds
+) -> Signal | None:
+    """Resales far below the face value: a card worth 100 sold for 30 is money being moved
+    (or a stolen card dumped), not a discount. The creator's own first sales are left out
+    (wholesale below face value is the trade), and prices in another currency (no rate)."""
+    if entry is None or entry.face_value is None or entry.face_value <= 0:
+        return None
+    face, currency = entry.face_value, entry.face_currency
+    cheap = [
+        t
+        for t in chain
+        if _seller(t) is not None
+        and t.price is not None
+        and t.currency == currency
+        and t.price < th.face_min_ratio * face
+    ]
+    if not cheap:
+        return None
+    lowest = min(t.price for t in cheap if t.price is not None)
+    return good_signal(
+        BELOW_FACE_VALUE,
+        f"resold {len(cheap)} time(s) below {th.face_min_ratio:.0%} of its face value "
+        f"{face} {currency}: lowest {lowest} ({lowest / face:.0%})",
+        (transfer_evidence(t) for t in cheap),
+        good,
+        _platforms(cheap),
+    )
+
+
+def fast_cash_out(
+    good: GoodKey, chain: Sequence[TransferRecord], entry: EntryRecord | None, th: Thresholds
+) -> Signal | None:
+    """Registered, resold and consumed within minutes: a code bought to be turned straight
+    back into money, not stock waiting for a buyer. The registration's time is its leaf's
+    (the sequencer's clock, in the log), so a registration not yet sequenced is not judged."""
+    if entry is None or entry.timestamp is None:
+        return None
+    final = next((i for i, t in enumerate(chain) if t.final), None)
+    if final is None:
+        return None
+    before = chain[:final]
+    resales = [t for t in before if _seller(t) is not None]
+    elapsed = max(0, chain[final].created_at - entry.timestamp)
+    if not resales or elapsed > th.cash_out_window:
+        return None
+    registered = Evidence(
+        "entry", f"leaf {entry.leaf_index}", entry.timestamp, f"REGISTER by {checksum(entry.actor)}"
+    )
+    return good_signal(
+        FAST_CASH_OUT,
+        f"registered, resold {len(resales)} time(s) and consumed by a final transfer within "
+        f"{elapsed // 60} min",
+        [registered, *(transfer_evidence(t) for t in chain[: final + 1])],
+        good,
+        _platforms(chain[: final + 1]),
+    )
+
+
+def round_trip(
+    good: GoodKey, chain: Sequence[TransferRecord], ring: Ring | None, th: Thresholds
+) -> Signal | None:
+    """A good coming back to a party that held it before: value moved while the good only
+    went round. ``ring``: the good's laundering ring (``holderrules.ring_of``), which reports
+    the same case more precisely, so none is raised then."""
+    if ring is not None or len(chain) < 2:
+        return None
+    # Where each party's holding starts, as ``ring_of`` counts it: a seller from its sale on
+    # (it held it before we saw it), a buyer from the next transfer.
+    held: dict[Party, int] = {}
+    returns: list[int] = []
+    start: int | None = None
+    for i, t in enumerate(chain):
+        seller = _seller(t)
+        if seller is not None:
+            held.setdefault(seller, i)
+        buyer = (t.buyer_platform, t.buyer_ref)
+        # A transfer to itself is no trip; nor is a refund: the sale just before undone,
+        # straight back to its seller at the price paid (or none).
+        undone = i > 0 and _refund(chain[i - 1], t)
+        if buyer in held and buyer != seller and not undone:
+            returns.append(i)
+            if start is None:
+                start = held[buyer]
+        held.setdefault(buyer, i + 1)
+    if len(returns) < th.round_trip_min_returns or start is None:
+        return None
+    trip = chain[start : returns[-1] + 1]
+    back = sorted({party_name(chain[i].buyer_platform, chain[i].buyer_ref) for i in returns})
+    return good_signal(
+        ROUND_TRIP,
+        f"came back {len(returns)} time(s) to an earlier holder ({', '.join(back)}) "
+        f"over {len(trip)} transfer(s)",
+        (transfer_evidence(t) for t in trip),
+        good,
+        _platforms(trip),
+    )
+
+
+def _refund(sale: TransferRecord, back: TransferRecord) -> bool:
+    return (
+        _seller(back) == (sale.buyer_platform, sale.buyer_ref)
+        and _seller(sale) == (back.buyer_platform, back.buyer_ref)
+        and back.price in (None, sale.price)
+    )
+
+
+def verify_per_purchase(
+    good: GoodKey,
+    chain: Sequence[TransferRecord],
+    events: Iterable[VerificationEventRecord],
+    th: Thresholds,
+) -> Signal | None:
+    """Verified many times per purchase: an honest sale is checked once or twice by its
+    buyer; a card checked over and over between few sales is being shown around as a store
+    of value. A good never transferred is the offer and velocity rules' matter."""
+    if not chain:
+        return None
+    found = sorted((v for v in events if v.verdict != "unknown"), key=lambda v: (v.at, v.event_id))
+    if len(found) < th.verify_min_events or len(found) < th.verify_min_per_purchase * len(chain):
+        return None
+    platforms = _platforms(chain) | {v.platform for v in found if v.platform != ANONYMOUS}
+    return good_signal(
+        VERIFY_PER_PURCHASE,
+        f"verified {len(found)} time(s) for {len(chain)} transfer(s): "
+        f"{len(found) / len(chain):.1f} per purchase",
+        [*(transfer_evidence(t) for t in chain[:5]), *(verification_evidence(v) for v in found)],
+        good,
+        platforms,
+    )
+
+
+def redeemed_elsewhere(good: GoodKey, chain: Sequence[TransferRecord]) -> Signal | None:
+    """Consumed on another platform than the one it was bought on: the final transfer of a
+    code its seller held on platform A is recorded by, or goes to a buyer on, platform B
+    (cards bought on one site and cashed out through another). A final sale within the
+    holder's own platform, or the creator's own first sale, is the ordinary case."""
+    elsewhere = [
+        (i, t)
+        for i, t in enumerate(chain)
+        if t.final
+        and t.seller_platform is not None
+        and (t.platform != t.seller_platform or t.buyer_platform != t.seller_platform)
+    ]
+    if not elsewhere:
+        return None
+    evidence: list[TransferRecord] = []
+    for i, t in elsewhere:
+        seller = _seller(t)
+        bought = next(
+            (u for u in reversed(chain[:i]) if (u.buyer_platform, u.buyer_ref) == seller), None
+        )
+        evidence += [*([bought] if bought is not None else []), t]
+    i, t = elsewhere[0]
+    where = sorted({t.platform, t.buyer_platform} - {t.seller_platform})
+    return good_signal(
+        REDEEMED_ELSEWHERE,
+        f"held on {t.seller_platform} by {party_name(t.seller_platform, t.seller_ref)}, "
+        f"consumed by a final transfer on {', '.join(where)}",
+        (transfer_evidence(u) for u in evidence),
+        good,
+        _platforms(evidence),
+    )
+
+
+def good_red_flags(
+    good: GoodKey,
+    chain: Sequence[TransferRecord],
+    entry: EntryRecord | None,
+    events: Iterable[VerificationEventRecord],
+    ring: Ring | None,
+    th: Thresholds,
+) -> list[Signal]:
+    """The five rules about one good, on its transfers in order (``Chains.by_good``), its
+    REGISTER entry, its verifications and its ring (``ring_of``)."""
+    if not chain:  # every one of them is about transfers (most goods have none)
+        return []
+    found = (
+        below_face_value(good, chain, entry, th),
+        fast_cash_out(good, chain, entry, th),
+        round_trip(good, chain, ring, th),
+        verify_per_purchase(good, chain, events, th),
+        redeemed_elsewhere(good, chain),
+    )
+    return [s for s in found if s is not None]
+
+
+# -- about one buyer party ---------------------------------------------------------------------
+
+
+def purchases(chain: Sequence[TransferRecord]) -> Iterator[tuple[Party, TransferRecord, bool]]:
+    """Each transfer of one good's chain (in order) with its buyer party and whether its
+    seller was a first holder: a party that bought the good from its creator before."""
+    first_holders: set[Party] = set()
+    for t in chain:
+        seller = _seller(t)
+        buyer = (t.buyer_platform, t.buyer_ref)
+        yield buyer, t, seller is not None and seller in first_holders
+        if seller is None:
+            first_holders.add(buyer)
+
+
+def fan_in(party: Party, bought: Iterable[Bought], th: Thresholds) -> Signal | None:
+    """Many first holders feeding one reseller: mule accounts each buy cards first-hand
+    with dirty money and pass them to one collector. The first window holding
+    ``fan_in_min_sources`` distinct sellers is the evidence."""
+    fed = sorted(
+        (t for t, from_first in bought if from_first and _seller(t) != party),
+        key=lambda t: (t.created_at, t.transfer_id),
+    )
+    if len({_seller(t) for t in fed}) < th.fan_in_min_sources:
+        return None  # no window can hold enough
+    seen: Counter[Party | None] = Counter()
+    lo = 0
+    for hi, t in enumerate(fed):
+        seen[_seller(t)] += 1
+        while t.created_at - fed[lo].created_at > th.fan_in_window:
+            gone = _seller(fed[lo])
+            seen[gone] -= 1
+            if not seen[gone]:
+                del seen[gone]
+            lo += 1
+        if len(seen) >= th.fan_in_min_sources:
+            window = fed[lo : hi + 1]
+            minutes = (t.created_at - fed[lo].created_at) // 60
+            return Signal(
+                FAN_IN,
+                f"{party_name(*party)} bought from {len(seen)} distinct first holders (who "
+                f"bought from the creator) within {minutes} min, {len(window)} transfer(s)",
+                capped(transfer_evidence(u) for u in window),
+                party_subject(party),
+                tuple(dict.fromkeys(u.good for u in window)),
+                tuple(sorted(_platforms(window))),
+            )
+    return None
+
+
+def buyer_daily_amount(party: Party, bought: Iterable[Bought], th: Thresholds) -> Signal | None:
+    """One buyer above the anonymous prepaid limits of its currency: a code priced above
+    ``per_code``, or more than ``per_day`` paid within ``amount_window`` (the heaviest such
+    window is the evidence). Currencies without a configured limit are not judged."""
+    by_currency: dict[str, list[TransferRecord]] = defaultdict(list)
+    for t, _ in bought:
+        if t.price is not None and t.currency is not None:
+            by_currency[t.currency].append(t)
+    said: list[str] = []
+    flagged: dict[int, TransferRecord] = {}
+    for currency in sorted(by_currency):
+        limit = limit_for(th.amount_limits, currency)
+        if limit is None:
+            continue
+        paid = sorted(by_currency[currency], key=lambda t: (t.created_at, t.transfer_id))
+        if limit.per_code is not None:
+            dear = [t for t in paid if t.price is not None and t.price > limit.per_code]
+            if dear:
+                said.append(f"{len(dear)} code(s) above {limit.per_code} {currency} each")
+                flagged.update((t.transfer_id, t) for t in dear)
+        if limit.per_day is not None:
+            total, start, end = _heaviest(paid, th.amount_window)
+            if total > limit.per_day:
+                said.append(
+                    f"{total} {currency} within {th.amount_window // 3600} h "
+                    f"(limit {limit.per_day})"
+                )
+                flagged.update((t.transfer_id, t) for t in paid[start:end])
+    if not said:
+        return None
+    evidence = sorted(flagged.values(), key=lambda t: (t.created_at, t.transfer_id))
+    return Signal(
+        BUYER_DAILY_AMOUNT,
+        f"{party_name(*party)} paid {'; '.join(said)} (minor units)",
+        capped(transfer_evidence(t) for t in evidence),
+        party_subject(party),
+        tuple(dict.fromkeys(t.good for t in evidence)),
+        tuple(sorted(_platforms(evidence))),
+    )
+
+
+def _heaviest(paid: Sequence[TransferRecord], window: int) -> tuple[int, int, int]:
+    """The largest sum of prices of the time-sorted ``paid`` within ``window`` seconds (both
+    ends included), and where it is: ``paid[start:end]`` (the first such window)."""
+    best, where = 0, (0, 0)
+    total, lo = 0, 0
+    for hi, t in enumerate(paid):
+        total += t.price or 0
+        while t.created_at - paid[lo].created_at > window:
+            total -= paid[lo].price or 0
+            lo += 1
+        if total > best:
+            best, where = total, (lo, hi + 1)
+    return best, *where
+
+
+def party_red_flags(party: Party, bought: Iterable[Bought], th: Thresholds) -> list[Signal]:
+    """The two rules about one buyer party, on the transfers it bought in the look-back."""
+    items = list(bought)
+    found = (fan_in(party, items, th), buyer_daily_amount(party, items, th))
+    return [s for s in found if s is not None]
+
+
+# -- all of them ---------------------------------------------------------------------------------
+
+
+def red_flags(inputs: SignalInputs, chains: Chains, th: Thresholds) -> list[Signal]:
+    """Every laundering rule over one period's records (``readmodels.rules.evaluate``)."""
+    events: dict[GoodKey, list[VerificationEventRecord]] = defaultdict(list)
+    for v in inputs.verifications:
+        if v.good in chains.by_good:
+            events[v.good].append(v)
+    signals: list[Signal] = []
+    bought: dict[Party, list[Bought]] = defaultdict(list)
+    for good, chain in chains.by_good.items():
+        entry = inputs.registrations.get(good)
+        ring = ring_of(chain, th)
+        signals += good_red_flags(good, chain, entry, events.get(good, ()), ring, th)
+        for party, t, from_first in purchases(chain):
+            bought[party].append((t, from_first))
+    for party, items in bought.items():
+        signals += party_red_flags(party, items, th)
+    return signals
+
+
+__all__ = [
+    "Bought",
+    "Party",
+    "below_face_value",
+    "buyer_daily_amount",
+    "fan_in",
+    "fast_cash_out",
+    "good_red_flags",
+    "party_red_flags",
+    "party_subject",
+    "purchases",
+    "red_flags",
+    "redeemed_elsewhere",
+    "round_trip",
+    "verify_per_purchase",
+]

@@ -1,0 +1,77 @@
+"""How much one buyer may pay, per code and per day, by currency: the ``buyer-daily-amount``
+laundering rule's limits (``readmodels.launderrules``), with the published rule each is from.
+
+The defaults borrow the anonymous prepaid-access limits of three regimes. They are
+benchmarks of what regulators treat as "small enough to stay anonymous", not a claim that
+those rules govern game cards sold on a card-trading site; an operator sets its own limits
+(``Thresholds.amount_limits``), per currency, for the rules it answers to.
+
+Amounts are in minor units, as transfer prices are (fen, cents, euro cents: an exponent of 2
+for all three currencies here). A limit is the most allowed: the rule fires *above* it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+
+@dataclass(frozen=True, slots=True)
+class AmountLimit:
+    """One currency's limits: the most one code may be priced at, and the most one buyer
+    may pay within ``Thresholds.amount_window`` (None: no such limit); ``source`` names the
+    published rule."""
+
+    currency: str
+    per_code: int | None
+    per_day: int | None
+    source: str
+
+    def __post_init__(self) -> None:
+        for value in (self.per_code, self.per_day):
+            if value is not None and value < 0:
+                raise ValueError(f"a {self.currency} limit is a non-negative amount")
+
+
+#: PBOC, 《支付机构预付卡业务管理办法》 (2012 No. 12, in force 2012-11-01): 单张不记名预付卡
+#: 资金限额不得超过 1,000 元 (per code: 1,000.00 yuan); 一次性购买不记名预付卡 1 万元以上的
+#: 应当使用实名 ("以上" includes 10,000 in Chinese legal usage, so anonymous stops at 9,999.99).
+#: NOTE: that rule is per single purchase; applied here per buyer per day, so a purchase
+#: split into many small ones within a day (structuring) is caught too.
+CNY: Final = AmountLimit(
+    "CNY",
+    per_code=100_000,
+    per_day=999_999,
+    source="PBOC 支付机构预付卡业务管理办法 (2012): anonymous card <= 1,000 yuan; "
+    "real-name purchase from 10,000 yuan",
+)
+#: FinCEN prepaid access rule (76 FR 45403, 2011), 31 CFR 1010.100(ff): closed-loop prepaid
+#: access up to $2,000 a device on any day is not a prepaid program ((ff)(4)(iii)(A)); a
+#: seller of prepaid access includes one selling more than $10,000 to any person during any
+#: one day without policies that prevent it ((ff)(7), "seller of prepaid access").
+USD: Final = AmountLimit(
+    "USD",
+    per_code=200_000,
+    per_day=1_000_000,
+    source="FinCEN 31 CFR 1010.100(ff): closed-loop <= $2,000 a device a day; "
+    "> $10,000 to one person in one day",
+)
+#: EU AMLD5 (Directive (EU) 2018/843 amending Art. 12 of Directive (EU) 2015/849): due
+#: diligence may be waived for e-money storing at most EUR 150. No daily amount is given.
+EUR: Final = AmountLimit(
+    "EUR",
+    per_code=15_000,
+    per_day=None,
+    source="EU AMLD5, Directive 2015/849 Art. 12 as amended: anonymous e-money <= EUR 150",
+)
+
+DEFAULT_AMOUNT_LIMITS: Final[tuple[AmountLimit, ...]] = (CNY, USD, EUR)
+
+
+def limit_for(limits: Iterable[AmountLimit], currency: str | None) -> AmountLimit | None:
+    """The limits of ``currency`` (None: none configured; the rule ignores that currency)."""
+    return next((limit for limit in limits if limit.currency == currency), None)
+
+
+__all__ = ["CNY", "DEFAULT_AMOUNT_LIMITS", "EUR", "USD", "AmountLimit", "limit_for"]
