@@ -1,0 +1,336 @@
+"""Building a platform's compliance report (``verifier.compliance``, issue 18 item 3) from the
+registry: the standing signals about the platform, its goods and its counterparties over a
+period, each with its evidence, the proofs of every good they list or cite (an evidence
+export, ``readmodels.exports``), and the summary the verifier recomputes.
+
+Which signals (every code alike: the rule's name is never looked at):
+
+- **platform**: its subject is the platform (``platform`` P, or a seller/buyer reference of
+  P, ``P/<hash prefix>``), or it names P among the platforms it concerns;
+- **good**: it implicates a good P held, sold or bought in the period: a transfer of the
+  good in the period with P as seller, buyer or reporter, or a transfer to P at or before
+  the period's end that no transfer followed before its start (P held it then);
+- **counterparty**: its subject is a platform P traded with in the period (the other side
+  of a transfer P sold or bought in), or a reference of one, ``C/<hash prefix>``;
+
+and it is in the period: one of its evidence items is dated in it (a signal none of whose
+items has a date, a standing state such as an unpaid line, is in every period).
+
+Where the signals come from: ``risk_signals``, the standing signals the risk worker keeps
+over its look-back (``readmodels.riskworker``, 30 days): a period older than that finds
+nothing; the report says what the registry raised, not what it would raise again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from registry.errors import InvalidInput
+from registry.fingerprints import GoodType, parse_fingerprint
+from verifier.compliance import (
+    FORMAT,
+    MAX_PERIOD_DAYS,
+    MAX_REPORT_BYTES,
+    MAX_REPORT_SIGNALS,
+    ComplianceReport,
+)
+from verifier.compliancefacts import RELATIONS, SEVERITIES, entry_facts, severity, summarize
+from verifier.exportformat import Export
+from verifier.exportlimits import MAX_EXPORT_GOODS
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from registry.service import Registry
+
+DAY: Final = 86_400
+_LEAF_REF: Final = re.compile(r"leaf (\d+)")
+_TRANSFER_REF: Final = re.compile(r"transfer (\d+)")
+#: A subject naming a party: ``platform/`` and at least 8 hex digits of its reference hash.
+_PARTY_SUBJECT: Final = re.compile(r"([^/\s]+)/([0-9a-f]{8,64})")
+
+GoodKey = tuple[int, bytes]
+
+
+def build_report(registry: Registry, platform: str, *, start: int, end: int) -> ComplianceReport:
+    """The report of ``platform`` over [``start``, ``end``] (Unix seconds, both included)."""
+    from verifier.compliancefacts import require_period
+
+    if not platform or len(platform) > 64:
+        raise InvalidInput("a platform id is 1 to 64 characters")
+    require_period(start, end, MAX_PERIOD_DAYS * DAY)
+    from registry.db import read_transaction
+
+    with read_transaction(registry.engine) as conn:
+        ours, theirs, counterparties = _parties(conn, platform, start, end)
+        good_signals = _signals_of_goods(conn, platform, start, end)
+        chosen = [
+            (document, relations)
+            for document in _standing_signals(conn)
+            if _in_period(document, start, end)
+            and (
+                relations := _relations(
+                    document, platform, ours, theirs, counterparties, good_signals
+                )
+            )
+        ]
+        if len(chosen) > MAX_REPORT_SIGNALS:
+            raise InvalidInput(
+                f"{len(chosen):,} signals; a report carries at most {MAX_REPORT_SIGNALS:,}: "
+                "split the period"
+            )
+        leaves = _cited_leaves(conn, [d for d, _ in chosen])
+        goods = _goods_to_prove(conn, [d for d, _ in chosen], leaves.values())
+    export = _export(registry, goods)
+    carried = (
+        {}
+        if export is None
+        else {entry.leaf_index: entry for good in export.goods for entry in good.entries}
+    )
+    signals = [_reported(d, relations, leaves, carried) for d, relations in chosen]
+    signals.sort(key=lambda s: (SEVERITIES.index(s["severity"]), s["code"], s["signal_id"]))
+    report = ComplianceReport.model_validate(
+        {
+            "format": FORMAT,
+            "platform": platform,
+            "period_from": start,
+            "period_to": end,
+            "generated_at": registry.clock(),
+            "registry": registry.address,
+            "signals": signals,
+            "export": export,
+            "summary": summarize(platform=platform, start=start, end=end, signals=signals),
+        }
+    )
+    if len(report.to_json().encode("utf-8")) > MAX_REPORT_BYTES:
+        raise InvalidInput("the report does not fit one file: split the period")
+    return report
+
+
+def _parties(
+    conn: Connection, platform: str, start: int, end: int
+) -> tuple[set[str], dict[str, set[str]], set[str]]:
+    """P's own references' hashes, its counterparties' (by platform), and the platforms it
+    traded with in the period (sold to or bought from: the creator is no platform)."""
+    from sqlalchemy import or_, select
+
+    from registry.transfers import transfers_t
+
+    c = transfers_t.c
+    rows = conn.execute(
+        select(c.seller_platform, c.seller_ref, c.buyer_platform, c.buyer_ref).where(
+            or_(c.seller_platform == platform, c.buyer_platform == platform),
+            c.created_at >= start,
+            c.created_at <= end,
+        )
+    )
+    ours: set[str] = set()
+    theirs: dict[str, set[str]] = {}
+    for row in rows:
+        sides = ((row.seller_platform, row.seller_ref), (row.buyer_platform, row.buyer_ref))
+        for side_platform, ref in sides:
+            if side_platform is None or ref is None:
+                continue
+            if side_platform == platform:
+                ours.add(bytes(ref).hex())
+            else:
+                theirs.setdefault(side_platform, set()).add(bytes(ref).hex())
+    return ours, theirs, set(theirs)
+
+
+def _signals_of_goods(conn: Connection, platform: str, start: int, end: int) -> set[str]:
+    """The ids of the signals implicating a good P held, sold or bought in the period."""
+    from sqlalchemy import and_, exists, or_, select
+    from sqlalchemy.orm import aliased
+
+    from readmodels.riskworker import risk_goods_t
+    from registry.transfers import transfers_t
+
+    g = risk_goods_t.c
+    t = transfers_t.alias("t")
+    later = aliased(transfers_t, name="later")
+    same_good = and_(t.c.good_type == g.good_type, t.c.fingerprint == g.fingerprint)
+    traded = and_(
+        same_good,
+        or_(
+            t.c.seller_platform == platform,
+            t.c.buyer_platform == platform,
+            t.c.platform == platform,
+        ),
+        t.c.created_at >= start,
+        t.c.created_at <= end,
+    )
+    # Held: P acquired it by the end, and nothing moved it again before the start.
+    moved_before = exists().where(
+        later.c.good_type == t.c.good_type,
+        later.c.fingerprint == t.c.fingerprint,
+        later.c.id > t.c.id,
+        later.c.created_at < start,
+    )
+    held = and_(same_good, t.c.buyer_platform == platform, t.c.created_at <= end, ~moved_before)
+    rows = conn.execute(select(g.signals).where(or_(exists().where(traded), exists().where(held))))
+    return {item["signal_id"] for row in rows for item in json.loads(row.signals)}
+
+
+def _standing_signals(conn: Connection) -> Iterable[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from readmodels.riskworker import risk_signals_t
+
+    c = risk_signals_t.c
+    for text in conn.execute(select(c.document).order_by(c.signal_id)).scalars():
+        yield json.loads(text)
+
+
+def _in_period(document: Mapping[str, Any], start: int, end: int) -> bool:
+    dated = [e["at"] for e in document["evidence"] if e.get("at") is not None]
+    return not dated or any(start <= at <= end for at in dated)
+
+
+def _names_party(subject_id: str, parties: Mapping[str, set[str]]) -> bool:
+    found = _PARTY_SUBJECT.fullmatch(subject_id)
+    if found is None:
+        return False
+    prefix = found.group(2)
+    return any(ref.startswith(prefix) for ref in parties.get(found.group(1), ()))
+
+
+def _relations(
+    document: Mapping[str, Any],
+    platform: str,
+    ours: set[str],
+    theirs: Mapping[str, set[str]],
+    counterparties: set[str],
+    good_signals: set[str],
+) -> list[str]:
+    subject = document["subject"]
+    about_platform = subject["kind"] == "platform"
+    found = set()
+    if (
+        (about_platform and subject["id"] == platform)
+        or platform in document.get("platforms", ())
+        or _names_party(subject["id"], {platform: ours})
+    ):
+        found.add("platform")
+    if document["signal_id"] in good_signals:
+        found.add("good")
+    if (about_platform and subject["id"] in counterparties) or _names_party(subject["id"], theirs):
+        found.add("counterparty")
+    return [r for r in RELATIONS if r in found]
+
+
+def _cited_leaves(conn: Connection, documents: list[dict[str, Any]]) -> dict[str, int]:
+    """The leaf of every evidence item that is a log entry: ``leaf N`` is itself, ``transfer
+    N`` the TRANSFER entry the registry logged for that transfer."""
+    from sqlalchemy import select
+
+    from registry.transfers import transfers_t
+
+    leaves: dict[str, int] = {}
+    transfers: dict[int, str] = {}
+    for document in documents:
+        for item in document["evidence"]:
+            ref = str(item.get("ref", ""))
+            if (match := _LEAF_REF.fullmatch(ref)) and item.get("kind") == "entry":
+                leaves[ref] = int(match.group(1))
+            elif (match := _TRANSFER_REF.fullmatch(ref)) and item.get("kind") == "transfer":
+                transfers[int(match.group(1))] = ref
+    ids = sorted(transfers)
+    c = transfers_t.c
+    for chunk in range(0, len(ids), 500):
+        for row in conn.execute(
+            select(c.id, c.leaf_index).where(c.id.in_(ids[chunk : chunk + 500]))
+        ):
+            leaves[transfers[int(row.id)]] = int(row.leaf_index)
+    return leaves
+
+
+def _goods_to_prove(
+    conn: Connection, documents: list[dict[str, Any]], leaves: Iterable[int]
+) -> list[GoodKey]:
+    """The goods the signals list, and those of the cited entries (a subject's entry, of no
+    good, cannot be carried by an export: it is cited as a record)."""
+    from sqlalchemy import select
+
+    from registry.leaf import NO_GOOD
+    from registry.log import entries_t
+
+    goods: set[GoodKey] = set()
+    for document in documents:
+        for name in document.get("goods", ()):
+            kind, _, fingerprint = name.partition(":")
+            goods.add((int(GoodType[kind.upper()]), parse_fingerprint(fingerprint)))
+    wanted = sorted(set(leaves))
+    c = entries_t.c
+    for chunk in range(0, len(wanted), 500):
+        rows = conn.execute(
+            select(c.good_type, c.fingerprint).where(
+                c.leaf_index.in_(wanted[chunk : chunk + 500]), c.good_type != NO_GOOD
+            )
+        )
+        goods.update((int(r.good_type), bytes(r.fingerprint)) for r in rows)
+    if len(goods) > MAX_EXPORT_GOODS:
+        raise InvalidInput(
+            f"the signals implicate {len(goods):,} goods; one report proves at most "
+            f"{MAX_EXPORT_GOODS:,}: split the period"
+        )
+    return sorted(goods)
+
+
+def _export(registry: Registry, goods: list[GoodKey]) -> Export | None:
+    """The evidence export of ``goods`` (``readmodels.exports.write_export``), read back."""
+    if not goods:
+        return None
+    from readmodels.exports import ExportSelection, write_export
+
+    selection = ExportSelection(goods=tuple((GoodType(t), fp) for t, fp in goods))
+    with tempfile.TemporaryDirectory(prefix="tracemark-compliance-") as folder:
+        result = write_export(registry, selection, Path(folder), name="proofs")
+        return Export.parse(result.json_path.read_bytes())
+
+
+def _reported(
+    document: Mapping[str, Any],
+    relations: list[str],
+    leaves: Mapping[str, int],
+    carried: Mapping[int, Any],
+) -> dict[str, Any]:
+    """The signal as the report carries it: its document, severity, relations, and each
+    evidence item's entry (when it is a log entry the export carries)."""
+    evidence = []
+    for item in document["evidence"]:
+        leaf = leaves.get(str(item.get("ref", "")))
+        entry = carried.get(leaf) if leaf is not None else None
+        evidence.append(
+            {
+                "kind": item["kind"],
+                "ref": item["ref"],
+                "at": item.get("at"),
+                "detail": item["detail"],
+                "entry": None if entry is None else entry_facts(entry),
+            }
+        )
+    dated = [e["at"] for e in evidence if e["at"] is not None]
+    return {
+        "signal_id": document["signal_id"],
+        "code": document["code"],
+        "detail": document["detail"],
+        "weight": document["weight"],
+        "severity": severity(document["weight"]),
+        "subject": document["subject"],
+        "relations": relations,
+        "goods": list(document.get("goods", ())),
+        "goods_total": document.get("goods_total", 0),
+        "platforms": list(document.get("platforms", ())),
+        "first_at": min(dated) if dated else None,
+        "last_at": max(dated) if dated else None,
+        "evidence": evidence,
+    }
+
+
+__all__ = ["build_report"]
