@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from anchoring.chain import Chain
 from anchoring.models import AnchorerState
-from api import auth, receiptpage, web
+from api import auth, badge, receiptpage, web
 from api import errors as api_errors
 from api.chainwatch import ChainWatch
 from api.context import MAX_JSON_BYTES, ApiContext
@@ -280,6 +280,7 @@ def create_app(
     app.include_router(auditors.router)
     web.install(app)  # the page (``/``, ``/audit``, ``/label/...``) and ``/static``
     receiptpage.install(app)  # the receipt's page ``/r/<id>`` and its QR (issue 17)
+    badge.install(app)  # the embeddable authenticity badge ``/badge/...`` (issue 18 item 6)
     app.include_router(trace_routes.router)
     app.include_router(signal_routes.router)
     app.include_router(tlog_routes.router)  # the static read API (C2SP tlog-tiles)

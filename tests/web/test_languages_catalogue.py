@@ -37,8 +37,10 @@ API = Path(__file__).parents[2] / "api"
 #: still carries a few English literals (docs/ARCHITECTURE.md, "Languages": not done yet).
 TRANSLATED_SCRIPTS = ("tm.js", "check.js", "receipt.js", "label.js", "audit.js")
 #: The Python modules that name catalogue keys (the not-found page's "what", QR titles).
-PAGE_MODULES = ("web.py", "receiptpage.py")
-KEY = re.compile(r"""["']((?:base|common|notfound|label|check|audit|receipt|js)\.[\w.]+)["']""")
+PAGE_MODULES = ("web.py", "receiptpage.py", "badge.py")
+KEY = re.compile(
+    r"""["']((?:base|common|notfound|label|check|audit|receipt|badge|js)\.[\w.]+)["']"""
+)
 PACKAGES = ("api", "registry", "verifier", "anchoring", "readmodels")
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 #: Latin-script words a Chinese page keeps: names, protocols, units.
