@@ -33,6 +33,7 @@ from api.limits import BodyLimit
 from api.pow import ProofOfWork
 from api.principal import Principal
 from api.ratelimit import Limit, RateLimiter, RateLimits, build_limiter
+from api.routes import attestations as attestation_routes
 from api.routes import (
     auditors,
     batches,
@@ -271,6 +272,7 @@ def create_app(
     app.include_router(rebate_routes.router)  # upline rebates (issue 17)
     app.include_router(receipt_routes.router)  # the buyer's delivery receipt (issue 17)
     app.include_router(credit_routes.router)  # credit scores (issue 18)
+    app.include_router(attestation_routes.router)  # real-name attestations (issue 18)
     app.verify_front = VerifyFront(app, app.through_stack)
     app.include_router(creators.router)
     app.include_router(batches.router)

@@ -34,10 +34,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from readmodels.market import GoodKey, ProbeFlag
 from readmodels.marketreads import Watermarks, read_inputs
 from readmodels.payoutrules import OVERDUE_EVERY, OverdueWatch
+from readmodels.realnamerule import RealNameRule, RealNameWatch
 from readmodels.riskcollector import after_refresh
 from readmodels.riskindex import LOOKBACK, MAX_EVENTS, REFRESH_SECONDS, Risk, RiskIndex
 from readmodels.riskstate import REFIT_SECONDS, RiskState
-from readmodels.signals import PAYOUT_OVERDUE, Signal, Thresholds
+from readmodels.signals import PAYOUT_OVERDUE, UNATTESTED_SELLER, Signal, Thresholds
 from registry.balances import DAY, DEFAULT_OVERDUE_DAYS
 from registry.db import read_transaction, retrying, write_transaction
 from registry.lease import Lease
@@ -60,6 +61,9 @@ MAX_DUTY: Final = 0.5
 MAX_INDEXED_PER_RUN: Final = 1_000_000
 #: Rows per statement when writing goods' risk.
 _CHUNK: Final = 500
+#: The signals read from tables beside the market's records (the ledger, attestations), handed
+#: over whole every refresh: the ones no longer standing are removed.
+TABLE_READ_CODES: Final = frozenset({PAYOUT_OVERDUE, UNATTESTED_SELLER})
 
 #: Queues a raised signal's webhooks inside the worker's transaction.
 Publish = Callable[[Connection, Sequence[Signal], int], object]
@@ -128,6 +132,7 @@ class RiskWorker:
         full_recompute: bool = False,
         payout_overdue_seconds: int = DEFAULT_OVERDUE_DAYS * DAY,
         payout_overdue_every: int = OVERDUE_EVERY,
+        realname: RealNameRule | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock
@@ -140,6 +145,8 @@ class RiskWorker:
         #: A due line unpaid this long raises ``payout-overdue`` (``readmodels.payoutrules``).
         self.payout_overdue_seconds = payout_overdue_seconds
         self._overdue_watch = OverdueWatch(payout_overdue_seconds, every=payout_overdue_every)
+        #: ``unattested-seller`` (``readmodels.realnamerule``), read beside the overdue ones.
+        self._realname_watch = RealNameWatch(realname or RealNameRule(), every=payout_overdue_every)
         #: The ``payout-overdue`` signals' ids as last written (to remove the paid-up ones).
         self._overdue: set[str] = set()
         self.state: RiskState | None = None
@@ -179,6 +186,8 @@ class RiskWorker:
             # Not the market's records: the ledger (read again when a payout lands, else once
             # a minute), added alike to the incremental engine's and the full recompute's.
             overdue = dict(self._overdue_watch.signals(conn, now))
+            # Issue 18 item 4: ``unattested-seller`` is such a table-read rule too.
+            overdue.update(self._realname_watch.signals(conn, now))
         if self.full_recompute:
             return self._run_full(now, flags, overdue)
         first = self.state is None
@@ -244,7 +253,7 @@ class RiskWorker:
         """Make the tables hold exactly ``goods`` and ``signals`` (a cost in the tables'
         size: at a start, and for the full recompute)."""
         signals = list(signals)
-        self._overdue = {s.signal_id for s in signals if s.code == PAYOUT_OVERDUE}
+        self._overdue = {s.signal_id for s in signals if s.code in TABLE_READ_CODES}
 
         def write() -> RefreshReport:
             stored, known = self._load()

@@ -15,6 +15,7 @@ The calls live in ``verifier.platformcalls``, ``verifier.creatorcalls`` and
 
 from __future__ import annotations
 
+from verifier.attestationcalls import AttestationCalls
 from verifier.auditorcalls import AuditorCalls
 from verifier.clienterrors import JobFailed, JobStillRunning, SignInRefused
 from verifier.creatorcalls import MAX_CSV_BYTES, MAX_POLL_INTERVAL, CreatorCalls, Period
@@ -57,6 +58,7 @@ class TracemarkClient(
     CreatorCalls,
     AuditorCalls,
     CreditCalls,
+    AttestationCalls,
 ):
     """The registry's HTTP API, typed. One credential at a time: a platform's API key
     (``tm_live_...``), or a creator's session token (``tm_siwe_...``, see ``sign_in``);

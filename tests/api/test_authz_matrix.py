@@ -139,6 +139,12 @@ POLICY: dict[str, frozenset[str]] = {
     # Credit scores (issue 18 item 1): public, as a market's buyers choose sellers by them.
     "get_platform_credit": ANYONE,
     "get_seller_credit": ANYONE,
+    # Real-name attestations (issue 18 item 4): a platform attests its own sellers with its
+    # sales' scope; the levels and proofs are public, as the log holds them.
+    "attest_seller": holding("transfer"),
+    "get_attestation": ANYONE,
+    "get_attestation_proof": ANYONE,
+    "get_seller_level": ANYONE,
     # An order's dispute evidence (issue 17 item 5): auditors and the order's parties.
     "get_order_evidence": holding("transfer") | holding("audit"),
     # Payouts and balances (issue 17 item 7): what the platform paid and owes, with its
@@ -312,6 +318,7 @@ class World:
             "creator": self.creator_a.address,
             "product": "matrix-card",
             "payout_id": "999999",
+            "attestation_id": "999999",
             "receipt_id": "A" * 22,
             "platform": "cardhub",
             "seller": "0x" + "ab" * 32,
@@ -622,6 +629,11 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     "check_receipt_code": lambda w: Call(json={"code": "1234"}),
     "get_platform_credit": lambda w: Call(),
     "get_seller_credit": lambda w: Call(),
+    # Each call logs one more attestation of the matrix's seller; no attestation 999999: 404s.
+    "attest_seller": lambda w: Call(json={"reference": "matrix", "level": "phone"}),
+    "get_attestation": lambda w: Call(),
+    "get_attestation_proof": lambda w: Call(),
+    "get_seller_level": lambda w: Call(),
     "get_order_evidence": lambda w: Call(),
     # No such line (a 422) and no such payout (a 404): neither 401 nor 403.
     "record_payout": lambda w: Call(

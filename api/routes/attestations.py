@@ -1,0 +1,113 @@
+"""Real-name attestations (实名制, issue 18 item 4): a platform attests its seller accounts'
+verification levels; anyone reads a seller's current level and an attestation's proof.
+
+A platform attests with its transfer-scoped key (an attestation is a statement about its own
+sellers, as its sales reports are); the registry logs it (``registry.attestationstore``) and
+answers with the seller's keyed reference hash, the name every TRANSFER and export gives the
+seller. Reads are public like credit scores: the log holds the same facts.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from api.apikeys import parse_platform_id
+from api.deps import Caller, Context, TransferPlatform
+from readmodels.attestationproofs import build_attestation_proof
+from registry.attestations import Level
+from registry.attestationstore import Attestation, attest, read_attestation, read_current
+from verifier.attestationproof import AttestationProof
+from verifier.schemas.attestations import AttestationIn, AttestationOut, SellerLevelOut
+
+router = APIRouter(tags=["attestations"])
+
+PlatformId = Annotated[str, Path(max_length=64)]
+SellerHash = Annotated[str, Path(pattern=r"^0x[0-9a-f]{64}$")]
+AttestationId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+def _out(attestation: Attestation) -> AttestationOut:
+    return AttestationOut(
+        id=attestation.id,
+        platform=attestation.platform,
+        seller_ref="0x" + attestation.seller_ref.hex(),
+        level=attestation.level.label,  # type: ignore[arg-type]
+        attested_at=attestation.attested_at,
+        leaf_index=attestation.leaf_index,
+    )
+
+
+@router.post(
+    "/v1/attestations",
+    operation_id="attest_seller",
+    response_model=AttestationOut,
+    status_code=201,
+    summary="Attest the real-name level of one of your platform's seller accounts (logged).",
+)
+async def attest_seller(
+    body: AttestationIn, ctx: Context, principal: TransferPlatform
+) -> JSONResponse:
+    assert principal.platform is not None
+    done = await run_in_threadpool(
+        attest,
+        ctx.registry,
+        platform=principal.platform,
+        reference=body.reference,
+        level=Level.parse(body.level),
+    )
+    return JSONResponse(_out(done).model_dump(mode="json"), status_code=201)
+
+
+@router.get(
+    "/v1/attestations/{attestation_id}",
+    operation_id="get_attestation",
+    response_model=AttestationOut,
+    summary="One logged real-name attestation.",
+)
+async def get_attestation(
+    attestation_id: AttestationId, ctx: Context, caller: Caller
+) -> JSONResponse:
+    done = await run_in_threadpool(read_attestation, ctx.registry, attestation_id)
+    return JSONResponse(_out(done).model_dump(mode="json"))
+
+
+@router.get(
+    "/v1/attestations/{attestation_id}/proof",
+    operation_id="get_attestation_proof",
+    response_model=AttestationProof,
+    summary="An attestation's offline proof (tracemark-attestation-proof/v1).",
+)
+async def get_attestation_proof(
+    attestation_id: AttestationId, ctx: Context, caller: Caller
+) -> JSONResponse:
+    proof = await run_in_threadpool(build_attestation_proof, ctx.registry, attestation_id)
+    return JSONResponse(proof.to_json())
+
+
+@router.get(
+    "/v1/attestations/platforms/{platform}/sellers/{seller}",
+    operation_id="get_seller_level",
+    response_model=SellerLevelOut,
+    summary="A seller's current real-name level, by its keyed reference hash.",
+)
+async def seller_level(
+    platform: PlatformId, seller: SellerHash, ctx: Context, caller: Caller
+) -> JSONResponse:
+    platform = parse_platform_id(platform)
+    current = await run_in_threadpool(
+        read_current, ctx.registry, platform, bytes.fromhex(seller[2:])
+    )
+    answer = SellerLevelOut(
+        platform=platform,
+        seller_ref=seller,
+        level="none" if current is None else current.level.label,  # type: ignore[arg-type]
+        attestation=None if current is None else _out(current),
+    )
+    return JSONResponse(answer.model_dump(mode="json"))
+
+
+__all__ = ["router"]

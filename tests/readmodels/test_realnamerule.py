@@ -1,0 +1,138 @@
+"""The ``unattested-seller`` rule (issue 18 item 4) on SQLite and PostgreSQL: sales above a
+currency's limit by a seller not attested at the required level raise it, with the sales as
+evidence, through the risk worker's incremental engine and its full recompute alike; the
+near misses (at the limit, attested in time, another currency, out of the window) do not."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import pytest
+from eth_account import Account
+from sqlalchemy import Engine, select
+
+from readmodels.realnamerule import RealNameRule, level_at, read_histories
+from readmodels.riskworker import RiskWorker, risk_signals_t
+from readmodels.signals import UNATTESTED_SELLER
+from registry.attestations import Level
+from registry.attestationstore import attest
+from registry.creator import CreatorKeys
+from registry.db import read_transaction
+from registry.eip712 import DEV_DOMAIN
+from registry.fingerprints import GoodType
+from registry.service import Registry
+from registry.transferrequests import Party, TransferRequest
+from tests.conftest import Clock
+from tests.registry.orderhelpers import first_sale, register_code
+
+DAY = 86_400
+SELLER = Party("cardhub", "seller-1")
+RULE = RealNameRule(min_level=Level.ID_CARD, limits={"CNY": 100_000}, window=30 * DAY)
+
+
+@pytest.fixture
+def registry(engine: Engine, clock: Clock) -> Registry:
+    """On the parametrised database (this package's conftest gives a SQLite one)."""
+    return Registry(
+        engine,
+        domain=DEV_DOMAIN,
+        account=Account.create(),
+        master_key=secrets.token_bytes(32),
+        clock=clock,
+    )
+
+
+def _resell(
+    registry: Registry, creator: CreatorKeys, clock: Clock, price: int, currency: str = "CNY"
+) -> None:
+    """A code bought first-hand by the seller, then sold by it to a buyer for ``price``."""
+    code = register_code(registry, creator, clock)
+    first_sale(registry, code, SELLER)
+    clock.advance(1)
+    registry.transfer(
+        TransferRequest(
+            platform="cardhub",
+            good_type=GoodType.CODE,
+            fingerprint=code,
+            seller=SELLER,
+            buyer=Party("cardhub", f"buyer-{price}-{clock()}"),
+            price=price,
+            currency=currency,
+        )
+    )
+
+
+def _raised(engine: Engine) -> list[dict[str, object]]:
+    with engine.connect() as conn:
+        c = risk_signals_t.c
+        documents = conn.execute(select(c.document).where(c.code == UNATTESTED_SELLER)).scalars()
+        return [json.loads(d) for d in documents]
+
+
+@pytest.mark.parametrize("full_recompute", [False, True], ids=["incremental", "full"])
+def test_sales_above_the_limit_without_an_attestation_raise_it(
+    registry: Registry, engine: Engine, creator: CreatorKeys, clock: Clock, full_recompute: bool
+) -> None:
+    worker = RiskWorker(
+        engine, clock=clock, full_recompute=full_recompute, payout_overdue_every=0, realname=RULE
+    )
+    _resell(registry, creator, clock, 60_000)
+    _resell(registry, creator, clock, 40_000)  # exactly the limit: a near miss
+    _resell(registry, creator, clock, 500, currency="USD")  # no USD limit in RULE
+    worker.run_once()
+    assert _raised(engine) == []
+
+    # A phone-level attestation is below id-card: the next sale takes it over the limit.
+    attest(registry, platform="cardhub", reference="seller-1", level=Level.PHONE)
+    _resell(registry, creator, clock, 1)
+    worker.run_once()
+    [signal] = _raised(engine)
+    seller = registry.reference_hash("cardhub", "seller-1").hex()
+    assert signal["subject"] == {"kind": "party", "id": f"cardhub/0x{seller}"}
+    assert signal["platforms"] == ["cardhub"]
+    assert "100001 CNY (limit 100000)" in str(signal["detail"])
+    assert "its level now: phone" in str(signal["detail"])
+    assert len(signal["evidence"]) == 3  # type: ignore[arg-type]  # the CNY sales only
+    assert "seller-1" not in json.dumps(signal)  # the reference never appears
+
+    # Attested at id-card now: the earlier sales still count (their level was lower)...
+    clock.advance(1)
+    attest(registry, platform="cardhub", reference="seller-1", level=Level.ID_CARD)
+    _resell(registry, creator, clock, 99_999)  # ... the new sale does not add to them
+    worker.run_once()
+    [signal] = _raised(engine)
+    assert "100001 CNY" in str(signal["detail"]) and "its level now: id-card" in str(
+        signal["detail"]
+    )
+    # ... until they leave the window.
+    clock.advance(30 * DAY)
+    worker.run_once()
+    assert _raised(engine) == []
+
+
+def test_attested_in_time_or_by_its_own_platform_only(
+    registry: Registry, engine: Engine, creator: CreatorKeys, clock: Clock
+) -> None:
+    worker = RiskWorker(engine, clock=clock, payout_overdue_every=0, realname=RULE)
+    # Another platform attesting the same reference attests another seller: it does not count.
+    attest(registry, platform="keyshop", reference="seller-1", level=Level.FACE)
+    attest(registry, platform="cardhub", reference="seller-1", level=Level.FACE)
+    clock.advance(1)
+    _resell(registry, creator, clock, 150_000)
+    worker.run_once()
+    assert _raised(engine) == []
+    # Withdrawn (attested "none"): from then on its sales count again.
+    attest(registry, platform="cardhub", reference="seller-1", level=Level.NONE)
+    clock.advance(1)
+    _resell(registry, creator, clock, 100_001)
+    worker.run_once()
+    [signal] = _raised(engine)
+    assert len(signal["evidence"]) == 1  # type: ignore[arg-type]
+    with read_transaction(engine) as conn:
+        history = read_histories(conn)[("cardhub", registry.reference_hash("cardhub", "seller-1"))]
+    assert [level_at(history, leaf) for leaf in (0, history[0][0], 10**6)] == [
+        Level.NONE,
+        Level.FACE,
+        Level.NONE,
+    ]
