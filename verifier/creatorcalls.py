@@ -41,6 +41,8 @@ from verifier.schemas import (
     DistributionIn,
     DistributionOut,
     EntryOut,
+    FaceValueIn,
+    FaceValueOut,
     GoodOut,
     IdentityIn,
     IdentityOut,
@@ -285,6 +287,24 @@ class CreatorCalls(RegistryTransport):
         body = DistributionIn(restricted=restricted, platforms=chosen)
         answer = self._send("PUT", "/v1/creators/me/distribution", document=body.model_dump())
         return self._model(DistributionOut, answer)
+
+    def face_value(self, product: str) -> FaceValueOut:
+        """The face value of one of the signed-in creator's products (null: none given)."""
+        path = f"/v1/creators/me/products/{product}/face-value"
+        return self._model(FaceValueOut, self._send("GET", path))
+
+    def set_face_value(self, product: str, value: int | None, currency: str | None) -> FaceValueOut:
+        """Set the face value printed on the product's cards (minor units of ``currency``), or
+        clear it with ``value`` None; resales far below it raise ``below-face-value``."""
+        path = f"/v1/creators/me/products/{product}/face-value"
+        if value is None:
+            return self._model(FaceValueOut, self._send("DELETE", path))
+        body = request_model(
+            FaceValueIn,
+            {"face_value": str(value), "currency": currency},
+            "the face value is invalid",
+        )
+        return self._model(FaceValueOut, self._send("PUT", path, document=body.model_dump()))
 
     def prove_identity(self, domain: str) -> IdentityOut:
         """Have the registry fetch and check the signed-in creator's statement on ``domain``

@@ -44,6 +44,7 @@ from verifier.schemas.creators import (
     StatementTotalOut,
     TokenOut,
 )
+from verifier.schemas.facevalue import FaceValueIn, FaceValueOut
 from verifier.schemas.fields import (
     DEFAULT_PAGE,
     MAX_PAGE,
@@ -175,6 +176,8 @@ __all__ = [
     "DistributionOut",
     "EntryOut",
     "EvidenceOut",
+    "FaceValueIn",
+    "FaceValueOut",
     "GoodOut",
     "GoodTypeName",
     "HandoverIn",
