@@ -37,9 +37,19 @@ from verifier.compliance import (
     MAX_PERIOD_DAYS,
     MAX_REPORT_BYTES,
     MAX_REPORT_SIGNALS,
+    REPORT_TYPE,
     ComplianceReport,
+    report_hash,
+    report_message,
 )
-from verifier.compliancefacts import RELATIONS, SEVERITIES, entry_facts, severity, summarize
+from verifier.compliancefacts import (
+    RELATIONS,
+    SEVERITIES,
+    entry_facts,
+    require_period,
+    severity,
+    summarize,
+)
 from verifier.exportformat import Export
 from verifier.exportlimits import MAX_EXPORT_GOODS
 
@@ -59,10 +69,9 @@ GoodKey = tuple[int, bytes]
 
 def build_report(registry: Registry, platform: str, *, start: int, end: int) -> ComplianceReport:
     """The report of ``platform`` over [``start``, ``end``] (Unix seconds, both included)."""
-    from verifier.compliancefacts import require_period
+    from registry.parties import check_platform_id
 
-    if not platform or len(platform) > 64:
-        raise InvalidInput("a platform id is 1 to 64 characters")
+    platform = check_platform_id(platform)
     require_period(start, end, MAX_PERIOD_DAYS * DAY)
     from registry.db import read_transaction
 
@@ -94,7 +103,8 @@ def build_report(registry: Registry, platform: str, *, start: int, end: int) -> 
     )
     signals = [_reported(d, relations, leaves, carried) for d, relations in chosen]
     signals.sort(key=lambda s: (SEVERITIES.index(s["severity"]), s["code"], s["signal_id"]))
-    report = ComplianceReport.model_validate(
+    report = _signed(
+        registry,
         {
             "format": FORMAT,
             "platform": platform,
@@ -105,11 +115,42 @@ def build_report(registry: Registry, platform: str, *, start: int, end: int) -> 
             "signals": signals,
             "export": export,
             "summary": summarize(platform=platform, start=start, end=end, signals=signals),
-        }
+        },
     )
     if len(report.to_json().encode("utf-8")) > MAX_REPORT_BYTES:
         raise InvalidInput("the report does not fit one file: split the period")
     return report
+
+
+def _signed(registry: Registry, fields: dict[str, Any]) -> ComplianceReport:
+    """The report, signed by the registry's key (EIP-712 ``ComplianceReport``).
+
+    NOTE: the hash is taken of the validated report's JSON form, as the verifier takes it;
+    the report is validated first under a signature of nothing (its form is all it needs)."""
+    from registry.signatures import sign
+
+    account, domain = registry.account, registry.domain
+    key = bytes(account.key)
+    unsigned = ComplianceReport.model_validate(
+        {
+            **fields,
+            "domain": domain.as_dict(),
+            "signer": account.address,
+            "signature": sign(REPORT_TYPE, _placeholder(fields["platform"]), domain, key),
+        }
+    )
+    message = report_message(unsigned, report_hash(unsigned))
+    return unsigned.model_copy(update={"signature": sign(REPORT_TYPE, message, domain, key)})
+
+
+def _placeholder(platform: str) -> dict[str, Any]:
+    return {
+        "platform": platform,
+        "periodFrom": 0,
+        "periodTo": 0,
+        "reportHash": bytes(32),
+        "timestamp": 0,
+    }
 
 
 def _parties(

@@ -158,6 +158,11 @@ STRUCT_TYPES: Final[dict[str, list[dict[str, str]]]] = {
         "uint64 orderId, uint8 goodType, bytes32 fingerprint, uint64 logIndex, "
         "bytes32 deliveryHash, bytes32 receiptHash, uint64 timestamp"
     ),
+    # Issue 18 item 3: a platform's compliance report (registry key); reportHash is
+    # verifier.compliance.report_hash of the report's signals and period.
+    "ComplianceReport": _fields(
+        "string platform, uint64 periodFrom, uint64 periodTo, bytes32 reportHash, uint64 timestamp"
+    ),
 }
 """The primary types a tracemark signature can cover, as EIP-712 member lists."""
 

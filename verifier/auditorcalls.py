@@ -8,9 +8,11 @@ from registry.errors import (
     InvalidInput,
 )
 from registry.fingerprints import GoodType, parse_fingerprint
+from registry.parties import check_platform_id
 from registry.treehead import TreeHead
 from verifier.absence import MAX_ABSENCE_BYTES, Absence
 from verifier.bundle import MAX_BUNDLE_BYTES, Bundle
+from verifier.compliance import MAX_REPORT_BYTES, ComplianceReport
 from verifier.problems import (
     UnexpectedAnswer,
 )
@@ -123,3 +125,17 @@ class AuditorCalls(RegistryTransport):
         if good is not None:
             params["good"] = f"{good_type_name(good[0])}:{fingerprint_text(good[1])}"
         return self._model(SignalPage, self._send("GET", "/v1/signals", params=params))
+
+    def compliance_report(self, platform: str, start: int, end: int) -> ComplianceReport:
+        """A platform's compliance report over [start, end] (Unix seconds), parsed strictly
+        (``tracemark-compliance-report/v1``): an auditor's key, or the platform's own. Check
+        it with ``verifier.compliance.check_compliance_report``: nothing the server said is
+        trusted, its summary included."""
+        platform = check_platform_id(platform)  # never a path of its own
+        answer = self._send(
+            "GET",
+            f"/v1/compliance/platforms/{platform}/report",
+            params={"from": int(start), "to": int(end)},
+            limit=MAX_REPORT_BYTES,
+        )
+        return ComplianceReport.parse(answer.body)

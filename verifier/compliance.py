@@ -13,9 +13,14 @@ It carries
   entries with inclusion proofs under signed, anchored heads (the export's own machinery,
   ``verifier.export``: no second proof format);
 - ``summary``: counts per rule, per severity and per relation, the evidence items, the cited
-  amounts, in English and Chinese (``verifier.compliancefacts``).
+  amounts, in English and Chinese (``verifier.compliancefacts``);
+- ``signature``: the registry's EIP-712 ``ComplianceReport`` over the platform, the period,
+  the time and ``report_hash`` (the RFC 8785 SHA-256 of everything above but the export and
+  the summary, which are proved and recomputed), by ``signer``, under ``domain``.
 
-Nothing it says about itself is trusted. ``check_compliance_report`` (1) recomputes each
+Nothing it says about itself is trusted. ``check_compliance_report`` (0) requires the
+signature to recover, under the pinned trust root's domain, to a key the root names: the
+signals are the registry's word, and now its signed word; (1) recomputes each
 signal's id from its rule and subject and its severity from its weight; (2) checks the
 export as any export, under the caller's trust policy, and requires it to be the report
 registry's; (3) requires every good a signal lists to be carried by the export, and every
@@ -24,8 +29,8 @@ says; (4) computes the summary again and refuses the report if the shipped one d
 (5) with a chain, checks the export's heads on it.
 
 What is not proved: which signals the registry chose, and the evidence that is not a log
-entry (refused reports, verifications, ledger lines) are the registry's word; a signal left
-out of a report cannot be told from the report alone.
+entry (refused reports, verifications, ledger lines), are the registry's signed word, not
+facts of the log; a signal the registry left out cannot be told from the report alone.
 
 Pure: no web3, no ORM, no web framework.
 """
@@ -47,9 +52,11 @@ from pydantic import (
     ValidationError,
 )
 
-from registry.edges import GOOD_TEXT_PATTERN, Address, Uint64
+from registry.canonicaljson import canonical_json
+from registry.edges import GOOD_TEXT_PATTERN, Address, DomainField, SignatureBytes, Uint64
 from registry.eip712 import checksum_address
 from registry.errors import InvalidInput, describe_validation
+from registry.signatures import verify_signature
 from verifier import boundedjson
 from verifier.bundle import BundleEntry, MalformedBundle
 from verifier.bundlereport import Status
@@ -62,6 +69,9 @@ from verifier.headcheck import AnchorView
 from verifier.trust import TrustPolicy
 
 FORMAT: Final = "tracemark-compliance-report/v1"
+
+REPORT_TYPE: Final = "ComplianceReport"
+"""EIP-712 primary type of the registry's signature (``registry.eip712.STRUCT_TYPES``)."""
 
 MAX_REPORT_BYTES: Final = MAX_EXPORT_BYTES
 """Largest report read (and written: the writer refuses a period whose report is larger)."""
@@ -144,6 +154,10 @@ class ComplianceReport(_Model):
     export: Export | None
     #: ``verifier.compliancefacts.summarize`` of ``signals``: checked equal, never trusted.
     summary: dict[str, Any]
+    #: The EIP-712 domain the report is signed under (the trust root's is used to check it).
+    domain: DomainField
+    signer: Address
+    signature: SignatureBytes
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=1) + "\n"
@@ -166,6 +180,31 @@ class ComplianceReport(_Model):
             raise MalformedComplianceReport(
                 "malformed compliance report: " + describe_validation(exc, most=3)
             ) from None
+
+
+_SIGNED_FIELDS: Final = frozenset(
+    {"format", "platform", "period_from", "period_to", "generated_at", "registry", "signals"}
+)
+"""What the registry's signature covers: all but the export (proved by its own proofs), the
+summary (recomputed from the signals) and the signature's own fields."""
+
+
+def report_hash(report: ComplianceReport) -> bytes:
+    """SHA-256 of the RFC 8785 JSON of what the registry vouches for: the platform, the
+    period, when, which registry, and the signals, as the report's JSON carries them."""
+    signed = report.model_dump(mode="json", include=set(_SIGNED_FIELDS))
+    return hashlib.sha256(canonical_json(signed)).digest()
+
+
+def report_message(report: ComplianceReport, digest: bytes) -> dict[str, Any]:
+    """The EIP-712 ``ComplianceReport`` message of a report, its ``report_hash`` given."""
+    return {
+        "platform": report.platform,
+        "periodFrom": report.period_from,
+        "periodTo": report.period_to,
+        "reportHash": digest,
+        "timestamp": report.generated_at,
+    }
 
 
 def signal_id(code: str, subject_kind: str, subject_id: str) -> str:
@@ -223,6 +262,28 @@ def check_compliance_report(
     """Check a compliance report under the caller's trust policy; return what it proves, or
     raise ``BundleInvalid`` (the step named), ``UntrustedRegistry``, or ``NotAnchoredYet`` /
     ``NotFinalYet`` carrying this check. ``chain`` None checks everything but the chain."""
+    # 0. The registry signed it: under the pinned root's domain, by a key the root names.
+    root = trust.root_for(report.domain)
+    if not root.names_key(report.signer):
+        raise BundleInvalid(
+            "signature",
+            f"the report is signed by {checksum_address(report.signer)}, a key trust root "
+            f"{root.label()} does not name",
+        )
+    try:
+        verify_signature(
+            REPORT_TYPE,
+            report_message(report, report_hash(report)),
+            root.domain(),
+            report.signature,
+            checksum_address(report.signer),
+        )
+    except InvalidInput as exc:  # SignatureError is an InvalidInput
+        raise BundleInvalid(
+            "signature",
+            f"the registry's signature does not cover this report ({exc.detail}): its "
+            "signals, period or platform were changed",
+        ) from None
     # 1. Each signal is what it says: its id from its rule and subject, its severity.
     for signal in report.signals:
         if signal.signal_id != signal_id(signal.code, signal.subject.kind, signal.subject.id):
@@ -329,6 +390,7 @@ __all__ = [
     "MAX_PERIOD_DAYS",
     "MAX_REPORT_BYTES",
     "MAX_REPORT_SIGNALS",
+    "REPORT_TYPE",
     "CitedEvidence",
     "ComplianceCheck",
     "ComplianceReport",
@@ -337,5 +399,7 @@ __all__ = [
     "SignalSubject",
     "check_compliance_report",
     "is_compliance_report",
+    "report_hash",
+    "report_message",
     "signal_id",
 ]

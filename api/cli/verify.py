@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from verifier.absence import Absence
     from verifier.bundle import Bundle
     from verifier.bundlereport import AbsenceReport, BundleReport
+    from verifier.compliance import ComplianceCheck, ComplianceReport
     from verifier.errors import BundleInvalid, UntrustedRegistry
     from verifier.export import ExportReport
     from verifier.exportformat import Export
@@ -76,12 +77,16 @@ def read_bundle(path: Path) -> Bundle:
         raise MalformedBundle(f"{path}: {exc.detail}") from None
 
 
-def read_evidence(path: Path) -> Bundle | Export | Absence | TlogProof | OrderEvidence:
-    """Read a bundle, an export, an absence proof or an order's evidence (by its ``format``),
-    or a ``c2sp.org/tlog-proof@v1`` (by its first line), at most ``MAX_EXPORT_BYTES`` + 1
-    bytes."""
+def read_evidence(
+    path: Path,
+) -> Bundle | Export | Absence | TlogProof | OrderEvidence | ComplianceReport:
+    """Read a bundle, an export, an absence proof, an order's evidence or a compliance report
+    (by its ``format``), or a ``c2sp.org/tlog-proof@v1`` (by its first line), at most
+    ``MAX_EXPORT_BYTES`` + 1 bytes."""
     from verifier.absence import MalformedAbsence
     from verifier.bundle import MalformedBundle
+    from verifier.compliance import FORMAT as COMPLIANCE_REPORT
+    from verifier.compliance import ComplianceReport
     from verifier.exportformat import MAX_EXPORT_BYTES, MalformedExport, parse_evidence
     from verifier.orderevidence import FORMAT as ORDER_EVIDENCE
     from verifier.orderevidence import OrderEvidence
@@ -95,17 +100,24 @@ def read_evidence(path: Path) -> Bundle | Export | Absence | TlogProof | OrderEv
         # the evidence parser, which names an order's evidence with its format elsewhere.
         if _ORDER_EVIDENCE_HEAD.match(data[:256]):
             return OrderEvidence.parse(data)
+        if _COMPLIANCE_REPORT_HEAD.match(data[:256]):
+            return ComplianceReport.parse(data)
         try:
             return parse_evidence(data)
         except MalformedBundle:
-            if ORDER_EVIDENCE.encode() not in data:
-                raise
-            return OrderEvidence.parse(data)
+            if ORDER_EVIDENCE.encode() in data:
+                return OrderEvidence.parse(data)
+            if COMPLIANCE_REPORT.encode() in data:
+                return ComplianceReport.parse(data)
+            raise
     except (MalformedBundle, MalformedExport, MalformedAbsence, MalformedTlogProof) as exc:
         raise type(exc)(f"{path}: {exc.detail}") from None
 
 
 _ORDER_EVIDENCE_HEAD: Final = re.compile(rb'\s*\{\s*"format"\s*:\s*"tracemark-order-evidence/v1"')
+_COMPLIANCE_REPORT_HEAD: Final = re.compile(
+    rb'\s*\{\s*"format"\s*:\s*"tracemark-compliance-report/v1"'
+)
 
 
 @app.command()
@@ -116,6 +128,7 @@ def verify(
             metavar="BUNDLE.json",
             help="A tracemark-bundle file, a tracemark-export file (tracemark export), "
             "a tracemark-absence file, an order's evidence (tracemark-order-evidence), "
+            "a compliance report (tracemark compliance report), "
             "or a c2sp.org/tlog-proof@v1 file.",
         ),
     ],
@@ -162,6 +175,7 @@ def verify(
     state.ends_without_teardown = True
     from verifier.absence import Absence
     from verifier.boundedjson import collector_paused
+    from verifier.compliance import ComplianceReport, check_compliance_report
     from verifier.errors import BundleInvalid, NotFinalYet, NotYetEvidence, UntrustedRegistry
     from verifier.export import check_export
     from verifier.exportformat import Export
@@ -187,7 +201,12 @@ def verify(
             else TrustStore().policy()
         )
         chain = None
-        if rpc and not (isinstance(evidence, Export) and not evidence.heads):
+        # Nothing to read on a chain: an empty export, a report that cites no entry.
+        nothing = (isinstance(evidence, Export) and not evidence.heads) or (
+            isinstance(evidence, ComplianceReport)
+            and (evidence.export is None or not evidence.export.heads)
+        )
+        if rpc and not nothing:
             if not rpc.startswith(("http://", "https://")):
                 raise errors.InvalidInput("--rpc must be an http:// or https:// URL")
             try:
@@ -201,10 +220,19 @@ def verify(
 
             # The contract comes from the trust root, never from the evidence.
             chain = ChainReader(rpc, root.contract_address)
-        report: BundleReport | ExportReport | AbsenceReport | TlogProofReport | OrderEvidenceReport
+        report: (
+            BundleReport
+            | ExportReport
+            | AbsenceReport
+            | TlogProofReport
+            | OrderEvidenceReport
+            | ComplianceCheck
+        )
         try:
             if isinstance(evidence, OrderEvidence):
                 report = check_order_evidence(evidence, policy, chain)
+            elif isinstance(evidence, ComplianceReport):
+                report = check_compliance_report(evidence, policy, chain)
             elif isinstance(evidence, TlogProof):
                 report = check_tlog_proof(evidence, policy, chain)
             elif isinstance(evidence, Export):
@@ -288,16 +316,21 @@ def _verify_receipt(
 
 
 def _trust_root(
-    evidence: Bundle | Export | Absence | TlogProof | OrderEvidence, policy: TrustPolicy
+    evidence: Bundle | Export | Absence | TlogProof | OrderEvidence | ComplianceReport,
+    policy: TrustPolicy,
 ) -> TrustRoot:
     """The pinned root whose contract ``--rpc`` is read at: named by the evidence's head's
     domain, or by a tlog-proof's checkpoint origin (which has no domain of its own)."""
+    from verifier.compliance import ComplianceReport
     from verifier.exportformat import Export
     from verifier.tlogproof import TlogProof
     from verifier.tlogproofcheck import proof_origin, root_for_origin
 
     if isinstance(evidence, TlogProof):
         return root_for_origin(policy, proof_origin(evidence))
+    if isinstance(evidence, ComplianceReport):
+        assert evidence.export is not None  # a report citing no entry reads no chain
+        evidence = evidence.export
     head = evidence.heads[0] if isinstance(evidence, Export) else evidence.tree_head
     return policy.root_for(head.domain)
 
@@ -319,7 +352,12 @@ def _refuse_untrusted(exc: UntrustedRegistry, as_json: bool) -> NoReturn:
 
 
 def _emit(
-    report: BundleReport | ExportReport | AbsenceReport | TlogProofReport | OrderEvidenceReport,
+    report: BundleReport
+    | ExportReport
+    | AbsenceReport
+    | TlogProofReport
+    | OrderEvidenceReport
+    | ComplianceCheck,
     as_json: bool,
     *,
     chain_asked: bool,

@@ -35,6 +35,7 @@ from registry.eip712 import DEV_DOMAIN
 from registry.errors import InvalidInput
 from registry.fingerprints import GoodType
 from registry.service import Registry
+from registry.signatures import sign
 from registry.telemetry import VerificationRecord as Telemetry
 from registry.transferrequests import DoubleSale, Party
 from registry.transfers import transfers_t
@@ -42,8 +43,15 @@ from tests.conftest import Clock
 from tests.registry.orderhelpers import register_code
 from tests.registry.test_transfers import CREATOR, sale
 from tests.trust import policy_of
-from verifier.compliance import ComplianceCheck, ComplianceReport, check_compliance_report
-from verifier.compliancefacts import severity
+from verifier.compliance import (
+    REPORT_TYPE,
+    ComplianceCheck,
+    ComplianceReport,
+    check_compliance_report,
+    report_hash,
+    report_message,
+)
+from verifier.compliancefacts import severity, summarize
 from verifier.errors import BundleInvalid
 
 DAY = 86_400
@@ -269,28 +277,59 @@ def _rename_rule(d: dict[str, Any]) -> None:
     d["signals"][0]["code"] = "duplicate-claim"
 
 
+def _reword_detail(d: dict[str, Any]) -> None:
+    d["signals"][0]["detail"] = "nothing to see"
+
+
+def _drop_signal_and_summarize_again(d: dict[str, Any]) -> None:
+    d["signals"].pop(0)
+    d["summary"] = summarize(
+        platform=d["platform"], start=d["period_from"], end=d["period_to"], signals=d["signals"]
+    )
+
+
+#: (tampering, the step that refuses it as it is, the step that refuses it once the registry
+#: itself signs the doctored report: even its own key cannot misstate an entry or a summary).
 TAMPERINGS = [
-    (_drop_evidence, "summary"),
-    (_drop_good_proofs, "citation"),
-    (_change_cited_amount, "citation"),
-    (_change_logged_amount, "leaf"),
-    (_change_summary, "summary"),
-    (_change_summary_text, "summary"),
-    (_soften_severity, "signals"),
-    (_rename_rule, "signals"),
+    (_drop_evidence, "signature", "summary"),
+    (_drop_good_proofs, "citation", "citation"),
+    (_change_cited_amount, "signature", "citation"),
+    (_change_logged_amount, "leaf", "leaf"),
+    (_change_summary, "summary", "summary"),
+    (_change_summary_text, "summary", "summary"),
+    (_soften_severity, "signature", "signals"),
+    (_rename_rule, "signature", "signals"),
+    (_reword_detail, "signature", None),
+    (_drop_signal_and_summarize_again, "signature", None),
 ]
 
 
+def _signed_by(registry: Registry, document: dict[str, Any]) -> dict[str, Any]:
+    """The document signed again with the registry's own key."""
+    report = ComplianceReport.model_validate(document)
+    message = report_message(report, report_hash(report))
+    signature = sign(REPORT_TYPE, message, registry.domain, bytes(registry.account.key))
+    return {**document, "signature": "0x" + signature.hex()}
+
+
 def test_a_tampered_report_is_refused_at_the_step_it_breaks(market: Market) -> None:
+    registry = market.registry
     document = json.loads(_report(market).to_json())
-    _check(market.registry, document)  # the untouched one holds
-    for tamper, step in TAMPERINGS:
+    _check(registry, document)  # the untouched one holds, and so does it signed again
+    _check(registry, _signed_by(registry, document))
+    for tamper, step, resigned_step in TAMPERINGS:
         doctored = copy.deepcopy(document)
         tamper(doctored)
         assert doctored != document
         with pytest.raises(BundleInvalid) as refused:
-            _check(market.registry, doctored)
+            _check(registry, doctored)
         assert refused.value.step == step, (tamper.__name__, refused.value.detail)
+        if resigned_step is None:  # the registry's word: its signature is all there is
+            _check(registry, _signed_by(registry, doctored))
+            continue
+        with pytest.raises(BundleInvalid) as refused:
+            _check(registry, _signed_by(registry, doctored))
+        assert refused.value.step == resigned_step, (tamper.__name__, refused.value.detail)
 
 
 def test_the_csv_is_one_row_a_signal_bom_first_and_never_a_formula(market: Market) -> None:
