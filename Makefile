@@ -6,10 +6,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
+# The typed Node client's pinned TypeScript (clients/js: its tests compile and run it).
+CLIENT_STAMP := clients/js/node_modules/.installed
 
 .PHONY: install run test lint typecheck contracts-check browser bench fuzz-api clean
 
-install: $(PY_STAMP) $(NPM_STAMP)
+install: $(PY_STAMP) $(NPM_STAMP) $(CLIENT_STAMP)
 
 $(PY_STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "tracemark needs Python >= 3.11"'
@@ -20,6 +22,10 @@ $(PY_STAMP): pyproject.toml
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(CLIENT_STAMP): clients/js/package.json clients/js/package-lock.json
+	npm ci --prefix clients/js --no-audit --no-fund --loglevel=error
 	touch $@
 
 run: install
