@@ -18,6 +18,7 @@ from multiprocessing.process import BaseProcess
 from api.webhooks.publish import publish_signals
 from readmodels.riskindex import REFRESH_SECONDS
 from readmodels.riskworker import RiskWorker, run_risk_worker
+from registry.creditscores import CreditRefresh
 from registry.lease import Lease
 from registry.service import Registry
 from registry.settings import Settings
@@ -60,6 +61,7 @@ def _main(settings: Settings, interval: float, log_level: str) -> None:
         clock=registry.clock,
         publish=publish_signals,
         payout_overdue_seconds=registry.payout_overdue_seconds,
+        credit=CreditRefresh(registry.engine, overdue_after=registry.payout_overdue_seconds),
     )
     # One risk worker per database (PostgreSQL: several ``serve --role risk`` may run).
     lease = Lease(registry.engine, "risk", seconds=settings.lease_seconds)

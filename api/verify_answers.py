@@ -16,6 +16,7 @@ from api.context import ApiContext
 from api.principal import Principal
 from readmodels import authenticity
 from readmodels.market import ANONYMOUS as ANONYMOUS_PLATFORM
+from registry.creditscores import REFRESH_EVERY as CREDIT_REFRESH_EVERY
 from registry.fingerprints import USE_NAMES, GoodType, fingerprint_hex
 from registry.telemetry import VerificationRecord
 
@@ -30,6 +31,7 @@ EMPTY_FACTS: dict[str, Any] = dict.fromkeys(
         "anchor",
         "verifications",
         "creator_identity",
+        "credit",
     )
 )
 
@@ -112,8 +114,26 @@ def authenticity_answer_of(
             creator_identity=(
                 None if ctx.identities is None else ctx.identities.answer(facts.creator)
             ),
+            credit=holder_credit(facts),
         )
     return answer, decision.verdict
+
+
+def holder_credit(facts: authenticity.GoodFacts) -> dict[str, Any] | None:
+    """The current holder's credit (``HolderCreditOut``) from the documents the risk worker
+    keeps (``registry.creditscores``): two JSON texts read with the facts, no aggregate."""
+    platform = facts.holder_platform
+    if platform is None or (facts.platform_credit is None and facts.seller_credit is None):
+        return None
+    seller = None if facts.seller_credit is None else orjson.loads(facts.seller_credit)
+    url = f"/v1/credit/platforms/{platform}"
+    return {
+        "platform": None if facts.platform_credit is None else orjson.loads(facts.platform_credit),
+        "seller": seller,
+        "platform_url": url,
+        "seller_url": None if seller is None else f"{url}/sellers/{seller['seller']}",
+        "refreshed_every": CREDIT_REFRESH_EVERY,
+    }
 
 
 def answer_response(answer: dict[str, Any]) -> Response:
@@ -175,6 +195,7 @@ __all__ = [
     "authenticity_answer",
     "authenticity_answer_of",
     "coarse",
+    "holder_credit",
     "record_telemetry",
     "unknown_code",
 ]

@@ -42,6 +42,8 @@ _ANCHORED_SQL: Final = ", ".join(f"'{state}'" for state in sorted(ANCHORED))
 # state index that would make it sort every anchor). The verification counts are a LEFT
 # JOIN aggregated by the entry (every other column is grouped, as PostgreSQL wants): an
 # aggregate subquery joined in was materialised per request, about a sixth of the statement.
+# The holder's credit is two primary-key probes of the scores the risk worker keeps
+# (``registry.creditscores``), scalar subqueries so that they are read once per answer.
 _FACTS = """
 SELECT e.actor, e.leaf_index, p.slug, p.use, h.holder_platform, h.consumed, h.last_transfer_id,
        (SELECT COUNT(*) FROM entries x
@@ -52,7 +54,10 @@ SELECT e.actor, e.leaf_index, p.slug, p.use, h.holder_platform, h.consumed, h.la
           AND x.kind <> 1 AND x.kind = 4),
        SUM(v.count), COUNT(v.platform), MIN(v.first_at),
        a.tree_size, a.state, a.tx_hash, a.block_number,
-       r.score, r.signals, o.platform, o.expires_at
+       r.score, r.signals, o.platform, o.expires_at,
+       (SELECT cp.document FROM credit_platforms cp WHERE cp.platform = h.holder_platform),
+       (SELECT cs.document FROM credit_sellers cs
+        WHERE cs.platform = h.holder_platform AND cs.seller_ref = h.holder_ref)
 FROM entries e
 LEFT JOIN products p ON p.id = e.product_id
 LEFT JOIN holdings h ON h.good_type = e.good_type AND h.fingerprint = e.fingerprint
@@ -64,7 +69,7 @@ LEFT JOIN anchors a ON a.id = (
     ORDER BY tree_size LIMIT 1)
 LEFT JOIN verification_counts v ON v.good_type = e.good_type AND v.fingerprint = e.fingerprint
 WHERE e.kind = 1 AND e.good_type = {p} AND e.fingerprint = {p}
-GROUP BY e.id, p.slug, p.use, h.holder_platform, h.consumed, h.last_transfer_id,
+GROUP BY e.id, p.slug, p.use, h.holder_platform, h.holder_ref, h.consumed, h.last_transfer_id,
          a.tree_size, a.state, a.tx_hash, a.block_number, r.score, r.signals,
          o.platform, o.expires_at
 """
@@ -109,6 +114,10 @@ class GoodFacts:
     #: when (None: until the order is resolved). ``reserved_at`` says whether it holds.
     reserved_by: str | None = None
     reserved_until: int | None = None
+    #: The holder's credit as the risk worker last wrote it (``registry.creditscores``): the
+    #: holding platform's and the holding seller's ``CreditOut`` documents, JSON (None: none).
+    platform_credit: str | None = None
+    seller_credit: str | None = None
 
     def reserved_at(self, now: int) -> bool:
         """Whether the good is reserved for an open order at ``now`` (a lapsed reservation
@@ -268,7 +277,8 @@ def _good_facts(good_type: GoodType, fingerprint: bytes, row: Sequence[Any]) -> 
     (actor, leaf_index, slug, product_use, holder, consumed, last_transfer,
      revokes, conflicts, times, platforms, first_at,
      anchor_size, anchor_state, anchor_tx, anchor_block,
-     risk_score, risk_signals, reserved_by, reserved_until) = row  # fmt: skip
+     risk_score, risk_signals, reserved_by, reserved_until,
+     platform_credit, seller_credit) = row  # fmt: skip
     if product_use is not None:
         use = _USES[product_use]
     else:
@@ -298,6 +308,8 @@ def _good_facts(good_type: GoodType, fingerprint: bytes, row: Sequence[Any]) -> 
         market_signals=() if risk_signals is None else _market_signals(risk_signals),
         reserved_by=reserved_by,
         reserved_until=None if reserved_until is None else int(reserved_until),
+        platform_credit=platform_credit,
+        seller_credit=seller_credit,
     )
 
 

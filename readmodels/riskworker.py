@@ -40,6 +40,7 @@ from readmodels.riskindex import LOOKBACK, MAX_EVENTS, REFRESH_SECONDS, Risk, Ri
 from readmodels.riskstate import REFIT_SECONDS, RiskState
 from readmodels.signals import PAYOUT_OVERDUE, UNATTESTED_SELLER, Signal, Thresholds
 from registry.balances import DAY, DEFAULT_OVERDUE_DAYS
+from registry.creditscores import CreditRefresh
 from registry.db import read_transaction, retrying, write_transaction
 from registry.lease import Lease
 from registry.models import ProbeFlagRow, RiskGood, RiskSignal
@@ -132,9 +133,12 @@ class RiskWorker:
         full_recompute: bool = False,
         payout_overdue_seconds: int = DEFAULT_OVERDUE_DAYS * DAY,
         payout_overdue_every: int = OVERDUE_EVERY,
+        credit: CreditRefresh | None = None,
         realname: RealNameRule | None = None,
     ) -> None:
         self.engine = engine
+        #: The credit scores verify answers read (issue 18): a pass every minute, off the API.
+        self.credit = credit
         self.clock = clock
         self.publish = publish
         self.thresholds = thresholds or Thresholds()
@@ -181,6 +185,8 @@ class RiskWorker:
         look-back) and write what changed."""
         self.index_events()
         now = self.clock()
+        if self.credit is not None:
+            self.credit.maybe_refresh(now)
         with read_transaction(self.engine) as conn:
             flags = read_probe_flags(conn, now - self.lookback)
             # Not the market's records: the ledger (read again when a payout lands, else once

@@ -12,6 +12,7 @@ from __future__ import annotations
 from registry.models.attestations import RealNameAttestationRow
 from registry.models.checkpoints import CheckpointRecord, CheckpointWitness
 from registry.models.columns import ID_TYPE
+from registry.models.credit import CreditPlatformRow, CreditSellerRow
 from registry.models.identity import CreatorIdentityRow
 from registry.models.leases import RoleLease
 from registry.models.log import BatchTile, Entry, LogState, TreeHeadRecord, TreeTile
@@ -44,6 +45,8 @@ __all__ = [
     "CheckpointWitness",
     "CodeKey",
     "CreatorIdentityRow",
+    "CreditPlatformRow",
+    "CreditSellerRow",
     "DeliveryReceiptRow",
     "DistributionPolicy",
     "Entry",

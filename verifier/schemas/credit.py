@@ -40,3 +40,17 @@ class CreditOut(Strict):
     as_of: Count
     #: How long a due royalty line stays unpaid before it counts as overdue (seconds).
     overdue_after: Count
+
+
+class HolderCreditOut(Strict):
+    """A verify answer's current holder's credit: the holding platform's score and, when a
+    seller reference holds the good there, that seller's. Read from the scores the risk
+    worker refreshes every ``refreshed_every`` seconds (``registry.creditscores``), not per
+    request: each score's ``as_of`` says when it was computed and its ``inputs`` recompute it;
+    the ``*_url`` routes answer the same score read live."""
+
+    platform: CreditOut | None
+    seller: CreditOut | None
+    platform_url: str
+    seller_url: str | None
+    refreshed_every: Count

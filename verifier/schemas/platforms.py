@@ -8,6 +8,7 @@ from pydantic import ConfigDict, Field, StringConstraints
 
 from registry.edges import AddressText, GoodTypeName, Hex32
 from registry.receipts import TransferReceipt
+from verifier.schemas.credit import HolderCreditOut
 from verifier.schemas.fields import (
     Amount,
     Currency,
@@ -125,6 +126,9 @@ class VerifyOut(Strict):
     risk: RiskOut | None = None
     verifications: VerificationsOut | None = None
     creator_identity: CreatorIdentityOut | None = None
+    #: The current holder's credit (issue 18 item 1); null while the creator holds the good,
+    #: for an unknown good and until the holder's platform was first scored.
+    credit: HolderCreditOut | None = None
     coarse: bool = False
 
 
