@@ -89,11 +89,12 @@ def problem(
     *,
     headers: dict[str, str] | None = None,
     language: str = "en",
+    detail_params: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    # Chinese when the request prefers it (issue 18 item 5): title (and a fixed detail) from
-    # the problem catalogue by code; the type URI and the code never change.
-    title, detail = localized_problem(code, title, detail, language)
+    # Chinese when the request prefers it (issue 18 item 5): title and detail from the
+    # problem catalogues by code; the type URI and the code never change.
+    title, detail = localized_problem(code, title, detail, language, detail_params)
     body = {
         "type": PROBLEM_TYPE.format(code=code),
         "title": title,
@@ -184,6 +185,8 @@ def install(app: FastAPI) -> None:
             detail,
             errors=fields,
             language=problem_language(request),
+            # The Chinese names the fields; pydantic's English messages stay in ``errors``.
+            detail_params={"fields": ", ".join(".".join(f["loc"]) for f in fields)},
         )
 
     @app.exception_handler(StarletteHTTPException)

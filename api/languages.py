@@ -5,8 +5,10 @@ Every text the page shows lives in ``api/messages/<language>.json`` (one key per
 the templates or the scripts: templates call ``t("key")``, and each page embeds the ``js.*``
 keys of its language as a JSON data block (``<script type="application/json">``, never run, so
 the CSP's ``default-src 'self'`` still holds) that ``tm.js`` reads. Problem+json titles (and
-the fixed details) in Chinese come from ``api/messages/problems.zh-Hans.json``, keyed by the
-problem's code; the ``type`` URI and the code never change.
+their details) in Chinese come from ``api/messages/problems.zh-Hans.json``, keyed by the
+problem's code: each code's own detail, and ``problems.details.zh-Hans.json``'s templates for
+the English details the code is raised with (their ids and numbers carried over as
+parameters); the ``type`` URI and the code never change.
 
 Which language: ``?lang=`` (the switch's links; it also sets the cookie), then the
 ``tm_lang`` cookie (the remembered choice), then ``Accept-Language``, then English. The cookie
@@ -16,6 +18,8 @@ holds only ``en`` or ``zh-Hans``: SameSite=Lax, a year, nothing else in it.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any, Final
@@ -137,15 +141,74 @@ def problem_language(request: Request) -> str:
     return from_accept_language(request.headers.get("accept-language"))
 
 
-def localized_problem(code: str, title: str, detail: str, language: str) -> tuple[str, str]:
-    """``title`` and ``detail`` in ``language``: Chinese from the problem catalogue by code
-    (the detail only where the catalogue has a fixed one), else as given."""
+#: A detail template's parameter: ``{name}`` in both languages' texts.
+_PARAMETER: Final = re.compile(r"\{(\w+)\}")
+#: What a parameter may match in an English detail: one token (an id, a number, a hex
+#: string), never a run of words, so no English phrase is carried into a Chinese detail; a
+#: good is its type's wire name and its fingerprint (``registry.transfers``' ``good``).
+_VALUES: Final = {"good": r"(?:file|code|item) 0x[0-9a-f]{64}"}
+_ONE_WORD: Final = r"[^\s]+"
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    parts = _PARAMETER.split(template)
+    return re.compile(
+        "".join(
+            re.escape(part) if i % 2 == 0 else f"(?P<{part}>{_VALUES.get(part, _ONE_WORD)})"
+            for i, part in enumerate(parts)
+        )
+    )
+
+
+@cache
+def detail_templates() -> dict[str, list[tuple[re.Pattern[str], str]]]:
+    """Problem code to its detail templates: an English detail's pattern (its parameters
+    captured) and the Chinese text they go into (``problems.details.zh-Hans.json``)."""
+    with (MESSAGES / "problems.details.zh-Hans.json").open(encoding="utf-8") as file:
+        texts: dict[str, dict[str, str]] = json.load(file)
+    return {
+        code: [(_pattern(english), chinese) for english, chinese in templates.items()]
+        for code, templates in texts.items()
+    }
+
+
+def chinese_detail(code: str, detail: str, params: Mapping[str, str] | None = None) -> str | None:
+    """The Chinese of an English ``detail``: the first template of its code (then of any
+    code, ``*``) that matches it whole, with the values it carries (ids, numbers); else the
+    code's own detail (what the problem means and what to do; its values, if any, from
+    ``params``); None for a code the catalogue does not know."""
+    templates = detail_templates()
+    # "*": details sent under any code (a server error's fixed one).
+    candidates: list[tuple[re.Pattern[str], str]] = [
+        *templates.get(code, []),
+        *templates.get("*", []),
+    ]
+    for pattern, text in candidates:
+        match = pattern.fullmatch(detail)
+        if match is not None:
+            return text.format(**match.groupdict())
+    entry = problem_catalogue().get(code)
+    if entry is None or "detail" not in entry:
+        return None
+    return entry["detail"].format(**params) if params else entry["detail"]
+
+
+def localized_problem(
+    code: str,
+    title: str,
+    detail: str,
+    language: str,
+    params: Mapping[str, str] | None = None,
+) -> tuple[str, str]:
+    """``title`` and ``detail`` in ``language``: Chinese from the problem catalogues by code
+    (``chinese_detail``), else as given."""
     if language != CHINESE:
         return title, detail
     entry = problem_catalogue().get(code)
     if entry is None:
         return title, detail
-    return entry["title"], entry.get("detail", detail)
+    chinese = chinese_detail(code, detail, params)
+    return entry["title"], detail if chinese is None else chinese
 
 
 __all__ = [
@@ -156,6 +219,8 @@ __all__ = [
     "LANGUAGES",
     "Translator",
     "catalogue",
+    "chinese_detail",
+    "detail_templates",
     "from_accept_language",
     "localized_problem",
     "page_language",

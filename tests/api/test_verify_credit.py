@@ -109,9 +109,8 @@ def test_a_verify_answer_carries_the_holders_credit_as_last_refreshed(
         assert again is not None and again.platform == live
         assert again.seller == api.seller_credit(held.holder_platform, seller)
         # A pass with nothing changed rewrites nothing (an unchanged score keeps its as_of).
-        clock.advance(60)
-        assert worker.credit.maybe_refresh(clock()) is not None
-        assert api.verify(good_type, fingerprint=fingerprint).credit == again
+        same = refresh_credit_scores(registry.engine, as_of=clock(), overdue_after=overdue_after)
+        assert same.subjects == first.subjects and same.written == same.deleted == 0
         # Within the minute no pass runs at all.
         assert worker.credit.maybe_refresh(clock() + 59) is None
     registry.engine.dispose()

@@ -247,10 +247,11 @@ def test_localized_problem_keeps_english_and_unknown_codes_as_given() -> None:
         "NotFound",
         "no such good",
     )
-    # A detail the catalogue has no fixed text for stays as the error said it.
+    # A detail no template matches gets its code's own Chinese detail, never the English
+    # (tests/api/test_problem_languages.py walks every code).
     assert localized_problem("not-found", "NotFound", "no such good", CHINESE) == (
         "未找到",
-        "no such good",
+        problem_catalogue()["not-found"]["detail"],
     )
     assert localized_problem("no-such-code", "T", "d", CHINESE) == ("T", "d")
     assert localized_problem("internal-error", "Server error", "x", CHINESE) == (
