@@ -43,6 +43,7 @@ from api.routes import (
     transfers,
     verify,
 )
+from api.routes import compliance as compliance_routes
 from api.routes import credit as credit_routes
 from api.routes import identity as identity_routes
 from api.routes import orderevidence as order_evidence_routes
@@ -272,6 +273,7 @@ def create_app(
     app.include_router(rebate_routes.router)  # upline rebates (issue 17)
     app.include_router(receipt_routes.router)  # the buyer's delivery receipt (issue 17)
     app.include_router(credit_routes.router)  # credit scores (issue 18)
+    app.include_router(compliance_routes.router)  # a platform's compliance report (issue 18)
     app.include_router(attestation_routes.router)  # real-name attestations (issue 18)
     app.verify_front = VerifyFront(app, app.through_stack)
     app.include_router(creators.router)

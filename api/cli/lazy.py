@@ -51,6 +51,7 @@ COMMANDS: Final[dict[str, tuple[str, ...]]] = {
     "tiles": ("api.cli.tiles",),
     "witness": ("api.cli.witness",),
     "credit": ("api.cli.credit",),
+    "compliance": ("api.cli.compliance",),
 }
 """Every top-level command and group, in ``--help`` order, with the modules that register it
 (a group: every module that adds a subcommand to it). A new command is one line here

@@ -197,6 +197,9 @@ POLICY: dict[str, frozenset[str]] = {
     # A good's trace: auditors' keys, and its own creator signed in (another creator: 404).
     "get_good_trace": holding("audit") | {CREATOR},
     "list_signals": holding("audit"),
+    # A platform's compliance report (issue 18 item 3): any key of the platform itself (A asks
+    # for cardhub's, its own), an auditor any platform's; another platform's key a 404.
+    "get_compliance_report": holding("verify") | holding("transfer") | holding("audit"),
     # Health.
     "livez": ANYONE,
     "readyz": ANYONE,
@@ -705,6 +708,7 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     "get_good_history": lambda w: Call(),
     "get_good_trace": lambda w: Call(),
     "list_signals": lambda w: Call(params={"limit": 5}),
+    "get_compliance_report": lambda w: Call(params={"from": 0, "to": 86_400}),
     "livez": lambda w: Call(),
     "readyz": lambda w: Call(),
 }

@@ -1,0 +1,80 @@
+"""``GET /v1/compliance/platforms/{platform}/report`` (issue 18 item 3): a platform's compliance
+report over a period, as ``tracemark-compliance-report/v1`` JSON (checked offline by
+``tracemark verify``, ``verifier.compliance``) or as CSV (one row a signal, UTF-8 with a BOM).
+
+Who may fetch it: auditors (a platform key with the audit scope), any platform's; a platform's
+own key (any scope), its own. Another platform's key gets the very 404 an unknown platform
+gets (no oracle for which platforms have signals); a creator's session 403, no credentials
+401.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi.responses import StreamingResponse
+
+from api.apikeys import parse_platform_id
+from api.auth import require_any_scope
+from api.deps import Context, Principal
+from api.errors import problem_response
+from readmodels.compliance import build_report
+from readmodels.compliancecsv import csv_lines
+from registry.errors import NotFound
+
+router = APIRouter(tags=["auditors"])
+
+#: An auditor, or a platform asking for its own report (checked in the handler).
+ReportReader = Annotated[Principal, Depends(require_any_scope("audit", "transfer", "verify"))]
+PlatformId = Annotated[str, Path(max_length=64)]
+Moment = Annotated[int, Query(ge=0, le=2**63 - 1)]
+
+
+@router.get(
+    "/v1/compliance/platforms/{platform}/report",
+    operation_id="get_compliance_report",
+    summary="A platform's compliance report over a period: the signals about it, its goods "
+    "and its counterparties, each with its evidence and proofs (check it offline), or CSV.",
+    responses={
+        200: {
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+            }
+        },
+        400: problem_response("A period that ends before it starts, or longer than 366 days"),
+        403: problem_response("A creator's session: only platform keys and auditors ask"),
+        404: problem_response(
+            "Another platform's report (without the audit scope): the same answer as for a "
+            "platform that does not exist"
+        ),
+    },
+)
+def compliance_report(
+    platform: PlatformId,
+    ctx: Context,
+    principal: ReportReader,
+    start: Annotated[Moment, Query(alias="from", description="Unix seconds, included")],
+    end: Annotated[Moment, Query(alias="to", description="Unix seconds, included")],
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+) -> Response:
+    if "audit" not in principal.scopes and principal.platform != platform:
+        # One answer for "none" and "not yours", made here.
+        raise NotFound("no platform of that id whose report you may see")
+    report = build_report(ctx.registry, parse_platform_id(platform), start=start, end=end)
+    name = f"compliance-{platform}-{start}-{end}"
+    if format == "csv":
+        return StreamingResponse(
+            csv_lines(report),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    return Response(
+        report.to_json(),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{name}.json"'},
+    )
+
+
+__all__ = ["router"]
