@@ -61,8 +61,10 @@ if TYPE_CHECKING:
 DAY: Final = 86_400
 _LEAF_REF: Final = re.compile(r"leaf (\d+)")
 _TRANSFER_REF: Final = re.compile(r"transfer (\d+)")
-#: A subject naming a party: ``platform/`` and at least 8 hex digits of its reference hash.
-_PARTY_SUBJECT: Final = re.compile(r"([^/\s]+)/([0-9a-f]{8,64})")
+#: A subject naming a party: ``platform/``, then its keyed reference hash or at least its
+#: first 8 hex digits, with or without ``0x`` (``unattested-seller`` names ``party``
+#: subjects ``cardhub/0x<64 hex>``; ``readmodels.signals.party_name`` writes 8 digits).
+_PARTY_SUBJECT: Final = re.compile(r"([^/\s]+)/(?:0x)?([0-9a-f]{8,64})")
 
 GoodKey = tuple[int, bytes]
 

@@ -20,11 +20,13 @@ from sqlalchemy import Engine, select
 
 from readmodels.compliance import build_report
 from readmodels.compliancecsv import BOM, CSV_COLUMNS, csv_text, safe_cell
+from readmodels.realnamerule import RealNameRule
 from readmodels.riskworker import RiskWorker
 from readmodels.signals import (
     CODE_VELOCITY,
     PAYOUT_OVERDUE,
     SOLD_BY_NON_HOLDER,
+    UNATTESTED_SELLER,
     WEIGHTS,
     Evidence,
     Signal,
@@ -231,6 +233,30 @@ def test_a_good_held_since_before_the_period_brings_its_signals(market: Market) 
     a1 = build_report(registry, "a1", start=later, end=later + DAY)
     assert [s.relations for s in a1.signals if s.code == CODE_VELOCITY] == [("platform",)]
     assert build_report(registry, "keyshop", start=later, end=later + DAY).signals == ()
+
+
+def test_the_real_name_rule_lands_in_the_sellers_and_the_buyers_reports(market: Market) -> None:
+    """``unattested-seller`` (readmodels.realnamerule, another helper's rule, end to end):
+    cardhub's seller u2 sold ``resold`` to keyshop for 900 EUR with no attestation, over a
+    limit of 500 EUR. cardhub's report has it about itself, keyshop's about its counterparty,
+    each citing the logged sale with its amount."""
+    registry = market.registry
+    worker = RiskWorker(
+        registry.engine, clock=registry.clock, realname=RealNameRule(limits={"EUR": 500})
+    )
+    worker.run_once()
+    for platform, relation in (("cardhub", "platform"), ("keyshop", "counterparty")):
+        report = _report(market, platform)
+        [unattested] = [s for s in report.signals if s.code == UNATTESTED_SELLER]
+        assert unattested.subject.kind == "party"
+        assert unattested.subject.id.startswith("cardhub/0x")
+        assert relation in unattested.relations, (platform, unattested.relations)
+        [cited] = [e.entry for e in unattested.evidence if e.entry is not None]
+        assert (cited["price"], cited["buyer_platform"]) == ("900", "keyshop")
+        check = _check(registry, json.loads(report.to_json()))
+        assert check.summary_document["facts"]["by_code"][UNATTESTED_SELLER] == 1
+    # gamemart neither sold nor bought from that seller.
+    assert all(s.code != UNATTESTED_SELLER for s in _report(market, "gamemart").signals)
 
 
 def _first_cited(document: dict[str, Any]) -> dict[str, Any]:
