@@ -43,7 +43,7 @@ COMMANDS: Final[dict[str, tuple[str, ...]]] = {
     "monitor": ("api.cli.monitor",),
     "keys": ("api.cli.creator",),
     "log": ("api.cli.log",),
-    "creator": ("api.cli.remote", "api.cli.identity"),
+    "creator": ("api.cli.remote", "api.cli.identity", "api.cli.facevalue"),
     "trust": ("api.cli.trust",),
     "registry-key": ("api.cli.trust",),
     "identities": ("api.cli.identity",),
