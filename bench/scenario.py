@@ -47,7 +47,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -901,9 +901,17 @@ def _fast_sqlite(engine: Engine) -> None:
 
 
 def run_scenario(
-    params: MarketParams, seed: int, *, mix: str = "base", workdir: Path, db_url: str | None = None
+    params: MarketParams,
+    seed: int,
+    *,
+    mix: str = "base",
+    workdir: Path,
+    db_url: str | None = None,
+    market_class: Callable[[MarketParams, int, Registry, SimClock], Market] | None = None,
 ) -> ScenarioRun:
-    """Simulate one market into a fresh registry and read back what the rules see."""
+    """Simulate one market into a fresh registry and read back what the rules see.
+    ``market_class`` makes the market (default ``Market``; ``bench.launderscenario`` adds
+    its laundering patterns to it)."""
     started = time.perf_counter()
     engine = create_db_engine(db_url or f"sqlite:///{workdir / f'scenario-{seed}.db'}")
     if engine.dialect.name == "sqlite":
@@ -917,7 +925,7 @@ def run_scenario(
         master_key=secrets.token_bytes(32),
         clock=clock,
     )
-    market = Market(params, seed, registry, clock)
+    market = (market_class or Market)(params, seed, registry, clock)
     market.plan()
     planned = time.perf_counter()
     market.run()
