@@ -3,9 +3,9 @@
 A content or short-video platform drops the badge into a product page as an ``<iframe>`` (or
 lets ``/static/badge-embed.js`` turn a plain link into one): the good's verdict, its creator
 (and the creator's proven name), and the credit (信用分, ``registry.credit``) of the platform
-and the seller that hold it now. The badge names the good by its fingerprint only: a code is a
-secret, and a URL is logged, cached and shared, so no code ever travels in one (a ``code``
-query parameter is refused, and never echoed).
+and the seller that hold it now, as the verify answer carries it. The badge names the good
+by its fingerprint only: a code is a secret, and a URL is logged, cached and shared, so no
+code ever travels in one (a ``code`` query parameter is refused, and never echoed).
 
 The badge is server-rendered HTML with one stylesheet and no script, so it works in a
 sandboxed frame and under any embedding page's Content-Security-Policy that lets it be framed
@@ -34,12 +34,8 @@ from api.deps import GOOD_TYPES
 from api.languages import LANGUAGES, Translator, from_accept_language
 from api.verify_answers import authenticity_answer
 from api.web import _caller, templates
-from registry.creditfacts import read_credit
-from registry.db import read_transaction
 from registry.edges import HASH32_PATTERN
 from registry.fingerprints import GoodType, parse_fingerprint
-from registry.holding import current_holding
-from registry.parties import ReferenceScheme
 
 _FINGERPRINT: Final = re.compile(HASH32_PATTERN)
 
@@ -77,15 +73,12 @@ VERDICTS: Final = {
 
 @dataclass(frozen=True)
 class HolderCredit:
-    """The current holder's credit: its platform's, and its seller's on that platform
-    (``None``: unrated, not enough history; the seller's is absent for an old, unkeyed
-    holder reference, which no credit fact names)."""
+    """The current holder's credit: its platform's score, and its seller's on that platform
+    (None: unrated, too little history)."""
 
     platform: str
     platform_score: int | None
-    seller_rated: bool
     seller_score: int | None
-    has_seller: bool
 
 
 def badge_language(request: Request) -> str:
@@ -96,25 +89,26 @@ def badge_language(request: Request) -> str:
     return from_accept_language(request.headers.get("accept-language"))
 
 
-def holder_credit(ctx: ApiContext, good_type: GoodType, fingerprint: bytes) -> HolderCredit | None:
-    """The credit of whoever holds the good now (None: its creator still does)."""
-    registry = ctx.registry
-    as_of = registry.clock()
-    with read_transaction(registry.engine) as conn:
-        holding, _ = current_holding(conn, int(good_type), fingerprint)
-        if holding is None or holding.holder_platform is None:
-            return None
-        platform = str(holding.holder_platform)
-        keyed = int(holding.holder_ref_scheme) == int(ReferenceScheme.KEYED)
-        read: dict[str, Any] = {"as_of": as_of, "overdue_after": registry.payout_overdue_seconds}
-        platform_doc = read_credit(conn, platform, None, **read)
-        seller_doc = read_credit(conn, platform, bytes(holding.holder_ref), **read) if keyed else {}
+def holder_credit(answer: dict[str, Any]) -> HolderCredit | None:
+    """The holder's credit as the verify answer carries it (None: its creator holds it).
+
+    NOTE: the answer's scores are the ones the risk worker stores (refreshed every minute),
+    not read live: a badge is loaded on every view of a product page, and a platform's live
+    score is an aggregate over all its sales. A subject with no stored score had no fact at
+    the worker's last pass (a platform that only receives goods, a buyer who never sold):
+    unrated, like any subject with too little history.
+    """
+    holder = answer.get("holder") or {}
+    platform = holder.get("platform")
+    if platform is None:
+        return None
+    credit = answer.get("credit") or {}
+    platform_doc = credit.get("platform") or {}
+    seller_doc = credit.get("seller") or {}
     return HolderCredit(
-        platform=platform,
-        platform_score=platform_doc["score"],  # type: ignore[arg-type]
-        seller_rated=seller_doc.get("rating") == "rated",
-        seller_score=seller_doc.get("score"),  # type: ignore[arg-type]
-        has_seller=keyed,
+        platform=str(platform),
+        platform_score=platform_doc.get("score"),
+        seller_score=seller_doc.get("score"),
     )
 
 
@@ -128,13 +122,11 @@ def _render(
     return response
 
 
-def _badge_of(
-    ctx: ApiContext, good_type: GoodType, fingerprint: bytes
-) -> tuple[dict[str, Any], HolderCredit | None]:
+def _answer(ctx: ApiContext, good_type: GoodType, fingerprint: bytes) -> dict[str, Any]:
     answer, _ = authenticity_answer(
         ctx, good_type, fingerprint, claimed_creator=None, claimed_product=None
     )
-    return answer, holder_credit(ctx, good_type, fingerprint)
+    return answer
 
 
 async def badge_page(request: Request) -> Response:
@@ -149,9 +141,7 @@ async def badge_page(request: Request) -> Response:
         return _render(request, "badge.html", 404, _REFUSAL_HEADERS, refusal="badge.not_a_good")
     fp = fingerprint.lower()
     ctx: ApiContext = request.app.state.context
-    answer, credit = await run_in_threadpool(
-        _badge_of, ctx, GOOD_TYPES[good_type], parse_fingerprint(fp)
-    )
+    answer = await run_in_threadpool(_answer, ctx, GOOD_TYPES[good_type], parse_fingerprint(fp))
     word, say, tone = VERDICTS.get(answer["verdict"], VERDICTS["unknown"])
     identity = answer.get("creator_identity") or {}
     return _render(
@@ -168,7 +158,7 @@ async def badge_page(request: Request) -> Response:
         creator_name=identity.get("name") if identity.get("status") == "verified" else None,
         creator_domain=identity.get("domain"),
         product=answer["product"],
-        credit=credit,
+        credit=holder_credit(answer),
         check_url=f"/?type={good_type}&fp={fp}",
     )
 

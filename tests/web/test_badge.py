@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from registry.creditscores import refresh_credit_scores
 from tests.web.conftest import Market
 from tests.web.test_page import console_errors, shot, wait_for
 
@@ -158,6 +159,12 @@ def test_the_badge_in_chinese_with_the_holders_platform(
     browser: Any, market: Market, host: tuple[str, Path]
 ) -> None:
     url, root = host
+    # The risk worker's credit pass, which the badge's scores come from (too little history
+    # in this market: unrated).
+    registry = market.registry
+    refresh_credit_scores(
+        registry.engine, as_of=registry.clock(), overdue_after=registry.payout_overdue_seconds
+    )
     body = _frame(market, "file", market.big_file_fp, "zh-Hans", "file", False) + _frame(
         market, "code", market.revoked_fp, "zh-Hans", "revoked", True
     )
@@ -167,9 +174,10 @@ def test_the_badge_in_chinese_with_the_holders_platform(
     shot(browser, "badge-02-framed-zh")
     assert held["lang"] == "zh-Hans" and held["verdict"] == "authentic"
     assert "正品" in held["word"] and "创作者" in held["text"] and held["border"] == "solid"
-    # The file was sold twice; keyshop's user holds it now: its platform and credit shown.
+    # The file was sold twice; keyshop's user holds it now: its platform and credit shown
+    # (keyshop has reported nothing itself: no history, unrated).
     assert held["holder"] == "keyshop"
-    assert "平台 keyshop" in held["text"] and "平台信用分" in held["text"]
+    assert "平台 keyshop" in held["text"] and "平台信用分 暂无评分" in held["text"]
     assert revoked["verdict"] == "revoked" and "已吊销" in revoked["word"]
     assert revoked["border"] == "double"
     assert _violations(browser) == [] and _csp_log(browser) == []

@@ -16,6 +16,7 @@ from api.app import create_app
 from api.badge import BADGE_MAX_AGE
 from api.ratelimit import Limit, RateLimits
 from registry.creator import CreatorKeys, sign_revocation
+from registry.creditscores import refresh_credit_scores
 from registry.eip712 import DEV_DOMAIN
 from registry.fingerprints import GoodType
 from registry.service import Registry
@@ -138,20 +139,25 @@ def test_revoked_unknown_and_consumed(
 def test_the_holders_credit_is_the_credit_routes_answer(
     registry: Registry, creator: CreatorKeys, http: TestClient, clock: Clock
 ) -> None:
-    """Bob holds one good on cardhub after ten sales of his own there: a month on, cardhub and
-    bob are rated, and the badge shows the very numbers the public credit routes answer."""
+    """Bob holds one good on cardhub after ten sales of his own there: a month on, and after
+    the risk worker's credit pass, cardhub and bob are rated, and the badge shows the very
+    numbers the public credit routes answer."""
     goods = _register(registry, creator, 11)
     bob = Party("cardhub", "bob")
     for index, fingerprint in enumerate(goods):
         _sell(registry, fingerprint, Party(None, None), bob)
         if index < 10:
             _sell(registry, fingerprint, bob, Party("cardhub", f"buyer-{index}"))
-    status, html, _ = _badge(http, goods[-1])
-    # Too little history yet: unrated, never a low number.
-    assert _field(html, "data-platform-score") == "" and _field(html, "data-seller-score") == ""
-    assert "unrated" in html
+    # Too little history (before and after the worker's pass): unrated, never a low number.
+    for _ in range(2):
+        status, html, _ = _badge(http, goods[-1])
+        assert _field(html, "data-platform") == "cardhub"
+        assert "platform credit unrated · seller credit unrated" in " ".join(html.split())
+        assert _field(html, "data-platform-score") == _field(html, "data-seller-score") == ""
+        _refresh(registry)
 
     clock.now += 31 * DAY
+    _refresh(registry)
     bob_ref = registry.reference_hash("cardhub", "bob")
     platform = http.get("/v1/credit/platforms/cardhub").json()
     seller = http.get(f"/v1/credit/platforms/cardhub/sellers/0x{bob_ref.hex()}").json()
@@ -166,6 +172,13 @@ def test_the_holders_credit_is_the_credit_routes_answer(
     status, html, _ = _badge(http, goods[0])
     assert _field(html, "data-platform-score") == str(platform["score"])
     assert _field(html, "data-seller-score") == ""
+
+
+def _refresh(registry: Registry) -> None:
+    """The risk worker's credit pass (``registry.creditscores``), as of the registry's clock."""
+    refresh_credit_scores(
+        registry.engine, as_of=registry.clock(), overdue_after=registry.payout_overdue_seconds
+    )
 
 
 def test_a_code_in_the_url_is_refused_and_never_echoed(
