@@ -5,7 +5,9 @@ sides are compared with every ``$ref`` replaced by the schema it names (without 
 own title, which is its class name), so a renamed or merged model passes and a changed
 route, parameter, status, field or constraint fails. Regenerate the golden file only for a
 deliberate change of the API:
-``.venv/bin/python -m tests.api.test_openapi_golden > tests/golden/openapi_v1.json``.
+``.venv/bin/python -m tests.api.test_openapi_golden > tests/golden/openapi_v1.json``, then
+``npm run generate --prefix clients/js`` (the TypeScript client's types are made from it, and
+tests/clients fails while they lag it).
 """
 
 from __future__ import annotations
