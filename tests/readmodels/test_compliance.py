@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 from eth_account import Account
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
 from readmodels.compliance import build_report
@@ -388,3 +390,11 @@ def test_the_csv_is_one_row_a_signal_bom_first_and_never_a_formula(market: Marke
         "plain",
         "平台",
     ]
+
+
+@given(st.sampled_from(["=", "+", "-", "@", "\t", "\r", "a", "平", ""]), st.text(max_size=40))
+def test_no_cell_can_be_a_formula_and_none_loses_its_text(first: str, rest: str) -> None:
+    value = first + rest
+    cell = safe_cell(value)
+    assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+    assert cell in (value, "'" + value)
