@@ -78,9 +78,10 @@ Bought = tuple[TransferRecord, bool]
 
 
 def party_subject(party: Party) -> Subject:
-    """A party's subject: its platform and the first 16 hex digits of its reference hash
-    (the hash is keyed per platform: it names the account without revealing it)."""
-    return Subject("party", f"{party[0]}/{party[1].hex()[:16]}")
+    """A party's subject: ``platform/0x`` and its reference hash, as ``unattested-seller``'s
+    (``readmodels.realnamerule``) and rebate payees name a holder (the hash is keyed per
+    platform: it names the account without revealing it)."""
+    return Subject("party", f"{party[0]}/0x{party[1].hex()}")
 
 
 def _seller(t: TransferRecord) -> Party | None:

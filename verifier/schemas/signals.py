@@ -10,7 +10,7 @@ from verifier.schemas.fields import (
 
 
 class SignalSubjectOut(Strict):
-    #: party: a holder (a platform and the first 16 hex digits of its reference hash).
+    #: party: a holder, ``platform/0x`` and the keyed hash of its reference.
     kind: Literal["good", "platform", "key", "batch", "creator", "party"]
     id: str
 
