@@ -69,6 +69,17 @@ out.doubleSaleZh = await refused(chinese.recordTransfer(double));
 out.malformed = await refused(client.verify({ good_type: "file", fingerprint: "0x12" }));
 out.badKey = await refused(new tm.TracemarkClient({ baseUrl: s.url, apiKey: "tm_live_" + "x".repeat(40) }).verify({ good_type: "file", fingerprint: s.file }));
 out.noOrder = await refused(client.getOrder(987654));
+// Anonymous: a code lookup needs a proof of work (428), and the tier's budget runs out (429).
+out.needsPow = await refused(anonymous.verify({ good_type: "code", code: s.code, creator: s.creator }));
+out.limited = { class: "none" };
+for (let i = 0; i < 30 && out.limited.class !== "RateLimited"; i++) {
+  out.limited = await refused(anonymous.verify({ good_type: "file", fingerprint: s.unknown }));
+}
+try {
+  await anonymous.verify({ good_type: "file", fingerprint: s.unknown });
+} catch (error) {
+  out.retryAfter = error instanceof tm.RateLimited ? error.retryAfter : null;
+}
 
 const order = await client.openOrder({
   good_type: "code",

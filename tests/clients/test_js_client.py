@@ -23,6 +23,7 @@ from eth_account import Account
 from anchoring.devchain import free_port
 from api.apikeys import create_api_key
 from api.app import create_app
+from api.ratelimit import Limit, RateLimits
 from registry.creator import CreatorKeys, sign_enrollment
 from registry.eip712 import DEV_DOMAIN
 from registry.fingerprints import CodeFingerprinter, GoodType, Use
@@ -156,7 +157,11 @@ def live(registry: Registry) -> Iterator[tuple[str, dict[str, Any]]]:
         registry.engine, "cardhub", ["verify", "transfer"], "node client", registry.clock()
     )
     port = free_port()
-    app = create_app(registry, siwe_domain=f"127.0.0.1:{port}", telemetry_interval=0.05)
+    # A small anonymous budget, so that the client meets a 429 (the key's budget is apart).
+    limits = RateLimits(anonymous=Limit.per_minute(1, burst=8))
+    app = create_app(
+        registry, siwe_domain=f"127.0.0.1:{port}", telemetry_interval=0.05, limits=limits
+    )
     with serving(app, port, name="js-client-api") as url:
         yield url, {**scenario, "url": url, "apiKey": key}
 
@@ -207,6 +212,9 @@ def test_the_node_client_against_a_live_registry(
     assert out["malformed"]["errors"]
     assert out["badKey"]["class"] == "Unauthorized" and out["badKey"]["status"] == 401
     assert out["noOrder"]["class"] == "NotFound" and out["noOrder"]["status"] == 404
+    assert out["needsPow"]["class"] == "ProofOfWorkRequired" and out["needsPow"]["status"] == 428
+    assert out["limited"]["class"] == "RateLimited" and out["limited"]["code"] == "rate-limited"
+    assert out["retryAfter"] >= 1
 
     # An order: reserved, delivered by code (in the body), confirmed; its receipt exists.
     order = out["order"]
