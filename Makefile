@@ -76,6 +76,7 @@ bench: install
 	$(BIN)/python -m bench.order_bench
 	$(BIN)/python -m bench.order_http_bench
 	$(BIN)/python -m bench.receipt_bench
+	$(BIN)/python -m bench.badge_bench
 	$(BIN)/python -m bench.credit_bench
 	$(BIN)/python -m bench.ratelimit_bench
 	$(BIN)/python -m bench.risk_refresh_bench
