@@ -12,6 +12,9 @@ set-based check a statement: an AFTER INSERT ... FOR EACH STATEMENT trigger read
 statement's rows (a transition table) once, locks the distinct parents it names FOR KEY
 SHARE (as the RI check does, so a concurrent delete waits for this transaction) and refuses
 the statement with a ``foreign_key_violation`` naming the old constraint if one is missing.
+Server CPU of 10^5 rows COPYed in chunks of 4,096: 1.4-1.6 s with the foreign keys, 0.64-0.69 s
+with the trigger, 0.65-0.67 s with neither; of a single-row INSERT and its commit: ~390 us
+against ~365 us with the foreign keys (both measured at load 10-13 on 2 cores).
 
 What else the foreign keys held, kept by triggers too: an UPDATE of an entry's
 ``record_id`` or ``product_id`` is checked the same way (row trigger, only when one of the
@@ -36,42 +39,41 @@ _REFERENCES = (
     ("product_id", "products", "fk_entries_product_id_products"),
 )
 
-# The inserted rows' parents: one scan of the transition table collects the distinct ids,
-# the lock makes them stay, the anti-join (a fresh snapshot: it sees a delete that committed
-# while the lock waited) finds any that is not there.
+# The inserted rows' parents, in one query (each query a trigger runs costs ~40 us of
+# executor start-up: four of them made a single-row INSERT ~200 us dearer than with the
+# foreign keys, one ~30 us): the statement's distinct references from the transition table,
+# the parents they name locked FOR KEY SHARE as the RI check locks them (a concurrent delete
+# waits for this transaction; one that committed meanwhile leaves its row out of the locked
+# set), and the first reference that found no parent.
 _CHECK_INSERTED = """
 CREATE FUNCTION entries_check_references() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    record_ids bigint[];
-    product_ids bigint[];
-    missing bigint;
+    missing_record bigint;
+    missing_product bigint;
 BEGIN
-    SELECT array_agg(DISTINCT record_id),
-           array_agg(DISTINCT product_id) FILTER (WHERE product_id IS NOT NULL)
-      INTO record_ids, product_ids FROM new_entries;
-    PERFORM 1 FROM signed_records WHERE id = ANY (record_ids) FOR KEY SHARE;
-    SELECT r INTO missing FROM unnest(record_ids) AS r
-     WHERE NOT EXISTS (SELECT 1 FROM signed_records WHERE id = r) LIMIT 1;
-    IF missing IS NOT NULL THEN
+    WITH named AS (SELECT DISTINCT record_id, product_id FROM new_entries),
+    records AS (SELECT id FROM signed_records
+                 WHERE id IN (SELECT record_id FROM named) FOR KEY SHARE),
+    products AS (SELECT id FROM products
+                  WHERE id IN (SELECT product_id FROM named) FOR KEY SHARE)
+    SELECT (SELECT record_id FROM named WHERE record_id NOT IN (SELECT id FROM records) LIMIT 1),
+           (SELECT product_id FROM named WHERE product_id NOT IN (SELECT id FROM products) LIMIT 1)
+      INTO missing_record, missing_product;
+    IF missing_record IS NOT NULL THEN
         RAISE EXCEPTION 'insert or update on table "entries" violates foreign key constraint '
             '"fk_entries_record_id_signed_records"'
             USING ERRCODE = 'foreign_key_violation',
                   CONSTRAINT = 'fk_entries_record_id_signed_records',
                   DETAIL = format('Key (record_id)=(%s) is not present in table '
-                                  '"signed_records".', missing);
+                                  '"signed_records".', missing_record);
     END IF;
-    IF product_ids IS NOT NULL THEN
-        PERFORM 1 FROM products WHERE id = ANY (product_ids) FOR KEY SHARE;
-        SELECT p INTO missing FROM unnest(product_ids) AS p
-         WHERE NOT EXISTS (SELECT 1 FROM products WHERE id = p) LIMIT 1;
-        IF missing IS NOT NULL THEN
-            RAISE EXCEPTION 'insert or update on table "entries" violates foreign key '
-                'constraint "fk_entries_product_id_products"'
-                USING ERRCODE = 'foreign_key_violation',
-                      CONSTRAINT = 'fk_entries_product_id_products',
-                      DETAIL = format('Key (product_id)=(%s) is not present in table '
-                                      '"products".', missing);
-        END IF;
+    IF missing_product IS NOT NULL THEN
+        RAISE EXCEPTION 'insert or update on table "entries" violates foreign key '
+            'constraint "fk_entries_product_id_products"'
+            USING ERRCODE = 'foreign_key_violation',
+                  CONSTRAINT = 'fk_entries_product_id_products',
+                  DETAIL = format('Key (product_id)=(%s) is not present in table '
+                                  '"products".', missing_product);
     END IF;
     RETURN NULL;
 END
