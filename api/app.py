@@ -30,6 +30,7 @@ from api.context import MAX_JSON_BYTES, ApiContext
 from api.identity import IdentityService, IdentitySettings, load_identity_settings
 from api.jobs import JobRunner
 from api.limits import BodyLimit
+from api.personaldata import refuse_personal_data_in_request
 from api.pow import ProofOfWork
 from api.principal import Principal
 from api.ratelimit import Limit, RateLimiter, RateLimits, build_limiter
@@ -221,6 +222,8 @@ def create_app(
         # NOTE: Starlette's slash redirect builds its Location from the Host header, so a
         # hostile Host would be sent back as a redirect target: no slash redirects (404).
         redirect_slashes=False,
+        # Issue 18 item 4: no route takes a phone number, ID number or name (api.personaldata).
+        dependencies=[Depends(refuse_personal_data_in_request)],
     )
     api_errors.install(app)
     authenticator = auth.install(

@@ -16,6 +16,7 @@ import threading
 from multiprocessing.process import BaseProcess
 
 from api.webhooks.publish import publish_signals
+from readmodels.realnamerule import rule_of
 from readmodels.riskindex import REFRESH_SECONDS
 from readmodels.riskworker import RiskWorker, run_risk_worker
 from registry.creditscores import CreditRefresh
@@ -62,6 +63,7 @@ def _main(settings: Settings, interval: float, log_level: str) -> None:
         publish=publish_signals,
         payout_overdue_seconds=registry.payout_overdue_seconds,
         credit=CreditRefresh(registry.engine, overdue_after=registry.payout_overdue_seconds),
+        realname=rule_of(settings.realname_min_level, settings.realname_limits),
     )
     # One risk worker per database (PostgreSQL: several ``serve --role risk`` may run).
     lease = Lease(registry.engine, "risk", seconds=settings.lease_seconds)

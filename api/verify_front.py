@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.auth import awaited_caller, charge_deferred
 from api.context import MAX_JSON_BYTES
 from api.routes.verify import verify
+from registry.personaldata import refuse_personal_data
 from verifier.schemas import VerifyIn
 
 
@@ -50,6 +51,10 @@ class VerifyFront:
             return
         request = Request(scope, receive)
         try:
+            # The app-wide personal-data check (``api.personaldata``) for this route's one
+            # text field that is neither a code nor hex: the product slug.
+            if body.product is not None:
+                refuse_personal_data(body.product, "product")
             # A platform's code lookup makes its request charge together with its budgets, in
             # one round trip to a shared limiter (``api.routes.verify``); if the handler ends
             # before those, the charge is made here, and its refusal is the answer.

@@ -62,6 +62,18 @@ class RealNameRule:
             raise ValueError("a real-name rule's window is positive and its limits not negative")
 
 
+def rule_of(min_level: str, limits: str, *, window: int = 30 * DAY) -> RealNameRule:
+    """The rule of the settings' text (``TRACEMARK_REALNAME_MIN_LEVEL``, ``..._LIMITS``:
+    ``CNY=100000,USD=15000``); ``ValueError`` for text that is neither."""
+    parsed: dict[str, int] = {}
+    for item in filter(None, limits.split(",")):
+        currency, _, amount = item.partition("=")
+        if len(currency) != 3 or not currency.isupper() or not amount.isdigit():
+            raise ValueError(f"a real-name limit is CUR=amount, not {item!r}")
+        parsed[currency] = int(amount)
+    return RealNameRule(min_level=Level.parse(min_level), limits=parsed, window=window)
+
+
 @dataclass(frozen=True, slots=True)
 class Sale:
     transfer_id: int
@@ -227,6 +239,7 @@ __all__ = [
     "level_at",
     "read_histories",
     "read_sales",
+    "rule_of",
     "unattested_sellers",
     "unattested_signals",
 ]

@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     #: A due royalty or rebate line unpaid for longer than this many days is overdue: balances
     #: say so and the risk worker raises ``payout-overdue`` about the platform that owes it.
     payout_overdue_days: int = Field(default=30, ge=1, le=3650)
+    #: The real-name level a seller needs (``none``, ``phone``, ``id-card``, ``face``) before its
+    #: sales past the limits below raise ``unattested-seller`` (``readmodels.realnamerule``).
+    realname_min_level: str = Field(default="id-card", pattern=r"^(none|phone|id-card|face)$")
+    #: Those limits, in minor units within 30 days, per currency: ``CUR=amount`` by commas
+    #: (CNY 1,000.00: an anonymous prepaid card's cap; a currency not named never raises it).
+    realname_limits: str = Field(
+        default="CNY=100000,USD=15000", pattern=r"^([A-Z]{3}=[0-9]{1,30})?(,[A-Z]{3}=[0-9]{1,30})*$"
+    )
     #: Where ``tracemark keys new`` writes a creator's account and code key.
     keys_dir: Path | None = None
     log_level: str = "INFO"

@@ -23,6 +23,7 @@ Pure except for the chain a caller hands in.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
 
@@ -39,10 +40,12 @@ from verifier.bundle import AnchorPointer
 from verifier.bundlereport import ChainFinding
 from verifier.errors import BundleInvalid
 from verifier.headcheck import AnchorView, check_head, check_head_on_chain
-from verifier.trust import TrustRoot
+from verifier.trust import TrustPolicy, TrustRoot
 
 PROOF_FORMAT: Final = "tracemark-attestation-proof/v1"
 """The proof document's ``format``; a reader refuses any other."""
+
+_HEAD: Final = re.compile(rb'\s*\{\s*"format"\s*:\s*"tracemark-attestation-proof/v1"')
 
 MAX_PROOF_BYTES: Final = 64 * 1024
 """Largest proof document parsed: one payload, a head and at most 64 hashes fit in 16 KiB.
@@ -97,8 +100,24 @@ class ProvedAttestation:
     #: The chain's word when a chain was asked; None offline.
     chain: ChainFinding | None
 
+    @property
+    def status(self) -> str:
+        """``verified`` only when the chain held the head's root at the root's depth."""
+        if self.chain is None:
+            return "unchecked"
+        if not self.chain.anchored:
+            return "not-anchored"
+        return "verified" if self.chain.final else "not-final"
+
+    def summary(self) -> str:
+        return (
+            f"platform {self.platform} attested seller 0x{self.seller_ref.hex()} at level "
+            f"{self.level.label} (logged at leaf {self.leaf_index:,}, head {self.tree_size:,})"
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
+            "status": self.status,
             "platform": self.platform,
             "seller_ref": "0x" + self.seller_ref.hex(),
             "level": self.level.label,
@@ -107,6 +126,29 @@ class ProvedAttestation:
             "tree_size": self.tree_size,
             "anchored": None if self.chain is None else self.chain.anchored,
         }
+
+
+def is_attestation_proof(data: bytes) -> bool:
+    """Whether a file is this format's: it names it first (as ``to_json`` writes it), or it
+    is a JSON object within ``MAX_PROOF_BYTES`` whose ``format`` is it (keys sorted)."""
+    if _HEAD.match(data[:256]) is not None:
+        return True
+    if len(data) > MAX_PROOF_BYTES or PROOF_FORMAT.encode() not in data:
+        return False
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(document, dict) and document.get("format") == PROOF_FORMAT
+
+
+def check_attestation_proof_under(
+    proof: AttestationProof, policy: TrustPolicy, chain: AnchorView | None = None
+) -> ProvedAttestation:
+    """``check_attestation_proof`` under the pinned root of the registry the head's domain
+    names (only to pick it: the root's own domain is what the check holds the payload and
+    the head to); ``UntrustedRegistry`` when none is pinned."""
+    return check_attestation_proof(proof, policy.root_for(proof.tree_head.domain), chain)
 
 
 def check_attestation_proof(
@@ -166,4 +208,6 @@ __all__ = [
     "AttestationProof",
     "ProvedAttestation",
     "check_attestation_proof",
+    "check_attestation_proof_under",
+    "is_attestation_proof",
 ]

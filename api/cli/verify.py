@@ -129,6 +129,7 @@ def verify(
             help="A tracemark-bundle file, a tracemark-export file (tracemark export), "
             "a tracemark-absence file, an order's evidence (tracemark-order-evidence), "
             "a compliance report (tracemark compliance report), "
+            "a real-name attestation's proof (tracemark-attestation-proof), "
             "or a c2sp.org/tlog-proof@v1 file.",
         ),
     ],
@@ -174,6 +175,7 @@ def verify(
     # Nothing to clean up after: the program may end as soon as the verdict is printed.
     state.ends_without_teardown = True
     from verifier.absence import Absence
+    from verifier.attestationproof import MAX_PROOF_BYTES, is_attestation_proof
     from verifier.boundedjson import collector_paused
     from verifier.compliance import ComplianceReport, check_compliance_report
     from verifier.errors import BundleInvalid, NotFinalYet, NotYetEvidence, UntrustedRegistry
@@ -192,6 +194,12 @@ def verify(
     with reported(), collector_paused():
         if _is_receipt(bundle_file):
             _verify_receipt(bundle_file, bundle, rpc, trust, as_json)
+            return
+        head = _read_at_most(bundle_file, MAX_PROOF_BYTES, str(bundle_file))
+        if is_attestation_proof(head):  # a real-name attestation's proof (issue 18 item 4)
+            from api.cli.attestation import verify_attestation
+
+            verify_attestation(head, rpc, trust, as_json)
             return
         evidence = read_evidence(bundle_file)
         state.leave_to_exit(evidence)

@@ -4,10 +4,15 @@ attestation offline; a verify-only key may not attest; the newest attestation su
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from api.cli import app as cli_app
 from registry.service import Registry
 from tests.api.conftest import KeyFactory, bearer
 from tests.conftest import Clock
@@ -59,3 +64,35 @@ def test_attest_read_supersede_and_prove(
             "/v1/attestations", json={"reference": "s", "level": "passport"}, headers=bearer(key)
         )
         assert bad.status_code == 422
+
+
+def test_tracemark_verify_reads_an_attestation_proof(
+    app: FastAPI, registry: Registry, make_key: KeyFactory, tmp_path: Path
+) -> None:
+    """``tracemark verify PROOF.json --trust ROOT``: 12 (verified, no chain asked), 11 for a
+    changed level, 15 under another registry's root."""
+    key = make_key("cardhub", "transfer")
+    with (
+        TestClient(app) as http,
+        TracemarkClient("http://testserver", api_key=key, http_client=http) as api,
+    ):
+        done = api.attest_seller("seller-7", "face")
+        document = api.attestation_proof(done.id).to_json()
+    root = tmp_path / "root.json"
+    root.write_text(trust_root_of(registry).to_json())
+    proof = tmp_path / "proof.json"
+    proof.write_text(json.dumps(document, sort_keys=True))  # keys sorted: still recognised
+
+    def verify(path: Path, trust: Path) -> tuple[int, str]:
+        ran = CliRunner().invoke(cli_app, ["verify", str(path), "--trust", str(trust), "--json"])
+        return ran.exit_code, ran.output
+
+    code, output = verify(proof, root)
+    assert code == 12, output
+    assert json.loads(output)["level"] == "face" and json.loads(output)["status"] == "unchecked"
+    document["payload"]["attestation"]["level"] = "id-card"
+    proof.write_text(json.dumps(document))
+    assert verify(proof, root)[0] == 11
+    other = tmp_path / "other.json"
+    other.write_text(trust_root_of(registry, confirmations=3).to_json().replace("31337", "1"))
+    assert verify(proof, other)[0] == 15

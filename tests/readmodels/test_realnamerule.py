@@ -12,7 +12,7 @@ import pytest
 from eth_account import Account
 from sqlalchemy import Engine, select
 
-from readmodels.realnamerule import RealNameRule, level_at, read_histories
+from readmodels.realnamerule import RealNameRule, level_at, read_histories, rule_of
 from readmodels.riskworker import RiskWorker, risk_signals_t
 from readmodels.signals import UNATTESTED_SELLER
 from registry.attestations import Level
@@ -20,6 +20,7 @@ from registry.attestationstore import attest
 from registry.creator import CreatorKeys
 from registry.db import read_transaction
 from registry.eip712 import DEV_DOMAIN
+from registry.errors import InvalidInput
 from registry.fingerprints import GoodType
 from registry.service import Registry
 from registry.transferrequests import Party, TransferRequest
@@ -136,3 +137,14 @@ def test_attested_in_time_or_by_its_own_platform_only(
         Level.FACE,
         Level.NONE,
     ]
+
+
+def test_the_settings_text_makes_the_rule() -> None:
+    rule = rule_of("face", "CNY=100000,EUR=5")
+    assert (rule.min_level, dict(rule.limits)) == (Level.FACE, {"CNY": 100_000, "EUR": 5})
+    assert dict(rule_of("none", "").limits) == {}
+    for bad in ("cny=1", "CNY=", "CNY=1;USD=2"):
+        with pytest.raises(ValueError):
+            rule_of("id-card", bad)
+    with pytest.raises(InvalidInput):
+        rule_of("passport", "CNY=1")

@@ -1,0 +1,113 @@
+"""No personal data through any route (issue 18 item 4): every request's text is checked
+before any route runs, and personal data is refused (422 ``personal-data-refused``).
+
+One app-wide dependency (``create_app`` installs it before every route's own) walks the
+JSON body (keys and string values, however deep), the query parameters and the path
+parameters, and applies each field's policy:
+
+- ``REFERENCE_FIELDS``: an account's opaque id that the registry keeps only as a keyed hash
+  (``registry.parties``): a phone-shaped id is accepted (it is hashed, never stored), an ID
+  number or Chinese characters (a name) are refused;
+- ``EXEMPT_FIELDS``: never stored as sent and not personal by nature: a code (only its
+  keyed fingerprint is kept; a card PIN may look like a phone number), a code key (kept
+  encrypted), amounts (validated as decimal minor units), opaque cursors;
+- every other text (product slugs, metadata, reasons, payout references, URLs, names of
+  domains, ...): a phone number or an ID number is refused.
+
+Bodies that are not JSON (bulk uploads of fingerprints, files to fingerprint) are not read
+here: the routes stream them, and they hold hashes and bytes, not text fields.
+``POST /v1/verify`` is answered in front of the app (``api.verify_front``) without app
+dependencies; it stores no text it is sent (a code is fingerprinted, a product looked up).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, Final
+
+from fastapi import Request
+
+from registry.personaldata import MAX_SCANNED, PersonalDataRefused, refuse_personal_data
+
+#: (route path, field path) of references: hashed, so only ID numbers and names are refused.
+#: A field path names JSON members by dots and list items by ``[]``.
+REFERENCE_FIELDS: Final = frozenset(
+    {
+        ("/v1/transfers", "seller.reference"),
+        ("/v1/transfers", "buyer.reference"),
+        ("/v1/transfers/authorizations", "reference"),
+        ("/v1/orders", "buyer_reference"),
+        ("/v1/orders", "seller.reference"),
+        ("/v1/rebates/agents", "agents[].agent"),
+        ("/v1/rebates/agents", "agents[].upline"),
+        ("/v1/rebates/agents/lookup", "agent"),
+        ("/v1/attestations", "reference"),
+    }
+)
+
+#: Field names (the last member of a path, or a query parameter) never checked; see above.
+EXEMPT_FIELDS: Final = frozenset({"code", "code_key", "price", "amount", "cursor"})
+
+#: The content types whose bodies are checked (others are streamed bytes, see above).
+_JSON_TYPES: Final = ("application/json", "application/problem+json")
+#: Deepest JSON nesting walked; deeper bodies are refused (the models accept far less).
+MAX_DEPTH: Final = 32
+
+
+def _walk(value: Any, path: str, depth: int = 0) -> Iterator[tuple[str, str]]:
+    """(field path, text) of every key and string value in a JSON document."""
+    if depth > MAX_DEPTH:
+        raise PersonalDataRefused("the body nests too deep to be checked for personal data")
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            yield child, str(key)
+            yield from _walk(item, child, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _walk(item, f"{path}[]", depth + 1)
+
+
+def _check(route: str, field: str, text: str) -> None:
+    name = field.rsplit(".", 1)[-1].removesuffix("[]")
+    if name in EXEMPT_FIELDS:
+        return
+    refuse_personal_data(text, field or "the body", reference=(route, field) in REFERENCE_FIELDS)
+
+
+async def refuse_personal_data_in_request(request: Request) -> None:
+    """The app-wide dependency: ``PersonalDataRefused`` for personal data in the request's
+    path parameters, query parameters or JSON body (see the module's policy)."""
+    route = getattr(request.scope.get("route"), "path", request.url.path)
+    for name, value in request.path_params.items():
+        if isinstance(value, str):
+            _check(route, name, value)
+    for name, value in request.query_params.multi_items():
+        _check(route, name, value)
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in _JSON_TYPES:
+        return
+    body = await request.body()  # capped by ``api.limits.BodyLimit``; cached for the route
+    if not body:
+        return
+    if len(body) > MAX_SCANNED:
+        raise PersonalDataRefused("the body is too large to be checked for personal data")
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return  # the route's own parse answers it (a validation error), storing nothing
+    for field, text in _walk(document, ""):
+        _check(route, field, text)
+
+
+__all__ = [
+    "EXEMPT_FIELDS",
+    "MAX_DEPTH",
+    "REFERENCE_FIELDS",
+    "refuse_personal_data_in_request",
+]

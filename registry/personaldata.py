@@ -1,0 +1,118 @@
+"""Personal data the registry never accepts (实名制 without the real names, issue 18 item 4):
+the detectors of mainland phone numbers and resident ID numbers, and of names where only an
+opaque id belongs, and the error that refuses them.
+
+What is detected, precisely (after Unicode NFKC, so full-width digits count as digits):
+
+- a mainland mobile number: ``1[3-9]`` and nine more digits, optionally ``+86``/``86``
+  before it and a space or dash after the 3rd and 7th digits, not part of a longer run of
+  letters or digits (so no hex fingerprint, signature or decimal amount is mistaken for one);
+- a resident ID number (居民身份证号码, GB 11643-1999): 18 characters, a region code (first
+  digit 1-9), a real birth date 1900-2099, a sequence and the ISO 7064 MOD 11-2 check
+  character (a digit or X) that matches; or a first-generation 15-digit number with a real
+  date (YYMMDD). Not part of a longer run of letters or digits;
+- in a *reference* (an opaque account id the registry hashes): any Chinese character (CJK
+  ideographs), which is how a person's name would be written. An id is an ASCII token.
+
+What is not: a person's name in free text (a Chinese product title is legitimate, and names
+have no shape to tell them apart), a name in Latin letters, other countries' numbers, an ID
+number with a wrong check digit or date (no real one has them). The limits are documented in
+docs/ARCHITECTURE.md. Pure: no ORM, no web framework.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date
+from typing import Final
+
+from registry.errors import InvalidInput
+
+_PHONE: Final = re.compile(
+    r"(?<![0-9A-Za-z])(?:\+?86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]{4}){2}(?![0-9A-Za-z])"
+)
+_ID18: Final = re.compile(
+    r"(?<![0-9A-Za-z])([1-9][0-9]{5})([0-9]{8})([0-9]{3})([0-9Xx])(?![0-9A-Za-z])"
+)
+_ID15: Final = re.compile(r"(?<![0-9A-Za-z])([1-9][0-9]{5})([0-9]{6})([0-9]{3})(?![0-9A-Za-z])")
+#: CJK Unified Ideographs, Extension A, Compatibility Ideographs, Extensions B-F (planes 2-3).
+_HAN: Final = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
+_ID_WEIGHTS: Final = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK: Final = "10X98765432"
+
+MAX_SCANNED: Final = 64 * 1024
+"""Longest text scanned (a JSON body is capped at this by the API): longer text is refused
+rather than scanned, so a crafted body cannot make the scan cost more."""
+
+
+class PersonalDataRefused(InvalidInput):
+    """A request carried a person's phone number, ID number or name where the registry takes
+    none: nothing was stored. Send an opaque account id instead (the platform's own user id)."""
+
+    code = "personal-data-refused"
+    http_status = 422
+    diagnostics = "Remove the phone number, ID number or name; send an opaque account id."
+
+
+def _valid_date(year: int, month: int, day: int) -> bool:
+    try:
+        date(year, month, day)
+    except ValueError:
+        return False
+    return True
+
+
+def id_check_character(first17: str) -> str:
+    """The ISO 7064 MOD 11-2 check character of an 18-character ID's first 17 digits."""
+    total = sum(int(digit) * weight for digit, weight in zip(first17, _ID_WEIGHTS, strict=True))
+    return _ID_CHECK[total % 11]
+
+
+def _has_id_number(text: str) -> bool:
+    for match in _ID18.finditer(text):
+        region, birth, sequence, check = match.groups()
+        year, month, day = int(birth[:4]), int(birth[4:6]), int(birth[6:])
+        if (
+            1900 <= year <= 2099
+            and _valid_date(year, month, day)
+            and id_check_character(region + birth + sequence) == check.upper()
+        ):
+            return True
+    for match in _ID15.finditer(text):
+        birth = match.group(2)
+        if _valid_date(1900 + int(birth[:2]), int(birth[2:4]), int(birth[4:])):
+            return True
+    return False
+
+
+def personal_data_in(text: str, *, reference: bool = False) -> str | None:
+    """What personal data ``text`` carries ("a phone number", "an ID number", "a name"), or
+    None. ``reference=True``: the text is an opaque id the registry hashes (a phone-shaped id
+    is hashed like any other; an ID number or Chinese characters are refused)."""
+    if len(text) > MAX_SCANNED:
+        return "text too long to check"
+    normal = unicodedata.normalize("NFKC", text)
+    if _has_id_number(normal):
+        return "an ID number"
+    if reference:
+        return "a name" if _HAN.search(normal) else None
+    if _PHONE.search(normal):
+        return "a phone number"
+    return None
+
+
+def refuse_personal_data(text: str, where: str, *, reference: bool = False) -> None:
+    """``PersonalDataRefused`` naming ``where`` and the kind found (never the value)."""
+    found = personal_data_in(text, reference=reference)
+    if found is not None:
+        raise PersonalDataRefused(f"{where} holds {found}: the registry stores no personal data")
+
+
+__all__ = [
+    "MAX_SCANNED",
+    "PersonalDataRefused",
+    "id_check_character",
+    "personal_data_in",
+    "refuse_personal_data",
+]
