@@ -18,7 +18,7 @@ from api.ratelimit import Limit, RateLimits
 from registry.creator import CreatorKeys, sign_revocation
 from registry.creditscores import refresh_credit_scores
 from registry.eip712 import DEV_DOMAIN
-from registry.fingerprints import GoodType
+from registry.fingerprints import GoodType, Use
 from registry.service import Registry
 from registry.transfers import Party, TransferRequest
 from tests.api.test_platform_routes import anchor_everything
@@ -134,6 +134,38 @@ def test_revoked_unknown_and_consumed(
     status, html, _ = _badge(http, sold)
     assert _field(html, "data-verdict") == "authentic"
     assert _field(html, "data-platform") == "cardhub"
+    # A single-use code sold as final to its end user: used, do not buy.
+    code = os.urandom(32)
+    registry.register(
+        registration(
+            creator,
+            registry.clock(),
+            fingerprint=code,
+            good_type=GoodType.CODE,
+            product="card",
+            use=Use.SINGLE,
+        )
+    )
+    registry.sequence_all()
+    badge_url = f"/badge/code/0x{code.hex()}"
+    # Registered, its head not anchored yet: pending, in the warning tone.
+    html = http.get(badge_url).text
+    assert _field(html, "data-verdict") == "pending_anchor" and "tone-warn" in html
+    anchor_everything(registry)
+    registry.transfer(
+        TransferRequest(
+            platform="cardhub",
+            good_type=GoodType.CODE,
+            fingerprint=code,
+            seller=Party(None, None),
+            buyer=Party("cardhub", "player"),
+            price=500,
+            currency="CNY",
+            final=True,
+        )
+    )
+    html = http.get(badge_url).text
+    assert _field(html, "data-verdict") == "consumed" and "Already used" in html
 
 
 def test_the_holders_credit_is_the_credit_routes_answer(
