@@ -20,13 +20,14 @@ code                    fires when                                              
                         creator) selling to one buyer party within ``fan_in_window``
 ``buyer-daily-amount``  one buyer party paying more than its currency's ``per_code`` for a  party
                         code, or more than ``per_day`` within ``amount_window``
-``round-trip``          a good coming back to a party that held it before (a refund, the    good
-                        sale just before undone at its price, is not), at least
+``round-trip``          a single-use code back at a party that held it before (a refund,    good
+                        the sale just before undone at its price, is not), at least
                         ``round_trip_min_returns`` times, unless it is a laundering ring
 ``verify-per-purchase`` at least ``verify_min_events`` verifications that found the good,   good
                         ``verify_min_per_purchase`` or more per accepted transfer of it
 ``redeemed-elsewhere``  the consuming final transfer of a code held on one platform         good
-                        recorded by, or to a buyer on, another platform
+                        recorded by, or to a buyer on, another platform, for no price or
+                        for less than its seller paid
 ======================  ==================================================================  =====
 
 ``round-trip`` and ``laundering-ring`` (``readmodels.holderrules``): a ring is a round trip
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Final
 
 from readmodels.holderrules import Ring, ring_of
 from readmodels.launderruleslimits import limit_for
@@ -70,7 +72,9 @@ from readmodels.signals import (
     verification_evidence,
 )
 from registry.eip712 import checksum_address as checksum
+from registry.fingerprints import Use
 
+_SINGLE: Final = int(Use.SINGLE)
 #: A holder as the rules key it: (platform, reference hash).
 Party = tuple[str, bytes]
 #: A party's purchase: the transfer, and whether its seller bought the good from the creator.
@@ -160,12 +164,18 @@ def fast_cash_out(
 
 
 def round_trip(
-    good: GoodKey, chain: Sequence[TransferRecord], ring: Ring | None, th: Thresholds
+    good: GoodKey,
+    chain: Sequence[TransferRecord],
+    entry: EntryRecord | None,
+    ring: Ring | None,
+    th: Thresholds,
 ) -> Signal | None:
-    """A good coming back to a party that held it before: value moved while the good only
-    went round. ``ring``: the good's laundering ring (``holderrules.ring_of``), which reports
-    the same case more precisely, so none is raised then."""
-    if ring is not None or len(chain) < 2:
+    """A single-use code coming back to a party that held it before: value moved while the
+    code only went round. ``ring``: the good's laundering ring (``holderrules.ring_of``),
+    which reports the same case more precisely, so none is raised then. A transferable good
+    (an item, a file) is left out: a collector buying one back is the trade, and one going
+    round at rising prices is a ring."""
+    if ring is not None or len(chain) < 2 or entry is None or entry.use != _SINGLE:
         return None
     # Where each party's holding starts, as ``ring_of`` counts it: a seller from its sale on
     # (it held it before we saw it), a buyer from the next transfer.
@@ -232,33 +242,52 @@ def verify_per_purchase(
     )
 
 
+def _bought_by_seller(chain: Sequence[TransferRecord], i: int) -> TransferRecord | None:
+    """The transfer that gave ``chain[i]``'s seller the good (None: before the chain)."""
+    seller = _seller(chain[i])
+    return next((u for u in reversed(chain[:i]) if (u.buyer_platform, u.buyer_ref) == seller), None)
+
+
+def _cashed_out(t: TransferRecord, bought: TransferRecord | None) -> bool:
+    """Consumed for no price, or for less than its seller paid (same currency): cashed out
+    at a loss, as a card recycler pays; an honest retailer sells at a markup."""
+    if t.price is None:
+        return True
+    return (
+        bought is not None
+        and bought.price is not None
+        and bought.currency == t.currency
+        and t.price < bought.price
+    )
+
+
 def redeemed_elsewhere(good: GoodKey, chain: Sequence[TransferRecord]) -> Signal | None:
-    """Consumed on another platform than the one it was bought on: the final transfer of a
-    code its seller held on platform A is recorded by, or goes to a buyer on, platform B
-    (cards bought on one site and cashed out through another). A final sale within the
-    holder's own platform, or the creator's own first sale, is the ordinary case."""
-    elsewhere = [
-        (i, t)
-        for i, t in enumerate(chain)
-        if t.final
-        and t.seller_platform is not None
-        and (t.platform != t.seller_platform or t.buyer_platform != t.seller_platform)
-    ]
+    """Bought on one platform, cashed out through another: the final transfer of a code its
+    seller held on platform A is recorded by, or goes to a buyer on, platform B, for no price
+    or for less than the seller paid. A final sale within the holder's own platform, the
+    creator's own first sale, or another platform's retail sale at a markup (with the holding
+    platform's consent) is the ordinary case."""
+    elsewhere = []
+    for i, t in enumerate(chain):
+        if not t.final or t.seller_platform is None:
+            continue
+        if t.platform == t.seller_platform and t.buyer_platform == t.seller_platform:
+            continue
+        bought = _bought_by_seller(chain, i)
+        if _cashed_out(t, bought):
+            elsewhere.append((t, bought))
     if not elsewhere:
         return None
     evidence: list[TransferRecord] = []
-    for i, t in elsewhere:
-        seller = _seller(t)
-        bought = next(
-            (u for u in reversed(chain[:i]) if (u.buyer_platform, u.buyer_ref) == seller), None
-        )
+    for t, bought in elsewhere:
         evidence += [*([bought] if bought is not None else []), t]
-    i, t = elsewhere[0]
+    t, _ = elsewhere[0]
     where = sorted({t.platform, t.buyer_platform} - {t.seller_platform})
     return good_signal(
         REDEEMED_ELSEWHERE,
         f"held on {t.seller_platform} by {party_name(t.seller_platform, t.seller_ref)}, "
-        f"consumed by a final transfer on {', '.join(where)}",
+        f"consumed by a final transfer on {', '.join(where)}"
+        + (" for no price" if t.price is None else f" for {t.price}, less than it paid"),
         (transfer_evidence(u) for u in evidence),
         good,
         _platforms(evidence),
@@ -280,7 +309,7 @@ def good_red_flags(
     found = (
         below_face_value(good, chain, entry, th),
         fast_cash_out(good, chain, entry, th),
-        round_trip(good, chain, ring, th),
+        round_trip(good, chain, entry, ring, th),
         verify_per_purchase(good, chain, events, th),
         redeemed_elsewhere(good, chain),
     )

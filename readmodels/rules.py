@@ -34,20 +34,21 @@ code                       fires when                                           
 ``fast-cash-out``          registration (its leaf's time) to the consuming final       good
                            transfer within ``cash_out_window`` (30 min), a resale
                            between
-``fan-in``                 ``fan_in_min_sources`` (10) distinct first holders (who     party
+``fan-in``                 ``fan_in_min_sources`` (5) distinct first holders (who      party
                            bought from the creator) selling to one buyer party
                            within ``fan_in_window`` (24 h)
 ``buyer-daily-amount``     one buyer party paying more than its currency's             party
                            ``per_code`` for a code or ``per_day`` within
                            ``amount_window`` (24 h): CNY 1,000 / 9,999.99, USD 2,000
                            / 10,000, EUR 150 / none (``launderruleslimits``)
-``round-trip``             a good back at a party that held it before                  good
+``round-trip``             a single-use code back at a party that held it before       good
                            (``round_trip_min_returns``: 1), unless a laundering ring
-``verify-per-purchase``    ``verify_min_events`` (20) verifications that found the     good
-                           good, ``verify_min_per_purchase`` (10) or more per
+``verify-per-purchase``    ``verify_min_events`` (8) verifications that found the      good
+                           good, ``verify_min_per_purchase`` (8) or more per
                            accepted transfer of it
 ``redeemed-elsewhere``     the consuming final transfer of a code held on one          good
-                           platform recorded by, or to a buyer on, another platform
+                           platform recorded by, or to a buyer on, another platform,
+                           for no price or less than its seller paid
 =========================  ==========================================================  ========
 
 The last seven are the laundering red flags (``readmodels.launderrules``, issue 18 item 2).

@@ -133,7 +133,7 @@ class Thresholds:
     #: Registration (its leaf's timestamp) to the consuming final transfer, a resale between.
     cash_out_window: int = 30 * 60
     #: Distinct first holders (who bought from the creator) selling to one buyer party ...
-    fan_in_min_sources: int = 10
+    fan_in_min_sources: int = 5
     #: ... within this many seconds.
     fan_in_window: int = 24 * HOUR
     #: The most one buyer party may pay per code and within ``amount_window``, per currency
@@ -143,9 +143,9 @@ class Thresholds:
     #: A good coming back to an earlier holder at least this often (a ring is reported as one).
     round_trip_min_returns: int = 1
     #: Verifications that found a good, at least this many ...
-    verify_min_events: int = 20
+    verify_min_events: int = 8
     #: ... and at least this many per accepted transfer of it (one transfer at least).
-    verify_min_per_purchase: float = 10.0
+    verify_min_per_purchase: float = 8.0
 
 
 # -- signals ---------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from readmodels import signals as S
 from readmodels.launderrules import party_subject
 from readmodels.launderruleslimits import AmountLimit
 from readmodels.market import EntryRecord, SignalInputs, TransferRecord, VerificationEventRecord
+from registry.fingerprints import Use
 from tests.readmodels.test_signals import CODE, CREATOR, DAY, HOUR, T0, fp, inputs, register
 
 _ids = itertools.count(10**6)
@@ -218,7 +219,7 @@ def test_buyer_daily_amount_fires_per_code_and_per_day_by_currency() -> None:
 
 
 def test_round_trip_fires_when_a_good_comes_back_and_a_ring_is_reported_once() -> None:
-    back, refund, relabel, ring = fp(), fp(), fp(), fp()
+    back, refund, relabel, ring, bought_back = fp(), fp(), fp(), fp(), fp()
     a, b, c = ("cardhub", "a"), ("keyshop", "b"), ("gamemart", "c")
     transfers = [
         sale(back, None, a, T0),
@@ -232,6 +233,10 @@ def test_round_trip_fires_when_a_good_comes_back_and_a_ring_is_reported_once() -
         sale(relabel, None, a, T0),
         sale(relabel, a, b, T0 + HOUR),
         sale(relabel, b, ("cardhub", "a2"), T0 + 2 * HOUR),
+        # ... and a transferable good (an item) bought back by its first holder.
+        sale(bought_back, None, a, T0),
+        sale(bought_back, a, b, T0 + HOUR, price=1_000),
+        sale(bought_back, b, a, T0 + 2 * HOUR, price=900),
     ]
     # A laundering ring (three returns among three parties, rising prices): that one only.
     price = 1_000
@@ -240,7 +245,8 @@ def test_round_trip_fires_when_a_good_comes_back_and_a_ring_is_reported_once() -
         price = int(price * 1.2)
         transfers.append(sale(ring, (a, b, c)[(hop - 1) % 3], (a, b, c)[hop % 3],
                               T0 + hop * HOUR, price=price))  # fmt: skip
-    records = inputs([product(g) for g in (back, refund, relabel, ring)], transfers)
+    item = dataclasses.replace(product(bought_back), use=int(Use.TRANSFERABLE))
+    records = inputs([*(product(g) for g in (back, refund, relabel, ring)), item], transfers)
     [signal] = fired(records, S.ROUND_TRIP)
     assert about(signal) == back and "came back 1 time(s)" in signal.detail
     assert [about(s) for s in fired(records, S.LAUNDERING_RING)] == [ring]
@@ -274,7 +280,7 @@ def test_verify_per_purchase_fires_on_many_verifications_for_few_transfers() -> 
     ]
     records = inputs([product(g) for g in (shown, busy, unsold, probed)], transfers, [], events)
     [signal] = fired(records, S.VERIFY_PER_PURCHASE)
-    assert about(signal) == shown and "10.0 per purchase" in signal.detail
+    assert about(signal) == shown and "8.0 per purchase" in signal.detail
     assert [e.kind for e in signal.evidence[:3]] == ["transfer", "transfer", "verification"]
 
 
@@ -282,23 +288,29 @@ def test_verify_per_purchase_fires_on_many_verifications_for_few_transfers() -> 
 
 
 def test_redeemed_elsewhere_fires_when_a_code_bought_on_one_platform_is_spent_on_another() -> None:
-    cashed, pushed, local, direct, restocked = fp(), fp(), fp(), fp(), fp()
+    cashed, pushed, retail, local, direct, restocked = fp(), fp(), fp(), fp(), fp(), fp()
     transfers = [
         sale(cashed, None, ("gamemart", "u"), T0),
-        # Bought on gamemart, consumed through cashpoint (it presents gamemart's hand-over).
+        # Bought on gamemart, consumed through cashpoint for no price (it presents
+        # gamemart's hand-over) ...
         sale(
             cashed,
             ("gamemart", "u"),
             ("cashpoint", "v"),
             T0 + HOUR,
+            price=None,
             final=True,
             reporter="cashpoint",
         ),
-        # ... or gamemart reports the final sale to a buyer on cashpoint.
+        # ... or gamemart reports the final sale to a recycler on cashpoint, below the price.
         sale(pushed, None, ("gamemart", "u"), T0),
-        sale(pushed, ("gamemart", "u"), ("cashpoint", "v"), T0 + HOUR, final=True),
-        # Near misses: consumed on the platform it was bought on; the creator's distributor
-        # selling it to its end user; another platform buys it into stock, then sells it on.
+        sale(pushed, ("gamemart", "u"), ("cashpoint", "v"), T0 + HOUR, price=999, final=True),
+        # Near misses: sold to a buyer on another platform at the price it was bought for (a
+        # retailer's consented sale); consumed on the platform it was bought on; the
+        # creator's distributor selling it to its end user; another platform buys it into
+        # stock, then sells it on.
+        sale(retail, None, ("gamemart", "u"), T0),
+        sale(retail, ("gamemart", "u"), ("cashpoint", "v"), T0 + HOUR, final=True),
         sale(local, None, ("gamemart", "u"), T0),
         sale(local, ("gamemart", "u"), ("gamemart", "w"), T0 + HOUR, final=True),
         sale(direct, None, ("cashpoint", "v"), T0, final=True, reporter="cashpoint"),
@@ -306,11 +318,14 @@ def test_redeemed_elsewhere_fires_when_a_code_bought_on_one_platform_is_spent_on
         sale(restocked, ("gamemart", "u"), ("keyshop", "stock"), T0 + HOUR, reporter="keyshop"),
         sale(restocked, ("keyshop", "stock"), ("keyshop", "end"), T0 + 2 * HOUR, final=True),
     ]
-    records = inputs([product(g) for g in (cashed, pushed, local, direct, restocked)], transfers)
+    goods = (cashed, pushed, retail, local, direct, restocked)
+    records = inputs([product(g) for g in goods], transfers)
     found = {about(s): s for s in fired(records, S.REDEEMED_ELSEWHERE)}
     assert set(found) == {cashed, pushed}
     signal = found[cashed]
-    assert "held on gamemart" in signal.detail and "final transfer on cashpoint" in signal.detail
+    assert "held on gamemart" in signal.detail
+    assert "final transfer on cashpoint for no price" in signal.detail
+    assert "for 999, less than it paid" in found[pushed].detail
     assert [e.ref for e in signal.evidence] == [
         f"transfer {transfers[0].transfer_id}",
         f"transfer {transfers[1].transfer_id}",

@@ -104,10 +104,10 @@ def test_each_red_flag_is_raised_through_the_worker_and_its_near_miss_is_not(
     sell(4, None, a, 9_000)
     sell(4, a, b, 9_000)
     sell(4, b, a, 9_000)
-    # redeemed-elsewhere: bought on gamemart, consumed by a buyer on cashpoint; near miss:
-    # consumed on gamemart itself.
+    # redeemed-elsewhere: bought on gamemart, consumed by a recycler on cashpoint below the
+    # price paid; near miss: consumed on gamemart itself.
     sell(5, None, ("gamemart", "u"), 9_000)
-    sell(5, ("gamemart", "u"), ("cashpoint", "v"), 9_000, final=True)
+    sell(5, ("gamemart", "u"), ("cashpoint", "v"), 8_000, final=True)
     sell(6, None, ("gamemart", "u"), 9_000)
     sell(6, ("gamemart", "u"), ("gamemart", "w"), 9_000, final=True)
     # fan-in: three mules buy first-hand and sell to one boss; near miss: two sell to another.
