@@ -28,7 +28,12 @@ from typing import Any, Final
 
 from fastapi import Request
 
-from registry.personaldata import MAX_SCANNED, PersonalDataRefused, refuse_personal_data
+from registry.personaldata import (
+    MAX_SCANNED,
+    PersonalDataRefused,
+    might_hold_personal_data,
+    refuse_personal_data,
+)
 
 #: (route path, field path) of references: hashed, so only ID numbers and names are refused.
 #: A field path names JSON members by dots and list items by ``[]``.
@@ -97,6 +102,8 @@ async def refuse_personal_data_in_request(request: Request) -> None:
         return
     if len(body) > MAX_SCANNED:
         raise PersonalDataRefused("the body is too large to be checked for personal data")
+    if not might_hold_personal_data(body):
+        return  # the usual request: nothing in it could be (see the function)
     try:
         document = json.loads(body)
     except ValueError:

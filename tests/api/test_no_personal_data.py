@@ -28,7 +28,7 @@ from api.app import create_app
 from api.personaldata import EXEMPT_FIELDS, REFERENCE_FIELDS
 from api.ratelimit import Limit, RateLimits
 from registry.creator import CreatorKeys
-from registry.personaldata import id_check_character, personal_data_in
+from registry.personaldata import id_check_character, might_hold_personal_data, personal_data_in
 from registry.service import Registry
 from registry.transferrequests import Party
 from tests.api.conftest import SIWE_DOMAIN, KeyFactory, bearer, sign_in
@@ -306,3 +306,21 @@ def _search_database(engine: Engine, needles: list[str]) -> list[str]:
                         if needle in text:
                             found.append(f"{table.name}.{column.name}: {needle}")
     return found
+
+
+def test_the_quick_look_never_misses_what_the_field_check_finds() -> None:
+    """``might_hold_personal_data`` lets the per-field walk be skipped: it must say "maybe"
+    for every body one of whose fields the walk would refuse (each sample, bare, in a longer
+    text, as a key, escaped), and "no" for a usual body."""
+    usual = {
+        "good_type": "code",
+        "fingerprint": "0x" + "13812345678" * 5 + "abcdefghi",
+        "seller": {"platform": "cardhub", "reference": "seller-42"},
+        "price": "1000",
+    }
+    assert not might_hold_personal_data(json.dumps(usual).encode())
+    for sample in (ID_18, ID_15, PHONE, PHONE_WRITTEN, NAME, "１３８１２３４５６７８"):
+        for text in (sample, f"call {sample} now", f"x/{sample}"):
+            for document in ({"note": text}, {text: 1}, [text]):
+                for raw in (json.dumps(document), json.dumps(document, ensure_ascii=False)):
+                    assert might_hold_personal_data(raw.encode()), raw
