@@ -81,6 +81,7 @@ bench: install
 	$(BIN)/python -m bench.ratelimit_bench
 	$(BIN)/python -m bench.risk_refresh_bench
 	$(BIN)/python -m bench.scenario
+	$(BIN)/python -m bench.launder_bench
 
 # Schemathesis against a live `tracemark serve` (embedded chain, fresh data dir), as a platform,
 # a creator and an auditor; reports in test-output/fuzz-api/. Minutes, so not part of `test`.
