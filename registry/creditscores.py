@@ -136,6 +136,14 @@ def refresh_credit_scores(engine: Engine, *, as_of: int, overdue_after: int) -> 
     return retrying(write)
 
 
+def read_platform_scores(conn: Connection) -> list[dict[str, Any]]:
+    """Every platform's score as the last pass wrote it, by platform id (the auditor's
+    table, ``GET /v1/credit/platforms``): a read of the kept rows, no aggregate."""
+    p = credit_platforms_t.c
+    rows = conn.execute(select(p.document).order_by(p.platform))
+    return [json.loads(row.document) for row in rows]
+
+
 class CreditRefresh:
     """Runs ``refresh_credit_scores`` when ``every`` seconds have passed since the last pass
     (the risk worker calls ``maybe_refresh`` at each of its own refreshes)."""
@@ -166,5 +174,6 @@ __all__ = [
     "CreditRefreshReport",
     "credit_platforms_t",
     "credit_sellers_t",
+    "read_platform_scores",
     "refresh_credit_scores",
 ]

@@ -6,7 +6,7 @@ import re
 
 from registry.errors import InvalidInput
 from registry.parties import check_platform_id
-from verifier.schemas.credit import CreditOut
+from verifier.schemas.credit import CreditOut, PlatformCreditsOut
 from verifier.transport import RegistryTransport
 
 _SELLER = re.compile(r"0x[0-9a-f]{64}")
@@ -14,6 +14,10 @@ _SELLER = re.compile(r"0x[0-9a-f]{64}")
 
 class CreditCalls(RegistryTransport):
     """Credit scores; recompute one from its ``inputs`` with ``registry.credit.credit_score``."""
+
+    def platform_credits(self) -> PlatformCreditsOut:
+        """Every platform's score as the registry last refreshed it (each with its inputs)."""
+        return self._model(PlatformCreditsOut, self._send("GET", "/v1/credit/platforms"))
 
     def platform_credit(self, platform: str) -> CreditOut:
         """A platform's score, inputs and formula version (any caller)."""

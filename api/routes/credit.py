@@ -18,9 +18,10 @@ from fastapi.responses import JSONResponse
 from api.apikeys import parse_platform_id
 from api.deps import Caller, Context
 from registry.creditfacts import read_credit
+from registry.creditscores import REFRESH_EVERY, read_platform_scores
 from registry.db import read_transaction
 from registry.service import Registry
-from verifier.schemas.credit import CreditOut
+from verifier.schemas.credit import CreditOut, PlatformCreditsOut
 
 router = APIRouter(tags=["credit"])
 
@@ -37,6 +38,23 @@ def _credit(registry: Registry, platform: str, seller_ref: bytes | None) -> dict
             as_of=registry.clock(),
             overdue_after=registry.payout_overdue_seconds,
         )
+
+
+def _platform_scores(registry: Registry) -> dict[str, object]:
+    with read_transaction(registry.engine) as conn:
+        return {"items": read_platform_scores(conn), "refreshed_every": REFRESH_EVERY}
+
+
+@router.get(
+    "/v1/credit/platforms",
+    operation_id="list_platform_credit",
+    response_model=PlatformCreditsOut,
+    summary="Every platform's credit score as last refreshed (each with its inputs, as_of).",
+)
+async def platform_credits(ctx: Context, caller: Caller) -> JSONResponse:
+    # The kept scores (registry.creditscores), not an aggregate per platform per request.
+    document = await run_in_threadpool(_platform_scores, ctx.registry)
+    return JSONResponse(PlatformCreditsOut.model_validate(document).model_dump(mode="json"))
 
 
 @router.get(

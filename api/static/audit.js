@@ -517,6 +517,41 @@
     agentBalances(document.getElementById("agent-period").value);
   });
 
+  // -- every platform's credit (issue 18 item 1): public, the scores as last refreshed ------
+  var creditOut = document.getElementById("credit-out");
+  var CREDIT_INPUTS = ["sales_completed", "fake_deliveries_refused", "disputes_lost",
+    "bad_sale_attempts", "dead_goods_offered", "overdue_royalties", "days_active"];
+
+  function creditTable(items) {
+    var head = [TM.t("js.audit.credit.col.platform"), TM.t("js.audit.credit.col.score")]
+      .concat(CREDIT_INPUTS.map(function (name) { return TM.t("js.audit.credit.input." + name); }))
+      .concat([TM.t("js.audit.credit.col.as_of"), TM.t("js.audit.credit.col.inputs")]);
+    return el("table", { class: "data", id: "credit-table" },
+      el("thead", {}, el("tr", {}, head.map(function (h) { return el("th", { scope: "col" }, h); }))),
+      el("tbody", {}, items.map(function (c) {
+        var score = c.rating === "rated" ? String(c.score) : TM.t("js.audit.credit.unrated");
+        return el("tr", { "data-platform": c.platform },
+          [el("td", {}, c.platform), el("td", { class: "credit-score" }, score)]
+            .concat(CREDIT_INPUTS.map(function (name) { return el("td", { class: "num" }, String(c.inputs[name])); }))
+            .concat([el("td", {}, TM.time(c.as_of)),
+              el("td", {}, el("a", { href: "/v1/credit/platforms/" + encodeURIComponent(c.platform) }, TM.t("js.audit.credit.live")))]));
+      })));
+  }
+
+  async function platformCredit() {
+    TM.clear(creditOut).appendChild(el("p", { class: "status", role: "status" }, TM.t("js.audit.credit.loading")));
+    var res = await TM.api("/v1/credit/platforms");
+    TM.clear(creditOut);
+    if (!res.ok) { creditOut.appendChild(el("p", { class: "status problem" }, TM.problemText(res))); return; }
+    if (!res.data.items.length) { creditOut.appendChild(el("p", { class: "muted" }, TM.t("js.audit.credit.none"))); return; }
+    TM.append(creditOut, [
+      el("p", { class: "help", id: "credit-formula" }, TM.t("js.audit.credit.formula", {
+        formula: res.data.items[0].formula, minutes: Math.round(res.data.refreshed_every / 60) })),
+      creditTable(res.data.items)]);
+  }
+
+  document.getElementById("credit-load").addEventListener("click", platformCredit);
+
   // A link with ?type=&fp= traces at once when a credential is already in this tab.
   if (TM.FINGERPRINT.test(traceFp.value.trim()) && TM.credential()) {
     trace(traceType.value, traceFp.value.trim().toLowerCase());

@@ -78,6 +78,36 @@
       el("br"), el("span", { class: "muted help" }, TM.t("js.check.identity_how", { method: identity.method })));
   }
 
+  /** One credit/v1 score: its number (or "unrated") and a link to the inputs it came from. */
+  function scoreNode(score, url, id) {
+    var text = score.rating === "rated"
+      ? TM.t("js.check.credit.score", { score: score.score })
+      : TM.t("js.check.credit.unrated");
+    return el("span", { id: id, "data-score": score.score === null ? "" : String(score.score) },
+      el("strong", {}, text), " ",
+      el("a", { href: url, class: "credit-inputs" }, TM.t("js.check.credit.inputs")));
+  }
+
+  /** The holder's credit (answer.credit): its platform's score and, when a seller reference
+   *  holds the good, that seller's; each with a link to its inputs, to recompute it. */
+  function creditNode(credit) {
+    if (!credit) return null;
+    var parts = [];
+    if (credit.platform) {
+      parts.push(TM.t("js.check.credit.platform", { platform: credit.platform.platform }), " ",
+        scoreNode(credit.platform, credit.platform_url, "answer-credit-platform"));
+    }
+    if (credit.seller) {
+      if (parts.length) parts.push(el("br"));
+      parts.push(TM.t("js.check.credit.seller"), " ",
+        scoreNode(credit.seller, credit.seller_url, "answer-credit-seller"));
+    }
+    var formula = (credit.platform || credit.seller).formula;
+    parts.push(el("br"), el("span", { class: "muted help" },
+      TM.t("js.check.credit.how", { formula: formula, minutes: Math.round(credit.refreshed_every / 60) })));
+    return el("span", { id: "answer-credit" }, parts);
+  }
+
   /** The verdict card for a VerifyOut answer. */
   function renderAnswer(answer, how) {
     var info = TM.verdictInfo(answer.verdict);
@@ -98,6 +128,7 @@
       row(TM.t("js.check.row.product"), answer.product),
       row(TM.t("js.check.row.use"), answer.use),
       answer.creator ? row(TM.t("js.check.row.holder"), holderText(answer.holder)) : null,
+      row(TM.t("js.check.row.credit"), creditNode(answer.credit)),
       answer.creator ? row(TM.t("js.check.row.anchoring"), anchorText(answer.anchor)) : null,
       answer.anchor ? row(TM.t("js.check.row.transaction"), el("span", { class: "mono", id: "answer-tx" }, answer.anchor.tx_hash)) : null,
       answer.creator ? row(TM.t("js.check.row.checks"), el("span", { id: "answer-verifications" }, verificationsText(answer.verifications))) : null,

@@ -54,3 +54,11 @@ class HolderCreditOut(Strict):
     platform_url: str
     seller_url: str | None
     refreshed_every: Count
+
+
+class PlatformCreditsOut(Strict):
+    """Every platform's score as the risk worker last computed it (each with its ``as_of``
+    and inputs), refreshed every ``refreshed_every`` seconds: the auditor's table."""
+
+    items: list[CreditOut]
+    refreshed_every: Count
