@@ -43,6 +43,10 @@ PURE_MODULES = [
     "registry.note",
     "registry.cosignature",
     "registry.checkpoint",
+    # Real-name attestations (issue 18 item 4): the payload the kit proves offline, and the
+    # personal-data detectors.
+    "registry.attestations",
+    "registry.personaldata",
     "registry.logkeys",
     # The witness role (issue 15): add-checkpoint, its durable state and its config file.
     "registry.witness",
@@ -66,6 +70,8 @@ PURE_MODULES = [
     # The buyer's delivery receipt and its offline check (issue 17 item 3).
     "registry.deliveryreceipt",
     "verifier.deliveryreceipt",
+    # A real-name attestation's offline proof and its check (issue 18 item 4).
+    "verifier.attestationproof",
     "verifier.pow",
     "verifier.schemas",
     "verifier.client",
