@@ -78,6 +78,7 @@ bench: install
 	$(BIN)/python -m bench.receipt_bench
 	$(BIN)/python -m bench.badge_bench
 	$(BIN)/python -m bench.credit_bench
+	$(BIN)/python -m bench.verify_credit_bench
 	$(BIN)/python -m bench.ratelimit_bench
 	$(BIN)/python -m bench.risk_refresh_bench
 	$(BIN)/python -m bench.scenario
