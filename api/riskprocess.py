@@ -16,9 +16,11 @@ import threading
 from multiprocessing.process import BaseProcess
 
 from api.webhooks.publish import publish_signals
+from readmodels.launderruleslimits import parse_amount_limits
 from readmodels.realnamerule import rule_of
 from readmodels.riskindex import REFRESH_SECONDS
 from readmodels.riskworker import RiskWorker, run_risk_worker
+from readmodels.signals import Thresholds
 from registry.creditscores import CreditRefresh
 from registry.lease import Lease
 from registry.service import Registry
@@ -64,6 +66,7 @@ def _main(settings: Settings, interval: float, log_level: str) -> None:
         payout_overdue_seconds=registry.payout_overdue_seconds,
         credit=CreditRefresh(registry.engine, overdue_after=registry.payout_overdue_seconds),
         realname=rule_of(settings.realname_min_level, settings.realname_limits),
+        thresholds=Thresholds(amount_limits=parse_amount_limits(settings.amount_limits)),
     )
     # One risk worker per database (PostgreSQL: several ``serve --role risk`` may run).
     lease = Lease(registry.engine, "risk", seconds=settings.lease_seconds)

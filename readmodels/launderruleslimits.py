@@ -4,7 +4,8 @@ laundering rule's limits (``readmodels.launderrules``), with the published rule 
 The defaults borrow the anonymous prepaid-access limits of three regimes. They are
 benchmarks of what regulators treat as "small enough to stay anonymous", not a claim that
 those rules govern game cards sold on a card-trading site; an operator sets its own limits
-(``Thresholds.amount_limits``), per currency, for the rules it answers to.
+per currency, for the rules it answers to (``TRACEMARK_AMOUNT_LIMITS``, read by
+``parse_amount_limits`` into ``Thresholds.amount_limits``).
 
 Amounts are in minor units, as transfer prices are (fen, cents, euro cents: an exponent of 2
 for all three currencies here). A limit is the most allowed: the rule fires *above* it.
@@ -69,9 +70,47 @@ EUR: Final = AmountLimit(
 DEFAULT_AMOUNT_LIMITS: Final[tuple[AmountLimit, ...]] = (CNY, USD, EUR)
 
 
+#: ``TRACEMARK_AMOUNT_LIMITS``'s default: the three above, as ``parse_amount_limits`` reads them.
+DEFAULT_AMOUNT_LIMITS_TEXT: Final = "CNY=100000:999999,USD=200000:1000000,EUR=15000:-"
+
+
+def parse_amount_limits(text: str) -> tuple[AmountLimit, ...]:
+    """The limits of the settings' text (``TRACEMARK_AMOUNT_LIMITS``): ``CUR=per_code:per_day``
+    by commas, minor units, ``-`` for no such limit; a currency not named is not judged.
+    ``ValueError`` for anything else. A limit equal to a default keeps the default's source."""
+    parsed: dict[str, AmountLimit] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        currency, _, amounts = item.partition("=")
+        per_code, colon, per_day = amounts.partition(":")
+        fields = (per_code, per_day)
+        if (
+            not (1 <= len(currency) <= 16 and currency.isascii() and currency.isalnum())
+            or not currency.isupper()
+            or not colon
+            or any(f != "-" and not (f.isascii() and f.isdigit()) for f in fields)
+            or currency in parsed
+        ):
+            raise ValueError(f"an amount limit is CUR=per_code:per_day (or -), not {item!r}")
+        code, day = (None if f == "-" else int(f) for f in fields)
+        known = limit_for(DEFAULT_AMOUNT_LIMITS, currency)
+        same = known is not None and (known.per_code, known.per_day) == (code, day)
+        source = known.source if same and known is not None else "TRACEMARK_AMOUNT_LIMITS"
+        parsed[currency] = AmountLimit(currency, code, day, source)
+    return tuple(parsed.values())
+
+
 def limit_for(limits: Iterable[AmountLimit], currency: str | None) -> AmountLimit | None:
     """The limits of ``currency`` (None: none configured; the rule ignores that currency)."""
     return next((limit for limit in limits if limit.currency == currency), None)
 
 
-__all__ = ["CNY", "DEFAULT_AMOUNT_LIMITS", "EUR", "USD", "AmountLimit", "limit_for"]
+__all__ = [
+    "CNY",
+    "DEFAULT_AMOUNT_LIMITS",
+    "DEFAULT_AMOUNT_LIMITS_TEXT",
+    "EUR",
+    "USD",
+    "AmountLimit",
+    "limit_for",
+    "parse_amount_limits",
+]

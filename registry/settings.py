@@ -50,6 +50,15 @@ class Settings(BaseSettings):
     realname_limits: str = Field(
         default="CNY=100000,USD=15000", pattern=r"^([A-Z]{3}=[0-9]{1,30})?(,[A-Z]{3}=[0-9]{1,30})*$"
     )
+    #: The ``buyer-daily-amount`` laundering rule's limits, in minor units, per currency:
+    #: ``CUR=per_code:per_day`` by commas, ``-`` for none (``readmodels.launderruleslimits``:
+    #: the defaults are published anonymous prepaid-card limits; a currency not named is
+    #: never judged).
+    amount_limits: str = Field(
+        default="CNY=100000:999999,USD=200000:1000000,EUR=15000:-",
+        pattern=r"^([A-Z0-9]{1,16}=([0-9]{1,18}|-):([0-9]{1,18}|-))?"
+        r"(,[A-Z0-9]{1,16}=([0-9]{1,18}|-):([0-9]{1,18}|-))*$",
+    )
     #: Where ``tracemark keys new`` writes a creator's account and code key.
     keys_dir: Path | None = None
     log_level: str = "INFO"

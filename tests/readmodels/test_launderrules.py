@@ -7,13 +7,19 @@ import dataclasses
 import itertools
 
 import pytest
+from pydantic import ValidationError
 
 from readmodels import rules
 from readmodels import signals as S
 from readmodels.launderrules import party_subject
-from readmodels.launderruleslimits import AmountLimit
+from readmodels.launderruleslimits import (
+    DEFAULT_AMOUNT_LIMITS_TEXT,
+    AmountLimit,
+    parse_amount_limits,
+)
 from readmodels.market import EntryRecord, SignalInputs, TransferRecord, VerificationEventRecord
 from registry.fingerprints import Use
+from registry.settings import Settings
 from tests.readmodels.test_signals import CODE, CREATOR, DAY, HOUR, T0, fp, inputs, register
 
 _ids = itertools.count(10**6)
@@ -336,3 +342,23 @@ def test_redeemed_elsewhere_fires_when_a_code_bought_on_one_platform_is_spent_on
 @pytest.mark.parametrize("code", sorted(S.WEIGHTS))
 def test_every_code_has_a_weight_between_zero_and_one(code: str) -> None:
     assert 0 <= S.WEIGHTS[code] < 1
+
+
+# -- the amount limits' settings -------------------------------------------------------------
+
+
+def test_the_amount_limits_setting_reads_as_the_published_defaults_and_refuses_garbage() -> None:
+    assert Settings().amount_limits == DEFAULT_AMOUNT_LIMITS_TEXT
+    assert parse_amount_limits(DEFAULT_AMOUNT_LIMITS_TEXT) == S.Thresholds().amount_limits
+    own = parse_amount_limits("HKD=80000:-, CNY=50000:500000")
+    assert [(a.currency, a.per_code, a.per_day) for a in own] == [
+        ("HKD", 80_000, None),
+        ("CNY", 50_000, 500_000),
+    ]
+    assert own[1].source == "TRACEMARK_AMOUNT_LIMITS"  # not the PBOC's numbers any more
+    assert parse_amount_limits("") == ()  # nothing judged
+    for bad in ("CNY=1", "cny=1:2", "CNY=1:x", "CNY=-1:2", "CNY=1:2,CNY=3:4", "=1:2"):
+        with pytest.raises(ValueError):
+            parse_amount_limits(bad)
+    with pytest.raises(ValidationError):
+        Settings(amount_limits="CNY=1")
