@@ -5,7 +5,9 @@ Run: ``.venv/bin/python -m bench.launder_bench`` (the held-out runs; writes
 ``bench/results/launder.json``; 1-3 min on the shared 2-core machine), ``--tuning`` (the
 tuning runs instead, with every false positive and miss listed and a threshold grid: what the
 generator and the proposals were adjusted on; never writes the result), ``--no-save``,
-``--cache DIR`` (keep each run's records and reuse them).
+``--cache DIR`` (keep each run's records and reuse them), ``--incremental`` (also feed each
+run to the risk worker's incremental engine an hour at a time and compare its laundering
+signals with the full recompute's: ~15 s more a run, so not in ``make bench``).
 
 Seeds: ``TUNING`` are the only runs looked at while the generator, and the thresholds it
 proposes, were being adjusted; ``HELD_OUT`` were run only to measure, after that. The test
@@ -41,7 +43,7 @@ from bench.launderscore import (
     run_launder,
     score_launder,
 )
-from bench.scenario import MIXES, SMALL, with_mix
+from bench.scenario import MIXES, SMALL, incremental_state, with_mix
 from readmodels import launderrules, rules
 from readmodels import signals as S
 
@@ -57,7 +59,23 @@ HELD_OUT = (
 TEST_SEEDS = (1301, 1302)
 
 
-def evaluate_runs(runs: Sequence[LaunderRun]) -> dict[str, Any]:
+def incremental_agrees(run: LaunderRun) -> bool:
+    """Does the risk worker's incremental engine (``readmodels.riskstate``, fed the run an
+    hour at a time as ``bench.scenario.incremental_state`` does) end with the laundering
+    signals the full recompute raises? (~15 s a run.)"""
+    sc = run.scenario
+    state = incremental_state(sc, S.Thresholds())
+    full = rules.evaluate(sc.inputs, S.Thresholds(), now=sc.now, since=sc.since)
+
+    def ours(signals: Sequence[S.Signal]) -> list[tuple[str, str, str]]:
+        return sorted(
+            (s.code, s.subject.kind, s.subject.id) for s in signals if s.code in LAUNDER_RULES
+        )
+
+    return ours(state.all_signals()) == ours(full)
+
+
+def evaluate_runs(runs: Sequence[LaunderRun], *, incremental: bool = False) -> dict[str, Any]:
     totals = {code: RuleScore() for code in LAUNDER_RULES}
     per_run = []
     for run in runs:
@@ -72,6 +90,7 @@ def evaluate_runs(runs: Sequence[LaunderRun]) -> dict[str, Any]:
                 "seed": run.scenario.seed,
                 "mix": run.scenario.mix,
                 "rules_s": round(time.perf_counter() - started, 2),
+                "incremental_same_as_full": incremental_agrees(run) if incremental else None,
                 "per_rule": {
                     code: {"precision": s.precision, "recall": s.recall, "fired": s.fired}
                     for code, s in scores.items()
@@ -175,6 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tuning", action="store_true", help="the tuning runs, in detail")
     parser.add_argument("--no-save", action="store_true", help="do not write launder.json")
     parser.add_argument("--cache", type=Path, help="keep each run's records here (development)")
+    parser.add_argument(
+        "--incremental", action="store_true", help="also check the incremental engine agrees"
+    )
     args = parser.parse_args(argv)
     seeds = TUNING if args.tuning else HELD_OUT
     launder = LaunderParams()
@@ -184,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for seed, mix in seeds:
             runs.append(_load_or_run(seed, mix, Path(tmp), args.cache))
             print(f"run {seed} ({mix}): {runs[-1].scenario.stats}", file=sys.stderr)
-    result = evaluate_runs(runs)
+    result = evaluate_runs(runs, incremental=args.incremental)
     if args.tuning:
         for code, tuned in tune(runs).items():
             print(f"tuned {code}: {tuned}")
@@ -202,6 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{code} false positive: {line}")
             for line in s["missed"]:
                 print(f"{code} missed: {line}")
+    if args.incremental:
+        agree = [r["incremental_same_as_full"] for r in result["runs"]]
+        print(f"incremental engine's laundering signals equal the full recompute's: {agree}")
     print(f"every rule meets its target: {result['every_rule_meets_target']} ({elapsed:.0f} s)")
     if not args.no_save and not args.tuning:
         path = save(
@@ -229,6 +254,7 @@ __all__ = [
     "TUNING",
     "LaunderRun",
     "evaluate_runs",
+    "incremental_agrees",
     "run_launder",
     "score_launder",
     "tune",

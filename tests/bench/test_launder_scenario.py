@@ -14,6 +14,7 @@ from bench.launder_bench import (
     TUNING,
     LaunderRun,
     evaluate_runs,
+    incremental_agrees,
     run_launder,
     score_launder,
 )
@@ -51,6 +52,9 @@ def test_the_harness_labels_plays_out_and_scores(db_url: str, tmp_path: Path) ->
     _labelled_and_played_out(run)
     _records_have_the_labelled_shape(run)
     _scored_against_the_case_it_names(run)
+    # The risk worker's incremental engine, fed the run an hour at a time, ends with the same
+    # laundering signals as the full recompute the benchmark scores.
+    assert incremental_agrees(run)
 
 
 def _signal(code: str, subject: S.Subject, goods: tuple[GoodKey, ...] = ()) -> S.Signal:
