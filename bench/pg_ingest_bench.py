@@ -10,7 +10,8 @@ afterwards), bounded by ROUND_TIMEOUT:
 - then, in the same process and schema, the floors on the very rows ours wrote (read back
   from ``entries``, the ten columns a batch writes): one binary ``COPY`` into an unindexed
   table (the issue's floor), and one into a copy of ``entries`` with its indexes and
-  foreign keys (what the table itself costs, whoever writes it);
+  reference check (what the table itself costs, whoever writes it; since migration 0030 a
+  statement trigger on PostgreSQL, and the row foreign keys it replaced as a step beside);
 - with ``--baseline REV``: the same ingest with ``registry/`` as of git revision REV
   (``git archive``, first on PYTHONPATH), interleaved, for a before/after in one run.
 
@@ -136,8 +137,19 @@ def floors(url: str, schema: str) -> dict[str, float]:
         conn.execute(
             "CREATE TABLE floor_entries_no_fk (LIKE entries INCLUDING DEFAULTS INCLUDING INDEXES)"
         )
+        # entries' shape as migration 0030 made it: its indexes and the statement trigger
+        # that checks the rows' references (the function is entries' own, table-agnostic).
         conn.execute(
-            "ALTER TABLE floor_entries "
+            "CREATE TRIGGER floor_entries_references AFTER INSERT ON floor_entries "
+            "REFERENCING NEW TABLE AS new_entries FOR EACH STATEMENT "
+            "EXECUTE FUNCTION entries_check_references()"
+        )
+        # ... and as it was before 0030: two row foreign keys, an RI trigger each a row.
+        conn.execute(
+            "CREATE TABLE floor_entries_row_fks (LIKE entries INCLUDING DEFAULTS INCLUDING INDEXES)"
+        )
+        conn.execute(
+            "ALTER TABLE floor_entries_row_fks "
             "ADD FOREIGN KEY (record_id) REFERENCES signed_records (id), "
             "ADD FOREIGN KEY (product_id) REFERENCES products (id)"
         )
@@ -147,6 +159,7 @@ def floors(url: str, schema: str) -> dict[str, float]:
             "copy_unique_good_only": "floor_unique_good",
             "copy_entries_indexes_no_fk": "floor_entries_no_fk",
             "copy_into_entries_shape": "floor_entries",
+            "copy_entries_row_fks": "floor_entries_row_fks",
         }
         measured: dict[str, float] = {"rows": len(rows)}
         for name, table in steps.items():
@@ -233,6 +246,7 @@ def cpu_summary(runs: list[dict[str, Any]]) -> dict[str, float]:
         "copy_unique_good_only_server_cpu_s",
         "copy_entries_indexes_no_fk_server_cpu_s",
         "copy_into_entries_shape_server_cpu_s",
+        "copy_entries_row_fks_server_cpu_s",
     )
     if not all(key in run for run in runs for key in keys):
         return {}
@@ -283,6 +297,7 @@ def main() -> None:
     shaped = _median(ours, "copy_into_entries_shape_s")
     unique_only = _median(ours, "copy_unique_good_only_s")
     no_fk = _median(ours, "copy_entries_indexes_no_fk_s")
+    row_fks = _median(ours, "copy_entries_row_fks_s")
     data: dict[str, Any] = {
         "codes": args.codes,
         "rounds": args.rounds,
@@ -297,6 +312,7 @@ def main() -> None:
         "ratio_entries_shape_to_copy": shaped / bare,
         "copy_unique_good_only_s": unique_only,
         "copy_entries_indexes_no_fk_s": no_fk,
+        "copy_entries_row_fks_s": row_fks,
         **cpu_summary(ours),
         "runs": ours,
     }
@@ -316,7 +332,8 @@ def main() -> None:
     print(f"COPY into an unindexed table {bare:.2f} s -> ratio {registry_s / bare:.1f}x")
     print(f"COPY into a table with the one-REGISTER UNIQUE index only {unique_only:.2f} s")
     print(f"COPY into entries' indexes without its foreign keys {no_fk:.2f} s")
-    print(f"COPY into entries' shape (indexes, foreign keys) {shaped:.2f} s ({shaped / bare:.1f}x)")
+    print(f"COPY into entries' shape (indexes, references) {shaped:.2f} s ({shaped / bare:.1f}x)")
+    print(f"COPY into entries' indexes with the row foreign keys (before 0030) {row_fks:.2f} s")
     if "cpu_bound_ratio" in data:
         print(
             f"CPU: ours client {data['cpu_registry_cpu_s']:.1f} s + server "
