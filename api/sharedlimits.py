@@ -50,11 +50,15 @@ from what Redis holds (nothing, after a restart without persistence).
 A request's checks go to Redis together, in one round trip (``check_all``, one script of
 ours over ``limits``' window format: ``api.windowscript``). Async callers
 (``api.auth.awaited_caller``, ``api.routes.verify``) await them on the event loop's own
-``redis.asyncio`` client (``acheck_all``), so a slow or hung Redis holds only the requests
-that await it, and no request pays a hop to the thread pool (issue 16: that hop was a third
-of a replica's GIL time); the pages' synchronous ``caller`` (in FastAPI's thread pool) uses
-a synchronous client. Both build the same script call and read its answer the same way; the
-breaker and the fallbacks are one code path.
+connections (``acheck_all``, ``api.windowclient``), so a slow or hung Redis holds only the
+requests that await it, and no request pays a hop to the thread pool (issue 16: that hop was
+a third of a replica's GIL time); the pages' synchronous ``caller`` (in FastAPI's thread
+pool) uses a synchronous client. Both build the same script call and read its answer the
+same way; the breaker and the fallbacks are one code path.
+
+A busy keyed caller's request charge (``BLOCKABLE``) is taken in blocks of hits that this
+replica spends locally within a short lease (``api.tokenblocks``: never over-admits, a
+bounded under-admission); every other budget is one hit a check.
 """
 
 from __future__ import annotations
@@ -71,18 +75,20 @@ from urllib.parse import urlsplit
 
 import anyio.to_thread
 import redis
-import redis.asyncio
 from limits import RateLimitItem, RateLimitItemPerSecond
-from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from api import windowscript
 from api.ratelimit import (
     ANONYMOUS,
+    API_KEY,
+    AUDITOR,
     CODE_LOOKUP,
     CODE_LOOKUP_ALL,
+    CREATOR,
     HEALTH,
+    NO_FLAG,
     SHARED_SCHEMES,
     Check,
     Limit,
@@ -91,6 +97,8 @@ from api.ratelimit import (
     RateLimits,
     RateLimitUnavailable,
 )
+from api.tokenblocks import TokenBlocks
+from api.windowclient import LoopClient
 from registry.errors import ConfigurationError
 
 logger = logging.getLogger("tracemark.api.ratelimit")
@@ -108,6 +116,10 @@ SOCKET_TIMEOUT: Final = 0.25
 RETRY_INTERVAL: Final = 1.0
 #: The longest window a limit becomes (a day): Redis keys expire with their window.
 MAX_WINDOW_SECONDS: Final = 86_400
+#: The buckets a replica may take in blocks (``api.tokenblocks``): a keyed caller's request
+#: charge, which a busy integration pays at every request. Never the anonymous tier, public
+#: code lookups, a code's budget or the probe budget: those stay exact, one hit a check.
+BLOCKABLE: Final = frozenset({API_KEY, AUDITOR, CREATOR})
 
 
 def moving_window(limit: Limit) -> RateLimitItem:
@@ -152,6 +164,8 @@ class SharedRateLimiter(RateLimiter):
         replicas: int = 1,
         clock: Callable[[], float] = time.time,
         retry_interval: float = RETRY_INTERVAL,
+        blocks: bool = True,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if url.split("://", 1)[0] not in SHARED_SCHEMES:
             raise ConfigurationError(
@@ -181,10 +195,16 @@ class SharedRateLimiter(RateLimiter):
         # The event loop's own client (``_on_loop``): an asyncio connection belongs to the
         # loop that opened it (it connects only when used).
         self._loop: object | None = None
-        self._aio = _LoopClient(url)
+        self._aio = LoopClient(url, SOCKET_TIMEOUT)
         self._retry_interval = retry_interval
+        self.blocks = TokenBlocks(
+            {name: self._items[name] for name in BLOCKABLE if blocks},
+            replicas=replicas,
+            clock=monotonic,
+        )
         self._state = threading.Lock()
         self._down_since: float | None = None  # wall clock, for the alert
+        self._outages = 0  # how many times Redis went down (``LoopClient.run``)
         self._retry_at = 0.0  # monotonic
 
     async def run(self, work: Callable[[], T]) -> T:
@@ -195,31 +215,57 @@ class SharedRateLimiter(RateLimiter):
     # -- the windows: one script a request ------------------------------------------------------
 
     def _take_all(self, checks: Sequence[Check]) -> tuple[str, float] | None:
-        call = self._call(checks)
+        checks, block = self._from_block(checks)
+        if not checks:
+            return None
+        call = self._call(checks, block)
         if call is not None and self._usable():
             try:
                 answer = self._script(keys=call[0], args=call[1])
             except redis.RedisError as exc:
                 self._went_down(exc)
             else:
-                return self._answered_with(checks, answer)
+                return self._answered_with(checks, answer, block)
         return self._unshared(checks)
 
     async def _atake_all(self, checks: Sequence[Check]) -> tuple[str, float] | None:
         """``_take_all`` awaiting Redis on the event loop (the same script, answer, breaker
         and fallbacks): no thread hop, and a hung Redis holds only the requests that await
         it."""
-        call = self._call(checks)
+        checks, block = self._from_block(checks)
+        if not checks:
+            return None
+        call = self._call(checks, block)
         if call is not None and self._usable():
             try:
-                answer = await self._on_loop().script(keys=call[0], args=call[1])
+                answer = await self._on_loop().run(call[0], call[1], self._outages)
             except redis.RedisError as exc:
                 self._went_down(exc)
             else:
-                return self._answered_with(checks, answer)
+                return self._answered_with(checks, answer, block)
         return self._unshared(checks)
 
-    def _call(self, checks: Sequence[Check]) -> tuple[list[str], list[str | int]] | None:
+    def _from_block(
+        self, checks: Sequence[Check]
+    ) -> tuple[Sequence[Check], windowscript.Block | None]:
+        """A request's charge paid from this replica's block of its key (then the checks left
+        for Redis), or the block to ask for with it (None: one hit, as any check)."""
+        first = checks[0] if checks else None
+        if (
+            first is None
+            or first.bucket not in self.blocks.items
+            or first.cost != 1
+            or not first.consume
+            or first.flag != NO_FLAG
+        ):
+            return checks, None
+        if self.blocks.spend(first.bucket, first.key):
+            return checks[1:], None
+        return checks, self.blocks.wanted(first.bucket, first.key)
+
+    def _call(
+        self, checks: Sequence[Check], block: windowscript.Block | None = None
+    ) -> tuple[list[str], list[str | int]] | None:
         """The script's keys and arguments; None when a check is ``LOCAL_ONLY`` (a health
         probe's, alone in its request: counted in this process, never in Redis)."""
         for check in checks:
@@ -234,10 +280,21 @@ class SharedRateLimiter(RateLimiter):
             now=time.time(),
             flag_now=self._clock(),
             max_flags=self.limits.max_flags,
+            block=block,
         )
 
-    def _answered_with(self, checks: Sequence[Check], answer: object) -> tuple[str, float] | None:
+    def _answered_with(
+        self,
+        checks: Sequence[Check],
+        answer: object,
+        block: windowscript.Block | None = None,
+    ) -> tuple[str, float] | None:
         self._answered()
+        if block is not None:
+            # The request spends one of the hits taken; the rest are this replica's until the
+            # block's lease ends.
+            taken = windowscript.granted(cast(list[object], answer))
+            self.blocks.keep(checks[0].bucket, checks[0].key, taken - 1, block)
         refusal, made = windowscript.outcome(cast(list[object], answer))
         if made:
             # Once per flag across the replicas (the script says which one made it).
@@ -264,13 +321,13 @@ class SharedRateLimiter(RateLimiter):
                 return refused
         return None
 
-    def _on_loop(self) -> _LoopClient:
+    def _on_loop(self) -> LoopClient:
         """This event loop's Redis client and script (one loop a server process; a test's
         client may run several loops one after another, each gets its own)."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             if self._loop is not None:
-                self._aio = _LoopClient(self._url)
+                self._aio = LoopClient(self._url, SOCKET_TIMEOUT)
             self._loop = loop
         return self._aio
 
@@ -339,7 +396,7 @@ class SharedRateLimiter(RateLimiter):
     async def aclose(self) -> None:
         """The loop's client disconnected (it reconnects on use, in this loop or the next)."""
         if self._loop is asyncio.get_running_loop():
-            await self._aio.redis.aclose()
+            await self._aio.aclose()
             self._loop = None
 
     # -- the breaker ----------------------------------------------------------------------------
@@ -362,6 +419,7 @@ class SharedRateLimiter(RateLimiter):
             if self._down_since is not None:
                 return
             self._down_since = time.time()
+            self._outages += 1
         # The exception's type only: its text may carry the address, never credentials,
         # but there is nothing in it an operator needs beyond the kind of failure.
         logger.warning(
@@ -384,20 +442,6 @@ class SharedRateLimiter(RateLimiter):
                 self.where,
                 time.time() - since,
             )
-
-
-class _LoopClient:
-    """One event loop's asyncio Redis client and the script on it: the same settings as the
-    synchronous client (timeouts, no retries)."""
-
-    def __init__(self, url: str) -> None:
-        self.redis = redis.asyncio.Redis.from_url(
-            url,
-            socket_timeout=SOCKET_TIMEOUT,
-            socket_connect_timeout=SOCKET_TIMEOUT,
-            retry=AsyncRetry(NoBackoff(), 0),
-        )
-        self.script = self.redis.register_script(windowscript.SCRIPT)
 
 
 def merged(*groups: Iterable[ProbeFlag]) -> list[ProbeFlag]:

@@ -18,6 +18,12 @@ both ``limits``' acquire test and, for a look, its ``test`` (the count in the wi
 1 the window's oldest hit, ``limits``' ``reset``. So ``limits``' strategies read and take the
 same windows (tests/api/test_windowscript.py checks both ways).
 
+A request's first check may be a block (``Block``, ``api.tokenblocks``): up to ``size`` hits
+at once while the window keeps ``spare`` free after them (else one), stamped with the block's
+lease end, later than now. Every hit is stamped at least the list's newest, so the list stays
+newest first and the tests above stay exact; a key lives until its newest hit leaves the
+window.
+
 A flag (``FLAG_REFUSAL``: a refused look counts a refusal on the key's flag, making it;
 ``FLAG_FAILURE``: a failed code probe counted on the flag, made when the probe was refused)
 is ``first last failed refused`` in the hash ``flags``, its first time in the sorted set
@@ -30,21 +36,29 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 from limits import RateLimitItem
 
 from api.ratelimit import FLAG_FAILURE, FLAG_REFUSAL, Check
 
 # KEYS: each check's window, then the flags' hash, first-time and last-time sets.
-# ARGV: the windows' now, the flags' now, max_flags, then six per check: amount, expiry, cost,
-# consume (1/0), flag mode (0 none, 1 FLAG_REFUSAL, 2 FLAG_FAILURE), the flag's key.
-# Returns {refused check (1-based; 0: none), its wait in seconds (-1: never), made} where
-# made is 1 when the script made a new flag (logged once across the replicas), else 0.
+# ARGV: the windows' now, the flags' now, max_flags, then nine per check: amount, expiry, cost,
+# consume (1/0), flag mode (0 none, 1 FLAG_REFUSAL, 2 FLAG_FAILURE), the flag's key, least,
+# spare, stamp. A plain check has least = cost, spare 0 and stamp '' (now). A block
+# (``Block``) has least 1: it takes ``cost`` when the window then still has ``spare`` free,
+# else ``least``; its hits are stamped ``stamp`` (its lease's end, later than now).
+# Every hit is stamped at least the list's newest (its head), so the list stays newest first
+# and ``LINDEX amount - least`` stays the acquire test; a key lives until its newest hit
+# leaves the window.
+# Returns {refused check (1-based; 0: none), its wait in seconds (-1: never), made, granted}
+# where made is 1 when the script made a new flag (logged once across the replicas), else 0,
+# and granted is how many hits the first check took (0 when it took none).
 SCRIPT: Final = """
 local now = tonumber(ARGV[1])
 local n = #KEYS - 3
 local table, by_first, by_last = KEYS[n + 1], KEYS[n + 2], KEYS[n + 3]
+local granted = 0
 
 local function flag(who, failed, refused, create)
   local old = redis.call('HGET', table, who)
@@ -72,20 +86,31 @@ local function flag(who, failed, refused, create)
 end
 
 for i = 1, n do
-  local at = 3 + (i - 1) * 6
+  local at = 3 + (i - 1) * 9
   local amount, expiry = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
-  local cost = tonumber(ARGV[at + 3])
+  local cost, least = tonumber(ARGV[at + 3]), tonumber(ARGV[at + 7])
   local wait = nil
-  if cost > amount then
+  if least > amount then
     wait = -1
   else
-    local entry = redis.call('LINDEX', KEYS[i], amount - cost)
+    local entry = redis.call('LINDEX', KEYS[i], amount - least)
     if entry and tonumber(entry) >= now - expiry then
       wait = tonumber(entry) + expiry - now
     elseif ARGV[at + 4] == '1' then
-      for _ = 1, cost do redis.call('LPUSH', KEYS[i], ARGV[1]) end
+      local take = least
+      local spare = tonumber(ARGV[at + 8])
+      if cost > least and cost + spare <= amount then
+        local past = redis.call('LINDEX', KEYS[i], amount - cost - spare)
+        if not past or tonumber(past) < now - expiry then take = cost end
+      end
+      local stamp = ARGV[at + 9]
+      if stamp == '' then stamp = ARGV[1] end
+      local head = redis.call('LINDEX', KEYS[i], 0)
+      if head and tonumber(head) > tonumber(stamp) then stamp = head end
+      for _ = 1, take do redis.call('LPUSH', KEYS[i], stamp) end
       redis.call('LTRIM', KEYS[i], 0, amount - 1)
-      redis.call('EXPIRE', KEYS[i], expiry)
+      redis.call('EXPIRE', KEYS[i], expiry + math.ceil(tonumber(stamp) - now))
+      if i == 1 then granted = take end
     end
   end
   local mode, made = ARGV[at + 5], 0
@@ -94,9 +119,9 @@ for i = 1, n do
   elseif mode == '2' then
     made = flag(ARGV[at + 6], 1, wait and 1 or 0, wait ~= nil)
   end
-  if wait then return {i, tostring(wait), made} end
+  if wait then return {i, tostring(wait), made, granted} end
 end
-return {0, '0', 0}
+return {0, '0', 0, granted}
 """
 
 
@@ -106,6 +131,20 @@ class Refusal:
 
     index: int  # 0-based, into the checks given
     wait: float  # seconds; math.inf: the cost is more than the window ever holds
+
+
+@dataclass(frozen=True)
+class Block:
+    """A request's first check taken as a block (``api.sharedlimits``' token blocks): up to
+    ``size`` hits at once, when the window keeps ``spare`` hits free after them (else one),
+    stamped ``stamp`` (the end of the block's lease, on the windows' clock), so that each hit
+    stays in the window at least ``expiry`` seconds after the request it admits."""
+
+    size: int
+    spare: int
+    stamp: float
+    #: The lease's end on the replica's monotonic clock (kept there, not sent).
+    until: float = 0.0
 
 
 def flag_keys(prefix: str) -> list[str]:
@@ -143,24 +182,30 @@ def arguments(
     now: float,
     flag_now: float,
     max_flags: int,
+    block: Block | None = None,
 ) -> tuple[list[str], list[str | int]]:
     """The script's KEYS and ARGV for ``checks`` (each bucket one of ``table``'s) and the
-    flags' keys (``flag_keys``)."""
+    flags' keys (``flag_keys``); ``block``: the first check (a plain one of cost 1) taken as
+    that block."""
     keys = []
     args: list[str | int] = [repr(now), repr(flag_now), max_flags]
-    for check in checks:
+    for number, check in enumerate(checks):
         window = table[check.bucket]
         keys.append(window.head + check.key + window.tail)
         flag = check.flag if check.flag in (FLAG_REFUSAL, FLAG_FAILURE) else 0
         cost = 1 if check.cost == 1 else max(1, math.ceil(check.cost))
-        args += [window.amount, window.expiry, cost, int(check.consume), flag, check.key]
+        args += [window.amount, window.expiry]
+        if number == 0 and block is not None and block.size > 1:
+            args += [block.size, 1, 0, check.key, 1, block.spare, repr(block.stamp)]
+        else:
+            args += [cost, int(check.consume), flag, check.key, cost, 0, ""]
     return keys + flags, args
 
 
 def outcome(answer: list[object]) -> tuple[Refusal | None, bool]:
     """The script's answer: the refusal (None: every check passed) and whether it made a
     new flag."""
-    index, wait, made = answer
+    index, wait, made = answer[:3]
     refusal = None
     if int(index):  # type: ignore[call-overload]
         seconds = float(wait.decode() if isinstance(wait, bytes) else str(wait))
@@ -168,4 +213,19 @@ def outcome(answer: list[object]) -> tuple[Refusal | None, bool]:
     return refusal, bool(made)
 
 
-__all__ = ["SCRIPT", "Refusal", "Window", "arguments", "flag_keys", "outcome", "windows"]
+def granted(answer: list[object]) -> int:
+    """How many hits the script's first check took (a block's size; 0: none)."""
+    return int(cast(int, answer[3]))
+
+
+__all__ = [
+    "SCRIPT",
+    "Block",
+    "Refusal",
+    "Window",
+    "arguments",
+    "flag_keys",
+    "granted",
+    "outcome",
+    "windows",
+]

@@ -337,9 +337,54 @@ def measure(
     }
 
 
+#: Seconds to wait before reading PostgreSQL's counts: an idle backend reports its own within
+#: 10 s (PostgreSQL 15's PGSTAT_IDLE_INTERVAL).
+SETTLE_SECONDS = 11.0
+
+
+def round_trips(
+    side: Side, requests: list[bytes], plan: Plan, loop: Any, settle: float = SETTLE_SECONDS
+) -> dict[str, float]:
+    """What one request costs ``side`` in round trips (``Side.counters``: Redis commands by
+    name, PostgreSQL transactions and rows), from one more round: the counts' growth over the
+    round less what the side does idle over as long (measured just before it, once what the
+    rounds before left unreported has been reported)."""
+    assert side.counters is not None
+    time.sleep(settle)  # what the rounds before left unreported, reported
+    before = side.counters()
+    began = time.monotonic()
+    time.sleep(settle)
+    start = side.counters()
+    started = time.monotonic()
+    raw = run_in(
+        loop,
+        drive(
+            side.port,
+            requests,
+            Verdicts(),
+            connections=plan.connections,
+            warmup=0,
+            limit=plan.requests,
+            seconds=plan.seconds,
+            server_cpu=lambda: 0.0,
+        ),
+    )
+    time.sleep(settle)
+    end = side.counters()
+    span = time.monotonic() - started
+    n = raw["requests"]
+    per_request = {}
+    for name in sorted(end):
+        idle = (start.get(name, 0.0) - before.get(name, 0.0)) / (started - began)
+        grown = end[name] - start.get(name, 0.0)
+        per_request[name] = round((grown - idle * span) / n, 3)
+    print(f"round trips a request ({side.name}, {n:,} requests): {per_request}", flush=True)
+    return {"requests": n, **per_request}
+
+
 def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     import uvloop
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import create_engine, make_url, text
 
     from registry.settings import Settings
 
@@ -354,12 +399,15 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     )
     print(f"making {args.goods:,} codes ({args.revoked:,} revoked) ...", flush=True)
     goods = make_goods(tmp, args.goods, args.revoked, args.requests)
-    admin = create_engine(POSTGRES_URL)
-    schema = f"clusterbench_{secrets.token_hex(4)}"
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    database_url = f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    # A database of the bench's own (not a schema in a shared one): pg_stat_database then
+    # counts the cluster's transactions alone (``round_trips``).
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    database = f"clusterbench_{secrets.token_hex(4)}"
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {database}"))
+    database_url = (
+        make_url(POSTGRES_URL).set(database=database).render_as_string(hide_password=False)
+    )
     procs = Processes(tmp)
     loop = uvloop.new_event_loop()
     try:
@@ -373,7 +421,9 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             print(f"populated both in {time.perf_counter() - started:.0f} s", flush=True)
             sides = [
                 start_single(procs, tmp / "single", single_keys),
-                start_cluster(procs, stack, tmp / "cluster", database_url, cluster_keys, admin),
+                start_cluster(
+                    procs, stack, tmp / "cluster", database_url, cluster_keys, admin, database
+                ),
             ]
             anchored = {side.name: wait_until_anchored(side, goods) for side in sides}
             print(f"verdict of a registered good: {anchored}", flush=True)
@@ -404,20 +454,29 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                         f"load {this['load_average_1m']}",
                         flush=True,
                     )
+            trips = {
+                side.name: round_trips(side, pools[side.name], plan, loop)
+                for side in sides
+                if side.counters is not None
+            }
     finally:
         loop.close()
         _keep_logs(tmp)
         for attempt in range(5):
             try:
-                with admin.begin() as conn:
-                    conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+                with admin.connect() as conn:
+                    conn.execute(text(f"DROP DATABASE {database} WITH (FORCE)"))
                 break
             except Exception:
                 if attempt == 4:
                     raise
                 time.sleep(0.5)
         admin.dispose()
-    return {**summarise(args, rounds, anchored), "rounds_lost": lost}
+    return {
+        **summarise(args, rounds, anchored),
+        "round_trips_per_request": trips,
+        "rounds_lost": lost,
+    }
 
 
 def _keep_logs(tmp: Path) -> None:

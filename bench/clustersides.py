@@ -65,6 +65,9 @@ class Side:
     #: Groups reported but left out of the per-request CPU.
     uncounted: tuple[str, ...]
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: Running totals of the side's round trips (Redis commands, PostgreSQL transactions), for
+    #: ``bench.cluster_bench.round_trips``; None where there are none (one process on SQLite).
+    counters: Callable[[], dict[str, float]] | None = None
 
 
 class Processes:
@@ -159,6 +162,7 @@ def start_cluster(
     database_url: str,
     keys: list[str],
     admin: Any,
+    database: str,
 ) -> Side:
     from eth_account import Account
 
@@ -255,7 +259,39 @@ def start_cluster(
         groups,
         UNCOUNTED,
         [roles, *replicas, haproxy, redis],
+        partial(_counters, admin, database, redis_port),
     )
+
+
+def _counters(admin: Any, database: str, redis_port: int) -> dict[str, float]:
+    """The cluster's round trips so far: Redis's commands by name (its own ``INFO
+    commandstats``: the private server sees nothing else), and the bench database's
+    transactions and rows (``pg_stat_database``: only the cluster uses that database; a
+    backend reports its counts within ~1 s while busy, ~10 s once idle)."""
+    import redis
+    from sqlalchemy import text
+
+    with admin.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT xact_commit + xact_rollback, tup_inserted, tup_returned + tup_fetched "
+                "FROM pg_stat_database WHERE datname = :name"
+            ),
+            {"name": database},
+        ).one()
+    found = {
+        "postgresql transactions": float(row[0]),
+        "postgresql rows inserted": float(row[1]),
+        "postgresql rows read": float(row[2]),
+    }
+    client = redis.Redis(host="127.0.0.1", port=redis_port, socket_timeout=5)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    for name, calls in stats.items():
+        found[f"redis {name.removeprefix('cmdstat_')}"] = float(calls["calls"])
+    return found
 
 
 def _ready(procs: Processes, process: subprocess.Popen[bytes], name: str, port: int) -> bool:
