@@ -3,19 +3,22 @@ than a limit per currency within a window while its platform had not attested it
 to the required level.
 
 A sale is a recorded transfer with a price whose seller is a platform's account (not the
-creator selling first-hand); a guaranteed-trade order counts once it settles, as the TRANSFER
-its settlement records. The level *in force at the sale* counts: the newest attestation of
-that seller, by its own platform, logged before the sale's TRANSFER (log order, exact where
-two fall in one second; ``registry.attestationstore``; none is ``none``). So a seller
-attested later still answers for what it sold before, until those sales leave the window,
-and withdrawing a level (attesting ``none``) takes effect from then on. Amounts are added
-per currency in minor units; a currency with no limit set never raises the signal.
+creator selling first-hand), or a guaranteed-trade order of such a seller delivered and not
+settled yet (``delivered`` or ``disputed``: the buyer has paid; once it settles its TRANSFER
+counts instead, and a refunded one no longer counts). The level *in force at the sale*
+counts: the newest attestation of that seller, by its own platform, logged before the sale's
+TRANSFER or the order's DELIVERY entry (log order, exact where two fall in one second;
+``registry.attestationstore``; none is ``none``). So a seller attested later still answers
+for what it sold before, until those sales leave the window, and withdrawing a level
+(attesting ``none``) takes effect from then on. Amounts are added per currency in minor
+units; a currency with no limit set never raises the signal.
 
 Like ``payout-overdue`` (``readmodels.payoutrules``), its input is not the market's records
-but two tables (``transfers`` and ``realname_attestations``), read by ``RealNameWatch``
-again when a transfer or an attestation was recorded since, or every ``REREAD_EVERY``
-seconds (the window slides); the risk worker adds its signals to the incremental engine's
-(``readmodels.riskstate``) and to the full recompute's alike, so both stay equal.
+but tables (``transfers``, ``orders`` and ``realname_attestations``), read by
+``RealNameWatch`` again when a transfer, an order's change or an attestation was recorded
+since, or every ``REREAD_EVERY`` seconds (the window slides); the risk worker adds its
+signals to the incremental engine's (``readmodels.riskstate``) and to the full recompute's
+alike, so both stay equal.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from sqlalchemy import Connection, func, select
 from readmodels.signals import MAX_EVIDENCE, UNATTESTED_SELLER, Evidence, Signal, Subject
 from registry.attestations import Level
 from registry.attestationstore import attestations_t
+from registry.orders import State
+from registry.orderviews import changes_t, orders_t
+from registry.receiptstore import receipts_t
 from registry.transfers import transfers_t
 
 DAY: Final = 86_400
@@ -76,7 +82,9 @@ def rule_of(min_level: str, limits: str, *, window: int = 30 * DAY) -> RealNameR
 
 @dataclass(frozen=True, slots=True)
 class Sale:
-    transfer_id: int
+    #: ``transfer`` or ``order``: the evidence names it as ``f"{kind} {sale_id}"``.
+    kind: str
+    sale_id: int
     platform: str
     seller_ref: bytes
     price: int
@@ -105,12 +113,54 @@ def read_sales(
     )
     return [
         Sale(
+            "transfer",
             int(r.id),
             str(r.seller_platform),
             bytes(r.seller_ref),
             int(r.price),
             r.currency,
             int(r.created_at),
+            int(r.leaf_index),
+        )
+        for r in rows
+    ]
+
+
+def read_open_orders(
+    conn: Connection, *, since: int, until: int, currencies: Sequence[str]
+) -> list[Sale]:
+    """The orders of platforms' sellers delivered in [since, until] and not settled yet
+    (``delivered``, ``disputed``), at their DELIVERY entry's leaf, in id order."""
+    o = orders_t.c
+    rows = conn.execute(
+        select(
+            o.id,
+            o.seller_platform,
+            o.seller_ref,
+            o.price,
+            o.currency,
+            o.delivered_at,
+            receipts_t.c.leaf_index,
+        )
+        .select_from(orders_t.join(receipts_t, receipts_t.c.order_id == o.id))
+        .where(
+            o.state.in_([State.DELIVERED.value, State.DISPUTED.value]),
+            o.seller_platform.is_not(None),
+            o.currency.in_(list(currencies)),
+            o.delivered_at >= since,
+            o.delivered_at <= until,
+        )
+        .order_by(o.id)
+    )
+    return [
+        Sale(
+            "order",
+            int(r.id),
+            str(r.seller_platform),
+            bytes(r.seller_ref),
+            int(r.price),
+            r.currency,
+            int(r.delivered_at),
             int(r.leaf_index),
         )
         for r in rows
@@ -174,7 +224,7 @@ def unattested_sellers(
         evidence = tuple(
             Evidence(
                 "transfer",
-                f"transfer {s.transfer_id}",
+                f"{s.kind} {s.sale_id}",
                 s.at,
                 f"sold for {s.price} {s.currency} while attested below {rule.min_level.label}",
             )
@@ -197,7 +247,9 @@ def unattested_sellers(
 
 def unattested_signals(conn: Connection, rule: RealNameRule, *, now: int) -> list[Signal]:
     """The rule over the tables as they are at ``now``."""
-    sales = read_sales(conn, since=now - rule.window, until=now, currencies=sorted(rule.limits))
+    since, currencies = now - rule.window, sorted(rule.limits)
+    sales = read_sales(conn, since=since, until=now, currencies=currencies)
+    sales += read_open_orders(conn, since=since, until=now, currencies=currencies)
     return unattested_sellers(sales, read_histories(conn) if sales else {}, rule)
 
 
@@ -210,12 +262,13 @@ class RealNameWatch:
         self.rule = rule
         self.every = every
         self._read_at: int | None = None
-        self._newest: tuple[object, object] | None = None
+        self._newest: tuple[object, ...] | None = None
         self._signals: dict[str, Signal] = {}
 
     def signals(self, conn: Connection, now: int) -> dict[str, Signal]:
         newest = (
             conn.execute(select(func.max(transfers_t.c.id))).scalar(),
+            conn.execute(select(func.max(changes_t.c.id))).scalar(),
             conn.execute(select(func.max(attestations_t.c.id))).scalar(),
         )
         fresh = (
@@ -238,6 +291,7 @@ __all__ = [
     "Sale",
     "level_at",
     "read_histories",
+    "read_open_orders",
     "read_sales",
     "rule_of",
     "unattested_sellers",

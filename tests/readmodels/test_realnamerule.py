@@ -5,6 +5,7 @@ near misses (at the limit, attested in time, another currency, out of the window
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 
@@ -22,10 +23,11 @@ from registry.db import read_transaction
 from registry.eip712 import DEV_DOMAIN
 from registry.errors import InvalidInput
 from registry.fingerprints import GoodType
+from registry.orders import Event
 from registry.service import Registry
 from registry.transferrequests import Party, TransferRequest
 from tests.conftest import Clock
-from tests.registry.orderhelpers import first_sale, register_code
+from tests.registry.orderhelpers import first_sale, opening, register_code
 
 DAY = 86_400
 SELLER = Party("cardhub", "seller-1")
@@ -148,3 +150,44 @@ def test_the_settings_text_makes_the_rule() -> None:
             rule_of("id-card", bad)
     with pytest.raises(InvalidInput):
         rule_of("passport", "CNY=1")
+
+
+def test_an_order_counts_from_delivery_and_once(
+    registry: Registry, engine: Engine, creator: CreatorKeys, clock: Clock
+) -> None:
+    """A seller's delivered order counts at its DELIVERY (the buyer paid); once confirmed its
+    settling TRANSFER counts instead, not both; a refunded order does not count."""
+    worker = RiskWorker(engine, clock=clock, payout_overdue_every=0, realname=RULE)
+    code = register_code(registry, creator, clock)
+    first_sale(registry, code, SELLER)
+    order = registry.open_order(
+        dataclasses.replace(opening(code, seller=SELLER, price=100_001), currency="CNY")
+    )
+    worker.run_once()
+    assert _raised(engine) == []  # reserved, not delivered: nothing paid yet
+    clock.advance(5)
+    registry.deliver(order.order_id, [code], platform="cardhub")
+    worker.run_once()
+    [signal] = _raised(engine)
+    assert [e["ref"] for e in signal["evidence"]] == [f"order {order.order_id}"]  # type: ignore[union-attr]
+    registry.change_order(order.order_id, Event.CONFIRM, platform="cardhub")
+    worker.run_once()
+    [signal] = _raised(engine)
+    assert "100001 CNY" in str(signal["detail"])  # counted once
+    assert [e["ref"].split()[0] for e in signal["evidence"]] == ["transfer"]  # type: ignore[union-attr]
+
+    # Another order, refunded after a dispute: it stops counting.
+    code = register_code(registry, creator, clock)
+    first_sale(registry, code, SELLER)
+    other = registry.open_order(
+        dataclasses.replace(opening(code, seller=SELLER, price=7, buyer="b2"), currency="CNY")
+    )
+    registry.deliver(other.order_id, [code], platform="cardhub")
+    worker.run_once()
+    assert "100008 CNY" in str(_raised(engine)[0]["detail"])
+    registry.change_order(other.order_id, Event.DISPUTE, platform="cardhub")
+    worker.run_once()
+    assert "100008 CNY" in str(_raised(engine)[0]["detail"])  # disputed: still paid
+    registry.change_order(other.order_id, Event.REFUND, platform="cardhub")
+    worker.run_once()
+    assert "100001 CNY" in str(_raised(engine)[0]["detail"])
