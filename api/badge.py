@@ -27,7 +27,6 @@ from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from api.context import ApiContext
 from api.deps import GOOD_TYPES
@@ -141,7 +140,9 @@ async def badge_page(request: Request) -> Response:
         return _render(request, "badge.html", 404, _REFUSAL_HEADERS, refusal="badge.not_a_good")
     fp = fingerprint.lower()
     ctx: ApiContext = request.app.state.context
-    answer = await run_in_threadpool(_answer, ctx, GOOD_TYPES[good_type], parse_fingerprint(fp))
+    # On the event loop, as ``POST /v1/verify`` reads the same facts: one indexed statement
+    # (a thread pool hop cost more than the read, measured by bench/badge_bench.py).
+    answer = _answer(ctx, GOOD_TYPES[good_type], parse_fingerprint(fp))
     word, say, tone = VERDICTS.get(answer["verdict"], VERDICTS["unknown"])
     identity = answer.get("creator_identity") or {}
     return _render(
