@@ -19,12 +19,20 @@ class AttestationCalls(RegistryTransport):
     offline proof of an attestation (any caller); check a proof with
     ``verifier.attestationproof.check_attestation_proof``."""
 
-    def attest_seller(self, reference: str, level: LevelName) -> AttestationOut:
+    def attest_seller(
+        self, reference: str, level: LevelName, *, idempotency_key: str | None = None
+    ) -> AttestationOut:
         """Attest that your platform's account ``reference`` (its opaque id, never personal
-        data) is verified to ``level``; a later attestation supersedes it (``none`` withdraws)."""
+        data) is verified to ``level``; a later attestation supersedes it (``none`` withdraws).
+        Send an ``idempotency_key`` to make a retry answer the first, not log another."""
         fields: dict[str, Any] = {"reference": reference, "level": level}
         body = request_model(AttestationIn, fields, "the attestation's fields are invalid")
-        return self._post("/v1/attestations", body.model_dump(mode="json"), AttestationOut)
+        return self._post(
+            "/v1/attestations",
+            body.model_dump(mode="json"),
+            AttestationOut,
+            idempotency_key=idempotency_key,
+        )
 
     def attestation(self, attestation_id: int) -> AttestationOut:
         """One logged attestation."""

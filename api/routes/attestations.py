@@ -9,14 +9,16 @@ seller. Reads are public like credit scores: the log holds the same facts.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Header, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.apikeys import parse_platform_id
 from api.deps import Caller, Context, TransferPlatform
+from api.idempotency import lookup_idempotent, request_hash, store_idempotent
 from readmodels.attestationproofs import build_attestation_proof
 from registry.attestations import Level
 from registry.attestationstore import Attestation, attest, read_attestation, read_current
@@ -28,6 +30,9 @@ router = APIRouter(tags=["attestations"])
 PlatformId = Annotated[str, Path(max_length=64)]
 SellerHash = Annotated[str, Path(pattern=r"^0x[0-9a-f]{64}$")]
 AttestationId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=128)
+]
 
 
 def _out(attestation: Attestation) -> AttestationOut:
@@ -47,19 +52,60 @@ def _out(attestation: Attestation) -> AttestationOut:
     response_model=AttestationOut,
     status_code=201,
     summary="Attest the real-name level of one of your platform's seller accounts (logged).",
+    responses={200: {"description": "A retry with the same Idempotency-Key: the original"}},
 )
 async def attest_seller(
-    body: AttestationIn, ctx: Context, principal: TransferPlatform
-) -> JSONResponse:
-    assert principal.platform is not None
+    body: AttestationIn,
+    ctx: Context,
+    principal: TransferPlatform,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    platform = principal.platform
+    assert platform is not None
+    registry = ctx.registry
+    digest = b""
+    if idempotency_key is not None:
+        # A retried attestation is answered with the first, not logged twice (two copies in
+        # flight at once may both log: the same statement twice, the newer superseding).
+        digest = request_hash(request.method, str(request.url.path), await request.body())
+        stored = await run_in_threadpool(
+            partial(
+                lookup_idempotent,
+                registry.engine,
+                f"platform:{platform}",
+                idempotency_key,
+                digest,
+                now=registry.clock(),
+            )
+        )
+        if stored is not None:
+            return Response(stored.body, 200, media_type=stored.media_type)
     done = await run_in_threadpool(
-        attest,
-        ctx.registry,
-        platform=principal.platform,
-        reference=body.reference,
-        level=Level.parse(body.level),
+        partial(
+            attest,
+            registry,
+            platform=platform,
+            reference=body.reference,
+            level=Level.parse(body.level),
+        )
     )
-    return JSONResponse(_out(done).model_dump(mode="json"), status_code=201)
+    answer = _out(done).model_dump_json()
+    if idempotency_key is not None:
+        await run_in_threadpool(
+            partial(
+                store_idempotent,
+                registry.engine,
+                f"platform:{platform}",
+                idempotency_key,
+                digest,
+                201,
+                answer,
+                "application/json",
+                now=registry.clock(),
+            )
+        )
+    return Response(answer, 201, media_type="application/json")
 
 
 @router.get(

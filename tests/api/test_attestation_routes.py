@@ -96,3 +96,23 @@ def test_tracemark_verify_reads_an_attestation_proof(
     other = tmp_path / "other.json"
     other.write_text(trust_root_of(registry, confirmations=3).to_json().replace("31337", "1"))
     assert verify(proof, other)[0] == 15
+
+
+def test_a_retry_with_its_idempotency_key_is_answered_not_logged_again(
+    app: FastAPI, registry: Registry, make_key: KeyFactory
+) -> None:
+    key = make_key("cardhub", "transfer")
+    headers = {**bearer(key), "Idempotency-Key": "attest-1"}
+    body = {"reference": "seller-9", "level": "phone"}
+    with TestClient(app) as http:
+        first = http.post("/v1/attestations", json=body, headers=headers)
+        again = http.post("/v1/attestations", json=body, headers=headers)
+        assert (first.status_code, again.status_code) == (201, 200)
+        assert again.json() == first.json()
+        other = http.post("/v1/attestations", json={**body, "level": "face"}, headers=headers)
+        assert other.status_code == 422 and other.json()["type"].endswith("/idempotency-key-reused")
+        fresh = http.post("/v1/attestations", json=body, headers=bearer(key))
+        assert fresh.status_code == 201 and fresh.json()["id"] == first.json()["id"] + 1
+        with TracemarkClient("http://testserver", api_key=key, http_client=http) as api:
+            replayed = api.attest_seller("seller-9", "phone", idempotency_key="attest-1")
+        assert replayed.model_dump(mode="json") == first.json()
