@@ -85,6 +85,12 @@ def test_a_verify_answer_carries_the_holders_credit_as_last_refreshed(
         # Anyone recomputes the numbers from the inputs the answer carries.
         for score in (answer.platform, answer.seller):
             assert score.formula == "credit/v1" and _recomputed(score) == score.score
+        # The auditor's table: every platform's kept score, equal to the live route's.
+        listed = api.platform_credits()
+        assert listed.refreshed_every == 60 and len(listed.items) >= 3
+        assert [c.platform for c in listed.items] == sorted(c.platform for c in listed.items)
+        for kept in listed.items:
+            assert kept == api.platform_credit(kept.platform)
         # The creator holds the other good: no holder's credit.
         assert (
             api.verify(GoodType(unsold.good_type), fingerprint=bytes(unsold.fingerprint)).credit
