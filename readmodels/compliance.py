@@ -14,11 +14,14 @@ Which signals (every code alike: the rule's name is never looked at):
   of a transfer P sold or bought in), or a reference of one, ``C/<hash prefix>``;
 
 and it is in the period: one of its evidence items is dated in it (a signal none of whose
-items has a date, a standing state such as an unpaid line, is in every period).
+items has a date, a standing state such as an unpaid line, when it stood in the period).
 
-Where the signals come from: ``risk_signals``, the standing signals the risk worker keeps
-over its look-back (``readmodels.riskworker``, 30 days): a period older than that finds
-nothing; the report says what the registry raised, not what it would raise again.
+Where the signals come from: the signal history (``readmodels.signalhistory``), every version
+of every signal the risk worker raised, kept after it stopped standing: a report of last
+quarter lists what stood then, with the evidence it had then (the latest version of each
+signal in the period), and says which had stopped standing by the report's time
+(``stopped_at``). A stopped signal's goods are the ones its document lists (its first
+``MAX_LISTED_GOODS``; ``risk_goods`` has every good only of the standing ones).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from readmodels.signals import good_name
 from registry.errors import InvalidInput
 from registry.fingerprints import GoodType, parse_fingerprint
 from verifier.compliance import (
@@ -56,6 +60,7 @@ from verifier.exportlimits import MAX_EXPORT_GOODS
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
+    from readmodels.signalhistory import Reported
     from registry.service import Registry
 
 DAY: Final = 86_400
@@ -75,16 +80,26 @@ def build_report(registry: Registry, platform: str, *, start: int, end: int) -> 
 
     platform = check_platform_id(platform)
     require_period(start, end, MAX_PERIOD_DAYS * DAY)
+    from readmodels.signalhistory import versions_in_period
     from registry.db import read_transaction
 
     with read_transaction(registry.engine) as conn:
         ours, theirs, counterparties = _parties(conn, platform, start, end)
         good_signals = _signals_of_goods(conn, platform, start, end)
+        history = versions_in_period(conn, start, end)
+        # A stopped signal is in no ``risk_goods`` row: the goods its document lists.
+        listed = {g for r in history for g in r.version.document.get("goods", ())}
+        theirs_too = _goods_of_platform(conn, platform, start, end, listed)
+        good_signals |= {
+            r.version.signal_id
+            for r in history
+            if theirs_too.intersection(r.version.document.get("goods", ()))
+        }
+        spells = {r.version.signal_id: r for r in history}
         chosen = [
             (document, relations)
-            for document in _standing_signals(conn)
-            if _in_period(document, start, end)
-            and (
+            for document in (r.version.document for r in history)
+            if (
                 relations := _relations(
                     document, platform, ours, theirs, counterparties, good_signals
                 )
@@ -103,7 +118,9 @@ def build_report(registry: Registry, platform: str, *, start: int, end: int) -> 
         if export is None
         else {entry.leaf_index: entry for good in export.goods for entry in good.entries}
     )
-    signals = [_reported(d, relations, leaves, carried) for d, relations in chosen]
+    signals = [
+        _reported(d, relations, leaves, carried, spells[d["signal_id"]]) for d, relations in chosen
+    ]
     signals.sort(key=lambda s: (SEVERITIES.index(s["severity"]), s["code"], s["signal_id"]))
     report = _signed(
         registry,
@@ -220,19 +237,50 @@ def _signals_of_goods(conn: Connection, platform: str, start: int, end: int) -> 
     return {item["signal_id"] for row in rows for item in json.loads(row.signals)}
 
 
-def _standing_signals(conn: Connection) -> Iterable[dict[str, Any]]:
-    from sqlalchemy import select
+def _goods_of_platform(
+    conn: Connection, platform: str, start: int, end: int, names: Iterable[str]
+) -> set[str]:
+    """Of the goods ``names`` (``kind:0x<hex>``), those P held, sold or bought in the period
+    (as ``_signals_of_goods`` asks of ``risk_goods``)."""
+    from sqlalchemy import and_, exists, or_, select
+    from sqlalchemy.orm import aliased
 
-    from readmodels.riskworker import risk_signals_t
+    from registry.transfers import transfers_t
 
-    c = risk_signals_t.c
-    for text in conn.execute(select(c.document).order_by(c.signal_id)).scalars():
-        yield json.loads(text)
+    goods = sorted({_good_of(name) for name in names})
+    t = transfers_t.alias("t")
+    later = aliased(transfers_t, name="later")
+    traded = and_(
+        or_(
+            t.c.seller_platform == platform,
+            t.c.buyer_platform == platform,
+            t.c.platform == platform,
+        ),
+        t.c.created_at >= start,
+        t.c.created_at <= end,
+    )
+    moved_before = exists().where(
+        later.c.good_type == t.c.good_type,
+        later.c.fingerprint == t.c.fingerprint,
+        later.c.id > t.c.id,
+        later.c.created_at < start,
+    )
+    held = and_(t.c.buyer_platform == platform, t.c.created_at <= end, ~moved_before)
+    found: set[str] = set()
+    for chunk in range(0, len(goods), 500):
+        fingerprints = [fp for _, fp in goods[chunk : chunk + 500]]
+        rows = conn.execute(
+            select(t.c.good_type, t.c.fingerprint)
+            .where(t.c.fingerprint.in_(fingerprints), or_(traded, held))
+            .distinct()
+        )
+        found.update(good_name((int(r.good_type), bytes(r.fingerprint))) for r in rows)
+    return found
 
 
-def _in_period(document: Mapping[str, Any], start: int, end: int) -> bool:
-    dated = [e["at"] for e in document["evidence"] if e.get("at") is not None]
-    return not dated or any(start <= at <= end for at in dated)
+def _good_of(name: str) -> GoodKey:
+    kind, _, fingerprint = name.partition(":")
+    return int(GoodType[kind.upper()]), parse_fingerprint(fingerprint)
 
 
 def _names_party(subject_id: str, parties: Mapping[str, set[str]]) -> bool:
@@ -303,11 +351,7 @@ def _goods_to_prove(
     from registry.leaf import NO_GOOD
     from registry.log import entries_t
 
-    goods: set[GoodKey] = set()
-    for document in documents:
-        for name in document.get("goods", ()):
-            kind, _, fingerprint = name.partition(":")
-            goods.add((int(GoodType[kind.upper()]), parse_fingerprint(fingerprint)))
+    goods = {_good_of(name) for document in documents for name in document.get("goods", ())}
     wanted = sorted(set(leaves))
     c = entries_t.c
     for chunk in range(0, len(wanted), 500):
@@ -342,6 +386,7 @@ def _reported(
     relations: list[str],
     leaves: Mapping[str, int],
     carried: Mapping[int, Any],
+    spell: Reported,
 ) -> dict[str, Any]:
     """The signal as the report carries it: its document, severity, relations, and each
     evidence item's entry (when it is a log entry the export carries)."""
@@ -372,6 +417,8 @@ def _reported(
         "platforms": list(document.get("platforms", ())),
         "first_at": min(dated) if dated else None,
         "last_at": max(dated) if dated else None,
+        "raised_at": spell.version.raised_at,
+        "stopped_at": spell.stopped_at,
         "evidence": evidence,
     }
 

@@ -36,10 +36,13 @@ CSV_COLUMNS: Final = (
     "logged_leaves",
     "amounts",
     "detail",
+    "raised_at",
+    "stopped_at",
 )
 """The columns, in order (documented in docs/ARCHITECTURE.md; new ones only at the end).
 Times are ISO 8601 UTC; ``relations``, ``goods`` and ``logged_leaves`` are ``;``-separated;
-``amounts`` lists each cited transfer's price and currency (``1000 CNY;500 CNY``)."""
+``amounts`` lists each cited transfer's price and currency (``1000 CNY;500 CNY``);
+``stopped_at`` is empty for a signal that still stood when the report was made."""
 
 BOM: Final = "\ufeff"
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
@@ -80,6 +83,8 @@ def _row(report: ComplianceReport, signal: ReportedSignal) -> list[str]:
         ";".join(str(e["leaf_index"]) for e in entries),
         ";".join(amounts),
         signal.detail,
+        _when(signal.raised_at),
+        _when(signal.stopped_at),
     ]
 
 

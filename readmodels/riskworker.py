@@ -9,6 +9,8 @@ own (``tracemark serve`` starts it) and hands its results over through the datab
 - ``risk_goods``: each good with a risk, the score and its signals; the verify statement
   joins it, so an answer carries the market's view of the good for one index probe;
 - ``risk_signals``: the standing signals with their evidence, for ``GET /v1/signals``;
+- ``signal_history``: every version of every signal raised, kept after it stops standing
+  (``readmodels.signalhistory``), for compliance reports of any period;
 - ``risk_state``: when the index was built, and the worker's heartbeat;
 - ``verification_events_by_good``: the API appends verification events without an index
   (the hot path); the worker indexes them by good, for traces.
@@ -26,24 +28,29 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 from sqlalchemy import Connection, Engine, Table, bindparam, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from readmodels.market import GoodKey, ProbeFlag
 from readmodels.marketreads import Watermarks, read_inputs
 from readmodels.payoutrules import OVERDUE_EVERY, OverdueWatch
+from readmodels.probeflagrows import (
+    dialect_insert,
+    read_probe_flags,
+    record_probe_flags,
+)
 from readmodels.realnamerule import RealNameRule, RealNameWatch
 from readmodels.riskcollector import after_refresh
 from readmodels.riskindex import LOOKBACK, MAX_EVENTS, REFRESH_SECONDS, Risk, RiskIndex
 from readmodels.riskstate import REFIT_SECONDS, RiskState
+from readmodels.signalhistory import SignalHistory
 from readmodels.signals import PAYOUT_OVERDUE, UNATTESTED_SELLER, Signal, Thresholds
 from registry.balances import DAY, DEFAULT_OVERDUE_DAYS
 from registry.creditscores import CreditRefresh
 from registry.db import read_transaction, retrying, write_transaction
 from registry.lease import Lease
-from registry.models import ProbeFlagRow, RiskGood, RiskSignal
+from registry.models import RiskGood, RiskSignal
 from registry.models import RiskState as RiskStateRow
 from registry.telemetry import index_verifications
 
@@ -53,7 +60,6 @@ logger = logging.getLogger("tracemark.verifier.riskworker")
 risk_goods_t: Table = RiskGood.__table__  # type: ignore[attr-defined]
 risk_signals_t: Table = RiskSignal.__table__  # type: ignore[attr-defined]
 risk_state_t: Table = RiskStateRow.__table__  # type: ignore[attr-defined]
-probe_flags_t: Table = ProbeFlagRow.__table__  # type: ignore[attr-defined]
 
 #: A refresh may use at most this share of the worker's time (it has a core of its own in a
 #: deployment, but shares the machine).
@@ -80,42 +86,9 @@ class RefreshReport:
     goods_deleted: int
 
 
-def _insert(conn: Connection, table: Table) -> Any:
-    """INSERT with the dialect's ON CONFLICT (the same on SQLite and PostgreSQL)."""
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
-
-
 def _goods_row(risk: Risk) -> tuple[float, str]:
     signals = [{"signal_id": s.signal_id, "code": s.code, "detail": s.detail} for s in risk.signals]
     return risk.score, json.dumps(signals, separators=(",", ":"))
-
-
-def read_probe_flags(conn: Connection, since: float) -> list[ProbeFlag]:
-    c = probe_flags_t.c
-    rows = conn.execute(select(probe_flags_t).where(c.last_at >= since).order_by(c.key))
-    return [
-        ProbeFlag(r.key, float(r.first_at), float(r.last_at), int(r.failed_probes), int(r.refused))
-        for r in rows
-    ]
-
-
-def record_probe_flags(conn: Connection, flags: Iterable[ProbeFlag]) -> None:
-    """Upsert the API's probe flags (each row the flag's latest counts)."""
-    for flag in flags:
-        values = {
-            "key": flag.key,
-            "first_at": flag.first_at,
-            "last_at": flag.last_at,
-            "failed_probes": flag.failed_probes,
-            "refused": flag.refused,
-        }
-        statement = _insert(conn, probe_flags_t).values(values)
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["key"],
-                set_={k: statement.excluded[k] for k in values if k not in ("key", "first_at")},
-            )
-        )
 
 
 class RiskWorker:
@@ -159,6 +132,8 @@ class RiskWorker:
         # What the tables hold, as this worker last wrote or read them.
         self._goods: dict[GoodKey, tuple[float, str]] | None = None
         self._signals: dict[str, str] | None = None
+        #: Every signal raised, kept after it stops standing (``readmodels.signalhistory``).
+        self.history = SignalHistory()
         #: Run first in the transaction that writes a refresh and publishes its signals
         #: (``registry.lease.Lease.fence``): a process that lost the risk role writes nothing.
         self.fence: Callable[[Connection], None] = lambda conn: None
@@ -284,6 +259,7 @@ class RiskWorker:
         self.state = None
         self._goods = self._signals = None
         self._overdue = set()
+        self.history.reset()
 
     def _load(self) -> tuple[dict[GoodKey, tuple[float, str]], dict[str, str]]:
         """What the tables hold (once; from then on this worker, their only writer, knows)."""
@@ -356,9 +332,20 @@ class RiskWorker:
                 conn.execute(
                     delete(risk_signals_t).where(c.signal_id.in_(stale[start : start + _CHUNK]))
                 )
+            written = self.history.record(
+                conn,
+                raised=raised,
+                rewritten=rewritten,
+                stopped=stale,
+                signals=signals,
+                documents=documents,
+                now=now,
+            )
             if raised and self.publish is not None:
                 self.publish(conn, raised, now)
-            state = _insert(conn, risk_state_t).values(id=1, built_at=built_at, heartbeat=now)
+            state = dialect_insert(conn, risk_state_t).values(
+                id=1, built_at=built_at, heartbeat=now
+            )
             conn.execute(
                 state.on_conflict_do_update(
                     index_elements=["id"],
@@ -369,6 +356,7 @@ class RiskWorker:
                 )
             )
         # Only once committed: a rolled-back write is retried against the old state.
+        self.history.settle(written)
         goods.update(changed)
         for good in gone:
             del goods[good]
@@ -399,7 +387,7 @@ class RiskWorker:
         if rows:
             # One statement, executed for many rows (compiled once: building a multi-row
             # VALUES per chunk cost more than the database's work).
-            statement = _insert(conn, risk_goods_t)
+            statement = dialect_insert(conn, risk_goods_t)
             conn.execute(
                 statement.on_conflict_do_update(
                     index_elements=["good_type", "fingerprint"],

@@ -6,8 +6,9 @@ It carries
 
 - ``platform``, ``period_from``, ``period_to`` (Unix seconds): whose report, over when;
 - ``signals``: each signal the registry raised about the platform, its goods or its
-  counterparties in the period (``readmodels.compliance`` says which), with its evidence
-  items; an item that is a log entry names it (``entry``: its leaf and what it says, e.g. a
+  counterparties in the period (``readmodels.compliance`` says which), standing or not
+  (``raised_at``; ``stopped_at`` when it had stopped standing by ``generated_at``), with its
+  evidence items; an item that is a log entry names it (``entry``: its leaf and what it says, e.g. a
   transfer's parties, price and currency);
 - ``export``: a ``tracemark-export/v2`` of every good the signals list or cite: their
   entries with inclusion proofs under signed, anchored heads (the export's own machinery,
@@ -21,7 +22,8 @@ It carries
 Nothing it says about itself is trusted. ``check_compliance_report`` (0) requires the
 signature to recover, under the pinned trust root's domain, to a key the root names: the
 signals are the registry's word, and now its signed word; (1) recomputes each
-signal's id from its rule and subject and its severity from its weight; (2) checks the
+signal's id from its rule and subject, its severity from its weight, and that it did not
+stop before it was raised; (2) checks the
 export as any export, under the caller's trust policy, and requires it to be the report
 registry's; (3) requires every good a signal lists to be carried by the export, and every
 cited entry to be one of the export's entries at that leaf, saying exactly what the entry
@@ -84,7 +86,7 @@ MAX_SIGNAL_EVIDENCE: Final = 64
 """Most evidence items a signal carries (the rules keep 25: ``readmodels.signals``)."""
 
 MAX_PERIOD_DAYS: Final = 366
-"""Longest period one report covers (the standing signals reach back 30 days anyway)."""
+"""Longest period one report covers (the signal history reaches back indefinitely)."""
 
 
 class MalformedComplianceReport(MalformedBundle):
@@ -136,6 +138,11 @@ class ReportedSignal(_Model):
     platforms: Annotated[tuple[_Name, ...], Field(max_length=64)]
     first_at: Uint64 | None
     last_at: Uint64 | None
+    #: When the registry raised it (the spell this version of it belongs to), and when it
+    #: stopped standing (its evidence aged out of the look-back, or it was cleared); None:
+    #: it still stood when the report was made (``readmodels.signalhistory``).
+    raised_at: Uint64
+    stopped_at: Uint64 | None
     evidence: Annotated[tuple[CitedEvidence, ...], Field(max_length=MAX_SIGNAL_EVIDENCE)]
 
 
@@ -293,6 +300,10 @@ def check_compliance_report(
         if signal.severity != severity(signal.weight):
             raise BundleInvalid(
                 "signals", f"signal {signal.signal_id}'s severity is not its weight's"
+            )
+        if signal.stopped_at is not None and signal.stopped_at < signal.raised_at:
+            raise BundleInvalid(
+                "signals", f"signal {signal.signal_id} stopped standing before it was raised"
             )
     # 2. The export as any export (all but the chain: last, below).
     export = report.export

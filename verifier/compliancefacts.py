@@ -4,9 +4,10 @@ signal's severity, and the summary, computed alike by the server and by the offl
 ``summarize`` is a function of the report's signals only: counts per rule (every code the
 report carries, whatever it is: no list of codes here, so a rule added later is counted as
 any other), per severity and per relation, the evidence items and how many of them are log
-entries carried with their proofs, and the amounts of the cited transfers per currency; in
-English and in Chinese. The verifier computes it again from the signals it checked and
-refuses a report whose shipped summary differs (``verifier.compliance``).
+entries carried with their proofs, the amounts of the cited transfers per currency, and how
+many signals had stopped standing by the report's time; in English and in Chinese. The
+verifier computes it again from the signals it checked and refuses a report whose shipped
+summary differs (``verifier.compliance``).
 
 Pure: no web3, no ORM, no web framework.
 """
@@ -122,6 +123,7 @@ def summarize(
         "evidence_items": len(items),
         "logged_entries": logged,
         "amounts": amounts,
+        "stopped": sum(1 for s in signals if s.get("stopped_at") is not None),
     }
     return {"facts": facts, "en": _english(facts), "zh": _chinese(facts)}
 
@@ -143,6 +145,8 @@ def _english(f: Mapping[str, Any]) -> list[str]:
         "carried with their proofs; the others are the registry's records",
         "amounts of the cited transfers: "
         + _join((f"{v} {c or '(no currency)'}" for c, v in f["amounts"].items()), "none"),
+        f"{f['stopped']} of them had stopped standing by the time of the report (kept in the "
+        "registry's signal history)",
     ]
 
 
@@ -158,6 +162,7 @@ def _chinese(f: Mapping[str, Any]) -> list[str]:
         "其余为登记处的记录",
         "所引转让金额："
         + _join((f"{v} {c or '（无币种）'}" for c, v in f["amounts"].items()), "无"),
+        f"其中 {f['stopped']} 条在报告生成时已不再成立（保存在登记处的信号历史中）",
     ]
 
 

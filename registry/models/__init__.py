@@ -22,6 +22,7 @@ from registry.models.rebates import RebateAgent, RebateAgentChange, RebatePolicy
 from registry.models.receipts import DeliveryReceiptRow
 from registry.models.records import CodeKey, Product, RegistryKey, SignedRecord
 from registry.models.risk import ProbeFlagRow, RiskGood, RiskSignal, RiskState
+from registry.models.signalhistory import SignalHistoryRow
 from registry.models.transfers import (
     DistributionPolicy,
     Holding,
@@ -71,6 +72,7 @@ __all__ = [
     "RiskState",
     "RoleLease",
     "RoyaltyLine",
+    "SignalHistoryRow",
     "SignedRecord",
     "Transfer",
     "TransferAttempt",
