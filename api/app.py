@@ -46,6 +46,7 @@ from api.routes import (
 )
 from api.routes import compliance as compliance_routes
 from api.routes import credit as credit_routes
+from api.routes import facevalue as face_value_routes
 from api.routes import identity as identity_routes
 from api.routes import orderevidence as order_evidence_routes
 from api.routes import orders as order_routes
@@ -278,6 +279,7 @@ def create_app(
     app.include_router(order_evidence_routes.router)  # an order's dispute evidence
     app.include_router(payout_routes.router)  # payouts and balances (issue 17)
     app.include_router(rebate_routes.router)  # upline rebates (issue 17)
+    app.include_router(face_value_routes.router)  # a product's face value (issue 18)
     app.include_router(receipt_routes.router)  # the buyer's delivery receipt (issue 17)
     app.include_router(credit_routes.router)  # credit scores (issue 18)
     app.include_router(compliance_routes.router)  # a platform's compliance report (issue 18)

@@ -130,6 +130,9 @@ POLICY: dict[str, frozenset[str]] = {
     "get_my_rebate_policy": frozenset({CREATOR}),
     "set_my_rebate_policy": frozenset({CREATOR}),
     "remove_my_rebate_policy": frozenset({CREATOR}),
+    "get_my_face_value": frozenset({CREATOR}),
+    "set_my_face_value": frozenset({CREATOR}),
+    "remove_my_face_value": frozenset({CREATOR}),
     # The buyer's delivery receipt (issue 17 item 3): the order's platform reads it; anyone
     # holding its short link reads it and checks a code against it (the public code check's
     # proof of work and budgets).
@@ -138,6 +141,7 @@ POLICY: dict[str, frozenset[str]] = {
     "check_receipt_code": ANYONE,
     # Credit scores (issue 18 item 1): public, as a market's buyers choose sellers by them.
     "get_platform_credit": ANYONE,
+    "list_platform_credit": ANYONE,
     "get_seller_credit": ANYONE,
     # Real-name attestations (issue 18 item 4): a platform attests its own sellers with its
     # sales' scope; the levels and proofs are public, as the log holds them.
@@ -626,11 +630,15 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     "get_my_rebate_policy": lambda w: Call(),
     "set_my_rebate_policy": lambda w: Call(json={"levels": [100]}),
     "remove_my_rebate_policy": lambda w: Call(),
+    "get_my_face_value": lambda w: Call(),
+    "set_my_face_value": lambda w: Call(json={"face_value": "100", "currency": "CNY"}),
+    "remove_my_face_value": lambda w: Call(),
     # No order 999999 and no receipt of the matrix's id: 404s, neither 401 nor 403.
     "get_delivery_receipt": lambda w: Call(),
     "get_receipt": lambda w: Call(),
     "check_receipt_code": lambda w: Call(json={"code": "1234"}),
     "get_platform_credit": lambda w: Call(),
+    "list_platform_credit": lambda w: Call(),
     "get_seller_credit": lambda w: Call(),
     # Each call logs one more attestation of the matrix's seller; no attestation 999999: 404s.
     "attest_seller": lambda w: Call(json={"reference": "matrix", "level": "phone"}),

@@ -1,0 +1,72 @@
+"""A product's face value through the real app on SQLite and PostgreSQL (issue 18 item 2):
+set, read, cleared with the creator's session, through the typed client too; refusals are
+problem+json; the risk worker's records carry it (what ``below-face-value`` compares with)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from readmodels.marketreads import read_inputs
+from registry.fingerprints import GoodType
+from registry.service import Registry
+from registry.transfers import Party, TransferRequest
+from tests.api.conftest import CodeGood, KeyFactory, bearer, sign_in
+from tests.conftest import Clock
+from verifier.client import TracemarkClient
+from verifier.problems import ApiProblem
+
+PROBLEM = "application/problem+json"
+PATH = "/v1/creators/me/products/30-day-card/face-value"
+
+
+def test_a_creator_sets_reads_and_clears_its_products_face_value(
+    client: TestClient, registry: Registry, clock: Clock, make_key: KeyFactory, code_good: CodeGood
+) -> None:
+    session = bearer(sign_in(client, code_good.creator, clock()))
+    creator = code_good.creator.account.address
+    none = {"creator": creator, "product": "30-day-card", "face_value": None, "currency": None}
+    assert client.get(PATH, headers=session).json() == none
+    put = client.put(PATH, json={"face_value": "10000", "currency": "CNY"}, headers=session)
+    assert put.status_code == 200, put.text
+    assert put.json() == {**none, "face_value": "10000", "currency": "CNY"}
+    assert client.get(PATH, headers=session).json()["face_value"] == "10000"
+    # The records the rules read carry it, with the product's goods (a sale names the good).
+    registry.transfer(
+        TransferRequest(
+            platform="cardhub", good_type=GoodType.CODE, fingerprint=code_good.fingerprint,
+            seller=Party(None, None), buyer=Party("cardhub", "u1"), price=3_000, currency="CNY",
+        )
+    )  # fmt: skip
+    inputs, _ = read_inputs(registry.engine)
+    entry = inputs.registrations[(int(GoodType.CODE), code_good.fingerprint)]
+    assert (entry.face_value, entry.face_currency) == (10_000, "CNY")
+    # Refusals: a face value of 0, a lower-case or missing currency, an unknown product, a
+    # platform key instead of the creator's session.
+    for body in (
+        {"face_value": "0", "currency": "CNY"},
+        {"face_value": "100", "currency": "cny"},
+        {"face_value": "100"},
+        {"face_value": "-1", "currency": "CNY"},
+    ):
+        bad = client.put(PATH, json=body, headers=session)
+        assert bad.status_code in (400, 422), (body, bad.text)
+        assert bad.headers["content-type"] == PROBLEM
+    unknown = client.put(
+        PATH.replace("30-day-card", "no-such-card"),
+        json={"face_value": "100", "currency": "CNY"},
+        headers=session,
+    )
+    assert unknown.status_code == 404 and unknown.json()["type"].endswith("/unknown-product")
+    key = make_key("cardhub", "transfer")
+    assert client.get(PATH, headers=bearer(key)).status_code in (401, 403)
+    assert client.get(PATH, headers=session).json()["face_value"] == "10000"  # unchanged
+    # The typed client: clear, then set again.
+    token = session["Authorization"].removeprefix("Bearer ")
+    with TracemarkClient("http://testserver", token=token, http_client=client) as own:
+        assert own.set_face_value("30-day-card", None, None).face_value is None
+        assert own.face_value("30-day-card").currency is None
+        assert own.set_face_value("30-day-card", 2_000, "USD").face_value == "2000"
+        with pytest.raises(ApiProblem) as caught:
+            own.face_value("no-such-card")
+        assert caught.value.status == 404
