@@ -4,10 +4,11 @@ Laundering through point cards turns dirty money into cards and cards back into 
 cards bought in many small purchases or by many mule accounts, passed on fast, sold far
 below what they are worth, cashed out on another platform. Each rule looks for one of those
 shapes in accepted transfers (``readmodels.market``) and raises a ``Signal`` with the records
-as its evidence. Five are about one good, two about one buyer party (a holder: platform and
-reference hash), so the risk engine (``readmodels.riskstate``) runs them per good and, through
-``readmodels.launderrulesparties``, per party; ``red_flags`` runs all seven over one period's
-records for ``readmodels.rules.evaluate``. The thresholds are ``Thresholds``' (frozen).
+as its evidence. Five are about one good (here), two about one buyer party (a holder: platform
+and reference hash; ``readmodels.launderrulesbuyers``), so the risk engine
+(``readmodels.riskstate``) runs them per good and, through ``readmodels.launderrulesparties``,
+per party; ``red_flags`` runs all seven over one period's records for
+``readmodels.rules.evaluate``. The thresholds are ``Thresholds``' (frozen).
 
 ======================  ==================================================================  =====
 code                    fires when                                                          about
@@ -38,12 +39,20 @@ reported twice; a good that came back without being a ring raises ``round-trip``
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 from readmodels.holderrules import Ring, ring_of
-from readmodels.launderruleslimits import limit_for
+from readmodels.launderrulesbuyers import (
+    Bought,
+    Party,
+    party_red_flags,
+    party_subject,
+    platforms_of,
+    purchases,
+    seller_of,
+)
 from readmodels.market import (
     ANONYMOUS,
     Chains,
@@ -55,17 +64,13 @@ from readmodels.market import (
 )
 from readmodels.signals import (
     BELOW_FACE_VALUE,
-    BUYER_DAILY_AMOUNT,
-    FAN_IN,
     FAST_CASH_OUT,
     REDEEMED_ELSEWHERE,
     ROUND_TRIP,
     VERIFY_PER_PURCHASE,
     Evidence,
     Signal,
-    Subject,
     Thresholds,
-    capped,
     good_signal,
     party_name,
     transfer_evidence,
@@ -75,30 +80,6 @@ from registry.eip712 import checksum_address as checksum
 from registry.fingerprints import Use
 
 _SINGLE: Final = int(Use.SINGLE)
-#: A holder as the rules key it: (platform, reference hash).
-Party = tuple[str, bytes]
-#: A party's purchase: the transfer, and whether its seller bought the good from the creator.
-Bought = tuple[TransferRecord, bool]
-
-
-def party_subject(party: Party) -> Subject:
-    """A party's subject: ``platform/0x`` and its reference hash, as ``unattested-seller``'s
-    (``readmodels.realnamerule``) and rebate payees name a holder (the hash is keyed per
-    platform: it names the account without revealing it)."""
-    return Subject("party", f"{party[0]}/0x{party[1].hex()}")
-
-
-def _seller(t: TransferRecord) -> Party | None:
-    if t.seller_platform is None or t.seller_ref is None:
-        return None
-    return (t.seller_platform, t.seller_ref)
-
-
-def _platforms(transfers: Iterable[TransferRecord]) -> set[str]:
-    found: set[str] = set()
-    for t in transfers:
-        found |= t.platforms
-    return found
 
 
 # -- about one good ----------------------------------------------------------------------------
@@ -116,7 +97,7 @@ def below_face_value(
     cheap = [
         t
         for t in chain
-        if _seller(t) is not None
+        if seller_of(t) is not None
         and t.price is not None
         and t.currency == currency
         and t.price < th.face_min_ratio * face
@@ -130,7 +111,7 @@ def below_face_value(
         f"{face} {currency}: lowest {lowest} ({lowest / face:.0%})",
         (transfer_evidence(t) for t in cheap),
         good,
-        _platforms(cheap),
+        platforms_of(cheap),
     )
 
 
@@ -146,7 +127,7 @@ def fast_cash_out(
     if final is None:
         return None
     before = chain[:final]
-    resales = [t for t in before if _seller(t) is not None]
+    resales = [t for t in before if seller_of(t) is not None]
     elapsed = max(0, chain[final].created_at - entry.timestamp)
     if not resales or elapsed > th.cash_out_window:
         return None
@@ -159,7 +140,7 @@ def fast_cash_out(
         f"{elapsed // 60} min",
         [registered, *(transfer_evidence(t) for t in chain[: final + 1])],
         good,
-        _platforms(chain[: final + 1]),
+        platforms_of(chain[: final + 1]),
     )
 
 
@@ -183,7 +164,7 @@ def round_trip(
     returns: list[int] = []
     start: int | None = None
     for i, t in enumerate(chain):
-        seller = _seller(t)
+        seller = seller_of(t)
         if seller is not None:
             held.setdefault(seller, i)
         buyer = (t.buyer_platform, t.buyer_ref)
@@ -205,14 +186,14 @@ def round_trip(
         f"over {len(trip)} transfer(s)",
         (transfer_evidence(t) for t in trip),
         good,
-        _platforms(trip),
+        platforms_of(trip),
     )
 
 
 def _refund(sale: TransferRecord, back: TransferRecord) -> bool:
     return (
-        _seller(back) == (sale.buyer_platform, sale.buyer_ref)
-        and _seller(sale) == (back.buyer_platform, back.buyer_ref)
+        seller_of(back) == (sale.buyer_platform, sale.buyer_ref)
+        and seller_of(sale) == (back.buyer_platform, back.buyer_ref)
         and back.price in (None, sale.price)
     )
 
@@ -231,7 +212,7 @@ def verify_per_purchase(
     found = sorted((v for v in events if v.verdict != "unknown"), key=lambda v: (v.at, v.event_id))
     if len(found) < th.verify_min_events or len(found) < th.verify_min_per_purchase * len(chain):
         return None
-    platforms = _platforms(chain) | {v.platform for v in found if v.platform != ANONYMOUS}
+    platforms = platforms_of(chain) | {v.platform for v in found if v.platform != ANONYMOUS}
     return good_signal(
         VERIFY_PER_PURCHASE,
         f"verified {len(found)} time(s) for {len(chain)} transfer(s): "
@@ -242,9 +223,9 @@ def verify_per_purchase(
     )
 
 
-def _bought_by_seller(chain: Sequence[TransferRecord], i: int) -> TransferRecord | None:
+def _bought_byseller_of(chain: Sequence[TransferRecord], i: int) -> TransferRecord | None:
     """The transfer that gave ``chain[i]``'s seller the good (None: before the chain)."""
-    seller = _seller(chain[i])
+    seller = seller_of(chain[i])
     return next((u for u in reversed(chain[:i]) if (u.buyer_platform, u.buyer_ref) == seller), None)
 
 
@@ -273,7 +254,7 @@ def redeemed_elsewhere(good: GoodKey, chain: Sequence[TransferRecord]) -> Signal
             continue
         if t.platform == t.seller_platform and t.buyer_platform == t.seller_platform:
             continue
-        bought = _bought_by_seller(chain, i)
+        bought = _bought_byseller_of(chain, i)
         if _cashed_out(t, bought):
             elsewhere.append((t, bought))
     if not elsewhere:
@@ -290,7 +271,7 @@ def redeemed_elsewhere(good: GoodKey, chain: Sequence[TransferRecord]) -> Signal
         + (" for no price" if t.price is None else f" for {t.price}, less than it paid"),
         (transfer_evidence(u) for u in evidence),
         good,
-        _platforms(evidence),
+        platforms_of(evidence),
     )
 
 
@@ -313,119 +294,6 @@ def good_red_flags(
         verify_per_purchase(good, chain, events, th),
         redeemed_elsewhere(good, chain),
     )
-    return [s for s in found if s is not None]
-
-
-# -- about one buyer party ---------------------------------------------------------------------
-
-
-def purchases(chain: Sequence[TransferRecord]) -> Iterator[tuple[Party, TransferRecord, bool]]:
-    """Each transfer of one good's chain (in order) with its buyer party and whether its
-    seller was a first holder: a party that bought the good from its creator before."""
-    first_holders: set[Party] = set()
-    for t in chain:
-        seller = _seller(t)
-        buyer = (t.buyer_platform, t.buyer_ref)
-        yield buyer, t, seller is not None and seller in first_holders
-        if seller is None:
-            first_holders.add(buyer)
-
-
-def fan_in(party: Party, bought: Iterable[Bought], th: Thresholds) -> Signal | None:
-    """Many first holders feeding one reseller: mule accounts each buy cards first-hand
-    with dirty money and pass them to one collector. The first window holding
-    ``fan_in_min_sources`` distinct sellers is the evidence."""
-    fed = sorted(
-        (t for t, from_first in bought if from_first and _seller(t) != party),
-        key=lambda t: (t.created_at, t.transfer_id),
-    )
-    if len({_seller(t) for t in fed}) < th.fan_in_min_sources:
-        return None  # no window can hold enough
-    seen: Counter[Party | None] = Counter()
-    lo = 0
-    for hi, t in enumerate(fed):
-        seen[_seller(t)] += 1
-        while t.created_at - fed[lo].created_at > th.fan_in_window:
-            gone = _seller(fed[lo])
-            seen[gone] -= 1
-            if not seen[gone]:
-                del seen[gone]
-            lo += 1
-        if len(seen) >= th.fan_in_min_sources:
-            window = fed[lo : hi + 1]
-            minutes = (t.created_at - fed[lo].created_at) // 60
-            return Signal(
-                FAN_IN,
-                f"{party_name(*party)} bought from {len(seen)} distinct first holders (who "
-                f"bought from the creator) within {minutes} min, {len(window)} transfer(s)",
-                capped(transfer_evidence(u) for u in window),
-                party_subject(party),
-                tuple(dict.fromkeys(u.good for u in window)),
-                tuple(sorted(_platforms(window))),
-            )
-    return None
-
-
-def buyer_daily_amount(party: Party, bought: Iterable[Bought], th: Thresholds) -> Signal | None:
-    """One buyer above the anonymous prepaid limits of its currency: a code priced above
-    ``per_code``, or more than ``per_day`` paid within ``amount_window`` (the heaviest such
-    window is the evidence). Currencies without a configured limit are not judged."""
-    by_currency: dict[str, list[TransferRecord]] = defaultdict(list)
-    for t, _ in bought:
-        if t.price is not None and t.currency is not None:
-            by_currency[t.currency].append(t)
-    said: list[str] = []
-    flagged: dict[int, TransferRecord] = {}
-    for currency in sorted(by_currency):
-        limit = limit_for(th.amount_limits, currency)
-        if limit is None:
-            continue
-        paid = sorted(by_currency[currency], key=lambda t: (t.created_at, t.transfer_id))
-        if limit.per_code is not None:
-            dear = [t for t in paid if t.price is not None and t.price > limit.per_code]
-            if dear:
-                said.append(f"{len(dear)} code(s) above {limit.per_code} {currency} each")
-                flagged.update((t.transfer_id, t) for t in dear)
-        if limit.per_day is not None:
-            total, start, end = _heaviest(paid, th.amount_window)
-            if total > limit.per_day:
-                said.append(
-                    f"{total} {currency} within {th.amount_window // 3600} h "
-                    f"(limit {limit.per_day})"
-                )
-                flagged.update((t.transfer_id, t) for t in paid[start:end])
-    if not said:
-        return None
-    evidence = sorted(flagged.values(), key=lambda t: (t.created_at, t.transfer_id))
-    return Signal(
-        BUYER_DAILY_AMOUNT,
-        f"{party_name(*party)} paid {'; '.join(said)} (minor units)",
-        capped(transfer_evidence(t) for t in evidence),
-        party_subject(party),
-        tuple(dict.fromkeys(t.good for t in evidence)),
-        tuple(sorted(_platforms(evidence))),
-    )
-
-
-def _heaviest(paid: Sequence[TransferRecord], window: int) -> tuple[int, int, int]:
-    """The largest sum of prices of the time-sorted ``paid`` within ``window`` seconds (both
-    ends included), and where it is: ``paid[start:end]`` (the first such window)."""
-    best, where = 0, (0, 0)
-    total, lo = 0, 0
-    for hi, t in enumerate(paid):
-        total += t.price or 0
-        while t.created_at - paid[lo].created_at > window:
-            total -= paid[lo].price or 0
-            lo += 1
-        if total > best:
-            best, where = total, (lo, hi + 1)
-    return best, *where
-
-
-def party_red_flags(party: Party, bought: Iterable[Bought], th: Thresholds) -> list[Signal]:
-    """The two rules about one buyer party, on the transfers it bought in the look-back."""
-    items = list(bought)
-    found = (fan_in(party, items, th), buyer_daily_amount(party, items, th))
     return [s for s in found if s is not None]
 
 
@@ -455,13 +323,9 @@ __all__ = [
     "Bought",
     "Party",
     "below_face_value",
-    "buyer_daily_amount",
-    "fan_in",
     "fast_cash_out",
     "good_red_flags",
-    "party_red_flags",
     "party_subject",
-    "purchases",
     "red_flags",
     "redeemed_elsewhere",
     "round_trip",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from readmodels.launderrules import Bought, Party, party_red_flags, purchases
+from readmodels.launderrulesbuyers import Bought, Party, party_red_flags, purchases
 from readmodels.market import GoodKey, TransferRecord
 from readmodels.riskstateparts import Signals
 from readmodels.signals import Thresholds
