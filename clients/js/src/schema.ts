@@ -125,7 +125,8 @@ export interface HandoverOut {
  * seller reference holds the good there, that seller's. Read from the scores the risk
  * worker refreshes every ``refreshed_every`` seconds (``registry.creditscores``), not per
  * request: each score's ``as_of`` says when it was computed and its ``inputs`` recompute it;
- * the ``*_url`` routes answer the same score read live. */
+ * the ``*_url`` routes answer the same score read live. ``seller`` is null while the holding
+ * reference has no fact as a seller (it never sold: its score would be unrated). */
 export interface HolderCreditOut {
   platform: CreditOut | null;
   platform_url: string;
