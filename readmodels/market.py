@@ -77,6 +77,8 @@ class EntryRecord(OfGood):
     #: (migration 0028; the ``below-face-value`` laundering rule compares prices with it).
     face_value: int | None = None
     face_currency: str | None = None
+    #: Its product's id (None: no product), to re-read the face value when it changes.
+    product_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

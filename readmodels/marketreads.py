@@ -51,18 +51,18 @@ def _default_use(good_type: int) -> int:
 
 def _entry_record(row: Sequence[Any]) -> EntryRecord:
     """An entry from a row of ``_ENTRY_COLUMNS`` (its product's use, NULL: the type's; then
-    the product's face value and currency)."""
-    i, kind, good_type, fp, actor, leaf, timestamp, record_id, position, use, face, cur = row
+    the product's face value and currency, and its id)."""
+    i, kind, good_type, fp, actor, leaf, timestamp, record_id, position, use, face, cur, pid = row
     use = _default_use(good_type) if use is None else use
     return EntryRecord(
-        i, kind, good_type, fp, actor, leaf, timestamp, record_id, position, use, face, cur
+        i, kind, good_type, fp, actor, leaf, timestamp, record_id, position, use, face, cur, pid
     )
 
 
 #: An entry's columns in ``EntryRecord``'s order, its product's use and face value last.
 _ENTRY_COLUMNS = (
     "e.id, e.kind, e.good_type, e.fingerprint, e.actor, e.leaf_index, e.timestamp, "
-    "e.record_id, e.position, p.use, p.face_value, p.face_currency"
+    "e.record_id, e.position, p.use, p.face_value, p.face_currency, e.product_id"
 )
 _ENTRIES = f"FROM {entries_t.name} e LEFT OUTER JOIN {products_t.name} p ON p.id = e.product_id"
 #: The parties' columns, in ``TransferRecord``'s and ``AttemptRecord``'s order.

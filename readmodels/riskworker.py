@@ -27,11 +27,12 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
 from sqlalchemy import Connection, Engine, Table, bindparam, delete, select, update
 
+from readmodels.launderrulesfaces import FaceValueWatch
 from readmodels.market import GoodKey, ProbeFlag
 from readmodels.marketreads import Watermarks, read_inputs
 from readmodels.payoutrules import OVERDUE_EVERY, OverdueWatch
@@ -124,6 +125,7 @@ class RiskWorker:
         self._overdue_watch = OverdueWatch(payout_overdue_seconds, every=payout_overdue_every)
         #: ``unattested-seller`` (``readmodels.realnamerule``), read beside the overdue ones.
         self._realname_watch = RealNameWatch(realname or RealNameRule(), every=payout_overdue_every)
+        self._faces = FaceValueWatch()  # a face value changed: the product's goods re-judged
         #: The ``payout-overdue`` signals' ids as last written (to remove the paid-up ones).
         self._overdue: set[str] = set()
         self.state: RiskState | None = None
@@ -178,6 +180,7 @@ class RiskWorker:
             )
             self._marks = Watermarks()
         state = self.state
+        refaced = self._faces.refaced(self.engine, state.registrations)
         new, marks = read_inputs(
             self.engine,
             since=max(0, now - self.lookback),
@@ -185,6 +188,8 @@ class RiskWorker:
             known=state.registrations,
             max_events=MAX_EVENTS,
         )
+        if refaced:  # before what was read now: that has the new face value already
+            new = replace(new, registrations={**refaced, **new.registrations})
         changes = state.refresh(new, now=now, probe_flags=flags)
         after_refresh(refitted=changes.refitted)  # readmodels.riskcollector: why
         self._marks = marks
