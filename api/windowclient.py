@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final, cast
 
 import redis
@@ -34,9 +35,11 @@ class LoopClient:
     MAX_IDLE: Final = 64
 
     def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.timeout = timeout
+        # (No socket timeout on the connections: ``run`` bounds each exchange as a whole.)
         self.redis = redis.asyncio.Redis.from_url(
             url,
-            socket_timeout=timeout,
+            socket_timeout=None,
             socket_connect_timeout=timeout,
             retry=AsyncRetry(NoBackoff(), 0),
         )
@@ -53,15 +56,22 @@ class LoopClient:
         command = packed("EVALSHA", self._sha, len(keys), *keys, *args)
         connection = await self._take(outages)
         try:
-            await connection.send_packed_command(command, check_health=False)
-            try:
-                answer = await connection.read_response()
-            except redis.exceptions.NoScriptError:
-                # Loaded on this very connection (it just answered), then asked again.
-                await connection.send_packed_command(self._load, check_health=False)
-                await connection.read_response()
+            # NOTE: one deadline for the whole exchange rather than the connection's own
+            # timeout on each step: ``redis-py`` bounds a write with ``asyncio.wait_for``,
+            # which makes a task a call.
+            async with asyncio.timeout(self.timeout):
                 await connection.send_packed_command(command, check_health=False)
-                answer = await connection.read_response()
+                try:
+                    answer = await connection.read_response()
+                except redis.exceptions.NoScriptError:
+                    # Loaded on this very connection (it just answered), then asked again.
+                    await connection.send_packed_command(self._load, check_health=False)
+                    await connection.read_response()
+                    await connection.send_packed_command(command, check_health=False)
+                    answer = await connection.read_response()
+        except TimeoutError as exc:
+            await connection.disconnect()
+            raise redis.exceptions.TimeoutError("Redis did not answer in time") from exc
         except BaseException:
             await connection.disconnect()
             raise
