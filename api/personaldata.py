@@ -54,8 +54,11 @@ REFERENCE_FIELDS: Final = frozenset(
 #: Field names (the last member of a path, or a query parameter) never checked; see above.
 EXEMPT_FIELDS: Final = frozenset({"code", "code_key", "price", "amount", "cursor"})
 
-#: The content types whose bodies are checked (others are streamed bytes, see above).
-_JSON_TYPES: Final = ("application/json", "application/problem+json")
+#: The content types whose bodies are checked (others are streamed bytes, see above): every
+#: one FastAPI parses as JSON (``application/json`` and any ``application/*+json``), or a
+#: body sent as ``application/json-patch+json`` would reach the route unchecked.
+_JSON_TYPES: Final = ("application/json",)
+_JSON_SUFFIX: Final = "+json"
 #: Deepest JSON nesting walked; deeper bodies are refused (the models accept far less).
 MAX_DEPTH: Final = 32
 
@@ -95,7 +98,10 @@ async def refuse_personal_data_in_request(request: Request) -> None:
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in _JSON_TYPES:
+    maintype, _, subtype = content_type.partition("/")
+    if content_type not in _JSON_TYPES and not (
+        maintype == "application" and subtype.endswith(_JSON_SUFFIX)
+    ):
         return
     body = await request.body()  # capped by ``api.limits.BodyLimit``; cached for the route
     if not body:

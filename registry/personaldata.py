@@ -2,15 +2,18 @@
 the detectors of mainland phone numbers and resident ID numbers, and of names where only an
 opaque id belongs, and the error that refuses them.
 
-What is detected, precisely (after Unicode NFKC, so full-width digits count as digits):
+What is detected, precisely (after Unicode NFKC, so full-width digits count as digits, with
+invisible format characters such as zero-width spaces taken out and every Unicode dash read
+as ``-``, so a number cannot hide behind them):
 
 - a mainland mobile number: ``1[3-9]`` and nine more digits, optionally ``+86``/``86``
-  before it and a space or dash after the 3rd and 7th digits, not part of a longer run of
+  before it and a space, dash or dot after the 3rd and 7th digits, not part of a longer run of
   letters or digits (so no hex fingerprint, signature or decimal amount is mistaken for one);
 - a resident ID number (居民身份证号码, GB 11643-1999): 18 characters, a region code (first
   digit 1-9), a real birth date 1900-2099, a sequence and the ISO 7064 MOD 11-2 check
   character (a digit or X) that matches; or a first-generation 15-digit number with a real
-  date (YYMMDD). Not part of a longer run of letters or digits;
+  date (YYMMDD); either maybe split by a space or dash around its date. Not part of a longer
+  run of letters or digits;
 - in a *reference* (an opaque account id the registry hashes): any Chinese character (CJK
   ideographs), which is how a person's name would be written. An id is an ASCII token.
 
@@ -30,16 +33,33 @@ from typing import Final
 from registry.errors import InvalidInput
 
 _PHONE: Final = re.compile(
-    r"(?<![0-9A-Za-z])(?:\+?86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]{4}){2}(?![0-9A-Za-z])"
+    r"(?<![0-9A-Za-z])(?:\+?86[ -]?)?1[3-9][0-9](?:[ .-]?[0-9]{4}){2}(?![0-9A-Za-z])"
 )
+# NOTE: an ID number written in groups (region, date, the rest) is as personal as one without.
 _ID18: Final = re.compile(
-    r"(?<![0-9A-Za-z])([1-9][0-9]{5})([0-9]{8})([0-9]{3})([0-9Xx])(?![0-9A-Za-z])"
+    r"(?<![0-9A-Za-z])([1-9][0-9]{5})[ -]?([0-9]{8})[ -]?([0-9]{3})([0-9Xx])(?![0-9A-Za-z])"
 )
-_ID15: Final = re.compile(r"(?<![0-9A-Za-z])([1-9][0-9]{5})([0-9]{6})([0-9]{3})(?![0-9A-Za-z])")
-_EIGHT_DIGITS: Final = re.compile(rb"[0-9]{4}[ -]?[0-9]{4}")
+_ID15: Final = re.compile(
+    r"(?<![0-9A-Za-z])([1-9][0-9]{5})[ -]?([0-9]{6})[ -]?([0-9]{3})(?![0-9A-Za-z])"
+)
+_EIGHT_DIGITS: Final = re.compile(rb"[0-9]{4}[ .-]?[0-9]{4}")
 _CANDIDATE: Final = re.compile(
-    rb"(?<![0-9A-Za-z])(?:\+?86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]{4}){2}(?![0-9A-Za-z])"
-    rb"|(?<![0-9A-Za-z])[1-9][0-9]{14}(?:[0-9]{2}[0-9Xx])?(?![0-9A-Za-z])"
+    rb"(?<![0-9A-Za-z])(?:\+?86[ -]?)?1[3-9][0-9](?:[ .-]?[0-9]{4}){2}(?![0-9A-Za-z])"
+    rb"|(?<![0-9A-Za-z])[1-9][0-9]{5}[ -]?[0-9]{6}(?:[0-9]{2}[ -]?[0-9]{3}[0-9Xx]|[ -]?[0-9]{3})"
+    rb"(?![0-9A-Za-z])"
+)
+#: Unicode's format characters (category Cf: zero-width spaces and joiners, soft hyphen, BOM,
+#: bidi controls, tags): invisible, so a number split by them reads as one to a person.
+_FORMAT: Final = re.compile(
+    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f]"
+)
+#: Unicode's dashes (category Pd) and the minus sign, read as ``-``.
+_DASH: Final = re.compile(
+    "[\u058a\u05be\u1400\u1806\u2010-\u2015\u2212\u2e17\u2e1a\u2e3a-\u2e3b\u2e40\u2e5d"
+    "\u301c\u3030\u30a0\ufe31-\ufe32\ufe58\ufe63\uff0d\U00010ead]"
 )
 #: CJK Unified Ideographs, Extension A, Compatibility Ideographs, Extensions B-F (planes 2-3).
 _HAN: Final = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
@@ -97,15 +117,27 @@ def personal_data_in(text: str, *, reference: bool = False) -> str | None:
     is hashed like any other; an ID number or Chinese characters are refused)."""
     if len(text) > MAX_SCANNED:
         return "text too long to check"
-    # NFKC leaves ASCII as it is: only other text (full-width digits) needs it.
-    normal = text if text.isascii() else unicodedata.normalize("NFKC", text)
-    if _has_id_number(normal):
-        return "an ID number"
-    if reference:
-        return "a name" if _HAN.search(normal) else None
-    if _PHONE.search(normal):
-        return "a phone number"
+    for normal in _readings(text):
+        if _has_id_number(normal):
+            return "an ID number"
+        if reference:
+            if _HAN.search(normal):
+                return "a name"
+        elif _PHONE.search(normal):
+            return "a phone number"
     return None
+
+
+def _readings(text: str) -> tuple[str, ...]:
+    """``text`` as a person reads it: ASCII as it is; other text after NFKC, dashes as ``-``,
+    and format characters both taken out (a number split by them) and read as a space (so
+    taking them out cannot glue a number to a letter before it and hide it)."""
+    if text.isascii():
+        return (text,)
+    normal = _DASH.sub("-", unicodedata.normalize("NFKC", text))
+    if _FORMAT.search(normal) is None:
+        return (normal,)
+    return (_FORMAT.sub("", normal), _FORMAT.sub(" ", normal))
 
 
 def might_hold_personal_data(raw: bytes) -> bool:

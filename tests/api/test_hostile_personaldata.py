@@ -1,0 +1,117 @@
+"""Hostile probes of the no-personal-data filter (issue 18 item 4, red team): personal data
+disguised so that the detectors or the app-wide dependency miss it, sent through the real app
+on SQLite and PostgreSQL, and legitimate opaque ids it must keep accepting."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from registry.personaldata import id_check_character, might_hold_personal_data, personal_data_in
+from tests.api.conftest import KeyFactory, bearer
+
+_ID17 = "11010519491231002"
+ID_18 = _ID17 + id_check_character(_ID17)
+
+
+def _refused(answer: object) -> bool:
+    from httpx2 import Response
+
+    assert isinstance(answer, Response)
+    return answer.status_code == 422 and answer.json()["type"].endswith("/personal-data-refused")
+
+
+@pytest.mark.parametrize(
+    "media",
+    ["application/json-patch+json", "application/x-anything+json", "application/JSON+json"],
+)
+def test_a_json_body_under_another_json_media_type_is_still_checked(
+    client: TestClient, make_key: KeyFactory, media: str
+) -> None:
+    # FastAPI parses any application/*+json body as JSON: the filter must read it too (it
+    # read only application/json and problem+json, so these recorded an ID number's hash).
+    key = make_key("cardhub", "transfer")
+    body = json.dumps({"reference": ID_18, "level": "phone"}).encode()
+    answer = client.post(
+        "/v1/attestations", content=body, headers={**bearer(key), "Content-Type": media}
+    )
+    assert _refused(answer), answer.text
+
+
+DISGUISED_PHONES = [
+    "138\u200b0013\u200b8000",  # zero-width spaces
+    "1\u200c3800138000",  # zero-width non-joiner
+    "138\u20600013\u20608000",  # word joiner
+    "\ufeff13800138000",  # a BOM in front
+    "138\u00ad0013\u00ad8000",  # soft hyphens
+    "138\u20130013\u20138000",  # en dashes
+    "138\u20140013\u20148000",  # em dashes
+    "138\u22120013\u22128000",  # minus signs
+    "138.0013.8000",  # dots
+]
+SPLIT_IDS = [
+    f"{ID_18[:6]} {ID_18[6:14]} {ID_18[14:]}",
+    f"{ID_18[:6]}-{ID_18[6:14]}-{ID_18[14:]}",
+    f"{ID_18[:6]} {ID_18[6:]}",
+    f"{ID_18[:6]}\u200b{ID_18[6:]}",
+]
+
+
+@pytest.mark.parametrize("text", DISGUISED_PHONES)
+def test_a_disguised_phone_number_is_found(text: str) -> None:
+    assert personal_data_in(text) == "a phone number"
+    assert personal_data_in(f"call {text} now") == "a phone number"
+    raw = json.dumps({"note": text}, ensure_ascii=False).encode()
+    assert might_hold_personal_data(raw) and might_hold_personal_data(json.dumps(text).encode())
+
+
+@pytest.mark.parametrize("text", SPLIT_IDS)
+def test_an_id_number_split_by_spaces_or_dashes_is_found(text: str) -> None:
+    assert personal_data_in(text) == "an ID number"
+    assert personal_data_in(text, reference=True) == "an ID number"
+    assert might_hold_personal_data(json.dumps({"reference": text}).encode())
+
+
+def test_a_disguised_id_number_is_refused_through_the_app(
+    client: TestClient, make_key: KeyFactory
+) -> None:
+    key = make_key("cardhub", "transfer")
+    for text in SPLIT_IDS:
+        answer = client.post(
+            "/v1/attestations", json={"reference": text, "level": "phone"}, headers=bearer(key)
+        )
+        assert _refused(answer), (text, answer.text)
+
+
+def test_a_format_character_cannot_glue_a_number_to_a_word_before_it() -> None:
+    assert personal_data_in("tel\u200b13800138000") == "a phone number"
+    assert personal_data_in(f"ID\u200b{ID_18}", reference=True) == "an ID number"
+
+
+def test_every_format_character_and_dash_of_this_unicode_is_read_so() -> None:
+    import sys
+    import unicodedata
+
+    for point in range(sys.maxunicode + 1):
+        char = chr(point)
+        category = unicodedata.category(char)
+        if category in ("Cf", "Pd"):
+            assert personal_data_in(f"138{char}0013{char}8000") == "a phone number", hex(point)
+
+
+LEGITIMATE = [
+    "202612051234567890",  # an 18-digit order number that starts with its date
+    "T202612051234567890",
+    "0x" + "13800138000".rjust(64, "0"),  # a hex fingerprint holding the digits
+    "550e8400-e29b-41d4-a716-446655440000",  # a UUID
+    "order 1380.0138 paid",
+    "sku-10010-20020-30030",
+    "用户-8f3a2c",  # a Chinese product title in free text
+]
+
+
+@pytest.mark.parametrize("text", LEGITIMATE)
+def test_legitimate_opaque_ids_are_kept(text: str) -> None:
+    assert personal_data_in(text) is None
