@@ -18,7 +18,6 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DBAPIError
 
 from registry import (
-    checkpoints,
     codekeys,
     entries,
     handover,
@@ -34,20 +33,15 @@ from registry.audit import LogReport, check_log
 from registry.batches import BatchCheck, BatchResult, Progress
 from registry.batchproof import BatchProof
 from registry.checkpoints import CheckpointSigner
-from registry.db import create_db_engine, read_transaction, retrying, write_transaction
+from registry.db import read_transaction, retrying, write_transaction
 from registry.distribution import load_distribution, save_distribution
 from registry.distribution_policy import Distribution, NotADistributor
 from registry.eip712 import Domain
 from registry.entries import GoodRecord, LoggedEntry
-from registry.errors import ConfigurationError, InvalidInput, NotFound, TracemarkError
+from registry.errors import ConfigurationError, NotFound, TracemarkError
 from registry.fingerprints import GoodType
-from registry.keyring import (
-    ensure_private_dir,
-    load_or_create_master_key,
-    load_or_create_registry_key,
-    load_registry_key,
-)
-from registry.logkeys import LogNoteKeys, default_log_origin, load_log_note_keys
+from registry.logkeys import LogNoteKeys, default_log_origin
+from registry.opening import open_registry
 from registry.orderdesk import OrderDesk
 from registry.orders import GoodReserved
 from registry.parties import REFERENCE_KEY_PURPOSE, ReferenceKeys
@@ -67,7 +61,7 @@ from registry.telemetry import VerificationRecord, VerificationStats
 from registry.tilestore import TileCache
 from registry.transferrequests import TransferRequest
 from registry.treehead import TreeHead
-from registry.witnesspolicy import WitnessPolicy, load_witness_policy
+from registry.witnesspolicy import WitnessPolicy
 
 Clock = Callable[[], int]
 logger = logging.getLogger("tracemark.registry")
@@ -134,46 +128,9 @@ class Registry(OrderDesk, PayoutDesk, RebateDesk):
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Clock = system_clock) -> Registry:
-        """The composition root: data dir, keys, database (migrated to head)."""
-        from registry.migrate import upgrade
-
-        ensure_private_dir(settings.data_dir)
-        try:
-            domain = settings.domain
-        except InvalidInput as exc:
-            raise ConfigurationError(
-                f"TRACEMARK_CHAIN_ID / CONTRACT_ADDRESS: {exc.detail}"
-            ) from exc
-        master = settings.master_key.get_secret_value() if settings.master_key else None
-        policy = load_witness_policy(settings.witness_policy)
-        engine = create_db_engine(settings.resolved_database_url)
-        upgrade(engine)
-        data_dir = settings.data_dir
-        first = load_or_create_registry_key(data_dir)
-        note_keys = load_log_note_keys(data_dir, settings.resolved_log_origin)
-        with write_transaction(engine) as conn:
-            registrykeys.adopt_first_key(conn, bytes.fromhex(first.address[2:]))
-            current = registrykeys.current_key(conn)
-        assert current is not None
-        account = load_registry_key(data_dir, checksum(current))
-        registry = cls(
-            engine,
-            domain=domain,
-            account=account,
-            master_key=load_or_create_master_key(data_dir, master),
-            clock=clock,
-            sequencer_batch_size=settings.sequencer_batch_size,
-            key_loader=lambda address: load_registry_key(data_dir, address),
-            note_keys=note_keys,
-            witness_policy=policy,
-        )
-        registry.payout_overdue_seconds = settings.payout_overdue_days * 86_400
-        with write_transaction(engine) as conn:
-            # A head signed before checkpoints existed gets one now (``checkpoints``); under
-            # the log's lock, as a head is signed, so two processes starting never race.
-            log.lock_log(conn)
-            checkpoints.checkpoint_latest_head(conn, registry.checkpoint_signer, now=clock())
-        return registry
+        """The composition root: data dir, keys, database (migrated to head); see
+        ``registry.opening``."""
+        return open_registry(cls, settings, clock=clock)
 
     def _signing_account(self, conn: Connection) -> LocalAccount:
         """The registry's current key, read in the caller's transaction: a hand-over made by

@@ -29,7 +29,7 @@ import typer
 from eth_account import Account
 from typer.testing import CliRunner, Result
 
-import registry.service
+import registry.opening
 from api import cli as cli_module
 from api.cli import app
 from registry import errors
@@ -892,7 +892,7 @@ def test_exit_7_when_the_database_is_busy(
 ) -> None:
     # NOTE: the lock is real; only the wait is shortened from 5 s so the test stays fast.
     monkeypatch.setattr(
-        registry.service,
+        registry.opening,
         "create_db_engine",
         functools.partial(create_db_engine, busy_timeout_ms=50),
     )
