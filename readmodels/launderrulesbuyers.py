@@ -66,12 +66,11 @@ def fan_in(party: Party, bought: Iterable[Bought], th: Thresholds) -> Signal | N
     """Many first holders feeding one reseller: mule accounts each buy cards first-hand
     with dirty money and pass them to one collector. The first window holding
     ``fan_in_min_sources`` distinct sellers is the evidence."""
-    fed = sorted(
-        (t for t, from_first in bought if from_first and seller_of(t) != party),
-        key=lambda t: (t.created_at, t.transfer_id),
-    )
+    fed = [t for t, from_first in bought if from_first and seller_of(t) != party]
+    # Asked before sorting: the engine re-runs this for a busy buyer each time it buys.
     if len({seller_of(t) for t in fed}) < th.fan_in_min_sources:
         return None  # no window can hold enough
+    fed.sort(key=lambda t: (t.created_at, t.transfer_id))
     seen: Counter[Party | None] = Counter()
     lo = 0
     for hi, t in enumerate(fed):
@@ -111,13 +110,15 @@ def buyer_daily_amount(party: Party, bought: Iterable[Bought], th: Thresholds) -
         limit = limit_for(th.amount_limits, currency)
         if limit is None:
             continue
-        paid = sorted(by_currency[currency], key=lambda t: (t.created_at, t.transfer_id))
+        paid = by_currency[currency]
         if limit.per_code is not None:
             dear = [t for t in paid if t.price is not None and t.price > limit.per_code]
             if dear:
                 said.append(f"{len(dear)} code(s) above {limit.per_code} {currency} each")
                 flagged.update((t.transfer_id, t) for t in dear)
-        if limit.per_day is not None:
+        # No window can hold more than all of it: most buyers stop here, unsorted.
+        if limit.per_day is not None and sum(t.price or 0 for t in paid) > limit.per_day:
+            paid.sort(key=lambda t: (t.created_at, t.transfer_id))
             total, start, end = _heaviest(paid, th.amount_window)
             if total > limit.per_day:
                 said.append(

@@ -181,14 +181,14 @@ def test_fan_in_fires_when_many_first_holders_feed_one_buyer_within_the_window()
 # -- buyer-daily-amount ----------------------------------------------------------------------
 
 
-def _buys(buyer: tuple[str, str], prices: list[int], gap: int, currency: str = "CNY") -> tuple[
-    list[EntryRecord], list[TransferRecord]
-]:  # fmt: skip
+def _buys(
+    buyer: tuple[str, str], prices: list[int], gap: int, currency: str = "CNY", start: int = T0
+) -> tuple[list[EntryRecord], list[TransferRecord]]:
     entries, transfers = [], []
     for i, price in enumerate(prices):
         good = fp()
         entries.append(product(good))
-        transfers.append(sale(good, None, buyer, T0 + i * gap, price=price, currency=currency))
+        transfers.append(sale(good, None, buyer, start + i * gap, price=price, currency=currency))
     return entries, transfers
 
 
@@ -202,6 +202,7 @@ def test_buyer_daily_amount_fires_per_code_and_per_day_by_currency() -> None:
         # daily limit.
         _buys(("cardhub", "edge"), [100_000], HOUR),
         _buys(("cardhub", "under"), [100_000] * 9 + [99_999], HOUR),
+        _buys(("cardhub", "under"), [50_000], HOUR, start=T0 + 2 * DAY),  # another day
         _buys(("cardhub", "slow"), [100_000] * 10, 25 * HOUR // 9),
         _buys(("cardhub", "pounds"), [10**7], HOUR, "GBP"),
         _buys(("cardhub", "euros"), [15_000] * 100, MIN, "EUR"),
