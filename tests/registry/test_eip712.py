@@ -71,6 +71,9 @@ DESIGN_TYPES = {
     "uint64 timestamp)",
     "DeliveryReceipt": "DeliveryReceipt(uint64 orderId,uint8 goodType,bytes32 fingerprint,"
     "uint64 logIndex,bytes32 deliveryHash,bytes32 receiptHash,uint64 timestamp)",
+    # Issue 18: documented in docs/ARCHITECTURE.md ("The compliance report").
+    "ComplianceReport": "ComplianceReport(string platform,uint64 periodFrom,uint64 periodTo,"
+    "bytes32 reportHash,uint64 timestamp)",
 }
 
 
