@@ -70,6 +70,9 @@ class Entry(SQLModel, table=True):
     #: Set by the sequencer, together with leaf_index. (The leaf hash is not stored here:
     #: it is the bottom row of the tree's tiles.)
     timestamp: int | None = Field(default=None, sa_type=BigInteger)
+    #: NOTE: the two references below are foreign keys on SQLite; on PostgreSQL migration 0030
+    #: checks them with one trigger a statement instead (a bulk batch's 10^6 rows paid two RI
+    #: lookups each), with the same refusals and error class.
     record_id: int = Field(sa_type=BigInteger, foreign_key="signed_records.id")
     #: Position of the good in its bulk batch (None for a single registration).
     position: int | None = Field(default=None)
