@@ -26,8 +26,9 @@ _ids = itertools.count(10**6)
 MIN = 60
 
 
-def product(fingerprint: bytes, face: int | None = None, currency: str | None = None, *,
-            at: int | None = T0) -> EntryRecord:  # fmt: skip
+def product(
+    fingerprint: bytes, face: int | None = None, currency: str | None = None, *, at: int | None = T0
+) -> EntryRecord:
     """The good's REGISTER entry; ``face``: its product's face value (minor units)."""
     entry = register(fingerprint, at=T0 if at is None else at)
     return dataclasses.replace(entry, face_value=face, face_currency=currency, timestamp=at)
@@ -139,9 +140,9 @@ def test_fast_cash_out_fires_on_registration_resale_and_redemption_within_minute
 # -- fan-in ----------------------------------------------------------------------------------
 
 
-def _mules(n: int, collector: tuple[str, str], start: int, gap: int, tag: str) -> tuple[
-    list[EntryRecord], list[TransferRecord]
-]:  # fmt: skip
+def _mules(
+    n: int, collector: tuple[str, str], start: int, gap: int, tag: str
+) -> tuple[list[EntryRecord], list[TransferRecord]]:
     """``n`` accounts each buying a card from the creator and selling it on to ``collector``."""
     entries, transfers = [], []
     for i in range(n):
@@ -250,8 +251,8 @@ def test_round_trip_fires_when_a_good_comes_back_and_a_ring_is_reported_once() -
     transfers.append(sale(ring, None, a, T0, price=price))
     for hop in range(1, 8):
         price = int(price * 1.2)
-        transfers.append(sale(ring, (a, b, c)[(hop - 1) % 3], (a, b, c)[hop % 3],
-                              T0 + hop * HOUR, price=price))  # fmt: skip
+        seller, buyer = (a, b, c)[(hop - 1) % 3], (a, b, c)[hop % 3]
+        transfers.append(sale(ring, seller, buyer, T0 + hop * HOUR, price=price))
     item = dataclasses.replace(product(bought_back), use=int(Use.TRANSFERABLE))
     records = inputs([*(product(g) for g in (back, refund, relabel, ring)), item], transfers)
     [signal] = fired(records, S.ROUND_TRIP)

@@ -74,8 +74,15 @@ def test_each_red_flag_is_raised_through_the_worker_and_its_near_miss_is_not(
     worker = RiskWorker(engine, clock=clock, thresholds=TH, refit_seconds=0)
     worker.run_once()
 
-    def sell(code: int, seller: tuple[str, str] | None, buyer: tuple[str, str], price: int,
-             *, final: bool = False, reporter: str | None = None) -> None:  # fmt: skip
+    def sell(
+        code: int,
+        seller: tuple[str, str] | None,
+        buyer: tuple[str, str],
+        price: int,
+        *,
+        final: bool = False,
+        reporter: str | None = None,
+    ) -> None:
         clock.advance(MIN)
         market.transfer(
             TransferRequest(
