@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -20,7 +18,9 @@ from typing import Any, Final
 from sqlalchemy import Engine
 
 from anchoring.states import ANCHORED, AnchorState
-from registry.fingerprints import CodeFingerprinter, GoodType, Use
+from readmodels.codekeys import CODE_KEY_CACHE_TTL, CodeKeyCache
+from registry.fingerprints import GoodType, Use
+from registry.orders import State
 from registry.records import checksum
 
 #: Verdicts, most severe first where several apply.
@@ -44,6 +44,9 @@ _ANCHORED_SQL: Final = ", ".join(f"'{state}'" for state in sorted(ANCHORED))
 # aggregate subquery joined in was materialised per request, about a sixth of the statement.
 # The holder's credit is two primary-key probes of the scores the risk worker keeps
 # (``registry.creditscores``), scalar subqueries so that they are read once per answer.
+# The reservation's order is joined by its primary key (no probe when there is no reservation)
+# for its state: a delivered order past its deadline still reserves the good, as the transfer
+# path refuses it (``registry.reservations``).
 _FACTS = """
 SELECT e.actor, e.leaf_index, p.slug, p.use, h.holder_platform, h.consumed, h.last_transfer_id,
        (SELECT COUNT(*) FROM entries x
@@ -54,7 +57,7 @@ SELECT e.actor, e.leaf_index, p.slug, p.use, h.holder_platform, h.consumed, h.la
           AND x.kind <> 1 AND x.kind = 4),
        SUM(v.count), COUNT(v.platform), MIN(v.first_at),
        a.tree_size, a.state, a.tx_hash, a.block_number,
-       r.score, r.signals, o.platform, o.expires_at,
+       r.score, r.signals, o.platform, o.expires_at, od.state,
        (SELECT cp.document FROM credit_platforms cp WHERE cp.platform = h.holder_platform),
        (SELECT cs.document FROM credit_sellers cs
         WHERE cs.platform = h.holder_platform AND cs.seller_ref = h.holder_ref)
@@ -63,6 +66,7 @@ LEFT JOIN products p ON p.id = e.product_id
 LEFT JOIN holdings h ON h.good_type = e.good_type AND h.fingerprint = e.fingerprint
 LEFT JOIN risk_goods r ON r.good_type = e.good_type AND r.fingerprint = e.fingerprint
 LEFT JOIN order_reservations o ON o.good_type = e.good_type AND o.fingerprint = e.fingerprint
+LEFT JOIN orders od ON od.id = o.order_id
 LEFT JOIN anchors a ON a.id = (
     SELECT id FROM anchors
     WHERE {state} IN ({anchored}) AND tree_size > e.leaf_index
@@ -71,7 +75,7 @@ LEFT JOIN verification_counts v ON v.good_type = e.good_type AND v.fingerprint =
 WHERE e.kind = 1 AND e.good_type = {p} AND e.fingerprint = {p}
 GROUP BY e.id, p.slug, p.use, h.holder_platform, h.holder_ref, h.consumed, h.last_transfer_id,
          a.tree_size, a.state, a.tx_hash, a.block_number, r.score, r.signals,
-         o.platform, o.expires_at
+         o.platform, o.expires_at, od.state
 """
 
 
@@ -114,16 +118,19 @@ class GoodFacts:
     #: when (None: until the order is resolved). ``reserved_at`` says whether it holds.
     reserved_by: str | None = None
     reserved_until: int | None = None
+    #: Whether the reservation's order was delivered: past its deadline its sale stands.
+    reserved_delivered: bool = False
     #: The holder's credit as the risk worker last wrote it (``registry.creditscores``): the
     #: holding platform's and the holding seller's ``CreditOut`` documents, JSON (None: none).
     platform_credit: str | None = None
     seller_credit: str | None = None
 
     def reserved_at(self, now: int) -> bool:
-        """Whether the good is reserved for an open order at ``now`` (a lapsed reservation
-        frees it before the registry settles its order: ``registry.reservations``)."""
+        """Whether the good is reserved for an open order at ``now``, as the transfer path
+        says (``registry.reservations.refuse_if_reserved``): a lapsed reservation frees it,
+        unless its order was delivered (its sale stands until the auto-confirm settles it)."""
         return self.reserved_by is not None and (
-            self.reserved_until is None or now < self.reserved_until
+            self.reserved_until is None or now < self.reserved_until or self.reserved_delivered
         )
 
 
@@ -277,7 +284,7 @@ def _good_facts(good_type: GoodType, fingerprint: bytes, row: Sequence[Any]) -> 
     (actor, leaf_index, slug, product_use, holder, consumed, last_transfer,
      revokes, conflicts, times, platforms, first_at,
      anchor_size, anchor_state, anchor_tx, anchor_block,
-     risk_score, risk_signals, reserved_by, reserved_until,
+     risk_score, risk_signals, reserved_by, reserved_until, order_state,
      platform_credit, seller_credit) = row  # fmt: skip
     if product_use is not None:
         use = _USES[product_use]
@@ -308,6 +315,7 @@ def _good_facts(good_type: GoodType, fingerprint: bytes, row: Sequence[Any]) -> 
         market_signals=() if risk_signals is None else _market_signals(risk_signals),
         reserved_by=reserved_by,
         reserved_until=None if reserved_until is None else int(reserved_until),
+        reserved_delivered=order_state == State.DELIVERED,
         platform_credit=platform_credit,
         seller_credit=seller_credit,
     )
@@ -380,55 +388,6 @@ def decide(
 
 def _decided(verdict: str, signals: list[VerdictSignal], facts: GoodFacts) -> Decision:
     return Decision(verdict, signals, facts.market_risk, facts.market_signals)
-
-
-CODE_KEY_CACHE_TTL: Final = 30.0
-"""Seconds an API process keeps a creator's unsealed code keys before reading them again. A
-retirement (or a new key) made through another process reaches this one this late at most:
-the window in which a retired, perhaps leaked, key is still tried here."""
-
-
-class CodeKeyCache:
-    """Unsealed code keys, per creator, for code lookups (bounded LRU, entries expire).
-
-    Unsealing (a read and an AES-GCM decryption) per request would cost the code path most of
-    its throughput; the keys stay in this process's memory only, never in a log. A creator's
-    entry holds a fingerprinter per live key, newest (its current key) first.
-    """
-
-    def __init__(
-        self,
-        capacity: int = 1024,
-        ttl: float = CODE_KEY_CACHE_TTL,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.capacity = capacity
-        self.ttl = ttl
-        self._clock = clock
-        self._items: OrderedDict[bytes, tuple[float, tuple[CodeFingerprinter, ...]]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, creator: bytes) -> tuple[CodeFingerprinter, ...] | None:
-        with self._lock:
-            found = self._items.get(creator)
-            if found is None:
-                return None
-            if found[0] <= self._clock():
-                del self._items[creator]
-                return None
-            self._items.move_to_end(creator)
-            return found[1]
-
-    def put(self, creator: bytes, fingerprinters: tuple[CodeFingerprinter, ...]) -> None:
-        with self._lock:
-            self._items[creator] = (self._clock() + self.ttl, fingerprinters)
-            self._items.move_to_end(creator)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-
-    def forget(self, creator: bytes) -> None:
-        with self._lock:
-            self._items.pop(creator, None)
 
 
 __all__ = [
