@@ -5,7 +5,7 @@ lets ``/static/badge-embed.js`` turn a plain link into one): the good's verdict,
 (and the creator's proven name), and the credit (信用分, ``registry.credit``) of the platform
 and the seller that hold it now, as the verify answer carries it. The badge names the good
 by its fingerprint only: a code is a secret, and a URL is logged, cached and shared, so no
-code ever travels in one (a ``code`` query parameter is refused, and never echoed).
+code ever travels in one (any query parameter but ``lang`` is refused, and never echoed).
 
 The badge is server-rendered HTML with one stylesheet and no script, so it works in a
 sandboxed frame and under any embedding page's Content-Security-Policy that lets it be framed
@@ -56,6 +56,8 @@ BADGE_HEADERS: Final = {
     "Cache-Control": f"public, max-age={BADGE_MAX_AGE}",
     "Vary": "Accept-Language",
 }
+#: The badge's only query parameter (its language); any other is refused (see badge_page).
+_QUERY_NAMES: Final = frozenset({"lang"})
 #: Not cached: a refusal or a not-found is cheap to answer again and must not stick.
 _REFUSAL_HEADERS: Final = {**BADGE_HEADERS, "Cache-Control": "no-store"}
 
@@ -133,8 +135,10 @@ async def badge_page(request: Request) -> Response:
     _caller(request)
     good_type = str(request.path_params["good_type"])
     fingerprint = str(request.path_params["fingerprint"])
-    if "code" in request.query_params:
+    if any(name not in _QUERY_NAMES for name in request.query_params):
         # Refused without a word of it: the code is already in someone's logs, not in ours.
+        # NOTE: any name but ``lang``, not only ``code``: ``?Code=`` or ``?pin=`` answered a
+        # cacheable badge, and a shared cache kept the URL, code and all, as its key.
         return _render(request, "badge.html", 400, _REFUSAL_HEADERS, refusal="badge.no_code")
     if good_type not in GOOD_TYPES or not _FINGERPRINT.match(fingerprint):
         return _render(request, "badge.html", 404, _REFUSAL_HEADERS, refusal="badge.not_a_good")
