@@ -1,7 +1,8 @@
 """An order's full cycle (issue 17's benchmark) against one plain transfer, in the same process.
 
-Run: ``.venv/bin/python -m bench.order_bench [--goods N] [--rounds R] [--db URL]``. Prints a
-table and writes ``bench/results/orders.json``. The registry is set up as the issue's cycle
+Run: ``.venv/bin/python -m bench.order_bench [--goods N] [--rounds R] [--database sqlite|postgres]
+[--postgres-url URL]``. Prints a table and writes ``bench/results/orders.json`` (a PostgreSQL
+run its ``postgres`` part, a SQLite run the rest). The registry is set up as the issue's cycle
 needs it: the creator's product has a royalty policy (8 % to a studio) and the creator's rebate
 policy of three levels (3 %, 2 %, 1 %); cardhub's agent tree puts its seller three levels
 below the top (seller <- city <- region <- top), and the seller holds every good (bought
@@ -18,14 +19,16 @@ seller to a buyer at the same price: a TRANSFER entry sequenced at once, a signe
 checkpoint, a signed receipt, its royalty line). Each round checks the cycle wrote its lines
 (one royalty and three rebates per order, due). CPU seconds of this process
 (``time.process_time``): on the default in-process SQLite that is all of the server's CPU
-(no HTTP: the routes' parsing and signing of answers is the same order for both); with
-``--db`` PostgreSQL its backends' CPU is not counted. Median over rounds of the mean per
-operation; the target is at most 4x a transfer.
+(no HTTP: the routes' parsing and signing of answers is the same order for both). With
+``--database postgres`` (a fresh schema, ``bench.pgschema``) the server's CPU is this
+process's plus its PostgreSQL backends' (found by ``application_name``, read from /proc), both
+reported. Median over rounds of the mean per operation; the target is at most 4x a transfer.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import statistics
@@ -38,7 +41,8 @@ from pathlib import Path
 from eth_account import Account
 from sqlalchemy import func, select
 
-from bench.common import save
+from bench.common import RESULTS, save
+from bench.pgschema import BackendCpu, fresh_schema, postgres_url
 from registry.creator import CreatorKeys, sign_registration
 from registry.db import create_db_engine
 from registry.eip712 import DEV_DOMAIN
@@ -153,78 +157,124 @@ def _check_lines(registry: Registry, orders: int) -> None:
     assert counts == expected, f"the orders' due lines are {counts}, not {expected}"
 
 
-def _cpu_per_call(call: Callable[[bytes], None], goods: list[bytes]) -> float:
+def _cpu_per_call(
+    call: Callable[[bytes], None], goods: list[bytes], backends: BackendCpu | None
+) -> tuple[float, float]:
+    """(this process's, the database backends') CPU seconds per call."""
+    db_before = backends.read() if backends else 0.0
     started = time.process_time()
     for fingerprint in goods:
         call(fingerprint)
-    return (time.process_time() - started) / len(goods)
+    own = (time.process_time() - started) / len(goods)
+    db = ((backends.read() - db_before) / len(goods)) if backends else 0.0
+    return own, db
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--goods", type=int, default=20, help="operations of each kind a round")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--db", default=None, help="a database URL (default: a fresh SQLite)")
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--postgres-url", default=None, help="else TRACEMARK_TEST_POSTGRES_URL")
     args = parser.parse_args()
+    if args.database == "postgres":
+        with fresh_schema(postgres_url(args.postgres_url)) as (url, schema):
+            backends = BackendCpu(postgres_url(args.postgres_url), schema)
+            try:
+                _run(args, url, backends)
+            finally:
+                backends.close()
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            _run(args, f"sqlite:///{(Path(tmp) / 'orders.db').as_posix()}", None)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        url = args.db or f"sqlite:///{(Path(tmp) / 'orders.db').as_posix()}"
-        engine = create_db_engine(url)
-        upgrade(engine)
-        registry = Registry(
-            engine, domain=DEV_DOMAIN, account=Account.create(), master_key=os.urandom(32)
-        )
-        creator = CreatorKeys(Account.create(), secrets.token_bytes(32))
-        kinds: dict[str, Callable[[Registry, bytes], None]] = {
-            "confirm": _confirm_cycle,
-            "release": _release_cycle,
-            "transfer": _transfer,
-        }
-        n = args.goods
-        goods = _register(registry, creator, len(kinds) * n * args.rounds)
-        cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
-        names = list(kinds)
-        for r in range(args.rounds):
-            batch = goods[len(kinds) * r * n : len(kinds) * (r + 1) * n]
-            # Interleaved, rotating which goes first, so drift hits all alike.
-            order = names[r % len(names) :] + names[: r % len(names)]
-            for i, kind in enumerate(order):
-                half = batch[i * n : (i + 1) * n]
-                cpu[kind].append(_cpu_per_call(partial(kinds[kind], registry), half))
-        _check_lines(registry, 2 * n * args.rounds)
-        engine.dispose()
+
+def _run(args: argparse.Namespace, url: str, backends: BackendCpu | None) -> None:
+    engine = create_db_engine(url)
+    upgrade(engine)
+    registry = Registry(
+        engine, domain=DEV_DOMAIN, account=Account.create(), master_key=os.urandom(32)
+    )
+    creator = CreatorKeys(Account.create(), secrets.token_bytes(32))
+    kinds: dict[str, Callable[[Registry, bytes], None]] = {
+        "confirm": _confirm_cycle,
+        "release": _release_cycle,
+        "transfer": _transfer,
+    }
+    n = args.goods
+    goods = _register(registry, creator, len(kinds) * n * args.rounds)
+    cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
+    db_cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
+    names = list(kinds)
+    for r in range(args.rounds):
+        batch = goods[len(kinds) * r * n : len(kinds) * (r + 1) * n]
+        # Interleaved, rotating which goes first, so drift hits all alike.
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for i, kind in enumerate(order):
+            half = batch[i * n : (i + 1) * n]
+            own, db = _cpu_per_call(partial(kinds[kind], registry), half, backends)
+            cpu[kind].append(own + db)
+            db_cpu[kind].append(db)
+    _check_lines(registry, 2 * n * args.rounds)
+    engine.dispose()
 
     confirm, release = statistics.median(cpu["confirm"]), statistics.median(cpu["release"])
     transfer = statistics.median(cpu["transfer"])
     load = os.getloadavg()[0]
-    print(f"{'operation':<52}{'CPU ms (median)':>18}")
+    print(f"{'operation (' + args.database + ')':<52}{'CPU ms (median)':>18}")
     print(f"{'order cycle: open, deliver, confirm (3 levels)':<52}{confirm * 1e3:>18.2f}")
     print(f"{'order cycle: open, deliver, dispute, release':<52}{release * 1e3:>18.2f}")
     print(f"{'plain transfer (peer)':<52}{transfer * 1e3:>18.2f}")
+    if backends:
+        print(
+            "of which PostgreSQL backends: "
+            + ", ".join(f"{k} {statistics.median(v) * 1e3:.2f}" for k, v in db_cpu.items())
+        )
     print(
         f"ratio confirm cycle / transfer: {confirm / transfer:.2f}, release cycle / transfer:"
         f" {release / transfer:.2f}  (load average {load:.1f})"
     )
-    save(
-        "orders",
-        {
-            "database": url.split(":")[0],
-            "goods_per_round": n,
-            "rounds": args.rounds,
-            "rebate_levels_bps": REBATE_LEVELS,
-            "royalty_bps": 800,
-            "price": PRICE,
-            "order_cycle_cpu_ms": round(confirm * 1e3, 3),
-            "release_cycle_cpu_ms": round(release * 1e3, 3),
-            "transfer_cpu_ms": round(transfer * 1e3, 3),
-            "ratio": round(confirm / transfer, 3),
-            "release_ratio": round(release / transfer, 3),
-            "rounds_order_ms": [round(x * 1e3, 3) for x in cpu["confirm"]],
-            "rounds_release_ms": [round(x * 1e3, 3) for x in cpu["release"]],
-            "rounds_transfer_ms": [round(x * 1e3, 3) for x in cpu["transfer"]],
-            "load_average": round(load, 2),
-        },
-    )
+    result = {
+        "database": args.database,
+        "goods_per_round": n,
+        "rounds": args.rounds,
+        "rebate_levels_bps": REBATE_LEVELS,
+        "royalty_bps": 800,
+        "price": PRICE,
+        "order_cycle_cpu_ms": round(confirm * 1e3, 3),
+        "release_cycle_cpu_ms": round(release * 1e3, 3),
+        "transfer_cpu_ms": round(transfer * 1e3, 3),
+        "ratio": round(confirm / transfer, 3),
+        "release_ratio": round(release / transfer, 3),
+        "rounds_order_ms": [round(x * 1e3, 3) for x in cpu["confirm"]],
+        "rounds_release_ms": [round(x * 1e3, 3) for x in cpu["release"]],
+        "rounds_transfer_ms": [round(x * 1e3, 3) for x in cpu["transfer"]],
+        "load_average": round(load, 2),
+    }
+    if backends:
+        # The server's CPU above is this process's plus these, per operation (medians).
+        result["postgres_backends_cpu_ms"] = {
+            k: round(statistics.median(v) * 1e3, 3) for k, v in db_cpu.items()
+        }
+    save_part("orders", args.database, result)
+
+
+def save_part(name: str, database: str, result: dict[str, object]) -> None:
+    """Write a run's result into ``bench/results/<name>.json``: a SQLite run at the top, a
+    PostgreSQL run as its ``postgres`` part, each keeping the other's."""
+    path = RESULTS / f"{name}.json"
+    kept: dict[str, object] = json.loads(path.read_text()) if path.exists() else {}
+    for key in ("benchmark", "machine", "when"):
+        kept.pop(key, None)
+    if database == "postgres":
+        top = {k: v for k, v in kept.items() if k != "postgres"}
+        top["postgres"] = {
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **result,
+        }
+        save(name, top)
+    else:
+        save(name, {**result, **({"postgres": kept["postgres"]} if "postgres" in kept else {})})
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
 """Issue 17's benchmark over HTTP: the order cycle with three upline levels against a plain
 transfer, in the server's CPU, on one `tracemark serve` in the same run.
 
-Run: ``.venv/bin/python -m bench.order_http_bench [--goods N] [--rounds R]``. Writes
-``bench/results/orders_http.json``. The server is `tracemark serve` on a loopback port over a
-fresh SQLite (no chain: anchoring off; the sequencer's idle poll every 5 s), so its process's
-CPU (``/proc/<pid>/stat``, all its threads: uvicorn, routes, the in-process database) is the
-server's whole cost. Set up as ``bench.order_bench``: codes registered by the creator's CLI
+Run: ``.venv/bin/python -m bench.order_http_bench [--goods N] [--rounds R] [--database
+sqlite|postgres] [--postgres-url URL]``. Writes ``bench/results/orders_http.json`` (a PostgreSQL
+run its ``postgres`` part). The server is `tracemark serve` on a loopback port over a fresh
+SQLite (no chain: anchoring off; the sequencer's idle poll every 5 s), so its process's CPU
+(``/proc/<pid>/stat``, all its threads: uvicorn, routes, the in-process database) is the
+server's whole cost; with ``--database postgres`` over a fresh schema (``bench.pgschema``), and
+the server's CPU is its process's plus its PostgreSQL backends' (by ``application_name``),
+both reported. Set up as ``bench.order_bench``: codes registered by the creator's CLI
 over HTTP with a royalty policy (8 %), the creator's rebate policy of three levels (3/2/1 %)
 set through its session, cardhub's tree with the seller three levels down, the seller buying
 every good first-hand (not measured). Ours, through the typed client: open, deliver (the code),
@@ -31,7 +34,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from anchoring.devchain import free_port
-from bench.common import save
+from bench.order_bench import save_part
+from bench.pgschema import BackendCpu, fresh_schema, postgres_url
 from registry.creator import CreatorKeys
 from registry.fingerprints import CodeFingerprinter
 from verifier.client import TracemarkClient
@@ -70,7 +74,24 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--goods", type=int, default=20, help="operations of each kind a round")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--postgres-url", default=None, help="else TRACEMARK_TEST_POSTGRES_URL")
     args = parser.parse_args()
+    if args.database == "postgres":
+        admin_url = postgres_url(args.postgres_url)
+        with fresh_schema(admin_url) as (url, schema):
+            backends = BackendCpu(admin_url, schema)
+            try:
+                _serve_and_measure(args, url, backends)
+            finally:
+                backends.close()
+    else:
+        _serve_and_measure(args, None, None)
+
+
+def _serve_and_measure(
+    args: argparse.Namespace, database_url: str | None, backends: BackendCpu | None
+) -> None:
     n = args.goods
     total = 2 * n * args.rounds
 
@@ -92,6 +113,8 @@ def main() -> None:
                 "TRACEMARK_TRUST_DIR": str(home / "trust"),
             }
         )
+        if database_url:
+            env["TRACEMARK_DATABASE_URL"] = database_url
         log = (home / "serve.log").open("w")
         server = subprocess.Popen([TRACEMARK, "serve"], env=env, stderr=log)
         try:
@@ -100,7 +123,7 @@ def main() -> None:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise SystemExit((home / "serve.log").read_text()[-3000:])
                 time.sleep(0.3)
-            result = _measure(url, env, home, server.pid, n, args.rounds, total)
+            result = _measure(url, env, home, server.pid, n, args.rounds, total, backends)
         finally:
             server.send_signal(signal.SIGTERM)
             try:
@@ -110,16 +133,29 @@ def main() -> None:
                     server.kill()
                 log.close()
 
+    result_db = {k[3:]: v for k, v in result.items() if k.startswith("db_")}
     cycle, transfer = statistics.median(result["order"]), statistics.median(result["transfer"])
     load = os.getloadavg()[0]
     print(f"{'operation (server CPU, HTTP)':<52}{'CPU ms (median)':>18}")
     print(f"{'order cycle: open, deliver, confirm (3 levels)':<52}{cycle * 1e3:>18.2f}")
     print(f"{'plain transfer (peer)':<52}{transfer * 1e3:>18.2f}")
+    if backends:
+        print(
+            "of which PostgreSQL backends: "
+            + ", ".join(f"{k} {statistics.median(v) * 1e3:.2f}" for k, v in result_db.items())
+        )
     print(f"ratio: {cycle / transfer:.2f}  (load average {load:.1f})")
-    save(
+    extra: dict[str, object] = {}
+    if backends:
+        # The server's CPU above is the serve process's plus these, per operation (medians).
+        extra["postgres_backends_cpu_ms"] = {
+            k: round(statistics.median(v) * 1e3, 3) for k, v in result_db.items()
+        }
+    save_part(
         "orders_http",
+        args.database,
         {
-            "database": "sqlite",
+            "database": args.database,
             "goods_per_round": n,
             "rounds": args.rounds,
             "rebate_levels_bps": REBATE_LEVELS,
@@ -131,12 +167,20 @@ def main() -> None:
             "rounds_order_ms": [round(x * 1e3, 3) for x in result["order"]],
             "rounds_transfer_ms": [round(x * 1e3, 3) for x in result["transfer"]],
             "load_average": round(load, 2),
+            **extra,
         },
     )
 
 
 def _measure(
-    url: str, env: dict[str, str], home: Path, pid: int, n: int, rounds: int, total: int
+    url: str,
+    env: dict[str, str],
+    home: Path,
+    pid: int,
+    n: int,
+    rounds: int,
+    total: int,
+    backends: BackendCpu | None,
 ) -> dict[str, list[float]]:
     creator_env = {**env, "TRACEMARK_DATA_DIR": str(home / "creator-side")}
     creator_env["TRACEMARK_API_URL"] = url
@@ -201,15 +245,20 @@ def _measure(
 
     kinds: dict[str, Callable[[str, bytes], None]] = {"order": cycle, "transfer": transfer}
     cpu: dict[str, list[float]] = {k: [] for k in kinds}
+    cpu.update({f"db_{k}": [] for k in kinds})
     names = list(kinds)
     for r in range(rounds):
         batch = goods[2 * r * n : 2 * (r + 1) * n]
         order = names[r % 2 :] + names[: r % 2]
         for i, kind in enumerate(order):
+            db_started = backends.read() if backends else 0.0
             started = _cpu_seconds(pid)
             for code, fingerprint in batch[i * n : (i + 1) * n]:
                 kinds[kind](code, fingerprint)
-            cpu[kind].append((_cpu_seconds(pid) - started) / n)
+            own = (_cpu_seconds(pid) - started) / n
+            db = ((backends.read() - db_started) / n) if backends else 0.0
+            cpu[kind].append(own + db)
+            cpu[f"db_{kind}"].append(db)
     # Every measured order left its royalty and three rebate lines due.
     owed: list[str] = []
     cursor = None

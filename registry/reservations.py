@@ -3,8 +3,10 @@
 One ``order_reservations`` row per reserved good, keyed by the good: two orders racing for a
 good cannot both insert one, on SQLite or PostgreSQL. A row whose ``expires_at`` has passed
 has *lapsed*: the good is free for everyone who reads it, whether or not the order was settled
-yet (``registry.orderstore`` settles it lazily and by the sweep). Kept apart from the orders'
-storage so that the transfer path can ask without importing it.
+yet (``registry.orderstore`` settles it lazily and by the sweep), unless its order was
+delivered (``refuse_if_reserved``; a verify answer's ``holder.reserved`` reads the same from
+the facts statement, ``readmodels.authenticity.GoodFacts.reserved_at``). Kept apart from the
+orders' storage so that the transfer path can ask without importing it.
 """
 
 from __future__ import annotations
