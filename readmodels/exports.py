@@ -29,7 +29,7 @@ from registry.eip712 import checksum_address
 from registry.errors import InvalidInput, NotFound
 from registry.fingerprints import GoodType, fingerprint_hex
 from registry.leaf import NO_GOOD, EntryKind
-from registry.payloads import TransferPayload
+from registry.transferpayload import TransferPayload
 from registry.treehead import TreeHead
 from verifier.bundle import (
     MAX_BUNDLE_ENTRIES,

@@ -10,9 +10,10 @@ from typing import Any, Final
 from registry.entries import LoggedEntry
 from registry.fingerprints import USE_NAMES
 from registry.leaf import EntryKind
-from registry.payloads import RegistrationPayload, RevocationPayload, TransferPayload
+from registry.payloads import RegistrationPayload, RevocationPayload
 from registry.records import checksum
 from registry.signed import SignedMessage
+from registry.transferpayload import TransferPayload
 from verifier.schemas import (
     RoyaltyShareOut,
     TraceAnchoredOut,

@@ -60,7 +60,7 @@ class _Frozen(BaseModel):
 class RoyaltyShare(_Frozen):
     """One recipient's part of a priced resale, split by the creator's signed policy.
 
-    NOTE: not merged with the TRANSFER payload's ``registry.payloads.TransferShare`` (same
+    NOTE: not merged with the TRANSFER payload's ``registry.transferpayload.TransferShare`` (same
     fields, same JSON): this is the receipt's wire model, that a consensus-critical value with
     stricter parsing and other errors; the reason is written there.
     """

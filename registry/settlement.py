@@ -37,11 +37,12 @@ from registry.errors import Conflict, InvalidInput
 from registry.fingerprints import GoodType, Use, fingerprint_hex
 from registry.holding import current_holding, order_seller_holds
 from registry.orders import State
-from registry.payloads import RegistrationPayload, TransferShare
+from registry.payloads import RegistrationPayload
 from registry.rebates import upline_rebates
 from registry.records import checksum
 from registry.royalty import RoyaltyPolicy, split
 from registry.transferentry import SaleTerms, write_transfer
+from registry.transferpayload import TransferShare
 from registry.transferrequests import DoubleSale
 from registry.transfers import _good_facts, royalty_lines_t
 

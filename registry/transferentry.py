@@ -19,10 +19,10 @@ from registry.fingerprints import GoodType, fingerprint_hex
 from registry.holding import move_holder
 from registry.leaf import EntryKind
 from registry.models import Transfer
-from registry.payloads import TransferPayload, TransferShare
 from registry.receipts import PRIMARY_TYPE, party_document, receipt_message
 from registry.records import checksum, log_registry_record_at_once
 from registry.signatures import sign
+from registry.transferpayload import TransferPayload, TransferShare
 
 if TYPE_CHECKING:
     from registry.checkpoints import CheckpointSigner

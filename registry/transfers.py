@@ -51,7 +51,7 @@ from registry.parties import (
     ReferenceKeys,
     legacy_reference_hash,
 )
-from registry.payloads import RegistrationPayload, TransferPayload, TransferShare
+from registry.payloads import RegistrationPayload
 from registry.receipts import (
     RoyaltyShare,
     TransferReceipt,
@@ -61,6 +61,7 @@ from registry.records import checksum, records_t
 from registry.reservations import refuse_if_reserved
 from registry.royalty import RoyaltyPolicy, split
 from registry.transferentry import SaleTerms, write_transfer
+from registry.transferpayload import TransferPayload, TransferShare
 from registry.transferrequests import (
     DoubleSale,
     GoodConsumed,

@@ -15,6 +15,7 @@ PURE_MODULES = [
     "registry.eip712",
     "registry.signatures",
     "registry.payloads",
+    "registry.transferpayload",
     "registry.merkle",
     "registry.tiles",
     # The signed requests and the distribution policy a platform's client builds (issue 13).

@@ -22,7 +22,7 @@ from typing import Any, Final
 from registry.errors import InvalidInput
 from registry.fingerprints import GoodType
 from registry.leaf import EntryKind
-from registry.payloads import TransferPayload
+from registry.transferpayload import TransferPayload
 from verifier.bundle import BundleEntry
 
 #: A signal's weight from which it is "high" (the rules' strongest evidence: a double sale,

@@ -36,11 +36,11 @@ from registry.payloads import (
     RegistrationPayload,
     RevocationPayload,
     SignedPayload,
-    TransferPayload,
 )
 from registry.requests import metadata_hash
 from registry.royalty import policy_hash
 from registry.signatures import verify_signature
+from registry.transferpayload import TransferPayload
 from registry.treehead import TreeHead
 from verifier.bundle import (
     Bundle,

@@ -31,7 +31,7 @@ from registry.errors import InvalidInput
 from registry.fingerprints import fingerprint_hex
 from registry.leaf import EntryKind
 from registry.orders import State
-from registry.payloads import TransferPayload
+from registry.transferpayload import TransferPayload
 from verifier.bundle import BundleEntry
 
 FactKind = Literal[

@@ -38,7 +38,7 @@ from registry.fingerprints import GoodType, fingerprint_hex
 from registry.leaf import EntryKind
 from registry.merkle import verify_inclusion
 from registry.note import Note, NoteError, parse_note
-from registry.payloads import TransferPayload
+from registry.transferpayload import TransferPayload
 from verifier.bundle import BundleEntry
 from verifier.bundlereport import COMPLETENESS_NOT_PROVEN, ChainFinding, ProvedEntry, Status
 from verifier.checkpointcheck import WitnessFinding

@@ -23,11 +23,11 @@ from registry.payloads import (
     RegistrationPayload,
     RevocationPayload,
     StateCommitmentPayload,
-    TransferPayload,
     signed_payload_from_json,
 )
 from registry.royalty import RoyaltyPolicy, policy_document
 from registry.service import Registry
+from registry.transferpayload import TransferPayload
 from tests.conftest import Clock, CreatorFactory
 from tests.registry.helpers import registration
 from tests.registry.test_transfers import CREATOR, party, sale
