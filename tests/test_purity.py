@@ -64,6 +64,7 @@ PURE_MODULES = [
     "verifier.truststore",
     "verifier.bundle",
     "verifier.offline",
+    "verifier.entrycheck",
     # The c2sp.org/tlog-proof@v1 offline proof and its check (issue 15).
     "verifier.tlogproof",
     "verifier.tlogproofcheck",

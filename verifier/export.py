@@ -24,10 +24,11 @@ from verifier.bundle import (
 )
 from verifier.bundlereport import COMPLETENESS_NOT_PROVEN, ChainFinding, Status
 from verifier.checkpointcheck import WitnessFinding, check_checkpoint
+from verifier.entrycheck import CheckCache
 from verifier.errors import BundleInvalid, NotAnchoredYet, NotFinalYet
 from verifier.exportformat import FORMAT_V2, Export, ExportGood
 from verifier.headcheck import AnchorView, check_head_on_chain
-from verifier.offline import CheckCache, prove_bundle
+from verifier.offline import prove_bundle
 from verifier.trust import TrustPolicy, TrustRoot
 
 # -- checking one -----------------------------------------------------------------------------

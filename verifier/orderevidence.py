@@ -57,9 +57,10 @@ from verifier import boundedjson
 from verifier.bundle import MAX_BUNDLE_BYTES, Bundle, BundleEntry, MalformedBundle
 from verifier.bundlereport import BundleReport, Status
 from verifier.deliverycheck import delivery_payload
+from verifier.entrycheck import CheckCache
 from verifier.errors import BundleInvalid, NotAnchoredYet, NotFinalYet
 from verifier.headcheck import AnchorView, check_head_on_chain
-from verifier.offline import CheckCache, check_bundle
+from verifier.offline import check_bundle
 from verifier.orderfacts import facts_of, summarize
 from verifier.trust import TrustPolicy, TrustRoot
 

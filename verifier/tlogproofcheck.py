@@ -42,12 +42,12 @@ from registry.transferpayload import TransferPayload
 from verifier.bundle import BundleEntry
 from verifier.bundlereport import COMPLETENESS_NOT_PROVEN, ChainFinding, ProvedEntry, Status
 from verifier.checkpointcheck import WitnessFinding
-from verifier.errors import BundleInvalid, NotAnchoredYet, NotFinalYet, UntrustedRegistry
-from verifier.headcheck import AnchorView, check_head_on_chain
 
 # NOTE: the entry checks are the bundle's own, not a second copy: a tlog-proof's entry must
 # pass exactly what the same entry passes in a bundle.
-from verifier.offline import CheckCache, _check_actor, _leaf_hash
+from verifier.entrycheck import CheckCache, check_actor, entry_leaf_hash
+from verifier.errors import BundleInvalid, NotAnchoredYet, NotFinalYet, UntrustedRegistry
+from verifier.headcheck import AnchorView, check_head_on_chain
 from verifier.tlogproof import HEADER, PROVABLE_KINDS, MalformedTlogProof, ProofExtra, TlogProof
 from verifier.trust import LOG_KEY_TYPES, TrustPolicy, TrustRoot
 
@@ -179,7 +179,7 @@ def check_tlog_proof(
     # 1. The leaf, rebuilt from the extra: what the log committed, if step 4 binds it.
     entry = _entry(proof)
     where = f"leaf {entry.leaf_index:,}"
-    leaf_hash = _leaf_hash(entry, where, cache)
+    leaf_hash = entry_leaf_hash(entry, where, cache)
     # 2. The checkpoint: the root's origin, signed by one of the root's log keys (unknown
     #    lines ignored, a known key's bad signature refused: C2SP signed-note).
     try:
@@ -224,7 +224,7 @@ def check_tlog_proof(
     creator = _creator(entry)
     if entry.kind is EntryKind.TRANSFER:
         _check_transfer_domain(entry, root, where)
-    proved = _check_actor(entry, root, creator, where, cache)
+    proved = check_actor(entry, root, creator, where, cache)
     report = TlogProofReport(
         good_type=entry.good_type,
         fingerprint=entry.fingerprint,

@@ -99,7 +99,7 @@ def test_a_good_given_twice_is_refused_by_name(world: World, exported: Document)
 def test_a_goods_leaf_hashed_directly_is_leafdatas_hash_or_refusal(
     kind: EntryKind, good_type: GoodType
 ) -> None:
-    # offline._leaf_hash encodes a good's entry (it always has a good type) without LeafData.
+    # entrycheck.entry_leaf_hash encodes a good's entry (always with a good type) without LeafData.
     fields = (bytes(range(32)), bytes(range(20)), bytes(range(32, 64)), 1_790_000_000)
     try:
         expected: bytes | str = LeafData(LEAF_VERSION, kind, good_type, *fields).leaf_hash()
