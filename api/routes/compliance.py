@@ -10,7 +10,8 @@ gets (no oracle for which platforms have signals); a creator's session 403, no c
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import threading
+from typing import Annotated, Final, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import StreamingResponse
@@ -19,6 +20,7 @@ from api.apikeys import parse_platform_id
 from api.auth import require_any_scope
 from api.deps import Context, Principal
 from api.errors import problem_response
+from api.ratelimit import RateLimited
 from readmodels.compliance import build_report
 from readmodels.compliancecsv import csv_lines
 from registry.errors import NotFound
@@ -28,6 +30,13 @@ router = APIRouter(tags=["auditors"])
 #: An auditor, or a platform asking for its own report (checked in the handler).
 ReportReader = Annotated[Principal, Depends(require_any_scope("audit", "transfer", "verify"))]
 PlatformId = Annotated[str, Path(max_length=64)]
+#: Reports built at once in this process. NOTE: a report costs seconds of CPU and megabytes
+#: (up to 5,000 goods proved) and a key's budget lets 200 requests start at once: without a
+#: bound they would all be built side by side, starving every other route's thread pool.
+MAX_BUILDING: Final = 2
+#: Seconds a caller is told to wait while the builds run.
+BUSY_RETRY_AFTER: Final = 5
+_building = threading.BoundedSemaphore(MAX_BUILDING)
 Moment = Annotated[int, Query(ge=0, le=2**63 - 1)]
 
 
@@ -44,6 +53,7 @@ Moment = Annotated[int, Query(ge=0, le=2**63 - 1)]
             }
         },
         400: problem_response("A period that ends before it starts, or longer than 366 days"),
+        429: problem_response("Other reports are being built: retry after Retry-After"),
         403: problem_response("A creator's session: only platform keys and auditors ask"),
         404: problem_response(
             "Another platform's report (without the audit scope): the same answer as for a "
@@ -62,7 +72,17 @@ def compliance_report(
     if "audit" not in principal.scopes and principal.platform != platform:
         # One answer for "none" and "not yours", made here.
         raise NotFound("no platform of that id whose report you may see")
-    report = build_report(ctx.registry, parse_platform_id(platform), start=start, end=end)
+    platform_id = parse_platform_id(platform)
+    if not _building.acquire(blocking=False):
+        raise RateLimited(
+            f"{MAX_BUILDING} reports are being built: retry in {BUSY_RETRY_AFTER} seconds",
+            retry_after=BUSY_RETRY_AFTER,
+            bucket="compliance-report",
+        )
+    try:
+        report = build_report(ctx.registry, platform_id, start=start, end=end)
+    finally:
+        _building.release()
     name = f"compliance-{platform}-{start}-{end}"
     if format == "csv":
         return StreamingResponse(
