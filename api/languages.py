@@ -122,8 +122,9 @@ class Translator:
         return text.format(**{k: escape(v) for k, v in values.items()}) if values else text
 
     def script_texts(self) -> dict[str, str]:
-        """The ``js.*`` texts, for the page's scripts (embedded as JSON)."""
-        return {k: v for k, v in self.texts.items() if k.startswith("js.")}
+        """The ``js.*`` texts, for the page's scripts (embedded as JSON), and the signals'
+        ``signal.<code>.title``/``.meaning``: the scripts name a signal they were given."""
+        return {k: v for k, v in self.texts.items() if k.startswith(("js.", "signal."))}
 
 
 def switch_links(request: Request) -> list[dict[str, str]]:

@@ -124,7 +124,7 @@
     signalCode.appendChild(el("option", { value: "" }, TM.t("js.audit.every_signal", { n: signals.length })));
     codes.forEach(function (code) {
       var count = signals.filter(function (x) { return x.code === code; }).length;
-      signalCode.appendChild(el("option", { value: code, selected: code === chosen }, code + " (" + count + ")"));
+      signalCode.appendChild(el("option", { value: code, selected: code === chosen }, TM.signalText(code, "title") + " \u00B7 " + code + " (" + count + ")"));
     });
     renderSignals();
   }
@@ -133,7 +133,8 @@
     var code = signalCode.value, needle = signalSearch.value.trim().toLowerCase();
     var shown = signals.filter(function (x) {
       if (code && x.code !== code) return false;
-      var text = [x.code, x.detail, x.evidence, x.about, x.platforms].join(" ").toLowerCase();
+      // Found by its code or by its title in the page's language.
+      var text = [x.code, TM.signalText(x.code, "title"), x.detail, x.evidence, x.about, x.platforms].join(" ").toLowerCase();
       if (needle && text.indexOf(needle) < 0) return false;
       return true;
     });
@@ -147,7 +148,7 @@
           return el("th", { scope: "col" }, h);
         }))),
         el("tbody", {}, shown.map(function (x) {
-          return el("tr", {}, el("td", {}, el("strong", {}, x.code)),
+          return el("tr", {}, el("td", {}, TM.signalNode(x.code)),
             el("td", { class: "mono" }, x.about || "—"),
             el("td", {}, x.evidence ? [x.detail, " ", el("span", { class: "mono" }, x.evidence)] : x.detail),
             el("td", {}, x.platforms || "—"),

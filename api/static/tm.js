@@ -181,7 +181,25 @@
       say: t("js.verdict." + verdict + ".say") };
   }
 
+  /** A risk signal's title and one-sentence meaning in the page's language (the catalogue's
+   *  signal.<code>.title and .meaning, one for each code of readmodels.signals); a code the
+   *  catalogue does not know yet (a newer server) is shown as itself, never as a key. */
+  function signalText(code, part) {
+    var key = "signal." + code + "." + part;
+    return Object.prototype.hasOwnProperty.call(MESSAGES, key) ? MESSAGES[key] : (part === "title" ? String(code) : "");
+  }
+
+  /** The signal's title, its code kept beside it, small (auditors search by code), and its
+   *  meaning as the title's tooltip. */
+  function signalNode(code) {
+    var meaning = signalText(code, "meaning");
+    return el("span", { class: "signal-name" },
+      el("strong", meaning ? { title: meaning } : {}, signalText(code, "title")), " ",
+      el("small", { class: "mono muted signal-code" }, String(code)));
+  }
+
   global.TM = {
+    signalText: signalText, signalNode: signalNode,
     el: el, append: append, clear: clear, api: api, problemText: problemText, t: t, count: count, lang: LANG,
     credential: credential, setCredential: setCredential, describeCredential: describeCredential,
     time: time, short: short, plural: plural, amount: amount, verdictInfo: verdictInfo,

@@ -31,6 +31,7 @@ from api.languages import (
 from api.web import STATIC, TEMPLATES
 from registry.errors import TracemarkError
 from registry.fingerprints import USE_NAMES
+from tests.api.test_signal_titles import signal_codes
 
 API = Path(__file__).parents[2] / "api"
 #: Scripts whose texts come from the catalogue. svg.js (the graph's and chart's drawing)
@@ -39,7 +40,7 @@ TRANSLATED_SCRIPTS = ("tm.js", "check.js", "receipt.js", "label.js", "audit.js")
 #: The Python modules that name catalogue keys (the not-found page's "what", QR titles).
 PAGE_MODULES = ("web.py", "receiptpage.py", "badge.py")
 KEY = re.compile(
-    r"""["']((?:base|common|notfound|label|check|audit|receipt|badge|js)\.[\w.]+)["']"""
+    r"""["']((?:base|common|notfound|label|check|audit|receipt|badge|signal|js)\.[\w.]+)["']"""
 )
 PACKAGES = ("api", "registry", "verifier", "anchoring", "readmodels")
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -77,6 +78,12 @@ def _used_keys() -> set[str]:
     for text in _sources().values():
         for prefix in re.findall(r'"((?:js|label)\.[\w.]+\.)" [+~]', text):
             used |= {key for key in catalogue(ENGLISH) if key.startswith(prefix)}
+    # A signal's title and meaning (tm.js builds "signal." + code + "." + part): one of each
+    # for every code the rules or a verify answer raise (tests/api/test_signal_titles.py).
+    if '"signal." + code + "." + part' in tm:
+        used |= {
+            f"signal.{code}.{part}" for code in signal_codes() for part in ("title", "meaning")
+        }
     for text in _sources().values():
         for base in re.findall(r"""count\([^,]+, "(js\.count\.\w+)"\)""", text):
             used = (used - {base}) | {f"{base}.one", f"{base}.other"}
@@ -162,7 +169,7 @@ def test_no_english_sentence_left_in_a_translated_script(script: str) -> None:
     # A capitalised phrase, or words ending a sentence or before a colon, is text a person
     # reads (class names, "use strict" and the like are neither).
     sentence = re.compile(r"^\s*[A-Z][a-z]+ [A-Za-z]|[A-Za-z]{2,}(?:[.…]$|: )")
-    sentences = [s for s in literals if sentence.search(s) and not s.startswith("js.")]
+    sentences = [s for s in literals if sentence.search(s) and not s.startswith(("js.", "signal."))]
     assert sentences == [], (script, sentences)
 
 

@@ -174,6 +174,22 @@ def test_the_scripts_speak_the_pages_language(browser: Any, market: Market) -> N
     assert ZH["js.check.row.creator"] in facts and ZH["js.check.row.holder"] in facts
     assert "Creator" not in facts
     shot(browser, "lang-check-result-zh-Hans")
+    # A revoked code's risk signals by their Chinese titles, each code kept beside it small,
+    # its meaning the title's tooltip (issue 18 item 5).
+    browser.get(market.url + f"/?lang=zh-Hans&type=code&fp={market.revoked_fp}")
+    css(browser, "#form-fingerprint button[type=submit]")[0].click()
+    wait_for(browser, lambda d: css(d, "#result-body ul.signals li") or None, "the signals")
+    named = {
+        item.find_element("css selector", ".signal-code").text: item
+        for item in css(browser, "#result-body ul.signals li")
+    }
+    assert {"revoked", "dead-good-transfer"} <= set(named)
+    for code in ("revoked", "dead-good-transfer"):
+        title = named[code].find_element("css selector", "strong")
+        assert title.text == ZH[f"signal.{code}.title"]
+        assert title.get_attribute("title") == ZH[f"signal.{code}.meaning"]
+    assert EN["signal.dead-good-transfer.title"] not in by_id(browser, "result-body").text
+    shot(browser, "lang-check-signals-zh-Hans")
     # A bad fingerprint is refused by the page itself, in Chinese.
     fill(by_id(browser, "fp-value"), "0x12")
     css(browser, "#form-fingerprint button[type=submit]")[0].click()
@@ -209,6 +225,15 @@ def test_the_auditors_view_in_chinese(browser: Any, market: Market) -> None:
     assert ZH["js.audit.signals_of"].split("{")[0] in status and "implicating" not in status
     headers = [th.text for th in css(browser, "#signals-table thead th")]
     assert headers[0] == ZH["js.audit.col.signal"]
+    # The signal by its Chinese title, in the table and the filter, its code kept small.
+    cell = css(browser, "#signals-table tbody tr td")[0]
+    assert cell.find_element("css selector", "strong").text == ZH["signal.dead-good-transfer.title"]
+    assert cell.find_element("css selector", ".signal-code").text == "dead-good-transfer"
+    options = [o.text for o in css(browser, "#signal-code option")]
+    assert any(o.startswith(ZH["signal.dead-good-transfer.title"]) for o in options), options
+    # Searching by the Chinese title finds it.
+    fill(by_id(browser, "signal-search"), ZH["signal.dead-good-transfer.title"])
+    wait_for(browser, lambda d: css(d, "#signals-table tbody tr") or None, "the search")
     shot(browser, "lang-audit-trace-zh-Hans")
     # The creator's dashboard.
     browser.execute_script("sessionStorage.clear()")

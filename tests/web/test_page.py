@@ -381,7 +381,12 @@ def test_a_trace_draws_its_provenance_graph(browser: Any, market: Market) -> Non
     wait_for(browser, lambda d: css(d, "#signals-table tbody tr") or None, "the signals")
     assert "Signals implicating code" in by_id(browser, "signals-verdict").text
     rows = css(browser, "#signals-table tbody tr")
-    assert [row.find_element("css selector", "td").text for row in rows] == ["dead-good-transfer"]
+    # The signal's title, its code kept beside it (auditors search by code).
+    cells = [row.find_element("css selector", "td") for row in rows]
+    assert [cell.find_element("css selector", ".signal-code").text for cell in cells] == [
+        "dead-good-transfer"
+    ]
+    assert cells[0].find_element("css selector", "strong").text == "Used or revoked good traded"
     assert "shadowkeys" in rows[0].text and "attempt" in rows[0].text
     by_id(browser, "signals-all").click()
     wait_for(browser, lambda d: "Every standing signal" in by_id(d, "signals-verdict").text, "all")
