@@ -11,9 +11,10 @@ transaction that updates ``risk_signals``. The standing signals are copied in as
 version, so a report of the days before this migration still finds them.
 
 Append-only, held by triggers on both databases (not only by the code having no such path):
-no row is deleted (nor the table truncated, on PostgreSQL), and the one update a row takes is
-its closing, once: ``seen_at``, ``ended_at`` and ``ended_by`` set on a row still open. Every
-other change is refused.
+no row is deleted (nor the table truncated, on PostgreSQL; nor replaced by SQLite's INSERT OR
+REPLACE, which deletes without firing delete triggers), and the one update a row takes is its
+closing, once: ``seen_at``, ``ended_at`` and ``ended_by`` set on a row still open (an upsert's
+update on PostgreSQL goes through the same trigger). Every other change is refused.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ _REFUSED = "signal_history is append-only: a row is closed once and never change
 
 _SQLITE = (
     f"""CREATE TRIGGER signal_history_kept BEFORE DELETE ON signal_history
+BEGIN SELECT RAISE(ABORT, '{_REFUSED}'); END""",
+    # NOTE: INSERT OR REPLACE deletes the row it replaces without firing delete triggers
+    # (unless recursive_triggers is on): an insert may not meet an existing row at all.
+    f"""CREATE TRIGGER signal_history_not_replaced BEFORE INSERT ON signal_history
+WHEN EXISTS (SELECT 1 FROM signal_history
+             WHERE id = NEW.id OR (signal_id = NEW.signal_id AND version = NEW.version))
 BEGIN SELECT RAISE(ABORT, '{_REFUSED}'); END""",
     f"""CREATE TRIGGER signal_history_closed_once BEFORE UPDATE ON signal_history
 WHEN OLD.ended_at IS NOT NULL OR NEW.ended_at IS NULL
@@ -114,6 +121,7 @@ def downgrade() -> None:
         op.execute("DROP FUNCTION signal_history_append_only()")
     else:
         op.execute("DROP TRIGGER signal_history_closed_once")
+        op.execute("DROP TRIGGER signal_history_not_replaced")
         op.execute("DROP TRIGGER signal_history_kept")
     op.drop_index(op.f("ix_signal_history_ended_at"), table_name="signal_history")
     op.drop_table("signal_history")
