@@ -12,7 +12,7 @@ parameters, and applies each field's policy:
   keyed fingerprint is kept; a card PIN may look like a phone number), a code key (kept
   encrypted), amounts (validated as decimal minor units), opaque cursors;
 - every other text (product slugs, metadata, reasons, payout references, URLs, names of
-  domains, ...): a phone number or an ID number is refused.
+  domains, the ``Idempotency-Key`` header, ...): a phone number or an ID number is refused.
 
 Bodies that are not JSON (bulk uploads of fingerprints, files to fingerprint) are not read
 here: the routes stream them, and they hold hashes and bytes, not text fields.
@@ -54,6 +54,8 @@ REFERENCE_FIELDS: Final = frozenset(
 #: Field names (the last member of a path, or a query parameter) never checked; see above.
 EXEMPT_FIELDS: Final = frozenset({"code", "code_key", "price", "amount", "cursor"})
 
+#: The request header checked as free text (see ``refuse_personal_data_in_request``).
+IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 #: The content types whose bodies are checked (others are streamed bytes, see above): every
 #: one FastAPI parses as JSON (``application/json`` and any ``application/*+json``), or a
 #: body sent as ``application/json-patch+json`` would reach the route unchecked.
@@ -95,6 +97,11 @@ async def refuse_personal_data_in_request(request: Request) -> None:
             _check(route, name, value)
     for name, value in request.query_params.multi_items():
         _check(route, name, value)
+    # The one header the registry stores as sent (replays, transfers' UNIQUE column): a key
+    # named after a buyer's phone number would be kept in clear.
+    idempotency_key = request.headers.get(IDEMPOTENCY_HEADER)
+    if idempotency_key is not None:
+        _check(route, IDEMPOTENCY_HEADER, idempotency_key)
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

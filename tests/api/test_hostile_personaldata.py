@@ -8,9 +8,11 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
 from registry.personaldata import id_check_character, might_hold_personal_data, personal_data_in
 from tests.api.conftest import KeyFactory, bearer
+from tests.api.test_no_personal_data import _search_database
 
 _ID17 = "11010519491231002"
 ID_18 = _ID17 + id_check_character(_ID17)
@@ -115,3 +117,28 @@ LEGITIMATE = [
 @pytest.mark.parametrize("text", LEGITIMATE)
 def test_legitimate_opaque_ids_are_kept(text: str) -> None:
     assert personal_data_in(text) is None
+
+
+@pytest.mark.parametrize("idempotency_key", ["order-13800138000", f"retry-{ID_18}"])
+def test_an_idempotency_key_holding_personal_data_is_refused_and_not_stored(
+    client: TestClient, make_key: KeyFactory, engine: Engine, idempotency_key: str
+) -> None:
+    # The key is stored as sent (its replay table, transfers' UNIQUE column): a platform
+    # that names retries by its buyer's phone number would have it kept in clear.
+    key = make_key("cardhub", "transfer")
+    answer = client.post(
+        "/v1/attestations",
+        json={"reference": "acct-1", "level": "phone"},
+        headers={**bearer(key), "Idempotency-Key": idempotency_key},
+    )
+    assert _refused(answer), answer.text
+    assert idempotency_key not in answer.text
+    needle = idempotency_key.split("-", 1)[1]
+    assert _search_database(engine, [needle]) == []
+    # An ordinary key is served.
+    served = client.post(
+        "/v1/attestations",
+        json={"reference": "acct-1", "level": "phone"},
+        headers={**bearer(key), "Idempotency-Key": "550e8400-e29b-41d4-a716-446655440000"},
+    )
+    assert served.status_code == 201, served.text
