@@ -197,6 +197,7 @@ class SharedRateLimiter(RateLimiter):
         self._loop: object | None = None
         self._aio = LoopClient(url, SOCKET_TIMEOUT)
         self._retry_interval = retry_interval
+        # ``blocks`` False: every request charge one hit (exact per-request windows).
         self.blocks = TokenBlocks(
             {name: self._items[name] for name in BLOCKABLE if blocks},
             replicas=replicas,

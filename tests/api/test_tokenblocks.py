@@ -220,6 +220,19 @@ def test_a_busy_key_is_one_round_trip_a_block(server: RedisServer) -> None:
             assert evalshas(server.url) - before == 4 + n
     finally:
         limiter.close()
+    # Without blocks, the same busy key is one round trip a request.
+    exact = SharedRateLimiter(
+        limits, server.url, prefix="u", replicas=2, monotonic=clock, blocks=False
+    )
+    try:
+        exact.check(ratelimit.API_KEY, "key:other")
+        before = evalshas(server.url)
+        for _ in range(60):  # 40 a second on the lease's clock, as above
+            clock.now += 1 / 40
+            exact.check(ratelimit.API_KEY, "key:1")
+        assert evalshas(server.url) - before == 60
+    finally:
+        exact.close()
 
 
 @pytest.mark.slow
