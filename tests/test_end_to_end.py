@@ -210,11 +210,12 @@ def test_codes_from_creator_to_player(
         auditor = TracemarkClient(url, api_key=api_key("auditco", scope="audit"))
         # keyshop's refused claim (403) alone raises the signal too: a refresh between it and
         # cardhub's double sale shows keyshop only, so wait for the refresh that has both.
+        good_subject = ("code", fingerprint)
         raised = wait_until(
             "the risk worker to raise the double sale",
             lambda: [
                 s
-                for s in auditor.signals(code="sold-by-non-holder", good=("code", fingerprint)).items
+                for s in auditor.signals(code="sold-by-non-holder", good=good_subject).items
                 if "cardhub" in s.platforms
             ],
         )
