@@ -50,6 +50,17 @@ def catalogue(language: str) -> dict[str, str]:
 
 
 @cache
+def signal_titles() -> dict[str, tuple[str, str]]:
+    """Each signal code's title in English and in Chinese (the compliance CSV's columns)."""
+    english, chinese = catalogue(ENGLISH), catalogue(CHINESE)
+    return {
+        key.split(".")[1]: (text, chinese[key])
+        for key, text in english.items()
+        if key.startswith("signal.") and key.endswith(".title")
+    }
+
+
+@cache
 def problem_catalogue() -> dict[str, dict[str, str]]:
     """Problem code to its Chinese ``title`` (and ``detail`` where the detail is fixed)."""
     with (MESSAGES / "problems.zh-Hans.json").open(encoding="utf-8") as file:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Final
 
@@ -38,11 +38,19 @@ CSV_COLUMNS: Final = (
     "detail",
     "raised_at",
     "stopped_at",
+    "title_en",
+    "title_zh",
 )
 """The columns, in order (documented in docs/ARCHITECTURE.md; new ones only at the end).
 Times are ISO 8601 UTC; ``relations``, ``goods`` and ``logged_leaves`` are ``;``-separated;
 ``amounts`` lists each cited transfer's price and currency (``1000 CNY;500 CNY``);
-``stopped_at`` is empty for a signal that still stood when the report was made."""
+``stopped_at`` is empty for a signal that still stood when the report was made; ``title_en``
+and ``title_zh`` name the rule for a person, in both languages (a report has no language of
+its own): the page catalogues' ``signal.<code>.title``, which the API layer passes in, the
+code itself for a code they do not know."""
+
+#: A signal code to its title in English and in Chinese.
+Titles = Mapping[str, tuple[str, str]]
 
 BOM: Final = "\ufeff"
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
@@ -57,7 +65,7 @@ def _when(at: int | None) -> str:
     return "" if at is None else datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _row(report: ComplianceReport, signal: ReportedSignal) -> list[str]:
+def _row(report: ComplianceReport, signal: ReportedSignal, titles: Titles) -> list[str]:
     entries = [item.entry for item in signal.evidence if item.entry is not None]
     amounts = [
         f"{e['price']} {e.get('currency') or ''}".rstrip()
@@ -85,11 +93,14 @@ def _row(report: ComplianceReport, signal: ReportedSignal) -> list[str]:
         signal.detail,
         _when(signal.raised_at),
         _when(signal.stopped_at),
+        *titles.get(signal.code, (signal.code, signal.code)),
     ]
 
 
-def csv_lines(report: ComplianceReport) -> Iterable[str]:
-    """The CSV text, a row at a time, the byte order mark first."""
+def csv_lines(report: ComplianceReport, titles: Titles | None = None) -> Iterable[str]:
+    """The CSV text, a row at a time, the byte order mark first. The titles come from the
+    API layer's catalogues (``api.languages.signal_titles``: this layer reads no page text)."""
+    titles = titles or {}
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
@@ -97,12 +108,12 @@ def csv_lines(report: ComplianceReport) -> Iterable[str]:
     for signal in report.signals:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow([safe_cell(cell) for cell in _row(report, signal)])
+        writer.writerow([safe_cell(cell) for cell in _row(report, signal, titles)])
         yield buffer.getvalue()
 
 
-def csv_text(report: ComplianceReport) -> str:
-    return "".join(csv_lines(report))
+def csv_text(report: ComplianceReport, titles: Titles | None = None) -> str:
+    return "".join(csv_lines(report, titles))
 
 
-__all__ = ["BOM", "CSV_COLUMNS", "csv_lines", "csv_text", "safe_cell"]
+__all__ = ["BOM", "CSV_COLUMNS", "Titles", "csv_lines", "csv_text", "safe_cell"]

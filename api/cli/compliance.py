@@ -100,6 +100,7 @@ def report(
     """The signals about a platform, the goods it held, sold or bought, and its
     counterparties over a period, each with its evidence; the report carries the log proofs
     of every cited entry (check it with `tracemark verify FILE --rpc URL`)."""
+    from api.languages import signal_titles
     from readmodels.compliancecsv import csv_text
 
     with reported():
@@ -110,7 +111,7 @@ def report(
         if out_file is not None:
             _write(out_file, found.to_json())
         if csv_file is not None:
-            _write(csv_file, csv_text(found))
+            _write(csv_file, csv_text(found, signal_titles()))
     summary = found.summary
     if as_json:
         written = {"json": None if out_file is None else str(out_file)}

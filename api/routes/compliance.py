@@ -20,6 +20,7 @@ from api.apikeys import parse_platform_id
 from api.auth import require_any_scope
 from api.deps import Context, Principal
 from api.errors import problem_response
+from api.languages import signal_titles
 from api.ratelimit import RateLimited
 from readmodels.compliance import build_report
 from readmodels.compliancecsv import csv_lines
@@ -86,7 +87,7 @@ def compliance_report(
     name = f"compliance-{platform}-{start}-{end}"
     if format == "csv":
         return StreamingResponse(
-            csv_lines(report),
+            csv_lines(report, signal_titles()),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
         )

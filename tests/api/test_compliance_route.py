@@ -67,6 +67,8 @@ def test_the_platform_and_auditors_fetch_a_verifiable_report_and_nobody_else(
     assert text.startswith(BOM + ",".join(CSV_COLUMNS))
     [row] = list(csv.DictReader(io.StringIO(text.removeprefix(BOM))))
     assert row["code"] == SOLD_BY_NON_HOLDER and row["amounts"] == "1000 EUR"
+    # The rule named for a person in both languages (the pages' catalogues).
+    assert (row["title_en"], row["title_zh"]) == ("Sold by a non-holder", "非持有者出售")
 
     # Another platform: the very answer an unknown platform gets (no oracle).
     theirs = client.get(url, params=period, headers=bearer(keyshop))

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 import readmodels.authenticity
-from api.languages import CHINESE, ENGLISH, LANGUAGES, Translator, catalogue
+from api.languages import CHINESE, ENGLISH, LANGUAGES, Translator, catalogue, signal_titles
+from readmodels.compliancecsv import CSV_COLUMNS
 from readmodels.signals import ANOMALY, FAN_IN, WEIGHTS
 
 PARTS = ("title", "meaning")
@@ -112,3 +113,16 @@ def test_the_pages_scripts_get_the_signals_texts() -> None:
         assert missing_texts(signal_codes(), given) == []
         assert given[f"signal.{FAN_IN}.title"] == catalogue(language)[f"signal.{FAN_IN}.title"]
     assert Translator(CHINESE).script_texts()["signal.fan-in.title"] == "多源汇入"
+
+
+def test_the_compliance_csv_gets_every_rules_title_in_both_languages() -> None:
+    """The CSV's title columns (``readmodels.compliancecsv``) come from these catalogues."""
+    titles = signal_titles()
+    assert set(WEIGHTS) <= set(titles)
+    for code in WEIGHTS:
+        assert titles[code] == (
+            catalogue(ENGLISH)[f"signal.{code}.title"],
+            catalogue(CHINESE)[f"signal.{code}.title"],
+        )
+    assert titles[FAN_IN] == ("Buying from many sources", "多源汇入")
+    assert CSV_COLUMNS[-2:] == ("title_en", "title_zh")
