@@ -38,8 +38,9 @@ from registry.fingerprints import fingerprint_hex
 from registry.holding import current_holding, order_seller_holds
 from registry.leaf import EntryKind
 from registry.log import entries_t
+from registry.orderchanges import ChangeSigner
 from registry.orders import Event
-from registry.orderstore import ChangeSigner, OrderView
+from registry.orderstore import OrderView
 from registry.orderviews import changes_t, order_row
 from registry.records import checksum, log_registry_record_at_once, records_t
 from registry.transferrequests import DoubleSale, GoodConsumed, GoodRevoked

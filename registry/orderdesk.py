@@ -19,8 +19,9 @@ from registry import delivery, log, orderstore, orderviews, receiptstore, refuse
 from registry.db import read_transaction, retrying, write_transaction
 from registry.eip712 import Domain
 from registry.errors import Conflict, InvalidInput, LeaseLost, NotFound, TracemarkError
+from registry.orderchanges import ChangeSigner, OrderChangeNote
 from registry.orders import Event, OrderRequest
-from registry.orderstore import ChangeSigner, OrderChangeNote, OrderView
+from registry.orderstore import OrderView
 from registry.ordersweep import due_orders
 from registry.parties import ReferenceKeys
 from registry.settlement import Settler

@@ -20,24 +20,21 @@ reservation); this module applies them in the caller's transaction:
   reservation past its time is ignored by every reader before that.
 
 Each change is a JSON document hashed with the previous change's hash (a chain per order) and
-signed by the registry's key (EIP-712 ``OrderStateChange``). Reading orders is
-``registry.orderviews`` (re-exported here).
+signed by the registry's key (EIP-712 ``OrderStateChange``): recording one is
+``registry.orderchanges``. Reading orders is ``registry.orderviews`` (re-exported here).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from eth_account.signers.local import LocalAccount
 from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registry import log
 from registry.distribution import check_first_sale
-from registry.eip712 import Domain, address_bytes
 from registry.errors import IdempotencyKeyReused, NotFound
 from registry.fingerprints import fingerprint_hex
 from registry.handover import NotTheHolder
@@ -45,8 +42,8 @@ from registry.holding import check_seller, current_holding
 from registry.idempotentwrites import earlier_write
 from registry.leaf import EntryKind
 from registry.log import entries_t
+from registry.orderchanges import ChangeSigner, record_change
 from registry.orders import (
-    CHANGE_TYPE,
     OPEN_STATES,
     OPENED,
     TIMED_EVENTS,
@@ -56,8 +53,6 @@ from registry.orders import (
     OrderRequest,
     State,
     buyer_commitment,
-    change_document,
-    change_hash,
     next_state,
 )
 from registry.orderviews import (
@@ -72,7 +67,6 @@ from registry.orderviews import (
 )
 from registry.parties import ReferenceKeys
 from registry.reservations import lapsed, reservation_of, reservations_t
-from registry.signatures import sign
 from registry.transferrequests import GoodConsumed, GoodRevoked, TransferRequest
 
 #: Who a timeout is applied by.
@@ -81,37 +75,6 @@ REGISTRY_ACTOR = "registry"
 
 def platform_actor(platform: str) -> str:
     return f"platform:{platform}"
-
-
-@dataclass(frozen=True)
-class OrderChangeNote:
-    """One recorded state change, as told to ``ChangeSigner.on_change`` (the webhooks' outbox):
-    nothing secret (no buyer reference, salt or code)."""
-
-    order_id: int
-    platform: str
-    sequence: int
-    event: str
-    from_state: str | None
-    to_state: str
-    actor: str
-    at: int
-    change_hash: bytes
-    good_type: int
-    fingerprint: bytes
-
-
-@dataclass(frozen=True)
-class ChangeSigner:
-    """The registry's current key and domain, which sign each state change, and who hears of
-    each change in its own transaction (issue 17 item 8: the webhooks' transactional outbox)."""
-
-    account: LocalAccount
-    domain: Domain
-    on_change: Callable[[Connection, OrderChangeNote], object] | None = None
-    #: Called as an order enters a state, in the change's transaction: the sale recorded and
-    #: its lines due, or its lines reversed (``registry.settlement.Settler``).
-    settle: Callable[[Connection, Any, State, int], None] | None = None
 
 
 # -- opening ----------------------------------------------------------------------------------
@@ -232,7 +195,7 @@ def open_order(
             )
     except IntegrityError as exc:  # the backstop: a racing opening reserved it first
         raise GoodReserved(f"{good} was just reserved for another order") from exc
-    _record_change(
+    record_change(
         conn,
         order_id=order_id,
         sequence=0,
@@ -352,7 +315,7 @@ def _apply(
             changes_t.c.order_id == row.id, changes_t.c.sequence == row.sequence
         )
     ).scalar_one()
-    _record_change(
+    record_change(
         conn,
         order_id=int(row.id),
         sequence=sequence,
@@ -370,75 +333,8 @@ def _apply(
     return order_row(conn, int(row.id))
 
 
-def _record_change(
-    conn: Connection,
-    *,
-    order_id: int,
-    sequence: int,
-    event: str,
-    from_state: State | None,
-    to_state: State,
-    actor: str,
-    now: int,
-    previous: bytes | None,
-    good: tuple[int, bytes],
-    signer: ChangeSigner,
-    idempotency_key: str | None,
-    platform: str,
-) -> None:
-    document = change_document(
-        order_id=order_id,
-        sequence=sequence,
-        event=event,
-        from_state=from_state,
-        to_state=to_state,
-        actor=actor,
-        at=now,
-        previous=previous,
-        good_type=good[0],
-        fingerprint=good[1],
-    )
-    digest = change_hash(document)
-    message = {"orderId": order_id, "sequence": sequence, "changeHash": digest, "timestamp": now}
-    signature = sign(CHANGE_TYPE, message, signer.domain, bytes(signer.account.key))
-    conn.execute(
-        changes_t.insert().values(
-            order_id=order_id,
-            sequence=sequence,
-            event=event,
-            from_state=None if from_state is None else from_state.value,
-            to_state=to_state.value,
-            actor=actor,
-            at=now,
-            change_hash=digest,
-            signature=signature,
-            signer=address_bytes(signer.account.address),
-            idempotency_key=idempotency_key,
-        )
-    )
-    if signer.on_change is not None:  # in this transaction: the change and its event, or neither
-        signer.on_change(
-            conn,
-            OrderChangeNote(
-                order_id=order_id,
-                platform=platform,
-                sequence=sequence,
-                event=event,
-                from_state=None if from_state is None else from_state.value,
-                to_state=to_state.value,
-                actor=actor,
-                at=now,
-                change_hash=digest,
-                good_type=good[0],
-                fingerprint=good[1],
-            ),
-        )
-
-
 __all__ = [
     "REGISTRY_ACTOR",
-    "ChangeSigner",
-    "OrderChangeNote",
     "OrderChangeView",
     "OrderView",
     "change_order",

@@ -16,7 +16,7 @@ from api.webhooks import events
 from api.webhooks.store import PENDING, deliveries_t, subscriptions_t, wall_ms
 from readmodels.signals import Signal
 from registry.fingerprints import GoodType
-from registry.orderstore import OrderChangeNote
+from registry.orderchanges import OrderChangeNote
 
 logger = logging.getLogger("tracemark.api.webhooks")
 
@@ -141,7 +141,7 @@ def publish_signals(conn: Connection, signals: Sequence[Signal], now: int) -> in
 
 def publish_order_change(conn: Connection, change: OrderChangeNote) -> int:
     """Queue ``order.changed`` for the order's platform's subscriptions, in the transaction
-    that records the change (``registry.orderstore``: its ``ChangeSigner.on_change``), so a
+    that records the change (``registry.orderchanges``: its ``ChangeSigner.on_change``), so a
     change that rolls back queues nothing. Returns how many deliveries were queued."""
     payload = events.envelope(
         events.ORDER_CHANGED,
