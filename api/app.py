@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from anchoring.chain import Chain
 from anchoring.models import AnchorerState
-from api import auth, badge, receiptpage, web
+from api import auth, badge, docsframing, receiptpage, web
 from api import errors as api_errors
 from api.chainwatch import ChainWatch
 from api.context import MAX_JSON_BYTES, ApiContext
@@ -292,6 +292,7 @@ def create_app(
     app.include_router(identity_routes.router)
     app.include_router(auditors.router)
     web.install(app)  # the page (``/``, ``/audit``, ``/label/...``) and ``/static``
+    docsframing.install(app)  # FastAPI's /docs and /redoc refuse to be framed too
     receiptpage.install(app)  # the receipt's page ``/r/<id>`` and its QR (issue 17)
     app.include_router(trace_routes.router)
     app.include_router(signal_routes.router)

@@ -5,6 +5,7 @@ must still refuse to be framed."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -65,3 +66,27 @@ def test_the_badge_with_its_language_only_is_served(
         assert answer.status_code == 200, query
         assert "<script" not in answer.text
         assert answer.headers["cache-control"].startswith("public")
+
+
+def test_every_other_page_still_refuses_to_be_framed(http: TestClient) -> None:
+    # Walks the app's own routes: every GET answering HTML, but the badge, must refuse any
+    # framer. FastAPI's /docs, /redoc and /docs/oauth2-redirect had neither header.
+    app = http.app
+    pages = []
+    for route in app.routes:  # type: ignore[attr-defined]
+        path = getattr(route, "path", "")
+        if "GET" not in (getattr(route, "methods", None) or set()) or path.startswith("/v1/"):
+            continue
+        url = path.replace("{good_type}", "file").replace("{fingerprint}", "0x" + "ab" * 32)
+        url = re.sub(r"\{[^}]+\}", "1", url)
+        answer = http.get(url)
+        if not answer.headers.get("content-type", "").startswith("text/html"):
+            continue
+        pages.append(path)
+        csp = answer.headers.get("content-security-policy", "")
+        if path.startswith("/badge/"):
+            assert "frame-ancestors *" in csp
+            continue
+        assert answer.headers.get("x-frame-options") == "DENY", path
+        assert "frame-ancestors 'none'" in csp, path
+    assert {"/", "/audit", "/docs", "/redoc"} <= set(pages), pages
