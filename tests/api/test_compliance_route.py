@@ -116,5 +116,7 @@ def test_the_command_line_fetches_a_report_over_http(
     report = ComplianceReport.parse(out.read_bytes())
     assert check_compliance_report(report, policy_of(registry), None).signals == 1
     assert sheet.read_bytes().startswith(BOM.encode("utf-8"))
+    [row] = list(csv.DictReader(io.StringIO(sheet.read_text(encoding="utf-8-sig"))))
+    assert (row["title_en"], row["title_zh"]) == ("Sold by a non-holder", "非持有者出售")
     assert refused.exit_code == 4 and refused.stdout == ""
     assert refused.stderr.startswith("error: no platform of that id whose report you may see")
