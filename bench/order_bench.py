@@ -264,9 +264,9 @@ def save_part(name: str, database: str, result: dict[str, object]) -> None:
     PostgreSQL run as its ``postgres`` part, each keeping the other's."""
     path = RESULTS / f"{name}.json"
     kept: dict[str, object] = json.loads(path.read_text()) if path.exists() else {}
-    for key in ("benchmark", "machine", "when"):
+    for key in ("benchmark", "machine"):
         kept.pop(key, None)
-    if database == "postgres":
+    if database == "postgres":  # the top's "when" stays the SQLite run's
         top = {k: v for k, v in kept.items() if k != "postgres"}
         top["postgres"] = {
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
