@@ -51,6 +51,10 @@ REFERENCE_FIELDS: Final = frozenset(
     }
 )
 
+#: (route path, field) of free JSON whose numbers are read as text too: a phone number written
+#: as a JSON number there is as personal (typed numbers elsewhere are ids, times, amounts).
+FREE_FIELDS: Final = frozenset({("/v1/registrations", "metadata")})
+
 #: Field names (the last member of a path, or a query parameter) never checked; see above.
 EXEMPT_FIELDS: Final = frozenset({"code", "code_key", "price", "amount", "cursor"})
 
@@ -65,11 +69,11 @@ _JSON_SUFFIX: Final = "+json"
 MAX_DEPTH: Final = 32
 
 
-def _walk(value: Any, path: str, depth: int = 0) -> Iterator[tuple[str, str]]:
-    """(field path, text) of every key and string value in a JSON document."""
+def _walk(value: Any, path: str, depth: int = 0) -> Iterator[tuple[str, str | int | float]]:
+    """(field path, value) of every key, string and number in a JSON document."""
     if depth > MAX_DEPTH:
         raise PersonalDataRefused("the body nests too deep to be checked for personal data")
-    if isinstance(value, str):
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
         yield path, value
     elif isinstance(value, dict):
         for key, item in value.items():
@@ -121,12 +125,24 @@ async def refuse_personal_data_in_request(request: Request) -> None:
         document = json.loads(body)
     except ValueError:
         return  # the route's own parse answers it (a validation error), storing nothing
-    for field, text in _walk(document, ""):
-        _check(route, field, text)
+    for field, value in _walk(document, ""):
+        if isinstance(value, str):
+            _check(route, field, value)
+        elif _free(route, field):
+            _check(route, field, str(value))
+
+
+def _free(route: str, field: str) -> bool:
+    """Whether ``field`` lies in one of ``route``'s free JSON fields (``FREE_FIELDS``)."""
+    return any(
+        route == free_route and (field == free or field.startswith((free + ".", free + "[]")))
+        for free_route, free in FREE_FIELDS
+    )
 
 
 __all__ = [
     "EXEMPT_FIELDS",
+    "FREE_FIELDS",
     "MAX_DEPTH",
     "REFERENCE_FIELDS",
     "refuse_personal_data_in_request",

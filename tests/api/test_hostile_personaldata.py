@@ -5,14 +5,19 @@ on SQLite and PostgreSQL, and legitimate opaque ids it must keep accepting."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from registry.creator import CreatorKeys
 from registry.personaldata import id_check_character, might_hold_personal_data, personal_data_in
 from tests.api.conftest import KeyFactory, bearer
+from tests.api.test_creator_routes import registration_body
 from tests.api.test_no_personal_data import _search_database
+from tests.conftest import Clock
+from tests.registry.helpers import registration
 
 _ID17 = "11010519491231002"
 ID_18 = _ID17 + id_check_character(_ID17)
@@ -142,3 +147,36 @@ def test_an_idempotency_key_holding_personal_data_is_refused_and_not_stored(
         headers={**bearer(key), "Idempotency-Key": "550e8400-e29b-41d4-a716-446655440000"},
     )
     assert served.status_code == 201, served.text
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"seller_tel": 13800138000},
+        {"contact": {"mobile": 8613800138000}},
+        {"ids": [110105491231002]},  # a 15-digit ID (an 18-digit one is past 2^53: refused)
+        {"tel": 13800138000.0},
+    ],
+    ids=["phone", "nested-86", "id-in-list", "float"],
+)
+def test_a_number_in_free_metadata_is_checked_like_text(
+    client: TestClient, creator: CreatorKeys, clock: Clock, engine: Engine, metadata: Any
+) -> None:
+    # A registration's metadata is free JSON, logged for good (append-only): a phone number
+    # written as a JSON number was never looked at (only strings and keys were).
+    request = registration(creator, clock(), product="art", new_product=True, metadata=metadata)
+    answer = client.post("/v1/registrations", json=registration_body(request))
+    assert _refused(answer), answer.text
+    assert _search_database(engine, ["13800138000", "110105491231002"]) == []
+
+
+def test_numbers_elsewhere_are_not_read_as_personal_data(
+    client: TestClient, creator: CreatorKeys, clock: Clock
+) -> None:
+    # Typed numbers (ids, timestamps, nonces, amounts) are not free text: an 11-digit one is
+    # not a phone number. Only free metadata's numbers are read.
+    request = registration(
+        creator, clock(), product="art", new_product=True, metadata={"edition": 12, "year": 2026}
+    )
+    answer = client.post("/v1/registrations", json=registration_body(request))
+    assert answer.status_code == 201, answer.text
