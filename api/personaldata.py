@@ -53,7 +53,9 @@ REFERENCE_FIELDS: Final = frozenset(
 
 #: (route path, field) of free JSON whose numbers are read as text too: a phone number written
 #: as a JSON number there is as personal (typed numbers elsewhere are ids, times, amounts).
-FREE_FIELDS: Final = frozenset({("/v1/registrations", "metadata")})
+FREE_FIELDS: Final = frozenset(
+    {("/v1/registrations", "metadata"), ("/v1/registrations/batches", "metadata")}
+)
 
 #: Field names (the last member of a path, or a query parameter) never checked; see above.
 EXEMPT_FIELDS: Final = frozenset({"code", "code_key", "price", "amount", "cursor"})
@@ -125,6 +127,13 @@ async def refuse_personal_data_in_request(request: Request) -> None:
         document = json.loads(body)
     except ValueError:
         return  # the route's own parse answers it (a validation error), storing nothing
+    refuse_personal_data_in_document(route, document)
+
+
+def refuse_personal_data_in_document(route: str, document: Any) -> None:
+    """``PersonalDataRefused`` for personal data in a JSON ``document`` sent to ``route``,
+    by the module's policy. NOTE: also called by the bulk routes for their signed request
+    (an NDJSON first line or a header, which the app-wide dependency does not read)."""
     for field, value in _walk(document, ""):
         if isinstance(value, str):
             _check(route, field, value)
@@ -145,5 +154,6 @@ __all__ = [
     "FREE_FIELDS",
     "MAX_DEPTH",
     "REFERENCE_FIELDS",
+    "refuse_personal_data_in_document",
     "refuse_personal_data_in_request",
 ]

@@ -17,6 +17,7 @@ from api.deps import Context, SignedWriter
 from api.documents import registration_request, revocation_request
 from api.errors import problem_response
 from api.jobs import JobSpec
+from api.personaldata import refuse_personal_data_in_document
 from registry.batches import BatchCheck, BatchResult, Progress
 from registry.errors import InvalidInput, NotFound
 from verifier.schemas import BatchRegistrationIn, BatchRevocationIn, JobOut
@@ -45,6 +46,9 @@ async def _submit_bulk(
     checked: list[Any] = []
 
     def accept(document: dict[str, Any]) -> None:
+        # The signed request is JSON the app-wide personal-data check never sees (a line of
+        # the streamed body, or a header): checked here, before anything is kept.
+        refuse_personal_data_in_document(f"/v1/{kind}s/batches", document)
         now = ctx.registry.clock()
         if kind == "registration":
             parsed: Any = registration_request(_parse(BatchRegistrationIn, document), batch=True)

@@ -4,17 +4,22 @@ on SQLite and PostgreSQL, and legitimate opaque ids it must keep accepting."""
 
 from __future__ import annotations
 
+import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from registry.creator import CreatorKeys
+from registry.codesfile import prepare_code_batch
+from registry.creator import CreatorKeys, sign_batch_registration, sign_batch_revocation
+from registry.eip712 import DEV_DOMAIN
+from registry.fingerprints import GoodType, Use
 from registry.personaldata import id_check_character, might_hold_personal_data, personal_data_in
-from tests.api.conftest import KeyFactory, bearer
-from tests.api.test_creator_routes import registration_body
+from tests.api.conftest import POLICY, KeyFactory, bearer
+from tests.api.test_creator_routes import codes_file, registration_body
 from tests.api.test_no_personal_data import _search_database
 from tests.conftest import Clock
 from tests.registry.helpers import registration
@@ -180,3 +185,54 @@ def test_numbers_elsewhere_are_not_read_as_personal_data(
     )
     answer = client.post("/v1/registrations", json=registration_body(request))
     assert answer.status_code == 201, answer.text
+
+
+def test_a_bulk_uploads_signed_request_is_checked_too(
+    client: TestClient,
+    creator: CreatorKeys,
+    clock: Clock,
+    engine: Engine,
+    tmp_path: Path,
+) -> None:
+    # A bulk upload's signed request (its first NDJSON line, or the Tracemark-Request header
+    # of a CSV) carries the same metadata and reason as the single routes' bodies, and was
+    # never looked at: the filter reads JSON bodies only.
+    batch = prepare_code_batch(codes_file(tmp_path, 3).open(), creator.require_code_key())
+    fps = ["0x" + fp.hex() for fp in batch.fingerprints()]
+    request = sign_batch_registration(
+        creator,
+        DEV_DOMAIN,
+        batch,
+        good_type=GoodType.CODE,
+        product="30-day-card",
+        use=Use.SINGLE,
+        royalty_policy=POLICY,
+        metadata={"contact": "+86 138-0013-8000"},
+        now=clock(),
+        new_product=True,
+    )
+    lines = [json.dumps(registration_body(request)), *fps]
+    answer = client.post(
+        "/v1/registrations/batches",
+        content="\n".join(lines).encode(),
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert _refused(answer), answer.text
+    revocation = sign_batch_revocation(
+        creator,
+        DEV_DOMAIN,
+        batch,
+        good_type=GoodType.CODE,
+        reason="leaked by 13800138000",
+        now=clock(),
+    )
+    header = base64.urlsafe_b64encode(
+        json.dumps({"signed": revocation.signed.document()}).encode()
+    ).decode()
+    answer = client.post(
+        "/v1/revocations/batches",
+        content=("fingerprint\n" + "\n".join(fps) + "\n").encode(),
+        headers={"Content-Type": "text/csv", "Tracemark-Request": header},
+    )
+    assert _refused(answer), answer.text
+    assert _search_database(engine, ["13800138000", "138-0013-8000"]) == []
