@@ -38,7 +38,10 @@ MAX_BUILDING: Final = 2
 #: Seconds a caller is told to wait while the builds run.
 BUSY_RETRY_AFTER: Final = 5
 _building = threading.BoundedSemaphore(MAX_BUILDING)
-Moment = Annotated[int, Query(ge=0, le=2**63 - 1)]
+#: The last second a report's dates can name (9999-12-31 23:59:59 UTC): a later one made the
+#: summary's dates fail with a server error (red team).
+LAST_MOMENT: Final = 253_402_300_799
+Moment = Annotated[int, Query(ge=0, le=LAST_MOMENT)]
 
 
 @router.get(

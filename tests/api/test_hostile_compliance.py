@@ -98,3 +98,39 @@ def test_one_key_cannot_have_many_reports_built_at_once(
     # Once the builds are done, the next call is served.
     fetch()
     assert answers[-1].status_code == 200
+
+
+@pytest.mark.parametrize(
+    "period",
+    [
+        (2**63 - 11, 2**63 - 1),
+        (0, 366 * 86_400 + 1),
+        (0, 0),
+        (2**63 - 1, 2**63 - 1),
+        (compliance_route.LAST_MOMENT - 86_400, compliance_route.LAST_MOMENT),
+    ],
+    ids=["int64-edge", "over-366-days", "epoch", "int64-max", "year-9999"],
+)
+def test_a_period_at_the_edges_is_a_report_or_a_4xx_never_a_5xx(
+    client: TestClient,
+    registry: Registry,
+    creator: CreatorKeys,
+    clock: Clock,
+    make_key: KeyFactory,
+    period: tuple[int, int],
+) -> None:
+    key = make_key("cardhub", "verify")
+    for fmt in ("json", "csv"):
+        answer = client.get(
+            "/v1/compliance/platforms/cardhub/report",
+            params={"from": period[0], "to": period[1], "format": fmt},
+            headers=bearer(key),
+        )
+        # A period past year 9999 answered 500 (its summary's dates): now a 422.
+        assert answer.status_code in (200, 400, 422), (fmt, answer.status_code, answer.text[:200])
+    last = client.get(
+        "/v1/compliance/platforms/cardhub/report",
+        params={"from": compliance_route.LAST_MOMENT - 10, "to": compliance_route.LAST_MOMENT},
+        headers=bearer(key),
+    )
+    assert last.status_code == 200, last.text[:200]
