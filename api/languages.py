@@ -133,9 +133,10 @@ class Translator:
         return text.format(**{k: escape(v) for k, v in values.items()}) if values else text
 
     def script_texts(self) -> dict[str, str]:
-        """The ``js.*`` texts, for the page's scripts (embedded as JSON), and the signals'
-        ``signal.<code>.title``/``.meaning``: the scripts name a signal they were given."""
-        return {k: v for k, v in self.texts.items() if k.startswith(("js.", "signal."))}
+        """The ``js.*`` texts, for the page's scripts (embedded as JSON), the signals'
+        ``signal.<code>.title``/``.meaning``: the scripts name a signal they were given, and
+        the verdict signals' ``verdict.<code>.detail`` templates a verify answer names."""
+        return {k: v for k, v in self.texts.items() if k.startswith(("js.", "signal.", "verdict."))}
 
 
 def switch_links(request: Request) -> list[dict[str, str]]:

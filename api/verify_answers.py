@@ -77,7 +77,7 @@ def authenticity_answer_of(
         "chain_seen_at": seen_at,
         "risk": {
             "score": decision.score,
-            "signals": [{"code": s.code, "detail": s.detail} for s in decision.all_signals],
+            "signals": [signal_answer(s) for s in decision.all_signals],
         },
         "coarse": False,
         **EMPTY_FACTS,
@@ -119,6 +119,15 @@ def authenticity_answer_of(
     return answer, decision.verdict
 
 
+def signal_answer(signal: authenticity.VerdictSignal) -> dict[str, Any]:
+    """A signal as ``SignalOut``: ``detail`` stays the English sentence (clients read it), and
+    ``message`` names its catalogue template and parameters, so a page says it in its reader's
+    language (null for a market signal: its detail is the rule's free text)."""
+    key = signal.message_key
+    message = None if key is None else {"key": key, "params": dict(signal.params or {})}
+    return {"code": signal.code, "detail": signal.detail, "message": message}
+
+
 def holder_credit(facts: authenticity.GoodFacts) -> dict[str, Any] | None:
     """The current holder's credit (``HolderCreditOut``) from the documents the risk worker
     keeps (``registry.creditscores``): two JSON texts read with the facts, no aggregate."""
@@ -158,7 +167,7 @@ def unknown_code(coarse_answer: bool) -> dict[str, Any]:
         **EMPTY_FACTS,
         "risk": {
             "score": authenticity.decide(None).score,
-            "signals": [{"code": "unregistered", "detail": "no creator registered this good"}],
+            "signals": [signal_answer(s) for s in authenticity.decide(None).signals],
         },
         "coarse": False,
     }
@@ -197,5 +206,6 @@ __all__ = [
     "coarse",
     "holder_credit",
     "record_telemetry",
+    "signal_answer",
     "unknown_code",
 ]

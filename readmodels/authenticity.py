@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -143,6 +143,15 @@ class VerdictSignal:
     code: str
     detail: str
     weight: float
+    #: The detail's parameters for the pages' catalogues (``verdict.<code>.detail`` in
+    #: ``api/messages``), which say it in the reader's language; None for a market signal,
+    #: whose detail is free text made deep in its rule (the page shows its meaning instead).
+    params: Mapping[str, str | int | None] | None = field(default=None, hash=False)
+
+    @property
+    def message_key(self) -> str | None:
+        """The catalogue key of the detail's template, when it has one."""
+        return None if self.params is None else f"verdict.{self.code}.detail"
 
 
 @dataclass(frozen=True)
@@ -344,7 +353,7 @@ def decide(
     """
     if facts is None:
         return Decision(
-            UNKNOWN, [VerdictSignal("unregistered", "no creator registered this good", 0.6)]
+            UNKNOWN, [VerdictSignal("unregistered", "no creator registered this good", 0.6, {})]
         )
     signals: list[VerdictSignal] = []
     mismatch = False
@@ -352,7 +361,10 @@ def decide(
         mismatch = True
         signals.append(
             VerdictSignal(
-                "creator-mismatch", f"registered by {facts.creator}, not the one named", 0.9
+                "creator-mismatch",
+                f"registered by {facts.creator}, not the one named",
+                0.9,
+                {"creator": facts.creator},
             )
         )
     if claimed_product is not None and claimed_product != facts.product:
@@ -362,6 +374,7 @@ def decide(
                 "product-mismatch",
                 f"registered as product {facts.product!r}, not {claimed_product!r}",
                 0.8,
+                {"product": facts.product, "claimed": claimed_product},
             )
         )
     if facts.conflicts:
@@ -370,18 +383,19 @@ def decide(
                 "contested",
                 f"{facts.conflicts} other creator(s) claimed this good after it was registered",
                 0.3,
+                {"n": facts.conflicts},
             )
         )
     if facts.revoked:
-        signals.append(VerdictSignal("revoked", "its creator revoked it", 0.9))
+        signals.append(VerdictSignal("revoked", "its creator revoked it", 0.9, {}))
         return _decided(REVOKED, signals, facts)
     if facts.consumed:
-        signals.append(VerdictSignal("consumed", "a final sale consumed it", 0.7))
+        signals.append(VerdictSignal("consumed", "a final sale consumed it", 0.7, {}))
         return _decided(CONSUMED, signals, facts)
     if mismatch:
         return _decided(CONFLICT, signals, facts)
     if facts.anchor is None:
-        signals.append(VerdictSignal("unanchored", "not yet anchored on chain", 0.1))
+        signals.append(VerdictSignal("unanchored", "not yet anchored on chain", 0.1, {}))
         return _decided(PENDING_ANCHOR, signals, facts)
     return _decided(AUTHENTIC, signals, facts)
 

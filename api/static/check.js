@@ -139,7 +139,7 @@
     if (answer.risk && answer.risk.signals && answer.risk.signals.length) {
       nodes.push(el("h3", {}, TM.t("js.check.signals")));
       nodes.push(el("ul", { class: "signals" }, answer.risk.signals.map(function (s) {
-        return el("li", {}, TM.signalNode(s.code), ": ", s.detail);
+        return el("li", {}, TM.signalNode(s.code), ": ", TM.signalDetail(s));
       })));
     }
     if (answer.fingerprint && answer.creator) {

@@ -198,8 +198,35 @@
       el("small", { class: "mono muted signal-code" }, String(code)));
   }
 
+  /** A parameter of a catalogued detail as the page's language writes it: a number with
+   *  its separators, null as a dash, anything else as text. */
+  function param(value) {
+    if (value === null || value === undefined) return "\u2014";
+    if (typeof value === "number") return value.toLocaleString(LANG);
+    return String(value);
+  }
+
+  /** A signal's detail in the page's language. A verdict signal's answer names its template
+   *  (message.key, a verdict.<code>.detail of the catalogue) and parameters; a market signal's
+   *  detail is the rule's English free text, so a page in another language says the code's
+   *  meaning and keeps the English under a collapsed "details (English)". */
+  function signalDetail(signal) {
+    var message = signal.message;
+    if (message && typeof message.key === "string" && /^verdict\.[a-z-]+\.detail$/.test(message.key) &&
+        Object.prototype.hasOwnProperty.call(MESSAGES, message.key)) {
+      var values = {};
+      Object.keys(message.params || {}).forEach(function (name) { values[name] = param(message.params[name]); });
+      return el("span", { class: "signal-detail" }, t(message.key, values));
+    }
+    if (LANG.indexOf("en") === 0) return el("span", { class: "signal-detail" }, String(signal.detail));
+    return el("span", { class: "signal-detail" }, signalText(signal.code, "meaning"), " ",
+      el("details", { class: "signal-english" },
+        el("summary", {}, t("js.signal.details_english")),
+        el("span", { lang: "en" }, String(signal.detail))));
+  }
+
   global.TM = {
-    signalText: signalText, signalNode: signalNode,
+    signalText: signalText, signalNode: signalNode, signalDetail: signalDetail,
     el: el, append: append, clear: clear, api: api, problemText: problemText, t: t, count: count, lang: LANG,
     credential: credential, setCredential: setCredential, describeCredential: describeCredential,
     time: time, short: short, plural: plural, amount: amount, verdictInfo: verdictInfo,

@@ -31,7 +31,7 @@ from api.languages import (
 from api.web import STATIC, TEMPLATES
 from registry.errors import TracemarkError
 from registry.fingerprints import USE_NAMES
-from tests.api.test_signal_titles import signal_codes
+from tests.api.test_signal_titles import signal_codes, verdict_signal_codes
 
 API = Path(__file__).parents[2] / "api"
 #: Scripts whose texts come from the catalogue. svg.js (the graph's and chart's drawing)
@@ -84,6 +84,10 @@ def _used_keys() -> set[str]:
         used |= {
             f"signal.{code}.{part}" for code in signal_codes() for part in ("title", "meaning")
         }
+    # A verdict signal's detail template, named by the verify answer's message.key
+    # (tests/api/test_verdict_details.py checks each against what the server sends).
+    if "function signalDetail(" in tm:
+        used |= {f"verdict.{code}.detail" for code in verdict_signal_codes()}
     for text in _sources().values():
         for base in re.findall(r"""count\([^,]+, "(js\.count\.\w+)"\)""", text):
             used = (used - {base}) | {f"{base}.one", f"{base}.other"}

@@ -8,6 +8,7 @@ Chinese with the same ``type`` and status."""
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from http.cookies import SimpleCookie
@@ -189,7 +190,38 @@ def test_the_scripts_speak_the_pages_language(browser: Any, market: Market) -> N
         assert title.text == ZH[f"signal.{code}.title"]
         assert title.get_attribute("title") == ZH[f"signal.{code}.meaning"]
     assert EN["signal.dead-good-transfer.title"] not in by_id(browser, "result-body").text
+    # Each detail in Chinese too: the verdict signal's from its catalogued template, the
+    # market signal's as its meaning, its English detail folded away; no English sentence
+    # is visible, only the codes kept beside the titles.
+    detail = named["revoked"].find_element("css selector", ".signal-detail")
+    assert detail.text == ZH["verdict.revoked.detail"]
+    market_detail = named["dead-good-transfer"].find_element("css selector", ".signal-detail")
+    assert market_detail.text.startswith(ZH["signal.dead-good-transfer.meaning"])
+    for code, item in named.items():
+        assert not re.search(r"[A-Za-z]{2,}", item.text.replace(code, "")), item.text
+    assert EN["verdict.revoked.detail"] not in by_id(browser, "result-body").text
     shot(browser, "lang-check-signals-zh-Hans")
+    folded = market_detail.find_element("css selector", "details.signal-english")
+    english = folded.find_element("css selector", "span[lang=en]")
+    assert not english.is_displayed()
+    folded.find_element("css selector", "summary").click()
+    wait_for(browser, lambda d: english.is_displayed() or None, "the English detail")
+    assert re.search(r"[A-Za-z]{3,} ", english.text), english.text
+    # The same answer in English says the server's sentences, nothing folded.
+    browser.get(market.url + f"/?lang=en&type=code&fp={market.revoked_fp}")
+    css(browser, "#form-fingerprint button[type=submit]")[0].click()
+    wait_for(browser, lambda d: css(d, "#result-body ul.signals li") or None, "the signals")
+    named = {
+        item.find_element("css selector", ".signal-code").text: item
+        for item in css(browser, "#result-body ul.signals li")
+    }
+    revoked = named["revoked"].find_element("css selector", ".signal-detail").text
+    assert revoked == EN["verdict.revoked.detail"]
+    assert named["dead-good-transfer"].find_element("css selector", ".signal-detail").text
+    assert not css(browser, "#result-body details.signal-english")
+    assert not re.search(r"[\u4e00-\u9fff]", by_id(browser, "result-body").text)
+    shot(browser, "lang-check-signals-en")
+    browser.get(market.url + "/?lang=zh-Hans")
     # A bad fingerprint is refused by the page itself, in Chinese.
     fill(by_id(browser, "fp-value"), "0x12")
     css(browser, "#form-fingerprint button[type=submit]")[0].click()

@@ -69,9 +69,21 @@ class VerificationsOut(Strict):
     first_at: int | None
 
 
+class SignalMessageOut(Strict):
+    """A signal's detail as a catalogue template (``key``, e.g. ``verdict.revoked.detail``) and
+    the values of its ``{name}`` placeholders, for a page in the reader's language."""
+
+    key: str
+    params: dict[str, str | int | None]
+
+
 class SignalOut(Strict):
     code: str
+    #: One English sentence (kept for clients that show it as it is).
     detail: str
+    #: The detail as a template and its parameters; null when the detail is free text (the
+    #: risk index's rules: a page shows the code's catalogued meaning instead).
+    message: SignalMessageOut | None = None
 
 
 class RiskOut(Strict):

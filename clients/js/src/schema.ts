@@ -264,9 +264,19 @@ export interface RoyaltyShareOut {
   recipient: string;
 }
 
+/** A signal's detail as a catalogue template (``key``, e.g. ``verdict.revoked.detail``) and
+ * the values of its ``{name}`` placeholders, for a page in the reader's language. */
+export interface SignalMessageOut {
+  key: string;
+  params: {
+    [key: string]: string | number | null;
+  };
+}
+
 export interface SignalOut {
   code: string;
   detail: string;
+  message?: SignalMessageOut | null;
 }
 
 export interface TransferIn {
