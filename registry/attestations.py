@@ -12,6 +12,12 @@ CONSENSUS-CRITICAL, as ``registry.payloads``: the ATTESTATION entry's ``payload_
 SHA-256 of the RFC 8785 JSON of ``AttestationPayload.document()``; ``from_document`` accepts
 only what ``document()`` writes back byte for byte. A later layout is a new
 ``ATTESTATION_FORMAT``, never an edit of this one. Pure: no ORM, no web3.
+
+Two layouts: ``tracemark-attestation/v1`` (the registry's word alone, logged before platform
+keys existed; still read) and ``/v2``, which carries the platform's own EIP-712 signature
+(``PLATFORM_ATTESTATION``) by the attestation key enrolled for it (``registry.platformkeys``):
+the leaf's payload hash commits to the signature and to the key the registry held to be the
+platform's at that time, so an offline verifier can tell the platform made the statement.
 """
 
 from __future__ import annotations
@@ -23,13 +29,20 @@ from enum import IntEnum
 from typing import Any, ClassVar, Final, Self
 
 from registry.eip712 import Domain, parse_address
-from registry.errors import InvalidInput
+from registry.errors import InvalidInput, WrongSigner
 from registry.leaf import EntryKind
 from registry.parties import check_platform_id
 from registry.payloads import Payload, _hex, _keys
+from registry.signatures import Signature, verify_signature
 
 ATTESTATION_FORMAT: Final = "tracemark-attestation/v1"
 """The name of the payload's layout, inside it: a reader refuses any other."""
+
+ATTESTATION_FORMAT_V2: Final = "tracemark-attestation/v2"
+"""The layout carrying the platform's signature (``PlatformSignature``): every new one."""
+
+PLATFORM_ATTESTATION: Final = "PlatformAttestation"
+"""The EIP-712 primary type a platform's attestation key signs (``registry.eip712``)."""
 
 ATTESTATION_RECORD: Final = "RealNameAttestation"
 """The ``primary_type`` of the registry's record of an attestation (``signed_records``)."""
@@ -37,6 +50,8 @@ ATTESTATION_RECORD: Final = "RealNameAttestation"
 _SUBJECT_TAG: Final = b"tracemark/attestation-subject/v1\x00"
 _HASH_SIZE: Final = 32
 _MAX_TIME: Final = 2**64 - 1
+MAX_NONCE: Final = 2**53 - 1
+"""Largest nonce or deadline of a platform's signature (exact in the payload's JSON)."""
 
 
 class Level(IntEnum):
@@ -84,6 +99,62 @@ def attestation_subject(platform: str, seller_ref: bytes) -> bytes:
     return hashlib.sha256(_SUBJECT_TAG + platform.encode("ascii") + b"\x00" + seller_ref).digest()
 
 
+def platform_message(
+    platform: str, seller_ref: bytes, level: Level, nonce: int, deadline: int
+) -> dict[str, object]:
+    """The ``PlatformAttestation`` message a platform signs: its seller (keyed reference hash)
+    is verified to ``level``; ``nonce`` (once per key) and ``deadline`` stop a replay."""
+    return {
+        "platform": platform,
+        "sellerRef": seller_ref,
+        "level": int(level),
+        "nonce": nonce,
+        "deadline": deadline,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformSignature:
+    """The platform's signature of its attestation: by ``signer`` (its attestation key in
+    force when logged), over ``PLATFORM_ATTESTATION`` with ``nonce`` and ``deadline``."""
+
+    signer: str
+    nonce: int
+    deadline: int
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "signer", parse_address(self.signer, what="platform key"))
+        # A uint64 in the signed struct, but at most 2**53 - 1: the payload is RFC 8785 JSON,
+        # whose numbers are exact only that far.
+        for name in ("nonce", "deadline"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_NONCE:
+                raise InvalidInput(f"a platform signature's {name} is 0 to 2**53 - 1")
+        Signature.parse(self.signature)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "signer": self.signer,
+            "nonce": self.nonce,
+            "deadline": self.deadline,
+            "signature": "0x" + self.signature.hex(),
+        }
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> PlatformSignature:
+        _keys("a platform signature", document, {"signer", "nonce", "deadline", "signature"}, set())
+        text = document["signature"]
+        if not isinstance(text, str):
+            raise InvalidInput("a platform signature's signature is 0x-hex")
+        return cls(
+            signer=document["signer"],
+            nonce=document["nonce"],
+            deadline=document["deadline"],
+            signature=Signature.parse(text).to_bytes(),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class AttestationPayload(Payload):
     """An ATTESTATION entry's payload: platform ``platform`` says its seller account whose
@@ -98,6 +169,8 @@ class AttestationPayload(Payload):
     attested_at: int
     registry: str
     domain: Domain
+    #: The platform's own signature (layout v2); None only in v1 payloads logged before.
+    platform_signature: PlatformSignature | None = None
 
     def __post_init__(self) -> None:
         check_platform_id(self.platform)
@@ -116,8 +189,23 @@ class AttestationPayload(Payload):
         """The leaf's fingerprint word (``attestation_subject``)."""
         return attestation_subject(self.platform, self.seller_ref)
 
+    def check_platform_signature(self) -> PlatformSignature:
+        """Check that the platform's key named in the payload signed this attestation (its
+        platform, seller and level) under the payload's domain; ``WrongSigner`` for a v1
+        payload (none) or a signature by another key or over another statement."""
+        signed = self.platform_signature
+        if signed is None:
+            raise WrongSigner("a tracemark-attestation/v1 payload carries no platform signature")
+        message = platform_message(
+            self.platform, self.seller_ref, self.level, signed.nonce, signed.deadline
+        )
+        verify_signature(
+            PLATFORM_ATTESTATION, message, self.domain, signed.signature, signed.signer
+        )
+        return signed
+
     def document(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "format": ATTESTATION_FORMAT,
             "attestation": {
                 "platform": self.platform,
@@ -128,19 +216,25 @@ class AttestationPayload(Payload):
             "registry": self.registry,
             "domain": self.domain.as_dict(),
         }
+        if self.platform_signature is not None:
+            document["format"] = ATTESTATION_FORMAT_V2
+            document["platform_signature"] = self.platform_signature.document()
+        return document
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any], *, canonical: bool = True) -> Self:
+        v2 = isinstance(document, Mapping) and document.get("format") == ATTESTATION_FORMAT_V2
+        required = {"format", "attestation", "registry", "domain"}
         _keys(
             "an attestation payload",
             document,
-            {"format", "attestation", "registry", "domain"},
+            required | ({"platform_signature"} if v2 else set()),
             set(),
         )
-        if document["format"] != ATTESTATION_FORMAT:
+        if document["format"] not in (ATTESTATION_FORMAT, ATTESTATION_FORMAT_V2):
             raise InvalidInput(
                 f"an attestation payload of format {document['format']!r}; "
-                f"only {ATTESTATION_FORMAT!r} is known"
+                f"only {ATTESTATION_FORMAT!r} and {ATTESTATION_FORMAT_V2!r} are known"
             )
         attestation = document["attestation"]
         _keys(
@@ -153,15 +247,23 @@ class AttestationPayload(Payload):
             attested_at=attestation["attested_at"],
             registry=document["registry"],
             domain=Domain.from_dict(document["domain"]),
+            platform_signature=(
+                PlatformSignature.from_document(document["platform_signature"]) if v2 else None
+            ),
         )
         return cls._canonical(parsed, document, canonical)
 
 
 __all__ = [
     "ATTESTATION_FORMAT",
+    "ATTESTATION_FORMAT_V2",
     "ATTESTATION_RECORD",
     "LEVEL_LABELS",
+    "MAX_NONCE",
+    "PLATFORM_ATTESTATION",
     "AttestationPayload",
     "Level",
+    "PlatformSignature",
     "attestation_subject",
+    "platform_message",
 ]

@@ -163,6 +163,12 @@ STRUCT_TYPES: Final[dict[str, list[dict[str, str]]]] = {
     "ComplianceReport": _fields(
         "string platform, uint64 periodFrom, uint64 periodTo, bytes32 reportHash, uint64 timestamp"
     ),
+    # Issue 18 item 4: a platform's real-name attestation of one of its sellers (the
+    # platform's enrolled attestation key); sellerRef is the seller's keyed reference hash,
+    # level registry.attestations.Level.
+    "PlatformAttestation": _fields(
+        "string platform, bytes32 sellerRef, uint8 level, uint64 nonce, uint64 deadline"
+    ),
 }
 """The primary types a tracemark signature can cover, as EIP-712 member lists."""
 

@@ -115,6 +115,13 @@ class NonceReused(SignatureError):
     diagnostics = "Sign the message again with a fresh nonce."
 
 
+class NoPlatformKey(SignatureError):
+    """A platform signed a statement but has no attestation key enrolled to check it by."""
+
+    code = "no-platform-key"
+    diagnostics = "Have the operator enroll your attestation key: tracemark platform-keys enroll."
+
+
 class NotFound(TracemarkError):
     """The thing asked for does not exist (or the caller may not know it exists)."""
 

@@ -1,17 +1,46 @@
-"""The client's calls for real-name attestations (issue 18 item 4)."""
+"""The client's calls for real-name attestations (issue 18 item 4).
+
+Attesting is two calls: the registry proposes the ``PlatformAttestation`` typed data (the
+seller's keyed reference hash only it can compute, a fresh nonce, a deadline), the client
+checks it names what was asked and signs it with the platform's attestation key
+(eth-account: a private key, or any signer with ``sign_typed_data`` such as a
+``LocalAccount``), then sends the signed attestation.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+from eth_account import Account
+
+from registry.attestations import PLATFORM_ATTESTATION
 from registry.errors import InvalidInput
 from registry.parties import check_platform_id
 from verifier.attestationproof import AttestationProof
-from verifier.schemas.attestations import AttestationIn, AttestationOut, LevelName, SellerLevelOut
+from verifier.schemas.attestations import (
+    AttestationIn,
+    AttestationOut,
+    LevelName,
+    SellerLevelOut,
+    StatementIn,
+    StatementOut,
+)
 from verifier.transport import RegistryTransport, request_model
 
 _SELLER = re.compile(r"0x[0-9a-f]{64}")
+_LEVELS: dict[str, int] = {"none": 0, "phone": 1, "id-card": 2, "face": 3}
+
+
+def sign_statement(statement: StatementOut, signing_key: Any) -> str:
+    """The 0x-hex signature of a proposed statement by ``signing_key`` (a private key's bytes
+    or hex, or an object with eth-account's ``sign_typed_data``)."""
+    typed = statement.typed_data
+    if hasattr(signing_key, "sign_typed_data"):
+        signed = signing_key.sign_typed_data(full_message=typed)
+    else:
+        signed = Account.sign_typed_data(signing_key, full_message=typed)
+    return "0x" + bytes(signed.signature).hex()
 
 
 class AttestationCalls(RegistryTransport):
@@ -19,13 +48,48 @@ class AttestationCalls(RegistryTransport):
     offline proof of an attestation (any caller); check a proof with
     ``verifier.attestationproof.check_attestation_proof``."""
 
+    def attestation_statement(self, reference: str, level: LevelName) -> StatementOut:
+        """The registry's proposed ``PlatformAttestation`` statement for ``reference`` at
+        ``level``, to sign with your attestation key (``sign_statement``)."""
+        fields: dict[str, Any] = {"reference": reference, "level": level}
+        body = request_model(StatementIn, fields, "the attestation's fields are invalid")
+        statement = self._post(
+            "/v1/attestations/statement", body.model_dump(mode="json"), StatementOut
+        )
+        typed = statement.typed_data
+        message = typed.get("message")
+        # Sign only what was asked: a registry proposing another statement gets no signature.
+        if (
+            typed.get("primaryType") != PLATFORM_ATTESTATION
+            or not isinstance(message, dict)
+            or message.get("level") != _LEVELS[level]
+            or message.get("sellerRef") != statement.seller_ref
+            or message.get("nonce") != statement.nonce
+            or message.get("deadline") != statement.deadline
+        ):
+            raise InvalidInput("the registry proposed another statement than asked: not signing")
+        return statement
+
     def attest_seller(
-        self, reference: str, level: LevelName, *, idempotency_key: str | None = None
+        self,
+        reference: str,
+        level: LevelName,
+        *,
+        signing_key: Any,
+        idempotency_key: str | None = None,
     ) -> AttestationOut:
         """Attest that your platform's account ``reference`` (its opaque id, never personal
-        data) is verified to ``level``; a later attestation supersedes it (``none`` withdraws).
-        Send an ``idempotency_key`` to make a retry answer the first, not log another."""
-        fields: dict[str, Any] = {"reference": reference, "level": level}
+        data) is verified to ``level``, signed with your platform's enrolled attestation key
+        ``signing_key`` (``sign_statement``); a later attestation supersedes it (``none``
+        withdraws). Send an ``idempotency_key`` to make a retry answer the first."""
+        statement = self.attestation_statement(reference, level)
+        fields: dict[str, Any] = {
+            "reference": reference,
+            "level": level,
+            "nonce": statement.nonce,
+            "deadline": statement.deadline,
+            "signature": sign_statement(statement, signing_key),
+        }
         body = request_model(AttestationIn, fields, "the attestation's fields are invalid")
         return self._post(
             "/v1/attestations",
@@ -53,4 +117,4 @@ class AttestationCalls(RegistryTransport):
         return self._model(SellerLevelOut, self._send("GET", path))
 
 
-__all__ = ["AttestationCalls"]
+__all__ = ["AttestationCalls", "sign_statement"]

@@ -9,7 +9,11 @@ keys. The steps, numbered as the code repeats them:
 1. the payload parses, in its canonical form (``registry.attestations.AttestationPayload``);
    its SHA-256 is the leaf's payload hash; step ``entry``;
 2. it was attested by the registry key the trust root names at the entry's place in the log,
-   under the trusted domain; step ``signature`` / ``domain``;
+   under the trusted domain; step ``signature`` / ``domain``; and (a ``/v2`` payload) the
+   platform's attestation key it names signed ``PlatformAttestation`` over that platform,
+   seller and level under that domain; step ``platform-signature``. A ``/v1`` payload,
+   logged before platform keys, carries none: it proves the registry's word only, and the
+   result says so (``platform_key`` None);
 3. the leaf, rebuilt (kind 9, good type 0, the seller's subject word, the registry's
    address, the payload hash, the timestamp), is at ``leaf_index`` under the head's root by
    the inclusion proof; step ``inclusion``;
@@ -32,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from registry.attestations import AttestationPayload, Level
 from registry.edges import Proof, Uint64
 from registry.eip712 import checksum_address
-from registry.errors import InvalidInput, InvalidProof, describe_validation
+from registry.errors import InvalidInput, InvalidProof, SignatureError, describe_validation
 from registry.leaf import NO_GOOD, EntryKind, encode_leaf
 from registry.merkle import MAX_TREE_SIZE, hash_leaf, verify_inclusion
 from registry.treehead import TreeHead
@@ -99,6 +103,9 @@ class ProvedAttestation:
     tree_size: int
     #: The chain's word when a chain was asked; None offline.
     chain: ChainFinding | None
+    #: The platform's attestation key whose signature was checked; None for a v1 payload
+    #: (the registry's word only, logged before platform keys).
+    platform_key: str | None = None
 
     @property
     def status(self) -> str:
@@ -110,9 +117,15 @@ class ProvedAttestation:
         return "verified" if self.chain.final else "not-final"
 
     def summary(self) -> str:
+        signed = (
+            f"signed by its key {self.platform_key}"
+            if self.platform_key is not None
+            else "no platform signature: the registry's word only"
+        )
         return (
             f"platform {self.platform} attested seller 0x{self.seller_ref.hex()} at level "
-            f"{self.level.label} (logged at leaf {self.leaf_index:,}, head {self.tree_size:,})"
+            f"{self.level.label} ({signed}; logged at leaf {self.leaf_index:,}, "
+            f"head {self.tree_size:,})"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -125,6 +138,7 @@ class ProvedAttestation:
             "leaf_index": self.leaf_index,
             "tree_size": self.tree_size,
             "anchored": None if self.chain is None else self.chain.anchored,
+            "platform_key": self.platform_key,
         }
 
 
@@ -171,6 +185,14 @@ def check_attestation_proof(
             f"{checksum_address(expected)} there",
         )
     root.check_domain(payload.domain, where)
+    # 2b. The platform's own word: its key, named in the payload the registry logged (the
+    # leaf commits to the pairing), signed this platform, seller and level.
+    platform_key = None
+    if payload.platform_signature is not None:
+        try:
+            platform_key = payload.check_platform_signature().signer
+        except SignatureError as exc:
+            raise BundleInvalid("platform-signature", f"{where}: {exc.detail}") from None
     # 3.
     leaf = encode_leaf(
         EntryKind.ATTESTATION,
@@ -199,6 +221,7 @@ def check_attestation_proof(
         leaf_index=proof.leaf_index,
         tree_size=head.tree_size,
         chain=finding,
+        platform_key=platform_key,
     )
 
 

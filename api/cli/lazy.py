@@ -48,6 +48,7 @@ COMMANDS: Final[dict[str, tuple[str, ...]]] = {
     "registry-key": ("api.cli.trust",),
     "identities": ("api.cli.identity",),
     "api-keys": ("api.cli.apikeys",),
+    "platform-keys": ("api.cli.platformkeys",),
     "tiles": ("api.cli.tiles",),
     "witness": ("api.cli.witness",),
     "credit": ("api.cli.credit",),

@@ -2,13 +2,17 @@
 verification levels; anyone reads a seller's current level and an attestation's proof.
 
 A platform attests with its transfer-scoped key (an attestation is a statement about its own
-sellers, as its sales reports are); the registry logs it (``registry.attestationstore``) and
-answers with the seller's keyed reference hash, the name every TRANSFER and export gives the
-seller. Reads are public like credit scores: the log holds the same facts.
+sellers, as its sales reports are) AND its enrolled attestation key's EIP-712 signature
+(``PlatformAttestation``: ``POST /v1/attestations/statement`` proposes the typed data), so
+the statement is provably the platform's; the registry checks and logs it
+(``registry.attestationstore``) and answers with the seller's keyed reference hash, the name
+every TRANSFER and export gives the seller. Reads are public like credit scores: the log
+holds the same facts.
 """
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from typing import Annotated
 
@@ -21,9 +25,21 @@ from api.deps import Caller, Context, TransferPlatform
 from api.idempotency import lookup_idempotent, request_hash, store_idempotent
 from readmodels.attestationproofs import build_attestation_proof
 from registry.attestations import Level
-from registry.attestationstore import Attestation, attest, read_attestation, read_current
+from registry.attestationstore import (
+    Attestation,
+    attest,
+    read_attestation,
+    read_current,
+    statement_to_sign,
+)
 from verifier.attestationproof import AttestationProof
-from verifier.schemas.attestations import AttestationIn, AttestationOut, SellerLevelOut
+from verifier.schemas.attestations import (
+    AttestationIn,
+    AttestationOut,
+    SellerLevelOut,
+    StatementIn,
+    StatementOut,
+)
 
 router = APIRouter(tags=["attestations"])
 
@@ -43,7 +59,39 @@ def _out(attestation: Attestation) -> AttestationOut:
         level=attestation.level.label,  # type: ignore[arg-type]
         attested_at=attestation.attested_at,
         leaf_index=attestation.leaf_index,
+        signer=attestation.signer,
     )
+
+
+@router.post(
+    "/v1/attestations/statement",
+    operation_id="attestation_statement",
+    response_model=StatementOut,
+    summary="The EIP-712 statement your attestation key signs to attest a seller account.",
+)
+async def attestation_statement(
+    body: StatementIn, ctx: Context, principal: TransferPlatform
+) -> JSONResponse:
+    platform = principal.platform
+    assert platform is not None
+    typed = await run_in_threadpool(
+        partial(
+            statement_to_sign,
+            ctx.registry,
+            platform=platform,
+            reference=body.reference,
+            level=Level.parse(body.level),
+        )
+    )
+    message = typed["message"]
+    assert isinstance(message, dict)
+    answer = StatementOut(
+        seller_ref=str(message["sellerRef"]),
+        nonce=int(message["nonce"]),
+        deadline=int(message["deadline"]),
+        typed_data=typed,
+    )
+    return JSONResponse(answer.model_dump(mode="json"))
 
 
 @router.post(
@@ -51,7 +99,10 @@ def _out(attestation: Attestation) -> AttestationOut:
     operation_id="attest_seller",
     response_model=AttestationOut,
     status_code=201,
-    summary="Attest the real-name level of one of your platform's seller accounts (logged).",
+    summary=(
+        "Attest the real-name level of one of your platform's seller accounts, signed by "
+        "its attestation key (logged)."
+    ),
     responses={200: {"description": "A retry with the same Idempotency-Key: the original"}},
 )
 async def attest_seller(
@@ -67,8 +118,11 @@ async def attest_seller(
     digest = b""
     if idempotency_key is not None:
         # A retried attestation is answered with the first, not logged twice (two copies in
-        # flight at once may both log: the same statement twice, the newer superseding).
-        digest = request_hash(request.method, str(request.url.path), await request.body())
+        # flight at once may both log: the same statement twice, the newer superseding). The
+        # same request is the same statement (reference, level): a retry signs a freshly
+        # proposed nonce, so the signature, nonce and deadline differ and are not compared.
+        statement = json.dumps([body.reference, body.level]).encode()
+        digest = request_hash(request.method, str(request.url.path), statement)
         stored = await run_in_threadpool(
             partial(
                 lookup_idempotent,
@@ -88,6 +142,9 @@ async def attest_seller(
             platform=platform,
             reference=body.reference,
             level=Level.parse(body.level),
+            nonce=body.nonce,
+            deadline=body.deadline,
+            signature=bytes.fromhex(body.signature[2:]),
         )
     )
     answer = _out(done).model_dump_json()

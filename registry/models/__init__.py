@@ -18,6 +18,7 @@ from registry.models.leases import RoleLease
 from registry.models.log import BatchTile, Entry, LogState, TreeHeadRecord, TreeTile
 from registry.models.orders import Order, OrderChange, OrderReservation
 from registry.models.payouts import Payout, PayoutLine
+from registry.models.platformkeys import PlatformKeyRow
 from registry.models.rebates import RebateAgent, RebateAgentChange, RebatePolicy, RebateTree
 from registry.models.receipts import DeliveryReceiptRow
 from registry.models.records import CodeKey, Product, RegistryKey, SignedRecord
@@ -59,6 +60,7 @@ __all__ = [
     "OrderReservation",
     "Payout",
     "PayoutLine",
+    "PlatformKeyRow",
     "ProbeFlagRow",
     "Product",
     "RealNameAttestationRow",

@@ -15,7 +15,11 @@ class RealNameAttestationRow(SQLModel, table=True):
     no name, no ID or phone number."""
 
     __tablename__ = "realname_attestations"
-    __table_args__ = (Index("ix_realname_attestations_seller", "platform", "seller_ref", "id"),)
+    __table_args__ = (
+        Index("ix_realname_attestations_seller", "platform", "seller_ref", "id"),
+        # The replay guard of platforms' signatures (migration 0033): a (key, nonce) once.
+        Index("uq_realname_attestations_signer_nonce", "signer", "nonce", unique=True),
+    )
 
     id: int | None = Field(default=None, sa_column=id_column())
     #: The attesting platform, which is the seller account's platform.
@@ -28,6 +32,9 @@ class RealNameAttestationRow(SQLModel, table=True):
     #: The ATTESTATION entry that logged it.
     entry_id: int = Field(sa_column=Column(BigInteger, ForeignKey("entries.id"), nullable=False))
     leaf_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+    #: The platform key that signed it and its nonce (null for those logged before 0033).
+    signer: bytes | None = Field(default=None, sa_column=blob_column(nullable=True))
+    nonce: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 __all__ = ["RealNameAttestationRow"]

@@ -1,6 +1,8 @@
 """Real-name attestation routes (issue 18 item 4) through the typed client, on SQLite and
-PostgreSQL: a platform attests its seller, anyone reads the current level and proves the
-attestation offline; a verify-only key may not attest; the newest attestation supersedes."""
+PostgreSQL: a platform attests its seller, signed by its enrolled attestation key, anyone
+reads the current level and proves the attestation (and the platform's signature) offline; a
+verify-only key may not attest; an unsigned, wrongly signed, expired or replayed attestation
+is refused as problem+json; the newest attestation supersedes."""
 
 from __future__ import annotations
 
@@ -13,24 +15,30 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.cli import app as cli_app
+from registry.attestations import Level
 from registry.service import Registry
 from tests.api.conftest import KeyFactory, bearer
 from tests.conftest import Clock
+from tests.platformkeys import PLATFORM_KEYS, enroll, platform_address, sign_attestation
 from tests.trust import trust_root_of
 from verifier.attestationproof import check_attestation_proof
 from verifier.client import TracemarkClient
 from verifier.problems import ProblemNotFound
+
+CARDHUB_KEY = PLATFORM_KEYS["cardhub"]
 
 
 def test_attest_read_supersede_and_prove(
     app: FastAPI, registry: Registry, make_key: KeyFactory, clock: Clock
 ) -> None:
     key = make_key("cardhub", "verify", "transfer")
+    enroll(registry, "cardhub")
     with (
         TestClient(app) as http,
         TracemarkClient("http://testserver", api_key=key, http_client=http) as api,
     ):
-        done = api.attest_seller("seller-42", "id-card")
+        done = api.attest_seller("seller-42", "id-card", signing_key=CARDHUB_KEY)
+        assert done.signer == platform_address("cardhub")
         seller = "0x" + registry.reference_hash("cardhub", "seller-42").hex()
         assert (done.platform, done.seller_ref, done.level) == ("cardhub", seller, "id-card")
         assert api.attestation(done.id) == done
@@ -42,9 +50,10 @@ def test_attest_read_supersede_and_prove(
 
         proved = check_attestation_proof(api.attestation_proof(done.id), trust_root_of(registry))
         assert (proved.level.label, "0x" + proved.seller_ref.hex()) == ("id-card", seller)
+        assert proved.platform_key == platform_address("cardhub")
 
         clock.advance(30)
-        withdrawn = api.attest_seller("seller-42", "none")
+        withdrawn = api.attest_seller("seller-42", "none", signing_key=CARDHUB_KEY)
         assert api.seller_level("cardhub", seller).attestation == withdrawn
         assert withdrawn.leaf_index > done.leaf_index
 
@@ -72,11 +81,12 @@ def test_tracemark_verify_reads_an_attestation_proof(
     """``tracemark verify PROOF.json --trust ROOT``: 12 (verified, no chain asked), 11 for a
     changed level, 15 under another registry's root."""
     key = make_key("cardhub", "transfer")
+    enroll(registry, "cardhub")
     with (
         TestClient(app) as http,
         TracemarkClient("http://testserver", api_key=key, http_client=http) as api,
     ):
-        done = api.attest_seller("seller-7", "face")
+        done = api.attest_seller("seller-7", "face", signing_key=CARDHUB_KEY)
         document = api.attestation_proof(done.id).to_json()
     root = tmp_path / "root.json"
     root.write_text(trust_root_of(registry).to_json())
@@ -90,6 +100,7 @@ def test_tracemark_verify_reads_an_attestation_proof(
     code, output = verify(proof, root)
     assert code == 12, output
     assert json.loads(output)["level"] == "face" and json.loads(output)["status"] == "unchecked"
+    assert json.loads(output)["platform_key"] == platform_address("cardhub")
     document["payload"]["attestation"]["level"] = "id-card"
     proof.write_text(json.dumps(document))
     assert verify(proof, root)[0] == 11
@@ -102,17 +113,106 @@ def test_a_retry_with_its_idempotency_key_is_answered_not_logged_again(
     app: FastAPI, registry: Registry, make_key: KeyFactory
 ) -> None:
     key = make_key("cardhub", "transfer")
+    enroll(registry, "cardhub")
     headers = {**bearer(key), "Idempotency-Key": "attest-1"}
-    body = {"reference": "seller-9", "level": "phone"}
+    deadline = registry.clock() + 600
+
+    def signed(level: str, nonce: int) -> dict[str, object]:
+        signature = sign_attestation(
+            registry, "cardhub", "seller-9", Level.parse(level), nonce, deadline
+        )
+        return {
+            "reference": "seller-9",
+            "level": level,
+            "nonce": nonce,
+            "deadline": deadline,
+            "signature": "0x" + signature.hex(),
+        }
+
+    body = signed("phone", 1)
     with TestClient(app) as http:
         first = http.post("/v1/attestations", json=body, headers=headers)
         again = http.post("/v1/attestations", json=body, headers=headers)
         assert (first.status_code, again.status_code) == (201, 200)
         assert again.json() == first.json()
-        other = http.post("/v1/attestations", json={**body, "level": "face"}, headers=headers)
+        # The same statement freshly signed (another nonce) is the same request: answered.
+        resigned = http.post("/v1/attestations", json=signed("phone", 2), headers=headers)
+        assert (resigned.status_code, resigned.json()) == (200, first.json())
+        other = http.post("/v1/attestations", json=signed("face", 3), headers=headers)
         assert other.status_code == 422 and other.json()["type"].endswith("/idempotency-key-reused")
-        fresh = http.post("/v1/attestations", json=body, headers=bearer(key))
+        # Without the Idempotency-Key, the same signed body is a replay of its nonce.
+        replay = http.post("/v1/attestations", json=body, headers=bearer(key))
+        assert replay.status_code == 409 and replay.json()["type"].endswith("/nonce-reused")
+        fresh = http.post("/v1/attestations", json=signed("phone", 4), headers=bearer(key))
         assert fresh.status_code == 201 and fresh.json()["id"] == first.json()["id"] + 1
         with TracemarkClient("http://testserver", api_key=key, http_client=http) as api:
-            replayed = api.attest_seller("seller-9", "phone", idempotency_key="attest-1")
+            replayed = api.attest_seller(
+                "seller-9", "phone", signing_key=CARDHUB_KEY, idempotency_key="attest-1"
+            )
         assert replayed.model_dump(mode="json") == first.json()
+
+
+def test_an_attestation_not_signed_by_the_platforms_key_is_refused(
+    app: FastAPI, registry: Registry, make_key: KeyFactory, clock: Clock
+) -> None:
+    """problem+json: no key enrolled, another key, another level, past the deadline."""
+    key = make_key("cardhub", "transfer")
+    with TestClient(app) as http:
+        statement = http.post(
+            "/v1/attestations/statement",
+            json={"reference": "seller-5", "level": "face"},
+            headers=bearer(key),
+        ).json()
+        nonce, deadline = statement["nonce"], statement["deadline"]
+        assert statement["typed_data"]["primaryType"] == "PlatformAttestation"
+        seller = "0x" + registry.reference_hash("cardhub", "seller-5").hex()
+        assert statement["typed_data"]["message"]["sellerRef"] == statement["seller_ref"] == seller
+
+        def post(level: Level, signer: bytes, body_level: str = "face") -> tuple[int, str]:
+            signature = sign_attestation(
+                registry, "cardhub", "seller-5", level, nonce, deadline, signer
+            )
+            body = {
+                "reference": "seller-5",
+                "level": body_level,
+                "nonce": nonce,
+                "deadline": deadline,
+                "signature": "0x" + signature.hex(),
+            }
+            answer = http.post("/v1/attestations", json=body, headers=bearer(key))
+            assert answer.headers["content-type"] == "application/problem+json"
+            return answer.status_code, answer.json()["type"].rsplit("/", 1)[-1]
+
+        assert post(Level.FACE, CARDHUB_KEY) == (400, "no-platform-key")
+        enroll(registry, "cardhub")
+        assert post(Level.FACE, PLATFORM_KEYS["keyshop"]) == (400, "wrong-signer")
+        assert post(Level.FACE, CARDHUB_KEY, "id-card") == (400, "wrong-signer")
+        clock.advance(601)
+        assert post(Level.FACE, CARDHUB_KEY) == (400, "expired-deadline")
+
+
+def test_the_operator_enrolls_and_rotates_a_platforms_key(tmp_path: Path) -> None:
+    """``tracemark platform-keys enroll | list`` on the operator's local database (SQLite, as
+    ``tests/api/test_apikeys_cli.py``): the newest key is in force; a bad address exits 3."""
+    env: dict[str, str | None] = dict.fromkeys(
+        ("TRACEMARK_DATABASE_URL", "TRACEMARK_KEYS_DIR", "TRACEMARK_MASTER_KEY")
+    )
+    env["TRACEMARK_DATA_DIR"] = str(tmp_path / "data")
+
+    def run(*args: str, expect: int = 0) -> str:
+        ran = CliRunner().invoke(cli_app, ["platform-keys", *args], env=env)
+        assert ran.exit_code == expect, ran.output
+        return ran.output
+
+    first = json.loads(
+        run("enroll", "--platform", "cardhub", "--address", platform_address("cardhub"), "--json")
+    )
+    run("enroll", "--platform", "cardhub", "--address", platform_address("keyshop"))
+    assert first["enrolled_by"] == "operator"
+    listed = json.loads(run("list", "--platform", "cardhub", "--json"))["platform_keys"]
+    assert [(k["address"], k["in_force"]) for k in listed] == [
+        (platform_address("cardhub"), False),
+        (platform_address("keyshop"), True),
+    ]
+    assert "in force" in run("list")
+    run("enroll", "--platform", "cardhub", "--address", "0x12", expect=3)

@@ -146,6 +146,7 @@ POLICY: dict[str, frozenset[str]] = {
     # Real-name attestations (issue 18 item 4): a platform attests its own sellers with its
     # sales' scope; the levels and proofs are public, as the log holds them.
     "attest_seller": holding("transfer"),
+    "attestation_statement": holding("transfer"),
     "get_attestation": ANYONE,
     "get_attestation_proof": ANYONE,
     "get_seller_level": ANYONE,
@@ -640,8 +641,18 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     "get_platform_credit": lambda w: Call(),
     "list_platform_credit": lambda w: Call(),
     "get_seller_credit": lambda w: Call(),
-    # Each call logs one more attestation of the matrix's seller; no attestation 999999: 404s.
-    "attest_seller": lambda w: Call(json={"reference": "matrix", "level": "phone"}),
+    # No attestation key is enrolled for the matrix's platforms: a signed attestation is
+    # refused (400), a statement to sign is proposed; no attestation 999999: 404s.
+    "attest_seller": lambda w: Call(
+        json={
+            "reference": "matrix",
+            "level": "phone",
+            "nonce": 1,
+            "deadline": 2**53 - 1,
+            "signature": "0x" + "11" * 65,
+        }
+    ),
+    "attestation_statement": lambda w: Call(json={"reference": "matrix", "level": "phone"}),
     "get_attestation": lambda w: Call(),
     "get_attestation_proof": lambda w: Call(),
     "get_seller_level": lambda w: Call(),

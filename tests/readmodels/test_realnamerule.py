@@ -17,7 +17,6 @@ from readmodels.realnamerule import RealNameRule, level_at, read_histories, rule
 from readmodels.riskworker import RiskWorker, risk_signals_t
 from readmodels.signals import UNATTESTED_SELLER
 from registry.attestations import Level
-from registry.attestationstore import attest
 from registry.creator import CreatorKeys
 from registry.db import read_transaction
 from registry.eip712 import DEV_DOMAIN
@@ -27,6 +26,7 @@ from registry.orders import Event
 from registry.service import Registry
 from registry.transferrequests import Party, TransferRequest
 from tests.conftest import Clock
+from tests.platformkeys import signed_attest
 from tests.registry.orderhelpers import first_sale, opening, register_code
 
 DAY = 86_400
@@ -87,7 +87,7 @@ def test_sales_above_the_limit_without_an_attestation_raise_it(
     assert _raised(engine) == []
 
     # A phone-level attestation is below id-card: the next sale takes it over the limit.
-    attest(registry, platform="cardhub", reference="seller-1", level=Level.PHONE)
+    signed_attest(registry, platform="cardhub", reference="seller-1", level=Level.PHONE)
     _resell(registry, creator, clock, 1)
     worker.run_once()
     [signal] = _raised(engine)
@@ -101,7 +101,7 @@ def test_sales_above_the_limit_without_an_attestation_raise_it(
 
     # Attested at id-card now: the earlier sales still count (their level was lower)...
     clock.advance(1)
-    attest(registry, platform="cardhub", reference="seller-1", level=Level.ID_CARD)
+    signed_attest(registry, platform="cardhub", reference="seller-1", level=Level.ID_CARD)
     _resell(registry, creator, clock, 99_999)  # ... the new sale does not add to them
     worker.run_once()
     [signal] = _raised(engine)
@@ -119,14 +119,14 @@ def test_attested_in_time_or_by_its_own_platform_only(
 ) -> None:
     worker = RiskWorker(engine, clock=clock, payout_overdue_every=0, realname=RULE)
     # Another platform attesting the same reference attests another seller: it does not count.
-    attest(registry, platform="keyshop", reference="seller-1", level=Level.FACE)
-    attest(registry, platform="cardhub", reference="seller-1", level=Level.FACE)
+    signed_attest(registry, platform="keyshop", reference="seller-1", level=Level.FACE)
+    signed_attest(registry, platform="cardhub", reference="seller-1", level=Level.FACE)
     clock.advance(1)
     _resell(registry, creator, clock, 150_000)
     worker.run_once()
     assert _raised(engine) == []
     # Withdrawn (attested "none"): from then on its sales count again.
-    attest(registry, platform="cardhub", reference="seller-1", level=Level.NONE)
+    signed_attest(registry, platform="cardhub", reference="seller-1", level=Level.NONE)
     clock.advance(1)
     _resell(registry, creator, clock, 100_001)
     worker.run_once()

@@ -74,6 +74,9 @@ DESIGN_TYPES = {
     # Issue 18: documented in docs/ARCHITECTURE.md ("The compliance report").
     "ComplianceReport": "ComplianceReport(string platform,uint64 periodFrom,uint64 periodTo,"
     "bytes32 reportHash,uint64 timestamp)",
+    # Issue 18 item 4: documented in docs/ARCHITECTURE.md ("Real-name attestations").
+    "PlatformAttestation": "PlatformAttestation(string platform,bytes32 sellerRef,uint8 level,"
+    "uint64 nonce,uint64 deadline)",
 }
 
 

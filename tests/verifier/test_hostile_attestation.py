@@ -14,12 +14,12 @@ from eth_account import Account
 
 from readmodels.attestationproofs import build_attestation_proof
 from registry.attestations import Level
-from registry.attestationstore import attest
 from registry.db import create_db_engine
 from registry.eip712 import DEV_DOMAIN, Domain
 from registry.migrate import upgrade
 from registry.service import Registry
 from tests.conftest import Clock
+from tests.platformkeys import signed_attest
 from tests.trust import policy_of, trust_root_of
 from verifier.attestationproof import (
     AttestationProof,
@@ -51,12 +51,12 @@ def _other(tmp_path: Path, clock: Clock, domain: Domain) -> Registry:
 def test_a_second_registrys_attestation_is_refused(
     registry: Registry, clock: Clock, tmp_path: Path, domain: Domain
 ) -> None:
-    ours = attest(registry, platform="cardhub", reference="seller-1", level=Level.PHONE)
+    ours = signed_attest(registry, platform="cardhub", reference="seller-1", level=Level.PHONE)
     assert check_attestation_proof(
         build_attestation_proof(registry, ours.id), trust_root_of(registry)
     )
     other = _other(tmp_path, clock, domain)
-    theirs = attest(other, platform="cardhub", reference="seller-1", level=Level.FACE)
+    theirs = signed_attest(other, platform="cardhub", reference="seller-1", level=Level.FACE)
     text = json.dumps(build_attestation_proof(other, theirs.id).to_json())
     proof = AttestationProof.parse(text)
     # Its own root accepts it (the proof is sound, just not ours).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictInt, StringConstraints
 
@@ -12,15 +12,44 @@ from verifier.schemas.fields import Strict
 LevelName = Literal["none", "phone", "id-card", "face"]
 Count = Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
 HashHex = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-f]{64}$")]
+#: A nonce or deadline: a uint64 in the signed struct, at most 2**53 - 1 (exact in JSON).
+Uint64 = Annotated[StrictInt, Field(ge=0, le=2**53 - 1)]
+SignatureHex = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{130}$")]
+Reference = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class StatementIn(Strict):
+    """What a platform is about to attest: its account ``reference`` (its opaque id on the
+    platform, as in its transfers and orders; never a name, an ID number or a phone number)
+    is verified to ``level``."""
+
+    reference: Reference
+    level: LevelName
+
+
+class StatementOut(Strict):
+    """The statement to sign with the platform's attestation key: EIP-712 typed data
+    (``eth_signTypedData_v4``) of primary type ``PlatformAttestation`` over the seller's keyed
+    reference hash, the level, a fresh nonce and a deadline."""
+
+    seller_ref: HashHex
+    nonce: Uint64
+    deadline: Uint64
+    typed_data: dict[str, Any]
 
 
 class AttestationIn(Strict):
-    """A platform's attestation of one of its seller accounts. ``reference`` is the account's
-    opaque id on the platform (the ``seller.reference`` its transfers and orders give): the
-    registry keeps only its keyed hash. Never a name, an ID number or a phone number."""
+    """A platform's attestation of one of its seller accounts, signed by its enrolled
+    attestation key: ``PlatformAttestation(platform, sellerRef, level, nonce, deadline)``
+    under the registry's EIP-712 domain (``POST /v1/attestations/statement`` proposes it).
+    ``reference`` is the account's opaque id: the registry keeps only its keyed hash."""
 
-    reference: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    reference: Reference
     level: LevelName
+    nonce: Uint64
+    deadline: Uint64
+    #: 65 bytes r || s || v (v 27 or 28, low s), 0x-hex.
+    signature: SignatureHex
 
 
 class AttestationOut(Strict):
@@ -33,6 +62,8 @@ class AttestationOut(Strict):
     level: LevelName
     attested_at: Count
     leaf_index: Count
+    #: The platform's attestation key that signed it (null for one logged before keys).
+    signer: str | None = None
 
 
 class SellerLevelOut(Strict):
@@ -45,4 +76,11 @@ class SellerLevelOut(Strict):
     attestation: AttestationOut | None
 
 
-__all__ = ["AttestationIn", "AttestationOut", "LevelName", "SellerLevelOut"]
+__all__ = [
+    "AttestationIn",
+    "AttestationOut",
+    "LevelName",
+    "SellerLevelOut",
+    "StatementIn",
+    "StatementOut",
+]
