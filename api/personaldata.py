@@ -48,6 +48,7 @@ REFERENCE_FIELDS: Final = frozenset(
         ("/v1/rebates/agents", "agents[].upline"),
         ("/v1/rebates/agents/lookup", "agent"),
         ("/v1/attestations", "reference"),
+        ("/v1/attestations/statement", "reference"),
     }
 )
 

@@ -27,12 +27,14 @@ from sqlalchemy import Engine, MetaData, select
 from api.app import create_app
 from api.personaldata import EXEMPT_FIELDS, REFERENCE_FIELDS
 from api.ratelimit import Limit, RateLimits
+from registry.attestations import Level
 from registry.creator import CreatorKeys
 from registry.personaldata import id_check_character, might_hold_personal_data, personal_data_in
 from registry.service import Registry
 from registry.transferrequests import Party
 from tests.api.conftest import SIWE_DOMAIN, KeyFactory, bearer, sign_in
 from tests.conftest import Clock
+from tests.platformkeys import enroll, sign_attestation
 from tests.registry.orderhelpers import first_sale, register_code
 
 _ID17 = "11010519491231002"
@@ -257,8 +259,14 @@ def test_every_text_field_of_every_route_refuses_or_hashes_and_nothing_is_stored
 
         # The hashed references, for real: a phone-shaped account id recorded, then absent.
         registry.clock = clock
+        enroll(registry, "cardhub")  # attestations are signed by the platform's key
+        deadline = clock() + 600
+        signature = sign_attestation(registry, "cardhub", PHONE, Level.PHONE, 1, deadline)
+        signed = {"nonce": 1, "deadline": deadline, "signature": "0x" + signature.hex()}
         done = http.post(
-            "/v1/attestations", json={"reference": PHONE, "level": "phone"}, headers=bearer(key)
+            "/v1/attestations",
+            json={"reference": PHONE, "level": "phone", **signed},
+            headers=bearer(key),
         )
         assert done.status_code == 201, done.text
         assert done.json()["seller_ref"] == "0x" + registry.reference_hash("cardhub", PHONE).hex()
