@@ -14,7 +14,7 @@ import pytest
 from api.cli.verify import EXIT_BUNDLE_INVALID, EXIT_NOT_ANCHORED
 from readmodels.attestationproofs import build_attestation_proof
 from registry.attestations import Level
-from registry.attestationstore import attest
+from tests.platformkeys import signed_attest
 from tests.trust import policy_of
 from tests.verifier.conftest import World
 from tests.verifier.test_verify_cli import Verify
@@ -28,7 +28,7 @@ def test_an_attestation_verifies_against_the_chain_once_anchored(
     world: World, tmp_path: Path
 ) -> None:
     registry = world.registry
-    done = attest(registry, platform="cardhub", reference="seller-1", level=Level.ID_CARD)
+    done = signed_attest(registry, platform="cardhub", reference="seller-1", level=Level.ID_CARD)
     trust = policy_of(registry)
 
     early = check_attestation_proof_under(
@@ -66,7 +66,7 @@ def test_a_head_signed_by_no_one_the_root_names_is_refused(world: World) -> None
     """The inclusion holds but the head's signature does not (a byte of it changed): refused
     at ``tree-head``, with or without a chain."""
     registry = world.registry
-    done = attest(registry, platform="cardhub", reference="seller-2", level=Level.PHONE)
+    done = signed_attest(registry, platform="cardhub", reference="seller-2", level=Level.PHONE)
     world.anchor()
     document = build_attestation_proof(registry, done.id).to_json()
     signature = document["tree_head"]["signature"]
