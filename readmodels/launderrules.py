@@ -53,6 +53,7 @@ from readmodels.launderrulesbuyers import (
     purchases,
     seller_of,
 )
+from readmodels.launderruleslimits import money_code
 from readmodels.market import (
     ANONYMOUS,
     Chains,
@@ -99,7 +100,7 @@ def below_face_value(
         for t in chain
         if seller_of(t) is not None
         and t.price is not None
-        and t.currency == currency
+        and money_code(t.currency) == money_code(currency)
         and t.price < th.face_min_ratio * face
     ]
     if not cheap:
@@ -237,7 +238,7 @@ def _cashed_out(t: TransferRecord, bought: TransferRecord | None) -> bool:
     return (
         bought is not None
         and bought.price is not None
-        and bought.currency == t.currency
+        and money_code(bought.currency) == money_code(t.currency)
         and t.price < bought.price
     )
 

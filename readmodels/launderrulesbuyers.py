@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 
-from readmodels.launderruleslimits import limit_for
+from readmodels.launderruleslimits import limit_for, money_code
 from readmodels.market import TransferRecord
 from readmodels.signals import (
     BUYER_DAILY_AMOUNT,
@@ -102,8 +102,9 @@ def buyer_daily_amount(party: Party, bought: Iterable[Bought], th: Thresholds) -
     window is the evidence). Currencies without a configured limit are not judged."""
     by_currency: dict[str, list[TransferRecord]] = defaultdict(list)
     for t, _ in bought:
-        if t.price is not None and t.currency is not None:
-            by_currency[t.currency].append(t)
+        code = money_code(t.currency)
+        if t.price is not None and code is not None:
+            by_currency[code].append(t)
     said: list[str] = []
     flagged: dict[int, TransferRecord] = {}
     for currency in sorted(by_currency):

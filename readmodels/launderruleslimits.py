@@ -13,6 +13,7 @@ for all three currencies here). A limit is the most allowed: the rule fires *abo
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -99,18 +100,48 @@ def parse_amount_limits(text: str) -> tuple[AmountLimit, ...]:
     return tuple(parsed.values())
 
 
+#: Other spellings of a currency that the rules judge as its ISO 4217 code. A transfer's
+#: currency is the platform's free text, and the red team dodged every amount rule by
+#: reporting yuan as ``RMB`` or ``CNH`` (offshore yuan, at par within a fraction of a
+#: percent: the same money for these rules).
+CURRENCY_ALIASES: Final = {"RMB": "CNY", "CNH": "CNY"}
+
+
+def money_code(currency: str | None) -> str | None:
+    """The currency the rules judge ``currency`` as: NFKC, trimmed, upper case, aliases
+    resolved (``" rmb"`` and ``"ＣＮＹ"`` are ``CNY``)."""
+    if currency is None:
+        return None
+    code = unicodedata.normalize("NFKC", currency).strip().upper()
+    return CURRENCY_ALIASES.get(code, code)
+
+
+def spellings_of(currencies: Iterable[str]) -> list[str]:
+    """The stored spellings a query must match to find every amount in ``currencies``: each
+    code and its aliases, in upper and lower case (other spellings are judged when read,
+    by ``money_code``, but a query by exact value cannot list them all)."""
+    codes = set(currencies)
+    names = codes | {alias for alias, code in CURRENCY_ALIASES.items() if code in codes}
+    return sorted(names | {name.lower() for name in names})
+
+
 def limit_for(limits: Iterable[AmountLimit], currency: str | None) -> AmountLimit | None:
-    """The limits of ``currency`` (None: none configured; the rule ignores that currency)."""
-    return next((limit for limit in limits if limit.currency == currency), None)
+    """The limits of ``currency`` (None: none configured; the rule ignores that currency),
+    under any of its spellings (``money_code``)."""
+    code = money_code(currency)
+    return next((limit for limit in limits if limit.currency == code), None)
 
 
 __all__ = [
     "CNY",
+    "CURRENCY_ALIASES",
     "DEFAULT_AMOUNT_LIMITS",
     "DEFAULT_AMOUNT_LIMITS_TEXT",
     "EUR",
     "USD",
     "AmountLimit",
     "limit_for",
+    "money_code",
     "parse_amount_limits",
+    "spellings_of",
 ]

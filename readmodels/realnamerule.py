@@ -31,6 +31,7 @@ from typing import Final
 
 from sqlalchemy import Connection, func, select
 
+from readmodels.launderruleslimits import money_code, spellings_of
 from readmodels.signals import MAX_EVIDENCE, UNATTESTED_SELLER, Evidence, Signal, Subject
 from registry.attestations import Level
 from registry.attestationstore import attestations_t
@@ -118,7 +119,7 @@ def read_sales(
             str(r.seller_platform),
             bytes(r.seller_ref),
             int(r.price),
-            r.currency,
+            str(money_code(r.currency)),
             int(r.created_at),
             int(r.leaf_index),
         )
@@ -159,7 +160,7 @@ def read_open_orders(
             str(r.seller_platform),
             bytes(r.seller_ref),
             int(r.price),
-            r.currency,
+            str(money_code(r.currency)),
             int(r.delivered_at),
             int(r.leaf_index),
         )
@@ -247,7 +248,7 @@ def unattested_sellers(
 
 def unattested_signals(conn: Connection, rule: RealNameRule, *, now: int) -> list[Signal]:
     """The rule over the tables as they are at ``now``."""
-    since, currencies = now - rule.window, sorted(rule.limits)
+    since, currencies = now - rule.window, spellings_of(rule.limits)
     sales = read_sales(conn, since=since, until=now, currencies=currencies)
     sales += read_open_orders(conn, since=since, until=now, currencies=currencies)
     return unattested_sellers(sales, read_histories(conn) if sales else {}, rule)

@@ -223,6 +223,28 @@ def test_buyer_daily_amount_fires_per_code_and_per_day_by_currency() -> None:
     assert pounds.subject == party_subject(("cardhub", b"pounds"))
 
 
+def test_yuan_under_another_spelling_is_judged_as_yuan() -> None:
+    # The red team dodged every amount rule by reporting yuan as RMB or CNH (a transfer's
+    # currency is the platform's free text): those, lower case and full-width letters are
+    # CNY to the rules; a real other currency is not.
+    spellings = ["RMB", "cnh", " rmb", "\uff23\uff2e\uff39"]
+    parts = [_buys(("cardhub", f"alias{i}"), [100_001], HOUR, c) for i, c in enumerate(spellings)]
+    parts.append(_buys(("cardhub", "yen"), [100_001], HOUR, "JPY"))
+    dumped = fp()
+    entries = [product(dumped, 10_000, "CNY")]
+    transfers = [
+        sale(dumped, None, ("cardhub", "a"), T0, price=9_000),
+        sale(dumped, ("cardhub", "a"), ("cardhub", "b"), T0 + HOUR, price=100, currency="RMB"),
+    ]
+    records = inputs(
+        entries + [e for p in parts for e in p[0]], transfers + [t for p in parts for t in p[1]]
+    )
+    found = {s.subject.id for s in fired(records, S.BUYER_DAILY_AMOUNT)}
+    assert found == {party_subject(("cardhub", f"alias{i}".encode())).id for i in range(4)}
+    [cheap] = fired(records, S.BELOW_FACE_VALUE)
+    assert about(cheap) == dumped
+
+
 # -- round-trip ------------------------------------------------------------------------------
 
 

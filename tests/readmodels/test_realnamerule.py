@@ -73,6 +73,19 @@ def _raised(engine: Engine) -> list[dict[str, object]]:
         return [json.loads(d) for d in documents]
 
 
+def test_yuan_sold_under_another_spelling_counts_as_yuan(
+    registry: Registry, engine: Engine, creator: CreatorKeys, clock: Clock
+) -> None:
+    # The red team's dodge: yuan reported as RMB or CNH escaped a CNY limit.
+    worker = RiskWorker(engine, clock=clock, payout_overdue_every=0, realname=RULE)
+    _resell(registry, creator, clock, 60_000, currency="RMB")
+    _resell(registry, creator, clock, 40_001, currency="CNH")
+    worker.run_once()
+    [signal] = _raised(engine)
+    assert "100001 CNY (limit 100000)" in str(signal["detail"])
+    assert len(signal["evidence"]) == 2  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("full_recompute", [False, True], ids=["incremental", "full"])
 def test_sales_above_the_limit_without_an_attestation_raise_it(
     registry: Registry, engine: Engine, creator: CreatorKeys, clock: Clock, full_recompute: bool
