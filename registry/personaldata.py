@@ -9,11 +9,11 @@ as ``-``, so a number cannot hide behind them):
 - a mainland mobile number: ``1[3-9]`` and nine more digits, optionally ``+86``/``86``
   before it and a space, dash or dot after the 3rd and 7th digits, not part of a longer run of
   letters or digits (so no hex fingerprint, signature or decimal amount is mistaken for one);
-- a resident ID number (居民身份证号码, GB 11643-1999): 18 characters, a region code (first
-  digit 1-9), a real birth date 1900-2099, a sequence and the ISO 7064 MOD 11-2 check
-  character (a digit or X) that matches; or a first-generation 15-digit number with a real
-  date (YYMMDD); either maybe split by a space or dash around its date. Not part of a longer
-  run of letters or digits;
+- a resident ID number (居民身份证号码, GB 11643-1999): 18 characters, a region code (of
+  a province: ``_PROVINCES``), a real birth date 1900-2099, a sequence and the ISO 7064
+  MOD 11-2 check character (a digit or X) that matches; or a first-generation 15-digit
+  number with a province's region code and a real date (YYMMDD); either maybe split by a
+  space or dash around its date. Not part of a longer run of letters or digits;
 - in a *reference* (an opaque account id the registry hashes): any Chinese character (CJK
   ideographs), which is how a person's name would be written. An id is an ASCII token.
 
@@ -94,19 +94,33 @@ def id_check_character(first17: str) -> str:
     return _ID_CHECK[total % 11]
 
 
+#: The first two digits of every region code an ID number can start with (GB/T 2260's
+#: provinces, and 81-83 for Hong Kong, Macao and Taiwan residents' permits). A 15-digit
+#: first-generation number has no check digit, so 3.65 % of random 15-digit ids (order
+#: numbers, user ids) carry a real date; the province keeps ~39 % of those (red team).
+_PROVINCES: Final = frozenset(
+    {*map(str, range(11, 16)), *map(str, range(21, 24)), *map(str, range(31, 38))}
+    | {*map(str, range(41, 47)), *map(str, range(50, 55)), *map(str, range(61, 66))}
+    | {"71", "81", "82", "83"}
+)
+
+
 def _has_id_number(text: str) -> bool:
     for match in _ID18.finditer(text):
         region, birth, sequence, check = match.groups()
         year, month, day = int(birth[:4]), int(birth[4:6]), int(birth[6:])
         if (
-            1900 <= year <= 2099
+            region[:2] in _PROVINCES
+            and 1900 <= year <= 2099
             and _valid_date(year, month, day)
             and id_check_character(region + birth + sequence) == check.upper()
         ):
             return True
     for match in _ID15.finditer(text):
-        birth = match.group(2)
-        if _valid_date(1900 + int(birth[:2]), int(birth[2:4]), int(birth[4:])):
+        region, birth = match.group(1), match.group(2)
+        if region[:2] in _PROVINCES and _valid_date(
+            1900 + int(birth[:2]), int(birth[2:4]), int(birth[4:])
+        ):
             return True
     return False
 

@@ -121,7 +121,16 @@ LEGITIMATE = [
     "order 1380.0138 paid",
     "sku-10010-20020-30030",
     "用户-8f3a2c",  # a Chinese product title in free text
+    # 15-digit ids with a real date (YYMMDD) but no province's region code: a first-
+    # generation ID number has no check digit, so the province is what tells them apart.
+    "990105491231002",
+    "200105491231002",
 ]
+
+
+def test_a_fifteen_digit_id_number_with_a_provinces_region_is_still_found() -> None:
+    assert personal_data_in("110105491231002") == "an ID number"
+    assert personal_data_in("440301 491231 002") == "an ID number"
 
 
 @pytest.mark.parametrize("text", LEGITIMATE)
