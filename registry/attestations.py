@@ -44,6 +44,10 @@ ATTESTATION_FORMAT_V2: Final = "tracemark-attestation/v2"
 PLATFORM_ATTESTATION: Final = "PlatformAttestation"
 """The EIP-712 primary type a platform's attestation key signs (``registry.eip712``)."""
 
+PLATFORM_KEY_ENROLLMENT: Final = "PlatformKeyEnrollment"
+"""The EIP-712 primary type a platform's new key signs to enroll itself (its proof of
+possession, ``registry.platformkeys.enroll_own_key``)."""
+
 ATTESTATION_RECORD: Final = "RealNameAttestation"
 """The ``primary_type`` of the registry's record of an attestation (``signed_records``)."""
 
@@ -111,6 +115,11 @@ def platform_message(
         "nonce": nonce,
         "deadline": deadline,
     }
+
+
+def enroll_message(platform: str, address: str, nonce: int, deadline: int) -> dict[str, object]:
+    """The ``PlatformKeyEnrollment`` message a platform's new key signs."""
+    return {"platform": platform, "key": address, "nonce": nonce, "deadline": deadline}
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,9 +270,11 @@ __all__ = [
     "LEVEL_LABELS",
     "MAX_NONCE",
     "PLATFORM_ATTESTATION",
+    "PLATFORM_KEY_ENROLLMENT",
     "AttestationPayload",
     "Level",
     "PlatformSignature",
     "attestation_subject",
+    "enroll_message",
     "platform_message",
 ]

@@ -169,6 +169,9 @@ STRUCT_TYPES: Final[dict[str, list[dict[str, str]]]] = {
     "PlatformAttestation": _fields(
         "string platform, bytes32 sellerRef, uint8 level, uint64 nonce, uint64 deadline"
     ),
+    # Issue 18 item 4: a platform enrolls its own attestation key, signed by that key (its
+    # proof of possession).
+    "PlatformKeyEnrollment": _fields("string platform, address key, uint64 nonce, uint64 deadline"),
 }
 """The primary types a tracemark signature can cover, as EIP-712 member lists."""
 

@@ -5,7 +5,12 @@ An API key authenticates a platform to the registry; it cannot show a third part
 So a platform enrolls an attestation key, and signs each attestation with it (EIP-712
 ``PlatformAttestation``, ``registry.attestations``): any wallet or HSM can, and the registry's
 existing EIP-712 code checks it. The operator enrolls one (``tracemark platform-keys
-enroll``), as it creates API keys.
+enroll``), as it creates API keys, or the platform does (``enroll_own_key``: its API key
+authorises it, and the key's own EIP-712 signature of ``PlatformKeyEnrollment`` proves the
+platform holds it, so nobody enrolls a key it cannot sign with).
+
+A key is enrolled at most once per platform: rotation only moves forward (a superseded key
+never returns), which also makes a replayed enrollment a refused one.
 
 Rotation: a platform's newest key is the one in force; enrolling another supersedes it. An
 attestation logged under an older key stays valid: its payload carries the key that was in
@@ -20,11 +25,13 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, Table, select
 
+from registry.attestations import PLATFORM_KEY_ENROLLMENT, enroll_message
 from registry.db import read_transaction, write_transaction
-from registry.eip712 import ZERO_ADDRESS, address_bytes, checksum_address, parse_address
-from registry.errors import InvalidInput
+from registry.eip712 import ZERO_ADDRESS, Domain, address_bytes, checksum_address, parse_address
+from registry.errors import Conflict, InvalidInput
 from registry.models import PlatformKeyRow
 from registry.parties import check_platform_id
+from registry.signatures import check_deadline, verify_signature
 
 platform_keys_t: Table = PlatformKeyRow.__table__  # type: ignore[attr-defined]
 
@@ -73,6 +80,10 @@ def enroll_platform_key(
     if by not in ENROLLERS:
         raise InvalidInput(f"a key is enrolled by one of {', '.join(ENROLLERS)}")
     with write_transaction(engine) as conn:
+        c = platform_keys_t.c
+        known = select(c.id).where(c.platform == platform, c.address == address_bytes(address))
+        if conn.execute(known.limit(1)).first() is not None:
+            raise Conflict(f"{address} was already enrolled for {platform}: enroll a new key")
         row_id = conn.execute(
             platform_keys_t.insert()
             .values(
@@ -84,6 +95,28 @@ def enroll_platform_key(
             .returning(platform_keys_t.c.id)
         ).scalar_one()
     return PlatformKey(int(row_id), platform, address, now, by)
+
+
+def enroll_own_key(
+    engine: Engine,
+    domain: Domain,
+    *,
+    platform: str,
+    address: str,
+    nonce: int,
+    deadline: int,
+    signature: bytes,
+    now: int,
+) -> PlatformKey:
+    """``platform`` (authenticated by its API key) enrolls ``address``, which proves it holds
+    the key by signing ``PlatformKeyEnrollment`` under ``domain`` before ``deadline``;
+    ``WrongSigner``, ``ExpiredDeadline``, ``Conflict`` for a key enrolled before."""
+    check_platform_id(platform)
+    address = parse_address(address, what="platform key")
+    check_deadline(deadline, now)
+    message = enroll_message(platform, address, nonce, deadline)
+    verify_signature(PLATFORM_KEY_ENROLLMENT, message, domain, signature, address)
+    return enroll_platform_key(engine, platform, address, now, by="platform")
 
 
 def key_in_force(conn: Connection, platform: str) -> PlatformKey | None:
@@ -108,6 +141,7 @@ def platform_keys(engine: Engine, platform: str | None = None) -> list[PlatformK
 __all__ = [
     "ENROLLERS",
     "PlatformKey",
+    "enroll_own_key",
     "enroll_platform_key",
     "key_in_force",
     "platform_keys",

@@ -14,14 +14,17 @@ from typing import Any
 
 from eth_account import Account
 
-from registry.attestations import PLATFORM_ATTESTATION
+from registry.attestations import PLATFORM_ATTESTATION, PLATFORM_KEY_ENROLLMENT, enroll_message
+from registry.eip712 import Domain, typed_data
 from registry.errors import InvalidInput
 from registry.parties import check_platform_id
 from verifier.attestationproof import AttestationProof
 from verifier.schemas.attestations import (
     AttestationIn,
     AttestationOut,
+    KeyEnrollmentIn,
     LevelName,
+    PlatformKeyOut,
     SellerLevelOut,
     StatementIn,
     StatementOut,
@@ -35,7 +38,10 @@ _LEVELS: dict[str, int] = {"none": 0, "phone": 1, "id-card": 2, "face": 3}
 def sign_statement(statement: StatementOut, signing_key: Any) -> str:
     """The 0x-hex signature of a proposed statement by ``signing_key`` (a private key's bytes
     or hex, or an object with eth-account's ``sign_typed_data``)."""
-    typed = statement.typed_data
+    return _sign(statement.typed_data, signing_key)
+
+
+def _sign(typed: dict[str, Any], signing_key: Any) -> str:
     if hasattr(signing_key, "sign_typed_data"):
         signed = signing_key.sign_typed_data(full_message=typed)
     else:
@@ -47,6 +53,26 @@ class AttestationCalls(RegistryTransport):
     """Attest a seller account's real-name level (a platform key), and read levels and the
     offline proof of an attestation (any caller); check a proof with
     ``verifier.attestationproof.check_attestation_proof``."""
+
+    def enroll_attestation_key(
+        self, platform: str, signing_key: Any, *, domain: Domain, nonce: int, deadline: int
+    ) -> PlatformKeyOut:
+        """Enroll ``signing_key`` as your platform's attestation key (it supersedes the current
+        one): the key signs ``PlatformKeyEnrollment`` under ``domain`` (take it from your
+        pinned trust root, not from the server), its proof of possession."""
+        if hasattr(signing_key, "address"):
+            address = str(signing_key.address)
+        else:
+            address = str(Account.from_key(signing_key).address)
+        message = enroll_message(check_platform_id(platform), address, nonce, deadline)
+        fields: dict[str, Any] = {
+            "address": address,
+            "nonce": nonce,
+            "deadline": deadline,
+            "signature": _sign(typed_data(PLATFORM_KEY_ENROLLMENT, message, domain), signing_key),
+        }
+        body = request_model(KeyEnrollmentIn, fields, "the key enrollment's fields are invalid")
+        return self._post("/v1/attestations/keys", body.model_dump(mode="json"), PlatformKeyOut)
 
     def attestation_statement(self, reference: str, level: LevelName) -> StatementOut:
         """The registry's proposed ``PlatformAttestation`` statement for ``reference`` at

@@ -16,6 +16,7 @@ from registry.errors import (
     InvalidInput,
     MalformedSignature,
     NonceReused,
+    NoPlatformKey,
     NotFound,
     SignatureError,
     StorageBusy,
@@ -35,7 +36,14 @@ PROBLEM_PREFIX: Final = "https://tracemark.dev/problems/"
 #: Problem codes of refused signatures: the registry's ``SignatureError`` family (400/409).
 SIGNATURE_PROBLEMS: Final = frozenset(
     kind.code
-    for kind in (SignatureError, MalformedSignature, WrongSigner, ExpiredDeadline, NonceReused)
+    for kind in (
+        SignatureError,
+        MalformedSignature,
+        WrongSigner,
+        ExpiredDeadline,
+        NonceReused,
+        NoPlatformKey,
+    )
 )
 #: Problems that are refused before anything is applied, so the same request may be resent.
 RETRYABLE_PROBLEMS: Final = frozenset({"rate-limited", StorageBusy.code})

@@ -32,10 +32,13 @@ from registry.attestationstore import (
     read_current,
     statement_to_sign,
 )
+from registry.platformkeys import enroll_own_key
 from verifier.attestationproof import AttestationProof
 from verifier.schemas.attestations import (
     AttestationIn,
     AttestationOut,
+    KeyEnrollmentIn,
+    PlatformKeyOut,
     SellerLevelOut,
     StatementIn,
     StatementOut,
@@ -61,6 +64,42 @@ def _out(attestation: Attestation) -> AttestationOut:
         leaf_index=attestation.leaf_index,
         signer=attestation.signer,
     )
+
+
+@router.post(
+    "/v1/attestations/keys",
+    operation_id="enroll_attestation_key",
+    response_model=PlatformKeyOut,
+    status_code=201,
+    summary="Enroll your platform's attestation signing key (signed by it: proof of possession).",
+)
+async def enroll_attestation_key(
+    body: KeyEnrollmentIn, ctx: Context, principal: TransferPlatform
+) -> JSONResponse:
+    platform = principal.platform
+    assert platform is not None
+    registry = ctx.registry
+    key = await run_in_threadpool(
+        partial(
+            enroll_own_key,
+            registry.engine,
+            registry.domain,
+            platform=platform,
+            address=body.address,
+            nonce=body.nonce,
+            deadline=body.deadline,
+            signature=bytes.fromhex(body.signature[2:]),
+            now=registry.clock(),
+        )
+    )
+    answer = PlatformKeyOut(
+        id=key.id,
+        platform=key.platform,
+        address=key.address,
+        enrolled_at=key.enrolled_at,
+        enrolled_by=key.enrolled_by,
+    )
+    return JSONResponse(answer.model_dump(mode="json"), 201)
 
 
 @router.post(

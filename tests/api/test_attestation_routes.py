@@ -10,20 +10,22 @@ import json
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.cli import app as cli_app
-from registry.attestations import Level
+from registry.attestations import PLATFORM_KEY_ENROLLMENT, Level, enroll_message
 from registry.service import Registry
+from registry.signatures import sign
 from tests.api.conftest import KeyFactory, bearer
 from tests.conftest import Clock
 from tests.platformkeys import PLATFORM_KEYS, enroll, platform_address, sign_attestation
 from tests.trust import trust_root_of
 from verifier.attestationproof import check_attestation_proof
 from verifier.client import TracemarkClient
-from verifier.problems import ProblemNotFound
+from verifier.problems import ProblemNotFound, SignatureRefused
 
 CARDHUB_KEY = PLATFORM_KEYS["cardhub"]
 
@@ -216,3 +218,59 @@ def test_the_operator_enrolls_and_rotates_a_platforms_key(tmp_path: Path) -> Non
     ]
     assert "in force" in run("list")
     run("enroll", "--platform", "cardhub", "--address", "0x12", expect=3)
+
+
+def test_a_platform_enrolls_its_own_key_with_a_proof_of_possession(
+    app: FastAPI, registry: Registry, make_key: KeyFactory, clock: Clock
+) -> None:
+    """``POST /v1/attestations/keys``: the new key signs ``PlatformKeyEnrollment``; another
+    key's signature, a past deadline, a key enrolled before are refused; the enrolled key then
+    signs the platform's attestations and supersedes the old one."""
+    key = make_key("cardhub", "transfer")
+    deadline = clock() + 600
+
+    def body(signer: bytes, address: str, nonce: int = 1, platform: str = "cardhub") -> dict:  # type: ignore[type-arg]
+        message = enroll_message(platform, address, nonce, deadline)
+        signature = sign(PLATFORM_KEY_ENROLLMENT, message, registry.domain, signer)
+        return {
+            "address": address,
+            "nonce": nonce,
+            "deadline": deadline,
+            "signature": "0x" + signature.hex(),
+        }
+
+    mine, theirs = platform_address("cardhub"), platform_address("keyshop")
+    with TestClient(app) as http:
+
+        def post(document: dict) -> tuple[int, str]:  # type: ignore[type-arg]
+            answer = http.post("/v1/attestations/keys", json=document, headers=bearer(key))
+            if answer.status_code == 201:
+                return 201, answer.json()["address"]
+            return answer.status_code, answer.json()["type"].rsplit("/", 1)[-1]
+
+        # Not its proof: signed by another key, or for another platform.
+        assert post(body(PLATFORM_KEYS["keyshop"], mine)) == (400, "wrong-signer")
+        assert post(body(CARDHUB_KEY, mine, platform="keyshop")) == (400, "wrong-signer")
+        assert post(body(CARDHUB_KEY, mine)) == (201, mine)
+        assert post(body(CARDHUB_KEY, mine, 2)) == (409, "conflict")  # never twice
+        assert post(body(PLATFORM_KEYS["keyshop"], theirs)) == (201, theirs)  # rotation
+        clock.advance(601)
+        fresh = bytes.fromhex("ab" * 32)
+        assert post(body(fresh, Account.from_key(fresh).address)) == (400, "expired-deadline")
+    # The newest key (keyshop's test key, enrolled by cardhub) signs cardhub's attestations.
+    with (
+        TestClient(app) as http,
+        TracemarkClient("http://testserver", api_key=key, http_client=http) as api,
+    ):
+        done = api.attest_seller("seller-1", "phone", signing_key=PLATFORM_KEYS["keyshop"])
+        assert done.signer == theirs
+        # The client enrolls a key as a platform would (a LocalAccount signs its proof).
+        account = Account.from_key(bytes.fromhex("cd" * 32))
+        enrolled = api.enroll_attestation_key(
+            "cardhub", account, domain=registry.domain, nonce=7, deadline=clock() + 60
+        )
+        assert (enrolled.address, enrolled.enrolled_by) == (account.address, "platform")
+        assert api.attest_seller("seller-1", "face", signing_key=account).signer == account.address
+        with pytest.raises(SignatureRefused) as refused:
+            api.attest_seller("seller-1", "phone", signing_key=CARDHUB_KEY)
+        assert refused.value.code == "wrong-signer"

@@ -147,6 +147,7 @@ POLICY: dict[str, frozenset[str]] = {
     # sales' scope; the levels and proofs are public, as the log holds them.
     "attest_seller": holding("transfer"),
     "attestation_statement": holding("transfer"),
+    "enroll_attestation_key": holding("transfer"),
     "get_attestation": ANYONE,
     "get_attestation_proof": ANYONE,
     "get_seller_level": ANYONE,
@@ -653,6 +654,15 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
         }
     ),
     "attestation_statement": lambda w: Call(json={"reference": "matrix", "level": "phone"}),
+    # A signature by no key of that address: refused (400), neither 401 nor 403.
+    "enroll_attestation_key": lambda w: Call(
+        json={
+            "address": "0x" + "22" * 20,
+            "nonce": 1,
+            "deadline": 2**53 - 1,
+            "signature": "0x" + "11" * 65,
+        }
+    ),
     "get_attestation": lambda w: Call(),
     "get_attestation_proof": lambda w: Call(),
     "get_seller_level": lambda w: Call(),

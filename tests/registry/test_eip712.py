@@ -77,6 +77,8 @@ DESIGN_TYPES = {
     # Issue 18 item 4: documented in docs/ARCHITECTURE.md ("Real-name attestations").
     "PlatformAttestation": "PlatformAttestation(string platform,bytes32 sellerRef,uint8 level,"
     "uint64 nonce,uint64 deadline)",
+    "PlatformKeyEnrollment": "PlatformKeyEnrollment(string platform,address key,uint64 nonce,"
+    "uint64 deadline)",
 }
 
 

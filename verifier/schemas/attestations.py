@@ -66,6 +66,29 @@ class AttestationOut(Strict):
     signer: str | None = None
 
 
+class KeyEnrollmentIn(Strict):
+    """A platform enrolls its own attestation key: ``address`` signs
+    ``PlatformKeyEnrollment(platform, key, nonce, deadline)`` under the registry's EIP-712
+    domain (its proof of possession). It supersedes the platform's current key."""
+
+    address: Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
+    nonce: Uint64
+    deadline: Uint64
+    #: 65 bytes r || s || v (v 27 or 28, low s), 0x-hex, by ``address``'s key.
+    signature: SignatureHex
+
+
+class PlatformKeyOut(Strict):
+    """An enrolled attestation key: the newest of a platform's is in force."""
+
+    id: Count
+    platform: str
+    address: str
+    enrolled_at: Count
+    #: "operator" (the CLI) or "platform" (this route).
+    enrolled_by: str
+
+
 class SellerLevelOut(Strict):
     """A seller's current real-name level: its newest attestation's (``none`` without one)."""
 
@@ -79,7 +102,9 @@ class SellerLevelOut(Strict):
 __all__ = [
     "AttestationIn",
     "AttestationOut",
+    "KeyEnrollmentIn",
     "LevelName",
+    "PlatformKeyOut",
     "SellerLevelOut",
     "StatementIn",
     "StatementOut",
