@@ -57,6 +57,32 @@ class Answer:
     body: bytes
 
 
+def _without_new_members(body: bytes, exc: ValidationError) -> bytes | None:
+    """The answer without the members this client's models do not know, when those are all
+    that failed (None otherwise). The models forbid unknown members, which is right for what
+    the registry accepts; but a registry newer than this client adds members to its answers
+    (additively, e.g. a verify answer's ``credit``), and a client pinned by a platform must
+    keep reading them. Only members are dropped, never a value of a wrong type, and only on
+    this slow path, so a well-formed answer costs nothing more."""
+    errors = exc.errors()
+    if not errors or any(e["type"] != "extra_forbidden" for e in errors):
+        return None
+    document = json.loads(body)
+    for error in errors:
+        *path, member = error["loc"]
+        holder = document
+        for step in path:
+            by_name = isinstance(holder, dict) and isinstance(step, str) and step in holder
+            by_index = isinstance(holder, list) and isinstance(step, int) and step < len(holder)
+            if not (by_name or by_index):
+                return None  # a union member's tag or a path this reading cannot follow
+            holder = holder[step]
+        if not (isinstance(holder, dict) and isinstance(member, str) and member in holder):
+            return None
+        del holder[member]
+    return json.dumps(document).encode()
+
+
 _GOOD_TYPE_NAMES: Final[dict[GoodType, GoodTypeName]] = {
     GoodType.FILE: "file",
     GoodType.CODE: "code",
@@ -253,6 +279,12 @@ class RegistryTransport:
         try:
             return model.model_validate_json(answer.body)
         except ValidationError as exc:
+            newer = _without_new_members(answer.body, exc)
+            if newer is not None:
+                try:
+                    return model.model_validate_json(newer)
+                except ValidationError as again:
+                    exc = again
             where = "; ".join(
                 ".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in exc.errors()[:3]
             )
