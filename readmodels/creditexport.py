@@ -2,8 +2,10 @@
 
 The writer streams the registry's credit facts (``registry.creditfacts.read_facts``) into an
 export's optional ``credit`` member; ``recompute`` folds an export's facts into every
-platform's and seller's inputs and scores them with ``credit/v1``, the number the API gives
-for the same ``as_of`` (a test exports a generated market and compares every subject).
+platform's and seller's inputs and scores them with the formula the export names (an export
+naming ``credit/v1`` carries v1's facts, every transfer a sale, and recomputes to its v1
+number; one naming ``credit/v2`` to v2's), the number the API gives for the same ``as_of``
+(a test exports a generated market and compares every subject).
 What the facts are is the registry's word: a refused transfer or a refund is not a logged
 entry, so the export cannot prove it; it lets anyone check the arithmetic and the rule.
 """
@@ -72,7 +74,11 @@ def recompute(export: Export) -> list[dict[str, Any]]:
     order = sorted(inputs, key=lambda s: (s[0] != "platform", s[1], s[2] or b""))
     return [
         credit_document(
-            subject, inputs[subject], as_of=credit.as_of, overdue_after=credit.overdue_after
+            subject,
+            inputs[subject],
+            as_of=credit.as_of,
+            overdue_after=credit.overdue_after,
+            formula=credit.formula,
         )
         for subject in order
     ]

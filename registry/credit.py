@@ -1,9 +1,15 @@
-"""Credit scores (信用分, issue 18 item 1): the published formula ``credit/v1``, pure.
+"""Credit scores (信用分, issue 18 item 1): the published formulas ``credit/v1``, ``/v2``, pure.
 
 A score is a function of a subject's inputs alone (counts of facts the registry holds, and
 the days since its first one), in integer arithmetic only, so anyone holding the inputs (or
 the facts, ``registry.creditfacts``) gets the same number on any machine. The constants
-below are frozen for ``credit/v1``: changing any of them is a new version, never an edit.
+below are frozen: changing any of them is a new version, never an edit.
+
+``credit/v2`` (published since the red team's wash-trade finding) keeps this arithmetic and
+changes what a sale is (``registry.creditfacts``): v1 counted every recorded transfer, v2
+counts a transfer only when priced above 0, to a buyer party other than the seller, and
+each good once per seller party and reporting platform. The version a document names
+selects the rule, so an export naming ``credit/v1`` still recomputes to its v1 number.
 
     rated  iff  sales_completed >= MIN_SALES and days_active >= MIN_DAYS (else "unrated")
 
@@ -26,7 +32,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Final
 
-FORMULA: Final = "credit/v1"
+#: The formula the registry publishes now; ``FORMULAS`` every one a document may name.
+FORMULA: Final = "credit/v2"
+FORMULAS: Final = ("credit/v1", "credit/v2")
 
 #: The minimum history to be rated.
 MIN_SALES: Final = 10
@@ -55,7 +63,7 @@ MAX_INPUT: Final = 2**53 - 1
 
 @dataclass(frozen=True)
 class CreditInputs:
-    """What ``credit/v1`` reads of one subject (a platform, or a seller on a platform)."""
+    """What a formula reads of one subject (a platform, or a seller on a platform)."""
 
     sales_completed: int = 0
     fake_deliveries_refused: int = 0
@@ -118,15 +126,19 @@ def earned(inputs: CreditInputs) -> int:
     return sales + time
 
 
-def credit_score(inputs: CreditInputs) -> CreditScore:
-    """``credit/v1`` of ``inputs`` (see the module's formula)."""
+def credit_score(inputs: CreditInputs, formula: str = FORMULA) -> CreditScore:
+    """``formula`` of ``inputs`` (see the module's formula: v1 and v2 share the arithmetic,
+    their inputs differ in what a sale is, so the inputs must be read under ``formula``)."""
+    if formula not in FORMULAS:
+        raise ValueError(f"unknown credit formula (known: {', '.join(FORMULAS)})")
     if not is_rated(inputs):
-        return CreditScore(FORMULA, False, None, inputs)
-    return CreditScore(FORMULA, True, max(0, BASE + earned(inputs) - penalty(inputs)), inputs)
+        return CreditScore(formula, False, None, inputs)
+    return CreditScore(formula, True, max(0, BASE + earned(inputs) - penalty(inputs)), inputs)
 
 
 __all__ = [
     "FORMULA",
+    "FORMULAS",
     "MAX_SCORE",
     "CreditInputs",
     "CreditScore",

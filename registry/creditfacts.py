@@ -1,10 +1,13 @@
-"""The facts ``credit/v1`` (``registry.credit``) reads, from the database or from an export.
+"""The facts ``credit/v2`` (``registry.credit``) reads, from the database or from an export.
 
 A *fact* is one row the registry holds about a subject, reduced to what the formula needs:
 its kind, the platform it is about, the seller party (when there is one) and its time.
 
     kind                     from                                     platform        seller
-    sale                     a recorded transfer                      the reporter    seller party
+    sale                     recorded transfers priced above 0 to a   the reporter    seller party
+                             buyer party other than the seller, one
+                             per (reporter, seller party, good), at
+                             the first of them
     refund                   an order refunded (a dispute lost)       the order's     order's seller
     fake-delivery            a refused transfer "not-the-reserved-good" the reporter  seller party
     bad-sale                 a refused transfer: double-sale,         the reporter    seller party
@@ -27,9 +30,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import Connection, func, literal, select, union_all
+from sqlalchemy import Connection, and_, func, literal, not_, select, union_all
 
-from registry.credit import CreditInputs, credit_score
+from registry.credit import FORMULA, CreditInputs, credit_score
 from registry.orders import State
 from registry.orderviews import orders_t
 from registry.payouts import payout_lines_t
@@ -70,13 +73,29 @@ def _facts_query(as_of: int, overdue_after: int, *, sellers: bool = False) -> An
         royalty_lines_t.c,
         payout_lines_t.c,
     )
-    sales = select(
-        literal("sale").label("kind"),
-        t.platform,
-        t.seller_platform,
-        t.seller_ref,
-        t.created_at.label("at"),
-    ).where(t.created_at <= as_of)
+    # credit/v2's sale (the red team's wash trade: v1 counted every transfer, unpriced ones
+    # between two of a platform's own references included). Prices are canonical decimal
+    # text (str(int)), so "0" is the only zero; a transfer to the seller party itself never
+    # counts; a good passed round counts once per seller party (and reporter).
+    to_itself = and_(t.seller_platform == t.buyer_platform, t.seller_ref == t.buyer_ref)
+    sales = (
+        select(
+            literal("sale").label("kind"),
+            t.platform,
+            t.seller_platform,
+            t.seller_ref,
+            func.min(t.created_at).label("at"),
+        )
+        .where(
+            t.created_at <= as_of,
+            t.price.is_not(None),
+            t.price != "0",
+            not_(t.price.startswith("-")),
+            # NULL seller (the creator's sale) is another party than any buyer.
+            t.seller_platform.is_(None) | t.seller_ref.is_(None) | not_(to_itself),
+        )
+        .group_by(t.platform, t.seller_platform, t.seller_ref, t.good_type, t.fingerprint)
+    )
     refunds = select(
         literal("refund").label("kind"),
         o.platform,
@@ -198,15 +217,21 @@ def fold(facts: Iterable[Fact], *, as_of: int) -> dict[Subject, CreditInputs]:
 
 
 def credit_document(
-    subject: Subject, inputs: CreditInputs, *, as_of: int, overdue_after: int
+    subject: Subject,
+    inputs: CreditInputs,
+    *,
+    as_of: int,
+    overdue_after: int,
+    formula: str = FORMULA,
 ) -> dict[str, object]:
-    """A score as the API answers it and the recompute prints it (``CreditOut``)."""
+    """A score as the API answers it and the recompute prints it (``CreditOut``); ``formula``
+    is the one the inputs were read under (an old export's may be ``credit/v1``)."""
     kind, platform, seller_ref = subject
     return {
         "subject": kind,
         "platform": platform,
         "seller": None if seller_ref is None else "0x" + seller_ref.hex(),
-        **credit_score(inputs).as_dict(),
+        **credit_score(inputs, formula).as_dict(),
         "as_of": as_of,
         "overdue_after": overdue_after,
     }

@@ -132,7 +132,7 @@ PlatformText = Annotated[StrictStr, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,62}[
 
 
 class CreditFact(_Model):
-    """One fact ``credit/v1`` reads (``registry.creditfacts``), as the registry says it: not
+    """One fact a credit formula reads (``registry.creditfacts``), as the registry says it: not
     proven by the log (refusals and refunds are not logged entries)."""
 
     kind: Literal["sale", "refund", "fake-delivery", "bad-sale", "dead-good", "overdue"]
@@ -147,7 +147,8 @@ class CreditFacts(_Model):
     """What recomputes every platform's and seller's credit score (issue 18 item 1): an
     optional, additive member of a v2 export, written only when asked (``--credit``)."""
 
-    formula: Literal["credit/v1"]
+    #: The formula the facts were read under (``registry.credit.FORMULAS``).
+    formula: Literal["credit/v1", "credit/v2"]
     as_of: Uint64
     overdue_after: Uint64
     facts: Annotated[tuple[CreditFact, ...], Field(max_length=MAX_CREDIT_FACTS)]

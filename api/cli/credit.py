@@ -1,6 +1,7 @@
 """Credit scores from the command line: ``tracemark credit recompute EXPORT.json`` recomputes
-every platform's and seller's ``credit/v1`` score from an evidence export alone (one made
-with ``tracemark export --credit``), with no registry and no network."""
+every platform's and seller's score from an evidence export alone (one made with ``tracemark
+export --credit``), with no registry and no network, under the formula the export names
+(``credit/v2`` now; an older export naming ``credit/v1`` recomputes to its v1 number)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import typer
 from api.cli.app import JsonFlag, app, out, reported
 
 credit_app = typer.Typer(
-    help="Credit scores (credit/v1): recompute them from an evidence export.",
+    help="Credit scores (credit/v2): recompute them from an evidence export.",
     no_args_is_help=True,
 )
 app.add_typer(credit_app, name="credit")

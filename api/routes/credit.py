@@ -61,7 +61,7 @@ async def platform_credits(ctx: Context, caller: Caller) -> JSONResponse:
     "/v1/credit/platforms/{platform}",
     operation_id="get_platform_credit",
     response_model=CreditOut,
-    summary="A platform's credit score (credit/v1), with its inputs, to recompute.",
+    summary="A platform's credit score (credit/v2), with its inputs, to recompute.",
 )
 async def platform_credit(platform: PlatformId, ctx: Context, caller: Caller) -> JSONResponse:
     document = await run_in_threadpool(_credit, ctx.registry, parse_platform_id(platform), None)

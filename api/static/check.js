@@ -78,7 +78,7 @@
       el("br"), el("span", { class: "muted help" }, TM.t("js.check.identity_how", { method: identity.method })));
   }
 
-  /** One credit/v1 score: its number (or "unrated") and a link to the inputs it came from. */
+  /** One credit score (its formula named in it): its number (or "unrated") and a link to the inputs it came from. */
   function scoreNode(score, url, id) {
     var text = score.rating === "rated"
       ? TM.t("js.check.credit.score", { score: score.score })

@@ -18,6 +18,7 @@ from api.app import create_app
 from api.cli import app as cli_app
 from bench.scenario import SMALL, run_scenario
 from readmodels.exports import ExportSelection, write_export
+from registry.credit import CreditInputs, credit_score
 from registry.creditfacts import all_inputs
 from registry.db import create_db_engine, read_transaction
 from registry.eip712 import DEV_DOMAIN
@@ -91,6 +92,27 @@ def test_recomputed_from_the_export_equals_the_api_for_every_subject(
     assert len(moved) == 1 and moved[0]["platform"] == rated["platform"]
     assert moved[0]["inputs"]["bad_sale_attempts"] == rated["inputs"]["bad_sale_attempts"] + 1
     assert moved[0]["score"] < rated["score"]
+    # An export naming credit/v1 (written before v2; its facts were every transfer) still
+    # recomputes to its v1 number: the formula the file names is the one applied. Here five
+    # more sale facts, as v1 counted unpriced ones, for the rated platform.
+    document = json.loads(result.json_path.read_text(encoding="utf-8"))
+    assert document["credit"]["formula"] == "credit/v2"
+    document["credit"]["formula"] = "credit/v1"
+    sale = {"kind": "sale", "platform": rated["platform"], "seller_platform": None}
+    document["credit"]["facts"] += [{**sale, "seller": None, "at": 1}] * 5
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(document), encoding="utf-8")
+    v1 = CliRunner().invoke(cli_app, ["credit", "recompute", str(old), "--json"])
+    assert v1.exit_code == 0, v1.output
+    v1_scores = json.loads(v1.output)["scores"]
+    assert {s["formula"] for s in v1_scores} == {"credit/v1"}
+    for a, b in zip(v1_scores, scores, strict=True):
+        if a["platform"] == rated["platform"] and a["subject"] == "platform":
+            inputs = CreditInputs(**a["inputs"])
+            assert inputs.sales_completed == rated["inputs"]["sales_completed"] + 5
+            assert a["score"] == credit_score(inputs, "credit/v1").score
+        else:
+            assert {**a, "formula": "credit/v2"} == b
     # The plain output names every subject once.
     plain = CliRunner().invoke(cli_app, ["credit", "recompute", str(result.json_path)])
     assert plain.exit_code == 0 and len(plain.output.splitlines()) == len(scores)

@@ -84,7 +84,7 @@ def test_a_verify_answer_carries_the_holders_credit_as_last_refreshed(
         assert answer.refreshed_every == 60
         # Anyone recomputes the numbers from the inputs the answer carries.
         for score in (answer.platform, answer.seller):
-            assert score.formula == "credit/v1" and _recomputed(score) == score.score
+            assert score.formula == "credit/v2" and _recomputed(score) == score.score
         # The auditor's table: every platform's kept score, equal to the live route's.
         listed = api.platform_credits()
         assert listed.refreshed_every == 60 and len(listed.items) >= 3

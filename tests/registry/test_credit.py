@@ -47,7 +47,7 @@ def test_known_answers(inputs: CreditInputs, score: int) -> None:
     found = credit_score(inputs)
     assert (found.formula, found.rated, found.score) == (FORMULA, True, score)
     assert found.as_dict() == {
-        "formula": "credit/v1",
+        "formula": "credit/v2",
         "rating": "rated",
         "score": score,
         "inputs": dataclasses.asdict(inputs),
@@ -124,3 +124,14 @@ def test_a_bad_fact_on_a_rated_uncapped_history_lowers_it(inputs: CreditInputs, 
     before, after = credit_score(base).score, credit_score(worse).score
     assert before is not None and after is not None
     assert after < before or before == 0
+
+
+def test_the_document_names_the_formula_v1_and_v2_share_the_arithmetic() -> None:
+    """credit/v2 changed what a sale is (registry.creditfacts), not the arithmetic: the same
+    inputs score the same under either name, and the name is what the document says."""
+    inputs = CreditInputs(sales_completed=1000, days_active=1000, fake_deliveries_refused=1)
+    v1, v2 = credit_score(inputs, "credit/v1"), credit_score(inputs)
+    assert (v1.formula, v2.formula, FORMULA) == ("credit/v1", "credit/v2", "credit/v2")
+    assert v1.score == v2.score == 993
+    with pytest.raises(ValueError, match="unknown credit formula"):
+        credit_score(inputs, "credit/v3")

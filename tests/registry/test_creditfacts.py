@@ -1,4 +1,4 @@
-"""The facts credit/v1 reads (``registry.creditfacts``), on real SQLite and PostgreSQL: an
+"""The facts credit/v2 reads (``registry.creditfacts``), on real SQLite and PostgreSQL: an
 order refunded after a dispute, sales and refusals, counted for the platform and the seller
 by the SQL aggregates and by the fold over exported rows alike."""
 
@@ -53,8 +53,8 @@ def _sale(fingerprint: bytes, seller: Party, buyer: Party) -> TransferRequest:
         fingerprint=fingerprint,
         seller=seller,
         buyer=buyer,
-        price=None,
-        currency=None,
+        price=100,  # credit/v2 counts only priced sales (tests/registry/test_credit_wash.py)
+        currency="EUR",
         final=False,
         idempotency_key=None,
         authorization=None,
@@ -114,7 +114,7 @@ def test_a_refund_a_sale_and_a_double_sale_count_for_platform_and_seller(
     assert folded[("platform", "cardhub", None)] == platform
     assert folded[("seller", "cardhub", seller)] == of_seller
     assert answer["rating"] == "unrated" and answer["score"] is None
-    assert answer["seller"] == "0x" + seller.hex() and answer["formula"] == "credit/v1"
+    assert answer["seller"] == "0x" + seller.hex() and answer["formula"] == "credit/v2"
     assert earlier.sales_completed == 0 and earlier.days_active == 0
 
 

@@ -1,5 +1,5 @@
 """The holder's credit on the page (issue 18 items 1 and 5), in headless Chromium, in English and
-Chinese: the check page's answer shows the holding platform's and seller's credit/v1 scores
+Chinese: the check page's answer shows the holding platform's and seller's credit scores
 with links to their inputs; the auditor's view lists every platform's credit. Screenshots kept
 in test-output/screenshots/ (``credit-*.png``)."""
 

@@ -32,7 +32,7 @@ class CreditOut(Strict):
     platform: str
     #: The seller's keyed reference hash (as exports carry it); null for a platform.
     seller: str | None
-    formula: Literal["credit/v1"]
+    formula: Literal["credit/v1", "credit/v2"]
     rating: Literal["rated", "unrated"]
     score: Annotated[StrictInt, Field(ge=0, le=1000)] | None
     inputs: CreditInputsOut

@@ -190,7 +190,7 @@ export class TracemarkClient {
     return this.call("get_delivery_receipt", { path: { order_id: orderId } });
   }
 
-  /** A platform's credit score (credit/v1) with its inputs. */
+  /** A platform's credit score (credit/v2) with its inputs. */
   platformCredit(platform: string): Promise<CreditOut> {
     return this.call("get_platform_credit", { path: { platform } });
   }

@@ -39,7 +39,7 @@ export interface CreditInputsOut {
  * from ``inputs`` (or from an evidence export's facts: ``tracemark credit recompute``). */
 export interface CreditOut {
   as_of: number;
-  formula: "credit/v1";
+  formula: "credit/v1" | "credit/v2";
   inputs: CreditInputsOut;
   overdue_after: number;
   platform: string;
@@ -498,7 +498,7 @@ export interface Operations {
     status: 200;
     answer: DeliveryReceiptOut;
   };
-  /** A platform's credit score (credit/v1), with its inputs, to recompute. */
+  /** A platform's credit score (credit/v2), with its inputs, to recompute. */
   get_platform_credit: {
     path: {
       platform: string;
