@@ -203,51 +203,15 @@ def _parties(
     return ours, theirs, set(theirs)
 
 
-def _signals_of_goods(conn: Connection, platform: str, start: int, end: int) -> set[str]:
-    """The ids of the signals implicating a good P held, sold or bought in the period."""
-    from sqlalchemy import and_, exists, or_, select
-    from sqlalchemy.orm import aliased
-
-    from readmodels.riskworker import risk_goods_t
-    from registry.transfers import transfers_t
-
-    g = risk_goods_t.c
-    t = transfers_t.alias("t")
-    later = aliased(transfers_t, name="later")
-    same_good = and_(t.c.good_type == g.good_type, t.c.fingerprint == g.fingerprint)
-    traded = and_(
-        same_good,
-        or_(
-            t.c.seller_platform == platform,
-            t.c.buyer_platform == platform,
-            t.c.platform == platform,
-        ),
-        t.c.created_at >= start,
-        t.c.created_at <= end,
-    )
-    # Held: P acquired it by the end, and nothing moved it again before the start.
-    moved_before = exists().where(
-        later.c.good_type == t.c.good_type,
-        later.c.fingerprint == t.c.fingerprint,
-        later.c.id > t.c.id,
-        later.c.created_at < start,
-    )
-    held = and_(same_good, t.c.buyer_platform == platform, t.c.created_at <= end, ~moved_before)
-    rows = conn.execute(select(g.signals).where(or_(exists().where(traded), exists().where(held))))
-    return {item["signal_id"] for row in rows for item in json.loads(row.signals)}
-
-
-def _goods_of_platform(
-    conn: Connection, platform: str, start: int, end: int, names: Iterable[str]
-) -> set[str]:
-    """Of the goods ``names`` (``kind:0x<hex>``), those P held, sold or bought in the period
-    (as ``_signals_of_goods`` asks of ``risk_goods``)."""
-    from sqlalchemy import and_, exists, or_, select
+def _involvement(platform: str, start: int, end: int) -> tuple[Any, Any, Any]:
+    """A transfers alias ``t`` and two conditions on it: P ``traded`` the good in the period
+    (seller, buyer or reporter), or P ``held`` it (acquired by the end, and nothing moved it
+    again before the start)."""
+    from sqlalchemy import and_, exists, or_
     from sqlalchemy.orm import aliased
 
     from registry.transfers import transfers_t
 
-    goods = sorted({_good_of(name) for name in names})
     t = transfers_t.alias("t")
     later = aliased(transfers_t, name="later")
     traded = and_(
@@ -266,6 +230,35 @@ def _goods_of_platform(
         later.c.created_at < start,
     )
     held = and_(t.c.buyer_platform == platform, t.c.created_at <= end, ~moved_before)
+    return t, traded, held
+
+
+def _signals_of_goods(conn: Connection, platform: str, start: int, end: int) -> set[str]:
+    """The ids of the signals implicating a good P held, sold or bought in the period."""
+    from sqlalchemy import and_, exists, or_, select
+
+    from readmodels.riskworker import risk_goods_t
+
+    g = risk_goods_t.c
+    t, traded, held = _involvement(platform, start, end)
+    same_good = and_(t.c.good_type == g.good_type, t.c.fingerprint == g.fingerprint)
+    rows = conn.execute(
+        select(g.signals).where(
+            or_(exists().where(same_good, traded), exists().where(same_good, held))
+        )
+    )
+    return {item["signal_id"] for row in rows for item in json.loads(row.signals)}
+
+
+def _goods_of_platform(
+    conn: Connection, platform: str, start: int, end: int, names: Iterable[str]
+) -> set[str]:
+    """Of the goods ``names`` (``kind:0x<hex>``), those P held, sold or bought in the period
+    (as ``_signals_of_goods`` asks of ``risk_goods``)."""
+    from sqlalchemy import or_, select
+
+    goods = sorted({_good_of(name) for name in names})
+    t, traded, held = _involvement(platform, start, end)
     found: set[str] = set()
     for chunk in range(0, len(goods), 500):
         fingerprints = [fp for _, fp in goods[chunk : chunk + 500]]
