@@ -1,8 +1,9 @@
 """The HTTP API's composition root: ``create_app`` wires the registry (and chain) into routes.
 
-Routes are grouped by who uses them (``api/routes``: creators, platforms, auditors); every
-error is RFC 9457 problem+json (``api/errors``); who is calling is decided once per request
-(``api/auth``), which also charges the caller's rate limit.
+Routes are grouped by who uses them (``api/routes``: creators, platforms, auditors) and
+included in matching order by ``api.routertable``; every error is RFC 9457 problem+json
+(``api/errors``); who is calling is decided once per request (``api/auth``), which also
+charges the caller's rate limit.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from anchoring.chain import Chain
 from anchoring.models import AnchorerState
-from api import auth, badge, docsframing, receiptpage, web
+from api import auth
 from api import errors as api_errors
 from api.chainwatch import ChainWatch
 from api.context import MAX_JSON_BYTES, ApiContext
@@ -34,29 +35,7 @@ from api.personaldata import refuse_personal_data_in_request
 from api.pow import ProofOfWork
 from api.principal import Principal
 from api.ratelimit import Limit, RateLimiter, RateLimits, build_limiter
-from api.routes import attestations as attestation_routes
-from api.routes import (
-    auditors,
-    batches,
-    creator_account,
-    creators,
-    signin,
-    transfers,
-    verify,
-)
-from api.routes import compliance as compliance_routes
-from api.routes import credit as credit_routes
-from api.routes import facevalue as face_value_routes
-from api.routes import identity as identity_routes
-from api.routes import orderevidence as order_evidence_routes
-from api.routes import orders as order_routes
-from api.routes import payouts as payout_routes
-from api.routes import rebates as rebate_routes
-from api.routes import receipts_public as receipt_routes
-from api.routes import signals as signal_routes
-from api.routes import tlog as tlog_routes
-from api.routes import trace as trace_routes
-from api.routes import webhooks as webhook_routes
+from api.routertable import include_routes
 from api.settings import ApiSettings, load_api_settings
 from api.telemetry import TelemetryBuffer, TelemetryWriter
 from api.trustroot import TrustRootConfig
@@ -269,36 +248,9 @@ def create_app(
         limit=MAX_JSON_BYTES,
         own_limit=("/v1/verify/file", "/v1/registrations/batches", "/v1/revocations/batches"),
     )
-    # The embeddable badge (issue 18 item 6, ``/badge/...``) first: it is loaded on every view
-    # of a product page, and a route late in the list is matched against every one before it
-    # (40% of a badge's time, bench/badge_bench.py). Its path is no other route's.
-    badge.install(app)
-    app.include_router(verify.router)
-    app.include_router(transfers.router)
-    app.include_router(order_routes.router)  # guaranteed-trade orders (issue 17)
-    app.include_router(order_evidence_routes.router)  # an order's dispute evidence
-    app.include_router(payout_routes.router)  # payouts and balances (issue 17)
-    app.include_router(rebate_routes.router)  # upline rebates (issue 17)
-    app.include_router(face_value_routes.router)  # a product's face value (issue 18)
-    app.include_router(receipt_routes.router)  # the buyer's delivery receipt (issue 17)
-    app.include_router(credit_routes.router)  # credit scores (issue 18)
-    app.include_router(compliance_routes.router)  # a platform's compliance report (issue 18)
-    app.include_router(attestation_routes.router)  # real-name attestations (issue 18)
-    app.verify_front = VerifyFront(app, app.through_stack)
-    app.include_router(creators.router)
-    app.include_router(batches.router)
-    app.include_router(creator_account.router)
-    app.include_router(signin.router)
-    app.include_router(identity_routes.router)
-    app.include_router(auditors.router)
-    web.install(app)  # the page (``/``, ``/audit``, ``/label/...``) and ``/static``
-    docsframing.install(app)  # FastAPI's /docs and /redoc refuse to be framed too
-    receiptpage.install(app)  # the receipt's page ``/r/<id>`` and its QR (issue 17)
-    app.include_router(trace_routes.router)
-    app.include_router(signal_routes.router)
-    app.include_router(tlog_routes.router)  # the static read API (C2SP tlog-tiles)
     app.state.webhooks = webhooks
-    app.include_router(webhook_routes.router)
+    include_routes(app)  # every route module and page, in matching order (``api.routertable``)
+    app.verify_front = VerifyFront(app, app.through_stack)
 
     @app.get("/livez", tags=["health"], operation_id="livez")
     def livez(caller: Annotated[Principal, Depends(auth.authenticated_health)]) -> dict[str, str]:
