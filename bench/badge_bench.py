@@ -28,7 +28,7 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from api.ratelimit import Limit, RateLimits
-from bench.common import save
+from bench.common import print_ratio, rotations, save
 from registry.creator import CreatorKeys, sign_registration
 from registry.creditscores import refresh_credit_scores
 from registry.db import create_db_engine
@@ -141,20 +141,15 @@ async def _verifies(app: FastAPI, goods: list[str]) -> float:
 
 
 async def _rounds(app: FastAPI, goods: list[str], rounds: int) -> tuple[list[float], list[float]]:
-    badges: list[float] = []
-    verifies: list[float] = []
+    measure = {"badge": _badges, "verify": _verifies}
+    samples: dict[str, list[float]] = {kind: [] for kind in measure}
     async with app.router.lifespan_context(app):
         await _badges(app, goods[:20])  # warm the template and the statements
         await _verifies(app, goods[:20])
-        for r in range(rounds):
-            # Interleaved, alternating which goes first, so drift hits both alike.
-            if r % 2 == 0:
-                badges.append(await _badges(app, goods))
-                verifies.append(await _verifies(app, goods))
-            else:
-                verifies.append(await _verifies(app, goods))
-                badges.append(await _badges(app, goods))
-    return badges, verifies
+        for _, order in rotations(list(measure), rounds):
+            for kind in order:
+                samples[kind].append(await measure[kind](app, goods))
+    return samples["badge"], samples["verify"]
 
 
 def main() -> None:
@@ -176,11 +171,12 @@ def main() -> None:
         engine.dispose()
 
     ours, peer = statistics.median(badges), statistics.median(verifies)
-    load = os.getloadavg()[0]
-    print(f"{'request':<44}{'CPU us (median)':>18}")
-    print(f"{'GET /badge (HTML, holder credit)':<44}{ours * 1e6:>18.0f}")
-    print(f"{'POST /v1/verify by fingerprint (peer)':<44}{peer * 1e6:>18.0f}")
-    print(f"ratio: {ours / peer:.2f}  (load average {load:.1f})")
+    load = print_ratio(
+        "request",
+        "us",
+        ("GET /badge (HTML, holder credit)", ours),
+        ("POST /v1/verify by fingerprint (peer)", peer),
+    )
     save(
         "badge",
         {

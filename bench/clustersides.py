@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from bench.loopback import free_port, http_status
 from bench.processcpu import Groups, command_name, descendants
 
 TRACEMARK = str(Path(sys.executable).parent / "tracemark")
@@ -29,21 +30,6 @@ STARTUP_SECONDS = 180.0
 #: Groups reported but not counted: no verification runs there (anvil), or the machine's other
 #: users share them (PostgreSQL's own background processes).
 UNCOUNTED = ("anvil", "postgresql background")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _status(port: int, path: str) -> int:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-            return int(sock.recv(64)[9:12])
-    except (OSError, ValueError):
-        return 0
 
 
 def _until(what: str, condition: Callable[[], bool], seconds: float = STARTUP_SECONDS) -> None:
@@ -110,7 +96,7 @@ def _anvils(pid: int) -> list[int]:
 
 
 def start_single(procs: Processes, data_dir: Path, keys: list[str]) -> Side:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "TRACEMARK_DATA_DIR": str(data_dir),
@@ -124,7 +110,7 @@ def start_single(procs: Processes, data_dir: Path, keys: list[str]) -> Side:
     serve = procs.start("single", [TRACEMARK, "serve"], env)
     _until(
         "the single process answers",
-        lambda: procs.alive(serve, "single") and _status(port, "/livez") == 200,
+        lambda: procs.alive(serve, "single") and http_status(port, "/livez") == 200,
     )
 
     def groups() -> Groups:
@@ -175,7 +161,7 @@ def start_cluster(
     Chain.connect(chain.rpc_url, DEV_DOMAIN.verifying_contract).deploy(
         Account.from_key(ANVIL_ACCOUNT_0_KEY)
     )
-    redis_port = _free_port()
+    redis_port = free_port()
     redis = procs.start(
         "redis",
         [
@@ -215,7 +201,7 @@ def start_cluster(
         [TRACEMARK, "serve", "--role", "sequencer,anchoring,telemetry,risk,webhooks"],
         env("roles"),
     )
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     replicas = [
         procs.start(
             f"api{n}",
@@ -226,7 +212,7 @@ def start_cluster(
     ]
     for n, (replica, port) in enumerate(zip(replicas, ports, strict=True), start=1):
         _replica_ready(procs, replica, f"api{n}", port)
-    lb_port = _free_port()
+    lb_port = free_port()
     haproxy = procs.start(
         "haproxy",
         [shutil.which("haproxy") or "/usr/sbin/haproxy", "-db", "-f", str(HAPROXY_CONFIG)],
@@ -238,7 +224,7 @@ def start_cluster(
     )
     _until(
         "HAProxy answers",
-        lambda: procs.alive(haproxy, "haproxy") and _status(lb_port, "/livez") == 200,
+        lambda: procs.alive(haproxy, "haproxy") and http_status(lb_port, "/livez") == 200,
     )
 
     def groups() -> Groups:
@@ -295,7 +281,7 @@ def _counters(admin: Any, database: str, redis_port: int) -> dict[str, float]:
 
 
 def _ready(procs: Processes, process: subprocess.Popen[bytes], name: str, port: int) -> bool:
-    return procs.alive(process, name) and _status(port, "/readyz") == 200
+    return procs.alive(process, name) and http_status(port, "/readyz") == 200
 
 
 def _replica_ready(
@@ -305,7 +291,8 @@ def _replica_ready(
         _until(f"{name} is ready", partial(_ready, procs, process, name, port))
     except RuntimeError as exc:
         tail = (procs.logs / f"{name}.log").read_text(errors="replace")[-1500:]
-        raise RuntimeError(f"{exc}; /readyz {_status(port, '/readyz')}; its log:\n{tail}") from None
+        status = http_status(port, "/readyz")
+        raise RuntimeError(f"{exc}; /readyz {status}; its log:\n{tail}") from None
 
 
 def _redis_up(port: int) -> bool:

@@ -7,11 +7,15 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 RESULTS = Path(__file__).parent / "results"
+#: How a CPU time per call is printed in ``print_ratio``, by unit: its scale and its digits.
+UNITS = {"us": (1e6, 0), "ms": (1e3, 2)}
+
+T = TypeVar("T")
 
 
 def median_seconds(run: Callable[[], object], repeats: int) -> float:
@@ -32,6 +36,26 @@ def per_call_median(calls: list[Callable[[], object]], rounds: int = 5) -> float
             call()
         means.append((time.perf_counter() - started) / len(calls))
     return statistics.median(means)
+
+
+def rotations(kinds: Sequence[T], rounds: int) -> Iterator[tuple[int, list[T]]]:
+    """Each round's number and ``kinds`` in the order they run in it: interleaved rounds, each
+    kind going first in turn (round 0 in the given order), so drift hits all of them alike."""
+    for number in range(rounds):
+        turn = number % len(kinds)
+        yield number, [*kinds[turn:], *kinds[:turn]]
+
+
+def print_ratio(column: str, unit: str, ours: tuple[str, float], peer: tuple[str, float]) -> float:
+    """Two medians of CPU seconds per call, labelled, as a table in ``unit`` ("us" or "ms"),
+    then ours / peer and the load average, which it returns."""
+    scale, digits = UNITS[unit]
+    load = os.getloadavg()[0]
+    print(f"{column:<44}{'CPU ' + unit + ' (median)':>18}")
+    for label, seconds in (ours, peer):
+        print(f"{label:<44}{seconds * scale:>18.{digits}f}")
+    print(f"ratio: {ours[1] / peer[1]:.2f}  (load average {load:.1f})")
+    return load
 
 
 def save(name: str, data: dict[str, Any]) -> Path:

@@ -28,12 +28,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from anchoring.devchain import free_port
+from bench.loopback import NotServing, free_port, wait_until_serving
 from bench.order_bench import save_part
 from bench.pgschema import BackendCpu, fresh_schema, postgres_url
 from registry.creator import CreatorKeys
@@ -53,14 +51,6 @@ def _cpu_seconds(pid: int) -> float:
     """utime + stime of the process (all its threads), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as reply:
-            return bool(reply.status == 200)
-    except OSError:
-        return False
 
 
 def _run(env: dict[str, str], *args: str) -> str:
@@ -118,11 +108,10 @@ def _serve_and_measure(
         log = (home / "serve.log").open("w")
         server = subprocess.Popen([TRACEMARK, "serve"], env=env, stderr=log)
         try:
-            deadline = time.monotonic() + 90
-            while not _answers(f"{url}/livez"):
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit((home / "serve.log").read_text()[-3000:])
-                time.sleep(0.3)
+            try:
+                wait_until_serving(server, port, seconds=90, interval=0.3, log=home / "serve.log")
+            except NotServing as exc:
+                raise SystemExit(str(exc)) from None
             result = _measure(url, env, home, server.pid, n, args.rounds, total, backends)
         finally:
             server.send_signal(signal.SIGTERM)

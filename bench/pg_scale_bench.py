@@ -53,6 +53,7 @@ from typing import Any
 
 from bench.common import save
 from bench.ingest_bench import ALPHABET
+from bench.loopback import free_port, wait_until_serving
 from bench.pg_ingest_bench import COLUMNS, TYPES
 
 #: The ingest step past this is killed (a regressed path must not hang the bench).
@@ -349,20 +350,9 @@ class Client:
         return elapsed
 
 
-def _ready(port: int) -> bool:
-    try:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        connection.request("GET", "/livez")
-        return connection.getresponse().status == 200
-    except OSError:
-        return False
-
-
 def serve_and_measure(
     data_dir: Path, url: str, meta: dict[str, Any], requests: int, rounds: int
 ) -> dict[str, Any]:
-    from anchoring.devchain import free_port
-
     port = free_port()
     env = {
         **os.environ,
@@ -371,17 +361,13 @@ def serve_and_measure(
         "TRACEMARK_API_HOST": "127.0.0.1",
         "TRACEMARK_API_PORT": str(port),
     }
-    log = (data_dir.parent / "serve.log").open("wb")
+    log_path = data_dir.parent / "serve.log"
+    log = log_path.open("wb")
     server = subprocess.Popen(
         [TRACEMARK, "serve", "--role", "api"], env=env, stdout=log, stderr=log
     )
     try:
-        started = time.monotonic()
-        while not _ready(port):
-            if server.poll() is not None or time.monotonic() - started > 1800:
-                raise RuntimeError(f"serve did not start: see {log.name}")
-            time.sleep(0.2)
-        start_s = time.monotonic() - started
+        start_s = wait_until_serving(server, port, seconds=1800, interval=0.2, log=log_path)
         return _measure(port, server.pid, url, meta, requests, rounds) | {"serve_start_s": start_s}
     finally:
         server.send_signal(signal.SIGTERM)

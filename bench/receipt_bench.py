@@ -22,7 +22,7 @@ from pathlib import Path
 
 from eth_account import Account
 
-from bench.common import save
+from bench.common import print_ratio, rotations, save
 from bench.order_bench import CREATOR, _register
 from registry import receiptstore
 from registry.creator import CreatorKeys
@@ -83,22 +83,21 @@ def main() -> None:
         goods = _register(registry, creator, 2 * args.orders * args.rounds)
         with_receipt: list[float] = []
         without: list[float] = []
-        for r in range(args.rounds):
+        for r, kinds in rotations([True, False], args.rounds):
             batch = goods[2 * r * args.orders : 2 * (r + 1) * args.orders]
-            # Interleaved, alternating which goes first, so drift hits both alike.
             halves = (batch[: args.orders], batch[args.orders :])
-            kinds = (True, False) if r % 2 == 0 else (False, True)
             for receipt, half in zip(kinds, halves, strict=True):
                 out = with_receipt if receipt else without
                 out.append(_deliveries(registry, half, receipt=receipt))
         engine.dispose()
 
     ours, floor = statistics.median(with_receipt), statistics.median(without)
-    load = os.getloadavg()[0]
-    print(f"{'operation':<44}{'CPU ms (median)':>18}")
-    print(f"{'delivery with its receipt':<44}{ours * 1e3:>18.2f}")
-    print(f"{'delivery without a receipt (floor)':<44}{floor * 1e3:>18.2f}")
-    print(f"ratio: {ours / floor:.2f}  (load average {load:.1f})")
+    load = print_ratio(
+        "operation",
+        "ms",
+        ("delivery with its receipt", ours),
+        ("delivery without a receipt (floor)", floor),
+    )
     save(
         "receipts",
         {

@@ -36,7 +36,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import save
+from bench.loopback import free_port, wait_until_serving
 
 FORMAT = 1
 PRODUCT = "bench-card"
@@ -342,12 +342,6 @@ def wait_for_quiet(own: Callable[[], float], limit: float, max_wait: float) -> f
             return foreign
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Server:
     proc: subprocess.Popen[bytes]
@@ -367,18 +361,13 @@ class Server:
 @contextlib.contextmanager
 def running(args: list[str]) -> Iterator[Server]:
     """A server child on a free port, up (``/livez``) before use, always ended after."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.verify_bench", *args, "--port", str(port)]
     )
     try:
-        deadline = time.monotonic() + 120
-        while not _answers(port):
-            if proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {proc.returncode}")
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not answer /livez within 120 s")
-            time.sleep(0.1)
+        # 429: up, and the anonymous budget of this IP is spent by the polling itself.
+        wait_until_serving(proc, port, seconds=120, interval=0.1, statuses=(200, 429))
         yield Server(proc, port)
     finally:
         if proc.poll() is None:
@@ -388,16 +377,6 @@ def running(args: list[str]) -> Iterator[Server]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-            sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            # 429: up, and the anonymous budget of this IP is spent by the polling itself.
-            return sock.recv(64).startswith((b"HTTP/1.1 200", b"HTTP/1.1 429"))
-    except OSError:
-        return False
 
 
 # -- the client ------------------------------------------------------------------------------

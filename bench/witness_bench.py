@@ -37,9 +37,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx2 as httpx
-
 from bench.common import save
+from bench.loopback import NotServing, free_port, wait_until_serving
 from registry.checkpoint import Checkpoint
 from registry.cosignature import cosignature_v1_message, subtree_v1_message
 from registry.logkeys import LogNoteKeys
@@ -199,24 +198,11 @@ def _serve(config_path: Path, port: int, log_path: Path) -> subprocess.Popen[byt
     argv = [tracemark, "witness", "serve", "--config", str(config_path), "--port", str(port)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=log)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/livez", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"the witness did not start: {log_path.read_text()[-2000:]}")
-        time.sleep(0.1)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    try:
+        wait_until_serving(process, port, seconds=60, interval=0.1, log=log_path)
+    except NotServing as exc:
+        raise SystemExit(f"the witness did not start: {exc}") from None
+    return process
 
 
 def main() -> None:
@@ -246,7 +232,7 @@ def main() -> None:
         pure = open_witness(load_witness_config(pure_config))
         both, ed_only = _floor(keys, bodies[: args.requests])
         disk = _disk_floor(tmp / "disk", args.requests, 7 * 1024)
-        port = _free_port()
+        port = free_port()
         server = _serve(http_config, port, tmp / "serve.log")
         rounds: list[dict[str, float]] = []
         try:
