@@ -48,10 +48,15 @@ PLATFORM_KEY_ENROLLMENT: Final = "PlatformKeyEnrollment"
 """The EIP-712 primary type a platform's new key signs to enroll itself (its proof of
 possession, ``registry.platformkeys.enroll_own_key``)."""
 
+PLATFORM_KEY_ROTATION: Final = "PlatformKeyRotation"
+"""The EIP-712 primary type a platform's key in force signs to consent to its successor (a
+platform's own rotation, ``registry.platformkeys.enroll_own_key``)."""
+
 ATTESTATION_RECORD: Final = "RealNameAttestation"
 """The ``primary_type`` of the registry's record of an attestation (``signed_records``)."""
 
 _SUBJECT_TAG: Final = b"tracemark/attestation-subject/v1\x00"
+_PLATFORM_KEY_TAG: Final = b"tracemark/platform-key-subject/v1\x00"
 _HASH_SIZE: Final = 32
 _MAX_TIME: Final = 2**64 - 1
 MAX_NONCE: Final = 2**53 - 1
@@ -103,6 +108,14 @@ def attestation_subject(platform: str, seller_ref: bytes) -> bytes:
     return hashlib.sha256(_SUBJECT_TAG + platform.encode("ascii") + b"\x00" + seller_ref).digest()
 
 
+def platform_key_subject(platform: str) -> bytes:
+    """The fingerprint word of a PLATFORM_KEY leaf (kind 10): SHA-256 of
+    ``tracemark/platform-key-subject/v1\\0`` and the platform id, so a platform's key
+    enrollments are one index lookup, and never a seller's (another tag) or a good's."""
+    check_platform_id(platform)
+    return hashlib.sha256(_PLATFORM_KEY_TAG + platform.encode("ascii")).digest()
+
+
 def platform_message(
     platform: str, seller_ref: bytes, level: Level, nonce: int, deadline: int
 ) -> dict[str, object]:
@@ -120,6 +133,20 @@ def platform_message(
 def enroll_message(platform: str, address: str, nonce: int, deadline: int) -> dict[str, object]:
     """The ``PlatformKeyEnrollment`` message a platform's new key signs."""
     return {"platform": platform, "key": address, "nonce": nonce, "deadline": deadline}
+
+
+def rotation_message(
+    platform: str, old_key: str, new_key: str, nonce: int, deadline: int
+) -> dict[str, object]:
+    """The ``PlatformKeyRotation`` message a platform's key in force (``old_key``) signs to
+    hand over to ``new_key``."""
+    return {
+        "platform": platform,
+        "oldKey": old_key,
+        "newKey": new_key,
+        "nonce": nonce,
+        "deadline": deadline,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,10 +298,13 @@ __all__ = [
     "MAX_NONCE",
     "PLATFORM_ATTESTATION",
     "PLATFORM_KEY_ENROLLMENT",
+    "PLATFORM_KEY_ROTATION",
     "AttestationPayload",
     "Level",
     "PlatformSignature",
     "attestation_subject",
     "enroll_message",
+    "platform_key_subject",
     "platform_message",
+    "rotation_message",
 ]

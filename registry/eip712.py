@@ -172,6 +172,11 @@ STRUCT_TYPES: Final[dict[str, list[dict[str, str]]]] = {
     # Issue 18 item 4: a platform enrolls its own attestation key, signed by that key (its
     # proof of possession).
     "PlatformKeyEnrollment": _fields("string platform, address key, uint64 nonce, uint64 deadline"),
+    # Issue 18 item 4: a platform's key in force consents to its successor (the old key signs;
+    # a platform's own rotation needs it, registry.platformkeys.enroll_own_key).
+    "PlatformKeyRotation": _fields(
+        "string platform, address oldKey, address newKey, uint64 nonce, uint64 deadline"
+    ),
 }
 """The primary types a tracemark signature can cover, as EIP-712 member lists."""
 

@@ -122,6 +122,16 @@ class NoPlatformKey(SignatureError):
     diagnostics = "Have the operator enroll your attestation key: tracemark platform-keys enroll."
 
 
+class RotationUnconsented(SignatureError):
+    """A platform replaced its attestation key without the consent of the key in force."""
+
+    code = "rotation-unconsented"
+    diagnostics = (
+        "Have the key in force sign PlatformKeyRotation over the new key; a platform that lost "
+        "its key asks the operator (tracemark platform-keys enroll), and the log says so."
+    )
+
+
 class NotFound(TracemarkError):
     """The thing asked for does not exist (or the caller may not know it exists)."""
 

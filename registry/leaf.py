@@ -39,6 +39,10 @@ class EntryKind(IntEnum):
     #: A platform's real-name attestation of a seller account, attested by the registry
     #: (issue 18 item 4, ``registry.attestations``): a subject's kind (the seller).
     ATTESTATION = 9
+    #: A platform's attestation key enrolled (by the operator or the platform itself),
+    #: attested by the registry (``registry.platformkeypayload``): a subject's kind (the
+    #: platform), so the log says which key signs a platform's attestations, and who said so.
+    PLATFORM_KEY = 10
 
 
 SUBJECT_KINDS = frozenset(
@@ -47,6 +51,7 @@ SUBJECT_KINDS = frozenset(
         EntryKind.CREATOR_IDENTITY,
         EntryKind.STATE_COMMITMENT,
         EntryKind.ATTESTATION,
+        EntryKind.PLATFORM_KEY,
     }
 )
 """Kinds about something other than a good: their leaf's good_type word is ``NO_GOOD`` and
@@ -55,7 +60,9 @@ root itself). Kinds 1-4 encode exactly as before, so every bundle and export mad
 these kinds keeps verifying byte for byte. DELIVERY (8) is a good's kind again: its leaf is
 the same seven words with kind word 8 and the good's type, so no earlier leaf changes.
 ATTESTATION (9) is a subject's: its fingerprint word is ``attestation.attestation_subject``
-(the attesting platform and the seller's keyed reference hash), not an address's hash."""
+(the attesting platform and the seller's keyed reference hash), not an address's hash.
+PLATFORM_KEY (10) is a subject's too: its fingerprint word is
+``attestations.platform_key_subject`` (the platform), so a platform's keys are one lookup."""
 
 NO_GOOD = 0
 """The good_type word of a ``SUBJECT_KINDS`` leaf: no good type has value 0."""
@@ -87,8 +94,8 @@ def to_entry_kind(value: int) -> EntryKind:
         return EntryKind(value)
     raise InvalidInput(
         "kind must be 1 (register), 2 (revoke), 3 (transfer), 4 (conflict), "
-        "5 (key hand-over), 6 (creator identity), 7 (state commitment), 8 (delivery) or "
-        "9 (attestation)"
+        "5 (key hand-over), 6 (creator identity), 7 (state commitment), 8 (delivery), "
+        "9 (attestation) or 10 (platform key)"
     )
 
 
@@ -104,6 +111,9 @@ def subject_fingerprint(kind: EntryKind, subject: bytes) -> bytes:
     if kind is EntryKind.ATTESTATION:
         # Its subject is a platform's seller, not an address.
         raise InvalidInput("an ATTESTATION entry's fingerprint is attestation_subject's")
+    if kind is EntryKind.PLATFORM_KEY:
+        # Its subject is a platform (a slug), not an address.
+        raise InvalidInput("a PLATFORM_KEY entry's fingerprint is platform_key_subject's")
     _check_bytes(subject, ADDRESS_SIZE, "subject")
     tag = (
         b"tracemark/registry-key/v1\x00"

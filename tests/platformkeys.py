@@ -28,7 +28,7 @@ def platform_address(platform: str) -> str:
 def enroll(registry: Registry, platform: str, key: bytes | None = None) -> str:
     """Enroll ``key`` (default: the platform's test key) for ``platform``; its address."""
     address = str(Account.from_key(key or PLATFORM_KEYS[platform]).address)
-    enroll_platform_key(registry.engine, platform, address, registry.clock())
+    enroll_platform_key(registry, platform, address)
     return address
 
 

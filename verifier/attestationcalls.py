@@ -14,7 +14,13 @@ from typing import Any
 
 from eth_account import Account
 
-from registry.attestations import PLATFORM_ATTESTATION, PLATFORM_KEY_ENROLLMENT, enroll_message
+from registry.attestations import (
+    PLATFORM_ATTESTATION,
+    PLATFORM_KEY_ENROLLMENT,
+    PLATFORM_KEY_ROTATION,
+    enroll_message,
+    rotation_message,
+)
 from registry.eip712 import Domain, typed_data
 from registry.errors import InvalidInput
 from registry.parties import check_platform_id
@@ -49,28 +55,45 @@ def _sign(typed: dict[str, Any], signing_key: Any) -> str:
     return "0x" + bytes(signed.signature).hex()
 
 
+def _address(signing_key: Any) -> str:
+    if hasattr(signing_key, "address"):
+        return str(signing_key.address)
+    return str(Account.from_key(signing_key).address)
+
+
 class AttestationCalls(RegistryTransport):
     """Attest a seller account's real-name level (a platform key), and read levels and the
     offline proof of an attestation (any caller); check a proof with
     ``verifier.attestationproof.check_attestation_proof``."""
 
     def enroll_attestation_key(
-        self, platform: str, signing_key: Any, *, domain: Domain, nonce: int, deadline: int
+        self,
+        platform: str,
+        signing_key: Any,
+        *,
+        domain: Domain,
+        nonce: int,
+        deadline: int,
+        current_key: Any = None,
     ) -> PlatformKeyOut:
         """Enroll ``signing_key`` as your platform's attestation key (it supersedes the current
         one): the key signs ``PlatformKeyEnrollment`` under ``domain`` (take it from your
-        pinned trust root, not from the server), its proof of possession."""
-        if hasattr(signing_key, "address"):
-            address = str(signing_key.address)
-        else:
-            address = str(Account.from_key(signing_key).address)
-        message = enroll_message(check_platform_id(platform), address, nonce, deadline)
+        pinned trust root, not from the server), its proof of possession; ``current_key``, the
+        key in force (needed once one is), signs ``PlatformKeyRotation``, its consent."""
+        platform = check_platform_id(platform)
+        address = _address(signing_key)
+        message = enroll_message(platform, address, nonce, deadline)
         fields: dict[str, Any] = {
             "address": address,
             "nonce": nonce,
             "deadline": deadline,
             "signature": _sign(typed_data(PLATFORM_KEY_ENROLLMENT, message, domain), signing_key),
         }
+        if current_key is not None:
+            consent = rotation_message(platform, _address(current_key), address, nonce, deadline)
+            fields["consent_signature"] = _sign(
+                typed_data(PLATFORM_KEY_ROTATION, consent, domain), current_key
+            )
         body = request_model(KeyEnrollmentIn, fields, "the key enrollment's fields are invalid")
         return self._post("/v1/attestations/keys", body.model_dump(mode="json"), PlatformKeyOut)
 
@@ -131,7 +154,8 @@ class AttestationCalls(RegistryTransport):
         )
 
     def attestation_proof(self, attestation_id: int) -> AttestationProof:
-        """The offline proof of a logged attestation (``tracemark-attestation-proof/v1``)."""
+        """The offline proof of a logged attestation (``tracemark-attestation-proof/v2``, or
+        ``/v1`` for one logged before platform keys)."""
         answer = self._send("GET", f"/v1/attestations/{int(attestation_id)}/proof")
         return self._model(AttestationProof, answer)
 

@@ -18,6 +18,7 @@ from registry.errors import (
     NonceReused,
     NoPlatformKey,
     NotFound,
+    RotationUnconsented,
     SignatureError,
     StorageBusy,
     TracemarkError,
@@ -43,6 +44,7 @@ SIGNATURE_PROBLEMS: Final = frozenset(
         ExpiredDeadline,
         NonceReused,
         NoPlatformKey,
+        RotationUnconsented,
     )
 )
 #: Problems that are refused before anything is applied, so the same request may be resent.

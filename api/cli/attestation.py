@@ -1,6 +1,7 @@
 """``tracemark verify PROOF.json`` for a real-name attestation's proof
-(``tracemark-attestation-proof/v1``, issue 18 item 4): the check is
-``verifier.attestationproof``; exit codes are ``tracemark verify``'s."""
+(``tracemark-attestation-proof/v1`` and ``/v2``, issue 18 item 4): the check is
+``verifier.attestationproof``; exit codes are ``tracemark verify``'s. The result says who
+enrolled the attestation's key (the platform, or the operator) in words and in ``--json``."""
 
 from __future__ import annotations
 

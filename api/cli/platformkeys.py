@@ -4,7 +4,9 @@ platform-keys enroll | list``.
 A platform signs its real-name attestations with a secp256k1 key of its own (an Ethereum
 address: any wallet or HSM); the operator enrolls the address the platform hands over, on
 the local database, as it creates API keys. Enrolling another supersedes the current one;
-attestations logged under an older key stay valid (they carry it).
+attestations logged under an older key stay valid (they carry it). Each enrollment is logged
+(a PLATFORM_KEY entry) as the operator's: an attestation's proof says the operator enrolled
+its key, so a platform that lost its key has a way back, and nobody is misled about it.
 """
 
 from __future__ import annotations
@@ -35,13 +37,17 @@ def enroll(
     ],
     as_json: JsonFlag = False,
 ) -> None:
-    """Enroll a platform's attestation signing key; it supersedes the platform's current one."""
+    """Enroll a platform's attestation signing key; it supersedes the platform's current one.
+    Logged: the log and every proof of its attestations say the operator enrolled it."""
     from registry.platformkeys import enroll_platform_key
 
     with reported():
         registry = open_registry()
-        key = enroll_platform_key(registry.engine, platform, address, registry.clock())
-    summary = f"attestation key {key.address} enrolled for platform {key.platform} (in force)"
+        key = enroll_platform_key(registry, platform, address)
+    summary = (
+        f"attestation key {key.address} enrolled for platform {key.platform} (in force); "
+        "logged as enrolled by the operator, not by the platform, for anyone to see"
+    )
     emit(key.as_dict(), as_json, lambda: out.print(summary, markup=False))
 
 

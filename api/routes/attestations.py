@@ -71,7 +71,10 @@ def _out(attestation: Attestation) -> AttestationOut:
     operation_id="enroll_attestation_key",
     response_model=PlatformKeyOut,
     status_code=201,
-    summary="Enroll your platform's attestation signing key (signed by it: proof of possession).",
+    summary=(
+        "Enroll your platform's attestation signing key (signed by it: proof of possession; "
+        "a rotation signed by the key in force too); logged."
+    ),
 )
 async def enroll_attestation_key(
     body: KeyEnrollmentIn, ctx: Context, principal: TransferPlatform
@@ -79,17 +82,17 @@ async def enroll_attestation_key(
     platform = principal.platform
     assert platform is not None
     registry = ctx.registry
+    consent = body.consent_signature
     key = await run_in_threadpool(
         partial(
             enroll_own_key,
-            registry.engine,
-            registry.domain,
+            registry,
             platform=platform,
             address=body.address,
             nonce=body.nonce,
             deadline=body.deadline,
             signature=bytes.fromhex(body.signature[2:]),
-            now=registry.clock(),
+            consent_signature=None if consent is None else bytes.fromhex(consent[2:]),
         )
     )
     answer = PlatformKeyOut(
@@ -221,7 +224,10 @@ async def get_attestation(
     "/v1/attestations/{attestation_id}/proof",
     operation_id="get_attestation_proof",
     response_model=AttestationProof,
-    summary="An attestation's offline proof (tracemark-attestation-proof/v1).",
+    summary=(
+        "An attestation's offline proof (tracemark-attestation-proof/v2 with its key's "
+        "enrollment; /v1 for one logged before platform keys)."
+    ),
 )
 async def get_attestation_proof(
     attestation_id: AttestationId, ctx: Context, caller: Caller

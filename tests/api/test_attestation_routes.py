@@ -16,7 +16,13 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.cli import app as cli_app
-from registry.attestations import PLATFORM_KEY_ENROLLMENT, Level, enroll_message
+from registry.attestations import (
+    PLATFORM_KEY_ENROLLMENT,
+    PLATFORM_KEY_ROTATION,
+    Level,
+    enroll_message,
+    rotation_message,
+)
 from registry.service import Registry
 from registry.signatures import sign
 from tests.api.conftest import KeyFactory, bearer
@@ -103,6 +109,11 @@ def test_tracemark_verify_reads_an_attestation_proof(
     assert code == 12, output
     assert json.loads(output)["level"] == "face" and json.loads(output)["status"] == "unchecked"
     assert json.loads(output)["platform_key"] == platform_address("cardhub")
+    # The operator enrolled the key (tests.platformkeys.enroll): the JSON and the words say so.
+    assert json.loads(output)["enrolled_by"] == "operator"
+    assert json.loads(output)["key_leaf_index"] < json.loads(output)["leaf_index"]
+    human = CliRunner().invoke(cli_app, ["verify", str(proof), "--trust", str(root)])
+    assert human.exit_code == 12 and "OPERATOR enrolled" in human.output, human.output
     document["payload"]["attestation"]["level"] = "id-card"
     proof.write_text(json.dumps(document))
     assert verify(proof, root)[0] == 11
@@ -229,15 +240,27 @@ def test_a_platform_enrolls_its_own_key_with_a_proof_of_possession(
     key = make_key("cardhub", "transfer")
     deadline = clock() + 600
 
-    def body(signer: bytes, address: str, nonce: int = 1, platform: str = "cardhub") -> dict:  # type: ignore[type-arg]
+    def body(
+        signer: bytes,
+        address: str,
+        nonce: int = 1,
+        platform: str = "cardhub",
+        consent_by: bytes | None = None,
+    ) -> dict:  # type: ignore[type-arg]
         message = enroll_message(platform, address, nonce, deadline)
         signature = sign(PLATFORM_KEY_ENROLLMENT, message, registry.domain, signer)
-        return {
+        document = {
             "address": address,
             "nonce": nonce,
             "deadline": deadline,
             "signature": "0x" + signature.hex(),
         }
+        if consent_by is not None:
+            old = Account.from_key(consent_by).address
+            rotation = rotation_message(platform, old, address, nonce, deadline)
+            consent = sign(PLATFORM_KEY_ROTATION, rotation, registry.domain, consent_by)
+            document["consent_signature"] = "0x" + consent.hex()
+        return document
 
     mine, theirs = platform_address("cardhub"), platform_address("keyshop")
     with TestClient(app) as http:
@@ -253,7 +276,22 @@ def test_a_platform_enrolls_its_own_key_with_a_proof_of_possession(
         assert post(body(CARDHUB_KEY, mine, platform="keyshop")) == (400, "wrong-signer")
         assert post(body(CARDHUB_KEY, mine)) == (201, mine)
         assert post(body(CARDHUB_KEY, mine, 2)) == (409, "conflict")  # never twice
-        assert post(body(PLATFORM_KEYS["keyshop"], theirs)) == (201, theirs)  # rotation
+        # A rotation needs the key in force's consent: the API key alone cannot replace it.
+        assert post(body(PLATFORM_KEYS["keyshop"], theirs)) == (400, "rotation-unconsented")
+        consented_by_new = body(
+            PLATFORM_KEYS["keyshop"], theirs, consent_by=PLATFORM_KEYS["keyshop"]
+        )
+        assert post(consented_by_new) == (400, "wrong-signer")
+        zh = http.post(
+            "/v1/attestations/keys",
+            json=body(PLATFORM_KEYS["keyshop"], theirs),
+            headers={**bearer(key), "Accept-Language": "zh-CN"},
+        )
+        assert zh.headers["content-type"] == "application/problem+json"
+        assert zh.json()["title"] == "密钥更换未经现行密钥同意"
+        assert "PlatformKeyRotation" in zh.json()["detail"] and "现行密钥" in zh.json()["detail"]
+        rotation = body(PLATFORM_KEYS["keyshop"], theirs, consent_by=CARDHUB_KEY)
+        assert post(rotation) == (201, theirs)
         clock.advance(601)
         fresh = bytes.fromhex("ab" * 32)
         assert post(body(fresh, Account.from_key(fresh).address)) == (400, "expired-deadline")
@@ -266,11 +304,28 @@ def test_a_platform_enrolls_its_own_key_with_a_proof_of_possession(
         assert done.signer == theirs
         # The client enrolls a key as a platform would (a LocalAccount signs its proof).
         account = Account.from_key(bytes.fromhex("cd" * 32))
+        with pytest.raises(SignatureRefused) as unconsented:
+            api.enroll_attestation_key(
+                "cardhub", account, domain=registry.domain, nonce=7, deadline=clock() + 60
+            )
+        assert unconsented.value.code == "rotation-unconsented"
         enrolled = api.enroll_attestation_key(
-            "cardhub", account, domain=registry.domain, nonce=7, deadline=clock() + 60
+            "cardhub",
+            account,
+            domain=registry.domain,
+            nonce=7,
+            deadline=clock() + 60,
+            current_key=PLATFORM_KEYS["keyshop"],
         )
         assert (enrolled.address, enrolled.enrolled_by) == (account.address, "platform")
         assert api.attest_seller("seller-1", "face", signing_key=account).signer == account.address
         with pytest.raises(SignatureRefused) as refused:
             api.attest_seller("seller-1", "phone", signing_key=CARDHUB_KEY)
         assert refused.value.code == "wrong-signer"
+        # The proof of the new key's attestation carries its logged enrollment (the platform's,
+        # with the old key's consent).
+        proof = api.attestation_proof(done.id)
+        assert proof.format == "tracemark-attestation-proof/v2"
+        proved = check_attestation_proof(proof, trust_root_of(registry))
+        assert (proved.platform_key, proved.enrolled_by) == (theirs, "platform")
+    assert registry.check_log().problems == []

@@ -79,6 +79,8 @@ DESIGN_TYPES = {
     "uint64 nonce,uint64 deadline)",
     "PlatformKeyEnrollment": "PlatformKeyEnrollment(string platform,address key,uint64 nonce,"
     "uint64 deadline)",
+    "PlatformKeyRotation": "PlatformKeyRotation(string platform,address oldKey,address newKey,"
+    "uint64 nonce,uint64 deadline)",
 }
 
 

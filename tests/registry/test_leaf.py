@@ -219,8 +219,9 @@ def _mutated(offset: int, value: int) -> bytes:
         (_mutated(31, 2), "unknown leaf version"),
         (_mutated(31, 0), "unknown leaf version"),
         (_mutated(63, 0), "kind must be"),
-        (_mutated(63, 10), "kind must be"),  # 8 DELIVERY (issue 17), 9 ATTESTATION (18)
+        (_mutated(63, 11), "kind must be"),  # 8 DELIVERY (17), 9 ATTESTATION, 10 PLATFORM_KEY (18)
         (_mutated(63, 9), "ATTESTATION leaf has good_type 0"),
+        (_mutated(63, 10), "PLATFORM_KEY leaf has good_type 0"),
         (_mutated(63, 5), "KEY_HANDOVER leaf has good_type 0"),
         (_mutated(63, 7), "STATE_COMMITMENT leaf has good_type 0"),
         (_mutated(95, 0), "good_type must be"),

@@ -69,13 +69,18 @@ class AttestationOut(Strict):
 class KeyEnrollmentIn(Strict):
     """A platform enrolls its own attestation key: ``address`` signs
     ``PlatformKeyEnrollment(platform, key, nonce, deadline)`` under the registry's EIP-712
-    domain (its proof of possession). It supersedes the platform's current key."""
+    domain (its proof of possession). It supersedes the platform's current key, which must
+    consent: ``consent_signature`` is that key's ``PlatformKeyRotation(platform, oldKey,
+    newKey, nonce, deadline)`` with the same nonce and deadline (``rotation-unconsented``
+    without it). The enrollment is logged (a PLATFORM_KEY entry)."""
 
     address: Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
     nonce: Uint64
     deadline: Uint64
     #: 65 bytes r || s || v (v 27 or 28, low s), 0x-hex, by ``address``'s key.
     signature: SignatureHex
+    #: The key in force's consent to the rotation, 0x-hex; null for a platform's first key.
+    consent_signature: SignatureHex | None = None
 
 
 class PlatformKeyOut(Strict):
