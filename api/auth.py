@@ -325,7 +325,7 @@ async def authenticated_health(request: Request) -> Principal:
     the ``anonymous`` one its address shares across replicas (which the checks of several
     replicas used to exhaust, taking them out of rotation); and, for refused credentials,
     counted on the local share while shared limits are unreachable, so a load balancer sees
-    a degraded replica rather than a refused one (``api.sharedlimits``)."""
+    a degraded replica rather than a refused one (``api.sharedfallback``)."""
     return await awaited_caller(request, anonymous_bucket=HEALTH, health=True)
 
 

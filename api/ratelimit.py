@@ -44,7 +44,7 @@ bucket             keyed by                                   default
   credentials. Charged to ``anonymous`` (shared by the replicas), N replicas checked every
   ``I`` seconds cost ``N / I`` of that address's 5/s, and past it the replicas answered 429
   and were taken out of rotation, all at once. So health probes have a budget of their own,
-  counted in each replica only (``api.sharedlimits.LOCAL_ONLY``): each replica is checked on
+  counted in each replica only (``api.sharedfallback.LOCAL_ONLY``): each replica is checked on
   its own, so its own count is the right one, and a check costs no Redis round trip. Still
   bounded (a flood of ``/readyz``, each a database query and a chain call, gets 429s).
 - ``fingerprint`` is shared by everyone: a card polled far more than any honest resale
@@ -55,9 +55,10 @@ bucket             keyed by                                   default
 Where they are counted is one setting (``TRACEMARK_RATE_LIMIT_STORAGE``, ``build_limiter``):
 ``memory://`` (the default, one process: ``make run``) keeps the buckets below in this
 process; ``redis://...`` shares every limit and the probing flags between API replicas
-(``api.sharedlimits``: moving windows in Redis through the ``limits`` package, and what
-happens while Redis is down). With ``memory://`` and several replicas each one enforces its
-own limits, so the effective limit is multiplied by the replica count.
+(``api.sharedlimits``: moving windows in Redis through the ``limits`` package;
+``api.sharedfallback``: what happens while Redis is down). With ``memory://`` and several
+replicas each one enforces its own limits, so the effective limit is multiplied by the replica
+count.
 
 Memory is bounded: at most ``max_buckets`` buckets (least recently used evicted first;
 a bucket idle long enough to be full again is dropped early, which loses nothing) and

@@ -1,6 +1,6 @@
 """Rate limits shared by every API replica: ``api.ratelimit``'s named limits as moving windows
-in Redis (the ``limits`` package), the probing flags beside them, and a local share while
-Redis is down.
+in Redis (the ``limits`` package) and the probing flags beside them (a local share while Redis
+is down: ``api.sharedfallback``).
 
 Why (issue 16): with one process's buckets, N replicas behind a load balancer let every
 caller through N times its limit, and a restart forgets them. Here every replica counts in
@@ -23,29 +23,9 @@ taken and read by a script of ours that makes a request's checks at once
 key, expiring with the window), and the timestamps are the replicas' clocks, so they must
 agree (NTP) to well under a window.
 
-While Redis cannot be reached (decided, issue 16):
-
-- a keyed caller (``api_key``, ``auditor``, ``creator``), a signed write, a code's
-  ``fingerprint`` budget and the ``probe`` budget are counted in this process on its
-  *local share*, ``1 / TRACEMARK_RATE_LIMIT_REPLICAS`` of each limit (rate and burst, at
-  least 1), so N replicas together still hold about the whole limit and platforms keep
-  verifying;
-- the anonymous tier (``anonymous``) and public code lookups (``code_lookup``,
-  ``code_lookup_all``) fail closed: 503 problem+json ``rate-limit-unavailable`` with
-  Retry-After. A share per replica cannot hold a budget shared by every address (the
-  public guessing budget, THREATS 38) when the balancer's spread is unknown;
-- except the health probes (``/livez``, ``/readyz``), so a load balancer sees each replica
-  *degraded* and keeps it, rather than taking every replica out at once because of Redis:
-  a credential-less probe is charged to ``health``, which is never in Redis
-  (``LOCAL_ONLY``: each replica counts its own checks, whole), and a probe with a refused
-  credential to the local share (``local_when_down``);
-- flags are kept in this process and merged into ``flags()``; one WARNING line when Redis
-  goes, one when it is back, and ``/readyz`` says degraded meanwhile.
-
-Redis is asked again ``RETRY_INTERVAL`` after a failure (by one caller; the others stay on
-the local share meanwhile), so a dead Redis costs one refused connection a second, and a
-hung one one ``SOCKET_TIMEOUT`` a second. When it answers, the shared windows count again
-from what Redis holds (nothing, after a restart without persistence).
+While Redis cannot be reached, keyed callers are counted on this replica's local share, the
+anonymous tier and public code lookups are refused (503), and Redis is asked again a second
+later: ``api.sharedfallback`` (``SharedRateLimiter``'s base) says what and why.
 
 A request's checks go to Redis together, in one round trip (``check_all``, one script of
 ours over ``limits``' window format: ``api.windowscript``). Async callers
@@ -65,11 +45,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 from typing import Final, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -81,22 +58,17 @@ from redis.retry import Retry
 
 from api import windowscript
 from api.ratelimit import (
-    ANONYMOUS,
     API_KEY,
     AUDITOR,
-    CODE_LOOKUP,
-    CODE_LOOKUP_ALL,
     CREATOR,
-    HEALTH,
     NO_FLAG,
     SHARED_SCHEMES,
     Check,
     Limit,
     ProbeFlag,
-    RateLimiter,
     RateLimits,
-    RateLimitUnavailable,
 )
+from api.sharedfallback import LOCAL_ONLY, RETRY_INTERVAL, FallbackLimiter
 from api.tokenblocks import TokenBlocks
 from api.windowclient import LoopClient
 from registry.errors import ConfigurationError
@@ -104,16 +76,9 @@ from registry.errors import ConfigurationError
 logger = logging.getLogger("tracemark.api.ratelimit")
 T = TypeVar("T")
 
-#: The buckets refused (503) while Redis is down: what one replica's share cannot hold.
-FAIL_CLOSED: Final = frozenset({ANONYMOUS, CODE_LOOKUP, CODE_LOOKUP_ALL})
-#: The buckets counted in each replica only, whole (not a share), Redis up or down: a load
-#: balancer checks each replica on its own, so each replica's own count is the right one.
-LOCAL_ONLY: Final = frozenset({HEALTH})
 #: Seconds a Redis command (or a connection) may take before Redis counts as down: a loopback
 #: answer takes well under a millisecond, and a hung server must not hold the event loop.
 SOCKET_TIMEOUT: Final = 0.25
-#: Seconds between attempts to reach Redis again once it failed.
-RETRY_INTERVAL: Final = 1.0
 #: The longest window a limit becomes (a day): Redis keys expire with their window.
 MAX_WINDOW_SECONDS: Final = 86_400
 #: The buckets a replica may take in blocks (``api.tokenblocks``): a keyed caller's request
@@ -129,19 +94,6 @@ def moving_window(limit: Limit) -> RateLimitItem:
     return RateLimitItemPerSecond(max(1, round(limit.rate * seconds)), seconds)
 
 
-def local_share(limits: RateLimits, replicas: int) -> RateLimits:
-    """Each named limit divided by ``replicas`` (rate and burst; a burst of at least 1),
-    except ``LOCAL_ONLY``'s, which each replica holds whole."""
-    if replicas < 1:
-        raise ValueError("replicas must be at least 1")
-    shares = {
-        name: Limit(rate=limit.rate / replicas, burst=max(1, limit.burst // replicas))
-        for name, limit in limits.named().items()
-        if name not in LOCAL_ONLY
-    }
-    return replace(limits, **shares)  # type: ignore[arg-type]
-
-
 def redacted(url: str) -> str:
     """The URL without its credentials, for logs and alerts."""
     parts = urlsplit(url)
@@ -151,9 +103,10 @@ def redacted(url: str) -> str:
     return f"{parts.scheme}://{where}{parts.path}"
 
 
-class SharedRateLimiter(RateLimiter):
+class SharedRateLimiter(FallbackLimiter):
     """The named limits counted in Redis for every replica; the inherited in-process buckets
-    hold this replica's local share, used only while Redis cannot be reached."""
+    hold this replica's local share, used only while Redis cannot be reached
+    (``api.sharedfallback``)."""
 
     def __init__(
         self,
@@ -172,11 +125,13 @@ class SharedRateLimiter(RateLimiter):
                 "TRACEMARK_RATE_LIMIT_STORAGE: a shared limiter needs a Redis URL "
                 f"({', '.join(s + '://' for s in SHARED_SCHEMES)})"
             )
-        super().__init__(local_share(limits, replicas), clock=clock)
-        #: What every replica together enforces (the base class's buckets: the local share).
-        self.limits = limits
-        self.replicas = replicas
-        self.where = redacted(url)
+        super().__init__(
+            limits,
+            replicas=replicas,
+            where=redacted(url),
+            clock=clock,
+            retry_interval=retry_interval,
+        )
         self._items = {name: moving_window(limit) for name, limit in limits.named().items()}
         # NOTE: no retries inside the client (redis-py's default retries with a back-off of
         # up to seconds): a failure goes straight to the local share, and RETRY_INTERVAL
@@ -196,17 +151,12 @@ class SharedRateLimiter(RateLimiter):
         # loop that opened it (it connects only when used).
         self._loop: object | None = None
         self._aio = LoopClient(url, SOCKET_TIMEOUT)
-        self._retry_interval = retry_interval
         # ``blocks`` False: every request charge one hit (exact per-request windows).
         self.blocks = TokenBlocks(
             {name: self._items[name] for name in BLOCKABLE if blocks},
             replicas=replicas,
             clock=monotonic,
         )
-        self._state = threading.Lock()
-        self._down_since: float | None = None  # wall clock, for the alert
-        self._outages = 0  # how many times Redis went down (``LoopClient.run``)
-        self._retry_at = 0.0  # monotonic
 
     async def run(self, work: Callable[[], T]) -> T:
         """``work`` in the thread pool: its round trips to Redis (a ``SOCKET_TIMEOUT`` each
@@ -306,22 +256,6 @@ class SharedRateLimiter(RateLimiter):
             return None
         return checks[refusal.index].bucket, refusal.wait
 
-    def _unshared(self, checks: Sequence[Check]) -> tuple[str, float] | None:
-        """Without Redis: each check refused (``FAIL_CLOSED``: 503) or counted on the local
-        share (``LOCAL_ONLY``'s whole), in order, as in one process."""
-        for number, check in enumerate(checks):
-            if check.bucket in FAIL_CLOSED and not check.local_when_down:
-                raise RateLimitUnavailable(
-                    f"rate limit '{check.bucket}' cannot be counted while the shared store is "
-                    "unreachable; refused until it answers (an API key's calls go on)",
-                    retry_after=max(1, math.ceil(self._retry_interval)),
-                    bucket=check.bucket,
-                )
-            refused = RateLimiter._take_all(self, checks[number : number + 1])
-            if refused is not None:
-                return refused
-        return None
-
     def _on_loop(self) -> LoopClient:
         """This event loop's Redis client and script (one loop a server process; a test's
         client may run several loops one after another, each gets its own)."""
@@ -386,11 +320,6 @@ class SharedRateLimiter(RateLimiter):
             "the anonymous tier and public code lookups refused (503)"
         ]
 
-    @property
-    def shared(self) -> bool:
-        """Whether Redis answered last time it was asked."""
-        return self._down_since is None
-
     def close(self) -> None:
         self._redis.close()
 
@@ -399,50 +328,6 @@ class SharedRateLimiter(RateLimiter):
         if self._loop is asyncio.get_running_loop():
             await self._aio.aclose()
             self._loop = None
-
-    # -- the breaker ----------------------------------------------------------------------------
-
-    def _usable(self) -> bool:
-        """Whether to ask Redis now: yes while it answers; once down, one caller a
-        ``RETRY_INTERVAL`` (the others keep to the local share meanwhile)."""
-        if self._down_since is None:  # one attribute read: no lock on the hot path
-            return True
-        with self._state:
-            now = time.monotonic()
-            if now < self._retry_at:
-                return False
-            self._retry_at = now + self._retry_interval
-            return True
-
-    def _went_down(self, exc: BaseException) -> None:
-        with self._state:
-            self._retry_at = time.monotonic() + self._retry_interval
-            if self._down_since is not None:
-                return
-            self._down_since = time.time()
-            self._outages += 1
-        # The exception's type only: its text may carry the address, never credentials,
-        # but there is nothing in it an operator needs beyond the kind of failure.
-        logger.warning(
-            "rate limits: Redis at %s unreachable (%s): keyed callers held to 1/%d of their "
-            "limits in this process, the anonymous tier and public code lookups refused "
-            "(503) until it answers",
-            self.where,
-            type(exc).__name__,
-            self.replicas,
-        )
-
-    def _answered(self) -> None:
-        if self._down_since is None:
-            return
-        with self._state:
-            since, self._down_since = self._down_since, None
-        if since is not None:
-            logger.warning(
-                "rate limits: Redis at %s answers again after %.1f s: limits are shared again",
-                self.where,
-                time.time() - since,
-            )
 
 
 def merged(*groups: Iterable[ProbeFlag]) -> list[ProbeFlag]:
@@ -464,10 +349,7 @@ def merged(*groups: Iterable[ProbeFlag]) -> list[ProbeFlag]:
 
 
 __all__ = [
-    "FAIL_CLOSED",
-    "LOCAL_ONLY",
     "SharedRateLimiter",
-    "local_share",
     "merged",
     "moving_window",
     "redacted",

@@ -30,7 +30,7 @@ What it keeps (each an invariant a test checks, ``tests/api/test_tokenblocks.py`
 - **Only keyed callers' request charges** (``api.sharedlimits.BLOCKABLE``): the anonymous
   tier, public code lookups, a code's budget and the probe budget are exact, one hit a check.
 - **Redis down**: a block's leftovers were recorded in Redis and are spent within their
-  lease; then the local share (``api.sharedlimits``) as before.
+  lease; then the local share (``api.sharedfallback``) as before.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.ratelimit import Limit, RateLimits
 from api.settings import load_api_settings
-from api.sharedlimits import LOCAL_ONLY, local_share
+from api.sharedfallback import LOCAL_ONLY, local_share
 from registry.service import Registry
 from tests.api.conftest import SIWE_DOMAIN
 from tests.redisserver import delete_prefixed, fresh_prefix, shared_redis

@@ -22,7 +22,8 @@ from api import ratelimit
 from api.app import create_app
 from api.ratelimit import Limit, RateLimited, RateLimiter, RateLimits, RateLimitUnavailable
 from api.settings import load_api_settings
-from api.sharedlimits import SharedRateLimiter, local_share, merged, moving_window
+from api.sharedfallback import local_share
+from api.sharedlimits import SharedRateLimiter, merged, moving_window
 from readmodels.market import ProbeFlag
 from readmodels.riskworker import read_probe_flags
 from registry.service import Registry

@@ -13,7 +13,7 @@ import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api import ratelimit, sharedlimits
+from api import ratelimit, sharedfallback, sharedlimits
 from api.ratelimit import Limit, RateLimiter, RateLimits
 from api.sharedlimits import SharedRateLimiter
 from registry.service import Registry
@@ -80,7 +80,7 @@ def test_a_hung_redis_holds_only_the_requests_that_ask_it(
                 took.append(held_while(slow, lambda: client.get("/livez")))
             finally:
                 server.resume()
-            time.sleep(sharedlimits.RETRY_INTERVAL + 0.1)  # the breaker asks Redis again
+            time.sleep(sharedfallback.RETRY_INTERVAL + 0.1)  # the breaker asks Redis again
             client.get("/livez", headers=key)  # it answers: the limiter is out of its down state
     assert took[-1] < FREE, f"an anonymous /livez waited {took} s for another's Redis check"
 
