@@ -12,10 +12,10 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from typing import Final
 
 from verifier.compliance import ComplianceReport, ReportedSignal
+from verifier.timetext import utc_text
 
 CSV_COLUMNS: Final = (
     "platform",
@@ -62,7 +62,8 @@ def safe_cell(value: str) -> str:
 
 
 def _when(at: int | None) -> str:
-    return "" if at is None else datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Any uint64 a fetched report carries (``verifier.timetext``): a row, never a crash.
+    return "" if at is None else utc_text(at, "%Y-%m-%dT%H:%M:%SZ")
 
 
 def _row(report: ComplianceReport, signal: ReportedSignal, titles: Titles) -> list[str]:

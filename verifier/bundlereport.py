@@ -3,7 +3,6 @@ findings, as text and JSON."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -11,6 +10,7 @@ from registry.fingerprints import GoodType, fingerprint_hex
 from registry.leaf import EntryKind
 from verifier.checkpointcheck import WitnessFinding
 from verifier.identityclaim import IdentityClaim
+from verifier.timetext import utc_text
 
 Status = Literal["verified", "not-anchored", "not-final", "chain-not-checked"]
 
@@ -320,7 +320,7 @@ def _creator_line(creator: str, claim: IdentityClaim | None) -> str:
     were verified."""
     if claim is None:
         return f"creator {creator} (no verified name)"
-    when = time.strftime("%Y-%m-%d", time.gmtime(claim.checked_at))
+    when = utc_text(claim.checked_at, "%Y-%m-%d")  # a uint64: any number an entry carries
     if claim.status == "verified":
         return (
             f"creator {creator} is {claim.name!r}, verified owner of {claim.domain} "

@@ -21,7 +21,8 @@ It carries
 
 Nothing it says about itself is trusted. ``check_compliance_report`` (0) requires the
 signature to recover, under the pinned trust root's domain, to a key the root names: the
-signals are the registry's word, and now its signed word; (1) recomputes each
+signals are the registry's word, and now its signed word; (1) requires the period to be
+calendar dates (to 9999-12-31, as the registry makes it), recomputes each
 signal's id from its rule and subject, its severity from its weight, and that it did not
 stop before it was raised; (2) checks the
 export as any export, under the caller's trust policy, and requires it to be the report
@@ -62,7 +63,14 @@ from registry.signatures import verify_signature
 from verifier import boundedjson
 from verifier.bundle import BundleEntry, MalformedBundle
 from verifier.bundlereport import Status
-from verifier.compliancefacts import entry_facts, good_text, severity, summarize
+from verifier.compliancefacts import (
+    dated,
+    entry_facts,
+    good_text,
+    period_text,
+    severity,
+    summarize,
+)
 from verifier.errors import BundleInvalid, NotYetEvidence
 from verifier.export import ExportReport, check_export
 from verifier.exportformat import Export
@@ -291,7 +299,11 @@ def check_compliance_report(
             f"the registry's signature does not cover this report ({exc.detail}): its "
             "signals, period or platform were changed",
         ) from None
-    # 1. Each signal is what it says: its id from its rule and subject, its severity.
+    # 1. The period is calendar dates, as the registry makes it (``require_period``): its
+    #    summary writes them, and a time past 9999 is no date (a verdict, never a crash).
+    if not (dated(report.period_from) and dated(report.period_to)):
+        raise BundleInvalid("period", period_text(report.period_from, report.period_to))
+    #    Each signal is what it says: its id from its rule and subject, its severity.
     for signal in report.signals:
         if signal.signal_id != signal_id(signal.code, signal.subject.kind, signal.subject.id):
             raise BundleInvalid(

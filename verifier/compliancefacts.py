@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from registry.errors import InvalidInput
@@ -24,6 +23,7 @@ from registry.fingerprints import GoodType
 from registry.leaf import EntryKind
 from registry.transferpayload import TransferPayload
 from verifier.bundle import BundleEntry
+from verifier.timetext import LAST_MOMENT, utc_text
 
 #: A signal's weight from which it is "high" (the rules' strongest evidence: a double sale,
 #: a dead good sold, a leaked batch, a laundering ring), and from which "medium".
@@ -84,7 +84,8 @@ def entry_facts(entry: BundleEntry) -> dict[str, Any]:
 
 
 def day(at: int) -> str:
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    """A report's date as its summary writes it (any number: ``verifier.timetext``)."""
+    return utc_text(at)
 
 
 def _amounts(signals: Sequence[Mapping[str, Any]]) -> dict[str, str]:
@@ -167,11 +168,29 @@ def _chinese(f: Mapping[str, Any]) -> list[str]:
 
 
 def require_period(start: int, end: int, most: int) -> None:
-    """A report's period: ``start`` before ``end``, at most ``most`` seconds long."""
+    """A report's period: ``start`` before ``end``, at most ``most`` seconds long, both
+    calendar dates (its summary writes them as dates; ``period_text`` says why not)."""
+    if not (dated(start) and dated(end)):
+        raise InvalidInput(period_text(start, end))
     if end <= start:
         raise InvalidInput("the period's end must be after its start")
     if end - start > most:
         raise InvalidInput(f"a report covers at most {most // 86_400} days: split the period")
+
+
+def dated(at: int) -> bool:
+    """Whether a report's time is one its summary writes as a date: Unix seconds from 1970 to
+    ``LAST_MOMENT`` (9999-12-31 23:59:59 UTC)."""
+    return 0 <= at <= LAST_MOMENT
+
+
+def period_text(start: int, end: int) -> str:
+    """Why a period is no report's: a time that is no calendar date (the one reason
+    ``require_period`` and the offline check share)."""
+    return (
+        f"a report's period is calendar dates, from 1970 to {utc_text(LAST_MOMENT)} "
+        f"(Unix seconds 0 to {LAST_MOMENT}); this one runs from {start} to {end}"
+    )
 
 
 __all__ = [
@@ -179,8 +198,10 @@ __all__ = [
     "MEDIUM_WEIGHT",
     "RELATIONS",
     "SEVERITIES",
+    "dated",
     "entry_facts",
     "good_text",
+    "period_text",
     "require_period",
     "severity",
     "summarize",

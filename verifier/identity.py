@@ -20,13 +20,13 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from registry.eip712 import Domain, checksum_address, keccak, parse_address
 from registry.errors import InvalidInput, MalformedSignature, WrongSigner
 from registry.signatures import Signature, sign, verify_signature
 from verifier import boundedjson
+from verifier.timetext import utc_text
 
 FORMAT: Final = "tracemark-creator/v1"
 """The statement's magic and version; any other value is refused."""
@@ -154,7 +154,7 @@ def method(url: str) -> str:
 def describe(name: str, domain: str, status: str, checked_at: int) -> str:
     """One line for a terminal or a page: "Studio — verified owner of studio.example (checked
     2026-01-31)", or, lapsed, plainly "no longer verified"."""
-    day = datetime.fromtimestamp(checked_at, UTC).strftime("%Y-%m-%d")
+    day = utc_text(checked_at, "%Y-%m-%d")  # any uint64 an entry or answer carries
     if status == VERIFIED:
         return f"{name} \u2014 verified owner of {domain} (checked {day})"
     return f"{name} \u2014 NO LONGER VERIFIED as owner of {domain} (failed a check on {day})"

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from registry.deliverypayload import DeliveryPayload
@@ -33,6 +32,7 @@ from registry.leaf import EntryKind
 from registry.orders import State
 from registry.transferpayload import TransferPayload
 from verifier.bundle import BundleEntry
+from verifier.timetext import utc_text
 
 FactKind = Literal[
     "settlement", "refund_redeemed", "sale", "redemption", "revocation", "conflict", "delivery"
@@ -243,7 +243,7 @@ def summarize(
 ) -> dict[str, Any]:
     """The summary document an order's evidence carries: the facts, whether the delivery is
     clean, and the same lines in English (``en``) and Chinese (``zh``)."""
-    at = datetime.fromtimestamp(payload.delivered_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    at = utc_text(payload.delivered_at)  # a uint64: any number the DELIVERY carries
     good = f"{payload.good_type.name.lower()} {fingerprint_hex(payload.fingerprint)}"
     seller_en = (
         "the creator first-hand"

@@ -11,7 +11,6 @@ platform's report through the API, 13 credentials refused, 14 the API unreachabl
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -118,7 +117,10 @@ def report(
         written["csv"] = None if csv_file is None else str(csv_file)
         out.print_json(data={**summary, "files": written})
         return
-    when = datetime.fromtimestamp(found.generated_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    from verifier.timetext import utc_text
+
+    # Any uint64 the API answered (``verifier.timetext``): a line, never a traceback.
+    when = utc_text(found.generated_at, "%Y-%m-%d %H:%M UTC")
     lines = "; ".join(summary["en"][:3])
     files = ", ".join(str(p) for p in (out_file, csv_file) if p is not None)
     out.print(f"{lines} (made {when}){'; written: ' + files if files else ''}", markup=False)

@@ -25,6 +25,7 @@ from api.ratelimit import RateLimited
 from readmodels.compliance import build_report
 from readmodels.compliancecsv import csv_lines
 from registry.errors import NotFound
+from verifier.timetext import LAST_MOMENT
 
 router = APIRouter(tags=["auditors"])
 
@@ -38,9 +39,9 @@ MAX_BUILDING: Final = 2
 #: Seconds a caller is told to wait while the builds run.
 BUSY_RETRY_AFTER: Final = 5
 _building = threading.BoundedSemaphore(MAX_BUILDING)
-#: The last second a report's dates can name (9999-12-31 23:59:59 UTC): a later one made the
-#: summary's dates fail with a server error (red team).
-LAST_MOMENT: Final = 253_402_300_799
+#: The last second a report's dates can name (9999-12-31 23:59:59 UTC, ``LAST_MOMENT`` of
+#: ``verifier.timetext``): a later one made the summary's dates fail with a server error (red
+#: team); ``require_period`` refuses it too (the CLI's database mode), the verifier as well.
 Moment = Annotated[int, Query(ge=0, le=LAST_MOMENT)]
 
 

@@ -6,17 +6,24 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 import api.routes.compliance as compliance_route
+from anchoring.devchain import free_port
+from api.app import create_app
+from api.cli import app
 from registry.creator import CreatorKeys
 from registry.service import Registry
 from tests.api.conftest import KeyFactory, bearer
+from tests.api.test_order_routes import PROBLEM
 from tests.conftest import Clock
 from tests.readmodels.test_compliance import DAY, _market
+from tests.serving import serving
 
 
 @pytest.mark.parametrize(
@@ -134,3 +141,65 @@ def test_a_period_at_the_edges_is_a_report_or_a_4xx_never_a_5xx(
         headers=bearer(key),
     )
     assert last.status_code == 200, last.text[:200]
+
+
+def test_a_period_past_9999_is_a_422_problem_in_chinese_and_exit_3_on_the_command_line(
+    client: TestClient, registry: Registry, make_key: KeyFactory, tmp_path: Path
+) -> None:
+    """The route answers a period it cannot write as dates (past 9999-12-31 23:59:59 UTC)
+    with a 422 problem, in Chinese when asked; ``tracemark compliance report --api`` says so
+    in one line and exits 3 (invalid input), as with any refused period."""
+    key = make_key("cardhub", "verify")
+    url = "/v1/compliance/platforms/cardhub/report"
+    past = {"from": compliance_route.LAST_MOMENT - 10, "to": compliance_route.LAST_MOMENT + 1}
+    english = client.get(url, params=past, headers=bearer(key))
+    chinese = client.get(url, params=past, headers={**bearer(key), "Accept-Language": "zh-CN"})
+    for answer in (english, chinese):
+        assert answer.status_code == 422, answer.text[:200]
+        assert answer.headers["content-type"] == PROBLEM
+        assert answer.json()["type"].endswith("/validation-error")
+    assert english.json()["title"] == "Invalid request"
+    assert (chinese.json()["title"], chinese.json()["detail"]) == (
+        "请求无效",
+        "请求中以下字段无效：query.to",
+    )
+    assert "less than or equal to 253402300799" in chinese.json()["errors"][0]["msg"]
+
+    args = ["compliance", "report", "--platform", "cardhub"]
+    runner = CliRunner()
+    with serving(create_app(registry), free_port()) as served:
+        env = {"TRACEMARK_DATA_DIR": str(tmp_path / "data"), "TRACEMARK_API_URL": served}
+        refused = runner.invoke(
+            app,
+            [*args, "--from", str(past["from"]), "--to", str(past["to"])],
+            env={**env, "TRACEMARK_API_KEY": key},
+        )
+    assert refused.exit_code == 3, (refused.stdout, refused.stderr)
+    assert refused.stdout == "" and refused.stderr.startswith("error: ")
+    assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_the_command_line_builds_no_report_past_9999_from_the_database(
+    db_url: str, tmp_path: Path
+) -> None:
+    """``tracemark compliance report`` in the operator's mode (the registry's database, on
+    SQLite and PostgreSQL): a period past 9999 is one line and exit 3 (it was a traceback,
+    exit 1: the summary's dates); the period ending at the last second is a report."""
+    env = {
+        "TRACEMARK_DATA_DIR": str(tmp_path / "data"),
+        "TRACEMARK_DATABASE_URL": db_url,
+        "TRACEMARK_API_URL": None,
+    }
+    runner = CliRunner()
+    args = ["compliance", "report", "--platform", "cardhub"]
+    last = compliance_route.LAST_MOMENT
+    for start, end in [(str(last - 10), str(last + 1)), (str(2**40), str(2**40 + 86_400))]:
+        refused = runner.invoke(app, [*args, "--from", start, "--to", end], env=env)
+        assert refused.exit_code == 3, (refused.exit_code, refused.stdout, refused.stderr)
+        assert refused.stderr.startswith("error: a report's period is calendar dates")
+        assert refused.stdout == "" and len(refused.stderr.strip().splitlines()) == 1
+    done = runner.invoke(app, [*args, "--from", "9999-12-31", "--to", "9999-12-31"], env=env)
+    assert done.exit_code == 0, (done.stdout, done.stderr)
+    assert done.stdout.startswith(
+        "0 signals about platform cardhub from 9999-12-31 00:00:00 UTC to 9999-12-31 23:59:59 UTC"
+    )
