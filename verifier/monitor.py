@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from registry.attestations import platform_key_subject
 from registry.checkpoint import Checkpoint, open_checkpoint
 from registry.eip712 import checksum_address
 from registry.errors import InvalidInput
@@ -115,7 +116,11 @@ class Watch:
     """The goods and creators watched, and the scan of new leaves for them."""
 
     def __init__(
-        self, creators: Sequence[bytes], owners: dict[bytes, bytes], goods: Iterable[bytes] = ()
+        self,
+        creators: Sequence[bytes],
+        owners: dict[bytes, bytes],
+        goods: Iterable[bytes] = (),
+        platforms: Iterable[str] = (),
     ) -> None:
         self.creators = tuple(creators)
         self.owners = owners  # fingerprint -> the watched creator who registered it
@@ -124,7 +129,12 @@ class Watch:
             subject_fingerprint(EntryKind.CREATOR_IDENTITY, creator): creator
             for creator in self.creators
         }
-        self.keys: set[bytes] = set(owners) | self.goods | set(self.identities)
+        # A platform's attestation keys: every PLATFORM_KEY entry (kind 10) in its name, so
+        # that a key it did not enroll (the operator's, or a thief's with its API key) is seen.
+        self.platforms = {platform_key_subject(platform): platform for platform in platforms}
+        self.keys: set[bytes] = (
+            set(owners) | self.goods | set(self.identities) | set(self.platforms)
+        )
         self.added: list[tuple[bytes, bytes]] = []
         self.events: list[Event] = []
 
@@ -213,6 +223,15 @@ class Watch:
                 self._report(leaf_index, leaf, actor, "your claim: someone registered it first")
             elif owner is None and fingerprint in self.goods:
                 self._report(leaf_index, leaf, None, "a watched good claimed again")
+        elif kind is EntryKind.PLATFORM_KEY:
+            platform = self.platforms.get(fingerprint)
+            if platform is not None:
+                self._report(
+                    leaf_index,
+                    leaf,
+                    None,
+                    f"an attestation key enrolled for platform {platform}: check that it is yours",
+                )
         elif kind is EntryKind.REVOKE and (owner is not None or fingerprint in self.goods):
             self._report(leaf_index, leaf, owner, "revoked")
         elif kind is EntryKind.TRANSFER and (owner is not None or fingerprint in self.goods):
@@ -226,11 +245,17 @@ class Monitor:
     """Follows the log at ``client`` from the state in ``state`` (see the module's steps)."""
 
     def __init__(
-        self, client: TlogClient, state_dir: StateDir, state: MonitorState, goods: Iterable[bytes]
+        self,
+        client: TlogClient,
+        state_dir: StateDir,
+        state: MonitorState,
+        goods: Iterable[bytes],
+        platforms: Iterable[str] = (),
     ) -> None:
         self.client, self.state_dir, self.state = client, state_dir, state
         self.verifiers = state.log.verifiers()
         self.goods = frozenset(goods)
+        self.platforms = tuple(platforms)
         self._owners = state_dir.goods(state.goods)
 
     def step(self, deliver: Callable[[StepReport], None]) -> StepReport:
@@ -262,7 +287,7 @@ class Monitor:
             report = StepReport(old.size, checkpoint, (), 0)
             deliver(report)
             return report
-        watch = Watch(self.state.log.creators, dict(self._owners), self.goods)
+        watch = Watch(self.state.log.creators, dict(self._owners), self.goods, self.platforms)
         new_edge = edge
         if checkpoint.size > edge.size:
             # 3. and 4. The new entries, tiles and the edge.

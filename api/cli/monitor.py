@@ -63,6 +63,12 @@ def _creators(values: list[str]) -> list[bytes]:
     return [address_bytes(value) for value in values]
 
 
+def _platforms(values: list[str]) -> list[str]:
+    from registry.parties import check_platform_id
+
+    return [check_platform_id(value) for value in values]
+
+
 def _alarm(exc: LogInconsistent, as_json: bool) -> NoReturn:
     if as_json:
         document = {
@@ -144,6 +150,14 @@ def monitor(
         Path | None,
         typer.Option("--goods", metavar="FILE", help="Watch the goods listed, one a line."),
     ] = None,
+    platform: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--platform",
+            metavar="ID",
+            help="Watch the attestation keys enrolled in this platform's name.",
+        ),
+    ] = None,
     witness: Annotated[
         list[str] | None,
         typer.Option(
@@ -161,8 +175,9 @@ def monitor(
 ) -> None:
     """Follow a log through its static API: verify each checkpoint (pinned vkeys) and its
     consistency with the last one seen, read every new entry, and report what concerns the
-    watched creators and goods. Exit 18 with an ALARM line on a split view, a rollback or
-    tiles that contradict the log's signatures; 11 if the checkpoint does not verify."""
+    watched creators, goods and platforms' attestation keys. Exit 18 with an ALARM line on a
+    split view, a rollback or tiles that contradict the log's signatures; 11 if the
+    checkpoint does not verify."""
     from verifier.monitor import CheckpointInvalid, Monitor
     from verifier.monitorstate import LogIdentity, StateDir
     from verifier.problems import RegistryUnreachable, UnexpectedAnswer
@@ -181,7 +196,9 @@ def monitor(
             vkeys=tuple(vkey or ()),
             creators=tuple(creators),
         )
-        follower = Monitor(client, state_dir, state_dir.load(given), watched_goods)
+        follower = Monitor(
+            client, state_dir, state_dir.load(given), watched_goods, _platforms(platform or [])
+        )
         wait = max(MIN_INTERVAL, interval)
         while True:
             try:

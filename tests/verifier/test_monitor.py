@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.staticserver import serving_directory
+from registry.attestations import platform_key_subject
 from registry.checkpoint import Checkpoint
 from registry.errors import ConfigurationError, StorageBusy
 from registry.leaf import NO_GOOD, EntryKind, encode_leaf, subject_fingerprint
@@ -136,7 +137,9 @@ def _monitor(url: str, log: Log, state: Path, **given: object) -> tuple[Monitor,
         creators=tuple(given.get("creators", (ALICE,))),  # type: ignore[arg-type]
     )
     goods = given.get("goods", ())
-    return Monitor(client, state_dir, state_dir.load(identity), goods), state_dir  # type: ignore[arg-type]
+    platforms = given.get("platforms", ())
+    monitor = Monitor(client, state_dir, state_dir.load(identity), goods, platforms)  # type: ignore[arg-type]
+    return monitor, state_dir
 
 
 def _step(monitor: Monitor) -> StepReport:
@@ -198,6 +201,27 @@ def test_a_register_and_its_conflict_in_one_bundle(url: str, log: Log, tmp_path:
     ]
     assert events[2].reason.startswith("your claim")
     state_dir.close()
+
+
+def test_a_key_enrolled_in_a_watched_platforms_name(url: str, log: Log, tmp_path: Path) -> None:
+    """Every PLATFORM_KEY entry (kind 10) in a watched platform's name is reported, whoever
+    enrolled it; another platform's are not."""
+    log.append(
+        subject_leaf(EntryKind.PLATFORM_KEY, platform_key_subject("cardhub")),
+        subject_leaf(EntryKind.PLATFORM_KEY, platform_key_subject("keyshop")),
+        *random_leaves(5, BOB),
+    )
+    monitor, state_dir = _monitor(url, log, tmp_path / "state", platforms=["cardhub"])
+    events = _step(monitor).events
+    assert [(e.event, e.leaf_index, e.owner) for e in events] == [("PLATFORM_KEY", 0, None)]
+    assert "platform cardhub" in events[0].reason
+    # Following: a rotation later in the log is reported too.
+    log.append(subject_leaf(EntryKind.PLATFORM_KEY, platform_key_subject("cardhub")))
+    assert [(e.event, e.leaf_index) for e in _step(monitor).events] == [("PLATFORM_KEY", 7)]
+    state_dir.close()
+    unwatched, other_state = _monitor(url, log, tmp_path / "other")
+    assert _step(unwatched).events == ()
+    other_state.close()
 
 
 def subject_leaf(kind: EntryKind, fingerprint: bytes) -> bytes:
