@@ -35,7 +35,8 @@ from eth_account import Account
 from sqlalchemy import text
 
 from api.apikeys import create_api_key, revoke_api_key
-from api.ratelimit import DEFAULT_API_KEY, Limit
+from api.namedlimits import DEFAULT_API_KEY
+from api.ratelimit import Limit
 from registry.creator import CreatorKeys, sign_revocation
 from registry.eip712 import DEV_DOMAIN
 from registry.fingerprints import GoodType
