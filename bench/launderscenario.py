@@ -163,9 +163,12 @@ class LaunderMarket(Market):
             self._set_face_value(creator, self.face_of_creator[creator] * YUAN)
 
     def _set_face_value(self, creator: int, face_value: int) -> None:
-        # The creator's own use case (its signed-in session's route calls the same).
+        # The creator's own use case (its signed-in session's route calls the same), at its
+        # first batch: before any sale of its cards, which are judged by the face value in
+        # force when they were made (migration 0034).
         address = bytes.fromhex(self.creators[creator].address[2:])
-        set_face_value(self.registry.engine, address, f"card-{creator}", FaceValue(face_value, CNY))
+        face = FaceValue(face_value, CNY)
+        set_face_value(self.registry.engine, address, f"card-{creator}", face, now=self.clock())
 
     def _party(self, role: str, platform: str | None = None) -> Party:
         return Party(platform or self.rng.choice(CN_PLATFORMS), f"{role}-{next(self._refs)}")

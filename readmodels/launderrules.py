@@ -14,7 +14,8 @@ per party; ``red_flags`` runs all seven over one period's records for
 code                    fires when                                                          about
 ======================  ==================================================================  =====
 ``below-face-value``    a resale (seller not the creator) priced below ``face_min_ratio``   good
-                        of its product's face value, in the face value's currency
+                        of its product's face value in force when it was made, in that
+                        face value's currency
 ``fast-cash-out``       registration (its leaf's time) to the consuming final transfer      good
                         within ``cash_out_window``, with a resale between
 ``fan-in``              ``fan_in_min_sources`` distinct first holders (who bought from the  party
@@ -58,10 +59,12 @@ from readmodels.market import (
     ANONYMOUS,
     Chains,
     EntryRecord,
+    FaceSetting,
     GoodKey,
     SignalInputs,
     TransferRecord,
     VerificationEventRecord,
+    face_in_force,
 )
 from readmodels.signals import (
     BELOW_FACE_VALUE,
@@ -91,28 +94,43 @@ def below_face_value(
 ) -> Signal | None:
     """Resales far below the face value: a card worth 100 sold for 30 is money being moved
     (or a stolen card dumped), not a discount. The creator's own first sales are left out
-    (wholesale below face value is the trade), and prices in another currency (no rate)."""
-    if entry is None or entry.face_value is None or entry.face_value <= 0:
+    (wholesale below face value is the trade), and prices in another currency (no rate).
+
+    Each sale is judged by the face value in force when it was made (``face_in_force``): a
+    sale made while none was set is not judged, and a face value set (or raised) later never
+    judges the sales before it (a creator cannot defame its resellers retroactively)."""
+    if entry is None or not entry.faces:
         return None
-    face, currency = entry.face_value, entry.face_currency
-    cheap = [
-        t
-        for t in chain
-        if seller_of(t) is not None
-        and t.price is not None
-        and money_code(t.currency) == money_code(currency)
-        and t.price < th.face_min_ratio * face
-    ]
+    cheap: list[tuple[TransferRecord, int, FaceSetting]] = []
+    for t in chain:
+        if seller_of(t) is None or t.price is None:
+            continue
+        face = face_in_force(entry.faces, t.created_at)
+        if face is None or face.value is None or face.value <= 0:
+            continue
+        if money_code(t.currency) == money_code(face.currency) and t.price < (
+            th.face_min_ratio * face.value
+        ):
+            cheap.append((t, t.price, face))
     if not cheap:
         return None
-    lowest = min(t.price for t in cheap if t.price is not None)
+    _, lowest, face = min(cheap, key=lambda c: c[1] / (c[2].value or 1))
+    assert face.value is not None
+    share = f"{lowest / face.value:.0%}"
+    if len({(f.value, f.currency) for _, _, f in cheap}) == 1:
+        said = f"its face value {face.value} {face.currency}: lowest {lowest} ({share})"
+    else:
+        said = (
+            f"the face value in force at each sale: lowest {lowest} against "
+            f"{face.value} {face.currency} ({share})"
+        )
+    sold = [t for t, _, _ in cheap]
     return good_signal(
         BELOW_FACE_VALUE,
-        f"resold {len(cheap)} time(s) below {th.face_min_ratio:.0%} of its face value "
-        f"{face} {currency}: lowest {lowest} ({lowest / face:.0%})",
-        (transfer_evidence(t) for t in cheap),
+        f"resold {len(cheap)} time(s) below {th.face_min_ratio:.0%} of {said}",
+        (transfer_evidence(t) for t in sold),
         good,
-        platforms_of(cheap),
+        platforms_of(sold),
     )
 
 

@@ -58,6 +58,28 @@ class OfGood:
 
 
 @dataclass(frozen=True, slots=True)
+class FaceSetting:
+    """One setting of a product's face value (``face_value_history``, migration 0034): in
+    force for the sales made after ``set_at`` (strictly: a sale in the same second may have
+    been made before it), until the product's next setting. ``value`` None: cleared."""
+
+    set_at: int
+    value: int | None
+    currency: str | None
+
+
+def face_in_force(faces: Sequence[FaceSetting], at: int) -> FaceSetting | None:
+    """The face value a sale made at ``at`` is judged by: the last setting made before that
+    second (``faces`` in ``set_at`` order); None if none was, or the last one cleared it."""
+    found = None
+    for face in faces:
+        if face.set_at >= at:
+            break
+        found = face
+    return None if found is None or found.value is None else found
+
+
+@dataclass(frozen=True, slots=True)
 class EntryRecord(OfGood):
     """An entry of the log (REGISTER, REVOKE, TRANSFER, CONFLICT) with its good's ``use``."""
 
@@ -73,11 +95,11 @@ class EntryRecord(OfGood):
     #: Position in the bulk batch (None for a single registration).
     position: int | None
     use: int
-    #: Its product's face value (minor units) and currency, if the creator gave one
-    #: (migration 0028; the ``below-face-value`` laundering rule compares prices with it).
-    face_value: int | None = None
-    face_currency: str | None = None
-    #: Its product's id (None: no product), to re-read the face value when it changes.
+    #: Its product's face value settings, oldest first (migration 0034): the
+    #: ``below-face-value`` laundering rule judges each sale by the one in force when it was
+    #: made (``face_in_force``), never by a later one. Shared by the product's goods.
+    faces: tuple[FaceSetting, ...] = ()
+    #: Its product's id (None: no product), to re-read the face values when they change.
     product_id: int | None = None
 
 
@@ -257,6 +279,7 @@ __all__ = [
     "AttemptRecord",
     "Chains",
     "EntryRecord",
+    "FaceSetting",
     "GoodKey",
     "HoldingRecord",
     "OfGood",
@@ -264,5 +287,6 @@ __all__ = [
     "SignalInputs",
     "TransferRecord",
     "VerificationEventRecord",
+    "face_in_force",
     "single_use_verifications",
 ]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Container, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from readmodels.launderrulesfaces import FACE_COLUMNS, Faces, faces_by_product
 from readmodels.market import (
     AttemptRecord,
     EntryRecord,
@@ -20,6 +21,7 @@ from readmodels.market import (
     VerificationEventRecord,
 )
 from registry.db import read_transaction
+from registry.facevalue import face_value_history_t
 from registry.fingerprints import GoodType, Use
 from registry.holding import holdings_t
 from registry.leaf import EntryKind
@@ -49,20 +51,21 @@ def _default_use(good_type: int) -> int:
     return _SINGLE if good_type == _CODE else _TRANSFERABLE
 
 
-def _entry_record(row: Sequence[Any]) -> EntryRecord:
+def _entry_record(row: Sequence[Any], faces: Mapping[int, Faces] | None = None) -> EntryRecord:
     """An entry from a row of ``_ENTRY_COLUMNS`` (its product's use, NULL: the type's; then
-    the product's face value and currency, and its id)."""
-    i, kind, good_type, fp, actor, leaf, timestamp, record_id, position, use, face, cur, pid = row
+    its product's id), with its product's face value settings from ``faces`` (by product)."""
+    i, kind, good_type, fp, actor, leaf, timestamp, record_id, position, use, pid = row
     use = _default_use(good_type) if use is None else use
+    settings = () if faces is None or pid is None else faces.get(pid, ())
     return EntryRecord(
-        i, kind, good_type, fp, actor, leaf, timestamp, record_id, position, use, face, cur, pid
+        i, kind, good_type, fp, actor, leaf, timestamp, record_id, position, use, settings, pid
     )
 
 
-#: An entry's columns in ``EntryRecord``'s order, its product's use and face value last.
+#: An entry's columns in ``EntryRecord``'s order, its product's use and id last.
 _ENTRY_COLUMNS = (
     "e.id, e.kind, e.good_type, e.fingerprint, e.actor, e.leaf_index, e.timestamp, "
-    "e.record_id, e.position, p.use, p.face_value, p.face_currency, e.product_id"
+    "e.record_id, e.position, p.use, e.product_id"
 )
 _ENTRIES = f"FROM {entries_t.name} e LEFT OUTER JOIN {products_t.name} p ON p.id = e.product_id"
 #: The parties' columns, in ``TransferRecord``'s and ``AttemptRecord``'s order.
@@ -181,7 +184,7 @@ def _read(
     for records in (conflicts, transfers, attempts):
         named.update(x.good for x in records)
     named.update((v.good_type, v.fingerprint) for v in events)
-    registrations: dict[GoodKey, EntryRecord] = {}
+    registered: list[Any] = []  # REGISTER rows, made records once their products' faces are read
     holdings: dict[GoodKey, HoldingRecord] = {}
     by_type: dict[int, list[bytes]] = defaultdict(list)
     for good_type, fingerprint in named:
@@ -201,8 +204,7 @@ def _read(
                     f"{int(EntryKind.REGISTER)} AND e.good_type = ? AND {among}",
                     (good_type, *params),
                 ):
-                    record = _entry_record(row)
-                    registrations[record.good] = record
+                    registered.append(row)
             among, params = db.among("fingerprint", chunk)
             for fingerprint, holder, consumed, last in db.rows(
                 "SELECT fingerprint, holder_platform, consumed, last_transfer_id "
@@ -211,6 +213,11 @@ def _read(
             ):
                 holding = HoldingRecord(good_type, fingerprint, holder, bool(consumed), last)
                 holdings[holding.good] = holding
+    faces = _faces(db, sorted({row[-1] for row in registered if row[-1] is not None}))
+    registrations: dict[GoodKey, EntryRecord] = {}
+    for row in registered:
+        record = _entry_record(row, faces)
+        registrations[record.good] = record
     marks = Watermarks(
         entry=max(marks.entry, last_entry),
         transfer=max([marks.transfer, *(x.transfer_id for x in transfers)]),
@@ -227,6 +234,19 @@ def _read(
         probe_flags=tuple(probe_flags),
     )
     return inputs, marks
+
+
+def _faces(db: _Driver, products: Sequence[int]) -> dict[int, Faces]:
+    """The face value settings of ``products`` (few: a creator's product lines), by product."""
+    rows: list[Any] = []
+    for i in range(0, len(products), _CHUNK):
+        chunk = products[i : i + _CHUNK]
+        among = ",".join("?" * len(chunk))
+        rows += db.rows(
+            f"SELECT {FACE_COLUMNS} FROM {face_value_history_t.name} WHERE product_id IN ({among})",
+            chunk,
+        )
+    return faces_by_product(rows)
 
 
 # -- the index ---------------------------------------------------------------------------------

@@ -29,8 +29,8 @@ code                       fires when                                           
 ``laundering-ring``        a good passed around the same few parties, coming back      good
                            to earlier holders, at rising prices
 ``below-face-value``       a resale (seller not the creator) priced below              good
-                           ``face_min_ratio`` (0.5) of its product's face value, in
-                           the face value's currency
+                           ``face_min_ratio`` (0.5) of its product's face value in
+                           force when it was made, in that face value's currency
 ``fast-cash-out``          registration (its leaf's time) to the consuming final       good
                            transfer within ``cash_out_window`` (30 min), a resale
                            between

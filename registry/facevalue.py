@@ -3,8 +3,13 @@
 Not part of any signed or logged record: it is the creator's statement of what a card is
 worth, which the ``below-face-value`` laundering rule (``readmodels.launderrules``) compares
 resale prices with. Only the creator's signed-in session sets it (never a field of a signed
-registration that a relayer could change on the way), and it may be changed or cleared later;
-the risk worker reads it with the goods it first meets (``readmodels.marketreads``).
+registration that a relayer could change on the way), and it may be changed or cleared later.
+
+Each setting (or clearing) is also kept, with the registry's time, in the append-only
+``face_value_history`` (migration 0034), in the same transaction: a sale is judged by the face
+value in force when it was made, never by one set afterwards (a creator cannot make earlier
+resales of its cards "below face value" retroactively). The risk worker reads that history
+with the goods it first meets (``readmodels.marketreads``).
 """
 
 from __future__ import annotations
@@ -12,13 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, Table, select, update
 
 from registry.db import read_transaction, write_transaction
 from registry.errors import InvalidInput
+from registry.models import FaceValueSettingRow
 from registry.rebates import product_id
 from registry.records import checksum
 from registry.registration import products_t
+
+face_value_history_t: Table = FaceValueSettingRow.__table__  # type: ignore[attr-defined]
 
 #: The column is a BIGINT: a face value is an amount of minor units, never near this.
 MAX_FACE_VALUE: Final = 2**63 - 1
@@ -63,20 +71,54 @@ def read_face_value(conn: Connection, creator: bytes, product: str) -> ProductFa
     return ProductFaceValue(creator, product, face)
 
 
+@dataclass(frozen=True)
+class FaceValueSetting:
+    """One row of a product's face value history: ``face`` (None: cleared) from ``set_at`` on;
+    ``set_by``: the creator whose session set it (None: carried over by migration 0034)."""
+
+    set_at: int
+    face: FaceValue | None
+    set_by: bytes | None
+
+
 def write_face_value(
-    conn: Connection, creator: bytes, product: str, face: FaceValue | None
+    conn: Connection, creator: bytes, product: str, face: FaceValue | None, *, now: int
 ) -> ProductFaceValue:
-    """Set (or, with None, clear) the product's face value; ``UnknownProduct`` if none."""
+    """Set (or, with None, clear) the product's face value from ``now`` on, and keep the
+    setting in its history; ``UnknownProduct`` if none. Flushes only."""
     found = product_id(conn, creator, product)
+    value = None if face is None else face.value
+    currency = None if face is None else face.currency
     conn.execute(
         update(products_t)
         .where(products_t.c.id == found)
-        .values(
-            face_value=None if face is None else face.value,
-            face_currency=None if face is None else face.currency,
+        .values(face_value=value, face_currency=currency)
+    )
+    conn.execute(
+        face_value_history_t.insert().values(
+            product_id=found, face_value=value, face_currency=currency, set_at=now, set_by=creator
         )
     )
     return ProductFaceValue(creator, product, face)
+
+
+def read_face_history(conn: Connection, creator: bytes, product: str) -> list[FaceValueSetting]:
+    """The product's face value settings, oldest first; ``UnknownProduct`` if no product."""
+    c = face_value_history_t.c
+    found = product_id(conn, creator, product)
+    rows = conn.execute(
+        select(c.set_at, c.face_value, c.face_currency, c.set_by)
+        .where(c.product_id == found)
+        .order_by(c.id)
+    )
+    return [
+        FaceValueSetting(
+            int(r.set_at),
+            None if r.face_value is None else FaceValue(int(r.face_value), r.face_currency),
+            None if r.set_by is None else bytes(r.set_by),
+        )
+        for r in rows
+    ]
 
 
 def face_value(engine: Engine, creator: bytes, product: str) -> ProductFaceValue:
@@ -85,18 +127,28 @@ def face_value(engine: Engine, creator: bytes, product: str) -> ProductFaceValue
 
 
 def set_face_value(
-    engine: Engine, creator: bytes, product: str, face: FaceValue | None
+    engine: Engine, creator: bytes, product: str, face: FaceValue | None, *, now: int
 ) -> ProductFaceValue:
-    """The use case: one transaction."""
+    """The use case: one transaction (the product's value and its history row together);
+    ``now`` is the registry's clock, the one transfers are dated by."""
     with write_transaction(engine) as conn:
-        return write_face_value(conn, creator, product, face)
+        return write_face_value(conn, creator, product, face, now=now)
+
+
+def face_history(engine: Engine, creator: bytes, product: str) -> list[FaceValueSetting]:
+    with read_transaction(engine) as conn:
+        return read_face_history(conn, creator, product)
 
 
 __all__ = [
     "MAX_FACE_VALUE",
     "FaceValue",
+    "FaceValueSetting",
     "ProductFaceValue",
+    "face_history",
     "face_value",
+    "face_value_history_t",
+    "read_face_history",
     "read_face_value",
     "set_face_value",
     "write_face_value",

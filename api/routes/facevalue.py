@@ -51,7 +51,13 @@ def set_my_face_value(
 ) -> Response:
     assert creator.creator is not None
     face = FaceValue(int(body.face_value), body.currency)
-    found = set_face_value(ctx.registry.engine, address_bytes(creator.creator), product, face)
+    found = set_face_value(
+        ctx.registry.engine,
+        address_bytes(creator.creator),
+        product,
+        face,
+        now=ctx.registry.clock(),
+    )
     logger.info("creator %s set the face value of %s", creator.creator, product)
     return JSONResponse(found.as_dict())
 
@@ -65,7 +71,9 @@ def set_my_face_value(
 )
 def remove_my_face_value(product: ProductSlug, ctx: Context, creator: Creator) -> Response:
     assert creator.creator is not None
-    found = set_face_value(ctx.registry.engine, address_bytes(creator.creator), product, None)
+    found = set_face_value(
+        ctx.registry.engine, address_bytes(creator.creator), product, None, now=ctx.registry.clock()
+    )
     return JSONResponse(found.as_dict())
 
 

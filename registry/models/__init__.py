@@ -13,6 +13,7 @@ from registry.models.attestations import RealNameAttestationRow
 from registry.models.checkpoints import CheckpointRecord, CheckpointWitness
 from registry.models.columns import ID_TYPE
 from registry.models.credit import CreditPlatformRow, CreditSellerRow
+from registry.models.facevalues import FaceValueSettingRow
 from registry.models.identity import CreatorIdentityRow
 from registry.models.leases import RoleLease
 from registry.models.log import BatchTile, Entry, LogState, TreeHeadRecord, TreeTile
@@ -53,6 +54,7 @@ __all__ = [
     "DistributionPolicy",
     "Entry",
     "EventIndexState",
+    "FaceValueSettingRow",
     "Holding",
     "LogState",
     "Order",

@@ -46,8 +46,9 @@ class Product(SQLModel, table=True):
     use: int = Field(sa_type=SmallInteger)
     first_record_id: int = Field(sa_type=BigInteger, foreign_key="signed_records.id")
     created_at: datetime
-    #: The value printed on the card, in minor units of ``face_currency`` (migration 0028):
-    #: the ``below-face-value`` laundering rule compares resale prices with it. Optional.
+    #: The value printed on the card, in minor units of ``face_currency`` (migration 0028),
+    #: the current one: every setting is kept in ``face_value_history`` (migration 0034), which
+    #: the ``below-face-value`` laundering rule judges each sale by. Optional.
     face_value: int | None = Field(default=None, sa_type=BigInteger)
     face_currency: str | None = Field(default=None, max_length=16)
 

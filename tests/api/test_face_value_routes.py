@@ -1,13 +1,17 @@
 """A product's face value through the real app on SQLite and PostgreSQL (issue 18 item 2):
 set, read, cleared with the creator's session, through the typed client too; refusals are
-problem+json; the risk worker's records carry it (what ``below-face-value`` compares with)."""
+problem+json; the risk worker's records carry it (what ``below-face-value`` compares with),
+and every setting is kept in the product's face value history."""
 
 from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
 
+from readmodels.market import FaceSetting
 from readmodels.marketreads import read_inputs
+from registry.eip712 import address_bytes
+from registry.facevalue import FaceValue, face_history
 from registry.fingerprints import GoodType
 from registry.service import Registry
 from registry.transfers import Party, TransferRequest
@@ -27,6 +31,7 @@ def test_a_creator_sets_reads_and_clears_its_products_face_value(
     creator = code_good.creator.account.address
     none = {"creator": creator, "product": "30-day-card", "face_value": None, "currency": None}
     assert client.get(PATH, headers=session).json() == none
+    set_at = clock()
     put = client.put(PATH, json={"face_value": "10000", "currency": "CNY"}, headers=session)
     assert put.status_code == 200, put.text
     assert put.json() == {**none, "face_value": "10000", "currency": "CNY"}
@@ -40,7 +45,7 @@ def test_a_creator_sets_reads_and_clears_its_products_face_value(
     )  # fmt: skip
     inputs, _ = read_inputs(registry.engine)
     entry = inputs.registrations[(int(GoodType.CODE), code_good.fingerprint)]
-    assert (entry.face_value, entry.face_currency) == (10_000, "CNY")
+    assert entry.faces == (FaceSetting(set_at, 10_000, "CNY"),)
     # Refusals: a face value of 0, a lower-case or missing currency, an unknown product, a
     # platform key instead of the creator's session.
     for body in (
@@ -70,3 +75,11 @@ def test_a_creator_sets_reads_and_clears_its_products_face_value(
         with pytest.raises(ApiProblem) as caught:
             own.face_value("no-such-card")
         assert caught.value.status == 404
+    # Each setting is kept (migration 0034), with the registry's clock and the creator whose
+    # session made it; refused ones are not.
+    history = face_history(registry.engine, address_bytes(creator), "30-day-card")
+    assert [(h.set_at, h.face, h.set_by) for h in history] == [
+        (set_at, FaceValue(10_000, "CNY"), address_bytes(creator)),
+        (set_at, None, address_bytes(creator)),
+        (set_at, FaceValue(2_000, "USD"), address_bytes(creator)),
+    ]

@@ -22,7 +22,7 @@ from bench.launderscenario import FACES, LAUNDER_RULES, YUAN, LaunderParams
 from bench.scenario import SMALL
 from readmodels import signals as S
 from readmodels.launderrules import party_subject
-from readmodels.market import GoodKey
+from readmodels.market import GoodKey, face_in_force
 
 TINY = replace(
     SMALL,
@@ -72,13 +72,16 @@ def _labelled_and_played_out(run: LaunderRun) -> None:
         cases = [c for c in run.cases if c.code == code]
         assert sorted(c.positive for c in cases) == [False, False, True, True], code
         assert all(c.goods and len(c.names) == len(c.parties) for c in cases), code
-    # The products carry their face value, read back as the rules read it.
-    faces = {
-        (e.face_value, e.face_currency)
-        for e in run.scenario.inputs.registrations.values()
-        if e.face_value is not None
-    }
+    # The products carry their face value, read back as the rules read it: set once, by
+    # each creator before any sale of its cards (a sale is judged by the face value in force
+    # when it was made).
+    regs = run.scenario.inputs.registrations
+    faces = {(f.value, f.currency) for e in regs.values() for f in e.faces}
     assert faces <= {(f * YUAN, "CNY") for f in FACES} and len(faces) >= 3
+    for t in run.scenario.inputs.transfers:
+        entry = regs.get(t.good)
+        if entry is not None and entry.faces:
+            assert len(entry.faces) == 1 and entry.faces[0].set_at < t.created_at
 
     result = evaluate_runs([run])
     assert set(result["per_rule"]) == set(LAUNDER_RULES)
@@ -99,9 +102,12 @@ def _records_have_the_labelled_shape(run: LaunderRun) -> None:
     for case in run.cases:
         transfers = [t for g in case.goods for t in chains.by_good[g]]
         if case.code == S.BELOW_FACE_VALUE:
-            face = x.registrations[next(iter(case.goods))].face_value
-            assert face is not None
-            resales = [t.price / face for t in transfers if t.seller_platform and t.price]
+            faces = x.registrations[next(iter(case.goods))].faces
+            resales = []
+            for t in transfers:
+                face = face_in_force(faces, t.created_at)
+                if t.seller_platform and t.price and face is not None and face.value:
+                    resales.append(t.price / face.value)
             assert (min(resales) <= 0.5) is case.positive, case
             assert min(resales) >= 0.2 and (case.positive or min(resales) >= 0.85)
         if case.code == S.BUYER_DAILY_AMOUNT:

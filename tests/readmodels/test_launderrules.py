@@ -17,7 +17,13 @@ from readmodels.launderruleslimits import (
     AmountLimit,
     parse_amount_limits,
 )
-from readmodels.market import EntryRecord, SignalInputs, TransferRecord, VerificationEventRecord
+from readmodels.market import (
+    EntryRecord,
+    FaceSetting,
+    SignalInputs,
+    TransferRecord,
+    VerificationEventRecord,
+)
 from registry.fingerprints import Use
 from registry.settings import Settings
 from tests.readmodels.test_signals import CODE, CREATOR, DAY, HOUR, T0, fp, inputs, register
@@ -29,9 +35,11 @@ MIN = 60
 def product(
     fingerprint: bytes, face: int | None = None, currency: str | None = None, *, at: int | None = T0
 ) -> EntryRecord:
-    """The good's REGISTER entry; ``face``: its product's face value (minor units)."""
+    """The good's REGISTER entry; ``face``: its product's face value (minor units), set a day
+    before the registration (in force for every sale of these tests)."""
     entry = register(fingerprint, at=T0 if at is None else at)
-    return dataclasses.replace(entry, face_value=face, face_currency=currency, timestamp=at)
+    faces = () if face is None else (FaceSetting(T0 - DAY, face, currency),)
+    return dataclasses.replace(entry, faces=faces, timestamp=at)
 
 
 def sale(
@@ -106,6 +114,38 @@ def test_below_face_value_fires_on_a_resale_far_below_face_in_the_same_currency(
     assert about(signal) == dumped
     assert "face value 10000 CNY" in signal.detail and "lowest 4999 (50%)" in signal.detail
     assert [e.ref for e in signal.evidence] == [f"transfer {transfers[1].transfer_id}"]
+
+
+def test_below_face_value_judges_each_sale_by_the_face_value_in_force_when_it_was_made() -> None:
+    # A creator setting (or raising) a face value cannot make earlier resales "below face
+    # value": each sale meets the setting made before its second, none if there was none.
+    good = fp()
+    a, b = ("cardhub", "a"), ("cardhub", "b")
+    faces = (
+        FaceSetting(T0 + HOUR, 10_000, "CNY"),  # set after the first resale
+        FaceSetting(T0 + 3 * HOUR, 1_000, "CNY"),  # lowered
+        FaceSetting(T0 + 5 * HOUR, 100_000, "CNY"),  # raised a hundredfold
+        FaceSetting(T0 + 7 * HOUR, None, None),  # cleared
+    )
+    entry = dataclasses.replace(register(good, at=T0), faces=faces)
+    resales = [
+        (T0 + HOUR - 1, 1),  # before any face value: not judged
+        (T0 + HOUR, 2),  # the setting's own second: it may have come first, not judged
+        (T0 + HOUR + 1, 4_999),  # below half of 10,000
+        (T0 + 3 * HOUR + 1, 4_999),  # fair against 1,000
+        (T0 + 5 * HOUR + 1, 40_000),  # below half of 100,000
+        (T0 + 7 * HOUR + 1, 1),  # cleared: not judged
+    ]
+    transfers = [sale(good, None, a, T0, price=9_000)]
+    for at, price in resales:
+        transfers.append(sale(good, a, b, at, price=price))
+        a, b = b, a
+    [signal] = fired(inputs([entry], transfers), S.BELOW_FACE_VALUE)
+    cheap = [transfers[3], transfers[5]]
+    assert [e.ref for e in signal.evidence] == [f"transfer {t.transfer_id}" for t in cheap]
+    assert "of the face value in force at each sale: lowest 40000 against 100000 CNY (40%)" in (
+        signal.detail
+    )
 
 
 # -- fast-cash-out ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The laundering red flags in the incremental risk engine (``readmodels.riskstate``) against
 the full recompute (``readmodels.rules.evaluate`` through ``RiskIndex.from_inputs``): random
-market streams (``test_riskstate``'s, with face values), fed in refresh-sized chunks, compared
+market streams (``test_riskstate``'s, with face values set, changed and cleared at random
+times, before, between and after the sales), fed in refresh-sized chunks, compared
 after every refresh; with thresholds small enough that every one of the seven rules fires in
 some stream, and stops firing as its records leave the look-back."""
 
@@ -13,10 +14,10 @@ from collections import Counter
 
 from readmodels import signals as S
 from readmodels.launderruleslimits import AmountLimit
-from readmodels.market import SignalInputs
+from readmodels.market import EntryRecord, FaceSetting, GoodKey, SignalInputs, face_in_force
 from readmodels.riskindex import RiskIndex
 from readmodels.riskstate import RiskState
-from tests.readmodels.test_riskstate import SMALL, Reference, Stream, market
+from tests.readmodels.test_riskstate import SMALL, T0, Reference, Stream, market
 
 LAUNDERING = (
     S.BELOW_FACE_VALUE,
@@ -55,15 +56,41 @@ class TinyReference(Reference):
 
 
 def with_face_values(stream: Stream, rng: random.Random) -> Stream:
-    """The stream with a face value on some goods' registrations (200 USD: ``test_riskstate``'s
-    resale prices fall below half of it now and then), another currency on some."""
-    faces: dict[bytes, tuple[int | None, str | None]] = {}
+    """The stream with its goods in three products, each with face value settings made at
+    random times over the stream (mostly 200 USD: ``test_riskstate``'s resale prices fall
+    below half of it now and then; also 150 and 300, another currency, a clearing), so a
+    setting comes before, between or after a good's sales. Each setting is read some time
+    after it was made (the refresh it is committed by, or later), and the goods already
+    handed over are handed again, re-made with it, as the risk worker's ``FaceValueWatch``
+    does; a good first named later comes with its product's settings known by then."""
+    times = [t.created_at for _, new, _ in stream.chunks for t in new.transfers] or [T0]
+    lo, hi = min(times) - 600, max(times) + 600
+    choices = [(200, "USD"), (200, "USD"), (300, "USD"), (150, "USD"), (200, "CNY"), (None, None)]
+    made: dict[int, list[tuple[int, int, int, FaceSetting]]] = {}
+    for product in range(3):
+        made[product] = []
+        for order in range(rng.choice((0, 1, 1, 2, 3, 4))):
+            set_at = rng.randrange(lo, hi)
+            read_at = set_at + rng.choice((0, 0, 60, 1_000, 5_000))
+            made[product].append(
+                (set_at, order, read_at, FaceSetting(set_at, *rng.choice(choices)))
+            )
+
+    def faces(product: int, now: int) -> tuple[FaceSetting, ...]:
+        return tuple(face for _, _, read_at, face in sorted(made[product]) if read_at <= now)
+
+    product_of: dict[GoodKey, int] = {}
+    handed: dict[GoodKey, EntryRecord] = {}
     chunks = []
     for now, new, flags in stream.chunks:
         regs = {}
         for good, entry in new.registrations.items():
-            face = faces.setdefault(good[1], rng.choice([(200, "USD"), (200, "CNY"), (None, None)]))
-            regs[good] = dataclasses.replace(entry, face_value=face[0], face_currency=face[1])
+            product = product_of.setdefault(good, rng.randrange(3))
+            regs[good] = dataclasses.replace(entry, product_id=product, faces=faces(product, now))
+        for good, entry in handed.items():  # the watch: a kept entry's product got a setting
+            if good not in regs and entry.faces != (now_faces := faces(product_of[good], now)):
+                regs[good] = dataclasses.replace(entry, faces=now_faces)
+        handed.update(regs)
         chunks.append((now, dataclasses.replace(new, registrations=regs), flags))
     return Stream(chunks)
 
@@ -81,5 +108,15 @@ def test_the_engine_raises_exactly_the_full_recomputes_laundering_signals() -> N
             assert state.all_signals() == list(expected.signals), seed
             assert state.goods == dict(expected.goods()), seed
             seen.update(s.code for s in state.all_signals() if s.code in LAUNDERING)
-    # Every rule was exercised (each fired in some refresh), so the equality above covers it.
-    assert set(seen) == set(LAUNDERING), seen
+        # How the sales met their face values in the end: by a setting other than the
+        # product's latest (made before a change), or by none while one exists now.
+        for t in reference.transfers:
+            entry = reference.regs.get(t.good)
+            if entry is not None and entry.faces:
+                face = face_in_force(entry.faces, t.created_at)
+                seen["faced-earlier" if face not in (None, entry.faces[-1]) else "faced"] += 1
+                seen["unfaced-then"] += face is None and entry.faces[-1].value is not None
+    # Every rule was exercised (each fired in some refresh), so the equality above covers it;
+    # and the face values' times were (sales before a setting, between settings).
+    assert set(LAUNDERING) <= set(seen), seen
+    assert seen["faced-earlier"] >= 50 and seen["unfaced-then"] >= 50, seen

@@ -69,7 +69,11 @@ def test_each_red_flag_is_raised_through_the_worker_and_its_near_miss_is_not(
         )  # fmt: skip
     market.sequence_all()  # the leaves' time: the registrations' for fast-cash-out
     set_face_value(
-        engine, address_bytes(creator.account.address), "card-100", FaceValue(10_000, "CNY")
+        engine,
+        address_bytes(creator.account.address),
+        "card-100",
+        FaceValue(10_000, "CNY"),
+        now=clock(),
     )
     worker = RiskWorker(engine, clock=clock, thresholds=TH, refit_seconds=0)
     worker.run_once()
@@ -168,40 +172,3 @@ def test_each_red_flag_is_raised_through_the_worker_and_its_near_miss_is_not(
     full.run_once()
     assert full.index is not None
     assert list(full.index.signals) == worker.state.all_signals()
-
-
-def test_a_face_value_set_after_the_worker_met_the_goods_is_judged_at_the_next_refresh(
-    market: Registry, engine: Engine, creator: CreatorKeys, clock: Clock
-) -> None:
-    code = os.urandom(32)
-    market.register(
-        registration(
-            creator, clock(), fingerprint=code, good_type=GoodType.CODE, product="card-50",
-            use=Use.SINGLE,
-        )
-    )  # fmt: skip
-    market.sequence_all()
-    worker = RiskWorker(engine, clock=clock, thresholds=TH, refit_seconds=0)
-    worker.run_once()
-    sales = [(None, ("cardhub", "a"), 4_500), (("cardhub", "a"), ("cardhub", "b"), 1_000)]
-    for seller, buyer, price in sales:
-        clock.advance(MIN)
-        market.transfer(
-            TransferRequest(
-                platform="cardhub", good_type=GoodType.CODE, fingerprint=code,
-                seller=Party(None, None) if seller is None else Party(*seller),
-                buyer=Party(*buyer), price=price, currency="CNY",
-            )
-        )  # fmt: skip
-    worker.run_once()  # the worker keeps the good's entry: no face value yet
-    assert S.BELOW_FACE_VALUE not in _standing(engine)
-    creator_bytes = address_bytes(creator.account.address)
-    set_face_value(engine, creator_bytes, "card-50", FaceValue(5_000, "CNY"))
-    clock.advance(MIN)
-    worker.run_once()  # nothing new but the face value
-    [signal] = _standing(engine)[S.BELOW_FACE_VALUE]
-    assert signal["goods"] == [_good(code)] and "face value 5000 CNY" in str(signal["detail"])
-    set_face_value(engine, creator_bytes, "card-50", None)
-    clock.advance(MIN)
-    worker.run_once()
-    assert S.BELOW_FACE_VALUE not in _standing(engine)
