@@ -6,7 +6,8 @@ updates from the new records only (issue 16, item 4).
 
 1. files each new record under its good (and platform); records that leave the look-back (a
    heap of their times, so expiring costs what expires) and verifications that *settle* (pass
-   ``offer_grace``, when "never acquired" becomes final: a second heap) touch their good;
+   ``offer_grace``, when "never acquired" becomes final: a second heap) touch their good
+   (``readmodels.risklookback``);
 2. re-runs the good's rules (``readmodels.holderrules``, ``code_velocity``) on that good's
    records only, and re-derives its share of the platform and batch state: per (good,
    platform) its first settled verification and whether it was foreign;
@@ -37,8 +38,7 @@ counters kept per platform and they are scored exactly every refresh.
 
 from __future__ import annotations
 
-import heapq
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -75,6 +75,7 @@ from readmodels.market import (
     VerificationEventRecord,
 )
 from readmodels.riskindex import EXPLAIN_FROM, LOOKBACK, MAX_EVENTS, STORE_FROM, Risk, combine
+from readmodels.risklookback import LookBack
 from readmodels.riskplatforms import BatchPair, PlatformState
 from readmodels.riskstateparts import NO_CHAINS, GoodState, Signals, first_settled
 from readmodels.signals import ANOMALY, Signal, Thresholds, good_subject
@@ -116,12 +117,9 @@ class RiskState:
         self.registrations: dict[GoodKey, EntryRecord] = {}
         self.holdings: dict[GoodKey, HoldingRecord] = {}
         self.built_at = 0
-        self._goods: dict[GoodKey, GoodState] = {}
-        self._events: deque[VerificationEventRecord] = deque()  # id order, for the cap
-        self._live = 0
-        self._expiry: list[tuple[int, int, int, GoodKey]] = []  # (time, kind, id, good)
-        self._settle: list[tuple[int, GoodKey]] = []
         self._by_platform = PlatformState(self.th)
+        self._lookback = LookBack(self.th, self._by_platform, max_events=max_events)
+        self._goods: dict[GoodKey, GoodState] = self._lookback.goods  # the same dict
         self._rings: dict[frozenset[tuple[str, bytes]], set[GoodKey]] = defaultdict(set)
         self._parties = PartyRedFlags(self.th)  # the laundering rules about a buyer party
         self.signals = Signals()
@@ -157,10 +155,9 @@ class RiskState:
         for good, holding in new.holdings.items():
             self.holdings[good] = holding
             touched.add(good)
-        self._ingest(new, since, touched, platforms)
-        self._expire(since, touched, platforms)
-        while self._settle and self._settle[0][0] <= now:
-            touched.add(heapq.heappop(self._settle)[1])
+        self._lookback.ingest(new, since, touched, platforms)
+        self._lookback.expire(since, touched, platforms)
+        self._lookback.settle(now, touched)
         changes = RiskChanges()
         batches: set[BatchPair] = set()
         rings: set[frozenset[tuple[str, bytes]]] = set()
@@ -183,106 +180,6 @@ class RiskState:
         self.platforms = self._by_platform.scores(self.signals, now=now, since=since)
         self.built_at = now
         return changes
-
-    # -- records in and out -------------------------------------------------------------------
-
-    def _good(self, good: GoodKey) -> GoodState:
-        state = self._goods.get(good)
-        if state is None:
-            state = self._goods[good] = GoodState()
-        return state
-
-    def _ingest(
-        self, new: SignalInputs, since: int, touched: set[GoodKey], platforms: set[str]
-    ) -> None:
-        for c in new.conflicts:
-            self._good(c.good).conflicts.append(c)
-            touched.add(c.good)
-        for t in new.transfers:
-            if t.created_at < since:
-                continue
-            good = t.good
-            self._good(good).transfers.append(t)
-            self._by_platform.counts[t.platform].reported += 1
-            heapq.heappush(self._expiry, (t.created_at, 0, t.transfer_id, good))
-            touched.add(good)
-            platforms.add(t.platform)
-        for a in new.attempts:
-            if a.at < since:
-                continue
-            good = a.good
-            self._good(good).attempts.append(a)
-            self._by_platform.counts[a.platform].refused += 1
-            heapq.heappush(self._expiry, (a.at, 1, a.attempt_id, good))
-            touched.add(good)
-            platforms.add(a.platform)
-        # The loop runs once per new event (~10^4 a refresh): locals, no property calls.
-        grace, goods, expiry, settle = self.th.offer_grace, self._goods, self._expiry, self._settle
-        add_event = self._by_platform.add_event
-        added = 0
-        for v in new.verifications:
-            at = v.at
-            if at < since:
-                continue
-            good = (v.good_type, v.fingerprint)
-            state = goods.get(good)
-            if state is None:
-                state = goods[good] = GoodState()
-            state.events[v.event_id] = v
-            self._events.append(v)
-            added += 1
-            platform = v.platform
-            add_event(v)
-            heapq.heappush(expiry, (at, 2, v.event_id, good))
-            if platform != ANONYMOUS and v.verdict != "unknown":
-                heapq.heappush(settle, (at + grace, good))
-            touched.add(good)
-            platforms.add(platform)
-        self._live += added
-
-    def _expire(self, since: int, touched: set[GoodKey], platforms: set[str]) -> None:
-        while self._expiry and self._expiry[0][0] < since:
-            _, kind, record_id, good = heapq.heappop(self._expiry)
-            state = self._goods.get(good)
-            if state is None:
-                continue
-            if kind == 0:
-                gone_t = [t for t in state.transfers if t.transfer_id == record_id]
-                state.transfers = [t for t in state.transfers if t.transfer_id != record_id]
-                for t in gone_t:
-                    self._by_platform.counts[t.platform].reported -= 1
-                    platforms.add(t.platform)
-            elif kind == 1:
-                gone_a = [a for a in state.attempts if a.attempt_id == record_id]
-                state.attempts = [a for a in state.attempts if a.attempt_id != record_id]
-                for a in gone_a:
-                    self._by_platform.counts[a.platform].refused -= 1
-                    platforms.add(a.platform)
-            else:
-                event = state.events.get(record_id)
-                if event is None:
-                    continue  # already dropped by the cap
-                self._drop_event(event, state, platforms)
-            touched.add(good)
-        # The newest ``max_events`` by id, as the full recompute's store keeps them; the
-        # queue also holds events already expired by time, skipped here.
-        while self._live > self.max_events or (self._events and not self._alive(self._events[0])):
-            event = self._events.popleft()
-            if self._alive(event):
-                self._drop_event(event, self._goods[event.good], platforms)
-                touched.add(event.good)
-
-    def _alive(self, event: VerificationEventRecord) -> bool:
-        state = self._goods.get(event.good)
-        return state is not None and event.event_id in state.events
-
-    def _drop_event(
-        self, event: VerificationEventRecord, state: GoodState, platforms: set[str]
-    ) -> None:
-        del state.events[event.event_id]
-        self._live -= 1
-        self._by_platform.drop_event(event)
-        platforms.add(event.platform)
 
     # -- per good -----------------------------------------------------------------------------
 
