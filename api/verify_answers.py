@@ -120,12 +120,16 @@ def authenticity_answer_of(
 
 
 def signal_answer(signal: authenticity.VerdictSignal) -> dict[str, Any]:
-    """A signal as ``SignalOut``: ``detail`` stays the English sentence (clients read it), and
-    ``message`` names its catalogue template and parameters, so a page says it in its reader's
-    language (null for a market signal: its detail is the rule's free text)."""
+    """A signal as ``SignalOut``: ``detail`` stays the English sentence (clients read it);
+    ``message`` names a verdict signal's catalogue template and parameters, and ``parts`` a
+    market signal's (its rule's clauses, joined by the page), so a page says it in its
+    reader's language."""
     key = signal.message_key
     message = None if key is None else {"key": key, "params": dict(signal.params or {})}
-    return {"code": signal.code, "detail": signal.detail, "message": message}
+    answer: dict[str, Any] = {"code": signal.code, "detail": signal.detail, "message": message}
+    if signal.parts:  # additive: absent where there are none, as before
+        answer["parts"] = [{"key": p["key"], "params": dict(p["params"])} for p in signal.parts]
+    return answer
 
 
 def holder_credit(facts: authenticity.GoodFacts) -> dict[str, Any] | None:

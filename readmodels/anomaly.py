@@ -53,9 +53,11 @@ from readmodels.market import (
 )
 from readmodels.signals import (
     ANOMALY,
+    DetailPart,
     Evidence,
     Signal,
     Subject,
+    says,
 )
 
 K = TypeVar("K")
@@ -330,6 +332,37 @@ def explain(subject: Subject, score: float, parts: Sequence[Contribution]) -> Si
         f"anomaly score {score:.2f}: {described}",
         tuple(Evidence("feature", p.feature, None, f"{p.value:.3f}") for p in top),
         subject,
+        message=_message(score, top),
+    )
+
+
+def _message(score: float, top: Sequence[Contribution]) -> tuple[DetailPart, ...]:
+    """The detail as templates: the score with the first feature, each other feature a part
+    (joined as the detail joins them). A feature's name is a word a page translates
+    (``js.param.feature.<name>``)."""
+    if not top:
+        return (says(ANOMALY, "none", score=f"{score:.2f}"),)
+    first, *others = top
+    return (
+        says(
+            ANOMALY,
+            score=f"{score:.2f}",
+            feature=first.feature,
+            value=f"{first.value:.2f}",
+            median=f"{first.median:.2f}",
+            z=f"{first.z:.1f}",
+        ),
+        *(
+            says(
+                ANOMALY,
+                "more",
+                feature=p.feature,
+                value=f"{p.value:.2f}",
+                median=f"{p.median:.2f}",
+                z=f"{p.z:.1f}",
+            )
+            for p in others
+        ),
     )
 
 

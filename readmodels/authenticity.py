@@ -144,9 +144,12 @@ class VerdictSignal:
     detail: str
     weight: float
     #: The detail's parameters for the pages' catalogues (``verdict.<code>.detail`` in
-    #: ``api/messages``), which say it in the reader's language; None for a market signal,
-    #: whose detail is free text made deep in its rule (the page shows its meaning instead).
+    #: ``api/messages``), which say it in the reader's language; None for a market signal.
     params: Mapping[str, str | int | None] | None = field(default=None, hash=False)
+    #: A market signal's detail as its rule's catalogue templates (``signal.<code>.detail[.
+    #: <variant>]``, ``readmodels.signals.DetailPart``), each ``{"key", "params"}``, joined
+    #: by the page; None for a verdict signal, or a market signal written before they were.
+    parts: tuple[Mapping[str, Any], ...] | None = field(default=None, hash=False, compare=False)
 
     @property
     def message_key(self) -> str | None:
@@ -333,7 +336,12 @@ def _good_facts(good_type: GoodType, fingerprint: bytes, row: Sequence[Any]) -> 
 def _market_signals(document: str) -> tuple[VerdictSignal, ...]:
     return tuple(
         # Weighed already: the index's score covers them.
-        VerdictSignal(item["code"], item["detail"], 0.0)
+        VerdictSignal(
+            item["code"],
+            item["detail"],
+            0.0,
+            parts=tuple(item["message"]) if item.get("message") else None,
+        )
         for item in json.loads(document)
     )
 

@@ -33,6 +33,7 @@ from readmodels.signals import (
     attempt_evidence,
     good_signal,
     party_name,
+    says,
     transfer_evidence,
     verification_evidence,
 )
@@ -84,6 +85,7 @@ def duplicate_claims(
         ]
         owner = "its creator" if first is None else checksum(first.actor)
         claimants = sorted({checksum(c.actor) for c in claims})
+        named = ", ".join(claimants)
         signals.append(
             good_signal(
                 DUPLICATE_CLAIM,
@@ -92,6 +94,9 @@ def duplicate_claims(
                 evidence,
                 good,
                 (),
+                says(DUPLICATE_CLAIM, "unregistered", claimants=named, claims=len(claims))
+                if first is None
+                else says(DUPLICATE_CLAIM, owner=owner, claimants=named, claims=len(claims)),
             )
         )
     return signals
@@ -129,20 +134,28 @@ def sold_by_non_holder(
         unasked = sorted({a.platform for a in found if a.reason == REFUSED_NOT_THE_HOLDER})
         sellers = sorted({party_name(a.seller_platform, a.seller_ref) for a in doubles})
         said = []
+        parts = []
         if doubles:
             said.append(f"sold {len(doubles)} time(s) by {', '.join(sellers)}, who did not hold it")
+            parts.append(
+                says(SOLD_BY_NON_HOLDER, "sold", times=len(doubles), sellers=", ".join(sellers))
+            )
         if unnamed:
             said.append(
                 f"claimed first-hand from its creator by {', '.join(unnamed)}, "
                 "not among the creator's distributors"
             )
+            parts.append(says(SOLD_BY_NON_HOLDER, "first-hand", platforms=", ".join(unnamed)))
         if unasked:
             said.append(
                 f"claimed from another platform's holder by {', '.join(unasked)}, "
                 "without that platform's consent"
             )
+            parts.append(says(SOLD_BY_NON_HOLDER, "from-holder", platforms=", ".join(unasked)))
         concerned = {a.platform for a in found} | ({earlier.buyer_platform} if earlier else set())
-        signals.append(good_signal(SOLD_BY_NON_HOLDER, "; ".join(said), evidence, good, concerned))
+        signals.append(
+            good_signal(SOLD_BY_NON_HOLDER, "; ".join(said), evidence, good, concerned, *parts)
+        )
     return signals
 
 
@@ -161,6 +174,14 @@ def dead_good_transfers(
     for good, found in by_good.items():
         found.sort(key=lambda a: (a.at, a.attempt_id))
         reasons = sorted({a.reason for a in found})
+        # The reasons are words a page translates: each set of them is a variant.
+        n = len(found)
+        if len(reasons) > 1:
+            says_it = says(DEAD_GOOD_TRANSFER, "consumed-revoked", attempts=n)
+        elif reasons == [REFUSED_REVOKED]:
+            says_it = says(DEAD_GOOD_TRANSFER, "revoked", attempts=n)
+        else:
+            says_it = says(DEAD_GOOD_TRANSFER, "consumed", attempts=n)
         signals.append(
             good_signal(
                 DEAD_GOOD_TRANSFER,
@@ -168,6 +189,7 @@ def dead_good_transfers(
                 (attempt_evidence(a) for a in found),
                 good,
                 {a.platform for a in found},
+                says_it,
             )
         )
     return signals
@@ -208,6 +230,7 @@ def offered_by_non_holder(
             continue
         found = sorted(seen.values(), key=lambda v: (v.at, v.event_id))
         state = "after it was consumed" if good in consumed_offer else "while another party held it"
+        where = ", ".join(seen)
         signals.append(
             good_signal(
                 OFFERED_BY_NON_HOLDER,
@@ -216,6 +239,9 @@ def offered_by_non_holder(
                 (verification_evidence(v) for v in found),
                 good,
                 seen,
+                says(OFFERED_BY_NON_HOLDER, "consumed", count=len(found), platforms=where)
+                if good in consumed_offer
+                else says(OFFERED_BY_NON_HOLDER, "held", count=len(found), platforms=where),
             )
         )
     return signals
@@ -265,6 +291,14 @@ def ring_signal(good: GoodKey, ring: Ring, others: int) -> Signal:
     cycle, parties, returns = ring
     prices = [t.price for t in cycle if t.price is not None]
     names = ", ".join(sorted(party_name(p, r) for p, r in parties))
+    went = says(
+        LAUNDERING_RING,
+        parties=len(parties),
+        names=names,
+        returns=returns,
+        first_price=prices[0],
+        last_price=prices[-1],
+    )
     return good_signal(
         LAUNDERING_RING,
         f"went round {len(parties)} parties ({names}) {returns} time(s) back to an "
@@ -273,6 +307,7 @@ def ring_signal(good: GoodKey, ring: Ring, others: int) -> Signal:
         (transfer_evidence(t) for t in cycle),
         good,
         {p for p, _ in parties},
+        *((went, says(LAUNDERING_RING, "others", others=others)) if others else (went,)),
     )
 
 

@@ -77,6 +77,7 @@ from readmodels.signals import (
     Thresholds,
     good_signal,
     party_name,
+    says,
     transfer_evidence,
     verification_evidence,
 )
@@ -117,7 +118,9 @@ def below_face_value(
     _, lowest, face = min(cheap, key=lambda c: c[1] / (c[2].value or 1))
     assert face.value is not None
     share = f"{lowest / face.value:.0%}"
-    if len({(f.value, f.currency) for _, _, f in cheap}) == 1:
+    ratio = f"{th.face_min_ratio:.0%}"
+    one_face = len({(f.value, f.currency) for _, _, f in cheap}) == 1
+    if one_face:
         said = f"its face value {face.value} {face.currency}: lowest {lowest} ({share})"
     else:
         said = (
@@ -131,6 +134,26 @@ def below_face_value(
         (transfer_evidence(t) for t in sold),
         good,
         platforms_of(sold),
+        says(
+            BELOW_FACE_VALUE,
+            times=len(cheap),
+            ratio=ratio,
+            face=face.value,
+            currency=f"{face.currency}",
+            lowest=lowest,
+            share=share,
+        )
+        if one_face
+        else says(
+            BELOW_FACE_VALUE,
+            "in-force",
+            times=len(cheap),
+            ratio=ratio,
+            face=face.value,
+            currency=f"{face.currency}",
+            lowest=lowest,
+            share=share,
+        ),
     )
 
 
@@ -160,6 +183,7 @@ def fast_cash_out(
         [registered, *(transfer_evidence(t) for t in chain[: final + 1])],
         good,
         platforms_of(chain[: final + 1]),
+        says(FAST_CASH_OUT, resales=len(resales), minutes=elapsed // 60),
     )
 
 
@@ -206,6 +230,7 @@ def round_trip(
         (transfer_evidence(t) for t in trip),
         good,
         platforms_of(trip),
+        says(ROUND_TRIP, returns=len(returns), holders=", ".join(back), transfers=len(trip)),
     )
 
 
@@ -239,6 +264,12 @@ def verify_per_purchase(
         [*(transfer_evidence(t) for t in chain[:5]), *(verification_evidence(v) for v in found)],
         good,
         platforms,
+        says(
+            VERIFY_PER_PURCHASE,
+            verifications=len(found),
+            transfers=len(chain),
+            per_purchase=f"{len(found) / len(chain):.1f}",
+        ),
     )
 
 
@@ -283,6 +314,8 @@ def redeemed_elsewhere(good: GoodKey, chain: Sequence[TransferRecord]) -> Signal
         evidence += [*([bought] if bought is not None else []), t]
     t, _ = elsewhere[0]
     where = sorted({t.platform, t.buyer_platform} - {t.seller_platform})
+    holder = party_name(t.seller_platform, t.seller_ref)
+    on = ", ".join(where)
     return good_signal(
         REDEEMED_ELSEWHERE,
         f"held on {t.seller_platform} by {party_name(t.seller_platform, t.seller_ref)}, "
@@ -291,6 +324,17 @@ def redeemed_elsewhere(good: GoodKey, chain: Sequence[TransferRecord]) -> Signal
         (transfer_evidence(u) for u in evidence),
         good,
         platforms_of(evidence),
+        says(
+            REDEEMED_ELSEWHERE, "no-price", platform=f"{t.seller_platform}", holder=holder, where=on
+        )
+        if t.price is None
+        else says(
+            REDEEMED_ELSEWHERE,
+            platform=f"{t.seller_platform}",
+            holder=holder,
+            where=on,
+            price=t.price,
+        ),
     )
 
 

@@ -14,11 +14,13 @@ from readmodels.market import TransferRecord
 from readmodels.signals import (
     BUYER_DAILY_AMOUNT,
     FAN_IN,
+    DetailPart,
     Signal,
     Subject,
     Thresholds,
     capped,
     party_name,
+    says,
     transfer_evidence,
 )
 
@@ -92,6 +94,15 @@ def fan_in(party: Party, bought: Iterable[Bought], th: Thresholds) -> Signal | N
                 party_subject(party),
                 tuple(dict.fromkeys(u.good for u in window)),
                 tuple(sorted(platforms_of(window))),
+                (
+                    says(
+                        FAN_IN,
+                        party=party_name(*party),
+                        sources=len(seen),
+                        minutes=minutes,
+                        transfers=len(window),
+                    ),
+                ),
             )
     return None
 
@@ -106,6 +117,10 @@ def buyer_daily_amount(party: Party, bought: Iterable[Bought], th: Thresholds) -
         if t.price is not None and code is not None:
             by_currency[code].append(t)
     said: list[str] = []
+    # NOTE: each clause a part of its own, which says the party and the unit: a page in
+    # English shows ``detail`` itself, which says them once for all the clauses.
+    parts: list[DetailPart] = []
+    who = party_name(*party)
     flagged: dict[int, TransferRecord] = {}
     for currency in sorted(by_currency):
         limit = limit_for(th.amount_limits, currency)
@@ -116,6 +131,16 @@ def buyer_daily_amount(party: Party, bought: Iterable[Bought], th: Thresholds) -
             dear = [t for t in paid if t.price is not None and t.price > limit.per_code]
             if dear:
                 said.append(f"{len(dear)} code(s) above {limit.per_code} {currency} each")
+                parts.append(
+                    says(
+                        BUYER_DAILY_AMOUNT,
+                        "per-code",
+                        party=who,
+                        count=len(dear),
+                        limit=limit.per_code,
+                        currency=currency,
+                    )
+                )
                 flagged.update((t.transfer_id, t) for t in dear)
         # No window can hold more than all of it: most buyers stop here, unsorted.
         if limit.per_day is not None and sum(t.price or 0 for t in paid) > limit.per_day:
@@ -125,6 +150,17 @@ def buyer_daily_amount(party: Party, bought: Iterable[Bought], th: Thresholds) -
                 said.append(
                     f"{total} {currency} within {th.amount_window // 3600} h "
                     f"(limit {limit.per_day})"
+                )
+                parts.append(
+                    says(
+                        BUYER_DAILY_AMOUNT,
+                        "per-day",
+                        party=who,
+                        total=total,
+                        currency=currency,
+                        hours=th.amount_window // 3600,
+                        limit=limit.per_day,
+                    )
                 )
                 flagged.update((t.transfer_id, t) for t in paid[start:end])
     if not said:
@@ -137,6 +173,7 @@ def buyer_daily_amount(party: Party, bought: Iterable[Bought], th: Thresholds) -
         party_subject(party),
         tuple(dict.fromkeys(t.good for t in evidence)),
         tuple(sorted(platforms_of(evidence))),
+        tuple(parts),
     )
 
 

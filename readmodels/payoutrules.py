@@ -21,7 +21,7 @@ from typing import Final
 
 from sqlalchemy import Connection, func, select
 
-from readmodels.signals import MAX_EVIDENCE, PAYOUT_OVERDUE, Evidence, Signal, Subject
+from readmodels.signals import MAX_EVIDENCE, PAYOUT_OVERDUE, Evidence, Signal, Subject, says
 from registry.balances import DAY, due_at_column
 from registry.payouts import payout_lines_t, payouts_t
 from registry.records import checksum
@@ -135,6 +135,27 @@ def overdue_payouts(owed: Iterable[PlatformOverdue], *, overdue_after: int) -> l
                 Subject("platform", found.platform),
                 (),
                 (found.platform,),
+                (
+                    says(
+                        PAYOUT_OVERDUE,
+                        "days",
+                        platform=found.platform,
+                        lines=found.lines,
+                        days=days,
+                        total=total,
+                        oldest=_day(found.oldest),
+                    )
+                    if overdue_after % DAY == 0
+                    else says(
+                        PAYOUT_OVERDUE,
+                        "seconds",
+                        platform=found.platform,
+                        lines=found.lines,
+                        seconds=overdue_after,
+                        total=total,
+                        oldest=_day(found.oldest),
+                    ),
+                ),
             )
         )
     return signals

@@ -32,7 +32,15 @@ from typing import Final
 from sqlalchemy import Connection, func, select
 
 from readmodels.launderruleslimits import money_code, spellings_of
-from readmodels.signals import MAX_EVIDENCE, UNATTESTED_SELLER, Evidence, Signal, Subject
+from readmodels.signals import (
+    MAX_EVIDENCE,
+    UNATTESTED_SELLER,
+    DetailPart,
+    Evidence,
+    Signal,
+    Subject,
+    says,
+)
 from registry.attestations import Level
 from registry.attestationstore import attestations_t
 from registry.orders import State
@@ -241,9 +249,36 @@ def unattested_sellers(
                 Subject("party", f"{platform}/0x{ref.hex()}"),
                 (),
                 (platform,),
+                _message(f"{platform}/0x{ref.hex()}", over, rule, len(sold), now_level),
             )
         )
     return signals
+
+
+def _message(
+    seller: str, over: Mapping[str, int], rule: RealNameRule, sales: int, now_level: Level
+) -> tuple[DetailPart, ...]:
+    """The detail as templates: the first currency in the sentence, each other one a part of
+    its own (a page in English shows ``detail``, which lists them in the sentence). The
+    levels are words a page translates (``js.param.level.<label>``)."""
+    (currency, amount), *others = over.items()
+    return (
+        says(
+            UNATTESTED_SELLER,
+            seller=seller,
+            amount=amount,
+            currency=currency,
+            limit=rule.limits[currency],
+            days=rule.window // DAY,
+            sales=sales,
+            level=rule.min_level.label,
+            now_level=now_level.label,
+        ),
+        *(
+            says(UNATTESTED_SELLER, "also", amount=n, currency=c, limit=rule.limits[c])
+            for c, n in others
+        ),
+    )
 
 
 def unattested_signals(conn: Connection, rule: RealNameRule, *, now: int) -> list[Signal]:

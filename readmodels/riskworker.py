@@ -88,7 +88,17 @@ class RefreshReport:
 
 
 def _goods_row(risk: Risk) -> tuple[float, str]:
-    signals = [{"signal_id": s.signal_id, "code": s.code, "detail": s.detail} for s in risk.signals]
+    """A good's score and its signals as the verify answer reads them: each one's id, code,
+    English detail and ``message`` (its detail as catalogue templates, for the pages)."""
+    signals = [
+        {
+            "signal_id": s.signal_id,
+            "code": s.code,
+            "detail": s.detail,
+            "message": [part.document() for part in s.message],
+        }
+        for s in risk.signals
+    ]
     return risk.score, json.dumps(signals, separators=(",", ":"))
 
 

@@ -1,19 +1,20 @@
 """Piracy and fraud signals: what a rule raises (code, subject, evidence), and the thresholds.
 
-A ``Signal`` names what it is about (``subject``), why (``detail``), and the rows that raised
-it (``evidence``). The numbers a rule compares against live in one frozen ``Thresholds``: they
-were chosen by the tuning step of the labelled scenario generator (``python -m bench.scenario
---tune-only``) on its tuning seeds and then frozen here; the benchmark scores them on other
-seeds and mixes. The rules themselves are in ``readmodels.holderrules`` and
-``readmodels.velocityrules`` and the laundering red flags in ``readmodels.launderrules``;
-``readmodels.rules.evaluate`` runs them all.
+A ``Signal`` names what it is about (``subject``), why (``detail``, an English sentence, and
+``message``, the same said as the pages' catalogue templates and their parameters), and the
+rows that raised it (``evidence``). The numbers a rule compares against live in one frozen
+``Thresholds``: they were chosen by the tuning step of the labelled scenario generator
+(``python -m bench.scenario --tune-only``) on its tuning seeds and then frozen here; the
+benchmark scores them on other seeds and mixes. The rules themselves are in
+``readmodels.holderrules`` and ``readmodels.velocityrules`` and the laundering red flags in
+``readmodels.launderrules``; ``readmodels.rules.evaluate`` runs them all.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from readmodels.launderruleslimits import DEFAULT_AMOUNT_LIMITS, AmountLimit
@@ -170,6 +171,30 @@ class Evidence:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class DetailPart:
+    """One clause of a signal's detail as a page catalogue's template (``api/messages``:
+    ``signal.<code>.detail`` or ``signal.<code>.detail.<variant>``) and the values of its
+    ``{name}`` placeholders: counts, amounts, ids, currency codes, lists of ids, never an
+    English word (a word a page translates is a variant of the key, or a ``js.param.<name>.
+    <value>`` text). A page joins a signal's parts with its language's separator."""
+
+    key: str
+    params: tuple[tuple[str, str | int], ...]
+
+    def document(self) -> dict[str, Any]:
+        return {"key": self.key, "params": dict(self.params)}
+
+
+def says(code: str, variant: str = "", **params: str | int) -> DetailPart:
+    """A clause of ``code``'s detail: ``signal.<code>.detail[.<variant>]`` with ``params``.
+    NOTE: called with the code's constant, a literal variant and keyword parameters only:
+    tests/readmodels/test_signal_details.py reads every call from the syntax tree and checks
+    both catalogues carry each template with exactly these parameters."""
+    key = f"signal.{code}.detail" + (f".{variant}" if variant else "")
+    return DetailPart(key, tuple(sorted(params.items())))
+
+
 @dataclass(frozen=True)
 class Signal:
     code: str
@@ -182,6 +207,11 @@ class Signal:
     #: The platforms it concerns (whose reports, lookups or holdings it is about): whom a
     #: "signal raised" webhook goes to. Empty for a creators' matter (duplicate claims).
     platforms: tuple[str, ...] = ()
+    #: ``detail`` as catalogue templates (``DetailPart``), for a page in its reader's language.
+    #: NOTE: not in ``document()`` (the API's, the history's and the reports' signal: a new
+    #: member there would make a new version of every signal) nor in its identity; the risk
+    #: worker writes it with each good's signals, which the verify answer reads.
+    message: tuple[DetailPart, ...] = field(default=(), compare=False)
 
     @property
     def weight(self) -> float:
@@ -221,11 +251,22 @@ def good_subject(good: GoodKey) -> Subject:
 
 
 def good_signal(
-    code: str, detail: str, evidence: Iterable[Evidence], good: GoodKey, platforms: Iterable[str]
+    code: str,
+    detail: str,
+    evidence: Iterable[Evidence],
+    good: GoodKey,
+    platforms: Iterable[str],
+    *message: DetailPart,
 ) -> Signal:
     """A signal about one good: the good is its subject and all it implicates."""
     return Signal(
-        code, detail, capped(evidence), good_subject(good), (good,), tuple(sorted(platforms))
+        code,
+        detail,
+        capped(evidence),
+        good_subject(good),
+        (good,),
+        tuple(sorted(platforms)),
+        message,
     )
 
 
@@ -295,6 +336,7 @@ __all__ = [
     "UNATTESTED_SELLER",
     "VERIFY_PER_PURCHASE",
     "WEIGHTS",
+    "DetailPart",
     "Evidence",
     "Signal",
     "Subject",
@@ -306,6 +348,7 @@ __all__ = [
     "good_signal",
     "good_subject",
     "party_name",
+    "says",
     "transfer_evidence",
     "verification_evidence",
 ]

@@ -29,6 +29,7 @@ from readmodels.signals import (
     batch_subject,
     capped,
     good_signal,
+    says,
     verification_evidence,
 )
 
@@ -107,6 +108,19 @@ def probe_bursts(
                 Subject("key", f"platform:{platform}"),
                 tuple(dict.fromkeys(v.good for v in hits)),
                 () if platform == ANONYMOUS else (platform,),
+                (
+                    says(
+                        PROBE_BURST,
+                        "burst",
+                        failed=len(burst),
+                        lookups=len(inside),
+                        platform=platform,
+                        minutes=minutes,
+                        peak=peak,
+                        window=th.probe_window // 60,
+                        hits=len(hits),
+                    ),
+                ),
             )
         )
     for flag in flags:
@@ -123,6 +137,15 @@ def probe_bursts(
                     ),
                 ),
                 Subject("key", flag.key),
+                message=(
+                    says(
+                        PROBE_BURST,
+                        "flag",
+                        key=flag.key,
+                        failed=flag.failed_probes,
+                        refused=flag.refused,
+                    ),
+                ),
             )
         )
     return signals
@@ -161,6 +184,12 @@ def code_velocity(
                         (verification_evidence(w) for w in window),
                         good,
                         seen,
+                        says(
+                            CODE_VELOCITY,
+                            count=len(seen),
+                            platforms=", ".join(sorted(seen)),
+                            minutes=(v.at - events[lo].at) // 60,
+                        ),
                     )
                 )
                 break
@@ -252,6 +281,15 @@ def platform_velocity_of(
         Subject("platform", platform),
         tuple(v.good for v in window),
         (platform,),
+        (
+            says(
+                PLATFORM_VELOCITY,
+                platform=platform,
+                count=count,
+                hours=th.platform_window // HOUR,
+                baseline=baseline,
+            ),
+        ),
     )
 
 
@@ -325,6 +363,18 @@ def batch_velocity_of(
         batch_subject(record_id),
         tuple(v.good for v in leaked),
         (platform,),
+        (
+            says(
+                BATCH_VELOCITY,
+                count=count,
+                batch=str(record_id),
+                first=str(positions[0]),
+                last=str(positions[-1]),
+                platform=platform,
+                minutes=(t1 - t0) // 60,
+                acquired=len(window) - count,
+            ),
+        ),
     )
 
 

@@ -206,19 +206,51 @@
     return String(value);
   }
 
+  /** A template's parameter as the page writes it: a word the catalogue translates
+   *  ("js.param." + name + "." + value: a real-name level, an anomaly feature); a list of
+   *  parties (", "-joined, a market signal's), each translated when it is a word ("js.param.party." + item: the
+   *  creator) and joined as the language lists; else param(). */
+  function paramText(name, value, lists) {
+    if (typeof value !== "string") return param(value);
+    var has = Object.prototype.hasOwnProperty;
+    if (has.call(MESSAGES, "js.param." + name + "." + value)) return MESSAGES["js.param." + name + "." + value];
+    if (!lists) return value;
+    return value.split(", ").map(function (item) {
+      return has.call(MESSAGES, "js.param.party." + item) ? MESSAGES["js.param.party." + item] : item;
+    }).join(t("js.list.sep"));
+  }
+
+  function paramValues(params, lists) {
+    var values = {};
+    Object.keys(params || {}).forEach(function (name) { values[name] = paramText(name, params[name], lists); });
+    return values;
+  }
+
+  /** Whether a message names a template of the catalogue under the signal's own code. */
+  function known(message, pattern) {
+    return !!message && typeof message.key === "string" && pattern.test(message.key) &&
+      Object.prototype.hasOwnProperty.call(MESSAGES, message.key);
+  }
+
   /** A signal's detail in the page's language. A verdict signal's answer names its template
    *  (message.key, a verdict.<code>.detail of the catalogue) and parameters; a market signal's
-   *  detail is the rule's English free text, so a page in another language says the code's
+   *  its rule's clauses (parts: signal.<code>.detail[.<variant>] templates and parameters),
+   *  said in order and joined by the language's separator. An English page shows the server's
+   *  sentence; a detail with no template the page knows (an older registry's) says the code's
    *  meaning and keeps the English under a collapsed "details (English)". */
   function signalDetail(signal) {
     var message = signal.message;
-    if (message && typeof message.key === "string" && /^verdict\.[a-z-]+\.detail$/.test(message.key) &&
-        Object.prototype.hasOwnProperty.call(MESSAGES, message.key)) {
-      var values = {};
-      Object.keys(message.params || {}).forEach(function (name) { values[name] = param(message.params[name]); });
-      return el("span", { class: "signal-detail" }, t(message.key, values));
+    if (known(message, /^verdict\.[a-z-]+\.detail$/)) {
+      return el("span", { class: "signal-detail" }, t(message.key, paramValues(message.params)));
     }
     if (LANG.indexOf("en") === 0) return el("span", { class: "signal-detail" }, String(signal.detail));
+    var parts = Array.isArray(signal.parts) ? signal.parts : [];
+    var own = new RegExp("^signal\\." + String(signal.code).replace(/[^a-z-]/g, "") + "\\.detail(\\.[a-z-]+)?$");
+    if (parts.length && parts.every(function (part) { return known(part, own); })) {
+      return el("span", { class: "signal-detail" }, parts.map(function (part) {
+        return t(part.key, paramValues(part.params, true));
+      }).join(t("js.signal.joiner")));
+    }
     return el("span", { class: "signal-detail" }, signalText(signal.code, "meaning"), " ",
       el("details", { class: "signal-english" },
         el("summary", {}, t("js.signal.details_english")),

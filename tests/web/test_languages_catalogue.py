@@ -32,6 +32,7 @@ from api.web import STATIC, TEMPLATES
 from registry.errors import TracemarkError
 from registry.fingerprints import USE_NAMES
 from tests.api.test_signal_titles import signal_codes, verdict_signal_codes
+from tests.readmodels.test_signal_details import emitted
 
 API = Path(__file__).parents[2] / "api"
 #: Scripts whose texts come from the catalogue. svg.js (the graph's and chart's drawing)
@@ -88,6 +89,10 @@ def _used_keys() -> set[str]:
     # (tests/api/test_verdict_details.py checks each against what the server sends).
     if "function signalDetail(" in tm:
         used |= {f"verdict.{code}.detail" for code in verdict_signal_codes()}
+    # A market signal's detail templates, named by the verify answer's parts (each checked
+    # against the rule that says it: tests/readmodels/test_signal_details.py).
+    if "signal.parts" in tm:
+        used |= set(emitted())
     for text in _sources().values():
         for base in re.findall(r"""count\([^,]+, "(js\.count\.\w+)"\)""", text):
             used = (used - {base}) | {f"{base}.one", f"{base}.other"}

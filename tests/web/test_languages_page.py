@@ -7,6 +7,7 @@ Chinese with the same ``type`` and status."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import urllib.error
@@ -17,6 +18,10 @@ from typing import Any
 import pytest
 
 from api.languages import CHINESE, COOKIE, ENGLISH, catalogue, problem_catalogue
+from readmodels.riskworker import RiskWorker
+from registry.transferrequests import DoubleSale, Party
+from tests.registry.orderhelpers import register_code
+from tests.registry.test_transfers import CREATOR, sale
 from tests.web.conftest import Market
 from tests.web.test_page import by_id, console_errors, css, fill, shot, wait_for
 from tests.web.test_receipt_page import _delivered
@@ -191,16 +196,25 @@ def test_the_scripts_speak_the_pages_language(browser: Any, market: Market) -> N
         assert title.get_attribute("title") == ZH[f"signal.{code}.meaning"]
     assert EN["signal.dead-good-transfer.title"] not in by_id(browser, "result-body").text
     # Each detail in Chinese too: the verdict signal's from its catalogued template, the
-    # market signal's as its meaning, its English detail folded away; no English sentence
-    # is visible, only the codes kept beside the titles.
+    # market signal's from its rule's (the answer's parts); no English sentence is visible,
+    # only the codes kept beside the titles.
     detail = named["revoked"].find_element("css selector", ".signal-detail")
     assert detail.text == ZH["verdict.revoked.detail"]
     market_detail = named["dead-good-transfer"].find_element("css selector", ".signal-detail")
-    assert market_detail.text.startswith(ZH["signal.dead-good-transfer.meaning"])
+    assert market_detail.text == ZH["signal.dead-good-transfer.detail.revoked"].format(attempts=1)
     for code, item in named.items():
         assert not re.search(r"[A-Za-z]{2,}", item.text.replace(code, "")), item.text
     assert EN["verdict.revoked.detail"] not in by_id(browser, "result-body").text
+    assert not css(browser, "#result-body details.signal-english")
     shot(browser, "lang-check-signals-zh-Hans")
+    # A market signal with no parts (an older registry's answer): its meaning, and its English
+    # detail folded away.
+    browser.execute_script(
+        "var d = TM.signalDetail({code: 'dead-good-transfer', detail: 'tried 1 time(s) on x'});"
+        "d.id = 'old-detail'; document.getElementById('result-body').appendChild(d);"
+    )
+    market_detail = by_id(browser, "old-detail")
+    assert market_detail.text.startswith(ZH["signal.dead-good-transfer.meaning"])
     folded = market_detail.find_element("css selector", "details.signal-english")
     english = folded.find_element("css selector", "span[lang=en]")
     assert not english.is_displayed()
@@ -276,4 +290,63 @@ def test_the_auditors_view_in_chinese(browser: Any, market: Market) -> None:
     text = by_id(browser, "dashboard-out").text
     assert ZH["js.audit.by_product"] in text and ZH["js.audit.newest"] in text
     shot(browser, "lang-audit-dashboard-zh-Hans")
+    assert console_errors(browser) == []
+
+
+def test_market_signal_details_in_chinese(browser: Any, market: Market) -> None:
+    """A market signal's detail in Chinese from its rule's templates (``parts`` of the verify
+    answer), for a few codes: a code sold by a non-holder (the creator's double sale), a code
+    registered, resold and redeemed within minutes, the revoked code's refused sale; the
+    English page still says the server's sentences. Last in this module: it adds goods and
+    signals to the shared market."""
+    registry = market.registry
+    double = register_code(registry, market.creator, registry.clock, product=market.product)
+    registry.transfer(sale(double, CREATOR, Party("cardhub", "u1"), price=1_000))
+    with contextlib.suppress(DoubleSale):
+        registry.transfer(
+            sale(double, CREATOR, Party("shadykeys", "s1"), platform="shadykeys", price=100)
+        )
+    cashed = register_code(registry, market.creator, registry.clock, product=market.product)
+    for request in (
+        sale(cashed, CREATOR, Party("cardhub", "u2"), price=1_000),
+        sale(cashed, Party("cardhub", "u2"), Party("keyshop", "k2"), price=1_100),
+        sale(
+            cashed,
+            Party("keyshop", "k2"),
+            Party("keyshop", "k3"),
+            platform="keyshop",
+            price=1_200,
+            final=True,
+        ),
+    ):
+        registry.transfer(request)
+    registry.sequence_all()
+    RiskWorker(registry.engine, clock=registry.clock).run_once()
+
+    def details(fingerprint: bytes, language: str) -> dict[str, str]:
+        browser.get(market.url + f"/?lang={language}&type=code&fp=0x{fingerprint.hex()}")
+        css(browser, "#form-fingerprint button[type=submit]")[0].click()
+        wait_for(browser, lambda d: css(d, "#result-body ul.signals li") or None, "the signals")
+        return {
+            item.find_element("css selector", ".signal-code").text: item.find_element(
+                "css selector", ".signal-detail"
+            ).text
+            for item in css(browser, "#result-body ul.signals li")
+        }
+
+    _fresh(browser, market)
+    sold = details(double, "zh-Hans")["sold-by-non-holder"]
+    assert sold == ZH["signal.sold-by-non-holder.detail.sold"].format(
+        times=1, sellers=ZH["js.param.party.the creator"]
+    )
+    cash = details(cashed, "zh-Hans")["fast-cash-out"]
+    assert cash == ZH["signal.fast-cash-out.detail"].format(resales=1, minutes=0)
+    revoked = bytes.fromhex(market.revoked_fp[2:])
+    dead = details(revoked, "zh-Hans")["dead-good-transfer"]
+    assert dead == ZH["signal.dead-good-transfer.detail.revoked"].format(attempts=1)
+    for text in (sold, cash, dead):
+        assert re.search(r"[\u4e00-\u9fff]", text) and not re.search(r"[A-Za-z]{2,}", text)
+    shot(browser, "lang-check-market-details-zh-Hans")
+    english = details(double, "en")["sold-by-non-holder"]
+    assert english == "sold 1 time(s) by the creator, who did not hold it"
     assert console_errors(browser) == []

@@ -81,9 +81,13 @@ class SignalOut(Strict):
     code: str
     #: One English sentence (kept for clients that show it as it is).
     detail: str
-    #: The detail as a template and its parameters; null when the detail is free text (the
-    #: risk index's rules: a page shows the code's catalogued meaning instead).
+    #: The detail as a template and its parameters; null for a market signal (the risk
+    #: index's rules: see ``parts``).
     message: SignalMessageOut | None = None
+    #: A market signal's detail as its rule's templates (``signal.<code>.detail[.<variant>]``)
+    #: and their parameters, in order: a page says each and joins them with its language's
+    #: separator. Absent for a verdict signal, or a signal written before there were parts.
+    parts: list[SignalMessageOut] | None = None
 
 
 class RiskOut(Strict):

@@ -277,6 +277,7 @@ export interface SignalOut {
   code: string;
   detail: string;
   message?: SignalMessageOut | null;
+  parts?: Array<SignalMessageOut> | null;
 }
 
 export interface TransferIn {
