@@ -47,7 +47,9 @@ from typing import Any
 from bench.clustersides import UNCOUNTED, Processes, Side, start_cluster, start_single
 from bench.common import save
 from bench.processcpu import CpuMeter
-from bench.verify_bench import PLATFORMS, drive, percentile, run_in
+from bench.verifycache import PLATFORMS
+from bench.verifyload import drive, run_in
+from bench.verifyreport import percentile
 
 POSTGRES_URL = os.environ.get(
     "TRACEMARK_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
