@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bench.pg_scale_bench import KEYS, _dsn, _with_database, finish, ingest
+from bench.pgscaleingest import KEYS, _dsn, _with_database, finish, ingest
 from tests.conftest import HOW_TO_ENABLE, POSTGRES_URL, REQUIRE_POSTGRES, _postgres_available
 
 pytestmark = pytest.mark.postgres
