@@ -6,12 +6,12 @@ the database keeps only its SHA-256, so a lost key is revoked and replaced, neve
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from api.cli.app import JsonFlag, app, emit, err, open_registry, out, reported
+from verifier.timetext import utc_text
 
 # api.auth imports FastAPI and the database layer: the commands import it when they run.
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ SHOWN_ONCE = "store this key now: it cannot be shown again (only its hash is kep
 def _when(seconds: int | None) -> str:
     if seconds is None:
         return "-"
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_text(seconds, "%Y-%m-%dT%H:%M:%SZ")
 
 
 def _line(info: ApiKeyInfo) -> str:

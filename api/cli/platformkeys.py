@@ -11,12 +11,12 @@ its key, so a platform that lost its key has a way back, and nobody is misled ab
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
 from api.cli.app import JsonFlag, app, emit, err, open_registry, out, reported
+from verifier.timetext import utc_text
 
 platform_keys_app = typer.Typer(
     help="Platforms' attestation keys: enroll (supersedes the current one), list.",
@@ -26,7 +26,7 @@ app.add_typer(platform_keys_app, name="platform-keys")
 
 
 def _when(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_text(seconds, "%Y-%m-%dT%H:%M:%SZ")
 
 
 @platform_keys_app.command("enroll")

@@ -35,6 +35,7 @@ from api.cli.app import (
 )
 from registry import errors
 from verifier.problems import ProblemNotFound, UnexpectedAnswer
+from verifier.timetext import utc_text
 
 # NOTE: the database, the HTTP client and the signed-message types are imported where they are
 # used: every command module is imported on every start, ``tracemark verify``'s too.
@@ -351,7 +352,7 @@ def distribution(
 
 def _print_statement(found: StatementOut) -> None:
     def day(seconds: int) -> str:
-        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        return utc_text(seconds, "%Y-%m-%d %H:%M:%S")
 
     out.print(
         f"royalties of {found.creator}, {day(found.since)} to {day(found.until)} UTC",
