@@ -31,6 +31,11 @@ face_value_history_t: Table = FaceValueSettingRow.__table__  # type: ignore[attr
 #: The column is a BIGINT: a face value is an amount of minor units, never near this.
 MAX_FACE_VALUE: Final = 2**63 - 1
 
+#: Most settings a read of a product's history answers (its newest). Threat: settings are
+#: made by hand, but nothing stops a script from making thousands, and the history keeps
+#: every one: an answer (and the client's parse of it) stays bounded.
+MAX_FACE_HISTORY: Final = 1000
+
 
 @dataclass(frozen=True)
 class FaceValue:
@@ -80,6 +85,31 @@ class FaceValueSetting:
     face: FaceValue | None
     set_by: bytes | None
 
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "set_at": self.set_at,
+            "face_value": None if self.face is None else str(self.face.value),
+            "currency": None if self.face is None else self.face.currency,
+            "set_by": None if self.set_by is None else checksum(self.set_by),
+        }
+
+
+@dataclass(frozen=True)
+class FaceValueHistory:
+    """A product's face value and its settings, read together: ``settings`` the newest
+    ``MAX_FACE_HISTORY`` at most, oldest first; ``truncated``: older ones were left out."""
+
+    current: ProductFaceValue
+    settings: list[FaceValueSetting]
+    truncated: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.current.as_dict(),
+            "history": [setting.as_dict() for setting in self.settings],
+            "history_truncated": self.truncated,
+        }
+
 
 def write_face_value(
     conn: Connection, creator: bytes, product: str, face: FaceValue | None, *, now: int
@@ -102,15 +132,20 @@ def write_face_value(
     return ProductFaceValue(creator, product, face)
 
 
-def read_face_history(conn: Connection, creator: bytes, product: str) -> list[FaceValueSetting]:
-    """The product's face value settings, oldest first; ``UnknownProduct`` if no product."""
+def read_face_history(
+    conn: Connection, creator: bytes, product: str, *, newest: int | None = None
+) -> list[FaceValueSetting]:
+    """The product's face value settings, oldest first, in the order ``below-face-value``
+    reads them (``set_at``, then a second's in the order they were made): all, or the
+    ``newest`` ones; ``UnknownProduct`` if no product."""
     c = face_value_history_t.c
     found = product_id(conn, creator, product)
-    rows = conn.execute(
-        select(c.set_at, c.face_value, c.face_currency, c.set_by)
-        .where(c.product_id == found)
-        .order_by(c.id)
-    )
+    query = select(c.set_at, c.face_value, c.face_currency, c.set_by).where(c.product_id == found)
+    if newest is None:
+        rows = list(conn.execute(query.order_by(c.set_at, c.id)))
+    else:
+        rows = list(conn.execute(query.order_by(c.set_at.desc(), c.id.desc()).limit(newest)))
+        rows.reverse()
     return [
         FaceValueSetting(
             int(r.set_at),
@@ -140,13 +175,26 @@ def face_history(engine: Engine, creator: bytes, product: str) -> list[FaceValue
         return read_face_history(conn, creator, product)
 
 
+def face_value_history(engine: Engine, creator: bytes, product: str) -> FaceValueHistory:
+    """The product's face value and its newest ``MAX_FACE_HISTORY`` settings, in one read
+    transaction; ``UnknownProduct`` if no product."""
+    with read_transaction(engine) as conn:
+        current = read_face_value(conn, creator, product)
+        settings = read_face_history(conn, creator, product, newest=MAX_FACE_HISTORY + 1)
+    truncated = len(settings) > MAX_FACE_HISTORY
+    return FaceValueHistory(current, settings[-MAX_FACE_HISTORY:], truncated)
+
+
 __all__ = [
+    "MAX_FACE_HISTORY",
     "MAX_FACE_VALUE",
     "FaceValue",
+    "FaceValueHistory",
     "FaceValueSetting",
     "ProductFaceValue",
     "face_history",
     "face_value",
+    "face_value_history",
     "face_value_history_t",
     "read_face_history",
     "read_face_value",

@@ -41,6 +41,7 @@ from verifier.schemas import (
     DistributionIn,
     DistributionOut,
     EntryOut,
+    FaceValueHistoryOut,
     FaceValueIn,
     FaceValueOut,
     GoodOut,
@@ -288,10 +289,11 @@ class CreatorCalls(RegistryTransport):
         answer = self._send("PUT", "/v1/creators/me/distribution", document=body.model_dump())
         return self._model(DistributionOut, answer)
 
-    def face_value(self, product: str) -> FaceValueOut:
-        """The face value of one of the signed-in creator's products (null: none given)."""
+    def face_value(self, product: str) -> FaceValueHistoryOut:
+        """The face value of one of the signed-in creator's products (null: none given), with
+        its history: when each value was set or cleared, oldest first."""
         path = f"/v1/creators/me/products/{product}/face-value"
-        return self._model(FaceValueOut, self._send("GET", path))
+        return self._model(FaceValueHistoryOut, self._send("GET", path))
 
     def set_face_value(self, product: str, value: int | None, currency: str | None) -> FaceValueOut:
         """Set the face value printed on the product's cards (minor units of ``currency``), or

@@ -3,13 +3,17 @@ cards are worth, which the ``below-face-value`` laundering rule compares resale 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from api.cli.app import JsonFlag, creator_keys, emit, out, reported
 from api.cli.remote import CLI_RETRIES, creator_app
 from registry import errors
+from verifier.timetext import utc_text
+
+if TYPE_CHECKING:
+    from verifier.schemas import FaceValueHistoryOut, FaceValueOut
 
 
 @creator_app.command("face-value")
@@ -41,20 +45,48 @@ def face_value(
         if (value is None) != (currency is None):
             raise errors.InvalidInput("give --value together with --currency")
         keys = creator_keys()
+        found: FaceValueOut
+        history: FaceValueHistoryOut | None = None
         with TracemarkClient(api, max_retries=CLI_RETRIES) as client:
             client.sign_in(keys.account)
             if clear or value is not None:
                 found = client.set_face_value(product, value, currency)
             else:
-                found = client.face_value(product)
+                found = history = client.face_value(product)
 
     def show() -> None:
         if found.face_value is None:
             out.print(f"{found.product}: no face value", markup=False)
         else:
             out.print(f"{found.product}: {found.face_value} {found.currency}", markup=False)
+        # Shown only: PUT and DELETE answer the new value, without its history.
+        if history is not None:
+            for line in history_lines(history):
+                out.print(line, markup=False)
 
     emit(found.model_dump(), as_json, show)
 
 
-__all__ = ["face_value"]
+def history_lines(found: FaceValueHistoryOut) -> list[str]:
+    """When each value was set or cleared, oldest first: a sale is judged by the one in force
+    at its time. Dates through ``utc_text``: a server's answer may carry any integer."""
+    lines = []
+    if found.history_truncated:
+        lines.append("(older settings left out)")
+    for setting in found.history:
+        when = utc_text(setting.set_at)
+        what = (
+            "cleared"
+            if setting.face_value is None
+            else f"set to {setting.face_value} {setting.currency}"
+        )
+        who = (
+            f"by {setting.set_by}"
+            if setting.set_by is not None
+            else "(carried over when the history began)"
+        )
+        lines.append(f"  {when}  {what} {who}")
+    return lines
+
+
+__all__ = ["face_value", "history_lines"]

@@ -13,8 +13,8 @@ from fastapi.responses import JSONResponse
 from api.deps import Context, Creator
 from api.errors import problem_response
 from registry.eip712 import address_bytes
-from registry.facevalue import FaceValue, face_value, set_face_value
-from verifier.schemas import FaceValueIn, FaceValueOut
+from registry.facevalue import MAX_FACE_HISTORY, FaceValue, face_value_history, set_face_value
+from verifier.schemas import FaceValueHistoryOut, FaceValueIn, FaceValueOut
 
 router = APIRouter(tags=["creators"])
 logger = logging.getLogger("tracemark.api.facevalue")
@@ -28,13 +28,14 @@ _PATH = "/v1/creators/me/products/{product}/face-value"
 @router.get(
     _PATH,
     operation_id="get_my_face_value",
-    response_model=FaceValueOut,
-    summary="The face value of one of your products (null: none given).",
+    response_model=FaceValueHistoryOut,
+    summary="The face value of one of your products (null: none given), with when each value "
+    f"was set or cleared (its newest {MAX_FACE_HISTORY:,} settings, oldest first).",
     responses={404: _NO_PRODUCT},
 )
 def get_my_face_value(product: ProductSlug, ctx: Context, creator: Creator) -> Response:
     assert creator.creator is not None
-    found = face_value(ctx.registry.engine, address_bytes(creator.creator), product)
+    found = face_value_history(ctx.registry.engine, address_bytes(creator.creator), product)
     return JSONResponse(found.as_dict())
 
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+import registry.facevalue as registry_facevalue
 from readmodels.market import FaceSetting
 from readmodels.marketreads import read_inputs
 from registry.eip712 import address_bytes
-from registry.facevalue import FaceValue, face_history
+from registry.facevalue import FaceValue, face_history, face_value_history_t
 from registry.fingerprints import GoodType
+from registry.rebates import product_id
 from registry.service import Registry
 from registry.transfers import Party, TransferRequest
 from tests.api.conftest import CodeGood, KeyFactory, bearer, sign_in
@@ -30,7 +32,11 @@ def test_a_creator_sets_reads_and_clears_its_products_face_value(
     session = bearer(sign_in(client, code_good.creator, clock()))
     creator = code_good.creator.account.address
     none = {"creator": creator, "product": "30-day-card", "face_value": None, "currency": None}
-    assert client.get(PATH, headers=session).json() == none
+    assert client.get(PATH, headers=session).json() == {
+        **none,
+        "history": [],
+        "history_truncated": False,
+    }
     set_at = clock()
     put = client.put(PATH, json={"face_value": "10000", "currency": "CNY"}, headers=session)
     assert put.status_code == 200, put.text
@@ -83,3 +89,58 @@ def test_a_creator_sets_reads_and_clears_its_products_face_value(
         (set_at, None, address_bytes(creator)),
         (set_at, FaceValue(2_000, "USD"), address_bytes(creator)),
     ]
+
+
+def test_the_face_value_answer_says_when_each_value_was_set(
+    client: TestClient,
+    registry: Registry,
+    clock: Clock,
+    code_good: CodeGood,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``GET .../face-value`` answers the product's history with its value (additive: PUT and
+    DELETE answer as before): each setting's time, value (null: cleared) and who made it,
+    oldest first; a face value carried over by migration 0034 has no creator; the newest
+    ``MAX_FACE_HISTORY`` only, and it says when older ones were left out."""
+    session = bearer(sign_in(client, code_good.creator, clock()))
+    creator = code_good.creator.account.address
+    first = clock()
+    assert client.put(PATH, json={"face_value": "10000", "currency": "CNY"}, headers=session)
+    clock.advance(600)
+    cleared = client.delete(PATH, headers=session).json()
+    assert "history" not in cleared and cleared["face_value"] is None
+    clock.advance(60)
+    put = client.put(PATH, json={"face_value": "5000", "currency": "USD"}, headers=session)
+    assert set(put.json()) == {"creator", "product", "face_value", "currency"}
+    answer = client.get(PATH, headers=session).json()
+    assert (answer["face_value"], answer["currency"], answer["history_truncated"]) == (
+        "5000",
+        "USD",
+        False,
+    )
+    assert answer["history"] == [
+        {"set_at": first, "face_value": "10000", "currency": "CNY", "set_by": creator},
+        {"set_at": first + 600, "face_value": None, "currency": None, "set_by": creator},
+        {"set_at": first + 660, "face_value": "5000", "currency": "USD", "set_by": creator},
+    ]
+    # A setting the migration carried over (set_by NULL), as its rows are.
+    with registry.engine.begin() as conn:
+        found = product_id(conn, address_bytes(creator), "30-day-card")
+        conn.execute(
+            face_value_history_t.insert().values(
+                product_id=found, face_value=7, face_currency="EUR", set_at=first + 661
+            )
+        )
+    # The newest settings only: two of four here.
+    monkeypatch.setattr(registry_facevalue, "MAX_FACE_HISTORY", 2)
+    token = session["Authorization"].removeprefix("Bearer ")
+    with TracemarkClient("http://testserver", token=token, http_client=client) as own:
+        read = own.face_value("30-day-card")
+    assert read.history_truncated is True
+    assert [(h.set_at, h.face_value, h.set_by) for h in read.history] == [
+        (first + 660, "5000", creator),
+        (first + 661, "7", None),
+    ]
+    monkeypatch.setattr(registry_facevalue, "MAX_FACE_HISTORY", 4)
+    assert client.get(PATH, headers=session).json()["history_truncated"] is False
+    assert client.get(PATH.replace("30-day-card", "no-card"), headers=session).status_code == 404

@@ -44,7 +44,12 @@ from verifier.schemas.creators import (
     StatementTotalOut,
     TokenOut,
 )
-from verifier.schemas.facevalue import FaceValueIn, FaceValueOut
+from verifier.schemas.facevalue import (
+    FaceValueHistoryOut,
+    FaceValueIn,
+    FaceValueOut,
+    FaceValueSettingOut,
+)
 from verifier.schemas.fields import (
     DEFAULT_PAGE,
     MAX_PAGE,
@@ -177,8 +182,10 @@ __all__ = [
     "DistributionOut",
     "EntryOut",
     "EvidenceOut",
+    "FaceValueHistoryOut",
     "FaceValueIn",
     "FaceValueOut",
+    "FaceValueSettingOut",
     "GoodOut",
     "GoodTypeName",
     "HandoverIn",
