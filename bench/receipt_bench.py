@@ -23,7 +23,7 @@ from pathlib import Path
 from eth_account import Account
 
 from bench.common import print_ratio, rotations, save
-from bench.order_bench import CREATOR, _register
+from bench.order_bench import SELLER, _register
 from registry import receiptstore
 from registry.creator import CreatorKeys
 from registry.db import create_db_engine
@@ -41,7 +41,7 @@ def _open(registry: Registry, fingerprint: bytes) -> int:
             platform="cardhub",
             good_type=GoodType.CODE,
             fingerprint=fingerprint,
-            seller=CREATOR,
+            seller=SELLER,
             buyer=Party("cardhub", "buyer-" + secrets.token_hex(4)),
             price=1_999,
             currency="CNY",
