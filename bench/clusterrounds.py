@@ -13,9 +13,9 @@ from typing import Any
 
 from bench.clustergoods import MIX, Verdicts, expected_verdicts
 from bench.clustersides import UNCOUNTED, Side
+from bench.common import percentile
 from bench.processcpu import CpuMeter
 from bench.verifyload import drive, run_in
-from bench.verifyreport import percentile
 
 #: Issue 16's target: the cluster path's server CPU per request at most this times one process's.
 TARGET_RATIO = 1.5

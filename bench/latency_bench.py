@@ -25,18 +25,13 @@ from sqlalchemy import text
 from anchoring.loop import run_anchoring
 from anchoring.runtime import start_anchoring
 from anchoring.settings import load_anchoring_settings
-from bench.common import save
+from bench.common import percentile, save
 from registry.creator import CreatorKeys, sign_registration
 from registry.fingerprints import GoodType, Use
 from registry.royalty import RoyaltyPolicy
 from registry.sequencer import run_sequencer
 from registry.service import Registry
 from registry.settings import load_settings
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -106,9 +101,9 @@ def main() -> None:
         "mined": len(to_mined),
         "final": len(to_final),
         "to_mined_p50_s": statistics.median(to_mined),
-        "to_mined_p99_s": _percentile(to_mined, 0.99),
+        "to_mined_p99_s": percentile(to_mined, 0.99),
         "to_final_p50_s": statistics.median(to_final),
-        "to_final_p99_s": _percentile(to_final, 0.99),
+        "to_final_p99_s": percentile(to_final, 0.99),
         "settings": {
             "anchor_max_age_s": anchoring.anchor_max_age,
             "confirmations": anchoring.anchor_confirmations,

@@ -34,6 +34,7 @@ from pathlib import Path
 from bench.loopback import NotServing, free_port, wait_until_serving
 from bench.order_bench import save_part
 from bench.pgschema import BackendCpu, fresh_schema, postgres_url
+from bench.processcpu import live_cpu_seconds
 from registry.creator import CreatorKeys
 from registry.fingerprints import CodeFingerprinter
 from verifier.client import TracemarkClient
@@ -44,13 +45,6 @@ PRICE = 1_999
 ROYALTY = {"recipients": [{"address": "0x" + "5a" * 20, "bps": 800, "label": "studio"}]}
 REBATE_LEVELS = [300, 200, 100]
 TREE = [("top", None), ("region", "top"), ("city", "region"), ("seller", "city")]
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of the process (all its threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def _run(env: dict[str, str], *args: str) -> str:
@@ -241,10 +235,10 @@ def _measure(
         order = names[r % 2 :] + names[: r % 2]
         for i, kind in enumerate(order):
             db_started = backends.read() if backends else 0.0
-            started = _cpu_seconds(pid)
+            started = live_cpu_seconds(pid)
             for code, fingerprint in batch[i * n : (i + 1) * n]:
                 kinds[kind](code, fingerprint)
-            own = (_cpu_seconds(pid) - started) / n
+            own = (live_cpu_seconds(pid) - started) / n
             db = ((backends.read() - db_started) / n) if backends else 0.0
             cpu[kind].append(own + db)
             cpu[f"db_{kind}"].append(db)

@@ -37,6 +37,7 @@ from typing import Any
 
 from bench.common import save
 from bench.ingest_bench import run_ours, write_codes
+from bench.processcpu import cpu_seconds
 
 #: A round past this is killed (a regressed path must not hang the bench): 10^6 codes took
 #: 50-90 s on this 2-core machine.
@@ -55,21 +56,11 @@ def _schema_url(url: str, schema: str) -> str:
     return f"{url}{separator}options=-csearch_path%3D{schema}&application_name={schema}"
 
 
-def _proc_cpu(pid: int) -> float | None:
-    """CPU seconds (user + system) of a process on this machine, None if it is not here."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _backends_cpu(conn: Any, application_name: str) -> dict[int, float]:
     pids = conn.execute(
         "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (application_name,)
     ).fetchall()
-    cpu = {pid: _proc_cpu(pid) for (pid,) in pids}
+    cpu = {pid: cpu_seconds(pid) for (pid,) in pids}
     return {pid: c for pid, c in cpu.items() if c is not None}
 
 
@@ -95,7 +86,7 @@ def _copy(conn: Any, table: str, rows: list[tuple[Any, ...]]) -> dict[str, float
 
     backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
     conn.commit()
-    server_before = _proc_cpu(backend)
+    server_before = cpu_seconds(backend)
     cpu_before = time.process_time()
     started = time.perf_counter()
     with conn.cursor() as cursor:
@@ -107,7 +98,7 @@ def _copy(conn: Any, table: str, rows: list[tuple[Any, ...]]) -> dict[str, float
                 copy.write_row(row)
     conn.commit()
     took = {"s": time.perf_counter() - started, "client_cpu_s": time.process_time() - cpu_before}
-    server_after = _proc_cpu(backend)
+    server_after = cpu_seconds(backend)
     if server_before is not None and server_after is not None:
         took["server_cpu_s"] = server_after - server_before
     return took

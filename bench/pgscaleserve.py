@@ -15,15 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.common import percentile
 from bench.loopback import free_port, wait_until_serving
 from bench.pgscaleingest import _dsn
+from bench.processcpu import live_cpu_seconds
 
 TRACEMARK = str(Path(sys.executable).parent / "tracemark")
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _backends(url: str) -> list[int]:
@@ -76,11 +73,6 @@ def _probes(url: str, verify: Any, requests: int, client: Client) -> dict[str, f
         for key in sorted(after)
         if after[key] != before.get(key, 0)
     }
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 class Client:
@@ -168,13 +160,13 @@ def _measure(
     for _ in range(rounds):
         for name, call in phases.items():
             backends = _backends(url) if name == "verify" else []
-            before = (_cpu_seconds(pid), sum(_cpu_seconds(p) for p in backends))
+            before = (live_cpu_seconds(pid), sum(live_cpu_seconds(p) for p in backends))
             wall = time.perf_counter()
             samples = [call(i) for i in range(requests)]
             wall = time.perf_counter() - wall
             if name == "verify":
-                api_cpu = _cpu_seconds(pid) - before[0]
-                db_cpu = sum(_cpu_seconds(p) for p in backends) - before[1]
+                api_cpu = live_cpu_seconds(pid) - before[0]
+                db_cpu = sum(live_cpu_seconds(p) for p in backends) - before[1]
                 cpu.append(
                     {
                         "api_cpu_ms_per_verify": api_cpu / requests * 1000,
@@ -184,8 +176,8 @@ def _measure(
                 )
             per_round[name].append(
                 {
-                    "p50_ms": _percentile(samples, 0.5),
-                    "p99_ms": _percentile(samples, 0.99),
+                    "p50_ms": percentile(samples, 0.5),
+                    "p99_ms": percentile(samples, 0.99),
                     "mean_ms": statistics.fmean(samples),
                 }
             )

@@ -19,11 +19,19 @@ def cpu_seconds(pid: int) -> float | None:
     """utime + stime of the process ``pid`` (every thread), or None once it is gone."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
+    except OSError:
         return None
     # The command name is in parentheses and may hold spaces: split after its last ")".
     fields = raw.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def live_cpu_seconds(pid: int) -> float:
+    """``cpu_seconds`` of a process that must still be running (a server the bench started)."""
+    seconds = cpu_seconds(pid)
+    if seconds is None:
+        raise SystemExit(f"process {pid} is gone: its CPU cannot be read")
+    return seconds
 
 
 def command_name(pid: int) -> str:

@@ -7,14 +7,11 @@ import statistics
 from collections import Counter
 from typing import Any
 
+from bench.common import percentile
+
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 25.0
 PHASES = ("bare", "verify_fingerprint", "verify_code")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def summarise(raw: dict[str, Any]) -> dict[str, Any]:
