@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.clustersides import Side
+from bench.common import sign_code_batch
 from bench.verifycache import PLATFORMS
 
 PRODUCT = "cluster-card"
@@ -85,9 +86,8 @@ def populate(settings: Any, goods: Goods, keys: int) -> list[str]:
     """The goods registered and revoked in the registry of ``settings``; its platform keys."""
     from api.apikeys import create_api_key
     from registry.codesfile import prepare_code_batch
-    from registry.creator import sign_batch_registration, sign_batch_revocation, sign_enrollment
-    from registry.fingerprints import GoodType, Use
-    from registry.royalty import RoyaltyPolicy
+    from registry.creator import sign_batch_revocation, sign_enrollment
+    from registry.fingerprints import GoodType
     from registry.service import Registry
 
     registry = Registry.open(settings)
@@ -98,18 +98,7 @@ def populate(settings: Any, goods: Goods, keys: int) -> list[str]:
     )
     with goods.codes.open(newline="") as source:
         batch = prepare_code_batch(source, code_key)
-    request = sign_batch_registration(
-        creator,
-        registry.domain,
-        batch,
-        good_type=GoodType.CODE,
-        product=PRODUCT,
-        use=Use.SINGLE,
-        royalty_policy=RoyaltyPolicy.parse({"recipients": []}),
-        metadata={},
-        now=registry.clock(),
-        new_product=True,
-    )
+    request = sign_code_batch(registry, creator, batch, product=PRODUCT, new_product=True)
     registry.register_batch(request, batch.fingerprints())
     batch.close()
     with goods.revoked_codes.open(newline="") as source:

@@ -75,3 +75,27 @@ def percentile(values: list[float], q: float) -> float:
     """The ``q`` quantile of ``values`` by nearest rank (no interpolation)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def sign_code_batch(
+    registry: Any, creator: Any, batch: Any, *, product: str, new_product: bool
+) -> Any:
+    """The creator's signed BatchRegistration of a prepared batch of codes, as the benches
+    register them: single use, no royalty recipients, no metadata, under the registry's domain
+    and clock."""
+    from registry.creator import sign_batch_registration
+    from registry.fingerprints import GoodType, Use
+    from registry.royalty import RoyaltyPolicy
+
+    return sign_batch_registration(
+        creator,
+        registry.domain,
+        batch,
+        good_type=GoodType.CODE,
+        product=product,
+        use=Use.SINGLE,
+        royalty_policy=RoyaltyPolicy.parse({"recipients": []}),
+        metadata={},
+        now=registry.clock(),
+        new_product=new_product,
+    )

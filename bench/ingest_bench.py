@@ -27,7 +27,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
-from bench.common import save
+from bench.common import save, sign_code_batch
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
@@ -54,12 +54,10 @@ def run_ours(
     from eth_account import Account
 
     from registry.codesfile import prepare_code_batch
-    from registry.creator import CreatorKeys, sign_batch_registration
+    from registry.creator import CreatorKeys
     from registry.db import create_db_engine
     from registry.eip712 import DEV_DOMAIN
-    from registry.fingerprints import GoodType, Use
     from registry.migrate import upgrade
-    from registry.royalty import RoyaltyPolicy
     from registry.service import Registry
 
     engine = create_db_engine(database_url or f"sqlite:///{workdir / 'registry.db'}")
@@ -76,18 +74,7 @@ def run_ours(
     with codes.open(newline="") as source:
         batch = prepare_code_batch(source, creator.require_code_key())
     prepared = time.perf_counter()
-    request = sign_batch_registration(
-        creator,
-        DEV_DOMAIN,
-        batch,
-        good_type=GoodType.CODE,
-        product="bench-card",
-        use=Use.SINGLE,
-        royalty_policy=RoyaltyPolicy.parse({"recipients": []}),
-        metadata={},
-        now=registry.clock(),
-        new_product=True,
-    )
+    request = sign_code_batch(registry, creator, batch, product="bench-card", new_product=True)
     cpu_before = time.process_time()
     with (meter or _no_meter)() as metered:
         result = registry.register_batch(request, batch.fingerprints())

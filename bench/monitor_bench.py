@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import save
+from bench.common import save, sign_code_batch
 from registry.tlogtiles import encode_index
 
 ORIGIN = "bench.tracemark.example/tlog"
@@ -61,13 +61,11 @@ def build(entries: int, rebuild: bool) -> dict[str, Any]:
     from eth_account import Account
 
     from registry.codesfile import prepare_code_batch
-    from registry.creator import CreatorKeys, sign_batch_registration
+    from registry.creator import CreatorKeys
     from registry.db import create_db_engine
     from registry.eip712 import DEV_DOMAIN
-    from registry.fingerprints import GoodType, Use
     from registry.logkeys import LogNoteKeys
     from registry.migrate import upgrade
-    from registry.royalty import RoyaltyPolicy
     from registry.service import Registry
     from registry.tlogpublish import publish
 
@@ -90,18 +88,7 @@ def build(entries: int, rebuild: bool) -> dict[str, Any]:
     creator = CreatorKeys(Account.create(), os.urandom(32))
     with codes.open(newline="") as source:
         batch = prepare_code_batch(source, creator.require_code_key())
-    request = sign_batch_registration(
-        creator,
-        DEV_DOMAIN,
-        batch,
-        good_type=GoodType.CODE,
-        product="bench-card",
-        use=Use.SINGLE,
-        royalty_policy=RoyaltyPolicy.parse({"recipients": []}),
-        metadata={},
-        now=registry.clock(),
-        new_product=True,
-    )
+    request = sign_code_batch(registry, creator, batch, product="bench-card", new_product=True)
     registry.register_batch(request, batch.fingerprints())
     published = publish(engine, cache / "published")
     engine.dispose()

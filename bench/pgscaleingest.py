@@ -14,6 +14,7 @@ from io import StringIO
 from pathlib import Path
 from typing import Any
 
+from bench.common import sign_code_batch
 from bench.ingest_bench import ALPHABET
 from bench.pg_ingest_bench import COLUMNS, TYPES
 
@@ -100,9 +101,7 @@ def ingest(data_dir: Path, url: str, batches: int, n: int, progress: Path) -> No
     from eth_account import Account
 
     from registry.codesfile import prepare_code_batch
-    from registry.creator import CreatorKeys, sign_batch_registration, sign_enrollment
-    from registry.fingerprints import GoodType, Use
-    from registry.royalty import RoyaltyPolicy
+    from registry.creator import CreatorKeys, sign_enrollment
     from registry.service import Registry
     from registry.settings import load_settings
 
@@ -127,18 +126,7 @@ def ingest(data_dir: Path, url: str, batches: int, n: int, progress: Path) -> No
         started = time.perf_counter()
         batch = prepare_code_batch(StringIO(_codes(b, n)), code_key)
         prepared = time.perf_counter()
-        request = sign_batch_registration(
-            creator,
-            registry.domain,
-            batch,
-            good_type=GoodType.CODE,
-            product=PRODUCT,
-            use=Use.SINGLE,
-            royalty_policy=RoyaltyPolicy.parse({"recipients": []}),
-            metadata={},
-            now=registry.clock(),
-            new_product=b == 0,
-        )
+        request = sign_code_batch(registry, creator, batch, product=PRODUCT, new_product=b == 0)
         wal_before = _wal_lsn(conn)
         conn.commit()
         began = time.perf_counter()

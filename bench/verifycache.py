@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.common import sign_code_batch
+
 FORMAT = 1
 PRODUCT = "bench-card"
 PLATFORMS = 4
@@ -53,9 +55,8 @@ def _build(cache: Path, goods: int, n_keys: int, sample: int) -> dict[str, Any]:
     from api.apikeys import create_api_key
     from bench.ingest_bench import write_codes
     from registry.codesfile import prepare_code_batch
-    from registry.creator import CreatorKeys, sign_batch_registration, sign_enrollment
-    from registry.fingerprints import CodeFingerprinter, GoodType, Use
-    from registry.royalty import RoyaltyPolicy
+    from registry.creator import CreatorKeys, sign_enrollment
+    from registry.fingerprints import CodeFingerprinter
 
     registry = open_registry(cache / "data")
     creator = CreatorKeys(Account.create(), secrets.token_bytes(32))
@@ -67,18 +68,7 @@ def _build(cache: Path, goods: int, n_keys: int, sample: int) -> dict[str, Any]:
     write_codes(codes_path, goods)
     with codes_path.open(newline="") as source:
         batch = prepare_code_batch(source, code_key)
-    request = sign_batch_registration(
-        creator,
-        registry.domain,
-        batch,
-        good_type=GoodType.CODE,
-        product=PRODUCT,
-        use=Use.SINGLE,
-        royalty_policy=RoyaltyPolicy.parse({"recipients": []}),
-        metadata={},
-        now=registry.clock(),
-        new_product=True,
-    )
+    request = sign_code_batch(registry, creator, batch, product=PRODUCT, new_product=True)
     result = registry.register_batch(request, batch.fingerprints())
     batch.close()
     assert result.registered == goods
