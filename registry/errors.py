@@ -126,10 +126,8 @@ class RotationUnconsented(SignatureError):
     """A platform replaced its attestation key without the consent of the key in force."""
 
     code = "rotation-unconsented"
-    diagnostics = (
-        "Have the key in force sign PlatformKeyRotation over the new key; a platform that lost "
-        "its key asks the operator (tracemark platform-keys enroll), and the log says so."
-    )
+    # The operator may still enroll a key for a platform that lost its own (the log says so).
+    diagnostics = "Have the key in force sign PlatformKeyRotation, or ask the operator to enroll."
 
 
 class NotFound(TracemarkError):
