@@ -162,6 +162,7 @@ def coarse(answer: dict[str, Any]) -> dict[str, Any]:
 
 
 def unknown_code(coarse_answer: bool) -> dict[str, Any]:
+    decision = authenticity.decide(None)
     answer = {
         "verdict": authenticity.UNKNOWN,
         "good_type": "code",
@@ -170,8 +171,8 @@ def unknown_code(coarse_answer: bool) -> dict[str, Any]:
         "chain_seen_at": None,
         **EMPTY_FACTS,
         "risk": {
-            "score": authenticity.decide(None).score,
-            "signals": [signal_answer(s) for s in authenticity.decide(None).signals],
+            "score": decision.score,
+            "signals": [signal_answer(s) for s in decision.signals],
         },
         "coarse": False,
     }
